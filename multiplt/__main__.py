@@ -1,0 +1,5 @@
+import sys
+
+from multiplt.cli import main
+
+sys.exit(main())

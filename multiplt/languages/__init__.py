@@ -1,0 +1,5 @@
+"""Target languages: one module per language behind `multiplt.languages.base.Language`."""
+
+from multiplt.languages.registry import LANGUAGES, get, names
+
+__all__ = ["LANGUAGES", "get", "names"]

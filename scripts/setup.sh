@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The one list of everything this platform needs on a fresh Debian or Ubuntu machine, and the one
+# way to install it. Safe to rerun: it installs only what is missing.
+#
+#   scripts/setup.sh          runtime: apt packages, .venv with the locked requirements + package
+#   scripts/setup.sh --test   the same plus the pinned test-only packages
+#
+# Run as root it installs the apt packages; otherwise it prints exactly what to install and stops.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+# Every external program the code calls comes from one of these (tests/unit/test_setup_list.py
+# checks it). Julia is not packaged by Debian: the sandbox image in docker/ installs it.
+APT_PACKAGES=(
+  python3 python3-venv python3-dev    # the platform itself (Python 3.11)
+  racket                              # racket (rackunit is in racket-common)
+  r-base-core                         # Rscript
+  ocaml-nox                           # ocaml toplevel
+  lua5.4 lua-unit                     # lua5.4, luaunit
+  bubblewrap                          # bwrap: the sandbox's namespaces
+  util-linux                          # setpriv, unshare, prlimit
+  procps                              # ps, pkill (process checks in tests)
+  chromium                            # headless browser for the leaderboard UI test
+  git
+)
+
+with_test=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_test=1 ;;
+    *) echo "setup.sh: unknown argument $arg (known: --test)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup.sh: installing apt packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup.sh: these Debian packages are missing. Install them, then rerun:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup.sh: creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+
+# Reinstall only when a requirements file or pyproject.toml changed since the last install.
+reqs=(-r requirements.txt)
+((with_test)) && reqs+=(-r requirements-test.txt)
+stamp=.venv/.multiplt-installed
+want=$(cat requirements.txt requirements.lock pyproject.toml $( ((with_test)) && echo requirements-test.txt) | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || ! grep -qx "$want" "$stamp"; then
+  echo "setup.sh: installing locked Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q "${reqs[@]}" -c requirements.lock
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+  echo "$want" >> "$stamp"
+fi
+echo "setup.sh: ready ($(.venv/bin/multiplt --version))"
