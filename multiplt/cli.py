@@ -19,6 +19,14 @@ from multiplt.log import setup_logging
 
 # One line per command group. A test checks that `multiplt --help` lists exactly these.
 COMMAND_MODULES = [
+    "multiplt.commands.generate",
+    "multiplt.commands.evaluate",
+    "multiplt.commands.model",
+    "multiplt.commands.results",
+    "multiplt.commands.train",
+    "multiplt.commands.benchmark",
+    "multiplt.commands.execute",
+    "multiplt.commands.score",
 ]
 
 

@@ -9,8 +9,11 @@ executor). Each language is one small module; ``multiplt.languages.registry`` li
 from __future__ import annotations
 
 import abc
+import dataclasses
 import re
 from typing import ClassVar
+
+from multiplt.languages.types import PyType, conforms, member_for, of_value
 
 # The statuses every language maps its outcomes to. A completion passes only with OK and exit 0.
 OK = "OK"
@@ -35,6 +38,75 @@ class Language(abc.ABC):
     #: external programs the run command needs; scripts/setup.sh must install each
     binaries: ClassVar[tuple[str, ...]]
 
+    # ---- writing problems (translation part) -------------------------------------------------
+    #: MultiPL-E's terms.csv row: Python word -> this language's word, used by "reworded" prompts
+    terms: ClassVar[dict[str, str]]
+    #: whether values must fit the declared types (jl, ml): a value that does not is Unsupported;
+    #: untyped languages render such a value by its own type instead
+    strict_types: ClassVar[bool] = False
+    #: whether an Optional value is wrapped (OCaml's `Some x`); others write the bare value
+    option_constructor: ClassVar[bool] = False
+    #: words that cannot name a parameter or function; `identifier` appends `_` to them
+    keywords: ClassVar[frozenset[str]] = frozenset()
+
+    def identifier(self, name: str) -> str:
+        """A legal name for a Python parameter or function name in this language."""
+        return name + "_" if name in self.keywords else name
+
+    def check_signature(self, params: list["Param"], returns: PyType) -> None:
+        """Raise Unsupported when this language cannot express the signature's types."""
+        for t in [p.type for p in params] + [returns]:
+            self.render_type(t)
+
+    def render_type(self, t: PyType) -> str:
+        """The type's spelling in this language ("" for untyped languages)."""
+        return ""
+
+    def value(self, value, t: PyType) -> str:
+        """Render `value` (a Python value) as a literal of type `t` in this language."""
+        if not conforms(value, t):
+            if self.strict_types:
+                raise Unsupported(f"value {value!r} does not fit the declared type {t}")
+            t = of_value(value)
+        if t.kind == "optional" and not self.option_constructor:
+            t = t.args[0] if value is not None else t
+        return self.render_value(value, member_for(value, t))
+
+    @abc.abstractmethod
+    def render_value(self, value, t: PyType) -> str:
+        """Render a value already known to conform to `t` (never a union or Any)."""
+
+    def render_call(self, func: str, args: list[str]) -> str:
+        return f"{func}({', '.join(args)})"
+
+    @abc.abstractmethod
+    def render_prompt(self, name: str, params: list["Param"], returns: PyType, description: str) -> str:
+        """The prompt: `description` as a comment/docstring, then the open function header."""
+
+    @abc.abstractmethod
+    def render_assert(self, call: str, expected: str, tolerance: float | None) -> str:
+        """One test line: `call` must equal `expected` (within `tolerance` when given)."""
+
+    @abc.abstractmethod
+    def render_test_file(self, name: str, asserts: list[str]) -> str:
+        """The test harness around the assert lines; `name` is the function under test."""
+
+    @abc.abstractmethod
+    def return_body(self, expr: str) -> str:
+        """A completion that returns `expr` and closes the function the prompt opened."""
+
+    def render_doctest(self, call: str, result: str | None) -> list[str]:
+        """Docstring lines for a doctest `>>> call` and its result."""
+        return [f">>> {call}"] + ([result] if result is not None else [])
+
+    def render_case(self, name: str, params: list["Param"], returns: PyType, case: "TestCase") -> str:
+        """One translated assert; raises Unsupported when a value cannot be written."""
+        if len(case.args) != len(params):
+            raise Unsupported(f"call has {len(case.args)} arguments, the function takes {len(params)}")
+        args = [self.value(v, p.type) for v, p in zip(case.args, params)]
+        return self.render_assert(self.render_call(name, args), self.value(case.expected, returns),
+                                  case.tolerance)
+
     @property
     def split(self) -> str:
         """Split name of the published dataset for this language (e.g. `racket`)."""
@@ -55,6 +127,25 @@ class Language(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.code}>"
+
+
+class Unsupported(Exception):
+    """This language cannot express a type or value; the message is the reason it was dropped."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    name: str
+    type: PyType
+
+
+@dataclasses.dataclass(frozen=True)
+class TestCase:
+    """A normalized assert: `candidate(*args)` equals `expected` (within `tolerance` if set)."""
+
+    args: tuple
+    expected: object
+    tolerance: float | None = None
 
 
 def contains(text: str, *patterns: str) -> bool:

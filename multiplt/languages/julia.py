@@ -3,7 +3,22 @@
 from __future__ import annotations
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     contains)
+                                     Param, Unsupported, contains)
+from multiplt.languages.types import PyType
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_SCALARS = {"int": "Int64", "float": "Float64", "bool": "Bool", "str": "String", "none": "Nothing",
+            "any": "Any"}
+
+
+def julia_string(text: str) -> str:
+    """A Julia string literal: `"`, `\\` and `$` (interpolation) escaped."""
+    return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
+
+
+def _literal_infers(t: PyType) -> bool:
+    """Whether Julia infers exactly `Vector{t}` from a plain `[a, b]` literal of these elements."""
+    return t.kind in ("int", "float", "bool", "str")
 
 
 class JuliaLanguage(Language):
@@ -13,6 +28,78 @@ class JuliaLanguage(Language):
     stop_tokens = ("\nfunction", "\nmacro", "\n\n")
     timeout = 5.0
     binaries = ("julia",)
+    terms = {"array": "vector", "list": "vector", "tuple": "tuple", "dictionary": "dictionary",
+             "None": "nothing", "True": "true", "False": "false"}
+    strict_types = True
+    keywords = frozenset(
+        "baremodule begin break catch const continue do else elseif end export false finally for "
+        "function global if import let local macro module quote return struct true try using "
+        "while abstract mutable primitive type where in isa".split())
+
+    # ---- writing problems ----------------------------------------------------------------------
+    def render_type(self, t: PyType) -> str:
+        if t.kind in _SCALARS:
+            return _SCALARS[t.kind]
+        if t.kind == "unknown":
+            raise Unsupported("a type could not be inferred (only empty containers seen)")
+        inner = [self.render_type(a) for a in t.args]
+        if t.kind == "list":
+            return f"Vector{{{inner[0]}}}"
+        if t.kind == "tuple":
+            return "Tuple{" + ", ".join(inner) + "}"
+        if t.kind == "vtuple":
+            return f"Tuple{{Vararg{{{inner[0]}}}}}"
+        if t.kind == "dict":
+            return f"Dict{{{inner[0]}, {inner[1]}}}"  # MultiPL-E added a stray `>` here
+        if t.kind == "optional":
+            return f"Union{{{inner[0]}, Nothing}}"
+        if t.kind == "union":
+            return "Union{" + ", ".join(inner) + "}"
+        raise Unsupported(f"no Julia type for {t}")
+
+    def render_value(self, value, t: PyType) -> str:
+        if value is None:
+            return "nothing"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if t.kind == "float":
+            return repr(float(value))
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, str):
+            return julia_string(value)
+        if t.kind == "list":
+            elem = t.args[0]
+            items = ", ".join(self.value(v, elem) for v in value)
+            if not value:
+                return f"Vector{{{self.render_type(elem)}}}([])"
+            return f"[{items}]" if _literal_infers(elem) else f"{self.render_type(elem)}[{items}]"
+        if t.kind in ("tuple", "vtuple"):
+            elems = t.args if t.kind == "tuple" else [t.args[0]] * len(value)
+            items = [self.value(v, e) for v, e in zip(value, elems)]
+            return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        if t.kind == "dict":
+            kt, vt = t.args
+            pairs = ", ".join(f"{self.value(k, kt)} => {self.value(v, vt)}" for k, v in value.items())
+            return f"{self.render_type(t)}({pairs})"
+        raise Unsupported(f"cannot render {value!r} as {t}")
+
+    def render_prompt(self, name: str, params: list[Param], returns: PyType, description: str) -> str:
+        doc = description.replace("\\", "\\\\").replace("$", "\\$").replace('"""', '\\"\\"\\"')
+        args = ", ".join(f"{self.identifier(p.name)}::{self.render_type(p.type)}" for p in params)
+        return f'"""{doc}\n"""\nfunction {self.identifier(name)}({args})::{self.render_type(returns)} \n'
+
+    def render_assert(self, call: str, expected: str, tolerance: float | None) -> str:
+        if tolerance is not None:
+            return f"\t@test(abs({call} - {expected}) < {tolerance!r})"
+        return f"\t@test({call} == {expected})"
+
+    def render_test_file(self, name: str, asserts: list[str]) -> str:
+        body = "\n".join(asserts)
+        return f"using Test\n\n@testset begin\n\ncandidate = {self.identifier(name)};\n{body}\nend\n"
+
+    def return_body(self, expr: str) -> str:
+        return f"    return {expr}\nend\n"
 
     def command(self, path: str) -> list[str]:
         return ["julia", "--startup-file=no", "--history-file=no", path]

@@ -5,7 +5,19 @@ from __future__ import annotations
 import re
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     contains)
+                                     Param, contains)
+from multiplt.languages.types import PyType
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
+
+
+def lua_string(text: str) -> str:
+    return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
+
+
+def lua_number(value) -> str:
+    text = repr(value)
+    return {"inf": "math.huge", "-inf": "-math.huge", "nan": "(0/0)"}.get(text, text)
 
 _SUMMARY = re.compile(r"Ran \d+ tests? in [\d.]+ seconds?, (\d+) success(?:es)?"
                       r"(?:, (\d+) failures?)?(?:, (\d+) errors?)?")
@@ -18,6 +30,50 @@ class LuaLanguage(Language):
     stop_tokens = ("\nlocal", "\nfunction", "\n--", "\n\n")
     timeout = 15.0
     binaries = ("lua5.4",)
+    terms = {"array": "table", "list": "table", "tuple": "table", "dictionary": "table",
+             "None": "nil", "True": "true", "False": "false"}
+    keywords = frozenset("and break do else elseif end false for function goto if in local nil not "
+                         "or repeat return then true until while".split())
+
+    # ---- writing problems ----------------------------------------------------------------------
+    def render_value(self, value, t: PyType) -> str:
+        if value is None:
+            return "nil"  # MultiPL-E wrote `None`, an undefined global that happens to be nil
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if t.kind == "float":
+            return lua_number(float(value))
+        if isinstance(value, (int, float)):
+            return lua_number(value)
+        if isinstance(value, str):
+            return lua_string(value)
+        if isinstance(value, (list, tuple)):
+            elems = t.args if t.kind == "tuple" else [t.args[0]] * len(value)
+            return "{" + ", ".join(self.value(v, e) for v, e in zip(value, elems)) + "}"
+        if isinstance(value, dict):
+            kt, vt = t.args
+            return "{" + ", ".join(f"[{self.value(k, kt)}] = {self.value(v, vt)}"
+                                   for k, v in value.items()) + "}"
+        raise TypeError(f"cannot render {value!r}")
+
+    def render_prompt(self, name: str, params: list[Param], returns: PyType, description: str) -> str:
+        comment = "".join(f"-- {line}".rstrip() + "\n" for line in description.split("\n"))
+        args = ", ".join(self.identifier(p.name) for p in params)
+        return f"{comment}local function {self.identifier(name)}({args})\n"
+
+    def render_assert(self, call: str, expected: str, tolerance: float | None) -> str:
+        if tolerance is not None:
+            return f"    lu.assertAlmostEquals({call}, {expected}, {tolerance!r})"
+        return f"    lu.assertEquals({call}, {expected})"
+
+    def render_test_file(self, name: str, asserts: list[str]) -> str:
+        body = "\n".join(asserts)
+        return (f"lu = require('luaunit')\n\nfunction test_humaneval()\n"
+                f"local candidate = {self.identifier(name)}\n{body}\nend\n\n"
+                "os.exit(lu.LuaUnit.run())")
+
+    def return_body(self, expr: str) -> str:
+        return f"    return {expr}\nend\n"
 
     def command(self, path: str) -> list[str]:
         return ["lua5.4", path]
@@ -33,8 +89,10 @@ class LuaLanguage(Language):
             return OK if exit_code == 0 else EXCEPTION
         if exit_code == 0:
             return OK
-        # Compile errors abort before luaunit runs: "lua5.4: file:3: <msg> near <token>".
-        if contains(stderr, r"^lua[\d.]*: [^\n]*:\d+: [^\n]*(near|expected|syntax error|"
-                            r"unfinished|malformed|invalid escape)"):
+        # Compile errors abort before luaunit runs: "lua5.4: file:3: <msg> near <token>", with no
+        # stack traceback (runtime errors always have one, and may also say "expected").
+        if "stack traceback:" not in stderr and contains(
+                stderr, r"^lua[\d.]*: [^\n]*:\d+: [^\n]*(near|expected|syntax error|"
+                        r"unfinished|malformed|invalid escape)"):
             return SYNTAX_ERROR
         return EXCEPTION

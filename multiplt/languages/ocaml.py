@@ -2,8 +2,43 @@
 
 from __future__ import annotations
 
+import re
+
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     contains)
+                                     Param, Unsupported, contains)
+from multiplt.languages.types import PyType
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_SCALARS = {"int": "int", "float": "float", "bool": "bool", "str": "string"}
+
+
+def ocaml_string(text: str) -> str:
+    """An OCaml string literal (MultiPL-E did not escape; see docs/languages.md)."""
+    out = []
+    for c in text:
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif ord(c) < 32 or ord(c) == 127:
+            out.append(f"\\{ord(c):03d}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def ocaml_float(value) -> str:
+    text = repr(float(value))
+    if text in ("inf", "-inf", "nan"):
+        return {"inf": "infinity", "-inf": "neg_infinity", "nan": "nan"}[text]
+    return f"({text})" if text.startswith("-") else text
+
+
+def comment_text(text: str) -> str:
+    """Text that is safe inside `(* ... *)`: OCaml lexes string literals and nested comments
+    inside comments, so an odd `"` or a stray `*)` would break the program (MultiPL-E 68, 142)."""
+    text = text.replace("*)", "* )").replace("(*", "( *")
+    if text.count('"') % 2 or "\\" in text:
+        text = text.replace('"', "'")
+    return text
 
 
 class OCamlLanguage(Language):
@@ -13,6 +48,83 @@ class OCamlLanguage(Language):
     stop_tokens = ("\n\n", "\n(*", "\ntype", "\nlet")
     timeout = 15.0
     binaries = ("ocaml",)
+    terms = {"array": "list", "list": "list", "tuple": "tuple", "dictionary": "association list",
+             "None": "None", "True": "true", "False": "false"}
+    strict_types = True
+    option_constructor = True
+    keywords = frozenset(
+        "and as assert asr begin class constraint do done downto else end exception external false "
+        "for fun function functor if in include inherit initializer land lazy let lor lsl lsr lxor "
+        "match method mod module mutable new nonrec object of open or private rec sig struct then "
+        "to true try type val virtual when while with".split())
+
+    def identifier(self, name: str) -> str:
+        # Capitalized names are constructors in OCaml (MultiPL-E 84, 91, 153): lower the first letter.
+        name = name[:1].lower() + name[1:]
+        return name + "_" if name in self.keywords else name
+
+    # ---- writing problems ----------------------------------------------------------------------
+    def render_type(self, t: PyType) -> str:
+        if t.kind in _SCALARS:
+            return _SCALARS[t.kind]
+        if t.kind in ("list", "vtuple"):
+            return f"{self._atom_type(t.args[0])} list"
+        if t.kind == "tuple" and len(t.args) >= 2:
+            return " * ".join(self._atom_type(a) for a in t.args)
+        if t.kind == "dict":  # an association list; MultiPL-E wrote `(k, v) list`, a type error
+            return f"({self._atom_type(t.args[0])} * {self._atom_type(t.args[1])}) list"
+        if t.kind == "optional":
+            return f"{self._atom_type(t.args[0])} option"
+        if t.kind == "unknown":
+            raise Unsupported("a type could not be inferred (only empty containers seen)")
+        raise Unsupported(f"OCaml has no type for {t}")
+
+    def _atom_type(self, t: PyType) -> str:
+        text = self.render_type(t)
+        return f"({text})" if " * " in text else text
+
+    def render_value(self, value, t: PyType) -> str:
+        if t.kind == "optional":
+            return "None" if value is None else f"(Some {self.value(value, t.args[0])})"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if t.kind == "float":
+            return ocaml_float(value)
+        if isinstance(value, int):
+            return f"({value})" if value < 0 else str(value)
+        if isinstance(value, str):
+            return ocaml_string(value)
+        if t.kind in ("list", "vtuple"):
+            return "[" + "; ".join(self.value(v, t.args[0]) for v in value) + "]"
+        if t.kind == "tuple":
+            return "(" + ", ".join(self.value(v, e) for v, e in zip(value, t.args)) + ")"
+        if t.kind == "dict":
+            kt, vt = t.args
+            return "[" + "; ".join(f"({self.value(k, kt)}, {self.value(v, vt)})"
+                                   for k, v in value.items()) + "]"
+        raise Unsupported(f"cannot render {value!r} as {t}")
+
+    def render_call(self, func: str, args: list[str]) -> str:
+        return " ".join([func, *(args or ["()"])])
+
+    def render_prompt(self, name: str, params: list[Param], returns: PyType, description: str) -> str:
+        doc = comment_text(description).replace("\n", "\n * ")
+        args = "".join(f" ({self.identifier(p.name)} : {self.render_type(p.type)})" for p in params)
+        if not params:
+            args = " ()"
+        return f"(**{doc}\n*)\nlet {self.identifier(name)}{args} : {self.render_type(returns)} ="
+
+    def render_assert(self, call: str, expected: str, tolerance: float | None) -> str:
+        if tolerance is not None:
+            return f"  assert (abs_float (({call}) -. {expected}) < {tolerance!r});"
+        return f"  assert (({call}) = {expected});"
+
+    def render_test_file(self, name: str, asserts: list[str]) -> str:
+        body = "\n".join(asserts)
+        return f"let assertions =\n let candidate = {self.identifier(name)} in\n{body}\n  ()\n"
+
+    def return_body(self, expr: str) -> str:
+        return f"\n  {expr}\n"
 
     def command(self, path: str) -> list[str]:
         return ["ocaml", path]

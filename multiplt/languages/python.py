@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import keyword
+import re
+
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     contains)
+                                     Param, contains)
+from multiplt.languages.types import PyType
+
+_TYPING = ("List", "Tuple", "Dict", "Optional", "Union", "Any")
 
 
 class PythonLanguage(Language):
@@ -13,6 +19,50 @@ class PythonLanguage(Language):
     stop_tokens = ("\ndef", "\n#", "\nif", "\nclass")
     timeout = 15.0
     binaries = ("python3",)
+    terms = {"array": "array", "list": "list", "tuple": "tuple", "dictionary": "dictionary",
+             "None": "None", "True": "True", "False": "False"}
+    keywords = frozenset(keyword.kwlist)
+
+    # ---- writing problems ----------------------------------------------------------------------
+    def render_value(self, value, t: PyType) -> str:
+        if t.kind == "float" and not isinstance(value, bool):
+            return repr(float(value))
+        if isinstance(value, (list, tuple)) and t.kind in ("list", "tuple", "vtuple"):
+            elems = t.args if t.kind == "tuple" else [t.args[0]] * len(value)
+            items = [self.value(v, e) for v, e in zip(value, elems)]
+            if isinstance(value, list):
+                return "[" + ", ".join(items) + "]"
+            return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        if isinstance(value, dict) and t.kind == "dict":
+            kt, vt = t.args
+            return "{" + ", ".join(f"{self.value(k, kt)}: {self.value(v, vt)}"
+                                   for k, v in value.items()) + "}"
+        if t.kind == "optional" and value is not None:
+            return self.value(value, t.args[0])
+        return repr(value)
+
+    def render_prompt(self, name: str, params: list[Param], returns: PyType, description: str) -> str:
+        annotations = " ".join(str(p.type) for p in params) + " " + str(returns)
+        used = [n for n in _TYPING if re.search(rf"\b{n}\b", annotations)]
+        header = f"from typing import {', '.join(used)}\n\n" if used else ""
+        args = ", ".join(f"{self.identifier(p.name)}: {p.type}" for p in params)
+        doc = "\n".join(("    " + line).rstrip() for line in description.split("\n"))
+        doc = doc.replace('"""', '\\"\\"\\"')
+        return (f'{header}def {self.identifier(name)}({args}) -> {returns}:\n'
+                f'    """{doc.lstrip()}\n    """\n')
+
+    def render_assert(self, call: str, expected: str, tolerance: float | None) -> str:
+        if tolerance is not None:
+            return f"    assert abs({call} - {expected}) < {tolerance!r}"
+        return f"    assert {call} == {expected}"
+
+    def render_test_file(self, name: str, asserts: list[str]) -> str:
+        body = "\n".join(asserts) or "    pass"
+        return (f"def check(candidate):\n{body}\n\ndef test_check():\n"
+                f"    check({self.identifier(name)})\n\ntest_check()\n")
+
+    def return_body(self, expr: str) -> str:
+        return f"    return {expr}\n"
 
     def command(self, path: str) -> list[str]:
         return ["python3", "-I", "-B", path]

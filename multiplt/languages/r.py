@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     contains)
+                                     Param, contains)
+from multiplt.languages.types import PyType, member_for
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+# R's atomic vector kinds: elements of one kind go in c(...), anything else in list(...)
+_ATOMIC = {"int": "numeric", "float": "numeric", "bool": "logical", "str": "character"}
+
+
+def r_string(text: str) -> str:
+    return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
 
 
 class RLanguage(Language):
@@ -13,6 +22,60 @@ class RLanguage(Language):
     stop_tokens = ("\n#", "\n```")
     timeout = 5.0
     binaries = ("Rscript",)
+    terms = {"array": "vector", "list": "list", "tuple": "list", "dictionary": "named list",
+             "None": "NULL", "True": "TRUE", "False": "FALSE"}
+    keywords = frozenset("if else repeat while function for next break TRUE FALSE NULL Inf NaN NA "
+                         "NA_integer_ NA_real_ NA_character_ in".split())
+
+    def identifier(self, name: str) -> str:
+        name = super().identifier(name)
+        return "X" + name if name.startswith("_") else name  # R names cannot start with `_`
+
+    # ---- writing problems ----------------------------------------------------------------------
+    def render_value(self, value, t: PyType) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "TRUE" if value else "FALSE"
+        if t.kind == "float":
+            return repr(float(value))
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, str):
+            return r_string(value)
+        if isinstance(value, (list, tuple)):
+            elems = list(t.args) if t.kind == "tuple" else [t.args[0]] * len(value)
+            items = [self.value(v, e) for v, e in zip(value, elems)]
+            if not value:
+                return "c()"  # as in MultiPL-E: NULL
+            kinds = {_ATOMIC.get(member_for(v, e).kind) for v, e in zip(value, elems)}
+            atomic = len(kinds) == 1 and None not in kinds
+            return ("c(" if atomic else "list(") + ", ".join(items) + ")"
+        if isinstance(value, dict):
+            kt, vt = t.args
+            # Names are strings; a quoted name also works for numeric keys (MultiPL-E wrote
+            # `list(1 = ...)`, a syntax error).
+            pairs = [f"{r_string(str(k))} = {self.value(v, vt)}" for k, v in value.items()]
+            return "list(" + ", ".join(pairs) + ")"
+        raise TypeError(f"cannot render {value!r}")
+
+    def render_prompt(self, name: str, params: list[Param], returns: PyType, description: str) -> str:
+        comment = "".join(f"# {line}".rstrip() + "\n" for line in description.split("\n"))
+        args = ", ".join(self.identifier(p.name) for p in params)
+        return f"{comment}{self.identifier(name)} <- function({args}) {{"
+
+    def render_assert(self, call: str, expected: str, tolerance: float | None) -> str:
+        if tolerance is not None:
+            return f"    stopifnot(isTRUE(abs({call} - {expected}) < {tolerance!r}))"
+        return f"    stopifnot(isTRUE(all.equal({call}, {expected})))"
+
+    def render_test_file(self, name: str, asserts: list[str]) -> str:
+        body = "\n".join(asserts)
+        return (f"test_humaneval <- function() {{\ncandidate <- {self.identifier(name)}\n{body}\n}}\n"
+                "test_humaneval()")
+
+    def return_body(self, expr: str) -> str:
+        return f"\n  return({expr})\n}}\n"
 
     def command(self, path: str) -> list[str]:
         return ["Rscript", "--vanilla", path]

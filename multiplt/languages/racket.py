@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     contains)
+                                     Param, contains)
+from multiplt.languages.types import PyType
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def racket_string(text: str) -> str:
+    """A Racket string literal (MultiPL-E wrote strings unescaped; see docs/languages.md)."""
+    return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
 
 
 class RacketLanguage(Language):
@@ -13,6 +21,52 @@ class RacketLanguage(Language):
     stop_tokens = ("\n(define ", "\n#|", "\n;", "\n(")
     timeout = 15.0
     binaries = ("racket",)
+    terms = {"array": "list", "list": "list", "tuple": "list", "dictionary": "hash", "None": "#f",
+             "True": "#t", "False": "#f"}
+
+    # ---- writing problems ----------------------------------------------------------------------
+    def render_value(self, value, t: PyType) -> str:
+        if value is None:
+            return "#f"
+        if isinstance(value, bool):
+            return "#t" if value else "#f"
+        if t.kind == "float":
+            return repr(float(value))
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, str):
+            return racket_string(value)
+        if isinstance(value, (list, tuple)):
+            elems = t.args if t.kind == "tuple" else [t.args[0]] * len(value)
+            return "(list" + "".join(" " + self.value(v, e) for v, e in zip(value, elems)) + ")"
+        if isinstance(value, dict):
+            kt, vt = t.args
+            pairs = [(self.value(k, kt), self.value(v, vt)) for k, v in value.items()]
+            if all(_is_datum(k) and _is_datum(v) for k, v in value.items()):
+                return "#hash(" + " ".join(f"({k} . {v})" for k, v in pairs) + ")"
+            # A #hash literal quotes its contents; computed values need a constructor.
+            return "(make-immutable-hash (list" + "".join(f" (cons {k} {v})" for k, v in pairs) + "))"
+        raise TypeError(f"cannot render {value!r}")
+
+    def render_call(self, func: str, args: list[str]) -> str:
+        return "(" + " ".join([func, *args]) + ")"
+
+    def render_prompt(self, name: str, params: list[Param], returns: PyType, description: str) -> str:
+        comment = "".join(f";; {line}".rstrip() + "\n" for line in description.split("\n"))
+        args = "".join(" " + self.identifier(p.name) for p in params)
+        return f"#lang racket\n\n{comment}(define ({self.identifier(name)}{args})\n"
+
+    def render_assert(self, call: str, expected: str, tolerance: float | None) -> str:
+        tol = 0.001 if tolerance is None else min(tolerance, 0.001)
+        return f"    (check-within {call} {expected} {tol!r})"
+
+    def render_test_file(self, name: str, asserts: list[str]) -> str:
+        body = "\n".join(asserts)
+        return (f"(require rackunit)\n\n(define (test-humaneval) \n\n"
+                f"  (let (( candidate {self.identifier(name)}))\n{body}\n))\n\n(test-humaneval)")
+
+    def return_body(self, expr: str) -> str:
+        return f"  {expr})\n"
 
     def command(self, path: str) -> list[str]:
         return ["racket", path]
@@ -32,3 +86,8 @@ class RacketLanguage(Language):
         if contains(stderr, r"^FAILURE\b"):
             return ASSERTION_ERROR
         return EXCEPTION
+
+
+def _is_datum(value) -> bool:
+    """Values that read the same inside a quoted #hash literal."""
+    return value is None or isinstance(value, (bool, int, float, str))

@@ -1,0 +1,50 @@
+# syntax=docker/dockerfile:1
+# The sandbox: every language runtime plus this package with only its `exec` extra (standard
+# library and a progress bar). Untrusted programs run here (`multiplt stage run -- multiplt execute ...`).
+# Build from the repo root:
+#   docker build -f docker/sandbox.Dockerfile -t multiplt-sandbox .
+#
+# Isolation: the stage runtime starts this image with networking off (network_mode none) and no
+# credentials; inputs are staged in and outputs out by separate networked steps in the worker
+# image over a volume (see docs/docker.md). Inside, the executor adds bubblewrap namespaces where
+# the container allows them (user namespaces need a seccomp profile that permits them).
+FROM python:3.11-slim-bookworm
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# The language runtimes (Debian's packages, as in scripts/setup.sh): Racket with rackunit,
+# R (Rscript), OCaml, Lua 5.4 with luaunit; bubblewrap and util-linux (prlimit) for the sandbox.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      racket r-base-core ocaml-nox lua5.4 lua-unit bubblewrap util-linux procps ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/*
+
+# Julia is not packaged by Debian: the official tarball, pinned by version and checksum
+# (https://julialang-s3.julialang.org/bin/checksums/julia-1.10.8.sha256).
+ARG JULIA_VERSION=1.10.8
+ARG JULIA_SHA256=0410175aeec3df63173c15187f2083f179d40596d36fd3a57819cc5f522ae735
+RUN curl -fsSL -o /tmp/julia.tar.gz \
+      "https://julialang-s3.julialang.org/bin/linux/x64/${JULIA_VERSION%.*}/julia-${JULIA_VERSION}-linux-x86_64.tar.gz" \
+ && echo "${JULIA_SHA256}  /tmp/julia.tar.gz" | sha256sum --strict --check - \
+ && mkdir -p /opt/julia \
+ && tar -xzf /tmp/julia.tar.gz -C /opt/julia --strip-components 1 \
+ && rm /tmp/julia.tar.gz \
+ && ln -s /opt/julia/bin/julia /usr/local/bin/julia \
+ && julia --version
+
+RUN python -m venv /opt/multiplt
+ENV PATH=/opt/multiplt/bin:$PATH
+
+WORKDIR /src
+COPY requirements.txt requirements.lock pyproject.toml README.md ./
+COPY multiplt ./multiplt
+RUN pip install -c requirements.lock "/src[exec]" \
+ && multiplt --version
+
+WORKDIR /work
+ENTRYPOINT ["multiplt"]
+CMD ["--help"]

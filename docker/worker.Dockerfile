@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# The GPU worker: generation, fine-tuning, benchmark building, storage staging and scoring
+# (`multiplt generate|train|benchmark|stage in|stage out|results ...`). Build from the repo root:
+#   docker build -f docker/worker.Dockerfile -t multiplt-worker .
+#
+# CUDA runtime base; torch comes from PyPI as its CUDA build (the lock pins the version, pip
+# takes the CUDA wheel and its nvidia-* libraries on Linux x86_64). Python 3.11 matches the lock.
+ARG CUDA_BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
+FROM ${CUDA_BASE}
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HOME=/cache/huggingface
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3.11 python3.11-venv ca-certificates git \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3.11 -m venv /opt/multiplt
+
+ENV PATH=/opt/multiplt/bin:$PATH
+
+# Dependencies first (a layer that survives code edits), all through the full lock.
+WORKDIR /src
+COPY requirements.txt requirements.lock pyproject.toml README.md ./
+COPY multiplt ./multiplt
+RUN pip install -c requirements.lock "/src[gen,train,storage,bench]" \
+ && multiplt --version
+
+WORKDIR /work
+ENTRYPOINT ["multiplt"]
+CMD ["--help"]

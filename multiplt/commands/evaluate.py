@@ -1,0 +1,103 @@
+"""`multiplt evaluate`: benchmark build (when missing) + generate + execute + score, per language,
+as one command. It writes exactly the files the separate commands write:
+  BENCHMARKS/<source>-<lang>.jsonl (+ .report.json)        multiplt benchmark build
+  OUT/<source>-<lang>-<model>-<revision>-<temperature>/   multiplt generate, execute, score
+and ends with a summary table of pass@k per language."""
+
+from __future__ import annotations
+
+import argparse
+
+from multiplt.commands.generate import add_generate_args, generate_kwargs
+
+
+SCORE_HEADER = ("Dataset", "Pass@k", "Estimate", "NumProblems", "MinCompletions", "MaxCompletions")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="build, generate, execute and score in one command",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lang", required=True, help="comma-separated language codes, e.g. rkt,lua")
+    p.add_argument("--source", default="humaneval", help="benchmark source (default humaneval)")
+    p.add_argument("--out", required=True, help="root URI; one run folder per language goes below it")
+    p.add_argument("--benchmarks", help="folder of benchmark files (default OUT/benchmarks)")
+    add_generate_args(p, benchmark_required=False)
+    p.add_argument("--workers", type=int, help="execute: parallel programs")
+    p.add_argument("--timeout", type=float, help="execute: seconds per program (default: the language's)")
+    p.add_argument("--unsafe-no-sandbox", action="store_true", help="execute: run programs unsandboxed")
+    p.add_argument("--k", default="1", help="score: comma-separated k values for pass@k (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from multiplt import storage
+    from multiplt.errors import MultipltError
+    from multiplt.evaluation.runs import run_folder_name
+    from multiplt.log import progress
+
+    langs = [code.strip() for code in args.lang.split(",") if code.strip()]
+    if not langs:
+        raise MultipltError("--lang names no language")
+    from multiplt import languages
+
+    for code in langs:
+        languages.get(code)  # an unknown code is an error before any work
+    try:
+        ks = tuple(int(k) for k in args.k.split(","))
+    except ValueError:
+        raise MultipltError(f"--k must be comma-separated integers, got {args.k!r}") from None
+    if args.backend == "replay":
+        model_label = args.model or storage.basename(args.replay_source or "replay")
+    else:
+        if not args.model:
+            raise MultipltError("--model is required (except with --backend replay)")
+        model_label = args.model
+    bench_root = args.benchmarks or storage.join(args.out, "benchmarks")
+    rows = []
+    bar = progress(total=4 * len(langs), desc="evaluate", unit="stage")
+    for code in langs:
+        bench = storage.join(bench_root, f"{args.source}-{code}.jsonl")
+        if not storage.exists(bench):
+            from multiplt.benchmarks.build import build_benchmark
+
+            bar.set_postfix(stage=f"{code} benchmark")
+            build_benchmark(args.source, code, bench)
+        bar.update(1)
+        folder = storage.join(args.out, run_folder_name(args.source, code, model_label, args.revision,
+                                                        args.temperature))
+        bar.set_postfix(stage=f"{code} generate")
+        from multiplt.generation.driver import generate
+
+        kwargs = generate_kwargs(args)
+        if args.backend == "replay" and not kwargs["model"]:
+            kwargs["model"] = model_label
+        generate(bench, folder, **kwargs)
+        bar.update(1)
+        bar.set_postfix(stage=f"{code} execute")
+        from multiplt.execution.executor import execute
+
+        execute(folder, workers=args.workers, timeout=args.timeout,
+                unsafe_no_sandbox=args.unsafe_no_sandbox)
+        bar.update(1)
+        bar.set_postfix(stage=f"{code} score")
+        from multiplt.evaluation.passk import score
+
+        for row in score(folder, ks=ks):
+            if not isinstance(row, dict):  # a CSV row as a list, in the header's order
+                row = dict(zip(SCORE_HEADER, row))
+            rows.append({"lang": code, **row, "folder": folder})
+        bar.update(1)
+    bar.close()
+    print(format_summary(rows))
+    return 0
+
+
+def format_summary(rows: list[dict]) -> str:
+    """A plain-text table: language, pass@k, estimate, problems, completions, folder."""
+    head = ["lang", "pass@k", "estimate", "problems", "completions", "folder"]
+    body = [[str(r.get("lang")), str(r.get("Pass@k")), f"{float(r.get('Estimate', 0)):.4f}",
+             str(r.get("NumProblems")), f"{r.get('MinCompletions')}-{r.get('MaxCompletions')}",
+             str(r.get("folder"))] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head] + body]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths)] + lines[1:])

@@ -1,0 +1,53 @@
+"""`multiplt generate`: completions for a benchmark file, into a MultiPL-E completion folder."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_generate_args(p: argparse.ArgumentParser, benchmark_required: bool = True) -> None:
+    """Flags shared by `generate` and `evaluate`."""
+    if benchmark_required:
+        p.add_argument("--benchmark", required=True, help="benchmark JSONL URI (multiplt benchmark build)")
+    p.add_argument("--model", help="Hub name, local folder, storage URI (s3://, file://) or training output")
+    p.add_argument("--revision", help="Hub branch/tag/commit, or a training-manifest tag (LANG-EXPERIMENT-epochN)")
+    p.add_argument("--tokenizer", help="tokenizer name, path or URI (default: the model's)")
+    p.add_argument("--backend", default="transformers", choices=["transformers", "openai", "vllm", "replay"])
+    p.add_argument("--n", type=int, default=20, help="samples per problem (default 20)")
+    p.add_argument("--temperature", type=float, default=0.2)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--max-new-tokens", type=int, default=512, help="limit on NEW tokens per sample")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0, help="run seed; sample i of problem p uses (seed, p, i)")
+    p.add_argument("--limit", type=int, help="only the first N problems")
+    p.add_argument("--problems", help="comma-separated problem names")
+    p.add_argument("--experiment", help="label stored in the run record (e.g. multiplt)")
+    p.add_argument("--epoch", type=int, help="label stored in the run record (0 = base model)")
+    p.add_argument("--api-base", help="openai backend: server URL, e.g. http://host:8000/v1")
+    p.add_argument("--concurrency", type=int, help="openai backend: parallel requests (default --batch-size)")
+    p.add_argument("--replay-source", help="replay backend: completion folder or JSONL of name+completion")
+
+
+def generate_kwargs(args) -> dict:
+    return dict(backend=args.backend, model=args.model, revision=args.revision,
+                tokenizer=args.tokenizer, n=args.n, temperature=args.temperature, top_p=args.top_p,
+                max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
+                limit=args.limit, problems=args.problems, experiment=args.experiment,
+                epoch=args.epoch, api_base=args.api_base, concurrency=args.concurrency,
+                replay_source=args.replay_source)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="sample completions for a benchmark (MultiPL-E files)",
+                              description=__doc__)
+    add_generate_args(p)
+    p.add_argument("--out", required=True, help="completion folder URI")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from multiplt.generation.driver import generate
+
+    summary = generate(args.benchmark, args.out, **generate_kwargs(args))
+    print(f"generate: {summary['generated']} samples for {summary['problems']} problems in {args.out}")
+    return 0

@@ -1,0 +1,44 @@
+"""`multiplt model init-tiny`: build the small offline GPTBigCode model used by tests and demos."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("model", help="model utilities (init-tiny)", description=__doc__)
+    sub = p.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
+    t = sub.add_parser("init-tiny", help="build a tiny GPTBigCode model + BPE tokenizer from local code")
+    t.add_argument("--out", required=True, help="output folder (local path, file:// or s3:// URI)")
+    t.add_argument("--steps", type=int, help="training steps (default 300)")
+    t.add_argument("--vocab-size", type=int, help="tokenizer vocabulary (default 4096)")
+    t.add_argument("--layers", type=int, help="transformer layers (default 4)")
+    t.add_argument("--hidden", type=int, help="hidden size (default 256)")
+    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.set_defaults(func=init_tiny)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def init_tiny(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from multiplt import storage
+    from multiplt.errors import MultipltError
+    from multiplt.models.tiny import TinyConfig, build_tiny_model
+
+    overrides = {"steps": args.steps, "vocab_size": args.vocab_size, "n_layer": args.layers,
+                 "n_embd": args.hidden, "seed": args.seed}
+    config = TinyConfig(**{k: v for k, v in overrides.items() if v is not None})
+    if config.steps < 1 or config.vocab_size < 300 or config.n_embd % config.n_head:
+        raise MultipltError(f"bad tiny model shape: steps {config.steps} (>= 1), vocab {config.vocab_size} "
+                            f"(>= 300), hidden {config.n_embd} (a multiple of {config.n_head})")
+    local = storage.local_path(args.out)
+    if local is not None:
+        info = build_tiny_model(local, config)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            info = build_tiny_model(f"{tmp}/model", config)
+            storage.upload_dir(f"{tmp}/model", args.out)
+    print(f"model init-tiny: {info['parameters']} parameters, loss {info['first_loss']:.2f} -> "
+          f"{info['final_loss']:.2f} in {info['seconds']:.0f}s, saved to {args.out}")
+    return 0

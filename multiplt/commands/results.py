@@ -1,0 +1,75 @@
+"""`multiplt results record|show`: the results store behind the leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from multiplt.errors import MultipltError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "results", help="record scored runs in the results store, or show it",
+        description="The results store: one parquet table of scored runs (pass@k per model, "
+        "language, epoch), read by the leaderboard.")
+    sub = parser.add_subparsers(dest="results_command", metavar="ACTION", required=True)
+
+    record = sub.add_parser(
+        "record", help="append scored run folders to the results store",
+        description="Reads _scores.csv and _multiplt_run.yaml from each run folder and appends one "
+        "row per k to the store. Recording a run again replaces its rows instead of duplicating them.")
+    record.add_argument("--scores", action="append", required=True, metavar="RUN_FOLDER_URI",
+                        help="a scored run folder (repeatable)")
+    record.add_argument("--store", required=True, metavar="STORE_URI", help="the results parquet file")
+    record.add_argument("--experiment", help="override the run's experiment label")
+    record.add_argument("--epoch", type=int, help="override the run's epoch (0 = base model)")
+    record.set_defaults(func=run_record)
+
+    show = sub.add_parser("show", help="print the results store",
+                          description="Prints the results store as a table, CSV or JSON lines.")
+    show.add_argument("--store", required=True, metavar="STORE_URI")
+    show.add_argument("--format", choices=("table", "csv", "jsonl"), default="table")
+    show.add_argument("--k", type=int, help="only rows for this k")
+    show.set_defaults(func=run_show)
+
+
+def run_record(args: argparse.Namespace) -> int:
+    from multiplt.results.store import record_runs
+
+    summary = record_runs(args.scores, args.store, experiment=args.experiment, epoch=args.epoch)
+    print(json.dumps({k: summary[k] for k in ("added", "replaced", "rows")}))
+    return 0
+
+
+SHOWN = ["model", "revision", "experiment", "lang", "epoch", "k", "estimate", "num_problems", "n",
+         "temperature", "created_at"]
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from multiplt import storage
+    from multiplt.results.store import read_store
+
+    if not storage.exists(args.store):
+        raise MultipltError(f"no results store at {args.store}: record a run first")
+    table = read_store(args.store)
+    if args.k is not None:
+        table = table.filter(table["k"] == args.k)
+    if args.format == "csv":
+        sys.stdout.write(table.write_csv())
+    elif args.format == "jsonl":
+        for row in table.iter_rows(named=True):
+            print(json.dumps(row, default=str))
+    else:
+        print(format_table(table.select(SHOWN).rows(), SHOWN))
+    return 0
+
+
+def format_table(rows: list[tuple], header: list[str]) -> str:
+    cells = [header] + [["" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in r]
+                        for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""`multiplt score`: pass@k of a results folder, in MultiPL-E's CSV format."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "score", help="pass@k of a folder of <name>.results.json.gz files",
+        description="Unbiased pass@k per problem, averaged over the folder's problems. Writes "
+        "_scores.csv and _per_problem.parquet into the folder and prints the rows. Problems "
+        "with fewer than k completions are left out of pass@k (with a warning).")
+    p.add_argument("--in", dest="in_uri", required=True, metavar="URI",
+                   help="folder of <name>.results.json.gz files")
+    p.add_argument("-k", default="1", metavar="K[,K...]",
+                   help="comma-separated k values (default: 1)")
+    p.add_argument("--format", choices=("csv", "table", "json"), default="csv",
+                   help="what to print (default: csv)")
+    p.set_defaults(func=run)
+
+
+def parse_ks(text: str) -> list[int]:
+    from multiplt.errors import MultipltError
+
+    try:
+        ks = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise MultipltError(f"-k must be comma-separated positive integers, got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise MultipltError(f"-k must be comma-separated positive integers, got {text!r}")
+    return ks
+
+
+def run(args) -> int:
+    from multiplt.evaluation.passk import score, to_csv, to_table
+
+    rows = score(args.in_uri, ks=parse_ks(args.k))
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rows) + "\n")
+    elif args.format == "table":
+        sys.stdout.write(to_table(rows))
+    else:
+        sys.stdout.write(to_csv(rows))
+    return 0

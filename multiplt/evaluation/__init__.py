@@ -1,0 +1,1 @@
+"""Scoring: pass@k over results folders (`passk`) and run-folder naming (`runs`)."""

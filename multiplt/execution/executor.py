@@ -1,0 +1,192 @@
+"""`multiplt execute`: run every completion of a folder in the sandbox and record the outcomes.
+
+Reads `<name>.json.gz` completion files (one shard of them), builds each program
+(prompt + completion + "\n" + tests), and runs the distinct programs that have no result yet on a
+pool of worker threads (one per core by default; each thread blocks on its sandboxed process).
+Every finished program is written out at once (the results file is rewritten atomically), so
+killing a run loses only the programs in flight, and the rerun does only what is missing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import os
+import queue
+import time
+from collections import Counter
+
+from multiplt import languages, storage
+from multiplt.errors import MultipltError, PlatformError
+from multiplt.execution import files
+from multiplt.execution.preflight import preflight
+from multiplt.execution.sandbox import Limits, Sandbox, is_platform_failure
+from multiplt.languages.base import TIMEOUT, Language
+from multiplt.log import Funnel, progress
+
+LOG = logging.getLogger("multiplt.execution")
+RETRIES = 3
+
+
+@dataclasses.dataclass
+class _Problem:
+    name: str
+    uri: str
+    doc: dict
+    results: list[dict | None]
+
+
+@dataclasses.dataclass
+class _Job:
+    lang: Language
+    program: str
+    targets: list[tuple[_Problem, int]]
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
+            timeout: float | None = None, shard: str | tuple[int, int] | None = None,
+            unsafe_no_sandbox: bool = False, limits: Limits | None = None) -> dict:
+    """Execute one shard of a completions folder; returns counts (also logged as funnels)."""
+    out_uri = out_uri or in_uri
+    workers = workers or default_workers()
+    if workers < 1:
+        raise MultipltError(f"--workers must be at least 1, got {workers}")
+    if timeout is not None and timeout <= 0:
+        raise MultipltError(f"--timeout must be positive, got {timeout}")
+    shard = files.parse_shard(shard) if isinstance(shard, (str, type(None))) else shard
+    found = files.completion_files(in_uri)
+    if not found:
+        raise MultipltError(f"{in_uri}: no completion files (<name>.json.gz) found")
+    names = files.select_shard(list(found), shard)
+
+    problem_funnel, program_funnel = Funnel("execute problems"), Funnel("execute programs")
+    jobs = _plan(names, found, out_uri, problem_funnel, program_funnel)
+    sandbox = Sandbox(limits, unsafe_no_sandbox)
+    statuses: Counter[str] = Counter()
+    try:
+        if jobs:
+            sandbox.check()
+            preflight(sandbox, sorted({j.lang for j in jobs}, key=lambda lang: lang.code), timeout)
+            _run(jobs, sandbox, workers, timeout, statuses)
+    finally:
+        sandbox.close()
+    program_funnel.keep(len(jobs))
+    problem_funnel.log(LOG)
+    program_funnel.log(LOG)
+    LOG.info("execute statuses: %s", ", ".join(f"{s}={n}" for s, n in statuses.most_common())
+             or "nothing ran")
+    return {"problems": problem_funnel.as_dict(), "programs": program_funnel.as_dict(),
+            "statuses": dict(statuses), "shard": list(shard) if shard else None}
+
+
+def _plan(names, found, out_uri, problem_funnel, program_funnel) -> list[_Job]:
+    """Read and check every input first (bad input fails before anything runs), reuse earlier
+    results, and fold identical programs into one job."""
+    docs = [(name, files.read_problem(found[name])) for name in names]
+    langs = {name: languages.get(doc["language"]) for name, doc in docs}
+    jobs: dict[tuple[str, str], _Job] = {}
+    for name, doc in docs:
+        if not doc["completions"]:
+            problem_funnel.drop("no completions")
+            continue
+        uri = files.results_uri(out_uri, name)
+        earlier, pending = files.read_results(uri)
+        programs = [files.program(doc, c) for c in doc["completions"]]
+        results: list[dict | None] = [None] * len(programs)
+        for i, prog in enumerate(programs):
+            old = earlier[i] if i < len(earlier) else pending.get(i)
+            if old is not None and old["program"] == prog:
+                results[i] = old
+        problem = _Problem(name, uri, doc, results)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if len(programs) > len(missing):
+            program_funnel.drop("done in an earlier run", len(programs) - len(missing))
+        if not missing:
+            problem_funnel.drop("done in an earlier run")
+            if len(earlier) != len(programs):  # complete, but only through pending: tidy up
+                storage.write_json(uri, files.results_doc(doc, results))
+            continue
+        problem_funnel.keep()
+        for i in missing:
+            key = (langs[name].code, programs[i])
+            if key in jobs:
+                program_funnel.drop("identical to another program")
+                jobs[key].targets.append((problem, i))
+            else:
+                jobs[key] = _Job(langs[name], programs[i], [(problem, i)])
+    return list(jobs.values())
+
+
+def _run(jobs: list[_Job], sandbox: Sandbox, workers: int, timeout: float | None,
+         statuses: Counter) -> None:
+    """Run the jobs on the pool; after each batch of finished jobs rewrite the touched files."""
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    bar = progress(total=len(jobs), desc="execute", unit="prog")
+    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="multiplt-exec")
+    remaining = len(jobs)
+    try:
+        for job in jobs:  # in order: problems sorted, completions in order
+            future = pool.submit(_run_job, sandbox, job, timeout)
+            future.add_done_callback(lambda f, job=job: done.put((job, f)))
+        while remaining:
+            batch = [done.get()]  # blocks until a program finishes
+            while True:
+                try:
+                    batch.append(done.get_nowait())
+                except queue.Empty:
+                    break
+            remaining -= len(batch)
+            touched: dict[int, _Problem] = {}
+            error = None
+            for job, future in batch:
+                try:
+                    record = future.result()
+                except PlatformError as exc:
+                    error = error or exc
+                    continue
+                for problem, i in job.targets:
+                    problem.results[i] = record
+                    touched[id(problem)] = problem
+                    statuses[record["status"]] += 1
+            for problem in touched.values():
+                storage.write_json(problem.uri, files.results_doc(problem.doc, problem.results))
+            bar.update(len(batch))
+            if error is not None:
+                raise error
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        bar.close()
+    pool.shutdown()
+
+
+def _run_job(sandbox: Sandbox, job: _Job, timeout: float | None) -> dict:
+    """One program's result record; platform failures are retried and never recorded."""
+    limit = timeout or job.lang.timeout
+    finished, last_error = None, None
+    for attempt in range(RETRIES):
+        try:
+            finished = sandbox.run(job.lang, job.program, limit)
+        except PlatformError as exc:
+            finished, last_error = None, exc
+        else:
+            if sandbox.unsafe or not is_platform_failure(finished):
+                break
+            LOG.warning("sandbox failed to start (try %d of %d): %s", attempt + 1, RETRIES,
+                        finished.stderr.strip()[:300])
+        time.sleep(0.5 * 2 ** attempt)
+    else:
+        if finished is None:
+            raise PlatformError(f"could not start a program after {RETRIES} tries: {last_error}")
+        # bwrap's error on every try: if the sandbox still works, the program printed it itself.
+        sandbox.probe()
+    status = TIMEOUT if finished.timed_out else job.lang.classify(
+        finished.exit_code, finished.stdout, finished.stderr)
+    return {"program": job.program, "stdout": finished.stdout, "stderr": finished.stderr,
+            "exit_code": finished.exit_code, "status": status, "timestamp": int(time.time())}

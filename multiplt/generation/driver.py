@@ -1,0 +1,135 @@
+"""`generate`: fill a completion folder with n samples per benchmark problem, resumably.
+
+Rerun contract:
+- only missing samples are generated (sample i of problem p is completions[i] of p's file), and
+  a rerun with nothing missing writes nothing (not even the run record);
+- sample i of problem p draws from a seed derived from (seed, p, i) (seeds.py), so an
+  interrupted run resumed later gives the same samples as an uninterrupted one;
+- a folder made with other sampling settings (temperature, top_p, stop tokens, token limit) or
+  another model/backend/seed is refused with an error naming the difference;
+- a problem's file is rewritten (atomically) each time its finished samples grow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from multiplt import storage
+from multiplt.errors import MultipltError
+from multiplt.generation import folder
+from multiplt.generation.base import Request, Sampling, make_backend
+from multiplt.log import Funnel, progress
+
+LOG = logging.getLogger("multiplt.generation")
+REQUIRED = ("name", "language", "prompt", "tests", "stop_tokens")
+
+
+def load_benchmark(uri: str, limit: int | None = None, problems=None) -> tuple[list[dict], str]:
+    """The selected problems of a benchmark JSONL file and the file's sha256."""
+    if not storage.exists(uri):
+        raise MultipltError(f"benchmark {uri} does not exist")
+    data = storage.read_bytes(uri)
+    rows = storage.read_jsonl(uri)
+    if not rows:
+        raise MultipltError(f"benchmark {uri} holds no problems")
+    for i, row in enumerate(rows):
+        missing = [k for k in REQUIRED if k not in row]
+        if missing:
+            raise MultipltError(f"benchmark {uri} line {i + 1} lacks field(s) {', '.join(missing)}")
+    if problems:
+        wanted = [p for p in (problems.split(",") if isinstance(problems, str) else problems) if p]
+        known = {r["name"] for r in rows}
+        unknown = [p for p in wanted if p not in known]
+        if unknown:
+            raise MultipltError(f"--problems names unknown problem(s) of {uri}: {', '.join(unknown)}")
+        rows = [r for r in rows if r["name"] in set(wanted)]
+    if limit is not None:
+        if limit < 1:
+            raise MultipltError(f"--limit must be at least 1, got {limit}")
+        rows = rows[:limit]
+    return rows, hashlib.sha256(data).hexdigest()
+
+
+def generate(benchmark: str, out: str, *, backend: str = "transformers", model: str | None = None,
+             revision: str | None = None, tokenizer: str | None = None, n: int = 20,
+             temperature: float = 0.2, top_p: float = 0.95, max_new_tokens: int = 512,
+             batch_size: int = 16, seed: int = 0, limit: int | None = None, problems=None,
+             experiment: str | None = None, epoch: int | None = None, **backend_options) -> dict:
+    """Generate the missing samples into `out`; returns counts {problems, generated, written}."""
+    if n < 1:
+        raise MultipltError(f"--n must be at least 1, got {n}")
+    if max_new_tokens < 1:
+        raise MultipltError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
+    if not 0 < top_p <= 1 or temperature < 0:
+        raise MultipltError(f"bad sampling settings: temperature {temperature} (>= 0), top_p {top_p} (0, 1]")
+    rows, bench_sha = load_benchmark(benchmark, limit, problems)
+    langs = sorted({r["language"] for r in rows})
+    run = {"model": model, "revision": revision, "tokenizer": tokenizer or model,
+           "benchmark": benchmark, "benchmark_sha256": bench_sha, "lang": ",".join(langs), "n": n,
+           "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
+           "seed": seed, "backend": backend, "experiment": experiment, "epoch": epoch}
+    folder.merge_run(out, run)  # refuse a folder of another run before any work
+
+    funnel = Funnel("generate")
+    records, todo = {}, []
+    for row in rows:
+        wanted = {"name": row["name"], "language": row["language"], "prompt": row["prompt"],
+                  "tests": row["tests"], "completions": [], "stop_tokens": list(row["stop_tokens"]),
+                  "temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens}
+        existing = folder.read_problem(out, row["name"])
+        if existing is not None:
+            folder.check_same_sampling(folder.problem_uri(out, row["name"]), existing, wanted)
+            if existing.get("prompt") != row["prompt"]:
+                raise MultipltError(f"{folder.problem_uri(out, row['name'])} has another prompt than "
+                                    f"{benchmark}; use another --out folder")
+            wanted["completions"] = list(existing["completions"])
+        have = len(wanted["completions"])
+        records[row["name"]] = wanted
+        todo += [Request(row["name"], row["prompt"], i) for i in range(have, n)]
+        if have >= n:
+            funnel.drop("already complete")
+        else:
+            funnel.keep()
+    summary = {"problems": len(rows), "generated": 0, "written": 0, "folder": out}
+    if not todo:
+        LOG.info("generate: all %d problems already have %d completions in %s", len(rows), n, out)
+        funnel.log(LOG)
+        return summary
+
+    engine = make_backend(backend, model=model, revision=revision, tokenizer=tokenizer,
+                          batch_size=batch_size, **backend_options)
+    try:
+        described = {k: v for k, v in engine.describe().items() if v is not None}
+        final_run = folder.merge_run(out, {**run, **described, "model": model, "revision": revision,
+                                           "tokenizer": tokenizer or model})
+        if final_run is not None:
+            folder.write_run(out, final_run)
+        pending: dict[str, dict[int, str]] = {name: {} for name in records}
+        by_stop: dict[tuple, list[Request]] = {}
+        for req in todo:
+            by_stop.setdefault(tuple(records[req.problem]["stop_tokens"]), []).append(req)
+        bar = progress(total=len(todo), desc="generate", unit="sample")
+        for stop, reqs in by_stop.items():
+            sampling = Sampling(temperature, top_p, max_new_tokens, stop, seed)
+            for group in engine.generate(reqs, sampling):
+                touched = set()
+                for req, text in group:
+                    pending[req.problem][req.index] = text
+                    touched.add(req.problem)
+                for name in sorted(touched):
+                    comps, waiting = records[name]["completions"], pending[name]
+                    grew = False
+                    while len(comps) in waiting:  # keep completions[i] == sample i
+                        comps.append(waiting.pop(len(comps)))
+                        grew = True
+                    if grew:
+                        folder.write_problem(out, records[name])
+                        summary["written"] += 1
+                summary["generated"] += len(group)
+                bar.update(len(group))
+        bar.close()
+    finally:
+        engine.close()
+    funnel.log(LOG)
+    return summary

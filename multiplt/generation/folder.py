@@ -1,0 +1,80 @@
+"""MultiPL-E completion folders: one `<name>.json.gz` per problem plus `_multiplt_run.yaml`.
+
+A problem file holds name, language, prompt, tests, completions, stop_tokens, temperature,
+top_p and max_tokens; `completions[i]` is sample i. Side files never end in .json/.json.gz.
+"""
+
+from __future__ import annotations
+
+from multiplt import storage
+from multiplt.errors import MultipltError
+
+RUN_FILE = "_multiplt_run.yaml"
+# Fields of a problem file that must not change between runs writing into the same folder.
+SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens", "stop_tokens")
+# Fields of the run record that must not change between runs writing into the same folder.
+RUN_IDENTITY = ("model", "revision", "tokenizer", "backend", "seed", "temperature", "top_p",
+                "max_new_tokens", "lang")
+
+
+def problem_uri(out: str, name: str) -> str:
+    return storage.join(out, f"{name}.json.gz")
+
+
+def read_problem(out: str, name: str) -> dict | None:
+    uri = problem_uri(out, name)
+    if not storage.exists(uri):
+        return None
+    record = storage.read_json(uri)
+    if not isinstance(record, dict) or not isinstance(record.get("completions"), list):
+        raise MultipltError(f"{uri} is not a MultiPL-E completion file (no completions list)")
+    return record
+
+
+def check_same_sampling(uri: str, existing: dict, wanted: dict) -> None:
+    """Raise naming every sampling field that differs between an existing file and this run."""
+    diffs = []
+    for key in SAMPLING_FIELDS:
+        old, new = existing.get(key), wanted.get(key)
+        if key == "stop_tokens":
+            old, new = list(old or []), list(new or [])
+        if old != new:
+            diffs.append(f"{key}: folder has {old!r}, this run asks for {new!r}")
+    if diffs:
+        raise MultipltError(f"{uri} was generated with different settings ({'; '.join(diffs)}); "
+                            "use another --out folder")
+
+
+def write_problem(out: str, record: dict) -> None:
+    storage.write_json(problem_uri(out, record["name"]), record)
+
+
+def read_run(out: str) -> dict | None:
+    import yaml
+
+    uri = storage.join(out, RUN_FILE)
+    if not storage.exists(uri):
+        return None
+    data = yaml.safe_load(storage.read_text(uri))
+    return data if isinstance(data, dict) else None
+
+
+def merge_run(out: str, run: dict) -> dict | None:
+    """Check `run` against the folder's existing run record; return the record to write, or None
+    when the existing one already says the same (a rerun writes nothing)."""
+    old = read_run(out)
+    if old is None:
+        return run
+    diffs = [f"{k}: folder has {old.get(k)!r}, this run asks for {run.get(k)!r}"
+             for k in RUN_IDENTITY if k in old and old.get(k) != run.get(k)]
+    if diffs:
+        raise MultipltError(f"{storage.join(out, RUN_FILE)} records a different run "
+                            f"({'; '.join(diffs)}); use another --out folder")
+    merged = {**old, **run, "n": max(int(old.get("n") or 0), int(run.get("n") or 0))}
+    return None if merged == old else merged
+
+
+def write_run(out: str, run: dict) -> None:
+    import yaml
+
+    storage.write_text(storage.join(out, RUN_FILE), yaml.safe_dump(run, sort_keys=False))

@@ -1,0 +1,88 @@
+"""Hugging Face transformers backend: loads a model (model_source.py) and samples with our
+batched sampler (sampler.py): prompts grouped by token length, left padding, bf16 on GPU."""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+from multiplt.errors import MultipltError
+from multiplt.generation.base import Backend, Request, Sampling
+from multiplt.generation.seeds import sample_seed
+from multiplt.generation.stops import cut_at_stop
+
+LOG = logging.getLogger("multiplt.generation")
+
+
+class TransformersBackend(Backend):
+    name = "transformers"
+
+    def __init__(self, model: str, revision: str | None = None, tokenizer: str | None = None,
+                 batch_size: int = 16, device: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from multiplt.generation.model_source import resolve_model
+
+        if batch_size < 1:
+            raise MultipltError(f"--batch-size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.model_ref = resolve_model(model, revision)
+        self.tokenizer_ref = resolve_model(tokenizer) if tokenizer else self.model_ref
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_ref.path)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                self.model_ref.path, dtype=dtype, attn_implementation="sdpa").to(self.device)
+        except (OSError, ValueError) as exc:
+            raise MultipltError(f"cannot load model {model!r}: {exc}") from None
+        self.model.eval()
+        eos = self.tokenizer.eos_token_id
+        self.eos_token_id = eos if eos is not None else self.model.config.eos_token_id
+        pad = self.tokenizer.pad_token_id
+        self.pad_token_id = pad if pad is not None else (self.eos_token_id or 0)
+        self.max_positions = (getattr(self.model.config, "max_position_embeddings", None)
+                              or getattr(self.model.config, "n_positions", None))
+
+    @classmethod
+    def from_options(cls, model=None, revision=None, tokenizer=None, batch_size=16, **_):
+        if not model:
+            raise MultipltError("--model is required for the transformers backend")
+        return cls(model, revision, tokenizer, batch_size)
+
+    def describe(self) -> dict:
+        return {"model": self.model_ref.requested, "revision": self.model_ref.revision,
+                "resolved_commit": self.model_ref.resolved_commit,
+                "checkpoint_uri": self.model_ref.checkpoint_uri,
+                "tokenizer": self.tokenizer_ref.requested}
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
+        from multiplt.generation.sampler import SamplerOptions, sample_batch
+
+        # MultiPL-E strips prompts before tokenizing; the stored prompt stays verbatim.
+        encoded = {}
+        for r in requests:
+            if r.problem not in encoded:
+                encoded[r.problem] = self.tokenizer(r.prompt.strip(), add_special_tokens=False)["input_ids"]
+        # Group by prompt length so a batch pads little; ties keep problem and sample order.
+        order = sorted(requests, key=lambda r: (len(encoded[r.problem]), r.problem, r.index))
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start: start + self.batch_size]
+            prompts = [encoded[r.problem] for r in batch]
+            max_new = sampling.max_new_tokens
+            if self.max_positions:
+                room = self.max_positions - max(len(p) for p in prompts)
+                if room <= 0:
+                    raise MultipltError(f"prompt of {batch[-1].problem} is {max(map(len, prompts))} "
+                                        f"tokens, the model's context is {self.max_positions}")
+                max_new = min(max_new, room)
+            opts = SamplerOptions(temperature=sampling.temperature, top_p=sampling.top_p,
+                                  max_new_tokens=max_new, eos_token_id=self.eos_token_id,
+                                  pad_token_id=self.pad_token_id, stop=tuple(sampling.stop))
+            seeds = [sample_seed(sampling.seed, r.problem, r.index) for r in batch]
+            new_ids = sample_batch(self.model, prompts, seeds, opts, decode=self._decode)
+            yield [(r, cut_at_stop(self._decode(ids), sampling.stop)) for r, ids in zip(batch, new_ids)]

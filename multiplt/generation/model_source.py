@@ -1,0 +1,146 @@
+"""Where model weights come from: a Hub name (+ revision), a local folder, or a storage URI.
+
+- `revision` may also be a checkpoint tag of a training output (`LANG-EXPERIMENT-epochN`): when
+  `multiplt.training.manifest.resolve(model, revision)` knows it, the checkpoint URI it returns
+  is loaded instead.
+- `s3://` folders are downloaded once into the local cache, keyed by URI and the objects'
+  ETags, so a changed checkpoint is fetched again and an unchanged one never is.
+- `file://` URIs and local folders are used in place.
+- Hub names are fetched with `snapshot_download`, which also gives the resolved commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+
+from multiplt.errors import MultipltError
+
+LOG = logging.getLogger("multiplt.generation")
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
+
+
+@dataclasses.dataclass
+class ResolvedModel:
+    requested: str  # what the user asked for
+    revision: str | None  # what the user asked for
+    path: str  # local folder to load from
+    resolved_commit: str | None = None  # Hub commit, or ETag digest for storage URIs
+    checkpoint_uri: str | None = None  # set when `revision` was a training-manifest tag
+
+
+def cache_root() -> str:
+    return os.environ.get("MULTIPLT_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "multiplt")
+
+
+def manifest_checkpoint(model: str, revision: str | None) -> str | None:
+    """The checkpoint URI for a training-manifest tag, or None (also when training is absent)."""
+    if not revision:
+        return None
+    try:
+        from multiplt.training.manifest import resolve
+    except ImportError:
+        return None
+    return resolve(model, revision)
+
+
+def resolve_model(model: str, revision: str | None = None) -> ResolvedModel:
+    checkpoint = manifest_checkpoint(model, revision)
+    source = checkpoint or model
+    if "://" in source:
+        path, digest = _from_storage(source)
+        if checkpoint is None and revision:
+            raise MultipltError(f"--revision {revision!r} is not a checkpoint tag of {model} "
+                                "(a storage URI has no Hub revisions)")
+        return ResolvedModel(model, revision, path, digest, checkpoint)
+    if os.path.isdir(source):
+        if revision:
+            raise MultipltError(f"--revision {revision!r} given for the local folder {model}, "
+                                "which has no revisions or training manifest tag of that name")
+        return ResolvedModel(model, revision, os.path.abspath(source))
+    if os.path.exists(source) or source.startswith((".", "/")):
+        raise MultipltError(f"model {model!r} is not a model folder")
+    return _from_hub(model, revision)
+
+
+def _from_hub(name: str, revision: str | None) -> ResolvedModel:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        path = snapshot_download(name, revision=revision, allow_patterns=HUB_PATTERNS)
+        if not any(f.endswith(".safetensors") for f in os.listdir(path)) and os.path.exists(
+                os.path.join(path, "config.json")):
+            path = snapshot_download(name, revision=revision, allow_patterns=HUB_PATTERNS + ["*.bin"])
+    except RevisionNotFoundError:
+        raise MultipltError(f"model {name}: revision {revision!r} not found on the Hub") from None
+    except RepositoryNotFoundError:
+        raise MultipltError(f"model {name!r} not found on the Hub (nor a local folder or URI)") from None
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        raise MultipltError(f"cannot download model {name!r} (revision {revision!r}): {exc}") from None
+    commit = os.path.basename(os.path.normpath(path))
+    return ResolvedModel(name, revision, path, commit if len(commit) == 40 else None)
+
+
+def _fingerprint(uri: str) -> list:
+    """Names + ETags (s3) or names + sizes + mtimes (local) of every file below `uri`."""
+    from multiplt import storage
+    from multiplt.storage.uri import parse
+
+    loc = parse(uri)
+    if loc.is_local:
+        out = []
+        for dirpath, _, files in sorted(os.walk(loc.path)):
+            for f in sorted(files):
+                st = os.stat(os.path.join(dirpath, f))
+                out.append([os.path.relpath(os.path.join(dirpath, f), loc.path), st.st_size, st.st_mtime_ns])
+        return out
+    from multiplt.storage import s3
+
+    prefix = loc.key.rstrip("/") + "/"
+    pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix)
+    out = [[o["Key"][len(prefix):], o["Size"], o["ETag"]] for page in pages
+           for o in page.get("Contents", [])]
+    if not out and storage.exists(uri):
+        raise MultipltError(f"{uri} is a file, not a model folder")
+    return sorted(out)
+
+
+def _from_storage(uri: str) -> tuple[str, str | None]:
+    from multiplt import storage
+    from multiplt.storage.uri import parse
+
+    loc = parse(uri)
+    if loc.is_local:
+        if not os.path.isdir(loc.path):
+            raise MultipltError(f"model {uri} is not a folder")
+        return loc.path, None
+    files = _fingerprint(uri)
+    if not any(f[0] == "config.json" for f in files):
+        raise MultipltError(f"model {uri} holds no config.json (not a Hugging Face model folder)")
+    digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()
+    target = os.path.join(cache_root(), "models",
+                          hashlib.sha256(uri.encode()).hexdigest()[:16] + "-" + digest[:16])
+    if os.path.exists(os.path.join(target, ".complete")):
+        LOG.info("model %s: using cached copy %s", uri, target)
+        return target, digest
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".download-", dir=os.path.dirname(target))
+    try:
+        LOG.info("model %s: downloading %d files", uri, len(files))
+        storage.download_dir(uri, tmp)
+        open(os.path.join(tmp, ".complete"), "w").close()
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished the same download first
+            if not os.path.exists(os.path.join(target, ".complete")):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target, digest

@@ -1,0 +1,99 @@
+"""OpenAI-compatible completions endpoint (a vLLM or TGI server): concurrent requests, retries
+with exponential backoff on transient errors only (connection errors, timeouts, 408/429/5xx),
+and the same stop handling as every backend (the server's `stop` plus our own cut)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import os
+import random
+import time
+import urllib.error
+import urllib.request
+from typing import Iterator
+
+from multiplt.errors import MultipltError, PlatformError
+from multiplt.generation.base import Backend, Request, Sampling
+from multiplt.generation.seeds import sample_seed
+from multiplt.generation.stops import cut_at_stop
+
+LOG = logging.getLogger("multiplt.generation")
+TRANSIENT = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+
+    def __init__(self, api_base: str, model: str, concurrency: int = 16, retries: int = 6,
+                 timeout: float = 600.0, backoff: float = 1.0, api_key: str | None = None):
+        self.url = api_base.rstrip("/") + "/completions"
+        self.model = model
+        self.concurrency = max(1, concurrency)
+        self.retries, self.timeout, self.backoff = retries, timeout, backoff
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
+
+    @classmethod
+    def from_options(cls, model=None, api_base=None, concurrency=None, batch_size=16, **_):
+        if not api_base:
+            raise MultipltError("the openai backend needs --api-base (e.g. http://host:8000/v1)")
+        if not model:
+            raise MultipltError("the openai backend needs --model (the served model name)")
+        return cls(api_base, model, concurrency or batch_size)
+
+    def describe(self) -> dict:
+        return {"api_base": self.url.rsplit("/completions", 1)[0]}
+
+    def _post(self, body: dict) -> dict:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        for attempt in range(self.retries + 1):
+            try:
+                req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return json.loads(resp.read())
+            except urllib.error.HTTPError as exc:
+                detail = exc.read()[:300].decode(errors="replace")
+                if exc.code not in TRANSIENT:
+                    raise MultipltError(f"{self.url} answered {exc.code}: {detail}") from None
+                error = f"HTTP {exc.code}"
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                error = str(getattr(exc, "reason", exc))
+            if attempt == self.retries:
+                raise PlatformError(f"{self.url} failed {self.retries + 1} times, last: {error}")
+            delay = self.backoff * (2 ** attempt) * (0.5 + random.random())
+            LOG.warning("openai backend: %s, retrying in %.1fs", error, delay)
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _one(self, req: Request, sampling: Sampling) -> str:
+        body = {"model": self.model, "prompt": req.prompt.strip(), "max_tokens": sampling.max_new_tokens,
+                "temperature": sampling.temperature, "top_p": sampling.top_p, "n": 1,
+                "seed": sample_seed(sampling.seed, req.problem, req.index)}
+        if sampling.stop:
+            body["stop"] = list(sampling.stop)
+        answer = self._post(body)
+        try:
+            text = answer["choices"][0]["text"]
+        except (KeyError, IndexError, TypeError):
+            raise PlatformError(f"{self.url} gave no choices[0].text: {str(answer)[:200]}") from None
+        return cut_at_stop(text, sampling.stop)
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
+        with concurrent.futures.ThreadPoolExecutor(self.concurrency) as pool:
+            futures = {pool.submit(self._one, r, sampling): r for r in requests}
+            try:
+                done: list[tuple[Request, str]] = []
+                for fut in concurrent.futures.as_completed(futures):
+                    done.append((futures[fut], fut.result()))
+                    if len(done) >= self.concurrency:
+                        yield done
+                        done = []
+                if done:
+                    yield done
+            finally:
+                for fut in futures:
+                    fut.cancel()

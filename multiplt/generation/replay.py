@@ -1,0 +1,69 @@
+"""`replay`: completions read back from existing files instead of a model.
+
+The source is a folder of MultiPL-E completion files (`<name>.json.gz` or `<name>.json` with a
+`completions` list) or a JSONL file of `{"name", "completion"}` rows (several rows per name give
+samples 0, 1, ...; a `completions` list per row also works). Sample i of a problem is the i-th
+completion of that problem in the source, verbatim. Used to re-score published completions,
+and by tests to drive the pipeline with known answers.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from multiplt import storage
+from multiplt.errors import MultipltError
+from multiplt.generation.base import Backend, Request, Sampling
+
+
+def load_replay(source: str) -> dict[str, list[str]]:
+    if not storage.exists(source):
+        raise MultipltError(f"replay source {source} does not exist")
+    out: dict[str, list[str]] = {}
+    if source.endswith((".jsonl", ".jsonl.gz")):
+        for i, row in enumerate(storage.read_jsonl(source)):
+            if "name" not in row or not ("completion" in row or "completions" in row):
+                raise MultipltError(f"replay source {source} line {i + 1} needs name and completion")
+            comps = row["completions"] if "completions" in row else [row["completion"]]
+            out.setdefault(row["name"], []).extend(comps)
+        return out
+    for uri in storage.ls(source):
+        base = storage.basename(uri)
+        if base.endswith(".results.json.gz") or not base.endswith((".json.gz", ".json")):
+            continue
+        record = storage.read_json(uri)
+        if not isinstance(record, dict) or "name" not in record or not isinstance(
+                record.get("completions"), list):
+            raise MultipltError(f"replay source {uri} is not a MultiPL-E completion file")
+        out.setdefault(record["name"], []).extend(record["completions"])
+    if not out:
+        raise MultipltError(f"replay source {source} holds no completion files or rows")
+    return out
+
+
+class ReplayBackend(Backend):
+    name = "replay"
+
+    def __init__(self, source: str, batch_size: int = 16):
+        self.source = source
+        self.completions = load_replay(source)
+        self.batch_size = max(1, batch_size)
+
+    @classmethod
+    def from_options(cls, replay_source=None, batch_size=16, **_):
+        if not replay_source:
+            raise MultipltError("the replay backend needs --replay-source (a completion folder or JSONL)")
+        return cls(replay_source, batch_size)
+
+    def describe(self) -> dict:
+        return {"replay_source": self.source}
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
+        short = sorted({r.problem for r in requests
+                        if len(self.completions.get(r.problem, [])) <= r.index})
+        if short:
+            raise MultipltError(f"replay source {self.source} has too few completions for: "
+                                + ", ".join(short[:10]) + (" ..." if len(short) > 10 else ""))
+        for start in range(0, len(requests), self.batch_size):
+            batch = requests[start: start + self.batch_size]
+            yield [(r, self.completions[r.problem][r.index]) for r in batch]

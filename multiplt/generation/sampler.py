@@ -1,0 +1,136 @@
+"""Our batched sampler for decoder-only transformers models (used by hf_backend.py and the GPU
+benchmark).
+
+Why not `model.generate`: we want (1) each sample's randomness keyed by its own seed so batching
+cannot change it (seeds.py), (2) rows that finished (EOS or a stop string) dropped from the batch
+and KV cache as the batch shrinks, so long batches do not keep paying for finished rows, and
+(3) few host-device syncs: EOS and stop strings are checked every `check_every` steps only.
+
+The loop, per batch of prompts (already grouped by length, so padding is small):
+  prefill:  left-padded prompts, explicit position ids, logits of the last position only
+  decode:   one token per row per step; top-p filter then Gumbel-max with per-row keyed noise
+  check:    every `check_every` steps, rows with EOS or a stop string in their text are done
+  compact:  finished rows leave the cache, masks and buffers (cache.batch_select_indices)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Callable
+
+from multiplt.generation.seeds import gumbel_noise
+from multiplt.generation.stops import stop_index
+
+
+@dataclasses.dataclass
+class SamplerOptions:
+    temperature: float = 0.2
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    eos_token_id: int | None = None
+    pad_token_id: int = 0
+    stop: tuple[str, ...] = ()
+    check_every: int = 16
+    ignore_eos: bool = False  # benchmarks: always generate max_new_tokens
+    min_new_tokens: int = 0
+
+
+def choose_tokens(logits, row_seeds, step: int, temperature: float, top_p: float):
+    """Next token per row: greedy at temperature 0, else top-p filtered Gumbel-max sampling."""
+    import torch
+
+    logits = logits.float()
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        # drop a token when the tokens ranked before it already cover top_p (the first stays)
+        drop = (probs.cumsum(-1) - probs) > top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return (logits + gumbel_noise(row_seeds, step, logits.shape[-1])).argmax(-1)
+
+
+def _cache_kwarg(model) -> str:
+    """transformers renamed `past_key_values` to `cache` (5.2x); accept both versions."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _out_cache(out):
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+def sample_batch(model, prompts: list[list[int]], row_seeds: list[int], opts: SamplerOptions,
+                 decode: Callable[[list[int]], str] | None = None) -> list[list[int]]:
+    """Sample one continuation per prompt (token id lists); returns the new token ids of each row,
+    cut before EOS. `decode` (token ids -> text) is needed when `opts.stop` is not empty."""
+    import torch
+
+    device = next(model.parameters()).device
+    n, width = len(prompts), max(len(p) for p in prompts)
+    ids = torch.full((n, width), opts.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        mask[row, width - len(p):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    seeds = torch.tensor(row_seeds, dtype=torch.int64, device=device)
+    rows = torch.arange(n, device=device)  # original row of each live row
+    buf = torch.full((n, opts.max_new_tokens), opts.pad_token_id, dtype=torch.long, device=device)
+    results: list[list[int] | None] = [None] * n
+    kw = _cache_kwarg(model)
+
+    with torch.inference_mode():
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                    logits_to_keep=1)
+        cache, logits = _out_cache(out), out.logits[:, -1, :]
+        next_pos = positions[:, -1] + 1
+        for step in range(opts.max_new_tokens):
+            if opts.eos_token_id is not None and (opts.ignore_eos or step < opts.min_new_tokens):
+                logits[:, opts.eos_token_id] = float("-inf")
+            tokens = choose_tokens(logits, seeds, step, opts.temperature, opts.top_p)
+            buf[:, step] = tokens
+            last = step + 1 == opts.max_new_tokens
+            if last or (step + 1) % opts.check_every == 0:
+                done = _finished(buf[:, : step + 1], rows, results, opts, decode, last)
+                if done is not None:
+                    if bool(done.all()):
+                        break
+                    keep = (~done).nonzero().squeeze(-1)
+                    cache.batch_select_indices(keep)
+                    rows, seeds, buf = rows[keep], seeds[keep], buf[keep]
+                    mask, next_pos, tokens = mask[keep], next_pos[keep], tokens[keep]
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+            out = model(input_ids=tokens[:, None], attention_mask=mask,
+                        position_ids=next_pos[:, None], use_cache=True, **{kw: cache})
+            cache, logits = _out_cache(out), out.logits[:, -1, :]
+            next_pos = next_pos + 1
+    return [r if r is not None else [] for r in results]
+
+
+def _finished(generated, rows, results, opts: SamplerOptions, decode, last: bool):
+    """Record rows that are done (EOS seen, stop string in text, or out of tokens) into `results`;
+    return a bool tensor over live rows, or None when no row finished."""
+    import torch
+
+    host = generated.tolist()
+    row_ids = rows.tolist()
+    done = [False] * len(host)
+    for i, toks in enumerate(host):
+        if opts.eos_token_id is not None and not opts.ignore_eos and opts.eos_token_id in toks:
+            toks = toks[: toks.index(opts.eos_token_id)]
+            done[i] = True
+        elif opts.stop and decode is not None and stop_index(decode(toks), opts.stop) != -1:
+            done[i] = True
+        if done[i] or last:
+            results[row_ids[i]] = toks
+            done[i] = True
+    if not any(done):
+        return None
+    return torch.tensor(done, device=generated.device)

@@ -1,0 +1,49 @@
+"""vLLM's offline engine, when `vllm` is installed (it is not a dependency of this package)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from multiplt.errors import MultipltError
+from multiplt.generation.base import Backend, Request, Sampling
+from multiplt.generation.seeds import sample_seed
+from multiplt.generation.stops import cut_at_stop
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+
+    def __init__(self, model: str, revision: str | None = None, tokenizer: str | None = None,
+                 chunk: int = 2048):
+        try:
+            import vllm
+        except ImportError:
+            raise MultipltError("the vllm backend needs the `vllm` package, which is not installed "
+                                "(pip install vllm on a GPU worker, or use --backend transformers)") from None
+        from multiplt.generation.model_source import resolve_model
+
+        self.model_ref = resolve_model(model, revision)
+        self.tokenizer_ref = resolve_model(tokenizer) if tokenizer else self.model_ref
+        self._vllm = vllm
+        self.llm = vllm.LLM(model=self.model_ref.path, tokenizer=self.tokenizer_ref.path,
+                            dtype="bfloat16", max_model_len=2048)
+        self.chunk = chunk
+
+    @classmethod
+    def from_options(cls, model=None, revision=None, tokenizer=None, **_):
+        if not model:
+            raise MultipltError("--model is required for the vllm backend")
+        return cls(model, revision, tokenizer)
+
+    def describe(self) -> dict:
+        return {"resolved_commit": self.model_ref.resolved_commit}
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
+        for start in range(0, len(requests), self.chunk):
+            batch = requests[start: start + self.chunk]
+            params = [self._vllm.SamplingParams(
+                temperature=sampling.temperature, top_p=sampling.top_p,
+                max_tokens=sampling.max_new_tokens, stop=list(sampling.stop),
+                seed=sample_seed(sampling.seed, r.problem, r.index)) for r in batch]
+            outs = self.llm.generate([r.prompt.strip() for r in batch], params)
+            yield [(r, cut_at_stop(o.outputs[0].text, sampling.stop)) for r, o in zip(batch, outs)]

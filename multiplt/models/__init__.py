@@ -1,0 +1,1 @@
+"""Model building helpers: the local tiny model used offline by tests and the demo."""

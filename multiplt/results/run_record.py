@@ -1,0 +1,133 @@
+"""Turn one scored run folder into results-store rows.
+
+A run folder holds what generate wrote (``_multiplt_run.yaml``: the resolved run config) and
+what score wrote (``_scores.csv``: one pass@k row per k). Both are required: a row without the
+config that produced it could not be compared with anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+
+from multiplt.errors import MultipltError
+
+LOG = logging.getLogger("multiplt.results")
+
+SCORES_FILE = "_scores.csv"
+RUN_CONFIG_FILE = "_multiplt_run.yaml"
+SCORES_HEADER = ["Dataset", "Pass@k", "Estimate", "NumProblems", "MinCompletions", "MaxCompletions"]
+REQUIRED_CONFIG = ("model", "lang")
+
+
+def _read_required(uri: str, what: str) -> str:
+    from multiplt import storage
+
+    if not storage.exists(uri):
+        raise MultipltError(f"{uri} does not exist: {what}")
+    return storage.read_text(uri)
+
+
+def parse_scores(text: str, uri: str) -> list[dict]:
+    """The rows of a pass@k CSV, typed; a wrong header or value names the file and the line."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header != SCORES_HEADER:
+        raise MultipltError(f"{uri}: header is {header}, expected {','.join(SCORES_HEADER)}")
+    rows = []
+    for line_no, fields in enumerate(reader, start=2):
+        if not fields:
+            continue
+        if len(fields) != len(SCORES_HEADER):
+            raise MultipltError(f"{uri} line {line_no}: {len(fields)} fields, expected {len(SCORES_HEADER)}")
+        try:
+            row = {
+                "dataset": fields[0],
+                "k": int(fields[1]),
+                "estimate": float(fields[2]),
+                "num_problems": int(fields[3]),
+                "min_completions": int(fields[4]),
+                "max_completions": int(fields[5]),
+            }
+        except ValueError as exc:
+            raise MultipltError(f"{uri} line {line_no}: {exc}") from None
+        if not 0.0 <= row["estimate"] <= 1.0:
+            raise MultipltError(f"{uri} line {line_no}: estimate {row['estimate']} is not in [0, 1]")
+        rows.append(row)
+    if not rows:
+        raise MultipltError(f"{uri} has no pass@k rows: did `multiplt score` find any results?")
+    return rows
+
+
+def parse_run_config(text: str, uri: str) -> dict:
+    import yaml
+
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MultipltError(f"{uri} is not valid YAML: {exc}") from None
+    if not isinstance(config, dict):
+        raise MultipltError(f"{uri} is not a YAML mapping")
+    missing = [key for key in REQUIRED_CONFIG if config.get(key) in (None, "")]
+    if missing:
+        raise MultipltError(f"{uri} lacks {', '.join(missing)}")
+    return config
+
+
+def _opt(value, kind):
+    if value is None or value == "":
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise MultipltError(f"run config value {value!r} is not a {kind.__name__}") from None
+
+
+def run_id_for(dataset: str, config: dict) -> str:
+    """The folder name plus a hash of the resolved config: stable across re-recording."""
+    canonical = json.dumps(config, sort_keys=True, default=str)
+    return f"{dataset}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+
+
+def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None = None) -> list[dict]:
+    """Rows (without created_at) for one scored run folder; labels given here override the config."""
+    from multiplt import storage
+
+    run_uri = run_uri.rstrip("/")
+    scores = parse_scores(_read_required(storage.join(run_uri, SCORES_FILE),
+                                         "run `multiplt score` on the run folder first"),
+                          storage.join(run_uri, SCORES_FILE))
+    config_uri = storage.join(run_uri, RUN_CONFIG_FILE)
+    config = parse_run_config(_read_required(config_uri, "it is written by `multiplt generate`"), config_uri)
+    if epoch is not None and epoch < 0:
+        raise MultipltError(f"epoch must be >= 0, got {epoch}")
+    folder = storage.basename(run_uri)
+    config_epoch = _opt(config.get("epoch"), int)
+    base = {
+        "run_uri": run_uri,
+        "model": str(config["model"]),
+        "revision": _opt(config.get("revision"), str),
+        "resolved_commit": _opt(config.get("resolved_commit"), str),
+        "tokenizer": _opt(config.get("tokenizer"), str),
+        "experiment": experiment if experiment is not None else _opt(config.get("experiment"), str),
+        "lang": str(config["lang"]),
+        "epoch": epoch if epoch is not None else (config_epoch if config_epoch is not None else 0),
+        "benchmark": _opt(config.get("benchmark"), str),
+        "benchmark_sha256": _opt(config.get("benchmark_sha256"), str),
+        "backend": _opt(config.get("backend"), str),
+        "seed": _opt(config.get("seed"), int),
+        "n": _opt(config.get("n"), int),
+        "temperature": _opt(config.get("temperature"), float),
+        "top_p": _opt(config.get("top_p"), float),
+        "max_new_tokens": _opt(config.get("max_new_tokens"), int),
+    }
+    rows = []
+    for score in scores:
+        if score["dataset"] != folder:
+            LOG.warning("%s: Dataset column %r differs from the folder name %r", run_uri, score["dataset"], folder)
+        labels = {"experiment": base["experiment"], "epoch": base["epoch"]}
+        rows.append({"run_id": run_id_for(score["dataset"], {**config, **labels}), **base, **score})
+    return rows

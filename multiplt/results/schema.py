@@ -1,0 +1,45 @@
+"""The columns of the results store and their types: the contract the leaderboard reads.
+
+One row is one (scored run, k). ``run_id`` names the run: the run folder name (the ``Dataset``
+column of the pass@k CSV) plus a short hash of the resolved run config, so the same folder
+recorded twice keeps one row per k, while a rerun with another config gets its own rows.
+"""
+
+from __future__ import annotations
+
+# name -> polars dtype name (resolved lazily so that importing this module needs no polars)
+COLUMNS: dict[str, str] = {
+    "run_id": "String",
+    "dataset": "String",          # run folder name, = the Dataset column of _scores.csv
+    "run_uri": "String",          # where the run folder lives
+    "model": "String",
+    "revision": "String",
+    "resolved_commit": "String",
+    "tokenizer": "String",
+    "experiment": "String",
+    "lang": "String",
+    "epoch": "Int64",             # 0 for a base model
+    "benchmark": "String",
+    "benchmark_sha256": "String",
+    "backend": "String",
+    "seed": "Int64",
+    "n": "Int64",
+    "temperature": "Float64",
+    "top_p": "Float64",
+    "max_new_tokens": "Int64",
+    "k": "Int64",
+    "estimate": "Float64",        # pass@k, a fraction in [0, 1]
+    "num_problems": "Int64",
+    "min_completions": "Int64",
+    "max_completions": "Int64",
+    "created_at": "String",       # ISO 8601 UTC, when the run was first recorded
+}
+
+# A row is identified by these; recording again replaces the row (never duplicates it).
+KEY = ("run_id", "k")
+
+
+def polars_schema() -> dict:
+    import polars as pl
+
+    return {name: getattr(pl, dtype) for name, dtype in COLUMNS.items()}

@@ -1,0 +1,127 @@
+"""Read and update the results store: one parquet table, rewritten atomically on every record.
+
+Several evaluation runs may record at the same time (the fine-tuning DAG evaluates every epoch
+in parallel), so an update is read-merge-write under a lock: an flock on a sidecar file for
+local stores, and for object stores a check after the write that every row is still there,
+merging again if a concurrent writer replaced the table in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+
+from multiplt.errors import MultipltError, PlatformError
+from multiplt.log import Funnel
+from multiplt.results.run_record import load_run_rows
+from multiplt.results.schema import COLUMNS, KEY, polars_schema
+
+LOG = logging.getLogger("multiplt.results")
+OPTIMISTIC_RETRIES = 5
+
+
+def _empty():
+    import polars as pl
+
+    return pl.DataFrame(schema=polars_schema())
+
+
+def _conform(df):
+    """The table with exactly the store's columns, in order and typed (extra columns kept last)."""
+    import polars as pl
+
+    schema = polars_schema()
+    for name, dtype in schema.items():
+        df = df.with_columns(pl.col(name).cast(dtype) if name in df.columns else pl.lit(None, dtype).alias(name))
+    extra = [c for c in df.columns if c not in schema]
+    return df.select([*schema, *extra])
+
+
+def read_store(store_uri: str):
+    """The whole table as a polars DataFrame; an empty, typed one when the store does not exist yet."""
+    from multiplt import storage
+
+    if not storage.exists(store_uri):
+        return _empty()
+    try:
+        return _conform(storage.read_parquet(store_uri))
+    except MultipltError:
+        raise
+    except Exception as exc:  # a corrupt or foreign file must not be silently replaced
+        raise MultipltError(f"{store_uri} is not a readable results store: {exc}") from None
+
+
+@contextlib.contextmanager
+def _local_lock(store_uri: str):
+    from multiplt import storage
+
+    path = storage.local_path(store_uri) if "://" in store_uri else store_uri
+    if path is None:
+        yield False
+        return
+    import fcntl
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _merge(current, new_rows: list[dict], now: str):
+    """Replace rows with the same key, keeping their first created_at; add the others."""
+    import polars as pl
+
+    new = _conform(pl.DataFrame(new_rows, schema_overrides=polars_schema(), infer_schema_length=None))
+    first_seen = current.select([*KEY, "created_at"]).rename({"created_at": "_first"})
+    new = (new.join(first_seen, on=list(KEY), how="left")
+              .with_columns(pl.coalesce("_first", pl.lit(now)).alias("created_at")).drop("_first"))
+    kept = current.join(new.select(list(KEY)), on=list(KEY), how="anti")
+    merged = pl.concat([kept, new.select(kept.columns)], how="vertical")
+    return merged.sort(["model", "lang", "epoch", "run_id", "k"], nulls_last=True)
+
+
+def _contains(table, new_rows: list[dict]) -> bool:
+    keys = {tuple(r[k] for k in KEY) for r in new_rows}
+    present = set(table.select(list(KEY)).iter_rows())
+    return keys <= present
+
+
+def record_runs(run_uris: list[str], store_uri: str, experiment: str | None = None,
+                epoch: int | None = None) -> dict:
+    """Append the scored runs to the store; recording a run again replaces its rows."""
+    from multiplt import storage
+
+    if not run_uris:
+        raise MultipltError("no run folders given")
+    funnel = Funnel("results record")
+    new_rows: list[dict] = []
+    for uri in run_uris:
+        rows = load_run_rows(uri, experiment=experiment, epoch=epoch)
+        new_rows.extend(rows)
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    with _local_lock(store_uri) as locked:
+        for attempt in range(1 if locked else OPTIMISTIC_RETRIES):
+            current = read_store(store_uri)
+            existing = set(current.select(list(KEY)).iter_rows())
+            merged = _merge(current, new_rows, now)
+            storage.write_parquet(store_uri, merged)
+            if locked or _contains(read_store(store_uri), new_rows):
+                break
+            LOG.warning("%s changed while recording (attempt %d); merging again", store_uri, attempt + 1)
+        else:
+            raise PlatformError(f"{store_uri}: concurrent writers kept replacing the table; retry later")
+    replaced = sum(1 for r in new_rows if tuple(r[k] for k in KEY) in existing)
+    for row in new_rows:
+        if tuple(row[k] for k in KEY) in existing:
+            funnel.drop("already recorded (row replaced)")
+        else:
+            funnel.keep()
+    funnel.log(LOG)
+    LOG.info("%s now holds %d rows", store_uri, merged.height)
+    return {"added": len(new_rows) - replaced, "replaced": replaced, "rows": merged.height,
+            "columns": list(COLUMNS)}

@@ -1,0 +1,191 @@
+"""One storage API over local files (``file://`` URIs and bare paths) and S3 (``s3://bucket/key``).
+
+Every stage reads and writes through these functions, so the same command works on a laptop and
+in a container against AWS or MinIO. Formats ride on bytes: text (UTF-8), JSON, JSON lines and
+parquet; a ``.gz`` suffix gzips text, JSON and JSON lines. Every write is atomic (see local.py and
+s3.py): a reader sees the previous object or the complete new one, never a torn one.
+
+    from multiplt import storage
+    rows = storage.read_jsonl("s3://bucket/bench/humaneval-rkt.jsonl")
+    storage.write_json(storage.join(out, "HumanEval_0.json.gz"), problem)
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+
+from multiplt.errors import MultipltError
+from multiplt.storage import local, s3
+from multiplt.storage.uri import NotFound, basename, join, local_path, parse
+
+__all__ = [
+    "NotFound", "basename", "copy", "delete", "download_dir", "exists", "join", "local_path", "ls",
+    "read_bytes", "read_json", "read_jsonl", "read_parquet", "read_text", "upload_dir", "write_bytes",
+    "write_json", "write_jsonl", "write_parquet", "write_text",
+]
+
+
+def _backend(loc):
+    return local if loc.is_local else s3
+
+
+# ---- bytes ---------------------------------------------------------------------------------------
+def read_bytes(uri) -> bytes:
+    """The raw bytes stored at `uri` (no decompression)."""
+    loc = parse(uri)
+    return _backend(loc).read_bytes(loc)
+
+
+def write_bytes(uri, data: bytes) -> None:
+    """Store `data` at `uri` atomically, creating parent folders as needed."""
+    loc = parse(uri)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"write_bytes wants bytes, got {type(data).__name__}")
+    _backend(loc).write_bytes(loc, bytes(data))
+
+
+def _gzipped(uri) -> bool:
+    return os.fspath(uri).endswith(".gz")
+
+
+# ---- text, JSON, JSON lines ----------------------------------------------------------------------
+def read_text(uri) -> str:
+    data = read_bytes(uri)
+    if _gzipped(uri):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise MultipltError(f"{uri} is not valid gzip: {exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MultipltError(f"{uri} is not UTF-8 text: {exc}") from None
+
+
+def write_text(uri, text: str) -> None:
+    data = text.encode("utf-8")
+    if _gzipped(uri):
+        data = gzip.compress(data, compresslevel=6, mtime=0)  # mtime=0: same input, same bytes
+    write_bytes(uri, data)
+
+
+def read_json(uri):
+    text = read_text(uri)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MultipltError(f"{uri} is not valid JSON: {exc}") from None
+
+
+def write_json(uri, value, indent: int | None = None) -> None:
+    write_text(uri, json.dumps(value, indent=indent) + "\n")
+
+
+def read_jsonl(uri) -> list[dict]:
+    rows = []
+    for number, line in enumerate(read_text(uri).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise MultipltError(f"{uri} line {number} is not valid JSON: {exc}") from None
+    return rows
+
+
+def write_jsonl(uri, rows) -> None:
+    """One JSON value per line. The whole file is built first, so a failing row writes nothing."""
+    write_text(uri, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+# ---- parquet (polars, imported only when used) ---------------------------------------------------
+def read_parquet(uri):
+    """A polars DataFrame of the parquet file at `uri`."""
+    import polars as pl
+
+    data = read_bytes(uri)
+    try:
+        return pl.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # polars raises several types for a bad file
+        raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
+
+
+def write_parquet(uri, df) -> None:
+    buffer = io.BytesIO()
+    df.write_parquet(buffer)
+    write_bytes(uri, buffer.getvalue())
+
+
+# ---- listing, existence, deletion ----------------------------------------------------------------
+def exists(uri) -> bool:
+    """True for a file/object, or for a folder (prefix) holding at least one (local: any folder)."""
+    loc = parse(uri)
+    return _backend(loc).exists(loc)
+
+
+def ls(uri, recursive: bool = False) -> list[str]:
+    """Sorted full URIs under the folder `uri`: its files, and its subfolders with a trailing `/`;
+    with recursive=True every file below it (no folders). A missing folder lists as empty; temp
+    files of writes in progress never appear."""
+    loc = parse(uri)
+    return _backend(loc).ls(loc, recursive)
+
+
+def delete(uri, recursive: bool = False) -> None:
+    """Delete a file/object (missing is fine); a folder only with recursive=True."""
+    loc = parse(uri)
+    _backend(loc).delete(loc, recursive)
+
+
+# ---- copies --------------------------------------------------------------------------------------
+def copy(src_uri, dst_uri) -> None:
+    """Copy one file/object between any two URIs (streamed; server-side within S3)."""
+    src, dst = parse(src_uri), parse(dst_uri)
+    if src.is_local and dst.is_local:
+        local.get_file(src, dst.path)
+    elif src.is_local:
+        if not os.path.isfile(src.path):
+            raise NotFound(f"no such file: {src.uri}")
+        s3.put_file(dst, src.path)
+    elif dst.is_local:
+        s3.get_file(src, dst.path)
+    else:
+        s3.copy_object(src, dst)
+
+
+def upload_dir(local_dir, uri) -> list[str]:
+    """Copy every file below the local folder `local_dir` to the same relative keys under `uri`."""
+    root = os.fspath(local_dir)
+    if not os.path.isdir(root):
+        raise MultipltError(f"cannot upload {root}: not a folder")
+    written = []
+    for dirpath, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if local.is_temp(name):
+                continue
+            rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
+            target = join(uri, rel)
+            copy(os.path.join(dirpath, name), target)
+            written.append(target)
+    return written
+
+
+def download_dir(uri, local_dir) -> list[str]:
+    """Copy every file below the folder `uri` into the local folder `local_dir` (same layout)."""
+    prefix = os.fspath(uri).rstrip("/") + "/"
+    files = ls(uri, recursive=True)
+    root = os.fspath(local_dir)
+    os.makedirs(root, exist_ok=True)
+    written = []
+    for src in files:
+        rel = src[len(prefix):]
+        if not rel or rel.startswith("/") or ".." in rel.split("/"):
+            raise MultipltError(f"refusing to download {src}: unsafe relative path {rel!r}")
+        dst = os.path.join(root, *rel.split("/"))
+        copy(src, dst)
+        written.append(dst)
+    return written

@@ -1,0 +1,128 @@
+"""Local files behind the storage API. Writes are atomic: a temp file in the same folder, fsync,
+then ``os.replace``, so a reader sees the old content or the new, never a torn file. Temp names
+start with a dot and end in TEMP_SUFFIX, and listings skip them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from multiplt.errors import MultipltError
+from multiplt.storage.uri import Location, NotFound, join
+
+TEMP_SUFFIX = ".multiplt-tmp"
+_CHUNK = 8 << 20
+
+# Files from mkstemp are 0600; give written files the usual permissions instead. Read the umask
+# once at import (os.umask is process-wide, so never toggle it from worker threads).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def is_temp(name: str) -> bool:
+    return name.endswith(TEMP_SUFFIX)
+
+
+def _not_found(loc: Location) -> MultipltError:
+    return NotFound(f"no such file: {loc.uri}")
+
+
+def read_bytes(loc: Location) -> bytes:
+    try:
+        with open(loc.path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise _not_found(loc) from None
+    except IsADirectoryError:
+        raise MultipltError(f"{loc.uri} is a folder, not a file") from None
+
+
+class _AtomicFile:
+    """A temp file beside `path` that replaces `path` on commit and vanishes on failure."""
+
+    def __init__(self, path: str):
+        self.path = path
+        folder = os.path.dirname(path) or "."
+        if os.path.isdir(path):
+            raise MultipltError(f"cannot write {path}: it is a folder")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise MultipltError(f"cannot write {path}: a parent of it is a file") from None
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMP_SUFFIX, dir=folder)
+        self.file = os.fdopen(fd, "wb")
+
+    def __enter__(self):
+        return self.file
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+            self.file.close()
+            if exc_type is None:
+                os.chmod(self.tmp, 0o666 & ~_UMASK)
+                os.replace(self.tmp, self.path)
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)
+
+
+def write_bytes(loc: Location, data: bytes) -> None:
+    with _AtomicFile(loc.path) as f:
+        f.write(data)
+
+
+def put_file(loc: Location, src_path: str) -> None:
+    """Copy a local file to `loc` atomically, streaming."""
+    with open(src_path, "rb") as src, _AtomicFile(loc.path) as dst:
+        shutil.copyfileobj(src, dst, _CHUNK)
+
+
+def get_file(loc: Location, dst_path: str) -> None:
+    """Copy `loc` to a local file path atomically, streaming."""
+    try:
+        src = open(loc.path, "rb")
+    except FileNotFoundError:
+        raise _not_found(loc) from None
+    with src, _AtomicFile(dst_path) as dst:
+        shutil.copyfileobj(src, dst, _CHUNK)
+
+
+def exists(loc: Location) -> bool:
+    return os.path.exists(loc.path)
+
+
+def ls(loc: Location, recursive: bool) -> list[str]:
+    if not os.path.isdir(loc.path):
+        return []
+    out = []
+    if recursive:
+        for root, dirs, files in os.walk(loc.path):
+            dirs.sort()
+            rel = os.path.relpath(root, loc.path)
+            for name in files:
+                if not is_temp(name):
+                    out.append(join(loc.uri, name) if rel == "." else join(loc.uri, rel.replace(os.sep, "/"), name))
+    else:
+        with os.scandir(loc.path) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    out.append(join(loc.uri, entry.name) + "/")
+                elif not is_temp(entry.name):
+                    out.append(join(loc.uri, entry.name))
+    return sorted(out)
+
+
+def delete(loc: Location, recursive: bool) -> None:
+    if os.path.isdir(loc.path) and not os.path.islink(loc.path):
+        if not recursive:
+            raise MultipltError(f"{loc.uri} is a folder; pass recursive=True to delete it")
+        shutil.rmtree(loc.path)
+    else:
+        try:
+            os.unlink(loc.path)
+        except FileNotFoundError:
+            pass

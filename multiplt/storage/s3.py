@@ -1,0 +1,202 @@
+"""S3 (AWS, MinIO, any S3 API) behind the storage API, through boto3 (imported lazily).
+
+Endpoint, region and credentials come from the standard AWS environment (AWS_ENDPOINT_URL or
+AWS_ENDPOINT_URL_S3, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or a named
+profile (AWS_PROFILE), so the same code talks to AWS and to a MinIO in compose. Writes are atomic
+on the server side: a single PUT, or a multipart upload that becomes visible only when completed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+
+from multiplt.errors import MultipltError, PlatformError
+from multiplt.storage.uri import Location, NotFound
+
+# Objects above this size go up in parts (S3's minimum part size is 5 MiB).
+MULTIPART_THRESHOLD = 8 << 20
+MULTIPART_CHUNK = 8 << 20
+_ENV_KEYS = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION",
+             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
+             "AWS_SHARED_CREDENTIALS_FILE", "MULTIPLT_S3_ADDRESSING_STYLE")
+_lock = threading.Lock()
+_clients: dict[tuple, object] = {}
+
+
+def client():
+    """One boto3 S3 client per distinct AWS environment (clients are thread-safe; sessions not)."""
+    key = tuple(os.environ.get(k) for k in _ENV_KEYS)
+    with _lock:
+        if key not in _clients:
+            import boto3
+            import botocore.config
+
+            try:
+                session = boto3.session.Session()
+            except Exception as exc:  # e.g. botocore.exceptions.ProfileNotFound
+                raise MultipltError(f"cannot load AWS settings: {exc}") from None
+            # MinIO and other self-hosted endpoints are addressed by path (http://host/bucket/key);
+            # AWS itself prefers virtual-hosted names.
+            custom = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            style = os.environ.get("MULTIPLT_S3_ADDRESSING_STYLE") or ("path" if custom else "auto")
+            config = botocore.config.Config(s3={"addressing_style": style},
+                                            retries={"max_attempts": 5, "mode": "standard"})
+            _clients[key] = session.client("s3", config=config)
+        return _clients[key]
+
+
+def _transfer_config():
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK,
+                          max_concurrency=4)
+
+
+def _translate(exc: Exception, loc: Location, action: str) -> Exception:
+    """A clear MultipltError for a boto3 failure (missing bucket/key, credentials, endpoint)."""
+    import botocore.exceptions as bex
+
+    if isinstance(exc, bex.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code == "NoSuchBucket":
+            return MultipltError(f"S3 bucket {loc.bucket!r} does not exist (while trying to {action} {loc.uri})")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return NotFound(f"no such object: {loc.uri}")
+        if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
+            return MultipltError(f"access denied to {loc.uri} (while trying to {action}); check the AWS credentials")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
+            return MultipltError(f"S3 rejected the credentials ({code}) for {loc.uri}; "
+                                 "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
+        return PlatformError(f"S3 error {code or '?'} while trying to {action} {loc.uri}: {exc}")
+    if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
+        return MultipltError(f"no AWS credentials to {action} {loc.uri}: set AWS_ACCESS_KEY_ID and "
+                             "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+    if isinstance(exc, bex.EndpointConnectionError):
+        return PlatformError(f"cannot reach the S3 endpoint to {action} {loc.uri}: {exc}")
+    if isinstance(exc, bex.BotoCoreError):
+        return PlatformError(f"S3 failure while trying to {action} {loc.uri}: {exc}")
+    return exc
+
+
+def _call(loc: Location, action: str, fn, *args, **kwargs):
+    import botocore.exceptions as bex
+
+    try:
+        return fn(*args, **kwargs)
+    except (bex.ClientError, bex.BotoCoreError) as exc:
+        err = _translate(exc, loc, action)
+        # HEAD answers a bare 404 for a missing bucket too: ask the bucket to tell them apart
+        if isinstance(err, NotFound) and action != "check bucket":
+            _check_bucket(loc)
+        raise err from None
+
+
+def _check_bucket(loc: Location) -> None:
+    c = client()
+    _call(loc, "check bucket", c.list_objects_v2, Bucket=loc.bucket, MaxKeys=1)
+
+
+def _require_key(loc: Location) -> None:
+    if not loc.key or loc.key.endswith("/"):
+        raise MultipltError(f"{loc.uri} names a folder, not an object")
+
+
+def read_bytes(loc: Location) -> bytes:
+    _require_key(loc)
+    c = client()
+    response = _call(loc, "read", c.get_object, Bucket=loc.bucket, Key=loc.key)
+    return _call(loc, "read", response["Body"].read)
+
+
+def write_bytes(loc: Location, data: bytes) -> None:
+    _require_key(loc)
+    c = client()
+    if len(data) <= MULTIPART_THRESHOLD:
+        _call(loc, "write", c.put_object, Bucket=loc.bucket, Key=loc.key, Body=data)
+    else:
+        _call(loc, "write", c.upload_fileobj, io.BytesIO(data), loc.bucket, loc.key, Config=_transfer_config())
+
+
+def put_file(loc: Location, src_path: str) -> None:
+    _require_key(loc)
+    c = client()
+    _call(loc, "upload", c.upload_file, src_path, loc.bucket, loc.key, Config=_transfer_config())
+
+
+def get_file(loc: Location, dst_path: str) -> None:
+    """Download to `dst_path` atomically (a temp file beside it, then rename)."""
+    from multiplt.storage import local
+
+    _require_key(loc)
+    c = client()
+    with local._AtomicFile(dst_path) as f:
+        _call(loc, "download", c.download_fileobj, loc.bucket, loc.key, f, Config=_transfer_config())
+
+
+def copy_object(src: Location, dst: Location) -> None:
+    """Server-side copy (multipart for large objects)."""
+    _require_key(src)
+    _require_key(dst)
+    c = client()
+    _call(src, "copy", c.head_object, Bucket=src.bucket, Key=src.key)
+    _call(dst, "copy to", c.copy, {"Bucket": src.bucket, "Key": src.key}, dst.bucket, dst.key,
+          Config=_transfer_config())
+
+
+def exists(loc: Location) -> bool:
+    """True for an object, or for a prefix with at least one object under it."""
+    import botocore.exceptions as bex
+
+    c = client()
+    if loc.key and not loc.key.endswith("/"):
+        try:
+            c.head_object(Bucket=loc.bucket, Key=loc.key)
+            return True
+        except bex.ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey", "NotFound"):
+                raise _translate(exc, loc, "check") from None
+        except bex.BotoCoreError as exc:
+            raise _translate(exc, loc, "check") from None
+    prefix = loc.key.rstrip("/") + "/" if loc.key else ""
+    page = _call(loc, "check", c.list_objects_v2, Bucket=loc.bucket, Prefix=prefix, MaxKeys=1)
+    return page.get("KeyCount", 0) > 0
+
+
+def _pages(loc: Location, recursive: bool):
+    c = client()
+    prefix = loc.key.rstrip("/") + "/" if loc.key else ""
+    kwargs = {"Bucket": loc.bucket, "Prefix": prefix}
+    if not recursive:
+        kwargs["Delimiter"] = "/"
+    paginator = c.get_paginator("list_objects_v2")
+    iterator = iter(paginator.paginate(**kwargs))
+    while True:
+        page = _call(loc, "list", next, iterator, None)
+        if page is None:
+            return
+        yield prefix, page
+
+
+def ls(loc: Location, recursive: bool) -> list[str]:
+    base = f"s3://{loc.bucket}/"
+    out = []
+    for _prefix, page in _pages(loc, recursive):
+        out.extend(base + obj["Key"] for obj in page.get("Contents", []) if not obj["Key"].endswith("/"))
+        out.extend(base + p["Prefix"] for p in page.get("CommonPrefixes", []))
+    return sorted(out)
+
+
+def delete(loc: Location, recursive: bool) -> None:
+    c = client()
+    if not recursive and ls(loc, False):
+        raise MultipltError(f"{loc.uri} is a folder; pass recursive=True to delete it")
+    if loc.key and not loc.key.endswith("/"):
+        _call(loc, "delete", c.delete_object, Bucket=loc.bucket, Key=loc.key)
+    if not recursive:
+        return
+    for _prefix, page in _pages(loc, True):
+        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if keys:
+            _call(loc, "delete", c.delete_objects, Bucket=loc.bucket, Delete={"Objects": keys, "Quiet": True})

@@ -1,0 +1,91 @@
+"""Storage URIs: ``file:///abs/path``, bare local paths, and ``s3://bucket/key``.
+
+Everything else (``http://``, ``gs://``, ``s3://`` without a bucket, ...) is refused with one
+clear error naming the URI, before any I/O happens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import urllib.parse
+
+from multiplt.errors import MultipltError
+
+# S3 bucket naming rules (the subset MinIO and AWS agree on): 3-63 chars, lower case, digits,
+# dots and dashes, starting and ending with a letter or digit.
+class NotFound(MultipltError):
+    """The object or file a URI names does not exist (its bucket or folder may)."""
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+@dataclasses.dataclass(frozen=True)
+class Location:
+    """A parsed URI: either a local `path` or an S3 `bucket` + `key`."""
+
+    uri: str
+    scheme: str  # "file" or "s3"
+    path: str = ""  # local absolute path (file)
+    bucket: str = ""  # s3
+    key: str = ""  # s3 (no leading slash; "" is the bucket root)
+
+    @property
+    def is_local(self) -> bool:
+        return self.scheme == "file"
+
+
+def parse(uri) -> Location:
+    """Parse `uri` (str or os.PathLike) or raise MultipltError naming it."""
+    if isinstance(uri, os.PathLike):
+        uri = os.fspath(uri)
+    if not isinstance(uri, str) or not uri.strip():
+        raise MultipltError(f"bad storage URI {uri!r}: expected file://PATH, a local path or s3://BUCKET/KEY")
+    match = _SCHEME.match(uri)
+    if not match:  # a bare local path
+        return Location(uri, "file", path=os.path.abspath(os.path.expanduser(uri)))
+    scheme = match.group(1).lower()
+    if scheme == "file":
+        parsed = urllib.parse.urlsplit(uri)
+        if parsed.netloc not in ("", "localhost"):
+            raise MultipltError(f"bad storage URI {uri!r}: file:// URIs name no host (use file:///abs/path)")
+        path = urllib.parse.unquote(parsed.path)
+        if not path:
+            raise MultipltError(f"bad storage URI {uri!r}: no path after file://")
+        return Location(uri, "file", path=os.path.abspath(path))
+    if scheme == "s3":
+        rest = uri[len(match.group(0)):]
+        bucket, _, key = rest.partition("/")
+        if not bucket:
+            raise MultipltError(f"bad storage URI {uri!r}: no bucket after s3://")
+        if not _BUCKET.match(bucket) or ".." in bucket:
+            raise MultipltError(f"bad storage URI {uri!r}: {bucket!r} is not a valid S3 bucket name")
+        if "//" in key:
+            raise MultipltError(f"bad storage URI {uri!r}: empty path segment in the key")
+        return Location(uri, "s3", bucket=bucket, key=key)
+    raise MultipltError(f"bad storage URI {uri!r}: unsupported scheme {scheme!r} (supported: file://, s3://, local paths)")
+
+
+def join(uri, *parts: str) -> str:
+    """`uri` with `parts` appended, one `/` between each (works for every scheme)."""
+    out = os.fspath(uri)
+    for part in parts:
+        part = str(part)
+        if not part:
+            continue
+        out = out.rstrip("/") + "/" + part.lstrip("/")
+    return out
+
+
+def basename(uri) -> str:
+    """The last path segment (`a.json.gz` of `s3://b/x/a.json.gz`); a trailing `/` is ignored."""
+    return os.fspath(uri).rstrip("/").rsplit("/", 1)[-1]
+
+
+def local_path(uri) -> str | None:
+    """The filesystem path of a local URI; None for remote ones."""
+    loc = parse(uri)
+    return loc.path if loc.is_local else None

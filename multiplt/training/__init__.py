@@ -1,0 +1,10 @@
+"""Step 3 of MultiPL-T: fine-tune a code LLM on one language's validated data.
+
+config     typed TrainConfig + YAML recipes (multiplt/recipes/) + CLI overrides
+data       load the `content` column (storage parquet/JSONL or a Hub dataset) and tokenize it
+packing    concatenate documents with EOS separators and cut exact seq_len chunks
+optim      AdamW (no decay on biases/LayerNorm) and the warmup + cosine schedule
+loop       the training loop (accelerate: CPU, one GPU, DDP or FSDP with the same command)
+checkpoint per-epoch tagged bf16 checkpoints + the latest full training state, uploaded to --out
+manifest   the --out/manifest.jsonl of checkpoints and `resolve(model, revision)` for generation
+"""

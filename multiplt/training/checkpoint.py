@@ -1,0 +1,97 @@
+"""Checkpoints in the training output `OUT`:
+
+    OUT/_multiplt_train.yaml          the resolved config of the run (checked on resume)
+    OUT/checkpoints/TAG/              one per epoch: bf16 weights, config (use_cache on), tokenizer,
+                                      _multiplt_train.yaml (resolved config + epoch, step, eval loss)
+    OUT/state/TAG/                    the latest epoch only: fp32 weights, optimizer, scheduler, RNG
+                                      (per process) and trainer_state.json (epoch, step, data hash)
+    OUT/logs/epochN.jsonl             per-step train loss, lr, grad norm, tokens/s; eval loss
+    OUT/manifest.jsonl                appended last: the commit record (see manifest.py)
+
+Everything is first written to a local temporary folder and then uploaded, so `OUT` can be any
+storage URI (file:// or s3://). A checkpoint counts only once its manifest row exists; a resume
+starts from the state of the newest manifest row, and older state folders are deleted only after
+the newer row is committed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+
+import yaml
+
+from multiplt import storage
+from multiplt.errors import MultipltError
+
+LOG = logging.getLogger("multiplt.training")
+RUN_CONFIG = "_multiplt_train.yaml"
+TRAINER_STATE = "trainer_state.json"
+
+
+def checkpoint_uri(out: str, tag: str) -> str:
+    return storage.join(out, "checkpoints", tag)
+
+
+def state_uri(out: str, tag: str) -> str:
+    return storage.join(out, "state", tag)
+
+
+def write_yaml(uri: str, value: dict) -> None:
+    storage.write_text(uri, yaml.safe_dump(value, sort_keys=False))
+
+
+def read_run_config(out: str) -> dict | None:
+    uri = storage.join(out, RUN_CONFIG)
+    if not storage.exists(uri):
+        return None
+    return yaml.safe_load(storage.read_text(uri))
+
+
+def save_tagged(model, state_dict: dict, tokenizer, run_info: dict, local_dir: str) -> None:
+    """Write a loadable bf16 checkpoint (weights + config + tokenizer + run config) to local_dir.
+    `state_dict` is the full (gathered, unwrapped) fp32 or bf16 state dict of `model`."""
+    import torch
+
+    bf16 = {k: v.detach().to(device="cpu", dtype=torch.bfloat16) for k, v in state_dict.items()}
+    model.save_pretrained(local_dir, state_dict=bf16, safe_serialization=True)
+    config = copy.deepcopy(model.config)
+    config.use_cache = True  # generation wants the KV cache; training turned it off
+    config.dtype = "bfloat16"
+    config.save_pretrained(local_dir)
+    tokenizer.save_pretrained(local_dir)
+    with open(os.path.join(local_dir, RUN_CONFIG), "w") as f:
+        yaml.safe_dump(run_info, f, sort_keys=False)
+
+
+def upload(local_dir: str, uri: str) -> None:
+    """Replace whatever is at `uri` (e.g. a partial upload of a killed run) with local_dir."""
+    if storage.exists(uri):
+        storage.delete(uri, recursive=True)
+    storage.upload_dir(local_dir, uri)
+
+
+def write_trainer_state(local_dir: str, state: dict) -> None:
+    with open(os.path.join(local_dir, TRAINER_STATE), "w") as f:
+        json.dump(state, f, indent=1)
+
+
+def fetch_state(out: str, tag: str, local_dir: str) -> dict:
+    """Download OUT/state/TAG to local_dir and return its trainer_state.json."""
+    uri = state_uri(out, tag)
+    if not storage.exists(storage.join(uri, TRAINER_STATE)):
+        raise MultipltError(f"cannot resume: {uri} holds no complete training state (the manifest "
+                            f"lists {tag} as the newest checkpoint); start again with a new --out")
+    storage.download_dir(uri, local_dir)
+    with open(os.path.join(local_dir, TRAINER_STATE)) as f:
+        return json.load(f)
+
+
+def prune_states(out: str, keep_tag: str) -> None:
+    """Delete every state folder but the latest one (each 1B-model state is about 13 GB)."""
+    for uri in storage.ls(storage.join(out, "state")):
+        if uri.endswith("/") and storage.basename(uri) != keep_tag:
+            storage.delete(uri, recursive=True)
+            LOG.info("deleted older training state %s", uri)

@@ -1,0 +1,159 @@
+"""The fine-tuning configuration: one typed dataclass, filled from (in order) its defaults, a YAML
+recipe in `multiplt/recipes/`, and command-line overrides. The resolved result is written beside
+the training output and inside every checkpoint, so each checkpoint says exactly how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import re
+import typing
+
+from multiplt.errors import MultipltError
+
+RECIPES_DIR = pathlib.Path(__file__).resolve().parent.parent / "recipes"
+EXPERIMENT_RE = re.compile(r"^[a-z0-9_]+$")
+PRECISIONS = ("auto", "bf16-mixed", "bf16", "fp32")
+DISTRIBUTED = ("ddp", "fsdp")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    # --- what to train on, from what, and where the checkpoints go (usually from the CLI) ---
+    dataset: str = ""  # storage URI (parquet/JSONL file or folder) or a Hub dataset name
+    split: str = ""  # "" = the language's published split name (languages.get(lang).split)
+    text_column: str = "content"
+    base: str = ""  # Hub name, local folder or storage URI of the base model
+    base_revision: str = ""  # Hub revision of the base ("" = default branch)
+    tokenizer: str = ""  # "" = the base model's tokenizer
+    lang: str = ""
+    experiment: str = ""  # goes into tags LANG-EXPERIMENT-epochN, so [a-z0-9_]+
+    out: str = ""  # storage URI of the training output (manifest.jsonl, checkpoints/, state/)
+    recipe: str = ""  # name of the YAML recipe these values came from
+    # --- the recipe: the paper's hyperparameters (StarCoderBase-1B defaults) ---
+    seq_len: int = 2048  # packed sequence length
+    batch_size: int = 8  # effective (global) sequences per optimizer step
+    micro_batch_size: int = 1  # sequences per device per forward pass
+    epochs: int = 7
+    lr: float = 3e-5
+    lr_scheduler: str = "cosine"  # cosine | linear | constant, all after linear warmup
+    warmup_steps: int = 100
+    weight_decay: float = 0.001  # not applied to biases and LayerNorm weights
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    eval_fraction: float = 0.01  # documents held out for eval loss; 0 turns eval off
+    seed: int = 42
+    # --- how to run it ---
+    precision: str = "auto"  # auto = bf16-mixed where the device supports bf16, else fp32
+    attn_implementation: str = "sdpa"
+    gradient_checkpointing: bool = False
+    distributed: str = "ddp"  # ddp | fsdp (FSDP shards params/grads/optimizer for big models)
+    compile: bool = False  # torch.compile the model
+    log_every: int = 10  # optimizer steps between log lines (the progress bar updates every step)
+
+    def validate(self) -> None:
+        for name in ("dataset", "base", "lang", "experiment", "out"):
+            if not getattr(self, name):
+                raise MultipltError(f"train: --{name.replace('_', '-')} is required")
+        if not EXPERIMENT_RE.match(self.experiment):
+            raise MultipltError(
+                f"bad --experiment {self.experiment!r}: use only a-z, 0-9 and _ so the tag "
+                f"{self.lang}-{self.experiment}-epochN parses")
+        positive = ("seq_len", "batch_size", "micro_batch_size", "epochs", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise MultipltError(f"bad {name}={getattr(self, name)}: must be at least 1")
+        if self.lr <= 0 or self.warmup_steps < 0 or self.weight_decay < 0 or self.max_grad_norm <= 0:
+            raise MultipltError("bad recipe: lr and max_grad_norm must be > 0, warmup_steps and "
+                                "weight_decay >= 0")
+        if not 0 <= self.eval_fraction < 0.5:
+            raise MultipltError(f"bad eval_fraction={self.eval_fraction}: must be in [0, 0.5)")
+        if self.batch_size % self.micro_batch_size:
+            raise MultipltError(f"batch_size {self.batch_size} is not a multiple of "
+                                f"micro_batch_size {self.micro_batch_size}")
+        if self.precision not in PRECISIONS:
+            raise MultipltError(f"bad precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if self.distributed not in DISTRIBUTED:
+            raise MultipltError(f"bad distributed {self.distributed!r}; choose from {', '.join(DISTRIBUTED)}")
+        if self.lr_scheduler not in ("cosine", "linear", "constant"):
+            raise MultipltError(f"bad lr_scheduler {self.lr_scheduler!r}; choose cosine, linear or constant")
+
+    def tag(self, epoch: int) -> str:
+        return f"{self.lang}-{self.experiment}-epoch{epoch}"
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Fields that may change between a run and its resumption without changing what it computes.
+RESUME_FREE_FIELDS = {"log_every", "recipe", "compile"}
+
+
+def field_types() -> dict[str, type]:
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def load_recipe(name_or_path: str) -> dict:
+    """The recipe's values as a dict (YAML mapping of TrainConfig field names)."""
+    import yaml
+
+    path = pathlib.Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        path = RECIPES_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise MultipltError(f"unknown recipe {name_or_path!r}; known: {', '.join(recipe_names())} "
+                            f"(or a path to a .yaml file)")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise MultipltError(f"recipe {path} is not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise MultipltError(f"recipe {path} must be a mapping of field: value")
+    return _coerce(values, f"recipe {path}")
+
+
+def _coerce(values: dict, source: str) -> dict:
+    types = field_types()
+    out = {}
+    for key, value in values.items():
+        if key not in types:
+            raise MultipltError(f"{source}: unknown field {key!r}; known: {', '.join(types)}")
+        want = types[key]
+        if want is bool and not isinstance(value, bool):
+            raise MultipltError(f"{source}: {key} must be true or false, got {value!r}")
+        try:
+            out[key] = want(value) if want is not bool else value
+        except (TypeError, ValueError):
+            raise MultipltError(f"{source}: {key} must be a {want.__name__}, got {value!r}") from None
+    return out
+
+
+def resolve(recipe: str | None, overrides: dict) -> TrainConfig:
+    """Defaults <- recipe <- overrides (None values in overrides mean 'not given')."""
+    values = load_recipe(recipe) if recipe else {}
+    values.update(_coerce({k: v for k, v in overrides.items() if v is not None}, "command line"))
+    if recipe:
+        values["recipe"] = recipe
+    config = TrainConfig(**values)
+    if config.lang:
+        from multiplt import languages
+
+        language = languages.get(config.lang)  # a clear error for unknown languages
+        config.lang = language.code
+        config.split = config.split or language.split
+    config.validate()
+    return config
+
+
+def resume_differences(saved: dict, config: TrainConfig) -> list[str]:
+    """Fields whose values differ between a saved run config and this one (ignoring free ones)."""
+    now = config.as_dict()
+    return sorted(k for k in now if k not in RESUME_FREE_FIELDS and saved.get(k) != now[k])

@@ -1,0 +1,143 @@
+"""Training data: the text column of a dataset in storage (a parquet or JSONL file, or a folder
+of them) or on the Hugging Face Hub, tokenized, split into train/held-out documents and packed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+
+from multiplt.errors import MultipltError
+from multiplt.log import Funnel, progress
+
+LOG = logging.getLogger("multiplt.training")
+DATA_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")
+
+
+@dataclasses.dataclass
+class PackedData:
+    train: "object"  # torch.LongTensor [n_train, seq_len]
+    eval: "object"  # torch.LongTensor [n_eval, seq_len] (n_eval may be 0)
+    n_documents: int
+    n_tokens: int
+    sha256: str  # of the packed training tokens: a resumed run must see the same data
+
+    def describe(self) -> dict:
+        return {"documents": self.n_documents, "tokens": self.n_tokens,
+                "train_sequences": int(self.train.shape[0]), "eval_sequences": int(self.eval.shape[0]),
+                "train_sha256": self.sha256}
+
+
+def _is_storage_ref(ref: str) -> bool:
+    import os
+
+    return "://" in ref or ref.endswith(DATA_SUFFIXES) or os.path.exists(ref)
+
+
+def _storage_files(uri: str, split: str) -> list[str]:
+    """The data files a storage URI names: the file itself, or the folder's files for `split`
+    (`<split>.parquet`, `<split>-00000-of-00002.parquet`, also under `data/` as on the Hub)."""
+    from multiplt import storage
+
+    if uri.endswith(DATA_SUFFIXES):
+        if not storage.exists(uri):
+            raise MultipltError(f"dataset {uri} does not exist")
+        return [uri]
+    files = [u for u in storage.ls(uri, recursive=True) if u.endswith(DATA_SUFFIXES)]
+    if not files:
+        raise MultipltError(f"dataset {uri}: no {', '.join(DATA_SUFFIXES)} files found there")
+    chosen = [u for u in files if storage.basename(u).split(".")[0].split("-")[0] == split]
+    if not chosen:
+        names = ", ".join(sorted({storage.basename(u) for u in files})[:10])
+        raise MultipltError(f"dataset {uri}: no file for split {split!r} (expected {split}.parquet, "
+                            f"{split}-*.parquet or {split}.jsonl[.gz]); found {names}")
+    return chosen
+
+
+def _column(rows_or_df, column: str, source: str) -> list:
+    if hasattr(rows_or_df, "columns"):  # polars DataFrame
+        if column not in rows_or_df.columns:
+            raise MultipltError(f"dataset {source} has no {column!r} column; columns: "
+                                f"{', '.join(rows_or_df.columns)}")
+        return rows_or_df[column].to_list()
+    if rows_or_df and column not in rows_or_df[0]:
+        raise MultipltError(f"dataset {source} has no {column!r} field; fields: "
+                            f"{', '.join(rows_or_df[0])}")
+    return [row.get(column) for row in rows_or_df]
+
+
+def load_texts(dataset: str, split: str, column: str = "content") -> list:
+    """The raw values of `column` (not yet checked) from storage or the Hub."""
+    if _is_storage_ref(dataset):
+        from multiplt import storage
+
+        values = []
+        for uri in _storage_files(dataset, split):
+            table = storage.read_parquet(uri) if uri.endswith(".parquet") else storage.read_jsonl(uri)
+            values.extend(_column(table, column, uri))
+        LOG.info("read %d rows from %s (split %s)", len(values), dataset, split)
+        return values
+    try:
+        import datasets
+    except ImportError:
+        raise MultipltError(f"dataset {dataset!r} is not in storage and the `datasets` package "
+                            "(extra `train`) is not installed to load it from the Hub") from None
+    try:
+        ds = datasets.load_dataset(dataset, split=split)
+    except Exception as exc:  # offline, unknown name or split: one clear message
+        raise MultipltError(f"cannot load Hub dataset {dataset!r} split {split!r}: {exc}") from None
+    if column not in ds.column_names:
+        raise MultipltError(f"Hub dataset {dataset!r} has no {column!r} column; columns: "
+                            f"{', '.join(ds.column_names)}")
+    LOG.info("loaded %d rows of %s split %s from the Hub", len(ds), dataset, split)
+    return ds[column]
+
+
+def tokenize(texts: list, tokenizer, funnel: Funnel, batch: int = 1000) -> list[list[int]]:
+    """Token ids per usable document (no special tokens added: packing adds the EOS)."""
+    docs = []
+    for value in texts:
+        if not isinstance(value, str):
+            funnel.drop("not a string")
+        elif not value.strip():
+            funnel.drop("empty")
+        else:
+            docs.append(value)
+    out: list[list[int]] = []
+    bar = progress(total=len(docs), desc="tokenize", unit="doc")
+    for start in range(0, len(docs), batch):
+        chunk = docs[start:start + batch]
+        out.extend(tokenizer(chunk, add_special_tokens=False)["input_ids"])
+        bar.update(len(chunk))
+    bar.close()
+    funnel.keep(len(out))
+    return out
+
+
+def prepare(texts: list, tokenizer, seq_len: int, eval_fraction: float, seed: int) -> PackedData:
+    """Tokenize, hold out documents for evaluation, and pack both sides to `seq_len`."""
+    from multiplt.training.packing import pack, split_documents
+
+    if tokenizer.eos_token_id is None:
+        raise MultipltError("the tokenizer has no EOS token to separate packed documents")
+    funnel = Funnel("train data")
+    ids = tokenize(texts, tokenizer, funnel)
+    funnel.log(LOG)
+    if not ids:
+        raise MultipltError("the dataset has no usable documents (all empty or not strings)")
+    train_idx, eval_idx = split_documents(len(ids), eval_fraction, seed)
+    train, dropped = pack((ids[i] for i in train_idx), tokenizer.eos_token_id, seq_len)
+    evals, eval_dropped = pack((ids[i] for i in eval_idx), tokenizer.eos_token_id, seq_len)
+    n_tokens = sum(len(x) + 1 for x in ids)
+    LOG.info("packed %d documents (%d tokens with EOS) into %d training and %d held-out sequences "
+             "of %d tokens; %d + %d tail tokens dropped", len(ids), n_tokens, train.shape[0],
+             evals.shape[0], seq_len, dropped, eval_dropped)
+    if train.shape[0] == 0:
+        raise MultipltError(f"the dataset is too small: its {n_tokens} tokens fill no "
+                            f"{seq_len}-token training sequence")
+    if eval_fraction > 0 and evals.shape[0] == 0:
+        LOG.warning("eval loss skipped: the held-out %.2f%% (%d documents) is shorter than one "
+                    "%d-token sequence", 100 * eval_fraction, len(eval_idx), seq_len)
+    digest = hashlib.sha256(train.numpy().tobytes()).hexdigest()
+    return PackedData(train, evals, len(ids), n_tokens, digest)

@@ -1,0 +1,290 @@
+"""The fine-tuning loop, top to bottom: set up accelerate, load model and data, resume if the
+output already has checkpoints, then for each epoch run the optimizer steps, measure eval loss
+and write a tagged checkpoint. The same code runs on a CPU (tests), one GPU, or several GPUs
+launched with `accelerate launch -m multiplt train ...` (DDP, or FSDP with distributed: fsdp).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+
+import torch
+
+from multiplt.errors import MultipltError
+from multiplt.log import progress
+from multiplt.training import checkpoint, manifest
+from multiplt.training.config import TrainConfig, resume_differences
+from multiplt.training.optim import build_optimizer, build_scheduler
+from multiplt.training.packing import epoch_order
+
+LOG = logging.getLogger("multiplt.training")
+
+
+def make_accelerator(config: TrainConfig):
+    from accelerate import Accelerator
+
+    precision = config.precision
+    if precision == "auto":  # bf16 where the hardware has it; exact fp32 on CPUs (tests)
+        precision = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    kwargs = {"mixed_precision": "bf16" if precision == "bf16-mixed" else "no"}
+    if config.distributed == "fsdp":
+        from accelerate import FullyShardedDataParallelPlugin
+
+        kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(
+            auto_wrap_policy="transformer_based_wrap", state_dict_type="SHARDED_STATE_DICT",
+            activation_checkpointing=config.gradient_checkpointing)
+    return Accelerator(**kwargs), precision
+
+
+def materialize(ref: str, revision: str, workdir: str) -> tuple[str, str | None]:
+    """A name/path from_pretrained can load: training outputs resolve through their manifest,
+    remote storage URIs are downloaded; Hub names and local folders pass through."""
+    from multiplt import storage
+
+    uri = manifest.resolve(ref, revision) or ref
+    if uri != ref:
+        revision = ""
+    if "://" in uri:
+        path = storage.local_path(uri)
+        if path is None:
+            path = os.path.join(workdir, "base")
+            storage.download_dir(uri, path)
+        return path, None
+    return uri, revision or None
+
+
+def train_step(model, optimizer, scheduler, micro_batches: list[torch.Tensor], accelerator,
+               max_grad_norm: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over this process's micro-batches (gradient accumulation): gradients are
+    synchronized across processes only on the last micro-batch. Returns (mean loss, grad norm)."""
+    total = torch.zeros((), device=accelerator.device)
+    for i, batch in enumerate(micro_batches):
+        sync = i == len(micro_batches) - 1
+        with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
+            loss = model(input_ids=batch, labels=batch, use_cache=False).loss / len(micro_batches)
+            accelerator.backward(loss)
+        total += loss.detach()
+    norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total, norm
+
+
+@torch.no_grad()
+def evaluate(model, sequences: torch.Tensor, micro_batch_size: int, accelerator) -> float | None:
+    """Mean token loss over the held-out sequences, split across processes; None without any."""
+    if sequences.shape[0] == 0:
+        return None
+    model.eval()
+    mine = sequences[accelerator.process_index::accelerator.num_processes]
+    sums = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
+    for start in range(0, mine.shape[0], micro_batch_size):
+        batch = mine[start:start + micro_batch_size].to(accelerator.device)
+        loss = model(input_ids=batch, labels=batch, use_cache=False).loss
+        sums += torch.tensor([loss.item() * batch.shape[0], batch.shape[0]], device=sums.device,
+                             dtype=torch.float64)
+    model.train()
+    sums = accelerator.reduce(sums, reduction="sum")
+    return float(sums[0] / sums[1])
+
+
+def train(config: TrainConfig) -> list[dict]:
+    """Fine-tune according to `config`; returns the manifest rows of the output."""
+    workdir = tempfile.mkdtemp(prefix="multiplt-train-")  # downloads and checkpoints before upload
+    try:
+        return _train(config, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _train(config: TrainConfig, workdir: str) -> list[dict]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from multiplt import storage
+    from multiplt.training import data
+
+    accelerator, precision = make_accelerator(config)
+    main = accelerator.is_main_process
+    world = accelerator.num_processes
+    if config.batch_size % (config.micro_batch_size * world):
+        raise MultipltError(f"batch_size {config.batch_size} is not a multiple of micro_batch_size "
+                            f"{config.micro_batch_size} x {world} processes")
+    accum = config.batch_size // (config.micro_batch_size * world)
+
+    # --- Where are we? The manifest lists the complete checkpoints; resume after the newest. ---
+    done = manifest.read(config.out)
+    if done:
+        saved = checkpoint.read_run_config(config.out) or {}
+        changed = resume_differences(saved.get("config", {}), config)
+        if changed:
+            raise MultipltError(f"{config.out} holds a run with different settings ({', '.join(changed)}); "
+                                "use the same settings to resume it, or a new --out")
+        if done[-1]["epoch"] >= config.epochs:
+            LOG.info("all %d epochs of %s are already done; nothing to do", config.epochs, config.out)
+            return done
+
+    # --- Model, tokenizer and data. Every process builds the same packed tensors. ---
+    torch.manual_seed(config.seed)
+    base_path, base_rev = materialize(config.base, config.base_revision, workdir)
+    tok_path, tok_rev = (materialize(config.tokenizer, "", workdir) if config.tokenizer
+                         else (base_path, base_rev))
+    tokenizer = AutoTokenizer.from_pretrained(tok_path, revision=tok_rev)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base_path, revision=base_rev, dtype=dtype,
+                                                 attn_implementation=config.attn_implementation)
+    model.config.use_cache = False
+    if config.gradient_checkpointing and config.distributed != "fsdp":
+        model.gradient_checkpointing_enable()
+    n_positions = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    if n_positions and config.seq_len > n_positions:
+        raise MultipltError(f"seq_len {config.seq_len} exceeds the model's {n_positions} positions")
+
+    texts = data.load_texts(config.dataset, config.split, config.text_column)
+    packed = data.prepare(texts, tokenizer, config.seq_len, config.eval_fraction, config.seed)
+    steps_per_epoch = packed.train.shape[0] // config.batch_size
+    if steps_per_epoch == 0:
+        raise MultipltError(f"only {packed.train.shape[0]} packed sequences: fewer than one batch "
+                            f"of {config.batch_size}")
+    total_steps = steps_per_epoch * config.epochs
+    LOG.info("%d optimizer steps per epoch x %d epochs = %d steps; %d sequences of %d tokens per "
+             "step (micro-batch %d x accumulation %d x %d processes); precision %s",
+             steps_per_epoch, config.epochs, total_steps, config.batch_size, config.seq_len,
+             config.micro_batch_size, accum, world, precision)
+
+    # --- Optimizer and schedule, wrapped by accelerate (DDP/FSDP placement, autocast). ---
+    if config.distributed == "fsdp":
+        model = accelerator.prepare(model)  # FSDP wants the sharded model before the optimizer
+        optimizer = build_optimizer(model, config.lr, config.weight_decay,
+                                    (config.adam_beta1, config.adam_beta2), config.adam_eps)
+        optimizer = accelerator.prepare(optimizer)
+    else:
+        model = model.to(accelerator.device)
+        optimizer = build_optimizer(model, config.lr, config.weight_decay,
+                                    (config.adam_beta1, config.adam_beta2), config.adam_eps)
+        model, optimizer = accelerator.prepare(model, optimizer)
+    # Not prepared: accelerate would step a prepared scheduler once per process.
+    scheduler = build_scheduler(optimizer, config.warmup_steps, total_steps, config.lr_scheduler)
+    accelerator.register_for_checkpointing(scheduler)
+    if config.compile:
+        model = torch.compile(model)
+
+    run_info = {"config": config.as_dict(), "data": packed.describe(), "precision": precision,
+                "processes": world, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+                "versions": _versions()}
+    start_epoch, step = 1, 0
+    if done:
+        last = done[-1]
+        state_dir = os.path.join(workdir, "resume")
+        state = checkpoint.fetch_state(config.out, last["tag"], state_dir)
+        if state["data_sha256"] != packed.sha256 or state["processes"] != world:
+            raise MultipltError(f"cannot resume {config.out} exactly: the packed data or the number "
+                                "of processes differs from the interrupted run")
+        accelerator.load_state(state_dir)
+        start_epoch, step = state["epoch"] + 1, state["step"]
+        LOG.info("resuming from checkpoint %s (epoch %d) at step %d", last["tag"], state["epoch"], step)
+    elif main:
+        checkpoint.write_yaml(storage.join(config.out, checkpoint.RUN_CONFIG), run_info)
+    run_start_step = step
+
+    # --- The epochs. ---
+    model.train()
+    seqs_per_process = config.micro_batch_size * accum
+    rank = accelerator.process_index
+    rows = list(done)
+    for epoch in range(start_epoch, config.epochs + 1):
+        order = epoch_order(packed.train.shape[0], epoch, config.seed)
+        log_rows = []
+        bar = progress(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="step") \
+            if main else None
+        for i in range(steps_per_epoch):
+            t0 = time.perf_counter()
+            # This step's global batch, this process's share of it, cut into micro-batches.
+            batch_idx = order[i * config.batch_size:(i + 1) * config.batch_size]
+            mine = packed.train[batch_idx[rank * seqs_per_process:(rank + 1) * seqs_per_process]]
+            micro = [m.to(accelerator.device, non_blocking=True)
+                     for m in mine.split(config.micro_batch_size)]
+            lr = scheduler.get_last_lr()[0]  # the rate this step uses
+            loss, norm = train_step(model, optimizer, scheduler, micro, accelerator, config.max_grad_norm)
+            loss = accelerator.reduce(loss, reduction="mean").item()
+            step += 1
+            tok_s = config.batch_size * config.seq_len / (time.perf_counter() - t0)
+            log_rows.append({"step": step, "loss": loss, "lr": lr, "grad_norm": float(norm),
+                             "tokens_per_s": tok_s})
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}", lr=f"{lr:.2e}", refresh=False)
+                bar.update(1)
+            if main and (step % config.log_every == 0 or i == steps_per_epoch - 1):
+                LOG.info("epoch %d step %d/%d loss %.4f lr %.3e grad_norm %.3f tokens/s %.0f",
+                         epoch, step, total_steps, loss, lr, float(norm), tok_s)
+            if not math.isfinite(loss):
+                raise MultipltError(f"training diverged: loss {loss} at step {step}")
+        if bar is not None:
+            bar.close()
+        eval_loss = evaluate(model, packed.eval, config.micro_batch_size, accelerator)
+        if eval_loss is None:
+            LOG.info("epoch %d: no held-out sequences, eval loss skipped", epoch)
+        else:
+            LOG.info("epoch %d: eval loss %.4f", epoch, eval_loss)
+        row = _save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir,
+                          epoch, step, eval_loss, log_rows, run_start_step)
+        rows.append(row)
+    accelerator.wait_for_everyone()
+    return rows
+
+
+def _save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir, epoch, step,
+                eval_loss, log_rows, run_start_step) -> dict:
+    """Tagged bf16 checkpoint, then the full state, then the manifest row (the commit)."""
+    from accelerate.utils import broadcast_object_list
+
+    from multiplt import storage
+
+    tag = config.tag(epoch)
+    main = accelerator.is_main_process
+    full_state = accelerator.get_state_dict(model)  # gathers FSDP shards; collective
+    ckpt_dir = os.path.join(workdir, f"ckpt-{epoch}")
+    state_dir = broadcast_object_list([os.path.join(workdir, f"state-{epoch}")])[0]
+    uri = checkpoint.checkpoint_uri(config.out, tag)
+    if main:
+        info = dict(run_info, epoch=epoch, step=step, eval_loss=eval_loss, tag=tag)
+        checkpoint.save_tagged(accelerator.unwrap_model(model), full_state, tokenizer, info, ckpt_dir)
+        checkpoint.upload(ckpt_dir, uri)
+        os.makedirs(state_dir, exist_ok=True)
+    del full_state
+    accelerator.wait_for_everyone()
+    accelerator.save_state(state_dir)
+    accelerator.wait_for_everyone()
+    row = {"uri": uri, "epoch": epoch, "step": step, "tag": tag, "eval_loss": eval_loss,
+           "lang": config.lang, "experiment": config.experiment, "base": config.base,
+           "tokenizer": config.tokenizer or config.base, "run_start_step": run_start_step,
+           "state_uri": checkpoint.state_uri(config.out, tag)}
+    if main:
+        checkpoint.write_trainer_state(state_dir, {"epoch": epoch, "step": step, "tag": tag,
+                                                   "data_sha256": packed.sha256,
+                                                   "processes": accelerator.num_processes,
+                                                   "seed": config.seed})
+        checkpoint.upload(state_dir, row["state_uri"])
+        storage.write_jsonl(storage.join(config.out, "logs", f"epoch{epoch}.jsonl"),
+                            log_rows + [{"step": step, "eval_loss": eval_loss}])
+        manifest.append(config.out, row)
+        checkpoint.prune_states(config.out, keep_tag=tag)
+        LOG.info("checkpoint %s (epoch %d, step %d) written to %s", tag, epoch, step, uri)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return row
+
+
+def _versions() -> dict:
+    import accelerate
+    import transformers
+
+    return {"torch": str(torch.__version__), "transformers": str(transformers.__version__),
+            "accelerate": str(accelerate.__version__)}

@@ -1,0 +1,75 @@
+"""The training output's manifest: `OUT/manifest.jsonl`, one JSON line per epoch checkpoint
+
+    {"uri", "epoch", "step", "tag", "eval_loss", "lang", "experiment", "base", "tokenizer",
+     "run_start_step", "state_uri"}
+
+with tag `LANG-EXPERIMENT-epochN`. A row is appended only after its checkpoint is fully written,
+so the manifest is the commit record: everything it lists is complete. `run_start_step` is the
+optimizer step the process that wrote the row started from (0, or where it resumed).
+
+`resolve(model, revision)` lets generation load a checkpoint as `--model OUT --revision TAG`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from multiplt.errors import MultipltError
+
+MANIFEST = "manifest.jsonl"
+TAG_RE = re.compile(r"^(?P<lang>[a-z]+)-(?P<experiment>[a-z0-9_]+)-epoch(?P<epoch>\d+)$")
+
+
+def manifest_uri(out: str) -> str:
+    from multiplt import storage
+
+    return storage.join(out, MANIFEST)
+
+
+def read(out: str) -> list[dict]:
+    """The manifest's rows (empty when there is none yet)."""
+    from multiplt import storage
+
+    uri = manifest_uri(out)
+    if not storage.exists(uri):
+        return []
+    return storage.read_jsonl(uri)
+
+
+def append(out: str, row: dict) -> None:
+    """Add a row (replacing an older row of the same tag) with one atomic write."""
+    from multiplt import storage
+
+    rows = [r for r in read(out) if r.get("tag") != row["tag"]]
+    rows.append(row)
+    rows.sort(key=lambda r: r["epoch"])
+    storage.write_jsonl(manifest_uri(out), rows)
+
+
+def parse_tag(tag: str) -> dict | None:
+    match = TAG_RE.match(tag)
+    if not match:
+        return None
+    return {"lang": match["lang"], "experiment": match["experiment"], "epoch": int(match["epoch"])}
+
+
+def resolve(model: str, revision: str | None) -> str | None:
+    """The checkpoint URI when `model` is a training output (a storage URI or local folder holding
+    manifest.jsonl) and `revision` one of its tags; None when `model` is not a training output
+    (a Hub name, a plain model folder) or no revision is given. A training output with an unknown
+    tag is an error naming the tags it has."""
+    if not revision or not model:
+        return None
+    from multiplt import storage
+
+    try:
+        if not storage.exists(manifest_uri(model)):
+            return None
+    except MultipltError:  # not a storage URI at all (e.g. "bigcode/starcoderbase-1b")
+        return None
+    rows = read(model)
+    for row in rows:
+        if row.get("tag") == revision:
+            return row["uri"]
+    tags = ", ".join(r.get("tag", "?") for r in rows) or "none yet"
+    raise MultipltError(f"{model} has no checkpoint tagged {revision!r}; its tags: {tags}")

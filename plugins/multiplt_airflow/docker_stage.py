@@ -1,0 +1,123 @@
+"""The docker runtime: ``multiplt <argv...>`` as DockerOperators in the images from ``docker/``.
+
+- Ordinary stages run in ``[multiplt] worker_image``; GPU stages ask for every GPU through
+  ``device_requests``.
+- Storage credentials (``settings.CREDENTIAL_ENV``) are read from the worker's environment when
+  the task runs and passed only as ``private_environment``: never a template field, so never in
+  rendered fields, the serialized DAG, XCom or the log (and registered with the secrets masker).
+- Sandbox stages (untrusted, LLM-written programs) run in ``[multiplt] sandbox_image`` with
+  ``network_mode="none"`` and no credentials. Their inputs come in and their outputs go out in
+  two separate networked steps in the worker image, over a Docker volume private to the task
+  instance (``multiplt stage in|run|out``, which maps each remote URI in argv to a folder of
+  the volume). The three steps form a ``TaskGroup`` named after the stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk import TaskGroup
+from docker.types import DeviceRequest, Mount
+
+from multiplt_airflow import credentials as creds_mod
+from multiplt_airflow.settings import STORAGE_ENV, MultipltSettings
+
+STAGE_ROOT = "/stage"  # where the per-task volume is mounted in all three sandbox steps
+
+
+class MultipltDockerOperator(DockerOperator):
+    """A DockerOperator that adds storage settings and credentials at run time.
+
+    ``credentials=False`` (the sandbox step) passes neither. ``stage_volume=True`` mounts the
+    volume shared by the stage-in, run and stage-out steps of one task instance at /stage.
+    """
+
+    def __init__(self, *, credentials: bool = True, stage_volume: bool = False,
+                 stage_group: str | None = None, volume_prefix: str = "multiplt-stage", **kwargs):
+        kwargs.setdefault("do_xcom_push", False)
+        kwargs.setdefault("mount_tmp_dir", False)
+        kwargs.setdefault("auto_remove", "success")
+        super().__init__(**kwargs)
+        self.credentials = credentials
+        self.stage_volume = stage_volume
+        self.stage_group = stage_group
+        self.volume_prefix = volume_prefix
+        self._secrets: list[str] = []
+
+    @property
+    def log(self):
+        # container output is logged through self.log: redact credentials from every line
+        base = super().log
+        return creds_mod.RedactingLogger(base, self._secrets) if self._secrets else base
+
+    def volume_name(self, context) -> str:
+        """One volume per (DAG run, stage, map index), shared by the three sandbox steps."""
+        ti = context["ti"]
+        key = f"{ti.dag_id}\0{ti.run_id}\0{self.stage_group}\0{ti.map_index}"
+        return f"{self.volume_prefix}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+    def execute(self, context):
+        if self.credentials:
+            self.environment = {**{k: os.environ[k] for k in STORAGE_ENV if os.environ.get(k)},
+                                **self.environment}
+            private = {**creds_mod.from_environment(), **self._private_environment}
+            creds_mod.register_masks(private)
+            self._secrets = creds_mod.secret_values(private)
+            self._private_environment = private
+        if self.stage_volume:
+            name = self.volume_name(context)
+            self.log.info("Stage volume: %s at %s", name, STAGE_ROOT)
+            self.mounts = [*self.mounts, Mount(target=STAGE_ROOT, source=name, type="volume")]
+        return creds_mod.redact(super().execute(context), self._secrets)  # XCom too
+
+
+def _data_mounts(settings: MultipltSettings) -> list[Mount]:
+    """A file:// data root is bind-mounted at the same path, so URIs mean the same inside."""
+    if settings.data_uri.startswith("file://"):
+        path = settings.data_uri[len("file://"):]
+        return [Mount(target=path, source=path, type="bind")]
+    return []
+
+
+def _make(task_id: str, entrypoint: list[str], argv, mapped_argvs, **kwargs):
+    if mapped_argvs is not None:
+        return MultipltDockerOperator.partial(task_id=task_id, entrypoint=entrypoint,
+                                              **kwargs).expand(command=mapped_argvs)
+    return MultipltDockerOperator(task_id=task_id, entrypoint=entrypoint, command=argv, **kwargs)
+
+
+def build(task_id: str, argv: list[str] | None, settings: MultipltSettings, *, gpu: bool,
+          sandbox: bool, cpus: float | None, memory: str | None, mapped_argvs, **kwargs: Any):
+    common: dict[str, Any] = {"docker_url": settings.docker_url, **kwargs}
+    if cpus:
+        common["cpus"] = float(cpus)
+    if memory:
+        common["mem_limit"] = memory
+    if gpu:
+        common["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    if not sandbox:
+        return _make(task_id, ["multiplt"], argv, mapped_argvs, image=settings.worker_image,
+                     mounts=_data_mounts(settings), **common)
+
+    # Sandbox: stage in (networked, credentials) -> run (no network, no credentials) -> stage out.
+    staged = {"stage_volume": True, "stage_group": task_id, "volume_prefix": settings.stage_volume_prefix}
+    with TaskGroup(group_id=task_id) as group:
+        stage_in = _make("stage_in", ["multiplt", "stage", "in", "--root", STAGE_ROOT, "--"], argv,
+                         mapped_argvs, image=settings.worker_image, mounts=_data_mounts(settings),
+                         **staged, **_without(common, "device_requests"))
+        run = _make("run", ["multiplt", "stage", "run", "--root", STAGE_ROOT, "--"], argv,
+                    mapped_argvs, image=settings.sandbox_image, network_mode="none",
+                    credentials=False, **staged, **common)
+        stage_out = _make("stage_out", ["multiplt", "stage", "out", "--root", STAGE_ROOT, "--"],
+                          argv, mapped_argvs, image=settings.worker_image,
+                          mounts=_data_mounts(settings), **staged,
+                          **_without(common, "device_requests"))
+        stage_in >> run >> stage_out
+    return group
+
+
+def _without(d: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k not in keys}

@@ -1,0 +1,107 @@
+"""The local runtime: a task that runs ``multiplt <argv...>`` as a subprocess of the task process.
+
+Its output streams into the task log line by line as it is written; a non-zero exit fails the
+task with the command's exit code and the tail of its stderr. The subprocess inherits the
+worker's environment (so storage credentials never appear in argv, rendered fields or XCom),
+and any credential values are registered with Airflow's secrets masker before it starts.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import threading
+from typing import Sequence
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from multiplt_airflow import credentials
+
+STDERR_TAIL_LINES = 30
+
+
+class StageCommandFailed(AirflowException):
+    """A stage's ``multiplt`` command exited non-zero."""
+
+    def __init__(self, argv: Sequence[str], exit_code: int, stderr_tail: str):
+        super().__init__(f"`multiplt {' '.join(argv[:2])} ...` exited with code {exit_code}; "
+                         f"last lines of its stderr:\n{stderr_tail}")
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+
+
+class MultipltStageOperator(BaseOperator):
+    """Run ``multiplt <argv...>`` locally. ``argv`` is Jinja-templated, element by element.
+
+    With ``do_xcom_push=True`` the last non-empty line of stdout is the task's return value.
+    """
+
+    template_fields: Sequence[str] = ("argv",)
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, argv: Sequence[str], extra_env: dict[str, str] | None = None,
+                 **kwargs):
+        kwargs.setdefault("do_xcom_push", False)
+        super().__init__(**kwargs)
+        self.argv = argv
+        self.extra_env = extra_env or {}
+        self._proc: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        if isinstance(self.argv, str) or not all(isinstance(a, (str, int, float)) for a in self.argv):
+            raise AirflowException(f"argv must be a list of strings, got {self.argv!r}")
+        return [sys.executable, "-m", "multiplt", *map(str, self.argv)]
+
+    def execute(self, context):
+        cmd = self.command()
+        creds = credentials.from_environment()  # inherited by the subprocess, never in argv
+        credentials.register_masks(creds)
+        secrets = credentials.secret_values(creds)
+        self.log.info("Running: multiplt %s", " ".join(cmd[3:]))
+        env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        self._proc = proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             stdin=subprocess.DEVNULL, env=env)
+        stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        last_stdout: list[str] = []
+
+        def pump(stream, sink, prefix):
+            for raw in iter(stream.readline, b""):
+                line = credentials.redact(raw.decode(errors="replace").rstrip("\n"), secrets)
+                sink(line)
+                self.log.info("%s%s", prefix, line)
+            stream.close()
+
+        threads = [
+            threading.Thread(target=pump, args=(proc.stdout, _keep_last(last_stdout), ""), daemon=True),
+            threading.Thread(target=pump, args=(proc.stderr, stderr_tail.append, "[stderr] "),
+                             daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        exit_code = proc.wait()
+        for t in threads:
+            t.join()
+        self._proc = None
+        if exit_code != 0:
+            raise StageCommandFailed(self.argv, exit_code, "\n".join(stderr_tail))
+        self.log.info("multiplt %s finished (exit 0)", self.argv[0] if self.argv else "")
+        return last_stdout[0] if (self.do_xcom_push and last_stdout) else None
+
+    def on_kill(self) -> None:
+        proc = self._proc
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _keep_last(holder: list[str]):
+    def sink(line: str) -> None:
+        if line.strip():
+            holder[:] = [line]
+    return sink

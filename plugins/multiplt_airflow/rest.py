@@ -1,0 +1,152 @@
+"""A small client for Airflow 3's REST API v2 (standard library only).
+
+Logs in through the simple auth manager's ``POST /auth/token``, then calls ``/api/v2/...`` with
+the bearer token. Used by the embedded launcher, the main job and the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+TERMINAL_RUN_STATES = ("success", "failed")
+
+
+class AirflowAPIError(RuntimeError):
+    def __init__(self, method: str, url: str, status: int, body: str):
+        super().__init__(f"{method} {url} -> HTTP {status}: {body[:2000]}")
+        self.status = status
+        self.body = body
+
+
+class AirflowClient:
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30):
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self._token: str | None = None
+
+    # ---- plumbing ---------------------------------------------------------------------------
+    def _raw(self, method: str, path: str, body=None, headers=None) -> tuple[int, bytes]:
+        url = self.base_url + path
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def token(self) -> str:
+        if self._token is None:
+            status, body = self._raw("POST", "/auth/token",
+                                     {"username": self.username, "password": self.password})
+            if status not in (200, 201):
+                raise AirflowAPIError("POST", "/auth/token", status, body.decode(errors="replace"))
+            self._token = json.loads(body)["access_token"]
+        return self._token
+
+    def request(self, method: str, path: str, body=None, ok=(200, 201, 204)):
+        status, raw = self._raw(method, path, body, {"Authorization": f"Bearer {self.token()}"})
+        if status == 401:  # token expired: log in again once
+            self._token = None
+            status, raw = self._raw(method, path, body, {"Authorization": f"Bearer {self.token()}"})
+        if status not in ok:
+            raise AirflowAPIError(method, path, status, raw.decode(errors="replace"))
+        return json.loads(raw) if raw else None
+
+    # ---- monitor ----------------------------------------------------------------------------
+    def health(self) -> dict:
+        status, raw = self._raw("GET", "/api/v2/monitor/health")
+        if status != 200:
+            raise OSError(f"health endpoint answered HTTP {status}")
+        return json.loads(raw)
+
+    def config_value(self, section: str, option: str) -> str | None:
+        """A configuration value as the API server sees it (needs [api] expose_config)."""
+        data = self.request("GET", f"/api/v2/config/section/{section}/option/{option}")
+        return data["sections"][0]["options"][0]["value"]
+
+    # ---- pools ------------------------------------------------------------------------------
+    def ensure_pool(self, name: str, slots: int, description: str = "") -> None:
+        body = {"name": name, "slots": slots, "description": description}
+        try:
+            self.request("POST", "/api/v2/pools", body)
+        except AirflowAPIError as exc:
+            if exc.status != 409:
+                raise
+            self.request("PATCH", f"/api/v2/pools/{urllib.parse.quote(name)}", body)
+
+    def pool(self, name: str) -> dict:
+        return self.request("GET", f"/api/v2/pools/{urllib.parse.quote(name)}")
+
+    # ---- DAGs and runs ----------------------------------------------------------------------
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> dict:
+        """Wait until the dag-processor has parsed `dag_id`; fail on its import error."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.request("GET", f"/api/v2/dags/{dag_id}")
+            except AirflowAPIError as exc:
+                if exc.status != 404:
+                    raise
+            errors = self.request("GET", "/api/v2/importErrors")
+            for err in errors.get("import_errors", []):
+                if dag_id in err.get("stack_trace", "") or dag_id in err.get("filename", ""):
+                    raise RuntimeError(f"DAG {dag_id} failed to import:\n{err['stack_trace']}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DAG {dag_id} not parsed within {timeout:.0f}s "
+                                   f"(import errors: {errors.get('import_errors')})")
+            time.sleep(2)
+
+    def trigger(self, dag_id: str, conf: dict | None = None, unpause: bool = True,
+                run_id: str | None = None) -> str:
+        """Trigger a run (unpausing the DAG first, so it is scheduled) and return its run id."""
+        self.wait_for_dag(dag_id)
+        if unpause:
+            self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        body: dict = {"conf": conf or {}, "logical_date": None}
+        if run_id:
+            body["dag_run_id"] = run_id
+        return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"]
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}")
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600,
+                     on_poll=None) -> str:
+        """Poll a run until it succeeds or fails; return its final state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.run(dag_id, run_id)["state"]
+            if on_poll:
+                on_poll(state)
+            if state in TERMINAL_RUN_STATES:
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} of {dag_id} still {state} after {timeout:.0f}s")
+            time.sleep(2)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        data = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/"
+                                   f"{urllib.parse.quote(run_id)}/taskInstances?limit=1000")
+        return data["task_instances"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1,
+                 map_index: int = -1) -> str:
+        data = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}"
+                                   f"/taskInstances/{task_id}/logs/{try_number}"
+                                   f"?map_index={map_index}&full_content=true")
+        content = data.get("content", "")
+        if isinstance(content, list):
+            return "\n".join(c.get("event", "") if isinstance(c, dict) else str(c) for c in content)
+        return str(content)

@@ -1,0 +1,53 @@
+"""The platform's section of the Airflow configuration: ``[multiplt]`` in ``airflow.cfg``.
+
+Every key can be overridden with ``AIRFLOW__MULTIPLT__<KEY>``. Values are read when a task runs
+or a DAG is parsed (no database or network access), with the defaults below when the section is
+absent (e.g. a test's own Airflow home).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+RUNTIMES = ("local", "docker")
+
+# Storage credentials: passed to docker stage containers only as private environment, and to
+# local stage subprocesses by inheritance; never written into argv, rendered fields or XCom.
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN")
+# Non-secret storage settings passed to docker stage containers as plain environment.
+STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION",
+               "HF_ENDPOINT", "HF_HUB_OFFLINE")
+
+
+def _default_data() -> str:
+    return os.environ.get("MULTIPLT_DATA") or os.path.join(os.getcwd(), "data")
+
+
+@dataclasses.dataclass(frozen=True)
+class MultipltSettings:
+    runtime: str = "local"
+    worker_image: str = "multiplt-worker:latest"
+    sandbox_image: str = "multiplt-sandbox:latest"
+    docker_url: str = "unix://var/run/docker.sock"
+    data_uri: str = ""
+    results_store: str = ""
+    # docker runtime: the named volume that sandbox steps stage files through
+    stage_volume_prefix: str = "multiplt-stage"
+
+
+def load() -> MultipltSettings:
+    """The ``[multiplt]`` settings from Airflow's configuration (env overrides included)."""
+    from airflow.configuration import conf
+
+    data = _default_data()
+    defaults = MultipltSettings(data_uri=f"file://{data}/runs",
+                                results_store=f"file://{data}/results/results.parquet")
+    values = {}
+    for field in dataclasses.fields(MultipltSettings):
+        values[field.name] = conf.get("multiplt", field.name, fallback=getattr(defaults, field.name))
+    settings = MultipltSettings(**values)
+    if settings.runtime not in RUNTIMES:
+        raise ValueError(f"[multiplt] runtime must be one of {', '.join(RUNTIMES)}, "
+                         f"not {settings.runtime!r}")
+    return settings

@@ -1,0 +1,214 @@
+"""The stage runtime: one factory, a local subprocess task or DockerOperators (plugins/multiplt_airflow)."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from multiplt_airflow.stage import stage_task, stage_task_mapped
+
+TEST_DAGS = Path(__file__).resolve().parents[1] / "fixtures" / "airflow_dags"
+
+SECRET = "s3cr3t-Key-that-must-not-leak-7f3a"
+START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _dag(dag_id):
+    from airflow.sdk import DAG
+
+    return DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False,
+               params={"lang": "rkt", "out": "s3://bucket/runs/x"})
+
+
+def _load_dag(name):
+    """A DAG from tests/fixtures/airflow_dags: dag.test() needs it in a configured bundle."""
+    spec = importlib.util.spec_from_file_location(f"test_dag_{name}", TEST_DAGS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def _xcom(run, task_id):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.query(XComModel.value).filter_by(
+            run_id=run.run_id, dag_id=run.dag_id, task_id=task_id).scalar()
+
+
+def _render(task, **context):
+    import jinja2
+
+    ctx = {"params": {"lang": "rkt", "out": "s3://bucket/runs/x"}, "run_id": "manual__1", **context}
+    task.render_template_fields(ctx, jinja_env=jinja2.Environment())
+    return task
+
+
+# ---- local runtime --------------------------------------------------------------------------
+def test_local_is_the_default_and_runs_a_real_command_under_dag_test(airflow_db, capfd):
+    dag = _load_dag("multiplt_smoke")
+    assert type(dag.get_task("version")).__name__ == "MultipltStageOperator"
+    run = dag.test()
+    assert run.state == "success"
+    assert run.get_task_instance("version").state == "success"
+    out = capfd.readouterr()
+    assert "multiplt 0.1.0" in out.out + out.err  # the command's stdout, streamed into the log
+
+
+def test_local_failure_reports_exit_code_and_stderr_tail():
+    from multiplt_airflow.local_stage import StageCommandFailed
+
+    with _dag("stage_local_fail"):
+        bad = stage_task("bad", ["no-such-command", "--flag"])
+    with pytest.raises(StageCommandFailed) as err:
+        bad.execute({})
+    assert err.value.exit_code == 2
+    assert "invalid choice" in err.value.stderr_tail
+    assert "exited with code 2" in str(err.value)
+
+
+def test_local_argv_is_templated_and_gpu_stages_take_the_gpu_pool():
+    with _dag("stage_local_tpl"):
+        gen = stage_task("gen", ["benchmark", "ls", "--lang", "{{ params.lang }}"], gpu=True)
+        plain = stage_task("plain", ["--version"])
+    assert gen.pool == "gpu" and plain.pool != "gpu"
+    assert _render(gen).argv == ["benchmark", "ls", "--lang", "rkt"]
+
+
+def test_argv_must_be_a_list():
+    with _dag("stage_bad_argv"), pytest.raises(TypeError, match="list of arguments"):
+        stage_task("x", "score --in s3://b/x")
+
+
+def test_local_mapped_expands_over_argv_lists():
+    with _dag("stage_local_mapped"):
+        mapped = stage_task_mapped("execute", [["--version"], ["--help"]], sandbox=True)
+    assert mapped.expand_input.value == {"argv": [["--version"], ["--help"]]}
+
+
+# ---- docker runtime -------------------------------------------------------------------------
+@pytest.fixture
+def docker_runtime(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__RUNTIME", "docker")
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__WORKER_IMAGE", "registry.example/multiplt-worker:1.2")
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__SANDBOX_IMAGE", "registry.example/multiplt-sandbox:1.2")
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", "s3://bucket/runs")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio:9000")
+
+
+def test_docker_gpu_stage_fields(docker_runtime):
+    from multiplt_airflow.docker_stage import MultipltDockerOperator
+
+    with _dag("stage_docker_gpu"):
+        gen = stage_task("generate", ["generate", "--lang", "{{ params.lang }}", "--out", "{{ params.out }}"],
+                         gpu=True, cpus=4, memory="16g")
+    assert isinstance(gen, MultipltDockerOperator)
+    _render(gen)
+    assert gen.image == "registry.example/multiplt-worker:1.2"
+    assert gen.entrypoint == ["multiplt"]
+    assert gen.command == ["generate", "--lang", "rkt", "--out", "s3://bucket/runs/x"]
+    [req] = gen.device_requests
+    assert req["Capabilities"] == [["gpu"]] and req["Count"] == -1
+    assert gen.pool == "gpu" and gen.cpus == 4.0 and gen.mem_limit == "16g"
+    assert gen.network_mode is None  # networked: it reads and writes storage
+    # credentials are not taken at parse time: nothing secret in any field of the operator
+    assert SECRET not in repr(vars(gen))
+
+
+def test_docker_sandbox_stage_runs_without_network_between_stage_in_and_out(docker_runtime):
+    from airflow.sdk import TaskGroup
+
+    with _dag("stage_docker_sandbox") as dag:
+        ex = stage_task("execute", ["execute", "--in", "{{ params.out }}", "--shard", "1/4"], sandbox=True)
+    assert isinstance(ex, TaskGroup)
+    stage_in, run, stage_out = (dag.get_task(f"execute.{s}") for s in ("stage_in", "run", "stage_out"))
+    assert stage_in.downstream_task_ids == {"execute.run"}
+    assert run.downstream_task_ids == {"execute.stage_out"}
+    for t in (stage_in, run, stage_out):
+        _render(t)
+        assert t.command == ["execute", "--in", "s3://bucket/runs/x", "--shard", "1/4"]
+    assert run.image == "registry.example/multiplt-sandbox:1.2"
+    assert run.network_mode == "none" and run.credentials is False
+    assert run.entrypoint[:3] == ["multiplt", "stage", "run"]
+    assert stage_in.image == stage_out.image == "registry.example/multiplt-worker:1.2"
+    assert stage_in.entrypoint[:3] == ["multiplt", "stage", "in"]
+    assert stage_out.entrypoint[:3] == ["multiplt", "stage", "out"]
+    assert stage_in.network_mode is None and stage_in.credentials is True
+
+
+def test_docker_mapped_sandbox_stage(docker_runtime):
+    with _dag("stage_docker_mapped") as dag:
+        stage_task_mapped("execute", [["execute", "--shard", f"{k}/2"] for k in (1, 2)], sandbox=True)
+    run = dag.get_task("execute.run")
+    assert run.expand_input.value == {"command": [["execute", "--shard", "1/2"], ["execute", "--shard", "2/2"]]}
+    assert run.partial_kwargs["network_mode"] == "none"
+
+
+class FakeDocker:
+    """Stands in for docker.APIClient: records the container request, returns a log."""
+
+    def __init__(self):
+        self.created = {}
+
+    def images(self, name):
+        return [{"Id": name}]
+
+    def create_host_config(self, **kwargs):
+        return kwargs
+
+    def create_container(self, **kwargs):
+        self.created = kwargs
+        return {"Id": "c0ffee"}
+
+    def attach(self, **kwargs):
+        # a command that echoes its environment must not leak it into the task log
+        return iter([b"multiplt generate: wrote 3 files\n", f"debug: key={SECRET}\n".encode()])
+
+    def start(self, container_id):
+        pass
+
+    def wait(self, container_id):
+        return {"StatusCode": 0}
+
+    def remove_container(self, container_id, **kwargs):
+        pass
+
+
+def test_docker_credentials_only_in_private_environment(docker_runtime, airflow_db, monkeypatch, capfd):
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.session import create_session
+
+    from multiplt_airflow.docker_stage import MultipltDockerOperator
+
+    fake = FakeDocker()
+    monkeypatch.setattr(MultipltDockerOperator, "cli", property(lambda self: fake))
+    dag = _load_dag("multiplt_stage_docker")
+    assert isinstance(dag.get_task("generate"), MultipltDockerOperator)
+    assert SECRET not in json.dumps(DagSerialization.to_dict(dag), default=str)
+    run = dag.test()
+    assert run.state == "success"
+    # the container got the credentials, as environment, and nowhere else
+    assert fake.created["environment"]["AWS_SECRET_ACCESS_KEY"] == SECRET
+    assert fake.created["environment"]["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert SECRET not in json.dumps(fake.created["command"])
+    with create_session() as session:
+        rendered = session.query(RenderedTaskInstanceFields.rendered_fields).filter_by(
+            run_id=run.run_id, dag_id=dag.dag_id).all()
+        xcoms = session.query(XComModel.value).filter_by(run_id=run.run_id, dag_id=dag.dag_id).all()
+    assert rendered and xcoms
+    assert "s3://bucket/runs/x" in json.dumps(rendered, default=str)
+    assert SECRET not in json.dumps(rendered, default=str)
+    assert SECRET not in json.dumps(xcoms, default=str)
+    out = capfd.readouterr()
+    assert "wrote 3 files" in out.out + out.err
+    assert "debug: key=***" in out.out + out.err
+    assert SECRET not in out.out + out.err

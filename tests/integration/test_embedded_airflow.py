@@ -1,0 +1,45 @@
+"""The embedded deployment: four components on a random loopback port run a DAG to success."""
+
+from __future__ import annotations
+
+import configparser
+import json
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_components_share_port_secrets_and_login(embedded_airflow):
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(embedded_airflow.config_path)
+    port = embedded_airflow.port
+    assert cfg["api"]["port"] == str(port)
+    assert cfg["core"]["execution_api_server_url"] == f"http://127.0.0.1:{port}/execution/"
+    secrets = json.loads((embedded_airflow.airflow_home / "secrets.json").read_text())
+    assert cfg["api_auth"]["jwt_secret"] == secrets["JWT_SECRET"]
+    # a real login: the simple auth manager is not all-admins and rejects a wrong password
+    assert cfg["core"]["simple_auth_manager_all_admins"] == "False"
+    from multiplt_airflow.rest import AirflowAPIError, AirflowClient
+
+    with pytest.raises(AirflowAPIError) as err:
+        AirflowClient(embedded_airflow.base_url, "multiplt", "wrong-password").token()
+    assert err.value.status in (401, 403)
+    assert embedded_airflow.client.pool("gpu")["slots"] == 1
+
+
+def test_runs_a_dag_to_success_through_rest_api(embedded_airflow):
+    client = embedded_airflow.client
+    run_id = client.trigger("multiplt_smoke")
+    state = client.wait_for_run("multiplt_smoke", run_id, timeout=300)
+    tis = {ti["task_id"]: ti for ti in client.task_instances("multiplt_smoke", run_id)}
+    assert state == "success", {k: v["state"] for k, v in tis.items()}
+    assert {k: v["state"] for k, v in tis.items()} == {"version": "success",
+                                                       "execution_api_url": "success"}
+    # the task process reached the execution API on the deployment's (non-default) port
+    xcom = client.request("GET", f"/api/v2/dags/multiplt_smoke/dagRuns/{run_id}/taskInstances/"
+                                 "execution_api_url/xcomEntries/return_value")
+    assert xcom["value"] == f"http://127.0.0.1:{embedded_airflow.port}/execution/"
+    # the real `multiplt --version` output streamed into the task log
+    log = client.task_log("multiplt_smoke", run_id, "version", tis["version"]["try_number"])
+    assert "multiplt 0." in log

@@ -1,0 +1,79 @@
+"""Airflow for tests.
+
+On import (before any test imports ``airflow``) this module points in-process Airflow at a
+throw-away AIRFLOW_HOME rendered from the repo's ``airflow.cfg`` (so no test touches
+``~/airflow`` or the user's ``.airflow/``), and puts ``plugins/`` on ``sys.path`` so tests
+import ``multiplt_airflow`` as DAG files do.
+
+Fixtures:
+- ``airflow_db`` (session): migrates that in-process home's SQLite database, for ``dag.test()``.
+- ``embedded_airflow`` (session): one real deployment for the whole session: api-server,
+  scheduler, dag-processor and triggerer on a free 127.0.0.1 port, in a temp AIRFLOW_HOME,
+  with this repo's ``dags/`` and ``plugins/`` plus ``tests/fixtures/airflow_dags`` (bundle
+  ``tests``). It yields the ``EmbeddedAirflow`` handle: ``.base_url``, ``.username``,
+  ``.password``, ``.airflow_home``, ``.port`` and ``.client`` (REST API v2:
+  ``trigger(dag_id, conf)``, ``wait_for_run(dag_id, run_id)``, ``task_instances``, ...).
+  Teardown stops every process it started and checks none is left.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGINS = REPO / "plugins"
+TEST_DAGS = REPO / "tests" / "fixtures" / "airflow_dags"
+if str(PLUGINS) not in sys.path:
+    sys.path.insert(0, str(PLUGINS))
+
+from multiplt_airflow import embedded  # noqa: E402  (needs plugins/ on sys.path)
+
+
+def _in_process_home() -> Path:
+    """A private AIRFLOW_HOME for Airflow imported by the tests themselves (dag.test)."""
+    home = Path(tempfile.mkdtemp(prefix="multiplt-test-airflow-"))
+    atexit.register(shutil.rmtree, home, True)
+    data = home / "data"
+    (data / "airflow").mkdir(parents=True)
+    embedded.render_config(home, 8080, data, extra_dag_folders={"tests": str(TEST_DAGS)})
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW_CONFIG"] = str(home / "airflow.cfg")
+    return home
+
+
+IN_PROCESS_HOME = _in_process_home()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """The in-process AIRFLOW_HOME with a migrated database (for ``dag.test()``)."""
+    log = IN_PROCESS_HOME / "db-migrate.log"
+    with open(log, "wb") as out:
+        proc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], stdout=out,
+                              stderr=subprocess.STDOUT, env=dict(os.environ), timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{log.read_text()[-4000:]}")
+    return IN_PROCESS_HOME
+
+
+@pytest.fixture(scope="session")
+def embedded_airflow(tmp_path_factory):
+    root = tmp_path_factory.mktemp("embedded-airflow")
+    deployment = embedded.EmbeddedAirflow(root / "home", data_dir=root / "data",
+                                          extra_dag_folders={"tests": str(TEST_DAGS)},
+                                          env={"HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"})
+    deployment.start(timeout=float(os.environ.get("MULTIPLT_AIRFLOW_START_TIMEOUT", "300")))
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+        left = deployment.leftover_pids()
+        assert not left, f"embedded Airflow left processes behind: {left}"

@@ -1,0 +1,146 @@
+"""The results store: rows per k, no duplicates on re-recording, labels, clear errors, locking."""
+
+import multiprocessing
+import pathlib
+
+import pytest
+import yaml
+
+from multiplt import cli
+from multiplt.errors import MultipltError
+from multiplt.results import COLUMNS, read_store, record_runs
+
+HEADER = "Dataset,Pass@k,Estimate,NumProblems,MinCompletions,MaxCompletions\n"
+
+
+def make_run(root: pathlib.Path, lang="rkt", model="org/tiny", revision="main", estimate=0.5,
+             epoch=None, experiment=None, extra_k=False, name=None) -> str:
+    name = name or f"humaneval-{lang}-{model.replace('/', '_')}-{revision}-0.2"
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = f"{name},1,{estimate:.2f},4,2,2\n" + (f"{name},2,0.75,4,2,2\n" if extra_k else "")
+    (folder / "_scores.csv").write_text(HEADER + rows)
+    config = {"model": model, "revision": revision, "resolved_commit": "a" * 40, "tokenizer": model,
+              "benchmark": str(root / f"humaneval-{lang}.jsonl"), "benchmark_sha256": "b" * 64,
+              "lang": lang, "n": 2, "temperature": 0.2, "top_p": 0.95, "max_new_tokens": 128,
+              "seed": 0, "backend": "replay", "experiment": experiment, "epoch": epoch}
+    (folder / "_multiplt_run.yaml").write_text(yaml.safe_dump(config))
+    return str(folder)
+
+
+def test_record_writes_one_row_per_k_with_the_contract_columns(tmp_path):
+    store = str(tmp_path / "results.parquet")
+    run = make_run(tmp_path / "runs", extra_k=True)
+    summary = record_runs([run], store)
+    assert summary["added"] == 2 and summary["replaced"] == 0
+    table = read_store(store)
+    assert list(table.columns)[: len(COLUMNS)] == list(COLUMNS)
+    assert table.height == 2
+    row = table.filter(table["k"] == 1).row(0, named=True)
+    assert row["estimate"] == 0.5 and row["num_problems"] == 4 and row["lang"] == "rkt"
+    assert row["model"] == "org/tiny" and row["epoch"] == 0 and row["n"] == 2
+    assert row["dataset"] == "humaneval-rkt-org_tiny-main-0.2"
+    assert row["run_id"].startswith("humaneval-rkt-org_tiny-main-0.2@")
+    assert row["created_at"].endswith("+00:00")
+
+
+def test_recording_the_same_run_twice_does_not_duplicate(tmp_path):
+    store = str(tmp_path / "results.parquet")
+    run = make_run(tmp_path / "runs")
+    record_runs([run], store)
+    first = read_store(store).row(0, named=True)
+    make_run(tmp_path / "runs", estimate=0.75)  # the folder was re-scored
+    summary = record_runs([run], store)
+    assert summary == {**summary, "added": 0, "replaced": 1, "rows": 1}
+    again = read_store(store).row(0, named=True)
+    assert again["estimate"] == 0.75
+    assert again["created_at"] == first["created_at"]
+
+
+def test_runs_with_other_labels_or_languages_are_separate_rows(tmp_path):
+    store = str(tmp_path / "results.parquet")
+    runs = tmp_path / "runs"
+    record_runs([make_run(runs, lang="rkt"), make_run(runs, lang="lua")], store)
+    ckpt = make_run(runs, model="file:///ckpt/rkt", revision="rkt-multiplt-epoch2", epoch=2,
+                    experiment="multiplt")
+    record_runs([ckpt], store)
+    table = read_store(store)
+    assert table.height == 3
+    assert sorted(table["lang"].to_list()) == ["lua", "rkt", "rkt"]
+    row = table.filter(table["epoch"] == 2).row(0, named=True)
+    assert row["experiment"] == "multiplt" and row["revision"] == "rkt-multiplt-epoch2"
+
+
+def test_overrides_win_over_the_run_config(tmp_path):
+    store = str(tmp_path / "results.parquet")
+    run = make_run(tmp_path / "runs", epoch=1, experiment="x")
+    record_runs([run], store, experiment="multiplt", epoch=3)
+    row = read_store(store).row(0, named=True)
+    assert (row["experiment"], row["epoch"]) == ("multiplt", 3)
+
+
+def test_missing_scores_is_a_clear_error_and_writes_nothing(tmp_path):
+    store = tmp_path / "results.parquet"
+    run = pathlib.Path(make_run(tmp_path / "runs"))
+    (run / "_scores.csv").unlink()
+    with pytest.raises(MultipltError, match="_scores.csv does not exist"):
+        record_runs([str(run)], str(store))
+    assert not store.exists()
+
+
+def test_missing_run_config_and_bad_csv_are_clear_errors(tmp_path):
+    store = str(tmp_path / "results.parquet")
+    run = pathlib.Path(make_run(tmp_path / "runs"))
+    (run / "_multiplt_run.yaml").unlink()
+    with pytest.raises(MultipltError, match="_multiplt_run.yaml does not exist"):
+        record_runs([str(run)], store)
+    run = pathlib.Path(make_run(tmp_path / "runs2"))
+    (run / "_scores.csv").write_text("name,score\nx,1\n")
+    with pytest.raises(MultipltError, match="header"):
+        record_runs([str(run)], store)
+    (run / "_scores.csv").write_text(HEADER + "x,1,1.5,4,2,2\n")
+    with pytest.raises(MultipltError, match=r"not in \[0, 1\]"):
+        record_runs([str(run)], store)
+
+
+def test_one_bad_run_among_several_records_none(tmp_path):
+    store = tmp_path / "results.parquet"
+    good = make_run(tmp_path / "runs", lang="rkt")
+    bad = pathlib.Path(make_run(tmp_path / "runs", lang="lua"))
+    (bad / "_scores.csv").write_text(HEADER)
+    with pytest.raises(MultipltError, match="no pass@k rows"):
+        record_runs([good, str(bad)], str(store))
+    assert not store.exists()
+
+
+def _record_one(args):
+    run, store = args
+    record_runs([run], store)
+
+
+def test_concurrent_writers_lose_no_rows(tmp_path):
+    store = str(tmp_path / "results.parquet")
+    runs = [make_run(tmp_path / "runs", lang=lang) for lang in ("rkt", "lua", "r", "ml", "jl", "py")]
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        pool.map(_record_one, [(run, store) for run in runs])
+    assert read_store(store).height == len(runs)
+
+
+def test_cli_record_and_show(tmp_path, capsys):
+    store = str(tmp_path / "results.parquet")
+    run = make_run(tmp_path / "runs")
+    assert cli.main(["results", "record", "--scores", run, "--store", store, "--epoch", "0"]) == 0
+    assert '"added": 1' in capsys.readouterr().out
+    assert cli.main(["results", "show", "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert "org/tiny" in out and "0.5000" in out and "rkt" in out
+    assert cli.main(["results", "show", "--store", store, "--format", "csv", "--k", "1"]) == 0
+    assert capsys.readouterr().out.startswith("run_id,dataset,")
+
+
+def test_cli_errors_exit_2_with_one_line(tmp_path, capsys):
+    assert cli.main(["results", "record", "--scores", str(tmp_path / "nope"),
+                     "--store", str(tmp_path / "s.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "multiplt results: error:" in err and "_scores.csv does not exist" in err
+    assert cli.main(["results", "show", "--store", str(tmp_path / "s.parquet")]) == 2

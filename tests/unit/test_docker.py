@@ -1,0 +1,226 @@
+"""The images and the compose stack in docker/ cannot be built here (no Docker engine), so this
+keeps them consistent with the code: the commands they run exist, what they pip-install is pinned,
+goes through the lock and belongs to the image's extras, and compose's settings are real ones."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import pathlib
+import re
+import shlex
+
+import pytest
+import yaml
+
+from multiplt import cli, languages
+from tests import packaging_facts as facts
+
+DOCKER = facts.ROOT / "docker"
+# image -> the extras it must install (exactly): the places each image runs
+IMAGE_EXTRAS = {
+    "worker.Dockerfile": {"gen", "train", "storage", "bench"},
+    "sandbox.Dockerfile": {"exec"},
+    "airflow.Dockerfile": {"airflow", "storage", "postgres"},
+}
+REQ = facts.read_pins(facts.ROOT / "requirements.txt")
+
+
+def instructions(dockerfile: pathlib.Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    out, current = [], ""
+    for line in dockerfile.read_text().splitlines():
+        if line.lstrip().startswith("#") and not current:
+            continue
+        if line.lstrip().startswith("#"):
+            continue
+        current += line.rstrip("\\").rstrip() + " " if line.rstrip().endswith("\\") else line
+        if not line.rstrip().endswith("\\"):
+            if current.strip():
+                word, _, rest = current.strip().partition(" ")
+                out.append((word.upper(), rest.strip()))
+            current = ""
+    return out
+
+
+def shell_commands(run: str) -> list[list[str]]:
+    """The simple commands of a RUN line (split on && ; |)."""
+    commands = []
+    for part in re.split(r"&&|\|\||;|\|", run):
+        words = shlex.split(part, posix=True)
+        if words:
+            commands.append(words)
+    return commands
+
+
+def pip_installs(dockerfile: pathlib.Path) -> list[list[str]]:
+    found = []
+    for kind, args in instructions(dockerfile):
+        if kind == "RUN":
+            for words in shell_commands(args):
+                names = [w.rsplit("/", 1)[-1] for w in words]
+                if "pip" in names[:3] and "install" in words:
+                    found.append(words[words.index("install") + 1:])
+                elif names[:1] == ["pip"] or names[:1] == ["pip3"]:
+                    found.append(words[1:])
+    return found
+
+
+def registered_commands() -> set[str]:
+    import argparse
+    import importlib
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    for name in cli.COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return set(sub.choices)
+
+
+def assert_multiplt_argv(argv: list[str], where: str) -> None:
+    """`multiplt ARGV` names a command that exists (or is --help/--version)."""
+    words = [w for w in argv if not w.startswith("-")]
+    if not words:
+        assert set(argv) <= {"--help", "--version", "-h"}, f"{where}: multiplt {argv}"
+        return
+    assert words[0] in registered_commands(), f"{where}: `multiplt {' '.join(argv)}`: no such command"
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_EXTRAS))
+def test_image_installs_its_extras_through_the_lock(name):
+    dockerfile = DOCKER / name
+    installs = pip_installs(dockerfile)
+    assert installs, f"{name} installs nothing with pip"
+    extras = set()
+    for args in installs:
+        assert any(a in ("-c", "--constraint") for a in args) and "requirements.lock" in args, (
+            f"{name}: `pip install {' '.join(args)}` does not go through requirements.lock")
+        assert "-r" not in args and "--requirement" not in args, (
+            f"{name}: installs a whole requirements file; install the image's extras instead")
+        targets = [a for i, a in enumerate(args) if not a.startswith("-") and args[i - 1] not in ("-c", "--constraint")]
+        for target in targets:
+            project = re.match(r"^(?:/src|\.)\[([a-z,]+)\]$", target)
+            if project:
+                extras |= set(project.group(1).split(","))
+                continue
+            pin = re.match(r"^([A-Za-z0-9._-]+)==(\S+)$", target)
+            assert pin, f"{name}: pip installs {target!r}, which is not pinned as name==version"
+            dist = facts.norm(pin.group(1))
+            assert REQ.get(dist) == pin.group(2), f"{name}: {target} is not what requirements.txt pins"
+            assert any(dist in facts.extras()[e] for e in IMAGE_EXTRAS[name]), (
+                f"{name}: {target} belongs to none of the image's extras {sorted(IMAGE_EXTRAS[name])}")
+    assert extras == IMAGE_EXTRAS[name], f"{name} installs extras {sorted(extras)}, want {sorted(IMAGE_EXTRAS[name])}"
+    assert extras <= set(facts.extras()), f"{name} names an extra pyproject.toml lacks"
+    copied = " ".join(args for kind, args in instructions(dockerfile) if kind == "COPY")
+    assert "requirements.lock" in copied and "pyproject.toml" in copied
+
+
+def test_sandbox_image_has_every_language_runtime():
+    text = (DOCKER / "sandbox.Dockerfile").read_text()
+    apt = set()
+    for kind, args in instructions(DOCKER / "sandbox.Dockerfile"):
+        if kind == "RUN":
+            for words in shell_commands(args):
+                if words[:2] == ["apt-get", "install"]:
+                    apt |= {w for w in words[2:] if not w.startswith("-")}
+    # the Debian packages that give each language's binaries (the same as scripts/setup.sh's)
+    from tests.unit.test_setup_list import apt_packages, package_closure, providing_package
+
+    closure = package_closure(apt & set(apt_packages()))
+    for lang in languages.LANGUAGES.values():
+        for binary in lang.binaries:
+            if binary == "julia":
+                continue
+            assert providing_package(binary) in closure, f"sandbox image lacks {binary} ({lang.name})"
+    for needed in ("bubblewrap", "lua-unit", "util-linux"):
+        assert needed in apt, f"sandbox image lacks {needed}"
+    # Julia: the official tarball, pinned by version and sha256, checked, on PATH
+    assert re.search(r"JULIA_VERSION=\d+\.\d+\.\d+", text)
+    assert re.search(r"JULIA_SHA256=[0-9a-f]{64}\b", text)
+    assert "sha256sum --strict --check" in text and "julialang" in text
+    assert re.search(r"ln -s \S+/bin/julia /usr/local/bin/julia", text)
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_EXTRAS))
+def test_commands_the_images_run_exist(name):
+    entrypoint = None
+    for kind, args in instructions(DOCKER / name):
+        if kind == "RUN":
+            for words in shell_commands(args):
+                if words[0] == "multiplt":
+                    assert_multiplt_argv(words[1:], f"{name} RUN")
+        elif kind == "ENTRYPOINT":
+            entrypoint = yaml.safe_load(args)
+        elif kind == "CMD" and entrypoint == ["multiplt"]:
+            assert_multiplt_argv(yaml.safe_load(args), f"{name} CMD")
+
+
+def compose() -> dict:
+    return yaml.safe_load((DOCKER / "compose.yaml").read_text())
+
+
+def test_compose_builds_from_existing_dockerfiles_and_runs_existing_commands():
+    services = compose()["services"]
+    built = {}
+    for name, service in services.items():
+        if "build" in service:
+            context = (DOCKER / service["build"]["context"]).resolve()
+            dockerfile = context / service["build"]["dockerfile"]
+            assert dockerfile.is_file(), f"compose service {name} builds from missing {dockerfile}"
+            built[service["image"]] = dockerfile.name
+            entry = [w for kind, a in instructions(dockerfile) if kind == "ENTRYPOINT" for w in yaml.safe_load(a)]
+            if entry == ["multiplt"] and "command" in service:
+                assert_multiplt_argv(service["command"], f"compose service {name}")
+    env = services["airflow-scheduler"]["environment"]
+    assert built.get(env["AIRFLOW__MULTIPLT__WORKER_IMAGE"]) == "worker.Dockerfile"
+    assert built.get(env["AIRFLOW__MULTIPLT__SANDBOX_IMAGE"]) == "sandbox.Dockerfile"
+    for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        assert any(s.get("command", [None])[:2] == ["airflow", component] for s in services.values()), component
+
+
+def _settings_fields() -> set[str]:
+    tree = ast.parse((facts.ROOT / "plugins/multiplt_airflow/settings.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "MultipltSettings":
+            return {s.target.id for s in node.body if isinstance(s, ast.AnnAssign)}
+    raise AssertionError("MultipltSettings not found in plugins/multiplt_airflow/settings.py")
+
+
+def test_compose_settings_are_real_airflow_and_multiplt_options():
+    spec = importlib.util.find_spec("airflow")
+    templates = [pathlib.Path(p) / "config_templates/config.yml" for p in spec.submodule_search_locations]
+    options = yaml.safe_load(next(t for t in templates if t.exists()).read_text())
+    fields = _settings_fields()
+    services = compose()["services"]
+    env = services["airflow-scheduler"]["environment"]
+    for key in env:
+        match = re.match(r"^AIRFLOW__([A-Z_]+?)__([A-Z_]+)$", key)
+        if not match:
+            continue
+        section, option = match.group(1).lower(), match.group(2).lower()
+        if section == "multiplt":
+            assert option in fields, f"compose sets [multiplt] {option}, which settings.py does not read"
+        else:
+            assert option in options.get(section, {}).get("options", {}), f"compose sets unknown [{section}] {option}"
+    assert env["AIRFLOW__MULTIPLT__RUNTIME"] == "docker"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert "psycopg2-binary" in facts.extras()["postgres"]
+    # data lands in the bucket the init step creates, on the MinIO service
+    bucket = re.search(r"mc mb --ignore-existing local/([a-z0-9.-]+)", " ".join(services["minio-init"]["command"])).group(1)
+    for key in ("AIRFLOW__MULTIPLT__DATA_URI", "AIRFLOW__MULTIPLT__RESULTS_STORE"):
+        assert env[key].startswith(f"s3://{bucket}/"), key
+    assert env["AWS_ENDPOINT_URL"] == "http://minio:9000" and "minio" in services
+    # secrets come from docker/.env, never from the committed file
+    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY",
+                "AWS_SECRET_ACCESS_KEY"):
+        assert env[key].startswith("${") and ":?" in env[key], f"{key} must come from docker/.env"
+
+
+def test_stage_runtime_runs_existing_commands():
+    """The docker stage runtime wraps commands as `multiplt stage ...` inside the images."""
+    for path in facts.python_files("plugins"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.List) and node.elts and isinstance(node.elts[0], ast.Constant) \
+                    and node.elts[0].value == "multiplt":
+                argv = [e.value for e in node.elts[1:] if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+                if argv:
+                    assert_multiplt_argv(argv, f"{path.relative_to(facts.ROOT)}:{node.lineno}")

@@ -1,0 +1,68 @@
+"""Every external program the code calls comes from a package in scripts/setup.sh's APT_PACKAGES
+(or from an Essential package every Debian has), except Julia, which the sandbox image installs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from multiplt import languages
+from tests import system_facts as facts
+
+VENV_BIN = facts.ROOT / ".venv" / "bin"
+# Programs some code runs on purpose without an apt package here, and where they come from.
+ELSEWHERE = {
+    "julia": "docker/sandbox.Dockerfile (Debian has no package; tests parse Julia with tree-sitter)",
+    "docker": "the Docker host of the docker runtime (compose); never run by tests",
+    "nvidia-smi": "the GPU host's driver",
+}
+
+pytestmark = pytest.mark.skipif(not shutil.which("dpkg-query"), reason="needs Debian's dpkg-query")
+
+
+def required_programs() -> dict[str, str]:
+    used = facts.programs_used()
+    for lang in languages.LANGUAGES.values():
+        for binary in lang.binaries:
+            used.setdefault(binary, f"multiplt/languages ({lang.name})")
+        assert lang.command("/tmp/x")[0] in lang.binaries, f"{lang.name} runs a program not in its .binaries"
+    used.setdefault("luaunit", "multiplt/languages (lua test programs require luaunit)")
+    return used
+
+
+def test_the_scan_finds_what_the_languages_and_sandbox_run():
+    used = required_programs()
+    for expected in ("racket", "Rscript", "ocaml", "lua5.4", "luaunit", "julia", "python3"):
+        assert expected in used
+
+
+def test_every_program_comes_from_the_setup_list():
+    listed = facts.apt_packages()
+    closure = facts.package_closure(listed)
+    problems = []
+    for program, where in sorted(required_programs().items()):
+        if program in ELSEWHERE:
+            continue
+        if (VENV_BIN / program).exists() and program not in facts.WATCHED:
+            continue  # a console script of a pinned Python package
+        package = facts.providing_package(program)
+        if package is None:
+            problems.append(f"{program} (used at {where}) is not installed from any Debian package here")
+        elif package not in closure and not facts.is_essential(package):
+            problems.append(f"{program} (used at {where}) comes from {package}, which APT_PACKAGES lacks")
+    assert not problems, "scripts/setup.sh APT_PACKAGES misses:\n" + "\n".join(problems)
+
+
+def test_julia_comes_from_the_sandbox_image():
+    dockerfile = (facts.ROOT / "docker/sandbox.Dockerfile").read_text()
+    assert "julialang" in dockerfile and "/usr/local/bin/julia" in dockerfile
+    assert "julia" not in facts.apt_packages()
+
+
+def test_setup_list_names_real_packages():
+    """Each listed package is installed here (setup.sh installs them; CI runs it first)."""
+    missing = [p for p in facts.apt_packages()
+               if os.system(f"dpkg-query -W -f='${{Status}}' {p} 2>/dev/null | grep -q 'install ok installed'")]
+    assert not missing, f"APT_PACKAGES lists packages that are not installed: {missing}"

@@ -1,0 +1,89 @@
+"""Recipes carry the paper's hyperparameters; CLI flags override every field; bad input is refused."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from multiplt.errors import MultipltError
+from multiplt.training.config import TrainConfig, load_recipe, recipe_names, resolve
+
+REQUIRED = dict(dataset="d.parquet", base="m", lang="rkt", experiment="multiplt", out="/tmp/o")
+
+
+def test_starcoderbase_1b_recipe_is_the_papers():
+    c = resolve("starcoderbase-1b", REQUIRED)
+    assert (c.lr, c.batch_size, c.warmup_steps, c.epochs, c.weight_decay, c.seq_len) == \
+        (3e-5, 8, 100, 7, 0.001, 2048)
+    assert (c.micro_batch_size, c.lr_scheduler, c.max_grad_norm, c.eval_fraction) == (1, "cosine", 1.0, 0.01)
+
+
+@pytest.mark.parametrize("recipe,epochs,eval_fraction", [
+    ("starcoderbase-15b", 10, 0.0025), ("starcoderbase-15b-jl-r", 6, 0.0),
+    ("codellama-34b", 5, 0.0025), ("codellama-70b", 5, 0.0025)])
+def test_large_model_recipes(recipe, epochs, eval_fraction):
+    c = resolve(recipe, REQUIRED)
+    assert (c.lr, c.batch_size, c.warmup_steps, c.seq_len) == (2e-5, 32, 10, 2048)
+    assert (c.epochs, c.eval_fraction, c.distributed) == (epochs, eval_fraction, "fsdp")
+    assert c.gradient_checkpointing
+
+
+def test_every_recipe_loads_and_names_only_known_fields():
+    assert {"starcoderbase-1b", "starcoderbase-15b", "codellama-34b", "codellama-70b"} <= set(recipe_names())
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name in recipe_names():
+        assert set(load_recipe(name)) <= fields
+
+
+def test_overrides_win_and_split_defaults_to_the_language_split():
+    c = resolve("starcoderbase-1b", dict(REQUIRED, epochs=3, lr=1e-4, gradient_checkpointing=True))
+    assert (c.epochs, c.lr, c.gradient_checkpointing, c.recipe) == (3, 1e-4, True, "starcoderbase-1b")
+    assert c.split == "racket" and c.lang == "rkt"
+    assert resolve("starcoderbase-1b", dict(REQUIRED, split="train")).split == "train"
+    assert resolve("starcoderbase-1b", dict(REQUIRED, lang="lua")).tag(5) == "lua-multiplt-epoch5"
+
+
+@pytest.mark.parametrize("bad", ["Multi-PLT", "a b", "x-y", ""])
+def test_experiment_must_parse_in_tags(bad):
+    with pytest.raises(MultipltError, match="experiment"):
+        resolve("starcoderbase-1b", dict(REQUIRED, experiment=bad))
+
+
+def test_bad_values_are_refused(tmp_path):
+    with pytest.raises(MultipltError, match="unknown recipe"):
+        resolve("no-such-recipe", REQUIRED)
+    with pytest.raises(MultipltError, match="unknown language"):
+        resolve("starcoderbase-1b", dict(REQUIRED, lang="cobol"))
+    with pytest.raises(MultipltError, match="micro_batch_size"):
+        resolve("starcoderbase-1b", dict(REQUIRED, micro_batch_size=3))
+    bad = tmp_path / "r.yaml"
+    bad.write_text("learning_rate: 1\n")
+    with pytest.raises(MultipltError, match="unknown field 'learning_rate'"):
+        resolve(str(bad), REQUIRED)
+    bad.write_text("epochs: many\n")
+    with pytest.raises(MultipltError, match="epochs must be a int"):
+        resolve(str(bad), REQUIRED)
+
+
+def test_cli_flags_cover_every_field_and_print_the_resolved_config():
+    out = subprocess.run([sys.executable, "-m", "multiplt", "train", "--print-config", "--recipe",
+                          "codellama-34b", "--epochs", "2", "--no-gradient-checkpointing",
+                          "--warmup-steps", "7"], capture_output=True, text=True, check=True).stdout
+    values = yaml.safe_load(out)
+    assert (values["epochs"], values["gradient_checkpointing"], values["warmup_steps"], values["lr"]) == \
+        (2, False, 7, 2e-5)
+    help_text = subprocess.run([sys.executable, "-m", "multiplt", "train", "--help"],
+                               capture_output=True, text=True, check=True).stdout
+    for f in dataclasses.fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in help_text, f.name
+
+
+def test_cli_bad_experiment_exits_2_with_one_clear_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "multiplt", "train", "--dataset", "x.jsonl",
+                             "--base", "m", "--lang", "rkt", "--experiment", "Bad-Name", "--out",
+                             str(tmp_path / "o")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "experiment" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,56 @@
+"""Loading the text column from storage (file or split files in a folder) and packing it."""
+
+import json
+import logging
+
+import polars as pl
+import pytest
+
+from multiplt.errors import MultipltError
+from multiplt.training.data import load_texts, prepare
+
+
+def test_parquet_split_files_in_a_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    pl.DataFrame({"content": ["a", "b"]}).write_parquet(tmp_path / "data" / "racket-00000-of-00002.parquet")
+    pl.DataFrame({"content": ["c"]}).write_parquet(tmp_path / "data" / "racket-00001-of-00002.parquet")
+    pl.DataFrame({"content": ["x"]}).write_parquet(tmp_path / "data" / "lua-00000-of-00001.parquet")
+    assert load_texts(str(tmp_path), "racket") == ["a", "b", "c"]
+    assert load_texts("file://" + str(tmp_path), "lua") == ["x"]
+    with pytest.raises(MultipltError, match="no file for split 'ocaml'"):
+        load_texts(str(tmp_path), "ocaml")
+
+
+def test_jsonl_file_and_missing_column(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"content": t, "x": 1}) + "\n" for t in ["p", "q"]))
+    assert load_texts(str(path), "racket") == ["p", "q"]
+    with pytest.raises(MultipltError, match="no 'text' field"):
+        load_texts(str(path), "racket", column="text")
+    with pytest.raises(MultipltError, match="does not exist"):
+        load_texts(str(tmp_path / "missing.parquet"), "racket")
+
+
+class CharTokenizer:
+    eos_token_id = 0
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [[ord(c) for c in t] for t in texts]}
+
+
+def test_prepare_packs_and_holds_out():
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("multiplt.training").addHandler(handler)
+    texts = ["abcdefg"] * 99 + ["", None]  # 2 unusable documents
+    packed = prepare(texts, CharTokenizer(), seq_len=16, eval_fraction=0.05, seed=0)
+    assert packed.n_documents == 99 and packed.n_tokens == 99 * 8
+    assert packed.eval.shape == (2, 16)  # 5 held-out documents = 40 tokens -> 2 sequences
+    assert packed.train.shape[1] == 16 and (packed.train == 0).any()  # EOS separators
+    small = prepare(["abc"] * 10, CharTokenizer(), seq_len=16, eval_fraction=0.1, seed=0)
+    assert small.eval.shape[0] == 0
+    logging.getLogger("multiplt.training").removeHandler(handler)
+    assert any("eval loss skipped" in m for m in messages)
+    with pytest.raises(MultipltError, match="too small"):
+        prepare(["ab"], CharTokenizer(), seq_len=16, eval_fraction=0.0, seed=0)

@@ -1,0 +1,40 @@
+"""The manifest of a training output and `resolve(model, revision)` for generation."""
+
+import pytest
+
+from multiplt.errors import MultipltError
+from multiplt.training import manifest
+
+
+def row(out, epoch):
+    tag = f"rkt-multiplt-epoch{epoch}"
+    return {"uri": f"{out}/checkpoints/{tag}", "epoch": epoch, "step": 10 * epoch, "tag": tag,
+            "eval_loss": 1.0 / epoch, "lang": "rkt", "experiment": "multiplt", "base": "b", "tokenizer": "b"}
+
+
+def test_append_keeps_one_row_per_tag_in_epoch_order(tmp_path):
+    out = str(tmp_path / "run")
+    assert manifest.read(out) == []
+    manifest.append(out, row(out, 2))
+    manifest.append(out, row(out, 1))
+    manifest.append(out, dict(row(out, 2), eval_loss=0.25))
+    rows = manifest.read(out)
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["eval_loss"] == 0.25
+
+
+def test_resolve(tmp_path):
+    out = str(tmp_path / "run")
+    manifest.append(out, row(out, 1))
+    assert manifest.resolve(out, "rkt-multiplt-epoch1") == f"{out}/checkpoints/rkt-multiplt-epoch1"
+    assert manifest.resolve("file://" + out, "rkt-multiplt-epoch1").endswith("rkt-multiplt-epoch1")
+    assert manifest.resolve(out, None) is None
+    assert manifest.resolve("bigcode/starcoderbase-1b", "main") is None  # a Hub name
+    assert manifest.resolve(str(tmp_path), "rkt-multiplt-epoch1") is None  # no manifest there
+    with pytest.raises(MultipltError, match="rkt-multiplt-epoch1"):
+        manifest.resolve(out, "rkt-multiplt-epoch9")
+
+
+def test_parse_tag():
+    assert manifest.parse_tag("rkt-multiplt-epoch5") == {"lang": "rkt", "experiment": "multiplt", "epoch": 5}
+    assert manifest.parse_tag("lua-more_stack-epoch12")["experiment"] == "more_stack"
+    assert manifest.parse_tag("rkt-morestack-epoch_5") is None
