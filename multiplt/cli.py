@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "multiplt.commands.benchmark",
     "multiplt.commands.execute",
     "multiplt.commands.score",
+    "multiplt.commands.stage",
 ]
 
 

@@ -23,6 +23,7 @@ APT_PACKAGES=(
   util-linux                          # setpriv, unshare, prlimit
   procps                              # ps, pkill (process checks in tests)
   chromium                            # headless browser for the leaderboard UI test
+  chromium-driver                     # chromedriver: selenium drives chromium through it (offline)
   git
 )
 

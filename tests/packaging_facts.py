@@ -224,3 +224,24 @@ def import_roots_of(dists) -> set[str]:
     wanted = {norm(d) for d in dists}
     return {top for top, owners in _packages_distributions().items()
             if wanted & {norm(o) for o in owners}}
+
+
+def site_with_only(dists, dest: pathlib.Path) -> pathlib.Path:
+    """A site-packages folder at `dest` holding only `dists` (and what they depend on): symlinks to
+    their top-level modules and .dist-info folders here. Python run with `-I -S` and this folder
+    on sys.path sees exactly what a venv with only those distributions would hold. (Namespace
+    folders shared by several distributions, such as `airflow/`, come whole.)"""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in sorted(requirement_closure(dists)):
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        site = pathlib.Path(dist.locate_file(""))
+        for top in sorted({pathlib.PurePosixPath(str(f)).parts[0] for f in dist.files or []}):
+            if top in ("..", "__pycache__") or top.endswith(".pth") or top.startswith("__editable__"):
+                continue
+            link = dest / top
+            if not link.exists() and (site / top).exists():
+                link.symlink_to(site / top)
+    return dest

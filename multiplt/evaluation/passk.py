@@ -1,9 +1,10 @@
 """pass@k over a folder of MultiPL-E results files (`<name>.results.json(.gz)`).
 
 Per problem, with n results of which c pass (status OK and exit code 0), the unbiased estimator
-(Chen et al., 2021) is 1 - C(n-c, k) / C(n, k). We compute it with exact integer binomials, so
-it is exact to the last float bit for any n (1000 included), where the usual float product or
-factorial forms lose digits. The folder's estimate is the mean over its problems.
+(Chen et al., 2021) is 1 - C(n-c, k) / C(n, k) = (C(n, k) - C(n-c, k)) / C(n, k). We compute the
+last form with exact integer binomials and one correctly rounded division, so the result is the
+float nearest the true value for any n (1000 included), where the usual float product or
+"1 - ratio" forms lose digits. The folder's estimate is the mean over its problems.
 
 Where k > n for a problem the estimate is undefined: MultiPL-E's pass_k.py reports 1.0 there (a
 known pitfall); we say so and leave that problem out of that k (and the whole k when no problem
@@ -39,7 +40,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
         raise ValueError(f"pass@{k} is undefined with n={n} samples (need 1 <= k <= n)")
     if n - c < k:
         return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+    total = math.comb(n, k)
+    # One correctly rounded division of exact integers: no cancellation in "1 - small ratio".
+    return (total - math.comb(n - c, k)) / total
 
 
 def passed(result: dict) -> bool:

@@ -21,12 +21,12 @@ from multiplt import languages, storage
 from multiplt.errors import MultipltError, PlatformError
 from multiplt.execution import files
 from multiplt.execution.preflight import preflight
-from multiplt.execution.sandbox import Limits, Sandbox, is_platform_failure
+from multiplt.execution.retry import run_with_retries
+from multiplt.execution.sandbox import Limits, Sandbox
 from multiplt.languages.base import TIMEOUT, Language
 from multiplt.log import Funnel, progress
 
 LOG = logging.getLogger("multiplt.execution")
-RETRIES = 3
 
 
 @dataclasses.dataclass
@@ -168,24 +168,7 @@ def _run(jobs: list[_Job], sandbox: Sandbox, workers: int, timeout: float | None
 
 def _run_job(sandbox: Sandbox, job: _Job, timeout: float | None) -> dict:
     """One program's result record; platform failures are retried and never recorded."""
-    limit = timeout or job.lang.timeout
-    finished, last_error = None, None
-    for attempt in range(RETRIES):
-        try:
-            finished = sandbox.run(job.lang, job.program, limit)
-        except PlatformError as exc:
-            finished, last_error = None, exc
-        else:
-            if sandbox.unsafe or not is_platform_failure(finished):
-                break
-            LOG.warning("sandbox failed to start (try %d of %d): %s", attempt + 1, RETRIES,
-                        finished.stderr.strip()[:300])
-        time.sleep(0.5 * 2 ** attempt)
-    else:
-        if finished is None:
-            raise PlatformError(f"could not start a program after {RETRIES} tries: {last_error}")
-        # bwrap's error on every try: if the sandbox still works, the program printed it itself.
-        sandbox.probe()
+    finished = run_with_retries(sandbox, job.lang, job.program, timeout or job.lang.timeout)
     status = TIMEOUT if finished.timed_out else job.lang.classify(
         finished.exit_code, finished.stdout, finished.stderr)
     return {"program": job.program, "stdout": finished.stdout, "stderr": finished.stderr,

@@ -15,6 +15,7 @@ import shutil
 import threading
 
 from multiplt.errors import PlatformError
+from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import SANDBOX_PATH, Sandbox
 from multiplt.languages.base import ASSERTION_ERROR, OK, TIMEOUT, Language
 
@@ -86,7 +87,7 @@ def _check_language(sandbox: Sandbox, lang: Language, timeout: float | None) -> 
     for good, want in ((True, OK), (False, ASSERTION_ERROR)):
         program = known_program(lang, good)
         for attempt in range(2):
-            result = sandbox.run(lang, program, limit)
+            result = run_with_retries(sandbox, lang, program, limit)
             status = TIMEOUT if result.timed_out else lang.classify(
                 result.exit_code, result.stdout, result.stderr)
             if status != TIMEOUT:

@@ -23,8 +23,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 
 from multiplt.errors import PlatformError
+from multiplt.execution import libcache
 from multiplt.execution.process import Finished, run_bounded
 from multiplt.languages.base import Language
 
@@ -59,6 +61,8 @@ class Sandbox:
         self._as_root = os.geteuid() == 0
         self._checked = False
         self._tmp_root = None
+        self._libs: dict[str, str | None] = {}
+        self._lock = threading.Lock()
 
     # ---- checks ---------------------------------------------------------------------------------
     def check(self) -> None:
@@ -67,9 +71,10 @@ class Sandbox:
             return
         if self.unsafe:
             LOG.warning("running untrusted programs WITHOUT a sandbox (--unsafe-no-sandbox)")
-            self._tmp_root = tempfile.mkdtemp(prefix="multiplt-unsafe-")
         else:
             self._probe()
+        self._tmp_root = tempfile.mkdtemp(prefix="multiplt-exec-")
+        os.chmod(self._tmp_root, 0o755)  # the sandbox user mounts the library cache from here
         if not shutil.which("prlimit"):
             raise PlatformError("prlimit is not installed (Debian package util-linux); "
                                 "it sets the sandbox's resource limits")
@@ -106,12 +111,21 @@ class Sandbox:
         try:
             os.write(fd, program.encode("utf-8"))
             os.lseek(fd, 0, os.SEEK_SET)
-            return self._run_argv(lang.command(f"/tmp/{name}"), fd, name, timeout, lang.env())
+            lib = self._library(lang)
+            binds = ["--ro-bind", lib, libcache.LIB_MOUNT] if lib else []
+            return self._run_argv(lang.command(f"/tmp/{name}"), fd, name, timeout, lang.env(),
+                                  binds)
         finally:
             os.close(fd)
 
+    def _library(self, lang: Language) -> str | None:
+        with self._lock:
+            if lang.code not in self._libs:
+                self._libs[lang.code] = libcache.build(lang.code, self._tmp_root)
+            return self._libs[lang.code]
+
     def _run_argv(self, command: list[str], program_fd: int | None, name: str, timeout: float,
-                  env: dict[str, str] | None = None) -> Finished:
+                  env: dict[str, str] | None = None, binds: list[str] = ()) -> Finished:
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         argv = ["bwrap",
                 "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--disable-userns",
@@ -122,7 +136,7 @@ class Sandbox:
                 "--dev", "/dev", "--remount-ro", "/dev",
                 "--proc", "/proc",
                 "--perms", "0700", "--size", str(self.limits.tmp_size), "--tmpfs", "/tmp",
-                "--chdir", "/tmp", "--clearenv"]
+                *binds, "--chdir", "/tmp", "--clearenv"]
         for key, value in {**_BASE_ENV, **(env or {})}.items():
             argv += ["--setenv", key, value]
         fds = [status_w]
@@ -156,13 +170,6 @@ class Sandbox:
         if self._tmp_root:
             shutil.rmtree(self._tmp_root, ignore_errors=True)
             self._tmp_root = None
-
-
-def is_platform_failure(result: Finished) -> bool:
-    """Whether bubblewrap itself failed (it reports "bwrap: ..." and exits 1 before the program
-    starts). A program could print the same; the executor re-probes the sandbox to tell them apart."""
-    return (result.exit_code == 1 and not result.stdout
-            and result.stderr.startswith("bwrap: "))
 
 
 def _no_isolation_reason() -> str | None:

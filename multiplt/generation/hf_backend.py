@@ -38,6 +38,9 @@ class TransformersBackend(Backend):
         except (OSError, ValueError) as exc:
             raise MultipltError(f"cannot load model {model!r}: {exc}") from None
         self.model.eval()
+        from multiplt.generation import mqa_attention
+
+        mqa_attention.enable(self.model)  # copy-free decode attention for multi-query models
         eos = self.tokenizer.eos_token_id
         self.eos_token_id = eos if eos is not None else self.model.config.eos_token_id
         pad = self.tokenizer.pad_token_id

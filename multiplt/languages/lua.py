@@ -78,6 +78,11 @@ class LuaLanguage(Language):
     def command(self, path: str) -> list[str]:
         return ["lua5.4", path]
 
+    def env(self) -> dict[str, str]:
+        # A luaunit precompiled by the executor first (multiplt/execution/libcache.py mounts it
+        # there in the sandbox), then Lua's default path (";;").
+        return {"LUA_PATH": "/tmp/.multiplt-lib/?.lua;;"}
+
     def classify(self, exit_code: int, stdout: str, stderr: str) -> str:
         summary = _SUMMARY.search(stdout)
         if summary:

@@ -57,7 +57,7 @@ def read_store(store_uri: str):
 def _local_lock(store_uri: str):
     from multiplt import storage
 
-    path = storage.local_path(store_uri) if "://" in store_uri else store_uri
+    path = storage.local_path(store_uri)
     if path is None:
         yield False
         return

@@ -6,7 +6,6 @@ launched with `accelerate launch -m multiplt train ...` (DDP, or FSDP with distr
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -22,6 +21,7 @@ from multiplt.training import checkpoint, manifest
 from multiplt.training.config import TrainConfig, resume_differences
 from multiplt.training.optim import build_optimizer, build_scheduler
 from multiplt.training.packing import epoch_order
+from multiplt.training.step import compile_blocks, evaluate, train_step
 
 LOG = logging.getLogger("multiplt.training")
 
@@ -57,42 +57,6 @@ def materialize(ref: str, revision: str, workdir: str) -> tuple[str, str | None]
             storage.download_dir(uri, path)
         return path, None
     return uri, revision or None
-
-
-def train_step(model, optimizer, scheduler, micro_batches: list[torch.Tensor], accelerator,
-               max_grad_norm: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step over this process's micro-batches (gradient accumulation): gradients are
-    synchronized across processes only on the last micro-batch. Returns (mean loss, grad norm)."""
-    total = torch.zeros((), device=accelerator.device)
-    for i, batch in enumerate(micro_batches):
-        sync = i == len(micro_batches) - 1
-        with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
-            loss = model(input_ids=batch, labels=batch, use_cache=False).loss / len(micro_batches)
-            accelerator.backward(loss)
-        total += loss.detach()
-    norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return total, norm
-
-
-@torch.no_grad()
-def evaluate(model, sequences: torch.Tensor, micro_batch_size: int, accelerator) -> float | None:
-    """Mean token loss over the held-out sequences, split across processes; None without any."""
-    if sequences.shape[0] == 0:
-        return None
-    model.eval()
-    mine = sequences[accelerator.process_index::accelerator.num_processes]
-    sums = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
-    for start in range(0, mine.shape[0], micro_batch_size):
-        batch = mine[start:start + micro_batch_size].to(accelerator.device)
-        loss = model(input_ids=batch, labels=batch, use_cache=False).loss
-        sums += torch.tensor([loss.item() * batch.shape[0], batch.shape[0]], device=sums.device,
-                             dtype=torch.float64)
-    model.train()
-    sums = accelerator.reduce(sums, reduction="sum")
-    return float(sums[0] / sums[1])
 
 
 def train(config: TrainConfig) -> list[dict]:
@@ -173,7 +137,7 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     scheduler = build_scheduler(optimizer, config.warmup_steps, total_steps, config.lr_scheduler)
     accelerator.register_for_checkpointing(scheduler)
     if config.compile:
-        model = torch.compile(model)
+        model = compile_blocks(model)
 
     run_info = {"config": config.as_dict(), "data": packed.describe(), "precision": precision,
                 "processes": world, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,

@@ -96,24 +96,25 @@ def build(task_id: str, argv: list[str] | None, settings: MultipltSettings, *, g
         common["cpus"] = float(cpus)
     if memory:
         common["mem_limit"] = memory
+    networked = {"network_mode": settings.docker_network} if settings.docker_network else {}
     if gpu:
         common["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
     if not sandbox:
         return _make(task_id, ["multiplt"], argv, mapped_argvs, image=settings.worker_image,
-                     mounts=_data_mounts(settings), **common)
+                     mounts=_data_mounts(settings), **networked, **common)
 
     # Sandbox: stage in (networked, credentials) -> run (no network, no credentials) -> stage out.
     staged = {"stage_volume": True, "stage_group": task_id, "volume_prefix": settings.stage_volume_prefix}
     with TaskGroup(group_id=task_id) as group:
         stage_in = _make("stage_in", ["multiplt", "stage", "in", "--root", STAGE_ROOT, "--"], argv,
                          mapped_argvs, image=settings.worker_image, mounts=_data_mounts(settings),
-                         **staged, **_without(common, "device_requests"))
+                         **staged, **networked, **_without(common, "device_requests"))
         run = _make("run", ["multiplt", "stage", "run", "--root", STAGE_ROOT, "--"], argv,
                     mapped_argvs, image=settings.sandbox_image, network_mode="none",
                     credentials=False, **staged, **common)
         stage_out = _make("stage_out", ["multiplt", "stage", "out", "--root", STAGE_ROOT, "--"],
                           argv, mapped_argvs, image=settings.worker_image,
-                          mounts=_data_mounts(settings), **staged,
+                          mounts=_data_mounts(settings), **staged, **networked,
                           **_without(common, "device_requests"))
         stage_in >> run >> stage_out
     return group

@@ -30,6 +30,9 @@ class MultipltSettings:
     worker_image: str = "multiplt-worker:latest"
     sandbox_image: str = "multiplt-sandbox:latest"
     docker_url: str = "unix://var/run/docker.sock"
+    # Docker network of the networked stage containers (e.g. the compose network, to reach MinIO);
+    # empty: Docker's default bridge. Sandbox steps always run with networking off.
+    docker_network: str = ""
     data_uri: str = ""
     results_store: str = ""
     # docker runtime: the named volume that sandbox steps stage files through

@@ -34,8 +34,10 @@ def test_runs_a_dag_to_success_through_rest_api(embedded_airflow):
     state = client.wait_for_run("multiplt_smoke", run_id, timeout=300)
     tis = {ti["task_id"]: ti for ti in client.task_instances("multiplt_smoke", run_id)}
     assert state == "success", {k: v["state"] for k, v in tis.items()}
-    assert {k: v["state"] for k, v in tis.items()} == {"version": "success",
-                                                       "execution_api_url": "success"}
+    states = sorted((ti["task_id"], ti["map_index"], ti["state"])
+                    for ti in client.task_instances("multiplt_smoke", run_id))
+    assert states == [("argv_lists", -1, "success"), ("execution_api_url", -1, "success"),
+                      ("mapped", 0, "success"), ("mapped", 1, "success"), ("version", -1, "success")]
     # the task process reached the execution API on the deployment's (non-default) port
     xcom = client.request("GET", f"/api/v2/dags/multiplt_smoke/dagRuns/{run_id}/taskInstances/"
                                  "execution_api_url/xcomEntries/return_value")

@@ -21,6 +21,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -49,8 +50,13 @@ class Outcome:
 def _run_program(lang, label: str, program: str, workdir: pathlib.Path) -> Outcome:
     path = workdir / f"{label.replace('/', '_')}.{lang.file_ext}"
     path.write_text(program, encoding="utf-8")
+    argv = lang.command(str(path))
+    if lang.code == "py":
+        # The canonical solutions need only the standard library; this interpreter starts faster
+        # than a `python3` that may be a version-manager shim.
+        argv[0] = sys.executable
     try:
-        proc = subprocess.run(lang.command(str(path)), capture_output=True, text=True,
+        proc = subprocess.run(argv, capture_output=True, text=True,
                               errors="replace", timeout=RUN_TIMEOUT_S, cwd=workdir,
                               stdin=subprocess.DEVNULL, env={**os.environ, **lang.env()})
     except subprocess.TimeoutExpired as exc:
@@ -164,6 +170,29 @@ def test_reference_solutions_pass_and_wrong_ones_fail_in_real_runtime(code, tmp_
         if label.endswith("/bad") and o.status != ASSERTION_ERROR:
             wrong.append("bad did not fail at an assertion: " + _describe(o))
     assert not wrong, f"{code}: {len(wrong)} of {len(outcomes)} programs wrong\n" + "\n".join(wrong)
+
+
+@pytest.mark.slow
+def test_completion_folder_scores_exactly_one_half_through_executor_and_scorer(tmp_path):
+    """The contract other tests rely on: the fixture folder, executed in the sandbox and scored,
+    gives pass@1 = 0.5 with every ok passing and every bad failing at an assertion (Lua: the
+    quickest runtime)."""
+    from multiplt.evaluation.passk import score
+    from multiplt.execution.executor import execute
+
+    lang = languages.get("lua")
+    _require_binaries(lang)
+    bench = tmp_path / "humaneval-lua.jsonl"
+    _build("lua", bench, problems=list(solutions.load("lua")))
+    run = tmp_path / "humaneval-lua-reference-0.2"
+    names = solutions.write_completion_folder(str(bench), "lua", str(run))
+    execute(str(run), workers=WORKERS)
+    rows = score(str(run))
+    assert [(r["Pass@k"], r["Estimate"], r["NumProblems"]) for r in rows] == [(1, 0.5, len(names))]
+    for name in names:
+        with gzip.open(run / f"{name}.results.json.gz", "rt") as f:
+            statuses = [r["status"] for r in json.load(f)["results"]]
+        assert statuses == [OK, ASSERTION_ERROR], f"{name}: {statuses}"
 
 
 @pytest.mark.slow

@@ -14,6 +14,17 @@ from multiplt.training import manifest
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny shapes run fastest single-threaded, and far faster on shared, busy CI cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 # Short sequences and a high learning rate so two CPU epochs take seconds and clearly learn.
 TINY_RECIPE = ["--seq-len", "64", "--batch-size", "4", "--micro-batch-size", "2", "--warmup-steps",
                "2", "--lr", "1e-3", "--eval-fraction", "0.05", "--log-every", "20"]

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not shutil.which("dpkg-query"), reason="needs De
 
 
 def required_programs() -> dict[str, str]:
-    used = facts.programs_used()
+    used = dict(facts.programs_used())
     for lang in languages.LANGUAGES.values():
         for binary in lang.binaries:
             used.setdefault(binary, f"multiplt/languages ({lang.name})")

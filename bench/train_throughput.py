@@ -1,0 +1,254 @@
+"""Training throughput of `multiplt train` against a plain transformers Trainer (issue 6, point 7).
+
+The StarCoderBase-1B shape (GPTBigCode, 24 layers, d=2048, multi-query attention, vocab 49152),
+randomly initialised, on packed 2048-token sequences, 8 x 2048 tokens per optimizer step (the
+paper's effective batch). Both sides run in this one process on the same card:
+
+  baseline  transformers Trainer at the paper's settings: per-device batch 1 x gradient
+            accumulation 8, bf16, AdamW (Trainer default), cosine with warmup 100, weight decay
+            0.001, clipping 1.0, SDPA attention (FlashAttention-2 is not installed on the image)
+  ours      multiplt.training: the same recipe with micro-batch 8 x accumulation 1, bf16 autocast
+            over fp32 master weights, fused AdamW, per-block torch.compile (config compile: true)
+
+For each: tokens/s over >= 50 optimizer steps after 10 warm-up steps (CUDA-synchronized wall
+clock), peak GPU memory, and MFU = 6 * N * tokens/s / 989e12 with N = num_parameters() (tied
+embeddings counted once; attention FLOPs not counted, as in the usual 6N estimate).
+
+    python bench/train_throughput.py --out bench/results/train_throughput.json        # GPU
+    python bench/train_throughput.py --tiny --steps 3 --warmup 1 --out /tmp/t.json     # CPU check
+
+Imports only torch, transformers, accelerate and this package's training modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+PEAK_BF16_FLOPS = 989e12  # H100/H200 SXM dense bf16, the issue's MFU denominator
+SEQ_LEN, BATCH = 2048, 8  # the recipe: 8 sequences of 2048 tokens per optimizer step
+
+
+def model_config(tiny: bool):
+    from transformers import GPTBigCodeConfig
+
+    if tiny:  # a CPU-sized model of the same architecture, for checking the script itself
+        return GPTBigCodeConfig(vocab_size=1024, n_positions=256, n_embd=64, n_layer=2, n_head=4,
+                                multi_query=True, use_cache=False, bos_token_id=0, eos_token_id=0)
+    # bigcode/starcoderbase-1b's config.json
+    return GPTBigCodeConfig(vocab_size=49152, n_positions=8192, n_embd=2048, n_layer=24, n_head=16,
+                            n_inner=8192, multi_query=True, activation_function="gelu_pytorch_tanh",
+                            attn_pdrop=0.1, embd_pdrop=0.1, resid_pdrop=0.1, use_cache=False,
+                            bos_token_id=0, eos_token_id=0)
+
+
+def new_model(config, device):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    with torch.device(device):  # initialise in place: 1B parameters on a CPU take long
+        return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+
+
+def packed_data(vocab: int, seq_len: int, n_seqs: int, eos: int = 0) -> torch.Tensor:
+    """Random "documents" of 50-3000 tokens packed with EOS separators, as `multiplt train` does."""
+    from multiplt.training.packing import pack
+
+    g = torch.Generator().manual_seed(0)
+    docs, total = [], 0
+    while total < (n_seqs + 1) * seq_len:
+        n = int(torch.randint(50, 3000, (1,), generator=g))
+        docs.append(torch.randint(1, vocab, (n,), generator=g).tolist())
+        total += n + 1
+    seqs, _ = pack(docs, eos, seq_len)
+    return seqs[:n_seqs]
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def reset_memory(device):
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib(device) -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+
+
+def summarize(name, step_times, tokens_per_step, n_params, device, extra) -> dict:
+    elapsed = sum(step_times)
+    tok_s = tokens_per_step * len(step_times) / elapsed
+    result = {"name": name, "steps_measured": len(step_times), "seconds": round(elapsed, 3),
+              "tokens_per_step": tokens_per_step, "tokens_per_s": round(tok_s, 1),
+              "median_step_s": round(sorted(step_times)[len(step_times) // 2], 4),
+              "peak_memory_gib": None if peak_gib(device) is None else round(peak_gib(device), 2),
+              "mfu": round(6 * n_params * tok_s / PEAK_BF16_FLOPS, 4), **extra}
+    print(f"{name}: {tok_s:,.0f} tokens/s, MFU {result['mfu']:.1%}, peak {result['peak_memory_gib']} GiB",
+          flush=True)
+    return result
+
+
+def run_baseline(config, data, args, device, n_params) -> dict:
+    """transformers Trainer at the paper's settings; step times from a callback."""
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    model = new_model(config, device)
+    times, state = [], {}
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, a, s, c, **kw):
+            sync(device)
+            state["t0"] = time.perf_counter()
+
+        def on_step_end(self, a, s, c, **kw):
+            sync(device)
+            if s.global_step > args.warmup:
+                times.append(time.perf_counter() - state["t0"])
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return data.shape[0]
+
+        def __getitem__(self, i):
+            return {"input_ids": data[i], "labels": data[i]}
+
+    targs = TrainingArguments(
+        output_dir=os.path.join(args.workdir, "trainer"), per_device_train_batch_size=1,
+        gradient_accumulation_steps=BATCH, learning_rate=3e-5, lr_scheduler_type="cosine",
+        warmup_steps=100, weight_decay=0.001, max_grad_norm=1.0, bf16=device.type == "cuda",
+        max_steps=args.warmup + args.steps, save_strategy="no", logging_steps=10**9,
+        report_to=[], dataloader_drop_last=True, use_cpu=device.type != "cuda", seed=0)
+    reset_memory(device)
+    trainer = Trainer(model=model, args=targs, train_dataset=Rows(), callbacks=[Timer()])
+    trainer.train()
+    result = summarize("baseline", times, BATCH * data.shape[1], n_params, device,
+                       {"micro_batch": 1, "grad_accum": BATCH, "optimizer": str(targs.optim),
+                        "precision": "bf16 autocast (Trainer bf16=True)", "attention": "sdpa",
+                        "compile": False})
+    del trainer, model
+    return result
+
+
+def run_ours(config, data, args, device, n_params, micro: int, compile_: bool) -> dict:
+    """multiplt.training's step function, optimizer and schedule, set up as `multiplt train` does."""
+    from multiplt.training.config import TrainConfig
+    from multiplt.training.loop import make_accelerator
+    from multiplt.training.optim import build_optimizer, build_scheduler
+    from multiplt.training.step import compile_blocks, train_step
+
+    cfg = TrainConfig(micro_batch_size=micro, compile=compile_)
+    accelerator, precision = make_accelerator(cfg)
+    model = new_model(config, accelerator.device)
+    model.config.use_cache = False
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    scheduler = build_scheduler(optimizer, cfg.warmup_steps, 10_000)
+    if compile_:
+        model = compile_blocks(model)
+    model.train()
+    reset_memory(device)
+    times = []
+    for step in range(args.warmup + args.steps):
+        idx = [(step * BATCH + j) % data.shape[0] for j in range(BATCH)]
+        batch = data[idx].to(accelerator.device, non_blocking=True)
+        sync(device)
+        t0 = time.perf_counter()
+        loss, _ = train_step(model, optimizer, scheduler, list(batch.split(micro)), accelerator,
+                             cfg.max_grad_norm)
+        loss = loss.item()  # the training loop reads the loss every step for its progress bar
+        sync(device)
+        if step >= args.warmup:
+            times.append(time.perf_counter() - t0)
+    result = summarize(f"ours micro{micro}{'+compile' if compile_ else ''}", times, BATCH * data.shape[1],
+                       n_params, device, {"micro_batch": micro, "grad_accum": BATCH // micro,
+                                          "optimizer": "torch AdamW fused (multiplt.training.optim)",
+                                          "precision": precision, "attention": "sdpa",
+                                          "compile": compile_, "final_loss": round(loss, 4)})
+    del model, optimizer
+    accelerator.free_memory()
+    return result
+
+
+def versions(device) -> dict:
+    import accelerate
+    import transformers
+
+    out = {"python": platform.python_version(), "torch": str(torch.__version__),
+           "transformers": transformers.__version__, "accelerate": accelerate.__version__}
+    if device.type == "cuda":
+        out["cuda"] = torch.version.cuda
+        out["cudnn"] = torch.backends.cudnn.version()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=50, help="measured optimizer steps (>= 50 for the record)")
+    ap.add_argument("--warmup", type=int, default=10, help="unmeasured optimizer steps first")
+    ap.add_argument("--tiny", action="store_true", help="tiny model and 128-token sequences (CPU check)")
+    ap.add_argument("--variants", default="8c,8",
+                    help="ours: comma-separated micro-batch sizes, 'c' = torch.compile (default %(default)s)")
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--out", required=True, help="JSON result file")
+    ap.add_argument("--workdir", default="/tmp/multiplt-bench")
+    args = ap.parse_args()
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    config = model_config(args.tiny)
+    seq_len = 128 if args.tiny else SEQ_LEN
+    n_params = new_model(config, "meta").num_parameters()
+    data = packed_data(config.vocab_size, seq_len, BATCH * 16)
+    print(f"device {torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor()}, "
+          f"N = {n_params:,} parameters, {BATCH} x {seq_len} tokens per step", flush=True)
+
+    results, errors = [], {}
+    variants = [v for v in args.variants.split(",") if v]
+    while variants:
+        variant = variants.pop(0)
+        micro, compile_ = int(variant.rstrip("c")), variant.endswith("c")
+        try:
+            results.append(run_ours(config, data, args, device, n_params, micro, compile_))
+        except torch.OutOfMemoryError as exc:  # a smaller card: halve the micro-batch and retry
+            errors[variant] = f"out of memory: {exc}"[:300]
+            print(f"ours {variant}: out of memory", flush=True)
+            if micro > 1:
+                variants.insert(0, f"{micro // 2}{'c' if compile_ else ''}")
+        except Exception as exc:  # record a failing variant (e.g. compilation) and go on
+            errors[variant] = repr(exc)[:500]
+            print(f"ours {variant}: failed: {exc!r}"[:500], flush=True)
+        reset_memory(device)
+    baseline = None if args.skip_baseline else run_baseline(config, data, args, device, n_params)
+    best = max(results, key=lambda r: r["tokens_per_s"]) if results else None
+    record = {
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu {platform.processor()}",
+        "versions": versions(device),
+        "model": "StarCoderBase-1B shape (gpt_bigcode, random init)" if not args.tiny else "tiny gpt_bigcode",
+        "num_parameters": n_params, "seq_len": seq_len, "sequences_per_step": BATCH,
+        "warmup_steps": args.warmup, "measured_steps": args.steps,
+        "mfu_formula": "6 * num_parameters * tokens_per_s / 989e12",
+        "baseline": baseline, "ours": best, "variants": results, "errors": errors,
+        "mfu": best["mfu"] if best else None,
+        "ratio": round(best["tokens_per_s"] / baseline["tokens_per_s"], 3) if best and baseline else None,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(record, f, indent=1)
+    print(json.dumps({k: record[k] for k in ("device", "mfu", "ratio")}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

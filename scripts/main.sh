@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The platform's main job on the embedded default (README command 1):
+#   set everything up, build the tiny local model if missing, start the embedded Airflow
+#   (api-server, scheduler, dag-processor, triggerer on 127.0.0.1), evaluate the tiny model with
+#   the `multiplt_evaluate` DAG on every installed language (all problems, n=2, 128 new tokens),
+#   print the pass@k table, the UI address and the login, and keep Airflow running until Ctrl-C.
+#
+#   ./scripts/main.sh                    # ... and keep serving the UI
+#   ./scripts/main.sh --exit-when-done   # stop Airflow once the run is done
+#   ./scripts/main.sh --port 8081        # any other option goes to scripts/embedded_airflow.py
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+scripts/setup.sh
+
+# The embedded deployment's home and data live in the repo (git-ignored); the user never sets
+# AIRFLOW_HOME (MULTIPLT_AIRFLOW_HOME / MULTIPLT_DATA override them).
+export MULTIPLT_AIRFLOW_HOME="${MULTIPLT_AIRFLOW_HOME:-$ROOT/.airflow}"
+export MULTIPLT_DATA="${MULTIPLT_DATA:-$ROOT/data}"
+export AIRFLOW_HOME="$MULTIPLT_AIRFLOW_HOME"
+# No network needed: no Hub, no telemetry.
+export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1
+
+MODEL="$ROOT/models/tiny"
+if [ ! -f "$MODEL/config.json" ]; then
+  echo "main.sh: building the tiny local model in $MODEL"
+  .venv/bin/multiplt model init-tiny --out "$MODEL"
+fi
+
+global=() job=()
+while (($#)); do
+  case "$1" in
+    --port|--home|--data|--start-timeout) global+=("$1" "$2"); shift 2 ;;
+    *) job+=("$1"); shift ;;
+  esac
+done
+exec .venv/bin/python scripts/embedded_airflow.py "${global[@]}" main-job --model "$MODEL" "${job[@]}"

@@ -1,0 +1,103 @@
+"""multiplt_evaluate end to end on the reference solutions (replay backend, completions [ok, bad],
+so pass@1 is exactly 0.5): through the REST API v2 of the embedded Airflow (results checked in
+the store and on the leaderboard's data endpoint), and under dag.test() with s3:// storage."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.evaluated_airflow import evaluate_conf, replay_sources
+
+pytestmark = pytest.mark.e2e
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+def test_rest_triggered_run_records_exact_pass_at_1(evaluated_airflow):
+    from multiplt.results import read_store
+
+    ev = evaluated_airflow
+    assert ev.state == "success"
+    mapped = {}
+    for ti in ev.task_instances:
+        mapped.setdefault(ti["task_id"], []).append(ti["map_index"])
+    assert sorted(mapped["execute"]) == list(range(2 * len(ev.conf["languages"])))  # lang x shard
+    assert len(mapped["generate"]) == len(mapped["record_results"]) == len(ev.conf["languages"])
+
+    table = read_store(ev.results_store)
+    rows = table.filter(table["model"] == "reference-solutions").to_dicts()
+    assert sorted(r["lang"] for r in rows) == sorted(ev.conf["languages"])
+    for row in rows:
+        assert (row["k"], row["estimate"], row["num_problems"]) == (1, 0.5, len(ev.problems))
+        assert (row["n"], row["epoch"], row["experiment"], row["backend"]) == (2, 0, "refsol", "replay")
+
+
+def test_leaderboard_data_endpoint_serves_the_recorded_run(evaluated_airflow):
+    client = evaluated_airflow.airflow.client
+    url = f"{evaluated_airflow.airflow.base_url}/leaderboard/api/results"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {client.token()}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        data = json.load(response)
+    rows = [r for r in data["rows"] if r["model"] == "reference-solutions" and r["k"] == 1]
+    assert sorted(r["lang"] for r in rows) == sorted(evaluated_airflow.conf["languages"])
+    assert all(r["estimate"] == 0.5 for r in rows)
+
+
+def test_leaderboard_rejects_anonymous_requests(evaluated_airflow):
+    base = evaluated_airflow.airflow.base_url
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{base}/leaderboard/api/results", timeout=30)
+    assert err.value.code == 401
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        opener.open(f"{base}/leaderboard/", timeout=30)
+    assert err.value.code in (302, 303, 307)
+    assert "/auth/login" in err.value.headers["Location"]
+
+
+def _load_evaluate_dag():
+    for path in (str(DAGS), str(DAGS.parent / "plugins")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    spec = importlib.util.spec_from_file_location("multiplt_evaluate_under_test",
+                                                  DAGS / "multiplt_evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def test_dag_test_on_s3_storage(airflow_db, s3_bucket, monkeypatch):
+    from multiplt import storage
+    from multiplt.results import read_store
+
+    data_uri = f"{s3_bucket}/runs"
+    store = f"{s3_bucket}/results/results.parquet"
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", data_uri)
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__RESULTS_STORE", store)
+    replay, problems = replay_sources(f"{s3_bucket}/refsol", ("lua",), 2)
+    dag = _load_evaluate_dag()
+    assert [a.uri for a in dag.get_task("record_results").outlets] == [store]
+
+    run = dag.test(run_conf=evaluate_conf(replay, problems, ("lua",), shards=2))
+    assert run.state == "success"
+
+    runs = [u for u in storage.ls(f"{data_uri}/evaluate/") if u.endswith("/")]
+    assert len(runs) == 1 and "-lua-reference_solutions-main-0.2" in runs[0]
+    assert storage.exists(storage.join(runs[0], "_scores.csv"))
+    table = read_store(store)
+    assert table.height == 1
+    row = table.row(0, named=True)
+    assert (row["lang"], row["k"], row["estimate"], row["num_problems"]) == ("lua", 1, 0.5, 2)
+    assert row["run_uri"].startswith("s3://")

@@ -1,0 +1,163 @@
+"""Hostile programs, one per attack per language, for tests/integration/test_sandbox_hostile.py.
+
+Placeholders: @PORT@ (a TCP listener the test opens on the host's 127.0.0.1), @VICTIM@ (a
+world-writable host folder holding victim.txt: only the sandbox's read-only mount protects it),
+@HOSTPID@ (the test's own pid, a target for kill). Languages without fork or sockets in their
+standard library use the shell through their `system` call, as a generated program could.
+Every program is written so that its attack "succeeding" would not make it end OK either way;
+the test checks the side effects (connections, files, processes) separately.
+"""
+
+from __future__ import annotations
+
+SHELL_FORK_BOMB = "f(){ f|f& }; f"
+SHELL_KILL_PARENT = "kill -9 $(cut -d' ' -f4 /proc/$PPID/stat); kill -9 @HOSTPID@"
+SHELL_SETSID = "setsid sh -c 'sleep 2; echo late > @VICTIM@/late.txt; sleep 1000' &"
+
+CASES = ("fork_bomb", "infinite_loop", "sleep_forever", "read_stdin", "endless_output",
+         "allocate_50gb", "connect_localhost", "write_outside", "kill_parent", "setsid_child")
+
+PROGRAMS: dict[str, dict[str, str]] = {
+    "py": {
+        "fork_bomb": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+        "infinite_loop": "while True:\n    pass\n",
+        "sleep_forever": "import time\ntime.sleep(10**6)\n",
+        "read_stdin": "x = input()\nassert int(x) == 5\n",
+        "endless_output": "while True:\n    print('x' * 1000)\n",
+        "allocate_50gb": "b = bytearray(50 * 10**9)\nprint(len(b))\n",
+        "connect_localhost": ("import socket\n"
+                              "socket.create_connection(('127.0.0.1', @PORT@), timeout=2).sendall(b'hi')\n"),
+        "write_outside": (
+            "import os\nerrors = 0\n"
+            "for action in (lambda: open('@VICTIM@/victim.txt', 'w').write('owned'),\n"
+            "               lambda: os.remove('@VICTIM@/victim.txt'),\n"
+            "               lambda: open('@VICTIM@/new.txt', 'w').write('new'),\n"
+            "               lambda: open('/dev/shm/multiplt-hostile', 'w').write('x'),\n"
+            "               lambda: os.rename('@VICTIM@/victim.txt', '@VICTIM@/moved.txt')):\n"
+            "    try:\n        action()\n    except OSError:\n        errors += 1\n"
+            "assert errors == 0, f'{errors} writes refused'\n"),
+        "kill_parent": ("import os, signal, time\n"
+                        "for pid in (os.getppid(), @HOSTPID@):\n"
+                        "    try:\n        os.kill(pid, signal.SIGKILL)\n"
+                        "    except OSError:\n        pass\n"
+                        "time.sleep(10**6)\n"),
+        "setsid_child": ("import subprocess, sys\n"
+                         "subprocess.Popen(['sh', '-c', \"" + SHELL_SETSID + "\"])\n"
+                         "sys.exit(1)\n"),
+    },
+    "rkt": {
+        "fork_bomb": f'#lang racket\n(void (system "{SHELL_FORK_BOMB}"))\n(let loop () (loop))\n',
+        "infinite_loop": "#lang racket\n(let loop () (loop))\n",
+        "sleep_forever": "#lang racket\n(sleep 1000000)\n",
+        "read_stdin": '#lang racket\n(define x (read-line))\n(unless (equal? x "5") (error "no input"))\n',
+        "endless_output": "#lang racket\n(let loop () (displayln (make-string 1000 #\\x)) (loop))\n",
+        "allocate_50gb": "#lang racket\n(define b (make-bytes 50000000000))\n(displayln (bytes-length b))\n",
+        "connect_localhost": '#lang racket\n(define-values (in out) (tcp-connect "127.0.0.1" @PORT@))\n',
+        "write_outside": (
+            "#lang racket\n(define errors 0)\n"
+            "(define (attempt thunk) (with-handlers ([exn:fail? (lambda (e) (set! errors (add1 errors)))]) (thunk)))\n"
+            "(attempt (lambda () (with-output-to-file \"@VICTIM@/victim.txt\" (lambda () (display \"owned\")) #:exists 'truncate)))\n"
+            "(attempt (lambda () (delete-file \"@VICTIM@/victim.txt\")))\n"
+            "(attempt (lambda () (with-output-to-file \"@VICTIM@/new.txt\" (lambda () (display \"new\")))))\n"
+            "(attempt (lambda () (with-output-to-file \"/dev/shm/multiplt-hostile\" (lambda () (display \"x\")))))\n"
+            "(attempt (lambda () (rename-file-or-directory \"@VICTIM@/victim.txt\" \"@VICTIM@/moved.txt\")))\n"
+            "(unless (zero? errors) (error \"writes refused:\" errors))\n"),
+        "kill_parent": f'#lang racket\n(void (system "{SHELL_KILL_PARENT}"))\n(sleep 1000000)\n',
+        "setsid_child": f'#lang racket\n(void (system "{SHELL_SETSID}"))\n(exit 1)\n',
+    },
+    "r": {
+        "fork_bomb": f'system("{SHELL_FORK_BOMB}")\nrepeat {{}}\n',
+        "infinite_loop": "repeat {}\n",
+        "sleep_forever": "Sys.sleep(1e6)\n",
+        "read_stdin": 'x <- readLines(file("stdin"), n = 1)\nif (length(x) == 0) stop("no input")\n',
+        "endless_output": 'repeat cat(strrep("x", 1000), "\\n")\n',
+        "allocate_50gb": "x <- raw(50e9)\nprint(length(x))\n",
+        "connect_localhost": 'con <- socketConnection(host = "127.0.0.1", port = @PORT@, timeout = 2)\n',
+        "write_outside": (
+            "errors <- 0\n"
+            "attempt <- function(expr) tryCatch({ force(expr); invisible(NULL) },\n"
+            "  error = function(e) errors <<- errors + 1, warning = function(w) errors <<- errors + 1)\n"
+            'attempt(writeLines("owned", "@VICTIM@/victim.txt"))\n'
+            'attempt(if (!file.remove("@VICTIM@/victim.txt")) stop("no"))\n'
+            'attempt(writeLines("new", "@VICTIM@/new.txt"))\n'
+            'attempt(writeLines("x", "/dev/shm/multiplt-hostile"))\n'
+            'attempt(if (!file.rename("@VICTIM@/victim.txt", "@VICTIM@/moved.txt")) stop("no"))\n'
+            'if (errors > 0) stop(paste(errors, "writes refused"))\n'),
+        "kill_parent": f'system("{SHELL_KILL_PARENT}")\nSys.sleep(1e6)\n',
+        "setsid_child": f'system("{SHELL_SETSID}")\nquit(status = 1)\n',
+    },
+    "ml": {
+        "fork_bomb": ('#load "unix.cma";;\n'
+                      "let () = while true do (try ignore (Unix.fork ()) with Unix.Unix_error _ -> ()) done;;\n"),
+        "infinite_loop": "let () = while true do () done;;\n",
+        "sleep_forever": '#load "unix.cma";;\nlet () = Unix.sleep 1000000;;\n',
+        "read_stdin": 'let x = read_line ();;\nlet () = assert (x = "5");;\n',
+        "endless_output": "let () = while true do print_endline (String.make 1000 'x') done;;\n",
+        "allocate_50gb": "let b = Bytes.create 50_000_000_000;;\nlet () = print_int (Bytes.length b);;\n",
+        "connect_localhost": (
+            '#load "unix.cma";;\n'
+            "let () = let s = Unix.socket Unix.PF_INET Unix.SOCK_STREAM 0 in\n"
+            '  Unix.connect s (Unix.ADDR_INET (Unix.inet_addr_of_string "127.0.0.1", @PORT@));;\n'),
+        "write_outside": (
+            "let errors = ref 0;;\n"
+            "let attempt f = try f () with Sys_error _ -> incr errors;;\n"
+            "let write path text = let oc = open_out path in output_string oc text; close_out oc;;\n"
+            'let () = attempt (fun () -> write "@VICTIM@/victim.txt" "owned");;\n'
+            'let () = attempt (fun () -> Sys.remove "@VICTIM@/victim.txt");;\n'
+            'let () = attempt (fun () -> write "@VICTIM@/new.txt" "new");;\n'
+            'let () = attempt (fun () -> write "/dev/shm/multiplt-hostile" "x");;\n'
+            'let () = attempt (fun () -> Sys.rename "@VICTIM@/victim.txt" "@VICTIM@/moved.txt");;\n'
+            'let () = if !errors > 0 then failwith (string_of_int !errors ^ " writes refused");;\n'),
+        "kill_parent": ('#load "unix.cma";;\n'
+                        "let () = List.iter (fun pid -> try Unix.kill pid Sys.sigkill with _ -> ())\n"
+                        "  [Unix.getppid (); @HOSTPID@];;\n"
+                        "let () = Unix.sleep 1000000;;\n"),
+        "setsid_child": f'let () = ignore (Sys.command "{SHELL_SETSID}"); exit 1;;\n',
+    },
+    "lua": {
+        "fork_bomb": f'os.execute("{SHELL_FORK_BOMB}")\nwhile true do end\n',
+        "infinite_loop": "while true do end\n",
+        "sleep_forever": 'os.execute("sleep 1000000")\n',
+        "read_stdin": 'local x = io.read("l")\nassert(x == "5", "no input")\n',
+        "endless_output": 'while true do print(string.rep("x", 1000)) end\n',
+        "allocate_50gb": 'local s = string.rep("x", 50 * 1000 * 1000 * 1000)\nprint(#s)\n',
+        "connect_localhost": ("local ok = os.execute(\"bash -c 'exec 3<>/dev/tcp/127.0.0.1/@PORT@'\")\n"
+                              'if ok then os.exit(0) else error("no connection") end\n'),
+        "write_outside": (
+            "local errors = 0\n"
+            "local function attempt(ok) if not ok then errors = errors + 1 end end\n"
+            "local function write(path, text)\n"
+            '  local f = io.open(path, "w"); attempt(f); if f then f:write(text); f:close() end\nend\n'
+            'write("@VICTIM@/victim.txt", "owned")\n'
+            'attempt(os.remove("@VICTIM@/victim.txt"))\n'
+            'write("@VICTIM@/new.txt", "new")\n'
+            'write("/dev/shm/multiplt-hostile", "x")\n'
+            'attempt(os.rename("@VICTIM@/victim.txt", "@VICTIM@/moved.txt"))\n'
+            'if errors > 0 then error(errors .. " writes refused") end\n'),
+        "kill_parent": f'os.execute("{SHELL_KILL_PARENT}")\nos.execute("sleep 1000000")\n',
+        "setsid_child": f'os.execute("{SHELL_SETSID}")\nos.exit(1)\n',
+    },
+}
+
+# Prints what the sandbox looks like from inside, in each language: the test checks the limits.
+INSPECT: dict[str, str] = {
+    "py": ("for path in ('/proc/self/status', '/proc/self/limits', '/proc/net/dev'):\n"
+           "    print(open(path).read())\n"),
+    "rkt": ("#lang racket\n(for ([path '(\"/proc/self/status\" \"/proc/self/limits\" \"/proc/net/dev\")])\n"
+            "  (displayln (file->string path)))\n"),
+    "r": ('for (path in c("/proc/self/status", "/proc/self/limits", "/proc/net/dev"))\n'
+          '  cat(readLines(path), sep = "\\n")\n'),
+    "ml": ("let show path = let ic = open_in path in\n"
+           "  (try while true do print_endline (input_line ic) done with End_of_file -> ());\n"
+           "  close_in ic;;\n"
+           'let () = List.iter show ["/proc/self/status"; "/proc/self/limits"; "/proc/net/dev"];;\n'),
+    "lua": ('for _, path in ipairs({"/proc/self/status", "/proc/self/limits", "/proc/net/dev"}) do\n'
+            '  local f = io.open(path); print(f:read("a")); f:close()\nend\n'),
+}
+
+COMMENT = {"py": "#", "rkt": ";", "r": "#", "ml": "(*", "lua": "--"}
+
+
+def fill(program: str, port: int, victim: str, host_pid: int) -> str:
+    return (program.replace("@PORT@", str(port)).replace("@VICTIM@", victim)
+            .replace("@HOSTPID@", str(host_pid)))

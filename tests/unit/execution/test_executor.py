@@ -1,0 +1,226 @@
+"""The executor (issue 4, points 1-3): MultiPL-E files in and out, reruns, dedup, shards, bad
+input, platform failures and the refusal to run unsandboxed. Programs are tiny Lua/Python ones
+run for real in the sandbox."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from multiplt import languages
+from multiplt.errors import MultipltError, PlatformError
+from multiplt.execution import executor, files, preflight, retry
+from multiplt.execution.process import Finished
+from multiplt.execution.sandbox import Sandbox
+from multiplt.languages.lua import LuaLanguage
+from tests.unit.execution.helpers import installed
+
+pytestmark = pytest.mark.skipif(not installed("lua"), reason="lua5.4 not installed")
+
+PROMPT = "local function add(x, y)\n"
+TESTS = ("lu = require('luaunit')\nfunction test_humaneval()\nlocal candidate = add\n"
+         "    lu.assertEquals(candidate(2, 3), 5)\nend\nos.exit(lu.LuaUnit.run())\n")
+PREFLIGHT_PROGRAMS = {preflight.known_program(languages.get(c), good) for c in preflight.PROGRAMS
+                      for good in (True, False)}
+GOOD, BAD, SYNTAX = "    return x + y\nend\n", "    return x - y\nend\n", "    return x +\nend\n"
+
+
+def write_problem(folder, name, completions, **extra):
+    doc = {"name": name, "language": "lua", "prompt": PROMPT, "tests": TESTS,
+           "completions": completions, "stop_tokens": ["\nlocal"], "temperature": 0.2,
+           "top_p": 0.95, "max_tokens": 512, **extra}
+    with gzip.open(folder / f"{name}.json.gz", "wt") as f:
+        json.dump(doc, f)
+    return doc
+
+
+def read_results(folder, name):
+    with gzip.open(folder / f"{name}.results.json.gz", "rt") as f:
+        return json.load(f)
+
+
+@pytest.fixture
+def runs(monkeypatch):
+    """Counts real sandbox runs by program."""
+    calls = []
+    real = Sandbox.run
+
+    def spy(self, lang, program, timeout):
+        if program not in PREFLIGHT_PROGRAMS:
+            calls.append(program)
+        return real(self, lang, program, timeout)
+
+    monkeypatch.setattr(Sandbox, "run", spy)
+    return calls
+
+
+def test_results_file_is_multipl_e_compatible(tmp_path, runs):
+    doc = write_problem(tmp_path, "P", [GOOD, BAD, SYNTAX])
+    summary = executor.execute(str(tmp_path), workers=2)
+    out = read_results(tmp_path, "P")
+    assert {k: v for k, v in out.items() if k != "results"} == doc
+    assert [r["status"] for r in out["results"]] == ["OK", "AssertionError", "SyntaxError"]
+    for result, completion in zip(out["results"], doc["completions"]):
+        assert set(result) == {"program", "stdout", "stderr", "exit_code", "status", "timestamp"}
+        assert result["program"] == PROMPT + completion + "\n" + TESTS
+        assert isinstance(result["timestamp"], int)
+    assert [r["exit_code"] == 0 for r in out["results"]] == [True, False, False]
+    assert summary["statuses"] == {"OK": 1, "AssertionError": 1, "SyntaxError": 1}
+    assert files.PENDING_KEY not in out
+    # nothing else was written: no side file ends in .json or .json.gz
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["P.json.gz", "P.results.json.gz"]
+
+
+def test_identical_programs_run_once_and_rerun_does_only_missing(tmp_path, runs):
+    write_problem(tmp_path, "A", [GOOD, BAD, GOOD])
+    write_problem(tmp_path, "B", [GOOD])  # same program as A's first: one run for all three
+    executor.execute(str(tmp_path), workers=2)
+    assert sorted(runs) == sorted({PROMPT + c + "\n" + TESTS for c in (GOOD, BAD)})
+    assert [r["status"] for r in read_results(tmp_path, "A")["results"]] == ["OK", "AssertionError", "OK"]
+    assert read_results(tmp_path, "B")["results"][0]["status"] == "OK"
+
+    runs.clear()
+    executor.execute(str(tmp_path), workers=2)
+    assert runs == []  # everything done already
+
+    # Generation added a completion to A: only it runs; the earlier results are kept as they were.
+    before = read_results(tmp_path, "A")["results"]
+    write_problem(tmp_path, "A", [GOOD, BAD, GOOD, SYNTAX])
+    executor.execute(str(tmp_path), workers=2)
+    assert runs == [PROMPT + SYNTAX + "\n" + TESTS]
+    after = read_results(tmp_path, "A")["results"]
+    assert after[:3] == before and after[3]["status"] == "SyntaxError"
+
+
+def test_pending_results_are_picked_up(tmp_path, runs):
+    """A killed run can leave results that finished ahead of an earlier completion in the
+    pending key; the rerun keeps them and runs only the gap."""
+    doc = write_problem(tmp_path, "P", [GOOD, BAD, SYNTAX])
+    executor.execute(str(tmp_path), workers=1)
+    full = read_results(tmp_path, "P")["results"]
+    partial = files.results_doc(doc, [full[0], None, full[2]])
+    assert partial["results"] == [full[0]] and list(partial[files.PENDING_KEY]) == ["2"]
+    with gzip.open(tmp_path / "P.results.json.gz", "wt") as f:
+        json.dump(partial, f)
+    runs.clear()
+    executor.execute(str(tmp_path), workers=1)
+    assert runs == [full[1]["program"]]
+    out = read_results(tmp_path, "P")
+    assert out["results"][0] == full[0] and out["results"][2] == full[2]
+    assert files.PENDING_KEY not in out
+
+
+def test_out_folder_and_empty_problems(tmp_path, runs):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write_problem(src, "P", [GOOD])
+    write_problem(src, "Empty", [])
+    listing = sorted(p.name for p in src.iterdir())
+    executor.execute(str(src), out_uri=str(dst), workers=1)
+    assert sorted(p.name for p in src.iterdir()) == listing  # the input is never touched
+    assert sorted(p.name for p in dst.iterdir()) == ["P.results.json.gz"]  # none for Empty
+
+
+def test_shards_partition_the_sorted_names(tmp_path):
+    names = [f"HumanEval_{i}" for i in range(11)]
+    shards = [files.select_shard(names, (k, 3)) for k in range(3)]
+    assert sorted(sum(shards, [])) == sorted(names)
+    assert shards[0] == sorted(names)[0::3]
+    for bad in ("3/3", "-1/3", "1/0", "a/b", "1"):
+        with pytest.raises(MultipltError, match="shard"):
+            files.parse_shard(bad)
+
+
+def test_shard_runs_only_its_problems(tmp_path, runs):
+    for name in ("A", "B", "C"):
+        write_problem(tmp_path, name, [GOOD])
+    executor.execute(str(tmp_path), workers=1, shard="1/2")
+    assert sorted(p.name for p in tmp_path.glob("*.results.json.gz")) == ["B.results.json.gz"]
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"{not json", "is not valid JSON"),
+    (json.dumps({"name": "X", "language": "lua", "prompt": "", "tests": ""}).encode(), "missing field 'completions'"),
+    (json.dumps({"name": "X", "language": "cobol", "prompt": "", "tests": "", "completions": []}).encode(), "unknown language"),
+    (json.dumps({"name": "X", "language": "lua", "prompt": "", "tests": "", "completions": [1]}).encode(), "is not a string"),
+])
+def test_bad_input_fails_before_anything_runs(tmp_path, runs, content, message):
+    write_problem(tmp_path, "A_good", [GOOD])
+    (tmp_path / "Z_bad.json.gz").write_bytes(gzip.compress(content))
+    with pytest.raises(MultipltError, match=message):
+        executor.execute(str(tmp_path), workers=1)
+    assert runs == [] and not list(tmp_path.glob("*.results.json.gz"))
+
+
+def test_no_completion_files_is_an_error(tmp_path):
+    with pytest.raises(MultipltError, match="no completion files"):
+        executor.execute(str(tmp_path))
+
+
+def test_refuses_without_isolation_unless_unsafe(tmp_path, monkeypatch):
+    write_problem(tmp_path, "P", [GOOD])
+    env = {**os.environ, "PATH": "/nonexistent"}
+    cli = [sys.executable, "-m", "multiplt", "execute", "--in", str(tmp_path)]
+    refused = subprocess.run(cli, env=env, capture_output=True, text=True)
+    assert refused.returncode == 3
+    assert "bubblewrap (bwrap) is not installed" in refused.stderr
+    assert "--unsafe-no-sandbox" in refused.stderr
+    assert not (tmp_path / "P.results.json.gz").exists()
+    # With the flag (and the runtimes on PATH) it runs, unsandboxed, and says so.
+    ran = subprocess.run(cli + ["--unsafe-no-sandbox"], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert "WITHOUT a sandbox" in ran.stderr
+    assert read_results(tmp_path, "P")["results"][0]["status"] == "OK"
+
+
+def test_preflight_catches_a_missing_test_library():
+    class BrokenLua(LuaLanguage):
+        def env(self):
+            return {"LUA_PATH": "/nonexistent/?.lua"}  # luaunit cannot be found
+
+    with pytest.raises(PlatformError, match="preflight for lua .* known-good program ended Exception"):
+        preflight.preflight(Sandbox(), [BrokenLua()])
+
+
+def test_preflight_says_julia_is_missing():
+    if installed("jl"):
+        pytest.skip("julia is installed here")
+    with pytest.raises(PlatformError, match=r"julia \(jl\) cannot run: julia not installed"):
+        preflight.preflight(Sandbox(), [languages.get("jl")])
+
+
+def test_platform_failures_are_retried_not_scored(tmp_path, monkeypatch):
+    monkeypatch.setattr(retry, "BACKOFF_S", 0.01)
+    real = Sandbox.run
+    attempts = []
+
+    def flaky(self, lang, program, timeout):
+        if program in PREFLIGHT_PROGRAMS:
+            return real(self, lang, program, timeout)
+        attempts.append(program)
+        if len(attempts) == 1 and program == PROMPT + GOOD + "\n" + TESTS:
+            return Finished(1, "", "bwrap: Creating new namespace failed: Resource temporarily unavailable\n",
+                            False, 0.01, {})
+        return real(self, lang, program, timeout)
+
+    monkeypatch.setattr(Sandbox, "run", flaky)
+    write_problem(tmp_path, "P", [GOOD])
+    executor.execute(str(tmp_path), workers=1)
+    assert read_results(tmp_path, "P")["results"][0]["status"] == "OK"
+    assert attempts.count(PROMPT + GOOD + "\n" + TESTS) == 2
+
+
+def test_a_program_faking_a_platform_failure_is_scored(tmp_path, monkeypatch, runs):
+    """bwrap's error text on every try, but the sandbox still works: the program wrote it."""
+    monkeypatch.setattr(retry, "BACKOFF_S", 0.01)
+    fake = "    return x + y\nend\nio.stderr:write('bwrap: pretend failure\\n'); os.exit(1)\n"
+    write_problem(tmp_path, "P", [fake])
+    executor.execute(str(tmp_path), workers=1)
+    result = read_results(tmp_path, "P")["results"][0]
+    assert result["status"] == "Exception" and result["exit_code"] == 1
+    assert len(runs) == retry.RETRIES

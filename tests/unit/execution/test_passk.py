@@ -1,0 +1,127 @@
+"""pass@k (issue 4, point 6): the estimator, k > n, the CSV and the per-problem parquet."""
+
+from __future__ import annotations
+
+import csv
+import fractions
+import gzip
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from multiplt.errors import MultipltError
+from multiplt.evaluation import passk
+
+
+def exact(n, c, k):
+    """1 - C(n-c, k) / C(n, k) as an exact fraction."""
+    return 1 - fractions.Fraction(math.comb(n - c, k), math.comb(n, k))
+
+
+def naive_float(n, c, k):
+    """The textbook product form, for comparison."""
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+@pytest.mark.parametrize("n,c,k", [(1, 0, 1), (1, 1, 1), (10, 3, 1), (10, 3, 5), (200, 1, 100),
+                                   (1000, 1, 1), (1000, 7, 10), (1000, 999, 100), (1000, 500, 1000),
+                                   (1000, 2, 500), (1000, 0, 1000)])
+def test_matches_exact_fraction(n, c, k):
+    assert passk.pass_at_k(n, c, k) == float(exact(n, c, k))
+
+
+def test_pass_at_1_is_c_over_n():
+    for n in (1, 7, 200, 1000):
+        for c in range(0, n + 1, max(1, n // 7)):
+            assert passk.pass_at_k(n, c, 1) == pytest.approx(c / n, abs=1e-15)
+
+
+def test_stable_for_n_1000_where_tiny_values_matter():
+    # One success in 1000 samples: pass@k = k/1000 exactly; the float product drifts, we do not.
+    for k in (1, 10, 100, 999):
+        assert passk.pass_at_k(1000, 1, k) == k / 1000
+    assert naive_float(1000, 1, 1) != 0.001  # the textbook float form is off in the last digits
+
+
+def test_k_greater_than_n_is_refused_not_one():
+    with pytest.raises(ValueError, match="undefined"):
+        passk.pass_at_k(5, 0, 10)
+
+
+def _write(folder, name, statuses, exit_codes=None, language="lua", temperature=0.2):
+    exit_codes = exit_codes or [0 if s == "OK" else 1 for s in statuses]
+    results = [{"program": f"p{i}", "stdout": "", "stderr": "", "exit_code": e, "status": s,
+                "timestamp": 0} for i, (s, e) in enumerate(zip(statuses, exit_codes))]
+    doc = {"name": name, "language": language, "temperature": temperature, "results": results}
+    with gzip.open(folder / f"{name}.results.json.gz", "wt") as f:
+        json.dump(doc, f)
+
+
+def test_score_folder(tmp_path):
+    folder = tmp_path / "humaneval-lua-m-main-0.2"
+    folder.mkdir()
+    _write(folder, "A", ["OK"] * 3 + ["AssertionError"] * 7)
+    _write(folder, "B", ["OK"] + ["Exception"] * 9)
+    # status OK with a non-zero exit code does not pass
+    _write(folder, "C", ["OK"] * 10, exit_codes=[1] * 10)
+    _write(folder, "D", ["OK", "Timeout"])  # n=2 < k=5: left out of pass@5, not counted as 1.0
+    (folder / "A.json.gz").write_bytes(b"not read")  # completion files are not results
+    rows = passk.score(str(folder) + "/", ks=(1, 5))
+    by_k = {r["Pass@k"]: r for r in rows}
+    assert by_k[1]["Dataset"] == "humaneval-lua-m-main-0.2"
+    assert by_k[1]["Estimate"] == pytest.approx((0.3 + 0.1 + 0.0 + 0.5) / 4)
+    assert (by_k[1]["NumProblems"], by_k[1]["MinCompletions"], by_k[1]["MaxCompletions"]) == (4, 2, 10)
+    want5 = (passk.pass_at_k(10, 3, 5) + passk.pass_at_k(10, 1, 5) + 0.0) / 3
+    assert by_k[5]["Estimate"] == pytest.approx(want5)
+    assert (by_k[5]["NumProblems"], by_k[5]["MinCompletions"]) == (3, 10)
+
+    with open(folder / "_scores.csv") as f:
+        table = list(csv.reader(f))
+    assert table[0] == list(passk.HEADER)
+    assert [row[:2] for row in table[1:]] == [["humaneval-lua-m-main-0.2", "1"],
+                                             ["humaneval-lua-m-main-0.2", "5"]]
+    import polars as pl
+
+    df = pl.read_parquet(folder / "_per_problem.parquet")
+    assert df.columns == ["problem", "language", "n", "c", "pass@1", "pass@5"]
+    assert df["problem"].to_list() == ["A", "B", "C", "D"]
+    assert df["c"].to_list() == [3, 1, 0, 1]
+    assert df.filter(pl.col("problem") == "D")["pass@5"].to_list() == [None]
+    # side files never end in .json / .json.gz
+    assert not any(p.name.endswith((".json", ".json.gz")) and not p.name.endswith(".results.json.gz")
+                   and p.name != "A.json.gz" for p in folder.iterdir())
+
+
+def test_k_above_every_n_gives_no_row(tmp_path, caplog):
+    _write(tmp_path, "A", ["OK", "OK"])
+    rows = passk.score(str(tmp_path), ks=(1, 10))
+    assert [r["Pass@k"] for r in rows] == [1]
+    assert "no problem has 10 completions" in caplog.text
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    with pytest.raises(MultipltError, match="no results files"):
+        passk.score(str(tmp_path))
+
+
+def test_cli_formats(tmp_path):
+    _write(tmp_path, "A", ["OK", "AssertionError"])
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "multiplt", "score", "--in", str(tmp_path), *args],
+                              capture_output=True, text=True)
+    out = cli("-k", "1,2")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == ",".join(passk.HEADER)
+    assert out.stdout.splitlines()[1] == f"{tmp_path.name},1,0.5,1,2,2"
+    assert json.loads(cli("--format", "json").stdout)[0]["Estimate"] == 0.5
+    assert "Pass@k" in cli("--format", "table").stdout
+    bad = cli("-k", "0")
+    assert bad.returncode == 2 and "-k must be" in bad.stderr
