@@ -19,6 +19,7 @@ import math
 import os
 import pathlib
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,12 @@ def make_folder(code: str, folder: str, min_programs: int) -> list[tuple[str, in
     os.unlink(bench)
     os.unlink(bench + ".report.json")
     return order
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and its waited-for children."""
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF,
+               resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))
 
 
 def baseline(code: str, folder: str, order) -> tuple[float, dict]:
@@ -125,15 +132,20 @@ def main() -> int:
             continue
         with tempfile.TemporaryDirectory(prefix=f"bench-{code}-") as folder:
             order = make_folder(code, folder, args.min_programs)
+            cpu0 = cpu_seconds()
             base_s, base_v = baseline(code, folder, order)
+            cpu1 = cpu_seconds()
             our_s, our_v = ours(folder, args.workers)
+            cpu2 = cpu_seconds()
         n = len(order)
         differing = sorted(f"{k[0]}#{k[1]}: {base_v.get(k)} vs {our_v.get(k)}"
                            for k in order if base_v.get(k) != our_v.get(k))
         entry = {"programs": n,
-                 "baseline": {"seconds": round(base_s, 3), "programs_per_s": round(n / base_s, 3)},
+                 "baseline": {"seconds": round(base_s, 3), "programs_per_s": round(n / base_s, 3),
+                              "cpu_ms_per_program": round(1000 * (cpu1 - cpu0) / n, 3)},
                  "ours": {"seconds": round(our_s, 3), "programs_per_s": round(n / our_s, 3),
-                          "sandbox": True},
+                          "cpu_ms_per_program": round(1000 * (cpu2 - cpu1) / n, 3),
+                          "sandbox": True, "workers": args.workers},
                  "ratio": round(base_s / our_s, 3), "verdicts_identical": not differing,
                  "verdict_differences": differing[:20]}
         entry["goal_met"] = entry["ratio"] >= GOAL and not differing

@@ -92,7 +92,7 @@ def summarize(name, step_times, tokens_per_step, n_params, device, extra) -> dic
     tok_s = tokens_per_step * len(step_times) / elapsed
     result = {"name": name, "steps_measured": len(step_times), "seconds": round(elapsed, 3),
               "tokens_per_step": tokens_per_step, "tokens_per_s": round(tok_s, 1),
-              "median_step_s": round(sorted(step_times)[len(step_times) // 2], 4),
+              "mean_step_s": round(elapsed / len(step_times), 4),
               "peak_memory_gib": None if peak_gib(device) is None else round(peak_gib(device), 2),
               "mfu": round(6 * n_params * tok_s / PEAK_BF16_FLOPS, 4), **extra}
     print(f"{name}: {tok_s:,.0f} tokens/s, MFU {result['mfu']:.1%}, peak {result['peak_memory_gib']} GiB",
@@ -105,17 +105,13 @@ def run_baseline(config, data, args, device, n_params) -> dict:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     model = new_model(config, device)
-    times, state = [], {}
+    state = {}
 
-    class Timer(TrainerCallback):
-        def on_step_begin(self, a, s, c, **kw):
-            sync(device)
-            state["t0"] = time.perf_counter()
-
+    class Timer(TrainerCallback):  # synchronized clock at the end of warm-up and of the last step
         def on_step_end(self, a, s, c, **kw):
-            sync(device)
-            if s.global_step > args.warmup:
-                times.append(time.perf_counter() - state["t0"])
+            if s.global_step in (args.warmup, args.warmup + args.steps):
+                sync(device)
+                state[s.global_step] = time.perf_counter()
 
     class Rows(torch.utils.data.Dataset):
         def __len__(self):
@@ -133,6 +129,8 @@ def run_baseline(config, data, args, device, n_params) -> dict:
     reset_memory(device)
     trainer = Trainer(model=model, args=targs, train_dataset=Rows(), callbacks=[Timer()])
     trainer.train()
+    elapsed = state[args.warmup + args.steps] - state[args.warmup]
+    times = [elapsed / args.steps] * args.steps
     result = summarize("baseline", times, BATCH * data.shape[1], n_params, device,
                        {"micro_batch": 1, "grad_accum": BATCH, "optimizer": str(targs.optim),
                         "precision": "bf16 autocast (Trainer bf16=True)", "attention": "sdpa",
@@ -141,14 +139,14 @@ def run_baseline(config, data, args, device, n_params) -> dict:
     return result
 
 
-def run_ours(config, data, args, device, n_params, micro: int, compile_: bool) -> dict:
+def run_ours(config, data, args, device, n_params, micro: int, compile_: str) -> dict:
     """multiplt.training's step function, optimizer and schedule, set up as `multiplt train` does."""
     from multiplt.training.config import TrainConfig
     from multiplt.training.loop import make_accelerator
     from multiplt.training.optim import build_optimizer, build_scheduler
-    from multiplt.training.step import compile_blocks, train_step
+    from multiplt.training.step import LaggedMetrics, compile_blocks, train_step
 
-    cfg = TrainConfig(micro_batch_size=micro, compile=compile_)
+    cfg = TrainConfig(micro_batch_size=micro, compile=bool(compile_))
     accelerator, precision = make_accelerator(cfg)
     model = new_model(config, accelerator.device)
     model.config.use_cache = False
@@ -156,22 +154,47 @@ def run_ours(config, data, args, device, n_params, micro: int, compile_: bool) -
     model, optimizer = accelerator.prepare(model, optimizer)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, 10_000)
     if compile_:
-        model = compile_blocks(model)
+        model = compile_blocks(model, whole=compile_ == "f")
     model.train()
     reset_memory(device)
-    times = []
-    for step in range(args.warmup + args.steps):
+    metrics = LaggedMetrics()  # as in the training loop: step k's loss is read after step k+1 is queued
+    seen = []
+
+    def step_once(step):
         idx = [(step * BATCH + j) % data.shape[0] for j in range(BATCH)]
         batch = data[idx].to(accelerator.device, non_blocking=True)
-        sync(device)
-        t0 = time.perf_counter()
-        loss, _ = train_step(model, optimizer, scheduler, list(batch.split(micro)), accelerator,
-                             cfg.max_grad_norm)
-        loss = loss.item()  # the training loop reads the loss every step for its progress bar
-        sync(device)
-        if step >= args.warmup:
-            times.append(time.perf_counter() - t0)
-    result = summarize(f"ours micro{micro}{'+compile' if compile_ else ''}", times, BATCH * data.shape[1],
+        loss, norm = train_step(model, optimizer, scheduler, list(batch.split(micro)), accelerator,
+                                cfg.max_grad_norm, compiled=cfg.compile)
+        done = metrics.push({"step": step}, loss=loss, grad_norm=norm)
+        if done:
+            seen.append(done)
+        return batch
+
+    for step in range(args.warmup):
+        batch = step_once(step)
+    metrics.flush()
+    sync(device)
+    t0 = time.perf_counter()  # one synchronized clock over all measured steps
+    for step in range(args.warmup, args.warmup + args.steps):
+        batch = step_once(step)
+    seen.append(metrics.flush())
+    sync(device)
+    times = [(time.perf_counter() - t0) / args.steps] * args.steps
+    loss = seen[-1]["loss"]
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(2):
+                train_step(model, optimizer, scheduler, list(batch.split(micro)), accelerator, 1.0,
+                           compiled=cfg.compile)
+            sync(device)
+        table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=70)
+        print(table[:6000], flush=True)
+        with open(os.path.join(os.path.dirname(os.path.abspath(args.out)), f"profile-{micro}{compile_}.txt"), "w") as f:
+            f.write(table)
+        args.profile = False
+    result = summarize(f"ours micro{micro}{'+compile-' + ('whole' if compile_ == 'f' else 'blocks') if compile_ else ''}", times, BATCH * data.shape[1],
                        n_params, device, {"micro_batch": micro, "grad_accum": BATCH // micro,
                                           "optimizer": "torch AdamW fused (multiplt.training.optim)",
                                           "precision": precision, "attention": "sdpa",
@@ -199,7 +222,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=10, help="unmeasured optimizer steps first")
     ap.add_argument("--tiny", action="store_true", help="tiny model and 128-token sequences (CPU check)")
     ap.add_argument("--variants", default="8c,8",
-                    help="ours: comma-separated micro-batch sizes, 'c' = torch.compile (default %(default)s)")
+                    help="ours: comma-separated micro-batch sizes; suffix c = compile each block, "
+                    "f = compile the whole model (default %(default)s)")
+    ap.add_argument("--profile", action="store_true", help="print a torch.profiler table of the first variant")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--out", required=True, help="JSON result file")
     ap.add_argument("--workdir", default="/tmp/multiplt-bench")
@@ -217,14 +242,14 @@ def main() -> int:
     variants = [v for v in args.variants.split(",") if v]
     while variants:
         variant = variants.pop(0)
-        micro, compile_ = int(variant.rstrip("c")), variant.endswith("c")
+        micro, compile_ = int(variant.rstrip("cf")), variant[-1] if variant[-1] in "cf" else ""
         try:
             results.append(run_ours(config, data, args, device, n_params, micro, compile_))
         except torch.OutOfMemoryError as exc:  # a smaller card: halve the micro-batch and retry
             errors[variant] = f"out of memory: {exc}"[:300]
             print(f"ours {variant}: out of memory", flush=True)
             if micro > 1:
-                variants.insert(0, f"{micro // 2}{'c' if compile_ else ''}")
+                variants.insert(0, f"{micro // 2}{compile_}")
         except Exception as exc:  # record a failing variant (e.g. compilation) and go on
             errors[variant] = repr(exc)[:500]
             print(f"ours {variant}: failed: {exc!r}"[:500], flush=True)

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 
-from tests.hub_server import HubError, _now, git_sha1
+from tests.hub_server import HubError, git_sha1
 
 TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 
@@ -275,5 +275,3 @@ def _resolve(h, hub, rtype, rid, rev, path):
         headers["X-Linked-Size"] = str(len(data))
     return h._send(200, data, headers)
 
-
-__all__ = ["_routes", "_now"]

@@ -78,7 +78,8 @@ def match(test: ast.expr) -> tuple[str, ast.Call | None, ast.expr | None, ast.ex
                         return TOLERANCE, a, b, right, ""
     if any(_is_candidate_call(n) for n in ast.walk(test)):
         return UNSUPPORTED, None, None, None, "asserts a property, not the candidate's result"
-    return UNSUPPORTED, None, None, None, "does not call the candidate directly (computed check)"
+    return UNSUPPORTED, None, None, None, ("checks a property of values computed before the assert, "
+                                              "not an equality on the candidate's result")
 
 
 class _Rewriter(ast.NodeTransformer):

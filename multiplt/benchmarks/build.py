@@ -57,6 +57,11 @@ def translate(an: analysis_mod.Analysis, lang: Language) -> Built:
     if an.error:
         report["reason"] = an.error
         return Built(None, report)
+    for site in an.sites:  # asserts dropped before any language is involved
+        if site.index in an.site_drops:
+            key = "ignored" if site.mode == "trivial" else "dropped_asserts"
+            report.setdefault(key, []).append(
+                {"line": site.line, "assert": site.source, "reason": an.site_drops[site.index]})
     try:
         lang.check_signature(an.params, an.returns)
     except Unsupported as exc:
@@ -66,12 +71,6 @@ def translate(an: analysis_mod.Analysis, lang: Language) -> Built:
     lines = []
     for site in an.sites:
         if site.index in an.site_drops:
-            if site.mode != "trivial":
-                report["dropped_asserts"].append(
-                    {"line": site.line, "assert": site.source, "reason": an.site_drops[site.index]})
-            else:
-                report.setdefault("ignored", []).append({"line": site.line, "assert": site.source,
-                                                         "reason": site.reason})
             continue
         rendered, failure = [], None
         for case in an.cases.get(site.index, []):
@@ -132,12 +131,16 @@ def select(source: sources.Source, limit: int | None, problems) -> sources.Sourc
 
 
 def build_rows(source: sources.Source, lang: Language,
-               analyses: list[analysis_mod.Analysis] | None = None) -> tuple[list[dict], dict]:
+               analyses: list[analysis_mod.Analysis] | None = None,
+               show_progress: bool = True) -> tuple[list[dict], dict]:
     """Translate every problem of an (already selected) source; returns rows and the report."""
     analyses = analyses if analyses is not None else analysis_mod.analyze(source)
+    analyses = sorted(analyses, key=lambda an: an.problem.name)  # MultiPL-E's order
     funnel = Funnel(f"benchmark build {lang.code}")
     rows, per_problem, dropped = [], {}, []
-    for an in progress(analyses, total=len(analyses), desc=f"translate {lang.code}", unit="problem"):
+    items = progress(analyses, total=len(analyses), desc=f"translate {lang.code}",
+                     unit="problem") if show_progress else analyses
+    for an in items:
         built = translate(an, lang)
         per_problem[an.problem.name] = built.report
         if built.row is None:

@@ -17,7 +17,7 @@ def counts(source_names: list[str] | None = None) -> list[dict]:
         analyses = analyze.analyze(src)
         per_lang = {}
         for code in names():
-            rows, _report = build.build_rows(src, get(code), analyses)
+            rows, _report = build.build_rows(src, get(code), analyses, show_progress=False)
             per_lang[code] = len(rows)
         table.append({"source": label, "problems": len(src.problems), "languages": per_lang,
                       "description": sources.BUILTIN.get(label, label)})

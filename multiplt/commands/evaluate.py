@@ -69,6 +69,8 @@ def run(args) -> int:
         from multiplt.generation.driver import generate
 
         kwargs = generate_kwargs(args)
+        if kwargs.get("replay_source"):  # one replay folder per language: --replay-source DIR/{lang}
+            kwargs["replay_source"] = kwargs["replay_source"].replace("{lang}", code)
         if args.backend == "replay" and not kwargs["model"]:
             kwargs["model"] = model_label
         generate(bench, folder, **kwargs)

@@ -127,7 +127,8 @@ def _run(jobs: list[_Job], sandbox: Sandbox, workers: int, timeout: float | None
     """Run the jobs on the pool; after each batch of finished jobs rewrite the touched files."""
     done: queue.SimpleQueue = queue.SimpleQueue()
     bar = progress(total=len(jobs), desc="execute", unit="prog")
-    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="multiplt-exec")
+    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="multiplt-exec",
+                                                 initializer=sandbox.enter_worker_thread)
     remaining = len(jobs)
     try:
         for job in jobs:  # in order: problems sorted, completions in order

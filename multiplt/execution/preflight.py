@@ -44,7 +44,6 @@ GOOD_BODY = {"py": "x + y", "rkt": "(+ x y)", "jl": "x + y", "r": "x + y", "ml":
 BAD_BODY = {"py": "x - y", "rkt": "(- x y)", "jl": "x - y", "r": "x - y", "ml": "x - y",
             "lua": "x - y"}
 
-_passed: set[tuple[int, str]] = set()
 _lock = threading.Lock()
 
 
@@ -63,13 +62,13 @@ def preflight(sandbox: Sandbox, langs: list[Language], timeout: float | None = N
     """Raise PlatformError unless every language in `langs` runs its known programs correctly."""
     sandbox.check()
     for lang in langs:
-        key = (id(sandbox), lang.code)
+        sandbox.prepare(lang)
         with _lock:
-            if key in _passed:
+            if lang.code in sandbox.preflight_passed:
                 continue
         _check_language(sandbox, lang, timeout)
         with _lock:
-            _passed.add(key)
+            sandbox.preflight_passed.add(lang.code)
         LOG.info("preflight %s: ok", lang.code)
 
 

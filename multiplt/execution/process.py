@@ -55,12 +55,15 @@ class _Stream:
 
 
 def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
-                status_fd: int | None = None, close_after_spawn: tuple[int, ...] = (),
+                status_fd: int | None = None, on_start: Callable[[dict], None] | None = None,
+                close_after_spawn: tuple[int, ...] = (),
                 new_session: bool = False, kill: Callable[[subprocess.Popen, dict], None] | None = None,
                 **popen_kwargs) -> Finished:
     """Run `argv` with stdin closed; return its exit code and (truncated) output.
 
     `status_fd` is the read end of bubblewrap's --json-status-fd pipe (this function closes it);
+    `on_start(info)` is called with bubblewrap's first status report (its child's pid), before
+    the program can start;
     `close_after_spawn` are our copies of fds the child inherited (e.g. that pipe's write end),
     closed as soon as it started so that the pipe's end of file means the child's exit;
     `kill(proc, sandbox_info)` ends the run at the deadline (default: SIGKILL to the process group
@@ -103,7 +106,10 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
                     selector.unregister(key.fileobj)
                 elif key.data is None:
                     status_buf += data
-                    info = info or _first_json(status_buf)
+                    if not info:
+                        info = _first_json(status_buf)
+                        if info and on_start is not None:
+                            on_start(info)
                 else:
                     key.data.add(data)
         # Phase 2: the pipes are closed (or we gave up on them); wait for the exit itself.
@@ -115,7 +121,11 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
         if timed_out:
             (kill or _default_kill(new_session))(proc, info)
             _drain_after_kill(selector, start + timeout + _KILL_GRACE_S)
-            proc.wait()
+            try:
+                proc.wait(max(0.0, start + timeout + _KILL_GRACE_S - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         elif new_session:
             _kill_group(proc.pid)  # leftovers of a run that exited (unsandboxed runs only)
     except BaseException:

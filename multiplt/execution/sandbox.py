@@ -1,13 +1,10 @@
-"""The sandbox every untrusted program runs in: bubblewrap namespaces plus resource limits.
+"""The sandbox every untrusted program runs in (see bwrap.py for what it isolates and how).
 
-Each program gets fresh user, PID, network, mount, IPC and UTS namespaces (`bwrap`), runs as
-uid/gid 65534 (when we are root we drop to it *before* bwrap: the kernel does not enforce the
-process limit for root, nor for a user namespace that maps to root), sees the host's file system
-read-only, has a private size-capped tmpfs at /tmp as its only writable place (its program file is
-copied in there, so nothing is left on the host), stdin closed, no network but its own loopback,
-and the limits of `Limits` set by `prlimit` right before the interpreter starts. At the deadline
-the outer bwrap and the namespace's init are killed; the kernel then kills every process in the
-PID namespace, so background children (`setsid`, `&`) die with it.
+Each program runs as uid/gid 65534, never root: the kernel does not enforce the process limit for
+root, nor for a user namespace mapped to root. Started as root, we start bubblewrap from threads
+that dropped to 65534 (privileges.py), or else through `setpriv`. At the deadline the namespace's
+init is killed, and with it every process of the PID namespace, so background children (`&`,
+`setsid`) die too; bubblewrap's --die-with-parent does the same if the executor itself dies.
 
 Where no isolation is possible the executor refuses to run, unless the user asks for
 `unsafe_no_sandbox`: then programs run as plain child processes (own session, same limits) in a
@@ -16,26 +13,22 @@ temp dir, which is fine for trusted code only.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import threading
 
 from multiplt.errors import PlatformError
-from multiplt.execution import libcache
+from multiplt.execution import bwrap, libcache, privileges
+from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
 from multiplt.execution.process import Finished, run_bounded
 from multiplt.languages.base import Language
 
 LOG = logging.getLogger("multiplt.execution")
-
-NOBODY = 65534
-SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
-_BASE_ENV = {"PATH": SANDBOX_PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-             "LC_ALL": "C.UTF-8"}
+__all__ = ["Limits", "NOBODY", "SANDBOX_PATH", "Sandbox"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,27 +51,36 @@ class Sandbox:
     def __init__(self, limits: Limits | None = None, unsafe_no_sandbox: bool = False):
         self.limits = limits or Limits()
         self.unsafe = unsafe_no_sandbox
-        self._as_root = os.geteuid() == 0
         self._checked = False
-        self._tmp_root = None
+        self._tmp_root: str | None = None
         self._libs: dict[str, str | None] = {}
         self._lock = threading.Lock()
+        self._spawner: concurrent.futures.ThreadPoolExecutor | None = None
+        #: languages whose preflight passed with this sandbox (preflight.py)
+        self.preflight_passed: set[str] = set()
 
     # ---- checks ---------------------------------------------------------------------------------
     def check(self) -> None:
         """Make sure isolation works (once); raise PlatformError saying why when it does not."""
-        if self._checked:
-            return
-        if self.unsafe:
-            LOG.warning("running untrusted programs WITHOUT a sandbox (--unsafe-no-sandbox)")
-        else:
-            self._probe()
-        self._tmp_root = tempfile.mkdtemp(prefix="multiplt-exec-")
-        os.chmod(self._tmp_root, 0o755)  # the sandbox user mounts the library cache from here
-        if not shutil.which("prlimit"):
-            raise PlatformError("prlimit is not installed (Debian package util-linux); "
-                                "it sets the sandbox's resource limits")
-        self._checked = True
+        with self._lock:
+            if self._checked:
+                return
+            self._tmp_root = tempfile.mkdtemp(prefix="multiplt-exec-")
+            os.chmod(self._tmp_root, 0o755)  # the sandbox user mounts the library cache from here
+            if self.unsafe:
+                LOG.warning("running untrusted programs WITHOUT a sandbox (--unsafe-no-sandbox)")
+            else:
+                if os.geteuid() == 0:
+                    self._spawner = _dropped_threads()
+                    if self._spawner is None and not shutil.which("setpriv"):
+                        raise PlatformError("setpriv is not installed (Debian package util-linux);"
+                                            " it drops root to uid 65534 for the sandbox")
+                self._probe()
+            needs_prlimit = self.unsafe or (os.geteuid() == 0 and self._spawner is None)
+            if needs_prlimit and not shutil.which("prlimit"):
+                raise PlatformError("prlimit is not installed (Debian package util-linux); it sets "
+                                    "the sandbox's resource limits")
+            self._checked = True
 
     def probe(self) -> None:
         """Check (again) that the sandbox starts; PlatformError saying why when it does not."""
@@ -86,9 +88,10 @@ class Sandbox:
             self._probe()
 
     def _probe(self) -> None:
-        why = _no_isolation_reason()
-        if why is None:
-            probe = self._run_argv(["sh", "-c", "id -u; id -g"], None, "sh", timeout=30)
+        if not shutil.which("bwrap"):
+            why = "bubblewrap (bwrap) is not installed (Debian package bubblewrap)"
+        else:
+            probe = self._call(self._run_bwrap, ["sh", "-c", "id -u; id -g"], None, "", 30.0)
             if probe.exit_code == 0 and probe.stdout.split() == [str(NOBODY), str(NOBODY)]:
                 return
             why = (f"bubblewrap could not start a sandbox as uid {NOBODY} (exit {probe.exit_code}): "
@@ -100,6 +103,11 @@ class Sandbox:
             "unshare/clone with namespaces), or pass --unsafe-no-sandbox to run them without "
             "isolation (trusted code only)")
 
+    def prepare(self, lang: Language) -> None:
+        """Build the language's precompiled libraries now (from a thread that may write)."""
+        self.check()
+        self._library(lang)
+
     # ---- running --------------------------------------------------------------------------------
     def run(self, lang: Language, program: str, timeout: float) -> Finished:
         """Run `program` (a whole file in `lang`) and return what happened."""
@@ -107,51 +115,59 @@ class Sandbox:
         name = f"program.{lang.file_ext}"
         if self.unsafe:
             return self._run_unsafe(lang, program, name, timeout)
+        lib = self._library(lang)
+        binds = ["--ro-bind", lib, libcache.LIB_MOUNT] if lib else []
         fd = os.memfd_create("multiplt-program", os.MFD_CLOEXEC)
         try:
             os.write(fd, program.encode("utf-8"))
             os.lseek(fd, 0, os.SEEK_SET)
-            lib = self._library(lang)
-            binds = ["--ro-bind", lib, libcache.LIB_MOUNT] if lib else []
-            return self._run_argv(lang.command(f"/tmp/{name}"), fd, name, timeout, lang.env(),
-                                  binds)
+            return self._call(self._run_bwrap, lang.command(f"/tmp/{name}"), fd, name, timeout,
+                              lang.env(), binds)
         finally:
             os.close(fd)
+
+    def enter_worker_thread(self) -> None:
+        """Make the calling thread (a worker that only runs programs) a non-root thread, so it
+        starts sandboxes itself instead of handing each one to a spawner thread."""
+        self.check()
+        if self._spawner is not None and os.geteuid() == 0:
+            privileges.drop_this_thread(NOBODY, NOBODY)
+
+    def _call(self, fn, *args):
+        """Run fn in a thread that is not root (this one, unless it is root)."""
+        if self._spawner is None or os.geteuid() != 0:
+            return fn(*args)
+        return self._spawner.submit(fn, *args).result()
 
     def _library(self, lang: Language) -> str | None:
         with self._lock:
             if lang.code not in self._libs:
+                if self._spawner is not None and os.geteuid() != 0:
+                    return None  # a dropped thread cannot write the cache; prepare() builds it
                 self._libs[lang.code] = libcache.build(lang.code, self._tmp_root)
             return self._libs[lang.code]
 
-    def _run_argv(self, command: list[str], program_fd: int | None, name: str, timeout: float,
-                  env: dict[str, str] | None = None, binds: list[str] = ()) -> Finished:
+    def _run_bwrap(self, command: list[str], program_fd: int | None, name: str, timeout: float,
+                   env: dict[str, str] | None = None, binds: list[str] = ()) -> Finished:
+        as_root = os.geteuid() == 0  # per thread: false in a dropped spawner thread
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        argv = ["bwrap",
-                "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--disable-userns",
-                "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-                "--unshare-cgroup-try", "--hostname", "sandbox",
-                "--die-with-parent", "--new-session",
-                "--ro-bind", "/", "/",
-                "--dev", "/dev", "--remount-ro", "/dev",
-                "--proc", "/proc",
-                "--perms", "0700", "--size", str(self.limits.tmp_size), "--tmpfs", "/tmp",
-                *binds, "--chdir", "/tmp", "--clearenv"]
-        for key, value in {**_BASE_ENV, **(env or {})}.items():
-            argv += ["--setenv", key, value]
-        fds = [status_w]
-        if program_fd is not None:
-            argv += ["--perms", "0644", "--file", str(program_fd), f"/tmp/{name}"]
-            fds.append(program_fd)
-        argv += ["--json-status-fd", str(status_w), *self.limits.prlimit(), *command]
-        drop = dict(user=NOBODY, group=NOBODY, extra_groups=[]) if self._as_root else {}
+        block_r, block_w = os.pipe2(os.O_CLOEXEC) if not as_root else (None, None)
+        argv = bwrap.command_line(self.limits, command, status_fd=status_w, block_fd=block_r,
+                                  program_fd=program_fd, name=name, env=env, binds=binds,
+                                  via_setpriv=as_root)
+        fds = [fd for fd in (status_w, block_r, program_fd) if fd is not None]
+        on_start = None if as_root else (lambda info: bwrap.apply_limits(self.limits, info, block_w))
         try:
             return run_bounded(argv, timeout=timeout, output_limit=self.limits.output,
-                               status_fd=status_r, close_after_spawn=(status_w,),
-                               kill=_kill_sandbox, pass_fds=fds, cwd="/",
-                               env={"PATH": os.environ.get("PATH", SANDBOX_PATH)}, **drop)
+                               status_fd=status_r, on_start=on_start,
+                               close_after_spawn=tuple(fd for fd in (status_w, block_r) if fd is not None),
+                               kill=bwrap.kill, pass_fds=fds, cwd="/",
+                               env={"PATH": os.environ.get("PATH", SANDBOX_PATH)})
         except OSError as exc:
-            raise PlatformError(f"cannot start bwrap: {exc}") from exc
+            raise PlatformError(f"cannot run bwrap: {exc}") from exc
+        finally:
+            if block_w is not None:
+                os.close(block_w)
 
     def _run_unsafe(self, lang: Language, program: str, name: str, timeout: float) -> Finished:
         workdir = tempfile.mkdtemp(dir=self._tmp_root)
@@ -167,41 +183,25 @@ class Sandbox:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def close(self) -> None:
+        if self._spawner is not None:
+            self._spawner.shutdown()
+            self._spawner = None
         if self._tmp_root:
             shutil.rmtree(self._tmp_root, ignore_errors=True)
             self._tmp_root = None
 
 
-def _no_isolation_reason() -> str | None:
-    if not shutil.which("bwrap"):
-        return "bubblewrap (bwrap) is not installed (Debian package bubblewrap)"
-    return None
-
-
-def _kill_sandbox(proc: subprocess.Popen, info: dict) -> None:
-    """Kill the namespace's init (the kernel then kills every process in the PID namespace) and
-    the outer bwrap (whose --die-with-parent would do the same)."""
-    pid = info.get("child-pid")
-    if pid:
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            pidfd = None
-        if pidfd is not None:
-            try:
-                if _parent_of(pid) == proc.pid:  # the pidfd is that process, not a reused pid
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            except OSError:
-                pass
-            finally:
-                os.close(pidfd)
-    proc.kill()
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
+def _dropped_threads() -> concurrent.futures.ThreadPoolExecutor | None:
+    """A pool of threads running as 65534 (created on demand), or None where that fails."""
+    if not privileges.supported():
         return None
-    return int(stat.rsplit(b")", 1)[1].split()[1])
+    pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=256, thread_name_prefix="multiplt-sandbox",
+        initializer=privileges.drop_this_thread, initargs=(NOBODY, NOBODY))
+    try:
+        if pool.submit(os.geteuid).result() == NOBODY:
+            return pool
+    except concurrent.futures.BrokenExecutor as exc:
+        LOG.info("cannot drop threads to uid %d (%s); using setpriv", NOBODY, exc)
+    pool.shutdown()
+    return None

@@ -65,7 +65,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         raise MultipltError(f"bad sampling settings: temperature {temperature} (>= 0), top_p {top_p} (0, 1]")
     rows, bench_sha = load_benchmark(benchmark, limit, problems)
     langs = sorted({r["language"] for r in rows})
-    run = {"model": model, "revision": revision, "tokenizer": tokenizer or model,
+    run = {"model": model, "revision": revision, "resolved_commit": None, "tokenizer": tokenizer or model,
            "benchmark": benchmark, "benchmark_sha256": bench_sha, "lang": ",".join(langs), "n": n,
            "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
            "seed": seed, "backend": backend, "experiment": experiment, "epoch": epoch}
@@ -103,8 +103,8 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         described = {k: v for k, v in engine.describe().items() if v is not None}
         final_run = folder.merge_run(out, {**run, **described, "model": model, "revision": revision,
                                            "tokenizer": tokenizer or model})
-        if final_run is not None:
-            folder.write_run(out, final_run)
+        # the run record is written with the first finished samples: a run that fails before
+        # producing anything leaves the folder as it was
         pending: dict[str, dict[int, str]] = {name: {} for name in records}
         by_stop: dict[tuple, list[Request]] = {}
         for req in todo:
@@ -124,6 +124,9 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
                         comps.append(waiting.pop(len(comps)))
                         grew = True
                     if grew:
+                        if final_run is not None:
+                            folder.write_run(out, final_run)
+                            final_run = None
                         folder.write_problem(out, records[name])
                         summary["written"] += 1
                 summary["generated"] += len(group)

@@ -143,6 +143,8 @@ class Param:
 class TestCase:
     """A normalized assert: `candidate(*args)` equals `expected` (within `tolerance` if set)."""
 
+    __test__ = False  # not a pytest class
+
     args: tuple
     expected: object
     tolerance: float | None = None

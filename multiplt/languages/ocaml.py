@@ -80,8 +80,8 @@ class OCamlLanguage(Language):
         raise Unsupported(f"OCaml has no type for {t}")
 
     def _atom_type(self, t: PyType) -> str:
-        text = self.render_type(t)
-        return f"({text})" if " * " in text else text
+        text = self.render_type(t)  # a tuple inside a list/option/tuple needs parentheses (87)
+        return f"({text})" if t.kind == "tuple" else text
 
     def render_value(self, value, t: PyType) -> str:
         if t.kind == "optional":
@@ -118,6 +118,15 @@ class OCamlLanguage(Language):
         if tolerance is not None:
             return f"  assert (abs_float (({call}) -. {expected}) < {tolerance!r});"
         return f"  assert (({call}) = {expected});"
+
+    def render_case(self, name, params, returns, case):
+        line = super().render_case(name, params, returns, case)
+        if returns.kind != "dict" or case.tolerance is not None:
+            return line
+        # A Python dict compares without order; an association list compares in order, so a
+        # correct solution listing the pairs in another order would fail. Sort both sides.
+        call, expected = line[len("  assert (("):-len(");")].split(") = ", 1)
+        return f"  assert (List.sort compare ({call}) = List.sort compare {expected});"
 
     def render_test_file(self, name: str, asserts: list[str]) -> str:
         body = "\n".join(asserts)

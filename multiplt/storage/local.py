@@ -36,6 +36,8 @@ def read_bytes(loc: Location) -> bytes:
         raise _not_found(loc) from None
     except IsADirectoryError:
         raise MultipltError(f"{loc.uri} is a folder, not a file") from None
+    except PermissionError:
+        raise MultipltError(f"cannot read {loc.uri}: permission denied") from None
 
 
 class _AtomicFile:
@@ -50,7 +52,12 @@ class _AtomicFile:
             os.makedirs(folder, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise MultipltError(f"cannot write {path}: a parent of it is a file") from None
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMP_SUFFIX, dir=folder)
+        except PermissionError:
+            raise MultipltError(f"cannot write {path}: permission denied") from None
+        try:
+            fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMP_SUFFIX, dir=folder)
+        except PermissionError:
+            raise MultipltError(f"cannot write {path}: permission denied") from None
         self.file = os.fdopen(fd, "wb")
 
     def __enter__(self):

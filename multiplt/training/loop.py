@@ -21,7 +21,7 @@ from multiplt.training import checkpoint, manifest
 from multiplt.training.config import TrainConfig, resume_differences
 from multiplt.training.optim import build_optimizer, build_scheduler
 from multiplt.training.packing import epoch_order
-from multiplt.training.step import compile_blocks, evaluate, train_step
+from multiplt.training.step import LaggedMetrics, compile_blocks, evaluate, train_step
 
 LOG = logging.getLogger("multiplt.training")
 
@@ -167,28 +167,40 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
         log_rows = []
         bar = progress(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="step") \
             if main else None
+        metrics = LaggedMetrics()  # step k's loss is read once step k+1 is queued
+        last_time = [time.perf_counter()]
+
+        def report(m):  # log, progress bar and divergence check for one finished step
+            if m is None:
+                return
+            # steps are queued one ahead of the GPU, so queueing intervals are step times
+            queued = m.pop("queued")
+            m["tokens_per_s"] = config.batch_size * config.seq_len / max(queued - last_time[0], 1e-9)
+            last_time[0] = queued
+            log_rows.append(m)
+            if bar is not None:
+                bar.set_postfix(loss=f"{m['loss']:.4f}", tok_s=f"{m['tokens_per_s']:,.0f}",
+                                lr=f"{m['lr']:.2e}", refresh=False)
+                bar.update(1)
+            if main and (m["step"] % config.log_every == 0 or m["step"] % steps_per_epoch == 0):
+                LOG.info("epoch %d step %d/%d loss %.4f lr %.3e grad_norm %.3f tokens/s %.0f", epoch,
+                         m["step"], total_steps, m["loss"], m["lr"], m["grad_norm"], m["tokens_per_s"])
+            if not math.isfinite(m["loss"]):
+                raise MultipltError(f"training diverged: loss {m['loss']} at step {m['step']}")
+
         for i in range(steps_per_epoch):
-            t0 = time.perf_counter()
             # This step's global batch, this process's share of it, cut into micro-batches.
             batch_idx = order[i * config.batch_size:(i + 1) * config.batch_size]
             mine = packed.train[batch_idx[rank * seqs_per_process:(rank + 1) * seqs_per_process]]
             micro = [m.to(accelerator.device, non_blocking=True)
                      for m in mine.split(config.micro_batch_size)]
             lr = scheduler.get_last_lr()[0]  # the rate this step uses
-            loss, norm = train_step(model, optimizer, scheduler, micro, accelerator, config.max_grad_norm)
-            loss = accelerator.reduce(loss, reduction="mean").item()
+            loss, norm = train_step(model, optimizer, scheduler, micro, accelerator, config.max_grad_norm,
+                                    compiled=config.compile)
             step += 1
-            tok_s = config.batch_size * config.seq_len / (time.perf_counter() - t0)
-            log_rows.append({"step": step, "loss": loss, "lr": lr, "grad_norm": float(norm),
-                             "tokens_per_s": tok_s})
-            if bar is not None:
-                bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}", lr=f"{lr:.2e}", refresh=False)
-                bar.update(1)
-            if main and (step % config.log_every == 0 or i == steps_per_epoch - 1):
-                LOG.info("epoch %d step %d/%d loss %.4f lr %.3e grad_norm %.3f tokens/s %.0f",
-                         epoch, step, total_steps, loss, lr, float(norm), tok_s)
-            if not math.isfinite(loss):
-                raise MultipltError(f"training diverged: loss {loss} at step {step}")
+            report(metrics.push({"step": step, "lr": lr, "queued": time.perf_counter()},
+                                loss=accelerator.reduce(loss, reduction="mean"), grad_norm=norm))
+        report(metrics.flush())
         if bar is not None:
             bar.close()
         eval_loss = evaluate(model, packed.eval, config.micro_batch_size, accelerator)

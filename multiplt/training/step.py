@@ -6,14 +6,15 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import torch.nn.functional as F
 
 
-def compile_blocks(model: torch.nn.Module) -> torch.nn.Module:
+def compile_blocks(model: torch.nn.Module, whole: bool = False) -> torch.nn.Module:
     """torch.compile each transformer block on its own ("regional" compilation): every block has
     the same shape, so one compiled graph serves all of them and compiling takes seconds, not the
     minutes a whole unrolled model takes. Elementwise work (LayerNorm, GELU, residual adds, bias)
     fuses into few kernels, which is most of what compilation buys a model of this size."""
-    blocks = _find_blocks(model)
+    blocks = None if whole else _find_blocks(model)
     if blocks is None:
         return torch.compile(model)
     for block in blocks:
@@ -29,8 +30,24 @@ def _find_blocks(model: torch.nn.Module):
     return None
 
 
+def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy (the same value as transformers' loss with labels=input_ids):
+    position t predicts token t+1; the math is fp32 whatever the logits' dtype."""
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), input_ids[:, 1:].flatten())
+
+
+# Compiled, the loss is one fused pass over the bf16 logits (8 x 2048 x 49152 for StarCoderBase)
+# instead of an fp32 copy of them and several passes over that copy.
+compiled_causal_lm_loss = torch.compile(causal_lm_loss)
+
+
+def lm_loss(model, batch: torch.Tensor, compiled: bool = False) -> torch.Tensor:
+    logits = model(input_ids=batch, use_cache=False).logits
+    return (compiled_causal_lm_loss if compiled else causal_lm_loss)(logits, batch)
+
+
 def train_step(model, optimizer, scheduler, micro_batches: list[torch.Tensor], accelerator,
-               max_grad_norm: float) -> tuple[torch.Tensor, torch.Tensor]:
+               max_grad_norm: float, compiled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step over this process's micro-batches (gradient accumulation): gradients are
     synchronized across processes only on the last micro-batch. Every sequence has the same
     length, so the mean of per-micro-batch mean losses is the token mean over the whole batch.
@@ -39,7 +56,7 @@ def train_step(model, optimizer, scheduler, micro_batches: list[torch.Tensor], a
     for i, batch in enumerate(micro_batches):
         last = i == len(micro_batches) - 1
         with contextlib.nullcontext() if last else accelerator.no_sync(model):
-            loss = model(input_ids=batch, labels=batch, use_cache=False).loss / len(micro_batches)
+            loss = lm_loss(model, batch, compiled) / len(micro_batches)
             accelerator.backward(loss)
         total += loss.detach()
     norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
@@ -59,9 +76,42 @@ def evaluate(model, sequences: torch.Tensor, micro_batch_size: int, accelerator)
     sums = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
     for start in range(0, mine.shape[0], micro_batch_size):
         batch = mine[start:start + micro_batch_size].to(accelerator.device)
-        loss = model(input_ids=batch, labels=batch, use_cache=False).loss
+        loss = lm_loss(model, batch)
         sums[0] += loss.double() * batch.shape[0]
         sums[1] += batch.shape[0]
     model.train()
     sums = accelerator.reduce(sums, reduction="sum")
     return float(sums[0] / sums[1])
+
+
+class LaggedMetrics:
+    """Reads each step's scalar metrics one step late, so the host never waits for the GPU to
+    drain between steps (a per-step `.item()` leaves the GPU idle while the host launches the next
+    step's first kernels). The device-to-host copies are queued behind the step that made them;
+    they are read after the next step has been queued."""
+
+    def __init__(self):
+        self.pending = None
+
+    def push(self, info: dict, **tensors: torch.Tensor) -> dict | None:
+        """Queue this step's tensors; return the previous step's metrics (info + floats) if any."""
+        host = {k: v.detach().to("cpu", non_blocking=True) for k, v in tensors.items()}
+        event = None
+        if any(v.is_cuda for v in tensors.values()):
+            event = torch.cuda.Event()
+            event.record()
+        ready, self.pending = self.pending, (info, host, event)
+        return self._read(ready)
+
+    def flush(self) -> dict | None:
+        ready, self.pending = self.pending, None
+        return self._read(ready)
+
+    @staticmethod
+    def _read(item) -> dict | None:
+        if item is None:
+            return None
+        info, host, event = item
+        if event is not None:
+            event.synchronize()
+        return {**info, **{k: float(v) for k, v in host.items()}}

@@ -67,6 +67,30 @@ def test_leaderboard_rejects_anonymous_requests(evaluated_airflow):
     assert "/auth/login" in err.value.headers["Location"]
 
 
+def test_leaderboard_rejects_forged_tokens(evaluated_airflow):
+    import jwt
+
+    base = evaluated_airflow.airflow.base_url
+    forged = jwt.encode({"sub": "multiplt", "role": "ADMIN", "aud": "apache-airflow"},
+                        "not-the-deployment-secret-" * 3, algorithm="HS512")
+    for headers in ({"Authorization": f"Bearer {forged}"}, {"Cookie": f"_token={forged}"}):
+        request = urllib.request.Request(f"{base}/leaderboard/api/results", headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=30)
+        assert err.value.code == 401
+
+
+def test_invalid_params_are_rejected_when_triggering(evaluated_airflow):
+    from multiplt_airflow.rest import AirflowAPIError
+
+    client = evaluated_airflow.airflow.client
+    for conf in ({"model": "m", "languages": ["cobol"]}, {"languages": ["lua"]},
+                 {"model": "m", "n": 0}):
+        with pytest.raises(AirflowAPIError) as err:
+            client.trigger("multiplt_evaluate", conf)
+        assert err.value.status == 400, conf
+
+
 def _load_evaluate_dag():
     for path in (str(DAGS), str(DAGS.parent / "plugins")):
         if path not in sys.path:

@@ -19,7 +19,7 @@ import uuid
 import pytest
 
 from multiplt import languages
-from multiplt.execution import executor, preflight
+from multiplt.execution import executor, preflight, privileges
 from multiplt.execution.sandbox import NOBODY, Limits, Sandbox
 from multiplt.languages.base import OK
 from tests.unit.execution.helpers import installed
@@ -68,8 +68,24 @@ def test_limits_in_force(code):
     namespace, no network but loopback."""
     if not installed(code):
         pytest.skip(f"{code} runtime not installed")
+    _check_inside(code, Sandbox())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the setpriv path is taken only by root")
+def test_limits_in_force_via_setpriv(monkeypatch):
+    """Root where threads cannot be dropped: setpriv and prlimit set the same limits."""
+    monkeypatch.setattr(privileges, "supported", lambda: False)
+    sandbox = Sandbox()
+    sandbox.check()
+    assert sandbox._spawner is None
+    for code in ("py", "lua"):
+        if installed(code):
+            _check_inside(code, sandbox)
+
+
+def _check_inside(code, sandbox):
     lang = languages.get(code)
-    finished = Sandbox().run(lang, INSPECT[code], lang.timeout * 2)
+    finished = sandbox.run(lang, INSPECT[code], lang.timeout * 2)
     assert finished.exit_code == 0, finished.stderr
     out = finished.stdout
     status = dict(line.split(":", 1) for line in out[:out.index("Limit ")].splitlines()
@@ -183,7 +199,14 @@ def test_no_process_left_behind(hostile_run):
         except OSError:
             continue
         if ns in namespaces:
-            left.append(pid)
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
+                with open(f"/proc/{pid}/status") as f:
+                    ppid = [line for line in f if line.startswith("PPid")][0].split()[1]
+            except OSError:
+                continue  # exited meanwhile
+            left.append(f"{pid} (parent {ppid}): {cmd}")
     assert left == [], f"processes left in sandbox namespaces: {left}"
 
 

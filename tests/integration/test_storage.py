@@ -254,10 +254,14 @@ def test_missing_bucket_is_a_clear_error(s3_server):
 def test_named_profile_and_missing_credentials(s3_bucket, s3_server, tmp_path, monkeypatch):
     """A named profile (endpoint + keys in the AWS config files) works as well as the env vars."""
     storage.write_text(storage.join(s3_bucket, "p.txt"), "via env")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server)  # the S3-only endpoint variable works too
+    assert storage.read_text(storage.join(s3_bucket, "p.txt")) == "via env"
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
     config = tmp_path / "aws-config"
     config.write_text(f"[profile minio]\nregion = us-east-1\nendpoint_url = {s3_server}\n"
                       "aws_access_key_id = testing\naws_secret_access_key = testing\n")
-    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(key)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_PROFILE", "minio")
@@ -266,3 +270,11 @@ def test_named_profile_and_missing_credentials(s3_bucket, s3_server, tmp_path, m
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
     with pytest.raises(MultipltError, match="no-such-profile"):
         storage.exists(storage.join(s3_bucket, "p.txt"))
+
+
+def test_local_write_under_a_file_is_a_clear_error(tmp_path):
+    storage.write_text(str(tmp_path / "a"), "a file")
+    with pytest.raises(MultipltError, match="a parent of it is a file"):
+        storage.write_text(str(tmp_path / "a" / "b.txt"), "x")
+    with pytest.raises(MultipltError, match="is a folder"):
+        storage.read_text(str(tmp_path))

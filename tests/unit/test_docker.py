@@ -212,6 +212,8 @@ def test_compose_settings_are_real_airflow_and_multiplt_options():
     for key in ("AIRFLOW__MULTIPLT__DATA_URI", "AIRFLOW__MULTIPLT__RESULTS_STORE"):
         assert env[key].startswith(f"s3://{bucket}/"), key
     assert env["AWS_ENDPOINT_URL"] == "http://minio:9000" and "minio" in services
+    # stage containers resolve `minio` only on this stack's network
+    assert env["AIRFLOW__MULTIPLT__DOCKER_NETWORK"] == compose()["networks"]["default"]["name"]
     # secrets come from docker/.env, never from the committed file
     for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY",
                 "AWS_SECRET_ACCESS_KEY"):
@@ -227,3 +229,18 @@ def test_stage_runtime_runs_existing_commands():
                 argv = [e.value for e in node.elts[1:] if isinstance(e, ast.Constant) and isinstance(e.value, str)]
                 if argv:
                     assert_multiplt_argv(argv, f"{path.relative_to(facts.ROOT)}:{node.lineno}")
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_EXTRAS))
+def test_what_images_copy_exists_and_reaches_the_build(name):
+    """COPY sources exist in the repo and are not excluded by the Dockerfile's own .dockerignore
+    (BuildKit reads docker/NAME.Dockerfile.dockerignore for a build context at the repo root)."""
+    ignore = (DOCKER / f"{name}.dockerignore").read_text().splitlines()
+    assert "*" in ignore, f"{name}.dockerignore should exclude everything by default"
+    allowed = {line[1:] for line in ignore if line.startswith("!")}
+    for kind, args in instructions(DOCKER / name):
+        if kind == "COPY" and "--from" not in args:
+            *sources, _dest = args.split()
+            for source in sources:
+                assert (facts.ROOT / source).exists(), f"{name} copies missing {source}"
+                assert source.rstrip("/") in allowed, f"{name} copies {source}, which its .dockerignore excludes"

@@ -1,6 +1,6 @@
 """Packaging is honest: every import is pinned, the extras match the pins, and each kind of command
-runs with only its extra importable (a `sys.meta_path` blocker stands in for a venv holding only
-that extra), while `multiplt` itself never imports Airflow."""
+runs with only its extra installed (a Python that sees only that extra's distributions stands in
+for a venv holding only that extra), while `multiplt` itself never imports Airflow."""
 
 from __future__ import annotations
 
@@ -82,23 +82,23 @@ def test_library_never_imports_airflow():
 # dependencies (tests/packaging_facts.site_with_only), and this checkout on sys.path.
 PRELUDE = "import sys\nsys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]\n"
 RUN_CLI = "from multiplt.cli import main\nsys.exit(main(sys.argv[1:]))\n"
-_SITES: dict[tuple, str] = {}
 
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory):
+    """sites(extras) -> a site folder holding the core install plus those extras."""
     root = tmp_path_factory.mktemp("sites")
+    built: dict[tuple, str] = {}
 
     def site(extras: tuple[str, ...]) -> str:
-        if extras not in _SITES:
+        if extras not in built:
             dists = set(facts.core_pins())
             for extra in extras:
                 dists |= set(facts.extras()[extra])
-            _SITES[extras] = str(facts.site_with_only(dists, root / ("-".join(extras) or "core")))
-        return _SITES[extras]
+            built[extras] = str(facts.site_with_only(dists, root / ("-".join(extras) or "core")))
+        return built[extras]
 
-    yield site
-    _SITES.clear()
+    return site
 
 
 def run_with_only(site: str, code: str, *args, cwd=None, timeout=600):

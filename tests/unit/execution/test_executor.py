@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -164,7 +165,11 @@ def test_no_completion_files_is_an_error(tmp_path):
 
 def test_refuses_without_isolation_unless_unsafe(tmp_path, monkeypatch):
     write_problem(tmp_path, "P", [GOOD])
-    env = {**os.environ, "PATH": "/nonexistent"}
+    tools = tmp_path / "bin"  # everything the executor may call, except bwrap
+    tools.mkdir()
+    for tool in ("prlimit", "setpriv", "lua5.4", "luac5.4"):
+        os.symlink(shutil.which(tool), tools / tool)
+    env = {**os.environ, "PATH": str(tools)}
     cli = [sys.executable, "-m", "multiplt", "execute", "--in", str(tmp_path)]
     refused = subprocess.run(cli, env=env, capture_output=True, text=True)
     assert refused.returncode == 3

@@ -144,3 +144,17 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "multiplt results: error:" in err and "_scores.csv does not exist" in err
     assert cli.main(["results", "show", "--store", str(tmp_path / "s.parquet")]) == 2
+
+
+def test_s3_store_records_without_duplicates(s3_bucket):
+    from multiplt import storage
+
+    run_dir = f"{s3_bucket}/runs/humaneval-lua-org_tiny-main-0.2"
+    storage.write_text(f"{run_dir}/_scores.csv", HEADER + "humaneval-lua-org_tiny-main-0.2,1,0.50,4,2,2\n")
+    storage.write_text(f"{run_dir}/_multiplt_run.yaml",
+                       yaml.safe_dump({"model": "org/tiny", "lang": "lua", "n": 2, "temperature": 0.2}))
+    store = f"{s3_bucket}/results/results.parquet"
+    assert record_runs([run_dir], store)["added"] == 1
+    assert record_runs([run_dir], store) == {**record_runs([run_dir], store), "added": 0, "replaced": 1}
+    table = read_store(store)
+    assert table.height == 1 and table["run_uri"][0] == run_dir

@@ -1,0 +1,98 @@
+"""The bubblewrap command line for one program, its resource limits, and its kill.
+
+Namespaces: user (mapped to 65534), PID, network (only its own loopback), mount, IPC, UTS and
+cgroup where possible; no nested user namespaces. File system: the host's, read-only; a fresh
+/proc for its PID namespace; a private /dev (read-only) with the usual devices; a size-capped
+tmpfs at /tmp as its only writable place, holding the program file (copied in from a memfd, so
+nothing is written on the host).
+
+Limits are set on the namespace's init process while bubblewrap waits on its --block-fd, so the
+program inherits them with no extra exec; where that is not possible (root without
+CAP_SYS_RESOURCE in a thread we could not drop) `prlimit` sets them inside instead.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+
+NOBODY = 65534
+SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+BASE_ENV = {"PATH": SANDBOX_PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8"}
+
+
+def command_line(limits, command: list[str], *, status_fd: int, block_fd: int | None,
+                 program_fd: int | None = None, name: str = "", env: dict | None = None,
+                 binds: list[str] = (), via_setpriv: bool = False) -> list[str]:
+    """`block_fd` set: limits are applied from outside (see apply_limits); else by prlimit."""
+    argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"] \
+        if via_setpriv else []
+    argv += ["bwrap",
+             "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--disable-userns",
+             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+             "--unshare-cgroup-try", "--hostname", "sandbox",
+             "--die-with-parent", "--new-session",
+             "--ro-bind", "/", "/",
+             "--dev", "/dev", "--remount-ro", "/dev",
+             "--proc", "/proc",
+             "--perms", "0700", "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
+             *binds, "--chdir", "/tmp", "--clearenv"]
+    for key, value in {**BASE_ENV, **(env or {})}.items():
+        argv += ["--setenv", key, value]
+    if program_fd is not None:
+        argv += ["--perms", "0644", "--file", str(program_fd), f"/tmp/{name}"]
+    argv += ["--json-status-fd", str(status_fd)]
+    if block_fd is not None:
+        argv += ["--block-fd", str(block_fd), "--", *command]
+    else:
+        argv += ["--", *limits.prlimit(), *command]
+    return argv
+
+
+def apply_limits(limits, info: dict, block_w: int) -> None:
+    """Set the limits on the namespace's init (bwrap, blocked on its --block-fd), then let it go
+    on: the program it starts inherits them. The limits are per sandbox: the process count is
+    counted in the sandbox's own user namespace."""
+    pid = info.get("child-pid")
+    if not pid:
+        raise OSError("bubblewrap did not report its child's pid")
+    for which, value in ((resource.RLIMIT_NPROC, limits.processes),
+                         (resource.RLIMIT_AS, limits.address_space),
+                         (resource.RLIMIT_CORE, 0)):
+        resource.prlimit(pid, which, (value, value))
+    os.write(block_w, b"1")
+
+
+def kill(proc: subprocess.Popen, info: dict) -> None:
+    """Kill the namespace's init: the kernel then kills every process in its PID namespace, and
+    the outer bwrap reaps it and exits. (Killing the outer bwrap first would orphan the dying
+    init to the host's init, to be reaped whenever that gets to it.) Before the namespace exists
+    there is only the outer bwrap to kill."""
+    pid = info.get("child-pid")
+    if pid:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = None
+        if pidfd is not None:
+            try:
+                if _parent_of(pid) == proc.pid:  # the pidfd is that process, not a reused pid
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    return
+            except OSError:
+                pass
+            finally:
+                os.close(pidfd)
+    proc.kill()
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat.rsplit(b")", 1)[1].split()[1])

@@ -1,0 +1,152 @@
+"""The DAGs' plans and Params: command lines per stage, trigger-time validation, and the
+fine-tuning DAG's per-checkpoint evaluation confs read from a real training manifest."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+for _path in (str(DAGS), str(REPO / "plugins")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from multiplt_pipelines import params as schemas  # noqa: E402
+from multiplt_pipelines.plans import (benchmark_name, checkpoint_confs, evaluation_plan,  # noqa: E402
+                                      training_plan, trigger_run_id)
+
+
+def defaults(schema: dict, **given) -> dict:
+    return {**{k: v["default"] for k, v in schema.items() if "default" in v}, **given}
+
+
+def load_dag(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", DAGS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def test_evaluation_plan_has_one_command_per_stage_and_shard():
+    params = defaults(schemas.EVALUATE, model="bigcode/starcoderbase-1b", languages=["rkt", "lua"],
+                      n=20, shards=3, revision="v1", experiment="multiplt", epoch=0)
+    entries = evaluation_plan(params, "s3://b/runs", "s3://b/results.parquet")
+    assert [e["lang"] for e in entries] == ["rkt", "lua"]
+    rkt = entries[0]
+    assert rkt["run"] == "s3://b/runs/evaluate/humaneval-rkt-bigcode_starcoderbase_1b-v1-0.2"
+    assert rkt["build"] == ["benchmark", "build", "--source", "humaneval", "--lang", "rkt",
+                            "--out", "s3://b/runs/benchmarks/humaneval-rkt.jsonl"]
+    gen = rkt["generate"]
+    assert gen[:5] == ["generate", "--benchmark", "s3://b/runs/benchmarks/humaneval-rkt.jsonl",
+                       "--out", rkt["run"]]
+    for flag, value in (("--model", "bigcode/starcoderbase-1b"), ("--revision", "v1"), ("--n", "20"),
+                        ("--experiment", "multiplt"), ("--epoch", "0"), ("--backend", "transformers")):
+        assert gen[gen.index(flag) + 1] == value
+    assert "--tokenizer" not in gen and "--replay-source" not in gen
+    assert rkt["execute"] == [["execute", "--in", rkt["run"], "--shard", f"{k}/3"] for k in range(3)]
+    assert rkt["score"] == ["score", "--in", rkt["run"], "-k", "1,10"]
+    assert rkt["record"] == ["results", "record", "--scores", rkt["run"], "--store", "s3://b/results.parquet"]
+
+
+def test_partial_benchmarks_get_their_own_names_and_replay_sources_their_language():
+    assert benchmark_name("humaneval", None, None) == "humaneval"
+    assert benchmark_name("s3://b/mbpp.jsonl.gz", 5, None) == "mbpp_first5"
+    assert benchmark_name("humaneval", None, "b,a") == benchmark_name("humaneval", None, "a, b")
+    params = defaults(schemas.EVALUATE, model="m", languages=["r"], backend="replay",
+                      replay_source="file:///x/{lang}", problems="HumanEval_0_x", limit=3)
+    entry = evaluation_plan(params, "file:///d", "file:///s.parquet")[0]
+    assert entry["generate"][entry["generate"].index("--replay-source") + 1] == "file:///x/r"
+    assert entry["build"][-4:] == ["--limit", "3", "--problems", "HumanEval_0_x"]
+
+
+def validated(dag, conf: dict) -> dict:
+    """What Airflow does with a run's conf when it is triggered: merge into the DAG's Params, validate."""
+    params = copy.deepcopy(dag.params)
+    params.update(conf)
+    return params.validate()
+
+
+def test_evaluate_params_are_validated_when_a_run_is_triggered():
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = load_dag("multiplt_evaluate")
+    assert validated(dag, {"model": "m", "languages": ["rkt"], "n": 2})["model"] == "m"
+    for bad in ({}, {"model": ""}, {"model": "m", "languages": ["cobol"]},
+                {"model": "m", "languages": []}, {"model": "m", "n": 0},
+                {"model": "m", "backend": "gpt"}, {"model": "m", "experiment": "Bad Name"},
+                {"model": "m", "epoch": -1}, {"model": "m", "temperature": 3}):
+        with pytest.raises(ParamValidationError):
+            validated(dag, bad)
+
+
+def test_finetune_has_no_default_base_model():
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = load_dag("multiplt_finetune")
+    with pytest.raises(ParamValidationError, match="base_model"):
+        validated(dag, {})
+    assert validated(dag, {"base_model": "b"})["languages"] == ["rkt", "jl", "r", "ml", "lua"]
+
+
+def test_training_plan_one_train_per_language():
+    params = defaults(schemas.FINETUNE, base_model="bigcode/starcoderbase-1b", languages=["rkt", "ml"],
+                      dataset="s3://b/data/{lang}.parquet", epochs=2)
+    entries = training_plan(params, "s3://b/runs")
+    assert [e["out"] for e in entries] == ["s3://b/runs/training/bigcode_starcoderbase_1b-multiplt-rkt",
+                                           "s3://b/runs/training/bigcode_starcoderbase_1b-multiplt-ml"]
+    argv = entries[1]["train"]
+    for flag, value in (("--lang", "ml"), ("--experiment", "multiplt"), ("--epochs", "2"),
+                        ("--dataset", "s3://b/data/ml.parquet"), ("--base", "bigcode/starcoderbase-1b"),
+                        ("--recipe", "starcoderbase-1b"), ("--out", entries[1]["out"])):
+        assert argv[argv.index(flag) + 1] == value
+
+
+def _manifest_row(out, lang, epoch, experiment="multiplt"):
+    return {"uri": f"{out}/checkpoints/epoch{epoch}", "epoch": epoch, "step": 10 * epoch,
+            "tag": f"{lang}-{experiment}-epoch{epoch}", "eval_loss": 1.0 / epoch, "lang": lang,
+            "experiment": experiment, "base": "base/model", "tokenizer": "base/model"}
+
+
+def test_checkpoints_task_names_every_checkpoint_explicitly(tmp_path):
+    from multiplt.training import manifest
+
+    dag = load_dag("multiplt_finetune")
+    params = defaults(schemas.FINETUNE, base_model="base/model", languages=["rkt", "lua"], n=4)
+    entries = training_plan(params, f"file://{tmp_path}")
+    for entry in entries:
+        for epoch in (1, 2):
+            manifest.append(entry["out"], _manifest_row(entry["out"], entry["lang"], epoch))
+    triggers = dag.get_task("checkpoints").python_callable(entries, params=params,
+                                                          run_id="manual__1")
+    confs = [t["conf"] for t in triggers]
+    assert confs[0]["model"] == "base/model" and confs[0]["epoch"] == 0
+    assert confs[0]["languages"] == ["rkt", "lua"]
+    ckpts = confs[1:]
+    assert [(c["languages"], c["revision"], c["epoch"]) for c in ckpts] == [
+        (["rkt"], "rkt-multiplt-epoch1", 1), (["rkt"], "rkt-multiplt-epoch2", 2),
+        (["lua"], "lua-multiplt-epoch1", 1), (["lua"], "lua-multiplt-epoch2", 2)]
+    for conf, entry in zip(ckpts, [entries[0]] * 2 + [entries[1]] * 2):
+        assert conf["model"] == entry["out"]  # the training output; the tag picks the checkpoint
+        assert conf["checkpoint_uri"] == f"{entry['out']}/checkpoints/epoch{conf['epoch']}"
+        assert conf["experiment"] == "multiplt" and conf["n"] == 4 and conf["tokenizer"] == "base/model"
+        # every key the evaluate DAG would otherwise fill from a default is given explicitly
+        assert set(conf) >= {"model", "revision", "languages", "experiment", "epoch", "checkpoint_uri"}
+        assert set(conf) <= set(schemas.EVALUATE)
+    ids = [t["trigger_run_id"] for t in triggers]
+    assert len(set(ids)) == len(ids)
+    assert ids == [trigger_run_id("manual__1", c) for c in confs]  # stable across retries
+
+
+def test_checkpoint_confs_refuse_missing_or_foreign_checkpoints(tmp_path):
+    params = defaults(schemas.FINETUNE, base_model="base/model", languages=["rkt"])
+    with pytest.raises(ValueError, match="no checkpoints"):
+        checkpoint_confs(params, [{"lang": "rkt", "out": "o", "rows": []}])
+    with pytest.raises(ValueError, match="not rkt/multiplt"):
+        checkpoint_confs(params, [{"lang": "rkt", "out": "o", "rows": [_manifest_row("o", "lua", 1)]}])
+    with pytest.raises(ValueError, match="lacks"):
+        checkpoint_confs(params, [{"lang": "rkt", "out": "o", "rows": [{"tag": "rkt-multiplt-epoch1"}]}])

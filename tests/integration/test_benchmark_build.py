@@ -1,0 +1,158 @@
+"""`multiplt benchmark build|ls` and `build_benchmark`: files, report, counts, sources, errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from multiplt import languages
+from multiplt.benchmarks import analyze, build, sources
+from multiplt.benchmarks.build import build_benchmark
+from multiplt.errors import MultipltError
+
+FIELDS = {"name", "language", "prompt", "tests", "stop_tokens", "doctests", "original",
+          "prompt_terminology"}
+TARGETS = {"py": 164, "rkt": 161, "jl": 159, "r": 161, "ml": 155, "lua": 161}
+# how each prompt ends: inside an open function header, so a completion is a body
+ENDINGS = {"rkt": r"\(define \(\w+( \w+)*\)\n$", "jl": r"function \w+\(.*\)::.+ \n$",
+           "r": r"\w+ <- function\(.*\) \{$", "ml": r"let \w+( \(\w+ : .+?\))+ : .+ =$",
+           "lua": r"local function \w+\(.*\)\n$", "py": r'("""|\'\'\')\n$'}
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "multiplt", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def humaneval():
+    src = sources.load("humaneval")
+    return src, analyze.analyze(src)
+
+
+@pytest.mark.parametrize("code", sorted(TARGETS))
+def test_full_humaneval_meets_the_targets(humaneval, code):
+    src, analyses = humaneval
+    rows, report = build.build_rows(src, languages.get(code), analyses)
+    assert len(rows) >= TARGETS[code]
+    assert report["asserts_translated_fraction"] >= 0.95
+    assert set(report["problems"]) == {an.problem.name for an in analyses}
+    kept = {r["name"] for r in rows}
+    for name, entry in report["problems"].items():
+        if name in kept:
+            assert entry["translated_asserts"] >= min(3, entry["source_asserts"]), name
+        else:  # nothing dropped silently
+            assert entry["reason"] and {"name": name, "reason": entry["reason"]} in report["dropped_problems"]
+        for drop in entry["dropped_asserts"]:
+            assert drop["reason"] and drop["assert"]
+    names = [r["name"] for r in rows]
+    assert names == sorted(names)  # MultiPL-E orders by name
+    import re
+    for row in rows:
+        assert set(row) == FIELDS and row["language"] == code
+        assert re.search(ENDINGS[code], row["prompt"]), row["prompt"][-200:]
+
+
+def test_cli_build_writes_rows_and_report(tmp_path):
+    out = tmp_path / "bench" / "humaneval-ml.jsonl"
+    result = cli("benchmark", "build", "--source", "humaneval", "--lang", "ml", "--out", str(out),
+                 "--problems", "HumanEval_0_has_close_elements,HumanEval/12,HumanEval_32_find_zero")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["name"] for r in rows] == ["HumanEval_0_has_close_elements", "HumanEval_12_longest"]
+    assert rows[0]["stop_tokens"] == ["\n\n", "\n(*", "\ntype", "\nlet"]
+    assert rows[0]["doctests"] == "transform" and rows[0]["prompt_terminology"] == "reworded"
+    assert "let has_close_elements (numbers : float list) (threshold : float) : bool =" in rows[0]["prompt"]
+    assert " * >>> has_close_elements [1.0; 2.0; 3.0] 0.5\n * false" in rows[0]["prompt"]
+    report = json.loads((tmp_path / "bench" / "humaneval-ml.jsonl.report.json").read_text())
+    assert report["problems_in"] == 3 and report["problems_kept"] == 2
+    assert report["problems"]["HumanEval_0_has_close_elements"]["source_asserts"] == 7
+    assert report["problems"]["HumanEval_0_has_close_elements"]["translated_asserts"] == 7
+    assert report["dropped_problems"][0]["name"] == "HumanEval_32_find_zero"
+
+
+def test_limit_takes_the_first_names(tmp_path):
+    out = tmp_path / "x.jsonl"
+    report = build_benchmark("humaneval", "rkt", str(out), limit=3)
+    names = [json.loads(line)["name"] for line in out.read_text().splitlines()]
+    assert names == ["HumanEval_0_has_close_elements", "HumanEval_100_make_a_pile",
+                     "HumanEval_101_words_string"]
+    assert report["problems_in"] == 3
+
+
+MINI = [
+    {"task_id": "Mini/1", "entry_point": "halve",
+     "prompt": "def halve(xs):\n    \"\"\"Halve every number of a list.\n    >>> halve([2, 3])\n    [1.0, 1.5]\n    \"\"\"\n",
+     "canonical_solution": "    return [x / 2 for x in xs]\n",
+     "test": "def check(candidate):\n    assert candidate([]) == []\n    assert candidate([2, -4]) == [1.0, -2.0]\n"
+             "    assert abs(candidate([1])[0] - 0.5) < 1e-9\n    for n in range(3):\n"
+             "        assert candidate([n]) == [n / 2]\n"},
+    {"task_id": "Mini/2", "entry_point": "is_even",
+     "prompt": "def is_even(n: int) -> bool:\n    \"\"\"True for even numbers; None is never returned.\"\"\"\n",
+     "canonical_solution": "    return n % 2 == 0\n",
+     "test": "def check(candidate):\n    assert candidate(2)\n    assert not candidate(-3)\n    assert True\n"
+             "    assert candidate(10) is True\n"},
+]
+
+
+def test_any_humaneval_format_jsonl_gz_uri(tmp_path):
+    src = tmp_path / "mini.jsonl.gz"
+    src.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in MINI).encode()))
+    out = tmp_path / "mini-ml.jsonl"
+    report = build_benchmark(f"file://{src}", "ml", str(out))
+    rows = {r["name"]: r for r in map(json.loads, out.read_text().splitlines())}
+    halve = rows["Mini_1_halve"]
+    assert "let halve (xs : int list) : float list =" in halve["prompt"]
+    assert "assert ((candidate []) = []);" in halve["tests"]
+    assert "assert ((candidate [2; (-4)]) = [1.0; (-2.0)]);" in halve["tests"]
+    assert halve["tests"].count("assert") == 3 + 3  # two literal + tolerance (1e-09 check) + loop
+    assert "(candidate [2]) = [1.0]" in halve["tests"]
+    assert ">>> halve [2; 3]\n * [1.0; 1.5]" in halve["prompt"]
+    even = rows["Mini_2_is_even"]
+    assert "assert ((candidate (-3)) = false);" in even["tests"]
+    assert "None is never returned" in even["prompt"]  # OCaml's word for None is None
+    assert report["problems"]["Mini_2_is_even"]["source_asserts"] == 3
+    assert report["problems"]["Mini_2_is_even"]["ignored"][0]["reason"] == "assert True tests nothing"
+
+
+def test_bad_source_rows_are_a_clear_error_and_write_nothing(tmp_path):
+    src = tmp_path / "bad.jsonl"
+    src.write_text(json.dumps({"task_id": "X/1", "prompt": "def f(): pass"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    result = cli("benchmark", "build", "--source", str(src), "--lang", "lua", "--out", str(out))
+    assert result.returncode == 2
+    assert "lacks the HumanEval-format field(s) entry_point, test" in result.stderr
+    assert not out.exists() and not os.path.exists(str(out) + ".report.json")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"source": "humaneval", "problems": ["HumanEval_999_nope"]}, "unknown problem name"),
+    ({"source": "no/such/file.jsonl"}, "does not exist"),
+    ({"source": "not a source"}, "unknown benchmark source"),
+    ({"source": "humaneval", "limit": 0}, "--limit must be at least 1"),
+])
+def test_bad_arguments(tmp_path, kwargs, message):
+    with pytest.raises(MultipltError, match=message):
+        build_benchmark(lang="r", out=str(tmp_path / "o.jsonl"), **kwargs)
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_hugging_face_source_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(MultipltError, match="cannot load the Hugging Face dataset 'nobody/nothing'"):
+        build_benchmark("nobody/nothing", "lua", str(tmp_path / "o.jsonl"))
+
+
+def test_ls_lists_sources_and_counts():
+    result = cli("benchmark", "ls", "--json")
+    assert result.returncode == 0, result.stderr
+    table = json.loads(result.stdout)
+    assert table[0]["source"] == "humaneval" and table[0]["problems"] == 164
+    assert set(table[0]["languages"]) == set(TARGETS)
+    assert all(table[0]["languages"][c] >= n for c, n in TARGETS.items())

@@ -1,0 +1,92 @@
+"""`multiplt evaluate` end to end on the CPU: benchmark build, generate, execute (sandbox) and
+score in one command, with the tiny model and with replayed reference solutions."""
+
+import os
+
+import pytest
+
+from multiplt import cli, storage
+from tests.fixtures import solutions
+
+pytestmark = pytest.mark.slow
+LANGS = "rkt,lua"
+
+
+@pytest.fixture(scope="module")
+def benchmarks(tmp_path_factory):
+    """One benchmark folder for the module: the first evaluate builds it, later ones reuse it."""
+    return str(tmp_path_factory.mktemp("benchmarks"))
+
+
+def evaluate(out, benchmarks, *extra):
+    return cli.main(["evaluate", "--lang", LANGS, "--out", out, "--benchmarks", benchmarks,
+                     "--workers", "2", *extra])
+
+
+def run_folders(out):
+    return sorted(u for u in storage.ls(out) if u.endswith("/") and "humaneval-" in u)
+
+
+def snapshot(folders):
+    """mtime of every file the pipeline wrote for generate and execute."""
+    return {path: os.stat(path).st_mtime_ns for f in folders for path in
+            (storage.local_path(u) for u in storage.ls(f))
+            if path.endswith((".json.gz", ".yaml"))}
+
+
+def test_tiny_model_two_languages_resume_and_rerun(tiny_model, tmp_path, benchmarks, capsys):
+    out = str(tmp_path / "eval")
+    model = ["--model", tiny_model, "--limit", "2", "--max-new-tokens", "12", "--temperature", "0.8"]
+    assert evaluate(out, benchmarks, *model, "--n", "1") == 0
+    assert sorted(storage.basename(u) for u in storage.ls(benchmarks)) == [
+        "humaneval-lua.jsonl", "humaneval-lua.jsonl.report.json",
+        "humaneval-rkt.jsonl", "humaneval-rkt.jsonl.report.json"]
+    folders = run_folders(out)
+    assert len(folders) == 2
+    firsts = {u: storage.read_json(u)["completions"][0] for f in folders for u in storage.ls(f)
+              if u.endswith(".json.gz") and not u.endswith(".results.json.gz")}
+    assert len(firsts) == 4
+
+    # resume to 2 samples: sample 0 is kept, sample 1 added, and everything is executed and scored
+    assert evaluate(out, benchmarks, *model, "--n", "2") == 0
+    for uri, first in firsts.items():
+        assert storage.read_json(uri)["completions"][:1] == [first]
+        assert len(storage.read_json(uri)["completions"]) == 2
+        results = storage.read_json(uri.replace(".json.gz", ".results.json.gz"))["results"]
+        assert len(results) == 2 and all(r["status"] for r in results)
+    for f in folders:
+        assert storage.exists(storage.join(f, "_scores.csv"))
+        assert storage.exists(storage.join(f, "_per_problem.parquet"))
+        assert set(storage.basename(u) for u in storage.ls(f)) <= {
+            "_scores.csv", "_per_problem.parquet", "_multiplt_run.yaml",
+            *(storage.basename(u) for u in firsts), *(storage.basename(u).replace(".json.gz", ".results.json.gz")
+                                                      for u in firsts)}
+    table = capsys.readouterr().out
+    assert "pass@k" in table and "rkt" in table and "lua" in table
+
+    # a rerun with nothing missing rewrites no completion, result or run file
+    before = snapshot(folders)
+    assert evaluate(out, benchmarks, *model, "--n", "2") == 0
+    assert snapshot(folders) == before
+
+
+def test_replayed_reference_solutions_score_exactly_half(tmp_path, benchmarks, capsys):
+    replay = tmp_path / "replay"
+    names = None
+    for code in LANGS.split(","):
+        bench = storage.join(benchmarks, f"humaneval-{code}.jsonl")
+        if not storage.exists(bench):
+            from multiplt.benchmarks.build import build_benchmark
+
+            build_benchmark("humaneval", code, bench)
+        shared = sorted(set(solutions.load("rkt")) & set(solutions.load("lua")))[:3]
+        names = solutions.write_completion_folder(bench, code, str(replay / code), names=shared)
+    out = str(tmp_path / "eval")
+    assert evaluate(out, benchmarks, "--backend", "replay", "--replay-source", str(replay / "{lang}"),
+                    "--model", "reference", "--n", "2", "--problems", ",".join(names)) == 0
+    for folder in run_folders(out):
+        csv = storage.read_text(storage.join(folder, "_scores.csv")).splitlines()
+        assert csv[0] == "Dataset,Pass@k,Estimate,NumProblems,MinCompletions,MaxCompletions"
+        fields = csv[1].split(",")
+        assert fields[1] == "1" and float(fields[2]) == 0.5 and fields[3] == "3", csv
+    assert capsys.readouterr().out.count("0.5000") == 2

@@ -1,0 +1,118 @@
+"""The generate driver's rerun contract, driven by the replay backend (no model needed)."""
+
+import pytest
+
+from multiplt import storage
+from multiplt.errors import MultipltError
+from multiplt.generation import folder
+from multiplt.generation.driver import generate
+
+STOPS = ["\n(define", "\n;"]
+
+
+@pytest.fixture
+def bench(tmp_path):
+    rows = [{"name": f"HumanEval_{i}_f", "language": "rkt", "prompt": f"#lang racket\n(define (f{i} x)\n",
+             "tests": "(module+ test)\n", "stop_tokens": STOPS} for i in range(3)]
+    uri = str(tmp_path / "bench.jsonl")
+    storage.write_jsonl(uri, rows)
+    replay = str(tmp_path / "replay.jsonl")
+    storage.write_jsonl(replay, [{"name": r["name"], "completion": f"  (+ x {j}))"}
+                                 for r in rows for j in range(4)])
+    return uri, replay
+
+
+def run(bench, out, **kw):
+    uri, replay = bench
+    opts = dict(backend="replay", replay_source=replay, model="replayed", n=2, batch_size=3)
+    opts.update(kw)
+    return generate(uri, out, **opts)
+
+
+def test_writes_multipl_e_files_and_run_record(bench, tmp_path):
+    out = str(tmp_path / "run")
+    summary = run(bench, out, experiment="multiplt", epoch=0)
+    assert summary["generated"] == 6
+    rec = storage.read_json(folder.problem_uri(out, "HumanEval_1_f"))
+    assert set(rec) == {"name", "language", "prompt", "tests", "completions", "stop_tokens",
+                        "temperature", "top_p", "max_tokens"}
+    assert rec["completions"] == ["  (+ x 0))", "  (+ x 1))"]
+    assert rec["stop_tokens"] == STOPS and rec["max_tokens"] == 512
+    run_record = folder.read_run(out)
+    assert run_record["experiment"] == "multiplt" and run_record["epoch"] == 0
+    assert run_record["benchmark_sha256"] and run_record["n"] == 2
+    assert not [u for u in storage.ls(out) if u.endswith(".yaml.json")]
+
+
+def test_rerun_writes_nothing_and_more_samples_extend(bench, tmp_path, monkeypatch):
+    out = str(tmp_path / "run")
+    run(bench, out)
+    writes = []
+    real = storage.write_bytes
+    monkeypatch.setattr(storage, "write_bytes", lambda uri, data: (writes.append(uri), real(uri, data)))
+    assert run(bench, out)["generated"] == 0
+    assert writes == []
+    assert run(bench, out, n=3)["generated"] == 3
+    rec = storage.read_json(folder.problem_uri(out, "HumanEval_0_f"))
+    assert rec["completions"] == ["  (+ x 0))", "  (+ x 1))", "  (+ x 2))"]
+
+
+@pytest.mark.parametrize("change,field", [({"temperature": 0.8}, "temperature"),
+                                          ({"top_p": 0.5}, "top_p"),
+                                          ({"max_new_tokens": 64}, "max_new_tokens"),
+                                          ({"seed": 3}, "seed")])
+def test_changed_settings_are_refused_naming_the_difference(bench, tmp_path, change, field):
+    out = str(tmp_path / "run")
+    run(bench, out)
+    with pytest.raises(MultipltError, match=field):
+        run(bench, out, **change)
+
+
+def test_changed_stop_tokens_in_problem_file_are_refused(bench, tmp_path):
+    out = str(tmp_path / "run")
+    run(bench, out, problems="HumanEval_0_f")
+    rec = storage.read_json(folder.problem_uri(out, "HumanEval_0_f"))
+    rec["stop_tokens"] = ["\n"]
+    storage.write_json(folder.problem_uri(out, "HumanEval_0_f"), rec)
+    with pytest.raises(MultipltError, match="stop_tokens"):
+        run(bench, out)
+
+
+def test_bad_inputs(bench, tmp_path):
+    out = str(tmp_path / "run")
+    with pytest.raises(MultipltError, match="HumanEval_9_x"):
+        run(bench, out, problems="HumanEval_9_x")
+    with pytest.raises(MultipltError, match="does not exist"):
+        generate(str(tmp_path / "missing.jsonl"), out, backend="replay", replay_source="x")
+    with pytest.raises(MultipltError, match="too few completions"):
+        run(bench, out, n=5)
+    assert storage.ls(out) == []  # a failed run leaves nothing behind
+    with pytest.raises(MultipltError, match="unknown generation backend"):
+        run(bench, str(tmp_path / "run2"), backend="nope")
+
+
+def test_replay_from_a_completion_folder(bench, tmp_path):
+    first = str(tmp_path / "first")
+    run(bench, first)
+    second = str(tmp_path / "second")
+    run(bench, second, replay_source=first)
+    for name in ("HumanEval_0_f", "HumanEval_2_f"):
+        assert storage.read_json(folder.problem_uri(second, name))["completions"] == \
+            storage.read_json(folder.problem_uri(first, name))["completions"]
+
+
+def test_limit_selects_first_problems(bench, tmp_path):
+    out = str(tmp_path / "run")
+    assert run(bench, out, limit=1)["problems"] == 1
+    assert [storage.basename(u) for u in storage.ls(out) if u.endswith(".json.gz")] == ["HumanEval_0_f.json.gz"]
+
+
+def test_vllm_missing_is_a_clear_error(bench, tmp_path):
+    pytest.importorskip("torch")
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vllm is installed")
+    except ImportError:
+        pass
+    with pytest.raises(MultipltError, match="vllm"):
+        run(bench, str(tmp_path / "run"), backend="vllm", model="x")

@@ -1,0 +1,30 @@
+"""`multiplt model init-tiny` builds a loadable GPTBigCode model + byte-level BPE tokenizer."""
+
+import json
+
+import pytest
+
+from multiplt import cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_init_tiny_builds_a_loadable_model(tmp_path, capsys):
+    transformers = pytest.importorskip("transformers")
+    out = tmp_path / "tiny"
+    assert cli.main(["model", "init-tiny", "--out", str(out), "--steps", "3", "--vocab-size", "400",
+                     "--layers", "1", "--hidden", "32"]) == 0
+    model = transformers.AutoModelForCausalLM.from_pretrained(out)
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    assert model.config.model_type == "gpt_bigcode" and model.config.multi_query
+    assert len(tok) <= 400 and tok.eos_token == "<|endoftext|>"
+    text = "(define (f x) (+ x 1))\nlocal t = {}\nlet x = 1 in x\n"
+    assert tok.decode(tok(text)["input_ids"]) == text  # byte-level: lossless
+    info = json.loads((out / "multiplt_tiny.json").read_text())
+    assert info["corpus"]["python"]["chars"] > 0 and info["config"]["steps"] == 3
+    assert "init-tiny" in capsys.readouterr().out
+
+
+def test_init_tiny_rejects_bad_shape(tmp_path):
+    assert cli.main(["model", "init-tiny", "--out", str(tmp_path / "t"), "--hidden", "30"]) == 2
+    assert not (tmp_path / "t").exists()

@@ -1,0 +1,96 @@
+"""OpenAI-compatible backend against a local fake completions server: concurrency, retries on
+transient errors only, stop handling."""
+
+import http.server
+import json
+import threading
+
+import pytest
+
+from multiplt.errors import MultipltError
+from multiplt.generation.base import Request, Sampling
+from multiplt.generation.openai_backend import OpenAIBackend
+
+
+class FakeServer:
+    def __init__(self, failures=0, status=503):
+        self.failures, self.status = failures, status
+        self.bodies, self.active, self.max_active = [], 0, 0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.bodies.append(body)
+                    fail = server.failures > 0
+                    server.failures -= 1
+                    server.active += 1
+                    server.max_active = max(server.max_active, server.active)
+                threading.Event().wait(0.05)
+                with server.lock:
+                    server.active -= 1
+                if fail:
+                    data, code = b'{"error": "busy"}', server.status
+                else:
+                    text = body["prompt"][-1] + " body\n(define (g) 1)"  # stop string included
+                    data, code = json.dumps({"choices": [{"text": text}]}).encode(), 200
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    servers = []
+
+    def make(**kw):
+        servers.append(FakeServer(**kw))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+SAMPLING = Sampling(temperature=0.2, top_p=0.95, max_new_tokens=32, stop=("\n(define",), seed=1)
+
+
+def test_concurrent_requests_and_stop_cut(server):
+    s = server()
+    backend = OpenAIBackend(s.url, "served-model", concurrency=4, backoff=0.01)
+    reqs = [Request(f"p{i}", f"prompt {i}\n", j) for i in range(4) for j in range(2)]
+    got = {(r.problem, r.index): t for group in backend.generate(reqs, SAMPLING) for r, t in group}
+    assert len(got) == 8 and got[("p3", 1)] == "3 body"
+    assert s.max_active > 1
+    body = s.bodies[0]
+    assert body["model"] == "served-model" and body["max_tokens"] == 32 and body["stop"] == ["\n(define"]
+    assert len({b["seed"] for b in s.bodies}) == 8  # a seed per (problem, sample)
+
+
+def test_retries_transient_errors(server):
+    s = server(failures=2, status=503)
+    backend = OpenAIBackend(s.url, "m", concurrency=1, backoff=0.01)
+    got = [t for g in backend.generate([Request("p", "x", 0)], SAMPLING) for _, t in g]
+    assert got == ["x body"] and len(s.bodies) == 3
+
+
+def test_does_not_retry_client_errors(server):
+    s = server(failures=5, status=400)
+    backend = OpenAIBackend(s.url, "m", concurrency=1, backoff=0.01)
+    with pytest.raises(MultipltError, match="400"):
+        list(backend.generate([Request("p", "x", 0)], SAMPLING))
+    assert len(s.bodies) == 1

@@ -1,0 +1,48 @@
+"""Run folder names, and where models come from (local folders, storage URIs with a cache)."""
+
+import json
+
+import pytest
+
+from multiplt import storage
+from multiplt.errors import MultipltError
+from multiplt.evaluation.runs import run_folder_name
+from multiplt.generation import model_source
+
+
+def test_run_folder_name():
+    assert run_folder_name("humaneval", "rkt", "nuprl/MultiPL-T-StarCoderBase_1b", "rkt-multiplt-epoch5", 0.2) \
+        == "humaneval-rkt-nuprl_MultiPL_T_StarCoderBase_1b-rkt_multiplt_epoch5-0.2"
+    name = run_folder_name("humaneval", "lua", "s3://bucket/ckpt/x/", None, 0.8)
+    assert name == "humaneval-lua-bucket_ckpt_x-main-0.8"
+    assert "/" not in name and len(name.split("-")) == 5
+
+
+def test_local_folder_and_revision_errors(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    assert model_source.resolve_model(str(tmp_path / "m")).path == str(tmp_path / "m")
+    with pytest.raises(MultipltError, match="revision"):
+        model_source.resolve_model(str(tmp_path / "m"), "main")
+    with pytest.raises(MultipltError, match="not a model folder"):
+        model_source.resolve_model(str(tmp_path / "nope"))
+
+
+def test_s3_model_downloaded_once_and_refetched_when_changed(s3_bucket, tmp_path, monkeypatch):
+    monkeypatch.setenv("MULTIPLT_CACHE_DIR", str(tmp_path / "cache"))
+    uri = f"{s3_bucket}/models/m"
+    storage.write_text(f"{uri}/config.json", json.dumps({"v": 1}))
+    storage.write_bytes(f"{uri}/model.safetensors", b"weights")
+    calls = []
+    real = storage.download_dir
+    monkeypatch.setattr(storage, "download_dir", lambda u, d: (calls.append(u), real(u, d))[1])
+    first = model_source.resolve_model(uri)
+    again = model_source.resolve_model(uri)
+    assert first.path == again.path and len(calls) == 1
+    assert open(f"{first.path}/model.safetensors", "rb").read() == b"weights"
+    storage.write_text(f"{uri}/config.json", json.dumps({"v": 2}))
+    changed = model_source.resolve_model(uri)
+    assert changed.path != first.path and len(calls) == 2
+    assert json.load(open(f"{changed.path}/config.json")) == {"v": 2}
+    with pytest.raises(MultipltError, match="config.json"):
+        model_source.resolve_model(f"{s3_bucket}/models/empty")
