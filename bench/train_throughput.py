@@ -194,7 +194,8 @@ def run_ours(config, data, args, device, n_params, micro: int, compile_: str) ->
         with open(os.path.join(os.path.dirname(os.path.abspath(args.out)), f"profile-{micro}{compile_}.txt"), "w") as f:
             f.write(table)
         args.profile = False
-    result = summarize(f"ours micro{micro}{'+compile-' + ('whole' if compile_ == 'f' else 'blocks') if compile_ else ''}", times, BATCH * data.shape[1],
+    result = summarize(f"ours micro{micro}{'+compile-' + ('whole' if compile_ == 'f' else 'blocks') if compile_ else ''}"
+                       f"{'+flash' if not torch.backends.cuda.cudnn_sdp_enabled() and device.type == 'cuda' else ''}", times, BATCH * data.shape[1],
                        n_params, device, {"micro_batch": micro, "grad_accum": BATCH // micro,
                                           "optimizer": "torch AdamW fused (multiplt.training.optim)",
                                           "precision": precision, "attention": "sdpa",
@@ -223,7 +224,7 @@ def main() -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny model and 128-token sequences (CPU check)")
     ap.add_argument("--variants", default="8c,8",
                     help="ours: comma-separated micro-batch sizes; suffix c = compile each block, "
-                    "f = compile the whole model (default %(default)s)")
+                    "f = compile the whole model, F = flash attention kernel (default %(default)s)")
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table of the first variant")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--out", required=True, help="JSON result file")
@@ -242,18 +243,25 @@ def main() -> int:
     variants = [v for v in args.variants.split(",") if v]
     while variants:
         variant = variants.pop(0)
-        micro, compile_ = int(variant.rstrip("cf")), variant[-1] if variant[-1] in "cf" else ""
+        flags = variant.lstrip("0123456789")
+        micro, compile_ = int(variant[:len(variant) - len(flags)]), "f" if "f" in flags else ("c" if "c" in flags else "")
         try:
+            # F: SDPA's FlashAttention-2 kernel instead of cuDNN's (PyTorch prefers cuDNN on Hopper)
+            if device.type == "cuda":
+                torch.backends.cuda.enable_cudnn_sdp("F" not in flags)
             results.append(run_ours(config, data, args, device, n_params, micro, compile_))
+            results[-1]["attention"] = "sdpa (flash)" if "F" in flags else "sdpa (cudnn preferred)"
         except torch.OutOfMemoryError as exc:  # a smaller card: halve the micro-batch and retry
             errors[variant] = f"out of memory: {exc}"[:300]
             print(f"ours {variant}: out of memory", flush=True)
             if micro > 1:
-                variants.insert(0, f"{micro // 2}{compile_}")
+                variants.insert(0, f"{micro // 2}{flags}")
         except Exception as exc:  # record a failing variant (e.g. compilation) and go on
             errors[variant] = repr(exc)[:500]
             print(f"ours {variant}: failed: {exc!r}"[:500], flush=True)
         reset_memory(device)
+    if device.type == "cuda":
+        torch.backends.cuda.enable_cudnn_sdp(True)  # PyTorch's default for the baseline
     baseline = None if args.skip_baseline else run_baseline(config, data, args, device, n_params)
     best = max(results, key=lambda r: r["tokens_per_s"]) if results else None
     record = {

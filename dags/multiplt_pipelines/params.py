@@ -41,6 +41,8 @@ SAMPLING = {
                    type=["null", "string"]),
     "shards": _p(4, "execute shards per language (parallel sandbox tasks)", type="integer",
                  minimum=1, maximum=64),
+    "replay_source": _p(None, "replay backend: completion folder or JSONL; `{lang}` is replaced "
+                        "by each language code", type=["null", "string"]),
 }
 
 EVALUATE = {
@@ -58,8 +60,6 @@ EVALUATE = {
     "checkpoint_uri": _p(None, "the checkpoint this run evaluates, as listed in the training "
                          "manifest (set by multiplt_finetune; informational)",
                          type=["null", "string"]),
-    "replay_source": _p(None, "replay backend: completion folder or JSONL; `{lang}` is replaced "
-                        "by each language code", type=["null", "string"]),
 }
 
 FINETUNE = {

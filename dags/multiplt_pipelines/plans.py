@@ -104,7 +104,7 @@ def training_plan(params: dict, data_uri: str) -> list[dict]:
 
 
 SAMPLING_KEYS = ("benchmark_source", "n", "temperature", "top_p", "max_new_tokens", "backend",
-                 "limit", "problems", "shards")
+                 "limit", "problems", "shards", "replay_source")
 IDENTITY_KEYS = ("model", "revision", "tokenizer", "languages", "experiment", "epoch")
 
 

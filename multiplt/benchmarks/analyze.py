@@ -23,6 +23,7 @@ from multiplt.errors import MultipltError
 from multiplt.languages.base import Param, TestCase
 from multiplt.languages.types import (UNKNOWN, PyType, TypeParseError, of_value, parse, refine,
                                       unify)
+from multiplt.log import Funnel
 
 LOG = logging.getLogger("multiplt.benchmarks")
 
@@ -109,6 +110,22 @@ def _infer_types(an: Analysis, keep_declared: bool = False) -> None:
     an.returns = refine(an.returns if keep_declared else sig.returns, returned)
 
 
+def _apply_property(an: Analysis, entry: dict, row: dict) -> None:
+    """A property assert (`poly(xs, candidate(xs)) ~ 0`) with per-language templates: each call
+    the check made to the candidate becomes one case, rendered through the template."""
+    prop = entry["property"]
+    sites = [s for s in an.sites if prop["assert"] in s.source]
+    if len(sites) != 1:
+        raise MultipltError(f"override for {an.problem.name}: property assert {prop['assert']!r} "
+                            f"matches {len(sites)} asserts")
+    templates = tuple(sorted(prop["templates"].items()))
+    cases = [TestCase(_literal(args), _literal(result), None, templates)
+             for args, result in row.get("calls", [])]
+    if cases:
+        an.cases[sites[0].index] = cases
+        an.site_drops.pop(sites[0].index, None)
+
+
 def _apply_overrides(an: Analysis, entry: dict) -> None:
     for arg, text in (entry.get("params") or {}).items():
         for i, p in enumerate(an.params):
@@ -141,7 +158,7 @@ def analyze(source: Source, timeout: float = 20.0) -> list[Analysis]:
         analyses.append(an)
         try:
             an.sig = parse_prompt(problem.prompt, problem.entry_point)
-            rewritten, an.sites = asserts.normalize(problem.test)
+            rewritten, an.sites = asserts.normalize(problem.test, problem.entry_point)
         except (PromptError, asserts.CheckError) as exc:
             an.error = str(exc)
             continue
@@ -157,10 +174,21 @@ def analyze(source: Source, timeout: float = 20.0) -> list[Analysis]:
         if an.error:
             continue
         _collect_cases(an, rows.get(an.problem.name, {}))
+        if overrides.get(an.problem.name, {}).get("property"):
+            _apply_property(an, overrides[an.problem.name], rows.get(an.problem.name, {}))
         _infer_types(an)
         if an.problem.name in overrides:
             _apply_overrides(an, overrides[an.problem.name])
             _infer_types(an, keep_declared=True)
+    funnel = Funnel("benchmark asserts")
+    for an in analyses:
+        for site in an.counted_sites:
+            if site.index in an.cases:
+                funnel.keep()
+            else:
+                reason = an.site_drops.get(site.index, an.error or "problem not analyzable")
+                funnel.drop(reason.split(" (")[0].split(":")[0][:50])
+    funnel.log(LOG)
     unused = set(overrides) - {an.problem.name for an in analyses}
     if unused and len(source.problems) > 100:
         LOG.warning("overrides name problems not in the source: %s", ", ".join(sorted(unused)))

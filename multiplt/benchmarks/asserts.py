@@ -33,9 +33,9 @@ class Site:
     in_loop: bool = False
 
 
-def _is_candidate_call(node: ast.AST) -> bool:
+def _is_call_to(node: ast.AST, callees) -> bool:
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id == "candidate" and not node.keywords
+            and node.func.id in callees and not node.keywords
             and not any(isinstance(a, ast.Starred) for a in node.args))
 
 
@@ -48,8 +48,15 @@ def _unwrap(node: ast.AST, *funcs: str) -> ast.AST | None:
     return None
 
 
-def match(test: ast.expr) -> tuple[str, ast.Call | None, ast.expr | None, ast.expr | None, str]:
-    """Classify one assert test: (mode, candidate call, expected expr, tolerance expr, reason)."""
+def match(test: ast.expr, callees=("candidate",)
+          ) -> tuple[str, ast.Call | None, ast.expr | None, ast.expr | None, str]:
+    """Classify one assert test: (mode, candidate call, expected expr, tolerance expr, reason).
+    `callees` name the function under test: `candidate`, and the entry point itself (MBPP-style
+    tests converted to HumanEval format often call the function by name)."""
+
+    def _is_candidate_call(node):
+        return _is_call_to(node, callees)
+
     if isinstance(test, ast.Constant) and test.value is True:
         return TRIVIAL, None, None, None, "assert True tests nothing"
     if _is_candidate_call(test):
@@ -83,7 +90,8 @@ def match(test: ast.expr) -> tuple[str, ast.Call | None, ast.expr | None, ast.ex
 
 
 class _Rewriter(ast.NodeTransformer):
-    def __init__(self):
+    def __init__(self, callees):
+        self.callees = callees
         self.sites: list[Site] = []
         self._loops = 0
 
@@ -96,7 +104,7 @@ class _Rewriter(ast.NodeTransformer):
     visit_For = visit_While = visit_AsyncFor = _loop  # noqa: N815
 
     def visit_Assert(self, node: ast.Assert):  # noqa: N802
-        mode, call, expected, tol, reason = match(node.test)
+        mode, call, expected, tol, reason = match(node.test, self.callees)
         site = Site(len(self.sites), node.lineno, ast.unparse(node.test)[:300], mode, reason,
                     self._loops > 0)
         self.sites.append(site)
@@ -113,7 +121,7 @@ class CheckError(ValueError):
     pass
 
 
-def normalize(test_source: str) -> tuple[str, list[Site]]:
+def normalize(test_source: str, entry_point: str | None = None) -> tuple[str, list[Site]]:
     """The test module with the `check` function's asserts rewritten, and its sites."""
     try:
         module = ast.parse(test_source)
@@ -122,7 +130,7 @@ def normalize(test_source: str) -> tuple[str, list[Site]]:
     checks = [n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
     if not checks:
         raise CheckError("the test code defines no check(candidate) function")
-    rewriter = _Rewriter()
+    rewriter = _Rewriter({"candidate", entry_point} - {None})
     rewriter.visit(checks[-1])
     ast.fix_missing_locations(module)
     return ast.unparse(module), rewriter.sites

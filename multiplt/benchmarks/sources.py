@@ -66,6 +66,12 @@ def _is_file_ref(source: str) -> bool:
 def _read_jsonl_bytes(data: bytes, label: str) -> list[dict]:
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
+    text = data.decode("utf-8").lstrip()
+    if text.startswith("["):  # a JSON array of problems
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise MultipltError(f"{label}: not valid JSON: {exc.msg}") from None
     rows = []
     for n, line in enumerate(data.decode("utf-8").splitlines(), 1):
         if line.strip():
@@ -123,6 +129,8 @@ def load(source: str) -> Source:
         raise MultipltError(f"benchmark source {source!r} has no problems")
     problems = []
     for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise MultipltError(f"{source}: problem {n} is not a JSON object")
         missing = [k for k in REQUIRED if not isinstance(row.get(k), str)]
         if missing:
             raise MultipltError(f"{source}: problem {n} ({row.get('task_id', '?')}) lacks the "

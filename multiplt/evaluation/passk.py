@@ -24,6 +24,7 @@ import math
 
 from multiplt import storage
 from multiplt.errors import MultipltError
+from multiplt.evaluation import parquet
 
 LOG = logging.getLogger("multiplt.evaluation")
 
@@ -126,9 +127,10 @@ def _fmt(value) -> str:
 
 
 def _write_per_problem(uri: str, counts: list[dict], ks: list[int]) -> None:
-    import polars as pl
-
-    schema = {"problem": pl.Utf8, "language": pl.Utf8, "n": pl.Int64, "c": pl.Int64,
-              **{f"pass@{k}": pl.Float64 for k in ks}}
-    df = pl.DataFrame([{key: r.get(key) for key in schema} for r in counts], schema=schema)
-    storage.write_parquet(uri, df)
+    # Written with our standard-library writer: the sandbox image has no polars.
+    columns = [("problem", "string", [r["problem"] for r in counts]),
+               ("language", "string", [r["language"] for r in counts]),
+               ("n", "int64", [r["n"] for r in counts]),
+               ("c", "int64", [r["c"] for r in counts])]
+    columns += [(f"pass@{k}", "double", [r[f"pass@{k}"] for r in counts]) for k in ks]
+    storage.write_bytes(uri, parquet.write_table(columns))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import resource
+import select
 import signal
 import subprocess
 
@@ -66,11 +67,47 @@ def apply_limits(limits, info: dict, block_w: int) -> None:
     os.write(block_w, b"1")
 
 
+class Namespace:
+    """A handle (pidfd) on the namespace's init, taken while bubblewrap is its parent."""
+
+    def __init__(self):
+        self.pidfd: int | None = None
+
+    def attach(self, info: dict, outer_pid: int) -> None:
+        pid = info.get("child-pid")
+        if not pid:
+            return
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return
+        if _parent_of(pid) == outer_pid:  # that process, not a reused pid
+            self.pidfd = pidfd
+        else:
+            os.close(pidfd)
+
+    def wait_gone(self, timeout: float = 2.0) -> None:
+        """Return once the init has exited: by then the kernel has killed and reaped every other
+        process of its PID namespace. bubblewrap exits as soon as the program's exit code is
+        known, so its init may be orphaned and still exiting here; the host's init reaps it.
+        When that is us (pid 1 in a container), reap it now so that zombies do not pile up."""
+        if self.pidfd is None:
+            return
+        try:
+            select.select([self.pidfd], [], [], timeout)
+            try:
+                os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED | os.WNOHANG)
+            except ChildProcessError:
+                pass  # not our child: the host's init reaps it
+        finally:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
 def kill(proc: subprocess.Popen, info: dict) -> None:
     """Kill the namespace's init: the kernel then kills every process in its PID namespace, and
     the outer bwrap reaps it and exits. (Killing the outer bwrap first would orphan the dying
-    init to the host's init, to be reaped whenever that gets to it.) Before the namespace exists
-    there is only the outer bwrap to kill."""
+    init to the host's init.) Before the namespace exists there is only the outer bwrap."""
     pid = info.get("child-pid")
     if pid:
         try:

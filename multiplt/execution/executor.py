@@ -17,7 +17,7 @@ import queue
 import time
 from collections import Counter
 
-from multiplt import languages, storage
+from multiplt import languages
 from multiplt.errors import MultipltError, PlatformError
 from multiplt.execution import files
 from multiplt.execution.preflight import preflight
@@ -86,10 +86,11 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
 
 def _plan(names, found, out_uri, problem_funnel, program_funnel) -> list[_Job]:
     """Read and check every input first (bad input fails before anything runs), reuse earlier
-    results, and fold identical programs into one job."""
+    results (by position, or any earlier result of the identical program), and fold identical
+    programs into one job."""
     docs = [(name, files.read_problem(found[name])) for name in names]
     langs = {name: languages.get(doc["language"]) for name, doc in docs}
-    jobs: dict[tuple[str, str], _Job] = {}
+    problems, known = [], {}
     for name, doc in docs:
         if not doc["completions"]:
             problem_funnel.drop("no completions")
@@ -102,23 +103,33 @@ def _plan(names, found, out_uri, problem_funnel, program_funnel) -> list[_Job]:
             old = earlier[i] if i < len(earlier) else pending.get(i)
             if old is not None and old["program"] == prog:
                 results[i] = old
-        problem = _Problem(name, uri, doc, results)
-        missing = [i for i, r in enumerate(results) if r is None]
-        if len(programs) > len(missing):
-            program_funnel.drop("done in an earlier run", len(programs) - len(missing))
+                known[(langs[name].code, prog)] = old
+        problems.append((_Problem(name, uri, doc, results), programs, len(earlier)))
+
+    jobs: dict[tuple[str, str], _Job] = {}
+    for problem, programs, n_earlier in problems:
+        code = langs[problem.name].code
+        reused = sum(r is not None for r in problem.results)
+        if reused:
+            program_funnel.drop("done in an earlier run", reused)
+        for i, prog in enumerate(programs):
+            if problem.results[i] is None and (code, prog) in known:
+                problem.results[i] = known[(code, prog)]
+                program_funnel.drop("identical to another program")
+        missing = [i for i, r in enumerate(problem.results) if r is None]
         if not missing:
             problem_funnel.drop("done in an earlier run")
-            if len(earlier) != len(programs):  # complete, but only through pending: tidy up
-                storage.write_json(uri, files.results_doc(doc, results))
+            if n_earlier != len(programs):  # complete now, but not yet in order on disk
+                files.write_results(problem.uri, files.results_doc(problem.doc, problem.results))
             continue
         problem_funnel.keep()
         for i in missing:
-            key = (langs[name].code, programs[i])
+            key = (code, programs[i])
             if key in jobs:
                 program_funnel.drop("identical to another program")
                 jobs[key].targets.append((problem, i))
             else:
-                jobs[key] = _Job(langs[name], programs[i], [(problem, i)])
+                jobs[key] = _Job(langs[problem.name], programs[i], [(problem, i)])
     return list(jobs.values())
 
 
@@ -155,7 +166,7 @@ def _run(jobs: list[_Job], sandbox: Sandbox, workers: int, timeout: float | None
                     touched[id(problem)] = problem
                     statuses[record["status"]] += 1
             for problem in touched.values():
-                storage.write_json(problem.uri, files.results_doc(problem.doc, problem.results))
+                files.write_results(problem.uri, files.results_doc(problem.doc, problem.results))
             bar.update(len(batch))
             if error is not None:
                 raise error

@@ -10,6 +10,9 @@ rerun picks them up, so a killed run loses only the programs that were in flight
 
 from __future__ import annotations
 
+import gzip
+import json
+
 from multiplt import storage
 from multiplt.errors import MultipltError
 
@@ -117,6 +120,13 @@ def results_doc(problem: dict, results: list[dict | None]) -> dict:
     if pending:
         doc[PENDING_KEY] = pending
     return doc
+
+
+def write_results(uri: str, doc: dict) -> None:
+    """Atomically (re)write a results file. It is rewritten after every finished program, so it
+    is compressed fast (level 1) rather than small."""
+    storage.write_bytes(uri, gzip.compress(json.dumps(doc).encode("utf-8"), compresslevel=1,
+                                           mtime=0))
 
 
 def _is_result(r) -> bool:

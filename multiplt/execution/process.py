@@ -55,15 +55,16 @@ class _Stream:
 
 
 def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
-                status_fd: int | None = None, on_start: Callable[[dict], None] | None = None,
-                close_after_spawn: tuple[int, ...] = (),
-                new_session: bool = False, kill: Callable[[subprocess.Popen, dict], None] | None = None,
+                status_fd: int | None = None,
+                on_start: Callable[[dict, subprocess.Popen], None] | None = None,
+                close_after_spawn: tuple[int, ...] = (), new_session: bool = False,
+                kill: Callable[[subprocess.Popen, dict], None] | None = None,
                 **popen_kwargs) -> Finished:
     """Run `argv` with stdin closed; return its exit code and (truncated) output.
 
     `status_fd` is the read end of bubblewrap's --json-status-fd pipe (this function closes it);
-    `on_start(info)` is called with bubblewrap's first status report (its child's pid), before
-    the program can start;
+    `on_start(info, proc)` is called with bubblewrap's first status report (its child's pid),
+    before the program can start;
     `close_after_spawn` are our copies of fds the child inherited (e.g. that pipe's write end),
     closed as soon as it started so that the pipe's end of file means the child's exit;
     `kill(proc, sandbox_info)` ends the run at the deadline (default: SIGKILL to the process group
@@ -109,7 +110,7 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
                     if not info:
                         info = _first_json(status_buf)
                         if info and on_start is not None:
-                            on_start(info)
+                            on_start(info, proc)
                 else:
                     key.data.add(data)
         # Phase 2: the pipes are closed (or we gave up on them); wait for the exit itself.

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import threading
+import weakref
 
 from multiplt.errors import PlatformError
 from multiplt.execution import bwrap, libcache, privileges
@@ -67,6 +68,7 @@ class Sandbox:
                 return
             self._tmp_root = tempfile.mkdtemp(prefix="multiplt-exec-")
             os.chmod(self._tmp_root, 0o755)  # the sandbox user mounts the library cache from here
+            weakref.finalize(self, shutil.rmtree, self._tmp_root, True)
             if self.unsafe:
                 LOG.warning("running untrusted programs WITHOUT a sandbox (--unsafe-no-sandbox)")
             else:
@@ -156,11 +158,18 @@ class Sandbox:
                                   program_fd=program_fd, name=name, env=env, binds=binds,
                                   via_setpriv=as_root)
         fds = [fd for fd in (status_w, block_r, program_fd) if fd is not None]
-        on_start = None if as_root else (lambda info: bwrap.apply_limits(self.limits, info, block_w))
+        namespace = bwrap.Namespace()
+
+        def on_start(info: dict, proc) -> None:
+            namespace.attach(info, proc.pid)
+            if block_w is not None:
+                bwrap.apply_limits(self.limits, info, block_w)
+
         try:
             return run_bounded(argv, timeout=timeout, output_limit=self.limits.output,
                                status_fd=status_r, on_start=on_start,
-                               close_after_spawn=tuple(fd for fd in (status_w, block_r) if fd is not None),
+                               close_after_spawn=tuple(fd for fd in (status_w, block_r)
+                                                       if fd is not None),
                                kill=bwrap.kill, pass_fds=fds, cwd="/",
                                env={"PATH": os.environ.get("PATH", SANDBOX_PATH)})
         except OSError as exc:
@@ -168,6 +177,7 @@ class Sandbox:
         finally:
             if block_w is not None:
                 os.close(block_w)
+            namespace.wait_gone()
 
     def _run_unsafe(self, lang: Language, program: str, name: str, timeout: float) -> Finished:
         workdir = tempfile.mkdtemp(dir=self._tmp_root)
@@ -181,6 +191,12 @@ class Sandbox:
                                env=env)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._spawner is not None:

@@ -104,6 +104,14 @@ class Language(abc.ABC):
         if len(case.args) != len(params):
             raise Unsupported(f"call has {len(case.args)} arguments, the function takes {len(params)}")
         args = [self.value(v, p.type) for v, p in zip(case.args, params)]
+        if case.templates:
+            template = dict(case.templates).get(self.code)
+            if template is None:
+                raise Unsupported(f"the property assert has no {self.code} template")
+            text = template.replace("{call}", self.render_call(name, args))
+            for i, arg in enumerate(args):
+                text = text.replace(f"{{arg{i}}}", arg)
+            return text
         return self.render_assert(self.render_call(name, args), self.value(case.expected, returns),
                                   case.tolerance)
 
@@ -148,6 +156,9 @@ class TestCase:
     args: tuple
     expected: object
     tolerance: float | None = None
+    #: for a property assert (an override): (language code, template) pairs; the template's
+    #: `{call}` and `{arg0}`, `{arg1}`... are replaced by the rendered call and arguments
+    templates: tuple[tuple[str, str], ...] = ()
 
 
 def contains(text: str, *patterns: str) -> bool:

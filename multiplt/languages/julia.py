@@ -51,6 +51,8 @@ class JuliaLanguage(Language):
             return f"Tuple{{Vararg{{{inner[0]}}}}}"
         if t.kind == "dict":
             return f"Dict{{{inner[0]}, {inner[1]}}}"  # MultiPL-E added a stray `>` here
+        if t.kind == "optional" and t.args[0].kind == "union":
+            return "Union{" + ", ".join(self.render_type(a) for a in t.args[0].args) + ", Nothing}"
         if t.kind == "optional":
             return f"Union{{{inner[0]}, Nothing}}"
         if t.kind == "union":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
                                      Param, Unsupported, contains)
 from multiplt.languages.types import PyType

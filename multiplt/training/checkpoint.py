@@ -20,6 +20,7 @@ import copy
 import json
 import logging
 import os
+import shutil
 
 import yaml
 
@@ -95,3 +96,45 @@ def prune_states(out: str, keep_tag: str) -> None:
         if uri.endswith("/") and storage.basename(uri) != keep_tag:
             storage.delete(uri, recursive=True)
             LOG.info("deleted older training state %s", uri)
+
+
+def save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir, epoch, step,
+               eval_loss, log_rows, run_start_step) -> dict:
+    """Tagged bf16 checkpoint, then the full state, then the manifest row (the commit)."""
+    from accelerate.utils import broadcast_object_list
+
+    from multiplt.training import manifest
+
+    tag = config.tag(epoch)
+    main = accelerator.is_main_process
+    full_state = accelerator.get_state_dict(model)  # gathers FSDP shards; collective
+    ckpt_dir = os.path.join(workdir, f"ckpt-{epoch}")
+    state_dir = broadcast_object_list([os.path.join(workdir, f"state-{epoch}")])[0]
+    uri = checkpoint_uri(config.out, tag)
+    if main:
+        info = dict(run_info, epoch=epoch, step=step, eval_loss=eval_loss, tag=tag)
+        save_tagged(accelerator.unwrap_model(model), full_state, tokenizer, info, ckpt_dir)
+        upload(ckpt_dir, uri)
+        os.makedirs(state_dir, exist_ok=True)
+    del full_state
+    accelerator.wait_for_everyone()
+    accelerator.save_state(state_dir)
+    accelerator.wait_for_everyone()
+    row = {"uri": uri, "epoch": epoch, "step": step, "tag": tag, "eval_loss": eval_loss,
+           "lang": config.lang, "experiment": config.experiment, "base": config.base,
+           "tokenizer": config.tokenizer or config.base, "run_start_step": run_start_step,
+           "state_uri": state_uri(config.out, tag)}
+    if main:
+        write_trainer_state(state_dir, {"epoch": epoch, "step": step, "tag": tag,
+                                        "data_sha256": packed.sha256,
+                                        "processes": accelerator.num_processes, "seed": config.seed})
+        upload(state_dir, row["state_uri"])
+        storage.write_jsonl(storage.join(config.out, "logs", f"epoch{epoch}.jsonl"),
+                            log_rows + [{"step": step, "eval_loss": eval_loss}])
+        manifest.append(config.out, row)
+        prune_states(config.out, keep_tag=tag)
+        LOG.info("checkpoint %s (epoch %d, step %d) written to %s", tag, epoch, step, uri)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return row

@@ -100,6 +100,10 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     tok_path, tok_rev = (materialize(config.tokenizer, "", workdir) if config.tokenizer
                          else (base_path, base_rev))
     tokenizer = AutoTokenizer.from_pretrained(tok_path, revision=tok_rev)
+    texts = data.load_texts(config.dataset, config.split, config.text_column)
+    packed = data.prepare(texts, tokenizer, config.seq_len, config.eval_fraction, config.seed)
+    del texts
+    # The model last: bad data fails in seconds, before gigabytes of weights are loaded.
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base_path, revision=base_rev, dtype=dtype,
                                                  attn_implementation=config.attn_implementation)
@@ -110,8 +114,6 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     if n_positions and config.seq_len > n_positions:
         raise MultipltError(f"seq_len {config.seq_len} exceeds the model's {n_positions} positions")
 
-    texts = data.load_texts(config.dataset, config.split, config.text_column)
-    packed = data.prepare(texts, tokenizer, config.seq_len, config.eval_fraction, config.seed)
     steps_per_epoch = packed.train.shape[0] // config.batch_size
     if steps_per_epoch == 0:
         raise MultipltError(f"only {packed.train.shape[0]} packed sequences: fewer than one batch "
@@ -208,54 +210,11 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
             LOG.info("epoch %d: no held-out sequences, eval loss skipped", epoch)
         else:
             LOG.info("epoch %d: eval loss %.4f", epoch, eval_loss)
-        row = _save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir,
-                          epoch, step, eval_loss, log_rows, run_start_step)
+        row = checkpoint.save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir,
+                                    epoch, step, eval_loss, log_rows, run_start_step)
         rows.append(row)
     accelerator.wait_for_everyone()
     return rows
-
-
-def _save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir, epoch, step,
-                eval_loss, log_rows, run_start_step) -> dict:
-    """Tagged bf16 checkpoint, then the full state, then the manifest row (the commit)."""
-    from accelerate.utils import broadcast_object_list
-
-    from multiplt import storage
-
-    tag = config.tag(epoch)
-    main = accelerator.is_main_process
-    full_state = accelerator.get_state_dict(model)  # gathers FSDP shards; collective
-    ckpt_dir = os.path.join(workdir, f"ckpt-{epoch}")
-    state_dir = broadcast_object_list([os.path.join(workdir, f"state-{epoch}")])[0]
-    uri = checkpoint.checkpoint_uri(config.out, tag)
-    if main:
-        info = dict(run_info, epoch=epoch, step=step, eval_loss=eval_loss, tag=tag)
-        checkpoint.save_tagged(accelerator.unwrap_model(model), full_state, tokenizer, info, ckpt_dir)
-        checkpoint.upload(ckpt_dir, uri)
-        os.makedirs(state_dir, exist_ok=True)
-    del full_state
-    accelerator.wait_for_everyone()
-    accelerator.save_state(state_dir)
-    accelerator.wait_for_everyone()
-    row = {"uri": uri, "epoch": epoch, "step": step, "tag": tag, "eval_loss": eval_loss,
-           "lang": config.lang, "experiment": config.experiment, "base": config.base,
-           "tokenizer": config.tokenizer or config.base, "run_start_step": run_start_step,
-           "state_uri": checkpoint.state_uri(config.out, tag)}
-    if main:
-        checkpoint.write_trainer_state(state_dir, {"epoch": epoch, "step": step, "tag": tag,
-                                                   "data_sha256": packed.sha256,
-                                                   "processes": accelerator.num_processes,
-                                                   "seed": config.seed})
-        checkpoint.upload(state_dir, row["state_uri"])
-        storage.write_jsonl(storage.join(config.out, "logs", f"epoch{epoch}.jsonl"),
-                            log_rows + [{"step": step, "eval_loss": eval_loss}])
-        manifest.append(config.out, row)
-        checkpoint.prune_states(config.out, keep_tag=tag)
-        LOG.info("checkpoint %s (epoch %d, step %d) written to %s", tag, epoch, step, uri)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        shutil.rmtree(state_dir, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return row
 
 
 def _versions() -> dict:

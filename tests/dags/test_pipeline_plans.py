@@ -116,7 +116,8 @@ def test_checkpoints_task_names_every_checkpoint_explicitly(tmp_path):
     from multiplt.training import manifest
 
     dag = load_dag("multiplt_finetune")
-    params = defaults(schemas.FINETUNE, base_model="base/model", languages=["rkt", "lua"], n=4)
+    params = defaults(schemas.FINETUNE, base_model="base/model", languages=["rkt", "lua"], n=4,
+                      backend="replay", replay_source="file:///r/{lang}")
     entries = training_plan(params, f"file://{tmp_path}")
     for entry in entries:
         for epoch in (1, 2):
@@ -124,6 +125,7 @@ def test_checkpoints_task_names_every_checkpoint_explicitly(tmp_path):
     triggers = dag.get_task("checkpoints").python_callable(entries, params=params,
                                                           run_id="manual__1")
     confs = [t["conf"] for t in triggers]
+    assert all(c["backend"] == "replay" and c["replay_source"] == "file:///r/{lang}" for c in confs)
     assert confs[0]["model"] == "base/model" and confs[0]["epoch"] == 0
     assert confs[0]["languages"] == ["rkt", "lua"]
     ckpts = confs[1:]
@@ -137,6 +139,7 @@ def test_checkpoints_task_names_every_checkpoint_explicitly(tmp_path):
         # every key the evaluate DAG would otherwise fill from a default is given explicitly
         assert set(conf) >= {"model", "revision", "languages", "experiment", "epoch", "checkpoint_uri"}
         assert set(conf) <= set(schemas.EVALUATE)
+        assert set(schemas.SAMPLING) <= set(conf)  # evaluation settings pass through, replay included
     ids = [t["trigger_run_id"] for t in triggers]
     assert len(set(ids)) == len(ids)
     assert ids == [trigger_run_id("manual__1", c) for c in confs]  # stable across retries

@@ -34,6 +34,7 @@ def humaneval():
     return src, analyze.analyze(src)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", sorted(TARGETS))
 def test_full_humaneval_meets_the_targets(humaneval, code):
     src, analyses = humaneval
@@ -60,10 +61,10 @@ def test_full_humaneval_meets_the_targets(humaneval, code):
 def test_cli_build_writes_rows_and_report(tmp_path):
     out = tmp_path / "bench" / "humaneval-ml.jsonl"
     result = cli("benchmark", "build", "--source", "humaneval", "--lang", "ml", "--out", str(out),
-                 "--problems", "HumanEval_0_has_close_elements,HumanEval/12,HumanEval_32_find_zero")
+                 "--problems", "HumanEval_0_has_close_elements,HumanEval/12,HumanEval_22_filter_integers")
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["name"] for r in rows] == ["HumanEval_0_has_close_elements", "HumanEval_12_longest"]
+    assert [r["name"] for r in rows] == ["HumanEval_0_has_close_elements", "HumanEval_12_longest"]  # 22: List[Any]
     assert rows[0]["stop_tokens"] == ["\n\n", "\n(*", "\ntype", "\nlet"]
     assert rows[0]["doctests"] == "transform" and rows[0]["prompt_terminology"] == "reworded"
     assert "let has_close_elements (numbers : float list) (threshold : float) : bool =" in rows[0]["prompt"]
@@ -72,7 +73,8 @@ def test_cli_build_writes_rows_and_report(tmp_path):
     assert report["problems_in"] == 3 and report["problems_kept"] == 2
     assert report["problems"]["HumanEval_0_has_close_elements"]["source_asserts"] == 7
     assert report["problems"]["HumanEval_0_has_close_elements"]["translated_asserts"] == 7
-    assert report["dropped_problems"][0]["name"] == "HumanEval_32_find_zero"
+    assert report["dropped_problems"][0]["name"] == "HumanEval_22_filter_integers"
+    assert "OCaml has no type for Any" in report["dropped_problems"][0]["reason"]
 
 
 def test_limit_takes_the_first_names(tmp_path):
@@ -96,6 +98,10 @@ MINI = [
      "canonical_solution": "    return n % 2 == 0\n",
      "test": "def check(candidate):\n    assert candidate(2)\n    assert not candidate(-3)\n    assert True\n"
              "    assert candidate(10) is True\n"},
+    {"task_id": "Mbpp/3", "entry_point": "add_one",  # MBPP style: the test calls the function by name
+     "prompt": "def add_one(x: int) -> int:\n    \"\"\"Add one.\"\"\"\n",
+     "canonical_solution": "    return x + 1\n",
+     "test": "def check(candidate):\n    assert add_one(1) == 2\n    assert add_one(-1) == 0\n"},
 ]
 
 
@@ -117,6 +123,7 @@ def test_any_humaneval_format_jsonl_gz_uri(tmp_path):
     assert "None is never returned" in even["prompt"]  # OCaml's word for None is None
     assert report["problems"]["Mini_2_is_even"]["source_asserts"] == 3
     assert report["problems"]["Mini_2_is_even"]["ignored"][0]["reason"] == "assert True tests nothing"
+    assert "assert ((candidate (-1)) = 0);" in rows["Mbpp_3_add_one"]["tests"]
 
 
 def test_bad_source_rows_are_a_clear_error_and_write_nothing(tmp_path):
@@ -149,6 +156,7 @@ def test_hugging_face_source_offline_is_a_clear_error(tmp_path, monkeypatch):
         build_benchmark("nobody/nothing", "lua", str(tmp_path / "o.jsonl"))
 
 
+@pytest.mark.slow
 def test_ls_lists_sources_and_counts():
     result = cli("benchmark", "ls", "--json")
     assert result.returncode == 0, result.stderr

@@ -119,3 +119,17 @@ def test_rerun_of_a_finished_output_does_nothing(tiny_model, tmp_path):
     assert storage.read_bytes(storage.join(out, "manifest.jsonl")) == before
     # The same output with other settings is refused rather than silently mixed.
     assert cli.main(args[:-len(TINY_RECIPE)] + TINY_RECIPE[:-2] + ["--lr", "5e-4"]) == 2
+
+
+def test_bad_inputs_fail_early_with_one_clear_error(tiny_model, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "run"
+    base = ["train", "--base", tiny_model, "--lang", "rkt", "--experiment", "x", "--out", str(out),
+            *TINY_RECIPE]
+    assert cli.main(base + ["--dataset", "nuprl/MultiPL-T"]) == 2  # a Hub dataset, offline
+    assert "cannot load Hub dataset 'nuprl/MultiPL-T' split 'racket'" in capsys.readouterr().err
+    bad = tmp_path / "racket.jsonl"
+    storage.write_jsonl(str(bad), [{"text": "x"}])
+    assert cli.main(base + ["--dataset", str(bad)]) == 2
+    assert "has no 'content' field" in capsys.readouterr().err
+    assert not out.exists()  # nothing half-written

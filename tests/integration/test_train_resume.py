@@ -52,7 +52,7 @@ def test_killed_run_resumes_exactly(tiny_model, tmp_path):
 
     base = with_dropout(tiny_model, tmp_path)
     data = str(tmp_path / "racket.jsonl")
-    storage.write_jsonl(data, [{"content": d} for d in racket_documents()])
+    storage.write_jsonl(data, [{"content": d} for d in racket_documents(180)])
     ref_out, out = str(tmp_path / "uninterrupted"), str(tmp_path / "killed")
 
     reference = subprocess.Popen(train_cmd(data, base, ref_out), env=ENV, stdout=subprocess.DEVNULL,

@@ -213,13 +213,11 @@ def _error_nodes(node, found):
     return found
 
 
-def test_every_julia_program_parses(humaneval):
+def julia_parse_errors(progs: dict[str, str]) -> dict[str, str]:
     import tree_sitter
     import tree_sitter_julia
 
     parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_julia.language()))
-    progs = programs(humaneval, "jl")
-    assert len(progs) >= 159
     broken = {}
     for name, text in progs.items():
         tree = parser.parse(text.encode())
@@ -228,6 +226,22 @@ def test_every_julia_program_parses(humaneval):
             row, col = errors[0][0]
             line = text.split("\n")[row]
             broken[name] = f"line {row + 1}:{col}: {errors[0][1]} in {line!r}"
+    return broken
+
+
+def test_julia_parse_check_catches_multipl_e_style_defects(humaneval):
+    good = programs(humaneval, "jl")["HumanEval_111_histogram"]
+    stray = good.replace("::Dict{String, Int64} \n", "::Dict{String, Int64}> \n", 1)
+    unclosed = good.replace('@test(candidate("a b b a")', '@test(candidate(("a b b a")', 1)
+    assert stray != good and unclosed != good
+    assert set(julia_parse_errors({"good": good, "stray": stray, "unclosed": unclosed})) == {
+        "stray", "unclosed"}
+
+
+def test_every_julia_program_parses(humaneval):
+    progs = programs(humaneval, "jl")
+    assert len(progs) >= 159
+    broken = julia_parse_errors(progs)
     assert not broken, f"{len(broken)} Julia programs do not parse: " + "\n".join(
         f"{k}: {v}" for k, v in sorted(broken.items())[:10])
 
@@ -237,3 +251,27 @@ def test_julia_programs_run_when_julia_exists(humaneval):
         pytest.skip("julia is not installed here: Julia programs were only parsed (tree-sitter-julia)")
     broken = run_all("jl", programs(humaneval, "jl"))
     assert not broken, "\n".join(f"{k}: {v}" for k, v in sorted(broken.items())[:10])
+
+
+# The check itself must be able to fail: a program with a syntax error, one with a type error
+# (where the language has static types) and one calling an unbound function are each reported.
+BREAKERS = {
+    "py": [("def", "def def"), ("check(", "check_missing(")],
+    "rkt": [("(candidate", "(candidate ((("), ("(candidate", "(no-such-function")],
+    "r": [("candidate(", "candidate((("), ("candidate(", "no_such_function(")],
+    "ml": [("(candidate ", "(candidate 1 "), ("assertions =", "assertions = = ")],
+    "lua": [("candidate(", "candidate((("), ("lu.assertEquals", "lu.noSuchAssert")],
+}
+
+
+@pytest.mark.parametrize("code", sorted(BREAKERS))
+def test_the_check_catches_broken_programs(humaneval, code):
+    if not all(shutil.which(b) for b in get(code).binaries):
+        pytest.skip(f"{code}: runtime not installed")
+    good = programs(humaneval, code)["HumanEval_0_has_close_elements"]
+    progs = {"good": good}
+    for i, (old, new) in enumerate(BREAKERS[code]):
+        assert old in good
+        progs[f"broken{i}"] = good.replace(old, new, 1)
+    broken = run_all(code, progs)
+    assert set(broken) == {f"broken{i}" for i in range(len(BREAKERS[code]))}, broken

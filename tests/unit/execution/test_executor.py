@@ -229,3 +229,15 @@ def test_a_program_faking_a_platform_failure_is_scored(tmp_path, monkeypatch, ru
     result = read_results(tmp_path, "P")["results"][0]
     assert result["status"] == "Exception" and result["exit_code"] == 1
     assert len(runs) == retry.RETRIES
+
+
+def test_earlier_results_of_an_identical_program_are_reused(tmp_path, runs):
+    write_problem(tmp_path, "A", [GOOD, BAD])
+    executor.execute(str(tmp_path), workers=1)
+    runs.clear()
+    write_problem(tmp_path, "B", [BAD, GOOD])  # new problem, same programs as A's
+    summary = executor.execute(str(tmp_path), workers=1)
+    assert runs == []
+    assert [r["status"] for r in read_results(tmp_path, "B")["results"]] == ["AssertionError", "OK"]
+    assert summary["programs"]["dropped"] == {"done in an earlier run": 2,
+                                              "identical to another program": 2}

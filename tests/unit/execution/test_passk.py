@@ -125,3 +125,20 @@ def test_cli_formats(tmp_path):
     assert "Pass@k" in cli("--format", "table").stdout
     bad = cli("-k", "0")
     assert bad.returncode == 2 and "-k must be" in bad.stderr
+
+
+def test_parquet_writer_round_trips_through_polars():
+    import io
+
+    import polars as pl
+
+    from multiplt.evaluation.parquet import write_table
+
+    data = write_table([("problem", "string", ["A", "é", None]), ("n", "int64", [1, None, 3]),
+                        ("pass@1", "double", [0.25, 1.0, None])])
+    df = pl.read_parquet(io.BytesIO(data))
+    assert df.schema == {"problem": pl.String, "n": pl.Int64, "pass@1": pl.Float64}
+    assert df.to_dict(as_series=False) == {"problem": ["A", "é", None], "n": [1, None, 3],
+                                           "pass@1": [0.25, 1.0, None]}
+    big = pl.read_parquet(io.BytesIO(write_table([("x", "int64", list(range(1000)))])))
+    assert big["x"].to_list() == list(range(1000))

@@ -108,10 +108,13 @@ def test_helper_function_prompts_are_kept_with_the_helper_source(built):
             assert row is not None and helper in row["prompt"], (code, name)
 
 
-def test_find_zero_is_dropped_with_a_reason(built):
-    result = built("rkt", "HumanEval_32_find_zero")
-    assert result.row is None
-    assert result.report["dropped_asserts"][0]["reason"].startswith("checks a property")
+def test_find_zero_keeps_its_property_assert_through_an_override(built):
+    an = built.analyses["HumanEval_32_find_zero"]
+    assert an.sites[0].reason.startswith("checks a property")  # not an equality by itself
+    for code in ("rkt", "jl", "r", "ml", "lua"):
+        result = built(code, "HumanEval_32_find_zero")
+        assert result.row is not None and result.report["test_cases"] == 10, code
+        assert "0.0001" in result.row["tests"] and "def poly" in result.row["prompt"]
 
 
 def test_loop_asserts_become_concrete_cases(built):
