@@ -10,11 +10,12 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
     t = sub.add_parser("init-tiny", help="build a tiny GPTBigCode model + BPE tokenizer from local code")
     t.add_argument("--out", required=True, help="output folder (local path, file:// or s3:// URI)")
-    t.add_argument("--steps", type=int, help="training steps (default 300)")
+    t.add_argument("--steps", type=int, help="training steps (default 200)")
     t.add_argument("--vocab-size", type=int, help="tokenizer vocabulary (default 4096)")
     t.add_argument("--layers", type=int, help="transformer layers (default 2)")
     t.add_argument("--hidden", type=int, help="hidden size (default 128)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--corpus-bytes", type=int, help="characters of code to train on (default 3000000)")
     t.set_defaults(func=init_tiny)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -27,7 +28,7 @@ def init_tiny(args: argparse.Namespace) -> int:
     from multiplt.models.tiny import TinyConfig, build_tiny_model
 
     overrides = {"steps": args.steps, "vocab_size": args.vocab_size, "n_layer": args.layers,
-                 "n_embd": args.hidden, "seed": args.seed}
+                 "n_embd": args.hidden, "seed": args.seed, "corpus_bytes": args.corpus_bytes}
     config = TinyConfig(**{k: v for k, v in overrides.items() if v is not None})
     if config.steps < 1 or config.vocab_size < 300 or config.n_embd % config.n_head:
         raise MultipltError(f"bad tiny model shape: steps {config.steps} (>= 1), vocab {config.vocab_size} "

@@ -19,8 +19,8 @@ def sample_seed(seed: int, problem: str, index: int) -> int:
 
 
 def _mix32(x):
-    """lowbias32 (C. Wellons) on int64 tensors holding 32-bit values; exact modulo 2**32 even
-    where the int64 products wrap around."""
+    """lowbias32 (C. Wellons) on Python ints or int64 tensors holding 32-bit values; exact
+    modulo 2**32 even where the int64 products wrap around."""
     x = x ^ (x >> 16)
     x = (x * 0x7FEB352D) & MASK32
     x = x ^ (x >> 15)
@@ -34,8 +34,8 @@ def gumbel_noise(row_seeds, step: int, vocab: int):
     import torch
 
     device = row_seeds.device
-    step_key = _mix32(torch.tensor((step * 0x9E3779B9 + 0x632BE5AB) & MASK32, dtype=torch.int64,
-                                   device=device))
+    # a Python int: no host-to-device copy, so no implicit sync with the GPU each step
+    step_key = _mix32((step * 0x9E3779B9 + 0x632BE5AB) & MASK32)
     row_key = _mix32((row_seeds.to(torch.int64) ^ step_key) & MASK32)  # [B]
     tokens = torch.arange(vocab, dtype=torch.int64, device=device) * 0x85EBCA77 & MASK32  # [V]
     bits = _mix32(_mix32((row_key[:, None] + tokens[None, :]) & MASK32) ^ row_key[:, None])

@@ -116,12 +116,9 @@ def record_runs(run_uris: list[str], store_uri: str, experiment: str | None = No
         else:
             raise PlatformError(f"{store_uri}: concurrent writers kept replacing the table; retry later")
     replaced = sum(1 for r in new_rows if tuple(r[k] for k in KEY) in existing)
-    for row in new_rows:
-        if tuple(row[k] for k in KEY) in existing:
-            funnel.drop("already recorded (row replaced)")
-        else:
-            funnel.keep()
+    funnel.keep(len(new_rows))  # every row is written: new, or replacing its earlier recording
     funnel.log(LOG)
-    LOG.info("%s now holds %d rows", store_uri, merged.height)
+    LOG.info("%s: %d rows added, %d replaced (recorded before); the store holds %d rows",
+             store_uri, len(new_rows) - replaced, replaced, merged.height)
     return {"added": len(new_rows) - replaced, "replaced": replaced, "rows": merged.height,
             "columns": list(COLUMNS)}

@@ -136,6 +136,16 @@ def test_sandbox_image_has_every_language_runtime():
             assert providing_package(binary) in closure, f"sandbox image lacks {binary} ({lang.name})"
     for needed in ("bubblewrap", "lua-unit", "util-linux"):
         assert needed in apt, f"sandbox image lacks {needed}"
+    # and every program the executor and the languages run (bwrap, prlimit, setpriv, luac5.4, ...)
+    from tests.system_facts import is_essential, programs_in_python
+
+    for path in facts.python_files("multiplt/execution", "multiplt/languages"):
+        for program in programs_in_python(path):
+            if program in ("julia", "python3"):
+                continue
+            package = providing_package(program)
+            assert package in closure or is_essential(package), (
+                f"sandbox image lacks {program} (run by {path.relative_to(facts.ROOT)}, Debian package {package})")
     # Julia: the official tarball, pinned by version and sha256, checked, on PATH
     assert re.search(r"JULIA_VERSION=\d+\.\d+\.\d+", text)
     assert re.search(r"JULIA_SHA256=[0-9a-f]{64}\b", text)

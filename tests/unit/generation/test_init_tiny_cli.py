@@ -13,7 +13,7 @@ def test_init_tiny_builds_a_loadable_model(tmp_path, capsys):
     transformers = pytest.importorskip("transformers")
     out = tmp_path / "tiny"
     assert cli.main(["model", "init-tiny", "--out", str(out), "--steps", "3", "--vocab-size", "400",
-                     "--layers", "1", "--hidden", "32"]) == 0
+                     "--layers", "1", "--hidden", "32", "--corpus-bytes", "100000"]) == 0
     model = transformers.AutoModelForCausalLM.from_pretrained(out)
     tok = transformers.AutoTokenizer.from_pretrained(out)
     assert model.config.model_type == "gpt_bigcode" and model.config.multi_query
