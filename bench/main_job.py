@@ -17,6 +17,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,10 +28,30 @@ REPO = Path(__file__).resolve().parents[1]
 GOAL_S = 15 * 60
 
 
+def phases(output: str) -> dict[str, str]:
+    """Wall-clock marks the job prints (model build, Airflow up, run states)."""
+    marks = {}
+    for line in output.splitlines():
+        if line.startswith("main.sh: building the tiny local model"):
+            marks["model_built_by_this_run"] = True
+        m = re.match(r"^main.sh: (\d\d:\d\d:\d\d) tiny model ready", line)
+        if m:
+            marks["model_ready_at"] = m.group(1)
+        m = re.match(r"^(\d\d:\d\d:\d\d) embedded Airflow is healthy", line)
+        if m:
+            marks["airflow_healthy_at"] = m.group(1)
+        m = re.match(r"^\s+(\d\d:\d\d:\d\d) (queued|running|success|failed)$", line)
+        if m:
+            marks.setdefault(f"run_{m.group(2)}_at", m.group(1))
+    return marks
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the temp AIRFLOW_HOME and data")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "main_job.json"))
+    parser.add_argument("--timeout", type=float, default=3600,
+                        help="stop the job (cleanly, as Ctrl-C) after this many seconds")
     parser.add_argument("extra", nargs="*", help="extra arguments for scripts/main.sh")
     args = parser.parse_args()
 
@@ -39,9 +60,18 @@ def main() -> int:
            "MULTIPLT_DATA": str(work / "data")}
     log_path = work / "main.log"
     started = time.monotonic()
+    started_at = datetime.datetime.now().strftime("%H:%M:%S")
+    timed_out = False
     with open(log_path, "wb") as log:
-        proc = subprocess.run([str(REPO / "scripts" / "main.sh"), "--exit-when-done", *args.extra],
-                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([str(REPO / "scripts" / "main.sh"), "--exit-when-done", *args.extra],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            proc.wait(args.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True  # SIGTERM: the launcher stops Airflow as on Ctrl-C
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
     wall = time.monotonic() - started
     output = log_path.read_text(errors="replace")
     table = [line for line in output.splitlines()
@@ -52,6 +82,8 @@ def main() -> int:
         "wall_s": round(wall, 1),
         "goal_s": GOAL_S,
         "within_goal": proc.returncode == 0 and wall < GOAL_S,
+        "timed_out_after_s": args.timeout if timed_out else None,
+        "phases": {"started_at": started_at, **phases(output)},
         "exit_code": proc.returncode,
         "pass_at_k_rows": table,
         "cpus": os.cpu_count(),

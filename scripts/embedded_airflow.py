@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     rc = 0
     try:
         airflow.start(timeout=args.start_timeout)
+        print(f"{datetime.datetime.now():%H:%M:%S} embedded Airflow is healthy", flush=True)
         print(airflow.login_text(), flush=True)
         if args.cmd == "main-job":
             rc = main_job(airflow, args)

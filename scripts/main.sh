@@ -26,6 +26,7 @@ if [ ! -f "$MODEL/config.json" ]; then
   echo "main.sh: building the tiny local model in $MODEL"
   .venv/bin/multiplt model init-tiny --out "$MODEL"
 fi
+echo "main.sh: $(date +%T) tiny model ready: $MODEL"
 
 global=() job=()
 while (($#)); do
