@@ -121,13 +121,20 @@ def test_rerun_of_a_finished_output_does_nothing(tiny_model, tmp_path):
     assert cli.main(args[:-len(TINY_RECIPE)] + TINY_RECIPE[:-2] + ["--lr", "5e-4"]) == 2
 
 
-def test_bad_inputs_fail_early_with_one_clear_error(tiny_model, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_bad_inputs_fail_early_with_one_clear_error(tiny_model, tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
     out = tmp_path / "run"
     base = ["train", "--base", tiny_model, "--lang", "rkt", "--experiment", "x", "--out", str(out),
             *TINY_RECIPE]
-    assert cli.main(base + ["--dataset", "nuprl/MultiPL-T"]) == 2  # a Hub dataset, offline
-    assert "cannot load Hub dataset 'nuprl/MultiPL-T' split 'racket'" in capsys.readouterr().err
+    # A Hub dataset while offline (a subprocess, so the Hub libraries read HF_HUB_OFFLINE at import).
+    hub = subprocess.run([sys.executable, "-m", "multiplt", *base, "--dataset", "nuprl/MultiPL-T"],
+                         env=dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1"),
+                         capture_output=True, text=True)
+    assert hub.returncode == 2
+    assert "cannot load Hub dataset 'nuprl/MultiPL-T' split 'racket'" in hub.stderr
     bad = tmp_path / "racket.jsonl"
     storage.write_jsonl(str(bad), [{"text": "x"}])
     assert cli.main(base + ["--dataset", str(bad)]) == 2
