@@ -36,14 +36,20 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), input_ids[:, 1:].flatten())
 
 
-# Compiled, the loss is one fused pass over the bf16 logits (8 x 2048 x 49152 for StarCoderBase)
-# instead of an fp32 copy of them and several passes over that copy.
-compiled_causal_lm_loss = torch.compile(causal_lm_loss)
+_compiled_loss = None
 
 
 def lm_loss(model, batch: torch.Tensor, compiled: bool = False) -> torch.Tensor:
+    """The model's next-token loss on `batch`. Compiled, the loss is one fused pass over the bf16
+    logits (8 x 2048 x 49152 for StarCoderBase) instead of an fp32 copy and several passes over it
+    (created on first use: importing the compiler takes seconds)."""
+    global _compiled_loss
     logits = model(input_ids=batch, use_cache=False).logits
-    return (compiled_causal_lm_loss if compiled else causal_lm_loss)(logits, batch)
+    if not compiled:
+        return causal_lm_loss(logits, batch)
+    if _compiled_loss is None:
+        _compiled_loss = torch.compile(causal_lm_loss)
+    return _compiled_loss(logits, batch)
 
 
 def train_step(model, optimizer, scheduler, micro_batches: list[torch.Tensor], accelerator,
