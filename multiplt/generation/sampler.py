@@ -19,6 +19,8 @@ import dataclasses
 import inspect
 from typing import Callable
 
+from multiplt.generation import kv_cache
+from multiplt.generation.noise import gumbel_noise32, gumbel_noise_at
 from multiplt.generation.seeds import gumbel_noise
 from multiplt.generation.stops import stop_index
 
@@ -36,8 +38,13 @@ class SamplerOptions:
     min_new_tokens: int = 0
 
 
-def choose_tokens(logits, row_seeds, step: int, temperature: float, top_p: float):
-    """Next token per row: greedy at temperature 0, else top-p filtered Gumbel-max sampling."""
+TOP_K_CANDIDATES = 256  # top-p fast path: the nucleus is looked for among this many tokens
+_MARGIN = 1e-4  # rows whose cumulative mass comes this close to top_p take the exact sort path
+
+
+def choose_tokens_reference(logits, row_seeds, step: int, temperature: float, top_p: float):
+    """The definition of our sampling (full sort for top-p, full-vocabulary noise); the fast
+    `choose_tokens` returns the same tokens."""
     import torch
 
     logits = logits.float()
@@ -54,6 +61,64 @@ def choose_tokens(logits, row_seeds, step: int, temperature: float, top_p: float
     return (logits + gumbel_noise(row_seeds, step, logits.shape[-1])).argmax(-1)
 
 
+def _sort_path(x, row_seeds, step: int, top_p: float):
+    """choose_tokens_reference on logits already divided by the temperature (int32 noise,
+    which has the same values)."""
+    import torch
+
+    if top_p < 1.0:
+        sorted_x, order = x.sort(-1, descending=True)
+        probs = sorted_x.softmax(-1)
+        drop = (probs.cumsum(-1) - probs) > top_p
+        sorted_x = sorted_x.masked_fill(drop, float("-inf"))
+        x = torch.full_like(x, float("-inf")).scatter(-1, order, sorted_x)
+    return (x + gumbel_noise32(row_seeds, step, x.shape[-1])).argmax(-1)
+
+
+def choose_tokens(logits, row_seeds, step: int, temperature: float, top_p: float,
+                  candidates: int = TOP_K_CANDIDATES):
+    """Next token per row: greedy at temperature 0, else top-p filtered Gumbel-max sampling.
+
+    Same tokens as choose_tokens_reference, cheaper: the nucleus is found among the
+    `candidates` largest logits (topk, no full sort) and the noise is computed for those tokens
+    only. A row takes the exact full-sort path when its top candidates do not cover top_p with
+    a margin, when its cumulative mass comes within _MARGIN of top_p at some candidate (float
+    rounding could decide differently there), or when tied logits straddle the nucleus edge
+    (which tied token is kept then depends on the sort order)."""
+    import torch
+
+    logits = logits.float()
+    if temperature <= 0:
+        return logits.argmax(-1)
+    x = logits / temperature
+    vocab = x.shape[-1]
+    k = min(candidates, vocab - 1)
+    if top_p >= 1.0 or k < 1:
+        return _sort_path(x, row_seeds, step, top_p)
+    vals, idx = x.topk(k + 1, dim=-1)  # sorted, descending; the last one only for the tie check
+    top = vals[:, :1]
+    probs = (vals - top).exp() / (x - top).exp().sum(-1, keepdim=True)
+    cum = probs.cumsum(-1)
+    excl = cum - probs  # mass ranked before each candidate
+    keep = ~(excl > top_p)
+    kept = keep[:, :k].sum(-1)  # nucleus size (a prefix), at least 1
+    edge_in = vals.gather(1, (kept - 1).clamp(min=0)[:, None]).squeeze(1)
+    edge_out = vals.gather(1, kept[:, None]).squeeze(1)
+    exact = ((cum[:, k - 1] > top_p + _MARGIN)
+             & ~((excl[:, :k] - top_p).abs() <= _MARGIN).any(-1)
+             & (edge_in != edge_out))
+    cand_vals, cand_idx = vals[:, :k], idx[:, :k]
+    scores = (cand_vals + gumbel_noise_at(row_seeds, step, cand_idx)).masked_fill(
+        ~keep[:, :k], float("-inf"))
+    best = scores.max(-1, keepdim=True).values
+    # argmax ties go to the lowest token id, as argmax over the vocabulary does
+    tokens = torch.where(scores == best, cand_idx, vocab).min(-1).values
+    if not bool(exact.all()):  # one host sync per step
+        rows = (~exact).nonzero().squeeze(-1)
+        tokens[rows] = _sort_path(x[rows], row_seeds[rows], step, top_p)
+    return tokens
+
+
 def _cache_kwarg(model) -> str:
     """transformers renamed `past_key_values` to `cache` (5.2x); accept both versions."""
     params = inspect.signature(model.forward).parameters
@@ -66,9 +131,12 @@ def _out_cache(out):
 
 
 def sample_batch(model, prompts: list[list[int]], row_seeds: list[int], opts: SamplerOptions,
-                 decode: Callable[[list[int]], str] | None = None) -> list[list[int]]:
+                 decode: Callable[[list[int]], str] | None = None, preallocate: bool = True,
+                 chooser: Callable | None = None) -> list[list[int]]:
     """Sample one continuation per prompt (token id lists); returns the new token ids of each row,
-    cut before EOS. `decode` (token ids -> text) is needed when `opts.stop` is not empty."""
+    cut before EOS. `decode` (token ids -> text) is needed when `opts.stop` is not empty.
+    `preallocate=False` keeps transformers' DynamicCache as is and `chooser` replaces
+    choose_tokens (both for tests and benchmarks: same tokens either way)."""
     import torch
 
     device = next(model.parameters()).device
@@ -90,11 +158,14 @@ def sample_batch(model, prompts: list[list[int]], row_seeds: list[int], opts: Sa
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                     logits_to_keep=1)
         cache, logits = _out_cache(out), out.logits[:, -1, :]
+        if preallocate:  # KV buffers with room for every new token: no cat per step
+            kv_cache.preallocate(cache, opts.max_new_tokens)
+        choose = chooser or choose_tokens
         next_pos = positions[:, -1] + 1
         for step in range(opts.max_new_tokens):
             if opts.eos_token_id is not None and (opts.ignore_eos or step < opts.min_new_tokens):
                 logits[:, opts.eos_token_id] = float("-inf")
-            tokens = choose_tokens(logits, seeds, step, opts.temperature, opts.top_p)
+            tokens = choose(logits, seeds, step, opts.temperature, opts.top_p)
             buf[:, step] = tokens
             last = step + 1 == opts.max_new_tokens
             if last or (step + 1) % opts.check_every == 0:

@@ -1,0 +1,114 @@
+"""The faster sampling pieces give exactly the tokens of the reference ones: int32 noise,
+top-k candidate top-p, and the preallocated KV cache (tiny random GPTBigCode)."""
+
+import inspect
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from multiplt.generation import kv_cache, mqa_attention  # noqa: E402
+from multiplt.generation.noise import gumbel_noise32, gumbel_noise_at  # noqa: E402
+from multiplt.generation.sampler import (SamplerOptions, choose_tokens,  # noqa: E402
+                                         choose_tokens_reference, sample_batch)
+from multiplt.generation.seeds import gumbel_noise  # noqa: E402
+
+
+def test_int32_noise_equals_int64_noise():
+    seeds = torch.tensor([0, 1, 7, 2**31 - 1, 123456789, 2**30 + 5])
+    for step in (0, 1, 15, 511, 4096, 10**6):
+        ref = gumbel_noise(seeds, step, 5000)
+        assert torch.equal(gumbel_noise32(seeds, step, 5000), ref)
+        ids = torch.randint(0, 5000, (len(seeds), 33), generator=torch.Generator().manual_seed(step))
+        assert torch.equal(gumbel_noise_at(seeds, step, ids), ref.gather(1, ids))
+
+
+@pytest.mark.parametrize("scale,quantize", [(8.0, False), (1.0, False), (0.05, False), (6.0, True)])
+@pytest.mark.parametrize("temperature,top_p", [(0.2, 0.95), (1.0, 0.9), (0.7, 0.5), (1.0, 1.0)])
+def test_choose_tokens_equals_reference(scale, quantize, temperature, top_p):
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(64, 3000, generator=gen) * scale
+    if quantize:  # many exact ties, as bf16 logits have
+        logits = logits.to(torch.bfloat16).float().round()
+    logits[:, 5] = float("-inf")  # a suppressed EOS
+    seeds = torch.arange(64) * 7919
+    for step in range(4):
+        ref = choose_tokens_reference(logits, seeds, step, temperature, top_p)
+        for k in (1, 8, 256, 5000):
+            got = choose_tokens(logits, seeds, step, temperature, top_p, candidates=k)
+            assert torch.equal(got, ref), (step, k)
+
+
+def test_choose_tokens_fast_path_is_taken(monkeypatch):
+    """Peaked rows never reach the full sort."""
+    from multiplt.generation import sampler
+
+    calls = []
+    real = sampler._sort_path
+    monkeypatch.setattr(sampler, "_sort_path", lambda x, *a: calls.append(x.shape[0]) or real(x, *a))
+    logits = torch.randn(32, 3000, generator=torch.Generator().manual_seed(1)) * 10
+    choose_tokens(logits, torch.arange(32), 0, 0.2, 0.95)
+    assert calls == []
+
+
+def _tiny(multi_query: bool):
+    config = transformers.GPTBigCodeConfig(n_layer=2, n_embd=64, n_head=4, vocab_size=512,
+                                           multi_query=multi_query, n_positions=512)
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    model = transformers.GPTBigCodeForCausalLM(config).eval()
+    model.config._attn_implementation = "sdpa"
+    return model
+
+
+def _prompts():
+    gen = torch.Generator().manual_seed(2)
+    return [torch.randint(1, 512, (n,), generator=gen).tolist() for n in (3, 9, 9, 17, 1, 12)]
+
+
+@pytest.mark.parametrize("multi_query,mqa", [(True, False), (True, True), (False, False)])
+def test_preallocated_cache_same_tokens_as_dynamic_cache(multi_query, mqa):
+    model = _tiny(multi_query)
+    if mqa:
+        assert mqa_attention.enable(model)
+    prompts = _prompts()
+    seeds = list(range(100, 100 + len(prompts)))
+    for eos in (None, 3, 7):  # with an EOS some rows finish early: compaction of the cache
+        opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=24, eos_token_id=eos,
+                              check_every=3)
+        ref = sample_batch(model, prompts, seeds, opts, preallocate=False,
+                           chooser=choose_tokens_reference)
+        assert sample_batch(model, prompts, seeds, opts) == ref
+        assert sample_batch(model, prompts, seeds, opts, preallocate=False) == ref
+
+
+def test_preallocate_converts_and_matches_dynamic_logits():
+    model = _tiny(True)
+    ids = torch.randint(1, 512, (4, 6), generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        out_a = model(input_ids=ids, use_cache=True)
+        out_b = model(input_ids=ids, use_cache=True)
+        cache_a = getattr(out_a, "cache", None) or out_a.past_key_values
+        cache_b = getattr(out_b, "cache", None) or out_b.past_key_values
+        assert kv_cache.preallocate(cache_a, 2)  # room for 2, grows past it
+        kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        keep = torch.tensor([0, 2, 3])
+        for step in range(5):
+            tok = torch.full((4 if step < 2 else 3, 1), step + 1)
+            if step == 2:
+                cache_a.batch_select_indices(keep)
+                cache_b.batch_select_indices(keep)
+            la = model(input_ids=tok, use_cache=True, **{kw: cache_a}).logits
+            lb = model(input_ids=tok, use_cache=True, **{kw: cache_b}).logits
+            assert torch.allclose(la, lb, atol=1e-6, rtol=0)
+            assert cache_a.get_seq_length() == cache_b.get_seq_length() == 7 + step
+    assert type(cache_a.layers[0]).__name__ == "PreallocatedLayer"
+
+
+def test_preallocate_refuses_unknown_caches():
+    class Other:
+        layers = [object()]
+
+    assert kv_cache.preallocate(Other(), 4) is False
+    assert kv_cache.preallocate(object(), 4) is False
