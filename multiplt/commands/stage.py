@@ -26,7 +26,7 @@ from multiplt.errors import MultipltError
 
 LOG = logging.getLogger("multiplt.stage")
 SCHEMES = ("s3://", "file://")
-MANIFEST = "_staged.json"
+MANIFEST = "_staged.manifest"  # never *.json: side files must not look like MultiPL-E files
 
 
 def register(subparsers) -> None:
