@@ -37,6 +37,15 @@ def main() -> None:
     opts = SamplerOptions(temperature=0.2, top_p=0.95, max_new_tokens=args.steps, eos_token_id=0,
                           pad_token_id=0, ignore_eos=True)
     seeds = list(range(len(prompts)))
+    import transformers
+
+    from multiplt.generation import kv_cache
+
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor(prompts[:2], device=device), use_cache=True)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        print(f"transformers {transformers.__version__}, torch {torch.__version__}: "
+              f"preallocated cache {kv_cache.preallocate(cache, 8)}")
     reference = dict(preallocate=False, chooser=choose_tokens_reference)
     # same tokens on the GPU? (bf16: attention on views of the buffers vs cat'ed tensors)
     check = SamplerOptions(temperature=0.2, top_p=0.95, max_new_tokens=48, eos_token_id=0,
@@ -49,7 +58,7 @@ def main() -> None:
     sampler._sort_path = lambda x, *rest: fallback.append(x.shape[0]) or real_sort_path(x, *rest)
     sample_batch(model, prompts[:96], seeds[:96], check)
     sampler._sort_path = real_sort_path
-    print(f"full-sort fallback: {sum(fallback)} of {96 * (check.max_new_tokens - 1)} row-steps")
+    print(f"full-sort fallback: {sum(fallback)} of {96 * check.max_new_tokens} row-steps")
     print(f"fast vs reference: {same}/{len(a)} rows identical over {check.max_new_tokens} tokens")
     for name, kw in (("reference", reference), ("fast", {})):
         sample_batch(model, prompts, seeds, opts, **kw)  # warm-up
