@@ -10,7 +10,9 @@ min_new_tokens = max_new_tokens); only generated non-pad tokens are counted.
   baseline: transformers `generate`, batches of 40 in MultiPL-E order (each problem's samples
             consecutive), left padding, default (dynamic) cache, sdpa, do_sample, top_p 0.95.
   ours:     multiplt.generation.sampler.sample_batch: prompts grouped by length, large batches,
-            keyed per-sample noise, logits of the last position only, few host syncs.
+            keyed per-sample noise, logits of the last position only, few host syncs,
+            preallocated KV cache (kv_cache.py), decode attention without cuDNN (no execution
+            plan built per key length), copy-free multi-query decode attention, int32 noise.
 Both run on the same fixed subset (the first --subset-problems problems x 20 = >= 400
 sequences); ours also runs the full set (161 x 20).
 

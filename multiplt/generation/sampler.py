@@ -11,6 +11,10 @@ The loop, per batch of prompts (already grouped by length, so padding is small):
   decode:   one token per row per step; top-p filter then Gumbel-max with per-row keyed noise
   check:    every `check_every` steps, rows with EOS or a stop string in their text are done
   compact:  finished rows leave the cache, masks and buffers (cache.batch_select_indices)
+Speed without changing a token: the KV cache is preallocated after the prefill (kv_cache.py),
+decode steps on CUDA avoid cuDNN attention (a new execution plan per key length), the noise is
+computed in int32 (noise.py) and top-p uses a top-k shortcut where it provably agrees with the
+full sort (choose_tokens vs choose_tokens_reference).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import inspect
 from typing import Callable
 
 from multiplt.generation import kv_cache
-from multiplt.generation.noise import gumbel_noise32, gumbel_noise_at
+from multiplt.generation.noise import gumbel_noise32, gumbel_noise_at, has_infinite_noise
 from multiplt.generation.seeds import gumbel_noise
 from multiplt.generation.stops import stop_index
 
@@ -79,22 +83,27 @@ def choose_tokens(logits, row_seeds, step: int, temperature: float, top_p: float
                   candidates: int = TOP_K_CANDIDATES):
     """Next token per row: greedy at temperature 0, else top-p filtered Gumbel-max sampling.
 
-    Same tokens as choose_tokens_reference, cheaper: the nucleus is found among the
-    `candidates` largest logits (topk, no full sort) and the noise is computed for those tokens
-    only. A row takes the exact full-sort path when its top candidates do not cover top_p with
-    a margin, when its cumulative mass comes within _MARGIN of top_p at some candidate (float
-    rounding could decide differently there), or when tied logits straddle the nucleus edge
-    (which tied token is kept then depends on the sort order)."""
+    Same tokens as choose_tokens_reference, cheaper when the nucleus is small: it is found among
+    the `candidates` largest logits (topk, no full sort) and the noise is computed for those
+    tokens only. A row takes the exact full-sort path when its top candidates do not cover top_p
+    with a margin, when its cumulative mass comes within _MARGIN of top_p at some candidate
+    (float rounding could decide differently there), or when tied logits straddle the nucleus
+    edge (which tied token is kept then depends on the sort order)."""
+    return _choose(logits, row_seeds, step, temperature, top_p, candidates)[0]
+
+
+def _choose(logits, row_seeds, step: int, temperature: float, top_p: float, candidates: int):
+    """choose_tokens, plus how many rows took the full-sort path."""
     import torch
 
     logits = logits.float()
     if temperature <= 0:
-        return logits.argmax(-1)
+        return logits.argmax(-1), 0
     x = logits / temperature
     vocab = x.shape[-1]
     k = min(candidates, vocab - 1)
     if top_p >= 1.0 or k < 1:
-        return _sort_path(x, row_seeds, step, top_p)
+        return _sort_path(x, row_seeds, step, top_p), x.shape[0]
     vals, idx = x.topk(k + 1, dim=-1)  # sorted, descending; the last one only for the tie check
     top = vals[:, :1]
     probs = (vals - top).exp() / (x - top).exp().sum(-1, keepdim=True)
@@ -106,17 +115,57 @@ def choose_tokens(logits, row_seeds, step: int, temperature: float, top_p: float
     edge_out = vals.gather(1, kept[:, None]).squeeze(1)
     exact = ((cum[:, k - 1] > top_p + _MARGIN)
              & ~((excl[:, :k] - top_p).abs() <= _MARGIN).any(-1)
-             & (edge_in != edge_out))
+             & (edge_in != edge_out)
+             & ~has_infinite_noise(row_seeds, step, vocab))
     cand_vals, cand_idx = vals[:, :k], idx[:, :k]
     scores = (cand_vals + gumbel_noise_at(row_seeds, step, cand_idx)).masked_fill(
         ~keep[:, :k], float("-inf"))
     best = scores.max(-1, keepdim=True).values
     # argmax ties go to the lowest token id, as argmax over the vocabulary does
     tokens = torch.where(scores == best, cand_idx, vocab).min(-1).values
-    if not bool(exact.all()):  # one host sync per step
-        rows = (~exact).nonzero().squeeze(-1)
-        tokens[rows] = _sort_path(x[rows], row_seeds[rows], step, top_p)
-    return tokens
+    if bool(exact.all()):  # one host sync per step
+        return tokens, 0
+    rows = (~exact).nonzero().squeeze(-1)
+    if rows.shape[0] == x.shape[0]:
+        return _sort_path(x, row_seeds, step, top_p), x.shape[0]
+    tokens[rows] = _sort_path(x[rows], row_seeds[rows], step, top_p)
+    return tokens, rows.shape[0]
+
+
+class TokenChooser:
+    """choose_tokens for one batch, adaptive: when most rows of a step needed the full sort
+    anyway (flat distributions: a large nucleus), the next steps go straight to the full-sort
+    path (no topk, no host sync) and the top-k path is tried again every `probe_every` steps.
+    Tokens are the same on either path."""
+
+    def __init__(self, candidates: int = TOP_K_CANDIDATES, probe_every: int = 16,
+                 max_fallback: float = 0.25):
+        self.candidates, self.probe_every, self.max_fallback = candidates, probe_every, max_fallback
+        self.sort_until = -1
+
+    def __call__(self, logits, row_seeds, step: int, temperature: float, top_p: float):
+        if temperature > 0 and top_p < 1.0 and step < self.sort_until:
+            return _sort_path(logits.float() / temperature, row_seeds, step, top_p)
+        tokens, fallback = _choose(logits, row_seeds, step, temperature, top_p, self.candidates)
+        if temperature > 0 and top_p < 1.0 and fallback > self.max_fallback * logits.shape[0]:
+            self.sort_until = step + self.probe_every
+        return tokens
+
+
+def _decode_attention(device):
+    """On CUDA, decode steps leave out cuDNN attention: it builds (and caches) an execution plan
+    per key length, i.e. a new one at almost every step (tens of ms each); the memory-efficient
+    kernel serves any length. Prefill keeps the default choice."""
+    import contextlib
+
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        return contextlib.nullcontext()
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                        SDPBackend.MATH])
 
 
 def _cache_kwarg(model) -> str:
@@ -160,29 +209,39 @@ def sample_batch(model, prompts: list[list[int]], row_seeds: list[int], opts: Sa
         cache, logits = _out_cache(out), out.logits[:, -1, :]
         if preallocate:  # KV buffers with room for every new token: no cat per step
             kv_cache.preallocate(cache, opts.max_new_tokens)
-        choose = chooser or choose_tokens
+        choose = chooser or TokenChooser()
         next_pos = positions[:, -1] + 1
-        for step in range(opts.max_new_tokens):
-            if opts.eos_token_id is not None and (opts.ignore_eos or step < opts.min_new_tokens):
-                logits[:, opts.eos_token_id] = float("-inf")
-            tokens = choose(logits, seeds, step, opts.temperature, opts.top_p)
-            buf[:, step] = tokens
-            last = step + 1 == opts.max_new_tokens
-            if last or (step + 1) % opts.check_every == 0:
-                done = _finished(buf[:, : step + 1], rows, results, opts, decode, last)
-                if done is not None:
-                    if bool(done.all()):
-                        break
-                    keep = (~done).nonzero().squeeze(-1)
-                    cache.batch_select_indices(keep)
-                    rows, seeds, buf = rows[keep], seeds[keep], buf[keep]
-                    mask, next_pos, tokens = mask[keep], next_pos[keep], tokens[keep]
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-            out = model(input_ids=tokens[:, None], attention_mask=mask,
-                        position_ids=next_pos[:, None], use_cache=True, **{kw: cache})
-            cache, logits = _out_cache(out), out.logits[:, -1, :]
-            next_pos = next_pos + 1
+        with _decode_attention(device):
+            _decode(model, cache, logits, next_pos, mask, seeds, rows, buf, results, opts, decode,
+                    choose, kw)
     return [r if r is not None else [] for r in results]
+
+
+def _decode(model, cache, logits, next_pos, mask, seeds, rows, buf, results, opts, decode, choose,
+            kw):
+    """The decode loop of sample_batch: fills `buf` and `results`."""
+    import torch
+
+    for step in range(opts.max_new_tokens):
+        if opts.eos_token_id is not None and (opts.ignore_eos or step < opts.min_new_tokens):
+            logits[:, opts.eos_token_id] = float("-inf")
+        tokens = choose(logits, seeds, step, opts.temperature, opts.top_p)
+        buf[:, step] = tokens
+        last = step + 1 == opts.max_new_tokens
+        if last or (step + 1) % opts.check_every == 0:
+            done = _finished(buf[:, : step + 1], rows, results, opts, decode, last)
+            if done is not None:
+                if bool(done.all()):
+                    break
+                keep = (~done).nonzero().squeeze(-1)
+                cache.batch_select_indices(keep)
+                rows, seeds, buf = rows[keep], seeds[keep], buf[keep]
+                mask, next_pos, tokens = mask[keep], next_pos[keep], tokens[keep]
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+        out = model(input_ids=tokens[:, None], attention_mask=mask,
+                    position_ids=next_pos[:, None], use_cache=True, **{kw: cache})
+        cache, logits = _out_cache(out), out.logits[:, -1, :]
+        next_pos = next_pos + 1
 
 
 def _finished(generated, rows, results, opts: SamplerOptions, decode, last: bool):

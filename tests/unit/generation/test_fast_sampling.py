@@ -112,3 +112,34 @@ def test_preallocate_refuses_unknown_caches():
 
     assert kv_cache.preallocate(Other(), 4) is False
     assert kv_cache.preallocate(object(), 4) is False
+
+
+def test_token_chooser_same_tokens_on_either_path():
+    from multiplt.generation.sampler import TokenChooser
+
+    gen = torch.Generator().manual_seed(4)
+    chooser = TokenChooser(candidates=16, probe_every=3)
+    seeds = torch.arange(40) + 11
+    for step in range(12):
+        scale = 0.05 if step < 6 else 10.0  # flat (full-sort path), then peaked (top-k path)
+        logits = torch.randn(40, 2000, generator=gen) * scale
+        ref = choose_tokens_reference(logits, seeds, step, 0.8, 0.9)
+        assert torch.equal(chooser(logits, seeds, step, 0.8, 0.9), ref)
+        if step == 4:
+            assert chooser.sort_until > step  # flat rows: straight to the full sort
+    assert chooser.sort_until < 12
+
+
+def test_infinite_noise_rows_match_reference():
+    """The keyed noise is +inf for about 2**-24 of the tokens; the full path lets such a token
+    win even when top-p filtered it out (NaN) and the fast path must do the same."""
+    from multiplt.generation.noise import has_infinite_noise
+
+    seeds = torch.arange(2000)
+    noise = gumbel_noise(seeds, 3, 20000)
+    flagged = has_infinite_noise(seeds, 3, 20000)
+    assert torch.equal(flagged, torch.isinf(noise).any(-1)) and bool(flagged.any())
+    rows = flagged.nonzero().squeeze(-1)
+    logits = torch.randn(len(rows), 20000, generator=torch.Generator().manual_seed(0)) * 10
+    ref = choose_tokens_reference(logits, seeds[rows], 3, 0.2, 0.95)
+    assert torch.equal(choose_tokens(logits, seeds[rows], 3, 0.2, 0.95), ref)
