@@ -49,25 +49,8 @@ def gumbel_noise_at(row_seeds, step: int, token_ids):
     if tokens.dim() == 1:
         tokens = tokens[None, :]
     bits = _mix32_i32(_mix32_i32(row_key + tokens) ^ row_key)
-    u = (((bits >> 8) & 0xFFFFFF).to(torch.float32) + 0.5) / float(1 << 24)
+    u = (((bits >> 9) & 0x7FFFFF).to(torch.float32) + 0.5) / float(1 << 23)
     return -torch.log(-torch.log(u))
-
-
-def has_infinite_noise(row_seeds, step: int, vocab: int):
-    """[B] bool: does the row's noise hold +inf for some token of the vocabulary?
-
-    seeds.gumbel_noise is +inf (not finite, as its comment says) where the 24 hash bits are all
-    ones: (2**24 - 1 + 0.5) rounds to 2**24 in float32, so u == 1.0 and -log(-log(u)) == +inf.
-    That happens for a token with probability 2**-24, in about 0.3% of the rows of a step over
-    a 49152-token vocabulary; the token then wins the argmax whatever its logit (+inf, or NaN
-    where the token was filtered out). The top-k path sends such rows to the full path, which
-    reproduces this exactly."""
-    import torch
-
-    tokens = torch.arange(vocab, dtype=torch.int32, device=row_seeds.device) * _CTOK
-    row_key = _row_keys(row_seeds, step)[:, None]
-    bits = _mix32_i32(_mix32_i32(row_key + tokens[None, :]) ^ row_key)
-    return (bits >> 8).eq(-1).any(-1)  # arithmetic shift: -1 iff the 24 high bits are all ones
 
 
 def gumbel_noise32(row_seeds, step: int, vocab: int):

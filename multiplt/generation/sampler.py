@@ -24,7 +24,7 @@ import inspect
 from typing import Callable
 
 from multiplt.generation import kv_cache
-from multiplt.generation.noise import gumbel_noise32, gumbel_noise_at, has_infinite_noise
+from multiplt.generation.noise import gumbel_noise32, gumbel_noise_at
 from multiplt.generation.seeds import gumbel_noise
 from multiplt.generation.stops import stop_index
 
@@ -115,8 +115,7 @@ def _choose(logits, row_seeds, step: int, temperature: float, top_p: float, cand
     edge_out = vals.gather(1, kept[:, None]).squeeze(1)
     exact = ((cum[:, k - 1] > top_p + _MARGIN)
              & ~((excl[:, :k] - top_p).abs() <= _MARGIN).any(-1)
-             & (edge_in != edge_out)
-             & ~has_infinite_noise(row_seeds, step, vocab))
+             & (edge_in != edge_out))
     cand_vals, cand_idx = vals[:, :k], idx[:, :k]
     scores = (cand_vals + gumbel_noise_at(row_seeds, step, cand_idx)).masked_fill(
         ~keep[:, :k], float("-inf"))

@@ -39,6 +39,9 @@ def gumbel_noise(row_seeds, step: int, vocab: int):
     row_key = _mix32((row_seeds.to(torch.int64) ^ step_key) & MASK32)  # [B]
     tokens = torch.arange(vocab, dtype=torch.int64, device=device) * 0x85EBCA77 & MASK32  # [V]
     bits = _mix32(_mix32((row_key[:, None] + tokens[None, :]) & MASK32) ^ row_key[:, None])
-    # 24 high bits -> uniform in (0, 1), then Gumbel; both ends stay finite
-    u = ((bits >> 8).to(torch.float32) + 0.5) / float(1 << 24)
+    # 23 high bits -> uniform in (0, 1), then Gumbel. 23, not 24: (2**24 - 0.5) / 2**24 rounds
+    # to 1.0 in float32, whose noise is +inf and would win the argmax whatever the logit (even a
+    # token that top-p filtered out or a suppressed EOS); the largest value here, 1 - 2**-24, is
+    # exact in float32, so the noise is finite at both ends.
+    u = ((bits >> 9).to(torch.float32) + 0.5) / float(1 << 23)
     return -torch.log(-torch.log(u))
