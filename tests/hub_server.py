@@ -1,6 +1,6 @@
 """A small Hugging Face Hub on 127.0.0.1 for tests: the endpoints huggingface_hub 2.4.0 calls.
 
-Covers (see /work/shared/reference/hub-protocol-facts.md): whoami, repo create/delete,
+Covers (see the shared reference notes, hub-protocol-facts.md): whoami, repo create/delete,
 validate-yaml, preupload, LFS batch + PUT + verify, NDJSON commits, branches, tags, refs, tree,
 repo info (at a revision), resolve (HEAD/GET) downloads, commit listing and model listing.
 State lives in memory; every commit gets a fresh 40-hex oid. Files are sent inline ("regular")
