@@ -16,7 +16,7 @@ import threading
 from typing import Sequence
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from multiplt_airflow import credentials
 
@@ -31,6 +31,14 @@ class StageCommandFailed(AirflowException):
                          f"last lines of its stderr:\n{stderr_tail}")
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail
+
+
+class StageInputRejected(StageCommandFailed, AirflowFailException):
+    """Exit code 2: the command rejected its input (bad URI, config, record). Retrying cannot
+    help, so the task fails at once instead of using its retries."""
+
+
+BAD_INPUT_EXIT_CODE = 2  # multiplt.errors.MultipltError.exit_code, and argparse's usage errors
 
 
 class MultipltStageOperator(BaseOperator):
@@ -86,7 +94,9 @@ class MultipltStageOperator(BaseOperator):
             t.join()
         self._proc = None
         if exit_code != 0:
-            raise StageCommandFailed(self.argv, exit_code, "\n".join(stderr_tail))
+            failure = (StageInputRejected if exit_code == BAD_INPUT_EXIT_CODE
+                       else StageCommandFailed)
+            raise failure(self.argv, exit_code, "\n".join(stderr_tail))
         self.log.info("multiplt %s finished (exit 0)", self.argv[0] if self.argv else "")
         return last_stdout[0] if (self.do_xcom_push and last_stdout) else None
 

@@ -72,6 +72,12 @@ def test_local_failure_reports_exit_code_and_stderr_tail():
     assert err.value.exit_code == 2
     assert "invalid choice" in err.value.stderr_tail
     assert "exited with code 2" in str(err.value)
+    # bad input (exit 2) is not retried: retrying cannot fix it
+    from airflow.sdk.exceptions import AirflowFailException
+
+    assert isinstance(err.value, AirflowFailException)
+    # other failures (exit 1: a crash, exit 3: the platform, e.g. no sandbox) keep their retries
+    assert not issubclass(StageCommandFailed, AirflowFailException)
 
 
 def test_local_argv_is_templated_and_gpu_stages_take_the_gpu_pool():
