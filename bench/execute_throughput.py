@@ -94,7 +94,7 @@ def baseline(code: str, folder: str, order) -> tuple[float, dict]:
 
 def ours(folder: str, workers: int) -> tuple[float, dict]:
     start = time.perf_counter()
-    execute(folder, workers=workers)
+    counts = execute(folder, workers=workers)
     seconds = time.perf_counter() - start
     verdicts = {}
     for uri in storage.ls(folder):
@@ -102,7 +102,7 @@ def ours(folder: str, workers: int) -> tuple[float, dict]:
             doc = storage.read_json(uri)
             for i, r in enumerate(doc["results"]):
                 verdicts[(doc["name"], i)] = r["status"]
-    return seconds, verdicts
+    return seconds, verdicts, counts["sandbox"]
 
 
 def machine() -> dict:
@@ -141,7 +141,7 @@ def main() -> int:
             cpu0 = cpu_seconds()
             base_s, base_v = baseline(code, folder, order)
             cpu1 = cpu_seconds()
-            our_s, our_v = ours(folder, args.workers)
+            our_s, our_v, mode = ours(folder, args.workers)
         n = len(order)
         differing = sorted(f"{k[0]}#{k[1]}: {base_v.get(k)} vs {our_v.get(k)}"
                            for k in order if base_v.get(k) != our_v.get(k))
@@ -149,7 +149,7 @@ def main() -> int:
                  "baseline": {"seconds": round(base_s, 3), "programs_per_s": round(n / base_s, 3),
                               "cpu_ms_per_program": round(1000 * (cpu1 - cpu0) / n, 3)},
                  "ours": {"seconds": round(our_s, 3), "programs_per_s": round(n / our_s, 3),
-                          "sandbox": True, "workers": args.workers},
+                          "sandbox": mode, "workers": args.workers},
                  "command": report["command"], "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "loadavg_before": load0, "loadavg_after": list(os.getloadavg()),
                  "ratio": round(base_s / our_s, 3), "verdicts_identical": not differing,

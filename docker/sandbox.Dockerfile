@@ -17,10 +17,12 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # The language runtimes (Debian's packages, as in scripts/setup.sh): Racket with rackunit,
-# R (Rscript), OCaml, Lua 5.4 with luaunit; bubblewrap and util-linux (prlimit) for the sandbox.
+# R (Rscript), OCaml, Lua 5.4 with luaunit; bubblewrap and util-linux (prlimit) for the sandbox;
+# gcc and libc6-dev build the warm sandbox's init (multiplt/execution/init.c) below.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       racket r-base-core ocaml-nox lua5.4 lua-unit bubblewrap util-linux procps ca-certificates curl \
+      gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # Julia is not packaged by Debian: the official tarball, pinned by version and checksum
@@ -37,13 +39,17 @@ RUN curl -fsSL -o /tmp/julia.tar.gz \
  && julia --version
 
 RUN python -m venv /opt/multiplt
-ENV PATH=/opt/multiplt/bin:$PATH
+# XDG_CACHE_HOME: the compiled init is built into the image, whichever user runs it.
+ENV PATH=/opt/multiplt/bin:$PATH \
+    XDG_CACHE_HOME=/opt/multiplt-cache
 
 WORKDIR /src
 COPY requirements.txt requirements.lock pyproject.toml README.md ./
 COPY multiplt ./multiplt
 RUN pip install -c requirements.lock "/src[exec]" \
- && multiplt --version
+ && multiplt --version \
+ && python -m multiplt.execution.native \
+ && chmod -R a+rX /opt/multiplt-cache
 
 WORKDIR /work
 ENTRYPOINT ["multiplt"]

@@ -20,6 +20,7 @@ APT_PACKAGES=(
   ocaml-nox                           # ocaml toplevel
   lua5.4 lua-unit                     # lua5.4, luaunit
   bubblewrap                          # bwrap: the sandbox's namespaces
+  gcc libc6-dev                       # cc: builds the warm sandbox's init (multiplt/execution/init.c)
   util-linux                          # setpriv, unshare, prlimit
   procps                              # ps, pkill (process checks in tests)
   chromium                            # headless browser for the leaderboard UI test

@@ -13,6 +13,7 @@ CAP_SYS_RESOURCE in a thread we could not drop) `prlimit` sets them inside inste
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import select
@@ -27,8 +28,12 @@ BASE_ENV = {"PATH": SANDBOX_PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.U
 
 def command_line(limits, command: list[str], *, status_fd: int, block_fd: int | None,
                  program_fd: int | None = None, name: str = "", env: dict | None = None,
-                 binds: list[str] = (), via_setpriv: bool = False) -> list[str]:
-    """`block_fd` set: limits are applied from outside (see apply_limits); else by prlimit."""
+                 binds: list[str] = (), via_setpriv: bool = False, capabilities: bool = False,
+                 with_limits: bool = True) -> list[str]:
+    """`block_fd` set: limits are applied from outside (see apply_limits); else by prlimit,
+    unless `with_limits` is false (a warm sandbox's supervisor: it sets them per program).
+    `capabilities`: the command keeps every capability of the sandbox's own user namespace
+    (a warm sandbox's supervisor mounts and unshares per program; zygote.py)."""
     argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"] \
         if via_setpriv else []
     argv += ["bwrap",
@@ -45,12 +50,28 @@ def command_line(limits, command: list[str], *, status_fd: int, block_fd: int | 
         argv += ["--setenv", key, value]
     if program_fd is not None:
         argv += ["--perms", "0644", "--file", str(program_fd), f"/tmp/{name}"]
+    if capabilities:
+        argv += ["--cap-add", "ALL"]
     argv += ["--json-status-fd", str(status_fd)]
     if block_fd is not None:
         argv += ["--block-fd", str(block_fd), "--", *command]
-    else:
+    elif with_limits:
         argv += ["--", *limits.prlimit(), *command]
+    else:
+        argv += ["--", *command]
     return argv
+
+
+def first_status(status_file) -> dict:
+    """bubblewrap's first report on its --json-status-fd (written before it runs the command),
+    read without blocking; {} if there is none."""
+    ready = select.select([status_file], [], [], 0)[0]
+    data = status_file.read(65536) if ready else b""
+    line = (data or b"").partition(b"\n")[0]
+    try:
+        return json.loads(line) if line else {}
+    except ValueError:
+        return {}
 
 
 def apply_limits(limits, info: dict, block_w: int) -> None:

@@ -68,9 +68,12 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
     jobs = _plan(names, found, out_uri, problem_funnel, program_funnel)
     sandbox = Sandbox(limits, unsafe_no_sandbox)
     statuses: Counter[str] = Counter()
+    mode = None
     try:
         if jobs:
             sandbox.check()
+            mode = sandbox.mode
+            LOG.info("sandbox: %s", mode)
             preflight(sandbox, sorted({j.lang for j in jobs}, key=lambda lang: lang.code), timeout)
             _run(jobs, sandbox, workers, timeout, statuses)
     finally:
@@ -81,7 +84,8 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
     LOG.info("execute statuses: %s", ", ".join(f"{s}={n}" for s, n in statuses.most_common())
              or "nothing ran")
     return {"problems": problem_funnel.as_dict(), "programs": program_funnel.as_dict(),
-            "statuses": dict(statuses), "shard": list(shard) if shard else None}
+            "statuses": dict(statuses), "shard": list(shard) if shard else None,
+            "sandbox": mode}
 
 
 def _plan(names, found, out_uri, problem_funnel, program_funnel) -> list[_Job]:

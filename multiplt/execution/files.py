@@ -124,9 +124,12 @@ def results_doc(problem: dict, results: list[dict | None]) -> dict:
 
 def write_results(uri: str, doc: dict) -> None:
     """Atomically (re)write a results file. It is rewritten after every finished program, so it
-    is compressed fast (level 1) rather than small."""
+    is compressed fast (level 1) rather than small, and flushed to disk only once complete: a
+    killed run keeps every version (the page cache outlives the process); only a crash of the
+    machine itself can lose the partial ones, whose programs the rerun then runs again."""
     storage.write_bytes(uri, gzip.compress(json.dumps(doc).encode("utf-8"), compresslevel=1,
-                                           mtime=0))
+                                           mtime=0), durable=PENDING_KEY not in doc
+                        and len(doc["results"]) == len(doc.get("completions", ())))
 
 
 def _is_result(r) -> bool:

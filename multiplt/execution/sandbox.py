@@ -17,13 +17,15 @@ import concurrent.futures
 import dataclasses
 import logging
 import os
+import platform
 import shutil
 import tempfile
 import threading
 import weakref
 
 from multiplt.errors import PlatformError
-from multiplt.execution import bwrap, libcache, privileges
+from multiplt.execution import bwrap, libcache, native, privileges, zygote
+from multiplt.execution.warm import WarmSandbox
 from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
 from multiplt.execution.process import Finished, run_bounded
 from multiplt.languages.base import Language
@@ -49,9 +51,20 @@ class Limits:
 class Sandbox:
     """Runs programs in bubblewrap (or, if asked, unsandboxed). Thread-safe; one per batch."""
 
-    def __init__(self, limits: Limits | None = None, unsafe_no_sandbox: bool = False):
+    def __init__(self, limits: Limits | None = None, unsafe_no_sandbox: bool = False,
+                 warm: bool | None = None, native_init: bool = True):
+        """`warm`: keep one sandbox per worker thread and start each program inside it in fresh
+        namespaces (warm.py, zygote.py); None = where it works, else one bubblewrap per program;
+        False = always one bubblewrap per program. `native_init`: warm sandboxes start programs
+        with the compiled init where it builds (native.py), else from Python."""
         self.limits = limits or Limits()
         self.unsafe = unsafe_no_sandbox
+        self.warm = warm
+        self.native_init = native_init
+        self._init_path: str | None = None
+        self._warm_all: list[WarmSandbox] = []
+        self._warm_idle: list[WarmSandbox] = []  # started, alive, running nothing
+        self._warm_lock = threading.Lock()  # not _lock: check() starts the first one holding it
         self._checked = False
         self._tmp_root: str | None = None
         self._libs: dict[str, str | None] = {}
@@ -77,12 +90,21 @@ class Sandbox:
                     if self._spawner is None and not shutil.which("setpriv"):
                         raise PlatformError("setpriv is not installed (Debian package util-linux);"
                                             " it drops root to uid 65534 for the sandbox")
-                self._probe()
+                self._probe_warm()  # a warm sandbox that runs a probe proves isolation works
+                if not self.warm:
+                    self._probe()
             needs_prlimit = self.unsafe or (os.geteuid() == 0 and self._spawner is None)
             if needs_prlimit and not shutil.which("prlimit"):
                 raise PlatformError("prlimit is not installed (Debian package util-linux); it sets "
                                     "the sandbox's resource limits")
             self._checked = True
+
+    @property
+    def mode(self) -> str:
+        """How programs run (after check()): "warm", "bubblewrap per program" or "unsandboxed"."""
+        if self.unsafe:
+            return "unsandboxed"
+        return "warm" if self.warm else "bubblewrap per program"
 
     def probe(self) -> None:
         """Check (again) that the sandbox starts; PlatformError saying why when it does not."""
@@ -105,6 +127,37 @@ class Sandbox:
             "unshare/clone with namespaces), or pass --unsafe-no-sandbox to run them without "
             "isolation (trusted code only)")
 
+    def _probe_warm(self) -> None:
+        """Decide whether programs run in warm sandboxes: they do where one starts and runs a
+        program as uid 65534 (asked for with warm=True: or else an error saying why)."""
+        if self.warm is False:
+            return
+        why = None
+        if self.native_init:
+            self._init_path = native.build(self._tmp_root)
+        if not shutil.which("bwrap"):
+            why = "bubblewrap is not installed"
+        elif not zygote.supported():
+            why = f"no clone() system call number known for {platform.machine()}"
+        else:
+            try:
+                probe = self._call(self._run_warm, ["sh", "-c", "id -u; id -g"], {}, "probe.sh", "",
+                                   30.0, None)
+            except PlatformError as exc:
+                why = str(exc)
+            else:
+                if probe.exit_code != 0 or probe.stdout.split() != [str(NOBODY)] * 2:
+                    why = f"its probe printed {probe.stdout!r} {probe.stderr[:300]!r}"
+        if why is None:
+            self.warm = True
+            LOG.info("warm sandboxes start each program %s",
+                     "with the compiled init" if self._init_path else "from Python")
+        elif self.warm:
+            raise PlatformError(f"cannot start a warm sandbox: {why}")
+        else:
+            LOG.info("starting bubblewrap per program (a warm sandbox cannot start: %s)", why)
+            self.warm = False
+
     def prepare(self, lang: Language) -> None:
         """Build the language's precompiled libraries now (from a thread that may write)."""
         self.check()
@@ -118,6 +171,9 @@ class Sandbox:
         if self.unsafe:
             return self._run_unsafe(lang, program, name, timeout)
         lib = self._library(lang)
+        if self.warm:
+            return self._call(self._run_warm, lang.command(f"/tmp/{name}"), lang.env(), name,
+                              program, timeout, lib)
         binds = ["--ro-bind", lib, libcache.LIB_MOUNT] if lib else []
         fd = os.memfd_create("multiplt-program", os.MFD_CLOEXEC)
         try:
@@ -179,6 +235,34 @@ class Sandbox:
                 os.close(block_w)
             namespace.wait_gone()
 
+    def _run_warm(self, command: list[str], env: dict[str, str], name: str, program: str,
+                  timeout: float, lib: str | None) -> Finished:
+        """Run in this thread's warm sandbox (started now if it has none or it died); one that
+        failed is killed and dropped, so the retry gets a fresh one."""
+        sandbox = None
+        with self._warm_lock:
+            while self._warm_idle and sandbox is None:
+                sandbox = self._warm_idle.pop()
+                if not sandbox.alive:
+                    sandbox.close()
+                    sandbox = None
+        if sandbox is None:
+            # The library cache lives in our temp root, which the sandbox's own /tmp would hide.
+            sandbox = WarmSandbox(self.limits, via_setpriv=os.geteuid() == 0,
+                                  binds=["--ro-bind", self._tmp_root, self._tmp_root],
+                                  init=self._init_path)
+            with self._warm_lock:
+                self._warm_all.append(sandbox)
+        try:
+            finished = sandbox.run(command, {**bwrap.BASE_ENV, **env}, name, program, timeout,
+                                   lib, libcache.LIB_MOUNT)
+        except PlatformError:
+            sandbox.close()
+            raise
+        with self._warm_lock:
+            self._warm_idle.append(sandbox)
+        return finished
+
     def _run_unsafe(self, lang: Language, program: str, name: str, timeout: float) -> Finished:
         workdir = tempfile.mkdtemp(dir=self._tmp_root)
         try:
@@ -199,6 +283,10 @@ class Sandbox:
         self.close()
 
     def close(self) -> None:
+        with self._warm_lock:
+            warm, self._warm_all, self._warm_idle = self._warm_all, [], []
+        for sandbox in warm:
+            sandbox.close()
         if self._spawner is not None:
             self._spawner.shutdown()
             self._spawner = None

@@ -39,12 +39,18 @@ def read_bytes(uri) -> bytes:
     return _backend(loc).read_bytes(loc)
 
 
-def write_bytes(uri, data: bytes) -> None:
-    """Store `data` at `uri` atomically, creating parent folders as needed."""
+def write_bytes(uri, data: bytes, durable: bool = True) -> None:
+    """Store `data` at `uri` atomically, creating parent folders as needed. `durable=False`
+    skips the flush to disk of a local file before it replaces the old one: still atomic for
+    every reader and after a crash of the writing process, but not after a crash of the machine
+    (for files rewritten many times a second, whose last version is written durably)."""
     loc = parse(uri)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"write_bytes wants bytes, got {type(data).__name__}")
-    _backend(loc).write_bytes(loc, bytes(data))
+    if loc.is_local:
+        local.write_bytes(loc, bytes(data), durable=durable)
+    else:
+        s3.write_bytes(loc, bytes(data))
 
 
 def _gzipped(uri) -> bool:

@@ -43,8 +43,9 @@ def read_bytes(loc: Location) -> bytes:
 class _AtomicFile:
     """A temp file beside `path` that replaces `path` on commit and vanishes on failure."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, durable: bool = True):
         self.path = path
+        self.durable = durable
         folder = os.path.dirname(path) or "."
         if os.path.isdir(path):
             raise MultipltError(f"cannot write {path}: it is a folder")
@@ -67,7 +68,8 @@ class _AtomicFile:
         try:
             if exc_type is None:
                 self.file.flush()
-                os.fsync(self.file.fileno())
+                if self.durable:
+                    os.fsync(self.file.fileno())
             self.file.close()
             if exc_type is None:
                 os.chmod(self.tmp, 0o666 & ~_UMASK)
@@ -77,8 +79,8 @@ class _AtomicFile:
                 os.unlink(self.tmp)
 
 
-def write_bytes(loc: Location, data: bytes) -> None:
-    with _AtomicFile(loc.path) as f:
+def write_bytes(loc: Location, data: bytes, durable: bool = True) -> None:
+    with _AtomicFile(loc.path, durable) as f:
         f.write(data)
 
 

@@ -1,0 +1,178 @@
+/* The per-program init of a warm sandbox (see zygote.py), in C so that starting a program costs
+ * a few small processes instead of a copy of a Python interpreter.
+ *
+ *   init TMP_SIZE ADDRESS_SPACE PROCESSES LIB LIB_MOUNT NAME COMMAND [ARG...]
+ *
+ * Started by the supervisor with: fd 0 = the program's text (read to its end), fd 1 and 2 = the
+ * program's stdout and stderr, fd 3 = the status pipe, the program's environment as its own.
+ * LIB is "" for none. It enters new mount and IPC namespaces, then forks the namespace's pid 1,
+ * which mounts a fresh tmpfs at /tmp holding the program file (and LIB read-only at LIB_MOUNT),
+ * a fresh /proc, sets the limits and runs the program as pid 2 in its own session, stdin
+ * /dev/null. Status lines on fd 3: "P <pid 1's pid here>", "N <pid namespace inode>", then
+ * "S <wait status>" when the program has exited, or "E <message>" when the platform failed.
+ * Killing pid 1 kills everything the program started, and this process exits once they are all
+ * gone (a pid 1 is reaped only after the rest of its namespace); killing this process kills pid 1
+ * as well (parent-death signal).
+ * Capabilities: this helper gets the sandbox's from the supervisor as ambient ones (it mounts and
+ * unshares); pid 1 empties every set before the program starts, and the program runs as a
+ * non-root uid, so it execs with none.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/capability.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define STATUS_FD 3
+
+static void status(const char *fmt, ...) {
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (n > (int)sizeof line - 2) n = sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t ignored = write(STATUS_FD, line, n);
+    (void)ignored;
+}
+
+static void fail(const char *what) {
+    status("E %s: %s", what, strerror(errno));
+    _exit(1);
+}
+
+/* Nothing this process execs may hold or gain a capability: ambient, bounding, inheritable,
+ * permitted and effective sets all empty (the sandbox also has no_new_privs set). */
+static void drop_capabilities(void) {
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) fail("clear ambient caps");
+    for (int cap = 0; prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0; cap++) {}
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) != 0) fail("capset");
+    if (prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) != 0) {
+        errno = EPERM;
+        fail("drop the bounding set");
+    }
+}
+
+static void set_limit(int resource, const char *value) {
+    rlim_t v = strtoull(value, NULL, 10);
+    struct rlimit lim = {v, v};
+    if (setrlimit(resource, &lim) != 0) fail("setrlimit");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 8) {
+        status("E usage: init TMP_SIZE AS NPROC LIB LIB_MOUNT NAME COMMAND [ARG...]");
+        return 2;
+    }
+    const char *tmp_size = argv[1], *as = argv[2], *nproc = argv[3], *lib = argv[4];
+    const char *lib_mount = argv[5], *name = argv[6];
+    char **command = argv + 7;
+
+    /* The program's text, read before anything else happens. */
+    size_t size = 0, cap = 1 << 16;
+    char *text = malloc(cap);
+    if (!text) fail("malloc");
+    for (;;) {
+        if (size == cap && !(text = realloc(text, cap *= 2))) fail("realloc");
+        ssize_t n = read(0, text + size, cap - size);
+        if (n < 0) { if (errno == EINTR) continue; fail("read the program"); }
+        if (n == 0) break;
+        size += n;
+    }
+    /* New mount and IPC namespaces for this process, a new PID namespace for its next child. */
+    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID) != 0) fail("unshare");
+    /* Opened before the new /tmp hides it; a bind needs a source in this mount namespace. */
+    int lib_fd = -1;
+    if (*lib && (lib_fd = open(lib, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) fail("open the library");
+
+    pid_t init = fork();
+    if (init < 0) fail("fork");
+    if (init > 0) {  /* outside: wait for pid 1, then leave (its status went to fd 3) */
+        status("P %d", (int)init);  /* at the deadline the supervisor kills it */
+        int st;
+        while (waitpid(init, &st, 0) < 0 && errno == EINTR) {}
+        return 0;
+    }
+
+    /* pid 1 of the new PID namespace */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl");
+    struct stat ns;
+    if (stat("/proc/self/ns/pid", &ns) != 0) fail("stat /proc/self/ns/pid");
+    status("N %llu", (unsigned long long)ns.st_ino);
+
+    char opts[128];
+    snprintf(opts, sizeof opts, "size=%s,mode=0700", tmp_size);
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) fail("mount /tmp");
+    if (lib_fd >= 0) {
+        char source[64];
+        snprintf(source, sizeof source, "/proc/self/fd/%d", lib_fd);
+        if (mkdir(lib_mount, 0755) != 0) fail("mkdir the library mount");
+        /* a bind of bubblewrap's read-only bind: read-only as well */
+        if (mount(source, lib_mount, NULL, MS_BIND | MS_REC, NULL) != 0) fail("bind the library");
+        close(lib_fd);
+    }
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) fail("mount /proc");
+
+    char path[4096];
+    snprintf(path, sizeof path, "/tmp/%s", name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) fail("create the program file");
+    for (size_t done = 0; done < size;) {
+        ssize_t n = write(fd, text + done, size - done);
+        if (n < 0) { if (errno == EINTR) continue; fail("write the program file"); }
+        done += n;
+    }
+    close(fd);
+    free(text);
+    if (chdir("/tmp") != 0) fail("chdir /tmp");
+    drop_capabilities();
+    set_limit(RLIMIT_AS, as);
+    set_limit(RLIMIT_NPROC, nproc);
+    set_limit(RLIMIT_CORE, "0");
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0) fail("open /dev/null");
+    if (dup2(null, 0) < 0) fail("dup2");
+    close(null);
+
+    if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) != 0) fail("fcntl");  /* not the program's */
+    pid_t program = vfork();
+    if (program < 0) fail("vfork");
+    if (program == 0) {
+        setsid();
+        execvp(command[0], command);
+        /* as bubblewrap: the command could not be executed */
+        dprintf(2, "sandbox: cannot execute %s: %s\n", command[0], strerror(errno));
+        _exit(127);
+    }
+    close(1);
+    close(2);
+    for (;;) {  /* as init: reap orphans too, until the program is done */
+        int st;
+        pid_t pid = waitpid(-1, &st, 0);
+        if (pid < 0) {
+            if (errno == EINTR) continue;
+            fail("waitpid");
+        }
+        if (pid == program) {
+            status("S %d", st);
+            _exit(0);  /* the kernel now kills whatever the program left in this namespace */
+        }
+    }
+}

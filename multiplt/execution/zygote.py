@@ -1,0 +1,374 @@
+"""The supervisor of a warm sandbox: one long-lived process per worker, inside bubblewrap, that
+starts each program in fresh namespaces of its own.
+
+Why: starting bubblewrap costs about 6 ms per program (an exec, a user namespace, a network
+namespace, a dozen mounts), more than a whole Lua test program runs. The sandbox that bubblewrap
+builds (user namespace mapped to 65534, network namespace with only a loopback, read-only root,
+private /dev, no new user namespaces) holds no state of one program that another could see, so
+one per worker is started once; inside it this supervisor gives every program what must be its
+own, for a fraction of a millisecond:
+
+  supervisor --clone(new PID, mount and IPC namespaces)--> init (pid 1) --posix_spawn--> program
+
+The init mounts a fresh size-capped tmpfs at /tmp (the program's only writable place, holding
+the program file), a fresh /proc for its PID namespace and the read-only library cache; it
+drops every capability (ambient and bounding sets), sets the resource limits, and spawns the
+program (pid 2, own session, stdin /dev/null). When the program exits, the init reports its wait
+status and exits, and the kernel kills whatever the program left in the namespace. At the
+deadline the supervisor kills the init, with the same effect. Exit codes read as bubblewrap's
+(128 + signal for a program killed by a signal), so verdicts do not depend on the path taken.
+
+The program cannot reach the supervisor: it is in a child PID namespace (the supervisor has no
+pid there), holds none of its file descriptors, and has no capabilities. The executor kills the
+whole sandbox if the supervisor stops answering, and starts a new one.
+
+Protocol (stdin/stdout of the supervisor): frames of a 4-byte big-endian length and a UTF-8 JSON
+object. The request: argv, env, name, program, timeout, limits {address_space, processes,
+output, tmp_size}, lib (a directory to mount read-only at lib_mount) or null. The answer:
+exit_code, stdout, stderr, timed_out, duration, pid_namespace; or error (the platform failed).
+
+This file runs as `python3 -I -S -c <this source>`: standard library only, no package imports.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import resource
+import select
+import signal
+import struct
+import sys
+import time
+
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
+# clone(2): flags first on both; with no new stack and no tids the argument order does not matter
+CLONE_SYSCALL = {"x86_64": 56, "aarch64": 220}
+_MACHINE = os.uname().machine
+_SYS_CAPGET, _SYS_CAPSET = {"x86_64": (125, 126), "aarch64": (90, 91)}.get(_MACHINE, (-1, -1))
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+CHUNK = 1 << 16
+KILL_GRACE_S = 2.0
+
+# PyDLL: the GIL stays held across clone(), so the child's copy of it is held by its one thread.
+_libc = ctypes.PyDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong]
+
+
+def supported() -> bool:
+    return _MACHINE in CLONE_SYSCALL
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def _mount(source, target, fstype, flags, data=None) -> None:
+    enc = (lambda s: s.encode() if s is not None else None)
+    _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)),
+           f"mount {target}")
+
+
+def _clone(flags: int) -> int:
+    return _check(_libc.syscall(ctypes.c_long(CLONE_SYSCALL[_MACHINE]),
+                                ctypes.c_long(flags | signal.SIGCHLD), ctypes.c_long(0),
+                                ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0)), "clone")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities() -> None:
+    """In the init, before the program starts: nothing it execs may hold or gain a capability
+    (ambient, bounding and inheritable sets emptied; the program runs as a non-root uid, so
+    exec leaves it none of the rest; no_new_privs is set as well, so file capabilities do not
+    apply either)."""
+    _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps")
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    for cap in range(last + 1):
+        _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap} from the bounding set")
+    header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    _check(_libc.syscall(ctypes.c_long(_SYS_CAPGET), ctypes.byref(header), data), "capget")
+    for d in data:
+        d.inheritable = d.permitted = d.effective = 0
+    _check(_libc.syscall(ctypes.c_long(_SYS_CAPSET), ctypes.byref(header), data), "capset")
+
+
+def _init(req: dict, out_w: int, err_w: int, status_w: int) -> None:
+    """pid 1 of the program's namespaces (a clone of the supervisor). Never returns."""
+    limits = req["limits"]
+    # Opened in this mount namespace (a bind needs a source mount of the caller's namespace),
+    # before the new /tmp hides it.
+    lib_fd = os.open(req["lib"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
+        if req.get("lib") else None
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={int(limits['tmp_size'])},mode=0700")
+    if lib_fd is not None:
+        target = req["lib_mount"]
+        os.mkdir(target, 0o755)
+        # A bind of the read-only bind that bubblewrap made of it: read-only as well.
+        _mount(f"/proc/self/fd/{lib_fd}", target, None, MS_BIND | MS_REC)
+        os.close(lib_fd)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    fd = os.open(f"/tmp/{req['name']}", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    data = req["program"].encode("utf-8")
+    while data:
+        data = data[os.write(fd, data):]
+    os.close(fd)
+    os.chdir("/tmp")
+    drop_capabilities()
+    for which, value in ((resource.RLIMIT_AS, limits["address_space"]),
+                         (resource.RLIMIT_NPROC, limits["processes"]),
+                         (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(which, (value, value))
+    null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+               (os.POSIX_SPAWN_DUP2, err_w, 2)]
+    try:
+        child = os.posix_spawnp(req["argv"][0], req["argv"], req["env"], file_actions=actions,
+                                setsid=True)
+    except OSError as exc:  # as bubblewrap: the command could not be executed
+        os.write(err_w, f"sandbox: cannot execute {req['argv'][0]}: {exc.strerror}\n".encode())
+        os.write(status_w, f"S {127 << 8}\n".encode())
+        os._exit(0)
+    os.close(out_w)
+    os.close(err_w)
+    while True:
+        pid, status = os.waitpid(-1, 0)  # as init: reap orphans too, until the program is done
+        if pid == child:
+            break
+    os.write(status_w, f"S {status}\n".encode())
+    os._exit(0)  # the kernel now kills whatever the program left in this namespace
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+class _Stream:
+    def __init__(self, limit: int):
+        self.limit, self.kept = limit, bytearray()
+
+    def add(self, data: bytes) -> None:
+        room = self.limit - len(self.kept)
+        if room > 0:
+            self.kept += data[:room]
+
+    def text(self) -> str:
+        return self.kept.decode("utf-8", errors="replace")
+
+
+def _start_python(req: dict, out_w: int, err_w: int, status_w: int) -> int:
+    """The program's init as a clone of this process (where no compiled init exists)."""
+    pid = _clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC)
+    if pid == 0:
+        try:
+            os.close(_PROTOCOL_IN)
+            os.close(_PROTOCOL_OUT)
+            status_ino = os.stat("/proc/self/ns/pid").st_ino
+            os.write(status_w, f"N {status_ino}\n".encode())
+            _init(req, out_w, err_w, status_w)
+        except BaseException as exc:  # noqa: BLE001 - report anything, then leave
+            try:
+                os.write(status_w, f"E {type(exc).__name__}: {exc}\n".encode()[:4000])
+            finally:
+                os._exit(1)
+        os._exit(0)
+    return pid
+
+
+def _start_native(req: dict, out_w: int, err_w: int, status_w: int) -> int:
+    """The program's init from the compiled helper (init.c): no copy of this process."""
+    limits = req["limits"]
+    text = os.memfd_create("program", os.MFD_CLOEXEC)
+    try:
+        data = req["program"].encode("utf-8")
+        while data:
+            data = data[os.write(text, data):]
+        os.lseek(text, 0, os.SEEK_SET)
+        argv = [req["init"], str(int(limits["tmp_size"])), str(int(limits["address_space"])),
+                str(int(limits["processes"])), req.get("lib") or "", req["lib_mount"],
+                req["name"], *req["argv"]]
+        return os.posix_spawn(req["init"], argv, req["env"], file_actions=[
+            (os.POSIX_SPAWN_DUP2, text, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2), (os.POSIX_SPAWN_DUP2, status_w, 3)])
+    finally:
+        os.close(text)
+
+
+class _Init:
+    """The namespace's pid 1: our child (Python init), or our child's child whose pid the
+    compiled init reports ("P <pid>"), held by a pidfd taken while its parent cannot have
+    reaped it yet (its parent reaps it only once the program is done)."""
+
+    def __init__(self, child: int):
+        self.child, self.pidfd = child, None
+
+    def learn(self, status: bytes) -> None:
+        if self.pidfd is None and status.startswith(b"P "):
+            line, sep, _ = bytes(status).partition(b"\n")
+            if sep:
+                try:
+                    self.pidfd = os.pidfd_open(int(line[2:]))
+                except (OSError, ValueError):
+                    pass
+
+    def kill(self) -> None:
+        if self.pidfd is not None:  # its parent, our child, exits once the namespace is empty
+            try:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+                return
+            except OSError:
+                pass
+        os.kill(self.child, signal.SIGKILL)
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+
+
+def run(req: dict) -> dict:
+    """Run one program; the answer frame."""
+    limit = int(req["limits"]["output"])
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    start = time.monotonic()
+    deadline = start + float(req["timeout"])
+    try:
+        pid = (_start_native if req.get("init") else _start_python)(req, out_w, err_w, status_w)
+    finally:
+        for fd in (out_w, err_w, status_w):
+            os.close(fd)
+    init = _Init(pid)
+    out, err, status = _Stream(limit), _Stream(limit), bytearray()
+    streams = {out_r: out, err_r: err, status_r: None}
+    timed_out = False
+    while streams:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            break
+        ready, _, _ = select.select(list(streams), [], [], remaining)
+        for fd in ready:
+            data = os.read(fd, CHUNK)
+            if not data:
+                del streams[fd]
+                os.close(fd)
+            elif streams[fd] is None:
+                status += data
+                init.learn(status)
+            else:
+                streams[fd].add(data)
+    if timed_out:
+        # With the namespace's init the kernel kills everything in it; our child exits once
+        # that is done (it is the init, or the compiled init's parent, which reaps it).
+        init.kill()
+        until = time.monotonic() + KILL_GRACE_S
+        while streams and time.monotonic() < until:
+            ready, _, _ = select.select(list(streams), [], [], max(0.0, until - time.monotonic()))
+            for fd in ready:
+                data = os.read(fd, CHUNK)
+                if not data:
+                    del streams[fd]
+                    os.close(fd)
+                elif streams[fd] is None:
+                    status += data
+                else:
+                    streams[fd].add(data)
+    for fd in streams:
+        os.close(fd)
+    os.waitpid(pid, 0)
+    init.close()
+    duration = time.monotonic() - start
+    report = dict(line.split(" ", 1) for line in status.decode("utf-8", "replace").splitlines()
+                  if line[:2] in ("P ", "N ", "S ", "E "))
+    if "E" in report:
+        return {"error": "sandbox init failed: " + report["E"]}
+    if not timed_out and "S" not in report:
+        return {"error": "sandbox init exited without reporting the program's status"}
+    return {"exit_code": -1 if timed_out else _exit_code(int(report["S"])),
+            "stdout": out.text(), "stderr": err.text(), "timed_out": timed_out,
+            "duration": duration, "pid_namespace": int(report["N"]) if "N" in report else None}
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        data = os.read(fd, n - len(buf))
+        if not data:
+            return None
+        buf += data
+    return bytes(buf)
+
+
+def read_frame(fd: int):
+    head = _read_exact(fd, 4)
+    if head is None:
+        return None
+    body = _read_exact(fd, struct.unpack("!I", head)[0])
+    return None if body is None else json.loads(body)
+
+
+def write_frame(fd: int, obj) -> None:
+    body = json.dumps(obj).encode("utf-8")
+    data = struct.pack("!I", len(body)) + body
+    while data:
+        data = data[os.write(fd, data):]
+
+
+_PROTOCOL_IN = _PROTOCOL_OUT = -1
+
+
+def main() -> None:
+    global _PROTOCOL_IN, _PROTOCOL_OUT
+    # The protocol moves off fds 0/1 (dup: not inherited); 0 and 1 become /dev/null.
+    _PROTOCOL_IN, _PROTOCOL_OUT = os.dup(0), os.dup(1)
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    # Each program's init is a copy of this process: no garbage collection (it would touch, and
+    # so copy, every page of the heap in the copy); the loop below allocates no cycles anyway.
+    gc.disable()
+    gc.freeze()
+    # Once: a mount namespace of our own (bubblewrap's belongs to a user namespace above ours),
+    # where every mount is private, so that the programs' copies of it are private too and
+    # nothing mounted for a program propagates back here.
+    _check(_libc.unshare(CLONE_NEWNS), "unshare the mount namespace")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    write_frame(_PROTOCOL_OUT, {"ready": os.getpid()})
+    while True:
+        req = read_frame(_PROTOCOL_IN)
+        if req is None:
+            return
+        try:
+            answer = run(req)
+        except Exception as exc:  # noqa: BLE001 - a platform failure, reported as such
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        write_frame(_PROTOCOL_OUT, answer)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
