@@ -8,15 +8,20 @@ private /dev, no new user namespaces) holds no state of one program that another
 one per worker is started once; inside it this supervisor gives every program what must be its
 own, for a fraction of a millisecond:
 
+  compiled (init.c, native.py):
+  supervisor --posix_spawn--> helper --unshare(PID, mount, IPC) + fork--> init (pid 1) --> program
+  else:
   supervisor --clone(new PID, mount and IPC namespaces)--> init (pid 1) --posix_spawn--> program
 
 The init mounts a fresh size-capped tmpfs at /tmp (the program's only writable place, holding
 the program file), a fresh /proc for its PID namespace and the read-only library cache; it
-drops every capability (ambient and bounding sets), sets the resource limits, and spawns the
-program (pid 2, own session, stdin /dev/null). When the program exits, the init reports its wait
-status and exits, and the kernel kills whatever the program left in the namespace. At the
-deadline the supervisor kills the init, with the same effect. Exit codes read as bubblewrap's
-(128 + signal for a program killed by a signal), so verdicts do not depend on the path taken.
+empties every capability set, sets the resource limits, and starts the program (pid 2, own
+session, stdin /dev/null). When the program exits, the init reports its wait status and exits,
+and the kernel kills whatever the program left in the namespace. At the deadline the supervisor
+kills the init, with the same effect, and answers once the namespace is empty. Exit codes read
+as bubblewrap's (128 + signal for a program killed by a signal), so verdicts do not depend on
+the path taken. The supervisor keeps the sandbox user namespace's capabilities (bubblewrap's
+--cap-add ALL: ambient, so the compiled helper has them too); programs never have any.
 
 The program cannot reach the supervisor: it is in a child PID namespace (the supervisor has no
 pid there), holds none of its file descriptors, and has no capabilities. The executor kills the
@@ -24,7 +29,8 @@ whole sandbox if the supervisor stops answering, and starts a new one.
 
 Protocol (stdin/stdout of the supervisor): frames of a 4-byte big-endian length and a UTF-8 JSON
 object. The request: argv, env, name, program, timeout, limits {address_space, processes,
-output, tmp_size}, lib (a directory to mount read-only at lib_mount) or null. The answer:
+output, tmp_size}, lib (a directory to mount read-only at lib_mount) or null, init (the
+compiled helper's path) or null. The answer:
 exit_code, stdout, stderr, timed_out, duration, pid_namespace; or error (the platform failed).
 
 This file runs as `python3 -I -S -c <this source>`: standard library only, no package imports.
