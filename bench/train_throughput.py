@@ -7,14 +7,17 @@ paper's effective batch). Both sides run in this one process on the same card:
   baseline  transformers Trainer at the paper's settings: per-device batch 1 x gradient
             accumulation 8, bf16, AdamW (Trainer default), cosine with warmup 100, weight decay
             0.001, clipping 1.0, SDPA attention (FlashAttention-2 is not installed on the image)
-  ours      multiplt.training: the same recipe with micro-batch 8 x accumulation 1, bf16 autocast
-            over fp32 master weights, fused AdamW, per-block torch.compile (config compile: true)
+  ours      multiplt.training as `multiplt train --micro-batch-size 8 --compile` runs it: the same
+            recipe with micro-batch 8 x accumulation 1, bf16 autocast over fp32 master weights,
+            multiplt's GPTBigCode forward (multiplt/training/gptbigcode.py: each block compiled,
+            LM head fused with the loss in chunks, no per-step host sync), fused AdamW with the
+            gradient clipping inside it; variant "8cx" is the same with transformers' forward
 
 For each: tokens/s over >= 50 optimizer steps after 10 warm-up steps (CUDA-synchronized wall
 clock), peak GPU memory, and MFU = 6 * N * tokens/s / 989e12 with N = num_parameters() (tied
 embeddings counted once; attention FLOPs not counted, as in the usual 6N estimate).
 
-    python bench/train_throughput.py --out bench/results/train_throughput.json        # GPU
+    python bench/train_throughput.py --profile --variants 8cT,8c,8cx --out $OUT/train_throughput.json  # GPU
     python bench/train_throughput.py --tiny --steps 3 --warmup 1 --out /tmp/t.json     # CPU check
 
 Imports only torch, transformers, accelerate and this package's training modules.
@@ -139,21 +142,23 @@ def run_baseline(config, data, args, device, n_params) -> dict:
     return result
 
 
-def run_ours(config, data, args, device, n_params, micro: int, compile_: str) -> dict:
+def run_ours(config, data, args, device, n_params, micro: int, compile_: str, fast: bool = True,
+             attention: str = "gqa") -> dict:
     """multiplt.training's step function, optimizer and schedule, set up as `multiplt train` does."""
     from multiplt.training.config import TrainConfig
     from multiplt.training.loop import make_accelerator
     from multiplt.training.optim import build_optimizer, build_scheduler
-    from multiplt.training.step import LaggedMetrics, compile_blocks, train_step
+    from multiplt.training.step import LaggedMetrics, compile_blocks, setup_forward, train_step
 
-    cfg = TrainConfig(micro_batch_size=micro, compile=bool(compile_))
+    cfg = TrainConfig(micro_batch_size=micro, compile=bool(compile_), fast_forward=fast)
     accelerator, precision = make_accelerator(cfg)
     model = new_model(config, accelerator.device)
     model.config.use_cache = False
+    why_not = setup_forward(model, cfg, attention=attention)  # as the training loop does
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, 10_000)
-    if compile_:
+    if compile_ and why_not is not None:
         model = compile_blocks(model, whole=compile_ == "f")
     model.train()
     reset_memory(device)
@@ -162,7 +167,10 @@ def run_ours(config, data, args, device, n_params, micro: int, compile_: str) ->
 
     def step_once(step):
         idx = [(step * BATCH + j) % data.shape[0] for j in range(BATCH)]
-        batch = data[idx].to(accelerator.device, non_blocking=True)
+        batch = data[idx]
+        if device.type == "cuda":  # as the training loop: pinned, so the copy does not wait for the GPU
+            batch = batch.pin_memory()
+        batch = batch.to(accelerator.device, non_blocking=True)
         loss, norm = train_step(model, optimizer, scheduler, list(batch.split(micro)), accelerator,
                                 cfg.max_grad_norm, compiled=cfg.compile)
         done = metrics.push({"step": step}, loss=loss, grad_norm=norm)
@@ -189,20 +197,112 @@ def run_ours(config, data, args, device, n_params, micro: int, compile_: str) ->
                 train_step(model, optimizer, scheduler, list(batch.split(micro)), accelerator, 1.0,
                            compiled=cfg.compile)
             sync(device)
-        table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=70)
-        print(table[:6000], flush=True)
+        table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=60, max_name_column_width=90)
+        summary = profile_summary(prof, steps=2)
+        print(summary, flush=True)
         with open(os.path.join(os.path.dirname(os.path.abspath(args.out)), f"profile-{micro}{compile_}.txt"), "w") as f:
-            f.write(table)
+            f.write(summary + "\n\n" + table)
         args.profile = False
-    result = summarize(f"ours micro{micro}{'+compile-' + ('whole' if compile_ == 'f' else 'blocks') if compile_ else ''}"
-                       f"{'+flash' if not torch.backends.cuda.cudnn_sdp_enabled() and device.type == 'cuda' else ''}", times, BATCH * data.shape[1],
+    name = (f"ours micro{micro}{'+compile' if compile_ else ''}"
+            f"{'+fast-forward' if why_not is None else '+transformers-forward'}"
+            f"{'+kv-expand' if attention == 'expand' and why_not is None else ''}"
+            f"{'+' + str(_compile_mode()[0]) if why_not is None and compile_ and _compile_mode()[0] else ''}"
+            f"{'+coordinate-descent' if why_not is None and compile_ and _compile_mode()[1] else ''}"
+            f"{'+flash' if not torch.backends.cuda.cudnn_sdp_enabled() and device.type == 'cuda' else ''}")
+    result = summarize(name, times, BATCH * data.shape[1],
                        n_params, device, {"micro_batch": micro, "grad_accum": BATCH // micro,
+                                          "forward": "multiplt gptbigcode" if why_not is None else "transformers",
                                           "optimizer": "torch AdamW fused (multiplt.training.optim)",
                                           "precision": precision, "attention": "sdpa",
                                           "compile": compile_, "final_loss": round(loss, 4)})
     del model, optimizer
     accelerator.free_memory()
     return result
+
+
+def _compile_mode():
+    from multiplt.training import gptbigcode
+
+    return gptbigcode.COMPILE_MODE, gptbigcode.COMPILE_OPTIONS
+
+
+def profile_summary(prof, steps: int) -> str:
+    """GPU kernel time per step by kind (GEMM, attention, optimizer, norm, elementwise, ...)."""
+    kinds = {}
+    total = 0.0
+    for e in prof.key_averages():
+        t = getattr(e, "self_device_time_total", None)
+        if t is None:
+            t = getattr(e, "self_cuda_time_total", 0)
+        if not t or e.device_type is None or "cuda" not in str(e.device_type).lower():
+            continue
+        if "#" in e.key:  # a user annotation's range on the GPU timeline (Optimizer.step#...), not a kernel
+            continue
+        n = e.key.lower()
+        kind = ("gemm" if any(k in n for k in ("gemm", "cutlass", "sm90_xmma", "nvjet", "cublas")) else
+                "attention" if any(k in n for k in ("flash", "fmha", "cudnn", "attention", "sdpa")) else
+                "adam" if "adam" in n else
+                "triton (compiled LayerNorm, GELU, dropout, residual, loss)" if "triton" in n else
+                "grad norm" if any(k in n for k in ("norm", "foreach")) else
+                "copy/cast" if any(k in n for k in ("copy", "memcpy", "memset", "fill", "cast")) else
+                "other")
+        kinds.setdefault(kind, [0.0, []])
+        kinds[kind][0] += t
+        kinds[kind][1].append((t, e.key[:80]))
+        total += t
+    lines = [f"GPU kernel time per step: {total / 1e3 / steps:.1f} ms"]
+    for kind, (t, items) in sorted(kinds.items(), key=lambda kv: -kv[1][0]):
+        top = "; ".join(f"{k} {v / 1e3 / steps:.1f}" for v, k in sorted(items, reverse=True)[:3])
+        lines.append(f"  {kind:30s} {t / 1e3 / steps:7.1f} ms   top: {top}")
+    return "\n".join(lines)
+
+
+def attention_bench(device) -> list[dict]:
+    """fwd+bwd time of one layer's attention at the 1B shape (8 x 2048, 16 heads of 128, one
+    key/value head, causal, dropout 0.1) for each SDPA kernel, with the key/value head shared
+    (enable_gqa) or repeated over the 16 query heads."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    B, T, H, D = 8, 2048, 16, 128
+    flops = 4 * B * H * T * T * D / 2 * 3.5  # causal fwd + bwd (2.5x fwd)
+    rows = []
+    for backend in (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION):
+        for mode in ("gqa", "expand"):
+            for p in (0.1, 0.0):
+                q = torch.randn(B, H, T, D, device=device, dtype=torch.bfloat16, requires_grad=True)
+                kv = torch.randn(B, 1, T, D, device=device, dtype=torch.bfloat16, requires_grad=True)
+                g = torch.randn(B, H, T, D, device=device, dtype=torch.bfloat16)
+
+                def run():
+                    k = kv if mode == "gqa" else kv.expand(B, H, T, D)
+                    out = torch.nn.functional.scaled_dot_product_attention(
+                        q, k, k, dropout_p=p, is_causal=True, enable_gqa=mode == "gqa")
+                    out.backward(g)
+                try:
+                    with sdpa_kernel([backend]):
+                        for _ in range(3):
+                            run()
+                        sync(device)
+                        t0 = time.perf_counter()
+                        for _ in range(10):
+                            run()
+                        sync(device)
+                    ms = (time.perf_counter() - t0) / 10 * 1e3
+                    row = {"backend": backend.name, "kv": mode, "dropout": p, "ms_fwd_bwd": round(ms, 3),
+                           "tflops": round(flops / ms / 1e9, 1)}
+                except Exception as exc:
+                    row = {"backend": backend.name, "kv": mode, "dropout": p, "error": str(exc)[:160]}
+                rows.append(row)
+                print("attention", row, flush=True)
+    return rows
+
+
+def pick_ours(results: list[dict]) -> dict | None:
+    """"ours" is the fastest variant that `multiplt train` itself runs (its forward, compile on or
+    off, default attention kernel and compile settings); bench-only settings (A, G, T, E, F, f) are
+    recorded as variants but not picked."""
+    plain = [r for r in results if r.get("plain", True)]
+    return max(plain or results, key=lambda r: r["tokens_per_s"]) if results else None
 
 
 def versions(device) -> dict:
@@ -222,9 +322,15 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=50, help="measured optimizer steps (>= 50 for the record)")
     ap.add_argument("--warmup", type=int, default=10, help="unmeasured optimizer steps first")
     ap.add_argument("--tiny", action="store_true", help="tiny model and 128-token sequences (CPU check)")
-    ap.add_argument("--variants", default="8c,8",
-                    help="ours: comma-separated micro-batch sizes; suffix c = compile each block, "
-                    "f = compile the whole model, F = flash attention kernel (default %(default)s)")
+    ap.add_argument("--variants", default="8c,8cx",
+                    help="ours: comma-separated micro-batch sizes; suffix c = compile (multiplt's "
+                    "forward, or each transformers block with x), x = transformers' forward instead "
+                    "of multiplt's, f = compile the whole transformers model, F = flash attention "
+                    "kernel instead of cuDNN, E = repeat the key/value head for SDPA, "
+                    "A = compile mode max-autotune-no-cudagraphs, G = compile mode reduce-overhead "
+                    "(CUDA graphs of each block), T = inductor coordinate-descent "
+                    "tuning of the compiled kernels (default %(default)s)")
+    ap.add_argument("--attention-bench", action="store_true", help="time SDPA kernels at the 1B shape first")
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table of the first variant")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--out", required=True, help="JSON result file")
@@ -240,6 +346,7 @@ def main() -> int:
           f"N = {n_params:,} parameters, {BATCH} x {seq_len} tokens per step", flush=True)
 
     results, errors = [], {}
+    attn_rows = attention_bench(device) if args.attention_bench and device.type == "cuda" else None
     variants = [v for v in args.variants.split(",") if v]
     while variants:
         variant = variants.pop(0)
@@ -249,8 +356,15 @@ def main() -> int:
             # F: SDPA's FlashAttention-2 kernel instead of cuDNN's (PyTorch prefers cuDNN on Hopper)
             if device.type == "cuda":
                 torch.backends.cuda.enable_cudnn_sdp("F" not in flags)
-            results.append(run_ours(config, data, args, device, n_params, micro, compile_))
+            from multiplt.training import gptbigcode
+
+            gptbigcode.COMPILE_MODE = ("max-autotune-no-cudagraphs" if "A" in flags else
+                                       "reduce-overhead" if "G" in flags else None)
+            gptbigcode.COMPILE_OPTIONS = {"coordinate_descent_tuning": True} if "T" in flags else None
+            results.append(run_ours(config, data, args, device, n_params, micro, compile_,
+                                    fast="x" not in flags, attention="expand" if "E" in flags else "gqa"))
             results[-1]["attention"] = "sdpa (flash)" if "F" in flags else "sdpa (cudnn preferred)"
+            results[-1]["plain"] = not set(flags) & set("AGTEFf")  # what `multiplt train` runs
         except torch.OutOfMemoryError as exc:  # a smaller card: halve the micro-batch and retry
             errors[variant] = f"out of memory: {exc}"[:300]
             print(f"ours {variant}: out of memory", flush=True)
@@ -263,7 +377,7 @@ def main() -> int:
     if device.type == "cuda":
         torch.backends.cuda.enable_cudnn_sdp(True)  # PyTorch's default for the baseline
     baseline = None if args.skip_baseline else run_baseline(config, data, args, device, n_params)
-    best = max(results, key=lambda r: r["tokens_per_s"]) if results else None
+    best = pick_ours(results)
     record = {
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu {platform.processor()}",
@@ -273,6 +387,7 @@ def main() -> int:
         "warmup_steps": args.warmup, "measured_steps": args.steps,
         "mfu_formula": "6 * num_parameters * tokens_per_s / 989e12",
         "baseline": baseline, "ours": best, "variants": results, "errors": errors,
+        "attention_kernels": attn_rows,
         "mfu": best["mfu"] if best else None,
         "ratio": round(best["tokens_per_s"] / baseline["tokens_per_s"], 3) if best and baseline else None,
     }

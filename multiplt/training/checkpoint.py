@@ -57,6 +57,14 @@ def save_tagged(model, state_dict: dict, tokenizer, run_info: dict, local_dir: s
     import torch
 
     bf16 = {k: v.detach().to(device="cpu", dtype=torch.bfloat16) for k, v in state_dict.items()}
+    # Tied weights (StarCoder's lm_head = wte) once, as save_pretrained writes them from the model:
+    # the separate bf16 copies no longer share storage, so it would store the head a second time.
+    tied = getattr(model, "_tied_weights_keys", None) or ()
+    if getattr(model.config, "tie_word_embeddings", True):
+        for key in tied:
+            source = tied[key] if isinstance(tied, dict) else None
+            if key in bf16 and (source is None or source in bf16):
+                del bf16[key]
     model.save_pretrained(local_dir, state_dict=bf16, safe_serialization=True)
     config = copy.deepcopy(model.config)
     config.use_cache = True  # generation wants the KV cache; training turned it off

@@ -51,7 +51,11 @@ class TrainConfig:
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     distributed: str = "ddp"  # ddp | fsdp (FSDP shards params/grads/optimizer for big models)
-    compile: bool = False  # torch.compile the model
+    compile: bool = False  # torch.compile the model (its blocks, or multiplt's forward's blocks)
+    # multiplt's own GPTBigCode training forward (same math and state dict as transformers', no
+    # host sync, LM head fused with the loss; multiplt/training/gptbigcode.py) where it applies:
+    # GPTBigCode models without FSDP or gradient checkpointing. false = transformers' forward.
+    fast_forward: bool = True
     log_every: int = 10  # optimizer steps between log lines (the progress bar updates every step)
 
     def validate(self) -> None:
@@ -89,7 +93,7 @@ class TrainConfig:
 
 
 # Fields that may change between a run and its resumption without changing what it computes.
-RESUME_FREE_FIELDS = {"log_every", "recipe", "compile"}
+RESUME_FREE_FIELDS = {"log_every", "recipe", "compile", "fast_forward"}
 
 
 def field_types() -> dict[str, type]:

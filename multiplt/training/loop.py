@@ -21,7 +21,7 @@ from multiplt.training import checkpoint, manifest
 from multiplt.training.config import TrainConfig, resume_differences
 from multiplt.training.optim import build_optimizer, build_scheduler
 from multiplt.training.packing import epoch_order
-from multiplt.training.step import LaggedMetrics, compile_blocks, evaluate, train_step
+from multiplt.training.step import LaggedMetrics, compile_blocks, evaluate, setup_forward, train_step
 
 LOG = logging.getLogger("multiplt.training")
 
@@ -36,9 +36,11 @@ def make_accelerator(config: TrainConfig):
     if config.distributed == "fsdp":
         from accelerate import FullyShardedDataParallelPlugin
 
+        # use_orig_params: the optimizer sees the model's own parameters (accelerate's FSDP1
+        # default is flat ones), so biases and LayerNorm weights get no weight decay here either.
         kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(
             auto_wrap_policy="transformer_based_wrap", state_dict_type="SHARDED_STATE_DICT",
-            activation_checkpointing=config.gradient_checkpointing)
+            activation_checkpointing=config.gradient_checkpointing, use_orig_params=True)
     return Accelerator(**kwargs), precision
 
 
@@ -81,6 +83,8 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
         raise MultipltError(f"batch_size {config.batch_size} is not a multiple of micro_batch_size "
                             f"{config.micro_batch_size} x {world} processes")
     accum = config.batch_size // (config.micro_batch_size * world)
+    LOG.info("process %d of %d on %s (%s)", accelerator.process_index, world, accelerator.device,
+             accelerator.distributed_type.value)
 
     # --- Where are we? The manifest lists the complete checkpoints; resume after the newest. ---
     done = manifest.read(config.out)
@@ -110,6 +114,9 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     model.config.use_cache = False
     if config.gradient_checkpointing and config.distributed != "fsdp":
         model.gradient_checkpointing_enable()
+    why_not = setup_forward(model, config)  # before accelerate wraps the forward in autocast
+    LOG.info("training forward: %s", "multiplt's GPTBigCode forward (fused LM head + loss)"
+             if why_not is None else f"transformers' ({why_not})")
     n_positions = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
     if n_positions and config.seq_len > n_positions:
         raise MultipltError(f"seq_len {config.seq_len} exceeds the model's {n_positions} positions")
@@ -138,7 +145,7 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     # Not prepared: accelerate would step a prepared scheduler once per process.
     scheduler = build_scheduler(optimizer, config.warmup_steps, total_steps, config.lr_scheduler)
     accelerator.register_for_checkpointing(scheduler)
-    if config.compile:
+    if config.compile and why_not is not None:  # multiplt's forward compiles its own blocks
         model = compile_blocks(model)
 
     run_info = {"config": config.as_dict(), "data": packed.describe(), "precision": precision,
@@ -194,6 +201,8 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
             # This step's global batch, this process's share of it, cut into micro-batches.
             batch_idx = order[i * config.batch_size:(i + 1) * config.batch_size]
             mine = packed.train[batch_idx[rank * seqs_per_process:(rank + 1) * seqs_per_process]]
+            if accelerator.device.type == "cuda":  # a copy from pageable memory waits for the GPU
+                mine = mine.pin_memory()
             micro = [m.to(accelerator.device, non_blocking=True)
                      for m in mine.split(config.micro_batch_size)]
             lr = scheduler.get_last_lr()[0]  # the rate this step uses

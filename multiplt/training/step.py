@@ -8,6 +8,26 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from multiplt.training import gptbigcode
+
+
+def setup_forward(model, config, attention: str = "gqa") -> str | None:
+    """Before accelerate wraps `model`: give it multiplt's own training forward
+    (multiplt/training/gptbigcode.py: no per-step host sync, compiled blocks with `compile`, LM head
+    fused with the loss) where it applies. Returns why not (None when installed): another
+    architecture, `fast_forward: false`, FSDP (its wrapped blocks keep transformers' forward) or
+    gradient checkpointing."""
+    if not config.fast_forward:
+        return "fast_forward is off"
+    if config.distributed == "fsdp":
+        return "FSDP uses transformers' forward"
+    if config.gradient_checkpointing:
+        return "gradient checkpointing uses transformers' forward"
+    reason = gptbigcode.unsupported(model)
+    if reason is None:
+        gptbigcode.install(model, compile=config.compile, attention=attention)
+    return reason
+
 
 def compile_blocks(model: torch.nn.Module, whole: bool = False) -> torch.nn.Module:
     """torch.compile each transformer block on its own ("regional" compilation): every block has
@@ -44,6 +64,8 @@ def lm_loss(model, batch: torch.Tensor, compiled: bool = False) -> torch.Tensor:
     logits (8 x 2048 x 49152 for StarCoderBase) instead of an fp32 copy and several passes over it
     (created on first use: importing the compiler takes seconds)."""
     global _compiled_loss
+    if gptbigcode.installed(model):
+        return model(input_ids=batch, multiplt_loss=True)
     logits = model(input_ids=batch, use_cache=False).logits
     if not compiled:
         return causal_lm_loss(logits, batch)
@@ -65,11 +87,32 @@ def train_step(model, optimizer, scheduler, micro_batches: list[torch.Tensor], a
             loss = lm_loss(model, batch, compiled) / len(micro_batches)
             accelerator.backward(loss)
         total += loss.detach()
-    norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    norm = clip_grad_norm(model, optimizer, accelerator, max_grad_norm)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return total, norm
+
+
+def clip_grad_norm(model, optimizer, accelerator, max_norm: float) -> torch.Tensor:
+    """Clip the gradients to total norm `max_norm`; returns the norm before clipping. With a fused
+    AdamW on one device (single GPU or DDP, not FSDP) the scaling happens inside the optimizer's
+    kernel (its `grad_scale` input, which divides each gradient as it is read), saving a separate
+    read-modify-write pass over all fp32 gradients; the result is torch's clip_grad_norm_ (the same
+    coefficient, max_norm / (norm + 1e-6) clamped to 1), up to rounding of one division."""
+    inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer
+    fused = (isinstance(inner, torch.optim.Adam | torch.optim.AdamW) and inner.defaults.get("fused")
+             and accelerator.distributed_type.value != "FSDP"
+             and getattr(accelerator, "scaler", None) is None)  # fp16's GradScaler sets grad_scale itself
+    if not fused:
+        return accelerator.clip_grad_norm_(model.parameters(), max_norm)
+    grads = [p.grad for group in inner.param_groups for p in group["params"] if p.grad is not None]
+    if len({g.device for g in grads}) != 1:
+        return accelerator.clip_grad_norm_(model.parameters(), max_norm)
+    norm = torch.nn.utils.get_total_norm(grads, 2.0, foreach=True)
+    coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    inner.grad_scale = coef.reciprocal().to(torch.float32)  # read by the next optimizer.step()
+    return norm
 
 
 @torch.no_grad()
