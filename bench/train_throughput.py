@@ -8,7 +8,9 @@ paper's effective batch). Both sides run in this one process on the same card:
             accumulation 8, bf16, AdamW (Trainer default), cosine with warmup 100, weight decay
             0.001, clipping 1.0, SDPA attention (FlashAttention-2 is not installed on the image)
   ours      multiplt.training as `multiplt train --micro-batch-size 8 --compile` runs it: the same
-            recipe with micro-batch 8 x accumulation 1, bf16 autocast over fp32 master weights,
+            recipe with micro-batch 8 x accumulation 1, precision auto (one GPU: bf16-master, bf16
+            weights and activations, fp32 master weights and moments in the optimizer; variant
+            suffix M: bf16-mixed, bf16 autocast over fp32 weights, the default before),
             multiplt's GPTBigCode forward (multiplt/training/gptbigcode.py: each block compiled,
             LM head fused with the loss in chunks, no per-step host sync), fused AdamW with the
             gradient clipping inside it; variant "8cx" is the same with transformers' forward
@@ -81,6 +83,9 @@ def sync(device):
 
 
 def reset_memory(device):
+    import gc
+
+    gc.collect()  # the last variant's model/optimizer/scheduler may sit in reference cycles
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -143,19 +148,23 @@ def run_baseline(config, data, args, device, n_params) -> dict:
 
 
 def run_ours(config, data, args, device, n_params, micro: int, compile_: str, fast: bool = True,
-             attention: str = "gqa") -> dict:
+             attention: str = "gqa", precision_: str = "auto") -> dict:
     """multiplt.training's step function, optimizer and schedule, set up as `multiplt train` does."""
     from multiplt.training.config import TrainConfig
     from multiplt.training.loop import make_accelerator
     from multiplt.training.optim import build_optimizer, build_scheduler
     from multiplt.training.step import LaggedMetrics, compile_blocks, setup_forward, train_step
 
-    cfg = TrainConfig(micro_batch_size=micro, compile=bool(compile_), fast_forward=fast)
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)  # each variant may use another mixed-precision setting
+    cfg = TrainConfig(micro_batch_size=micro, compile=bool(compile_), fast_forward=fast, precision=precision_)
     accelerator, precision = make_accelerator(cfg)
     model = new_model(config, accelerator.device)
     model.config.use_cache = False
     why_not = setup_forward(model, cfg, attention=attention)  # as the training loop does
-    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
+    # bf16-master: fp32 masters copied from the fp32 model, which is then cast to bf16
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, master_weights=precision == "bf16-master")
     model, optimizer = accelerator.prepare(model, optimizer)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, 10_000)
     if compile_ and why_not is not None:
@@ -208,7 +217,8 @@ def run_ours(config, data, args, device, n_params, micro: int, compile_: str, fa
             f"{'+kv-expand' if attention == 'expand' and why_not is None else ''}"
             f"{'+' + str(_compile_mode()[0]) if why_not is None and compile_ and _compile_mode()[0] else ''}"
             f"{'+coordinate-descent' if why_not is None and compile_ and _compile_mode()[1] else ''}"
-            f"{'+flash' if not torch.backends.cuda.cudnn_sdp_enabled() and device.type == 'cuda' else ''}")
+            f"{'+flash' if not torch.backends.cuda.cudnn_sdp_enabled() and device.type == 'cuda' else ''}"
+            f"+{precision}")
     result = summarize(name, times, BATCH * data.shape[1],
                        n_params, device, {"micro_batch": micro, "grad_accum": BATCH // micro,
                                           "forward": "multiplt gptbigcode" if why_not is None else "transformers",
@@ -297,6 +307,28 @@ def attention_bench(device) -> list[dict]:
     return rows
 
 
+def check_master(device) -> dict:
+    """The compiled flat AdamW update of precision bf16-master against the same function run
+    eagerly, on random buffers (relative error of master weights, moments and bf16 output)."""
+    from multiplt.training import master
+
+    g = torch.Generator(device=device).manual_seed(1)
+    n = 10_000_019
+    bufs = [torch.randn(n, generator=g, device=device) for _ in range(2)] + \
+        [torch.rand(n, generator=g, device=device) * 1e-4]
+    grad = torch.randn(n, generator=g, device=device).to(torch.bfloat16)
+    scalars = torch.tensor([3e-5, 0.7, 1 - 0.9 ** 5, (1 - 0.999 ** 5) ** 0.5], device=device)
+    ref = [b.clone() for b in bufs] + [torch.full((n,), float("nan"), device=device, dtype=torch.bfloat16)]
+    out = [b.clone() for b in bufs] + [torch.full((n,), float("nan"), device=device, dtype=torch.bfloat16)]
+    master._adamw_flat(*ref[:3], grad, ref[3], scalars, 0.001, 0.9, 0.999, 1e-8)
+    master._update_fn(device)(*out[:3], grad, out[3], scalars, 0.001, 0.9, 0.999, 1e-8)
+    row = {name: float((o.float() - r.float()).norm() / r.float().norm())
+           for name, o, r in zip(("master", "exp_avg", "exp_avg_sq", "out_bf16"), out, ref)}
+    row["nan"] = any(bool(o.float().isnan().any()) for o in out)
+    print("bf16-master update, compiled vs eager (relative error):", row, flush=True)
+    return row
+
+
 def pick_ours(results: list[dict]) -> dict | None:
     """"ours" is the fastest variant that `multiplt train` itself runs (its forward, compile on or
     off, default attention kernel and compile settings); bench-only settings (A, G, T, E, F, f) are
@@ -329,7 +361,10 @@ def main() -> int:
                     "kernel instead of cuDNN, E = repeat the key/value head for SDPA, "
                     "A = compile mode max-autotune-no-cudagraphs, G = compile mode reduce-overhead "
                     "(CUDA graphs of each block), T = inductor coordinate-descent "
-                    "tuning of the compiled kernels (default %(default)s)")
+                    "tuning of the compiled kernels, M = precision bf16-mixed (bf16 autocast over "
+                    "fp32 weights) instead of the default (bf16-master on one GPU) (default %(default)s)")
+    ap.add_argument("--check-master", action="store_true",
+                    help="compare the compiled bf16-master AdamW update with the eager one first")
     ap.add_argument("--attention-bench", action="store_true", help="time SDPA kernels at the 1B shape first")
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table of the first variant")
     ap.add_argument("--skip-baseline", action="store_true")
@@ -346,6 +381,7 @@ def main() -> int:
           f"N = {n_params:,} parameters, {BATCH} x {seq_len} tokens per step", flush=True)
 
     results, errors = [], {}
+    master_check = check_master(device) if args.check_master else None
     attn_rows = attention_bench(device) if args.attention_bench and device.type == "cuda" else None
     variants = [v for v in args.variants.split(",") if v]
     while variants:
@@ -362,9 +398,11 @@ def main() -> int:
                                        "reduce-overhead" if "G" in flags else None)
             gptbigcode.COMPILE_OPTIONS = {"coordinate_descent_tuning": True} if "T" in flags else None
             results.append(run_ours(config, data, args, device, n_params, micro, compile_,
-                                    fast="x" not in flags, attention="expand" if "E" in flags else "gqa"))
+                                    fast="x" not in flags, attention="expand" if "E" in flags else "gqa",
+                                    precision_="bf16-mixed" if "M" in flags else "auto"))
             results[-1]["attention"] = "sdpa (flash)" if "F" in flags else "sdpa (cudnn preferred)"
-            results[-1]["plain"] = not set(flags) & set("AGTEFf")  # what `multiplt train` runs
+            # what `multiplt train` runs by default (M: --precision bf16-mixed, the autocast recipe)
+            results[-1]["plain"] = not set(flags) & set("AGTEFfM")
         except torch.OutOfMemoryError as exc:  # a smaller card: halve the micro-batch and retry
             errors[variant] = f"out of memory: {exc}"[:300]
             print(f"ours {variant}: out of memory", flush=True)
@@ -387,7 +425,7 @@ def main() -> int:
         "warmup_steps": args.warmup, "measured_steps": args.steps,
         "mfu_formula": "6 * num_parameters * tokens_per_s / 989e12",
         "baseline": baseline, "ours": best, "variants": results, "errors": errors,
-        "attention_kernels": attn_rows,
+        "attention_kernels": attn_rows, "master_update_check": master_check,
         "mfu": best["mfu"] if best else None,
         "ratio": round(best["tokens_per_s"] / baseline["tokens_per_s"], 3) if best and baseline else None,
     }

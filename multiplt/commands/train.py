@@ -20,7 +20,7 @@ _HELP = {
     "lang": "language code (py rkt jl r ml lua); tags are LANG-EXPERIMENT-epochN",
     "experiment": "experiment name, [a-z0-9_]+ (e.g. multiplt)",
     "out": "storage URI for manifest.jsonl, checkpoints/ and state/ (resumes if it has checkpoints)",
-    "precision": "auto | bf16-mixed | bf16 | fp32",
+    "precision": "auto | bf16-master | bf16-mixed | bf16 | fp32",
     "distributed": "ddp | fsdp",
 }
 

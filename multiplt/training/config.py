@@ -14,7 +14,7 @@ from multiplt.errors import MultipltError
 
 RECIPES_DIR = pathlib.Path(__file__).resolve().parent.parent / "recipes"
 EXPERIMENT_RE = re.compile(r"^[a-z0-9_]+$")
-PRECISIONS = ("auto", "bf16-mixed", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16-master", "bf16-mixed", "bf16", "fp32")
 DISTRIBUTED = ("ddp", "fsdp")
 
 
@@ -47,7 +47,11 @@ class TrainConfig:
     eval_fraction: float = 0.01  # documents held out for eval loss; 0 turns eval off
     seed: int = 42
     # --- how to run it ---
-    precision: str = "auto"  # auto = bf16-mixed where the device supports bf16, else fp32
+    # auto = bf16-master on one GPU with bf16, bf16-mixed on several (DDP, FSDP), fp32 on CPUs.
+    # bf16-master: bf16 weights and activations (residual stream too), fp32 master weights and
+    # AdamW moments in the optimizer (multiplt/training/master.py; one process only).
+    # bf16-mixed: bf16 autocast over fp32 weights (LayerNorm and residual stream fp32).
+    precision: str = "auto"
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     distributed: str = "ddp"  # ddp | fsdp (FSDP shards params/grads/optimizer for big models)

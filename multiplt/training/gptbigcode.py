@@ -12,15 +12,19 @@ gradient hooks and accelerate's autocast wrap it as they wrap the ordinary forwa
   sequences with a `.all()` that waits for the GPU every step);
 - each transformer block is one function of its tensors, compiled once (`compile=True`) for all
   layers: LayerNorm, bias, GELU, dropout and residual adds fuse around the matmuls and attention;
+  each function ends with the next block's ln_1 (ln_f after the last), so the last residual add
+  and that LayerNorm are one kernel in both directions;
 - the LM head and the cross-entropy are one autograd function that works through the tokens in
-  chunks: the [tokens x vocab] logits (1.6 GB in bf16 for 8 x 2048 tokens of StarCoderBase, and
-  the fp32 copy accelerate makes of a model's outputs) never exist whole, and the gradient of each
-  chunk's logits is made in the same pass that computes its loss.
+  chunks of up to CHUNK_ROWS (8 x 2048 tokens are one chunk: 1.6 GB of bf16 logits for
+  StarCoderBase): the fp32 copy accelerate makes of a model's outputs (3.2 GB) never exists, and
+  the gradient of each chunk's logits is made in the same pass that computes its loss.
 
-The numerics are those of transformers' forward under the same autocast: LayerNorm and the
-residual stream in fp32, matmuls and attention in bf16, the loss in fp32, dropout as configured
-(the same random draws in the same order, so on a CPU the loss equals transformers' bit for bit
-or nearly). tests/unit/training/test_train_gptbigcode.py compares losses and gradients.
+The numerics are those of transformers' forward on the same parameters under the same autocast
+(precision bf16-mixed: LayerNorm and residual stream in fp32, matmuls and attention in bf16; with
+bf16-master's bf16 parameters everything but the LayerNorm/softmax/loss math is bf16), the loss in
+fp32, dropout as configured (the same random draws in the same order, so on a CPU the loss equals
+transformers' bit for bit or nearly). tests/unit/training/test_train_gptbigcode.py compares
+losses and gradients.
 """
 
 from __future__ import annotations
@@ -30,10 +34,10 @@ import types
 import torch
 import torch.nn.functional as F
 
-# Rows of the LM head's output computed at once: 8192 x 49152 bf16 = 800 MB for StarCoderBase
-# (two chunks of a 16k-token micro-batch instead of 1.6 GB of logits, its 3.2 GB fp32 copy and
-# their gradients).
-CHUNK_ROWS = 8192
+# Rows of the LM head's output computed at once: 16384 x 49152 bf16 = 1.6 GB for StarCoderBase
+# (one chunk for a 16k-token micro-batch: the logits and their gradient once, instead of the
+# logits, accelerate's 3.2 GB fp32 copy and their gradients; larger micro-batches are chunked).
+CHUNK_ROWS = 16384
 
 
 def unsupported(model) -> str | None:
@@ -69,14 +73,13 @@ def install(model, compile: bool = False, attention: str = "gqa") -> None:
         raise ValueError(f"attention must be gqa or expand, not {attention!r}")
     config = model.config
     block = _make_block(config, model.transformer.h[0].mlp.act, attention)
-    embed, head_norm = _embed, _head_norm
+    embed = _embed
     ce = _ce_chunk
     if compile:
         block = torch.compile(block, dynamic=False, fullgraph=True, mode=COMPILE_MODE, options=COMPILE_OPTIONS)
         embed = torch.compile(_embed, dynamic=False, fullgraph=True)
-        head_norm = torch.compile(_head_norm, dynamic=False, fullgraph=True)
         ce = torch.compile(_ce_chunk, dynamic=False, fullgraph=True)
-    model._multiplt_fns = (embed, block, head_norm, ce)
+    model._multiplt_fns = (embed, block, ce)
     if not hasattr(model, "_multiplt_hf_forward"):
         model._multiplt_hf_forward = model.forward
     model.forward = types.MethodType(_forward, model)
@@ -101,19 +104,22 @@ def _forward(self, input_ids=None, *args, multiplt_loss: bool = False, **kwargs)
 def causal_lm_loss(model, input_ids: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy of `model` on `input_ids` [batch, seq] (position t predicts
     token t+1), computed with the functions `install` set up."""
-    embed, block, head_norm, ce = model._multiplt_fns
+    embed, block, ce = model._multiplt_fns
     t = model.transformer
     config = model.config
     training = model.training
     batch, seq = input_ids.shape
     positions = torch.arange(seq, device=input_ids.device)
-    x = embed(input_ids, positions, t.wte.weight, t.wpe.weight, config.embd_pdrop if training else 0.0)
-    for layer in t.h:
-        x = block(x, layer.ln_1.weight, layer.ln_1.bias, layer.attn.c_attn.weight, layer.attn.c_attn.bias,
-                  layer.attn.c_proj.weight, layer.attn.c_proj.bias, layer.ln_2.weight, layer.ln_2.bias,
-                  layer.mlp.c_fc.weight, layer.mlp.c_fc.bias, layer.mlp.c_proj.weight, layer.mlp.c_proj.bias,
-                  training)
-    h = head_norm(x, t.ln_f.weight, t.ln_f.bias, config.layer_norm_epsilon)
+    # Each function ends with the next LayerNorm (the next block's ln_1, after the last block
+    # ln_f), so the residual add and that LayerNorm are one kernel (x is read once less).
+    x, h = embed(input_ids, positions, t.wte.weight, t.wpe.weight, config.embd_pdrop if training else 0.0,
+                 t.h[0].ln_1.weight, t.h[0].ln_1.bias, config.layer_norm_epsilon)
+    for i, layer in enumerate(t.h):
+        nxt = t.h[i + 1].ln_1 if i + 1 < len(t.h) else t.ln_f
+        x, h = block(x, h, layer.attn.c_attn.weight, layer.attn.c_attn.bias,
+                     layer.attn.c_proj.weight, layer.attn.c_proj.bias, layer.ln_2.weight, layer.ln_2.bias,
+                     layer.mlp.c_fc.weight, layer.mlp.c_fc.bias, layer.mlp.c_proj.weight, layer.mlp.c_proj.bias,
+                     nxt.weight, nxt.bias, training)
     # Targets: the next token; the last position of each sequence has none (ignored, -100).
     targets = torch.cat([input_ids[:, 1:], torch.full_like(input_ids[:, :1], -100)], dim=1)
     weight = model.lm_head.weight
@@ -122,18 +128,18 @@ def causal_lm_loss(model, input_ids: torch.Tensor) -> torch.Tensor:
                                     need_grad)
 
 
-def _embed(input_ids, positions, wte, wpe, p: float):
+def _embed(input_ids, positions, wte, wpe, p: float, ln_w, ln_b, eps: float):
+    """The residual stream's start and the first block's ln_1 of it."""
     x = F.embedding(input_ids, wte) + F.embedding(positions, wpe).unsqueeze(0)
-    return F.dropout(x, p, training=p > 0)
-
-
-def _head_norm(x, weight, bias, eps: float):
-    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+    x = F.dropout(x, p, training=p > 0)
+    return x, F.layer_norm(x, (x.shape[-1],), ln_w, ln_b, eps)
 
 
 def _make_block(config, act, attention: str):
-    """One GPTBigCode block as a function of its input and parameters (transformers'
-    GPTBigCodeBlock.forward with the SDPA attention, no cache, no mask, causal)."""
+    """One GPTBigCode block as a function of its input x, h = ln_1(x) (made by the function
+    before) and its parameters (transformers' GPTBigCodeBlock.forward with the SDPA attention, no
+    cache, no mask, causal); returns its output and the next LayerNorm (parameters next_w, next_b)
+    of that output."""
     n_head = config.n_head
     embed_dim = config.n_embd
     head_dim = embed_dim // n_head
@@ -142,10 +148,9 @@ def _make_block(config, act, attention: str):
     scale = head_dim ** -0.5 if config.scale_attn_weights else 1.0
     p_attn, p_resid = config.attn_pdrop, config.resid_pdrop
 
-    def block(x, ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b,
+    def block(x, h, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b, next_w, next_b,
               training: bool):
         batch, seq, _ = x.shape
-        h = F.layer_norm(x, (embed_dim,), ln1_w, ln1_b, eps)
         qkv = F.linear(h, attn_w, attn_b)
         if multi_query:
             q, k, v = qkv.unsqueeze(1).split((embed_dim, head_dim, head_dim), dim=3)
@@ -165,7 +170,8 @@ def _make_block(config, act, attention: str):
         x = a + x
         h = F.layer_norm(x, (embed_dim,), ln2_w, ln2_b, eps)
         h = F.linear(act(F.linear(h, fc_w, fc_b)), out_w, out_b)
-        return x + F.dropout(h, p_resid, training=training)
+        x = x + F.dropout(h, p_resid, training=training)
+        return x, F.layer_norm(x, (embed_dim,), next_w, next_b, eps)
 
     return block
 
@@ -220,6 +226,21 @@ class LinearCrossEntropy(torch.autograd.Function):
             wide = torch.promote_types(dtype, torch.float32)
             scale = torch.full((), 1.0 / max(n_valid, 1), device=h.device, dtype=wide)
             loss = torch.zeros((), device=h.device, dtype=wide)
+            if n_chunks == 1:  # all rows at once: each gradient is one GEMM, written once
+                hc = h.to(dtype)
+                logits = hc @ w.t()
+                loss, grad = ce(logits, targets, scale)
+                del logits
+                grad_h = grad_w = None
+                if need_grad:
+                    grad_h = grad @ w
+                    # the weight's gradient in its own dtype when that is the compute dtype (bf16
+                    # weights: fp32 sums inside the GEMM, rounded once), else fp32
+                    grad_w = grad.t() @ hc if weight.dtype == dtype else torch.zeros_like(weight, dtype=wide)
+                    if weight.dtype != dtype:
+                        _add_matmul(grad_w, grad.t(), hc)
+                ctx.grads = (grad_h, grad_w)
+                return loss / max(n_valid, 1)
             grad_h = torch.empty_like(h) if need_grad else None
             grad_w = torch.zeros_like(weight, dtype=wide) if need_grad else None
             for start in range(0, rows, size):

@@ -29,9 +29,7 @@ LOG = logging.getLogger("multiplt.training")
 def make_accelerator(config: TrainConfig):
     from accelerate import Accelerator
 
-    precision = config.precision
-    if precision == "auto":  # bf16 where the hardware has it; exact fp32 on CPUs (tests)
-        precision = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    precision = resolve_precision(config)
     kwargs = {"mixed_precision": "bf16" if precision == "bf16-mixed" else "no"}
     if config.distributed == "fsdp":
         from accelerate import FullyShardedDataParallelPlugin
@@ -42,6 +40,26 @@ def make_accelerator(config: TrainConfig):
             auto_wrap_policy="transformer_based_wrap", state_dict_type="SHARDED_STATE_DICT",
             activation_checkpointing=config.gradient_checkpointing, use_orig_params=True)
     return Accelerator(**kwargs), precision
+
+
+def resolve_precision(config: TrainConfig, world: int | None = None) -> str:
+    """The precision a run uses. auto: bf16 where the hardware has it, exact fp32 on CPUs (tests);
+    on one GPU bf16 weights with fp32 master weights in the optimizer (bf16-master), on several
+    (DDP, FSDP) bf16 autocast over fp32 weights (bf16-mixed). bf16-master needs one process."""
+    if world is None:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    precision = config.precision
+    if precision == "auto":
+        if not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+            precision = "fp32"
+        elif world == 1 and config.distributed != "fsdp":
+            precision = "bf16-master"
+        else:
+            precision = "bf16-mixed"
+    if precision == "bf16-master" and (world > 1 or config.distributed == "fsdp"):
+        raise MultipltError("precision bf16-master runs in one process only (its optimizer neither "
+                            "reduces nor shards gradients); use bf16-mixed with DDP or FSDP")
+    return precision
 
 
 def materialize(ref: str, revision: str, workdir: str) -> tuple[str, str | None]:
@@ -91,6 +109,8 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     if done:
         saved = checkpoint.read_run_config(config.out) or {}
         changed = resume_differences(saved.get("config", {}), config)
+        if saved.get("precision", precision) != precision:  # e.g. auto resolved differently
+            changed.append(f"precision {saved.get('precision')} -> {precision}")
         if changed:
             raise MultipltError(f"{config.out} holds a run with different settings ({', '.join(changed)}); "
                                 "use the same settings to resume it, or a new --out")
@@ -139,8 +159,10 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
         optimizer = accelerator.prepare(optimizer)
     else:
         model = model.to(accelerator.device)
+        # bf16-master: the optimizer copies the fp32 weights as masters, then casts the model to bf16
         optimizer = build_optimizer(model, config.lr, config.weight_decay,
-                                    (config.adam_beta1, config.adam_beta2), config.adam_eps)
+                                    (config.adam_beta1, config.adam_beta2), config.adam_eps,
+                                    master_weights=precision == "bf16-master")
         model, optimizer = accelerator.prepare(model, optimizer)
     # Not prepared: accelerate would step a prepared scheduler once per process.
     scheduler = build_scheduler(optimizer, config.warmup_steps, total_steps, config.lr_scheduler)

@@ -28,7 +28,18 @@ def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
-                    betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> torch.optim.AdamW:
+                    betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                    master_weights: bool = False) -> torch.optim.Optimizer:
+    """AdamW with the paper's weight-decay groups. master_weights (precision bf16-master): call
+    with the model still fp32; the optimizer keeps fp32 master weights and moments and casts the
+    model's parameters to bf16 (multiplt/training/master.py)."""
+    if master_weights:
+        from multiplt.training.master import MasterAdamW
+
+        optimizer = MasterAdamW(decay_groups(model, weight_decay), lr=lr, betas=betas, eps=eps,
+                                dtype=torch.bfloat16)
+        model._register_state_dict_hook(_own_storage(optimizer))
+        return optimizer
     # The fused CUDA kernel updates all parameters in a few launches instead of one per tensor.
     on_cuda = all(p.is_cuda for p in model.parameters())
     return torch.optim.AdamW(decay_groups(model, weight_decay), lr=lr, betas=betas, eps=eps,
@@ -53,3 +64,19 @@ def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
                     kind: str = "cosine") -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_multiplier(step, warmup_steps, total_steps, kind))
+
+
+def _own_storage(optimizer):
+    """A state-dict hook for a model whose parameters are views of MasterAdamW's flat weight
+    buffer: state dicts get copies, one storage per tensor as before (safetensors refuses tensors
+    that share storage, and savers would drop them as if tied). keep_vars state dicts (Parameters)
+    are left alone."""
+
+    def hook(module, state_dict, prefix, local_metadata):
+        for key, value in state_dict.items():
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) \
+                    and optimizer.owns(value):
+                state_dict[key] = value.clone()
+        return state_dict
+
+    return hook

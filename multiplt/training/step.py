@@ -81,11 +81,15 @@ def train_step(model, optimizer, scheduler, micro_batches: list[torch.Tensor], a
     length, so the mean of per-micro-batch mean losses is the token mean over the whole batch.
     Returns (mean loss, gradient norm before clipping) as tensors (no host sync here)."""
     total = torch.zeros((), device=accelerator.device)
+    inner = getattr(optimizer, "optimizer", optimizer)
+    accumulate = getattr(inner, "accumulate", None)  # MasterAdamW sums micro-batch gradients in fp32
     for i, batch in enumerate(micro_batches):
         last = i == len(micro_batches) - 1
         with contextlib.nullcontext() if last else accelerator.no_sync(model):
             loss = lm_loss(model, batch, compiled) / len(micro_batches)
             accelerator.backward(loss)
+        if accumulate is not None and not last:
+            accumulate()
         total += loss.detach()
     norm = clip_grad_norm(model, optimizer, accelerator, max_grad_norm)
     optimizer.step()
@@ -101,6 +105,8 @@ def clip_grad_norm(model, optimizer, accelerator, max_norm: float) -> torch.Tens
     read-modify-write pass over all fp32 gradients; the result is torch's clip_grad_norm_ (the same
     coefficient, max_norm / (norm + 1e-6) clamped to 1), up to rounding of one division."""
     inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer
+    if hasattr(inner, "clip_grad_norm"):  # MasterAdamW (bf16-master): norm of its flat gradients
+        return inner.clip_grad_norm(max_norm)
     fused = (isinstance(inner, torch.optim.Adam | torch.optim.AdamW) and inner.defaults.get("fused")
              and accelerator.distributed_type.value != "FSDP"
              and getattr(accelerator, "scaler", None) is None)  # fp16's GradScaler sets grad_scale itself

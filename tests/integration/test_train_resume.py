@@ -26,12 +26,12 @@ def racket_documents(n: int = 300, seed: int = 0) -> list[str]:
             for i in range(n)]
 
 
-def train_cmd(data, base, out):
+def train_cmd(data, base, out, precision="auto"):
     # dropout on, so the restored RNG state matters too
     return [sys.executable, "-m", "multiplt", "train", "--dataset", data, "--base", base, "--lang",
             "rkt", "--experiment", "resume", "--out", out, "--epochs", "2", "--seq-len", "64",
             "--batch-size", "4", "--micro-batch-size", "2", "--warmup-steps", "2", "--lr", "1e-3",
-            "--eval-fraction", "0.05", "--seed", "7"]
+            "--eval-fraction", "0.05", "--seed", "7", "--precision", precision]
 
 
 def with_dropout(tiny_model, tmp_path):
@@ -47,7 +47,11 @@ def with_dropout(tiny_model, tmp_path):
     return str(base)
 
 
-def test_killed_run_resumes_exactly(tiny_model, tmp_path):
+# auto: fp32 on the CPU. bf16-master (bf16 weights, fp32 master weights inside the optimizer's
+# state, multiplt/training/master.py) runs on the CPU too.
+@pytest.mark.parametrize("precision", ["auto", "bf16-master"])
+def test_killed_run_resumes_exactly(tiny_model, tmp_path, precision):
+    import torch
     from safetensors.torch import load_file
 
     base = with_dropout(tiny_model, tmp_path)
@@ -55,9 +59,9 @@ def test_killed_run_resumes_exactly(tiny_model, tmp_path):
     storage.write_jsonl(data, [{"content": d} for d in racket_documents(180)])
     ref_out, out = str(tmp_path / "uninterrupted"), str(tmp_path / "killed")
 
-    reference = subprocess.Popen(train_cmd(data, base, ref_out), env=ENV, stdout=subprocess.DEVNULL,
+    reference = subprocess.Popen(train_cmd(data, base, ref_out, precision), env=ENV, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True)
-    victim = subprocess.Popen(train_cmd(data, base, out), env=ENV, stdout=subprocess.DEVNULL,
+    victim = subprocess.Popen(train_cmd(data, base, out, precision), env=ENV, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not manifest.read(out):  # kill as soon as the epoch-1 checkpoint is committed
@@ -70,7 +74,7 @@ def test_killed_run_resumes_exactly(tiny_model, tmp_path):
     assert [r["tag"] for r in rows] == ["rkt-resume-epoch1"], "killed too late: epoch 2 finished"
     steps_per_epoch = rows[0]["step"]
 
-    resumed = subprocess.run(train_cmd(data, base, out), env=ENV, capture_output=True, text=True)
+    resumed = subprocess.run(train_cmd(data, base, out, precision), env=ENV, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from checkpoint rkt-resume-epoch1 (epoch 1) at step {steps_per_epoch}" in resumed.stderr
     _, ref_err = reference.communicate(timeout=600)
@@ -91,6 +95,16 @@ def test_killed_run_resumes_exactly(tiny_model, tmp_path):
         assert got.keys() == want.keys()
         worst = max((got[k].float() - want[k].float()).abs().max().item() for k in got)
         assert worst <= 1e-5, f"{a}: max abs weight difference {worst}"
+    if precision == "bf16-master":  # the fp32 master weights (in the optimizer's state) agree too
+        got, want = [torch.load(storage.local_path(storage.join(r[1]["state_uri"], "optimizer.bin")),
+                                weights_only=True) for r in (rows, ref_rows)]
+        assert got["format"] == "multiplt-master-adamw-1"
+        for i in want["state"]:
+            for name in ("master", "exp_avg", "exp_avg_sq"):
+                worst = (got["state"][i][name] - want["state"][i][name]).abs().max().item()
+                assert worst <= 1e-5, f"optimizer {name}: max abs difference {worst}"
+        final = load_file(storage.local_path(storage.join(rows[1]["uri"], "model.safetensors")))
+        assert all(v.dtype == torch.bfloat16 for v in final.values())
     # Against the base model the weights did move (the comparison above is not vacuous).
     start = load_file(os.path.join(base, "model.safetensors"))
     final = load_file(storage.local_path(storage.join(rows[1]["state_uri"], "model.safetensors")))
