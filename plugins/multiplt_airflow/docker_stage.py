@@ -16,16 +16,28 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from typing import Any
 
+from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import TaskGroup
+from airflow.sdk.exceptions import AirflowFailException
 from docker.types import DeviceRequest, Mount
 
 from multiplt_airflow import credentials as creds_mod
+from multiplt_airflow.local_stage import BAD_INPUT_EXIT_CODE
 from multiplt_airflow.settings import STORAGE_ENV, MultipltSettings
 
 STAGE_ROOT = "/stage"  # where the per-task volume is mounted in all three sandbox steps
+# DockerOperator's failure message carries the container's wait() result: {'StatusCode': N, ...}
+_STATUS_CODE = re.compile(r"'StatusCode': (-?\d+)")
+
+
+class DockerStageInputRejected(DockerContainerFailedException, AirflowFailException):
+    """The container's ``multiplt`` exited 2: it rejected its input (bad URI, config, record).
+    Retrying cannot help, so the task fails at once instead of using its retries (as the local
+    runtime's StageInputRejected)."""
 
 
 class MultipltDockerOperator(DockerOperator):
@@ -71,7 +83,15 @@ class MultipltDockerOperator(DockerOperator):
             name = self.volume_name(context)
             self.log.info("Stage volume: %s at %s", name, STAGE_ROOT)
             self.mounts = [*self.mounts, Mount(target=STAGE_ROOT, source=name, type="volume")]
-        return creds_mod.redact(super().execute(context), self._secrets)  # XCom too
+        try:
+            return creds_mod.redact(super().execute(context), self._secrets)  # XCom too
+        except DockerContainerFailedException as exc:
+            code = _STATUS_CODE.search(str(exc))
+            if code and int(code.group(1)) == BAD_INPUT_EXIT_CODE:
+                raise DockerStageInputRejected(
+                    f"{exc} (exit code {BAD_INPUT_EXIT_CODE}: bad input, not retried)",
+                    logs=exc.logs) from exc
+            raise
 
 
 def _data_mounts(settings: MultipltSettings) -> list[Mount]:

@@ -164,8 +164,9 @@ def test_docker_mapped_sandbox_stage(docker_runtime):
 class FakeDocker:
     """Stands in for docker.APIClient: records the container request, returns a log."""
 
-    def __init__(self):
+    def __init__(self, status_code: int = 0):
         self.created = {}
+        self.status_code = status_code
 
     def images(self, name):
         return [{"Id": name}]
@@ -185,7 +186,7 @@ class FakeDocker:
         pass
 
     def wait(self, container_id):
-        return {"StatusCode": 0}
+        return {"StatusCode": self.status_code}
 
     def remove_container(self, container_id, **kwargs):
         pass
@@ -222,3 +223,23 @@ def test_docker_credentials_only_in_private_environment(docker_runtime, airflow_
     assert "wrote 3 files" in out.out + out.err
     assert "debug: key=***" in out.out + out.err
     assert SECRET not in out.out + out.err
+
+
+@pytest.mark.parametrize("status_code, rejected", [(2, True), (1, False), (3, False)])
+def test_docker_bad_input_fails_without_retries(docker_runtime, monkeypatch, status_code, rejected):
+    """Exit 2 from the container (bad input) fails the task at once; other failures keep their
+    retries, as in the local runtime."""
+    from airflow.providers.docker.exceptions import DockerContainerFailedException
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from multiplt_airflow.docker_stage import DockerStageInputRejected, MultipltDockerOperator
+
+    fake = FakeDocker(status_code)
+    monkeypatch.setattr(MultipltDockerOperator, "cli", property(lambda self: fake))
+    with _dag(f"stage_docker_exit_{status_code}"):
+        task = stage_task("generate", ["generate", "--in", "x"])
+    with pytest.raises(DockerContainerFailedException) as err:
+        task.execute({})
+    assert isinstance(err.value, AirflowFailException) is rejected
+    assert isinstance(err.value, DockerStageInputRejected) is rejected
+    assert f"'StatusCode': {status_code}" in str(err.value)
