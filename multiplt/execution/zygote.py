@@ -254,6 +254,26 @@ class _Init:
             os.close(self.pidfd)
 
 
+def _pump(streams: dict, status: bytearray, init: "_Init", deadline: float) -> bool:
+    """Read the program's pipes until all are closed (True) or the deadline passes (False)."""
+    while streams:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        ready, _, _ = select.select(list(streams), [], [], remaining)
+        for fd in ready:
+            data = os.read(fd, CHUNK)
+            if not data:
+                del streams[fd]
+                os.close(fd)
+            elif streams[fd] is None:
+                status += data
+                init.learn(status)
+            else:
+                streams[fd].add(data)
+    return True
+
+
 def run(req: dict) -> dict:
     """Run one program; the answer frame."""
     limit = int(req["limits"]["output"])
@@ -270,39 +290,12 @@ def run(req: dict) -> dict:
     init = _Init(pid)
     out, err, status = _Stream(limit), _Stream(limit), bytearray()
     streams = {out_r: out, err_r: err, status_r: None}
-    timed_out = False
-    while streams:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = True
-            break
-        ready, _, _ = select.select(list(streams), [], [], remaining)
-        for fd in ready:
-            data = os.read(fd, CHUNK)
-            if not data:
-                del streams[fd]
-                os.close(fd)
-            elif streams[fd] is None:
-                status += data
-                init.learn(status)
-            else:
-                streams[fd].add(data)
+    timed_out = not _pump(streams, status, init, deadline)
     if timed_out:
         # With the namespace's init the kernel kills everything in it; our child exits once
         # that is done (it is the init, or the compiled init's parent, which reaps it).
         init.kill()
-        until = time.monotonic() + KILL_GRACE_S
-        while streams and time.monotonic() < until:
-            ready, _, _ = select.select(list(streams), [], [], max(0.0, until - time.monotonic()))
-            for fd in ready:
-                data = os.read(fd, CHUNK)
-                if not data:
-                    del streams[fd]
-                    os.close(fd)
-                elif streams[fd] is None:
-                    status += data
-                else:
-                    streams[fd].add(data)
+        _pump(streams, status, init, time.monotonic() + KILL_GRACE_S)
     for fd in streams:
         os.close(fd)
     os.waitpid(pid, 0)
