@@ -53,7 +53,7 @@ class Sandbox:
 
     def __init__(self, limits: Limits | None = None, unsafe_no_sandbox: bool = False,
                  warm: bool | None = None, native_init: bool = True):
-        """`warm`: keep one sandbox per worker thread and start each program inside it in fresh
+        """`warm`: keep one sandbox per busy worker and start each program inside it in fresh
         namespaces (warm.py, zygote.py); None = where it works, else one bubblewrap per program;
         False = always one bubblewrap per program. `native_init`: warm sandboxes start programs
         with the compiled init where it builds (native.py), else from Python."""
@@ -133,13 +133,13 @@ class Sandbox:
         if self.warm is False:
             return
         why = None
-        if self.native_init:
-            self._init_path = native.build(self._tmp_root)
         if not shutil.which("bwrap"):
             why = "bubblewrap is not installed"
         elif not zygote.supported():
             why = f"no clone() system call number known for {platform.machine()}"
         else:
+            if self.native_init:
+                self._init_path = native.build(self._tmp_root)
             try:
                 probe = self._call(self._run_warm, ["sh", "-c", "id -u; id -g"], {}, "probe.sh", "",
                                    30.0, None)
@@ -237,7 +237,7 @@ class Sandbox:
 
     def _run_warm(self, command: list[str], env: dict[str, str], name: str, program: str,
                   timeout: float, lib: str | None) -> Finished:
-        """Run in this thread's warm sandbox (started now if it has none or it died); one that
+        """Run in an idle warm sandbox (a new one if none is idle: one per busy worker); one that
         failed is killed and dropped, so the retry gets a fresh one."""
         sandbox = None
         with self._warm_lock:
@@ -245,6 +245,7 @@ class Sandbox:
                 sandbox = self._warm_idle.pop()
                 if not sandbox.alive:
                     sandbox.close()
+                    self._warm_all.remove(sandbox)
                     sandbox = None
         if sandbox is None:
             # The library cache lives in our temp root, which the sandbox's own /tmp would hide.
@@ -258,6 +259,8 @@ class Sandbox:
                                    lib, libcache.LIB_MOUNT)
         except PlatformError:
             sandbox.close()
+            with self._warm_lock:
+                self._warm_all.remove(sandbox)
             raise
         with self._warm_lock:
             self._warm_idle.append(sandbox)

@@ -1,6 +1,6 @@
 """The executor's side of a warm sandbox (zygote.py says what runs inside and why).
 
-One `WarmSandbox` per worker thread: bubblewrap is started once, with the supervisor inside, and
+One `WarmSandbox` per busy worker (Sandbox keeps the idle ones): bubblewrap is started once, with the supervisor inside, and
 each program is one request/answer over its pipes. The caller's thread blocks on the answer;
 should the supervisor not answer by the program's deadline plus a margin, or die, the whole
 sandbox is killed (bubblewrap's namespace init, as for a single program) and a PlatformError
@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from multiplt.errors import PlatformError
-from multiplt.execution import bwrap
+from multiplt.execution import bwrap, zygote
 from multiplt.execution.process import Finished
 
 #: how long past the program's own deadline the supervisor may take to answer
@@ -42,7 +42,7 @@ def supervisor_python() -> str:
 
 
 class WarmSandbox:
-    """A started sandbox with its supervisor; not thread-safe (one per worker thread)."""
+    """A started sandbox with its supervisor; runs one program at a time (not thread-safe)."""
 
     def __init__(self, limits, *, python: str | None = None, via_setpriv: bool = False,
                  binds: list[str] = (), init: str | None = None):
@@ -84,10 +84,8 @@ class WarmSandbox:
                    "limits": {"address_space": self.limits.address_space,
                               "processes": self.limits.processes,
                               "output": self.limits.output, "tmp_size": self.limits.tmp_size}}
-        body = json.dumps(request).encode("utf-8")
-        try:
-            self.proc.stdin.write(struct.pack("!I", len(body)) + body)
-            self.proc.stdin.flush()
+        try:  # the supervisor's own framing; nothing is ever buffered in proc.stdin
+            zygote.write_frame(self.proc.stdin.fileno(), request)
         except OSError as exc:
             self.kill()
             raise PlatformError(f"warm sandbox is gone: {exc}; {self._why()}") from exc
