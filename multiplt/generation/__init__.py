@@ -1,5 +1,6 @@
-"""Completion generation: backends behind one interface (`base.Backend`) and the resumable
-driver that writes MultiPL-E completion folders (`driver.generate`).
+"""Completion generation: backends behind one interface (`base.Backend`), registered by name in
+`backends.py`, and the resumable driver that writes MultiPL-E completion folders
+(`driver.generate`).
 
 Backends: `transformers` (hf_backend.py, our batched sampler in sampler.py), `openai`
 (openai_backend.py, any OpenAI-compatible completions server such as vLLM or TGI), `vllm`

@@ -1,14 +1,10 @@
-"""The one interface every generation backend implements, and the backend registry."""
+"""The one interface every generation backend implements (the registry is backends.py)."""
 
 from __future__ import annotations
 
 import abc
 import dataclasses
 from typing import Iterator
-
-from multiplt.errors import MultipltError
-
-BACKENDS = ("transformers", "openai", "vllm", "replay")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,16 +27,43 @@ class Request:
     index: int
 
 
+@dataclasses.dataclass(frozen=True)
+class Description:
+    """Where a backend's completions come from, for the run record. Every backend fills the
+    same fields; one that does not apply to it stays None (and is left out of the record)."""
+
+    model: str | None = None  # what was asked for: Hub name, folder, URI, served model name
+    revision: str | None = None  # as asked for (Hub revision or checkpoint tag)
+    resolved_commit: str | None = None  # Hub commit, or the ETag digest of a storage folder
+    checkpoint_uri: str | None = None  # set when `revision` was a checkpoint tag
+    tokenizer: str | None = None
+    api_base: str | None = None  # a completions server
+    replay_source: str | None = None  # a folder or JSONL of existing completions
+
+    def as_record(self) -> dict:
+        """The fields that apply, as a dict for the run record."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
 class Backend(abc.ABC):
     """Turns requests into completions (text after the prompt, cut before the earliest stop
     string). `generate` yields groups of finished completions so the caller can save them as
-    they come; requests may finish in any order."""
+    they come; requests may finish in any order.
+
+    A backend is built by `from_options` from the options the CLI collected (model, revision,
+    tokenizer, batch_size, api_base, concurrency, replay_source); it ignores those it does not
+    use and raises MultipltError naming a missing one it needs."""
 
     name: str = ""
 
-    def describe(self) -> dict:
-        """What identifies the model for the run record: model, revision, resolved_commit, tokenizer."""
-        return {}
+    @classmethod
+    @abc.abstractmethod
+    def from_options(cls, **options) -> "Backend":
+        ...
+
+    @abc.abstractmethod
+    def describe(self) -> Description:
+        ...
 
     @abc.abstractmethod
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
@@ -48,18 +71,3 @@ class Backend(abc.ABC):
 
     def close(self) -> None:
         pass
-
-
-def make_backend(name: str, **options) -> Backend:
-    """The backend called `name`, built from the options the CLI collected (unused ones ignored)."""
-    if name == "transformers":
-        from multiplt.generation.hf_backend import TransformersBackend as cls
-    elif name == "openai":
-        from multiplt.generation.openai_backend import OpenAIBackend as cls
-    elif name == "vllm":
-        from multiplt.generation.vllm_backend import VLLMBackend as cls
-    elif name == "replay":
-        from multiplt.generation.replay import ReplayBackend as cls
-    else:
-        raise MultipltError(f"unknown generation backend {name!r} (choose from {', '.join(BACKENDS)})")
-    return cls.from_options(**options)

@@ -18,7 +18,8 @@ import logging
 from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.generation import folder
-from multiplt.generation.base import Request, Sampling, make_backend
+from multiplt.generation.backends import make_backend
+from multiplt.generation.base import Request, Sampling
 from multiplt.log import Funnel, progress
 
 LOG = logging.getLogger("multiplt.generation")
@@ -100,7 +101,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     engine = make_backend(backend, model=model, revision=revision, tokenizer=tokenizer,
                           batch_size=batch_size, **backend_options)
     try:
-        described = {k: v for k, v in engine.describe().items() if v is not None}
+        described = engine.describe().as_record()
         final_run = folder.merge_run(out, {**run, **described, "model": model, "revision": revision,
                                            "tokenizer": tokenizer or model})
         # the run record is written with the first finished samples: a run that fails before

@@ -7,7 +7,7 @@ import logging
 from typing import Iterator
 
 from multiplt.errors import MultipltError
-from multiplt.generation.base import Backend, Request, Sampling
+from multiplt.generation.base import Backend, Description, Request, Sampling
 from multiplt.generation.seeds import sample_seed
 from multiplt.generation.stops import cut_at_stop
 
@@ -54,11 +54,11 @@ class TransformersBackend(Backend):
             raise MultipltError("--model is required for the transformers backend")
         return cls(model, revision, tokenizer, batch_size)
 
-    def describe(self) -> dict:
-        return {"model": self.model_ref.requested, "revision": self.model_ref.revision,
-                "resolved_commit": self.model_ref.resolved_commit,
-                "checkpoint_uri": self.model_ref.checkpoint_uri,
-                "tokenizer": self.tokenizer_ref.requested}
+    def describe(self) -> Description:
+        return Description(model=self.model_ref.requested, revision=self.model_ref.revision,
+                           resolved_commit=self.model_ref.resolved_commit,
+                           checkpoint_uri=self.model_ref.checkpoint_uri,
+                           tokenizer=self.tokenizer_ref.requested)
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False)

@@ -15,7 +15,7 @@ import urllib.request
 from typing import Iterator
 
 from multiplt.errors import MultipltError, PlatformError
-from multiplt.generation.base import Backend, Request, Sampling
+from multiplt.generation.base import Backend, Description, Request, Sampling
 from multiplt.generation.seeds import sample_seed
 from multiplt.generation.stops import cut_at_stop
 
@@ -42,8 +42,8 @@ class OpenAIBackend(Backend):
             raise MultipltError("the openai backend needs --model (the served model name)")
         return cls(api_base, model, concurrency or batch_size)
 
-    def describe(self) -> dict:
-        return {"api_base": self.url.rsplit("/completions", 1)[0]}
+    def describe(self) -> Description:
+        return Description(model=self.model, api_base=self.url.rsplit("/completions", 1)[0])
 
     def _post(self, body: dict) -> dict:
         data = json.dumps(body).encode()

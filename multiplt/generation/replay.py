@@ -13,7 +13,7 @@ from typing import Iterator
 
 from multiplt import storage
 from multiplt.errors import MultipltError
-from multiplt.generation.base import Backend, Request, Sampling
+from multiplt.generation.base import Backend, Description, Request, Sampling
 
 
 def load_replay(source: str) -> dict[str, list[str]]:
@@ -55,8 +55,8 @@ class ReplayBackend(Backend):
             raise MultipltError("the replay backend needs --replay-source (a completion folder or JSONL)")
         return cls(replay_source, batch_size)
 
-    def describe(self) -> dict:
-        return {"replay_source": self.source}
+    def describe(self) -> Description:
+        return Description(replay_source=self.source)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
         short = sorted({r.problem for r in requests

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from multiplt.errors import MultipltError
-from multiplt.generation.base import Backend, Request, Sampling
+from multiplt.generation.base import Backend, Description, Request, Sampling
 from multiplt.generation.seeds import sample_seed
 from multiplt.generation.stops import cut_at_stop
 
@@ -35,8 +35,11 @@ class VLLMBackend(Backend):
             raise MultipltError("--model is required for the vllm backend")
         return cls(model, revision, tokenizer)
 
-    def describe(self) -> dict:
-        return {"resolved_commit": self.model_ref.resolved_commit}
+    def describe(self) -> Description:
+        return Description(model=self.model_ref.requested, revision=self.model_ref.revision,
+                           resolved_commit=self.model_ref.resolved_commit,
+                           checkpoint_uri=self.model_ref.checkpoint_uri,
+                           tokenizer=self.tokenizer_ref.requested)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
         for start in range(0, len(requests), self.chunk):
