@@ -119,7 +119,7 @@ def check_output(out: str, experiment: str, nproc: int, log_text: str, base: str
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from multiplt.training import manifest
+    from multiplt.storage import manifest
 
     rows = manifest.read(out)
     res = {"manifest_rows": [{k: r[k] for k in ("tag", "epoch", "step", "eval_loss", "run_start_step")} for r in rows]}

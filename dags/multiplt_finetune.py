@@ -64,7 +64,7 @@ with DAG(
     @task
     def checkpoints(entries: list[dict], params=None, run_id=None) -> list[dict]:
         """One trigger (conf + run id) per checkpoint in the training manifests, read from storage."""
-        from multiplt.training import manifest
+        from multiplt.storage import manifest
         from multiplt_pipelines.plans import checkpoint_confs, trigger_run_id
 
         manifests = [{"lang": e["lang"], "out": e["out"], "rows": manifest.read(e["out"])}

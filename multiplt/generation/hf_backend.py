@@ -28,7 +28,7 @@ class TransformersBackend(Backend):
             raise MultipltError(f"--batch-size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
         self.model_ref = resolve_model(model, revision)
-        self.tokenizer_ref = resolve_model(tokenizer) if tokenizer else self.model_ref
+        self.tokenizer_ref = resolve_model(tokenizer, what="tokenizer") if tokenizer else self.model_ref
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         try:

@@ -1,12 +1,15 @@
 """Where model weights come from: a Hub name (+ revision), a local folder, or a storage URI.
 
 - `revision` may also be a checkpoint tag of a training output (`LANG-EXPERIMENT-epochN`): when
-  `multiplt.training.manifest.resolve(model, revision)` knows it, the checkpoint URI it returns
+  `multiplt.storage.manifest.resolve(model, revision)` knows it, the checkpoint URI it returns
   is loaded instead.
 - `s3://` folders are downloaded once into the local cache, keyed by URI and the objects'
   ETags, so a changed checkpoint is fetched again and an unchanged one never is.
 - `file://` URIs and local folders are used in place.
 - Hub names are fetched with `snapshot_download`, which also gives the resolved commit.
+
+A model (not a tokenizer) must hold a `config.json`; without one the folder holds no model,
+and that is the error, before transformers tries to load it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import os
 import shutil
 import tempfile
 
+from multiplt import storage
 from multiplt.errors import MultipltError
+from multiplt.storage import manifest
 
 LOG = logging.getLogger("multiplt.generation")
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
@@ -39,19 +44,16 @@ def cache_root() -> str:
         os.path.expanduser("~"), ".cache", "multiplt")
 
 
-def manifest_checkpoint(model: str, revision: str | None) -> str | None:
-    """The checkpoint URI for a training-manifest tag, or None (also when training is absent)."""
-    if not revision:
-        return None
-    try:
-        from multiplt.training.manifest import resolve
-    except ImportError:
-        return None
-    return resolve(model, revision)
+def resolve_model(model: str, revision: str | None = None, what: str = "model") -> ResolvedModel:
+    """Where to load `model` from; `what="tokenizer"` for a tokenizer (no config.json needed)."""
+    resolved = _resolve(model, revision)
+    if what == "model" and not os.path.isfile(os.path.join(resolved.path, "config.json")):
+        raise MultipltError(f"{model} holds no model: no config.json in {resolved.path}")
+    return resolved
 
 
-def resolve_model(model: str, revision: str | None = None) -> ResolvedModel:
-    checkpoint = manifest_checkpoint(model, revision)
+def _resolve(model: str, revision: str | None) -> ResolvedModel:
+    checkpoint = manifest.resolve(model, revision)
     source = checkpoint or model
     if "://" in source:
         path, digest = _from_storage(source)
@@ -89,41 +91,23 @@ def _from_hub(name: str, revision: str | None) -> ResolvedModel:
 
 
 def _fingerprint(uri: str) -> list:
-    """Names + ETags (s3) or names + sizes + mtimes (local) of every file below `uri`."""
-    from multiplt import storage
-    from multiplt.storage.uri import parse
-
-    loc = parse(uri)
-    if loc.is_local:
-        out = []
-        for dirpath, _, files in sorted(os.walk(loc.path)):
-            for f in sorted(files):
-                st = os.stat(os.path.join(dirpath, f))
-                out.append([os.path.relpath(os.path.join(dirpath, f), loc.path), st.st_size, st.st_mtime_ns])
-        return out
-    from multiplt.storage import s3
-
-    prefix = loc.key.rstrip("/") + "/"
-    pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix)
-    out = [[o["Key"][len(prefix):], o["Size"], o["ETag"]] for page in pages
-           for o in page.get("Contents", [])]
+    """[relative name, size, ETag] of every file below the folder `uri`."""
+    prefix = uri.rstrip("/") + "/"
+    out = [[f.uri[len(prefix):], f.size, f.etag] for f in storage.listing(uri)]
     if not out and storage.exists(uri):
         raise MultipltError(f"{uri} is a file, not a model folder")
-    return sorted(out)
+    return out
 
 
 def _from_storage(uri: str) -> tuple[str, str | None]:
-    from multiplt import storage
-    from multiplt.storage.uri import parse
-
-    loc = parse(uri)
-    if loc.is_local:
-        if not os.path.isdir(loc.path):
+    path = storage.local_path(uri)
+    if path is not None:
+        if not os.path.isdir(path):
             raise MultipltError(f"model {uri} is not a folder")
-        return loc.path, None
+        return path, None
     files = _fingerprint(uri)
     if not any(f[0] == "config.json" for f in files):
-        raise MultipltError(f"model {uri} holds no config.json (not a Hugging Face model folder)")
+        raise MultipltError(f"{uri} holds no model: no config.json in it")
     digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()
     target = os.path.join(cache_root(), "models",
                           hashlib.sha256(uri.encode()).hexdigest()[:16] + "-" + digest[:16])

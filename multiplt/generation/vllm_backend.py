@@ -23,7 +23,7 @@ class VLLMBackend(Backend):
         from multiplt.generation.model_source import resolve_model
 
         self.model_ref = resolve_model(model, revision)
-        self.tokenizer_ref = resolve_model(tokenizer) if tokenizer else self.model_ref
+        self.tokenizer_ref = resolve_model(tokenizer, what="tokenizer") if tokenizer else self.model_ref
         self._vllm = vllm
         self.llm = vllm.LLM(model=self.model_ref.path, tokenizer=self.tokenizer_ref.path,
                             dtype="bfloat16", max_model_len=2048)

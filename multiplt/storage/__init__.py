@@ -19,17 +19,22 @@ import os
 
 from multiplt.errors import MultipltError
 from multiplt.storage import local, s3
+from multiplt.storage.base import ObjectInfo, Store
 from multiplt.storage.uri import NotFound, basename, join, local_path, parse
 
 __all__ = [
-    "NotFound", "basename", "copy", "delete", "download_dir", "exists", "join", "local_path", "ls",
-    "read_bytes", "read_json", "read_jsonl", "read_parquet", "read_text", "upload_dir", "write_bytes",
-    "write_json", "write_jsonl", "write_parquet", "write_text",
+    "NotFound", "ObjectInfo", "basename", "copy", "delete", "download_dir", "exists", "join",
+    "listing", "local_path", "ls", "read_bytes", "read_json", "read_jsonl", "read_parquet",
+    "read_text", "upload_dir", "write_bytes", "write_json", "write_jsonl", "write_parquet",
+    "write_text",
 ]
 
+#: the backend of each URI scheme (`uri.parse` knows no other schemes)
+STORES: dict[str, Store] = {"file": local, "s3": s3}
 
-def _backend(loc):
-    return local if loc.is_local else s3
+
+def _backend(loc) -> Store:
+    return STORES[loc.scheme]
 
 
 # ---- bytes ---------------------------------------------------------------------------------------
@@ -47,10 +52,7 @@ def write_bytes(uri, data: bytes, durable: bool = True) -> None:
     loc = parse(uri)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"write_bytes wants bytes, got {type(data).__name__}")
-    if loc.is_local:
-        local.write_bytes(loc, bytes(data), durable=durable)
-    else:
-        s3.write_bytes(loc, bytes(data))
+    _backend(loc).write_bytes(loc, bytes(data), durable=durable)
 
 
 def _gzipped(uri) -> bool:
@@ -140,6 +142,13 @@ def ls(uri, recursive: bool = False) -> list[str]:
     return _backend(loc).ls(loc, recursive)
 
 
+def listing(uri) -> list[ObjectInfo]:
+    """Every file below the folder `uri` (recursively) with its size and ETag, sorted by URI;
+    a missing folder lists as empty. Comparing ETags tells whether a folder changed."""
+    loc = parse(uri)
+    return _backend(loc).listing(loc)
+
+
 def delete(uri, recursive: bool = False) -> None:
     """Delete a file/object (missing is fine); a folder only with recursive=True."""
     loc = parse(uri)
@@ -150,16 +159,14 @@ def delete(uri, recursive: bool = False) -> None:
 def copy(src_uri, dst_uri) -> None:
     """Copy one file/object between any two URIs (streamed; server-side within S3)."""
     src, dst = parse(src_uri), parse(dst_uri)
-    if src.is_local and dst.is_local:
-        local.get_file(src, dst.path)
-    elif src.is_local:
+    if src.scheme == dst.scheme:
+        _backend(src).copy(src, dst)
+    elif dst.is_local:
+        _backend(src).get_file(src, dst.path)
+    else:  # a local file to a remote store
         if not os.path.isfile(src.path):
             raise NotFound(f"no such file: {src.uri}")
-        s3.put_file(dst, src.path)
-    elif dst.is_local:
-        s3.get_file(src, dst.path)
-    else:
-        s3.copy_object(src, dst)
+        _backend(dst).put_file(dst, src.path)
 
 
 def upload_dir(local_dir, uri) -> list[str]:

@@ -1,4 +1,4 @@
-"""Local files behind the storage API. Writes are atomic: a temp file in the same folder, fsync,
+"""Local files behind the storage API (implements `base.Store`). Writes are atomic: a temp file in the same folder, fsync,
 then ``os.replace``, so a reader sees the old content or the new, never a torn file. Temp names
 start with a dot and end in TEMP_SUFFIX, and listings skip them."""
 
@@ -9,6 +9,7 @@ import shutil
 import tempfile
 
 from multiplt.errors import MultipltError
+from multiplt.storage.base import ObjectInfo
 from multiplt.storage.uri import Location, NotFound, join
 
 TEMP_SUFFIX = ".multiplt-tmp"
@@ -40,7 +41,7 @@ def read_bytes(loc: Location) -> bytes:
         raise MultipltError(f"cannot read {loc.uri}: permission denied") from None
 
 
-class _AtomicFile:
+class AtomicFile:
     """A temp file beside `path` that replaces `path` on commit and vanishes on failure."""
 
     def __init__(self, path: str, durable: bool = True):
@@ -80,13 +81,13 @@ class _AtomicFile:
 
 
 def write_bytes(loc: Location, data: bytes, durable: bool = True) -> None:
-    with _AtomicFile(loc.path, durable) as f:
+    with AtomicFile(loc.path, durable) as f:
         f.write(data)
 
 
 def put_file(loc: Location, src_path: str) -> None:
     """Copy a local file to `loc` atomically, streaming."""
-    with open(src_path, "rb") as src, _AtomicFile(loc.path) as dst:
+    with open(src_path, "rb") as src, AtomicFile(loc.path) as dst:
         shutil.copyfileobj(src, dst, _CHUNK)
 
 
@@ -96,8 +97,12 @@ def get_file(loc: Location, dst_path: str) -> None:
         src = open(loc.path, "rb")
     except FileNotFoundError:
         raise _not_found(loc) from None
-    with src, _AtomicFile(dst_path) as dst:
+    with src, AtomicFile(dst_path) as dst:
         shutil.copyfileobj(src, dst, _CHUNK)
+
+
+def copy(src: Location, dst: Location) -> None:
+    get_file(src, dst.path)
 
 
 def exists(loc: Location) -> bool:
@@ -123,6 +128,15 @@ def ls(loc: Location, recursive: bool) -> list[str]:
                 elif not is_temp(entry.name):
                     out.append(join(loc.uri, entry.name))
     return sorted(out)
+
+
+def listing(loc: Location) -> list[ObjectInfo]:
+    out = []
+    for uri in ls(loc, recursive=True):
+        st = os.stat(os.path.join(loc.path, *uri[len(loc.uri.rstrip("/")) + 1:].split("/")))
+        # every write is a new file renamed into place: a new inode, even within one mtime tick
+        out.append(ObjectInfo(uri, st.st_size, f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"))
+    return out
 
 
 def delete(loc: Location, recursive: bool) -> None:

@@ -1,4 +1,5 @@
-"""S3 (AWS, MinIO, any S3 API) behind the storage API, through boto3 (imported lazily).
+"""S3 (AWS, MinIO, any S3 API) behind the storage API (implements `base.Store`), through boto3
+(imported lazily).
 
 Endpoint, region and credentials come from the standard AWS environment (AWS_ENDPOINT_URL or
 AWS_ENDPOINT_URL_S3, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or a named
@@ -13,6 +14,7 @@ import os
 import threading
 
 from multiplt.errors import MultipltError, PlatformError
+from multiplt.storage.base import ObjectInfo
 from multiplt.storage.uri import Location, NotFound
 
 # Objects above this size go up in parts (S3's minimum part size is 5 MiB).
@@ -110,7 +112,8 @@ def read_bytes(loc: Location) -> bytes:
     return _call(loc, "read", response["Body"].read)
 
 
-def write_bytes(loc: Location, data: bytes) -> None:
+def write_bytes(loc: Location, data: bytes, durable: bool = True) -> None:
+    """An S3 write is durable once it returns, whatever `durable` says."""
     _require_key(loc)
     c = client()
     if len(data) <= MULTIPART_THRESHOLD:
@@ -131,11 +134,11 @@ def get_file(loc: Location, dst_path: str) -> None:
 
     _require_key(loc)
     c = client()
-    with local._AtomicFile(dst_path) as f:
+    with local.AtomicFile(dst_path) as f:
         _call(loc, "download", c.download_fileobj, loc.bucket, loc.key, f, Config=_transfer_config())
 
 
-def copy_object(src: Location, dst: Location) -> None:
+def copy(src: Location, dst: Location) -> None:
     """Server-side copy (multipart for large objects)."""
     _require_key(src)
     _require_key(dst)
@@ -186,6 +189,13 @@ def ls(loc: Location, recursive: bool) -> list[str]:
         out.extend(base + obj["Key"] for obj in page.get("Contents", []) if not obj["Key"].endswith("/"))
         out.extend(base + p["Prefix"] for p in page.get("CommonPrefixes", []))
     return sorted(out)
+
+
+def listing(loc: Location) -> list[ObjectInfo]:
+    base = f"s3://{loc.bucket}/"
+    return sorted((ObjectInfo(base + obj["Key"], obj["Size"], obj["ETag"])
+                   for _prefix, page in _pages(loc, True) for obj in page.get("Contents", [])
+                   if not obj["Key"].endswith("/")), key=lambda o: o.uri)
 
 
 def delete(loc: Location, recursive: bool) -> None:

@@ -8,5 +8,5 @@ step       one optimizer step, the eval loss, gradient clipping (inside a fused 
 gptbigcode multiplt's training forward for GPTBigCode models (fused LM head + loss, compiled blocks)
 loop       the training loop (accelerate: CPU, one GPU, DDP or FSDP with the same command)
 checkpoint per-epoch tagged bf16 checkpoints + the latest full training state, uploaded to --out
-manifest   the --out/manifest.jsonl of checkpoints and `resolve(model, revision)` for generation
+(the --out/manifest.jsonl of checkpoints is multiplt/storage/manifest.py, shared with generation)
 """

@@ -6,7 +6,7 @@
     OUT/state/TAG/                    the latest epoch only: fp32 weights, optimizer, scheduler, RNG
                                       (per process) and trainer_state.json (epoch, step, data hash)
     OUT/logs/epochN.jsonl             per-step train loss, lr, grad norm, tokens/s; eval loss
-    OUT/manifest.jsonl                appended last: the commit record (see manifest.py)
+    OUT/manifest.jsonl                appended last: the commit record (see storage/manifest.py)
 
 Everything is first written to a local temporary folder and then uploaded, so `OUT` can be any
 storage URI (file:// or s3://). A checkpoint counts only once its manifest row exists; a resume
@@ -111,7 +111,7 @@ def save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir,
     """Tagged bf16 checkpoint, then the full state, then the manifest row (the commit)."""
     from accelerate.utils import broadcast_object_list
 
-    from multiplt.training import manifest
+    from multiplt.storage import manifest
 
     tag = config.tag(epoch)
     main = accelerator.is_main_process

@@ -17,7 +17,8 @@ import torch
 
 from multiplt.errors import MultipltError
 from multiplt.log import progress
-from multiplt.training import checkpoint, manifest
+from multiplt.storage import manifest
+from multiplt.training import checkpoint
 from multiplt.training.config import TrainConfig, resume_differences
 from multiplt.training.optim import build_optimizer, build_scheduler
 from multiplt.training.packing import epoch_order

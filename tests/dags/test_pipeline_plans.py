@@ -113,7 +113,7 @@ def _manifest_row(out, lang, epoch, experiment="multiplt"):
 
 
 def test_checkpoints_task_names_every_checkpoint_explicitly(tmp_path):
-    from multiplt.training import manifest
+    from multiplt.storage import manifest
 
     dag = load_dag("multiplt_finetune")
     params = defaults(schemas.FINETUNE, base_model="base/model", languages=["rkt", "lua"], n=4,

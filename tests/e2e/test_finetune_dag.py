@@ -163,7 +163,7 @@ def test_finetune_run_trains_and_evaluates_every_checkpoint(finetuned):
 
 def test_training_manifest_has_a_tagged_checkpoint_per_epoch(finetuned, embedded_airflow, tiny_model):
     from multiplt import storage
-    from multiplt.training import manifest
+    from multiplt.storage import manifest
 
     out = _training_out(embedded_airflow, tiny_model)
     rows = manifest.read(out)
@@ -178,7 +178,7 @@ def test_training_manifest_has_a_tagged_checkpoint_per_epoch(finetuned, embedded
 
 def test_each_evaluate_run_was_given_its_checkpoint_explicitly(finetuned, embedded_airflow,
                                                                 tiny_model):
-    from multiplt.training import manifest
+    from multiplt.storage import manifest
     from multiplt_pipelines.plans import trigger_run_id
 
     client, run_id, conf, problems, _ = finetuned
@@ -206,7 +206,7 @@ def test_each_evaluate_run_was_given_its_checkpoint_explicitly(finetuned, embedd
 def test_results_store_has_a_row_per_epoch_with_the_checkpoint_identity(finetuned, embedded_airflow,
                                                                          tiny_model):
     from multiplt.results import read_store
-    from multiplt.training import manifest
+    from multiplt.storage import manifest
 
     _, _, _, problems, store = finetuned
     out = _training_out(embedded_airflow, tiny_model)

@@ -105,6 +105,20 @@ def test_listing_exists_delete(root):
     assert storage.ls(root) == [j("_scores.csv"), j("a.results.json.gz"), j("b.json.gz")]
 
 
+def test_listing_has_sizes_and_etags_that_change_with_the_content(root):
+    for rel, text in [("a.txt", "one"), ("sub/b.txt", "two!"), ("sub/deep/c.txt", "")]:
+        storage.write_text(storage.join(root, rel), text)
+    first = storage.listing(root)
+    assert [f.uri for f in first] == storage.ls(root, recursive=True)
+    assert [f.size for f in first] == [3, 4, 0]
+    assert all(isinstance(f.etag, str) and f.etag for f in first)
+    assert storage.listing(root) == first  # nothing changed, nothing differs
+    storage.write_text(storage.join(root, "sub/b.txt"), "TWO!")  # same size, new content
+    second = storage.listing(root)
+    assert [f.etag == g.etag for f, g in zip(first, second)] == [True, False, True]
+    assert storage.listing(storage.join(root, "nothing-here")) == []
+
+
 def test_folder_upload_download_and_copy(root, tmp_path):
     src = tmp_path / "src"
     (src / "ckpt" / "nested").mkdir(parents=True)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from multiplt import cli, storage
-from multiplt.training import manifest
+from multiplt.storage import manifest
 
 pytestmark = pytest.mark.slow
 

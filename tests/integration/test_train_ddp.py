@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from multiplt import storage
-from multiplt.training import manifest
+from multiplt.storage import manifest
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from multiplt import storage
-from multiplt.training import manifest
+from multiplt.storage import manifest
 
 pytestmark = pytest.mark.slow
 

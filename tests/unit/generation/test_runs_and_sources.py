@@ -46,3 +46,25 @@ def test_s3_model_downloaded_once_and_refetched_when_changed(s3_bucket, tmp_path
     assert json.load(open(f"{changed.path}/config.json")) == {"v": 2}
     with pytest.raises(MultipltError, match="config.json"):
         model_source.resolve_model(f"{s3_bucket}/models/empty")
+
+
+def test_generate_on_a_folder_without_a_model_says_so(tmp_path, capsys):
+    """A folder with no config.json (here: only a tokenizer file) holds no model: one line that
+    says so, exit 2, nothing written; not a tokenizer-conversion message from transformers."""
+    from multiplt import cli
+
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    (empty / "tokenizer.json").write_text("{}")
+    bench = str(tmp_path / "bench.jsonl")
+    storage.write_jsonl(bench, [{"name": "HumanEval_0_f", "language": "rkt", "prompt": "(define (f)\n",
+                                 "tests": "", "stop_tokens": ["\n("]}])
+    out = tmp_path / "out"
+    code = cli.main(["generate", "--benchmark", bench, "--model", str(empty), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"multiplt generate: error: {empty} holds no model: no config.json in {empty}"]
+    assert not out.exists()
+    # a tokenizer folder needs no config.json
+    assert model_source.resolve_model(str(empty), what="tokenizer").path == str(empty)

@@ -3,7 +3,7 @@
 import pytest
 
 from multiplt.errors import MultipltError
-from multiplt.training import manifest
+from multiplt.storage import manifest
 
 
 def row(out, epoch):
@@ -33,8 +33,3 @@ def test_resolve(tmp_path):
     with pytest.raises(MultipltError, match="rkt-multiplt-epoch1"):
         manifest.resolve(out, "rkt-multiplt-epoch9")
 
-
-def test_parse_tag():
-    assert manifest.parse_tag("rkt-multiplt-epoch5") == {"lang": "rkt", "experiment": "multiplt", "epoch": 5}
-    assert manifest.parse_tag("lua-more_stack-epoch12")["experiment"] == "more_stack"
-    assert manifest.parse_tag("rkt-morestack-epoch_5") is None

@@ -1,4 +1,5 @@
-"""The training output's manifest: `OUT/manifest.jsonl`, one JSON line per epoch checkpoint
+"""The checkpoint manifest of a training output: `OUT/manifest.jsonl`, one JSON line per epoch
+checkpoint
 
     {"uri", "epoch", "step", "tag", "eval_loss", "lang", "experiment", "base", "tokenizer",
      "run_start_step", "state_uri"}
@@ -7,17 +8,15 @@ with tag `LANG-EXPERIMENT-epochN`. A row is appended only after its checkpoint i
 so the manifest is the commit record: everything it lists is complete. `run_start_step` is the
 optimizer step the process that wrote the row started from (0, or where it resumed).
 
-`resolve(model, revision)` lets generation load a checkpoint as `--model OUT --revision TAG`.
+Training writes it (`append`); generation resolves `--model OUT --revision TAG` through it
+(`resolve`, also used by training for `--base OUT --revision TAG`) and the fine-tune DAG reads it.
 """
 
 from __future__ import annotations
 
-import re
-
 from multiplt.errors import MultipltError
 
 MANIFEST = "manifest.jsonl"
-TAG_RE = re.compile(r"^(?P<lang>[a-z]+)-(?P<experiment>[a-z0-9_]+)-epoch(?P<epoch>\d+)$")
 
 
 def manifest_uri(out: str) -> str:
@@ -44,13 +43,6 @@ def append(out: str, row: dict) -> None:
     rows.append(row)
     rows.sort(key=lambda r: r["epoch"])
     storage.write_jsonl(manifest_uri(out), rows)
-
-
-def parse_tag(tag: str) -> dict | None:
-    match = TAG_RE.match(tag)
-    if not match:
-        return None
-    return {"lang": match["lang"], "experiment": match["experiment"], "epoch": int(match["epoch"])}
 
 
 def resolve(model: str, revision: str | None) -> str | None:

@@ -1,0 +1,59 @@
+"""The contract every storage backend implements: `Store`, a protocol over parsed `Location`s.
+
+`multiplt.storage` (the public API: URIs, formats, copies between backends) picks the backend
+of a URI's scheme and calls only these methods; `local.py` (``file://`` and bare paths) and
+`s3.py` (``s3://``) implement them as module functions. Nothing outside `multiplt/storage/`
+calls a backend directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol, runtime_checkable
+
+from multiplt.storage.uri import Location
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    """One file/object of a listing: its full URI, size in bytes and ETag: a version tag that
+    changes whenever the content is rewritten (S3's ETag; for a local file its inode, size and
+    modification time, so large files are never hashed)."""
+
+    uri: str
+    size: int
+    etag: str
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A storage backend. Writes are atomic (a reader sees the old content or the new, never a
+    torn one); a missing file raises `uri.NotFound`, other bad input `MultipltError`."""
+
+    def read_bytes(self, loc: Location) -> bytes:
+        ...
+
+    def write_bytes(self, loc: Location, data: bytes, durable: bool = True) -> None:
+        """`durable=False` may skip flushing to disk (a backend whose writes are always durable
+        ignores it)."""
+
+    def put_file(self, loc: Location, src_path: str) -> None:
+        """Copy the local file `src_path` to `loc`, streaming."""
+
+    def get_file(self, loc: Location, dst_path: str) -> None:
+        """Copy `loc` to the local file `dst_path` atomically, streaming."""
+
+    def copy(self, src: Location, dst: Location) -> None:
+        """Copy one file/object to another place of the same backend."""
+
+    def exists(self, loc: Location) -> bool:
+        """A file/object, or a folder (prefix) holding at least one."""
+
+    def ls(self, loc: Location, recursive: bool) -> list[str]:
+        """Sorted full URIs below the folder `loc` (see `multiplt.storage.ls`)."""
+
+    def listing(self, loc: Location) -> list[ObjectInfo]:
+        """Every file below the folder `loc` (recursively) with its size and ETag, sorted by URI."""
+
+    def delete(self, loc: Location, recursive: bool) -> None:
+        ...
