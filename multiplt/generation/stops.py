@@ -24,31 +24,3 @@ def cut_at_stop(text: str, stops) -> str:
     at = stop_index(text, stops)
     return text if at == -1 else text[:at]
 
-
-class StopScanner:
-    """Follows one sequence's text as pieces arrive (tokens from a stream) and says when a stop
-    string has appeared, even one split across pieces. `text` is then the cut completion."""
-
-    def __init__(self, stops):
-        self.stops = [s for s in stops if s]
-        self._buf = ""
-        self.done = False
-
-    def feed(self, piece: str) -> bool:
-        """Add the next piece of text; True once the completion is finished."""
-        if self.done:
-            return True
-        self._buf += piece
-        # Only the tail could hold a stop string that was not there before this piece.
-        window = max((len(s) for s in self.stops), default=0) + len(piece)
-        start = max(0, len(self._buf) - window)
-        at = stop_index(self._buf[start:], self.stops)
-        if at != -1:
-            # an earlier stop cannot exist (we checked after every piece); cut at this one
-            self._buf = self._buf[: start + at]
-            self.done = True
-        return self.done
-
-    @property
-    def text(self) -> str:
-        return self._buf

@@ -176,7 +176,7 @@ class EmbeddedAirflow:
                 out.close()
             self.client = AirflowClient(self.base_url, self.username, self.password)
             self.wait_healthy(timeout)
-            self.client.ensure_pool("gpu", self.gpu_slots, "GPU stages (generate, train, testgen)")
+            self.client.ensure_pool("gpu", self.gpu_slots, "GPU stages (generate, train)")
         except BaseException:
             self.stop()
             raise

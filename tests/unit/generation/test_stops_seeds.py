@@ -3,7 +3,7 @@
 import pytest
 
 from multiplt.generation.seeds import gumbel_noise, sample_seed
-from multiplt.generation.stops import StopScanner, cut_at_stop
+from multiplt.generation.stops import cut_at_stop
 
 
 def test_cut_at_earliest_stop_not_first_listed():
@@ -12,19 +12,6 @@ def test_cut_at_earliest_stop_not_first_listed():
     assert cut_at_stop("no stop here", ["\n;"]) == "no stop here"
     assert cut_at_stop("abc", []) == "abc"
     assert cut_at_stop("\n;x", ["\n;"]) == ""
-
-
-def test_scanner_finds_stop_split_across_pieces():
-    pieces = ["  return", " x", "\n", "de", "f g():", " pass"]
-    scanner = StopScanner(["\ndef", "\nclass"])
-    fed = 0
-    for piece in pieces:
-        fed += 1
-        if scanner.feed(piece):
-            break
-    assert scanner.done and fed == 5  # the stop string completes with the 5th piece
-    assert scanner.text == "  return x"
-    assert scanner.feed("more") is True and scanner.text == "  return x"
 
 
 def test_sample_seed_is_a_function_of_seed_problem_index():
