@@ -46,20 +46,20 @@ def cache_root() -> str:
 
 def resolve_model(model: str, revision: str | None = None, what: str = "model") -> ResolvedModel:
     """Where to load `model` from; `what="tokenizer"` for a tokenizer (no config.json needed)."""
-    resolved = _resolve(model, revision)
+    resolved = _resolve(model, revision, what)
     if what == "model" and not os.path.isfile(os.path.join(resolved.path, "config.json")):
         raise MultipltError(f"{model} holds no model: no config.json in {resolved.path}")
     return resolved
 
 
-def _resolve(model: str, revision: str | None) -> ResolvedModel:
+def _resolve(model: str, revision: str | None, what: str) -> ResolvedModel:
     checkpoint = manifest.resolve(model, revision)
     source = checkpoint or model
     if "://" in source:
-        path, digest = _from_storage(source)
         if checkpoint is None and revision:
             raise MultipltError(f"--revision {revision!r} is not a checkpoint tag of {model} "
                                 "(a storage URI has no Hub revisions)")
+        path, digest = _from_storage(source, what)
         return ResolvedModel(model, revision, path, digest, checkpoint)
     if os.path.isdir(source):
         if revision:
@@ -99,15 +99,17 @@ def _fingerprint(uri: str) -> list:
     return out
 
 
-def _from_storage(uri: str) -> tuple[str, str | None]:
+def _from_storage(uri: str, what: str) -> tuple[str, str | None]:
     path = storage.local_path(uri)
     if path is not None:
         if not os.path.isdir(path):
             raise MultipltError(f"model {uri} is not a folder")
         return path, None
     files = _fingerprint(uri)
-    if not any(f[0] == "config.json" for f in files):
-        raise MultipltError(f"{uri} holds no model: no config.json in it")
+    if not files:
+        raise MultipltError(f"{uri} holds no files (no {what} there)")
+    if what == "model" and not any(f[0] == "config.json" for f in files):
+        raise MultipltError(f"{uri} holds no model: no config.json in it")  # before downloading
     digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()
     target = os.path.join(cache_root(), "models",
                           hashlib.sha256(uri.encode()).hexdigest()[:16] + "-" + digest[:16])

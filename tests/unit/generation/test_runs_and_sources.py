@@ -44,8 +44,14 @@ def test_s3_model_downloaded_once_and_refetched_when_changed(s3_bucket, tmp_path
     changed = model_source.resolve_model(uri)
     assert changed.path != first.path and len(calls) == 2
     assert json.load(open(f"{changed.path}/config.json")) == {"v": 2}
-    with pytest.raises(MultipltError, match="config.json"):
+    with pytest.raises(MultipltError, match="holds no files"):
         model_source.resolve_model(f"{s3_bucket}/models/empty")
+    storage.write_text(f"{s3_bucket}/models/tok/tokenizer.json", "{}")
+    with pytest.raises(MultipltError, match="holds no model: no config.json"):
+        model_source.resolve_model(f"{s3_bucket}/models/tok")
+    assert len(calls) == 2  # refused before downloading
+    tok = model_source.resolve_model(f"{s3_bucket}/models/tok", what="tokenizer")
+    assert open(f"{tok.path}/tokenizer.json").read() == "{}"
 
 
 def test_generate_on_a_folder_without_a_model_says_so(tmp_path, capsys):
