@@ -1,9 +1,11 @@
 """The ``multiplt`` entry point.
 
-Each command group lives in its own module under ``multiplt.commands`` and exposes
-``register(subparsers)``. Those modules import only the standard library at top level, so
-``multiplt --help`` is fast and works with any extra installed; heavy imports (torch, polars,
-boto3) happen inside the command functions.
+Each command group is one module in ``multiplt/commands/`` exposing ``register(subparsers)``;
+the parser is built from the modules found there (names starting with ``_`` are helpers, not
+commands), so adding a command is adding its module. Those modules import only the standard
+library and light ``multiplt`` modules at top level, so ``multiplt --help`` is fast and works
+with any extra installed; heavy imports (torch, polars, boto3) happen inside the command
+functions.
 """
 
 from __future__ import annotations
@@ -11,24 +13,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
 
-from multiplt import __version__
+from multiplt import __version__, commands
 from multiplt.errors import MultipltError
 from multiplt.log import setup_logging
 
-# One line per command group. A test checks that `multiplt --help` lists exactly these.
-COMMAND_MODULES = [
-    "multiplt.commands.generate",
-    "multiplt.commands.evaluate",
-    "multiplt.commands.model",
-    "multiplt.commands.results",
-    "multiplt.commands.train",
-    "multiplt.commands.benchmark",
-    "multiplt.commands.execute",
-    "multiplt.commands.score",
-    "multiplt.commands.stage",
-]
+
+def command_modules() -> list[str]:
+    """The command modules in multiplt/commands/, sorted by name."""
+    return sorted(f"{commands.__name__}.{m.name}" for m in pkgutil.iter_modules(commands.__path__)
+                  if not m.name.startswith("_"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"multiplt {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for name in command_modules():
+        module = importlib.import_module(name)
+        if not hasattr(module, "register"):
+            raise ImportError(f"{name} has no register(subparsers); name helper modules _*.py")
+        module.register(subparsers)
     return parser
 
 

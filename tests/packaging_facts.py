@@ -245,3 +245,23 @@ def site_with_only(dists, dest: pathlib.Path) -> pathlib.Path:
             if not link.exists() and (site / top).exists():
                 link.symlink_to(site / top)
     return dest
+
+
+def modules_on_disk() -> list[str]:
+    """multiplt.commands.X for every multiplt/commands/X.py that is not a _helper."""
+    return sorted(f"multiplt.commands.{p.stem}" for p in (ROOT / "multiplt" / "commands").glob("*.py")
+                  if not p.stem.startswith("_"))
+
+
+def commands_on_disk() -> set[str]:
+    """The command names the modules on disk register (each must register at least one)."""
+    import argparse
+    import importlib
+
+    names = set()
+    for module in modules_on_disk():
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(sub)
+        assert sub.choices, f"{module} registers no command"
+        names |= set(sub.choices)
+    return names

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from multiplt import cli
+from tests.packaging_facts import commands_on_disk
 from tests import packaging_facts as facts
 
 REQ = facts.read_pins(facts.ROOT / "requirements.txt")
@@ -128,21 +128,11 @@ def test_core_install_runs_help_and_version_of_every_command(sites):
             "for name in sys.argv[1:]:\n"
             "    try:\n        parser.parse_args([name, '--help'])\n"
             "    except SystemExit as e:\n        assert e.code == 0, name\n")
-    commands = sorted(_registered())
+    commands = sorted(commands_on_disk())
     result = run_with_only(sites(()), code, *commands)
     assert result.returncode == 0, result.stderr[-3000:]
     for name in commands:
         assert name in listed
-
-
-def _registered() -> set[str]:
-    import argparse
-    import importlib
-
-    sub = argparse.ArgumentParser().add_subparsers()
-    for name in cli.COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
-    return set(sub.choices)
 
 
 def test_importing_the_cli_loads_only_the_standard_library(sites):
