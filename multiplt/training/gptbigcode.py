@@ -23,7 +23,7 @@ The numerics are those of transformers' forward on the same parameters under the
 (precision bf16-mixed: LayerNorm and residual stream in fp32, matmuls and attention in bf16; with
 bf16-master's bf16 parameters everything but the LayerNorm/softmax/loss math is bf16), the loss in
 fp32, dropout as configured (the same random draws in the same order, so on a CPU the loss equals
-transformers' bit for bit or nearly). tests/unit/training/test_train_gptbigcode.py compares
+transformers' bit for bit or nearly). tests/unit/training/test_gptbigcode.py compares
 losses and gradients.
 """
 

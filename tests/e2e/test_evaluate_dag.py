@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.evaluated_airflow import evaluate_conf, replay_sources
+from tests.support.evaluated_airflow import evaluate_conf, replay_sources
 
 pytestmark = pytest.mark.e2e
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.evaluated_airflow import replay_sources
+from tests.support.evaluated_airflow import replay_sources
 
 pytestmark = pytest.mark.e2e
 

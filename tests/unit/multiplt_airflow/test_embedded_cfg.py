@@ -11,7 +11,7 @@ from pathlib import Path
 
 from multiplt_airflow import embedded
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _read(path) -> configparser.ConfigParser:
