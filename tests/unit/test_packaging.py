@@ -155,7 +155,7 @@ def _problem(name: str, completions: list[str]) -> dict:
 
 @pytest.mark.slow
 def test_exec_extra_runs_execute_and_score(sites, tmp_path):
-    if not {"execute", "score"} <= _registered():
+    if not {"execute", "score"} <= commands_on_disk():
         pytest.fail("`multiplt execute` and `multiplt score` must exist (EXEC's commands)")
     folder = tmp_path / "run"
     folder.mkdir()
