@@ -19,6 +19,7 @@ import logging
 import os
 import platform
 import shutil
+import stat
 import tempfile
 import threading
 import weakref
@@ -79,7 +80,7 @@ class Sandbox:
         with self._lock:
             if self._checked:
                 return
-            self._tmp_root = tempfile.mkdtemp(prefix="multiplt-exec-")
+            self._tmp_root = tempfile.mkdtemp(prefix="multiplt-exec-", dir=_temp_parent(self.unsafe))
             os.chmod(self._tmp_root, 0o755)  # the sandbox user mounts the library cache from here
             weakref.finalize(self, shutil.rmtree, self._tmp_root, True)
             if self.unsafe:
@@ -296,6 +297,37 @@ class Sandbox:
         if self._tmp_root:
             shutil.rmtree(self._tmp_root, ignore_errors=True)
             self._tmp_root = None
+
+
+def _temp_parent(unsafe: bool) -> str:
+    """Where the batch's temp folder goes: TMPDIR, unless the sandbox user (uid 65534) cannot
+    reach it (root's TMPDIR may be a mode-700 folder); then /tmp, or a clear error."""
+    parent = tempfile.gettempdir()
+    if unsafe or os.geteuid() != 0 or _reachable_by_nobody(parent):
+        return parent
+    if _reachable_by_nobody("/tmp") and os.access("/tmp", os.W_OK):
+        LOG.info("TMPDIR %s is not reachable by uid %d (the sandbox user); using /tmp", parent,
+                 NOBODY)
+        return "/tmp"
+    raise PlatformError(f"TMPDIR {parent} is not reachable by uid {NOBODY} (the sandbox user), "
+                        "nor is /tmp: set TMPDIR to a folder every user may enter")
+
+
+def _reachable_by_nobody(path: str) -> bool:
+    """Whether uid/gid 65534 (no supplementary groups) may enter `path` and every folder above."""
+    path = os.path.realpath(path)
+    while True:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        bit = (stat.S_IXUSR if st.st_uid == NOBODY else
+               stat.S_IXGRP if st.st_gid == NOBODY else stat.S_IXOTH)
+        if not st.st_mode & bit:
+            return False
+        if path == "/":
+            return True
+        path = os.path.dirname(path)
 
 
 def _dropped_threads() -> concurrent.futures.ThreadPoolExecutor | None:
