@@ -6,9 +6,11 @@ TriggerDagRunOperator), so a typo in a language code or a negative ``n`` never s
 
 from __future__ import annotations
 
-#: language codes the platform knows (multiplt.languages); MultiPL-T's targets are all but py
-LANGUAGE_CODES = ["py", "rkt", "jl", "r", "ml", "lua"]
-TARGET_LANGUAGES = ["rkt", "jl", "r", "ml", "lua"]
+from multiplt import languages  # the registry: standard library only, cheap to import
+
+#: language codes the platform knows; MultiPL-T's targets are all but py
+LANGUAGE_CODES = languages.names()
+TARGET_LANGUAGES = languages.targets()
 BACKENDS = ["transformers", "openai", "vllm", "replay"]
 EXPERIMENT_PATTERN = r"^[a-z0-9_]+$"
 

@@ -29,7 +29,7 @@ from multiplt.execution import bwrap, libcache, native, privileges, zygote
 from multiplt.execution.warm import WarmSandbox
 from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
 from multiplt.execution.process import Finished, run_bounded
-from multiplt.languages.base import Language
+from multiplt.languages.base import LIBRARY_MOUNT, Language
 
 LOG = logging.getLogger("multiplt.execution")
 __all__ = ["Limits", "NOBODY", "SANDBOX_PATH", "Sandbox"]
@@ -175,7 +175,7 @@ class Sandbox:
         if self.warm:
             return self._call(self._run_warm, lang.command(f"/tmp/{name}"), lang.env(), name,
                               program, timeout, lib)
-        binds = ["--ro-bind", lib, libcache.LIB_MOUNT] if lib else []
+        binds = ["--ro-bind", lib, LIBRARY_MOUNT] if lib else []
         fd = os.memfd_create("multiplt-program", os.MFD_CLOEXEC)
         try:
             os.write(fd, program.encode("utf-8"))
@@ -203,7 +203,7 @@ class Sandbox:
             if lang.code not in self._libs:
                 if self._spawner is not None and os.geteuid() != 0:
                     return None  # a dropped thread cannot write the cache; prepare() builds it
-                self._libs[lang.code] = libcache.build(lang.code, self._tmp_root)
+                self._libs[lang.code] = libcache.build(lang, self._tmp_root)
             return self._libs[lang.code]
 
     def _run_bwrap(self, command: list[str], program_fd: int | None, name: str, timeout: float,
@@ -257,7 +257,7 @@ class Sandbox:
                 self._warm_all.append(sandbox)
         try:
             finished = sandbox.run(command, {**bwrap.BASE_ENV, **env}, name, program, timeout,
-                                   lib, libcache.LIB_MOUNT)
+                                   lib, LIBRARY_MOUNT)
         except PlatformError:
             sandbox.close()
             with self._warm_lock:
