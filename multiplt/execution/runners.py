@@ -141,8 +141,8 @@ class WarmRunner(Runner):
     def probe(self) -> None:
         probe = self._call(self._run, PROBE, {}, "probe.sh", "", 30.0, None)
         if not _probe_ok(probe):
-            raise PlatformError(f"cannot start a warm sandbox: its probe printed {probe.stdout!r} "
-                                f"{probe.stderr[:300]!r}")
+            raise PlatformError(f"a warm sandbox's probe printed {probe.stdout!r} "
+                                f"{probe.stderr[:300]!r}, not uid and gid {NOBODY}")
 
     def _run(self, command: list[str], env: dict[str, str], name: str, program: str,
              timeout: float, lib: str | None) -> Finished:
