@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from multiplt import languages, storage  # noqa: E402
 from multiplt.benchmarks.build import build_benchmark  # noqa: E402
+from multiplt.evaluation import run_folder  # noqa: E402
 from multiplt.execution import files  # noqa: E402
 from multiplt.execution.executor import default_workers, execute  # noqa: E402
 from multiplt.execution.preflight import missing_binaries  # noqa: E402
@@ -98,7 +99,7 @@ def ours(folder: str, workers: int) -> tuple[float, dict]:
     seconds = time.perf_counter() - start
     verdicts = {}
     for uri in storage.ls(folder):
-        if uri.endswith(files.RESULTS_SUFFIX):
+        if uri.endswith(run_folder.RESULTS_SUFFIX):
             doc = storage.read_json(uri)
             for i, r in enumerate(doc["results"]):
                 verdicts[(doc["name"], i)] = r["status"]

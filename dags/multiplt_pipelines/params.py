@@ -6,12 +6,13 @@ TriggerDagRunOperator), so a typo in a language code or a negative ``n`` never s
 
 from __future__ import annotations
 
-# the backend registry imports no backend (no torch): cheap enough for DAG parsing
+# the registries import no backend and no language runtime (no torch): cheap enough for DAG parsing
+from multiplt import languages
 from multiplt.generation.backends import NAMES as BACKEND_NAMES
 
-#: language codes the platform knows (multiplt.languages); MultiPL-T's targets are all but py
-LANGUAGE_CODES = ["py", "rkt", "jl", "r", "ml", "lua"]
-TARGET_LANGUAGES = ["rkt", "jl", "r", "ml", "lua"]
+#: language codes the platform knows; MultiPL-T's targets are all but py
+LANGUAGE_CODES = languages.names()
+TARGET_LANGUAGES = languages.targets()
 EXPERIMENT_PATTERN = r"^[a-z0-9_]+$"
 
 

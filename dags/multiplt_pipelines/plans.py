@@ -19,7 +19,7 @@ def _join(root: str, *parts: str) -> str:
 
 
 def _safe(text: str) -> str:
-    from multiplt.evaluation.runs import safe_part
+    from multiplt.evaluation.run_folder import safe_part
 
     return safe_part(text)
 
@@ -47,7 +47,7 @@ def score_ks(n: int) -> str:
 def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dict]:
     """One entry per language of a `multiplt_evaluate` run: the command line of each of its
     stages (build, generate, score, record; execute: one per shard) and its run folder."""
-    from multiplt.evaluation.runs import run_folder_name
+    from multiplt.evaluation.run_folder import run_folder_name
 
     bench = benchmark_name(params["benchmark_source"], params.get("limit"), params.get("problems"))
     shards = int(params["shards"])

@@ -53,7 +53,7 @@ def translate(an: analysis_mod.Analysis, lang: Language) -> Built:
     if an.overrides:
         report["overrides"] = an.overrides
     verbatim_ok = an.sig is not None and (not an.error or an.error.startswith("no canonical"))
-    if lang.code == "py" and verbatim_ok:
+    if not lang.target and verbatim_ok:  # the source language: the problem as it is
         return _python_verbatim(an, lang)
     if an.error:
         report["reason"], report["drop"] = an.error, "source problem"

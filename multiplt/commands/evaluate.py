@@ -10,8 +10,7 @@ import argparse
 
 from multiplt.commands.generate import add_generate_args, generate_kwargs
 
-
-SCORE_HEADER = ("Dataset", "Pass@k", "Estimate", "NumProblems", "MinCompletions", "MaxCompletions")
+SUMMARY_HEADER = ("lang", "pass@k", "estimate", "problems", "completions", "folder")
 
 
 def register(subparsers) -> None:
@@ -32,7 +31,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from multiplt import storage
     from multiplt.errors import MultipltError
-    from multiplt.evaluation.runs import run_folder_name
+    from multiplt.evaluation.run_folder import run_folder_name
     from multiplt.log import progress
 
     langs = [code.strip() for code in args.lang.split(",") if code.strip()]
@@ -85,21 +84,11 @@ def run(args) -> int:
         from multiplt.evaluation.passk import score
 
         for row in score(folder, ks=ks):
-            if not isinstance(row, dict):  # a CSV row as a list, in the header's order
-                row = dict(zip(SCORE_HEADER, row))
-            rows.append({"lang": code, **row, "folder": folder})
+            rows.append([code, row["Pass@k"], row["Estimate"], row["NumProblems"],
+                         f"{row['MinCompletions']}-{row['MaxCompletions']}", folder])
         bar.update(1)
     bar.close()
-    print(format_summary(rows))
+    from multiplt.evaluation.run_folder import format_table
+
+    print(format_table(SUMMARY_HEADER, rows))
     return 0
-
-
-def format_summary(rows: list[dict]) -> str:
-    """A plain-text table: language, pass@k, estimate, problems, completions, folder."""
-    head = ["lang", "pass@k", "estimate", "problems", "completions", "folder"]
-    body = [[str(r.get("lang")), str(r.get("Pass@k")), f"{float(r.get('Estimate', 0)):.4f}",
-             str(r.get("NumProblems")), f"{r.get('MinCompletions')}-{r.get('MaxCompletions')}",
-             str(r.get("folder"))] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head] + body]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths)] + lines[1:])

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
 
     record = sub.add_parser(
         "record", help="append scored run folders to the results store",
-        description="Reads _scores.csv and _multiplt_run.yaml from each run folder and appends one "
+        description="Reads the scores (_scores.csv) and run config (_multiplt_run.yaml) of each run folder and appends one "
         "row per k to the store. Recording a run again replaces its rows instead of duplicating them.")
     record.add_argument("--scores", action="append", required=True, metavar="RUN_FOLDER_URI",
                         help="a scored run folder (repeatable)")
@@ -49,6 +49,7 @@ SHOWN = ["model", "revision", "experiment", "lang", "epoch", "k", "estimate", "n
 
 def run_show(args: argparse.Namespace) -> int:
     from multiplt import storage
+    from multiplt.evaluation.run_folder import format_table
     from multiplt.results.store import read_store
 
     if not storage.exists(args.store):
@@ -62,14 +63,6 @@ def run_show(args: argparse.Namespace) -> int:
         for row in table.iter_rows(named=True):
             print(json.dumps(row, default=str))
     else:
-        print(format_table(table.select(SHOWN).rows(), SHOWN))
+        print(format_table(SHOWN, table.select(SHOWN).rows()))
     return 0
 
-
-def format_table(rows: list[tuple], header: list[str]) -> str:
-    cells = [header] + [["" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in r]
-                        for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

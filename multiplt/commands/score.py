@@ -34,13 +34,14 @@ def parse_ks(text: str) -> list[int]:
 
 
 def run(args) -> int:
-    from multiplt.evaluation.passk import score, to_csv, to_table
+    from multiplt.evaluation.passk import score
+    from multiplt.evaluation.run_folder import SCORES_HEADER, format_table, scores_csv
 
     rows = score(args.in_uri, ks=parse_ks(args.k))
     if args.format == "json":
         sys.stdout.write(json.dumps(rows) + "\n")
     elif args.format == "table":
-        sys.stdout.write(to_table(rows))
+        print(format_table(SCORES_HEADER, [[row[h] for h in SCORES_HEADER] for row in rows]))
     else:
-        sys.stdout.write(to_csv(rows))
+        sys.stdout.write(scores_csv(rows))
     return 0

@@ -1,1 +1,1 @@
-"""Scoring: pass@k over results folders (`passk`) and run-folder naming (`runs`)."""
+"""Scoring: pass@k over results folders (`passk`) and the run folder itself (`run_folder`)."""

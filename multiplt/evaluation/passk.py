@@ -10,27 +10,22 @@ Where k > n for a problem the estimate is undefined: MultiPL-E's pass_k.py repor
 known pitfall); we say so and leave that problem out of that k (and the whole k when no problem
 has n >= k).
 
-Side files written into the folder (never ending in .json): `_scores.csv` with MultiPL-E's
-header `Dataset,Pass@k,Estimate,NumProblems,MinCompletions,MaxCompletions` (Dataset = the folder's
-basename), and `_per_problem.parquet` (problem, language, n, c, pass@K per k).
+Side files written into the run folder (run_folder.py names them): the scores CSV under
+MultiPL-E's header (Dataset = the folder's basename), and the per-problem table (problem,
+language, n, c, pass@K per k).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 
 from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.evaluation import parquet
+from multiplt.evaluation.run_folder import PER_PROBLEM_FILE, SCORES_FILE, results_name, scores_csv
 
 LOG = logging.getLogger("multiplt.evaluation")
-
-HEADER = ("Dataset", "Pass@k", "Estimate", "NumProblems", "MinCompletions", "MaxCompletions")
-SCORES_FILE = "_scores.csv"
-PER_PROBLEM_FILE = "_per_problem.parquet"
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -54,11 +49,8 @@ def read_counts(in_uri: str) -> list[dict]:
     """[{problem, language, n, c}] for every results file in the folder (sorted by problem)."""
     rows = []
     for uri in storage.ls(in_uri):
-        base = storage.basename(uri)
-        for suffix in (".results.json.gz", ".results.json"):
-            if base.endswith(suffix):
-                break
-        else:
+        name = results_name(storage.basename(uri))
+        if name is None:
             continue
         doc = storage.read_json(uri)
         results = doc.get("results") if isinstance(doc, dict) else None
@@ -66,15 +58,15 @@ def read_counts(in_uri: str) -> list[dict]:
             raise MultipltError(f"{uri}: no `results` list")
         if not results:
             continue
-        rows.append({"problem": doc.get("name") or base[: -len(suffix)],
+        rows.append({"problem": doc.get("name") or name,
                      "language": doc.get("language"), "n": len(results),
                      "c": sum(1 for r in results if isinstance(r, dict) and passed(r))})
     return sorted(rows, key=lambda r: r["problem"])
 
 
 def score(in_uri: str, ks=(1,)) -> list[dict]:
-    """Score a results folder: return the CSV rows (dicts keyed by HEADER) and write the side
-    files `_scores.csv` and `_per_problem.parquet` into the folder."""
+    """Score a results folder: return the CSV rows (dicts keyed by SCORES_HEADER) and write the
+    scores CSV and the per-problem table into the folder."""
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise MultipltError(f"k must be positive integers, got {ks}")
@@ -100,30 +92,9 @@ def score(in_uri: str, ks=(1,)) -> list[dict]:
         rows.append({"Dataset": dataset, "Pass@k": k, "Estimate": estimate,
                      "NumProblems": len(usable), "MinCompletions": min(r["n"] for r in usable),
                      "MaxCompletions": max(r["n"] for r in usable)})
-    storage.write_text(storage.join(in_uri, SCORES_FILE), to_csv(rows))
+    storage.write_text(storage.join(in_uri, SCORES_FILE), scores_csv(rows))
     _write_per_problem(storage.join(in_uri, PER_PROBLEM_FILE), counts, ks)
     return rows
-
-
-def to_csv(rows: list[dict], header: bool = True) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    if header:
-        writer.writerow(HEADER)
-    for row in rows:
-        writer.writerow([row[h] for h in HEADER])
-    return buffer.getvalue()
-
-
-def to_table(rows: list[dict]) -> str:
-    cells = [list(HEADER)] + [[_fmt(row[h]) for h in HEADER] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(HEADER))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]]) + "\n"
-
-
-def _fmt(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _write_per_problem(uri: str, counts: list[dict], ks: list[int]) -> None:

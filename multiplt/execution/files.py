@@ -15,8 +15,8 @@ import json
 
 from multiplt import storage
 from multiplt.errors import MultipltError
+from multiplt.evaluation import run_folder
 
-RESULTS_SUFFIX = ".results.json.gz"
 PENDING_KEY = "multiplt_pending"
 REQUIRED = {"name": str, "language": str, "prompt": str, "tests": str, "completions": list}
 RESULT_KEYS = ("program", "stdout", "stderr", "exit_code", "status", "timestamp")
@@ -24,13 +24,7 @@ RESULT_KEYS = ("program", "stdout", "stderr", "exit_code", "status", "timestamp"
 
 def problem_name(uri: str) -> str | None:
     """`HumanEval_0` for `.../HumanEval_0.json.gz` or `.json`; None for results and side files."""
-    base = storage.basename(uri)
-    if base.endswith((".results.json", ".results.json.gz")) or base.startswith((".", "_")):
-        return None
-    for suffix in (".json.gz", ".json"):
-        if base.endswith(suffix) and len(base) > len(suffix):
-            return base[: -len(suffix)]
-    return None
+    return run_folder.completions_name(storage.basename(uri))
 
 
 def completion_files(in_uri: str) -> dict[str, str]:
@@ -92,7 +86,7 @@ def program(doc: dict, completion: str) -> str:
 
 
 def results_uri(out_uri: str, name: str) -> str:
-    return storage.join(out_uri, name + RESULTS_SUFFIX)
+    return storage.join(out_uri, run_folder.results_file(name))
 
 
 def read_results(uri: str) -> tuple[list[dict], dict[int, dict]]:

@@ -1,8 +1,8 @@
 """Before a batch: prove each language's runtime and test library work, inside the sandbox.
 
 Each language runs one known-good program (must end OK with exit code 0) and one known-bad one
-(a wrong answer: must end AssertionError), written in the same test style as the benchmarks
-(rackunit, luaunit, stopifnot, assert, @test). A missing interpreter, a missing test library or a
+(a wrong answer: must end AssertionError), written by the language's own rendering, exactly as
+the benchmarks are (rackunit, luaunit, stopifnot, assert, @test): nothing here is per language. A missing interpreter, a missing test library or a
 runtime that misbehaves under the sandbox's limits aborts the batch with a PlatformError instead
 of silently scoring every completion as the model's failure.
 """
@@ -17,39 +17,29 @@ import threading
 from multiplt.errors import PlatformError
 from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import SANDBOX_PATH, Sandbox
-from multiplt.languages.base import ASSERTION_ERROR, OK, TIMEOUT, Language
+from multiplt.languages.base import ASSERTION_ERROR, OK, TIMEOUT, Language, Param, TestCase
+from multiplt.languages.types import INT
 
 LOG = logging.getLogger("multiplt.execution")
 
-# One program per language; {body} is the answer: GOOD_BODY passes the test, BAD_BODY fails it.
-PROGRAMS = {
-    "py": ("def add(x: int, y: int) -> int:\n    return {body}\n\n"
-           "def check(candidate):\n    assert candidate(2, 3) == 5\n\ncheck(add)\n"),
-    "rkt": ("#lang racket\n\n(define (add x y)\n  {body})\n\n(require rackunit)\n\n"
-            "(define (test-humaneval) \n  (let (( candidate add))\n"
-            "    (check-within (candidate 2 3) 5 0.001)\n))\n\n(test-humaneval)\n"),
-    "jl": ("function add(x::Int64, y::Int64)::Int64 \n    return {body}\nend\n\n"
-           "using Test\n\n@testset begin\n\ncandidate = add;\n\t@test(candidate(2, 3) == 5)\nend\n"),
-    "r": ("add <- function(x, y) {{\n  {body}\n}}\n"
-          "test_humaneval <- function() {{\ncandidate <- add\n"
-          "    stopifnot(isTRUE(all.equal(candidate(2, 3), 5)))\n}}\ntest_humaneval()\n"),
-    "ml": ("let add (x : int) (y : int) : int =\n  {body}\n\n"
-           "let assertions =\n let candidate = add in\n  (assert ((candidate 2 3) = 5));\n  ()\n"),
-    "lua": ("local function add(x, y)\n    return {body}\nend\n\nlu = require('luaunit')\n\n"
-            "function test_humaneval()\nlocal candidate = add\n"
-            "    lu.assertEquals(candidate(2, 3), 5)\nend\n\nos.exit(lu.LuaUnit.run())\n"),
-}
-GOOD_BODY = {"py": "x + y", "rkt": "(+ x y)", "jl": "x + y", "r": "x + y", "ml": "x + y",
-             "lua": "x + y"}
-BAD_BODY = {"py": "x - y", "rkt": "(- x y)", "jl": "x - y", "r": "x - y", "ml": "x - y",
-            "lua": "x - y"}
+# The known problem, written by each language itself: add(2, 3) must be 5. The known-good
+# body returns 5, the known-bad one 6 (well typed, so it fails only at the test).
+_NAME, _PARAMS, _CASE = "add", [Param("x", INT), Param("y", INT)], TestCase((2, 3), 5)
 
 _lock = threading.Lock()
 
 
+def known_problem(lang: Language) -> tuple[str, str]:
+    """(prompt, tests) of the known problem, in `lang`'s own rendering, as the benchmarks are."""
+    prompt = lang.render_prompt(_NAME, _PARAMS, INT, "Add two numbers.")
+    tests = lang.render_test_file(_NAME, [lang.render_case("candidate", _PARAMS, INT, _CASE)])
+    return prompt, tests
+
+
 def known_program(lang: Language, good: bool) -> str:
-    body = (GOOD_BODY if good else BAD_BODY)[lang.code]
-    return PROGRAMS[lang.code].format(body=body)
+    """prompt + completion + "\n" + tests of the known problem: right (5) or wrong (6)."""
+    prompt, tests = known_problem(lang)
+    return prompt + lang.return_body(lang.value(5 if good else 6, INT)) + "\n" + tests
 
 
 def missing_binaries(lang: Language, unsafe: bool = False) -> list[str]:
@@ -73,8 +63,6 @@ def preflight(sandbox: Sandbox, langs: list[Language], timeout: float | None = N
 
 
 def _check_language(sandbox: Sandbox, lang: Language, timeout: float | None) -> None:
-    if lang.code not in PROGRAMS:
-        raise PlatformError(f"no preflight programs for language {lang.code!r}")
     missing = missing_binaries(lang, sandbox.unsafe)
     if missing:
         raise PlatformError(

@@ -17,7 +17,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 from multiplt.errors import PlatformError
@@ -54,7 +53,9 @@ class WarmSandbox:
         argv = bwrap.command_line(limits, command, status_fd=status_w, block_fd=None,
                                   via_setpriv=via_setpriv, binds=binds, capabilities=True,
                                   with_limits=False)
-        self._stderr = tempfile.TemporaryFile()
+        # In memory, not in TMPDIR: this runs in a thread dropped to the sandbox user, who may
+        # not be able to write there (root with TMPDIR=/root/tmp, mode 700).
+        self._stderr = os.fdopen(os.memfd_create("multiplt-warm-stderr", os.MFD_CLOEXEC), "w+b")
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=self._stderr, pass_fds=(status_w,), cwd="/",

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from multiplt import storage
 from multiplt.errors import MultipltError
-
-RUN_FILE = "_multiplt_run.yaml"
+from multiplt.evaluation.run_folder import RUN_FILE
 # Fields of a problem file that must not change between runs writing into the same folder.
 SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens", "stop_tokens")
 # Fields of the run record that must not change between runs writing into the same folder.

@@ -13,6 +13,7 @@ from typing import Iterator
 
 from multiplt import storage
 from multiplt.errors import MultipltError
+from multiplt.evaluation import run_folder
 from multiplt.generation.base import Backend, Description, Request, Sampling
 
 
@@ -28,8 +29,7 @@ def load_replay(source: str) -> dict[str, list[str]]:
             out.setdefault(row["name"], []).extend(comps)
         return out
     for uri in storage.ls(source):
-        base = storage.basename(uri)
-        if base.endswith(".results.json.gz") or not base.endswith((".json.gz", ".json")):
+        if run_folder.completions_name(storage.basename(uri)) is None:
             continue
         record = storage.read_json(uri)
         if not isinstance(record, dict) or "name" not in record or not isinstance(

@@ -23,6 +23,9 @@ EXCEPTION = "Exception"
 TIMEOUT = "Timeout"
 STATUSES = (OK, SYNTAX_ERROR, ASSERTION_ERROR, EXCEPTION, TIMEOUT)
 
+#: where the sandbox mounts, read-only, the folder a language's `build_libraries` filled
+LIBRARY_MOUNT = "/tmp/.multiplt-lib"
+
 
 class Language(abc.ABC):
     #: short code used in file names, tags and MultiPL-E's `language` field: py rkt jl r ml lua
@@ -37,6 +40,9 @@ class Language(abc.ABC):
     timeout: ClassVar[float]
     #: external programs the run command needs; scripts/setup.sh must install each
     binaries: ClassVar[tuple[str, ...]]
+    #: whether MultiPL-T translates into this language and fine-tunes on it: all but Python,
+    #: the source language, whose benchmark problems are used as they are (not translated)
+    target: ClassVar[bool] = True
 
     # ---- writing problems (translation part) -------------------------------------------------
     #: MultiPL-E's terms.csv row: Python word -> this language's word, used by "reworded" prompts
@@ -132,6 +138,13 @@ class Language(abc.ABC):
     def env(self) -> dict[str, str]:
         """Extra environment variables the runtime needs (e.g. a library path)."""
         return {}
+
+    def build_libraries(self, folder: str) -> bool:
+        """Precompile the test libraries every program of this language loads into `folder` (an
+        empty folder), once per batch instead of once per program; the sandbox mounts it at
+        LIBRARY_MOUNT. Return False when there is nothing to build here (the default): programs
+        must then run without it. May raise OSError or SubprocessError (logged, then False)."""
+        return False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.code}>"

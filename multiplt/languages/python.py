@@ -19,6 +19,7 @@ class PythonLanguage(Language):
     stop_tokens = ("\ndef", "\n#", "\nif", "\nclass")
     timeout = 15.0
     binaries = ("python3",)
+    target = False  # MultiPL-T's source language
     terms = {"array": "array", "list": "list", "tuple": "tuple", "dictionary": "dictionary",
              "None": "None", "True": "True", "False": "False"}
     keywords = frozenset(keyword.kwlist)

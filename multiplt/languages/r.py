@@ -15,6 +15,16 @@ def r_string(text: str) -> str:
     return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
 
 
+def _atomic_kind(value, t: PyType) -> str | None:
+    """The R vector kind `value` is written as (None: not atomic). An Optional slot holding a
+    value is that value's kind, as in MultiPL-E: `(-2, 1)` of `Tuple[Optional[int], ...]` is
+    `c(-2, 1)`; only an actual NULL makes the container a list."""
+    t = member_for(value, t)
+    if t.kind == "optional":
+        t = member_for(value, t.args[0]) if value is not None else t
+    return _ATOMIC.get(t.kind)
+
+
 class RLanguage(Language):
     code = "r"
     name = "r"
@@ -48,7 +58,7 @@ class RLanguage(Language):
             items = [self.value(v, e) for v, e in zip(value, elems)]
             if not value:
                 return "c()"  # as in MultiPL-E: NULL
-            kinds = {_ATOMIC.get(member_for(v, e).kind) for v, e in zip(value, elems)}
+            kinds = {_atomic_kind(v, e) for v, e in zip(value, elems)}
             atomic = len(kinds) == 1 and None not in kinds
             return ("c(" if atomic else "list(") + ", ".join(items) + ")"
         if isinstance(value, dict):

@@ -1,35 +1,62 @@
-"""The registry of languages. A test checks this exact set: py rkt jl r ml lua."""
+"""The registry of languages: every module of this package that defines a `Language` is one.
+
+Adding a language is adding one module here (plus its test fixtures): the registry, the CLI's
+`--lang` checks, the executor's preflight, its library cache and the pipelines' language lists
+all read this registry. Helper modules (base, types, this one) define no Language and are skipped.
+"""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+import sys
+
 from multiplt.errors import MultipltError
 from multiplt.languages.base import Language
-from multiplt.languages.julia import JuliaLanguage
-from multiplt.languages.lua import LuaLanguage
-from multiplt.languages.ocaml import OCamlLanguage
-from multiplt.languages.python import PythonLanguage
-from multiplt.languages.r import RLanguage
-from multiplt.languages.racket import RacketLanguage
 
-LANGUAGES: dict[str, Language] = {
-    lang.code: lang
-    for lang in (
-        PythonLanguage(),
-        RacketLanguage(),
-        JuliaLanguage(),
-        RLanguage(),
-        OCamlLanguage(),
-        LuaLanguage(),
-    )
-}
+#: code -> language, sorted by code; filled by load() and only ever updated in place
+LANGUAGES: dict[str, Language] = {}
+_ALIASES: dict[str, str] = {}
+# Names used by older MultiPL-E files.
+_LEGACY_ALIASES = {"humaneval_to_r.py": "r", "python3": "py"}
 
-# Names used by older MultiPL-E files and by the published dataset's splits.
-_ALIASES = {lang.name: code for code, lang in LANGUAGES.items()}
-_ALIASES.update({"humaneval_to_r.py": "r", "python3": "py"})
+
+def load() -> None:
+    """(Re)discover the languages of the package (its __path__) and fill LANGUAGES."""
+    package = sys.modules[__package__]
+    found: dict[str, Language] = {}
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__package__}.{info.name}")
+        defined = [c for c in vars(module).values() if isinstance(c, type)
+                   and issubclass(c, Language) and c is not Language
+                   and c.__module__ == module.__name__]
+        if not defined:
+            continue
+        concrete = [c for c in defined if not inspect.isabstract(c)]
+        if len(concrete) != 1:
+            raise TypeError(f"{module.__name__} must define exactly one complete Language "
+                            f"subclass; it defines {[c.__name__ for c in defined]}")
+        lang = concrete[0]()
+        if lang.code in found:
+            raise TypeError(f"{module.__name__} and {type(found[lang.code]).__module__} both "
+                            f"define language {lang.code!r}")
+        found[lang.code] = lang
+    LANGUAGES.clear()
+    LANGUAGES.update(sorted(found.items()))
+    _ALIASES.clear()
+    # The published dataset's split names, then the legacy names.
+    _ALIASES.update({lang.name: code for code, lang in LANGUAGES.items()})
+    _ALIASES.update(_LEGACY_ALIASES)
 
 
 def names() -> list[str]:
     return list(LANGUAGES)
+
+
+def targets() -> list[str]:
+    """The codes of the languages MultiPL-T translates into (all but the source, Python)."""
+    return [code for code, lang in LANGUAGES.items() if lang.target]
 
 
 def get(code: str) -> Language:
@@ -40,3 +67,6 @@ def get(code: str) -> Language:
     except KeyError:
         raise MultipltError(
             f"unknown language {code!r}; known: {', '.join(LANGUAGES)}") from None
+
+
+load()

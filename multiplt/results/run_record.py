@@ -1,25 +1,25 @@
 """Turn one scored run folder into results-store rows.
 
-A run folder holds what generate wrote (``_multiplt_run.yaml``: the resolved run config) and
-what score wrote (``_scores.csv``: one pass@k row per k). Both are required: a row without the
+A run folder (``multiplt.evaluation.run_folder``) holds what generate wrote (the resolved run
+config) and what score wrote (the scores CSV: one pass@k row per k). Both are required: a row without the
 config that produced it could not be compared with anything.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 
 from multiplt.errors import MultipltError
+from multiplt.evaluation.run_folder import RUN_FILE, SCORES_FILE, parse_scores
 
 LOG = logging.getLogger("multiplt.results")
 
-SCORES_FILE = "_scores.csv"
-RUN_CONFIG_FILE = "_multiplt_run.yaml"
-SCORES_HEADER = ["Dataset", "Pass@k", "Estimate", "NumProblems", "MinCompletions", "MaxCompletions"]
+# scores CSV column -> results store column
+STORE_COLUMNS = {"Dataset": "dataset", "Pass@k": "k", "Estimate": "estimate",
+                 "NumProblems": "num_problems", "MinCompletions": "min_completions",
+                 "MaxCompletions": "max_completions"}
 REQUIRED_CONFIG = ("model", "lang")
 
 
@@ -29,37 +29,6 @@ def _read_required(uri: str, what: str) -> str:
     if not storage.exists(uri):
         raise MultipltError(f"{uri} does not exist: {what}")
     return storage.read_text(uri)
-
-
-def parse_scores(text: str, uri: str) -> list[dict]:
-    """The rows of a pass@k CSV, typed; a wrong header or value names the file and the line."""
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header != SCORES_HEADER:
-        raise MultipltError(f"{uri}: header is {header}, expected {','.join(SCORES_HEADER)}")
-    rows = []
-    for line_no, fields in enumerate(reader, start=2):
-        if not fields:
-            continue
-        if len(fields) != len(SCORES_HEADER):
-            raise MultipltError(f"{uri} line {line_no}: {len(fields)} fields, expected {len(SCORES_HEADER)}")
-        try:
-            row = {
-                "dataset": fields[0],
-                "k": int(fields[1]),
-                "estimate": float(fields[2]),
-                "num_problems": int(fields[3]),
-                "min_completions": int(fields[4]),
-                "max_completions": int(fields[5]),
-            }
-        except ValueError as exc:
-            raise MultipltError(f"{uri} line {line_no}: {exc}") from None
-        if not 0.0 <= row["estimate"] <= 1.0:
-            raise MultipltError(f"{uri} line {line_no}: estimate {row['estimate']} is not in [0, 1]")
-        rows.append(row)
-    if not rows:
-        raise MultipltError(f"{uri} has no pass@k rows: did `multiplt score` find any results?")
-    return rows
 
 
 def parse_run_config(text: str, uri: str) -> dict:
@@ -100,7 +69,7 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     scores = parse_scores(_read_required(storage.join(run_uri, SCORES_FILE),
                                          "run `multiplt score` on the run folder first"),
                           storage.join(run_uri, SCORES_FILE))
-    config_uri = storage.join(run_uri, RUN_CONFIG_FILE)
+    config_uri = storage.join(run_uri, RUN_FILE)
     config = parse_run_config(_read_required(config_uri, "it is written by `multiplt generate`"), config_uri)
     if epoch is not None and epoch < 0:
         raise MultipltError(f"epoch must be >= 0, got {epoch}")
@@ -125,7 +94,7 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
         "max_new_tokens": _opt(config.get("max_new_tokens"), int),
     }
     rows = []
-    for score in scores:
+    for score in ({STORE_COLUMNS[h]: v for h, v in row.items()} for row in scores):
         if score["dataset"] != folder:
             LOG.warning("%s: Dataset column %r differs from the folder name %r", run_uri, score["dataset"], folder)
         labels = {"experiment": base["experiment"], "epoch": base["epoch"]}

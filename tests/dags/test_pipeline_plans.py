@@ -90,7 +90,7 @@ def test_finetune_has_no_default_base_model():
     dag = load_dag("multiplt_finetune")
     with pytest.raises(ParamValidationError, match="base_model"):
         validated(dag, {})
-    assert validated(dag, {"base_model": "b"})["languages"] == ["rkt", "jl", "r", "ml", "lua"]
+    assert validated(dag, {"base_model": "b"})["languages"] == ["jl", "lua", "ml", "r", "rkt"]
 
 
 def test_training_plan_one_train_per_language():

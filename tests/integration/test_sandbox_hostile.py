@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import socket
+import time
 import uuid
 
 import pytest
@@ -153,11 +154,13 @@ def hostile_run(tmp_path_factory, listener, victim_dir):
                 json.dump(doc, f)
     shm_before = set(os.listdir("/dev/shm"))
     seen: dict[str, object] = {}
+    ended: dict[int, float] = {}  # PID namespace -> when its program was over (since boot)
     real_run = Sandbox.run
 
     def spy(self, lang, program, timeout):
         finished = real_run(self, lang, program, timeout)
         seen[program] = finished
+        ended[finished.sandbox_info.get("pid-namespace")] = time.clock_gettime(time.CLOCK_BOOTTIME)
         return finished
 
     Sandbox.run = spy
@@ -166,7 +169,8 @@ def hostile_run(tmp_path_factory, listener, victim_dir):
     finally:
         Sandbox.run = real_run
     namespaces = {f.sandbox_info.get("pid-namespace") for f in seen.values()}
-    return {"folder": folder, "seen": seen, "namespaces": namespaces, "shm_before": shm_before}
+    return {"folder": folder, "seen": seen, "namespaces": namespaces, "ended": ended,
+            "shm_before": shm_before}
 
 
 def _results(run, code, case):
@@ -192,8 +196,11 @@ def test_attack_contained(hostile_run, code, case):
 def test_no_process_left_behind(hostile_run):
     """Nothing runs on in any program's PID namespace. (bubblewrap exits as soon as it knows the
     exit code, so a namespace's init can linger as a zombie: dead, holding no resources, and
-    reaped by the host's init; the executor reaps it itself when it is the host's init.)"""
+    reaped by the host's init; the executor reaps it itself when it is the host's init.)
+    A process that started after its namespace's program was over is not ours: the namespace's
+    number was reused by another sandbox on this machine (other test runs share it)."""
     namespaces = hostile_run["namespaces"]
+    ticks = os.sysconf("SC_CLK_TCK")
     assert None not in namespaces  # every program had its own PID namespace (ids get reused)
     left = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -210,7 +217,11 @@ def test_no_process_left_behind(hostile_run):
         state, ppid = fields[0].decode(), int(fields[1])
         if state == "Z" and ppid != os.getpid():
             continue
-        left.append(f"{pid} (state {state}, parent {ppid}): {cmd}")
+        started = int(fields[19]) / ticks  # since boot
+        if started > hostile_run["ended"][ns] + 0.5:
+            continue
+        left.append(f"{pid} (state {state}, parent {ppid}, started {started:.1f}s, its program "
+                    f"ended {hostile_run['ended'][ns]:.1f}s after boot): {cmd}")
     assert left == [], f"processes left in sandbox namespaces: {left}"
 
 

@@ -20,7 +20,7 @@ import pytest
 from multiplt.benchmarks import analyze, build, sources
 from multiplt.languages import get
 from multiplt.languages.base import ASSERTION_ERROR
-from multiplt.languages.placeholder import placeholder_body
+from tests.fixtures.placeholder import placeholder_body
 
 pytestmark = pytest.mark.slow
 WORKERS = 2

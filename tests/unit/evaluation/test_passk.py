@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from multiplt.errors import MultipltError
-from multiplt.evaluation import passk
+from multiplt.evaluation import passk, run_folder
 
 
 def exact(n, c, k):
@@ -85,7 +85,7 @@ def test_score_folder(tmp_path):
 
     with open(folder / "_scores.csv") as f:
         table = list(csv.reader(f))
-    assert table[0] == list(passk.HEADER)
+    assert table[0] == list(run_folder.SCORES_HEADER)
     assert [row[:2] for row in table[1:]] == [["humaneval-lua-m-main-0.2", "1"],
                                              ["humaneval-lua-m-main-0.2", "5"]]
     import polars as pl
@@ -119,7 +119,7 @@ def test_cli_formats(tmp_path):
                               capture_output=True, text=True)
     out = cli("-k", "1,2")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0] == ",".join(passk.HEADER)
+    assert out.stdout.splitlines()[0] == ",".join(run_folder.SCORES_HEADER)
     assert out.stdout.splitlines()[1] == f"{tmp_path.name},1,0.5,1,2,2"
     assert json.loads(cli("--format", "json").stdout)[0]["Estimate"] == 0.5
     assert "Pass@k" in cli("--format", "table").stdout

@@ -1,16 +1,20 @@
 """Small programs, in MultiPL-E's test style, that end in each status in each language.
 
-PROGRAMS[lang][status] is a list of (label, program). The test harness around each answer is the
-preflight's (prompt + body + tests); the bodies below break it in each way.
+PROGRAMS[lang][status] is a list of (label, program). Each is the preflight's known problem
+(add(2, 3) == 5) in the language's own rendering, with a body returning the expression below;
+the expressions break it in each way.
 """
 
 from __future__ import annotations
 
-from multiplt.execution.preflight import PROGRAMS as TEMPLATES
+from multiplt import languages
+from multiplt.execution.preflight import known_problem
 
 
-def _with(code: str, body: str) -> str:
-    return TEMPLATES[code].format(body=body)
+def _with(code: str, expr: str) -> str:
+    lang = languages.get(code)
+    prompt, tests = known_problem(lang)
+    return prompt + lang.return_body(expr) + "\n" + tests
 
 
 PROGRAMS: dict[str, dict[str, list[tuple[str, str]]]] = {

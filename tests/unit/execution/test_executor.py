@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(not installed("lua"), reason="lua5.4 not install
 PROMPT = "local function add(x, y)\n"
 TESTS = ("lu = require('luaunit')\nfunction test_humaneval()\nlocal candidate = add\n"
          "    lu.assertEquals(candidate(2, 3), 5)\nend\nos.exit(lu.LuaUnit.run())\n")
-PREFLIGHT_PROGRAMS = {preflight.known_program(languages.get(c), good) for c in preflight.PROGRAMS
+PREFLIGHT_PROGRAMS = {preflight.known_program(languages.get(c), good) for c in languages.names()
                       for good in (True, False)}
 GOOD, BAD, SYNTAX = "    return x + y\nend\n", "    return x - y\nend\n", "    return x +\nend\n"
 

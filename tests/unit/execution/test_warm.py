@@ -33,7 +33,7 @@ def _sandbox(mode: str) -> Sandbox:
     sandbox = Sandbox(**MODES[mode])
     sandbox.check()
     assert sandbox.mode == ("bubblewrap per program" if mode == "per-program" else "warm")
-    assert (sandbox._init_path is not None) == (mode == "warm-native")
+    assert (getattr(sandbox.runner, "init", None) is not None) == (mode == "warm-native")
     return sandbox
 
 
@@ -112,20 +112,20 @@ def test_a_dead_supervisor_is_replaced_not_scored(mode):
     platform failure (retried, never scored), and the retry gets a fresh sandbox."""
     with _sandbox(mode) as sandbox:
         assert sandbox.run(SH, "print('a')", 20).stdout == "a\n"
-        (warm,) = sandbox._warm_idle
+        (warm,) = sandbox.runner.idle
         os.kill(warm.proc.pid, 9)
         warm.proc.wait()
         finished = run_with_retries(sandbox, SH, "print('b')", 20)
         assert finished.stdout == "b\n" and finished.exit_code == 0
-        assert sandbox._warm_idle and sandbox._warm_idle[0] is not warm
+        assert sandbox.runner.idle and sandbox.runner.idle[0] is not warm
 
-        (warm,) = sandbox._warm_idle
-        sandbox._warm_idle.remove(warm)
+        (warm,) = sandbox.runner.idle
+        sandbox.runner.idle.remove(warm)
         threading.Timer(1.0, lambda: os.kill(warm.proc.pid, 9)).start()
-        sandbox._warm_idle.append(warm)
+        sandbox.runner.idle.append(warm)
         with pytest.raises(PlatformError, match="warm sandbox"):
             sandbox.run(SH, "import time; time.sleep(30)", 20)
-        assert warm not in sandbox._warm_idle
+        assert warm not in sandbox.runner.idle
 
 
 def test_timeout_kills_everything_the_program_started():

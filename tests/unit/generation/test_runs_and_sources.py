@@ -6,7 +6,7 @@ import pytest
 
 from multiplt import storage
 from multiplt.errors import MultipltError
-from multiplt.evaluation.runs import run_folder_name
+from multiplt.evaluation.run_folder import run_folder_name
 from multiplt.generation import model_source
 
 

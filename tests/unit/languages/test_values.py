@@ -104,3 +104,13 @@ def test_union_values_use_the_matching_member():
     t = parse("Union[int, float, str]")
     assert [jl.value(v, t) for v in (3, 2.5, "x")] == ["3", "2.5", '"x"']
     assert languages.get("ml").render_type(PyType("list", (INT,))) == "int list"
+
+
+def test_r_optional_elements_that_hold_values_make_an_atomic_vector():
+    """Issue 12 point 6: as MultiPL-E, HumanEval 136's `(-2, 1)` (a Tuple[Optional[int], ...])
+    is `c(-2, 1)`; only an actual NULL makes the container a list."""
+    r, pair = languages.get("r"), Tuple(Optional(INT), Optional(INT))
+    assert r.value((-2, 1), pair) == "c(-2, 1)"
+    assert r.value((None, 1), pair) == "list(NULL, 1)"
+    assert r.value([1, 2], List(Optional(INT))) == "c(1, 2)"
+    assert r.value([1, None], List(Optional(INT))) == "list(1, NULL)"

@@ -1,0 +1,131 @@
+"""The run folder: its name and every file in it, in one place.
+
+One folder per (benchmark, language, model, revision, temperature), named
+`<benchmark>-<lang>-<model>-<revision>-<temperature>` like MultiPL-E's
+`{dataset}-{lang}-{model}-{temperature}-reworded` but with the revision, and safe as one path
+segment (a `/` in a Hub name or URI becomes `_`). Each stage adds its files:
+
+  <name>.json.gz            multiplt generate   a MultiPL-E completions file per problem
+  _multiplt_run.yaml        multiplt generate   the resolved run config
+  <name>.results.json.gz    multiplt execute    the same keys plus `results`
+  _scores.csv               multiplt score      pass@k rows under MultiPL-E's header
+  _per_problem.parquet      multiplt score      n, c and pass@k per problem
+
+Side files start with `_` and never end in .json/.json.gz, so MultiPL-E's own tools, which glob
+`*.json.gz` and `*.results.json.gz`, see only problems. The scores CSV is written and read here,
+and `format_table` is the one plain-text table every command prints.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Iterable, Sequence
+
+from multiplt.errors import MultipltError
+
+RUN_FILE = "_multiplt_run.yaml"
+SCORES_FILE = "_scores.csv"
+PER_PROBLEM_FILE = "_per_problem.parquet"
+RESULTS_SUFFIX = ".results.json.gz"
+RESULTS_SUFFIXES = (RESULTS_SUFFIX, ".results.json")   # read both, as MultiPL-E's pass_k.py
+COMPLETIONS_SUFFIXES = (".json.gz", ".json")
+#: MultiPL-E's pass@k CSV header (pass_k.py)
+SCORES_HEADER = ("Dataset", "Pass@k", "Estimate", "NumProblems", "MinCompletions", "MaxCompletions")
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=@,]+")
+
+
+# ---- the folder's name ---------------------------------------------------------------------------
+def safe_part(text) -> str:
+    """One path segment: runs of characters other than letters, digits and ._+=@, become `_`;
+    `-` is reserved as the separator of the name's parts."""
+    part = _UNSAFE.sub("_", str(text)).strip("_.")
+    return part or "none"
+
+
+def run_folder_name(benchmark: str, lang: str, model: str, revision: str | None,
+                    temperature: float) -> str:
+    model = re.sub(r"^[a-z0-9]+://", "", str(model)).rstrip("/")
+    return "-".join([safe_part(benchmark), safe_part(lang), safe_part(model),
+                     safe_part(revision or "main"), safe_part(f"{float(temperature):g}")])
+
+
+# ---- per-problem files ---------------------------------------------------------------------------
+def completions_name(base: str) -> str | None:
+    """The problem of a completions file name (`HumanEval_0.json.gz` or `.json`); None for
+    results files and side files."""
+    if results_name(base) is not None or base.startswith((".", "_")):
+        return None
+    return _strip(base, COMPLETIONS_SUFFIXES)
+
+
+def results_name(base: str) -> str | None:
+    """The problem of a results file name (`HumanEval_0.results.json.gz` or `.json`), else None."""
+    return _strip(base, RESULTS_SUFFIXES)
+
+
+def results_file(name: str) -> str:
+    return name + RESULTS_SUFFIX
+
+
+def _strip(base: str, suffixes: tuple[str, ...]) -> str | None:
+    for suffix in suffixes:
+        if base.endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return None
+
+
+# ---- the scores CSV ------------------------------------------------------------------------------
+def scores_csv(rows: Iterable[dict]) -> str:
+    """`_scores.csv`: MultiPL-E's header, then one row per k (dicts keyed by SCORES_HEADER)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SCORES_HEADER)
+    for row in rows:
+        writer.writerow([row[h] for h in SCORES_HEADER])
+    return buffer.getvalue()
+
+
+def parse_scores(text: str, uri: str) -> list[dict]:
+    """The rows of a scores CSV, typed and keyed by SCORES_HEADER; a wrong header or value
+    names the file and the line."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header != list(SCORES_HEADER):
+        raise MultipltError(f"{uri}: header is {header}, expected {','.join(SCORES_HEADER)}")
+    types = (str, int, float, int, int, int)
+    rows = []
+    for line_no, fields in enumerate(reader, start=2):
+        if not fields:
+            continue
+        if len(fields) != len(SCORES_HEADER):
+            raise MultipltError(f"{uri} line {line_no}: {len(fields)} fields, expected "
+                                f"{len(SCORES_HEADER)}")
+        try:
+            row = {h: kind(v) for h, kind, v in zip(SCORES_HEADER, types, fields)}
+        except ValueError as exc:
+            raise MultipltError(f"{uri} line {line_no}: {exc}") from None
+        if not 0.0 <= row["Estimate"] <= 1.0:
+            raise MultipltError(f"{uri} line {line_no}: estimate {row['Estimate']} is not in [0, 1]")
+        rows.append(row)
+    if not rows:
+        raise MultipltError(f"{uri} has no pass@k rows: did `multiplt score` find any results?")
+    return rows
+
+
+# ---- the one table formatter ---------------------------------------------------------------------
+def format_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """A plain-text table: left-aligned columns, a dashed line under the header; floats with four
+    decimals, None as an empty cell. No trailing newline."""
+    cells = [[str(h) for h in header]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

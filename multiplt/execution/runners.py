@@ -1,0 +1,203 @@
+"""The three ways the sandbox runs a program, behind one interface; `Sandbox` picks one per batch.
+
+- `WarmRunner`: one warm sandbox per busy worker, fresh namespaces per program (warm.py, zygote.py);
+- `BwrapRunner`: one bubblewrap per program (bwrap.py);
+- `UnsafeRunner`: plain child processes with the same rlimits, no isolation
+  (`--unsafe-no-sandbox`, trusted code only).
+
+A runner gets the program's text and file name, its language (command and environment) and the
+folder of that language's precompiled libraries (or None), and returns what happened. A failure
+of the platform raises PlatformError: retried by retry.py, never scored. `call(fn, *args)` runs
+`fn` in a thread that is not root (the Sandbox's dropped threads), as bubblewrap must start.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import shutil
+import tempfile
+import threading
+from typing import Callable, ClassVar
+
+from multiplt.errors import PlatformError
+from multiplt.execution import bwrap
+from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
+from multiplt.execution.process import Finished, run_bounded
+from multiplt.execution.warm import WarmSandbox
+from multiplt.languages.base import LIBRARY_MOUNT, Language
+
+#: a program that proves a runner isolates: it must print uid and gid 65534
+PROBE = ["sh", "-c", "id -u; id -g"]
+
+
+def _probe_ok(finished: Finished) -> bool:
+    return finished.exit_code == 0 and finished.stdout.split() == [str(NOBODY)] * 2
+
+
+class Runner(abc.ABC):
+    """Runs one program at a time per calling thread; thread-safe."""
+
+    #: how programs run, as `multiplt execute` reports it
+    mode: ClassVar[str]
+    #: whether programs see the language's precompiled libraries (at LIBRARY_MOUNT)
+    mounts_libraries: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def run(self, lang: Language, program: str, name: str, timeout: float,
+            lib: str | None) -> Finished:
+        """Run `program` (a whole file in `lang`, stored as /tmp/`name` where it runs)."""
+
+    def probe(self) -> None:
+        """Raise PlatformError saying why when this runner cannot run programs now."""
+
+    def close(self) -> None:
+        """Release what the runner holds (started sandboxes)."""
+
+
+class BwrapRunner(Runner):
+    """One bubblewrap per program; the program reaches it through a memfd, never a file."""
+
+    mode = "bubblewrap per program"
+
+    def __init__(self, limits, call: Callable):
+        self.limits, self._call = limits, call
+
+    def run(self, lang, program, name, timeout, lib) -> Finished:
+        binds = ["--ro-bind", lib, LIBRARY_MOUNT] if lib else []
+        fd = os.memfd_create("multiplt-program", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, program.encode("utf-8"))
+            os.lseek(fd, 0, os.SEEK_SET)
+            return self._call(self._run, lang.command(f"/tmp/{name}"), fd, name, timeout,
+                              lang.env(), binds)
+        finally:
+            os.close(fd)
+
+    def probe(self) -> None:
+        if not shutil.which("bwrap"):
+            why = "bubblewrap (bwrap) is not installed (Debian package bubblewrap)"
+        else:
+            probe = self._call(self._run, PROBE, None, "", 30.0)
+            if _probe_ok(probe):
+                return
+            why = (f"bubblewrap could not start a sandbox as uid {NOBODY} (exit {probe.exit_code}): "
+                   f"{(probe.stderr or probe.stdout).strip()[:500]}")
+        raise PlatformError(
+            f"no isolation available for untrusted programs: {why}. Run where bubblewrap can create "
+            "user namespaces (Debian: sysctl kernel.unprivileged_userns_clone=1; Ubuntu 24.04+: "
+            "an AppArmor profile allowing bwrap userns; in Docker: a seccomp profile that allows "
+            "unshare/clone with namespaces), or pass --unsafe-no-sandbox to run them without "
+            "isolation (trusted code only)")
+
+    def _run(self, command: list[str], program_fd: int | None, name: str, timeout: float,
+             env: dict[str, str] | None = None, binds: list[str] = ()) -> Finished:
+        as_root = os.geteuid() == 0  # per thread: false in a dropped spawner thread
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        block_r, block_w = os.pipe2(os.O_CLOEXEC) if not as_root else (None, None)
+        argv = bwrap.command_line(self.limits, command, status_fd=status_w, block_fd=block_r,
+                                  program_fd=program_fd, name=name, env=env, binds=binds,
+                                  via_setpriv=as_root)
+        fds = [fd for fd in (status_w, block_r, program_fd) if fd is not None]
+        namespace = bwrap.Namespace()
+
+        def on_start(info: dict, proc) -> None:
+            namespace.attach(info, proc.pid)
+            if block_w is not None:
+                bwrap.apply_limits(self.limits, info, block_w)
+
+        try:
+            return run_bounded(argv, timeout=timeout, output_limit=self.limits.output,
+                               status_fd=status_r, on_start=on_start,
+                               close_after_spawn=tuple(fd for fd in (status_w, block_r)
+                                                       if fd is not None),
+                               kill=bwrap.kill, pass_fds=fds, cwd="/",
+                               env={"PATH": os.environ.get("PATH", SANDBOX_PATH)})
+        except OSError as exc:
+            raise PlatformError(f"cannot run bwrap: {exc}") from exc
+        finally:
+            if block_w is not None:
+                os.close(block_w)
+            namespace.wait_gone()
+
+
+class WarmRunner(Runner):
+    """A pool of warm sandboxes: an idle one runs the program, else a new one starts (one per
+    busy worker); one that failed is killed and dropped, so the retry gets a fresh one."""
+
+    mode = "warm"
+
+    def __init__(self, limits, call: Callable, tmp_root: str, init: str | None):
+        self.limits, self._call, self.tmp_root = limits, call, tmp_root
+        self.init = init  # the compiled init (native.py), or None: programs start from Python
+        self.all: list[WarmSandbox] = []
+        self.idle: list[WarmSandbox] = []  # started, alive, running nothing
+        self._lock = threading.Lock()
+
+    def run(self, lang, program, name, timeout, lib) -> Finished:
+        return self._call(self._run, lang.command(f"/tmp/{name}"), lang.env(), name, program,
+                          timeout, lib)
+
+    def probe(self) -> None:
+        probe = self._call(self._run, PROBE, {}, "probe.sh", "", 30.0, None)
+        if not _probe_ok(probe):
+            raise PlatformError(f"a warm sandbox's probe printed {probe.stdout!r} "
+                                f"{probe.stderr[:300]!r}, not uid and gid {NOBODY}")
+
+    def _run(self, command: list[str], env: dict[str, str], name: str, program: str,
+             timeout: float, lib: str | None) -> Finished:
+        sandbox = None
+        with self._lock:
+            while self.idle and sandbox is None:
+                sandbox = self.idle.pop()
+                if not sandbox.alive:
+                    sandbox.close()
+                    self.all.remove(sandbox)
+                    sandbox = None
+        if sandbox is None:
+            # The library cache lives in the temp root, which the sandbox's own /tmp would hide.
+            sandbox = WarmSandbox(self.limits, via_setpriv=os.geteuid() == 0,
+                                  binds=["--ro-bind", self.tmp_root, self.tmp_root],
+                                  init=self.init)
+            with self._lock:
+                self.all.append(sandbox)
+        try:
+            finished = sandbox.run(command, {**bwrap.BASE_ENV, **env}, name, program, timeout,
+                                   lib, LIBRARY_MOUNT)
+        except PlatformError:
+            sandbox.close()
+            with self._lock:
+                self.all.remove(sandbox)
+            raise
+        with self._lock:
+            self.idle.append(sandbox)
+        return finished
+
+    def close(self) -> None:
+        with self._lock:
+            started, self.all, self.idle = self.all, [], []
+        for sandbox in started:
+            sandbox.close()
+
+
+class UnsafeRunner(Runner):
+    """No isolation: a child process in its own session and temp folder, under prlimit."""
+
+    mode = "unsandboxed"
+    mounts_libraries = False  # no mount namespace: the language's default library path
+
+    def __init__(self, limits, tmp_root: str):
+        self.limits, self.tmp_root = limits, tmp_root
+
+    def run(self, lang, program, name, timeout, lib) -> Finished:
+        workdir = tempfile.mkdtemp(dir=self.tmp_root)
+        try:
+            path = os.path.join(workdir, name)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(program)
+            env = {**os.environ, "HOME": workdir, "TMPDIR": workdir, **lang.env()}
+            return run_bounded([*self.limits.prlimit(), *lang.command(path)], timeout=timeout,
+                               output_limit=self.limits.output, new_session=True, cwd=workdir,
+                               env=env)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
