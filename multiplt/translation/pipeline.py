@@ -1,0 +1,180 @@
+"""`multiplt translate`, one language and one shard at a time:
+
+    build     step-1 rows -> problems          URI/work/<code>/<K>-of-<N>/problems.jsonl (+ report)
+    sample    the generation driver            URI/work/<code>/<K>-of-<N>/completions/<sha1>.json.gz
+    validate  the sandboxed executor           .../completions/<sha1>.results.json.gz
+    collect   clean, TODO, exact + ROUGE-L     URI/data/, URI/excluded/, URI/funnel.json
+
+Every step resumes: problems are built once per shard (a rerun on other input is refused),
+sampling and execution do only the missing samples and programs (their own rerun contracts),
+and collection reuses its finished parts. `stage` runs a subset: `sample` (build + sample, the
+GPU part), `collect` (after `multiplt execute` on the completions folder), or `all`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from multiplt import storage
+from multiplt.errors import MultipltError
+from multiplt.log import Funnel, progress
+
+LOG = logging.getLogger("multiplt.translation")
+STAGES = ("all", "sample", "collect")
+
+
+@dataclasses.dataclass
+class TranslateConfig:
+    tests: str
+    out: str
+    langs: tuple[str, ...]
+    backend: str = "transformers"
+    model: str | None = None
+    revision: str | None = None
+    tokenizer: str | None = None
+    n: int = 50
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    batch_size: int = 16
+    seed: int = 0
+    rouge_threshold: float = 0.6
+    shard: tuple[int, int] = (0, 1)
+    limit: int | None = None
+    workers: int | None = None
+    timeout: float | None = None
+    unsafe_no_sandbox: bool = False
+    replay_source: str | None = None
+    api_base: str | None = None
+    concurrency: int | None = None
+    stage: str = "all"
+
+    def check(self) -> None:
+        from multiplt import languages
+
+        if not self.langs:
+            raise MultipltError("--lang names no language")
+        for code in self.langs:
+            if languages.get(code).code == "py":
+                raise MultipltError("--lang py: translation targets another language than Python")
+        if not 0 < self.rouge_threshold <= 1:
+            raise MultipltError(f"--rouge-threshold must be in (0, 1], got {self.rouge_threshold}")
+        if self.n < 1 or self.max_new_tokens < 1:
+            raise MultipltError("--n and --max-new-tokens must be at least 1")
+        if not 0 < self.top_p <= 1 or self.temperature < 0:
+            raise MultipltError(f"bad sampling settings: temperature {self.temperature} (>= 0), "
+                                f"top_p {self.top_p} (0, 1]")
+        if self.limit is not None and self.limit < 1:
+            raise MultipltError(f"--limit must be at least 1, got {self.limit}")
+        if self.stage not in STAGES:
+            raise MultipltError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.backend == "replay" and not self.replay_source:
+            raise MultipltError("the replay backend needs --replay-source")
+        if self.backend != "replay" and not self.model:
+            raise MultipltError("--model is required (except with --backend replay)")
+
+    @property
+    def model_label(self) -> str:
+        return self.model or storage.basename(self.replay_source or "replay").split("{")[0] or "replay"
+
+
+def work_uri(out: str, code: str, shard: tuple[int, int]) -> str:
+    """The folder of one language's shard: problems, completions and results, collect parts."""
+    return storage.join(out, "work", code, f"{shard[0]}-of-{shard[1]}")
+
+
+def completions_uri(out: str, code: str, shard: tuple[int, int]) -> str:
+    return storage.join(work_uri(out, code, shard), "completions")
+
+
+def build_problems(rows: list[dict], fingerprint: str, lang, work: str) -> tuple[list[dict], dict]:
+    """The shard's problems (built once; reused by reruns of the same input)."""
+    from multiplt.translation.problems import build_problem
+
+    uri, report_uri = storage.join(work, "problems.jsonl"), storage.join(work, "problems.report.json")
+    names = [r["sha1"] for r in rows]
+    if storage.exists(report_uri):
+        report = storage.read_json(report_uri)
+        if report.get("input_sha256") != fingerprint or report.get("functions") != names:
+            raise MultipltError(f"{work} was built from another tests dataset, shard or --limit; use another --out")
+        return storage.read_jsonl(uri), report
+    funnel = Funnel(f"translate {lang.code} problems")
+    problems, excluded = [], []
+    for row in progress(rows, total=len(rows), desc=f"build {lang.code}", unit="function"):
+        built = build_problem(row, lang)
+        if built.row is None:
+            funnel.drop(built.drop)
+            excluded.append({"sha1": row["sha1"], "id": row.get("id"), "entrypoint": row["entrypoint"],
+                             "stage": "build", "reason": f"{built.drop}: {built.reason}"})
+        else:
+            funnel.keep()
+            problems.append(built.row)
+    funnel.log(LOG)
+    report = {"input_sha256": fingerprint, "language": lang.code, "functions": names,
+              "prompts_built": len(problems), "dropped": dict(funnel.dropped), "excluded": excluded}
+    storage.write_jsonl(uri, problems)
+    storage.write_json(report_uri, report)  # last: its presence means the build is complete
+    return problems, report
+
+
+def translate_language(cfg: TranslateConfig, code: str, rows: list[dict], fingerprint: str) -> dict:
+    from multiplt import languages
+
+    lang = languages.get(code)
+    work = work_uri(cfg.out, lang.code, cfg.shard)
+    completions = completions_uri(cfg.out, lang.code, cfg.shard)
+    problems, report = build_problems(rows, fingerprint, lang, work)
+    problems_uri = storage.join(work, "problems.jsonl")
+    if cfg.stage in ("all", "sample") and problems:
+        from multiplt.generation.driver import generate
+
+        replay = cfg.replay_source.replace("{lang}", lang.code) if cfg.replay_source else None
+        generate(problems_uri, completions, backend=cfg.backend, model=cfg.model_label if
+                 cfg.backend == "replay" else cfg.model, revision=cfg.revision, tokenizer=cfg.tokenizer,
+                 n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
+                 max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=cfg.seed,
+                 api_base=cfg.api_base, concurrency=cfg.concurrency, replay_source=replay)
+    if cfg.stage == "all" and problems:
+        from multiplt.execution.executor import execute
+
+        execute(completions, workers=cfg.workers, timeout=cfg.timeout,
+                unsafe_no_sandbox=cfg.unsafe_no_sandbox)
+    if cfg.stage == "sample":
+        return {"language": lang.code, "problems": len(problems)}
+    return _collect(cfg, lang, rows, problems, report, work, completions)
+
+
+def _collect(cfg, lang, rows, problems, report, work, completions) -> dict:
+    from multiplt.generation import folder
+    from multiplt.translation import writer
+    from multiplt.translation.collect import collect
+
+    run_record = (folder.read_run(completions) or {}) if problems else {}
+    run = {"model": run_record.get("model", cfg.model_label), "revision": run_record.get("revision")}
+    kept, excluded, counts = collect(problems, completions, work, lang.code, cfg.rouge_threshold, run)
+    excluded = report["excluded"] + excluded
+    counts = {"functions_in": len(rows), "prompts_built": report["prompts_built"], **counts}
+    funnel = {"language": lang.code, "split": lang.split, "shard": writer.shard_tag(cfg.shard),
+              "counts": counts, "dropped": report["dropped"]}
+    config = {**dataclasses.asdict(cfg), "language": lang.code, "input_sha256": report["input_sha256"],
+              "run": run_record}
+    writer.write_shard(cfg.out, lang.code, lang.split, cfg.shard, kept, excluded, funnel, config)
+    LOG.info("translate %s funnel: %s", lang.code, ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return funnel
+
+
+def translate(cfg: TranslateConfig) -> dict:
+    """Run the configured stage for every language of one shard; returns the funnels."""
+    from multiplt.execution.files import select_shard
+    from multiplt.translation.source import load_rows
+
+    cfg.check()
+    all_rows, fingerprint = load_rows(cfg.tests)
+    by_sha = {r["sha1"]: r for r in all_rows}
+    rows = [by_sha[s] for s in select_shard(list(by_sha), cfg.shard)]
+    if cfg.limit is not None:
+        rows = rows[:cfg.limit]
+    LOG.info("translate: %d of %d functions in shard %d/%d, languages %s", len(rows), len(all_rows),
+             cfg.shard[0], cfg.shard[1], ",".join(cfg.langs))
+    return {code: translate_language(cfg, code, rows, fingerprint) for code in cfg.langs}
