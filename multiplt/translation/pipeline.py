@@ -170,6 +170,13 @@ def translate(cfg: TranslateConfig) -> dict:
     from multiplt.translation.source import load_rows
 
     cfg.check()
+    if cfg.backend == "replay" and cfg.stage != "collect":
+        from multiplt import languages
+
+        for code in cfg.langs:
+            source = cfg.replay_source.replace("{lang}", languages.get(code).code)
+            if not storage.exists(source):
+                raise MultipltError(f"replay source {source} does not exist")
     all_rows, fingerprint = load_rows(cfg.tests)
     by_sha = {r["sha1"]: r for r in all_rows}
     rows = [by_sha[s] for s in select_shard(list(by_sha), cfg.shard)]
