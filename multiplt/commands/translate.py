@@ -40,9 +40,10 @@ def register(subparsers) -> None:
                    "name (= the function's sha1) + completion; {lang} becomes each language code")
     p.add_argument("--api-base", help="openai backend: server URL, e.g. http://host:8000/v1")
     p.add_argument("--concurrency", type=int, help="openai backend: parallel requests")
-    p.add_argument("--stage", default="all", choices=["all", "sample", "collect"],
+    p.add_argument("--stage", default="all", choices=["all", "sample", "collect", "summary"],
                    help="all (default); sample: build prompts and sample only; collect: clean, dedup "
-                   "and write, after `multiplt execute` on OUT/work/<lang>/<K>-of-<N>/completions")
+                   "and write, after `multiplt execute` on OUT/work/<lang>/<K>-of-<N>/completions; "
+                   "summary: rewrite OUT/funnel.json and OUT/README.md from the shards' funnels")
     p.set_defaults(func=run)
 
 

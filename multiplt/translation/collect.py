@@ -90,8 +90,10 @@ def _part_uri(work: str, index: int) -> str:
 
 
 def collect(problems: list[dict], completions: str, work: str, lang: str, threshold: float,
-            run: dict) -> tuple[list[dict], list[dict], dict]:
-    """All problems of a shard, resumably: (kept rows, excluded rows, summed counts)."""
+            run: dict, n: int) -> tuple[list[dict], list[dict], dict]:
+    """All problems of a shard, resumably: (kept rows, excluded rows, summed counts). A part
+    made from another number of samples per function (a run resumed with a larger --n) is
+    collected again."""
     rouge = dedup_mod.RougeDedup(threshold)
     problems = sorted(problems, key=lambda p: p["sha1"])
     kept, excluded = [], []
@@ -103,12 +105,14 @@ def collect(problems: list[dict], completions: str, work: str, lang: str, thresh
         names = [p["sha1"] for p in chunk]
         uri = _part_uri(work, index)
         part = storage.read_json(uri) if storage.exists(uri) else None
+        if part is not None and part.get("n") != n:
+            part = None
         if part is not None and (part.get("names") != names or part.get("threshold") != threshold
                                  or part.get("run") != run):
             raise MultipltError(f"{uri} was collected from other problems or settings (threshold "
                                 f"{part.get('threshold')}, model {part.get('run')}); use another --out")
         if part is None:
-            part = {"names": names, "threshold": threshold, "run": run, "kept": [], "excluded": [],
+            part = {"names": names, "threshold": threshold, "run": run, "n": n, "kept": [], "excluded": [],
                     "counts": dict.fromkeys(COUNTS, 0)}
             for problem in chunk:
                 doc = storage.read_json(files.results_uri(completions, problem["sha1"])) \

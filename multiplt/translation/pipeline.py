@@ -8,7 +8,8 @@
 Every step resumes: problems are built once per shard (a rerun on other input is refused),
 sampling and execution do only the missing samples and programs (their own rerun contracts),
 and collection reuses its finished parts. `stage` runs a subset: `sample` (build + sample, the
-GPU part), `collect` (after `multiplt execute` on the completions folder), or `all`.
+GPU part), `collect` (after `multiplt execute` on the completions folder), `all`, or `summary`
+(only rewrite URI/funnel.json and the card from the shards' funnels, once every shard is done).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from multiplt.errors import MultipltError
 from multiplt.log import Funnel, progress
 
 LOG = logging.getLogger("multiplt.translation")
-STAGES = ("all", "sample", "collect")
+STAGES = ("all", "sample", "collect", "summary")
 
 
 @dataclasses.dataclass
@@ -150,9 +151,13 @@ def _collect(cfg, lang, rows, problems, report, work, completions) -> dict:
     from multiplt.translation import writer
     from multiplt.translation.collect import collect
 
+    done = _finished(cfg, lang)
+    if done is not None:
+        return done
     run_record = (folder.read_run(completions) or {}) if problems else {}
     run = {"model": run_record.get("model", cfg.model_label), "revision": run_record.get("revision")}
-    kept, excluded, counts = collect(problems, completions, work, lang.code, cfg.rouge_threshold, run)
+    kept, excluded, counts = collect(problems, completions, work, lang.code, cfg.rouge_threshold,
+                                     run, cfg.n)
     excluded = report["excluded"] + excluded
     counts = {"functions_in": len(rows), "prompts_built": report["prompts_built"], **counts}
     funnel = {"language": lang.code, "split": lang.split, "shard": writer.shard_tag(cfg.shard),
@@ -164,13 +169,40 @@ def _collect(cfg, lang, rows, problems, report, work, completions) -> dict:
     return funnel
 
 
+def _finished(cfg: TranslateConfig, lang) -> dict | None:
+    """The shard's funnel when its dataset file is already written (a rerun writes nothing)."""
+    from multiplt.translation import writer
+
+    if not storage.exists(writer.data_uri(cfg.out, lang.split, cfg.shard)):
+        return None
+    config = storage.read_json(writer.config_uri(cfg.out, lang.code, cfg.shard))
+    if config.get("n") != cfg.n:
+        return None  # more (or fewer) samples per function: collect again
+    if config.get("rouge_threshold") != cfg.rouge_threshold:
+        raise MultipltError(f"{writer.data_uri(cfg.out, lang.split, cfg.shard)} was written with "
+                            f"--rouge-threshold {config.get('rouge_threshold')}; use another --out")
+    LOG.info("translate %s: shard %s already written", lang.code, writer.shard_tag(cfg.shard))
+    return storage.read_json(writer.funnel_uri(cfg.out, lang.code, cfg.shard))
+
+
+def languages_code(code: str) -> str:
+    from multiplt import languages
+
+    return languages.get(code).code
+
+
 def translate(cfg: TranslateConfig) -> dict:
     """Run the configured stage for every language of one shard; returns the funnels."""
     from multiplt.execution.files import select_shard
     from multiplt.translation.source import load_rows
 
     cfg.check()
-    if cfg.backend == "replay" and cfg.stage != "collect":
+    if cfg.stage == "summary":
+        from multiplt.translation import writer
+
+        merged = writer.write_summary(cfg.out)
+        return {code: merged.get(languages_code(code), {}) for code in cfg.langs}
+    if cfg.backend == "replay" and cfg.stage not in ("collect", "summary"):
         from multiplt import languages
 
         for code in cfg.langs:

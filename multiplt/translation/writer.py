@@ -1,7 +1,7 @@
 """The translated dataset folder, one shard of one language at a time:
 
     URI/data/<split>-KKKKK-of-NNNNN.parquet       content + provenance (as nuprl/MultiPL-T + columns)
-    URI/excluded/<split>-KKKKK-of-NNNNN.parquet   every dropped function or sample, with its reason
+    URI/excluded/excluded-<split>-K...parquet     every dropped function or sample, with its reason
     URI/funnel/<code>-K-of-N.json                 one shard's funnel; URI/funnel.json sums them
     URI/config/<code>-K-of-N.json                 the resolved config that made the shard
     URI/README.md                                 a dataset card naming each language's split
@@ -28,8 +28,17 @@ def _file(out: str, folder: str, split: str, shard: tuple[int, int]) -> str:
     return storage.join(out, folder, f"{split}-{shard[0]:05d}-of-{shard[1]:05d}.parquet")
 
 
+def excluded_uri(out: str, split: str, shard: tuple[int, int]) -> str:
+    """Named `excluded-<split>-...`, so that readers of `<split>-*` files (multiplt train) skip it."""
+    return _file(out, "excluded", f"excluded-{split}", shard)
+
+
 def data_uri(out: str, split: str, shard: tuple[int, int]) -> str:
     return _file(out, "data", split, shard)
+
+
+def config_uri(out: str, code: str, shard: tuple[int, int]) -> str:
+    return storage.join(out, "config", f"{code}-{shard_tag(shard)}.json")
 
 
 def funnel_uri(out: str, code: str, shard: tuple[int, int]) -> str:
@@ -50,8 +59,8 @@ def _frame(rows: list[dict], schema: dict):
 def write_shard(out: str, code: str, split: str, shard: tuple[int, int], kept: list[dict],
                 excluded: list[dict], funnel: dict, config: dict) -> None:
     """Write one shard's files; the data file goes last, so its presence means the shard is done."""
-    storage.write_parquet(_file(out, "excluded", split, shard), _frame(excluded, EXCLUDED_SCHEMA))
-    storage.write_json(storage.join(out, "config", f"{code}-{shard_tag(shard)}.json"), config, indent=2)
+    storage.write_parquet(excluded_uri(out, split, shard), _frame(excluded, EXCLUDED_SCHEMA))
+    storage.write_json(config_uri(out, code, shard), config, indent=2)
     storage.write_json(funnel_uri(out, code, shard), funnel, indent=2)
     storage.write_parquet(data_uri(out, split, shard), _frame(kept, DATA_SCHEMA))
     write_summary(out)
