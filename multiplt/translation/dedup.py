@@ -33,10 +33,22 @@ def exact(items: list[tuple[object, str]]) -> list[Verdict]:
     return out
 
 
+def _detach_absl_handler() -> None:
+    """rouge-score imports absl.logging, whose handler holds the sys.stderr of the moment and
+    closes it at logging.shutdown() (which `multiplt` calls on exit) unless it is the current
+    sys.stderr; point it at the interpreter's own stderr, which it never closes."""
+    import sys
+
+    from absl import logging as absl_logging
+
+    absl_logging.get_absl_handler().python_handler.setStream(sys.__stderr__)
+
+
 class RougeDedup:
     def __init__(self, threshold: float = DEFAULT_THRESHOLD):
         from rouge_score import rouge_scorer
 
+        _detach_absl_handler()
         self.threshold = threshold
         self.scorer = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
 

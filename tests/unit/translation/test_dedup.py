@@ -59,3 +59,20 @@ def test_exact_keeps_the_first_of_each_text():
     verdicts = exact([(3, "a"), (4, "b"), (5, "a"), (6, "a")])
     assert [(v.key, v.kept, v.duplicate_of) for v in verdicts] == [
         (3, True, None), (4, True, None), (5, False, 3), (6, False, 3)]
+
+
+def test_absl_handler_is_pointed_at_the_interpreters_stderr(rouge):
+    """rouge-score imports absl.logging; its handler must not keep (and, at logging.shutdown,
+    close) whatever sys.stderr was when it was imported, e.g. a test's capture."""
+    import sys
+
+    from absl import logging as absl_logging
+
+    assert absl_logging.get_absl_handler().python_handler.stream is sys.__stderr__
+
+
+def test_the_cli_still_runs_under_capture_after_rouge(rouge, tmp_path, capsys):
+    from multiplt import cli
+
+    assert cli.main(["execute", "--in", str(tmp_path / "none"), "--allow-empty"]) == 0
+    assert '"programs": {}' in capsys.readouterr().out
