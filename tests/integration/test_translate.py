@@ -125,11 +125,12 @@ def _mtimes(out):
     return {p: os.stat(p).st_mtime_ns for p in (os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs)}
 
 
-def test_rerun_writes_nothing_and_a_new_threshold_is_refused(inputs, two_languages):
+def test_rerun_writes_nothing_and_a_new_threshold_is_refused(inputs, two_languages, capsys):
     before = _mtimes(two_languages)
     assert translate(inputs, two_languages, "rkt,lua") == 0
     assert _mtimes(two_languages) == before
     assert translate(inputs, two_languages, "rkt", "--rouge-threshold", "0.9") == 2
+    assert "was written with --rouge-threshold 0.6" in capsys.readouterr().err
     assert _mtimes(two_languages) == before
 
 
