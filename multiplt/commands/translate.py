@@ -49,7 +49,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from multiplt.execution.files import parse_shard
-    from multiplt.translation.pipeline import TranslateConfig, translate
+    from multiplt.translation.config import TranslateConfig
+    from multiplt.translation.pipeline import translate
 
     cfg = TranslateConfig(
         tests=args.tests, out=args.out, langs=tuple(c.strip() for c in args.lang.split(",") if c.strip()),
