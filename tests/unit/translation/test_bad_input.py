@@ -78,3 +78,22 @@ def test_missing_replay_source_of_one_language(inputs, tmp_path, capsys):
                      inputs["replay"].replace("{lang}", "{lang}-missing")) == 2
     assert "rkt-missing.jsonl does not exist" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_empty_shards_of_the_tests_dataset_are_skipped(tmp_path, capsys):
+    """testgen writes a shard without kept rows as a parquet file without columns."""
+    from multiplt.translation.source import load_rows
+
+    folder = tmp_path / "testgen"
+    (folder / "tests").mkdir(parents=True)
+    pl.DataFrame().write_parquet(folder / "tests" / "0-of-2.parquet")
+    out = tmp_path / "out"
+    base = ["translate", "--tests", str(folder), "--out", str(out), "--lang", "rkt", "--backend", "replay",
+            "--replay-source", str(tmp_path / "r.jsonl")]
+    (tmp_path / "r.jsonl").write_text("")
+    assert cli.main(base) == 2
+    assert "has no rows" in capsys.readouterr().err
+    pl.DataFrame(fx.ROWS).write_parquet(folder / "tests" / "1-of-2.parquet")
+    rows, _ = load_rows(str(folder))
+    assert [r["sha1"] for r in rows] == sorted(r["sha1"] for r in fx.ROWS)
+    assert not out.exists()
