@@ -110,10 +110,18 @@ def _collect(cfg, lang, rows, problems, report, work, completions) -> dict:
     funnel = {"language": lang.code, "split": lang.split, "shard": writer.shard_tag(cfg.shard),
               "counts": counts, "dropped": report["dropped"]}
     config = {**dataclasses.asdict(cfg), "language": lang.code, "input_sha256": report["input_sha256"],
-              "run": run_record}
+              "run": run_record, "versions": _versions()}
     writer.write_shard(cfg.out, lang.code, lang.split, cfg.shard, kept, excluded, funnel, config)
     LOG.info("translate %s funnel: %s", lang.code, ", ".join(f"{k}={v}" for k, v in counts.items()))
     return funnel
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    from multiplt import __version__
+
+    return {"multiplt": __version__, "rouge-score": metadata.version("rouge-score")}
 
 
 def _finished(cfg: TranslateConfig, lang) -> dict | None:
