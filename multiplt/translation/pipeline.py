@@ -148,7 +148,6 @@ def languages_code(code: str) -> str:
 
 def translate(cfg: TranslateConfig) -> dict:
     """Run the configured stage for every language of one shard; returns the funnels."""
-    from multiplt.execution.files import select_shard
     from multiplt.translation.source import load_rows
 
     cfg.check()
@@ -164,11 +163,9 @@ def translate(cfg: TranslateConfig) -> dict:
             source = cfg.replay_source.replace("{lang}", languages.get(code).code)
             if not storage.exists(source):
                 raise MultipltError(f"replay source {source} does not exist")
-    all_rows, fingerprint = load_rows(cfg.tests)
-    by_sha = {r["sha1"]: r for r in all_rows}
-    rows = [by_sha[s] for s in select_shard(list(by_sha), cfg.shard)]
+    rows, total, fingerprint = load_rows(cfg.tests, cfg.shard)
     if cfg.limit is not None:
         rows = rows[:cfg.limit]
-    LOG.info("translate: %d of %d functions in shard %d/%d, languages %s", len(rows), len(all_rows),
+    LOG.info("translate: %d of %d functions in shard %d/%d, languages %s", len(rows), total,
              cfg.shard[0], cfg.shard[1], ",".join(cfg.langs))
     return {code: translate_language(cfg, code, rows, fingerprint) for code in cfg.langs}

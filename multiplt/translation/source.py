@@ -26,11 +26,17 @@ def tests_files(uri: str) -> list[str]:
     return files
 
 
-def load_rows(uri: str) -> tuple[list[dict], str]:
-    """Every row (sorted by sha1, one per sha1) and a fingerprint of the input files. Files
-    without rows are skipped; a dataset without any row is an error."""
+def load_rows(uri: str, shard: tuple[int, int] | None = None) -> tuple[list[dict], int, str]:
+    """The rows of one shard (the K-th of N round-robin shards of the sorted sha1s; one row per
+    sha1), the number of functions in the whole dataset, and a fingerprint of its files. Only
+    the shard's rows become Python objects. Files without rows are skipped; a dataset without
+    any row is an error."""
+    import polars as pl
+
+    from multiplt.execution.files import select_shard
+
     digest = hashlib.sha256()
-    rows: dict[str, dict] = {}
+    frames = []
     for f in tests_files(uri):
         digest.update(storage.read_bytes(f))
         df = storage.read_parquet(f)
@@ -40,12 +46,22 @@ def load_rows(uri: str) -> tuple[list[dict], str]:
         if missing:
             raise MultipltError(f"tests dataset {f} lacks the column(s) {', '.join(missing)} "
                                 f"(MultiPL-T's step-1 columns: {', '.join(REQUIRED)})")
-        for n, row in enumerate(df.select(list(REQUIRED)).to_dicts()):
+        df = df.select(list(REQUIRED)).with_row_index("_row")
+        bad = df.filter(pl.col("sha1").is_null() | (pl.col("sha1").cast(pl.String) == ""))
+        if bad.height:
+            raise MultipltError(f"tests dataset {f} row {bad['_row'][0]}: malformed record (sha1)")
+        frames.append((f, df))
+    names = sorted({s for _, df in frames for s in df["sha1"].cast(pl.String).to_list()})
+    if not names:
+        raise MultipltError(f"tests dataset {uri} has no rows")
+    chosen = select_shard(names, shard)
+    rows: dict[str, dict] = {}
+    for f, df in frames:
+        for row in df.filter(pl.col("sha1").cast(pl.String).is_in(chosen)).to_dicts():
+            n = row.pop("_row")
             bad = [k for k in ("content", "sha1", "entrypoint") if not isinstance(row[k], str) or not row[k]]
             if bad or not isinstance(row["tests"], list):
                 what = ", ".join(bad) or "tests (not a list)"
                 raise MultipltError(f"tests dataset {f} row {n}: malformed record ({what})")
             rows.setdefault(row["sha1"], row)
-    if not rows:
-        raise MultipltError(f"tests dataset {uri} has no rows")
-    return [rows[k] for k in sorted(rows)], digest.hexdigest()
+    return [rows[k] for k in chosen], len(names), digest.hexdigest()

@@ -65,3 +65,23 @@ def test_killed_while_executing_then_rerun(tmp_path):
     assert os.stat(storage.local_path(part)).st_mtime_ns == part_mtime
     again = pl.read_parquet(writer.data_uri(out, "racket", (0, 1)))
     assert again.equals(df)
+
+
+def test_more_samples_later_gives_the_same_rows_as_all_at_once(tmp_path):
+    """--n 3, then --n 7 into the same folder: the 4 new samples are generated, run and collected,
+    and the dataset equals a run with --n 7 from the start (the fixture's exact rows)."""
+    if subprocess.run(["which", "lua"], capture_output=True).returncode:
+        pytest.skip("lua runtime not installed")
+    inputs = fx.write(tmp_path / "in")
+    out = str(tmp_path / "out")
+    argv = ["translate", "--lang", "lua", "--backend", "replay", "--timeout", "15", "--workers", "2",
+            "--tests", inputs["tests"], "--replay-source", inputs["replay"], "--out", out]
+    assert cli.main(argv + ["--n", "3"]) == 0
+    first = pl.read_parquet(writer.data_uri(out, "lua", (0, 1)))
+    assert {(r["entrypoint"], r["sample"]) for r in first.iter_rows(named=True)} == {
+        ("add_one", 0), ("count_vowels", 0), ("shout", 0)}
+    assert cli.main(argv + ["--n", str(fx.N)]) == 0
+    df = pl.read_parquet(writer.data_uri(out, "lua", (0, 1)))
+    assert {(r["entrypoint"], r["sample"]) for r in df.iter_rows(named=True)} == fx.kept("lua")
+    funnel = storage.read_json(storage.join(out, "funnel.json"))["lua"]
+    assert funnel["translations_sampled"] == 3 * fx.N and funnel["after_rouge_l"] == 4

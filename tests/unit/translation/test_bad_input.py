@@ -94,6 +94,7 @@ def test_empty_shards_of_the_tests_dataset_are_skipped(tmp_path, capsys):
     assert cli.main(base) == 2
     assert "has no rows" in capsys.readouterr().err
     pl.DataFrame(fx.ROWS).write_parquet(folder / "tests" / "1-of-2.parquet")
-    rows, _ = load_rows(str(folder))
+    rows, total, _ = load_rows(str(folder))
+    assert total == len(fx.ROWS)
     assert [r["sha1"] for r in rows] == sorted(r["sha1"] for r in fx.ROWS)
     assert not out.exists()
