@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The GPU worker: generation, fine-tuning, benchmark building, storage staging and scoring
-# (`multiplt generate|train|benchmark|stage in|stage out|results ...`). Build from the repo root:
+# (`multiplt generate|train|benchmark|translate|stage in|stage out|results ...`). Build from the repo root:
 #   docker build -f docker/worker.Dockerfile -t multiplt-worker .
 #
 # CUDA runtime base; torch comes from PyPI as its CUDA build (the lock pins the version, pip
@@ -26,7 +26,7 @@ ENV PATH=/opt/multiplt/bin:$PATH
 WORKDIR /src
 COPY requirements.txt requirements.lock pyproject.toml README.md ./
 COPY multiplt ./multiplt
-RUN pip install -c requirements.lock "/src[gen,train,storage,bench]" \
+RUN pip install -c requirements.lock "/src[gen,train,storage,bench,translate]" \
  && multiplt --version
 
 WORKDIR /work

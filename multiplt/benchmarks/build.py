@@ -45,8 +45,11 @@ def _python_verbatim(an: analysis_mod.Analysis, lang: Language) -> Built:
     return Built(row, report)
 
 
-def translate(an: analysis_mod.Analysis, lang: Language) -> Built:
-    """One problem in one language, or the reasons it cannot be built."""
+def translate(an: analysis_mod.Analysis, lang: Language, *, min_asserts: int = MIN_ASSERTS,
+              preamble: str = "") -> Built:
+    """One problem in one language, or the reasons it cannot be built. `min_asserts` (at most
+    all of them) must translate; `preamble` is put before the description in the prompt's
+    comment (translation puts the canonical Python solution there, as MultiPL-T)."""
     counted = an.counted_sites
     report: dict = {"source_asserts": len(counted), "translated_asserts": 0, "test_cases": 0,
                     "dropped_asserts": [], "kept": False}
@@ -87,7 +90,7 @@ def translate(an: analysis_mod.Analysis, lang: Language) -> Built:
         if failure:
             report["dropped_asserts"].append({"line": site.line, "assert": site.source,
                                               "reason": failure, "cases_kept": len(rendered)})
-    need = min(MIN_ASSERTS, len(counted))
+    need = min(min_asserts, len(counted))
     if report["translated_asserts"] == 0 or report["translated_asserts"] < need:
         report["reason"] = (f"only {report['translated_asserts']} of {len(counted)} asserts "
                             f"translate (need at least {max(need, 1)})")
@@ -95,7 +98,7 @@ def translate(an: analysis_mod.Analysis, lang: Language) -> Built:
         return Built(None, report)
     params = [Param(lang.identifier(p.name), p.type) for p in an.params]
     try:
-        description = describe(lang, an.sig, an.params, an.returns)
+        description = preamble + describe(lang, an.sig, an.params, an.returns)
         prompt = lang.render_prompt(an.sig.name, params, an.returns, description)
     except Unsupported as exc:
         report["reason"], report["drop"] = f"prompt: {exc}", "prompt not expressible"

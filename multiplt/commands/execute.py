@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="run programs WITHOUT isolation when no sandbox is available "
                    "(trusted code only)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="a folder without completion files is nothing to do, not an error")
     p.set_defaults(func=run)
 
 
@@ -33,6 +35,7 @@ def run(args) -> int:
     from multiplt.execution.executor import execute
 
     summary = execute(args.in_uri, args.out_uri, workers=args.workers, timeout=args.timeout,
-                      shard=args.shard, unsafe_no_sandbox=args.unsafe_no_sandbox)
+                      shard=args.shard, unsafe_no_sandbox=args.unsafe_no_sandbox,
+                      allow_empty=args.allow_empty)
     print(json.dumps(summary))
     return 0

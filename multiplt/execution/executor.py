@@ -50,8 +50,11 @@ def default_workers() -> int:
 
 def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
             timeout: float | None = None, shard: str | tuple[int, int] | None = None,
-            unsafe_no_sandbox: bool = False, limits: Limits | None = None) -> dict:
-    """Execute one shard of a completions folder; returns counts (also logged as funnels)."""
+            unsafe_no_sandbox: bool = False, limits: Limits | None = None,
+            allow_empty: bool = False) -> dict:
+    """Execute one shard of a completions folder; returns counts (also logged as funnels).
+    `allow_empty`: a folder with no completion files (e.g. a translation shard in which no
+    problem could be built) is nothing to do rather than an error."""
     out_uri = out_uri or in_uri
     workers = workers or default_workers()
     if workers < 1:
@@ -60,6 +63,10 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
         raise MultipltError(f"--timeout must be positive, got {timeout}")
     shard = files.parse_shard(shard) if isinstance(shard, (str, type(None))) else shard
     found = files.completion_files(in_uri)
+    if not found and allow_empty:
+        LOG.info("execute: no completion files in %s, nothing to do", in_uri)
+        return {"problems": {}, "programs": {}, "statuses": {}, "shard": list(shard) if shard else None,
+                "sandbox": None}
     if not found:
         raise MultipltError(f"{in_uri}: no completion files (<name>.json.gz) found")
     names = files.select_shard(list(found), shard)

@@ -1,0 +1,96 @@
+"""Params and plan of `multiplt_translate` (pure functions, no I/O).
+
+Storage under the `[multiplt] data_uri` root: the step-1 tests dataset at `testgen/tests`
+(the `multiplt_testgen_tests` Asset of `multiplt_testgen`), the translated dataset at
+`translate/` (`data/<split>-*.parquet`, `excluded/`, `funnel.json`, `work/<lang>/<K>-of-<N>/`).
+"""
+
+from __future__ import annotations
+
+from multiplt_pipelines.params import BACKEND_NAMES, LANGUAGES_SCHEMA, TARGET_LANGUAGES
+
+#: the published split name of each target language: dataset files are data/<split>-*.parquet
+SPLITS = {"rkt": "racket", "jl": "julia", "r": "r", "ml": "ocaml", "lua": "lua"}
+DATASET_ASSET_PREFIX = "multiplt_dataset_"  # one Asset per language: multiplt_dataset_rkt, ...
+TESTS_ASSET = "multiplt_testgen_tests"
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def tests_uri(data_uri: str) -> str:
+    return _join(data_uri, "testgen", "tests")
+
+
+def out_uri(data_uri: str) -> str:
+    return _join(data_uri, "translate")
+
+
+def dataset_asset_uri(data_uri: str, code: str) -> str:
+    """The prefix of one language's dataset files (`<out>/data/<split>`)."""
+    return _join(out_uri(data_uri), "data", SPLITS[code])
+
+
+def _p(default, description: str, **schema) -> dict:
+    return {"default": default, "description": description, **schema}
+
+
+PARAMS = {
+    "tests": _p(None, "step-1 tests dataset (null = <data_uri>/testgen/tests, multiplt_testgen's "
+                "output)", type=["null", "string"]),
+    "out": _p(None, "dataset folder (null = <data_uri>/translate)", type=["null", "string"]),
+    "languages": _p(list(TARGET_LANGUAGES), "target languages",
+                    **{**LANGUAGES_SCHEMA, "items": {"type": "string", "enum": TARGET_LANGUAGES}}),
+    "model": _p("bigcode/starcoderbase", "the translating model (MultiPL-T: StarCoderBase-15B)",
+                type="string", minLength=1),
+    "revision": _p(None, "model revision (null = the default branch)", type=["null", "string"]),
+    "backend": _p("vllm", "generation backend", type="string", enum=list(BACKEND_NAMES)),
+    "api_base": _p(None, "openai backend: the server URL (a vLLM server fleet behind one URL)",
+                   type=["null", "string"]),
+    "n": _p(50, "translations sampled per function", type="integer", minimum=1, maximum=1000),
+    "temperature": _p(0.8, "sampling temperature", type="number", minimum=0, maximum=2),
+    "top_p": _p(0.95, "nucleus sampling", type="number", exclusiveMinimum=0, maximum=1),
+    "max_new_tokens": _p(512, "limit on new tokens per translation", type="integer", minimum=1,
+                         maximum=8192),
+    "rouge_threshold": _p(0.6, "ROUGE-L near-duplicate threshold within a function",
+                          type="number", exclusiveMinimum=0, maximum=1),
+    "shards": _p(4, "shards per language (parallel generation, sandbox and collect tasks)",
+                 type="integer", minimum=1, maximum=256),
+    "replay_source": _p(None, "replay backend: completion folder or JSONL (`{lang}` = each "
+                        "language code)", type=["null", "string"]),
+}
+
+
+def translation_plan(params: dict, data_uri: str) -> list[dict]:
+    """One entry per (language, shard): the sample, execute and collect command lines."""
+    tests = params.get("tests") or tests_uri(data_uri)
+    out = params.get("out") or out_uri(data_uri)
+    shards = int(params["shards"])
+    common = ["--tests", tests, "--out", out, "--backend", params["backend"], "--model",
+              params["model"], "--n", str(params["n"]), "--temperature", str(params["temperature"]),
+              "--top-p", str(params["top_p"]), "--max-new-tokens", str(params["max_new_tokens"]),
+              "--rouge-threshold", str(params["rouge_threshold"])]
+    for flag, key in (("--revision", "revision"), ("--api-base", "api_base"),
+                      ("--replay-source", "replay_source")):
+        if params.get(key):
+            common += [flag, str(params[key])]
+    entries = []
+    for code in params["languages"]:
+        for k in range(shards):
+            shard = f"{k}/{shards}"
+            base = ["translate", "--lang", code, "--shard", shard, *common]
+            completions = _join(out, "work", code, f"{k}-of-{shards}", "completions")
+            entries.append({"lang": code, "shard": shard, "out": out,
+                            "sample": base + ["--stage", "sample"],
+                            "execute": ["execute", "--in", completions, "--allow-empty"],
+                            "collect": base + ["--stage", "collect"]})
+    return entries
+
+
+def summary_command(params: dict, data_uri: str) -> list[str]:
+    out = params.get("out") or out_uri(data_uri)
+    tests = params.get("tests") or tests_uri(data_uri)
+    extra = ["--replay-source", params["replay_source"]] if params.get("replay_source") else []
+    return ["translate", "--stage", "summary", "--lang", ",".join(params["languages"]), "--tests",
+            tests, "--out", out, "--backend", params["backend"], "--model", params["model"], *extra]

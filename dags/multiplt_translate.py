@@ -1,0 +1,105 @@
+"""multiplt_translate: step-1 functions with tests -> translations into each language, validated
+in the sandbox, cleaned and deduplicated (MultiPL-T step 2).
+
+Wiring only: per (language, shard), `multiplt translate --stage sample` (GPU, pool `gpu`),
+`multiplt execute` on the shard's completions (the sandbox runtime) and `multiplt translate
+--stage collect`; then `--stage summary` writes funnel.json. `plan` only turns the Params into
+those command lines. Scheduled on the tests Asset of multiplt_testgen; emits one dataset Asset
+per language (`multiplt_dataset_<lang>`), which multiplt_finetune can be scheduled on.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG, Asset, Param, task
+from multiplt_airflow import settings as multiplt_settings
+from multiplt_airflow.stage import stage_task_mapped
+from multiplt_pipelines import translation as plans
+
+SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
+TESTS = Asset(name=plans.TESTS_ASSET, uri=plans.tests_uri(SETTINGS.data_uri))
+DATASETS = {code: Asset(name=f"{plans.DATASET_ASSET_PREFIX}{code}",
+                        uri=plans.dataset_asset_uri(SETTINGS.data_uri, code))
+            for code in plans.SPLITS}
+
+
+def sample_command(entry: dict) -> list[str]:
+    return entry["sample"]
+
+
+def execute_command(entry: dict) -> list[str]:
+    return entry["execute"]
+
+
+def collect_command(entry: dict) -> list[str]:
+    return entry["collect"]
+
+
+DOC = """
+### Translate Python functions into Racket, Julia, R, OCaml and Lua (MultiPL-T step 2)
+
+For every function of `tests` (default: multiplt_testgen's output) and every language in
+`languages`: build the MultiPL-T prompt (canonical Python as a comment, the docstring, the
+signature) and translated tests, sample `n` translations with `model` (GPU task, pool `gpu`;
+`backend=openai` + `api_base` for a vLLM server fleet), run each with its tests in the sandbox,
+keep the passing ones, clean them and deduplicate (exact, then ROUGE-L above
+`rouge_threshold`). Functions are split into `shards` per language; each shard is three mapped
+tasks (sample, validate, collect). Output: `<out>/data/<split>-*.parquet` (one dataset Asset per
+language), `<out>/excluded/`, `<out>/funnel.json`. Every stage resumes: a rerun does only the
+missing work. See docs/translation.md.
+"""
+
+with DAG(
+    dag_id="multiplt_translate",
+    description="Translate step-1 functions per language, validate in the sandbox, dedup",
+    schedule=TESTS,
+    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["multiplt", "translation", "data"],
+    default_args={"owner": "multiplt", "retries": 1,
+                  "retry_delay": datetime.timedelta(minutes=1)},
+    params={name: Param(**schema) for name, schema in plans.PARAMS.items()},
+    doc_md=DOC,
+) as dag:
+
+    @task
+    def plan(data_uri: str, params=None) -> list[dict]:
+        """The command lines of every (language, shard) (no I/O)."""
+        from multiplt_pipelines.translation import translation_plan
+
+        return translation_plan(dict(params), data_uri)
+
+    @task
+    def summary_argvs(data_uri: str, params=None) -> list[list[str]]:
+        """The one `--stage summary` command line, once every shard is collected."""
+        from multiplt_pipelines.translation import summary_command
+
+        return [summary_command(dict(params), data_uri)]
+
+    entries = plan(SETTINGS.data_uri)
+    sample = stage_task_mapped("sample", entries.map(sample_command), gpu=True)
+    validate = stage_task_mapped("validate", entries.map(execute_command), sandbox=True)
+    collect = stage_task_mapped("collect", entries.map(collect_command))
+    summary = stage_task_mapped("summary", summary_argvs(SETTINGS.data_uri))
+    sample >> validate >> collect >> summary
+
+    for code, dataset in DATASETS.items():
+
+        @task(task_id=f"announce_{code}", outlets=[dataset])
+        def announce(lang: str, data_uri: str, params=None, outlet_events=None) -> dict:
+            """This language's dataset Asset event (skipped when the run did not translate it)."""
+            from airflow.sdk.exceptions import AirflowSkipException
+            from multiplt import storage
+            from multiplt_pipelines.translation import out_uri
+
+            if lang not in params["languages"]:
+                raise AirflowSkipException(f"{lang} was not translated in this run")
+            out = params.get("out") or out_uri(data_uri)
+            funnel = storage.read_json(storage.join(out, "funnel.json")).get(lang, {})
+            outlet_events[DATASETS[lang]].extra = {"dataset_uri": out, "lang": lang,
+                                          "rows": funnel.get("after_rouge_l", 0)}
+            return funnel
+
+        summary >> announce(code, SETTINGS.data_uri)

@@ -1,0 +1,139 @@
+"""Validated samples -> dataset rows, per function (MultiPL-T section 2e-2f).
+
+For each problem, in sample order: keep the programs that passed (status OK and exit code 0),
+clean each (`clean.clean_program`), drop those containing TODO, drop exact duplicates, then
+near-duplicates (greedy ROUGE-L, `dedup`). Every dropped sample becomes an `excluded` row with its
+reason. Work is saved in parts of CHUNK functions under the shard's work folder, so a killed
+collection resumes with the first unfinished part.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from multiplt import storage
+from multiplt.errors import MultipltError
+from multiplt.execution import files
+from multiplt.languages.base import OK
+from multiplt.log import progress
+from multiplt.translation import dedup as dedup_mod
+from multiplt.translation.clean import CleanError, clean_program, has_todo
+
+LOG = logging.getLogger("multiplt.translation")
+CHUNK = 200
+COUNTS = ("translations_sampled", "passed", "after_todo", "after_exact_dedup", "after_rouge_l")
+
+
+def passed(result: dict) -> bool:
+    return result.get("status") == OK and result.get("exit_code") == 0
+
+
+def collect_function(problem: dict, doc: dict, lang: str, rouge: dedup_mod.RougeDedup,
+                     run: dict) -> tuple[list[dict], list[dict], dict]:
+    """(kept rows, excluded rows, counts) for one problem's results document."""
+    sha1 = problem["sha1"]
+    results = doc.get("results") or []
+    n = len(doc.get("completions") or [])
+    if len(results) < n:
+        raise MultipltError(f"{sha1}: only {len(results)} of {n} samples were executed; run the "
+                            "execution first (multiplt execute, or translate --stage all)")
+    base = {"sha1": sha1, "id": _text(problem.get("id")), "entrypoint": problem["entrypoint"]}
+    excluded, cleaned = [], []
+    counts = dict.fromkeys(COUNTS, 0)
+    counts["translations_sampled"] = n
+    for i, result in enumerate(results[:n]):
+        if not passed(result):
+            excluded.append({**base, "sample": i, "stage": "validate",
+                             "reason": f"failed: {result.get('status')} (exit {result.get('exit_code')})"})
+            continue
+        counts["passed"] += 1
+        try:
+            text = clean_program(result["program"], problem["prompt"], problem["clean_prompt"], lang)
+        except CleanError as exc:
+            excluded.append({**base, "sample": i, "stage": "clean", "reason": str(exc)})
+            continue
+        if has_todo(text):
+            excluded.append({**base, "sample": i, "stage": "clean", "reason": "contains TODO"})
+            continue
+        cleaned.append((i, text))
+    counts["after_todo"] = len(cleaned)
+    texts = dict(cleaned)
+    unique = []
+    for verdict in dedup_mod.exact(cleaned):
+        if verdict.kept:
+            unique.append((verdict.key, texts[verdict.key]))
+        else:
+            excluded.append({**base, "sample": verdict.key, "stage": "dedup", "reason": verdict.reason,
+                             "duplicate_of": verdict.duplicate_of})
+    counts["after_exact_dedup"] = len(unique)
+    kept = []
+    pass_rate = round(counts["passed"] / n, 4) if n else 0.0
+    for verdict in rouge.greedy(unique, lang):
+        if verdict.kept:
+            kept.append({"content": texts[verdict.key], **base, "sample": verdict.key,
+                         "pass_rate": pass_rate, "model": run.get("model"),
+                         "revision": run.get("revision")})
+        else:
+            excluded.append({**base, "sample": verdict.key, "stage": "dedup",
+                             "reason": f"{verdict.reason} {verdict.score} > {rouge.threshold}",
+                             "duplicate_of": verdict.duplicate_of})
+    counts["after_rouge_l"] = len(kept)
+    return kept, excluded, counts
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _part_uri(work: str, index: int) -> str:
+    return storage.join(work, "collect", f"part-{index:05d}.json.gz")
+
+
+def collect(problems: list[dict], completions: str, work: str, lang: str, threshold: float,
+            run: dict, n: int) -> tuple[list[dict], list[dict], dict]:
+    """All problems of a shard, resumably: (kept rows, excluded rows, summed counts). A part
+    made from another number of samples per function (a run resumed with a larger --n) is
+    collected again."""
+    rouge = dedup_mod.RougeDedup(threshold)
+    problems = sorted(problems, key=lambda p: p["sha1"])
+    kept, excluded = [], []
+    counts = dict.fromkeys(COUNTS, 0)
+    chunks = [problems[i:i + CHUNK] for i in range(0, len(problems), CHUNK)]
+    bar = progress(total=len(problems), desc=f"collect {lang}", unit="function")
+    reused = 0
+    for index, chunk in enumerate(chunks):
+        names = [p["sha1"] for p in chunk]
+        uri = _part_uri(work, index)
+        part = storage.read_json(uri) if storage.exists(uri) else None
+        if part is not None and part.get("n") != n:
+            part = None
+        if part is not None and (part.get("names") != names or part.get("threshold") != threshold
+                                 or part.get("run") != run):
+            raise MultipltError(f"{uri} was collected from other problems or settings (threshold "
+                                f"{part.get('threshold')}, model {part.get('run')}); use another --out")
+        if part is None:
+            part = {"names": names, "threshold": threshold, "run": run, "n": n, "kept": [], "excluded": [],
+                    "counts": dict.fromkeys(COUNTS, 0)}
+            for problem in chunk:
+                doc = storage.read_json(files.results_uri(completions, problem["sha1"])) \
+                    if storage.exists(files.results_uri(completions, problem["sha1"])) else None
+                if doc is None:
+                    raise MultipltError(f"{problem['sha1']}: no results file in {completions}; run "
+                                        "the execution first (multiplt execute, or translate --stage all)")
+                k, e, c = collect_function(problem, doc, lang, rouge, run)
+                part["kept"] += k
+                part["excluded"] += e
+                for key in COUNTS:
+                    part["counts"][key] += c[key]
+            storage.write_json(uri, part)
+        else:
+            reused += len(chunk)
+        kept += part["kept"]
+        excluded += part["excluded"]
+        for key in COUNTS:
+            counts[key] += part["counts"][key]
+        bar.update(len(chunk))
+    bar.close()
+    if reused:
+        LOG.info("collect %s: %d functions reused from an earlier run", lang, reused)
+    return kept, excluded, counts

@@ -1,0 +1,65 @@
+"""The resolved settings of `multiplt translate` (written beside each shard's output)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from multiplt import storage
+from multiplt.errors import MultipltError
+
+STAGES = ("all", "sample", "collect", "summary")
+
+
+@dataclasses.dataclass
+class TranslateConfig:
+    tests: str
+    out: str
+    langs: tuple[str, ...]
+    backend: str = "transformers"
+    model: str | None = None
+    revision: str | None = None
+    tokenizer: str | None = None
+    n: int = 50
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    batch_size: int = 16
+    seed: int = 0
+    rouge_threshold: float = 0.6
+    shard: tuple[int, int] = (0, 1)
+    limit: int | None = None
+    workers: int | None = None
+    timeout: float | None = None
+    unsafe_no_sandbox: bool = False
+    replay_source: str | None = None
+    api_base: str | None = None
+    concurrency: int | None = None
+    stage: str = "all"
+
+    def check(self) -> None:
+        from multiplt import languages
+
+        if not self.langs:
+            raise MultipltError("--lang names no language")
+        for code in self.langs:
+            if languages.get(code).code == "py":
+                raise MultipltError("--lang py: translation targets another language than Python")
+        if not 0 < self.rouge_threshold <= 1:
+            raise MultipltError(f"--rouge-threshold must be in (0, 1], got {self.rouge_threshold}")
+        if self.n < 1 or self.max_new_tokens < 1:
+            raise MultipltError("--n and --max-new-tokens must be at least 1")
+        if not 0 < self.top_p <= 1 or self.temperature < 0:
+            raise MultipltError(f"bad sampling settings: temperature {self.temperature} (>= 0), "
+                                f"top_p {self.top_p} (0, 1]")
+        if self.limit is not None and self.limit < 1:
+            raise MultipltError(f"--limit must be at least 1, got {self.limit}")
+        if self.stage not in STAGES:
+            raise MultipltError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.backend == "replay" and not self.replay_source:
+            raise MultipltError("the replay backend needs --replay-source")
+        if self.backend != "replay" and not self.model:
+            raise MultipltError("--model is required (except with --backend replay)")
+
+    @property
+    def model_label(self) -> str:
+        return self.model or storage.basename(self.replay_source or "replay").split("{")[0] or "replay"

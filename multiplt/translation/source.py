@@ -1,0 +1,67 @@
+"""The step-1 tests dataset (`multiplt testgen`'s `URI/tests/`): reading, checking, sharding."""
+
+from __future__ import annotations
+
+import hashlib
+
+from multiplt import storage
+from multiplt.errors import MultipltError
+
+REQUIRED = ("content", "content_with_types", "sha1", "id", "entrypoint", "tests")
+
+
+def tests_files(uri: str) -> list[str]:
+    """The parquet files of a tests dataset: a file, a folder of them, or a root with `tests/`."""
+    if uri.endswith(".parquet"):
+        if not storage.exists(uri):
+            raise MultipltError(f"tests dataset {uri} does not exist")
+        return [uri]
+    if not storage.exists(uri):
+        raise MultipltError(f"tests dataset {uri} does not exist")
+    inner = storage.join(uri, "tests")
+    folder = inner if storage.exists(inner) else uri
+    files = sorted(u for u in storage.ls(folder, recursive=True) if u.endswith(".parquet"))
+    if not files:
+        raise MultipltError(f"tests dataset {uri}: no .parquet files in {folder}")
+    return files
+
+
+def load_rows(uri: str, shard: tuple[int, int] | None = None) -> tuple[list[dict], int, str]:
+    """The rows of one shard (the K-th of N round-robin shards of the sorted sha1s; one row per
+    sha1), the number of functions in the whole dataset, and a fingerprint of its files. Only
+    the shard's rows become Python objects. Files without rows are skipped; a dataset without
+    any row is an error."""
+    import polars as pl
+
+    from multiplt.execution.files import select_shard
+
+    digest = hashlib.sha256()
+    frames = []
+    for f in tests_files(uri):
+        digest.update(storage.read_bytes(f))
+        df = storage.read_parquet(f)
+        if df.height == 0:  # an empty shard of testgen's output may have no columns at all
+            continue
+        missing = [c for c in REQUIRED if c not in df.columns]
+        if missing:
+            raise MultipltError(f"tests dataset {f} lacks the column(s) {', '.join(missing)} "
+                                f"(MultiPL-T's step-1 columns: {', '.join(REQUIRED)})")
+        df = df.select(list(REQUIRED)).with_row_index("_row")
+        bad = df.filter(pl.col("sha1").is_null() | (pl.col("sha1").cast(pl.String) == ""))
+        if bad.height:
+            raise MultipltError(f"tests dataset {f} row {bad['_row'][0]}: malformed record (sha1)")
+        frames.append((f, df))
+    names = sorted({s for _, df in frames for s in df["sha1"].cast(pl.String).to_list()})
+    if not names:
+        raise MultipltError(f"tests dataset {uri} has no rows")
+    chosen = select_shard(names, shard)
+    rows: dict[str, dict] = {}
+    for f, df in frames:
+        for row in df.filter(pl.col("sha1").cast(pl.String).is_in(chosen)).to_dicts():
+            n = row.pop("_row")
+            bad = [k for k in ("content", "sha1", "entrypoint") if not isinstance(row[k], str) or not row[k]]
+            if bad or not isinstance(row["tests"], list):
+                what = ", ".join(bad) or "tests (not a list)"
+                raise MultipltError(f"tests dataset {f} row {n}: malformed record ({what})")
+            rows.setdefault(row["sha1"], row)
+    return [rows[k] for k in chosen], len(names), digest.hexdigest()

@@ -1,0 +1,56 @@
+"""multiplt_translate under dag.test() (issue 15, point 6): the plan, the mapped sample /
+validate / collect tasks per (language, shard), the summary, and the dataset Asset of the
+translated language only (the other languages' announce tasks are skipped)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import translate as fx
+
+pytestmark = pytest.mark.e2e
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+def _load_dag():
+    for path in (str(DAGS), str(DAGS.parent / "plugins")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    spec = importlib.util.spec_from_file_location("multiplt_translate_run_under_test",
+                                                  DAGS / "multiplt_translate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def test_dag_test_translates_lua(airflow_db, tmp_path, monkeypatch):
+    import polars as pl
+
+    from multiplt import storage
+
+    data_uri = f"file://{tmp_path}/runs"
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", data_uri)
+    inputs = fx.write(tmp_path / "in")
+    dag = _load_dag()
+    conf = {"languages": ["lua"], "shards": 2, "n": fx.N, "backend": "replay",
+            "replay_source": inputs["replay"], "tests": inputs["tests"]}
+    run = dag.test(run_conf=conf)
+    assert run.state == "success"
+    states = {}
+    for ti in run.get_task_instances():
+        states.setdefault(ti.task_id, set()).add(ti.state)
+    assert states["announce_lua"] == {"success"}
+    assert states["announce_rkt"] == {"skipped"}
+    assert states["sample"] == states["validate"] == states["collect"] == {"success"}
+
+    out = f"{data_uri}/translate"
+    files = sorted(u for u in storage.ls(storage.join(out, "data")))
+    assert [storage.basename(u) for u in files] == ["lua-00000-of-00002.parquet",
+                                                    "lua-00001-of-00002.parquet"]
+    df = pl.concat([storage.read_parquet(u) for u in files])
+    assert {(r["entrypoint"], r["sample"]) for r in df.iter_rows(named=True)} == fx.kept("lua")
+    assert storage.read_json(storage.join(out, "funnel.json"))["lua"]["shards"] == ["0-of-2", "1-of-2"]
