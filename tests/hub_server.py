@@ -20,6 +20,7 @@ import hashlib
 import http.server
 import itertools
 import json
+import re
 import threading
 import urllib.parse
 
@@ -81,6 +82,7 @@ class HubServer:
         self.lfs: dict[str, bytes] = {}
         self.lock = threading.RLock()
         self.requests: list[tuple[str, str]] = []
+        self.faults: list[list] = []  # [method, path regex, status, times left]
         self.httpd = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -105,6 +107,24 @@ class HubServer:
             self.httpd.server_close()
 
     # -- helpers ---------------------------------------------------------------------------------
+    def fail(self, method: str, path_regex: str, status: int, times: int = 1) -> None:
+        """Answer the next `times` requests matching (method, path) with HTTP `status`."""
+        with self.lock:
+            self.faults.append([method, re.compile(path_regex), status, times])
+
+    def _fault(self, method: str, path: str) -> int | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault[3] > 0 and fault[0] == method and fault[1].search(path):
+                    fault[3] -= 1
+                    return fault[2]
+        return None
+
+    def add_model(self, repo_id: str, private: bool = False) -> Repo:
+        """A model repo that appears in the listing now (newest first), as if someone created it."""
+        with self.lock:
+            return self.create_repo("model", repo_id, private)
+
     def repo(self, rtype: str, repo_id: str) -> Repo:
         r = self.repos.get((rtype, repo_id))
         if r is None:
@@ -159,6 +179,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts = [urllib.parse.unquote(p) for p in raw.path.split("/") if p != ""]
         query = dict(urllib.parse.parse_qsl(raw.query))
         hub.requests.append((self.command, raw.path))
+        status = hub._fault(self.command, raw.path)
+        if status is not None:
+            self._body()
+            return self._send(status, {"error": f"injected HTTP {status}"},
+                              {"X-Error-Message": f"injected HTTP {status}"})
         try:
             with hub.lock:
                 _routes(self, hub, parts, query)
