@@ -21,10 +21,14 @@ def _front(meta: dict) -> str:
 
 
 def _table(header: list[str], rows: list[list]) -> str:
-    fmt = lambda v: "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))  # noqa: E731
+    fmt = lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def _pct(value: float | None) -> str | None:
+    return None if value is None else f"{value:.4f}"
 
 
 def _features(schema: dict) -> list[dict] | None:
@@ -98,7 +102,7 @@ def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str) -> 
              f"model = AutoModelForCausalLM.from_pretrained(\"{repo_id}\", revision=\"{first_tag}\")\n"
              f"tokenizer = AutoTokenizer.from_pretrained(\"{repo_id}\", revision=\"{first_tag}\")\n```\n",
              "\n## Checkpoints\n\n"]
-    table = [[r["tag"], r["lang"], r["epoch"], r.get("step"), r.get("eval_loss"), passk.get(r["tag"])]
+    table = [[r["tag"], r["lang"], r["epoch"], r.get("step"), r.get("eval_loss"), _pct(passk.get(r["tag"]))]
              for o in outputs for r in o["rows"]]
     parts.append(_table(["tag", "language", "epoch", "step", "eval loss", "pass@1"], table))
     if not passk:
@@ -122,7 +126,7 @@ def results_card(repo_id: str, table_rows: list[dict], columns: list[str], licen
         if row.get("k") == 1:
             key = (row["model"], row.get("revision") or "", row["lang"], row.get("epoch"))
             best[key] = max(best.get(key, 0.0), row["estimate"])
-    summary = [[m, r, lang, e, v] for (m, r, lang, e), v in sorted(best.items(), key=lambda kv: str(kv[0]))]
+    summary = [[m, r, lang, e, _pct(v)] for (m, r, lang, e), v in sorted(best.items(), key=lambda kv: str(kv[0]))]
     return "".join([
         _front(meta), f"# {repo_id.split('/')[1]}\n",
         "The MultiPL-T Platform's results store: one row per scored run and k (pass@k of a model "

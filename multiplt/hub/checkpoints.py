@@ -92,9 +92,28 @@ def checkpoint_files(row: dict, workdir: str) -> dict[str, str]:
     if "config.json" not in files or not any(p.endswith(".safetensors") for p in files):
         raise MultipltError(f"checkpoint {row['tag']} at {row['uri']} lacks config.json or "
                             f"safetensors weights")
+    for path in (p for p in files if p.endswith(".safetensors")):
+        dtypes = safetensors_dtypes(files[path])
+        if dtypes != {"BF16"}:
+            raise MultipltError(f"checkpoint {row['tag']}: {path} holds {', '.join(sorted(dtypes))} "
+                                f"tensors; checkpoints are published in bf16 (as `multiplt train` saves them)")
     if not any(t in files for t in TOKENIZER_FILES):
         files.update(_base_tokenizer(row, os.path.join(workdir, f"tok-{row['tag']}")))
     return files
+
+
+def safetensors_dtypes(path: str) -> set[str]:
+    """The tensor dtypes in a safetensors file, from its JSON header (no tensors loaded)."""
+    import json
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(size))
+    except (OSError, ValueError, struct.error) as exc:
+        raise MultipltError(f"{path} is not a safetensors file: {exc}") from None
+    return {v["dtype"] for k, v in header.items() if k != "__metadata__"}
 
 
 def _base_tokenizer(row: dict, folder: str) -> dict[str, str]:
