@@ -174,3 +174,34 @@ def watch_triggers(settings: dict, models: list[str], run_id: str) -> dict[str, 
                 "dataset": settings["dataset"], "epochs": settings.get("epochs"),
                 "evaluate_base": False, **sampling}})
     return out
+
+
+RERUN_MODELS = _p([], "periodic (scheduled) runs: the models to evaluate, each a model name or "
+                  "{model, revision, tokenizer}; [] = nothing to rerun",
+                  type="array", items={"type": ["string", "object"]})
+
+
+def evaluate_params(evaluate: dict, schedule: str | None) -> dict:
+    """multiplt_evaluate's Params: with a periodic schedule `model` may be null (scheduled runs
+    take `rerun_models`), as Airflow requires every Param of a scheduled DAG to have a default."""
+    params = {**evaluate, "rerun_models": RERUN_MODELS}
+    if schedule:
+        params["model"] = {**evaluate["model"], "default": None, "type": ["null", "string"]}
+    return params
+
+
+def evaluation_targets(settings: dict, scheduled: bool) -> list[dict]:
+    """The (model, revision, tokenizer) overrides of each evaluation of this run: the
+    `rerun_models` list for a scheduled run (or a manual run without `model`), else the model."""
+    if settings.get("model") and not scheduled:
+        return [{}]
+    targets = []
+    for entry in settings.get("rerun_models") or []:
+        entry = {"model": entry} if isinstance(entry, str) else dict(entry)
+        if not entry.get("model"):
+            raise ValueError(f"rerun_models entry {entry} names no model")
+        targets.append({"model": entry["model"], "revision": entry.get("revision"),
+                        "tokenizer": entry.get("tokenizer")})
+    if not targets and not settings.get("model"):
+        raise NotPublishing("nothing to evaluate: no `model` and an empty `rerun_models`")
+    return targets or [{}]

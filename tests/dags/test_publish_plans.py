@@ -118,3 +118,34 @@ def test_hub_token_from_the_connection_when_the_environment_has_none(monkeypatch
     assert credentials.from_environment()["HF_TOKEN"] == "hf_from_conn"
     monkeypatch.setenv("HF_TOKEN", "hf_from_env")
     assert credentials.from_environment()["HF_TOKEN"] == "hf_from_env"
+
+
+def test_rerun_targets_of_scheduled_and_manual_runs():
+    from multiplt_pipelines.params import EVALUATE
+
+    settings = defaults(pub.evaluate_params(EVALUATE, "@weekly"),
+                        rerun_models=["bigcode/starcoderbase-1b", {"model": "org/m", "revision": "v2"}])
+    assert pub.evaluation_targets(settings, scheduled=True) == [
+        {"model": "bigcode/starcoderbase-1b", "revision": None, "tokenizer": None},
+        {"model": "org/m", "revision": "v2", "tokenizer": None}]
+    assert pub.evaluation_targets({**settings, "model": "x"}, scheduled=False) == [{}]
+    with pytest.raises(pub.NotPublishing, match="nothing to evaluate"):
+        pub.evaluation_targets({**settings, "rerun_models": []}, scheduled=True)
+
+
+@pytest.mark.parametrize("schedule, timetable, model_type", [
+    ("", "NullTimetable", "string"), ("0 3 * * 1", "CronTriggerTimetable", ["null", "string"])])
+def test_evaluate_cron_is_off_by_default_and_set_by_the_config(monkeypatch, schedule, timetable,
+                                                               model_type):
+    import importlib.util
+
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__EVALUATE_SCHEDULE", schedule)
+    spec = importlib.util.spec_from_file_location(f"evaluate_{timetable}", REPO / "dags" / "multiplt_evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dag = module.dag
+    dag.validate()  # Airflow refuses a schedule while a Param has no valid default
+    assert type(dag.timetable).__name__ == timetable
+    model = dag.params.get_param("model")
+    assert model.schema["type"] == model_type  # a scheduled DAG needs a default for every Param
+    assert dag.params["rerun_models"] == []
