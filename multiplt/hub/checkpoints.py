@@ -135,9 +135,12 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
     outputs = [load_output(out) for out in outs]
     passk = pass_at_1(results_store, outputs, repo_id)
     selected = [(o, r) for o in outputs for r in select(o, tags, passk)]
-    if not selected:
+    unknown = [] if tags in ("all", "best") else sorted(
+        {t.strip() for t in tags.split(",") if t.strip()} - {r["tag"] for _, r in selected})
+    if not selected or unknown:
         known = ", ".join(r["tag"] for o in outputs for r in o["rows"])
-        raise MultipltError(f"--tags {tags!r} selects no checkpoint; the outputs have: {known}")
+        raise MultipltError(f"--tags {tags!r}: {', '.join(unknown) or 'no checkpoint'} not in the "
+                            f"manifests; the outputs have: {known}")
     card = cards.model_card(repo_id, [{**o, "rows": [r for oo, r in selected if oo is o]}
                                       for o in outputs], passk, license)
     summary = {"repo": repo_id, "tags": [], "skipped": [], "moved": [], "commits": 0}

@@ -48,9 +48,11 @@ class HubClient:
         """{path: content hash} of every file at `revision`."""
         entries = self._call(f"list files at {revision}", lambda: list(self.api.list_repo_tree(
             self.repo_id, revision=revision, repo_type=self.repo_type, recursive=True)))
+        from huggingface_hub.hf_api import RepoFile
+
         out = {}
         for entry in entries:
-            if getattr(entry, "blob_id", None) is None and not hasattr(entry, "size"):
+            if not isinstance(entry, RepoFile):
                 continue  # a folder
             lfs = getattr(entry, "lfs", None)
             out[entry.path] = f"sha256:{lfs.sha256}" if lfs else f"sha1:{entry.blob_id}"

@@ -32,15 +32,15 @@ def split_name(prefix: str) -> str:
         return prefix
 
 
-def _local_folder(uri: str, workdir: str) -> str:
-    """A local path holding the folder's files (downloaded when the folder is not local)."""
+def _local_data(uri: str, workdir: str) -> str:
+    """A local folder holding the dataset's data/ files (downloaded when not local)."""
     from multiplt import storage
 
     path = storage.local_path(uri)
     if path is not None:
-        return path
-    local = os.path.join(workdir, "source")
-    storage.download_dir(uri, local)
+        return os.path.join(path, "data")
+    local = os.path.join(workdir, "data")
+    storage.download_dir(storage.join(uri, "data"), local)
     return local
 
 
@@ -61,8 +61,8 @@ def _data_files(uri: str) -> list[str]:
 
 
 def split_rows(local: str, files: list[str]) -> tuple[dict[str, list[tuple[str, str]]], dict, dict]:
-    """({split: [(repo path, local path)]}, {split: rows}, {column: dtype}); checks every file
-    is parquet with a `content` column."""
+    """({split: [(repo path, local path)]}, {split: rows}, {column: dtype}) of the files in the
+    local data folder; checks every file is parquet with a `content` column."""
     import polars as pl
 
     splits: dict[str, list[tuple[str, str]]] = {}
@@ -72,7 +72,7 @@ def split_rows(local: str, files: list[str]) -> tuple[dict[str, list[tuple[str, 
         match = FILE_RE.match(name)
         if not match:
             raise MultipltError(f"data/{name}: not named <split>-*.parquet")
-        path = os.path.join(local, "data", name)
+        path = os.path.join(local, name)
         try:
             frame_schema = pl.read_parquet_schema(path)
             count = pl.scan_parquet(path).select(pl.len()).collect().item()
@@ -125,7 +125,7 @@ def provenance(uri: str, depth: int = 0, seen: set | None = None) -> list[dict]:
 
 def build_bundle(uri: str, repo_id: str, license: str, workdir: str) -> tuple[Bundle, dict]:
     files = _data_files(uri)
-    local = _local_folder(uri, workdir)
+    local = _local_data(uri, workdir)
     splits, rows, schema = split_rows(local, files)
     bundle = Bundle()
     for entries in splits.values():

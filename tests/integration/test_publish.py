@@ -87,6 +87,18 @@ def test_dataset_loads_with_datasets_from_the_hub(test_hub, tmp_path):
     assert ds.num_rows == 2 and ds[0]["content"].startswith("#lang racket")
 
 
+def test_dataset_from_s3(test_hub, tmp_path, s3_bucket, capsys):
+    local = write_dataset(tmp_path / "ds")
+    for name in ("data/lua-00000-of-00001.parquet", "data/rkt-00000-of-00001.parquet", "funnel.json"):
+        storage.copy(f"{local}/{name}", f"{s3_bucket}/ds/{name}")
+    assert cli.main(["publish", "dataset", "--from", f"{s3_bucket}/ds", "--repo", "ns/from-s3"]) == 0
+    assert json.loads(capsys.readouterr().out)["splits"] == {"lua": 3, "racket": 2}
+    files = test_hub.repos[("dataset", "ns/from-s3")].resolve("main").files
+    assert files["data/racket-00000-of-00001.parquet"][0] == open(
+        tmp_path / "ds" / "data" / "rkt-00000-of-00001.parquet", "rb").read()
+    assert b"tests failed" in files["README.md"][0]  # the funnel, read from S3
+
+
 def test_dataset_dry_run_writes_what_would_be_uploaded_and_sends_nothing(test_hub, tmp_path, monkeypatch):
     src = write_dataset(tmp_path / "ds")
     monkeypatch.delenv("HF_TOKEN")  # a dry run needs no token

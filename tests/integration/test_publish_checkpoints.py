@@ -147,7 +147,9 @@ def test_tags_best_picks_the_best_pass_at_1(test_hub, train_out, tmp_path, capsy
     assert json.loads(capsys.readouterr().out)["tags"] == ["lua-multiplt-epoch1"]
     assert cli.main(["publish", "checkpoints", "--from", train_out, "--repo", "ns/best",
                      "--tags", "lua-multiplt-epoch9"]) == 2
-    assert "selects no checkpoint" in capsys.readouterr().err
+    assert "lua-multiplt-epoch9 not in the manifests" in capsys.readouterr().err
+    assert cli.main(["publish", "checkpoints", "--from", train_out, "--repo", "ns/best",
+                     "--tags", "lua-multiplt-epoch1,lua-multiplt-epoch9"]) == 2
 
 
 @pytest.mark.slow
