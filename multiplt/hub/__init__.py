@@ -6,6 +6,7 @@
     retry.py        which Hub failures are retried (408/429/5xx, network) and the backoff
     client.py       the few Hub operations the publishers need, each behind the retry policy
     bundle.py       a set of files to publish: local paths by repo path, hashes, dry-run copies
+    publish.py      push a bundle as one commit, or nothing when the branch already holds it
     cards.py        dataset, model and results cards (README.md with YAML front matter)
     dataset.py      `multiplt publish dataset`
     checkpoints.py  `multiplt publish checkpoints`
