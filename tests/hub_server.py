@@ -10,6 +10,10 @@ would otherwise use Xet for LFS files).
     hub = HubServer(token="hf_test").start()   # hub.url -> http://127.0.0.1:PORT
     ...
     hub.stop()
+
+Tests can inject failures (`hub.fail("POST", r"/commit/main$", 500, times=1)`: the next matching
+requests get that status) and add models to the listing (`hub.add_model("ns/name")`); every
+request is recorded in `hub.requests` as (method, path).
 """
 
 from __future__ import annotations

@@ -77,6 +77,20 @@ def test_results_only_on_a_results_event_or_by_hand():
         pub.results_commands(settings, [event("multiplt_checkpoints")], STORE)
 
 
+def test_asset_events_from_the_task_context():
+    from types import SimpleNamespace as NS
+
+    def ev(name, extra, ts):
+        return NS(asset=NS(name=name, uri=f"x://{name}"), extra=extra, timestamp=ts)
+
+    a = ev("multiplt_checkpoints", {"outputs": []}, 1)
+    accessor = {"k1": [a, ev("multiplt_results", {}, 2)], "alias": [a]}  # an event seen twice
+    assert pub.asset_events(accessor) == [
+        {"name": "multiplt_checkpoints", "uri": "x://multiplt_checkpoints", "extra": {"outputs": []}},
+        {"name": "multiplt_results", "uri": "x://multiplt_results", "extra": {}}]
+    assert pub.asset_events(None) == []
+
+
 def test_watch_runs_per_announced_model():
     settings = defaults(pub.WATCH, finetune_languages=["lua"], evaluate_languages=["lua", "r"],
                         backend="replay", n=2)
