@@ -12,7 +12,7 @@ import yaml
 DEFAULT_LICENSE = "bigcode-openrail-m"  # nuprl/MultiPL-T's; override with --license
 HF_DTYPES = {"String": "string", "Utf8": "string", "Int64": "int64", "Int32": "int32",
              "Float64": "float64", "Float32": "float32", "Boolean": "bool"}
-SAMPLING_KEYS = ("model", "revision", "backend", "n", "temperature", "top_p", "max_new_tokens",
+SAMPLING_KEYS = ("language", "model", "revision", "backend", "n", "temperature", "top_p", "max_new_tokens",
                  "seed", "rouge_threshold")
 
 
@@ -66,11 +66,16 @@ def dataset_card(repo_id: str, rows: dict[str, int], schema: dict, stages: list[
         parts.append("\n## How it was made\n")
         for stage in stages:
             parts.append(f"\n### `{stage['uri']}`\n")
-            for name, config in sorted(stage["configs"].items()):
-                used = {k: config[k] for k in SAMPLING_KEYS if isinstance(config, dict) and k in config}
-                if used:
-                    parts.append(f"Models and sampling (`{name}`):\n\n"
-                                 + _table(list(used), [list(used.values())]) + "\n")
+            rows = []
+            for config in stage["configs"].values():
+                used = {k: config[k] for k in SAMPLING_KEYS
+                        if isinstance(config, dict) and config.get(k) not in (None, "")}
+                if used and used not in rows:
+                    rows.append(used)
+            if rows:  # one row per distinct setting (the shards of a language share theirs)
+                columns = [k for k in SAMPLING_KEYS if any(k in r for r in rows)]
+                parts.append("Models and sampling:\n\n"
+                             + _table(columns, [[r.get(k) for k in columns] for r in rows]) + "\n")
             if stage["funnels"]:
                 parts.append("Funnel (records in, kept, dropped and why):\n\n" + _funnel_lines(stage["funnels"]))
     return "".join(parts)

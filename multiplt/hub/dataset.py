@@ -2,13 +2,14 @@
 output, or any such folder) becomes a Hub dataset with one split per language and a card.
 
 The file prefix is the split: a language code (`rkt`) is published under the language's split
-name (`racket`, as nuprl/MultiPL-T). Provenance for the card comes from the folder itself:
-every `funnel*.json` and `_multiplt_*.yaml` in it, and those of any input folder a config names
-(the stages that made it), followed up to three stages back.
+name (`racket`, as nuprl/MultiPL-T). Provenance for the card comes from the folder itself (its
+`funnel*.json`, `_multiplt_*.yaml` and `config/*.json`) and from the input folders its configs
+name (the stages that made it), followed up to three stages back.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -88,11 +89,24 @@ def split_rows(local: str, files: list[str]) -> tuple[dict[str, list[tuple[str, 
     return splits, rows, schema or {}
 
 
-def provenance(uri: str, depth: int = 0, seen: set | None = None) -> list[dict]:
-    """[{"uri", "funnels": {file: json}, "configs": {file: dict}}] for the folder and the input
-    folders its configs name."""
+def _read_config(uri: str):
     import yaml
 
+    from multiplt import storage
+
+    text = storage.read_text(uri)
+    return json.loads(text) if uri.endswith(".json") else (yaml.safe_load(text) or {})
+
+
+def _is_location(value) -> bool:
+    return isinstance(value, str) and ("://" in value or value.startswith("/"))
+
+
+def provenance(uri: str, depth: int = 0, seen: set | None = None) -> list[dict]:
+    """[{"uri", "funnels": {file: json}, "configs": {file: dict}}] for the folder and, up to
+    PROVENANCE_DEPTH stages back, the input folders its configs name. Funnels are the folder's
+    `funnel*.json`; configs its `_multiplt_*.yaml` and `config/*.json|yaml` (the translate
+    stage writes one per language and shard)."""
     from multiplt import storage
 
     seen = seen if seen is not None else set()
@@ -101,25 +115,24 @@ def provenance(uri: str, depth: int = 0, seen: set | None = None) -> list[dict]:
     seen.add(uri)
     stage = {"uri": uri, "funnels": {}, "configs": {}}
     try:
-        entries = storage.ls(uri)
+        entries = storage.ls(uri) + storage.ls(storage.join(uri, "config"))
     except Exception:  # noqa: BLE001 - an input that moved away is only missing provenance
         return []
-    for entry in entries:
-        name = storage.basename(entry.rstrip("/"))
-        if entry.endswith("/"):
-            continue
+    for entry in (e for e in entries if not e.endswith("/")):
+        name = entry[len(uri.rstrip("/")) + 1:]
         try:
             if name.startswith("funnel") and name.endswith(".json"):
                 stage["funnels"][name] = storage.read_json(entry)
-            elif name.startswith("_multiplt_") and name.endswith((".yaml", ".yml")):
-                stage["configs"][name] = yaml.safe_load(storage.read_text(entry)) or {}
+            elif (name.startswith("_multiplt_") and name.endswith((".yaml", ".yml"))) or \
+                    (name.startswith("config/") and name.endswith((".json", ".yaml", ".yml"))):
+                stage["configs"][name] = _read_config(entry)
         except Exception as exc:  # noqa: BLE001
             LOG.warning("skipping unreadable provenance file %s: %s", entry, exc)
     out = [stage] if stage["funnels"] or stage["configs"] else []
-    for config in stage["configs"].values():
-        for value in (config.values() if isinstance(config, dict) else []):
-            if isinstance(value, str) and "://" in value and value.rstrip("/") != uri.rstrip("/"):
-                out += provenance(value.rstrip("/"), depth + 1, seen)
+    inputs = {value.rstrip("/") for config in stage["configs"].values() if isinstance(config, dict)
+              for key, value in config.items() if key != "out" and _is_location(value)}
+    for value in sorted(inputs - {uri.rstrip("/")}):
+        out += provenance(value, depth + 1, seen)
     return out
 
 

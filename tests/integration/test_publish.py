@@ -34,9 +34,15 @@ def write_dataset(root) -> str:
                               pl.DataFrame({"content": docs, "sha1": [str(i) for i in range(len(docs))]}))
     storage.write_json(f"{root}/funnel.json", {"lua": {"stage": "translate", "in": 9, "kept": 3,
                                                        "dropped": {"tests failed": 6}}})
-    storage.write_text(f"{root}/_multiplt_translate.yaml",
-                       yaml.safe_dump({"model": "bigcode/starcoderbase-15b", "temperature": 0.8,
-                                       "top_p": 0.95, "n": 50}))
+    tests = f"file://{root}-tests"  # the stage before: its funnel is followed through the config
+    storage.write_json(f"{tests}/funnel.json", {"stage": "testgen", "in": 20, "kept": 9,
+                                                "dropped": {"coverage below 90%": 11}})
+    for code in ("lua", "rkt"):
+        for shard in ("0-of-2", "1-of-2"):
+            storage.write_json(f"{root}/config/{code}-{shard}.json", {
+                "tests": tests, "out": f"file://{root}", "language": code, "backend": "vllm",
+                "model": "bigcode/starcoderbase-15b", "temperature": 0.8, "top_p": 0.95, "n": 50,
+                "shard": shard})
     return f"file://{root}"
 
 
@@ -63,6 +69,9 @@ def test_dataset_splits_card_and_idempotent_rerun(test_hub, tmp_path, capsys):
     assert meta["dataset_info"]["splits"] == [{"name": "lua", "num_examples": 3},
                                               {"name": "racket", "num_examples": 2}]
     assert "tests failed" in card and "bigcode/starcoderbase-15b" in card and "load_dataset" in card
+    assert "coverage below 90%" in card  # the test-generation stage's funnel, one stage back
+    assert "| lua | bigcode/starcoderbase-15b | vllm | 50 | 0.8 | 0.95 |" in card  # shards once
+    assert card.count("| rkt | bigcode/starcoderbase-15b") == 1
     commits = len(api.list_repo_commits("ns/multiplt-data", repo_type="dataset"))
 
     before = len(writes(test_hub))
@@ -89,7 +98,8 @@ def test_dataset_loads_with_datasets_from_the_hub(test_hub, tmp_path):
 
 def test_dataset_from_s3(test_hub, tmp_path, s3_bucket, capsys):
     local = write_dataset(tmp_path / "ds")
-    for name in ("data/lua-00000-of-00001.parquet", "data/rkt-00000-of-00001.parquet", "funnel.json"):
+    for name in ("data/lua-00000-of-00001.parquet", "data/rkt-00000-of-00001.parquet", "funnel.json",
+                 "config/lua-0-of-2.json"):
         storage.copy(f"{local}/{name}", f"{s3_bucket}/ds/{name}")
     assert cli.main(["publish", "dataset", "--from", f"{s3_bucket}/ds", "--repo", "ns/from-s3"]) == 0
     assert json.loads(capsys.readouterr().out)["splits"] == {"lua": 3, "racket": 2}
