@@ -121,3 +121,13 @@ def test_serialize_round_trip():
 @pytest.fixture(autouse=True)
 def _fast(monkeypatch):
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def test_offline_mode_polls_nothing_and_keeps_going(test_hub, monkeypatch):
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    store = FakeStateStore()
+    trigger = make_trigger({"authors": ["ns"], "endpoint": test_hub.url, "poll_interval": 7}, store)
+    assert asyncio.run(trigger.poll_once()) == ([], 7)
+    assert test_hub.requests == [] and store.values == {}
