@@ -111,17 +111,18 @@ class HubServer:
             self.httpd.server_close()
 
     # -- helpers ---------------------------------------------------------------------------------
-    def fail(self, method: str, path_regex: str, status: int, times: int = 1) -> None:
-        """Answer the next `times` requests matching (method, path) with HTTP `status`."""
+    def fail(self, method: str, path_regex: str, status: int, times: int = 1, after: bool = False) -> None:
+        """Answer the next `times` requests matching (method, path) with HTTP `status`; with
+        `after`, carry the request out first (the answer of a request that succeeded is lost)."""
         with self.lock:
-            self.faults.append([method, re.compile(path_regex), status, times])
+            self.faults.append([method, re.compile(path_regex), status, times, after])
 
-    def _fault(self, method: str, path: str) -> int | None:
+    def _fault(self, method: str, path: str) -> tuple[int, bool] | None:
         with self.lock:
             for fault in self.faults:
                 if fault[3] > 0 and fault[0] == method and fault[1].search(path):
                     fault[3] -= 1
-                    return fault[2]
+                    return fault[2], fault[4]
         return None
 
     def add_model(self, repo_id: str, private: bool = False) -> Repo:
@@ -159,6 +160,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def _send(self, status: int, body=b"", headers: dict | None = None, head: bool = False) -> None:
+        if getattr(self, "_override", None):  # a fault injected after the request was carried out
+            status, body, headers = self._override, {"error": "injected"}, {"X-Error-Message": "injected"}
+            self._override = None
         if not isinstance(body, bytes):
             body = json.dumps(body).encode()
             headers = {"Content-Type": "application/json", **(headers or {})}
@@ -183,11 +187,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts = [urllib.parse.unquote(p) for p in raw.path.split("/") if p != ""]
         query = dict(urllib.parse.parse_qsl(raw.query))
         hub.requests.append((self.command, raw.path))
-        status = hub._fault(self.command, raw.path)
-        if status is not None:
+        fault = hub._fault(self.command, raw.path)
+        if fault is not None and not fault[1]:
             self._body()
-            return self._send(status, {"error": f"injected HTTP {status}"},
-                              {"X-Error-Message": f"injected HTTP {status}"})
+            return self._send(fault[0], {"error": f"injected HTTP {fault[0]}"},
+                              {"X-Error-Message": f"injected HTTP {fault[0]}"})
+        self._override = fault[0] if fault else None
         try:
             with hub.lock:
                 _routes(self, hub, parts, query)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from multiplt.errors import MultipltError
 from multiplt.hub import retry
 
 LOG = logging.getLogger("multiplt.hub")
@@ -65,12 +66,31 @@ class HubClient:
 
         ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=local) for p, local in sorted(files.items())]
         ops += [CommitOperationDelete(path_in_repo=p) for p in sorted(deletions)]
-        info = self._call(f"commit {message!r}", self.api.create_commit, self.repo_id, operations=ops,
-                          commit_message=message, revision=branch, parent_commit=parent,
-                          repo_type=self.repo_type)
+        try:
+            info = self._call(f"commit {message!r}", self.api.create_commit, self.repo_id, operations=ops,
+                              commit_message=message, revision=branch, parent_commit=parent,
+                              repo_type=self.repo_type)
+        except MultipltError:
+            landed = self._landed(files, deletions, branch, parent)
+            if landed is None:
+                raise
+            LOG.warning("commit %r landed (%s) although its answer was an error", message, landed[:12])
+            return landed
         LOG.info("committed %r to %s@%s: %d file(s) added or changed, %d deleted (%s)", message,
                  self.repo_id, branch, len(files), len(deletions), info.oid[:12])
         return info.oid
+
+    def _landed(self, files: dict[str, str], deletions: list[str], branch: str, parent: str | None) -> str | None:
+        """The branch head when a commit failed on the client's side but the branch moved on to
+        exactly the intended files (an answer lost after the Hub applied the commit), else None."""
+        from multiplt.hub.bundle import file_hashes
+
+        head = self.refs()["branches"].get(branch)
+        if head is None or head == parent:
+            return None
+        remote = self.files_at(head)
+        same = all(remote.get(p) in file_hashes(local) for p, local in files.items())
+        return head if same and not any(p in remote for p in deletions) else None
 
     def create_tag(self, tag: str, oid: str) -> None:
         self._call(f"create tag {tag}", self.api.create_tag, self.repo_id, tag=tag, revision=oid,

@@ -138,6 +138,16 @@ def test_a_500_is_retried_then_succeeds(test_hub, tmp_path, caplog):
     assert len(test_hub.repos[("dataset", "ns/flaky")].commits) == 2  # initial + one publication
 
 
+def test_a_commit_whose_answer_was_lost_is_not_repeated(test_hub, tmp_path, capsys):
+    """The Hub applies the commit but answers 500: the retry gets 412 (parent moved on); the
+    command sees the branch holds exactly its files and succeeds without a second commit."""
+    src = write_dataset(tmp_path / "ds")
+    test_hub.fail("POST", r"/commit/main$", 500, times=1, after=True)
+    assert cli.main(["publish", "dataset", "--from", src, "--repo", "ns/lost"]) == 0
+    assert len(test_hub.repos[("dataset", "ns/lost")].commits) == 2  # initial + one publication
+    assert "landed" in capsys.readouterr().err
+
+
 def test_a_403_fails_at_once_with_exit_2(test_hub, tmp_path, capsys):
     src = write_dataset(tmp_path / "ds")
     test_hub.fail("POST", r"/commit/main$", 403, times=5)
