@@ -13,7 +13,7 @@ from airflow.sdk import DAG, Asset, Param, task
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task_mapped
 from multiplt_pipelines import params as schemas
-from multiplt_pipelines.publishing import evaluate_params
+from multiplt_pipelines.watching import evaluate_params
 
 SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
 RESULTS = Asset(name="multiplt_results", uri=SETTINGS.results_store)
@@ -78,7 +78,8 @@ with DAG(
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowSkipException
         from multiplt_pipelines.plans import evaluation_plan
-        from multiplt_pipelines.publishing import NotPublishing, effective, evaluation_targets
+        from multiplt_pipelines.publishing import effective
+        from multiplt_pipelines.watching import NothingToEvaluate, evaluation_targets
 
         scheduled = dag_run.run_type == "scheduled"
         settings = dict(params)
@@ -87,7 +88,7 @@ with DAG(
             settings = effective(settings, {}, variable)
         try:
             targets = evaluation_targets(settings, scheduled)
-        except NotPublishing as reason:
+        except NothingToEvaluate as reason:
             raise AirflowSkipException(str(reason)) from None
         return [entry for target in targets
                 for entry in evaluation_plan({**settings, **target}, data_uri, results_store)]

@@ -13,7 +13,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, AssetWatcher, Param, task
 from multiplt_airflow.watch_trigger import NewModelTrigger
 from multiplt_pipelines import assets
-from multiplt_pipelines.publishing import WATCH
+from multiplt_pipelines.watching import WATCH
 
 NEW_BASE_MODEL = assets.new_base_model(
     [AssetWatcher(name="hub_new_models", trigger=NewModelTrigger(variable="multiplt_watch"))])
@@ -53,15 +53,15 @@ with DAG(
     def plan(params=None, dag_run=None, run_id=None, triggering_asset_events=None) -> dict:
         """The finetune and evaluate runs (conf + run id) of every announced model."""
         from airflow.sdk import Variable
-        from multiplt_pipelines import publishing
+        from multiplt_pipelines import publishing, watching
 
         variable = Variable.get("multiplt_watch", default=None, deserialize_json=True)
         settings = publishing.effective(dict(params), dict(dag_run.conf or {}), variable)
-        models = publishing.watch_models(settings, publishing.asset_events(triggering_asset_events))
+        models = watching.watch_models(settings, publishing.asset_events(triggering_asset_events))
         if not models:
             raise ValueError("no model to run for: no new-model event and no `model` Param")
         print(f"new base models: {', '.join(models)}")
-        return publishing.watch_triggers(settings, models, run_id)
+        return watching.watch_triggers(settings, models, run_id)
 
     @task
     def finetune_runs(runs: dict) -> list[dict]:

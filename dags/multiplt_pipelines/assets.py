@@ -8,7 +8,8 @@ from __future__ import annotations
 from airflow.sdk import Asset
 
 from multiplt_pipelines.params import TARGET_LANGUAGES
-from multiplt_pipelines.publishing import DATASET_ASSET_PREFIX, NEW_BASE_MODEL
+from multiplt_pipelines.publishing import DATASET_ASSET_PREFIX
+from multiplt_pipelines.watching import NEW_BASE_MODEL
 
 CHECKPOINTS = "multiplt_checkpoints"
 RESULTS = "multiplt_results"

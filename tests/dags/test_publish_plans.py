@@ -15,6 +15,7 @@ for _path in (str(REPO / "dags"), str(REPO / "plugins")):
         sys.path.insert(0, _path)
 
 from multiplt_pipelines import publishing as pub  # noqa: E402
+from multiplt_pipelines import watching  # noqa: E402
 
 STORE = "file:///DATA/results/results.parquet"
 
@@ -92,33 +93,33 @@ def test_asset_events_from_the_task_context():
 
 
 def test_watch_runs_per_announced_model():
-    settings = defaults(pub.WATCH, finetune_languages=["lua"], evaluate_languages=["lua", "r"],
+    settings = defaults(watching.WATCH, finetune_languages=["lua"], evaluate_languages=["lua", "r"],
                         backend="replay", n=2)
     events = [event("multiplt_new_base_model", {"from_trigger": True, "payload": {"model_id": "ns/a"}}),
               event("multiplt_new_base_model", {"from_trigger": True, "payload": {"model_id": "ns/b"}})]
-    models = pub.watch_models(settings, events)
+    models = watching.watch_models(settings, events)
     assert models == ["ns/a", "ns/b"]
-    runs = pub.watch_triggers(settings, models, "asset_triggered__1")
+    runs = watching.watch_triggers(settings, models, "asset_triggered__1")
     assert [r["conf"]["model"] for r in runs["evaluate"]] == models
     ev = runs["evaluate"][0]["conf"]
     assert (ev["languages"], ev["epoch"], ev["backend"], ev["n"]) == (["lua", "r"], 0, "replay", 2)
     ft = runs["finetune"][1]["conf"]
     assert (ft["base_model"], ft["languages"], ft["evaluate_base"]) == ("ns/b", ["lua"], False)
     assert len({r["trigger_run_id"] for r in runs["evaluate"] + runs["finetune"]}) == 4
-    none = pub.watch_triggers({**settings, "finetune_languages": []}, models, "r")
+    none = watching.watch_triggers({**settings, "finetune_languages": []}, models, "r")
     assert none["finetune"] == [] and len(none["evaluate"]) == 2
-    assert pub.watch_models({**settings, "model": "ns/manual"}, events) == ["ns/manual"]
+    assert watching.watch_models({**settings, "model": "ns/manual"}, events) == ["ns/manual"]
 
 
 def test_params_validate():
     from airflow.sdk import Param
     from airflow.sdk.exceptions import ParamValidationError
 
-    for schema in (pub.WATCH, pub.PUBLISH):
+    for schema in (watching.WATCH, pub.PUBLISH):
         for name, spec in schema.items():
             Param(**spec).resolve(spec["default"])  # every default is valid
     with pytest.raises(ParamValidationError):
-        Param(**pub.WATCH["finetune_languages"]).resolve(["cobol"])
+        Param(**watching.WATCH["finetune_languages"]).resolve(["cobol"])
     with pytest.raises(ParamValidationError):
         Param(**pub.PUBLISH["private"]).resolve("yes")
 
@@ -137,14 +138,14 @@ def test_hub_token_from_the_connection_when_the_environment_has_none(monkeypatch
 def test_rerun_targets_of_scheduled_and_manual_runs():
     from multiplt_pipelines.params import EVALUATE
 
-    settings = defaults(pub.evaluate_params(EVALUATE, "@weekly"),
+    settings = defaults(watching.evaluate_params(EVALUATE, "@weekly"),
                         rerun_models=["bigcode/starcoderbase-1b", {"model": "org/m", "revision": "v2"}])
-    assert pub.evaluation_targets(settings, scheduled=True) == [
+    assert watching.evaluation_targets(settings, scheduled=True) == [
         {"model": "bigcode/starcoderbase-1b", "revision": None, "tokenizer": None},
         {"model": "org/m", "revision": "v2", "tokenizer": None}]
-    assert pub.evaluation_targets({**settings, "model": "x"}, scheduled=False) == [{}]
-    with pytest.raises(pub.NotPublishing, match="nothing to evaluate"):
-        pub.evaluation_targets({**settings, "rerun_models": []}, scheduled=True)
+    assert watching.evaluation_targets({**settings, "model": "x"}, scheduled=False) == [{}]
+    with pytest.raises(watching.NothingToEvaluate, match="nothing to evaluate"):
+        watching.evaluation_targets({**settings, "rerun_models": []}, scheduled=True)
 
 
 @pytest.mark.parametrize("schedule, timetable, model_type", [
