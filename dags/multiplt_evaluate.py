@@ -13,9 +13,11 @@ from airflow.sdk import DAG, Asset, Param, task
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task_mapped
 from multiplt_pipelines import params as schemas
+from multiplt_pipelines.watching import evaluate_params
 
 SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
 RESULTS = Asset(name="multiplt_results", uri=SETTINGS.results_store)
+SCHEDULE = SETTINGS.evaluate_schedule.strip() or None  # [multiplt] evaluate_schedule; off by default
 
 # Pick one stage's command line out of a language's plan entry (XComArg.map, per language).
 def build_command(entry: dict) -> list[str]:
@@ -47,6 +49,10 @@ out over `shards` mapped tasks, score pass@k, and record the scores in the resul
   one run per checkpoint this way.
 * Run folders: `<data_uri>/evaluate/<benchmark>-<lang>-<model>-<revision>-<temperature>/`;
   every stage resumes, so a rerun does only the missing work.
+* Periodic reruns: with `[multiplt] evaluate_schedule` set (a cron, e.g. `@weekly`; empty on the
+  embedded default), each scheduled run evaluates every model of `rerun_models` (the Param, or
+  the same key in the Airflow Variable `multiplt_evaluate`, whose keys override the Param
+  defaults of scheduled runs). A manual run without `model` does the same.
 * `backend=replay` with `replay_source` (use `{lang}` for per-language sources) re-scores
   existing completions without a model.
 """
@@ -54,23 +60,38 @@ out over `shards` mapped tasks, score pass@k, and record the scores in the resul
 with DAG(
     dag_id="multiplt_evaluate",
     description="Evaluate a model or checkpoint: build, generate, execute, score, record",
-    schedule=None,
+    schedule=SCHEDULE,
     start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
     catchup=False,
     max_active_runs=4,
     tags=["multiplt", "evaluation"],
     default_args={"owner": "multiplt", "retries": 1,
                   "retry_delay": datetime.timedelta(seconds=30)},
-    params={name: Param(**schema) for name, schema in schemas.EVALUATE.items()},
+    params={name: Param(**schema) for name, schema in evaluate_params(schemas.EVALUATE, SCHEDULE).items()},
     doc_md=DOC,
 ) as dag:
 
     @task
-    def plan(data_uri: str, results_store: str, params=None) -> list[dict]:
-        """The command line of every stage of this run, one entry per language (no I/O)."""
+    def plan(data_uri: str, results_store: str, params=None, dag_run=None) -> list[dict]:
+        """The command line of every stage of this run, one entry per language (and per model
+        of `rerun_models` in a scheduled run)."""
+        from airflow.sdk import Variable
+        from airflow.sdk.exceptions import AirflowSkipException
         from multiplt_pipelines.plans import evaluation_plan
+        from multiplt_pipelines.publishing import effective
+        from multiplt_pipelines.watching import NothingToEvaluate, evaluation_targets
 
-        return evaluation_plan(dict(params), data_uri, results_store)
+        scheduled = dag_run.run_type == "scheduled"
+        settings = dict(params)
+        if scheduled:
+            variable = Variable.get("multiplt_evaluate", default=None, deserialize_json=True)
+            settings = effective(settings, {}, variable)
+        try:
+            targets = evaluation_targets(settings, scheduled)
+        except NothingToEvaluate as reason:
+            raise AirflowSkipException(str(reason)) from None
+        return [entry for target in targets
+                for entry in evaluation_plan({**settings, **target}, data_uri, results_store)]
 
     @task
     def shard_commands(entries: list[dict]) -> list[list[str]]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Param, task
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task_mapped
+from multiplt_pipelines import assets
 from multiplt_pipelines import params as schemas
 
 SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
-CHECKPOINTS = Asset(name="multiplt_checkpoints", uri=SETTINGS.data_uri.rstrip("/") + "/training")
+CHECKPOINTS = assets.checkpoints(SETTINGS)
 
 
 def train_command(entry: dict) -> list[str]:
@@ -36,6 +37,10 @@ whose conf names it explicitly (`model` = the training output, `revision` = the 
 `checkpoint_uri`, `languages`, `experiment`, `epoch`), plus one run of the base model as
 epoch 0 when `evaluate_base` is on. The evaluation settings (`n`, `temperature`, ...) pass
 through. The leaderboard then shows pass@1 by epoch per language.
+
+When every evaluation has finished, `announce_checkpoints` updates the `multiplt_checkpoints`
+Asset; its event extra carries the training outputs (`outputs`: lang and output URI each,
+`base_model`, `experiment`), which `multiplt_publish` publishes as tagged checkpoints.
 
 `multiplt_evaluate` must be unpaused: a trigger into a paused DAG fails instead of waiting.
 """
@@ -72,8 +77,21 @@ with DAG(
         confs = checkpoint_confs(dict(params), manifests)
         return [{"conf": conf, "trigger_run_id": trigger_run_id(run_id, conf)} for conf in confs]
 
+    @task(outlets=[CHECKPOINTS])
+    def announce_checkpoints(entries: list[dict], params=None, outlet_events=None) -> list[dict]:
+        """The checkpoints Asset event, carrying the training outputs that have checkpoints."""
+        from airflow.sdk.exceptions import AirflowSkipException
+        from multiplt.storage import manifest
+
+        outputs = [{"lang": e["lang"], "out": e["out"]} for e in entries if manifest.read(e["out"])]
+        if not outputs:
+            raise AirflowSkipException("no training output has a checkpoint")
+        outlet_events[CHECKPOINTS].extra = {"outputs": outputs, "base_model": params["base_model"],
+                                            "experiment": params["experiment"]}
+        return outputs
+
     entries = plan(SETTINGS.data_uri)
-    train = stage_task_mapped("train", entries.map(train_command), gpu=True, outlets=[CHECKPOINTS])
+    train = stage_task_mapped("train", entries.map(train_command), gpu=True)
     evaluate = TriggerDagRunOperator.partial(
         task_id="evaluate_checkpoints",
         trigger_dag_id="multiplt_evaluate",
@@ -84,4 +102,4 @@ with DAG(
         fail_when_dag_is_paused=True,
     ).expand_kwargs(checkpoints(entries))
 
-    train >> evaluate
+    train >> evaluate >> announce_checkpoints(entries)

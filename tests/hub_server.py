@@ -10,6 +10,10 @@ would otherwise use Xet for LFS files).
     hub = HubServer(token="hf_test").start()   # hub.url -> http://127.0.0.1:PORT
     ...
     hub.stop()
+
+Tests can inject failures (`hub.fail("POST", r"/commit/main$", 500, times=1)`: the next matching
+requests get that status) and add models to the listing (`hub.add_model("ns/name")`); every
+request is recorded in `hub.requests` as (method, path).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import hashlib
 import http.server
 import itertools
 import json
+import re
 import threading
 import urllib.parse
 
@@ -81,6 +86,7 @@ class HubServer:
         self.lfs: dict[str, bytes] = {}
         self.lock = threading.RLock()
         self.requests: list[tuple[str, str]] = []
+        self.faults: list[list] = []  # [method, path regex, status, times left]
         self.httpd = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -105,6 +111,25 @@ class HubServer:
             self.httpd.server_close()
 
     # -- helpers ---------------------------------------------------------------------------------
+    def fail(self, method: str, path_regex: str, status: int, times: int = 1, after: bool = False) -> None:
+        """Answer the next `times` requests matching (method, path) with HTTP `status`; with
+        `after`, carry the request out first (the answer of a request that succeeded is lost)."""
+        with self.lock:
+            self.faults.append([method, re.compile(path_regex), status, times, after])
+
+    def _fault(self, method: str, path: str) -> tuple[int, bool] | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault[3] > 0 and fault[0] == method and fault[1].search(path):
+                    fault[3] -= 1
+                    return fault[2], fault[4]
+        return None
+
+    def add_model(self, repo_id: str, private: bool = False) -> Repo:
+        """A model repo that appears in the listing now (newest first), as if someone created it."""
+        with self.lock:
+            return self.create_repo("model", repo_id, private)
+
     def repo(self, rtype: str, repo_id: str) -> Repo:
         r = self.repos.get((rtype, repo_id))
         if r is None:
@@ -135,6 +160,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def _send(self, status: int, body=b"", headers: dict | None = None, head: bool = False) -> None:
+        if getattr(self, "_override", None):  # a fault injected after the request was carried out
+            status, body, headers = self._override, {"error": "injected"}, {"X-Error-Message": "injected"}
+            self._override = None
         if not isinstance(body, bytes):
             body = json.dumps(body).encode()
             headers = {"Content-Type": "application/json", **(headers or {})}
@@ -159,6 +187,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts = [urllib.parse.unquote(p) for p in raw.path.split("/") if p != ""]
         query = dict(urllib.parse.parse_qsl(raw.query))
         hub.requests.append((self.command, raw.path))
+        fault = hub._fault(self.command, raw.path)
+        if fault is not None and not fault[1]:
+            self._body()
+            return self._send(fault[0], {"error": f"injected HTTP {fault[0]}"},
+                              {"X-Error-Message": f"injected HTTP {fault[0]}"})
+        self._override = fault[0] if fault else None
         try:
             with hub.lock:
                 _routes(self, hub, parts, query)

@@ -17,8 +17,29 @@ MASK = "***"
 MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
 
 
+HUB_CONNECTION = "huggingface_default"  # password = the Hugging Face token
+
+
 def from_environment() -> dict[str, str]:
-    return {k: os.environ[k] for k in CREDENTIAL_ENV if os.environ.get(k)}
+    """The credentials a stage gets: the worker's environment, and the Hub token from the
+    connection ``huggingface_default`` when the environment has no HF_TOKEN."""
+    values = {k: os.environ[k] for k in CREDENTIAL_ENV if os.environ.get(k)}
+    if "HF_TOKEN" not in values:
+        token = hub_token_from_connection()
+        if token:
+            values["HF_TOKEN"] = token
+    return values
+
+
+def hub_token_from_connection(conn_id: str = HUB_CONNECTION) -> str | None:
+    """The connection's password, or None when the connection is not defined (or no Airflow)."""
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(conn_id)
+    except Exception:  # noqa: BLE001 - not defined, or not inside Airflow: no token
+        return None
+    return (conn.password or "").strip() or None
 
 
 def register_masks(values: dict[str, str]) -> None:

@@ -65,11 +65,13 @@ class MultipltStageOperator(BaseOperator):
 
     def execute(self, context):
         cmd = self.command()
-        creds = credentials.from_environment()  # inherited by the subprocess, never in argv
+        # the worker's credentials (and the Hub token of the huggingface_default connection):
+        # private environment of the subprocess, never in argv
+        creds = credentials.from_environment()
         credentials.register_masks(creds)
         secrets = credentials.secret_values(creds)
         self.log.info("Running: multiplt %s", " ".join(cmd[3:]))
-        env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **creds, **self.extra_env, "PYTHONUNBUFFERED": "1"}
         self._proc = proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                              stdin=subprocess.DEVNULL, env=env)
         stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)

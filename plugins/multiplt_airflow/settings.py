@@ -37,6 +37,8 @@ class MultipltSettings:
     results_store: str = ""
     # docker runtime: the named volume that sandbox steps stage files through
     stage_volume_prefix: str = "multiplt-stage"
+    # cron of multiplt_evaluate's periodic reruns of the `rerun_models` list ("" = none)
+    evaluate_schedule: str = ""
 
 
 def load() -> MultipltSettings:

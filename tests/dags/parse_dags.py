@@ -21,6 +21,16 @@ from pathlib import Path
 VIOLATIONS: list[str] = []
 
 
+def _asset_names(schedule) -> list[str]:
+    """Names of the Assets (and Asset references) in a schedule: a list, AssetAny/AssetAll."""
+    if isinstance(schedule, (list, tuple)):
+        return [n for item in schedule for n in _asset_names(item)]
+    if hasattr(schedule, "objects"):
+        return _asset_names(list(schedule.objects))
+    name = getattr(schedule, "name", None)
+    return [name] if isinstance(name, str) else []
+
+
 def _blocked(what: str):
     def refuse(*args, **kwargs):
         stack = "".join(traceback.format_stack(limit=8)[:-1])
@@ -61,7 +71,7 @@ def describe(dag) -> dict:
     schedule = dag.schedule
     assets = []
     if schedule is not None and not isinstance(schedule, str):
-        assets = sorted(a.name for a in getattr(schedule, "iter_assets", lambda: [])() if a)
+        assets = sorted(_asset_names(schedule))
     return {
         "schedule": schedule if schedule is None or isinstance(schedule, str) else type(schedule).__name__,
         "timetable": type(dag.timetable).__name__,

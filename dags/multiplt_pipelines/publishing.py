@@ -1,0 +1,118 @@
+"""Params and plans of `multiplt_publish` (pure functions, no I/O), and the settings
+precedence its DAG shares with `multiplt_watch` and the scheduled `multiplt_evaluate` runs:
+Param defaults <- the Airflow Variable named after the DAG (a JSON object) <- the run's conf.
+Asset-triggered and scheduled runs have no conf, so the Variable is where a deployment says
+what to publish (and, for the others, what to run).
+"""
+
+from __future__ import annotations
+
+from multiplt_pipelines.params import _p
+
+DATASET_ASSET_PREFIX = "multiplt_dataset_"  # one dataset Asset per language: multiplt_dataset_lua, ...
+
+PUBLISH = {
+    "dataset_repo": _p(None, "Hub dataset repo OWNER/NAME for datasets (null = do not publish "
+                       "datasets)", type=["null", "string"]),
+    "checkpoints_repo": _p(None, "Hub model repo for checkpoints; `{base}` is replaced by the base "
+                           "model's name (null = do not publish checkpoints)", type=["null", "string"]),
+    "results_repo": _p(None, "Hub dataset repo for the results store (null = do not publish "
+                       "results)", type=["null", "string"]),
+    "tags": _p("all", "checkpoints to publish: all, best, or comma-separated tags", type="string",
+               minLength=1),
+    "private": _p(False, "create new repos private", type="boolean"),
+    "dataset_uri": _p(None, "a manual run: the dataset folder to publish (else the dataset "
+                      "Asset events')", type=["null", "string"]),
+    "training_outputs": _p(None, "a manual run: training outputs to publish (else the checkpoints "
+                           "Asset events')", type=["null", "array"], items={"type": "string"}),
+}
+
+class NotPublishing(Exception):
+    """This publication is off for this run; the message says why (the task is skipped)."""
+
+
+def effective(params: dict, conf: dict | None, variable: dict | None) -> dict:
+    """Param values, with the Variable's values for keys the run's conf did not set."""
+    conf = conf or {}
+    out = dict(params)
+    for key, value in (variable or {}).items():
+        if key in params and key not in conf:
+            out[key] = value
+    return out
+
+
+def dataset_commands(settings: dict, events: list[dict]) -> list[list[str]]:
+    repo = settings.get("dataset_repo")
+    if not repo:
+        raise NotPublishing("not publishing datasets: dataset_repo is not set (Param or the "
+                            "multiplt_publish Variable)")
+    uris = [settings["dataset_uri"]] if settings.get("dataset_uri") else sorted({
+        (e["extra"] or {}).get("dataset_uri") or e["uri"] for e in events
+        if e["name"].startswith(DATASET_ASSET_PREFIX)})
+    if not uris:
+        raise NotPublishing("no dataset to publish: no dataset Asset event and no dataset_uri")
+    private = ["--private"] if settings.get("private") else []
+    return [["publish", "dataset", "--from", uri, "--repo", repo, *private] for uri in uris]
+
+
+def _base_name(base: str) -> str:
+    """`bigcode/starcoderbase-1b` -> `starcoderbase-1b` (characters a repo name may hold)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base.rstrip("/").rsplit("/", 1)[-1]).strip("_.-") or "model"
+
+
+def asset_events(triggering_asset_events) -> list[dict]:
+    """The run's triggering Asset events as [{"name", "uri", "extra"}] (each once)."""
+    out, seen = [], set()
+    for events in (triggering_asset_events or {}).values():
+        for event in events:
+            key = (event.asset.name, event.asset.uri, str(event.timestamp))
+            if key not in seen:
+                seen.add(key)
+                out.append({"name": event.asset.name, "uri": event.asset.uri,
+                            "extra": dict(event.extra or {})})
+    return out
+
+
+def checkpoint_commands(settings: dict, events: list[dict], results_store: str) -> list[list[str]]:
+    """One command per target repo (all its training outputs in one command, so that commits to
+    one repo never race)."""
+    template = settings.get("checkpoints_repo")
+    if not template:
+        raise NotPublishing("not publishing checkpoints: checkpoints_repo is not set (Param or the "
+                            "multiplt_publish Variable)")
+    outputs: list[tuple[str, str]] = []  # (base, out)
+    if settings.get("training_outputs"):
+        outputs = [("", out) for out in settings["training_outputs"]]
+    for event in events:
+        extra = event["extra"] or {}
+        if event["name"] == "multiplt_checkpoints":
+            outputs += [(extra.get("base_model", ""), o["out"]) for o in extra.get("outputs", [])]
+    if not outputs:
+        raise NotPublishing("no checkpoints to publish: no checkpoints Asset event and no "
+                            "training_outputs")
+    by_repo: dict[str, list[str]] = {}
+    for base, out in outputs:
+        if "{base}" in template and not base:
+            raise ValueError(f"checkpoints_repo {template!r} needs the base model, which a manual "
+                             f"run's training_outputs do not give; use a plain OWNER/NAME")
+        repo = template.replace("{base}", _base_name(base)) if base else template
+        by_repo.setdefault(repo, [])
+        if out not in by_repo[repo]:
+            by_repo[repo].append(out)
+    private = ["--private"] if settings.get("private") else []
+    return [["publish", "checkpoints", *[a for out in outs for a in ("--from", out)], "--repo", repo,
+             "--tags", settings.get("tags") or "all", "--results-store", results_store, *private]
+            for repo, outs in sorted(by_repo.items())]
+
+
+def results_commands(settings: dict, events: list[dict], results_store: str) -> list[list[str]]:
+    repo = settings.get("results_repo")
+    if not repo:
+        raise NotPublishing("not publishing results: results_repo is not set (Param or the "
+                            "multiplt_publish Variable)")
+    if events and not any(e["name"] == "multiplt_results" for e in events):
+        raise NotPublishing("no results event in this run: the results store did not change")
+    private = ["--private"] if settings.get("private") else []
+    return [["publish", "results", "--store", results_store, "--repo", repo, *private]]

@@ -1,0 +1,99 @@
+"""Params and plans of `multiplt_watch` (the runs for each new base model the watcher
+announces) and of `multiplt_evaluate`'s periodic reruns (pure functions, no I/O). Settings
+precedence as in publishing.py; the `multiplt_watch` Variable also holds the watch list."""
+
+from __future__ import annotations
+
+from multiplt_pipelines.params import EXPERIMENT_PATTERN, LANGUAGES_SCHEMA, SAMPLING, TARGET_LANGUAGES, _p
+
+NEW_BASE_MODEL = "multiplt_new_base_model"
+
+WATCH = {
+    "model": _p(None, "a manual run: the base model to run for (else the models of the "
+                "triggering new-model events)", type=["null", "string"]),
+    "finetune_languages": _p([], "languages to fine-tune each new model on ([] = no fine-tuning)",
+                             type="array", items={"type": "string", "enum": TARGET_LANGUAGES},
+                             uniqueItems=True),
+    "evaluate_languages": _p(list(TARGET_LANGUAGES), "languages to evaluate each new model on",
+                             **LANGUAGES_SCHEMA),
+    "experiment": _p("multiplt", "experiment name of the fine-tuning", type="string",
+                     pattern=EXPERIMENT_PATTERN),
+    "recipe": _p("starcoderbase-1b", "training recipe", type="string", minLength=1),
+    "dataset": _p("nuprl/MultiPL-T", "training data (`{lang}` = each language code)", type="string",
+                  minLength=1),
+    "epochs": _p(None, "override the recipe's epochs", type=["null", "integer"], minimum=1),
+    **SAMPLING,
+}
+
+
+
+class NothingToEvaluate(Exception):
+    """A periodic run with nothing configured to rerun (the plan task is skipped)."""
+
+
+SAMPLING_KEYS = tuple(SAMPLING)
+
+
+def watch_models(settings: dict, events: list[dict]) -> list[str]:
+    if settings.get("model"):
+        return [settings["model"]]
+    models = []
+    for event in events:
+        payload = (event["extra"] or {}).get("payload") or event["extra"] or {}
+        model = payload.get("model_id")
+        if model and model not in models:
+            models.append(model)
+    return models
+
+
+def watch_triggers(settings: dict, models: list[str], run_id: str) -> dict[str, list[dict]]:
+    """{"finetune": [...], "evaluate": [...]}: TriggerDagRunOperator kwargs (conf and a stable
+    run id) per new model."""
+    from multiplt.evaluation.run_folder import safe_part
+
+    sampling = {k: settings[k] for k in SAMPLING_KEYS if k in settings}
+    out: dict[str, list[dict]] = {"finetune": [], "evaluate": []}
+    for model in models:
+        rid = lambda what: safe_part(f"{run_id}__{what}__{model}")[:240]  # noqa: E731
+        out["evaluate"].append({"trigger_run_id": rid("evaluate"), "conf": {
+            "model": model, "revision": None, "tokenizer": None,
+            "languages": list(settings["evaluate_languages"]), "experiment": None, "epoch": 0,
+            **sampling}})
+        if settings.get("finetune_languages"):
+            out["finetune"].append({"trigger_run_id": rid("finetune"), "conf": {
+                "base_model": model, "languages": list(settings["finetune_languages"]),
+                "experiment": settings["experiment"], "recipe": settings["recipe"],
+                "dataset": settings["dataset"], "epochs": settings.get("epochs"),
+                "evaluate_base": False, **sampling}})
+    return out
+
+
+RERUN_MODELS = _p([], "periodic (scheduled) runs: the models to evaluate, each a model name or "
+                  "{model, revision, tokenizer}; [] = nothing to rerun",
+                  type="array", items={"type": ["string", "object"]})
+
+
+def evaluate_params(evaluate: dict, schedule: str | None) -> dict:
+    """multiplt_evaluate's Params: with a periodic schedule `model` may be null (scheduled runs
+    take `rerun_models`), as Airflow requires every Param of a scheduled DAG to have a default."""
+    params = {**evaluate, "rerun_models": RERUN_MODELS}
+    if schedule:
+        params["model"] = {**evaluate["model"], "default": None, "type": ["null", "string"]}
+    return params
+
+
+def evaluation_targets(settings: dict, scheduled: bool) -> list[dict]:
+    """The (model, revision, tokenizer) overrides of each evaluation of this run: the
+    `rerun_models` list for a scheduled run (or a manual run without `model`), else the model."""
+    if settings.get("model") and not scheduled:
+        return [{}]
+    targets = []
+    for entry in settings.get("rerun_models") or []:
+        entry = {"model": entry} if isinstance(entry, str) else dict(entry)
+        if not entry.get("model"):
+            raise ValueError(f"rerun_models entry {entry} names no model")
+        targets.append({"model": entry["model"], "revision": entry.get("revision"),
+                        "tokenizer": entry.get("tokenizer")})
+    if not targets and not settings.get("model"):
+        raise NothingToEvaluate("nothing to evaluate: no `model` and an empty `rerun_models`")
+    return targets or [{}]

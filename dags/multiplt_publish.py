@@ -1,0 +1,96 @@
+"""multiplt_publish: publish datasets, tagged checkpoints and the results store to the Hub.
+
+Wiring only: scheduled on the dataset, checkpoints and results Assets; each publication is a
+plan task (settings and the triggering Asset events -> `multiplt publish ...` command lines, or
+skipped with the reason) and one mapped `multiplt publish` stage task.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG, Asset, AssetAny, Param, task
+from multiplt_airflow import settings as multiplt_settings
+from multiplt_airflow.stage import stage_task_mapped
+from multiplt_pipelines import assets
+from multiplt_pipelines.publishing import PUBLISH
+
+SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
+SCHEDULE = AssetAny(assets.checkpoints(SETTINGS), Asset(name=assets.RESULTS, uri=SETTINGS.results_store),
+                    *assets.dataset_refs())
+
+DOC = """
+### Publish to the Hugging Face Hub
+
+Runs when a dataset (`multiplt_dataset_<lang>`), checkpoints (`multiplt_checkpoints`, from
+`multiplt_finetune`) or results (`multiplt_results`, from `multiplt_evaluate`) Asset is updated,
+or by hand. Each publication is skipped, with the reason in its plan task's log, unless its
+repo is set: `dataset_repo`, `checkpoints_repo` (`{base}` = the base model's name),
+`results_repo`, as Params of a manual run or in the Airflow Variable `multiplt_publish` (a JSON
+object of the same keys) for Asset-triggered runs; and unless a Hub token exists (the worker's
+`HF_TOKEN` or the connection `huggingface_default`, password = token).
+
+Every publication is idempotent: a rerun uploads only what changed. See docs/publishing.md.
+"""
+
+
+def _settings(params, dag_run) -> dict:
+    from airflow.sdk import Variable
+    from multiplt_pipelines.publishing import effective
+
+    variable = Variable.get("multiplt_publish", default=None, deserialize_json=True)
+    return effective(dict(params), dict(dag_run.conf or {}), variable)
+
+
+def _plan(kind: str, params, dag_run, triggering_asset_events) -> list[list[str]]:
+    from airflow.sdk.exceptions import AirflowSkipException
+    from multiplt_airflow.credentials import HUB_CONNECTION, from_environment
+    from multiplt_pipelines import publishing
+
+    settings = _settings(params, dag_run)
+    events = publishing.asset_events(triggering_asset_events)
+    try:
+        if kind == "dataset":
+            commands = publishing.dataset_commands(settings, events)
+        elif kind == "checkpoints":
+            commands = publishing.checkpoint_commands(settings, events, SETTINGS.results_store)
+        else:
+            commands = publishing.results_commands(settings, events, SETTINGS.results_store)
+    except publishing.NotPublishing as reason:
+        raise AirflowSkipException(str(reason)) from None
+    if "HF_TOKEN" not in from_environment():
+        raise AirflowSkipException(f"not publishing {kind}: no Hub token (set HF_TOKEN on the "
+                                   f"workers or the connection {HUB_CONNECTION!r})")
+    return commands
+
+
+with DAG(
+    dag_id="multiplt_publish",
+    description="Publish datasets, tagged checkpoints and results to the Hugging Face Hub",
+    schedule=SCHEDULE,
+    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["multiplt", "publishing"],
+    default_args={"owner": "multiplt", "retries": 2,
+                  "retry_delay": datetime.timedelta(minutes=5)},
+    params={name: Param(**schema) for name, schema in PUBLISH.items()},
+    doc_md=DOC,
+) as dag:
+
+    @task
+    def plan_dataset(params=None, dag_run=None, triggering_asset_events=None) -> list[list[str]]:
+        return _plan("dataset", params, dag_run, triggering_asset_events)
+
+    @task
+    def plan_checkpoints(params=None, dag_run=None, triggering_asset_events=None) -> list[list[str]]:
+        return _plan("checkpoints", params, dag_run, triggering_asset_events)
+
+    @task
+    def plan_results(params=None, dag_run=None, triggering_asset_events=None) -> list[list[str]]:
+        return _plan("results", params, dag_run, triggering_asset_events)
+
+    # one publication per repo at a time: concurrent commits to one branch would conflict
+    stage_task_mapped("publish_dataset", plan_dataset(), max_active_tis_per_dagrun=1)
+    stage_task_mapped("publish_checkpoints", plan_checkpoints(), max_active_tis_per_dagrun=1)
+    stage_task_mapped("publish_results", plan_results(), max_active_tis_per_dagrun=1)

@@ -1,0 +1,80 @@
+"""multiplt_watch: fine-tune and evaluate every new base model the Hub watcher announces.
+
+Wiring only: scheduled on the new-base-model Asset, whose AssetWatcher runs NewModelTrigger
+(plugins/multiplt_airflow/watch_trigger.py) in the triggerer; `plan` turns the triggering
+events' model ids into `multiplt_finetune` and `multiplt_evaluate` runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, AssetWatcher, Param, task
+from multiplt_airflow.watch_trigger import NewModelTrigger
+from multiplt_pipelines import assets
+from multiplt_pipelines.watching import WATCH
+
+NEW_BASE_MODEL = assets.new_base_model(
+    [AssetWatcher(name="hub_new_models", trigger=NewModelTrigger(variable="multiplt_watch"))])
+
+DOC = """
+### Rerun when a new base model appears on the Hub
+
+The watcher polls the Hub's model listing for the watch list in the Airflow Variable
+`multiplt_watch` (a JSON object: `authors` and/or `search`, a name `pattern` such as
+`starcoder*`, `poll_interval` seconds, optional `endpoint`), and announces each model id it has
+not seen (the first poll is the baseline). Each announced model gets:
+
+* a `multiplt_evaluate` run of the base model on `evaluate_languages`;
+* a `multiplt_finetune` run on `finetune_languages` (none by default), whose checkpoints are
+  evaluated and then published by `multiplt_publish` through the Assets.
+
+The settings of those runs are this DAG's Params, overridden by the same keys in the
+`multiplt_watch` Variable (for the watcher's runs) or by a manual run's conf (`model` = the
+model to run for). The watcher runs only while this DAG is unpaused.
+"""
+
+with DAG(
+    dag_id="multiplt_watch",
+    description="Fine-tune and evaluate new base models announced by the Hub watcher",
+    schedule=[NEW_BASE_MODEL],
+    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    catchup=False,
+    max_active_runs=4,
+    tags=["multiplt", "watch", "evaluation", "training"],
+    default_args={"owner": "multiplt", "retries": 1,
+                  "retry_delay": datetime.timedelta(minutes=1)},
+    params={name: Param(**schema) for name, schema in WATCH.items()},
+    doc_md=DOC,
+) as dag:
+
+    @task
+    def plan(params=None, dag_run=None, run_id=None, triggering_asset_events=None) -> dict:
+        """The finetune and evaluate runs (conf + run id) of every announced model."""
+        from airflow.sdk import Variable
+        from multiplt_pipelines import publishing, watching
+
+        variable = Variable.get("multiplt_watch", default=None, deserialize_json=True)
+        settings = publishing.effective(dict(params), dict(dag_run.conf or {}), variable)
+        models = watching.watch_models(settings, publishing.asset_events(triggering_asset_events))
+        if not models:
+            raise ValueError("no model to run for: no new-model event and no `model` Param")
+        print(f"new base models: {', '.join(models)}")
+        return watching.watch_triggers(settings, models, run_id)
+
+    @task
+    def finetune_runs(runs: dict) -> list[dict]:
+        return runs["finetune"]
+
+    @task
+    def evaluate_runs(runs: dict) -> list[dict]:
+        return runs["evaluate"]
+
+    runs = plan()
+    TriggerDagRunOperator.partial(task_id="finetune", trigger_dag_id="multiplt_finetune",
+                                  reset_dag_run=False, skip_when_already_exists=True
+                                  ).expand_kwargs(finetune_runs(runs))
+    TriggerDagRunOperator.partial(task_id="evaluate", trigger_dag_id="multiplt_evaluate",
+                                  reset_dag_run=False, skip_when_already_exists=True
+                                  ).expand_kwargs(evaluate_runs(runs))

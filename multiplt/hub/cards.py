@@ -1,0 +1,143 @@
+"""Cards: the README.md of each published repo, YAML front matter plus Markdown.
+
+Cards are a function of what is published (no dates, no machine paths beyond the recorded
+provenance), so publishing the same thing twice gives the same card and uploads nothing."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+DEFAULT_LICENSE = "bigcode-openrail-m"  # nuprl/MultiPL-T's; override with --license
+HF_DTYPES = {"String": "string", "Utf8": "string", "Int64": "int64", "Int32": "int32",
+             "Float64": "float64", "Float32": "float32", "Boolean": "bool"}
+SAMPLING_KEYS = ("language", "model", "revision", "backend", "n", "temperature", "top_p", "max_new_tokens",
+                 "seed", "rouge_threshold")
+
+
+def _front(meta: dict) -> str:
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    fmt = lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _pct(value: float | None) -> str | None:
+    return None if value is None else f"{value:.4f}"
+
+
+def _features(schema: dict) -> list[dict] | None:
+    feats = [{"name": k, "dtype": HF_DTYPES.get(v)} for k, v in schema.items()]
+    return feats if all(f["dtype"] for f in feats) else None
+
+
+def _funnel_lines(funnels: dict) -> str:
+    out = []
+    for name, value in sorted(funnels.items()):
+        out.append(f"`{name}`:\n\n```json\n{json.dumps(value, indent=1, sort_keys=True)}\n```\n")
+    return "\n".join(out)
+
+
+def dataset_card(repo_id: str, rows: dict[str, int], schema: dict, stages: list[dict],
+                 license: str) -> str:
+    splits = sorted(rows)
+    meta = {"license": license, "pretty_name": repo_id.split("/")[1], "tags": ["code", "multipl-t"],
+            "configs": [{"config_name": "default",
+                         "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}]}
+    info = {"splits": [{"name": s, "num_examples": rows[s]} for s in splits]}
+    if _features(schema):
+        info = {"features": _features(schema), **info}
+    meta["dataset_info"] = info
+    parts = [_front(meta), f"# {repo_id.split('/')[1]}\n",
+             "Fine-tuning data for code LLMs in low-resource programming languages, made the "
+             "MultiPL-T way: Python functions with tests, translated by an LLM, kept only where "
+             "the translated tests pass. One split per language; the `content` column is the "
+             "training text.\n",
+             _table(["split", "rows"], [[s, rows[s]] for s in splits] + [["total", sum(rows.values())]]),
+             "\n## Load it\n",
+             f"```python\nfrom datasets import load_dataset\n\nds = load_dataset(\"{repo_id}\", "
+             f"split=\"{splits[0]}\")\n```\n"]
+    if stages:
+        parts.append("\n## How it was made\n")
+        for stage in stages:
+            parts.append(f"\n### `{stage['uri']}`\n")
+            rows = []
+            for config in stage["configs"].values():
+                used = {k: config[k] for k in SAMPLING_KEYS
+                        if isinstance(config, dict) and config.get(k) not in (None, "")}
+                if used and used not in rows:
+                    rows.append(used)
+            if rows:  # one row per distinct setting (the shards of a language share theirs)
+                columns = [k for k in SAMPLING_KEYS if any(k in r for r in rows)]
+                parts.append("Models and sampling:\n\n"
+                             + _table(columns, [[r.get(k) for k in columns] for r in rows]) + "\n")
+            if stage["funnels"]:
+                parts.append("Funnel (records in, kept, dropped and why):\n\n" + _funnel_lines(stage["funnels"]))
+    return "".join(parts)
+
+
+RECIPE_KEYS = ("base", "base_revision", "dataset", "split", "recipe", "epochs", "lr", "lr_scheduler",
+               "warmup_steps", "batch_size", "micro_batch_size", "seq_len", "weight_decay",
+               "max_grad_norm", "precision", "seed")
+
+
+def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str) -> str:
+    """`outputs`: [{"config": resolved training config, "rows": manifest rows}] per training
+    output; `passk`: {tag: pass@1} from the results store."""
+    bases = sorted({o["config"].get("base", "") for o in outputs if o["config"].get("base")})
+    datasets = sorted({o["config"].get("dataset", "") for o in outputs
+                       if o["config"].get("dataset") and "://" not in o["config"]["dataset"]})
+    langs = sorted({r["lang"] for o in outputs for r in o["rows"]})
+    meta = {"license": license, "library_name": "transformers", "tags": ["code", "multipl-t", *langs]}
+    if len(bases) == 1 and "://" not in bases[0] and not bases[0].startswith("/"):
+        meta["base_model"] = bases[0]
+    if datasets:
+        meta["datasets"] = datasets
+    first_tag = outputs[0]["rows"][-1]["tag"] if outputs and outputs[0]["rows"] else "TAG"
+    parts = [_front(meta), f"# {repo_id.split('/')[1]}\n",
+             "Checkpoints fine-tuned the MultiPL-T way, one commit per epoch, each tagged "
+             "`LANG-EXPERIMENT-epochN`. Every tag holds bf16 safetensors weights, the config and "
+             "the tokenizer, so the tag alone loads it:\n",
+             f"\n```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+             f"model = AutoModelForCausalLM.from_pretrained(\"{repo_id}\", revision=\"{first_tag}\")\n"
+             f"tokenizer = AutoTokenizer.from_pretrained(\"{repo_id}\", revision=\"{first_tag}\")\n```\n",
+             "\n## Checkpoints\n\n"]
+    table = [[r["tag"], r["lang"], r["epoch"], r.get("step"), r.get("eval_loss"), _pct(passk.get(r["tag"]))]
+             for o in outputs for r in o["rows"]]
+    parts.append(_table(["tag", "language", "epoch", "step", "eval loss", "pass@1"], table))
+    if not passk:
+        parts.append("\npass@1 is empty until the checkpoints are evaluated (`multiplt_evaluate`).\n")
+    parts.append("\n## Recipe\n")
+    for o in outputs:
+        config = o["config"]
+        used = [[k, config[k]] for k in RECIPE_KEYS if config.get(k) not in (None, "")]
+        parts.append(f"\n{config.get('lang', '?')} / {config.get('experiment', '?')}:\n\n"
+                     + _table(["setting", "value"], used))
+    return "".join(parts)
+
+
+def results_card(repo_id: str, table_rows: list[dict], columns: list[str], license: str) -> str:
+    meta = {"license": license, "pretty_name": repo_id.split("/")[1], "tags": ["code", "multipl-t",
+                                                                             "leaderboard"],
+            "configs": [{"config_name": "default",
+                         "data_files": [{"split": "train", "path": "data/results-*.parquet"}]}]}
+    best: dict[tuple, float] = {}
+    for row in table_rows:
+        if row.get("k") == 1:
+            key = (row["model"], row.get("revision") or "", row["lang"], row.get("epoch"))
+            best[key] = max(best.get(key, 0.0), row["estimate"])
+    summary = [[m, r, lang, e, _pct(v)] for (m, r, lang, e), v in sorted(best.items(), key=lambda kv: str(kv[0]))]
+    return "".join([
+        _front(meta), f"# {repo_id.split('/')[1]}\n",
+        "The MultiPL-T Platform's results store: one row per scored run and k (pass@k of a model "
+        "or checkpoint on a MultiPL-E-style benchmark).\n\n",
+        f"{len(table_rows)} rows; columns: {', '.join(f'`{c}`' for c in columns)}.\n",
+        "\n## pass@1\n\n", _table(["model", "revision", "language", "epoch", "pass@1"], summary),
+        "\n## Load it\n\n",
+        f"```python\nfrom datasets import load_dataset\n\nresults = load_dataset(\"{repo_id}\", "
+        f"split=\"train\")\n```\n"])

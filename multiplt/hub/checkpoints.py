@@ -1,0 +1,199 @@
+"""`multiplt publish checkpoints`: every selected epoch checkpoint of training outputs becomes
+one commit on the model repo's `main`, tagged `LANG-EXPERIMENT-epochN` (the manifest's tag).
+
+Each commit holds exactly the checkpoint's files (bf16 safetensors, config, tokenizer, the
+resolved training config) plus the model card; files of the previous checkpoint that this one
+lacks are deleted, so a tag never carries stale weights. Tags are checked first: one that exists
+with the same files (the card aside) is skipped, one with other files is an error unless
+`force` (then it is moved). A rerun after a commit whose tag was not created tags that commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+from multiplt.errors import MultipltError
+from multiplt.hub import cards
+from multiplt.hub.bundle import Bundle
+
+LOG = logging.getLogger("multiplt.hub")
+TOKENIZER_FILES = ("tokenizer_config.json",)
+CARD = "README.md"
+
+
+def load_output(out: str) -> dict:
+    from multiplt import storage
+    from multiplt.storage import manifest
+    from multiplt.training import checkpoint
+
+    try:
+        rows = manifest.read(out)
+    except MultipltError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - unreadable manifest or bad URI
+        raise MultipltError(f"--from {out}: cannot read its manifest: {exc}") from None
+    if not rows:
+        raise MultipltError(f"--from {out} is not a training output with checkpoints: "
+                            f"{storage.join(out, manifest.MANIFEST)} is missing or empty")
+    config = checkpoint.read_run_config(out) or {}
+    return {"out": out, "rows": rows, "config": {**config.get("config", config),
+                                                 "lang": rows[0]["lang"],
+                                                 "experiment": rows[0]["experiment"]}}
+
+
+def pass_at_1(store: str | None, outputs: list[dict], repo_id: str) -> dict[str, float]:
+    """{tag: best pass@1} of the checkpoints in the results store (the training output or the
+    published repo as the model, the tag as the revision)."""
+    if not store:
+        return {}
+    from multiplt import storage
+    from multiplt.results import read_store
+
+    if not storage.exists(store):
+        return {}
+    models = {o["out"].rstrip("/") for o in outputs} | {repo_id}
+    best: dict[str, float] = {}
+    for row in read_store(store).to_dicts():
+        if row["k"] == 1 and row["model"].rstrip("/") in models and row.get("revision"):
+            best[row["revision"]] = max(best.get(row["revision"], 0.0), row["estimate"])
+    return best
+
+
+def select(output: dict, tags: str, passk: dict) -> list[dict]:
+    rows = output["rows"]
+    if tags == "all":
+        return rows
+    if tags == "best":
+        scored = [r for r in rows if r["tag"] in passk]
+        if scored:
+            return [max(scored, key=lambda r: (passk[r["tag"]], -r["epoch"]))]
+        with_loss = [r for r in rows if r.get("eval_loss") is not None]
+        return [min(with_loss, key=lambda r: r["eval_loss"])] if with_loss else [rows[-1]]
+    wanted = [t.strip() for t in tags.split(",") if t.strip()]
+    return [r for r in rows if r["tag"] in wanted]
+
+
+def checkpoint_files(row: dict, workdir: str) -> dict[str, str]:
+    """{repo path: local path} of one checkpoint, with the tokenizer added when it lacks one."""
+    from multiplt import storage
+
+    local = storage.local_path(row["uri"])
+    if local is None:
+        local = os.path.join(workdir, row["tag"])
+        storage.download_dir(row["uri"], local)
+    if not os.path.isdir(local):
+        raise MultipltError(f"checkpoint {row['tag']}: {row['uri']} is missing")
+    files = {}
+    for dirpath, _, names in os.walk(local):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            files[os.path.relpath(path, local).replace(os.sep, "/")] = path
+    if "config.json" not in files or not any(p.endswith(".safetensors") for p in files):
+        raise MultipltError(f"checkpoint {row['tag']} at {row['uri']} lacks config.json or "
+                            f"safetensors weights")
+    for path in (p for p in files if p.endswith(".safetensors")):
+        dtypes = safetensors_dtypes(files[path])
+        if dtypes != {"BF16"}:
+            raise MultipltError(f"checkpoint {row['tag']}: {path} holds {', '.join(sorted(dtypes))} "
+                                f"tensors; checkpoints are published in bf16 (as `multiplt train` saves them)")
+    if not any(t in files for t in TOKENIZER_FILES):
+        files.update(_base_tokenizer(row, os.path.join(workdir, f"tok-{row['tag']}")))
+    return files
+
+
+def safetensors_dtypes(path: str) -> set[str]:
+    """The tensor dtypes in a safetensors file, from its JSON header (no tensors loaded)."""
+    import json
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(size))
+    except (OSError, ValueError, struct.error) as exc:
+        raise MultipltError(f"{path} is not a safetensors file: {exc}") from None
+    return {v["dtype"] for k, v in header.items() if k != "__metadata__"}
+
+
+def _base_tokenizer(row: dict, folder: str) -> dict[str, str]:
+    from transformers import AutoTokenizer
+
+    name = row.get("tokenizer") or row.get("base")
+    if not name:
+        raise MultipltError(f"checkpoint {row['tag']} has no tokenizer and its manifest row names none")
+    LOG.info("checkpoint %s has no tokenizer: adding the base model's (%s)", row["tag"], name)
+    AutoTokenizer.from_pretrained(name).save_pretrained(folder)
+    return {n: os.path.join(folder, n) for n in os.listdir(folder)}
+
+
+def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force: bool = False,
+                        private: bool = False, results_store: str | None = None,
+                        license: str = cards.DEFAULT_LICENSE, endpoint: str | None = None) -> dict:
+    from multiplt.hub.publish import client_for
+
+    outputs = [load_output(out) for out in outs]
+    passk = pass_at_1(results_store, outputs, repo_id)
+    selected = [(o, r) for o in outputs for r in select(o, tags, passk)]
+    unknown = [] if tags in ("all", "best") else sorted(
+        {t.strip() for t in tags.split(",") if t.strip()} - {r["tag"] for _, r in selected})
+    if not selected or unknown:
+        known = ", ".join(r["tag"] for o in outputs for r in o["rows"])
+        raise MultipltError(f"--tags {tags!r}: {', '.join(unknown) or 'no checkpoint'} not in the "
+                            f"manifests; the outputs have: {known}")
+    card = cards.model_card(repo_id, [{**o, "rows": [r for oo, r in selected if oo is o]}
+                                      for o in outputs], passk, license)
+    summary = {"repo": repo_id, "tags": [], "skipped": [], "moved": [], "commits": 0}
+    with tempfile.TemporaryDirectory(prefix="multiplt-publish-ckpt-") as workdir:
+        bundles = []
+        for _, row in selected:
+            bundle = Bundle()
+            for repo_path, local in checkpoint_files(row, workdir).items():
+                bundle.add_file(repo_path, local)
+            bundle.add_text(CARD, card)
+            bundles.append((row, bundle))
+        client = client_for(repo_id, "model", private, endpoint)
+        existing = client.refs()["tags"]
+        todo = []
+        for row, bundle in bundles:  # every conflict is found before anything is uploaded
+            tag = row["tag"]
+            if tag not in existing:
+                todo.append((row, bundle, False))
+            elif bundle.same_as(client.files_at(existing[tag]), ignore={CARD}):
+                LOG.info("tag %s exists with the same files: skipped", tag)
+                summary["skipped"].append(tag)
+            elif force:
+                todo.append((row, bundle, True))
+            else:
+                raise MultipltError(f"tag {tag} already exists on {repo_id} with other files; "
+                                    f"nothing was uploaded (use --force to move it)")
+        for row, bundle, moved in todo:
+            head = client.refs()["branches"]["main"]
+            changed, deleted = bundle.changes(client.files_at(head))
+            oid = head
+            if changed or deleted:
+                oid = client.commit(changed, deleted, row["tag"], "main", parent=head)
+                summary["commits"] += 1
+            if moved:
+                client.delete_tag(row["tag"])
+                summary["moved"].append(row["tag"])
+            client.create_tag(row["tag"], oid)
+            LOG.info("tagged %s at %s", row["tag"], oid[:12])
+            summary["tags"].append(row["tag"])
+        summary["commits"] += _refresh_card(client, bundles[-1][1], card)
+        for _, bundle in bundles:
+            bundle.cleanup()
+    if not summary["tags"] and not summary["commits"]:
+        LOG.info("%s is up to date: nothing uploaded", repo_id)
+    return summary
+
+
+def _refresh_card(client, bundle: Bundle, card: str) -> int:
+    """Commit the current card to main when it changed (e.g. new pass@1 results)."""
+    head = client.refs()["branches"]["main"]
+    remote = client.files_at(head)
+    if remote.get(CARD) in bundle.hashes(CARD):
+        return 0
+    client.commit({CARD: bundle.files[CARD]}, [], "Update model card", "main", parent=head)
+    return 1

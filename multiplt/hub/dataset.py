@@ -1,0 +1,176 @@
+"""`multiplt publish dataset`: a folder of `data/<split>-*.parquet` (the translate stage's
+output, or any such folder) becomes a Hub dataset with one split per language and a card.
+
+The file prefix is the split: a language code (`rkt`) is published under the language's split
+name (`racket`, as nuprl/MultiPL-T). Provenance for the card comes from the folder itself (its
+`funnel*.json`, `_multiplt_*.yaml` and `config/*.json`) and from the input folders its configs
+name (the stages that made it), followed up to three stages back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+
+from multiplt.errors import MultipltError
+from multiplt.hub import cards
+from multiplt.hub.bundle import Bundle
+
+LOG = logging.getLogger("multiplt.hub")
+FILE_RE = re.compile(r"^(?P<split>[A-Za-z0-9_]+?)(?P<rest>(-[^/]*)?)\.parquet$")
+PROVENANCE_DEPTH = 3
+
+
+def split_name(prefix: str) -> str:
+    from multiplt.languages import registry
+
+    try:
+        return registry.get(prefix).name
+    except MultipltError:
+        return prefix
+
+
+def _local_data(uri: str, workdir: str) -> str:
+    """A local folder holding the dataset's data/ files (downloaded when not local)."""
+    from multiplt import storage
+
+    path = storage.local_path(uri)
+    if path is not None:
+        return os.path.join(path, "data")
+    local = os.path.join(workdir, "data")
+    storage.download_dir(storage.join(uri, "data"), local)
+    return local
+
+
+def _data_files(uri: str) -> list[str]:
+    from multiplt import storage
+
+    try:
+        names = [storage.basename(u) for u in storage.ls(storage.join(uri, "data")) if not u.endswith("/")]
+    except MultipltError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bad URI or an unreachable bucket
+        raise MultipltError(f"cannot list {uri}/data: {exc}") from None
+    files = sorted(n for n in names if n.endswith(".parquet"))
+    if not files:
+        raise MultipltError(f"--from {uri} is not a dataset folder: it has no data/<split>-*.parquet "
+                            f"files (the translate stage writes them)")
+    return files
+
+
+def split_rows(local: str, files: list[str]) -> tuple[dict[str, list[tuple[str, str]]], dict, dict]:
+    """({split: [(repo path, local path)]}, {split: rows}, {column: dtype}) of the files in the
+    local data folder; checks every file is parquet with a `content` column."""
+    import polars as pl
+
+    splits: dict[str, list[tuple[str, str]]] = {}
+    rows: dict[str, int] = {}
+    schema: dict | None = None
+    for name in files:
+        match = FILE_RE.match(name)
+        if not match:
+            raise MultipltError(f"data/{name}: not named <split>-*.parquet")
+        path = os.path.join(local, name)
+        try:
+            frame_schema = pl.read_parquet_schema(path)
+            count = pl.scan_parquet(path).select(pl.len()).collect().item()
+        except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
+            raise MultipltError(f"data/{name} is not a readable parquet file: {exc}") from None
+        if "content" not in frame_schema:
+            raise MultipltError(f"data/{name} has no `content` column (columns: "
+                                f"{', '.join(frame_schema)}); a MultiPL-T dataset needs one")
+        schema = schema or {k: str(v) for k, v in frame_schema.items()}
+        split = split_name(match["split"])
+        splits.setdefault(split, []).append((f"data/{split}{match['rest']}.parquet", path))
+        rows[split] = rows.get(split, 0) + int(count)
+    return splits, rows, schema or {}
+
+
+def _read_config(uri: str):
+    import yaml
+
+    from multiplt import storage
+
+    text = storage.read_text(uri)
+    return json.loads(text) if uri.endswith(".json") else (yaml.safe_load(text) or {})
+
+
+def _is_location(value) -> bool:
+    return isinstance(value, str) and ("://" in value or value.startswith("/"))
+
+
+def provenance(uri: str, depth: int = 0, seen: set | None = None) -> list[dict]:
+    """[{"uri", "funnels": {file: json}, "configs": {file: dict}}] for the folder and, up to
+    PROVENANCE_DEPTH stages back, the input folders its configs name. Funnels are the folder's
+    `funnel*.json`; configs its `_multiplt_*.yaml` and `config/*.json|yaml` (the translate
+    stage writes one per language and shard)."""
+    from multiplt import storage
+
+    seen = seen if seen is not None else set()
+    if depth > PROVENANCE_DEPTH or uri in seen:
+        return []
+    seen.add(uri)
+    stage = {"uri": uri, "funnels": {}, "configs": {}}
+    try:
+        entries = storage.ls(uri) + storage.ls(storage.join(uri, "config"))
+    except Exception:  # noqa: BLE001 - an input that moved away is only missing provenance
+        return []
+    for entry in (e for e in entries if not e.endswith("/")):
+        name = entry[len(uri.rstrip("/")) + 1:]
+        try:
+            if name.startswith("funnel") and name.endswith(".json"):
+                stage["funnels"][name] = storage.read_json(entry)
+            elif (name.startswith("_multiplt_") and name.endswith((".yaml", ".yml"))) or \
+                    (name.startswith("config/") and name.endswith((".json", ".yaml", ".yml"))):
+                stage["configs"][name] = _read_config(entry)
+        except Exception as exc:  # noqa: BLE001
+            LOG.warning("skipping unreadable provenance file %s: %s", entry, exc)
+    out = [stage] if stage["funnels"] or stage["configs"] else []
+    inputs = {value.rstrip("/") for config in stage["configs"].values() if isinstance(config, dict)
+              for key, value in config.items() if key != "out" and _is_location(value)}
+    for value in sorted(inputs - {uri.rstrip("/")}):
+        out += provenance(value, depth + 1, seen)
+    return out
+
+
+def build_bundle(uri: str, repo_id: str, license: str, workdir: str) -> tuple[Bundle, dict]:
+    files = _data_files(uri)
+    local = _local_data(uri, workdir)
+    splits, rows, schema = split_rows(local, files)
+    bundle = Bundle()
+    for entries in splits.values():
+        for repo_path, path in entries:
+            bundle.add_file(repo_path, path)
+    stages = provenance(uri.rstrip("/"))
+    bundle.add_text("README.md", cards.dataset_card(repo_id, rows, schema, stages, license))
+    return bundle, rows
+
+
+def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str = "main",
+                    dry_run: str | None = None, license: str = cards.DEFAULT_LICENSE,
+                    endpoint: str | None = None) -> dict:
+    from multiplt.hub.publish import push_bundle
+
+    with tempfile.TemporaryDirectory(prefix="multiplt-publish-dataset-") as workdir:
+        bundle, rows = build_bundle(uri, repo_id, license, workdir)
+        with bundle:
+            summary = {"repo": repo_id, "splits": rows, "files": len(bundle.files)}
+            LOG.info("dataset %s: %d split(s), %s rows", uri, len(rows),
+                     ", ".join(f"{s}={n}" for s, n in sorted(rows.items())))
+            if dry_run:
+                from multiplt import storage
+
+                target = storage.local_path(dry_run) or dry_run
+                written = bundle.write_to(target)
+                LOG.info("dry run: wrote the %d file(s) that would be uploaded to %s; sent nothing",
+                         len(written), target)
+                return {**summary, "dry_run": target, "uploaded": 0}
+            result = push_bundle(bundle, repo_id, "dataset", private, revision,
+                                 message=f"Publish dataset: {sum(rows.values())} rows in "
+                                         f"{len(rows)} split(s)",
+                                 deletable=lambda p: p.startswith("data/") or p == "README.md",
+                                 endpoint=endpoint)
+            return {**summary, **result}

@@ -1,0 +1,31 @@
+"""Push a bundle to one branch of a repo as one commit, or nothing when the branch already holds
+exactly these files (the idempotent rerun)."""
+
+from __future__ import annotations
+
+import logging
+
+from multiplt.hub.auth import resolve_token
+from multiplt.hub.bundle import Bundle
+from multiplt.hub.client import HubClient
+
+LOG = logging.getLogger("multiplt.hub")
+
+
+def client_for(repo_id: str, repo_type: str, private: bool, endpoint: str | None = None) -> HubClient:
+    client = HubClient(resolve_token(), repo_id, repo_type, endpoint)
+    client.ensure_repo(private)
+    return client
+
+
+def push_bundle(bundle: Bundle, repo_id: str, repo_type: str, private: bool, branch: str,
+                message: str, deletable=lambda path: True, endpoint: str | None = None) -> dict:
+    client = client_for(repo_id, repo_type, private, endpoint)
+    client.ensure_branch(branch)
+    head = client.refs()["branches"][branch]
+    changed, deleted = bundle.changes(client.files_at(head), deletable)
+    if not changed and not deleted:
+        LOG.info("%s %s@%s is up to date: nothing uploaded", repo_type, repo_id, branch)
+        return {"uploaded": 0, "deleted": 0, "commit": head, "up_to_date": True}
+    oid = client.commit(changed, deleted, message, branch, parent=head)
+    return {"uploaded": len(changed), "deleted": len(deleted), "commit": oid, "up_to_date": False}

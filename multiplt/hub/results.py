@@ -1,0 +1,42 @@
+"""`multiplt publish results`: the results store as a Hub dataset (one parquet file + a card),
+so the leaderboard is public. The parquet is written from the store's rows in a fixed order, so
+the same store gives the same bytes and a rerun uploads nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+from multiplt.errors import MultipltError
+from multiplt.hub import cards
+from multiplt.hub.bundle import Bundle
+
+LOG = logging.getLogger("multiplt.hub")
+DATA_FILE = "data/results-00000-of-00001.parquet"
+
+
+def publish_results(store: str, repo_id: str, private: bool = False,
+                    license: str = cards.DEFAULT_LICENSE, endpoint: str | None = None) -> dict:
+    from multiplt import storage
+    from multiplt.hub.publish import push_bundle
+    from multiplt.results import read_store
+
+    if not storage.exists(store):
+        raise MultipltError(f"--store {store}: no results store there (record runs first with "
+                            f"`multiplt results record`)")
+    table = read_store(store)
+    if table.height == 0:
+        raise MultipltError(f"--store {store} holds no rows: nothing to publish")
+    table = table.sort(["model", "lang", "epoch", "run_id", "k"], nulls_last=True)
+    with tempfile.TemporaryDirectory(prefix="multiplt-publish-results-") as workdir, Bundle() as bundle:
+        path = os.path.join(workdir, "results.parquet")
+        table.write_parquet(path, statistics=False)
+        bundle.add_file(DATA_FILE, path)
+        bundle.add_text("README.md", cards.results_card(repo_id, table.to_dicts(), table.columns, license))
+        LOG.info("results store %s: %d rows", store, table.height)
+        result = push_bundle(bundle, repo_id, "dataset", private, "main",
+                             message=f"Publish results: {table.height} rows",
+                             deletable=lambda p: p.startswith("data/") or p == "README.md",
+                             endpoint=endpoint)
+    return {"repo": repo_id, "rows": table.height, **result}
