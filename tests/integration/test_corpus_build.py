@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from multiplt import cli
 
-PLANTED = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "planted"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "planted"
 KEPT = ["drops.py:51:kept_clamp", "dups_a.py:1:mean_of", "near_a.py:1:word_histogram",
         "structure.py:14:outer", "structure.py:24:words", "structure.py:30:raw_pattern",
         "structure.py:36:fetch_twice"]
@@ -35,6 +36,22 @@ STEPS = [("extracted", 20, 20), ("docstring", 20, 17), ("return_value", 17, 16),
          ("exact_dedup", 9, 8), ("near_dedup", 8, 7)]
 
 
+def planted_corpus(root: Path) -> Path:
+    """The fixture corpus plus its two unreadable files (see tests/fixtures/corpus/README.md)."""
+    corpus = root / "planted"
+    shutil.copytree(FIXTURE, corpus)
+    (corpus / "pkg").mkdir(exist_ok=True)
+    (corpus / "pkg" / "broken.py").write_text('def broken(x:\n    """Does not parse."""\n    return x\n')
+    (corpus / "pkg" / "latin1.py").write_bytes(b"# caf\xe9: Latin-1\ndef latin(x: int) -> int:\n"
+                                               b'    """Never read."""\n    y = x + 1\n    return y * y\n')
+    return corpus
+
+
+@pytest.fixture
+def planted(tmp_path) -> str:
+    return str(planted_corpus(tmp_path))
+
+
 def read_parts(out: Path, kind: str) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(p) for p in sorted((out / kind).glob("part-*.parquet"))],
                      how="diagonal_relaxed")
@@ -51,9 +68,9 @@ def check_planted(out: Path) -> None:
 
 
 @pytest.mark.slow
-def test_planted_corpus_gives_exactly_the_expected_rows_and_reasons(tmp_path):
+def test_planted_corpus_gives_exactly_the_expected_rows_and_reasons(planted, tmp_path):
     out = tmp_path / "out"
-    assert cli.main(["corpus", "build", "--source", str(PLANTED), "--out", str(out)]) == 0
+    assert cli.main(["corpus", "build", "--source", planted, "--out", str(out)]) == 0
     check_planted(out)
     functions = read_parts(out, "functions")
     assert functions.columns[:5] == ["content", "id", "sha1", "entrypoint", "context"]
@@ -66,7 +83,7 @@ def test_planted_corpus_gives_exactly_the_expected_rows_and_reasons(tmp_path):
     assert config["benchmarks"] == ["humaneval"] and config["typecheck_batch"] == 250
     # a rerun does no work and changes nothing
     before = (out / "_work" / "shards" / "00000-of-00001" / "_SUCCESS").stat().st_mtime_ns
-    assert cli.main(["corpus", "build", "--source", str(PLANTED), "--out", str(out)]) == 0
+    assert cli.main(["corpus", "build", "--source", planted, "--out", str(out)]) == 0
     assert (out / "_work" / "shards" / "00000-of-00001" / "_SUCCESS").stat().st_mtime_ns == before
     check_planted(out)
 
@@ -76,9 +93,9 @@ def _multiplt(*argv: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sharded_run_killed_mid_shard_and_rerun_matches_one_process(tmp_path):
+def test_sharded_run_killed_mid_shard_and_rerun_matches_one_process(planted, tmp_path):
     out = tmp_path / "sharded"
-    common = ["--source", str(PLANTED), "--out", str(out)]
+    common = ["--source", planted, "--out", str(out)]
     assert cli.main(["corpus", "build", *common, "--shard", "0/3"]) == 0
     # shard 1 is killed while it type-checks: it must leave no marker and no parts
     proc = subprocess.Popen(_multiplt("corpus", "build", *common, "--shard", "1/3"),
@@ -137,8 +154,8 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
         (["--source", str(no_content)], "no `content` column"),
         (["--source", str(empty)], "empty corpus"),
         (["--source", str(zero_rows)], "empty corpus"),
-        (["--source", str(PLANTED), "--benchmarks", "humaneval,apps"], "unknown benchmark 'apps'"),
-        (["--source", str(PLANTED), "--shard", "3/3"], "--shard"),
+        (["--source", str(FIXTURE), "--benchmarks", "humaneval,apps"], "unknown benchmark 'apps'"),
+        (["--source", str(FIXTURE), "--shard", "3/3"], "--shard"),
     ]
     for argv, message in cases:
         assert _bad(tmp_path, *argv) == 2, argv
