@@ -38,6 +38,7 @@ class Block:
 
 
 def drop(row: dict, reason: str, detail: str) -> dict:
-    row = dict(row)
-    row["reason"], row["detail"] = reason, detail
-    return row
+    """The excluded row: its columns (not the parse tree and file text it carried) and why."""
+    out = {k: v for k, v in row.items() if not k.startswith("_")}
+    out["reason"], out["detail"] = reason, detail
+    return out

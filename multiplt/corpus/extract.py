@@ -119,6 +119,7 @@ class ModuleNames:
     def __init__(self, tree: ast.Module):
         self.binders: dict[str, list[int]] = {}
         self.always: list[int] = []
+        self._reads: dict[int, set[str]] = {}
         self.stmts = tree.body
         for index, stmt in enumerate(tree.body):
             if isinstance(stmt, ast.ImportFrom) and (stmt.module == "__future__"
@@ -138,7 +139,9 @@ class ModuleNames:
                 if index in wanted or self.stmts[index] is function:
                     continue
                 wanted.add(index)
-                for more in loaded_names(self.stmts[index]) - BUILTIN_NAMES - seen:
+                if index not in self._reads:
+                    self._reads[index] = loaded_names(self.stmts[index]) - BUILTIN_NAMES
+                for more in self._reads[index] - seen:
                     seen.add(more)
                     todo.append(more)
         return "".join(src.lines_of(self.stmts[i]) for i in sorted(wanted))

@@ -62,7 +62,9 @@ def frame(rows: list[dict], extra: dict[str, str] | None = None):
 
     types = {"str": pl.String, "int": pl.Int64, "u32list": pl.List(pl.UInt32), "i64list": pl.List(pl.Int64)}
     schema = {**BASE, **(extra or {})}
-    clean = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
+    internal = set(SIGNATURES) - set(schema)  # signatures belong to kept rows only
+    clean = [{k: v for k, v in row.items() if not k.startswith("_") and k not in internal}
+             for row in rows]
     names = list(schema) + sorted({k for row in clean for k in row} - set(schema))
     columns = {name: [row.get(name) for row in clean] for name in names}
     return pl.DataFrame({name: pl.Series(name, values, dtype=types[schema[name]] if name in schema

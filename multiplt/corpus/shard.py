@@ -17,14 +17,11 @@ from multiplt.log import Funnel, progress
 LOG = logging.getLogger("multiplt.corpus")
 
 
-def blocks(cfg: CorpusConfig, bench: decontam.Benchmarks) -> list:
-    chain = [filters.DocstringFilter(), filters.ReturnFilter(), filters.AsciiFilter(),
-             filters.TodoFilter(), filters.TooShortFilter(cfg.too_short_nodes),
-             decontam.DecontaminationFilter(bench)]
-    if cfg.typecheck:
-        chain.append(TypeCheckFilter(cfg.typecheck_batch, cfg.workers, cfg.typecheck_timeout,
-                                     progress=_batch_progress()))
-    return chain
+def row_blocks(cfg: CorpusConfig, bench: decontam.Benchmarks) -> list:
+    """The blocks that see one document's functions at a time (they need its parse tree)."""
+    return [filters.DocstringFilter(), filters.ReturnFilter(), filters.AsciiFilter(),
+            filters.TodoFilter(), filters.TooShortFilter(cfg.too_short_nodes),
+            decontam.DecontaminationFilter(bench)]
 
 
 def _batch_progress():
@@ -46,23 +43,61 @@ def check_config(out: str, cfg: CorpusConfig) -> None:
                                 f"fingerprint {old.get('fingerprint')}); use a fresh --out")
 
 
-def read_shard(cfg: CorpusConfig, source, k: int, n: int) -> tuple[list[dict], list[dict], dict]:
-    """Extract every function of the shard's documents -> (rows, syntax_error rows, counts)."""
-    units = source.units()[k::n]
-    rows: list[dict] = []
-    excluded: list[dict] = []
-    files = {"read": 0, "syntax_error": 0}
-    for unit in progress(units, total=len(units), desc=f"corpus shard {k}/{n}", unit="file"):
-        for doc in source.read(unit):
-            if cfg.limit is not None and files["read"] >= cfg.limit:
-                return rows, excluded, files
-            files["read"] += 1
-            found, bad = extract.extract(doc)
-            if bad is not None:
-                files["syntax_error"] += 1
-                excluded.append(bad)
-            rows.extend(found)
-    return rows, excluded, files
+class ShardReader:
+    """Reads the shard's documents and streams each one's functions through the row blocks;
+    survivors get their dedup signatures and shed their parse trees (memory stays bounded by
+    the survivors' text, not the shard's)."""
+
+    def __init__(self, cfg: CorpusConfig, bench: decontam.Benchmarks):
+        from multiplt.corpus.signatures import Signer
+
+        self.cfg, self.blocks = cfg, row_blocks(cfg, bench)
+        self.signer = Signer(cfg.num_perm, cfg.shingle, cfg.near_threshold)
+        self.files = {"read": 0, "syntax_error": 0}
+        self.extracted, self.extract_seconds, self.signature_seconds = 0, 0.0, 0.0
+        self.rows: list[dict] = []
+        self.excluded: list[dict] = []
+
+    def document(self, doc) -> None:
+        start = time.perf_counter()
+        self.files["read"] += 1
+        found, bad = extract.extract(doc)
+        for row in found:
+            row["source"] = self.cfg.source
+        if bad is not None:
+            bad["source"] = self.cfg.source
+            self.files["syntax_error"] += 1
+            self.excluded.append(bad)
+        self.extracted += len(found)
+        self.extract_seconds += time.perf_counter() - start
+        for block in self.blocks:
+            found = block.run(found, self.excluded)
+        start = time.perf_counter()
+        for row in found:
+            self.signer.sign(row)
+            del row["_node"], row["_src"]
+        self.signature_seconds += time.perf_counter() - start
+        self.rows.extend(found)
+
+    def read(self, source, k: int, n: int) -> None:
+        units = source.units()[k::n]
+        for unit in progress(units, total=len(units), desc=f"corpus shard {k}/{n}", unit="file"):
+            for doc in source.read(unit):
+                if self.cfg.limit is not None and self.files["read"] >= self.cfg.limit:
+                    return
+                self.document(doc)
+
+    def steps(self) -> list[dict]:
+        steps = [{"name": "extracted", "in": self.extracted, "out": self.extracted,
+                  "seconds": self.extract_seconds}]
+        return steps + [{"name": b.name, "reason": b.reason, **b.stats} for b in self.blocks]
+
+
+def _log_step(k: int, n: int, step: dict) -> None:
+    funnel = Funnel(f"corpus shard {k}/{n} {step['name']}")
+    funnel.keep(step["out"])
+    funnel.drop(step["reason"], step["in"] - step["out"])
+    funnel.log(LOG)
 
 
 def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) -> dict:
@@ -77,30 +112,23 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
     source = sources.resolve(cfg.source)
     bench = decontam.load(cfg.benchmarks)
     start = time.perf_counter()
-    rows, excluded, files = read_shard(cfg, source, k, n)
-    if require_input and files["read"] == 0:
+    reader = ShardReader(cfg, bench)
+    reader.read(source, k, n)
+    if require_input and reader.files["read"] == 0:
         raise MultipltError(f"--source {cfg.source} is an empty corpus: no documents to read")
-    for row in rows:
-        row["source"] = cfg.source
-    for row in excluded:
-        row["source"] = cfg.source
-    steps = [{"name": "extracted", "in": len(rows), "out": len(rows),
-              "seconds": round(time.perf_counter() - start, 3)}]
-    for block in blocks(cfg, bench):
+    rows, excluded, steps = reader.rows, reader.excluded, reader.steps()
+    for step in steps[1:]:
+        _log_step(k, n, step)
+    if cfg.typecheck:
+        LOG.info("corpus shard %d/%d: type check of %d functions", k, n, len(rows))
+        block = TypeCheckFilter(cfg.typecheck_batch, cfg.workers, cfg.typecheck_timeout,
+                                progress=_batch_progress())
         rows = block.run(rows, excluded)
         steps.append({"name": block.name, "reason": block.reason, **block.stats})
-        funnel = Funnel(f"corpus shard {k}/{n} {block.name}")
-        funnel.keep(block.stats["out"])
-        funnel.drop(block.reason, block.stats["in"] - block.stats["out"])
-        funnel.log(LOG)
-    sign_start = time.perf_counter()
-    from multiplt.corpus.signatures import Signer
-
-    signer = Signer(cfg.num_perm, cfg.shingle, cfg.near_threshold)
-    for row in rows:
-        signer.sign(row)
+        _log_step(k, n, steps[-1])
+    files = reader.files
     stats = {"shard": [k, n], "files": files, "steps": steps,
-             "signature_seconds": round(time.perf_counter() - sign_start, 3),
+             "signature_seconds": round(reader.signature_seconds, 3),
              "seconds": round(time.perf_counter() - start, 3)}
     config_uri = storage.join(cfg.out, "_work", "config.json")
     if not storage.exists(config_uri):

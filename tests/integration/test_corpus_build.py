@@ -101,7 +101,7 @@ def test_sharded_run_killed_mid_shard_and_rerun_matches_one_process(planted, tmp
     proc = subprocess.Popen(_multiplt("corpus", "build", *common, "--shard", "1/3"),
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for line in proc.stderr:
-        if "corpus shard 1/3 decontaminate funnel" in line:
+        if "corpus shard 1/3: type check of" in line:
             proc.kill()
             break
     proc.wait(timeout=60)
