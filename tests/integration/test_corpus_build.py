@@ -160,3 +160,24 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     for argv, message in cases:
         assert _bad(tmp_path, *argv) == 2, argv
         assert message in capsys.readouterr().err, argv
+
+
+def test_s3_tables_in_and_s3_output(s3_bucket, tmp_path):
+    """Parquet shards read from S3 and every output written there (the storage layer's atomic
+    puts), with the type check off to keep it quick."""
+    from multiplt import storage
+
+    rows = {"content": ['def double_all(xs: list[int]) -> list[int]:\n    """Doubles."""\n'
+                        '    out = [2 * x for x in xs]\n    return out\n', "x = (\n"],
+            "repo": ["o/a", "o/b"]}
+    buffer = tmp_path / "rows.parquet"
+    pl.DataFrame(rows).write_parquet(buffer)
+    storage.copy(str(buffer), f"{s3_bucket}/stack/python/part-0.parquet")
+    out = f"{s3_bucket}/corpus"
+    assert cli.main(["corpus", "build", "--source", f"{s3_bucket}/stack/python", "--out", out,
+                     "--no-typecheck"]) == 0
+    kept = storage.read_parquet(f"{out}/functions/part-00000.parquet")
+    assert kept.select("id", "repo").rows() == [("part-0.parquet#0:1:double_all", "o/a")]
+    excluded = storage.read_parquet(f"{out}/excluded/part-00000.parquet")
+    assert excluded.select("id", "reason").rows() == [("part-0.parquet#1", "syntax_error")]
+    assert storage.read_json(f"{out}/funnel.json")["steps"][-1]["out"] == 1
