@@ -54,7 +54,7 @@ def run_bucket(out: str, b: int, d: int) -> dict:
     sigs: list[list[int]] = []
     exact: dict[str, list[int]] = {}
     bands: dict[int, list[int]] = {}
-    for k, shard in sorted(all_shards(out).items()):
+    for _, shard in sorted(all_shards(out).items()):
         df = storage.read_parquet(storage.join(shard, "kept.parquet")).select(["id", *parts.SIGNATURES])
         for row_id, key, minhash, band_keys in df.iter_rows():
             index = len(ids)

@@ -33,7 +33,9 @@ def pyright_command() -> list[str]:
 
 
 def check_batch(rows: list[dict], timeout: float, command: list[str]) -> dict[str, str]:
-    """{id: first error message} of the rows Pyright finds an error in (its own lines)."""
+    """{id: first error message} of the rows Pyright finds an error in (its own lines). A batch
+    that runs past `timeout` (a loaded machine, or one pathological file) is halved and each
+    half retried; only a single file that still times out is dropped for it."""
     with tempfile.TemporaryDirectory(prefix="multiplt-pyright-") as tmp:
         starts = {}
         for number, row in enumerate(rows):
@@ -50,12 +52,22 @@ def check_batch(rows: list[dict], timeout: float, command: list[str]) -> dict[st
             proc = subprocess.run([*command, "--outputjson", "-p", tmp], cwd=tmp, capture_output=True,
                                   text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return {row["id"]: f"pyright timed out after {timeout:.0f} s on its batch" for row in rows}
-        try:
-            report = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            raise PlatformError(f"basedpyright gave no JSON report (exit {proc.returncode}): "
-                                f"{(proc.stderr or proc.stdout)[-500:]}") from None
+            proc = None
+    if proc is None:
+        if len(rows) == 1:
+            return {rows[0]["id"]: f"pyright timed out after {timeout:.0f} s on this file alone"}
+        half = len(rows) // 2
+        return {**check_batch(rows[:half], timeout, command), **check_batch(rows[half:], timeout, command)}
+    return errors_of(proc, starts)
+
+
+def errors_of(proc: subprocess.CompletedProcess, starts: dict) -> dict[str, str]:
+    """The first error in each file's own lines, from Pyright's JSON report."""
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise PlatformError(f"basedpyright gave no JSON report (exit {proc.returncode}): "
+                            f"{(proc.stderr or proc.stdout)[-500:]}") from None
     errors: dict[str, str] = {}
     for diag in report.get("generalDiagnostics", []):
         if diag.get("severity") != "error":

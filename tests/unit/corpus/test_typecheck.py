@@ -70,3 +70,30 @@ def test_without_its_context_a_function_using_module_names_is_dropped():
 
 def test_parallel_small_batches_agree_with_one_batch():
     assert run(rows_of(MODULE), batch=2, workers=2) == run(rows_of(MODULE))
+
+
+def test_a_batch_past_its_timeout_is_halved_and_retried(monkeypatch):
+    """A timeout drops nothing by itself: the batch is split until each part finishes, and only
+    a single file that still times out is dropped for it."""
+    import subprocess
+
+    from multiplt.corpus import typecheck
+
+    real_run = subprocess.run
+    sizes = []
+
+    def slow_for_big_batches(argv, **kwargs):
+        import os
+        files = [f for f in os.listdir(kwargs["cwd"]) if f.endswith(".py")]
+        sizes.append(len(files))
+        if len(files) > 2 or any("first_digit" in open(os.path.join(kwargs["cwd"], f)).read()
+                                 for f in files):
+            raise subprocess.TimeoutExpired(argv, kwargs["timeout"])
+        return real_run(argv, **kwargs)
+
+    monkeypatch.setattr(typecheck.subprocess, "run", slow_for_big_batches)
+    kept, dropped = run(rows_of(MODULE))
+    assert sizes[0] == 5 and max(sizes[1:]) <= 3
+    assert kept == ["squash", "uses_broken", "unused_import_is_fine"]
+    assert dropped["first_digit"] == "pyright timed out after 300 s on this file alone"
+    assert dropped["unknown"].startswith("reportUndefinedVariable")
