@@ -131,6 +131,10 @@ def test_stdlib_source_without_type_check(tmp_path):
     assert funnel["files"]["read"] == 25 and "typecheck" not in [s["name"] for s in funnel["steps"]]
     for before, after in zip(funnel["steps"], funnel["steps"][1:]):
         assert after["in"] == before["out"]
+    # the same --out with other settings is refused instead of mixing two builds
+    assert cli.main(["corpus", "build", "--source", "stdlib", "--out", str(out), "--limit", "25",
+                     "--no-typecheck", "--near-threshold", "0.8"]) == 2
+    assert json.loads((out / "funnel.json").read_text()) == funnel
 
 
 def _bad(tmp_path, *argv) -> tuple[int, str]:
