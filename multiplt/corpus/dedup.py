@@ -50,21 +50,28 @@ def run_bucket(out: str, b: int, d: int) -> dict:
         return storage.read_json(storage.join(folder, parts.MARKER))
     cfg = read_config(out)
     start = time.perf_counter()
-    ids: list[str] = []
-    sigs: list[list[int]] = []
+    import polars as pl
+
+    frames = [storage.read_parquet(storage.join(shard, "kept.parquet")).select(["id", *parts.SIGNATURES])
+              for _, shard in sorted(all_shards(out).items())]
+    table = pl.concat(frames)  # all_shards: at least one
+    ids: list[str] = table["id"].to_list()
     exact: dict[str, list[int]] = {}
     bands: dict[int, list[int]] = {}
-    for _, shard in sorted(all_shards(out).items()):
-        df = storage.read_parquet(storage.join(shard, "kept.parquet")).select(["id", *parts.SIGNATURES])
-        for row_id, key, minhash, band_keys in df.iter_rows():
-            index = len(ids)
-            ids.append(row_id)
-            sigs.append(minhash)
-            if _key_bucket(key, d) == b:
-                exact.setdefault(key, []).append(index)
-            for key in band_keys:
-                if key % d == b:
-                    bands.setdefault(key, []).append(index)
+    for index, (key, band_keys) in enumerate(table.select("exact_key", "bands").iter_rows()):
+        if _key_bucket(key, d) == b:
+            exact.setdefault(key, []).append(index)
+        for band_key in band_keys:
+            if band_key % d == b:
+                bands.setdefault(band_key, []).append(index)
+    signatures = table["minhash"]
+    cache: dict[int, list[int]] = {}
+
+    def sig(index: int) -> list[int]:  # only candidates' signatures become Python lists
+        if index not in cache:
+            cache[index] = signatures[index].to_list()
+        return cache[index]
+
     decisions = {"id": [], "reason": [], "other": [], "similarity": []}
 
     def decide(row: int, reason: str, other: int, similarity: float) -> None:
@@ -87,11 +94,9 @@ def run_bucket(out: str, b: int, d: int) -> dict:
                 if (m, hub) in seen_edges:
                     continue
                 seen_edges.add((m, hub))
-                similarity = jaccard(sigs[m], sigs[hub])
+                similarity = jaccard(sig(m), sig(hub))
                 if similarity >= cfg.near_threshold:
                     decide(m, "near_duplicate", hub, round(similarity, 4))
-    import polars as pl
-
     storage.write_parquet(storage.join(folder, "decisions.parquet"),
                           pl.DataFrame(decisions, schema={"id": pl.String, "reason": pl.String,
                                                           "other": pl.String, "similarity": pl.Float64}))
