@@ -67,8 +67,8 @@ with DAG(
         return commands["merge"]
 
     commands = plan(SETTINGS.data_uri)
-    shards = stage_task_mapped("build_shard", shard_commands(commands), cpus=1)
-    dedup = stage_task_mapped("dedup", dedup_commands(commands), cpus=1)
+    shards = stage_task_mapped("build_shard", shard_commands(commands))
+    dedup = stage_task_mapped("dedup", dedup_commands(commands))
     merge = stage_task_mapped("merge", merge_command(commands), outlets=[FUNCTIONS])
 
     shards >> dedup >> merge
