@@ -40,5 +40,5 @@ def hub_source(spec: str) -> TableSource:
         return hf_hub_download(repo_id, filename, repo_type="dataset", revision=commit)
 
     source = TableSource(tables, spec, opener=download)
-    source.revision = commit  # type: ignore[attr-defined]
+    source.revision = commit
     return source

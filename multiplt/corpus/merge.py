@@ -77,8 +77,11 @@ def merge(out: str) -> dict:
     files = {"read": 0, "syntax_error": 0}
     counts = {"in": 0, "duplicate": 0, "near_duplicate": 0}
     order: list[str] = []
+    revisions = set()
     for k, folder in sorted(shards.items()):
         stats = storage.read_json(storage.join(folder, "stats.json"))
+        if stats.get("source_revision"):
+            revisions.add(stats["source_revision"])
         for key in files:
             files[key] += stats["files"][key]
         for step in stats["steps"]:
@@ -113,7 +116,8 @@ def merge(out: str) -> dict:
     funnel = {"steps": steps, "files": files, "shards": len(shards),
               "dedup_buckets": parts.completed(out, "dedup")[0],
               "merge_seconds": round(time.perf_counter() - start, 3)}
-    storage.write_json(storage.join(out, "corpus_config.json"), cfg.as_dict(), indent=2)
+    config = {**cfg.as_dict(), "source_revision": ", ".join(sorted(revisions)) or None}
+    storage.write_json(storage.join(out, "corpus_config.json"), config, indent=2)
     storage.write_json(storage.join(out, "funnel.json"), funnel, indent=2)
     LOG.info("corpus funnel: %s", ", ".join(f"{s['name']} {s['in']}->{s['out']}" for s in steps))
     return funnel

@@ -3,7 +3,7 @@
     functions/part-KKKKK.parquet    kept rows (content, id, sha1, entrypoint, context, provenance)
     excluded/part-KKKKK.parquet     dropped rows, the same columns plus `reason` and `detail`
     funnel.json                     {"steps": [{"name", "in", "out", ...}], "files": ..., ...}
-    corpus_config.json              the resolved config
+    corpus_config.json              the resolved config and the source revision
     _work/config.json               the config every shard, bucket and the merge agree on
     _work/shards/KKKKK-of-NNNNN/    kept.parquet (with signatures), excluded.parquet,
                                     stats.json, _SUCCESS (the completion marker, written last)

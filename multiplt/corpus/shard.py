@@ -127,7 +127,7 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
         steps.append({"name": block.name, "reason": block.reason, **block.stats})
         _log_step(k, n, steps[-1])
     files = reader.files
-    stats = {"shard": [k, n], "files": files, "steps": steps,
+    stats = {"shard": [k, n], "source_revision": source.revision, "files": files, "steps": steps,
              "signature_seconds": round(reader.signature_seconds, 3),
              "seconds": round(time.perf_counter() - start, 3)}
     config_uri = storage.join(cfg.out, "_work", "config.json")

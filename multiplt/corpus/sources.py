@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import platform
 import sysconfig
 from typing import Iterator
 
@@ -32,6 +33,7 @@ class FolderSource:
     """`.py` files below a folder (local: os.walk without following symlinks; else storage.ls)."""
 
     kind = "folder"
+    revision: str | None = None
 
     def __init__(self, root: str, label: str, prefix: str = ""):
         self.root, self.label, self.prefix = root.rstrip("/"), label, prefix
@@ -68,6 +70,7 @@ class TableSource:
     """Rows of parquet / JSONL files with a `content` column."""
 
     kind = "table"
+    revision: str | None = None  # a Hub source's commit
 
     def __init__(self, files: dict[str, str], label: str, opener=None):
         self.files, self.label = files, label  # unit -> URI (or Hub filename)
@@ -121,7 +124,9 @@ def _tables_below(root: str) -> dict[str, str]:
 def resolve(spec: str) -> FolderSource | TableSource:
     """The source named by `spec`; MultipltError for a missing path, unknown scheme or no input."""
     if spec == "stdlib":
-        return FolderSource(sysconfig.get_paths()["stdlib"], "stdlib", prefix="stdlib:")
+        stdlib = FolderSource(sysconfig.get_paths()["stdlib"], "stdlib", prefix="stdlib:")
+        stdlib.revision = f"python {platform.python_version()}"
+        return stdlib
     if spec.startswith("hf://"):
         from multiplt.corpus.hub_source import hub_source
 

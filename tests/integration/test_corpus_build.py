@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -128,6 +129,8 @@ def test_stdlib_source_without_type_check(tmp_path):
     functions = read_parts(out, "functions")
     assert functions.height > 0 and all(i.startswith("stdlib:") for i in functions["id"])
     funnel = json.loads((out / "funnel.json").read_text())
+    config = json.loads((out / "corpus_config.json").read_text())
+    assert config["source_revision"] == f"python {platform.python_version()}"
     assert funnel["files"]["read"] == 25 and "typecheck" not in [s["name"] for s in funnel["steps"]]
     for before, after in zip(funnel["steps"], funnel["steps"][1:]):
         assert after["in"] == before["out"]

@@ -4,6 +4,7 @@ listed and downloaded by the real huggingface_hub client."""
 from __future__ import annotations
 
 import io
+import json
 
 import polars as pl
 
@@ -50,6 +51,8 @@ def test_hub_dataset_folder_is_read_with_provenance(test_hub, tmp_path):
     excluded = pl.read_parquet(out / "excluded" / "part-00001.parquet")
     assert excluded.select("id", "reason").rows() == [("train-1.parquet#0", "syntax_error")]
     assert any(path.startswith("/datasets/ns/code/resolve/") for _, path in test_hub.requests)
+    head = api.dataset_info("ns/code").sha
+    assert json.loads((out / "corpus_config.json").read_text())["source_revision"] == head
 
 
 def test_missing_hub_dataset_is_a_clear_error(test_hub, tmp_path, capsys):
