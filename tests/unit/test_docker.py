@@ -19,7 +19,7 @@ from tests import packaging_facts as facts
 DOCKER = facts.ROOT / "docker"
 # image -> the extras it must install (exactly): the places each image runs
 IMAGE_EXTRAS = {
-    "worker.Dockerfile": {"gen", "train", "storage", "bench"},
+    "worker.Dockerfile": {"gen", "train", "storage", "bench", "corpus"},
     "sandbox.Dockerfile": {"exec"},
     "airflow.Dockerfile": {"airflow", "storage", "postgres"},
 }
