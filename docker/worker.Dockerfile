@@ -26,7 +26,7 @@ ENV PATH=/opt/multiplt/bin:$PATH
 WORKDIR /src
 COPY requirements.txt requirements.lock pyproject.toml README.md ./
 COPY multiplt ./multiplt
-RUN pip install -c requirements.lock "/src[gen,train,storage,bench,translate]" \
+RUN pip install -c requirements.lock "/src[gen,train,storage,bench,corpus,translate]" \
  && multiplt --version
 
 WORKDIR /work

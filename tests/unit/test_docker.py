@@ -20,7 +20,7 @@ from tests.packaging_facts import commands_on_disk
 DOCKER = facts.ROOT / "docker"
 # image -> the extras it must install (exactly): the places each image runs
 IMAGE_EXTRAS = {
-    "worker.Dockerfile": {"gen", "train", "storage", "bench", "translate"},
+    "worker.Dockerfile": {"gen", "train", "storage", "bench", "corpus", "translate"},
     "sandbox.Dockerfile": {"exec"},
     "airflow.Dockerfile": {"airflow", "storage", "postgres"},
 }

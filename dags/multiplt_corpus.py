@@ -1,0 +1,74 @@
+"""multiplt_corpus: a Python corpus -> filtered, decontaminated, deduplicated functions.
+
+Wiring only: `plan` turns the run's Params into command lines; `build_shard` maps
+`multiplt corpus build --shard K/N` over the shards, `dedup` maps `multiplt corpus dedup
+--bucket B/D` over the buckets of the cross-shard dedup pass, and `merge` writes functions/,
+excluded/ and funnel.json, updating the `multiplt_corpus` Asset.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG, Asset, Param, task
+from multiplt_airflow import settings as multiplt_settings
+from multiplt_airflow.stage import stage_task_mapped
+from multiplt_pipelines.corpus import CORPUS
+
+SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
+FUNCTIONS = Asset(name="multiplt_corpus", uri=SETTINGS.data_uri.rstrip("/") + "/corpus")
+
+DOC = """
+### Build the Python functions dataset (MultiPL-T step 1a)
+
+Extract top-level functions with docstrings from `source`, drop those without a return value,
+with non-ASCII text, TODOs, too short, overlapping the `benchmarks`, or failing Pyright, then
+drop exact and near duplicates across all shards. Output under `out` (default
+`<data_uri>/corpus/<source>/`): `functions/` (kept rows), `excluded/` (every dropped row with its
+`reason`), `funnel.json`.
+
+* `build_shard` runs once per shard (`shards` mapped tasks), `dedup` once per bucket
+  (`dedup_buckets`), then `merge`. Every step resumes: a rerun skips finished shards and buckets.
+* Scale-out is the executor's: on a Celery or Kubernetes executor the mapped shard tasks spread
+  over machines; storage must then be shared (`s3://`).
+"""
+
+with DAG(
+    dag_id="multiplt_corpus",
+    description="Python corpus -> filtered, decontaminated, deduplicated functions",
+    schedule=None,
+    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    catchup=False,
+    max_active_runs=2,
+    tags=["multiplt", "corpus"],
+    default_args={"owner": "multiplt", "retries": 1,
+                  "retry_delay": datetime.timedelta(seconds=30)},
+    params={name: Param(**schema) for name, schema in CORPUS.items()},
+    doc_md=DOC,
+) as dag:
+
+    @task
+    def plan(data_uri: str, params=None) -> dict:
+        """The command line of every shard, dedup bucket and the merge (no I/O)."""
+        from multiplt_pipelines.corpus import corpus_plan
+
+        return corpus_plan(dict(params), data_uri)
+
+    @task
+    def shard_commands(commands: dict) -> list[list[str]]:
+        return commands["shards"]
+
+    @task
+    def dedup_commands(commands: dict) -> list[list[str]]:
+        return commands["dedup"]
+
+    @task
+    def merge_command(commands: dict) -> list[list[str]]:
+        return commands["merge"]
+
+    commands = plan(SETTINGS.data_uri)
+    shards = stage_task_mapped("build_shard", shard_commands(commands))
+    dedup = stage_task_mapped("dedup", dedup_commands(commands))
+    merge = stage_task_mapped("merge", merge_command(commands), outlets=[FUNCTIONS])
+
+    shards >> dedup >> merge

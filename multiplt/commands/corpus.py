@@ -1,0 +1,92 @@
+"""`multiplt corpus build|dedup|merge`: Python functions for MultiPL-T's step 1 (docs/corpus.md)."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("corpus", help="extract, filter, decontaminate and deduplicate "
+                                   "Python functions from a corpus")
+    sub = parser.add_subparsers(dest="corpus_command", metavar="SUBCOMMAND", required=True)
+
+    build = sub.add_parser(
+        "build", help="build the functions dataset (or one shard of it with --shard)",
+        description="Write OUT/functions/ (kept rows), OUT/excluded/ (dropped rows with their "
+        "reason) and OUT/funnel.json. With --shard K/N only that shard's parts are written "
+        "(then run `corpus dedup` for every bucket and `corpus merge`). Rerunning skips finished work.")
+    build.add_argument("--source", required=True,
+                       help="a folder of .py files; a .parquet/.jsonl(.gz) file or a folder of them "
+                       "with a `content` column; hf://datasets/OWNER/NAME[/DIR][@REV]; or stdlib")
+    build.add_argument("--out", required=True, help="output folder URI (file:// path or s3://)")
+    build.add_argument("--benchmarks", default="humaneval",
+                       help="comma-separated benchmarks to decontaminate against: humaneval and/or "
+                       "URIs of HumanEval- or MBPP-format JSONL files (default: humaneval)")
+    build.add_argument("--shard", metavar="K/N", default=None,
+                       help="only the K-th of N round-robin shards of the sorted input files")
+    build.add_argument("--workers", type=int, default=1, help="parallel type-check batches")
+    build.add_argument("--limit", type=int, default=None, help="read only the first N documents (per shard)")
+    build.add_argument("--no-typecheck", action="store_true", help="skip the Pyright filter")
+    build.add_argument("--typecheck-batch", type=int, default=250, help="files per Pyright run (250)")
+    build.add_argument("--near-threshold", type=float, default=0.7,
+                       help="MinHash LSH Jaccard threshold for near duplicates (0.7)")
+    build.add_argument("--shingle", type=int, default=5, help="tokens per MinHash shingle (5)")
+    build.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (128)")
+    build.set_defaults(func=_build)
+
+    dedup = sub.add_parser("dedup", help="one bucket of the cross-shard dedup pass",
+                           description="Needs every shard of OUT finished.")
+    dedup.add_argument("--out", required=True, help="the output folder of `corpus build --shard`")
+    dedup.add_argument("--bucket", metavar="B/D", required=True, help="bucket B of D (B counts from 0)")
+    dedup.set_defaults(func=_dedup)
+
+    merge = sub.add_parser("merge", help="apply the dedup decisions; write functions/, excluded/, funnel.json")
+    merge.add_argument("--out", required=True, help="the output folder of the shards")
+    merge.set_defaults(func=_merge)
+
+
+def _config(args):
+    from multiplt.corpus.config import CorpusConfig
+    from multiplt.errors import MultipltError
+
+    benchmarks = tuple(b.strip() for b in args.benchmarks.split(",") if b.strip())
+    if not benchmarks:
+        raise MultipltError("--benchmarks is empty")
+    if args.workers < 1 or (args.limit is not None and args.limit < 1):
+        raise MultipltError("--workers and --limit must be at least 1")
+    if not 0 < args.near_threshold <= 1 or args.shingle < 1 or args.num_perm < 2:
+        raise MultipltError("--near-threshold must be in (0, 1], --shingle >= 1, --num-perm >= 2")
+    return CorpusConfig(source=args.source, out=args.out, benchmarks=benchmarks, limit=args.limit,
+                        workers=args.workers, typecheck=not args.no_typecheck,
+                        typecheck_batch=args.typecheck_batch, near_threshold=args.near_threshold,
+                        shingle=args.shingle, num_perm=args.num_perm)
+
+
+def _build(args) -> int:
+    from multiplt.corpus.pipeline import build
+    from multiplt.execution.files import parse_shard
+
+    shard = parse_shard(args.shard)
+    result = build(_config(args), shard)
+    if shard is None:
+        last = result["steps"][-1]
+        print(f"{last['out']} of {result['steps'][0]['in']} functions kept -> {args.out}")
+    else:
+        print(f"shard {shard[0]}/{shard[1]} done -> {args.out}")
+    return 0
+
+
+def _dedup(args) -> int:
+    from multiplt.corpus.dedup import run_bucket
+    from multiplt.execution.files import parse_shard
+
+    b, d = parse_shard(args.bucket)
+    info = run_bucket(args.out, b, d)
+    print(f"dedup bucket {b}/{d}: {info['decisions']} decisions")
+    return 0
+
+
+def _merge(args) -> int:
+    from multiplt.corpus.merge import merge
+
+    funnel = merge(args.out)
+    print(f"{funnel['steps'][-1]['out']} functions kept -> {args.out}")
+    return 0

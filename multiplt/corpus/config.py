@@ -1,0 +1,46 @@
+"""The typed config of a corpus build; its resolved form is written beside the output."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusConfig:
+    source: str
+    out: str
+    benchmarks: tuple[str, ...] = ("humaneval",)
+    limit: int | None = None  # documents read per shard
+    workers: int = 1
+    # type check (MultiPL-T: Pyright, 250 files a batch, 120 s)
+    typecheck: bool = True
+    typecheck_batch: int = 250
+    typecheck_timeout: float = 300.0
+    # too_short: docstring + one `return` with fewer than this many tree-sitter-like nodes
+    too_short_nodes: int = 9
+    # near dedup: MinHash LSH over shingles of `shingle` tokens
+    near_threshold: float = 0.7
+    shingle: int = 5
+    num_perm: int = 128
+
+    def fingerprint(self) -> str:
+        """What must agree between shards, dedup buckets and the merge of one output."""
+        data = dataclasses.asdict(self)
+        for key in ("out", "workers"):  # where and how fast, not what
+            data.pop(key)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def as_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["benchmarks"] = list(self.benchmarks)
+        data["fingerprint"] = self.fingerprint()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CorpusConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in fields}
+        kwargs["benchmarks"] = tuple(kwargs.get("benchmarks", ()))
+        return cls(**kwargs)

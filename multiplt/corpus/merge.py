@@ -1,0 +1,123 @@
+"""The merge: dedup decisions applied to every shard's kept rows; `functions/` and `excluded/`
+parts and `funnel.json` (over all shards) written. Rerunning it rewrites the same files."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from multiplt import storage
+from multiplt.corpus import parts
+from multiplt.corpus.dedup import all_shards, read_config
+from multiplt.errors import MultipltError
+
+LOG = logging.getLogger("multiplt.corpus")
+
+
+class Clusters:
+    """Union-find over ids; the representative of a cluster is its smallest id."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def dedup_drops(out: str) -> dict[str, tuple[str, str]]:
+    """{id: (reason, detail)} of the rows the dedup pass drops."""
+    import polars as pl
+
+    d, buckets = parts.completed(out, "dedup")
+    missing = sorted(set(range(d)) - set(buckets))
+    if not d or missing:
+        raise MultipltError(f"{out}: dedup buckets {missing or 'all'} of {d or '?'} are not finished yet")
+    frames = [storage.read_parquet(storage.join(f, "decisions.parquet")) for f in buckets.values()]
+    decisions = pl.concat(frames) if frames else pl.DataFrame()
+    drops: dict[str, tuple[str, str]] = {}
+    edges = []
+    for row_id, reason, other, similarity in decisions.iter_rows():
+        if reason == "duplicate":
+            drops[row_id] = ("duplicate", f"same normalized source as {other}")
+        else:
+            edges.append((row_id, other, similarity))
+    clusters = Clusters()
+    best: dict[str, tuple[str, float]] = {}
+    for a, b, similarity in edges:
+        if a in drops or b in drops:
+            continue  # an exact duplicate's survivor carries the same edges
+        clusters.union(a, b)
+        best.setdefault(a, (b, similarity))
+    for member in list(clusters.parent):
+        rep = clusters.find(member)
+        if rep != member:
+            other, similarity = best.get(member, (rep, 0.0))
+            via = f" (cluster of {rep})" if other != rep else ""
+            drops[member] = ("near_duplicate", f"estimated Jaccard {similarity:.2f} with {other}{via}")
+    return drops
+
+
+def merge(out: str) -> dict:
+    import polars as pl
+
+    start = time.perf_counter()
+    cfg = read_config(out)
+    shards = all_shards(out)
+    drops = dedup_drops(out)
+    totals: dict[str, dict] = {}
+    files = {"read": 0, "syntax_error": 0}
+    counts = {"in": 0, "duplicate": 0, "near_duplicate": 0}
+    order: list[str] = []
+    revisions = set()
+    for k, folder in sorted(shards.items()):
+        stats = storage.read_json(storage.join(folder, "stats.json"))
+        if stats.get("source_revision"):
+            revisions.add(stats["source_revision"])
+        for key in files:
+            files[key] += stats["files"][key]
+        for step in stats["steps"]:
+            if step["name"] not in totals:
+                order.append(step["name"])
+                totals[step["name"]] = {"name": step["name"], **({"reason": step["reason"]} if "reason" in step else {}),
+                                        "in": 0, "out": 0, "seconds": 0.0}
+            for key in ("in", "out", "seconds"):
+                totals[step["name"]][key] += step[key]
+        kept = storage.read_parquet(storage.join(folder, "kept.parquet")).drop(list(parts.SIGNATURES))
+        excluded = storage.read_parquet(storage.join(folder, "excluded.parquet"))
+        dropped = kept.filter(pl.col("id").is_in(list(drops)))
+        counts["in"] += kept.height
+        if dropped.height:
+            reasons = [drops[i] for i in dropped["id"].to_list()]
+            for reason, _ in reasons:
+                counts[reason] += 1
+            dropped = dropped.with_columns(pl.Series("reason", [r for r, _ in reasons], dtype=pl.String),
+                                           pl.Series("detail", [x for _, x in reasons], dtype=pl.String))
+            excluded = pl.concat([excluded, dropped], how="diagonal_relaxed")
+        storage.write_parquet(storage.join(out, "functions", f"part-{k:05d}.parquet"),
+                              kept.filter(~pl.col("id").is_in(list(drops))))
+        storage.write_parquet(storage.join(out, "excluded", f"part-{k:05d}.parquet"), excluded)
+    steps = [totals[name] for name in order]
+    after_exact = counts["in"] - counts["duplicate"]
+    steps.append({"name": "exact_dedup", "reason": "duplicate", "in": counts["in"], "out": after_exact})
+    steps.append({"name": "near_dedup", "reason": "near_duplicate", "in": after_exact,
+                  "out": after_exact - counts["near_duplicate"]})
+    for step in steps:
+        if "seconds" in step:
+            step["seconds"] = round(step["seconds"], 3)
+    funnel = {"steps": steps, "files": files, "shards": len(shards),
+              "dedup_buckets": parts.completed(out, "dedup")[0],
+              "merge_seconds": round(time.perf_counter() - start, 3)}
+    config = {**cfg.as_dict(), "source_revision": ", ".join(sorted(revisions)) or None}
+    storage.write_json(storage.join(out, "corpus_config.json"), config, indent=2)
+    storage.write_json(storage.join(out, "funnel.json"), funnel, indent=2)
+    LOG.info("corpus funnel: %s", ", ".join(f"{s['name']} {s['in']}->{s['out']}" for s in steps))
+    return funnel

@@ -1,0 +1,142 @@
+"""One shard of a build: the K-th of N round-robin slices of the source's sorted input units,
+extracted and passed through every per-row filter; its kept rows get dedup signatures. Writes
+its parts, then its completion marker; a shard whose marker exists is skipped."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from multiplt import storage
+from multiplt.corpus import decontam, extract, filters, parts, sources
+from multiplt.corpus.config import CorpusConfig
+from multiplt.corpus.typecheck import TypeCheckFilter
+from multiplt.errors import MultipltError
+from multiplt.log import Funnel, progress
+
+LOG = logging.getLogger("multiplt.corpus")
+
+
+def row_blocks(cfg: CorpusConfig, bench: decontam.Benchmarks) -> list:
+    """The blocks that see one document's functions at a time (they need its parse tree)."""
+    return [filters.DocstringFilter(), filters.ReturnFilter(), filters.AsciiFilter(),
+            filters.TodoFilter(), filters.TooShortFilter(cfg.too_short_nodes),
+            decontam.DecontaminationFilter(bench)]
+
+
+def _batch_progress():
+    state = {"done": 0}
+
+    def report(n: int, total: int) -> None:
+        state["done"] += n
+        LOG.info("type check: %d/%d batches", state["done"], total)
+    return report
+
+
+def check_config(out: str, cfg: CorpusConfig) -> None:
+    """The config of the run already under `out`, if any, must be this one."""
+    uri = storage.join(out, "_work", "config.json")
+    if storage.exists(uri):
+        old = storage.read_json(uri)
+        if old.get("fingerprint") != cfg.fingerprint():
+            raise MultipltError(f"{out} holds a build with another config ({old.get('source')}, "
+                                f"fingerprint {old.get('fingerprint')}); use a fresh --out")
+
+
+class ShardReader:
+    """Reads the shard's documents and streams each one's functions through the row blocks;
+    survivors get their dedup signatures and shed their parse trees (memory stays bounded by
+    the survivors' text, not the shard's)."""
+
+    def __init__(self, cfg: CorpusConfig, bench: decontam.Benchmarks):
+        from multiplt.corpus.signatures import Signer
+
+        self.cfg, self.blocks = cfg, row_blocks(cfg, bench)
+        self.signer = Signer(cfg.num_perm, cfg.shingle, cfg.near_threshold)
+        self.files = {"read": 0, "syntax_error": 0}
+        self.extracted, self.extract_seconds, self.signature_seconds = 0, 0.0, 0.0
+        self.rows: list[dict] = []
+        self.excluded: list[dict] = []
+
+    def document(self, doc) -> None:
+        start = time.perf_counter()
+        self.files["read"] += 1
+        found, bad = extract.extract(doc)
+        for row in found:
+            row["source"] = self.cfg.source
+        if bad is not None:
+            bad["source"] = self.cfg.source
+            self.files["syntax_error"] += 1
+            self.excluded.append(bad)
+        self.extracted += len(found)
+        self.extract_seconds += time.perf_counter() - start
+        for block in self.blocks:
+            found = block.run(found, self.excluded)
+        start = time.perf_counter()
+        for row in found:
+            self.signer.sign(row)
+            del row["_node"], row["_src"]
+        self.signature_seconds += time.perf_counter() - start
+        self.rows.extend(found)
+
+    def read(self, source, k: int, n: int) -> None:
+        units = source.units()[k::n]
+        for unit in progress(units, total=len(units), desc=f"corpus shard {k}/{n}", unit="file"):
+            for doc in source.read(unit):
+                if self.cfg.limit is not None and self.files["read"] >= self.cfg.limit:
+                    return
+                self.document(doc)
+
+    def steps(self) -> list[dict]:
+        steps = [{"name": "extracted", "in": self.extracted, "out": self.extracted,
+                  "seconds": self.extract_seconds}]
+        return steps + [{"name": b.name, "reason": b.reason, **b.stats} for b in self.blocks]
+
+
+def _log_step(k: int, n: int, step: dict) -> None:
+    funnel = Funnel(f"corpus shard {k}/{n} {step['name']}")
+    funnel.keep(step["out"])
+    funnel.drop(step["reason"], step["in"] - step["out"])
+    funnel.log(LOG)
+
+
+def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) -> dict:
+    folder = parts.shard_dir(cfg.out, k, n)
+    finished = parts.done(folder)
+    if finished is not None:
+        if finished.get("fingerprint") != cfg.fingerprint():
+            raise MultipltError(f"shard {k}/{n} under {cfg.out} was built with another config")
+        LOG.info("corpus shard %d/%d: already done, skipped", k, n)
+        return storage.read_json(storage.join(folder, "stats.json"))
+    check_config(cfg.out, cfg)
+    source = sources.resolve(cfg.source)
+    bench = decontam.load(cfg.benchmarks)
+    start = time.perf_counter()
+    reader = ShardReader(cfg, bench)
+    reader.read(source, k, n)
+    if require_input and reader.files["read"] == 0:
+        raise MultipltError(f"--source {cfg.source} is an empty corpus: no documents to read")
+    rows, excluded, steps = reader.rows, reader.excluded, reader.steps()
+    for step in steps[1:]:
+        _log_step(k, n, step)
+    if cfg.typecheck:
+        LOG.info("corpus shard %d/%d: type check of %d functions", k, n, len(rows))
+        block = TypeCheckFilter(cfg.typecheck_batch, cfg.workers, cfg.typecheck_timeout,
+                                progress=_batch_progress())
+        rows = block.run(rows, excluded)
+        steps.append({"name": block.name, "reason": block.reason, **block.stats})
+        _log_step(k, n, steps[-1])
+    files = reader.files
+    stats = {"shard": [k, n], "source_revision": source.revision, "files": files, "steps": steps,
+             "signature_seconds": round(reader.signature_seconds, 3),
+             "seconds": round(time.perf_counter() - start, 3)}
+    config_uri = storage.join(cfg.out, "_work", "config.json")
+    if not storage.exists(config_uri):
+        storage.write_json(config_uri, cfg.as_dict(), indent=2)
+    storage.write_parquet(storage.join(folder, "kept.parquet"), parts.frame(rows, parts.KEPT))
+    storage.write_parquet(storage.join(folder, "excluded.parquet"), parts.frame(excluded, parts.EXCLUDED))
+    storage.write_json(storage.join(folder, "stats.json"), stats, indent=2)
+    parts.finish(folder, {"fingerprint": cfg.fingerprint(), "kept": len(rows), "excluded": len(excluded)})
+    LOG.info("corpus shard %d/%d: %d files, %d functions kept, %d rows excluded, %.1f s",
+             k, n, files["read"], len(rows), len(excluded), stats["seconds"])
+    return stats

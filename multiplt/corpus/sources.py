@@ -1,0 +1,154 @@
+"""Where documents come from. A source lists its input units (files, sorted: the unit of
+sharding) and reads one unit into documents (a `.py` file, or one row of a table).
+
+    folder of .py     PATH or URI of a folder; recursive; symlinks are not followed
+    tables            a .parquet / .jsonl(.gz) file, or a folder of them, with a `content`
+                      column (The Stack's layout); every other column is kept as provenance
+    hf://datasets/OWNER/NAME[/DIR]   a Hub dataset's parquet/JSONL files (huggingface_hub)
+    stdlib            the running interpreter's standard library (the offline demo corpus)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import sysconfig
+from typing import Iterator
+
+from multiplt.errors import MultipltError
+
+TABLE_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")
+SKIP_DIRS = {"__pycache__", "site-packages", "dist-packages", ".git"}
+
+
+@dataclasses.dataclass
+class Document:
+    origin: str  # stable: the unit (relative path) and, for tables, `#row`
+    data: bytes | str | None  # bytes of a file, text of a table row (None: not a string)
+    provenance: dict
+
+
+class FolderSource:
+    """`.py` files below a folder (local: os.walk without following symlinks; else storage.ls)."""
+
+    kind = "folder"
+    revision: str | None = None
+
+    def __init__(self, root: str, label: str, prefix: str = ""):
+        self.root, self.label, self.prefix = root.rstrip("/"), label, prefix
+
+    def units(self) -> list[str]:
+        if "://" in self.root and not self.root.startswith("file://"):
+            from multiplt import storage
+
+            base = self.root + "/"
+            return sorted(u[len(base):] for u in storage.ls(self.root, recursive=True) if u.endswith(".py"))
+        root = _local(self.root)
+        found = []
+        for dirpath, dirs, files in os.walk(root, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS
+                             and not os.path.islink(os.path.join(dirpath, d)))
+            for name in files:
+                path = os.path.join(dirpath, name)
+                if name.endswith(".py") and not os.path.islink(path):
+                    found.append(os.path.relpath(path, root).replace(os.sep, "/"))
+        return sorted(found)
+
+    def read(self, unit: str) -> Iterator[Document]:
+        if "://" in self.root and not self.root.startswith("file://"):
+            from multiplt import storage
+
+            data = storage.read_bytes(f"{self.root}/{unit}")
+        else:
+            with open(os.path.join(_local(self.root), unit), "rb") as f:
+                data = f.read()
+        yield Document(self.prefix + unit, data, {"path": unit})
+
+
+class TableSource:
+    """Rows of parquet / JSONL files with a `content` column."""
+
+    kind = "table"
+    revision: str | None = None  # a Hub source's commit
+
+    def __init__(self, files: dict[str, str], label: str, opener=None):
+        self.files, self.label = files, label  # unit -> URI (or Hub filename)
+        self.opener = opener or (lambda uri: uri)
+
+    def units(self) -> list[str]:
+        return sorted(self.files)
+
+    def read(self, unit: str) -> Iterator[Document]:
+        uri = self.opener(self.files[unit])
+        for row_number, row in enumerate(read_table(uri)):
+            content = row.pop("content")
+            provenance = {"path": unit, "row": str(row_number)}
+            for key, value in row.items():
+                name = key if key not in RESERVED else f"source_{key}"
+                provenance[name] = None if value is None else str(value)
+            yield Document(f"{unit}#{row_number}", content if isinstance(content, str) else None,
+                           provenance)
+
+
+RESERVED = {"content", "id", "sha1", "entrypoint", "context", "reason", "detail", "path", "row",
+            "line", "source"}
+
+
+def read_table(uri: str) -> list[dict]:
+    from multiplt import storage
+
+    if uri.endswith(".parquet"):
+        df = storage.read_parquet(uri)
+        if "content" not in df.columns:
+            raise MultipltError(f"{uri} has no `content` column (columns: {', '.join(df.columns)})")
+        return df.to_dicts()
+    rows = storage.read_jsonl(uri)
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or "content" not in row:
+            raise MultipltError(f"{uri} line {number} has no `content` field")
+    return rows
+
+
+def _local(root: str) -> str:
+    return root[len("file://"):] if root.startswith("file://") else root
+
+
+def _tables_below(root: str) -> dict[str, str]:
+    from multiplt import storage
+
+    base = root.rstrip("/") + "/"
+    return {u[len(base):]: u for u in storage.ls(root, recursive=True) if u.endswith(TABLE_SUFFIXES)}
+
+
+def resolve(spec: str) -> FolderSource | TableSource:
+    """The source named by `spec`; MultipltError for a missing path, unknown scheme or no input."""
+    if spec == "stdlib":
+        stdlib = FolderSource(sysconfig.get_paths()["stdlib"], "stdlib", prefix="stdlib:")
+        stdlib.revision = f"python {platform.python_version()}"
+        return stdlib
+    if spec.startswith("hf://"):
+        from multiplt.corpus.hub_source import hub_source
+
+        return hub_source(spec)
+    scheme = spec.split("://", 1)[0] if "://" in spec else "file"
+    if scheme not in ("file", "s3"):
+        raise MultipltError(f"--source {spec!r}: unknown scheme {scheme}:// (use a path, file://, "
+                            "s3://, hf://datasets/OWNER/NAME, or stdlib)")
+    from multiplt import storage
+
+    if scheme == "file" and not os.path.exists(_local(spec)):
+        raise MultipltError(f"--source {spec!r} does not exist")
+    if spec.endswith(TABLE_SUFFIXES) and (scheme != "file" or os.path.isfile(_local(spec))):
+        if not storage.exists(spec):
+            raise MultipltError(f"--source {spec!r} does not exist")
+        return TableSource({storage.basename(spec): spec}, spec)
+    if scheme == "file" and os.path.isfile(_local(spec)):
+        raise MultipltError(f"--source {spec!r} is a file but not .parquet, .jsonl or .jsonl.gz")
+    py = FolderSource(spec, spec)
+    if py.units():
+        return py
+    tables = _tables_below(spec)
+    if not tables:
+        raise MultipltError(f"--source {spec!r} is an empty corpus: no .py, .parquet or .jsonl files")
+    return TableSource(tables, spec)

@@ -1,0 +1,72 @@
+"""Each cheap filter on hand-written cases: what it keeps, what it drops and with which reason."""
+
+import pytest
+
+from multiplt.corpus import filters
+from tests.unit.corpus.helpers import row_of, verdict
+
+BODY = "    y = x + 1\n    return y * y\n"
+
+
+@pytest.mark.parametrize("docstring, reason", [
+    ('"""triple double"""', None),
+    ("'''triple single'''", None),
+    ('r"""raw \\d"""', None),
+    ('u"""unicode prefix"""', None),
+    ('"one quote"', "no_docstring"),
+    ("'one quote'", "no_docstring"),
+    ('b"""bytes"""', "no_docstring"),
+    ("# a comment", "no_docstring"),
+])
+def test_docstring(docstring, reason):
+    assert verdict(filters.DocstringFilter(), f"def f(x):\n    {docstring}\n{BODY}") == reason
+
+
+def test_a_string_after_the_first_statement_is_no_docstring():
+    assert verdict(filters.DocstringFilter(), 'def f(x):\n    y = 1\n    """late"""\n    return y\n') == "no_docstring"
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("    return x\n", None),
+    ("    if x:\n        return\n    return None\n", None),  # `return None` is an expression
+    ("    print(x)\n", "no_return_value"),
+    ("    if x:\n        return\n    print(x)\n", "no_return_value"),
+    ("    def g():\n        return 1\n    g()\n", "no_return_value"),  # the nested function's
+    ("    f2 = lambda: 1\n    print(f2)\n", "no_return_value"),
+    ("    for i in x:\n        while i:\n            return i\n", None),
+])
+def test_return_value(body, reason):
+    assert verdict(filters.ReturnFilter(), f'def f(x):\n    """d"""\n{body}') == reason
+
+
+def test_ascii_and_todo():
+    assert verdict(filters.AsciiFilter(), f'def f(x):\n    """d"""\n{BODY}') is None
+    assert verdict(filters.AsciiFilter(), f'def f(x):\n    """d – é"""\n{BODY}') == "non_ascii"
+    assert verdict(filters.TodoFilter(), f'def f(x):\n    """d"""\n{BODY}') is None
+    assert verdict(filters.TodoFilter(), f'def f(x):\n    """d"""\n    # TODO\n{BODY}') == "todo"
+    assert verdict(filters.TodoFilter(), f'def f(x):\n    """todo later, lower case"""\n{BODY}') is None
+
+
+@pytest.mark.parametrize("body, size", [
+    ("return x", 3),
+    ("return a + b", 6),
+    ("return len(s)", 7),
+    ("return not x", 5),
+    ("return self.x", 6),
+    ("return max(a, b)", 9),
+    ("return [y for y in x if y]", 13),
+])
+def test_tree_size_is_tree_sitter_like(body, size):
+    row = row_of(f'def f(a, b, s, x, self):\n    """d"""\n    {body}\n')
+    assert filters.tree_size(row["_node"].body[1], row["_src"]) == size
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("    return a + b\n", "too_short"),
+    ("    return len(a)\n", "too_short"),
+    ("    return max(a, b)\n", None),  # 9 nodes: at the threshold, kept
+    ("    c = a + b\n    return c\n", None),  # more than one statement
+    ("    raise ValueError(a)\n", None),  # not a return (the return filter's business)
+])
+def test_too_short(body, reason):
+    assert verdict(filters.TooShortFilter(9), f'def f(a, b):\n    """d"""\n{body}') == reason

@@ -1,0 +1,67 @@
+"""Sources: folders of .py (symlinks not followed), tables with `content`, stdlib, bad specs."""
+
+import os
+
+import polars as pl
+import pytest
+
+from multiplt.corpus import sources
+from multiplt.errors import MultipltError
+
+
+def test_py_folder_is_recursive_sorted_and_skips_symlinks(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.py").write_text("x = 1\n")
+    (tmp_path / "a.py").write_text("a = 1\n")
+    (tmp_path / "notes.txt").write_text("no")
+    os.symlink(tmp_path / "a.py", tmp_path / "link.py")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "o.py").write_text("o = 1\n")
+    os.symlink(outside, tmp_path / "linked_dir")
+    source = sources.resolve(str(tmp_path))
+    assert source.units() == ["a.py", "b/x.py"]
+    (doc,) = source.read("b/x.py")
+    assert doc.origin == "b/x.py" and doc.data == b"x = 1\n"
+
+
+def test_tables_keep_other_columns_as_provenance(tmp_path):
+    pl.DataFrame({"content": ["def f(): pass", None], "max_stars_repo_name": ["o/r", "o/s"],
+                  "id": ["a", "b"], "size": [13, 0]}).write_parquet(tmp_path / "p.parquet")
+    source = sources.resolve(str(tmp_path))
+    assert source.kind == "table" and source.units() == ["p.parquet"]
+    docs = list(source.read("p.parquet"))
+    assert docs[0].origin == "p.parquet#0" and docs[0].data == "def f(): pass"
+    assert docs[0].provenance == {"path": "p.parquet", "row": "0", "max_stars_repo_name": "o/r",
+                                  "source_id": "a", "size": "13"}
+    assert docs[1].data is None
+
+
+def test_jsonl_file(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"content": "x = 1\\n", "repo": "r"}\n')
+    (doc,) = sources.resolve(str(path)).read("rows.jsonl")
+    assert doc.data == "x = 1\n" and doc.provenance["repo"] == "r"
+
+
+def test_stdlib_is_the_interpreters_library():
+    source = sources.resolve("stdlib")
+    units = source.units()
+    assert "json/decoder.py" in units and not any("site-packages" in u for u in units)
+    (doc,) = source.read("json/decoder.py")
+    assert doc.origin == "stdlib:json/decoder.py"
+
+
+def test_bad_sources_are_clear_errors(tmp_path):
+    with pytest.raises(MultipltError, match="does not exist"):
+        sources.resolve(str(tmp_path / "missing"))
+    with pytest.raises(MultipltError, match="unknown scheme gs://"):
+        sources.resolve("gs://bucket/x")
+    with pytest.raises(MultipltError, match="empty corpus"):
+        sources.resolve(str(tmp_path))
+    with pytest.raises(MultipltError, match="hf://datasets/OWNER/NAME"):
+        sources.resolve("hf://models/x")
+    pl.DataFrame({"text": ["x"]}).write_parquet(tmp_path / "t.parquet")
+    source = sources.resolve(str(tmp_path / "t.parquet"))
+    with pytest.raises(MultipltError, match="no `content` column"):
+        list(source.read("t.parquet"))
