@@ -1,0 +1,127 @@
+"""Run each function's asserts in the sandbox, one child per assert, and measure coverage there.
+
+The host side of runner.py: functions are packed into batches (one sandboxed Python program per
+batch, run through `multiplt.execution.sandbox.Sandbox` like every untrusted program), so an
+assert costs a fork of a warm interpreter rather than a fresh interpreter. If a batch's program
+dies early (an assert killed or stopped its runner, or the batch ran past its limit), the assert
+in flight is failed with status `KilledRunner` and the rest run again in a new program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+
+from multiplt.errors import PlatformError
+from multiplt.execution.retry import run_with_retries
+from multiplt.execution.sandbox import Sandbox
+
+KILLED_RUNNER = "KilledRunner"
+_MARGIN_S = 30.0  # start-up and coverage import on top of the per-child limits
+
+
+@dataclasses.dataclass
+class Check:
+    """One function to validate: `prefix` = context + function; `asserts` in order."""
+
+    key: str
+    prefix: str
+    entrypoint: str
+    asserts: list[str]
+    statuses: list[str | None] = dataclasses.field(default_factory=list)
+    coverage: dict | None = None  # the runner's coverage/types record ({"error": ...} on failure)
+
+    def __post_init__(self):
+        if not self.statuses:
+            self.statuses = [None] * len(self.asserts)
+
+    @property
+    def passing(self) -> list[str]:
+        return [a for a, s in zip(self.asserts, self.statuses) if s == "OK"]
+
+    @property
+    def done(self) -> bool:
+        return None not in self.statuses and (self.coverage is not None or not self.passing)
+
+
+@functools.lru_cache(maxsize=1)
+def runner_source() -> str:
+    return open(os.path.join(os.path.dirname(__file__), "runner.py"), encoding="utf-8").read()
+
+
+def coverage_path() -> str:
+    """The folder that holds the `coverage` package, for the sandbox's Python to import it from
+    (the host file system is visible read-only inside the sandbox)."""
+    import coverage
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(coverage.__file__)))
+
+
+def program(checks: list[Check], timeout: float, coverage_timeout: float, own_namespaces: bool,
+            with_coverage: bool = True) -> str:
+    """The sandboxed program for the unfinished part of `checks`."""
+    functions = []
+    for c in checks:
+        todo = [a for a, s in zip(c.asserts, c.statuses) if s is None]
+        functions.append({"prefix": c.prefix, "entrypoint": c.entrypoint, "asserts": todo,
+                          "passed": c.passing, "coverage": with_coverage and c.coverage is None})
+    job = {"functions": functions, "timeout": timeout, "coverage_timeout": coverage_timeout,
+           "coverage_path": coverage_path() if with_coverage else None,
+           "own_namespaces": own_namespaces}
+    return runner_source() + f"\n\nmain({json.dumps(job)!r})\n"
+
+
+def run_checks(sandbox: Sandbox, checks: list[Check], timeout: float = 5.0,
+               coverage_timeout: float = 60.0, with_coverage: bool = True) -> None:
+    """Fill every check's statuses and coverage record, rerunning after a killed runner."""
+    from multiplt import languages
+
+    py = languages.get("py")
+    pending = [c for c in checks if not c.done]
+    while pending:
+        text = program(pending, timeout, coverage_timeout, not sandbox.unsafe, with_coverage)
+        n_runs = sum(s is None for c in pending for s in c.statuses) + len(pending)
+        limit = n_runs * timeout + len(pending) * coverage_timeout + _MARGIN_S
+        finished = run_with_retries(sandbox, py, text, limit)
+        complete = _apply(pending, finished.stdout)
+        if not complete:
+            if not finished.stdout.startswith('{"ready": true}'):
+                raise PlatformError("the testgen runner did not start in the sandbox (exit "
+                                    f"{finished.exit_code}): {finished.stderr.strip()[-500:]}")
+            _blame_first(pending)
+        pending = [c for c in pending if not c.done]
+
+
+def _apply(pending: list[Check], stdout: str) -> bool:
+    """Record the runner's result lines; True when it reported the whole job."""
+    slots = [[i for i, s in enumerate(c.statuses) if s is None] for c in pending]
+    for line in stdout.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("done"):
+            return True
+        if "f" not in record:
+            continue
+        check = pending[record["f"]]
+        if "coverage" in record:
+            check.coverage = record["coverage"]
+        else:
+            check.statuses[slots[record["f"]][record["a"]]] = record["status"]
+    return False
+
+
+def _blame_first(pending: list[Check]) -> None:
+    """The runner died: the first assert without a verdict was running; it fails. A function
+    whose asserts all have verdicts was in its coverage run: that run failed."""
+    for check in pending:
+        for i, status in enumerate(check.statuses):
+            if status is None:
+                check.statuses[i] = KILLED_RUNNER
+                return
+        if check.coverage is None and check.passing:
+            check.coverage = {"error": "the coverage run killed its runner"}
+            return
