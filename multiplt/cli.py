@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "multiplt.commands.execute",
     "multiplt.commands.score",
     "multiplt.commands.stage",
+    "multiplt.commands.testgen",
 ]
 
 

@@ -14,6 +14,7 @@ import functools
 import json
 import os
 
+from multiplt import languages
 from multiplt.errors import PlatformError
 from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import Sandbox
@@ -60,28 +61,28 @@ def coverage_path() -> str:
 
 
 def program(checks: list[Check], timeout: float, coverage_timeout: float, own_namespaces: bool,
-            with_coverage: bool = True) -> str:
+            cov_path: str | None) -> str:
     """The sandboxed program for the unfinished part of `checks`."""
     functions = []
     for c in checks:
         todo = [a for a, s in zip(c.asserts, c.statuses) if s is None]
         functions.append({"prefix": c.prefix, "entrypoint": c.entrypoint, "asserts": todo,
-                          "passed": c.passing, "coverage": with_coverage and c.coverage is None})
+                          "passed": c.passing, "coverage": c.coverage is None})
     job = {"functions": functions, "timeout": timeout, "coverage_timeout": coverage_timeout,
-           "coverage_path": coverage_path() if with_coverage else None,
+           "coverage_path": cov_path,
            "own_namespaces": own_namespaces}
     return runner_source() + f"\n\nmain({json.dumps(job)!r})\n"
 
 
 def run_checks(sandbox: Sandbox, checks: list[Check], timeout: float = 5.0,
-               coverage_timeout: float = 60.0, with_coverage: bool = True) -> None:
-    """Fill every check's statuses and coverage record, rerunning after a killed runner."""
-    from multiplt import languages
-
+               coverage_timeout: float = 60.0, cov_path: str | None = None) -> None:
+    """Fill every check's statuses and coverage record (coverage.py imported from `cov_path`:
+    `coverage_path()`, found in the main thread; worker threads may not read the host's
+    site-packages), rerunning after a killed runner."""
     py = languages.get("py")
     pending = [c for c in checks if not c.done]
     while pending:
-        text = program(pending, timeout, coverage_timeout, not sandbox.unsafe, with_coverage)
+        text = program(pending, timeout, coverage_timeout, not sandbox.unsafe, cov_path)
         n_runs = sum(s is None for c in pending for s in c.statuses) + len(pending)
         limit = n_runs * timeout + len(pending) * coverage_timeout + _MARGIN_S
         finished = run_with_retries(sandbox, py, text, limit)
