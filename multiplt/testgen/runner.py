@@ -323,6 +323,18 @@ def _coverage_work(prefix: str, passing: list, entry: str, coverage):
     return work
 
 
+def _status(report: str, code: int) -> str:
+    """A failed child's status: the exception name it reported (the child's own word, used
+    for counts only: the verdict is its exit status), else `exit N`."""
+    import re
+
+    lines = report.strip().splitlines()
+    if not lines:
+        return f"exit {code}"
+    name = lines[-1].strip()
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,60}", name) else "Exception"
+
+
 def _read_report(path: str) -> str:
     try:
         with open(path, "rb") as f:
@@ -364,8 +376,7 @@ def main(job_text: str) -> None:
             _wipe(scratch, keep)
             if job.get("own_namespaces"):
                 _remove_ipc(libc)
-            status = ("Timeout" if timed_out else "OK" if code == 0
-                      else (error.strip() or f"exit {code}"))
+            status = "Timeout" if timed_out else "OK" if code == 0 else _status(error, code)
             emit({"f": fi, "a": ai, "exit": -1 if timed_out else code, "status": status})
             if code == 0 and not timed_out:
                 passing.append(text)
@@ -375,7 +386,7 @@ def main(job_text: str) -> None:
             pid = _in_child(_coverage_work(fn["prefix"], passing, fn["entrypoint"], coverage),
                             results_fd, channel, scratch, runs)
             runs += 1
-            code, timed_out = _wait(pid, job["coverage_timeout"])
+            code, timed_out = _wait(pid, fn["coverage_timeout"])
             channel.read(200)
             report = _read_report(os.path.join(scratch, f"run{runs - 1}", "report.json"))
             _kill_descendants()

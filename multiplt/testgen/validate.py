@@ -20,7 +20,8 @@ from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import Sandbox
 
 KILLED_RUNNER = "KilledRunner"
-_MARGIN_S = 30.0  # start-up and coverage import on top of the per-child limits
+_MARGIN_S = 10.0  # start-up and coverage import on top of the per-child limits
+COVERAGE_TIMEOUT_S = 60.0  # at most, for one function's passing asserts together (MultiPL-T's)
 
 
 @dataclasses.dataclass
@@ -67,15 +68,21 @@ def program(checks: list[Check], timeout: float, coverage_timeout: float, own_na
     for c in checks:
         todo = [a for a, s in zip(c.asserts, c.statuses) if s is None]
         functions.append({"prefix": c.prefix, "entrypoint": c.entrypoint, "asserts": todo,
-                          "passed": c.passing, "coverage": c.coverage is None})
+                          "passed": c.passing, "coverage": c.coverage is None,
+                          "coverage_timeout": _coverage_limit(c, timeout, coverage_timeout)})
     job = {"functions": functions, "timeout": timeout, "coverage_timeout": coverage_timeout,
            "coverage_path": cov_path,
            "own_namespaces": own_namespaces}
     return runner_source() + f"\n\nmain({json.dumps(job)!r})\n"
 
 
+def _coverage_limit(check: Check, timeout: float, most: float) -> float:
+    """Every assert passed alone within `timeout`, so together they need about the sum."""
+    return min(most, timeout * len(check.asserts) + 1.0)
+
+
 def run_checks(sandbox: Sandbox, checks: list[Check], timeout: float = 5.0,
-               coverage_timeout: float = 60.0, cov_path: str | None = None) -> None:
+               coverage_timeout: float = COVERAGE_TIMEOUT_S, cov_path: str | None = None) -> None:
     """Fill every check's statuses and coverage record (coverage.py imported from `cov_path`:
     `coverage_path()`, found in the main thread; worker threads may not read the host's
     site-packages), rerunning after a killed runner."""
@@ -83,8 +90,8 @@ def run_checks(sandbox: Sandbox, checks: list[Check], timeout: float = 5.0,
     pending = [c for c in checks if not c.done]
     while pending:
         text = program(pending, timeout, coverage_timeout, not sandbox.unsafe, cov_path)
-        n_runs = sum(s is None for c in pending for s in c.statuses) + len(pending)
-        limit = n_runs * timeout + len(pending) * coverage_timeout + _MARGIN_S
+        limit = (sum(s is None for c in pending for s in c.statuses) * timeout + _MARGIN_S
+                 + sum(_coverage_limit(c, timeout, coverage_timeout) for c in pending))
         finished = run_with_retries(sandbox, py, text, limit)
         complete = _apply(pending, finished.stdout)
         if not complete:
