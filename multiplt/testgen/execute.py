@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import time
 
 from multiplt import storage
@@ -18,8 +19,10 @@ from multiplt.log import progress
 from multiplt.testgen.validate import Check, coverage_path, run_checks
 
 LOG = logging.getLogger("multiplt.testgen")
-BATCH_ASSERTS = 48   # asserts per sandboxed runner program
-SAVE_EVERY_S = 10.0
+# asserts per sandboxed runner program, and how often finished functions are saved (tuning
+# knobs, also for tests: MULTIPLT_TESTGEN_BATCH_ASSERTS, MULTIPLT_TESTGEN_SAVE_EVERY_S)
+BATCH_ASSERTS = int(os.environ.get("MULTIPLT_TESTGEN_BATCH_ASSERTS", "48"))
+SAVE_EVERY_S = float(os.environ.get("MULTIPLT_TESTGEN_SAVE_EVERY_S", "10"))
 
 
 def load_saved(folder: str) -> dict[str, dict]:

@@ -99,6 +99,17 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
     return summary
 
 
+def _check_replay(cfg: TestgenConfig, rows: list[dict]) -> None:
+    from multiplt.errors import MultipltError
+    from multiplt.generation.replay import load_replay
+
+    have = load_replay(cfg.replay_source)
+    short = [r["sha1"] for r in rows if len(have.get(r["sha1"], [])) < cfg.n]
+    if short:
+        raise MultipltError(f"replay source {cfg.replay_source} has fewer than {cfg.n} completions "
+                            f"for {len(short)} function(s) (by sha1): {', '.join(short[:5])}")
+
+
 def _need(work: str, name: str, stage: str) -> None:
     if not storage.exists(storage.join(work, name)):
         from multiplt.errors import MultipltError
@@ -111,6 +122,8 @@ def generate_stage(cfg: TestgenConfig, work: str) -> dict:
     """Rows of the shard (`rows.jsonl`: usable and excluded) and their completions."""
     counts: collections.Counter = collections.Counter()
     rows, excluded = _select(cfg, counts)
+    if cfg.backend == "replay":
+        _check_replay(cfg, rows)
     # nothing is written before the input is known to be good
     if not storage.exists(storage.join(work, ROWS)):
         storage.write_text(storage.join(work, ROWS), "".join(
