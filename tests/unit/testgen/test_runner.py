@@ -113,3 +113,10 @@ def test_passing_alone_but_failing_together_still_measures_coverage(sandbox):
     check = _run(sandbox, ["assert add(1, 2) == 3", "assert add(2, 2) == 4"], prefix=prefix)
     assert check.statuses == ["OK", "OK"]
     assert check.coverage["errors"] == 1 and check.coverage["missing"] == []
+
+
+def test_validation_without_coverage_finishes(sandbox):
+    check = Check("k", FN, "add", ["assert add(1, 2) == 3", "assert add(1, 2) == 0"])
+    run_checks(sandbox, [check], timeout=1.0, cov_path=None)
+    assert check.statuses == ["OK", "AssertionError"]
+    assert check.coverage == {"error": "coverage not measured"}
