@@ -58,7 +58,9 @@ def coverage_path() -> str:
     (the host file system is visible read-only inside the sandbox)."""
     import coverage
 
-    return os.path.dirname(os.path.dirname(os.path.abspath(coverage.__file__)))
+    # realpath: a symlinked install (a venv layered over another) is read where it really is;
+    # the sandbox has its own /tmp, so an install under the host's /tmp would not be visible
+    return os.path.dirname(os.path.dirname(os.path.realpath(coverage.__file__)))
 
 
 def program(checks: list[Check], timeout: float, coverage_timeout: float, own_namespaces: bool,

@@ -194,3 +194,27 @@ def test_transformers_backend_with_the_tiny_model_runs_end_to_end(tmp_path, tiny
     assert funnel["steps"][-1]["out"] == kept.height  # yields may be zero; the funnel says so
     completions = list((out / "work" / "shard-all" / "completions").glob("*.json.gz"))
     assert len(completions) == 7
+
+
+@pytest.mark.slow
+def test_validate_stage_runs_with_only_the_sandbox_images_extra(tmp_path):
+    """The docker runtime runs `--stage validate` in the sandbox image (core + `exec`: no
+    polars): it must work there, coverage.py included."""
+    from tests import packaging_facts as facts
+
+    site = facts.site_with_only(set(facts.core_pins()) | set(facts.extras()["exec"]),
+                                tmp_path / "site")
+    assert subprocess.run([sys.executable, "-I", "-S", "-c", "import sys; sys.path[:0] = "
+                           f"[{str(site)!r}]; import polars"], capture_output=True).returncode != 0
+    functions, out = functions_parquet(tmp_path), tmp_path / "out"
+    assert run_testgen(functions, out, "--stage", "generate") == 0
+    code = ("import sys\nsys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]\n"
+            "from multiplt.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    validate = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(site), str(pathlib.Path(__file__).parents[2]),
+         "testgen", "--functions", functions, "--out", str(out), "--backend", "replay",
+         "--replay-source", REPLAY, "--n", "2", "--stage", "validate"],
+        capture_output=True, text=True, timeout=600)
+    assert validate.returncode == 0, validate.stderr[-3000:]
+    assert run_testgen(functions, out, "--stage", "write") == 0
+    check_outputs(out)
