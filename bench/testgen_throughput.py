@@ -12,7 +12,9 @@ asserts each, 4 right and 1 wrong):
 3. `runner_with_coverage`: the same plus each function's coverage-and-types run (what
    `multiplt testgen` does);
 and `end_to_end`: `multiplt testgen --backend replay` on the same functions (prompts,
-replayed completions, parsing, validation, coverage, types, parquet), functions per second.
+replayed completions, parsing, validation, coverage, types, parquet), functions per second;
+and `cpu_unsandboxed`: CPU ms per assert of a fresh interpreter against the runner, measured
+without the sandbox (CPU time is what a shared machine distorts least).
 All verdicts are checked (4 pass, 1 fails per function), so a fast wrong path cannot look good.
 
     .venv/bin/python bench/testgen_throughput.py [--functions 200] [--workers 2]
@@ -102,6 +104,45 @@ def bench_runner(funcs, workers: int, with_coverage: bool) -> dict:
             "batch_asserts": execute.BATCH_ASSERTS, "sandbox": mode}
 
 
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def bench_cpu(funcs) -> dict:
+    """CPU ms per assert WITHOUT the sandbox (so every process is our waited-for descendant and
+    its CPU time is counted): a fresh `python3 -I -B` per assert against the runner. CPU time
+    is less distorted than wall time on a machine shared with other work."""
+    import subprocess
+
+    from multiplt.testgen.validate import program
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = [(c + "\n\n" + a + "\n") for _n, c, asserts in funcs[:20] for a in asserts]
+        before = _children_cpu()
+        for text in fresh:
+            path = os.path.join(tmp, "p.py")
+            with open(path, "w") as f:
+                f.write(text)
+            subprocess.run(["python3", "-I", "-B", path], capture_output=True, cwd=tmp)
+        fresh_ms = (_children_cpu() - before) * 1000 / len(fresh)
+        out = {"fresh_interpreter_cpu_ms_per_assert": round(fresh_ms, 2)}
+        checks = [Check(str(i), c, n, list(a)) for i, (n, c, a) in enumerate(funcs)]
+        for key, cov in (("runner", None), ("runner_with_coverage", coverage_path())):
+            path = os.path.join(tmp, "program.py")
+            with open(path, "w") as f:
+                f.write(program(checks, 5.0, 60.0, False, cov))
+            before = _children_cpu()
+            done = subprocess.run(["python3", "-I", "-B", path], capture_output=True, text=True,
+                                  cwd=tmp)
+            assert done.returncode == 0, done.stderr[-500:]
+            n = sum(len(c.asserts) for c in checks)
+            out[f"{key}_cpu_ms_per_assert"] = round((_children_cpu() - before) * 1000 / n, 2)
+    return out
+
+
 def bench_end_to_end(funcs, workers: int) -> dict:
     import polars as pl
 
@@ -142,7 +183,8 @@ def main() -> None:
     for key, fn in (("fresh_interpreter", lambda: bench_fresh(funcs, args.workers)),
                     ("runner_validate_only", lambda: bench_runner(funcs, args.workers, False)),
                     ("runner_with_coverage", lambda: bench_runner(funcs, args.workers, True)),
-                    ("end_to_end", lambda: bench_end_to_end(funcs, args.workers))):
+                    ("end_to_end", lambda: bench_end_to_end(funcs, args.workers)),
+                    ("cpu_unsandboxed", lambda: bench_cpu(funcs))):
         result[key] = fn()
         print(key, json.dumps(result[key]), flush=True)
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())

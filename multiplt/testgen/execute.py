@@ -21,7 +21,7 @@ from multiplt.testgen.validate import Check, coverage_path, run_checks
 LOG = logging.getLogger("multiplt.testgen")
 # asserts per sandboxed runner program, and how often finished functions are saved (tuning
 # knobs, also for tests: MULTIPLT_TESTGEN_BATCH_ASSERTS, MULTIPLT_TESTGEN_SAVE_EVERY_S)
-BATCH_ASSERTS = int(os.environ.get("MULTIPLT_TESTGEN_BATCH_ASSERTS", "48"))
+BATCH_ASSERTS = int(os.environ.get("MULTIPLT_TESTGEN_BATCH_ASSERTS", "96"))
 SAVE_EVERY_S = float(os.environ.get("MULTIPLT_TESTGEN_SAVE_EVERY_S", "10"))
 
 

@@ -335,6 +335,24 @@ def _status(report: str, code: int) -> str:
     return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,60}", name) else "Exception"
 
 
+def _warm_up(coverage, scratch: str) -> None:
+    """Measure a trivial program of our own once, so the lazy imports and set-up coverage.py
+    does on its first start and first analysis are done before the children are forked."""
+    folder = os.path.join(scratch, "warm-up")
+    os.mkdir(folder)
+    path = os.path.join(folder, PROGRAM)
+    with open(path, "w") as f:
+        f.write("def f(x):\n    return x\n\nf(1)\n")
+    cov = coverage.Coverage(data_file=None, include=[path], branch=False, config_file=False)
+    cov.start()
+    try:
+        exec(compile(open(path).read(), path, "exec"), {"__name__": "__warm_up__"})
+    finally:
+        cov.stop()
+    cov.analysis2(path)
+    shutil.rmtree(folder)
+
+
 def _read_report(path: str) -> str:
     try:
         with open(path, "rb") as f:
@@ -357,6 +375,7 @@ def main(job_text: str) -> None:
         sys.path.insert(0, job["coverage_path"])
         import coverage  # noqa: F811 (the host's coverage.py, by path)
         sys.path.remove(job["coverage_path"])
+        _warm_up(coverage, scratch)
 
     def emit(record) -> None:
         os.write(results_fd, (json.dumps(record) + "\n").encode())
