@@ -120,3 +120,15 @@ def test_validation_without_coverage_finishes(sandbox):
     run_checks(sandbox, [check], timeout=1.0, cov_path=None)
     assert check.statuses == ["OK", "AssertionError"]
     assert check.coverage == {"error": "coverage not measured"}
+
+
+@pytest.mark.slow
+def test_fork_bomb_memory_and_recursion_fail_and_the_next_asserts_still_pass(sandbox):
+    prefix = "import os\n\n" + FN
+    check = _run(sandbox, ["assert add(1, 2) == [os.fork() for _ in iter(int, 1)]",
+                           "assert add(1, 2) == 3",
+                           "assert add(1, 2) == len(bytearray(10 ** 10))",
+                           "assert add(1, 2) == (lambda f: f(f))(lambda f: f(f))",
+                           "assert add(2, 2) == 4"], prefix=prefix, timeout=3.0)
+    assert check.statuses[1:] == ["OK", "MemoryError", "RecursionError", "OK"]
+    assert check.statuses[0] not in ("OK", KILLED_RUNNER)
