@@ -218,3 +218,25 @@ def test_validate_stage_runs_with_only_the_sandbox_images_extra(tmp_path):
     assert validate.returncode == 0, validate.stderr[-3000:]
     assert run_testgen(functions, out, "--stage", "write") == 0
     check_outputs(out)
+
+
+def test_malformed_and_duplicate_rows_are_excluded_with_reasons(tmp_path):
+    rows = [json.loads(line) for line in (FIXTURE / "functions.jsonl").read_text().splitlines()]
+    add = next(r for r in rows if r["entrypoint"] == "add")
+    bad = [{**add, "id": "dup"},
+           {**add, "id": "nofn", "entrypoint": "missing", "sha1": "0" * 40},
+           {**add, "id": "syntax", "content": "def add(:\n", "sha1": "1" * 40},
+           {**add, "id": "empty", "content": "", "sha1": "2" * 40}]
+    out = tmp_path / "out"
+    assert run_testgen(functions_parquet(tmp_path, [add, *bad]), out) == 0
+    kept, _ = tables(out)
+    excluded = pl.read_parquet(out / "excluded" / "shard-all.parquet")
+    reasons = {r["id"]: (r["reason"], r["detail"]) for r in excluded.iter_rows(named=True)}
+    assert reasons["dup"] == ("duplicate_sha1", "same sha1 as an earlier row")
+    assert reasons["nofn"] == ("malformed_row", "content defines no top-level function missing")
+    assert reasons["syntax"][0] == "malformed_row" and "does not parse" in reasons["syntax"][1]
+    assert reasons["empty"] == ("malformed_row", "content is empty or not a string")
+    assert list(kept) == ["add"]
+    steps = json.loads((out / "funnel.json").read_text())["steps"]
+    assert [(s["name"], s["in"], s["out"]) for s in steps[:3]] == [
+        ("input", 5, 5), ("malformed_row", 5, 2), ("duplicate_sha1", 2, 1)]
