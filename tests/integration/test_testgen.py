@@ -240,3 +240,23 @@ def test_malformed_and_duplicate_rows_are_excluded_with_reasons(tmp_path):
     steps = json.loads((out / "funnel.json").read_text())["steps"]
     assert [(s["name"], s["in"], s["out"]) for s in steps[:3]] == [
         ("input", 5, 5), ("malformed_row", 5, 2), ("duplicate_sha1", 2, 1)]
+
+
+@pytest.mark.slow
+def test_runs_on_s3_with_sharding(tmp_path, s3_bucket):
+    """Input, replay source and output on S3 (the moto server): same rows as on local disk."""
+    from multiplt import storage
+
+    local = pathlib.Path(functions_parquet(tmp_path)) / "functions" / "part-0.parquet"
+    functions = storage.join(s3_bucket, "corpus", "functions")
+    storage.write_bytes(storage.join(functions, "part-0.parquet"), local.read_bytes())
+    replay = storage.join(s3_bucket, "replay.jsonl")
+    storage.write_bytes(replay, pathlib.Path(REPLAY).read_bytes())
+    out = storage.join(s3_bucket, "testgen")
+    for k in range(2):
+        assert run_testgen(functions, out, "--shard", f"{k}/2", replay=replay) == 0
+    local_out = tmp_path / "copy"
+    storage.download_dir(storage.join(out, "tests"), str(local_out / "tests"))
+    storage.download_dir(storage.join(out, "excluded"), str(local_out / "excluded"))
+    (local_out / "funnel.json").write_bytes(storage.read_bytes(storage.join(out, "funnel.json")))
+    check_outputs(local_out)
