@@ -48,9 +48,15 @@ class Check:
         return None not in self.statuses and (self.coverage is not None or not self.passing)
 
 
+RUNNER_PARTS = ("runner_process.py", "runner_measure.py", "runner.py")
+
+
 @functools.lru_cache(maxsize=1)
 def runner_source() -> str:
-    return open(os.path.join(os.path.dirname(__file__), "runner.py"), encoding="utf-8").read()
+    """The sandbox-side program: its three standard-library-only parts joined in order."""
+    here = os.path.dirname(__file__)
+    return "\n\n".join(open(os.path.join(here, name), encoding="utf-8").read()
+                        for name in RUNNER_PARTS)
 
 
 def coverage_path() -> str:
