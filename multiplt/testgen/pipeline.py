@@ -23,12 +23,12 @@ import logging
 import os
 
 from multiplt import storage
-from multiplt.testgen import asserts, inputs, outcome, prompt
+from multiplt.testgen import asserts, funnel, inputs, outcome, prompt
+from multiplt.testgen.funnel import DONE
 from multiplt.testgen.config import TestgenConfig
 from multiplt.testgen.validate import Check
 
 LOG = logging.getLogger("multiplt.testgen")
-DONE = "_DONE"
 ROWS = "rows.jsonl"
 OUTCOMES = "outcomes.jsonl"
 
@@ -52,14 +52,14 @@ def _generate(cfg: TestgenConfig, rows: list[dict], work: str) -> dict[str, list
     return {r["sha1"]: folder.read_problem(completions, r["sha1"])["completions"] for r in rows}
 
 
-def _select(cfg: TestgenConfig, funnel: dict) -> tuple[list[dict], list[dict]]:
+def _select(cfg: TestgenConfig, counts: dict) -> tuple[list[dict], list[dict]]:
     """(usable rows of the shard, excluded rows with reason and detail)."""
     df = inputs.read_functions(cfg.functions)
     usable, excluded, seen = [], [], set()
     for row in df.iter_rows(named=True):
         if not inputs.in_shard(row.get("sha1"), cfg.shard):
             continue
-        funnel["input"] += 1
+        counts["input"] += 1
         why = inputs.malformed(row)
         if why:
             excluded.append({**row, "reason": "malformed_row", "detail": why})
@@ -87,7 +87,7 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
     work = storage.join(cfg.out, "work", cfg.shard_name)
     if storage.exists(storage.join(work, DONE)):
         LOG.info("testgen: %s already done in %s", cfg.shard_name, cfg.out)
-        merge_funnels(cfg.out)
+        funnel.merge(cfg.out)
         return {"shard": cfg.shard_name, "skipped": True}
     summary = {"shard": cfg.shard_name}
     if stage in ("all", "generate"):
@@ -177,15 +177,15 @@ def validate_stage(cfg: TestgenConfig, work: str) -> dict:
                          **provenance})
         else:
             excluded.append({**row, **result})
-    funnel = _funnel(len(records), [e["reason"] for e in excluded])
-    funnel.update(asserts=dict(assert_counts), verdicts=dict(statuses), types=dict(typed),
+    shard = funnel.shard_funnel(len(records), [e["reason"] for e in excluded])
+    shard.update(asserts=dict(assert_counts), verdicts=dict(statuses), types=dict(typed),
                   execution=run_summary)
     storage.write_text(storage.join(work, OUTCOMES), "".join(
         json.dumps({"kept": i < len(kept), **r}, default=str) + "\n"
         for i, r in enumerate(kept + excluded)))
-    storage.write_json(storage.join(work, "funnel.json"), funnel, indent=1)
+    storage.write_json(storage.join(work, "funnel.json"), shard, indent=1)
     LOG.info("testgen funnel: %s", ", ".join(f"{s['name']} {s['in']}->{s['out']}"
-                                             for s in funnel["steps"]))
+                                             for s in shard["steps"]))
     LOG.info("testgen asserts: %s", ", ".join(f"{k}={v}" for k, v in assert_counts.most_common()))
     return {"kept": len(kept), "excluded": len(excluded)}
 
@@ -201,63 +201,11 @@ def write_stage(cfg: TestgenConfig, work: str) -> dict:
     storage.write_parquet(storage.join(cfg.out, "excluded", name), _frame(excluded))
     storage.write_json(storage.join(work, "config.json"), cfg.as_dict(), indent=1)
     storage.write_text(storage.join(work, DONE), json.dumps({"shard": cfg.shard_name}))
-    merge_funnels(cfg.out)
+    funnel.merge(cfg.out)
     return {"kept": len(kept), "excluded": len(excluded)}
-
-
-def _funnel(n_in: int, reasons: list[str]) -> dict:
-    dropped = collections.Counter(reasons)
-    steps, current = [], n_in
-    steps.append({"name": "input", "in": n_in, "out": n_in})
-    for name in outcome.STEPS:
-        steps.append({"name": name, "in": current, "out": current - dropped[name]})
-        current -= dropped[name]
-    return {"steps": steps}
 
 
 def _frame(rows: list[dict]):
     import polars as pl
 
     return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
-
-
-def merge_funnels(out: str) -> dict | None:
-    """Write OUT/funnel.json over every shard once all shards of the run are done."""
-    work = storage.join(out, "work")
-    shards = sorted(storage.basename(u) for u in storage.ls(work) if u.endswith("/")) \
-        if storage.exists(work) else []
-    totals = None
-    for name in shards:
-        if not storage.exists(storage.join(work, name, DONE)):
-            return None
-    expected = _expected_shards(shards)
-    if expected is None or set(expected) != set(shards):
-        return None
-    for name in shards:
-        f = storage.read_json(storage.join(work, name, "funnel.json"))
-        if totals is None:
-            totals = json.loads(json.dumps(f))
-            continue
-        for step, other in zip(totals["steps"], f["steps"]):
-            step["in"] += other["in"]
-            step["out"] += other["out"]
-        for key in ("asserts", "verdicts", "types"):
-            for k, v in f.get(key, {}).items():
-                totals.setdefault(key, {})[k] = totals.get(key, {}).get(k, 0) + v
-    if totals is None:
-        return None
-    totals.pop("execution", None)
-    totals["shards"] = len(shards)
-    storage.write_json(storage.join(out, "funnel.json"), totals, indent=1)
-    return totals
-
-
-def _expected_shards(names: list[str]) -> list[str] | None:
-    """All shard names of the run the given ones belong to (one N), or None if mixed."""
-    if names == ["shard-all"]:
-        return names
-    totals = {n.rsplit("-of-", 1)[-1] for n in names if "-of-" in n}
-    if len(totals) != 1 or len(names) != sum(1 for n in names if "-of-" in n):
-        return None
-    n = int(totals.pop())
-    return [f"shard-{k:05d}-of-{n:05d}" for k in range(n)]
