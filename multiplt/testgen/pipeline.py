@@ -85,6 +85,7 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
     if cfg.backend == "replay" and not storage.exists(cfg.replay_source):
         raise MultipltError(f"replay source {cfg.replay_source} does not exist")
     work = storage.join(cfg.out, "work", cfg.shard_name)
+    _check_same_run(cfg, work)
     if storage.exists(storage.join(work, DONE)):
         LOG.info("testgen: %s already done in %s", cfg.shard_name, cfg.out)
         funnel.merge(cfg.out)
@@ -110,6 +111,25 @@ def _check_replay(cfg: TestgenConfig, rows: list[dict]) -> None:
                             f"for {len(short)} function(s) (by sha1): {', '.join(short[:5])}")
 
 
+# Settings that decide a shard's result: a rerun into the same --out must not change them.
+# (Not URIs: the docker runtime's sandbox step sees them as local paths; the rows themselves
+# are compared instead, in generate_stage.)
+IDENTITY = ("backend", "model", "revision", "tokenizer", "n", "temperature", "top_p",
+            "max_new_tokens", "min_coverage", "timeout", "seed")
+
+
+def _check_same_run(cfg: TestgenConfig, work: str) -> None:
+    uri = storage.join(work, "config.json")
+    if not storage.exists(uri):
+        return
+    old, new = storage.read_json(uri), cfg.as_dict()
+    diffs = [f"{k}: {old.get(k)!r} there, {new[k]!r} now" for k in IDENTITY if old.get(k) != new[k]]
+    if diffs:
+        from multiplt.errors import MultipltError
+
+        raise MultipltError(f"{uri} records another run ({'; '.join(diffs)}); use another --out")
+
+
 def _need(work: str, name: str, stage: str) -> None:
     if not storage.exists(storage.join(work, name)):
         from multiplt.errors import MultipltError
@@ -125,10 +145,17 @@ def generate_stage(cfg: TestgenConfig, work: str) -> dict:
     if cfg.backend == "replay":
         _check_replay(cfg, rows)
     # nothing is written before the input is known to be good
-    if not storage.exists(storage.join(work, ROWS)):
-        storage.write_text(storage.join(work, ROWS), "".join(
-            json.dumps({"usable": i < len(rows), **r}, default=str) + "\n"
-            for i, r in enumerate(rows + excluded)))
+    text = "".join(json.dumps({"usable": i < len(rows), **r}, default=str) + "\n"
+                   for i, r in enumerate(rows + excluded))
+    rows_uri = storage.join(work, ROWS)
+    if storage.exists(rows_uri) and storage.read_text(rows_uri) != text:
+        from multiplt.errors import MultipltError
+
+        raise MultipltError(f"{cfg.out} holds a run of {cfg.shard_name} over other rows than "
+                            f"{cfg.functions} has now; use another --out")
+    if not storage.exists(rows_uri):
+        storage.write_text(rows_uri, text)
+    storage.write_json(storage.join(work, "config.json"), cfg.as_dict(), indent=1)
     if rows:
         _generate(cfg, rows, work)
     return {"functions": counts["input"], "usable": len(rows)}

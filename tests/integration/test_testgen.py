@@ -260,3 +260,17 @@ def test_runs_on_s3_with_sharding(tmp_path, s3_bucket):
     storage.download_dir(storage.join(out, "excluded"), str(local_out / "excluded"))
     (local_out / "funnel.json").write_bytes(storage.read_bytes(storage.join(out, "funnel.json")))
     check_outputs(local_out)
+
+
+def test_a_rerun_with_other_settings_or_rows_is_refused(tmp_path, capsys):
+    rows = [json.loads(line) for line in (FIXTURE / "functions.jsonl").read_text().splitlines()]
+    add = next(r for r in rows if r["entrypoint"] == "add")
+    functions, out = functions_parquet(tmp_path, [add]), tmp_path / "out"
+    assert run_testgen(functions, out, "--stage", "generate") == 0
+    assert run_testgen(functions, out, "--stage", "validate", "--min-coverage", "50") == 2
+    assert "min_coverage: 90 there, 50 now" in capsys.readouterr().err
+    other = functions_parquet(tmp_path, [add, next(r for r in rows if r["entrypoint"] == "same")],
+                              "other")
+    (out / "work" / "shard-all" / "config.json").unlink()  # same settings, other rows
+    assert run_testgen(other, out, "--stage", "generate") == 2
+    assert "over other rows" in capsys.readouterr().err
