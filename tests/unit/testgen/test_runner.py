@@ -132,3 +132,26 @@ def test_fork_bomb_memory_and_recursion_fail_and_the_next_asserts_still_pass(san
                            "assert add(2, 2) == 4"], prefix=prefix, timeout=3.0)
     assert check.statuses[1:] == ["OK", "MemoryError", "RecursionError", "OK"]
     assert check.statuses[0] not in ("OK", KILLED_RUNNER)
+
+
+def test_unsafe_mode_gives_the_same_verdicts_and_leaves_no_process():
+    import os
+
+    with Sandbox(unsafe_no_sandbox=True) as unsafe:
+        check = _run(unsafe, ["assert add(1, 2) == 3", "assert add(1, 2) == 4",
+                              "assert add(1, [__import__('os').fork() or "
+                              "__import__('time').sleep(30), 2][1]) == 3",
+                              "assert add(2, 2) == 4"])
+    assert check.statuses == ["OK", "AssertionError", "OK", "OK"]
+    assert check.coverage["missing"] == [4]
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _orphan_of_ours(p)]
+
+
+def _orphan_of_ours(pid: str) -> bool:
+    """A leftover runner child: a process whose command line is the runner's program."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return False
+    return b"program.py" in cmd and b"python3" in cmd
