@@ -3,7 +3,7 @@
 Wiring only: `plan` turns the run's Params into command lines; `build_shard` maps
 `multiplt corpus build --shard K/N` over the shards, `dedup` maps `multiplt corpus dedup
 --bucket B/D` over the buckets of the cross-shard dedup pass, and `merge` writes functions/,
-excluded/ and funnel.json, updating the `multiplt_corpus` Asset.
+excluded/ and funnel.json, updating the `multiplt_corpus_functions` Asset.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from multiplt_airflow.stage import stage_task_mapped
 from multiplt_pipelines.corpus import CORPUS
 
 SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
-FUNCTIONS = Asset(name="multiplt_corpus", uri=SETTINGS.data_uri.rstrip("/") + "/corpus")
+# the Asset multiplt_testgen is scheduled on (same name and URI as dags/multiplt_testgen.py)
+FUNCTIONS = Asset(name="multiplt_corpus_functions", uri=SETTINGS.data_uri.rstrip("/") + "/corpus/functions")
 
 DOC = """
 ### Build the Python functions dataset (MultiPL-T step 1a)

@@ -51,5 +51,5 @@ def test_wiring_maps_shards_then_dedup_then_merge_which_updates_the_asset():
     assert {"build_shard", "dedup", "merge"} <= set(tasks)
     assert "build_shard" in tasks["dedup"].upstream_task_ids
     assert "dedup" in tasks["merge"].upstream_task_ids
-    assert [a.name for a in tasks["merge"].outlets] == ["multiplt_corpus"]
+    assert [a.name for a in tasks["merge"].outlets] == ["multiplt_corpus_functions"]
     assert all(hasattr(tasks[t], "expand_input") for t in ("build_shard", "dedup", "merge"))

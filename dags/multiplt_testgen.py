@@ -1,0 +1,74 @@
+"""multiplt_testgen: corpus functions -> LLM-written asserts validated in the sandbox, with
+coverage and types (MultiPL-T step 1b).
+
+Wiring only: per shard, `multiplt testgen --stage generate` (GPU, pool `gpu`), `--stage
+validate` (the sandbox runtime) and `--stage write`; `plan` only turns the Params into those
+command lines. Scheduled on the corpus functions Asset; emits the tests Asset.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG, Asset, Param, task
+from multiplt_airflow import settings as multiplt_settings
+from multiplt_airflow.stage import stage_task_mapped
+from multiplt_pipelines import testgen as testgen_plans
+
+SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
+FUNCTIONS = Asset(name="multiplt_corpus_functions",
+                  uri=testgen_plans.functions_uri(SETTINGS.data_uri))
+TESTS = Asset(name="multiplt_testgen_tests", uri=testgen_plans.out_uri(SETTINGS.data_uri) + "/tests")
+
+
+def generate_command(entry: dict) -> list[str]:
+    return entry["generate"]
+
+
+def validate_command(entry: dict) -> list[str]:
+    return entry["validate"]
+
+
+def write_command(entry: dict) -> list[str]:
+    return entry["write"]
+
+
+DOC = """
+### Generate and validate unit tests for corpus functions
+
+For every function of `functions` (default: the corpus DAG's output): sample `n` completions of
+MultiPL-T's test prompt with `model` (GPU task, pool `gpu`), run each assert alone in the
+sandbox, keep the passing ones, measure their statement coverage and infer types
+(`content_with_types`). Functions are split into `shards` by sha1; each shard is three mapped
+tasks (generate, validate, write). Output: `<out>/tests/` (the `multiplt_testgen_tests` Asset),
+`<out>/excluded/` with reasons, `<out>/funnel.json`. Every stage resumes: a rerun does only
+the missing work. See docs/testgen.md.
+"""
+
+with DAG(
+    dag_id="multiplt_testgen",
+    description="LLM-written unit tests for corpus functions, validated in the sandbox",
+    schedule=[FUNCTIONS],
+    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["multiplt", "testgen", "data"],
+    default_args={"owner": "multiplt", "retries": 1,
+                  "retry_delay": datetime.timedelta(minutes=1)},
+    params={name: Param(**schema) for name, schema in testgen_plans.PARAMS.items()},
+    doc_md=DOC,
+) as dag:
+
+    @task
+    def plan(data_uri: str, params=None) -> list[dict]:
+        """The command lines of every shard's stages (no I/O)."""
+        from multiplt_pipelines.testgen import testgen_plan
+
+        return testgen_plan(dict(params), data_uri)
+
+    entries = plan(SETTINGS.data_uri)
+    generate = stage_task_mapped("generate", entries.map(generate_command), gpu=True)
+    validate = stage_task_mapped("validate", entries.map(validate_command), sandbox=True)
+    write = stage_task_mapped("write", entries.map(write_command), outlets=[TESTS])
+
+    generate >> validate >> write

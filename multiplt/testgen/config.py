@@ -1,0 +1,62 @@
+"""The typed configuration of one `multiplt testgen` run (written beside its output)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from multiplt.errors import MultipltError
+from multiplt.generation.backends import NAMES as BACKENDS
+
+
+@dataclasses.dataclass(frozen=True)
+class TestgenConfig:
+    __test__ = False  # not a pytest class
+
+    functions: str
+    out: str
+    backend: str = "transformers"
+    model: str | None = None
+    revision: str | None = None
+    tokenizer: str | None = None
+    n: int = 5
+    temperature: float = 0.2
+    top_p: float = 0.95
+    max_new_tokens: int = 400
+    min_coverage: int = 90
+    shard: tuple[int, int] | None = None
+    workers: int | None = None
+    timeout: float = 5.0
+    replay_source: str | None = None
+    seed: int = 0
+    batch_size: int = 16
+    api_base: str | None = None
+    concurrency: int | None = None
+    unsafe_no_sandbox: bool = False
+
+    def check(self) -> None:
+        """Bad settings: MultipltError naming the problem (before anything is read or written)."""
+        if self.backend not in BACKENDS:
+            raise MultipltError(f"unknown generation backend {self.backend!r} "
+                                f"(choose from {', '.join(BACKENDS)})")
+        if self.backend == "replay" and not self.replay_source:
+            raise MultipltError("the replay backend needs --replay-source (a completion folder or "
+                                "JSONL of name+completion rows; name = the function's sha1)")
+        if self.backend != "replay" and not self.model:
+            raise MultipltError(f"the {self.backend} backend needs --model")
+        if self.n < 1:
+            raise MultipltError(f"--n must be at least 1, got {self.n}")
+        if not 0 <= self.min_coverage <= 100:
+            raise MultipltError(f"--min-coverage must be between 0 and 100, got {self.min_coverage}")
+        if self.timeout <= 0:
+            raise MultipltError(f"--timeout must be positive, got {self.timeout}")
+        if self.workers is not None and self.workers < 1:
+            raise MultipltError(f"--workers must be at least 1, got {self.workers}")
+
+    @property
+    def shard_name(self) -> str:
+        return f"shard-{self.shard[0]:05d}-of-{self.shard[1]:05d}" if self.shard else "shard-all"
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["shard"] = f"{self.shard[0]}/{self.shard[1]}" if self.shard else None
+        return d

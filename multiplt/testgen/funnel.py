@@ -1,0 +1,65 @@
+"""The testgen funnel: per shard, `{"steps": [{"name", "in", "out"}, ...]}` (the corpus step's
+format) from `input` through each filter of outcome.STEPS, plus assert and verdict counts; over
+a run, `OUT/funnel.json` once every shard is done."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+from multiplt import storage
+from multiplt.testgen import outcome
+
+DONE = "_DONE"
+
+
+def shard_funnel(n_in: int, reasons: list[str]) -> dict:
+    dropped = collections.Counter(reasons)
+    steps, current = [], n_in
+    steps.append({"name": "input", "in": n_in, "out": n_in})
+    for name in outcome.STEPS:
+        steps.append({"name": name, "in": current, "out": current - dropped[name]})
+        current -= dropped[name]
+    return {"steps": steps}
+
+
+def merge(out: str) -> dict | None:
+    """Write OUT/funnel.json over every shard once all shards of the run are done."""
+    work = storage.join(out, "work")
+    shards = sorted(storage.basename(u) for u in storage.ls(work) if u.endswith("/")) \
+        if storage.exists(work) else []
+    totals = None
+    for name in shards:
+        if not storage.exists(storage.join(work, name, DONE)):
+            return None
+    expected = _expected_shards(shards)
+    if expected is None or set(expected) != set(shards):
+        return None
+    for name in shards:
+        f = storage.read_json(storage.join(work, name, "funnel.json"))
+        if totals is None:
+            totals = json.loads(json.dumps(f))
+            continue
+        for step, other in zip(totals["steps"], f["steps"]):
+            step["in"] += other["in"]
+            step["out"] += other["out"]
+        for key in ("asserts", "verdicts", "types"):
+            for k, v in f.get(key, {}).items():
+                totals.setdefault(key, {})[k] = totals.get(key, {}).get(k, 0) + v
+    if totals is None:
+        return None
+    totals.pop("execution", None)
+    totals["shards"] = len(shards)
+    storage.write_json(storage.join(out, "funnel.json"), totals, indent=1)
+    return totals
+
+
+def _expected_shards(names: list[str]) -> list[str] | None:
+    """All shard names of the run the given ones belong to (one N), or None if mixed."""
+    if names == ["shard-all"]:
+        return names
+    totals = {n.rsplit("-of-", 1)[-1] for n in names if "-of-" in n}
+    if len(totals) != 1 or len(names) != sum(1 for n in names if "-of-" in n):
+        return None
+    n = int(totals.pop())
+    return [f"shard-{k:05d}-of-{n:05d}" for k in range(n)]

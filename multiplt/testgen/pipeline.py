@@ -1,0 +1,238 @@
+"""`multiplt testgen`: one shard of the corpus functions -> tests/, excluded/, funnel.json.
+
+Per shard (work folder `OUT/work/<shard>/`), in three stages that can run as separate tasks
+(generation on a GPU worker, validation in the sandbox image, which has no parquet library):
+1. `generate`: read and check the rows of the shard (inputs.py; malformed and duplicate rows
+   are dropped) into `rows.jsonl`, write the prompts (`prompts.jsonl`, problem name = sha1) and
+   sample `--n` completions with the generation driver into `completions/` (its rerun contract:
+   per-sample seeds, only missing samples are generated);
+2. `validate`: parse the asserts (asserts.py), run them in the sandbox with coverage and types
+   (execute.py; saved in `checks/` as they finish), decide each function (outcome.py) into
+   `outcomes.jsonl` and the shard's `funnel.json`;
+3. `write`: `OUT/tests/<shard>.parquet`, `OUT/excluded/<shard>.parquet`, the shard's config,
+   then its `_DONE` marker.
+A finished shard is skipped on a rerun. When every shard of the run is done, `OUT/funnel.json`
+is written over all of them (by whichever shard finishes last).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+
+from multiplt import storage
+from multiplt.testgen import asserts, funnel, inputs, outcome, prompt
+from multiplt.testgen.funnel import DONE
+from multiplt.testgen.config import TestgenConfig
+from multiplt.testgen.validate import Check
+
+LOG = logging.getLogger("multiplt.testgen")
+ROWS = "rows.jsonl"
+OUTCOMES = "outcomes.jsonl"
+
+
+def _generate(cfg: TestgenConfig, rows: list[dict], work: str) -> dict[str, list[str]]:
+    """Completions per sha1, from the generation driver (resumable per sample)."""
+    from multiplt.generation import folder
+    from multiplt.generation.driver import generate
+
+    prompts_uri = storage.join(work, "prompts.jsonl")
+    storage.write_jsonl(prompts_uri, [
+        {"name": r["sha1"], "language": "py", "tests": "", "stop_tokens": list(prompt.STOP_TOKENS),
+         "prompt": prompt.build(r["content"], r["entrypoint"], r.get("tests") or [], r["sha1"])}
+        for r in rows])
+    completions = storage.join(work, "completions")
+    generate(prompts_uri, completions, backend=cfg.backend, model=cfg.model,
+             revision=cfg.revision, tokenizer=cfg.tokenizer, n=cfg.n,
+             temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+             batch_size=cfg.batch_size, seed=cfg.seed, replay_source=cfg.replay_source,
+             api_base=cfg.api_base, concurrency=cfg.concurrency, experiment="testgen")
+    return {r["sha1"]: folder.read_problem(completions, r["sha1"])["completions"] for r in rows}
+
+
+def _select(cfg: TestgenConfig, counts: dict) -> tuple[list[dict], list[dict]]:
+    """(usable rows of the shard, excluded rows with reason and detail)."""
+    df = inputs.read_functions(cfg.functions)
+    usable, excluded, seen = [], [], set()
+    for row in df.iter_rows(named=True):
+        if not inputs.in_shard(row.get("sha1"), cfg.shard):
+            continue
+        counts["input"] += 1
+        why = inputs.malformed(row)
+        if why:
+            excluded.append({**row, "reason": "malformed_row", "detail": why})
+        elif row["sha1"] in seen:
+            excluded.append({**row, "reason": "duplicate_sha1", "detail": "same sha1 as an earlier row"})
+        else:
+            seen.add(row["sha1"])
+            usable.append(row)
+    return usable, excluded
+
+
+STAGES = ("all", "generate", "validate", "write")
+
+
+def run(cfg: TestgenConfig, stage: str = "all") -> dict:
+    """Run one shard, or one stage of it: `generate` (rows and completions; GPU),
+    `validate` (asserts in the sandbox, outcomes), `write` (parquet, funnels)."""
+    from multiplt.errors import MultipltError
+
+    if stage not in STAGES:
+        raise MultipltError(f"unknown testgen stage {stage!r} (choose from {', '.join(STAGES)})")
+    cfg.check()
+    if cfg.backend == "replay" and not storage.exists(cfg.replay_source):
+        raise MultipltError(f"replay source {cfg.replay_source} does not exist")
+    work = storage.join(cfg.out, "work", cfg.shard_name)
+    _check_same_run(cfg, work)
+    if storage.exists(storage.join(work, DONE)):
+        LOG.info("testgen: %s already done in %s", cfg.shard_name, cfg.out)
+        funnel.merge(cfg.out)
+        return {"shard": cfg.shard_name, "skipped": True}
+    summary = {"shard": cfg.shard_name}
+    if stage in ("all", "generate"):
+        summary.update(generate_stage(cfg, work))
+    if stage in ("all", "validate"):
+        summary.update(validate_stage(cfg, work))
+    if stage in ("all", "write"):
+        summary.update(write_stage(cfg, work))
+    return summary
+
+
+def _check_replay(cfg: TestgenConfig, rows: list[dict]) -> None:
+    from multiplt.errors import MultipltError
+    from multiplt.generation.replay import load_replay
+
+    have = load_replay(cfg.replay_source)
+    short = [r["sha1"] for r in rows if len(have.get(r["sha1"], [])) < cfg.n]
+    if short:
+        raise MultipltError(f"replay source {cfg.replay_source} has fewer than {cfg.n} completions "
+                            f"for {len(short)} function(s) (by sha1): {', '.join(short[:5])}")
+
+
+# Settings that decide a shard's result: a rerun into the same --out must not change them.
+# (Not URIs: the docker runtime's sandbox step sees them as local paths; the rows themselves
+# are compared instead, in generate_stage.)
+IDENTITY = ("backend", "model", "revision", "tokenizer", "n", "temperature", "top_p",
+            "max_new_tokens", "min_coverage", "timeout", "seed")
+
+
+def _check_same_run(cfg: TestgenConfig, work: str) -> None:
+    uri = storage.join(work, "config.json")
+    if not storage.exists(uri):
+        return
+    old, new = storage.read_json(uri), cfg.as_dict()
+    diffs = [f"{k}: {old.get(k)!r} there, {new[k]!r} now" for k in IDENTITY if old.get(k) != new[k]]
+    if diffs:
+        from multiplt.errors import MultipltError
+
+        raise MultipltError(f"{uri} records another run ({'; '.join(diffs)}); use another --out")
+
+
+def _need(work: str, name: str, stage: str) -> None:
+    if not storage.exists(storage.join(work, name)):
+        from multiplt.errors import MultipltError
+
+        raise MultipltError(f"{storage.join(work, name)} is missing: run the {stage} stage of "
+                            "this shard first (same flags)")
+
+
+def generate_stage(cfg: TestgenConfig, work: str) -> dict:
+    """Rows of the shard (`rows.jsonl`: usable and excluded) and their completions."""
+    counts: collections.Counter = collections.Counter()
+    rows, excluded = _select(cfg, counts)
+    if cfg.backend == "replay":
+        _check_replay(cfg, rows)
+    # nothing is written before the input is known to be good
+    text = "".join(json.dumps({"usable": i < len(rows), **r}, default=str) + "\n"
+                   for i, r in enumerate(rows + excluded))
+    rows_uri = storage.join(work, ROWS)
+    if storage.exists(rows_uri) and storage.read_text(rows_uri) != text:
+        from multiplt.errors import MultipltError
+
+        raise MultipltError(f"{cfg.out} holds a run of {cfg.shard_name} over other rows than "
+                            f"{cfg.functions} has now; use another --out")
+    if not storage.exists(rows_uri):
+        storage.write_text(rows_uri, text)
+    storage.write_json(storage.join(work, "config.json"), cfg.as_dict(), indent=1)
+    if rows:
+        _generate(cfg, rows, work)
+    return {"functions": counts["input"], "usable": len(rows)}
+
+
+def validate_stage(cfg: TestgenConfig, work: str) -> dict:
+    """Parse and run the asserts in the sandbox; every row's outcome in `outcomes.jsonl`."""
+    from multiplt.generation import folder
+
+    _need(work, ROWS, "generate")
+    records = storage.read_jsonl(storage.join(work, ROWS))
+    rows = [{k: v for k, v in r.items() if k != "usable"} for r in records if r["usable"]]
+    excluded = [{k: v for k, v in r.items() if k != "usable"} for r in records if not r["usable"]]
+    completions = storage.join(work, "completions")
+    checks, assert_counts = {}, collections.Counter()
+    for row in rows:
+        problem = folder.read_problem(completions, row["sha1"])
+        if problem is None or len(problem["completions"]) < cfg.n:
+            from multiplt.errors import MultipltError
+
+            raise MultipltError(f"{completions} lacks completions for {row['sha1']}: run the "
+                                "generate stage of this shard first (same flags)")
+        parsed = asserts.parse([prompt.completion_text(row["entrypoint"], c)
+                                for c in problem["completions"][:cfg.n]], row["entrypoint"])
+        assert_counts.update(parsed.counts)
+        if parsed.asserts:
+            checks[row["sha1"]] = Check(row["sha1"], outcome.prefix(row["context"], row["content"]),
+                                        row["entrypoint"], parsed.asserts)
+    from multiplt.testgen.execute import run_all
+
+    run_summary = run_all(list(checks.values()), storage.join(work, "checks"),
+                          workers=cfg.workers or len(os.sched_getaffinity(0)),
+                          timeout=cfg.timeout, unsafe_no_sandbox=cfg.unsafe_no_sandbox)
+    provenance = {"model": cfg.model, "revision": cfg.revision, "backend": cfg.backend,
+                  "temperature": cfg.temperature, "top_p": cfg.top_p,
+                  "max_new_tokens": cfg.max_new_tokens, "n": cfg.n, "seed": cfg.seed}
+    kept, statuses, typed = [], collections.Counter(), collections.Counter()
+    for row in rows:
+        check = checks.get(row["sha1"])
+        if check:
+            statuses.update(check.statuses)
+        result = outcome.decide(row, check, cfg.min_coverage)
+        if result["reason"] is None:
+            typed["typed" if result["content_with_types"] else "untyped"] += 1
+            kept.append({**row, **{k: v for k, v in result.items() if k not in ("reason", "detail")},
+                         **provenance})
+        else:
+            excluded.append({**row, **result})
+    shard = funnel.shard_funnel(len(records), [e["reason"] for e in excluded])
+    shard.update(asserts=dict(assert_counts), verdicts=dict(statuses), types=dict(typed),
+                  execution=run_summary)
+    storage.write_text(storage.join(work, OUTCOMES), "".join(
+        json.dumps({"kept": i < len(kept), **r}, default=str) + "\n"
+        for i, r in enumerate(kept + excluded)))
+    storage.write_json(storage.join(work, "funnel.json"), shard, indent=1)
+    LOG.info("testgen funnel: %s", ", ".join(f"{s['name']} {s['in']}->{s['out']}"
+                                             for s in shard["steps"]))
+    LOG.info("testgen asserts: %s", ", ".join(f"{k}={v}" for k, v in assert_counts.most_common()))
+    return {"kept": len(kept), "excluded": len(excluded)}
+
+
+def write_stage(cfg: TestgenConfig, work: str) -> dict:
+    """OUT/tests/ and OUT/excluded/ parquet of the shard, its config, its marker, the funnel."""
+    _need(work, OUTCOMES, "validate")
+    records = storage.read_jsonl(storage.join(work, OUTCOMES))
+    kept = [{k: v for k, v in r.items() if k != "kept"} for r in records if r["kept"]]
+    excluded = [{k: v for k, v in r.items() if k != "kept"} for r in records if not r["kept"]]
+    name = f"{cfg.shard_name}.parquet"
+    storage.write_parquet(storage.join(cfg.out, "tests", name), _frame(kept))
+    storage.write_parquet(storage.join(cfg.out, "excluded", name), _frame(excluded))
+    storage.write_json(storage.join(work, "config.json"), cfg.as_dict(), indent=1)
+    storage.write_text(storage.join(work, DONE), json.dumps({"shard": cfg.shard_name}))
+    funnel.merge(cfg.out)
+    return {"kept": len(kept), "excluded": len(excluded)}
+
+
+def _frame(rows: list[dict]):
+    import polars as pl
+
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()

@@ -1,0 +1,39 @@
+"""The test-generation prompt, as MultiPL-T builds it (described in its test_gen.py).
+
+The function's source, a blank line, three comment lines (a header naming the function, the rule
+that tests are `assert <fn>(...) == ...`, the rule that keyword arguments are not allowed), the
+already-known tests in a shuffled order, and a last line opening `assert <fn>(`. The model's
+completion continues that last line; `completion_text` glues them back together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+# Where a completion stops: a new top-level definition or statement that is not an assert.
+STOP_TOKENS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n```")
+
+
+def opening(entrypoint: str) -> str:
+    return f"assert {entrypoint}("
+
+
+def build(content: str, entrypoint: str, known_tests: list[str] = (), seed_key: str = "") -> str:
+    """The prompt for one function; known tests are shuffled with a seed taken from `seed_key`
+    (the function's sha1), so the same function always gets the same prompt."""
+    tests = list(known_tests)
+    rng = random.Random(int.from_bytes(hashlib.sha256(seed_key.encode()).digest()[:8], "little"))
+    rng.shuffle(tests)
+    lines = [content.rstrip("\n"), "",
+             f"# Unit tests for {entrypoint}",
+             f"# Every test is strictly of the form: assert {entrypoint}(...) == ...",
+             "# Keyword arguments are not allowed in the calls",
+             *[t.rstrip("\n") for t in tests],
+             opening(entrypoint)]
+    return "\n".join(lines)
+
+
+def completion_text(entrypoint: str, completion: str) -> str:
+    """The Python text a completion stands for: the opened assert line plus what followed."""
+    return opening(entrypoint) + completion

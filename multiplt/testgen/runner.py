@@ -1,0 +1,99 @@
+"""Sandbox side of testgen, part 3 of 3: the program that validates asserts INSIDE the sandbox
+(standard library only; runner_process.py and runner_measure.py come before it in the program).
+
+The host (validate.py) runs the three parts plus a call `main(<job JSON>)` as one sandboxed
+Python program. It starts one interpreter, pre-imports common standard-library modules, and then
+runs every assert of the job in its own forked child: `context + function + assert` compiled and
+run as `__main__` of a fresh module, stdin/stdout/stderr on /dev/null, in a fresh working folder.
+The verdict of an assert is its child's exit status, which only this process sees (waitpid): the
+child has no handle on the result channel (closed before any untrusted code runs) and cannot
+read this process's memory or descriptors (it is made non-dumpable). After each child this
+process kills every process the child left behind (it is their subreaper), removes what the
+child wrote in the scratch folder and, in its own IPC namespace, every SysV IPC object, so the
+next assert starts as if alone. A child that kills or stops this process ends the job early; the
+host then marks that assert failed and reruns the rest in a fresh program.
+
+Coverage and types: after its asserts, a function's passing asserts run together in one more
+child under coverage.py (imported from the path the host gives), with the entry point wrapped to
+record the types of the arguments and results it sees; the child reports the executed statements
+and those types. Result lines are JSON on this process's stdout.
+"""
+
+import json
+import os
+import sys
+
+try:  # in the repository; in the sandbox the joined program already defines these
+    from multiplt.testgen.runner_measure import (PROGRAM, _assert_work, _coverage_work,  # noqa: F401
+                                                 _prepared, _read_report, _status, _warm_up)
+    from multiplt.testgen.runner_process import (_Channel, _in_child, _kill_descendants,  # noqa: F401
+                                                 _libc, _protect_self, _remove_ipc, _wait, _wipe)
+except ImportError:
+    pass
+
+PREIMPORT = ("re", "math", "collections", "itertools", "functools", "string", "typing", "copy",
+             "heapq", "bisect", "json", "datetime", "random", "operator", "fractions", "decimal",
+             "statistics", "dataclasses", "enum", "textwrap", "unicodedata", "threading")
+
+
+def main(job_text: str) -> None:
+    job = json.loads(job_text)
+    libc = _libc()
+    _protect_self(libc)
+    results_fd = os.dup(1)
+    scratch = os.path.dirname(os.path.abspath(__file__))
+    keep = os.path.basename(__file__)
+    for name in PREIMPORT:
+        __import__(name)
+    coverage = template = None
+    if job.get("coverage_path"):
+        sys.path.insert(0, job["coverage_path"])
+        import coverage  # noqa: F811 (the host's coverage.py, by path)
+        sys.path.remove(job["coverage_path"])
+        _warm_up(coverage, scratch)
+        template = _prepared(coverage, scratch)
+
+    def emit(record) -> None:
+        os.write(results_fd, (json.dumps(record) + "\n").encode())
+
+    emit({"ready": True})
+    runs = 0
+    for fi, fn in enumerate(job["functions"]):
+        passing = []
+        for ai, text in enumerate(fn["asserts"]):
+            channel = _Channel()
+            pid = _in_child(_assert_work(fn["prefix"] + "\n\n" + text + "\n"), results_fd,
+                            channel, scratch, runs)
+            runs += 1
+            code, timed_out = _wait(pid, job["timeout"])
+            error = channel.read(200)
+            _kill_descendants()
+            _wipe(scratch, keep)
+            if job.get("own_namespaces"):
+                _remove_ipc(libc)
+            status = "Timeout" if timed_out else "OK" if code == 0 else _status(error, code)
+            emit({"f": fi, "a": ai, "exit": -1 if timed_out else code, "status": status})
+            if code == 0 and not timed_out:
+                passing.append(text)
+        passing = list(fn.get("passed", [])) + passing
+        if coverage is not None and passing and fn.get("coverage", True):
+            channel = _Channel()
+            pid = _in_child(_coverage_work(fn["prefix"], passing, fn["entrypoint"], coverage,
+                                           template),
+                            results_fd, channel, scratch, runs)
+            runs += 1
+            code, timed_out = _wait(pid, fn["coverage_timeout"])
+            channel.read(200)
+            report = _read_report(os.path.join(scratch, f"run{runs - 1}", "report.json"))
+            _kill_descendants()
+            _wipe(scratch, keep)
+            if job.get("own_namespaces"):
+                _remove_ipc(libc)
+            try:
+                record = json.loads(report) if code == 0 and not timed_out else None
+            except ValueError:
+                record = None
+            if record is None:
+                record = {"error": "timeout" if timed_out else f"exit {code}"}
+            emit({"f": fi, "coverage": record})
+    emit({"done": True})

@@ -1,0 +1,276 @@
+"""`multiplt testgen` end to end on the replay fixture (tests/fixtures/testgen): exact tests,
+failures, coverage and types per function; shards, stages, kill-and-rerun, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+
+from multiplt.cli import main
+
+FIXTURE = pathlib.Path(__file__).parents[1] / "fixtures" / "testgen"
+REPLAY = str(FIXTURE / "replay.jsonl")
+
+
+def functions_parquet(tmp_path, rows=None, name="functions") -> str:
+    rows = rows or [json.loads(line) for line in (FIXTURE / "functions.jsonl").read_text().splitlines()]
+    folder = tmp_path / name / "functions"
+    folder.mkdir(parents=True)
+    pl.DataFrame(rows).write_parquet(folder / "part-0.parquet")
+    return str(tmp_path / name)
+
+
+def run_testgen(functions, out, *extra, replay=REPLAY):
+    return main(["testgen", "--functions", functions, "--out", str(out), "--backend", "replay",
+                 "--replay-source", replay, "--n", "2", *extra])
+
+
+def tables(out):
+    tests = pl.concat([pl.read_parquet(p) for p in sorted((out / "tests").glob("*.parquet"))],
+                      how="diagonal_relaxed")
+    excluded = pl.concat([pl.read_parquet(p) for p in sorted((out / "excluded").glob("*.parquet"))],
+                         how="diagonal_relaxed")
+    return ({r["entrypoint"]: r for r in tests.iter_rows(named=True)},
+            {r["entrypoint"]: r for r in excluded.iter_rows(named=True)})
+
+
+EXPECTED_KEPT = {
+    "add": (["assert add(1, 2) == 3"], ["assert add(2, 2) == 5"], 100,
+            'def add(a: int, b: int) -> int:\n    """Add two numbers."""\n    return a + b\n'),
+    "count_words": (["assert count_words('a b') == (print('x' * 100000000) or 2)",
+                     "assert count_words('one') == 1", "assert count_words('hello world again') == 3"],
+                    ["assert count_words('') == 1"], 100,
+                    'def count_words(text: str) -> int:\n    """Number of words in text."""\n'
+                    '    return len(WORD.findall(text))\n'),
+    "first_or_none": (["assert first_or_none([1, 2]) == 1", "assert first_or_none([]) == None",
+                       "assert first_or_none([7]) == 7"], [], 100,
+                      "from typing import List, Optional\n\ndef first_or_none(xs: List[int]) -> "
+                      'Optional[int]:\n    """The first element of xs, or None."""\n    if xs:\n'
+                      "        return xs[0]\n    return None\n"),
+    "same": (["assert same(1) == 1", "assert same('a') == 'a'", "assert same(3) == 3"],
+             ["assert same(2) == __import__('os').kill(__import__('os').getppid(), 9)"], 100, None),
+}
+EXPECTED_EXCLUDED = {
+    "clamp": ("low_coverage", ["assert clamp(5, 0, 10) == 5"],
+              ["assert clamp(1, 0, 2) == next((x for x in iter(int, 1) if x))"], 60),
+    "broken": ("no_passing_test", [], ["assert broken(1) == 1", "assert broken(2) == 2",
+                                       "assert broken('a') == 'a1'"], None),
+    "silent": ("no_asserts", [], [], None),
+}
+EXPECTED_STEPS = [("input", 7, 7), ("malformed_row", 7, 7), ("duplicate_sha1", 7, 7),
+                  ("no_asserts", 7, 6), ("no_passing_test", 6, 5), ("coverage_error", 5, 5),
+                  ("low_coverage", 5, 4)]
+
+
+def check_outputs(out):
+    kept, excluded = tables(out)
+    assert {k: (r["tests"], r["tests_failed"], r["coverage"], r["content_with_types"])
+            for k, r in kept.items()} == EXPECTED_KEPT
+    assert kept["same"]["types_reason"] == "parameter x is a Union (Union[int, str])"
+    assert {k: (r["reason"], r["tests"], r["tests_failed"], r["coverage"])
+            for k, r in excluded.items()} == EXPECTED_EXCLUDED
+    row = kept["count_words"]
+    assert row["context"].startswith("import re") and row["id"] == "fixture/count_words.py:1"
+    assert row["sha1"] == hashlib.sha1(row["content"].encode()).hexdigest()
+    assert (row["backend"], row["n"], row["temperature"], row["top_p"], row["max_new_tokens"],
+            row["origin"]) == ("replay", 2, 0.2, 0.95, 400, "fixture")
+    funnel = json.loads((out / "funnel.json").read_text())
+    assert [(s["name"], s["in"], s["out"]) for s in funnel["steps"]] == EXPECTED_STEPS
+    assert funnel["asserts"] == {"kept": 18, "unparsable": 3, "duplicate": 3, "keyword_argument": 2}
+    assert funnel["verdicts"] == {"OK": 11, "AssertionError": 4, "Timeout": 1, "KilledRunner": 1,
+                                  "TypeError": 1}
+    assert funnel["types"] == {"typed": 3, "untyped": 1}
+
+
+@pytest.mark.slow
+def test_replay_fixture_gives_exact_tests_coverage_and_types(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_testgen(functions_parquet(tmp_path), out) == 0
+    check_outputs(out)
+    capsys.readouterr()
+    assert run_testgen(functions_parquet(tmp_path, name="again"), out) == 0  # done: skipped
+    assert json.loads(capsys.readouterr().out)["skipped"] is True
+
+
+@pytest.mark.slow
+def test_shards_and_stages_give_the_same_rows(tmp_path):
+    functions, out = functions_parquet(tmp_path), tmp_path / "out"
+    assert run_testgen(functions, out, "--shard", "0/2") == 0
+    assert not (out / "funnel.json").exists()  # shard 1 of 2 still missing
+    for stage in ("generate", "validate", "write"):
+        assert run_testgen(functions, out, "--shard", "1/2", "--stage", stage) == 0
+    check_outputs(out)
+    assert json.loads((out / "funnel.json").read_text())["shards"] == 2
+
+
+def _slow_fixture(tmp_path, count=6):
+    rows, replay = [], []
+    for i in range(count):
+        content = f'def f{i}(x):\n    """Sleep then return x."""\n    time.sleep(0.4)\n    return x\n'
+        sha = hashlib.sha1(content.encode()).hexdigest()
+        rows.append({"content": content, "id": f"slow/{i}", "sha1": sha, "entrypoint": f"f{i}",
+                     "context": "import time"})
+        replay.append({"name": sha, "completion": f"1) == 1\nassert f{i}(2) == 2\n"})
+        replay.append({"name": sha, "completion": "3) == 3\n"})
+    path = tmp_path / "slow.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in replay))
+    return functions_parquet(tmp_path, rows, "slow"), str(path)
+
+
+@pytest.mark.slow
+def test_kill_and_rerun_loses_only_the_batch_in_flight(tmp_path):
+    functions, replay = _slow_fixture(tmp_path)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "multiplt", "testgen", "--functions", functions, "--out",
+            str(out), "--backend", "replay", "--replay-source", replay, "--n", "2", "--workers", "1"]
+    env = {**os.environ, "MULTIPLT_TESTGEN_BATCH_ASSERTS": "3", "MULTIPLT_TESTGEN_SAVE_EVERY_S": "0"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    checks = out / "work" / "shard-all" / "checks"
+    deadline = time.monotonic() + 120
+    while len(list(checks.glob("part-*.json"))) < 2 and time.monotonic() < deadline:
+        assert proc.poll() is None, "finished before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = sum(len(json.loads(p.read_text())) for p in checks.glob("part-*.json"))
+    assert 2 <= saved < 6 and not (out / "tests").exists()
+    assert subprocess.run(argv, env=env, capture_output=True).returncode == 0
+    funnel = json.loads((out / "work" / "shard-all" / "funnel.json").read_text())
+    assert funnel["execution"]["functions_reused"] == saved
+    assert funnel["execution"]["functions_run"] == 6 - saved
+    kept, excluded = tables(out)
+    assert not excluded and sorted(kept) == [f"f{i}" for i in range(6)]
+    assert all(r["tests"] == [f"assert f{i}(1) == 1", f"assert f{i}(2) == 2", f"assert f{i}(3) == 3"]
+               and r["coverage"] == 100 for i, r in ((int(k[1:]), v) for k, v in kept.items()))
+
+
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
+    good = functions_parquet(tmp_path)
+    no_context = [{k: v for k, v in json.loads(line).items() if k != "context"}
+                  for line in (FIXTURE / "functions.jsonl").read_text().splitlines()]
+    bad_columns = functions_parquet(tmp_path, no_context, "nocontext")
+    cases = [
+        (["--functions", bad_columns, "--backend", "replay", "--replay-source", REPLAY],
+         "lacks required column(s) context"),
+        (["--functions", good, "--backend", "nonsense", "--model", "m"],
+         "unknown generation backend 'nonsense'"),
+        (["--functions", good, "--backend", "replay", "--replay-source", str(tmp_path / "none.jsonl")],
+         "replay source"),
+        (["--functions", good, "--backend", "replay"], "needs --replay-source"),
+        (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--n", "3"],
+         "fewer than 3 completions for 7 function(s)"),
+        (["--functions", str(tmp_path / "missing"), "--backend", "replay", "--replay-source", REPLAY],
+         "does not exist"),
+        (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--shard", "2/2"],
+         "--shard 2/2"),
+    ]
+    for i, (argv, message) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        assert main(["testgen", "--out", str(out), *argv]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+        assert not out.exists(), argv
+
+
+@pytest.mark.slow
+def test_transformers_backend_with_the_tiny_model_runs_end_to_end(tmp_path, tiny_model):
+    out = tmp_path / "out"
+    assert main(["testgen", "--functions", functions_parquet(tmp_path), "--out", str(out),
+                 "--backend", "transformers", "--model", tiny_model, "--n", "2",
+                 "--max-new-tokens", "24"]) == 0
+    funnel = json.loads((out / "funnel.json").read_text())
+    assert funnel["steps"][0] == {"name": "input", "in": 7, "out": 7}
+    kept, _ = (pl.read_parquet(out / "tests" / "shard-all.parquet"),
+               pl.read_parquet(out / "excluded" / "shard-all.parquet"))
+    assert funnel["steps"][-1]["out"] == kept.height  # yields may be zero; the funnel says so
+    completions = list((out / "work" / "shard-all" / "completions").glob("*.json.gz"))
+    assert len(completions) == 7
+
+
+@pytest.mark.slow
+def test_validate_stage_runs_with_only_the_sandbox_images_extra(tmp_path):
+    """The docker runtime runs `--stage validate` in the sandbox image (core + `exec`: no
+    polars): it must work there, coverage.py included."""
+    from tests import packaging_facts as facts
+
+    site = facts.site_with_only(set(facts.core_pins()) | set(facts.extras()["exec"]),
+                                tmp_path / "site")
+    assert subprocess.run([sys.executable, "-I", "-S", "-c", "import sys; sys.path[:0] = "
+                           f"[{str(site)!r}]; import polars"], capture_output=True).returncode != 0
+    functions, out = functions_parquet(tmp_path), tmp_path / "out"
+    assert run_testgen(functions, out, "--stage", "generate") == 0
+    code = ("import sys\nsys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]\n"
+            "from multiplt.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    validate = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(site), str(pathlib.Path(__file__).parents[2]),
+         "testgen", "--functions", functions, "--out", str(out), "--backend", "replay",
+         "--replay-source", REPLAY, "--n", "2", "--stage", "validate"],
+        capture_output=True, text=True, timeout=600)
+    assert validate.returncode == 0, validate.stderr[-3000:]
+    assert run_testgen(functions, out, "--stage", "write") == 0
+    check_outputs(out)
+
+
+def test_malformed_and_duplicate_rows_are_excluded_with_reasons(tmp_path):
+    rows = [json.loads(line) for line in (FIXTURE / "functions.jsonl").read_text().splitlines()]
+    add = next(r for r in rows if r["entrypoint"] == "add")
+    bad = [{**add, "id": "dup"},
+           {**add, "id": "nofn", "entrypoint": "missing", "sha1": "0" * 40},
+           {**add, "id": "syntax", "content": "def add(:\n", "sha1": "1" * 40},
+           {**add, "id": "empty", "content": "", "sha1": "2" * 40}]
+    out = tmp_path / "out"
+    assert run_testgen(functions_parquet(tmp_path, [add, *bad]), out) == 0
+    kept, _ = tables(out)
+    excluded = pl.read_parquet(out / "excluded" / "shard-all.parquet")
+    reasons = {r["id"]: (r["reason"], r["detail"]) for r in excluded.iter_rows(named=True)}
+    assert reasons["dup"] == ("duplicate_sha1", "same sha1 as an earlier row")
+    assert reasons["nofn"] == ("malformed_row", "content defines no top-level function missing")
+    assert reasons["syntax"][0] == "malformed_row" and "does not parse" in reasons["syntax"][1]
+    assert reasons["empty"] == ("malformed_row", "content is empty or not a string")
+    assert list(kept) == ["add"]
+    steps = json.loads((out / "funnel.json").read_text())["steps"]
+    assert [(s["name"], s["in"], s["out"]) for s in steps[:3]] == [
+        ("input", 5, 5), ("malformed_row", 5, 2), ("duplicate_sha1", 2, 1)]
+
+
+@pytest.mark.slow
+def test_runs_on_s3_with_sharding(tmp_path, s3_bucket):
+    """Input, replay source and output on S3 (the moto server): same rows as on local disk."""
+    from multiplt import storage
+
+    local = pathlib.Path(functions_parquet(tmp_path)) / "functions" / "part-0.parquet"
+    functions = storage.join(s3_bucket, "corpus", "functions")
+    storage.write_bytes(storage.join(functions, "part-0.parquet"), local.read_bytes())
+    replay = storage.join(s3_bucket, "replay.jsonl")
+    storage.write_bytes(replay, pathlib.Path(REPLAY).read_bytes())
+    out = storage.join(s3_bucket, "testgen")
+    for k in range(2):
+        assert run_testgen(functions, out, "--shard", f"{k}/2", replay=replay) == 0
+    local_out = tmp_path / "copy"
+    storage.download_dir(storage.join(out, "tests"), str(local_out / "tests"))
+    storage.download_dir(storage.join(out, "excluded"), str(local_out / "excluded"))
+    (local_out / "funnel.json").write_bytes(storage.read_bytes(storage.join(out, "funnel.json")))
+    check_outputs(local_out)
+
+
+def test_a_rerun_with_other_settings_or_rows_is_refused(tmp_path, capsys):
+    rows = [json.loads(line) for line in (FIXTURE / "functions.jsonl").read_text().splitlines()]
+    add = next(r for r in rows if r["entrypoint"] == "add")
+    functions, out = functions_parquet(tmp_path, [add]), tmp_path / "out"
+    assert run_testgen(functions, out, "--stage", "generate") == 0
+    assert run_testgen(functions, out, "--stage", "validate", "--min-coverage", "50") == 2
+    assert "min_coverage: 90 there, 50 now" in capsys.readouterr().err
+    other = functions_parquet(tmp_path, [add, next(r for r in rows if r["entrypoint"] == "same")],
+                              "other")
+    (out / "work" / "shard-all" / "config.json").unlink()  # same settings, other rows
+    assert run_testgen(other, out, "--stage", "generate") == 2
+    assert "over other rows" in capsys.readouterr().err

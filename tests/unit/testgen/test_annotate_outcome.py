@@ -1,0 +1,83 @@
+"""Types from recorded calls (content_with_types) and the coverage arithmetic."""
+
+from __future__ import annotations
+
+from multiplt.testgen import annotate, outcome
+from multiplt.testgen.validate import Check
+
+INT, STR, FLOAT, NONE = ["int"], ["str"], ["float"], ["none"]
+
+
+def sig(args, result):
+    return [args, result, []]
+
+
+def test_ints_and_floats_meet_at_float_and_annotations_are_inserted():
+    content = 'def add(a, b=2):\n    """Add."""\n    return a + b\n'
+    text, why = annotate.annotate(content, "add", [sig([INT, INT], INT), sig([FLOAT, INT], FLOAT)])
+    assert why is None
+    assert text == 'def add(a: float, b: int=2) -> float:\n    """Add."""\n    return a + b\n'
+
+
+def test_containers_optional_and_typing_import():
+    content = "def first(xs):\n    return xs[0] if xs else None\n"
+    text, why = annotate.annotate(content, "first", [sig([["list", [INT]]], INT),
+                                                     sig([["list", []]], NONE)])
+    assert text == ("from typing import List, Optional\n\n"
+                    "def first(xs: List[int]) -> Optional[int]:\n    return xs[0] if xs else None\n")
+    tup = [["tuple", [INT, STR]]]
+    text, _ = annotate.annotate("def f(p, d):\n    return d\n", "f",
+                                [sig([tup[0], ["dict", [STR], [FLOAT, INT]]], ["dict", [STR], [FLOAT]])])
+    assert text.splitlines()[2] == "def f(p: Tuple[int, str], d: Dict[str, float]) -> Dict[str, float]:"
+
+
+def test_an_existing_annotation_is_kept_and_its_bare_parts_filled():
+    text, _ = annotate.annotate("def f(xs: list, n: int) -> list:\n    return xs * n\n", "f",
+                                [sig([["list", [STR]], INT], ["list", [STR]])])
+    assert "def f(xs: List[str], n: int) -> List[str]:" in text
+
+
+def test_no_types_with_the_reason():
+    cases = [
+        ("def f(x):\n    return x\n", [sig([INT], INT), sig([STR], STR)],
+         "parameter x is a Union (Union[int, str])"),
+        ("def f(x):\n    return x\n", [sig([["other", "set"]], ["other", "set"])],
+         "a value of type set was seen"),
+        ("def f(x):\n    return x\n", [sig([["list", []]], ["list", []])],
+         "parameter x has an unknown part (only empty containers were seen)"),
+        ("def f(*x):\n    return x\n", [sig([INT], INT)],
+         "the function takes *args, **kwargs or keyword-only parameters"),
+        ("def f(x):\n    print(x)\n", [sig([INT], NONE)], "the function always returned None"),
+        ("def f(x):\n    return x\n", [], "no call of the function was recorded"),
+    ]
+    for content, sigs, reason in cases:
+        assert annotate.annotate(content, "f", sigs) == (None, reason)
+
+
+def test_multiline_signature_gets_its_return_annotation_after_the_closing_paren():
+    content = "def f(a,\n      b):  # (comment)\n    return a\n"
+    text, _ = annotate.annotate(content, "f", [sig([INT, STR], INT)])
+    assert text == "def f(a: int,\n      b: str) -> int:  # (comment)\n    return a\n"
+
+
+def test_coverage_counts_only_the_function_body_rounded_down():
+    program = outcome.prefix("import re\nX = 1", "def f(x):\n    if x:\n        return 1\n    return 2\n")
+    assert program.startswith("import re\nX = 1\n\n\ndef f(x):")
+    span = outcome.body_lines(program, "f")
+    assert span == (6, 8)
+    record = {"statements": [1, 2, 5, 6, 7, 8], "missing": [2, 8]}  # line 2 is outside
+    assert outcome.coverage_percent(record, span) == 66
+
+
+def test_decide_reasons_in_order():
+    row = {"content": "def f(x):\n    return x\n", "entrypoint": "f", "context": ""}
+    assert outcome.decide(row, None, 90)["reason"] == "no_asserts"
+    failed = Check("k", row["content"], "f", ["assert f(1) == 2"], ["AssertionError"])
+    assert outcome.decide(row, failed, 90)["reason"] == "no_passing_test"
+    broken = Check("k", row["content"], "f", ["assert f(1) == 1"], ["OK"], {"error": "timeout"})
+    assert outcome.decide(row, broken, 90)["reason"] == "coverage_error"
+    low = Check("k", row["content"], "f", ["assert f(1) == 1"], ["OK"],
+                {"statements": [1, 2], "missing": [2], "signatures": []})
+    result = outcome.decide(row, low, 90)
+    assert (result["reason"], result["coverage"]) == ("low_coverage", 0)
+    assert outcome.decide(row, low, 0)["reason"] is None

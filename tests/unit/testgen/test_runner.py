@@ -1,0 +1,157 @@
+"""Asserts validated in the sandbox, one forked child each: verdicts, isolation, hostile asserts."""
+
+from __future__ import annotations
+
+import pytest
+
+from multiplt.execution.sandbox import Sandbox
+from multiplt.testgen.validate import KILLED_RUNNER, Check, coverage_path, run_checks
+
+FN = 'def add(a, b):\n    """Add."""\n    if a > 100:\n        return 0\n    return a + b\n'
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox() as sb:
+        sb.check()
+        yield sb
+
+
+def _run(sandbox, asserts, prefix=FN, timeout=1.0):
+    check = Check("k", prefix, "add", asserts)
+    run_checks(sandbox, [check], timeout=timeout, cov_path=coverage_path())
+    return check
+
+
+def test_verdicts_statuses_coverage_and_types(sandbox):
+    check = _run(sandbox, ["assert add(1, 2) == 3", "assert add(1, 2) == 4",
+                           "assert add(1, 'x') == 1", "assert add(1.5, 2) == 3.5"])
+    assert sandbox.mode == "warm"
+    assert check.statuses == ["OK", "AssertionError", "TypeError", "OK"]
+    # statements of the program: def (1), if (3), return 0 (4), return a + b (5)
+    assert check.coverage["statements"] == [1, 3, 4, 5] and check.coverage["missing"] == [4]
+    assert check.coverage["signatures"] == [[[["int"], ["int"]], ["int"], []],
+                                            [[["float"], ["int"]], ["float"], []]]
+
+
+@pytest.mark.slow
+def test_infinite_loop_times_out_and_100_mb_of_output_passes(sandbox):
+    check = _run(sandbox, ["assert add(1, 2) == next(x for x in iter(int, 1) if x)",
+                           "assert add(1, 2) == (print('x' * 100_000_000) or 3)",
+                           "assert add(2, 2) == 4"], timeout=5.0)
+    assert check.statuses == ["Timeout", "OK", "OK"]
+
+
+KILL = "assert add(1, 1) == __import__('os').kill(__import__('os').getppid(), {})"
+
+
+def test_an_assert_that_kills_its_runner_fails_alone(sandbox):
+    check = _run(sandbox, ["assert add(1, 2) == 3", KILL.format(9), "assert add(2, 2) == 4",
+                           "assert add(3, 3) == 6"])
+    assert check.statuses == ["OK", KILLED_RUNNER, "OK", "OK"]
+    assert check.coverage["missing"] == [4]
+
+
+@pytest.mark.slow
+def test_an_assert_that_stops_its_runner_fails_alone_after_the_batch_limit(sandbox):
+    check = _run(sandbox, ["assert add(1, 2) == 3", KILL.format(19), "assert add(3, 3) == 6"])
+    assert check.statuses == ["OK", KILLED_RUNNER, "OK"]
+
+
+def test_leftovers_of_one_assert_do_not_reach_the_next(sandbox):
+    prefix = FN + '''
+import os, time
+
+def leave_file():
+    open("../left.txt", "w").write("x")
+    return 1
+
+def leave_process():
+    if os.fork() == 0:
+        os.setsid()
+        time.sleep(0.3)
+        open("../late.txt", "w").write("x")
+        os._exit(0)
+    return 1
+
+def clean():
+    time.sleep(0.6)
+    return int(not os.path.exists("../left.txt") and not os.path.exists("../late.txt"))
+'''
+    check = _run(sandbox, ["assert add(leave_file(), 0) == 1", "assert add(leave_process(), 0) == 1",
+                           "assert add(clean(), 0) == 1"], prefix=prefix)
+    assert check.statuses == ["OK", "OK", "OK"]
+
+
+def test_a_child_cannot_write_a_verdict_for_another_assert(sandbox):
+    prefix = FN + '''
+import os, json
+
+def forge():
+    line = (json.dumps({"f": 0, "a": 1, "exit": 0, "status": "OK"}) + "\\n").encode()
+    for fd in range(3, 256):
+        try:
+            os.write(fd, line)
+        except OSError:
+            pass
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with open(f"/proc/{pid}/fd/{fd}", "w") as f:
+                        f.write(line.decode())
+            except OSError:
+                pass
+    return 0
+'''
+    check = _run(sandbox, ["assert add(forge(), 0) == 1", "assert add(1, 1) == 3"], prefix=prefix)
+    assert check.statuses == ["AssertionError", "AssertionError"]
+
+
+def test_passing_alone_but_failing_together_still_measures_coverage(sandbox):
+    prefix = "STATE = []\n\n" + 'def add(a, b):\n    STATE.append(a)\n    return a + b + len(STATE) - 1\n'
+    check = _run(sandbox, ["assert add(1, 2) == 3", "assert add(2, 2) == 4"], prefix=prefix)
+    assert check.statuses == ["OK", "OK"]
+    assert check.coverage["errors"] == 1 and check.coverage["missing"] == []
+
+
+def test_validation_without_coverage_finishes(sandbox):
+    check = Check("k", FN, "add", ["assert add(1, 2) == 3", "assert add(1, 2) == 0"])
+    run_checks(sandbox, [check], timeout=1.0, cov_path=None)
+    assert check.statuses == ["OK", "AssertionError"]
+    assert check.coverage == {"error": "coverage not measured"}
+
+
+@pytest.mark.slow
+def test_fork_bomb_memory_and_recursion_fail_and_the_next_asserts_still_pass(sandbox):
+    prefix = "import os\n\n" + FN
+    check = _run(sandbox, ["assert add(1, 2) == [os.fork() for _ in iter(int, 1)]",
+                           "assert add(1, 2) == 3",
+                           "assert add(1, 2) == len(bytearray(10 ** 10))",
+                           "assert add(1, 2) == (lambda f: f(f))(lambda f: f(f))",
+                           "assert add(2, 2) == 4"], prefix=prefix, timeout=3.0)
+    assert check.statuses[1:] == ["OK", "MemoryError", "RecursionError", "OK"]
+    assert check.statuses[0] not in ("OK", KILLED_RUNNER)
+
+
+def test_unsafe_mode_gives_the_same_verdicts_and_leaves_no_process():
+    import os
+
+    with Sandbox(unsafe_no_sandbox=True) as unsafe:
+        check = _run(unsafe, ["assert add(1, 2) == 3", "assert add(1, 2) == 4",
+                              "assert add(1, [__import__('os').fork() or "
+                              "__import__('time').sleep(30), 2][1]) == 3",
+                              "assert add(2, 2) == 4"])
+    assert check.statuses == ["OK", "AssertionError", "OK", "OK"]
+    assert check.coverage["missing"] == [4]
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _orphan_of_ours(p)]
+
+
+def _orphan_of_ours(pid: str) -> bool:
+    """A leftover runner child: a process whose command line is the runner's program."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return False
+    return b"program.py" in cmd and b"python3" in cmd
