@@ -81,39 +81,54 @@ def make_model(args, tok, out: str) -> dict:
 
 
 def make_data(path: str, tok, args) -> dict:
-    """Python standard-library sources (sorted) as a `content` JSONL, cut so that the CLI's packing
-    (multiplt.training.data.prepare, same seed and eval fraction) gives exactly steps/2 steps."""
+    """Python standard-library sources (sorted, cut at line ends into pieces of at most one
+    sequence's worth of characters) as a `content` JSONL of the fewest pieces for which the CLI's
+    packing (multiplt.training.packing's split and pack, as data.prepare calls them, same seed and
+    eval fraction) gives exactly steps/2 optimizer steps per epoch."""
     from multiplt.training import config as tconfig
-    from multiplt.training import data
+    from multiplt.training.packing import pack, split_documents
 
-    recipe = tconfig.load_recipe(RECIPE)
-    files = sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "**", "*.py"), recursive=True))
-    texts = []
-    for name in files:
+    eval_fraction, seed = tconfig.load_recipe(RECIPE)["eval_fraction"], tconfig.TrainConfig.seed
+    per_epoch = args.steps // 2
+    want_tokens = per_epoch * args.batch_size * args.seq_len
+    piece_chars = max(200, 2 * args.seq_len)
+    pieces, chars = [], 0
+    for name in sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "**", "*.py"), recursive=True)):
         try:
-            text = open(name, encoding="utf-8").read()
+            lines = open(name, encoding="utf-8").read().splitlines(keepends=True)
         except (UnicodeDecodeError, OSError):
             continue
-        if 200 < len(text) < 20_000:
-            texts.append(text)
-    per_epoch = args.steps // 2
+        current = ""
+        for line in lines:
+            if current and len(current) + len(line) > piece_chars:
+                pieces.append(current)
+                current = ""
+            current += line
+        if current.strip():
+            pieces.append(current)
+        chars = sum(len(p) for p in pieces)
+        if chars > 8 * want_tokens:  # at least 8 characters a token is more than any tokenizer packs
+            break
+    pieces = [p for p in pieces if p.strip()]
+    ids = tok(pieces, add_special_tokens=False)["input_ids"]
 
     def steps(n):
-        packed = data.prepare(texts[:n], tok, args.seq_len, recipe["eval_fraction"], 42)
-        return packed.train.shape[0] // args.batch_size
+        train_idx, _ = split_documents(n, eval_fraction, seed)
+        train, _ = pack((ids[i] for i in train_idx), tok.eos_token_id, args.seq_len)
+        return train.shape[0] // args.batch_size
 
-    lo, hi = 1, len(texts)
+    lo, hi = 1, len(pieces)
     if steps(hi) < per_epoch:
         raise SystemExit(f"the standard library holds too little text for {per_epoch} steps per epoch")
-    while lo < hi:  # fewest documents that give per_epoch steps
+    while lo < hi:  # fewest pieces that give per_epoch steps
         mid = (lo + hi) // 2
         lo, hi = (mid + 1, hi) if steps(mid) < per_epoch else (lo, mid)
     if steps(lo) != per_epoch:
         raise SystemExit(f"cannot cut the data to exactly {per_epoch} steps per epoch")
     with open(path, "w") as f:
-        for text in texts[:lo]:
+        for text in pieces[:lo]:
             f.write(json.dumps({"content": text}) + "\n")
-    return {"documents": lo, "steps_per_epoch": per_epoch}
+    return {"documents": lo, "tokens": sum(len(x) + 1 for x in ids[:lo]), "steps_per_epoch": per_epoch}
 
 
 def launch_command(args) -> tuple[list[str], dict]:
@@ -171,7 +186,7 @@ class MemoryPoller(threading.Thread):
         return [round(v, 2) for _, v in sorted(self.peak.items())]
 
 
-def run(cmd: list[str], log: str, env: dict, cpu: bool, kill_after_rows: int | None = None,
+def run(cmd: list[str], log: str, env: dict, cpu: bool, timeout: float, kill_after_rows: int | None = None,
         out: str | None = None) -> dict:
     import psutil
 
@@ -182,24 +197,27 @@ def run(cmd: list[str], log: str, env: dict, cpu: bool, kill_after_rows: int | N
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
         poller = MemoryPoller(proc.pid, cpu)
         poller.start()
-        killed = False
-        while kill_after_rows is not None and proc.poll() is None:
+        killed = timed_out = False
+        while proc.poll() is None:
             manifest = os.path.join(out, "manifest.jsonl")
-            if os.path.exists(manifest) and len(open(manifest).read().splitlines()) >= kill_after_rows:
+            timed_out = time.time() - t0 > timeout
+            if timed_out or kill_after_rows is not None and os.path.exists(manifest) and \
+                    len(open(manifest).read().splitlines()) >= kill_after_rows:
                 launched = psutil.Process(proc.pid)  # SIGKILL launcher and workers, no cleanup
                 for p in launched.children(recursive=True) + [launched]:
                     try:
                         p.kill()
                     except psutil.NoSuchProcess:
                         pass
-                killed = True
+                killed = not timed_out
                 break
             time.sleep(0.05)
         rc = proc.wait()
         poller.stop.set()
         poller.join()
     key = "peak_memory_per_gpu_gib" if not cpu else "peak_rss_per_process_gib"
-    return {"returncode": rc, "seconds": round(time.time() - t0, 1), "killed": killed, key: poller.result()}
+    return {"returncode": rc, "seconds": round(time.time() - t0, 1), "killed": killed, "timed_out": timed_out,
+            key: poller.result()}
 
 
 def throughput(out: str, args, n_params: int, skip: int) -> dict:
@@ -278,6 +296,7 @@ def bench(args) -> dict:
                              f"there (give --state-dir on a larger or RAM filesystem, see --plan)")
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     state_root = args.state_dir or args.work
     os.makedirs(state_root, exist_ok=True)
     tmp = os.path.join(state_root, "tmp")  # the CLI's working folder: beside the states, so they are renamed
@@ -304,11 +323,11 @@ def bench(args) -> dict:
         log = os.path.join(args.work, f"{name}.log")
         cmd = train_command(args, data, base, out)
         if name == "uninterrupted":
-            res = {"run": run(cmd, log, env, args.cpu)}
+            res = {"run": run(cmd, log, env, args.cpu, args.timeout, out=out)}
             res.update(throughput(out, args, n_params, skip=args.skip_steps))
         else:
-            res = {"first": run(cmd, log, env, args.cpu, kill_after_rows=1, out=out),
-                   "second": run(cmd, log, env, args.cpu)}
+            res = {"first": run(cmd, log, env, args.cpu, args.timeout, kill_after_rows=1, out=out),
+                   "second": run(cmd, log, env, args.cpu, args.timeout, out=out)}
             res["throughput_after_resume"] = throughput(out, args, n_params, skip=args.skip_steps)
         res.update(read_log(log))
         rows = [json.loads(line) for line in open(os.path.join(out, "manifest.jsonl"))] \
@@ -361,6 +380,7 @@ def main() -> int:
     ap.add_argument("--state-dir", help="folder (another filesystem, e.g. a tmpfs) for the runs' training states")
     ap.add_argument("--lean", action="store_true", help="delete the uninterrupted run's state and epoch-1 "
                                                          "checkpoint before the resume run (disk)")
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds before a training command is killed")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results", "train_15b_fsdp.json"))
     args = ap.parse_args()
     if args.steps < 2 or args.steps % 2:
