@@ -73,8 +73,10 @@ def plan(config, n: int, gpus: list[int], seq_len: int, batch_size: int, micro_b
             "work_disk_gb": round((2 * n + 2 * (4 * n + 24 * n)) / gb, 1),
             # --lean: the first run keeps only its final checkpoint
             "work_disk_gb_lean": round((2 * n + 2 * n + 4 * n + 24 * n) / gb, 1),
-            # --lean --state-dir: checkpoints in --work, states on the other filesystem
-            "work_disk_gb_lean_checkpoints_only": round(8 * n / gb, 1), "state_dir_gb": round(24 * n / gb, 1)}
+            # --state-dir: checkpoints in --work, states on the other filesystem (without --lean
+            # the first run keeps both checkpoints and its last state)
+            "work_disk_gb_checkpoints_only": round(10 * n / gb, 1), "state_dir_gb": round(36 * n / gb, 1),
+            "work_disk_gb_lean_checkpoints_only": round(8 * n / gb, 1), "state_dir_gb_lean": round(24 * n / gb, 1)}
         tokens = batch_size * seq_len
         record["per_gpu_count"][str(w)] = {
             "gradient_accumulation": batch_size // (micro_batch * w),

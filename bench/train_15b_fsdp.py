@@ -289,11 +289,18 @@ def bench(args) -> dict:
     n_params = count_parameters(model_config(args))
     layout = plan(model_config(args), n_params, [args.nproc], args.seq_len, args.batch_size)
     need = layout["per_gpu_count"][str(args.nproc)]["host"]
-    for where, key in ((args.work, "work_disk_gb_lean" if args.lean else "work_disk_gb"),):
-        free = shutil.disk_usage(os.path.dirname(os.path.abspath(where)) if not os.path.exists(where) else where).free
-        if free / 1e9 < need[key] and not args.state_dir:
-            raise SystemExit(f"{where} has {free / 1e9:.0f} GB free; this bench needs about {need[key]:.0f} GB "
-                             f"there (give --state-dir on a larger or RAM filesystem, see --plan)")
+    lean = "_lean" if args.lean else ""
+    checks = [(args.work, need[f"work_disk_gb{lean}"])] if not args.state_dir else \
+        [(args.work, need[f"work_disk_gb{lean}_checkpoints_only" if args.lean else "work_disk_gb_checkpoints_only"]),
+         (args.state_dir, need[f"state_dir_gb{lean}"])]
+    for where, gb in checks:
+        probe = where
+        while not os.path.exists(probe):
+            probe = os.path.dirname(os.path.abspath(probe))
+        free = shutil.disk_usage(probe).free / 1e9
+        if free < gb:
+            raise SystemExit(f"{where} has {free:.0f} GB free; this bench needs about {gb:.0f} GB there "
+                             f"(see --plan; --lean and --state-dir on another filesystem, e.g. a tmpfs, need less)")
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -355,7 +362,9 @@ def bench(args) -> dict:
         "peak_memory_per_gpu_gib": u["run"].get("peak_memory_per_gpu_gib"),
         "fsdp": u["accelerate_distributed_type"] == ["FSDP"],
         "resume_exact": record["resume_vs_uninterrupted"]["bf16_equal_within_rounding"],
-        "ok": u["ok"] and record["resume"]["ok"] and record["resume_vs_uninterrupted"]["bf16_equal_within_rounding"]}
+        # on GPUs the runs must have been sharded by FSDP (accelerate runs CPU processes as MULTI_CPU)
+        "ok": u["ok"] and record["resume"]["ok"] and record["resume_vs_uninterrupted"]["bf16_equal_within_rounding"]
+        and (args.cpu or u["accelerate_distributed_type"] == ["FSDP"])}
     return record
 
 
