@@ -76,9 +76,17 @@ def save_tagged(model, state_dict: dict, tokenizer, run_info: dict, local_dir: s
 
 
 def upload(local_dir: str, uri: str) -> None:
-    """Replace whatever is at `uri` (e.g. a partial upload of a killed run) with local_dir."""
+    """Replace whatever is at `uri` (e.g. a partial upload of a killed run) with local_dir. A local
+    `uri` on local_dir's filesystem gets the folder renamed into place, not copied (a 15B model's
+    training state is about 190 GB; a copy would need twice that on disk for a while)."""
     if storage.exists(uri):
         storage.delete(uri, recursive=True)
+    path = storage.local_path(uri)
+    if path is not None:
+        os.makedirs(os.path.dirname(path.rstrip("/")), exist_ok=True)
+        if os.stat(os.path.dirname(path.rstrip("/"))).st_dev == os.stat(local_dir).st_dev:
+            os.replace(local_dir, path.rstrip("/"))
+            return
     storage.upload_dir(local_dir, uri)
 
 
@@ -87,15 +95,19 @@ def write_trainer_state(local_dir: str, state: dict) -> None:
         json.dump(state, f, indent=1)
 
 
-def fetch_state(out: str, tag: str, local_dir: str) -> dict:
-    """Download OUT/state/TAG to local_dir and return its trainer_state.json."""
+def fetch_state(out: str, tag: str, local_dir: str) -> tuple[str, dict]:
+    """The folder holding OUT/state/TAG (itself when local, else a download to local_dir) and its
+    trainer_state.json."""
     uri = state_uri(out, tag)
     if not storage.exists(storage.join(uri, TRAINER_STATE)):
         raise MultipltError(f"cannot resume: {uri} holds no complete training state (the manifest "
                             f"lists {tag} as the newest checkpoint); start again with a new --out")
-    storage.download_dir(uri, local_dir)
-    with open(os.path.join(local_dir, TRAINER_STATE)) as f:
-        return json.load(f)
+    folder = storage.local_path(uri)
+    if folder is None:
+        storage.download_dir(uri, local_dir)
+        folder = local_dir
+    with open(os.path.join(folder, TRAINER_STATE)) as f:
+        return folder, json.load(f)
 
 
 def prune_states(out: str, keep_tag: str) -> None:

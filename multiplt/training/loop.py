@@ -178,7 +178,7 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     if done:
         last = done[-1]
         state_dir = os.path.join(workdir, "resume")
-        state = checkpoint.fetch_state(config.out, last["tag"], state_dir)
+        state_dir, state = checkpoint.fetch_state(config.out, last["tag"], state_dir)
         if state["data_sha256"] != packed.sha256 or state["processes"] != world:
             raise MultipltError(f"cannot resume {config.out} exactly: the packed data or the number "
                                 "of processes differs from the interrupted run")

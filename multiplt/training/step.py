@@ -129,11 +129,15 @@ def evaluate(model, sequences: torch.Tensor, micro_batch_size: int, accelerator)
     model.eval()
     mine = sequences[accelerator.process_index::accelerator.num_processes]
     sums = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
-    for start in range(0, mine.shape[0], micro_batch_size):
-        batch = mine[start:start + micro_batch_size].to(accelerator.device)
-        loss = lm_loss(model, batch)
-        sums[0] += loss.double() * batch.shape[0]
-        sums[1] += batch.shape[0]
+    # Every process runs the same number of forwards (FSDP gathers parameters in each, DDP may
+    # broadcast buffers): a process with fewer held-out sequences runs one with weight 0.
+    per_process = -(-sequences.shape[0] // accelerator.num_processes)
+    for start in range(0, per_process, micro_batch_size):
+        batch = mine[start:start + micro_batch_size]
+        weight = batch.shape[0]
+        loss = lm_loss(model, (batch if weight else sequences[:1]).to(accelerator.device))
+        sums[0] += loss.double() * weight
+        sums[1] += weight
     model.train()
     sums = accelerator.reduce(sums, reduction="sum")
     return float(sums[0] / sums[1])
