@@ -3,12 +3,16 @@
 # library and a progress bar). Untrusted programs run here (`multiplt stage run -- multiplt execute ...`).
 # Build from the repo root:
 #   docker build -f docker/sandbox.Dockerfile -t multiplt-sandbox .
+# Without an image registry, scripts/build_images.sh builds it FROM a local Debian bookworm base
+# (SANDBOX_BASE; it must have python3 and python3-venv) and, where Julia's download is
+# unreachable, WITH_JULIA=0 (an image without Julia; the default build always has it).
 #
 # Isolation: the stage runtime starts this image with networking off (network_mode none) and no
 # credentials; inputs are staged in and outputs out by separate networked steps in the worker
 # image over a volume (see docs/docker.md). Inside, the executor adds bubblewrap namespaces where
 # the container allows them (user namespaces need a seccomp profile that permits them).
-FROM python:3.11-slim-bookworm
+ARG SANDBOX_BASE=python:3.11-slim-bookworm
+FROM ${SANDBOX_BASE}
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -29,7 +33,9 @@ RUN apt-get update \
 # (https://julialang-s3.julialang.org/bin/checksums/julia-1.10.8.sha256).
 ARG JULIA_VERSION=1.10.8
 ARG JULIA_SHA256=0410175aeec3df63173c15187f2083f179d40596d36fd3a57819cc5f522ae735
-RUN curl -fsSL -o /tmp/julia.tar.gz \
+ARG WITH_JULIA=1
+RUN if [ "$WITH_JULIA" != 1 ]; then echo "WITH_JULIA=$WITH_JULIA: this image has no Julia"; exit 0; fi \
+ && curl -fsSL -o /tmp/julia.tar.gz \
       "https://julialang-s3.julialang.org/bin/linux/x64/${JULIA_VERSION%.*}/julia-${JULIA_VERSION}-linux-x86_64.tar.gz" \
  && echo "${JULIA_SHA256}  /tmp/julia.tar.gz" | sha256sum --strict --check - \
  && mkdir -p /opt/julia \
@@ -38,7 +44,11 @@ RUN curl -fsSL -o /tmp/julia.tar.gz \
  && ln -s /opt/julia/bin/julia /usr/local/bin/julia \
  && julia --version
 
-RUN python -m venv /opt/multiplt
+# The user the stage containers run as (never root) and the stage volume's mount point, owned by
+# it so that a fresh volume is writable (docker_stage.py: SANDBOX_USER, STAGE_ROOT).
+RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin multiplt \
+ && mkdir -p /stage && chown 10001:10001 /stage \
+ && python3 -m venv /opt/multiplt
 # XDG_CACHE_HOME: the compiled init is built into the image, whichever user runs it.
 ENV PATH=/opt/multiplt/bin:$PATH \
     XDG_CACHE_HOME=/opt/multiplt-cache

@@ -5,6 +5,8 @@
 #
 # CUDA runtime base; torch comes from PyPI as its CUDA build (the lock pins the version, pip
 # takes the CUDA wheel and its nvidia-* libraries on Linux x86_64). Python 3.11 matches the lock.
+# The CPU worker (scripts/build_images.sh) is this file with CUDA_BASE a local Debian bookworm
+# base and pip pointed (PIP_FIND_LINKS / PIP_EXTRA_INDEX_URL) at where the CPU torch wheel lies.
 ARG CUDA_BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
 FROM ${CUDA_BASE}
 
@@ -15,14 +17,21 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/cache/huggingface
 
+# The stage steps' user (never root) and the stage volume's mount point, owned by it so that a
+# fresh volume is writable (docker_stage.py: SANDBOX_USER, STAGE_ROOT).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3.11 python3.11-venv ca-certificates git \
  && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin multiplt \
+ && mkdir -p /stage && chown 10001:10001 /stage \
  && python3.11 -m venv /opt/multiplt
 
 ENV PATH=/opt/multiplt/bin:$PATH
 
 # Dependencies first (a layer that survives code edits), all through the full lock.
+# Where pip finds wheels besides PyPI (unset: PyPI only); build arguments, not kept in the image.
+ARG PIP_FIND_LINKS
+ARG PIP_EXTRA_INDEX_URL
 WORKDIR /src
 COPY requirements.txt requirements.lock pyproject.toml README.md ./
 COPY multiplt ./multiplt

@@ -9,7 +9,11 @@
   ``network_mode="none"`` and no credentials. Their inputs come in and their outputs go out in
   two separate networked steps in the worker image, over a Docker volume private to the task
   instance (``multiplt stage in|run|out``, which maps each remote URI in argv to a folder of
-  the volume). The three steps form a ``TaskGroup`` named after the stage.
+  the volume). The three steps form a ``TaskGroup`` named after the stage. All three run as
+  ``SANDBOX_USER`` (not root; the images own /stage by it, so a fresh volume is writable).
+  The run step drops every capability and may not gain privileges; its seccomp filter and
+  /proc masking are lifted (``RUN_HOST_CONFIG``) because the executor's own sandbox,
+  bubblewrap, must create user and PID namespaces and mount a fresh /proc in it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ from multiplt_airflow.settings import STORAGE_ENV, MultipltSettings
 STAGE_ROOT = "/stage"  # where the per-task volume is mounted in all three sandbox steps
 # DockerOperator's failure message carries the container's wait() result: {'StatusCode': N, ...}
 _STATUS_CODE = re.compile(r"'StatusCode': (-?\d+)")
+SANDBOX_USER = "10001:10001"  # the `multiplt` user of both images (docker/*.Dockerfile)
+# Host settings of the sandbox run step (no network, no credentials, not root besides):
+# bubblewrap inside needs unshare/clone with namespace flags (Docker's default seccomp profile
+# refuses them without CAP_SYS_ADMIN) and an unmasked /proc to mount a new one over.
+RUN_HOST_CONFIG = {"cap_drop": ["ALL"],
+                   "security_opt": ["no-new-privileges", "seccomp=unconfined",
+                                    "systempaths=unconfined"]}
 
 
 class DockerStageInputRejected(DockerContainerFailedException, AirflowFailException):
@@ -48,7 +59,8 @@ class MultipltDockerOperator(DockerOperator):
     """
 
     def __init__(self, *, credentials: bool = True, stage_volume: bool = False,
-                 stage_group: str | None = None, volume_prefix: str = "multiplt-stage", **kwargs):
+                 stage_group: str | None = None, volume_prefix: str = "multiplt-stage",
+                 host_config: dict[str, Any] | None = None, **kwargs):
         kwargs.setdefault("do_xcom_push", False)
         kwargs.setdefault("mount_tmp_dir", False)
         kwargs.setdefault("auto_remove", "success")
@@ -57,6 +69,8 @@ class MultipltDockerOperator(DockerOperator):
         self.stage_volume = stage_volume
         self.stage_group = stage_group
         self.volume_prefix = volume_prefix
+        # container host settings DockerOperator has no argument for (cap_drop, security_opt)
+        self.host_config = dict(host_config or {})
         self._secrets: list[str] = []
 
     @property
@@ -83,6 +97,10 @@ class MultipltDockerOperator(DockerOperator):
             name = self.volume_name(context)
             self.log.info("Stage volume: %s at %s", name, STAGE_ROOT)
             self.mounts = [*self.mounts, Mount(target=STAGE_ROOT, source=name, type="volume")]
+        if self.host_config:
+            cli, extra = self.cli, self.host_config
+            create = cli.create_host_config
+            cli.create_host_config = lambda **kw: create(**{**kw, **extra})
         try:
             return creds_mod.redact(super().execute(context), self._secrets)  # XCom too
         except DockerContainerFailedException as exc:
@@ -124,14 +142,15 @@ def build(task_id: str, argv: list[str] | None, settings: MultipltSettings, *, g
                      mounts=_data_mounts(settings), **networked, **common)
 
     # Sandbox: stage in (networked, credentials) -> run (no network, no credentials) -> stage out.
-    staged = {"stage_volume": True, "stage_group": task_id, "volume_prefix": settings.stage_volume_prefix}
+    staged = {"stage_volume": True, "stage_group": task_id, "user": SANDBOX_USER,
+              "volume_prefix": settings.stage_volume_prefix}
     with TaskGroup(group_id=task_id) as group:
         stage_in = _make("stage_in", ["multiplt", "stage", "in", "--root", STAGE_ROOT, "--"], argv,
                          mapped_argvs, image=settings.worker_image, mounts=_data_mounts(settings),
                          **staged, **networked, **_without(common, "device_requests"))
         run = _make("run", ["multiplt", "stage", "run", "--root", STAGE_ROOT, "--"], argv,
                     mapped_argvs, image=settings.sandbox_image, network_mode="none",
-                    credentials=False, **staged, **common)
+                    credentials=False, host_config=RUN_HOST_CONFIG, **staged, **common)
         stage_out = _make("stage_out", ["multiplt", "stage", "out", "--root", STAGE_ROOT, "--"],
                           argv, mapped_argvs, image=settings.worker_image,
                           mounts=_data_mounts(settings), **staged, **networked,

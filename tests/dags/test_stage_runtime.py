@@ -151,6 +151,10 @@ def test_docker_sandbox_stage_runs_without_network_between_stage_in_and_out(dock
     assert stage_out.entrypoint[:3] == ["multiplt", "stage", "out"]
     assert stage_in.network_mode == stage_out.network_mode == "multiplt"
     assert stage_in.credentials is True and stage_out.credentials is True
+    # never root; only the run step drops every capability (and lifts seccomp for bubblewrap)
+    assert stage_in.user == run.user == stage_out.user == "10001:10001"
+    assert run.host_config["cap_drop"] == ["ALL"] and "no-new-privileges" in run.host_config["security_opt"]
+    assert stage_in.host_config == stage_out.host_config == {}
 
 
 def test_docker_mapped_sandbox_stage(docker_runtime):
