@@ -26,18 +26,21 @@ RUN apt-get update \
  && mkdir -p /stage && chown 10001:10001 /stage \
  && python3.11 -m venv /opt/multiplt
 
+# Image metadata before the slow steps, so that it is built once (each build step copies the
+# whole file system under some storage drivers, vfs among them).
 ENV PATH=/opt/multiplt/bin:$PATH
-
-# Dependencies first (a layer that survives code edits), all through the full lock.
-# Where pip finds wheels besides PyPI (unset: PyPI only); build arguments, not kept in the image.
-ARG PIP_FIND_LINKS
-ARG PIP_EXTRA_INDEX_URL
-WORKDIR /src
-COPY requirements.txt requirements.lock pyproject.toml README.md ./
-COPY multiplt ./multiplt
-RUN pip install -c requirements.lock "/src[gen,train,storage,bench]" \
- && multiplt --version
-
 WORKDIR /work
 ENTRYPOINT ["multiplt"]
 CMD ["--help"]
+
+# Where pip finds wheels besides PyPI (unset: PyPI only); build arguments, not kept in the image.
+ARG PIP_FIND_LINKS PIP_EXTRA_INDEX_URL
+COPY requirements.txt requirements.lock pyproject.toml README.md /src/
+# The dependencies in a layer of their own that survives code edits: installed for a placeholder
+# package of this name (replaced by the real one at once below), then the code.
+RUN cd /src && mkdir multiplt && echo '__version__ = "0"' > multiplt/__init__.py \
+ && pip install -c requirements.lock "/src[gen,train,storage,bench]" \
+ && rm -rf multiplt build
+COPY multiplt /src/multiplt
+RUN pip install --no-deps --force-reinstall -c requirements.lock "/src[gen,train,storage,bench]" \
+ && multiplt --version
