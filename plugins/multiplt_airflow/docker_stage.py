@@ -55,12 +55,15 @@ class MultipltDockerOperator(DockerOperator):
     """A DockerOperator that adds storage settings and credentials at run time.
 
     ``credentials=False`` (the sandbox step) passes neither. ``stage_volume=True`` mounts the
-    volume shared by the stage-in, run and stage-out steps of one task instance at /stage.
+    volume shared by the stage-in, run and stage-out steps of one task instance at /stage;
+    ``remove_volume=True`` (the stage-out step) removes it once the step succeeded (a failed
+    step leaves it for the log and the retry).
     """
 
     def __init__(self, *, credentials: bool = True, stage_volume: bool = False,
                  stage_group: str | None = None, volume_prefix: str = "multiplt-stage",
-                 host_config: dict[str, Any] | None = None, **kwargs):
+                 host_config: dict[str, Any] | None = None, remove_volume: bool = False,
+                 **kwargs):
         kwargs.setdefault("do_xcom_push", False)
         kwargs.setdefault("mount_tmp_dir", False)
         kwargs.setdefault("auto_remove", "success")
@@ -69,6 +72,7 @@ class MultipltDockerOperator(DockerOperator):
         self.stage_volume = stage_volume
         self.stage_group = stage_group
         self.volume_prefix = volume_prefix
+        self.remove_volume = remove_volume
         # container host settings DockerOperator has no argument for (cap_drop, security_opt)
         self.host_config = dict(host_config or {})
         self._secrets: list[str] = []
@@ -102,7 +106,7 @@ class MultipltDockerOperator(DockerOperator):
             create = cli.create_host_config
             cli.create_host_config = lambda **kw: create(**{**kw, **extra})
         try:
-            return creds_mod.redact(super().execute(context), self._secrets)  # XCom too
+            result = creds_mod.redact(super().execute(context), self._secrets)  # XCom too
         except DockerContainerFailedException as exc:
             code = _STATUS_CODE.search(str(exc))
             if code and int(code.group(1)) == BAD_INPUT_EXIT_CODE:
@@ -110,6 +114,10 @@ class MultipltDockerOperator(DockerOperator):
                     f"{exc} (exit code {BAD_INPUT_EXIT_CODE}: bad input, not retried)",
                     logs=exc.logs) from exc
             raise
+        if self.stage_volume and self.remove_volume:
+            self.cli.remove_volume(self.volume_name(context))
+            self.log.info("Removed stage volume %s", self.volume_name(context))
+        return result
 
 
 def _data_mounts(settings: MultipltSettings) -> list[Mount]:
@@ -135,7 +143,7 @@ def build(task_id: str, argv: list[str] | None, settings: MultipltSettings, *, g
     if memory:
         common["mem_limit"] = memory
     networked = {"network_mode": settings.docker_network} if settings.docker_network else {}
-    if gpu:
+    if gpu and settings.docker_gpus == "all":
         common["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
     if not sandbox:
         return _make(task_id, ["multiplt"], argv, mapped_argvs, image=settings.worker_image,
@@ -153,8 +161,8 @@ def build(task_id: str, argv: list[str] | None, settings: MultipltSettings, *, g
                     credentials=False, host_config=RUN_HOST_CONFIG, **staged, **common)
         stage_out = _make("stage_out", ["multiplt", "stage", "out", "--root", STAGE_ROOT, "--"],
                           argv, mapped_argvs, image=settings.worker_image,
-                          mounts=_data_mounts(settings), **staged, **networked,
-                          **_without(common, "device_requests"))
+                          mounts=_data_mounts(settings), remove_volume=True, **staged,
+                          **networked, **_without(common, "device_requests"))
         stage_in >> run >> stage_out
     return group
 
