@@ -3,8 +3,8 @@
 `docker_engine` (session) uses the engine at unix:///var/run/docker.sock when one answers; else,
 as root with `dockerd` installed (Debian's docker.io, from scripts/setup.sh), it starts one with
 `--iptables=false --ip6tables=false --bridge=none` (no iptables needed; containers get no
-network or the host's) and the overlay2 storage driver where this kernel mounts overlays, else
-vfs (works everywhere, but copies the whole image for every container and build step), and
+network or the host's) and the overlay2 storage driver, or vfs where dockerd refuses overlay2
+(vfs works everywhere but copies the whole image for every container and build step), and
 stops it after the session. Otherwise every test of the tier
 skips, saying why. `docker_images` (session) builds the images only when they are missing or
 their inputs changed (`scripts/build_images.sh --check`), so a machine keeps them between runs.
@@ -26,20 +26,13 @@ SOCKET = "/var/run/docker.sock"
 DOCKERD_ARGS = ["--iptables=false", "--ip6tables=false", "--bridge=none"]
 
 
-def storage_driver() -> str:
-    """overlay2 where an overlay mount works here (root only), else vfs."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
-        dirs = {name: os.path.join(tmp, name) for name in ("lower", "upper", "work", "merged")}
-        for path in dirs.values():
-            os.mkdir(path)
-        options = f"lowerdir={dirs['lower']},upperdir={dirs['upper']},workdir={dirs['work']}"
-        mounted = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, dirs["merged"]],
-                                 capture_output=True).returncode == 0
-        if mounted:
-            subprocess.run(["umount", dirs["merged"]], check=True)
-    return "overlay2" if mounted else "vfs"
+def _wait_for_engine(proc, docker, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if os.path.exists(SOCKET) and _ping(docker.APIClient(base_url=f"unix://{SOCKET}")):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,18 +65,19 @@ def docker_engine(tmp_path_factory):
         pytest.skip("docker tier: no Docker engine answers and dockerd is not installed "
                     "(Debian package docker.io; scripts/setup.sh installs it)")
     log = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
-    args = [f"--storage-driver={storage_driver()}", *DOCKERD_ARGS]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(["dockerd", *args], stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if os.path.exists(SOCKET) and _ping(docker.APIClient(base_url=f"unix://{SOCKET}")):
+    proc, tried = None, []
+    for driver in ("overlay2", "vfs"):  # dockerd refuses overlay2 where overlays do not mount
+        args = [f"--storage-driver={driver}", *DOCKERD_ARGS]
+        tried.append(" ".join(args))
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(["dockerd", *args], stdout=out, stderr=subprocess.STDOUT)
+        if _wait_for_engine(proc, docker):
             break
-        time.sleep(0.5)
-    else:
         proc.kill()
         proc.wait()
-        pytest.skip(f"docker tier: dockerd {' '.join(args)} did not start: "
+        proc = None
+    if proc is None:
+        pytest.skip(f"docker tier: dockerd did not start ({'; '.join(tried)}): "
                     f"{log.read_text()[-1500:]}")
     try:
         yield docker.APIClient(base_url=f"unix://{SOCKET}", version="auto", timeout=600)

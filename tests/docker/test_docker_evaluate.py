@@ -112,7 +112,8 @@ def test_exact_pass_at_1_as_the_local_runtime(docker_evaluation):
     assert execute == list(range(SHARDS * len(LANGS)))
 
 
-def test_every_stage_ran_in_a_container_sandbox_steps_without_network_or_root(docker_evaluation):
+def test_every_stage_ran_in_a_container_sandbox_steps_without_network_or_root(docker_evaluation,
+                                                                           docker_images):
     containers = docker_evaluation["containers"]
     commands = [c["Config"]["Entrypoint"] + c["Config"]["Cmd"] for c in containers]
     for command in ("build_benchmark", "generate", "score", "record_results"):
@@ -121,7 +122,7 @@ def test_every_stage_ran_in_a_container_sandbox_steps_without_network_or_root(do
     runs = [c for c in containers if c["Config"]["Entrypoint"][:3] == ["multiplt", "stage", "run"]]
     assert len(runs) == SHARDS * len(LANGS)
     for c in runs:
-        assert c["Config"]["Image"] == "multiplt-sandbox:latest"
+        assert c["Config"]["Image"] == docker_images.sandbox
         assert c["HostConfig"]["NetworkMode"] == "none" and c["Config"]["NetworkDisabled"] is not False
         assert c["Config"]["User"] == "10001:10001"
         assert c["HostConfig"]["CapDrop"] == ["ALL"]
