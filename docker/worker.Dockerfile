@@ -35,12 +35,22 @@ CMD ["--help"]
 
 # Where pip finds wheels besides PyPI (unset: PyPI only); build arguments, not kept in the image.
 ARG PIP_FIND_LINKS PIP_EXTRA_INDEX_URL
+# EXTRA_CA_CERTS: PEM certificates pip must trust besides the public ones (a TLS-intercepting
+# proxy's CA; scripts/build_images.sh passes this machine's local CAs); empty: none.
+ARG EXTRA_CA_CERTS=
 COPY requirements.txt requirements.lock pyproject.toml README.md /src/
 # The dependencies in a layer of their own that survives code edits: installed for a placeholder
 # package of this name (replaced by the real one at once below), then the code.
 RUN cd /src && mkdir multiplt && echo '__version__ = "0"' > multiplt/__init__.py \
+ && if [ -n "$EXTRA_CA_CERTS" ]; then \
+      printf '%s\n' "$EXTRA_CA_CERTS" | cat /etc/ssl/certs/ca-certificates.crt - >/tmp/pip-ca.pem \
+      && export PIP_CERT=/tmp/pip-ca.pem; fi \
  && pip install -c requirements.lock "/src[gen,train,storage,bench]" \
- && rm -rf multiplt build
+ && rm -rf multiplt build /tmp/pip-ca.pem
 COPY multiplt /src/multiplt
-RUN pip install --no-deps --force-reinstall -c requirements.lock "/src[gen,train,storage,bench]" \
+RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
+      printf '%s\n' "$EXTRA_CA_CERTS" | cat /etc/ssl/certs/ca-certificates.crt - >/tmp/pip-ca.pem \
+      && export PIP_CERT=/tmp/pip-ca.pem; fi \
+ && pip install --no-deps --force-reinstall -c requirements.lock "/src[gen,train,storage,bench]" \
+ && rm -f /tmp/pip-ca.pem \
  && multiplt --version

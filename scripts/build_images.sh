@@ -111,7 +111,7 @@ build() {
   fi
   [ -z "${WANTS_WHEELS:-}" ] || start_wheel_server
   local start=$SECONDS
-  say "building $tag from $dockerfile ($*)"
+  say "building $tag from $dockerfile (build args: $(printf '%s ' "${@%%=*}"))"
   nice -n 10 docker build --network host --label "$LABEL=$digest" -t "$tag" "${args[@]}" \
     -f "$ctx/Dockerfile" "$ctx" >"$WORK/build-${tag//[:\/]/-}.log" 2>&1 \
     || { tail -40 "$WORK/build-${tag//[:\/]/-}.log" >&2; die "building $tag failed; see $WORK/build-${tag//[:\/]/-}.log"; }
@@ -178,9 +178,14 @@ else
     julia=0
     say "Julia's download ($JULIA_PROBE) is unreachable: the sandbox image is built WITHOUT Julia (every other runtime is in it)"
   fi
-  build "$SANDBOX_IMAGE" docker/sandbox.Dockerfile "$base_id" "SANDBOX_BASE=$BASE_IMAGE" "WITH_JULIA=$julia"
+  # this machine's local CAs (e.g. a TLS-intercepting proxy's), for pip in the builds
+  ca_args=()
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    ca_args=("EXTRA_CA_CERTS=$(cat /usr/local/share/ca-certificates/*.crt)")
+  fi
+  build "$SANDBOX_IMAGE" docker/sandbox.Dockerfile "$base_id" "SANDBOX_BASE=$BASE_IMAGE" "WITH_JULIA=$julia" "${ca_args[@]}"
   wheel_sources
-  WANTS_WHEELS=1 build "$CPU_WORKER_IMAGE" docker/worker.Dockerfile "$base_id" "CUDA_BASE=$BASE_IMAGE" "${PIP_ARGS[@]}"
+  WANTS_WHEELS=1 build "$CPU_WORKER_IMAGE" docker/worker.Dockerfile "$base_id" "CUDA_BASE=$BASE_IMAGE" "${PIP_ARGS[@]}" "${ca_args[@]}"
   images=("$SANDBOX_IMAGE" "$CPU_WORKER_IMAGE")
 fi
 
