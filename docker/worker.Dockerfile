@@ -48,7 +48,7 @@ RUN cd /src && mkdir multiplt && echo '__version__ = "0"' > multiplt/__init__.py
  && pip install -c requirements.lock "/src[gen,train,storage,bench]" \
  && rm -rf multiplt build /tmp/pip-ca.pem
 COPY multiplt /src/multiplt
-RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
+RUN cd /src && if [ -n "$EXTRA_CA_CERTS" ]; then \
       printf '%s\n' "$EXTRA_CA_CERTS" | cat /etc/ssl/certs/ca-certificates.crt - >/tmp/pip-ca.pem \
       && export PIP_CERT=/tmp/pip-ca.pem; fi \
  && pip install --no-deps --force-reinstall -c requirements.lock "/src[gen,train,storage,bench]" \
