@@ -36,6 +36,8 @@ def docker_run(image: str, args: list[str], mount: str | None = None) -> list[st
     argv = ["docker", "run", "--rm", "--network", "none", "--user", SANDBOX_USER]
     argv += [f"--cap-drop={c}" for c in RUN_HOST_CONFIG["cap_drop"]]
     argv += [f"--security-opt={o}" for o in RUN_HOST_CONFIG["security_opt"]]
+    if RUN_HOST_CONFIG["MaskedPaths"] == RUN_HOST_CONFIG["ReadonlyPaths"] == []:
+        argv += ["--security-opt=systempaths=unconfined"]
     if mount:
         argv += ["-v", f"{mount}:/run-dir"]
     return argv + [image, *args]

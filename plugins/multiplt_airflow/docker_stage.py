@@ -40,9 +40,9 @@ SANDBOX_USER = "10001:10001"  # the `multiplt` user of both images (docker/*.Doc
 # Host settings of the sandbox run step (no network, no credentials, not root besides):
 # bubblewrap inside needs unshare/clone with namespace flags (Docker's default seccomp profile
 # refuses them without CAP_SYS_ADMIN) and an unmasked /proc to mount a new one over.
-RUN_HOST_CONFIG = {"cap_drop": ["ALL"],
-                   "security_opt": ["no-new-privileges", "seccomp=unconfined",
-                                    "systempaths=unconfined"]}
+# MaskedPaths/ReadonlyPaths [] is what `docker run --security-opt systempaths=unconfined` sends.
+RUN_HOST_CONFIG = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges", "seccomp=unconfined"],
+                   "MaskedPaths": [], "ReadonlyPaths": []}
 
 
 class DockerStageInputRejected(DockerContainerFailedException, AirflowFailException):
@@ -102,9 +102,8 @@ class MultipltDockerOperator(DockerOperator):
             self.log.info("Stage volume: %s at %s", name, STAGE_ROOT)
             self.mounts = [*self.mounts, Mount(target=STAGE_ROOT, source=name, type="volume")]
         if self.host_config:
-            cli, extra = self.cli, self.host_config
-            create = cli.create_host_config
-            cli.create_host_config = lambda **kw: create(**{**kw, **extra})
+            cli, create = self.cli, self.cli.create_host_config
+            cli.create_host_config = lambda **kw: with_host_config(create, kw, self.host_config)
         try:
             result = creds_mod.redact(super().execute(context), self._secrets)  # XCom too
         except DockerContainerFailedException as exc:
@@ -118,6 +117,15 @@ class MultipltDockerOperator(DockerOperator):
             self.cli.remove_volume(self.volume_name(context))
             self.log.info("Removed stage volume %s", self.volume_name(context))
         return result
+
+
+def with_host_config(create, kwargs: dict[str, Any], extra: dict[str, Any]):
+    """create_host_config(**kwargs) plus `extra`: snake_case keys are its arguments, CamelCase
+    keys (which it has no argument for) go into the Engine API's HostConfig as they are."""
+    args = {k: v for k, v in extra.items() if not k[:1].isupper()}
+    host_config = create(**{**kwargs, **args})
+    host_config.update({k: v for k, v in extra.items() if k[:1].isupper()})
+    return host_config
 
 
 def _data_mounts(settings: MultipltSettings) -> list[Mount]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from multiplt.languages.base import OK
-from multiplt_airflow.docker_stage import RUN_HOST_CONFIG, SANDBOX_USER
+from multiplt_airflow.docker_stage import RUN_HOST_CONFIG, SANDBOX_USER, with_host_config
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -57,11 +57,11 @@ def local_outcome(tmp_path_factory):
 def container_outcome(docker_engine, docker_images, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile-container")
     run, victim = _folders(tmp, "container")
-    host_config = docker_engine.create_host_config(
-        network_mode="none", auto_remove=False, **RUN_HOST_CONFIG,
+    host_config = with_host_config(docker_engine.create_host_config, dict(
+        network_mode="none", auto_remove=False,
         binds={str(run): {"bind": "/run-dir", "mode": "rw"},
                str(victim): {"bind": str(victim), "mode": "rw"},
-               str(ROOT / "tests"): {"bind": "/driver/tests", "mode": "ro"}})
+               str(ROOT / "tests"): {"bind": "/driver/tests", "mode": "ro"}}), RUN_HOST_CONFIG)
     container = docker_engine.create_container(
         docker_images.sandbox, entrypoint=["python", f"/driver/{DRIVER}"],
         command=["/run-dir", str(victim), ",".join(LANGS), ",".join(CASES)],
@@ -83,6 +83,7 @@ def test_container_runs_without_network_or_root(container_outcome):
     info = container_outcome["info"]
     assert info["HostConfig"]["NetworkMode"] == "none"
     assert info["HostConfig"]["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in info["HostConfig"]["SecurityOpt"]
     assert container_outcome["uid"] == 10001
 
 
