@@ -14,6 +14,7 @@ side's wall time includes starting and removing the container; the container sta
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import pathlib
@@ -26,10 +27,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "plugins"))
 
-from bench.execute_throughput import machine, make_folder  # noqa: E402
 from multiplt import storage  # noqa: E402
 from multiplt.execution import files  # noqa: E402
 from multiplt_airflow.docker_stage import RUN_HOST_CONFIG, SANDBOX_USER  # noqa: E402
+
+# the same programs and machine facts as bench/execute_throughput.py
+_spec = importlib.util.spec_from_file_location("execute_throughput", ROOT / "bench/execute_throughput.py")
+_throughput = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_throughput)
+machine, make_folder = _throughput.machine, _throughput.make_folder
 
 
 def docker_run(image: str, args: list[str], mount: str | None = None) -> list[str]:
