@@ -38,15 +38,16 @@ ARG PIP_FIND_LINKS PIP_EXTRA_INDEX_URL
 # EXTRA_CA_CERTS: PEM certificates pip must trust besides the public ones (a TLS-intercepting
 # proxy's CA; scripts/build_images.sh passes this machine's local CAs); empty: none.
 ARG EXTRA_CA_CERTS=
-COPY requirements.txt requirements.lock pyproject.toml README.md /src/
-# The dependencies in a layer of their own that survives code edits: installed for a placeholder
-# package of this name (replaced by the real one at once below), then the code.
-RUN cd /src && mkdir multiplt && echo '__version__ = "0"' > multiplt/__init__.py \
+COPY requirements.txt requirements.lock pyproject.toml /src/
+# The dependencies in a layer of their own that survives code and README edits: installed for a
+# placeholder package of this name (replaced by the real one at once below), then the code.
+RUN cd /src && mkdir multiplt && echo '__version__ = "0"' > multiplt/__init__.py && touch README.md \
  && if [ -n "$EXTRA_CA_CERTS" ]; then \
       printf '%s\n' "$EXTRA_CA_CERTS" | cat /etc/ssl/certs/ca-certificates.crt - >/tmp/pip-ca.pem \
       && export PIP_CERT=/tmp/pip-ca.pem; fi \
  && pip install -c requirements.lock "/src[gen,train,storage,bench]" \
- && rm -rf multiplt build /tmp/pip-ca.pem
+ && rm -rf multiplt build README.md /tmp/pip-ca.pem
+COPY README.md /src/
 COPY multiplt /src/multiplt
 RUN cd /src && if [ -n "$EXTRA_CA_CERTS" ]; then \
       printf '%s\n' "$EXTRA_CA_CERTS" | cat /etc/ssl/certs/ca-certificates.crt - >/tmp/pip-ca.pem \

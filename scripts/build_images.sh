@@ -192,6 +192,9 @@ fi
 if [ "$mode" = check ]; then
   exit "$stale"
 fi
+if ((${#built[@]})); then  # the versions these builds replaced (untagged, ours only)
+  docker image prune -f --filter "label=$LABEL" >/dev/null
+fi
 say "done in $((SECONDS - total_start)) s; built: ${built[*]:-nothing}"
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E "^($(IFS='|'; echo "${images[*]}" | sed 's/\./\\./g'))\b" \
   | while IFS=$'\t' read -r name size; do say "size $name $size"; done
