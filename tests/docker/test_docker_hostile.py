@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -48,9 +49,12 @@ def local_outcome(tmp_path_factory):
     out = subprocess.run([sys.executable, str(ROOT / DRIVER), str(run), str(victim),
                           ",".join(LANGS), ",".join(CASES)], capture_output=True, text=True,
                          timeout=600, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-3000:]
-    _victim_untouched(victim)
-    return json.loads(out.stdout.splitlines()[-1])
+    try:
+        assert out.returncode == 0, out.stderr[-3000:]
+        _victim_untouched(victim)
+        yield json.loads(out.stdout.splitlines()[-1])
+    finally:
+        shutil.rmtree(victim, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +78,11 @@ def container_outcome(docker_engine, docker_images, tmp_path_factory):
         info = docker_engine.inspect_container(container)
     finally:
         docker_engine.remove_container(container, force=True)
-    assert code == 0, errors[-3000:]
-    outcome = json.loads(logs.splitlines()[-1])
-    return {**outcome, "victim": victim, "info": info}
+    try:
+        assert code == 0, errors[-3000:]
+        yield {**json.loads(logs.splitlines()[-1]), "victim": victim, "info": info}
+    finally:
+        shutil.rmtree(victim, ignore_errors=True)
 
 
 def test_container_runs_without_network_or_root(container_outcome):
