@@ -5,6 +5,8 @@
 #
 # CUDA runtime base; torch comes from PyPI as its CUDA build (the lock pins the version, pip
 # takes the CUDA wheel and its nvidia-* libraries on Linux x86_64). Python 3.11 matches the lock.
+# The CPU worker (scripts/build_images.sh) is this file with CUDA_BASE a local Debian bookworm
+# base and pip pointed (PIP_FIND_LINKS / PIP_EXTRA_INDEX_URL) at where the CPU torch wheel lies.
 ARG CUDA_BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
 FROM ${CUDA_BASE}
 
@@ -15,20 +17,41 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/cache/huggingface
 
+# The stage steps' user (never root) and the stage volume's mount point, owned by it so that a
+# fresh volume is writable (docker_stage.py: SANDBOX_USER, STAGE_ROOT).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3.11 python3.11-venv ca-certificates git \
  && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin multiplt \
+ && mkdir -p /stage && chown 10001:10001 /stage \
  && python3.11 -m venv /opt/multiplt
 
+# Image metadata before the slow steps, so that it is built once (each build step copies the
+# whole file system under some storage drivers, vfs among them).
 ENV PATH=/opt/multiplt/bin:$PATH
-
-# Dependencies first (a layer that survives code edits), all through the full lock.
-WORKDIR /src
-COPY requirements.txt requirements.lock pyproject.toml README.md ./
-COPY multiplt ./multiplt
-RUN pip install -c requirements.lock "/src[gen,train,storage,bench,corpus,translate]" \
- && multiplt --version
-
 WORKDIR /work
 ENTRYPOINT ["multiplt"]
 CMD ["--help"]
+
+# Where pip finds wheels besides PyPI (unset: PyPI only); build arguments, not kept in the image.
+ARG PIP_FIND_LINKS PIP_EXTRA_INDEX_URL
+# EXTRA_CA_CERTS: PEM certificates pip must trust besides the public ones (a TLS-intercepting
+# proxy's CA; scripts/build_images.sh passes this machine's local CAs); empty: none.
+ARG EXTRA_CA_CERTS=
+COPY requirements.txt requirements.lock pyproject.toml /src/
+# The dependencies in a layer of their own that survives code and README edits: installed for a
+# placeholder package of this name (replaced by the real one at once below), then the code.
+RUN cd /src && mkdir multiplt && echo '__version__ = "0"' > multiplt/__init__.py && touch README.md \
+ && if [ -n "$EXTRA_CA_CERTS" ]; then \
+      printf '%s\n' "$EXTRA_CA_CERTS" | cat /etc/ssl/certs/ca-certificates.crt - >/tmp/pip-ca.pem \
+      && export PIP_CERT=/tmp/pip-ca.pem; fi \
+ && pip install -c requirements.lock "/src[gen,train,storage,bench,corpus,translate]" \
+ && rm -rf multiplt build README.md /tmp/pip-ca.pem
+COPY README.md /src/
+COPY multiplt /src/multiplt
+RUN cd /src && if [ -n "$EXTRA_CA_CERTS" ]; then \
+      printf '%s\n' "$EXTRA_CA_CERTS" | cat /etc/ssl/certs/ca-certificates.crt - >/tmp/pip-ca.pem \
+      && export PIP_CERT=/tmp/pip-ca.pem; fi \
+ && pip install --no-deps --force-reinstall -c requirements.lock "/src[gen,train,storage,bench,corpus,translate]" \
+ && rm -f /tmp/pip-ca.pem \
+ && multiplt --version

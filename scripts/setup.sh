@@ -25,6 +25,8 @@ APT_PACKAGES=(
   procps                              # ps, pkill (process checks in tests)
   chromium                            # headless browser for the leaderboard UI test
   chromium-driver                     # chromedriver: selenium drives chromium through it (offline)
+  docker.io                           # dockerd, docker: the docker runtime and its test tier (tests/docker)
+  debootstrap                         # the local Debian base of scripts/build_images.sh
   git
 )
 

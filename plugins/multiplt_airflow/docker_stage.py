@@ -9,7 +9,11 @@
   ``network_mode="none"`` and no credentials. Their inputs come in and their outputs go out in
   two separate networked steps in the worker image, over a Docker volume private to the task
   instance (``multiplt stage in|run|out``, which maps each remote URI in argv to a folder of
-  the volume). The three steps form a ``TaskGroup`` named after the stage.
+  the volume). The three steps form a ``TaskGroup`` named after the stage. All three run as
+  ``SANDBOX_USER`` (not root; the images own /stage by it, so a fresh volume is writable).
+  The run step drops every capability and may not gain privileges; its seccomp filter and
+  /proc masking are lifted (``RUN_HOST_CONFIG``) because the executor's own sandbox,
+  bubblewrap, must create user and PID namespaces and mount a fresh /proc in it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ from multiplt_airflow.settings import STORAGE_ENV, MultipltSettings
 STAGE_ROOT = "/stage"  # where the per-task volume is mounted in all three sandbox steps
 # DockerOperator's failure message carries the container's wait() result: {'StatusCode': N, ...}
 _STATUS_CODE = re.compile(r"'StatusCode': (-?\d+)")
+SANDBOX_USER = "10001:10001"  # the `multiplt` user of both images (docker/*.Dockerfile)
+# Host settings of the sandbox run step (no network, no credentials, not root besides):
+# bubblewrap inside needs unshare/clone with namespace flags (Docker's default seccomp profile
+# refuses them without CAP_SYS_ADMIN) and an unmasked /proc to mount a new one over.
+# MaskedPaths/ReadonlyPaths [] is what `docker run --security-opt systempaths=unconfined` sends.
+RUN_HOST_CONFIG = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges", "seccomp=unconfined"],
+                   "MaskedPaths": [], "ReadonlyPaths": []}
 
 
 class DockerStageInputRejected(DockerContainerFailedException, AirflowFailException):
@@ -44,11 +55,15 @@ class MultipltDockerOperator(DockerOperator):
     """A DockerOperator that adds storage settings and credentials at run time.
 
     ``credentials=False`` (the sandbox step) passes neither. ``stage_volume=True`` mounts the
-    volume shared by the stage-in, run and stage-out steps of one task instance at /stage.
+    volume shared by the stage-in, run and stage-out steps of one task instance at /stage;
+    ``remove_volume=True`` (the stage-out step) removes it once the step succeeded (a failed
+    step leaves it for the log and the retry).
     """
 
     def __init__(self, *, credentials: bool = True, stage_volume: bool = False,
-                 stage_group: str | None = None, volume_prefix: str = "multiplt-stage", **kwargs):
+                 stage_group: str | None = None, volume_prefix: str = "multiplt-stage",
+                 host_config: dict[str, Any] | None = None, remove_volume: bool = False,
+                 **kwargs):
         kwargs.setdefault("do_xcom_push", False)
         kwargs.setdefault("mount_tmp_dir", False)
         kwargs.setdefault("auto_remove", "success")
@@ -57,6 +72,9 @@ class MultipltDockerOperator(DockerOperator):
         self.stage_volume = stage_volume
         self.stage_group = stage_group
         self.volume_prefix = volume_prefix
+        self.remove_volume = remove_volume
+        # container host settings DockerOperator has no argument for (cap_drop, security_opt)
+        self.host_config = dict(host_config or {})
         self._secrets: list[str] = []
 
     @property
@@ -83,8 +101,11 @@ class MultipltDockerOperator(DockerOperator):
             name = self.volume_name(context)
             self.log.info("Stage volume: %s at %s", name, STAGE_ROOT)
             self.mounts = [*self.mounts, Mount(target=STAGE_ROOT, source=name, type="volume")]
+        if self.host_config:
+            cli, create = self.cli, self.cli.create_host_config
+            cli.create_host_config = lambda **kw: with_host_config(create, kw, self.host_config)
         try:
-            return creds_mod.redact(super().execute(context), self._secrets)  # XCom too
+            result = creds_mod.redact(super().execute(context), self._secrets)  # XCom too
         except DockerContainerFailedException as exc:
             code = _STATUS_CODE.search(str(exc))
             if code and int(code.group(1)) == BAD_INPUT_EXIT_CODE:
@@ -92,6 +113,19 @@ class MultipltDockerOperator(DockerOperator):
                     f"{exc} (exit code {BAD_INPUT_EXIT_CODE}: bad input, not retried)",
                     logs=exc.logs) from exc
             raise
+        if self.stage_volume and self.remove_volume:
+            self.cli.remove_volume(self.volume_name(context))
+            self.log.info("Removed stage volume %s", self.volume_name(context))
+        return result
+
+
+def with_host_config(create, kwargs: dict[str, Any], extra: dict[str, Any]):
+    """create_host_config(**kwargs) plus `extra`: snake_case keys are its arguments, CamelCase
+    keys (which it has no argument for) go into the Engine API's HostConfig as they are."""
+    args = {k: v for k, v in extra.items() if not k[:1].isupper()}
+    host_config = create(**{**kwargs, **args})
+    host_config.update({k: v for k, v in extra.items() if k[:1].isupper()})
+    return host_config
 
 
 def _data_mounts(settings: MultipltSettings) -> list[Mount]:
@@ -117,25 +151,26 @@ def build(task_id: str, argv: list[str] | None, settings: MultipltSettings, *, g
     if memory:
         common["mem_limit"] = memory
     networked = {"network_mode": settings.docker_network} if settings.docker_network else {}
-    if gpu:
+    if gpu and settings.docker_gpus == "all":
         common["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
     if not sandbox:
         return _make(task_id, ["multiplt"], argv, mapped_argvs, image=settings.worker_image,
                      mounts=_data_mounts(settings), **networked, **common)
 
     # Sandbox: stage in (networked, credentials) -> run (no network, no credentials) -> stage out.
-    staged = {"stage_volume": True, "stage_group": task_id, "volume_prefix": settings.stage_volume_prefix}
+    staged = {"stage_volume": True, "stage_group": task_id, "user": SANDBOX_USER,
+              "volume_prefix": settings.stage_volume_prefix}
     with TaskGroup(group_id=task_id) as group:
         stage_in = _make("stage_in", ["multiplt", "stage", "in", "--root", STAGE_ROOT, "--"], argv,
                          mapped_argvs, image=settings.worker_image, mounts=_data_mounts(settings),
                          **staged, **networked, **_without(common, "device_requests"))
         run = _make("run", ["multiplt", "stage", "run", "--root", STAGE_ROOT, "--"], argv,
                     mapped_argvs, image=settings.sandbox_image, network_mode="none",
-                    credentials=False, **staged, **common)
+                    credentials=False, host_config=RUN_HOST_CONFIG, **staged, **common)
         stage_out = _make("stage_out", ["multiplt", "stage", "out", "--root", STAGE_ROOT, "--"],
                           argv, mapped_argvs, image=settings.worker_image,
-                          mounts=_data_mounts(settings), **staged, **networked,
-                          **_without(common, "device_requests"))
+                          mounts=_data_mounts(settings), remove_volume=True, **staged,
+                          **networked, **_without(common, "device_requests"))
         stage_in >> run >> stage_out
     return group
 

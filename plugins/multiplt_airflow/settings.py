@@ -11,6 +11,7 @@ import dataclasses
 import os
 
 RUNTIMES = ("local", "docker")
+DOCKER_GPUS = ("all", "none")
 
 # Storage credentials: passed to docker stage containers only as private environment, and to
 # local stage subprocesses by inheritance; never written into argv, rendered fields or XCom.
@@ -39,6 +40,9 @@ class MultipltSettings:
     stage_volume_prefix: str = "multiplt-stage"
     # cron of multiplt_evaluate's periodic reruns of the `rerun_models` list ("" = none)
     evaluate_schedule: str = ""
+    # docker runtime: "all" gives GPU stages every GPU of the host (needs the NVIDIA container
+    # runtime); "none" runs them without (a CPU worker image, e.g. on a machine without GPUs)
+    docker_gpus: str = "all"
 
 
 def load() -> MultipltSettings:
@@ -52,6 +56,9 @@ def load() -> MultipltSettings:
     for field in dataclasses.fields(MultipltSettings):
         values[field.name] = conf.get("multiplt", field.name, fallback=getattr(defaults, field.name))
     settings = MultipltSettings(**values)
+    if settings.docker_gpus not in DOCKER_GPUS:
+        raise ValueError(f"[multiplt] docker_gpus must be one of {', '.join(DOCKER_GPUS)}, "
+                         f"not {settings.docker_gpus!r}")
     if settings.runtime not in RUNTIMES:
         raise ValueError(f"[multiplt] runtime must be one of {', '.join(RUNTIMES)}, "
                          f"not {settings.runtime!r}")

@@ -151,6 +151,30 @@ def test_docker_sandbox_stage_runs_without_network_between_stage_in_and_out(dock
     assert stage_out.entrypoint[:3] == ["multiplt", "stage", "out"]
     assert stage_in.network_mode == stage_out.network_mode == "multiplt"
     assert stage_in.credentials is True and stage_out.credentials is True
+    # never root; only the run step drops every capability (and lifts seccomp for bubblewrap)
+    assert stage_in.user == run.user == stage_out.user == "10001:10001"
+    assert run.host_config["cap_drop"] == ["ALL"] and "no-new-privileges" in run.host_config["security_opt"]
+    assert stage_in.host_config == stage_out.host_config == {}
+
+
+def test_docker_gpus_none_runs_gpu_stages_without_device_requests(docker_runtime, monkeypatch):
+    """`[multiplt] docker_gpus = none`: a CPU worker image on a machine without GPUs."""
+    from multiplt_airflow import settings
+
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__DOCKER_GPUS", "none")
+    with _dag("stage_docker_cpu"):
+        gen = stage_task("generate", ["generate", "--in", "x"], gpu=True)
+    assert not gen.device_requests and gen.pool == "gpu"
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__DOCKER_GPUS", "some")
+    with pytest.raises(ValueError, match="docker_gpus must be one of all, none"):
+        settings.load()
+
+
+def test_docker_stage_out_removes_the_stage_volume(docker_runtime):
+    with _dag("stage_docker_volume") as dag:
+        stage_task("execute", ["execute", "--in", "s3://bucket/runs/x"], sandbox=True)
+    flags = {s: dag.get_task(f"execute.{s}").remove_volume for s in ("stage_in", "run", "stage_out")}
+    assert flags == {"stage_in": False, "run": False, "stage_out": True}
 
 
 def test_docker_mapped_sandbox_stage(docker_runtime):

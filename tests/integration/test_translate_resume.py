@@ -16,6 +16,7 @@ from multiplt import cli, storage
 from multiplt.translation import writer
 from multiplt.translation.pipeline import completions_uri, work_uri
 from tests.fixtures import translate as fx
+from tests.unit.execution.helpers import installed
 
 pytestmark = pytest.mark.slow
 TRANSLATE = ["translate", "--lang", "rkt", "--backend", "replay", "--n", str(fx.N), "--timeout", "15",
@@ -28,7 +29,7 @@ def results_files(folder):
 
 
 def test_killed_while_executing_then_rerun(tmp_path):
-    if subprocess.run(["which", "racket"], capture_output=True).returncode:
+    if not installed("rkt"):
         pytest.skip("racket runtime not installed")
     inputs = fx.write(tmp_path / "in")
     out = str(tmp_path / "out")
@@ -70,7 +71,7 @@ def test_killed_while_executing_then_rerun(tmp_path):
 def test_more_samples_later_gives_the_same_rows_as_all_at_once(tmp_path):
     """--n 3, then --n 7 into the same folder: the 4 new samples are generated, run and collected,
     and the dataset equals a run with --n 7 from the start (the fixture's exact rows)."""
-    if subprocess.run(["which", "lua"], capture_output=True).returncode:
+    if not installed("lua"):
         pytest.skip("lua runtime not installed")
     inputs = fx.write(tmp_path / "in")
     out = str(tmp_path / "out")
