@@ -13,6 +13,7 @@ from multiplt.generation.seeds import sample_seed
 from multiplt.generation.stops import cut_at_stop
 
 LOG = logging.getLogger("multiplt.generation")
+SMALL_MODEL = 20_000_000  # parameters: below this, CPU generation runs on one thread
 
 
 class TransformersBackend(Backend):
@@ -39,6 +40,11 @@ class TransformersBackend(Backend):
         except (OSError, ValueError) as exc:
             raise MultipltError(f"cannot load model {model!r}: {exc}") from None
         self.model.eval()
+        if self.device == "cpu" and sum(p.numel() for p in self.model.parameters()) < SMALL_MODEL:
+            # a small model's ops are too small to split across cores; a parallel region waits
+            # for a busy core (measured on the shared 2-core VM: 24-29 s with 1 thread against
+            # 108-174 s with 2 for the main job's generation; bench/results/generate_cpu.notes.md)
+            torch.set_num_threads(1)
         from multiplt.generation import mqa_attention
 
         mqa_attention.enable(self.model)  # copy-free decode attention for multi-query models
