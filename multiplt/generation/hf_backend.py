@@ -68,7 +68,16 @@ class TransformersBackend(Backend):
                 "tokenizer": self.tokenizer_ref.requested}
 
     def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False)
+        return self._raw_decode(ids, skip_special_tokens=False)
+
+    @property
+    def _raw_decode(self):
+        """The tokenizers library's decode when it gives what `tokenizer.decode` gives (a fast
+        tokenizer without the clean-up of spaces): no per-call list conversion in Python."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None and getattr(self.tokenizer, "clean_up_tokenization_spaces", True) is False:
+            return backend.decode
+        return self.tokenizer.decode
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
         from multiplt.generation.continuous import Job, sample_continuous
