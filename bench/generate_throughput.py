@@ -255,8 +255,11 @@ def main() -> None:
 
 
 def _commit() -> str | None:
+    import os
     import subprocess
 
+    if os.environ.get("BENCH_COMMIT"):  # a copy of the tree without .git (the device machine)
+        return os.environ["BENCH_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=pathlib.Path(__file__).parent,
                               capture_output=True, text=True, check=True).stdout.strip()
