@@ -127,7 +127,8 @@ def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidate
     rows = (~exact).nonzero().squeeze(-1)
     if rows.shape[0] == x.shape[0]:
         return _sort_path(x, row_seeds, step, top_p), x.shape[0]
-    tokens[rows] = _sort_path(x[rows], row_seeds[rows], step, top_p)
+    step_rows = step if isinstance(step, int) else step[rows]
+    tokens[rows] = _sort_path(x[rows], row_seeds[rows], step_rows, top_p)
     return tokens, rows.shape[0]
 
 

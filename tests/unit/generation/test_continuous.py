@@ -142,6 +142,19 @@ def test_noise_with_per_row_steps_equals_each_rows_own_step():
         assert torch.equal(full[r, ids[r]], per_row[r])
 
 
+def test_choose_tokens_with_per_row_steps_equals_each_row_alone():
+    """Per-row steps through both paths of choose_tokens (some rows need the full sort)."""
+    from multiplt.generation.sampler import choose_tokens, choose_tokens_reference
+
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(12, 700, generator=gen) * torch.tensor([0.1, 8.0] * 6)[:, None]
+    seeds, steps = torch.arange(12) * 7919, torch.arange(12) * 13
+    got = choose_tokens(logits, seeds, steps, 0.7, 0.9, candidates=16)
+    for r in range(12):
+        alone = choose_tokens_reference(logits[r: r + 1], seeds[r: r + 1], int(steps[r]), 0.7, 0.9)
+        assert int(got[r]) == int(alone[0])
+
+
 def test_inflight_limit_follows_free_memory_and_cap(monkeypatch):
     model = _tiny()
     per_token = continuous.kv_bytes_per_token(model.config, 4)
