@@ -94,8 +94,10 @@ def sample_continuous(model, jobs: list[Job], opts: SamplerOptions, max_batch: i
     if not jobs:
         return
     device = next(model.parameters()).device
-    waiting = sorted(jobs, key=lambda j: len(j.prompt), reverse=True)  # pop(): shortest first
-    cap = inflight_limit(model, len(waiting[0].prompt), opts.max_new_tokens, max_batch)
+    # pop() from the end: shortest prompt first, equal lengths in the given order (the driver
+    # writes a problem's samples in index order, so sample 0 should come first)
+    waiting = sorted(jobs, key=lambda j: len(j.prompt))[::-1]
+    cap = inflight_limit(model, max(len(j.prompt) for j in jobs), opts.max_new_tokens, max_batch)
     budget = prefill_tokens or (65536 if device.type == "cuda" else 8192)
     kw = _cache_kwarg(model)
     # on the CPU a top-k over 256 candidates costs more than the model's step: 32 suffice at

@@ -89,7 +89,7 @@ class TransformersBackend(Backend):
             if r.problem not in encoded:
                 encoded[r.problem] = self.tokenizer(r.prompt.strip(), add_special_tokens=False)["input_ids"]
         jobs = []
-        for r in requests:
+        for r in sorted(requests, key=lambda r: (r.problem, r.index)):
             prompt, max_new = encoded[r.problem], sampling.max_new_tokens
             if self.max_positions:
                 room = self.max_positions - len(prompt)
