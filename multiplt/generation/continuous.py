@@ -45,6 +45,15 @@ def kv_bytes_per_token(config, element_size: int) -> int:
     return layers * 2 * kv_heads * head_dim * element_size
 
 
+def supports(model) -> bool:
+    """Whether the model's config tells the KV cache size (needed to size the in-flight count);
+    other models (test doubles) are sampled in fixed batches by hf_backend."""
+    try:
+        return kv_bytes_per_token(model.config, 2) > 0 and model.config.vocab_size > 0
+    except (AttributeError, TypeError):
+        return False
+
+
 def _free_memory(device) -> int:
     if device.type == "cuda":
         import torch

@@ -80,7 +80,7 @@ class TransformersBackend(Backend):
         return self.tokenizer.decode
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
-        from multiplt.generation.continuous import Job, sample_continuous
+        from multiplt.generation.continuous import Job, sample_continuous, supports
         from multiplt.generation.sampler import SamplerOptions
 
         # MultiPL-E strips prompts before tokenizing; the stored prompt stays verbatim.
@@ -101,7 +101,27 @@ class TransformersBackend(Backend):
         opts = SamplerOptions(temperature=sampling.temperature, top_p=sampling.top_p,
                               max_new_tokens=sampling.max_new_tokens, eos_token_id=self.eos_token_id,
                               pad_token_id=self.pad_token_id, stop=tuple(sampling.stop))
-        # continuous batching: as many rows in flight as memory allows (--batch-size caps it)
-        for group in sample_continuous(self.model, jobs, opts, max_batch=self.batch_size,
-                                       decode=self._decode):
+        if supports(self.model):
+            # continuous batching: as many rows in flight as memory allows (--batch-size caps it)
+            groups = sample_continuous(self.model, jobs, opts, max_batch=self.batch_size,
+                                       decode=self._decode)
+        else:
+            groups = self._fixed_batches(jobs, opts)
+        for group in groups:
             yield [(r, cut_at_stop(self._decode(ids), sampling.stop)) for r, ids in group]
+
+    def _fixed_batches(self, jobs, opts):
+        """Batches of --batch-size (default 16) jobs of similar prompt length, each sampled to
+        its end (sampler.sample_batch): for models whose KV cache size is not known."""
+        from dataclasses import replace
+
+        from multiplt.generation.sampler import sample_batch
+
+        size = self.batch_size or 16
+        order = sorted(jobs, key=lambda j: len(j.prompt))
+        for start in range(0, len(order), size):
+            batch = order[start: start + size]
+            one = replace(opts, max_new_tokens=min(j.max_new_tokens for j in batch))
+            new_ids = sample_batch(self.model, [j.prompt for j in batch], [j.seed for j in batch],
+                                   one, decode=self._decode)
+            yield [(j.key, ids) for j, ids in zip(batch, new_ids)]

@@ -166,3 +166,24 @@ def test_inflight_limit_follows_free_memory_and_cap(monkeypatch):
     assert inflight_limit(model, 100, 28, max_batch=16, fraction=0.5) == 16
     monkeypatch.setattr(continuous, "_free_memory", lambda device: 0)
     assert inflight_limit(model, 100, 28) == 1
+
+
+def test_stop_strings_end_rows_with_the_text_of_one_at_a_time():
+    from multiplt.generation.stops import cut_at_stop
+
+    model = _tiny()
+    jobs = _jobs()
+
+    def decode(ids):
+        return "".join(chr(97 + t % 26) for t in ids)
+
+    base = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, check_every=3)
+    first = _one_at_a_time(model, jobs[:2], base)
+    stops = (decode(first[0][5:6]), decode(first[1][7:8]))  # letters some rows draw mid-way
+    opts = SamplerOptions(**{**base.__dict__, "stop": stops})
+    expected = {k: cut_at_stop(decode(t), stops) for k, t in _one_at_a_time(model, jobs, opts).items()}
+    assert any(len(t) < 12 for t in expected.values())  # some rows stopped early
+    for cap in (2, None):
+        raw = _run(model, jobs, opts, max_batch=cap, decode=decode)
+        assert any(len(raw[j.key]) < j.max_new_tokens for j in jobs)  # ended by a stop string
+        assert {k: cut_at_stop(decode(t), stops) for k, t in raw.items()} == expected
