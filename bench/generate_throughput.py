@@ -1,20 +1,25 @@
-"""GPU generation throughput: our sampler vs a MultiPL-E-automodel-like baseline.
+"""GPU generation throughput: `multiplt generate`'s code path against transformers `generate`.
 
 Model: StarCoderBase-1B-shaped GPTBigCode (24 layers, hidden 2048, 16 heads, multi-query
 attention, vocabulary 49152), random weights in bf16 (no pretrained weights are reachable).
-Prompts: random token ids with the Racket HumanEval prompts' token lengths
-(bench/inputs/rkt_prompt_tokens.json, see bench/prompt_lengths.py), 20 samples per problem.
-Every sequence generates exactly --new-tokens tokens (EOS and stop strings off,
-min_new_tokens = max_new_tokens); only generated non-pad tokens are counted.
+Requests: random token ids with the Racket HumanEval prompts' token lengths
+(bench/inputs/rkt_prompt_tokens.json, see bench/prompt_lengths.py), --samples per problem, the
+first --problems problems; every variant runs on these same requests, in one process:
 
-  baseline: transformers `generate`, batches of 40 in MultiPL-E order (each problem's samples
-            consecutive), left padding, default (dynamic) cache, sdpa, do_sample, top_p 0.95.
-  ours:     multiplt.generation.sampler.sample_batch: prompts grouped by length, large batches,
-            keyed per-sample noise, logits of the last position only, few host syncs,
-            preallocated KV cache (kv_cache.py), decode attention without cuDNN (no execution
-            plan built per key length), copy-free multi-query decode attention, int32 noise.
-Both run on the same fixed subset (the first --subset-problems problems x 20 = >= 400
-sequences); ours also runs the full set (161 x 20).
+  hf_batch40: transformers `generate` in batches of 40 in MultiPL-E order (each problem's
+              samples consecutive), left padding, dynamic cache, sdpa, do_sample, top_p 0.95,
+              exactly --new-tokens tokens (min_new_tokens = max_new_tokens);
+  hf_best:    the same at the largest batch that fits (tried from all requests down, halving);
+  default:    multiplt.generation.continuous.sample_continuous as the transformers backend calls
+              it (default settings: in-flight count from free memory, EOS and Racket stop
+              strings on, checked every 16 steps); a random model rarely stops, and only tokens
+              actually generated are counted;
+  forced:     the same with EOS and stops off: exactly --new-tokens tokens per request.
+
+decode_limit: tokens/s if every step only read the weights plus the live rows' KV cache once
+(average prompt + half the new tokens) at the bandwidth measured in-script with a device-to-device
+copy; fraction_of_decode_limit = forced / that. greedy_matches_hf: our greedy tokens equal
+`generate(do_sample=False)` for --greedy-prompts prompts, one at a time (bf16 on the GPU).
 
     python bench/generate_throughput.py --out bench/results/generate_throughput.json   # GPU
     python bench/generate_throughput.py --tiny                                          # CPU smoke
@@ -36,8 +41,10 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from multiplt.generation import mqa_attention  # noqa: E402
-from multiplt.generation.sampler import SamplerOptions, sample_batch  # noqa: E402
+from multiplt.generation.continuous import Job, inflight_limit, sample_continuous  # noqa: E402
+from multiplt.generation.sampler import SamplerOptions  # noqa: E402
 
+STOPS = ("\n(define ", "\n#|", "\n;", "\n(")  # Racket's stop strings
 LENGTHS = pathlib.Path(__file__).parent / "inputs" / "rkt_prompt_tokens.json"
 
 
@@ -96,43 +103,104 @@ def run_baseline(model, prompts, new_tokens, batch_size, device) -> dict:
             "tokens_per_s": round(counted / secs, 1), "batch_size": batch_size}
 
 
-def run_ours(model, prompts, new_tokens, batch_size, device) -> dict:
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # group by length
+def run_ours(model, prompts, new_tokens, device, forced: bool, max_batch=None) -> dict:
+    """sample_continuous as hf_backend calls it; `forced`: EOS and stop strings off."""
+    jobs = [Job(i, p, i, new_tokens) for i, p in enumerate(prompts)]
     opts = SamplerOptions(temperature=0.2, top_p=0.95, max_new_tokens=new_tokens, eos_token_id=0,
-                          pad_token_id=0, ignore_eos=True)
-    counted = 0
+                          pad_token_id=0, ignore_eos=forced, stop=() if forced else STOPS)
+    # a printable character per token id, a newline for ids below 32: Racket stops can occur
+    decode = (lambda ids: "".join("\n" if t < 32 else chr(32 + t % 95) for t in ids))
+    counted, finished = 0, 0
     sync(device)
     start = time.perf_counter()
-    for i in range(0, len(order), batch_size):
-        idx = order[i: i + batch_size]
-        outs = sample_batch(model, [prompts[j] for j in idx], [j for j in idx], opts)
-        counted += sum(sum(1 for t in o if t != 0) for o in outs)  # non-pad
+    for group in sample_continuous(model, jobs, opts, max_batch=max_batch, decode=decode):
+        counted += sum(len(toks) for _, toks in group)
+        finished += len(group)
     sync(device)
     secs = time.perf_counter() - start
-    return {"sequences": len(prompts), "new_tokens": counted, "seconds": round(secs, 2),
-            "tokens_per_s": round(counted / secs, 1), "batch_size": batch_size}
+    cap = inflight_limit(model, max(map(len, prompts)), new_tokens, max_batch)
+    return {"sequences": finished, "new_tokens": counted, "seconds": round(secs, 2),
+            "tokens_per_s": round(counted / secs, 1), "inflight_limit": cap,
+            "stops": [] if forced else list(STOPS), "eos": not forced}
+
+
+def hf_largest_batch(model, prompts, new_tokens, device) -> dict:
+    batch = len(prompts)
+    while True:
+        try:
+            return run_baseline(model, prompts, new_tokens, batch, device)
+        except torch.OutOfMemoryError:
+            if batch <= 40:
+                raise
+            torch.cuda.empty_cache()
+            batch //= 2
+
+
+def bandwidth(device) -> float | None:
+    """Bytes per second of a device-to-device copy (read + written) of 4 GiB."""
+    if device != "cuda":
+        return None
+    x = torch.empty(2**31, dtype=torch.bfloat16, device=device)
+    y = torch.empty_like(x)
+    y.copy_(x)
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(10):
+        y.copy_(x)
+    sync(device)
+    secs = (time.perf_counter() - start) / 10
+    del x, y
+    torch.cuda.empty_cache()
+    return 2 * 2**32 / secs
+
+
+def decode_limit(model, config, prompts, new_tokens, rows: int, bw: float) -> float:
+    from multiplt.generation.continuous import kv_bytes_per_token
+
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    rows = min(rows, len(prompts))
+    avg_len = sum(map(len, prompts)) / len(prompts) + new_tokens / 2
+    per_step = weights + rows * avg_len * kv_bytes_per_token(config, 2)
+    return rows * bw / per_step
+
+
+def greedy_check(model, prompts, new_tokens) -> dict:
+    same = 0
+    matched_tokens = total = 0
+    opts = SamplerOptions(temperature=0.0, max_new_tokens=new_tokens, eos_token_id=None, pad_token_id=0)
+    jobs = [Job(i, p, i, new_tokens) for i, p in enumerate(prompts)]
+    ours = {k: t for g in sample_continuous(model, jobs, opts, max_batch=1) for k, t in g}
+    for i, p in enumerate(prompts):
+        ids = torch.tensor([p], device=model.device)
+        with torch.inference_mode():
+            ref = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                 max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0,
+                                 eos_token_id=None)[0, len(p):].tolist()
+        same += ref == ours[i]
+        prefix = next((j for j, (a, b) in enumerate(zip(ref, ours[i])) if a != b), len(ref))
+        matched_tokens, total = matched_tokens + prefix, total + len(ref)
+    return {"greedy_matches_hf": same == len(prompts), "prompts": len(prompts), "equal": same,
+            "tokens_before_first_difference": matched_tokens, "tokens": total}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tiny", action="store_true", help="CPU smoke test: tiny model and shapes")
-    ap.add_argument("--subset-problems", type=int, default=20, help="x samples = fixed subset")
+    ap.add_argument("--problems", type=int, default=32, help="first N problems x --samples = the requests")
     ap.add_argument("--samples", type=int, default=20)
-    ap.add_argument("--full-problems", type=int, default=161)
     ap.add_argument("--new-tokens", type=int, default=512)
-    ap.add_argument("--baseline-batch", type=int, default=40)
-    ap.add_argument("--ours-batch", type=int, default=800)
-    ap.add_argument("--skip-full", action="store_true")
+    ap.add_argument("--greedy-prompts", type=int, default=4)
+    ap.add_argument("--skip-hf40", action="store_true")
     ap.add_argument("--out", help="write the results JSON here")
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
     if args.tiny:
-        args.subset_problems, args.samples, args.full_problems = 2, 4, 4
-        args.new_tokens, args.baseline_batch, args.ours_batch = 8, 4, 8
+        args.problems, args.samples, args.new_tokens = 2, 4, 8
     model, config = make_model(args.tiny, device)
     scale = 0.1 if args.tiny else 1.0
-    subset = make_prompts(args.subset_problems, args.samples, config.vocab_size, scale)
+    prompts = make_prompts(args.problems, args.samples, config.vocab_size, scale)
     result = {"command": " ".join([pathlib.Path(sys.executable).name] + sys.argv),
+              "commit": _commit(),
               "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
               "versions": {"python": platform.python_version(), "torch": torch.__version__,
                            "transformers": transformers.__version__,
@@ -141,33 +209,62 @@ def main() -> None:
                         "vocab_size": config.vocab_size, "multi_query": True,
                         "dtype": "bfloat16" if device == "cuda" else "float32", "weights": "random"},
               "prompt_lengths": json.loads(LENGTHS.read_text())["source"],
-              "new_tokens_per_sequence": args.new_tokens}
-    print(f"device {result['device']}; subset {len(subset)} sequences", flush=True)
-    # baseline first, on stock sdpa attention (warm-up: CUDA context, cuBLAS, sdpa kernels)
-    run_baseline(model, subset[:4], 4, 4, device)
-    result["baseline"] = run_baseline(model, subset, args.new_tokens, args.baseline_batch, device)
-    print("baseline", result["baseline"], flush=True)
-    # ours: copy-free multi-query decode attention + our sampler
-    result["ours_attention"] = "multiplt_mqa" if mqa_attention.enable(model) else "sdpa"
-    run_ours(model, subset[:4], 4, 4, device)
-    result["ours"] = run_ours(model, subset, args.new_tokens, args.ours_batch, device)
-    print("ours", result["ours"], flush=True)
-    result["ratio"] = round(result["ours"]["tokens_per_s"] / result["baseline"]["tokens_per_s"], 2)
-    print("ratio", result["ratio"], flush=True)
-    if args.out:  # keep the comparison even if the full run does not finish
-        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    if not args.skip_full:
-        full = make_prompts(args.full_problems, args.samples, config.vocab_size, scale)
-        result["ours_full"] = run_ours(model, full, args.new_tokens, args.ours_batch, device)
-        print("ours_full", result["ours_full"], flush=True)
+              "requests": len(prompts), "new_tokens_per_sequence": args.new_tokens}
+
+    def save():
+        text = json.dumps(result, indent=2)
+        if args.out:
+            pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            pathlib.Path(args.out).write_text(text + "\n")
+        return text
+
+    print(f"device {result['device']}; {len(prompts)} requests", flush=True)
+    bw = bandwidth(device)
+    result["bandwidth_bytes_per_s"] = bw
+    # transformers first, on stock sdpa attention (warm-up: CUDA context, cuBLAS, sdpa kernels)
+    run_baseline(model, prompts[:4], 4, 4, device)
+    if not args.skip_hf40:
+        result["hf_batch40"] = run_baseline(model, prompts, args.new_tokens, 40, device)
+        print("hf_batch40", result["hf_batch40"], flush=True)
+        save()
+    result["hf_best"] = hf_largest_batch(model, prompts, args.new_tokens, device)
+    print("hf_best", result["hf_best"], flush=True)
+    save()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    result["attention"] = "multiplt_mqa" if mqa_attention.enable(model) else "sdpa"  # as hf_backend
+    run_ours(model, prompts[:8], 4, device, forced=True)  # warm-up
+    result["default"] = run_ours(model, prompts, args.new_tokens, device, forced=False)
+    print("default", result["default"], flush=True)
+    result["forced"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
+    print("forced", result["forced"], flush=True)
+    result["default_vs_hf_best"] = round(result["default"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
+    result["forced_vs_hf_best"] = round(result["forced"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
+    if "hf_batch40" in result:
+        result["default_vs_hf_batch40"] = round(result["default"]["tokens_per_s"] / result["hf_batch40"]["tokens_per_s"], 2)
+    if bw:
+        limit = decode_limit(model, config, prompts, args.new_tokens, result["forced"]["inflight_limit"], bw)
+        result["decode_limit_tokens_per_s"] = round(limit, 1)
+        result["fraction_of_decode_limit"] = round(result["forced"]["tokens_per_s"] / limit, 3)
+    save()
+    result.update(greedy_check(model, prompts[:: max(1, len(prompts) // args.greedy_prompts)][: args.greedy_prompts],
+                               min(64, args.new_tokens)))
     if device == "cuda":
         result["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(args.out).write_text(text + "\n")
+    print(save())
+
+
+def _commit() -> str | None:
+    import os
+    import subprocess
+
+    if os.environ.get("BENCH_COMMIT"):  # a copy of the tree without .git (the device machine)
+        return os.environ["BENCH_COMMIT"]
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=pathlib.Path(__file__).parent,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ def add_generate_args(p: argparse.ArgumentParser, benchmark_required: bool = Tru
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--max-new-tokens", type=int, default=512, help="limit on NEW tokens per sample")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, help="optional cap on the sequences in flight (default: "
+                   "as many as memory allows, with continuous batching)")
     p.add_argument("--seed", type=int, default=0, help="run seed; sample i of problem p uses (seed, p, i)")
     p.add_argument("--limit", type=int, help="only the first N problems")
     p.add_argument("--problems", help="comma-separated problem names")

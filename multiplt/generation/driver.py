@@ -55,7 +55,7 @@ def load_benchmark(uri: str, limit: int | None = None, problems=None) -> tuple[l
 def generate(benchmark: str, out: str, *, backend: str = "transformers", model: str | None = None,
              revision: str | None = None, tokenizer: str | None = None, n: int = 20,
              temperature: float = 0.2, top_p: float = 0.95, max_new_tokens: int = 512,
-             batch_size: int = 16, seed: int = 0, limit: int | None = None, problems=None,
+             batch_size: int | None = None, seed: int = 0, limit: int | None = None, problems=None,
              experiment: str | None = None, epoch: int | None = None, **backend_options) -> dict:
     """Generate the missing samples into `out`; returns counts {problems, generated, written}."""
     if n < 1:
@@ -98,8 +98,10 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         funnel.log(LOG)
         return summary
 
+    if batch_size is not None:  # an optional cap; each backend has its own default
+        backend_options["batch_size"] = batch_size
     engine = make_backend(backend, model=model, revision=revision, tokenizer=tokenizer,
-                          batch_size=batch_size, **backend_options)
+                          **backend_options)
     try:
         described = engine.describe().as_record()
         final_run = folder.merge_run(out, {**run, **described, "model": model, "revision": revision,

@@ -1,5 +1,6 @@
 """Hugging Face transformers backend: loads a model (model_source.py) and samples with our
-batched sampler (sampler.py): prompts grouped by token length, left padding, bf16 on GPU."""
+sampler under continuous batching (continuous.py): as many sequences in flight as memory allows
+(`batch_size` caps it), shortest prompts first, left padding, bf16 on GPU."""
 
 from __future__ import annotations
 
@@ -12,19 +13,20 @@ from multiplt.generation.seeds import sample_seed
 from multiplt.generation.stops import cut_at_stop
 
 LOG = logging.getLogger("multiplt.generation")
+SMALL_MODEL = 20_000_000  # parameters: below this, CPU generation runs on one thread
 
 
 class TransformersBackend(Backend):
     name = "transformers"
 
     def __init__(self, model: str, revision: str | None = None, tokenizer: str | None = None,
-                 batch_size: int = 16, device: str | None = None):
+                 batch_size: int | None = None, device: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from multiplt.generation.model_source import resolve_model
 
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise MultipltError(f"--batch-size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
         self.model_ref = resolve_model(model, revision)
@@ -38,6 +40,11 @@ class TransformersBackend(Backend):
         except (OSError, ValueError) as exc:
             raise MultipltError(f"cannot load model {model!r}: {exc}") from None
         self.model.eval()
+        if self.device == "cpu" and sum(p.numel() for p in self.model.parameters()) < SMALL_MODEL:
+            # a small model's ops are too small to split across cores; a parallel region waits
+            # for a busy core (measured on the shared 2-core VM: 24-29 s with 1 thread against
+            # 108-174 s with 2 for the main job's generation; bench/results/generate_cpu.notes.md)
+            torch.set_num_threads(1)
         from multiplt.generation import mqa_attention
 
         mqa_attention.enable(self.model)  # copy-free decode attention for multi-query models
@@ -49,7 +56,7 @@ class TransformersBackend(Backend):
                               or getattr(self.model.config, "n_positions", None))
 
     @classmethod
-    def from_options(cls, model=None, revision=None, tokenizer=None, batch_size=16, **_):
+    def from_options(cls, model=None, revision=None, tokenizer=None, batch_size=None, **_):
         if not model:
             raise MultipltError("--model is required for the transformers backend")
         return cls(model, revision, tokenizer, batch_size)
@@ -61,31 +68,60 @@ class TransformersBackend(Backend):
                            tokenizer=self.tokenizer_ref.requested)
 
     def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False)
+        return self._raw_decode(ids, skip_special_tokens=False)
+
+    @property
+    def _raw_decode(self):
+        """The tokenizers library's decode when it gives what `tokenizer.decode` gives (a fast
+        tokenizer without the clean-up of spaces): no per-call list conversion in Python."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None and getattr(self.tokenizer, "clean_up_tokenization_spaces", True) is False:
+            return backend.decode
+        return self.tokenizer.decode
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
-        from multiplt.generation.sampler import SamplerOptions, sample_batch
+        from multiplt.generation.continuous import Job, sample_continuous, supports
+        from multiplt.generation.sampler import SamplerOptions
 
         # MultiPL-E strips prompts before tokenizing; the stored prompt stays verbatim.
         encoded = {}
         for r in requests:
             if r.problem not in encoded:
                 encoded[r.problem] = self.tokenizer(r.prompt.strip(), add_special_tokens=False)["input_ids"]
-        # Group by prompt length so a batch pads little; ties keep problem and sample order.
-        order = sorted(requests, key=lambda r: (len(encoded[r.problem]), r.problem, r.index))
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start: start + self.batch_size]
-            prompts = [encoded[r.problem] for r in batch]
-            max_new = sampling.max_new_tokens
+        jobs = []
+        for r in sorted(requests, key=lambda r: (r.problem, r.index)):
+            prompt, max_new = encoded[r.problem], sampling.max_new_tokens
             if self.max_positions:
-                room = self.max_positions - max(len(p) for p in prompts)
+                room = self.max_positions - len(prompt)
                 if room <= 0:
-                    raise MultipltError(f"prompt of {batch[-1].problem} is {max(map(len, prompts))} "
-                                        f"tokens, the model's context is {self.max_positions}")
+                    raise MultipltError(f"prompt of {r.problem} is {len(prompt)} tokens, the model's "
+                                        f"context is {self.max_positions}")
                 max_new = min(max_new, room)
-            opts = SamplerOptions(temperature=sampling.temperature, top_p=sampling.top_p,
-                                  max_new_tokens=max_new, eos_token_id=self.eos_token_id,
-                                  pad_token_id=self.pad_token_id, stop=tuple(sampling.stop))
-            seeds = [sample_seed(sampling.seed, r.problem, r.index) for r in batch]
-            new_ids = sample_batch(self.model, prompts, seeds, opts, decode=self._decode)
-            yield [(r, cut_at_stop(self._decode(ids), sampling.stop)) for r, ids in zip(batch, new_ids)]
+            jobs.append(Job(r, prompt, sample_seed(sampling.seed, r.problem, r.index), max_new))
+        opts = SamplerOptions(temperature=sampling.temperature, top_p=sampling.top_p,
+                              max_new_tokens=sampling.max_new_tokens, eos_token_id=self.eos_token_id,
+                              pad_token_id=self.pad_token_id, stop=tuple(sampling.stop))
+        if supports(self.model):
+            # continuous batching: as many rows in flight as memory allows (--batch-size caps it)
+            groups = sample_continuous(self.model, jobs, opts, max_batch=self.batch_size,
+                                       decode=self._decode)
+        else:
+            groups = self._fixed_batches(jobs, opts)
+        for group in groups:
+            yield [(r, cut_at_stop(self._decode(ids), sampling.stop)) for r, ids in group]
+
+    def _fixed_batches(self, jobs, opts):
+        """Batches of --batch-size (default 16) jobs of similar prompt length, each sampled to
+        its end (sampler.sample_batch): for models whose KV cache size is not known."""
+        from dataclasses import replace
+
+        from multiplt.generation.sampler import sample_batch
+
+        size = self.batch_size or 16
+        order = sorted(jobs, key=lambda j: len(j.prompt))
+        for start in range(0, len(order), size):
+            batch = order[start: start + size]
+            one = replace(opts, max_new_tokens=min(j.max_new_tokens for j in batch))
+            new_ids = sample_batch(self.model, [j.prompt for j in batch], [j.seed for j in batch],
+                                   one, decode=self._decode)
+            yield [(j.key, ids) for j, ids in zip(batch, new_ids)]

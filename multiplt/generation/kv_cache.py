@@ -8,7 +8,10 @@ prefill, `preallocate(cache, extra)` swaps each plain DynamicLayer of a DynamicC
 token's keys and values in place and returns views of the filled length, so the model sees
 exactly the tensors DynamicCache would have given it (same values, same shapes).
 `batch_select_indices` (our compaction of finished rows) copies only the filled part of the kept
-rows into smaller buffers. Anything unexpected (another cache class, sliding-window layers, a
+rows into smaller buffers. `join` and `select` serve continuous batching (continuous.py): caches
+of rows that entered at different times are put side by side, right-aligned (shorter ones padded
+on the left with zeros, which the attention mask hides), and columns no live row uses any more
+are dropped. Anything unexpected (another cache class, sliding-window layers, a
 transformers version without `cache.layers`) leaves the cache untouched.
 """
 
@@ -112,6 +115,60 @@ def _make_class():
 
     _PreallocatedLayer = PreallocatedLayer
     return PreallocatedLayer
+
+
+def _from_parts(parts, capacity: int):
+    """A PreallocatedLayer holding the rows of each (keys, values) part, right-aligned at the
+    longest part's length; the left padding is zeros (finite under a zero attention weight)."""
+    import torch
+
+    cls = _make_class()
+    k0, v0 = parts[0]
+    length = max(k.shape[2] for k, _ in parts)
+    batch = sum(k.shape[0] for k, _ in parts)
+    layer = cls.__new__(cls)
+    cls.__bases__[0].__init__(layer)
+    layer.device, layer.dtype = k0.device, k0.dtype
+    layer._kbuf = torch.zeros((batch, k0.shape[1], max(capacity, length), k0.shape[3]),
+                              dtype=k0.dtype, device=k0.device)
+    layer._vbuf = torch.zeros((batch, v0.shape[1], max(capacity, length), v0.shape[3]),
+                              dtype=v0.dtype, device=v0.device)
+    row = 0
+    for k, v in parts:
+        b, n = k.shape[0], k.shape[2]
+        layer._kbuf[row: row + b, :, length - n: length].copy_(k)
+        layer._vbuf[row: row + b, :, length - n: length].copy_(v)
+        row += b
+    layer._length, layer.is_initialized = length, True
+    layer._views()
+    return layer
+
+
+def supported(cache) -> bool:
+    """Whether join/select can work on this cache (a DynamicCache of plain or preallocated
+    full-attention layers)."""
+    base = _layer_class()
+    layers = getattr(cache, "layers", None)
+    if base is None or not isinstance(layers, list) or not layers or getattr(cache, "offloading", False):
+        return False
+    return all(isinstance(layer, base) and getattr(layer, "is_initialized", False)
+               and layer.keys is not None and layer.keys.dim() == 4 for layer in layers)
+
+
+def join(cache, other, extra_tokens: int) -> None:
+    """Append the rows of `other` to `cache`, in place, both right-aligned (see _from_parts),
+    with room for `extra_tokens` more positions."""
+    for i, (a, b) in enumerate(zip(cache.layers, other.layers)):
+        length = max(a.keys.shape[2], b.keys.shape[2])
+        cache.layers[i] = _from_parts([(a.keys, a.values), (b.keys, b.values)], length + extra_tokens)
+
+
+def select(cache, indices, drop_left: int, extra_tokens: int) -> None:
+    """Keep the rows `indices` of `cache` and drop its first `drop_left` positions, in place."""
+    for i, layer in enumerate(cache.layers):
+        keys = layer.keys.index_select(0, indices)[:, :, drop_left:]
+        values = layer.values.index_select(0, indices)[:, :, drop_left:]
+        cache.layers[i] = _from_parts([(keys, values)], keys.shape[2] + extra_tokens)
 
 
 def preallocate(cache, extra_tokens: int) -> bool:

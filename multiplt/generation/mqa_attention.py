@@ -4,6 +4,10 @@ transformers' sdpa path repeats the single KV head for every query head before c
 (16 copies of the whole cache per layer per step in StarCoderBase-1B). While decoding one token,
 the 16 query heads can instead be laid out as 16 query *positions* of one head attending to the
 one KV head: the same math, no copy. Prefill (several query tokens) uses the stock sdpa path.
+On the CPU the rows of a decode step are also split into a few groups of consecutive rows, each
+attending only to the key columns some row of the group uses: with continuous batching the cache
+is as long as the longest live row (others are left-padded), and the padding would otherwise cost
+as much attention work as real keys. Masked columns contribute nothing either way.
 `enable(model)` registers this as attention implementation "multiplt_mqa" and switches the model
 to it when the model has a single KV head; otherwise it changes nothing.
 """
@@ -27,10 +31,31 @@ def mqa_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, sca
     mask = attention_mask
     if mask is not None:
         mask = mask[:, :, -1:, :]  # [B, 1, 1, L] broadcasts over the H "positions"
+        if query.device.type == "cpu" and batch >= 2 * GROUPS and mask.dtype == torch.bool:
+            return _grouped(q, key, value, mask, scaling), None
     out = torch.nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=mask,
                                                            dropout_p=0.0, scale=scaling)
     # [B, 1, H, D] is already the [B, q_len=1, H, D] layout the callers expect
     return out, None
+
+
+GROUPS = 8  # CPU decode: row groups that each skip the key columns none of their rows uses
+
+
+def _grouped(q, key, value, mask, scaling):
+    import torch
+
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    batch, length = q.shape[0], key.shape[2]
+    starts = mask[:, 0, 0, :].to(torch.uint8).argmax(-1).tolist()  # first used column per row
+    out = q.new_empty(q.shape)
+    size = -(-batch // GROUPS)
+    for lo in range(0, batch, size):
+        hi = min(batch, lo + size)
+        first = min(starts[lo:hi])
+        out[lo:hi] = sdpa(q[lo:hi], key[lo:hi, :, first:], value[lo:hi, :, first:],
+                          attn_mask=mask[lo:hi, :, :, first:], dropout_p=0.0, scale=scaling)
+    return out
 
 
 def enable(model) -> bool:

@@ -32,14 +32,19 @@ def _to_i32(x):
     return torch.where(x >= (1 << 31), x - (1 << 32), x).to(torch.int32)
 
 
-def _row_keys(row_seeds, step: int):
+def _row_keys(row_seeds, step):
+    """`step` is the decoding step of every row (an int) or of each row (an int64 tensor [B],
+    for continuous batching, where rows are at different steps): same keys either way."""
     import torch
 
-    step_key = _mix32((step * 0x9E3779B9 + 0x632BE5AB) & MASK32)
+    if isinstance(step, int):
+        step_key = _mix32((step * 0x9E3779B9 + 0x632BE5AB) & MASK32)
+    else:
+        step_key = _mix32((step.to(torch.int64) * 0x9E3779B9 + 0x632BE5AB) & MASK32)
     return _to_i32(_mix32((row_seeds.to(torch.int64) ^ step_key) & MASK32))  # [B] int32
 
 
-def gumbel_noise_at(row_seeds, step: int, token_ids):
+def gumbel_noise_at(row_seeds, step, token_ids):
     """Noise of seeds.gumbel_noise(row_seeds, step, V)[b, token_ids[b, j]] as a [B, K] float32
     tensor; token_ids is [B, K] (or [K], shared by all rows)."""
     import torch
@@ -53,7 +58,7 @@ def gumbel_noise_at(row_seeds, step: int, token_ids):
     return -torch.log(-torch.log(u))
 
 
-def gumbel_noise32(row_seeds, step: int, vocab: int):
+def gumbel_noise32(row_seeds, step, vocab: int):
     """seeds.gumbel_noise(row_seeds, step, vocab), computed in int32."""
     import torch
 

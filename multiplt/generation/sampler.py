@@ -65,7 +65,7 @@ def choose_tokens_reference(logits, row_seeds, step: int, temperature: float, to
     return (logits + gumbel_noise(row_seeds, step, logits.shape[-1])).argmax(-1)
 
 
-def _sort_path(x, row_seeds, step: int, top_p: float):
+def _sort_path(x, row_seeds, step, top_p: float):
     """choose_tokens_reference on logits already divided by the temperature (int32 noise,
     which has the same values)."""
     import torch
@@ -92,7 +92,7 @@ def choose_tokens(logits, row_seeds, step: int, temperature: float, top_p: float
     return _choose(logits, row_seeds, step, temperature, top_p, candidates)[0]
 
 
-def _choose(logits, row_seeds, step: int, temperature: float, top_p: float, candidates: int):
+def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidates: int):
     """choose_tokens, plus how many rows took the full-sort path."""
     import torch
 
@@ -127,7 +127,8 @@ def _choose(logits, row_seeds, step: int, temperature: float, top_p: float, cand
     rows = (~exact).nonzero().squeeze(-1)
     if rows.shape[0] == x.shape[0]:
         return _sort_path(x, row_seeds, step, top_p), x.shape[0]
-    tokens[rows] = _sort_path(x[rows], row_seeds[rows], step, top_p)
+    step_rows = step if isinstance(step, int) else step[rows]
+    tokens[rows] = _sort_path(x[rows], row_seeds[rows], step_rows, top_p)
     return tokens, rows.shape[0]
 
 
@@ -140,14 +141,16 @@ class TokenChooser:
     def __init__(self, candidates: int = TOP_K_CANDIDATES, probe_every: int = 16,
                  max_fallback: float = 0.25):
         self.candidates, self.probe_every, self.max_fallback = candidates, probe_every, max_fallback
-        self.sort_until = -1
+        self.sort_until, self.calls = -1, 0
 
-    def __call__(self, logits, row_seeds, step: int, temperature: float, top_p: float):
-        if temperature > 0 and top_p < 1.0 and step < self.sort_until:
+    def __call__(self, logits, row_seeds, step, temperature: float, top_p: float):
+        """`step`: an int, or an int64 tensor of each row's step (continuous batching)."""
+        call, self.calls = self.calls, self.calls + 1
+        if temperature > 0 and top_p < 1.0 and call < self.sort_until:
             return _sort_path(logits.float() / temperature, row_seeds, step, top_p)
         tokens, fallback = _choose(logits, row_seeds, step, temperature, top_p, self.candidates)
         if temperature > 0 and top_p < 1.0 and fallback > self.max_fallback * logits.shape[0]:
-            self.sort_until = step + self.probe_every
+            self.sort_until = call + self.probe_every
         return tokens
 
 

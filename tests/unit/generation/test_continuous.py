@@ -1,0 +1,189 @@
+"""Continuous batching (continuous.py): the same samples as one sequence at a time, greedy output
+equal to transformers' `generate`, per-row steps in the keyed noise, the in-flight count."""
+
+import pytest
+import torch
+import transformers
+
+from multiplt.generation import continuous, mqa_attention
+from multiplt.generation.continuous import Job, inflight_limit, sample_continuous
+from multiplt.generation.noise import gumbel_noise_at
+from multiplt.generation.sampler import SamplerOptions, sample_batch
+from multiplt.generation.seeds import gumbel_noise
+
+
+def _tiny(multi_query: bool = True):
+    config = transformers.GPTBigCodeConfig(n_layer=2, n_embd=64, n_head=4, vocab_size=512,
+                                           multi_query=multi_query, n_positions=512)
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    model = transformers.GPTBigCodeForCausalLM(config).eval()
+    model.config._attn_implementation = "sdpa"
+    return model
+
+
+def _jobs(count: int = 9, limit: int = 20):
+    gen = torch.Generator().manual_seed(3)
+    lengths = [3, 30, 9, 1, 17, 12, 40, 5, 22, 8, 2][:count]
+    return [Job(i, torch.randint(1, 512, (n,), generator=gen).tolist(), 1000 + i,
+                limit - (i % 3) * 4) for i, n in enumerate(lengths)]
+
+
+def _run(model, jobs, opts, **kw):
+    out = {}
+    for group in sample_continuous(model, jobs, opts, **kw):
+        for key, toks in group:
+            assert key not in out
+            out[key] = toks
+    return out
+
+
+def _one_at_a_time(model, jobs, opts):
+    """The definition: each job alone in a batch of one (sampler.sample_batch)."""
+    out = {}
+    for job in jobs:
+        one = SamplerOptions(**{**opts.__dict__, "max_new_tokens": job.max_new_tokens})
+        out[job.key] = sample_batch(model, [job.prompt], [job.seed], one)[0]
+    return out
+
+
+@pytest.mark.parametrize("mqa", [False, True])
+@pytest.mark.parametrize("with_eos", [False, True])
+def test_continuous_batching_gives_the_samples_of_one_at_a_time(mqa, with_eos):
+    model = _tiny()
+    if mqa:
+        assert mqa_attention.enable(model)
+    jobs = _jobs()
+    opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, check_every=3)
+    if with_eos:  # a token that some sample draws early: those rows end by EOS
+        opts.eos_token_id = _one_at_a_time(model, jobs[:1], opts)[0][4]
+    expected = _one_at_a_time(model, jobs, opts)
+    if with_eos:  # rows finish at different times: the test exercises replacement
+        assert any(len(expected[j.key]) < j.max_new_tokens for j in jobs)
+    for cap in (1, 2, 3, None):  # None: every row in flight at once
+        assert _run(model, jobs, opts, max_batch=cap) == expected, cap
+    # prefill in chunks of a few rows, joined to the running cache
+    assert _run(model, jobs, opts, max_batch=4, prefill_tokens=40) == expected
+
+
+def test_rows_are_replaced_as_they_finish(monkeypatch):
+    """With a cap of 2, a finished row's place is taken by a waiting request at once: the
+    number of rows in each forward never drops below 2 while requests wait."""
+    model = _tiny()
+    jobs = _jobs(6)
+    widths, real = [], model.forward
+
+    def spy(*args, **kw):
+        widths.append((kw["input_ids"].shape[0], kw["input_ids"].shape[1]))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(model, "forward", spy)
+    opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, eos_token_id=5,
+                          check_every=2)
+    out = _run(model, jobs, opts, max_batch=2)
+    assert sorted(out) == list(range(6))
+    decode_rows = [b for b, t in widths if t == 1]
+    prefills = [w for w in widths if w[1] > 1 or w[0] != decode_rows[0]]
+    assert max(decode_rows) == 2 and len(prefills) >= 3  # requests admitted one wave after another
+    # while any request waited, every decode step had 2 rows
+    assert decode_rows[: len(decode_rows) // 2].count(1) == 0
+
+
+def test_greedy_equals_transformers_generate():
+    model = _tiny()
+    eos = 7
+    jobs = _jobs(8, limit=24)
+    opts = SamplerOptions(temperature=0.0, max_new_tokens=24, eos_token_id=eos, pad_token_id=eos)
+    ours = _run(model, jobs, opts)
+    for job in jobs:
+        ids = torch.tensor([job.prompt])
+        with torch.inference_mode():
+            ref = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                 max_new_tokens=job.max_new_tokens, eos_token_id=eos, pad_token_id=eos)
+        new = ref[0, len(job.prompt):].tolist()
+        if eos in new:
+            new = new[: new.index(eos)]
+        assert ours[job.key] == new, job.key
+
+
+def test_greedy_equals_transformers_generate_on_the_tiny_model(tiny_model):
+    """The project's tiny local model with its tokenizer, through the transformers backend."""
+    from multiplt.generation.base import Request, Sampling
+    from multiplt.generation.hf_backend import TransformersBackend
+
+    backend = TransformersBackend(tiny_model, device="cpu")
+    prompts = {"a": "#lang racket\n(define (add x y)\n", "b": "(define (f xs)\n  ;; double\n",
+               "c": "#lang racket\n\n;; Return the sum of a list\n(define (sum-list xs)\n"}
+    requests = [Request(name, text, 0) for name, text in prompts.items()]
+    sampling = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=40, stop=(), seed=0)
+    ours = {r.problem: text for group in backend.generate(requests, sampling) for r, text in group}
+    for name, text in prompts.items():
+        ids = backend.tokenizer(text.strip(), add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            ref = backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                         do_sample=False, max_new_tokens=40,
+                                         eos_token_id=backend.eos_token_id,
+                                         pad_token_id=backend.pad_token_id)
+        new = ref[0, ids.shape[1]:].tolist()
+        if backend.eos_token_id in new:
+            new = new[: new.index(backend.eos_token_id)]
+        assert ours[name] == backend.tokenizer.decode(new, skip_special_tokens=False), name
+
+
+def test_noise_with_per_row_steps_equals_each_rows_own_step():
+    seeds = torch.tensor([1, 99, 12345, 2**31 - 1])
+    steps = torch.tensor([0, 7, 300, 41])
+    ids = torch.randint(0, 1000, (4, 16), generator=torch.Generator().manual_seed(0))
+    per_row = gumbel_noise_at(seeds, steps, ids)
+    full = gumbel_noise(seeds, steps, 1000)
+    for r in range(4):
+        one = gumbel_noise_at(seeds[r: r + 1], int(steps[r]), ids[r: r + 1])
+        assert torch.equal(per_row[r], one[0])
+        assert torch.equal(full[r], gumbel_noise(seeds[r: r + 1], int(steps[r]), 1000)[0])
+        assert torch.equal(full[r, ids[r]], per_row[r])
+
+
+def test_choose_tokens_with_per_row_steps_equals_each_row_alone():
+    """Per-row steps through both paths of choose_tokens (some rows need the full sort)."""
+    from multiplt.generation.sampler import choose_tokens, choose_tokens_reference
+
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(12, 700, generator=gen) * torch.tensor([0.1, 8.0] * 6)[:, None]
+    seeds, steps = torch.arange(12) * 7919, torch.arange(12) * 13
+    got = choose_tokens(logits, seeds, steps, 0.7, 0.9, candidates=16)
+    for r in range(12):
+        alone = choose_tokens_reference(logits[r: r + 1], seeds[r: r + 1], int(steps[r]), 0.7, 0.9)
+        assert int(got[r]) == int(alone[0])
+
+
+def test_inflight_limit_follows_free_memory_and_cap(monkeypatch):
+    model = _tiny()
+    per_token = continuous.kv_bytes_per_token(model.config, 4)
+    assert per_token == 2 * 2 * 1 * 16 * 4  # layers x (K, V) x one KV head x head_dim x fp32
+    per_row = 2 * per_token * (100 + 28) + 8 * 4 * 512
+    monkeypatch.setattr(continuous, "_free_memory", lambda device: 1000 * per_row)
+    assert inflight_limit(model, 100, 28, fraction=0.5) == 500
+    assert inflight_limit(model, 100, 28, max_batch=16, fraction=0.5) == 16
+    monkeypatch.setattr(continuous, "_free_memory", lambda device: 0)
+    assert inflight_limit(model, 100, 28) == 1
+
+
+def test_stop_strings_end_rows_with_the_text_of_one_at_a_time():
+    from multiplt.generation.stops import cut_at_stop
+
+    model = _tiny()
+    jobs = _jobs()
+
+    def decode(ids):
+        return "".join(chr(97 + t % 26) for t in ids)
+
+    base = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, check_every=3)
+    first = _one_at_a_time(model, jobs[:2], base)
+    stops = (decode(first[0][5:6]), decode(first[1][7:8]))  # letters some rows draw mid-way
+    opts = SamplerOptions(**{**base.__dict__, "stop": stops})
+    expected = {k: cut_at_stop(decode(t), stops) for k, t in _one_at_a_time(model, jobs, opts).items()}
+    assert any(len(t) < 12 for t in expected.values())  # some rows stopped early
+    for cap in (2, None):
+        raw = _run(model, jobs, opts, max_batch=cap, decode=decode)
+        assert any(len(raw[j.key]) < j.max_new_tokens for j in jobs)  # ended by a stop string
+        assert {k: cut_at_stop(decode(t), stops) for k, t in raw.items()} == expected
