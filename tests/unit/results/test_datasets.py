@@ -161,3 +161,23 @@ def test_per_problem_results_of_a_run_folder(tmp_path):
         {"problem": "HumanEval_10_x", "n": 2, "passed": 2, "statuses": {"OK": 2}}]
     with pytest.raises(MultipltError, match="has no \\*.results.json.gz files"):
         problems.per_problem(f"file://{tmp_path}/empty")
+
+
+def test_runs_are_matched_to_the_dataset_they_announced(tmp_path):
+    root = f"file://{tmp_path}"
+    write_chain(root)
+    got = by_title(datasets.discover(root))
+    events = [
+        {"dag_id": "multiplt_translate", "run_id": "t1", "uri": f"{root}/translate/data/racket",
+         "extra": {"dataset_uri": f"{root}/translate", "lang": "rkt"}},
+        {"dag_id": "multiplt_translate", "run_id": "t2", "uri": f"{root}/translate/data/lua",
+         "extra": {"dataset_uri": f"{root}/translate", "lang": "lua"}},
+        {"dag_id": "multiplt_translate", "run_id": "t1", "uri": f"{root}/translate/data/racket", "extra": {}},
+        {"dag_id": "multiplt_corpus", "run_id": "c1", "uri": f"{root}/corpus", "extra": None},
+        {"dag_id": "multiplt_corpus", "run_id": "c2", "uri": f"{root}/elsewhere", "extra": {}},
+        {"dag_id": "multiplt_testgen", "run_id": "g1", "uri": "x://tests", "extra": {"out": f"{root}/testgen/"}},
+        {"dag_id": "multiplt_evaluate", "run_id": "e1", "uri": f"{root}/testgen", "extra": {}},
+    ]
+    runs = {title: [r["run_id"] for r in datasets.runs_for(d, events)] for title, d in got.items()}
+    assert runs == {"translation racket": ["t1"], "translation lua": ["t2"], "corpus (stdlib)": ["c1"],
+                    "tests (testgen)": ["g1"]}
