@@ -153,7 +153,7 @@ def _asset_events() -> list[dict]:
 
 def _datasets():
     from multiplt.errors import MultipltError
-    from multiplt.results import datasets
+    from multiplt.results import dataset_runs, datasets
 
     root = _data_root()
     try:
@@ -166,7 +166,7 @@ def _datasets():
     except Exception as exc:  # noqa: BLE001 - the page still shows the datasets without run links
         LOG.exception("datasets: cannot read asset events")
         events, events_error = None, f"{type(exc).__name__}: {exc}"
-    runs = [None if events is None else datasets.runs_for(d, events) for d in found]
+    runs = [None if events is None else dataset_runs.runs_for(d, events) for d in found]
     return root, found, runs, events_error
 
 

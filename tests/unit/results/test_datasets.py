@@ -7,7 +7,7 @@ import pytest
 
 from multiplt import storage
 from multiplt.errors import MultipltError
-from multiplt.results import datasets, funnel, problems
+from multiplt.results import dataset_runs, datasets, funnel, problems
 from tests.support.chain_folders import parquet as _parquet, write_chain
 
 
@@ -124,6 +124,6 @@ def test_runs_are_matched_to_the_dataset_they_announced(tmp_path):
         {"dag_id": "multiplt_testgen", "run_id": "g1", "uri": "x://tests", "extra": {"out": f"{root}/testgen/"}},
         {"dag_id": "multiplt_evaluate", "run_id": "e1", "uri": f"{root}/testgen", "extra": {}},
     ]
-    runs = {title: [r["run_id"] for r in datasets.runs_for(d, events)] for title, d in got.items()}
+    runs = {title: [r["run_id"] for r in dataset_runs.runs_for(d, events)] for title, d in got.items()}
     assert runs == {"translation racket": ["t1"], "translation lua": ["t2"], "corpus (stdlib)": ["c1"],
                     "tests (testgen)": ["g1"]}
