@@ -69,13 +69,14 @@ def reason_counts(files: list[list[tuple[str | None, str]]]) -> collections.Coun
 
 
 def attach_reasons(steps: list[dict], counts: collections.Counter) -> list[dict]:
-    """Each step with `dropped` (in - out) and `reasons`: [(reason, rows)], most first. A
+    """Each step with `dropped` (in - out) and `reasons`: [(reason, rows)], most first (ties by
+    reason). A
     reason joins the step whose name (or declared reason) equals its stage or itself; reasons
     that match no step are listed on a last step named `other`."""
     out = [{"name": s["name"], "in": s["in"], "out": s["out"], "dropped": s["in"] - s["out"],
             "reasons": []} for s in steps]
     unmatched = []
-    for (stage, reason), rows in counts.most_common():
+    for (stage, reason), rows in sorted(counts.items(), key=lambda item: (-item[1], item[0][1])):
         head = reason.split(":", 1)[0].strip()
         target = next((i for i, s in enumerate(steps)
                        if stage in s["match"] or reason in s["match"] or head in s["match"]), None)

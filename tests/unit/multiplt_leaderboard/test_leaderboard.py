@@ -152,3 +152,63 @@ def test_run_page_shows_per_problem_results():
     assert "pass@1</th><td>0.500 over 4 problems" in html and "pass@10</th><td>1.000 over 4 problems" in html
     assert '<td class="score" data-value="0.5000">0.500</td>' in html
     assert "&lt;Exception&gt;: 1" in html and 'id="problems" class="sortable"' in html
+
+
+@pytest.fixture
+def signed_in(client, monkeypatch, tmp_path):
+    """The app with a signed-in user (Airflow's token check stubbed), a results store holding one
+    scored run folder, and hand-written stage folders under the data root."""
+    from multiplt import storage
+    from multiplt.evaluation.run_folder import scores_csv
+    from multiplt.results import record_runs
+    from multiplt_leaderboard import app as app_module
+    from tests.support.chain_folders import write_chain
+
+    async def user(request):
+        return type("User", (), {"get_name": lambda self: "alice"})()
+
+    run = f"file://{tmp_path}/runs/humaneval-lua-m-main-0.2"
+    storage.write_text(f"{run}/_multiplt_run.yaml", "model: m\nlang: lua\nexperiment: e\n")
+    storage.write_text(f"{run}/_scores.csv", scores_csv([{
+        "Dataset": "humaneval-lua-m-main-0.2", "Pass@k": 1, "Estimate": 0.25, "NumProblems": 2,
+        "MinCompletions": 2, "MaxCompletions": 2}]))
+    for name, results in (("HumanEval_0_a", ["OK", "OK"]), ("HumanEval_1_b", ["Timeout", "Exception"])):
+        storage.write_json(f"{run}/{name}.results.json.gz", {"name": name, "results": [
+            {"status": s, "exit_code": 0 if s == "OK" else 1} for s in results]})
+    store = f"file://{tmp_path}/results.parquet"
+    record_runs([run], store)
+    write_chain(f"file://{tmp_path}/runs")
+    events = [{"dag_id": "multiplt_testgen", "run_id": "scheduled__1", "uri": f"file://{tmp_path}/runs/testgen/tests",
+               "extra": {}, "timestamp": None}]
+    monkeypatch.setattr(app_module, "authenticated_user", user)
+    monkeypatch.setattr(app_module, "_store_uri", lambda: store)
+    monkeypatch.setattr(app_module, "_data_root", lambda: f"file://{tmp_path}/runs")
+    monkeypatch.setattr(app_module, "_asset_events", lambda: events)
+    return client
+
+
+def test_a_score_links_to_the_runs_per_problem_page(signed_in):
+    import re
+
+    board_html = signed_in.get("/leaderboard/").text
+    links = re.findall(r'<a href="(run\?run_id=[^"]+)">0.250</a>', board_html)
+    assert len(links) == 1
+    page_html = signed_in.get("/leaderboard/" + links[0].replace("&amp;", "&")).text
+    assert "Signed in as alice" in page_html
+    rows = re.findall(r"<tr><td data-value=\"(HumanEval_\d_\w)\">.*?</tr>", page_html)
+    assert rows == ["HumanEval_0_a", "HumanEval_1_b"]
+    assert "Exception: 1, Timeout: 1" in page_html
+    missing = signed_in.get("/leaderboard/run?run_id=nope")
+    assert missing.status_code == 404 and "not in the results store" in missing.text
+
+
+def test_datasets_page_and_json_through_the_app(signed_in):
+    html = signed_in.get("/leaderboard/datasets").text
+    assert html.count('<section class="dataset"') == 4
+    assert 'href="/dags/multiplt_testgen/runs/scheduled__1"' in html
+    data = signed_in.get("/leaderboard/api/datasets").json()
+    by_title = {d["title"]: d for d in data["datasets"]}
+    assert by_title["tests (testgen)"]["runs"] == [{"dag_id": "multiplt_testgen", "run_id": "scheduled__1",
+                                                   "timestamp": None}]
+    assert by_title["translation racket"]["steps"][3] == {
+        "name": "dedup", "in": 4, "out": 2, "dropped": 2, "reasons": [["exact", 1], ["rouge_l # > #", 1]]}
