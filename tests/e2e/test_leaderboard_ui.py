@@ -134,7 +134,12 @@ def test_datasets_page(evaluated_airflow, browser):
     browser.find_element(By.NAME, "username").send_keys(airflow.username)
     browser.find_element(By.NAME, "password").send_keys(airflow.password)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait.until(lambda d: d.find_elements(By.ID, "datasets"))
+    try:
+        wait.until(lambda d: d.find_elements(By.ID, "datasets"))
+    except Exception:
+        api_log = airflow.log_dir / "api-server.log"
+        pytest.fail(f"no Datasets page at {browser.current_url}:\n{browser.page_source[:3000]}\n"
+                    + (api_log.read_text()[-4000:] if api_log.exists() else ""))
 
     titles = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#datasets tbody td:first-child a")]
     assert titles == ["corpus (stdlib)", "tests (testgen)", "translation lua", "translation racket"]
