@@ -7,7 +7,8 @@ A dataset is a stage's output folder: it holds `funnel.json` and a folder of par
     data/<split>-*.parquet         multiplt translate  (DAG multiplt_translate), one dataset per split
 
 beside `excluded/` (every dropped row with its `reason`) and the stage's resolved config
-(`corpus_config.json`, `work/<shard>/config.json`, `config/<lang>-K-of-N.json`). A shard's own
+(`corpus_config.json`, `work/<shard>/config.json`, `config/<lang>-K-of-N.json`), which names
+the model; without a config, the rows' `model` provenance column does. A shard's own
 `funnel.json` in a work folder has no parquet folder beside it, so it is not a dataset.
 `published.json` (written by `multiplt publish dataset`) names the Hub repo it went to.
 
@@ -143,6 +144,8 @@ def _describe(dataset: Dataset, sizes: dict) -> None:
                 and "/" not in u[len(f"{dataset.uri}/excluded/"):]]
     reasons = funnel_mod.reason_counts([_reason_rows(uri) for uri in sorted(excluded)])
     dataset.steps = funnel_mod.attach_reasons(steps, reasons)
+    if not dataset.model:  # no config found: the provenance columns of the rows, if any
+        dataset.model = ", ".join(_column_values(dataset.files, "model")) or None
     published_uri = storage.join(dataset.uri, PUBLISHED)
     if published_uri in sizes:
         dataset.published = _read_json(published_uri)
@@ -187,6 +190,27 @@ def _parquet_rows(uri: str) -> int:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
         raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
+
+
+def _column_values(files: list[str], column: str) -> list[str]:
+    """The distinct non-empty values of a column over parquet files that have it."""
+    import polars as pl
+
+    from multiplt import storage
+
+    values: set[str] = set()
+    for uri in files:
+        path = storage.local_path(uri)
+        source = path if path is not None else io.BytesIO(storage.read_bytes(uri))
+        try:
+            if column not in pl.read_parquet_schema(source):
+                continue
+            if not isinstance(source, str):
+                source.seek(0)
+            values.update(str(v) for v in pl.read_parquet(source, columns=[column])[column].unique() if v)
+        except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
+            raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
+    return sorted(values)
 
 
 def _reason_rows(uri: str) -> list[tuple[str | None, str]]:

@@ -127,3 +127,12 @@ def test_runs_are_matched_to_the_dataset_they_announced(tmp_path):
     runs = {title: [r["run_id"] for r in dataset_runs.runs_for(d, events)] for title, d in got.items()}
     assert runs == {"translation racket": ["t1"], "translation lua": ["t2"], "corpus (stdlib)": ["c1"],
                     "tests (testgen)": ["g1"]}
+
+
+def test_without_a_config_the_model_comes_from_the_provenance_column(tmp_path):
+    root = f"file://{tmp_path}"
+    write_chain(root)
+    storage.delete(f"{root}/translate/config", recursive=True)
+    got = by_title(datasets.discover(root))
+    assert got["translation racket"].model == "tiny/coder" and got["translation racket"].config_uri is None
+    assert got["translation lua"].model is None  # its rows name no model
