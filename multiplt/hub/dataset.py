@@ -4,7 +4,8 @@ output, or any such folder) becomes a Hub dataset with one split per language an
 The file prefix is the split: a language code (`rkt`) is published under the language's split
 name (`racket`, as nuprl/MultiPL-T). Provenance for the card comes from the folder itself (its
 `funnel*.json`, `_multiplt_*.yaml` and `config/*.json`) and from the input folders its configs
-name (the stages that made it), followed up to three stages back.
+name (the stages that made it), followed up to three stages back. After a publication (not a dry
+run) the folder gets `published.json`: repo, revision, commit and URL.
 """
 
 from __future__ import annotations
@@ -173,4 +174,18 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
                                          f"{len(rows)} split(s)",
                                  deletable=lambda p: p.startswith("data/") or p == "README.md",
                                  endpoint=endpoint)
+            _record(uri, repo_id, revision, result["commit"], endpoint)
             return {**summary, **result}
+
+
+def _record(uri: str, repo_id: str, revision: str, commit: str, endpoint: str | None) -> None:
+    """`<folder>/published.json`: where the dataset went (the UI's Datasets page links it)."""
+    from huggingface_hub import constants
+
+    from multiplt import storage
+
+    url = f"{(endpoint or constants.ENDPOINT).rstrip('/')}/datasets/{repo_id}"
+    if revision != "main":
+        url += f"/tree/{revision}"
+    storage.write_json(storage.join(uri, "published.json"),
+                       {"repo": repo_id, "revision": revision, "commit": commit, "url": url}, indent=2)

@@ -2,8 +2,9 @@
 
 Plugin apps get no authentication from Airflow, so every route checks the caller itself: the
 Airflow JWT from an ``Authorization: Bearer`` header or the UI's ``_token`` session cookie,
-validated by the configured auth manager. Anonymous callers get 401 on the data endpoint and a
-redirect to the Airflow login (coming back here) on the page.
+validated by the configured auth manager. Anonymous callers get 401 on the data endpoints and a
+redirect to the Airflow login (coming back here) on the pages: the leaderboard (`/`), a run's
+per-problem results (`/run?run_id=`) and the datasets under the data root (`/datasets`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from multiplt_leaderboard import board, page, plot
+from multiplt_leaderboard import board, datasets_page, page, plot, run_page
 
 LOG = logging.getLogger("multiplt.leaderboard")
 
@@ -80,18 +81,111 @@ async def plot_svg(request: Request, k: int = 1) -> Response:
     return Response(svg, media_type="image/svg+xml")
 
 
-@app.get("/", response_class=HTMLResponse)
-async def leaderboard(request: Request, k: int = 1):
+async def _page_user(request: Request):
+    """The signed-in user, or a redirect to the Airflow login that comes back to this page."""
     try:
-        user = await authenticated_user(request)
+        return await authenticated_user(request)
     except HTTPException as exc:
         if exc.status_code != 401:
             raise
         return RedirectResponse("/auth/login?" + urlencode({"next": str(request.url)}), status_code=307)
+
+
+def _name(user) -> str:
+    return getattr(user, "get_name", lambda: "?")()
+
+
+@app.get("/", response_class=HTMLResponse)
+async def leaderboard(request: Request, k: int = 1):
+    user = await _page_user(request)
+    if isinstance(user, Response):
+        return user
     rows = _rows()
     languages, entries = board.board(rows, k)
     svg = plot.render_svg(board.epoch_series(rows, 1), 1)
-    name = getattr(user, "get_name", lambda: "?")()
-    html = page.render_page(languages, entries, board.k_values(rows) or [1], k, svg, name,
+    html = page.render_page(languages, entries, board.k_values(rows) or [1], k, svg, _name(user),
                             "the results store")
     return HTMLResponse(html)
+
+
+@app.get("/run", response_class=HTMLResponse)
+async def run(request: Request, run_id: str):
+    """One recorded run's per-problem results, read from its run folder."""
+    user = await _page_user(request)
+    if isinstance(user, Response):
+        return user
+    from multiplt.errors import MultipltError
+    from multiplt.results import problems
+
+    try:
+        rows = problems.run_rows(_store_uri(), run_id)
+        per_problem = problems.per_problem(rows[0]["run_uri"])
+    except MultipltError as exc:
+        LOG.error("leaderboard run %s: %s", run_id, exc)
+        raise HTTPException(404, str(exc)) from None
+    return HTMLResponse(run_page.render_page(rows, per_problem, _name(user)))
+
+
+def _data_root() -> str:
+    from multiplt_airflow import settings
+
+    return settings.load().data_uri
+
+
+def _asset_events() -> list[dict]:
+    """The asset events of the dataset-making DAGs, newest first (from Airflow's database)."""
+    from sqlalchemy import select
+
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from multiplt.results.datasets import KINDS
+
+    dag_ids = [dag_id for _, dag_id in KINDS.values()]
+    query = (select(AssetEvent.source_dag_id, AssetEvent.source_run_id, AssetEvent.extra,
+                    AssetEvent.timestamp, AssetModel.uri)
+             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+             .where(AssetEvent.source_dag_id.in_(dag_ids))
+             .order_by(AssetEvent.timestamp.desc()).limit(2000))
+    with create_session() as session:
+        return [{"dag_id": d, "run_id": r, "extra": e, "timestamp": t.isoformat() if t else None, "uri": u}
+                for d, r, e, t, u in session.execute(query)]
+
+
+def _datasets():
+    from multiplt.errors import MultipltError
+    from multiplt.results import dataset_runs, datasets
+
+    root = _data_root()
+    try:
+        found = datasets.discover(root)
+    except MultipltError as exc:
+        LOG.error("datasets: %s", exc)
+        raise HTTPException(500, str(exc)) from None
+    try:
+        events, events_error = _asset_events(), None
+    except Exception as exc:  # noqa: BLE001 - the page still shows the datasets without run links
+        LOG.exception("datasets: cannot read asset events")
+        events, events_error = None, f"{type(exc).__name__}: {exc}"
+    runs = [None if events is None else dataset_runs.runs_for(d, events) for d in found]
+    return root, found, runs, events_error
+
+
+@app.get("/api/datasets")
+async def datasets_json(request: Request) -> JSONResponse:
+    """Every dataset under the data root with its funnel steps, size, model and runs, as JSON."""
+    import dataclasses
+
+    await authenticated_user(request)
+    root, found, runs, _ = _datasets()
+    return JSONResponse({"root": root, "datasets": [
+        {**dataclasses.asdict(d), "key": d.key, "title": d.title, "runs": r}
+        for d, r in zip(found, runs)]}, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/datasets", response_class=HTMLResponse)
+async def datasets_view(request: Request):
+    user = await _page_user(request)
+    if isinstance(user, Response):
+        return user
+    root, found, runs, events_error = _datasets()
+    return HTMLResponse(datasets_page.render_page(found, runs, _name(user), root, events_error))

@@ -27,7 +27,8 @@ def _entry_key(row: dict) -> tuple:
 
 def board(rows: list[dict], k: int) -> tuple[list[str], list[dict]]:
     """(languages, entries): an entry per (model, revision, experiment, epoch) with a cell per
-    language holding that run's pass@k (the latest recording wins when a run was repeated)."""
+    language holding that run's pass@k and run_id (the latest recording wins when a run was
+    repeated)."""
     languages = sorted({r["lang"] for r in rows})
     entries: dict[tuple, dict] = {}
     for row in rows:  # oldest first, so later recordings overwrite
@@ -38,19 +39,38 @@ def board(rows: list[dict], k: int) -> tuple[list[str], list[dict]]:
                                          "experiment": row["experiment"], "epoch": row["epoch"],
                                          "cells": {}})
         entry["cells"][row["lang"]] = {"estimate": row["estimate"], "num_problems": row["num_problems"],
-                                       "n": row["n"]}
+                                       "n": row["n"], "run_id": row["run_id"]}
     ordered = sorted(entries.values(), key=lambda e: (e["model"], e["revision"] or "",
                                                       e["experiment"] or "", e["epoch"]))
     return languages, ordered
 
 
+def series_label(lang: str, experiment: str | None, model: str) -> str:
+    return f"{lang} ({experiment}) · {model}" if experiment else f"{lang} · {model}"
+
+
 def epoch_series(rows: list[dict], k: int = 1) -> dict[str, list[tuple[int, float]]]:
-    """pass@k by epoch per line: one line per language and experiment (the base model, epoch 0,
-    joins the line of the experiment it was labelled with)."""
-    points: dict[str, dict[int, float]] = {}
+    """pass@k by epoch per line: one line per language, experiment and model, so two models
+    never share a line. A base model evaluated only at epoch 0 starts the lines of the other
+    models of its language and experiment (the fine-tuned checkpoints) when it is the only
+    such base there; otherwise it is a line (a point) of its own."""
+    points: dict[tuple, dict[int, float]] = {}
     for row in rows:
         if row["k"] != k:
             continue
-        label = row["lang"] if not row["experiment"] else f"{row['lang']} ({row['experiment']})"
-        points.setdefault(label, {})[row["epoch"]] = row["estimate"]
-    return {label: sorted(by_epoch.items()) for label, by_epoch in sorted(points.items())}
+        key = (row["lang"], row["experiment"] or "", row["model"])
+        points.setdefault(key, {})[row["epoch"]] = row["estimate"]
+    bases: dict[tuple, list[tuple]] = {}
+    for key, by_epoch in points.items():
+        if set(by_epoch) == {0}:
+            bases.setdefault(key[:2], []).append(key)
+    series = {}
+    for key, by_epoch in sorted(points.items()):
+        group = bases.get(key[:2], [])
+        tuned = [other for other in points if other[:2] == key[:2] and set(points[other]) - {0}]
+        if key in group and len(group) == 1 and tuned:
+            continue  # drawn as the first point of the tuned lines
+        if len(group) == 1 and key in tuned and 0 not in by_epoch:
+            by_epoch = {0: points[group[0]][0], **by_epoch}
+        series[series_label(key[0], key[1] or None, key[2])] = sorted(by_epoch.items())
+    return series

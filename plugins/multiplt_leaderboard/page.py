@@ -1,8 +1,10 @@
-"""The leaderboard's HTML: a sortable table (a few lines of inline script, no library) and the SVG."""
+"""The leaderboard's HTML: a sortable table (a few lines of inline script, no library) whose score
+cells link to the run's per-problem page, and the SVG. `shell` is the frame every page shares."""
 
 from __future__ import annotations
 
 from html import escape
+from urllib.parse import urlencode
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
@@ -14,6 +16,10 @@ th[aria-sort=descending]::after { content: " \\25BC"; }
 td.score { text-align: right; font-variant-numeric: tabular-nums; }
 .muted { color: #777; }
 nav a { margin-right: 0.8em; }
+td.score a { color: inherit; }
+.error { color: #a00; }
+table.facts th { cursor: default; }
+section.dataset { margin-top: 2em; }
 """
 
 # Click a header to sort by it; numbers compare as numbers, empty cells last.
@@ -57,18 +63,15 @@ def render_page(languages: list[str], entries: list[dict], ks: list[int], k: int
             if cell is None:
                 cells.append('<td class="score muted" data-value="">-</td>')
             else:
-                cells.append(_cell(f"{cell['estimate']:.4f}", f"{cell['estimate']:.3f}", "score"))
+                link = "run?" + urlencode({"run_id": cell["run_id"]})
+                cells.append(f'<td class="score" data-value="{cell["estimate"]:.4f}">'
+                             f'<a href="{escape(link)}">{cell["estimate"]:.3f}</a></td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     k_links = " ".join(f'<a href="?k={kk}"{" aria-current=page" if kk == k else ""}>pass@{kk}</a>'
                        for kk in ks)
     empty = '<p class="muted">No results recorded yet: run multiplt_evaluate.</p>' if not entries else ""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>MultiPL-T leaderboard</title>
-<style>{STYLE}</style></head>
-<body>
-<h1>MultiPL-T leaderboard</h1>
-<p class="muted">pass@{k} per model, language and epoch, from {escape(store_label)}.
-Signed in as {escape(user)}. Click a column header to sort.</p>
+    body = f"""<p class="muted">pass@{k} per model, language and epoch, from {escape(store_label)}.
+Click a column header to sort, a score for that run's per-problem results.</p>
 <nav>{k_links}</nav>
 {empty}
 <table id="leaderboard" class="sortable">
@@ -78,6 +81,23 @@ Signed in as {escape(user)}. Click a column header to sort.</p>
 </tbody></table>
 <h2>pass@1 by epoch</h2>
 {svg}
-<script>{SORT_SCRIPT}</script>
+<script>{SORT_SCRIPT}</script>"""
+    return shell("MultiPL-T leaderboard", body, user, "leaderboard")
+
+
+PAGES = (("leaderboard", "Leaderboard", "./"), ("datasets", "Datasets", "datasets"))
+
+
+def shell(title: str, body: str, user: str, current: str) -> str:
+    """A whole page: the title, links to the plugin's pages, who is signed in, the body."""
+    links = " ".join(f'<a href="{href}"{" aria-current=page" if key == current else ""}>{name}</a>'
+                     for key, name, href in PAGES)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>{STYLE}</style></head>
+<body>
+<nav id="pages">{links}<span class="muted">Signed in as {escape(user)}.</span></nav>
+<h1>{escape(title)}</h1>
+{body}
 </body></html>
 """

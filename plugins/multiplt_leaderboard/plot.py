@@ -1,4 +1,6 @@
-"""A line chart of pass@1 by epoch per language, drawn as SVG on the server (no JavaScript)."""
+"""A line chart of pass@1 by epoch per language, experiment and model, drawn as SVG on the server
+(no JavaScript). Legend labels longer than LABEL_CHARS are shortened; the full label is the
+series' `data-label` and the tooltip of its points."""
 
 from __future__ import annotations
 
@@ -6,8 +8,13 @@ from html import escape
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22"]
-WIDTH, HEIGHT = 720, 360
-LEFT, RIGHT, TOP, BOTTOM = 56, 180, 24, 48
+WIDTH, HEIGHT = 900, 360
+LEFT, RIGHT, TOP, BOTTOM = 56, 320, 24, 48
+LABEL_CHARS = 46
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
 
 
 def render_svg(series: dict[str, list[tuple[int, float]]], k: int = 1) -> str:
@@ -24,7 +31,7 @@ def render_svg(series: dict[str, list[tuple[int, float]]], k: int = 1) -> str:
 
     out = [f'<svg id="passk-plot" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" '
            f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-           f'aria-label="pass@{k} by epoch per language" font-family="sans-serif" font-size="12">',
+           f'aria-label="pass@{k} by epoch per language and model" font-family="sans-serif" font-size="12">',
            f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>']
     for i in range(6):  # horizontal grid and y labels
         value = top * i / 5
@@ -52,6 +59,7 @@ def render_svg(series: dict[str, list[tuple[int, float]]], k: int = 1) -> str:
                        f'<title>{escape(label)} epoch {e}: {v:.3f}</title></circle>')
         ly = TOP + 10 + 18 * i
         out.append(f'<rect x="{LEFT + plot_w + 16}" y="{ly - 8}" width="12" height="12" fill="{color}"/>')
-        out.append(f'<text x="{LEFT + plot_w + 34}" y="{ly + 2}">{escape(label)}</text></g>')
+        out.append(f'<text x="{LEFT + plot_w + 34}" y="{ly + 2}"><title>{escape(label)}</title>'
+                   f'{escape(_short(label))}</text></g>')
     out.append("</svg>")
     return "\n".join(out)

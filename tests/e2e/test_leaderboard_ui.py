@@ -1,6 +1,8 @@
-"""The leaderboard page in a real browser: log in through the Airflow login form in headless
-Chromium, open the page against the embedded Airflow holding the recorded reference-solution
-run, check the table rows, sorting and the plot, and save a screenshot (tests/artifacts/)."""
+"""The leaderboard pages in a real browser: log in through the Airflow login form in headless
+Chromium, open the leaderboard against the embedded Airflow holding the recorded
+reference-solution run (table rows, sorting, the plot), click a score for that run's per-problem
+results, open the Datasets page over hand-written stage folders under the data root, and save
+screenshots (tests/artifacts/)."""
 
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ def test_login_and_see_the_leaderboard(evaluated_airflow, browser):
 
     svg = browser.find_element(By.ID, "passk-plot")
     labels = [g.get_attribute("data-label") for g in svg.find_elements(By.CSS_SELECTOR, "g.series")]
-    assert sorted(labels) == sorted(f"{lang} (refsol)" for lang in langs)
+    assert sorted(labels) == sorted(f"{lang} (refsol) · reference-solutions" for lang in langs)
     assert len(svg.find_elements(By.TAG_NAME, "circle")) >= len(langs)
 
     first_col = browser.find_element(By.CSS_SELECTOR, "#leaderboard th")
@@ -99,4 +101,57 @@ def test_login_and_see_the_leaderboard(evaluated_airflow, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     png = browser.get_screenshot_as_png()
     (ARTIFACTS / "leaderboard.png").write_bytes(png)
+    assert not png_is_blank(png)
+
+    # a click on a score: that run's per-problem results (reference solution ok, the other bad)
+    lang = langs[0]
+    cell = browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")[
+        [r[0] for r in rows].index("reference-solutions")].find_elements(By.TAG_NAME, "td")[header.index(lang)]
+    cell.find_element(By.TAG_NAME, "a").click()
+    wait.until(lambda d: d.find_elements(By.ID, "problems"))
+    problems = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                for tr in browser.find_elements(By.CSS_SELECTOR, "#problems tbody tr")]
+    assert sorted(p[0] for p in problems) == sorted(evaluated_airflow.problems)
+    assert all(p[1:4] == ["2", "1", "0.500"] for p in problems), problems
+    facts = {tr.find_element(By.TAG_NAME, "th").text: tr.find_element(By.TAG_NAME, "td").text
+             for tr in browser.find_elements(By.CSS_SELECTOR, "table.facts tr")}
+    assert facts["language"] == lang and facts["model"] == "reference-solutions"
+    assert facts["pass@1"].startswith("0.500")
+    (ARTIFACTS / "leaderboard_run.png").write_bytes(browser.get_screenshot_as_png())
+
+
+def test_datasets_page(evaluated_airflow, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.support.chain_folders import write_chain
+
+    airflow = evaluated_airflow.airflow
+    write_chain(f"file://{airflow.data_dir}/runs/ui-e2e")  # under [multiplt] data_uri
+    browser.get(f"{airflow.base_url}/leaderboard/datasets")
+    wait = WebDriverWait(browser, 90)
+    wait.until(lambda d: d.find_elements(By.NAME, "username"))
+    browser.find_element(By.NAME, "username").send_keys(airflow.username)
+    browser.find_element(By.NAME, "password").send_keys(airflow.password)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    try:
+        wait.until(lambda d: d.find_elements(By.ID, "datasets"))
+    except Exception:
+        api_log = airflow.log_dir / "api-server.log"
+        pytest.fail(f"no Datasets page at {browser.current_url}:\n{browser.page_source[:3000]}\n"
+                    + (api_log.read_text()[-4000:] if api_log.exists() else ""))
+
+    titles = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#datasets tbody td:first-child a")]
+    assert titles == ["corpus (stdlib)", "tests (testgen)", "translation lua", "translation racket"]
+    assert not browser.find_elements(By.CSS_SELECTOR, ".error"), "the runs or a dataset could not be read"
+    racket = browser.find_elements(By.CSS_SELECTOR, "section.dataset")[3]
+    steps = [(g.get_attribute("data-name"), g.get_attribute("data-in"), g.get_attribute("data-out"))
+             for g in racket.find_elements(By.CSS_SELECTOR, "svg.funnel g.step")]
+    assert steps == [("build", "3", "3"), ("validate", "6", "4"), ("clean", "4", "4"), ("dedup", "4", "2")]
+    assert racket.find_element(By.CSS_SELECTOR, "a.hub").get_attribute("href").endswith("/datasets/me/multiplt-data")
+    assert "(no run announced this folder)" in racket.text
+    assert racket.find_element(By.CSS_SELECTOR, "a[href='/dags/multiplt_translate']")
+    ARTIFACTS.mkdir(exist_ok=True)
+    png = browser.get_screenshot_as_png()
+    (ARTIFACTS / "datasets.png").write_bytes(png)
     assert not png_is_blank(png)

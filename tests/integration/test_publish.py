@@ -73,6 +73,9 @@ def test_dataset_splits_card_and_idempotent_rerun(test_hub, tmp_path, capsys):
     assert "| lua | bigcode/starcoderbase-15b | vllm | 50 | 0.8 | 0.95 |" in card  # shards once
     assert card.count("| rkt | bigcode/starcoderbase-15b") == 1
     commits = len(api.list_repo_commits("ns/multiplt-data", repo_type="dataset"))
+    record = storage.read_json(f"{src}/published.json")  # the UI's Datasets page links it
+    assert record["repo"] == "ns/multiplt-data" and record["revision"] == "main"
+    assert record["commit"] == first["commit"] and record["url"].endswith("/datasets/ns/multiplt-data")
 
     before = len(writes(test_hub))
     assert cli.main(["publish", "dataset", "--from", src, "--repo", "ns/multiplt-data"]) == 0
@@ -117,6 +120,7 @@ def test_dataset_dry_run_writes_what_would_be_uploaded_and_sends_nothing(test_hu
     found = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert found == ["README.md", "data/lua-00000-of-00001.parquet", "data/racket-00000-of-00001.parquet"]
     assert test_hub.requests == []
+    assert not (tmp_path / "ds" / "published.json").exists()  # nothing was published
 
 
 def test_revision_branch(test_hub, tmp_path):

@@ -1,11 +1,13 @@
-"""The leaderboard plugin without a running Airflow: table shaping, the SVG plot, HTML escaping,
-and that anonymous or forged requests never see the page or its data."""
+"""The leaderboard plugin without a running Airflow: table shaping, the SVG plots (pass@k by epoch
+per language, experiment and model; a dataset's funnel), the pages' HTML and escaping, and that
+anonymous or forged requests never see the pages or their data."""
 
 from __future__ import annotations
 
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -13,19 +15,21 @@ PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
-from multiplt_leaderboard import board, page, plot  # noqa: E402
+from multiplt_leaderboard import board, datasets_page, funnel_chart, page, plot, run_page  # noqa: E402
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def row(lang, epoch, estimate, k=1, model="out/rkt", experiment="multiplt", created="2026-01-01"):
+def row(lang, epoch, estimate, k=1, model="out/rkt", experiment="multiplt", created="2026-01-01",
+        run_id=None):
     return {"model": model, "revision": f"{lang}-{experiment}-epoch{epoch}", "experiment": experiment,
             "lang": lang, "epoch": epoch, "k": k, "estimate": estimate, "num_problems": 4, "n": 2,
-            "temperature": 0.2, "benchmark": "b", "created_at": created, "run_id": f"{lang}{epoch}"}
+            "temperature": 0.2, "benchmark": "b", "created_at": created,
+            "run_id": run_id or f"{lang}{epoch}"}
 
 
 ROWS = [row("rkt", 0, 0.1, model="base"), row("rkt", 1, 0.2), row("rkt", 2, 0.3),
-        row("lua", 1, 0.4, model="out/lua"), row("lua", 1, 0.45, model="out/lua", created="2026-02-01"),
+        row("lua", 1, 0.4, model="out/lua"), row("lua", 1, 0.45, model="out/lua", created="2026-02-01", run_id="lua1-again"),
         row("rkt", 1, 0.6, k=10)]
 
 
@@ -33,7 +37,8 @@ def test_board_has_a_cell_per_language_and_the_latest_recording_wins():
     languages, entries = board.board(ROWS, k=1)
     assert languages == ["lua", "rkt"]
     lua = [e for e in entries if e["model"] == "out/lua"]
-    assert len(lua) == 1 and lua[0]["cells"] == {"lua": {"estimate": 0.45, "num_problems": 4, "n": 2}}
+    assert len(lua) == 1 and lua[0]["cells"] == {"lua": {"estimate": 0.45, "num_problems": 4, "n": 2,
+                                                                 "run_id": "lua1-again"}}
     assert [(e["model"], e["epoch"]) for e in entries] == [("base", 0), ("out/lua", 1), ("out/rkt", 1),
                                                            ("out/rkt", 2)]
     assert board.k_values(ROWS) == [1, 10]
@@ -41,22 +46,25 @@ def test_board_has_a_cell_per_language_and_the_latest_recording_wins():
     assert [e["cells"]["rkt"]["estimate"] for e in tens] == [0.6]
 
 
-def test_epoch_series_per_language_and_experiment():
+def test_epoch_series_per_language_experiment_and_model():
     series = board.epoch_series(ROWS, k=1)
-    assert series == {"lua (multiplt)": [(1, 0.45)], "rkt (multiplt)": [(0, 0.1), (1, 0.2), (2, 0.3)]}
+    # the base model (epoch 0 only) starts the line of the tuned model of its language and experiment
+    assert series == {"lua (multiplt) · out/lua": [(1, 0.45)],
+                      "rkt (multiplt) · out/rkt": [(0, 0.1), (1, 0.2), (2, 0.3)]}
 
 
-def test_plot_is_valid_svg_with_a_line_per_series():
-    svg = ET.fromstring(plot.render_svg(board.epoch_series(ROWS), k=1))
-    groups = svg.findall(f"{SVG}g")
-    assert [g.get("data-label") for g in groups] == ["lua (multiplt)", "rkt (multiplt)"]
-    rkt = groups[1]
-    points = rkt.find(f"{SVG}polyline").get("points").split()
-    ys = [float(p.split(",")[1]) for p in points]
-    assert len(points) == 3 and ys[0] > ys[1] > ys[2]  # rising pass@1 is drawn upwards
-    assert len(rkt.findall(f"{SVG}circle")) == 3
-    empty = ET.fromstring(plot.render_svg({}, k=1))
-    assert "no results recorded yet" in "".join(empty.itertext())
+def test_two_models_with_the_same_language_and_experiment_get_a_line_each():
+    rows = [row("rkt", 1, 0.2, model="a/tuned"), row("rkt", 1, 0.7, model="b/tuned"),
+            row("rkt", 2, 0.8, model="b/tuned")]
+    assert board.epoch_series(rows) == {"rkt (multiplt) · a/tuned": [(1, 0.2)],
+                                        "rkt (multiplt) · b/tuned": [(1, 0.7), (2, 0.8)]}
+    # two bases of one language and experiment: which one a line starts from is unknown, so none
+    rows += [row("rkt", 0, 0.1, model="a"), row("rkt", 0, 0.3, model="b")]
+    series = board.epoch_series(rows)
+    assert series["rkt (multiplt) · a"] == [(0, 0.1)] and series["rkt (multiplt) · b"] == [(0, 0.3)]
+    assert series["rkt (multiplt) · b/tuned"] == [(1, 0.7), (2, 0.8)]
+    svg = ET.fromstring(plot.render_svg(series))
+    assert len(svg.findall(f"{SVG}g")) == 4
 
 
 def test_page_escapes_what_the_store_holds():
@@ -65,7 +73,8 @@ def test_page_escapes_what_the_store_holds():
     html = page.render_page(languages, entries, [1], 1, "<svg/>", "<b>user</b>", "store")
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "&lt;b&gt;user&lt;/b&gt;" in html
-    assert 'data-value="0.5000">0.500</td>' in html
+    assert '<td class="score" data-value="0.5000"><a href="run?run_id=rkt1">0.500</a></td>' in html
+    assert 'href="datasets"' in html  # the navigation to the Datasets page
 
 
 @pytest.fixture
@@ -84,7 +93,122 @@ def client():
 def test_anonymous_requests_get_401_or_a_login_redirect(client):
     assert client.get("/leaderboard/api/results").status_code == 401
     assert client.get("/leaderboard/plot.svg").status_code == 401
+    assert client.get("/leaderboard/api/datasets").status_code == 401
     page_response = client.get("/leaderboard/?k=1", follow_redirects=False)
     assert page_response.status_code == 307
     assert page_response.headers["location"] == (
         "/auth/login?next=http%3A%2F%2F127.0.0.1%3A8080%2Fleaderboard%2F%3Fk%3D1")
+    for path in ("/leaderboard/datasets", "/leaderboard/run?run_id=x%40y"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 307
+        assert response.headers["location"] == "/auth/login?" + urlencode(
+            {"next": "http://127.0.0.1:8080" + path})
+
+
+def test_funnel_chart_draws_in_and_out_per_step_with_reasons():
+    steps = [{"name": "extract", "in": 10, "out": 10, "dropped": 0, "reasons": []},
+             {"name": "filter", "in": 10, "out": 4, "dropped": 6,
+              "reasons": [(f"r{i}", 6 - i) for i in range(6)]},
+             {"name": "other", "in": None, "out": None, "dropped": 2, "reasons": [("odd", 2)]}]
+    svg = ET.fromstring(funnel_chart.render_svg(steps, "f1"))
+    groups = svg.findall(f"{SVG}g")
+    assert [(g.get("data-name"), g.get("data-in"), g.get("data-out")) for g in groups] == [
+        ("extract", "10", "10"), ("filter", "10", "4"), ("other", "None", "None")]
+    widths = {r.get("class"): float(r.get("width")) for r in groups[1].findall(f"{SVG}rect")}
+    assert widths["out"] == pytest.approx(widths["in"] * 0.4)
+    reasons = [t.text for t in groups[1].findall(f"{SVG}text") if t.get("class") == "reason"]
+    assert reasons == ["6 × r0", "5 × r1", "4 × r2", "3 × r3", "3 × 2 other reason(s)"]
+    assert "10 → 4  (−6)" in "".join(groups[1].itertext())
+
+
+def test_datasets_page_lists_every_dataset_with_links(tmp_path):
+    from multiplt.results import datasets
+    from tests.support.chain_folders import write_chain
+
+    root = f"file://{tmp_path}"
+    write_chain(root)
+    found = datasets.discover(root)
+    runs = [[{"dag_id": d.dag_id, "run_id": "manual__2026-01-01T00:00:00+00:00"}] if d.kind == "corpus"
+            else [] for d in found]
+    html = datasets_page.render_page(found, runs, "<i>me</i>", root)
+    assert html.count('<section class="dataset"') == 4
+    assert 'href="/dags/multiplt_corpus/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00"' in html
+    assert "no run announced this folder" in html and "&lt;i&gt;me&lt;/i&gt;" in html
+    assert html.count('<a class="hub" href="http://hub/datasets/me/multiplt-data">me/multiplt-data</a>') == 4  # summary + section, 2 splits
+    assert "<code>tiny/coder</code> @ r1" in html and "none (no model made it)" in html
+    assert html.count('<svg class="funnel"') == 4
+    broken = datasets.discover(root)
+    broken[0].error = "funnel.json is <bad>"
+    html = datasets_page.render_page(broken, [None] * 4, "me", root, events_error="db down")
+    assert "Cannot read this dataset: funnel.json is &lt;bad&gt;" in html
+    assert "Airflow runs unavailable: db down" in html and "(runs unavailable)" in html
+    assert "No datasets yet" in datasets_page.render_page([], [], "me", root)
+
+
+def test_run_page_shows_per_problem_results():
+    run_rows = [dict(row("rkt", 1, 0.5), run_uri="file:///runs/x", k=k, estimate=e) for k, e in ((1, 0.5), (10, 1.0))]
+    problems = [{"problem": "HumanEval_2_y", "n": 2, "passed": 1, "statuses": {"OK": 1, "<Exception>": 1}}]
+    html = run_page.render_page(run_rows, problems, "me")
+    assert "pass@1</th><td>0.500 over 4 problems" in html and "pass@10</th><td>1.000 over 4 problems" in html
+    assert '<td class="score" data-value="0.5000">0.500</td>' in html
+    assert "&lt;Exception&gt;: 1" in html and 'id="problems" class="sortable"' in html
+
+
+@pytest.fixture
+def signed_in(client, monkeypatch, tmp_path):
+    """The app with a signed-in user (Airflow's token check stubbed), a results store holding one
+    scored run folder, and hand-written stage folders under the data root."""
+    from multiplt import storage
+    from multiplt.evaluation.run_folder import scores_csv
+    from multiplt.results import record_runs
+    from multiplt_leaderboard import app as app_module
+    from tests.support.chain_folders import write_chain
+
+    async def user(request):
+        return type("User", (), {"get_name": lambda self: "alice"})()
+
+    run = f"file://{tmp_path}/runs/humaneval-lua-m-main-0.2"
+    storage.write_text(f"{run}/_multiplt_run.yaml", "model: m\nlang: lua\nexperiment: e\n")
+    storage.write_text(f"{run}/_scores.csv", scores_csv([{
+        "Dataset": "humaneval-lua-m-main-0.2", "Pass@k": 1, "Estimate": 0.25, "NumProblems": 2,
+        "MinCompletions": 2, "MaxCompletions": 2}]))
+    for name, results in (("HumanEval_0_a", ["OK", "OK"]), ("HumanEval_1_b", ["Timeout", "Exception"])):
+        storage.write_json(f"{run}/{name}.results.json.gz", {"name": name, "results": [
+            {"status": s, "exit_code": 0 if s == "OK" else 1} for s in results]})
+    store = f"file://{tmp_path}/results.parquet"
+    record_runs([run], store)
+    write_chain(f"file://{tmp_path}/runs")
+    events = [{"dag_id": "multiplt_testgen", "run_id": "scheduled__1", "uri": f"file://{tmp_path}/runs/testgen/tests",
+               "extra": {}, "timestamp": None}]
+    monkeypatch.setattr(app_module, "authenticated_user", user)
+    monkeypatch.setattr(app_module, "_store_uri", lambda: store)
+    monkeypatch.setattr(app_module, "_data_root", lambda: f"file://{tmp_path}/runs")
+    monkeypatch.setattr(app_module, "_asset_events", lambda: events)
+    return client
+
+
+def test_a_score_links_to_the_runs_per_problem_page(signed_in):
+    import re
+
+    board_html = signed_in.get("/leaderboard/").text
+    links = re.findall(r'<a href="(run\?run_id=[^"]+)">0.250</a>', board_html)
+    assert len(links) == 1
+    page_html = signed_in.get("/leaderboard/" + links[0].replace("&amp;", "&")).text
+    assert "Signed in as alice" in page_html
+    rows = re.findall(r"<tr><td data-value=\"(HumanEval_\d_\w)\">.*?</tr>", page_html)
+    assert rows == ["HumanEval_0_a", "HumanEval_1_b"]
+    assert "Exception: 1, Timeout: 1" in page_html
+    missing = signed_in.get("/leaderboard/run?run_id=nope")
+    assert missing.status_code == 404 and "not in the results store" in missing.text
+
+
+def test_datasets_page_and_json_through_the_app(signed_in):
+    html = signed_in.get("/leaderboard/datasets").text
+    assert html.count('<section class="dataset"') == 4
+    assert 'href="/dags/multiplt_testgen/runs/scheduled__1"' in html
+    data = signed_in.get("/leaderboard/api/datasets").json()
+    by_title = {d["title"]: d for d in data["datasets"]}
+    assert by_title["tests (testgen)"]["runs"] == [{"dag_id": "multiplt_testgen", "run_id": "scheduled__1",
+                                                   "timestamp": None}]
+    assert by_title["translation racket"]["steps"][3] == {
+        "name": "dedup", "in": 4, "out": 2, "dropped": 2, "reasons": [["exact", 1], ["rouge_l # > #", 1]]}
