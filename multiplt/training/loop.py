@@ -110,6 +110,9 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     saved = {}
     if done:
         saved = checkpoint.read_run_config(config.out) or {}
+        saved_micro = saved.get("config", {}).get("micro_batch_size") or 0
+        if not config.micro_batch_size and saved_micro:  # a run started with a fixed micro-batch
+            config = dataclasses.replace(config, micro_batch_size=saved_micro)
         changed = resume_differences(saved.get("config", {}), config)
         if saved.get("precision", precision) != precision:  # e.g. auto resolved differently
             changed.append(f"precision {saved.get('precision')} -> {precision}")
