@@ -1,4 +1,5 @@
-"""Training throughput of `multiplt train` against a plain transformers Trainer (issue 6, point 7).
+"""Training throughput of `multiplt train` against a plain transformers Trainer (issue 6 point 7,
+issue 17 point 3).
 
 The StarCoderBase-1B shape (GPTBigCode, 24 layers, d=2048, multi-query attention, vocab 49152),
 randomly initialised, on packed 2048-token sequences, 8 x 2048 tokens per optimizer step (the
@@ -7,6 +8,10 @@ paper's effective batch). Both sides run in this one process on the same card:
   baseline  transformers Trainer at the paper's settings: per-device batch 1 x gradient
             accumulation 8, bf16, AdamW (Trainer default), cosine with warmup 100, weight decay
             0.001, clipping 1.0, SDPA attention (FlashAttention-2 is not installed on the image)
+  default   `multiplt train` with the recipe (starcoderbase-1b) and no speed flags: the recipe is
+            resolved as the command resolves it and the micro-batch and compile come from
+            multiplt.training.speed.plan_for on this card's free memory (the function the training
+            loop calls); then the same step code as "ours" below
   ours      multiplt.training as `multiplt train --micro-batch-size 8 --compile` runs it: the same
             recipe with micro-batch 8 x accumulation 1, precision auto (one GPU: bf16-master, bf16
             weights and activations, fp32 master weights and moments in the optimizer; variant
@@ -16,9 +21,14 @@ paper's effective batch). Both sides run in this one process on the same card:
             gradient clipping inside it; variant "8cx" is the same with transformers' forward
 
 For each: tokens/s over >= 50 optimizer steps after 10 warm-up steps (CUDA-synchronized wall
-clock), peak GPU memory, and MFU = 6 * N * tokens/s / 989e12 with N = num_parameters() (tied
-embeddings counted once; attention FLOPs not counted, as in the usual 6N estimate).
+clock), peak GPU memory, and MFU under two conventions: `mfu` = 6 * N * tokens/s / 989e12 with
+N = num_parameters() (all parameters, tied embeddings counted once, attention score FLOPs not
+counted), and `mfu_with_attention` = (6 N + 12 * n_layer * n_embd * seq_len) * tokens/s / 989e12
+(PaLM's convention: the QK^T and AV matmuls, forward and backward, without halving for the
+causal mask). The baseline runs at each --trainer-micro micro-batch (accumulation 8 / micro);
+the record compares the default with the fastest of them.
 
+    python bench/train_throughput.py --variants default --trainer-micro 1,2,4,8 --out $OUT/train_throughput.json  # GPU
     python bench/train_throughput.py --profile --variants 8cT,8c,8cx --out $OUT/train_throughput.json  # GPU
     python bench/train_throughput.py --tiny --steps 3 --warmup 1 --out /tmp/t.json     # CPU check
 
@@ -95,6 +105,9 @@ def peak_gib(device) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
 
 
+ATTN_FLOPS_PER_TOKEN = 0  # 12 * n_layer * n_embd * seq_len, set in main()
+
+
 def summarize(name, step_times, tokens_per_step, n_params, device, extra) -> dict:
     elapsed = sum(step_times)
     tok_s = tokens_per_step * len(step_times) / elapsed
@@ -102,13 +115,16 @@ def summarize(name, step_times, tokens_per_step, n_params, device, extra) -> dic
               "tokens_per_step": tokens_per_step, "tokens_per_s": round(tok_s, 1),
               "mean_step_s": round(elapsed / len(step_times), 4),
               "peak_memory_gib": None if peak_gib(device) is None else round(peak_gib(device), 2),
-              "mfu": round(6 * n_params * tok_s / PEAK_BF16_FLOPS, 4), **extra}
-    print(f"{name}: {tok_s:,.0f} tokens/s, MFU {result['mfu']:.1%}, peak {result['peak_memory_gib']} GiB",
+              "mfu": round(6 * n_params * tok_s / PEAK_BF16_FLOPS, 4),
+              "mfu_with_attention": round((6 * n_params + ATTN_FLOPS_PER_TOKEN) * tok_s / PEAK_BF16_FLOPS, 4),
+              **extra}
+    print(f"{name}: {tok_s:,.0f} tokens/s, MFU {result['mfu']:.1%} (6N), "
+          f"{result['mfu_with_attention']:.1%} (with attention), peak {result['peak_memory_gib']} GiB",
           flush=True)
     return result
 
 
-def run_baseline(config, data, args, device, n_params) -> dict:
+def run_baseline(config, data, args, device, n_params, micro: int = 1) -> dict:
     """transformers Trainer at the paper's settings; step times from a callback."""
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
@@ -129,18 +145,18 @@ def run_baseline(config, data, args, device, n_params) -> dict:
             return {"input_ids": data[i], "labels": data[i]}
 
     targs = TrainingArguments(
-        output_dir=os.path.join(args.workdir, "trainer"), per_device_train_batch_size=1,
-        gradient_accumulation_steps=BATCH, learning_rate=3e-5, lr_scheduler_type="cosine",
+        output_dir=os.path.join(args.workdir, "trainer"), per_device_train_batch_size=micro,
+        gradient_accumulation_steps=BATCH // micro, learning_rate=3e-5, lr_scheduler_type="cosine",
         warmup_steps=100, weight_decay=0.001, max_grad_norm=1.0, bf16=device.type == "cuda",
         max_steps=args.warmup + args.steps, save_strategy="no", logging_steps=10**9,
-        report_to=[], dataloader_drop_last=True, use_cpu=device.type != "cuda", seed=0)
+        report_to=[], dataloader_drop_last=True, disable_tqdm=True, use_cpu=device.type != "cuda", seed=0)
     reset_memory(device)
     trainer = Trainer(model=model, args=targs, train_dataset=Rows(), callbacks=[Timer()])
     trainer.train()
     elapsed = state[args.warmup + args.steps] - state[args.warmup]
     times = [elapsed / args.steps] * args.steps
-    result = summarize("baseline", times, BATCH * data.shape[1], n_params, device,
-                       {"micro_batch": 1, "grad_accum": BATCH, "optimizer": str(targs.optim),
+    result = summarize(f"baseline micro{micro}", times, BATCH * data.shape[1], n_params, device,
+                       {"micro_batch": micro, "grad_accum": BATCH // micro, "optimizer": str(targs.optim),
                         "precision": "bf16 autocast (Trainer bf16=True)", "attention": "sdpa",
                         "compile": False})
     del trainer, model
@@ -228,6 +244,27 @@ def run_ours(config, data, args, device, n_params, micro: int, compile_: str, fa
     del model, optimizer
     accelerator.free_memory()
     return result
+
+
+def default_plan(config, device) -> tuple[int, str, dict]:
+    """What `multiplt train` (recipe starcoderbase-1b, no speed flags) picks on this card: the
+    recipe resolved as the command resolves it, then multiplt.training.speed.plan_for, called as
+    the training loop calls it (model not yet on the GPU: here a meta-device copy for its shape)."""
+    from multiplt.training import speed
+    from multiplt.training.config import resolve
+    from multiplt.training.loop import resolve_precision
+
+    cfg = resolve("starcoderbase-1b", {"dataset": "bench", "base": "bench", "lang": "rkt",
+                                       "experiment": "bench", "out": "/tmp/bench"})
+    assert cfg.batch_size == BATCH, cfg.batch_size
+    reset_memory(device)
+    precision = resolve_precision(cfg, world=1)
+    p = speed.plan_for(cfg, new_model(config, "meta"), device, precision, world=1)
+    info = {"recipe": "starcoderbase-1b", "recipe_micro_batch_size": cfg.micro_batch_size,
+            "recipe_compile": cfg.compile, "precision": precision, "micro_batch": p.micro_batch,
+            "grad_accum": p.grad_accum, "compile": p.compile, "reason": p.reason}
+    print("default plan:", info, flush=True)
+    return p.micro_batch, "c" if p.compile else "", info
 
 
 def _compile_mode():
@@ -337,6 +374,16 @@ def pick_ours(results: list[dict]) -> dict | None:
     return max(plain or results, key=lambda r: r["tokens_per_s"]) if results else None
 
 
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def versions(device) -> dict:
     import accelerate
     import transformers
@@ -354,8 +401,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=50, help="measured optimizer steps (>= 50 for the record)")
     ap.add_argument("--warmup", type=int, default=10, help="unmeasured optimizer steps first")
     ap.add_argument("--tiny", action="store_true", help="tiny model and 128-token sequences (CPU check)")
-    ap.add_argument("--variants", default="8c,8cx",
-                    help="ours: comma-separated micro-batch sizes; suffix c = compile (multiplt's "
+    ap.add_argument("--variants", default="default",
+                    help="ours: comma-separated; 'default' = what `multiplt train` picks with the "
+                    "recipe and no speed flags; else micro-batch sizes; suffix c = compile (multiplt's "
                     "forward, or each transformers block with x), x = transformers' forward instead "
                     "of multiplt's, f = compile the whole transformers model, F = flash attention "
                     "kernel instead of cuDNN, E = repeat the key/value head for SDPA, "
@@ -368,6 +416,9 @@ def main() -> int:
     ap.add_argument("--attention-bench", action="store_true", help="time SDPA kernels at the 1B shape first")
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table of the first variant")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--trainer-micro", default="1",
+                    help="comma-separated micro-batch sizes for the Trainer baseline (accumulation "
+                    "8 / micro); the fastest is the one compared (default %(default)s)")
     ap.add_argument("--out", required=True, help="JSON result file")
     ap.add_argument("--workdir", default="/tmp/multiplt-bench")
     args = ap.parse_args()
@@ -376,6 +427,8 @@ def main() -> int:
     config = model_config(args.tiny)
     seq_len = 128 if args.tiny else SEQ_LEN
     n_params = new_model(config, "meta").num_parameters()
+    global ATTN_FLOPS_PER_TOKEN
+    ATTN_FLOPS_PER_TOKEN = 12 * config.n_layer * config.n_embd * seq_len
     data = packed_data(config.vocab_size, seq_len, BATCH * 16)
     print(f"device {torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor()}, "
           f"N = {n_params:,} parameters, {BATCH} x {seq_len} tokens per step", flush=True)
@@ -384,8 +437,21 @@ def main() -> int:
     master_check = check_master(device) if args.check_master else None
     attn_rows = attention_bench(device) if args.attention_bench and device.type == "cuda" else None
     variants = [v for v in args.variants.split(",") if v]
+    default_info = None
     while variants:
         variant = variants.pop(0)
+        if variant == "default":
+            micro, compile_, default_info = default_plan(config, device)
+            try:
+                r = run_ours(config, data, args, device, n_params, micro, compile_)
+                r.update(name="default (" + r["name"] + ")", plan=default_info, plain=True,
+                         attention="sdpa (cudnn preferred)")
+                results.append(r)
+            except Exception as exc:
+                errors[variant] = repr(exc)[:500]
+                print(f"default: failed: {exc!r}"[:500], flush=True)
+            reset_memory(device)
+            continue
         flags = variant.lstrip("0123456789")
         micro, compile_ = int(variant[:len(variant) - len(flags)]), "f" if "f" in flags else ("c" if "c" in flags else "")
         try:
@@ -414,17 +480,33 @@ def main() -> int:
         reset_memory(device)
     if device.type == "cuda":
         torch.backends.cuda.enable_cudnn_sdp(True)  # PyTorch's default for the baseline
-    baseline = None if args.skip_baseline else run_baseline(config, data, args, device, n_params)
+    baselines = []
+    for m in ([] if args.skip_baseline else [int(x) for x in args.trainer_micro.split(",") if x]):
+        try:
+            baselines.append(run_baseline(config, data, args, device, n_params, micro=m))
+        except torch.OutOfMemoryError as exc:
+            errors[f"baseline micro{m}"] = f"out of memory: {exc}"[:300]
+            print(f"baseline micro{m}: out of memory", flush=True)
+        reset_memory(device)
+    baseline = max(baselines, key=lambda r: r["tokens_per_s"]) if baselines else None
     best = pick_ours(results)
+    default = next((r for r in results if r["name"].startswith("default")), None)
     record = {
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "commit": os.environ.get("BENCH_COMMIT") or _git_commit(),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu {platform.processor()}",
         "versions": versions(device),
         "model": "StarCoderBase-1B shape (gpt_bigcode, random init)" if not args.tiny else "tiny gpt_bigcode",
         "num_parameters": n_params, "seq_len": seq_len, "sequences_per_step": BATCH,
         "warmup_steps": args.warmup, "measured_steps": args.steps,
         "mfu_formula": "6 * num_parameters * tokens_per_s / 989e12",
-        "baseline": baseline, "ours": best, "variants": results, "errors": errors,
+        "mfu_with_attention_formula": "(6 * num_parameters + 12 * n_layer * n_embd * seq_len) * tokens_per_s / 989e12",
+        "mfu_default": default["mfu"] if default else None,
+        "mfu_default_with_attention": default["mfu_with_attention"] if default else None,
+        "ratio_default_vs_trainer_best": (round(default["tokens_per_s"] / baseline["tokens_per_s"], 3)
+                                          if default and baseline else None),
+        "default": default, "default_plan": default_info,
+        "baseline": baseline, "baselines": baselines, "ours": best, "variants": results, "errors": errors,
         "attention_kernels": attn_rows, "master_update_check": master_check,
         "mfu": best["mfu"] if best else None,
         "ratio": round(best["tokens_per_s"] / baseline["tokens_per_s"], 3) if best and baseline else None,
@@ -432,7 +514,8 @@ def main() -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(record, f, indent=1)
-    print(json.dumps({k: record[k] for k in ("device", "mfu", "ratio")}), flush=True)
+    print(json.dumps({k: record[k] for k in ("device", "mfu_default", "mfu_default_with_attention",
+                                             "ratio_default_vs_trainer_best", "mfu", "ratio")}), flush=True)
     return 0
 
 

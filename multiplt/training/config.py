@@ -34,7 +34,9 @@ class TrainConfig:
     # --- the recipe: the paper's hyperparameters (StarCoderBase-1B defaults) ---
     seq_len: int = 2048  # packed sequence length
     batch_size: int = 8  # effective (global) sequences per optimizer step
-    micro_batch_size: int = 1  # sequences per device per forward pass
+    # sequences per device per forward pass; 0 = chosen from the GPU memory (multiplt/training/speed.py;
+    # 1 on CPUs). Only the speed changes: the optimizer step still sees batch_size sequences.
+    micro_batch_size: int = 0
     epochs: int = 7
     lr: float = 3e-5
     lr_scheduler: str = "cosine"  # cosine | linear | constant, all after linear warmup
@@ -55,7 +57,9 @@ class TrainConfig:
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     distributed: str = "ddp"  # ddp | fsdp (FSDP shards params/grads/optimizer for big models)
-    compile: bool = False  # torch.compile the model (its blocks, or multiplt's forward's blocks)
+    # torch.compile the model (its blocks, or multiplt's forward's blocks); unset (null) = on with
+    # one GPU or DDP, off on CPUs and under FSDP.
+    compile: typing.Optional[bool] = None
     # multiplt's own GPTBigCode training forward (same math and state dict as transformers', no
     # host sync, LM head fused with the loss; multiplt/training/gptbigcode.py) where it applies:
     # GPTBigCode models without FSDP or gradient checkpointing. false = transformers' forward.
@@ -70,16 +74,19 @@ class TrainConfig:
             raise MultipltError(
                 f"bad --experiment {self.experiment!r}: use only a-z, 0-9 and _ so the tag "
                 f"{self.lang}-{self.experiment}-epochN parses")
-        positive = ("seq_len", "batch_size", "micro_batch_size", "epochs", "log_every")
+        positive = ("seq_len", "batch_size", "epochs", "log_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise MultipltError(f"bad {name}={getattr(self, name)}: must be at least 1")
+        if self.micro_batch_size < 0:
+            raise MultipltError(f"bad micro_batch_size={self.micro_batch_size}: must be >= 1, or 0 "
+                                "to choose it from the GPU memory")
         if self.lr <= 0 or self.warmup_steps < 0 or self.weight_decay < 0 or self.max_grad_norm <= 0:
             raise MultipltError("bad recipe: lr and max_grad_norm must be > 0, warmup_steps and "
                                 "weight_decay >= 0")
         if not 0 <= self.eval_fraction < 0.5:
             raise MultipltError(f"bad eval_fraction={self.eval_fraction}: must be in [0, 0.5)")
-        if self.batch_size % self.micro_batch_size:
+        if self.micro_batch_size and self.batch_size % self.micro_batch_size:
             raise MultipltError(f"batch_size {self.batch_size} is not a multiple of "
                                 f"micro_batch_size {self.micro_batch_size}")
         if self.precision not in PRECISIONS:
@@ -102,7 +109,15 @@ RESUME_FREE_FIELDS = {"log_every", "recipe", "compile", "fast_forward"}
 
 def field_types() -> dict[str, type]:
     hints = typing.get_type_hints(TrainConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for f in dataclasses.fields(TrainConfig):
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        out[f.name] = args[0] if typing.get_origin(hint) is typing.Union and len(args) == 1 else hint
+    return out
+
+
+NULLABLE = {"compile"}  # fields whose null value means "chosen at run time"
 
 
 def recipe_names() -> list[str]:
@@ -135,6 +150,9 @@ def _coerce(values: dict, source: str) -> dict:
         if key not in types:
             raise MultipltError(f"{source}: unknown field {key!r}; known: {', '.join(types)}")
         want = types[key]
+        if value is None and key in NULLABLE:
+            out[key] = None
+            continue
         if want is bool and not isinstance(value, bool):
             raise MultipltError(f"{source}: {key} must be true or false, got {value!r}")
         try:

@@ -6,6 +6,7 @@ launched with `accelerate launch -m multiplt train ...` (DDP, or FSDP with distr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -18,7 +19,7 @@ import torch
 from multiplt.errors import MultipltError
 from multiplt.log import progress
 from multiplt.storage import manifest
-from multiplt.training import checkpoint
+from multiplt.training import checkpoint, speed
 from multiplt.training.config import TrainConfig, resume_differences
 from multiplt.training.optim import build_optimizer, build_scheduler
 from multiplt.training.packing import epoch_order
@@ -98,17 +99,20 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     accelerator, precision = make_accelerator(config)
     main = accelerator.is_main_process
     world = accelerator.num_processes
-    if config.batch_size % (config.micro_batch_size * world):
+    if config.batch_size % (max(config.micro_batch_size, 1) * world):
         raise MultipltError(f"batch_size {config.batch_size} is not a multiple of micro_batch_size "
-                            f"{config.micro_batch_size} x {world} processes")
-    accum = config.batch_size // (config.micro_batch_size * world)
+                            f"{max(config.micro_batch_size, 1)} x {world} processes")
     LOG.info("process %d of %d on %s (%s)", accelerator.process_index, world, accelerator.device,
              accelerator.distributed_type.value)
 
     # --- Where are we? The manifest lists the complete checkpoints; resume after the newest. ---
     done = manifest.read(config.out)
+    saved = {}
     if done:
         saved = checkpoint.read_run_config(config.out) or {}
+        saved_micro = saved.get("config", {}).get("micro_batch_size") or 0
+        if not config.micro_batch_size and saved_micro:  # a run started with a fixed micro-batch
+            config = dataclasses.replace(config, micro_batch_size=saved_micro)
         changed = resume_differences(saved.get("config", {}), config)
         if saved.get("precision", precision) != precision:  # e.g. auto resolved differently
             changed.append(f"precision {saved.get('precision')} -> {precision}")
@@ -135,6 +139,15 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     model.config.use_cache = False
     if config.gradient_checkpointing and config.distributed != "fsdp":
         model.gradient_checkpointing_enable()
+    # How to cut each step's batch and whether to compile (a resumed run keeps its micro-batch:
+    # the accumulation order is part of what it computed).
+    plan = speed.plan_for(config, model, accelerator.device, precision, world,
+                          saved_micro=saved.get("speed", {}).get("micro_batch", 0))
+    accum = plan.grad_accum
+    LOG.info("micro-batch %d x accumulation %d (%s); compile %s", plan.micro_batch, accum, plan.reason,
+             "on" if plan.compile else "off")
+    run_config = config
+    config = dataclasses.replace(config, micro_batch_size=plan.micro_batch, compile=plan.compile)
     why_not = setup_forward(model, config)  # before accelerate wraps the forward in autocast
     LOG.info("training forward: %s", "multiplt's GPTBigCode forward (fused LM head + loss)"
              if why_not is None else f"transformers' ({why_not})")
@@ -171,7 +184,8 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     if config.compile and why_not is not None:  # multiplt's forward compiles its own blocks
         model = compile_blocks(model)
 
-    run_info = {"config": config.as_dict(), "data": packed.describe(), "precision": precision,
+    run_info = {"config": run_config.as_dict(), "data": packed.describe(), "precision": precision,
+                "speed": {"micro_batch": plan.micro_batch, "grad_accum": accum, "compile": plan.compile},
                 "processes": world, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
                 "versions": _versions()}
     start_epoch, step = 1, 0

@@ -121,6 +121,29 @@ def test_rerun_of_a_finished_output_does_nothing(tiny_model, tmp_path):
     assert cli.main(args[:-len(TINY_RECIPE)] + TINY_RECIPE[:-2] + ["--lr", "5e-4"]) == 2
 
 
+def test_recipe_default_speed_settings_on_cpu_and_resume_of_a_fixed_micro_batch(tiny_model, tmp_path):
+    """Without --micro-batch-size/--compile the run picks them (speed.plan: one sequence per forward
+    and no compile on a CPU) and records them; an output started with a fixed micro-batch reruns
+    without the flag (it keeps its micro-batch) instead of being refused."""
+    data = tmp_path / "racket.jsonl"
+    storage.write_jsonl(str(data), [{"content": d} for d in racket_documents(120)])
+    i = TINY_RECIPE.index("--micro-batch-size")
+    no_micro = TINY_RECIPE[:i] + TINY_RECIPE[i + 2:]
+    base = ["train", "--dataset", str(data), "--base", tiny_model, "--lang", "rkt", "--experiment", "x",
+            "--epochs", "1"]
+    out = str(tmp_path / "auto")
+    assert cli.main(base + ["--out", out, *no_micro]) == 0
+    resolved = yaml.safe_load(storage.read_bytes(storage.join(out, "_multiplt_train.yaml")))
+    assert resolved["config"]["micro_batch_size"] == 0 and resolved["config"]["compile"] is None
+    assert resolved["speed"] == {"micro_batch": 1, "grad_accum": 4, "compile": False}
+
+    fixed = str(tmp_path / "fixed")
+    assert cli.main(base + ["--out", fixed, *TINY_RECIPE]) == 0
+    before = storage.read_bytes(storage.join(fixed, "manifest.jsonl"))
+    assert cli.main(base + ["--out", fixed, *no_micro]) == 0  # same run: nothing to do
+    assert storage.read_bytes(storage.join(fixed, "manifest.jsonl")) == before
+
+
 def test_bad_inputs_fail_early_with_one_clear_error(tiny_model, tmp_path, capsys):
     import os
     import subprocess

@@ -17,7 +17,16 @@ def test_starcoderbase_1b_recipe_is_the_papers():
     c = resolve("starcoderbase-1b", REQUIRED)
     assert (c.lr, c.batch_size, c.warmup_steps, c.epochs, c.weight_decay, c.seq_len) == \
         (3e-5, 8, 100, 7, 0.001, 2048)
-    assert (c.micro_batch_size, c.lr_scheduler, c.max_grad_norm, c.eval_fraction) == (1, "cosine", 1.0, 0.01)
+    assert (c.lr_scheduler, c.max_grad_norm, c.eval_fraction) == ("cosine", 1.0, 0.01)
+    # how the batch of 8 is cut and whether to compile: chosen at run time (multiplt/training/speed.py)
+    assert (c.micro_batch_size, c.compile) == (0, None)
+
+
+def test_micro_batch_and_compile_overrides():
+    c = resolve("starcoderbase-1b", dict(REQUIRED, micro_batch_size=4, compile=False))
+    assert (c.micro_batch_size, c.compile) == (4, False)
+    with pytest.raises(MultipltError, match="micro_batch_size"):
+        resolve("starcoderbase-1b", dict(REQUIRED, micro_batch_size=-1))
 
 
 @pytest.mark.parametrize("recipe,epochs,eval_fraction", [
