@@ -46,17 +46,16 @@ def build(lang: Language, root: str) -> list[str] | None:
     lib = library(root)
     if lib is None:
         return None
-    work = tempfile.mkdtemp(dir=root, prefix=f".server-{lang.code}-")
+    # Its final name from the start: a server's files may name each other (R's script does).
+    folder = tempfile.mkdtemp(dir=root, prefix=f"server-{lang.code}-")
     try:
-        argv = lang.fork_server(work, lib)
+        argv = lang.fork_server(folder, lib)
     except (OSError, subprocess.SubprocessError) as exc:
         LOG.info("%s: a fresh interpreter per program (no pre-loaded runtime: %s)", lang.code, exc)
         argv = None
     if argv is None:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         return None
-    os.chmod(work, 0o755)  # the sandbox user reads it
-    folder = os.path.join(root, f"server-{lang.code}")
-    os.rename(work, folder)
+    os.chmod(folder, 0o755)  # the sandbox user reads it
     LOG.info("%s: programs fork from a pre-loaded runtime", lang.code)
-    return [a.replace(work, folder) for a in argv]
+    return argv

@@ -268,4 +268,37 @@ int multiplt_serve(int control_fd) {
         for (int i = 0; i < 4; i++) close(fds[i]);
     }
 }
+
+/* The same for FFIs that pass only pointers (R's .C). */
+void multiplt_serve_ptr(int *control_fd, int *result) { *result = multiplt_serve(*control_fd); }
+
+/* For a runtime that reads its script as its console (R --file): multiplt_serve, and in each
+ * program the descriptor open on *script (found here, in the server, where its link in /proc
+ * reads *script as given: an absolute path) reads the program file instead, from its start, so
+ * the runtime's own read loop runs the program exactly as it would have run its file.
+ * *result: as multiplt_serve's; -2 where no descriptor is open on *script. */
+void multiplt_serve_console_ptr(int *control_fd, char **script, int *result) {
+    char link[4096], fdpath[64];
+    int console = -1;
+    for (int fd = 0; fd < 1024 && console < 0; fd++) {
+        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(fdpath, link, sizeof link - 1);
+        if (n < 0) continue;
+        link[n] = 0;
+        if (strcmp(link, *script) == 0) console = fd;
+    }
+    if (console < 0) {
+        dprintf(2, "multiplt_serve_console_ptr: no descriptor is open on %s\n", *script);
+        *result = -2;
+        return;
+    }
+    *result = multiplt_serve(*control_fd);
+    if (*result != 0) return;
+    int program = open(program_path, O_RDONLY | O_CLOEXEC);
+    if (program < 0 || dup3(program, console, 0) != console) {  /* not close-on-exec: as before */
+        dprintf(2, "sandbox: cannot open the program: %s\n", strerror(errno));
+        _exit(126);
+    }
+    close(program);
+}
 #endif

@@ -247,13 +247,15 @@ class _Init:
         self.child, self.pidfd = child, None
 
     def learn(self, status: bytes) -> None:
-        if self.pidfd is None and status.startswith(b"P "):
-            line, sep, _ = bytes(status).partition(b"\n")
-            if sep:
+        if self.pidfd is not None:
+            return
+        for line in bytes(status).split(b"\n")[:-1]:  # whole lines, in any order ("N" may lead)
+            if line.startswith(b"P "):
                 try:
                     self.pidfd = os.pidfd_open(int(line[2:]))
                 except (OSError, ValueError):
                     pass
+                return
 
     def kill(self) -> None:
         if self.pidfd is not None:  # its parent, our child, exits once the namespace is empty
@@ -296,17 +298,22 @@ class _Server:
     def __init__(self, argv: list, env: dict):
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        log = os.memfd_create("server-stderr", os.MFD_CLOEXEC)  # its messages, should it fail
         try:
             self.pid = os.posix_spawnp(argv[0], argv, env, file_actions=[
                 (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
-                (os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)])
+                (os.POSIX_SPAWN_DUP2, log, 2), (os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)])
+            theirs.close()
+            ready, _, _ = select.select([self.sock], [], [], SERVER_START_S)
+            if not ready or self.sock.recv(16) != b"R":
+                self.close()
+                os.lseek(log, 0, os.SEEK_SET)
+                why = os.read(log, 1 << 20)[-1000:].decode("utf-8", "replace").strip()
+                raise RuntimeError(f"the pre-loaded runtime {argv[0]} did not start: {why}")
         finally:
             os.close(null)
+            os.close(log)
             theirs.close()
-        ready, _, _ = select.select([self.sock], [], [], SERVER_START_S)
-        if not ready or self.sock.recv(16) != b"R":
-            self.close()
-            raise RuntimeError(f"the pre-loaded runtime {argv[0]} did not start")
 
     def alive(self) -> bool:
         return os.waitpid(self.pid, os.WNOHANG)[0] == 0

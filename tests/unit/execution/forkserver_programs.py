@@ -20,7 +20,24 @@ _RKT_SHOW = """(printf "env ~a\\n" (getenv "MULTIPLT_LEFT"))
 (car 1)
 """
 
+_R_SHOW = """cat("env", Sys.getenv("MULTIPLT_LEFT"), "\\n")
+cat("cwd", getwd(), "\\n")
+cat("mark", exists("multiplt_mark"), "\\n")
+cat("file", file.exists("/tmp/left.txt"), "\\n")
+print(pi)
+stopifnot(isTRUE(all.equal(1, 2)))
+"""
+
 CORRUPT: dict[str, str] = {
+    # R has no threads to leave; a redefined base function and a changed option instead
+    "r": """Sys.setenv(MULTIPLT_LEFT = "corrupted")
+setwd("/")
+multiplt_mark <- "corrupted"
+writeLines("x", "/tmp/left.txt")
+options(digits = 2)
+unlockBinding("stopifnot", baseenv())
+assign("stopifnot", function(...) cat("HIJACKED stopifnot\\n"), envir = baseenv())
+""" + _R_SHOW,
     "rkt": """#lang racket
 (require rackunit)
 (putenv "MULTIPLT_LEFT" "corrupted")
@@ -35,6 +52,7 @@ CORRUPT: dict[str, str] = {
 }
 
 SHOW: dict[str, str] = {
+    "r": _R_SHOW,
     "rkt": "#lang racket\n(require rackunit)\n" + _RKT_SHOW,
 }
 
