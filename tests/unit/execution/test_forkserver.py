@@ -87,3 +87,35 @@ def test_same_verdicts_as_a_fresh_interpreter(sandbox, code):
             assert not plain.sandbox_info.get("forked")
             assert (forked.exit_code, forked.timed_out, forked.stdout, forked.stderr) == \
                 (plain.exit_code, plain.timed_out, plain.stdout, plain.stderr), program
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", language_params(FORKING))
+def test_reference_solutions_same_verdicts_forked_or_fresh(code, tmp_path):
+    """Every reference solution and its wrong variant (tests/fixtures/solutions), on the
+    benchmark we build: forked and fresh give the same exit code, stdout and stderr."""
+    import concurrent.futures
+
+    from tests.fixtures import solutions
+    from tests.integration.test_reference_solutions import _build, _programs
+
+    lang = languages.get(code)
+    rows = _build(code, tmp_path / f"humaneval-{code}.jsonl", problems=list(solutions.load(code)))
+    programs, _ = _programs(code, rows)
+    assert len(programs) >= 40
+    with Sandbox(warm=True) as forked, Sandbox(warm=True, preload=False) as fresh, \
+            concurrent.futures.ThreadPoolExecutor(2) as pool:
+        forked.prepare(lang)
+        fresh.prepare(lang)
+        runs = {label: (pool.submit(forked.run, lang, text, lang.timeout),
+                        pool.submit(fresh.run, lang, text, lang.timeout))
+                for label, text in programs.items()}
+        differ = []
+        for label, (a, b) in runs.items():
+            a, b = a.result(), b.result()
+            assert a.sandbox_info.get("forked") and not b.sandbox_info.get("forked")
+            if (a.exit_code, a.timed_out, a.stdout, a.stderr) != \
+                    (b.exit_code, b.timed_out, b.stdout, b.stderr):
+                differ.append(f"{label}: forked {a.exit_code} {a.stderr[-300:]!r} / fresh "
+                              f"{b.exit_code} {b.stderr[-300:]!r}")
+    assert not differ, "\n".join(differ)
