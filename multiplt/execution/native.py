@@ -80,12 +80,15 @@ def _compile(src: bytes, out: str, name: str) -> None:
         os.replace(tmp_out, out)  # atomic: concurrent builders agree on the result
 
 
-if __name__ == "__main__":  # `python -m multiplt.execution.native`: build (and cache) it now
+if __name__ == "__main__":  # `python -m multiplt.execution.native`: build (and cache) both now
     import sys
     import tempfile as _tempfile
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with _tempfile.TemporaryDirectory() as _tmp:
-        built = build(_tmp)
-    print(f"{NAME}: {'built and cached in ' + _cache_dir() if built else 'not built'}")
-    sys.exit(0 if built else 1)
+    ok = True
+    for _name in (NAME, FORK_LIBRARY):
+        with _tempfile.TemporaryDirectory() as _tmp:
+            built = build(_tmp, _name)
+        print(f"{_name}: {'built and cached in ' + _cache_dir() if built else 'not built'}")
+        ok = ok and bool(built)
+    sys.exit(0 if ok else 1)
