@@ -1,17 +1,28 @@
-"""Programs executed per second, per installed language: `multiplt execute` (sandboxed, parallel)
-against the naive baseline (one fresh interpreter per program, serially, no sandbox).
+"""Programs executed per second, per installed language: `multiplt execute` (sandboxed, with
+pre-loaded runtimes where a language has one) against MultiPL-E's own evaluator at the same
+worker count, on the same programs, in the same process tree.
 
 The fixed set: the hand-written reference solutions (tests/fixtures/solutions: a correct and a
 wrong completion per problem) on the HumanEval benchmark our builder makes, each made unique by
 a trailing comment and repeated until there are at least --min-programs programs per language.
 Both sides run exactly the same programs; their verdicts (statuses) must be identical.
 
-    .venv/bin/python bench/execute_throughput.py                 # all installed languages
-    .venv/bin/python bench/execute_throughput.py --langs lua,ml  # some
-Writes bench/results/execute_throughput.json (goal: ratio >= 1.7 in every language on 2 cores);
-`--merge` updates only the measured languages in it. "cpu_ms_per_program" of the baseline is
-its interpreters' CPU time (not measurable for ours: the sandbox's processes are not our
-waited-for children).
+    .venv/bin/python bench/execute_throughput.py --multipl-e /work/multipl-e  # all installed
+    .venv/bin/python bench/execute_throughput.py --langs lua,ml               # some
+
+MultiPL-E's evaluator (never part of this repository): a MultiPL-E checkout's `evaluation/src`,
+given by --multipl-e or $MULTIPLE_E (the folder that holds `evaluation/`), e.g.
+    git clone https://github.com/nuprl/MultiPL-E /work/multipl-e
+It runs as `python main.py --dir IN --output-dir OUT --max-workers W` (its requirement: tqdm);
+without it that baseline is skipped with a message. Verdicts are compared as pass/fail (status
+OK and exit code 0): MultiPL-E names some failures differently (a rackunit FAILURE is its
+"Exception"); every disagreement is listed.
+
+Writes bench/results/execute_throughput.json: per language MultiPL-E's programs/s, ours at the
+same workers, `multiple_e_ratio` (ours / MultiPL-E; goal >= 10), `verdicts_agree`, and ours at
+1, 2 and 4 workers (`scaling`), with the load average around each measurement (the machine is
+shared). `--naive-baseline` adds the earlier baseline: one fresh interpreter per program,
+serially, without a sandbox. `--merge` updates only the measured languages.
 """
 
 from __future__ import annotations
@@ -37,10 +48,11 @@ from multiplt.evaluation import run_folder  # noqa: E402
 from multiplt.execution import files  # noqa: E402
 from multiplt.execution.executor import default_workers, execute  # noqa: E402
 from multiplt.execution.preflight import missing_binaries  # noqa: E402
-from multiplt.languages.base import TIMEOUT  # noqa: E402
+from multiplt.languages.base import OK  # noqa: E402
 from tests.fixtures import solutions  # noqa: E402
 
-GOAL = 1.7
+GOAL = 10.0
+SCALING_WORKERS = (1, 2, 4)
 COMMENT = {"rkt": ";", "r": "#", "ml": "(*", "lua": "--", "jl": "#"}
 
 
@@ -87,23 +99,57 @@ def baseline(code: str, folder: str, order) -> tuple[float, dict]:
             try:
                 p = subprocess.run(lang.command(path), capture_output=True, text=True,
                                    timeout=lang.timeout, stdin=subprocess.DEVNULL, cwd=tmp)
-                verdicts[(name, i)] = lang.classify(p.returncode, p.stdout, p.stderr)
+                verdicts[(name, i)] = (lang.classify(p.returncode, p.stdout, p.stderr) == OK
+                                       and p.returncode == 0)
             except subprocess.TimeoutExpired:
-                verdicts[(name, i)] = TIMEOUT
+                verdicts[(name, i)] = False
         return time.perf_counter() - start, verdicts
 
 
-def ours(folder: str, workers: int) -> tuple[float, dict]:
-    start = time.perf_counter()
-    counts = execute(folder, workers=workers)
-    seconds = time.perf_counter() - start
+def _verdicts(folder: str) -> dict:
+    """(problem, index) -> passed, from a results folder (ours or MultiPL-E's)."""
     verdicts = {}
     for uri in storage.ls(folder):
         if uri.endswith(run_folder.RESULTS_SUFFIX):
             doc = storage.read_json(uri)
             for i, r in enumerate(doc["results"]):
-                verdicts[(doc["name"], i)] = r["status"]
-    return seconds, verdicts, counts["sandbox"]
+                verdicts[(doc["name"], i)] = r["status"] == "OK" and r["exit_code"] == 0
+    return verdicts
+
+
+def ours(folder: str, workers: int) -> tuple[float, dict, str]:
+    with tempfile.TemporaryDirectory(prefix="bench-ours-") as out:
+        start = time.perf_counter()
+        counts = execute(folder, out_uri=out, workers=workers)
+        seconds = time.perf_counter() - start
+        return seconds, _verdicts(out), counts["sandbox"]
+
+
+def multiple_e_src(flag: str | None) -> str | None:
+    """MultiPL-E's evaluation/src, from the flag or $MULTIPLE_E; None (with a message) when absent."""
+    root = flag or os.environ.get("MULTIPLE_E")
+    src = os.path.join(root, "evaluation", "src") if root else None
+    if not src or not os.path.isfile(os.path.join(src, "main.py")):
+        print("MultiPL-E baseline skipped: no MultiPL-E checkout (give --multipl-e DIR or "
+              "MULTIPLE_E=DIR, the folder holding evaluation/src; see this file's docstring)"
+              + (f"; {src} has no main.py" if src else ""), flush=True)
+        return None
+    return src
+
+
+def multiple_e(src: str, folder: str, workers: int) -> tuple[float, dict]:
+    """MultiPL-E's own evaluator on the same folder, as a new user runs it."""
+    with tempfile.TemporaryDirectory(prefix="bench-multiple-e-") as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "main.py", "--dir", folder, "--output-dir", out,
+                        "--max-workers", str(workers)], cwd=src, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+        return seconds, _verdicts(out)
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def machine() -> dict:
@@ -119,17 +165,71 @@ def machine() -> dict:
             "loadavg_at_start": os.getloadavg()}
 
 
+def figure(report: dict, path: str) -> None:
+    """An SVG bar chart: programs/s per language, ours at each worker count and MultiPL-E."""
+    langs = [(c, e) for c, e in report["languages"].items() if "scaling" in e]
+    series = [(f"ours, {w} worker{'s' * (w > 1)}", lambda e, w=w: e["scaling"].get(str(w), {}))
+              for w in SCALING_WORKERS]
+    series.append((f"MultiPL-E, {report['workers']} workers", lambda e: e.get("multiple_e", {})))
+    colors = ["#9ecae1", "#4292c6", "#08519c", "#e6550d"]
+    bar, gap, height, top = 22, 30, 260, 40
+    width = 80 + len(langs) * (len(series) * bar + gap) + 220
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 90}" '
+             'font-family="sans-serif" font-size="12">',
+             f'<text x="10" y="20" font-size="14">Programs per second (log scale), '
+             f'{report["machine"]["cores_available"]} cores; bench/execute_throughput.py</text>']
+    values = [s(e).get("programs_per_s") for _, e in langs for _, s in series]
+    hi = math.log10(max(v for v in values if v) * 1.5)
+    lo = math.log10(min(v for v in values if v) / 3)
+    y = lambda v: top + height - height * (math.log10(v) - lo) / (hi - lo)  # noqa: E731
+    x = 60
+    for code, entry in langs:
+        for i, (_, pick) in enumerate(series):
+            v = pick(entry).get("programs_per_s")
+            if v:
+                parts.append(f'<rect x="{x}" y="{y(v):.1f}" width="{bar - 2}" '
+                             f'height="{top + height - y(v):.1f}" fill="{colors[i]}"/>'
+                             f'<text x="{x}" y="{y(v) - 3:.1f}" font-size="9">{v:.3g}</text>')
+            x += bar
+        parts.append(f'<text x="{x - len(series) * bar / 2 - 10}" y="{top + height + 18}">{code}'
+                     f'</text>')
+        if entry.get("multiple_e_ratio"):
+            parts.append(f'<text x="{x - len(series) * bar}" y="{top + height + 34}" '
+                         f'font-size="10">{entry["multiple_e_ratio"]:.1f}x MultiPL-E</text>')
+        x += gap
+    for i, (label, _) in enumerate(series):
+        parts.append(f'<rect x="{x + 10}" y="{top + 18 * i}" width="12" height="12" '
+                     f'fill="{colors[i]}"/><text x="{x + 28}" y="{top + 18 * i + 10}">{label}</text>')
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--langs", default=",".join(solutions.LANGS))
     parser.add_argument("--min-programs", type=int, default=300)
     parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--multipl-e", help="a MultiPL-E checkout (default: $MULTIPLE_E)")
+    parser.add_argument("--naive-baseline", action="store_true",
+                        help="also time one fresh interpreter per program, serially, no sandbox")
     parser.add_argument("--out", default=str(ROOT / "bench/results/execute_throughput.json"))
     parser.add_argument("--merge", action="store_true",
                         help="keep the other languages' entries already in --out")
+    parser.add_argument("--figure-from", metavar="JSON",
+                        help="only draw the figure (beside --out, .svg) from an earlier result")
     args = parser.parse_args()
+    svg = os.path.splitext(args.out)[0] + "_scaling.svg"
+    if args.figure_from:
+        with open(args.figure_from) as f:
+            figure(json.load(f), svg)
+        print(f"wrote {svg}")
+        return 0
+    src = multiple_e_src(args.multipl_e)
     report = {"command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
-              "machine": machine(), "workers": args.workers, "goal_ratio": GOAL, "languages": {}}
+              "machine": machine(), "workers": args.workers, "goal_multiple_e_ratio": GOAL,
+              "multiple_e": src and "evaluation/src/main.py of " + os.path.dirname(os.path.dirname(src)),
+              "verdict": "passed = status OK and exit code 0", "languages": {}}
     for code in args.langs.split(","):
         missing = missing_binaries(languages.get(code))
         if missing:
@@ -138,27 +238,51 @@ def main() -> int:
             continue
         with tempfile.TemporaryDirectory(prefix=f"bench-{code}-") as folder:
             order = make_folder(code, folder, args.min_programs)
-            load0 = list(os.getloadavg())
-            cpu0 = cpu_seconds()
-            base_s, base_v = baseline(code, folder, order)
-            cpu1 = cpu_seconds()
-            our_s, our_v, mode = ours(folder, args.workers)
-        n = len(order)
-        differing = sorted(f"{k[0]}#{k[1]}: {base_v.get(k)} vs {our_v.get(k)}"
-                           for k in order if base_v.get(k) != our_v.get(k))
-        entry = {"programs": n,
-                 "baseline": {"seconds": round(base_s, 3), "programs_per_s": round(n / base_s, 3),
-                              "cpu_ms_per_program": round(1000 * (cpu1 - cpu0) / n, 3)},
-                 "ours": {"seconds": round(our_s, 3), "programs_per_s": round(n / our_s, 3),
-                          "sandbox": mode, "workers": args.workers},
-                 "command": report["command"], "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 "loadavg_before": load0, "loadavg_after": list(os.getloadavg()),
-                 "ratio": round(base_s / our_s, 3), "verdicts_identical": not differing,
-                 "verdict_differences": differing[:20]}
-        entry["goal_met"] = entry["ratio"] >= GOAL and not differing
+            n = len(order)
+            entry = {"programs": n, "passing": None,
+                     "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            runs = {}
+            for workers in dict.fromkeys((args.workers, *SCALING_WORKERS)):
+                load0 = _load()
+                seconds, verdicts, mode = ours(folder, workers)
+                runs[workers] = verdicts
+                entry.setdefault("scaling", {})[str(workers)] = {
+                    "seconds": round(seconds, 3), "programs_per_s": round(n / seconds, 3),
+                    "loadavg_before": load0, "loadavg_after": _load()}
+                entry["sandbox"] = mode
+                print(f"{code}: ours, {workers} workers: {n / seconds:.2f} programs/s", flush=True)
+            our = entry["scaling"][str(args.workers)]
+            entry["ours"] = {**our, "workers": args.workers}
+            entry["passing"] = sum(runs[args.workers].values())
+            theirs = {}
+            if src:
+                load0 = _load()
+                seconds, theirs = multiple_e(src, folder, args.workers)
+                entry["multiple_e"] = {"seconds": round(seconds, 3),
+                                       "programs_per_s": round(n / seconds, 3),
+                                       "workers": args.workers, "loadavg_before": load0,
+                                       "loadavg_after": _load()}
+                entry["multiple_e_ratio"] = round(seconds / our["seconds"], 3)
+                print(f"{code}: MultiPL-E, {args.workers} workers: {n / seconds:.2f} programs/s; "
+                      f"ratio {entry['multiple_e_ratio']:.2f}", flush=True)
+            if args.naive_baseline:
+                load0 = _load()
+                base_s, base_v = baseline(code, folder, order)
+                entry["naive_baseline"] = {"seconds": round(base_s, 3),
+                                           "programs_per_s": round(n / base_s, 3),
+                                           "loadavg_before": load0, "loadavg_after": _load()}
+                theirs = theirs or base_v
+        mine = runs[args.workers]
+        disagree = sorted(f"{k[0]}#{k[1]}: {'pass' if theirs.get(k) else 'fail'} (baseline) vs "
+                          f"{'pass' if mine.get(k) else 'fail'} (ours)"
+                          for k in order if theirs and theirs.get(k) != mine.get(k))
+        disagree += sorted(f"{k[0]}#{k[1]}: ours with {w} workers differs"
+                           for w, v in runs.items() for k in order if v.get(k) != mine.get(k))
+        entry["verdicts_agree"] = not disagree if theirs else None
+        entry["disagreements"] = disagree
+        if src:
+            entry["goal_met"] = entry["multiple_e_ratio"] >= GOAL and not disagree
         report["languages"][code] = entry
-        print(f"{code}: {n} programs, baseline {n / base_s:.2f}/s, ours {n / our_s:.2f}/s, "
-              f"ratio {entry['ratio']:.2f}, verdicts identical: {not differing}", flush=True)
     report["machine"]["loadavg_at_end"] = os.getloadavg()
     if args.merge and os.path.exists(args.out):
         # Keep the other languages' entries of an earlier run (each carries its own command,
@@ -171,7 +295,8 @@ def main() -> int:
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
         f.write("\n")
-    print(f"wrote {args.out}")
+    figure(report, svg)
+    print(f"wrote {args.out} and {svg}")
     return 0
 
 

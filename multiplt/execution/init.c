@@ -13,6 +13,14 @@
  * Killing pid 1 kills everything the program started, and this process exits once they are all
  * gone (a pid 1 is reaped only after the rest of its namespace); killing this process kills pid 1
  * as well (parent-death signal).
+ * Fork-server mode (compiled with -DMULTIPLT_FORK_SERVER -shared, see forkserver.py): the same
+ * steps run in a fork of a language runtime that has already loaded itself and its test library.
+ * The runtime calls multiplt_serve(CONTROL_FD) through its FFI; it returns only in a program
+ * (0, /tmp/NAME is the program, multiplt_program() names it) or at the end of the requests (-1).
+ * Each request on CONTROL_FD (a SOCK_SEQPACKET socket) carries the argv above as NUL-separated
+ * strings (COMMAND is ignored) and 4 descriptors: program text, stdout, stderr, status. The server
+ * sends "R" once ready, then forks a helper per request that does exactly what this program does, except that pid 2 is a
+ * fork of pid 1 that returns into the runtime instead of an exec; the server keeps nothing of it.
  * Capabilities: this helper gets the sandbox's from the supervisor as ambient ones (it mounts and
  * unshares); pid 1 empties every set before the program starts, and the program runs as a
  * non-root uid, so it execs with none.
@@ -76,15 +84,21 @@ static void set_limit(int resource, const char *value) {
     if (setrlimit(resource, &lim) != 0) fail("setrlimit");
 }
 
-int main(int argc, char **argv) {
+#ifdef MULTIPLT_FORK_SERVER
+static char program_path[4096];
+#endif
+
+/* Runs in this helper (after fd 0..3 are set): never returns, except in the program when forked
+ * from a server (MULTIPLT_FORK_SERVER), where it returns once pid 2 may run the program. */
+static void enter(int argc, char **argv) {
     if (argc < 8) {
         status("E usage: init TMP_SIZE AS NPROC LIB LIB_MOUNT NAME COMMAND [ARG...]");
-        return 2;
+        _exit(2);
     }
     const char *tmp_size = argv[1], *as = argv[2], *nproc = argv[3], *lib = argv[4];
     const char *lib_mount = argv[5], *name = argv[6];
     char **command = argv + 7;
-
+    (void)command;
     /* The program's text, read before anything else happens. */
     size_t size = 0, cap = 1 << 16;
     char *text = malloc(cap);
@@ -108,7 +122,7 @@ int main(int argc, char **argv) {
         status("P %d", (int)init);  /* at the deadline the supervisor kills it */
         int st;
         while (waitpid(init, &st, 0) < 0 && errno == EINTR) {}
-        return 0;
+        _exit(0);
     }
 
     /* pid 1 of the new PID namespace */
@@ -151,6 +165,16 @@ int main(int argc, char **argv) {
     if (dup2(null, 0) < 0) fail("dup2");
     close(null);
 
+#ifdef MULTIPLT_FORK_SERVER
+    snprintf(program_path, sizeof program_path, "%s", path);
+    pid_t program = fork();
+    if (program < 0) fail("fork");
+    if (program == 0) {
+        setsid();
+        close(STATUS_FD);  /* no exec closes it here */
+        return;            /* into the runtime, which runs program_path */
+    }
+#else
     if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) != 0) fail("fcntl");  /* not the program's */
     pid_t program = vfork();
     if (program < 0) fail("vfork");
@@ -161,6 +185,7 @@ int main(int argc, char **argv) {
         dprintf(2, "sandbox: cannot execute %s: %s\n", command[0], strerror(errno));
         _exit(127);
     }
+#endif
     close(1);
     close(2);
     for (;;) {  /* as init: reap orphans too, until the program is done */
@@ -176,3 +201,104 @@ int main(int argc, char **argv) {
         }
     }
 }
+
+#ifndef MULTIPLT_FORK_SERVER
+int main(int argc, char **argv) {
+    enter(argc, argv);
+    return 0;
+}
+#else
+#include <sys/socket.h>
+
+#define MAX_REQUEST 16384
+
+const char *multiplt_program(void) { return program_path; }
+
+/* The server loop; see the header. Returns 0 in a program, -1 when the requests end (or the
+ * control socket fails). The server runs no program code itself: each request is a fork. */
+int multiplt_serve(int control_fd) {
+    if (send(control_fd, "R", 1, MSG_NOSIGNAL) != 1) return -1;  /* loaded: ready for requests */
+    for (;;) {
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}  /* helpers of finished programs */
+        char data[MAX_REQUEST];
+        char cbuf[CMSG_SPACE(4 * sizeof(int))];
+        struct iovec iov = {data, sizeof data - 1};
+        struct msghdr msg = {0};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf;
+        msg.msg_controllen = sizeof cbuf;
+        ssize_t n = recvmsg(control_fd, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        int fds[4], nfds = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                int count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (int i = 0; i < count; i++) {
+                    int fd;
+                    memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                    if (nfds < 4) fds[nfds++] = fd; else close(fd);
+                }
+            }
+        }
+        if (nfds != 4) {  /* not a request of ours: drop it */
+            for (int i = 0; i < nfds; i++) close(fds[i]);
+            continue;
+        }
+        data[n] = 0;
+        char *argv[64];
+        int argc = 0;
+        argv[argc++] = "multiplt-fork";
+        for (char *p = data; p < data + n && argc < 63; p += strlen(p) + 1) argv[argc++] = p;
+        argv[argc] = NULL;
+        pid_t helper = fork();
+        if (helper == 0) {
+            close(control_fd);
+            /* fds[i] >= 4: fds 0..3 are the server's own (0-2 and the control socket) */
+            if (dup2(fds[3], STATUS_FD) < 0 || dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 ||
+                dup2(fds[2], 2) < 0) _exit(1);
+            for (int i = 0; i < 4; i++) close(fds[i]);
+            enter(argc, argv);
+            return 0;  /* in the program (pid 2) */
+        }
+        if (helper < 0) {
+            dprintf(fds[3], "E fork: %s\n", strerror(errno));
+        }
+        for (int i = 0; i < 4; i++) close(fds[i]);
+    }
+}
+
+/* The same for FFIs that pass only pointers (R's .C). */
+void multiplt_serve_ptr(int *control_fd, int *result) { *result = multiplt_serve(*control_fd); }
+
+/* For a runtime that reads its script as its console (R --file): multiplt_serve, and in each
+ * program the descriptor open on *script (found here, in the server, where its link in /proc
+ * reads *script as given: an absolute path) reads the program file instead, from its start, so
+ * the runtime's own read loop runs the program exactly as it would have run its file.
+ * *result: as multiplt_serve's; -2 where no descriptor is open on *script. */
+void multiplt_serve_console_ptr(int *control_fd, char **script, int *result) {
+    char link[4096], fdpath[64];
+    int console = -1;
+    for (int fd = 0; fd < 1024 && console < 0; fd++) {
+        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(fdpath, link, sizeof link - 1);
+        if (n < 0) continue;
+        link[n] = 0;
+        if (strcmp(link, *script) == 0) console = fd;
+    }
+    if (console < 0) {
+        dprintf(2, "multiplt_serve_console_ptr: no descriptor is open on %s\n", *script);
+        *result = -2;
+        return;
+    }
+    *result = multiplt_serve(*control_fd);
+    if (*result != 0) return;
+    int program = open(program_path, O_RDONLY | O_CLOEXEC);
+    if (program < 0 || dup3(program, console, 0) != console) {  /* not close-on-exec: as before */
+        dprintf(2, "sandbox: cannot open the program: %s\n", strerror(errno));
+        _exit(126);
+    }
+    close(program);
+}
+#endif

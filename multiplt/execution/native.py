@@ -19,6 +19,9 @@ import tempfile
 
 LOG = logging.getLogger("multiplt.execution")
 NAME = "multiplt-init"
+#: the same source as a shared library that pre-loaded runtimes call to fork programs (forkserver.py)
+FORK_LIBRARY = "multiplt-fork.so"
+_BUILDS = {NAME: [["-static"], []], FORK_LIBRARY: [["-shared", "-fPIC", "-DMULTIPLT_FORK_SERVER"]]}
 
 
 def _cache_dir() -> str:
@@ -30,25 +33,27 @@ def source() -> bytes:
     return importlib.resources.files("multiplt.execution").joinpath("init.c").read_bytes()
 
 
-def build(dest_dir: str) -> str | None:
-    """The compiled init, copied into `dest_dir` (which the sandbox user can read); None where it
-    cannot be built (the reason is logged)."""
+def build(dest_dir: str, name: str = NAME) -> str | None:
+    """The compiled init (or with name=FORK_LIBRARY, the fork servers' library), copied into
+    `dest_dir` (which the sandbox user can read); None where it cannot be built (the reason is
+    logged)."""
     src = source()
-    key = hashlib.sha256(src + os.uname().machine.encode()).hexdigest()[:16]
-    cached = os.path.join(_cache_dir(), f"{NAME}-{key}")
+    key = hashlib.sha256(src + name.encode() + os.uname().machine.encode()).hexdigest()[:16]
+    cached = os.path.join(_cache_dir(), f"{name}-{key}")
     if not os.path.exists(cached):
         try:
-            _compile(src, cached)
+            _compile(src, cached, name)
         except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
-            LOG.info("warm sandboxes start programs from Python (cannot build %s: %s)", NAME, exc)
+            LOG.info("warm sandboxes start programs %s (cannot build %s: %s)",
+                     "from Python" if name == NAME else "without pre-loaded runtimes", name, exc)
             return None
-    dest = os.path.join(dest_dir, NAME)
+    dest = os.path.join(dest_dir, name)
     shutil.copyfile(cached, dest)
     os.chmod(dest, 0o755)
     return dest
 
 
-def _compile(src: bytes, out: str) -> None:
+def _compile(src: bytes, out: str, name: str) -> None:
     cc = shutil.which(os.environ.get("CC") or "gcc")
     if not cc:
         raise RuntimeError("no C compiler (Debian package gcc)")
@@ -57,10 +62,10 @@ def _compile(src: bytes, out: str) -> None:
         c_file = os.path.join(tmp, "init.c")
         with open(c_file, "wb") as f:
             f.write(src)
-        binary = os.path.join(tmp, NAME)
+        binary = os.path.join(tmp, name)
         errors = []
-        # Static first: no dynamic loading at each start (about a third of its exec time).
-        for flags in (["-static"], []):
+        # The init: static first, no dynamic loading at each start (about a third of its exec time).
+        for flags in _BUILDS[name]:
             proc = subprocess.run([cc, "-O2", "-Wall", *flags, "-o", binary, c_file],
                                   capture_output=True, text=True, timeout=120)
             if proc.returncode == 0:
@@ -68,19 +73,22 @@ def _compile(src: bytes, out: str) -> None:
             errors.append(proc.stderr.strip()[-500:])
         else:
             raise RuntimeError(f"{cc} failed: {errors[-1]}")
-        fd, tmp_out = tempfile.mkstemp(dir=os.path.dirname(out), prefix=f".{NAME}.")
+        fd, tmp_out = tempfile.mkstemp(dir=os.path.dirname(out), prefix=f".{name}.")
         os.close(fd)
         shutil.copyfile(binary, tmp_out)
         os.chmod(tmp_out, 0o755)
         os.replace(tmp_out, out)  # atomic: concurrent builders agree on the result
 
 
-if __name__ == "__main__":  # `python -m multiplt.execution.native`: build (and cache) it now
+if __name__ == "__main__":  # `python -m multiplt.execution.native`: build (and cache) both now
     import sys
     import tempfile as _tempfile
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with _tempfile.TemporaryDirectory() as _tmp:
-        built = build(_tmp)
-    print(f"{NAME}: {'built and cached in ' + _cache_dir() if built else 'not built'}")
-    sys.exit(0 if built else 1)
+    ok = True
+    for _name in (NAME, FORK_LIBRARY):
+        with _tempfile.TemporaryDirectory() as _tmp:
+            built = build(_tmp, _name)
+        print(f"{_name}: {'built and cached in ' + _cache_dir() if built else 'not built'}")
+        ok = ok and bool(built)
+    sys.exit(0 if ok else 1)

@@ -42,11 +42,14 @@ class Runner(abc.ABC):
     mode: ClassVar[str]
     #: whether programs see the language's precompiled libraries (at LIBRARY_MOUNT)
     mounts_libraries: ClassVar[bool] = True
+    #: whether programs can fork from a pre-loaded runtime (forkserver.py)
+    forks: ClassVar[bool] = False
 
     @abc.abstractmethod
     def run(self, lang: Language, program: str, name: str, timeout: float,
-            lib: str | None) -> Finished:
-        """Run `program` (a whole file in `lang`, stored as /tmp/`name` where it runs)."""
+            lib: str | None, server: list[str] | None = None) -> Finished:
+        """Run `program` (a whole file in `lang`, stored as /tmp/`name` where it runs); `server`:
+        the argv of the language's pre-loaded runtime to fork it from (runners that `forks`)."""
 
     def probe(self) -> None:
         """Raise PlatformError saying why when this runner cannot run programs now."""
@@ -63,7 +66,7 @@ class BwrapRunner(Runner):
     def __init__(self, limits, call: Callable):
         self.limits, self._call = limits, call
 
-    def run(self, lang, program, name, timeout, lib) -> Finished:
+    def run(self, lang, program, name, timeout, lib, server=None) -> Finished:
         binds = ["--ro-bind", lib, LIBRARY_MOUNT] if lib else []
         fd = os.memfd_create("multiplt-program", os.MFD_CLOEXEC)
         try:
@@ -126,6 +129,7 @@ class WarmRunner(Runner):
     busy worker); one that failed is killed and dropped, so the retry gets a fresh one."""
 
     mode = "warm"
+    forks = True
 
     def __init__(self, limits, call: Callable, tmp_root: str, init: str | None):
         self.limits, self._call, self.tmp_root = limits, call, tmp_root
@@ -134,9 +138,9 @@ class WarmRunner(Runner):
         self.idle: list[WarmSandbox] = []  # started, alive, running nothing
         self._lock = threading.Lock()
 
-    def run(self, lang, program, name, timeout, lib) -> Finished:
+    def run(self, lang, program, name, timeout, lib, server=None) -> Finished:
         return self._call(self._run, lang.command(f"/tmp/{name}"), lang.env(), name, program,
-                          timeout, lib)
+                          timeout, lib, server)
 
     def probe(self) -> None:
         probe = self._call(self._run, PROBE, {}, "probe.sh", "", 30.0, None)
@@ -145,7 +149,7 @@ class WarmRunner(Runner):
                                 f"{probe.stderr[:300]!r}, not uid and gid {NOBODY}")
 
     def _run(self, command: list[str], env: dict[str, str], name: str, program: str,
-             timeout: float, lib: str | None) -> Finished:
+             timeout: float, lib: str | None, server: list[str] | None = None) -> Finished:
         sandbox = None
         with self._lock:
             while self.idle and sandbox is None:
@@ -163,7 +167,7 @@ class WarmRunner(Runner):
                 self.all.append(sandbox)
         try:
             finished = sandbox.run(command, {**bwrap.BASE_ENV, **env}, name, program, timeout,
-                                   lib, LIBRARY_MOUNT)
+                                   lib, LIBRARY_MOUNT, server)
         except PlatformError:
             sandbox.close()
             with self._lock:
@@ -189,7 +193,7 @@ class UnsafeRunner(Runner):
     def __init__(self, limits, tmp_root: str):
         self.limits, self.tmp_root = limits, tmp_root
 
-    def run(self, lang, program, name, timeout, lib) -> Finished:
+    def run(self, lang, program, name, timeout, lib, server=None) -> Finished:
         workdir = tempfile.mkdtemp(dir=self.tmp_root)
         try:
             path = os.path.join(workdir, name)

@@ -26,7 +26,7 @@ import threading
 import weakref
 
 from multiplt.errors import PlatformError
-from multiplt.execution import libcache, native, privileges, zygote
+from multiplt.execution import forkserver, libcache, native, privileges, zygote
 from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
 from multiplt.execution.process import Finished
 from multiplt.execution.runners import BwrapRunner, Runner, UnsafeRunner, WarmRunner
@@ -55,15 +55,19 @@ class Sandbox:
     per batch."""
 
     def __init__(self, limits: Limits | None = None, unsafe_no_sandbox: bool = False,
-                 warm: bool | None = None, native_init: bool = True):
+                 warm: bool | None = None, native_init: bool = True, preload: bool = True):
         """`warm`: keep one sandbox per busy worker and start each program inside it in fresh
         namespaces (warm.py, zygote.py); None = where it works, else one bubblewrap per program;
         False = always one bubblewrap per program. `native_init`: warm sandboxes start programs
-        with the compiled init where it builds (native.py), else from Python."""
+        with the compiled init where it builds (native.py), else from Python. `preload`: warm
+        sandboxes fork programs from a pre-loaded runtime where the language has one
+        (forkserver.py)."""
         self.limits = limits or Limits()
         self.unsafe = unsafe_no_sandbox
         self.warm = warm
         self.native_init = native_init
+        self.preload = preload
+        self._servers: dict[str, list[str] | None] = {}
         #: how programs run; chosen by check()
         self.runner: Runner | None = None
         self._tmp_root: str | None = None
@@ -145,13 +149,15 @@ class Sandbox:
         """Build the language's precompiled libraries now (from a thread that may write)."""
         self.check()
         self._library(lang)
+        self._server(lang)
 
     # ---- running --------------------------------------------------------------------------------
     def run(self, lang: Language, program: str, timeout: float) -> Finished:
         """Run `program` (a whole file in `lang`) and return what happened."""
         self.check()
         lib = self._library(lang) if self.runner.mounts_libraries else None
-        return self.runner.run(lang, program, f"program.{lang.file_ext}", timeout, lib)
+        return self.runner.run(lang, program, f"program.{lang.file_ext}", timeout, lib,
+                               server=self._server(lang))
 
     def enter_worker_thread(self) -> None:
         """Make the calling thread (a worker that only runs programs) a non-root thread, so it
@@ -173,6 +179,17 @@ class Sandbox:
                     return None  # a dropped thread cannot write the cache; prepare() builds it
                 self._libs[lang.code] = libcache.build(lang, self._tmp_root)
             return self._libs[lang.code]
+
+    def _server(self, lang: Language) -> list[str] | None:
+        """The argv of the language's pre-loaded runtime, where programs fork from one."""
+        if not (self.preload and self.warm and self.runner.forks):
+            return None
+        with self._lock:
+            if lang.code not in self._servers:
+                if self._spawner is not None and os.geteuid() != 0:
+                    return None  # a dropped thread cannot write; prepare() builds it
+                self._servers[lang.code] = forkserver.build(lang, self._tmp_root)
+            return self._servers[lang.code]
 
     def __enter__(self) -> "Sandbox":
         return self

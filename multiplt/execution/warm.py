@@ -79,9 +79,10 @@ class WarmSandbox:
 
     # ---- one program ----------------------------------------------------------------------------
     def run(self, argv: list[str], env: dict, name: str, program: str, timeout: float,
-            lib: str | None, lib_mount: str) -> Finished:
+            lib: str | None, lib_mount: str, server: list[str] | None = None) -> Finished:
         request = {"argv": argv, "env": env, "name": name, "program": program,
                    "timeout": timeout, "lib": lib, "lib_mount": lib_mount, "init": self.init,
+                   "server": server,
                    "limits": {"address_space": self.limits.address_space,
                               "processes": self.limits.processes,
                               "output": self.limits.output, "tmp_size": self.limits.tmp_size}}
@@ -97,6 +98,7 @@ class WarmSandbox:
                         stderr=answer["stderr"], timed_out=answer["timed_out"],
                         duration=answer["duration"],
                         sandbox_info={"pid-namespace": answer["pid_namespace"], "warm": True,
+                                      "forked": bool(server),
                                       "sandbox-pid-namespace": self.info.get("pid-namespace")})
 
     def _read_frame(self, deadline: float) -> dict:

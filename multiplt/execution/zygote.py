@@ -27,10 +27,23 @@ The program cannot reach the supervisor: it is in a child PID namespace (the sup
 pid there), holds none of its file descriptors, and has no capabilities. The executor kills the
 whole sandbox if the supervisor stops answering, and starts a new one.
 
+Pre-loaded runtimes (forkserver.py says why and what each language does): where the request
+names a `server` (an argv), the supervisor keeps one such process per server argv, started once
+with the program environment and a SOCK_SEQPACKET control socket as fd 3; it loads the runtime
+and its test library and then runs init.c's code as a library (multiplt_serve): each request is
+a fork of it that takes the same steps as the compiled helper above, except that the program
+(pid 2) is a fork that returns into the loaded runtime instead of an exec:
+
+  supervisor --request + fds--> server --fork--> helper --unshare+fork--> init (pid 1) --fork--> program
+
+The server itself runs no program code, so whatever a program changes in its copy of the runtime
+is gone with its namespace. A server that dies is started again for the next program; this
+program's answer is an error (never scored, retried).
+
 Protocol (stdin/stdout of the supervisor): frames of a 4-byte big-endian length and a UTF-8 JSON
 object. The request: argv, env, name, program, timeout, limits {address_space, processes,
 output, tmp_size}, lib (a directory to mount read-only at lib_mount) or null, init (the
-compiled helper's path) or null. The answer:
+compiled helper's path) or null, server (an argv) or null. The answer:
 exit_code, stdout, stderr, timed_out, duration, pid_namespace; or error (the platform failed).
 
 This file runs as `python3 -I -S -c <this source>`: standard library only, no package imports.
@@ -45,6 +58,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import struct
 import sys
 import time
@@ -60,6 +74,7 @@ _SYS_CAPGET, _SYS_CAPSET = {"x86_64": (125, 126), "aarch64": (90, 91)}.get(_MACH
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 CHUNK = 1 << 16
 KILL_GRACE_S = 2.0
+SERVER_START_S = 120.0
 
 # PyDLL: the GIL stays held across clone(), so the child's copy of it is held by its one thread.
 _libc = ctypes.PyDLL(None, use_errno=True)
@@ -232,13 +247,15 @@ class _Init:
         self.child, self.pidfd = child, None
 
     def learn(self, status: bytes) -> None:
-        if self.pidfd is None and status.startswith(b"P "):
-            line, sep, _ = bytes(status).partition(b"\n")
-            if sep:
+        if self.pidfd is not None:
+            return
+        for line in bytes(status).split(b"\n")[:-1]:  # whole lines, in any order ("N" may lead)
+            if line.startswith(b"P "):
                 try:
                     self.pidfd = os.pidfd_open(int(line[2:]))
                 except (OSError, ValueError):
                     pass
+                return
 
     def kill(self) -> None:
         if self.pidfd is not None:  # its parent, our child, exits once the namespace is empty
@@ -247,7 +264,8 @@ class _Init:
                 return
             except OSError:
                 pass
-        os.kill(self.child, signal.SIGKILL)
+        if self.child is not None:
+            os.kill(self.child, signal.SIGKILL)
 
     def close(self) -> None:
         if self.pidfd is not None:
@@ -274,16 +292,117 @@ def _pump(streams: dict, status: bytearray, init: "_Init", deadline: float) -> b
     return True
 
 
+class _Server:
+    """A pre-loaded runtime, our child, that forks a program per request (see the docstring)."""
+
+    def __init__(self, argv: list, env: dict):
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        log = os.memfd_create("server-stderr", os.MFD_CLOEXEC)  # its messages, should it fail
+        try:
+            self.pid = os.posix_spawnp(argv[0], argv, env, file_actions=[
+                (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
+                (os.POSIX_SPAWN_DUP2, log, 2), (os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)])
+            theirs.close()
+            ready, _, _ = select.select([self.sock], [], [], SERVER_START_S)
+            if not ready or self.sock.recv(16) != b"R":
+                self.close()
+                os.lseek(log, 0, os.SEEK_SET)
+                why = os.read(log, 1 << 20)[-1000:].decode("utf-8", "replace").strip()
+                raise RuntimeError(f"the pre-loaded runtime {argv[0]} did not start: {why}")
+        finally:
+            os.close(null)
+            os.close(log)
+            theirs.close()
+
+    def alive(self) -> bool:
+        return os.waitpid(self.pid, os.WNOHANG)[0] == 0
+
+    def close(self) -> None:
+        self.sock.close()  # it leaves at the end of its requests
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        except ProcessLookupError:
+            os.waitpid(self.pid, 0)
+
+
+_SERVERS: dict = {}
+
+
+def _server(req: dict) -> _Server:
+    key = json.dumps([req["server"], req["env"]])
+    server = _SERVERS.get(key)
+    if server is not None and not server.alive():
+        server.close()
+        server = None
+    if server is None:
+        server = _SERVERS[key] = _Server(req["server"], req["env"])
+    return server
+
+
+def _start_forked(req: dict, out_w: int, err_w: int, status_w: int) -> None:
+    """The program as a fork of its language's pre-loaded runtime (init.c, fork-server mode)."""
+    limits = req["limits"]
+    server = _server(req)  # started (and ready) before the program's clock started
+    text = os.memfd_create("program", os.MFD_CLOEXEC)
+    try:
+        data = req["program"].encode("utf-8")
+        while data:
+            data = data[os.write(text, data):]
+        os.lseek(text, 0, os.SEEK_SET)
+        args = [str(int(limits["tmp_size"])), str(int(limits["address_space"])),
+                str(int(limits["processes"])), req.get("lib") or "", req["lib_mount"],
+                req["name"], "-"]
+        try:
+            socket.send_fds(server.sock, [b"\0".join(a.encode() for a in args)],
+                            [text, out_w, err_w, status_w])
+        except OSError:
+            del _SERVERS[json.dumps([req["server"], req["env"]])]
+            server.close()
+            raise
+    finally:
+        os.close(text)
+
+
+def _await_pid(status_r: int, status: bytearray, init: "_Init", deadline: float) -> None:
+    """Read the status pipe until the namespace's init is known (its "P" line) or the deadline."""
+    while init.pidfd is None and time.monotonic() < deadline:
+        if not select.select([status_r], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            return
+        data = os.read(status_r, CHUNK)
+        if not data:
+            return
+        status += data
+        init.learn(status)
+
+
 def run(req: dict) -> dict:
     """Run one program; the answer frame."""
     limit = int(req["limits"]["output"])
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    if req.get("server"):
+        try:
+            _server(req)  # the runtime's own start-up is not the program's time
+        except BaseException:
+            for fd in (out_r, out_w, err_r, err_w, status_r, status_w):
+                os.close(fd)
+            raise
     start = time.monotonic()
     deadline = start + float(req["timeout"])
     try:
-        pid = (_start_native if req.get("init") else _start_python)(req, out_w, err_w, status_w)
+        if req.get("server"):
+            pid = _start_forked(req, out_w, err_w, status_w)  # no child of ours: the server's
+        else:
+            pid = (_start_native if req.get("init") else _start_python)(req, out_w, err_w, status_w)
+    except BaseException:
+        for fd in (out_r, err_r, status_r):
+            os.close(fd)
+        raise
     finally:
         for fd in (out_w, err_w, status_w):
             os.close(fd)
@@ -291,6 +410,12 @@ def run(req: dict) -> dict:
     out, err, status = _Stream(limit), _Stream(limit), bytearray()
     streams = {out_r: out, err_r: err, status_r: None}
     timed_out = not _pump(streams, status, init, deadline)
+    if timed_out and pid is None and status_r in streams:
+        _await_pid(status_r, status, init, time.monotonic() + KILL_GRACE_S)
+        if init.pidfd is None:  # nothing to kill it by: the executor kills the whole sandbox
+            for fd in streams:
+                os.close(fd)
+            return {"error": "a forked program's init never reported its pid"}
     if timed_out:
         # With the namespace's init the kernel kills everything in it; our child exits once
         # that is done (it is the init, or the compiled init's parent, which reaps it).
@@ -298,7 +423,8 @@ def run(req: dict) -> dict:
         _pump(streams, status, init, time.monotonic() + KILL_GRACE_S)
     for fd in streams:
         os.close(fd)
-    os.waitpid(pid, 0)
+    if pid is not None:
+        os.waitpid(pid, 0)
     init.close()
     duration = time.monotonic() - start
     report = dict(line.split(" ", 1) for line in status.decode("utf-8", "replace").splitlines()

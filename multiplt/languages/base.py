@@ -146,6 +146,17 @@ class Language(abc.ABC):
         must then run without it. May raise OSError or SubprocessError (logged, then False)."""
         return False
 
+    def fork_server(self, folder: str, library: str) -> list[str] | None:
+        """A pre-loaded runtime that forks each program (multiplt/execution/forkserver.py): write
+        what it needs into `folder` (an empty folder the sandbox can read) and return the argv
+        that starts it, with the programs' environment (`env()`). It must load the runtime and
+        the test library, then call `int multiplt_serve(int)` of the shared `library` with 3 (its
+        control socket) through its FFI: that returns -1 when the requests end (exit then), and 0
+        in each program, where it runs the file `const char *multiplt_program(void)` names
+        exactly as `command()` would (same output, messages and exit status) and exits. None (the
+        default): a fresh interpreter per program."""
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.code}>"
 

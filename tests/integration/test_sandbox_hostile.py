@@ -22,7 +22,7 @@ import pytest
 from multiplt import languages
 from multiplt.execution import executor, preflight, privileges
 from multiplt.execution.sandbox import NOBODY, Limits, Sandbox
-from multiplt.languages.base import OK
+from multiplt.languages.base import OK, Language
 from tests.unit.execution.helpers import installed
 from tests.unit.execution.hostile_programs import CASES, COMMENT, INSPECT, PROGRAMS, fill
 
@@ -88,6 +88,9 @@ def _check_inside(code, sandbox):
     lang = languages.get(code)
     finished = sandbox.run(lang, INSPECT[code], lang.timeout * 2)
     assert finished.exit_code == 0, finished.stderr
+    # where the language has a pre-loaded runtime, this ran as a fork of it (issue 18)
+    preloaded = type(lang).fork_server is not Language.fork_server
+    assert finished.sandbox_info.get("forked", False) == (preloaded and sandbox.warm)
     out = finished.stdout
     status = dict(line.split(":", 1) for line in out[:out.index("Limit ")].splitlines()
                   if ":\t" in line)

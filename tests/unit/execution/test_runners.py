@@ -49,8 +49,8 @@ def test_the_sandbox_hands_every_program_to_its_runner(monkeypatch):
         mode = "recording"
         mounts_libraries = True
 
-        def run(self, lang, program, name, timeout, lib):
-            calls.append((lang.code, program, name, timeout, lib))
+        def run(self, lang, program, name, timeout, lib, server=None):
+            calls.append((lang.code, program, name, timeout, lib, server))
             return runners.Finished(0, "", "", False, 0.0, {})
 
     lua = languages.get("lua")
@@ -62,5 +62,6 @@ def test_the_sandbox_hands_every_program_to_its_runner(monkeypatch):
         lib = sandbox._library(lua)
         Recording.mounts_libraries = False
         sandbox.run(lua, "print(2)", 8.0)
-    assert calls == [("lua", "print(1)", "program.lua", 7.0, lib),
-                     ("lua", "print(2)", "program.lua", 8.0, None)]
+    # not a runner that forks: no pre-loaded runtime
+    assert calls == [("lua", "print(1)", "program.lua", 7.0, lib, None),
+                     ("lua", "print(2)", "program.lua", 8.0, None, None)]

@@ -1,0 +1,60 @@
+"""Programs that corrupt a pre-loaded runtime, and programs that show its state, per language
+with a fork server (tests/unit/execution/test_forkserver.py).
+
+CORRUPT[code] changes everything a later program could notice if it shared the runtime: the
+environment, the current directory, a library's global state (parameters, handlers, a variable
+of the shared top-level namespace), a file in /tmp, and a thread left printing; then it shows the
+state itself (proof that the corruption took). SHOW[code] prints the same state, prints a value,
+fails a test assertion and raises, so that hijacked printers or handlers would show too.
+"""
+
+from __future__ import annotations
+
+_RKT_SHOW = """(printf "env ~a\\n" (getenv "MULTIPLT_LEFT"))
+(printf "cwd ~a\\n" (current-directory))
+(printf "mark ~a\\n" (with-handlers ([(lambda (e) #t) (lambda (e) 'unbound)])
+                        (eval 'multiplt-mark (current-namespace))))
+(printf "file ~a\\n" (file-exists? "/tmp/left.txt"))
+(list 1 2)
+(check-equal? (+ 1 1) 3)
+(car 1)
+"""
+
+_R_SHOW = """cat("env", Sys.getenv("MULTIPLT_LEFT"), "\\n")
+cat("cwd", getwd(), "\\n")
+cat("mark", exists("multiplt_mark"), "\\n")
+cat("file", file.exists("/tmp/left.txt"), "\\n")
+print(pi)
+stopifnot(isTRUE(all.equal(1, 2)))
+"""
+
+CORRUPT: dict[str, str] = {
+    # R has no threads to leave; a redefined base function and a changed option instead
+    "r": """Sys.setenv(MULTIPLT_LEFT = "corrupted")
+setwd("/")
+multiplt_mark <- "corrupted"
+writeLines("x", "/tmp/left.txt")
+options(digits = 2)
+unlockBinding("stopifnot", baseenv())
+assign("stopifnot", function(...) cat("HIJACKED stopifnot\\n"), envir = baseenv())
+""" + _R_SHOW,
+    "rkt": """#lang racket
+(require rackunit)
+(putenv "MULTIPLT_LEFT" "corrupted")
+(current-directory "/")
+(namespace-set-variable-value! 'multiplt-mark 'corrupted #t (current-namespace))
+(with-output-to-file "/tmp/left.txt" (lambda () (display "x")))
+(current-print (lambda (v) (displayln "HIJACKED print")))
+(error-display-handler (lambda (msg e) (displayln "HIJACKED error" (current-error-port))))
+(current-check-handler (lambda (e) (displayln "HIJACKED check" (current-error-port))))
+(void (thread (lambda () (let loop () (displayln "leftover thread") (sleep 0.001) (loop)))))
+""" + _RKT_SHOW,
+}
+
+SHOW: dict[str, str] = {
+    "r": _R_SHOW,
+    "rkt": "#lang racket\n(require rackunit)\n" + _RKT_SHOW,
+}
+
+#: text that only a corrupted runtime prints
+MARKS = ("corrupted", "HIJACKED", "leftover")

@@ -1,0 +1,121 @@
+"""Issue 18: programs fork from pre-loaded runtimes in the warm sandbox, with the isolation of a
+fresh interpreter and its verdicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from multiplt import languages
+from multiplt.execution.preflight import known_program
+from multiplt.execution.sandbox import NOBODY, Sandbox
+from multiplt.languages import registry
+from multiplt.languages.base import Language
+from tests.unit.execution.forkserver_programs import CORRUPT, MARKS, SHOW
+from tests.unit.execution.helpers import installed, language_params
+from tests.unit.execution.status_programs import PROGRAMS as STATUS_PROGRAMS
+
+#: languages whose module declares a pre-loaded runtime
+FORKING = [code for code in registry.names()
+           if type(registry.get(code)).fork_server is not Language.fork_server]
+
+
+def test_every_forking_language_has_corruption_programs():
+    assert FORKING, "no language forks from a pre-loaded runtime"
+    assert set(FORKING) <= set(CORRUPT) and set(FORKING) <= set(SHOW)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(warm=True) as sb:
+        for code in FORKING:
+            if installed(code):
+                sb.prepare(languages.get(code))
+        yield sb
+
+
+def _run(sandbox, code, program):
+    lang = languages.get(code)
+    finished = sandbox.run(lang, program, lang.timeout)
+    assert finished.sandbox_info.get("forked"), f"{code}: not forked from the pre-loaded runtime"
+    return finished
+
+
+@pytest.mark.parametrize("code", language_params(FORKING))
+def test_a_program_cannot_corrupt_the_next(sandbox, code):
+    """Environment, current directory, library state, /tmp and a left thread of one program are
+    not seen by the next program forked from the same runtime in the same warm sandbox."""
+    before = _run(sandbox, code, SHOW[code])
+    corrupt = _run(sandbox, code, CORRUPT[code])
+    after = _run(sandbox, code, SHOW[code])
+    # the corruption took, in the corrupting program itself
+    for mark in ("corrupted", "HIJACKED"):
+        assert mark in corrupt.stdout + corrupt.stderr, (mark, corrupt.stdout, corrupt.stderr)
+    # ... and nothing of it reached the next one, which ran in the same warm sandbox
+    assert (after.exit_code, after.stdout, after.stderr) == \
+        (before.exit_code, before.stdout, before.stderr)
+    assert not any(m in after.stdout + after.stderr for m in MARKS)
+    assert after.sandbox_info["sandbox-pid-namespace"] == corrupt.sandbox_info["sandbox-pid-namespace"]
+
+
+@pytest.mark.parametrize("code", language_params(FORKING))
+def test_forked_programs_have_no_capabilities_and_own_namespaces(sandbox, code):
+    lang = languages.get(code)
+    from tests.unit.execution.hostile_programs import INSPECT
+    finished = _run(sandbox, code, INSPECT[code])
+    assert finished.exit_code == 0, finished.stderr
+    status = dict(line.split(":", 1) for line in finished.stdout.splitlines() if ":\t" in line)
+    assert status["Uid"].split() == [str(NOBODY)] * 4
+    assert status["Pid"].strip() == "2"  # pid 1 is its init, in a PID namespace of its own
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status[cap], 16) == 0, (cap, status[cap])
+    assert status["NoNewPrivs"].strip() == "1"
+    assert lang.code == code
+
+
+@pytest.mark.parametrize("code", language_params(FORKING))
+def test_same_verdicts_as_a_fresh_interpreter(sandbox, code):
+    """Status, exit code, stdout and stderr byte for byte, forked or fresh, for the status
+    programs of every status and the known-good and known-bad programs."""
+    lang = languages.get(code)
+    programs = [known_program(lang, True), known_program(lang, False), SHOW[code],
+                *[p for status, cases in STATUS_PROGRAMS[code].items() if status != "Timeout"
+                  for _, p in cases]]
+    with Sandbox(warm=True, preload=False) as fresh:
+        for program in programs:
+            forked = _run(sandbox, code, program)
+            plain = fresh.run(lang, program, lang.timeout)
+            assert not plain.sandbox_info.get("forked")
+            assert (forked.exit_code, forked.timed_out, forked.stdout, forked.stderr) == \
+                (plain.exit_code, plain.timed_out, plain.stdout, plain.stderr), program
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", language_params(FORKING))
+def test_reference_solutions_same_verdicts_forked_or_fresh(code, tmp_path):
+    """Every reference solution and its wrong variant (tests/fixtures/solutions), on the
+    benchmark we build: forked and fresh give the same exit code, stdout and stderr."""
+    import concurrent.futures
+
+    from tests.fixtures import solutions
+    from tests.integration.test_reference_solutions import _build, _programs
+
+    lang = languages.get(code)
+    rows = _build(code, tmp_path / f"humaneval-{code}.jsonl", problems=list(solutions.load(code)))
+    programs, _ = _programs(code, rows)
+    assert len(programs) >= 40
+    with Sandbox(warm=True) as forked, Sandbox(warm=True, preload=False) as fresh, \
+            concurrent.futures.ThreadPoolExecutor(2) as pool:
+        forked.prepare(lang)
+        fresh.prepare(lang)
+        runs = {label: (pool.submit(forked.run, lang, text, lang.timeout),
+                        pool.submit(fresh.run, lang, text, lang.timeout))
+                for label, text in programs.items()}
+        differ = []
+        for label, (a, b) in runs.items():
+            a, b = a.result(), b.result()
+            assert a.sandbox_info.get("forked") and not b.sandbox_info.get("forked")
+            if (a.exit_code, a.timed_out, a.stdout, a.stderr) != \
+                    (b.exit_code, b.timed_out, b.stdout, b.stderr):
+                differ.append(f"{label}: forked {a.exit_code} {a.stderr[-300:]!r} / fresh "
+                              f"{b.exit_code} {b.stderr[-300:]!r}")
+    assert not differ, "\n".join(differ)
