@@ -42,6 +42,28 @@ PARAMS = {
 }
 
 
+def resolved_params(params: dict, triggering_asset_events) -> dict:
+    """The Params with `functions` set from the triggering corpus event, if any (chain.py)."""
+    from multiplt_pipelines import chain
+
+    return chain.chained_input(params, chain.asset_events(triggering_asset_events),
+                               asset=chain.FUNCTIONS_ASSET, key="functions_uri", param="functions")
+
+
+def tests_announcement(params: dict, data_uri: str) -> dict:
+    """The tests Asset event's extra, from the run's funnel.json (reads storage); EmptyInput when
+    no function kept a test."""
+    from multiplt import storage
+    from multiplt_pipelines.chain import announcement, funnel_rows
+
+    out = params.get("out") or out_uri(data_uri)
+    funnel_uri = storage.join(out, "funnel.json")
+    return announcement("testgen", funnel_rows(storage.read_json(funnel_uri)), {
+        "tests_uri": storage.join(out, "tests"),
+        "functions_uri": params.get("functions") or functions_uri(data_uri),
+        "model": params["model"], "funnel_uri": funnel_uri})
+
+
 def testgen_plan(params: dict, data_uri: str) -> list[dict]:
     """Per shard: the argv of its generate, validate and write stages."""
     base = ["testgen", "--functions", params.get("functions") or functions_uri(data_uri),
