@@ -1,0 +1,114 @@
+"""The chain under dag.test() (issue 20, points 1 and 2): a stage that keeps no row ends its run
+with the reason in the task log, skipped rather than failed and not retried, and emits no Asset
+event; a stage that keeps rows emits one whose extra names the URI, identity and rows."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import translate as fx
+from tests.integration.test_testgen import FIXTURE as TESTGEN_FIXTURE
+from tests.integration.test_testgen import functions_parquet
+
+pytestmark = pytest.mark.e2e
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+def load_dag(name: str):
+    for path in (str(DAGS), str(DAGS.parent / "plugins")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    spec = importlib.util.spec_from_file_location(f"{name}_chain_under_test", DAGS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def same_data_uri(airflow_db, monkeypatch) -> str:
+    """One data_uri for every run of this session's database: an Asset (name and URI) registered
+    by one test's DAG with another URI would not be updated (each test passes its own `out`)."""
+    data_uri = f"file://{airflow_db}/chain-data"
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", data_uri)
+    return data_uri
+
+
+def task_states(run) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for ti in run.get_task_instances():
+        out.setdefault(ti.task_id, set()).add((ti.state, ti.try_number))
+    return out
+
+
+def asset_events(run) -> list[tuple[str, dict]]:
+    """(asset name, extra) of every Asset event this run emitted, from the Airflow database."""
+    from sqlalchemy import select
+
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(
+            AssetEvent.source_dag_id == run.dag_id, AssetEvent.source_run_id == run.run_id)).all()
+        return [(e.asset.name, dict(e.extra or {})) for e in events]
+
+
+def test_testgen_that_keeps_no_test_is_skipped_with_its_reason(airflow_db, tmp_path, monkeypatch, capfd):
+    """A model that writes no passing assert: every stage succeeds, `announce` is skipped with
+    the reason (no retry), the run succeeds and no tests event starts multiplt_translate."""
+    same_data_uri(airflow_db, monkeypatch)
+    rows = [json.loads(line) for line in (TESTGEN_FIXTURE / "functions.jsonl").read_text().splitlines()][:2]
+    functions = functions_parquet(tmp_path, rows)
+    replay = tmp_path / "wrong.jsonl"
+    replay.write_text("".join(json.dumps({"name": r["sha1"], "completion": "None) == object()\n"}) + "\n"
+                              for r in rows for _ in range(2)))
+    dag = load_dag("multiplt_testgen")
+    run = dag.test(run_conf={"functions": functions + "/functions", "out": str(tmp_path / "tg"),
+                             "backend": "replay",
+                             "replay_source": str(replay), "n": 2, "shards": 1})
+    assert run.state == "success"
+    states = task_states(run)
+    assert states["write"] == {("success", 1)}
+    assert states["announce"] == {("skipped", 1)}
+    logs = capfd.readouterr()
+    assert "testgen kept 0 rows: nothing announced" in logs.out + logs.err
+    assert asset_events(run) == []
+
+
+def test_translate_language_with_no_kept_row_is_not_announced(airflow_db, tmp_path, monkeypatch, capfd):
+    same_data_uri(airflow_db, monkeypatch)
+    inputs = fx.write(tmp_path / "in")
+    replay = Path(inputs["replay"].replace("{lang}", "lua"))
+    wrong = [json.dumps({**json.loads(line), "completion": "    return nil\nend\n"})
+             for line in replay.read_text().splitlines()]
+    replay.write_text("\n".join(wrong) + "\n")
+    dag = load_dag("multiplt_translate")
+    run = dag.test(run_conf={"languages": ["lua"], "shards": 1, "n": fx.N, "backend": "replay",
+                             "replay_source": inputs["replay"], "tests": inputs["tests"],
+                             "out": f"file://{tmp_path}/translate"})
+    assert run.state == "success"
+    states = task_states(run)
+    assert states["summary"] == {("success", 1)}
+    assert states["announce_lua"] == {("skipped", 1)}
+    logs = capfd.readouterr()
+    assert "translate lua kept 0 rows: nothing announced" in logs.out + logs.err
+    assert asset_events(run) == []
+
+
+def test_translate_announces_the_dataset_uri_language_and_rows(airflow_db, tmp_path, monkeypatch):
+    same_data_uri(airflow_db, monkeypatch)
+    inputs = fx.write(tmp_path / "in")
+    dag = load_dag("multiplt_translate")
+    run = dag.test(run_conf={"languages": ["lua"], "shards": 1, "n": fx.N, "backend": "replay",
+                             "replay_source": inputs["replay"], "tests": inputs["tests"],
+                             "out": f"file://{tmp_path}/translate"})
+    assert run.state == "success"
+    [(name, extra)] = asset_events(run)
+    assert name == "multiplt_dataset_lua"
+    assert {k: extra[k] for k in ("dataset_uri", "lang", "split", "rows", "tests_uri")} == {
+        "dataset_uri": f"file://{tmp_path}/translate", "lang": "lua", "split": "lua",
+        "rows": len(fx.kept("lua")), "tests_uri": inputs["tests"]}
