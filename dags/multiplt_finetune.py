@@ -73,13 +73,10 @@ with DAG(
     def settings(params=None, dag_run=None, triggering_asset_events=None) -> dict:
         """Params <- the multiplt_finetune Variable (Asset-triggered runs) <- conf, with the
         languages and datasets of the triggering dataset events (no storage I/O)."""
-        from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowSkipException
-        from multiplt_pipelines.chain import EmptyInput, asset_events, chained_datasets
-        from multiplt_pipelines.publishing import effective
+        from multiplt_pipelines.chain import EmptyInput, asset_events, chained_datasets, run_settings
 
-        variable = Variable.get("multiplt_finetune", default=None, deserialize_json=True)
-        resolved = effective(dict(params), dict(dag_run.conf or {}), variable)
+        resolved = run_settings("multiplt_finetune", params, dag_run)
         try:
             resolved, datasets = chained_datasets(resolved, asset_events(triggering_asset_events))
         except EmptyInput as reason:

@@ -67,26 +67,27 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(data_uri: str, params=None, triggering_asset_events=None) -> list[dict]:
+    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> list[dict]:
         """The command lines of every shard's stages, on the announced or given functions (no I/O)."""
         from airflow.sdk.exceptions import AirflowSkipException
         from multiplt_pipelines.chain import EmptyInput
         from multiplt_pipelines.testgen import resolved_params, testgen_plan
 
         try:
-            return testgen_plan(resolved_params(dict(params), triggering_asset_events), data_uri)
+            return testgen_plan(resolved_params(params, dag_run, triggering_asset_events), data_uri)
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
 
     @task(outlets=[TESTS])
-    def announce(data_uri: str, params=None, triggering_asset_events=None, outlet_events=None) -> dict:
+    def announce(data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
+                 outlet_events=None) -> dict:
         """The tests Asset event: URI, source functions, model and rows (skipped if 0 rows)."""
         from airflow.sdk.exceptions import AirflowSkipException
         from multiplt_pipelines.chain import EmptyInput
         from multiplt_pipelines.testgen import resolved_params, tests_announcement
 
         try:
-            extra = tests_announcement(resolved_params(dict(params), triggering_asset_events), data_uri)
+            extra = tests_announcement(resolved_params(params, dag_run, triggering_asset_events), data_uri)
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
         outlet_events[TESTS].extra = extra

@@ -72,23 +72,24 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(data_uri: str, params=None, triggering_asset_events=None) -> list[dict]:
+    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> list[dict]:
         """The command lines of every (language, shard), on the announced or given tests (no I/O)."""
         from airflow.sdk.exceptions import AirflowSkipException
         from multiplt_pipelines.chain import EmptyInput
         from multiplt_pipelines.translation import resolved_params, translation_plan
 
         try:
-            return translation_plan(resolved_params(dict(params), triggering_asset_events), data_uri)
+            return translation_plan(resolved_params(params, dag_run, triggering_asset_events), data_uri)
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
 
     @task
-    def summary_argvs(data_uri: str, params=None, triggering_asset_events=None) -> list[list[str]]:
+    def summary_argvs(data_uri: str, params=None, dag_run=None,
+                      triggering_asset_events=None) -> list[list[str]]:
         """The one `--stage summary` command line, once every shard is collected."""
         from multiplt_pipelines.translation import resolved_params, summary_command
 
-        return [summary_command(resolved_params(dict(params), triggering_asset_events), data_uri)]
+        return [summary_command(resolved_params(params, dag_run, triggering_asset_events), data_uri)]
 
     entries = plan(SETTINGS.data_uri)
     sample = stage_task_mapped("sample", entries.map(sample_command), gpu=True)
@@ -100,7 +101,7 @@ with DAG(
     for code, dataset in DATASETS.items():
 
         @task(task_id=f"announce_{code}", outlets=[dataset])
-        def announce(lang: str, data_uri: str, params=None, triggering_asset_events=None,
+        def announce(lang: str, data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
                      outlet_events=None) -> dict:
             """This language's dataset Asset event (skipped when the run did not translate it or
             kept 0 rows)."""
@@ -108,7 +109,7 @@ with DAG(
             from multiplt_pipelines.chain import EmptyInput
             from multiplt_pipelines.translation import dataset_announcement, resolved_params
 
-            settings = resolved_params(dict(params), triggering_asset_events)
+            settings = resolved_params(params, dag_run, triggering_asset_events)
             if lang not in settings["languages"]:
                 raise AirflowSkipException(f"{lang} was not translated in this run")
             try:

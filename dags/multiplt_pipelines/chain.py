@@ -16,6 +16,19 @@ TESTS_ASSET = "multiplt_testgen_tests"
 DATASET_ASSET_PREFIX = "multiplt_dataset_"
 
 
+def run_settings(variable_name: str, params, dag_run) -> dict:
+    """This run's settings: the Param values, overridden by the keys of the Airflow Variable
+    `variable_name` (a JSON object) that the run's conf did not set. An Asset-triggered run has
+    no conf, so the Variable is where a deployment sets its model, languages, ... (reads the
+    Variable: call it inside a task)."""
+    from airflow.sdk import Variable
+
+    from multiplt_pipelines.publishing import effective
+
+    variable = Variable.get(variable_name, default=None, deserialize_json=True)
+    return effective(dict(params), dict(dag_run.conf or {}), variable)
+
+
 class EmptyInput(Exception):
     """The input of this run has no rows; the message says which (the task is skipped)."""
 

@@ -62,11 +62,13 @@ PARAMS = {
 }
 
 
-def resolved_params(params: dict, triggering_asset_events) -> dict:
-    """The Params with `tests` set from the triggering tests event, if any (chain.py)."""
+def resolved_params(params, dag_run, triggering_asset_events) -> dict:
+    """This run's settings (Params <- the `multiplt_translate` Variable <- conf), with `tests` set
+    from the triggering tests event, if any (chain.py). Reads the Variable: call it in a task."""
     from multiplt_pipelines import chain
 
-    return chain.chained_input(params, chain.asset_events(triggering_asset_events),
+    settings = chain.run_settings("multiplt_translate", params, dag_run)
+    return chain.chained_input(settings, chain.asset_events(triggering_asset_events),
                                asset=TESTS_ASSET, key="tests_uri", param="tests")
 
 

@@ -159,31 +159,63 @@ def test_dags_are_chained_by_assets_and_only_announce_tasks_emit_events():
     assert type(finetune.timetable.asset_condition).__name__ == "AssetAny"  # any one dataset
 
 
-def test_plan_tasks_take_the_event_input_and_skip_an_empty_one():
+MANUAL, ASSET_RUN = SimpleNamespace(conf={"model": "given/model"}), SimpleNamespace(conf={})
+
+
+def test_plan_tasks_take_the_event_input_and_skip_an_empty_one(monkeypatch):
     from airflow.sdk.exceptions import AirflowSkipException
+
+    # an Asset-triggered run has no conf: the Variable named after the DAG sets its settings
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TESTGEN", '{"model": "tiny/model", "n": 2}')
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TRANSLATE", '{"model": "tiny/translator"}')
 
     testgen = load_dag("multiplt_testgen")
     params = defaults(testgen_plans.PARAMS, shards=1)
     plan = testgen.get_task("plan").python_callable
-    manual = plan("file:///DATA", params=params, triggering_asset_events={})
-    assert manual[0]["generate"][manual[0]["generate"].index("--functions") + 1] == \
-        "file:///DATA/corpus/functions"
+    manual = plan("file:///DATA", params={**params, "model": "given/model"}, dag_run=MANUAL,
+                  triggering_asset_events={})[0]["generate"]
+    assert manual[manual.index("--functions") + 1] == "file:///DATA/corpus/functions"
+    assert manual[manual.index("--model") + 1] == "given/model"  # the conf beats the Variable
+    assert manual[manual.index("--n") + 1] == "2"
     announced = triggering(event("multiplt_corpus_functions",
                                  {"functions_uri": "file:///DATA/corpus/stdlib/functions", "rows": 8}))
-    entries = plan("file:///DATA", params=params, triggering_asset_events=announced)
+    entries = plan("file:///DATA", params=params, dag_run=ASSET_RUN, triggering_asset_events=announced)
     argv = entries[0]["validate"]
     assert argv[argv.index("--functions") + 1] == "file:///DATA/corpus/stdlib/functions"
+    assert argv[argv.index("--model") + 1] == "tiny/model"
     empty = triggering(event("multiplt_corpus_functions",
                              {"functions_uri": "file:///DATA/corpus/x/functions", "rows": 0}))
     with pytest.raises(AirflowSkipException, match="0 rows"):
-        plan("file:///DATA", params=params, triggering_asset_events=empty)
+        plan("file:///DATA", params=params, dag_run=ASSET_RUN, triggering_asset_events=empty)
 
     translate = load_dag("multiplt_translate")
     tparams = defaults(translation.PARAMS, languages=["lua"], shards=1)
     tests = triggering(event("multiplt_testgen_tests", {"tests_uri": "s3://b/tg/tests", "rows": 2}))
-    entries = translate.get_task("plan").python_callable("file:///DATA", params=tparams,
-                                                         triggering_asset_events=tests)
-    assert entries[0]["sample"][entries[0]["sample"].index("--tests") + 1] == "s3://b/tg/tests"
+    sample = translate.get_task("plan").python_callable(
+        "file:///DATA", params=tparams, dag_run=ASSET_RUN, triggering_asset_events=tests)[0]["sample"]
+    assert sample[sample.index("--tests") + 1] == "s3://b/tg/tests"
+    assert sample[sample.index("--model") + 1] == "tiny/translator"
     summary = translate.get_task("summary_argvs").python_callable(
-        "file:///DATA", params=tparams, triggering_asset_events=tests)[0]
+        "file:///DATA", params=tparams, dag_run=ASSET_RUN, triggering_asset_events=tests)[0]
     assert summary[summary.index("--tests") + 1] == "s3://b/tg/tests"
+
+
+def test_finetune_settings_task_trains_the_announced_languages_with_the_variables_model(monkeypatch):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_FINETUNE", '{"base_model": "tiny/base", "epochs": 1}')
+    settings = load_dag("multiplt_finetune").get_task("settings").python_callable
+    params = defaults(schemas.FINETUNE)
+    lua = triggering(event("multiplt_dataset_lua",
+                           {"dataset_uri": "file:///DATA/translate", "lang": "lua", "rows": 3}))
+    got = settings(params=params, dag_run=ASSET_RUN, triggering_asset_events=lua)
+    assert (got["base_model"], got["epochs"], got["languages"]) == ("tiny/base", 1, ["lua"])
+    assert got["datasets"] == {"lua": "file:///DATA/translate"}
+    manual = settings(params={**params, "base_model": "given/base", "languages": ["r"]},
+                      dag_run=SimpleNamespace(conf={"base_model": "given/base", "languages": ["r"]}),
+                      triggering_asset_events={})
+    assert manual["base_model"] == "given/base" and manual["datasets"] == {"r": "nuprl/MultiPL-T"}
+    empty = triggering(event("multiplt_dataset_lua",
+                             {"dataset_uri": "file:///DATA/translate", "lang": "lua", "rows": 0}))
+    with pytest.raises(AirflowSkipException, match="nothing to train"):
+        settings(params=params, dag_run=ASSET_RUN, triggering_asset_events=empty)
