@@ -112,3 +112,35 @@ def test_translate_announces_the_dataset_uri_language_and_rows(airflow_db, tmp_p
     assert {k: extra[k] for k in ("dataset_uri", "lang", "split", "rows", "tests_uri")} == {
         "dataset_uri": f"file://{tmp_path}/translate", "lang": "lua", "split": "lua",
         "rows": len(fx.kept("lua")), "tests_uri": inputs["tests"]}
+
+
+def test_corpus_announces_where_its_functions_are_or_nothing_when_none_is_kept(
+        airflow_db, tmp_path, monkeypatch, capfd):
+    """The event's `functions_uri` is `<out>/functions` (not the Asset's URI) and `rows` its
+    row count; a corpus whose every function is filtered out is not announced."""
+    import polars as pl
+
+    from tests.integration.test_corpus_build import planted_corpus
+
+    same_data_uri(airflow_db, monkeypatch)
+    dag = load_dag("multiplt_corpus")
+    out = tmp_path / "corpus"
+    run = dag.test(run_conf={"source": str(planted_corpus(tmp_path)), "out": str(out), "shards": 1,
+                             "dedup_buckets": 1})
+    assert run.state == "success"
+    [(name, extra)] = asset_events(run)
+    kept = pl.read_parquet(sorted((out / "functions").glob("*.parquet")))
+    assert name == "multiplt_corpus_functions" and kept.height > 0
+    assert {k: extra[k] for k in ("functions_uri", "rows", "source")} == {
+        "functions_uri": f"{out}/functions", "rows": kept.height, "source": str(tmp_path / "planted")}
+
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    (nothing / "m.py").write_text("def f(x):\n    return x\n")  # no docstring: dropped
+    run = dag.test(run_conf={"source": str(nothing), "out": str(tmp_path / "none"), "shards": 1,
+                             "dedup_buckets": 1})
+    assert run.state == "success"
+    assert task_states(run)["announce"] == {("skipped", 1)}
+    logs = capfd.readouterr()
+    assert "corpus kept 0 rows: nothing announced" in logs.out + logs.err
+    assert asset_events(run) == []
