@@ -76,6 +76,8 @@ def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dic
             generate += ["--replay-source", params["replay_source"].replace("{lang}", lang)]
         entries.append({
             "lang": lang,
+            "model": params["model"],
+            "revision": params.get("revision"),
             "run": run,
             "build": build,
             "generate": generate,

@@ -219,3 +219,27 @@ def test_finetune_settings_task_trains_the_announced_languages_with_the_variable
                              {"dataset_uri": "file:///DATA/translate", "lang": "lua", "rows": 0}))
     with pytest.raises(AirflowSkipException, match="nothing to train"):
         settings(params=params, dag_run=ASSET_RUN, triggering_asset_events=empty)
+
+
+def test_evaluate_announces_the_results_store_and_each_recorded_run():
+    import collections
+
+    from multiplt_pipelines.plans import evaluation_plan
+
+    dag = load_dag("multiplt_evaluate")
+    assert [a.name for a in dag.get_task("announce_results").outlets] == ["multiplt_results"]
+    assert not dag.get_task("record_results").outlets
+    assert "record_results" in dag.get_task("announce_results").upstream_task_ids
+    params = defaults(schemas.EVALUATE, model="org/m", revision="v1", languages=["lua", "r"],
+                      experiment="multiplt", epoch=2)
+    entries = evaluation_plan(params, "s3://b/runs", "s3://b/results.parquet")
+    events = collections.defaultdict(SimpleNamespace)
+    extra = dag.get_task("announce_results").python_callable(
+        entries, "s3://b/results.parquet", params=params, outlet_events=events)
+    [event] = events.values()
+    assert event.extra == extra
+    assert extra["results_store"] == "s3://b/results.parquet"
+    assert (extra["experiment"], extra["epoch"]) == ("multiplt", 2)
+    assert [(r["lang"], r["model"], r["revision"]) for r in extra["runs"]] == [
+        ("lua", "org/m", "v1"), ("r", "org/m", "v1")]
+    assert [r["run"] for r in extra["runs"]] == [e["run"] for e in entries]
