@@ -4,8 +4,9 @@ every checkpoint of the training manifests (and the base model as epoch 0) with 
 Wiring only: scheduled on the per-language dataset Assets of multiplt_translate; `settings`
 resolves the run's settings (Params, the `multiplt_finetune` Variable, the triggering dataset
 events' languages and `dataset_uri`s); training is one `multiplt train` command per language
-through the stage runtime; `plan` turns the settings into those command lines; `checkpoints` reads the manifests the training
-wrote (`<out>/manifest.jsonl`) and names each checkpoint explicitly in its evaluation's conf.
+through the stage runtime; `plan` turns the settings into those command lines; `checkpoints`
+reads the manifests the training wrote (`<out>/manifest.jsonl`) and names each checkpoint
+explicitly in its evaluation's conf.
 """
 
 from __future__ import annotations
