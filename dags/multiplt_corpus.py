@@ -30,6 +30,9 @@ drop exact and near duplicates across all shards. Output under `out` (default
 
 * `build_shard` runs once per shard (`shards` mapped tasks), `dedup` once per bucket
   (`dedup_buckets`), then `merge`. Every step resumes: a rerun skips finished shards and buckets.
+* `announce` updates the `multiplt_corpus_functions` Asset, its event extra naming
+  `functions_uri` (`<out>/functions`), `source` and `rows`; `multiplt_testgen` runs on it.
+  When no function was kept, `announce` is skipped with that message and nothing downstream runs.
 * Scale-out is the executor's: on a Celery or Kubernetes executor the mapped shard tasks spread
   over machines; storage must then be shared (`s3://`).
 """
@@ -70,6 +73,20 @@ with DAG(
     commands = plan(SETTINGS.data_uri)
     shards = stage_task_mapped("build_shard", shard_commands(commands))
     dedup = stage_task_mapped("dedup", dedup_commands(commands))
-    merge = stage_task_mapped("merge", merge_command(commands), outlets=[FUNCTIONS])
+    merge = stage_task_mapped("merge", merge_command(commands))
 
-    shards >> dedup >> merge
+    @task(outlets=[FUNCTIONS])
+    def announce(commands: dict, params=None, outlet_events=None) -> dict:
+        """The functions Asset event: URI, source and rows of the merged corpus (skipped if empty)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+        from multiplt_pipelines.chain import EmptyInput
+        from multiplt_pipelines.corpus import functions_announcement
+
+        try:
+            extra = functions_announcement(commands["out"], params["source"])
+        except EmptyInput as reason:
+            raise AirflowSkipException(str(reason)) from None
+        outlet_events[FUNCTIONS].extra = extra
+        return extra
+
+    shards >> dedup >> merge >> announce(commands)

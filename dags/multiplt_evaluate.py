@@ -42,7 +42,9 @@ DOC = """
 For each language in `languages`: build the benchmark from `benchmark_source`, sample `n`
 completions per problem with `backend` (GPU task, pool `gpu`), run them in the sandbox fanned
 out over `shards` mapped tasks, score pass@k, and record the scores in the results store
-(the `multiplt_results` Asset, read by the **Leaderboard** page).
+(read by the **Leaderboard** page); then `announce_results` updates the `multiplt_results`
+Asset, its event extra naming `results_store` and each recorded run (`lang`, `model`,
+`revision`, `run` folder), with `experiment` and `epoch`.
 
 * A checkpoint of a training output is `model` = the output URI, `revision` = its tag
   (`rkt-multiplt-epoch3`), with `experiment` and `epoch` as labels; `multiplt_finetune` triggers
@@ -103,6 +105,15 @@ with DAG(
     generate = stage_task_mapped("generate", entries.map(generate_command), gpu=True)
     execute = stage_task_mapped("execute", shard_commands(entries), sandbox=True)
     score = stage_task_mapped("score", entries.map(score_command))
-    record = stage_task_mapped("record_results", entries.map(record_command), outlets=[RESULTS])
+    record = stage_task_mapped("record_results", entries.map(record_command))
 
-    build >> generate >> execute >> score >> record
+    @task(outlets=[RESULTS])
+    def announce_results(entries: list[dict], results_store: str, params=None, outlet_events=None) -> dict:
+        """The results Asset event: the store and the run folders recorded into it (no I/O)."""
+        extra = {"results_store": results_store, "experiment": params.get("experiment"),
+                 "epoch": params.get("epoch"),
+                 "runs": [{k: e[k] for k in ("lang", "model", "revision", "run")} for e in entries]}
+        outlet_events[RESULTS].extra = extra
+        return extra
+
+    build >> generate >> execute >> score >> record >> announce_results(entries, SETTINGS.results_store)

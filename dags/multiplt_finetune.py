@@ -1,9 +1,12 @@
 """multiplt_finetune: train a base model per language (a checkpoint every epoch), then evaluate
 every checkpoint of the training manifests (and the base model as epoch 0) with multiplt_evaluate.
 
-Wiring only: training is one `multiplt train` command per language through the stage runtime;
-`plan` turns the Params into those command lines; `checkpoints` reads the manifests the training
-wrote (`<out>/manifest.jsonl`) and names each checkpoint explicitly in its evaluation's conf.
+Wiring only: scheduled on the per-language dataset Assets of multiplt_translate; `settings`
+resolves the run's settings (Params, the `multiplt_finetune` Variable, the triggering dataset
+events' languages and `dataset_uri`s); training is one `multiplt train` command per language
+through the stage runtime; `plan` turns the settings into those command lines; `checkpoints`
+reads the manifests the training wrote (`<out>/manifest.jsonl`) and names each checkpoint
+explicitly in its evaluation's conf.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import datetime
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, AssetAny, Param, task
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task_mapped
 from multiplt_pipelines import assets
@@ -29,7 +32,15 @@ def train_command(entry: dict) -> list[str]:
 DOC = """
 ### Fine-tune a base model on MultiPL-T data, then evaluate every epoch
 
-For each language in `languages`: `multiplt train` the `base_model` with `recipe` on `dataset`
+Runs when `multiplt_translate` announces a language's dataset (`multiplt_dataset_<lang>`): each
+announced language is trained on the event's `dataset_uri` (the newest event per language;
+languages announced with 0 rows are left out, and with none left the run is skipped at
+`settings` with that message). An Asset-triggered run has no conf: its other settings are the
+Param defaults overridden by the keys of the Airflow Variable `multiplt_finetune` (a JSON object,
+e.g. `{"base_model": "bigcode/starcoderbase-1b", "epochs": 1}`). A run started by hand trains
+every language of `languages` on `dataset` (`{lang}` = each language code).
+
+For each language: `multiplt train` the `base_model` with `recipe` on its dataset
 (GPU task, pool `gpu`), checkpointing every epoch under
 `<data_uri>/training/<base>-<experiment>-<lang>/` with tags `LANG-EXPERIMENT-epochN`.
 Then every checkpoint listed in the training manifests gets its own `multiplt_evaluate` run,
@@ -39,8 +50,8 @@ epoch 0 when `evaluate_base` is on. The evaluation settings (`n`, `temperature`,
 through. The leaderboard then shows pass@1 by epoch per language.
 
 When every evaluation has finished, `announce_checkpoints` updates the `multiplt_checkpoints`
-Asset; its event extra carries the training outputs (`outputs`: lang and output URI each,
-`base_model`, `experiment`), which `multiplt_publish` publishes as tagged checkpoints.
+Asset; its event extra carries the training outputs (`outputs`: lang, output URI and dataset
+each, `base_model`, `experiment`), which `multiplt_publish` publishes as tagged checkpoints.
 
 `multiplt_evaluate` must be unpaused: a trigger into a paused DAG fails instead of waiting.
 """
@@ -48,7 +59,7 @@ Asset; its event extra carries the training outputs (`outputs`: lang and output 
 with DAG(
     dag_id="multiplt_finetune",
     description="Fine-tune per language, then evaluate every epoch's checkpoint",
-    schedule=None,
+    schedule=AssetAny(*assets.dataset_refs()),
     start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
     catchup=False,
     max_active_runs=1,
@@ -60,37 +71,54 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(data_uri: str, params=None) -> list[dict]:
+    def settings(params=None, dag_run=None, triggering_asset_events=None) -> dict:
+        """Params <- the multiplt_finetune Variable (Asset-triggered runs) <- conf, with the
+        languages and datasets of the triggering dataset events (no storage I/O)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+        from multiplt_pipelines.chain import EmptyInput, asset_events, chained_datasets, run_settings
+
+        resolved = run_settings("multiplt_finetune", params, dag_run)
+        try:
+            resolved, datasets = chained_datasets(resolved, asset_events(triggering_asset_events))
+        except EmptyInput as reason:
+            raise AirflowSkipException(str(reason)) from None
+        print(f"training {', '.join(f'{k} on {v}' for k, v in datasets.items())}")
+        return {**resolved, "datasets": datasets}
+
+    @task
+    def plan(data_uri: str, settings: dict) -> list[dict]:
         """The `train` command line and output URI of each language (no I/O)."""
         from multiplt_pipelines.plans import training_plan
 
-        return training_plan(dict(params), data_uri)
+        return training_plan(settings, data_uri)
 
     @task
-    def checkpoints(entries: list[dict], params=None, run_id=None) -> list[dict]:
+    def checkpoints(entries: list[dict], settings: dict, run_id=None) -> list[dict]:
         """One trigger (conf + run id) per checkpoint in the training manifests, read from storage."""
         from multiplt.storage import manifest
         from multiplt_pipelines.plans import checkpoint_confs, trigger_run_id
 
         manifests = [{"lang": e["lang"], "out": e["out"], "rows": manifest.read(e["out"])}
                      for e in entries]
-        confs = checkpoint_confs(dict(params), manifests)
+        confs = checkpoint_confs(settings, manifests)
         return [{"conf": conf, "trigger_run_id": trigger_run_id(run_id, conf)} for conf in confs]
 
     @task(outlets=[CHECKPOINTS])
-    def announce_checkpoints(entries: list[dict], params=None, outlet_events=None) -> list[dict]:
+    def announce_checkpoints(entries: list[dict], settings: dict, outlet_events=None) -> list[dict]:
         """The checkpoints Asset event, carrying the training outputs that have checkpoints."""
         from airflow.sdk.exceptions import AirflowSkipException
         from multiplt.storage import manifest
 
-        outputs = [{"lang": e["lang"], "out": e["out"]} for e in entries if manifest.read(e["out"])]
+        outputs = [{"lang": e["lang"], "out": e["out"], "dataset_uri": e["dataset"]}
+                   for e in entries if manifest.read(e["out"])]
         if not outputs:
             raise AirflowSkipException("no training output has a checkpoint")
-        outlet_events[CHECKPOINTS].extra = {"outputs": outputs, "base_model": params["base_model"],
-                                            "experiment": params["experiment"]}
+        outlet_events[CHECKPOINTS].extra = {"outputs": outputs, "base_model": settings["base_model"],
+                                            "experiment": settings["experiment"]}
         return outputs
 
-    entries = plan(SETTINGS.data_uri)
+    resolved = settings()
+    entries = plan(SETTINGS.data_uri, resolved)
     train = stage_task_mapped("train", entries.map(train_command), gpu=True)
     evaluate = TriggerDagRunOperator.partial(
         task_id="evaluate_checkpoints",
@@ -100,6 +128,6 @@ with DAG(
         poke_interval=60,
         reset_dag_run=True,
         fail_when_dag_is_paused=True,
-    ).expand_kwargs(checkpoints(entries))
+    ).expand_kwargs(checkpoints(entries, resolved))
 
-    train >> evaluate >> announce_checkpoints(entries)
+    train >> evaluate >> announce_checkpoints(entries, resolved)

@@ -3,7 +3,8 @@ coverage and types (MultiPL-T step 1b).
 
 Wiring only: per shard, `multiplt testgen --stage generate` (GPU, pool `gpu`), `--stage
 validate` (the sandbox runtime) and `--stage write`; `plan` only turns the Params into those
-command lines. Scheduled on the corpus functions Asset; emits the tests Asset.
+command lines (from the triggering corpus event's `functions_uri`, or the `functions` Param of
+a manual run). Scheduled on the corpus functions Asset; `announce` emits the tests Asset.
 """
 
 from __future__ import annotations
@@ -36,13 +37,19 @@ def write_command(entry: dict) -> list[str]:
 DOC = """
 ### Generate and validate unit tests for corpus functions
 
-For every function of `functions` (default: the corpus DAG's output): sample `n` completions of
+For every function of the corpus that triggered the run (the `functions_uri` of its
+`multiplt_corpus_functions` event) or, in a run started by hand, of `functions`: sample `n` completions of
 MultiPL-T's test prompt with `model` (GPU task, pool `gpu`), run each assert alone in the
 sandbox, keep the passing ones, measure their statement coverage and infer types
 (`content_with_types`). Functions are split into `shards` by sha1; each shard is three mapped
 tasks (generate, validate, write). Output: `<out>/tests/` (the `multiplt_testgen_tests` Asset),
 `<out>/excluded/` with reasons, `<out>/funnel.json`. Every stage resumes: a rerun does only
 the missing work. See docs/testgen.md.
+
+`announce` updates `multiplt_testgen_tests` with extra `tests_uri` (`<out>/tests`),
+`functions_uri`, `model` and `rows`, which starts `multiplt_translate`. When no function kept a
+passing test (0 rows), `announce` is skipped with that message and nothing downstream runs; a
+corpus event with 0 rows skips the whole run at `plan`.
 """
 
 with DAG(
@@ -60,15 +67,35 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(data_uri: str, params=None) -> list[dict]:
-        """The command lines of every shard's stages (no I/O)."""
-        from multiplt_pipelines.testgen import testgen_plan
+    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> list[dict]:
+        """The command lines of every shard's stages, on the announced or given functions (no I/O)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+        from multiplt_pipelines.chain import EmptyInput
+        from multiplt_pipelines.testgen import resolved_params, testgen_plan
 
-        return testgen_plan(dict(params), data_uri)
+        try:
+            return testgen_plan(resolved_params(params, dag_run, triggering_asset_events), data_uri)
+        except EmptyInput as reason:
+            raise AirflowSkipException(str(reason)) from None
+
+    @task(outlets=[TESTS])
+    def announce(data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
+                 outlet_events=None) -> dict:
+        """The tests Asset event: URI, source functions, model and rows (skipped if 0 rows)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+        from multiplt_pipelines.chain import EmptyInput
+        from multiplt_pipelines.testgen import resolved_params, tests_announcement
+
+        try:
+            extra = tests_announcement(resolved_params(params, dag_run, triggering_asset_events), data_uri)
+        except EmptyInput as reason:
+            raise AirflowSkipException(str(reason)) from None
+        outlet_events[TESTS].extra = extra
+        return extra
 
     entries = plan(SETTINGS.data_uri)
     generate = stage_task_mapped("generate", entries.map(generate_command), gpu=True)
     validate = stage_task_mapped("validate", entries.map(validate_command), sandbox=True)
-    write = stage_task_mapped("write", entries.map(write_command), outlets=[TESTS])
+    write = stage_task_mapped("write", entries.map(write_command))
 
-    generate >> validate >> write
+    generate >> validate >> write >> announce(SETTINGS.data_uri)

@@ -4,8 +4,9 @@ in the sandbox, cleaned and deduplicated (MultiPL-T step 2).
 Wiring only: per (language, shard), `multiplt translate --stage sample` (GPU, pool `gpu`),
 `multiplt execute` on the shard's completions (the sandbox runtime) and `multiplt translate
 --stage collect`; then `--stage summary` writes funnel.json. `plan` only turns the Params into
-those command lines. Scheduled on the tests Asset of multiplt_testgen; emits one dataset Asset
-per language (`multiplt_dataset_<lang>`), which multiplt_finetune can be scheduled on.
+those command lines (from the triggering tests event's `tests_uri`, or the `tests` Param of a
+manual run). Scheduled on the tests Asset of multiplt_testgen; emits one dataset Asset per
+language (`multiplt_dataset_<lang>`), which multiplt_finetune is scheduled on.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def collect_command(entry: dict) -> list[str]:
 DOC = """
 ### Translate Python functions into Racket, Julia, R, OCaml and Lua (MultiPL-T step 2)
 
-For every function of `tests` (default: multiplt_testgen's output) and every language in
+For every function of the tests dataset that triggered the run (the `tests_uri` of its
+`multiplt_testgen_tests` event) or, in a run started by hand, of `tests`, and every language in
 `languages`: build the MultiPL-T prompt (canonical Python as a comment, the docstring, the
 signature) and translated tests, sample `n` translations with `model` (GPU task, pool `gpu`;
 `backend=openai` + `api_base` for a vLLM server fleet), run each with its tests in the sandbox,
@@ -48,6 +50,11 @@ keep the passing ones, clean them and deduplicate (exact, then ROUGE-L above
 tasks (sample, validate, collect). Output: `<out>/data/<split>-*.parquet` (one dataset Asset per
 language), `<out>/excluded/`, `<out>/funnel.json`. Every stage resumes: a rerun does only the
 missing work. See docs/translation.md.
+
+`announce_<lang>` updates `multiplt_dataset_<lang>` with extra `dataset_uri` (`<out>`), `lang`,
+`split`, `model`, `tests_uri` and `rows`, which starts `multiplt_finetune` for that language.
+A language with 0 kept rows is not announced (its task is skipped with that message); a tests
+event with 0 rows skips the whole run at `plan`.
 """
 
 with DAG(
@@ -65,18 +72,24 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(data_uri: str, params=None) -> list[dict]:
-        """The command lines of every (language, shard) (no I/O)."""
-        from multiplt_pipelines.translation import translation_plan
+    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> list[dict]:
+        """The command lines of every (language, shard), on the announced or given tests (no I/O)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+        from multiplt_pipelines.chain import EmptyInput
+        from multiplt_pipelines.translation import resolved_params, translation_plan
 
-        return translation_plan(dict(params), data_uri)
+        try:
+            return translation_plan(resolved_params(params, dag_run, triggering_asset_events), data_uri)
+        except EmptyInput as reason:
+            raise AirflowSkipException(str(reason)) from None
 
     @task
-    def summary_argvs(data_uri: str, params=None) -> list[list[str]]:
+    def summary_argvs(data_uri: str, params=None, dag_run=None,
+                      triggering_asset_events=None) -> list[list[str]]:
         """The one `--stage summary` command line, once every shard is collected."""
-        from multiplt_pipelines.translation import summary_command
+        from multiplt_pipelines.translation import resolved_params, summary_command
 
-        return [summary_command(dict(params), data_uri)]
+        return [summary_command(resolved_params(params, dag_run, triggering_asset_events), data_uri)]
 
     entries = plan(SETTINGS.data_uri)
     sample = stage_task_mapped("sample", entries.map(sample_command), gpu=True)
@@ -88,18 +101,22 @@ with DAG(
     for code, dataset in DATASETS.items():
 
         @task(task_id=f"announce_{code}", outlets=[dataset])
-        def announce(lang: str, data_uri: str, params=None, outlet_events=None) -> dict:
-            """This language's dataset Asset event (skipped when the run did not translate it)."""
+        def announce(lang: str, data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
+                     outlet_events=None) -> dict:
+            """This language's dataset Asset event (skipped when the run did not translate it or
+            kept 0 rows)."""
             from airflow.sdk.exceptions import AirflowSkipException
-            from multiplt import storage
-            from multiplt_pipelines.translation import out_uri
+            from multiplt_pipelines.chain import EmptyInput
+            from multiplt_pipelines.translation import dataset_announcement, resolved_params
 
-            if lang not in params["languages"]:
+            settings = resolved_params(params, dag_run, triggering_asset_events)
+            if lang not in settings["languages"]:
                 raise AirflowSkipException(f"{lang} was not translated in this run")
-            out = params.get("out") or out_uri(data_uri)
-            funnel = storage.read_json(storage.join(out, "funnel.json")).get(lang, {})
-            outlet_events[DATASETS[lang]].extra = {"dataset_uri": out, "lang": lang,
-                                          "rows": funnel.get("after_rouge_l", 0)}
-            return funnel
+            try:
+                extra = dataset_announcement(settings, data_uri, lang)
+            except EmptyInput as reason:
+                raise AirflowSkipException(str(reason)) from None
+            outlet_events[DATASETS[lang]].extra = extra
+            return extra
 
         summary >> announce(code, SETTINGS.data_uri)

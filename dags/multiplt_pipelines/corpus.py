@@ -47,3 +47,14 @@ def corpus_plan(params: dict, data_uri: str) -> dict:
         "dedup": [["corpus", "dedup", "--out", out, "--bucket", f"{b}/{buckets}"] for b in range(buckets)],
         "merge": [["corpus", "merge", "--out", out]],
     }
+
+
+def functions_announcement(out: str, source: str) -> dict:
+    """The functions Asset event's extra, from the merged funnel.json (reads storage);
+    EmptyInput when no function was kept."""
+    from multiplt import storage
+    from multiplt_pipelines.chain import announcement, funnel_rows
+
+    funnel_uri = storage.join(out, "funnel.json")
+    return announcement("corpus", funnel_rows(storage.read_json(funnel_uri)), {
+        "functions_uri": storage.join(out, "functions"), "source": source, "funnel_uri": funnel_uri})

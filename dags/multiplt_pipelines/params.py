@@ -66,8 +66,9 @@ EVALUATE = {
 }
 
 FINETUNE = {
-    "base_model": _required("base model: Hub name, local folder or storage URI", type="string",
-                            minLength=1),
+    # a default: Airflow requires one for every Param of a scheduled DAG (runs on dataset events)
+    "base_model": _p("bigcode/starcoderbase-1b", "base model: Hub name, local folder or storage "
+                     "URI", type="string", minLength=1),
     "base_revision": _p(None, "revision of the base model (null = the default branch)",
                         type=["null", "string"]),
     "languages": _p(list(TARGET_LANGUAGES), "languages to fine-tune on, one model each",
@@ -76,8 +77,9 @@ FINETUNE = {
                      type="string", pattern=EXPERIMENT_PATTERN),
     "recipe": _p("starcoderbase-1b", "training recipe: a name in multiplt/recipes/ or a YAML URI",
                  type="string", minLength=1),
-    "dataset": _p("nuprl/MultiPL-T", "training data: Hub dataset (split = the language) or a "
-                  "storage URI; `{lang}` is replaced by each language code", type="string",
+    "dataset": _p("nuprl/MultiPL-T", "a manual run's training data: Hub dataset (split = the "
+                  "language) or a storage URI; `{lang}` is replaced by each language code (a run "
+                  "started by dataset Asset events trains on their `dataset_uri`)", type="string",
                   minLength=1),
     "epochs": _p(None, "override the recipe's number of epochs", type=["null", "integer"],
                  minimum=1),

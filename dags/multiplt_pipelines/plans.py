@@ -76,6 +76,8 @@ def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dic
             generate += ["--replay-source", params["replay_source"].replace("{lang}", lang)]
         entries.append({
             "lang": lang,
+            "model": params["model"],
+            "revision": params.get("revision"),
             "run": run,
             "build": build,
             "generate": generate,
@@ -87,19 +89,23 @@ def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dic
 
 
 def training_plan(params: dict, data_uri: str) -> list[dict]:
-    """One entry per language of a `multiplt_finetune` run: its `train` command line and output."""
+    """One entry per language of a `multiplt_finetune` run: its `train` command line and output.
+    `params["datasets"]` ({lang: URI}, from the triggering dataset events) overrides `dataset`."""
     entries = []
+    datasets = params.get("datasets") or {}
     for lang in params["languages"]:
         out = _join(data_uri, "training", "-".join([_safe(params["base_model"]),
                                                     params["experiment"], lang]))
         argv = ["train", "--recipe", params["recipe"], "--base", params["base_model"],
                 "--lang", lang, "--experiment", params["experiment"],
-                "--dataset", params["dataset"].replace("{lang}", lang), "--out", out]
+                "--dataset", datasets.get(lang) or params["dataset"].replace("{lang}", lang),
+                "--out", out]
         if params.get("base_revision"):
             argv += ["--base-revision", params["base_revision"]]
         if params.get("epochs"):
             argv += ["--epochs", str(params["epochs"])]
-        entries.append({"lang": lang, "out": out, "train": argv})
+        entries.append({"lang": lang, "out": out, "dataset": argv[argv.index("--dataset") + 1],
+                        "train": argv})
     return entries
 
 

@@ -7,6 +7,7 @@ what to publish (and, for the others, what to run).
 
 from __future__ import annotations
 
+from multiplt_pipelines.chain import asset_events  # noqa: F401 (the DAGs' name for it)
 from multiplt_pipelines.params import _p
 
 DATASET_ASSET_PREFIX = "multiplt_dataset_"  # one dataset Asset per language: multiplt_dataset_lua, ...
@@ -61,18 +62,6 @@ def _base_name(base: str) -> str:
 
     return re.sub(r"[^A-Za-z0-9._-]+", "_", base.rstrip("/").rsplit("/", 1)[-1]).strip("_.-") or "model"
 
-
-def asset_events(triggering_asset_events) -> list[dict]:
-    """The run's triggering Asset events as [{"name", "uri", "extra"}] (each once)."""
-    out, seen = [], set()
-    for events in (triggering_asset_events or {}).values():
-        for event in events:
-            key = (event.asset.name, event.asset.uri, str(event.timestamp))
-            if key not in seen:
-                seen.add(key)
-                out.append({"name": event.asset.name, "uri": event.asset.uri,
-                            "extra": dict(event.extra or {})})
-    return out
 
 
 def checkpoint_commands(settings: dict, events: list[dict], results_store: str) -> list[list[str]]:

@@ -42,6 +42,30 @@ PARAMS = {
 }
 
 
+def resolved_params(params, dag_run, triggering_asset_events) -> dict:
+    """This run's settings (Params <- the `multiplt_testgen` Variable <- conf), with `functions` set
+    from the triggering corpus event, if any (chain.py). Reads the Variable: call it in a task."""
+    from multiplt_pipelines import chain
+
+    settings = chain.run_settings("multiplt_testgen", params, dag_run)
+    return chain.chained_input(settings, chain.asset_events(triggering_asset_events),
+                               asset=chain.FUNCTIONS_ASSET, key="functions_uri", param="functions")
+
+
+def tests_announcement(params: dict, data_uri: str) -> dict:
+    """The tests Asset event's extra, from the run's funnel.json (reads storage); EmptyInput when
+    no function kept a test."""
+    from multiplt import storage
+    from multiplt_pipelines.chain import announcement, funnel_rows
+
+    out = params.get("out") or out_uri(data_uri)
+    funnel_uri = storage.join(out, "funnel.json")
+    return announcement("testgen", funnel_rows(storage.read_json(funnel_uri)), {
+        "tests_uri": storage.join(out, "tests"),
+        "functions_uri": params.get("functions") or functions_uri(data_uri),
+        "model": params["model"], "funnel_uri": funnel_uri})
+
+
 def testgen_plan(params: dict, data_uri: str) -> list[dict]:
     """Per shard: the argv of its generate, validate and write stages."""
     base = ["testgen", "--functions", params.get("functions") or functions_uri(data_uri),

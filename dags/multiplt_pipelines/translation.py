@@ -62,6 +62,30 @@ PARAMS = {
 }
 
 
+def resolved_params(params, dag_run, triggering_asset_events) -> dict:
+    """This run's settings (Params <- the `multiplt_translate` Variable <- conf), with `tests` set
+    from the triggering tests event, if any (chain.py). Reads the Variable: call it in a task."""
+    from multiplt_pipelines import chain
+
+    settings = chain.run_settings("multiplt_translate", params, dag_run)
+    return chain.chained_input(settings, chain.asset_events(triggering_asset_events),
+                               asset=TESTS_ASSET, key="tests_uri", param="tests")
+
+
+def dataset_announcement(params: dict, data_uri: str, lang: str) -> dict:
+    """One language's dataset Asset event extra, from the run's funnel.json (reads storage);
+    EmptyInput when the language kept 0 rows."""
+    from multiplt import storage
+    from multiplt_pipelines.chain import announcement
+
+    out = params.get("out") or out_uri(data_uri)
+    funnel_uri = storage.join(out, "funnel.json")
+    counts = storage.read_json(funnel_uri).get(lang, {})
+    return announcement(f"translate {lang}", int(counts.get("after_rouge_l", 0)), {
+        "dataset_uri": out, "lang": lang, "split": SPLITS[lang], "model": params["model"],
+        "tests_uri": params.get("tests") or tests_uri(data_uri), "funnel_uri": funnel_uri})
+
+
 def translation_plan(params: dict, data_uri: str) -> list[dict]:
     """One entry per (language, shard): the sample, execute and collect command lines."""
     tests = params.get("tests") or tests_uri(data_uri)

@@ -45,11 +45,13 @@ def test_params_are_validated_when_a_run_is_triggered():
             validated(dag, bad)
 
 
-def test_wiring_maps_shards_then_dedup_then_merge_which_updates_the_asset():
+def test_wiring_maps_shards_then_dedup_then_merge_then_announce_updates_the_asset():
     dag = load_dag("multiplt_corpus")
     tasks = {t.task_id: t for t in dag.tasks}
     assert {"build_shard", "dedup", "merge"} <= set(tasks)
     assert "build_shard" in tasks["dedup"].upstream_task_ids
     assert "dedup" in tasks["merge"].upstream_task_ids
-    assert [a.name for a in tasks["merge"].outlets] == ["multiplt_corpus_functions"]
+    assert "merge" in tasks["announce"].upstream_task_ids
+    assert [a.name for a in tasks["announce"].outlets] == ["multiplt_corpus_functions"]
+    assert not tasks["merge"].outlets  # the event comes from announce, with its extra
     assert all(hasattr(tasks[t], "expand_input") for t in ("build_shard", "dedup", "merge"))

@@ -84,13 +84,14 @@ def test_evaluate_params_are_validated_when_a_run_is_triggered():
             validated(dag, bad)
 
 
-def test_finetune_has_no_default_base_model():
+def test_finetune_base_model_has_a_default_as_a_scheduled_dag_needs():
     from airflow.sdk.exceptions import ParamValidationError
 
     dag = load_dag("multiplt_finetune")
-    with pytest.raises(ParamValidationError, match="base_model"):
-        validated(dag, {})
+    assert validated(dag, {})["base_model"] == "bigcode/starcoderbase-1b"
     assert validated(dag, {"base_model": "b"})["languages"] == ["jl", "lua", "ml", "r", "rkt"]
+    with pytest.raises(ParamValidationError, match="base_model"):
+        validated(dag, {"base_model": ""})
 
 
 def test_training_plan_one_train_per_language():
@@ -122,8 +123,7 @@ def test_checkpoints_task_names_every_checkpoint_explicitly(tmp_path):
     for entry in entries:
         for epoch in (1, 2):
             manifest.append(entry["out"], _manifest_row(entry["out"], entry["lang"], epoch))
-    triggers = dag.get_task("checkpoints").python_callable(entries, params=params,
-                                                          run_id="manual__1")
+    triggers = dag.get_task("checkpoints").python_callable(entries, params, run_id="manual__1")
     confs = [t["conf"] for t in triggers]
     assert all(c["backend"] == "replay" and c["replay_source"] == "file:///r/{lang}" for c in confs)
     assert confs[0]["model"] == "base/model" and confs[0]["epoch"] == 0

@@ -112,10 +112,12 @@ def test_dag_test_on_s3_storage(airflow_db, s3_bucket, monkeypatch):
     monkeypatch.setenv("AIRFLOW__MULTIPLT__RESULTS_STORE", store)
     replay, problems = replay_sources(f"{s3_bucket}/refsol", ("lua",), 2)
     dag = _load_evaluate_dag()
-    assert [a.uri for a in dag.get_task("record_results").outlets] == [store]
+    assert [a.uri for a in dag.get_task("announce_results").outlets] == [store]
+    assert not dag.get_task("record_results").outlets  # the event comes from announce_results
 
     run = dag.test(run_conf=evaluate_conf(replay, problems, ("lua",), shards=2))
     assert run.state == "success"
+    assert run.get_task_instance("announce_results").state == "success"
 
     runs = [u for u in storage.ls(f"{data_uri}/evaluate/") if u.endswith("/")]
     assert len(runs) == 1 and "-lua-reference_solutions-main-0.2" in runs[0]

@@ -225,12 +225,13 @@ def test_results_store_has_a_row_per_epoch_with_the_checkpoint_identity(finetune
 
 def test_checkpoints_asset_event_carries_the_training_output(finetuned, embedded_airflow, tiny_model):
     """`announce_checkpoints` emits the multiplt_checkpoints event that multiplt_publish reads."""
-    client, run_id, _, _, _ = finetuned
+    client, run_id, conf, _, _ = finetuned
     assets = client.request("GET", "/api/v2/assets?name_pattern=multiplt_checkpoints")["assets"]
     (asset,) = [a for a in assets if a["name"] == "multiplt_checkpoints"]
     events = client.request("GET", f"/api/v2/assets/events?asset_id={asset['id']}&limit=100")["asset_events"]
     ours = [e for e in events if e["source_run_id"] == run_id]
     assert len(ours) == 1 and ours[0]["source_task_id"] == "announce_checkpoints"
     extra = ours[0]["extra"]
-    assert extra["outputs"] == [{"lang": LANG, "out": _training_out(embedded_airflow, tiny_model)}]
+    assert extra["outputs"] == [{"lang": LANG, "out": _training_out(embedded_airflow, tiny_model),
+                                 "dataset_uri": conf["dataset"].replace("{lang}", LANG)}]
     assert (extra["base_model"], extra["experiment"]) == (tiny_model, EXPERIMENT)

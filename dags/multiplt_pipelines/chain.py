@@ -1,0 +1,109 @@
+"""How a chained DAG's run finds its input, and what its Asset events announce (pure functions).
+
+The chain: multiplt_corpus -> `multiplt_corpus_functions` -> multiplt_testgen ->
+`multiplt_testgen_tests` -> multiplt_translate -> `multiplt_dataset_<lang>` -> multiplt_finetune.
+Every event's extra names what it announces: its URI (`functions_uri`, `tests_uri`,
+`dataset_uri`) and identity (source, model, lang) and its `rows`. A run started by such an event
+takes its input from the event's extra, never from a guessed path; a run started by hand takes
+the same input from its Params. An announced input with 0 rows stops the run (`EmptyInput`: the
+DAG skips its plan task with the message, so nothing runs and nothing is announced).
+"""
+
+from __future__ import annotations
+
+FUNCTIONS_ASSET = "multiplt_corpus_functions"
+TESTS_ASSET = "multiplt_testgen_tests"
+DATASET_ASSET_PREFIX = "multiplt_dataset_"
+
+
+def run_settings(variable_name: str, params, dag_run) -> dict:
+    """This run's settings: the Param values, overridden by the keys of the Airflow Variable
+    `variable_name` (a JSON object) that the run's conf did not set. An Asset-triggered run has
+    no conf, so the Variable is where a deployment sets its model, languages, ... (reads the
+    Variable: call it inside a task)."""
+    from airflow.sdk import Variable
+
+    from multiplt_pipelines.publishing import effective
+
+    variable = Variable.get(variable_name, default=None, deserialize_json=True)
+    return effective(dict(params), dict(dag_run.conf or {}), variable)
+
+
+class EmptyInput(Exception):
+    """The input of this run has no rows; the message says which (the task is skipped)."""
+
+
+def asset_events(triggering_asset_events) -> list[dict]:
+    """The run's triggering Asset events as [{"name", "uri", "extra"}], oldest first, each once."""
+    seen, out = set(), []
+    for events in (triggering_asset_events or {}).values():
+        for event in events:
+            key = (event.asset.name, event.asset.uri, str(event.timestamp))
+            if key not in seen:
+                seen.add(key)
+                out.append((str(event.timestamp), {"name": event.asset.name, "uri": event.asset.uri,
+                                                   "extra": dict(event.extra or {})}))
+    return [event for _, event in sorted(out, key=lambda pair: pair[0])]
+
+
+def _announced(event: dict, key: str) -> dict:
+    """The event's extra, checked: it names its input under `key` and has rows."""
+    extra = event["extra"] or {}
+    if not extra.get(key):
+        raise ValueError(f"the {event['name']} event carries no {key!r} (extra: {extra}); "
+                         f"start this DAG by hand with the input as a Param")
+    if extra.get("rows") == 0:
+        raise EmptyInput(f"nothing to do: the {event['name']} event announces {extra[key]} "
+                         f"with 0 rows")
+    return extra
+
+
+def chained_input(params: dict, events: list[dict], *, asset: str, key: str, param: str) -> dict:
+    """The Params of this run with `param` set to its input: the newest `asset` event's
+    extra[key] for a run started by that Asset, else the Param as given (None = the plan's
+    default). Raises ValueError when the event lacks `key`, EmptyInput when it has 0 rows."""
+    mine = [e for e in events if e["name"] == asset]
+    if not mine:
+        return dict(params)
+    extra = _announced(mine[-1], key)
+    return {**params, param: extra[key]}
+
+
+def chained_datasets(params: dict, events: list[dict]) -> tuple[dict, dict[str, str]]:
+    """multiplt_finetune's (Params, {lang: dataset URI}): for a run started by dataset Asset
+    events, the languages announced (the newest event of each) and each one's `dataset_uri`;
+    for a manual run, Params `languages` and `dataset` (`{lang}` = each language code).
+    Languages announced with 0 rows are left out; EmptyInput when none is left."""
+    mine = [e for e in events if e["name"].startswith(DATASET_ASSET_PREFIX)]
+    if not mine:
+        return dict(params), {lang: params["dataset"].replace("{lang}", lang)
+                              for lang in params["languages"]}
+    newest = {}
+    for event in mine:
+        lang = (event["extra"] or {}).get("lang") or event["name"][len(DATASET_ASSET_PREFIX):]
+        newest[lang] = event
+    datasets, empty = {}, []
+    for lang, event in sorted(newest.items()):
+        try:
+            datasets[lang] = _announced(event, "dataset_uri")["dataset_uri"]
+        except EmptyInput:
+            empty.append(lang)
+    if not datasets:
+        raise EmptyInput(f"nothing to train: the dataset events of {', '.join(empty)} announce "
+                         f"0 rows")
+    return {**params, "languages": list(datasets)}, datasets
+
+
+def funnel_rows(funnel: dict) -> int:
+    """Rows kept by a corpus or testgen run: the last step's `out` of its funnel.json."""
+    steps = funnel.get("steps") or []
+    return int(steps[-1]["out"]) if steps else 0
+
+
+def announcement(kind: str, rows: int, extra: dict) -> dict:
+    """An Asset event's extra, or EmptyInput (with the message for the task log and UI) when the
+    stage kept 0 rows: an empty output is never announced."""
+    if rows == 0:
+        raise EmptyInput(f"{kind} kept 0 rows: nothing announced, the next DAG is not started "
+                         f"(see the funnel: {extra.get('funnel_uri', 'funnel.json')})")
+    return {**extra, "rows": rows}

@@ -1,0 +1,245 @@
+"""The chain corpus -> testgen -> translate -> finetune: each Asset event names the URI and
+identity of what it announces, a run started by an event takes its input from the event's extra
+(a manual run from its Params), and an empty input or output stops the chain with a message."""
+
+from __future__ import annotations
+
+import datetime
+from types import SimpleNamespace
+
+import pytest
+
+from tests.dags.test_pipeline_plans import defaults, load_dag
+from multiplt_pipelines import chain  # noqa: E402 (dags/ is on sys.path)
+from multiplt_pipelines import params as schemas  # noqa: E402
+from multiplt_pipelines import testgen as testgen_plans  # noqa: E402
+from multiplt_pipelines import translation  # noqa: E402
+from multiplt_pipelines.corpus import functions_announcement  # noqa: E402
+from multiplt_pipelines.plans import training_plan  # noqa: E402
+
+T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def event(name: str, extra: dict, minute: int = 0, uri: str = "file:///asset"):
+    """An Airflow AssetEvent as a task's `triggering_asset_events` holds it (the fields read)."""
+    return SimpleNamespace(asset=SimpleNamespace(name=name, uri=uri), extra=extra,
+                           timestamp=T0 + datetime.timedelta(minutes=minute))
+
+
+def triggering(*events) -> dict:
+    out: dict = {}
+    for e in events:
+        out.setdefault(e.asset.name, []).append(e)
+    return out
+
+
+def test_asset_events_are_flattened_oldest_first_and_once():
+    new = event("a", {"k": 2}, minute=5)
+    old = event("a", {"k": 1}, minute=1)
+    other = event("b", {"k": 3}, minute=3)
+    got = chain.asset_events({"a": [new, old, new], "b": [other]})
+    assert [e["extra"]["k"] for e in got] == [1, 3, 2]
+    assert got[0] == {"name": "a", "uri": "file:///asset", "extra": {"k": 1}}
+    assert chain.asset_events(None) == []
+
+
+def test_an_event_run_takes_its_input_from_the_newest_event_a_manual_run_from_params():
+    params = {"functions": None, "n": 5}
+    manual = chain.chained_input(params, [], asset="f", key="functions_uri", param="functions")
+    assert manual == params
+    events = chain.asset_events(triggering(
+        event("f", {"functions_uri": "s3://b/old/functions", "rows": 3}, minute=1),
+        event("f", {"functions_uri": "s3://b/new/functions", "rows": 9}, minute=2),
+        event("other", {"functions_uri": "s3://b/wrong"}, minute=3)))
+    got = chain.chained_input(params, events, asset="f", key="functions_uri", param="functions")
+    assert got == {"functions": "s3://b/new/functions", "n": 5}
+    # given Params lose to the event: an event-started run never reads a guessed or stale path
+    got = chain.chained_input({"functions": "s3://b/param"}, events, asset="f",
+                              key="functions_uri", param="functions")
+    assert got["functions"] == "s3://b/new/functions"
+
+
+def test_an_event_without_the_uri_is_an_error_and_one_with_zero_rows_is_empty_input():
+    no_uri = chain.asset_events(triggering(event("f", {"rows": 3})))
+    with pytest.raises(ValueError, match="carries no 'functions_uri'"):
+        chain.chained_input({}, no_uri, asset="f", key="functions_uri", param="functions")
+    empty = chain.asset_events(triggering(event("f", {"functions_uri": "s3://b/f", "rows": 0})))
+    with pytest.raises(chain.EmptyInput, match="s3://b/f with 0 rows"):
+        chain.chained_input({}, empty, asset="f", key="functions_uri", param="functions")
+
+
+def test_finetune_trains_each_announced_language_on_its_dataset_uri():
+    params = defaults(schemas.FINETUNE, languages=["rkt", "lua"], dataset="s3://d/{lang}.parquet")
+    manual, datasets = chain.chained_datasets(params, [])
+    assert manual["languages"] == ["rkt", "lua"]
+    assert datasets == {"rkt": "s3://d/rkt.parquet", "lua": "s3://d/lua.parquet"}
+
+    events = chain.asset_events(triggering(
+        event("multiplt_dataset_lua", {"dataset_uri": "s3://t/old", "lang": "lua", "rows": 4}, 1),
+        event("multiplt_dataset_lua", {"dataset_uri": "s3://t/new", "lang": "lua", "rows": 5}, 2),
+        event("multiplt_dataset_jl", {"dataset_uri": "s3://t/new", "lang": "jl", "rows": 0}, 2),
+        event("multiplt_dataset_r", {"dataset_uri": "s3://t/r", "lang": "r", "rows": 7}, 3)))
+    settings, datasets = chain.chained_datasets(params, events)
+    assert settings["languages"] == ["lua", "r"]  # announced ones only; jl had 0 rows
+    assert datasets == {"lua": "s3://t/new", "r": "s3://t/r"}
+    entries = training_plan({**settings, "datasets": datasets}, "s3://b/runs")
+    assert [(e["lang"], e["dataset"]) for e in entries] == [("lua", "s3://t/new"), ("r", "s3://t/r")]
+    for entry in entries:
+        argv = entry["train"]
+        assert argv[argv.index("--dataset") + 1] == entry["dataset"]
+        assert argv[argv.index("--lang") + 1] == entry["lang"]
+
+    only_empty = chain.asset_events(triggering(
+        event("multiplt_dataset_jl", {"dataset_uri": "s3://t", "lang": "jl", "rows": 0})))
+    with pytest.raises(chain.EmptyInput, match="jl announce 0 rows"):
+        chain.chained_datasets(params, only_empty)
+
+
+def _funnel(path, rows: int) -> None:
+    from multiplt import storage
+
+    storage.write_json(str(path / "funnel.json"), {"steps": [
+        {"name": "input", "in": 4, "out": 4}, {"name": "last", "in": 4, "out": rows}]})
+
+
+def test_announcements_name_uri_identity_and_rows_and_refuse_empty_outputs(tmp_path):
+    from multiplt import storage
+
+    out = tmp_path / "corpus"
+    out.mkdir()
+    _funnel(out, 3)
+    extra = functions_announcement(str(out), "stdlib")
+    assert extra == {"functions_uri": f"{out}/functions", "source": "stdlib", "rows": 3,
+                     "funnel_uri": f"{out}/funnel.json"}
+    _funnel(out, 0)
+    with pytest.raises(chain.EmptyInput, match="corpus kept 0 rows"):
+        functions_announcement(str(out), "stdlib")
+
+    data_uri = f"file://{tmp_path}/runs"
+    params = defaults(testgen_plans.PARAMS, functions="s3://b/c/functions", model="tiny")
+    storage.write_json(f"{data_uri}/testgen/funnel.json", {"steps": [{"name": "x", "in": 2, "out": 2}]})
+    assert testgen_plans.tests_announcement(params, data_uri) == {
+        "tests_uri": f"{data_uri}/testgen/tests", "functions_uri": "s3://b/c/functions",
+        "model": "tiny", "rows": 2, "funnel_uri": f"{data_uri}/testgen/funnel.json"}
+    storage.write_json(f"{data_uri}/testgen/funnel.json", {"steps": [{"name": "x", "in": 2, "out": 0}]})
+    with pytest.raises(chain.EmptyInput, match="testgen kept 0 rows"):
+        testgen_plans.tests_announcement(params, data_uri)
+
+    tparams = defaults(translation.PARAMS, tests="s3://b/t/tests", model="tiny")
+    storage.write_json(f"{data_uri}/translate/funnel.json",
+                       {"lua": {"after_rouge_l": 6}, "rkt": {"after_rouge_l": 0}})
+    lua = translation.dataset_announcement(tparams, data_uri, "lua")
+    assert {k: lua[k] for k in ("dataset_uri", "lang", "split", "rows", "tests_uri", "model")} == {
+        "dataset_uri": f"{data_uri}/translate", "lang": "lua", "split": "lua", "rows": 6,
+        "tests_uri": "s3://b/t/tests", "model": "tiny"}
+    for lang in ("rkt", "jl"):  # 0 kept rows, or absent from the funnel
+        with pytest.raises(chain.EmptyInput, match=f"translate {lang} kept 0 rows"):
+            translation.dataset_announcement(tparams, data_uri, lang)
+
+
+def test_dags_are_chained_by_assets_and_only_announce_tasks_emit_events():
+    def outlets(dag, task_id):
+        return [a.name for a in getattr(dag.get_task(task_id), "outlets", [])]
+
+    corpus, testgen = load_dag("multiplt_corpus"), load_dag("multiplt_testgen")
+    translate, finetune = load_dag("multiplt_translate"), load_dag("multiplt_finetune")
+    assert outlets(corpus, "announce") == ["multiplt_corpus_functions"] and not outlets(corpus, "merge")
+    assert outlets(testgen, "announce") == ["multiplt_testgen_tests"] and not outlets(testgen, "write")
+    assert "write" in testgen.get_task("announce").upstream_task_ids
+    assert outlets(translate, "announce_lua") == ["multiplt_dataset_lua"]
+
+    def scheduled_on(dag) -> list[str]:
+        condition = dag.timetable.asset_condition
+        return sorted(a.name for a in getattr(condition, "objects", [condition]))
+
+    assert scheduled_on(testgen) == ["multiplt_corpus_functions"]
+    assert scheduled_on(translate) == ["multiplt_testgen_tests"]
+    assert scheduled_on(finetune) == [
+        f"multiplt_dataset_{lang}" for lang in sorted(schemas.TARGET_LANGUAGES)]
+    assert type(finetune.timetable.asset_condition).__name__ == "AssetAny"  # any one dataset
+
+
+MANUAL, ASSET_RUN = SimpleNamespace(conf={"model": "given/model"}), SimpleNamespace(conf={})
+
+
+def test_plan_tasks_take_the_event_input_and_skip_an_empty_one(monkeypatch):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    # an Asset-triggered run has no conf: the Variable named after the DAG sets its settings
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TESTGEN", '{"model": "tiny/model", "n": 2}')
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TRANSLATE", '{"model": "tiny/translator"}')
+
+    testgen = load_dag("multiplt_testgen")
+    params = defaults(testgen_plans.PARAMS, shards=1)
+    plan = testgen.get_task("plan").python_callable
+    manual = plan("file:///DATA", params={**params, "model": "given/model"}, dag_run=MANUAL,
+                  triggering_asset_events={})[0]["generate"]
+    assert manual[manual.index("--functions") + 1] == "file:///DATA/corpus/functions"
+    assert manual[manual.index("--model") + 1] == "given/model"  # the conf beats the Variable
+    assert manual[manual.index("--n") + 1] == "2"
+    announced = triggering(event("multiplt_corpus_functions",
+                                 {"functions_uri": "file:///DATA/corpus/stdlib/functions", "rows": 8}))
+    entries = plan("file:///DATA", params=params, dag_run=ASSET_RUN, triggering_asset_events=announced)
+    argv = entries[0]["validate"]
+    assert argv[argv.index("--functions") + 1] == "file:///DATA/corpus/stdlib/functions"
+    assert argv[argv.index("--model") + 1] == "tiny/model"
+    empty = triggering(event("multiplt_corpus_functions",
+                             {"functions_uri": "file:///DATA/corpus/x/functions", "rows": 0}))
+    with pytest.raises(AirflowSkipException, match="0 rows"):
+        plan("file:///DATA", params=params, dag_run=ASSET_RUN, triggering_asset_events=empty)
+
+    translate = load_dag("multiplt_translate")
+    tparams = defaults(translation.PARAMS, languages=["lua"], shards=1)
+    tests = triggering(event("multiplt_testgen_tests", {"tests_uri": "s3://b/tg/tests", "rows": 2}))
+    sample = translate.get_task("plan").python_callable(
+        "file:///DATA", params=tparams, dag_run=ASSET_RUN, triggering_asset_events=tests)[0]["sample"]
+    assert sample[sample.index("--tests") + 1] == "s3://b/tg/tests"
+    assert sample[sample.index("--model") + 1] == "tiny/translator"
+    summary = translate.get_task("summary_argvs").python_callable(
+        "file:///DATA", params=tparams, dag_run=ASSET_RUN, triggering_asset_events=tests)[0]
+    assert summary[summary.index("--tests") + 1] == "s3://b/tg/tests"
+
+
+def test_finetune_settings_task_trains_the_announced_languages_with_the_variables_model(monkeypatch):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_FINETUNE", '{"base_model": "tiny/base", "epochs": 1}')
+    settings = load_dag("multiplt_finetune").get_task("settings").python_callable
+    params = defaults(schemas.FINETUNE)
+    lua = triggering(event("multiplt_dataset_lua",
+                           {"dataset_uri": "file:///DATA/translate", "lang": "lua", "rows": 3}))
+    got = settings(params=params, dag_run=ASSET_RUN, triggering_asset_events=lua)
+    assert (got["base_model"], got["epochs"], got["languages"]) == ("tiny/base", 1, ["lua"])
+    assert got["datasets"] == {"lua": "file:///DATA/translate"}
+    manual = settings(params={**params, "base_model": "given/base", "languages": ["r"]},
+                      dag_run=SimpleNamespace(conf={"base_model": "given/base", "languages": ["r"]}),
+                      triggering_asset_events={})
+    assert manual["base_model"] == "given/base" and manual["datasets"] == {"r": "nuprl/MultiPL-T"}
+    empty = triggering(event("multiplt_dataset_lua",
+                             {"dataset_uri": "file:///DATA/translate", "lang": "lua", "rows": 0}))
+    with pytest.raises(AirflowSkipException, match="nothing to train"):
+        settings(params=params, dag_run=ASSET_RUN, triggering_asset_events=empty)
+
+
+def test_evaluate_announces_the_results_store_and_each_recorded_run():
+    import collections
+
+    from multiplt_pipelines.plans import evaluation_plan
+
+    dag = load_dag("multiplt_evaluate")
+    assert [a.name for a in dag.get_task("announce_results").outlets] == ["multiplt_results"]
+    assert not dag.get_task("record_results").outlets
+    assert "record_results" in dag.get_task("announce_results").upstream_task_ids
+    params = defaults(schemas.EVALUATE, model="org/m", revision="v1", languages=["lua", "r"],
+                      experiment="multiplt", epoch=2)
+    entries = evaluation_plan(params, "s3://b/runs", "s3://b/results.parquet")
+    events = collections.defaultdict(SimpleNamespace)
+    extra = dag.get_task("announce_results").python_callable(
+        entries, "s3://b/results.parquet", params=params, outlet_events=events)
+    [event] = events.values()
+    assert event.extra == extra
+    assert extra["results_store"] == "s3://b/results.parquet"
+    assert (extra["experiment"], extra["epoch"]) == ("multiplt", 2)
+    assert [(r["lang"], r["model"], r["revision"]) for r in extra["runs"]] == [
+        ("lua", "org/m", "v1"), ("r", "org/m", "v1")]
+    assert [r["run"] for r in extra["runs"]] == [e["run"] for e in entries]

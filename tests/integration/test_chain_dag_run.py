@@ -1,0 +1,194 @@
+"""The chain under dag.test() (issue 20, points 1 and 2): a stage that keeps no row ends its run
+with the reason in the task log, skipped rather than failed and not retried, and emits no Asset
+event; a stage that keeps rows emits one whose extra names the URI, identity and rows."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import translate as fx
+from tests.integration.test_testgen import FIXTURE as TESTGEN_FIXTURE
+from tests.integration.test_testgen import functions_parquet
+
+pytestmark = pytest.mark.e2e
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+def load_dag(name: str):
+    for path in (str(DAGS), str(DAGS.parent / "plugins")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    spec = importlib.util.spec_from_file_location(f"{name}_chain_under_test", DAGS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def same_data_uri(airflow_db, monkeypatch) -> str:
+    """One data_uri for every run of this session's database: an Asset (name and URI) registered
+    by one test's DAG with another URI would not be updated (each test passes its own `out`)."""
+    data_uri = f"file://{airflow_db}/chain-data"
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", data_uri)
+    return data_uri
+
+
+def task_states(run) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for ti in run.get_task_instances():
+        out.setdefault(ti.task_id, set()).add((ti.state, ti.try_number))
+    return out
+
+
+def asset_events(run) -> list[tuple[str, dict]]:
+    """(asset name, extra) of every Asset event this run emitted, from the Airflow database."""
+    from sqlalchemy import select
+
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(
+            AssetEvent.source_dag_id == run.dag_id, AssetEvent.source_run_id == run.run_id)).all()
+        return [(e.asset.name, dict(e.extra or {})) for e in events]
+
+
+def test_testgen_that_keeps_no_test_is_skipped_with_its_reason(airflow_db, tmp_path, monkeypatch, capfd):
+    """A model that writes no passing assert: every stage succeeds, `announce` is skipped with
+    the reason (no retry), the run succeeds and no tests event starts multiplt_translate."""
+    same_data_uri(airflow_db, monkeypatch)
+    rows = [json.loads(line) for line in (TESTGEN_FIXTURE / "functions.jsonl").read_text().splitlines()][:2]
+    functions = functions_parquet(tmp_path, rows)
+    replay = tmp_path / "wrong.jsonl"
+    replay.write_text("".join(json.dumps({"name": r["sha1"], "completion": "None) == object()\n"}) + "\n"
+                              for r in rows for _ in range(2)))
+    dag = load_dag("multiplt_testgen")
+    run = dag.test(run_conf={"functions": functions + "/functions", "out": str(tmp_path / "tg"),
+                             "backend": "replay",
+                             "replay_source": str(replay), "n": 2, "shards": 1})
+    assert run.state == "success"
+    states = task_states(run)
+    assert states["write"] == {("success", 1)}
+    assert states["announce"] == {("skipped", 1)}
+    logs = capfd.readouterr()
+    assert "testgen kept 0 rows: nothing announced" in logs.out + logs.err
+    assert asset_events(run) == []
+
+
+def test_translate_language_with_no_kept_row_is_not_announced(airflow_db, tmp_path, monkeypatch, capfd):
+    same_data_uri(airflow_db, monkeypatch)
+    inputs = fx.write(tmp_path / "in")
+    replay = Path(inputs["replay"].replace("{lang}", "lua"))
+    wrong = [json.dumps({**json.loads(line), "completion": "    return nil\nend\n"})
+             for line in replay.read_text().splitlines()]
+    replay.write_text("\n".join(wrong) + "\n")
+    dag = load_dag("multiplt_translate")
+    run = dag.test(run_conf={"languages": ["lua"], "shards": 1, "n": fx.N, "backend": "replay",
+                             "replay_source": inputs["replay"], "tests": inputs["tests"],
+                             "out": f"file://{tmp_path}/translate"})
+    assert run.state == "success"
+    states = task_states(run)
+    assert states["summary"] == {("success", 1)}
+    assert states["announce_lua"] == {("skipped", 1)}
+    logs = capfd.readouterr()
+    assert "translate lua kept 0 rows: nothing announced" in logs.out + logs.err
+    assert asset_events(run) == []
+
+
+def test_translate_announces_the_dataset_uri_language_and_rows(airflow_db, tmp_path, monkeypatch):
+    same_data_uri(airflow_db, monkeypatch)
+    inputs = fx.write(tmp_path / "in")
+    dag = load_dag("multiplt_translate")
+    run = dag.test(run_conf={"languages": ["lua"], "shards": 1, "n": fx.N, "backend": "replay",
+                             "replay_source": inputs["replay"], "tests": inputs["tests"],
+                             "out": f"file://{tmp_path}/translate"})
+    assert run.state == "success"
+    [(name, extra)] = asset_events(run)
+    assert name == "multiplt_dataset_lua"
+    assert {k: extra[k] for k in ("dataset_uri", "lang", "split", "rows", "tests_uri")} == {
+        "dataset_uri": f"file://{tmp_path}/translate", "lang": "lua", "split": "lua",
+        "rows": len(fx.kept("lua")), "tests_uri": inputs["tests"]}
+
+
+def test_corpus_announces_where_its_functions_are_or_nothing_when_none_is_kept(
+        airflow_db, tmp_path, monkeypatch, capfd):
+    """The event's `functions_uri` is `<out>/functions` (not the Asset's URI) and `rows` its
+    row count; a corpus whose every function is filtered out is not announced."""
+    import polars as pl
+
+    from tests.integration.test_corpus_build import planted_corpus
+
+    same_data_uri(airflow_db, monkeypatch)
+    dag = load_dag("multiplt_corpus")
+    out = tmp_path / "corpus"
+    run = dag.test(run_conf={"source": str(planted_corpus(tmp_path)), "out": str(out), "shards": 1,
+                             "dedup_buckets": 1})
+    assert run.state == "success"
+    [(name, extra)] = asset_events(run)
+    kept = pl.read_parquet(sorted((out / "functions").glob("*.parquet")))
+    assert name == "multiplt_corpus_functions" and kept.height > 0
+    assert {k: extra[k] for k in ("functions_uri", "rows", "source")} == {
+        "functions_uri": f"{out}/functions", "rows": kept.height, "source": str(tmp_path / "planted")}
+
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    (nothing / "m.py").write_text("def f(x):\n    return x\n")  # no docstring: dropped
+    run = dag.test(run_conf={"source": str(nothing), "out": str(tmp_path / "none"), "shards": 1,
+                             "dedup_buckets": 1})
+    assert run.state == "success"
+    assert task_states(run)["announce"] == {("skipped", 1)}
+    logs = capfd.readouterr()
+    assert "corpus kept 0 rows: nothing announced" in logs.out + logs.err
+    assert asset_events(run) == []
+
+
+# Replayed Lua translations of the testgen fixture's kept functions: [right, wrong] each, except
+# count_words (both wrong).
+LUA = {"add": ["    return a + b\nend\n", "    return a - b\nend\n"],
+       "same": ["    return x\nend\n", "    return nil\nend\n"],
+       "first_or_none": ["    return xs[1]\nend\n", "    return 0\nend\n"],
+       "count_words": ["    return 0\nend\n", "    return -1\nend\n"]}
+
+
+def test_testgen_event_feeds_translate_on_s3(airflow_db, s3_bucket, tmp_path, monkeypatch):
+    """testgen (replayed asserts) on S3 announces its tests; translate, given the event's
+    `tests_uri` as chain.py resolves it, keeps exactly the right Lua translations and announces
+    them with their row count."""
+    import polars as pl
+
+    from multiplt import storage
+
+    same_data_uri(airflow_db, monkeypatch)
+    rows = [json.loads(line) for line in (TESTGEN_FIXTURE / "functions.jsonl").read_text().splitlines()]
+    storage.write_parquet(f"{s3_bucket}/corpus/functions/part-0.parquet", pl.DataFrame(rows))
+    testgen = load_dag("multiplt_testgen")
+    run = testgen.test(run_conf={"functions": f"{s3_bucket}/corpus/functions", "out": f"{s3_bucket}/tg",
+                                 "backend": "replay", "n": 2, "shards": 2,
+                                 "replay_source": str(TESTGEN_FIXTURE / "replay.jsonl")})
+    assert run.state == "success"
+    [(name, extra)] = asset_events(run)
+    assert (name, extra["tests_uri"], extra["rows"]) == ("multiplt_testgen_tests", f"{s3_bucket}/tg/tests", 4)
+
+    from multiplt_pipelines import chain  # dags/ is on sys.path once a DAG is loaded
+
+    event = {"name": name, "uri": "", "extra": extra}
+    tests = chain.chained_input({}, [event], asset=chain.TESTS_ASSET, key="tests_uri", param="tests")
+    by_name = {r["entrypoint"]: r["sha1"] for r in rows}
+    replay = tmp_path / "lua.jsonl"
+    replay.write_text("".join(json.dumps({"name": by_name[f], "completion": c}) + "\n"
+                              for f, cs in LUA.items() for c in cs))
+    translate = load_dag("multiplt_translate")
+    run = translate.test(run_conf={**tests, "languages": ["lua"], "shards": 1, "n": 2,
+                                   "backend": "replay", "replay_source": str(replay),
+                                   "out": f"{s3_bucket}/tr"})
+    assert run.state == "success"
+    [(name, extra)] = asset_events(run)
+    kept = pl.concat([storage.read_parquet(u) for u in storage.ls(f"{s3_bucket}/tr/data")])
+    assert sorted(zip(kept["entrypoint"], kept["sample"])) == [("add", 0), ("first_or_none", 0),
+                                                              ("same", 0)]
+    assert (name, extra["dataset_uri"], extra["rows"], extra["tests_uri"]) == (
+        "multiplt_dataset_lua", f"{s3_bucket}/tr", 3, f"{s3_bucket}/tg/tests")
