@@ -22,7 +22,7 @@ def test_one_epoch_of_the_tiny_model_in_the_cpu_worker(docker_engine, docker_ima
     from airflow.sdk import DAG
 
     from multiplt import storage
-    from multiplt.training import manifest
+    from multiplt.storage import manifest
     from multiplt_airflow.docker_stage import MultipltDockerOperator
     from multiplt_airflow.stage import stage_task
 
