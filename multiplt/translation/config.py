@@ -23,7 +23,7 @@ class TranslateConfig:
     temperature: float = 0.8
     top_p: float = 0.95
     max_new_tokens: int = 512
-    batch_size: int = 16
+    batch_size: int | None = None  # optional cap on sequences in flight (continuous batching)
     seed: int = 0
     rouge_threshold: float = 0.6
     shard: tuple[int, int] = (0, 1)
