@@ -42,8 +42,8 @@ class TranslateConfig:
         if not self.langs:
             raise MultipltError("--lang names no language")
         for code in self.langs:
-            if languages.get(code).code == "py":
-                raise MultipltError("--lang py: translation targets another language than Python")
+            if not languages.get(code).target:  # Python, the source language
+                raise MultipltError(f"--lang {code}: translation targets another language than Python")
         if not 0 < self.rouge_threshold <= 1:
             raise MultipltError(f"--rouge-threshold must be in (0, 1], got {self.rouge_threshold}")
         if self.n < 1 or self.max_new_tokens < 1:
