@@ -13,11 +13,13 @@ import datetime
 from airflow.sdk import DAG, Asset, Param, task
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task_mapped
+from multiplt_pipelines import chain
+from multiplt_pipelines import testgen as testgen_plans
 from multiplt_pipelines.corpus import CORPUS
 
 SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
 # the Asset multiplt_testgen is scheduled on (same name and URI as dags/multiplt_testgen.py)
-FUNCTIONS = Asset(name="multiplt_corpus_functions", uri=SETTINGS.data_uri.rstrip("/") + "/corpus/functions")
+FUNCTIONS = Asset(name=chain.FUNCTIONS_ASSET, uri=testgen_plans.functions_uri(SETTINGS.data_uri))
 
 DOC = """
 ### Build the Python functions dataset (MultiPL-T step 1a)

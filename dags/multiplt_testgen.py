@@ -14,12 +14,13 @@ import datetime
 from airflow.sdk import DAG, Asset, Param, task
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task_mapped
+from multiplt_pipelines import chain
 from multiplt_pipelines import testgen as testgen_plans
 
 SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
-FUNCTIONS = Asset(name="multiplt_corpus_functions",
+FUNCTIONS = Asset(name=chain.FUNCTIONS_ASSET,
                   uri=testgen_plans.functions_uri(SETTINGS.data_uri))
-TESTS = Asset(name="multiplt_testgen_tests", uri=testgen_plans.out_uri(SETTINGS.data_uri) + "/tests")
+TESTS = Asset(name=chain.TESTS_ASSET, uri=testgen_plans.out_uri(SETTINGS.data_uri) + "/tests")
 
 
 def generate_command(entry: dict) -> list[str]:

@@ -7,10 +7,9 @@ what to publish (and, for the others, what to run).
 
 from __future__ import annotations
 
-from multiplt_pipelines.chain import asset_events  # noqa: F401 (the DAGs' name for it)
+from multiplt_pipelines.chain import DATASET_ASSET_PREFIX, asset_events  # noqa: F401 (the DAGs' names)
 from multiplt_pipelines.params import _p
 
-DATASET_ASSET_PREFIX = "multiplt_dataset_"  # one dataset Asset per language: multiplt_dataset_lua, ...
 
 PUBLISH = {
     "dataset_repo": _p(None, "Hub dataset repo OWNER/NAME for datasets (null = do not publish "

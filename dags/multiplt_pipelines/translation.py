@@ -7,12 +7,12 @@ Storage under the `[multiplt] data_uri` root: the step-1 tests dataset at `testg
 
 from __future__ import annotations
 
+from multiplt import languages
+from multiplt_pipelines.chain import DATASET_ASSET_PREFIX, TESTS_ASSET  # noqa: F401 (the DAG's names)
 from multiplt_pipelines.params import BACKEND_NAMES, LANGUAGES_SCHEMA, TARGET_LANGUAGES
 
 #: the published split name of each target language: dataset files are data/<split>-*.parquet
-SPLITS = {"rkt": "racket", "jl": "julia", "r": "r", "ml": "ocaml", "lua": "lua"}
-DATASET_ASSET_PREFIX = "multiplt_dataset_"  # one Asset per language: multiplt_dataset_rkt, ...
-TESTS_ASSET = "multiplt_testgen_tests"
+SPLITS = {code: languages.get(code).name for code in TARGET_LANGUAGES}
 
 
 def _join(root: str, *parts: str) -> str:

@@ -35,7 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--replay-source", metavar="URI",
                    help="replay backend: completion folder or JSONL of {name: sha1, completion}")
     p.add_argument("--seed", type=int, default=0, help="run seed (sample i of f uses (seed, sha1, i))")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int,
+                   help="optional cap on the sequences in flight (default: as many as memory allows, "
+                   "with continuous batching)")
     p.add_argument("--api-base", help="openai backend: server URL")
     p.add_argument("--concurrency", type=int, help="openai backend: parallel requests")
     p.add_argument("--stage", default="all", choices=["all", "generate", "validate", "write"],

@@ -24,7 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=0.8, help="default 0.8")
     p.add_argument("--top-p", type=float, default=0.95, help="default 0.95")
     p.add_argument("--max-new-tokens", type=int, default=512, help="default 512")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int,
+                   help="optional cap on the sequences in flight (default: as many as memory allows, "
+                   "with continuous batching)")
     p.add_argument("--seed", type=int, default=0, help="run seed; sample i of function f uses (seed, f, i)")
     p.add_argument("--rouge-threshold", type=float, default=0.6,
                    help="drop a translation whose ROUGE-L F against a kept one of the same function "

@@ -28,7 +28,7 @@ class TestgenConfig:
     timeout: float = 5.0
     replay_source: str | None = None
     seed: int = 0
-    batch_size: int = 16
+    batch_size: int | None = None  # optional cap on sequences in flight (continuous batching)
     api_base: str | None = None
     concurrency: int | None = None
     unsafe_no_sandbox: bool = False

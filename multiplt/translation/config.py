@@ -23,7 +23,7 @@ class TranslateConfig:
     temperature: float = 0.8
     top_p: float = 0.95
     max_new_tokens: int = 512
-    batch_size: int = 16
+    batch_size: int | None = None  # optional cap on sequences in flight (continuous batching)
     seed: int = 0
     rouge_threshold: float = 0.6
     shard: tuple[int, int] = (0, 1)
@@ -42,8 +42,8 @@ class TranslateConfig:
         if not self.langs:
             raise MultipltError("--lang names no language")
         for code in self.langs:
-            if languages.get(code).code == "py":
-                raise MultipltError("--lang py: translation targets another language than Python")
+            if not languages.get(code).target:  # Python, the source language
+                raise MultipltError(f"--lang {code}: translation targets another language than Python")
         if not 0 < self.rouge_threshold <= 1:
             raise MultipltError(f"--rouge-threshold must be in (0, 1], got {self.rouge_threshold}")
         if self.n < 1 or self.max_new_tokens < 1:

@@ -1,7 +1,8 @@
 """multiplt_corpus end to end on the embedded Airflow of the session: the planted fixture corpus
 through 2 mapped shard tasks, 2 mapped dedup buckets and the merge, triggered through the REST
 API v2. Checked: every task succeeded, the merge's output is exactly the planted expectation
-(the same as one process gives), and the merge emitted the `multiplt_corpus` Asset event."""
+(the same as one process gives), and `announce` emitted the `multiplt_corpus_functions` Asset event
+naming the merged functions folder."""
 
 from __future__ import annotations
 
@@ -30,5 +31,6 @@ def test_corpus_dag_builds_the_planted_corpus(embedded_airflow, tmp_path):
     assert mapped == [("build_shard", 0), ("build_shard", 1), ("dedup", 0), ("dedup", 1), ("merge", 0)]
     check_planted(out)
     events = client.request("GET", "/api/v2/assets/events?source_dag_id=multiplt_corpus")
-    assert any(e["source_run_id"] == run_id and e["source_task_id"] == "merge"
-               for e in events["asset_events"])
+    ours = [e for e in events["asset_events"]
+            if e["source_run_id"] == run_id and e["source_task_id"] == "announce"]
+    assert ours and ours[0]["extra"]["functions_uri"].rstrip("/").endswith("/functions"), events
