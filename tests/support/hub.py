@@ -7,6 +7,8 @@ at a previous test's server)."""
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from tests.hub_server import HubServer
@@ -47,6 +49,15 @@ def _patch_loaded_constants(monkeypatch, url: str, home: str) -> None:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", home + "/hub")
     monkeypatch.setattr(constants, "HUGGINGFACE_HUB_CACHE", home + "/hub")
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    # `datasets` copies the endpoint, the offline switches and its cache folder when it is first
+    # imported (perhaps by an earlier test that ran offline): point them at this Hub too
+    datasets_config = sys.modules.get("datasets.config")
+    if datasets_config is not None:
+        for name, value in (("HF_ENDPOINT", url), ("HF_HUB_OFFLINE", False),
+                            ("HF_DATASETS_OFFLINE", False),
+                            ("HF_DATASETS_CACHE", pathlib.Path(home) / "datasets")):
+            if hasattr(datasets_config, name):
+                monkeypatch.setattr(datasets_config, name, value)
     _close_sessions()
 
 
