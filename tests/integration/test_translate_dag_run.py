@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import translate as fx
+from tests.integration.test_chain_dag_run import same_data_uri
 
 pytestmark = pytest.mark.e2e
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -32,12 +33,12 @@ def test_dag_test_translates_lua(airflow_db, tmp_path, monkeypatch):
 
     from multiplt import storage
 
-    data_uri = f"file://{tmp_path}/runs"
-    monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", data_uri)
+    same_data_uri(airflow_db, monkeypatch)  # the session's Assets keep the URI they were made with
+    out = f"file://{tmp_path}/translate"
     inputs = fx.write(tmp_path / "in")
     dag = _load_dag()
     conf = {"languages": ["lua"], "shards": 2, "n": fx.N, "backend": "replay",
-            "replay_source": inputs["replay"], "tests": inputs["tests"]}
+            "replay_source": inputs["replay"], "tests": inputs["tests"], "out": out}
     run = dag.test(run_conf=conf)
     assert run.state == "success"
     states = {}
@@ -47,7 +48,6 @@ def test_dag_test_translates_lua(airflow_db, tmp_path, monkeypatch):
     assert states["announce_rkt"] == {"skipped"}
     assert states["sample"] == states["validate"] == states["collect"] == {"success"}
 
-    out = f"{data_uri}/translate"
     files = sorted(u for u in storage.ls(storage.join(out, "data")))
     assert [storage.basename(u) for u in files] == ["lua-00000-of-00002.parquet",
                                                     "lua-00001-of-00002.parquet"]
