@@ -125,7 +125,7 @@ with DAG(
         trigger_dag_id="multiplt_evaluate",
         wait_for_completion=True,
         deferrable=True,
-        poke_interval=60,
+        poke_interval=float(SETTINGS.trigger_poke_seconds),
         reset_dag_run=True,
         fail_when_dag_is_paused=True,
     ).expand_kwargs(checkpoints(entries, resolved))

@@ -43,6 +43,9 @@ class MultipltSettings:
     # docker runtime: "all" gives GPU stages every GPU of the host (needs the NVIDIA container
     # runtime); "none" runs them without (a CPU worker image, e.g. on a machine without GPUs)
     docker_gpus: str = "all"
+    # seconds between checks of a triggered run the triggering task waits for (multiplt_finetune
+    # waits for its per-checkpoint multiplt_evaluate runs)
+    trigger_poke_seconds: str = "60"
 
 
 def load() -> MultipltSettings:
@@ -59,6 +62,12 @@ def load() -> MultipltSettings:
     if settings.docker_gpus not in DOCKER_GPUS:
         raise ValueError(f"[multiplt] docker_gpus must be one of {', '.join(DOCKER_GPUS)}, "
                          f"not {settings.docker_gpus!r}")
+    try:
+        if float(settings.trigger_poke_seconds) <= 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError("[multiplt] trigger_poke_seconds must be a positive number of seconds, "
+                         f"not {settings.trigger_poke_seconds!r}") from None
     if settings.runtime not in RUNTIMES:
         raise ValueError(f"[multiplt] runtime must be one of {', '.join(RUNTIMES)}, "
                          f"not {settings.runtime!r}")

@@ -153,3 +153,16 @@ def test_checkpoint_confs_refuse_missing_or_foreign_checkpoints(tmp_path):
         checkpoint_confs(params, [{"lang": "rkt", "out": "o", "rows": [_manifest_row("o", "lua", 1)]}])
     with pytest.raises(ValueError, match="lacks"):
         checkpoint_confs(params, [{"lang": "rkt", "out": "o", "rows": [{"tag": "rkt-multiplt-epoch1"}]}])
+
+
+def test_finetune_waits_for_its_evaluations_at_the_configured_interval(monkeypatch):
+    """`[multiplt] trigger_poke_seconds` sets how often finetune checks its evaluation runs;
+    a value that is not a positive number is refused when the DAG file is parsed."""
+    assert load_dag("multiplt_finetune").get_task("evaluate_checkpoints").partial_kwargs[
+        "poke_interval"] == 60
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__TRIGGER_POKE_SECONDS", "7")
+    assert load_dag("multiplt_finetune").get_task("evaluate_checkpoints").partial_kwargs[
+        "poke_interval"] == 7
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__TRIGGER_POKE_SECONDS", "0")
+    with pytest.raises(ValueError, match="trigger_poke_seconds must be a positive number"):
+        load_dag("multiplt_finetune")

@@ -69,7 +69,9 @@ def embedded_airflow(tmp_path_factory):
     root = tmp_path_factory.mktemp("embedded-airflow")
     deployment = embedded.EmbeddedAirflow(root / "home", data_dir=root / "data",
                                           extra_dag_folders={"tests": str(TEST_DAGS)},
-                                          env={"HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"})
+                                          env={"HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
+                                               # finetune's wait for its evaluations: no 60 s naps
+                                               "AIRFLOW__MULTIPLT__TRIGGER_POKE_SECONDS": "5"})
     deployment.start(timeout=float(os.environ.get("MULTIPLT_AIRFLOW_START_TIMEOUT", "300")))
     try:
         yield deployment
