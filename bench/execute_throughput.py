@@ -7,12 +7,12 @@ wrong completion per problem) on the HumanEval benchmark our builder makes, each
 a trailing comment and repeated until there are at least --min-programs programs per language.
 Both sides run exactly the same programs; their verdicts (statuses) must be identical.
 
-    .venv/bin/python bench/execute_throughput.py --multipl-e /work/multipl-e  # all installed
+    .venv/bin/python bench/execute_throughput.py --multipl-e ../multipl-e  # all installed
     .venv/bin/python bench/execute_throughput.py --langs lua,ml               # some
 
 MultiPL-E's evaluator (never part of this repository): a MultiPL-E checkout's `evaluation/src`,
 given by --multipl-e or $MULTIPLE_E (the folder that holds `evaluation/`), e.g.
-    git clone https://github.com/nuprl/MultiPL-E /work/multipl-e
+    git clone https://github.com/nuprl/MultiPL-E ../multipl-e
 It runs as `python main.py --dir IN --output-dir OUT --max-workers W` (its requirement: tqdm);
 without it that baseline is skipped with a message. Verdicts are compared as pass/fail (status
 OK and exit code 0): MultiPL-E names some failures differently (a rackunit FAILURE is its

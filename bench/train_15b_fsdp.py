@@ -19,7 +19,7 @@ parameters and writes per-GPU memory and disk/RAM estimates for N GPUs (train_15
 
     python3 bench/train_15b_fsdp.py --plan
     python3 bench/train_15b_fsdp.py --tokenizer data/test-cache/tiny-model-XXXX --nproc 8 --lean \\
-        --work /root/work --state-dir /mnt/ram/state
+        --work data/work15b --state-dir /mnt/ram/state
     python3 bench/train_15b_fsdp.py --cpu --nproc 2 --layers 2 --width 64 --heads 4 --vocab 1024 \\
         --positions 256 --seq-len 64 --batch-size 4 --steps 6 --tokenizer ... --out /tmp/r.json
 
