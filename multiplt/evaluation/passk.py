@@ -23,7 +23,7 @@ import math
 from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.evaluation import parquet
-from multiplt.evaluation.run_folder import PER_PROBLEM_FILE, SCORES_FILE, results_name, scores_csv
+from multiplt.evaluation.run_folder import PER_PROBLEM_FILE, SCORES_FILE, read_results, scores_csv
 
 LOG = logging.getLogger("multiplt.evaluation")
 
@@ -47,20 +47,9 @@ def passed(result: dict) -> bool:
 
 def read_counts(in_uri: str) -> list[dict]:
     """[{problem, language, n, c}] for every results file in the folder (sorted by problem)."""
-    rows = []
-    for uri in storage.ls(in_uri):
-        name = results_name(storage.basename(uri))
-        if name is None:
-            continue
-        doc = storage.read_json(uri)
-        results = doc.get("results") if isinstance(doc, dict) else None
-        if not isinstance(results, list):
-            raise MultipltError(f"{uri}: no `results` list")
-        if not results:
-            continue
-        rows.append({"problem": doc.get("name") or name,
-                     "language": doc.get("language"), "n": len(results),
-                     "c": sum(1 for r in results if isinstance(r, dict) and passed(r))})
+    rows = [{"problem": problem, "language": language, "n": len(results),
+             "c": sum(1 for r in results if isinstance(r, dict) and passed(r))}
+            for _, problem, language, results in read_results(in_uri) if results]
     return sorted(rows, key=lambda r: r["problem"])
 
 

@@ -66,6 +66,22 @@ def results_name(base: str) -> str | None:
     return _strip(base, RESULTS_SUFFIXES)
 
 
+def read_results(folder: str):
+    """(uri, problem name, language, results list) of every results file in the run folder, in listing
+    order; a MultipltError names a file without a `results` list."""
+    from multiplt import storage
+
+    for uri in storage.ls(folder):
+        name = results_name(storage.basename(uri))
+        if name is None:
+            continue
+        doc = storage.read_json(uri)
+        results = doc.get("results") if isinstance(doc, dict) else None
+        if not isinstance(results, list):
+            raise MultipltError(f"{uri}: no `results` list")
+        yield uri, doc.get("name") or name, doc.get("language"), results
+
+
 def results_file(name: str) -> str:
     return name + RESULTS_SUFFIX
 

@@ -33,21 +33,15 @@ def _status(result: dict) -> str:
 def per_problem(run_uri: str) -> list[dict]:
     """[{problem, n, passed, statuses: {status: count}}] for every results file of the run
     folder, sorted by problem number; a MultipltError when the folder has none."""
-    from multiplt import storage
     from multiplt.evaluation.passk import passed
-    from multiplt.evaluation.run_folder import results_name
+    from multiplt.evaluation.run_folder import read_results
 
     rows = []
-    for uri in storage.ls(run_uri):
-        name = results_name(storage.basename(uri))
-        if name is None:
-            continue
-        doc = storage.read_json(uri)
-        results = doc.get("results") if isinstance(doc, dict) else None
-        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+    for uri, problem, _, results in read_results(run_uri):
+        if not all(isinstance(r, dict) for r in results):
             raise MultipltError(f"{uri}: no `results` list of objects")
         statuses = collections.Counter(_status(r) for r in results)
-        rows.append({"problem": doc.get("name") or name, "n": len(results),
+        rows.append({"problem": problem, "n": len(results),
                      "passed": sum(1 for r in results if passed(r)), "statuses": dict(statuses)})
     if not rows:
         raise MultipltError(f"{run_uri} has no *.results.json.gz files (was it executed?)")
