@@ -219,18 +219,32 @@ def _start_python(req: dict, out_w: int, err_w: int, status_w: int) -> int:
     return pid
 
 
-def _start_native(req: dict, out_w: int, err_w: int, status_w: int) -> int:
-    """The program's init from the compiled helper (init.c): no copy of this process."""
-    limits = req["limits"]
+def _program_memfd(program: str) -> int:
+    """An anonymous file holding the program's text, at offset 0 (the init's stdin)."""
     text = os.memfd_create("program", os.MFD_CLOEXEC)
     try:
-        data = req["program"].encode("utf-8")
+        data = program.encode("utf-8")
         while data:
             data = data[os.write(text, data):]
         os.lseek(text, 0, os.SEEK_SET)
-        argv = [req["init"], str(int(limits["tmp_size"])), str(int(limits["address_space"])),
-                str(int(limits["processes"])), req.get("lib") or "", req["lib_mount"],
-                req["name"], *req["argv"]]
+    except BaseException:
+        os.close(text)
+        raise
+    return text
+
+
+def _init_args(req: dict) -> list[str]:
+    """The per-program init's arguments (init.c), the same in both of its modes."""
+    limits = req["limits"]
+    return [str(int(limits["tmp_size"])), str(int(limits["address_space"])),
+            str(int(limits["processes"])), req.get("lib") or "", req["lib_mount"], req["name"]]
+
+
+def _start_native(req: dict, out_w: int, err_w: int, status_w: int) -> int:
+    """The program's init from the compiled helper (init.c): no copy of this process."""
+    text = _program_memfd(req["program"])
+    try:
+        argv = [req["init"], *_init_args(req), *req["argv"]]
         return os.posix_spawn(req["init"], argv, req["env"], file_actions=[
             (os.POSIX_SPAWN_DUP2, text, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
             (os.POSIX_SPAWN_DUP2, err_w, 2), (os.POSIX_SPAWN_DUP2, status_w, 3)])
@@ -345,17 +359,10 @@ def _server(req: dict) -> _Server:
 
 def _start_forked(req: dict, out_w: int, err_w: int, status_w: int) -> None:
     """The program as a fork of its language's pre-loaded runtime (init.c, fork-server mode)."""
-    limits = req["limits"]
     server = _server(req)  # started (and ready) before the program's clock started
-    text = os.memfd_create("program", os.MFD_CLOEXEC)
+    text = _program_memfd(req["program"])
     try:
-        data = req["program"].encode("utf-8")
-        while data:
-            data = data[os.write(text, data):]
-        os.lseek(text, 0, os.SEEK_SET)
-        args = [str(int(limits["tmp_size"])), str(int(limits["address_space"])),
-                str(int(limits["processes"])), req.get("lib") or "", req["lib_mount"],
-                req["name"], "-"]
+        args = [*_init_args(req), "-"]
         try:
             socket.send_fds(server.sock, [b"\0".join(a.encode() for a in args)],
                             [text, out_w, err_w, status_w])
