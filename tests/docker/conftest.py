@@ -26,10 +26,10 @@ SOCKET = "/var/run/docker.sock"
 DOCKERD_ARGS = ["--iptables=false", "--ip6tables=false", "--bridge=none"]
 
 
-def _wait_for_engine(proc, docker, timeout: float = 60) -> bool:
+def _wait_for_engine(proc, timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if os.path.exists(SOCKET) and _ping(docker.APIClient(base_url=f"unix://{SOCKET}")):
+        if _engine_answers():
             return True
         time.sleep(0.5)
     return False
@@ -41,9 +41,16 @@ class Images:
     worker: str  # the CPU worker (the GPU worker is not built without a registry)
 
 
-def _ping(client) -> bool:
+def _engine_answers() -> bool:
+    """Whether an engine answers at SOCKET. A socket file can outlive its engine (a dockerd that
+    was killed leaves it behind), so only an answer counts; the client's constructor already asks
+    the engine for its version, which is why it is inside the try."""
+    import docker
+
+    if not os.path.exists(SOCKET):
+        return False
     try:
-        return bool(client.ping())
+        return bool(docker.APIClient(base_url=f"unix://{SOCKET}").ping())
     except Exception:  # noqa: BLE001  (any failure to answer means: no engine)
         return False
 
@@ -53,10 +60,8 @@ def docker_engine(tmp_path_factory):
     """A docker.APIClient on a running engine (started here when needed and possible)."""
     import docker
 
-    client = docker.APIClient(base_url=f"unix://{SOCKET}", version="auto", timeout=600) \
-        if os.path.exists(SOCKET) and _ping(docker.APIClient(base_url=f"unix://{SOCKET}")) else None
-    if client is not None:
-        yield client
+    if _engine_answers():
+        yield docker.APIClient(base_url=f"unix://{SOCKET}", version="auto", timeout=600)
         return
     if os.geteuid() != 0:
         pytest.skip(f"docker tier: no Docker engine answers at {SOCKET}, and starting dockerd "
@@ -71,7 +76,7 @@ def docker_engine(tmp_path_factory):
         tried.append(" ".join(args))
         with open(log, "ab") as out:
             proc = subprocess.Popen(["dockerd", *args], stdout=out, stderr=subprocess.STDOUT)
-        if _wait_for_engine(proc, docker):
+        if _wait_for_engine(proc):
             break
         proc.kill()
         proc.wait()
