@@ -6,7 +6,8 @@ throw-away AIRFLOW_HOME rendered from the repo's ``airflow.cfg`` (so no test tou
 import ``multiplt_airflow`` as DAG files do.
 
 Fixtures:
-- ``airflow_db`` (session): migrates that in-process home's SQLite database, for ``dag.test()``.
+- ``airflow_db`` (module): that in-process home with its SQLite database as freshly migrated
+  (migrated once per session, restored for each module), for ``dag.test()``.
 - ``embedded_airflow`` (session): one real deployment for the whole session: api-server,
   scheduler, dag-processor and triggerer on a free 127.0.0.1 port, in a temp AIRFLOW_HOME,
   with this repo's ``dags/`` and ``plugins/`` plus ``tests/fixtures/airflow_dags`` (bundle
@@ -50,18 +51,47 @@ def _in_process_home() -> Path:
 
 
 IN_PROCESS_HOME = _in_process_home()
+IN_PROCESS_DB = IN_PROCESS_HOME / "data" / "airflow" / "airflow.db"  # airflow.cfg's sql_alchemy_conn
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """The in-process AIRFLOW_HOME with a migrated database (for ``dag.test()``)."""
+def _migrated_airflow_db() -> Path:
+    """A freshly migrated copy of the in-process database, made once per session."""
     log = IN_PROCESS_HOME / "db-migrate.log"
     with open(log, "wb") as out:
         proc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], stdout=out,
                               stderr=subprocess.STDOUT, env=dict(os.environ), timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{log.read_text()[-4000:]}")
-    return IN_PROCESS_HOME
+    template = IN_PROCESS_HOME / "migrated.db"
+    shutil.copyfile(IN_PROCESS_DB, template)
+    return template
+
+
+@pytest.fixture(scope="module")
+def airflow_db(_migrated_airflow_db) -> Path:
+    """The in-process AIRFLOW_HOME, its database as freshly migrated (for ``dag.test()``).
+
+    Every test module starts from the migrated database, as a new deployment would. One database
+    for the whole session does not work: Airflow activates an Asset only when no active Asset has
+    its name or its URI, so a DAG whose Asset URI comes from a test's data folder finds the name
+    taken by an earlier module's run, the Asset stays inactive and its events are dropped.
+    """
+    _dispose_in_process_engine()
+    for leftover in IN_PROCESS_DB.parent.glob(IN_PROCESS_DB.name + "-*"):  # -journal, -wal, -shm
+        leftover.unlink()
+    shutil.copyfile(_migrated_airflow_db, IN_PROCESS_DB)
+    yield IN_PROCESS_HOME
+    _dispose_in_process_engine()
+
+
+def _dispose_in_process_engine() -> None:
+    """Close this process's pooled connections to the database file about to be replaced."""
+    if "airflow.settings" in sys.modules:
+        from airflow import settings
+
+        if getattr(settings, "engine", None) is not None:
+            settings.engine.dispose()
 
 
 @pytest.fixture(scope="session")
