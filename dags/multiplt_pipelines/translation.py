@@ -55,6 +55,8 @@ PARAMS = {
                          maximum=8192),
     "rouge_threshold": _p(0.6, "ROUGE-L near-duplicate threshold within a function",
                           type="number", exclusiveMinimum=0, maximum=1),
+    "timeout": _p(None, "seconds per translated program in the sandbox (null = the language's "
+                  "default)", type=["null", "number"], exclusiveMinimum=0, maximum=600),
     "shards": _p(4, "shards per language (parallel generation, sandbox and collect tasks)",
                  type="integer", minimum=1, maximum=256),
     "replay_source": _p(None, "replay backend: completion folder or JSONL (`{lang}` = each "
@@ -99,6 +101,7 @@ def translation_plan(params: dict, data_uri: str) -> list[dict]:
                       ("--replay-source", "replay_source")):
         if params.get(key):
             common += [flag, str(params[key])]
+    timeout = ["--timeout", str(params["timeout"])] if params.get("timeout") else []
     entries = []
     for code in params["languages"]:
         for k in range(shards):
@@ -107,7 +110,8 @@ def translation_plan(params: dict, data_uri: str) -> list[dict]:
             completions = _join(out, "work", code, f"{k}-of-{shards}", "completions")
             entries.append({"lang": code, "shard": shard, "out": out,
                             "sample": base + ["--stage", "sample"],
-                            "execute": ["execute", "--in", completions, "--allow-empty"],
+                            "execute": ["execute", "--in", completions, "--allow-empty",
+                                        *timeout],
                             "collect": base + ["--stage", "collect"]})
     return entries
 

@@ -87,7 +87,8 @@ def test_translate_language_with_no_kept_row_is_not_announced(airflow_db, tmp_pa
              for line in replay.read_text().splitlines()]
     replay.write_text("\n".join(wrong) + "\n")
     dag = load_dag("multiplt_translate")
-    run = dag.test(run_conf={"languages": ["lua"], "shards": 1, "n": fx.N, "backend": "replay",
+    run = dag.test(run_conf={"languages": ["lua"], "shards": 1, "n": fx.N, "timeout": fx.TIMEOUT,
+                             "backend": "replay",
                              "replay_source": inputs["replay"], "tests": inputs["tests"],
                              "out": f"file://{tmp_path}/translate"})
     assert run.state == "success"
@@ -103,7 +104,8 @@ def test_translate_announces_the_dataset_uri_language_and_rows(airflow_db, tmp_p
     same_data_uri(airflow_db, monkeypatch)
     inputs = fx.write(tmp_path / "in")
     dag = load_dag("multiplt_translate")
-    run = dag.test(run_conf={"languages": ["lua"], "shards": 1, "n": fx.N, "backend": "replay",
+    run = dag.test(run_conf={"languages": ["lua"], "shards": 1, "n": fx.N, "timeout": fx.TIMEOUT,
+                             "backend": "replay",
                              "replay_source": inputs["replay"], "tests": inputs["tests"],
                              "out": f"file://{tmp_path}/translate"})
     assert run.state == "success"

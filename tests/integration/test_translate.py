@@ -18,8 +18,6 @@ from tests.fixtures import translate as fx
 
 pytestmark = pytest.mark.slow
 ENTRY = {row["sha1"]: row["entrypoint"] for row in fx.ROWS}
-# Timeouts are 15 s (the default of most languages): short limits make right programs time out
-# on a loaded machine.
 FUNNEL = {  # functions_in, prompts_built, sampled, passed, after TODO, after exact, after ROUGE-L
     "untyped": [4, 3, 21, 8, 7, 5, 4],
     "typed": [4, 2, 14, 7, 6, 4, 3],
@@ -43,7 +41,7 @@ def inputs(tmp_path_factory):
 def translate(inputs, out, lang, *extra):
     return cli.main(["translate", "--tests", inputs["tests"], "--lang", lang, "--out", str(out),
                      "--backend", "replay", "--replay-source", inputs["replay"], "--n", str(fx.N),
-                     "--timeout", "15", "--workers", "2", *extra])
+                     "--timeout", str(fx.TIMEOUT), "--workers", "2", *extra])
 
 
 def kept_pairs(out, code, shard="00000-of-00001"):
@@ -141,7 +139,7 @@ def test_stages_separately_give_the_same_dataset(inputs, two_languages, tmp_path
     folder = completions_uri(str(out), "rkt", (0, 1))
     assert len(files.completion_files(folder)) == 3
     assert translate(inputs, out, "rkt", "--stage", "collect") == 2  # not executed yet
-    assert cli.main(["execute", "--in", folder, "--workers", "2", "--timeout", "15"]) == 0
+    assert cli.main(["execute", "--in", folder, "--workers", "2", "--timeout", str(fx.TIMEOUT)]) == 0
     assert translate(inputs, out, "rkt", "--stage", "collect") == 0
     staged, _ = kept_pairs(out, "rkt")
     whole, _ = kept_pairs(two_languages, "rkt")

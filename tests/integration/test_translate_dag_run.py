@@ -37,7 +37,7 @@ def test_dag_test_translates_lua(airflow_db, tmp_path, monkeypatch):
     out = f"file://{tmp_path}/translate"
     inputs = fx.write(tmp_path / "in")
     dag = _load_dag()
-    conf = {"languages": ["lua"], "shards": 2, "n": fx.N, "backend": "replay",
+    conf = {"languages": ["lua"], "shards": 2, "n": fx.N, "timeout": fx.TIMEOUT, "backend": "replay",
             "replay_source": inputs["replay"], "tests": inputs["tests"], "out": out}
     run = dag.test(run_conf=conf)
     assert run.state == "success"

@@ -24,7 +24,7 @@ def test_plan_commands_end_to_end(tmp_path):
     inputs = fx.write(tmp_path / "in")
     out = str(tmp_path / "translate")
     params = {**{k: v["default"] for k, v in plans.PARAMS.items()}, "languages": ["rkt"], "shards": 4,
-              "n": fx.N, "backend": "replay", "replay_source": inputs["replay"],
+              "n": fx.N, "timeout": fx.TIMEOUT, "backend": "replay", "replay_source": inputs["replay"],
               "tests": inputs["tests"], "out": out}
     entries = plans.translation_plan(params, "file:///unused")
     assert len(entries) == 4

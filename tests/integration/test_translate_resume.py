@@ -19,7 +19,7 @@ from tests.fixtures import translate as fx
 from tests.unit.execution.helpers import installed
 
 pytestmark = pytest.mark.slow
-TRANSLATE = ["translate", "--lang", "rkt", "--backend", "replay", "--n", str(fx.N), "--timeout", "15",
+TRANSLATE = ["translate", "--lang", "rkt", "--backend", "replay", "--n", str(fx.N), "--timeout", str(fx.TIMEOUT),
              "--workers", "1"]
 
 
@@ -75,7 +75,7 @@ def test_more_samples_later_gives_the_same_rows_as_all_at_once(tmp_path):
         pytest.skip("lua runtime not installed")
     inputs = fx.write(tmp_path / "in")
     out = str(tmp_path / "out")
-    argv = ["translate", "--lang", "lua", "--backend", "replay", "--timeout", "15", "--workers", "2",
+    argv = ["translate", "--lang", "lua", "--backend", "replay", "--timeout", str(fx.TIMEOUT), "--workers", "2",
             "--tests", inputs["tests"], "--replay-source", inputs["replay"], "--out", out]
     assert cli.main(argv + ["--n", "3"]) == 0
     first = pl.read_parquet(writer.data_uri(out, "lua", (0, 1)))

@@ -54,7 +54,8 @@ def test_plan_maps_languages_times_shards():
 def test_plan_passes_the_optional_flags():
     entry = plans.translation_plan(defaults(languages=["lua"], shards=1, backend="openai",
                                             api_base="http://fleet:8000/v1", revision="r1",
-                                            out="s3://o", tests="s3://t"), "s3://b")[0]
+                                            out="s3://o", tests="s3://t", timeout=5), "s3://b")[0]
+    assert entry["execute"][-2:] == ["--timeout", "5"]
     argv = entry["sample"]
     for flag, value in (("--api-base", "http://fleet:8000/v1"), ("--revision", "r1"),
                         ("--out", "s3://o"), ("--tests", "s3://t"), ("--backend", "openai")):
