@@ -120,6 +120,9 @@ with DAG(
     resolved = settings()
     entries = plan(SETTINGS.data_uri, resolved)
     train = stage_task_mapped("train", entries.map(train_command), gpu=True)
+    # The manifests exist only once training is over: read them after it, not beside it.
+    confs = checkpoints(entries, resolved)
+    train >> confs
     evaluate = TriggerDagRunOperator.partial(
         task_id="evaluate_checkpoints",
         trigger_dag_id="multiplt_evaluate",
@@ -128,6 +131,6 @@ with DAG(
         poke_interval=float(SETTINGS.trigger_poke_seconds),
         reset_dag_run=True,
         fail_when_dag_is_paused=True,
-    ).expand_kwargs(checkpoints(entries, resolved))
+    ).expand_kwargs(confs)
 
     train >> evaluate >> announce_checkpoints(entries, resolved)

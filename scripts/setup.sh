@@ -69,7 +69,9 @@ want=$(cat requirements.txt requirements.lock pyproject.toml $( ((with_test)) &&
 if [ ! -f "$stamp" ] || ! grep -qx "$want" "$stamp"; then
   echo "setup.sh: installing locked Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q "${reqs[@]}" -c requirements.lock
+  # pip compiles every installed module on one core; compileall does it on all of them
+  .venv/bin/python -m pip install -q --no-compile "${reqs[@]}" -c requirements.lock
+  .venv/bin/python -m compileall -q -j 0 .venv/lib/python3*/site-packages >/dev/null || true
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   echo "$want" >> "$stamp"
 fi

@@ -145,6 +145,13 @@ def test_checkpoints_task_names_every_checkpoint_explicitly(tmp_path):
     assert ids == [trigger_run_id("manual__1", c) for c in confs]  # stable across retries
 
 
+def test_checkpoints_are_read_after_training_not_beside_it():
+    dag = load_dag("multiplt_finetune")
+    assert "train" in dag.get_task("checkpoints").upstream_task_ids
+    assert "checkpoints" in dag.get_task("evaluate_checkpoints").upstream_task_ids
+    assert "evaluate_checkpoints" in dag.get_task("announce_checkpoints").upstream_task_ids
+
+
 def test_checkpoint_confs_refuse_missing_or_foreign_checkpoints(tmp_path):
     params = defaults(schemas.FINETUNE, base_model="base/model", languages=["rkt"])
     with pytest.raises(ValueError, match="no checkpoints"):

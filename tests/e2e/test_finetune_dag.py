@@ -1,6 +1,6 @@
 """multiplt_finetune end to end on the embedded Airflow of the session (issue 7, point 3).
 
-Triggered through the REST API v2 on the tiny model: `multiplt train` for 2 epochs on a few dozen
+Triggered through the REST API v2 on the tiny model: `multiplt train` for 1 epoch on a few dozen
 short Lua functions (a tiny recipe, so training takes seconds), then one `multiplt_evaluate` run
 per checkpoint of the training manifest plus the base model as epoch 0, all with the replay
 backend on the reference solutions of 2 problems (completions [ok, bad]: pass@1 is exactly 0.5).
@@ -34,14 +34,15 @@ for _path in (str(REPO / "dags"), str(REPO / "plugins")):
 LANG = "lua"
 EXPERIMENT = "e2e_finetune"
 PROBLEMS = 2
-EPOCHS = 2
-# Short sequences, small batches: a few optimizer steps per epoch on the CPU. The recipe says 1
-# epoch; the run's `epochs` Param (2) must override it.
+EPOCHS = 1  # one checkpoint: with the base model, two evaluate runs (Airflow runs two at a time)
+# Short sequences, small batches: a few optimizer steps per epoch on the CPU. The recipe says 2
+# epochs; the run's `epochs` Param (1) must override it. (A checkpoint for every epoch of a longer
+# training is tests/integration/test_train.py's.)
 TINY_RECIPE = """\
 seq_len: 64
 batch_size: 4
 micro_batch_size: 2
-epochs: 1
+epochs: 2
 lr: 1.0e-3
 lr_scheduler: cosine
 warmup_steps: 1
@@ -158,7 +159,7 @@ def test_finetune_run_trains_and_evaluates_every_checkpoint(finetuned):
         mapped.setdefault(ti["task_id"], []).append(ti["map_index"])
     assert mapped["plan"] == mapped["checkpoints"] == [-1]
     assert mapped["train"] == [0]                                   # one language
-    assert sorted(mapped["evaluate_checkpoints"]) == [0, 1, 2]      # base + 2 epochs
+    assert sorted(mapped["evaluate_checkpoints"]) == [0, 1]         # base + 1 epoch
 
 
 def test_training_manifest_has_a_tagged_checkpoint_per_epoch(finetuned, embedded_airflow, tiny_model):
@@ -167,13 +168,13 @@ def test_training_manifest_has_a_tagged_checkpoint_per_epoch(finetuned, embedded
 
     out = _training_out(embedded_airflow, tiny_model)
     rows = manifest.read(out)
-    assert [r["epoch"] for r in rows] == [1, 2]
-    assert [r["tag"] for r in rows] == [f"{LANG}-{EXPERIMENT}-epoch{e}" for e in (1, 2)]
+    assert [r["epoch"] for r in rows] == [1]  # the Param's epochs, not the recipe's 2
+    assert [r["tag"] for r in rows] == [f"{LANG}-{EXPERIMENT}-epoch1"]
     for row in rows:
         assert (row["lang"], row["experiment"], row["base"]) == (LANG, EXPERIMENT, tiny_model)
         assert row["uri"] == storage.join(out, "checkpoints", row["tag"])
         assert storage.exists(storage.join(row["uri"], "config.json")), row["uri"]
-    assert rows[0]["step"] > 0 and rows[1]["step"] == 2 * rows[0]["step"]
+    assert rows[0]["step"] > 0
 
 
 def test_each_evaluate_run_was_given_its_checkpoint_explicitly(finetuned, embedded_airflow,
@@ -215,12 +216,12 @@ def test_results_store_has_a_row_per_epoch_with_the_checkpoint_identity(finetune
     rows = sorted((r for r in table.to_dicts() if r["experiment"] == EXPERIMENT and r["k"] == 1),
                   key=lambda r: r["epoch"])
     assert [(r["epoch"], r["model"], r["revision"]) for r in rows] == [
-        (0, tiny_model, None), (1, out, tags[1]), (2, out, tags[2])]
+        (0, tiny_model, None), (1, out, tags[1])]
     for row in rows:
         assert (row["lang"], row["backend"], row["n"]) == (LANG, "replay", 2)
         assert (row["estimate"], row["num_problems"]) == (0.5, len(problems))
         assert f"-{LANG}-" in row["run_uri"]
-    assert len({r["run_uri"] for r in rows}) == 3  # a run folder per checkpoint
+    assert len({r["run_uri"] for r in rows}) == 2  # a run folder per checkpoint
 
 
 def test_checkpoints_asset_event_carries_the_training_output(finetuned, embedded_airflow, tiny_model):
