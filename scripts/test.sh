@@ -8,4 +8,23 @@ scripts/setup.sh --test
 export MULTIPLT_DATA="${MULTIPLT_DATA:-$ROOT/data}"
 # Tests must never reach the network: no Hub, no telemetry.
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1
-exec .venv/bin/python -m pytest -m "not gpu" --durations=25 "$@"
+if [ $# -gt 0 ]; then
+  exec .venv/bin/python -m pytest -m "not gpu" --durations=25 "$@"
+fi
+# The whole suite as two pytest processes at once: the `e2e` and `docker` tiers (Airflow
+# deployments and containers: mostly waiting on schedulers, triggers and engines) beside the
+# rest (mostly CPU). Each has its own session fixtures (servers on free ports, its own in-process
+# Airflow home); the tiny model cache is built under a file lock. The tiers' output follows the
+# rest's, and the exit status is non-zero when either failed.
+log=$(mktemp "${TMPDIR:-/tmp}/multiplt-tests-e2e-XXXXXX.log")
+.venv/bin/python -m pytest -m "not gpu and (e2e or docker)" -p no:cacheprovider --durations=15 \
+  >"$log" 2>&1 &
+tiers=$!
+trap 'kill "$tiers" 2>/dev/null; exit 130' INT TERM
+status=0
+.venv/bin/python -m pytest -m "not gpu and not e2e and not docker" --durations=25 || status=$?
+wait "$tiers" || status=$?
+echo "===== the e2e and docker tiers (run beside the rest) ====="
+cat "$log"
+rm -f "$log"
+exit $status
