@@ -64,9 +64,13 @@ def coverage_path() -> str:
     (the host file system is visible read-only inside the sandbox)."""
     import coverage
 
-    # realpath: a symlinked install (a venv layered over another) is read where it really is;
-    # the sandbox has its own /tmp, so an install under the host's /tmp would not be visible
-    return os.path.dirname(os.path.dirname(os.path.realpath(coverage.__file__)))
+    # realpath: a symlinked install (a venv layered over another) is read where it really is
+    folder = os.path.dirname(os.path.dirname(os.path.realpath(coverage.__file__)))
+    if folder == "/tmp" or folder.startswith("/tmp/"):
+        raise PlatformError(f"coverage.py is installed under /tmp ({folder}), which the sandbox's "
+                            "own /tmp hides from the programs that measure coverage: install the "
+                            "platform (its .venv) outside /tmp")
+    return folder
 
 
 def program(checks: list[Check], timeout: float, coverage_timeout: float, own_namespaces: bool,

@@ -155,3 +155,16 @@ def _orphan_of_ours(pid: str) -> bool:
     except OSError:
         return False
     return b"program.py" in cmd and b"python3" in cmd
+
+
+def test_coverage_under_tmp_is_refused_with_the_reason(monkeypatch):
+    """The sandbox mounts its own /tmp: coverage.py installed under the host's /tmp would be
+    invisible to the runner, so the platform says so instead of failing inside the sandbox."""
+    import coverage
+
+    from multiplt.errors import PlatformError
+
+    monkeypatch.setattr(coverage, "__file__", "/tmp/clone/.venv/lib/python3.11/site-packages/"
+                        "coverage/__init__.py")
+    with pytest.raises(PlatformError, match="installed under /tmp"):
+        coverage_path()
