@@ -217,3 +217,28 @@ def test_stop_strings_end_rows_with_the_text_of_one_at_a_time():
         raw = _run(model, jobs, opts, max_batch=cap, decode=decode)
         assert any(len(raw[j.key]) < j.max_new_tokens for j in jobs)  # ended by a stop string
         assert {k: cut_at_stop(decode(t), stops) for k, t in raw.items()} == expected
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the CUDA-graph decode steps)")
+def test_slot_engine_with_cuda_graphs_gives_the_samples_of_one_at_a_time():
+    """On CUDA the slot engine replays captured decode steps; in fp32 its samples are those of
+    transformers' forward one job at a time (rows enter, finish by EOS and are replaced)."""
+    from multiplt.generation import static_kv
+
+    model = _tiny().cuda()
+    jobs = _jobs()
+    opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, check_every=3)
+    opts.eos_token_id = _one_at_a_time(model, jobs[:1], opts)[0][4]
+    expected = _one_at_a_time(model, jobs, opts)
+    captured = []
+    real = static_kv.SlotDecoder.step
+    for cap in (2, None):
+        def spy(self, length):
+            captured.append(self.graphs)
+            return real(self, length)
+        static_kv.SlotDecoder.step = spy
+        try:
+            assert _run(model, jobs, opts, max_batch=cap) == expected, cap
+        finally:
+            static_kv.SlotDecoder.step = real
+    assert captured and all(captured)
