@@ -169,11 +169,23 @@ def decode_limit(model, config, prompts, new_tokens, rows: int, bw: float) -> fl
 
 
 def greedy_check(model, prompts, new_tokens) -> dict:
-    same = 0
+    """Our greedy tokens (slot engine, one row) against `generate` one prompt at a time; also
+    `generate` on all prompts as one left-padded batch against `generate` one at a time (how far
+    transformers agrees with itself when only the kernels' shapes change)."""
+    same = hf_same = 0
     matched_tokens = total = 0
     opts = SamplerOptions(temperature=0.0, max_new_tokens=new_tokens, eos_token_id=None, pad_token_id=0)
     jobs = [Job(i, p, i, new_tokens) for i, p in enumerate(prompts)]
     ours = {k: t for g in sample_continuous(model, jobs, opts, max_batch=1) for k, t in g}
+    width = max(map(len, prompts))
+    ids = torch.zeros((len(prompts), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, p in enumerate(prompts):
+        ids[r, width - len(p):], mask[r, width - len(p):] = torch.tensor(p), 1
+    with torch.inference_mode():
+        batched = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                                 do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                 pad_token_id=0, eos_token_id=None)[:, width:].tolist()
     for i, p in enumerate(prompts):
         ids = torch.tensor([p], device=model.device)
         with torch.inference_mode():
@@ -181,10 +193,12 @@ def greedy_check(model, prompts, new_tokens) -> dict:
                                  max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0,
                                  eos_token_id=None)[0, len(p):].tolist()
         same += ref == ours[i]
+        hf_same += ref == batched[i]
         prefix = next((j for j, (a, b) in enumerate(zip(ref, ours[i])) if a != b), len(ref))
         matched_tokens, total = matched_tokens + prefix, total + len(ref)
     return {"greedy_matches_hf": same == len(prompts), "prompts": len(prompts), "equal": same,
-            "tokens_before_first_difference": matched_tokens, "tokens": total}
+            "tokens_before_first_difference": matched_tokens, "tokens": total,
+            "hf_batched_equal_to_hf_single": hf_same}
 
 
 def main() -> None:
