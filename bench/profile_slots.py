@@ -19,7 +19,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from generate_throughput import make_model  # noqa: E402
-from multiplt.generation.sampler import TokenChooser  # noqa: E402
+from multiplt.generation.sampler import TokenChooser, _choose, _sort_path  # noqa: E402
 from multiplt.generation.static_kv import SlotDecoder  # noqa: E402
 
 
@@ -52,8 +52,14 @@ def main() -> None:
         logits = engine.step(512).clone()
         seeds = torch.arange(args.rows, device="cuda")
         steps = torch.zeros(args.rows, dtype=torch.int64, device="cuda")
-        choose = TokenChooser(candidates=256)
+        for k in (256, 1024, 4096):
+            out[f"choose_k{k}_ms"] = round(timed(lambda: _choose(logits, seeds, steps, 0.2, 0.95, k)), 3)
+            out[f"choose_k{k}_full_sort_rows"] = _choose(logits, seeds, steps, 0.2, 0.95, k)[1]
+            out[f"topk{k}_ms"] = round(timed(lambda: logits.float().topk(k + 1, dim=-1)), 3)
+        out["sort_path_ms"] = round(timed(lambda: _sort_path(logits.float() / 0.2, seeds, steps, 0.95)), 3)
+        choose = TokenChooser(candidates=256, max_candidates=4096)  # as slot_batching on CUDA
         out["sampler_ms"] = round(timed(lambda: choose(logits, seeds, steps, 0.2, 0.95)), 3)
+        out["sampler_candidates"] = choose.candidates
         a = torch.randn(args.rows, 2048, dtype=torch.bfloat16, device="cuda")
         w = torch.randn(8192, 2048, dtype=torch.bfloat16, device="cuda")
         ms = timed(lambda: a @ w.T)
