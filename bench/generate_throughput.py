@@ -270,7 +270,7 @@ def main() -> None:
         result["decode_limit_tokens_per_s"] = round(limit, 1)
         result["fraction_of_decode_limit"] = round(result["forced"]["tokens_per_s"] / limit, 3)
     save()
-    greedy_prompts = prompts[:: max(1, len(prompts) // args.greedy_prompts)][: args.greedy_prompts]
+    greedy_prompts = prompts[:: max(1, len(prompts) // max(1, args.greedy_prompts))][: args.greedy_prompts]
     result.update(greedy_check(model, greedy_prompts, min(64, args.new_tokens)))
     if device == "cuda":
         result["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)

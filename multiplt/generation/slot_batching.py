@@ -4,13 +4,14 @@ Same contract as continuous.sample_continuous (which calls this for the models s
 supports): every job gets its tokens from its own seed and its own step (Gumbel-max sampling of
 sampler.py), whatever shares the batch, so a resumed run equals an uninterrupted one. As many
 rows as `inflight_limit` allows are in flight, one slot each; every iteration gives every live row
-one token. Finished rows (EOS, a stop string in their text, or out of tokens) are found every
-`check_every` iterations, and as soon as a row reaches its token limit; their slots are refilled
-from the waiting requests (shortest prompts first) at the next iteration: the new rows' first
-tokens are sampled from their prefill logits in the same iteration as the others' next tokens.
-
-Host/device traffic per iteration: none but the sampler's own check; the new tokens of the last
-iterations travel to the host in one small copy at each check (a ring of `check_every` columns).
+one token. Finished rows (EOS, a stop string in their text, or out of tokens) are looked for every
+`check_every` iterations, and as soon as a row reaches its token limit: the ring of the last
+`check_every` iterations' tokens is copied to the host (non-blocking), and the host work (EOS,
+decoding, stop strings) runs in the next iteration while the GPU computes its decode step; rows
+found done are yielded at the end of that iteration (the one token they drew meanwhile is not
+kept) and their slots are refilled from the waiting requests (shortest prompts first) at the next
+iteration: the new rows' first tokens are sampled from their prefill logits in the same iteration
+as the others' next tokens. No other host/device traffic per iteration than the sampler's own.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
     device = next(model.parameters()).device
     waiting = sorted(jobs, key=lambda j: len(j.prompt))[::-1]  # pop(): shortest first
     rows = max(1, min(rows, len(jobs)))
-    capacity = max(len(j.prompt) + min(j.max_new_tokens, opts.max_new_tokens) for j in jobs)
+    # + 1: a finished row is found one iteration late and samples one token more (discarded)
+    capacity = max(len(j.prompt) + min(j.max_new_tokens, opts.max_new_tokens) for j in jobs) + 1
     engine = SlotDecoder(model, rows, capacity)
     budget = prefill_tokens or (65536 if device.type == "cuda" else 8192)
     # GPU: a top-k over up to 4096 candidates is cheaper than the full sort it avoids for flat
@@ -39,6 +41,8 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
               else TokenChooser(candidates=256, max_candidates=4096))
     every = max(1, opts.check_every)
     ring = torch.zeros((rows, every), dtype=torch.long, device=device)  # last iterations' tokens
+    snapshot = _Snapshot(ring)
+    pending = None  # (tokens of the ring copied at a check, its iteration, the rows then live)
     seeds = torch.zeros(rows, dtype=torch.int64, device=device)
     steps = torch.zeros(rows, dtype=torch.int64, device=device)
     free = list(range(rows))[::-1]  # pop(): lowest slot first
@@ -74,6 +78,10 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
             if old:  # tokens sampled so far: it - start; the key length must cover prompt + them
                 logits = engine.step(engine.key_length(it + reach))
                 parts.append(logits if identity and not new_slots else logits[live_index[: len(old)]])
+            done = []
+            if pending is not None:  # the last check's host work, while the GPU runs this step
+                done = _check(pending[0](), pending[1], every, pending[2], slot_job, start, toks, opts, decode)
+                pending = None
             parts += new_logits
             logits = parts[0] if len(parts) == 1 else torch.cat(parts)
             live_steps = steps if identity else steps[live_index]
@@ -92,21 +100,21 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
                 engine.pos[live_index[: len(old)]] += 1
             ring[live_index, it % every] = tokens
             it += 1
-            if it % every == 0 or it >= deadline:
-                done = _check(ring, it, every, order, slot_job, start, toks, opts, decode)
-                if done:
-                    yield [(slot_job[s].key, toks[s]) for s in done]
-                    engine.pos[torch.tensor(done, device=device)] = 0  # free slots write at position 0
-                    for s in done:
-                        del slot_job[s], start[s], toks[s]
-                        free.append(s)
-                    free.sort(reverse=True)
-                    order = [s for s in order if s in slot_job]
-                    if order:
-                        live_index = torch.tensor(order, device=device)
-                        identity = order == list(range(rows))
-                        deadline = min(start[s] + _limit(slot_job[s], opts) for s in order)
-                        reach = max(len(slot_job[s].prompt) - start[s] for s in order)
+            if done:  # their tokens of this iteration are not kept
+                yield [(slot_job[s].key, toks[s]) for s in done]
+                engine.pos[torch.tensor(done, device=device)] = 0  # free slots write at position 0
+                for s in done:
+                    del slot_job[s], start[s], toks[s]
+                    free.append(s)
+                free.sort(reverse=True)
+                order = [s for s in order if s in slot_job]
+                if order:
+                    live_index = torch.tensor(order, device=device)
+                    identity = order == list(range(rows))
+                    deadline = min(start[s] + _limit(slot_job[s], opts) for s in order)
+                    reach = max(len(slot_job[s].prompt) - start[s] for s in order)
+            if order and (it % every == 0 or it >= deadline):
+                pending = (snapshot(), it, list(order))
 
 
 def _limit(job, opts: SamplerOptions) -> int:
@@ -135,10 +143,32 @@ def _chunks(jobs, budget: int):
         yield chunk
 
 
-def _check(ring, it: int, every: int, order, slot_job, start, toks, opts: SamplerOptions, decode) -> list[int]:
-    """Copy the live rows' new tokens to the host; return the slots that are done, with `toks`
-    of each cut before EOS."""
-    host = ring.tolist()
+class _Snapshot:
+    """A copy of the ring on the host, started now (non-blocking on CUDA) and read when called."""
+
+    def __init__(self, ring):
+        self.ring = ring
+        self.cuda = ring.device.type == "cuda"
+        if self.cuda:
+            self.host = torch.empty(ring.shape, dtype=ring.dtype, pin_memory=True)
+            self.event = torch.cuda.Event()
+
+    def __call__(self):
+        if not self.cuda:
+            host = self.ring.tolist()
+            return lambda: host
+        self.host.copy_(self.ring, non_blocking=True)
+        self.event.record()
+
+        def read():
+            self.event.synchronize()
+            return self.host.tolist()
+        return read
+
+
+def _check(host, it: int, every: int, order, slot_job, start, toks, opts: SamplerOptions, decode) -> list[int]:
+    """Add the rows' tokens up to iteration `it` (from the ring's copy `host`) to `toks`; return
+    the slots that are done, with `toks` of each cut before EOS."""
     done = []
     for s in order:
         count = it - start[s]
