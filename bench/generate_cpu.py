@@ -35,7 +35,11 @@ CHILD = r"""
 import json, sys, time
 import torch
 import multiplt
-from multiplt.generation.base import Request, Sampling, make_backend
+from multiplt.generation.base import Request, Sampling
+try:
+    from multiplt.generation.backends import make_backend
+except ImportError:  # commits before backends.py
+    from multiplt.generation.base import make_backend
 from multiplt import storage
 args = json.loads(sys.argv[1])
 t0 = time.perf_counter()

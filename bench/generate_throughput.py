@@ -12,14 +12,18 @@ first --problems problems; every variant runs on these same requests, in one pro
   hf_best:    the same at the largest batch that fits (tried from all requests down, halving);
   default:    multiplt.generation.continuous.sample_continuous as the transformers backend calls
               it (default settings: in-flight count from free memory, EOS and Racket stop
-              strings on, checked every 16 steps); a random model rarely stops, and only tokens
-              actually generated are counted;
+              strings on, checked every 16 steps); for this multi-query model that is the slot
+              engine (static_kv.py: static KV cache, decode steps replayed from CUDA graphs, the
+              graphs captured inside the timed run as in `multiplt generate`); a random model
+              rarely stops, and only tokens actually generated are counted;
   forced:     the same with EOS and stops off: exactly --new-tokens tokens per request.
 
 decode_limit: tokens/s if every step only read the weights plus the live rows' KV cache once
 (average prompt + half the new tokens) at the bandwidth measured in-script with a device-to-device
 copy; fraction_of_decode_limit = forced / that. greedy_matches_hf: our greedy tokens equal
-`generate(do_sample=False)` for --greedy-prompts prompts, one at a time (bf16 on the GPU).
+`generate(do_sample=False)` for --greedy-prompts prompts, one at a time (bf16 on the GPU);
+greedy_fp32: the same check with the model in fp32 (where rounding is 2**16 times finer: tells a
+numerics difference from a wrong computation).
 
     python bench/generate_throughput.py --out bench/results/generate_throughput.json   # GPU
     python bench/generate_throughput.py --tiny                                          # CPU smoke
@@ -40,7 +44,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from multiplt.generation import mqa_attention  # noqa: E402
+from multiplt.generation import mqa_attention, static_kv  # noqa: E402
 from multiplt.generation.continuous import Job, inflight_limit, sample_continuous  # noqa: E402
 from multiplt.generation.sampler import SamplerOptions  # noqa: E402
 
@@ -165,11 +169,23 @@ def decode_limit(model, config, prompts, new_tokens, rows: int, bw: float) -> fl
 
 
 def greedy_check(model, prompts, new_tokens) -> dict:
-    same = 0
+    """Our greedy tokens (slot engine, one row) against `generate` one prompt at a time; also
+    `generate` on all prompts as one left-padded batch against `generate` one at a time (how far
+    transformers agrees with itself when only the kernels' shapes change)."""
+    same = hf_same = 0
     matched_tokens = total = 0
     opts = SamplerOptions(temperature=0.0, max_new_tokens=new_tokens, eos_token_id=None, pad_token_id=0)
     jobs = [Job(i, p, i, new_tokens) for i, p in enumerate(prompts)]
     ours = {k: t for g in sample_continuous(model, jobs, opts, max_batch=1) for k, t in g}
+    width = max(map(len, prompts))
+    ids = torch.zeros((len(prompts), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, p in enumerate(prompts):
+        ids[r, width - len(p):], mask[r, width - len(p):] = torch.tensor(p), 1
+    with torch.inference_mode():
+        batched = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                                 do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                 pad_token_id=0, eos_token_id=None)[:, width:].tolist()
     for i, p in enumerate(prompts):
         ids = torch.tensor([p], device=model.device)
         with torch.inference_mode():
@@ -177,10 +193,12 @@ def greedy_check(model, prompts, new_tokens) -> dict:
                                  max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0,
                                  eos_token_id=None)[0, len(p):].tolist()
         same += ref == ours[i]
+        hf_same += ref == batched[i]
         prefix = next((j for j, (a, b) in enumerate(zip(ref, ours[i])) if a != b), len(ref))
         matched_tokens, total = matched_tokens + prefix, total + len(ref)
     return {"greedy_matches_hf": same == len(prompts), "prompts": len(prompts), "equal": same,
-            "tokens_before_first_difference": matched_tokens, "tokens": total}
+            "tokens_before_first_difference": matched_tokens, "tokens": total,
+            "hf_batched_equal_to_hf_single": hf_same}
 
 
 def main() -> None:
@@ -191,6 +209,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=512)
     ap.add_argument("--greedy-prompts", type=int, default=4)
     ap.add_argument("--skip-hf40", action="store_true")
+    ap.add_argument("--skip-hf", action="store_true", help="no transformers baselines (debugging ours)")
     ap.add_argument("--out", help="write the results JSON here")
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
@@ -223,23 +242,27 @@ def main() -> None:
     result["bandwidth_bytes_per_s"] = bw
     # transformers first, on stock sdpa attention (warm-up: CUDA context, cuBLAS, sdpa kernels)
     run_baseline(model, prompts[:4], 4, 4, device)
-    if not args.skip_hf40:
+    if not args.skip_hf40 and not args.skip_hf:
         result["hf_batch40"] = run_baseline(model, prompts, args.new_tokens, 40, device)
         print("hf_batch40", result["hf_batch40"], flush=True)
         save()
-    result["hf_best"] = hf_largest_batch(model, prompts, args.new_tokens, device)
-    print("hf_best", result["hf_best"], flush=True)
-    save()
+    if not args.skip_hf:
+        result["hf_best"] = hf_largest_batch(model, prompts, args.new_tokens, device)
+        print("hf_best", result["hf_best"], flush=True)
+        save()
     if device == "cuda":
         torch.cuda.empty_cache()
     result["attention"] = "multiplt_mqa" if mqa_attention.enable(model) else "sdpa"  # as hf_backend
+    result["engine"] = ("slots: static KV cache" + (", CUDA graphs" if device == "cuda" else "")
+                        if static_kv.supported(model) else "transformers forward and cache")
     run_ours(model, prompts[:8], 4, device, forced=True)  # warm-up
     result["default"] = run_ours(model, prompts, args.new_tokens, device, forced=False)
     print("default", result["default"], flush=True)
     result["forced"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
     print("forced", result["forced"], flush=True)
-    result["default_vs_hf_best"] = round(result["default"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
-    result["forced_vs_hf_best"] = round(result["forced"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
+    if "hf_best" in result:
+        result["default_vs_hf_best"] = round(result["default"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
+        result["forced_vs_hf_best"] = round(result["forced"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
     if "hf_batch40" in result:
         result["default_vs_hf_batch40"] = round(result["default"]["tokens_per_s"] / result["hf_batch40"]["tokens_per_s"], 2)
     if bw:
@@ -247,10 +270,12 @@ def main() -> None:
         result["decode_limit_tokens_per_s"] = round(limit, 1)
         result["fraction_of_decode_limit"] = round(result["forced"]["tokens_per_s"] / limit, 3)
     save()
-    result.update(greedy_check(model, prompts[:: max(1, len(prompts) // args.greedy_prompts)][: args.greedy_prompts],
-                               min(64, args.new_tokens)))
+    greedy_prompts = prompts[:: max(1, len(prompts) // max(1, args.greedy_prompts))][: args.greedy_prompts]
+    result.update(greedy_check(model, greedy_prompts, min(64, args.new_tokens)))
     if device == "cuda":
         result["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
+        save()
+        result["greedy_fp32"] = greedy_check(model.float(), greedy_prompts, min(64, args.new_tokens))
     print(save())
 
 

@@ -95,12 +95,23 @@ def _prefill_chunks(jobs: list[Job], budget: int) -> Iterator[list[Job]]:
 
 def sample_continuous(model, jobs: list[Job], opts: SamplerOptions, max_batch: int | None = None,
                       decode: Callable[[list[int]], str] | None = None,
-                      prefill_tokens: int | None = None) -> Iterator[list[tuple[object, list[int]]]]:
+                      prefill_tokens: int | None = None, slots: bool | None = None
+                      ) -> Iterator[list[tuple[object, list[int]]]]:
     """Sample every job; yields lists of (key, new token ids cut before EOS) as rows finish.
-    `opts.max_new_tokens` bounds every job's own limit; `max_batch` caps the rows in flight."""
+    `opts.max_new_tokens` bounds every job's own limit; `max_batch` caps the rows in flight.
+    Multi-query GPTBigCode models run on static_kv's slot engine (slot_batching.py; `slots`
+    None = whenever supported); other models on transformers' forward and cache (below)."""
     import torch
 
     if not jobs:
+        return
+    from multiplt.generation import static_kv
+
+    if slots or (slots is None and static_kv.supported(model)):
+        from multiplt.generation.slot_batching import sample_slots
+
+        rows = inflight_limit(model, max(len(j.prompt) for j in jobs), opts.max_new_tokens, max_batch)
+        yield from sample_slots(model, jobs, opts, rows, decode=decode, prefill_tokens=prefill_tokens)
         return
     device = next(model.parameters()).device
     # pop() from the end: shortest prompt first, equal lengths in the given order (the driver

@@ -133,14 +133,16 @@ def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidate
 
 
 class TokenChooser:
-    """choose_tokens for one batch, adaptive: when most rows of a step needed the full sort
-    anyway (flat distributions: a large nucleus), the next steps go straight to the full-sort
-    path (no topk, no host sync) and the top-k path is tried again every `probe_every` steps.
-    Tokens are the same on either path."""
+    """choose_tokens for one batch, adaptive: when more than `max_fallback` of a step's rows
+    needed the full sort (flat distributions: a large nucleus), the next steps look for the
+    nucleus among 4x more candidates, up to `max_candidates`; past that they go straight to the
+    full-sort path (no topk, no host sync) and the top-k path is tried again every `probe_every`
+    steps. Tokens are the same on every path."""
 
     def __init__(self, candidates: int = TOP_K_CANDIDATES, probe_every: int = 16,
-                 max_fallback: float = 0.25):
+                 max_fallback: float = 0.25, max_candidates: int | None = None):
         self.candidates, self.probe_every, self.max_fallback = candidates, probe_every, max_fallback
+        self.max_candidates = max(candidates, max_candidates or candidates)
         self.sort_until, self.calls = -1, 0
 
     def __call__(self, logits, row_seeds, step, temperature: float, top_p: float):
@@ -150,7 +152,10 @@ class TokenChooser:
             return _sort_path(logits.float() / temperature, row_seeds, step, top_p)
         tokens, fallback = _choose(logits, row_seeds, step, temperature, top_p, self.candidates)
         if temperature > 0 and top_p < 1.0 and fallback > self.max_fallback * logits.shape[0]:
-            self.sort_until = call + self.probe_every
+            if self.candidates < self.max_candidates:
+                self.candidates = min(4 * self.candidates, self.max_candidates)
+            else:
+                self.sort_until = call + self.probe_every
         return tokens
 
 

@@ -47,11 +47,13 @@ def _one_at_a_time(model, jobs, opts):
     return out
 
 
-@pytest.mark.parametrize("mqa", [False, True])
+@pytest.mark.parametrize("engine", ["hf", "hf-mqa", "slots"])
 @pytest.mark.parametrize("with_eos", [False, True])
-def test_continuous_batching_gives_the_samples_of_one_at_a_time(mqa, with_eos):
+def test_continuous_batching_gives_the_samples_of_one_at_a_time(engine, with_eos):
+    """transformers' forward and cache (with and without our MQA attention) and the slot engine
+    (static_kv.py, the default for multi-query GPTBigCode models) against one job at a time."""
     model = _tiny()
-    if mqa:
+    if engine == "hf-mqa":
         assert mqa_attention.enable(model)
     jobs = _jobs()
     opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, check_every=3)
@@ -60,15 +62,16 @@ def test_continuous_batching_gives_the_samples_of_one_at_a_time(mqa, with_eos):
     expected = _one_at_a_time(model, jobs, opts)
     if with_eos:  # rows finish at different times: the test exercises replacement
         assert any(len(expected[j.key]) < j.max_new_tokens for j in jobs)
+    slots = engine == "slots"
     for cap in (1, 2, 3, None):  # None: every row in flight at once
-        assert _run(model, jobs, opts, max_batch=cap) == expected, cap
+        assert _run(model, jobs, opts, max_batch=cap, slots=slots) == expected, cap
     # prefill in chunks of a few rows, joined to the running cache
-    assert _run(model, jobs, opts, max_batch=4, prefill_tokens=40) == expected
+    assert _run(model, jobs, opts, max_batch=4, prefill_tokens=40, slots=slots) == expected
 
 
 def test_rows_are_replaced_as_they_finish(monkeypatch):
-    """With a cap of 2, a finished row's place is taken by a waiting request at once: the
-    number of rows in each forward never drops below 2 while requests wait."""
+    """transformers' path: with a cap of 2, a finished row's place is taken by a waiting request
+    at once: the number of rows in each forward never drops below 2 while requests wait."""
     model = _tiny()
     jobs = _jobs(6)
     widths, real = [], model.forward
@@ -80,13 +83,40 @@ def test_rows_are_replaced_as_they_finish(monkeypatch):
     monkeypatch.setattr(model, "forward", spy)
     opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, eos_token_id=5,
                           check_every=2)
-    out = _run(model, jobs, opts, max_batch=2)
+    out = _run(model, jobs, opts, max_batch=2, slots=False)
     assert sorted(out) == list(range(6))
     decode_rows = [b for b, t in widths if t == 1]
     prefills = [w for w in widths if w[1] > 1 or w[0] != decode_rows[0]]
     assert max(decode_rows) == 2 and len(prefills) >= 3  # requests admitted one wave after another
     # while any request waited, every decode step had 2 rows
     assert decode_rows[: len(decode_rows) // 2].count(1) == 0
+
+
+def test_slots_are_refilled_as_rows_finish(monkeypatch):
+    """Slot engine: with 2 slots, a finished row's slot is prefilled with a waiting request at the
+    next iteration, so every iteration samples 2 rows while requests wait; the default path of
+    sample_continuous for this model is the slot engine."""
+    from multiplt.generation import sampler, slot_batching, static_kv
+
+    assert static_kv.supported(_tiny()) and not static_kv.supported(_tiny(multi_query=False))
+    model = _tiny()
+    jobs = _jobs(6)
+    sampled, prefills, real = [], [], static_kv.SlotDecoder.prefill
+    monkeypatch.setattr(static_kv.SlotDecoder, "prefill",
+                        lambda self, slots, prompts: prefills.append(list(slots)) or real(self, slots, prompts))
+
+    class Spy(sampler.TokenChooser):
+        def __call__(self, logits, *args):
+            sampled.append(logits.shape[0])
+            return super().__call__(logits, *args)
+
+    monkeypatch.setattr(slot_batching, "TokenChooser", Spy)
+    opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, eos_token_id=5, check_every=2)
+    out = _run(model, jobs, opts, max_batch=2)
+    assert sorted(out) == list(range(6)) and all(len(t) <= 20 for t in out.values())
+    assert prefills[0] == [0, 1] and len(prefills) >= 3 and all(s in ([0], [1], [0, 1]) for s in prefills)
+    assert sum(len(p) for p in prefills) == 6  # each request prefilled once, into a free slot
+    assert max(sampled) == 2 and sampled[: len(sampled) // 2].count(1) == 0
 
 
 def test_greedy_equals_transformers_generate():
@@ -187,3 +217,29 @@ def test_stop_strings_end_rows_with_the_text_of_one_at_a_time():
         raw = _run(model, jobs, opts, max_batch=cap, decode=decode)
         assert any(len(raw[j.key]) < j.max_new_tokens for j in jobs)  # ended by a stop string
         assert {k: cut_at_stop(decode(t), stops) for k, t in raw.items()} == expected
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the CUDA-graph decode steps)")
+def test_slot_engine_with_cuda_graphs_gives_the_samples_of_one_at_a_time():
+    """On CUDA the slot engine replays captured decode steps; in fp32 its samples are those of
+    transformers' forward one job at a time (rows enter, finish by EOS and are replaced)."""
+    from multiplt.generation import static_kv
+
+    model = _tiny().cuda()
+    jobs = _jobs()
+    opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, check_every=3)
+    opts.eos_token_id = _one_at_a_time(model, jobs[:1], opts)[0][4]
+    expected = _one_at_a_time(model, jobs, opts)
+    captured = []
+    real = static_kv.SlotDecoder.step
+    for cap in (2, None):
+        def spy(self, length):
+            out = real(self, length)
+            captured.append(length in self._captured)
+            return out
+        static_kv.SlotDecoder.step = spy
+        try:
+            assert _run(model, jobs, opts, max_batch=cap) == expected, cap
+        finally:
+            static_kv.SlotDecoder.step = real
+    assert captured and all(captured)

@@ -146,3 +146,21 @@ def test_noise_is_finite_everywhere():
     for step in range(8):
         tokens = choose_tokens(logits, seeds[:64], step, 0.2, 0.95)
         assert not bool((tokens == 7).any())
+
+
+def test_token_chooser_widens_its_candidates_before_the_full_sort():
+    """Rows whose nucleus is not among the candidates: the chooser first looks among 4x more
+    (same tokens), and only past max_candidates goes to the full sort."""
+    from multiplt.generation.sampler import TokenChooser
+
+    gen = torch.Generator().manual_seed(5)
+    seeds = torch.arange(40) + 7
+    for scale, widths_then, sorts in ((3.0, [64, 64, 64], False), (1.0, [64, 64, 64], True)):
+        chooser = TokenChooser(candidates=16, probe_every=50, max_candidates=64)
+        widths = []
+        for step in range(3):
+            logits = torch.randn(40, 2000, generator=gen) * scale
+            assert torch.equal(chooser(logits, seeds, step, 0.8, 0.9),
+                               choose_tokens_reference(logits, seeds, step, 0.8, 0.9))
+            widths.append(chooser.candidates)
+        assert widths == widths_then and (chooser.sort_until > 0) == sorts, scale

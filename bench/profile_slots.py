@@ -1,0 +1,74 @@
+"""Where a decode iteration of the slot engine goes on the GPU (StarCoderBase-1B shape, random
+bf16 weights): the captured decode step alone at a few key lengths, the sampler alone on its
+logits, and the matmul work of one step at the measured matmul rate.
+
+    python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from generate_throughput import make_model  # noqa: E402
+from multiplt.generation.sampler import TokenChooser, _choose, _sort_path  # noqa: E402
+from multiplt.generation.static_kv import SlotDecoder  # noqa: E402
+
+
+def timed(fn, reps: int = 20) -> float:
+    fn()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / reps * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=640)
+    ap.add_argument("--lengths", default="256,512,896")
+    args = ap.parse_args()
+    model, config = make_model(False, "cuda")
+    engine = SlotDecoder(model, args.rows, 1024)
+    out = {"rows": args.rows}
+    with torch.inference_mode():
+        engine.tokens.random_(1, config.vocab_size)
+        for length in map(int, args.lengths.split(",")):
+            engine.pos.fill_(length - 1)
+            out[f"step_graph_ms_L{length}"] = round(timed(lambda: engine.step(length)), 3)
+            engine.graphs = False
+            out[f"step_eager_ms_L{length}"] = round(timed(lambda: engine.step(length), 5), 3)
+            engine.graphs = True
+        logits = engine.step(512).clone()
+        seeds = torch.arange(args.rows, device="cuda")
+        steps = torch.zeros(args.rows, dtype=torch.int64, device="cuda")
+        for k in (256, 1024, 4096):
+            out[f"choose_k{k}_ms"] = round(timed(lambda: _choose(logits, seeds, steps, 0.2, 0.95, k)), 3)
+            out[f"choose_k{k}_full_sort_rows"] = _choose(logits, seeds, steps, 0.2, 0.95, k)[1]
+            out[f"topk{k}_ms"] = round(timed(lambda: logits.float().topk(k + 1, dim=-1)), 3)
+        out["sort_path_ms"] = round(timed(lambda: _sort_path(logits.float() / 0.2, seeds, steps, 0.95)), 3)
+        choose = TokenChooser(candidates=256, max_candidates=4096)  # as slot_batching on CUDA
+        out["sampler_ms"] = round(timed(lambda: choose(logits, seeds, steps, 0.2, 0.95)), 3)
+        out["sampler_candidates"] = choose.candidates
+        a = torch.randn(args.rows, 2048, dtype=torch.bfloat16, device="cuda")
+        w = torch.randn(8192, 2048, dtype=torch.bfloat16, device="cuda")
+        ms = timed(lambda: a @ w.T)
+        out["mlp_up_matmul_ms"] = round(ms, 4)
+        out["matmul_tflops_at_rows"] = round(2 * args.rows * 2048 * 8192 / ms / 1e9, 1)
+        flops = 2 * args.rows * sum(p.numel() for n, p in model.named_parameters() if "wpe" not in n)
+        out["step_matmul_ms_at_that_rate"] = round(flops / (out["matmul_tflops_at_rows"] * 1e9), 3)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""A decode engine for multi-query GPTBigCode (StarCoder) models: one KV-cache slot per in-flight
+row, fixed-shape decode steps, and on CUDA each step replayed from a captured CUDA graph.
+
+Why: transformers' forward costs a few hundred small kernel launches and much Python per decode
+step (24 layers, masks and cache bookkeeping); at a few hundred rows a step of a 1B model is
+then bound by the host, not by the GPU (bench/results/generate_throughput.notes.md). Here:
+
+- the KV cache is a fixed buffer per layer, [rows, capacity, head_dim] for keys and for values
+  (multi-query: one KV head); each row owns a slot and keeps its own positions 0..n-1, so a row
+  that enters or leaves moves no other row's cache (no joining, no compaction);
+- `prefill(slots, prompts)` runs the prompts (right-padded: causal attention never looks at the
+  padding after a token) through the model's own modules and writes their keys and values into
+  the slots; it returns each prompt's last logits;
+- `step()` computes, for every slot at once, the next logits of the token in `tokens` at position
+  `pos` (writing its key/value there first), attending to the slot's positions 0..pos. Its shapes
+  depend only on the number of slots and a key length L (the longest live row, rounded up to a
+  multiple of `bucket`), so on CUDA each L is captured once as a CUDA graph and replayed:
+  one launch instead of hundreds. Free slots compute garbage that nobody reads.
+
+The math is transformers' (same modules: LayerNorm, Linear, GELU; attention by SDPA with the
+query heads laid out as query positions of the single KV head, as transformers' pack_gqa does
+for a decode step), in the model's dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def supported(model) -> bool:
+    """A transformers GPTBigCodeForCausalLM with multi-query attention and no cross-attention."""
+    config = getattr(model, "config", None)
+    return (getattr(config, "model_type", None) == "gpt_bigcode" and bool(getattr(config, "multi_query", False))
+            and not getattr(config, "add_cross_attention", False) and hasattr(model, "transformer")
+            and hasattr(model, "lm_head") and getattr(model.lm_head, "bias", None) is None)
+
+
+class SlotDecoder:
+    """Static KV cache of `rows` slots x `capacity` positions, prefill into slots, decode steps."""
+
+    def __init__(self, model, rows: int, capacity: int, bucket: int | None = None,
+                 graphs: bool | None = None):
+        param = next(model.parameters())
+        self.model, self.device, self.dtype = model, param.device, param.dtype
+        config = model.config
+        self.n_head, self.embed = config.n_head, config.n_embd
+        self.head_dim = self.embed // self.n_head
+        self.scale = self.head_dim ** -0.5 if config.scale_attn_weights else 1.0
+        cuda = self.device.type == "cuda"
+        self.bucket = bucket or (128 if cuda else 1)
+        self.capacity = -(-capacity // self.bucket) * self.bucket
+        self.rows = rows
+        shape = (config.n_layer, rows, self.capacity, self.head_dim)
+        self.keys = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.values = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.tokens = torch.zeros(rows, dtype=torch.long, device=self.device)  # step inputs
+        self.pos = torch.zeros(rows, dtype=torch.long, device=self.device)
+        self.graphs = cuda if graphs is None else graphs
+        self._captured: dict[int, tuple] = {}
+
+    def key_length(self, longest: int) -> int:
+        """The key length a step uses when the longest live row needs `longest` positions."""
+        return min(self.capacity, -(-longest // self.bucket) * self.bucket)
+
+    # -- prefill -------------------------------------------------------------------------------
+    def prefill(self, slots: list[int], prompts: list[list[int]]):
+        """Write the prompts' keys/values into `slots` (positions 0..len-1); returns the logits
+        after each prompt's last token, [len(prompts), vocab]."""
+        n, width = len(prompts), max(len(p) for p in prompts)
+        if width > self.capacity:
+            raise ValueError(f"prompt of {width} tokens does not fit a slot of {self.capacity}")
+        ids = torch.zeros((n, width), dtype=torch.long)
+        for row, p in enumerate(prompts):
+            ids[row, : len(p)] = torch.tensor(p, dtype=torch.long)
+        ids = ids.to(self.device)
+        last = torch.tensor([len(p) - 1 for p in prompts], device=self.device)
+        where = torch.tensor(slots, device=self.device)
+        t = self.model.transformer
+        x = t.wte(ids) + t.wpe(torch.arange(width, device=self.device))[None]
+        for i, layer in enumerate(t.h):
+            h = layer.ln_1(x)
+            q, k, v = layer.attn.c_attn(h).split((self.embed, self.head_dim, self.head_dim), dim=-1)
+            self.keys[i, :, :width].index_copy_(0, where, k)
+            self.values[i, :, :width].index_copy_(0, where, v)
+            q = q.view(n, width, self.n_head, self.head_dim).transpose(1, 2)
+            a = F.scaled_dot_product_attention(q, k[:, None], v[:, None], is_causal=True, scale=self.scale,
+                                               enable_gqa=True)
+            x = layer.attn.c_proj(a.transpose(1, 2).reshape(n, width, self.embed)) + x
+            x = x + layer.mlp(layer.ln_2(x))
+        x = x[torch.arange(n, device=self.device), last]
+        return self.model.lm_head(t.ln_f(x))
+
+    # -- decode --------------------------------------------------------------------------------
+    def _forward(self, length: int):
+        """Logits [rows, vocab] of `tokens` at `pos`, attending to positions 0..pos of each slot
+        (only the first `length` positions are read)."""
+        t = self.model.transformer
+        rows, dim = self.rows, self.head_dim
+        x = t.wte(self.tokens) + t.wpe(self.pos)
+        columns = torch.arange(length, device=self.device)
+        bias = torch.zeros((rows, 1, 1, length), dtype=self.dtype, device=self.device)
+        bias.masked_fill_((columns[None, :] > self.pos[:, None])[:, None, None, :], float("-inf"))
+        at = self.pos[:, None, None].expand(rows, 1, dim)
+        for i, layer in enumerate(t.h):
+            h = layer.ln_1(x)
+            q, k, v = layer.attn.c_attn(h).split((self.embed, dim, dim), dim=-1)
+            self.keys[i].scatter_(1, at, k[:, None])
+            self.values[i].scatter_(1, at, v[:, None])
+            q = q.view(rows, 1, self.n_head, dim)  # heads as query positions of the one KV head
+            a = F.scaled_dot_product_attention(q, self.keys[i, :, None, :length], self.values[i, :, None, :length],
+                                               attn_mask=bias, scale=self.scale)
+            x = layer.attn.c_proj(a.reshape(rows, self.embed)) + x
+            x = x + layer.mlp(layer.ln_2(x))
+        return self.model.lm_head(t.ln_f(x))
+
+    def step(self, length: int):
+        """One decode step for every slot with key length `length` (from key_length); returns
+        the logits [rows, vocab] (on CUDA a buffer the next step overwrites)."""
+        if not self.graphs:
+            return self._forward(length)
+        captured = self._captured.get(length)
+        if captured is None:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):  # warm-up outside the capture (cuBLAS/SDPA set-up)
+                self._forward(length)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = self._forward(length)
+            captured = self._captured[length] = (graph, out)
+        graph, out = captured
+        graph.replay()
+        return out
