@@ -50,7 +50,7 @@ def build(lang: Language, root: str) -> list[str] | None:
     folder = tempfile.mkdtemp(dir=root, prefix=f"server-{lang.code}-")
     try:
         argv = lang.fork_server(folder, lib)
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
         LOG.info("%s: a fresh interpreter per program (no pre-loaded runtime: %s)", lang.code, exc)
         argv = None
     if argv is None:

@@ -10,7 +10,7 @@ from multiplt.execution.preflight import known_program
 from multiplt.execution.sandbox import NOBODY, Sandbox
 from multiplt.languages import registry
 from multiplt.languages.base import Language
-from tests.unit.execution.forkserver_programs import CORRUPT, MARKS, SHOW
+from tests.unit.execution.forkserver_programs import CORRUPT, MARKS, SHOW, stable
 from tests.unit.execution.helpers import installed, language_params
 from tests.unit.execution.status_programs import PROGRAMS as STATUS_PROGRAMS
 
@@ -85,8 +85,8 @@ def test_same_verdicts_as_a_fresh_interpreter(sandbox, code):
             forked = _run(sandbox, code, program)
             plain = fresh.run(lang, program, lang.timeout)
             assert not plain.sandbox_info.get("forked")
-            assert (forked.exit_code, forked.timed_out, forked.stdout, forked.stderr) == \
-                (plain.exit_code, plain.timed_out, plain.stdout, plain.stderr), program
+            assert (forked.exit_code, forked.timed_out, stable(code, forked.stdout), forked.stderr) \
+                == (plain.exit_code, plain.timed_out, stable(code, plain.stdout), plain.stderr), program
 
 
 @pytest.mark.slow
@@ -114,8 +114,8 @@ def test_reference_solutions_same_verdicts_forked_or_fresh(code, tmp_path):
         for label, (a, b) in runs.items():
             a, b = a.result(), b.result()
             assert a.sandbox_info.get("forked") and not b.sandbox_info.get("forked")
-            if (a.exit_code, a.timed_out, a.stdout, a.stderr) != \
-                    (b.exit_code, b.timed_out, b.stdout, b.stderr):
+            if (a.exit_code, a.timed_out, stable(code, a.stdout), a.stderr) != \
+                    (b.exit_code, b.timed_out, stable(code, b.stdout), b.stderr):
                 differ.append(f"{label}: forked {a.exit_code} {a.stderr[-300:]!r} / fresh "
                               f"{b.exit_code} {b.stderr[-300:]!r}")
     assert not differ, "\n".join(differ)
