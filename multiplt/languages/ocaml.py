@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
                                      Param, Unsupported, contains)
 from multiplt.languages.types import PyType
@@ -136,6 +140,36 @@ class OCamlLanguage(Language):
     def command(self, path: str) -> list[str]:
         return ["ocaml", path]
 
+    def fork_server(self, folder: str, library: str) -> list[str] | None:
+        """The `ocaml` toplevel started once (loading its 20 MB of bytecode is most of a fresh
+        `ocaml` run). The server is the toplevel running a script of ours (_SERVER) that loads
+        a primitive library (_GLUE, with init.c's fork server compiled in: the toplevel loads
+        it privately, so it cannot use `library`'s symbols) and forks; in each program it runs
+        the program file with the toplevel's own script runner (Toploop.run_script, what
+        `ocaml FILE` calls: a fresh typing environment, same messages) and exits as `ocaml`
+        does (0, or 2 when a phrase failed). One OS thread, no timer signal: a fork is a whole
+        runtime."""
+        ocaml, ocamlc = shutil.which("ocaml"), shutil.which("ocamlc")
+        if not (ocaml and ocamlc):
+            return None
+        where = subprocess.run([ocamlc, "-where"], capture_output=True, text=True, timeout=60,
+                               check=True).stdout.strip()
+        if not os.path.exists(os.path.join(where, "caml", "mlvalues.h")):
+            raise OSError(f"no OCaml C headers in {where}")
+        from multiplt.execution import native  # the execution side builds C the one way
+
+        dll = native.build_source(folder, "dllmultiplt_fork.so", native.source() + _GLUE.encode(),
+                                  [["-shared", "-fPIC", "-DMULTIPLT_FORK_SERVER", f"-I{where}"]])
+        cma = os.path.join(folder, "multiplt_fork.cma")
+        subprocess.run([ocamlc, "-a", "-o", cma, "-dllib", os.path.abspath(dll)],
+                       capture_output=True, timeout=120, check=True)
+        server = os.path.join(folder, "server.ml")
+        with open(server, "w", encoding="utf-8") as f:
+            f.write(_SERVER.format(cma=ocaml_string(os.path.abspath(cma))))
+        for path in (cma, server):
+            os.chmod(path, 0o644)
+        return ["ocaml", server]
+
     def classify(self, exit_code: int, stdout: str, stderr: str) -> str:
         if exit_code == 0:
             return OK
@@ -146,3 +180,26 @@ class OCamlLanguage(Language):
         if contains(stderr, r"Assert_failure"):
             return ASSERTION_ERROR
         return EXCEPTION
+
+
+# The fork server's primitives (fork_server), appended to init.c's source.
+_GLUE = r"""
+#include <caml/mlvalues.h>
+#include <caml/alloc.h>
+
+value multiplt_ocaml_serve(value fd) { return Val_int(multiplt_serve(Int_val(fd))); }
+value multiplt_ocaml_program(value unit) { (void)unit; return caml_copy_string(multiplt_program()); }
+"""
+
+# The server, a toplevel script: `ocaml FILE` ends with exit status 0 when every phrase of FILE
+# ran, else 2 (Topmain); the program's own `exit n` leaves before that.
+_SERVER = """#load {cma};;
+#directory "+compiler-libs";;
+external serve : int -> int = "multiplt_ocaml_serve";;
+external program : unit -> string = "multiplt_ocaml_program";;
+let () =
+  Gc.compact ();
+  if serve 3 <> 0 then exit 0;
+  let path = program () in
+  exit (if Toploop.run_script Format.err_formatter path [|path|] then 0 else 2);;
+"""

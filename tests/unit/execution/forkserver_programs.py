@@ -51,7 +51,30 @@ print("global", undefined_global)
 error("raised")
 """
 
+# OCaml: the toplevel's own printer (a compiler-libs hook), Format and Printexc settings, an
+# at_exit function, then env, cwd and a thread through the unix and threads libraries
+_ML_SHOW = """let () = Printf.printf "env %s\\n" (try Sys.getenv "MULTIPLT_LEFT" with Not_found -> "unset")
+let () = Printf.printf "cwd %s\\n" (Sys.getcwd ())
+let () = Printf.printf "file %b\\n" (Sys.file_exists "/tmp/left.txt")
+let () = Printf.printf "margin %d backtrace %b\\n" (Format.get_margin ()) (Printexc.backtrace_status ())
+let multiplt_mark = [1; 2]
+let () = assert (List.length multiplt_mark = 3)
+"""
+
 CORRUPT: dict[str, str] = {
+    "ml": """#directory "+threads";;
+#load "unix.cma";;
+#load "threads.cma";;
+#directory "+compiler-libs";;
+let () = Unix.putenv "MULTIPLT_LEFT" "corrupted"
+let () = Sys.chdir "/"
+let () = let oc = open_out "/tmp/left.txt" in output_string oc "x"; close_out oc
+let () = Format.set_margin 20; Printexc.record_backtrace true
+let () = at_exit (fun () -> print_endline "HIJACKED at_exit")
+let () = Toploop.print_out_phrase := (fun ppf _ -> Format.fprintf ppf "HIJACKED phrase@.")
+let _ = Thread.create (fun () -> while true do print_endline "leftover thread"; Thread.delay 0.001 done) ()
+let () = Thread.delay 0.01
+""" + _ML_SHOW,
     "lua": """lu = require('luaunit')
 multiplt_mark = "corrupted"
 lu.multiplt_mark = "corrupted"
@@ -89,6 +112,7 @@ assign("stopifnot", function(...) cat("HIJACKED stopifnot\\n"), envir = baseenv(
 }
 
 SHOW: dict[str, str] = {
+    "ml": _ML_SHOW,
     "lua": _LUA_SHOW,
     "r": _R_SHOW,
     "rkt": "#lang racket\n(require rackunit)\n" + _RKT_SHOW,
