@@ -56,6 +56,7 @@ error("raised")
 _ML_SHOW = """let () = Printf.printf "env %s\\n" (try Sys.getenv "MULTIPLT_LEFT" with Not_found -> "unset")
 let () = Printf.printf "cwd %s\\n" (Sys.getcwd ())
 let () = Printf.printf "file %b\\n" (Sys.file_exists "/tmp/left.txt")
+let () = print_endline (String.concat " " (List.sort compare (Array.to_list (Sys.readdir "/proc/self/fd"))))
 let () = Printf.printf "margin %d backtrace %b\\n" (Format.get_margin ()) (Printexc.backtrace_status ())
 let multiplt_mark = [1; 2]
 let () = assert (List.length multiplt_mark = 3)
