@@ -119,3 +119,17 @@ def test_reference_solutions_same_verdicts_forked_or_fresh(code, tmp_path):
                 differ.append(f"{label}: forked {a.exit_code} {a.stderr[-300:]!r} / fresh "
                               f"{b.exit_code} {b.stderr[-300:]!r}")
     assert not differ, "\n".join(differ)
+
+
+@pytest.mark.parametrize("code", language_params(["lua"]))
+def test_without_lua_headers_a_fresh_interpreter(code, tmp_path, monkeypatch):
+    """The Lua server's glue needs lua.h (liblua5.4-dev): without it, programs start a fresh
+    lua5.4 (the batch goes on; the log says why)."""
+    from multiplt.execution import forkserver
+    from multiplt.languages import lua
+
+    monkeypatch.setattr(lua, "LUA_INCLUDE", str(tmp_path / "no-headers"))
+    if forkserver.library(str(tmp_path)) is None:
+        pytest.skip("the fork servers' library cannot be built here")
+    assert forkserver.build(languages.get(code), str(tmp_path)) is None
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("server-")]
