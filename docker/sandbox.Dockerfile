@@ -22,11 +22,12 @@ ENV DEBIAN_FRONTEND=noninteractive \
 
 # The language runtimes (Debian's packages, as in scripts/setup.sh): Racket with rackunit,
 # R (Rscript), OCaml, Lua 5.4 with luaunit; bubblewrap and util-linux (prlimit) for the sandbox;
-# gcc and libc6-dev build the warm sandbox's init (multiplt/execution/init.c) below.
+# gcc and libc6-dev build the warm sandbox's init (multiplt/execution/init.c) below; liblua5.4-dev
+# (lua.h) the glue of the Lua fork server (multiplt/languages/lua.py).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       racket r-base-core ocaml-nox lua5.4 lua-unit bubblewrap util-linux procps ca-certificates curl \
-      gcc libc6-dev \
+      gcc libc6-dev liblua5.4-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # Image metadata before the slow steps, so that it is built once (each build step copies the

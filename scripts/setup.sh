@@ -18,7 +18,7 @@ APT_PACKAGES=(
   racket                              # racket (rackunit is in racket-common)
   r-base-core                         # Rscript
   ocaml-nox                           # ocaml toplevel
-  lua5.4 lua-unit                     # lua5.4, luaunit
+  lua5.4 lua-unit liblua5.4-dev       # lua5.4, luaunit; lua.h for the fork server glue (lua.py)
   bubblewrap                          # bwrap: the sandbox's namespaces
   gcc libc6-dev                       # cc: builds the warm sandbox's init (multiplt/execution/init.c)
   util-linux                          # setpriv, unshare, prlimit

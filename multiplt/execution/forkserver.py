@@ -5,8 +5,8 @@ fork-server mode does the forking).
 Why: a program's own work is milliseconds; a fresh `racket` spends about 0.4 s loading `racket`
 and `rackunit` first. A fork of a runtime that has done so starts where that work ends.
 
-Isolation is the per-program init's, step for step: the server forks a helper that enters new
-mount, IPC and PID namespaces, whose pid 1 mounts the fresh /tmp and /proc, empties every
+Isolation is the per-program init's, step for step: the server clones pid 1 into new mount,
+IPC and PID namespaces (and waits for it, as the init's helper does); pid 1 mounts the fresh /tmp and /proc, empties every
 capability set and sets the limits, then forks the program (pid 2, own session, stdin
 /dev/null). The only difference is that pid 2 returns into the loaded runtime instead of
 exec'ing a new one. The server runs no program code: what a program changes in its copy of the
@@ -50,7 +50,7 @@ def build(lang: Language, root: str) -> list[str] | None:
     folder = tempfile.mkdtemp(dir=root, prefix=f"server-{lang.code}-")
     try:
         argv = lang.fork_server(folder, lib)
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
         LOG.info("%s: a fresh interpreter per program (no pre-loaded runtime: %s)", lang.code, exc)
         argv = None
     if argv is None:

@@ -19,11 +19,12 @@
  * (0, /tmp/NAME is the program, multiplt_program() names it) or at the end of the requests (-1).
  * Each request on CONTROL_FD (a SOCK_SEQPACKET socket) carries the argv above as NUL-separated
  * strings (COMMAND is ignored) and 4 descriptors: program text, stdout, stderr, status. The server
- * sends "R" once ready, then forks a helper per request that does exactly what this program does, except that pid 2 is a
- * fork of pid 1 that returns into the runtime instead of an exec; the server keeps nothing of it.
- * Capabilities: this helper gets the sandbox's from the supervisor as ambient ones (it mounts and
- * unshares); pid 1 empties every set before the program starts, and the program runs as a
- * non-root uid, so it execs with none.
+ * sends "R" once ready, then per request clones pid 1 into new namespaces itself (instead of a
+ * helper that unshares) and waits for it; pid 1 does exactly what it does here, except that pid 2
+ * is a fork of pid 1 that returns into the runtime instead of an exec; the server keeps nothing
+ * of it. Capabilities: this helper (or the server) gets the sandbox's from the supervisor as
+ * ambient ones (it mounts and unshares); pid 1 empties every set before the program starts, and
+ * the program runs as a non-root uid, so it execs with none.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
@@ -88,9 +90,10 @@ static void set_limit(int resource, const char *value) {
 static char program_path[4096];
 #endif
 
-/* Runs in this helper (after fd 0..3 are set): never returns, except in the program when forked
- * from a server (MULTIPLT_FORK_SERVER), where it returns once pid 2 may run the program. */
-static void enter(int argc, char **argv) {
+/* Runs in this helper (after fd 0..3 are set), or with `as_init` in a pid 1 that a server
+ * cloned into new namespaces already: never returns, except in the program when forked from a
+ * server (MULTIPLT_FORK_SERVER), where it returns once pid 2 may run the program. */
+static void enter(int argc, char **argv, int as_init) {
     if (argc < 8) {
         status("E usage: init TMP_SIZE AS NPROC LIB LIB_MOUNT NAME COMMAND [ARG...]");
         _exit(2);
@@ -99,24 +102,30 @@ static void enter(int argc, char **argv) {
     const char *lib_mount = argv[5], *name = argv[6];
     char **command = argv + 7;
     (void)command;
-    /* The program's text, read before anything else happens. */
+    /* The program's text, read before anything else happens. In pages of its own, not from
+     * malloc: in a fork of a runtime, a malloc this size first consolidates the runtime's free
+     * chunks, which copies (copy-on-write) pages of its heap for nothing. */
     size_t size = 0, cap = 1 << 16;
-    char *text = malloc(cap);
-    if (!text) fail("malloc");
+    char *text = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (text == MAP_FAILED) fail("mmap");
     for (;;) {
-        if (size == cap && !(text = realloc(text, cap *= 2))) fail("realloc");
+        if (size == cap) {
+            text = mremap(text, cap, cap * 2, MREMAP_MAYMOVE);
+            if (text == MAP_FAILED) fail("mremap");
+            cap *= 2;
+        }
         ssize_t n = read(0, text + size, cap - size);
         if (n < 0) { if (errno == EINTR) continue; fail("read the program"); }
         if (n == 0) break;
         size += n;
     }
     /* New mount and IPC namespaces for this process, a new PID namespace for its next child. */
-    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID) != 0) fail("unshare");
+    if (!as_init && unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID) != 0) fail("unshare");
     /* Opened before the new /tmp hides it; a bind needs a source in this mount namespace. */
     int lib_fd = -1;
     if (*lib && (lib_fd = open(lib, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) fail("open the library");
 
-    pid_t init = fork();
+    pid_t init = as_init ? 0 : fork();
     if (init < 0) fail("fork");
     if (init > 0) {  /* outside: wait for pid 1, then leave (its status went to fd 3) */
         status("P %d", (int)init);  /* at the deadline the supervisor kills it */
@@ -154,7 +163,7 @@ static void enter(int argc, char **argv) {
         done += n;
     }
     close(fd);
-    free(text);
+    munmap(text, cap);
     if (chdir("/tmp") != 0) fail("chdir /tmp");
     drop_capabilities();
     set_limit(RLIMIT_AS, as);
@@ -204,7 +213,7 @@ static void enter(int argc, char **argv) {
 
 #ifndef MULTIPLT_FORK_SERVER
 int main(int argc, char **argv) {
-    enter(argc, argv);
+    enter(argc, argv, 0);
     return 0;
 }
 #else
@@ -219,7 +228,6 @@ const char *multiplt_program(void) { return program_path; }
 int multiplt_serve(int control_fd) {
     if (send(control_fd, "R", 1, MSG_NOSIGNAL) != 1) return -1;  /* loaded: ready for requests */
     for (;;) {
-        while (waitpid(-1, NULL, WNOHANG) > 0) {}  /* helpers of finished programs */
         char data[MAX_REQUEST];
         char cbuf[CMSG_SPACE(4 * sizeof(int))];
         struct iovec iov = {data, sizeof data - 1};
@@ -252,20 +260,31 @@ int multiplt_serve(int control_fd) {
         argv[argc++] = "multiplt-fork";
         for (char *p = data; p < data + n && argc < 63; p += strlen(p) + 1) argv[argc++] = p;
         argv[argc] = NULL;
-        pid_t helper = fork();
-        if (helper == 0) {
+        /* pid 1 straight from the server, in new mount, IPC and PID namespaces: one copy of the
+         * runtime fewer than a helper that unshares and forks it. A raw clone (fork semantics):
+         * glibc's fork cannot add namespaces. pid 1 runs no runtime code, and its own fork of
+         * the program is glibc's, so the program's thread bookkeeping is right. */
+        pid_t init = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWNS | CLONE_NEWIPC |
+                                                                CLONE_NEWPID | SIGCHLD), 0, 0, 0, 0);
+        if (init == 0) {
             close(control_fd);
             /* fds[i] >= 4: fds 0..3 are the server's own (0-2 and the control socket) */
             if (dup2(fds[3], STATUS_FD) < 0 || dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 ||
                 dup2(fds[2], 2) < 0) _exit(1);
             for (int i = 0; i < 4; i++) close(fds[i]);
-            enter(argc, argv);
+            enter(argc, argv, 1);
             return 0;  /* in the program (pid 2) */
         }
-        if (helper < 0) {
-            dprintf(fds[3], "E fork: %s\n", strerror(errno));
+        if (init < 0) {
+            dprintf(fds[3], "E clone: %s\n", strerror(errno));
+        } else {
+            dprintf(fds[3], "P %d\n", (int)init);  /* at the deadline the supervisor kills it */
         }
-        for (int i = 0; i < 4; i++) close(fds[i]);
+        for (int i = 0; i < 3; i++) close(fds[i]);
+        /* As the helper did: the status pipe closes once pid 1 is reaped, which is once its
+         * namespace is empty, so the supervisor answers only then. */
+        while (init > 0 && waitpid(init, NULL, 0) < 0 && errno == EINTR) {}
+        close(fds[3]);
     }
 }
 

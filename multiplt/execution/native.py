@@ -37,35 +37,43 @@ def build(dest_dir: str, name: str = NAME) -> str | None:
     """The compiled init (or with name=FORK_LIBRARY, the fork servers' library), copied into
     `dest_dir` (which the sandbox user can read); None where it cannot be built (the reason is
     logged)."""
-    src = source()
-    key = hashlib.sha256(src + name.encode() + os.uname().machine.encode()).hexdigest()[:16]
+    try:
+        return build_source(dest_dir, name, source(), _BUILDS[name])
+    except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+        LOG.info("warm sandboxes start programs %s (cannot build %s: %s)",
+                 "from Python" if name == NAME else "without pre-loaded runtimes", name, exc)
+        return None
+
+
+def build_source(dest_dir: str, name: str, src: bytes, builds: list[list[str]]) -> str:
+    """C source `src` compiled with the first of `builds` (lists of compiler flags) that works,
+    cached by source and flags, copied into `dest_dir` as `name`. Raises OSError,
+    SubprocessError or RuntimeError (no compiler, it failed) where it cannot be built. A
+    language's own glue for its pre-loaded runtime (Language.fork_server) is built this way."""
+    key = hashlib.sha256(src + repr(builds).encode() + name.encode()
+                         + os.uname().machine.encode()).hexdigest()[:16]
     cached = os.path.join(_cache_dir(), f"{name}-{key}")
     if not os.path.exists(cached):
-        try:
-            _compile(src, cached, name)
-        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
-            LOG.info("warm sandboxes start programs %s (cannot build %s: %s)",
-                     "from Python" if name == NAME else "without pre-loaded runtimes", name, exc)
-            return None
+        _compile(src, cached, name, builds)
     dest = os.path.join(dest_dir, name)
     shutil.copyfile(cached, dest)
     os.chmod(dest, 0o755)
     return dest
 
 
-def _compile(src: bytes, out: str, name: str) -> None:
+def _compile(src: bytes, out: str, name: str, builds: list[list[str]]) -> None:
     cc = shutil.which(os.environ.get("CC") or "gcc")
     if not cc:
         raise RuntimeError("no C compiler (Debian package gcc)")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        c_file = os.path.join(tmp, "init.c")
+        c_file = os.path.join(tmp, "source.c")
         with open(c_file, "wb") as f:
             f.write(src)
         binary = os.path.join(tmp, name)
         errors = []
         # The init: static first, no dynamic loading at each start (about a third of its exec time).
-        for flags in _BUILDS[name]:
+        for flags in builds:
             proc = subprocess.run([cc, "-O2", "-Wall", *flags, "-o", binary, c_file],
                                   capture_output=True, text=True, timeout=120)
             if proc.returncode == 0:
@@ -80,7 +88,7 @@ def _compile(src: bytes, out: str, name: str) -> None:
         os.replace(tmp_out, out)  # atomic: concurrent builders agree on the result
 
 
-if __name__ == "__main__":  # `python -m multiplt.execution.native`: build (and cache) both now
+if __name__ == "__main__":  # `python -m multiplt.execution.native`: build (and cache) all now
     import sys
     import tempfile as _tempfile
 
@@ -91,4 +99,12 @@ if __name__ == "__main__":  # `python -m multiplt.execution.native`: build (and 
             built = build(_tmp, _name)
         print(f"{_name}: {'built and cached in ' + _cache_dir() if built else 'not built'}")
         ok = ok and bool(built)
+    # and what each language's pre-loaded runtime compiles for itself (Language.fork_server)
+    from multiplt.execution import forkserver
+    from multiplt.languages import registry
+
+    for _code in registry.names():
+        with _tempfile.TemporaryDirectory() as _tmp:
+            _argv = forkserver.build(registry.get(_code), _tmp)
+        print(f"{_code}: {'a pre-loaded runtime' if _argv else 'a fresh interpreter per program'}")
     sys.exit(0 if ok else 1)

@@ -31,10 +31,11 @@ Pre-loaded runtimes (forkserver.py says why and what each language does): where 
 names a `server` (an argv), the supervisor keeps one such process per server argv, started once
 with the program environment and a SOCK_SEQPACKET control socket as fd 3; it loads the runtime
 and its test library and then runs init.c's code as a library (multiplt_serve): each request is
-a fork of it that takes the same steps as the compiled helper above, except that the program
-(pid 2) is a fork that returns into the loaded runtime instead of an exec:
+a clone of it into new PID, mount and IPC namespaces (pid 1, which the server waits for, as the
+compiled helper above does) that takes the same steps as the compiled init, except that the
+program (pid 2) is a fork that returns into the loaded runtime instead of an exec:
 
-  supervisor --request + fds--> server --fork--> helper --unshare+fork--> init (pid 1) --fork--> program
+  supervisor --request + fds--> server --clone(new PID, mount, IPC)--> init (pid 1) --fork--> program
 
 The server itself runs no program code, so whatever a program changes in its copy of the runtime
 is gone with its namespace. A server that dies is started again for the next program; this

@@ -11,6 +11,9 @@ from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, LIBRARY_MOUNT, 
                                      Language, Param, contains)
 from multiplt.languages.types import PyType
 
+#: where Debian's liblua5.4-dev puts lua.h (the fork server's glue is compiled against it)
+LUA_INCLUDE = "/usr/include/lua5.4"
+
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 
 
@@ -102,6 +105,28 @@ class LuaLanguage(Language):
         os.chmod(out, 0o644)
         return True
 
+    def fork_server(self, folder: str, library: str) -> list[str] | None:
+        """`lua5.4` with luaunit loaded (a fresh `lua5.4` costs more in exec, dynamic linking and
+        loading luaunit than most test programs run). The server is `lua5.4 -e CODE FILE`:
+        CODE loads luaunit and forks; in each program it returns and lua5.4's own main runs
+        FILE, switched to the program (_GLUE says how), exactly as `lua5.4 PROGRAM` runs it:
+        same chunk name, messages, traceback, exit status. Needs lua.h (liblua5.4-dev) to
+        build the glue; without it, a fresh interpreter per program."""
+        lua = shutil.which("lua5.4")
+        if not lua or not os.path.exists(os.path.join(LUA_INCLUDE, "lua.h")):
+            raise OSError(f"no lua5.4 or no {LUA_INCLUDE}/lua.h (Debian package liblua5.4-dev)")
+        from multiplt.execution import native  # the execution side builds C the one way
+
+        glue = native.build_source(folder, "multiplt-lua.so", _GLUE.encode(),
+                                   [["-shared", "-fPIC", f"-I{LUA_INCLUDE}"]])
+        server = os.path.join(folder, "server.lua")
+        placeholder = os.path.join(folder, "program.lua")  # never read: switched in each program
+        with open(server, "w", encoding="utf-8") as f:
+            f.write(_SERVER.format(library=lua_string(library), glue=lua_string(glue),
+                                   placeholder=lua_string(placeholder)))
+        os.chmod(server, 0o644)
+        return ["lua5.4", "-e", f"dofile({lua_string(server)})", placeholder]
+
     def classify(self, exit_code: int, stdout: str, stderr: str) -> str:
         summary = _SUMMARY.search(stdout)
         if summary:
@@ -120,3 +145,61 @@ class LuaLanguage(Language):
                         r"unfinished|malformed|invalid escape)"):
             return SYNTAX_ERROR
         return EXCEPTION
+
+
+# The fork server's glue (fork_server), a Lua C function. lua5.4's main (lua.c) runs `-e` code,
+# then loads the script named by its argv entry, which it reads only then. In each program the
+# glue points that entry at the program file, so lua.c itself loads and runs the program: the
+# same code path as `lua5.4 PROGRAM`. glibc passes the process's argc and argv to the
+# constructors of a library loaded later (dlopen), which is how the glue finds that entry.
+_GLUE = r"""
+#include <stdlib.h>
+#include <string.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+int multiplt_serve(int control_fd);
+const char *multiplt_program(void);
+
+static int saved_argc;
+static char **saved_argv;
+
+__attribute__((constructor)) static void keep_argv(int argc, char **argv, char **envp) {
+    (void)envp;
+    saved_argc = argc;
+    saved_argv = argv;
+}
+
+/* serve(control_fd, placeholder): nil when the requests end; in each program, true, with the
+ * script entry of argv (the placeholder) now the program file, for lua.c to run. */
+int multiplt_lua_serve(lua_State *L) {
+    int fd = (int)luaL_checkinteger(L, 1);
+    const char *placeholder = luaL_checkstring(L, 2);
+    if (!saved_argv || saved_argc < 2 || strcmp(saved_argv[saved_argc - 1], placeholder) != 0)
+        return luaL_error(L, "multiplt: the script argument is not %s", placeholder);
+    if (multiplt_serve(fd) != 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    char *program = strdup(multiplt_program());
+    if (!program) return luaL_error(L, "multiplt: out of memory");
+    saved_argv[saved_argc - 1] = program;
+    lua_pushstring(L, program);
+    return 1;
+}
+"""
+
+# The server (run by `lua5.4 -e 'dofile(...)' PLACEHOLDER`). `arg` is first made the table that
+# lua.c makes for `lua5.4 FILE` ([-1] the interpreter, [0] the file), because luaunit keeps the
+# table it finds when loaded (its command line); in each program [0] becomes the program. The
+# random generator is seeded again in each program, as a fresh interpreter seeds its own.
+_SERVER = """assert(package.loadlib({library}, "*"))
+local serve = assert(package.loadlib({glue}, "multiplt_lua_serve"))
+arg = {{[-1] = arg[-3], [0] = arg[0]}}
+require("luaunit")
+collectgarbage()
+local program = serve(3, {placeholder})
+if not program then os.exit(0) end
+arg[0] = program
+math.randomseed()
+"""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
                                      Param, Unsupported, contains)
 from multiplt.languages.types import PyType
@@ -136,6 +140,40 @@ class OCamlLanguage(Language):
     def command(self, path: str) -> list[str]:
         return ["ocaml", path]
 
+    def fork_server(self, folder: str, library: str) -> list[str] | None:
+        """The `ocaml` toplevel started once (loading its 20 MB of bytecode is most of a fresh
+        `ocaml` run). The server is the toplevel running a script of ours (_SERVER) that loads
+        a primitive library (_GLUE, with init.c's fork server compiled in: the toplevel loads
+        it privately, so it cannot use `library`'s symbols) and forks; in each program it runs
+        the program file with the toplevel's own script runner (Toploop.run_script, what
+        `ocaml FILE` calls: a fresh typing environment, same messages) and exits as `ocaml`
+        does (0, or 2 when a phrase failed). One OS thread, no timer signal: a fork is a whole
+        runtime."""
+        ocaml, ocamlc = shutil.which("ocaml"), shutil.which("ocamlc")
+        if not (ocaml and ocamlc):
+            return None
+        where = subprocess.run([ocamlc, "-where"], capture_output=True, text=True, timeout=60,
+                               check=True).stdout.strip()
+        if not os.path.exists(os.path.join(where, "caml", "mlvalues.h")):
+            raise OSError(f"no OCaml C headers in {where}")
+        from multiplt.execution import native  # the execution side builds C the one way
+
+        dll = native.build_source(folder, "dllmultiplt_fork.so", native.source() + _GLUE.encode(),
+                                  [["-shared", "-fPIC", "-DMULTIPLT_FORK_SERVER", f"-I{where}"]])
+        cma = os.path.join(folder, "multiplt_fork.cma")
+        subprocess.run([ocamlc, "-a", "-o", cma, "-dllib", os.path.abspath(dll)],
+                       capture_output=True, timeout=120, check=True)
+        server, warm_up = os.path.join(folder, "server.ml"), os.path.join(folder, "warm_up.ml")
+        with open(warm_up, "w", encoding="utf-8") as f:
+            f.write(_WARM_UP)
+        with open(server, "w", encoding="utf-8") as f:
+            f.write(_SERVER.format(cma=ocaml_string(os.path.abspath(cma)),
+                                   warm_up=ocaml_string(os.path.abspath(warm_up)),
+                                   script=ocaml_string(os.path.realpath(server))))
+        for path in (cma, server, warm_up):
+            os.chmod(path, 0o644)
+        return ["ocaml", server]
+
     def classify(self, exit_code: int, stdout: str, stderr: str) -> str:
         if exit_code == 0:
             return OK
@@ -146,3 +184,68 @@ class OCamlLanguage(Language):
         if contains(stderr, r"Assert_failure"):
             return ASSERTION_ERROR
         return EXCEPTION
+
+
+# The fork server's primitives (fork_server), appended to init.c's source.
+_GLUE = r"""
+#include <dirent.h>
+#include <caml/mlvalues.h>
+#include <caml/alloc.h>
+
+/* serve(control_fd, script): in each program (0), first closes the descriptor the toplevel
+ * holds on the server's own script, so the program's descriptors are those of `ocaml FILE`. */
+value multiplt_ocaml_serve(value fd, value script) {
+    int result = multiplt_serve(Int_val(fd));
+    DIR *dir = result == 0 ? opendir("/proc/self/fd") : NULL;
+    if (dir) {
+        struct dirent *entry;
+        char path[64], link[4096];
+        int mine = dirfd(dir), open_on_script = -1;
+        while ((entry = readdir(dir))) {
+            int n = atoi(entry->d_name);
+            snprintf(path, sizeof path, "/proc/self/fd/%d", n);
+            ssize_t len = readlink(path, link, sizeof link - 1);
+            if (n == mine || len < 0) continue;
+            link[len] = 0;
+            if (strcmp(link, String_val(script)) == 0) open_on_script = n;
+        }
+        closedir(dir);
+        if (open_on_script >= 0) close(open_on_script);
+    }
+    return Val_int(result);
+}
+
+value multiplt_ocaml_program(value unit) { (void)unit; return caml_copy_string(multiplt_program()); }
+"""
+
+# The server, a toplevel script. `ocaml FILE` (Topmain) calls Toploop.run_script, which sets
+# the load path (FILE's folder first, then the standard library's), empties the cache of
+# compiled interfaces (.cmi), builds the initial typing environment (Stdlib opened), then runs
+# FILE's phrases (use_silently) and ends with exit status 0 when every phrase ran, else 2. The
+# server does the first three once, for a file in /tmp as every program is (a name that does not
+# exist: run_script stops there), and reads the standard library interfaces that test programs
+# use (WARM_UP, its own, then forgotten: the environment is set back to the initial one); each
+# program then runs its phrases in that initial environment.
+_SERVER = """#load {cma};;
+#directory "+compiler-libs";;
+external serve : int -> string -> int = "multiplt_ocaml_serve";;
+external program : unit -> string = "multiplt_ocaml_program";;
+let () =
+  let quiet = Format.make_formatter (fun _ _ _ -> ()) ignore in
+  ignore (Toploop.run_script quiet "/tmp/.multiplt-no-such-file.ml" [||]);
+  let initial = !Toploop.toplevel_env in
+  ignore (Toploop.use_silently quiet {warm_up});
+  Toploop.toplevel_env := initial;
+  Gc.compact ();
+  if serve 3 {script} <> 0 then exit 0;
+  let path = program () in
+  Toploop.override_sys_argv [|path|];
+  exit (if Toploop.use_silently Format.err_formatter path then 0 else 2);;
+"""
+
+_WARM_UP = """let _ = List.length [1] + String.length "a" + Char.code 'a' + Array.length [||]
+let _ = Printf.sprintf "%d %s %f" 1 "a" 1.0, Buffer.create 1, Bytes.create 1, Hashtbl.create 1
+let _ = Float.abs 1.0, Int.abs 1, Option.is_some None, Seq.empty, String.concat "" [], compare 1 2
+let _ = try assert (List.rev [1; 2] = [1; 2]) with Assert_failure _ -> ()
+let _ = (fun (x : int) : int option -> Some x) 1, List.map (fun (a, b) -> a + b) [(1, 2)]
+"""

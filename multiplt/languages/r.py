@@ -126,9 +126,13 @@ class RLanguage(Language):
         return EXCEPTION
 
 
-# The pre-loaded runtime (fork_server). Both statements on the last line: after it, R reads the
-# program as the rest of its console input. In the program, the session's temp folder (made at
+# The pre-loaded runtime (fork_server). Base R's functions are lazy-loaded (a promise per name,
+# read and unserialized from base.rdb when first used, again in every program): the first line
+# forces them all once (measured: a reference program's own CPU time from about 32 to 20 ms);
+# it loads no namespace. Both statements on the last line: after it, R reads the program as the
+# rest of its console input. In the program, the session's temp folder (made at
 # start-up in the server's /tmp) is made again in the program's fresh /tmp.
-_SERVER = """invisible(dyn.load({library}))
+_SERVER = """invisible(lapply("base", function(ns) {{ e <- asNamespace(ns); for (n in ls(e, all.names = TRUE)) get(n, envir = e) }}))
+invisible(dyn.load({library}))
 if (.C("multiplt_serve_console_ptr", 3L, {script}, result = 0L)$result == 0L) invisible(tempdir(check = TRUE)) else quit(save = "no", status = 1)
 """

@@ -125,7 +125,7 @@ def test_sandbox_image_has_every_language_runtime():
                 assert re.search(r"^ARG SANDBOX_BASE=python:3\.11\S*\nFROM \$\{SANDBOX_BASE\}$", text, re.M)
                 continue
             assert providing_package(binary) in closure, f"sandbox image lacks {binary} ({lang.name})"
-    for needed in ("bubblewrap", "lua-unit", "util-linux"):
+    for needed in ("bubblewrap", "lua-unit", "liblua5.4-dev", "util-linux"):
         assert needed in apt, f"sandbox image lacks {needed}"
     # and every program the executor and the languages run (bwrap, prlimit, setpriv, luac5.4, ...)
     from tests.system_facts import is_essential, programs_in_python

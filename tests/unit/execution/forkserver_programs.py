@@ -10,6 +10,17 @@ fails a test assertion and raises, so that hijacked printers or handlers would s
 
 from __future__ import annotations
 
+import re
+
+#: output that differs between two runs of one program anyway (luaunit prints its run time)
+_VOLATILE = {"lua": re.compile(r"(Ran \d+ tests? in )[\d.]+( seconds?)")}
+
+
+def stable(code: str, text: str) -> str:
+    """`text` with what varies from run to run (a measured time) masked."""
+    pattern = _VOLATILE.get(code)
+    return pattern.sub(r"\1#\2", text) if pattern else text
+
 _RKT_SHOW = """(printf "env ~a\\n" (getenv "MULTIPLT_LEFT"))
 (printf "cwd ~a\\n" (current-directory))
 (printf "mark ~a\\n" (with-handlers ([(lambda (e) #t) (lambda (e) 'unbound)])
@@ -28,7 +39,57 @@ print(pi)
 stopifnot(isTRUE(all.equal(1, 2)))
 """
 
+# Lua has no OS threads, no setenv and no chdir; a corrupted luaunit (the module every program
+# shares in the server), string library, globals, collector, debug hook and a suspended coroutine
+_LUA_SHOW = """lu = require('luaunit')
+print("mark", rawget(_G, "multiplt_mark"), lu.multiplt_mark, package.loaded.multiplt_mark)
+print("file", io.open("/tmp/left.txt") ~= nil)
+print("upper", string.upper("abc"), ("abc"):rep(2))
+print("gc", collectgarbage("isrunning"), debug.gethook(), getmetatable(_G))
+print("check", pcall(lu.assertEquals, 1, 2))
+print("global", undefined_global)
+error("raised")
+"""
+
+# OCaml: the toplevel's own printer (a compiler-libs hook), Format and Printexc settings, an
+# at_exit function, then env, cwd and a thread through the unix and threads libraries
+_ML_SHOW = """let () = Printf.printf "env %s\\n" (try Sys.getenv "MULTIPLT_LEFT" with Not_found -> "unset")
+let () = Printf.printf "cwd %s\\n" (Sys.getcwd ())
+let () = Printf.printf "file %b\\n" (Sys.file_exists "/tmp/left.txt")
+let () = print_endline (String.concat " " (List.sort compare (Array.to_list (Sys.readdir "/proc/self/fd"))))
+let () = Printf.printf "margin %d backtrace %b\\n" (Format.get_margin ()) (Printexc.backtrace_status ())
+let multiplt_mark = [1; 2]
+let () = assert (List.length multiplt_mark = 3)
+"""
+
 CORRUPT: dict[str, str] = {
+    "ml": """#directory "+threads";;
+#load "unix.cma";;
+#load "threads.cma";;
+#directory "+compiler-libs";;
+let () = Unix.putenv "MULTIPLT_LEFT" "corrupted"
+let () = Sys.chdir "/"
+let () = let oc = open_out "/tmp/left.txt" in output_string oc "x"; close_out oc
+let () = Format.set_margin 20; Printexc.record_backtrace true
+let () = at_exit (fun () -> print_endline "HIJACKED at_exit")
+let () = Toploop.print_out_phrase := (fun ppf _ -> Format.fprintf ppf "HIJACKED phrase@.")
+let _ = Thread.create (fun () -> while true do print_endline "leftover thread"; Thread.delay 0.001 done) ()
+let () = Thread.delay 0.01
+""" + _ML_SHOW,
+    "lua": """lu = require('luaunit')
+multiplt_mark = "corrupted"
+lu.multiplt_mark = "corrupted"
+package.loaded.multiplt_mark = "corrupted"
+io.open("/tmp/left.txt", "w"):write("x"):close()
+string.upper = function() return "HIJACKED upper" end
+getmetatable("").__index.rep = function() return "HIJACKED rep" end
+lu.assertEquals = function() return "HIJACKED check" end
+collectgarbage("stop")
+debug.sethook(function() end, "", 1000000)
+setmetatable(_G, {__index = function(_, k) return "HIJACKED global " .. k end})
+local co = coroutine.create(function() coroutine.yield() end)
+coroutine.resume(co)
+""" + _LUA_SHOW,
     # R has no threads to leave; a redefined base function and a changed option instead
     "r": """Sys.setenv(MULTIPLT_LEFT = "corrupted")
 setwd("/")
@@ -52,6 +113,8 @@ assign("stopifnot", function(...) cat("HIJACKED stopifnot\\n"), envir = baseenv(
 }
 
 SHOW: dict[str, str] = {
+    "ml": _ML_SHOW,
+    "lua": _LUA_SHOW,
     "r": _R_SHOW,
     "rkt": "#lang racket\n(require rackunit)\n" + _RKT_SHOW,
 }

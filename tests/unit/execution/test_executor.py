@@ -18,6 +18,7 @@ from multiplt.errors import MultipltError, PlatformError
 from multiplt.execution import executor, files, preflight, retry
 from multiplt.execution.process import Finished
 from multiplt.execution.sandbox import Sandbox
+from multiplt.languages import lua
 from multiplt.languages.lua import LuaLanguage
 from tests.unit.execution.helpers import installed
 
@@ -183,13 +184,19 @@ def test_refuses_without_isolation_unless_unsafe(tmp_path, monkeypatch):
     assert read_results(tmp_path, "P")["results"][0]["status"] == "OK"
 
 
-def test_preflight_catches_a_missing_test_library():
+@pytest.mark.parametrize("preload", [True, False], ids=["forked", "fresh"])
+def test_preflight_catches_a_missing_test_library(preload):
     class BrokenLua(LuaLanguage):
         def env(self):
             return {"LUA_PATH": "/nonexistent/?.lua"}  # luaunit cannot be found
 
-    with pytest.raises(PlatformError, match="preflight for lua .* known-good program ended Exception"):
-        preflight.preflight(Sandbox(), [BrokenLua()])
+    if preload and not os.path.exists(os.path.join(lua.LUA_INCLUDE, "lua.h")):
+        pytest.skip("no lua.h: Lua has no pre-loaded runtime here")
+    # forked: the pre-loaded runtime, which loads luaunit first, cannot start
+    expected = (r"(?s)pre-loaded runtime lua5.4 did not start: .*module 'luaunit' not found"
+                if preload else "preflight for lua .* known-good program ended Exception")
+    with pytest.raises(PlatformError, match=expected):
+        preflight.preflight(Sandbox(preload=preload), [BrokenLua()])
 
 
 def test_preflight_says_julia_is_missing():
