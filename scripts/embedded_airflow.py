@@ -128,7 +128,8 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
         chain_job.set_variable(client, key, value)
     for dag_id in chain_job.CHAIN[1:]:  # Asset-triggered runs start only on unpaused DAGs
         client.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-    corpus = {"source": args.source, "out": folders["corpus"], "shards": 1, "dedup_buckets": 1}
+    corpus = {"source": args.source, "out": folders["corpus"], "shards": 1, "dedup_buckets": 1,
+              "workers": 2}
     if args.corpus_limit:
         corpus["limit"] = args.corpus_limit
     print(f"chain on {args.model} into {', '.join(langs)} (n={args.n}, max_new_tokens="
