@@ -76,7 +76,13 @@ def test_main_job_runs_the_chain_and_prints_every_funnel(embedded_airflow, tiny_
                                        corpus_limit=None, n=1, max_new_tokens=32, limit=1,
                                        timeout=900)
     since = launcher.datetime.datetime.now(launcher.datetime.timezone.utc)
-    rc = launcher.main_job(embedded_airflow, args)
+    try:
+        rc = launcher.main_job(embedded_airflow, args)
+    finally:  # the session's other tests find the chain paused and its Variables unset again
+        for dag_id in chain_job.CHAIN:
+            embedded_airflow.client.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
+        for key in ("multiplt_testgen", "multiplt_translate", "multiplt_finetune", "multiplt_publish"):
+            embedded_airflow.client.request("DELETE", f"/api/v2/variables/{key}", ok=(204, 404))
     out = capsys.readouterr().out
     assert rc == 0, out
     [root] = re.findall(r"outputs under (\S+)", out)
