@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""Wall time of the README's main job (`scripts/main.sh --exit-when-done`) on this machine.
+"""Wall time of the README's main job (`scripts/main.sh --exit-when-done`: the MultiPL-T chain
+on the tiny model) on this machine.
 
 Runs it end to end in a fresh AIRFLOW_HOME and data directory (the tiny model and .venv are
-reused when present, as on a rerun), and records the result in bench/results/main_job.json.
-Goal: under 15 minutes on 2 cores.
+reused when present, as on a rerun), and records the result in bench/results/main_job.json with
+the commit measured, the load average and when each DAG's runs started and ended.
+Goal: under 15 minutes on 2 cores from a fresh clone.
 
-    .venv/bin/python bench/main_job.py [--keep] [-- extra main.sh arguments]
+    .venv/bin/python bench/main_job.py [--keep] [--no-setup] [-- extra main-job arguments]
+
+--no-setup times the chain part alone: what main.sh runs after scripts/setup.sh (the tiny
+model build when `models/tiny` is missing, then scripts/embedded_airflow.py main-job), for a
+checkout whose .venv must not be reinstalled.
 """
 
 from __future__ import annotations
@@ -28,9 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 GOAL_S = 15 * 60
 
 
-def phases(output: str) -> dict[str, str]:
-    """Wall-clock marks the job prints (model build, Airflow up, run states)."""
-    marks = {}
+def phases(output: str) -> dict:
+    """Wall-clock marks the job prints (model build, Airflow up, first and last state of every
+    DAG's runs)."""
+    marks: dict = {"runs": {}}
     for line in output.splitlines():
         if line.startswith("main.sh: building the tiny local model"):
             marks["model_built_by_this_run"] = True
@@ -40,10 +47,40 @@ def phases(output: str) -> dict[str, str]:
         m = re.match(r"^(\d\d:\d\d:\d\d) embedded Airflow is healthy", line)
         if m:
             marks["airflow_healthy_at"] = m.group(1)
-        m = re.match(r"^\s+(\d\d:\d\d:\d\d) (queued|running|success|failed)$", line)
+        m = re.match(r"^\s+(\d\d:\d\d:\d\d) (multiplt_\w+) (\S+): (\w+)$", line)
         if m:
-            marks.setdefault(f"run_{m.group(2)}_at", m.group(1))
+            at, dag, run, state = m.groups()
+            marks["runs"].setdefault(f"{dag} {run}", {}).setdefault(state, at)
     return marks
+
+
+def block(output: str, title: str) -> list[str]:
+    """The lines the job printed after `title` up to the next empty line."""
+    lines = output.splitlines()
+    if title not in lines:
+        return []
+    rest = lines[lines.index(title) + 1:]
+    return rest[:rest.index("")] if "" in rest else rest
+
+
+def commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                           capture_output=True, text=True).stdout.strip()
+    return head.stdout.strip() + ("+uncommitted changes" if dirty else "")
+
+
+def chain_only_command(extra: list[str]) -> list[str]:
+    """main.sh after setup.sh: the tiny model when missing, then the launcher."""
+    model = REPO / "models" / "tiny"
+    script = (f'set -e; if [ ! -f "{model}/config.json" ]; then '
+              f'echo "main.sh: building the tiny local model in {model}"; '
+              f'.venv/bin/multiplt model init-tiny --out "{model}"; fi; '
+              f'echo "main.sh: $(date +%T) tiny model ready: {model}"; '
+              f'export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1; '
+              f'exec .venv/bin/python scripts/embedded_airflow.py --home "$MULTIPLT_AIRFLOW_HOME" '
+              f'--data "$MULTIPLT_DATA" main-job --model "{model}" --exit-when-done "$@"')
+    return ["bash", "-c", script, "main_job", *extra]
 
 
 def main() -> int:
@@ -52,6 +89,8 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "main_job.json"))
     parser.add_argument("--timeout", type=float, default=3600,
                         help="stop the job (cleanly, as Ctrl-C) after this many seconds")
+    parser.add_argument("--no-setup", action="store_true",
+                        help="time the chain part only (no scripts/setup.sh)")
     parser.add_argument("extra", nargs="*", help="extra arguments for scripts/main.sh")
     args = parser.parse_args()
 
@@ -59,12 +98,15 @@ def main() -> int:
     env = {**os.environ, "MULTIPLT_AIRFLOW_HOME": str(work / "airflow"),
            "MULTIPLT_DATA": str(work / "data")}
     log_path = work / "main.log"
+    load_before = os.getloadavg()
+    measured_commit = commit()
+    command = (chain_only_command(args.extra) if args.no_setup
+               else [str(REPO / "scripts" / "main.sh"), "--exit-when-done", *args.extra])
     started = time.monotonic()
     started_at = datetime.datetime.now().strftime("%H:%M:%S")
     timed_out = False
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([str(REPO / "scripts" / "main.sh"), "--exit-when-done", *args.extra],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
             proc.wait(args.timeout)
@@ -77,14 +119,22 @@ def main() -> int:
     table = [line for line in output.splitlines()
              if re.match(r"^\S+\s+\d+\s+\d\.\d{4}\s+\d+\s", line)]
     result = {
-        "benchmark": "main job: scripts/main.sh --exit-when-done (setup, tiny model, embedded "
-                     "Airflow, multiplt_evaluate on every installed language, n=2, 128 new tokens)",
+        "benchmark": "main job: scripts/main.sh --exit-when-done (the MultiPL-T chain on the tiny "
+                     "model: corpus stdlib, testgen, translate, finetune, evaluate, publish dry run; "
+                     "every installed language, n=2, 128 new tokens)"
+                     + (" -- chain part only, without scripts/setup.sh" if args.no_setup else ""),
+        "command": command if not args.no_setup else ["(main.sh without setup.sh)", *args.extra],
+        "commit": measured_commit,
+        "load_average_1_5_15": {"before": [round(x, 2) for x in load_before],
+                                "after": [round(x, 2) for x in os.getloadavg()]},
         "wall_s": round(wall, 1),
         "goal_s": GOAL_S,
         "within_goal": proc.returncode == 0 and wall < GOAL_S,
         "timed_out_after_s": args.timeout if timed_out else None,
         "phases": {"started_at": started_at, **phases(output)},
         "exit_code": proc.returncode,
+        "funnel": block(output, "funnel of every stage"),
+        "empty_or_off": block(output, "runs and the stages that ended empty or were off"),
         "pass_at_k_rows": table,
         "cpus": os.cpu_count(),
         "machine": platform.platform(),

@@ -28,7 +28,9 @@ or by hand. Each publication is skipped, with the reason in its plan task's log,
 repo is set: `dataset_repo`, `checkpoints_repo` (`{base}` = the base model's name),
 `results_repo`, as Params of a manual run or in the Airflow Variable `multiplt_publish` (a JSON
 object of the same keys) for Asset-triggered runs; and unless a Hub token exists (the worker's
-`HF_TOKEN` or the connection `huggingface_default`, password = token).
+`HF_TOKEN` or the connection `huggingface_default`, password = token). With `dry_run` (a local
+folder) datasets are written there instead (`multiplt publish dataset --dry-run`), with no
+token, and checkpoints and results are skipped.
 
 Every publication is idempotent: a rerun uploads only what changed. See docs/publishing.md.
 """
@@ -58,7 +60,7 @@ def _plan(kind: str, params, dag_run, triggering_asset_events) -> list[list[str]
             commands = publishing.results_commands(settings, events, SETTINGS.results_store)
     except publishing.NotPublishing as reason:
         raise AirflowSkipException(str(reason)) from None
-    if "HF_TOKEN" not in from_environment():
+    if not (kind == "dataset" and settings.get("dry_run")) and "HF_TOKEN" not in from_environment():
         raise AirflowSkipException(f"not publishing {kind}: no Hub token (set HF_TOKEN on the "
                                    f"workers or the connection {HUB_CONNECTION!r})")
     return commands

@@ -2,9 +2,11 @@
 """Start the embedded Airflow and, optionally, run the platform's main job on it.
 
     scripts/embedded_airflow.py serve                  # start, print the UI address and login, wait
-    scripts/embedded_airflow.py main-job --model DIR   # start, evaluate DIR on every installed
-                                                       # language, print pass@k, keep serving
-    scripts/embedded_airflow.py main-job --model DIR --exit-when-done
+    scripts/embedded_airflow.py main-job --model DIR   # start, run the MultiPL-T chain with DIR
+                                                       # (plugins/multiplt_airflow/chain_job.py),
+                                                       # print funnels and pass@k, keep serving
+    scripts/embedded_airflow.py main-job --model DIR --source tests/fixtures/corpus/planted \
+        --exit-when-done
 
 AIRFLOW_HOME defaults to <repo>/.airflow and the data directory to $MULTIPLT_DATA or <repo>/data
 (both git-ignored); the port to 8080 when free, else a free one. Ctrl-C stops every component.
@@ -27,9 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 
 from multiplt_airflow.embedded import EmbeddedAirflow, free_port  # noqa: E402
-
-EVALUATE_DAG = "multiplt_evaluate"
-
 
 def pick_port(preferred: int) -> int:
     with socket.socket() as s:
@@ -62,25 +61,37 @@ def wait_for_ctrl_c(airflow: EmbeddedAirflow) -> None:
         print("\nstopping Airflow ...", flush=True)
 
 
-def print_scores(airflow: EmbeddedAirflow, model: str, since: datetime.datetime) -> bool:
-    """The pass@k table of this run's rows in the results store."""
+def deployment_setting(airflow: EmbeddedAirflow, option: str) -> str:
+    """A [multiplt] setting of the deployment (the environment overrides airflow.cfg)."""
     import configparser
-
-    from multiplt.results import read_store
 
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read(airflow.config_path)
-    store = os.environ.get("AIRFLOW__MULTIPLT__RESULTS_STORE") or cfg.get("multiplt", "results_store")
+    return os.environ.get(f"AIRFLOW__MULTIPLT__{option.upper()}") or cfg.get("multiplt", option)
+
+
+def print_scores(airflow: EmbeddedAirflow, since: datetime.datetime, experiment: str) -> bool:
+    """The pass@k table of this job's rows in the results store, one block per model."""
+    from multiplt.results import read_store
+
+    store = deployment_setting(airflow, "results_store")
     df = read_store(store)
-    rows = [r for r in df.to_dicts() if r.get("model") == model
+    rows = [r for r in df.to_dicts() if r.get("experiment") == experiment
             and (r.get("created_at") is None or _as_utc(r["created_at"]) >= since)]
     if not rows:
-        print(f"no results for {model} in {store}", file=sys.stderr)
+        print(f"no results of this job in {store}", file=sys.stderr)
         return False
-    print(f"\npass@k of {model} (results store: {store})")
-    print(f"{'language':<10} {'k':>3} {'estimate':>9} {'problems':>9}  run")
-    for r in sorted(rows, key=lambda r: (r["lang"], r["k"])):
-        print(f"{r['lang']:<10} {r['k']:>3} {r['estimate']:>9.4f} {r['num_problems']:>9}  {r['run_id']}")
+    models = sorted({(r["model"], r.get("revision") or "", r.get("epoch") or 0) for r in rows},
+                    key=lambda m: (m[2], m[0], m[1]))
+    for model, revision, epoch in models:
+        label = f"{model}@{revision}" if revision else model
+        print(f"\npass@k of {label} (epoch {epoch}; results store: {store})")
+        print(f"{'language':<10} {'k':>3} {'estimate':>9} {'problems':>9}  run")
+        mine = [r for r in rows if (r["model"], r.get("revision") or "", r.get("epoch") or 0)
+                == (model, revision, epoch)]
+        for r in sorted(mine, key=lambda r: (r["lang"], r["k"])):
+            print(f"{r['lang']:<10} {r['k']:>3} {r['estimate']:>9.4f} {r['num_problems']:>9}  "
+                  f"{r['run_id']}")
     return True
 
 
@@ -91,33 +102,75 @@ def _as_utc(value) -> datetime.datetime:
 
 
 def main_job(airflow: EmbeddedAirflow, args) -> int:
-    if not (REPO / "dags" / f"{EVALUATE_DAG}.py").exists():
-        print(f"dags/{EVALUATE_DAG}.py does not exist yet: Airflow is up, nothing to run.")
+    """The chain: corpus -> testgen -> translate -> finetune -> evaluate -> publish (dry run)."""
+    from multiplt_airflow import chain_job, chain_report
+
+    missing = [d for d in chain_job.CHAIN if not (REPO / "dags" / f"{d}.py").exists()]
+    if missing:
+        print(f"dags/{missing[0]}.py does not exist: Airflow is up, nothing to run.")
         return 0
+    sys.path.insert(0, str(REPO / "dags"))
+    from multiplt_pipelines.translation import SPLITS
+
+    client = airflow.client
     langs = args.languages.split(",") if args.languages else installed_languages()
-    conf = {"model": args.model, "languages": langs, "n": args.n,
-            "max_new_tokens": args.max_new_tokens, "experiment": "main_job", "epoch": 0}
-    if args.limit:
-        conf["limit"] = args.limit
     since = datetime.datetime.now(datetime.timezone.utc)
-    print(f"triggering {EVALUATE_DAG} on {args.model} for {', '.join(langs)} "
-          f"(n={args.n}, max_new_tokens={args.max_new_tokens})", flush=True)
-    run_id = airflow.client.trigger(EVALUATE_DAG, conf)
-    print(f"run {run_id}: {airflow.base_url}/dags/{EVALUATE_DAG}/runs/{run_id}", flush=True)
-    last = [None]
+    stamp = since.strftime("%Y%m%dT%H%M%S")
+    root = f"{deployment_setting(airflow, 'data_uri').rstrip('/')}/main_job/{stamp}"
+    publish_dir = str(Path(airflow.data_dir) / "main_job" / stamp / "publish")
+    folders = chain_job.stage_folders(root)
+    variables = chain_job.chain_settings(
+        model=args.model, languages=langs, targets=list(SPLITS), root=root,
+        publish_dir=publish_dir, n=args.n, max_new_tokens=args.max_new_tokens, limit=args.limit)
+    for dag_id in chain_job.CHAIN:
+        client.wait_for_dag(dag_id)
+    for key, value in variables.items():
+        chain_job.set_variable(client, key, value)
+    for dag_id in chain_job.CHAIN[1:]:  # Asset-triggered runs start only on unpaused DAGs
+        client.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    corpus = {"source": args.source, "out": folders["corpus"], "shards": 1, "dedup_buckets": 1,
+              "workers": 2}
+    if args.corpus_limit:
+        corpus["limit"] = args.corpus_limit
+    print(f"chain on {args.model} into {', '.join(langs)} (n={args.n}, max_new_tokens="
+          f"{args.max_new_tokens}); corpus {args.source}; outputs under {root}", flush=True)
+    print(f"triggering multiplt_corpus: {airflow.base_url}/dags/multiplt_corpus", flush=True)
+    client.trigger("multiplt_corpus", corpus)
+    # The base model's evaluation needs nothing from the chain: it runs beside it (fine-tuning
+    # evaluates only its checkpoints, evaluate_base=False).
+    conf = {"model": args.model, "languages": langs, "n": args.n, "backend": "transformers",
+            "max_new_tokens": args.max_new_tokens, "experiment": "main_job", "epoch": 0,
+            "shards": 1, **({"limit": args.limit} if args.limit else {})}
+    print(f"triggering multiplt_evaluate on the base model: {airflow.base_url}/dags/"
+          f"multiplt_evaluate", flush=True)
+    client.trigger("multiplt_evaluate", conf)
 
-    def report(state):
-        if state != last[0]:
-            print(f"  {datetime.datetime.now():%H:%M:%S} {state}", flush=True)
-            last[0] = state
+    def report(dag_id, run):
+        print(f"  {datetime.datetime.now():%H:%M:%S} {dag_id} {run['dag_run_id']}: {run['state']}",
+              flush=True)
 
-    state = airflow.client.wait_for_run(EVALUATE_DAG, run_id, timeout=args.timeout, on_poll=report)
-    if state != "success":
-        failed = [ti["task_id"] for ti in airflow.client.task_instances(EVALUATE_DAG, run_id)
-                  if ti["state"] not in ("success", "skipped")]
-        print(f"{EVALUATE_DAG} run {run_id} {state}; tasks not successful: {failed}", file=sys.stderr)
-        return 1
-    return 0 if print_scores(airflow, args.model, since) else 1
+    runs = chain_job.follow(client, since, args.timeout, on_change=report)
+
+    print("\nfunnel of every stage", flush=True)
+    checkpoint_events = [e for r in runs["multiplt_finetune"]
+                         for e in chain_job.events_of(client, "multiplt_finetune", r["dag_run_id"])
+                         if e.get("name") == "multiplt_checkpoints"]
+    lines = [*chain_report.steps_lines("corpus", folders["corpus"]),
+             *chain_report.steps_lines("testgen", folders["testgen"]),
+             *chain_report.translate_lines(folders["translate"]),
+             *chain_report.finetune_lines(checkpoint_events, bool(runs["multiplt_finetune"])),
+             *chain_report.publish_lines(publish_dir)]
+    print("\n".join(lines), flush=True)
+    print("\nruns and the stages that ended empty or were off", flush=True)
+    ok = True
+    for dag_id, dag_runs in runs.items():
+        for run in dag_runs:
+            ok &= run["state"] == "success"
+            print(f"{dag_id} {run['dag_run_id']}: {run['state']}")
+            for task_id, reason in chain_job.skip_reasons(client, dag_id, run["dag_run_id"]):
+                print(f"  {task_id} skipped: {reason}")
+    scored = print_scores(airflow, since, "main_job")
+    return 0 if ok and scored else 1
 
 
 def _interrupt(signum, frame):
@@ -135,13 +188,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-timeout", type=float, default=600)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("serve", help="start Airflow and wait for Ctrl-C")
-    job = sub.add_parser("main-job", help="evaluate a model on every installed language")
+    job = sub.add_parser("main-job", help="run the MultiPL-T chain with a model, every installed "
+                         "language")
     job.add_argument("--model", required=True, help="model folder or Hub id (the tiny local model)")
+    job.add_argument("--source", default="stdlib",
+                     help="corpus source (multiplt corpus build --source; default: stdlib)")
+    job.add_argument("--corpus-limit", type=int,
+                     help="read only the first N corpus documents (default: all)")
     job.add_argument("--languages", help="comma-separated codes (default: every installed language)")
-    job.add_argument("--n", type=int, default=2, help="completions per problem (default 2)")
+    job.add_argument("--n", type=int, default=2, help="completions per function (tests, translations) and per "
+                     "problem (evaluation) (default 2)")
     job.add_argument("--max-new-tokens", type=int, default=128)
-    job.add_argument("--limit", type=int, help="only the first N problems (default: all)")
-    job.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run")
+    job.add_argument("--limit", type=int, help="evaluate only the first N problems (default: all)")
+    job.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the chain")
     job.add_argument("--exit-when-done", action="store_true", help="stop Airflow after the run")
     args = parser.parse_args(argv)
 

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The platform's main job on the embedded default (README command 1):
 #   set everything up, build the tiny local model if missing, start the embedded Airflow
-#   (api-server, scheduler, dag-processor, triggerer on 127.0.0.1), evaluate the tiny model with
-#   the `multiplt_evaluate` DAG on every installed language (all problems, n=2, 128 new tokens),
-#   print the pass@k table, the UI address and the login, and keep Airflow running until Ctrl-C.
+#   (api-server, scheduler, dag-processor, triggerer on 127.0.0.1) and run the MultiPL-T chain
+#   with the tiny model: multiplt_corpus on the `stdlib` corpus -> multiplt_testgen ->
+#   multiplt_translate (every installed language) -> multiplt_finetune (one epoch) ->
+#   multiplt_evaluate (each checkpoint; the base model is evaluated beside the chain on every
+#   installed language) -> multiplt_publish (datasets as a --dry-run into a local folder);
+#   n=2, 128 new tokens. It prints every stage's funnel, each stage that ended empty with its
+#   reason, the pass@k table, the UI address and the login, and keeps Airflow running until Ctrl-C.
 #
 #   ./scripts/main.sh                    # ... and keep serving the UI
-#   ./scripts/main.sh --exit-when-done   # stop Airflow once the run is done
+#   ./scripts/main.sh --exit-when-done   # stop Airflow once the chain is done
+#   ./scripts/main.sh --source DIR       # another corpus (multiplt corpus build --source)
 #   ./scripts/main.sh --port 8081        # any other option goes to scripts/embedded_airflow.py
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

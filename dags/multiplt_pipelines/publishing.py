@@ -25,6 +25,10 @@ PUBLISH = {
                       "Asset events')", type=["null", "string"]),
     "training_outputs": _p(None, "a manual run: training outputs to publish (else the checkpoints "
                            "Asset events')", type=["null", "array"], items={"type": "string"}),
+    "dry_run": _p(None, "a local folder: write each dataset publication there "
+                  "(`multiplt publish dataset --dry-run`, one subfolder per dataset folder) and "
+                  "send nothing, no token needed; checkpoints and results have no dry-run form and "
+                  "are skipped (null = publish to the Hub)", type=["null", "string"]),
 }
 
 class NotPublishing(Exception):
@@ -52,7 +56,17 @@ def dataset_commands(settings: dict, events: list[dict]) -> list[list[str]]:
     if not uris:
         raise NotPublishing("no dataset to publish: no dataset Asset event and no dataset_uri")
     private = ["--private"] if settings.get("private") else []
+    if settings.get("dry_run"):
+        private += ["--dry-run"]
+        return [["publish", "dataset", "--from", uri, "--repo", repo, *private,
+                 settings["dry_run"].rstrip("/") + "/" + _base_name(uri)] for uri in uris]
     return [["publish", "dataset", "--from", uri, "--repo", repo, *private] for uri in uris]
+
+
+def _no_dry_run(settings: dict, what: str) -> None:
+    if settings.get("dry_run"):
+        raise NotPublishing(f"not publishing {what}: dry run (dry_run={settings['dry_run']}), and "
+                            f"`multiplt publish {what}` has no dry-run form")
 
 
 def _base_name(base: str) -> str:
@@ -70,6 +84,7 @@ def checkpoint_commands(settings: dict, events: list[dict], results_store: str) 
     if not template:
         raise NotPublishing("not publishing checkpoints: checkpoints_repo is not set (Param or the "
                             "multiplt_publish Variable)")
+    _no_dry_run(settings, "checkpoints")
     outputs: list[tuple[str, str]] = []  # (base, out)
     if settings.get("training_outputs"):
         outputs = [("", out) for out in settings["training_outputs"]]
@@ -100,6 +115,7 @@ def results_commands(settings: dict, events: list[dict], results_store: str) -> 
     if not repo:
         raise NotPublishing("not publishing results: results_repo is not set (Param or the "
                             "multiplt_publish Variable)")
+    _no_dry_run(settings, "results")
     if events and not any(e["name"] == "multiplt_results" for e in events):
         raise NotPublishing("no results event in this run: the results store did not change")
     private = ["--private"] if settings.get("private") else []

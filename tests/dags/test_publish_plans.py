@@ -164,3 +164,20 @@ def test_evaluate_cron_is_off_by_default_and_set_by_the_config(monkeypatch, sche
     model = dag.params.get_param("model")
     assert model.schema["type"] == model_type  # a scheduled DAG needs a default for every Param
     assert dag.params["rerun_models"] == []
+
+
+def test_dry_run_writes_datasets_to_a_folder_and_skips_what_has_no_dry_run():
+    settings = defaults(pub.PUBLISH, dataset_repo="org/data", checkpoints_repo="org/m",
+                        results_repo="org/board", dry_run="/tmp/pub/")
+    events = [event("multiplt_dataset_lua", {"dataset_uri": "file:///d/main_job/translate"}),
+              event("multiplt_dataset_r", {"dataset_uri": "s3://b/other"})]
+    assert pub.dataset_commands(settings, events) == [
+        ["publish", "dataset", "--from", "file:///d/main_job/translate", "--repo", "org/data",
+         "--dry-run", "/tmp/pub/translate"],
+        ["publish", "dataset", "--from", "s3://b/other", "--repo", "org/data",
+         "--dry-run", "/tmp/pub/other"]]
+    extra = {"outputs": [{"lang": "lua", "out": "s3://b/t/lua"}], "base_model": "m"}
+    with pytest.raises(pub.NotPublishing, match="dry run.*no dry-run form"):
+        pub.checkpoint_commands(settings, [event("multiplt_checkpoints", extra)], STORE)
+    with pytest.raises(pub.NotPublishing, match="dry run.*no dry-run form"):
+        pub.results_commands(settings, [event("multiplt_results")], STORE)

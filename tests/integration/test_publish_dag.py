@@ -60,3 +60,17 @@ def test_no_token_skips_every_publication(airflow_db, test_hub, tmp_path, monkey
     run = dag.test(run_conf={"dataset_repo": "org/data", "dataset_uri": src})
     assert states(run)[("plan_dataset", -1)] == "skipped"
     assert not test_hub.repos
+
+
+def test_dry_run_writes_the_dataset_without_a_token(airflow_db, test_hub, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.delenv("AIRFLOW_CONN_HUGGINGFACE_DEFAULT", raising=False)
+    src = write_dataset(tmp_path / "ds")
+    dag = load_publish_dag(f"file://{tmp_path}/results.parquet", monkeypatch)
+    run = dag.test(run_conf={"dataset_repo": "org/data", "results_repo": "org/board",
+                             "dataset_uri": src, "dry_run": str(tmp_path / "dry")})
+    got = states(run)
+    assert got[("publish_dataset", 0)] == "success"
+    assert got[("plan_results", -1)] == "skipped" and got[("plan_checkpoints", -1)] == "skipped"
+    assert (tmp_path / "dry" / "ds" / "data" / "lua-00000-of-00001.parquet").is_file()
+    assert not test_hub.repos  # nothing sent

@@ -1,0 +1,144 @@
+"""The main job's chain on a running deployment (scripts/embedded_airflow.py main-job).
+
+Sets the chain DAGs' Variables (the settings of their Asset-triggered runs), unpauses them,
+triggers `multiplt_corpus`, then follows the chain through the REST API: every finished run's
+Asset events name the DAGs that must run next, and the job waits until each of those has a run
+queued after the event and every run has ended. Standard library only (runs outside Airflow).
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+import urllib.parse
+
+CHAIN = ["multiplt_corpus", "multiplt_testgen", "multiplt_translate", "multiplt_finetune",
+         "multiplt_evaluate", "multiplt_publish"]
+TERMINAL = ("success", "failed")
+
+
+def consumers(asset_name: str) -> list[str]:
+    """The chain DAGs scheduled on an Asset (dags/multiplt_*.py `schedule=`)."""
+    if asset_name == "multiplt_corpus_functions":
+        return ["multiplt_testgen"]
+    if asset_name == "multiplt_testgen_tests":
+        return ["multiplt_translate"]
+    if asset_name.startswith("multiplt_dataset_"):
+        return ["multiplt_finetune", "multiplt_publish"]
+    if asset_name in ("multiplt_checkpoints", "multiplt_results"):
+        return ["multiplt_publish"]
+    return []
+
+
+def stage_folders(root: str) -> dict[str, str]:
+    """Where the main job's corpus, testgen, translate and publish dry-run outputs go."""
+    return {stage: f"{root.rstrip('/')}/{stage}" for stage in ("corpus", "testgen", "translate",
+                                                               "publish")}
+
+
+def chain_settings(*, model: str, languages: list[str], targets: list[str], root: str,
+                   publish_dir: str, n: int, max_new_tokens: int, limit: int | None) -> dict:
+    """The Variables of the chain DAGs for this job (Asset-triggered runs read them). Fine-tuning
+    evaluates its checkpoints only: the job evaluates the base model itself, beside the chain."""
+    out = stage_folders(root)
+    generation = {"model": model, "backend": "transformers", "n": n,
+                  "max_new_tokens": max_new_tokens, "shards": 1}
+    evaluation = {"n": n, "max_new_tokens": max_new_tokens, "backend": "transformers",
+                  "shards": 1, **({"limit": limit} if limit else {})}
+    return {
+        "multiplt_testgen": {**generation, "out": out["testgen"]},
+        "multiplt_translate": {**generation, "out": out["translate"],
+                               "languages": [lang for lang in languages if lang in targets]},
+        "multiplt_finetune": {"base_model": model, "experiment": "main_job", "recipe": "tiny",
+                              "epochs": 1, "evaluate_base": False, **evaluation},
+        "multiplt_publish": {"dataset_repo": "local/multiplt-main-job", "dry_run": publish_dir},
+    }
+
+
+def set_variable(client, key: str, value: dict) -> None:
+    import json
+
+    from multiplt_airflow.rest import AirflowAPIError
+
+    body = {"key": key, "value": json.dumps(value), "description": "set by the main job"}
+    try:
+        client.request("POST", "/api/v2/variables", body)
+    except AirflowAPIError as exc:
+        if exc.status != 409:
+            raise
+        client.request("PATCH", f"/api/v2/variables/{urllib.parse.quote(key)}", body)
+
+
+def when(value: str | None) -> datetime.datetime | None:
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def runs_since(client, dag_id: str, since: datetime.datetime) -> list[dict]:
+    data = client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=-run_after")
+    return sorted((r for r in data["dag_runs"] if (when(r.get("queued_at")) or since) >= since),
+                  key=lambda r: r.get("queued_at") or "")
+
+
+def events_of(client, dag_id: str, run_id: str) -> list[dict]:
+    query = urllib.parse.urlencode({"source_dag_id": dag_id, "source_run_id": run_id, "limit": 100})
+    return client.request("GET", f"/api/v2/assets/events?{query}")["asset_events"]
+
+
+def follow(client, since: datetime.datetime, timeout: float, on_change=None,
+           appear_timeout: float = 180) -> dict[str, list[dict]]:
+    """Wait until every chain run queued since `since` has ended and every consumer of their
+    Asset events has a run queued after the event; return {dag_id: [run, ...]} (oldest first).
+    TimeoutError after `timeout` seconds, or when an expected run does not appear in
+    `appear_timeout` seconds after its event."""
+    deadline = time.monotonic() + timeout
+    events: dict[tuple[str, str], list[dict]] = {}
+    seen_states: dict[tuple[str, str], str] = {}
+    while True:
+        runs = {dag: runs_since(client, dag, since) for dag in CHAIN}
+        for dag, dag_runs in runs.items():
+            for run in dag_runs:
+                key = (dag, run["dag_run_id"])
+                if seen_states.get(key) != run["state"]:
+                    seen_states[key] = run["state"]
+                    if on_change:
+                        on_change(dag, run)
+                if run["state"] in TERMINAL and key not in events:
+                    events[key] = events_of(client, dag, run["dag_run_id"])
+        missing = []
+        for event in (e for evs in events.values() for e in evs):
+            stamp = when(event["timestamp"])
+            for dag in consumers(event.get("name") or ""):
+                if not any((when(r.get("queued_at")) or stamp) >= stamp for r in runs[dag]):
+                    missing.append((dag, event, stamp))
+        busy = [r for dag_runs in runs.values() for r in dag_runs if r["state"] not in TERMINAL]
+        if not busy and not missing:
+            return runs
+        now = datetime.datetime.now(datetime.timezone.utc)
+        for dag, event, stamp in missing:
+            if (now - stamp).total_seconds() > appear_timeout:
+                raise TimeoutError(f"{event['name']} was updated at {stamp:%H:%M:%S} but {dag} "
+                                   f"has no run after it (is {dag} paused?)")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the chain is still running after {timeout:.0f}s: "
+                               f"{[(r['dag_id'], r['state']) for r in busy]}")
+        time.sleep(2)
+
+
+def skip_reasons(client, dag_id: str, run_id: str) -> list[tuple[str, str]]:
+    """(task, reason) of the run's tasks skipped with a message (an empty input or output, a
+    publication that is off), from their logs; tasks skipped by the trigger rule have none."""
+    tis = client.task_instances(dag_id, run_id)
+    out = []
+    for ti in sorted(tis, key=lambda t: (t["task_id"], t.get("map_index", -1))):
+        if ti["state"] != "skipped" or not ti.get("try_number"):
+            continue
+        path = (f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/"
+                f"{ti['task_id']}/logs/{ti['try_number']}?map_index={ti.get('map_index', -1)}"
+                f"&full_content=true")
+        content = client.request("GET", path).get("content", [])
+        for line in content if isinstance(content, list) else []:
+            if isinstance(line, dict) and line.get("event") == "Skipping task." and line.get("reason"):
+                out.append((ti["task_id"], str(line["reason"])))
+    return out

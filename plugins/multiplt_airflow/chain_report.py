@@ -1,0 +1,68 @@
+"""What the main job prints after the chain: the funnel of every stage, read from the stages'
+own files (corpus and testgen `funnel.json` steps, translate's per-language counts, the training
+manifests named by the checkpoints Asset events, the publication dry-run folder)."""
+
+from __future__ import annotations
+
+import os
+
+#: translate's funnel.json counts per language, in order (docs/translation.md)
+TRANSLATE_STEPS = ["functions_in", "prompts_built", "translations_sampled", "passed", "after_todo",
+                   "after_exact_dedup", "after_rouge_l"]
+
+
+def _funnel(folder: str) -> dict | None:
+    from multiplt import storage
+
+    uri = storage.join(folder, "funnel.json")
+    return storage.read_json(uri) if storage.exists(uri) else None
+
+
+def steps_lines(stage: str, folder: str) -> list[str]:
+    """A corpus or testgen funnel: one line per step, rows in -> out."""
+    funnel = _funnel(folder)
+    if funnel is None:
+        return [f"{stage}: did not run (no {folder}/funnel.json)"]
+    lines = [f"{stage}: {folder}"]
+    for step in funnel.get("steps") or []:
+        lines.append(f"  {step['name']:<24} {step['in']:>7} -> {step['out']:>7}")
+    return lines
+
+
+def translate_lines(folder: str) -> list[str]:
+    funnel = _funnel(folder)
+    if funnel is None:
+        return [f"translate: did not run (no {folder}/funnel.json)"]
+    lines = [f"translate: {folder}"]
+    for lang in sorted(funnel):
+        counts = funnel[lang]
+        lines.append(f"  {lang}: " + " -> ".join(f"{step} {counts.get(step, 0)}"
+                                                 for step in TRANSLATE_STEPS))
+    return lines
+
+
+def finetune_lines(checkpoint_events: list[dict], finetune_ran: bool) -> list[str]:
+    """One line per training output announced by multiplt_finetune: its checkpoints (manifest rows)."""
+    from multiplt import storage
+
+    if not finetune_ran:
+        return ["finetune: did not run (no dataset was announced)"]
+    outputs = [o for e in checkpoint_events for o in (e.get("extra") or {}).get("outputs", [])]
+    if not outputs:
+        return ["finetune: no checkpoint announced"]
+    lines = ["finetune:"]
+    for output in outputs:
+        manifest = storage.join(output["out"], "manifest.jsonl")
+        rows = storage.read_jsonl(manifest) if storage.exists(manifest) else []
+        tags = ", ".join(str(r.get("tag")) for r in rows)
+        lines.append(f"  {output['lang']}: {len(rows)} checkpoint(s) [{tags}] in {output['out']}")
+    return lines
+
+
+def publish_lines(folder: str) -> list[str]:
+    """The files of the publication dry run (what would have been uploaded)."""
+    files = sorted(os.path.relpath(os.path.join(d, f), folder)
+                   for d, _, names in os.walk(folder) for f in names) if os.path.isdir(folder) else []
+    if not files:
+        return [f"publish (dry run): nothing written to {folder}"]
+    return [f"publish (dry run): {len(files)} file(s) in {folder}", *(f"  {f}" for f in files)]

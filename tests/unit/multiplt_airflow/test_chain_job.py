@@ -1,0 +1,106 @@
+"""The main job's chain follower and report without Airflow: which DAG consumes which Asset (the
+DAGs' schedules as snapshotted), the Variables it sets, waiting for the runs an event implies,
+and the funnel lines read from the stages' files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from multiplt_airflow import chain_job, chain_report
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_consumers_are_the_dags_scheduled_on_each_asset():
+    snapshot = json.loads((REPO / "tests" / "dags" / "snapshot.json").read_text())
+    scheduled: dict[str, set[str]] = {}
+    for dag_id in chain_job.CHAIN:
+        for asset in snapshot[dag_id]["schedule_assets"]:
+            scheduled.setdefault(asset, set()).add(dag_id)
+    assert scheduled  # the chain DAGs are scheduled on Assets
+    for asset, dags in scheduled.items():
+        assert set(chain_job.consumers(asset)) == dags, asset
+    assert chain_job.consumers("multiplt_new_base_model") == []
+
+
+def test_chain_settings_target_languages_and_no_base_evaluation_in_finetune():
+    got = chain_job.chain_settings(model="/m", languages=["py", "lua", "rkt"],
+                                   targets=["lua", "rkt", "r"], root="file:///d/main_job/t",
+                                   publish_dir="/d/pub", n=2, max_new_tokens=128, limit=None)
+    assert got["multiplt_translate"]["languages"] == ["lua", "rkt"]
+    assert got["multiplt_translate"]["out"] == "file:///d/main_job/t/translate"
+    assert got["multiplt_testgen"]["out"] == "file:///d/main_job/t/testgen"
+    assert got["multiplt_testgen"]["model"] == "/m" and got["multiplt_testgen"]["n"] == 2
+    finetune = got["multiplt_finetune"]
+    assert finetune["base_model"] == "/m" and finetune["epochs"] == 1
+    assert finetune["evaluate_base"] is False and "limit" not in finetune
+    assert got["multiplt_publish"]["dry_run"] == "/d/pub"
+
+
+class FakeClient:
+    """Runs per DAG, each a list of states it goes through, one per poll; events per run."""
+
+    def __init__(self, runs, events):
+        self.runs, self.events, self.polls = runs, events, 0
+
+    def request(self, method, path, body=None):
+        if path.startswith("/api/v2/assets/events"):
+            run_id = path.split("source_run_id=")[1].split("&")[0]
+            return {"asset_events": self.events.get(run_id, [])}
+        dag_id = path.split("/")[4]
+        if dag_id == "multiplt_corpus":
+            self.polls += 1
+        out = []
+        for run_id, queued_at, states, first_poll in self.runs.get(dag_id, []):
+            if self.polls >= first_poll:
+                state = states[min(self.polls - first_poll, len(states) - 1)]
+                out.append({"dag_run_id": run_id, "queued_at": queued_at, "state": state})
+        return {"dag_runs": out}
+
+
+def test_follow_waits_for_the_run_an_event_starts(monkeypatch):
+    import datetime
+
+    monkeypatch.setattr(chain_job.time, "sleep", lambda s: None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    at = lambda s: (now + datetime.timedelta(seconds=s)).isoformat()  # noqa: E731
+    client = FakeClient(
+        runs={"multiplt_corpus": [("c1", at(1), ["running", "success"], 1)],
+              # the testgen run appears two polls after corpus succeeded
+              "multiplt_testgen": [("t1", at(3), ["running", "success"], 4)]},
+        events={"c1": [{"name": "multiplt_corpus_functions", "timestamp": at(2)}]})
+    seen = []
+    runs = chain_job.follow(client, now, timeout=60, on_change=lambda d, r: seen.append((d, r["state"])))
+    assert [r["dag_run_id"] for r in runs["multiplt_testgen"]] == ["t1"]
+    assert seen == [("multiplt_corpus", "running"), ("multiplt_corpus", "success"),
+                    ("multiplt_testgen", "running"), ("multiplt_testgen", "success")]
+
+    # an event whose consumer never runs (a paused DAG) is an error, not an endless wait
+    client = FakeClient(runs={"multiplt_corpus": [("c1", at(-300), ["success"], 1)]},
+                        events={"c1": [{"name": "multiplt_corpus_functions", "timestamp": at(-299)}]})
+    with pytest.raises(TimeoutError, match="multiplt_testgen has no run after it"):
+        chain_job.follow(client, now - datetime.timedelta(seconds=400), timeout=60)
+
+
+def test_report_lines_from_the_stage_files(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "funnel.json").write_text(json.dumps(
+        {"steps": [{"name": "extracted", "in": 20, "out": 20}, {"name": "docstring", "in": 20, "out": 17}]}))
+    assert chain_report.steps_lines("corpus", str(tmp_path / "corpus"))[1:] == [
+        "  extracted                     20 ->      20", "  docstring                     20 ->      17"]
+    assert chain_report.steps_lines("testgen", str(tmp_path / "nothing"))[0].startswith(
+        "testgen: did not run")
+    (tmp_path / "translate").mkdir()
+    (tmp_path / "translate" / "funnel.json").write_text(json.dumps(
+        {"lua": {"functions_in": 3, "prompts_built": 2, "translations_sampled": 4, "passed": 1,
+                 "after_todo": 1, "after_exact_dedup": 1, "after_rouge_l": 1}}))
+    assert chain_report.translate_lines(str(tmp_path / "translate"))[1] == (
+        "  lua: functions_in 3 -> prompts_built 2 -> translations_sampled 4 -> passed 1 -> "
+        "after_todo 1 -> after_exact_dedup 1 -> after_rouge_l 1")
+    assert chain_report.finetune_lines([], False) == ["finetune: did not run (no dataset was announced)"]
+    (tmp_path / "pub" / "translate").mkdir(parents=True)
+    (tmp_path / "pub" / "translate" / "README.md").write_text("card")
+    assert chain_report.publish_lines(str(tmp_path / "pub"))[1:] == ["  translate/README.md"]
