@@ -54,6 +54,7 @@ class TransformersBackend(Backend):
         self.pad_token_id = pad if pad is not None else (self.eos_token_id or 0)
         self.max_positions = (getattr(self.model.config, "max_position_embeddings", None)
                               or getattr(self.model.config, "n_positions", None))
+        self._cut: set[str] = set()  # problems whose prompt was cut to fit (warned once each)
 
     @classmethod
     def from_options(cls, model=None, revision=None, tokenizer=None, batch_size=None, **_):
@@ -92,11 +93,8 @@ class TransformersBackend(Backend):
         for r in sorted(requests, key=lambda r: (r.problem, r.index)):
             prompt, max_new = encoded[r.problem], sampling.max_new_tokens
             if self.max_positions:
-                room = self.max_positions - len(prompt)
-                if room <= 0:
-                    raise MultipltError(f"prompt of {r.problem} is {len(prompt)} tokens, the model's "
-                                        f"context is {self.max_positions}")
-                max_new = min(max_new, room)
+                prompt = self._fit(r.problem, prompt, max_new)
+                max_new = min(max_new, self.max_positions - len(prompt))
             jobs.append(Job(r, prompt, sample_seed(sampling.seed, r.problem, r.index), max_new))
         opts = SamplerOptions(temperature=sampling.temperature, top_p=sampling.top_p,
                               max_new_tokens=sampling.max_new_tokens, eos_token_id=self.eos_token_id,
@@ -109,6 +107,19 @@ class TransformersBackend(Backend):
             groups = self._fixed_batches(jobs, opts)
         for group in groups:
             yield [(r, cut_at_stop(self._decode(ids), sampling.stop)) for r, ids in group]
+
+    def _fit(self, problem: str, prompt: list[int], max_new: int) -> list[int]:
+        """A prompt that leaves the model no room to write is cut from the left (MultiPL-T
+        truncates its test-generation inputs likewise): its end, where the completion continues,
+        stays, and room remains for `max_new` tokens, at most half the context."""
+        if len(prompt) < self.max_positions:
+            return prompt
+        keep = self.max_positions - min(max_new, self.max_positions // 2)
+        if problem not in self._cut:
+            self._cut.add(problem)
+            LOG.warning("prompt of %s is %d tokens, the model's context %d: its first %d tokens "
+                        "are cut", problem, len(prompt), self.max_positions, len(prompt) - keep)
+        return prompt[len(prompt) - keep:]
 
     def _fixed_batches(self, jobs, opts):
         """Batches of --batch-size (default 16) jobs of similar prompt length, each sampled to

@@ -243,3 +243,26 @@ def test_slot_engine_with_cuda_graphs_gives_the_samples_of_one_at_a_time():
         finally:
             static_kv.SlotDecoder.step = real
     assert captured and all(captured)
+
+
+def test_a_prompt_longer_than_the_context_is_cut_from_the_left(tiny_model, caplog):
+    """Its end (where the completion continues) is what the model sees: the completion equals
+    the one of the prompt's last tokens given directly, and the cut is logged."""
+    from multiplt.generation.base import Request, Sampling
+    from multiplt.generation.hf_backend import TransformersBackend
+
+    backend = TransformersBackend(tiny_model, device="cpu")
+    context = backend.max_positions
+    tail = "\n(define (sum-list xs)\n"
+    long = "".join(f";; line {i} of a long comment\n" for i in range(context)) + tail
+    ids = backend.tokenizer(long.strip(), add_special_tokens=False)["input_ids"]
+    assert len(ids) > context
+    sampling = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=16, stop=(), seed=0)
+    with caplog.at_level("WARNING", logger="multiplt.generation"):
+        [[(_, cut)]] = list(backend.generate([Request("long", long, 0)], sampling))
+    assert f"its first {len(ids) - (context - 16)} tokens are cut" in caplog.text
+    kept = backend.tokenizer.decode(ids[len(ids) - (context - 16):])
+    reference = TransformersBackend(tiny_model, device="cpu")
+    reference.tokenizer = backend.tokenizer
+    [[(_, direct)]] = list(reference.generate([Request("kept", kept, 0)], sampling))
+    assert cut == direct
