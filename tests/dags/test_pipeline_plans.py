@@ -4,7 +4,6 @@ fine-tuning DAG's per-checkpoint evaluation confs read from a real training mani
 from __future__ import annotations
 
 import copy
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -19,17 +18,11 @@ for _path in (str(DAGS), str(REPO / "plugins")):
 from multiplt_pipelines import params as schemas  # noqa: E402
 from multiplt_pipelines.plans import (benchmark_name, checkpoint_confs, evaluation_plan,  # noqa: E402
                                       training_plan, trigger_run_id)
+from tests.support.airflow import load_dag  # noqa: E402
 
 
 def defaults(schema: dict, **given) -> dict:
     return {**{k: v["default"] for k, v in schema.items() if "default" in v}, **given}
-
-
-def load_dag(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", DAGS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
 
 
 def test_evaluation_plan_has_one_command_per_stage_and_shard():

@@ -16,6 +16,7 @@ for _path in (str(REPO / "dags"), str(REPO / "plugins")):
 
 from multiplt_pipelines import publishing as pub  # noqa: E402
 from multiplt_pipelines import watching  # noqa: E402
+from tests.support.airflow import load_dag  # noqa: E402
 
 STORE = "file:///DATA/results/results.parquet"
 
@@ -152,13 +153,8 @@ def test_rerun_targets_of_scheduled_and_manual_runs():
     ("", "NullTimetable", "string"), ("0 3 * * 1", "CronTriggerTimetable", ["null", "string"])])
 def test_evaluate_cron_is_off_by_default_and_set_by_the_config(monkeypatch, schedule, timetable,
                                                                model_type):
-    import importlib.util
-
     monkeypatch.setenv("AIRFLOW__MULTIPLT__EVALUATE_SCHEDULE", schedule)
-    spec = importlib.util.spec_from_file_location(f"evaluate_{timetable}", REPO / "dags" / "multiplt_evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    dag = module.dag
+    dag = load_dag("multiplt_evaluate")
     dag.validate()  # Airflow refuses a schedule while a Param has no valid default
     assert type(dag.timetable).__name__ == timetable
     model = dag.params.get_param("model")

@@ -4,20 +4,17 @@ the store and on the leaderboard's data endpoint), and under dag.test() with s3:
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.support.evaluated_airflow import evaluate_conf, replay_sources
+from tests.support.airflow import load_dag
 
 pytestmark = pytest.mark.e2e
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 
 def test_rest_triggered_run_records_exact_pass_at_1(evaluated_airflow):
@@ -91,17 +88,6 @@ def test_invalid_params_are_rejected_when_triggering(evaluated_airflow):
         assert err.value.status == 400, conf
 
 
-def _load_evaluate_dag():
-    for path in (str(DAGS), str(DAGS.parent / "plugins")):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    spec = importlib.util.spec_from_file_location("multiplt_evaluate_under_test",
-                                                  DAGS / "multiplt_evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
-
-
 def test_dag_test_on_s3_storage(airflow_db, s3_bucket, monkeypatch):
     from multiplt import storage
     from multiplt.results import read_store
@@ -111,7 +97,7 @@ def test_dag_test_on_s3_storage(airflow_db, s3_bucket, monkeypatch):
     monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", data_uri)
     monkeypatch.setenv("AIRFLOW__MULTIPLT__RESULTS_STORE", store)
     replay, problems = replay_sources(f"{s3_bucket}/refsol", ("lua",), 2)
-    dag = _load_evaluate_dag()
+    dag = load_dag("multiplt_evaluate")
     assert [a.uri for a in dag.get_task("announce_results").outlets] == [store]
     assert not dag.get_task("record_results").outlets  # the event comes from announce_results
 

@@ -4,29 +4,17 @@ event; a stage that keeps rows emits one whose extra names the URI, identity and
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures import translate as fx
+from tests.support.airflow import load_dag
 from tests.integration.test_testgen import FIXTURE as TESTGEN_FIXTURE
 from tests.integration.test_testgen import functions_parquet
 
 pytestmark = pytest.mark.e2e
-DAGS = Path(__file__).resolve().parents[2] / "dags"
-
-
-def load_dag(name: str):
-    for path in (str(DAGS), str(DAGS.parent / "plugins")):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    spec = importlib.util.spec_from_file_location(f"{name}_chain_under_test", DAGS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
 
 
 def same_data_uri(airflow_db, monkeypatch) -> str:

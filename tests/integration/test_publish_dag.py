@@ -4,7 +4,6 @@ publication (no repo set) with its reason; without a token every publication is 
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ for _path in (str(REPO / "dags"), str(REPO / "plugins")):
         sys.path.insert(0, _path)
 
 from tests.integration.test_publish import write_dataset  # noqa: E402
+from tests.support.airflow import load_dag  # noqa: E402
 from tests.integration.test_publish_checkpoints import record_pass1  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -23,11 +23,7 @@ pytestmark = pytest.mark.slow
 
 def load_publish_dag(store: str, monkeypatch):
     monkeypatch.setenv("AIRFLOW__MULTIPLT__RESULTS_STORE", store)
-    spec = importlib.util.spec_from_file_location("multiplt_publish_under_test",
-                                                  REPO / "dags" / "multiplt_publish.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
+    return load_dag("multiplt_publish")
 
 
 def states(run) -> dict:

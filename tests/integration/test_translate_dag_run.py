@@ -4,28 +4,14 @@ translated language only (the other languages' announce tasks are skipped)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.fixtures import translate as fx
+from tests.support.airflow import load_dag
 from tests.integration.test_chain_dag_run import same_data_uri
 
 pytestmark = pytest.mark.e2e
-DAGS = Path(__file__).resolve().parents[2] / "dags"
-
-
-def _load_dag():
-    for path in (str(DAGS), str(DAGS.parent / "plugins")):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    spec = importlib.util.spec_from_file_location("multiplt_translate_run_under_test",
-                                                  DAGS / "multiplt_translate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
 
 
 def test_dag_test_translates_lua(airflow_db, tmp_path, monkeypatch):
@@ -36,7 +22,7 @@ def test_dag_test_translates_lua(airflow_db, tmp_path, monkeypatch):
     same_data_uri(airflow_db, monkeypatch)  # the session's Assets keep the URI they were made with
     out = f"file://{tmp_path}/translate"
     inputs = fx.write(tmp_path / "in")
-    dag = _load_dag()
+    dag = load_dag("multiplt_translate")
     conf = {"languages": ["lua"], "shards": 2, "n": fx.N, "timeout": fx.TIMEOUT, "backend": "replay",
             "replay_source": inputs["replay"], "tests": inputs["tests"], "out": out}
     run = dag.test(run_conf=conf)

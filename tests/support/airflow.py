@@ -2,8 +2,9 @@
 
 On import (before any test imports ``airflow``) this module points in-process Airflow at a
 throw-away AIRFLOW_HOME rendered from the repo's ``airflow.cfg`` (so no test touches
-``~/airflow`` or the user's ``.airflow/``), and puts ``plugins/`` on ``sys.path`` so tests
-import ``multiplt_airflow`` as DAG files do.
+``~/airflow`` or the user's ``.airflow/``), and puts ``dags/`` and ``plugins/`` on ``sys.path`` so
+tests import ``multiplt_pipelines`` and ``multiplt_airflow`` as DAG files do. ``load_dag(name)``
+executes one DAG file afresh and returns its ``dag``.
 
 Fixtures:
 - ``airflow_db`` (module): that in-process home with its SQLite database as freshly migrated
@@ -30,10 +31,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
 PLUGINS = REPO / "plugins"
 TEST_DAGS = REPO / "tests" / "fixtures" / "airflow_dags"
-if str(PLUGINS) not in sys.path:
-    sys.path.insert(0, str(PLUGINS))
+for _path in (str(DAGS), str(PLUGINS)):  # as the dag-processor sees them
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 from multiplt_airflow import embedded  # noqa: E402  (needs plugins/ on sys.path)
 
@@ -48,6 +51,17 @@ def _in_process_home() -> Path:
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ["AIRFLOW_CONFIG"] = str(home / "airflow.cfg")
     return home
+
+
+def load_dag(name: str, folder: Path = DAGS):
+    """The `dag` of `folder/name.py`, from a fresh execution of the file (so environment and
+    config set by the test apply), as the dag-processor would load it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
 
 
 IN_PROCESS_HOME = _in_process_home()

@@ -5,7 +5,6 @@ validated when a run is triggered; the plan's command lines."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ for _path in (str(DAGS), str(REPO / "plugins")):
         sys.path.insert(0, _path)
 
 from multiplt_pipelines import translation as plans  # noqa: E402
+from tests.support.airflow import load_dag  # noqa: E402
 
 
 def defaults(**given) -> dict:
@@ -26,11 +26,7 @@ def defaults(**given) -> dict:
 
 @pytest.fixture(scope="module")
 def dag():
-    spec = importlib.util.spec_from_file_location("multiplt_translate_under_test",
-                                                  DAGS / "multiplt_translate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
+    return load_dag("multiplt_translate")
 
 
 def test_plan_maps_languages_times_shards():
