@@ -92,11 +92,14 @@ def follow(client, since: datetime.datetime, timeout: float, on_change=None,
     Asset events has a run queued after the event; return {dag_id: [run, ...]} (oldest first).
     TimeoutError after `timeout` seconds, or when an expected run does not appear in
     `appear_timeout` seconds after its event."""
+    from multiplt_airflow.rest import AirflowAPIError
+
     deadline = time.monotonic() + timeout
     events: dict[tuple[str, str], list[dict]] = {}
     seen_states: dict[tuple[str, str], str] = {}
     while True:
         runs = {dag: runs_since(client, dag, since) for dag in CHAIN}
+        unread = []  # ended runs whose events the server could not give this time
         for dag, dag_runs in runs.items():
             for run in dag_runs:
                 key = (dag, run["dag_run_id"])
@@ -105,7 +108,15 @@ def follow(client, since: datetime.datetime, timeout: float, on_change=None,
                     if on_change:
                         on_change(dag, run)
                 if run["state"] in TERMINAL and key not in events:
-                    events[key] = events_of(client, dag, run["dag_run_id"])
+                    try:
+                        events[key] = events_of(client, dag, run["dag_run_id"])
+                    except AirflowAPIError as exc:
+                        # Airflow's events endpoint answers 500 while a run that an event
+                        # created is still queued (its null start_date fails the response
+                        # model): ask again at the next poll.
+                        if exc.status != 500:
+                            raise
+                        unread.append(key)
         missing = []
         for event in (e for evs in events.values() for e in evs):
             stamp = when(event["timestamp"])
@@ -113,7 +124,7 @@ def follow(client, since: datetime.datetime, timeout: float, on_change=None,
                 if not any((when(r.get("queued_at")) or stamp) >= stamp for r in runs[dag]):
                     missing.append((dag, event, stamp))
         busy = [r for dag_runs in runs.values() for r in dag_runs if r["state"] not in TERMINAL]
-        if not busy and not missing:
+        if not busy and not missing and not unread:
             return runs
         now = datetime.datetime.now(datetime.timezone.utc)
         for dag, event, stamp in missing:
@@ -122,7 +133,8 @@ def follow(client, since: datetime.datetime, timeout: float, on_change=None,
                                    f"has no run after it (is {dag} paused?)")
         if time.monotonic() > deadline:
             raise TimeoutError(f"the chain is still running after {timeout:.0f}s: "
-                               f"{[(r['dag_id'], r['state']) for r in busy]}")
+                               f"{[(r['dag_id'], r['state']) for r in busy]}"
+                               + (f"; events of {unread} unreadable (HTTP 500)" if unread else ""))
         time.sleep(2)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from multiplt_airflow import chain_job, chain_report
+from multiplt_airflow.rest import AirflowAPIError
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -43,11 +44,15 @@ def test_chain_settings_target_languages_and_no_base_evaluation_in_finetune():
 class FakeClient:
     """Runs per DAG, each a list of states it goes through, one per poll; events per run."""
 
-    def __init__(self, runs, events):
+    def __init__(self, runs, events, failing_event_reads=0):
         self.runs, self.events, self.polls = runs, events, 0
+        self.failing_event_reads = failing_event_reads
 
     def request(self, method, path, body=None):
         if path.startswith("/api/v2/assets/events"):
+            if self.failing_event_reads:  # as Airflow does while an event's run is queued
+                self.failing_event_reads -= 1
+                raise AirflowAPIError(method, path, 500, "Internal Server Error")
             run_id = path.split("source_run_id=")[1].split("&")[0]
             return {"asset_events": self.events.get(run_id, [])}
         dag_id = path.split("/")[4]
@@ -77,6 +82,16 @@ def test_follow_waits_for_the_run_an_event_starts(monkeypatch):
     assert [r["dag_run_id"] for r in runs["multiplt_testgen"]] == ["t1"]
     assert seen == [("multiplt_corpus", "running"), ("multiplt_corpus", "success"),
                     ("multiplt_testgen", "running"), ("multiplt_testgen", "success")]
+
+    # the events endpoint failing for a while (HTTP 500) is asked again, not fatal
+    client = FakeClient(
+        runs={"multiplt_corpus": [("c1", at(1), ["success"], 1)],
+              "multiplt_testgen": [("t1", at(3), ["running", "success"], 2)]},
+        events={"c1": [{"name": "multiplt_corpus_functions", "timestamp": at(2)}]},
+        failing_event_reads=3)
+    runs = chain_job.follow(client, now, timeout=60)
+    assert [r["dag_run_id"] for r in runs["multiplt_testgen"]] == ["t1"]
+    assert client.failing_event_reads == 0
 
     # an event whose consumer never runs (a paused DAG) is an error, not an endless wait
     client = FakeClient(runs={"multiplt_corpus": [("c1", at(-300), ["success"], 1)]},
