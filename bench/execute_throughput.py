@@ -137,6 +137,11 @@ def multiple_e_src(flag: str | None) -> str | None:
     return src
 
 
+def _repo_relative(arg: str) -> str:
+    """A path argument as seen from the repo (results name no folder of this machine)."""
+    return os.path.relpath(arg, ROOT) if os.path.isabs(arg) and os.path.exists(arg) else arg
+
+
 def multiple_e(src: str, folder: str, workers: int) -> tuple[float, dict]:
     """MultiPL-E's own evaluator on the same folder, as a new user runs it."""
     with tempfile.TemporaryDirectory(prefix="bench-multiple-e-") as out:
@@ -226,9 +231,10 @@ def main() -> int:
         print(f"wrote {svg}")
         return 0
     src = multiple_e_src(args.multipl_e)
-    report = {"command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+    report = {"command": " ".join(_repo_relative(a) for a in sys.argv),
               "machine": machine(), "workers": args.workers, "goal_multiple_e_ratio": GOAL,
-              "multiple_e": src and "evaluation/src/main.py of " + os.path.dirname(os.path.dirname(src)),
+              "multiple_e": src and "evaluation/src/main.py of the MultiPL-E checkout given by "
+                                    f"--multipl-e ({_repo_relative(os.path.dirname(os.path.dirname(src)))})",
               "verdict": "passed = status OK and exit code 0", "languages": {}}
     for code in args.langs.split(","):
         missing = missing_binaries(languages.get(code))
