@@ -58,15 +58,7 @@ def chain_settings(*, model: str, languages: list[str], targets: list[str], root
 def set_variable(client, key: str, value: dict) -> None:
     import json
 
-    from multiplt_airflow.rest import AirflowAPIError
-
-    body = {"key": key, "value": json.dumps(value), "description": "set by the main job"}
-    try:
-        client.request("POST", "/api/v2/variables", body)
-    except AirflowAPIError as exc:
-        if exc.status != 409:
-            raise
-        client.request("PATCH", f"/api/v2/variables/{urllib.parse.quote(key)}", body)
+    client.set_variable(key, json.dumps(value), "set by the main job")
 
 
 def when(value: str | None) -> datetime.datetime | None:

@@ -77,14 +77,21 @@ class AirflowClient:
         return data["sections"][0]["options"][0]["value"]
 
     # ---- pools ------------------------------------------------------------------------------
-    def ensure_pool(self, name: str, slots: int, description: str = "") -> None:
-        body = {"name": name, "slots": slots, "description": description}
+    def _put(self, collection: str, key: str, body: dict) -> None:
+        """Create `key` in the collection (e.g. /api/v2/pools), or update it where it exists."""
         try:
-            self.request("POST", "/api/v2/pools", body)
+            self.request("POST", collection, body)
         except AirflowAPIError as exc:
             if exc.status != 409:
                 raise
-            self.request("PATCH", f"/api/v2/pools/{urllib.parse.quote(name)}", body)
+            self.request("PATCH", f"{collection}/{urllib.parse.quote(key)}", body)
+
+    def ensure_pool(self, name: str, slots: int, description: str = "") -> None:
+        self._put("/api/v2/pools", name, {"name": name, "slots": slots, "description": description})
+
+    def set_variable(self, key: str, value: str, description: str = "") -> None:
+        """Create or update an Airflow Variable."""
+        self._put("/api/v2/variables", key, {"key": key, "value": value, "description": description})
 
     def pool(self, name: str) -> dict:
         return self.request("GET", f"/api/v2/pools/{urllib.parse.quote(name)}")
