@@ -68,3 +68,11 @@ def test_no_other_module_spells_the_run_folder():
         found += [f"{path.relative_to(PACKAGE)}: {what}" for what, pattern in patterns.items()
                   if pattern.search(text)]
     assert found == []
+
+
+def test_run_folder_name():
+    assert run_folder.run_folder_name("humaneval", "rkt", "nuprl/MultiPL-T-StarCoderBase_1b", "rkt-multiplt-epoch5", 0.2) \
+        == "humaneval-rkt-nuprl_MultiPL_T_StarCoderBase_1b-rkt_multiplt_epoch5-0.2"
+    name = run_folder.run_folder_name("humaneval", "lua", "s3://bucket/ckpt/x/", None, 0.8)
+    assert name == "humaneval-lua-bucket_ckpt_x-main-0.8"
+    assert "/" not in name and len(name.split("-")) == 5

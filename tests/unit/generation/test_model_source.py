@@ -1,4 +1,4 @@
-"""Run folder names, and where models come from (local folders, storage URIs with a cache)."""
+"""Where models come from: local folders, Hub ids with revisions, storage URIs with a cache."""
 
 import json
 
@@ -6,16 +6,7 @@ import pytest
 
 from multiplt import storage
 from multiplt.errors import MultipltError
-from multiplt.evaluation.run_folder import run_folder_name
 from multiplt.generation import model_source
-
-
-def test_run_folder_name():
-    assert run_folder_name("humaneval", "rkt", "nuprl/MultiPL-T-StarCoderBase_1b", "rkt-multiplt-epoch5", 0.2) \
-        == "humaneval-rkt-nuprl_MultiPL_T_StarCoderBase_1b-rkt_multiplt_epoch5-0.2"
-    name = run_folder_name("humaneval", "lua", "s3://bucket/ckpt/x/", None, 0.8)
-    assert name == "humaneval-lua-bucket_ckpt_x-main-0.8"
-    assert "/" not in name and len(name.split("-")) == 5
 
 
 def test_local_folder_and_revision_errors(tmp_path):
