@@ -66,3 +66,27 @@ def publish_lines(folder: str) -> list[str]:
     if not files:
         return [f"publish (dry run): nothing written to {folder}"]
     return [f"publish (dry run): {len(files)} file(s) in {folder}", *(f"  {f}" for f in files)]
+
+
+def hub_lines(repo: str, publish_runs: list[dict]) -> list[str]:
+    """What the publication left on the Hub (HF_ENDPOINT): the dataset repo's data files and the
+    model repo's checkpoint tags."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if not publish_runs:
+        return [f"publish: did not run (nothing was announced); nothing sent to {repo}"]
+    api = HfApi()
+    lines = []
+    try:
+        files = sorted(f for f in api.list_repo_files(repo, repo_type="dataset")
+                       if f.startswith("data/"))
+        lines += [f"publish: dataset {repo}: {len(files)} data file(s)", *(f"  {f}" for f in files)]
+    except HfHubHTTPError as exc:
+        lines.append(f"publish: dataset {repo}: not on the Hub ({str(exc).splitlines()[0]})")
+    try:
+        tags = sorted(t.name for t in api.list_repo_refs(repo).tags)
+        lines.append(f"publish: model {repo}: checkpoint tags [{', '.join(tags)}]")
+    except HfHubHTTPError as exc:
+        lines.append(f"publish: model {repo}: not on the Hub ({str(exc).splitlines()[0]})")
+    return lines
