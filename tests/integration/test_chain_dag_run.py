@@ -88,6 +88,27 @@ def test_translate_language_with_no_kept_row_is_not_announced(airflow_db, tmp_pa
     assert asset_events(run) == []
 
 
+def test_translate_started_by_hand_on_tests_with_no_row_is_skipped(airflow_db, tmp_path, monkeypatch, capfd):
+    """`multiplt translate` refuses an empty tests dataset (exit 2); the DAG run ends at `plan`
+    with the reason instead: nothing fails, nothing runs, nothing is announced."""
+    import polars as pl
+
+    same_data_uri(airflow_db, monkeypatch)
+    (tmp_path / "tests").mkdir()
+    pl.DataFrame(fx.ROWS).clear().write_parquet(tmp_path / "tests" / "part-0.parquet")
+    run = load_dag("multiplt_translate").test(run_conf={
+        "languages": ["lua"], "shards": 1, "n": 1, "backend": "replay",
+        "replay_source": str(tmp_path / "none.jsonl"), "tests": str(tmp_path),
+        "out": f"file://{tmp_path}/translate"})
+    assert run.state == "success"
+    states = task_states(run)
+    assert states["plan"] == {("skipped", 1)}
+    assert {s for task in ("sample", "summary", "announce_lua") for s, _ in states[task]} == {"skipped"}
+    logs = capfd.readouterr()
+    assert f"nothing to do: the tests dataset {tmp_path} has 0 rows" in logs.out + logs.err
+    assert asset_events(run) == []
+
+
 def test_translate_announces_the_dataset_uri_language_and_rows(airflow_db, tmp_path, monkeypatch):
     same_data_uri(airflow_db, monkeypatch)
     inputs = fx.write(tmp_path / "in")

@@ -16,7 +16,7 @@ from multiplt.errors import MultipltError
 from multiplt_airflow import chain_job, job_models
 from tests.support.completions_server import CompletionsServer
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TARGETS = ["rkt", "jl", "r", "ml", "lua"]
 
 
