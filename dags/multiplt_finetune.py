@@ -59,7 +59,7 @@ each, `base_model`, `experiment`), which `multiplt_publish` publishes as tagged 
 with DAG(
     dag_id="multiplt_finetune",
     description="Fine-tune per language, then evaluate every epoch's checkpoint",
-    schedule=AssetAny(*assets.dataset_refs()),
+    schedule=AssetAny(*assets.datasets(SETTINGS)),
     start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
     catchup=False,
     max_active_runs=1,
