@@ -1,6 +1,7 @@
 """What the main job prints after the chain: the funnel of every stage, read from the stages'
 own files (corpus and testgen `funnel.json` steps, translate's per-language counts, the training
-manifests named by the checkpoints Asset events, the publication dry-run folder)."""
+manifests named by the checkpoints Asset events, the publication dry-run folder or, for a real
+publication, the Hub repo's data files and checkpoint tags)."""
 
 from __future__ import annotations
 

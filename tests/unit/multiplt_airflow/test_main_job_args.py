@@ -141,3 +141,39 @@ def test_airflow_runs_offline_unless_the_job_needs_the_hub(tiny_model, monkeypat
     assert "HF_HUB_OFFLINE" not in env("org/base")
     assert "HF_HUB_OFFLINE" not in env(tiny_model, "teacher", "org/teacher")
     assert "HF_HUB_OFFLINE" not in env(tiny_model, "publish_repo", "me/run")
+
+
+def test_the_teacher_test_server_replays_n_recorded_completions_per_prompt(server):
+    """tests/support/completions_server.py, as the openai backend calls it."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    server.record("def f():\n", ["right", "wrong"])
+
+    def post(body):
+        req = urllib.request.Request(server.url + "/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return [c["text"] for c in json.loads(resp.read())["choices"]]
+
+    assert post({"model": "teacher", "prompt": "def f():", "n": 2}) == ["right", "wrong"]
+    assert post({"model": "teacher", "prompt": "  def f():\n", "n": 1}) == ["right"]  # in turn
+    assert post({"model": "teacher", "prompt": "def f():"}) == ["wrong"]
+    for body, code in (({"model": "other", "prompt": "def f():"}, 404),
+                       ({"model": "teacher", "prompt": "def g():"}, 400)):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            post(body)
+        assert err.value.code == code
+
+
+def test_the_openai_backend_gets_the_recorded_completions_from_the_test_server(server):
+    from multiplt.generation.backends import make_backend
+    from multiplt.generation.base import Request, Sampling
+
+    server.record("p1", ["a", "b"])
+    backend = make_backend("openai", model="teacher", api_base=server.url)
+    requests = [Request(problem="x", index=i, prompt="p1") for i in range(2)]
+    got = sorted(text for batch in backend.generate(requests, Sampling(max_new_tokens=4))
+                 for _, text in batch)
+    assert got == ["a", "b"]
