@@ -138,6 +138,8 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
     lua = storage.read_json(f"{root}/translate/funnel.json")["lua"]
     assert [lua[k] for k in ("functions_in", "prompts_built", "translations_sampled", "passed",
                              "after_rouge_l")] == [4, 4, 8, 3, 3]
+    assert ("  lua: functions_in 4 -> prompts_built 4 -> translations_sampled 8 -> passed 3 -> "
+            "after_todo 3 -> after_exact_dedup 3 -> after_rouge_l 3") in out
     assert _rows(f"{root}/translate/data") == len(fx.LUA_KEPT)
     extra = event("multiplt_translate")["extra"]
     assert (extra["lang"], extra["rows"]) == ("lua", len(fx.LUA_KEPT))
@@ -161,6 +163,8 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
     assert sorted((r["epoch"] or 0, r["lang"], r["num_problems"], r["n"]) for r in rows) == [
         (0, "lua", 1, fx.N), (1, "lua", 1, fx.N)]
     assert {r["model"] for r in rows if r["epoch"]} == {output["out"]}
+    for r in rows:  # the printed pass@1 line of each is the store's
+        assert re.search(rf"^lua\s+1\s+{r['estimate']:.4f}\s+1\s+{re.escape(r['run_id'])}$", out, re.M)
 
     # publication on the Hub: the Lua dataset (3 rows) and the tagged checkpoint
     assert _hub_rows("ns/chain") == len(fx.LUA_KEPT)
