@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 
 from multiplt.errors import MultipltError  # noqa: E402
+from multiplt_airflow import job_models  # noqa: E402
 from multiplt_airflow.embedded import EmbeddedAirflow, free_port  # noqa: E402
 
 def pick_port(preferred: int) -> int:
@@ -69,37 +70,6 @@ def deployment_setting(airflow: EmbeddedAirflow, option: str) -> str:
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read(airflow.config_path)
     return os.environ.get(f"AIRFLOW__MULTIPLT__{option.upper()}") or cfg.get("multiplt", option)
-
-
-def print_scores(airflow: EmbeddedAirflow, since: datetime.datetime, experiment: str) -> bool:
-    """The pass@k table of this job's rows in the results store, one block per model."""
-    from multiplt.results import read_store
-
-    store = deployment_setting(airflow, "results_store")
-    df = read_store(store)
-    rows = [r for r in df.to_dicts() if r.get("experiment") == experiment
-            and (r.get("created_at") is None or _as_utc(r["created_at"]) >= since)]
-    if not rows:
-        print(f"no results of this job in {store}", file=sys.stderr)
-        return False
-    models = sorted({(r["model"], r.get("revision") or "", r.get("epoch") or 0) for r in rows},
-                    key=lambda m: (m[2], m[0], m[1]))
-    for model, revision, epoch in models:
-        label = f"{model}@{revision}" if revision else model
-        print(f"\npass@k of {label} (epoch {epoch}; results store: {store})")
-        print(f"{'language':<10} {'k':>3} {'estimate':>9} {'problems':>9}  run")
-        mine = [r for r in rows if (r["model"], r.get("revision") or "", r.get("epoch") or 0)
-                == (model, revision, epoch)]
-        for r in sorted(mine, key=lambda r: (r["lang"], r["k"])):
-            print(f"{r['lang']:<10} {r['k']:>3} {r['estimate']:>9.4f} {r['num_problems']:>9}  "
-                  f"{r['run_id']}")
-    return True
-
-
-def _as_utc(value) -> datetime.datetime:
-    if isinstance(value, str):
-        value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
 
 
 def main_job(airflow: EmbeddedAirflow, args) -> int:
@@ -179,42 +149,9 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
             print(f"{dag_id} {run['dag_run_id']}: {run['state']}")
             for task_id, reason in chain_job.skip_reasons(client, dag_id, run["dag_run_id"]):
                 print(f"  {task_id} skipped: {reason}")
-    scored = print_scores(airflow, since, "main_job")
+    scored = chain_report.print_scores(deployment_setting(airflow, "results_store"), since,
+                                       "main_job")
     return 0 if ok and scored else 1
-
-
-def check_job_models(args) -> dict:
-    """The teacher's generation settings, once --model and --teacher are known to exist
-    (MultipltError naming the problem otherwise)."""
-    from multiplt_airflow import job_models
-
-    if args.publish_repo and args.publish_repo.count("/") != 1:
-        raise MultipltError(f"--publish-repo {args.publish_repo!r} is not OWNER/NAME")
-    job_models.check_model(args.model)
-    if not args.teacher:
-        if args.teacher_model:
-            raise MultipltError("--teacher-model needs --teacher (an OpenAI-compatible server URL)")
-        return {"backend": "transformers", "model": args.model, "api_base": None}
-    return job_models.teacher_generation(args.teacher, args.teacher_model)
-
-
-def uses_hub(args) -> bool:
-    """Whether the job talks to the Hub: a Hub id as a model, or a publication."""
-    from multiplt_airflow import job_models
-
-    models = [args.model] + ([args.teacher] if args.teacher else [])
-    return bool(getattr(args, "publish_repo", None)) or any(
-        "://" not in m and not os.path.exists(m) and not job_models.is_server_url(m)
-        for m in models)
-
-
-def hub_environment(args) -> dict[str, str]:
-    """What Airflow and every stage it starts add to this process's environment (which they
-    inherit, HF_ENDPOINT and HF_TOKEN included): offline Hub access unless the job needs the Hub."""
-    env = {"HF_HUB_DISABLE_TELEMETRY": "1"}
-    if not (args.cmd == "main-job" and uses_hub(args)) and "HF_HUB_OFFLINE" not in os.environ:
-        env["HF_HUB_OFFLINE"] = "1"
-    return env
 
 
 def _interrupt(signum, frame):
@@ -263,13 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cmd == "main-job":
         try:
-            args.teacher_generation = check_job_models(args)
+            args.teacher_generation = job_models.check_job_models(args)
         except MultipltError as exc:
             print(f"main-job: {exc}", file=sys.stderr)
             return 2
 
     airflow = EmbeddedAirflow(args.home, port=args.port or pick_port(8080), data_dir=args.data,
-                              env=hub_environment(args))
+                              env=job_models.airflow_environment(args))
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops Airflow as cleanly as Ctrl-C
     print(f"starting embedded Airflow (AIRFLOW_HOME={airflow.airflow_home}) ...", flush=True)
     rc = 0

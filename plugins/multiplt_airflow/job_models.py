@@ -8,6 +8,9 @@
   model its `/v1/models` lists).
 
 Each problem is a `MultipltError` with one line that names it (the job exits 2 on it).
+`check_job_models(args)` checks the job's arguments and gives the teacher's generation settings;
+`airflow_environment(args)` what the embedded Airflow (and every stage it starts) adds to the
+job's environment: HF_HUB_OFFLINE=1 unless the job needs the Hub.
 """
 
 from __future__ import annotations
@@ -109,3 +112,33 @@ def teacher_generation(teacher: str, teacher_model: str | None = None) -> dict:
         raise MultipltError(f"--teacher {api_base} serves {len(models)} models "
                             f"({', '.join(models) or 'none'}): name one with --teacher-model")
     return {"backend": "openai", "model": models[0], "api_base": api_base}
+
+
+def check_job_models(args) -> dict:
+    """The teacher's generation settings, once --model and --teacher are known to exist
+    (MultipltError naming the problem otherwise)."""
+    if args.publish_repo and args.publish_repo.count("/") != 1:
+        raise MultipltError(f"--publish-repo {args.publish_repo!r} is not OWNER/NAME")
+    check_model(args.model)
+    if not args.teacher:
+        if args.teacher_model:
+            raise MultipltError("--teacher-model needs --teacher (an OpenAI-compatible server URL)")
+        return {"backend": "transformers", "model": args.model, "api_base": None}
+    return teacher_generation(args.teacher, args.teacher_model)
+
+
+def uses_hub(args) -> bool:
+    """Whether the job talks to the Hub: a Hub id as a model, or a publication."""
+    models = [args.model] + ([args.teacher] if args.teacher else [])
+    return bool(getattr(args, "publish_repo", None)) or any(
+        "://" not in m and not os.path.exists(m) and not is_server_url(m)
+        for m in models)
+
+
+def airflow_environment(args) -> dict[str, str]:
+    """What Airflow and every stage it starts add to this process's environment (which they
+    inherit, HF_ENDPOINT and HF_TOKEN included): offline Hub access unless the job needs the Hub."""
+    env = {"HF_HUB_DISABLE_TELEMETRY": "1"}
+    if not (args.cmd == "main-job" and uses_hub(args)) and "HF_HUB_OFFLINE" not in os.environ:
+        env["HF_HUB_OFFLINE"] = "1"
+    return env

@@ -81,7 +81,7 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
 
     from multiplt import storage
     from multiplt.results import read_store
-    from multiplt_airflow import chain_job
+    from multiplt_airflow import chain_job, job_models
     from tests.fixtures import chain as fx
     from tests.support.completions_server import CompletionsServer
 
@@ -96,7 +96,7 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
         max_new_tokens=16, limit=1, timeout=900)
     since = launcher.datetime.datetime.now(launcher.datetime.timezone.utc)
     try:
-        args.teacher_generation = launcher.check_job_models(args)
+        args.teacher_generation = job_models.check_job_models(args)
         assert args.teacher_generation == {"backend": "openai", "model": "teacher",
                                            "api_base": teacher.url}
         rc = launcher.main_job(embedded_airflow, args)

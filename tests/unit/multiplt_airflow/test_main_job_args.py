@@ -127,14 +127,13 @@ def test_main_job_exits_2_with_one_line_before_starting_airflow(tiny_model, tmp_
 
 
 def test_airflow_runs_offline_unless_the_job_needs_the_hub(tiny_model, monkeypatch):
-    launcher = _launcher()
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
     def env(*argv):
         parser = argparse.Namespace(cmd="main-job", model=argv[0], teacher=None, publish_repo=None)
         for key, value in zip(argv[1::2], argv[2::2]):
             setattr(parser, key, value)
-        return launcher.hub_environment(parser)
+        return job_models.airflow_environment(parser)
 
     assert env(tiny_model)["HF_HUB_OFFLINE"] == "1"
     assert env(tiny_model, "teacher", "http://h:8000/v1")["HF_HUB_OFFLINE"] == "1"
