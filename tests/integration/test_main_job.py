@@ -87,7 +87,7 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
 
     launcher = _launcher()  # puts plugins/ on sys.path
     api = HfApi()
-    api.create_repo("ns/chain-tiny")
+    api.create_repo("ns/chain-tiny", exist_ok=True)
     api.upload_folder(folder_path=tiny_model, repo_id="ns/chain-tiny")
     teacher = CompletionsServer(fx.teacher_recordings(fx.function_rows()), models=["teacher"]).start()
     args = launcher.argparse.Namespace(
