@@ -34,8 +34,8 @@ DOC = """
 
 Runs when `multiplt_translate` announces a language's dataset (`multiplt_dataset_<lang>`): each
 announced language is trained on the event's `dataset_uri` (the newest event per language;
-languages announced with 0 rows are left out, and with none left the run is skipped at
-`settings` with that message). An Asset-triggered run has no conf: its other settings are the
+languages announced with 0 rows, or whose dataset holds no row of the language's split, are
+left out, and with none left the run is skipped at `settings` with that message). An Asset-triggered run has no conf: its other settings are the
 Param defaults overridden by the keys of the Airflow Variable `multiplt_finetune` (a JSON object,
 e.g. `{"base_model": "bigcode/starcoderbase-1b", "epochs": 1}`). A run started by hand trains
 every language of `languages` on `dataset` (`{lang}` = each language code).
@@ -59,7 +59,7 @@ each, `base_model`, `experiment`), which `multiplt_publish` publishes as tagged 
 with DAG(
     dag_id="multiplt_finetune",
     description="Fine-tune per language, then evaluate every epoch's checkpoint",
-    schedule=AssetAny(*assets.dataset_refs()),
+    schedule=AssetAny(*assets.datasets(SETTINGS)),
     start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
     catchup=False,
     max_active_runs=1,
@@ -73,13 +73,17 @@ with DAG(
     @task
     def settings(params=None, dag_run=None, triggering_asset_events=None) -> dict:
         """Params <- the multiplt_finetune Variable (Asset-triggered runs) <- conf, with the
-        languages and datasets of the triggering dataset events (no storage I/O)."""
+        languages and datasets of the triggering dataset events; languages whose dataset holds
+        no row are left out (skipped when none is left)."""
         from airflow.sdk.exceptions import AirflowSkipException
-        from multiplt_pipelines.chain import EmptyInput, asset_events, chained_datasets, run_settings
+        from multiplt_pipelines.chain import (EmptyInput, asset_events, chained_datasets,
+                                              nonempty_datasets, run_settings)
 
         resolved = run_settings("multiplt_finetune", params, dag_run)
         try:
             resolved, datasets = chained_datasets(resolved, asset_events(triggering_asset_events))
+            datasets = nonempty_datasets(datasets)
+            resolved["languages"] = [lang for lang in resolved["languages"] if lang in datasets]
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
         print(f"training {', '.join(f'{k} on {v}' for k, v in datasets.items())}")

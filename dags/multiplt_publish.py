@@ -17,7 +17,7 @@ from multiplt_pipelines.publishing import PUBLISH
 
 SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
 SCHEDULE = AssetAny(assets.checkpoints(SETTINGS), Asset(name=assets.RESULTS, uri=SETTINGS.results_store),
-                    *assets.dataset_refs())
+                    *assets.datasets(SETTINGS))
 
 DOC = """
 ### Publish to the Hugging Face Hub

@@ -54,7 +54,8 @@ missing work. See docs/translation.md.
 `announce_<lang>` updates `multiplt_dataset_<lang>` with extra `dataset_uri` (`<out>`), `lang`,
 `split`, `model`, `tests_uri` and `rows`, which starts `multiplt_finetune` for that language.
 A language with 0 kept rows is not announced (its task is skipped with that message); a tests
-event with 0 rows skips the whole run at `plan`.
+event with 0 rows, or a `tests` dataset with no row (a run started by hand), skips the whole run
+at `plan` with that message.
 """
 
 with DAG(
@@ -73,13 +74,16 @@ with DAG(
 
     @task
     def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> list[dict]:
-        """The command lines of every (language, shard), on the announced or given tests (no I/O)."""
+        """The command lines of every (language, shard), on the announced or given tests;
+        skipped when those tests hold no row."""
         from airflow.sdk.exceptions import AirflowSkipException
         from multiplt_pipelines.chain import EmptyInput
-        from multiplt_pipelines.translation import resolved_params, translation_plan
+        from multiplt_pipelines.translation import require_tests, resolved_params, translation_plan
 
         try:
-            return translation_plan(resolved_params(params, dag_run, triggering_asset_events), data_uri)
+            settings = resolved_params(params, dag_run, triggering_asset_events)
+            require_tests(settings, data_uri)
+            return translation_plan(settings, data_uri)
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
 

@@ -28,6 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 
+from multiplt.errors import MultipltError  # noqa: E402
+from multiplt_airflow import job_models  # noqa: E402
 from multiplt_airflow.embedded import EmbeddedAirflow, free_port  # noqa: E402
 
 def pick_port(preferred: int) -> int:
@@ -70,37 +72,6 @@ def deployment_setting(airflow: EmbeddedAirflow, option: str) -> str:
     return os.environ.get(f"AIRFLOW__MULTIPLT__{option.upper()}") or cfg.get("multiplt", option)
 
 
-def print_scores(airflow: EmbeddedAirflow, since: datetime.datetime, experiment: str) -> bool:
-    """The pass@k table of this job's rows in the results store, one block per model."""
-    from multiplt.results import read_store
-
-    store = deployment_setting(airflow, "results_store")
-    df = read_store(store)
-    rows = [r for r in df.to_dicts() if r.get("experiment") == experiment
-            and (r.get("created_at") is None or _as_utc(r["created_at"]) >= since)]
-    if not rows:
-        print(f"no results of this job in {store}", file=sys.stderr)
-        return False
-    models = sorted({(r["model"], r.get("revision") or "", r.get("epoch") or 0) for r in rows},
-                    key=lambda m: (m[2], m[0], m[1]))
-    for model, revision, epoch in models:
-        label = f"{model}@{revision}" if revision else model
-        print(f"\npass@k of {label} (epoch {epoch}; results store: {store})")
-        print(f"{'language':<10} {'k':>3} {'estimate':>9} {'problems':>9}  run")
-        mine = [r for r in rows if (r["model"], r.get("revision") or "", r.get("epoch") or 0)
-                == (model, revision, epoch)]
-        for r in sorted(mine, key=lambda r: (r["lang"], r["k"])):
-            print(f"{r['lang']:<10} {r['k']:>3} {r['estimate']:>9.4f} {r['num_problems']:>9}  "
-                  f"{r['run_id']}")
-    return True
-
-
-def _as_utc(value) -> datetime.datetime:
-    if isinstance(value, str):
-        value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
-
-
 def main_job(airflow: EmbeddedAirflow, args) -> int:
     """The chain: corpus -> testgen -> translate -> finetune -> evaluate -> publish (dry run)."""
     from multiplt_airflow import chain_job, chain_report
@@ -114,6 +85,9 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
 
     client = airflow.client
     langs = args.languages.split(",") if args.languages else installed_languages()
+    teacher = getattr(args, "teacher_generation", None) or {
+        "backend": "transformers", "model": args.model, "api_base": None}
+    publish_repo = getattr(args, "publish_repo", None)
     since = datetime.datetime.now(datetime.timezone.utc)
     stamp = since.strftime("%Y%m%dT%H%M%S")
     root = f"{deployment_setting(airflow, 'data_uri').rstrip('/')}/main_job/{stamp}"
@@ -121,7 +95,8 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     folders = chain_job.stage_folders(root)
     variables = chain_job.chain_settings(
         model=args.model, languages=langs, targets=list(SPLITS), root=root,
-        publish_dir=publish_dir, n=args.n, max_new_tokens=args.max_new_tokens, limit=args.limit)
+        publish_dir=publish_dir, n=args.n, max_new_tokens=args.max_new_tokens, limit=args.limit,
+        teacher=teacher, publish_repo=publish_repo)
     for dag_id in chain_job.CHAIN:
         client.wait_for_dag(dag_id)
     for key, value in variables.items():
@@ -134,6 +109,10 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
         corpus["limit"] = args.corpus_limit
     print(f"chain on {args.model} into {', '.join(langs)} (n={args.n}, max_new_tokens="
           f"{args.max_new_tokens}); corpus {args.source}; outputs under {root}", flush=True)
+    print(f"teacher (tests, translations): {teacher['model']} ({teacher['backend']} backend"
+          + (f", {teacher['api_base']}" if teacher.get("api_base") else "") + "); publishing to "
+          + (f"the Hub: datasets and checkpoints to {publish_repo}" if publish_repo
+             else f"{publish_dir} (dry run)"), flush=True)
     print(f"triggering multiplt_corpus: {airflow.base_url}/dags/multiplt_corpus", flush=True)
     client.trigger("multiplt_corpus", corpus)
     # The base model's evaluation needs nothing from the chain: it runs beside it (fine-tuning
@@ -159,7 +138,8 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
              *chain_report.steps_lines("testgen", folders["testgen"]),
              *chain_report.translate_lines(folders["translate"]),
              *chain_report.finetune_lines(checkpoint_events, bool(runs["multiplt_finetune"])),
-             *chain_report.publish_lines(publish_dir)]
+             *(chain_report.hub_lines(publish_repo, runs["multiplt_publish"])
+               if publish_repo else chain_report.publish_lines(publish_dir))]
     print("\n".join(lines), flush=True)
     print("\nruns and the stages that ended empty or were off", flush=True)
     ok = True
@@ -169,7 +149,8 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
             print(f"{dag_id} {run['dag_run_id']}: {run['state']}")
             for task_id, reason in chain_job.skip_reasons(client, dag_id, run["dag_run_id"]):
                 print(f"  {task_id} skipped: {reason}")
-    scored = print_scores(airflow, since, "main_job")
+    scored = chain_report.print_scores(deployment_setting(airflow, "results_store"), since,
+                                       "main_job")
     return 0 if ok and scored else 1
 
 
@@ -190,7 +171,21 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="start Airflow and wait for Ctrl-C")
     job = sub.add_parser("main-job", help="run the MultiPL-T chain with a model, every installed "
                          "language")
-    job.add_argument("--model", required=True, help="model folder or Hub id (the tiny local model)")
+    job.add_argument("--model", required=True,
+                     help="the base model to fine-tune and evaluate: a Hub id, a local folder or a "
+                          "storage URI (scripts/main.sh: the tiny local model)")
+    job.add_argument("--teacher",
+                     help="the model that writes tests and translations: a Hub id, a local folder "
+                          "or storage URI (transformers backend), or the http(s)://HOST/v1 URL of "
+                          "an OpenAI-compatible completions server (openai backend) "
+                          "(default: --model)")
+    job.add_argument("--teacher-model",
+                     help="the served model name of a --teacher server (default: the one model "
+                          "its /v1/models lists)")
+    job.add_argument("--publish-repo", metavar="OWNER/NAME",
+                     help="publish to the Hub (HF_ENDPOINT, HF_TOKEN): the datasets to this dataset "
+                          "repo, the checkpoints to the model repo of the same name (default: a "
+                          "dry run into the data directory)")
     job.add_argument("--source", default="stdlib",
                      help="corpus source (multiplt corpus build --source; default: stdlib)")
     job.add_argument("--corpus-limit", type=int,
@@ -203,9 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     job.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the chain")
     job.add_argument("--exit-when-done", action="store_true", help="stop Airflow after the run")
     args = parser.parse_args(argv)
+    if args.cmd == "main-job":
+        try:
+            args.teacher_generation = job_models.check_job_models(args)
+        except MultipltError as exc:
+            print(f"main-job: {exc}", file=sys.stderr)
+            return 2
 
     airflow = EmbeddedAirflow(args.home, port=args.port or pick_port(8080), data_dir=args.data,
-                              env={"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"})
+                              env=job_models.airflow_environment(args))
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops Airflow as cleanly as Ctrl-C
     print(f"starting embedded Airflow (AIRFLOW_HOME={airflow.airflow_home}) ...", flush=True)
     rc = 0

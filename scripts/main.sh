@@ -13,6 +13,9 @@
 #   ./scripts/main.sh --exit-when-done   # stop Airflow once the chain is done
 #   ./scripts/main.sh --source DIR       # another corpus (multiplt corpus build --source)
 #   ./scripts/main.sh --port 8081        # any other option goes to scripts/embedded_airflow.py
+#   ./scripts/main.sh --model bigcode/starcoderbase-1b --teacher http://gpu-host:8000/v1 \
+#       --publish-repo me/multiplt-run  # a real base model, a served teacher, a real publication
+#       (Hub endpoint and token: HF_ENDPOINT, HF_TOKEN)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -23,21 +26,26 @@ scripts/setup.sh
 export MULTIPLT_AIRFLOW_HOME="${MULTIPLT_AIRFLOW_HOME:-$ROOT/.airflow}"
 export MULTIPLT_DATA="${MULTIPLT_DATA:-$ROOT/data}"
 export AIRFLOW_HOME="$MULTIPLT_AIRFLOW_HOME"
-# No network needed: no Hub, no telemetry.
-export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1
+export HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1
 
-MODEL="$ROOT/models/tiny"
-if [ ! -f "$MODEL/config.json" ]; then
-  echo "main.sh: building the tiny local model in $MODEL"
-  .venv/bin/multiplt model init-tiny --out "$MODEL"
-fi
-echo "main.sh: $(date +%T) tiny model ready: $MODEL"
-
-global=() job=()
+# --model (the base model) defaults to the tiny local model, built here when missing. Unless
+# --model or --teacher is a Hub id or --publish-repo is given, Airflow and its stages run with
+# HF_HUB_OFFLINE=1 (scripts/embedded_airflow.py decides; they inherit HF_ENDPOINT, HF_TOKEN).
+global=() job=() model=""
 while (($#)); do
   case "$1" in
     --port|--home|--data|--start-timeout) global+=("$1" "$2"); shift 2 ;;
+    --model) model="$2"; shift 2 ;;
+    --model=*) model="${1#--model=}"; shift ;;
     *) job+=("$1"); shift ;;
   esac
 done
-exec .venv/bin/python scripts/embedded_airflow.py "${global[@]}" main-job --model "$MODEL" "${job[@]}"
+if [ -z "$model" ]; then
+  model="$ROOT/models/tiny"
+  if [ ! -f "$model/config.json" ]; then
+    echo "main.sh: building the tiny local model in $model"
+    HF_HUB_OFFLINE=1 .venv/bin/multiplt model init-tiny --out "$model"
+  fi
+  echo "main.sh: $(date +%T) tiny model ready: $model"
+fi
+exec .venv/bin/python scripts/embedded_airflow.py "${global[@]}" main-job --model "$model" "${job[@]}"

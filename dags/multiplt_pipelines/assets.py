@@ -1,5 +1,5 @@
-"""The Assets that chain the pipelines, by name (so a DAG can schedule on another's Asset
-without knowing its URI): checkpoints (multiplt_finetune), results (multiplt_evaluate), one
+"""The Assets that chain the pipelines, each with its name and URI (from airflow.cfg's data_uri
+and results_store): checkpoints (multiplt_finetune), results (multiplt_evaluate), one
 dataset per language (multiplt_translate: `multiplt_dataset_<lang>`, the folder in the event
 extra's `dataset_uri`), and the new-base-model Asset of the watcher."""
 
@@ -19,8 +19,15 @@ def checkpoints(settings) -> Asset:
     return Asset(name=CHECKPOINTS, uri=settings.data_uri.rstrip("/") + "/training")
 
 
-def dataset_refs() -> list:
-    return [Asset.ref(name=f"{DATASET_ASSET_PREFIX}{lang}") for lang in TARGET_LANGUAGES]
+def datasets(settings) -> list[Asset]:
+    """multiplt_translate's dataset Assets, name and URI as it declares them. Not name refs
+    (`Asset.ref`): Airflow 3.3 starts a run on a ref's event but gives it no triggering events
+    (its scheduler reads the consumed events from the DAG's Asset references only), so the run
+    could not tell which dataset to train on or publish."""
+    from multiplt_pipelines.translation import dataset_asset_uri
+
+    return [Asset(name=f"{DATASET_ASSET_PREFIX}{lang}", uri=dataset_asset_uri(settings.data_uri, lang))
+            for lang in TARGET_LANGUAGES]
 
 
 def new_base_model(watchers) -> Asset:

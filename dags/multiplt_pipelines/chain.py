@@ -94,6 +94,64 @@ def chained_datasets(params: dict, events: list[dict]) -> tuple[dict, dict[str, 
     return {**params, "languages": list(datasets)}, datasets
 
 
+def has_rows(files: list[str]) -> bool | None:
+    """Whether any of these data files holds a row (parquet: its footer's row count; JSONL: a
+    non-blank line), stopping at the first that does; None for a file of another kind (reads
+    storage)."""
+    import io
+
+    import polars as pl
+
+    from multiplt import storage
+
+    for uri in files:
+        if uri.endswith(".parquet"):
+            rows = pl.scan_parquet(io.BytesIO(storage.read_bytes(uri))).select(pl.len())
+            if rows.collect().item() > 0:
+                return True
+        elif uri.endswith((".jsonl", ".jsonl.gz")):
+            if storage.read_text(uri).strip():
+                return True
+        else:
+            return None
+    return False
+
+
+def require_rows(what: str, uri: str, list_files) -> None:
+    """EmptyInput when the input `uri` (its data files: `list_files()`) holds no row, so a run
+    started by hand on an empty input ends like one started by an empty event. An input that
+    cannot be listed (missing, malformed) passes: the stage command reports it (exit 2)."""
+    from multiplt.errors import MultipltError
+
+    try:
+        files = list_files()
+    except MultipltError:
+        return
+    if files is not None and has_rows(files) is False:
+        raise EmptyInput(f"nothing to do: the {what} {uri} has 0 rows")
+
+
+def nonempty_datasets(datasets: dict[str, str]) -> dict[str, str]:
+    """multiplt_finetune's {lang: dataset} without the languages whose storage dataset has 0 rows
+    of that language's split (printed); EmptyInput when none is left (reads storage)."""
+    from multiplt import languages
+    from multiplt.training.data import storage_files
+
+    kept, empty = {}, []
+    for lang, uri in datasets.items():
+        split = languages.get(lang).split
+        try:
+            require_rows(f"dataset (split {split})", uri, lambda: storage_files(uri, split))
+        except EmptyInput as reason:
+            print(f"{lang} left out: {reason}")
+            empty.append(f"{lang} ({uri})")
+            continue
+        kept[lang] = uri
+    if not kept:
+        raise EmptyInput(f"nothing to train: the datasets of {', '.join(empty)} have 0 rows")
+    return kept
+
+
 def funnel_rows(funnel: dict) -> int:
     """Rows kept by a corpus or testgen run: the last step's `out` of its funnel.json."""
     steps = funnel.get("steps") or []

@@ -29,6 +29,8 @@ PARAMS = {
     "backend": _p("transformers", "generation backend", type="string", enum=list(BACKEND_NAMES)),
     "model": _p("bigcode/starcoderbase-1b", "the test-writing model", type="string", minLength=1),
     "revision": _p(None, "model revision (null = default branch)", type=["null", "string"]),
+    "api_base": _p(None, "openai backend: the server URL (e.g. http://host:8000/v1; `model` is "
+                   "its served model name)", type=["null", "string"]),
     "n": _p(5, "completions per function (MultiPL-T: 5)", type="integer", minimum=1, maximum=100),
     "temperature": _p(0.2, "sampling temperature", type="number", minimum=0, maximum=2),
     "top_p": _p(0.95, "nucleus sampling", type="number", exclusiveMinimum=0, maximum=1),
@@ -76,6 +78,8 @@ def testgen_plan(params: dict, data_uri: str) -> list[dict]:
             "--min-coverage", str(params["min_coverage"]), "--timeout", str(params["timeout"])]
     if params.get("revision"):
         base += ["--revision", params["revision"]]
+    if params.get("api_base"):
+        base += ["--api-base", params["api_base"]]
     if params.get("replay_source"):
         base += ["--replay-source", params["replay_source"]]
     shards = int(params["shards"])

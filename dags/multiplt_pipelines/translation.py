@@ -74,6 +74,15 @@ def resolved_params(params, dag_run, triggering_asset_events) -> dict:
                                asset=TESTS_ASSET, key="tests_uri", param="tests")
 
 
+def require_tests(params: dict, data_uri: str) -> None:
+    """EmptyInput when the run's tests dataset holds no row (reads storage)."""
+    from multiplt.translation.source import tests_files
+    from multiplt_pipelines.chain import require_rows
+
+    tests = params.get("tests") or tests_uri(data_uri)
+    require_rows("tests dataset", tests, lambda: tests_files(tests))
+
+
 def dataset_announcement(params: dict, data_uri: str, lang: str) -> dict:
     """One language's dataset Asset event extra, from the run's funnel.json (reads storage);
     EmptyInput when the language kept 0 rows."""

@@ -35,6 +35,12 @@ def _is_storage_ref(ref: str) -> bool:
     return "://" in ref or ref.endswith(DATA_SUFFIXES) or os.path.exists(ref)
 
 
+def storage_files(dataset: str, split: str) -> list[str] | None:
+    """The data files `multiplt train` reads for `split` of a storage dataset (MultipltError when
+    there are none), or None for a Hub dataset name."""
+    return _storage_files(dataset, split) if _is_storage_ref(dataset) else None
+
+
 def _storage_files(uri: str, split: str) -> list[str]:
     """The data files a storage URI names: the file itself, or the folder's files for `split`
     (`<split>.parquet`, `<split>-00000-of-00002.parquet`, also under `data/` as on the Hub)."""

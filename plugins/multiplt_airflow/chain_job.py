@@ -37,21 +37,33 @@ def stage_folders(root: str) -> dict[str, str]:
 
 
 def chain_settings(*, model: str, languages: list[str], targets: list[str], root: str,
-                   publish_dir: str, n: int, max_new_tokens: int, limit: int | None) -> dict:
-    """The Variables of the chain DAGs for this job (Asset-triggered runs read them). Fine-tuning
-    evaluates its checkpoints only: the job evaluates the base model itself, beside the chain."""
+                   publish_dir: str, n: int, max_new_tokens: int, limit: int | None,
+                   teacher: dict | None = None, publish_repo: str | None = None) -> dict:
+    """The Variables of the chain DAGs for this job (Asset-triggered runs read them).
+
+    `teacher` ({backend, model, api_base}, job_models.teacher_generation) writes the tests and
+    translations; None = `model` itself with the transformers backend. `model` is the base model
+    fine-tuned and evaluated. With `publish_repo` the datasets go to that Hub dataset repo and
+    the checkpoints to the model repo of the same name; without it, datasets are written as a
+    dry run into `publish_dir`. Fine-tuning evaluates its checkpoints only: the job evaluates
+    the base model itself, beside the chain."""
     out = stage_folders(root)
-    generation = {"model": model, "backend": "transformers", "n": n,
-                  "max_new_tokens": max_new_tokens, "shards": 1}
+    teacher = teacher or {"backend": "transformers", "model": model, "api_base": None}
+    generation = {"model": teacher["model"], "backend": teacher["backend"], "n": n,
+                  "max_new_tokens": max_new_tokens, "shards": 1,
+                  **({"api_base": teacher["api_base"]} if teacher.get("api_base") else {})}
     evaluation = {"n": n, "max_new_tokens": max_new_tokens, "backend": "transformers",
                   "shards": 1, **({"limit": limit} if limit else {})}
+    publish = ({"dataset_repo": publish_repo, "checkpoints_repo": publish_repo}
+               if publish_repo else {"dataset_repo": "local/multiplt-main-job",
+                                     "dry_run": publish_dir})
     return {
         "multiplt_testgen": {**generation, "out": out["testgen"]},
         "multiplt_translate": {**generation, "out": out["translate"],
                                "languages": [lang for lang in languages if lang in targets]},
         "multiplt_finetune": {"base_model": model, "experiment": "main_job", "recipe": "tiny",
                               "epochs": 1, "evaluate_base": False, **evaluation},
-        "multiplt_publish": {"dataset_repo": "local/multiplt-main-job", "dry_run": publish_dir},
+        "multiplt_publish": publish,
     }
 
 

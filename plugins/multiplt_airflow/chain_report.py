@@ -1,9 +1,11 @@
 """What the main job prints after the chain: the funnel of every stage, read from the stages'
 own files (corpus and testgen `funnel.json` steps, translate's per-language counts, the training
-manifests named by the checkpoints Asset events, the publication dry-run folder)."""
+manifests named by the checkpoints Asset events, the publication dry-run folder or, for a real
+publication, the Hub repo's data files and checkpoint tags)."""
 
 from __future__ import annotations
 
+import datetime
 import os
 
 #: translate's funnel.json counts per language, in order (docs/translation.md)
@@ -66,3 +68,59 @@ def publish_lines(folder: str) -> list[str]:
     if not files:
         return [f"publish (dry run): nothing written to {folder}"]
     return [f"publish (dry run): {len(files)} file(s) in {folder}", *(f"  {f}" for f in files)]
+
+
+def hub_lines(repo: str, publish_runs: list[dict]) -> list[str]:
+    """What the publication left on the Hub (HF_ENDPOINT): the dataset repo's data files and the
+    model repo's checkpoint tags."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if not publish_runs:
+        return [f"publish: did not run (nothing was announced); nothing sent to {repo}"]
+    api = HfApi()
+    lines = []
+    try:
+        files = sorted(f for f in api.list_repo_files(repo, repo_type="dataset")
+                       if f.startswith("data/"))
+        lines += [f"publish: dataset {repo}: {len(files)} data file(s)", *(f"  {f}" for f in files)]
+    except HfHubHTTPError as exc:
+        lines.append(f"publish: dataset {repo}: not on the Hub ({str(exc).splitlines()[0]})")
+    try:
+        tags = sorted(t.name for t in api.list_repo_refs(repo).tags)
+        lines.append(f"publish: model {repo}: checkpoint tags [{', '.join(tags)}]")
+    except HfHubHTTPError as exc:
+        lines.append(f"publish: model {repo}: not on the Hub ({str(exc).splitlines()[0]})")
+    return lines
+
+
+def print_scores(store: str, since: datetime.datetime, experiment: str) -> bool:
+    """The pass@k table of this job's rows in the results store, one block per model."""
+    import sys
+
+    from multiplt.results import read_store
+
+    df = read_store(store)
+    rows = [r for r in df.to_dicts() if r.get("experiment") == experiment
+            and (r.get("created_at") is None or _as_utc(r["created_at"]) >= since)]
+    if not rows:
+        print(f"no results of this job in {store}", file=sys.stderr)
+        return False
+    models = sorted({(r["model"], r.get("revision") or "", r.get("epoch") or 0) for r in rows},
+                    key=lambda m: (m[2], m[0], m[1]))
+    for model, revision, epoch in models:
+        label = f"{model}@{revision}" if revision else model
+        print(f"\npass@k of {label} (epoch {epoch}; results store: {store})")
+        print(f"{'language':<10} {'k':>3} {'estimate':>9} {'problems':>9}  run")
+        mine = [r for r in rows if (r["model"], r.get("revision") or "", r.get("epoch") or 0)
+                == (model, revision, epoch)]
+        for r in sorted(mine, key=lambda r: (r["lang"], r["k"])):
+            print(f"{r['lang']:<10} {r['k']:>3} {r['estimate']:>9.4f} {r['num_problems']:>9}  "
+                  f"{r['run_id']}")
+    return True
+
+
+def _as_utc(value) -> datetime.datetime:
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)

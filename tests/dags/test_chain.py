@@ -243,3 +243,41 @@ def test_evaluate_announces_the_results_store_and_each_recorded_run():
     assert [(r["lang"], r["model"], r["revision"]) for r in extra["runs"]] == [
         ("lua", "org/m", "v1"), ("r", "org/m", "v1")]
     assert [r["run"] for r in extra["runs"]] == [e["run"] for e in entries]
+
+
+def _empty_parquet(path, columns):
+    import polars as pl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame({c: [] for c in columns}, schema={c: pl.String for c in columns}).write_parquet(path)
+
+
+def test_a_manual_run_on_an_input_with_no_row_is_skipped_not_failed(tmp_path):
+    """multiplt translate and multiplt train refuse an empty input (exit 2): a run started by
+    hand on one ends at its plan with the reason instead, like a run started by an empty event."""
+    import polars as pl
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from tests.fixtures import translate as fx
+
+    plan = load_dag("multiplt_translate").get_task("plan").python_callable
+    tparams = defaults(translation.PARAMS, languages=["lua"], shards=1)
+    _empty_parquet(tmp_path / "empty-tests" / "tests" / "part-0.parquet", ["content", "sha1"])
+    with pytest.raises(AirflowSkipException, match=r"the tests dataset .*empty-tests has 0 rows"):
+        plan("file:///DATA", params={**tparams, "tests": str(tmp_path / "empty-tests")},
+             dag_run=MANUAL, triggering_asset_events={})
+    inputs = fx.write(tmp_path / "in")
+    assert plan("file:///DATA", params={**tparams, "tests": inputs["tests"]}, dag_run=MANUAL,
+                triggering_asset_events={})[0]["lang"] == "lua"
+
+    settings = load_dag("multiplt_finetune").get_task("settings").python_callable
+    params = defaults(schemas.FINETUNE, base_model="tiny/base", languages=["lua", "r"],
+                      dataset=str(tmp_path / "ds"))
+    conf = SimpleNamespace(conf={"languages": ["lua", "r"]})
+    _empty_parquet(tmp_path / "ds" / "data" / "lua-00000-of-00001.parquet", ["content"])
+    _empty_parquet(tmp_path / "ds" / "data" / "r-00000-of-00001.parquet", ["content"])
+    with pytest.raises(AirflowSkipException, match="nothing to train: .*lua .*r .*0 rows"):
+        settings(params=params, dag_run=conf, triggering_asset_events={})
+    pl.DataFrame({"content": ["x <- 1\n"]}).write_parquet(tmp_path / "ds" / "data" / "r-00000-of-00001.parquet")
+    got = settings(params=params, dag_run=conf, triggering_asset_events={})
+    assert got["languages"] == ["r"] and got["datasets"] == {"r": str(tmp_path / "ds")}

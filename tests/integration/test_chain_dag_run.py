@@ -88,6 +88,27 @@ def test_translate_language_with_no_kept_row_is_not_announced(airflow_db, tmp_pa
     assert asset_events(run) == []
 
 
+def test_translate_started_by_hand_on_tests_with_no_row_is_skipped(airflow_db, tmp_path, monkeypatch, capfd):
+    """`multiplt translate` refuses an empty tests dataset (exit 2); the DAG run ends at `plan`
+    with the reason instead: nothing fails, nothing runs, nothing is announced."""
+    import polars as pl
+
+    same_data_uri(airflow_db, monkeypatch)
+    (tmp_path / "tests").mkdir()
+    pl.DataFrame(fx.ROWS).clear().write_parquet(tmp_path / "tests" / "part-0.parquet")
+    run = load_dag("multiplt_translate").test(run_conf={
+        "languages": ["lua"], "shards": 1, "n": 1, "backend": "replay",
+        "replay_source": str(tmp_path / "none.jsonl"), "tests": str(tmp_path),
+        "out": f"file://{tmp_path}/translate"})
+    assert run.state == "success"
+    states = task_states(run)
+    assert states["plan"] == {("skipped", 1)}
+    assert {s for task in ("sample", "summary", "announce_lua") for s, _ in states[task]} == {"skipped"}
+    logs = capfd.readouterr()
+    assert f"nothing to do: the tests dataset {tmp_path} has 0 rows" in logs.out + logs.err
+    assert asset_events(run) == []
+
+
 def test_translate_announces_the_dataset_uri_language_and_rows(airflow_db, tmp_path, monkeypatch):
     same_data_uri(airflow_db, monkeypatch)
     inputs = fx.write(tmp_path / "in")
@@ -134,51 +155,3 @@ def test_corpus_announces_where_its_functions_are_or_nothing_when_none_is_kept(
     logs = capfd.readouterr()
     assert "corpus kept 0 rows: nothing announced" in logs.out + logs.err
     assert asset_events(run) == []
-
-
-# Replayed Lua translations of the testgen fixture's kept functions: [right, wrong] each, except
-# count_words (both wrong).
-LUA = {"add": ["    return a + b\nend\n", "    return a - b\nend\n"],
-       "same": ["    return x\nend\n", "    return nil\nend\n"],
-       "first_or_none": ["    return xs[1]\nend\n", "    return 0\nend\n"],
-       "count_words": ["    return 0\nend\n", "    return -1\nend\n"]}
-
-
-def test_testgen_event_feeds_translate_on_s3(airflow_db, s3_bucket, tmp_path, monkeypatch):
-    """testgen (replayed asserts) on S3 announces its tests; translate, given the event's
-    `tests_uri` as chain.py resolves it, keeps exactly the right Lua translations and announces
-    them with their row count."""
-    import polars as pl
-
-    from multiplt import storage
-
-    same_data_uri(airflow_db, monkeypatch)
-    rows = [json.loads(line) for line in (TESTGEN_FIXTURE / "functions.jsonl").read_text().splitlines()]
-    storage.write_parquet(f"{s3_bucket}/corpus/functions/part-0.parquet", pl.DataFrame(rows))
-    testgen = load_dag("multiplt_testgen")
-    run = testgen.test(run_conf={"functions": f"{s3_bucket}/corpus/functions", "out": f"{s3_bucket}/tg",
-                                 "backend": "replay", "n": 2, "shards": 2,
-                                 "replay_source": str(TESTGEN_FIXTURE / "replay.jsonl")})
-    assert run.state == "success"
-    [(name, extra)] = asset_events(run)
-    assert (name, extra["tests_uri"], extra["rows"]) == ("multiplt_testgen_tests", f"{s3_bucket}/tg/tests", 4)
-
-    from multiplt_pipelines import chain  # dags/ is on sys.path once a DAG is loaded
-
-    event = {"name": name, "uri": "", "extra": extra}
-    tests = chain.chained_input({}, [event], asset=chain.TESTS_ASSET, key="tests_uri", param="tests")
-    by_name = {r["entrypoint"]: r["sha1"] for r in rows}
-    replay = tmp_path / "lua.jsonl"
-    replay.write_text("".join(json.dumps({"name": by_name[f], "completion": c}) + "\n"
-                              for f, cs in LUA.items() for c in cs))
-    translate = load_dag("multiplt_translate")
-    run = translate.test(run_conf={**tests, "languages": ["lua"], "shards": 1, "n": 2,
-                                   "backend": "replay", "replay_source": str(replay),
-                                   "out": f"{s3_bucket}/tr"})
-    assert run.state == "success"
-    [(name, extra)] = asset_events(run)
-    kept = pl.concat([storage.read_parquet(u) for u in storage.ls(f"{s3_bucket}/tr/data")])
-    assert sorted(zip(kept["entrypoint"], kept["sample"])) == [("add", 0), ("first_or_none", 0),
-                                                              ("same", 0)]
-    assert (name, extra["dataset_uri"], extra["rows"], extra["tests_uri"]) == (
-        "multiplt_dataset_lua", f"{s3_bucket}/tr", 3, f"{s3_bucket}/tg/tests")

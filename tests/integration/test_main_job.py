@@ -1,7 +1,8 @@
 """The README's main job (scripts/embedded_airflow.py main-job, run by scripts/main.sh) on the
-session's embedded Airflow: the MultiPL-T chain on a planted corpus with the tiny model, followed
-through its Asset events; the printed funnels and pass@k are checked against the stages' own
-files (funnel.json, functions/, the evaluation's results) and the runs and events in Airflow."""
+session's embedded Airflow: the whole MultiPL-T chain on a planted corpus with the tiny model
+from the test Hub as the base model and a replaying completions server as the teacher, followed
+through its Asset events; the printed funnels are checked against the stages' own files
+(funnel.json, data files, manifests), and every stage's rows against the fixture's exact counts."""
 
 from __future__ import annotations
 
@@ -33,9 +34,6 @@ def test_main_job_runs_every_installed_language_and_skips_missing_runtimes(monke
     assert "rkt" not in launcher.installed_languages() and "py" in launcher.installed_languages()
 
 
-PLANTED = REPO / "tests" / "fixtures" / "corpus" / "planted"
-
-
 def _steps(funnel: dict) -> list[str]:
     return [f"  {s['name']:<24} {s['in']:>7} -> {s['out']:>7}" for s in funnel["steps"]]
 
@@ -63,22 +61,47 @@ def _rows(folder: str) -> int:
                for u in storage.ls(folder) if u.endswith(".parquet"))
 
 
-def test_main_job_runs_the_chain_and_prints_every_funnel(embedded_airflow, tiny_model, capsys):
-    """The chain on a planted corpus: corpus -> testgen (the tiny model writes no assert, so it
-    keeps 0 rows and the chain stops there, with the reason printed) and, beside it, the base
-    model's evaluation, whose results event starts a publish run (nothing to publish)."""
-    launcher = _launcher()  # puts plugins/ on sys.path
+def _hub_rows(repo: str) -> int:
+    """Rows of the data files of a dataset repo on the (session's test) Hub."""
+    import polars as pl
+    from huggingface_hub import HfApi, hf_hub_download
+
+    files = [f for f in HfApi().list_repo_files(repo, repo_type="dataset") if f.endswith(".parquet")]
+    return sum(pl.read_parquet(hf_hub_download(repo, f, repo_type="dataset")).height for f in files)
+
+
+def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
+        embedded_airflow, on_session_hub, tiny_model, tmp_path, capsys):
+    """scripts/main.sh --model ns/chain-tiny --teacher http://127.0.0.1:PORT/v1 --publish-repo
+    ns/chain on a small planted corpus, through the REST API: the base model comes from the test
+    Hub, the teacher is a completions server replaying recorded right and wrong tests and Lua
+    translations, and every stage keeps exactly the rows the fixture says (tests/fixtures/chain.py),
+    down to one fine-tuning epoch, the checkpoint's evaluation row and the publication on the Hub."""
+    from huggingface_hub import HfApi
+
     from multiplt import storage
     from multiplt.results import read_store
-    from multiplt_airflow import chain_job
+    from multiplt_airflow import chain_job, job_models
+    from tests.fixtures import chain as fx
+    from tests.support.completions_server import CompletionsServer
 
-    args = launcher.argparse.Namespace(model=tiny_model, languages="py", source=str(PLANTED),
-                                       corpus_limit=None, n=1, max_new_tokens=32, limit=1,
-                                       timeout=900)
+    launcher = _launcher()  # puts plugins/ on sys.path
+    api = HfApi()
+    api.create_repo("ns/chain-tiny", exist_ok=True)
+    api.upload_folder(folder_path=tiny_model, repo_id="ns/chain-tiny")
+    teacher = CompletionsServer(fx.teacher_recordings(fx.function_rows()), models=["teacher"]).start()
+    args = launcher.argparse.Namespace(
+        model="ns/chain-tiny", teacher=teacher.url, teacher_model=None, publish_repo="ns/chain",
+        languages="lua", source=fx.write_corpus(tmp_path / "corpus"), corpus_limit=None, n=fx.N,
+        max_new_tokens=16, limit=1, timeout=900)
     since = launcher.datetime.datetime.now(launcher.datetime.timezone.utc)
     try:
+        args.teacher_generation = job_models.check_job_models(args)
+        assert args.teacher_generation == {"backend": "openai", "model": "teacher",
+                                           "api_base": teacher.url}
         rc = launcher.main_job(embedded_airflow, args)
     finally:  # the session's other tests find the chain paused and its Variables unset again
+        teacher.stop()
         for dag_id in chain_job.CHAIN:
             embedded_airflow.client.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
         for key in ("multiplt_testgen", "multiplt_translate", "multiplt_finetune", "multiplt_publish"):
@@ -88,47 +111,66 @@ def test_main_job_runs_the_chain_and_prints_every_funnel(embedded_airflow, tiny_
     [root] = re.findall(r"outputs under (\S+)", out)
     client = embedded_airflow.client
 
-    # corpus: the printed funnel is funnel.json's; it kept exactly the rows of functions/, and
-    # its Asset event announced that many rows and the folder
+    def event(dag_id: str) -> dict:
+        [run] = chain_job.runs_since(client, dag_id, since)
+        assert run["state"] == "success"
+        [e] = chain_job.events_of(client, dag_id, run["dag_run_id"])
+        return e
+
+    # corpus: 8 functions in, `shortest` dropped as too short, 7 kept; the printed funnel is
+    # funnel.json's and the event announces the 7 rows and where they are
     corpus = storage.read_json(f"{root}/corpus/funnel.json")
     assert _block(out, "corpus: ") == _steps(corpus)
-    kept = corpus["steps"][-1]["out"]
-    assert kept == _rows(f"{root}/corpus/functions") > 0
-    [corpus_run] = chain_job.runs_since(client, "multiplt_corpus", since)
-    [event] = chain_job.events_of(client, "multiplt_corpus", corpus_run["dag_run_id"])
-    assert event["extra"]["rows"] == kept
-    assert event["extra"]["functions_uri"] == f"{root}/corpus/functions"
+    assert (corpus["steps"][0]["in"], corpus["steps"][-1]["out"]) == (8, fx.CORPUS_KEPT)
+    assert _rows(f"{root}/corpus/functions") == fx.CORPUS_KEPT
+    extra = event("multiplt_corpus")["extra"]
+    assert (extra["rows"], extra["functions_uri"]) == (fx.CORPUS_KEPT, f"{root}/corpus/functions")
 
-    # testgen ran on that event's functions (every kept function came in) and kept 0 rows: the
-    # reason is printed, nothing was announced, and translate and finetune never ran
+    # testgen, by the served teacher: the 7 functions in, the 4 with passing tests kept
     testgen = storage.read_json(f"{root}/testgen/funnel.json")
     assert _block(out, "testgen: ") == _steps(testgen)
-    assert testgen["steps"][0]["in"] == kept and testgen["steps"][-1]["out"] == 0
-    [testgen_run] = chain_job.runs_since(client, "multiplt_testgen", since)
-    assert testgen_run["state"] == "success"
-    assert chain_job.events_of(client, "multiplt_testgen", testgen_run["dag_run_id"]) == []
-    assert "  announce skipped: testgen kept 0 rows: nothing announced" in out
-    assert chain_job.runs_since(client, "multiplt_translate", since) == []
-    assert chain_job.runs_since(client, "multiplt_finetune", since) == []
-    assert "translate: did not run" in out and "finetune: did not run" in out
+    assert (testgen["steps"][0]["in"], testgen["steps"][-1]["out"]) == (fx.CORPUS_KEPT, len(fx.TESTS))
+    assert _rows(f"{root}/testgen/tests") == len(fx.TESTS)
+    extra = event("multiplt_testgen")["extra"]
+    assert (extra["rows"], extra["model"]) == (len(fx.TESTS), "teacher")
 
-    # the base model's evaluation: the printed pass@1 is the run folder's own results
-    [row] = [line for line in out.splitlines() if re.match(r"^py\s+1\s+\d\.\d{4}\s+1\s", line)]
-    run_id = row.split()[4]
-    [record] = [r for r in read_store(launcher_results_store(embedded_airflow)).to_dicts()
-                if r["run_id"] == run_id and r["k"] == 1]
-    files = storage.ls(record["run_uri"])
-    [results_file] = [u for u in files if u.endswith(".results.json.gz")]
-    results = storage.read_json(results_file)["results"]
-    passed = sum(r["status"] == "OK" and r["exit_code"] == 0 for r in results)
-    assert len(results) == 1 and record["n"] == 1 and record["experiment"] == "main_job"
-    assert record["estimate"] == passed and row.split()[2] == f"{passed:.4f}"
+    # translate into Lua, by the teacher: 4 functions, 8 samples, the 3 right ones kept
+    lua = storage.read_json(f"{root}/translate/funnel.json")["lua"]
+    assert [lua[k] for k in ("functions_in", "prompts_built", "translations_sampled", "passed",
+                             "after_rouge_l")] == [4, 4, 8, 3, 3]
+    assert ("  lua: functions_in 4 -> prompts_built 4 -> translations_sampled 8 -> passed 3 -> "
+            "after_todo 3 -> after_exact_dedup 3 -> after_rouge_l 3") in out
+    assert _rows(f"{root}/translate/data") == len(fx.LUA_KEPT)
+    extra = event("multiplt_translate")["extra"]
+    assert (extra["lang"], extra["rows"]) == ("lua", len(fx.LUA_KEPT))
+    # every completion came from the teacher: 7 test prompts and 4 Lua prompts, n=2 each
+    posts = [body for method, _, body in teacher.requests if method == "POST"]
+    assert len(posts) == (fx.CORPUS_KEPT + len(fx.TESTS)) * fx.N
+    assert {b["model"] for b in posts} == {"teacher"}
 
-    # its results event started a publish run (dry run), which had nothing to publish
-    [publish_run] = chain_job.runs_since(client, "multiplt_publish", since)
-    assert publish_run["state"] == "success"
-    assert "  plan_dataset skipped: no dataset to publish" in out
-    assert "publish (dry run): nothing written to" in out
+    # finetune: one epoch of the Hub model on the 3 rows, one checkpoint, announced
+    extra = event("multiplt_finetune")["extra"]
+    [output] = extra["outputs"]
+    assert (output["lang"], extra["base_model"], extra["experiment"]) == ("lua", "ns/chain-tiny", "main_job")
+    [checkpoint] = storage.read_jsonl(storage.join(output["out"], "manifest.jsonl"))
+    assert (checkpoint["epoch"], checkpoint["tag"]) == (1, "lua-main_job-epoch1")
+    assert f"  lua: 1 checkpoint(s) [lua-main_job-epoch1] in {output['out']}" in out
+
+    # evaluation: the base model (epoch 0) and the checkpoint (epoch 1), one problem each, in
+    # the results store and the printed pass@k table
+    rows = [r for r in read_store(launcher_results_store(embedded_airflow)).to_dicts()
+            if r["experiment"] == "main_job" and r["k"] == 1 and r["run_id"] in out]
+    assert sorted((r["epoch"] or 0, r["lang"], r["num_problems"], r["n"]) for r in rows) == [
+        (0, "lua", 1, fx.N), (1, "lua", 1, fx.N)]
+    assert {r["model"] for r in rows if r["epoch"]} == {output["out"]}
+    for r in rows:  # the printed pass@1 line of each is the store's
+        assert re.search(rf"^lua\s+1\s+{r['estimate']:.4f}\s+1\s+{re.escape(r['run_id'])}$", out, re.M)
+
+    # publication on the Hub: the Lua dataset (3 rows) and the tagged checkpoint
+    assert _hub_rows("ns/chain") == len(fx.LUA_KEPT)
+    assert [t.name for t in api.list_repo_refs("ns/chain").tags] == ["lua-main_job-epoch1"]
+    assert "publish: model ns/chain: checkpoint tags [lua-main_job-epoch1]" in out
+    assert all(r["state"] == "success" for r in chain_job.runs_since(client, "multiplt_publish", since))
 
 
 def launcher_results_store(airflow) -> str:

@@ -15,6 +15,8 @@ Fixtures:
   ``tests``). It yields the ``EmbeddedAirflow`` handle: ``.base_url``, ``.username``,
   ``.password``, ``.airflow_home``, ``.port`` and ``.client`` (REST API v2:
   ``trigger(dag_id, conf)``, ``wait_for_run(dag_id, run_id)``, ``task_instances``, ...).
+  Its components and every stage they start talk to the session's test Hub (``session_hub``:
+  HF_ENDPOINT, HF_TOKEN, online).
   Teardown stops every process it started and checks none is left.
 """
 
@@ -109,11 +111,14 @@ def _dispose_in_process_engine() -> None:
 
 
 @pytest.fixture(scope="session")
-def embedded_airflow(tmp_path_factory):
+def embedded_airflow(tmp_path_factory, session_hub):
+    from tests.support.hub import hub_environment
+
     root = tmp_path_factory.mktemp("embedded-airflow")
     deployment = embedded.EmbeddedAirflow(root / "home", data_dir=root / "data",
                                           extra_dag_folders={"tests": str(TEST_DAGS)},
-                                          env={"HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
+                                          env={**hub_environment(session_hub, root / "hf-home"),
+                                               "DO_NOT_TRACK": "1",
                                                # finetune's wait for its evaluations: no 60 s naps
                                                "AIRFLOW__MULTIPLT__TRIGGER_POKE_SECONDS": "5"})
     deployment.start(timeout=float(os.environ.get("MULTIPLT_AIRFLOW_START_TIMEOUT", "300")))

@@ -1,5 +1,7 @@
 """Fixture `test_hub`: a fresh test Hub (tests/hub_server.py) on 127.0.0.1 per test, with
 huggingface_hub pointed at it: HF_ENDPOINT, a token, a fresh HF_HOME, offline mode unset.
+Fixture `session_hub`: one for the whole session, which the session's embedded Airflow uses
+(`on_session_hub` points this process at it too).
 
 huggingface_hub reads HF_ENDPOINT once, when its constants module is first used, so the fixture
 also patches the loaded constants (and closes the client's pooled connections, which may point
@@ -20,20 +22,49 @@ TOKEN = "hf_multiplt_test_token"
 def test_hub(monkeypatch, tmp_path):
     """Yields the running HubServer (`.url`, `.token`, `.repos`); huggingface_hub talks to it."""
     hub = HubServer(token=TOKEN).start()
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HUGGINGFACE_CO_STAGING"):
-        monkeypatch.delenv(var, raising=False)
-    _patch_loaded_constants(monkeypatch, hub.url, str(tmp_path / "hf-home"))
+    point_at(monkeypatch, hub, tmp_path / "hf-home")
     try:
         yield hub
     finally:
         _close_sessions()
         hub.stop()
+
+
+@pytest.fixture(scope="session")
+def session_hub():
+    """One test Hub for the whole session: the session's embedded Airflow and every stage it
+    starts have HF_ENDPOINT and HF_TOKEN pointing at it (tests/support/airflow.py). A test that
+    talks to it from this process too uses `on_session_hub`."""
+    hub = HubServer(token=TOKEN).start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+@pytest.fixture
+def on_session_hub(session_hub, monkeypatch, tmp_path):
+    """This process's huggingface_hub pointed at the session's test Hub; yields it."""
+    point_at(monkeypatch, session_hub, tmp_path / "hf-home")
+    try:
+        yield session_hub
+    finally:
+        _close_sessions()
+
+
+def hub_environment(hub: HubServer, home) -> dict[str, str]:
+    """The environment that points huggingface_hub (in any process) at `hub`, online."""
+    return {"HF_ENDPOINT": hub.url, "HF_TOKEN": hub.token, "HF_HOME": str(home),
+            "HF_HUB_CACHE": str(pathlib.Path(home) / "hub"), "HF_HUB_OFFLINE": "0",
+            "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+def point_at(monkeypatch, hub: HubServer, home) -> None:
+    for key, value in hub_environment(hub, home).items():
+        monkeypatch.setenv(key, value)
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HUGGINGFACE_CO_STAGING"):
+        monkeypatch.delenv(var, raising=False)
+    _patch_loaded_constants(monkeypatch, hub.url, str(home))
 
 
 def _patch_loaded_constants(monkeypatch, url: str, home: str) -> None:

@@ -1,0 +1,178 @@
+"""The main job's arguments (scripts/embedded_airflow.py main-job): --model, --teacher,
+--teacher-model and --publish-repo -> the chain DAGs' Variables (chain_job.chain_settings), the
+teacher's checks (job_models) with one-line errors and exit 2, and the environment Airflow and
+its stages get (offline unless the Hub is needed; HF_ENDPOINT and HF_TOKEN inherited)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import socket
+from pathlib import Path
+
+import pytest
+
+from multiplt.errors import MultipltError
+from multiplt_airflow import chain_job, job_models
+from tests.support.completions_server import CompletionsServer
+
+REPO = Path(__file__).resolve().parents[3]
+TARGETS = ["rkt", "jl", "r", "ml", "lua"]
+
+
+def _launcher():
+    spec = importlib.util.spec_from_file_location("embedded_airflow_script",
+                                                  REPO / "scripts" / "embedded_airflow.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def settings(**kw):
+    return chain_job.chain_settings(model="org/base", languages=["py", "lua", "rkt"],
+                                    targets=TARGETS, root="s3://b/job", publish_dir="/tmp/pub",
+                                    n=2, max_new_tokens=64, limit=1, **kw)
+
+
+def test_default_teacher_is_the_model_and_publication_is_a_dry_run():
+    v = settings()
+    for dag in ("multiplt_testgen", "multiplt_translate"):
+        assert (v[dag]["backend"], v[dag]["model"]) == ("transformers", "org/base")
+        assert "api_base" not in v[dag]
+    assert v["multiplt_testgen"]["out"] == "s3://b/job/testgen"
+    assert v["multiplt_translate"]["languages"] == ["lua", "rkt"]  # py is no target
+    assert v["multiplt_finetune"]["base_model"] == "org/base"
+    assert v["multiplt_finetune"]["limit"] == 1 and v["multiplt_finetune"]["epochs"] == 1
+    assert v["multiplt_publish"] == {"dataset_repo": "local/multiplt-main-job",
+                                     "dry_run": "/tmp/pub"}
+
+
+def test_a_served_teacher_writes_tests_and_translations_and_the_model_is_trained():
+    teacher = {"backend": "openai", "model": "served-7b", "api_base": "http://h:8000/v1"}
+    v = settings(teacher=teacher, publish_repo="me/run")
+    for dag in ("multiplt_testgen", "multiplt_translate"):
+        assert {k: v[dag][k] for k in ("backend", "model", "api_base", "n", "max_new_tokens")} == {
+            "backend": "openai", "model": "served-7b", "api_base": "http://h:8000/v1", "n": 2,
+            "max_new_tokens": 64}
+    assert v["multiplt_finetune"]["base_model"] == "org/base"
+    assert v["multiplt_finetune"]["backend"] == "transformers"  # evaluation runs the checkpoints
+    assert v["multiplt_publish"] == {"dataset_repo": "me/run", "checkpoints_repo": "me/run"}
+
+
+def test_the_testgen_plan_passes_the_teacher_server_on():
+    from multiplt_pipelines import testgen as plans
+
+    params = {k: p["default"] for k, p in plans.PARAMS.items()}
+    params.update(settings(teacher={"backend": "openai", "model": "t",
+                                    "api_base": "http://h/v1"})["multiplt_testgen"])
+    [entry] = plans.testgen_plan(params, "file:///data")
+    argv = entry["generate"]
+    assert argv[argv.index("--backend") + 1] == "openai"
+    assert argv[argv.index("--api-base") + 1] == "http://h/v1"
+    assert argv[argv.index("--model") + 1] == "t"
+
+
+@pytest.fixture
+def server():
+    s = CompletionsServer(models=["teacher"]).start()
+    yield s
+    s.stop()
+
+
+def test_teacher_server_model_is_asked_from_the_server_or_checked(server):
+    assert job_models.teacher_generation(server.url) == {
+        "backend": "openai", "model": "teacher", "api_base": server.url}
+    assert job_models.teacher_generation(server.url.removesuffix("/v1"), "teacher")["api_base"] == server.url
+    with pytest.raises(MultipltError, match=r"--teacher-model 'other' is not served by .*teacher"):
+        job_models.teacher_generation(server.url, "other")
+    server.models.append("second")
+    with pytest.raises(MultipltError, match="serves 2 models .*--teacher-model"):
+        job_models.teacher_generation(server.url)
+
+
+def test_bad_or_unreachable_teacher_urls_are_clear_errors():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with pytest.raises(MultipltError, match="server unreachable"):
+        job_models.teacher_generation(f"http://127.0.0.1:{port}/v1")
+    with pytest.raises(MultipltError, match="ends in /v1"):
+        job_models.teacher_generation(f"http://127.0.0.1:{port}/api")
+    with pytest.raises(MultipltError, match="not a server URL"):
+        job_models.teacher_generation("http:///v1")
+
+
+def test_unknown_models_are_clear_errors(tmp_path, tiny_model, test_hub):
+    job_models.check_model(tiny_model)
+    with pytest.raises(MultipltError, match="no config.json"):
+        job_models.check_model(str(tmp_path))
+    with pytest.raises(MultipltError, match="neither a model folder"):
+        job_models.check_model(str(tmp_path / "missing"))
+    with pytest.raises(MultipltError, match="'ns/nothing': no such model on the Hub"):
+        job_models.check_model("ns/nothing")
+    with pytest.raises(MultipltError, match="--teacher .*no such model on the Hub"):
+        job_models.teacher_generation("ns/nothing")
+
+
+def test_main_job_exits_2_with_one_line_before_starting_airflow(tiny_model, tmp_path, capsys):
+    launcher = _launcher()
+    rc = launcher.main(["--home", str(tmp_path / "home"), "main-job", "--model", tiny_model,
+                        "--teacher", "http://127.0.0.1:1/v1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "server unreachable" in err
+    assert not (tmp_path / "home").exists()  # nothing was started
+    rc = launcher.main(["--home", str(tmp_path / "home"), "main-job", "--model",
+                        str(tmp_path / "nothing")])
+    assert rc == 2 and "--model" in capsys.readouterr().err
+
+
+def test_airflow_runs_offline_unless_the_job_needs_the_hub(tiny_model, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def env(*argv):
+        parser = argparse.Namespace(cmd="main-job", model=argv[0], teacher=None, publish_repo=None)
+        for key, value in zip(argv[1::2], argv[2::2]):
+            setattr(parser, key, value)
+        return job_models.airflow_environment(parser)
+
+    assert env(tiny_model)["HF_HUB_OFFLINE"] == "1"
+    assert env(tiny_model, "teacher", "http://h:8000/v1")["HF_HUB_OFFLINE"] == "1"
+    assert "HF_HUB_OFFLINE" not in env("org/base")
+    assert "HF_HUB_OFFLINE" not in env(tiny_model, "teacher", "org/teacher")
+    assert "HF_HUB_OFFLINE" not in env(tiny_model, "publish_repo", "me/run")
+
+
+def test_the_teacher_test_server_replays_n_recorded_completions_per_prompt(server):
+    """tests/support/completions_server.py, as the openai backend calls it."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    server.record("def f():\n", ["right", "wrong"])
+
+    def post(body):
+        req = urllib.request.Request(server.url + "/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return [c["text"] for c in json.loads(resp.read())["choices"]]
+
+    assert post({"model": "teacher", "prompt": "def f():", "n": 2}) == ["right", "wrong"]
+    assert post({"model": "teacher", "prompt": "  def f():\n", "n": 1}) == ["right"]  # in turn
+    assert post({"model": "teacher", "prompt": "def f():"}) == ["wrong"]
+    for body, code in (({"model": "other", "prompt": "def f():"}, 404),
+                       ({"model": "teacher", "prompt": "def g():"}, 400)):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            post(body)
+        assert err.value.code == code
+
+
+def test_the_openai_backend_gets_the_recorded_completions_from_the_test_server(server):
+    from multiplt.generation.backends import make_backend
+    from multiplt.generation.base import Request, Sampling
+
+    server.record("p1", ["a", "b"])
+    backend = make_backend("openai", model="teacher", api_base=server.url)
+    requests = [Request(problem="x", index=i, prompt="p1") for i in range(2)]
+    got = sorted(text for batch in backend.generate(requests, Sampling(max_new_tokens=4))
+                 for _, text in batch)
+    assert got == ["a", "b"]
