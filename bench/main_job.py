@@ -9,9 +9,9 @@ Goal: under 15 minutes on 2 cores from a fresh clone.
 
     .venv/bin/python bench/main_job.py [--keep] [--no-setup] [-- extra main-job arguments]
 
---no-setup times the chain part alone: what main.sh runs after scripts/setup.sh (the tiny
-model build when `models/tiny` is missing, then scripts/embedded_airflow.py main-job), for a
-checkout whose .venv must not be reinstalled.
+--no-setup times the chain part alone (`scripts/main.sh --no-setup`: the tiny model build when
+`models/tiny` is missing, then scripts/embedded_airflow.py main-job), for a checkout whose .venv
+must not be reinstalled.
 """
 
 from __future__ import annotations
@@ -70,19 +70,6 @@ def commit() -> str:
     return head.stdout.strip() + ("+uncommitted changes" if dirty else "")
 
 
-def chain_only_command(extra: list[str]) -> list[str]:
-    """main.sh after setup.sh: the tiny model when missing, then the launcher."""
-    model = REPO / "models" / "tiny"
-    script = (f'set -e; if [ ! -f "{model}/config.json" ]; then '
-              f'echo "main.sh: building the tiny local model in {model}"; '
-              f'.venv/bin/multiplt model init-tiny --out "{model}"; fi; '
-              f'echo "main.sh: $(date +%T) tiny model ready: {model}"; '
-              f'export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1; '
-              f'exec .venv/bin/python scripts/embedded_airflow.py --home "$MULTIPLT_AIRFLOW_HOME" '
-              f'--data "$MULTIPLT_DATA" main-job --model "{model}" --exit-when-done "$@"')
-    return ["bash", "-c", script, "main_job", *extra]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the temp AIRFLOW_HOME and data")
@@ -100,8 +87,8 @@ def main() -> int:
     log_path = work / "main.log"
     load_before = os.getloadavg()
     measured_commit = commit()
-    command = (chain_only_command(args.extra) if args.no_setup
-               else [str(REPO / "scripts" / "main.sh"), "--exit-when-done", *args.extra])
+    command = ["scripts/main.sh", *(["--no-setup"] if args.no_setup else []),
+               "--exit-when-done", *args.extra]
     started = time.monotonic()
     started_at = datetime.datetime.now().strftime("%H:%M:%S")
     timed_out = False
@@ -123,7 +110,7 @@ def main() -> int:
                      "model: corpus stdlib, testgen, translate, finetune, evaluate, publish dry run; "
                      "every installed language, n=2, 128 new tokens)"
                      + (" -- chain part only, without scripts/setup.sh" if args.no_setup else ""),
-        "command": command if not args.no_setup else ["(main.sh without setup.sh)", *args.extra],
+        "command": command,
         "commit": measured_commit,
         "load_average_1_5_15": {"before": [round(x, 2) for x in load_before],
                                 "after": [round(x, 2) for x in os.getloadavg()]},

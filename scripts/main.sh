@@ -13,13 +13,19 @@
 #   ./scripts/main.sh --exit-when-done   # stop Airflow once the chain is done
 #   ./scripts/main.sh --source DIR       # another corpus (multiplt corpus build --source)
 #   ./scripts/main.sh --port 8081        # any other option goes to scripts/embedded_airflow.py
+#   ./scripts/main.sh --no-setup         # skip scripts/setup.sh (everything already installed)
 #   ./scripts/main.sh --model bigcode/starcoderbase-1b --teacher http://gpu-host:8000/v1 \
 #       --publish-repo me/multiplt-run  # a real base model, a served teacher, a real publication
 #       (Hub endpoint and token: HF_ENDPOINT, HF_TOKEN)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-scripts/setup.sh
+setup=1 args=()
+for arg in "$@"; do
+  if [ "$arg" = "--no-setup" ]; then setup=0; else args+=("$arg"); fi
+done
+set -- "${args[@]}"
+if ((setup)); then scripts/setup.sh; fi
 
 # The embedded deployment's home and data live in the repo (git-ignored); the user never sets
 # AIRFLOW_HOME (MULTIPLT_AIRFLOW_HOME / MULTIPLT_DATA override them).
