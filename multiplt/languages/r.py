@@ -247,6 +247,7 @@ static int find_slot(struct dl_phdr_info *info, size_t size, void *data) {
 /* multiplt_serve_console_ptr, and in each program the redirection above. */
 void multiplt_r_serve(int *control_fd, char **script, int *result) {
     system_rm_known = which_rm(&system_rm) == 0;
+    multiplt_share_init();
     multiplt_serve_console_ptr(control_fd, script, result);
     if (*result != 0) return;
     void **slot = NULL;
