@@ -87,7 +87,11 @@ static void set_limit(int resource, const char *value) {
 }
 
 #ifdef MULTIPLT_FORK_SERVER
+#include <setjmp.h>
 static char program_path[4096];
+static int shared_init;         /* multiplt_share_init() */
+static jmp_buf program_start;   /* in the server's multiplt_serve, where a program continues */
+static sigset_t program_mask;   /* the server's signal mask, the program's */
 #endif
 
 /* Runs in this helper (after fd 0..3 are set), or with `as_init` in a pid 1 that a server
@@ -181,6 +185,10 @@ static void enter(int argc, char **argv, int as_init) {
     if (program == 0) {
         setsid();
         close(STATUS_FD);  /* no exec closes it here */
+        if (shared_init) {  /* off pid 1's stack, back into the server's multiplt_serve */
+            sigprocmask(SIG_SETMASK, &program_mask, NULL);
+            longjmp(program_start, 1);
+        }
         return;            /* into the runtime, which runs program_path */
     }
 #else
@@ -220,6 +228,36 @@ int main(int argc, char **argv) {
 #include <sys/socket.h>
 
 #define MAX_REQUEST 16384
+#define INIT_STACK (256 << 10)
+
+/* Shared-init mode, for runtimes that opt in (their glue calls multiplt_share_init before
+ * multiplt_serve): pid 1 is cloned with CLONE_VM | CLONE_VFORK, so it runs on the server's
+ * memory (a stack of its own) while the server is suspended in clone until pid 1 has exited,
+ * instead of on a copy of it: the runtime's page tables are copied once per program (the
+ * program's fork) instead of twice, and torn down once. pid 1 keeps every signal blocked (no
+ * handler of the runtime ever runs in it, so it writes nothing of the runtime's state), writes
+ * its own "P" line (its pid as the server sees it, stored by the kernel before it runs), and
+ * its fork of the program is glibc's as before; the program unblocks the server's signal mask
+ * and continues where the server called clone (longjmp), in its own copy of the memory. */
+struct init_request { int argc; char **argv; int *fds; int control_fd; };
+static volatile pid_t shared_init_pid;
+static char *init_stack;
+
+void multiplt_share_init(void) { shared_init = 1; }
+
+static int init_main(void *arg) {
+    struct init_request *r = arg;
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    close(r->control_fd);
+    if (dup2(r->fds[3], STATUS_FD) < 0 || dup2(r->fds[0], 0) < 0 || dup2(r->fds[1], 1) < 0 ||
+        dup2(r->fds[2], 2) < 0) _exit(1);
+    for (int i = 0; i < 4; i++) close(r->fds[i]);
+    status("P %d", (int)shared_init_pid);  /* at the deadline the supervisor kills it */
+    enter(r->argc, r->argv, 1);  /* the program longjmps out of it; pid 1 exits in it */
+    _exit(1);
+}
 
 const char *multiplt_program(void) { return program_path; }
 
@@ -264,8 +302,30 @@ int multiplt_serve(int control_fd) {
          * runtime fewer than a helper that unshares and forks it. A raw clone (fork semantics):
          * glibc's fork cannot add namespaces. pid 1 runs no runtime code, and its own fork of
          * the program is glibc's, so the program's thread bookkeeping is right. */
-        pid_t init = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWNS | CLONE_NEWIPC |
-                                                                CLONE_NEWPID | SIGCHLD), 0, 0, 0, 0);
+        pid_t init;
+        if (shared_init) {
+            if (!init_stack) {
+                init_stack = mmap(NULL, INIT_STACK, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+                if (init_stack == MAP_FAILED) init_stack = NULL;
+            }
+            if (init_stack) {
+                struct init_request request = {argc, argv, fds, control_fd};
+                sigprocmask(SIG_SETMASK, NULL, &program_mask);
+                if (setjmp(program_start)) return 0;  /* in the program (pid 2) */
+                init = clone(init_main, init_stack + INIT_STACK, CLONE_VM | CLONE_VFORK |
+                             CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_PARENT_SETTID |
+                             SIGCHLD, &request, &shared_init_pid);
+                if (init < 0) dprintf(fds[3], "E clone: %s\n", strerror(errno));
+                for (int i = 0; i < 3; i++) close(fds[i]);
+                /* pid 1 has exited (CLONE_VFORK); reaped once its namespace is empty */
+                while (init > 0 && waitpid(init, NULL, 0) < 0 && errno == EINTR) {}
+                close(fds[3]);
+                continue;
+            }
+        }
+        init = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWNS | CLONE_NEWIPC |
+                                                          CLONE_NEWPID | SIGCHLD), 0, 0, 0, 0);
         if (init == 0) {
             close(control_fd);
             /* fds[i] >= 4: fds 0..3 are the server's own (0-2 and the control socket) */

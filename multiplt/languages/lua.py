@@ -159,6 +159,7 @@ _GLUE = r"""
 #include <lauxlib.h>
 
 int multiplt_serve(int control_fd);
+void multiplt_share_init(void);
 const char *multiplt_program(void);
 
 static int saved_argc;
@@ -177,6 +178,7 @@ int multiplt_lua_serve(lua_State *L) {
     const char *placeholder = luaL_checkstring(L, 2);
     if (!saved_argv || saved_argc < 2 || strcmp(saved_argv[saved_argc - 1], placeholder) != 0)
         return luaL_error(L, "multiplt: the script argument is not %s", placeholder);
+    multiplt_share_init();  /* pid 1 on the server's memory, not a copy (init.c) */
     if (multiplt_serve(fd) != 0) {
         lua_pushnil(L);
         return 1;

@@ -195,6 +195,7 @@ _GLUE = r"""
 /* serve(control_fd, script): in each program (0), first closes the descriptor the toplevel
  * holds on the server's own script, so the program's descriptors are those of `ocaml FILE`. */
 value multiplt_ocaml_serve(value fd, value script) {
+    multiplt_share_init();
     int result = multiplt_serve(Int_val(fd));
     DIR *dir = result == 0 ? opendir("/proc/self/fd") : NULL;
     if (dir) {

@@ -100,7 +100,9 @@ class RLanguage(Language):
         last line forks. R reads its --file as its console, a line at a time, so in a program
         the descriptor of that script is switched to the program file (multiplt_serve_console_ptr)
         and R's own read-eval loop runs the program as it runs any file: same parse errors
-        (met when reached), same `Error ... Execution halted`, same exit status."""
+        (met when reached), same `Error ... Execution halted`, same exit status. The forking is
+        init.c's, compiled here with R's own glue (_GLUE: the session's temp folder removed
+        in-process at exit instead of by `sh -c 'rm -Rf ...'`)."""
         rscript = shutil.which("Rscript")
         if not rscript:
             return None
@@ -109,9 +111,13 @@ class RLanguage(Language):
         r_bin = os.path.join(home.strip(), "R")
         if not os.access(r_bin, os.X_OK):
             return None
+        from multiplt.execution import native  # the execution side builds C the one way
+
+        glue = native.build_source(folder, "multiplt-r-fork.so", native.source() + _GLUE.encode(),
+                                   [["-shared", "-fPIC", "-DMULTIPLT_FORK_SERVER"]])
         path = os.path.abspath(os.path.join(folder, "server.R"))
         with open(path, "w", encoding="utf-8") as f:
-            f.write(_SERVER.format(library=r_string(library), script=r_string(path)))
+            f.write(_SERVER.format(library=r_string(os.path.abspath(glue)), script=r_string(path)))
         os.chmod(path, 0o644)
         return [r_bin, "--no-echo", "--no-restore", "--vanilla", f"--file={path}"]
 
@@ -134,5 +140,123 @@ class RLanguage(Language):
 # start-up in the server's /tmp) is made again in the program's fresh /tmp.
 _SERVER = """invisible(lapply("base", function(ns) {{ e <- asNamespace(ns); for (n in ls(e, all.names = TRUE)) get(n, envir = e) }}))
 invisible(dyn.load({library}))
-if (.C("multiplt_serve_console_ptr", 3L, {script}, result = 0L)$result == 0L) invisible(tempdir(check = TRUE)) else quit(save = "no", status = 1)
+if (.C("multiplt_r_serve", 3L, {script}, result = 0L)$result == 0L) invisible(tempdir(check = TRUE)) else quit(save = "no", status = 1)
+"""
+
+# R's glue (fork_server), appended to init.c's source. At its end a program's R removes the
+# session's temp folder as every R does (R_CleanTempDir), but by `R_system("rm -Rf DIR")`: a
+# `sh` and an `rm` started per program, about a fifth of an empty program's CPU here. In the
+# program, the call libR makes to R_system through its own procedure linkage table (its GOT
+# slot) is pointed at remove_temp_dir, which removes exactly that folder in-process (the same
+# files gone, nothing printed) and hands every other command, or a removal that fails (then rm
+# prints its own messages as in a fresh R), to R's R_system unchanged.
+_GLUE = r"""
+#include <dlfcn.h>
+#include <elf.h>
+#include <ftw.h>
+#include <link.h>
+
+extern char *R_TempDir;
+extern void (*ptr_R_CleanUp)(int, int, int);  /* Rinterface.h: R_CleanUp's implementation */
+static void (*r_clean_up)(int, int, int);
+static int (*r_system)(const char *);
+static int quitting;
+
+static void clean_up(int save, int status, int run_last) {
+    quitting = 1;
+    r_clean_up(save, status, run_last);
+}
+
+/* The `rm` that `sh -c` would run: the first executable regular file named rm on PATH. */
+static int which_rm(struct stat *found) {
+    const char *path = getenv("PATH");
+    char dir[4096], file[4200];
+    while (path && *path) {
+        size_t n = strcspn(path, ":");
+        if (n > 0 && n < sizeof dir) {
+            memcpy(dir, path, n);
+            dir[n] = 0;
+            snprintf(file, sizeof file, "%s/rm", dir);
+            if (stat(file, found) == 0 && S_ISREG(found->st_mode) && access(file, X_OK) == 0) return 0;
+        }
+        path += n + (path[n] == ':');
+    }
+    return -1;
+}
+
+static struct stat system_rm;  /* found in the server, where PATH is the programs' own */
+static int system_rm_known;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+/* In-process only where `sh -c 'rm -Rf DIR'` would run the system's rm on exactly DIR and
+ * succeed silently: R is quitting (R_CleanUp), the command is R_CleanTempDir's, DIR has no character sh would interpret,
+ * PATH still finds the same rm, and every entry is removed. Else R's R_system runs it. */
+static int remove_temp_dir(const char *cmd) {
+    char expected[4200];
+    struct stat rm;
+    if (quitting && R_TempDir && system_rm_known && strspn(R_TempDir, "abcdefghijklmnopqrstuvwxyz"
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") == strlen(R_TempDir) &&
+        snprintf(expected, sizeof expected, "rm -Rf %s", R_TempDir) < (int)sizeof expected &&
+        strcmp(cmd, expected) == 0 && which_rm(&rm) == 0 && rm.st_dev == system_rm.st_dev &&
+        rm.st_ino == system_rm.st_ino && nftw(R_TempDir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0)
+        return 0;
+    return r_system(cmd);
+}
+
+/* libR's GOT slot for R_system (a JUMP_SLOT relocation of libR.so), or NULL. */
+static int find_slot(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    if (!strstr(info->dlpi_name, "/libR.so")) return 0;
+    ElfW(Addr) base = info->dlpi_addr, jmprel = 0, symtab = 0, strtab = 0, pltrelsz = 0;
+    ElfW(Addr) relro = 0, relro_size = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        if (info->dlpi_phdr[i].p_type == PT_GNU_RELRO) {
+            relro = base + info->dlpi_phdr[i].p_vaddr;
+            relro_size = info->dlpi_phdr[i].p_memsz;
+        }
+        if (info->dlpi_phdr[i].p_type != PT_DYNAMIC) continue;
+        for (ElfW(Dyn) *d = (ElfW(Dyn) *)(base + info->dlpi_phdr[i].p_vaddr); d->d_tag != DT_NULL; d++) {
+            /* the loader relocated these in place on most targets; not on all */
+            ElfW(Addr) at = d->d_un.d_ptr < base ? base + d->d_un.d_ptr : d->d_un.d_ptr;
+            if (d->d_tag == DT_JMPREL) jmprel = at;
+            else if (d->d_tag == DT_SYMTAB) symtab = at;
+            else if (d->d_tag == DT_STRTAB) strtab = at;
+            else if (d->d_tag == DT_PLTRELSZ) pltrelsz = d->d_un.d_val;
+        }
+    }
+    if (!jmprel || !symtab || !strtab) return 1;
+    for (ElfW(Rela) *r = (ElfW(Rela) *)jmprel; (ElfW(Addr))r < jmprel + pltrelsz; r++) {
+        const ElfW(Sym) *sym = (const ElfW(Sym) *)symtab + ELF64_R_SYM(r->r_info);
+        ElfW(Addr) slot = base + r->r_offset;
+        if (strcmp((const char *)strtab + sym->st_name, "R_system") != 0) continue;
+        if (slot >= relro && slot < relro + relro_size) {  /* bound at load, then read-only */
+            long page = sysconf(_SC_PAGESIZE);
+            if (mprotect((void *)(slot & ~(ElfW(Addr))(page - 1)), page, PROT_READ | PROT_WRITE))
+                break;  /* not redirected: R runs rm as usual */
+        }
+        *(void ***)data = (void **)slot;
+        break;
+    }
+    return 1;
+}
+
+/* multiplt_serve_console_ptr, and in each program the redirection above. */
+void multiplt_r_serve(int *control_fd, char **script, int *result) {
+    system_rm_known = which_rm(&system_rm) == 0;
+    multiplt_share_init();
+    multiplt_serve_console_ptr(control_fd, script, result);
+    if (*result != 0) return;
+    void **slot = NULL;
+    dl_iterate_phdr(find_slot, &slot);
+    r_system = (int (*)(const char *))dlsym(RTLD_DEFAULT, "R_system");
+    if (slot && r_system && ptr_R_CleanUp) {
+        r_clean_up = ptr_R_CleanUp;
+        ptr_R_CleanUp = clean_up;
+        *slot = (void *)remove_temp_dir;
+    }
+}
 """

@@ -35,6 +35,7 @@ _R_SHOW = """cat("env", Sys.getenv("MULTIPLT_LEFT"), "\\n")
 cat("cwd", getwd(), "\\n")
 cat("mark", exists("multiplt_mark"), "\\n")
 cat("file", file.exists("/tmp/left.txt"), "\\n")
+cat("seed", exists(".Random.seed"), "median", median(c(1, 3, 100)), "\\n")
 print(pi)
 stopifnot(isTRUE(all.equal(1, 2)))
 """
@@ -58,6 +59,7 @@ let () = Printf.printf "cwd %s\\n" (Sys.getcwd ())
 let () = Printf.printf "file %b\\n" (Sys.file_exists "/tmp/left.txt")
 let () = print_endline (String.concat " " (List.sort compare (Array.to_list (Sys.readdir "/proc/self/fd"))))
 let () = Printf.printf "margin %d backtrace %b\\n" (Format.get_margin ()) (Printexc.backtrace_status ())
+let () = Printf.printf "random %d randomized %b\\n" (Random.int 1000000) (Hashtbl.is_randomized ())
 let multiplt_mark = [1; 2]
 let () = assert (List.length multiplt_mark = 3)
 """
@@ -74,6 +76,8 @@ let () = Format.set_margin 20; Printexc.record_backtrace true
 let () = at_exit (fun () -> print_endline "HIJACKED at_exit")
 let () = Toploop.print_out_phrase := (fun ppf _ -> Format.fprintf ppf "HIJACKED phrase@.")
 let _ = Thread.create (fun () -> while true do print_endline "leftover thread"; Thread.delay 0.001 done) ()
+let () = if Unix.fork () = 0 then (while true do print_endline "leftover child"; Unix.sleepf 0.001 done)
+let () = Random.init 42; Hashtbl.randomize ()
 let () = Thread.delay 0.01
 """ + _ML_SHOW,
     "lua": """lu = require('luaunit')
@@ -90,8 +94,12 @@ setmetatable(_G, {__index = function(_, k) return "HIJACKED global " .. k end})
 local co = coroutine.create(function() coroutine.yield() end)
 coroutine.resume(co)
 """ + _LUA_SHOW,
-    # R has no threads to leave; a redefined base function and a changed option instead
+    # R has no threads to leave: a child process left printing; a redefined base function, a
+    # function of an attached package replaced in its namespace, a changed option and seed
     "r": """Sys.setenv(MULTIPLT_LEFT = "corrupted")
+system("while true; do echo leftover child; sleep 0.001; done", wait = FALSE)
+set.seed(1)
+assignInNamespace("median", function(x, ...) "HIJACKED median", "stats")
 setwd("/")
 multiplt_mark <- "corrupted"
 writeLines("x", "/tmp/left.txt")
