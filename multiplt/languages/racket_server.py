@@ -68,11 +68,10 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
 }
 """
 
-# The pre-loaded runtime. Before serving, it declares (and so expands) a test program of its
-# own, which the server never runs. In each program it does what `racket FILE` does: the
-# module's configure-runtime submodule, the module, then its main submodule, each in a fresh
-# thread through a procedure built from a datum (no source location), so an error's printed
-# context holds no frame of ours; an error that escapes stops there and the exit status is 1.
+# The pre-loaded runtime. Before serving, it loads racket and rackunit and declares (and so
+# expands) a test program of its own, which it never runs, collects garbage and sets the memory
+# settings above. In each program it does what `racket FILE` does (run-program below), with the
+# same top-level namespace (empty), command-line arguments (none) and run file (FILE).
 SERVER = """#lang racket/base
 (require ffi/unsafe ffi/unsafe/vm racket/port)
 ;; The huge-pages library is preloaded for this process only, not for what programs run.
@@ -91,31 +90,34 @@ SERVER = """#lang racket/base
     (check-equal? (candidate 2 3) 6)))
 (test-humaneval)
 ")
-(define in-thread
+;; As `racket FILE`: the module's configure-runtime submodule, the module, its main submodule,
+;; each under a prompt of its own (an error that escapes one stops there: exit status 1, else 0),
+;; then `exit`; all in one new thread, so that what a step sets (a parameter, `exit-handler`)
+;; holds for the next steps and the final `exit`, as in racket's main thread. Built from a datum
+;; with no named procedure on the way: an error's printed context holds no frame of ours.
+(define run-program
   (parameterize ([current-namespace (namespace-anchor->empty-namespace here)])
     (namespace-require 'racket/base)
-    (eval '(lambda (failed proc . args)
-             (let ([result failed])
-               (thread-wait
-                (thread (lambda ()
-                          (set! result (call-with-continuation-prompt
-                                        (lambda () (apply proc args))
-                                        (default-continuation-prompt-tag)
-                                        (lambda _ failed))))))
-               result)))))
-(define (run-program path)
-  (define mod `(file ,(path->string path)))
-  (define cfg `(submod ,mod configure-runtime))
-  (define main `(submod ,mod main))
-  (define (step declared? proc . args)
-    (or (not declared?) (not (eq? failed (apply in-thread failed proc args)))))
-  (define has-cfg (in-thread failed module-declared? cfg #t))
-  (exit (if (and (not (eq? has-cfg failed))
-                 (step has-cfg dynamic-require cfg #f)
-                 (step #t namespace-require mod)
-                 (step (module-declared? main #t) dynamic-require main #f))
-            0
-            1)))
+    (eval '(lambda (failed path)
+             (thread-wait
+              (thread
+               (lambda ()
+                 (let* ([mod (list 'file (path->string path))]
+                        [cfg (list 'submod mod 'configure-runtime)]
+                        [main (list 'submod mod 'main)]
+                        [attempt (lambda (proc . args)
+                                   (call-with-continuation-prompt (lambda () (apply proc args))
+                                                                  (default-continuation-prompt-tag)
+                                                                  (lambda _ failed)))]
+                        [has-cfg (attempt module-declared? cfg #t)])
+                   (exit (if (and (not (eq? has-cfg failed))
+                                  (or (not has-cfg)
+                                      (not (eq? failed (attempt dynamic-require cfg #f))))
+                                  (not (eq? failed (attempt namespace-require mod)))
+                                  (or (not (module-declared? main #t))
+                                      (not (eq? failed (attempt dynamic-require main #f)))))
+                             0
+                             1))))))))))
 ;; One program's worth of work done here once: racket and rackunit loaded, the `#lang racket`
 ;; reader, and what expanding a test program needs of them. All in a namespace of its own that
 ;; shares the module registry: the top-level namespace that programs see as `current-namespace`
@@ -136,8 +138,10 @@ SERVER = """#lang racket/base
 (vm-eval '(heap-reserve-ratio 1.0))
 (vm-eval '(collect-trip-bytes (* 64 1024 1024)))
 (if (zero? (serve 3))
-    (parameterize ([current-command-line-arguments (vector)])
-      (run-program (program)))
+    (let ([path (program)])
+      ((vm-primitive 'set-run-file!) path)  ; (find-system-path 'run-file), as racket's -u sets it
+      (parameterize ([current-command-line-arguments (vector)])
+        (run-program failed path)))
     (exit 0))
 """
 
