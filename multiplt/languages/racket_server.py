@@ -36,8 +36,9 @@ LOG = logging.getLogger("multiplt.execution")
 HUGE_PAGES_LIBRARY = "multiplt-racket-hugepages.so"
 
 # Preloaded into the server (LD_PRELOAD, removed from its environment before any program):
-# Chez Scheme gets its heap from mmap in chunks of about 2 MiB; this mmap aligns such anonymous
-# mappings (2 MiB or more, no address asked for) to 2 MiB and advises them as huge pages.
+# Chez Scheme gets its heap from mmap in chunks of about 2 MiB; this mmap aligns such private
+# anonymous mappings (2 MiB or more, no address asked for) to 2 MiB and advises them as huge
+# pages.
 # Everything else, and any mapping that the wider reservation cannot get (the address-space
 # limit), is passed to the kernel exactly as asked.
 HUGE_PAGES = r"""
@@ -54,7 +55,8 @@ static void *plain(void *addr, size_t len, int prot, int flags, int fd, off_t of
 }
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-    if (addr != NULL || len < HUGE_PAGE || !(flags & MAP_ANONYMOUS) || (flags & MAP_FIXED))
+    if (addr != NULL || len < HUGE_PAGE || (flags & (MAP_ANONYMOUS | MAP_PRIVATE)) !=
+        (MAP_ANONYMOUS | MAP_PRIVATE) || (flags & (MAP_FIXED | MAP_HUGETLB | MAP_GROWSDOWN)))
         return plain(addr, len, prot, flags, fd, off);
     size_t size = (len + 4095) & ~(size_t)4095;
     char *wide = plain(NULL, size + HUGE_PAGE, prot, flags, fd, off);
@@ -66,6 +68,9 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
     madvise(start, size, MADV_HUGEPAGE);
     return start;
 }
+
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+    __attribute__((alias("mmap")));  /* the same call under its large-file name */
 """
 
 # The pre-loaded runtime. Before serving, it loads racket and rackunit and declares (and so
