@@ -127,20 +127,23 @@ SERVER = """#lang racket/base
 ;; reader, and what expanding a test program needs of them. All in a namespace of its own that
 ;; shares the module registry: the top-level namespace that programs see as `current-namespace`
 ;; stays empty, as a fresh `racket FILE`'s is (an `eval` there fails alike).
-(parameterize ([current-namespace (namespace-anchor->empty-namespace here)]
+(define warm-up (namespace-anchor->empty-namespace here))
+(parameterize ([current-namespace warm-up])
+  (namespace-require 'racket)
+  (namespace-require 'rackunit))
+;; Memory (see racket_server.py): one major collection that returns empty memory to the system,
+;; then the warm-up expansion (after it: what it leaves, caches included, is still there for the
+;; programs), then a larger allocation budget between the programs' minor collections.
+(vm-eval '(heap-reserve-ratio 0.0))
+(collect-garbage)
+(vm-eval '(heap-reserve-ratio 1.0))
+(parameterize ([current-namespace warm-up]
                [current-module-declare-name (make-resolved-module-path 'multiplt-warm-up)]
                [read-accept-reader #t]
                [read-accept-lang #t]
                [current-output-port (open-output-nowhere)]
                [current-error-port (open-output-nowhere)])
-  (namespace-require 'racket)
-  (namespace-require 'rackunit)
   (eval (namespace-syntax-introduce (read-syntax 'warm-up (open-input-string WARM-UP)))))
-;; Memory (see racket_server.py): one major collection that returns empty memory to the
-;; system, then a larger allocation budget between the programs' minor collections.
-(vm-eval '(heap-reserve-ratio 0.0))
-(collect-garbage)
-(vm-eval '(heap-reserve-ratio 1.0))
 (vm-eval '(collect-trip-bytes (* 64 1024 1024)))
 (if (zero? (serve 3))
     (let ([path (program)])
