@@ -9,9 +9,10 @@ server can take off is the memory cost of being a fork: every page a program wri
 page fault (a copy of the server's page, or a fresh one), about 4 us each here, and a program's
 expansion and compilation allocate some 20-30 MB. So the server
 
-- collects garbage once before serving, with Chez's heap reserve at 0 for that collection, so
-  the warm-up's garbage and the empty memory are gone: a program allocates in new memory of its
-  own instead of copying the server's pages one by one;
+- collects garbage once after loading racket and rackunit, with Chez's heap reserve at 0 for
+  that collection, so empty memory goes back to the system and a program allocates in new
+  memory of its own instead of copying the server's pages one by one; the warm-up expansion
+  comes after it, so that what it caches (weakly held) is still there for the programs;
 - grows its heap in 2 MiB-aligned chunks advised as huge pages (HUGE_PAGES, preloaded): where
   the kernel's transparent huge pages are enabled for `madvise` (the default of Debian's and most
   distributions' kernels), a program's new memory then faults in 2 MiB at a time, and the fork
