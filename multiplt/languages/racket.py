@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
@@ -76,14 +75,13 @@ class RacketLanguage(Language):
 
     def fork_server(self, folder: str, library: str) -> list[str] | None:
         """`racket` and `rackunit` loaded once (about 0.4 s of a fresh `racket` per program);
-        Racket CS runs on one OS thread here, so a fork is a whole runtime."""
+        Racket CS runs on one OS thread here, so a fork is a whole runtime. The server and its
+        memory settings: racket_server.py."""
         if not shutil.which("racket"):
             return None
-        path = os.path.join(folder, "server.rkt")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(_SERVER)
-        os.chmod(path, 0o644)
-        return ["racket", path, library]
+        from multiplt.languages import racket_server
+
+        return racket_server.argv(folder, library)
 
     def classify(self, exit_code: int, stdout: str, stderr: str) -> str:
         if exit_code == 0 and not stderr.strip():
@@ -106,65 +104,3 @@ def _is_datum(value) -> bool:
     """Values that read the same inside a quoted #hash literal."""
     return value is None or isinstance(value, (bool, int, float, str))
 
-
-# The pre-loaded runtime (fork_server). Before serving, it declares (and so expands) a test program
-# of its own, which the server never runs. In each program it does what `racket FILE` does: the
-# module's configure-runtime submodule, the module, then its main submodule, each in a fresh
-# thread through a procedure built from a datum (no source location), so an error's printed
-# context holds no frame of ours; an error that escapes stops there and the exit status is 1.
-_SERVER = """#lang racket/base
-(require ffi/unsafe racket/port)
-(define lib (ffi-lib (vector-ref (current-command-line-arguments) 0)))
-(define serve (get-ffi-obj "multiplt_serve" lib (_fun _int -> _int)))
-(define program (get-ffi-obj "multiplt_program" lib (_fun -> _path)))
-(define-namespace-anchor here)
-(define failed (string->uninterned-symbol "failed"))
-(define WARM-UP "#lang racket
-(define (add x y) (+ x y))
-(require rackunit)
-(define (test-humaneval)
-  (let ((candidate add))
-    (check-within (candidate 2 3) 5 0.001)
-    (check-equal? (candidate 2 3) 6)))
-(test-humaneval)
-")
-(define in-thread
-  (parameterize ([current-namespace (namespace-anchor->empty-namespace here)])
-    (namespace-require 'racket/base)
-    (eval '(lambda (failed proc . args)
-             (let ([result failed])
-               (thread-wait
-                (thread (lambda ()
-                          (set! result (call-with-continuation-prompt
-                                        (lambda () (apply proc args))
-                                        (default-continuation-prompt-tag)
-                                        (lambda _ failed))))))
-               result)))))
-(define (run-program path)
-  (define mod `(file ,(path->string path)))
-  (define cfg `(submod ,mod configure-runtime))
-  (define main `(submod ,mod main))
-  (define (step declared? proc . args)
-    (or (not declared?) (not (eq? failed (apply in-thread failed proc args)))))
-  (define has-cfg (in-thread failed module-declared? cfg #t))
-  (exit (if (and (not (eq? has-cfg failed))
-                 (step has-cfg dynamic-require cfg #f)
-                 (step #t namespace-require mod)
-                 (step (module-declared? main #t) dynamic-require main #f))
-            0
-            1)))
-(namespace-require 'racket)
-(namespace-require 'rackunit)
-;; One program's worth of work done here once: the `#lang racket` reader and the compile-time
-;; (phase 1) instances of racket and rackunit that expanding a test program needs.
-(parameterize ([current-module-declare-name (make-resolved-module-path 'multiplt-warm-up)]
-               [read-accept-reader #t]
-               [read-accept-lang #t]
-               [current-output-port (open-output-nowhere)]
-               [current-error-port (open-output-nowhere)])
-  (eval (read-syntax 'warm-up (open-input-string WARM-UP))))
-(if (zero? (serve 3))
-    (parameterize ([current-command-line-arguments (vector)])
-      (run-program (program)))
-    (exit 0))
-"""

@@ -21,10 +21,20 @@ def stable(code: str, text: str) -> str:
     pattern = _VOLATILE.get(code)
     return pattern.sub(r"\1#\2", text) if pattern else text
 
-_RKT_SHOW = """(printf "env ~a\\n" (getenv "MULTIPLT_LEFT"))
+# Racket: the library's own functions are constants (a `set!` or redefinition through
+# `module->namespace` is refused: "first: cannot modify a constant"), so a program corrupts what
+# can change: global parameters and handlers (printer, error display, rackunit's check handler,
+# `exit-handler`), a variable of the top-level namespace, a Chez Scheme global (ffi/unsafe/vm)
+_RKT_SHOW = """(require ffi/unsafe/vm)
+(printf "env ~a\\n" (getenv "MULTIPLT_LEFT"))
 (printf "cwd ~a\\n" (current-directory))
 (printf "mark ~a\\n" (with-handlers ([(lambda (e) #t) (lambda (e) 'unbound)])
                         (eval 'multiplt-mark (current-namespace))))
+(printf "namespace ~a\\n" (length (namespace-mapped-symbols)))
+(printf "chez ~a\\n" (vm-eval '(if (top-level-bound? 'multiplt-mark) multiplt-mark 'unbound)))
+(printf "run-file ~a\\n" (find-system-path 'run-file))
+(printf "preload ~a\\n" (getenv "LD_PRELOAD"))
+(exit-handler (let ([exit (exit-handler)]) (lambda (code) (printf "exit ~a\\n" code) (exit (+ code 2)))))
 (printf "file ~a\\n" (file-exists? "/tmp/left.txt"))
 (list 1 2)
 (check-equal? (+ 1 1) 3)
@@ -116,6 +126,8 @@ assign("stopifnot", function(...) cat("HIJACKED stopifnot\\n"), envir = baseenv(
 (current-print (lambda (v) (displayln "HIJACKED print")))
 (error-display-handler (lambda (msg e) (displayln "HIJACKED error" (current-error-port))))
 (current-check-handler (lambda (e) (displayln "HIJACKED check" (current-error-port))))
+(exit-handler (let ([exit (exit-handler)]) (lambda (code) (displayln "HIJACKED exit") (exit code))))
+(vm-eval '(define multiplt-mark 'corrupted))
 (void (thread (lambda () (let loop () (displayln "leftover thread") (sleep 0.001) (loop)))))
 """ + _RKT_SHOW,
 }
