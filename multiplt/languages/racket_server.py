@@ -85,6 +85,7 @@ SERVER = """#lang racket/base
 (define lib (ffi-lib (vector-ref (current-command-line-arguments) 0)))
 (define serve (get-ffi-obj "multiplt_serve" lib (_fun _int -> _int)))
 (define program (get-ffi-obj "multiplt_program" lib (_fun -> _path)))
+((get-ffi-obj "multiplt_share_init" lib (_fun -> _void)))  ; pid 1 on the server's memory (init.c)
 (define-namespace-anchor here)
 (define failed (string->uninterned-symbol "failed"))
 (define WARM-UP "#lang racket
