@@ -42,6 +42,8 @@ _RKT_SHOW = """(require ffi/unsafe/vm)
 """
 
 _R_SHOW = """cat("env", Sys.getenv("MULTIPLT_LEFT"), "\\n")
+cat("tunables", Sys.getenv("GLIBC_TUNABLES", "unset"), "\\n")
+system("echo child tunables ${GLIBC_TUNABLES:-unset}")
 cat("cwd", getwd(), "\\n")
 cat("mark", exists("multiplt_mark"), "\\n")
 cat("file", file.exists("/tmp/left.txt"), "\\n")
