@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from multiplt_airflow.stage import stage_task, stage_task_mapped
+from tests.support.airflow import load_dag
 
 TEST_DAGS = Path(__file__).resolve().parents[1] / "fixtures" / "airflow_dags"
 
@@ -26,10 +26,7 @@ def _dag(dag_id):
 
 def _load_dag(name):
     """A DAG from tests/fixtures/airflow_dags: dag.test() needs it in a configured bundle."""
-    spec = importlib.util.spec_from_file_location(f"test_dag_{name}", TEST_DAGS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
+    return load_dag(name, TEST_DAGS)
 
 
 def _xcom(run, task_id):

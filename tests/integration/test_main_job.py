@@ -6,27 +6,17 @@ through its Asset events; the printed funnels are checked against the stages' ow
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.support.airflow import load_launcher
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _launcher():
-    spec = importlib.util.spec_from_file_location("embedded_airflow_script",
-                                                  REPO / "scripts" / "embedded_airflow.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_main_job_runs_every_installed_language_and_skips_missing_runtimes(monkeypatch):
-    launcher = _launcher()
+    launcher = load_launcher()
     assert "py" in launcher.installed_languages()
     # without Racket on PATH, Racket is not "installed" (as Julia is not, on Debian)
     real_which = launcher.shutil.which
@@ -85,7 +75,7 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
     from tests.fixtures import chain as fx
     from tests.support.completions_server import CompletionsServer
 
-    launcher = _launcher()  # puts plugins/ on sys.path
+    launcher = load_launcher()  # puts plugins/ on sys.path
     api = HfApi()
     api.create_repo("ns/chain-tiny", exist_ok=True)
     api.upload_folder(folder_path=tiny_model, repo_id="ns/chain-tiny")

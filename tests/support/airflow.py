@@ -55,15 +55,26 @@ def _in_process_home() -> Path:
     return home
 
 
+def load_file(path: Path, name: str):
+    """A fresh execution of the Python file `path` as a module called `name`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_dag(name: str, folder: Path = DAGS):
     """The `dag` of `folder/name.py`, from a fresh execution of the file (so environment and
     config set by the test apply), as the dag-processor would load it."""
-    import importlib.util
+    return load_file(folder / f"{name}.py", f"{name}_under_test").dag
 
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", folder / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
+
+def load_launcher():
+    """scripts/embedded_airflow.py (the main job's launcher) as a module; it puts plugins/ on
+    sys.path."""
+    return load_file(REPO / "scripts" / "embedded_airflow.py", "embedded_airflow_script")
 
 
 IN_PROCESS_HOME = _in_process_home()

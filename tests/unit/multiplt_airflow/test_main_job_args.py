@@ -6,26 +6,16 @@ its stages get (offline unless the Hub is needed; HF_ENDPOINT and HF_TOKEN inher
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import socket
-from pathlib import Path
 
 import pytest
 
 from multiplt.errors import MultipltError
 from multiplt_airflow import chain_job, job_models
+from tests.support.airflow import load_launcher
 from tests.support.completions_server import CompletionsServer
 
-REPO = Path(__file__).resolve().parents[3]
 TARGETS = ["rkt", "jl", "r", "ml", "lua"]
-
-
-def _launcher():
-    spec = importlib.util.spec_from_file_location("embedded_airflow_script",
-                                                  REPO / "scripts" / "embedded_airflow.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def settings(**kw):
@@ -115,7 +105,7 @@ def test_unknown_models_are_clear_errors(tmp_path, tiny_model, test_hub):
 
 
 def test_main_job_exits_2_with_one_line_before_starting_airflow(tiny_model, tmp_path, capsys):
-    launcher = _launcher()
+    launcher = load_launcher()
     rc = launcher.main(["--home", str(tmp_path / "home"), "main-job", "--model", tiny_model,
                         "--teacher", "http://127.0.0.1:1/v1"])
     err = capsys.readouterr().err
