@@ -113,12 +113,19 @@ def airflow_db(_migrated_airflow_db) -> Path:
 
 
 def _dispose_in_process_engine() -> None:
-    """Close this process's pooled connections to the database file about to be replaced."""
+    """Close this process's sessions and pooled connections (sync and async engines) to the
+    database file about to be replaced: a connection left open would go on with pages of the
+    old file (sqlite: "database disk image is malformed")."""
     if "airflow.settings" in sys.modules:
+        from sqlalchemy.orm import close_all_sessions
+
         from airflow import settings
 
+        close_all_sessions()
         if getattr(settings, "engine", None) is not None:
             settings.engine.dispose()
+        if getattr(settings, "async_engine", None) is not None:
+            settings.async_engine.sync_engine.dispose()
 
 
 @pytest.fixture(scope="session")
