@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--concurrency", type=int, help="openai backend: parallel requests")
     p.add_argument("--stage", default="all", choices=["all", "sample", "collect", "summary"],
                    help="all (default); sample: build prompts and sample only; collect: clean, dedup "
-                   "and write, after `multiplt execute` on OUT/work/<lang>/<K>-of-<N>/completions; "
+                   "and write, after `multiplt execute` on the shard's work/<lang>/<K>-of-<N>/completions under OUT; "
                    "summary: rewrite OUT/funnel.json and OUT/README.md from the shards' funnels")
     p.set_defaults(func=run)
 

@@ -1,6 +1,6 @@
 """`multiplt testgen`: one shard of the corpus functions -> tests/, excluded/, funnel.json.
 
-Per shard (work folder `OUT/work/<shard>/`), in three stages that can run as separate tasks
+Per shard (work folder `work/<shard>/` under OUT), in three stages that can run as separate tasks
 (generation on a GPU worker, validation in the sandbox image, which has no parquet library):
 1. `generate`: read and check the rows of the shard (inputs.py; malformed and duplicate rows
    are dropped) into `rows.jsonl`, write the prompts (`prompts.jsonl`, problem name = sha1) and

@@ -1,9 +1,9 @@
-"""`multiplt translate`, one language and one shard at a time:
+"""`multiplt translate`, one language and one shard at a time (paths under the output URI):
 
-    build     step-1 rows -> problems          URI/work/<code>/<K>-of-<N>/problems.jsonl (+ report)
-    sample    the generation driver            URI/work/<code>/<K>-of-<N>/completions/<sha1>.json.gz
+    build     step-1 rows -> problems          work/<code>/<K>-of-<N>/problems.jsonl (+ report)
+    sample    the generation driver            work/<code>/<K>-of-<N>/completions/<sha1>.json.gz
     validate  the sandboxed executor           .../completions/<sha1>.results.json.gz
-    collect   clean, TODO, exact + ROUGE-L     URI/data/, URI/excluded/, URI/funnel.json
+    collect   clean, TODO, exact + ROUGE-L     data/, excluded/, funnel.json
 
 Every step resumes: problems are built once per shard (a rerun on other input is refused),
 sampling and execution do only the missing samples and programs (their own rerun contracts),
