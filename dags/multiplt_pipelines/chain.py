@@ -94,27 +94,13 @@ def chained_datasets(params: dict, events: list[dict]) -> tuple[dict, dict[str, 
     return {**params, "languages": list(datasets)}, datasets
 
 
-def has_rows(files: list[str]) -> bool | None:
-    """Whether any of these data files holds a row (parquet: its footer's row count; JSONL: a
-    non-blank line), stopping at the first that does; None for a file of another kind (reads
-    storage)."""
-    import io
-
-    import polars as pl
-
+def has_rows(files: list[str]) -> bool:
+    """Whether any of these data files (parquet, JSONL) holds a row (parquet: its footer's row
+    count; JSONL: a non-blank line), stopping at the first that does (reads storage)."""
     from multiplt import storage
 
-    for uri in files:
-        if uri.endswith(".parquet"):
-            rows = pl.scan_parquet(io.BytesIO(storage.read_bytes(uri))).select(pl.len())
-            if rows.collect().item() > 0:
-                return True
-        elif uri.endswith((".jsonl", ".jsonl.gz")):
-            if storage.read_text(uri).strip():
-                return True
-        else:
-            return None
-    return False
+    return any(storage.parquet_rows(uri) > 0 if uri.endswith(".parquet")
+               else bool(storage.read_text(uri).strip()) for uri in files)
 
 
 def require_rows(what: str, uri: str, list_files) -> None:
@@ -127,7 +113,7 @@ def require_rows(what: str, uri: str, list_files) -> None:
         files = list_files()
     except MultipltError:
         return
-    if files is not None and has_rows(files) is False:
+    if files is not None and not has_rows(files):
         raise EmptyInput(f"nothing to do: the {what} {uri} has 0 rows")
 
 

@@ -121,7 +121,7 @@ def _code(split: str) -> str:
 def _describe(dataset: Dataset, sizes: dict) -> None:
     from multiplt import storage
 
-    dataset.rows = sum(_parquet_rows(uri) for uri in dataset.files)
+    dataset.rows = sum(storage.parquet_rows(uri) for uri in dataset.files)
     raw = _read_json(storage.join(dataset.uri, FUNNEL))
     config_uri = _config_uri(dataset, sizes)
     config = _read_json(config_uri) if config_uri else {}
@@ -174,22 +174,6 @@ def _read_json(uri: str):
         return storage.read_json(uri)
     except json.JSONDecodeError as exc:
         raise MultipltError(f"{uri} is not valid JSON: {exc}") from None
-
-
-def _parquet_rows(uri: str) -> int:
-    """Rows of a parquet file from its footer (a local file is not read whole)."""
-    import polars as pl
-
-    from multiplt import storage
-
-    path = storage.local_path(uri)
-    try:
-        source = path if path is not None else io.BytesIO(storage.read_bytes(uri))
-        return pl.scan_parquet(source).select(pl.len()).collect().item()
-    except MultipltError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
-        raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
 
 
 def _column_values(files: list[str], column: str) -> list[str]:

@@ -121,6 +121,20 @@ def read_parquet(uri):
         raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
 
 
+def parquet_rows(uri) -> int:
+    """Rows of the parquet file at `uri`, from its footer (a local file is not read whole)."""
+    import polars as pl
+
+    path = local_path(uri)
+    try:
+        source = path if path is not None else io.BytesIO(read_bytes(uri))
+        return pl.scan_parquet(source).select(pl.len()).collect().item()
+    except MultipltError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
+
+
 def write_parquet(uri, df) -> None:
     buffer = io.BytesIO()
     df.write_parquet(buffer)

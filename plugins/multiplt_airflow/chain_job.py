@@ -12,9 +12,10 @@ import datetime
 import time
 import urllib.parse
 
+from multiplt_airflow.rest import TERMINAL_RUN_STATES as TERMINAL
+
 CHAIN = ["multiplt_corpus", "multiplt_testgen", "multiplt_translate", "multiplt_finetune",
          "multiplt_evaluate", "multiplt_publish"]
-TERMINAL = ("success", "failed")
 
 
 def consumers(asset_name: str) -> list[str]:

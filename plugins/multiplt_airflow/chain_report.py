@@ -8,11 +8,6 @@ from __future__ import annotations
 import datetime
 import os
 
-#: translate's funnel.json counts per language, in order (docs/translation.md)
-TRANSLATE_STEPS = ["functions_in", "prompts_built", "translations_sampled", "passed", "after_todo",
-                   "after_exact_dedup", "after_rouge_l"]
-
-
 def _funnel(folder: str) -> dict | None:
     from multiplt import storage
 
@@ -32,6 +27,10 @@ def steps_lines(stage: str, folder: str) -> list[str]:
 
 
 def translate_lines(folder: str) -> list[str]:
+    from multiplt.translation.collect import COUNTS
+
+    # translate's funnel.json counts per language, in order (docs/translation.md)
+    steps = ("functions_in", "prompts_built", *COUNTS)
     funnel = _funnel(folder)
     if funnel is None:
         return [f"translate: did not run (no {folder}/funnel.json)"]
@@ -39,7 +38,7 @@ def translate_lines(folder: str) -> list[str]:
     for lang in sorted(funnel):
         counts = funnel[lang]
         lines.append(f"  {lang}: " + " -> ".join(f"{step} {counts.get(step, 0)}"
-                                                 for step in TRANSLATE_STEPS))
+                                                 for step in steps))
     return lines
 
 

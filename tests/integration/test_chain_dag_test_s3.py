@@ -18,6 +18,8 @@ import pytest
 from tests.fixtures import chain as fx
 from tests.integration.test_chain_dag_run import asset_events, task_states
 from tests.support.airflow import load_dag
+from tests.support.chain_folders import stored_rows
+from tests.support.hub import hub_dataset_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,13 +28,6 @@ def _one_event(run) -> dict:
     assert run.state == "success", task_states(run)
     [(name, extra)] = asset_events(run)
     return {"name": name, "uri": "", "extra": extra}
-
-
-def _rows(folder: str) -> int:
-    from multiplt import storage
-
-    return sum(storage.read_parquet(u).height for u in storage.ls(folder, recursive=True)
-               if u.endswith(".parquet"))
 
 
 def _unpause(dag_id: str) -> None:
@@ -79,7 +74,7 @@ def test_the_chain_under_dag_test_on_s3(airflow_db, s3_bucket, test_hub, tiny_mo
         "dedup_buckets": 1})
     event = _one_event(run)
     assert (event["name"], event["extra"]["rows"]) == ("multiplt_corpus_functions", fx.CORPUS_KEPT)
-    assert _rows(event["extra"]["functions_uri"]) == fx.CORPUS_KEPT
+    assert stored_rows(event["extra"]["functions_uri"]) == fx.CORPUS_KEPT
     _unpause("multiplt_evaluate")  # every DAG of the folder is in the database now
 
     # testgen on the event's functions: 4 functions keep a test
@@ -137,8 +132,6 @@ def test_the_chain_under_dag_test_on_s3(airflow_db, s3_bucket, test_hub, tiny_mo
         "dataset_uri": dataset["extra"]["dataset_uri"],
         "training_outputs": [o["out"] for o in checkpoints["extra"]["outputs"]]})
     assert run.state == "success", task_states(run)
-    from tests.integration.test_main_job import _hub_rows
-
-    assert _hub_rows("ns/chain-s3") == len(fx.LUA_KEPT)
+    assert hub_dataset_rows("ns/chain-s3") == len(fx.LUA_KEPT)
     assert [t.name for t in HfApi().list_repo_refs("ns/chain-s3").tags] == ["lua-chain_s3-epoch1"]
 

@@ -11,6 +11,8 @@ import re
 import pytest
 
 from tests.support.airflow import load_launcher
+from tests.support.chain_folders import stored_rows
+from tests.support.hub import hub_dataset_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -38,26 +40,6 @@ def _block(out: str, header: str) -> list[str]:
             break
         block.append(line)
     return block
-
-
-def _rows(folder: str) -> int:
-    import io
-
-    import polars as pl
-
-    from multiplt import storage
-
-    return sum(pl.read_parquet(io.BytesIO(storage.read_bytes(u))).height
-               for u in storage.ls(folder) if u.endswith(".parquet"))
-
-
-def _hub_rows(repo: str) -> int:
-    """Rows of the data files of a dataset repo on the (session's test) Hub."""
-    import polars as pl
-    from huggingface_hub import HfApi, hf_hub_download
-
-    files = [f for f in HfApi().list_repo_files(repo, repo_type="dataset") if f.endswith(".parquet")]
-    return sum(pl.read_parquet(hf_hub_download(repo, f, repo_type="dataset")).height for f in files)
 
 
 def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
@@ -112,7 +94,7 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
     corpus = storage.read_json(f"{root}/corpus/funnel.json")
     assert _block(out, "corpus: ") == _steps(corpus)
     assert (corpus["steps"][0]["in"], corpus["steps"][-1]["out"]) == (8, fx.CORPUS_KEPT)
-    assert _rows(f"{root}/corpus/functions") == fx.CORPUS_KEPT
+    assert stored_rows(f"{root}/corpus/functions") == fx.CORPUS_KEPT
     extra = event("multiplt_corpus")["extra"]
     assert (extra["rows"], extra["functions_uri"]) == (fx.CORPUS_KEPT, f"{root}/corpus/functions")
 
@@ -120,7 +102,7 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
     testgen = storage.read_json(f"{root}/testgen/funnel.json")
     assert _block(out, "testgen: ") == _steps(testgen)
     assert (testgen["steps"][0]["in"], testgen["steps"][-1]["out"]) == (fx.CORPUS_KEPT, len(fx.TESTS))
-    assert _rows(f"{root}/testgen/tests") == len(fx.TESTS)
+    assert stored_rows(f"{root}/testgen/tests") == len(fx.TESTS)
     extra = event("multiplt_testgen")["extra"]
     assert (extra["rows"], extra["model"]) == (len(fx.TESTS), "teacher")
 
@@ -130,7 +112,7 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
                              "after_rouge_l")] == [4, 4, 8, 3, 3]
     assert ("  lua: functions_in 4 -> prompts_built 4 -> translations_sampled 8 -> passed 3 -> "
             "after_todo 3 -> after_exact_dedup 3 -> after_rouge_l 3") in out
-    assert _rows(f"{root}/translate/data") == len(fx.LUA_KEPT)
+    assert stored_rows(f"{root}/translate/data") == len(fx.LUA_KEPT)
     extra = event("multiplt_translate")["extra"]
     assert (extra["lang"], extra["rows"]) == ("lua", len(fx.LUA_KEPT))
     # every completion came from the teacher: 7 test prompts and 4 Lua prompts, n=2 each
@@ -157,7 +139,7 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
         assert re.search(rf"^lua\s+1\s+{r['estimate']:.4f}\s+1\s+{re.escape(r['run_id'])}$", out, re.M)
 
     # publication on the Hub: the Lua dataset (3 rows) and the tagged checkpoint
-    assert _hub_rows("ns/chain") == len(fx.LUA_KEPT)
+    assert hub_dataset_rows("ns/chain") == len(fx.LUA_KEPT)
     # (a publish run consumes every checkpoints event since the DAG's previous Asset-triggered
     # run, as Airflow's scheduler windows events: earlier tests of this session's deployment,
     # made while the DAG was paused, may add their own tags, never one of this experiment)

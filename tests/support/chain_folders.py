@@ -6,6 +6,12 @@ from __future__ import annotations
 from multiplt import storage
 
 
+def stored_rows(folder: str) -> int:
+    """Rows of every parquet file under a storage folder."""
+    return sum(storage.parquet_rows(u) for u in storage.ls(folder, recursive=True)
+               if u.endswith(".parquet"))
+
+
 def parquet(uri: str, rows: list[dict]) -> None:
     import polars as pl
 

@@ -98,3 +98,12 @@ def _close_sessions() -> None:
     except ImportError:
         return
     close_session()
+
+
+def hub_dataset_rows(repo: str) -> int:
+    """Rows of the parquet data files of a dataset repo on the Hub that HF_ENDPOINT names."""
+    import polars as pl
+    from huggingface_hub import HfApi, hf_hub_download
+
+    files = [f for f in HfApi().list_repo_files(repo, repo_type="dataset") if f.endswith(".parquet")]
+    return sum(pl.read_parquet(hf_hub_download(repo, f, repo_type="dataset")).height for f in files)

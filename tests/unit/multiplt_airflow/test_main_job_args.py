@@ -13,7 +13,6 @@ import pytest
 from multiplt.errors import MultipltError
 from multiplt_airflow import chain_job, job_models
 from tests.support.airflow import load_launcher
-from tests.support.completions_server import CompletionsServer
 
 TARGETS = ["rkt", "jl", "r", "ml", "lua"]
 
@@ -62,22 +61,16 @@ def test_the_testgen_plan_passes_the_teacher_server_on():
     assert argv[argv.index("--model") + 1] == "t"
 
 
-@pytest.fixture
-def server():
-    s = CompletionsServer(models=["teacher"]).start()
-    yield s
-    s.stop()
-
-
-def test_teacher_server_model_is_asked_from_the_server_or_checked(server):
-    assert job_models.teacher_generation(server.url) == {
-        "backend": "openai", "model": "teacher", "api_base": server.url}
-    assert job_models.teacher_generation(server.url.removesuffix("/v1"), "teacher")["api_base"] == server.url
+def test_teacher_server_model_is_asked_from_the_server_or_checked(completions_server):
+    assert job_models.teacher_generation(completions_server.url) == {
+        "backend": "openai", "model": "teacher", "api_base": completions_server.url}
+    url = completions_server.url
+    assert job_models.teacher_generation(url.removesuffix("/v1"), "teacher")["api_base"] == url
     with pytest.raises(MultipltError, match=r"--teacher-model 'other' is not served by .*teacher"):
-        job_models.teacher_generation(server.url, "other")
-    server.models.append("second")
+        job_models.teacher_generation(completions_server.url, "other")
+    completions_server.models.append("second")
     with pytest.raises(MultipltError, match="serves 2 models .*--teacher-model"):
-        job_models.teacher_generation(server.url)
+        job_models.teacher_generation(completions_server.url)
 
 
 def test_bad_or_unreachable_teacher_urls_are_clear_errors():
@@ -132,16 +125,16 @@ def test_airflow_runs_offline_unless_the_job_needs_the_hub(tiny_model, monkeypat
     assert "HF_HUB_OFFLINE" not in env(tiny_model, "publish_repo", "me/run")
 
 
-def test_the_teacher_test_server_replays_n_recorded_completions_per_prompt(server):
+def test_the_teacher_test_server_replays_n_recorded_completions_per_prompt(completions_server):
     """tests/support/completions_server.py, as the openai backend calls it."""
     import json
     import urllib.error
     import urllib.request
 
-    server.record("def f():\n", ["right", "wrong"])
+    completions_server.record("def f():\n", ["right", "wrong"])
 
     def post(body):
-        req = urllib.request.Request(server.url + "/completions", json.dumps(body).encode(),
+        req = urllib.request.Request(completions_server.url + "/completions", json.dumps(body).encode(),
                                      {"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:
             return [c["text"] for c in json.loads(resp.read())["choices"]]
@@ -156,12 +149,12 @@ def test_the_teacher_test_server_replays_n_recorded_completions_per_prompt(serve
         assert err.value.code == code
 
 
-def test_the_openai_backend_gets_the_recorded_completions_from_the_test_server(server):
+def test_the_openai_backend_gets_the_recorded_completions_from_the_test_server(completions_server):
     from multiplt.generation.backends import make_backend
     from multiplt.generation.base import Request, Sampling
 
-    server.record("p1", ["a", "b"])
-    backend = make_backend("openai", model="teacher", api_base=server.url)
+    completions_server.record("p1", ["a", "b"])
+    backend = make_backend("openai", model="teacher", api_base=completions_server.url)
     requests = [Request(problem="x", index=i, prompt="p1") for i in range(2)]
     got = sorted(text for batch in backend.generate(requests, Sampling(max_new_tokens=4))
                  for _, text in batch)
