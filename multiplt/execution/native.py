@@ -61,6 +61,14 @@ def build_source(dest_dir: str, name: str, src: bytes, builds: list[list[str]]) 
     return dest
 
 
+def build_fork_glue(dest_dir: str, name: str, glue: str, extra_flags: tuple[str, ...] = ()) -> str:
+    """init.c's fork-server library with a runtime's own C glue appended (its `*_serve` entry
+    point), built as FORK_LIBRARY is, plus `extra_flags` (e.g. an include folder); build_source's
+    errors."""
+    return build_source(dest_dir, name, source() + glue.encode(),
+                        [_BUILDS[FORK_LIBRARY][0] + list(extra_flags)])
+
+
 def _compile(src: bytes, out: str, name: str, builds: list[list[str]]) -> None:
     cc = shutil.which(os.environ.get("CC") or "gcc")
     if not cc:

@@ -158,8 +158,7 @@ class OCamlLanguage(Language):
             raise OSError(f"no OCaml C headers in {where}")
         from multiplt.execution import native  # the execution side builds C the one way
 
-        dll = native.build_source(folder, "dllmultiplt_fork.so", native.source() + _GLUE.encode(),
-                                  [["-shared", "-fPIC", "-DMULTIPLT_FORK_SERVER", f"-I{where}"]])
+        dll = native.build_fork_glue(folder, "dllmultiplt_fork.so", _GLUE, (f"-I{where}",))
         cma = os.path.join(folder, "multiplt_fork.cma")
         subprocess.run([ocamlc, "-a", "-o", cma, "-dllib", os.path.abspath(dll)],
                        capture_output=True, timeout=120, check=True)

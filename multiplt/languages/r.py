@@ -113,8 +113,7 @@ class RLanguage(Language):
             return None
         from multiplt.execution import native  # the execution side builds C the one way
 
-        glue = native.build_source(folder, "multiplt-r-fork.so", native.source() + _GLUE.encode(),
-                                   [["-shared", "-fPIC", "-DMULTIPLT_FORK_SERVER"]])
+        glue = native.build_fork_glue(folder, "multiplt-r-fork.so", _GLUE)
         path = os.path.abspath(os.path.join(folder, "server.R"))
         with open(path, "w", encoding="utf-8") as f:
             f.write(_SERVER.format(library=r_string(os.path.abspath(glue)), script=r_string(path)))
