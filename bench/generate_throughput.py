@@ -20,7 +20,9 @@ first --problems problems; every variant runs on these same requests, in one pro
 
 decode_limit: tokens/s if every step only read the weights plus the live rows' KV cache once
 (average prompt + half the new tokens) at the bandwidth measured in-script with a device-to-device
-copy; fraction_of_decode_limit = forced / that. greedy_matches_hf: our greedy tokens equal
+copy; fraction_of_decode_limit = forced / that. compute_limit: tokens/s if every step ran its
+FLOPs at the card's dense bf16 peak (989 TFLOP/s); fraction_of_roofline = forced / the lower of
+the two limits. greedy_matches_hf: our greedy tokens equal
 `generate(do_sample=False)` for --greedy-prompts prompts, one at a time (bf16 on the GPU);
 greedy_fp32: the same check with the model in fp32 (where rounding is 2**16 times finer: tells a
 numerics difference from a wrong computation).
@@ -168,6 +170,19 @@ def decode_limit(model, config, prompts, new_tokens, rows: int, bw: float) -> fl
     return rows * bw / per_step
 
 
+PEAK_BF16_FLOPS = 989e12  # H100 SXM / H200 dense bf16 (as bench/train_throughput.py's MFU)
+
+
+def compute_limit(model, config, prompts, new_tokens) -> float:
+    """tokens/s if every step ran its FLOPs at the card's dense bf16 peak: 2 per matmul weight
+    per token (the tied LM head included, position embeddings not) plus attention's
+    4 x layers x key length x width (QK and AV at the average key length)."""
+    weights = sum(p.numel() for n, p in model.named_parameters() if "wpe" not in n)
+    avg_len = sum(map(len, prompts)) / len(prompts) + new_tokens / 2
+    per_token = 2 * weights + 4 * config.n_layer * avg_len * config.n_embd
+    return PEAK_BF16_FLOPS / per_token
+
+
 def greedy_check(model, prompts, new_tokens) -> dict:
     """Our greedy tokens (slot engine, one row) against `generate` one prompt at a time; also
     `generate` on all prompts as one left-padded batch against `generate` one at a time (how far
@@ -269,6 +284,11 @@ def main() -> None:
         limit = decode_limit(model, config, prompts, args.new_tokens, result["forced"]["inflight_limit"], bw)
         result["decode_limit_tokens_per_s"] = round(limit, 1)
         result["fraction_of_decode_limit"] = round(result["forced"]["tokens_per_s"] / limit, 3)
+        # at hundreds of rows a step is bound by its FLOPs before its bytes: the roofline is
+        # the lower of the two limits
+        flops_limit = compute_limit(model, config, prompts, args.new_tokens)
+        result["compute_limit_tokens_per_s"] = round(flops_limit, 1)
+        result["fraction_of_roofline"] = round(result["forced"]["tokens_per_s"] / min(limit, flops_limit), 3)
     save()
     greedy_prompts = prompts[:: max(1, len(prompts) // max(1, args.greedy_prompts))][: args.greedy_prompts]
     result.update(greedy_check(model, greedy_prompts, min(64, args.new_tokens)))

@@ -57,7 +57,7 @@ def main() -> None:
             out[f"choose_k{k}_full_sort_rows"] = _choose(logits, seeds, steps, 0.2, 0.95, k)[1]
             out[f"topk{k}_ms"] = round(timed(lambda: logits.float().topk(k + 1, dim=-1)), 3)
         out["sort_path_ms"] = round(timed(lambda: _sort_path(logits.float() / 0.2, seeds, steps, 0.95)), 3)
-        choose = TokenChooser(candidates=256, max_candidates=4096)  # as slot_batching on CUDA
+        choose = TokenChooser(candidates=1024, max_candidates=4096)  # as slot_batching on CUDA
         out["sampler_ms"] = round(timed(lambda: choose(logits, seeds, steps, 0.2, 0.95)), 3)
         out["sampler_candidates"] = choose.candidates
         a = torch.randn(args.rows, 2048, dtype=torch.bfloat16, device="cuda")

@@ -164,3 +164,31 @@ def test_token_chooser_widens_its_candidates_before_the_full_sort():
                                choose_tokens_reference(logits, seeds, step, 0.8, 0.9))
             widths.append(chooser.candidates)
         assert widths == widths_then and (chooser.sort_until > 0) == sorts, scale
+
+
+def test_nucleus_keeps_every_token_tied_with_its_edge():
+    """Top-p keeps all tokens tied with the smallest kept logit: the nucleus does not depend on
+    how a sort orders equal values."""
+    from multiplt.generation.sampler import _top_p_filter
+
+    # probabilities ~ 0.5, 0.12 x 4 (tied), tail: top_p 0.55 reaches into the tied group
+    x = torch.tensor([[2.0, 0.6, 0.6, 0.6, 0.6] + [-3.0] * 20])
+    for perm in (torch.arange(25), torch.randperm(25, generator=torch.Generator().manual_seed(0))):
+        kept = torch.isfinite(_top_p_filter(x[:, perm], 0.55))[0]
+        assert sorted(perm[kept].tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_flat_bf16_rows_take_the_top_k_path():
+    """Rows like a random 1B model's at temperature 0.2 (bf16 logits of std 0.9 over 49,152
+    tokens: a nucleus of tens to hundreds of tokens, each near its edge worth ~1e-4 of the mass)
+    are served by the top-k path: the float64 masses need a margin of 1e-9, not one as large as
+    those tokens' probabilities."""
+    from multiplt.generation.sampler import _choose
+
+    gen = torch.Generator().manual_seed(6)
+    logits = (torch.randn(48, 49152, generator=gen) * 0.9).to(torch.bfloat16)
+    logits[:, :4] += 3.0  # a few likely tokens, as after a real prompt
+    seeds = torch.arange(48) * 31
+    tokens, full_sort_rows = _choose(logits, seeds, 5, 0.2, 0.95, 1024)
+    assert full_sort_rows == 0
+    assert torch.equal(tokens, choose_tokens_reference(logits, seeds, 5, 0.2, 0.95))
