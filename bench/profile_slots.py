@@ -33,6 +33,31 @@ def timed(fn, reps: int = 20) -> float:
     return (time.perf_counter() - start) / reps * 1e3
 
 
+def attention_variants(engine, lengths) -> dict:
+    """One layer's decode attention over all slots: the step's SDPA (query heads as query
+    positions of the one KV head, additive mask) against two batched matmuls around a softmax;
+    plus the time to read that layer's keys and values once at the copy bandwidth."""
+    import torch.nn.functional as F
+
+    rows, heads, dim = engine.rows, engine.n_head, engine.head_dim
+    q = torch.randn(rows, 1, heads, dim, dtype=engine.dtype, device="cuda")
+    res = {}
+    for length in lengths:
+        keys, values = engine.keys[0, :, :length], engine.values[0, :, :length]
+        bias = torch.zeros((rows, 1, 1, length), dtype=engine.dtype, device="cuda")
+        bias[..., length // 2:] = float("-inf")
+        res[f"attn_sdpa_ms_L{length}"] = round(timed(lambda: F.scaled_dot_product_attention(
+            q, keys[:, None], values[:, None], attn_mask=bias, scale=engine.scale)), 4)
+
+        def bmm():
+            scores = torch.baddbmm(bias.view(rows, 1, length), q.view(rows, heads, dim),
+                                   keys.transpose(1, 2), alpha=engine.scale)
+            return torch.bmm(scores.softmax(-1, dtype=torch.float32).to(engine.dtype), values)
+        res[f"attn_bmm_ms_L{length}"] = round(timed(bmm), 4)
+        res[f"attn_read_kv_ms_L{length}"] = round(timed(lambda: (keys.sum(), values.sum())), 4)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=640)
@@ -60,6 +85,7 @@ def main() -> None:
         choose = TokenChooser(candidates=1024, max_candidates=4096)  # as slot_batching on CUDA
         out["sampler_ms"] = round(timed(lambda: choose(logits, seeds, steps, 0.2, 0.95)), 3)
         out["sampler_candidates"] = choose.candidates
+        out.update(attention_variants(engine, (512, 768)))
         a = torch.randn(args.rows, 2048, dtype=torch.bfloat16, device="cuda")
         w = torch.randn(8192, 2048, dtype=torch.bfloat16, device="cuda")
         ms = timed(lambda: a @ w.T)

@@ -22,6 +22,7 @@ import torch
 
 from multiplt.generation.sampler import SamplerOptions, TokenChooser
 from multiplt.generation.static_kv import SlotDecoder
+from multiplt.generation.stops import stop_window
 
 
 def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[[list[int]], str] | None = None,
@@ -41,6 +42,7 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
     choose = (TokenChooser(candidates=32) if device.type == "cpu"
               else TokenChooser(candidates=1024, max_candidates=4096))
     every = max(1, opts.check_every)
+    window = stop_window(opts.stop)  # a check decodes the new tokens and this many before them
     ring = torch.zeros((rows, every), dtype=torch.long, device=device)  # last iterations' tokens
     snapshot = _Snapshot(ring)
     pending = None  # (tokens of the ring copied at a check, its iteration, the rows then live)
@@ -81,7 +83,8 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
                 parts.append(logits if identity and not new_slots else logits[live_index[: len(old)]])
             done = []
             if pending is not None:  # the last check's host work, while the GPU runs this step
-                done = _check(pending[0](), pending[1], every, pending[2], slot_job, start, toks, opts, decode)
+                done = _check(pending[0](), pending[1], every, pending[2], slot_job, start, toks, opts, decode,
+                              window)
                 pending = None
             parts += new_logits
             logits = parts[0] if len(parts) == 1 else torch.cat(parts)
@@ -167,9 +170,12 @@ class _Snapshot:
         return read
 
 
-def _check(host, it: int, every: int, order, slot_job, start, toks, opts: SamplerOptions, decode) -> list[int]:
+def _check(host, it: int, every: int, order, slot_job, start, toks, opts: SamplerOptions, decode,
+           window: int) -> list[int]:
     """Add the rows' tokens up to iteration `it` (from the ring's copy `host`) to `toks`; return
-    the slots that are done, with `toks` of each cut before EOS."""
+    the slots that are done, with `toks` of each cut before EOS. Stop strings are looked for in
+    the text of the new tokens and the `window` tokens before them (earlier text was checked at
+    earlier checks): each check costs the new tokens, not the whole row again."""
     done = []
     for s in order:
         count = it - start[s]
@@ -182,7 +188,7 @@ def _check(host, it: int, every: int, order, slot_job, start, toks, opts: Sample
             toks[s] = toks[s][: toks[s].index(opts.eos_token_id)]
             finished = True
         elif not finished and opts.stop and decode is not None:
-            text = decode(toks[s])
+            text = decode(toks[s][max(0, len(toks[s]) - new - window):])
             finished = any(stop and stop in text for stop in opts.stop)
         if finished:
             done.append(s)

@@ -24,3 +24,14 @@ def cut_at_stop(text: str, stops) -> str:
     at = stop_index(text, stops)
     return text if at == -1 else text[:at]
 
+
+
+def stop_window(stops) -> int:
+    """How many tokens before the first new one an incremental stop check decodes again: a stop
+    string of c characters is at most 4c UTF-8 bytes, so with a byte-level tokenizer (every token
+    at least one byte) an occurrence that ends in a new token starts at most 4c tokens earlier.
+    The window's text is a substring of the whole text (UTF-8 resynchronizes after a cut
+    character), so the check never finds a stop the whole text lacks; a tokenizer that breaks
+    this bound can only make a row end later, never change its text (cut_at_stop on the whole
+    decode decides that)."""
+    return 4 * max((len(s) for s in stops), default=0)

@@ -219,6 +219,35 @@ def test_stop_strings_end_rows_with_the_text_of_one_at_a_time():
         assert {k: cut_at_stop(decode(t), stops) for k, t in raw.items()} == expected
 
 
+def test_stop_strings_across_checks_end_rows_at_the_next_check():
+    """A stop string whose tokens straddle two checks is found at the first check after its last
+    token (the check decodes the new tokens and a window before them, not the whole row)."""
+    from multiplt.generation.stops import stop_index
+
+    model = _tiny()
+    jobs = _jobs()
+
+    def decode(ids):
+        return "".join(chr(97 + t % 26) for t in ids)
+
+    every = 3
+    base = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, check_every=every)
+    alone = _one_at_a_time(model, jobs, base)
+    # 4-letter stops that rows draw across the boundary of the first and second checks
+    stops = tuple(decode(alone[k][1:5]) for k in (0, 4, 7))
+    raw = _run(model, jobs, SamplerOptions(**{**base.__dict__, "stop": stops}), decode=decode)
+    ended = 0
+    for job in jobs:
+        text = decode(alone[job.key])
+        at = stop_index(text, stops)
+        if at == -1:
+            continue
+        last = at + min(len(s) for s in stops if text.startswith(s, at)) - 1  # its last token
+        assert len(raw[job.key]) <= last + 1 + every, (job.key, at, len(raw[job.key]))
+        ended += 1
+    assert ended >= 3
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the CUDA-graph decode steps)")
 def test_slot_engine_with_cuda_graphs_gives_the_samples_of_one_at_a_time():
     """On CUDA the slot engine replays captured decode steps; in fp32 its samples are those of
