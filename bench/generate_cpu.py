@@ -103,6 +103,11 @@ def main() -> None:
             for name, src in (("before", before_src), ("after", REPO)):
                 load = os.getloadavg()
                 res = run_child(src, args)
+                # which code the child imported, written without this machine's paths
+                if not pathlib.Path(res["code"]).resolve().is_relative_to(src.resolve()):
+                    raise SystemExit(f"the {name} child imported {res['code']}, not the code under {src}")
+                res["code"] = (f"multiplt/ of {args.before} (git archive)" if name == "before"
+                               else "multiplt/ of this tree")
                 completions.setdefault(name, res.pop("completions"))
                 res.update(loadavg_before=[round(x, 2) for x in load],
                            tokens_per_s=round(res["tokens"] / res["generate_s"], 1),

@@ -192,15 +192,15 @@ _GLUE = r"""
 #include <caml/alloc.h>
 
 /* serve(control_fd, script): in each program (0), first closes the descriptor the toplevel
- * holds on the server's own script, so the program's descriptors are those of `ocaml FILE`. */
+ * holds on the server's own script, so the program's descriptors are those of `ocaml FILE`.
+ * That descriptor is looked for once, in the server: every program inherits the same table. */
 value multiplt_ocaml_serve(value fd, value script) {
-    multiplt_share_init();
-    int result = multiplt_serve(Int_val(fd));
-    DIR *dir = result == 0 ? opendir("/proc/self/fd") : NULL;
+    int open_on_script = -1;
+    DIR *dir = opendir("/proc/self/fd");
     if (dir) {
         struct dirent *entry;
         char path[64], link[4096];
-        int mine = dirfd(dir), open_on_script = -1;
+        int mine = dirfd(dir);
         while ((entry = readdir(dir))) {
             int n = atoi(entry->d_name);
             snprintf(path, sizeof path, "/proc/self/fd/%d", n);
@@ -210,8 +210,10 @@ value multiplt_ocaml_serve(value fd, value script) {
             if (strcmp(link, String_val(script)) == 0) open_on_script = n;
         }
         closedir(dir);
-        if (open_on_script >= 0) close(open_on_script);
     }
+    multiplt_share_init();
+    int result = multiplt_serve(Int_val(fd));
+    if (result == 0 && open_on_script >= 0) close(open_on_script);
     return Val_int(result);
 }
 

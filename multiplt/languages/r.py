@@ -258,15 +258,16 @@ static int find_slot(struct dl_phdr_info *info, size_t size, void *data) {
     return 1;
 }
 
-/* multiplt_serve_console_ptr, and in each program the redirection above. */
+/* multiplt_serve_console_ptr, and in each program the redirection above (the slot and
+ * R_system are looked up once, in the server). */
 void multiplt_r_serve(int *control_fd, char **script, int *result) {
     system_rm_known = which_rm(&system_rm) == 0;
-    multiplt_share_init();
-    multiplt_serve_console_ptr(control_fd, script, result);
-    if (*result != 0) return;
     void **slot = NULL;
     dl_iterate_phdr(find_slot, &slot);
     r_system = (int (*)(const char *))dlsym(RTLD_DEFAULT, "R_system");
+    multiplt_share_init();
+    multiplt_serve_console_ptr(control_fd, script, result);
+    if (*result != 0) return;
     if (slot && r_system && ptr_R_CleanUp) {
         r_clean_up = ptr_R_CleanUp;
         ptr_R_CleanUp = clean_up;
