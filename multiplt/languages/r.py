@@ -119,7 +119,7 @@ class RLanguage(Language):
             f.write(_SERVER.format(library=r_string(os.path.abspath(glue)), script=r_string(path)))
         os.chmod(path, 0o644)
         return ["env", f"GLIBC_TUNABLES={_MALLOC_TUNABLES}", r_bin, "--no-echo", "--no-restore",
-                "--vanilla", f"--file={path}"]
+                "--vanilla", f"--min-nsize={_MIN_NSIZE}", f"--file={path}"]
 
     def classify(self, exit_code: int, stdout: str, stderr: str) -> str:
         if exit_code == 0:
@@ -144,15 +144,27 @@ class RLanguage(Language):
 _MALLOC_TUNABLES = ("glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=67108864:"
                     "glibc.malloc.trim_threshold=1073741824:glibc.malloc.top_pad=16777216")
 
+# The server's cons-cell (node) trigger for garbage collection. A fresh R starts with about 270k
+# nodes in use and collects at about 660k; the server, with base's functions forced, uses more
+# and its trigger sits close above that, so every forked program collected almost at once, and
+# R's full collections mark every node of the inherited heap: a copy-on-write fault per page.
+# A trigger of 2M nodes (112 MB; R's vector trigger is 64 MB either way) gives programs more room
+# than a fresh R has before their first collection. Measured with bench/fork_cpu.py --lang r
+# --reps 2: 20.3 -> 12.2-13.2 ms of CPU per program. A program that allocates past the trigger
+# collects as any R does; one near the 2 GiB address-space limit may have up to that much more
+# garbage uncollected than in a fresh R.
+_MIN_NSIZE = "2M"
+
 # The pre-loaded runtime (fork_server). Base R's functions are lazy-loaded (a promise per name,
 # read and unserialized from base.rdb when first used, again in every program): the second line
-# forces them all once (measured: a reference program's own CPU time from about 32 to 20 ms);
-# it loads no namespace. Both statements on the last line: after it, R reads the program as the
+# forces them all once (measured: a reference program's own CPU time from about 32 to 20 ms),
+# and those of the byte compiler's namespace, which R loads at start-up for its JIT (about 1 ms
+# a program); it loads no namespace. Both statements on the last line: after it, R reads the program as the
 # rest of its console input. In the program, the session's temp folder (made at
 # start-up in the server's /tmp) is made again in the program's fresh /tmp. The very first line
 # removes GLIBC_TUNABLES (_MALLOC_TUNABLES) from the environment.
 _SERVER = """invisible(Sys.unsetenv("GLIBC_TUNABLES"))
-invisible(lapply("base", function(ns) {{ e <- asNamespace(ns); for (n in ls(e, all.names = TRUE)) get(n, envir = e) }}))
+invisible(lapply(c("base", "compiler"), function(ns) {{ e <- asNamespace(ns); for (n in ls(e, all.names = TRUE)) get(n, envir = e) }}))
 invisible(dyn.load({library}))
 if (.C("multiplt_r_serve", 3L, {script}, result = 0L)$result == 0L) invisible(tempdir(check = TRUE)) else quit(save = "no", status = 1)
 """
