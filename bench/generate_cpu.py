@@ -70,8 +70,9 @@ def run_child(src: pathlib.Path, args) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src), HF_HUB_OFFLINE="1", TQDM_DISABLE="1")
     payload = json.dumps({"model": args.model, "benchmark": args.benchmark, "limit": args.limit,
                           "n": args.n, "max_new_tokens": args.max_new_tokens})
+    # cwd=src: `python -c` puts the working folder first on sys.path, before PYTHONPATH
     proc = subprocess.run([sys.executable, "-c", CHILD, payload], env=env, capture_output=True,
-                          text=True, check=False)
+                          text=True, check=False, cwd=src)
     if proc.returncode != 0:
         raise SystemExit(f"child with code from {src} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
