@@ -123,7 +123,7 @@ def main() -> None:
     same = sum(completions["before"][k] == completions["after"].get(k) for k in completions["before"])
     result = {
         "command": " ".join(["python"] + sys.argv),
-        "commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "multiplt", "bench")),
+        "commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "multiplt", "bench", ":!bench/results")),
         "before_commit": git("rev-parse", args.before),
         "device": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
         "machine": platform.platform(),
