@@ -102,7 +102,7 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     for key, value in variables.items():
         chain_job.set_variable(client, key, value)
     for dag_id in chain_job.CHAIN[1:]:  # Asset-triggered runs start only on unpaused DAGs
-        client.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        client.set_paused(dag_id, False)
     corpus = {"source": args.source, "out": folders["corpus"], "shards": 1, "dedup_buckets": 1,
               "workers": 2}
     if args.corpus_limit:

@@ -55,12 +55,13 @@ def dataset_commands(settings: dict, events: list[dict]) -> list[list[str]]:
         if e["name"].startswith(DATASET_ASSET_PREFIX)})
     if not uris:
         raise NotPublishing("no dataset to publish: no dataset Asset event and no dataset_uri")
-    private = ["--private"] if settings.get("private") else []
-    if settings.get("dry_run"):
-        private += ["--dry-run"]
-        return [["publish", "dataset", "--from", uri, "--repo", repo, *private,
-                 settings["dry_run"].rstrip("/") + "/" + _base_name(uri)] for uri in uris]
-    return [["publish", "dataset", "--from", uri, "--repo", repo, *private] for uri in uris]
+    flags = ["--private"] if settings.get("private") else []
+    dry = settings.get("dry_run")
+
+    def command(uri: str) -> list[str]:
+        base = ["publish", "dataset", "--from", uri, "--repo", repo, *flags]
+        return base + ["--dry-run", dry.rstrip("/") + "/" + _base_name(uri)] if dry else base
+    return [command(uri) for uri in uris]
 
 
 def _no_dry_run(settings: dict, what: str) -> None:

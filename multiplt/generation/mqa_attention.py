@@ -46,7 +46,7 @@ def _grouped(q, key, value, mask, scaling):
     import torch
 
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    batch, length = q.shape[0], key.shape[2]
+    batch = q.shape[0]
     starts = mask[:, 0, 0, :].to(torch.uint8).argmax(-1).tolist()  # first used column per row
     out = q.new_empty(q.shape)
     size = -(-batch // GROUPS)

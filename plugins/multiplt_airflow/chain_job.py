@@ -32,9 +32,9 @@ def consumers(asset_name: str) -> list[str]:
 
 
 def stage_folders(root: str) -> dict[str, str]:
-    """Where the main job's corpus, testgen, translate and publish dry-run outputs go."""
-    return {stage: f"{root.rstrip('/')}/{stage}" for stage in ("corpus", "testgen", "translate",
-                                                               "publish")}
+    """Where the main job's corpus, testgen and translate outputs go (a publish dry run writes
+    into a local folder of its own: `chain_settings`' publish_dir)."""
+    return {stage: f"{root.rstrip('/')}/{stage}" for stage in ("corpus", "testgen", "translate")}
 
 
 def chain_settings(*, model: str, languages: list[str], targets: list[str], root: str,
@@ -151,10 +151,8 @@ def skip_reasons(client, dag_id: str, run_id: str) -> list[tuple[str, str]]:
     for ti in sorted(tis, key=lambda t: (t["task_id"], t.get("map_index", -1))):
         if ti["state"] != "skipped" or not ti.get("try_number"):
             continue
-        path = (f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/"
-                f"{ti['task_id']}/logs/{ti['try_number']}?map_index={ti.get('map_index', -1)}"
-                f"&full_content=true")
-        content = client.request("GET", path).get("content", [])
+        content = client.task_log_content(dag_id, run_id, ti["task_id"], ti["try_number"],
+                                          ti.get("map_index", -1))
         for line in content if isinstance(content, list) else []:
             if isinstance(line, dict) and line.get("event") == "Skipping task." and line.get("reason"):
                 out.append((ti["task_id"], str(line["reason"])))

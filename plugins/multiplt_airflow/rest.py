@@ -115,12 +115,16 @@ class AirflowClient:
                                    f"(import errors: {errors.get('import_errors')})")
             time.sleep(2)
 
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        """Pause or unpause a DAG (only unpaused DAGs get scheduled or Asset-triggered runs)."""
+        self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": paused})
+
     def trigger(self, dag_id: str, conf: dict | None = None, unpause: bool = True,
                 run_id: str | None = None) -> str:
         """Trigger a run (unpausing the DAG first, so it is scheduled) and return its run id."""
         self.wait_for_dag(dag_id)
         if unpause:
-            self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+            self.set_paused(dag_id, False)
         body: dict = {"conf": conf or {}, "logical_date": None}
         if run_id:
             body["dag_run_id"] = run_id
@@ -148,12 +152,18 @@ class AirflowClient:
                                    f"{urllib.parse.quote(run_id)}/taskInstances?limit=1000")
         return data["task_instances"]
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1,
-                 map_index: int = -1) -> str:
+    def task_log_content(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1,
+                         map_index: int = -1):
+        """A task try's whole log as the API gives it: a list of structured lines (dicts with
+        "event" and the line's other fields), or one string from older log handlers."""
         data = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}"
                                    f"/taskInstances/{task_id}/logs/{try_number}"
                                    f"?map_index={map_index}&full_content=true")
-        content = data.get("content", "")
+        return data.get("content", "")
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1,
+                 map_index: int = -1) -> str:
+        content = self.task_log_content(dag_id, run_id, task_id, try_number, map_index)
         if isinstance(content, list):
             return "\n".join(c.get("event", "") if isinstance(c, dict) else str(c) for c in content)
         return str(content)

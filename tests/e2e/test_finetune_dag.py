@@ -112,7 +112,7 @@ def finetuned(embedded_airflow, tiny_model, tmp_path_factory):
     client = embedded_airflow.client
     # The finetune DAG triggers multiplt_evaluate with fail_when_dag_is_paused.
     client.wait_for_dag("multiplt_evaluate")
-    client.request("PATCH", "/api/v2/dags/multiplt_evaluate", {"is_paused": False})
+    client.set_paused("multiplt_evaluate", False)
     conf = {"base_model": tiny_model, "languages": [LANG], "experiment": EXPERIMENT,
             "recipe": str(recipe), "dataset": f"file://{corpus}/{{lang}}.jsonl", "epochs": EPOCHS,
             "backend": "replay", "replay_source": replay, "problems": ",".join(problems),

@@ -59,7 +59,7 @@ def watched(tmp_path_factory):
         client.request("POST", "/api/v2/variables", {"key": "multiplt_watch", "value": json.dumps(watch)})
         for dag_id in ("multiplt_evaluate", "multiplt_watch"):
             client.wait_for_dag(dag_id)
-            client.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+            client.set_paused(dag_id, False)
         yield deployment, hub
     finally:
         deployment.stop()

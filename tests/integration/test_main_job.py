@@ -75,7 +75,7 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
     finally:  # the session's other tests find the chain paused and its Variables unset again
         teacher.stop()
         for dag_id in chain_job.CHAIN:
-            embedded_airflow.client.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
+            embedded_airflow.client.set_paused(dag_id, True)
         for key in ("multiplt_testgen", "multiplt_translate", "multiplt_finetune", "multiplt_publish"):
             embedded_airflow.client.request("DELETE", f"/api/v2/variables/{key}", ok=(204, 404))
     out = capsys.readouterr().out
