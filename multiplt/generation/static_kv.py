@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+GROUPS = 8  # without CUDA graphs: decode attention in this many groups of slots (SlotDecoder._groups)
+
 
 def supported(model) -> bool:
     """A transformers GPTBigCodeForCausalLM with multi-query attention and no cross-attention."""
@@ -102,17 +104,39 @@ class SlotDecoder:
         bias = torch.zeros((rows, 1, 1, length), dtype=self.dtype, device=self.device)
         bias.masked_fill_((columns[None, :] > self.pos[:, None])[:, None, None, :], float("-inf"))
         at = self.pos[:, None, None].expand(rows, 1, dim)
+        groups = self._groups(length)
         for i, layer in enumerate(t.h):
             h = layer.ln_1(x)
             q, k, v = layer.attn.c_attn(h).split((self.embed, dim, dim), dim=-1)
             self.keys[i].scatter_(1, at, k[:, None])
             self.values[i].scatter_(1, at, v[:, None])
             q = q.view(rows, 1, self.n_head, dim)  # heads as query positions of the one KV head
-            a = F.scaled_dot_product_attention(q, self.keys[i, :, None, :length], self.values[i, :, None, :length],
-                                               attn_mask=bias, scale=self.scale)
+            if groups is None:
+                a = F.scaled_dot_product_attention(q, self.keys[i, :, None, :length], self.values[i, :, None, :length],
+                                                   attn_mask=bias, scale=self.scale)
+            else:  # each group of slots reads the key columns up to its own longest row only
+                a = q.new_empty(q.shape)
+                for lo, hi, n in groups:
+                    a[lo:hi] = F.scaled_dot_product_attention(
+                        q[lo:hi], self.keys[i, lo:hi, None, :n], self.values[i, lo:hi, None, :n],
+                        attn_mask=bias[lo:hi, ..., :n], scale=self.scale)
             x = layer.attn.c_proj(a.reshape(rows, self.embed)) + x
             x = x + layer.mlp(layer.ln_2(x))
         return self.model.lm_head(t.ln_f(x))
+
+    def _groups(self, length: int):
+        """Without CUDA graphs (the CPU): slots in GROUPS groups of neighbours, each with the key
+        length its longest row needs ((lo, hi, columns) each), so that short rows do not read
+        the padding up to the longest row of all. Slots are filled in order of prompt length,
+        so neighbours have similar lengths. None with graphs (shapes must stay fixed) or when
+        grouping would not save a column."""
+        if self.graphs or self.rows < 2 * GROUPS:
+            return None
+        pos = self.pos.tolist()
+        size = -(-self.rows // GROUPS)
+        groups = [(lo, min(lo + size, self.rows), min(length, max(pos[lo: lo + size]) + 1))
+                  for lo in range(0, self.rows, size)]
+        return groups if any(n < length for _, _, n in groups) else None
 
     def step(self, length: int):
         """One decode step for every slot with key length `length` (from key_length); returns

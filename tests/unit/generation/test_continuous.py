@@ -69,6 +69,41 @@ def test_continuous_batching_gives_the_samples_of_one_at_a_time(engine, with_eos
     assert _run(model, jobs, opts, max_batch=4, prefill_tokens=40, slots=slots) == expected
 
 
+def test_slot_groups_read_their_own_key_lengths_and_give_the_same_samples(monkeypatch):
+    """Slot engine without CUDA graphs, enough rows for grouped decode attention (each group of
+    slots reads the key columns up to its own longest row): the samples of one job at a time,
+    and the groups do read fewer columns than the longest row of all."""
+    from multiplt.generation import static_kv
+
+    model = _tiny()
+    gen = torch.Generator().manual_seed(9)
+    lengths = [1, 2, 3, 5, 8, 13, 21, 34, 55, 70, 4, 6, 9, 12, 40, 2, 7, 11, 16, 25]
+    jobs = [Job(i, torch.randint(1, 512, (n,), generator=gen).tolist(), 500 + i, 14)
+            for i, n in enumerate(lengths)]
+    opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=14, check_every=4)
+    seen, real = [], static_kv.SlotDecoder._groups
+
+    def spy(self, length):
+        groups = real(self, length)
+        seen.append((length, groups))
+        return groups
+
+    monkeypatch.setattr(static_kv.SlotDecoder, "_groups", spy)
+    assert _run(model, jobs, opts) == _one_at_a_time(model, jobs, opts)
+    assert any(g and min(n for _, _, n in g) < length for length, g in seen)
+    # one decode step's logits, grouped and over the longest row's columns for every slot
+    engine = static_kv.SlotDecoder(model, len(jobs), 90)
+    with torch.inference_mode():
+        engine.prefill(list(range(len(jobs))), [j.prompt for j in jobs])
+        engine.pos.copy_(torch.tensor([len(j.prompt) for j in jobs]))
+        engine.tokens.random_(1, 512, generator=gen)
+        grouped = engine.step(71).clone()
+        monkeypatch.setattr(static_kv, "GROUPS", len(jobs))  # fewer than 2 x GROUPS slots: one group
+        whole = engine.step(71)
+    assert seen[-2][1] is not None and seen[-1][1] is None
+    assert torch.allclose(grouped, whole, atol=1e-5, rtol=0)
+
+
 def test_rows_are_replaced_as_they_finish(monkeypatch):
     """transformers' path: with a cap of 2, a finished row's place is taken by a waiting request
     at once: the number of rows in each forward never drops below 2 while requests wait."""
