@@ -68,30 +68,38 @@ class SlotDecoder:
     # -- prefill -------------------------------------------------------------------------------
     def prefill(self, slots: list[int], prompts: list[list[int]]):
         """Write the prompts' keys/values into `slots` (positions 0..len-1); returns the logits
-        after each prompt's last token, [len(prompts), vocab]."""
-        n, width = len(prompts), max(len(p) for p in prompts)
+        after each prompt's last token, [len(prompts), vocab]. A prompt that occurs more than
+        once (a problem's samples) runs through the model once; its keys, values and logits go
+        to each of its slots."""
+        width = max(len(p) for p in prompts)
         if width > self.capacity:
             raise ValueError(f"prompt of {width} tokens does not fit a slot of {self.capacity}")
+        index: dict[tuple, int] = {}
+        of = [index.setdefault(tuple(p), len(index)) for p in prompts]  # each slot's unique prompt
+        unique = [list(p) for p in index]
+        n = len(unique)
         ids = torch.zeros((n, width), dtype=torch.long)
-        for row, p in enumerate(prompts):
+        for row, p in enumerate(unique):
             ids[row, : len(p)] = torch.tensor(p, dtype=torch.long)
         ids = ids.to(self.device)
-        last = torch.tensor([len(p) - 1 for p in prompts], device=self.device)
+        last = torch.tensor([len(p) - 1 for p in unique], device=self.device)
         where = torch.tensor(slots, device=self.device)
+        spread = None if n == len(prompts) else torch.tensor(of, device=self.device)
         t = self.model.transformer
         x = t.wte(ids) + t.wpe(torch.arange(width, device=self.device))[None]
         for i, layer in enumerate(t.h):
             h = layer.ln_1(x)
             q, k, v = layer.attn.c_attn(h).split((self.embed, self.head_dim, self.head_dim), dim=-1)
-            self.keys[i, :, :width].index_copy_(0, where, k)
-            self.values[i, :, :width].index_copy_(0, where, v)
+            self.keys[i, :, :width].index_copy_(0, where, k if spread is None else k[spread])
+            self.values[i, :, :width].index_copy_(0, where, v if spread is None else v[spread])
             q = q.view(n, width, self.n_head, self.head_dim).transpose(1, 2)
             a = F.scaled_dot_product_attention(q, k[:, None], v[:, None], is_causal=True, scale=self.scale,
                                                enable_gqa=True)
             x = layer.attn.c_proj(a.transpose(1, 2).reshape(n, width, self.embed)) + x
             x = x + layer.mlp(layer.ln_2(x))
         x = x[torch.arange(n, device=self.device), last]
-        return self.model.lm_head(t.ln_f(x))
+        logits = self.model.lm_head(t.ln_f(x))
+        return logits if spread is None else logits[spread]
 
     # -- decode --------------------------------------------------------------------------------
     def _forward(self, length: int):

@@ -104,6 +104,29 @@ def test_slot_groups_read_their_own_key_lengths_and_give_the_same_samples(monkey
     assert torch.allclose(grouped, whole, atol=1e-5, rtol=0)
 
 
+def test_slot_prefill_runs_a_repeated_prompt_once(monkeypatch):
+    """A problem's samples share their prompt: the slot engine prefills it once and gives every
+    sample its keys, values and logits; the samples are still those of one job at a time."""
+    model = _tiny()
+    gen = torch.Generator().manual_seed(11)
+    prompts = [torch.randint(1, 512, (n,), generator=gen).tolist() for n in (5, 17, 9)]
+    jobs = [Job((p, i), prompts[p], 900 + 10 * p + i, 12) for p in range(3) for i in range(4)]
+    opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=12, check_every=4)
+    rows, real = [], model.transformer.wte.forward
+
+    def spy(ids):
+        if ids.dim() == 2:  # a prefill (decode steps embed one token per slot)
+            rows.append(ids.shape[0])
+        return real(ids)
+
+    monkeypatch.setattr(model.transformer.wte, "forward", spy)
+    out = _run(model, jobs, opts)
+    assert sum(rows) == 3
+    monkeypatch.setattr(model.transformer.wte, "forward", real)
+    assert out == _one_at_a_time(model, jobs, opts)
+    assert len({tuple(out[(0, i)]) for i in range(4)}) > 1  # own seeds: different samples
+
+
 def test_rows_are_replaced_as_they_finish(monkeypatch):
     """transformers' path: with a cap of 2, a finished row's place is taken by a waiting request
     at once: the number of rows in each forward never drops below 2 while requests wait."""
