@@ -153,11 +153,14 @@ def _describe(dataset: Dataset, sizes: dict) -> None:
 
 def _config_uri(dataset: Dataset, sizes: dict) -> str | None:
     """The resolved config written beside the output (the first shard's, for sharded stages)."""
+    from multiplt import storage
+
     base = dataset.uri
     if dataset.kind == "corpus":
         candidates = [f"{base}/corpus_config.json"]
     elif dataset.kind == "tests":
-        candidates = sorted(u for u in sizes if u.startswith(f"{base}/work/") and u.endswith("/config.json")
+        shards = storage.join(base, "work") + "/"  # testgen's per-shard folders (testgen/pipeline.py)
+        candidates = sorted(u for u in sizes if u.startswith(shards) and u.endswith("/config.json")
                             and u.count("/") == base.count("/") + 3)
     else:
         candidates = sorted(u for u in sizes if u.startswith(f"{base}/config/{dataset.lang}-")

@@ -39,7 +39,7 @@ def write_chain(root: str) -> None:
     storage.write_json(f"{tests}/funnel.json", {"steps": [
         {"name": "input", "in": 4, "out": 4}, {"name": "no_asserts", "in": 4, "out": 3}]})
     for k in range(2):  # a shard's funnel in the work folder is not a dataset
-        shard = f"{tests}/work/shard-0000{k}-of-00002"
+        shard = storage.join(tests, "work", f"shard-0000{k}-of-00002")
         storage.write_json(f"{shard}/funnel.json", {"steps": []})
         storage.write_json(f"{shard}/config.json", {"model": "tiny/coder", "revision": "r1",
                                                     "backend": "transformers"})

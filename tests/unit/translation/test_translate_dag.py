@@ -42,8 +42,8 @@ def test_plan_maps_languages_times_shards():
         assert sample[sample.index(flag) + 1] == value
     assert ml["collect"] == sample[:-1] + ["collect"]
     # the sandbox step names only the shard's completions folder (all that is staged in)
-    assert ml["execute"] == ["execute", "--in", "s3://b/runs/translate/work/ml/1-of-3/completions",
-                             "--allow-empty"]
+    completions = "/".join(["s3://b/runs/translate", "work", "ml", "1-of-3", "completions"])
+    assert ml["execute"] == ["execute", "--in", completions, "--allow-empty"]
     assert "--replay-source" not in sample and "--api-base" not in sample
 
 
