@@ -42,20 +42,33 @@ def mqa_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, sca
 GROUPS = 8  # CPU decode: row groups that each skip the key columns none of their rows uses
 
 
-def _grouped(q, key, value, mask, scaling):
+def row_groups(batch: int) -> list[tuple[int, int]]:
+    """`batch` rows in GROUPS blocks of consecutive rows, (lo, hi) each."""
+    size = -(-batch // GROUPS)
+    return [(lo, min(batch, lo + size)) for lo in range(0, batch, size)]
+
+
+def grouped_sdpa(q, key, value, mask, scale, spans):
+    """SDPA block by block: `spans` holds (lo, hi, first, end), rows lo..hi-1 attending to key
+    columns first..end-1 only (end None: to the last); the columns left out must be masked for
+    those rows, so the result is that of one SDPA over all columns."""
     import torch
 
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    batch = q.shape[0]
-    starts = mask[:, 0, 0, :].to(torch.uint8).argmax(-1).tolist()  # first used column per row
     out = q.new_empty(q.shape)
-    size = -(-batch // GROUPS)
-    for lo in range(0, batch, size):
-        hi = min(batch, lo + size)
-        first = min(starts[lo:hi])
-        out[lo:hi] = sdpa(q[lo:hi], key[lo:hi, :, first:], value[lo:hi, :, first:],
-                          attn_mask=mask[lo:hi, :, :, first:], dropout_p=0.0, scale=scaling)
+    for lo, hi, first, end in spans:
+        out[lo:hi] = sdpa(q[lo:hi], key[lo:hi, :, first:end], value[lo:hi, :, first:end],
+                          attn_mask=mask[lo:hi, :, :, first:end], dropout_p=0.0, scale=scale)
     return out
+
+
+def _grouped(q, key, value, mask, scaling):
+    """Left-padded rows (transformers' cache): each group from its earliest used column."""
+    import torch
+
+    starts = mask[:, 0, 0, :].to(torch.uint8).argmax(-1).tolist()  # first used column per row
+    return grouped_sdpa(q, key, value, mask, scaling,
+                        [(lo, hi, min(starts[lo:hi]), None) for lo, hi in row_groups(q.shape[0])])
 
 
 def enable(model) -> bool:

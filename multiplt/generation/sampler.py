@@ -74,12 +74,11 @@ def _mass_before(sorted_x, top, z):
     return torch.cat([cum.new_zeros(cum.shape[0], 1), cum[:, :-1]], dim=-1) / z
 
 
-def _nucleus_edge(sorted_x, z, top_p: float):
+def _nucleus_edge(sorted_x, before, top_p: float):
     """The smallest logit kept by top-p, [B, 1]: the value at the last sorted position whose mass
-    before it is at most top_p. Every token at least this large is kept, ties included, so the
-    nucleus does not depend on how a sort orders equal logits."""
-    top = sorted_x[:, :1].double()
-    kept = (_mass_before(sorted_x, top, z) <= top_p).sum(-1, keepdim=True)  # >= 1
+    before it (`before`, from _mass_before) is at most top_p. Every token at least this large is
+    kept, ties included, so the nucleus does not depend on how a sort orders equal logits."""
+    kept = (before <= top_p).sum(-1, keepdim=True)  # >= 1: nothing comes before the first
     return sorted_x.gather(1, kept - 1)
 
 
@@ -102,7 +101,8 @@ def choose_tokens_reference(logits, row_seeds, step: int, temperature: float, to
 def _top_p_filter(x, top_p: float):
     """x with the tokens outside the nucleus set to -inf (one full sort per row)."""
     sorted_x = x.sort(-1, descending=True).values
-    edge = _nucleus_edge(sorted_x, _normalizer(x, sorted_x[:, :1].double()), top_p)
+    top = sorted_x[:, :1].double()
+    edge = _nucleus_edge(sorted_x, _mass_before(sorted_x, top, _normalizer(x, top)), top_p)
     return x.masked_fill(x < edge, float("-inf"))
 
 
@@ -142,8 +142,7 @@ def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidate
     vals, idx = x.topk(k + 1, dim=-1)  # sorted, descending; the last one is the first left out
     top = vals[:, :1].double()
     before = _mass_before(vals, top, _normalizer(x, top))
-    kept = (before[:, :k] <= top_p).sum(-1, keepdim=True)  # nucleus positions among candidates
-    edge = vals.gather(1, kept - 1)
+    edge = _nucleus_edge(vals, before[:, :k], top_p)  # as if the nucleus ends among the candidates
     exact = ((before[:, k] > top_p + _MARGIN)
              & ~((before[:, :k] - top_p).abs() <= _MARGIN).any(-1)
              & (edge[:, 0] > vals[:, k]))

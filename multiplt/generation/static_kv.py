@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-GROUPS = 8  # without CUDA graphs: decode attention in this many groups of slots (SlotDecoder._groups)
+from multiplt.generation import mqa_attention
 
 
 def supported(model) -> bool:
@@ -119,32 +119,27 @@ class SlotDecoder:
             self.keys[i].scatter_(1, at, k[:, None])
             self.values[i].scatter_(1, at, v[:, None])
             q = q.view(rows, 1, self.n_head, dim)  # heads as query positions of the one KV head
+            keys, values = self.keys[i, :, None, :length], self.values[i, :, None, :length]
             if groups is None:
-                a = F.scaled_dot_product_attention(q, self.keys[i, :, None, :length], self.values[i, :, None, :length],
-                                                   attn_mask=bias, scale=self.scale)
+                a = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, scale=self.scale)
             else:  # each group of slots reads the key columns up to its own longest row only
-                a = q.new_empty(q.shape)
-                for lo, hi, n in groups:
-                    a[lo:hi] = F.scaled_dot_product_attention(
-                        q[lo:hi], self.keys[i, lo:hi, None, :n], self.values[i, lo:hi, None, :n],
-                        attn_mask=bias[lo:hi, ..., :n], scale=self.scale)
+                a = mqa_attention.grouped_sdpa(q, keys, values, bias, self.scale, groups)
             x = layer.attn.c_proj(a.reshape(rows, self.embed)) + x
             x = x + layer.mlp(layer.ln_2(x))
         return self.model.lm_head(t.ln_f(x))
 
     def _groups(self, length: int):
-        """Without CUDA graphs (the CPU): slots in GROUPS groups of neighbours, each with the key
-        length its longest row needs ((lo, hi, columns) each), so that short rows do not read
-        the padding up to the longest row of all. Slots are filled in order of prompt length,
-        so neighbours have similar lengths. None with graphs (shapes must stay fixed) or when
-        grouping would not save a column."""
-        if self.graphs or self.rows < 2 * GROUPS:
+        """Without CUDA graphs (the CPU): slots in mqa_attention's groups of neighbours, each
+        with the key columns its longest row needs (mqa_attention.grouped_sdpa's spans), so that
+        short rows do not read the padding up to the longest row of all. Slots are filled in
+        order of prompt length, so neighbours have similar lengths. None with graphs (shapes must
+        stay fixed) or when grouping would not save a column."""
+        if self.graphs or self.rows < 2 * mqa_attention.GROUPS:
             return None
         pos = self.pos.tolist()
-        size = -(-self.rows // GROUPS)
-        groups = [(lo, min(lo + size, self.rows), min(length, max(pos[lo: lo + size]) + 1))
-                  for lo in range(0, self.rows, size)]
-        return groups if any(n < length for _, _, n in groups) else None
+        spans = [(lo, hi, 0, min(length, max(pos[lo:hi]) + 1))
+                 for lo, hi in mqa_attention.row_groups(self.rows)]
+        return spans if any(end < length for *_, end in spans) else None
 
     def step(self, length: int):
         """One decode step for every slot with key length `length` (from key_length); returns

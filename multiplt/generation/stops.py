@@ -25,7 +25,6 @@ def cut_at_stop(text: str, stops) -> str:
     return text if at == -1 else text[:at]
 
 
-
 def stop_window(stops) -> int:
     """How many tokens before the first new one an incremental stop check decodes again: a stop
     string of c characters is at most 4c UTF-8 bytes, so with a byte-level tokenizer (every token

@@ -159,8 +159,8 @@ _MIN_NSIZE = "2M"
 # read and unserialized from base.rdb when first used, again in every program): the second line
 # forces them all once (measured: a reference program's own CPU time from about 32 to 20 ms),
 # and those of the byte compiler's namespace, which R loads at start-up for its JIT (about 1 ms
-# a program); it loads no namespace. Both statements on the last line: after it, R reads the program as the
-# rest of its console input. In the program, the session's temp folder (made at
+# a program); it loads no namespace. Both statements on the last line: after it, R reads the
+# program as the rest of its console input. In the program, the session's temp folder (made at
 # start-up in the server's /tmp) is made again in the program's fresh /tmp. The very first line
 # removes GLIBC_TUNABLES (_MALLOC_TUNABLES) from the environment.
 _SERVER = """invisible(Sys.unsetenv("GLIBC_TUNABLES"))

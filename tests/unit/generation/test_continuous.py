@@ -90,7 +90,7 @@ def test_slot_groups_read_their_own_key_lengths_and_give_the_same_samples(monkey
 
     monkeypatch.setattr(static_kv.SlotDecoder, "_groups", spy)
     assert _run(model, jobs, opts) == _one_at_a_time(model, jobs, opts)
-    assert any(g and min(n for _, _, n in g) < length for length, g in seen)
+    assert any(g and min(end for *_, end in g) < length for length, g in seen)
     # one decode step's logits, grouped and over the longest row's columns for every slot
     engine = static_kv.SlotDecoder(model, len(jobs), 90)
     with torch.inference_mode():
@@ -98,7 +98,7 @@ def test_slot_groups_read_their_own_key_lengths_and_give_the_same_samples(monkey
         engine.pos.copy_(torch.tensor([len(j.prompt) for j in jobs]))
         engine.tokens.random_(1, 512, generator=gen)
         grouped = engine.step(71).clone()
-        monkeypatch.setattr(static_kv, "GROUPS", len(jobs))  # fewer than 2 x GROUPS slots: one group
+        monkeypatch.setattr(mqa_attention, "GROUPS", len(jobs))  # fewer than 2 x GROUPS slots: one group
         whole = engine.step(71)
     assert seen[-2][1] is not None and seen[-1][1] is None
     assert torch.allclose(grouped, whole, atol=1e-5, rtol=0)
