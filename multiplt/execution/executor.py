@@ -81,8 +81,22 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
             sandbox.check()
             mode = sandbox.mode
             LOG.info("sandbox: %s", mode)
-            preflight(sandbox, sorted({j.lang for j in jobs}, key=lambda lang: lang.code), timeout)
-            _run(jobs, sandbox, workers, timeout, statuses)
+            langs = sorted({j.lang for j in jobs}, key=lambda lang: lang.code)
+            for lang in langs:
+                sandbox.prepare(lang)
+            pool = concurrent.futures.ThreadPoolExecutor(
+                workers, thread_name_prefix="multiplt-exec", initializer=sandbox.enter_worker_thread)
+            try:
+                # The preflight's sandbox becomes one worker's; the others' sandboxes and
+                # pre-loaded runtimes start meanwhile, on the other cores.
+                for _ in range(min(workers, len(jobs)) - 1):
+                    pool.submit(_warm_up, sandbox, langs)
+                preflight(sandbox, langs, timeout)
+                _run(jobs, sandbox, pool, timeout, statuses)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
     finally:
         sandbox.close()
     program_funnel.keep(len(jobs))
@@ -144,13 +158,18 @@ def _plan(names, found, out_uri, problem_funnel, program_funnel) -> list[_Job]:
     return list(jobs.values())
 
 
-def _run(jobs: list[_Job], sandbox: Sandbox, workers: int, timeout: float | None,
-         statuses: Counter) -> None:
+def _warm_up(sandbox: Sandbox, langs: list[Language]) -> None:
+    try:
+        sandbox.warm_up(langs)
+    except PlatformError as exc:  # the worker starts its sandbox itself, and reports a failure
+        LOG.info("starting a sandbox ahead of its programs failed: %s", exc)
+
+
+def _run(jobs: list[_Job], sandbox: Sandbox, pool: concurrent.futures.ThreadPoolExecutor,
+         timeout: float | None, statuses: Counter) -> None:
     """Run the jobs on the pool; after each batch of finished jobs rewrite the touched files."""
     done: queue.SimpleQueue = queue.SimpleQueue()
     bar = progress(total=len(jobs), desc="execute", unit="prog")
-    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="multiplt-exec",
-                                                 initializer=sandbox.enter_worker_thread)
     remaining = len(jobs)
     try:
         for job in jobs:  # in order: problems sorted, completions in order
@@ -181,12 +200,8 @@ def _run(jobs: list[_Job], sandbox: Sandbox, workers: int, timeout: float | None
             bar.update(len(batch))
             if error is not None:
                 raise error
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
     finally:
         bar.close()
-    pool.shutdown()
 
 
 def _run_job(sandbox: Sandbox, job: _Job, timeout: float | None) -> dict:

@@ -137,6 +137,7 @@ class WarmRunner(Runner):
         self.all: list[WarmSandbox] = []
         self.idle: list[WarmSandbox] = []  # started, alive, running nothing
         self._lock = threading.Lock()
+        self._closed = False
 
     def run(self, lang, program, name, timeout, lib, server=None) -> Finished:
         return self._call(self._run, lang.command(f"/tmp/{name}"), lang.env(), name, program,
@@ -159,26 +160,55 @@ class WarmRunner(Runner):
                     self.all.remove(sandbox)
                     sandbox = None
         if sandbox is None:
-            # The library cache lives in the temp root, which the sandbox's own /tmp would hide.
-            sandbox = WarmSandbox(self.limits, via_setpriv=os.geteuid() == 0,
-                                  binds=["--ro-bind", self.tmp_root, self.tmp_root],
-                                  init=self.init)
-            with self._lock:
-                self.all.append(sandbox)
+            sandbox = self._start()
         try:
             finished = sandbox.run(command, {**bwrap.BASE_ENV, **env}, name, program, timeout,
                                    lib, LIBRARY_MOUNT, server)
         except PlatformError:
-            sandbox.close()
-            with self._lock:
-                self.all.remove(sandbox)
+            self._drop(sandbox)
             raise
-        with self._lock:
-            self.idle.append(sandbox)
+        self._park(sandbox)
         return finished
+
+    def _start(self) -> WarmSandbox:
+        # The library cache lives in the temp root, which the sandbox's own /tmp would hide.
+        sandbox = WarmSandbox(self.limits, via_setpriv=os.geteuid() == 0,
+                              binds=["--ro-bind", self.tmp_root, self.tmp_root], init=self.init)
+        with self._lock:
+            self.all.append(sandbox)
+        return sandbox
+
+    def warm_up(self, servers: list[tuple[list[str], dict[str, str]]]) -> None:
+        """One more idle sandbox, its pre-loaded runtimes (argv, language env) started."""
+        self._call(self._warm_up, servers)
+
+    def _warm_up(self, servers: list[tuple[list[str], dict[str, str]]]) -> None:
+        sandbox = self._start()
+        try:
+            for argv, env in servers:
+                sandbox.start_server(argv, {**bwrap.BASE_ENV, **env})
+        except PlatformError:
+            self._drop(sandbox)
+            raise
+        self._park(sandbox)
+
+    def _park(self, sandbox: WarmSandbox) -> None:
+        """Back to the idle ones; closed instead if the runner closed meanwhile."""
+        with self._lock:
+            if not self._closed:
+                self.idle.append(sandbox)
+                return
+        sandbox.close()
+
+    def _drop(self, sandbox: WarmSandbox) -> None:
+        sandbox.close()
+        with self._lock:
+            if sandbox in self.all:
+                self.all.remove(sandbox)
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             started, self.all, self.idle = self.all, [], []
         for sandbox in started:
             sandbox.close()

@@ -159,6 +159,16 @@ class Sandbox:
         return self.runner.run(lang, program, f"program.{lang.file_ext}", timeout, lib,
                                server=self._server(lang))
 
+    def warm_up(self, langs: list[Language]) -> None:
+        """Start one more warm sandbox and the languages' pre-loaded runtimes in it now, so that
+        a worker's first program does not wait for them (nothing to do for other runners).
+        Call prepare() for each language first (a dropped worker thread cannot build them)."""
+        self.check()
+        if not isinstance(self.runner, WarmRunner):
+            return
+        self.runner.warm_up([(argv, lang.env()) for lang in langs
+                             if (argv := self._server(lang)) is not None])
+
     def enter_worker_thread(self) -> None:
         """Make the calling thread (a worker that only runs programs) a non-root thread, so it
         starts sandboxes itself instead of handing each one to a spawner thread."""

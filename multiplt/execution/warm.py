@@ -77,6 +77,19 @@ class WarmSandbox:
             raise PlatformError(f"warm sandbox did not start: {ready}")
         self.info = bwrap.first_status(self._status)
 
+    def start_server(self, argv: list[str], env: dict) -> None:
+        """Start a pre-loaded runtime now, ahead of its first program (the key of a server is
+        its argv and env: pass the env its programs will be run with)."""
+        try:
+            zygote.write_frame(self.proc.stdin.fileno(),
+                               {"server": argv, "env": env, "start_only": True})
+        except OSError as exc:
+            self.kill()
+            raise PlatformError(f"warm sandbox is gone: {exc}; {self._why()}") from exc
+        answer = self._read_frame(time.monotonic() + START_TIMEOUT_S + zygote.SERVER_START_S)
+        if "error" in answer:
+            raise PlatformError(f"warm sandbox: {answer['error']}")
+
     # ---- one program ----------------------------------------------------------------------------
     def run(self, argv: list[str], env: dict, name: str, program: str, timeout: float,
             lib: str | None, lib_mount: str, server: list[str] | None = None) -> Finished:

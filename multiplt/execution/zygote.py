@@ -46,6 +46,8 @@ object. The request: argv, env, name, program, timeout, limits {address_space, p
 output, tmp_size}, lib (a directory to mount read-only at lib_mount) or null, init (the
 compiled helper's path) or null, server (an argv) or null. The answer:
 exit_code, stdout, stderr, timed_out, duration, pid_namespace; or error (the platform failed).
+A request of server, env and start_only: true starts that server ahead of its first program and
+is answered started: true (or error).
 
 This file runs as `python3 -I -S -c <this source>`: standard library only, no package imports.
 """
@@ -388,7 +390,11 @@ def _await_pid(status_r: int, status: bytearray, init: "_Init", deadline: float)
 
 
 def run(req: dict) -> dict:
-    """Run one program; the answer frame."""
+    """Run one program; the answer frame. A request with `start_only` runs nothing: it starts
+    the request's server (if not already running) and answers `started`."""
+    if req.get("start_only"):
+        _server(req)
+        return {"started": True}
     limit = int(req["limits"]["output"])
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)

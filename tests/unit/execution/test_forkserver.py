@@ -3,6 +3,8 @@ fresh interpreter and its verdicts."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from multiplt import languages
@@ -87,6 +89,51 @@ def test_same_verdicts_as_a_fresh_interpreter(sandbox, code):
             assert not plain.sandbox_info.get("forked")
             assert (forked.exit_code, forked.timed_out, stable(code, forked.stdout), forked.stderr) \
                 == (plain.exit_code, plain.timed_out, stable(code, plain.stdout), plain.stderr), program
+
+
+def _descendant_cmdlines(root: int) -> list[bytes]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry))
+    found, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                found.append(f.read())
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("code", language_params(FORKING))
+def test_warm_up_starts_a_sandbox_and_its_runtime_before_any_program(code):
+    """Sandbox.warm_up (the executor's, for every worker but the preflight's) leaves an idle
+    sandbox whose pre-loaded runtime is already running; the next program runs in it."""
+    lang = languages.get(code)
+    with Sandbox(warm=True) as sb:
+        sb.prepare(lang)
+        before = list(sb.runner.all)
+        sb.warm_up([lang])
+        (warmed,) = [s for s in sb.runner.all if s not in before]
+        assert warmed in sb.runner.idle
+        server = sb._server(lang)
+        assert any(server[-1].encode() in cmdline
+                   for cmdline in _descendant_cmdlines(warmed.proc.pid)), "runtime not started"
+        sb.runner.idle.remove(warmed)  # the next program must take the warmed one
+        sb.runner.idle.append(warmed)
+        for other in before:
+            sb.runner.idle.remove(other)
+        assert _run(sb, code, known_program(lang, True)).exit_code == 0
+        assert sb.runner.all == [*before, warmed]
 
 
 @pytest.mark.slow
