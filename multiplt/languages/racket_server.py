@@ -1,13 +1,19 @@
 """Racket's pre-loaded runtime (RacketLanguage.fork_server): the server program and the small C
 library preloaded into it.
 
-Where a forked program's CPU goes (measured, docs/execution.md): expanding its `#lang racket`
-module is most of it, and is the same work a fresh `racket` does: every module expansion gets
-fresh compile-time (phase 1) instances of `racket`'s and `rackunit`'s macro libraries (Racket's
-separate-compilation guarantee), a few hundred module bodies run again per program. What the
-server can take off is the memory cost of being a fork: every page a program writes is first a
-page fault (a copy of the server's page, or a fresh one), about 4 us each here, and a program's
-expansion and compilation allocate some 20-30 MB. So the server
+Where a forked program's CPU went (measured, docs/execution.md): expanding its `#lang racket`
+module was most of it, the same work a fresh `racket` does: every module expansion gets fresh
+compile-time (phase 1) instances of `racket`'s and `rackunit`'s macro libraries (Racket's
+separate-compilation guarantee), a few hundred module bodies run again per program. So the
+server forks inside an expansion: it loads a template module at the programs' path itself, and
+its marker macro, which runs once those instances exist, is where each program is forked; the
+program puts its own module body in the marker's place and the expansion goes on (SERVER below;
+43.6 -> 17.2 ms of CPU per program, bench/fork_cpu.py). The instances a program gets are as
+fresh as a new `racket`'s: made for this one expansion, which has run only `#%module-begin`.
+
+The rest is the memory cost of being a fork: every page a program writes is first a page fault
+(a copy of the server's page, or a fresh one), about 4 us each here, and a program's expansion
+and compilation allocate some 20-30 MB. So the server
 
 - collects garbage once after loading racket and rackunit, with Chez's heap reserve at 0 for
   that collection, so empty memory goes back to the system and a program allocates in new
@@ -78,16 +84,27 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 # expands) a test program of its own, which it never runs, collects garbage and sets the memory
 # settings above. In each program it does what `racket FILE` does (run-program below), with the
 # same top-level namespace (empty), command-line arguments (none) and run file (FILE).
+#
+# The fork point (see the module docstring): the server starts that work itself, on a template
+# file at the programs' path (PROGRAM, in the server's own /tmp), and forks inside the template's
+# expansion, where `#%module-begin` has run and the compile-time instances every expansion of a
+# `#lang racket` module needs exist. The program (in its own /tmp) continues that expansion with
+# its own module body in place of the template's marker; anything that is not a plain
+# `#lang racket` module at that path takes the unchanged way (aborts to `retry` and loads the file
+# from scratch).
 SERVER = """#lang racket/base
-(require ffi/unsafe ffi/unsafe/vm racket/port)
+(require ffi/unsafe ffi/unsafe/vm racket/file racket/port)
 ;; The huge-pages library is preloaded for this process only, not for what programs run.
 (environment-variables-set! (current-environment-variables) #"LD_PRELOAD" #f)
 (define lib (ffi-lib (vector-ref (current-command-line-arguments) 0)))
+(define template-path (string->path (vector-ref (current-command-line-arguments) 1)))
 (define serve (get-ffi-obj "multiplt_serve" lib (_fun _int -> _int)))
 (define program (get-ffi-obj "multiplt_program" lib (_fun -> _path)))
 ((get-ffi-obj "multiplt_share_init" lib (_fun -> _void)))  ; pid 1 on the server's memory (init.c)
 (define-namespace-anchor here)
+(define top (current-namespace))
 (define failed (string->uninterned-symbol "failed"))
+(define retry (make-continuation-prompt-tag 'retry))
 (define WARM-UP "#lang racket
 (define (add x y) (+ x y))
 (require rackunit)
@@ -97,15 +114,18 @@ SERVER = """#lang racket/base
     (check-equal? (candidate 2 3) 6)))
 (test-humaneval)
 ")
+(define TEMPLATE "#lang racket\\n(require 'multiplt-fork)\\n(multiplt-fork-point)\\n")
 ;; As `racket FILE`: the module's configure-runtime submodule, the module, its main submodule,
 ;; each under a prompt of its own (an error that escapes one stops there: exit status 1, else 0),
 ;; then `exit`; all in one new thread, so that what a step sets (a parameter, `exit-handler`)
 ;; holds for the next steps and the final `exit`, as in racket's main thread. Built from a datum
-;; with no named procedure on the way: an error's printed context holds no frame of ours.
+;; with no named procedure on the way: an error's printed context holds no frame of ours. With
+;; the fork point the server itself starts this, and the steps run again from the start in a
+;; program that aborts to `retry`.
 (define run-program
   (parameterize ([current-namespace (namespace-anchor->empty-namespace here)])
     (namespace-require 'racket/base)
-    (eval '(lambda (failed path)
+    (eval '(lambda (failed path retry)
              (thread-wait
               (thread
                (lambda ()
@@ -116,15 +136,18 @@ SERVER = """#lang racket/base
                                    (call-with-continuation-prompt (lambda () (apply proc args))
                                                                   (default-continuation-prompt-tag)
                                                                   (lambda _ failed)))]
-                        [has-cfg (attempt module-declared? cfg #t)])
-                   (exit (if (and (not (eq? has-cfg failed))
-                                  (or (not has-cfg)
-                                      (not (eq? failed (attempt dynamic-require cfg #f))))
-                                  (not (eq? failed (attempt namespace-require mod)))
-                                  (or (not (module-declared? main #t))
-                                      (not (eq? failed (attempt dynamic-require main #f)))))
-                             0
-                             1))))))))))
+                        [steps  ; (car (list ..)): no inferred name, no frame in a context
+                         (car (list (lambda ()
+                           (let ([has-cfg (attempt module-declared? cfg #t)])
+                             (exit (if (and (not (eq? has-cfg failed))
+                                            (or (not has-cfg)
+                                                (not (eq? failed (attempt dynamic-require cfg #f))))
+                                            (not (eq? failed (attempt namespace-require mod)))
+                                            (or (not (module-declared? main #t))
+                                                (not (eq? failed (attempt dynamic-require main #f)))))
+                                       0
+                                       1))))))])
+                   (call-with-continuation-prompt steps retry steps)))))))))
 ;; One program's worth of work done here once: racket and rackunit loaded, the `#lang racket`
 ;; reader, and what expanding a test program needs of them. All in a namespace of its own that
 ;; shares the module registry: the top-level namespace that programs see as `current-namespace`
@@ -147,13 +170,69 @@ SERVER = """#lang racket/base
                [current-error-port (open-output-nowhere)])
   (eval (namespace-syntax-introduce (read-syntax 'warm-up (open-input-string WARM-UP)))))
 (vm-eval '(collect-trip-bytes (* 64 1024 1024)))
-(if (zero? (serve 3))
-    (let ([path (program)])
-      ((vm-primitive 'set-run-file!) path)  ; (find-system-path 'run-file), as racket's -u sets it
-      (parameterize ([current-command-line-arguments (vector)])
-        (run-program failed path)))
+;; The program's module body, read as the default load handler reads a module file, with the
+;; lexical context of the template's marker `stx` (every scope the expansion has given a body
+;; form by now); #f for anything but `(module NAME racket (#%module-begin form ...))`, and for a
+;; program that names the marker's module or identifier (it would see them).
+(define (program-body stx path name)
+  (let* ([form (with-handlers ([(lambda (e) #t) (lambda (e) #f)])
+                 (and (not (regexp-match? #rx"multiplt-fork" (file->bytes path)))
+                      (parameterize ([current-namespace top]
+                                     [read-accept-reader #t]
+                                     [read-accept-lang #t])
+                        (call-with-input-file path
+                          (lambda (in)
+                            (port-count-lines! in)
+                            (let ([form (read-syntax path in)])
+                              (and (eof-object? (read-syntax path in)) form)))))))]
+         [parts (and (syntax? form) (syntax->list form))]
+         [body (and parts (= (length parts) 4) (syntax->list (cadddr parts)))])
+    (and body
+         (pair? body)
+         (eq? (syntax-e (car parts)) 'module)
+         (eq? (syntax-e (cadr parts)) name)
+         (eq? (syntax-e (caddr parts)) 'racket)
+         (eq? (syntax-e (car body)) '#%module-begin)
+         (let ([context (make-syntax-delta-introducer stx #f)])
+           (datum->syntax #f (cons (context (datum->syntax #f 'begin) 'add)
+                                   (map (lambda (f) (context f 'add)) (cdr body))))))))
+;; The template's marker: in the server, serve (fork) until the requests end; in a program, its
+;; own module body, or back to the start of the steps (`retry`), which then load its file.
+(define ((fork-point name) stx)
+  (unless (zero? (serve 3))
     (exit 0))
+  (let ([path (program)])
+    ((vm-primitive 'set-run-file!) path)  ; (find-system-path 'run-file), as racket's -u sets it
+    (or (and (equal? path template-path) (program-body stx path name))
+        (abort-current-continuation retry))))
+(define template-name
+  (with-handlers ([exn:fail? (lambda (e) #f)])
+    (call-with-output-file template-path (lambda (out) (write-string TEMPLATE out)) #:exists 'truncate)
+    (parameterize ([read-accept-reader #t] [read-accept-lang #t])
+      (call-with-input-file template-path
+        (lambda (in) (syntax-e (cadr (syntax->list (read-syntax template-path in)))))))))
+(cond
+  [template-name
+   ((vm-eval '(lambda (f) (set-top-level-value! 'multiplt-fork-point f))) (fork-point template-name))
+   (parameterize ([current-namespace warm-up])
+     (eval '(module multiplt-fork racket/base
+              (require rackunit (for-syntax racket/base ffi/unsafe/vm))
+              (provide multiplt-fork-point)
+              (define-syntax (multiplt-fork-point stx)
+                ((vm-eval '(top-level-value 'multiplt-fork-point)) stx)))))
+   (parameterize ([current-command-line-arguments (vector)])
+     (run-program failed template-path retry))]
+  [(zero? (serve 3))
+   (let ([path (program)])
+     ((vm-primitive 'set-run-file!) path)
+     (parameterize ([current-command-line-arguments (vector)])
+       (run-program failed path retry)))]
+  [else (exit 0)])
 """
+
+#: where a program's file is, in its own /tmp (Sandbox.run writes it as program.rkt); the
+#: server's template goes there too, in the server's /tmp
+PROGRAM = "/tmp/program.rkt"
 
 
 def argv(folder: str, library: str) -> list[str]:
@@ -170,5 +249,5 @@ def argv(folder: str, library: str) -> list[str]:
                                     [["-shared", "-fPIC"]])
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         LOG.info("rkt: the fork server runs without huge pages (%s)", exc)
-        return ["racket", path, library]
-    return ["env", f"LD_PRELOAD={pages}", "racket", path, library]
+        return ["racket", path, library, PROGRAM]
+    return ["env", f"LD_PRELOAD={pages}", "racket", path, library, PROGRAM]

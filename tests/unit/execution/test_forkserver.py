@@ -91,6 +91,41 @@ def test_same_verdicts_as_a_fresh_interpreter(sandbox, code):
                 == (plain.exit_code, plain.timed_out, stable(code, plain.stdout), plain.stderr), program
 
 
+# Whether the running module imports the Racket server's template marker module: the one thing a
+# program can see of the fork inside the expansion (written without its name, which a program
+# must not mention to be continued that way).
+_SEES_MARKER = """#lang racket
+(define marker (string->symbol (string-append "multiplt" "-fork")))
+(displayln (for/or ([imports (module->imports (variable-reference->resolved-module-path (#%variable-reference)))])
+             (for/or ([mpi (cdr imports)])
+               (equal? (resolved-module-path-name (module-path-index-resolve mpi)) marker))))
+"""
+
+# Not a plain `#lang racket` module, or naming the marker: loaded from scratch, as fresh.
+_LOADED_FROM_SCRATCH = [
+    "#lang racket/base\n(displayln (list 1 2))\n(car 1)\n",
+    "(module program racket (displayln 2) (list 3))\n",
+    "#lang racket\n(define multiplt-fork-point 5)\n(displayln multiplt-fork-point)\n(car 1)\n",
+    "#lang racket\n(displayln 1))\n",
+]
+
+
+@pytest.mark.parametrize("code", language_params(["rkt"]))
+def test_racket_programs_continue_the_servers_expansion(sandbox, code):
+    """A forked `#lang racket` program continues the expansion the server started on its
+    template (its module imports the marker module; a fresh racket's does not), and anything
+    else is loaded from scratch with a fresh racket's output."""
+    lang = languages.get(code)
+    with Sandbox(warm=True, preload=False) as fresh:
+        forked = _run(sandbox, code, _SEES_MARKER)
+        plain = fresh.run(lang, _SEES_MARKER, lang.timeout)
+        assert (forked.exit_code, forked.stdout, plain.exit_code, plain.stdout) == \
+            (0, "#t\n", 0, "#f\n"), (forked.stderr, plain.stderr)
+        for program in _LOADED_FROM_SCRATCH:
+            a, b = _run(sandbox, code, program), fresh.run(lang, program, lang.timeout)
+            assert (a.exit_code, a.stdout, a.stderr) == (b.exit_code, b.stdout, b.stderr), program
+
+
 def _descendant_cmdlines(root: int) -> list[bytes]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
