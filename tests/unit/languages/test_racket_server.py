@@ -62,7 +62,8 @@ def test_without_a_compiler_the_server_runs_without_the_library(tmp_path, monkey
 
     monkeypatch.setattr(native, "build_source", no_compiler)
     argv = racket_server.argv(str(tmp_path), "/lib/multiplt-fork.so")
-    assert argv == ["racket", str(tmp_path / "server.rkt"), "/lib/multiplt-fork.so"]
+    assert argv == ["racket", str(tmp_path / "server.rkt"), "/lib/multiplt-fork.so",
+                    racket_server.PROGRAM]
     assert (tmp_path / "server.rkt").read_text() == racket_server.SERVER
 
 
