@@ -127,25 +127,22 @@ def test_racket_programs_continue_the_servers_expansion(sandbox, code):
 
 
 def _descendant_cmdlines(root: int) -> list[bytes]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry))
-    found, todo = [], list(children.get(root, []))
+    """The command lines of `root`'s descendants (from each thread's /proc children list)."""
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                found.append(f.read())
-        except OSError:
-            pass
+        for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else []:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+            except OSError:
+                pass
+        if pid != root:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    found.append(f.read())
+            except OSError:
+                pass
     return found
 
 
