@@ -170,21 +170,23 @@ SERVER = """#lang racket/base
                [current-error-port (open-output-nowhere)])
   (eval (namespace-syntax-introduce (read-syntax 'warm-up (open-input-string WARM-UP)))))
 (vm-eval '(collect-trip-bytes (* 64 1024 1024)))
-;; The program's module body, read as the default load handler reads a module file, with the
-;; lexical context of the template's marker `stx` (every scope the expansion has given a body
-;; form by now); #f for anything but `(module NAME racket (#%module-begin form ...))`, and for a
-;; program that names the marker's module or identifier (it would see them).
+;; A module file read as the default load handler reads it (`#lang` allowed, lines counted, in
+;; the top-level namespace): its one form, or #f when something follows that form.
+(define (read-module path)
+  (parameterize ([current-namespace top] [read-accept-reader #t] [read-accept-lang #t])
+    (call-with-input-file path
+      (lambda (in)
+        (port-count-lines! in)
+        (let ([form (read-syntax path in)])
+          (and (eof-object? (read-syntax path in)) form))))))
+;; The program's module body (read-module) with the lexical context of the template's marker
+;; `stx` (every scope the expansion has given a body form by now); #f for anything but
+;; `(module NAME racket (#%module-begin form ...))`, and for a program that names the marker's
+;; module or identifier (it would see them).
 (define (program-body stx path name)
   (let* ([form (with-handlers ([(lambda (e) #t) (lambda (e) #f)])
                  (and (not (regexp-match? #rx"multiplt-fork" (file->bytes path)))
-                      (parameterize ([current-namespace top]
-                                     [read-accept-reader #t]
-                                     [read-accept-lang #t])
-                        (call-with-input-file path
-                          (lambda (in)
-                            (port-count-lines! in)
-                            (let ([form (read-syntax path in)])
-                              (and (eof-object? (read-syntax path in)) form)))))))]
+                      (read-module path)))]
          [parts (and (syntax? form) (syntax->list form))]
          [body (and parts (= (length parts) 4) (syntax->list (cadddr parts)))])
     (and body
@@ -198,19 +200,24 @@ SERVER = """#lang racket/base
                                    (map (lambda (f) (context f 'add)) (cdr body))))))))
 ;; The template's marker: in the server, serve (fork) until the requests end; in a program, its
 ;; own module body, or back to the start of the steps (`retry`), which then load its file.
+;; In a program: its file, which is also (find-system-path 'run-file), as racket's -u sets it.
+(define (program-path)
+  (let ([path (program)])
+    ((vm-primitive 'set-run-file!) path)
+    path))
+(define (run path)
+  (parameterize ([current-command-line-arguments (vector)])
+    (run-program failed path retry)))
 (define ((fork-point name) stx)
   (unless (zero? (serve 3))
     (exit 0))
-  (let ([path (program)])
-    ((vm-primitive 'set-run-file!) path)  ; (find-system-path 'run-file), as racket's -u sets it
+  (let ([path (program-path)])
     (or (and (equal? path template-path) (program-body stx path name))
         (abort-current-continuation retry))))
 (define template-name
   (with-handlers ([exn:fail? (lambda (e) #f)])
     (call-with-output-file template-path (lambda (out) (write-string TEMPLATE out)) #:exists 'truncate)
-    (parameterize ([read-accept-reader #t] [read-accept-lang #t])
-      (call-with-input-file template-path
-        (lambda (in) (syntax-e (cadr (syntax->list (read-syntax template-path in)))))))))
+    (syntax-e (cadr (syntax->list (read-module template-path))))))
 (cond
   [template-name
    ((vm-eval '(lambda (f) (set-top-level-value! 'multiplt-fork-point f))) (fork-point template-name))
@@ -220,13 +227,8 @@ SERVER = """#lang racket/base
               (provide multiplt-fork-point)
               (define-syntax (multiplt-fork-point stx)
                 ((vm-eval '(top-level-value 'multiplt-fork-point)) stx)))))
-   (parameterize ([current-command-line-arguments (vector)])
-     (run-program failed template-path retry))]
-  [(zero? (serve 3))
-   (let ([path (program)])
-     ((vm-primitive 'set-run-file!) path)
-     (parameterize ([current-command-line-arguments (vector)])
-       (run-program failed path retry)))]
+   (run template-path)]
+  [(zero? (serve 3)) (run (program-path))]
   [else (exit 0)])
 """
 
