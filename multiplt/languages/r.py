@@ -172,10 +172,15 @@ _MIN_NSIZE = "2M"
 # a program); it loads no namespace. Both statements on the last line: after it, R reads the
 # program as the rest of its console input. In the program, the session's temp folder (made at
 # start-up in the server's /tmp) is made again in the program's fresh /tmp. The very first line
-# removes GLIBC_TUNABLES (_MALLOC_TUNABLES) from the environment.
+# removes GLIBC_TUNABLES (_MALLOC_TUNABLES) from the environment. Before serving, every object the
+# server holds is marked not mutable (multiplt_r_freeze in _GLUE), from base's symbols (listed
+# before base is forced: made later, the list changed which of the server's pages programs write)
+# and the global environment, which is then as empty as a fresh R's.
 _SERVER = """invisible(Sys.unsetenv("GLIBC_TUNABLES"))
+.multiplt_roots <- lapply(ls(baseenv(), all.names = TRUE), as.name)
 invisible(lapply(c("base", "compiler"), function(ns) {{ e <- asNamespace(ns); for (n in ls(e, all.names = TRUE)) get(n, envir = e) }}))
 invisible(dyn.load({library}))
+invisible(.Call("multiplt_r_freeze", .multiplt_roots)); rm(.multiplt_roots)
 if (.C("multiplt_r_serve", 3L, {script}, result = 0L)$result == 0L) invisible(tempdir(check = TRUE)) else quit(save = "no", status = 1)
 """
 
@@ -189,6 +194,8 @@ if (.C("multiplt_r_serve", 3L, {script}, result = 0L)$result == 0L) invisible(te
 _GLUE = r"""
 #include <dlfcn.h>
 #include <elf.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <ftw.h>
 #include <link.h>
 
@@ -280,14 +287,164 @@ static int find_slot(struct dl_phdr_info *info, size_t size, void *data) {
     return 1;
 }
 
+/* The server's objects marked not mutable (R's MARK_NOT_MUTABLE: reference count at its
+ * maximum, where it stays). A forked program's R counts references on everything it touches:
+ * every symbol it matches an argument to, every string and constant it stores in a new list
+ * raises the count in that object's header, a write to the server's page and so a copy of the
+ * page (about half of a program's copy-on-write faults, measured with perf). At the maximum R
+ * neither raises nor lowers a count: such objects are copied before any change, as R treats
+ * every object it cannot prove unshared, so values behave the same. Walked from base's symbols
+ * (`roots`), the global and base environments and the namespace registry, through every
+ * reference an object holds; returns the number of objects marked. */
+typedef struct SEXPREC *SEXP;
+extern SEXP R_NilValue, R_GlobalEnv, R_BaseEnv, R_BaseNamespace, R_NamespaceRegistry;
+extern int TYPEOF(SEXP), ALTREP(SEXP), REFCNT(SEXP);
+extern SEXP ATTRIB(SEXP), CAR(SEXP), CDR(SEXP), TAG(SEXP), FORMALS(SEXP), BODY(SEXP),
+    CLOENV(SEXP), PRINTNAME(SEXP), SYMVALUE(SEXP), INTERNAL(SEXP), FRAME(SEXP), ENCLOS(SEXP),
+    HASHTAB(SEXP), PRCODE(SEXP), PRENV(SEXP), PRVALUE(SEXP), VECTOR_ELT(SEXP, ptrdiff_t),
+    STRING_ELT(SEXP, ptrdiff_t), R_ExternalPtrTag(SEXP), R_ExternalPtrProtected(SEXP),
+    Rf_ScalarInteger(int);
+extern ptrdiff_t XLENGTH(SEXP);
+extern void MARK_NOT_MUTABLE(SEXP);
+
+struct walk { SEXP *seen; size_t cap, used; SEXP *todo; size_t todo_cap, todo_n; int failed; };
+
+static void *walk_alloc(size_t bytes) {  /* off malloc's heap: nothing left for programs to reuse */
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static int walk_insert(struct walk *w, SEXP x) {  /* 1 if x is new */
+    if (2 * (w->used + 1) > w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 1 << 20;
+        SEXP *seen = walk_alloc(cap * sizeof *seen);
+        if (!seen) { w->failed = 1; return 0; }
+        for (size_t i = 0; i < w->cap; i++) {
+            if (!w->seen[i]) continue;
+            size_t h = ((uintptr_t)w->seen[i] >> 4) * 0x9E3779B97F4A7C15ull & (cap - 1);
+            while (seen[h]) h = (h + 1) & (cap - 1);
+            seen[h] = w->seen[i];
+        }
+        if (w->seen) munmap(w->seen, w->cap * sizeof *seen);
+        w->seen = seen;
+        w->cap = cap;
+    }
+    size_t h = ((uintptr_t)x >> 4) * 0x9E3779B97F4A7C15ull & (w->cap - 1);
+    while (w->seen[h]) {
+        if (w->seen[h] == x) return 0;
+        h = (h + 1) & (w->cap - 1);
+    }
+    w->seen[h] = x;
+    w->used++;
+    return 1;
+}
+
+static void walk_push(struct walk *w, SEXP x) {
+    if (w->failed || x == NULL || x == R_NilValue || !walk_insert(w, x)) return;
+    if (w->todo_n == w->todo_cap) {
+        size_t cap = w->todo_cap ? 2 * w->todo_cap : 1 << 16;
+        SEXP *todo = w->todo ? mremap(w->todo, w->todo_cap * sizeof *todo, cap * sizeof *todo,
+                                      MREMAP_MAYMOVE) : walk_alloc(cap * sizeof *todo);
+        if (todo == MAP_FAILED || !todo) { w->failed = 1; return; }
+        w->todo = todo;
+        w->todo_cap = cap;
+    }
+    w->todo[w->todo_n++] = x;
+}
+
+/* CAR of a cons cell, or NULL where the cell holds an immediate binding (an unboxed value,
+ * not an object: R's own CAR refuses those cells, flagged in the header's last 16 bits). */
+static SEXP walk_car(SEXP x) {
+    return *(const uint16_t *)((const char *)x + 6) ? NULL : CAR(x);
+}
+
+SEXP multiplt_r_freeze(SEXP roots) {
+    struct walk w = {0};
+    walk_push(&w, roots);
+    walk_push(&w, R_GlobalEnv);
+    walk_push(&w, R_BaseEnv);
+    walk_push(&w, R_BaseNamespace);
+    walk_push(&w, R_NamespaceRegistry);
+    int marked = 0;
+    while (w.todo_n && !w.failed) {
+        SEXP x = w.todo[--w.todo_n];
+        MARK_NOT_MUTABLE(x);
+        marked++;
+        walk_push(&w, ATTRIB(x));
+        switch (TYPEOF(x)) {
+        case 1:  /* SYMSXP */
+            walk_push(&w, PRINTNAME(x)); walk_push(&w, SYMVALUE(x)); walk_push(&w, INTERNAL(x));
+            break;
+        case 2: case 6: case 17:  /* LISTSXP LANGSXP DOTSXP */
+        case 21:                  /* BCODESXP: code, constants */
+            walk_push(&w, walk_car(x)); walk_push(&w, CDR(x)); walk_push(&w, TAG(x));
+            break;
+        case 3:  /* CLOSXP */
+            walk_push(&w, FORMALS(x)); walk_push(&w, BODY(x)); walk_push(&w, CLOENV(x));
+            break;
+        case 4:  /* ENVSXP */
+            walk_push(&w, FRAME(x)); walk_push(&w, ENCLOS(x)); walk_push(&w, HASHTAB(x));
+            break;
+        case 5:  /* PROMSXP */
+            walk_push(&w, PRVALUE(x)); walk_push(&w, PRCODE(x)); walk_push(&w, PRENV(x));
+            break;
+        case 16: case 19: case 20:  /* STRSXP VECSXP EXPRSXP */
+            if (ALTREP(x)) {  /* its data and class, never its elements (no method runs) */
+                walk_push(&w, walk_car(x)); walk_push(&w, CDR(x)); walk_push(&w, TAG(x));
+            } else {
+                ptrdiff_t n = XLENGTH(x);
+                for (ptrdiff_t i = 0; i < n; i++)
+                    walk_push(&w, TYPEOF(x) == 16 ? STRING_ELT(x, i) : VECTOR_ELT(x, i));
+            }
+            break;
+        case 22:  /* EXTPTRSXP */
+            walk_push(&w, R_ExternalPtrProtected(x)); walk_push(&w, R_ExternalPtrTag(x));
+            break;
+        default:  /* other vectors: an ALTREP's data and class */
+            if (ALTREP(x)) { walk_push(&w, walk_car(x)); walk_push(&w, CDR(x)); walk_push(&w, TAG(x)); }
+        }
+    }
+    if (w.seen) munmap(w.seen, w.cap * sizeof *w.seen);
+    if (w.todo) munmap(w.todo, w.todo_cap * sizeof *w.todo);
+    return Rf_ScalarInteger(w.failed ? -marked : marked);
+}
+
+/* The heap's top chunk (where glibc's malloc carves new memory once its free lists are empty,
+ * as they almost are in the server) moved by a block the server keeps, so that the top's
+ * header ends at a 2 MiB boundary. The server has written the huge page that holds the top, so
+ * a program's first new memory there was a copy-on-write fault per 4 KiB page (and a split of
+ * that huge page); above the boundary it is one fresh huge page per 2 MiB. mallinfo2's keepcost
+ * is the top chunk's size, and that chunk ends at the break. A block that did not come from the
+ * top is given back. */
+static int top_offset = -1;  /* where the top's header ended, in its 2 MiB (for the tests) */
+void multiplt_r_heap_top(int *offset) { *offset = top_offset; }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+#include <malloc.h>
+static void align_heap_top(void) {
+    struct mallinfo2 mi = mallinfo2();
+    uintptr_t top = (uintptr_t)sbrk(0) - mi.keepcost, huge = (uintptr_t)2 << 20;
+    uintptr_t boundary = (top + 64 + huge - 1) & ~(huge - 1);
+    size_t size = boundary - 2 * sizeof(size_t) - top;  /* the block's chunk, header included */
+    if (mi.keepcost < size + 4096) return;
+    void *block = malloc(size - sizeof(size_t));        /* a chunk of exactly `size` bytes */
+    if (block && (uintptr_t)block != top + 2 * sizeof(size_t)) free(block);
+    mi = mallinfo2();
+    top_offset = (int)(((uintptr_t)sbrk(0) - mi.keepcost + 2 * sizeof(size_t)) & (huge - 1));
+}
+#else
+static void align_heap_top(void) {}
+#endif
+
 /* multiplt_serve_console_ptr, and in each program the redirection above (the slot and
- * R_system are looked up once, in the server). */
+ * R_system are looked up once, in the server); the heap's top is aligned last, when the server
+ * allocates nothing more. */
 void multiplt_r_serve(int *control_fd, char **script, int *result) {
     system_rm_known = which_rm(&system_rm) == 0;
     void **slot = NULL;
     dl_iterate_phdr(find_slot, &slot);
     r_system = (int (*)(const char *))dlsym(RTLD_DEFAULT, "R_system");
     multiplt_share_init();
+    align_heap_top();
     multiplt_serve_console_ptr(control_fd, script, result);
     if (*result != 0) return;
     if (slot && r_system && ptr_R_CleanUp) {

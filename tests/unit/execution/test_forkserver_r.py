@@ -43,3 +43,45 @@ def test_temp_folder_removal_as_a_fresh_r(code):
             assert a.sandbox_info.get("forked") and not b.sandbox_info.get("forked")
             assert (a.exit_code, _TEMP.sub("TMP", a.stdout), _TEMP.sub("TMP", a.stderr)) == \
                 (b.exit_code, _TEMP.sub("TMP", b.stdout), _TEMP.sub("TMP", b.stderr)), label
+
+
+#: programs that change values they got from base R: what they print must be a fresh R's, with
+#: every object of the server marked not mutable (multiplt_r_freeze in r.py's glue)
+VALUE_PROGRAMS = {
+    "global environment": 'print(ls(all.names = TRUE))',
+    "copy of a base vector": 'x <- letters; x[1] <- "z"; cat(x[1:3], letters[1:3], "\\n")',
+    "vector from get": 'v <- get("month.abb"); v[] <- "x"; cat(month.abb[1], v[1], "\\n")',
+    "list from base": 'm <- .Machine; m$integer.max <- 0L; cat(.Machine$integer.max, m$integer.max, "\\n")',
+    "body of a base function": 'f <- stopifnot; body(f) <- quote(NULL); cat(is.null(body(f)), is.null(body(stopifnot)), "\\n")',
+    "formals of a base function": 'g <- paste; formals(g)$sep <- "-"; cat(paste("a", "b"), g("a", "b"), "\\n")',
+    "string from base": 's <- month.name[1]; substr(s, 1, 1) <- "j"; cat(s, month.name[1], "\\n")',
+    "masking a base value": 'pi <- 3; cat(pi, base::pi, "\\n")',
+    "attributes": 'x <- state.abb; names(x) <- state.name; attr(x, "a") <- 1; cat(names(state.abb), names(x)[1], "\\n")',
+    "in place in a function": 'f <- function(v) { v[2] <- 0; v }; w <- c(1, 2); cat(f(w), w, f(LETTERS)[1:2], "\\n")',
+    "environment of a base function": 'e <- environment(sd); cat(environmentName(e), isNamespace(e), "\\n")',
+}
+
+
+@pytest.mark.parametrize("code", language_params(["r"]))
+def test_server_objects_are_not_mutable_and_values_behave_as_in_a_fresh_r(code):
+    lang = languages.get(code)
+    with Sandbox(warm=True) as forked, Sandbox(warm=True, preload=False) as fresh:
+        marked = forked.run(lang, '.Internal(inspect(as.name("stopifnot"))); .Internal(inspect(letters))',
+                            lang.timeout)
+        assert marked.sandbox_info.get("forked") and marked.exit_code == 0, marked.stderr
+        # a fresh R counts references to these (REF(7), REF(1)); the server froze them at the maximum
+        assert marked.stdout.count("[REF(65535)") >= 2, marked.stdout[:500]
+        for label, program in VALUE_PROGRAMS.items():
+            a = forked.run(lang, program, lang.timeout)
+            b = fresh.run(lang, program, lang.timeout)
+            assert (a.exit_code, a.stdout, a.stderr) == (b.exit_code, b.stdout, b.stderr), label
+
+
+@pytest.mark.parametrize("code", language_params(["r"]))
+def test_server_heap_top_ends_at_a_huge_page_boundary(code):
+    lang = languages.get(code)
+    with Sandbox(warm=True) as forked:
+        got = forked.run(lang, 'cat(.C("multiplt_r_heap_top", offset = 0L)$offset)', lang.timeout)
+    assert got.sandbox_info.get("forked") and got.exit_code == 0, got.stderr
+    # the top chunk's header ends at the boundary: a program's new memory starts on fresh pages
+    assert int(got.stdout) == 0, got.stdout
