@@ -157,6 +157,14 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def code_version() -> dict:
+    """The commit measured, and whether the code (multiplt/, bench/) differs from it."""
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "HEAD") or None,
+            "dirty": bool(git("status", "--porcelain", "--", "multiplt", "bench", ":!bench/results"))}
+
+
 def machine() -> dict:
     model = ""
     try:
@@ -231,7 +239,7 @@ def main() -> int:
         print(f"wrote {svg}")
         return 0
     src = multiple_e_src(args.multipl_e)
-    report = {"command": " ".join(_repo_relative(a) for a in sys.argv),
+    report = {"command": " ".join(_repo_relative(a) for a in sys.argv), **code_version(),
               "machine": machine(), "workers": args.workers, "goal_multiple_e_ratio": GOAL,
               "multiple_e": src and "evaluation/src/main.py of the MultiPL-E checkout given by "
                                     f"--multipl-e ({_repo_relative(os.path.dirname(os.path.dirname(src)))})",
