@@ -10,6 +10,9 @@ from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERRO
                                      Param, contains)
 from multiplt.languages.types import PyType, member_for
 
+#: the test harness function every R test file defines and calls (MultiPL-E's name)
+HARNESS = "test_humaneval"
+
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 # R's atomic vector kinds: elements of one kind go in c(...), anything else in list(...)
 _ATOMIC = {"int": "numeric", "float": "numeric", "bool": "logical", "str": "character"}
@@ -85,8 +88,8 @@ class RLanguage(Language):
 
     def render_test_file(self, name: str, asserts: list[str]) -> str:
         body = "\n".join(asserts)
-        return (f"test_humaneval <- function() {{\ncandidate <- {self.identifier(name)}\n{body}\n}}\n"
-                "test_humaneval()")
+        return (f"{HARNESS} <- function() {{\ncandidate <- {self.identifier(name)}\n{body}\n}}\n"
+                f"{HARNESS}()")
 
     def return_body(self, expr: str) -> str:
         return f"\n  return({expr})\n}}\n"
@@ -111,7 +114,8 @@ class RLanguage(Language):
             return None
         from multiplt.execution import native  # the execution side builds C the one way
 
-        glue = native.build_fork_glue(folder, "multiplt-r-fork.so", _GLUE)
+        glue = native.build_fork_glue(folder, "multiplt-r-fork.so", _GLUE,
+                                      (f'-DHARNESS="{HARNESS}"',))
         path = os.path.abspath(os.path.join(folder, "server.R"))
         with open(path, "w", encoding="utf-8") as f:
             f.write(_SERVER.format(library=r_string(os.path.abspath(glue)), script=r_string(path)))
@@ -435,6 +439,27 @@ static void align_heap_top(void) {
 static void align_heap_top(void) {}
 #endif
 
+/* The test harness runs without byte-compiling it. R's JIT compiles a closure of the global
+ * environment before its first call when its body is large (smaller ones at their second call):
+ * a test harness (HARNESS, render_test_file) with more than a few asserts is, a function called
+ * once, and its compilation (the compiler is R code) was about 5 ms of a reference program's
+ * 11 ms of CPU here. A task callback (R runs it after each top-level expression of the program)
+ * marks the harness closure, once defined, as one not to compile (NOJIT, the flag R sets on
+ * closures it decides not to compile) and then removes itself. What the harness calls, the
+ * candidate included, is compiled as under Rscript; docs/execution.md says what differs. */
+extern SEXP Rf_install(const char *), Rf_findVarInFrame3(SEXP, SEXP, int);
+extern void SET_NOJIT(SEXP);
+extern void *Rf_addTaskCallback(int (*)(SEXP, SEXP, int, int, void *), void *, void (*)(void *),
+                                const char *, int *);
+
+static int harness_not_compiled(SEXP expr, SEXP value, int ok, int visible, void *data) {
+    (void)expr; (void)value; (void)ok; (void)visible; (void)data;
+    SEXP f = Rf_findVarInFrame3(R_GlobalEnv, Rf_install(HARNESS), 0);  /* no active binding runs */
+    if (TYPEOF(f) != 3 /* CLOSXP */) return 1;                          /* not yet: keep looking */
+    if (TYPEOF(BODY(f)) != 21 /* BCODESXP */) SET_NOJIT(f);
+    return 0;                                                           /* done: R removes it */
+}
+
 /* multiplt_serve_console_ptr, and in each program the redirection above (the slot and
  * R_system are looked up once, in the server); the heap's top is aligned last, when the server
  * allocates nothing more. */
@@ -447,6 +472,7 @@ void multiplt_r_serve(int *control_fd, char **script, int *result) {
     align_heap_top();
     multiplt_serve_console_ptr(control_fd, script, result);
     if (*result != 0) return;
+    Rf_addTaskCallback(harness_not_compiled, NULL, NULL, "multiplt", NULL);
     if (slot && r_system && ptr_R_CleanUp) {
         r_clean_up = ptr_R_CleanUp;
         ptr_R_CleanUp = clean_up;

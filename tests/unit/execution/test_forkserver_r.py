@@ -85,3 +85,27 @@ def test_server_heap_top_ends_at_a_huge_page_boundary(code):
     assert got.sandbox_info.get("forked") and got.exit_code == 0, got.stderr
     # the top chunk's header ends at the boundary: a program's new memory starts on fresh pages
     assert int(got.stdout) == 0, got.stdout
+
+
+# A harness large enough that R's JIT compiles it before its first call (a fresh Rscript does).
+_BIG_HARNESS = ("f <- function(x) x + 1\ntest_humaneval <- function() {\ncandidate <- f\n"
+                + "".join(f"    stopifnot(isTRUE(all.equal(candidate({i}), {i + 1})))\n" for i in range(12))
+                + "}\ntest_humaneval()\n"
+                "cat(typeof(.Internal(bodyCode(test_humaneval))), typeof(.Internal(bodyCode(f))), "
+                "length(getTaskCallbackNames()), \"\\n\")\n")
+
+
+@pytest.mark.parametrize("code", language_params(["r"]))
+def test_harness_runs_uncompiled_and_the_candidate_compiled(code):
+    """In a forked program the test harness function is not byte-compiled (a fresh Rscript
+    compiles it before its one call); the candidate is compiled as in a fresh Rscript, and the
+    task callback that marks the harness is gone once it has."""
+    lang = languages.get(code)
+    assert languages.get(code).render_test_file("f", ["    stopifnot(TRUE)"]).startswith(
+        "test_humaneval <- function() {")
+    with Sandbox(warm=True) as forked, Sandbox(warm=True, preload=False) as fresh:
+        a = forked.run(lang, _BIG_HARNESS, lang.timeout)
+        b = fresh.run(lang, _BIG_HARNESS, lang.timeout)
+    assert a.sandbox_info.get("forked") and (a.exit_code, a.stderr) == (b.exit_code, b.stderr) == (0, "")
+    assert b.stdout == "bytecode bytecode 0 \n"
+    assert a.stdout == "language bytecode 0 \n"
