@@ -419,24 +419,35 @@ SEXP multiplt_r_freeze(SEXP roots) {
  * a program's first new memory there was a copy-on-write fault per 4 KiB page (and a split of
  * that huge page); above the boundary it is one fresh huge page per 2 MiB. mallinfo2's keepcost
  * is the top chunk's size, and that chunk ends at the break. A block that did not come from the
- * top is given back. */
-static int top_offset = -1;  /* where the top's header ended, in its 2 MiB (for the tests) */
+ * top (a free chunk fitted, or consolidating small free chunks moved the top) is given back and
+ * the alignment tried once more. */
+static int top_offset = -1;  /* in a program: where the top's header ended at the fork, in its
+                              * 2 MiB (0: aligned); -1 without glibc's mallinfo2 (for the tests) */
 void multiplt_r_heap_top(int *offset) { *offset = top_offset; }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
 #include <malloc.h>
-static void align_heap_top(void) {
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+static uintptr_t heap_top(void) {
     struct mallinfo2 mi = mallinfo2();
-    uintptr_t top = (uintptr_t)sbrk(0) - mi.keepcost, huge = (uintptr_t)2 << 20;
-    uintptr_t boundary = (top + 64 + huge - 1) & ~(huge - 1);
-    size_t size = boundary - 2 * sizeof(size_t) - top;  /* the block's chunk, header included */
-    if (mi.keepcost < size + 4096) return;
-    void *block = malloc(size - sizeof(size_t));        /* a chunk of exactly `size` bytes */
-    if (block && (uintptr_t)block != top + 2 * sizeof(size_t)) free(block);
-    mi = mallinfo2();
-    top_offset = (int)(((uintptr_t)sbrk(0) - mi.keepcost + 2 * sizeof(size_t)) & (huge - 1));
+    return (uintptr_t)sbrk(0) - mi.keepcost;
+}
+static void align_heap_top(void) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        uintptr_t top = heap_top();
+        uintptr_t boundary = (top + 64 + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        size_t size = boundary - 2 * sizeof(size_t) - top;  /* the block's chunk, header included */
+        if (mallinfo2().keepcost < size + 4096) return;
+        void *block = malloc(size - sizeof(size_t));        /* a chunk of exactly `size` bytes */
+        if (block && (uintptr_t)block == top + 2 * sizeof(size_t)) return;
+        free(block);
+    }
+}
+static void record_heap_top(void) {
+    top_offset = (int)((heap_top() + 2 * sizeof(size_t)) & (HUGE_PAGE - 1));
 }
 #else
 static void align_heap_top(void) {}
+static void record_heap_top(void) {}
 #endif
 
 /* The test harness runs without byte-compiling it. R's JIT compiles a closure of the global
@@ -445,19 +456,27 @@ static void align_heap_top(void) {}
  * once, and its compilation (the compiler is R code) was about 5 ms of a reference program's
  * 11 ms of CPU here. A task callback (R runs it after each top-level expression of the program)
  * marks the harness closure, once defined, as one not to compile (NOJIT, the flag R sets on
- * closures it decides not to compile) and then removes itself. What the harness calls, the
- * candidate included, is compiled as under Rscript; docs/execution.md says what differs. */
+ * closures it decides not to compile) and then removes itself. It allocates nothing (the
+ * symbol is installed in the server) and runs no R code: a binding of that name that is active
+ * (a function R would call to read it) ends the callback untouched. What the harness calls is
+ * compiled as under Rscript; docs/execution.md says what differs. R's own prototypes take and
+ * return Rboolean, an enum passed as an int. SET_NOJIT is exported by libR, not declared in its
+ * public headers. */
 extern SEXP Rf_install(const char *), Rf_findVarInFrame3(SEXP, SEXP, int);
+extern int R_existsVarInFrame(SEXP, SEXP), R_BindingIsActive(SEXP, SEXP);
 extern void SET_NOJIT(SEXP);
 extern void *Rf_addTaskCallback(int (*)(SEXP, SEXP, int, int, void *), void *, void (*)(void *),
                                 const char *, int *);
+static SEXP harness;  /* the symbol HARNESS (symbols are never collected) */
 
 static int harness_not_compiled(SEXP expr, SEXP value, int ok, int visible, void *data) {
     (void)expr; (void)value; (void)ok; (void)visible; (void)data;
-    SEXP f = Rf_findVarInFrame3(R_GlobalEnv, Rf_install(HARNESS), 0);  /* no active binding runs */
-    if (TYPEOF(f) != 3 /* CLOSXP */) return 1;                          /* not yet: keep looking */
+    if (!R_existsVarInFrame(R_GlobalEnv, harness)) return 1;  /* not yet: keep looking */
+    if (R_BindingIsActive(harness, R_GlobalEnv)) return 0;     /* not a plain harness: done */
+    SEXP f = Rf_findVarInFrame3(R_GlobalEnv, harness, 0);
+    if (TYPEOF(f) != 3 /* CLOSXP */) return 1;
     if (TYPEOF(BODY(f)) != 21 /* BCODESXP */) SET_NOJIT(f);
-    return 0;                                                           /* done: R removes it */
+    return 0;                                                  /* done: R removes it */
 }
 
 /* multiplt_serve_console_ptr, and in each program the redirection above (the slot and
@@ -468,10 +487,12 @@ void multiplt_r_serve(int *control_fd, char **script, int *result) {
     void **slot = NULL;
     dl_iterate_phdr(find_slot, &slot);
     r_system = (int (*)(const char *))dlsym(RTLD_DEFAULT, "R_system");
+    harness = Rf_install(HARNESS);
     multiplt_share_init();
     align_heap_top();
     multiplt_serve_console_ptr(control_fd, script, result);
     if (*result != 0) return;
+    record_heap_top();
     Rf_addTaskCallback(harness_not_compiled, NULL, NULL, "multiplt", NULL);
     if (slot && r_system && ptr_R_CleanUp) {
         r_clean_up = ptr_R_CleanUp;

@@ -59,6 +59,11 @@ VALUE_PROGRAMS = {
     "attributes": 'x <- state.abb; names(x) <- state.name; attr(x, "a") <- 1; cat(names(state.abb), names(x)[1], "\\n")',
     "in place in a function": 'f <- function(v) { v[2] <- 0; v }; w <- c(1, 2); cat(f(w), w, f(LETTERS)[1:2], "\\n")',
     "environment of a base function": 'e <- environment(sd); cat(environmentName(e), isNamespace(e), "\\n")',
+    # the harness's name bound actively: the task callback that marks the harness never reads it
+    "harness name active": 'n <- 0\nmakeActiveBinding("test_humaneval", function() { n <<- n + 1; NULL }, globalenv())\n'
+                           'x <- 1\ny <- 2\ncat("n =", n, "\\n")',
+    "harness name active, failing": 'makeActiveBinding("test_humaneval", function() stop("boom"), globalenv())\n'
+                                    'x <- 1\ncat("ok\\n")',
 }
 
 
@@ -70,7 +75,7 @@ def test_server_objects_are_not_mutable_and_values_behave_as_in_a_fresh_r(code):
                             lang.timeout)
         assert marked.sandbox_info.get("forked") and marked.exit_code == 0, marked.stderr
         # a fresh R counts references to these (REF(7), REF(1)); the server froze them at the maximum
-        assert marked.stdout.count("[REF(65535)") >= 2, marked.stdout[:500]
+        assert len(re.findall(r"\bREF\(65535\)", marked.stdout)) >= 2, marked.stdout[:500]
         for label, program in VALUE_PROGRAMS.items():
             a = forked.run(lang, program, lang.timeout)
             b = fresh.run(lang, program, lang.timeout)
@@ -78,12 +83,14 @@ def test_server_objects_are_not_mutable_and_values_behave_as_in_a_fresh_r(code):
 
 
 @pytest.mark.parametrize("code", language_params(["r"]))
-def test_server_heap_top_ends_at_a_huge_page_boundary(code):
+def test_server_heap_top_ends_at_a_huge_page_boundary_at_the_fork(code):
     lang = languages.get(code)
     with Sandbox(warm=True) as forked:
         got = forked.run(lang, 'cat(.C("multiplt_r_heap_top", offset = 0L)$offset)', lang.timeout)
     assert got.sandbox_info.get("forked") and got.exit_code == 0, got.stderr
-    # the top chunk's header ends at the boundary: a program's new memory starts on fresh pages
+    if int(got.stdout) == -1:
+        pytest.skip("this C library has no mallinfo2 (glibc 2.33 or later): the heap is not aligned")
+    # at the fork, the top chunk's header ended at the boundary: new memory starts on fresh pages
     assert int(got.stdout) == 0, got.stdout
 
 
