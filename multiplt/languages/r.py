@@ -178,7 +178,8 @@ _MIN_NSIZE = "2M"
 # start-up in the server's /tmp) is made again in the program's fresh /tmp. The very first line
 # removes GLIBC_TUNABLES (_MALLOC_TUNABLES) from the environment. Before serving, every object the
 # server holds is marked not mutable (multiplt_r_freeze in _GLUE), from base's symbols (listed
-# before base is forced: made later, the list changed which of the server's pages programs write)
+# before base is forced: made later, before the heap's top was aligned, the list changed which
+# of the server's pages programs write)
 # and the global environment, which is then as empty as a fresh R's.
 _SERVER = """invisible(Sys.unsetenv("GLIBC_TUNABLES"))
 .multiplt_roots <- lapply(ls(baseenv(), all.names = TRUE), as.name)
@@ -302,7 +303,7 @@ static int find_slot(struct dl_phdr_info *info, size_t size, void *data) {
  * reference an object holds; returns the number of objects marked. */
 typedef struct SEXPREC *SEXP;
 extern SEXP R_NilValue, R_GlobalEnv, R_BaseEnv, R_BaseNamespace, R_NamespaceRegistry;
-extern int TYPEOF(SEXP), ALTREP(SEXP), REFCNT(SEXP);
+extern int TYPEOF(SEXP), ALTREP(SEXP);
 extern SEXP ATTRIB(SEXP), CAR(SEXP), CDR(SEXP), TAG(SEXP), FORMALS(SEXP), BODY(SEXP),
     CLOENV(SEXP), PRINTNAME(SEXP), SYMVALUE(SEXP), INTERNAL(SEXP), FRAME(SEXP), ENCLOS(SEXP),
     HASHTAB(SEXP), PRCODE(SEXP), PRENV(SEXP), PRVALUE(SEXP), VECTOR_ELT(SEXP, ptrdiff_t),
@@ -318,27 +319,28 @@ static void *walk_alloc(size_t bytes) {  /* off malloc's heap: nothing left for 
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* x's slot in the open-addressing set `seen` of `cap` (a power of 2): where it is, or the
+ * empty slot where it goes. */
+static SEXP *walk_slot(SEXP *seen, size_t cap, SEXP x) {
+    size_t h = ((uintptr_t)x >> 4) * 0x9E3779B97F4A7C15ull & (cap - 1);
+    while (seen[h] && seen[h] != x) h = (h + 1) & (cap - 1);
+    return &seen[h];
+}
+
 static int walk_insert(struct walk *w, SEXP x) {  /* 1 if x is new */
     if (2 * (w->used + 1) > w->cap) {
         size_t cap = w->cap ? 2 * w->cap : 1 << 20;
         SEXP *seen = walk_alloc(cap * sizeof *seen);
         if (!seen) { w->failed = 1; return 0; }
-        for (size_t i = 0; i < w->cap; i++) {
-            if (!w->seen[i]) continue;
-            size_t h = ((uintptr_t)w->seen[i] >> 4) * 0x9E3779B97F4A7C15ull & (cap - 1);
-            while (seen[h]) h = (h + 1) & (cap - 1);
-            seen[h] = w->seen[i];
-        }
+        for (size_t i = 0; i < w->cap; i++)
+            if (w->seen[i]) *walk_slot(seen, cap, w->seen[i]) = w->seen[i];
         if (w->seen) munmap(w->seen, w->cap * sizeof *seen);
         w->seen = seen;
         w->cap = cap;
     }
-    size_t h = ((uintptr_t)x >> 4) * 0x9E3779B97F4A7C15ull & (w->cap - 1);
-    while (w->seen[h]) {
-        if (w->seen[h] == x) return 0;
-        h = (h + 1) & (w->cap - 1);
-    }
-    w->seen[h] = x;
+    SEXP *slot = walk_slot(w->seen, w->cap, x);
+    if (*slot) return 0;
+    *slot = x;
     w->used++;
     return 1;
 }
@@ -356,10 +358,13 @@ static void walk_push(struct walk *w, SEXP x) {
     w->todo[w->todo_n++] = x;
 }
 
-/* CAR of a cons cell, or NULL where the cell holds an immediate binding (an unboxed value,
- * not an object: R's own CAR refuses those cells, flagged in the header's last 16 bits). */
-static SEXP walk_car(SEXP x) {
-    return *(const uint16_t *)((const char *)x + 6) ? NULL : CAR(x);
+/* A cell's CAR, CDR and TAG (a cons cell; byte code; an ALTREP object's data and class). Not
+ * the CAR of a cell that holds an immediate binding (an unboxed value, not an object: R's own
+ * CAR refuses those cells, flagged in the header's last 16 bits). */
+static void walk_cell(struct walk *w, SEXP x) {
+    if (!*(const uint16_t *)((const char *)x + 6)) walk_push(w, CAR(x));
+    walk_push(w, CDR(x));
+    walk_push(w, TAG(x));
 }
 
 SEXP multiplt_r_freeze(SEXP roots) {
@@ -375,13 +380,17 @@ SEXP multiplt_r_freeze(SEXP roots) {
         MARK_NOT_MUTABLE(x);
         marked++;
         walk_push(&w, ATTRIB(x));
+        if (ALTREP(x)) {  /* its data and class, never its elements (no method runs) */
+            walk_cell(&w, x);
+            continue;
+        }
         switch (TYPEOF(x)) {
         case 1:  /* SYMSXP */
             walk_push(&w, PRINTNAME(x)); walk_push(&w, SYMVALUE(x)); walk_push(&w, INTERNAL(x));
             break;
         case 2: case 6: case 17:  /* LISTSXP LANGSXP DOTSXP */
         case 21:                  /* BCODESXP: code, constants */
-            walk_push(&w, walk_car(x)); walk_push(&w, CDR(x)); walk_push(&w, TAG(x));
+            walk_cell(&w, x);
             break;
         case 3:  /* CLOSXP */
             walk_push(&w, FORMALS(x)); walk_push(&w, BODY(x)); walk_push(&w, CLOENV(x));
@@ -392,20 +401,15 @@ SEXP multiplt_r_freeze(SEXP roots) {
         case 5:  /* PROMSXP */
             walk_push(&w, PRVALUE(x)); walk_push(&w, PRCODE(x)); walk_push(&w, PRENV(x));
             break;
-        case 16: case 19: case 20:  /* STRSXP VECSXP EXPRSXP */
-            if (ALTREP(x)) {  /* its data and class, never its elements (no method runs) */
-                walk_push(&w, walk_car(x)); walk_push(&w, CDR(x)); walk_push(&w, TAG(x));
-            } else {
-                ptrdiff_t n = XLENGTH(x);
-                for (ptrdiff_t i = 0; i < n; i++)
-                    walk_push(&w, TYPEOF(x) == 16 ? STRING_ELT(x, i) : VECTOR_ELT(x, i));
-            }
+        case 16: case 19: case 20: {  /* STRSXP VECSXP EXPRSXP */
+            ptrdiff_t n = XLENGTH(x);
+            for (ptrdiff_t i = 0; i < n; i++)
+                walk_push(&w, TYPEOF(x) == 16 ? STRING_ELT(x, i) : VECTOR_ELT(x, i));
             break;
+        }
         case 22:  /* EXTPTRSXP */
             walk_push(&w, R_ExternalPtrProtected(x)); walk_push(&w, R_ExternalPtrTag(x));
             break;
-        default:  /* other vectors: an ALTREP's data and class */
-            if (ALTREP(x)) { walk_push(&w, walk_car(x)); walk_push(&w, CDR(x)); walk_push(&w, TAG(x)); }
         }
     }
     if (w.seen) munmap(w.seen, w.cap * sizeof *w.seen);
@@ -436,7 +440,7 @@ static void align_heap_top(void) {
         uintptr_t top = heap_top();
         uintptr_t boundary = (top + 64 + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
         size_t size = boundary - 2 * sizeof(size_t) - top;  /* the block's chunk, header included */
-        if (mallinfo2().keepcost < size + 4096) return;
+        if ((uintptr_t)sbrk(0) - top < size + 4096) return;  /* the top chunk is too small */
         void *block = malloc(size - sizeof(size_t));        /* a chunk of exactly `size` bytes */
         if (block && (uintptr_t)block == top + 2 * sizeof(size_t)) return;
         free(block);
