@@ -120,10 +120,7 @@ def sample_continuous(model, jobs: list[Job], opts: SamplerOptions, max_batch: i
     cap = inflight_limit(model, max(len(j.prompt) for j in jobs), opts.max_new_tokens, max_batch)
     budget = prefill_tokens or (65536 if device.type == "cuda" else 8192)
     kw = _cache_kwarg(model)
-    # on the CPU a top-k over 256 candidates costs more than the model's step: 32 suffice at
-    # code-sampling temperatures (rows whose nucleus is wider take the exact full sort)
-    choose = (TokenChooser(candidates=32) if device.type == "cpu"
-              else TokenChooser(candidates=1024, max_candidates=4096))
+    choose = TokenChooser.for_device(device)
     width = opts.max_new_tokens
     live: list[Job] = []
     deadline: list[int] = []  # iteration at which each live row has all its tokens (host side)

@@ -36,11 +36,7 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
     capacity = max(len(j.prompt) + min(j.max_new_tokens, opts.max_new_tokens) for j in jobs) + 1
     engine = SlotDecoder(model, rows, capacity)
     budget = prefill_tokens or (65536 if device.type == "cuda" else 8192)
-    # GPU: a top-k over 1024 candidates costs about what one over 256 does (0.61 vs 0.58 ms at
-    # 640 x 49,152) and holds the nucleus of flat distributions (hundreds of tokens); up to 4096
-    # before the full sort. The CPU keeps 32 (continuous.py)
-    choose = (TokenChooser(candidates=32) if device.type == "cpu"
-              else TokenChooser(candidates=1024, max_candidates=4096))
+    choose = TokenChooser.for_device(device)
     every = max(1, opts.check_every)
     window = stop_window(opts.stop)  # a check decodes the new tokens and this many before them
     ring = torch.zeros((rows, every), dtype=torch.long, device=device)  # last iterations' tokens

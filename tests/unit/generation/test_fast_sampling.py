@@ -36,8 +36,10 @@ def test_choose_tokens_equals_reference(scale, quantize, temperature, top_p):
     for step in range(4):
         ref = choose_tokens_reference(logits, seeds, step, temperature, top_p)
         for k in (1, 8, 256, 5000):
-            got = choose_tokens(logits, seeds, step, temperature, top_p, candidates=k)
-            assert torch.equal(got, ref), (step, k)
+            for single in (False, True):
+                got = choose_tokens(logits, seeds, step, temperature, top_p, candidates=k,
+                                    single=single)
+                assert torch.equal(got, ref), (step, k, single)
 
 
 def test_choose_tokens_fast_path_is_taken(monkeypatch):
@@ -192,3 +194,47 @@ def test_flat_bf16_rows_take_the_top_k_path():
     tokens, full_sort_rows = _choose(logits, seeds, 5, 0.2, 0.95, 1024)
     assert full_sort_rows == 0
     assert torch.equal(tokens, choose_tokens_reference(logits, seeds, 5, 0.2, 0.95))
+
+
+def test_single_token_rows_skip_the_top_k_path(monkeypatch):
+    """Rows whose top token holds nearly all the mass (the tiny model at temperature 0.2) are
+    served by the single-token test alone; the others still go through top-k, same tokens."""
+    from multiplt.generation import sampler
+
+    calls = []
+    real = sampler._top_k_path
+    monkeypatch.setattr(sampler, "_top_k_path", lambda x, *a: calls.append(x.shape[0]) or real(x, *a))
+    gen = torch.Generator().manual_seed(8)
+    logits = torch.randn(48, 4096, generator=gen)
+    logits[:, 100] += 8.0  # at temperature 0.2 token 100 holds more than 0.999 of each row
+    logits[:5, 100] -= 8.0  # ... except in five rows
+    seeds = torch.arange(48) * 13
+    got = choose_tokens(logits, seeds, 3, 0.2, 0.95, candidates=32, single=True)
+    assert calls == [5]
+    assert torch.equal(got, choose_tokens_reference(logits, seeds, 3, 0.2, 0.95))
+    assert bool((got[5:] == 100).all())
+
+
+def test_single_token_test_leaves_rows_near_top_p_to_the_exact_path():
+    """A top token whose probability is top_p give or take float32 rounding is not decided by
+    the float32 softmax: such rows take the float64 path, with the reference's tokens."""
+    import math
+
+    from multiplt.generation.sampler import _single_token_rows
+
+    rows = []
+    for p_top in (0.95 - 1e-7, 0.95, 0.95 + 1e-7, 0.95 + 1e-4, 0.9505, 0.96):
+        row = torch.full((3000,), float("-inf"))
+        row[7], row[11] = 0.0, math.log((1 - p_top) / p_top)  # two tokens: p_top and the rest
+        rows.append(row)
+    logits = torch.stack(rows)
+    seeds = torch.arange(len(rows)) * 101
+    certain, tokens = _single_token_rows(logits, 0.95)
+    assert certain.tolist() == [False, False, False, False, False, True]
+    assert tokens[-1] == 7
+    picks = []
+    for step in range(20):
+        ref = choose_tokens_reference(logits, seeds, step, 1.0, 0.95)
+        assert torch.equal(choose_tokens(logits, seeds, step, 1.0, 0.95, single=True), ref)
+        picks.append(ref.tolist())
+    assert any(p[0] == 11 for p in picks)  # the first row's nucleus holds both tokens
