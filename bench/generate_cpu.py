@@ -14,6 +14,11 @@ thread in both) is recorded too, which the neighbours' load distorts less than w
 
     python bench/generate_cpu.py --model models/tiny --benchmark data/benchmarks/humaneval-rkt.jsonl \
         --before 4d2908e --out bench/results/generate_cpu.json
+
+`--testgen-functions URI` runs the main job's other generation instead: test generation's
+prompts, built from a corpus output (`multiplt corpus build`'s folder, functions/) as `multiplt
+testgen` builds them. Prompts that do not fit the model's context with the new tokens are left
+out (counted): the baseline refuses them, where today's code cuts them from the left.
 """
 
 from __future__ import annotations
@@ -84,7 +89,10 @@ def git(*argv: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="the tiny model folder (multiplt model init-tiny)")
-    ap.add_argument("--benchmark", required=True, help="benchmark JSONL (multiplt benchmark build)")
+    workload = ap.add_mutually_exclusive_group(required=True)
+    workload.add_argument("--benchmark", help="benchmark JSONL (multiplt benchmark build)")
+    workload.add_argument("--testgen-functions",
+                          help="a corpus output's functions folder: test generation's prompts")
     ap.add_argument("--before", required=True, help="git commit whose multiplt/ is the baseline")
     ap.add_argument("--limit", type=int, default=None, help="first N problems only")
     ap.add_argument("--n", type=int, default=2)
@@ -93,7 +101,11 @@ def main() -> None:
     ap.add_argument("--out")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        before_src = pathlib.Path(tmp)
+        left_out = None
+        if args.testgen_functions:
+            args.benchmark, left_out = testgen_prompts(args, pathlib.Path(tmp) / "testgen.jsonl")
+        before_src = pathlib.Path(tmp) / "before"
+        before_src.mkdir()
         archive = subprocess.run(["git", "archive", args.before, "multiplt"], cwd=REPO,
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(before_src)], input=archive, check=True)
@@ -129,7 +141,8 @@ def main() -> None:
         "versions": {"python": platform.python_version(), **_versions()},
         "settings": {"n": args.n, "max_new_tokens": args.max_new_tokens, "temperature": 0.2,
                      "top_p": 0.95, "batch_size": "default", "limit": args.limit,
-                     "benchmark": args.benchmark, "model": args.model},
+                     "benchmark": args.testgen_functions and "testgen prompts of " + args.testgen_functions
+                     or args.benchmark, "model": args.model, "prompts_left_out": left_out},
         "runs": runs, "tokens_per_s_median": median, "tokens_per_s_best": best,
         "speedup_vs_before": round(median["after"] / median["before"], 2),
         "speedup_cpu_time_vs_before": round(
@@ -141,6 +154,23 @@ def main() -> None:
     print(text)
     if args.out:
         pathlib.Path(args.out).write_text(text + "\n")
+
+
+def testgen_prompts(args, path: pathlib.Path) -> tuple[str, int]:
+    """Write test generation's prompts of the corpus functions to `path` (benchmark format);
+    returns the path and how many prompts were left out for not fitting the context."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from multiplt import storage
+    from multiplt.testgen import inputs, prompt
+
+    tok = AutoTokenizer.from_pretrained(args.model)
+    config = AutoConfig.from_pretrained(args.model)
+    context = getattr(config, "n_positions", None) or config.max_position_embeddings
+    rows = [prompt.generation_row(r) for r in inputs.read_functions(args.testgen_functions).iter_rows(named=True)]
+    fit = [r for r in rows if len(tok(r["prompt"])["input_ids"]) + args.max_new_tokens <= context]
+    storage.write_jsonl(str(path), fit)
+    return str(path), len(rows) - len(fit)
 
 
 def _versions() -> dict:

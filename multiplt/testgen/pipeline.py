@@ -39,10 +39,7 @@ def _generate(cfg: TestgenConfig, rows: list[dict], work: str) -> dict[str, list
     from multiplt.generation.driver import generate
 
     prompts_uri = storage.join(work, "prompts.jsonl")
-    storage.write_jsonl(prompts_uri, [
-        {"name": r["sha1"], "language": "py", "tests": "", "stop_tokens": list(prompt.STOP_TOKENS),
-         "prompt": prompt.build(r["content"], r["entrypoint"], r.get("tests") or [], r["sha1"])}
-        for r in rows])
+    storage.write_jsonl(prompts_uri, [prompt.generation_row(r) for r in rows])
     completions = storage.join(work, "completions")
     generate(prompts_uri, completions, backend=cfg.backend, model=cfg.model,
              revision=cfg.revision, tokenizer=cfg.tokenizer, n=cfg.n,

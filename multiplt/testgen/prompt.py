@@ -34,6 +34,13 @@ def build(content: str, entrypoint: str, known_tests: list[str] = (), seed_key: 
     return "\n".join(lines)
 
 
+def generation_row(row: dict) -> dict:
+    """A corpus function (sha1, content, entrypoint, optional tests) as a row of the generation
+    driver's benchmark format, named by its sha1."""
+    return {"name": row["sha1"], "language": "py", "tests": "", "stop_tokens": list(STOP_TOKENS),
+            "prompt": build(row["content"], row["entrypoint"], row.get("tests") or [], row["sha1"])}
+
+
 def completion_text(entrypoint: str, completion: str) -> str:
     """The Python text a completion stands for: the opened assert line plus what followed."""
     return opening(entrypoint) + completion
