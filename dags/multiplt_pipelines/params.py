@@ -56,6 +56,8 @@ EVALUATE = {
     "tokenizer": _p(None, "tokenizer name or URI (null = the model's)", type=["null", "string"]),
     "languages": _p(list(TARGET_LANGUAGES), "language codes to evaluate", **LANGUAGES_SCHEMA),
     **SAMPLING,
+    "api_base": _p(None, "openai backend: the server URL (e.g. http://host:8000/v1; `model` is its "
+                   "served model name)", type=["null", "string"]),
     "experiment": _p(None, "experiment label stored with the results (e.g. multiplt)",
                      type=["null", "string"], pattern=EXPERIMENT_PATTERN),
     "epoch": _p(0, "epoch label stored with the results (0 = base model)", type="integer",

@@ -69,7 +69,7 @@ def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dic
                     "--max-new-tokens", str(params["max_new_tokens"]),
                     "--epoch", str(params["epoch"])]
         for key, flag in (("revision", "--revision"), ("tokenizer", "--tokenizer"),
-                          ("experiment", "--experiment")):
+                          ("experiment", "--experiment"), ("api_base", "--api-base")):
             if params.get(key):
                 generate += [flag, str(params[key])]
         if params.get("replay_source"):

@@ -23,8 +23,10 @@ def _p(default, description: str, **schema) -> dict:
 
 
 PARAMS = {
-    "functions": _p(None, "functions dataset URI (null = <data_uri>/corpus/functions, the corpus "
-                    "DAG's output)", type=["null", "string"]),
+    "functions": _p(None, "functions dataset URI (null = <data_uri>/corpus/functions; a "
+                    "multiplt_corpus run writes <out>/functions, by default "
+                    "<data_uri>/corpus/<source>/functions; a run started by its Asset event "
+                    "takes the folder from the event)", type=["null", "string"]),
     "out": _p(None, "output URI (null = <data_uri>/testgen)", type=["null", "string"]),
     "backend": _p("transformers", "generation backend", type="string", enum=list(BACKEND_NAMES)),
     "model": _p("bigcode/starcoderbase-1b", "the test-writing model", type="string", minLength=1),

@@ -40,7 +40,7 @@ def test_evaluation_plan_has_one_command_per_stage_and_shard():
     for flag, value in (("--model", "bigcode/starcoderbase-1b"), ("--revision", "v1"), ("--n", "20"),
                         ("--experiment", "multiplt"), ("--epoch", "0"), ("--backend", "transformers")):
         assert gen[gen.index(flag) + 1] == value
-    assert "--tokenizer" not in gen and "--replay-source" not in gen
+    assert "--tokenizer" not in gen and "--replay-source" not in gen and "--api-base" not in gen
     assert rkt["execute"] == [["execute", "--in", rkt["run"], "--shard", f"{k}/3"] for k in range(3)]
     assert rkt["score"] == ["score", "--in", rkt["run"], "-k", "1,10"]
     assert rkt["record"] == ["results", "record", "--scores", rkt["run"], "--store", "s3://b/results.parquet"]
@@ -55,6 +55,14 @@ def test_partial_benchmarks_get_their_own_names_and_replay_sources_their_languag
     entry = evaluation_plan(params, "file:///d", "file:///s.parquet")[0]
     assert entry["generate"][entry["generate"].index("--replay-source") + 1] == "file:///x/r"
     assert entry["build"][-4:] == ["--limit", "3", "--problems", "HumanEval_0_x"]
+
+
+def test_evaluation_plan_passes_the_servers_url_to_the_openai_backend():
+    params = defaults(schemas.EVALUATE, model="served-model", languages=["lua"], backend="openai",
+                      api_base="http://gpu-host:8000/v1")
+    gen = evaluation_plan(params, "file:///d", "file:///s.parquet")[0]["generate"]
+    assert gen[gen.index("--backend") + 1] == "openai"
+    assert gen[gen.index("--api-base") + 1] == "http://gpu-host:8000/v1"
 
 
 def validated(dag, conf: dict) -> dict:
