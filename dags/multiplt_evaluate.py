@@ -56,7 +56,8 @@ Asset, its event extra naming `results_store` and each recorded run (`lang`, `mo
   the same key in the Airflow Variable `multiplt_evaluate`, whose keys override the Param
   defaults of scheduled runs). A manual run without `model` does the same.
 * `backend=replay` with `replay_source` (use `{lang}` for per-language sources) re-scores
-  existing completions without a model.
+  existing completions without a model; `backend=openai` with `api_base` samples from an
+  OpenAI-compatible server (`model` = its served model name).
 """
 
 with DAG(
