@@ -26,6 +26,21 @@ LOG = logging.getLogger("multiplt.generation")
 REQUIRED = ("name", "language", "prompt", "tests", "stop_tokens")
 
 
+def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: int,
+                   batch_size: int | None = None, concurrency: int | None = None) -> None:
+    """MultipltError naming the first bad generation setting (what every command that generates
+    checks before it reads or writes anything)."""
+    if n < 1:
+        raise MultipltError(f"--n must be at least 1, got {n}")
+    if max_new_tokens < 1:
+        raise MultipltError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
+    if not 0 < top_p <= 1 or temperature < 0:
+        raise MultipltError(f"bad sampling settings: temperature {temperature} (>= 0), top_p {top_p} (0, 1]")
+    for flag, value in (("--batch-size", batch_size), ("--concurrency", concurrency)):
+        if value is not None and value < 1:
+            raise MultipltError(f"{flag} must be at least 1, got {value}")
+
+
 def load_benchmark(uri: str, limit: int | None = None, problems=None) -> tuple[list[dict], str]:
     """The selected problems of a benchmark JSONL file and the file's sha256."""
     if not storage.exists(uri):
@@ -58,12 +73,8 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
              batch_size: int | None = None, seed: int = 0, limit: int | None = None, problems=None,
              experiment: str | None = None, epoch: int | None = None, **backend_options) -> dict:
     """Generate the missing samples into `out`; returns counts {problems, generated, written}."""
-    if n < 1:
-        raise MultipltError(f"--n must be at least 1, got {n}")
-    if max_new_tokens < 1:
-        raise MultipltError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
-    if not 0 < top_p <= 1 or temperature < 0:
-        raise MultipltError(f"bad sampling settings: temperature {temperature} (>= 0), top_p {top_p} (0, 1]")
+    check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                   batch_size=batch_size, concurrency=backend_options.get("concurrency"))
     rows, bench_sha = load_benchmark(benchmark, limit, problems)
     langs = sorted({r["language"] for r in rows})
     run = {"model": model, "revision": revision, "resolved_commit": None, "tokenizer": tokenizer or model,

@@ -54,8 +54,15 @@ def read_run(out: str) -> dict | None:
     uri = storage.join(out, RUN_FILE)
     if not storage.exists(uri):
         return None
-    data = yaml.safe_load(storage.read_text(uri))
-    return data if isinstance(data, dict) else None
+    try:
+        data = yaml.safe_load(storage.read_text(uri))
+    except yaml.YAMLError as exc:
+        raise MultipltError(f"{uri} is not valid YAML ({exc.__class__.__name__}); it records the run "
+                            f"this folder holds: mend or remove it, or use another --out") from None
+    if not isinstance(data, dict):
+        raise MultipltError(f"{uri} is not a run record (a YAML mapping); mend or remove it, or use "
+                            f"another --out")
+    return data
 
 
 def merge_run(out: str, run: dict) -> dict | None:

@@ -1,5 +1,6 @@
 """OpenAI-compatible completions endpoint (a vLLM or TGI server): concurrent requests, retries
-with exponential backoff on transient errors only (connection errors, timeouts, 408/429/5xx),
+with exponential backoff on transient errors only (connection errors, timeouts, HTTP 408, 409,
+425, 429, 500, 502, 503, 504),
 and the same stop handling as every backend (the server's `stop` plus our own cut)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import random
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Iterator
 
@@ -38,8 +40,13 @@ class OpenAIBackend(Backend):
     def from_options(cls, model=None, api_base=None, concurrency=None, batch_size=16, **_):
         if not api_base:
             raise MultipltError("the openai backend needs --api-base (e.g. http://host:8000/v1)")
+        parsed = urllib.parse.urlsplit(api_base)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise MultipltError(f"--api-base {api_base!r} is not an http(s)://HOST[:PORT]/v1 URL")
         if not model:
             raise MultipltError("the openai backend needs --model (the served model name)")
+        if concurrency is not None and concurrency < 1:
+            raise MultipltError(f"--concurrency must be at least 1, got {concurrency}")
         return cls(api_base, model, concurrency or batch_size)
 
     def describe(self) -> Description:

@@ -93,14 +93,18 @@ def write_json(uri, value, indent: int | None = None) -> None:
 
 
 def read_jsonl(uri) -> list[dict]:
+    """The JSON objects of a JSONL file, one per non-blank line; any other line is an error."""
     rows = []
     for number, line in enumerate(read_text(uri).splitlines(), 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise MultipltError(f"{uri} line {number} is not valid JSON: {exc}") from None
+        if not isinstance(row, dict):
+            raise MultipltError(f"{uri} line {number} is not a JSON object (got {type(row).__name__})")
+        rows.append(row)
     return rows
 
 

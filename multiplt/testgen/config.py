@@ -35,6 +35,8 @@ class TestgenConfig:
 
     def check(self) -> None:
         """Bad settings: MultipltError naming the problem (before anything is read or written)."""
+        from multiplt.generation.driver import check_sampling
+
         if self.backend not in BACKENDS:
             raise MultipltError(f"unknown generation backend {self.backend!r} "
                                 f"(choose from {', '.join(BACKENDS)})")
@@ -43,8 +45,9 @@ class TestgenConfig:
                                 "JSONL of name+completion rows; name = the function's sha1)")
         if self.backend != "replay" and not self.model:
             raise MultipltError(f"the {self.backend} backend needs --model")
-        if self.n < 1:
-            raise MultipltError(f"--n must be at least 1, got {self.n}")
+        check_sampling(n=self.n, temperature=self.temperature, top_p=self.top_p,
+                       max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                       concurrency=self.concurrency)
         if not 0 <= self.min_coverage <= 100:
             raise MultipltError(f"--min-coverage must be between 0 and 100, got {self.min_coverage}")
         if self.timeout <= 0:

@@ -38,6 +38,7 @@ class TranslateConfig:
 
     def check(self) -> None:
         from multiplt import languages
+        from multiplt.generation.driver import check_sampling
 
         if not self.langs:
             raise MultipltError("--lang names no language")
@@ -46,11 +47,13 @@ class TranslateConfig:
                 raise MultipltError(f"--lang {code}: translation targets another language than Python")
         if not 0 < self.rouge_threshold <= 1:
             raise MultipltError(f"--rouge-threshold must be in (0, 1], got {self.rouge_threshold}")
-        if self.n < 1 or self.max_new_tokens < 1:
-            raise MultipltError("--n and --max-new-tokens must be at least 1")
-        if not 0 < self.top_p <= 1 or self.temperature < 0:
-            raise MultipltError(f"bad sampling settings: temperature {self.temperature} (>= 0), "
-                                f"top_p {self.top_p} (0, 1]")
+        check_sampling(n=self.n, temperature=self.temperature, top_p=self.top_p,
+                       max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                       concurrency=self.concurrency)
+        if self.workers is not None and self.workers < 1:
+            raise MultipltError(f"--workers must be at least 1, got {self.workers}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise MultipltError(f"--timeout must be positive, got {self.timeout}")
         if self.limit is not None and self.limit < 1:
             raise MultipltError(f"--limit must be at least 1, got {self.limit}")
         if self.stage not in STAGES:

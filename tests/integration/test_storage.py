@@ -237,6 +237,9 @@ def test_corrupt_content_errors_name_the_uri(root):
         storage.read_json(storage.join(root, "bad.json"))
     with pytest.raises(MultipltError, match="bad.jsonl line 2"):
         storage.read_jsonl(storage.join(root, "bad.jsonl"))
+    storage.write_bytes(storage.join(root, "list.jsonl"), b'{"a": 1}\n\n5\n')
+    with pytest.raises(MultipltError, match="list.jsonl line 3 is not a JSON object"):
+        storage.read_jsonl(storage.join(root, "list.jsonl"))
     with pytest.raises(MultipltError, match="bad.txt.gz is not valid gzip"):
         storage.read_text(storage.join(root, "bad.txt.gz"))
 

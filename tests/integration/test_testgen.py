@@ -173,6 +173,12 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
          "does not exist"),
         (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--shard", "2/2"],
          "--shard 2/2"),
+        (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--max-new-tokens", "-1"],
+         "--max-new-tokens must be at least 1, got -1"),
+        (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--top-p", "5"],
+         "bad sampling settings"),
+        (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--batch-size", "0"],
+         "--batch-size must be at least 1"),
     ]
     for i, (argv, message) in enumerate(cases):
         out = tmp_path / f"out{i}"

@@ -116,3 +116,13 @@ def test_vllm_missing_is_a_clear_error(bench, tmp_path):
         pass
     with pytest.raises(MultipltError, match="vllm"):
         run(bench, str(tmp_path / "run"), backend="vllm", model="x")
+
+
+@pytest.mark.parametrize("text,problem", [(": [", "is not valid YAML"), ("[1]\n", "is not a run record")])
+def test_a_corrupt_run_record_is_an_error_and_nothing_is_written(bench, tmp_path, text, problem):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "_multiplt_run.yaml").write_text(text)
+    with pytest.raises(MultipltError, match=problem):
+        run(bench, str(out))
+    assert sorted(p.name for p in out.iterdir()) == ["_multiplt_run.yaml"]

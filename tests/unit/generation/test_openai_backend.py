@@ -94,3 +94,25 @@ def test_does_not_retry_client_errors(server):
     with pytest.raises(MultipltError, match="400"):
         list(backend.generate([Request("p", "x", 0)], SAMPLING))
     assert len(s.bodies) == 1
+
+
+@pytest.mark.parametrize("options,problem", [
+    ({"api_base": "foo://x/v1"}, "is not an http"),
+    ({"api_base": "http:///v1"}, "is not an http"),
+    ({"api_base": "http://host:8000/v1", "concurrency": 0}, "--concurrency must be at least 1"),
+])
+def test_bad_options_are_refused_before_any_request(options, problem):
+    with pytest.raises(MultipltError, match=problem):
+        OpenAIBackend.from_options(model="m", **options)
+
+
+def test_bad_batch_size_is_refused_before_anything_is_written(tmp_path):
+    from multiplt import storage
+    from multiplt.generation.driver import generate
+
+    bench = str(tmp_path / "bench.jsonl")
+    storage.write_jsonl(bench, [{"name": "p", "language": "lua", "prompt": "x", "tests": "",
+                                 "stop_tokens": []}])
+    with pytest.raises(MultipltError, match="--batch-size must be at least 1"):
+        generate(bench, str(tmp_path / "out"), backend="replay", replay_source=bench, batch_size=0)
+    assert not (tmp_path / "out").exists()

@@ -24,7 +24,11 @@ def translate(inputs, out, *extra):
     (["--lang", "rkt", "--rouge-threshold", "1.5"], "--rouge-threshold must be in (0, 1], got 1.5"),
     (["--lang", "rkt", "--rouge-threshold", "-0.2"], "--rouge-threshold must be in (0, 1]"),
     (["--lang", "rkt", "--shard", "2/2"], "--shard 2/2"),
-    (["--lang", "rkt", "--n", "0"], "--n and --max-new-tokens must be at least 1"),
+    (["--lang", "rkt", "--n", "0"], "--n must be at least 1"),
+    (["--lang", "rkt", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
+    (["--lang", "rkt", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--lang", "rkt", "--workers", "-1"], "--workers must be at least 1, got -1"),
+    (["--lang", "rkt", "--timeout", "-1"], "--timeout must be positive"),
 ])
 def test_bad_flags(inputs, tmp_path, capsys, extra, message):
     out = tmp_path / "out"
