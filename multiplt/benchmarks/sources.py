@@ -64,16 +64,20 @@ def _is_file_ref(source: str) -> bool:
 
 
 def _read_jsonl_bytes(data: bytes, label: str) -> list[dict]:
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    text = data.decode("utf-8").lstrip()
+    try:
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        full = data.decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # a truncated gzip, a binary file
+        raise MultipltError(f"{label}: not a (gzipped) UTF-8 JSONL file ({exc.__class__.__name__})") from None
+    text = full.lstrip()
     if text.startswith("["):  # a JSON array of problems
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise MultipltError(f"{label}: not valid JSON: {exc.msg}") from None
     rows = []
-    for n, line in enumerate(data.decode("utf-8").splitlines(), 1):
+    for n, line in enumerate(full.splitlines(), 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -86,6 +90,8 @@ def _read_bytes(uri: str) -> bytes:
     if "://" not in uri:
         if not os.path.exists(uri):
             raise MultipltError(f"benchmark source {uri!r} does not exist")
+        if not os.path.isfile(uri):
+            raise MultipltError(f"benchmark source {uri!r} is not a file")
         with open(uri, "rb") as f:
             return f.read()
     from multiplt import storage

@@ -41,12 +41,25 @@ def run(args) -> int:
 
     for code in langs:
         languages.get(code)  # an unknown code is an error before any work
+    # every setting is checked here, before a benchmark is built or a sample drawn
+    from multiplt.commands.score import parse_ks
+    from multiplt.execution.executor import check_options
+    from multiplt.generation.driver import check_sampling
+
     try:
-        ks = tuple(int(k) for k in args.k.split(","))
-    except ValueError:
-        raise MultipltError(f"--k must be comma-separated integers, got {args.k!r}") from None
+        ks = tuple(parse_ks(args.k))
+    except MultipltError:
+        raise MultipltError(f"--k must be comma-separated positive integers, got {args.k!r}") from None
+    check_sampling(n=args.n, temperature=args.temperature, top_p=args.top_p,
+                   max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                   concurrency=args.concurrency)
+    if args.limit is not None and args.limit < 1:
+        raise MultipltError(f"--limit must be at least 1, got {args.limit}")
+    check_options(args.workers, args.timeout)
     if args.backend == "replay":
-        model_label = args.model or storage.basename(args.replay_source or "replay")
+        if not args.replay_source:
+            raise MultipltError("the replay backend needs --replay-source (a completion folder or JSONL)")
+        model_label = args.model or storage.basename(args.replay_source)
     else:
         if not args.model:
             raise MultipltError("--model is required (except with --backend replay)")

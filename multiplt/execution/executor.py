@@ -48,6 +48,15 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def check_options(workers: int | None, timeout: float | None) -> None:
+    """MultipltError for a worker count below 1 or a timeout that is not positive (None: the
+    defaults, every core and the language's timeout)."""
+    if workers is not None and workers < 1:
+        raise MultipltError(f"--workers must be at least 1, got {workers}")
+    if timeout is not None and timeout <= 0:
+        raise MultipltError(f"--timeout must be positive, got {timeout}")
+
+
 def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
             timeout: float | None = None, shard: str | tuple[int, int] | None = None,
             unsafe_no_sandbox: bool = False, limits: Limits | None = None,
@@ -56,11 +65,8 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
     `allow_empty`: a folder with no completion files (e.g. a translation shard in which no
     problem could be built) is nothing to do rather than an error."""
     out_uri = out_uri or in_uri
+    check_options(workers, timeout)
     workers = workers or default_workers()
-    if workers < 1:
-        raise MultipltError(f"--workers must be at least 1, got {workers}")
-    if timeout is not None and timeout <= 0:
-        raise MultipltError(f"--timeout must be positive, got {timeout}")
     shard = files.parse_shard(shard) if isinstance(shard, (str, type(None))) else shard
     found = files.completion_files(in_uri)
     if not found and allow_empty:

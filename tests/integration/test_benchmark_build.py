@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -145,6 +146,22 @@ def test_bad_source_rows_are_a_clear_error_and_write_nothing(tmp_path):
 def test_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(MultipltError, match=message):
         build_benchmark(lang="r", out=str(tmp_path / "o.jsonl"), **kwargs)
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "is not a file"),  # a folder
+    (b"\xff\xfe\x00binary", "not a (gzipped) UTF-8 JSONL file (UnicodeDecodeError)"),
+    (gzip.compress(b'{"task_id": "X/1"}\n' * 50)[:-12], "not a (gzipped) UTF-8 JSONL file (EOFError)"),
+])
+def test_unreadable_sources_are_a_clear_error(tmp_path, content, message):
+    src = tmp_path / "src.jsonl.gz"
+    if content is None:
+        src.mkdir()
+    else:
+        src.write_bytes(content)
+    with pytest.raises(MultipltError, match=re.escape(message)):
+        build_benchmark(lang="r", out=str(tmp_path / "o.jsonl"), source=str(src))
     assert not (tmp_path / "o.jsonl").exists()
 
 

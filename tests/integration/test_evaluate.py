@@ -90,3 +90,22 @@ def test_replayed_reference_solutions_score_exactly_half(tmp_path, benchmarks, c
         fields = csv[1].split(",")
         assert fields[1] == "1" and float(fields[2]) == 0.5 and fields[3] == "3", csv
     assert capsys.readouterr().out.count("0.5000") == 2
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--k", "0"], "--k must be comma-separated positive integers"),
+    (["--n", "0"], "--n must be at least 1"),
+    (["--workers", "-1"], "--workers must be at least 1"),
+    (["--timeout", "-1"], "--timeout must be positive"),
+    (["--limit", "0"], "--limit must be at least 1"),
+    (["--top-p", "2"], "bad sampling settings"),
+    ([], "the replay backend needs --replay-source"),
+])
+def test_bad_settings_stop_before_any_work(tmp_path, capsys, extra, message):
+    out = tmp_path / "eval"
+    replay = [] if not extra else ["--replay-source", str(tmp_path / "replay")]
+    rc = cli.main(["evaluate", "--lang", LANGS, "--out", str(out), "--backend", "replay",
+                   *replay, *extra])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -159,6 +159,15 @@ def test_bad_input_fails_before_anything_runs(tmp_path, runs, content, message):
     assert runs == [] and not list(tmp_path.glob("*.results.json.gz"))
 
 
+@pytest.mark.parametrize("options,message", [({"workers": 0}, "--workers must be at least 1, got 0"),
+                                             ({"timeout": 0}, "--timeout must be positive")])
+def test_bad_options_fail_before_anything_runs(tmp_path, runs, options, message):
+    write_problem(tmp_path, "A_good", [GOOD])
+    with pytest.raises(MultipltError, match=message):
+        executor.execute(str(tmp_path), **options)
+    assert runs == [] and not list(tmp_path.glob("*.results.json.gz"))
+
+
 def test_no_completion_files_is_an_error(tmp_path):
     with pytest.raises(MultipltError, match="no completion files"):
         executor.execute(str(tmp_path))
