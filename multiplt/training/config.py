@@ -6,6 +6,7 @@ the training output and inside every checkpoint, so each checkpoint says exactly
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import re
 import typing
@@ -129,6 +130,9 @@ def load_recipe(name_or_path: str) -> dict:
     import yaml
 
     path = pathlib.Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and not path.is_file() and (
+            os.sep in name_or_path or not (RECIPES_DIR / f"{name_or_path}.yaml").exists()):
+        raise MultipltError(f"recipe file {name_or_path} does not exist")
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
         path = RECIPES_DIR / f"{name_or_path}.yaml"
     if not path.exists():

@@ -6,6 +6,7 @@ launched with `accelerate launch -m multiplt train ...` (DDP, or FSDP with distr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -81,6 +82,17 @@ def materialize(ref: str, revision: str, workdir: str) -> tuple[str, str | None]
     return uri, revision or None
 
 
+@contextlib.contextmanager
+def _loading(what: str, ref: str):
+    """transformers' errors for a name that is no model (missing folder, no config.json, an
+    unknown Hub repo offline) as one MultipltError line naming it."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MultipltError(f"cannot load the {what} {ref!r}: {first}") from None
+
+
 def train(config: TrainConfig) -> list[dict]:
     """Fine-tune according to `config`; returns the manifest rows of the output."""
     workdir = tempfile.mkdtemp(prefix="multiplt-train-")  # downloads and checkpoints before upload
@@ -128,14 +140,16 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     base_path, base_rev = materialize(config.base, config.base_revision, workdir)
     tok_path, tok_rev = (materialize(config.tokenizer, "", workdir) if config.tokenizer
                          else (base_path, base_rev))
-    tokenizer = AutoTokenizer.from_pretrained(tok_path, revision=tok_rev)
+    with _loading("tokenizer" if config.tokenizer else "base model", config.tokenizer or config.base):
+        tokenizer = AutoTokenizer.from_pretrained(tok_path, revision=tok_rev)
     texts = data.load_texts(config.dataset, config.split, config.text_column)
     packed = data.prepare(texts, tokenizer, config.seq_len, config.eval_fraction, config.seed)
     del texts
     # The model last: bad data fails in seconds, before gigabytes of weights are loaded.
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_path, revision=base_rev, dtype=dtype,
-                                                 attn_implementation=config.attn_implementation)
+    with _loading("base model", config.base):
+        model = AutoModelForCausalLM.from_pretrained(base_path, revision=base_rev, dtype=dtype,
+                                                     attn_implementation=config.attn_implementation)
     model.config.use_cache = False
     if config.gradient_checkpointing and config.distributed != "fsdp":
         model.gradient_checkpointing_enable()

@@ -163,3 +163,12 @@ def test_bad_inputs_fail_early_with_one_clear_error(tiny_model, tmp_path, capsys
     assert cli.main(base + ["--dataset", str(bad)]) == 2
     assert "has no 'content' field" in capsys.readouterr().err
     assert not out.exists()  # nothing half-written
+    storage.write_jsonl(str(bad), [{"content": "(define x 1)"}])
+    no_model = tmp_path / "no_model"
+    no_model.mkdir()
+    for missing in (str(tmp_path / "nowhere"), str(no_model)):
+        argv = [a if a != tiny_model else missing for a in base]
+        assert cli.main(argv + ["--dataset", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot load the base model {missing!r}" in err and "Traceback" not in err
+        assert not out.exists()

@@ -63,6 +63,8 @@ def test_experiment_must_parse_in_tags(bad):
 def test_bad_values_are_refused(tmp_path):
     with pytest.raises(MultipltError, match="unknown recipe"):
         resolve("no-such-recipe", REQUIRED)
+    with pytest.raises(MultipltError, match="recipe file .*/missing.yaml does not exist"):
+        resolve(str(tmp_path / "missing.yaml"), REQUIRED)
     with pytest.raises(MultipltError, match="unknown language"):
         resolve("starcoderbase-1b", dict(REQUIRED, lang="cobol"))
     with pytest.raises(MultipltError, match="micro_batch_size"):
