@@ -78,7 +78,7 @@ def _dedup(args) -> int:
     from multiplt.corpus.dedup import run_bucket
     from multiplt.execution.files import parse_shard
 
-    b, d = parse_shard(args.bucket)
+    b, d = parse_shard(args.bucket, "--bucket")
     info = run_bucket(args.out, b, d)
     print(f"dedup bucket {b}/{d}: {info['decisions']} decisions")
     return 0

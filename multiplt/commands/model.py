@@ -30,9 +30,13 @@ def init_tiny(args: argparse.Namespace) -> int:
     overrides = {"steps": args.steps, "vocab_size": args.vocab_size, "n_layer": args.layers,
                  "n_embd": args.hidden, "seed": args.seed, "corpus_bytes": args.corpus_bytes}
     config = TinyConfig(**{k: v for k, v in overrides.items() if v is not None})
-    if config.steps < 1 or config.vocab_size < 300 or config.n_embd % config.n_head:
+    if (config.steps < 1 or config.vocab_size < 300 or config.n_layer < 1
+            or config.n_embd < config.n_head or config.n_embd % config.n_head):
         raise MultipltError(f"bad tiny model shape: steps {config.steps} (>= 1), vocab {config.vocab_size} "
-                            f"(>= 300), hidden {config.n_embd} (a multiple of {config.n_head})")
+                            f"(>= 300), layers {config.n_layer} (>= 1), hidden {config.n_embd} (a "
+                            f"positive multiple of {config.n_head})")
+    if config.corpus_bytes < 1:
+        raise MultipltError(f"--corpus-bytes must be at least 1, got {config.corpus_bytes}")
     local = storage.local_path(args.out)
     if local is not None:
         info = build_tiny_model(local, config)

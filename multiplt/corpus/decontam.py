@@ -61,6 +61,8 @@ def _rows(name: str) -> list[dict]:
         with open(path, "rb") as f:
             return sources._read_jsonl_bytes(f.read(), path)
     if "://" not in name and not os.path.exists(name):
+        if name.endswith((".jsonl", ".jsonl.gz", ".json")) or os.sep in name:
+            raise MultipltError(f"--benchmarks: benchmark file {name} does not exist")
         raise MultipltError(f"--benchmarks: unknown benchmark {name!r} (use humaneval or the path "
                             "or URI of a HumanEval- or MBPP-format JSONL file)")
     return sources._read_jsonl_bytes(sources._read_bytes(name), name)

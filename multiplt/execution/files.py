@@ -41,16 +41,17 @@ def completion_files(in_uri: str) -> dict[str, str]:
     return found
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """`K/N` (K counts from 0, as Airflow's map_index) -> (K, N)."""
+def parse_shard(text: str | None, flag: str = "--shard") -> tuple[int, int] | None:
+    """`K/N` (K counts from 0, as Airflow's map_index) -> (K, N); `flag` names the option in
+    errors."""
     if text is None:
         return None
     try:
         k, n = (int(part) for part in str(text).split("/"))
     except ValueError:
-        raise MultipltError(f"--shard must look like K/N (e.g. 0/4), got {text!r}") from None
+        raise MultipltError(f"{flag} must look like K/N (e.g. 0/4), got {text!r}") from None
     if n < 1 or not 0 <= k < n:
-        raise MultipltError(f"--shard {text}: need N >= 1 and 0 <= K < N (K counts from 0)")
+        raise MultipltError(f"{flag} {text}: need N >= 1 and 0 <= K < N (K counts from 0)")
     return k, n
 
 

@@ -94,7 +94,7 @@ def _multiplt(*argv: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sharded_run_killed_mid_shard_and_rerun_matches_one_process(planted, tmp_path):
+def test_sharded_run_killed_mid_shard_and_rerun_matches_one_process(planted, tmp_path, capsys):
     out = tmp_path / "sharded"
     common = ["--source", planted, "--out", str(out)]
     assert cli.main(["corpus", "build", *common, "--shard", "0/3"]) == 0
@@ -110,6 +110,8 @@ def test_sharded_run_killed_mid_shard_and_rerun_matches_one_process(planted, tmp
     assert not (out / "_work" / "shards" / "00001-of-00003").exists()
     # merging now is refused, naming the missing shards
     assert cli.main(["corpus", "dedup", "--out", str(out), "--bucket", "0/2"]) == 2
+    assert cli.main(["corpus", "dedup", "--out", str(out), "--bucket", "0/0"]) == 2
+    assert "--bucket 0/0: need N >= 1" in capsys.readouterr().err
     marker = out / "_work" / "shards" / "00000-of-00003" / "_SUCCESS"
     before = marker.stat().st_mtime_ns
     for k in range(3):  # the rerun: shard 0 is skipped, 1 and 2 are built
@@ -163,6 +165,8 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
         (["--source", str(zero_rows)], "empty corpus"),
         (["--source", str(FIXTURE), "--benchmarks", "humaneval,apps"], "unknown benchmark 'apps'"),
         (["--source", str(FIXTURE), "--shard", "3/3"], "--shard"),
+        (["--source", str(FIXTURE), "--benchmarks", str(tmp_path / "mbpp.jsonl")],
+         f"benchmark file {tmp_path / 'mbpp.jsonl'} does not exist"),
     ]
     for argv, message in cases:
         assert _bad(tmp_path, *argv) == 2, argv

@@ -25,6 +25,12 @@ def test_init_tiny_builds_a_loadable_model(tmp_path, capsys):
     assert "init-tiny" in capsys.readouterr().out
 
 
-def test_init_tiny_rejects_bad_shape(tmp_path):
-    assert cli.main(["model", "init-tiny", "--out", str(tmp_path / "t"), "--hidden", "30"]) == 2
+@pytest.mark.parametrize("flags,message", [
+    (["--hidden", "30"], "bad tiny model shape"), (["--hidden", "-8"], "bad tiny model shape"),
+    (["--hidden", "0"], "bad tiny model shape"), (["--layers", "0"], "bad tiny model shape"),
+    (["--corpus-bytes", "0"], "--corpus-bytes must be at least 1"),
+])
+def test_init_tiny_rejects_bad_shape(tmp_path, capsys, flags, message):
+    assert cli.main(["model", "init-tiny", "--out", str(tmp_path / "t"), *flags]) == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
