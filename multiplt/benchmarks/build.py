@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 
 from multiplt.benchmarks import analyze as analysis_mod
 from multiplt.benchmarks import sources
@@ -193,6 +194,10 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
     from multiplt import storage
 
     language = get_language(lang)
+    local = storage.local_path(out)
+    if str(out).endswith("/") or (local is not None and os.path.isdir(local)):
+        raise MultipltError(f"--out {out} is a folder; give the benchmark file's URI (e.g. "
+                            f"{str(out).rstrip('/')}/{source}-{language.code}.jsonl)")
     src = select(sources.load(source), limit, problems)
     rows, report = build_rows(src, language)
     report = {"config": _config(source, language.code, out, limit, problems), **report}
@@ -200,7 +205,11 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
         raise MultipltError(f"no problem of {source!r} could be built for {lang}: "
                             f"{report['dropped_problems'][:3]}")
     storage.write_jsonl(out, rows)
-    storage.write_json(str(out) + ".report.json", report)
+    try:
+        storage.write_json(str(out) + ".report.json", report)
+    except BaseException:
+        storage.delete(out)  # a benchmark without its report is not left behind
+        raise
     LOG.info("wrote %d %s problems to %s (%.1f%% of %d source asserts translated)", len(rows),
              language.code, out, 100 * report["asserts_translated_fraction"], report["asserts_source"])
     return report

@@ -165,6 +165,13 @@ def test_unreadable_sources_are_a_clear_error(tmp_path, content, message):
     assert not (tmp_path / "o.jsonl").exists()
 
 
+def test_an_out_folder_is_refused_before_any_work(tmp_path):
+    for out in (str(tmp_path) + "/", str(tmp_path)):
+        with pytest.raises(MultipltError, match="is a folder; give the benchmark file's URI"):
+            build_benchmark(lang="r", out=out, source="humaneval", limit=1)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_hugging_face_source_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
