@@ -20,12 +20,17 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shutil
 import sys
 
 from multiplt.errors import MultipltError
 
 LOG = logging.getLogger("multiplt.stage")
-SCHEMES = ("s3://", "file://")
+SCHEMES = ("s3", "file")
+# URLs that are arguments, not storage: a teacher server's --api-base, a Hub dataset; left as they are
+PASSED = ("http", "https", "hf")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 MANIFEST = "_staged.manifest"  # never *.json: side files must not look like MultiPL-E files
 
 
@@ -46,11 +51,24 @@ def local_for(root: str, uri: str) -> str:
     return os.path.join(root, digest, name)
 
 
+def _staged(value: str) -> bool:
+    """Whether an argument is a URI to stage (s3://, file://); http(s):// and hf:// pass as they
+    are (a stage's argv carries the teacher's --api-base, unused by the sandbox step); any other
+    `scheme://` is an error, since the offline run would otherwise fail far from the cause."""
+    match = _SCHEME.match(value)
+    if not match or match.group(1).lower() in PASSED:
+        return False
+    if match.group(1).lower() not in SCHEMES:
+        raise MultipltError(f"cannot stage {value}: unsupported scheme {match.group(1)}:// "
+                            f"(only s3:// and file:// URIs are staged)")
+    return True
+
+
 def uris_in(argv: list[str]) -> list[str]:
     found = []
     for arg in argv:
         value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
-        if value.startswith(SCHEMES) and value not in found:
+        if _staged(value) and value not in found:
             found.append(value)
     return found
 
@@ -60,9 +78,9 @@ def rewrite(argv: list[str], root: str) -> list[str]:
     for arg in argv:
         if arg.startswith("--") and "=" in arg:
             opt, value = arg.split("=", 1)
-            out.append(f"{opt}={local_for(root, value)}" if value.startswith(SCHEMES) else arg)
+            out.append(f"{opt}={local_for(root, value)}" if _staged(value) else arg)
         else:
-            out.append(local_for(root, arg) if arg.startswith(SCHEMES) else arg)
+            out.append(local_for(root, arg) if _staged(arg) else arg)
     return out
 
 
@@ -90,15 +108,23 @@ def stage_in(argv: list[str], root: str) -> dict:
     from multiplt import storage
 
     manifest = {}
-    for uri in uris_in(argv):
-        local = local_for(root, uri)
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        if storage.ls(uri, recursive=True):
-            storage.download_dir(uri, local)
-        elif storage.exists(uri):
-            storage.copy(uri, local)
-        manifest[uri] = _files(local) if os.path.exists(local) else {}
-        LOG.info("staged in %s -> %s (%d files)", uri, local, len(manifest[uri]))
+    created = []  # removed again when staging fails (no credentials, a broken download)
+    try:
+        for uri in uris_in(argv):
+            local = local_for(root, uri)
+            if not os.path.exists(os.path.dirname(local)):
+                created.append(os.path.dirname(local))
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            if storage.ls(uri, recursive=True):
+                storage.download_dir(uri, local)
+            elif storage.exists(uri):
+                storage.copy(uri, local)
+            manifest[uri] = _files(local) if os.path.exists(local) else {}
+            LOG.info("staged in %s -> %s (%d files)", uri, local, len(manifest[uri]))
+    except BaseException:
+        for folder in created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     with open(os.path.join(root, MANIFEST), "w") as f:
         json.dump(manifest, f)
     return manifest
@@ -110,8 +136,15 @@ def stage_out(argv: list[str], root: str) -> list[str]:
     path = os.path.join(root, MANIFEST)
     if not os.path.exists(path):
         raise MultipltError(f"{path} is missing: run `multiplt stage in` first")
-    with open(path) as f:
-        manifest = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise MultipltError(f"{path} is not a readable stage manifest ({exc}): run `multiplt stage in` "
+                            f"again") from None
+    if not isinstance(manifest, dict) or not all(isinstance(v, dict) for v in manifest.values()):
+        raise MultipltError(f"{path} is not a stage manifest (expected a JSON object of "
+                            f"{{uri: {{file: sha256}}}}): run `multiplt stage in` again")
     uploaded = []
     for uri in uris_in(argv):
         local = local_for(root, uri)

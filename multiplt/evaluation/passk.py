@@ -45,11 +45,24 @@ def passed(result: dict) -> bool:
     return result.get("status") == "OK" and result.get("exit_code") == 0
 
 
+def _checked(uri: str, results: list) -> list[dict]:
+    """The results of one file; a malformed entry is an error naming the file, never a failure
+    (it would silently lower pass@k)."""
+    for i, result in enumerate(results):
+        if not isinstance(result, dict):
+            raise MultipltError(f"{uri}: results[{i}] is not a JSON object "
+                                f"(got {type(result).__name__})")
+        if not isinstance(result.get("status"), str):
+            raise MultipltError(f"{uri}: results[{i}] has no string `status` "
+                                f"(got {result.get('status')!r})")
+    return results
+
+
 def read_counts(in_uri: str) -> list[dict]:
     """[{problem, language, n, c}] for every results file in the folder (sorted by problem)."""
     rows = [{"problem": problem, "language": language, "n": len(results),
-             "c": sum(1 for r in results if isinstance(r, dict) and passed(r))}
-            for _, problem, language, results in read_results(in_uri) if results]
+             "c": sum(1 for r in _checked(uri, results) if passed(r))}
+            for uri, problem, language, results in read_results(in_uri) if results]
     return sorted(rows, key=lambda r: r["problem"])
 
 
@@ -81,6 +94,11 @@ def score(in_uri: str, ks=(1,)) -> list[dict]:
         rows.append({"Dataset": dataset, "Pass@k": k, "Estimate": estimate,
                      "NumProblems": len(usable), "MinCompletions": min(r["n"] for r in usable),
                      "MaxCompletions": max(r["n"] for r in usable)})
+    if not rows:  # a header-only CSV would replace the folder's earlier scores
+        ns = [r["n"] for r in counts]
+        raise MultipltError(f"{in_uri}: no pass@k can be computed for k={','.join(map(str, ks))}: "
+                            f"every problem has fewer than {ks[0]} completions (n={min(ns)}..{max(ns)}); "
+                            f"nothing written")
     storage.write_text(storage.join(in_uri, SCORES_FILE), scores_csv(rows))
     _write_per_problem(storage.join(in_uri, PER_PROBLEM_FILE), counts, ks)
     return rows

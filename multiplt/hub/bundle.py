@@ -8,6 +8,8 @@ import os
 import shutil
 import tempfile
 
+from multiplt.errors import MultipltError
+
 KEEP = {".gitattributes"}  # created by the Hub with the repo; never deleted
 
 
@@ -21,6 +23,17 @@ def file_hashes(path: str) -> tuple[str, str]:
             sha1.update(chunk)
             sha256.update(chunk)
     return f"sha1:{sha1.hexdigest()}", f"sha256:{sha256.hexdigest()}"
+
+
+def _in_the_way(target: str) -> str | None:
+    """What keeps a file from being written at `target`: `target` itself when it is a folder, or
+    the nearest existing path above it when that is not a folder; None when nothing is."""
+    if os.path.isdir(target):
+        return target
+    parent = os.path.dirname(os.path.abspath(target))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return None if os.path.isdir(parent) else parent
 
 
 class Bundle:
@@ -62,10 +75,17 @@ class Bundle:
         return not changed and not deleted
 
     def write_to(self, folder: str) -> list[str]:
-        """Copy every file into `folder` at its repo path (the dry run); the paths written."""
+        """Copy every file into `folder` at its repo path (the dry run); the paths written.
+        Every target is checked first, so that a file in the way writes nothing at all."""
+        targets = {p: os.path.join(folder, *p.split("/")) for p in sorted(self.files)}
+        for target in targets.values():
+            blocker = _in_the_way(target)
+            if blocker:
+                kind = "a folder" if blocker == target else "a file, not a folder"
+                raise MultipltError(f"cannot write the dry run into {folder}: {blocker} is {kind}")
         written = []
-        for repo_path, local in sorted(self.files.items()):
-            target = os.path.join(folder, *repo_path.split("/"))
+        for repo_path, target in targets.items():
+            local = self.files[repo_path]
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.copyfile(local, target)
             written.append(repo_path)

@@ -51,14 +51,24 @@ def pass_at_1(store: str | None, outputs: list[dict], repo_id: str) -> dict[str,
     from multiplt import storage
     from multiplt.results import read_store
 
-    if not storage.exists(store):
-        return {}
+    if not storage.exists(store):  # a misspelled store would silently drop pass@1 from the card
+        raise MultipltError(f"--results-store {store}: no results store there (record runs first "
+                            f"with `multiplt results record`, or leave the option out)")
     models = {o["out"].rstrip("/") for o in outputs} | {repo_id}
     best: dict[str, float] = {}
     for row in read_store(store).to_dicts():
         if row["k"] == 1 and row["model"].rstrip("/") in models and row.get("revision"):
             best[row["revision"]] = max(best.get(row["revision"], 0.0), row["estimate"])
     return best
+
+
+def wanted_tags(tags: str) -> list[str]:
+    """The tags of a comma-separated --tags list; an error when it names none (e.g. `--tags ''`)."""
+    wanted = [t.strip() for t in tags.split(",") if t.strip()]
+    if not wanted:
+        raise MultipltError(f"--tags {tags!r} names no checkpoint: give all, best or a "
+                            f"comma-separated list of tags")
+    return wanted
 
 
 def select(output: dict, tags: str, passk: dict) -> list[dict]:
@@ -71,7 +81,7 @@ def select(output: dict, tags: str, passk: dict) -> list[dict]:
             return [max(scored, key=lambda r: (passk[r["tag"]], -r["epoch"]))]
         with_loss = [r for r in rows if r.get("eval_loss") is not None]
         return [min(with_loss, key=lambda r: r["eval_loss"])] if with_loss else [rows[-1]]
-    wanted = [t.strip() for t in tags.split(",") if t.strip()]
+    wanted = wanted_tags(tags)
     return [r for r in rows if r["tag"] in wanted]
 
 
@@ -133,11 +143,11 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
                         license: str = cards.DEFAULT_LICENSE, endpoint: str | None = None) -> dict:
     from multiplt.hub.publish import client_for
 
+    wanted = [] if tags in ("all", "best") else wanted_tags(tags)
     outputs = [load_output(out) for out in outs]
     passk = pass_at_1(results_store, outputs, repo_id)
     selected = [(o, r) for o in outputs for r in select(o, tags, passk)]
-    unknown = [] if tags in ("all", "best") else sorted(
-        {t.strip() for t in tags.split(",") if t.strip()} - {r["tag"] for _, r in selected})
+    unknown = sorted(set(wanted) - {r["tag"] for _, r in selected})
     if not selected or unknown:
         known = ", ".join(r["tag"] for o in outputs for r in o["rows"])
         raise MultipltError(f"--tags {tags!r}: {', '.join(unknown) or 'no checkpoint'} not in the "

@@ -153,8 +153,14 @@ def build_bundle(uri: str, repo_id: str, license: str, workdir: str) -> tuple[Bu
 def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str = "main",
                     dry_run: str | None = None, license: str = cards.DEFAULT_LICENSE,
                     endpoint: str | None = None) -> dict:
+    from multiplt import storage
     from multiplt.hub.publish import push_bundle
 
+    # Checked before anything is read: a dry run writes files to look at, so only to a local
+    # folder (an s3:// target would otherwise become a local folder named `s3:`).
+    target = storage.local_path(dry_run) if dry_run else None
+    if dry_run and target is None:
+        raise MultipltError(f"--dry-run {dry_run}: a dry run writes to a local folder, not to object storage")
     with tempfile.TemporaryDirectory(prefix="multiplt-publish-dataset-") as workdir:
         bundle, rows = build_bundle(uri, repo_id, license, workdir)
         with bundle:
@@ -162,9 +168,6 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
             LOG.info("dataset %s: %d split(s), %s rows", uri, len(rows),
                      ", ".join(f"{s}={n}" for s, n in sorted(rows.items())))
             if dry_run:
-                from multiplt import storage
-
-                target = storage.local_path(dry_run) or dry_run
                 written = bundle.write_to(target)
                 LOG.info("dry run: wrote the %d file(s) that would be uploaded to %s; sent nothing",
                          len(written), target)

@@ -46,7 +46,14 @@ def read_store(store_uri: str):
     if not storage.exists(store_uri):
         return _empty()
     try:
-        return _conform(storage.read_parquet(store_uri))
+        table = storage.read_parquet(store_uri)
+        # Some other parquet file would otherwise conform to a table of nulls: shown as empty,
+        # published as nulls, or merged over by record.
+        missing = [name for name in KEY if name not in table.columns]
+        if missing:
+            raise MultipltError(f"{store_uri} is not a results store: it has no "
+                                f"{', '.join(missing)} column{'s' if len(missing) > 1 else ''}")
+        return _conform(table)
     except MultipltError:
         raise
     except Exception as exc:  # a corrupt or foreign file must not be silently replaced

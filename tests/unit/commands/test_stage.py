@@ -3,6 +3,7 @@ offline run), exercised on file:// URIs."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -58,3 +59,66 @@ def test_stage_run_executes_multiplt_and_out_needs_in_first(tmp_path):
     assert r.returncode == 2 and "stage in" in r.stderr
     r = _multiplt("stage", "in", "--root", str(tmp_path / "missing"), "--", "x")
     assert r.returncode == 2 and "not a folder" in r.stderr
+
+
+def test_a_corrupt_stage_manifest_is_a_clear_error_naming_it(tmp_path, capsys):
+    from multiplt import cli
+
+    manifest = tmp_path / stage.MANIFEST
+    for text in ("{bad", "[1]", '{"file:///x": 3}'):
+        manifest.write_text(text)
+        assert cli.main(["stage", "out", "--root", str(tmp_path), "--", "execute", "--in", "file:///x"]) == 2
+        err = capsys.readouterr().err
+        assert f"{manifest} is not a" in err and "stage manifest" in err and err.count("\n") == 1
+
+
+def test_a_uri_of_another_scheme_is_an_error_in_every_step(tmp_path):
+    import pytest
+
+    from multiplt.errors import MultipltError
+
+    for argv in (["execute", "--in", "foo://x"], ["execute", "--out=ftp://host/x"]):
+        with pytest.raises(MultipltError, match=r"cannot stage (foo://x|ftp://host/x): unsupported scheme"):
+            stage.stage_in(argv, str(tmp_path))
+        with pytest.raises(MultipltError, match="unsupported scheme"):
+            stage.rewrite(argv, str(tmp_path))
+    assert list(tmp_path.iterdir()) == []  # no manifest: nothing was staged
+    assert stage.uris_in(["--model", "org/name", "--lang=rkt"]) == []
+    # a teacher server's URL and a Hub dataset are arguments, not storage: they pass as they are
+    passed = ["testgen", "--api-base", "http://gpu-host:8000/v1", "--source=hf://datasets/o/n"]
+    assert stage.uris_in(passed) == [] and stage.rewrite(passed, str(tmp_path)) == passed
+
+
+def test_a_failed_stage_in_leaves_no_folders(tmp_path, monkeypatch):
+    import pytest
+
+    from multiplt import storage
+    from multiplt.errors import MultipltError
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.json.gz").write_bytes(b"a")
+    root = tmp_path / "stage"
+    root.mkdir()
+    real_ls = storage.ls
+
+    def ls(uri, **kwargs):
+        if uri.startswith("s3://"):
+            raise MultipltError(f"no AWS credentials to list {uri}")
+        return real_ls(uri, **kwargs)
+
+    monkeypatch.setattr(storage, "ls", ls)
+    with pytest.raises(MultipltError, match="no AWS credentials"):
+        stage.stage_in(["execute", "--in", f"file://{src}", "--out", "s3://bucket/run"], str(root))
+    assert list(root.iterdir()) == []  # neither the file:// download nor an empty s3:// folder
+
+    def broken_download(uri, local):
+        os.makedirs(local)
+        open(os.path.join(local, "half"), "wb").close()
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(storage, "ls", lambda uri, **kwargs: [uri + "/x"])
+    monkeypatch.setattr(storage, "download_dir", broken_download)
+    with pytest.raises(OSError):
+        stage.stage_in(["execute", "--in", "s3://bucket/run"], str(root))
+    assert list(root.iterdir()) == []

@@ -142,3 +142,29 @@ def test_parquet_writer_round_trips_through_polars():
                                            "pass@1": [0.25, 1.0, None]}
     big = pl.read_parquet(io.BytesIO(write_table([("x", "int64", list(range(1000)))])))
     assert big["x"].to_list() == list(range(1000))
+
+
+def test_k_above_every_n_is_an_error_and_keeps_earlier_scores(tmp_path):
+    _write(tmp_path, "A", ["OK", "OK"])
+    _write(tmp_path, "B", ["OK", "Exception", "Exception"])
+    passk.score(str(tmp_path), ks=(1,))
+    before = {name: (tmp_path / name).read_bytes() for name in ("_scores.csv", "_per_problem.parquet")}
+    with pytest.raises(MultipltError, match=r"no pass@k can be computed for k=5,10: every problem has "
+                                            r"fewer than 5 completions \(n=2\.\.3\); nothing written"):
+        passk.score(str(tmp_path), ks=(10, 5))
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ("OK", r"results\[1\] is not a JSON object \(got str\)"),
+    ({"status": 0, "exit_code": 0}, r"results\[1\] has no string `status` \(got 0\)"),
+    ({"exit_code": 0}, r"results\[1\] has no string `status` \(got None\)"),
+], ids=["not-an-object", "int-status", "no-status"])
+def test_malformed_result_entries_are_errors_naming_the_file(tmp_path, entry, problem):
+    doc = {"name": "A", "language": "lua", "results": [
+        {"program": "p", "stdout": "", "stderr": "", "exit_code": 0, "status": "OK", "timestamp": 0}, entry]}
+    with gzip.open(tmp_path / "A.results.json.gz", "wt") as f:
+        json.dump(doc, f)
+    with pytest.raises(MultipltError, match=rf"A\.results\.json\.gz: {problem}"):
+        passk.score(str(tmp_path))
+    assert not (tmp_path / "_scores.csv").exists()

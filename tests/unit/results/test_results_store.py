@@ -158,3 +158,20 @@ def test_s3_store_records_without_duplicates(s3_bucket):
     assert record_runs([run_dir], store) == {**record_runs([run_dir], store), "added": 0, "replaced": 1}
     table = read_store(store)
     assert table.height == 1 and table["run_uri"][0] == run_dir
+
+
+@pytest.mark.parametrize("columns", [{"x": [1, 2]}, {}], ids=["foreign", "no-columns"])
+def test_a_parquet_without_the_key_columns_is_not_a_results_store(tmp_path, capsys, columns):
+    import polars as pl
+
+    store = tmp_path / "foreign.parquet"
+    pl.DataFrame(columns).write_parquet(store)
+    before = store.read_bytes()
+    with pytest.raises(MultipltError, match=r"not a results store: it has no run_id, k columns"):
+        read_store(str(store))
+    run = make_run(tmp_path / "runs")
+    assert cli.main(["results", "record", "--scores", run, "--store", str(store)]) == 2
+    assert "not a results store" in capsys.readouterr().err
+    assert store.read_bytes() == before  # the foreign file is left as it was
+    assert cli.main(["results", "show", "--store", str(store)]) == 2
+    assert "not a results store" in capsys.readouterr().err

@@ -1,0 +1,104 @@
+"""Bad input to `multiplt publish`: clear errors before anything is written or sent (no Hub needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from multiplt import cli
+from multiplt.errors import MultipltError
+from multiplt.hub.bundle import Bundle
+from multiplt.hub.checkpoints import publish_checkpoints
+from multiplt.hub.dataset import publish_dataset
+from multiplt.hub.results import publish_results
+
+TAG = "rkt-multiplt-epoch1"
+
+
+def write_dataset(root) -> str:
+    import polars as pl
+
+    (root / "data").mkdir(parents=True)
+    pl.DataFrame({"content": ["#lang racket\n(define (f x) x)\n"] * 2}).write_parquet(
+        root / "data" / "rkt-00000-of-00001.parquet")
+    return str(root)
+
+
+def write_training_output(root) -> str:
+    root.mkdir(parents=True)
+    row = {"uri": str(root / "epoch1"), "epoch": 1, "step": 10, "tag": TAG, "eval_loss": 1.0,
+           "lang": "rkt", "experiment": "multiplt", "base": "org/tiny", "tokenizer": "org/tiny"}
+    (root / "manifest.jsonl").write_text(json.dumps(row) + "\n")
+    return str(root)
+
+
+def files_under(path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+def test_dry_run_into_an_existing_file_is_a_clear_error(tmp_path, capsys):
+    src = write_dataset(tmp_path / "ds")
+    target = tmp_path / "dry"
+    target.write_text("keep me")
+    assert cli.main(["publish", "dataset", "--from", src, "--repo", "me/ds", "--dry-run", str(target)]) == 2
+    assert f"{target} is a file, not a folder" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
+
+
+def test_dry_run_checks_every_target_before_writing_any(tmp_path):
+    src = write_dataset(tmp_path / "ds")
+    target = tmp_path / "dry"
+    (target / "README.md").mkdir(parents=True)  # the card would go there; data/ sorts first
+    with pytest.raises(MultipltError, match=r"README.md is a folder"):
+        publish_dataset(src, "me/ds", dry_run=str(target))
+    assert files_under(target) == ["README.md"]  # data/ was not written
+
+
+def test_bundle_write_to_below_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "a.txt").write_text("a")
+    with Bundle() as bundle:
+        bundle.add_file("data/a.txt", str(tmp_path / "a.txt"))
+        with pytest.raises(MultipltError, match=r"/file is a file, not a folder"):
+            bundle.write_to(str(tmp_path / "file" / "sub"))
+
+
+@pytest.mark.parametrize("target", ["s3://bucket/dr", "foo://bucket/dr"])
+def test_dry_run_to_a_non_local_target_is_refused(tmp_path, monkeypatch, capsys, target):
+    src = write_dataset(tmp_path / "ds")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["publish", "dataset", "--from", src, "--repo", "me/ds", "--dry-run", target]) == 2
+    err = capsys.readouterr().err
+    assert target in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no local `s3:` folder
+
+
+def test_a_results_store_that_does_not_exist_is_an_error(tmp_path):
+    out = write_training_output(tmp_path / "train")
+    with pytest.raises(MultipltError, match=r"--results-store .*nosuch.parquet: no results store there"):
+        publish_checkpoints([out], "me/m", results_store=str(tmp_path / "nosuch.parquet"))
+
+
+@pytest.mark.parametrize("tags", ["", " , "])
+def test_tags_naming_no_checkpoint_say_so(tmp_path, capsys, tags):
+    out = write_training_output(tmp_path / "train")
+    assert cli.main(["publish", "checkpoints", "--from", out, "--repo", "me/m", "--tags", tags]) == 2
+    err = capsys.readouterr().err
+    assert f"--tags {tags!r} names no checkpoint: give all, best or a comma-separated list" in err
+    assert "no checkpoint not in" not in err
+
+
+def test_unknown_tags_still_name_the_known_ones(tmp_path):
+    out = write_training_output(tmp_path / "train")
+    with pytest.raises(MultipltError, match=rf"nope not in the manifests; the outputs have: {TAG}"):
+        publish_checkpoints([out], "me/m", tags=f"nope,{TAG}")
+
+
+def test_publishing_a_foreign_parquet_as_results_is_refused(tmp_path):
+    import polars as pl
+
+    store = tmp_path / "foreign.parquet"
+    pl.DataFrame({"x": [1]}).write_parquet(store)
+    with pytest.raises(MultipltError, match="not a results store"):
+        publish_results(str(store), "me/board")
