@@ -56,6 +56,11 @@ def register(subparsers) -> None:
 def _license(args) -> str:
     from multiplt.hub.cards import DEFAULT_LICENSE
 
+    from multiplt.errors import MultipltError
+
+    if args.license is not None and not args.license.strip():
+        raise MultipltError("--license is empty: give a license id (e.g. apache-2.0) or leave the "
+                            "option out for the default")
     return args.license or DEFAULT_LICENSE
 
 

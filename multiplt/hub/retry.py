@@ -1,6 +1,7 @@
 """The retry policy for Hub calls: retry only what can succeed later.
 
-Retried: HTTP 408, 429 and 5xx, and network errors (connection refused or reset, timeouts),
+Retried: HTTP 408, 429 and 5xx, and network errors (connection refused or reset, timeouts; not
+huggingface_hub's OfflineModeIsEnabled, raised when HF_HUB_OFFLINE is set),
 with exponential backoff (base * 2^attempt, capped, with jitter; `Retry-After` is honoured for
 429). Everything else (401, 403, 404, 409, 412, other 4xx, bad local input) fails at once.
 After the last attempt a retryable failure becomes a PlatformError (exit 3: the stage runtime
@@ -31,6 +32,8 @@ def status_of(exc: BaseException) -> int | None:
 
 
 def is_retryable(exc: BaseException) -> bool:
+    if type(exc).__name__ == "OfflineModeIsEnabled":  # HF_HUB_OFFLINE is set: waiting cannot help
+        return False
     status = status_of(exc)
     if status is not None:
         return status in RETRY_STATUS or 500 <= status < 600

@@ -50,6 +50,24 @@ def test_network_errors_are_retryable():
     assert not retry.is_retryable(ValueError("bad yaml"))
 
 
+def test_offline_mode_fails_at_once(monkeypatch):
+    """HF_HUB_OFFLINE raises a ConnectionError subclass; retrying cannot help, so one attempt."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from multiplt.errors import MultipltError
+
+    calls = []
+    monkeypatch.setenv("MULTIPLT_HUB_BACKOFF", "0")
+
+    def offline():
+        calls.append(1)
+        raise OfflineModeIsEnabled("Cannot reach https://huggingface.co: offline mode is enabled.")
+
+    with pytest.raises(MultipltError, match="op failed: OfflineModeIsEnabled"):
+        retry.call("op", offline)
+    assert calls == [1]
+
+
 def test_call_retries_then_succeeds_and_gives_up_as_platform_error(monkeypatch):
     monkeypatch.setenv("MULTIPLT_HUB_BACKOFF", "0")
     monkeypatch.setenv("MULTIPLT_HUB_RETRIES", "3")

@@ -102,3 +102,12 @@ def test_publishing_a_foreign_parquet_as_results_is_refused(tmp_path):
     pl.DataFrame({"x": [1]}).write_parquet(store)
     with pytest.raises(MultipltError, match="not a results store"):
         publish_results(str(store), "me/board")
+
+
+def test_an_empty_license_is_refused_before_anything_is_written(tmp_path, capsys):
+    src = write_dataset(tmp_path / "ds")
+    out = tmp_path / "dry"
+    assert cli.main(["publish", "dataset", "--from", src, "--repo", "me/ds", "--dry-run", str(out),
+                     "--license", " "]) == 2
+    assert "--license is empty" in capsys.readouterr().err
+    assert not out.exists()
