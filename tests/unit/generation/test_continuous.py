@@ -306,6 +306,7 @@ def test_stop_strings_across_checks_end_rows_at_the_next_check():
     assert ended >= 3
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the CUDA-graph decode steps)")
 def test_slot_engine_with_cuda_graphs_gives_the_samples_of_one_at_a_time():
     """On CUDA the slot engine replays captured decode steps; in fp32 its samples are those of

@@ -101,7 +101,9 @@ def test_hub_down_and_empty_watch_list_keep_the_watermark(test_hub, monkeypatch)
     assert poll(trigger) == [] and store.values == {}  # no baseline from a failed listing
     test_hub.faults.clear()
     assert poll(trigger) == [] and store.values
+    requests, values = len(test_hub.requests), dict(store.values)
     assert poll(make_trigger({}, store)) == []  # nothing to watch: no request, no change
+    assert len(test_hub.requests) == requests and store.values == values
 
 
 def test_serialize_round_trip():

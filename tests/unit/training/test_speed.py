@@ -49,5 +49,11 @@ def test_user_choices_win_and_bad_ones_fail():
 
 
 def test_fsdp_shards_the_static_memory_and_does_not_compile():
+    """Weights, gradients and optimizer state are split over the shards: 24 GiB fits one
+    sequence per forward unsharded and two with 8 shards."""
+    assert plan(4, 2048, ONE_B, 24 * GIB, "bf16-mixed").micro_batch == 1
     p = plan(4, 2048, ONE_B, 24 * GIB, "bf16-mixed", shards=8)
-    assert p.compile is False and p.micro_batch >= 1
+    assert (p.micro_batch, p.grad_accum, p.compile) == (2, 2, False)
+    static = ONE_B.n_params * 18  # bf16-mixed: bytes per parameter of weights, grads, moments
+    assert (estimate_bytes(ONE_B, 2048, 2, "bf16-mixed")
+            - estimate_bytes(ONE_B, 2048, 2, "bf16-mixed", shards=8)) == static - static // 8
