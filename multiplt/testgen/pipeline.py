@@ -204,10 +204,12 @@ def validate_stage(cfg: TestgenConfig, work: str) -> dict:
     shard = funnel.shard_funnel(len(records), [e["reason"] for e in excluded])
     shard.update(asserts=dict(assert_counts), verdicts=dict(statuses), types=dict(typed),
                   execution=run_summary)
+    # the funnel first, the outcomes last: outcomes.jsonl marks a finished validation, so a run
+    # killed between the two validates again instead of writing a shard without its funnel
+    storage.write_json(storage.join(work, "funnel.json"), shard, indent=1)
     storage.write_text(storage.join(work, OUTCOMES), "".join(
         json.dumps({"kept": i < len(kept), **r}, default=str) + "\n"
         for i, r in enumerate(kept + excluded)))
-    storage.write_json(storage.join(work, "funnel.json"), shard, indent=1)
     LOG.info("testgen funnel: %s", ", ".join(f"{s['name']} {s['in']}->{s['out']}"
                                              for s in shard["steps"]))
     LOG.info("testgen asserts: %s", ", ".join(f"{k}={v}" for k, v in assert_counts.most_common()))
@@ -217,6 +219,7 @@ def validate_stage(cfg: TestgenConfig, work: str) -> dict:
 def write_stage(cfg: TestgenConfig, work: str) -> dict:
     """OUT/tests/ and OUT/excluded/ parquet of the shard, its config, its marker, the funnel."""
     _need(work, OUTCOMES, "validate")
+    _need(work, "funnel.json", "validate")
     records = storage.read_jsonl(storage.join(work, OUTCOMES))
     kept = [{k: v for k, v in r.items() if k != "kept"} for r in records if r["kept"]]
     excluded = [{k: v for k, v in r.items() if k != "kept"} for r in records if not r["kept"]]

@@ -112,6 +112,28 @@ def test_shards_and_stages_give_the_same_rows(tmp_path):
     assert json.loads((out / "funnel.json").read_text())["shards"] == 2
 
 
+@pytest.mark.slow
+def test_a_validation_killed_between_its_two_files_is_validated_again(tmp_path, capsys):
+    """validate writes the shard's funnel.json, then outcomes.jsonl (the file write looks for);
+    a shard with outcomes but no funnel (the order before) or a funnel but no outcomes (a kill
+    now) is refused by write, and validating again completes it."""
+    functions, out = functions_parquet(tmp_path), tmp_path / "out"
+    work = out / "work" / "shard-all"
+    assert run_testgen(functions, out, "--stage", "generate") == 0
+    assert run_testgen(functions, out, "--stage", "validate") == 0
+    for missing in ("funnel.json", "outcomes.jsonl"):
+        saved = (work / missing).read_bytes()
+        (work / missing).unlink()
+        assert run_testgen(functions, out, "--stage", "write") == 2
+        assert f"{missing} is missing: run the validate stage" in capsys.readouterr().err
+        assert not (work / "_DONE").exists() and not (out / "tests").exists()
+        (work / missing).write_bytes(saved)
+    (work / "outcomes.jsonl").unlink()
+    assert run_testgen(functions, out, "--stage", "validate") == 0
+    assert run_testgen(functions, out, "--stage", "write") == 0
+    check_outputs(out)
+
+
 def _slow_fixture(tmp_path, count=6):
     rows, replay = [], []
     for i in range(count):
