@@ -132,6 +132,18 @@ def test_rerun_writes_nothing_and_a_new_threshold_is_refused(inputs, two_languag
     assert _mtimes(two_languages) == before
 
 
+def test_a_run_killed_before_its_summary_gets_it_on_the_rerun(inputs, two_languages, tmp_path):
+    """The data file marks a written shard; a run killed after it and before funnel.json and
+    README.md (written last) gets them from the rerun, equal to an uninterrupted run's."""
+    out = tmp_path / "killed"
+    shutil.copytree(two_languages, out)
+    for name in ("funnel.json", "README.md"):
+        (out / name).unlink()
+    assert translate(inputs, out, "rkt,lua") == 0
+    for name in ("funnel.json", "README.md"):
+        assert (out / name).read_text() == (two_languages / name).read_text()
+
+
 def test_stages_separately_give_the_same_dataset(inputs, two_languages, tmp_path):
     out = tmp_path / "staged"
     assert translate(inputs, out, "rkt", "--stage", "sample") == 0
