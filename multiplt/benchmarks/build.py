@@ -204,12 +204,10 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
     if not rows:
         raise MultipltError(f"no problem of {source!r} could be built for {lang}: "
                             f"{report['dropped_problems'][:3]}")
+    # the report first, the benchmark last: the benchmark file marks a finished build (evaluate
+    # skips the build when it exists), so a build killed between the two is simply built again
+    storage.write_json(str(out) + ".report.json", report)
     storage.write_jsonl(out, rows)
-    try:
-        storage.write_json(str(out) + ".report.json", report)
-    except BaseException:
-        storage.delete(out)  # a benchmark without its report is not left behind
-        raise
     LOG.info("wrote %d %s problems to %s (%.1f%% of %d source asserts translated)", len(rows),
              language.code, out, 100 * report["asserts_translated_fraction"], report["asserts_source"])
     return report

@@ -69,7 +69,7 @@ def run(args) -> int:
     bar = progress(total=4 * len(langs), desc="evaluate", unit="stage")
     for code in langs:
         bench = storage.join(bench_root, f"{args.source}-{code}.jsonl")
-        if not storage.exists(bench):
+        if not (storage.exists(bench) and storage.exists(bench + ".report.json")):
             from multiplt.benchmarks.build import build_benchmark
 
             bar.set_postfix(stage=f"{code} benchmark")
