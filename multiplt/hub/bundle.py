@@ -74,9 +74,12 @@ class Bundle:
         changed, deleted = self.changes(remote, deletable, ignore)
         return not changed and not deleted
 
-    def write_to(self, folder: str) -> list[str]:
-        """Copy every file into `folder` at its repo path (the dry run); the paths written.
-        Every target is checked first, so that a file in the way writes nothing at all."""
+    def write_to(self, folder: str, deletable=lambda path: True) -> list[str]:
+        """Make `folder` hold what the repo would after a push (the dry run): every file at its
+        repo path, and the files a push would delete (`deletable`, not in the bundle) removed;
+        returns the paths written. Every target is checked first, so that a file in the way
+        writes nothing at all; each copy replaces its target in one rename, so a killed run
+        leaves no torn file; a target already equal to its source is not copied again."""
         targets = {p: os.path.join(folder, *p.split("/")) for p in sorted(self.files)}
         for target in targets.values():
             blocker = _in_the_way(target)
@@ -85,10 +88,22 @@ class Bundle:
                 raise MultipltError(f"cannot write the dry run into {folder}: {blocker} is {kind}")
         written = []
         for repo_path, target in targets.items():
-            local = self.files[repo_path]
+            if os.path.isfile(target) and file_hashes(target) == self.hashes(repo_path):
+                continue
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copyfile(local, target)
+            tmp = f"{target}.multiplt-tmp"
+            try:
+                shutil.copyfile(self.files[repo_path], tmp)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
             written.append(repo_path)
+        for dirpath, _, names in os.walk(folder):
+            for name in names:
+                repo_path = os.path.relpath(os.path.join(dirpath, name), folder).replace(os.sep, "/")
+                if repo_path not in self.files and repo_path not in KEEP and deletable(repo_path):
+                    os.remove(os.path.join(dirpath, name))
         return written
 
     def cleanup(self) -> None:

@@ -167,16 +167,16 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
             summary = {"repo": repo_id, "splits": rows, "files": len(bundle.files)}
             LOG.info("dataset %s: %d split(s), %s rows", uri, len(rows),
                      ", ".join(f"{s}={n}" for s, n in sorted(rows.items())))
+            deletable = lambda p: p.startswith("data/") or p == "README.md"  # noqa: E731
             if dry_run:
-                written = bundle.write_to(target)
-                LOG.info("dry run: wrote the %d file(s) that would be uploaded to %s; sent nothing",
-                         len(written), target)
+                written = bundle.write_to(target, deletable)
+                LOG.info("dry run: %s holds the %d file(s) a push would leave in the repo (%d "
+                         "written now); sent nothing", target, len(bundle.files), len(written))
                 return {**summary, "dry_run": target, "uploaded": 0}
             result = push_bundle(bundle, repo_id, "dataset", private, revision,
                                  message=f"Publish dataset: {sum(rows.values())} rows in "
                                          f"{len(rows)} split(s)",
-                                 deletable=lambda p: p.startswith("data/") or p == "README.md",
-                                 endpoint=endpoint)
+                                 deletable=deletable, endpoint=endpoint)
             _record(uri, repo_id, revision, result["commit"], endpoint)
             return {**summary, **result}
 

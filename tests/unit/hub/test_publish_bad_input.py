@@ -111,3 +111,22 @@ def test_an_empty_license_is_refused_before_anything_is_written(tmp_path, capsys
                      "--license", " "]) == 2
     assert "--license is empty" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_dry_run_again_removes_what_a_push_would_delete_and_rewrites_nothing(tmp_path):
+    import os
+
+    import polars as pl
+
+    src = write_dataset(tmp_path / "ds")
+    pl.DataFrame({"content": ["local x = 1\n"]}).write_parquet(
+        tmp_path / "ds" / "data" / "lua-00000-of-00001.parquet")
+    out = tmp_path / "dry"
+    publish_dataset(src, "me/ds", dry_run=str(out))
+    assert (out / "data" / "lua-00000-of-00001.parquet").exists()
+    stamps = {p: os.stat(p).st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    publish_dataset(src, "me/ds", dry_run=str(out))  # the same files: nothing copied again
+    assert {p: os.stat(p).st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
+    (tmp_path / "ds" / "data" / "lua-00000-of-00001.parquet").unlink()
+    publish_dataset(src, "me/ds", dry_run=str(out))
+    assert files_under(out) == ["README.md", "data", "data/racket-00000-of-00001.parquet"]
