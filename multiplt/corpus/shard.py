@@ -1,6 +1,7 @@
 """One shard of a build: the K-th of N round-robin slices of the source's sorted input units,
 extracted and passed through every per-row filter; its kept rows get dedup signatures. Writes
-its parts, then its completion marker; a shard whose marker exists is skipped."""
+its parts, then its completion marker; a shard whose marker exists is skipped. The type check
+keeps each finished batch's verdicts under the shard's `typecheck/`, reused by a rerun."""
 
 from __future__ import annotations
 
@@ -121,8 +122,10 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
         _log_step(k, n, step)
     if cfg.typecheck:
         LOG.info("corpus shard %d/%d: type check of %d functions", k, n, len(rows))
+        # verdicts of finished batches are kept beside the shard's parts: a killed build checks
+        # only the batches it had not finished (the marker and parts still come last)
         block = TypeCheckFilter(cfg.typecheck_batch, cfg.workers, cfg.typecheck_timeout,
-                                progress=_batch_progress())
+                                progress=_batch_progress(), saved=storage.join(folder, "typecheck"))
         rows = block.run(rows, excluded)
         steps.append({"name": block.name, "reason": block.reason, **block.stats})
         _log_step(k, n, steps[-1])

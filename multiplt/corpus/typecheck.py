@@ -3,12 +3,16 @@
 dropped for any error Pyright reports in its own lines; errors inside its context lines and
 warnings are ignored (MultiPL-T: 250 files a batch, drop on >= 1 error). Imports resolve against
 the interpreter running this command. Batches run in parallel threads (one Pyright process each).
+With a `saved` folder each finished batch's verdicts are written there (named by a hash of its
+rows), and a rerun after an interruption checks only the batches not found there.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +22,8 @@ import time
 
 from multiplt.corpus.blocks import Block, drop
 from multiplt.errors import MultipltError, PlatformError
+
+LOG = logging.getLogger("multiplt.corpus")
 
 CONFIG = {"typeCheckingMode": "standard", "reportMissingModuleSource": "none"}
 
@@ -83,24 +89,52 @@ def errors_of(proc: subprocess.CompletedProcess, starts: dict) -> dict[str, str]
     return errors
 
 
+def batch_key(rows: list[dict]) -> str:
+    """A name for one batch's verdicts: a hash of what Pyright sees of each row, in order."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps([row["id"], row["sha1"], row["context"], row["content"]]).encode())
+    return digest.hexdigest()[:32]
+
+
 class TypeCheckFilter(Block):
     name, reason = "typecheck", "type_error"
 
-    def __init__(self, batch: int = 250, workers: int = 1, timeout: float = 300.0, progress=None):
+    def __init__(self, batch: int = 250, workers: int = 1, timeout: float = 300.0, progress=None,
+                 saved: str | None = None):
         super().__init__()
         if batch < 1:
             raise MultipltError("the type-check batch size must be at least 1")
         self.batch, self.workers, self.timeout, self.progress = batch, max(1, workers), timeout, progress
+        self.saved = saved  # folder URI of finished batches' verdicts (None: keep nothing)
 
     def run(self, rows, excluded):
+        from multiplt import storage
+
         start = time.perf_counter()
         command = pyright_command()
         batches = [rows[i:i + self.batch] for i in range(0, len(rows), self.batch)]
         errors: dict[str, str] = {}
+        todo = []
+        for rows_of in batches:
+            key = batch_key(rows_of)
+            uri = storage.join(self.saved, f"{key}.json") if self.saved else None
+            if uri and storage.exists(uri):
+                errors.update(storage.read_json(uri))
+            else:
+                todo.append((uri, rows_of))
+        if len(todo) < len(batches):
+            LOG.info("type check: %d of %d batches already checked by an interrupted run",
+                     len(batches) - len(todo), len(batches))
+            if self.progress:
+                self.progress(len(batches) - len(todo), len(batches))
         with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
-            futures = [pool.submit(check_batch, b, self.timeout, command) for b in batches]
+            futures = {pool.submit(check_batch, b, self.timeout, command): uri for uri, b in todo}
             for future in concurrent.futures.as_completed(futures):
-                errors.update(future.result())
+                found = future.result()
+                if futures[future]:
+                    storage.write_json(futures[future], found)
+                errors.update(found)
                 if self.progress:
                     self.progress(1, len(batches))
         kept = []

@@ -98,7 +98,8 @@ def test_sharded_run_killed_mid_shard_and_rerun_matches_one_process(planted, tmp
     out = tmp_path / "sharded"
     common = ["--source", planted, "--out", str(out)]
     assert cli.main(["corpus", "build", *common, "--shard", "0/3"]) == 0
-    # shard 1 is killed while it type-checks: it must leave no marker and no parts
+    # shard 1 is killed while it type-checks: it must leave no marker and no parts (only the
+    # verdicts of type-check batches it finished)
     proc = subprocess.Popen(_multiplt("corpus", "build", *common, "--shard", "1/3"),
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for line in proc.stderr:
@@ -107,7 +108,8 @@ def test_sharded_run_killed_mid_shard_and_rerun_matches_one_process(planted, tmp
             break
     proc.wait(timeout=60)
     assert proc.returncode != 0
-    assert not (out / "_work" / "shards" / "00001-of-00003").exists()
+    killed = out / "_work" / "shards" / "00001-of-00003"
+    assert not (killed / "_SUCCESS").exists() and not list(killed.glob("*.parquet"))
     # merging now is refused, naming the missing shards
     assert cli.main(["corpus", "dedup", "--out", str(out), "--bucket", "0/2"]) == 2
     assert cli.main(["corpus", "dedup", "--out", str(out), "--bucket", "0/0"]) == 2
@@ -122,6 +124,27 @@ def test_sharded_run_killed_mid_shard_and_rerun_matches_one_process(planted, tmp
     assert cli.main(["corpus", "merge", "--out", str(out)]) == 0
     check_planted(out)
     assert len(list((out / "functions").glob("part-*.parquet"))) == 3
+
+
+@pytest.mark.slow
+def test_a_build_killed_during_the_type_check_checks_only_the_remaining_batches(planted, tmp_path):
+    out = tmp_path / "killed"
+    argv = ["corpus", "build", "--source", planted, "--out", str(out), "--typecheck-batch", "1",
+            "--workers", "1"]
+    proc = subprocess.Popen(_multiplt(*argv), stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stderr:
+        if "type check: 2/" in line:  # two batches of one function each are done
+            proc.kill()
+            break
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    saved = list((out / "_work" / "shards" / "00000-of-00001" / "typecheck").glob("*.json"))
+    assert len(saved) >= 2
+    rerun = subprocess.run(_multiplt(*argv), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"{len(saved)} of " in rerun.stderr and "batches already checked by an interrupted run" in rerun.stderr
+    check_planted(out)
 
 
 def test_stdlib_source_without_type_check(tmp_path):
