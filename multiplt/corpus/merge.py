@@ -66,12 +66,27 @@ def dedup_drops(out: str) -> dict[str, tuple[str, str]]:
     return drops
 
 
+def _merged_marker(out: str) -> str:
+    return storage.join(out, "_work", "merged.json")
+
+
 def merge(out: str) -> dict:
+    """functions/, excluded/, corpus_config.json and funnel.json from the finished shards and
+    dedup buckets; then `_work/merged.json`. A rerun over the same shards and buckets (same
+    config) finds that marker and writes nothing."""
     import polars as pl
 
     start = time.perf_counter()
     cfg = read_config(out)
     shards = all_shards(out)
+    identity = {"fingerprint": cfg.fingerprint(), "shards": len(shards),
+                "dedup_buckets": parts.completed(out, "dedup")[0]}
+    marker = _merged_marker(out)
+    if storage.exists(marker) and storage.read_json(marker) == identity:
+        funnel = storage.read_json(storage.join(out, "funnel.json"))
+        LOG.info("corpus merge: already done for these %d shard(s), nothing written", len(shards))
+        LOG.info("corpus funnel: %s", ", ".join(f"{s['name']} {s['in']}->{s['out']}" for s in funnel["steps"]))
+        return funnel
     drops = dedup_drops(out)
     totals: dict[str, dict] = {}
     files = {"read": 0, "syntax_error": 0}
@@ -119,5 +134,6 @@ def merge(out: str) -> dict:
     config = {**cfg.as_dict(), "source_revision": ", ".join(sorted(revisions)) or None}
     storage.write_json(storage.join(out, "corpus_config.json"), config, indent=2)
     storage.write_json(storage.join(out, "funnel.json"), funnel, indent=2)
+    storage.write_json(marker, identity)
     LOG.info("corpus funnel: %s", ", ".join(f"{s['name']} {s['in']}->{s['out']}" for s in steps))
     return funnel

@@ -147,6 +147,16 @@ def test_a_build_killed_during_the_type_check_checks_only_the_remaining_batches(
     check_planted(out)
 
 
+def test_a_rerun_of_a_finished_build_writes_nothing(planted, tmp_path):
+    out = tmp_path / "done"
+    argv = ["corpus", "build", "--source", planted, "--out", str(out), "--no-typecheck"]
+    assert cli.main(argv) == 0
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert cli.main(argv) == 0
+    assert cli.main(["corpus", "merge", "--out", str(out)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
+
+
 def test_stdlib_source_without_type_check(tmp_path):
     out = tmp_path / "std"
     assert cli.main(["corpus", "build", "--source", "stdlib", "--out", str(out), "--limit", "25",
