@@ -99,7 +99,8 @@ def score(in_uri: str, ks=(1,)) -> list[dict]:
         raise MultipltError(f"{in_uri}: no pass@k can be computed for k={','.join(map(str, ks))}: "
                             f"every problem has fewer than {ks[0]} completions (n={min(ns)}..{max(ns)}); "
                             f"nothing written")
-    storage.write_text(storage.join(in_uri, SCORES_FILE), scores_csv(rows))
+    # a rescore of unchanged results writes nothing
+    storage.write_if_changed(storage.join(in_uri, SCORES_FILE), scores_csv(rows).encode())
     _write_per_problem(storage.join(in_uri, PER_PROBLEM_FILE), counts, ks)
     return rows
 
@@ -111,4 +112,4 @@ def _write_per_problem(uri: str, counts: list[dict], ks: list[int]) -> None:
                ("n", "int64", [r["n"] for r in counts]),
                ("c", "int64", [r["c"] for r in counts])]
     columns += [(f"pass@{k}", "double", [r[f"pass@{k}"] for r in counts]) for k in ks]
-    storage.write_bytes(uri, parquet.write_table(columns))
+    storage.write_if_changed(uri, parquet.write_table(columns))

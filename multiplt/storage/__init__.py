@@ -55,6 +55,15 @@ def write_bytes(uri, data: bytes, durable: bool = True) -> None:
     _backend(loc).write_bytes(loc, bytes(data), durable=durable)
 
 
+def write_if_changed(uri, data: bytes) -> bool:
+    """write_bytes unless `uri` already holds exactly `data` (a rerun of finished work then
+    writes nothing); True when written."""
+    if exists(uri) and read_bytes(uri) == bytes(data):
+        return False
+    write_bytes(uri, data)
+    return True
+
+
 def _gzipped(uri) -> bool:
     return os.fspath(uri).endswith(".gz")
 

@@ -50,7 +50,9 @@ def merge(out: str) -> dict | None:
         return None
     totals.pop("execution", None)
     totals["shards"] = len(shards)
-    storage.write_json(storage.join(out, "funnel.json"), totals, indent=1)
+    # a rerun over finished shards writes nothing
+    storage.write_if_changed(storage.join(out, "funnel.json"),
+                             (json.dumps(totals, indent=1) + "\n").encode())
     return totals
 
 

@@ -97,8 +97,10 @@ def test_replay_fixture_gives_exact_tests_coverage_and_types(tmp_path, capsys):
     assert run_testgen(functions_parquet(tmp_path), out) == 0
     check_outputs(out)
     capsys.readouterr()
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     assert run_testgen(functions_parquet(tmp_path, name="again"), out) == 0  # done: skipped
     assert json.loads(capsys.readouterr().out)["skipped"] is True
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps  # nothing written
 
 
 @pytest.mark.slow

@@ -100,6 +100,20 @@ def test_score_folder(tmp_path):
                    and p.name != "A.json.gz" for p in folder.iterdir())
 
 
+def test_a_rescore_of_unchanged_results_writes_nothing(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    _write(folder, "A", ["OK", "Exception"])
+    passk.score(str(folder), ks=(1,))
+    written = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name.startswith("_")}
+    assert sorted(written) == [run_folder.PER_PROBLEM_FILE, run_folder.SCORES_FILE]
+    passk.score(str(folder), ks=(1,))
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name.startswith("_")} == written
+    _write(folder, "B", ["OK", "OK"])  # new results: both files change
+    passk.score(str(folder), ks=(1,))
+    assert all((folder / name).stat().st_mtime_ns != stamp for name, stamp in written.items())
+
+
 def test_k_above_every_n_gives_no_row(tmp_path, caplog):
     _write(tmp_path, "A", ["OK", "OK"])
     rows = passk.score(str(tmp_path), ks=(1, 10))
