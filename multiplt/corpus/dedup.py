@@ -20,6 +20,7 @@ from multiplt.corpus import parts
 from multiplt.corpus.config import CorpusConfig
 from multiplt.corpus.signatures import jaccard
 from multiplt.errors import MultipltError
+from multiplt.log import progress
 
 LOG = logging.getLogger("multiplt.corpus")
 
@@ -58,7 +59,9 @@ def run_bucket(out: str, b: int, d: int) -> dict:
     ids: list[str] = table["id"].to_list()
     exact: dict[str, list[int]] = {}
     bands: dict[int, list[int]] = {}
-    for index, (key, band_keys) in enumerate(table.select("exact_key", "bands").iter_rows()):
+    rows = progress(table.select("exact_key", "bands").iter_rows(), total=table.height,
+                    desc=f"dedup bucket {b}/{d}", unit="row")
+    for index, (key, band_keys) in enumerate(rows):
         if _key_bucket(key, d) == b:
             exact.setdefault(key, []).append(index)
         for band_key in band_keys:
@@ -87,7 +90,8 @@ def run_bucket(out: str, b: int, d: int) -> dict:
                 if m != keep:
                     decide(m, "duplicate", keep, 1.0)
     seen_edges = set()
-    for members in bands.values():
+    for members in progress(bands.values(), total=len(bands), desc=f"dedup bucket {b}/{d} bands",
+                            unit="band"):
         if len(members) > 1:
             hub = min(members, key=ids.__getitem__)
             for m in set(members) - {hub}:

@@ -10,6 +10,7 @@ from multiplt import storage
 from multiplt.corpus import parts
 from multiplt.corpus.dedup import all_shards, read_config
 from multiplt.errors import MultipltError
+from multiplt.log import progress
 
 LOG = logging.getLogger("multiplt.corpus")
 
@@ -93,7 +94,7 @@ def merge(out: str) -> dict:
     counts = {"in": 0, "duplicate": 0, "near_duplicate": 0}
     order: list[str] = []
     revisions = set()
-    for k, folder in sorted(shards.items()):
+    for k, folder in progress(sorted(shards.items()), total=len(shards), desc="merge", unit="shard"):
         stats = storage.read_json(storage.join(folder, "stats.json"))
         if stats.get("source_revision"):
             revisions.add(stats["source_revision"])
