@@ -85,6 +85,18 @@ def main() -> None:
         choose = TokenChooser(candidates=1024, max_candidates=4096)  # as slot_batching on CUDA
         out["sampler_ms"] = round(timed(lambda: choose(logits, seeds, steps, 0.2, 0.95)), 3)
         out["sampler_candidates"] = choose.candidates
+        # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
+        # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
+        # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows
+        peaked = logits.clone()
+        peaked[torch.arange(args.rows, device="cuda"), torch.randint(0, config.vocab_size, (args.rows,),
+                                                                     device="cuda")] += 12
+        for name, rows in (("flat", logits), ("peaked", peaked)):
+            gpu = TokenChooser.for_device(rows.device)
+            single = TokenChooser(candidates=1024, max_candidates=4096, single=True)
+            out[f"sampler_{name}_ms"] = round(timed(lambda: gpu(rows, seeds, steps, 0.2, 0.95)), 3)
+            out[f"sampler_{name}_single_ms"] = round(timed(lambda: single(rows, seeds, steps, 0.2, 0.95)), 3)
+            assert torch.equal(gpu(rows, seeds, steps, 0.2, 0.95), single(rows, seeds, steps, 0.2, 0.95))
         out.update(attention_variants(engine, (512, 768)))
         a = torch.randn(args.rows, 2048, dtype=torch.bfloat16, device="cuda")
         w = torch.randn(8192, 2048, dtype=torch.bfloat16, device="cuda")
