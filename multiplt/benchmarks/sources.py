@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import zlib
 
 from multiplt.errors import MultipltError
 
@@ -68,7 +69,7 @@ def _read_jsonl_bytes(data: bytes, label: str) -> list[dict]:
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
         full = data.decode("utf-8")
-    except (OSError, EOFError, UnicodeDecodeError) as exc:  # a truncated gzip, a binary file
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:  # a broken gzip, a binary file
         raise MultipltError(f"{label}: not a (gzipped) UTF-8 JSONL file ({exc.__class__.__name__})") from None
     text = full.lstrip()
     if text.startswith("["):  # a JSON array of problems

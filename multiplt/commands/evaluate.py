@@ -53,6 +53,8 @@ def run(args) -> int:
     check_sampling(n=args.n, temperature=args.temperature, top_p=args.top_p,
                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                    concurrency=args.concurrency)
+    if min(ks) > args.n:
+        raise MultipltError(f"--k {args.k}: no k is at most --n {args.n}, so no pass@k could be scored")
     if args.limit is not None and args.limit < 1:
         raise MultipltError(f"--limit must be at least 1, got {args.limit}")
     check_options(args.workers, args.timeout)
@@ -69,7 +71,7 @@ def run(args) -> int:
     bar = progress(total=4 * len(langs), desc="evaluate", unit="stage")
     for code in langs:
         bench = storage.join(bench_root, f"{args.source}-{code}.jsonl")
-        if not (storage.exists(bench) and storage.exists(bench + ".report.json")):
+        if not storage.exists(bench):  # build_benchmark writes this file last
             from multiplt.benchmarks.build import build_benchmark
 
             bar.set_postfix(stage=f"{code} benchmark")

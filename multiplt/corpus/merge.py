@@ -1,5 +1,6 @@
 """The merge: dedup decisions applied to every shard's kept rows; `functions/` and `excluded/`
-parts and `funnel.json` (over all shards) written. Rerunning it rewrites the same files."""
+parts and `funnel.json` (over all shards) written, then the `_work/merged.json` marker: a
+rerun with every output in place writes nothing, one with an output missing merges again."""
 
 from __future__ import annotations
 
@@ -74,7 +75,8 @@ def _merged_marker(out: str) -> str:
 def merge(out: str) -> dict:
     """functions/, excluded/, corpus_config.json and funnel.json from the finished shards and
     dedup buckets; then `_work/merged.json`. A rerun over the same shards and buckets (same
-    config) finds that marker and writes nothing."""
+    config) finds that marker and every output, and writes nothing; with an output missing it
+    merges again."""
     import polars as pl
 
     start = time.perf_counter()
@@ -83,7 +85,11 @@ def merge(out: str) -> dict:
     identity = {"fingerprint": cfg.fingerprint(), "shards": len(shards),
                 "dedup_buckets": parts.completed(out, "dedup")[0]}
     marker = _merged_marker(out)
-    if storage.exists(marker) and storage.read_json(marker) == identity:
+    outputs = [storage.join(out, name) for name in ("funnel.json", "corpus_config.json")]
+    outputs += [storage.join(out, folder, f"part-{k:05d}.parquet") for k in shards
+                for folder in ("functions", "excluded")]
+    if (storage.exists(marker) and storage.read_json(marker) == identity
+            and all(storage.exists(uri) for uri in outputs)):
         funnel = storage.read_json(storage.join(out, "funnel.json"))
         LOG.info("corpus merge: already done for these %d shard(s), nothing written", len(shards))
         LOG.info("corpus funnel: %s", ", ".join(f"{s['name']} {s['in']}->{s['out']}" for s in funnel["steps"]))

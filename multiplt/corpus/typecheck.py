@@ -89,9 +89,22 @@ def errors_of(proc: subprocess.CompletedProcess, starts: dict) -> dict[str, str]
     return errors
 
 
+def _checker() -> str:
+    """What decides a verdict besides the rows: the checker's version, its settings and the
+    interpreter imports resolve against (verdicts saved under another are not reused)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("basedpyright")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return json.dumps([version, CONFIG, sys.executable, sys.version])
+
+
 def batch_key(rows: list[dict]) -> str:
-    """A name for one batch's verdicts: a hash of what Pyright sees of each row, in order."""
-    digest = hashlib.sha256()
+    """A name for one batch's verdicts: a hash of the checker and of what Pyright sees of each
+    row, in order."""
+    digest = hashlib.sha256(_checker().encode())
     for row in rows:
         digest.update(json.dumps([row["id"], row["sha1"], row["context"], row["content"]]).encode())
     return digest.hexdigest()[:32]

@@ -152,7 +152,8 @@ def _single_token_rows(x, top_p: float):
     certain = p.amax(-1) > top_p + margin
     key = (vocab, x.device)
     if key not in _ARANGE:
-        _ARANGE[key] = torch.arange(vocab, dtype=torch.float32, device=x.device)
+        with torch.inference_mode(False):  # a plain tensor: usable in and out of inference mode
+            _ARANGE[key] = torch.arange(vocab, dtype=torch.float32, device=x.device)
     tokens = (p.round_() @ _ARANGE[key]).long()
     return certain, tokens
 

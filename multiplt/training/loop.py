@@ -85,11 +85,22 @@ def materialize(ref: str, revision: str, workdir: str) -> tuple[str, str | None]
 @contextlib.contextmanager
 def _loading(what: str, ref: str):
     """transformers' errors for a name that is no model (missing folder, no config.json, an
-    unknown Hub repo offline) as one MultipltError line naming it."""
+    unknown Hub repo offline) as one MultipltError line naming it (exit 2: fix the input); a
+    Hub that is down or unreachable (network errors, 408, 429, 5xx anywhere in the chain of
+    causes) stays a PlatformError (exit 3), which the stage runtime retries."""
+    from multiplt.errors import PlatformError
+    from multiplt.hub.retry import is_retryable
+
     try:
         yield
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        chain, seen = exc, set()
+        while chain is not None and id(chain) not in seen:
+            seen.add(id(chain))
+            if is_retryable(chain):
+                raise PlatformError(f"cannot load the {what} {ref!r} now: {first}") from None
+            chain = chain.__cause__ or chain.__context__
         raise MultipltError(f"cannot load the {what} {ref!r}: {first}") from None
 
 

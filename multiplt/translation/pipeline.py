@@ -137,8 +137,7 @@ def _finished(cfg: TranslateConfig, lang) -> dict | None:
         raise MultipltError(f"{writer.data_uri(cfg.out, lang.split, cfg.shard)} was written with "
                             f"--rouge-threshold {config.get('rouge_threshold')}; use another --out")
     LOG.info("translate %s: shard %s already written", lang.code, writer.shard_tag(cfg.shard))
-    if not all(storage.exists(storage.join(cfg.out, name)) for name in ("funnel.json", "README.md")):
-        writer.write_summary(cfg.out)  # a run killed after the data file, before the summary
+    writer.write_summary(cfg.out)  # a run killed after a data file, before the summary: mended
     return storage.read_json(writer.funnel_uri(cfg.out, lang.code, cfg.shard))
 
 

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import json
+
 from multiplt import storage
 
 DATA_SCHEMA = {"content": "str", "sha1": "str", "id": "str", "entrypoint": "str", "sample": "int",
@@ -67,7 +69,8 @@ def write_shard(out: str, code: str, split: str, shard: tuple[int, int], kept: l
 
 
 def write_summary(out: str) -> dict:
-    """Rewrite URI/funnel.json (per language, summed over the shards written so far) and the card."""
+    """URI/funnel.json (per language, summed over the shards written so far) and the card; each
+    written only when it changes, so a rerun of finished shards writes nothing."""
     merged: dict[str, dict] = {}
     folder = storage.join(out, "funnel")
     for uri in sorted(storage.ls(folder)) if storage.exists(folder) else []:
@@ -80,8 +83,8 @@ def write_summary(out: str) -> dict:
             lang[key] = lang.get(key, 0) + value
         for reason, value in shard.get("dropped", {}).items():
             lang["dropped"][reason] = lang["dropped"].get(reason, 0) + value
-    storage.write_json(storage.join(out, "funnel.json"), merged, indent=2)
-    storage.write_text(storage.join(out, "README.md"), card(out))
+    storage.write_if_changed(storage.join(out, "funnel.json"), (json.dumps(merged, indent=2) + "\n").encode())
+    storage.write_if_changed(storage.join(out, "README.md"), card(out).encode())
     return merged
 
 

@@ -153,6 +153,8 @@ def test_bad_arguments(tmp_path, kwargs, message):
     (None, "is not a file"),  # a folder
     (b"\xff\xfe\x00binary", "not a (gzipped) UTF-8 JSONL file (UnicodeDecodeError)"),
     (gzip.compress(b'{"task_id": "X/1"}\n' * 50)[:-12], "not a (gzipped) UTF-8 JSONL file (EOFError)"),
+    (gzip.compress(b'{"task_id": "X/1"}\n' * 50)[:10] + b"\xff" * 4 + gzip.compress(b'{"task_id": "X/1"}\n' * 50)[14:],
+     "not a (gzipped) UTF-8 JSONL file (error)"),  # zlib.error: a corrupt deflate stream
 ])
 def test_unreadable_sources_are_a_clear_error(tmp_path, content, message):
     src = tmp_path / "src.jsonl.gz"

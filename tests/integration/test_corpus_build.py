@@ -155,6 +155,11 @@ def test_a_rerun_of_a_finished_build_writes_nothing(planted, tmp_path):
     assert cli.main(argv) == 0
     assert cli.main(["corpus", "merge", "--out", str(out)]) == 0
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
+    before = read_parts(out, "functions")
+    for part in out.glob("functions/*.parquet"):  # an output lost: merged again
+        part.unlink()
+    assert cli.main(argv) == 0
+    assert read_parts(out, "functions").equals(before)
 
 
 def test_stdlib_source_without_type_check(tmp_path):

@@ -99,6 +99,7 @@ def test_replayed_reference_solutions_score_exactly_half(tmp_path, benchmarks, c
     (["--timeout", "-1"], "--timeout must be positive"),
     (["--limit", "0"], "--limit must be at least 1"),
     (["--top-p", "2"], "bad sampling settings"),
+    (["--n", "2", "--k", "5"], "no k is at most --n 2"),
     ([], "the replay backend needs --replay-source"),
 ])
 def test_bad_settings_stop_before_any_work(tmp_path, capsys, extra, message):

@@ -137,8 +137,18 @@ def test_a_run_killed_before_its_summary_gets_it_on_the_rerun(inputs, two_langua
     README.md (written last) gets them from the rerun, equal to an uninterrupted run's."""
     out = tmp_path / "killed"
     shutil.copytree(two_languages, out)
-    for name in ("funnel.json", "README.md"):
+    for name in ("funnel.json", "README.md"):  # as left by a run killed before any summary
         (out / name).unlink()
+    assert translate(inputs, out, "rkt,lua") == 0
+    for name in ("funnel.json", "README.md"):
+        assert (out / name).read_text() == (two_languages / name).read_text()
+    # as left by a run killed after lua's data file, before its summary: rkt's summary only
+    from multiplt.translation import writer
+
+    shutil.move(out / "funnel" / "lua-0-of-1.json", tmp_path / "lua-funnel.json")
+    writer.write_summary(str(out))
+    assert "lua" not in (out / "funnel.json").read_text()
+    shutil.move(tmp_path / "lua-funnel.json", out / "funnel" / "lua-0-of-1.json")
     assert translate(inputs, out, "rkt,lua") == 0
     for name in ("funnel.json", "README.md"):
         assert (out / name).read_text() == (two_languages / name).read_text()

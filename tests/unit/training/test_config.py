@@ -98,3 +98,25 @@ def test_cli_bad_experiment_exits_2_with_one_clear_line(tmp_path):
     assert result.returncode == 2
     assert "experiment" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_model_that_cannot_load_is_an_input_error_unless_the_hub_is_unreachable():
+    """A missing folder or config.json: exit 2 (fix the input). A network failure behind
+    transformers' OSError: exit 3 (the stage runtime retries it later)."""
+    from multiplt.errors import PlatformError
+    from multiplt.training.loop import _loading
+
+    with pytest.raises(MultipltError, match="cannot load the base model '/nowhere': no config.json") as info:
+        with _loading("base model", "/nowhere"):
+            raise OSError("no config.json\nmore lines")
+    assert not isinstance(info.value, PlatformError)
+
+    def unreachable():
+        try:
+            raise ConnectionError("connection refused")
+        except ConnectionError as exc:
+            raise OSError("We couldn't connect to 'https://huggingface.co'") from exc
+
+    with pytest.raises(PlatformError, match="cannot load the base model 'org/m' now"):
+        with _loading("base model", "org/m"):
+            unreachable()
