@@ -161,6 +161,12 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
     target = storage.local_path(dry_run) if dry_run else None
     if dry_run and target is None:
         raise MultipltError(f"--dry-run {dry_run}: a dry run writes to a local folder, not to object storage")
+    source = storage.local_path(uri)
+    if target and source:  # the dry run removes data files a push would delete: never the source's
+        inside, folder = os.path.realpath(target), os.path.realpath(source)
+        if inside == folder or inside.startswith(folder.rstrip(os.sep) + os.sep):
+            raise MultipltError(f"--dry-run {dry_run} is the dataset folder or inside it; give "
+                                f"another folder")
     with tempfile.TemporaryDirectory(prefix="multiplt-publish-dataset-") as workdir:
         bundle, rows = build_bundle(uri, repo_id, license, workdir)
         with bundle:

@@ -130,3 +130,11 @@ def test_a_dry_run_again_removes_what_a_push_would_delete_and_rewrites_nothing(t
     (tmp_path / "ds" / "data" / "lua-00000-of-00001.parquet").unlink()
     publish_dataset(src, "me/ds", dry_run=str(out))
     assert files_under(out) == ["README.md", "data", "data/racket-00000-of-00001.parquet"]
+
+
+def test_a_dry_run_into_the_dataset_folder_is_refused(tmp_path):
+    src = write_dataset(tmp_path / "ds")
+    for target in (src, str(tmp_path / "ds" / "preview")):
+        with pytest.raises(MultipltError, match="is the dataset folder or inside it"):
+            publish_dataset(src, "me/ds", dry_run=target)
+    assert files_under(tmp_path / "ds") == ["data", "data/rkt-00000-of-00001.parquet"]
