@@ -55,7 +55,8 @@ def _plan(kind: str, params, dag_run, triggering_asset_events) -> list[list[str]
         if kind == "dataset":
             commands = publishing.dataset_commands(settings, events)
         elif kind == "checkpoints":
-            commands = publishing.checkpoint_commands(settings, events, SETTINGS.results_store)
+            commands = publishing.checkpoint_commands(settings, events,
+                                                      publishing.existing_store(SETTINGS.results_store))
         else:
             commands = publishing.results_commands(settings, events, SETTINGS.results_store)
     except publishing.NotPublishing as reason:

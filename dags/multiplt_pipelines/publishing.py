@@ -78,9 +78,18 @@ def _base_name(base: str) -> str:
 
 
 
-def checkpoint_commands(settings: dict, events: list[dict], results_store: str) -> list[list[str]]:
+def existing_store(results_store: str) -> str | None:
+    """The results store when it exists (reads storage: call it in a task), else None: a
+    deployment that has evaluated nothing yet publishes its checkpoints without pass@1, while
+    `multiplt publish checkpoints` refuses a --results-store that does not exist."""
+    from multiplt import storage
+
+    return results_store if storage.exists(results_store) else None
+
+
+def checkpoint_commands(settings: dict, events: list[dict], results_store: str | None) -> list[list[str]]:
     """One command per target repo (all its training outputs in one command, so that commits to
-    one repo never race)."""
+    one repo never race); `results_store` None: no --results-store (existing_store)."""
     template = settings.get("checkpoints_repo")
     if not template:
         raise NotPublishing("not publishing checkpoints: checkpoints_repo is not set (Param or the "
@@ -106,8 +115,9 @@ def checkpoint_commands(settings: dict, events: list[dict], results_store: str) 
         if out not in by_repo[repo]:
             by_repo[repo].append(out)
     private = ["--private"] if settings.get("private") else []
+    store = ["--results-store", results_store] if results_store else []
     return [["publish", "checkpoints", *[a for out in outs for a in ("--from", out)], "--repo", repo,
-             "--tags", settings.get("tags") or "all", "--results-store", results_store, *private]
+             "--tags", settings.get("tags") or "all", *store, *private]
             for repo, outs in sorted(by_repo.items())]
 
 

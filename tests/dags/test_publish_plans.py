@@ -68,6 +68,16 @@ def test_checkpoint_event_outputs_grouped_per_repo():
     manual = {**settings, "checkpoints_repo": "org/m", "training_outputs": ["s3://b/t/lua"], "tags": "best"}
     assert pub.checkpoint_commands(manual, [], STORE)[0][2:] == [
         "--from", "s3://b/t/lua", "--repo", "org/m", "--tags", "best", "--results-store", STORE]
+    # a deployment that has evaluated nothing yet: no results store, no --results-store
+    assert pub.checkpoint_commands(manual, [], None)[0][2:] == [
+        "--from", "s3://b/t/lua", "--repo", "org/m", "--tags", "best"]
+
+
+def test_existing_store_is_none_until_the_store_is_written(tmp_path):
+    store = str(tmp_path / "results.parquet")
+    assert pub.existing_store(store) is None
+    (tmp_path / "results.parquet").write_bytes(b"x")
+    assert pub.existing_store(store) == store
 
 
 def test_results_only_on_a_results_event_or_by_hand():
