@@ -46,10 +46,7 @@ def run(args) -> int:
     from multiplt.execution.executor import check_options
     from multiplt.generation.driver import check_sampling
 
-    try:
-        ks = tuple(parse_ks(args.k))
-    except MultipltError:
-        raise MultipltError(f"--k must be comma-separated positive integers, got {args.k!r}") from None
+    ks = tuple(parse_ks(args.k, "--k"))
     check_sampling(n=args.n, temperature=args.temperature, top_p=args.top_p,
                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                    concurrency=args.concurrency)

@@ -21,15 +21,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_ks(text: str) -> list[int]:
+def parse_ks(text: str, flag: str = "-k") -> list[int]:
+    """The k values of a comma-separated list; `flag` names the option in errors."""
     from multiplt.errors import MultipltError
 
     try:
         ks = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise MultipltError(f"-k must be comma-separated positive integers, got {text!r}") from None
+        raise MultipltError(f"{flag} must be comma-separated positive integers, got {text!r}") from None
     if not ks or min(ks) < 1:
-        raise MultipltError(f"-k must be comma-separated positive integers, got {text!r}")
+        raise MultipltError(f"{flag} must be comma-separated positive integers, got {text!r}")
     return ks
 
 

@@ -101,10 +101,10 @@ def _checker() -> str:
     return json.dumps([version, CONFIG, sys.executable, sys.version])
 
 
-def batch_key(rows: list[dict]) -> str:
-    """A name for one batch's verdicts: a hash of the checker and of what Pyright sees of each
-    row, in order."""
-    digest = hashlib.sha256(_checker().encode())
+def batch_key(rows: list[dict], checker: str) -> str:
+    """A name for one batch's verdicts: a hash of the checker (_checker) and of what Pyright
+    sees of each row, in order."""
+    digest = hashlib.sha256(checker.encode())
     for row in rows:
         digest.update(json.dumps([row["id"], row["sha1"], row["context"], row["content"]]).encode())
     return digest.hexdigest()[:32]
@@ -128,9 +128,9 @@ class TypeCheckFilter(Block):
         command = pyright_command()
         batches = [rows[i:i + self.batch] for i in range(0, len(rows), self.batch)]
         errors: dict[str, str] = {}
-        todo = []
+        todo, checker = [], _checker()
         for rows_of in batches:
-            key = batch_key(rows_of)
+            key = batch_key(rows_of, checker)
             uri = storage.join(self.saved, f"{key}.json") if self.saved else None
             if uri and storage.exists(uri):
                 errors.update(storage.read_json(uri))

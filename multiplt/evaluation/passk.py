@@ -100,7 +100,7 @@ def score(in_uri: str, ks=(1,)) -> list[dict]:
                             f"every problem has fewer than {ks[0]} completions (n={min(ns)}..{max(ns)}); "
                             f"nothing written")
     # a rescore of unchanged results writes nothing
-    storage.write_if_changed(storage.join(in_uri, SCORES_FILE), scores_csv(rows).encode())
+    storage.write_text(storage.join(in_uri, SCORES_FILE), scores_csv(rows), if_changed=True)
     _write_per_problem(storage.join(in_uri, PER_PROBLEM_FILE), counts, ks)
     return rows
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 
+from multiplt import storage
 from multiplt.errors import MultipltError
 
 KEEP = {".gitattributes"}  # created by the Hub with the repo; never deleted
@@ -90,14 +91,7 @@ class Bundle:
         for repo_path, target in targets.items():
             if os.path.isfile(target) and file_hashes(target) == self.hashes(repo_path):
                 continue
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = f"{target}.multiplt-tmp"
-            try:
-                shutil.copyfile(self.files[repo_path], tmp)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+            storage.copy(self.files[repo_path], target)  # atomic: a temp file renamed over it
             written.append(repo_path)
         for dirpath, _, names in os.walk(folder):
             for name in names:

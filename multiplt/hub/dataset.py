@@ -154,7 +154,7 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
                     dry_run: str | None = None, license: str = cards.DEFAULT_LICENSE,
                     endpoint: str | None = None) -> dict:
     from multiplt import storage
-    from multiplt.hub.publish import push_bundle
+    from multiplt.hub.publish import data_or_card, push_bundle
 
     # Checked before anything is read: a dry run writes files to look at, so only to a local
     # folder (an s3:// target would otherwise become a local folder named `s3:`).
@@ -173,16 +173,15 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
             summary = {"repo": repo_id, "splits": rows, "files": len(bundle.files)}
             LOG.info("dataset %s: %d split(s), %s rows", uri, len(rows),
                      ", ".join(f"{s}={n}" for s, n in sorted(rows.items())))
-            deletable = lambda p: p.startswith("data/") or p == "README.md"  # noqa: E731
             if dry_run:
-                written = bundle.write_to(target, deletable)
+                written = bundle.write_to(target, data_or_card)
                 LOG.info("dry run: %s holds the %d file(s) a push would leave in the repo (%d "
                          "written now); sent nothing", target, len(bundle.files), len(written))
                 return {**summary, "dry_run": target, "uploaded": 0}
             result = push_bundle(bundle, repo_id, "dataset", private, revision,
                                  message=f"Publish dataset: {sum(rows.values())} rows in "
                                          f"{len(rows)} split(s)",
-                                 deletable=deletable, endpoint=endpoint)
+                                 deletable=data_or_card, endpoint=endpoint)
             _record(uri, repo_id, revision, result["commit"], endpoint)
             return {**summary, **result}
 

@@ -18,6 +18,11 @@ def client_for(repo_id: str, repo_type: str, private: bool, endpoint: str | None
     return client
 
 
+def data_or_card(path: str) -> bool:
+    """The repo files a dataset publication owns (deleted when the bundle no longer has them)."""
+    return path.startswith("data/") or path == "README.md"
+
+
 def push_bundle(bundle: Bundle, repo_id: str, repo_type: str, private: bool, branch: str,
                 message: str, deletable=lambda path: True, endpoint: str | None = None) -> dict:
     client = client_for(repo_id, repo_type, private, endpoint)

@@ -19,7 +19,7 @@ DATA_FILE = "data/results-00000-of-00001.parquet"
 def publish_results(store: str, repo_id: str, private: bool = False,
                     license: str = cards.DEFAULT_LICENSE, endpoint: str | None = None) -> dict:
     from multiplt import storage
-    from multiplt.hub.publish import push_bundle
+    from multiplt.hub.publish import data_or_card, push_bundle
     from multiplt.results import read_store
 
     if not storage.exists(store):
@@ -37,6 +37,5 @@ def publish_results(store: str, repo_id: str, private: bool = False,
         LOG.info("results store %s: %d rows", store, table.height)
         result = push_bundle(bundle, repo_id, "dataset", private, "main",
                              message=f"Publish results: {table.height} rows",
-                             deletable=lambda p: p.startswith("data/") or p == "README.md",
-                             endpoint=endpoint)
+                             deletable=data_or_card, endpoint=endpoint)
     return {"repo": repo_id, "rows": table.height, **result}

@@ -82,11 +82,15 @@ def read_text(uri) -> str:
         raise MultipltError(f"{uri} is not UTF-8 text: {exc}") from None
 
 
-def write_text(uri, text: str) -> None:
+def write_text(uri, text: str, if_changed: bool = False) -> None:
+    """`if_changed`: nothing is written when `uri` already holds this text (write_if_changed)."""
     data = text.encode("utf-8")
     if _gzipped(uri):
         data = gzip.compress(data, compresslevel=6, mtime=0)  # mtime=0: same input, same bytes
-    write_bytes(uri, data)
+    if if_changed:
+        write_if_changed(uri, data)
+    else:
+        write_bytes(uri, data)
 
 
 def read_json(uri):
@@ -97,8 +101,8 @@ def read_json(uri):
         raise MultipltError(f"{uri} is not valid JSON: {exc}") from None
 
 
-def write_json(uri, value, indent: int | None = None) -> None:
-    write_text(uri, json.dumps(value, indent=indent) + "\n")
+def write_json(uri, value, indent: int | None = None, if_changed: bool = False) -> None:
+    write_text(uri, json.dumps(value, indent=indent) + "\n", if_changed=if_changed)
 
 
 def read_jsonl(uri) -> list[dict]:

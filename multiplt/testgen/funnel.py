@@ -51,8 +51,7 @@ def merge(out: str) -> dict | None:
     totals.pop("execution", None)
     totals["shards"] = len(shards)
     # a rerun over finished shards writes nothing
-    storage.write_if_changed(storage.join(out, "funnel.json"),
-                             (json.dumps(totals, indent=1) + "\n").encode())
+    storage.write_json(storage.join(out, "funnel.json"), totals, indent=1, if_changed=True)
     return totals
 
 

@@ -38,6 +38,7 @@ class TranslateConfig:
 
     def check(self) -> None:
         from multiplt import languages
+        from multiplt.execution.executor import check_options
         from multiplt.generation.driver import check_sampling
 
         if not self.langs:
@@ -50,10 +51,7 @@ class TranslateConfig:
         check_sampling(n=self.n, temperature=self.temperature, top_p=self.top_p,
                        max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
                        concurrency=self.concurrency)
-        if self.workers is not None and self.workers < 1:
-            raise MultipltError(f"--workers must be at least 1, got {self.workers}")
-        if self.timeout is not None and self.timeout <= 0:
-            raise MultipltError(f"--timeout must be positive, got {self.timeout}")
+        check_options(self.workers, self.timeout)
         if self.limit is not None and self.limit < 1:
             raise MultipltError(f"--limit must be at least 1, got {self.limit}")
         if self.stage not in STAGES:

@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import json
-
 from multiplt import storage
 
 DATA_SCHEMA = {"content": "str", "sha1": "str", "id": "str", "entrypoint": "str", "sample": "int",
@@ -83,8 +81,8 @@ def write_summary(out: str) -> dict:
             lang[key] = lang.get(key, 0) + value
         for reason, value in shard.get("dropped", {}).items():
             lang["dropped"][reason] = lang["dropped"].get(reason, 0) + value
-    storage.write_if_changed(storage.join(out, "funnel.json"), (json.dumps(merged, indent=2) + "\n").encode())
-    storage.write_if_changed(storage.join(out, "README.md"), card(out).encode())
+    storage.write_json(storage.join(out, "funnel.json"), merged, indent=2, if_changed=True)
+    storage.write_text(storage.join(out, "README.md"), card(out), if_changed=True)
     return merged
 
 
