@@ -16,7 +16,9 @@ first --problems problems; every variant runs on these same requests, in one pro
               engine (static_kv.py: static KV cache, decode steps replayed from CUDA graphs, the
               graphs captured inside the timed run as in `multiplt generate`); a random model
               rarely stops, and only tokens actually generated are counted;
-  forced:     the same with EOS and stops off: exactly --new-tokens tokens per request.
+  forced:     the same with EOS and stops off: exactly --new-tokens tokens per request;
+  forced_without_kernels: forced with the Triton decode kernels off (decode_kernels.py: SDPA
+              decode attention and the torch float64 normalizer, the engine before them).
 
 decode_limit: tokens/s if every step only read the weights plus the live rows' KV cache once
 (average prompt + half the new tokens) at the bandwidth measured in-script with a device-to-device
@@ -46,7 +48,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from multiplt.generation import mqa_attention, static_kv  # noqa: E402
+from multiplt.generation import decode_kernels, mqa_attention, static_kv  # noqa: E402
 from multiplt.generation.continuous import Job, inflight_limit, sample_continuous  # noqa: E402
 from multiplt.generation.sampler import SamplerOptions  # noqa: E402
 
@@ -275,6 +277,18 @@ def main() -> None:
     print("default", result["default"], flush=True)
     result["forced"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
     print("forced", result["forced"], flush=True)
+    if decode_kernels.available(torch.device(device), next(model.parameters()).dtype):
+        # the same forced run without the Triton decode kernels (SDPA attention over every slot
+        # up to the longest row, the sampler's torch normalizer): the engine before them
+        real = decode_kernels.available
+        decode_kernels.available = lambda *a, **k: False
+        try:
+            result["forced_without_kernels"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
+        finally:
+            decode_kernels.available = real
+        print("forced_without_kernels", result["forced_without_kernels"], flush=True)
+        result["forced_kernels_speedup"] = round(
+            result["forced"]["tokens_per_s"] / result["forced_without_kernels"]["tokens_per_s"], 3)
     if "hf_best" in result:
         result["default_vs_hf_best"] = round(result["default"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
         result["forced_vs_hf_best"] = round(result["forced"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)

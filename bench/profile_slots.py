@@ -1,6 +1,9 @@
 """Where a decode iteration of the slot engine goes on the GPU (StarCoderBase-1B shape, random
-bf16 weights): the captured decode step alone at a few key lengths, the sampler alone on its
-logits, and the matmul work of one step at the measured matmul rate.
+bf16 weights): the captured decode step alone at a few key lengths, with the Triton decode
+kernels (decode_kernels.py, the default) and without (SDPA over every slot up to the bucket),
+rows at the bucket's end and at random positions; one layer's attention by each; the sampler
+alone on its logits, with and without the float64 normalizer kernel; and the matmul work of one
+step at the measured matmul rate.
 
     python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]
 """
@@ -19,6 +22,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from generate_throughput import make_model  # noqa: E402
+from multiplt.generation import decode_kernels  # noqa: E402
 from multiplt.generation.sampler import TokenChooser, _choose, _sort_path  # noqa: E402
 from multiplt.generation.static_kv import SlotDecoder  # noqa: E402
 
@@ -48,6 +52,15 @@ def attention_variants(engine, lengths) -> dict:
         bias[..., length // 2:] = float("-inf")
         res[f"attn_sdpa_ms_L{length}"] = round(timed(lambda: F.scaled_dot_product_attention(
             q, keys[:, None], values[:, None], attn_mask=bias, scale=engine.scale)), 4)
+        # the kernel with every row at length // 2 (the mask above) and at the full length
+        for tag, n in (("", length // 2), ("_full", length)):
+            lengths_t = torch.full((rows,), n, device="cuda")
+            for splits in sorted({1, engine.splits, 2, 4}):
+                ms = timed(lambda: decode_kernels.mqa_decode(
+                    q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale, splits, -(-length // splits)))
+                res[f"attn_kernel_s{splits}_ms_L{length}{tag}"] = round(ms, 4)
+                # keys and values read once: rows x n positions x 2 tensors x dim x 2 bytes
+                res[f"attn_kernel_s{splits}_GBps_L{length}{tag}"] = round(rows * n * 2 * dim * 2 / ms / 1e6, 1)
 
         def bmm():
             scores = torch.baddbmm(bias.view(rows, 1, length), q.view(rows, heads, dim),
@@ -55,6 +68,13 @@ def attention_variants(engine, lengths) -> dict:
             return torch.bmm(scores.softmax(-1, dtype=torch.float32).to(engine.dtype), values)
         res[f"attn_bmm_ms_L{length}"] = round(timed(bmm), 4)
         res[f"attn_read_kv_ms_L{length}"] = round(timed(lambda: (keys.sum(), values.sum())), 4)
+    # tile and launch shapes of the kernel, rows at random lengths in [L/4, L)
+    length = lengths[0]
+    lengths_t = torch.randint(length // 4, length, (rows,), device="cuda")
+    for block_n in (32, 64, 128):
+        for warps in (2, 4, 8):
+            res[f"attn_kernel_b{block_n}_w{warps}_ms_L{length}_rand"] = round(timed(lambda: decode_kernels.mqa_decode(
+                q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale, 1, length, block_n, warps)), 4)
     return res
 
 
@@ -64,17 +84,33 @@ def main() -> None:
     ap.add_argument("--lengths", default="256,512,896")
     args = ap.parse_args()
     model, config = make_model(False, "cuda")
-    engine = SlotDecoder(model, args.rows, 1024)
-    out = {"rows": args.rows}
+    engine = SlotDecoder(model, args.rows, 1024)  # as sample_slots makes it: Triton kernels on
+    sdpa = SlotDecoder(model, args.rows, 1024, kernels=False)  # the engine before them
+    out = {"rows": args.rows, "kernels": engine.kernels, "splits": engine.splits}
     with torch.inference_mode():
-        engine.tokens.random_(1, config.vocab_size)
+        for e in (engine, sdpa):
+            e.tokens.random_(1, config.vocab_size, generator=torch.Generator("cuda").manual_seed(0))
         for length in map(int, args.lengths.split(",")):
+            # every row at the bucket's last position (the kernels' worst case), then rows at
+            # random positions in [L/4, L) (a run's rows are at different lengths)
+            low = torch.randint(length // 4, length, (args.rows,), device="cuda",
+                                generator=torch.Generator("cuda").manual_seed(length))
+            for tag, pos in (("", None), ("_rand", low)):
+                for name, e in (("", engine), ("_sdpa", sdpa)):
+                    e.pos.copy_(pos) if pos is not None else e.pos.fill_(length - 1)
+                    out[f"step_graph{name}_ms_L{length}{tag}"] = round(timed(lambda: e.step(length)), 3)
             engine.pos.fill_(length - 1)
-            out[f"step_graph_ms_L{length}"] = round(timed(lambda: engine.step(length)), 3)
             engine.graphs = False
             out[f"step_eager_ms_L{length}"] = round(timed(lambda: engine.step(length), 5), 3)
             engine.graphs = True
+        engine.pos.fill_(511)
+        sdpa.pos.fill_(511)
         logits = engine.step(512).clone()
+        out["step_logits_max_abs_diff_vs_sdpa"] = round((logits.float() - sdpa.step(512).float()).abs().max().item(), 4)
+        x = logits.float() / 0.2
+        top = x.amax(-1, keepdim=True).double()
+        out["normalizer_kernel_ms"] = round(timed(lambda: decode_kernels.exp_sum64(x, top)), 4)
+        out["normalizer_torch_ms"] = round(timed(lambda: x.double().sub_(top).exp_().sum(-1, keepdim=True)), 4)
         seeds = torch.arange(args.rows, device="cuda")
         steps = torch.zeros(args.rows, dtype=torch.int64, device="cuda")
         for k in (256, 1024, 4096):
@@ -85,6 +121,14 @@ def main() -> None:
         choose = TokenChooser(candidates=1024, max_candidates=4096)  # as slot_batching on CUDA
         out["sampler_ms"] = round(timed(lambda: choose(logits, seeds, steps, 0.2, 0.95)), 3)
         out["sampler_candidates"] = choose.candidates
+        real = decode_kernels.available
+        decode_kernels.available = lambda *a, **k: False  # the sampler's torch normalizer
+        try:
+            plain = TokenChooser(candidates=1024, max_candidates=4096)
+            out["sampler_without_kernels_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
+            assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
+        finally:
+            decode_kernels.available = real
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows

@@ -19,7 +19,9 @@ then bound by the host, not by the GPU (bench/results/generate_throughput.notes.
 
 The math is transformers' (same modules: LayerNorm, Linear, GELU; attention by SDPA with the
 query heads laid out as query positions of the single KV head, as transformers' pack_gqa does
-for a decode step), in the model's dtype.
+for a decode step), in the model's dtype. On CUDA in bf16/fp16 the decode attention is
+decode_kernels.mqa_decode instead: each slot reads its own positions only, not every slot up to
+the longest row under a mask (same math, float32 softmax as flash attention).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from multiplt.generation import mqa_attention
+from multiplt.generation import decode_kernels, mqa_attention
 
 
 def supported(model) -> bool:
@@ -42,7 +44,7 @@ class SlotDecoder:
     """Static KV cache of `rows` slots x `capacity` positions, prefill into slots, decode steps."""
 
     def __init__(self, model, rows: int, capacity: int, bucket: int | None = None,
-                 graphs: bool | None = None):
+                 graphs: bool | None = None, kernels: bool | None = None):
         param = next(model.parameters())
         self.model, self.device, self.dtype = model, param.device, param.dtype
         config = model.config
@@ -59,6 +61,15 @@ class SlotDecoder:
         self.tokens = torch.zeros(rows, dtype=torch.long, device=self.device)  # step inputs
         self.pos = torch.zeros(rows, dtype=torch.long, device=self.device)
         self.graphs = cuda if graphs is None else graphs
+        # decode attention by decode_kernels.mqa_decode (each slot's own key length) where it
+        # serves: CUDA, half precision, tl.dot's shapes (>= 16 heads, powers of two)
+        fits = (self.n_head >= 16 and self.n_head & (self.n_head - 1) == 0
+                and self.head_dim >= 16 and self.head_dim & (self.head_dim - 1) == 0)
+        usable = fits and decode_kernels.available(self.device, self.dtype)
+        if kernels and not usable:
+            raise ValueError("the Triton decode kernels need CUDA, bf16/fp16 and >= 16 heads")
+        self.kernels = usable if kernels is None else kernels
+        self.splits = decode_kernels.splits_for(rows, self.device) if self.kernels else 1
         self._captured: dict[int, tuple] = {}
 
     def key_length(self, longest: int) -> int:
@@ -108,22 +119,29 @@ class SlotDecoder:
         t = self.model.transformer
         rows, dim = self.rows, self.head_dim
         x = t.wte(self.tokens) + t.wpe(self.pos)
-        columns = torch.arange(length, device=self.device)
-        bias = torch.zeros((rows, 1, 1, length), dtype=self.dtype, device=self.device)
-        bias.masked_fill_((columns[None, :] > self.pos[:, None])[:, None, None, :], float("-inf"))
+        if self.kernels:
+            lengths = self.pos + 1
+        else:
+            columns = torch.arange(length, device=self.device)
+            bias = torch.zeros((rows, 1, 1, length), dtype=self.dtype, device=self.device)
+            bias.masked_fill_((columns[None, :] > self.pos[:, None])[:, None, None, :], float("-inf"))
         at = self.pos[:, None, None].expand(rows, 1, dim)
-        groups = self._groups(length)
+        groups = None if self.kernels else self._groups(length)
         for i, layer in enumerate(t.h):
             h = layer.ln_1(x)
             q, k, v = layer.attn.c_attn(h).split((self.embed, dim, dim), dim=-1)
             self.keys[i].scatter_(1, at, k[:, None])
             self.values[i].scatter_(1, at, v[:, None])
-            q = q.view(rows, 1, self.n_head, dim)  # heads as query positions of the one KV head
-            keys, values = self.keys[i, :, None, :length], self.values[i, :, None, :length]
-            if groups is None:
-                a = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, scale=self.scale)
-            else:  # each group of slots reads the key columns up to its own longest row only
-                a = mqa_attention.grouped_sdpa(q, keys, values, bias, self.scale, groups)
+            if self.kernels:  # each slot reads its own positions 0..pos only
+                a = decode_kernels.mqa_decode(q.view(rows, self.n_head, dim), self.keys[i], self.values[i],
+                                              lengths, self.scale, self.splits, -(-length // self.splits))
+            else:
+                q = q.view(rows, 1, self.n_head, dim)  # heads as query positions of the one KV head
+                keys, values = self.keys[i, :, None, :length], self.values[i, :, None, :length]
+                if groups is None:
+                    a = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, scale=self.scale)
+                else:  # each group of slots reads the key columns up to its own longest row only
+                    a = mqa_attention.grouped_sdpa(q, keys, values, bias, self.scale, groups)
             x = layer.attn.c_proj(a.reshape(rows, self.embed)) + x
             x = x + layer.mlp(layer.ln_2(x))
         return self.model.lm_head(t.ln_f(x))

@@ -1,0 +1,167 @@
+"""The Triton decode kernels (decode_kernels.py): attention of each slot to its own positions and
+the sampler's float64 normalizer. On the CPU they run in Triton's interpreter (a subprocess with
+TRITON_INTERPRET=1, where Triton is installed; PyTorch's CPU build does not bring it); on a GPU
+(marker `gpu`) compiled, against SDPA and in the slot engine's captured steps."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from multiplt.generation import decode_kernels
+
+_INTERPRETED = textwrap.dedent("""
+    import torch
+    from multiplt.generation import decode_kernels as dk
+
+    torch.manual_seed(0)
+    rows, heads, dim, capacity = 6, 16, 32, 200
+    lengths = torch.tensor([1, 7, 64, 65, 129, 200])
+    for dtype in (torch.float32, torch.float16):
+        q = torch.randn(rows, heads, dim).to(dtype)
+        keys = torch.randn(rows, capacity, dim).to(dtype)
+        values = torch.randn(rows, capacity, dim).to(dtype)
+        for r, n in enumerate(lengths.tolist()):  # what a slot must not read
+            keys[r, n:] = float("nan")
+            values[r, n:] = float("nan")
+        ref = torch.stack([(q[r].float() @ keys[r, :n].float().T * dim ** -0.5).softmax(-1)
+                           @ values[r, :n].float() for r, n in enumerate(lengths.tolist())])
+        for splits in (1, 3, 4):
+            out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, splits=splits)
+            assert out.dtype == dtype and out.shape == (rows, heads, dim)
+            err = (out.float() - ref).abs().max().item()
+            assert err < (1e-5 if dtype == torch.float32 else 2e-3), (dtype, splits, err)
+    x = torch.randn(5, 3000) * 8
+    x[1, 100:] = float("-inf")
+    top = x.amax(-1, keepdim=True).double()
+    got = dk.exp_sum64(x, top)
+    assert got.dtype == torch.float64 and got.shape == (5, 1)
+    want = x.double().sub(top).exp().sum(-1, keepdim=True)
+    assert ((got - want).abs() / want).max().item() < 1e-14
+    print("ok")
+""")
+
+
+def test_kernels_in_tritons_interpreter():
+    """Each slot's attention equals the softmax over its own positions, reading none past its
+    length (NaN there), with 1, 3 and 4 splits; the normalizer equals float64 torch."""
+    pytest.importorskip("triton", reason="Triton is not installed (PyTorch's CPU build does not bring it)")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    done = subprocess.run([sys.executable, "-c", _INTERPRETED], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_kernels_serve_only_cuda_half_precision():
+    assert not decode_kernels.available(torch.device("cpu"))
+    assert not decode_kernels.available(torch.device("cpu"), torch.bfloat16)
+    assert decode_kernels.splits_for(640, torch.device("cpu")) == 1
+
+
+def test_the_slot_engine_refuses_kernels_where_they_cannot_run():
+    import transformers
+
+    from multiplt.generation.static_kv import SlotDecoder
+
+    config = transformers.GPTBigCodeConfig(n_layer=1, n_embd=64, n_head=4, vocab_size=64, multi_query=True)
+    model = transformers.GPTBigCodeForCausalLM(config).eval()
+    assert not SlotDecoder(model, 4, 32).kernels
+    with pytest.raises(ValueError, match="Triton decode kernels"):
+        SlotDecoder(model, 4, 32, kernels=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("rows,splits", [(640, None), (16, None), (33, 3)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_mqa_decode_equals_sdpa_on_the_gpu(rows, splits, dtype):
+    torch.manual_seed(0)
+    heads, dim, capacity = 16, 128, 1024
+    q = torch.randn(rows, heads, dim, dtype=dtype, device="cuda")
+    keys = torch.randn(rows, capacity, dim, dtype=dtype, device="cuda")
+    values = torch.randn(rows, capacity, dim, dtype=dtype, device="cuda")
+    lengths = torch.randint(1, capacity + 1, (rows,), device="cuda")
+    lengths[0] = 1
+    lengths[-1] = capacity
+    columns = torch.arange(capacity, device="cuda")
+    bias = torch.zeros((rows, 1, 1, capacity), dtype=dtype, device="cuda")
+    bias.masked_fill_((columns[None, :] >= lengths[:, None])[:, None, None, :], float("-inf"))
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q[:, None].float(), keys[:, None].float(), values[:, None].float(), attn_mask=bias.float(),
+        scale=dim ** -0.5)[:, 0]
+    for r, n in enumerate(lengths.tolist()):
+        keys[r, n:] = float("nan")
+        values[r, n:] = float("nan")
+    n_splits = splits or decode_kernels.splits_for(rows, q.device)
+    out = decode_kernels.mqa_decode(q, keys, values, lengths, dim ** -0.5, n_splits)
+    assert out.dtype == dtype
+    assert (out.float() - ref).abs().max().item() < 2e-2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_exp_sum64_equals_float64_torch_on_the_gpu():
+    x = torch.randn(640, 49152, device="cuda") * 5
+    top = x.amax(-1, keepdim=True).double()
+    got = decode_kernels.exp_sum64(x, top)
+    want = x.double().sub(top).exp().sum(-1, keepdim=True)
+    assert ((got - want).abs() / want).max().item() < 1e-13
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu():
+    """The captured bf16 step with the kernels gives the SDPA step's logits to bf16 rounding, at
+    rows of different positions (free slots at position 0 included)."""
+    import transformers
+
+    from multiplt.generation.static_kv import SlotDecoder
+
+    config = transformers.GPTBigCodeConfig(n_layer=2, n_embd=512, n_head=16, vocab_size=1000,
+                                           multi_query=True, n_positions=512)
+    torch.manual_seed(0)
+    model = transformers.GPTBigCodeForCausalLM(config).to("cuda", torch.bfloat16).eval()
+    prompts = [torch.randint(1, 1000, (n,)).tolist() for n in (5, 70, 130, 1, 200)]
+    logits = []
+    with torch.inference_mode():
+        for kernels in (False, True):
+            engine = SlotDecoder(model, 8, 400, kernels=kernels)
+            assert engine.kernels == kernels
+            first = engine.prefill([0, 1, 2, 3, 4], prompts)
+            engine.pos[:5] = torch.tensor([len(p) for p in prompts], device="cuda")
+            engine.tokens[:5] = first.argmax(-1)
+            steps = []
+            for _ in range(3):
+                out = engine.step(engine.key_length(int(engine.pos.max()) + 1)).float()
+                steps.append(out[:5].clone())
+                engine.tokens.copy_(out.argmax(-1))
+                engine.pos[:5] += 1
+            logits.append(torch.stack(steps))
+    assert (logits[0] - logits[1]).abs().max().item() < 0.1
+    assert (logits[0].argmax(-1) == logits[1].argmax(-1)).float().mean().item() > 0.9
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(monkeypatch):
+    """choose_tokens on CUDA (float64 normalizer in the kernel) against the reference with the
+    torch normalizer, on flat and peaked rows."""
+    from multiplt.generation import sampler
+
+    torch.manual_seed(0)
+    flat = torch.randn(256, 49152, device="cuda")
+    peaked = flat.clone()
+    peaked[torch.arange(256), torch.randint(0, 49152, (256,))] += 12
+    seeds = torch.arange(256, device="cuda")
+    for logits in (flat, peaked):
+        for step in range(3):
+            fast = sampler.choose_tokens(logits, seeds, step, 0.2, 0.95, candidates=1024)
+            with monkeypatch.context() as m:
+                m.setattr(decode_kernels, "available", lambda *a, **k: False)
+                ref = sampler.choose_tokens_reference(logits, seeds, step, 0.2, 0.95)
+            assert torch.equal(fast, ref)
