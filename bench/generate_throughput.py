@@ -18,7 +18,8 @@ first --problems problems; every variant runs on these same requests, in one pro
               rarely stops, and only tokens actually generated are counted;
   forced:     the same with EOS and stops off: exactly --new-tokens tokens per request;
   forced_without_kernels: forced with the Triton decode kernels off (decode_kernels.py: SDPA
-              decode attention and the torch float64 normalizer, the engine before them).
+              decode attention and the torch float64 normalizer instead) and the sampler's top-k
+              over float32 logits (sampler.HALF_TOPK off): the engine before them.
 
 decode_limit: tokens/s if every step only read the weights plus the live rows' KV cache once
 (average prompt + half the new tokens) at the bandwidth measured in-script with a device-to-device
@@ -48,7 +49,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from multiplt.generation import decode_kernels, mqa_attention, static_kv  # noqa: E402
+from multiplt.generation import decode_kernels, mqa_attention, sampler, static_kv  # noqa: E402
 from multiplt.generation.continuous import Job, inflight_limit, sample_continuous  # noqa: E402
 from multiplt.generation.sampler import SamplerOptions  # noqa: E402
 
@@ -282,10 +283,12 @@ def main() -> None:
         # up to the longest row, the sampler's torch normalizer): the engine before them
         real = decode_kernels.available
         decode_kernels.available = lambda *a, **k: False
+        sampler.HALF_TOPK = False
         try:
             result["forced_without_kernels"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
         finally:
             decode_kernels.available = real
+            sampler.HALF_TOPK = True
         print("forced_without_kernels", result["forced_without_kernels"], flush=True)
         result["forced_kernels_speedup"] = round(
             result["forced"]["tokens_per_s"] / result["forced_without_kernels"]["tokens_per_s"], 3)

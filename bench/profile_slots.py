@@ -2,7 +2,8 @@
 bf16 weights): the captured decode step alone at a few key lengths, with the Triton decode
 kernels (decode_kernels.py, the default) and without (SDPA over every slot up to the bucket),
 rows at the bucket's end and at random positions; one layer's attention by each; the sampler
-alone on its logits, with and without the float64 normalizer kernel; and the matmul work of one
+alone on its logits, with and without the float64 normalizer kernel and the top-k over the
+half-precision logits; and the matmul work of one
 step at the measured matmul rate.
 
     python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]
@@ -22,7 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from generate_throughput import make_model  # noqa: E402
-from multiplt.generation import decode_kernels  # noqa: E402
+from multiplt.generation import decode_kernels, sampler  # noqa: E402
 from multiplt.generation.sampler import TokenChooser, _choose, _sort_path  # noqa: E402
 from multiplt.generation.static_kv import SlotDecoder  # noqa: E402
 
@@ -117,18 +118,23 @@ def main() -> None:
             out[f"choose_k{k}_ms"] = round(timed(lambda: _choose(logits, seeds, steps, 0.2, 0.95, k)), 3)
             out[f"choose_k{k}_full_sort_rows"] = _choose(logits, seeds, steps, 0.2, 0.95, k)[1]
             out[f"topk{k}_ms"] = round(timed(lambda: logits.float().topk(k + 1, dim=-1)), 3)
+            out[f"topk{k}_half_ms"] = round(timed(lambda: logits.topk(k + 1, dim=-1)), 3)
         out["sort_path_ms"] = round(timed(lambda: _sort_path(logits.float() / 0.2, seeds, steps, 0.95)), 3)
         choose = TokenChooser(candidates=1024, max_candidates=4096)  # as slot_batching on CUDA
         out["sampler_ms"] = round(timed(lambda: choose(logits, seeds, steps, 0.2, 0.95)), 3)
         out["sampler_candidates"] = choose.candidates
         real = decode_kernels.available
-        decode_kernels.available = lambda *a, **k: False  # the sampler's torch normalizer
+        plain = TokenChooser(candidates=1024, max_candidates=4096)
         try:
-            plain = TokenChooser(candidates=1024, max_candidates=4096)
+            sampler.HALF_TOPK = False  # the top-k over the float32 logits
+            out["sampler_fp32_topk_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
+            assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
+            decode_kernels.available = lambda *a, **k: False  # and the sampler's torch normalizer
             out["sampler_without_kernels_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
         finally:
             decode_kernels.available = real
+            sampler.HALF_TOPK = True
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows

@@ -165,31 +165,44 @@ def _single_token_rows(x, top_p: float):
 def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidates: int,
             single: bool = False):
     """choose_tokens, plus how many rows took the full-sort path."""
-    logits = logits.float()
+    raw, logits = logits, logits.float()
     if temperature <= 0:
         return logits.argmax(-1), 0
     x = logits / temperature
+    # half-precision logits rank the tokens as x does (x = float(logit) / T is increasing in the
+    # logit, and distinct bf16/fp16 values stay distinct), so the top-k can read them: half the
+    # bytes, and a radix select over 16-bit keys
+    order = raw if HALF_TOPK and raw.dtype != logits.dtype else None
     if not (single and 0.5 <= top_p < 1.0):
-        return _top_k_path(x, row_seeds, step, top_p, candidates)
+        return _top_k_path(x, row_seeds, step, top_p, candidates, order)
     certain, tokens = _single_token_rows(x, top_p)
     if bool(certain.all()):  # one host sync per step
         return tokens, 0
     rows = (~certain).nonzero().squeeze(-1)
     step_rows = step if isinstance(step, int) else step[rows]
-    tokens[rows], fallback = _top_k_path(x[rows], row_seeds[rows], step_rows, top_p, candidates)
+    tokens[rows], fallback = _top_k_path(x[rows], row_seeds[rows], step_rows, top_p, candidates,
+                                         None if order is None else order[rows])
     return tokens, fallback
 
 
-def _top_k_path(x, row_seeds, step, top_p: float, candidates: int):
+HALF_TOPK = True  # _choose: the top-k over half-precision logits as they come (bench switch)
+
+
+def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None):
     """_choose on logits already divided by the temperature: the nucleus looked for among the
-    `candidates` largest, the full sort for the rows where that cannot be exact."""
+    `candidates` largest, the full sort for the rows where that cannot be exact. `order`: the
+    logits before the division (half precision, same ranking), for the top-k."""
     import torch
 
     vocab = x.shape[-1]
     k = min(candidates, vocab - 1)
     if top_p >= 1.0 or k < 1:
         return _sort_path(x, row_seeds, step, top_p), x.shape[0]
-    vals, idx = x.topk(k + 1, dim=-1)  # sorted, descending; the last one is the first left out
+    if order is None:
+        vals, idx = x.topk(k + 1, dim=-1)  # sorted, descending; the last one is the first left out
+    else:  # ties may be ordered otherwise; ties at the edge take the full sort below either way
+        idx = order.topk(k + 1, dim=-1).indices
+        vals = x.gather(1, idx)
     top = vals[:, :1].double()
     before = _mass_before(vals, top, _normalizer(x, top))
     edge = _nucleus_edge(vals, before[:, :k], top_p)  # as if the nucleus ends among the candidates
