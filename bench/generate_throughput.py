@@ -17,9 +17,11 @@ first --problems problems; every variant runs on these same requests, in one pro
               graphs captured inside the timed run as in `multiplt generate`); a random model
               rarely stops, and only tokens actually generated are counted;
   forced:     the same with EOS and stops off: exactly --new-tokens tokens per request;
-  forced_without_kernels: forced with the Triton decode kernels off (decode_kernels.py: SDPA
-              decode attention and the torch float64 normalizer instead) and the sampler's top-k
-              over float32 logits (sampler.HALF_TOPK off): the engine before them.
+  forced_without_kernels (or forced_with_kernels where they are off by default): forced with
+              the Triton decode kernels (decode_kernels.ENABLED: without them SDPA decode
+              attention and the torch float64 normalizer) and the sampler's top-k over the
+              half-precision logits (sampler.HALF_TOPK) switched the other way;
+              forced_kernels_speedup = with / without.
 
 decode_limit: tokens/s if every step only read the weights plus the live rows' KV cache once
 (average prompt + half the new tokens) at the bandwidth measured in-script with a device-to-device
@@ -278,20 +280,20 @@ def main() -> None:
     print("default", result["default"], flush=True)
     result["forced"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
     print("forced", result["forced"], flush=True)
-    if decode_kernels.available(torch.device(device), next(model.parameters()).dtype):
-        # the same forced run without the Triton decode kernels (SDPA attention over every slot
-        # up to the longest row, the sampler's torch normalizer): the engine before them
-        real = decode_kernels.available
-        decode_kernels.available = lambda *a, **k: False
-        sampler.HALF_TOPK = False
+    if device == "cuda":
+        # the same forced run with the decode speed-ups switched the other way: the Triton
+        # kernels (decode_kernels.py: SDPA decode attention and the torch float64 normalizer
+        # without them) and the sampler's top-k over the half-precision logits (HALF_TOPK)
+        default = decode_kernels.ENABLED, sampler.HALF_TOPK
+        name = "forced_without_kernels" if default[0] else "forced_with_kernels"
+        decode_kernels.ENABLED, sampler.HALF_TOPK = not default[0], not default[1]
         try:
-            result["forced_without_kernels"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
+            result[name] = run_ours(model, prompts, args.new_tokens, device, forced=True)
         finally:
-            decode_kernels.available = real
-            sampler.HALF_TOPK = True
-        print("forced_without_kernels", result["forced_without_kernels"], flush=True)
-        result["forced_kernels_speedup"] = round(
-            result["forced"]["tokens_per_s"] / result["forced_without_kernels"]["tokens_per_s"], 3)
+            decode_kernels.ENABLED, sampler.HALF_TOPK = default
+        print(name, result[name], flush=True)
+        with_, without = ((result["forced"], result[name]) if default[0] else (result[name], result["forced"]))
+        result["forced_kernels_speedup"] = round(with_["tokens_per_s"] / without["tokens_per_s"], 3)
     if "hf_best" in result:
         result["default_vs_hf_best"] = round(result["default"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
         result["forced_vs_hf_best"] = round(result["forced"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)

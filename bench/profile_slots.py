@@ -85,8 +85,9 @@ def main() -> None:
     ap.add_argument("--lengths", default="256,512,896")
     args = ap.parse_args()
     model, config = make_model(False, "cuda")
-    engine = SlotDecoder(model, args.rows, 1024)  # as sample_slots makes it: Triton kernels on
-    sdpa = SlotDecoder(model, args.rows, 1024, kernels=False)  # the engine before them
+    decode_kernels.ENABLED = True  # measured here whatever the default
+    engine = SlotDecoder(model, args.rows, 1024, kernels=True)
+    sdpa = SlotDecoder(model, args.rows, 1024, kernels=False)  # the engine without them
     out = {"rows": args.rows, "kernels": engine.kernels, "splits": engine.splits}
     with torch.inference_mode():
         for e in (engine, sdpa):
@@ -120,21 +121,22 @@ def main() -> None:
             out[f"topk{k}_ms"] = round(timed(lambda: logits.float().topk(k + 1, dim=-1)), 3)
             out[f"topk{k}_half_ms"] = round(timed(lambda: logits.topk(k + 1, dim=-1)), 3)
         out["sort_path_ms"] = round(timed(lambda: _sort_path(logits.float() / 0.2, seeds, steps, 0.95)), 3)
+        sampler.HALF_TOPK = True
         choose = TokenChooser(candidates=1024, max_candidates=4096)  # as slot_batching on CUDA
         out["sampler_ms"] = round(timed(lambda: choose(logits, seeds, steps, 0.2, 0.95)), 3)
         out["sampler_candidates"] = choose.candidates
-        real = decode_kernels.available
         plain = TokenChooser(candidates=1024, max_candidates=4096)
+        half = sampler.HALF_TOPK
         try:
             sampler.HALF_TOPK = False  # the top-k over the float32 logits
             out["sampler_fp32_topk_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
-            decode_kernels.available = lambda *a, **k: False  # and the sampler's torch normalizer
+            decode_kernels.ENABLED = False  # and the sampler's torch normalizer
             out["sampler_without_kernels_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
         finally:
-            decode_kernels.available = real
-            sampler.HALF_TOPK = True
+            decode_kernels.ENABLED = True
+            sampler.HALF_TOPK = half
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows

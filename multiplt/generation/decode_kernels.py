@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 
+ENABLED = True  # the slot engine and the sampler use the kernels where available (benches switch it)
 BLOCK_N = 64  # key positions per tile
 SPLIT_PROGRAMS = 2  # aim for this many programs per multiprocessor when slots are few
 _HALF = ("torch.bfloat16", "torch.float16")
@@ -42,7 +43,7 @@ def _triton():
 def available(device, dtype=None) -> bool:
     """The kernels serve tensors on `device` (CUDA, Triton importable); with `dtype`, attention
     of that dtype (bf16/fp16)."""
-    if device.type != "cuda" or (dtype is not None and str(dtype) not in _HALF):
+    if not ENABLED or device.type != "cuda" or (dtype is not None and str(dtype) not in _HALF):
         return False
     return _triton() is not None
 

@@ -67,7 +67,8 @@ class SlotDecoder:
                 and self.head_dim >= 16 and self.head_dim & (self.head_dim - 1) == 0)
         usable = fits and decode_kernels.available(self.device, self.dtype)
         if kernels and not usable:
-            raise ValueError("the Triton decode kernels need CUDA, bf16/fp16 and >= 16 heads")
+            raise ValueError("the Triton decode kernels are off (decode_kernels.ENABLED) or cannot serve "
+                             "this model (they need CUDA, Triton, bf16/fp16 and >= 16 heads)")
         self.kernels = usable if kernels is None else kernels
         self.splits = decode_kernels.splits_for(rows, self.device) if self.kernels else 1
         self._captured: dict[int, tuple] = {}

@@ -79,7 +79,8 @@ def test_the_slot_engine_refuses_kernels_where_they_cannot_run():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("rows,splits", [(640, None), (16, None), (33, 3)])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_mqa_decode_equals_sdpa_on_the_gpu(rows, splits, dtype):
+def test_mqa_decode_equals_sdpa_on_the_gpu(rows, splits, dtype, monkeypatch):
+    monkeypatch.setattr(decode_kernels, "ENABLED", True)
     torch.manual_seed(0)
     heads, dim, capacity = 16, 128, 1024
     q = torch.randn(rows, heads, dim, dtype=dtype, device="cuda")
@@ -115,13 +116,14 @@ def test_exp_sum64_equals_float64_torch_on_the_gpu():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu():
+def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch):
     """The captured bf16 step with the kernels gives the SDPA step's logits to bf16 rounding, at
     rows of different positions (free slots at position 0 included)."""
     import transformers
 
     from multiplt.generation.static_kv import SlotDecoder
 
+    monkeypatch.setattr(decode_kernels, "ENABLED", True)
     config = transformers.GPTBigCodeConfig(n_layer=2, n_embd=512, n_head=16, vocab_size=1000,
                                            multi_query=True, n_positions=512)
     torch.manual_seed(0)
@@ -149,8 +151,8 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(monkeypatch):
-    """choose_tokens on CUDA (float64 normalizer in the kernel) against the reference with the
-    torch normalizer, on flat and peaked rows."""
+    """choose_tokens on CUDA (float64 normalizer in the kernel, top-k over the bf16 logits)
+    against the reference with the torch normalizer, on flat and peaked rows."""
     from multiplt.generation import sampler
 
     torch.manual_seed(0)
@@ -160,8 +162,11 @@ def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(
     seeds = torch.arange(256, device="cuda")
     for logits in (flat, peaked):
         for step in range(3):
-            fast = sampler.choose_tokens(logits, seeds, step, 0.2, 0.95, candidates=1024)
             with monkeypatch.context() as m:
-                m.setattr(decode_kernels, "available", lambda *a, **k: False)
-                ref = sampler.choose_tokens_reference(logits, seeds, step, 0.2, 0.95)
+                m.setattr(decode_kernels, "ENABLED", True)
+                m.setattr(sampler, "HALF_TOPK", True)
+                fast = sampler.choose_tokens(logits.bfloat16(), seeds, step, 0.2, 0.95, candidates=1024)
+            with monkeypatch.context() as m:
+                m.setattr(decode_kernels, "ENABLED", False)
+                ref = sampler.choose_tokens_reference(logits.bfloat16(), seeds, step, 0.2, 0.95)
             assert torch.equal(fast, ref)
