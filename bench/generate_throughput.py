@@ -17,7 +17,7 @@ first --problems problems; every variant runs on these same requests, in one pro
               graphs captured inside the timed run as in `multiplt generate`); a random model
               rarely stops, and only tokens actually generated are counted;
   forced:     the same with EOS and stops off: exactly --new-tokens tokens per request;
-  forced_without_kernels (or forced_with_kernels where they are off by default): forced with
+  forced_without_kernels (or forced_with_kernels where they are off, see --kernels): forced with
               the Triton decode kernels (decode_kernels.ENABLED: without them SDPA decode
               attention and the torch float64 normalizer) and the sampler's top-k over the
               half-precision logits (sampler.HALF_TOPK) switched the other way;
@@ -230,9 +230,15 @@ def main() -> None:
     ap.add_argument("--greedy-prompts", type=int, default=4)
     ap.add_argument("--skip-hf40", action="store_true")
     ap.add_argument("--skip-hf", action="store_true", help="no transformers baselines (debugging ours)")
+    ap.add_argument("--kernels", choices=("default", "on", "off"), default="default",
+                    help="the Triton decode kernels and the half-precision top-k for the default and "
+                         "forced runs (decode_kernels.ENABLED, sampler.HALF_TOPK); the other setting "
+                         "is measured too, forced")
     ap.add_argument("--out", help="write the results JSON here")
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
+    if args.kernels != "default":
+        decode_kernels.ENABLED = sampler.HALF_TOPK = args.kernels == "on"
     if args.tiny:
         args.problems, args.samples, args.new_tokens = 2, 4, 8
     model, config = make_model(args.tiny, device)
@@ -248,7 +254,8 @@ def main() -> None:
                         "vocab_size": config.vocab_size, "multi_query": True,
                         "dtype": "bfloat16" if device == "cuda" else "float32", "weights": "random"},
               "prompt_lengths": json.loads(LENGTHS.read_text())["source"],
-              "requests": len(prompts), "new_tokens_per_sequence": args.new_tokens}
+              "requests": len(prompts), "new_tokens_per_sequence": args.new_tokens,
+              "decode_kernels": decode_kernels.ENABLED, "half_topk": sampler.HALF_TOPK}
 
     def save():
         text = json.dumps(result, indent=2)

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import functools
 
-ENABLED = True  # the slot engine and the sampler use the kernels where available (benches switch it)
+# The slot engine and the sampler use the kernels where available when on. Off until they are
+# measured on a GPU (bench/generate_throughput.py --kernels and bench/profile_slots.py time them
+# on and off in one run); so far they have run in Triton's interpreter only.
+ENABLED = False
 BLOCK_N = 64  # key positions per tile
 SPLIT_PROGRAMS = 2  # aim for this many programs per multiprocessor when slots are few
 _HALF = ("torch.bfloat16", "torch.float16")

@@ -185,7 +185,9 @@ def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidate
     return tokens, fallback
 
 
-HALF_TOPK = True  # _choose: the top-k over half-precision logits as they come (bench switch)
+# _choose: the top-k over half-precision logits as they come. Off until measured on a GPU
+# (bench/generate_throughput.py --kernels and bench/profile_slots.py time it on and off).
+HALF_TOPK = False
 
 
 def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None):
