@@ -56,12 +56,11 @@ def attention_variants(engine, lengths) -> dict:
         # the kernel with every row at length // 2 (the mask above) and at the full length
         for tag, n in (("", length // 2), ("_full", length)):
             lengths_t = torch.full((rows,), n, device="cuda")
-            for splits in sorted({1, engine.splits, 2, 4}):
-                ms = timed(lambda: decode_kernels.mqa_decode(
-                    q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale, splits, -(-length // splits)))
-                res[f"attn_kernel_s{splits}_ms_L{length}{tag}"] = round(ms, 4)
-                # keys and values read once: rows x n positions x 2 tensors x dim x 2 bytes
-                res[f"attn_kernel_s{splits}_GBps_L{length}{tag}"] = round(rows * n * 2 * dim * 2 / ms / 1e6, 1)
+            ms = timed(lambda: decode_kernels.mqa_decode(q[:, 0], engine.keys[0], engine.values[0], lengths_t,
+                                                         engine.scale))
+            res[f"attn_kernel_ms_L{length}{tag}"] = round(ms, 4)
+            # keys and values read once: rows x n positions x 2 tensors x dim x 2 bytes
+            res[f"attn_kernel_GBps_L{length}{tag}"] = round(rows * n * 2 * dim * 2 / ms / 1e6, 1)
 
         def bmm():
             scores = torch.baddbmm(bias.view(rows, 1, length), q.view(rows, heads, dim),
@@ -75,7 +74,7 @@ def attention_variants(engine, lengths) -> dict:
     for block_n in (32, 64, 128):
         for warps in (2, 4, 8):
             res[f"attn_kernel_b{block_n}_w{warps}_ms_L{length}_rand"] = round(timed(lambda: decode_kernels.mqa_decode(
-                q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale, 1, length, block_n, warps)), 4)
+                q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale, block_n, warps)), 4)
     return res
 
 
@@ -88,7 +87,7 @@ def main() -> None:
     decode_kernels.ENABLED = True  # measured here whatever the default
     engine = SlotDecoder(model, args.rows, 1024, kernels=True)
     sdpa = SlotDecoder(model, args.rows, 1024, kernels=False)  # the engine without them
-    out = {"rows": args.rows, "kernels": engine.kernels, "splits": engine.splits}
+    out = {"rows": args.rows, "kernels": engine.kernels}
     with torch.inference_mode():
         for e in (engine, sdpa):
             e.tokens.random_(1, config.vocab_size, generator=torch.Generator("cuda").manual_seed(0))

@@ -1,8 +1,10 @@
 """Triton kernels for the slot engine's decode step on the GPU (static_kv.py, sampler.py).
 
 Why (bench/results/generate_throughput.notes.md): at 640 slots of the StarCoderBase-1B shape a
-decode iteration spent about 2 ms in attention and 0.4 ms in the sampler's float64 normalizer,
-against 2.3 ms for all the step's matmuls.
+decode iteration spent about 2 ms in attention and 0.6 ms in the sampler's float64 normalizer,
+against 2.3 ms for all the step's matmuls. Measured on an H100 with these kernels: one layer's
+decode attention 0.089 -> 0.054 ms (rows at random lengths up to 512), the normalizer 0.60 ->
+0.07 ms, forced-length generation 76,530 -> 102,446 tokens/s.
 
 - `mqa_decode`: one decode query per slot, multi-query (one KV head shared by the H query
   heads). SDPA over the slots reads every slot's keys up to the longest live row (the key-length
@@ -10,8 +12,9 @@ against 2.3 ms for all the step's matmuls.
   slot's own keys and values only, 0..length-1, once, for all H heads at a time (the H queries
   of a slot are one [H, D] tile against each [BLOCK_N, D] key tile). Online softmax in float32
   (as flash attention does); the probabilities are rounded to the cache's dtype for the product
-  with the values. With few slots, each slot's keys are cut into `splits` chunks run by separate
-  programs and combined by their log-sum-exp, so that the GPU has enough programs to run.
+  with the values. One program per slot: cutting a slot's keys into chunks run by separate
+  programs (combined by their log-sum-exp) was measured slower at every slot count from 1 to
+  640 (H100, bench/results/generate_throughput.notes.md).
 - `exp_sum64`: the sampler's normalizer, the float64 sum over the vocabulary of exp(x - top),
   in one pass over the float32 logits instead of four passes over a float64 copy.
 
@@ -24,12 +27,10 @@ from __future__ import annotations
 
 import functools
 
-# The slot engine and the sampler use the kernels where available when on. Off until they are
-# measured on a GPU (bench/generate_throughput.py --kernels and bench/profile_slots.py time them
-# on and off in one run); so far they have run in Triton's interpreter only.
-ENABLED = False
+# The slot engine and the sampler use the kernels where available (bench/generate_throughput.py
+# --kernels off and bench/profile_slots.py measure the engine without them).
+ENABLED = True
 BLOCK_N = 64  # key positions per tile
-SPLIT_PROGRAMS = 2  # aim for this many programs per multiprocessor when slots are few
 _HALF = ("torch.bfloat16", "torch.float16")
 
 
@@ -51,16 +52,6 @@ def available(device, dtype=None) -> bool:
     return _triton() is not None
 
 
-def splits_for(rows: int, device) -> int:
-    """Programs per slot: 1 when the slots alone fill the GPU, more for few slots (at most 8)."""
-    import torch
-
-    if device.type != "cuda":
-        return 1
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
-    return max(1, min(8, -(-SPLIT_PROGRAMS * sms // max(1, rows))))
-
-
 @functools.lru_cache(maxsize=None)
 def _kernels():
     found = _triton()
@@ -69,26 +60,21 @@ def _kernels():
     triton, tl = found
 
     @triton.jit
-    def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, m_ptr, l_ptr,
-                          stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn,
-                          stride_or, stride_os, stride_oh, chunk, scale,
-                          H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr,
-                          PARTIAL: tl.constexpr):
+    def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, stride_qr, stride_qh, stride_kr, stride_kn,
+                          stride_vr, stride_vn, stride_or, stride_oh, scale,
+                          H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
         row = tl.program_id(0)
-        split = tl.program_id(1)
         length = tl.load(len_ptr + row)
-        start = split * chunk
-        end = tl.minimum(length, start + chunk)
         heads = tl.arange(0, H)
         dims = tl.arange(0, D)
         q = tl.load(q_ptr + row * stride_qr + heads[:, None] * stride_qh + dims[None, :])
-        m = tl.full([H], float("-inf"), tl.float32)
+        m = tl.full([H], float("-inf"), tl.float32)  # running max and sum of each head's softmax
         denom = tl.zeros([H], tl.float32)
         acc = tl.zeros([H, D], tl.float32)
-        n0 = start
-        while n0 < end:  # (a while loop: the interpreter's range() cannot take tensor bounds)
+        n0 = 0
+        while n0 < length:  # (a while loop: the interpreter's range() cannot take tensor bounds)
             cols = n0 + tl.arange(0, BLOCK)
-            inside = cols < end
+            inside = cols < length
             k = tl.load(k_ptr + row * stride_kr + cols[:, None] * stride_kn + dims[None, :],
                         mask=inside[:, None], other=0.0)
             s = tl.dot(q, tl.trans(k)) * scale  # [H, BLOCK], float32
@@ -102,13 +88,8 @@ def _kernels():
             acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
             m = m_new
             n0 += BLOCK
-        out = o_ptr + row * stride_or + split * stride_os + heads[:, None] * stride_oh + dims[None, :]
-        if PARTIAL:  # unnormalized, with the running max and sum: combined afterwards
-            tl.store(out, acc)
-            tl.store(m_ptr + (row * tl.num_programs(1) + split) * H + heads, m)
-            tl.store(l_ptr + (row * tl.num_programs(1) + split) * H + heads, denom)
-        else:
-            tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
+        out = o_ptr + row * stride_or + heads[:, None] * stride_oh + dims[None, :]
+        tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
 
     @triton.jit
     def exp_sum64_kernel(x_ptr, top_ptr, out_ptr, vocab, stride_x, BLOCK: tl.constexpr):
@@ -126,42 +107,23 @@ def _kernels():
     return mqa_decode_kernel, exp_sum64_kernel
 
 
-def mqa_decode(q, keys, values, lengths, scale: float, splits: int = 1, chunk: int | None = None,
-               block_n: int = BLOCK_N, num_warps: int = 4):
+def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, num_warps: int = 4):
     """Attention of each row's H queries to its own keys/values 0..lengths[r]-1.
 
     q: [R, H, D] (H and D powers of two, H >= 16 for tl.dot); keys, values: [R, C, D] with unit
-    stride in D (a layer's slice of the cache); lengths: [R] int, 1..C. `chunk`: key positions
-    per split (rounded up to a multiple of `block_n`; it must cover the longest row with
-    `splits` chunks). `block_n`, `num_warps`: the tile and launch shape (bench/profile_slots.py
-    measures others). Returns [R, H, D] in q's dtype."""
+    stride in D (a layer's slice of the cache); lengths: [R] int, 1..C. `block_n`, `num_warps`:
+    the tile and launch shape (64 and 4 were the fastest of 32-128 x 2-8 in
+    bench/profile_slots.py). Returns [R, H, D] in q's dtype."""
     import torch
 
     rows, heads, dim = q.shape
-    kernel = _kernels()[0]
     if q.stride(2) != 1 or keys.stride(2) != 1 or values.stride(2) != 1:
         raise ValueError("mqa_decode needs unit stride in the head dimension")
-    if chunk is None:
-        chunk = -(-keys.shape[1] // splits)
-    chunk = -(-chunk // block_n) * block_n
-    args = (q.stride(0), q.stride(1), keys.stride(0), keys.stride(1), values.stride(0), values.stride(1))
-    if splits == 1:
-        out = torch.empty_like(q)
-        kernel[(rows, 1)](q, keys, values, lengths, out, out, out, *args,
-                          out.stride(0), 0, out.stride(1), chunk, scale,
-                          H=heads, D=dim, BLOCK=block_n, PARTIAL=False, num_warps=num_warps)
-        return out
-    part = torch.empty((rows, splits, heads, dim), dtype=torch.float32, device=q.device)
-    m = torch.empty((rows, splits, heads), dtype=torch.float32, device=q.device)
-    denom = torch.empty_like(m)
-    kernel[(rows, splits)](q, keys, values, lengths, part, m, denom, *args,
-                           part.stride(0), part.stride(1), part.stride(2), chunk, scale,
-                           H=heads, D=dim, BLOCK=block_n, PARTIAL=True, num_warps=num_warps)
-    # a split past the row's length has max -inf and sum 0: its weight is exp(-inf) = 0
-    top = m.amax(1, keepdim=True)  # split 0 always holds position 0: finite
-    weight = torch.exp(m - top)
-    out = (part * weight[..., None]).sum(1) / (denom * weight).sum(1)[..., None]
-    return out.to(q.dtype)
+    out = torch.empty_like(q)
+    _kernels()[0][(rows,)](q, keys, values, lengths, out, q.stride(0), q.stride(1), keys.stride(0),
+                           keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
+                           scale, H=heads, D=dim, BLOCK=block_n, num_warps=num_warps)
+    return out
 
 
 def exp_sum64(x, top):

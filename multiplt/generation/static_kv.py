@@ -70,7 +70,6 @@ class SlotDecoder:
             raise ValueError("the Triton decode kernels are off (decode_kernels.ENABLED) or cannot serve "
                              "this model (they need CUDA, Triton, bf16/fp16 and >= 16 heads)")
         self.kernels = usable if kernels is None else kernels
-        self.splits = decode_kernels.splits_for(rows, self.device) if self.kernels else 1
         self._captured: dict[int, tuple] = {}
 
     def key_length(self, longest: int) -> int:
@@ -135,7 +134,7 @@ class SlotDecoder:
             self.values[i].scatter_(1, at, v[:, None])
             if self.kernels:  # each slot reads its own positions 0..pos only
                 a = decode_kernels.mqa_decode(q.view(rows, self.n_head, dim), self.keys[i], self.values[i],
-                                              lengths, self.scale, self.splits, -(-length // self.splits))
+                                              lengths, self.scale)
             else:
                 q = q.view(rows, 1, self.n_head, dim)  # heads as query positions of the one KV head
                 keys, values = self.keys[i, :, None, :length], self.values[i, :, None, :length]

@@ -29,11 +29,11 @@ _INTERPRETED = textwrap.dedent("""
             values[r, n:] = float("nan")
         ref = torch.stack([(q[r].float() @ keys[r, :n].float().T * dim ** -0.5).softmax(-1)
                            @ values[r, :n].float() for r, n in enumerate(lengths.tolist())])
-        for splits in (1, 3, 4):
-            out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, splits=splits)
+        for block_n in (16, 64):
+            out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=block_n)
             assert out.dtype == dtype and out.shape == (rows, heads, dim)
             err = (out.float() - ref).abs().max().item()
-            assert err < (1e-5 if dtype == torch.float32 else 2e-3), (dtype, splits, err)
+            assert err < (1e-5 if dtype == torch.float32 else 2e-3), (dtype, block_n, err)
     x = torch.randn(5, 3000) * 8
     x[1, 100:] = float("-inf")
     top = x.amax(-1, keepdim=True).double()
@@ -47,7 +47,7 @@ _INTERPRETED = textwrap.dedent("""
 
 def test_kernels_in_tritons_interpreter():
     """Each slot's attention equals the softmax over its own positions, reading none past its
-    length (NaN there), with 1, 3 and 4 splits; the normalizer equals float64 torch."""
+    length (NaN there), with tiles of 16 and 64 positions; the normalizer equals float64 torch."""
     pytest.importorskip("triton", reason="Triton is not installed (PyTorch's CPU build does not bring it)")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(
@@ -60,7 +60,6 @@ def test_kernels_in_tritons_interpreter():
 def test_kernels_serve_only_cuda_half_precision():
     assert not decode_kernels.available(torch.device("cpu"))
     assert not decode_kernels.available(torch.device("cpu"), torch.bfloat16)
-    assert decode_kernels.splits_for(640, torch.device("cpu")) == 1
 
 
 def test_the_slot_engine_refuses_kernels_where_they_cannot_run():
@@ -77,9 +76,9 @@ def test_the_slot_engine_refuses_kernels_where_they_cannot_run():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("rows,splits", [(640, None), (16, None), (33, 3)])
+@pytest.mark.parametrize("rows", [640, 33, 1])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_mqa_decode_equals_sdpa_on_the_gpu(rows, splits, dtype, monkeypatch):
+def test_mqa_decode_equals_sdpa_on_the_gpu(rows, dtype, monkeypatch):
     monkeypatch.setattr(decode_kernels, "ENABLED", True)
     torch.manual_seed(0)
     heads, dim, capacity = 16, 128, 1024
@@ -98,8 +97,7 @@ def test_mqa_decode_equals_sdpa_on_the_gpu(rows, splits, dtype, monkeypatch):
     for r, n in enumerate(lengths.tolist()):
         keys[r, n:] = float("nan")
         values[r, n:] = float("nan")
-    n_splits = splits or decode_kernels.splits_for(rows, q.device)
-    out = decode_kernels.mqa_decode(q, keys, values, lengths, dim ** -0.5, n_splits)
+    out = decode_kernels.mqa_decode(q, keys, values, lengths, dim ** -0.5)
     assert out.dtype == dtype
     assert (out.float() - ref).abs().max().item() < 2e-2
 
