@@ -45,11 +45,19 @@ def _triton():
 
 
 def available(device, dtype=None) -> bool:
-    """The kernels serve tensors on `device` (CUDA, Triton importable); with `dtype`, attention
-    of that dtype (bf16/fp16)."""
+    """The kernels serve tensors on `device` (a CUDA GPU of compute capability 8.0 or later, as
+    Triton's bf16 tl.dot needs; Triton importable); with `dtype`, attention of that dtype
+    (bf16/fp16)."""
     if not ENABLED or device.type != "cuda" or (dtype is not None and str(dtype) not in _HALF):
         return False
-    return _triton() is not None
+    return _capable(device.index) and _triton() is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _capable(index) -> bool:
+    import torch
+
+    return torch.cuda.get_device_capability(index) >= (8, 0)
 
 
 @functools.lru_cache(maxsize=None)

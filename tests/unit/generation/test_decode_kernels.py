@@ -62,6 +62,20 @@ def test_kernels_serve_only_cuda_half_precision():
     assert not decode_kernels.available(torch.device("cpu"), torch.bfloat16)
 
 
+@pytest.mark.parametrize("capability,serves", [((7, 5), False), ((8, 0), True), ((9, 0), True)])
+def test_kernels_need_compute_capability_8(monkeypatch, capability, serves):
+    """bf16 tl.dot needs Ampere or later: older GPUs keep SDPA and the torch normalizer."""
+    monkeypatch.setattr(decode_kernels, "_triton", lambda: ("triton", "tl"))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+    decode_kernels._capable.cache_clear()
+    try:
+        assert decode_kernels.available(torch.device("cuda", 0), torch.bfloat16) is serves
+        assert decode_kernels.available(torch.device("cuda", 0)) is serves
+        assert not decode_kernels.available(torch.device("cuda", 0), torch.float32)
+    finally:
+        decode_kernels._capable.cache_clear()
+
+
 def test_the_slot_engine_refuses_kernels_where_they_cannot_run():
     import transformers
 
