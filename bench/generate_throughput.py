@@ -255,7 +255,9 @@ def main() -> None:
                         "dtype": "bfloat16" if device == "cuda" else "float32", "weights": "random"},
               "prompt_lengths": json.loads(LENGTHS.read_text())["source"],
               "requests": len(prompts), "new_tokens_per_sequence": args.new_tokens,
-              "decode_kernels": decode_kernels.ENABLED, "half_topk": sampler.HALF_TOPK}
+              # whether the runs below use the kernels (the switch, and whether they serve here)
+              "decode_kernels": decode_kernels.available(torch.device(device), model.dtype),
+              "half_topk": sampler.HALF_TOPK and device == "cuda"}
 
     def save():
         text = json.dumps(result, indent=2)

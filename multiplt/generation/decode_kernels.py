@@ -3,8 +3,8 @@
 Why (bench/results/generate_throughput.notes.md): at 640 slots of the StarCoderBase-1B shape a
 decode iteration spent about 2 ms in attention and 0.6 ms in the sampler's float64 normalizer,
 against 2.3 ms for all the step's matmuls. Measured on an H100 with these kernels: one layer's
-decode attention 0.089 -> 0.054 ms (rows at random lengths up to 512), the normalizer 0.60 ->
-0.07 ms, forced-length generation 76,530 -> 102,446 tokens/s.
+decode attention 0.089 -> 0.039 ms (640 rows at 256 positions of a 512 bucket), the normalizer
+0.60 -> 0.07 ms, forced-length generation 76,530 -> 102,446 tokens/s.
 
 - `mqa_decode`: one decode query per slot, multi-query (one KV head shared by the H query
   heads). SDPA over the slots reads every slot's keys up to the longest live row (the key-length
@@ -13,19 +13,26 @@ decode attention 0.089 -> 0.054 ms (rows at random lengths up to 512), the norma
   of a slot are one [H, D] tile against each [BLOCK_N, D] key tile). Online softmax in float32
   (as flash attention does); the probabilities are rounded to the cache's dtype for the product
   with the values. One program per slot: cutting a slot's keys into chunks run by separate
-  programs (combined by their log-sum-exp) was measured slower at every slot count from 1 to
-  640 (H100, bench/results/generate_throughput.notes.md).
+  programs (combined by their log-sum-exp) was measured slower, or equal within noise, at every
+  slot count tried, 1 to 256 and 640 (H100, bench/results/generate_throughput.notes.md).
 - `exp_sum64`: the sampler's normalizer, the float64 sum over the vocabulary of exp(x - top),
   in one pass over the float32 logits instead of four passes over a float64 copy.
 
-Only for CUDA tensors in half precision (float32 keeps SDPA: tl.dot would round it to tf32), and
-only where Triton is installed (it comes with PyTorch's CUDA builds). `TRITON_INTERPRET=1` runs
-both kernels on CPU tensors (tests/unit/generation/test_decode_kernels.py).
+Only where `available()`: a CUDA GPU of compute capability 8.0 or later, Triton installed (it
+comes with PyTorch's CUDA builds) and able to build and launch a kernel there (a probe launch on
+first use: Triton compiles a C launcher, so a host without a C compiler keeps the torch paths);
+attention only in bf16/fp16 (float32 keeps SDPA: tl.dot would round it to tf32), and in
+static_kv only for power-of-two head counts >= 16 and head sizes >= 16. `TRITON_INTERPRET=1`
+runs both kernels on CPU tensors, except bf16 attention, which the interpreter's tl.dot gets
+wrong (tests/unit/generation/test_decode_kernels.py).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+
+log = logging.getLogger(__name__)
 
 # The slot engine and the sampler use the kernels where available (bench/generate_throughput.py
 # --kernels off and bench/profile_slots.py measure the engine without them).
@@ -39,7 +46,7 @@ def _triton():
     try:
         import triton
         import triton.language as tl
-    except ImportError:
+    except Exception:  # noqa: BLE001 - a broken install must leave the torch paths, not fail sampling
         return None
     return triton, tl
 
@@ -50,7 +57,7 @@ def available(device, dtype=None) -> bool:
     (bf16/fp16)."""
     if not ENABLED or device.type != "cuda" or (dtype is not None and str(dtype) not in _HALF):
         return False
-    return _capable(device.index) and _triton() is not None
+    return _capable(device.index) and _triton() is not None and _launches(device.index)
 
 
 @functools.lru_cache(maxsize=None)
@@ -58,6 +65,24 @@ def _capable(index) -> bool:
     import torch
 
     return torch.cuda.get_device_capability(index) >= (8, 0)
+
+
+@functools.lru_cache(maxsize=None)
+def _launches(index) -> bool:
+    """Whether a kernel builds and runs on GPU `index`: Triton compiles a C launcher at the first
+    launch (it needs a C compiler and Python's headers) and caches kernels under ~/.triton. Once
+    per process; where it fails the torch paths are used, with one warning."""
+    import torch
+
+    try:
+        x = torch.zeros((1, 8), device=torch.device("cuda", index))
+        ok = float(exp_sum64(x, torch.zeros((1, 1), dtype=torch.float64, device=x.device))) == 8.0
+    except Exception as err:  # noqa: BLE001 - any failure means: do not use the kernels here
+        log.warning("Triton decode kernels unusable on this host, using the torch paths: %s", err)
+        return False
+    if not ok:
+        log.warning("Triton decode kernels gave a wrong sum in their probe, using the torch paths")
+    return ok
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,7 +96,7 @@ def _kernels():
     def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, stride_qr, stride_qh, stride_kr, stride_kn,
                           stride_vr, stride_vn, stride_or, stride_oh, scale,
                           H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
-        row = tl.program_id(0)
+        row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: a layer's cache can pass 2**31 elements
         length = tl.load(len_ptr + row)
         heads = tl.arange(0, H)
         dims = tl.arange(0, D)
@@ -101,7 +126,7 @@ def _kernels():
 
     @triton.jit
     def exp_sum64_kernel(x_ptr, top_ptr, out_ptr, vocab, stride_x, BLOCK: tl.constexpr):
-        row = tl.program_id(0)
+        row = tl.program_id(0).to(tl.int64)
         top = tl.load(top_ptr + row)
         total = tl.zeros([BLOCK], tl.float64)
         c0 = 0
@@ -128,9 +153,10 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, n
     if q.stride(2) != 1 or keys.stride(2) != 1 or values.stride(2) != 1:
         raise ValueError("mqa_decode needs unit stride in the head dimension")
     out = torch.empty_like(q)
-    _kernels()[0][(rows,)](q, keys, values, lengths, out, q.stride(0), q.stride(1), keys.stride(0),
-                           keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
-                           scale, H=heads, D=dim, BLOCK=block_n, num_warps=num_warps)
+    with torch.cuda.device(q.device) if q.is_cuda else _nothing():  # Triton launches on the current device
+        _kernels()[0][(rows,)](q, keys, values, lengths, out, q.stride(0), q.stride(1), keys.stride(0),
+                               keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
+                               scale, H=heads, D=dim, BLOCK=block_n, num_warps=num_warps)
     return out
 
 
@@ -143,5 +169,12 @@ def exp_sum64(x, top):
     if x.stride(1) != 1:
         x = x.contiguous()
     out = torch.empty((rows, 1), dtype=torch.float64, device=x.device)
-    _kernels()[1][(rows,)](x, top.contiguous(), out, vocab, x.stride(0), BLOCK=1024)
+    with torch.cuda.device(x.device) if x.is_cuda else _nothing():
+        _kernels()[1][(rows,)](x, top.contiguous(), out, vocab, x.stride(0), BLOCK=1024)
     return out
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -169,10 +169,11 @@ def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidate
     if temperature <= 0:
         return logits.argmax(-1), 0
     x = logits / temperature
-    # half-precision logits rank the tokens as x does (x = float(logit) / T is increasing in the
-    # logit, and distinct bf16/fp16 values stay distinct), so the top-k can read them: half the
-    # bytes, and a radix select over 16-bit keys
-    order = raw if HALF_TOPK and raw.dtype != logits.dtype else None
+    # half-precision logits rank the tokens as x does (x = float(logit) / T is non-decreasing in
+    # the logit; what follows depends on values only, never on the order of equal ones), so on
+    # the GPU the top-k can read them: half the bytes, a radix select over 16-bit keys. (On the
+    # CPU torch's top-k over half values is slower than over float32.)
+    order = raw if HALF_TOPK and raw.device.type in HALF_TOPK_DEVICES and raw.dtype in _half() else None
     if not (single and 0.5 <= top_p < 1.0):
         return _top_k_path(x, row_seeds, step, top_p, candidates, order)
     certain, tokens = _single_token_rows(x, top_p)
@@ -188,6 +189,13 @@ def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidate
 # _choose: the top-k over half-precision logits as they come (H100, 640 x 49,152: 0.36 ms
 # against 0.65 ms over the float32 copy; bench/profile_slots.py times both).
 HALF_TOPK = True
+HALF_TOPK_DEVICES = ("cuda",)  # the tests add "cpu" to check the tokens
+
+
+def _half():
+    import torch
+
+    return (torch.bfloat16, torch.float16)
 
 
 def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None):

@@ -15,13 +15,17 @@ then bound by the host, not by the GPU (bench/results/generate_throughput.notes.
   `pos` (writing its key/value there first), attending to the slot's positions 0..pos. Its shapes
   depend only on the number of slots and a key length L (the longest live row, rounded up to a
   multiple of `bucket`), so on CUDA each L is captured once as a CUDA graph and replayed:
-  one launch instead of hundreds. Free slots compute garbage that nobody reads.
+  one launch instead of hundreds (with decode_kernels' attention, which reads each slot's own
+  positions, the step does not depend on L: one graph for all). Free slots compute garbage that
+  nobody reads.
 
 The math is transformers' (same modules: LayerNorm, Linear, GELU; attention by SDPA with the
 query heads laid out as query positions of the single KV head, as transformers' pack_gqa does
-for a decode step), in the model's dtype. On CUDA in bf16/fp16 the decode attention is
-decode_kernels.mqa_decode instead: each slot reads its own positions only, not every slot up to
-the longest row under a mask (same math, float32 softmax as flash attention).
+for a decode step), in the model's dtype. Where decode_kernels serves (CUDA GPUs of compute
+capability 8.0 or later with Triton, bf16/fp16, power-of-two head counts >= 16 and head sizes
+>= 16) the decode attention is decode_kernels.mqa_decode instead: each slot reads its own
+positions only, not every slot up to the longest row under a mask (same math, float32 softmax
+as flash attention).
 """
 
 from __future__ import annotations
@@ -67,8 +71,9 @@ class SlotDecoder:
                 and self.head_dim >= 16 and self.head_dim & (self.head_dim - 1) == 0)
         usable = fits and decode_kernels.available(self.device, self.dtype)
         if kernels and not usable:
-            raise ValueError("the Triton decode kernels are off (decode_kernels.ENABLED) or cannot serve "
-                             "this model (they need CUDA, Triton, bf16/fp16 and >= 16 heads)")
+            raise ValueError("the Triton decode kernels are off (decode_kernels.ENABLED) or cannot serve this "
+                             "model here (they need a CUDA GPU of compute capability >= 8.0 with Triton, "
+                             "bf16/fp16, a power-of-two head count >= 16 and head size >= 16)")
         self.kernels = usable if kernels is None else kernels
         self._captured: dict[int, tuple] = {}
 
@@ -115,7 +120,7 @@ class SlotDecoder:
     # -- decode --------------------------------------------------------------------------------
     def _forward(self, length: int):
         """Logits [rows, vocab] of `tokens` at `pos`, attending to positions 0..pos of each slot
-        (only the first `length` positions are read)."""
+        (SDPA reads only the first `length` positions; decode_kernels reads 0..pos)."""
         t = self.model.transformer
         rows, dim = self.rows, self.head_dim
         x = t.wte(self.tokens) + t.wpe(self.pos)
@@ -161,10 +166,12 @@ class SlotDecoder:
 
     def step(self, length: int):
         """One decode step for every slot with key length `length` (from key_length); returns
-        the logits [rows, vocab] (on CUDA a buffer the next step overwrites)."""
+        the logits [rows, vocab] (on CUDA a buffer the next step overwrites). One captured graph
+        per key length, or one for all with decode_kernels (its step does not read `length`)."""
         if not self.graphs:
             return self._forward(length)
-        captured = self._captured.get(length)
+        key = None if self.kernels else length
+        captured = self._captured.get(key)
         if captured is None:
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
@@ -174,7 +181,7 @@ class SlotDecoder:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 out = self._forward(length)
-            captured = self._captured[length] = (graph, out)
+            captured = self._captured[key] = (graph, out)
         graph, out = captured
         graph.replay()
         return out

@@ -21,9 +21,12 @@ _INTERPRETED = textwrap.dedent("""
     rows, heads, dim, capacity = 6, 16, 32, 200
     lengths = torch.tensor([1, 7, 64, 65, 129, 200])
     for dtype in (torch.float32, torch.float16):
-        q = torch.randn(rows, heads, dim).to(dtype)
-        keys = torch.randn(rows, capacity, dim).to(dtype)
-        values = torch.randn(rows, capacity, dim).to(dtype)
+        # as the slot engine passes them: q a strided view of the fused qkv projection, keys and
+        # values one layer's slice of a [layers, rows, capacity, dim] cache
+        qkv = torch.randn(rows, heads * dim + 2 * dim).to(dtype)
+        q = qkv[:, : heads * dim].view(rows, heads, dim)
+        keys = torch.randn(3, rows, capacity, dim).to(dtype)[1]
+        values = torch.randn(3, rows, capacity, dim).to(dtype)[2]
         for r, n in enumerate(lengths.tolist()):  # what a slot must not read
             keys[r, n:] = float("nan")
             values[r, n:] = float("nan")
@@ -66,6 +69,7 @@ def test_kernels_serve_only_cuda_half_precision():
 def test_kernels_need_compute_capability_8(monkeypatch, capability, serves):
     """bf16 tl.dot needs Ampere or later: older GPUs keep SDPA and the torch normalizer."""
     monkeypatch.setattr(decode_kernels, "_triton", lambda: ("triton", "tl"))
+    monkeypatch.setattr(decode_kernels, "_launches", lambda index: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
     decode_kernels._capable.cache_clear()
     try:
@@ -74,6 +78,30 @@ def test_kernels_need_compute_capability_8(monkeypatch, capability, serves):
         assert not decode_kernels.available(torch.device("cuda", 0), torch.float32)
     finally:
         decode_kernels._capable.cache_clear()
+
+
+def test_a_host_where_triton_cannot_launch_keeps_the_torch_paths(monkeypatch, caplog):
+    """Triton builds a C launcher at the first launch: where that fails (no C compiler, say) the
+    probe says so once, with a warning, and the kernels are not used."""
+    calls = []
+
+    def fails(x, top):
+        calls.append(1)
+        raise RuntimeError("Failed to find C compiler. Please specify via CC environment variable.")
+
+    monkeypatch.setattr(decode_kernels, "_triton", lambda: ("triton", "tl"))
+    monkeypatch.setattr(decode_kernels, "_capable", lambda index: True)
+    monkeypatch.setattr(decode_kernels, "exp_sum64", fails)
+    monkeypatch.setattr(torch, "zeros", lambda *a, **k: torch.empty(0))  # no CUDA tensors here
+    decode_kernels._launches.cache_clear()
+    try:
+        with caplog.at_level("WARNING"):
+            assert not decode_kernels.available(torch.device("cuda", 0), torch.bfloat16)
+            assert not decode_kernels.available(torch.device("cuda", 0))
+        assert calls == [1]
+        assert "Failed to find C compiler" in caplog.text
+    finally:
+        decode_kernels._launches.cache_clear()
 
 
 def test_the_slot_engine_refuses_kernels_where_they_cannot_run():

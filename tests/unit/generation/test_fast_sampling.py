@@ -31,6 +31,7 @@ def test_choose_tokens_equals_reference(scale, quantize, temperature, top_p, mon
     from multiplt.generation import sampler
 
     monkeypatch.setattr(sampler, "HALF_TOPK", True)  # half logits: the top-k reads them as they come
+    monkeypatch.setattr(sampler, "HALF_TOPK_DEVICES", ("cuda", "cpu"))  # as on the GPU
     gen = torch.Generator().manual_seed(3)
     logits = torch.randn(64, 3000, generator=gen) * scale
     if quantize is True:  # many exact ties, as bf16 logits have
@@ -244,3 +245,20 @@ def test_single_token_test_leaves_rows_near_top_p_to_the_exact_path():
         assert torch.equal(choose_tokens(logits, seeds, step, 1.0, 0.95, single=True), ref)
         picks.append(ref.tolist())
     assert any(p[0] == 11 for p in picks)  # the first row's nucleus holds both tokens
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_a_tie_at_the_nucleus_edge_takes_the_exact_path(dtype, monkeypatch):
+    """Two tokens tie at the nucleus edge and only one of them is among the candidates: the top-k
+    path cannot know which of the tied tokens it left out, so the row takes the full sort (the
+    check `edge > first left out`); with half-precision logits read by the top-k as well."""
+    from multiplt.generation import sampler
+
+    monkeypatch.setattr(sampler, "HALF_TOPK_DEVICES", ("cuda", "cpu"))
+    logits = torch.full((256, 100), -10.0)
+    logits[:, 0], logits[:, 1], logits[:, 2] = 1.5, 1.0, 1.0
+    logits = logits.to(dtype)
+    seeds = torch.arange(256) * 7919
+    ref = choose_tokens_reference(logits, seeds, 3, 1.0, 0.5)
+    assert set(ref.tolist()) == {0, 1, 2}  # the nucleus holds the tie's both tokens
+    assert torch.equal(choose_tokens(logits, seeds, 3, 1.0, 0.5, candidates=2), ref)
