@@ -46,7 +46,7 @@ def _triton():
     try:
         import triton
         import triton.language as tl
-    except Exception:  # noqa: BLE001 - a broken install must leave the torch paths, not fail sampling
+    except (ImportError, OSError, RuntimeError):  # missing, or an install that cannot load: torch paths
         return None
     return triton, tl
 
