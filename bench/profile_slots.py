@@ -125,7 +125,6 @@ def main() -> None:
         out["sampler_ms"] = round(timed(lambda: choose(logits, seeds, steps, 0.2, 0.95)), 3)
         out["sampler_candidates"] = choose.candidates
         plain = TokenChooser(candidates=1024, max_candidates=4096)
-        half = sampler.HALF_TOPK
         try:
             sampler.HALF_TOPK = False  # the top-k over the float32 logits
             out["sampler_fp32_topk_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
@@ -134,8 +133,7 @@ def main() -> None:
             out["sampler_without_kernels_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
         finally:
-            decode_kernels.ENABLED = True
-            sampler.HALF_TOPK = half
+            decode_kernels.ENABLED = sampler.HALF_TOPK = True
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows

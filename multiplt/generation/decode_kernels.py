@@ -29,6 +29,7 @@ wrong (tests/unit/generation/test_decode_kernels.py).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 # --kernels off and bench/profile_slots.py measure the engine without them).
 ENABLED = True
 BLOCK_N = 64  # key positions per tile
-_HALF = ("torch.bfloat16", "torch.float16")
+HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,7 +56,7 @@ def available(device, dtype=None) -> bool:
     """The kernels serve tensors on `device` (a CUDA GPU of compute capability 8.0 or later, as
     Triton's bf16 tl.dot needs; Triton importable); with `dtype`, attention of that dtype
     (bf16/fp16)."""
-    if not ENABLED or device.type != "cuda" or (dtype is not None and str(dtype) not in _HALF):
+    if not ENABLED or device.type != "cuda" or (dtype is not None and str(dtype) not in HALF_DTYPES):
         return False
     return _capable(device.index) and _triton() is not None and _launches(device.index)
 
@@ -153,7 +154,7 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, n
     if q.stride(2) != 1 or keys.stride(2) != 1 or values.stride(2) != 1:
         raise ValueError("mqa_decode needs unit stride in the head dimension")
     out = torch.empty_like(q)
-    with torch.cuda.device(q.device) if q.is_cuda else _nothing():  # Triton launches on the current device
+    with _on(q.device):
         _kernels()[0][(rows,)](q, keys, values, lengths, out, q.stride(0), q.stride(1), keys.stride(0),
                                keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
                                scale, H=heads, D=dim, BLOCK=block_n, num_warps=num_warps)
@@ -169,12 +170,14 @@ def exp_sum64(x, top):
     if x.stride(1) != 1:
         x = x.contiguous()
     out = torch.empty((rows, 1), dtype=torch.float64, device=x.device)
-    with torch.cuda.device(x.device) if x.is_cuda else _nothing():
+    with _on(x.device):
         _kernels()[1][(rows,)](x, top.contiguous(), out, vocab, x.stride(0), BLOCK=1024)
     return out
 
 
-def _nothing():
-    import contextlib
+def _on(device):
+    """Triton launches on the current CUDA device: make it the tensors' own (the interpreter's CPU
+    tensors need nothing)."""
+    import torch
 
-    return contextlib.nullcontext()
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()

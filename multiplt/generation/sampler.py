@@ -24,7 +24,7 @@ import dataclasses
 import inspect
 from typing import Callable
 
-from multiplt.generation import kv_cache
+from multiplt.generation import decode_kernels, kv_cache
 from multiplt.generation.noise import gumbel_noise32, gumbel_noise_at
 from multiplt.generation.seeds import gumbel_noise
 from multiplt.generation.stops import stop_index
@@ -57,8 +57,6 @@ def _normalizer(x, top):
     import torch
 
     if x.device.type != "cpu":
-        from multiplt.generation import decode_kernels
-
         if decode_kernels.available(x.device):  # one pass over x, float64 inside the kernel
             return decode_kernels.exp_sum64(x, top)
         return x.double().sub_(top).exp_().sum(-1, keepdim=True)
@@ -173,7 +171,8 @@ def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidate
     # the logit; what follows depends on values only, never on the order of equal ones), so on
     # the GPU the top-k can read them: half the bytes, a radix select over 16-bit keys. (On the
     # CPU torch's top-k over half values is slower than over float32.)
-    order = raw if HALF_TOPK and raw.device.type in HALF_TOPK_DEVICES and raw.dtype in _half() else None
+    order = (raw if HALF_TOPK and raw.device.type in HALF_TOPK_DEVICES
+             and str(raw.dtype) in decode_kernels.HALF_DTYPES else None)
     if not (single and 0.5 <= top_p < 1.0):
         return _top_k_path(x, row_seeds, step, top_p, candidates, order)
     certain, tokens = _single_token_rows(x, top_p)
@@ -190,12 +189,6 @@ def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidate
 # against 0.65 ms over the float32 copy; bench/profile_slots.py times both).
 HALF_TOPK = True
 HALF_TOPK_DEVICES = ("cuda",)  # the tests add "cpu" to check the tokens
-
-
-def _half():
-    import torch
-
-    return (torch.bfloat16, torch.float16)
 
 
 def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None):
