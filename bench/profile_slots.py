@@ -1,9 +1,10 @@
 """Where a decode iteration of the slot engine goes on the GPU (StarCoderBase-1B shape, random
 bf16 weights): the captured decode step alone at a few key lengths, with the Triton decode
-kernels (decode_kernels.py, the default) and without (SDPA over every slot up to the bucket),
-rows at the bucket's end and at random positions; one layer's attention by each; the sampler
-alone on its logits, with and without the float64 normalizer kernel and the top-k over the
-half-precision logits; and the matmul work of one
+kernels (decode_kernels.py, the default: the fused step of static_kv._forward_fused), with the
+kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`: SDPA over every
+slot up to the bucket), rows at the bucket's end and at random positions; one layer's attention by each; the sampler
+alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
+top-k over the half-precision logits; and the matmul work of one
 step at the measured matmul rate.
 
     python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]
@@ -23,7 +24,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from generate_throughput import make_model  # noqa: E402
-from multiplt.generation import decode_kernels, sampler  # noqa: E402
+from multiplt.generation import decode_kernels, sampler, static_kv  # noqa: E402
 from multiplt.generation.sampler import TokenChooser, _choose, _sort_path  # noqa: E402
 from multiplt.generation.static_kv import SlotDecoder  # noqa: E402
 
@@ -87,9 +88,13 @@ def main() -> None:
     decode_kernels.ENABLED = True  # measured here whatever the default
     engine = SlotDecoder(model, args.rows, 1024, kernels=True)
     sdpa = SlotDecoder(model, args.rows, 1024, kernels=False)  # the engine without them
+    unfused = SlotDecoder(model, args.rows, 1024, kernels=True)  # the kernels' attention, module step
     out = {"rows": args.rows, "kernels": engine.kernels}
     with torch.inference_mode():
-        for e in (engine, sdpa):
+        static_kv.FUSED_STEP = False  # read when a step is captured: `unfused` captures now
+        unfused.step(512)
+        static_kv.FUSED_STEP = True
+        for e in (engine, sdpa, unfused):
             e.tokens.random_(1, config.vocab_size, generator=torch.Generator("cuda").manual_seed(0))
         for length in map(int, args.lengths.split(",")):
             # every row at the bucket's last position (the kernels' worst case), then rows at
@@ -97,7 +102,7 @@ def main() -> None:
             low = torch.randint(length // 4, length, (args.rows,), device="cuda",
                                 generator=torch.Generator("cuda").manual_seed(length))
             for tag, pos in (("", None), ("_rand", low)):
-                for name, e in (("", engine), ("_sdpa", sdpa)):
+                for name, e in (("", engine), ("_sdpa", sdpa), ("_unfused", unfused)):
                     e.pos.copy_(pos) if pos is not None else e.pos.fill_(length - 1)
                     out[f"step_graph{name}_ms_L{length}{tag}"] = round(timed(lambda: e.step(length)), 3)
             engine.pos.fill_(length - 1)
@@ -108,6 +113,9 @@ def main() -> None:
         sdpa.pos.fill_(511)
         logits = engine.step(512).clone()
         out["step_logits_max_abs_diff_vs_sdpa"] = round((logits.float() - sdpa.step(512).float()).abs().max().item(), 4)
+        unfused.pos.fill_(511)
+        out["step_logits_max_abs_diff_vs_unfused"] = round((logits.float() - unfused.step(512).float()).abs().max().item(), 4)
+        del unfused
         x = logits.float() / 0.2
         top = x.amax(-1, keepdim=True).double()
         out["normalizer_kernel_ms"] = round(timed(lambda: decode_kernels.exp_sum64(x, top)), 4)
@@ -126,14 +134,17 @@ def main() -> None:
         out["sampler_candidates"] = choose.candidates
         plain = TokenChooser(candidates=1024, max_candidates=4096)
         try:
-            sampler.HALF_TOPK = False  # the top-k over the float32 logits
+            sampler.NUCLEUS_KERNEL = False  # the top-k path's torch ops after the top-k
+            out["sampler_torch_nucleus_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
+            assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
+            sampler.NUCLEUS_KERNEL, sampler.HALF_TOPK = True, False  # the top-k over the float32 logits
             out["sampler_fp32_topk_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
             decode_kernels.ENABLED = False  # and the sampler's torch normalizer
             out["sampler_without_kernels_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
         finally:
-            decode_kernels.ENABLED = sampler.HALF_TOPK = True
+            decode_kernels.ENABLED = sampler.HALF_TOPK = sampler.NUCLEUS_KERNEL = True
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows

@@ -15,16 +15,24 @@ decode attention 0.089 -> 0.039 ms (640 rows at 256 positions of a 512 bucket), 
   with the values. One program per slot: cutting a slot's keys into chunks run by separate
   programs (combined by their log-sum-exp) was measured slower, or equal within noise, at every
   slot count tried, 1 to 256 and 640 (H100, bench/results/generate_throughput.notes.md).
+  With the step's new key and value given, the kernel writes them into the cache itself and
+  uses them from registers (the fused step has no scatter launches).
+- `add_layernorm`: a projection's bias added to the residual stream and the next LayerNorm, in
+  one pass (static_kv._forward_fused: the GEMM adds the residual itself, beta = 1).
 - `exp_sum64`: the sampler's normalizer, the float64 sum over the vocabulary of exp(x - top),
   in one pass over the float32 logits instead of four passes over a float64 copy.
+- `nucleus`: the sampler's top-k path after the top-k (sampler._top_k_path): the float64 mass
+  before each candidate, the nucleus edge, the test that the candidates hold the whole nucleus,
+  the candidates' keyed Gumbel noise (seeds.py, bit for bit: integer hashing and the CUDA math
+  library's logf) and the Gumbel-max, one program per row instead of some 60 small launches.
 
 Only where `available()`: a CUDA GPU of compute capability 8.0 or later, Triton installed (it
 comes with PyTorch's CUDA builds) and able to build and launch a kernel there (a probe launch on
 first use: Triton compiles a C launcher, so a host without a C compiler keeps the torch paths);
 attention only in bf16/fp16 (float32 keeps SDPA: tl.dot would round it to tf32), and in
 static_kv only for power-of-two head counts >= 16 and head sizes >= 16. `TRITON_INTERPRET=1`
-runs both kernels on CPU tensors, except bf16 attention, which the interpreter's tl.dot gets
-wrong (tests/unit/generation/test_decode_kernels.py).
+runs the kernels on CPU tensors, except bf16 attention, which the interpreter's tl.dot gets
+wrong, and with numpy's log in place of the CUDA logf (tests/unit/generation/test_decode_kernels.py).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +49,7 @@ log = logging.getLogger(__name__)
 ENABLED = True
 BLOCK_N = 64  # key positions per tile
 HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
+_log = _mix32 = None  # the kernels' helpers, set by _kernels()
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,11 +102,32 @@ def _kernels():
     if found is None:
         raise RuntimeError("the decode kernels need Triton (it comes with PyTorch's CUDA builds)")
     triton, tl = found
+    # the kernels' helpers are module globals: the interpreter runs a kernel from its source in
+    # the module's globals, without the closure
+    global _log, _mix32
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        @triton.jit
+        def _log(x):  # the interpreter has no libdevice: numpy's float32 log
+            return tl.log(x)
+    else:
+        from triton.language.extra import libdevice
+
+        @triton.jit
+        def _log(x):  # __nv_logf, the CUDA math library's logf, as torch.log computes on CUDA
+            return libdevice.log(x)
 
     @triton.jit
-    def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, stride_qr, stride_qh, stride_kr, stride_kn,
-                          stride_vr, stride_vn, stride_or, stride_oh, scale,
-                          H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
+    def _mix32(x):  # seeds._mix32 on int64 holding 32-bit values
+        x = x ^ (x >> 16)
+        x = (x * 0x7FEB352D) & 0xFFFFFFFF
+        x = x ^ (x >> 15)
+        x = (x * 0x846CA68B) & 0xFFFFFFFF
+        return x ^ (x >> 16)
+
+    @triton.jit
+    def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, nk_ptr, nv_ptr, stride_qr, stride_qh, stride_kr,
+                          stride_kn, stride_vr, stride_vn, stride_or, stride_oh, stride_nk, stride_nv, scale,
+                          H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, NEW: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: a layer's cache can pass 2**31 elements
         length = tl.load(len_ptr + row)
         heads = tl.arange(0, H)
@@ -105,10 +136,17 @@ def _kernels():
         m = tl.full([H], float("-inf"), tl.float32)  # running max and sum of each head's softmax
         denom = tl.zeros([H], tl.float32)
         acc = tl.zeros([H, D], tl.float32)
+        cached = length
+        if NEW:  # this step's key and value: into the cache at length - 1, used from registers
+            cached = length - 1
+            k_new = tl.load(nk_ptr + row * stride_nk + dims)
+            v_new = tl.load(nv_ptr + row * stride_nv + dims)
+            tl.store(k_ptr + row * stride_kr + cached * stride_kn + dims, k_new)
+            tl.store(v_ptr + row * stride_vr + cached * stride_vn + dims, v_new)
         n0 = 0
-        while n0 < length:  # (a while loop: the interpreter's range() cannot take tensor bounds)
+        while n0 < cached:  # (a while loop: the interpreter's range() cannot take tensor bounds)
             cols = n0 + tl.arange(0, BLOCK)
-            inside = cols < length
+            inside = cols < cached
             k = tl.load(k_ptr + row * stride_kr + cols[:, None] * stride_kn + dims[None, :],
                         mask=inside[:, None], other=0.0)
             s = tl.dot(q, tl.trans(k)) * scale  # [H, BLOCK], float32
@@ -122,6 +160,13 @@ def _kernels():
             acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
             m = m_new
             n0 += BLOCK
+        if NEW:  # the last position, as one more column of the online softmax
+            s = tl.sum(q.to(tl.float32) * k_new.to(tl.float32)[None, :], 1) * scale  # [H]
+            m_new = tl.maximum(m, s)
+            alpha = tl.exp(m - m_new)
+            p = tl.exp(s - m_new)
+            denom = denom * alpha + p
+            acc = acc * alpha[:, None] + p.to(v_new.dtype).to(tl.float32)[:, None] * v_new.to(tl.float32)[None, :]
         out = o_ptr + row * stride_or + heads[:, None] * stride_oh + dims[None, :]
         tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
 
@@ -138,27 +183,124 @@ def _kernels():
             c0 += BLOCK
         tl.store(out_ptr + row, tl.sum(total, 0))
 
-    return mqa_decode_kernel, exp_sum64_kernel
+    @triton.jit
+    def add_layernorm_kernel(y_ptr, bias_ptr, w_ptr, b_ptr, h_ptr, n, eps, stride_y, stride_h,
+                             BLOCK: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        cols = tl.arange(0, BLOCK)
+        inside = cols < n
+        at = y_ptr + row * stride_y + cols
+        y = tl.load(at, mask=inside, other=0.0)
+        # the residual stream as the module path keeps it: rounded to the model's dtype
+        x = (y.to(tl.float32) + tl.load(bias_ptr + cols, mask=inside, other=0.0).to(tl.float32)).to(y.dtype)
+        tl.store(at, x, mask=inside)
+        xf = x.to(tl.float32)
+        mean = tl.sum(xf, 0) / n
+        d = tl.where(inside, xf - mean, 0.0)
+        rstd = 1.0 / tl.sqrt(tl.sum(d * d, 0) / n + eps)
+        w = tl.load(w_ptr + cols, mask=inside, other=0.0).to(tl.float32)
+        b = tl.load(b_ptr + cols, mask=inside, other=0.0).to(tl.float32)
+        tl.store(h_ptr + row * stride_h + cols, (d * rstd * w + b).to(h_ptr.dtype.element_ty), mask=inside)
+
+    @triton.jit
+    def nucleus_kernel(vals_ptr, idx_ptr, z_ptr, seed_ptr, step_ptr, tok_ptr, exact_ptr, k, vocab,
+                       stride_vals, stride_idx, top_p, margin, BLOCK: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        j = tl.arange(0, BLOCK)
+        cand = j < k  # the k candidates; position k is the first token left out
+        vals = tl.load(vals_ptr + row * stride_vals + j, mask=j <= k, other=float("-inf"))
+        prev = tl.load(vals_ptr + row * stride_vals + j - 1, mask=(j >= 1) & (j <= k), other=float("-inf"))
+        top = tl.load(vals_ptr + row * stride_vals).to(tl.float64)
+        z = tl.load(z_ptr + row)
+        # the float64 mass before each position: an exclusive running sum (sampler._mass_before)
+        before = tl.cumsum(tl.exp(prev.to(tl.float64) - top), 0) / z
+        kept = cand & (before <= top_p)  # a prefix: the masses do not decrease
+        edge = tl.min(tl.where(kept, vals, float("inf")), 0)  # the smallest logit top-p keeps
+        left_out = tl.max(tl.where(j == k, vals, float("-inf")), 0)
+        mass_k = tl.max(tl.where(j == k, before, float("-inf")), 0)
+        near = tl.max(tl.where(cand & (tl.abs(before - top_p) <= margin), 1, 0), 0)
+        exact = (mass_k > top_p + margin) & (near == 0) & (edge > left_out)
+        # the keyed Gumbel noise of the candidates (seeds.gumbel_noise), in int64 masked to 32 bits
+        step = tl.load(step_ptr + row).to(tl.int64)
+        step_key = _mix32((step * 0x9E3779B9 + 0x632BE5AB) & 0xFFFFFFFF)
+        row_key = _mix32((tl.load(seed_ptr + row).to(tl.int64) ^ step_key) & 0xFFFFFFFF)
+        idx = tl.load(idx_ptr + row * stride_idx + j, mask=cand, other=0)
+        tokens = (idx * 0x85EBCA77) & 0xFFFFFFFF
+        bits = _mix32(_mix32((row_key + tokens) & 0xFFFFFFFF) ^ row_key)
+        u = (((bits >> 9) & 0x7FFFFF).to(tl.float32) + 0.5) / 8388608.0
+        noise = -_log(-_log(u))
+        scores = tl.where(cand & (vals >= edge), vals + noise, float("-inf"))
+        best = tl.max(scores, 0)
+        token = tl.min(tl.where(cand & (scores == best), idx, vocab), 0)  # ties: the lowest id
+        tl.store(tok_ptr + row, token)
+        tl.store(exact_ptr + row, exact.to(tl.int8))
+
+    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel
 
 
-def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, num_warps: int = 4):
+def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, num_warps: int = 4,
+               new_k=None, new_v=None):
     """Attention of each row's H queries to its own keys/values 0..lengths[r]-1.
 
     q: [R, H, D] (H and D powers of two, H >= 16 for tl.dot); keys, values: [R, C, D] with unit
-    stride in D (a layer's slice of the cache); lengths: [R] int, 1..C. `block_n`, `num_warps`:
-    the tile and launch shape (64 and 4 were the fastest of 32-128 x 2-8 in
+    stride in D (a layer's slice of the cache); lengths: [R] int, 1..C. With `new_k`, `new_v`
+    ([R, D], unit stride in D): this step's key and value of each row, written to the cache at
+    position lengths[r] - 1 by the kernel and used from registers (no separate scatter). `block_n`,
+    `num_warps`: the tile and launch shape (64 and 4 were the fastest of 32-128 x 2-8 in
     bench/profile_slots.py). Returns [R, H, D] in q's dtype."""
     import torch
 
     rows, heads, dim = q.shape
-    if q.stride(2) != 1 or keys.stride(2) != 1 or values.stride(2) != 1:
+    new = new_k is not None
+    tensors = (q, keys, values) + ((new_k, new_v) if new else ())
+    if any(t.stride(-1) != 1 for t in tensors):
         raise ValueError("mqa_decode needs unit stride in the head dimension")
     out = torch.empty_like(q)
+    nk, nv = (new_k, new_v) if new else (q, q)  # unused without NEW
     with _on(q.device):
-        _kernels()[0][(rows,)](q, keys, values, lengths, out, q.stride(0), q.stride(1), keys.stride(0),
+        _kernels()[0][(rows,)](q, keys, values, lengths, out, nk, nv, q.stride(0), q.stride(1), keys.stride(0),
                                keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
-                               scale, H=heads, D=dim, BLOCK=block_n, num_warps=num_warps)
+                               nk.stride(0), nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new,
+                               num_warps=num_warps)
     return out
+
+
+def add_layernorm(y, bias, weight, ln_bias, eps: float):
+    """The residual add of a projection's bias and a LayerNorm in one pass: y becomes y + bias
+    (in place, rounded to y's dtype: the next residual stream), and the LayerNorm of that
+    (float32 statistics, as torch's) is returned. y: [R, N] with unit stride in N."""
+    import torch
+
+    rows, n = y.shape
+    if y.stride(1) != 1:
+        raise ValueError("add_layernorm needs unit stride in the feature dimension")
+    h = torch.empty_like(y)
+    block = 1 << max(4, (n - 1).bit_length())
+    with _on(y.device):
+        _kernels()[2][(rows,)](y, bias, weight, ln_bias, h, n, eps, y.stride(0), h.stride(0), BLOCK=block,
+                               num_warps=max(1, min(16, block // 256)))
+    return h
+
+
+def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int):
+    """The top-k path of sampler._top_k_path after its top-k, in one kernel per row: from the
+    k + 1 largest logits over the temperature (`vals` float32, descending; the last one is the
+    first left out) and their token ids `idx`, the row's float64 normalizer `z` [B, 1], seeds
+    and steps ([B] int64): the token Gumbel-max picks among the nucleus, and whether that is
+    provably the full sort's (sampler._top_k_path's `exact`). Returns (tokens int64 [B],
+    exact bool [B])."""
+    import torch
+
+    rows, width = vals.shape
+    k = width - 1
+    block = 1 << max(4, (width - 1).bit_length())
+    vals, idx = vals.contiguous(), idx.contiguous()
+    tokens = torch.empty(rows, dtype=torch.int64, device=vals.device)
+    exact = torch.empty(rows, dtype=torch.int8, device=vals.device)
+    with _on(vals.device):
+        _kernels()[3][(rows,)](vals, idx, z.contiguous(), seeds, steps, tokens, exact, k, vocab, vals.stride(0),
+                               idx.stride(0), top_p, margin, BLOCK=block, num_warps=max(4, min(16, block // 256)))
+    return tokens, exact.bool()
 
 
 def exp_sum64(x, top):

@@ -189,6 +189,11 @@ def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidate
 # against 0.65 ms over the float32 copy; bench/profile_slots.py times both).
 HALF_TOPK = True
 HALF_TOPK_DEVICES = ("cuda",)  # the tests add "cpu" to check the tokens
+# _top_k_path after its top-k: decode_kernels.nucleus where the kernels serve (the mass before
+# each candidate, the nucleus edge, the exactness test, the candidates' noise and the Gumbel-max
+# in one launch per row), for up to this many candidates (a row's k + 1 values in one tile)
+NUCLEUS_KERNEL = True
+NUCLEUS_KERNEL_MAX = 8192
 
 
 def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None):
@@ -207,17 +212,24 @@ def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None):
         idx = order.topk(k + 1, dim=-1).indices
         vals = x.gather(1, idx)
     top = vals[:, :1].double()
-    before = _mass_before(vals, top, _normalizer(x, top))
-    edge = _nucleus_edge(vals, before[:, :k], top_p)  # as if the nucleus ends among the candidates
-    exact = ((before[:, k] > top_p + _MARGIN)
-             & ~((before[:, :k] - top_p).abs() <= _MARGIN).any(-1)
-             & (edge[:, 0] > vals[:, k]))
-    cand_vals, cand_idx = vals[:, :k], idx[:, :k]
-    scores = (cand_vals + gumbel_noise_at(row_seeds, step, cand_idx)).masked_fill(
-        cand_vals < edge, float("-inf"))
-    best = scores.max(-1, keepdim=True).values
-    # argmax ties go to the lowest token id, as argmax over the vocabulary does
-    tokens = torch.where(scores == best, cand_idx, vocab).min(-1).values
+    z = _normalizer(x, top)
+    if NUCLEUS_KERNEL and k < NUCLEUS_KERNEL_MAX and decode_kernels.available(x.device):
+        # what follows, in one kernel per row instead of some 60 small launches
+        steps = (torch.full((x.shape[0],), step, dtype=torch.int64, device=x.device)
+                 if isinstance(step, int) else step)
+        tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, steps, top_p, _MARGIN, vocab)
+    else:
+        before = _mass_before(vals, top, z)
+        edge = _nucleus_edge(vals, before[:, :k], top_p)  # as if the nucleus ends among the candidates
+        exact = ((before[:, k] > top_p + _MARGIN)
+                 & ~((before[:, :k] - top_p).abs() <= _MARGIN).any(-1)
+                 & (edge[:, 0] > vals[:, k]))
+        cand_vals, cand_idx = vals[:, :k], idx[:, :k]
+        scores = (cand_vals + gumbel_noise_at(row_seeds, step, cand_idx)).masked_fill(
+            cand_vals < edge, float("-inf"))
+        best = scores.max(-1, keepdim=True).values
+        # argmax ties go to the lowest token id, as argmax over the vocabulary does
+        tokens = torch.where(scores == best, cand_idx, vocab).min(-1).values
     if bool(exact.all()):  # one host sync per step
         return tokens, 0
     rows = (~exact).nonzero().squeeze(-1)

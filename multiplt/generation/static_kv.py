@@ -25,7 +25,9 @@ for a decode step), in the model's dtype. Where decode_kernels serves (CUDA GPUs
 capability 8.0 or later with Triton, bf16/fp16, power-of-two head counts >= 16 and head sizes
 >= 16) the decode attention is decode_kernels.mqa_decode instead: each slot reads its own
 positions only, not every slot up to the longest row under a mask (same math, float32 softmax
-as flash attention).
+as flash attention), and the step is `_forward_fused`: 7 launches a layer instead of 14 (the
+attention kernel writes the step's key and value; residual adds inside the GEMMs; bias + next
+LayerNorm in one kernel; the tanh GELU in the up-projection's epilogue).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from multiplt.generation import decode_kernels, mqa_attention
+
+
+# With decode_kernels, the decode step as _forward_fused (bench/profile_slots.py measures both).
+FUSED_STEP = True
 
 
 def supported(model) -> bool:
@@ -75,6 +81,7 @@ class SlotDecoder:
                              "model here (they need a CUDA GPU of compute capability >= 8.0 with Triton, "
                              "bf16/fp16, a power-of-two head count >= 16 and head size >= 16)")
         self.kernels = usable if kernels is None else kernels
+        self.tanh_gelu = getattr(config, "activation_function", None) == "gelu_pytorch_tanh"
         self._captured: dict[int, tuple] = {}
 
     def key_length(self, longest: int) -> int:
@@ -121,6 +128,8 @@ class SlotDecoder:
     def _forward(self, length: int):
         """Logits [rows, vocab] of `tokens` at `pos`, attending to positions 0..pos of each slot
         (SDPA reads only the first `length` positions; decode_kernels reads 0..pos)."""
+        if self.kernels and FUSED_STEP:
+            return self._forward_fused()
         t = self.model.transformer
         rows, dim = self.rows, self.head_dim
         x = t.wte(self.tokens) + t.wpe(self.pos)
@@ -150,6 +159,39 @@ class SlotDecoder:
             x = layer.attn.c_proj(a.reshape(rows, self.embed)) + x
             x = x + layer.mlp(layer.ln_2(x))
         return self.model.lm_head(t.ln_f(x))
+
+    def _forward_fused(self):
+        """_forward with decode_kernels: 7 launches per layer instead of 14. The attention kernel
+        writes the step's key and value into the cache itself (no scatters); each output
+        projection adds the residual stream inside its GEMM (in place, beta = 1), and one kernel
+        adds its bias and computes the next LayerNorm (add_layernorm); on CUDA the MLP's tanh
+        GELU is the up-projection's cuBLASLt epilogue. Same modules' weights, same math; the
+        roundings differ from the module path's only in where the bf16 rounding of a sum falls
+        (bias and residual are added in the other order)."""
+        t = self.model.transformer
+        rows, dim, embed = self.rows, self.head_dim, self.embed
+        lengths = self.pos + 1
+        x = t.wte(self.tokens) + t.wpe(self.pos)
+        h = t.h[0].ln_1(x)
+        for i, layer in enumerate(t.h):
+            attn, mlp = layer.attn, layer.mlp
+            q, k, v = F.linear(h, attn.c_attn.weight, attn.c_attn.bias).split((embed, dim, dim), dim=-1)
+            a = decode_kernels.mqa_decode(q.view(rows, self.n_head, dim), self.keys[i], self.values[i], lengths,
+                                          self.scale, new_k=k, new_v=v)
+            x.addmm_(a.view(rows, embed), attn.c_proj.weight.t())  # x += a W^T
+            ln = layer.ln_2
+            h = decode_kernels.add_layernorm(x, attn.c_proj.bias, ln.weight, ln.bias, ln.eps)
+            x.addmm_(self._up(h, mlp), mlp.c_proj.weight.t())
+            ln = t.h[i + 1].ln_1 if i + 1 < len(t.h) else t.ln_f
+            h = decode_kernels.add_layernorm(x, mlp.c_proj.bias, ln.weight, ln.bias, ln.eps)
+        return self.model.lm_head(h)
+
+    def _up(self, h, mlp):
+        """The MLP's up-projection and activation; for the tanh GELU on CUDA one cuBLASLt GEMM
+        with the GELU in its epilogue (torch._addmm_activation: the tanh approximation there)."""
+        if self.tanh_gelu and self.device.type == "cuda":
+            return torch._addmm_activation(mlp.c_fc.bias, h, mlp.c_fc.weight.t(), use_gelu=True)
+        return mlp.act(F.linear(h, mlp.c_fc.weight, mlp.c_fc.bias))
 
     def _groups(self, length: int):
         """Without CUDA graphs (the CPU): slots in mqa_attention's groups of neighbours, each

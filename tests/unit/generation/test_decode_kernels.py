@@ -48,16 +48,113 @@ _INTERPRETED = textwrap.dedent("""
 """)
 
 
-def test_kernels_in_tritons_interpreter():
-    """Each slot's attention equals the softmax over its own positions, reading none past its
-    length (NaN there), with tiles of 16 and 64 positions; the normalizer equals float64 torch."""
+_INTERPRETED_FUSED = textwrap.dedent("""
+    import torch
+    import transformers
+    from multiplt.generation import decode_kernels as dk, sampler
+    from multiplt.generation.noise import gumbel_noise_at
+    from multiplt.generation.static_kv import SlotDecoder
+
+    torch.manual_seed(0)
+    # mqa_decode writing the step's key and value itself: the cache gets them at length - 1, and
+    # positions from there on are not read before (NaN planted)
+    rows, heads, dim, capacity = 5, 16, 16, 100
+    lengths = torch.tensor([1, 2, 17, 64, 100])
+    q = torch.randn(rows, heads, dim)
+    keys, values = torch.randn(rows, capacity, dim), torch.randn(rows, capacity, dim)
+    qkv = torch.randn(rows, 3 * dim)  # strided new keys and values, as the engine passes them
+    new_k, new_v = qkv[:, dim: 2 * dim], qkv[:, 2 * dim:]
+    ref = []
+    for r, n in enumerate(lengths.tolist()):
+        k = torch.cat([keys[r, : n - 1], new_k[r: r + 1]])
+        v = torch.cat([values[r, : n - 1], new_v[r: r + 1]])
+        ref.append((q[r] @ k.T * dim ** -0.5).softmax(-1) @ v)
+        keys[r, n - 1:] = float("nan")
+        values[r, n - 1:] = float("nan")
+    out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=16, new_k=new_k, new_v=new_v)
+    assert (out - torch.stack(ref)).abs().max().item() < 1e-5
+    for r, n in enumerate(lengths.tolist()):
+        assert torch.equal(keys[r, n - 1], new_k[r]) and torch.equal(values[r, n - 1], new_v[r])
+        assert keys[r, n:].isnan().all()
+
+    # add_layernorm: y += bias in place, and the LayerNorm of the sum
+    y, bias, w, b = torch.randn(7, 300), torch.randn(300), torch.randn(300), torch.randn(300)
+    want_x = y + bias
+    h = dk.add_layernorm(y, bias, w, b, 1e-5)
+    assert torch.equal(y, want_x)
+    assert (h - torch.nn.functional.layer_norm(want_x, (300,), w, b, 1e-5)).abs().max().item() < 1e-5
+
+    # nucleus: the torch top-k path's tokens and exactness, on flat, peaked and tied rows
+    vocab = 3000
+    logits = torch.randn(64, vocab) * 2
+    logits[:8, 5] += 12
+    logits[8:12] = 0.0
+    x = logits / 0.7
+    seeds, steps = torch.randint(0, 2 ** 31, (64,)), torch.randint(0, 600, (64,))
+    for k in (16, 255, 1024):
+        vals, idx = x.topk(k + 1, dim=-1)
+        top = vals[:, :1].double()
+        z = sampler._normalizer(x, top)
+        tokens, exact = dk.nucleus(vals, idx, z, seeds, steps, 0.95, sampler._MARGIN, vocab)
+        before = sampler._mass_before(vals, top, z)
+        edge = sampler._nucleus_edge(vals, before[:, :k], 0.95)
+        want_exact = ((before[:, k] > 0.95 + sampler._MARGIN)
+                      & ~((before[:, :k] - 0.95).abs() <= sampler._MARGIN).any(-1) & (edge[:, 0] > vals[:, k]))
+        scores = (vals[:, :k] + gumbel_noise_at(seeds, steps, idx[:, :k])).masked_fill(vals[:, :k] < edge,
+                                                                                      float("-inf"))
+        best = scores.max(-1, keepdim=True).values
+        want = torch.where(scores == best, idx[:, :k], vocab).min(-1).values
+        assert torch.equal(exact, want_exact) and 0 < int(exact.sum()) < 64, (k, exact)
+        assert torch.equal(tokens, want), k
+
+    # the fused decode step (7 launches a layer) against the module step, float32
+    config = transformers.GPTBigCodeConfig(n_layer=2, n_embd=256, n_head=16, vocab_size=300, multi_query=True,
+                                           n_positions=128, bos_token_id=0, eos_token_id=0)
+    model = transformers.GPTBigCodeForCausalLM(config).eval()
+    prompts = [torch.randint(1, 300, (n,)).tolist() for n in (5, 20, 1)]
+    runs = []
+    with torch.inference_mode():
+        for fused in (False, True):
+            engine = SlotDecoder(model, 4, 64, graphs=False)
+            engine.kernels = fused  # the kernels, interpreted on the CPU
+            first = engine.prefill([0, 1, 2], prompts)
+            engine.pos[:3] = torch.tensor([len(p) for p in prompts])
+            engine.tokens[:3] = first.argmax(-1)
+            logits = []
+            for _ in range(3):
+                out = engine.step(engine.key_length(int(engine.pos.max()) + 1))
+                logits.append(out[:3].clone())
+                engine.tokens.copy_(out.argmax(-1))
+                engine.pos[:3] += 1
+            runs.append((torch.stack(logits), engine.keys[:, :3].clone(), engine.values[:, :3].clone()))
+    for a, b in zip(*runs):
+        assert (a - b).abs().max().item() < 1e-5
+    print("ok")
+""")
+
+
+def _interpret(script: str):
+    """Run `script` in a subprocess with Triton's interpreter; it prints ok."""
     pytest.importorskip("triton", reason="Triton is not installed (PyTorch's CPU build does not bring it)")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(
         [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-    done = subprocess.run([sys.executable, "-c", _INTERPRETED], env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_fused_step_kernels_in_tritons_interpreter():
+    """The kernels of the fused decode step and of the sampler's nucleus: attention that writes
+    the step's key and value itself, bias + residual + LayerNorm in one pass, the nucleus and
+    Gumbel-max of the top-k path (the torch path's tokens and exactness), and the fused step
+    against the module step."""
+    _interpret(_INTERPRETED_FUSED)
+
+
+def test_kernels_in_tritons_interpreter():
+    """Each slot's attention equals the softmax over its own positions, reading none past its
+    length (NaN there), with tiles of 16 and 64 positions; the normalizer equals float64 torch."""
+    _interpret(_INTERPRETED)
 
 
 def test_kernels_serve_only_cuda_half_precision():
@@ -191,22 +288,31 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(monkeypatch):
-    """choose_tokens on CUDA (float64 normalizer in the kernel, top-k over the bf16 logits)
-    against the reference with the torch normalizer, on flat and peaked rows."""
+    """choose_tokens on CUDA (top-k over the bf16 logits, float64 normalizer and nucleus kernels)
+    against the reference with torch ops alone, on flat, peaked and tied rows, at 1024 and 4096
+    candidates."""
     from multiplt.generation import sampler
 
     torch.manual_seed(0)
     flat = torch.randn(256, 49152, device="cuda")
     peaked = flat.clone()
     peaked[torch.arange(256), torch.randint(0, 49152, (256,))] += 12
-    seeds = torch.arange(256, device="cuda")
-    for logits in (flat, peaked):
-        for step in range(3):
-            with monkeypatch.context() as m:
-                m.setattr(decode_kernels, "ENABLED", True)
-                m.setattr(sampler, "HALF_TOPK", True)
-                fast = sampler.choose_tokens(logits.bfloat16(), seeds, step, 0.2, 0.95, candidates=1024)
-            with monkeypatch.context() as m:
-                m.setattr(decode_kernels, "ENABLED", False)
-                ref = sampler.choose_tokens_reference(logits.bfloat16(), seeds, step, 0.2, 0.95)
-            assert torch.equal(fast, ref)
+    tied = peaked.clone()
+    tied[:64, :4] = tied[:64].amax(-1, keepdim=True)  # ties at the top, kept by the nucleus
+    tied[64:96] = 0.0  # all tied: the full sort
+    seeds = torch.arange(256, device="cuda") * 7919
+    for logits in (flat, peaked, tied):
+        for step in (0, 1, 2, 511):
+            ref = None
+            for candidates in (1024, 4096):  # tiles of 2048 and 8192 in the nucleus kernel
+                with monkeypatch.context() as m:
+                    m.setattr(decode_kernels, "ENABLED", True)
+                    m.setattr(sampler, "HALF_TOPK", True)
+                    m.setattr(sampler, "NUCLEUS_KERNEL", True)
+                    fast, fallback = sampler._choose(logits.bfloat16(), seeds, torch.full_like(seeds, step), 0.2,
+                                                     0.95, candidates)
+                with monkeypatch.context() as m:
+                    m.setattr(decode_kernels, "ENABLED", False)
+                    ref = sampler.choose_tokens_reference(logits.bfloat16(), seeds, step, 0.2, 0.95)
+                assert torch.equal(fast, ref)
+                assert fallback < 256 or logits is flat
