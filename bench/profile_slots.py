@@ -134,7 +134,10 @@ def main() -> None:
         out["sampler_candidates"] = choose.candidates
         plain = TokenChooser(candidates=1024, max_candidates=4096)
         try:
-            sampler.NUCLEUS_KERNEL = False  # the top-k path's torch ops after the top-k
+            sampler.RAW_LOGITS = False  # the float32 copy over the temperature first
+            out["sampler_float_copy_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
+            assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
+            sampler.NUCLEUS_KERNEL = False  # and the top-k path's torch ops after the top-k
             out["sampler_torch_nucleus_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
             sampler.NUCLEUS_KERNEL, sampler.HALF_TOPK = True, False  # the top-k over the float32 logits
@@ -144,7 +147,7 @@ def main() -> None:
             out["sampler_without_kernels_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
         finally:
-            decode_kernels.ENABLED = sampler.HALF_TOPK = sampler.NUCLEUS_KERNEL = True
+            decode_kernels.ENABLED = sampler.HALF_TOPK = sampler.NUCLEUS_KERNEL = sampler.RAW_LOGITS = True
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows

@@ -171,14 +171,17 @@ def _kernels():
         tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
 
     @triton.jit
-    def exp_sum64_kernel(x_ptr, top_ptr, out_ptr, vocab, stride_x, BLOCK: tl.constexpr):
+    def exp_sum64_kernel(x_ptr, top_ptr, out_ptr, vocab, stride_x, scale, BLOCK: tl.constexpr,
+                         SCALED: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
         top = tl.load(top_ptr + row)
         total = tl.zeros([BLOCK], tl.float64)
         c0 = 0
         while c0 < vocab:
             cols = c0 + tl.arange(0, BLOCK)
-            x = tl.load(x_ptr + row * stride_x + cols, mask=cols < vocab, other=float("-inf"))
+            x = tl.load(x_ptr + row * stride_x + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32)
+            if SCALED:  # float32(logit) * scale, rounded once: torch's CUDA division by a scalar
+                x = x * scale
             total += tl.exp(x.to(tl.float64) - top)
             c0 += BLOCK
         tl.store(out_ptr + row, tl.sum(total, 0))
@@ -303,9 +306,11 @@ def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int)
     return tokens, exact.bool()
 
 
-def exp_sum64(x, top):
+def exp_sum64(x, top, scale: float | None = None):
     """float64 [B, 1]: the sum over the last dimension of exp(x - top), x float32 [B, V] (unit
-    stride in V), top float64 [B, 1]."""
+    stride in V), top float64 [B, 1]. With `scale` (a float32 value), x may be of any float dtype
+    and each element is float32(x) * scale first (what torch computes for x.float() / t on CUDA
+    when scale is float32(1) / float32(t): see division_by_reciprocal)."""
     import torch
 
     rows, vocab = x.shape
@@ -313,8 +318,29 @@ def exp_sum64(x, top):
         x = x.contiguous()
     out = torch.empty((rows, 1), dtype=torch.float64, device=x.device)
     with _on(x.device):
-        _kernels()[1][(rows,)](x, top.contiguous(), out, vocab, x.stride(0), BLOCK=1024)
+        _kernels()[1][(rows,)](x, top.contiguous(), out, vocab, x.stride(0), 1.0 if scale is None else scale,
+                               BLOCK=1024, SCALED=scale is not None)
     return out
+
+
+def reciprocal(t: float) -> float:
+    """float32(1) / float32(t), as a Python float (exact)."""
+    import torch
+
+    return float(torch.tensor(1.0, dtype=torch.float32) / torch.tensor(t, dtype=torch.float32))
+
+
+@functools.lru_cache(maxsize=None)
+def division_by_reciprocal(t: float, device) -> bool:
+    """Whether torch divides a float32 CUDA tensor by the Python scalar t as a product with
+    reciprocal(t) (it does: ATen's div_true_kernel_cuda multiplies by the reciprocal of a CPU
+    scalar), bit for bit, checked here once per value and device on numbers of many exponents.
+    The sampler's kernels compute x / t that way only where this holds."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(1 << 16, generator=gen) * torch.logspace(-3, 3, 1 << 16)).to(device)
+    return bool(torch.equal(x / t, x * reciprocal(t)))
 
 
 def _on(device):

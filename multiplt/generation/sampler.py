@@ -163,9 +163,11 @@ def _single_token_rows(x, top_p: float):
 def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidates: int,
             single: bool = False):
     """choose_tokens, plus how many rows took the full-sort path."""
-    raw, logits = logits, logits.float()
     if temperature <= 0:
-        return logits.argmax(-1), 0
+        return logits.float().argmax(-1), 0
+    if not single and _raw_path(logits, temperature, top_p):
+        return _top_k_path_raw(logits, temperature, row_seeds, step, top_p, candidates)
+    raw, logits = logits, logits.float()
     x = logits / temperature
     # half-precision logits rank the tokens as x does (x = float(logit) / T is non-decreasing in
     # the logit; what follows depends on values only, never on the order of equal ones), so on
@@ -194,6 +196,44 @@ HALF_TOPK_DEVICES = ("cuda",)  # the tests add "cpu" to check the tokens
 # in one launch per row), for up to this many candidates (a row's k + 1 values in one tile)
 NUCLEUS_KERNEL = True
 NUCLEUS_KERNEL_MAX = 8192
+# with both: _top_k_path_raw (no float32 copy of the logits over the temperature) where it serves
+RAW_LOGITS = True
+
+
+def _raw_path(logits, temperature: float, top_p: float) -> bool:
+    """Whether _top_k_path_raw serves: the GPU with decode_kernels (half-precision top-k and the
+    nucleus kernel on), top-p below 1, and torch dividing by this temperature as a product with
+    its reciprocal (decode_kernels.division_by_reciprocal: then the kernel's x equals torch's)."""
+    return (RAW_LOGITS and NUCLEUS_KERNEL and HALF_TOPK and top_p < 1.0 and logits.device.type in HALF_TOPK_DEVICES
+            and str(logits.dtype) in decode_kernels.HALF_DTYPES and decode_kernels.available(logits.device)
+            and decode_kernels.division_by_reciprocal(temperature, logits.device))
+
+
+def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, candidates: int):
+    """_top_k_path on the half-precision logits as they come, without the float32 copy over the
+    temperature (two passes over [B, V] less): the candidates' values are divided by torch (the
+    same per-element operation, so the same bits as x.gather), the normalizer divides inside its
+    kernel by the same product with the reciprocal, and only rows that need the full sort get
+    their float32 copy."""
+    import torch
+
+    rows_n, vocab = raw.shape
+    k = min(candidates, vocab - 1)
+    if k < 1 or k >= NUCLEUS_KERNEL_MAX:
+        return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw)
+    idx = raw.topk(k + 1, dim=-1).indices
+    vals = raw.gather(1, idx).float() / temperature
+    z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
+    steps = torch.full((rows_n,), step, dtype=torch.int64, device=raw.device) if isinstance(step, int) else step
+    tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, steps, top_p, _MARGIN, vocab)
+    if bool(exact.all()):  # one host sync per step
+        return tokens, 0
+    rows = (~exact).nonzero().squeeze(-1)
+    if rows.shape[0] == rows_n:
+        return _sort_path(raw.float() / temperature, row_seeds, step, top_p), rows_n
+    step_rows = step if isinstance(step, int) else step[rows]
+    tokens[rows] = _sort_path(raw[rows].float() / temperature, row_seeds[rows], step_rows, top_p)
+    return tokens, rows.shape[0]
 
 
 def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None):

@@ -107,6 +107,27 @@ _INTERPRETED_FUSED = textwrap.dedent("""
         assert torch.equal(exact, want_exact) and 0 < int(exact.sum()) < 64, (k, exact)
         assert torch.equal(tokens, want), k
 
+    # the normalizer over half-precision logits, dividing by the temperature inside the kernel
+    raw = (torch.randn(5, 3000) * 4).to(torch.float16)
+    inv = dk.reciprocal(0.3)
+    x = raw.float() * inv
+    top = x.amax(-1, keepdim=True).double()
+    want = x.double().sub(top).exp().sum(-1, keepdim=True)
+    assert ((dk.exp_sum64(raw, top, inv) - want).abs() / want).max().item() < 1e-14
+
+    # the sampler's top-k path over the raw half-precision logits (no float32 copy over the
+    # temperature) equals the reference; the kernels pretended available on the CPU, and T = 0.25,
+    # whose division and reciprocal product agree on any device
+    dk.available = lambda device, dtype=None: True
+    sampler.HALF_TOPK_DEVICES = ("cpu",)
+    raw = (torch.randn(48, 3000) * 3).to(torch.float16)
+    raw[:6, 7] += 30
+    raw[6:10] = 0.0
+    seeds = torch.randint(0, 2 ** 31, (48,))
+    for step in (0, torch.randint(0, 600, (48,))):
+        got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
+        assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
+
     # the fused decode step (7 launches a layer) against the module step, float32
     config = transformers.GPTBigCodeConfig(n_layer=2, n_embd=256, n_head=16, vocab_size=300, multi_query=True,
                                            n_positions=128, bos_token_id=0, eos_token_id=0)
@@ -301,6 +322,8 @@ def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(
     tied[:64, :4] = tied[:64].amax(-1, keepdim=True)  # ties at the top, kept by the nucleus
     tied[64:96] = 0.0  # all tied: the full sort
     seeds = torch.arange(256, device="cuda") * 7919
+    # torch divides by the temperature as a product with its reciprocal: the raw-logits path serves
+    assert decode_kernels.division_by_reciprocal(0.2, torch.device("cuda"))
     for logits in (flat, peaked, tied):
         for step in (0, 1, 2, 511):
             ref = None
