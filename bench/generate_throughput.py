@@ -234,8 +234,12 @@ def main() -> None:
                     help="the Triton decode kernels and the half-precision top-k for the default and "
                          "forced runs (decode_kernels.ENABLED, sampler.HALF_TOPK); the other setting "
                          "is measured too, forced")
+    ap.add_argument("--attn-tile", help="BLOCK_N,NUM_WARPS,NUM_STAGES of the attention kernel (default: "
+                                        "decode_kernels' constants), e.g. from bench/profile_slots.py's sweep")
     ap.add_argument("--out", help="write the results JSON here")
     args = ap.parse_args()
+    if args.attn_tile:
+        decode_kernels.BLOCK_N, decode_kernels.NUM_WARPS, decode_kernels.NUM_STAGES = map(int, args.attn_tile.split(","))
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
     if args.kernels != "default":
         decode_kernels.ENABLED = sampler.HALF_TOPK = args.kernels == "on"
@@ -257,7 +261,9 @@ def main() -> None:
               "requests": len(prompts), "new_tokens_per_sequence": args.new_tokens,
               # whether the runs below use the kernels (the switch, and whether they serve here)
               "decode_kernels": decode_kernels.available(torch.device(device), model.dtype),
-              "half_topk": sampler.HALF_TOPK and device == "cuda"}
+              "half_topk": sampler.HALF_TOPK and device == "cuda",
+              "attn_tile": {"block_n": decode_kernels.BLOCK_N, "num_warps": decode_kernels.NUM_WARPS,
+                            "num_stages": decode_kernels.NUM_STAGES}}
 
     def save():
         text = json.dumps(result, indent=2)

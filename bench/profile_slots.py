@@ -74,8 +74,19 @@ def attention_variants(engine, lengths) -> dict:
     lengths_t = torch.randint(length // 4, length, (rows,), device="cuda")
     for block_n in (32, 64, 128):
         for warps in (2, 4, 8):
-            res[f"attn_kernel_b{block_n}_w{warps}_ms_L{length}_rand"] = round(timed(lambda: decode_kernels.mqa_decode(
-                q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale, block_n, warps)), 4)
+            for stages in (1, 2, 3, 4):  # 1: no software pipelining (as the eighth session's while loop)
+                if block_n == 128 and (warps == 2 or stages == 4):
+                    continue
+                try:
+                    ms = round(timed(lambda: decode_kernels.mqa_decode(
+                        q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale, block_n, warps,
+                        num_stages=stages)), 4)
+                except Exception as err:  # noqa: BLE001 - a tile that does not fit (shared memory): skipped
+                    ms = f"failed: {type(err).__name__}"
+                res[f"attn_kernel_b{block_n}_w{warps}_s{stages}_ms_L{length}_rand"] = ms
+    timed_tiles = [k for k in res if k.startswith("attn_kernel_b") and isinstance(res[k], float)]
+    best = min(timed_tiles, key=res.get)
+    res["attn_best_tile"] = ",".join(part[1:] for part in best.split("_")[2:5])  # BLOCK_N,WARPS,STAGES
     return res
 
 

@@ -48,8 +48,10 @@ log = logging.getLogger(__name__)
 # --kernels off and bench/profile_slots.py measure the engine without them).
 ENABLED = True
 BLOCK_N = 64  # key positions per tile
+NUM_WARPS = 4
+NUM_STAGES = 3  # tiles in flight in the attention loop (Triton's software pipelining)
 HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
-_log = _mix32 = None  # the kernels' helpers, set by _kernels()
+_log = _mix32 = _attend_tile = None  # the kernels' helpers, set by _kernels()
 
 
 @functools.lru_cache(maxsize=None)
@@ -104,7 +106,7 @@ def _kernels():
     triton, tl = found
     # the kernels' helpers are module globals: the interpreter runs a kernel from its source in
     # the module's globals, without the closure
-    global _log, _mix32
+    global _log, _mix32, _attend_tile
     if os.environ.get("TRITON_INTERPRET") == "1":
         @triton.jit
         def _log(x):  # the interpreter has no libdevice: numpy's float32 log
@@ -125,9 +127,27 @@ def _kernels():
         return x ^ (x >> 16)
 
     @triton.jit
+    def _attend_tile(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale, m, denom, acc,
+                     BLOCK: tl.constexpr):
+        """One tile of BLOCK cached positions into the online softmax (m, denom, acc)."""
+        cols = n0 + tl.arange(0, BLOCK)
+        inside = cols < cached
+        k = tl.load(k_row + cols[:, None] * stride_kn + dims[None, :], mask=inside[:, None], other=0.0)
+        s = tl.dot(q, tl.trans(k)) * scale  # [H, BLOCK], float32
+        s = tl.where(inside[None, :], s, float("-inf"))
+        m_new = tl.maximum(m, tl.max(s, 1))
+        alpha = tl.exp(m - m_new)
+        p = tl.exp(s - m_new[:, None])
+        denom = denom * alpha + tl.sum(p, 1)
+        v = tl.load(v_row + cols[:, None] * stride_vn + dims[None, :], mask=inside[:, None], other=0.0)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        return m_new, denom, acc
+
+    @triton.jit
     def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, nk_ptr, nv_ptr, stride_qr, stride_qh, stride_kr,
                           stride_kn, stride_vr, stride_vn, stride_or, stride_oh, stride_nk, stride_nv, scale,
-                          H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, NEW: tl.constexpr):
+                          H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, NEW: tl.constexpr,
+                          LOOP_FOR: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: a layer's cache can pass 2**31 elements
         length = tl.load(len_ptr + row)
         heads = tl.arange(0, H)
@@ -143,23 +163,18 @@ def _kernels():
             v_new = tl.load(nv_ptr + row * stride_nv + dims)
             tl.store(k_ptr + row * stride_kr + cached * stride_kn + dims, k_new)
             tl.store(v_ptr + row * stride_vr + cached * stride_vn + dims, v_new)
-        n0 = 0
-        while n0 < cached:  # (a while loop: the interpreter's range() cannot take tensor bounds)
-            cols = n0 + tl.arange(0, BLOCK)
-            inside = cols < cached
-            k = tl.load(k_ptr + row * stride_kr + cols[:, None] * stride_kn + dims[None, :],
-                        mask=inside[:, None], other=0.0)
-            s = tl.dot(q, tl.trans(k)) * scale  # [H, BLOCK], float32
-            s = tl.where(inside[None, :], s, float("-inf"))
-            m_new = tl.maximum(m, tl.max(s, 1))
-            alpha = tl.exp(m - m_new)
-            p = tl.exp(s - m_new[:, None])
-            denom = denom * alpha + tl.sum(p, 1)
-            v = tl.load(v_ptr + row * stride_vr + cols[:, None] * stride_vn + dims[None, :],
-                        mask=inside[:, None], other=0.0)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
-            m = m_new
-            n0 += BLOCK
+        k_row, v_row = k_ptr + row * stride_kr, v_ptr + row * stride_vr
+        if LOOP_FOR:  # compiled: a for loop, which Triton software-pipelines (the next tile's loads
+            # are issued while this one is computed; num_stages deep)
+            for n0 in range(0, cached, BLOCK):
+                m, denom, acc = _attend_tile(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale,
+                                             m, denom, acc, BLOCK)
+        else:  # the interpreter's range() cannot take a tensor bound
+            n0 = 0
+            while n0 < cached:
+                m, denom, acc = _attend_tile(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale,
+                                             m, denom, acc, BLOCK)
+                n0 += BLOCK
         if NEW:  # the last position, as one more column of the online softmax
             s = tl.sum(q.to(tl.float32) * k_new.to(tl.float32)[None, :], 1) * scale  # [H]
             m_new = tl.maximum(m, s)
@@ -241,8 +256,8 @@ def _kernels():
     return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel
 
 
-def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, num_warps: int = 4,
-               new_k=None, new_v=None):
+def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, num_warps: int = NUM_WARPS,
+               new_k=None, new_v=None, num_stages: int = NUM_STAGES):
     """Attention of each row's H queries to its own keys/values 0..lengths[r]-1.
 
     q: [R, H, D] (H and D powers of two, H >= 16 for tl.dot); keys, values: [R, C, D] with unit
@@ -264,7 +279,8 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, n
         _kernels()[0][(rows,)](q, keys, values, lengths, out, nk, nv, q.stride(0), q.stride(1), keys.stride(0),
                                keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
                                nk.stride(0), nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new,
-                               num_warps=num_warps)
+                               LOOP_FOR=os.environ.get("TRITON_INTERPRET") != "1", num_warps=num_warps,
+                               num_stages=num_stages)
     return out
 
 
