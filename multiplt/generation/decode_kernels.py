@@ -59,9 +59,10 @@ def _triton():
     try:
         import triton
         import triton.language as tl
+        from triton.language.extra import libdevice
     except (ImportError, OSError, RuntimeError):  # missing, or an install that cannot load: torch paths
         return None
-    return triton, tl
+    return triton, tl, libdevice
 
 
 def available(device, dtype=None) -> bool:
@@ -103,7 +104,7 @@ def _kernels():
     found = _triton()
     if found is None:
         raise RuntimeError("the decode kernels need Triton (it comes with PyTorch's CUDA builds)")
-    triton, tl = found
+    triton, tl, libdevice = found
     # the kernels' helpers are module globals: the interpreter runs a kernel from its source in
     # the module's globals, without the closure
     global _log, _mix32, _attend_tile
@@ -112,8 +113,6 @@ def _kernels():
         def _log(x):  # the interpreter has no libdevice: numpy's float32 log
             return tl.log(x)
     else:
-        from triton.language.extra import libdevice
-
         @triton.jit
         def _log(x):  # __nv_logf, the CUDA math library's logf, as torch.log computes on CUDA
             return libdevice.log(x)
