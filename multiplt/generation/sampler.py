@@ -161,12 +161,13 @@ def _single_token_rows(x, top_p: float):
 
 
 def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidates: int,
-            single: bool = False):
-    """choose_tokens, plus how many rows took the full-sort path."""
+            single: bool = False, publish=None):
+    """choose_tokens, plus how many rows took the full-sort path; `publish` as _settle's (called
+    only on the paths that sync with the host)."""
     if temperature <= 0:
         return logits.float().argmax(-1), 0
     if not single and _raw_path(logits, temperature, top_p):
-        return _top_k_path_raw(logits, temperature, row_seeds, step, top_p, candidates)
+        return _top_k_path_raw(logits, temperature, row_seeds, step, top_p, candidates, publish)
     raw, logits = logits, logits.float()
     x = logits / temperature
     # half-precision logits rank the tokens as x does (x = float(logit) / T is non-decreasing in
@@ -176,7 +177,7 @@ def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidate
     order = (raw if HALF_TOPK and raw.device.type in HALF_TOPK_DEVICES
              and str(raw.dtype) in decode_kernels.HALF_DTYPES else None)
     if not (single and 0.5 <= top_p < 1.0):
-        return _top_k_path(x, row_seeds, step, top_p, candidates, order)
+        return _top_k_path(x, row_seeds, step, top_p, candidates, order, publish)
     certain, tokens = _single_token_rows(x, top_p)
     if bool(certain.all()):  # one host sync per step
         return tokens, 0
@@ -209,7 +210,7 @@ def _raw_path(logits, temperature: float, top_p: float) -> bool:
             and decode_kernels.division_by_reciprocal(temperature, logits.device))
 
 
-def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, candidates: int):
+def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, candidates: int, publish=None):
     """_top_k_path on the half-precision logits as they come, without the float32 copy over the
     temperature (two passes over [B, V] less): the candidates' values are divided by torch (the
     same per-element operation, so the same bits as x.gather), the normalizer divides inside its
@@ -220,23 +221,37 @@ def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, cand
     rows_n, vocab = raw.shape
     k = min(candidates, vocab - 1)
     if k < 1 or k >= NUCLEUS_KERNEL_MAX:
-        return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw)
+        return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw, publish)
     idx = raw.topk(k + 1, dim=-1).indices
     vals = raw.gather(1, idx).float() / temperature
     z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
     steps = torch.full((rows_n,), step, dtype=torch.int64, device=raw.device) if isinstance(step, int) else step
     tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, steps, top_p, _MARGIN, vocab)
+    return _settle(tokens, exact, lambda rows: (raw if rows is None else raw[rows]).float() / temperature,
+                   row_seeds, step, top_p, publish)
+
+
+def _settle(tokens, exact, x_of, row_seeds, step, top_p: float, publish=None):
+    """The top-k path's end: the rows not `exact` take the full sort. `x_of(rows)`: those rows'
+    logits over the temperature (rows None: all). `publish(tokens)`, where given, is called before
+    the host sync (so that the caller's writes of the tokens queue up behind the kernels instead
+    of waiting for the sync) and again with the final tokens if rows changed."""
+    if publish is not None:
+        publish(tokens)
     if bool(exact.all()):  # one host sync per step
         return tokens, 0
     rows = (~exact).nonzero().squeeze(-1)
-    if rows.shape[0] == rows_n:
-        return _sort_path(raw.float() / temperature, row_seeds, step, top_p), rows_n
-    step_rows = step if isinstance(step, int) else step[rows]
-    tokens[rows] = _sort_path(raw[rows].float() / temperature, row_seeds[rows], step_rows, top_p)
+    if rows.shape[0] == tokens.shape[0]:
+        tokens = _sort_path(x_of(None), row_seeds, step, top_p)
+    else:
+        step_rows = step if isinstance(step, int) else step[rows]
+        tokens[rows] = _sort_path(x_of(rows), row_seeds[rows], step_rows, top_p)
+    if publish is not None:
+        publish(tokens)
     return tokens, rows.shape[0]
 
 
-def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None):
+def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None, publish=None):
     """_choose on logits already divided by the temperature: the nucleus looked for among the
     `candidates` largest, the full sort for the rows where that cannot be exact. `order`: the
     logits before the division (half precision, same ranking), for the top-k."""
@@ -270,14 +285,7 @@ def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None):
         best = scores.max(-1, keepdim=True).values
         # argmax ties go to the lowest token id, as argmax over the vocabulary does
         tokens = torch.where(scores == best, cand_idx, vocab).min(-1).values
-    if bool(exact.all()):  # one host sync per step
-        return tokens, 0
-    rows = (~exact).nonzero().squeeze(-1)
-    if rows.shape[0] == x.shape[0]:
-        return _sort_path(x, row_seeds, step, top_p), x.shape[0]
-    step_rows = step if isinstance(step, int) else step[rows]
-    tokens[rows] = _sort_path(x[rows], row_seeds[rows], step_rows, top_p)
-    return tokens, rows.shape[0]
+    return _settle(tokens, exact, lambda rows: x if rows is None else x[rows], row_seeds, step, top_p, publish)
 
 
 class TokenChooser:
@@ -309,13 +317,22 @@ class TokenChooser:
             return cls(candidates=32, single=True)
         return cls(candidates=1024, max_candidates=4096)
 
-    def __call__(self, logits, row_seeds, step, temperature: float, top_p: float):
-        """`step`: an int, or an int64 tensor of each row's step (continuous batching)."""
+    def __call__(self, logits, row_seeds, step, temperature: float, top_p: float, publish=None):
+        """`step`: an int, or an int64 tensor of each row's step (continuous batching), which
+        must not change before this returns. `publish(tokens)`: the caller's writes of the
+        tokens; it is called at least once, last with the tokens returned, and where the sampler
+        waits for the GPU (the top-k path's one sync a step) first before that wait."""
         call, self.calls = self.calls, self.calls + 1
         if temperature > 0 and top_p < 1.0 and call < self.sort_until:
-            return _sort_path(logits.float() / temperature, row_seeds, step, top_p)
+            tokens = _sort_path(logits.float() / temperature, row_seeds, step, top_p)
+            if publish is not None:
+                publish(tokens)
+            return tokens
+        calls = []
         tokens, fallback = _choose(logits, row_seeds, step, temperature, top_p, self.candidates,
-                                   self.single)
+                                   self.single, None if publish is None else lambda t: calls.append(publish(t)))
+        if publish is not None and not calls:
+            publish(tokens)
         if temperature > 0 and top_p < 1.0 and fallback > self.max_fallback * logits.shape[0]:
             if self.candidates < self.max_candidates:
                 self.candidates = min(4 * self.candidates, self.max_candidates)

@@ -16,6 +16,7 @@ as the others' next tokens. No other host/device traffic per iteration than the 
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Iterator
 
 import torch
@@ -86,19 +87,20 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
             logits = parts[0] if len(parts) == 1 else torch.cat(parts)
             live_steps = steps if identity else steps[live_index]
             _suppress_eos(logits, live_steps, opts)
-            tokens = choose(logits, seeds if identity else seeds[live_index], live_steps,
-                            opts.temperature, opts.top_p)
+            # the counters move on before the tokens are chosen, so that nothing but the chooser's
+            # own wait stands between its last kernel and the next step: `steps` out of place
+            # (the chooser reads live_steps as they were), positions after this step's writes
             if identity:
-                engine.tokens.copy_(tokens)
-                steps.add_(1)
+                steps = steps + 1
             else:
-                engine.tokens[live_index] = tokens
                 steps[live_index] += 1
             if identity and not new_slots:
                 engine.pos.add_(1)
             elif old:
                 engine.pos[live_index[: len(old)]] += 1
-            ring[live_index, it % every] = tokens
+            choose(logits, seeds if identity else seeds[live_index], live_steps, opts.temperature,
+                            opts.top_p, publish=functools.partial(_publish, engine.tokens, ring, it % every,
+                                                                  None if identity else live_index))
             it += 1
             if done:  # their tokens of this iteration are not kept
                 yield [(slot_job[s].key, toks[s]) for s in done]
@@ -115,6 +117,17 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
                     reach = max(len(slot_job[s].prompt) - start[s] for s in order)
             if order and (it % every == 0 or it >= deadline):
                 pending = (snapshot(), it, list(order))
+
+
+def _publish(inputs, ring, column: int, live_index, tokens) -> None:
+    """The chosen tokens become the next step's inputs and enter the ring (live_index None: every
+    slot, in order)."""
+    if live_index is None:
+        inputs.copy_(tokens)
+        ring[:, column].copy_(tokens)
+    else:
+        inputs[live_index] = tokens
+        ring[live_index, column] = tokens
 
 
 def _limit(job, opts: SamplerOptions) -> int:

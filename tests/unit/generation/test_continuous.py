@@ -47,14 +47,31 @@ def _one_at_a_time(model, jobs, opts):
     return out
 
 
-@pytest.mark.parametrize("engine", ["hf", "hf-mqa", "slots"])
+@pytest.mark.parametrize("engine", ["hf", "hf-mqa", "slots", "slots-topk"])
 @pytest.mark.parametrize("with_eos", [False, True])
-def test_continuous_batching_gives_the_samples_of_one_at_a_time(engine, with_eos):
+def test_continuous_batching_gives_the_samples_of_one_at_a_time(engine, with_eos, monkeypatch):
     """transformers' forward and cache (with and without our MQA attention) and the slot engine
-    (static_kv.py, the default for multi-query GPTBigCode models) against one job at a time."""
+    (static_kv.py, the default for multi-query GPTBigCode models) against one job at a time.
+    slots-topk: the slot engine with the GPU's kind of chooser (top-k path, no single-token test;
+    few candidates, so that some rows of a step take the full sort after the tokens were
+    published to the engine: they are published again)."""
+    from multiplt.generation import sampler, slot_batching
+
     model = _tiny()
     if engine == "hf-mqa":
         assert mqa_attention.enable(model)
+    if engine == "slots-topk":
+        fallbacks = []
+
+        class Counting(sampler.TokenChooser):
+            def __call__(self, *args, publish=None, **kwargs):
+                calls = []
+                tokens = super().__call__(*args, publish=lambda t: calls.append(publish(t)), **kwargs)
+                fallbacks.append(len(calls) > 1)
+                return tokens
+
+        monkeypatch.setattr(slot_batching.TokenChooser, "for_device",
+                            classmethod(lambda cls, device: Counting(candidates=16, max_candidates=16)))
     jobs = _jobs()
     opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, check_every=3)
     if with_eos:  # a token that some sample draws early: those rows end by EOS
@@ -62,11 +79,13 @@ def test_continuous_batching_gives_the_samples_of_one_at_a_time(engine, with_eos
     expected = _one_at_a_time(model, jobs, opts)
     if with_eos:  # rows finish at different times: the test exercises replacement
         assert any(len(expected[j.key]) < j.max_new_tokens for j in jobs)
-    slots = engine == "slots"
+    slots = engine.startswith("slots")
     for cap in (1, 2, 3, None):  # None: every row in flight at once
         assert _run(model, jobs, opts, max_batch=cap, slots=slots) == expected, cap
     # prefill in chunks of a few rows, joined to the running cache
     assert _run(model, jobs, opts, max_batch=4, prefill_tokens=40, slots=slots) == expected
+    if engine == "slots-topk":
+        assert any(fallbacks) and not all(fallbacks)
 
 
 def test_slot_groups_read_their_own_key_lengths_and_give_the_same_samples(monkeypatch):
@@ -164,9 +183,9 @@ def test_slots_are_refilled_as_rows_finish(monkeypatch):
                         lambda self, slots, prompts: prefills.append(list(slots)) or real(self, slots, prompts))
 
     class Spy(sampler.TokenChooser):
-        def __call__(self, logits, *args):
+        def __call__(self, logits, *args, **kwargs):
             sampled.append(logits.shape[0])
-            return super().__call__(logits, *args)
+            return super().__call__(logits, *args, **kwargs)
 
     monkeypatch.setattr(slot_batching, "TokenChooser", Spy)
     opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=20, eos_token_id=5, check_every=2)
