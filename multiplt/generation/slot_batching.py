@@ -98,9 +98,9 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
                 engine.pos.add_(1)
             elif old:
                 engine.pos[live_index[: len(old)]] += 1
-            choose(logits, seeds if identity else seeds[live_index], live_steps, opts.temperature,
-                            opts.top_p, publish=functools.partial(_publish, engine.tokens, ring, it % every,
-                                                                  None if identity else live_index))
+            choose(logits, seeds if identity else seeds[live_index], live_steps, opts.temperature, opts.top_p,
+                   publish=functools.partial(_publish, engine.tokens, ring, it % every,
+                                             None if identity else live_index))
             it += 1
             if done:  # their tokens of this iteration are not kept
                 yield [(slot_job[s].key, toks[s]) for s in done]
