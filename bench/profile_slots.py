@@ -85,8 +85,9 @@ def attention_variants(engine, lengths) -> dict:
                     ms = f"failed: {type(err).__name__}"
                 res[f"attn_kernel_b{block_n}_w{warps}_s{stages}_ms_L{length}_rand"] = ms
     timed_tiles = [k for k in res if k.startswith("attn_kernel_b") and isinstance(res[k], float)]
-    best = min(timed_tiles, key=res.get)
-    res["attn_best_tile"] = ",".join(part[1:] for part in best.split("_")[2:5])  # BLOCK_N,WARPS,STAGES
+    if timed_tiles:
+        best = min(timed_tiles, key=res.get)
+        res["attn_best_tile"] = ",".join(part[1:] for part in best.split("_")[2:5])  # BLOCK_N,WARPS,STAGES
     return res
 
 

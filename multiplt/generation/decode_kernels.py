@@ -221,7 +221,13 @@ def _kernels():
 
     @triton.jit
     def nucleus_kernel(vals_ptr, idx_ptr, z_ptr, seed_ptr, step_ptr, tok_ptr, exact_ptr, k, vocab,
-                       stride_vals, stride_idx, top_p, margin, BLOCK: tl.constexpr):
+                       stride_vals, stride_idx, TOP_P: tl.constexpr, MARGIN: tl.constexpr, HIGH: tl.constexpr,
+                       BLOCK: tl.constexpr):
+        # float64 constants: a float argument or literal would be float32 here (0.95 -> 0.949999988),
+        # and a mass before a candidate between the two would be judged otherwise than the reference
+        top_p = tl.full([], TOP_P, tl.float64)
+        margin = tl.full([], MARGIN, tl.float64)
+        high = tl.full([], HIGH, tl.float64)  # top_p + margin, added in Python's double as the reference does
         row = tl.program_id(0).to(tl.int64)
         j = tl.arange(0, BLOCK)
         cand = j < k  # the k candidates; position k is the first token left out
@@ -236,15 +242,15 @@ def _kernels():
         left_out = tl.max(tl.where(j == k, vals, float("-inf")), 0)
         mass_k = tl.max(tl.where(j == k, before, float("-inf")), 0)
         near = tl.max(tl.where(cand & (tl.abs(before - top_p) <= margin), 1, 0), 0)
-        exact = (mass_k > top_p + margin) & (near == 0) & (edge > left_out)
+        exact = (mass_k > high) & (near == 0) & (edge > left_out)
         # the keyed Gumbel noise of the candidates (seeds.gumbel_noise), in int64 masked to 32 bits
         step = tl.load(step_ptr + row).to(tl.int64)
         step_key = _mix32((step * 0x9E3779B9 + 0x632BE5AB) & 0xFFFFFFFF)
         row_key = _mix32((tl.load(seed_ptr + row).to(tl.int64) ^ step_key) & 0xFFFFFFFF)
-        idx = tl.load(idx_ptr + row * stride_idx + j, mask=cand, other=0)
+        idx = tl.load(idx_ptr + row * stride_idx + j, mask=cand, other=0).to(tl.int64)
         tokens = (idx * 0x85EBCA77) & 0xFFFFFFFF
         bits = _mix32(_mix32((row_key + tokens) & 0xFFFFFFFF) ^ row_key)
-        u = (((bits >> 9) & 0x7FFFFF).to(tl.float32) + 0.5) / 8388608.0
+        u = (((bits >> 9) & 0x7FFFFF).to(tl.float32) + 0.5) * (1.0 / 8388608.0)  # exact: a power of two
         noise = -_log(-_log(u))
         scores = tl.where(cand & (vals >= edge), vals + noise, float("-inf"))
         best = tl.max(scores, 0)
@@ -304,7 +310,8 @@ def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int)
     """The top-k path of sampler._top_k_path after its top-k, in one kernel per row: from the
     k + 1 largest logits over the temperature (`vals` float32, descending; the last one is the
     first left out) and their token ids `idx`, the row's float64 normalizer `z` [B, 1], seeds
-    and steps ([B] int64): the token Gumbel-max picks among the nucleus, and whether that is
+    ([B] int64) and steps ([B] int64, or 0-d for all rows): the token Gumbel-max picks among the
+    nucleus (top_p and margin compared in float64, as the reference does), and whether that is
     provably the full sort's (sampler._top_k_path's `exact`). Returns (tokens int64 [B],
     exact bool [B])."""
     import torch
@@ -312,12 +319,15 @@ def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int)
     rows, width = vals.shape
     k = width - 1
     block = 1 << max(4, (width - 1).bit_length())
-    vals, idx = vals.contiguous(), idx.contiguous()
+    vals, idx, seeds = vals.contiguous(), idx.contiguous(), seeds.contiguous()
+    steps = steps.expand(rows).contiguous()  # one step for all rows (0-d), or each row's
     tokens = torch.empty(rows, dtype=torch.int64, device=vals.device)
     exact = torch.empty(rows, dtype=torch.int8, device=vals.device)
     with _on(vals.device):
         _kernels()[3][(rows,)](vals, idx, z.contiguous(), seeds, steps, tokens, exact, k, vocab, vals.stride(0),
-                               idx.stride(0), top_p, margin, BLOCK=block, num_warps=max(4, min(16, block // 256)))
+                               idx.stride(0), TOP_P=float(top_p), MARGIN=float(margin),
+                               HIGH=float(top_p) + float(margin), BLOCK=block,
+                               num_warps=max(4, min(16, block // 256)))
     return tokens, exact.bool()
 
 

@@ -166,8 +166,10 @@ class SlotDecoder:
         projection adds the residual stream inside its GEMM (in place, beta = 1), and one kernel
         adds its bias and computes the next LayerNorm (add_layernorm); on CUDA the MLP's tanh
         GELU is the up-projection's cuBLASLt epilogue. Same modules' weights, same math; the
-        roundings differ from the module path's only in where the bf16 rounding of a sum falls
-        (bias and residual are added in the other order)."""
+        roundings differ from the module path's: bias and residual are added in the other order,
+        the GELU reads the GEMM's float32 accumulator, the new key's score is a float32 sum
+        rather than a tl.dot, and the LayerNorm reduces in another order (float32 test: equal to
+        the module step to 1e-5)."""
         t = self.model.transformer
         rows, dim, embed = self.rows, self.head_dim, self.embed
         lengths = self.pos + 1

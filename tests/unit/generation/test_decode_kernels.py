@@ -13,6 +13,30 @@ import torch
 
 from multiplt.generation import decode_kernels
 
+
+def row_between_float32_and_float64_top_p(vocab: int, dtype, top_p: float = 0.95):
+    """Logits of `dtype` (for temperature 1) whose mass before the second token lies strictly
+    between float32(top_p) and top_p, clear of the 1e-9 margin: the reference keeps that token in
+    the nucleus, a comparison with top_p rounded to float32 (0.95 -> 0.949999988) drops it."""
+    import math
+
+    import numpy as np
+
+    p32 = float(np.float32(top_p))
+    low, high = p32 + (top_p - p32) / 4, top_p - (top_p - p32) / 4
+    q = lambda v: float(torch.tensor(v, dtype=dtype))  # noqa: E731 - the nearest value of the dtype
+    values = [0.0, q(math.log(0.04 / top_p))]
+    need = 2.0 / (low + high) - 1.0 - math.exp(values[1])  # the rest of the normalizer
+    for level in (q(-11.5), q(-16.0), q(-20.0)):  # each level's tokens fill what is left, coarse to fine
+        count = int(need / math.exp(level))
+        values += [level] * count
+        need -= count * math.exp(level)
+    values += [q(-40.0)] * (vocab - len(values))
+    x = torch.tensor(values, dtype=torch.float64)
+    mass = 1.0 / float(torch.exp(x).sum())  # the mass before token 1: token 0's (at 0, the top)
+    assert low < mass < high, (mass, low, high)
+    return x.to(dtype)
+
 _INTERPRETED = textwrap.dedent("""
     import torch
     from multiplt.generation import decode_kernels as dk
@@ -127,6 +151,16 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     for step in (0, torch.randint(0, 600, (48,))):
         got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
         assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
+
+    # top_p compared in float64: a mass before a token between float32(0.95) and 0.95 keeps it
+    from tests.unit.generation.test_decode_kernels import row_between_float32_and_float64_top_p
+
+    edge_rows = row_between_float32_and_float64_top_p(2000, torch.float16)[None].repeat(256, 1)
+    seeds = torch.arange(256) * 7919
+    sampler.HALF_TOPK_DEVICES = ("cpu",)
+    want = sampler.choose_tokens_reference(edge_rows, seeds, 0, 1.0, 0.95)
+    got, fallback = sampler._choose(edge_rows, seeds, 0, 1.0, 0.95, 16)
+    assert fallback == 0 and int((want == 1).sum()) > 0 and torch.equal(got, want)
 
     # the fused decode step (7 launches a layer) against the module step, float32
     config = transformers.GPTBigCodeConfig(n_layer=2, n_embd=256, n_head=16, vocab_size=300, multi_query=True,
@@ -324,6 +358,15 @@ def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(
     seeds = torch.arange(256, device="cuda") * 7919
     # torch divides by the temperature as a product with its reciprocal: the raw-logits path serves
     assert decode_kernels.division_by_reciprocal(0.2, torch.device("cuda"))
+    # masses before a token between float32(0.95) and 0.95 (at temperature 1)
+    edge = row_between_float32_and_float64_top_p(49152, torch.bfloat16)[None].repeat(256, 1).cuda()
+    with monkeypatch.context() as m:
+        m.setattr(decode_kernels, "ENABLED", True)
+        got, fallback = sampler._choose(edge, seeds, 0, 1.0, 0.95, 1024)
+    with monkeypatch.context() as m:
+        m.setattr(decode_kernels, "ENABLED", False)
+        want = sampler.choose_tokens_reference(edge, seeds, 0, 1.0, 0.95)
+    assert fallback == 0 and int((want == 1).sum()) > 0 and torch.equal(got, want)
     for logits in (flat, peaked, tied):
         for step in (0, 1, 2, 511):
             ref = None
