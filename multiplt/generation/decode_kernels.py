@@ -27,8 +27,9 @@ decode attention 0.089 -> 0.039 ms (640 rows at 256 positions of a 512 bucket), 
   library's logf) and the Gumbel-max, one program per row instead of some 60 small launches.
 
 Only where `available()`: a CUDA GPU of compute capability 8.0 or later, Triton installed (it
-comes with PyTorch's CUDA builds) and able to build and launch a kernel there (a probe launch on
-first use: Triton compiles a C launcher, so a host without a C compiler keeps the torch paths);
+comes with PyTorch's CUDA builds) and able to build and launch each kernel there (one small probe
+launch of each on first use, checked against known results: Triton compiles a C launcher, so a host
+without a C compiler keeps the torch paths, and so does one where any kernel fails to build);
 attention only in bf16/fp16 (float32 keeps SDPA: tl.dot would round it to tf32), and in
 static_kv only for power-of-two head counts >= 16 and head sizes >= 16. `TRITON_INTERPRET=1`
 runs the kernels on CPU tensors, except bf16 attention, which the interpreter's tl.dot gets
@@ -83,20 +84,42 @@ def _capable(index) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _launches(index) -> bool:
-    """Whether a kernel builds and runs on GPU `index`: Triton compiles a C launcher at the first
-    launch (it needs a C compiler and Python's headers) and caches kernels under ~/.triton. Once
-    per process; where it fails the torch paths are used, with one warning."""
+    """Whether every kernel builds and runs on GPU `index`: Triton compiles a C launcher at the
+    first launch (it needs a C compiler and Python's headers) and caches kernels under ~/.triton.
+    Once per process; where any fails the torch paths are used, with one warning."""
     import torch
 
     try:
         x = torch.zeros((1, 8), device=torch.device("cuda", index))
         ok = float(exp_sum64(x, torch.zeros((1, 1), dtype=torch.float64, device=x.device))) == 8.0
+        ok = ok and _probe_others(x.device)
     except Exception as err:  # noqa: BLE001 - any failure means: do not use the kernels here
         log.warning("Triton decode kernels unusable on this host, using the torch paths: %s", err)
         return False
     if not ok:
-        log.warning("Triton decode kernels gave a wrong sum in their probe, using the torch paths")
+        log.warning("Triton decode kernels gave a wrong result in their probe, using the torch paths")
     return ok
+
+
+def _probe_others(device) -> bool:
+    """One small launch of each other kernel (each compiles at its first launch): the nucleus on
+    a row whose top token holds the nucleus, a LayerNorm of a constant row, one slot's attention
+    to its one new key."""
+    import torch
+
+    long = dict(dtype=torch.int64, device=device)
+    vals = torch.tensor([[10.0, 0.0, -1.0]], device=device)
+    z = torch.exp(vals.double() - 10.0).sum(-1, keepdim=True)
+    token, exact = nucleus(vals, torch.tensor([[2, 0, 1]], **long), z, torch.zeros(1, **long),
+                           torch.zeros(1, **long), 0.5, 1e-9, 3)
+    half = dict(dtype=torch.bfloat16, device=device)
+    y = torch.ones((1, 16), **half)
+    h = add_layernorm(y, torch.ones(16, **half), torch.ones(16, **half), torch.zeros(16, **half), 1e-5)
+    v = torch.ones((1, 16), **half)
+    a = mqa_decode(torch.ones((1, 16, 16), **half), torch.zeros((1, 4, 16), **half), torch.zeros((1, 4, 16), **half),
+                   torch.ones(1, **long), 0.25, new_k=torch.ones((1, 16), **half), new_v=v)
+    return (int(token) == 2 and bool(exact) and bool((y == 2).all()) and bool((h == 0).all())
+            and bool((a == 1).all()))
 
 
 @functools.lru_cache(maxsize=None)

@@ -162,6 +162,9 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     got, fallback = sampler._choose(edge_rows, seeds, 0, 1.0, 0.95, 16)
     assert fallback == 0 and int((want == 1).sum()) > 0 and torch.equal(got, want)
 
+    # the probe that available() runs on a GPU, each kernel once
+    assert dk._probe_others(torch.device("cpu"))
+
     # the fused decode step (7 launches a layer) against the module step, float32
     config = transformers.GPTBigCodeConfig(n_layer=2, n_embd=256, n_head=16, vocab_size=300, multi_query=True,
                                            n_positions=128, bos_token_id=0, eos_token_id=0)
@@ -252,6 +255,27 @@ def test_a_host_where_triton_cannot_launch_keeps_the_torch_paths(monkeypatch, ca
             assert not decode_kernels.available(torch.device("cuda", 0))
         assert calls == [1]
         assert "Failed to find C compiler" in caplog.text
+    finally:
+        decode_kernels._launches.cache_clear()
+
+
+def test_a_kernel_that_fails_to_build_in_the_probe_keeps_every_torch_path(monkeypatch, caplog):
+    """The probe launches each kernel once: one that cannot be built (the nucleus here) turns all
+    of them off, with a warning, instead of failing the first sampling step."""
+    def fails(*args, **kwargs):
+        raise RuntimeError("PassManager::run failed")
+
+    monkeypatch.setattr(decode_kernels, "_triton", lambda: ("triton", "tl", "libdevice"))
+    monkeypatch.setattr(decode_kernels, "_capable", lambda index: True)
+    monkeypatch.setattr(decode_kernels, "exp_sum64", lambda x, top: torch.full((1, 1), 8.0, dtype=torch.float64))
+    monkeypatch.setattr(decode_kernels, "nucleus", fails)
+    monkeypatch.setattr(torch, "zeros", lambda *a, **k: torch.empty(0))  # no CUDA tensors here
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: torch.empty(0))
+    decode_kernels._launches.cache_clear()
+    try:
+        with caplog.at_level("WARNING"):
+            assert not decode_kernels.available(torch.device("cuda", 0), torch.bfloat16)
+        assert "PassManager::run failed" in caplog.text
     finally:
         decode_kernels._launches.cache_clear()
 
