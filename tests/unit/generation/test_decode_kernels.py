@@ -20,9 +20,7 @@ def row_between_float32_and_float64_top_p(vocab: int, dtype, top_p: float = 0.95
     the nucleus, a comparison with top_p rounded to float32 (0.95 -> 0.949999988) drops it."""
     import math
 
-    import numpy as np
-
-    p32 = float(np.float32(top_p))
+    p32 = float(torch.tensor(top_p, dtype=torch.float32))
     low, high = p32 + (top_p - p32) / 4, top_p - (top_p - p32) / 4
     q = lambda v: float(torch.tensor(v, dtype=dtype))  # noqa: E731 - the nearest value of the dtype
     values = [0.0, q(math.log(0.04 / top_p))]
