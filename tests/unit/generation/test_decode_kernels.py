@@ -391,7 +391,6 @@ def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(
     assert fallback == 0 and int((want == 1).sum()) > 0 and torch.equal(got, want)
     for logits in (flat, peaked, tied):
         for step in (0, 1, 2, 511):
-            ref = None
             for candidates in (1024, 4096):  # tiles of 2048 and 8192 in the nucleus kernel
                 with monkeypatch.context() as m:
                     m.setattr(decode_kernels, "ENABLED", True)
