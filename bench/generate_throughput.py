@@ -236,8 +236,11 @@ def main() -> None:
                          "is measured too, forced")
     ap.add_argument("--attn-tile", help="BLOCK_N,NUM_WARPS,NUM_STAGES of the attention kernel (default: "
                                         "decode_kernels' constants), e.g. from bench/profile_slots.py's sweep")
+    ap.add_argument("--threshold-candidates", action="store_true",
+                    help="sampler.THRESHOLD_CANDIDATES on (the threshold candidate selection in place of the top-k)")
     ap.add_argument("--out", help="write the results JSON here")
     args = ap.parse_args()
+    sampler.THRESHOLD_CANDIDATES = args.threshold_candidates
     if args.attn_tile:
         decode_kernels.BLOCK_N, decode_kernels.NUM_WARPS, decode_kernels.NUM_STAGES = map(int, args.attn_tile.split(","))
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
@@ -262,6 +265,7 @@ def main() -> None:
               # whether the runs below use the kernels (the switch, and whether they serve here)
               "decode_kernels": decode_kernels.available(torch.device(device), model.dtype),
               "half_topk": sampler.HALF_TOPK and device == "cuda",
+              "threshold_candidates": sampler.THRESHOLD_CANDIDATES,
               "attn_tile": {"block_n": decode_kernels.BLOCK_N, "num_warps": decode_kernels.NUM_WARPS,
                             "num_stages": decode_kernels.NUM_STAGES}}
 

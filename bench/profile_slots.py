@@ -4,7 +4,8 @@ kernels (decode_kernels.py, the default: the fused step of static_kv._forward_fu
 kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`: SDPA over every
 slot up to the bucket), rows at the bucket's end and at random positions; one layer's attention by each; the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
-top-k over the half-precision logits; and the matmul work of one
+top-k over the half-precision logits, and with the threshold candidates in place of the top-k
+(sampler.THRESHOLD_CANDIDATES, off by default); and the matmul work of one
 step at the measured matmul rate.
 
     python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]
@@ -144,8 +145,19 @@ def main() -> None:
         choose = TokenChooser(candidates=1024, max_candidates=4096)  # as slot_batching on CUDA
         out["sampler_ms"] = round(timed(lambda: choose(logits, seeds, steps, 0.2, 0.95)), 3)
         out["sampler_candidates"] = choose.candidates
+        peaked = logits.clone()
+        peaked[torch.arange(args.rows, device="cuda"), torch.randint(0, config.vocab_size, (args.rows,),
+                                                                     device="cuda")] += 12
         plain = TokenChooser(candidates=1024, max_candidates=4096)
         try:
+            sampler.THRESHOLD_CANDIDATES = True  # threshold candidates in place of the top-k
+            out["sampler_threshold_full_sort_rows"] = _choose(logits, seeds, steps, 0.2, 0.95, 1024)[1]
+            for name, rows in (("", logits), ("_peaked", peaked)):
+                fresh = TokenChooser(candidates=1024, max_candidates=4096)
+                out[f"sampler_threshold{name}_ms"] = round(timed(lambda: fresh(rows, seeds, steps, 0.2, 0.95)), 3)
+                out[f"sampler_threshold{name}_candidates"] = fresh.candidates
+                assert torch.equal(fresh(rows, seeds, steps, 0.2, 0.95), choose(rows, seeds, steps, 0.2, 0.95))
+            sampler.THRESHOLD_CANDIDATES = False
             sampler.RAW_LOGITS = False  # the float32 copy over the temperature first
             out["sampler_float_copy_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
@@ -160,12 +172,10 @@ def main() -> None:
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
         finally:
             decode_kernels.ENABLED = sampler.HALF_TOPK = sampler.NUCLEUS_KERNEL = sampler.RAW_LOGITS = True
+            sampler.THRESHOLD_CANDIDATES = False
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows
-        peaked = logits.clone()
-        peaked[torch.arange(args.rows, device="cuda"), torch.randint(0, config.vocab_size, (args.rows,),
-                                                                     device="cuda")] += 12
         for name, rows in (("flat", logits), ("peaked", peaked)):
             gpu = TokenChooser.for_device(rows.device)
             single = TokenChooser(candidates=1024, max_candidates=4096, single=True)

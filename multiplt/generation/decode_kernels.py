@@ -25,6 +25,10 @@ decode attention 0.089 -> 0.039 ms (640 rows at 256 positions of a 512 bucket), 
   before each candidate, the nucleus edge, the test that the candidates hold the whole nucleus,
   the candidates' keyed Gumbel noise (seeds.py, bit for bit: integer hashing and the CUDA math
   library's logf) and the Gumbel-max, one program per row instead of some 60 small launches.
+- `threshold_candidates`: a replacement for the top-k before `nucleus`, off by default
+  (sampler.THRESHOLD_CANDIDATES) until it is measured on a GPU: the tokens above the largest of
+  a few thresholds whose tokens provably hold the nucleus, compacted and sorted, in three passes
+  over the row.
 
 Only where `available()`: a CUDA GPU of compute capability 8.0 or later, Triton installed (it
 comes with PyTorch's CUDA builds) and able to build and launch each kernel there (one small probe
@@ -281,7 +285,77 @@ def _kernels():
         tl.store(tok_ptr + row, token)
         tl.store(exact_ptr + row, exact.to(tl.int8))
 
-    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel
+    @triton.jit
+    def candidates_kernel(x_ptr, stride_x, vocab, scale, keys_ptr, vals_ptr, idx_ptr, z_ptr, ok_ptr,
+                          TOP_P: tl.constexpr, K: tl.constexpr, BLOCK: tl.constexpr, NT: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        base = x_ptr + row * stride_x
+        # pass 1: the row's largest x = float32(logit) * scale
+        top = tl.max(tl.full([BLOCK], float("-inf"), tl.float32), 0)
+        c0 = 0
+        while c0 < vocab:
+            cols = c0 + tl.arange(0, BLOCK)
+            x = tl.load(base + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32) * scale
+            top = tl.maximum(top, tl.max(x, 0))
+            c0 += BLOCK
+        # pass 2: the float64 normalizer, and the float32 mass and count of the tokens at least
+        # each threshold top - gap (gaps 0.25 * 2**(b/2), b < NT)
+        b = tl.arange(0, NT)
+        thresholds = top - 0.25 * tl.exp2(b.to(tl.float32) * 0.5)
+        mass = tl.zeros([NT], tl.float32)
+        count = tl.zeros([NT], tl.int32)
+        z = tl.zeros([BLOCK], tl.float64)
+        c0 = 0
+        while c0 < vocab:
+            cols = c0 + tl.arange(0, BLOCK)
+            x = tl.load(base + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32) * scale
+            z += tl.exp(x.to(tl.float64) - top.to(tl.float64))
+            above = x[None, :] >= thresholds[:, None]
+            mass += tl.sum(tl.where(above, tl.exp(x - top)[None, :], 0.0), 1)
+            count += tl.sum(above.to(tl.int32), 1)
+            c0 += BLOCK
+        total = tl.sum(z, 0)
+        # the first threshold whose tokens hold more than top_p of the mass (with a slack far
+        # above float32's error): the nucleus lies among them; usable if they fit K slots
+        first = tl.min(tl.where(mass > (TOP_P + 1e-3) * total.to(tl.float32), b, NT), 0)
+        fits = tl.sum(tl.where(b == first, count, 0), 0) <= K
+        cut = tl.max(tl.where(b == first, thresholds, float("-inf")), 0)
+        ok = (first < NT) & fits
+        # pass 3: the tokens at least `cut` into K slots, as int64 keys that sort as their x
+        # (order-preserving float bits in the high half, the token id in the low half), and the
+        # largest x below `cut` (the first token left out)
+        n = tl.sum(tl.zeros([BLOCK], tl.int32), 0)
+        left_out = tl.max(tl.full([BLOCK], float("-inf"), tl.float32), 0)
+        c0 = 0
+        while c0 < vocab:
+            cols = c0 + tl.arange(0, BLOCK)
+            inside = cols < vocab
+            x = tl.load(base + cols, mask=inside, other=float("-inf")).to(tl.float32) * scale
+            keep = inside & (x >= cut)
+            at = n + tl.cumsum(keep.to(tl.int32), 0) - 1
+            bits = x.to(tl.int32, bitcast=True)
+            order = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
+            key = (order.to(tl.int64) << 32) | cols.to(tl.int64)
+            tl.store(keys_ptr + row * K + at, key, mask=keep & (at < K))
+            n += tl.sum(keep.to(tl.int32), 0)
+            left_out = tl.maximum(left_out, tl.max(tl.where(inside & (x < cut), x, float("-inf")), 0))
+            c0 += BLOCK
+        tl.debug_barrier()  # the keys written above, read back by other threads of this program
+        j = tl.arange(0, K)
+        filled = j < n
+        keys = tl.sort(tl.load(keys_ptr + row * K + j, mask=filled, other=-9223372036854775807 - 1), 0,
+                       descending=True)
+        order = (keys >> 32).to(tl.int32)
+        bits = tl.where(order >= 0, order, order ^ 0x7FFFFFFF)
+        vals = tl.where(filled, bits.to(tl.float32, bitcast=True), float("-inf"))
+        tl.store(vals_ptr + row * (K + 1) + j, vals)
+        tl.store(idx_ptr + row * (K + 1) + j, tl.where(filled, keys & 0xFFFFFFFF, 0))
+        tl.store(vals_ptr + row * (K + 1) + K, left_out)
+        tl.store(idx_ptr + row * (K + 1) + K, 0)
+        tl.store(z_ptr + row, total)
+        tl.store(ok_ptr + row, ok.to(tl.int8))
+
+    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel, candidates_kernel
 
 
 def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, num_warps: int = NUM_WARPS,
@@ -327,6 +401,36 @@ def add_layernorm(y, bias, weight, ln_bias, eps: float):
         _kernels()[2][(rows,)](y, bias, weight, ln_bias, h, n, eps, y.stride(0), h.stride(0), BLOCK=block,
                                num_warps=max(1, min(16, block // 256)))
     return h
+
+
+def threshold_candidates(raw, scale: float, top_p: float, k: int):
+    """A replacement for the top-k before `nucleus` (sampler.THRESHOLD_CANDIDATES, off by default:
+    not yet measured on a GPU). Per row of `raw` [B, V] (any float dtype; x = float32(raw) *
+    scale, torch's bits for raw.float() / T where scale is reciprocal(T)): the tokens whose x is
+    at least a threshold t, with t the largest of top - 0.25 * 2**(b/2) (b < 16) whose tokens
+    hold more than top_p of the mass. The set {x >= t} is a prefix of the sorted row; with more
+    than top_p of the mass, the token after it has more than top_p before it, so the nucleus lies
+    inside. Three passes over the row and one sort of k keys, instead of a top-k.
+
+    Returns (vals float32 [B, k + 1] descending, -inf past the row's candidates, the last one the
+    largest x left out; idx int64 [B, k + 1]; z float64 [B, 1], the normalizer over the row; ok
+    bool [B]: whether the row found such a threshold with at most k tokens; other rows must take
+    the full sort). k: a power of two."""
+    import torch
+
+    rows, vocab = raw.shape
+    if k & (k - 1) or raw.stride(1) != 1:
+        raise ValueError("threshold_candidates needs a power-of-two k and unit stride in the vocabulary")
+    device = raw.device
+    keys = torch.empty((rows, k), dtype=torch.int64, device=device)
+    vals = torch.empty((rows, k + 1), dtype=torch.float32, device=device)
+    idx = torch.empty((rows, k + 1), dtype=torch.int64, device=device)
+    z = torch.empty((rows, 1), dtype=torch.float64, device=device)
+    ok = torch.empty(rows, dtype=torch.int8, device=device)
+    with _on(device):
+        _kernels()[4][(rows,)](raw, raw.stride(0), vocab, scale, keys, vals, idx, z, ok, TOP_P=float(top_p), K=k,
+                               BLOCK=1024, NT=16, num_warps=8)
+    return vals, idx, z, ok.bool()
 
 
 def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int):

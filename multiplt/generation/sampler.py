@@ -199,6 +199,9 @@ NUCLEUS_KERNEL = True
 NUCLEUS_KERNEL_MAX = 8192
 # with both: _top_k_path_raw (no float32 copy of the logits over the temperature) where it serves
 RAW_LOGITS = True
+# in _top_k_path_raw, decode_kernels.threshold_candidates instead of the top-k: prepared, off
+# until bench/profile_slots.py has measured it on a GPU
+THRESHOLD_CANDIDATES = False
 
 
 def _raw_path(logits, temperature: float, top_p: float) -> bool:
@@ -222,11 +225,18 @@ def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, cand
     k = min(candidates, vocab - 1)
     if k < 1 or k >= NUCLEUS_KERNEL_MAX:
         return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw, publish)
-    idx = raw.topk(k + 1, dim=-1).indices
-    vals = raw.gather(1, idx).float() / temperature
-    z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
     steps = torch.full((rows_n,), step, dtype=torch.int64, device=raw.device) if isinstance(step, int) else step
-    tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, steps, top_p, _MARGIN, vocab)
+    if THRESHOLD_CANDIDATES:  # no top-k: the tokens above a threshold that provably holds the nucleus
+        slots = 1 << (k - 1).bit_length()
+        vals, idx, z, found = decode_kernels.threshold_candidates(raw, decode_kernels.reciprocal(temperature),
+                                                                  top_p, slots)
+        tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, steps, top_p, _MARGIN, vocab)
+        exact &= found
+    else:
+        idx = raw.topk(k + 1, dim=-1).indices
+        vals = raw.gather(1, idx).float() / temperature
+        z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
+        tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, steps, top_p, _MARGIN, vocab)
     return _settle(tokens, exact, lambda rows: (raw if rows is None else raw[rows]).float() / temperature,
                    row_seeds, step, top_p, publish)
 

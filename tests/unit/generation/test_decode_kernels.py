@@ -150,6 +150,23 @@ _INTERPRETED_FUSED = textwrap.dedent("""
         got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
         assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
 
+    # the same with the threshold candidates in place of the top-k (sampler.THRESHOLD_CANDIDATES):
+    # rows too flat for 256 slots take the full sort
+    raw[10:14] = (torch.randn(4, 3000) * 0.2).to(torch.float16)
+    raw[14:20] -= 40  # every logit negative: the keys' order-preserving bits of negative floats
+    sampler.THRESHOLD_CANDIDATES = True
+    step = torch.randint(0, 600, (48,))
+    got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
+    assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 8 <= fallback < 48
+    vals, idx, z, found = dk.threshold_candidates(raw, dk.reciprocal(0.25), 0.95, 256)
+    x = raw.float() / 0.25
+    for r in range(48):  # each found row: its n largest tokens, descending, then the first left out
+        n = int((vals[r, :256] > float("-inf")).sum())
+        top = x[r].topk(n + 1)
+        assert bool(found[r]) == (r not in range(6, 14)), r
+        assert not found[r] or (torch.equal(vals[r, :n], top.values[:n]) and vals[r, 256] == top.values[n])
+    sampler.THRESHOLD_CANDIDATES = False
+
     # top_p compared in float64: a mass before a token between float32(0.95) and 0.95 keeps it
     from tests.unit.generation.test_decode_kernels import row_between_float32_and_float64_top_p
 
