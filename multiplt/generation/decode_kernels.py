@@ -315,9 +315,10 @@ def _kernels():
             count += tl.sum(above.to(tl.int32), 1)
             c0 += BLOCK
         total = tl.sum(z, 0)
-        # the first threshold whose tokens hold more than top_p of the mass (with a slack far
-        # above float32's error): the nucleus lies among them; usable if they fit K slots
-        first = tl.min(tl.where(mass > (TOP_P + 1e-3) * total.to(tl.float32), b, NT), 0)
+        # the first threshold whose tokens hold more than top_p of the mass (with a slack above
+        # float32's error; the nucleus kernel checks the mass again in float64): the nucleus lies
+        # among them; usable if they fit K slots
+        first = tl.min(tl.where(mass > (TOP_P + 1e-5) * total.to(tl.float32), b, NT), 0)
         fits = tl.sum(tl.where(b == first, count, 0), 0) <= K
         cut = tl.max(tl.where(b == first, thresholds, float("-inf")), 0)
         ok = (first < NT) & fits
@@ -350,7 +351,9 @@ def _kernels():
         vals = tl.where(filled, bits.to(tl.float32, bitcast=True), float("-inf"))
         tl.store(vals_ptr + row * (K + 1) + j, vals)
         tl.store(idx_ptr + row * (K + 1) + j, tl.where(filled, keys & 0xFFFFFFFF, 0))
-        tl.store(vals_ptr + row * (K + 1) + K, left_out)
+        # a row without a usable threshold: +inf as the first left out, so that the nucleus
+        # kernel itself finds it not exact (its candidates need not be a prefix of the row)
+        tl.store(vals_ptr + row * (K + 1) + K, tl.where(ok, left_out, float("inf")))
         tl.store(idx_ptr + row * (K + 1) + K, 0)
         tl.store(z_ptr + row, total)
         tl.store(ok_ptr + row, ok.to(tl.int8))
@@ -408,14 +411,16 @@ def threshold_candidates(raw, scale: float, top_p: float, k: int):
     not yet measured on a GPU). Per row of `raw` [B, V] (any float dtype; x = float32(raw) *
     scale, torch's bits for raw.float() / T where scale is reciprocal(T)): the tokens whose x is
     at least a threshold t, with t the largest of top - 0.25 * 2**(b/2) (b < 16) whose tokens
-    hold more than top_p of the mass. The set {x >= t} is a prefix of the sorted row; with more
-    than top_p of the mass, the token after it has more than top_p before it, so the nucleus lies
-    inside. Three passes over the row and one sort of k keys, instead of a top-k.
+    hold more than top_p of the mass by a float32 estimate. The set {x >= t} is a prefix of the
+    sorted row; with more than top_p of the mass, the token after it has more than top_p before
+    it, so the nucleus lies inside; `nucleus` checks that mass again in float64 before it calls
+    a row exact. Three passes over the row and one sort of k keys, instead of a top-k.
 
     Returns (vals float32 [B, k + 1] descending, -inf past the row's candidates, the last one the
     largest x left out; idx int64 [B, k + 1]; z float64 [B, 1], the normalizer over the row; ok
     bool [B]: whether the row found such a threshold with at most k tokens; other rows must take
-    the full sort). k: a power of two."""
+    the full sort, and get +inf as their first value left out, which `nucleus` never calls
+    exact). k: a power of two."""
     import torch
 
     rows, vocab = raw.shape

@@ -227,7 +227,7 @@ def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, cand
         return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw, publish)
     steps = torch.full((rows_n,), step, dtype=torch.int64, device=raw.device) if isinstance(step, int) else step
     if THRESHOLD_CANDIDATES:  # no top-k: the tokens above a threshold that provably holds the nucleus
-        slots = 1 << (k - 1).bit_length()
+        slots = min(1 << (k - 1).bit_length(), 4096)  # the nucleus kernel's tile stays within 8192
         vals, idx, z, found = decode_kernels.threshold_candidates(raw, decode_kernels.reciprocal(temperature),
                                                                   top_p, slots)
         tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, steps, top_p, _MARGIN, vocab)

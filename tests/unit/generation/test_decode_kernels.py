@@ -160,11 +160,22 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 8 <= fallback < 48
     vals, idx, z, found = dk.threshold_candidates(raw, dk.reciprocal(0.25), 0.95, 256)
     x = raw.float() / 0.25
+    want_z = x.double().sub(x.amax(-1, keepdim=True)).exp().sum(-1, keepdim=True)
+    assert ((z - want_z).abs() / want_z).max().item() < 1e-13
     for r in range(48):  # each found row: its n largest tokens, descending, then the first left out
         n = int((vals[r, :256] > float("-inf")).sum())
         top = x[r].topk(n + 1)
         assert bool(found[r]) == (r not in range(6, 14)), r
-        assert not found[r] or (torch.equal(vals[r, :n], top.values[:n]) and vals[r, 256] == top.values[n])
+        assert not found[r] or (torch.equal(vals[r, :n], top.values[:n]) and vals[r, 256] == top.values[n]
+                                and torch.equal(x[r, idx[r, :n]], vals[r, :n]) and len(set(idx[r, :n].tolist())) == n)
+    # a row whose tokens above every usable threshold do not fit: not found, and the nucleus
+    # kernel alone calls it not exact (its candidates are the first ones by id, not a prefix)
+    wide = torch.full((8, 3000), -40.0)
+    wide[:, 0] = 0.0
+    wide[:, 1:347] = -7.9
+    vals, idx, z, found = dk.threshold_candidates(wide.to(torch.float16), 1.0, 0.95, 256)
+    tokens, exact = dk.nucleus(vals, idx, z, seeds[:8], torch.zeros(8, dtype=torch.int64), 0.95, sampler._MARGIN, 3000)
+    assert not found.any() and not exact.any()
     sampler.THRESHOLD_CANDIDATES = False
 
     # top_p compared in float64: a mass before a token between float32(0.95) and 0.95 keeps it
