@@ -442,7 +442,7 @@ def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int)
     """The top-k path of sampler._top_k_path after its top-k, in one kernel per row: from the
     k + 1 largest logits over the temperature (`vals` float32, descending; the last one is the
     first left out) and their token ids `idx`, the row's float64 normalizer `z` [B, 1], seeds
-    ([B] int64) and steps ([B] int64, or 0-d for all rows): the token Gumbel-max picks among the
+    ([B] int64) and steps ([B] int64, or an int or 0-d tensor for all rows): the token Gumbel-max picks among the
     nucleus (top_p and margin compared in float64, as the reference does), and whether that is
     provably the full sort's (sampler._top_k_path's `exact`). Returns (tokens int64 [B],
     exact bool [B])."""
@@ -452,6 +452,8 @@ def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int)
     k = width - 1
     block = 1 << max(4, (width - 1).bit_length())
     vals, idx, seeds = vals.contiguous(), idx.contiguous(), seeds.contiguous()
+    if isinstance(steps, int):
+        steps = torch.tensor(steps, dtype=torch.int64, device=vals.device)
     steps = steps.expand(rows).contiguous()  # one step for all rows (0-d), or each row's
     tokens = torch.empty(rows, dtype=torch.int64, device=vals.device)
     exact = torch.empty(rows, dtype=torch.int8, device=vals.device)
@@ -480,8 +482,9 @@ def exp_sum64(x, top, scale: float | None = None):
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def reciprocal(t: float) -> float:
-    """float32(1) / float32(t), as a Python float (exact)."""
+    """float32(1) / float32(t), as a Python float (exact); cached: the sampler asks every step."""
     import torch
 
     return float(torch.tensor(1.0, dtype=torch.float32) / torch.tensor(t, dtype=torch.float32))

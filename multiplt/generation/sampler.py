@@ -219,24 +219,22 @@ def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, cand
     same per-element operation, so the same bits as x.gather), the normalizer divides inside its
     kernel by the same product with the reciprocal, and only rows that need the full sort get
     their float32 copy."""
-    import torch
-
-    rows_n, vocab = raw.shape
+    vocab = raw.shape[-1]
     k = min(candidates, vocab - 1)
     if k < 1 or k >= NUCLEUS_KERNEL_MAX:
         return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw, publish)
-    steps = torch.full((rows_n,), step, dtype=torch.int64, device=raw.device) if isinstance(step, int) else step
+    found = None
     if THRESHOLD_CANDIDATES:  # no top-k: the tokens above a threshold that provably holds the nucleus
         slots = min(1 << (k - 1).bit_length(), 4096)  # the nucleus kernel's tile stays within 8192
         vals, idx, z, found = decode_kernels.threshold_candidates(raw, decode_kernels.reciprocal(temperature),
                                                                   top_p, slots)
-        tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, steps, top_p, _MARGIN, vocab)
-        exact &= found
     else:
         idx = raw.topk(k + 1, dim=-1).indices
         vals = raw.gather(1, idx).float() / temperature
         z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
-        tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, steps, top_p, _MARGIN, vocab)
+    tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, step, top_p, _MARGIN, vocab)
+    if found is not None:
+        exact &= found
     return _settle(tokens, exact, lambda rows: (raw if rows is None else raw[rows]).float() / temperature,
                    row_seeds, step, top_p, publish)
 
@@ -280,9 +278,7 @@ def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None, p
     z = _normalizer(x, top)
     if NUCLEUS_KERNEL and k < NUCLEUS_KERNEL_MAX and decode_kernels.available(x.device):
         # what follows, in one kernel per row instead of some 60 small launches
-        steps = (torch.full((x.shape[0],), step, dtype=torch.int64, device=x.device)
-                 if isinstance(step, int) else step)
-        tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, steps, top_p, _MARGIN, vocab)
+        tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, step, top_p, _MARGIN, vocab)
     else:
         before = _mass_before(vals, top, z)
         edge = _nucleus_edge(vals, before[:, :k], top_p)  # as if the nucleus ends among the candidates
