@@ -127,6 +127,27 @@ def _probe_others(device) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
+def threshold_serves(device) -> bool:
+    """Whether threshold_candidates builds and runs on `device` (where the other kernels serve):
+    probed once per device with a row whose top token alone holds the nucleus. Off by default, it
+    compiles only when sampler.THRESHOLD_CANDIDATES asks for it; a failure keeps the top-k."""
+    import torch
+
+    if not available(device):
+        return False
+    try:
+        raw = torch.tensor([[10.0, 0.0, -1.0, -2.0]], dtype=torch.bfloat16, device=device)
+        vals, idx, _, ok = threshold_candidates(raw, 1.0, 0.5, 2)
+        good = bool(ok[0]) and int(idx[0, 0]) == 0 and float(vals[0, 0]) == 10.0 and float(vals[0, 2]) == 0.0
+    except Exception as err:  # noqa: BLE001 - any failure means: keep the top-k
+        log.warning("the threshold candidate kernel is unusable on this host, keeping the top-k: %s", err)
+        return False
+    if not good:
+        log.warning("the threshold candidate kernel gave a wrong result in its probe, keeping the top-k")
+    return good
+
+
+@functools.lru_cache(maxsize=None)
 def _kernels():
     found = _triton()
     if found is None:

@@ -224,7 +224,8 @@ def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, cand
     if k < 1 or k >= NUCLEUS_KERNEL_MAX:
         return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw, publish)
     found = None
-    if THRESHOLD_CANDIDATES:  # no top-k: the tokens above a threshold that provably holds the nucleus
+    # no top-k: the tokens above a threshold that provably holds the nucleus, where its probe passed
+    if THRESHOLD_CANDIDATES and decode_kernels.threshold_serves(raw.device):
         slots = min(1 << (k - 1).bit_length(), 4096)  # the nucleus kernel's tile stays within 8192
         vals, idx, z, found = decode_kernels.threshold_candidates(raw, decode_kernels.reciprocal(temperature),
                                                                   top_p, slots)

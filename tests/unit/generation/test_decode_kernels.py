@@ -188,8 +188,9 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     got, fallback = sampler._choose(edge_rows, seeds, 0, 1.0, 0.95, 16)
     assert fallback == 0 and int((want == 1).sum()) > 0 and torch.equal(got, want)
 
-    # the probe that available() runs on a GPU, each kernel once
+    # the probe that available() runs on a GPU, each kernel once; the threshold kernel's own
     assert dk._probe_others(torch.device("cpu"))
+    assert dk.threshold_serves(torch.device("cpu"))
 
     # the fused decode step (7 launches a layer) against the module step, float32
     config = transformers.GPTBigCodeConfig(n_layer=2, n_embd=256, n_head=16, vocab_size=300, multi_query=True,
@@ -304,6 +305,32 @@ def test_a_kernel_that_fails_to_build_in_the_probe_keeps_every_torch_path(monkey
         assert "PassManager::run failed" in caplog.text
     finally:
         decode_kernels._launches.cache_clear()
+
+
+def test_a_threshold_kernel_that_fails_its_probe_keeps_the_top_k(monkeypatch, caplog):
+    """sampler.THRESHOLD_CANDIDATES on, on a host where that kernel cannot be built: a warning
+    and the top-k path, whose tokens are the reference's."""
+    from multiplt.generation import sampler
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("PassManager::run failed")
+
+    used = []
+    monkeypatch.setattr(decode_kernels, "available", lambda device, dtype=None: True)
+    monkeypatch.setattr(decode_kernels, "threshold_candidates", fails)
+    monkeypatch.setattr(decode_kernels, "nucleus", lambda *a: used.append("nucleus") or (None, None))
+    monkeypatch.setattr(sampler, "THRESHOLD_CANDIDATES", True)
+    monkeypatch.setattr(sampler, "_settle", lambda *a, **k: ("settled", 0))
+    decode_kernels.threshold_serves.cache_clear()
+    try:
+        with caplog.at_level("WARNING"):
+            assert not decode_kernels.threshold_serves(torch.device("cpu"))
+            raw = torch.randn(4, 300).to(torch.bfloat16)
+            monkeypatch.setattr(decode_kernels, "exp_sum64", lambda x, top, scale=None: top)
+            assert sampler._top_k_path_raw(raw, 0.5, torch.arange(4), 0, 0.95, 16) == ("settled", 0)
+        assert used == ["nucleus"] and caplog.text.count("PassManager::run failed") == 1
+    finally:
+        decode_kernels.threshold_serves.cache_clear()
 
 
 def test_the_slot_engine_refuses_kernels_where_they_cannot_run():
