@@ -238,9 +238,12 @@ def main() -> None:
                                         "decode_kernels' constants), e.g. from bench/profile_slots.py's sweep")
     ap.add_argument("--threshold-candidates", action="store_true",
                     help="sampler.THRESHOLD_CANDIDATES on (the threshold candidate selection in place of the top-k)")
+    ap.add_argument("--longest-first", action="store_true",
+                    help="decode_kernels.LONGEST_FIRST on (the attention kernel takes the slots longest first)")
     ap.add_argument("--out", help="write the results JSON here")
     args = ap.parse_args()
     sampler.THRESHOLD_CANDIDATES = args.threshold_candidates
+    decode_kernels.LONGEST_FIRST = decode_kernels.LONGEST_FIRST or args.longest_first
     if args.attn_tile:
         decode_kernels.BLOCK_N, decode_kernels.NUM_WARPS, decode_kernels.NUM_STAGES = map(int, args.attn_tile.split(","))
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
@@ -266,6 +269,7 @@ def main() -> None:
               "decode_kernels": decode_kernels.available(torch.device(device), model.dtype),
               "half_topk": sampler.HALF_TOPK and device == "cuda",
               "threshold_candidates": sampler.THRESHOLD_CANDIDATES,
+              "longest_first": decode_kernels.LONGEST_FIRST,
               "attn_tile": {"block_n": decode_kernels.BLOCK_N, "num_warps": decode_kernels.NUM_WARPS,
                             "num_stages": decode_kernels.NUM_STAGES}}
 

@@ -5,7 +5,9 @@ kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`:
 slot up to the bucket), rows at the bucket's end and at random positions; one layer's attention by each; the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
 top-k over the half-precision logits, and with the threshold candidates in place of the top-k
-(sampler.THRESHOLD_CANDIDATES, off by default); and the matmul work of one
+(sampler.THRESHOLD_CANDIDATES, off by default); the step and one layer's attention with the
+kernel's programs taking the slots longest first (decode_kernels.LONGEST_FIRST, off by default,
+`_longest_first`); and the matmul work of one
 step at the measured matmul rate.
 
     python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]
@@ -85,6 +87,12 @@ def attention_variants(engine, lengths) -> dict:
                 except Exception as err:  # noqa: BLE001 - a tile that does not fit (shared memory): skipped
                     ms = f"failed: {type(err).__name__}"
                 res[f"attn_kernel_b{block_n}_w{warps}_s{stages}_ms_L{length}_rand"] = ms
+    # the default tile with the programs taking the rows longest first (decode_kernels.LONGEST_FIRST)
+    order = torch.argsort(lengths_t, descending=True)
+    res[f"attn_kernel_ms_L{length}_rand"] = round(timed(lambda: decode_kernels.mqa_decode(
+        q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale)), 4)
+    res[f"attn_kernel_longest_first_ms_L{length}_rand"] = round(timed(lambda: decode_kernels.mqa_decode(
+        q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale, order=order)), 4)
     timed_tiles = [k for k in res if k.startswith("attn_kernel_b") and isinstance(res[k], float)]
     if timed_tiles:
         best = min(timed_tiles, key=res.get)
@@ -102,12 +110,19 @@ def main() -> None:
     engine = SlotDecoder(model, args.rows, 1024, kernels=True)
     sdpa = SlotDecoder(model, args.rows, 1024, kernels=False)  # the engine without them
     unfused = SlotDecoder(model, args.rows, 1024, kernels=True)  # the kernels' attention, module step
-    out = {"rows": args.rows, "kernels": engine.kernels}
+    longest = SlotDecoder(model, args.rows, 1024, kernels=True)  # the fused step, slots longest first
+    out = {"rows": args.rows, "kernels": engine.kernels, "longest_first_default": decode_kernels.LONGEST_FIRST}
     with torch.inference_mode():
         static_kv.FUSED_STEP = False  # read when a step is captured: `unfused` captures now
         unfused.step(512)
         static_kv.FUSED_STEP = True
-        for e in (engine, sdpa, unfused):
+        default_order = decode_kernels.LONGEST_FIRST
+        decode_kernels.LONGEST_FIRST = True  # likewise read at capture: `longest` captures now
+        longest.step(512)
+        decode_kernels.LONGEST_FIRST = False
+        engine.step(512)  # `engine` captures without the order
+        decode_kernels.LONGEST_FIRST = default_order
+        for e in (engine, sdpa, unfused, longest):
             e.tokens.random_(1, config.vocab_size, generator=torch.Generator("cuda").manual_seed(0))
         for length in map(int, args.lengths.split(",")):
             # every row at the bucket's last position (the kernels' worst case), then rows at
@@ -115,7 +130,8 @@ def main() -> None:
             low = torch.randint(length // 4, length, (args.rows,), device="cuda",
                                 generator=torch.Generator("cuda").manual_seed(length))
             for tag, pos in (("", None), ("_rand", low)):
-                for name, e in (("", engine), ("_sdpa", sdpa), ("_unfused", unfused)):
+                for name, e in (("", engine), ("_sdpa", sdpa), ("_unfused", unfused),
+                                ("_longest_first", longest)):
                     e.pos.copy_(pos) if pos is not None else e.pos.fill_(length - 1)
                     out[f"step_graph{name}_ms_L{length}{tag}"] = round(timed(lambda: e.step(length)), 3)
             engine.pos.fill_(length - 1)
@@ -128,7 +144,9 @@ def main() -> None:
         out["step_logits_max_abs_diff_vs_sdpa"] = round((logits.float() - sdpa.step(512).float()).abs().max().item(), 4)
         unfused.pos.fill_(511)
         out["step_logits_max_abs_diff_vs_unfused"] = round((logits.float() - unfused.step(512).float()).abs().max().item(), 4)
-        del unfused
+        longest.pos.fill_(511)
+        out["step_logits_equal_longest_first"] = bool(torch.equal(logits, longest.step(512)))
+        del unfused, longest
         x = logits.float() / 0.2
         top = x.amax(-1, keepdim=True).double()
         out["normalizer_kernel_ms"] = round(timed(lambda: decode_kernels.exp_sum64(x, top)), 4)

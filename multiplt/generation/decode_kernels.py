@@ -55,6 +55,10 @@ ENABLED = True
 BLOCK_N = 64  # key positions per tile
 NUM_WARPS = 4
 NUM_STAGES = 3  # tiles in flight in the attention loop (Triton's software pipelining)
+# the attention's programs take the slots longest first (static_kv passes the order): the GPU
+# starts programs roughly in launch order, so the long ones no longer end as a tail; off until
+# bench/profile_slots.py has measured it on a GPU
+LONGEST_FIRST = False
 HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
 _log = _mix32 = _attend_tile = None  # the kernels' helpers, set by _kernels()
 
@@ -191,11 +195,13 @@ def _kernels():
         return m_new, denom, acc
 
     @triton.jit
-    def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, nk_ptr, nv_ptr, stride_qr, stride_qh, stride_kr,
-                          stride_kn, stride_vr, stride_vn, stride_or, stride_oh, stride_nk, stride_nv, scale,
-                          H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, NEW: tl.constexpr,
-                          LOOP_FOR: tl.constexpr):
+    def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, nk_ptr, nv_ptr, order_ptr, stride_qr, stride_qh,
+                          stride_kr, stride_kn, stride_vr, stride_vn, stride_or, stride_oh, stride_nk, stride_nv,
+                          scale, H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, NEW: tl.constexpr,
+                          LOOP_FOR: tl.constexpr, ORDERED: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: a layer's cache can pass 2**31 elements
+        if ORDERED:  # program i serves the slot order[i]
+            row = tl.load(order_ptr + row).to(tl.int64)
         length = tl.load(len_ptr + row)
         heads = tl.arange(0, H)
         dims = tl.arange(0, D)
@@ -383,13 +389,15 @@ def _kernels():
 
 
 def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, num_warps: int = NUM_WARPS,
-               new_k=None, new_v=None, num_stages: int = NUM_STAGES):
+               new_k=None, new_v=None, num_stages: int = NUM_STAGES, order=None):
     """Attention of each row's H queries to its own keys/values 0..lengths[r]-1.
 
     q: [R, H, D] (H and D powers of two, H >= 16 for tl.dot); keys, values: [R, C, D] with unit
     stride in D (a layer's slice of the cache); lengths: [R] int, 1..C. With `new_k`, `new_v`
     ([R, D], unit stride in D): this step's key and value of each row, written to the cache at
-    position lengths[r] - 1 by the kernel and used from registers (no separate scatter). `block_n`,
+    position lengths[r] - 1 by the kernel and used from registers (no separate scatter). `order`
+    ([R] int64, a permutation of the rows): the order in which the programs take the rows (e.g.
+    longest first, LONGEST_FIRST); the output is the same. `block_n`,
     `num_warps`: the tile and launch shape (64 and 4 were the fastest of 32-128 x 2-8 in
     bench/profile_slots.py). Returns [R, H, D] in q's dtype."""
     import torch
@@ -401,12 +409,15 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, n
         raise ValueError("mqa_decode needs unit stride in the head dimension")
     out = torch.empty_like(q)
     nk, nv = (new_k, new_v) if new else (q, q)  # unused without NEW
+    if order is not None and (order.shape != (rows,) or order.dtype != torch.int64):
+        raise ValueError("mqa_decode's order must be [rows] int64")
     with _on(q.device):
-        _kernels()[0][(rows,)](q, keys, values, lengths, out, nk, nv, q.stride(0), q.stride(1), keys.stride(0),
-                               keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
-                               nk.stride(0), nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new,
-                               LOOP_FOR=os.environ.get("TRITON_INTERPRET") != "1", num_warps=num_warps,
-                               num_stages=num_stages)
+        _kernels()[0][(rows,)](q, keys, values, lengths, out, nk, nv, lengths if order is None else order,
+                               q.stride(0), q.stride(1), keys.stride(0), keys.stride(1), values.stride(0),
+                               values.stride(1), out.stride(0), out.stride(1), nk.stride(0), nv.stride(0), scale,
+                               H=heads, D=dim, BLOCK=block_n, NEW=new,
+                               LOOP_FOR=os.environ.get("TRITON_INTERPRET") != "1", ORDERED=order is not None,
+                               num_warps=num_warps, num_stages=num_stages)
     return out
 
 

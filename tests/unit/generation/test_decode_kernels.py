@@ -98,6 +98,10 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     for r, n in enumerate(lengths.tolist()):
         assert torch.equal(keys[r, n - 1], new_k[r]) and torch.equal(values[r, n - 1], new_v[r])
         assert keys[r, n:].isnan().all()
+    # the programs taking the slots in another order (longest first): the same rows
+    order = torch.tensor([4, 0, 3, 1, 2])
+    assert torch.equal(dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=16, new_k=new_k, new_v=new_v,
+                                     order=order), out)
 
     # add_layernorm: y += bias in place, and the LayerNorm of the sum
     y, bias, w, b = torch.randn(7, 300), torch.randn(300), torch.randn(300), torch.randn(300)
@@ -387,7 +391,8 @@ def test_exp_sum64_equals_float64_torch_on_the_gpu():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch):
     """The captured bf16 step with the kernels gives the SDPA step's logits to bf16 rounding, at
-    rows of different positions (free slots at position 0 included)."""
+    rows of different positions (free slots at position 0 included); with the attention's
+    programs taking the slots longest first, the same logits."""
     import transformers
 
     from multiplt.generation.static_kv import SlotDecoder
@@ -400,7 +405,8 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
     prompts = [torch.randint(1, 1000, (n,)).tolist() for n in (5, 70, 130, 1, 200)]
     logits = []
     with torch.inference_mode():
-        for kernels in (False, True):
+        for kernels, longest_first in ((False, False), (True, False), (True, True)):
+            monkeypatch.setattr(decode_kernels, "LONGEST_FIRST", longest_first)
             engine = SlotDecoder(model, 8, 400, kernels=kernels)
             assert engine.kernels == kernels
             first = engine.prefill([0, 1, 2, 3, 4], prompts)
@@ -415,6 +421,7 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
             logits.append(torch.stack(steps))
     assert (logits[0] - logits[1]).abs().max().item() < 0.1
     assert (logits[0].argmax(-1) == logits[1].argmax(-1)).float().mean().item() > 0.9
+    assert torch.equal(logits[1], logits[2])
 
 
 @pytest.mark.gpu
