@@ -54,7 +54,8 @@ Asset, its event extra naming `results_store` and each recorded run (`lang`, `mo
 * Periodic reruns: with `[multiplt] evaluate_schedule` set (a cron, e.g. `@weekly`; empty on the
   embedded default), each scheduled run evaluates every model of `rerun_models` (the Param, or
   the same key in the Airflow Variable `multiplt_evaluate`, whose keys override the Param
-  defaults of scheduled runs). A manual run without `model` does the same.
+  defaults of scheduled runs). With `evaluate_schedule` set, a manual run without `model` does
+  the same (otherwise `model` is required).
 * `backend=replay` with `replay_source` (use `{lang}` for per-language sources) re-scores
   existing completions without a model; `backend=openai` with `api_base` samples from an
   OpenAI-compatible server (`model` = its served model name).

@@ -9,7 +9,16 @@ export MULTIPLT_DATA="${MULTIPLT_DATA:-$ROOT/data}"
 # Tests must never reach the network: no Hub, no telemetry.
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1
 if [ $# -gt 0 ]; then
-  exec .venv/bin/python -m pytest -m "not gpu" --durations=25 "$@"
+  # a marker expression given here is joined to "not gpu" (pytest keeps only the last -m)
+  marks="not gpu" args=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -m) marks="not gpu and ($2)"; shift 2 ;;
+      -m*) marks="not gpu and (${1#-m})"; shift ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
+  exec .venv/bin/python -m pytest -m "$marks" --durations=25 "${args[@]}"
 fi
 # The whole suite as two pytest processes at once: the `e2e` and `docker` tiers (Airflow
 # deployments and containers: mostly waiting on schedulers, triggers and engines) beside the

@@ -27,7 +27,7 @@ def add_generate_args(p: argparse.ArgumentParser, benchmark_required: bool = Tru
     p.add_argument("--experiment", help="label stored in the run record (e.g. multiplt)")
     p.add_argument("--epoch", type=int, help="label stored in the run record (0 = base model)")
     p.add_argument("--api-base", help="openai backend: server URL, e.g. http://host:8000/v1")
-    p.add_argument("--concurrency", type=int, help="openai backend: parallel requests (default --batch-size)")
+    p.add_argument("--concurrency", type=int, help="openai backend: parallel requests (default: --batch-size, else 16)")
     p.add_argument("--replay-source", help="replay backend: completion folder or JSONL of name+completion "
                    "(evaluate: {lang} in it becomes each language code)")
 

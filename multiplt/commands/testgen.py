@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from multiplt.generation.backends import NAMES
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,8 +20,7 @@ def register(subparsers) -> None:
                    help="functions dataset: a parquet file or folder of parquet shards (or the "
                    "corpus output root holding functions/)")
     p.add_argument("--out", required=True, metavar="URI", help="output folder")
-    p.add_argument("--backend", default="transformers",
-                   help="transformers, openai, vllm or replay")
+    p.add_argument("--backend", default="transformers", choices=NAMES)
     p.add_argument("--model", help="Hub name, local folder or storage URI of the test writer")
     p.add_argument("--revision")
     p.add_argument("--tokenizer")

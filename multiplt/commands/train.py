@@ -22,6 +22,10 @@ _HELP = {
     "out": "storage URI for manifest.jsonl, checkpoints/ and state/ (resumes if it has checkpoints)",
     "precision": "auto | bf16-master | bf16-mixed | bf16 | fp32",
     "distributed": "ddp | fsdp",
+    "micro_batch_size": "sequences per device per forward pass; 0 (the built-in default) = chosen from the "
+                        "GPU memory when the run starts (1 on CPUs); the effective batch stays --batch-size",
+    "compile": "torch.compile the model's blocks; unset (the built-in default) = on with one GPU or DDP, "
+               "off on CPUs and under FSDP",
 }
 
 

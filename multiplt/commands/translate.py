@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from multiplt.generation.backends import NAMES
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("translate", help="translate step-1 functions, validate, dedup (MultiPL-T step 2)",
@@ -16,7 +18,7 @@ def register(subparsers) -> None:
                    "them, or the testgen output root (its tests/ folder is read)")
     p.add_argument("--lang", required=True, help="comma-separated language codes, e.g. rkt,jl,r,ml,lua")
     p.add_argument("--out", required=True, help="dataset folder URI (file:// path or s3://)")
-    p.add_argument("--backend", default="transformers", choices=["transformers", "openai", "vllm", "replay"])
+    p.add_argument("--backend", default="transformers", choices=NAMES)
     p.add_argument("--model", help="model to translate with (Hub name, folder or URI); optional for replay")
     p.add_argument("--revision", help="model revision")
     p.add_argument("--tokenizer", help="tokenizer (default: the model's)")

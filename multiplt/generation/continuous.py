@@ -7,6 +7,8 @@ each row's own seed and own step, so a sample does not depend on what shares the
 string in their text, or out of tokens) are yielded and leave the KV cache; then waiting requests
 (shortest prompts first, so rows that share a batch have similar lengths) are prefilled in chunks
 and joined to the running cache (kv_cache.join: right-aligned, left padding hidden by the mask).
+That is the path of models in general; multi-query GPTBigCode models (static_kv.supported) go
+to slot_batching.sample_slots instead: a static KV cache with one slot per row, same contract.
 
 How many rows are in flight: `inflight_limit` from the free memory (GPU) or available memory
 (CPU) and the KV cache size of one row, capped by the caller's optional `max_batch`.

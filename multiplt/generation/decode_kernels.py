@@ -2,9 +2,10 @@
 
 Why (bench/results/generate_throughput.notes.md): at 640 slots of the StarCoderBase-1B shape a
 decode iteration spent about 2 ms in attention and 0.6 ms in the sampler's float64 normalizer,
-against 2.3 ms for all the step's matmuls. Measured on an H100 with these kernels: one layer's
-decode attention 0.089 -> 0.039 ms (640 rows at 256 positions of a 512 bucket), the normalizer
-0.60 -> 0.07 ms, forced-length generation 76,530 -> 102,446 tokens/s.
+against 2.3 ms for all the step's matmuls. Measured on an H100 when these kernels came (the
+eighth wave-2 session): one layer's decode attention 0.089 -> 0.039 ms (640 rows at 256
+positions of a 512 bucket), the normalizer 0.60 -> 0.07 ms; the current record of forced-length
+generation with and without them is in bench/results/generate_throughput.json.
 
 - `mqa_decode`: one decode query per slot, multi-query (one KV head shared by the H query
   heads). SDPA over the slots reads every slot's keys up to the longest live row (the key-length
@@ -20,7 +21,9 @@ decode attention 0.089 -> 0.039 ms (640 rows at 256 positions of a 512 bucket), 
 - `add_layernorm`: a projection's bias added to the residual stream and the next LayerNorm, in
   one pass (static_kv._forward_fused: the GEMM adds the residual itself, beta = 1).
 - `exp_sum64`: the sampler's normalizer, the float64 sum over the vocabulary of exp(x - top),
-  in one pass over the float32 logits instead of four passes over a float64 copy.
+  in one pass over the logits instead of four passes over a float64 copy; given a scale (the
+  reciprocal of the temperature) it reads the half-precision logits as the model gives them and
+  multiplies them itself, as torch's CUDA division by a scalar does (sampler._top_k_path_raw).
 - `nucleus`: the sampler's top-k path after the top-k (sampler._top_k_path): the float64 mass
   before each candidate, the nucleus edge, the test that the candidates hold the whole nucleus,
   the candidates' keyed Gumbel noise (seeds.py, bit for bit: integer hashing and the CUDA math

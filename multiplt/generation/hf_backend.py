@@ -1,6 +1,8 @@
 """Hugging Face transformers backend: loads a model (model_source.py) and samples with our
 sampler under continuous batching (continuous.py): as many sequences in flight as memory allows
-(`batch_size` caps it), shortest prompts first, left padding, bf16 on GPU."""
+(`batch_size` caps it), shortest prompts first, bf16 on GPU; multi-query GPTBigCode models on the
+slot engine (slot_batching.py: right-padded prefill into KV-cache slots), others with left
+padding."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ class TransformersBackend(Backend):
         if self.device == "cpu" and sum(p.numel() for p in self.model.parameters()) < SMALL_MODEL:
             # a small model's ops are too small to split across cores; a parallel region waits
             # for a busy core (measured on the shared 2-core VM: 24-29 s with 1 thread against
-            # 108-174 s with 2 for the main job's generation; bench/results/generate_cpu.notes.md)
+            # 108-174 s with 2 for the main job's generation; bench/results/generate_throughput.notes.md)
             torch.set_num_threads(1)
         from multiplt.generation import mqa_attention
 

@@ -15,7 +15,10 @@ Speed without changing a token: the KV cache is preallocated after the prefill (
 decode steps on CUDA avoid cuDNN attention (a new execution plan per key length), the noise is
 computed in int32 (noise.py) and top-p uses a top-k shortcut where it provably agrees with the
 full sort, and on the CPU a single-token test before it (choose_tokens vs
-choose_tokens_reference).
+choose_tokens_reference). On CUDA with decode_kernels: the top-k reads the half-precision logits
+(HALF_TOPK), without a float32 copy over the temperature (RAW_LOGITS), the float64 normalizer
+is one kernel (exp_sum64) and everything after the top-k is another (nucleus, NUCLEUS_KERNEL);
+THRESHOLD_CANDIDATES (off by default) replaces the top-k.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
     OUT/_multiplt_train.yaml          the resolved config of the run (checked on resume)
     OUT/checkpoints/TAG/              one per epoch: bf16 weights, config (use_cache on), tokenizer,
                                       _multiplt_train.yaml (resolved config + epoch, step, eval loss)
-    OUT/state/TAG/                    the latest epoch only: fp32 weights, optimizer, scheduler, RNG
+    OUT/state/TAG/                    the latest epoch only: the weights in the training precision
+                                      (fp32; bf16 under precision bf16-master or bf16), optimizer, scheduler, RNG
                                       (per process) and trainer_state.json (epoch, step, data hash)
     OUT/logs/epochN.jsonl             per-step train loss, lr, grad norm, tokens/s; eval loss
     OUT/manifest.jsonl                appended last: the commit record (see storage/manifest.py)

@@ -68,9 +68,10 @@ def test_cli_and_dag_params_offer_the_registered_names():
     from multiplt import cli
 
     parser = cli.build_parser()
-    generate = parser._subparsers._group_actions[0].choices["generate"]
-    choices = next(a.choices for a in generate._actions if a.dest == "backend")
-    assert tuple(choices) == backends.NAMES
+    for command in ("generate", "evaluate", "testgen", "translate"):
+        sub = parser._subparsers._group_actions[0].choices[command]
+        choices = next(a.choices for a in sub._actions if a.dest == "backend")
+        assert tuple(choices) == backends.NAMES, command
     # the DAG Params import the registry without torch (DAG files must stay cheap to parse)
     code = ("import sys; sys.path.insert(0, 'dags'); from multiplt_pipelines import params; "
             "print(params.SAMPLING['backend']['enum']); print('torch' in sys.modules)")
