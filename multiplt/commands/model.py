@@ -41,6 +41,10 @@ def init_tiny(args: argparse.Namespace) -> int:
     if local is not None:
         info = build_tiny_model(local, config)
     else:
+        marker = storage.join(args.out, "multiplt_tiny.json")
+        if storage.ls(args.out) and not storage.exists(marker):
+            raise MultipltError(f"--out {args.out} holds other files (no multiplt_tiny.json: not a tiny "
+                                f"model that init-tiny built); it is not replaced: give a new or empty folder")
         with tempfile.TemporaryDirectory() as tmp:
             info = build_tiny_model(f"{tmp}/model", config)
             storage.upload_dir(f"{tmp}/model", args.out)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from multiplt import storage
+from multiplt import languages, storage
 from multiplt.errors import MultipltError
 from multiplt.generation import folder
 from multiplt.generation.backends import make_backend
@@ -34,8 +34,8 @@ def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: 
         raise MultipltError(f"--n must be at least 1, got {n}")
     if max_new_tokens < 1:
         raise MultipltError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
-    if not 0 < top_p <= 1 or temperature < 0:
-        raise MultipltError(f"bad sampling settings: temperature {temperature} (>= 0), top_p {top_p} (0, 1]")
+    if not 0 < top_p <= 1 or not 0 <= temperature < float("inf"):  # NaN fails both
+        raise MultipltError(f"bad sampling settings: temperature {temperature} (finite, >= 0), top_p {top_p} (0, 1]")
     for flag, value in (("--batch-size", batch_size), ("--concurrency", concurrency)):
         if value is not None and value < 1:
             raise MultipltError(f"{flag} must be at least 1, got {value}")
@@ -49,10 +49,30 @@ def load_benchmark(uri: str, limit: int | None = None, problems=None) -> tuple[l
     rows = storage.read_jsonl(uri)
     if not rows:
         raise MultipltError(f"benchmark {uri} holds no problems")
+    seen = set()
     for i, row in enumerate(rows):
+        where = f"benchmark {uri} line {i + 1}"
+        if not isinstance(row, dict):
+            raise MultipltError(f"{where} is not a JSON object")
         missing = [k for k in REQUIRED if k not in row]
         if missing:
-            raise MultipltError(f"benchmark {uri} line {i + 1} lacks field(s) {', '.join(missing)}")
+            raise MultipltError(f"{where} lacks field(s) {', '.join(missing)}")
+        why = folder.unsafe_name(row["name"])
+        if why:
+            raise MultipltError(f"{where}: name {row['name']!r} {why}")
+        if row["name"] in seen:
+            raise MultipltError(f"{where}: problem {row['name']!r} appears twice")
+        seen.add(row["name"])
+        wrong = [k for k in ("language", "prompt", "tests") if not isinstance(row[k], str)]
+        if wrong:
+            raise MultipltError(f"{where}: field(s) {', '.join(wrong)} must be strings")
+        try:
+            languages.get(row["language"])
+        except MultipltError as exc:
+            raise MultipltError(f"{where}: {exc}") from None
+        stops = row["stop_tokens"]
+        if not isinstance(stops, list) or not all(isinstance(t, str) and t for t in stops):
+            raise MultipltError(f"{where}: stop_tokens must be a list of non-empty strings, got {stops!r}")
     if problems:
         wanted = [p for p in (problems.split(",") if isinstance(problems, str) else problems) if p]
         known = {r["name"] for r in rows}

@@ -16,7 +16,21 @@ RUN_IDENTITY = ("model", "revision", "tokenizer", "backend", "seed", "temperatur
                 "max_new_tokens", "lang")
 
 
+def unsafe_name(name) -> str | None:
+    """Why `name` cannot name a problem file `<name>.json.gz` in a folder (None when it can): a
+    problem name comes from a benchmark or dataset record, and must not reach outside the folder
+    (a `/` or `..`) nor hide itself (a leading dot)."""
+    if not isinstance(name, str) or not name:
+        return "is empty or not a string"
+    if "/" in name or "\\" in name or "\0" in name or name.startswith(".") or len(name) > 200:
+        return "is not a plain file name (no /, \\, leading dot or NUL; at most 200 characters)"
+    return None
+
+
 def problem_uri(out: str, name: str) -> str:
+    why = unsafe_name(name)
+    if why:
+        raise MultipltError(f"problem name {name!r} {why}")
     return storage.join(out, f"{name}.json.gz")
 
 

@@ -17,15 +17,26 @@ from multiplt.evaluation import run_folder
 from multiplt.generation.base import Backend, Description, Request, Sampling
 
 
+def _checked(where: str, name, comps) -> list[str]:
+    """The completions of one source row or file, or a MultipltError naming what is wrong."""
+    if not isinstance(name, str) or not name:
+        raise MultipltError(f"{where}: name must be a non-empty string, got {name!r}")
+    if not isinstance(comps, list) or not all(isinstance(c, str) for c in comps):
+        raise MultipltError(f"{where}: completions must be strings")
+    return comps
+
+
 def load_replay(source: str) -> dict[str, list[str]]:
     if not storage.exists(source):
         raise MultipltError(f"replay source {source} does not exist")
     out: dict[str, list[str]] = {}
     if source.endswith((".jsonl", ".jsonl.gz")):
         for i, row in enumerate(storage.read_jsonl(source)):
-            if "name" not in row or not ("completion" in row or "completions" in row):
-                raise MultipltError(f"replay source {source} line {i + 1} needs name and completion")
+            where = f"replay source {source} line {i + 1}"
+            if not isinstance(row, dict) or "name" not in row or not ("completion" in row or "completions" in row):
+                raise MultipltError(f"{where} needs name and completion")
             comps = row["completions"] if "completions" in row else [row["completion"]]
+            comps = _checked(where, row["name"], comps)
             out.setdefault(row["name"], []).extend(comps)
         return out
     for uri in storage.ls(source):
@@ -35,7 +46,8 @@ def load_replay(source: str) -> dict[str, list[str]]:
         if not isinstance(record, dict) or "name" not in record or not isinstance(
                 record.get("completions"), list):
             raise MultipltError(f"replay source {uri} is not a MultiPL-E completion file")
-        out.setdefault(record["name"], []).extend(record["completions"])
+        comps = _checked(f"replay source {uri}", record["name"], record["completions"])
+        out.setdefault(record["name"], []).extend(comps)
     if not out:
         raise MultipltError(f"replay source {source} holds no completion files or rows")
     return out

@@ -12,6 +12,27 @@ from multiplt import storage
 from multiplt.errors import MultipltError
 
 KEEP = {".gitattributes"}  # created by the Hub with the repo; never deleted
+# A dry run's folder stands for one repo: this file in it names that repo, so that a dry run
+# only ever removes files from a folder an earlier dry run of the same repo wrote
+DRY_RUN_MARK = ".multiplt-dry-run.json"
+
+
+def _check_dry_run_folder(folder: str, owner: str) -> None:
+    """MultipltError unless `folder` is missing, empty, or a dry-run folder of `owner`."""
+    import json
+
+    if not os.path.isdir(folder) or not any(names for _, _, names in os.walk(folder)):
+        return
+    mark = os.path.join(folder, DRY_RUN_MARK)
+    try:
+        with open(mark, encoding="utf-8") as f:
+            found = json.load(f).get("repo")
+    except (OSError, ValueError, AttributeError):
+        found = None
+    if found != owner:
+        whose = f"a dry run of {found}" if found else "files no dry run wrote"
+        raise MultipltError(f"cannot write the dry run of {owner} into {folder}: it holds {whose} (a dry run "
+                            f"removes what a push would delete); give a new or empty folder")
 
 
 def file_hashes(path: str) -> tuple[str, str]:
@@ -75,18 +96,24 @@ class Bundle:
         changed, deleted = self.changes(remote, deletable, ignore)
         return not changed and not deleted
 
-    def write_to(self, folder: str, deletable=lambda path: True) -> list[str]:
+    def write_to(self, folder: str, deletable=lambda path: True, owner: str | None = None) -> list[str]:
         """Make `folder` hold what the repo would after a push (the dry run): every file at its
         repo path, and the files a push would delete (`deletable`, not in the bundle) removed;
-        returns the paths written. Every target is checked first, so that a file in the way
-        writes nothing at all; each copy replaces its target in one rename, so a killed run
-        leaves no torn file; a target already equal to its source is not copied again."""
+        returns the paths written. With `owner` (the repo id) the folder must be new, empty or
+        an earlier dry run of that repo (DRY_RUN_MARK), and is marked as one. Every target is
+        checked first, so that a file in the way writes nothing at all; each copy replaces its
+        target in one rename, so a killed run leaves no torn file; a target already equal to its
+        source is not copied again."""
         targets = {p: os.path.join(folder, *p.split("/")) for p in sorted(self.files)}
         for target in targets.values():
             blocker = _in_the_way(target)
             if blocker:
                 kind = "a folder" if blocker == target else "a file, not a folder"
                 raise MultipltError(f"cannot write the dry run into {folder}: {blocker} is {kind}")
+        if owner is not None:
+            _check_dry_run_folder(folder, owner)
+            storage.write_json(os.path.join(os.path.abspath(folder), DRY_RUN_MARK), {"repo": owner},
+                               if_changed=True)
         written = []
         for repo_path, target in targets.items():
             if os.path.isfile(target) and file_hashes(target) == self.hashes(repo_path):
@@ -96,7 +123,8 @@ class Bundle:
         for dirpath, _, names in os.walk(folder):
             for name in names:
                 repo_path = os.path.relpath(os.path.join(dirpath, name), folder).replace(os.sep, "/")
-                if repo_path not in self.files and repo_path not in KEEP and deletable(repo_path):
+                if (repo_path not in self.files and repo_path not in KEEP and repo_path != DRY_RUN_MARK
+                        and deletable(repo_path)):
                     os.remove(os.path.join(dirpath, name))
         return written
 

@@ -174,7 +174,7 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
             LOG.info("dataset %s: %d split(s), %s rows", uri, len(rows),
                      ", ".join(f"{s}={n}" for s, n in sorted(rows.items())))
             if dry_run:
-                written = bundle.write_to(target, data_or_card)
+                written = bundle.write_to(target, data_or_card, owner=repo_id)
                 LOG.info("dry run: %s holds the %d file(s) a push would leave in the repo (%d "
                          "written now); sent nothing", target, len(bundle.files), len(written))
                 return {**summary, "dry_run": target, "uploaded": 0}

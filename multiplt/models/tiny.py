@@ -111,13 +111,33 @@ def train_tokenizer(docs: list[str], vocab_size: int):
                                    clean_up_tokenization_spaces=False)
 
 
+def check_out(out_dir: str) -> None:
+    """MultipltError unless `out_dir` can take the model: missing, an empty folder, or a tiny
+    model an earlier init-tiny built (it is replaced); anything else is never overwritten."""
+    from multiplt.errors import MultipltError
+
+    out = pathlib.Path(out_dir)
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise MultipltError(f"--out {out_dir}: {parent} is a file, not a folder")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise MultipltError(f"--out {out_dir} is a file; give a folder")
+    if any(out.iterdir()) and not (out / "multiplt_tiny.json").is_file():
+        raise MultipltError(f"--out {out_dir} holds other files (no multiplt_tiny.json: not a tiny model "
+                            f"that init-tiny built); it is not replaced: give a new or empty folder")
+
+
 def build_tiny_model(out_dir: str, config: TinyConfig | None = None) -> dict:
-    """Build the tiny model into local directory `out_dir` (atomically); return its info dict."""
+    """Build the tiny model into local directory `out_dir` (atomically; an earlier tiny model
+    there is replaced, any other content refused before any work); return its info dict."""
     import torch
     from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 
     from multiplt.log import progress
 
+    check_out(out_dir)
     cfg = config or TinyConfig()
     started = time.time()
     torch.manual_seed(cfg.seed)
@@ -175,6 +195,7 @@ def build_tiny_model(out_dir: str, config: TinyConfig | None = None) -> dict:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "multiplt_tiny.json").write_text(json.dumps(info, indent=2) + "\n")
+        check_out(out_dir)  # again: something may have appeared there while it trained
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -62,6 +62,11 @@ def malformed(row: dict) -> str | None:
     for col in ("content", "sha1", "entrypoint"):
         if not isinstance(row.get(col), str) or not row[col]:
             return f"{col} is empty or not a string"
+    from multiplt.generation.folder import unsafe_name
+
+    why = unsafe_name(row["sha1"])  # it names the function's completion file
+    if why:
+        return f"sha1 {why}"
     if row.get("context") is not None and not isinstance(row["context"], str):
         return "context is not a string"
     try:

@@ -6,6 +6,7 @@ import hashlib
 
 from multiplt import storage
 from multiplt.errors import MultipltError
+from multiplt.generation.folder import unsafe_name
 
 REQUIRED = ("content", "content_with_types", "sha1", "id", "entrypoint", "tests")
 
@@ -60,8 +61,9 @@ def load_rows(uri: str, shard: tuple[int, int] | None = None) -> tuple[list[dict
         for row in df.filter(pl.col("sha1").cast(pl.String).is_in(chosen)).to_dicts():
             n = row.pop("_row")
             bad = [k for k in ("content", "sha1", "entrypoint") if not isinstance(row[k], str) or not row[k]]
-            if bad or not isinstance(row["tests"], list):
-                what = ", ".join(bad) or "tests (not a list)"
+            unsafe = not bad and unsafe_name(row["sha1"])  # it names the function's completion file
+            if bad or unsafe or not isinstance(row["tests"], list):
+                what = ", ".join(bad) or (f"sha1 {row['sha1']!r} {unsafe}" if unsafe else "tests (not a list)")
                 raise MultipltError(f"tests dataset {f} row {n}: malformed record ({what})")
             rows.setdefault(row["sha1"], row)
     return [rows[k] for k in chosen], len(names), digest.hexdigest()

@@ -118,7 +118,8 @@ def test_dataset_dry_run_writes_what_would_be_uploaded_and_sends_nothing(test_hu
     out = tmp_path / "dry"
     assert cli.main(["publish", "dataset", "--from", src, "--repo", "ns/x", "--dry-run", str(out)]) == 0
     found = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert found == ["README.md", "data/lua-00000-of-00001.parquet", "data/racket-00000-of-00001.parquet"]
+    assert found == [".multiplt-dry-run.json", "README.md", "data/lua-00000-of-00001.parquet",
+                     "data/racket-00000-of-00001.parquet"]
     assert test_hub.requests == []
     assert not (tmp_path / "ds" / "published.json").exists()  # nothing was published
 

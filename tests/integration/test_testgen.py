@@ -256,7 +256,8 @@ def test_malformed_and_duplicate_rows_are_excluded_with_reasons(tmp_path):
     bad = [{**add, "id": "dup"},
            {**add, "id": "nofn", "entrypoint": "missing", "sha1": "0" * 40},
            {**add, "id": "syntax", "content": "def add(:\n", "sha1": "1" * 40},
-           {**add, "id": "empty", "content": "", "sha1": "2" * 40}]
+           {**add, "id": "empty", "content": "", "sha1": "2" * 40},
+           {**add, "id": "escape", "sha1": "../../escape"}]  # its sha1 would name a file outside OUT
     out = tmp_path / "out"
     assert run_testgen(functions_parquet(tmp_path, [add, *bad]), out) == 0
     kept, _ = tables(out)
@@ -266,10 +267,12 @@ def test_malformed_and_duplicate_rows_are_excluded_with_reasons(tmp_path):
     assert reasons["nofn"] == ("malformed_row", "content defines no top-level function missing")
     assert reasons["syntax"][0] == "malformed_row" and "does not parse" in reasons["syntax"][1]
     assert reasons["empty"] == ("malformed_row", "content is empty or not a string")
+    assert reasons["escape"][0] == "malformed_row" and "sha1 is not a plain file name" in reasons["escape"][1]
     assert list(kept) == ["add"]
+    assert not list(tmp_path.rglob("escape*"))
     steps = json.loads((out / "funnel.json").read_text())["steps"]
     assert [(s["name"], s["in"], s["out"]) for s in steps[:3]] == [
-        ("input", 5, 5), ("malformed_row", 5, 2), ("duplicate_sha1", 2, 1)]
+        ("input", 6, 6), ("malformed_row", 6, 2), ("duplicate_sha1", 2, 1)]
 
 
 @pytest.mark.slow

@@ -91,6 +91,50 @@ def test_bad_inputs(bench, tmp_path):
         run(bench, str(tmp_path / "run2"), backend="nope")
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("name", "../../escape", "name '../../escape' is not a plain file name"),
+    ("name", ".hidden", "is not a plain file name"),
+    ("name", ["n"], "name \\['n'\\] is empty or not a string"),
+    ("name", "HumanEval_0_f", "problem 'HumanEval_0_f' appears twice"),
+    ("language", "cobol", "unknown language 'cobol'"),
+    ("prompt", 5, "field\\(s\\) prompt must be strings"),
+    ("stop_tokens", "\ndef", "stop_tokens must be a list of non-empty strings"),
+    ("stop_tokens", 5, "stop_tokens must be a list"),
+])
+def test_a_malformed_benchmark_record_is_refused_before_anything_is_written(bench, tmp_path, field, value,
+                                                                            message):
+    """A record that would write outside the folder (its name is the file name), collide, or
+    that the next steps cannot use: one error naming the line, and the folder stays empty."""
+    uri, replay = bench
+    rows = storage.read_jsonl(uri)
+    rows[1][field] = value
+    bad = str(tmp_path / "bad.jsonl")
+    storage.write_jsonl(bad, rows)
+    storage.write_jsonl(replay, [{"name": str(r["name"]), "completion": "x"} for r in rows for _ in range(2)])
+    out = tmp_path / "sub" / "run"
+    with pytest.raises(MultipltError, match=f"bad.jsonl line 2: .*{message}"):
+        generate(bad, str(out), backend="replay", replay_source=replay, model="replayed", n=2)
+    assert not out.exists() and not (tmp_path / "escape.json.gz").exists()
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"name": ["x"], "completion": "a"}, "name must be a non-empty string"),
+    ({"name": "x", "completions": 5}, "completions must be strings"),
+    ({"name": "x", "completion": 5}, "completions must be strings"),
+    (["x"], "is not a JSON object"),
+])
+def test_a_malformed_replay_row_is_one_clear_error(bench, tmp_path, row, message):
+    uri, replay = bench
+    storage.write_jsonl(replay, storage.read_jsonl(replay) + [row])
+    with pytest.raises(MultipltError, match=f"replay.jsonl line 13:? {message}"):
+        run(bench, str(tmp_path / "run"))
+
+
+def test_the_folder_refuses_a_problem_name_that_leaves_it(tmp_path):
+    with pytest.raises(MultipltError, match="not a plain file name"):
+        folder.problem_uri(str(tmp_path), "../x")
+
+
 def test_replay_from_a_completion_folder(bench, tmp_path):
     first = str(tmp_path / "first")
     run(bench, first)

@@ -52,7 +52,7 @@ def test_dry_run_checks_every_target_before_writing_any(tmp_path):
     (target / "README.md").mkdir(parents=True)  # the card would go there; data/ sorts first
     with pytest.raises(MultipltError, match=r"README.md is a folder"):
         publish_dataset(src, "me/ds", dry_run=str(target))
-    assert files_under(target) == ["README.md"]  # data/ was not written
+    assert files_under(target) == ["README.md"]  # data/ was not written, nor the mark
 
 
 def test_bundle_write_to_below_a_file_is_a_clear_error(tmp_path):
@@ -129,7 +129,34 @@ def test_a_dry_run_again_removes_what_a_push_would_delete_and_rewrites_nothing(t
     assert {p: os.stat(p).st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
     (tmp_path / "ds" / "data" / "lua-00000-of-00001.parquet").unlink()
     publish_dataset(src, "me/ds", dry_run=str(out))
-    assert files_under(out) == ["README.md", "data", "data/racket-00000-of-00001.parquet"]
+    assert files_under(out) == [".multiplt-dry-run.json", "README.md", "data", "data/racket-00000-of-00001.parquet"]
+
+
+def test_a_dry_run_never_touches_a_folder_it_did_not_write(tmp_path, capsys):
+    """A folder holding another dataset (or anything no dry run of this repo wrote) is refused
+    before a file is written: a dry run removes the data files a push would delete."""
+    import json
+
+    src = write_dataset(tmp_path / "ds")
+    other = tmp_path / "other"
+    (other / "data").mkdir(parents=True)
+    (other / "README.md").write_text("my own card")
+    (other / "data" / "racket-00000-of-00001.parquet").write_text("mine")
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    assert cli.main(["publish", "dataset", "--from", src, "--repo", "me/ds", "--dry-run", str(other)]) == 2
+    assert "holds files no dry run wrote" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
+    # an earlier dry run of another repo: refused too; of this repo: rewritten
+    out = tmp_path / "dry"
+    publish_dataset(src, "me/other", dry_run=str(out))
+    assert json.loads((out / ".multiplt-dry-run.json").read_text()) == {"repo": "me/other"}
+    with pytest.raises(MultipltError, match="holds a dry run of me/other"):
+        publish_dataset(src, "me/ds", dry_run=str(out))
+    publish_dataset(src, "me/other", dry_run=str(out))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    publish_dataset(src, "me/ds", dry_run=str(empty))
+    assert (empty / "README.md").exists()
 
 
 def test_a_dry_run_into_the_dataset_folder_is_refused(tmp_path):

@@ -34,3 +34,28 @@ def test_init_tiny_rejects_bad_shape(tmp_path, capsys, flags, message):
     assert cli.main(["model", "init-tiny", "--out", str(tmp_path / "t"), *flags]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def test_init_tiny_never_replaces_other_files(tmp_path, capsys):
+    """--out holding something else (not a tiny model) is refused before any work and left as it
+    is; a file, or a path under a file, too. A folder that holds an earlier tiny model is
+    replaced (test above: the builder writes multiplt_tiny.json, which marks it)."""
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "DATA.txt").write_text("important")
+    flags = ["--steps", "1", "--vocab-size", "300", "--layers", "1", "--hidden", "8", "--corpus-bytes", "5000"]
+    assert cli.main(["model", "init-tiny", "--out", str(precious), *flags]) == 2
+    assert "holds other files" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["precious"] and [p.name for p in precious.iterdir()] == ["DATA.txt"]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert cli.main(["model", "init-tiny", "--out", str(afile), *flags]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert cli.main(["model", "init-tiny", "--out", str(afile / "sub"), *flags]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert afile.read_text() == "x"
+    # an earlier tiny model is replaced
+    (precious / "DATA.txt").unlink()
+    (precious / "multiplt_tiny.json").write_text("{}")
+    assert cli.main(["model", "init-tiny", "--out", str(precious), *flags]) == 0
+    assert json.loads((precious / "multiplt_tiny.json").read_text())["config"]["steps"] == 1

@@ -61,6 +61,11 @@ def test_malformed_record_and_missing_dataset(inputs, tmp_path, capsys):
             "--replay-source", inputs["replay"]]
     assert cli.main(base + ["--tests", str(bad)]) == 2
     assert "row 2: malformed record (sha1)" in capsys.readouterr().err
+    rows[2]["sha1"] = "../../escape"  # it would name a completion file outside OUT
+    pl.DataFrame(rows).write_parquet(bad)
+    assert cli.main(base + ["--tests", str(bad)]) == 2
+    assert "row 2: malformed record (sha1 '../../escape' is not a plain file name" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("escape*"))
     assert cli.main(base + ["--tests", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not out.exists()
