@@ -141,7 +141,10 @@ def load(source: str) -> Source:
         missing = [k for k in REQUIRED if not isinstance(row.get(k), str)]
         if missing:
             raise MultipltError(f"{source}: problem {n} ({row.get('task_id', '?')}) lacks the "
-                                f"HumanEval-format field(s) {', '.join(missing)}")
+                                f"HumanEval-format field(s) {', '.join(missing)} (strings)")
+        if row.get("canonical_solution") is not None and not isinstance(row["canonical_solution"], str):
+            raise MultipltError(f"{source}: problem {n} ({row['task_id']}): canonical_solution must be a "
+                                f"string, got {type(row['canonical_solution']).__name__}")
         problems.append(SourceProblem(row["task_id"], row["prompt"], row["entry_point"], row["test"],
                                       row.get("canonical_solution"), f"{origin}#{row['task_id']}"))
     names = [p.name for p in problems]

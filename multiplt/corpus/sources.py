@@ -111,7 +111,11 @@ def read_table(uri: str) -> list[dict]:
 
 
 def _local(root: str) -> str:
-    return root[len("file://"):] if root.startswith("file://") else root
+    """The path of a local source (a bare path or a file:// URI, parsed as storage parses it:
+    a malformed file:// URI is the same clear error as elsewhere)."""
+    from multiplt import storage
+
+    return storage.local_path(root) if root.startswith("file://") else root
 
 
 def _tables_below(root: str) -> dict[str, str]:

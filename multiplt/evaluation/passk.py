@@ -72,6 +72,8 @@ def score(in_uri: str, ks=(1,)) -> list[dict]:
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise MultipltError(f"k must be positive integers, got {ks}")
+    if not storage.exists(in_uri):
+        raise MultipltError(f"{in_uri} does not exist: give a folder of <name>.results.json.gz files")
     counts = read_counts(in_uri)
     if not counts:
         raise MultipltError(f"{in_uri}: no results files (<name>.results.json.gz) with results; "

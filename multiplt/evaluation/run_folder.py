@@ -79,6 +79,9 @@ def read_results(folder: str):
         results = doc.get("results") if isinstance(doc, dict) else None
         if not isinstance(results, list):
             raise MultipltError(f"{uri}: no `results` list")
+        for key in ("name", "language"):
+            if doc.get(key) is not None and not isinstance(doc[key], str):
+                raise MultipltError(f"{uri}: `{key}` must be a string, got {doc[key]!r}")
         yield uri, doc.get("name") or name, doc.get("language"), results
 
 
@@ -125,6 +128,9 @@ def parse_scores(text: str, uri: str) -> list[dict]:
             raise MultipltError(f"{uri} line {line_no}: {exc}") from None
         if not 0.0 <= row["Estimate"] <= 1.0:
             raise MultipltError(f"{uri} line {line_no}: estimate {row['Estimate']} is not in [0, 1]")
+        counts = ("Pass@k", "NumProblems", "MinCompletions", "MaxCompletions")
+        if any(row[c] < 1 for c in counts if isinstance(row[c], int)):
+            raise MultipltError(f"{uri} line {line_no}: {', '.join(counts)} must be at least 1")
         rows.append(row)
     if not rows:
         raise MultipltError(f"{uri} has no pass@k rows: did `multiplt score` find any results?")

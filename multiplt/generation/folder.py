@@ -90,7 +90,11 @@ def merge_run(out: str, run: dict) -> dict | None:
     if diffs:
         raise MultipltError(f"{storage.join(out, RUN_FILE)} records a different run "
                             f"({'; '.join(diffs)}); use another --out folder")
-    merged = {**old, **run, "n": max(int(old.get("n") or 0), int(run.get("n") or 0))}
+    had = old.get("n") or 0
+    if not isinstance(had, int) or isinstance(had, bool):
+        raise MultipltError(f"{storage.join(out, RUN_FILE)}: n must be a whole number, got {had!r}; mend or "
+                            f"remove it, or use another --out folder")
+    merged = {**old, **run, "n": max(had, int(run.get("n") or 0))}
     return None if merged == old else merged
 
 

@@ -46,13 +46,17 @@ def parse_run_config(text: str, uri: str) -> dict:
     return config
 
 
-def _opt(value, kind):
+def _opt(config: dict, key: str, kind, uri: str):
+    """config[key] as `kind` (None when absent or empty); a MultipltError naming the file and key."""
+    value = config.get(key)
     if value is None or value == "":
         return None
     try:
+        if kind is int and (isinstance(value, bool) or isinstance(value, float) and not value.is_integer()):
+            raise ValueError
         return kind(value)
     except (TypeError, ValueError):
-        raise MultipltError(f"run config value {value!r} is not a {kind.__name__}") from None
+        raise MultipltError(f"{uri}: {key} {value!r} is not a {kind.__name__}") from None
 
 
 def run_id_for(dataset: str, config: dict) -> str:
@@ -73,25 +77,34 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     config = parse_run_config(_read_required(config_uri, "it is written by `multiplt generate`"), config_uri)
     if epoch is not None and epoch < 0:
         raise MultipltError(f"epoch must be >= 0, got {epoch}")
+    from multiplt import languages
+
+    for code in str(config["lang"]).split(","):
+        try:
+            languages.get(code)
+        except MultipltError as exc:
+            raise MultipltError(f"{config_uri}: lang: {exc}") from None
     folder = storage.basename(run_uri)
-    config_epoch = _opt(config.get("epoch"), int)
+    config_epoch = _opt(config, "epoch", int, config_uri)
+    if config_epoch is not None and config_epoch < 0:
+        raise MultipltError(f"{config_uri}: epoch must be >= 0, got {config_epoch}")
     base = {
         "run_uri": run_uri,
         "model": str(config["model"]),
-        "revision": _opt(config.get("revision"), str),
-        "resolved_commit": _opt(config.get("resolved_commit"), str),
-        "tokenizer": _opt(config.get("tokenizer"), str),
-        "experiment": experiment if experiment is not None else _opt(config.get("experiment"), str),
+        "revision": _opt(config, "revision", str, config_uri),
+        "resolved_commit": _opt(config, "resolved_commit", str, config_uri),
+        "tokenizer": _opt(config, "tokenizer", str, config_uri),
+        "experiment": experiment if experiment is not None else _opt(config, "experiment", str, config_uri),
         "lang": str(config["lang"]),
         "epoch": epoch if epoch is not None else (config_epoch if config_epoch is not None else 0),
-        "benchmark": _opt(config.get("benchmark"), str),
-        "benchmark_sha256": _opt(config.get("benchmark_sha256"), str),
-        "backend": _opt(config.get("backend"), str),
-        "seed": _opt(config.get("seed"), int),
-        "n": _opt(config.get("n"), int),
-        "temperature": _opt(config.get("temperature"), float),
-        "top_p": _opt(config.get("top_p"), float),
-        "max_new_tokens": _opt(config.get("max_new_tokens"), int),
+        "benchmark": _opt(config, "benchmark", str, config_uri),
+        "benchmark_sha256": _opt(config, "benchmark_sha256", str, config_uri),
+        "backend": _opt(config, "backend", str, config_uri),
+        "seed": _opt(config, "seed", int, config_uri),
+        "n": _opt(config, "n", int, config_uri),
+        "temperature": _opt(config, "temperature", float, config_uri),
+        "top_p": _opt(config, "top_p", float, config_uri),
+        "max_new_tokens": _opt(config, "max_new_tokens", int, config_uri),
     }
     rows = []
     for score in ({STORE_COLUMNS[h]: v for h, v in row.items()} for row in scores):

@@ -25,14 +25,28 @@ def manifest_uri(out: str) -> str:
     return storage.join(out, MANIFEST)
 
 
+# what every row must hold, and of what type (the rest is informative)
+REQUIRED = {"uri": str, "tag": str, "epoch": int, "lang": str, "experiment": str}
+
+
 def read(out: str) -> list[dict]:
-    """The manifest's rows (empty when there is none yet)."""
+    """The manifest's rows (empty when there is none yet); a row without the fields every reader
+    needs is an error naming the row and the field."""
     from multiplt import storage
 
     uri = manifest_uri(out)
     if not storage.exists(uri):
         return []
-    return storage.read_jsonl(uri)
+    rows = storage.read_jsonl(uri)
+    for i, row in enumerate(rows):
+        bad = [k for k, typ in REQUIRED.items()
+               if not isinstance(row.get(k), typ) or isinstance(row.get(k), bool) or row.get(k) in ("", None)]
+        if not bad and row["epoch"] < 0:
+            bad = ["epoch"]
+        if bad:
+            raise MultipltError(f"{uri} line {i + 1}: malformed checkpoint record ({', '.join(bad)} missing or "
+                                f"of the wrong type; every row needs {', '.join(REQUIRED)})")
+    return rows
 
 
 def append(out: str, row: dict) -> None:

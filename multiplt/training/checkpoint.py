@@ -49,7 +49,15 @@ def read_run_config(out: str) -> dict | None:
     uri = storage.join(out, RUN_CONFIG)
     if not storage.exists(uri):
         return None
-    return yaml.safe_load(storage.read_text(uri))
+    try:
+        data = yaml.safe_load(storage.read_text(uri))
+    except yaml.YAMLError as exc:
+        raise MultipltError(f"{uri} is not valid YAML ({exc.__class__.__name__}); it records the run this "
+                            f"output holds: mend or remove it, or use a new --out") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
+        raise MultipltError(f"{uri} is not a run config (a YAML mapping with a `config` mapping); mend or "
+                            f"remove it, or use a new --out")
+    return data
 
 
 def save_tagged(model, state_dict: dict, tokenizer, run_info: dict, local_dir: str) -> None:

@@ -6,6 +6,7 @@ the training output and inside every checkpoint, so each checkpoint says exactly
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import pathlib
 import re
@@ -82,9 +83,15 @@ class TrainConfig:
         if self.micro_batch_size < 0:
             raise MultipltError(f"bad micro_batch_size={self.micro_batch_size}: must be >= 1, or 0 "
                                 "to choose it from the GPU memory")
-        if self.lr <= 0 or self.warmup_steps < 0 or self.weight_decay < 0 or self.max_grad_norm <= 0:
-            raise MultipltError("bad recipe: lr and max_grad_norm must be > 0, warmup_steps and "
+        finite = all(math.isfinite(v) for v in (self.lr, self.weight_decay, self.max_grad_norm, self.adam_beta1,
+                                                 self.adam_beta2, self.adam_eps))
+        if (not finite or self.lr <= 0 or self.warmup_steps < 0 or self.weight_decay < 0
+                or self.max_grad_norm <= 0):
+            raise MultipltError("bad recipe: lr and max_grad_norm must be finite and > 0, warmup_steps and "
                                 "weight_decay >= 0")
+        if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0):
+            raise MultipltError(f"bad recipe: adam_beta1 {self.adam_beta1} and adam_beta2 {self.adam_beta2} must "
+                                f"be in [0, 1), adam_eps {self.adam_eps} > 0")
         if not 0 <= self.eval_fraction < 0.5:
             raise MultipltError(f"bad eval_fraction={self.eval_fraction}: must be in [0, 0.5)")
         if self.micro_batch_size and self.batch_size % self.micro_batch_size:
@@ -159,6 +166,11 @@ def _coerce(values: dict, source: str) -> dict:
             continue
         if want is bool and not isinstance(value, bool):
             raise MultipltError(f"{source}: {key} must be true or false, got {value!r}")
+        # YAML gives ints, floats and booleans typed: no silent rounding of 64.9 nor true as 1
+        if want is int and (isinstance(value, bool) or isinstance(value, float)):
+            raise MultipltError(f"{source}: {key} must be a int, got {value!r}")
+        if want is float and isinstance(value, bool):
+            raise MultipltError(f"{source}: {key} must be a float, got {value!r}")
         try:
             out[key] = want(value) if want is not bool else value
         except (TypeError, ValueError):

@@ -135,6 +135,13 @@ def test_bad_source_rows_are_a_clear_error_and_write_nothing(tmp_path):
     assert result.returncode == 2
     assert "lacks the HumanEval-format field(s) entry_point, test" in result.stderr
     assert not out.exists() and not os.path.exists(str(out) + ".report.json")
+    src.write_text(json.dumps({"task_id": "X/1", "prompt": "def f():\n", "entry_point": "f",
+                               "test": "def check(candidate):\n    assert candidate() == 1\n",
+                               "canonical_solution": 5}) + "\n")
+    result = cli("benchmark", "build", "--source", str(src), "--lang", "lua", "--out", str(out))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "problem 1 (X/1): canonical_solution must be a string, got int" in result.stderr
+    assert not out.exists() and not os.path.exists(str(out) + ".report.json")
 
 
 @pytest.mark.parametrize("kwargs,message", [

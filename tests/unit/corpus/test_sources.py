@@ -61,6 +61,8 @@ def test_bad_sources_are_clear_errors(tmp_path):
         sources.resolve(str(tmp_path))
     with pytest.raises(MultipltError, match="hf://datasets/OWNER/NAME"):
         sources.resolve("hf://models/x")
+    with pytest.raises(MultipltError, match="file:// URIs name no host"):  # a relative path after file://
+        sources.resolve("file://c/src")
     pl.DataFrame({"text": ["x"]}).write_parquet(tmp_path / "t.parquet")
     source = sources.resolve(str(tmp_path / "t.parquet"))
     with pytest.raises(MultipltError, match="no `content` column"):

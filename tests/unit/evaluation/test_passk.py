@@ -124,6 +124,19 @@ def test_k_above_every_n_gives_no_row(tmp_path, caplog):
 def test_empty_folder_is_an_error(tmp_path):
     with pytest.raises(MultipltError, match="no results files"):
         passk.score(str(tmp_path))
+    with pytest.raises(MultipltError, match="does not exist"):
+        passk.score(str(tmp_path / "missing"))
+
+
+def test_a_results_file_whose_name_is_not_a_string_is_refused(tmp_path):
+    _write(tmp_path, "A", ["OK"])
+    _write(tmp_path, "B", ["OK"])
+    with gzip.open(tmp_path / "B.results.json.gz", "rt") as f:
+        doc = json.load(f)
+    with gzip.open(tmp_path / "B.results.json.gz", "wt") as f:
+        json.dump({**doc, "name": 5}, f)
+    with pytest.raises(MultipltError, match="B.results.json.gz: `name` must be a string, got 5"):
+        passk.score(str(tmp_path))
 
 
 def test_cli_formats(tmp_path):

@@ -162,7 +162,8 @@ def test_vllm_missing_is_a_clear_error(bench, tmp_path):
         run(bench, str(tmp_path / "run"), backend="vllm", model="x")
 
 
-@pytest.mark.parametrize("text,problem", [(": [", "is not valid YAML"), ("[1]\n", "is not a run record")])
+@pytest.mark.parametrize("text,problem", [(": [", "is not valid YAML"), ("[1]\n", "is not a run record"),
+                                          ("n: abc\n", "n must be a whole number, got 'abc'")])
 def test_a_corrupt_run_record_is_an_error_and_nothing_is_written(bench, tmp_path, text, problem):
     out = tmp_path / "run"
     out.mkdir()

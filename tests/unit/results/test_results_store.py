@@ -1,6 +1,7 @@
 """The results store: rows per k, no duplicates on re-recording, labels, clear errors, locking."""
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -102,6 +103,39 @@ def test_missing_run_config_and_bad_csv_are_clear_errors(tmp_path):
     (run / "_scores.csv").write_text(HEADER + "x,1,1.5,4,2,2\n")
     with pytest.raises(MultipltError, match=r"not in \[0, 1\]"):
         record_runs([str(run)], store)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lang": "cobol"}, "_multiplt_run.yaml: lang: unknown language 'cobol'"),
+    ({"epoch": -7}, "_multiplt_run.yaml: epoch must be >= 0, got -7"),
+    ({"n": "lots"}, "_multiplt_run.yaml: n 'lots' is not a int"),
+    ({"seed": 1.5}, "_multiplt_run.yaml: seed 1.5 is not a int"),
+])
+def test_a_run_config_with_a_bad_value_names_the_file_and_the_key(tmp_path, change, message):
+    run = pathlib.Path(make_run(tmp_path / "runs"))
+    config = yaml.safe_load((run / "_multiplt_run.yaml").read_text())
+    (run / "_multiplt_run.yaml").write_text(yaml.safe_dump({**config, **change}))
+    with pytest.raises(MultipltError, match=re.escape(message)):
+        record_runs([str(run)], str(tmp_path / "results.parquet"))
+    assert not (tmp_path / "results.parquet").exists()
+
+
+def test_a_scores_row_with_a_count_below_one_is_refused(tmp_path):
+    run = pathlib.Path(make_run(tmp_path / "runs"))
+    (run / "_scores.csv").write_text(HEADER + f"{run.name},-1,0.5,4,2,2\n")
+    with pytest.raises(MultipltError, match="line 2: Pass@k, NumProblems, MinCompletions, MaxCompletions must be"):
+        record_runs([str(run)], str(tmp_path / "results.parquet"))
+
+
+def test_a_store_path_under_a_file_or_at_a_folder_is_refused_and_leaves_no_lock(tmp_path):
+    run = make_run(tmp_path / "runs")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(MultipltError, match="afile is a file, not a folder"):
+        record_runs([run], str(tmp_path / "afile" / "store.parquet"))
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(MultipltError, match="is a folder; give a .parquet file"):
+        record_runs([run], str(tmp_path / "folder"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "folder", "runs"]
 
 
 def test_one_bad_run_among_several_records_none(tmp_path):

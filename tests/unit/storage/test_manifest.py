@@ -33,3 +33,15 @@ def test_resolve(tmp_path):
     with pytest.raises(MultipltError, match="rkt-multiplt-epoch1"):
         manifest.resolve(out, "rkt-multiplt-epoch9")
 
+
+
+@pytest.mark.parametrize("change", [{"uri": None}, {"tag": 5}, {"epoch": "1"}, {"epoch": -1}, {"epoch": True},
+                                    {"lang": ""}, {"experiment": None}])
+def test_a_malformed_row_is_one_clear_error(tmp_path, change):
+    out = str(tmp_path / "run")
+    manifest.append(out, row(out, 1))
+    bad = {k: v for k, v in {**row(out, 2), **change}.items() if v is not None}
+    with open(manifest.manifest_uri(out), "a") as f:
+        f.write(__import__("json").dumps(bad) + "\n")
+    with pytest.raises(MultipltError, match=f"manifest.jsonl line 2: malformed checkpoint record \\({next(iter(change))}"):
+        manifest.resolve(out, "rkt-multiplt-epoch1")

@@ -1,6 +1,7 @@
 """Recipes carry the paper's hyperparameters; CLI flags override every field; bad input is refused."""
 
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -76,6 +77,15 @@ def test_bad_values_are_refused(tmp_path):
     bad.write_text("epochs: many\n")
     with pytest.raises(MultipltError, match="epochs must be a int"):
         resolve(str(bad), REQUIRED)
+    for text, message in (("seq_len: 64.9\n", "seq_len must be a int, got 64.9"),
+                          ("epochs: true\n", "epochs must be a int, got True"),
+                          ("lr: false\n", "lr must be a float"),
+                          ("lr: .nan\n", "lr and max_grad_norm must be finite"),
+                          ("adam_beta1: 1.5\n", "adam_beta1 1.5 and adam_beta2 0.999 must be in"),
+                          ("adam_eps: 0\n", "adam_eps 0.0 > 0")):
+        bad.write_text(text)
+        with pytest.raises(MultipltError, match=re.escape(message)):
+            resolve(str(bad), REQUIRED)
 
 
 def test_cli_flags_cover_every_field_and_print_the_resolved_config():
