@@ -54,6 +54,8 @@ def run(args) -> int:
         raise MultipltError(f"--k {args.k}: no k is at most --n {args.n}, so no pass@k could be scored")
     if args.limit is not None and args.limit < 1:
         raise MultipltError(f"--limit must be at least 1, got {args.limit}")
+    if args.epoch is not None and args.epoch < 0:
+        raise MultipltError(f"--epoch must be >= 0 (0 = the base model), got {args.epoch}")
     check_options(args.workers, args.timeout)
     if args.backend == "replay":
         if not args.replay_source:

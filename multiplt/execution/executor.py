@@ -120,7 +120,12 @@ def _plan(names, found, out_uri, problem_funnel, program_funnel) -> list[_Job]:
     results (by position, or any earlier result of the identical program), and fold identical
     programs into one job."""
     docs = [(name, files.read_problem(found[name])) for name in names]
-    langs = {name: languages.get(doc["language"]) for name, doc in docs}
+    langs = {}
+    for name, doc in docs:
+        try:
+            langs[name] = languages.get(doc["language"])
+        except MultipltError as exc:
+            raise MultipltError(f"{found[name]}: {exc}") from None
     problems, known = [], {}
     for name, doc in docs:
         if not doc["completions"]:

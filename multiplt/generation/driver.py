@@ -95,6 +95,8 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     """Generate the missing samples into `out`; returns counts {problems, generated, written}."""
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                    batch_size=batch_size, concurrency=backend_options.get("concurrency"))
+    if epoch is not None and epoch < 0:
+        raise MultipltError(f"--epoch must be >= 0 (0 = the base model), got {epoch}")
     rows, bench_sha = load_benchmark(benchmark, limit, problems)
     langs = sorted({r["language"] for r in rows})
     run = {"model": model, "revision": revision, "resolved_commit": None, "tokenizer": tokenizer or model,

@@ -82,6 +82,7 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
     if cfg.backend == "replay" and not storage.exists(cfg.replay_source):
         raise MultipltError(f"replay source {cfg.replay_source} does not exist")
     work = storage.join(cfg.out, "work", cfg.shard_name)
+    _check_shard_layout(cfg)
     _check_same_run(cfg, work)
     if storage.exists(storage.join(work, DONE)):
         LOG.info("testgen: %s already done in %s", cfg.shard_name, cfg.out)
@@ -113,6 +114,22 @@ def _check_replay(cfg: TestgenConfig, rows: list[dict]) -> None:
 # are compared instead, in generate_stage.)
 IDENTITY = ("backend", "model", "revision", "tokenizer", "n", "temperature", "top_p",
             "max_new_tokens", "min_coverage", "timeout", "seed")
+
+
+def _check_shard_layout(cfg: TestgenConfig) -> None:
+    """One --out holds one sharding of a run (shard-all, or shards K of one N): tests/ of two
+    layouts would hold every function twice, and the overall funnel would miss one."""
+    def layout(name: str) -> str:
+        return name.rsplit("-of-", 1)[-1] if "-of-" in name else name
+
+    found = {storage.basename(u.rstrip("/")) for u in storage.ls(storage.join(cfg.out, "work")) if u.endswith("/")}
+    other = sorted(n for n in found if layout(n) != layout(cfg.shard_name))
+    if other:
+        from multiplt.errors import MultipltError
+
+        raise MultipltError(f"{cfg.out} holds shards of another layout ({', '.join(other[:3])}) than "
+                            f"{cfg.shard_name}: every shard of a run uses the same --shard K/N (or none); "
+                            f"use another --out")
 
 
 def _check_same_run(cfg: TestgenConfig, work: str) -> None:

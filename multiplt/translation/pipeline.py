@@ -147,6 +147,22 @@ def languages_code(code: str) -> str:
     return languages.get(code).code
 
 
+def _check_shard_layout(cfg: TranslateConfig) -> None:
+    """One --out holds one sharding of a run: shards K/N of another N would write data files and
+    funnels that the summary adds up twice."""
+    from multiplt import languages
+
+    for code in cfg.langs:
+        code = languages.get(code).code
+        found = {storage.basename(u.rstrip("/")) for u in storage.ls(storage.join(cfg.out, "work", code))
+                 if u.endswith("/")}
+        other = sorted(n for n in found if n.rsplit("-of-", 1)[-1] != str(cfg.shard[1]))
+        if other:
+            raise MultipltError(f"{cfg.out} holds {code} shards of another layout ({', '.join(other[:3])}) than "
+                                f"{cfg.shard[0]}-of-{cfg.shard[1]}: every shard of a run uses the same N; use "
+                                f"another --out")
+
+
 def translate(cfg: TranslateConfig) -> dict:
     """Run the configured stage for every language of one shard; returns the funnels."""
     from multiplt.translation.source import load_rows
@@ -164,6 +180,7 @@ def translate(cfg: TranslateConfig) -> dict:
             source = cfg.replay_source.replace("{lang}", languages.get(code).code)
             if not storage.exists(source):
                 raise MultipltError(f"replay source {source} does not exist")
+    _check_shard_layout(cfg)
     rows, total, fingerprint = load_rows(cfg.tests, cfg.shard)
     if cfg.limit is not None:
         rows = rows[:cfg.limit]

@@ -99,6 +99,8 @@ def test_replayed_reference_solutions_score_exactly_half(tmp_path, benchmarks, c
     (["--timeout", "-1"], "--timeout must be positive"),
     (["--limit", "0"], "--limit must be at least 1"),
     (["--top-p", "2"], "bad sampling settings"),
+    (["--temperature", "nan"], "bad sampling settings"),
+    (["--epoch", "-3"], "--epoch must be >= 0"),
     (["--n", "2", "--k", "5"], "no k is at most --n 2"),
     ([], "the replay backend needs --replay-source"),
 ])

@@ -112,6 +112,11 @@ def test_shards_and_stages_give_the_same_rows(tmp_path):
         assert run_testgen(functions, out, "--shard", "1/2", "--stage", stage) == 0
     check_outputs(out)
     assert json.loads((out / "funnel.json").read_text())["shards"] == 2
+    # another layout (no shard, or another N) into the same --out: refused, nothing written
+    before = sorted(str(p) for p in out.rglob("*"))
+    for flags in ([], ["--shard", "0/3"]):
+        assert run_testgen(functions, out, *flags) == 2
+    assert sorted(str(p) for p in out.rglob("*")) == before
 
 
 @pytest.mark.slow

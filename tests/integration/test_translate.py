@@ -180,3 +180,7 @@ def test_shards_add_up(inputs, two_languages, tmp_path):
     assert funnel["shards"] == ["0-of-2", "1-of-2"]
     assert funnel["functions_in"] == 4 and funnel["after_rouge_l"] == 4
     assert writer.card(str(out)).count("split: racket") == 1
+    # a shard of another layout into the same --out is refused before any work
+    before = sorted(str(p) for p in out.rglob("*"))
+    assert translate(inputs, out, "rkt", "--shard", "0/3") == 2
+    assert sorted(str(p) for p in out.rglob("*")) == before

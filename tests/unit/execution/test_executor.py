@@ -148,7 +148,7 @@ def test_shard_runs_only_its_problems(tmp_path, runs):
 @pytest.mark.parametrize("content,message", [
     (b"{not json", "is not valid JSON"),
     (json.dumps({"name": "X", "language": "lua", "prompt": "", "tests": ""}).encode(), "missing field 'completions'"),
-    (json.dumps({"name": "X", "language": "cobol", "prompt": "", "tests": "", "completions": []}).encode(), "unknown language"),
+    (json.dumps({"name": "X", "language": "cobol", "prompt": "", "tests": "", "completions": []}).encode(), "Z_bad.json.gz: unknown language"),
     (json.dumps({"name": "X", "language": "lua", "prompt": "", "tests": "", "completions": [1]}).encode(), "is not a string"),
 ])
 def test_bad_input_fails_before_anything_runs(tmp_path, runs, content, message):

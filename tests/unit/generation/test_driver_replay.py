@@ -86,6 +86,10 @@ def test_bad_inputs(bench, tmp_path):
         generate(str(tmp_path / "missing.jsonl"), out, backend="replay", replay_source="x")
     with pytest.raises(MultipltError, match="too few completions"):
         run(bench, out, n=5)
+    with pytest.raises(MultipltError, match="--epoch must be >= 0"):
+        run(bench, out, epoch=-3)
+    with pytest.raises(MultipltError, match="bad sampling settings: temperature nan"):
+        run(bench, out, temperature=float("nan"))
     assert storage.ls(out) == []  # a failed run leaves nothing behind
     with pytest.raises(MultipltError, match="unknown generation backend"):
         run(bench, str(tmp_path / "run2"), backend="nope")
