@@ -114,9 +114,19 @@ def teacher_generation(teacher: str, teacher_model: str | None = None) -> dict:
     return {"backend": "openai", "model": models[0], "api_base": api_base}
 
 
+def absolute_local_paths(args) -> None:
+    """--model, --teacher and --source as absolute paths where they are local paths that exist:
+    Airflow runs each stage in its own working folder, where a relative path names nothing."""
+    for key in ("model", "teacher", "source"):
+        value = getattr(args, key, None)
+        if value and "://" not in value and value != "stdlib" and os.path.exists(value):
+            setattr(args, key, os.path.abspath(value))
+
+
 def check_job_models(args) -> dict:
     """The teacher's generation settings, once --model and --teacher are known to exist
-    (MultipltError naming the problem otherwise)."""
+    (MultipltError naming the problem otherwise); local paths made absolute first."""
+    absolute_local_paths(args)
     if args.publish_repo and args.publish_repo.count("/") != 1:
         raise MultipltError(f"--publish-repo {args.publish_repo!r} is not OWNER/NAME")
     check_model(args.model)

@@ -159,3 +159,20 @@ def test_the_openai_backend_gets_the_recorded_completions_from_the_test_server(c
     got = sorted(text for batch in backend.generate(requests, Sampling(max_new_tokens=4))
                  for _, text in batch)
     assert got == ["a", "b"]
+
+
+def test_local_paths_become_absolute_for_the_stages(tmp_path, monkeypatch):
+    """Airflow runs each stage in another working folder: a relative --source or --model (as in
+    the README's `--source tests/fixtures/corpus/planted`) is made absolute; Hub ids, URIs and
+    stdlib stay as they are."""
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(model="model", teacher=None, teacher_model=None, publish_repo=None,
+                              source="corpus")
+    job_models.check_job_models(args)
+    assert (args.model, args.source) == (str(tmp_path / "model"), str(tmp_path / "corpus"))
+    args = argparse.Namespace(model="s3://b/m", teacher="org/teacher", source="stdlib")
+    job_models.absolute_local_paths(args)
+    assert (args.model, args.teacher, args.source) == ("s3://b/m", "org/teacher", "stdlib")
