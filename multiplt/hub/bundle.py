@@ -59,9 +59,12 @@ def _in_the_way(target: str) -> str | None:
 
 
 class Bundle:
-    def __init__(self):
+    def __init__(self, tmp_root: str | None = None):
+        """`tmp_root`: where the texts added go (a temporary folder below it), e.g. the caller's
+        work folder, which goes away with it on any error; cleanup() removes them too."""
         self.files: dict[str, str] = {}
         self._tmp: str | None = None
+        self._tmp_root = tmp_root
         self._hashes: dict[str, tuple[str, str]] = {}
 
     def add_file(self, repo_path: str, local_path: str) -> None:
@@ -70,7 +73,7 @@ class Bundle:
 
     def add_text(self, repo_path: str, text: str) -> None:
         if self._tmp is None:
-            self._tmp = tempfile.mkdtemp(prefix="multiplt-publish-")
+            self._tmp = tempfile.mkdtemp(prefix="multiplt-publish-", dir=self._tmp_root)
         local = os.path.join(self._tmp, f"{len(self.files)}-{os.path.basename(repo_path)}")
         with open(local, "w", encoding="utf-8") as f:
             f.write(text)

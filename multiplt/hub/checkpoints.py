@@ -158,7 +158,7 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
     with tempfile.TemporaryDirectory(prefix="multiplt-publish-ckpt-") as workdir:
         bundles = []
         for _, row in selected:
-            bundle = Bundle()
+            bundle = Bundle(workdir)  # its texts go when workdir does, also on an error
             for repo_path, local in checkpoint_files(row, workdir).items():
                 bundle.add_file(repo_path, local)
             bundle.add_text(CARD, card)

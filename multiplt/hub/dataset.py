@@ -141,7 +141,7 @@ def build_bundle(uri: str, repo_id: str, license: str, workdir: str) -> tuple[Bu
     files = _data_files(uri)
     local = _local_data(uri, workdir)
     splits, rows, schema = split_rows(local, files)
-    bundle = Bundle()
+    bundle = Bundle(workdir)
     for entries in splits.values():
         for repo_path, path in entries:
             bundle.add_file(repo_path, path)

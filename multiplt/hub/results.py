@@ -29,7 +29,7 @@ def publish_results(store: str, repo_id: str, private: bool = False,
     if table.height == 0:
         raise MultipltError(f"--store {store} holds no rows: nothing to publish")
     table = table.sort(["model", "lang", "epoch", "run_id", "k"], nulls_last=True)
-    with tempfile.TemporaryDirectory(prefix="multiplt-publish-results-") as workdir, Bundle() as bundle:
+    with tempfile.TemporaryDirectory(prefix="multiplt-publish-results-") as workdir, Bundle(workdir) as bundle:
         path = os.path.join(workdir, "results.parquet")
         table.write_parquet(path, statistics=False)
         bundle.add_file(DATA_FILE, path)
