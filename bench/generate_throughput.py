@@ -22,6 +22,10 @@ first --problems problems; every variant runs on these same requests, in one pro
               attention and the torch float64 normalizer) and the sampler's top-k over the
               half-precision logits (sampler.HALF_TOPK) switched the other way;
               forced_kernels_speedup = with / without.
+  --variants threshold,longest_first (CUDA): forced once more with each switch on
+              (sampler.THRESHOLD_CANDIDATES, decode_kernels.LONGEST_FIRST), then forced_repeat
+              (the forced run again); forced_<variant>_vs_forced = its tokens/s over the mean of
+              forced and forced_repeat, whose difference shows the run-to-run noise.
 
 decode_limit: tokens/s if every step only read the weights plus the live rows' KV cache once
 (average prompt + half the new tokens) at the bandwidth measured in-script with a device-to-device
@@ -112,6 +116,10 @@ def run_baseline(model, prompts, new_tokens, batch_size, device) -> dict:
     secs = time.perf_counter() - start
     return {"sequences": len(prompts), "new_tokens": counted, "seconds": round(secs, 2),
             "tokens_per_s": round(counted / secs, 1), "batch_size": batch_size}
+
+
+# --variants: name -> (module, switch) turned on for one more forced run
+VARIANTS = {"threshold": (sampler, "THRESHOLD_CANDIDATES"), "longest_first": (decode_kernels, "LONGEST_FIRST")}
 
 
 def run_ours(model, prompts, new_tokens, device, forced: bool, max_batch=None) -> dict:
@@ -240,8 +248,16 @@ def main() -> None:
                     help="sampler.THRESHOLD_CANDIDATES on (the threshold candidate selection in place of the top-k)")
     ap.add_argument("--longest-first", action="store_true",
                     help="decode_kernels.LONGEST_FIRST on (the attention kernel takes the slots longest first)")
+    ap.add_argument("--variants", default="",
+                    help="comma-separated switches measured as extra forced runs on CUDA after the main one "
+                         "(threshold: sampler.THRESHOLD_CANDIDATES, longest_first: decode_kernels.LONGEST_FIRST), "
+                         "each against the forced run repeated last in the same process")
     ap.add_argument("--out", help="write the results JSON here")
     args = ap.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        ap.error(f"unknown --variants {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
     sampler.THRESHOLD_CANDIDATES = args.threshold_candidates
     decode_kernels.LONGEST_FIRST = decode_kernels.LONGEST_FIRST or args.longest_first
     if args.attn_tile:
@@ -317,6 +333,22 @@ def main() -> None:
         print(name, result[name], flush=True)
         with_, without = ((result["forced"], result[name]) if default[0] else (result[name], result["forced"]))
         result["forced_kernels_speedup"] = round(with_["tokens_per_s"] / without["tokens_per_s"], 3)
+    if device == "cuda" and variants:
+        for variant in variants:  # each switch alone, the others as they are
+            module, name = VARIANTS[variant]
+            before = getattr(module, name)
+            setattr(module, name, True)
+            try:
+                result[f"forced_{variant}"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
+            finally:
+                setattr(module, name, before)
+            print(f"forced_{variant}", result[f"forced_{variant}"], flush=True)
+        # the forced run once more: how far two runs of the same code differ here
+        result["forced_repeat"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
+        base = (result["forced"]["tokens_per_s"] + result["forced_repeat"]["tokens_per_s"]) / 2
+        for variant in variants:
+            result[f"forced_{variant}_vs_forced"] = round(result[f"forced_{variant}"]["tokens_per_s"] / base, 3)
+        save()
     if "hf_best" in result:
         result["default_vs_hf_best"] = round(result["default"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
         result["forced_vs_hf_best"] = round(result["forced"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
