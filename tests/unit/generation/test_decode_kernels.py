@@ -426,11 +426,17 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(monkeypatch):
-    """choose_tokens on CUDA (top-k over the bf16 logits, float64 normalizer and nucleus kernels)
-    against the reference with torch ops alone, on flat, peaked and tied rows, at 1024 and 4096
-    candidates."""
+@pytest.mark.parametrize("threshold", [False, True])
+def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(monkeypatch, threshold):
+    """choose_tokens on CUDA (top-k over the bf16 logits, or the threshold candidates in its
+    place; float64 normalizer and nucleus kernels) against the reference with torch ops alone, on
+    flat, peaked and tied rows, at 1024 and 4096 candidates."""
     from multiplt.generation import sampler
+
+    monkeypatch.setattr(sampler, "THRESHOLD_CANDIDATES", threshold)
+    if threshold:
+        monkeypatch.setattr(decode_kernels, "ENABLED", True)
+        assert decode_kernels.threshold_serves(torch.device("cuda"))  # its probe, compiled
 
     torch.manual_seed(0)
     flat = torch.randn(256, 49152, device="cuda")
