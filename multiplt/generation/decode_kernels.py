@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 ENABLED = True
 BLOCK_N = 64  # key positions per tile
 NUM_WARPS = 4
-NUM_STAGES = 3  # tiles in flight in the attention loop (Triton's software pipelining)
+NUM_STAGES = 2  # tiles in flight in the attention loop (Triton's software pipelining): 2 was 3-6% faster
+# than 3 over 24 graphed layers on an H100 (generate_throughput.notes.md, tenth session)
 # the attention's programs take the slots longest first (static_kv passes the order): the GPU
 # starts programs roughly in launch order, so the long ones no longer end as a tail; off until
 # bench/profile_slots.py has measured it on a GPU
