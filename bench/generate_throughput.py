@@ -22,9 +22,8 @@ first --problems problems; every variant runs on these same requests, in one pro
               attention and the torch float64 normalizer) and the sampler's top-k over the
               half-precision logits (sampler.HALF_TOPK) switched the other way;
               forced_kernels_speedup = with / without.
-  --variants threshold,longest_first,unsorted_topk (CUDA): forced once more with each switch
-              set (sampler.THRESHOLD_CANDIDATES, decode_kernels.LONGEST_FIRST on; sampler.SORTED_TOPK
-              off), then forced_repeat
+  --variants threshold,longest_first (CUDA): forced once more with each switch on
+              (sampler.THRESHOLD_CANDIDATES, decode_kernels.LONGEST_FIRST), then forced_repeat
               (the forced run again); forced_<variant>_vs_forced = its tokens/s over the mean of
               forced and forced_repeat, whose difference shows the run-to-run noise.
 
@@ -119,10 +118,8 @@ def run_baseline(model, prompts, new_tokens, batch_size, device) -> dict:
             "tokens_per_s": round(counted / secs, 1), "batch_size": batch_size}
 
 
-# --variants: name -> (module, switch, value) set for one more forced run
-VARIANTS = {"threshold": (sampler, "THRESHOLD_CANDIDATES", True),
-            "longest_first": (decode_kernels, "LONGEST_FIRST", True),
-            "unsorted_topk": (sampler, "SORTED_TOPK", False)}
+# --variants: name -> (module, switch) turned on for one more forced run
+VARIANTS = {"threshold": (sampler, "THRESHOLD_CANDIDATES"), "longest_first": (decode_kernels, "LONGEST_FIRST")}
 
 
 def run_ours(model, prompts, new_tokens, device, forced: bool, max_batch=None) -> dict:
@@ -253,8 +250,7 @@ def main() -> None:
                     help="decode_kernels.LONGEST_FIRST on (the attention kernel takes the slots longest first)")
     ap.add_argument("--variants", default="",
                     help="comma-separated switches measured as extra forced runs on CUDA after the main one "
-                         "(threshold: sampler.THRESHOLD_CANDIDATES, longest_first: decode_kernels.LONGEST_FIRST, "
-                         "unsorted_topk: sampler.SORTED_TOPK off), "
+                         "(threshold: sampler.THRESHOLD_CANDIDATES, longest_first: decode_kernels.LONGEST_FIRST), "
                          "each against the forced run repeated last in the same process")
     ap.add_argument("--out", help="write the results JSON here")
     args = ap.parse_args()
@@ -339,9 +335,9 @@ def main() -> None:
         result["forced_kernels_speedup"] = round(with_["tokens_per_s"] / without["tokens_per_s"], 3)
     if device == "cuda" and variants:
         for variant in variants:  # each switch alone, the others as they are
-            module, name, value = VARIANTS[variant]
+            module, name = VARIANTS[variant]
             before = getattr(module, name)
-            setattr(module, name, value)
+            setattr(module, name, True)
             try:  # warm-up first: a switch's kernels compile at their first launch
                 run_ours(model, prompts[:8], 4, device, forced=True)
                 result[f"forced_{variant}"] = run_ours(model, prompts, args.new_tokens, device, forced=True)

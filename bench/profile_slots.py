@@ -176,13 +176,6 @@ def main() -> None:
                 out[f"sampler_threshold{name}_candidates"] = fresh.candidates
                 assert torch.equal(fresh(rows, seeds, steps, 0.2, 0.95), choose(rows, seeds, steps, 0.2, 0.95))
             sampler.THRESHOLD_CANDIDATES = False
-            sampler.SORTED_TOPK = not sampler.SORTED_TOPK  # the top-k sorted by torch, or sorted after
-            for name, rows in (("", logits), ("_peaked", peaked)):
-                fresh = TokenChooser(candidates=1024, max_candidates=4096)
-                tag = "sorted_topk" if sampler.SORTED_TOPK else "unsorted_topk"
-                out[f"sampler_{tag}{name}_ms"] = round(timed(lambda: fresh(rows, seeds, steps, 0.2, 0.95)), 3)
-                assert torch.equal(fresh(rows, seeds, steps, 0.2, 0.95), choose(rows, seeds, steps, 0.2, 0.95))
-            sampler.SORTED_TOPK = not sampler.SORTED_TOPK
             sampler.RAW_LOGITS = False  # the float32 copy over the temperature first
             out["sampler_float_copy_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))

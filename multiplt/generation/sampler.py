@@ -205,9 +205,6 @@ RAW_LOGITS = True
 # in _top_k_path_raw, decode_kernels.threshold_candidates instead of the top-k: prepared, off
 # until bench/profile_slots.py has measured it on a GPU
 THRESHOLD_CANDIDATES = False
-# in _top_k_path_raw, torch's top-k sorts its k + 1 values; False: an unsorted top-k and a sort of
-# those values alone (bench/profile_slots.py measures both)
-SORTED_TOPK = True
 
 
 def _raw_path(logits, temperature: float, top_p: float) -> bool:
@@ -235,15 +232,8 @@ def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, cand
         slots = min(1 << (k - 1).bit_length(), 4096)  # the nucleus kernel's tile stays within 8192
         vals, idx, z, found = decode_kernels.threshold_candidates(raw, decode_kernels.reciprocal(temperature),
                                                                   top_p, slots)
-    elif SORTED_TOPK:
+    else:
         idx = raw.topk(k + 1, dim=-1).indices
-        vals = raw.gather(1, idx).float() / temperature
-        z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
-    else:  # the k + 1 largest in any order, then a sort of those alone (ties in any order: the
-        # noise is keyed by token id, and a tie at the nucleus edge is never exact)
-        found_vals, idx = raw.topk(k + 1, dim=-1, sorted=False)
-        order = found_vals.sort(dim=-1, descending=True).indices
-        idx = idx.gather(1, order)
         vals = raw.gather(1, idx).float() / temperature
         z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
     tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, step, top_p, _MARGIN, vocab)

@@ -153,10 +153,6 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     for step in (0, torch.randint(0, 600, (48,))):
         got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
         assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
-        sampler.SORTED_TOPK = False  # an unsorted top-k, sorted after: the same tokens
-        got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
-        assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
-        sampler.SORTED_TOPK = True
 
     # the same with the threshold candidates in place of the top-k (sampler.THRESHOLD_CANDIDATES):
     # rows too flat for 256 slots take the full sort
@@ -430,17 +426,14 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("threshold, sorted_topk", [(False, True), (True, True), (False, False)])
-def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(monkeypatch, threshold,
-                                                                                sorted_topk):
-    """choose_tokens on CUDA (top-k over the bf16 logits, sorted by torch or unsorted and sorted
-    after, or the threshold candidates in its place; float64 normalizer and nucleus kernels)
-    against the reference with torch ops alone, on flat, peaked and tied rows, at 1024 and 4096
-    candidates."""
+@pytest.mark.parametrize("threshold", [False, True])
+def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(monkeypatch, threshold):
+    """choose_tokens on CUDA (top-k over the bf16 logits, or the threshold candidates in its
+    place; float64 normalizer and nucleus kernels) against the reference with torch ops alone, on
+    flat, peaked and tied rows, at 1024 and 4096 candidates."""
     from multiplt.generation import sampler
 
     monkeypatch.setattr(sampler, "THRESHOLD_CANDIDATES", threshold)
-    monkeypatch.setattr(sampler, "SORTED_TOPK", sorted_topk)
     if threshold:
         monkeypatch.setattr(decode_kernels, "ENABLED", True)
         assert decode_kernels.threshold_serves(torch.device("cuda"))  # its probe, compiled
