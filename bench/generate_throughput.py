@@ -22,10 +22,6 @@ first --problems problems; every variant runs on these same requests, in one pro
               attention and the torch float64 normalizer) and the sampler's top-k over the
               half-precision logits (sampler.HALF_TOPK) switched the other way;
               forced_kernels_speedup = with / without.
-  --variants threshold,longest_first (CUDA): forced once more with each switch on
-              (sampler.THRESHOLD_CANDIDATES, decode_kernels.LONGEST_FIRST), then forced_repeat
-              (the forced run again); forced_<variant>_vs_forced = its tokens/s over the mean of
-              forced and forced_repeat, whose difference shows the run-to-run noise.
 
 decode_limit: tokens/s if every step only read the weights plus the live rows' KV cache once
 (average prompt + half the new tokens) at the bandwidth measured in-script with a device-to-device
@@ -116,10 +112,6 @@ def run_baseline(model, prompts, new_tokens, batch_size, device) -> dict:
     secs = time.perf_counter() - start
     return {"sequences": len(prompts), "new_tokens": counted, "seconds": round(secs, 2),
             "tokens_per_s": round(counted / secs, 1), "batch_size": batch_size}
-
-
-# --variants: name -> (module, switch) turned on for one more forced run
-VARIANTS = {"threshold": (sampler, "THRESHOLD_CANDIDATES"), "longest_first": (decode_kernels, "LONGEST_FIRST")}
 
 
 def run_ours(model, prompts, new_tokens, device, forced: bool, max_batch=None) -> dict:
@@ -244,22 +236,8 @@ def main() -> None:
                          "is measured too, forced")
     ap.add_argument("--attn-tile", help="BLOCK_N,NUM_WARPS,NUM_STAGES of the attention kernel (default: "
                                         "decode_kernels' constants), e.g. from bench/profile_slots.py's sweep")
-    ap.add_argument("--threshold-candidates", action="store_true",
-                    help="sampler.THRESHOLD_CANDIDATES on (the threshold candidate selection in place of the top-k)")
-    ap.add_argument("--longest-first", action="store_true",
-                    help="decode_kernels.LONGEST_FIRST on (the attention kernel takes the slots longest first)")
-    ap.add_argument("--variants", default="",
-                    help="comma-separated switches measured as extra forced runs on CUDA after the main one "
-                         "(threshold: sampler.THRESHOLD_CANDIDATES, longest_first: decode_kernels.LONGEST_FIRST), "
-                         "each against the forced run repeated last in the same process")
     ap.add_argument("--out", help="write the results JSON here")
     args = ap.parse_args()
-    variants = [v for v in args.variants.split(",") if v]
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        ap.error(f"unknown --variants {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
-    sampler.THRESHOLD_CANDIDATES = args.threshold_candidates
-    decode_kernels.LONGEST_FIRST = decode_kernels.LONGEST_FIRST or args.longest_first
     if args.attn_tile:
         decode_kernels.BLOCK_N, decode_kernels.NUM_WARPS, decode_kernels.NUM_STAGES = map(int, args.attn_tile.split(","))
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
@@ -284,8 +262,6 @@ def main() -> None:
               # whether the runs below use the kernels (the switch, and whether they serve here)
               "decode_kernels": decode_kernels.available(torch.device(device), model.dtype),
               "half_topk": sampler.HALF_TOPK and device == "cuda",
-              "threshold_candidates": sampler.THRESHOLD_CANDIDATES,
-              "longest_first": decode_kernels.LONGEST_FIRST,
               "attn_tile": {"block_n": decode_kernels.BLOCK_N, "num_warps": decode_kernels.NUM_WARPS,
                             "num_stages": decode_kernels.NUM_STAGES}}
 
@@ -333,23 +309,6 @@ def main() -> None:
         print(name, result[name], flush=True)
         with_, without = ((result["forced"], result[name]) if default[0] else (result[name], result["forced"]))
         result["forced_kernels_speedup"] = round(with_["tokens_per_s"] / without["tokens_per_s"], 3)
-    if device == "cuda" and variants:
-        for variant in variants:  # each switch alone, the others as they are
-            module, name = VARIANTS[variant]
-            before = getattr(module, name)
-            setattr(module, name, True)
-            try:  # warm-up first: a switch's kernels compile at their first launch
-                run_ours(model, prompts[:8], 4, device, forced=True)
-                result[f"forced_{variant}"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
-            finally:
-                setattr(module, name, before)
-            print(f"forced_{variant}", result[f"forced_{variant}"], flush=True)
-        # the forced run once more: how far two runs of the same code differ here
-        result["forced_repeat"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
-        base = (result["forced"]["tokens_per_s"] + result["forced_repeat"]["tokens_per_s"]) / 2
-        for variant in variants:
-            result[f"forced_{variant}_vs_forced"] = round(result[f"forced_{variant}"]["tokens_per_s"] / base, 3)
-        save()
     if "hf_best" in result:
         result["default_vs_hf_best"] = round(result["default"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
         result["forced_vs_hf_best"] = round(result["forced"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)

@@ -4,10 +4,7 @@ kernels (decode_kernels.py, the default: the fused step of static_kv._forward_fu
 kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`: SDPA over every
 slot up to the bucket), rows at the bucket's end and at random positions; one layer's attention by each; the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
-top-k over the half-precision logits, and with the threshold candidates in place of the top-k
-(sampler.THRESHOLD_CANDIDATES, off by default); the step and one layer's attention with the
-kernel's programs taking the slots longest first (decode_kernels.LONGEST_FIRST, off by default,
-`_longest_first`); and the matmul work of one
+top-k over the half-precision logits; and the matmul work of one
 step at the measured matmul rate.
 
     python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]
@@ -87,12 +84,6 @@ def attention_variants(engine, lengths) -> dict:
                 except Exception as err:  # noqa: BLE001 - a tile that does not fit (shared memory): skipped
                     ms = f"failed: {type(err).__name__}"
                 res[f"attn_kernel_b{block_n}_w{warps}_s{stages}_ms_L{length}_rand"] = ms
-    # the default tile with the programs taking the rows longest first (decode_kernels.LONGEST_FIRST)
-    order = torch.argsort(lengths_t, descending=True)
-    res[f"attn_kernel_ms_L{length}_rand"] = round(timed(lambda: decode_kernels.mqa_decode(
-        q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale)), 4)
-    res[f"attn_kernel_longest_first_ms_L{length}_rand"] = round(timed(lambda: decode_kernels.mqa_decode(
-        q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale, order=order)), 4)
     timed_tiles = [k for k in res if k.startswith("attn_kernel_b") and isinstance(res[k], float)]
     if timed_tiles:
         best = min(timed_tiles, key=res.get)
@@ -110,19 +101,12 @@ def main() -> None:
     engine = SlotDecoder(model, args.rows, 1024, kernels=True)
     sdpa = SlotDecoder(model, args.rows, 1024, kernels=False)  # the engine without them
     unfused = SlotDecoder(model, args.rows, 1024, kernels=True)  # the kernels' attention, module step
-    longest = SlotDecoder(model, args.rows, 1024, kernels=True)  # the fused step, slots longest first
-    out = {"rows": args.rows, "kernels": engine.kernels, "longest_first_default": decode_kernels.LONGEST_FIRST}
+    out = {"rows": args.rows, "kernels": engine.kernels}
     with torch.inference_mode():
         static_kv.FUSED_STEP = False  # read when a step is captured: `unfused` captures now
         unfused.step(512)
         static_kv.FUSED_STEP = True
-        default_order = decode_kernels.LONGEST_FIRST
-        decode_kernels.LONGEST_FIRST = True  # likewise read at capture: `longest` captures now
-        longest.step(512)
-        decode_kernels.LONGEST_FIRST = False
-        engine.step(512)  # `engine` captures without the order
-        decode_kernels.LONGEST_FIRST = default_order
-        for e in (engine, sdpa, unfused, longest):
+        for e in (engine, sdpa, unfused):
             e.tokens.random_(1, config.vocab_size, generator=torch.Generator("cuda").manual_seed(0))
         for length in map(int, args.lengths.split(",")):
             # every row at the bucket's last position (the kernels' worst case), then rows at
@@ -130,8 +114,7 @@ def main() -> None:
             low = torch.randint(length // 4, length, (args.rows,), device="cuda",
                                 generator=torch.Generator("cuda").manual_seed(length))
             for tag, pos in (("", None), ("_rand", low)):
-                for name, e in (("", engine), ("_sdpa", sdpa), ("_unfused", unfused),
-                                ("_longest_first", longest)):
+                for name, e in (("", engine), ("_sdpa", sdpa), ("_unfused", unfused)):
                     e.pos.copy_(pos) if pos is not None else e.pos.fill_(length - 1)
                     out[f"step_graph{name}_ms_L{length}{tag}"] = round(timed(lambda: e.step(length)), 3)
             engine.pos.fill_(length - 1)
@@ -144,9 +127,7 @@ def main() -> None:
         out["step_logits_max_abs_diff_vs_sdpa"] = round((logits.float() - sdpa.step(512).float()).abs().max().item(), 4)
         unfused.pos.fill_(511)
         out["step_logits_max_abs_diff_vs_unfused"] = round((logits.float() - unfused.step(512).float()).abs().max().item(), 4)
-        longest.pos.fill_(511)
-        out["step_logits_equal_longest_first"] = bool(torch.equal(logits, longest.step(512)))
-        del unfused, longest
+        del unfused
         x = logits.float() / 0.2
         top = x.amax(-1, keepdim=True).double()
         out["normalizer_kernel_ms"] = round(timed(lambda: decode_kernels.exp_sum64(x, top)), 4)
@@ -168,14 +149,6 @@ def main() -> None:
                                                                      device="cuda")] += 12
         plain = TokenChooser(candidates=1024, max_candidates=4096)
         try:
-            sampler.THRESHOLD_CANDIDATES = True  # threshold candidates in place of the top-k
-            out["sampler_threshold_full_sort_rows"] = _choose(logits, seeds, steps, 0.2, 0.95, 1024)[1]
-            for name, rows in (("", logits), ("_peaked", peaked)):
-                fresh = TokenChooser(candidates=1024, max_candidates=4096)
-                out[f"sampler_threshold{name}_ms"] = round(timed(lambda: fresh(rows, seeds, steps, 0.2, 0.95)), 3)
-                out[f"sampler_threshold{name}_candidates"] = fresh.candidates
-                assert torch.equal(fresh(rows, seeds, steps, 0.2, 0.95), choose(rows, seeds, steps, 0.2, 0.95))
-            sampler.THRESHOLD_CANDIDATES = False
             sampler.RAW_LOGITS = False  # the float32 copy over the temperature first
             out["sampler_float_copy_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
@@ -190,7 +163,6 @@ def main() -> None:
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
         finally:
             decode_kernels.ENABLED = sampler.HALF_TOPK = sampler.NUCLEUS_KERNEL = sampler.RAW_LOGITS = True
-            sampler.THRESHOLD_CANDIDATES = False
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows

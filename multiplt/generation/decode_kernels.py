@@ -28,10 +28,6 @@ generation with and without them is in bench/results/generate_throughput.json.
   before each candidate, the nucleus edge, the test that the candidates hold the whole nucleus,
   the candidates' keyed Gumbel noise (seeds.py, bit for bit: integer hashing and the CUDA math
   library's logf) and the Gumbel-max, one program per row instead of some 60 small launches.
-- `threshold_candidates`: a replacement for the top-k before `nucleus`, off by default
-  (sampler.THRESHOLD_CANDIDATES) until it is measured on a GPU: the tokens above the largest of
-  a few thresholds whose tokens provably hold the nucleus, compacted and sorted, in three passes
-  over the row.
 
 Only where `available()`: a CUDA GPU of compute capability 8.0 or later, Triton installed (it
 comes with PyTorch's CUDA builds) and able to build and launch each kernel there (one small probe
@@ -59,10 +55,6 @@ BLOCK_N = 64  # key positions per tile
 NUM_WARPS = 4
 NUM_STAGES = 2  # tiles in flight in the attention loop (Triton's software pipelining): 2 was 3-6% faster
 # than 3 over 24 graphed layers on an H100 (generate_throughput.notes.md, tenth session)
-# the attention's programs take the slots longest first (static_kv passes the order): the GPU
-# starts programs roughly in launch order, so the long ones no longer end as a tail; off until
-# bench/profile_slots.py has measured it on a GPU
-LONGEST_FIRST = False
 HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
 _log = _mix32 = _attend_tile = None  # the kernels' helpers, set by _kernels()
 
@@ -135,27 +127,6 @@ def _probe_others(device) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def threshold_serves(device) -> bool:
-    """Whether threshold_candidates builds and runs on `device` (where the other kernels serve):
-    probed once per device with a row whose top token alone holds the nucleus. Off by default, it
-    compiles only when sampler.THRESHOLD_CANDIDATES asks for it; a failure keeps the top-k."""
-    import torch
-
-    if not available(device):
-        return False
-    try:
-        raw = torch.tensor([[10.0, 0.0, -1.0, -2.0]], dtype=torch.bfloat16, device=device)
-        vals, idx, _, ok = threshold_candidates(raw, 1.0, 0.5, 2)
-        good = bool(ok[0]) and int(idx[0, 0]) == 0 and float(vals[0, 0]) == 10.0 and float(vals[0, 2]) == 0.0
-    except Exception as err:  # noqa: BLE001 - any failure means: keep the top-k
-        log.warning("the threshold candidate kernel is unusable on this host, keeping the top-k: %s", err)
-        return False
-    if not good:
-        log.warning("the threshold candidate kernel gave a wrong result in its probe, keeping the top-k")
-    return good
-
-
-@functools.lru_cache(maxsize=None)
 def _kernels():
     found = _triton()
     if found is None:
@@ -199,13 +170,11 @@ def _kernels():
         return m_new, denom, acc
 
     @triton.jit
-    def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, nk_ptr, nv_ptr, order_ptr, stride_qr, stride_qh,
-                          stride_kr, stride_kn, stride_vr, stride_vn, stride_or, stride_oh, stride_nk, stride_nv,
-                          scale, H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, NEW: tl.constexpr,
-                          LOOP_FOR: tl.constexpr, ORDERED: tl.constexpr):
+    def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, nk_ptr, nv_ptr, stride_qr, stride_qh, stride_kr,
+                          stride_kn, stride_vr, stride_vn, stride_or, stride_oh, stride_nk, stride_nv, scale,
+                          H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, NEW: tl.constexpr,
+                          LOOP_FOR: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: a layer's cache can pass 2**31 elements
-        if ORDERED:  # program i serves the slot order[i]
-            row = tl.load(order_ptr + row).to(tl.int64)
         length = tl.load(len_ptr + row)
         heads = tl.arange(0, H)
         dims = tl.arange(0, D)
@@ -316,92 +285,17 @@ def _kernels():
         tl.store(tok_ptr + row, token)
         tl.store(exact_ptr + row, exact.to(tl.int8))
 
-    @triton.jit
-    def candidates_kernel(x_ptr, stride_x, vocab, scale, keys_ptr, vals_ptr, idx_ptr, z_ptr, ok_ptr,
-                          TOP_P: tl.constexpr, K: tl.constexpr, BLOCK: tl.constexpr, NT: tl.constexpr):
-        row = tl.program_id(0).to(tl.int64)
-        base = x_ptr + row * stride_x
-        # pass 1: the row's largest x = float32(logit) * scale
-        top = tl.max(tl.full([BLOCK], float("-inf"), tl.float32), 0)
-        c0 = 0
-        while c0 < vocab:
-            cols = c0 + tl.arange(0, BLOCK)
-            x = tl.load(base + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32) * scale
-            top = tl.maximum(top, tl.max(x, 0))
-            c0 += BLOCK
-        # pass 2: the float64 normalizer, and the float32 mass and count of the tokens at least
-        # each threshold top - gap (gaps 0.25 * 2**(b/2), b < NT)
-        b = tl.arange(0, NT)
-        thresholds = top - 0.25 * tl.exp2(b.to(tl.float32) * 0.5)
-        mass = tl.zeros([NT], tl.float32)
-        count = tl.zeros([NT], tl.int32)
-        z = tl.zeros([BLOCK], tl.float64)
-        c0 = 0
-        while c0 < vocab:
-            cols = c0 + tl.arange(0, BLOCK)
-            x = tl.load(base + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32) * scale
-            z += tl.exp(x.to(tl.float64) - top.to(tl.float64))
-            above = x[None, :] >= thresholds[:, None]
-            mass += tl.sum(tl.where(above, tl.exp(x - top)[None, :], 0.0), 1)
-            count += tl.sum(above.to(tl.int32), 1)
-            c0 += BLOCK
-        total = tl.sum(z, 0)
-        # the first threshold whose tokens hold more than top_p of the mass (with a slack above
-        # float32's error; the nucleus kernel checks the mass again in float64): the nucleus lies
-        # among them; usable if they fit K slots
-        first = tl.min(tl.where(mass > (TOP_P + 1e-5) * total.to(tl.float32), b, NT), 0)
-        fits = tl.sum(tl.where(b == first, count, 0), 0) <= K
-        cut = tl.max(tl.where(b == first, thresholds, float("-inf")), 0)
-        ok = (first < NT) & fits
-        # pass 3: the tokens at least `cut` into K slots, as int64 keys that sort as their x
-        # (order-preserving float bits in the high half, the token id in the low half), and the
-        # largest x below `cut` (the first token left out)
-        n = tl.sum(tl.zeros([BLOCK], tl.int32), 0)
-        left_out = tl.max(tl.full([BLOCK], float("-inf"), tl.float32), 0)
-        c0 = 0
-        while c0 < vocab:
-            cols = c0 + tl.arange(0, BLOCK)
-            inside = cols < vocab
-            x = tl.load(base + cols, mask=inside, other=float("-inf")).to(tl.float32) * scale
-            keep = inside & (x >= cut)
-            at = n + tl.cumsum(keep.to(tl.int32), 0) - 1
-            bits = x.to(tl.int32, bitcast=True)
-            order = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
-            key = (order.to(tl.int64) << 32) | cols.to(tl.int64)
-            tl.store(keys_ptr + row * K + at, key, mask=keep & (at < K))
-            n += tl.sum(keep.to(tl.int32), 0)
-            left_out = tl.maximum(left_out, tl.max(tl.where(inside & (x < cut), x, float("-inf")), 0))
-            c0 += BLOCK
-        tl.debug_barrier()  # the keys written above, read back by other threads of this program
-        j = tl.arange(0, K)
-        filled = j < n
-        keys = tl.sort(tl.load(keys_ptr + row * K + j, mask=filled, other=-9223372036854775807 - 1), 0,
-                       descending=True)
-        order = (keys >> 32).to(tl.int32)
-        bits = tl.where(order >= 0, order, order ^ 0x7FFFFFFF)
-        vals = tl.where(filled, bits.to(tl.float32, bitcast=True), float("-inf"))
-        tl.store(vals_ptr + row * (K + 1) + j, vals)
-        tl.store(idx_ptr + row * (K + 1) + j, tl.where(filled, keys & 0xFFFFFFFF, 0))
-        # a row without a usable threshold: +inf as the first left out, so that the nucleus
-        # kernel itself finds it not exact (its candidates need not be a prefix of the row)
-        tl.store(vals_ptr + row * (K + 1) + K, tl.where(ok, left_out, float("inf")))
-        tl.store(idx_ptr + row * (K + 1) + K, 0)
-        tl.store(z_ptr + row, total)
-        tl.store(ok_ptr + row, ok.to(tl.int8))
-
-    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel, candidates_kernel
+    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel
 
 
 def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, num_warps: int = NUM_WARPS,
-               new_k=None, new_v=None, num_stages: int = NUM_STAGES, order=None):
+               new_k=None, new_v=None, num_stages: int = NUM_STAGES):
     """Attention of each row's H queries to its own keys/values 0..lengths[r]-1.
 
     q: [R, H, D] (H and D powers of two, H >= 16 for tl.dot); keys, values: [R, C, D] with unit
     stride in D (a layer's slice of the cache); lengths: [R] int, 1..C. With `new_k`, `new_v`
     ([R, D], unit stride in D): this step's key and value of each row, written to the cache at
-    position lengths[r] - 1 by the kernel and used from registers (no separate scatter). `order`
-    ([R] int64, a permutation of the rows): the order in which the programs take the rows (e.g.
-    longest first, LONGEST_FIRST); the output is the same. `block_n`,
+    position lengths[r] - 1 by the kernel and used from registers (no separate scatter). `block_n`,
     `num_warps`: the tile and launch shape (64 and 4 were the fastest of 32-128 x 2-8 in
     bench/profile_slots.py). Returns [R, H, D] in q's dtype."""
     import torch
@@ -413,15 +307,12 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, n
         raise ValueError("mqa_decode needs unit stride in the head dimension")
     out = torch.empty_like(q)
     nk, nv = (new_k, new_v) if new else (q, q)  # unused without NEW
-    if order is not None and (order.shape != (rows,) or order.dtype != torch.int64):
-        raise ValueError("mqa_decode's order must be [rows] int64")
     with _on(q.device):
-        _kernels()[0][(rows,)](q, keys, values, lengths, out, nk, nv, lengths if order is None else order,
-                               q.stride(0), q.stride(1), keys.stride(0), keys.stride(1), values.stride(0),
-                               values.stride(1), out.stride(0), out.stride(1), nk.stride(0), nv.stride(0), scale,
-                               H=heads, D=dim, BLOCK=block_n, NEW=new,
-                               LOOP_FOR=os.environ.get("TRITON_INTERPRET") != "1", ORDERED=order is not None,
-                               num_warps=num_warps, num_stages=num_stages)
+        _kernels()[0][(rows,)](q, keys, values, lengths, out, nk, nv, q.stride(0), q.stride(1), keys.stride(0),
+                               keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
+                               nk.stride(0), nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new,
+                               LOOP_FOR=os.environ.get("TRITON_INTERPRET") != "1", num_warps=num_warps,
+                               num_stages=num_stages)
     return out
 
 
@@ -440,38 +331,6 @@ def add_layernorm(y, bias, weight, ln_bias, eps: float):
         _kernels()[2][(rows,)](y, bias, weight, ln_bias, h, n, eps, y.stride(0), h.stride(0), BLOCK=block,
                                num_warps=max(1, min(16, block // 256)))
     return h
-
-
-def threshold_candidates(raw, scale: float, top_p: float, k: int):
-    """A replacement for the top-k before `nucleus` (sampler.THRESHOLD_CANDIDATES, off by default:
-    not yet measured on a GPU). Per row of `raw` [B, V] (any float dtype; x = float32(raw) *
-    scale, torch's bits for raw.float() / T where scale is reciprocal(T)): the tokens whose x is
-    at least a threshold t, with t the largest of top - 0.25 * 2**(b/2) (b < 16) whose tokens
-    hold more than top_p of the mass by a float32 estimate. The set {x >= t} is a prefix of the
-    sorted row; with more than top_p of the mass, the token after it has more than top_p before
-    it, so the nucleus lies inside; `nucleus` checks that mass again in float64 before it calls
-    a row exact. Three passes over the row and one sort of k keys, instead of a top-k.
-
-    Returns (vals float32 [B, k + 1] descending, -inf past the row's candidates, the last one the
-    largest x left out; idx int64 [B, k + 1]; z float64 [B, 1], the normalizer over the row; ok
-    bool [B]: whether the row found such a threshold with at most k tokens; other rows must take
-    the full sort, and get +inf as their first value left out, which `nucleus` never calls
-    exact). k: a power of two."""
-    import torch
-
-    rows, vocab = raw.shape
-    if k & (k - 1) or raw.stride(1) != 1:
-        raise ValueError("threshold_candidates needs a power-of-two k and unit stride in the vocabulary")
-    device = raw.device
-    keys = torch.empty((rows, k), dtype=torch.int64, device=device)
-    vals = torch.empty((rows, k + 1), dtype=torch.float32, device=device)
-    idx = torch.empty((rows, k + 1), dtype=torch.int64, device=device)
-    z = torch.empty((rows, 1), dtype=torch.float64, device=device)
-    ok = torch.empty(rows, dtype=torch.int8, device=device)
-    with _on(device):
-        _kernels()[4][(rows,)](raw, raw.stride(0), vocab, scale, keys, vals, idx, z, ok, TOP_P=float(top_p), K=k,
-                               BLOCK=1024, NT=16, num_warps=8)
-    return vals, idx, z, ok.bool()
 
 
 def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int):

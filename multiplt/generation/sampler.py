@@ -17,8 +17,7 @@ computed in int32 (noise.py) and top-p uses a top-k shortcut where it provably a
 full sort, and on the CPU a single-token test before it (choose_tokens vs
 choose_tokens_reference). On CUDA with decode_kernels: the top-k reads the half-precision logits
 (HALF_TOPK), without a float32 copy over the temperature (RAW_LOGITS), the float64 normalizer
-is one kernel (exp_sum64) and everything after the top-k is another (nucleus, NUCLEUS_KERNEL);
-THRESHOLD_CANDIDATES (off by default) replaces the top-k.
+is one kernel (exp_sum64) and everything after the top-k is another (nucleus, NUCLEUS_KERNEL).
 """
 
 from __future__ import annotations
@@ -202,9 +201,6 @@ NUCLEUS_KERNEL = True
 NUCLEUS_KERNEL_MAX = 8192
 # with both: _top_k_path_raw (no float32 copy of the logits over the temperature) where it serves
 RAW_LOGITS = True
-# in _top_k_path_raw, decode_kernels.threshold_candidates instead of the top-k: prepared, off
-# until bench/profile_slots.py has measured it on a GPU
-THRESHOLD_CANDIDATES = False
 
 
 def _raw_path(logits, temperature: float, top_p: float) -> bool:
@@ -226,19 +222,10 @@ def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, cand
     k = min(candidates, vocab - 1)
     if k < 1 or k >= NUCLEUS_KERNEL_MAX:
         return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw, publish)
-    found = None
-    # no top-k: the tokens above a threshold that provably holds the nucleus, where its probe passed
-    if THRESHOLD_CANDIDATES and decode_kernels.threshold_serves(raw.device):
-        slots = min(1 << (k - 1).bit_length(), 4096)  # the nucleus kernel's tile stays within 8192
-        vals, idx, z, found = decode_kernels.threshold_candidates(raw, decode_kernels.reciprocal(temperature),
-                                                                  top_p, slots)
-    else:
-        idx = raw.topk(k + 1, dim=-1).indices
-        vals = raw.gather(1, idx).float() / temperature
-        z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
+    idx = raw.topk(k + 1, dim=-1).indices
+    vals = raw.gather(1, idx).float() / temperature
+    z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
     tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, step, top_p, _MARGIN, vocab)
-    if found is not None:
-        exact &= found
     return _settle(tokens, exact, lambda rows: (raw if rows is None else raw[rows]).float() / temperature,
                    row_seeds, step, top_p, publish)
 

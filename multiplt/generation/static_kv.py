@@ -173,15 +173,13 @@ class SlotDecoder:
         t = self.model.transformer
         rows, dim, embed = self.rows, self.head_dim, self.embed
         lengths = self.pos + 1
-        # one order for all layers: the slots longest first (decode_kernels.LONGEST_FIRST)
-        order = torch.argsort(lengths, descending=True) if decode_kernels.LONGEST_FIRST else None
         x = t.wte(self.tokens) + t.wpe(self.pos)
         h = t.h[0].ln_1(x)
         for i, layer in enumerate(t.h):
             attn, mlp = layer.attn, layer.mlp
             q, k, v = F.linear(h, attn.c_attn.weight, attn.c_attn.bias).split((embed, dim, dim), dim=-1)
             a = decode_kernels.mqa_decode(q.view(rows, self.n_head, dim), self.keys[i], self.values[i], lengths,
-                                          self.scale, new_k=k, new_v=v, order=order)
+                                          self.scale, new_k=k, new_v=v)
             x.addmm_(a.view(rows, embed), attn.c_proj.weight.t())  # x += a W^T
             ln = layer.ln_2
             h = decode_kernels.add_layernorm(x, attn.c_proj.bias, ln.weight, ln.bias, ln.eps)

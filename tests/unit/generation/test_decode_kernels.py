@@ -98,10 +98,6 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     for r, n in enumerate(lengths.tolist()):
         assert torch.equal(keys[r, n - 1], new_k[r]) and torch.equal(values[r, n - 1], new_v[r])
         assert keys[r, n:].isnan().all()
-    # the programs taking the slots in another order (longest first): the same rows
-    order = torch.tensor([4, 0, 3, 1, 2])
-    assert torch.equal(dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=16, new_k=new_k, new_v=new_v,
-                                     order=order), out)
 
     # add_layernorm: y += bias in place, and the LayerNorm of the sum
     y, bias, w, b = torch.randn(7, 300), torch.randn(300), torch.randn(300), torch.randn(300)
@@ -154,33 +150,6 @@ _INTERPRETED_FUSED = textwrap.dedent("""
         got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
         assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
 
-    # the same with the threshold candidates in place of the top-k (sampler.THRESHOLD_CANDIDATES):
-    # rows too flat for 256 slots take the full sort
-    raw[10:14] = (torch.randn(4, 3000) * 0.2).to(torch.float16)
-    raw[14:20] -= 40  # every logit negative: the keys' order-preserving bits of negative floats
-    sampler.THRESHOLD_CANDIDATES = True
-    step = torch.randint(0, 600, (48,))
-    got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
-    assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 8 <= fallback < 48
-    vals, idx, z, found = dk.threshold_candidates(raw, dk.reciprocal(0.25), 0.95, 256)
-    x = raw.float() / 0.25
-    want_z = x.double().sub(x.amax(-1, keepdim=True)).exp().sum(-1, keepdim=True)
-    assert ((z - want_z).abs() / want_z).max().item() < 1e-13
-    for r in range(48):  # each found row: its n largest tokens, descending, then the first left out
-        n = int((vals[r, :256] > float("-inf")).sum())
-        top = x[r].topk(n + 1)
-        assert bool(found[r]) == (r not in range(6, 14)), r
-        assert not found[r] or (torch.equal(vals[r, :n], top.values[:n]) and vals[r, 256] == top.values[n]
-                                and torch.equal(x[r, idx[r, :n]], vals[r, :n]) and len(set(idx[r, :n].tolist())) == n)
-    # a row whose tokens above every usable threshold do not fit: not found, and the nucleus
-    # kernel alone calls it not exact (its candidates are the first ones by id, not a prefix)
-    wide = torch.full((8, 3000), -40.0)
-    wide[:, 0] = 0.0
-    wide[:, 1:347] = -7.9
-    vals, idx, z, found = dk.threshold_candidates(wide.to(torch.float16), 1.0, 0.95, 256)
-    tokens, exact = dk.nucleus(vals, idx, z, seeds[:8], torch.zeros(8, dtype=torch.int64), 0.95, sampler._MARGIN, 3000)
-    assert not found.any() and not exact.any()
-    sampler.THRESHOLD_CANDIDATES = False
 
     # top_p compared in float64: a mass before a token between float32(0.95) and 0.95 keeps it
     from tests.unit.generation.test_decode_kernels import row_between_float32_and_float64_top_p
@@ -192,9 +161,8 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     got, fallback = sampler._choose(edge_rows, seeds, 0, 1.0, 0.95, 16)
     assert fallback == 0 and int((want == 1).sum()) > 0 and torch.equal(got, want)
 
-    # the probe that available() runs on a GPU, each kernel once; the threshold kernel's own
+    # the probe that available() runs on a GPU, each kernel once
     assert dk._probe_others(torch.device("cpu"))
-    assert dk.threshold_serves(torch.device("cpu"))
 
     # the fused decode step (7 launches a layer) against the module step, float32
     config = transformers.GPTBigCodeConfig(n_layer=2, n_embd=256, n_head=16, vocab_size=300, multi_query=True,
@@ -311,32 +279,6 @@ def test_a_kernel_that_fails_to_build_in_the_probe_keeps_every_torch_path(monkey
         decode_kernels._launches.cache_clear()
 
 
-def test_a_threshold_kernel_that_fails_its_probe_keeps_the_top_k(monkeypatch, caplog):
-    """sampler.THRESHOLD_CANDIDATES on, on a host where that kernel cannot be built: a warning
-    and the top-k path, whose tokens are the reference's."""
-    from multiplt.generation import sampler
-
-    def fails(*args, **kwargs):
-        raise RuntimeError("PassManager::run failed")
-
-    used = []
-    monkeypatch.setattr(decode_kernels, "available", lambda device, dtype=None: True)
-    monkeypatch.setattr(decode_kernels, "threshold_candidates", fails)
-    monkeypatch.setattr(decode_kernels, "nucleus", lambda *a: used.append("nucleus") or (None, None))
-    monkeypatch.setattr(sampler, "THRESHOLD_CANDIDATES", True)
-    monkeypatch.setattr(sampler, "_settle", lambda *a, **k: ("settled", 0))
-    decode_kernels.threshold_serves.cache_clear()
-    try:
-        with caplog.at_level("WARNING"):
-            assert not decode_kernels.threshold_serves(torch.device("cpu"))
-            raw = torch.randn(4, 300).to(torch.bfloat16)
-            monkeypatch.setattr(decode_kernels, "exp_sum64", lambda x, top, scale=None: top)
-            assert sampler._top_k_path_raw(raw, 0.5, torch.arange(4), 0, 0.95, 16) == ("settled", 0)
-        assert used == ["nucleus"] and caplog.text.count("PassManager::run failed") == 1
-    finally:
-        decode_kernels.threshold_serves.cache_clear()
-
-
 def test_the_slot_engine_refuses_kernels_where_they_cannot_run():
     import transformers
 
@@ -391,8 +333,7 @@ def test_exp_sum64_equals_float64_torch_on_the_gpu():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch):
     """The captured bf16 step with the kernels gives the SDPA step's logits to bf16 rounding, at
-    rows of different positions (free slots at position 0 included); with the attention's
-    programs taking the slots longest first, the same logits."""
+    rows of different positions (free slots at position 0 included)."""
     import transformers
 
     from multiplt.generation.static_kv import SlotDecoder
@@ -405,8 +346,7 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
     prompts = [torch.randint(1, 1000, (n,)).tolist() for n in (5, 70, 130, 1, 200)]
     logits = []
     with torch.inference_mode():
-        for kernels, longest_first in ((False, False), (True, False), (True, True)):
-            monkeypatch.setattr(decode_kernels, "LONGEST_FIRST", longest_first)
+        for kernels in (False, True):
             engine = SlotDecoder(model, 8, 400, kernels=kernels)
             assert engine.kernels == kernels
             first = engine.prefill([0, 1, 2, 3, 4], prompts)
@@ -421,22 +361,15 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
             logits.append(torch.stack(steps))
     assert (logits[0] - logits[1]).abs().max().item() < 0.1
     assert (logits[0].argmax(-1) == logits[1].argmax(-1)).float().mean().item() > 0.9
-    assert torch.equal(logits[1], logits[2])
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("threshold", [False, True])
-def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(monkeypatch, threshold):
-    """choose_tokens on CUDA (top-k over the bf16 logits, or the threshold candidates in its
-    place; float64 normalizer and nucleus kernels) against the reference with torch ops alone, on
-    flat, peaked and tied rows, at 1024 and 4096 candidates."""
+def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(monkeypatch):
+    """choose_tokens on CUDA (top-k over the bf16 logits, float64 normalizer and nucleus kernels)
+    against the reference with torch ops alone, on flat, peaked and tied rows, at 1024 and 4096
+    candidates."""
     from multiplt.generation import sampler
-
-    monkeypatch.setattr(sampler, "THRESHOLD_CANDIDATES", threshold)
-    if threshold:
-        monkeypatch.setattr(decode_kernels, "ENABLED", True)
-        assert decode_kernels.threshold_serves(torch.device("cuda"))  # its probe, compiled
 
     torch.manual_seed(0)
     flat = torch.randn(256, 49152, device="cuda")
