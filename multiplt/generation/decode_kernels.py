@@ -288,8 +288,8 @@ def _kernels():
     return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel
 
 
-def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, num_warps: int = NUM_WARPS,
-               new_k=None, new_v=None, num_stages: int = NUM_STAGES):
+def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = None, num_warps: int | None = None,
+               new_k=None, new_v=None, num_stages: int | None = None):
     """Attention of each row's H queries to its own keys/values 0..lengths[r]-1.
 
     q: [R, H, D] (H and D powers of two, H >= 16 for tl.dot); keys, values: [R, C, D] with unit
@@ -300,6 +300,11 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int = BLOCK_N, n
     bench/profile_slots.py). Returns [R, H, D] in q's dtype."""
     import torch
 
+    # None: the module's constants as they are now (read at each call, so that a caller or a
+    # benchmark that sets decode_kernels.BLOCK_N etc. changes what runs)
+    block_n = BLOCK_N if block_n is None else block_n
+    num_warps = NUM_WARPS if num_warps is None else num_warps
+    num_stages = NUM_STAGES if num_stages is None else num_stages
     rows, heads, dim = q.shape
     new = new_k is not None
     tensors = (q, keys, values) + ((new_k, new_v) if new else ())

@@ -279,6 +279,26 @@ def test_a_kernel_that_fails_to_build_in_the_probe_keeps_every_torch_path(monkey
         decode_kernels._launches.cache_clear()
 
 
+def test_the_attention_launch_reads_the_tile_constants_at_each_call(monkeypatch):
+    """decode_kernels.BLOCK_N / NUM_WARPS / NUM_STAGES set at run time (bench/generate_throughput.py
+    --attn-tile) reach the launch of the engine's calls, which pass none of them."""
+    launched = []
+
+    class Kernel:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launched.append(kwargs)
+
+    monkeypatch.setattr(decode_kernels, "_kernels", lambda: [Kernel()])
+    monkeypatch.setattr(decode_kernels, "BLOCK_N", 32)
+    monkeypatch.setattr(decode_kernels, "NUM_WARPS", 8)
+    monkeypatch.setattr(decode_kernels, "NUM_STAGES", 4)
+    q, cache = torch.zeros(2, 16, 16), torch.zeros(2, 8, 16)
+    decode_kernels.mqa_decode(q, cache, cache, torch.ones(2, dtype=torch.int64), 0.25)
+    assert (launched[0]["BLOCK"], launched[0]["num_warps"], launched[0]["num_stages"]) == (32, 8, 4)
+    decode_kernels.mqa_decode(q, cache, cache, torch.ones(2, dtype=torch.int64), 0.25, 64, 2, num_stages=1)
+    assert (launched[1]["BLOCK"], launched[1]["num_warps"], launched[1]["num_stages"]) == (64, 2, 1)
+
+
 def test_the_slot_engine_refuses_kernels_where_they_cannot_run():
     import transformers
 
