@@ -19,6 +19,8 @@
 #       (Hub endpoint and token: HF_ENDPOINT, HF_TOKEN)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# relative --model, --teacher and --source paths name paths from where the user started it
+export MULTIPLT_CALLER_PWD="${MULTIPLT_CALLER_PWD:-$PWD}"
 cd "$ROOT"
 setup=1 args=()
 for arg in "$@"; do

@@ -9,12 +9,17 @@ export MULTIPLT_DATA="${MULTIPLT_DATA:-$ROOT/data}"
 # Tests must never reach the network: no Hub, no telemetry.
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1
 if [ $# -gt 0 ]; then
-  # a marker expression given here is joined to "not gpu" (pytest keeps only the last -m)
+  # a marker expression given here (-m EXPR, -mEXPR, --markexpr[=]EXPR) is joined to "not gpu":
+  # pytest keeps only the last one; arguments after -- go through as they are
   marks="not gpu" args=()
   while [ $# -gt 0 ]; do
     case "$1" in
-      -m) marks="not gpu and ($2)"; shift 2 ;;
+      -m|--markexpr)
+        if [ $# -lt 2 ]; then echo "scripts/test.sh: $1 needs a marker expression" >&2; exit 2; fi
+        marks="not gpu and ($2)"; shift 2 ;;
+      --markexpr=*) marks="not gpu and (${1#--markexpr=})"; shift ;;
       -m*) marks="not gpu and (${1#-m})"; shift ;;
+      --) args+=("$@"); break ;;
       *) args+=("$1"); shift ;;
     esac
   done

@@ -29,7 +29,7 @@ def _check_dry_run_folder(folder: str, owner: str) -> None:
             found = json.load(f).get("repo")
     except (OSError, ValueError, AttributeError):
         found = None
-    if found != owner:
+    if not isinstance(found, str) or found.lower() != owner.lower():  # Hub ids ignore case
         whose = f"a dry run of {found}" if found else "files no dry run wrote"
         raise MultipltError(f"cannot write the dry run of {owner} into {folder}: it holds {whose} (a dry run "
                             f"removes what a push would delete); give a new or empty folder")

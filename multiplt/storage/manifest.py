@@ -44,7 +44,7 @@ def read(out: str) -> list[dict]:
         if not bad and row["epoch"] < 0:
             bad = ["epoch"]
         if bad:
-            raise MultipltError(f"{uri} line {i + 1}: malformed checkpoint record ({', '.join(bad)} missing or "
+            raise MultipltError(f"{uri} record {i + 1}: malformed checkpoint record ({', '.join(bad)} missing or "
                                 f"of the wrong type; every row needs {', '.join(REQUIRED)})")
     return rows
 

@@ -116,11 +116,17 @@ def teacher_generation(teacher: str, teacher_model: str | None = None) -> dict:
 
 def absolute_local_paths(args) -> None:
     """--model, --teacher and --source as absolute paths where they are local paths that exist:
-    Airflow runs each stage in its own working folder, where a relative path names nothing."""
+    Airflow runs each stage in its own working folder, where a relative path names nothing.
+    Relative to where the user started scripts/main.sh (MULTIPLT_CALLER_PWD, which it sets
+    before it changes to the repository root), else to this process's working folder."""
+    base = os.environ.get("MULTIPLT_CALLER_PWD") or os.getcwd()
     for key in ("model", "teacher", "source"):
         value = getattr(args, key, None)
-        if value and "://" not in value and value != "stdlib" and os.path.exists(value):
-            setattr(args, key, os.path.abspath(value))
+        if not value or "://" in value or value == "stdlib":
+            continue
+        path = os.path.join(base, value)  # an absolute value stays as it is
+        if os.path.exists(path):
+            setattr(args, key, os.path.abspath(path))
 
 
 def check_job_models(args) -> dict:

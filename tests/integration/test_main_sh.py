@@ -1,7 +1,6 @@
 """README command 1 itself: `./scripts/main.sh` as a user runs it (the shell script, its option
 routing, --no-setup and --exit-when-done, then scripts/embedded_airflow.py main-job on a fresh
-embedded Airflow of its own), on the small planted corpus the README names, with relative paths
-as a user in the repository root types them. The README says the chain stops at testgen there
+embedded Airflow of its own), on the small planted corpus the README names, with relative paths. The README says the chain stops at testgen there
 (the tiny model writes no assert) with its message, and prints the funnels and the pass@k table.
 tests/integration/test_main_job.py follows the whole chain in-process with a served teacher."""
 
@@ -22,13 +21,19 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_readme_main_job_on_the_planted_corpus(tiny_model, tmp_path):
+    """Started from another folder than the repository root (main.sh changes to the root), with
+    --model and --source relative to where it was started."""
     port = free_port()
-    argv = ["./scripts/main.sh", "--no-setup", "--exit-when-done",
-            "--model", os.path.relpath(tiny_model, REPO), "--source", "tests/fixtures/corpus/planted",
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    argv = [str(REPO / "scripts" / "main.sh"), "--no-setup", "--exit-when-done",
+            "--model", os.path.relpath(tiny_model, here),
+            "--source", os.path.relpath(REPO / "tests" / "fixtures" / "corpus" / "planted", here),
             "--languages", "py", "--limit", "1", "--n", "1", "--max-new-tokens", "8",
             "--port", str(port), "--home", str(tmp_path / "home"), "--data", str(tmp_path / "data")]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MULTIPLT_AIRFLOW"))}
-    proc = subprocess.run(argv, cwd=REPO, env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True,
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "MULTIPLT_AIRFLOW", "MULTIPLT_CALLER"))}
+    proc = subprocess.run(argv, cwd=here, env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True,
                           text=True, timeout=600)
     out = proc.stdout
     assert proc.returncode == 0, out[-4000:] + proc.stderr[-4000:]

@@ -100,7 +100,7 @@ def test_bad_inputs(bench, tmp_path):
     ("name", ".hidden", "is not a plain file name"),
     ("name", ["n"], "name \\['n'\\] is empty or not a string"),
     ("name", "HumanEval_0_f", "problem 'HumanEval_0_f' appears twice"),
-    ("language", "cobol", "unknown language 'cobol'"),
+    ("language", "", "language is empty"),
     ("prompt", 5, "field\\(s\\) prompt must be strings"),
     ("stop_tokens", "\ndef", "stop_tokens must be a list of non-empty strings"),
     ("stop_tokens", 5, "stop_tokens must be a list"),
@@ -108,7 +108,8 @@ def test_bad_inputs(bench, tmp_path):
 def test_a_malformed_benchmark_record_is_refused_before_anything_is_written(bench, tmp_path, field, value,
                                                                             message):
     """A record that would write outside the folder (its name is the file name), collide, or
-    that the next steps cannot use: one error naming the line, and the folder stays empty."""
+    that the next steps cannot use: one error naming the record, and the folder stays empty
+    (any language name passes: generation does not need ours, execution checks it)."""
     uri, replay = bench
     rows = storage.read_jsonl(uri)
     rows[1][field] = value
@@ -116,7 +117,7 @@ def test_a_malformed_benchmark_record_is_refused_before_anything_is_written(benc
     storage.write_jsonl(bad, rows)
     storage.write_jsonl(replay, [{"name": str(r["name"]), "completion": "x"} for r in rows for _ in range(2)])
     out = tmp_path / "sub" / "run"
-    with pytest.raises(MultipltError, match=f"bad.jsonl line 2: .*{message}"):
+    with pytest.raises(MultipltError, match=f"bad.jsonl record 2: .*{message}"):
         generate(bad, str(out), backend="replay", replay_source=replay, model="replayed", n=2)
     assert not out.exists() and not (tmp_path / "escape.json.gz").exists()
 
@@ -130,7 +131,7 @@ def test_a_malformed_benchmark_record_is_refused_before_anything_is_written(benc
 def test_a_malformed_replay_row_is_one_clear_error(bench, tmp_path, row, message):
     uri, replay = bench
     storage.write_jsonl(replay, storage.read_jsonl(replay) + [row])
-    with pytest.raises(MultipltError, match=f"replay.jsonl line 13:? {message}"):
+    with pytest.raises(MultipltError, match=f"replay.jsonl (record|line) 13:? {message}"):
         run(bench, str(tmp_path / "run"))
 
 

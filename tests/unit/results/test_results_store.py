@@ -108,8 +108,8 @@ def test_missing_run_config_and_bad_csv_are_clear_errors(tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"lang": "cobol"}, "_multiplt_run.yaml: lang: unknown language 'cobol'"),
     ({"epoch": -7}, "_multiplt_run.yaml: epoch must be >= 0, got -7"),
-    ({"n": "lots"}, "_multiplt_run.yaml: n 'lots' is not a int"),
-    ({"seed": 1.5}, "_multiplt_run.yaml: seed 1.5 is not a int"),
+    ({"n": "lots"}, "_multiplt_run.yaml: n 'lots' is not an integer"),
+    ({"seed": 1.5}, "_multiplt_run.yaml: seed 1.5 is not an integer"),
 ])
 def test_a_run_config_with_a_bad_value_names_the_file_and_the_key(tmp_path, change, message):
     run = pathlib.Path(make_run(tmp_path / "runs"))

@@ -43,5 +43,5 @@ def test_a_malformed_row_is_one_clear_error(tmp_path, change):
     bad = {k: v for k, v in {**row(out, 2), **change}.items() if v is not None}
     with open(manifest.manifest_uri(out), "a") as f:
         f.write(__import__("json").dumps(bad) + "\n")
-    with pytest.raises(MultipltError, match=f"manifest.jsonl line 2: malformed checkpoint record \\({next(iter(change))}"):
+    with pytest.raises(MultipltError, match=f"manifest.jsonl record 2: malformed checkpoint record \\({next(iter(change))}"):
         manifest.resolve(out, "rkt-multiplt-epoch1")

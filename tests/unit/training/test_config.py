@@ -75,11 +75,11 @@ def test_bad_values_are_refused(tmp_path):
     with pytest.raises(MultipltError, match="unknown field 'learning_rate'"):
         resolve(str(bad), REQUIRED)
     bad.write_text("epochs: many\n")
-    with pytest.raises(MultipltError, match="epochs must be a int"):
+    with pytest.raises(MultipltError, match="epochs must be an integer"):
         resolve(str(bad), REQUIRED)
-    for text, message in (("seq_len: 64.9\n", "seq_len must be a int, got 64.9"),
-                          ("epochs: true\n", "epochs must be a int, got True"),
-                          ("lr: false\n", "lr must be a float"),
+    for text, message in (("seq_len: 64.9\n", "seq_len must be an integer, got 64.9"),
+                          ("epochs: true\n", "epochs must be an integer, got True"),
+                          ("lr: false\n", "lr must be a number"),
                           ("lr: .nan\n", "lr and max_grad_norm must be finite"),
                           ("adam_beta1: 1.5\n", "adam_beta1 1.5 and adam_beta2 0.999 must be in"),
                           ("adam_eps: 0\n", "adam_eps 0.0 > 0")):
