@@ -28,6 +28,25 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _check_built(bench: str, source: str, code: str) -> None:
+    """MultipltError when `bench` exists with a report (`multiplt benchmark build` writes one
+    beside it) saying it was built from another source or language, or from part of the source;
+    a file without a report (one the user put there) is taken as it is."""
+    from multiplt import storage
+    from multiplt.errors import MultipltError
+
+    report = bench + ".report.json"
+    if not (storage.exists(bench) and storage.exists(report)):
+        return
+    config = storage.read_json(report).get("config") or {}
+    built = (config.get("source"), config.get("lang"), config.get("limit"), config.get("problems"))
+    if built != (source, code, None, None):
+        raise MultipltError(f"{bench} was built from source {built[0]!r}, language {built[1]!r}"
+                            f"{', limit ' + str(built[2]) if built[2] else ''}"
+                            f"{', problems ' + str(built[3]) if built[3] else ''}, not from all of "
+                            f"{source!r} in {code!r}; remove it or give another --benchmarks folder")
+
+
 def run(args) -> int:
     from multiplt import storage
     from multiplt.errors import MultipltError
@@ -66,6 +85,8 @@ def run(args) -> int:
             raise MultipltError("--model is required (except with --backend replay)")
         model_label = args.model
     bench_root = args.benchmarks or storage.join(args.out, "benchmarks")
+    for code in langs:  # a benchmark built earlier is reused: only if built the way this run would
+        _check_built(storage.join(bench_root, f"{args.source}-{code}.jsonl"), args.source, code)
     rows = []
     bar = progress(total=4 * len(langs), desc="evaluate", unit="stage")
     for code in langs:

@@ -112,3 +112,18 @@ def test_bad_settings_stop_before_any_work(tmp_path, capsys, extra, message):
     assert rc == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_benchmark_built_otherwise_is_not_reused(tmp_path, capsys):
+    """evaluate reuses `<benchmarks>/<source>-<lang>.jsonl` when it exists: with a report saying
+    it holds only part of the source (or another source or language), that is an error before
+    any work, not a silently smaller evaluation."""
+    from multiplt.benchmarks.build import build_benchmark
+
+    benchmarks = tmp_path / "benchmarks"
+    build_benchmark("humaneval", "lua", str(benchmarks / "humaneval-lua.jsonl"), limit=2)
+    out = tmp_path / "eval"
+    rc = cli.main(["evaluate", "--lang", "lua", "--out", str(out), "--benchmarks", str(benchmarks),
+                   "--backend", "replay", "--replay-source", str(tmp_path / "replay")])
+    assert rc == 2 and not out.exists()
+    assert "was built from source 'humaneval', language 'lua', limit 2, not from all of" in capsys.readouterr().err
