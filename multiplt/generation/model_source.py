@@ -67,11 +67,11 @@ def _resolve(model: str, revision: str | None, what: str) -> ResolvedModel:
                                 "which has no revisions or training manifest tag of that name")
         return ResolvedModel(model, revision, os.path.abspath(source))
     if os.path.exists(source) or source.startswith((".", "/")):
-        raise MultipltError(f"model {model!r} is not a model folder")
-    return _from_hub(model, revision)
+        raise MultipltError(f"{what} {model!r} is not a model folder")
+    return _from_hub(model, revision, what)
 
 
-def _from_hub(name: str, revision: str | None) -> ResolvedModel:
+def _from_hub(name: str, revision: str | None, what: str = "model") -> ResolvedModel:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -81,11 +81,12 @@ def _from_hub(name: str, revision: str | None) -> ResolvedModel:
                 os.path.join(path, "config.json")):
             path = snapshot_download(name, revision=revision, allow_patterns=HUB_PATTERNS + ["*.bin"])
     except RevisionNotFoundError:
-        raise MultipltError(f"model {name}: revision {revision!r} not found on the Hub") from None
+        raise MultipltError(f"{what} {name}: revision {revision!r} not found on the Hub") from None
     except RepositoryNotFoundError:
-        raise MultipltError(f"model {name!r} not found on the Hub (nor a local folder or URI)") from None
+        raise MultipltError(f"{what} {name!r} not found on the Hub (nor a local folder or URI)") from None
     except (HfHubHTTPError, OSError, ValueError) as exc:
-        raise MultipltError(f"cannot download model {name!r} (revision {revision!r}): {exc}") from None
+        raise MultipltError(f"{what} {name!r} is not a local folder or storage URI, and cannot be downloaded from "
+                            f"the Hub (revision {revision!r}): {exc}") from None
     commit = os.path.basename(os.path.normpath(path))
     return ResolvedModel(name, revision, path, commit if len(commit) == 40 else None)
 

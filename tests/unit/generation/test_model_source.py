@@ -19,6 +19,17 @@ def test_local_folder_and_revision_errors(tmp_path):
         model_source.resolve_model(str(tmp_path / "nope"))
 
 
+def test_a_name_that_is_no_folder_and_not_on_the_offline_hub_says_both(monkeypatch):
+    """An owner/name that is not a local folder (a mistyped path) and that the Hub cannot give
+    (offline here): the error names what was asked for and both places looked in."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    for what in ("model", "tokenizer"):
+        with pytest.raises(MultipltError, match=f"{what} 'm/nonexist' is not a local folder or storage URI, "
+                                                "and cannot be downloaded from the Hub"):
+            model_source.resolve_model("m/nonexist", what=what)
+
+
 def test_s3_model_downloaded_once_and_refetched_when_changed(s3_bucket, tmp_path, monkeypatch):
     monkeypatch.setenv("MULTIPLT_CACHE_DIR", str(tmp_path / "cache"))
     uri = f"{s3_bucket}/models/m"
