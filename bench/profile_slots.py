@@ -2,7 +2,8 @@
 bf16 weights): the captured decode step alone at a few key lengths, with the Triton decode
 kernels (decode_kernels.py, the default: the fused step of static_kv._forward_fused), with the
 kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`: SDPA over every
-slot up to the bucket), rows at the bucket's end and at random positions; one layer's attention by each; the sampler
+slot up to the bucket), rows at the bucket's end and at random positions; one layer's attention by each, and
+the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph; the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
 top-k over the half-precision logits; and the matmul work of one
 step at the measured matmul rate.
@@ -69,18 +70,29 @@ def attention_variants(engine, lengths) -> dict:
             return torch.bmm(scores.softmax(-1, dtype=torch.float32).to(engine.dtype), values)
         res[f"attn_bmm_ms_L{length}"] = round(timed(bmm), 4)
         res[f"attn_read_kv_ms_L{length}"] = round(timed(lambda: (keys.sum(), values.sum())), 4)
-    # tile and launch shapes of the kernel, rows at random lengths in [L/4, L)
+    # tile and launch shapes of the kernel, rows at random lengths in [L/4, L): every layer's
+    # attention captured in one CUDA graph and replayed, per layer (single launches of one layer
+    # were too noisy to rank tiles: the tenth session's notes)
     length = lengths[0]
     lengths_t = torch.randint(length // 4, length, (rows,), device="cuda")
+    layers = engine.keys.shape[0]
     for block_n in (32, 64, 128):
         for warps in (2, 4, 8):
             for stages in (1, 2, 3, 4):  # 1: no software pipelining (as the eighth session's while loop)
                 if block_n == 128 and (warps == 2 or stages == 4):
                     continue
+
+                def every_layer():
+                    for i in range(layers):
+                        decode_kernels.mqa_decode(q[:, 0], engine.keys[i], engine.values[i], lengths_t,
+                                                  engine.scale, block_n, warps, num_stages=stages)
                 try:
-                    ms = round(timed(lambda: decode_kernels.mqa_decode(
-                        q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale, block_n, warps,
-                        num_stages=stages)), 4)
+                    every_layer()  # compiles this tile outside the capture
+                    torch.cuda.synchronize()
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph):
+                        every_layer()
+                    ms = round(timed(graph.replay) / layers, 4)
                 except Exception as err:  # noqa: BLE001 - a tile that does not fit (shared memory): skipped
                     ms = f"failed: {type(err).__name__}"
                 res[f"attn_kernel_b{block_n}_w{warps}_s{stages}_ms_L{length}_rand"] = ms
