@@ -7,6 +7,11 @@ class MultipltError(Exception):
     exit_code = 2
 
 
+def type_word(kind: type) -> str:
+    """How an error message names a value type ("an integer", "a number", ...)."""
+    return {int: "an integer", float: "a number", str: "a string"}.get(kind, kind.__name__)
+
+
 class PlatformError(MultipltError):
     """A failure of the platform itself (missing runtime, broken sandbox): retried, never scored."""
 

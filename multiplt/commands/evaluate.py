@@ -68,13 +68,11 @@ def run(args) -> int:
     ks = tuple(parse_ks(args.k, "--k"))
     check_sampling(n=args.n, temperature=args.temperature, top_p=args.top_p,
                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                   concurrency=args.concurrency)
+                   concurrency=args.concurrency, epoch=args.epoch)
     if min(ks) > args.n:
         raise MultipltError(f"--k {args.k}: no k is at most --n {args.n}, so no pass@k could be scored")
     if args.limit is not None and args.limit < 1:
         raise MultipltError(f"--limit must be at least 1, got {args.limit}")
-    if args.epoch is not None and args.epoch < 0:
-        raise MultipltError(f"--epoch must be >= 0 (0 = the base model), got {args.epoch}")
     check_options(args.workers, args.timeout)
     if args.backend == "replay":
         if not args.replay_source:

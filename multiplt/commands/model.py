@@ -25,7 +25,7 @@ def init_tiny(args: argparse.Namespace) -> int:
 
     from multiplt import storage
     from multiplt.errors import MultipltError
-    from multiplt.models.tiny import TinyConfig, build_tiny_model
+    from multiplt.models.tiny import MARKER, TinyConfig, build_tiny_model, holds_other_files
 
     overrides = {"steps": args.steps, "vocab_size": args.vocab_size, "n_layer": args.layers,
                  "n_embd": args.hidden, "seed": args.seed, "corpus_bytes": args.corpus_bytes}
@@ -41,10 +41,8 @@ def init_tiny(args: argparse.Namespace) -> int:
     if local is not None:
         info = build_tiny_model(local, config)
     else:
-        marker = storage.join(args.out, "multiplt_tiny.json")
-        if storage.ls(args.out) and not storage.exists(marker):
-            raise MultipltError(f"--out {args.out} holds other files (no multiplt_tiny.json: not a tiny "
-                                f"model that init-tiny built); it is not replaced: give a new or empty folder")
+        if storage.ls(args.out) and not storage.exists(storage.join(args.out, MARKER)):
+            raise holds_other_files(args.out)
         with tempfile.TemporaryDirectory() as tmp:
             info = build_tiny_model(f"{tmp}/model", config)
             storage.upload_dir(f"{tmp}/model", args.out)

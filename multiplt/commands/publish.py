@@ -25,8 +25,8 @@ def register(subparsers) -> None:
     ds.add_argument("--repo", required=True, metavar="OWNER/NAME")
     ds.add_argument("--private", action="store_true", help="create the repo private")
     ds.add_argument("--revision", default="main", metavar="BRANCH", help="branch to commit to")
-    ds.add_argument("--dry-run", metavar="DIR", help="write what would be uploaded into DIR (new, empty or an earlier dry run of "
-                    "the same repo); send nothing")
+    ds.add_argument("--dry-run", metavar="DIR", help="write what would be uploaded into DIR (new, empty or an "
+                    "earlier dry run of the same repo); send nothing")
     ds.add_argument("--license", default=None, help=LICENSE_HELP)
     ds.set_defaults(func=run_dataset)
 

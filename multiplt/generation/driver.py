@@ -27,7 +27,8 @@ REQUIRED = ("name", "language", "prompt", "tests", "stop_tokens")
 
 
 def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: int,
-                   batch_size: int | None = None, concurrency: int | None = None) -> None:
+                   batch_size: int | None = None, concurrency: int | None = None,
+                   epoch: int | None = None) -> None:
     """MultipltError naming the first bad generation setting (what every command that generates
     checks before it reads or writes anything)."""
     if n < 1:
@@ -39,6 +40,8 @@ def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: 
     for flag, value in (("--batch-size", batch_size), ("--concurrency", concurrency)):
         if value is not None and value < 1:
             raise MultipltError(f"{flag} must be at least 1, got {value}")
+    if epoch is not None and epoch < 0:
+        raise MultipltError(f"--epoch must be >= 0 (0 = the base model), got {epoch}")
 
 
 def load_benchmark(uri: str, limit: int | None = None, problems=None) -> tuple[list[dict], str]:
@@ -52,8 +55,6 @@ def load_benchmark(uri: str, limit: int | None = None, problems=None) -> tuple[l
     seen = set()
     for i, row in enumerate(rows):
         where = f"benchmark {uri} record {i + 1}"
-        if not isinstance(row, dict):
-            raise MultipltError(f"{where} is not a JSON object")
         missing = [k for k in REQUIRED if k not in row]
         if missing:
             raise MultipltError(f"{where} lacks field(s) {', '.join(missing)}")
@@ -92,9 +93,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
              experiment: str | None = None, epoch: int | None = None, **backend_options) -> dict:
     """Generate the missing samples into `out`; returns counts {problems, generated, written}."""
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                   batch_size=batch_size, concurrency=backend_options.get("concurrency"))
-    if epoch is not None and epoch < 0:
-        raise MultipltError(f"--epoch must be >= 0 (0 = the base model), got {epoch}")
+                   batch_size=batch_size, concurrency=backend_options.get("concurrency"), epoch=epoch)
     rows, bench_sha = load_benchmark(benchmark, limit, problems)
     langs = sorted({r["language"] for r in rows})
     run = {"model": model, "revision": revision, "resolved_commit": None, "tokenizer": tokenizer or model,

@@ -33,7 +33,7 @@ def load_replay(source: str) -> dict[str, list[str]]:
     if source.endswith((".jsonl", ".jsonl.gz")):
         for i, row in enumerate(storage.read_jsonl(source)):
             where = f"replay source {source} record {i + 1}"
-            if not isinstance(row, dict) or "name" not in row or not ("completion" in row or "completions" in row):
+            if "name" not in row or not ("completion" in row or "completions" in row):
                 raise MultipltError(f"{where} needs name and completion")
             comps = row["completions"] if "completions" in row else [row["completion"]]
             comps = _checked(where, row["name"], comps)

@@ -50,12 +50,7 @@ def file_hashes(path: str) -> tuple[str, str]:
 def _in_the_way(target: str) -> str | None:
     """What keeps a file from being written at `target`: `target` itself when it is a folder, or
     the nearest existing path above it when that is not a folder; None when nothing is."""
-    if os.path.isdir(target):
-        return target
-    parent = os.path.dirname(os.path.abspath(target))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    return None if os.path.isdir(parent) else parent
+    return target if os.path.isdir(target) else storage.file_above(target)
 
 
 class Bundle:

@@ -111,22 +111,33 @@ def train_tokenizer(docs: list[str], vocab_size: int):
                                    clean_up_tokenization_spaces=False)
 
 
+MARKER = "multiplt_tiny.json"  # written into every tiny model: marks a folder init-tiny may replace
+
+
+def holds_other_files(out: str):
+    """The error for an --out that holds something other than a tiny model."""
+    from multiplt.errors import MultipltError
+
+    return MultipltError(f"--out {out} holds other files (no {MARKER}: not a tiny model that init-tiny "
+                         f"built); it is not replaced: give a new or empty folder")
+
+
 def check_out(out_dir: str) -> None:
     """MultipltError unless `out_dir` can take the model: missing, an empty folder, or a tiny
     model an earlier init-tiny built (it is replaced); anything else is never overwritten."""
+    from multiplt import storage
     from multiplt.errors import MultipltError
 
     out = pathlib.Path(out_dir)
-    for parent in out.parents:
-        if parent.exists() and not parent.is_dir():
-            raise MultipltError(f"--out {out_dir}: {parent} is a file, not a folder")
+    blocker = storage.file_above(out_dir)
+    if blocker is not None:
+        raise MultipltError(f"--out {out_dir}: {blocker} is a file, not a folder")
     if not out.exists():
         return
     if not out.is_dir():
         raise MultipltError(f"--out {out_dir} is a file; give a folder")
-    if any(out.iterdir()) and not (out / "multiplt_tiny.json").is_file():
-        raise MultipltError(f"--out {out_dir} holds other files (no multiplt_tiny.json: not a tiny model "
-                            f"that init-tiny built); it is not replaced: give a new or empty folder")
+    if any(out.iterdir()) and not (out / MARKER).is_file():
+        raise holds_other_files(out_dir)
 
 
 def build_tiny_model(out_dir: str, config: TinyConfig | None = None) -> dict:
@@ -194,7 +205,7 @@ def build_tiny_model(out_dir: str, config: TinyConfig | None = None) -> dict:
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "multiplt_tiny.json").write_text(json.dumps(info, indent=2) + "\n")
+        (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
         check_out(out_dir)  # again: something may have appeared there while it trained
         if out.exists():
             shutil.rmtree(out)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 
-from multiplt.errors import MultipltError
+from multiplt.errors import MultipltError, type_word
 from multiplt.evaluation.run_folder import RUN_FILE, SCORES_FILE, parse_scores
 
 LOG = logging.getLogger("multiplt.results")
@@ -46,9 +46,6 @@ def parse_run_config(text: str, uri: str) -> dict:
     return config
 
 
-TYPE_WORDS = {int: "an integer", float: "a number", str: "a string"}
-
-
 def _opt(config: dict, key: str, kind, uri: str):
     """config[key] as `kind` (None when absent or empty); a MultipltError naming the file and key."""
     value = config.get(key)
@@ -59,7 +56,7 @@ def _opt(config: dict, key: str, kind, uri: str):
             raise ValueError
         return kind(value)
     except (TypeError, ValueError):
-        raise MultipltError(f"{uri}: {key} {value!r} is not {TYPE_WORDS.get(kind, kind.__name__)}") from None
+        raise MultipltError(f"{uri}: {key} {value!r} is not {type_word(kind)}") from None
 
 
 def run_id_for(dataset: str, config: dict) -> str:

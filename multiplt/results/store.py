@@ -12,7 +12,6 @@ import contextlib
 import datetime
 import logging
 import os
-import pathlib
 
 from multiplt.errors import MultipltError, PlatformError
 from multiplt.log import Funnel
@@ -71,13 +70,12 @@ def _local_lock(store_uri: str):
         return
     import fcntl
 
-    parent = os.path.dirname(os.path.abspath(path))
-    blocker = next((p for p in [parent, *pathlib.Path(parent).parents] if os.path.exists(p)), None)
-    if blocker is not None and not os.path.isdir(blocker):
+    blocker = storage.file_above(path)
+    if blocker is not None:
         raise MultipltError(f"results store {store_uri}: {blocker} is a file, not a folder")
     if os.path.isdir(path):
         raise MultipltError(f"results store {store_uri} is a folder; give a .parquet file")
-    os.makedirs(parent, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(f"{path}.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

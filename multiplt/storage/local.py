@@ -25,6 +25,15 @@ def is_temp(name: str) -> bool:
     return name.endswith(TEMP_SUFFIX)
 
 
+def file_above(path: str) -> str | None:
+    """The nearest existing path above the local `path` when it is a file, not a folder (so
+    `path` cannot be created); None when it is a folder."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return None if os.path.isdir(parent) else parent
+
+
 def _not_found(loc: Location) -> MultipltError:
     return NotFound(f"no such file: {loc.uri}")
 

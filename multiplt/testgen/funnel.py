@@ -23,16 +23,21 @@ def shard_funnel(n_in: int, reasons: list[str]) -> dict:
     return {"steps": steps}
 
 
+def shard_names(out: str) -> list[str]:
+    """The shards OUT holds work folders of (shard-all, or shard-K-of-N names)."""
+    work = storage.join(out, "work")
+    return sorted(storage.basename(u) for u in storage.ls(work) if u.endswith("/")) if storage.exists(work) else []
+
+
 def merge(out: str) -> dict | None:
     """Write OUT/funnel.json over every shard once all shards of the run are done."""
     work = storage.join(out, "work")
-    shards = sorted(storage.basename(u) for u in storage.ls(work) if u.endswith("/")) \
-        if storage.exists(work) else []
+    shards = shard_names(out)
     totals = None
     for name in shards:
         if not storage.exists(storage.join(work, name, DONE)):
             return None
-    expected = _expected_shards(shards)
+    expected = expected_shards(shards)
     if expected is None or set(expected) != set(shards):
         return None
     for name in shards:
@@ -55,7 +60,7 @@ def merge(out: str) -> dict | None:
     return totals
 
 
-def _expected_shards(names: list[str]) -> list[str] | None:
+def expected_shards(names: list[str]) -> list[str] | None:
     """All shard names of the run the given ones belong to (one N), or None if mixed."""
     if names == ["shard-all"]:
         return names

@@ -119,11 +119,8 @@ IDENTITY = ("backend", "model", "revision", "tokenizer", "n", "temperature", "to
 def _check_shard_layout(cfg: TestgenConfig) -> None:
     """One --out holds one sharding of a run (shard-all, or shards K of one N): tests/ of two
     layouts would hold every function twice, and the overall funnel would miss one."""
-    def layout(name: str) -> str:
-        return name.rsplit("-of-", 1)[-1] if "-of-" in name else name
-
-    found = {storage.basename(u.rstrip("/")) for u in storage.ls(storage.join(cfg.out, "work")) if u.endswith("/")}
-    other = sorted(n for n in found if layout(n) != layout(cfg.shard_name))
+    other = [n for n in funnel.shard_names(cfg.out)
+             if funnel.expected_shards(sorted({n, cfg.shard_name})) is None]  # None: two layouts
     if other:
         from multiplt.errors import MultipltError
 

@@ -12,7 +12,7 @@ import pathlib
 import re
 import typing
 
-from multiplt.errors import MultipltError
+from multiplt.errors import MultipltError, type_word
 
 RECIPES_DIR = pathlib.Path(__file__).resolve().parent.parent / "recipes"
 EXPERIMENT_RE = re.compile(r"^[a-z0-9_]+$")
@@ -154,9 +154,6 @@ def load_recipe(name_or_path: str) -> dict:
     return _coerce(values, f"recipe {path}")
 
 
-TYPE_WORDS = {int: "an integer", float: "a number", str: "a string"}
-
-
 def _coerce(values: dict, source: str) -> dict:
     types = field_types()
     out = {}
@@ -171,13 +168,13 @@ def _coerce(values: dict, source: str) -> dict:
             raise MultipltError(f"{source}: {key} must be true or false, got {value!r}")
         # YAML gives ints, floats and booleans typed: no silent rounding of 64.9 nor true as 1
         if want is int and (isinstance(value, bool) or isinstance(value, float)):
-            raise MultipltError(f"{source}: {key} must be an integer, got {value!r}")
+            raise MultipltError(f"{source}: {key} must be {type_word(int)}, got {value!r}")
         if want is float and isinstance(value, bool):
-            raise MultipltError(f"{source}: {key} must be a number, got {value!r}")
+            raise MultipltError(f"{source}: {key} must be {type_word(float)}, got {value!r}")
         try:
             out[key] = want(value) if want is not bool else value
         except (TypeError, ValueError):
-            raise MultipltError(f"{source}: {key} must be {TYPE_WORDS.get(want, want.__name__)}, got {value!r}") from None
+            raise MultipltError(f"{source}: {key} must be {type_word(want)}, got {value!r}") from None
     return out
 
 

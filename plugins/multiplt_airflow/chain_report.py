@@ -62,9 +62,11 @@ def finetune_lines(checkpoint_events: list[dict], finetune_ran: bool) -> list[st
 
 def publish_lines(folder: str) -> list[str]:
     """The files of the publication dry run (what would have been uploaded)."""
+    from multiplt.hub.bundle import DRY_RUN_MARK
+
     files = sorted(os.path.relpath(os.path.join(d, f), folder)  # but the dry run's own mark
                    for d, _, names in os.walk(folder) for f in names
-                   if f != ".multiplt-dry-run.json") if os.path.isdir(folder) else []
+                   if f != DRY_RUN_MARK) if os.path.isdir(folder) else []
     if not files:
         return [f"publish (dry run): nothing written to {folder}"]
     return [f"publish (dry run): {len(files)} file(s) in {folder}", *(f"  {f}" for f in files)]
