@@ -155,6 +155,15 @@ def main() -> None:
             out[f"select{k}_ms"] = round(timed(lambda: decode_kernels.select(logits, inv, k)), 3)
             out[f"topk{k}_gather_normalizer_ms"] = round(timed(lambda: decode_kernels.exp_sum64(
                 logits, logits.gather(1, logits.topk(k + 1, dim=-1).indices)[:, :1].float().double() * inv, inv)), 3)
+        # select's launch shape: logits per program (chunk) and per iteration (sub)
+        shape = decode_kernels.SELECT_CHUNK, decode_kernels.SELECT_SUB
+        try:
+            for chunk, sub in ((4096, 1024), (4096, 2048), (8192, 1024), (8192, 4096), (16384, 2048)):
+                decode_kernels.SELECT_CHUNK, decode_kernels.SELECT_SUB = chunk, sub
+                out[f"select1024_chunk{chunk}_sub{sub}_ms"] = round(timed(lambda: decode_kernels.select(
+                    logits, decode_kernels.reciprocal(0.2), 1024)), 3)
+        finally:
+            decode_kernels.SELECT_CHUNK, decode_kernels.SELECT_SUB = shape
         out["sort_path_ms"] = round(timed(lambda: _sort_path(logits.float() / 0.2, seeds, steps, 0.95)), 3)
         sampler.HALF_TOPK = True
         choose = TokenChooser(candidates=1024, max_candidates=4096)  # as slot_batching on CUDA

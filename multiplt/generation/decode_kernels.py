@@ -529,6 +529,8 @@ def select(raw, scale: float, k: int, chunk: int | None = None):
         raise ValueError("select needs bf16/fp16 logits with unit stride in the vocabulary")
     chunk = chunk or SELECT_CHUNK
     sub = min(SELECT_SUB, chunk)
+    if chunk & (chunk - 1) or sub & (sub - 1):
+        raise ValueError(f"select needs power-of-two chunks, got {chunk} and {sub}")
     nch = -(-vocab // chunk)
     cp = 1 << max(0, (nch - 1).bit_length())
     wide = vocab > 1 << 16  # token ids past 16 bits: int64 keys
