@@ -22,9 +22,6 @@ first --problems problems; every variant runs on these same requests, in one pro
               attention and the torch float64 normalizer) and the sampler's top-k over the
               half-precision logits (sampler.HALF_TOPK) switched the other way;
               forced_kernels_speedup = with / without.
-  --variants torch_topk (CUDA): forced once more with the switch turned the other way
-              (sampler.SELECT_KERNEL: torch's top-k in place of decode_kernels.select), after a
-              warm-up with it; forced_<variant>_vs_forced = its tokens/s over forced's.
 
 decode_limit: tokens/s if every step only read the weights plus the live rows' KV cache once
 (average prompt + half the new tokens) at the bandwidth measured in-script with a device-to-device
@@ -178,10 +175,6 @@ def decode_limit(model, config, prompts, new_tokens, rows: int, bw: float) -> fl
     return rows * bw / per_step
 
 
-# --variants: name -> (module, switch) turned the other way for one more forced run
-VARIANTS = {"torch_topk": (sampler, "SELECT_KERNEL")}
-
-
 PEAK_BF16_FLOPS = 989e12  # H100 SXM / H200 dense bf16 (as bench/train_throughput.py's MFU)
 
 
@@ -243,15 +236,8 @@ def main() -> None:
                          "is measured too, forced")
     ap.add_argument("--attn-tile", help="BLOCK_N,NUM_WARPS,NUM_STAGES of the attention kernel (default: "
                                         "decode_kernels' constants), e.g. from bench/profile_slots.py's sweep")
-    ap.add_argument("--variants", default="",
-                    help=f"comma-separated (CUDA): forced once more with each switch turned the other way "
-                         f"({', '.join(VARIANTS)})")
     ap.add_argument("--out", help="write the results JSON here")
     args = ap.parse_args()
-    variants = [v for v in args.variants.split(",") if v]
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        ap.error(f"unknown --variants {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
     if args.attn_tile:
         decode_kernels.BLOCK_N, decode_kernels.NUM_WARPS, decode_kernels.NUM_STAGES = map(int, args.attn_tile.split(","))
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
@@ -276,7 +262,6 @@ def main() -> None:
               # whether the runs below use the kernels (the switch, and whether they serve here)
               "decode_kernels": decode_kernels.available(torch.device(device), model.dtype),
               "half_topk": sampler.HALF_TOPK and device == "cuda",
-              "select_kernel": sampler.SELECT_KERNEL and device == "cuda",
               "attn_tile": {"block_n": decode_kernels.BLOCK_N, "num_warps": decode_kernels.NUM_WARPS,
                             "num_stages": decode_kernels.NUM_STAGES}}
 
@@ -324,19 +309,6 @@ def main() -> None:
         print(name, result[name], flush=True)
         with_, without = ((result["forced"], result[name]) if default[0] else (result[name], result["forced"]))
         result["forced_kernels_speedup"] = round(with_["tokens_per_s"] / without["tokens_per_s"], 3)
-    if device == "cuda":
-        for variant in variants:  # each switch alone, the others as they are
-            module, name = VARIANTS[variant]
-            default = getattr(module, name)
-            setattr(module, name, not default)
-            try:
-                run_ours(model, prompts[:8], 4, device, forced=True)  # warm-up: its kernels compile here
-                result[f"forced_{variant}"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
-            finally:
-                setattr(module, name, default)
-            print(f"forced_{variant}", result[f"forced_{variant}"], flush=True)
-            result[f"forced_{variant}_vs_forced"] = round(
-                result[f"forced_{variant}"]["tokens_per_s"] / result["forced"]["tokens_per_s"], 3)
     if "hf_best" in result:
         result["default_vs_hf_best"] = round(result["default"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
         result["forced_vs_hf_best"] = round(result["forced"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)

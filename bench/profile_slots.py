@@ -151,19 +151,6 @@ def main() -> None:
             out[f"choose_k{k}_full_sort_rows"] = _choose(logits, seeds, steps, 0.2, 0.95, k)[1]
             out[f"topk{k}_ms"] = round(timed(lambda: logits.float().topk(k + 1, dim=-1)), 3)
             out[f"topk{k}_half_ms"] = round(timed(lambda: logits.topk(k + 1, dim=-1)), 3)
-            inv = decode_kernels.reciprocal(0.2)
-            out[f"select{k}_ms"] = round(timed(lambda: decode_kernels.select(logits, inv, k)), 3)
-            out[f"topk{k}_gather_normalizer_ms"] = round(timed(lambda: decode_kernels.exp_sum64(
-                logits, logits.gather(1, logits.topk(k + 1, dim=-1).indices)[:, :1].float().double() * inv, inv)), 3)
-        # select's launch shape: logits per program (chunk) and per iteration (sub)
-        shape = decode_kernels.SELECT_CHUNK, decode_kernels.SELECT_SUB
-        try:
-            for chunk, sub in ((4096, 1024), (4096, 2048), (8192, 1024), (8192, 4096), (16384, 2048)):
-                decode_kernels.SELECT_CHUNK, decode_kernels.SELECT_SUB = chunk, sub
-                out[f"select1024_chunk{chunk}_sub{sub}_ms"] = round(timed(lambda: decode_kernels.select(
-                    logits, decode_kernels.reciprocal(0.2), 1024)), 3)
-        finally:
-            decode_kernels.SELECT_CHUNK, decode_kernels.SELECT_SUB = shape
         out["sort_path_ms"] = round(timed(lambda: _sort_path(logits.float() / 0.2, seeds, steps, 0.95)), 3)
         sampler.HALF_TOPK = True
         choose = TokenChooser(candidates=1024, max_candidates=4096)  # as slot_batching on CUDA
@@ -174,9 +161,6 @@ def main() -> None:
                                                                      device="cuda")] += 12
         plain = TokenChooser(candidates=1024, max_candidates=4096)
         try:
-            sampler.SELECT_KERNEL = False  # torch's top-k in place of decode_kernels.select
-            out["sampler_torch_topk_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
-            assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
             sampler.RAW_LOGITS = False  # the float32 copy over the temperature first
             out["sampler_float_copy_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
@@ -191,7 +175,6 @@ def main() -> None:
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
         finally:
             decode_kernels.ENABLED = sampler.HALF_TOPK = sampler.NUCLEUS_KERNEL = sampler.RAW_LOGITS = True
-            sampler.SELECT_KERNEL = True
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows

@@ -24,10 +24,6 @@ generation with and without them is in bench/results/generate_throughput.json.
   in one pass over the logits instead of four passes over a float64 copy; given a scale (the
   reciprocal of the temperature) it reads the half-precision logits as the model gives them and
   multiplies them itself, as torch's CUDA division by a scalar does (sampler._top_k_path_raw).
-- `select`: the sampler's top-k (sampler._top_k_path_raw, in place of torch's top-k): the
-  candidates are the logits above a threshold found by a radix select over 16-bit keys that sort
-  as the values (two histogram passes over the rows, then a pass that gathers the keys above it
-  and sums the normalizer), each pass many programs per row, and one sort of k keys per row.
 - `nucleus`: the sampler's top-k path after the top-k (sampler._top_k_path): the float64 mass
   before each candidate, the nucleus edge, the test that the candidates hold the whole nucleus,
   the candidates' keyed Gumbel noise (seeds.py, bit for bit: integer hashing and the CUDA math
@@ -60,7 +56,7 @@ NUM_WARPS = 4
 NUM_STAGES = 2  # tiles in flight in the attention loop (Triton's software pipelining): 2 was 3-6% faster
 # than 3 over 24 graphed layers on an H100 (generate_throughput.notes.md, tenth session)
 HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
-_log = _mix32 = _attend_tile = _order16 = _value16 = _high_byte = None  # the kernels' helpers, set by _kernels()
+_log = _mix32 = _attend_tile = None  # the kernels' helpers, set by _kernels()
 
 
 @functools.lru_cache(maxsize=None)
@@ -112,7 +108,7 @@ def _launches(index) -> bool:
 def _probe_others(device) -> bool:
     """One small launch of each other kernel (each compiles at its first launch): the nucleus on
     a row whose top token holds the nucleus, a LayerNorm of a constant row, one slot's attention
-    to its one new key, the select of a ramp's two largest values."""
+    to its one new key."""
     import torch
 
     long = dict(dtype=torch.int64, device=device)
@@ -126,11 +122,8 @@ def _probe_others(device) -> bool:
     v = torch.ones((1, 16), **half)
     a = mqa_decode(torch.ones((1, 16, 16), **half), torch.zeros((1, 4, 16), **half), torch.zeros((1, 4, 16), **half),
                    torch.ones(1, **long), 0.25, new_k=torch.ones((1, 16), **half), new_v=v)
-    ramp = torch.arange(8, device=device).to(torch.bfloat16)[None]
-    svals, sidx, sz = select(ramp, 0.5, 2)
     return (int(token) == 2 and bool(exact) and bool((y == 2).all()) and bool((h == 0).all())
-            and bool((a == 1).all()) and svals.tolist() == [[3.5, 3.0, 2.5]] and sidx[0, :2].tolist() == [7, 6]
-            and abs(float(sz) - float(torch.exp(torch.arange(8.0, dtype=torch.float64) * 0.5 - 3.5).sum())) < 1e-12)
+            and bool((a == 1).all()))
 
 
 @functools.lru_cache(maxsize=None)
@@ -141,7 +134,7 @@ def _kernels():
     triton, tl, libdevice = found
     # the kernels' helpers are module globals: the interpreter runs a kernel from its source in
     # the module's globals, without the closure
-    global _log, _mix32, _attend_tile, _order16, _value16, _high_byte
+    global _log, _mix32, _attend_tile
     if os.environ.get("TRITON_INTERPRET") == "1":
         @triton.jit
         def _log(x):  # the interpreter has no libdevice: numpy's float32 log
@@ -292,134 +285,7 @@ def _kernels():
         tl.store(tok_ptr + row, token)
         tl.store(exact_ptr + row, exact.to(tl.int8))
 
-    @triton.jit
-    def _order16(v):
-        """Keys 0..65535 of 16-bit floats whose unsigned order is the values' order (-0 below +0)."""
-        bits = v.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
-        return tl.where(bits >= 0x8000, 0xFFFF - bits, bits | 0x8000)
-
-    @triton.jit
-    def _value16(key, DTYPE: tl.constexpr):
-        """The float32 value of a 16-bit float of type DTYPE from its _order16 key."""
-        bits = tl.where(key >= 0x8000, key & 0x7FFF, 0xFFFF - key)
-        return bits.to(tl.int16).to(DTYPE, bitcast=True).to(tl.float32)
-
-    @triton.jit
-    def _high_byte(hist1_ptr, row, k, NCH: tl.constexpr, CP: tl.constexpr):
-        """From the row's level-1 histograms (the keys' high bytes, per chunk): the high byte h of
-        the threshold (more than k keys have a high byte >= h, at most k one > h), the count of
-        keys above it, and the per-chunk histograms [CP, 256]."""
-        chunks = tl.arange(0, CP)
-        bins = tl.arange(0, 256)
-        h1 = tl.load(hist1_ptr + (row * NCH + chunks[:, None]) * 256 + bins[None, :], mask=chunks[:, None] < NCH,
-                     other=0)
-        counts = tl.sum(h1, 0)
-        at_least = tl.cumsum(counts, 0, reverse=True)
-        high = tl.max(tl.where(at_least > k, bins, -1), 0)
-        above = tl.sum(tl.where(bins > high, counts, 0), 0)
-        return high, above, h1
-
-    @triton.jit
-    def select_hist_kernel(x_ptr, stride_x, vocab, hist1_ptr, hist2_ptr, cmax_ptr, k, CHUNK: tl.constexpr,
-                           SUB: tl.constexpr, NCH: tl.constexpr, CP: tl.constexpr, LEVEL: tl.constexpr):
-        # one program per (row, chunk of CHUNK logits): level 1 counts the keys' high bytes and
-        # finds the chunk's largest key; level 2 counts the low bytes of the keys whose high byte
-        # is the row's threshold byte (from all of the row's level-1 counts)
-        row = tl.program_id(0).to(tl.int64)
-        c = tl.program_id(1)
-        base = x_ptr + row * stride_x + c * CHUNK
-        high = 0
-        if LEVEL == 2:
-            high, above, h1 = _high_byte(hist1_ptr, row, k, NCH, CP)
-        hist = tl.zeros([256], tl.int32)
-        top = tl.max(tl.full([SUB], -1, tl.int32), 0)
-        for s in range(0, CHUNK, SUB):
-            cols = s + tl.arange(0, SUB)
-            inside = c * CHUNK + cols < vocab
-            key = _order16(tl.load(base + cols, mask=inside, other=0.0))
-            if LEVEL == 1:
-                hist += tl.histogram(key >> 8, 256, mask=inside)
-                top = tl.maximum(top, tl.max(tl.where(inside, key, -1), 0))
-            else:
-                hist += tl.histogram(key & 0xFF, 256, mask=inside & ((key >> 8) == high))
-        out = (hist1_ptr if LEVEL == 1 else hist2_ptr) + (row * NCH + c) * 256 + tl.arange(0, 256)
-        tl.store(out, hist)
-        if LEVEL == 1:
-            tl.store(cmax_ptr + row * NCH + c, top)
-
-    @triton.jit
-    def select_gather_kernel(x_ptr, stride_x, vocab, hist1_ptr, hist2_ptr, cmax_ptr, keys_ptr, zpart_ptr,
-                             meta_ptr, k, scale, CHUNK: tl.constexpr, SUB: tl.constexpr, NCH: tl.constexpr,
-                             CP: tl.constexpr, WIDE: tl.constexpr):
-        # one program per (row, chunk): the row's threshold key T (at most k keys above it, more
-        # than k at or above it), this chunk's keys above T packed with their token ids into the
-        # row's k slots (after the earlier chunks'), and the chunk's part of the float64 normalizer
-        row = tl.program_id(0).to(tl.int64)
-        c = tl.program_id(1)
-        bins = tl.arange(0, 256)
-        chunks = tl.arange(0, CP)
-        high, above, h1 = _high_byte(hist1_ptr, row, k, NCH, CP)
-        h2 = tl.load(hist2_ptr + (row * NCH + chunks[:, None]) * 256 + bins[None, :], mask=chunks[:, None] < NCH,
-                     other=0)
-        low = tl.max(tl.where(above + tl.cumsum(tl.sum(h2, 0), 0, reverse=True) > k, bins, -1), 0)
-        threshold = high * 256 + low
-        # keys above T per chunk: a high byte above T's, or T's high byte and a low byte above
-        per_chunk = tl.sum(tl.where(bins[None, :] > high, h1, 0), 1) + tl.sum(tl.where(bins[None, :] > low, h2, 0), 1)
-        n = tl.sum(tl.where(chunks < c, per_chunk, 0), 0)
-        top_key = tl.max(tl.load(cmax_ptr + row * NCH + chunks, mask=chunks < NCH, other=-1), 0)
-        x_top = (_value16(top_key, x_ptr.dtype.element_ty) * scale).to(tl.float64)
-        z = tl.zeros([SUB], tl.float64)
-        base = x_ptr + row * stride_x + c * CHUNK
-        for s in range(0, CHUNK, SUB):
-            cols = s + tl.arange(0, SUB)
-            inside = c * CHUNK + cols < vocab
-            raw = tl.load(base + cols, mask=inside, other=0.0)
-            x = raw.to(tl.float32) * scale  # float32(logit) * scale: torch's CUDA division by a scalar
-            z += tl.where(inside, tl.exp(x.to(tl.float64) - x_top), 0.0)
-            key = _order16(raw)
-            keep = inside & (key > threshold)
-            at = n + tl.cumsum(keep.to(tl.int32), 0) - 1
-            token = c * CHUNK + cols
-            if WIDE:
-                packed = (key.to(tl.int64) << 32) | token.to(tl.int64)
-            else:  # key and token id in one int32 whose signed order is the key's
-                packed = ((key ^ 0x8000) << 16) | token
-            tl.store(keys_ptr + row * k + at, packed, mask=keep)
-            n += tl.sum(keep.to(tl.int32), 0)
-        tl.store(zpart_ptr + row * NCH + c, tl.sum(z, 0))
-        if c == 0:
-            tl.store(meta_ptr + row * 2, threshold)
-            tl.store(meta_ptr + row * 2 + 1, tl.sum(per_chunk, 0))
-
-    @triton.jit
-    def select_finish_kernel(keys_ptr, zpart_ptr, meta_ptr, vals_ptr, idx_ptr, z_ptr, scale, K: tl.constexpr,
-                             NCH: tl.constexpr, CP: tl.constexpr, WIDE: tl.constexpr, DTYPE: tl.constexpr):
-        # one program per row: its keys above T sorted (descending), as the top-k's values over the
-        # temperature and token ids, T's value as the first left out, and the normalizer
-        row = tl.program_id(0).to(tl.int64)
-        threshold = tl.load(meta_ptr + row * 2)
-        n = tl.load(meta_ptr + row * 2 + 1)
-        j = tl.arange(0, K)
-        filled = j < n
-        if WIDE:
-            packed = tl.sort(tl.load(keys_ptr + row * K + j, mask=filled, other=-1), 0, descending=True)
-            key = (packed >> 32).to(tl.int32)
-            token = packed & 0xFFFFFFFF
-        else:
-            packed = tl.sort(tl.load(keys_ptr + row * K + j, mask=filled, other=-2147483647 - 1), 0,
-                             descending=True)
-            key = ((packed >> 16) & 0xFFFF) ^ 0x8000
-            token = packed & 0xFFFF
-        vals = tl.where(filled, _value16(key, DTYPE) * scale, float("-inf"))
-        tl.store(vals_ptr + row * (K + 1) + j, vals)
-        tl.store(idx_ptr + row * (K + 1) + j, tl.where(filled, token, 0).to(tl.int64))
-        tl.store(vals_ptr + row * (K + 1) + K, _value16(threshold, DTYPE) * scale)
-        tl.store(idx_ptr + row * (K + 1) + K, tl.zeros([], tl.int64))
-        chunks = tl.arange(0, CP)
-        tl.store(z_ptr + row, tl.sum(tl.load(zpart_ptr + row * NCH + chunks, mask=chunks < NCH, other=0.0), 0))
-
-    return (mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel, select_hist_kernel,
-            select_gather_kernel, select_finish_kernel)
+    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel
 
 
 def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = None, num_warps: int | None = None,
@@ -497,66 +363,6 @@ def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int)
                                HIGH=float(top_p) + float(margin), BLOCK=block,
                                num_warps=max(4, min(16, block // 256)))
     return tokens, exact.bool()
-
-
-SELECT_CHUNK = 8192  # logits per program in `select`'s passes over the rows
-SELECT_SUB = 2048  # of which this many at a time
-
-
-def select(raw, scale: float, k: int, chunk: int | None = None):
-    """The top-k before `nucleus`, over half-precision logits as the model gives them (sampler's
-    raw path): the same contract as raw.topk(k + 1), the values over the temperature and the
-    normalizer, from three passes over the rows that each run many programs per row, and one
-    sort of k keys per row.
-
-    The threshold T is a radix select over 16-bit keys that sort as the values (_order16): one
-    histogram of the keys' high bytes, then one of the low bytes under the threshold's high byte,
-    give the key T with at most k keys above it and more than k at or above it. The keys above T
-    are the row's largest values, a prefix of its sort; the first value left out is T's.
-
-    raw: [B, V] bf16/fp16, unit stride in V, V > k; scale: the float32 reciprocal of the
-    temperature (x = float32(raw) * scale, as in exp_sum64); k: a power of two. Returns (vals
-    float32 [B, k + 1], descending, -inf after the row's keys above T (fewer than k where
-    values tie at T), the last one the first left out; idx int64 [B, k + 1]; z float64 [B, 1],
-    the sum of exp(x - x's largest) over the row)."""
-    import torch
-
-    _, tl, _ = _triton()
-    rows, vocab = raw.shape
-    if k < 1 or k & (k - 1) or k >= vocab:
-        raise ValueError(f"select needs a power-of-two k below the vocabulary, got k={k} for {vocab}")
-    if str(raw.dtype) not in HALF_DTYPES or raw.stride(1) != 1:
-        raise ValueError("select needs bf16/fp16 logits with unit stride in the vocabulary")
-    chunk = chunk or SELECT_CHUNK
-    sub = min(SELECT_SUB, chunk)
-    if chunk & (chunk - 1) or sub & (sub - 1):
-        raise ValueError(f"select needs power-of-two chunks, got {chunk} and {sub}")
-    nch = -(-vocab // chunk)
-    cp = 1 << max(0, (nch - 1).bit_length())
-    wide = vocab > 1 << 16  # token ids past 16 bits: int64 keys
-    dev = raw.device
-    hist1 = torch.empty((rows, nch, 256), dtype=torch.int32, device=dev)
-    hist2 = torch.empty_like(hist1)
-    cmax = torch.empty((rows, nch), dtype=torch.int32, device=dev)
-    keys = torch.empty((rows, k), dtype=torch.int64 if wide else torch.int32, device=dev)
-    zpart = torch.empty((rows, nch), dtype=torch.float64, device=dev)
-    meta = torch.empty((rows, 2), dtype=torch.int32, device=dev)
-    vals = torch.empty((rows, k + 1), dtype=torch.float32, device=dev)
-    idx = torch.empty((rows, k + 1), dtype=torch.int64, device=dev)
-    z = torch.empty((rows, 1), dtype=torch.float64, device=dev)
-    kernels = _kernels()
-    shape = dict(CHUNK=chunk, SUB=sub, NCH=nch, CP=cp)
-    warps = max(1, min(8, sub // 256))
-    with _on(dev):
-        for level in (1, 2):
-            kernels[4][(rows, nch)](raw, raw.stride(0), vocab, hist1, hist2, cmax, k, LEVEL=level, num_warps=warps,
-                                    **shape)
-        kernels[5][(rows, nch)](raw, raw.stride(0), vocab, hist1, hist2, cmax, keys, zpart, meta, k, scale,
-                                WIDE=wide, num_warps=warps, **shape)
-        kernels[6][(rows,)](keys, zpart, meta, vals, idx, z, scale, K=k, NCH=nch, CP=cp, WIDE=wide,
-                            DTYPE=tl.bfloat16 if str(raw.dtype) == "torch.bfloat16" else tl.float16,
-                            num_warps=max(4, min(16, k // 128)))
-    return vals, idx, z
 
 
 def exp_sum64(x, top, scale: float | None = None):

@@ -201,9 +201,6 @@ NUCLEUS_KERNEL = True
 NUCLEUS_KERNEL_MAX = 8192
 # with both: _top_k_path_raw (no float32 copy of the logits over the temperature) where it serves
 RAW_LOGITS = True
-# _top_k_path_raw's candidates from decode_kernels.select (a radix select over the 16-bit logits,
-# many programs per row) instead of torch's top-k, for power-of-two candidate counts
-SELECT_KERNEL = True
 
 
 def _raw_path(logits, temperature: float, top_p: float) -> bool:
@@ -225,12 +222,9 @@ def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, cand
     k = min(candidates, vocab - 1)
     if k < 1 or k >= NUCLEUS_KERNEL_MAX:
         return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw, publish)
-    if SELECT_KERNEL and not k & (k - 1) and raw.stride(1) == 1:
-        vals, idx, z = decode_kernels.select(raw, decode_kernels.reciprocal(temperature), k)
-    else:
-        idx = raw.topk(k + 1, dim=-1).indices
-        vals = raw.gather(1, idx).float() / temperature
-        z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
+    idx = raw.topk(k + 1, dim=-1).indices
+    vals = raw.gather(1, idx).float() / temperature
+    z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
     tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, step, top_p, _MARGIN, vocab)
     return _settle(tokens, exact, lambda rows: (raw if rows is None else raw[rows]).float() / temperature,
                    row_seeds, step, top_p, publish)

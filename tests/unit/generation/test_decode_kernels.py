@@ -137,36 +137,6 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     want = x.double().sub(top).exp().sum(-1, keepdim=True)
     assert ((dk.exp_sum64(raw, top, inv) - want).abs() / want).max().item() < 1e-14
 
-    # select: the keys above the radix-select threshold are a prefix of the row's sort (the
-    # largest values, descending, with their ids), the first value left out the largest of the
-    # rest, more than k values at or above it, and the float64 normalizer; chunks of 256 and 1024
-    # logits (several programs per row), ties, -inf, all-negative rows, token ids past 16 bits
-    def check_select(raw, k, chunk):
-        vals, idx, z = dk.select(raw, dk.reciprocal(0.25), k, chunk)
-        x = raw.float() * dk.reciprocal(0.25)
-        for r in range(raw.shape[0]):
-            n = int((vals[r, :k] > float("-inf")).sum())
-            assert n <= k and torch.equal(vals[r, :n], x[r, idx[r, :n]]) and len(set(idx[r, :n].tolist())) == n
-            assert torch.equal(vals[r, :n], x[r].topk(n).values), (r, k, chunk)
-            rest = torch.ones_like(x[r], dtype=torch.bool)
-            rest[idx[r, :n]] = False
-            assert vals[r, k] == x[r, rest].max() and int((x[r] >= vals[r, k]).sum()) > k, (r, k, chunk)
-            want = (x[r].double() - x[r].max().double()).exp().sum()
-            assert abs(float(z[r, 0]) - float(want)) / float(want) < 1e-13, (r, k, chunk)
-
-    for dtype in (torch.bfloat16, torch.float16):
-        raw = (torch.randn(8, 3000) * 3).to(dtype)
-        raw[:2, 7] += 30
-        raw[2] = 0.0  # all tied: no key above the threshold
-        raw[3, :2000] = 1.0
-        raw[4, 100:] = float("-inf")
-        raw[5] = -raw[5].abs()
-        for k, chunk in ((16, 256), (256, 1024), (1024, None)):
-            check_select(raw, k, chunk)
-    wide = (torch.randn(2, 70000) * 3).to(torch.bfloat16)
-    wide[0, 69999] = 40
-    check_select(wide, 64, 16384)
-
     # the sampler's top-k path over the raw half-precision logits (no float32 copy over the
     # temperature) equals the reference; the kernels pretended available on the CPU, and T = 0.25,
     # whose division and reciprocal product agree on any device
@@ -180,13 +150,6 @@ _INTERPRETED_FUSED = textwrap.dedent("""
         got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
         assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
 
-
-    # and with torch's top-k in place of select
-    sampler.SELECT_KERNEL = False
-    for step in (0, torch.randint(0, 600, (48,))):
-        got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
-        assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
-    sampler.SELECT_KERNEL = True
 
     # top_p compared in float64: a mass before a token between float32(0.95) and 0.95 keeps it
     from tests.unit.generation.test_decode_kernels import row_between_float32_and_float64_top_p
@@ -238,11 +201,10 @@ def _interpret(script: str):
 
 
 def test_fused_step_kernels_in_tritons_interpreter():
-    """The kernels of the fused decode step and of the sampler: attention that writes the step's
-    key and value itself, bias + residual + LayerNorm in one pass, the nucleus and Gumbel-max of
-    the top-k path (the torch path's tokens and exactness), the radix select that replaces the
-    top-k (against torch's top-k; the sampler's tokens through it equal the reference's), and the
-    fused step against the module step."""
+    """The kernels of the fused decode step and of the sampler's nucleus: attention that writes
+    the step's key and value itself, bias + residual + LayerNorm in one pass, the nucleus and
+    Gumbel-max of the top-k path (the torch path's tokens and exactness), and the fused step
+    against the module step."""
     _interpret(_INTERPRETED_FUSED)
 
 
@@ -419,33 +381,6 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
             logits.append(torch.stack(steps))
     assert (logits[0] - logits[1]).abs().max().item() < 0.1
     assert (logits[0].argmax(-1) == logits[1].argmax(-1)).float().mean().item() > 0.9
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_select_equals_torch_topk_on_the_gpu():
-    """decode_kernels.select at the benchmark's shape (640 x 49,152 bf16): the keys above its
-    threshold are torch's top-k values, the first left out the next one, the normalizer float64
-    torch's."""
-    torch.manual_seed(0)
-    flat = torch.randn(640, 49152, device="cuda").bfloat16()
-    peaked = flat.clone()
-    peaked[torch.arange(640), torch.randint(0, 49152, (640,))] += 12
-    inv = decode_kernels.reciprocal(0.2)
-    for raw in (flat, peaked):
-        x = raw.float() * inv
-        top = x.topk(4097, dim=-1).values
-        want_z = (x.double() - top[:, :1].double()).exp().sum(-1, keepdim=True)
-        for k in (256, 1024, 4096):
-            vals, idx, z = decode_kernels.select(raw, inv, k)
-            n = (vals[:, :k] > float("-inf")).sum(-1)
-            assert int(n.min()) > 0 and int(n.max()) <= k
-            cols = torch.arange(k + 1, device="cuda")[None]
-            assert torch.equal(torch.where(cols < n[:, None], vals, 0.0), torch.where(cols < n[:, None], top[:, :k + 1], 0.0))
-            assert torch.equal(vals[:, k:], top.gather(1, n[:, None]))  # the first left out
-            assert torch.equal(torch.where(cols[:, :k] < n[:, None], x.gather(1, idx[:, :k]), 0.0),
-                               torch.where(cols[:, :k] < n[:, None], vals[:, :k], 0.0))
-            assert ((z - want_z).abs() / want_z).max().item() < 1e-13
 
 
 @pytest.mark.gpu
