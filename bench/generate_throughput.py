@@ -317,12 +317,12 @@ def main() -> None:
     if bw:
         limit = decode_limit(model, config, prompts, args.new_tokens, result["forced"]["inflight_limit"], bw)
         result["decode_limit_tokens_per_s"] = round(limit, 1)
-        result["fraction_of_decode_limit"] = round(result["forced"]["tokens_per_s"] / limit, 3)
+        result["fraction_of_decode_limit"] = round(result["forced"]["tokens_per_s"] / limit, 4)
         # at hundreds of rows a step is bound by its FLOPs before its bytes: the roofline is
         # the lower of the two limits
         flops_limit = compute_limit(model, config, prompts, args.new_tokens)
         result["compute_limit_tokens_per_s"] = round(flops_limit, 1)
-        result["fraction_of_roofline"] = round(result["forced"]["tokens_per_s"] / min(limit, flops_limit), 3)
+        result["fraction_of_roofline"] = round(result["forced"]["tokens_per_s"] / min(limit, flops_limit), 4)
     save()
     greedy_prompts = prompts[:: max(1, len(prompts) // max(1, args.greedy_prompts))][: args.greedy_prompts]
     if greedy_prompts:  # --greedy-prompts 0: no greedy check
