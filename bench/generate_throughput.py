@@ -22,6 +22,11 @@ first --problems problems; every variant runs on these same requests, in one pro
               attention and the torch float64 normalizer) and the sampler's top-k over the
               half-precision logits (sampler.HALF_TOPK) switched the other way;
               forced_kernels_speedup = with / without.
+  --variants fused_gather,pipelined_normalizer (CUDA): forced once more with each prepared
+              switch turned the other way (sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER),
+              after a warm-up with it; forced_<variant>_vs_forced = its tokens/s over forced's,
+              forced_<variant>_same_tokens = whether its tokens equal forced's (tokens_sha1: a
+              digest of every request's tokens).
 
 decode_limit: tokens/s if every step only read the weights plus the live rows' KV cache once
 (average prompt + half the new tokens) at the bandwidth measured in-script with a device-to-device
@@ -40,6 +45,7 @@ Imports only torch, transformers and this package's generation code.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import pathlib
 import platform
@@ -121,18 +127,20 @@ def run_ours(model, prompts, new_tokens, device, forced: bool, max_batch=None) -
                           pad_token_id=0, ignore_eos=forced, stop=() if forced else STOPS)
     # a printable character per token id, a newline for ids below 32: Racket stops can occur
     decode = (lambda ids: "".join("\n" if t < 32 else chr(32 + t % 95) for t in ids))
-    counted, finished = 0, 0
+    counted, finished, out = 0, 0, {}
     sync(device)
     start = time.perf_counter()
     for group in sample_continuous(model, jobs, opts, max_batch=max_batch, decode=decode):
         counted += sum(len(toks) for _, toks in group)
         finished += len(group)
+        out.update(group)
     sync(device)
     secs = time.perf_counter() - start
+    digest = hashlib.sha1(json.dumps(sorted(out.items())).encode()).hexdigest()
     cap = inflight_limit(model, max(map(len, prompts)), new_tokens, max_batch)
     return {"sequences": finished, "new_tokens": counted, "seconds": round(secs, 2),
             "tokens_per_s": round(counted / secs, 1), "inflight_limit": cap,
-            "stops": [] if forced else list(STOPS), "eos": not forced}
+            "stops": [] if forced else list(STOPS), "eos": not forced, "tokens_sha1": digest}
 
 
 def hf_largest_batch(model, prompts, new_tokens, device) -> dict:
@@ -173,6 +181,10 @@ def decode_limit(model, config, prompts, new_tokens, rows: int, bw: float) -> fl
     avg_len = sum(map(len, prompts)) / len(prompts) + new_tokens / 2
     per_step = weights + rows * avg_len * kv_bytes_per_token(config, 2)
     return rows * bw / per_step
+
+
+# --variants: name -> (module, switch) turned the other way for one more forced run
+VARIANTS = {"fused_gather": (sampler, "FUSED_GATHER"), "pipelined_normalizer": (decode_kernels, "PIPELINED_NORMALIZER")}
 
 
 PEAK_BF16_FLOPS = 989e12  # H100 SXM / H200 dense bf16 (as bench/train_throughput.py's MFU)
@@ -236,8 +248,15 @@ def main() -> None:
                          "is measured too, forced")
     ap.add_argument("--attn-tile", help="BLOCK_N,NUM_WARPS,NUM_STAGES of the attention kernel (default: "
                                         "decode_kernels' constants), e.g. from bench/profile_slots.py's sweep")
+    ap.add_argument("--variants", default="",
+                    help=f"comma-separated (CUDA): forced once more with each switch turned the other way "
+                         f"({', '.join(VARIANTS)})")
     ap.add_argument("--out", help="write the results JSON here")
     args = ap.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        ap.error(f"unknown --variants {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
     if args.attn_tile:
         decode_kernels.BLOCK_N, decode_kernels.NUM_WARPS, decode_kernels.NUM_STAGES = map(int, args.attn_tile.split(","))
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
@@ -309,6 +328,21 @@ def main() -> None:
         print(name, result[name], flush=True)
         with_, without = ((result["forced"], result[name]) if default[0] else (result[name], result["forced"]))
         result["forced_kernels_speedup"] = round(with_["tokens_per_s"] / without["tokens_per_s"], 3)
+    if device == "cuda":
+        for variant in variants:  # each switch alone, the others as they are
+            module, name = VARIANTS[variant]
+            default = getattr(module, name)
+            setattr(module, name, not default)
+            try:
+                run_ours(model, prompts[:8], 4, device, forced=True)  # warm-up: its kernels compile here
+                result[f"forced_{variant}"] = run_ours(model, prompts, args.new_tokens, device, forced=True)
+            finally:
+                setattr(module, name, default)
+            print(f"forced_{variant}", result[f"forced_{variant}"], flush=True)
+            result[f"forced_{variant}_vs_forced"] = round(
+                result[f"forced_{variant}"]["tokens_per_s"] / result["forced"]["tokens_per_s"], 3)
+            result[f"forced_{variant}_same_tokens"] = (result[f"forced_{variant}"]["tokens_sha1"]
+                                                       == result["forced"]["tokens_sha1"])
     if "hf_best" in result:
         result["default_vs_hf_best"] = round(result["default"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)
         result["forced_vs_hf_best"] = round(result["forced"]["tokens_per_s"] / result["hf_best"]["tokens_per_s"], 2)

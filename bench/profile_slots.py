@@ -161,6 +161,20 @@ def main() -> None:
                                                                      device="cuda")] += 12
         plain = TokenChooser(candidates=1024, max_candidates=4096)
         try:
+            for module, switch in ((sampler, "FUSED_GATHER"), (decode_kernels, "PIPELINED_NORMALIZER")):
+                setattr(module, switch, True)  # the prepared switches, each alone
+                out[f"sampler_{switch.lower()}_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
+                assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
+                setattr(module, switch, False)
+            sampler.FUSED_GATHER = decode_kernels.PIPELINED_NORMALIZER = True
+            out["sampler_both_switches_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
+            assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
+            inv = decode_kernels.reciprocal(0.2)
+            for pipelined in (False, True):
+                decode_kernels.PIPELINED_NORMALIZER = pipelined
+                out[f"normalizer_raw_{'pipelined' if pipelined else 'while'}_ms"] = round(
+                    timed(lambda: decode_kernels.exp_sum64(logits, top, inv)), 4)
+            sampler.FUSED_GATHER = decode_kernels.PIPELINED_NORMALIZER = False
             sampler.RAW_LOGITS = False  # the float32 copy over the temperature first
             out["sampler_float_copy_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
@@ -175,6 +189,7 @@ def main() -> None:
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
         finally:
             decode_kernels.ENABLED = sampler.HALF_TOPK = sampler.NUCLEUS_KERNEL = sampler.RAW_LOGITS = True
+            sampler.FUSED_GATHER = decode_kernels.PIPELINED_NORMALIZER = False
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows

@@ -56,7 +56,7 @@ NUM_WARPS = 4
 NUM_STAGES = 2  # tiles in flight in the attention loop (Triton's software pipelining): 2 was 3-6% faster
 # than 3 over 24 graphed layers on an H100 (generate_throughput.notes.md, tenth session)
 HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
-_log = _mix32 = _attend_tile = None  # the kernels' helpers, set by _kernels()
+_log = _mix32 = _attend_tile = _exp_tile = None  # the kernels' helpers, set by _kernels()
 
 
 @functools.lru_cache(maxsize=None)
@@ -134,7 +134,7 @@ def _kernels():
     triton, tl, libdevice = found
     # the kernels' helpers are module globals: the interpreter runs a kernel from its source in
     # the module's globals, without the closure
-    global _log, _mix32, _attend_tile
+    global _log, _mix32, _attend_tile, _exp_tile
     if os.environ.get("TRITON_INTERPRET") == "1":
         @triton.jit
         def _log(x):  # the interpreter has no libdevice: numpy's float32 log
@@ -212,19 +212,31 @@ def _kernels():
         tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
 
     @triton.jit
-    def exp_sum64_kernel(x_ptr, top_ptr, out_ptr, vocab, stride_x, scale, BLOCK: tl.constexpr,
-                         SCALED: tl.constexpr):
+    def _exp_tile(x_ptr, row, stride_x, c0, vocab, scale, top, total, BLOCK: tl.constexpr, SCALED: tl.constexpr):
+        cols = c0 + tl.arange(0, BLOCK)
+        x = tl.load(x_ptr + row * stride_x + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32)
+        if SCALED:  # float32(logit) * scale, rounded once: torch's CUDA division by a scalar
+            x = x * scale
+        return total + tl.exp(x.to(tl.float64) - top)
+
+    @triton.jit
+    def exp_sum64_kernel(x_ptr, top_ptr, out_ptr, vocab, stride_x, scale, idx_ptr, stride_idx, BLOCK: tl.constexpr,
+                         SCALED: tl.constexpr, TOP_AT: tl.constexpr, LOOP_FOR: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
-        top = tl.load(top_ptr + row)
+        if TOP_AT:  # the row's largest x: the logit at the top-k's first index, times scale
+            first = tl.load(idx_ptr + row * stride_idx)
+            top = (tl.load(x_ptr + row * stride_x + first).to(tl.float32) * scale).to(tl.float64)
+        else:
+            top = tl.load(top_ptr + row)
         total = tl.zeros([BLOCK], tl.float64)
-        c0 = 0
-        while c0 < vocab:
-            cols = c0 + tl.arange(0, BLOCK)
-            x = tl.load(x_ptr + row * stride_x + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32)
-            if SCALED:  # float32(logit) * scale, rounded once: torch's CUDA division by a scalar
-                x = x * scale
-            total += tl.exp(x.to(tl.float64) - top)
-            c0 += BLOCK
+        if LOOP_FOR:  # compiled: a for loop, software-pipelined (the next tile's loads in flight)
+            for c0 in range(0, vocab, BLOCK):
+                total = _exp_tile(x_ptr, row, stride_x, c0, vocab, scale, top, total, BLOCK, SCALED)
+        else:
+            c0 = 0
+            while c0 < vocab:
+                total = _exp_tile(x_ptr, row, stride_x, c0, vocab, scale, top, total, BLOCK, SCALED)
+                c0 += BLOCK
         tl.store(out_ptr + row, tl.sum(total, 0))
 
     @triton.jit
@@ -248,8 +260,8 @@ def _kernels():
 
     @triton.jit
     def nucleus_kernel(vals_ptr, idx_ptr, z_ptr, seed_ptr, step_ptr, tok_ptr, exact_ptr, k, vocab,
-                       stride_vals, stride_idx, TOP_P: tl.constexpr, MARGIN: tl.constexpr, HIGH: tl.constexpr,
-                       BLOCK: tl.constexpr):
+                       stride_vals, stride_idx, scale, TOP_P: tl.constexpr, MARGIN: tl.constexpr, HIGH: tl.constexpr,
+                       BLOCK: tl.constexpr, RAW: tl.constexpr):
         # float64 constants: a float argument or literal would be float32 here (0.95 -> 0.949999988),
         # and a mass before a candidate between the two would be judged otherwise than the reference
         top_p = tl.full([], TOP_P, tl.float64)
@@ -258,9 +270,19 @@ def _kernels():
         row = tl.program_id(0).to(tl.int64)
         j = tl.arange(0, BLOCK)
         cand = j < k  # the k candidates; position k is the first token left out
-        vals = tl.load(vals_ptr + row * stride_vals + j, mask=j <= k, other=float("-inf"))
-        prev = tl.load(vals_ptr + row * stride_vals + j - 1, mask=(j >= 1) & (j <= k), other=float("-inf"))
-        top = tl.load(vals_ptr + row * stride_vals).to(tl.float64)
+        if RAW:  # vals_ptr: the half-precision logits; each candidate's x = float32(logit) * scale
+            # (torch's CUDA division by the temperature), read through the top-k's indices
+            at = tl.load(idx_ptr + row * stride_idx + j, mask=j <= k, other=0)
+            vals = tl.where(j <= k, tl.load(vals_ptr + row * stride_vals + at).to(tl.float32) * scale, float("-inf"))
+            at = tl.load(idx_ptr + row * stride_idx + j - 1, mask=(j >= 1) & (j <= k), other=0)
+            prev = tl.where((j >= 1) & (j <= k), tl.load(vals_ptr + row * stride_vals + at).to(tl.float32) * scale,
+                            float("-inf"))
+            top = (tl.load(vals_ptr + row * stride_vals + tl.load(idx_ptr + row * stride_idx)).to(tl.float32)
+                   * scale).to(tl.float64)
+        else:
+            vals = tl.load(vals_ptr + row * stride_vals + j, mask=j <= k, other=float("-inf"))
+            prev = tl.load(vals_ptr + row * stride_vals + j - 1, mask=(j >= 1) & (j <= k), other=float("-inf"))
+            top = tl.load(vals_ptr + row * stride_vals).to(tl.float64)
         z = tl.load(z_ptr + row)
         # the float64 mass before each position: an exclusive running sum (sampler._mass_before)
         before = tl.cumsum(tl.exp(prev.to(tl.float64) - top), 0) / z
@@ -338,47 +360,68 @@ def add_layernorm(y, bias, weight, ln_bias, eps: float):
     return h
 
 
-def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int):
+def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int, raw=None, scale: float = 1.0):
     """The top-k path of sampler._top_k_path after its top-k, in one kernel per row: from the
     k + 1 largest logits over the temperature (`vals` float32, descending; the last one is the
     first left out) and their token ids `idx`, the row's float64 normalizer `z` [B, 1], seeds
     ([B] int64) and steps ([B] int64, or an int or 0-d tensor for all rows): the token Gumbel-max picks among the
     nucleus (top_p and margin compared in float64, as the reference does), and whether that is
-    provably the full sort's (sampler._top_k_path's `exact`). Returns (tokens int64 [B],
-    exact bool [B])."""
+    provably the full sort's (sampler._top_k_path's `exact`). With `raw` (the half-precision
+    logits [B, V], unit stride in V) and `scale` (the float32 reciprocal of the temperature) in
+    place of `vals` (None): each candidate's value is float32(raw[idx]) * scale, read by the kernel
+    (sampler.FUSED_GATHER: no gather, float copy and division launches). Returns (tokens int64
+    [B], exact bool [B])."""
     import torch
 
-    rows, width = vals.shape
+    rows, width = idx.shape
     k = width - 1
     block = 1 << max(4, (width - 1).bit_length())
-    vals, idx, seeds = vals.contiguous(), idx.contiguous(), seeds.contiguous()
+    fused = raw is not None
+    if fused and raw.stride(1) != 1:
+        raise ValueError("nucleus needs logits with unit stride in the vocabulary")
+    vals = raw if fused else vals.contiguous()
+    idx, seeds = idx.contiguous(), seeds.contiguous()
     if isinstance(steps, int):
         steps = torch.tensor(steps, dtype=torch.int64, device=vals.device)
     steps = steps.expand(rows).contiguous()  # one step for all rows (0-d), or each row's
     tokens = torch.empty(rows, dtype=torch.int64, device=vals.device)
     exact = torch.empty(rows, dtype=torch.int8, device=vals.device)
     with _on(vals.device):
+        # no fused multiply-adds with RAW: x = logit * scale must be rounded before x + noise, as
+        # torch rounds the division before the sum
         _kernels()[3][(rows,)](vals, idx, z.contiguous(), seeds, steps, tokens, exact, k, vocab, vals.stride(0),
-                               idx.stride(0), TOP_P=float(top_p), MARGIN=float(margin),
-                               HIGH=float(top_p) + float(margin), BLOCK=block,
-                               num_warps=max(4, min(16, block // 256)))
+                               idx.stride(0), scale, TOP_P=float(top_p), MARGIN=float(margin),
+                               HIGH=float(top_p) + float(margin), BLOCK=block, RAW=fused,
+                               num_warps=max(4, min(16, block // 256)), enable_fp_fusion=not fused)
     return tokens, exact.bool()
 
 
-def exp_sum64(x, top, scale: float | None = None):
+# exp_sum64's loop: (tile, warps, compiled as a pipelined for loop) where PIPELINED_NORMALIZER, else
+# the while loop over tiles of 1024 with 4 warps (the interpreter always runs the while loop)
+PIPELINED_NORMALIZER = False
+NORMALIZER_SHAPE = (2048, 8)
+
+
+def exp_sum64(x, top, scale: float | None = None, top_at=None):
     """float64 [B, 1]: the sum over the last dimension of exp(x - top), x float32 [B, V] (unit
     stride in V), top float64 [B, 1]. With `scale` (a float32 value), x may be of any float dtype
     and each element is float32(x) * scale first (what torch computes for x.float() / t on CUDA
-    when scale is float32(1) / float32(t): see division_by_reciprocal)."""
+    when scale is float32(1) / float32(t): see division_by_reciprocal). With `top_at` ([B, >= 1]
+    indices, e.g. the top-k's) in place of `top` (None): top is each row's x at top_at[:, 0]."""
     import torch
 
     rows, vocab = x.shape
     if x.stride(1) != 1:
         x = x.contiguous()
     out = torch.empty((rows, 1), dtype=torch.float64, device=x.device)
+    at = top_at is not None
+    pipelined = PIPELINED_NORMALIZER and os.environ.get("TRITON_INTERPRET") != "1"
+    block, warps = NORMALIZER_SHAPE if pipelined else (1024, 4)
     with _on(x.device):
-        _kernels()[1][(rows,)](x, top.contiguous(), out, vocab, x.stride(0), 1.0 if scale is None else scale,
-                               BLOCK=1024, SCALED=scale is not None)
+        _kernels()[1][(rows,)](x, out if at else top.contiguous(), out, vocab, x.stride(0),
+                               1.0 if scale is None else scale, top_at if at else out,
+                               top_at.stride(0) if at else 0, BLOCK=block, SCALED=scale is not None, TOP_AT=at,
+                               LOOP_FOR=pipelined, num_warps=warps)
     return out
 
 

@@ -201,6 +201,9 @@ NUCLEUS_KERNEL = True
 NUCLEUS_KERNEL_MAX = 8192
 # with both: _top_k_path_raw (no float32 copy of the logits over the temperature) where it serves
 RAW_LOGITS = True
+# _top_k_path_raw without the candidates' gather, float copy and division: the normalizer and
+# nucleus kernels read the logits at the top-k's indices (prepared, not yet measured on a GPU)
+FUSED_GATHER = False
 
 
 def _raw_path(logits, temperature: float, top_p: float) -> bool:
@@ -223,9 +226,14 @@ def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, cand
     if k < 1 or k >= NUCLEUS_KERNEL_MAX:
         return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw, publish)
     idx = raw.topk(k + 1, dim=-1).indices
-    vals = raw.gather(1, idx).float() / temperature
-    z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), decode_kernels.reciprocal(temperature))
-    tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, step, top_p, _MARGIN, vocab)
+    scale = decode_kernels.reciprocal(temperature)
+    if FUSED_GATHER and raw.stride(1) == 1:  # the kernels read the candidates' logits themselves
+        z = decode_kernels.exp_sum64(raw, None, scale, top_at=idx)
+        tokens, exact = decode_kernels.nucleus(None, idx, z, row_seeds, step, top_p, _MARGIN, vocab, raw, scale)
+    else:
+        vals = raw.gather(1, idx).float() / temperature
+        z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), scale)
+        tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, step, top_p, _MARGIN, vocab)
     return _settle(tokens, exact, lambda rows: (raw if rows is None else raw[rows]).float() / temperature,
                    row_seeds, step, top_p, publish)
 

@@ -146,9 +146,17 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     raw[:6, 7] += 30
     raw[6:10] = 0.0
     seeds = torch.randint(0, 2 ** 31, (48,))
-    for step in (0, torch.randint(0, 600, (48,))):
-        got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
-        assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
+    for fused in (False, True):  # and with the kernels reading the candidates' logits themselves
+        sampler.FUSED_GATHER = fused
+        for step in (0, torch.randint(0, 600, (48,))):
+            got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
+            assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
+    sampler.FUSED_GATHER = False
+    # the normalizer with the top at the top-k's first index
+    idx = raw.topk(5, dim=-1).indices
+    x = raw.float() * dk.reciprocal(0.25)
+    want = (x.double() - x.amax(-1, keepdim=True).double()).exp().sum(-1, keepdim=True)
+    assert ((dk.exp_sum64(raw, None, dk.reciprocal(0.25), top_at=idx) - want).abs() / want).max().item() < 1e-14
 
 
     # top_p compared in float64: a mass before a token between float32(0.95) and 0.95 keeps it
@@ -411,12 +419,16 @@ def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(
         want = sampler.choose_tokens_reference(edge, seeds, 0, 1.0, 0.95)
     assert fallback == 0 and int((want == 1).sum()) > 0 and torch.equal(got, want)
     for logits in (flat, peaked, tied):
-        for step in (0, 1, 2, 511):
+        for step, fused in ((0, False), (1, True), (2, False), (511, True)):
             for candidates in (1024, 4096):  # tiles of 2048 and 8192 in the nucleus kernel
                 with monkeypatch.context() as m:
                     m.setattr(decode_kernels, "ENABLED", True)
                     m.setattr(sampler, "HALF_TOPK", True)
                     m.setattr(sampler, "NUCLEUS_KERNEL", True)
+                    # the prepared switches: the kernels read the candidates' logits themselves,
+                    # and the pipelined normalizer loop
+                    m.setattr(sampler, "FUSED_GATHER", fused)
+                    m.setattr(decode_kernels, "PIPELINED_NORMALIZER", fused)
                     fast, fallback = sampler._choose(logits.bfloat16(), seeds, torch.full_like(seeds, step), 0.2,
                                                      0.95, candidates)
                 with monkeypatch.context() as m:
