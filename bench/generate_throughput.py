@@ -257,6 +257,8 @@ def main() -> None:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         ap.error(f"unknown --variants {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+    if variants and args.kernels == "off":
+        ap.error("--variants switch paths of the decode kernels: not with --kernels off")
     if args.attn_tile:
         decode_kernels.BLOCK_N, decode_kernels.NUM_WARPS, decode_kernels.NUM_STAGES = map(int, args.attn_tile.split(","))
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"

@@ -5,7 +5,9 @@ kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`:
 slot up to the bucket), rows at the bucket's end and at random positions; one layer's attention by each, and
 the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph; the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
-top-k over the half-precision logits; and the matmul work of one
+top-k over the half-precision logits, and with the prepared switches (sampler_fused_gather_ms,
+sampler_pipelined_normalizer_ms, sampler_both_switches_ms, normalizer_raw_while_ms /
+normalizer_raw_pipelined_ms: the normalizer alone over the bf16 logits); and the matmul work of one
 step at the measured matmul rate.
 
     python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]

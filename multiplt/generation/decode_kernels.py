@@ -221,7 +221,8 @@ def _kernels():
 
     @triton.jit
     def exp_sum64_kernel(x_ptr, top_ptr, out_ptr, vocab, stride_x, scale, idx_ptr, stride_idx, BLOCK: tl.constexpr,
-                         SCALED: tl.constexpr, TOP_AT: tl.constexpr, LOOP_FOR: tl.constexpr):
+                         SCALED: tl.constexpr, TOP_AT: tl.constexpr, LOOP_FOR: tl.constexpr,
+                         STAGES: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
         if TOP_AT:  # the row's largest x: the logit at the top-k's first index, times scale
             first = tl.load(idx_ptr + row * stride_idx)
@@ -229,8 +230,8 @@ def _kernels():
         else:
             top = tl.load(top_ptr + row)
         total = tl.zeros([BLOCK], tl.float64)
-        if LOOP_FOR:  # compiled: a for loop, software-pipelined (the next tile's loads in flight)
-            for c0 in range(0, vocab, BLOCK):
+        if LOOP_FOR:  # tl.range with num_stages: Triton pipelines a loop without tl.dot only when asked
+            for c0 in tl.range(0, vocab, BLOCK, num_stages=STAGES):
                 total = _exp_tile(x_ptr, row, stride_x, c0, vocab, scale, top, total, BLOCK, SCALED)
         else:
             c0 = 0
@@ -392,14 +393,17 @@ def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int,
         _kernels()[3][(rows,)](vals, idx, z.contiguous(), seeds, steps, tokens, exact, k, vocab, vals.stride(0),
                                idx.stride(0), scale, TOP_P=float(top_p), MARGIN=float(margin),
                                HIGH=float(top_p) + float(margin), BLOCK=block, RAW=fused,
-                               num_warps=max(4, min(16, block // 256)), enable_fp_fusion=not fused)
+                               num_warps=max(4, min(16, block // 256)),
+                               **({"enable_fp_fusion": False} if fused else {}))
     return tokens, exact.bool()
 
 
-# exp_sum64's loop: (tile, warps, compiled as a pipelined for loop) where PIPELINED_NORMALIZER, else
-# the while loop over tiles of 1024 with 4 warps (the interpreter always runs the while loop)
+# exp_sum64's loop where PIPELINED_NORMALIZER (prepared, not yet measured on a GPU): a tl.range
+# loop over tiles of NORMALIZER_SHAPE's width with its warps and pipeline stages (the next tiles'
+# loads in flight); else a while loop over tiles of 1024 with 4 warps. available()'s probe builds
+# the default only, so a build failure of this variant raises
 PIPELINED_NORMALIZER = False
-NORMALIZER_SHAPE = (2048, 8)
+NORMALIZER_SHAPE = (2048, 8, 3)
 
 
 def exp_sum64(x, top, scale: float | None = None, top_at=None):
@@ -415,13 +419,14 @@ def exp_sum64(x, top, scale: float | None = None, top_at=None):
         x = x.contiguous()
     out = torch.empty((rows, 1), dtype=torch.float64, device=x.device)
     at = top_at is not None
+    block, warps, stages = NORMALIZER_SHAPE if PIPELINED_NORMALIZER else (1024, 4, 1)
+    # the interpreter's range() cannot take a tensor bound: its while loop, at the same tile width
     pipelined = PIPELINED_NORMALIZER and os.environ.get("TRITON_INTERPRET") != "1"
-    block, warps = NORMALIZER_SHAPE if pipelined else (1024, 4)
     with _on(x.device):
         _kernels()[1][(rows,)](x, out if at else top.contiguous(), out, vocab, x.stride(0),
                                1.0 if scale is None else scale, top_at if at else out,
                                top_at.stride(0) if at else 0, BLOCK=block, SCALED=scale is not None, TOP_AT=at,
-                               LOOP_FOR=pipelined, num_warps=warps)
+                               LOOP_FOR=pipelined, STAGES=stages, num_warps=warps)
     return out
 
 

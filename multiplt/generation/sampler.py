@@ -202,7 +202,8 @@ NUCLEUS_KERNEL_MAX = 8192
 # with both: _top_k_path_raw (no float32 copy of the logits over the temperature) where it serves
 RAW_LOGITS = True
 # _top_k_path_raw without the candidates' gather, float copy and division: the normalizer and
-# nucleus kernels read the logits at the top-k's indices (prepared, not yet measured on a GPU)
+# nucleus kernels read the logits at the top-k's indices (prepared, not yet measured on a GPU;
+# decode_kernels.available()'s probe does not build this variant, so a build failure raises)
 FUSED_GATHER = False
 
 

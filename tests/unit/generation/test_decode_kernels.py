@@ -146,12 +146,15 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     raw[:6, 7] += 30
     raw[6:10] = 0.0
     seeds = torch.randint(0, 2 ** 31, (48,))
-    for fused in (False, True):  # and with the kernels reading the candidates' logits themselves
-        sampler.FUSED_GATHER = fused
+    # and with the prepared switches, each alone and both: the kernels reading the candidates'
+    # logits themselves, the normalizer's pipelined shape (its tile width; the interpreter keeps
+    # the while loop)
+    for fused, pipelined in ((True, False), (False, True), (True, True)):
+        sampler.FUSED_GATHER, dk.PIPELINED_NORMALIZER = fused, pipelined
         for step in (0, torch.randint(0, 600, (48,))):
             got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
             assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
-    sampler.FUSED_GATHER = False
+    sampler.FUSED_GATHER = dk.PIPELINED_NORMALIZER = False
     # the normalizer with the top at the top-k's first index
     idx = raw.topk(5, dim=-1).indices
     x = raw.float() * dk.reciprocal(0.25)
@@ -349,12 +352,14 @@ def test_mqa_decode_equals_sdpa_on_the_gpu(rows, dtype, monkeypatch):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_exp_sum64_equals_float64_torch_on_the_gpu():
+def test_exp_sum64_equals_float64_torch_on_the_gpu(monkeypatch):
     x = torch.randn(640, 49152, device="cuda") * 5
     top = x.amax(-1, keepdim=True).double()
-    got = decode_kernels.exp_sum64(x, top)
     want = x.double().sub(top).exp().sum(-1, keepdim=True)
-    assert ((got - want).abs() / want).max().item() < 1e-13
+    for pipelined in (False, True):  # the prepared pipelined loop too
+        monkeypatch.setattr(decode_kernels, "PIPELINED_NORMALIZER", pipelined)
+        got = decode_kernels.exp_sum64(x, top)
+        assert ((got - want).abs() / want).max().item() < 1e-13
 
 
 @pytest.mark.gpu
@@ -412,14 +417,17 @@ def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(
     # masses before a token between float32(0.95) and 0.95 (at temperature 1)
     edge = row_between_float32_and_float64_top_p(49152, torch.bfloat16)[None].repeat(256, 1).cuda()
     with monkeypatch.context() as m:
-        m.setattr(decode_kernels, "ENABLED", True)
-        got, fallback = sampler._choose(edge, seeds, 0, 1.0, 0.95, 1024)
-    with monkeypatch.context() as m:
         m.setattr(decode_kernels, "ENABLED", False)
         want = sampler.choose_tokens_reference(edge, seeds, 0, 1.0, 0.95)
-    assert fallback == 0 and int((want == 1).sum()) > 0 and torch.equal(got, want)
+    for fused in (False, True):
+        with monkeypatch.context() as m:
+            m.setattr(decode_kernels, "ENABLED", True)
+            m.setattr(sampler, "FUSED_GATHER", fused)
+            m.setattr(decode_kernels, "PIPELINED_NORMALIZER", fused)
+            got, fallback = sampler._choose(edge, seeds, 0, 1.0, 0.95, 1024)
+        assert fallback == 0 and int((want == 1).sum()) > 0 and torch.equal(got, want)
     for logits in (flat, peaked, tied):
-        for step, fused in ((0, False), (1, True), (2, False), (511, True)):
+        for step, fused, pipelined in ((0, False, False), (1, True, False), (2, False, True), (511, True, True)):
             for candidates in (1024, 4096):  # tiles of 2048 and 8192 in the nucleus kernel
                 with monkeypatch.context() as m:
                     m.setattr(decode_kernels, "ENABLED", True)
@@ -428,7 +436,7 @@ def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(
                     # the prepared switches: the kernels read the candidates' logits themselves,
                     # and the pipelined normalizer loop
                     m.setattr(sampler, "FUSED_GATHER", fused)
-                    m.setattr(decode_kernels, "PIPELINED_NORMALIZER", fused)
+                    m.setattr(decode_kernels, "PIPELINED_NORMALIZER", pipelined)
                     fast, fallback = sampler._choose(logits.bfloat16(), seeds, torch.full_like(seeds, step), 0.2,
                                                      0.95, candidates)
                 with monkeypatch.context() as m:
