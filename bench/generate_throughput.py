@@ -51,6 +51,7 @@ import hashlib
 import json
 import pathlib
 import platform
+import statistics
 import sys
 import time
 
@@ -342,18 +343,14 @@ def main() -> None:
             module, name = VARIANTS[variant]
             default = getattr(module, name)
 
-            def forced_with(value):
+            def forced_with(value, requests=prompts, new_tokens=args.new_tokens):
                 setattr(module, name, value)
                 try:
-                    return run_ours(model, prompts, args.new_tokens, device, forced=True)
+                    return run_ours(model, requests, new_tokens, device, forced=True)
                 finally:
                     setattr(module, name, default)
 
-            setattr(module, name, not default)
-            try:
-                run_ours(model, prompts[:8], 4, device, forced=True)  # warm-up: its kernels compile here
-            finally:
-                setattr(module, name, default)
+            forced_with(not default, prompts[:8], 4)  # warm-up: its kernels compile here
             # --variant-repeats > 1: the variant and the default alternate, so that drift of the
             # card (clocks, temperature) falls on both; medians compared
             runs = {"variant": [], "default": []}
@@ -367,8 +364,7 @@ def main() -> None:
             result[f"forced_{variant}_same_tokens"] = same
             if args.variant_repeats > 1:
                 rates = {k: sorted(r["tokens_per_s"] for r in v) for k, v in runs.items()}
-                median = {k: v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
-                          for k, v in rates.items()}
+                median = {k: statistics.median(v) for k, v in rates.items()}
                 result[f"forced_{variant}_repeats"] = {"tokens_per_s": rates, "median": median}
                 result[f"forced_{variant}_vs_forced"] = round(median["variant"] / median["default"], 4)
             else:
