@@ -5,9 +5,10 @@ kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`:
 slot up to the bucket), rows at the bucket's end and at random positions; one layer's attention by each, and
 the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph; the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
-top-k over the half-precision logits, and with the prepared switches (sampler_fused_gather_ms,
-sampler_pipelined_normalizer_ms, sampler_both_switches_ms, normalizer_raw_while_ms /
-normalizer_raw_pipelined_ms: the normalizer alone over the bf16 logits); and the matmul work of one
+top-k over the half-precision logits, and in the four settings of its two switches
+(sampler_no_switches_ms, sampler_fused_gather_ms, sampler_pipelined_normalizer_ms,
+sampler_both_switches_ms; normalizer_raw_while_ms / normalizer_raw_pipelined_ms: the normalizer
+alone over the bf16 logits); and the matmul work of one
 step at the measured matmul rate.
 
     python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]
@@ -162,15 +163,17 @@ def main() -> None:
         peaked[torch.arange(args.rows, device="cuda"), torch.randint(0, config.vocab_size, (args.rows,),
                                                                      device="cuda")] += 12
         plain = TokenChooser(candidates=1024, max_candidates=4096)
+        switches = sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER  # the defaults
         try:
-            for module, switch in ((sampler, "FUSED_GATHER"), (decode_kernels, "PIPELINED_NORMALIZER")):
-                setattr(module, switch, True)  # the prepared switches, each alone
-                out[f"sampler_{switch.lower()}_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
+            # the sampler's two switches (sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER)
+            # in their four settings, against today's chooser; same tokens in each
+            for fused, pipelined, name in ((False, False, "sampler_no_switches_ms"),
+                                           (True, False, "sampler_fused_gather_ms"),
+                                           (False, True, "sampler_pipelined_normalizer_ms"),
+                                           (True, True, "sampler_both_switches_ms")):
+                sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER = fused, pipelined
+                out[name] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
                 assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
-                setattr(module, switch, False)
-            sampler.FUSED_GATHER = decode_kernels.PIPELINED_NORMALIZER = True
-            out["sampler_both_switches_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
-            assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
             inv = decode_kernels.reciprocal(0.2)
             for pipelined in (False, True):
                 decode_kernels.PIPELINED_NORMALIZER = pipelined
@@ -191,7 +194,7 @@ def main() -> None:
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), choose(logits, seeds, steps, 0.2, 0.95))
         finally:
             decode_kernels.ENABLED = sampler.HALF_TOPK = sampler.NUCLEUS_KERNEL = sampler.RAW_LOGITS = True
-            sampler.FUSED_GATHER = decode_kernels.PIPELINED_NORMALIZER = False
+            sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER = switches
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows

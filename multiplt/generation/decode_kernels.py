@@ -107,23 +107,29 @@ def _launches(index) -> bool:
 
 def _probe_others(device) -> bool:
     """One small launch of each other kernel (each compiles at its first launch): the nucleus on
-    a row whose top token holds the nucleus, a LayerNorm of a constant row, one slot's attention
+    a row whose top token holds the nucleus (from float32 values, and from half-precision logits
+    read at the candidates' indices, with the normalizer's variant that does so), a LayerNorm of a constant row, one slot's attention
     to its one new key."""
     import torch
 
     long = dict(dtype=torch.int64, device=device)
     vals = torch.tensor([[10.0, 0.0, -1.0]], device=device)
     z = torch.exp(vals.double() - 10.0).sum(-1, keepdim=True)
-    token, exact = nucleus(vals, torch.tensor([[2, 0, 1]], **long), z, torch.zeros(1, **long),
-                           torch.zeros(1, **long), 0.5, 1e-9, 3)
+    idx = torch.tensor([[2, 0, 1]], **long)
+    token, exact = nucleus(vals, idx, z, torch.zeros(1, **long), torch.zeros(1, **long), 0.5, 1e-9, 3)
+    # sampler.FUSED_GATHER's variants: the same row as half-precision logits read at idx
+    raw = torch.tensor([[0.0, -1.0, 10.0]], dtype=torch.bfloat16, device=device)
+    z_at = exp_sum64(raw, None, 1.0, top_at=idx)
+    token_at, exact_at = nucleus(None, idx, z_at, torch.zeros(1, **long), torch.zeros(1, **long), 0.5, 1e-9, 3,
+                                 raw, 1.0)
     half = dict(dtype=torch.bfloat16, device=device)
     y = torch.ones((1, 16), **half)
     h = add_layernorm(y, torch.ones(16, **half), torch.ones(16, **half), torch.zeros(16, **half), 1e-5)
     v = torch.ones((1, 16), **half)
     a = mqa_decode(torch.ones((1, 16, 16), **half), torch.zeros((1, 4, 16), **half), torch.zeros((1, 4, 16), **half),
                    torch.ones(1, **long), 0.25, new_k=torch.ones((1, 16), **half), new_v=v)
-    return (int(token) == 2 and bool(exact) and bool((y == 2).all()) and bool((h == 0).all())
-            and bool((a == 1).all()))
+    return (int(token) == 2 and bool(exact) and abs(float(z_at) - float(z)) < 1e-12 and int(token_at) == 2
+            and bool(exact_at) and bool((y == 2).all()) and bool((h == 0).all()) and bool((a == 1).all()))
 
 
 @functools.lru_cache(maxsize=None)
@@ -401,7 +407,7 @@ def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int,
 # exp_sum64's loop where PIPELINED_NORMALIZER (prepared, not yet measured on a GPU): a tl.range
 # loop over tiles of NORMALIZER_SHAPE's width with its warps and pipeline stages (the next tiles'
 # loads in flight); else a while loop over tiles of 1024 with 4 warps. available()'s probe builds
-# the default only, so a build failure of this variant raises
+# the while loop only, so a build failure of this variant raises
 PIPELINED_NORMALIZER = False
 NORMALIZER_SHAPE = (2048, 8, 3)
 

@@ -146,15 +146,16 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     raw[:6, 7] += 30
     raw[6:10] = 0.0
     seeds = torch.randint(0, 2 ** 31, (48,))
-    # and with the prepared switches, each alone and both: the kernels reading the candidates'
-    # logits themselves, the normalizer's pipelined shape (its tile width; the interpreter keeps
-    # the while loop)
-    for fused, pipelined in ((True, False), (False, True), (True, True)):
+    # in the four settings of the two switches: the kernels reading the candidates' logits
+    # themselves, the normalizer's pipelined shape (its tile width; the interpreter keeps the while
+    # loop)
+    defaults = sampler.FUSED_GATHER, dk.PIPELINED_NORMALIZER
+    for fused, pipelined in ((False, False), (True, False), (False, True), (True, True)):
         sampler.FUSED_GATHER, dk.PIPELINED_NORMALIZER = fused, pipelined
         for step in (0, torch.randint(0, 600, (48,))):
             got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
             assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
-    sampler.FUSED_GATHER = dk.PIPELINED_NORMALIZER = False
+    sampler.FUSED_GATHER, dk.PIPELINED_NORMALIZER = defaults
     # the normalizer with the top at the top-k's first index
     idx = raw.topk(5, dim=-1).indices
     x = raw.float() * dk.reciprocal(0.25)
@@ -433,8 +434,8 @@ def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(
                     m.setattr(decode_kernels, "ENABLED", True)
                     m.setattr(sampler, "HALF_TOPK", True)
                     m.setattr(sampler, "NUCLEUS_KERNEL", True)
-                    # the prepared switches: the kernels read the candidates' logits themselves,
-                    # and the pipelined normalizer loop
+                    # the two switches: the kernels read the candidates' logits themselves, and
+                    # the pipelined normalizer loop
                     m.setattr(sampler, "FUSED_GATHER", fused)
                     m.setattr(decode_kernels, "PIPELINED_NORMALIZER", pipelined)
                     fast, fallback = sampler._choose(logits.bfloat16(), seeds, torch.full_like(seeds, step), 0.2,
