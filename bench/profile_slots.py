@@ -9,8 +9,8 @@ alone on its logits, with and without the nucleus kernel, the float64 normalizer
 top-k over the half-precision logits, and in the four settings of its two switches
 (sampler_no_switches_ms, sampler_fused_gather_ms, sampler_pipelined_normalizer_ms,
 sampler_both_switches_ms; normalizer_raw_while_ms / normalizer_raw_pipelined_ms: the normalizer
-alone over the bf16 logits); and the matmul work of one
-step at the measured matmul rate.
+alone over the bf16 logits); each GEMM of the step as the step calls it (gemm_<name>_ms,
+gemm_<name>_tflops, gemm_step_ms); and the matmul work of one step at the measured matmul rate.
 
     python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]
 """
@@ -109,6 +109,42 @@ def attention_variants(engine, lengths) -> dict:
         # BLOCK_N,WARPS,STAGES, and ",transposed" for decode_kernels.ATTN_TRANSPOSED
         res["attn_best_tile"] = ",".join(part[1:] for part in best.split("_")[2:5]) + (
             ",transposed" if "_t_ms" in best else "")
+    return res
+
+
+def step_gemms(model, rows: int) -> dict:
+    """Each GEMM of the fused decode step (static_kv._forward_fused) at `rows` rows, as the step
+    calls it, captured `layers` times in one CUDA graph and replayed (per call: ms, TFLOP/s), and
+    their sum over one step (gemm_step_ms): which of them run below the card's matmul rate."""
+    import torch.nn.functional as F
+
+    t = model.transformer
+    layer, layers = t.h[0], len(t.h)
+    embed = model.config.n_embd
+    h = torch.randn(rows, embed, dtype=torch.bfloat16, device="cuda")
+    x = torch.randn(rows, embed, dtype=torch.bfloat16, device="cuda")
+    up = torch.randn(rows, layer.mlp.c_fc.weight.shape[0], dtype=torch.bfloat16, device="cuda")
+    calls = {
+        "qkv": (lambda: F.linear(h, layer.attn.c_attn.weight, layer.attn.c_attn.bias), layer.attn.c_attn.weight),
+        "attn_out": (lambda: x.addmm_(h, layer.attn.c_proj.weight.t()), layer.attn.c_proj.weight),
+        "mlp_up_gelu": (lambda: torch._addmm_activation(layer.mlp.c_fc.bias, h, layer.mlp.c_fc.weight.t(),
+                                                        use_gelu=True), layer.mlp.c_fc.weight),
+        "mlp_down": (lambda: x.addmm_(up, layer.mlp.c_proj.weight.t()), layer.mlp.c_proj.weight),
+        "lm_head": (lambda: model.lm_head(h), model.lm_head.weight),
+    }
+    res, step = {}, 0.0
+    for name, (call, weight) in calls.items():
+        call()
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(layers):
+                call()
+        ms = timed(graph.replay) / layers
+        res[f"gemm_{name}_ms"] = round(ms, 4)
+        res[f"gemm_{name}_tflops"] = round(2 * rows * weight.numel() / ms / 1e9, 1)
+        step += ms * (1 if name == "lm_head" else layers)
+    res["gemm_step_ms"] = round(step, 3)
     return res
 
 
@@ -211,6 +247,7 @@ def main() -> None:
             out[f"sampler_{name}_single_ms"] = round(timed(lambda: single(rows, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(gpu(rows, seeds, steps, 0.2, 0.95), single(rows, seeds, steps, 0.2, 0.95))
         out.update(attention_variants(engine, (512, 768)))
+        out.update(step_gemms(model, args.rows))
         a = torch.randn(args.rows, 2048, dtype=torch.bfloat16, device="cuda")
         w = torch.randn(8192, 2048, dtype=torch.bfloat16, device="cuda")
         ms = timed(lambda: a @ w.T)
