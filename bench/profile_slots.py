@@ -10,7 +10,7 @@ top-k over the half-precision logits, and in the four settings of its two switch
 (sampler_no_switches_ms, sampler_fused_gather_ms, sampler_pipelined_normalizer_ms,
 sampler_both_switches_ms; normalizer_raw_while_ms / normalizer_raw_pipelined_ms: the normalizer
 alone over the bf16 logits); each GEMM of the step as the step calls it (gemm_<name>_ms,
-gemm_<name>_tflops, gemm_step_ms); and the matmul work of one step at the measured matmul rate.
+gemm_<name>_tflops, gemm_step_ms; again with cuBLASLt for every GEMM, keys with _lt); and the matmul work of one step at the measured matmul rate.
 
     python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]
 """
@@ -132,19 +132,28 @@ def step_gemms(model, rows: int) -> dict:
         "mlp_down": (lambda: x.addmm_(up, layer.mlp.c_proj.weight.t()), layer.mlp.c_proj.weight),
         "lm_head": (lambda: model.lm_head(h), model.lm_head.weight),
     }
-    res, step = {}, 0.0
-    for name, (call, weight) in calls.items():
-        call()
-        torch.cuda.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            for _ in range(layers):
+    res = {}
+    default = torch.backends.cuda.preferred_blas_library()
+    # torch's default BLAS library, then cuBLASLt for every GEMM (its own heuristics; keys _lt)
+    for library, tag in ((default, ""), (torch._C._BlasBackend.Cublaslt, "_lt")):
+        torch.backends.cuda.preferred_blas_library(library)
+        step = 0.0
+        try:
+            for name, (call, weight) in calls.items():
                 call()
-        ms = timed(graph.replay) / layers
-        res[f"gemm_{name}_ms"] = round(ms, 4)
-        res[f"gemm_{name}_tflops"] = round(2 * rows * weight.numel() / ms / 1e9, 1)
-        step += ms * (1 if name == "lm_head" else layers)
-    res["gemm_step_ms"] = round(step, 3)
+                torch.cuda.synchronize()
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    for _ in range(layers):
+                        call()
+                ms = timed(graph.replay) / layers
+                res[f"gemm_{name}{tag}_ms"] = round(ms, 4)
+                res[f"gemm_{name}{tag}_tflops"] = round(2 * rows * weight.numel() / ms / 1e9, 1)
+                step += ms * (1 if name == "lm_head" else layers)
+        finally:
+            torch.backends.cuda.preferred_blas_library(default)
+        res[f"gemm_step{tag}_ms"] = round(step, 3)
+    res["blas_default"] = str(default)
     return res
 
 
