@@ -10,7 +10,8 @@ top-k over the half-precision logits, and in the four settings of its two switch
 (sampler_no_switches_ms, sampler_fused_gather_ms, sampler_pipelined_normalizer_ms,
 sampler_both_switches_ms; normalizer_raw_while_ms / normalizer_raw_pipelined_ms: the normalizer
 alone over the bf16 logits); each GEMM of the step as the step calls it (gemm_<name>_ms,
-gemm_<name>_tflops, gemm_step_ms; again with cuBLASLt for every GEMM, keys with _lt); and the matmul work of one step at the measured matmul rate.
+gemm_<name>_tflops, gemm_step_ms; again with cuBLASLt for every GEMM, keys with _lt, and with
+PyTorch's TunableOp, keys with _tuned); and the matmul work of one step at the measured matmul rate.
 
     python bench/profile_slots.py [--rows 640] [--lengths 256,512,896]
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import tempfile
 import sys
 import time
 
@@ -134,25 +136,41 @@ def step_gemms(model, rows: int) -> dict:
     }
     res = {}
     default = torch.backends.cuda.preferred_blas_library()
+
+    def time_all(tag):
+        step = 0.0
+        for name, (call, weight) in calls.items():
+            call()  # outside the capture: TunableOp tunes the shape here
+            torch.cuda.synchronize()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                for _ in range(layers):
+                    call()
+            ms = timed(graph.replay) / layers
+            res[f"gemm_{name}{tag}_ms"] = round(ms, 4)
+            res[f"gemm_{name}{tag}_tflops"] = round(2 * rows * weight.numel() / ms / 1e9, 1)
+            step += ms * (1 if name == "lm_head" else layers)
+        res[f"gemm_step{tag}_ms"] = round(step, 3)
+
     # torch's default BLAS library, then cuBLASLt for every GEMM (its own heuristics; keys _lt)
     for library, tag in ((default, ""), (torch._C._BlasBackend.Cublaslt, "_lt")):
         torch.backends.cuda.preferred_blas_library(library)
-        step = 0.0
         try:
-            for name, (call, weight) in calls.items():
-                call()
-                torch.cuda.synchronize()
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    for _ in range(layers):
-                        call()
-                ms = timed(graph.replay) / layers
-                res[f"gemm_{name}{tag}_ms"] = round(ms, 4)
-                res[f"gemm_{name}{tag}_tflops"] = round(2 * rows * weight.numel() / ms / 1e9, 1)
-                step += ms * (1 if name == "lm_head" else layers)
+            time_all(tag)
         finally:
             torch.backends.cuda.preferred_blas_library(default)
-        res[f"gemm_step{tag}_ms"] = round(step, 3)
+    # PyTorch's TunableOp: each GEMM shape's candidate algorithms timed at its first call, the
+    # fastest kept (keys _tuned)
+    tunable = torch.cuda.tunable
+    try:
+        tunable.enable(True)
+        tunable.tuning_enable(True)
+        tunable.set_filename(str(pathlib.Path(tempfile.mkdtemp()) / "tunableop.csv"))
+        time_all("_tuned")
+    except Exception as err:  # noqa: BLE001 - reported, the rest of the profile goes on
+        res["gemm_tuned"] = f"failed: {type(err).__name__}: {err}"
+    finally:
+        tunable.enable(False)
     res["blas_default"] = str(default)
     return res
 
