@@ -3,8 +3,7 @@ bf16 weights): the captured decode step alone at a few key lengths, with the Tri
 kernels (decode_kernels.py, the default: the fused step of static_kv._forward_fused), with the
 kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`: SDPA over every
 slot up to the bucket), rows at the bucket's end and at random positions; one layer's attention by each, and
-the kernel's tiles, warps and pipeline stages, with its products as they are and transposed
-(decode_kernels.ATTN_TRANSPOSED, keys ending `_t`), over every layer in one CUDA graph; the sampler
+the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph; the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
 top-k over the half-precision logits, and in the four settings of its two switches
 (sampler_no_switches_ms, sampler_fused_gather_ms, sampler_pipelined_normalizer_ms,
@@ -82,17 +81,14 @@ def attention_variants(engine, lengths) -> dict:
     length = lengths[0]
     lengths_t = torch.randint(length // 4, length, (rows,), device="cuda")
     layers = engine.keys.shape[0]
-    default_transposed = decode_kernels.ATTN_TRANSPOSED
-    tiles = [(block_n, warps, stages, transposed) for transposed in (False, True) for block_n in (32, 64, 128)
-             for warps in (2, 4, 8) for stages in (1, 2, 3, 4)  # 1: no software pipelining
-             if not (block_n == 128 and (warps == 2 or stages == 4))
-             and not (transposed and warps == 2)]  # transposed: for the warpgroup MMA, 4 warps or more
-    for block_n, warps, stages, transposed in tiles:
+    tiles = [(block_n, warps, stages) for block_n in (32, 64, 128) for warps in (2, 4, 8)
+             for stages in (1, 2, 3, 4)  # 1: no software pipelining
+             if not (block_n == 128 and (warps == 2 or stages == 4))]
+    for block_n, warps, stages in tiles:
         def every_layer():
             for i in range(layers):
                 decode_kernels.mqa_decode(q[:, 0], engine.keys[i], engine.values[i], lengths_t,
                                           engine.scale, block_n, warps, num_stages=stages)
-        decode_kernels.ATTN_TRANSPOSED = transposed
         try:
             every_layer()  # compiles this tile outside the capture
             torch.cuda.synchronize()
@@ -102,15 +98,11 @@ def attention_variants(engine, lengths) -> dict:
             ms = round(timed(graph.replay) / layers, 4)
         except Exception as err:  # noqa: BLE001 - a tile that does not fit (shared memory): skipped
             ms = f"failed: {type(err).__name__}"
-        finally:
-            decode_kernels.ATTN_TRANSPOSED = default_transposed
-        res[f"attn_kernel_b{block_n}_w{warps}_s{stages}{'_t' if transposed else ''}_ms_L{length}_rand"] = ms
+        res[f"attn_kernel_b{block_n}_w{warps}_s{stages}_ms_L{length}_rand"] = ms
     timed_tiles = [k for k in res if k.startswith("attn_kernel_b") and isinstance(res[k], float)]
     if timed_tiles:
         best = min(timed_tiles, key=res.get)
-        # BLOCK_N,WARPS,STAGES, and ",transposed" for decode_kernels.ATTN_TRANSPOSED
-        res["attn_best_tile"] = ",".join(part[1:] for part in best.split("_")[2:5]) + (
-            ",transposed" if "_t_ms" in best else "")
+        res["attn_best_tile"] = ",".join(part[1:] for part in best.split("_")[2:5])  # BLOCK_N,WARPS,STAGES
     return res
 
 

@@ -55,11 +55,8 @@ BLOCK_N = 64  # key positions per tile
 NUM_WARPS = 4
 NUM_STAGES = 2  # tiles in flight in the attention loop (Triton's software pipelining): 2 was 3-6% faster
 # than 3 over 24 graphed layers on an H100 (generate_throughput.notes.md, tenth session)
-# the attention tile's products transposed (_attend_tile_t), so that Triton can use Hopper's
-# warpgroup MMA (prepared, not yet measured on a GPU; read at each launch)
-ATTN_TRANSPOSED = False
 HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
-_log = _mix32 = _attend_tile = _attend_tile_t = _exp_tile = None  # the kernels' helpers, set by _kernels()
+_log = _mix32 = _attend_tile = _exp_tile = None  # the kernels' helpers, set by _kernels()
 
 
 @functools.lru_cache(maxsize=None)
@@ -143,7 +140,7 @@ def _kernels():
     triton, tl, libdevice = found
     # the kernels' helpers are module globals: the interpreter runs a kernel from its source in
     # the module's globals, without the closure
-    global _log, _mix32, _attend_tile, _attend_tile_t, _exp_tile
+    global _log, _mix32, _attend_tile, _exp_tile
     if os.environ.get("TRITON_INTERPRET") == "1":
         @triton.jit
         def _log(x):  # the interpreter has no libdevice: numpy's float32 log
@@ -179,29 +176,10 @@ def _kernels():
         return m_new, denom, acc
 
     @triton.jit
-    def _attend_tile_t(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale, m, denom, acc,
-                       BLOCK: tl.constexpr):
-        """_attend_tile transposed (ATTN_TRANSPOSED): scores [BLOCK, H] = K Q^T and acc [D, H] +=
-        V^T P^T, so that each product's first dimension is the tile's BLOCK or D (>= 64) rather than
-        the H = 16 heads: Hopper's warpgroup MMA needs 64 rows a warpgroup."""
-        cols = n0 + tl.arange(0, BLOCK)
-        inside = cols < cached
-        k = tl.load(k_row + cols[:, None] * stride_kn + dims[None, :], mask=inside[:, None], other=0.0)
-        s = tl.dot(k, tl.trans(q)) * scale  # [BLOCK, H], float32
-        s = tl.where(inside[:, None], s, float("-inf"))
-        m_new = tl.maximum(m, tl.max(s, 0))
-        alpha = tl.exp(m - m_new)
-        p = tl.exp(s - m_new[None, :])
-        denom = denom * alpha + tl.sum(p, 0)
-        v = tl.load(v_row + cols[:, None] * stride_vn + dims[None, :], mask=inside[:, None], other=0.0)
-        acc = acc * alpha[None, :] + tl.dot(tl.trans(v), p.to(v.dtype))
-        return m_new, denom, acc
-
-    @triton.jit
     def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, nk_ptr, nv_ptr, stride_qr, stride_qh, stride_kr,
                           stride_kn, stride_vr, stride_vn, stride_or, stride_oh, stride_nk, stride_nv, scale,
                           H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, NEW: tl.constexpr,
-                          LOOP_FOR: tl.constexpr, TRANS: tl.constexpr):
+                          LOOP_FOR: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: a layer's cache can pass 2**31 elements
         length = tl.load(len_ptr + row)
         heads = tl.arange(0, H)
@@ -209,10 +187,7 @@ def _kernels():
         q = tl.load(q_ptr + row * stride_qr + heads[:, None] * stride_qh + dims[None, :])
         m = tl.full([H], float("-inf"), tl.float32)  # running max and sum of each head's softmax
         denom = tl.zeros([H], tl.float32)
-        if TRANS:
-            acc = tl.zeros([D, H], tl.float32)
-        else:
-            acc = tl.zeros([H, D], tl.float32)
+        acc = tl.zeros([H, D], tl.float32)
         cached = length
         if NEW:  # this step's key and value: into the cache at length - 1, used from registers
             cached = length - 1
@@ -224,21 +199,13 @@ def _kernels():
         if LOOP_FOR:  # compiled: a for loop, which Triton software-pipelines (the next tile's loads
             # are issued while this one is computed; num_stages deep)
             for n0 in range(0, cached, BLOCK):
-                if TRANS:
-                    m, denom, acc = _attend_tile_t(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale,
-                                                   m, denom, acc, BLOCK)
-                else:
-                    m, denom, acc = _attend_tile(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale,
-                                                 m, denom, acc, BLOCK)
+                m, denom, acc = _attend_tile(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale,
+                                             m, denom, acc, BLOCK)
         else:  # the interpreter's range() cannot take a tensor bound
             n0 = 0
             while n0 < cached:
-                if TRANS:
-                    m, denom, acc = _attend_tile_t(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale,
-                                                   m, denom, acc, BLOCK)
-                else:
-                    m, denom, acc = _attend_tile(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale,
-                                                 m, denom, acc, BLOCK)
+                m, denom, acc = _attend_tile(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale,
+                                             m, denom, acc, BLOCK)
                 n0 += BLOCK
         if NEW:  # the last position, as one more column of the online softmax
             s = tl.sum(q.to(tl.float32) * k_new.to(tl.float32)[None, :], 1) * scale  # [H]
@@ -246,16 +213,9 @@ def _kernels():
             alpha = tl.exp(m - m_new)
             p = tl.exp(s - m_new)
             denom = denom * alpha + p
-            if TRANS:
-                acc = acc * alpha[None, :] + v_new.to(tl.float32)[:, None] * p.to(v_new.dtype).to(tl.float32)[None, :]
-            else:
-                acc = acc * alpha[:, None] + p.to(v_new.dtype).to(tl.float32)[:, None] * v_new.to(tl.float32)[None, :]
-        if TRANS:
-            out = o_ptr + row * stride_or + heads[None, :] * stride_oh + dims[:, None]
-            tl.store(out, (acc / denom[None, :]).to(o_ptr.dtype.element_ty))
-        else:
-            out = o_ptr + row * stride_or + heads[:, None] * stride_oh + dims[None, :]
-            tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
+            acc = acc * alpha[:, None] + p.to(v_new.dtype).to(tl.float32)[:, None] * v_new.to(tl.float32)[None, :]
+        out = o_ptr + row * stride_or + heads[:, None] * stride_oh + dims[None, :]
+        tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
 
     @triton.jit
     def _exp_tile(x_ptr, row, stride_x, c0, vocab, scale, top, total, BLOCK: tl.constexpr, SCALED: tl.constexpr):
@@ -385,8 +345,8 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = Non
         _kernels()[0][(rows,)](q, keys, values, lengths, out, nk, nv, q.stride(0), q.stride(1), keys.stride(0),
                                keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
                                nk.stride(0), nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new,
-                               LOOP_FOR=os.environ.get("TRITON_INTERPRET") != "1", TRANS=ATTN_TRANSPOSED,
-                               num_warps=num_warps, num_stages=num_stages)
+                               LOOP_FOR=os.environ.get("TRITON_INTERPRET") != "1", num_warps=num_warps,
+                               num_stages=num_stages)
     return out
 
 

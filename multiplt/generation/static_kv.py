@@ -40,28 +40,6 @@ from multiplt.generation import decode_kernels, mqa_attention
 
 # With decode_kernels, the decode step as _forward_fused (bench/profile_slots.py measures both).
 FUSED_STEP = True
-# _forward_fused's MLP down-projection and LM head through cuBLASLt rather than torch's default
-# cuBLAS (prepared, off: on an H100 at 640 rows each ran 3-4% faster graphed alone,
-# bench/profile_slots.py's gemm_*_lt_ms; not yet measured end to end). Read when a step is captured.
-LT_GEMMS = False
-
-
-def _blas(lt: bool):
-    """A context in which torch's GEMMs go through cuBLASLt (lt) or as they are."""
-    import contextlib
-
-    if not lt:
-        return contextlib.nullcontext()
-
-    @contextlib.contextmanager
-    def preferred():
-        default = torch.backends.cuda.preferred_blas_library()
-        torch.backends.cuda.preferred_blas_library("cublaslt")
-        try:
-            yield
-        finally:
-            torch.backends.cuda.preferred_blas_library(default)
-    return preferred()
 
 
 def supported(model) -> bool:
@@ -205,13 +183,10 @@ class SlotDecoder:
             x.addmm_(a.view(rows, embed), attn.c_proj.weight.t())  # x += a W^T
             ln = layer.ln_2
             h = decode_kernels.add_layernorm(x, attn.c_proj.bias, ln.weight, ln.bias, ln.eps)
-            up = self._up(h, mlp)
-            with _blas(LT_GEMMS):
-                x.addmm_(up, mlp.c_proj.weight.t())
+            x.addmm_(self._up(h, mlp), mlp.c_proj.weight.t())
             ln = t.h[i + 1].ln_1 if i + 1 < len(t.h) else t.ln_f
             h = decode_kernels.add_layernorm(x, mlp.c_proj.bias, ln.weight, ln.bias, ln.eps)
-        with _blas(LT_GEMMS):
-            return self.model.lm_head(h)
+        return self.model.lm_head(h)
 
     def _up(self, h, mlp):
         """The MLP's up-projection and activation; for the tanh GELU on CUDA one cuBLASLt GEMM

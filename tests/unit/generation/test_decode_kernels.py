@@ -55,11 +55,10 @@ _INTERPRETED = textwrap.dedent("""
         ref = torch.stack([(q[r].float() @ keys[r, :n].float().T * dim ** -0.5).softmax(-1)
                            @ values[r, :n].float() for r, n in enumerate(lengths.tolist())])
         for block_n in (16, 64):
-            for dk.ATTN_TRANSPOSED in (False, True):  # the tile's products as they are, and transposed
-                out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=block_n)
-                assert out.dtype == dtype and out.shape == (rows, heads, dim)
-                err = (out.float() - ref).abs().max().item()
-                assert err < (1e-5 if dtype == torch.float32 else 2e-3), (dtype, block_n, dk.ATTN_TRANSPOSED, err)
+            out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=block_n)
+            assert out.dtype == dtype and out.shape == (rows, heads, dim)
+            err = (out.float() - ref).abs().max().item()
+            assert err < (1e-5 if dtype == torch.float32 else 2e-3), (dtype, block_n, err)
     x = torch.randn(5, 3000) * 8
     x[1, 100:] = float("-inf")
     top = x.amax(-1, keepdim=True).double()
@@ -94,14 +93,11 @@ _INTERPRETED_FUSED = textwrap.dedent("""
         ref.append((q[r] @ k.T * dim ** -0.5).softmax(-1) @ v)
         keys[r, n - 1:] = float("nan")
         values[r, n - 1:] = float("nan")
-    for dk.ATTN_TRANSPOSED in (False, True):
-        keys_t, values_t = keys.clone(), values.clone()
-        out = dk.mqa_decode(q, keys_t, values_t, lengths, dim ** -0.5, block_n=16, new_k=new_k, new_v=new_v)
-        assert (out - torch.stack(ref)).abs().max().item() < 1e-5, dk.ATTN_TRANSPOSED
-        for r, n in enumerate(lengths.tolist()):
-            assert torch.equal(keys_t[r, n - 1], new_k[r]) and torch.equal(values_t[r, n - 1], new_v[r])
-            assert keys_t[r, n:].isnan().all()
-    dk.ATTN_TRANSPOSED = False
+    out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=16, new_k=new_k, new_v=new_v)
+    assert (out - torch.stack(ref)).abs().max().item() < 1e-5
+    for r, n in enumerate(lengths.tolist()):
+        assert torch.equal(keys[r, n - 1], new_k[r]) and torch.equal(values[r, n - 1], new_v[r])
+        assert keys[r, n:].isnan().all()
 
     # add_layernorm: y += bias in place, and the LayerNorm of the sum
     y, bias, w, b = torch.randn(7, 300), torch.randn(300), torch.randn(300), torch.randn(300)
@@ -331,10 +327,8 @@ def test_the_slot_engine_refuses_kernels_where_they_cannot_run():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("rows", [640, 33, 1])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("transposed", [False, True])
-def test_mqa_decode_equals_sdpa_on_the_gpu(rows, dtype, transposed, monkeypatch):
+def test_mqa_decode_equals_sdpa_on_the_gpu(rows, dtype, monkeypatch):
     monkeypatch.setattr(decode_kernels, "ENABLED", True)
-    monkeypatch.setattr(decode_kernels, "ATTN_TRANSPOSED", transposed)
     torch.manual_seed(0)
     heads, dim, capacity = 16, 128, 1024
     q = torch.randn(rows, heads, dim, dtype=dtype, device="cuda")
