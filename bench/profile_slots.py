@@ -2,7 +2,8 @@
 bf16 weights): the captured decode step alone at a few key lengths, with the Triton decode
 kernels (decode_kernels.py, the default: the fused step of static_kv._forward_fused), with the
 kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`: SDPA over every
-slot up to the bucket), rows at the bucket's end and at random positions; one layer's attention by each, and
+slot up to the bucket), rows at the bucket's end and at random positions; the slots' step as two halves
+on two streams (two_streams: a probe of overlapping attention with GEMMs); one layer's attention by each, and
 the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph; the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
 top-k over the half-precision logits, and in the four settings of its two switches
@@ -167,6 +168,49 @@ def step_gemms(model, rows: int) -> dict:
     return res
 
 
+def two_streams(model, config, rows: int, lengths) -> dict:
+    """A probe of overlapping one half of the slots' decode step with the other's: two engines of
+    rows / 2 slots, each step (the fused step, uncaptured code) captured into one CUDA graph,
+    one after the other on one stream (step_halves_serial_ms) and on two streams
+    (step_halves_two_streams_ms: the GPU may run one half's attention, bound by memory, beside
+    the other half's GEMMs, bound by compute, and fill the SMs a small GEMM leaves idle), rows
+    at the same random positions as step_graph_ms_L{L}_rand. Compare with step_graph_ms_L{L}_rand
+    (all slots in one step)."""
+    halves = [SlotDecoder(model, rows // 2, 1024, kernels=True) for _ in range(2)]
+    res = {}
+    for length in lengths:
+        low = torch.randint(length // 4, length, (rows,), device="cuda",
+                            generator=torch.Generator("cuda").manual_seed(length))
+        for i, e in enumerate(halves):
+            e.tokens.random_(1, config.vocab_size, generator=torch.Generator("cuda").manual_seed(i))
+            e.pos.copy_(low[i * (rows // 2): (i + 1) * (rows // 2)])
+        try:
+            side = torch.cuda.Stream()
+            for e in halves:  # warm-up outside the capture
+                e._forward(length)
+            torch.cuda.synchronize()
+            for tag, streams in (("serial", 1), ("two_streams", 2)):
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    main = torch.cuda.current_stream()
+                    if streams == 2:
+                        side.wait_stream(main)
+                        halves[0]._forward(length)
+                        with torch.cuda.stream(side):
+                            halves[1]._forward(length)
+                        main.wait_stream(side)
+                    else:
+                        for e in halves:
+                            e._forward(length)
+                res[f"step_halves_{tag}_ms_L{length}_rand"] = round(timed(graph.replay), 3)
+                del graph
+        except Exception as err:  # noqa: BLE001 - reported, the rest of the profile goes on
+            res[f"step_halves_L{length}"] = f"failed: {type(err).__name__}: {err}"
+    del halves
+    torch.cuda.empty_cache()
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=640)
@@ -204,6 +248,7 @@ def main() -> None:
         unfused.pos.fill_(511)
         out["step_logits_max_abs_diff_vs_unfused"] = round((logits.float() - unfused.step(512).float()).abs().max().item(), 4)
         del unfused
+        out.update(two_streams(model, config, args.rows, list(map(int, args.lengths.split(",")))))
         x = logits.float() / 0.2
         top = x.amax(-1, keepdim=True).double()
         out["normalizer_kernel_ms"] = round(timed(lambda: decode_kernels.exp_sum64(x, top)), 4)
