@@ -2,8 +2,8 @@
 bf16 weights): the captured decode step alone at a few key lengths, with the Triton decode
 kernels (decode_kernels.py, the default: the fused step of static_kv._forward_fused), with the
 kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`: SDPA over every
-slot up to the bucket), rows at the bucket's end and at random positions; the slots' step as two halves
-on two streams (two_streams: a probe of overlapping attention with GEMMs); one layer's attention by each, and
+slot up to the bucket) and as two halves of the slots on two streams (`_split`, static_kv.SPLIT_STEP),
+rows at the bucket's end and at random positions; one layer's attention by each, and
 the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph; the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
 top-k over the half-precision logits, and in the four settings of its two switches
@@ -168,49 +168,6 @@ def step_gemms(model, rows: int) -> dict:
     return res
 
 
-def two_streams(model, config, rows: int, lengths) -> dict:
-    """A probe of overlapping one half of the slots' decode step with the other's: two engines of
-    rows / 2 slots, each step (the fused step, uncaptured code) captured into one CUDA graph,
-    one after the other on one stream (step_halves_serial_ms) and on two streams
-    (step_halves_two_streams_ms: the GPU may run one half's attention, bound by memory, beside
-    the other half's GEMMs, bound by compute, and fill the SMs a small GEMM leaves idle), rows
-    at the same random positions as step_graph_ms_L{L}_rand. Compare with step_graph_ms_L{L}_rand
-    (all slots in one step)."""
-    halves = [SlotDecoder(model, rows // 2, 1024, kernels=True) for _ in range(2)]
-    res = {}
-    for length in lengths:
-        low = torch.randint(length // 4, length, (rows,), device="cuda",
-                            generator=torch.Generator("cuda").manual_seed(length))
-        for i, e in enumerate(halves):
-            e.tokens.random_(1, config.vocab_size, generator=torch.Generator("cuda").manual_seed(i))
-            e.pos.copy_(low[i * (rows // 2): (i + 1) * (rows // 2)])
-        try:
-            side = torch.cuda.Stream()
-            for e in halves:  # warm-up outside the capture
-                e._forward(length)
-            torch.cuda.synchronize()
-            for tag, streams in (("serial", 1), ("two_streams", 2)):
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    main = torch.cuda.current_stream()
-                    if streams == 2:
-                        side.wait_stream(main)
-                        halves[0]._forward(length)
-                        with torch.cuda.stream(side):
-                            halves[1]._forward(length)
-                        main.wait_stream(side)
-                    else:
-                        for e in halves:
-                            e._forward(length)
-                res[f"step_halves_{tag}_ms_L{length}_rand"] = round(timed(graph.replay), 3)
-                del graph
-        except Exception as err:  # noqa: BLE001 - reported, the rest of the profile goes on
-            res[f"step_halves_L{length}"] = f"failed: {type(err).__name__}: {err}"
-    del halves
-    torch.cuda.empty_cache()
-    return res
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=640)
@@ -221,12 +178,16 @@ def main() -> None:
     engine = SlotDecoder(model, args.rows, 1024, kernels=True)
     sdpa = SlotDecoder(model, args.rows, 1024, kernels=False)  # the engine without them
     unfused = SlotDecoder(model, args.rows, 1024, kernels=True)  # the kernels' attention, module step
-    out = {"rows": args.rows, "kernels": engine.kernels}
+    split = SlotDecoder(model, args.rows, 1024, kernels=True)  # the fused step as two halves, two streams
+    out = {"rows": args.rows, "kernels": engine.kernels, "split_step_default": static_kv.SPLIT_STEP}
     with torch.inference_mode():
         static_kv.FUSED_STEP = False  # read when a step is captured: `unfused` captures now
         unfused.step(512)
         static_kv.FUSED_STEP = True
-        for e in (engine, sdpa, unfused):
+        default_split, static_kv.SPLIT_STEP = static_kv.SPLIT_STEP, True  # `split` captures now
+        split.step(512)
+        static_kv.SPLIT_STEP = default_split
+        for e in (engine, sdpa, unfused, split):
             e.tokens.random_(1, config.vocab_size, generator=torch.Generator("cuda").manual_seed(0))
         for length in map(int, args.lengths.split(",")):
             # every row at the bucket's last position (the kernels' worst case), then rows at
@@ -234,7 +195,7 @@ def main() -> None:
             low = torch.randint(length // 4, length, (args.rows,), device="cuda",
                                 generator=torch.Generator("cuda").manual_seed(length))
             for tag, pos in (("", None), ("_rand", low)):
-                for name, e in (("", engine), ("_sdpa", sdpa), ("_unfused", unfused)):
+                for name, e in (("", engine), ("_sdpa", sdpa), ("_unfused", unfused), ("_split", split)):
                     e.pos.copy_(pos) if pos is not None else e.pos.fill_(length - 1)
                     out[f"step_graph{name}_ms_L{length}{tag}"] = round(timed(lambda: e.step(length)), 3)
             engine.pos.fill_(length - 1)
@@ -247,8 +208,9 @@ def main() -> None:
         out["step_logits_max_abs_diff_vs_sdpa"] = round((logits.float() - sdpa.step(512).float()).abs().max().item(), 4)
         unfused.pos.fill_(511)
         out["step_logits_max_abs_diff_vs_unfused"] = round((logits.float() - unfused.step(512).float()).abs().max().item(), 4)
-        del unfused
-        out.update(two_streams(model, config, args.rows, list(map(int, args.lengths.split(",")))))
+        split.pos.fill_(511)
+        out["step_logits_max_abs_diff_vs_split"] = round((logits.float() - split.step(512).float()).abs().max().item(), 4)
+        del unfused, split
         x = logits.float() / 0.2
         top = x.amax(-1, keepdim=True).double()
         out["normalizer_kernel_ms"] = round(timed(lambda: decode_kernels.exp_sum64(x, top)), 4)

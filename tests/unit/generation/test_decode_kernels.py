@@ -73,7 +73,7 @@ _INTERPRETED = textwrap.dedent("""
 _INTERPRETED_FUSED = textwrap.dedent("""
     import torch
     import transformers
-    from multiplt.generation import decode_kernels as dk, sampler
+    from multiplt.generation import decode_kernels as dk, sampler, static_kv
     from multiplt.generation.noise import gumbel_noise_at
     from multiplt.generation.static_kv import SlotDecoder
 
@@ -183,7 +183,9 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     prompts = [torch.randint(1, 300, (n,)).tolist() for n in (5, 20, 1)]
     runs = []
     with torch.inference_mode():
-        for fused in (False, True):
+        # the module step, the fused step, and the fused step as two halves (static_kv.SPLIT_STEP)
+        for fused, split in ((False, False), (True, False), (True, True)):
+            static_kv.SPLIT_STEP = split
             engine = SlotDecoder(model, 4, 64, graphs=False)
             engine.kernels = fused  # the kernels, interpreted on the CPU
             first = engine.prefill([0, 1, 2], prompts)
@@ -196,8 +198,10 @@ _INTERPRETED_FUSED = textwrap.dedent("""
                 engine.tokens.copy_(out.argmax(-1))
                 engine.pos[:3] += 1
             runs.append((torch.stack(logits), engine.keys[:, :3].clone(), engine.values[:, :3].clone()))
-    for a, b in zip(*runs):
-        assert (a - b).abs().max().item() < 1e-5
+    static_kv.SPLIT_STEP = False
+    for run in runs[1:]:
+        for a, b in zip(runs[0], run):
+            assert (a - b).abs().max().item() < 1e-5
     print("ok")
 """)
 
@@ -367,7 +371,8 @@ def test_exp_sum64_equals_float64_torch_on_the_gpu(monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch):
     """The captured bf16 step with the kernels gives the SDPA step's logits to bf16 rounding, at
-    rows of different positions (free slots at position 0 included)."""
+    rows of different positions (free slots at position 0 included); so does the fused step as
+    two halves on two streams (static_kv.SPLIT_STEP)."""
     import transformers
 
     from multiplt.generation.static_kv import SlotDecoder
@@ -378,9 +383,12 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
     torch.manual_seed(0)
     model = transformers.GPTBigCodeForCausalLM(config).to("cuda", torch.bfloat16).eval()
     prompts = [torch.randint(1, 1000, (n,)).tolist() for n in (5, 70, 130, 1, 200)]
+    from multiplt.generation import static_kv
+
     logits = []
     with torch.inference_mode():
-        for kernels in (False, True):
+        for kernels, split in ((False, False), (True, False), (True, True)):
+            monkeypatch.setattr(static_kv, "SPLIT_STEP", split)
             engine = SlotDecoder(model, 8, 400, kernels=kernels)
             assert engine.kernels == kernels
             first = engine.prefill([0, 1, 2, 3, 4], prompts)
@@ -393,8 +401,9 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
                 engine.tokens.copy_(out.argmax(-1))
                 engine.pos[:5] += 1
             logits.append(torch.stack(steps))
-    assert (logits[0] - logits[1]).abs().max().item() < 0.1
-    assert (logits[0].argmax(-1) == logits[1].argmax(-1)).float().mean().item() > 0.9
+    for fast in logits[1:]:
+        assert (logits[0] - fast).abs().max().item() < 0.1
+        assert (logits[0].argmax(-1) == fast.argmax(-1)).float().mean().item() > 0.9
 
 
 @pytest.mark.gpu
