@@ -404,10 +404,11 @@ def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int,
     return tokens, exact.bool()
 
 
-# exp_sum64's loop where PIPELINED_NORMALIZER (prepared, not yet measured on a GPU): a tl.range
+# exp_sum64's loop where PIPELINED_NORMALIZER (off: about 10 us faster alone on an H100 and an H200,
+# no faster in the sampler or end to end; generate_throughput.notes.md, twelfth session): a tl.range
 # loop over tiles of NORMALIZER_SHAPE's width with its warps and pipeline stages (the next tiles'
 # loads in flight); else a while loop over tiles of 1024 with 4 warps. available()'s probe builds
-# the while loop only, so a build failure of this variant raises
+# the loop selected at its first call only, so a build failure of the other raises
 PIPELINED_NORMALIZER = False
 NORMALIZER_SHAPE = (2048, 8, 3)
 

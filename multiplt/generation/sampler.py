@@ -218,10 +218,12 @@ def _raw_path(logits, temperature: float, top_p: float) -> bool:
 
 def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, candidates: int, publish=None):
     """_top_k_path on the half-precision logits as they come, without the float32 copy over the
-    temperature (two passes over [B, V] less): the candidates' values are divided by torch (the
-    same per-element operation, so the same bits as x.gather), the normalizer divides inside its
-    kernel by the same product with the reciprocal, and only rows that need the full sort get
-    their float32 copy."""
+    temperature (two passes over [B, V] less): with FUSED_GATHER (the default) the normalizer and
+    nucleus kernels read the candidates' logits at the top-k's indices and multiply them by the
+    reciprocal of the temperature themselves; otherwise the candidates' values are gathered and
+    divided by torch (the same per-element operation, so the same bits as x.gather) and the
+    normalizer multiplies inside its kernel. Only rows that need the full sort get their float32
+    copy."""
     vocab = raw.shape[-1]
     k = min(candidates, vocab - 1)
     if k < 1 or k >= NUCLEUS_KERNEL_MAX:

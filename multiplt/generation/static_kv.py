@@ -41,7 +41,7 @@ from multiplt.generation import decode_kernels, mqa_attention
 # With decode_kernels, the decode step as _forward_fused (bench/profile_slots.py measures both).
 FUSED_STEP = True
 # The fused step as two halves of the slots on two CUDA streams (prepared, off until measured:
-# bench/profile_slots.py's two_streams probe and generate_throughput.py --variants split_step):
+# bench/profile_slots.py's step_graph_split_ms_* and generate_throughput.py --variants split_step):
 # one half's attention, bound by memory, may run beside the other half's GEMMs, bound by compute,
 # and fill the SMs that a small GEMM leaves idle; each GEMM then runs at half the rows. Read when a
 # step is captured.
@@ -177,7 +177,8 @@ class SlotDecoder:
         the GELU reads the GEMM's float32 accumulator, the new key's score is a float32 sum
         rather than a tl.dot, and the LayerNorm reduces in another order (float32 test: equal to
         the module step to 1e-5). Slots lo..hi-1 only (all by default); with `out`, their logits
-        go to out[lo:hi] and out is returned."""
+        are written into out[lo:hi] (torch.mm's out=: no autograd, as every step runs), which is
+        returned."""
         t = self.model.transformer
         hi = self.rows if hi is None else hi
         rows, dim, embed = hi - lo, self.head_dim, self.embed
@@ -198,7 +199,8 @@ class SlotDecoder:
             h = decode_kernels.add_layernorm(x, mlp.c_proj.bias, ln.weight, ln.bias, ln.eps)
         if out is None:
             return self.model.lm_head(h)
-        return torch.mm(h, self.model.lm_head.weight.t(), out=out[lo:hi])  # lm_head's GEMM, into out's rows
+        torch.mm(h, self.model.lm_head.weight.t(), out=out[lo:hi])  # lm_head's GEMM, into out's rows
+        return out
 
     def _forward_split(self):
         """_forward_fused for the first and the second half of the slots, the second on a side
@@ -206,20 +208,21 @@ class SlotDecoder:
         independent, so each half's logits are the whole step's, up to the GEMMs' roundings at
         half the rows."""
         head = self.model.lm_head.weight
-        out = torch.empty((self.rows, head.shape[0]), dtype=head.dtype, device=self.device)
         half = self.rows // 2
-        if self.device.type != "cuda":  # the interpreter's tests: one half after the other
+        with torch.no_grad():  # torch.mm's out= refuses autograd
+            out = torch.empty((self.rows, head.shape[0]), dtype=head.dtype, device=self.device)
+            if self.device.type != "cuda":  # the interpreter's tests: one half after the other
+                self._forward_fused(0, half, out)
+                self._forward_fused(half, self.rows, out)
+                return out
+            main = torch.cuda.current_stream(self.device)
+            if self._side is None:
+                self._side = torch.cuda.Stream(self.device)
+            self._side.wait_stream(main)  # the step's inputs are written on main
             self._forward_fused(0, half, out)
-            self._forward_fused(half, self.rows, out)
-            return out
-        main = torch.cuda.current_stream(self.device)
-        if self._side is None:
-            self._side = torch.cuda.Stream(self.device)
-        self._side.wait_stream(main)  # the step's inputs are written on main
-        self._forward_fused(0, half, out)
-        with torch.cuda.stream(self._side):
-            self._forward_fused(half, self.rows, out)
-        main.wait_stream(self._side)  # the logits are read on main
+            with torch.cuda.stream(self._side):
+                self._forward_fused(half, self.rows, out)
+            main.wait_stream(self._side)  # the logits are read on main
         return out
 
     def _up(self, h, mlp):

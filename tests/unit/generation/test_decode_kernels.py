@@ -372,7 +372,7 @@ def test_exp_sum64_equals_float64_torch_on_the_gpu(monkeypatch):
 def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch):
     """The captured bf16 step with the kernels gives the SDPA step's logits to bf16 rounding, at
     rows of different positions (free slots at position 0 included); so does the fused step as
-    two halves on two streams (static_kv.SPLIT_STEP)."""
+    two halves on two streams (static_kv.SPLIT_STEP), captured and eager."""
     import transformers
 
     from multiplt.generation.static_kv import SlotDecoder
@@ -385,11 +385,13 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
     prompts = [torch.randint(1, 1000, (n,)).tolist() for n in (5, 70, 130, 1, 200)]
     from multiplt.generation import static_kv
 
-    logits = []
+    logits, caches = [], []
     with torch.inference_mode():
-        for kernels, split in ((False, False), (True, False), (True, True)):
+        # SDPA, the kernels' fused step, its halves captured, its halves run eagerly
+        for kernels, split, graphs in ((False, False, True), (True, False, True), (True, True, True),
+                                       (True, True, False)):
             monkeypatch.setattr(static_kv, "SPLIT_STEP", split)
-            engine = SlotDecoder(model, 8, 400, kernels=kernels)
+            engine = SlotDecoder(model, 8, 400, kernels=kernels, graphs=graphs)
             assert engine.kernels == kernels
             first = engine.prefill([0, 1, 2, 3, 4], prompts)
             engine.pos[:5] = torch.tensor([len(p) for p in prompts], device="cuda")
@@ -401,9 +403,14 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
                 engine.tokens.copy_(out.argmax(-1))
                 engine.pos[:5] += 1
             logits.append(torch.stack(steps))
+            caches.append(torch.stack([engine.keys[:, :5], engine.values[:, :5]]).float())
     for fast in logits[1:]:
         assert (logits[0] - fast).abs().max().item() < 0.1
         assert (logits[0].argmax(-1) == fast.argmax(-1)).float().mean().item() > 0.9
+    # the halves against the whole fused step, relative to the logits' and the cache's scale: the
+    # same math, GEMMs at half the rows (other roundings); a half computed wrong is off by ~1
+    for got, want in ((logits[2], logits[1]), (caches[2], caches[1]), (logits[3], logits[1]), (caches[3], caches[1])):
+        assert (got - want).abs().max().item() < 0.05 * want.abs().max().item()
 
 
 @pytest.mark.gpu
