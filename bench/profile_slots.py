@@ -4,7 +4,8 @@ kernels (decode_kernels.py, the default: the fused step of static_kv._forward_fu
 kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`: SDPA over every
 slot up to the bucket) and as two halves of the slots on two streams (`_split`, static_kv.SPLIT_STEP),
 rows at the bucket's end and at random positions; one layer's attention by each, and
-the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph; the sampler
+the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph, and a kernel
+that only reads what the attention reads (read_ceiling: attn_read_only_*); the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
 top-k over the half-precision logits, and in the four settings of its two switches
 (sampler_no_switches_ms, sampler_fused_gather_ms, sampler_pipelined_normalizer_ms,
@@ -104,6 +105,65 @@ def attention_variants(engine, lengths) -> dict:
     if timed_tiles:
         best = min(timed_tiles, key=res.get)
         res["attn_best_tile"] = ",".join(part[1:] for part in best.split("_")[2:5])  # BLOCK_N,WARPS,STAGES
+    reads = read_ceiling(engine, lengths_t, length)
+    res.update(reads)
+    # the attention kernel's own rate over the same bytes, at its default tile
+    tile = (f"attn_kernel_b{decode_kernels.BLOCK_N}_w{decode_kernels.NUM_WARPS}_s{decode_kernels.NUM_STAGES}"
+            f"_ms_L{length}_rand")
+    if isinstance(res.get(tile), float):
+        res[f"attn_kernel_default_GBps_L{length}_rand"] = round(reads["attn_read_bytes_per_layer"] / res[tile] / 1e6, 1)
+    return res
+
+
+def read_ceiling(engine, lengths_t, length) -> dict:
+    """The attention kernel's reads alone: a kernel with its grid (one program per slot) and its
+    loop over the slot's key and value tiles that only sums them, every layer graphed as in the
+    tile sweep (attn_read_only_b*_ms_L{length}_rand, and its GB/s over the bytes read). Near the
+    attention kernel's time: the access pattern bounds it; near the copy bandwidth: its math and
+    latency do."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def read_kernel(k_ptr, v_ptr, len_ptr, o_ptr, stride_kr, stride_kn, stride_vr, stride_vn,
+                    D: tl.constexpr, BLOCK: tl.constexpr, STAGES: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        n = tl.load(len_ptr + row)
+        dims = tl.arange(0, D)
+        acc = tl.zeros([BLOCK, D], tl.float32)
+        for n0 in tl.range(0, n, BLOCK, num_stages=STAGES):
+            cols = n0 + tl.arange(0, BLOCK)
+            inside = cols < n
+            k = tl.load(k_ptr + row * stride_kr + cols[:, None] * stride_kn + dims[None, :], mask=inside[:, None],
+                        other=0.0)
+            v = tl.load(v_ptr + row * stride_vr + cols[:, None] * stride_vn + dims[None, :], mask=inside[:, None],
+                        other=0.0)
+            acc += k.to(tl.float32) + v.to(tl.float32)
+        tl.store(o_ptr + row * D + dims, tl.sum(acc, 0))
+
+    rows, dim, layers = engine.rows, engine.head_dim, engine.keys.shape[0]
+    out = torch.empty((rows, dim), dtype=torch.float32, device="cuda")
+    read = int(lengths_t.sum()) * 2 * dim * engine.keys.element_size()  # bytes a layer reads
+    res = {}
+    for block_n, warps, stages in ((64, 4, 2), (64, 4, 3), (128, 4, 2), (128, 8, 3), (32, 4, 4)):
+        def every_layer():
+            for i in range(layers):
+                keys, values = engine.keys[i], engine.values[i]
+                read_kernel[(rows,)](keys, values, lengths_t, out, keys.stride(0), keys.stride(1), values.stride(0),
+                                     values.stride(1), D=dim, BLOCK=block_n, STAGES=stages, num_warps=warps)
+        key = f"attn_read_only_b{block_n}_w{warps}_s{stages}"
+        try:
+            every_layer()
+            torch.cuda.synchronize()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                every_layer()
+            ms = timed(graph.replay) / layers
+            res[f"{key}_ms_L{length}_rand"] = round(ms, 4)
+            res[f"{key}_GBps_L{length}_rand"] = round(read / ms / 1e6, 1)
+        except Exception as err:  # noqa: BLE001 - reported, the rest of the profile goes on
+            res[f"{key}_ms_L{length}_rand"] = f"failed: {type(err).__name__}: {err}"
+    res["attn_read_bytes_per_layer"] = read
     return res
 
 
