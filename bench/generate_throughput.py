@@ -38,11 +38,12 @@ FLOPs at the card's dense bf16 peak (989 TFLOP/s); fraction_of_roofline = forced
 the two limits. greedy_matches_hf: our greedy tokens equal
 `generate(do_sample=False)` for --greedy-prompts prompts, one at a time (bf16 on the GPU);
 greedy_fp32: the same check with the model in fp32 (where rounding is 2**16 times finer: tells a
-numerics difference from a wrong computation).
+numerics difference from a wrong computation). card (CUDA): the driver, power limit and clocks
+nvidia-smi reports before the runs (H100s differ from machine to machine by a few percent).
 
     python bench/generate_throughput.py --out bench/results/generate_throughput.json   # GPU
     python bench/generate_throughput.py --tiny                                          # CPU smoke
-Imports only torch, transformers and this package's generation code.
+Imports only torch, transformers and this package's generation code (and runs nvidia-smi on a GPU).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ import json
 import pathlib
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -187,6 +189,22 @@ def decode_limit(model, config, prompts, new_tokens, rows: int, bw: float) -> fl
     return rows * bw / per_step
 
 
+CARD_FIELDS = ("driver_version", "power.limit", "clocks.max.sm", "clocks.max.memory", "clocks.sm", "clocks.mem",
+               "temperature.gpu")
+
+
+def card_info() -> dict:
+    """The card's power limit and clocks as nvidia-smi reports them before the runs: cards of one
+    model differ from machine to machine (generate_throughput.notes.md, twelfth session)."""
+    query = ["nvidia-smi", f"--query-gpu={','.join(CARD_FIELDS)}", "--format=csv,noheader",
+             f"--id={torch.cuda.current_device()}"]
+    try:
+        line = subprocess.run(query, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as err:
+        return {"error": f"{type(err).__name__}: {err}"}
+    return dict(zip(CARD_FIELDS, (v.strip() for v in line.split(","))))
+
+
 # --variants: name -> (module, switch) turned the other way for one more forced run
 VARIANTS = {"fused_gather": (sampler, "FUSED_GATHER"), "pipelined_normalizer": (decode_kernels, "PIPELINED_NORMALIZER"),
             "split_step": (static_kv, "SPLIT_STEP")}
@@ -295,6 +313,8 @@ def main() -> None:
               "half_topk": sampler.HALF_TOPK and device == "cuda",
               "attn_tile": {"block_n": decode_kernels.BLOCK_N, "num_warps": decode_kernels.NUM_WARPS,
                             "num_stages": decode_kernels.NUM_STAGES}}
+    if device == "cuda":
+        result["card"] = card_info()
 
     def save():
         text = json.dumps(result, indent=2)
