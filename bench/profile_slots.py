@@ -22,8 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import tempfile
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))

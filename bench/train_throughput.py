@@ -26,13 +26,16 @@ N = num_parameters() (all parameters, tied embeddings counted once, attention sc
 counted), and `mfu_with_attention` = (6 N + 12 * n_layer * n_embd * seq_len) * tokens/s / 989e12
 (PaLM's convention: the QK^T and AV matmuls, forward and backward, without halving for the
 causal mask). The baseline runs at each --trainer-micro micro-batch (accumulation 8 / micro);
-the record compares the default with the fastest of them.
+the record compares the default with the fastest of them. `card` (CUDA): the driver, power
+limit and clocks nvidia-smi reports when the record is written (cards of one model differ from
+machine to machine).
 
     python bench/train_throughput.py --variants default --trainer-micro 1,2,4,8 --out $OUT/train_throughput.json  # GPU
     python bench/train_throughput.py --profile --variants 8cT,8c,8cx --out $OUT/train_throughput.json  # GPU
     python bench/train_throughput.py --tiny --steps 3 --warmup 1 --out /tmp/t.json     # CPU check
 
-Imports only torch, transformers, accelerate and this package's training modules.
+Imports only torch, transformers, accelerate and this package's training modules (and, on a GPU,
+bench/generate_throughput.py's card_info, which runs nvidia-smi).
 """
 
 from __future__ import annotations
@@ -50,6 +53,14 @@ import torch  # noqa: E402
 
 PEAK_BF16_FLOPS = 989e12  # H100/H200 SXM dense bf16, the issue's MFU denominator
 SEQ_LEN, BATCH = 2048, 8  # the recipe: 8 sequences of 2048 tokens per optimizer step
+
+
+def card_info() -> dict:
+    """generate_throughput.card_info: the card's power limit and clocks (nvidia-smi)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from generate_throughput import card_info as read
+
+    return read()
 
 
 def model_config(tiny: bool):
@@ -496,6 +507,7 @@ def main() -> int:
         "commit": os.environ.get("BENCH_COMMIT") or _git_commit(),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu {platform.processor()}",
         "versions": versions(device),
+        "card": card_info() if device.type == "cuda" else None,
         "model": "StarCoderBase-1B shape (gpt_bigcode, random init)" if not args.tiny else "tiny gpt_bigcode",
         "num_parameters": n_params, "seq_len": seq_len, "sequences_per_step": BATCH,
         "warmup_steps": args.warmup, "measured_steps": args.steps,
