@@ -4,8 +4,9 @@ kernels (decode_kernels.py, the default: the fused step of static_kv._forward_fu
 kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`: SDPA over every
 slot up to the bucket) and as two halves of the slots on two streams (`_split`, static_kv.SPLIT_STEP),
 rows at the bucket's end and at random positions; one layer's attention by each, and
-the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph, and a kernel
-that only reads what the attention reads (read_ceiling: attn_read_only_*); the sampler
+the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph, the flat kernel
+(decode_kernels.FLAT_ATTENTION: attn_flat_p<programs per SM>_s<stages>_*), and a kernel that only
+reads what the attention reads (read_ceiling: attn_read_only_*); the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
 top-k over the half-precision logits, and in the four settings of its two switches
 (sampler_no_switches_ms, sampler_fused_gather_ms, sampler_pipelined_normalizer_ms,
@@ -105,6 +106,31 @@ def attention_variants(engine, lengths) -> dict:
     if timed_tiles:
         best = min(timed_tiles, key=res.get)
         res["attn_best_tile"] = ",".join(part[1:] for part in best.split("_")[2:5])  # BLOCK_N,WARPS,STAGES
+    # the flat kernel (decode_kernels.FLAT_ATTENTION: programs through runs of whole slots), at
+    # 1-4 programs an SM and 2-4 pipeline stages, tile 64 x 4 warps; same rows, graphed the same way
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    for per_sm in (1, 2, 3, 4):
+        plan = decode_kernels.flat_plan(lengths_t, engine.capacity, False, per_sm * sms, 64)
+        for stages in (2, 3, 4):
+            def every_layer():
+                for i in range(layers):
+                    decode_kernels.mqa_decode(q[:, 0], engine.keys[i], engine.values[i], lengths_t,
+                                              engine.scale, 64, 4, num_stages=stages, plan=plan)
+            try:
+                every_layer()
+                torch.cuda.synchronize()
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    every_layer()
+                ms = round(timed(graph.replay) / layers, 4)
+            except Exception as err:  # noqa: BLE001 - reported, the rest of the profile goes on
+                ms = f"failed: {type(err).__name__}: {err}"
+            res[f"attn_flat_p{per_sm}_s{stages}_ms_L{length}_rand"] = ms
+    flat = decode_kernels.mqa_decode(q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale,
+                                     plan=decode_kernels.flat_plan(lengths_t, engine.capacity, False,
+                                                                   2 * sms))
+    plain = decode_kernels.mqa_decode(q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale)
+    res["attn_flat_max_abs_diff"] = round((flat.float() - plain.float()).abs().max().item(), 5)
     reads = read_ceiling(engine, lengths_t, length)
     res.update(reads)
     # the attention kernel's own rate over the same bytes, at its default tile

@@ -55,8 +55,16 @@ BLOCK_N = 64  # key positions per tile
 NUM_WARPS = 4
 NUM_STAGES = 2  # tiles in flight in the attention loop (Triton's software pipelining): 2 was 3-6% faster
 # than 3 over 24 graphed layers on an H100 (generate_throughput.notes.md, tenth session)
+# Decode attention by the flat kernel (prepared, off until measured on a GPU): each of
+# FLAT_PROGRAMS_PER_SM x SMs programs works through the key tiles of a run of whole slots in one
+# pipelined loop. Why: one layer's attention at 640 slots took about 14 us plus the bytes at the
+# full copy bandwidth (H100, rows of 256 to 768 positions, generate_profile_slots.json), a fixed
+# cost per launch that one program per slot, each a few tiles long, may be paying in its first
+# loads. Read at each step (static_kv._forward_fused).
+FLAT_ATTENTION = False
+FLAT_PROGRAMS_PER_SM = 2
 HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
-_log = _mix32 = _attend_tile = _exp_tile = None  # the kernels' helpers, set by _kernels()
+_log = _mix32 = _attend_tile = _flat_item = _exp_tile = None  # the kernels' helpers, set by _kernels()
 
 
 @functools.lru_cache(maxsize=None)
@@ -140,7 +148,7 @@ def _kernels():
     triton, tl, libdevice = found
     # the kernels' helpers are module globals: the interpreter runs a kernel from its source in
     # the module's globals, without the closure
-    global _log, _mix32, _attend_tile, _exp_tile
+    global _log, _mix32, _attend_tile, _flat_item, _exp_tile
     if os.environ.get("TRITON_INTERPRET") == "1":
         @triton.jit
         def _log(x):  # the interpreter has no libdevice: numpy's float32 log
@@ -160,16 +168,22 @@ def _kernels():
 
     @triton.jit
     def _attend_tile(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale, m, denom, acc,
-                     BLOCK: tl.constexpr):
-        """One tile of BLOCK cached positions into the online softmax (m, denom, acc)."""
+                     BLOCK: tl.constexpr, SAFE: tl.constexpr = False):
+        """One tile of BLOCK cached positions into the online softmax (m, denom, acc). SAFE: the
+        tile may hold no position at all while m is still -inf (the flat kernel's empty slots)."""
         cols = n0 + tl.arange(0, BLOCK)
         inside = cols < cached
         k = tl.load(k_row + cols[:, None] * stride_kn + dims[None, :], mask=inside[:, None], other=0.0)
         s = tl.dot(q, tl.trans(k)) * scale  # [H, BLOCK], float32
         s = tl.where(inside[None, :], s, float("-inf"))
         m_new = tl.maximum(m, tl.max(s, 1))
-        alpha = tl.exp(m - m_new)
-        p = tl.exp(s - m_new[:, None])
+        if SAFE:  # exp(-inf - -inf) would be NaN: subtract 0 where nothing was seen yet
+            m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
+            alpha = tl.exp(m - m_sub)
+            p = tl.exp(s - m_sub[:, None])
+        else:
+            alpha = tl.exp(m - m_new)
+            p = tl.exp(s - m_new[:, None])
         denom = denom * alpha + tl.sum(p, 1)
         v = tl.load(v_row + cols[:, None] * stride_vn + dims[None, :], mask=inside[:, None], other=0.0)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
@@ -216,6 +230,72 @@ def _kernels():
             acc = acc * alpha[:, None] + p.to(v_new.dtype).to(tl.float32)[:, None] * v_new.to(tl.float32)[None, :]
         out = o_ptr + row * stride_or + heads[:, None] * stride_oh + dims[None, :]
         tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
+
+    @triton.jit
+    def mqa_flat_kernel(q_ptr, k_ptr, v_ptr, len_ptr, cum_ptr, slot_ptr, first_ptr, o_ptr, nk_ptr, nv_ptr,
+                        stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn, stride_or, stride_oh,
+                        stride_nk, stride_nv, scale, H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr,
+                        NEW: tl.constexpr, LOOP_FOR: tl.constexpr, STAGES: tl.constexpr):
+        """mqa_decode_kernel with each program working through the key tiles of a run of whole
+        slots (flat_plan) in one loop, so that the loads of a slot's first tiles are issued while
+        the previous slot's last ones are computed (FLAT_ATTENTION)."""
+        prog = tl.program_id(0)
+        heads = tl.arange(0, H)
+        dims = tl.arange(0, D)
+        j0 = tl.load(cum_ptr + tl.load(first_ptr + prog))  # this program's work items j0..end-1
+        end = tl.load(cum_ptr + tl.load(first_ptr + prog + 1))
+        m = tl.full([H], float("-inf"), tl.float32)
+        denom = tl.zeros([H], tl.float32)
+        acc = tl.zeros([H, D], tl.float32)
+        if LOOP_FOR:
+            for j in tl.range(j0, end, num_stages=STAGES):
+                m, denom, acc = _flat_item(q_ptr, k_ptr, v_ptr, len_ptr, cum_ptr, slot_ptr, o_ptr, nk_ptr, nv_ptr,
+                                           stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn,
+                                           stride_or, stride_oh, stride_nk, stride_nv, scale, j, heads, dims,
+                                           m, denom, acc, BLOCK, NEW)
+        else:  # the interpreter's range() cannot take a tensor bound
+            j = j0
+            while j < end:
+                m, denom, acc = _flat_item(q_ptr, k_ptr, v_ptr, len_ptr, cum_ptr, slot_ptr, o_ptr, nk_ptr, nv_ptr,
+                                           stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn,
+                                           stride_or, stride_oh, stride_nk, stride_nv, scale, j, heads, dims,
+                                           m, denom, acc, BLOCK, NEW)
+                j += 1
+
+    @triton.jit
+    def _flat_item(q_ptr, k_ptr, v_ptr, len_ptr, cum_ptr, slot_ptr, o_ptr, nk_ptr, nv_ptr, stride_qr, stride_qh,
+                   stride_kr, stride_kn, stride_vr, stride_vn, stride_or, stride_oh, stride_nk, stride_nv, scale, j,
+                   heads, dims, m, denom, acc, BLOCK: tl.constexpr, NEW: tl.constexpr):
+        """Work item j of the flat kernel: one key tile of one slot; after the slot's last tile,
+        the step's new key and value as in mqa_decode_kernel, the slot's output, and a fresh
+        online softmax for the next slot."""
+        row = tl.load(slot_ptr + j).to(tl.int64)
+        tile = j - tl.load(cum_ptr + row)
+        cached = tl.load(len_ptr + row)
+        if NEW:  # the last position is the step's own key and value
+            cached = cached - 1
+        q = tl.load(q_ptr + row * stride_qr + heads[:, None] * stride_qh + dims[None, :])
+        k_row, v_row = k_ptr + row * stride_kr, v_ptr + row * stride_vr
+        m, denom, acc = _attend_tile(q, k_row, v_row, stride_kn, stride_vn, tile * BLOCK, cached, dims, scale,
+                                     m, denom, acc, BLOCK, True)
+        if tile == tl.maximum(tl.cdiv(cached, BLOCK), 1) - 1:  # the slot's last tile
+            if NEW:
+                k_new = tl.load(nk_ptr + row * stride_nk + dims)
+                v_new = tl.load(nv_ptr + row * stride_nv + dims)
+                tl.store(k_row + cached * stride_kn + dims, k_new)
+                tl.store(v_row + cached * stride_vn + dims, v_new)
+                s = tl.sum(q.to(tl.float32) * k_new.to(tl.float32)[None, :], 1) * scale  # [H]
+                m_new = tl.maximum(m, s)
+                alpha = tl.exp(m - m_new)
+                p = tl.exp(s - m_new)
+                denom = denom * alpha + p
+                acc = acc * alpha[:, None] + p.to(v_new.dtype).to(tl.float32)[:, None] * v_new.to(tl.float32)[None, :]
+            out = o_ptr + row * stride_or + heads[:, None] * stride_oh + dims[None, :]
+            tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
+            # the next slot starts afresh: with m at -inf its first tile scales denom and acc by
+            # exp(-inf) = 0, so they need no reset
+            m = tl.zeros_like(m) + float("-inf")
+        return m, denom, acc
 
     @triton.jit
     def _exp_tile(x_ptr, row, stride_x, c0, vocab, scale, top, total, BLOCK: tl.constexpr, SCALED: tl.constexpr):
@@ -314,11 +394,43 @@ def _kernels():
         tl.store(tok_ptr + row, token)
         tl.store(exact_ptr + row, exact.to(tl.int8))
 
-    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel
+    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel, mqa_flat_kernel
+
+
+def flat_plan(lengths, capacity: int, new: bool, programs: int, block_n: int | None = None):
+    """The flat attention kernel's work list for one step (FLAT_ATTENTION; the same for every
+    layer): each slot's key tiles, ceil(cached / block_n) and at least 1, numbered in slot order
+    (cum: [R + 1], the first item of each slot), the slot of each item ([R x ceil(C / block_n)]:
+    torch ops of fixed shapes, so a CUDA graph can capture them), and `programs` runs of whole
+    slots of about equal work (first: [programs + 1], each run's first slot). Returns
+    (cum, slot_of, first, block_n)."""
+    import torch
+
+    block_n = BLOCK_N if block_n is None else block_n
+    rows = lengths.shape[0]
+    cached = lengths.long() - 1 if new else lengths.long()
+    tiles = torch.clamp((cached + block_n - 1) // block_n, min=1)
+    cum = torch.zeros(rows + 1, dtype=torch.int64, device=lengths.device)
+    cum[1:] = tiles.cumsum(0)
+    items = torch.arange(rows * -(-capacity // block_n), device=lengths.device)
+    slot_of = (torch.searchsorted(cum, items, right=True) - 1).clamp_(max=rows - 1)
+    targets = torch.arange(programs + 1, device=lengths.device) * cum[-1] // programs
+    first = torch.searchsorted(cum, targets)  # the first slot that starts at or after each target
+    return cum, slot_of, first, block_n
+
+
+@functools.lru_cache(maxsize=None)
+def flat_programs(device) -> int:
+    """The flat kernel's grid: FLAT_PROGRAMS_PER_SM programs for each SM of `device`."""
+    import torch
+
+    if device.type != "cuda":
+        return 4  # the interpreter's tests
+    return FLAT_PROGRAMS_PER_SM * torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = None, num_warps: int | None = None,
-               new_k=None, new_v=None, num_stages: int | None = None):
+               new_k=None, new_v=None, num_stages: int | None = None, plan=None):
     """Attention of each row's H queries to its own keys/values 0..lengths[r]-1.
 
     q: [R, H, D] (H and D powers of two, H >= 16 for tl.dot); keys, values: [R, C, D] with unit
@@ -326,7 +438,9 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = Non
     ([R, D], unit stride in D): this step's key and value of each row, written to the cache at
     position lengths[r] - 1 by the kernel and used from registers (no separate scatter). `block_n`,
     `num_warps`: the tile and launch shape (64 and 4 were the fastest of 32-128 x 2-8 in
-    bench/profile_slots.py). Returns [R, H, D] in q's dtype."""
+    bench/profile_slots.py). With `plan` (flat_plan's, for these lengths): the flat kernel, each
+    program through a run of whole slots in one loop (FLAT_ATTENTION), tiles of the plan's width.
+    Returns [R, H, D] in q's dtype."""
     import torch
 
     # None: the module's constants as they are now (read at each call, so that a caller or a
@@ -341,12 +455,21 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = Non
         raise ValueError("mqa_decode needs unit stride in the head dimension")
     out = torch.empty_like(q)
     nk, nv = (new_k, new_v) if new else (q, q)  # unused without NEW
+    loop_for = os.environ.get("TRITON_INTERPRET") != "1"
+    if plan is not None:
+        cum, slot_of, first, block_n = plan
+        with _on(q.device):
+            _kernels()[4][(first.shape[0] - 1,)](
+                q, keys, values, lengths, cum, slot_of, first, out, nk, nv, q.stride(0), q.stride(1), keys.stride(0),
+                keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1), nk.stride(0),
+                nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new, LOOP_FOR=loop_for, STAGES=num_stages,
+                num_warps=num_warps)
+        return out
     with _on(q.device):
         _kernels()[0][(rows,)](q, keys, values, lengths, out, nk, nv, q.stride(0), q.stride(1), keys.stride(0),
                                keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
                                nk.stride(0), nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new,
-                               LOOP_FOR=os.environ.get("TRITON_INTERPRET") != "1", num_warps=num_warps,
-                               num_stages=num_stages)
+                               LOOP_FOR=loop_for, num_warps=num_warps, num_stages=num_stages)
     return out
 
 

@@ -184,13 +184,15 @@ class SlotDecoder:
         rows, dim, embed = hi - lo, self.head_dim, self.embed
         tokens, pos = self.tokens[lo:hi], self.pos[lo:hi]
         lengths = pos + 1
+        plan = (decode_kernels.flat_plan(lengths, self.capacity, True, decode_kernels.flat_programs(self.device))
+                if decode_kernels.FLAT_ATTENTION else None)  # the flat kernel's work list, for every layer
         x = t.wte(tokens) + t.wpe(pos)
         h = t.h[0].ln_1(x)
         for i, layer in enumerate(t.h):
             attn, mlp = layer.attn, layer.mlp
             q, k, v = F.linear(h, attn.c_attn.weight, attn.c_attn.bias).split((embed, dim, dim), dim=-1)
             a = decode_kernels.mqa_decode(q.view(rows, self.n_head, dim), self.keys[i, lo:hi], self.values[i, lo:hi],
-                                          lengths, self.scale, new_k=k, new_v=v)
+                                          lengths, self.scale, new_k=k, new_v=v, plan=plan)
             x.addmm_(a.view(rows, embed), attn.c_proj.weight.t())  # x += a W^T
             ln = layer.ln_2
             h = decode_kernels.add_layernorm(x, attn.c_proj.bias, ln.weight, ln.bias, ln.eps)

@@ -55,10 +55,13 @@ _INTERPRETED = textwrap.dedent("""
         ref = torch.stack([(q[r].float() @ keys[r, :n].float().T * dim ** -0.5).softmax(-1)
                            @ values[r, :n].float() for r, n in enumerate(lengths.tolist())])
         for block_n in (16, 64):
-            out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=block_n)
-            assert out.dtype == dtype and out.shape == (rows, heads, dim)
-            err = (out.float() - ref).abs().max().item()
-            assert err < (1e-5 if dtype == torch.float32 else 2e-3), (dtype, block_n, err)
+            # one program a slot, and the flat kernel (runs of whole slots, 1 to 4 programs)
+            for programs in (None, 1, 4):
+                plan = None if programs is None else dk.flat_plan(lengths, capacity, False, programs, block_n)
+                out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=block_n, plan=plan)
+                assert out.dtype == dtype and out.shape == (rows, heads, dim)
+                err = (out.float() - ref).abs().max().item()
+                assert err < (1e-5 if dtype == torch.float32 else 2e-3), (dtype, block_n, programs, err)
     x = torch.randn(5, 3000) * 8
     x[1, 100:] = float("-inf")
     top = x.amax(-1, keepdim=True).double()
@@ -93,11 +96,21 @@ _INTERPRETED_FUSED = textwrap.dedent("""
         ref.append((q[r] @ k.T * dim ** -0.5).softmax(-1) @ v)
         keys[r, n - 1:] = float("nan")
         values[r, n - 1:] = float("nan")
-    out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=16, new_k=new_k, new_v=new_v)
-    assert (out - torch.stack(ref)).abs().max().item() < 1e-5
-    for r, n in enumerate(lengths.tolist()):
-        assert torch.equal(keys[r, n - 1], new_k[r]) and torch.equal(values[r, n - 1], new_v[r])
-        assert keys[r, n:].isnan().all()
+    # one program a slot, and the flat kernel (a slot of length 1 has no cached tile: an empty one)
+    for programs in (None, 2, 3):
+        keys_t, values_t = keys.clone(), values.clone()
+        plan = None if programs is None else dk.flat_plan(lengths, capacity, True, programs, 16)
+        out = dk.mqa_decode(q, keys_t, values_t, lengths, dim ** -0.5, block_n=16, new_k=new_k, new_v=new_v,
+                            plan=plan)
+        assert (out - torch.stack(ref)).abs().max().item() < 1e-5, programs
+        for r, n in enumerate(lengths.tolist()):
+            assert torch.equal(keys_t[r, n - 1], new_k[r]) and torch.equal(values_t[r, n - 1], new_v[r])
+            assert keys_t[r, n:].isnan().all()
+    # the plan: every slot's tiles (at least one) in slot order, runs of whole slots
+    cum, slot_of, first, block = dk.flat_plan(lengths, capacity, True, 3, 16)
+    assert cum.tolist() == [0, 1, 2, 3, 7, 14] and block == 16
+    assert slot_of[:14].tolist() == [0, 1, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4]
+    assert first.tolist() == [0, 4, 5, 5]
 
     # add_layernorm: y += bias in place, and the LayerNorm of the sum
     y, bias, w, b = torch.randn(7, 300), torch.randn(300), torch.randn(300), torch.randn(300)
@@ -183,9 +196,11 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     prompts = [torch.randint(1, 300, (n,)).tolist() for n in (5, 20, 1)]
     runs = []
     with torch.inference_mode():
-        # the module step, the fused step, and the fused step as two halves (static_kv.SPLIT_STEP)
-        for fused, split in ((False, False), (True, False), (True, True)):
-            static_kv.SPLIT_STEP = split
+        # the module step, the fused step, the fused step as two halves (static_kv.SPLIT_STEP),
+        # and with the flat attention kernel (decode_kernels.FLAT_ATTENTION)
+        for fused, split, flat in ((False, False, False), (True, False, False), (True, True, False),
+                                   (True, False, True)):
+            static_kv.SPLIT_STEP, dk.FLAT_ATTENTION = split, flat
             engine = SlotDecoder(model, 4, 64, graphs=False)
             engine.kernels = fused  # the kernels, interpreted on the CPU
             first = engine.prefill([0, 1, 2], prompts)
@@ -198,7 +213,7 @@ _INTERPRETED_FUSED = textwrap.dedent("""
                 engine.tokens.copy_(out.argmax(-1))
                 engine.pos[:3] += 1
             runs.append((torch.stack(logits), engine.keys[:, :3].clone(), engine.values[:, :3].clone()))
-    static_kv.SPLIT_STEP = False
+    static_kv.SPLIT_STEP = dk.FLAT_ATTENTION = False
     for run in runs[1:]:
         for a, b in zip(runs[0], run):
             assert (a - b).abs().max().item() < 1e-5
@@ -331,7 +346,8 @@ def test_the_slot_engine_refuses_kernels_where_they_cannot_run():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("rows", [640, 33, 1])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_mqa_decode_equals_sdpa_on_the_gpu(rows, dtype, monkeypatch):
+@pytest.mark.parametrize("flat", [False, True])
+def test_mqa_decode_equals_sdpa_on_the_gpu(rows, dtype, flat, monkeypatch):
     monkeypatch.setattr(decode_kernels, "ENABLED", True)
     torch.manual_seed(0)
     heads, dim, capacity = 16, 128, 1024
@@ -350,7 +366,9 @@ def test_mqa_decode_equals_sdpa_on_the_gpu(rows, dtype, monkeypatch):
     for r, n in enumerate(lengths.tolist()):
         keys[r, n:] = float("nan")
         values[r, n:] = float("nan")
-    out = decode_kernels.mqa_decode(q, keys, values, lengths, dim ** -0.5)
+    plan = (decode_kernels.flat_plan(lengths, capacity, False, decode_kernels.flat_programs(q.device))
+            if flat else None)  # the flat kernel: runs of whole slots
+    out = decode_kernels.mqa_decode(q, keys, values, lengths, dim ** -0.5, plan=plan)
     assert out.dtype == dtype
     assert (out.float() - ref).abs().max().item() < 2e-2
 
@@ -372,7 +390,8 @@ def test_exp_sum64_equals_float64_torch_on_the_gpu(monkeypatch):
 def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch):
     """The captured bf16 step with the kernels gives the SDPA step's logits to bf16 rounding, at
     rows of different positions (free slots at position 0 included); so does the fused step as
-    two halves on two streams (static_kv.SPLIT_STEP), captured and eager."""
+    two halves on two streams (static_kv.SPLIT_STEP), captured and eager, and the fused step with
+    the flat attention kernel (decode_kernels.FLAT_ATTENTION)."""
     import transformers
 
     from multiplt.generation.static_kv import SlotDecoder
@@ -387,10 +406,13 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
 
     logits, caches = [], []
     with torch.inference_mode():
-        # SDPA, the kernels' fused step, its halves captured, its halves run eagerly
-        for kernels, split, graphs in ((False, False, True), (True, False, True), (True, True, True),
-                                       (True, True, False)):
+        # SDPA, the kernels' fused step, its halves captured, its halves run eagerly, the fused
+        # step with the flat attention kernel
+        for kernels, split, graphs, flat in ((False, False, True, False), (True, False, True, False),
+                                             (True, True, True, False), (True, True, False, False),
+                                             (True, False, True, True)):
             monkeypatch.setattr(static_kv, "SPLIT_STEP", split)
+            monkeypatch.setattr(decode_kernels, "FLAT_ATTENTION", flat)
             engine = SlotDecoder(model, 8, 400, kernels=kernels, graphs=graphs)
             assert engine.kernels == kernels
             first = engine.prefill([0, 1, 2, 3, 4], prompts)
@@ -407,9 +429,10 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
     for fast in logits[1:]:
         assert (logits[0] - fast).abs().max().item() < 0.1
         assert (logits[0].argmax(-1) == fast.argmax(-1)).float().mean().item() > 0.9
-    # the halves against the whole fused step, relative to the logits' and the cache's scale: the
-    # same math, GEMMs at half the rows (other roundings); a half computed wrong is off by ~1
-    for got, want in ((logits[2], logits[1]), (caches[2], caches[1]), (logits[3], logits[1]), (caches[3], caches[1])):
+    # the halves and the flat kernel against the whole fused step, relative to the logits' and
+    # the cache's scale: the same math, other roundings; a slot computed wrong is off by ~1
+    for got, want in ((logits[2], logits[1]), (caches[2], caches[1]), (logits[3], logits[1]), (caches[3], caches[1]),
+                      (logits[4], logits[1]), (caches[4], caches[1])):
         assert (got - want).abs().max().item() < 0.05 * want.abs().max().item()
 
 
