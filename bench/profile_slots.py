@@ -108,7 +108,7 @@ def attention_variants(engine, lengths) -> dict:
         res["attn_best_tile"] = ",".join(part[1:] for part in best.split("_")[2:5])  # BLOCK_N,WARPS,STAGES
     # the flat kernel (decode_kernels.FLAT_ATTENTION: programs through runs of whole slots), at
     # 1-4 programs an SM and 2-4 pipeline stages, tile 64 x 4 warps; same rows, graphed the same way
-    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    sms = torch.cuda.get_device_properties(q.device).multi_processor_count
     for per_sm in (1, 2, 3, 4):
         plan = decode_kernels.flat_plan(lengths_t, engine.capacity, False, per_sm * sms, 64)
         for stages in (2, 3, 4):
@@ -156,7 +156,7 @@ def read_ceiling(engine, lengths_t, length) -> dict:
         row = tl.program_id(0).to(tl.int64)
         n = tl.load(len_ptr + row)
         dims = tl.arange(0, D)
-        acc = tl.zeros([BLOCK, D], tl.float32)
+        acc = tl.zeros([D], tl.float32)
         for n0 in tl.range(0, n, BLOCK, num_stages=STAGES):
             cols = n0 + tl.arange(0, BLOCK)
             inside = cols < n
@@ -164,8 +164,8 @@ def read_ceiling(engine, lengths_t, length) -> dict:
                         other=0.0)
             v = tl.load(v_ptr + row * stride_vr + cols[:, None] * stride_vn + dims[None, :], mask=inside[:, None],
                         other=0.0)
-            acc += k.to(tl.float32) + v.to(tl.float32)
-        tl.store(o_ptr + row * D + dims, tl.sum(acc, 0))
+            acc += tl.sum(k.to(tl.float32) + v.to(tl.float32), 0)
+        tl.store(o_ptr + row * D + dims, acc)
 
     rows, dim, layers = engine.rows, engine.head_dim, engine.keys.shape[0]
     out = torch.empty((rows, dim), dtype=torch.float32, device="cuda")

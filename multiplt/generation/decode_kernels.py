@@ -232,8 +232,8 @@ def _kernels():
         tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
 
     @triton.jit
-    def mqa_flat_kernel(q_ptr, k_ptr, v_ptr, len_ptr, cum_ptr, slot_ptr, first_ptr, o_ptr, nk_ptr, nv_ptr,
-                        stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn, stride_or, stride_oh,
+    def mqa_flat_kernel(q_ptr, k_ptr, v_ptr, cached_ptr, cum_ptr, slot_ptr, tile_ptr, first_ptr, o_ptr, nk_ptr,
+                        nv_ptr, stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn, stride_or, stride_oh,
                         stride_nk, stride_nv, scale, H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr,
                         NEW: tl.constexpr, LOOP_FOR: tl.constexpr, STAGES: tl.constexpr):
         """mqa_decode_kernel with each program working through the key tiles of a run of whole
@@ -249,31 +249,31 @@ def _kernels():
         acc = tl.zeros([H, D], tl.float32)
         if LOOP_FOR:
             for j in tl.range(j0, end, num_stages=STAGES):
-                m, denom, acc = _flat_item(q_ptr, k_ptr, v_ptr, len_ptr, cum_ptr, slot_ptr, o_ptr, nk_ptr, nv_ptr,
+                m, denom, acc = _flat_item(q_ptr, k_ptr, v_ptr, cached_ptr, slot_ptr, tile_ptr, o_ptr, nk_ptr, nv_ptr,
                                            stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn,
                                            stride_or, stride_oh, stride_nk, stride_nv, scale, j, heads, dims,
                                            m, denom, acc, BLOCK, NEW)
         else:  # the interpreter's range() cannot take a tensor bound
             j = j0
             while j < end:
-                m, denom, acc = _flat_item(q_ptr, k_ptr, v_ptr, len_ptr, cum_ptr, slot_ptr, o_ptr, nk_ptr, nv_ptr,
+                m, denom, acc = _flat_item(q_ptr, k_ptr, v_ptr, cached_ptr, slot_ptr, tile_ptr, o_ptr, nk_ptr, nv_ptr,
                                            stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn,
                                            stride_or, stride_oh, stride_nk, stride_nv, scale, j, heads, dims,
                                            m, denom, acc, BLOCK, NEW)
                 j += 1
 
     @triton.jit
-    def _flat_item(q_ptr, k_ptr, v_ptr, len_ptr, cum_ptr, slot_ptr, o_ptr, nk_ptr, nv_ptr, stride_qr, stride_qh,
+    def _flat_item(q_ptr, k_ptr, v_ptr, cached_ptr, slot_ptr, tile_ptr, o_ptr, nk_ptr, nv_ptr, stride_qr, stride_qh,
                    stride_kr, stride_kn, stride_vr, stride_vn, stride_or, stride_oh, stride_nk, stride_nv, scale, j,
                    heads, dims, m, denom, acc, BLOCK: tl.constexpr, NEW: tl.constexpr):
         """Work item j of the flat kernel: one key tile of one slot; after the slot's last tile,
         the step's new key and value as in mqa_decode_kernel, the slot's output, and a fresh
         online softmax for the next slot."""
+        # the item's slot, tile and cached length, each read at j (flat_plan): no load waits on
+        # another, so that the pipeliner can issue an item's loads ahead
         row = tl.load(slot_ptr + j).to(tl.int64)
-        tile = j - tl.load(cum_ptr + row)
-        cached = tl.load(len_ptr + row)
-        if NEW:  # the last position is the step's own key and value
-            cached = cached - 1
+        tile = tl.load(tile_ptr + j)
+        cached = tl.load(cached_ptr + j)
         q = tl.load(q_ptr + row * stride_qr + heads[:, None] * stride_qh + dims[None, :])
         k_row, v_row = k_ptr + row * stride_kr, v_ptr + row * stride_vr
         m, denom, acc = _attend_tile(q, k_row, v_row, stride_kn, stride_vn, tile * BLOCK, cached, dims, scale,
@@ -402,8 +402,9 @@ def flat_plan(lengths, capacity: int, new: bool, programs: int, block_n: int | N
     layer): each slot's key tiles, ceil(cached / block_n) and at least 1, numbered in slot order
     (cum: [R + 1], the first item of each slot), the slot of each item ([R x ceil(C / block_n)]:
     torch ops of fixed shapes, so a CUDA graph can capture them), and `programs` runs of whole
-    slots of about equal work (first: [programs + 1], each run's first slot). Returns
-    (cum, slot_of, first, block_n)."""
+    slots of about equal work (first: [programs + 1], each run's first slot); for each item also
+    its tile within the slot and the slot's cached length (the kernel reads all three at the
+    item's index). Returns (cum, slot_of, tile_of, cached_of, first, block_n)."""
     import torch
 
     block_n = BLOCK_N if block_n is None else block_n
@@ -414,19 +415,26 @@ def flat_plan(lengths, capacity: int, new: bool, programs: int, block_n: int | N
     cum[1:] = tiles.cumsum(0)
     items = torch.arange(rows * -(-capacity // block_n), device=lengths.device)
     slot_of = (torch.searchsorted(cum, items, right=True) - 1).clamp_(max=rows - 1)
+    tile_of = items - cum[slot_of]  # each item's tile within its slot
+    cached_of = cached[slot_of]
     targets = torch.arange(programs + 1, device=lengths.device) * cum[-1] // programs
     first = torch.searchsorted(cum, targets)  # the first slot that starts at or after each target
-    return cum, slot_of, first, block_n
+    return cum, slot_of, tile_of, cached_of, first, block_n
+
+
+def flat_programs(device) -> int:
+    """The flat kernel's grid: FLAT_PROGRAMS_PER_SM (read at each call) programs for each SM of
+    `device`."""
+    if device.type != "cuda":
+        return 4  # the interpreter's tests
+    return FLAT_PROGRAMS_PER_SM * _sm_count(device)
 
 
 @functools.lru_cache(maxsize=None)
-def flat_programs(device) -> int:
-    """The flat kernel's grid: FLAT_PROGRAMS_PER_SM programs for each SM of `device`."""
+def _sm_count(device) -> int:
     import torch
 
-    if device.type != "cuda":
-        return 4  # the interpreter's tests
-    return FLAT_PROGRAMS_PER_SM * torch.cuda.get_device_properties(device).multi_processor_count
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = None, num_warps: int | None = None,
@@ -438,7 +446,7 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = Non
     ([R, D], unit stride in D): this step's key and value of each row, written to the cache at
     position lengths[r] - 1 by the kernel and used from registers (no separate scatter). `block_n`,
     `num_warps`: the tile and launch shape (64 and 4 were the fastest of 32-128 x 2-8 in
-    bench/profile_slots.py). With `plan` (flat_plan's, for these lengths): the flat kernel, each
+    bench/profile_slots.py). With `plan` (flat_plan's, for these lengths and the same `new`): the flat kernel, each
     program through a run of whole slots in one loop (FLAT_ATTENTION), tiles of the plan's width.
     Returns [R, H, D] in q's dtype."""
     import torch
@@ -457,12 +465,14 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = Non
     nk, nv = (new_k, new_v) if new else (q, q)  # unused without NEW
     loop_for = os.environ.get("TRITON_INTERPRET") != "1"
     if plan is not None:
-        cum, slot_of, first, block_n = plan
+        cum, slot_of, tile_of, cached_of, first, block_n = plan
+        if cum.shape[0] != rows + 1:
+            raise ValueError(f"mqa_decode: a flat plan for {cum.shape[0] - 1} slots, given {rows}")
         with _on(q.device):
             _kernels()[4][(first.shape[0] - 1,)](
-                q, keys, values, lengths, cum, slot_of, first, out, nk, nv, q.stride(0), q.stride(1), keys.stride(0),
-                keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1), nk.stride(0),
-                nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new, LOOP_FOR=loop_for, STAGES=num_stages,
+                q, keys, values, cached_of, cum, slot_of, tile_of, first, out, nk, nv, q.stride(0), q.stride(1),
+                keys.stride(0), keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
+                nk.stride(0), nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new, LOOP_FOR=loop_for, STAGES=num_stages,
                 num_warps=num_warps)
         return out
     with _on(q.device):

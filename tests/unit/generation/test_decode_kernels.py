@@ -107,10 +107,22 @@ _INTERPRETED_FUSED = textwrap.dedent("""
             assert torch.equal(keys_t[r, n - 1], new_k[r]) and torch.equal(values_t[r, n - 1], new_v[r])
             assert keys_t[r, n:].isnan().all()
     # the plan: every slot's tiles (at least one) in slot order, runs of whole slots
-    cum, slot_of, first, block = dk.flat_plan(lengths, capacity, True, 3, 16)
+    cum, slot_of, tile_of, cached_of, first, block = dk.flat_plan(lengths, capacity, True, 3, 16)
     assert cum.tolist() == [0, 1, 2, 3, 7, 14] and block == 16
     assert slot_of[:14].tolist() == [0, 1, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4]
+    assert tile_of[:14].tolist() == [0, 0, 0, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6]
+    assert cached_of[:14].tolist() == [0, 1, 16] + [63] * 4 + [99] * 7
     assert first.tolist() == [0, 4, 5, 5]
+    # slots with no cached tile (length 1) inside a program's run, after and before others
+    lengths = torch.tensor([17, 1, 64, 1, 1, 100, 2])
+    q, keys, values = torch.randn(7, heads, dim), torch.randn(7, capacity, dim), torch.randn(7, capacity, dim)
+    new_k, new_v = torch.randn(7, dim), torch.randn(7, dim)
+    want = dk.mqa_decode(q, keys.clone(), values.clone(), lengths, dim ** -0.5, block_n=16, new_k=new_k, new_v=new_v)
+    for programs in (1, 2, 3):
+        plan = dk.flat_plan(lengths, capacity, True, programs, 16)
+        out = dk.mqa_decode(q, keys.clone(), values.clone(), lengths, dim ** -0.5, new_k=new_k, new_v=new_v,
+                            plan=plan)
+        assert (out - want).abs().max().item() < 1e-5, programs
 
     # add_layernorm: y += bias in place, and the LayerNorm of the sum
     y, bias, w, b = torch.randn(7, 300), torch.randn(300), torch.randn(300), torch.randn(300)
@@ -194,13 +206,21 @@ _INTERPRETED_FUSED = textwrap.dedent("""
                                            n_positions=128, bos_token_id=0, eos_token_id=0)
     model = transformers.GPTBigCodeForCausalLM(config).eval()
     prompts = [torch.randint(1, 300, (n,)).tolist() for n in (5, 20, 1)]
-    runs = []
+    runs, planned = [], []
+    plan_of = dk.flat_plan
+
+    def counted_plan(*args, **kwargs):
+        planned[-1] += 1
+        return plan_of(*args, **kwargs)
+    dk.flat_plan = counted_plan
     with torch.inference_mode():
         # the module step, the fused step, the fused step as two halves (static_kv.SPLIT_STEP),
         # and with the flat attention kernel (decode_kernels.FLAT_ATTENTION)
         for fused, split, flat in ((False, False, False), (True, False, False), (True, True, False),
                                    (True, False, True)):
             static_kv.SPLIT_STEP, dk.FLAT_ATTENTION = split, flat
+            if flat:
+                planned.append(0)
             engine = SlotDecoder(model, 4, 64, graphs=False)
             engine.kernels = fused  # the kernels, interpreted on the CPU
             first = engine.prefill([0, 1, 2], prompts)
@@ -214,6 +234,7 @@ _INTERPRETED_FUSED = textwrap.dedent("""
                 engine.pos[:3] += 1
             runs.append((torch.stack(logits), engine.keys[:, :3].clone(), engine.values[:, :3].clone()))
     static_kv.SPLIT_STEP = dk.FLAT_ATTENTION = False
+    assert planned == [3], planned  # the flat run's engine made one plan a step
     for run in runs[1:]:
         for a, b in zip(runs[0], run):
             assert (a - b).abs().max().item() < 1e-5
@@ -413,6 +434,8 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
                                              (True, False, True, True)):
             monkeypatch.setattr(static_kv, "SPLIT_STEP", split)
             monkeypatch.setattr(decode_kernels, "FLAT_ATTENTION", flat)
+            # 3 programs for the 8 slots: runs of several slots, the free ones (length 1) among them
+            monkeypatch.setattr(decode_kernels, "flat_programs", lambda device: 3)
             engine = SlotDecoder(model, 8, 400, kernels=kernels, graphs=graphs)
             assert engine.kernels == kernels
             first = engine.prefill([0, 1, 2, 3, 4], prompts)
