@@ -107,11 +107,12 @@ def attention_variants(engine, lengths) -> dict:
         best = min(timed_tiles, key=res.get)
         res["attn_best_tile"] = ",".join(part[1:] for part in best.split("_")[2:5])  # BLOCK_N,WARPS,STAGES
     # the flat kernel (decode_kernels.FLAT_ATTENTION: programs through runs of whole slots), at
-    # 1-4 programs an SM and 2-4 pipeline stages, tile 64 x 4 warps; same rows, graphed the same way
+    # 1-4 programs an SM and 3 or 5 pipeline stages (double buffers from 5: FLAT_STAGES), tile 64 x
+    # 4 warps; same rows, graphed the same way
     sms = torch.cuda.get_device_properties(q.device).multi_processor_count
     for per_sm in (1, 2, 3, 4):
         plan = decode_kernels.flat_plan(lengths_t, engine.capacity, False, per_sm * sms, 64)
-        for stages in (2, 3, 4):
+        for stages in (3, 5):
             def every_layer():
                 for i in range(layers):
                     decode_kernels.mqa_decode(q[:, 0], engine.keys[i], engine.values[i], lengths_t,

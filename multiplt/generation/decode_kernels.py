@@ -63,6 +63,10 @@ NUM_STAGES = 2  # tiles in flight in the attention loop (Triton's software pipel
 # loads. Read at each step (static_kv._forward_fused).
 FLAT_ATTENTION = False
 FLAT_PROGRAMS_PER_SM = 2
+# its loop's pipeline stages: the item's slot is a load the tile's loads wait on, so Triton
+# 3.6 double-buffers the key and value tiles only from 5 stages (single buffers at 2-4; compiled
+# for sm_90 and read in the TTGIR, not yet timed)
+FLAT_STAGES = 5
 HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
 _log = _mix32 = _attend_tile = _flat_item = _exp_tile = None  # the kernels' helpers, set by _kernels()
 
@@ -455,7 +459,7 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = Non
     # benchmark that sets decode_kernels.BLOCK_N etc. changes what runs)
     block_n = BLOCK_N if block_n is None else block_n
     num_warps = NUM_WARPS if num_warps is None else num_warps
-    num_stages = NUM_STAGES if num_stages is None else num_stages
+    num_stages = (NUM_STAGES if plan is None else FLAT_STAGES) if num_stages is None else num_stages
     rows, heads, dim = q.shape
     new = new_k is not None
     tensors = (q, keys, values) + ((new_k, new_v) if new else ())
