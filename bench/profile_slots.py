@@ -145,11 +145,13 @@ def attention_variants(engine, lengths) -> dict:
 def read_ceiling(engine, lengths_t, length) -> dict:
     """The attention kernel's reads alone: a kernel with its grid (one program per slot) and its
     loop over the slot's key and value tiles that only sums them, every layer graphed as in the
-    tile sweep (attn_read_only_b*_ms_L{length}_rand, and its GB/s over the bytes read). Near the
-    attention kernel's time: the access pattern bounds it; near the copy bandwidth: its math and
-    latency do."""
-    import triton
-    import triton.language as tl
+    tile sweep (attn_read_only_b*_ms_L{length}_rand, and its GB/s over the bytes read). Triton
+    loads these tiles straight into registers (no shared-memory pipeline: that it builds for loads
+    that feed a tl.dot), so this is a plain streaming kernel of the same shape, not a bound."""
+    found = decode_kernels._triton()  # Triton comes with PyTorch's CUDA builds
+    if found is None:
+        return {"attn_read_only": "failed: Triton is not installed"}
+    triton, tl, _ = found
 
     @triton.jit
     def read_kernel(k_ptr, v_ptr, len_ptr, o_ptr, stride_kr, stride_kn, stride_vr, stride_vn,
