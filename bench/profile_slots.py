@@ -290,7 +290,9 @@ def main() -> None:
             split = None
         finally:
             static_kv.SPLIT_STEP = default_split
-        engines = [("", engine), ("_sdpa", sdpa), ("_unfused", unfused)] + ([("_split", split)] if split is not None else [])
+        engines = [("", engine), ("_sdpa", sdpa), ("_unfused", unfused)]
+        if split is not None:
+            engines.append(("_split", split))
         for _, e in engines:
             e.tokens.random_(1, config.vocab_size, generator=torch.Generator("cuda").manual_seed(0))
         for length in map(int, args.lengths.split(",")):

@@ -120,8 +120,9 @@ def _launches(index) -> bool:
 def _probe_others(device) -> bool:
     """One small launch of each other kernel (each compiles at its first launch): the nucleus on
     a row whose top token holds the nucleus (from float32 values, and from half-precision logits
-    read at the candidates' indices, with the normalizer's variant that does so), a LayerNorm of a constant row, one slot's attention
-    to its one new key."""
+    read at the candidates' indices, with the normalizer's variant that does so), a LayerNorm of a
+    constant row, one slot's attention to its one new key. (The flat attention kernel, off by
+    default, is not probed: FLAT_ATTENTION on a host where it cannot build raises.)"""
     import torch
 
     long = dict(dtype=torch.int64, device=device)
@@ -476,8 +477,8 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = Non
             _kernels()[4][(first.shape[0] - 1,)](
                 q, keys, values, cached_of, cum, slot_of, tile_of, first, out, nk, nv, q.stride(0), q.stride(1),
                 keys.stride(0), keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
-                nk.stride(0), nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new, LOOP_FOR=loop_for, STAGES=num_stages,
-                num_warps=num_warps)
+                nk.stride(0), nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new, LOOP_FOR=loop_for,
+                STAGES=num_stages, num_warps=num_warps)
         return out
     with _on(q.device):
         _kernels()[0][(rows,)](q, keys, values, lengths, out, nk, nv, q.stride(0), q.stride(1), keys.stride(0),
