@@ -48,6 +48,21 @@ def timed(fn, reps: int = 20) -> float:
     return (time.perf_counter() - start) / reps * 1e3
 
 
+def graphed_ms(every_layer, layers: int):
+    """ms per layer of `every_layer` (a call that runs each layer once) captured in one CUDA graph
+    and replayed; run once first, outside the capture (kernels compile there). A shape that fails
+    (shared memory, a build error) gives "failed: ..." instead."""
+    try:
+        every_layer()
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            every_layer()
+        return round(timed(graph.replay) / layers, 4)
+    except Exception as err:  # noqa: BLE001 - reported, the rest of the profile goes on
+        return f"failed: {type(err).__name__}: {err}"
+
+
 def attention_variants(engine, lengths) -> dict:
     """One layer's decode attention over all slots: the step's SDPA (query heads as query
     positions of the one KV head, additive mask) against two batched matmuls around a softmax;
@@ -92,16 +107,7 @@ def attention_variants(engine, lengths) -> dict:
             for i in range(layers):
                 decode_kernels.mqa_decode(q[:, 0], engine.keys[i], engine.values[i], lengths_t,
                                           engine.scale, block_n, warps, num_stages=stages)
-        try:
-            every_layer()  # compiles this tile outside the capture
-            torch.cuda.synchronize()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                every_layer()
-            ms = round(timed(graph.replay) / layers, 4)
-        except Exception as err:  # noqa: BLE001 - a tile that does not fit (shared memory): skipped
-            ms = f"failed: {type(err).__name__}"
-        res[f"attn_kernel_b{block_n}_w{warps}_s{stages}_ms_L{length}_rand"] = ms
+        res[f"attn_kernel_b{block_n}_w{warps}_s{stages}_ms_L{length}_rand"] = graphed_ms(every_layer, layers)
     timed_tiles = [k for k in res if k.startswith("attn_kernel_b") and isinstance(res[k], float)]
     if timed_tiles:
         best = min(timed_tiles, key=res.get)
@@ -117,16 +123,7 @@ def attention_variants(engine, lengths) -> dict:
                 for i in range(layers):
                     decode_kernels.mqa_decode(q[:, 0], engine.keys[i], engine.values[i], lengths_t,
                                               engine.scale, 64, 4, num_stages=stages, plan=plan)
-            try:
-                every_layer()
-                torch.cuda.synchronize()
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    every_layer()
-                ms = round(timed(graph.replay) / layers, 4)
-            except Exception as err:  # noqa: BLE001 - reported, the rest of the profile goes on
-                ms = f"failed: {type(err).__name__}: {err}"
-            res[f"attn_flat_p{per_sm}_s{stages}_ms_L{length}_rand"] = ms
+            res[f"attn_flat_p{per_sm}_s{stages}_ms_L{length}_rand"] = graphed_ms(every_layer, layers)
     try:  # the flat kernel's output against the per-slot kernel's (other summation order)
         flat = decode_kernels.mqa_decode(q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale,
                                          plan=decode_kernels.flat_plan(lengths_t, engine.capacity, False, 2 * sms))
@@ -183,17 +180,9 @@ def read_ceiling(engine, lengths_t, length) -> dict:
                 read_kernel[(rows,)](keys, values, lengths_t, out, keys.stride(0), keys.stride(1), values.stride(0),
                                      values.stride(1), D=dim, BLOCK=block_n, STAGES=stages, num_warps=warps)
         key = f"attn_read_only_b{block_n}_w{warps}_s{stages}"
-        try:
-            every_layer()
-            torch.cuda.synchronize()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                every_layer()
-            ms = timed(graph.replay) / layers
-            res[f"{key}_ms_L{length}_rand"] = round(ms, 4)
+        ms = res[f"{key}_ms_L{length}_rand"] = graphed_ms(every_layer, layers)
+        if isinstance(ms, float):
             res[f"{key}_GBps_L{length}_rand"] = round(read / ms / 1e6, 1)
-        except Exception as err:  # noqa: BLE001 - reported, the rest of the profile goes on
-            res[f"{key}_ms_L{length}_rand"] = f"failed: {type(err).__name__}: {err}"
     res["attn_read_bytes_per_layer"] = read
     return res
 

@@ -68,7 +68,7 @@ FLAT_PROGRAMS_PER_SM = 2
 # for sm_90 and read in the TTGIR, not yet timed)
 FLAT_STAGES = 5
 HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
-_log = _mix32 = _attend_tile = _flat_item = _exp_tile = None  # the kernels' helpers, set by _kernels()
+_log = _mix32 = _attend_tile = _new_column = _flat_item = _exp_tile = None  # the kernels' helpers, set by _kernels()
 
 
 @functools.lru_cache(maxsize=None)
@@ -153,7 +153,7 @@ def _kernels():
     triton, tl, libdevice = found
     # the kernels' helpers are module globals: the interpreter runs a kernel from its source in
     # the module's globals, without the closure
-    global _log, _mix32, _attend_tile, _flat_item, _exp_tile
+    global _log, _mix32, _attend_tile, _new_column, _flat_item, _exp_tile
     if os.environ.get("TRITON_INTERPRET") == "1":
         @triton.jit
         def _log(x):  # the interpreter has no libdevice: numpy's float32 log
@@ -195,6 +195,18 @@ def _kernels():
         return m_new, denom, acc
 
     @triton.jit
+    def _new_column(q, k_new, v_new, scale, m, denom, acc):
+        """The step's own key and value, from registers, as one more column of the online softmax
+        (m, denom, acc); returns (denom, acc) (m is not needed after it)."""
+        s = tl.sum(q.to(tl.float32) * k_new.to(tl.float32)[None, :], 1) * scale  # [H]
+        m_new = tl.maximum(m, s)
+        alpha = tl.exp(m - m_new)
+        p = tl.exp(s - m_new)
+        denom = denom * alpha + p
+        acc = acc * alpha[:, None] + p.to(v_new.dtype).to(tl.float32)[:, None] * v_new.to(tl.float32)[None, :]
+        return denom, acc
+
+    @triton.jit
     def mqa_decode_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, nk_ptr, nv_ptr, stride_qr, stride_qh, stride_kr,
                           stride_kn, stride_vr, stride_vn, stride_or, stride_oh, stride_nk, stride_nv, scale,
                           H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr, NEW: tl.constexpr,
@@ -227,12 +239,7 @@ def _kernels():
                                              m, denom, acc, BLOCK)
                 n0 += BLOCK
         if NEW:  # the last position, as one more column of the online softmax
-            s = tl.sum(q.to(tl.float32) * k_new.to(tl.float32)[None, :], 1) * scale  # [H]
-            m_new = tl.maximum(m, s)
-            alpha = tl.exp(m - m_new)
-            p = tl.exp(s - m_new)
-            denom = denom * alpha + p
-            acc = acc * alpha[:, None] + p.to(v_new.dtype).to(tl.float32)[:, None] * v_new.to(tl.float32)[None, :]
+            denom, acc = _new_column(q, k_new, v_new, scale, m, denom, acc)
         out = o_ptr + row * stride_or + heads[:, None] * stride_oh + dims[None, :]
         tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
 
@@ -289,12 +296,7 @@ def _kernels():
                 v_new = tl.load(nv_ptr + row * stride_nv + dims)
                 tl.store(k_row + cached * stride_kn + dims, k_new)
                 tl.store(v_row + cached * stride_vn + dims, v_new)
-                s = tl.sum(q.to(tl.float32) * k_new.to(tl.float32)[None, :], 1) * scale  # [H]
-                m_new = tl.maximum(m, s)
-                alpha = tl.exp(m - m_new)
-                p = tl.exp(s - m_new)
-                denom = denom * alpha + p
-                acc = acc * alpha[:, None] + p.to(v_new.dtype).to(tl.float32)[:, None] * v_new.to(tl.float32)[None, :]
+                denom, acc = _new_column(q, k_new, v_new, scale, m, denom, acc)
             out = o_ptr + row * stride_or + heads[:, None] * stride_oh + dims[None, :]
             tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
             # the next slot starts afresh: with m at -inf its first tile scales denom and acc by
