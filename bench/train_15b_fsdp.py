@@ -167,14 +167,17 @@ class MemoryPoller(threading.Thread):
             procs = psutil.Process(self.root).children(recursive=True)
         except psutil.NoSuchProcess:
             return {}
-        found = {}
+        found, parents = {}, {}
         for p in procs:
             try:
                 if "multiplt" in " ".join(p.cmdline()):
                     found[p.pid] = p.memory_info().rss / GIB
+                    parents[p.pid] = p.ppid()
             except psutil.Error:
                 pass
-        return found
+        # the training processes only: a process a training process forked (a worker, which keeps
+        # its parent's command line) is part of that process, not another one
+        return {pid: rss for pid, rss in found.items() if parents[pid] not in found}
 
     def run(self):
         while not self.stop.is_set():

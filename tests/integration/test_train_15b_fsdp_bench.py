@@ -10,7 +10,9 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 import torch
 
@@ -98,3 +100,25 @@ def test_plan_counts_the_15b_shape_on_the_meta_device():
     model = AutoModelForCausalLM.from_config(small)
     assert sum(p.numel() for p in model.transformer.h[0].parameters()) == block_parameters(small)
     assert count_parameters(small) == model.num_parameters()
+
+
+def test_the_memory_poller_counts_training_processes_not_their_forks():
+    """A process a training process forks keeps its command line; the per-process peaks must not
+    count it as another training process (a CI run once saw 3 peaks for 2 processes)."""
+    bench = load_bench()
+    code = "import os, time  # multiplt\nif os.fork() == 0:\n    time.sleep(20)\nelse:\n    time.sleep(20)"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        poller = bench.MemoryPoller(os.getpid(), cpu=True)
+        for _ in range(100):  # until the fork exists
+            kids = psutil.Process(child.pid).children()
+            if kids:
+                break
+            time.sleep(0.05)
+        assert kids and "multiplt" in " ".join(kids[0].cmdline())
+        assert list(poller.sample()) == [child.pid]
+    finally:
+        for p in psutil.Process(child.pid).children():
+            p.kill()
+        child.kill()
+        child.wait()
