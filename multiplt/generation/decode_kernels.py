@@ -244,8 +244,8 @@ def _kernels():
         tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
 
     @triton.jit
-    def mqa_flat_kernel(q_ptr, k_ptr, v_ptr, cached_ptr, cum_ptr, slot_ptr, tile_ptr, first_ptr, o_ptr, nk_ptr,
-                        nv_ptr, stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn, stride_or, stride_oh,
+    def mqa_flat_kernel(q_ptr, k_ptr, v_ptr, cached_ptr, slot_ptr, tile_ptr, bounds_ptr, o_ptr, nk_ptr, nv_ptr,
+                        stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn, stride_or, stride_oh,
                         stride_nk, stride_nv, scale, H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr,
                         NEW: tl.constexpr, LOOP_FOR: tl.constexpr, STAGES: tl.constexpr):
         """mqa_decode_kernel with each program working through the key tiles of a run of whole
@@ -254,8 +254,8 @@ def _kernels():
         prog = tl.program_id(0)
         heads = tl.arange(0, H)
         dims = tl.arange(0, D)
-        j0 = tl.load(cum_ptr + tl.load(first_ptr + prog))  # this program's work items j0..end-1
-        end = tl.load(cum_ptr + tl.load(first_ptr + prog + 1))
+        j0 = tl.load(bounds_ptr + prog)  # this program's work items j0..end-1
+        end = tl.load(bounds_ptr + prog + 1)
         m = tl.full([H], float("-inf"), tl.float32)
         denom = tl.zeros([H], tl.float32)
         acc = tl.zeros([H, D], tl.float32)
@@ -407,11 +407,11 @@ def _kernels():
 def flat_plan(lengths, capacity: int, new: bool, programs: int, block_n: int | None = None):
     """The flat attention kernel's work list for one step (FLAT_ATTENTION; the same for every
     layer): each slot's key tiles, ceil(cached / block_n) and at least 1, numbered in slot order
-    (cum: [R + 1], the first item of each slot), the slot of each item ([R x ceil(C / block_n)]:
-    torch ops of fixed shapes, so a CUDA graph can capture them), and `programs` runs of whole
-    slots of about equal work (first: [programs + 1], each run's first slot); for each item also
-    its tile within the slot and the slot's cached length (the kernel reads all three at the
-    item's index). Returns (cum, slot_of, tile_of, cached_of, first, block_n)."""
+    (the slot of each item: [R x ceil(C / block_n)], torch ops of fixed shapes, so a CUDA graph can
+    capture them), and `programs` runs of whole slots of about equal work (bounds: [programs + 1],
+    each run's first item); for each item also its tile within the slot and the slot's cached
+    length (the kernel reads all three at the item's index). Returns (slot_of, tile_of, cached_of,
+    bounds, block_n)."""
     import torch
 
     block_n = BLOCK_N if block_n is None else block_n
@@ -425,8 +425,9 @@ def flat_plan(lengths, capacity: int, new: bool, programs: int, block_n: int | N
     tile_of = items - cum[slot_of]  # each item's tile within its slot
     cached_of = cached[slot_of]
     targets = torch.arange(programs + 1, device=lengths.device) * cum[-1] // programs
-    first = torch.searchsorted(cum, targets)  # the first slot that starts at or after each target
-    return cum, slot_of, tile_of, cached_of, first, block_n
+    # each run starts at the first slot that starts at or after its target
+    bounds = cum[torch.searchsorted(cum, targets)]
+    return slot_of, tile_of, cached_of, bounds, block_n
 
 
 def flat_programs(device) -> int:
@@ -472,12 +473,13 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = Non
     nk, nv = (new_k, new_v) if new else (q, q)  # unused without NEW
     loop_for = os.environ.get("TRITON_INTERPRET") != "1"
     if plan is not None:
-        cum, slot_of, tile_of, cached_of, first, block_n = plan
-        if cum.shape[0] != rows + 1:
-            raise ValueError(f"mqa_decode: a flat plan for {cum.shape[0] - 1} slots, given {rows}")
+        slot_of, tile_of, cached_of, bounds, block_n = plan
+        if slot_of.shape[0] != rows * -(-keys.shape[1] // block_n):
+            raise ValueError(f"mqa_decode: a flat plan of {slot_of.shape[0]} items, not {rows} slots of "
+                             f"{keys.shape[1]} positions in tiles of {block_n}")
         with _on(q.device):
-            _kernels()[4][(first.shape[0] - 1,)](
-                q, keys, values, cached_of, cum, slot_of, tile_of, first, out, nk, nv, q.stride(0), q.stride(1),
+            _kernels()[4][(bounds.shape[0] - 1,)](
+                q, keys, values, cached_of, slot_of, tile_of, bounds, out, nk, nv, q.stride(0), q.stride(1),
                 keys.stride(0), keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
                 nk.stride(0), nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new, LOOP_FOR=loop_for,
                 STAGES=num_stages, num_warps=num_warps)

@@ -107,12 +107,12 @@ _INTERPRETED_FUSED = textwrap.dedent("""
             assert torch.equal(keys_t[r, n - 1], new_k[r]) and torch.equal(values_t[r, n - 1], new_v[r])
             assert keys_t[r, n:].isnan().all()
     # the plan: every slot's tiles (at least one) in slot order, runs of whole slots
-    cum, slot_of, tile_of, cached_of, first, block = dk.flat_plan(lengths, capacity, True, 3, 16)
-    assert cum.tolist() == [0, 1, 2, 3, 7, 14] and block == 16
+    slot_of, tile_of, cached_of, bounds, block = dk.flat_plan(lengths, capacity, True, 3, 16)
+    assert block == 16
     assert slot_of[:14].tolist() == [0, 1, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4]
     assert tile_of[:14].tolist() == [0, 0, 0, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6]
     assert cached_of[:14].tolist() == [0, 1, 16] + [63] * 4 + [99] * 7
-    assert first.tolist() == [0, 4, 5, 5]
+    assert bounds.tolist() == [0, 7, 14, 14]  # slots 0-3, slot 4, none: each run starts at a slot's first item
     # slots with no cached tile (length 1) inside a program's run, after and before others
     lengths = torch.tensor([17, 1, 64, 1, 1, 100, 2])
     q, keys, values = torch.randn(7, heads, dim), torch.randn(7, capacity, dim), torch.randn(7, capacity, dim)
