@@ -2,11 +2,9 @@
 bf16 weights): the captured decode step alone at a few key lengths, with the Triton decode
 kernels (decode_kernels.py, the default: the fused step of static_kv._forward_fused), with the
 kernels' attention in the module step (`_unfused`) and without kernels (`_sdpa`: SDPA over every
-slot up to the bucket) and as two halves of the slots on two streams (`_split`, static_kv.SPLIT_STEP),
-rows at the bucket's end and at random positions; one layer's attention by each, and
-the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph, the flat kernel
-(decode_kernels.FLAT_ATTENTION: attn_flat_p<programs per SM>_s<stages>_*), and a kernel that only
-reads what the attention reads (read_ceiling: attn_read_only_*); the sampler
+slot up to the bucket), rows at the bucket's end and at random positions; one layer's attention
+by each, and the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph,
+and a kernel that only reads what the attention reads (read_ceiling: attn_read_only_*); the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
 top-k over the half-precision logits, and in the four settings of its two switches
 (sampler_no_switches_ms, sampler_fused_gather_ms, sampler_pipelined_normalizer_ms,
@@ -112,25 +110,6 @@ def attention_variants(engine, lengths) -> dict:
     if timed_tiles:
         best = min(timed_tiles, key=res.get)
         res["attn_best_tile"] = ",".join(part[1:] for part in best.split("_")[2:5])  # BLOCK_N,WARPS,STAGES
-    # the flat kernel (decode_kernels.FLAT_ATTENTION: programs through runs of whole slots), at
-    # 1-4 programs an SM and 3 or 5 pipeline stages (double buffers from 5: FLAT_STAGES), tile 64 x
-    # 4 warps; same rows, graphed the same way
-    sms = torch.cuda.get_device_properties(q.device).multi_processor_count
-    for per_sm in (1, 2, 3, 4):
-        plan = decode_kernels.flat_plan(lengths_t, engine.capacity, False, per_sm * sms, 64)
-        for stages in (3, 5):
-            def every_layer():
-                for i in range(layers):
-                    decode_kernels.mqa_decode(q[:, 0], engine.keys[i], engine.values[i], lengths_t,
-                                              engine.scale, 64, 4, num_stages=stages, plan=plan)
-            res[f"attn_flat_p{per_sm}_s{stages}_ms_L{length}_rand"] = graphed_ms(every_layer, layers)
-    try:  # the flat kernel's output against the per-slot kernel's (other summation order)
-        flat = decode_kernels.mqa_decode(q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale,
-                                         plan=decode_kernels.flat_plan(lengths_t, engine.capacity, False, 2 * sms))
-        plain = decode_kernels.mqa_decode(q[:, 0], engine.keys[0], engine.values[0], lengths_t, engine.scale)
-        res["attn_flat_max_abs_diff"] = round((flat.float() - plain.float()).abs().max().item(), 5)
-    except Exception as err:  # noqa: BLE001 - reported, the rest of the profile goes on
-        res["attn_flat_max_abs_diff"] = f"failed: {type(err).__name__}: {err}"
     reads = read_ceiling(engine, lengths_t, length)
     res.update(reads)
     # the attention kernel's own rate over the same bytes, at its default tile
@@ -265,23 +244,12 @@ def main() -> None:
     engine = SlotDecoder(model, args.rows, 1024, kernels=True)
     sdpa = SlotDecoder(model, args.rows, 1024, kernels=False)  # the engine without them
     unfused = SlotDecoder(model, args.rows, 1024, kernels=True)  # the kernels' attention, module step
-    split = SlotDecoder(model, args.rows, 1024, kernels=True)  # the fused step as two halves, two streams
-    out = {"rows": args.rows, "kernels": engine.kernels, "split_step_default": static_kv.SPLIT_STEP}
+    out = {"rows": args.rows, "kernels": engine.kernels}
     with torch.inference_mode():
         static_kv.FUSED_STEP = False  # read when a step is captured: `unfused` captures now
         unfused.step(512)
         static_kv.FUSED_STEP = True
-        default_split, static_kv.SPLIT_STEP = static_kv.SPLIT_STEP, True  # `split` captures now
-        try:
-            split.step(512)
-        except Exception as err:  # noqa: BLE001 - reported, the rest of the profile goes on
-            out["step_split"] = f"failed: {type(err).__name__}: {err}"
-            split = None
-        finally:
-            static_kv.SPLIT_STEP = default_split
         engines = [("", engine), ("_sdpa", sdpa), ("_unfused", unfused)]
-        if split is not None:
-            engines.append(("_split", split))
         for _, e in engines:
             e.tokens.random_(1, config.vocab_size, generator=torch.Generator("cuda").manual_seed(0))
         for length in map(int, args.lengths.split(",")):
@@ -303,11 +271,7 @@ def main() -> None:
         out["step_logits_max_abs_diff_vs_sdpa"] = round((logits.float() - sdpa.step(512).float()).abs().max().item(), 4)
         unfused.pos.fill_(511)
         out["step_logits_max_abs_diff_vs_unfused"] = round((logits.float() - unfused.step(512).float()).abs().max().item(), 4)
-        if split is not None:
-            split.pos.fill_(511)
-            out["step_logits_max_abs_diff_vs_split"] = round(
-                (logits.float() - split.step(512).float()).abs().max().item(), 4)
-        del unfused, split, engines
+        del unfused, engines
         x = logits.float() / 0.2
         top = x.amax(-1, keepdim=True).double()
         out["normalizer_kernel_ms"] = round(timed(lambda: decode_kernels.exp_sum64(x, top)), 4)

@@ -55,20 +55,11 @@ BLOCK_N = 64  # key positions per tile
 NUM_WARPS = 4
 NUM_STAGES = 2  # tiles in flight in the attention loop (Triton's software pipelining): 2 was 3-6% faster
 # than 3 over 24 graphed layers on an H100 (generate_throughput.notes.md, tenth session)
-# Decode attention by the flat kernel (prepared, off until measured on a GPU): each of
-# FLAT_PROGRAMS_PER_SM x SMs programs works through the key tiles of a run of whole slots in one
-# pipelined loop. Why: one layer's attention at 640 slots took about 14 us plus the bytes at the
-# full copy bandwidth (H100, rows of 256 to 768 positions, generate_profile_slots.json), a fixed
-# cost per launch that one program per slot, each a few tiles long, may be paying in its first
-# loads. Read at each step (static_kv._forward_fused).
-FLAT_ATTENTION = False
-FLAT_PROGRAMS_PER_SM = 2
-# its loop's pipeline stages: the item's slot is a load the tile's loads wait on, so Triton
-# 3.6 double-buffers the key and value tiles only from 5 stages (single buffers at 2-4; compiled
-# for sm_90 and read in the TTGIR, not yet timed)
-FLAT_STAGES = 5
+# A flat work-list attention kernel (a few programs per SM, each through the key tiles of a run
+# of whole slots in one pipelined loop) was tried and removed: 0.048 against 0.043 ms a layer,
+# 0.96x end to end (H100, generate_throughput.notes.md)
 HALF_DTYPES = ("torch.bfloat16", "torch.float16")  # str(dtype): no torch import at module load
-_log = _mix32 = _attend_tile = _new_column = _flat_item = _exp_tile = None  # the kernels' helpers, set by _kernels()
+_log = _mix32 = _attend_tile = _new_column = _exp_tile = None  # the kernels' helpers, set by _kernels()
 
 
 @functools.lru_cache(maxsize=None)
@@ -121,8 +112,7 @@ def _probe_others(device) -> bool:
     """One small launch of each other kernel (each compiles at its first launch): the nucleus on
     a row whose top token holds the nucleus (from float32 values, and from half-precision logits
     read at the candidates' indices, with the normalizer's variant that does so), a LayerNorm of a
-    constant row, one slot's attention to its one new key. (The flat attention kernel, off by
-    default, is not probed: FLAT_ATTENTION on a host where it cannot build raises.)"""
+    constant row, one slot's attention to its one new key."""
     import torch
 
     long = dict(dtype=torch.int64, device=device)
@@ -153,7 +143,7 @@ def _kernels():
     triton, tl, libdevice = found
     # the kernels' helpers are module globals: the interpreter runs a kernel from its source in
     # the module's globals, without the closure
-    global _log, _mix32, _attend_tile, _new_column, _flat_item, _exp_tile
+    global _log, _mix32, _attend_tile, _new_column, _exp_tile
     if os.environ.get("TRITON_INTERPRET") == "1":
         @triton.jit
         def _log(x):  # the interpreter has no libdevice: numpy's float32 log
@@ -173,22 +163,16 @@ def _kernels():
 
     @triton.jit
     def _attend_tile(q, k_row, v_row, stride_kn, stride_vn, n0, cached, dims, scale, m, denom, acc,
-                     BLOCK: tl.constexpr, SAFE: tl.constexpr = False):
-        """One tile of BLOCK cached positions into the online softmax (m, denom, acc). SAFE: the
-        tile may hold no position at all while m is still -inf (the flat kernel's empty slots)."""
+                     BLOCK: tl.constexpr):
+        """One tile of BLOCK cached positions into the online softmax (m, denom, acc)."""
         cols = n0 + tl.arange(0, BLOCK)
         inside = cols < cached
         k = tl.load(k_row + cols[:, None] * stride_kn + dims[None, :], mask=inside[:, None], other=0.0)
         s = tl.dot(q, tl.trans(k)) * scale  # [H, BLOCK], float32
         s = tl.where(inside[None, :], s, float("-inf"))
         m_new = tl.maximum(m, tl.max(s, 1))
-        if SAFE:  # exp(-inf - -inf) would be NaN: subtract 0 where nothing was seen yet
-            m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
-            alpha = tl.exp(m - m_sub)
-            p = tl.exp(s - m_sub[:, None])
-        else:
-            alpha = tl.exp(m - m_new)
-            p = tl.exp(s - m_new[:, None])
+        alpha = tl.exp(m - m_new)
+        p = tl.exp(s - m_new[:, None])
         denom = denom * alpha + tl.sum(p, 1)
         v = tl.load(v_row + cols[:, None] * stride_vn + dims[None, :], mask=inside[:, None], other=0.0)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
@@ -242,67 +226,6 @@ def _kernels():
             denom, acc = _new_column(q, k_new, v_new, scale, m, denom, acc)
         out = o_ptr + row * stride_or + heads[:, None] * stride_oh + dims[None, :]
         tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
-
-    @triton.jit
-    def mqa_flat_kernel(q_ptr, k_ptr, v_ptr, cached_ptr, slot_ptr, tile_ptr, bounds_ptr, o_ptr, nk_ptr, nv_ptr,
-                        stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn, stride_or, stride_oh,
-                        stride_nk, stride_nv, scale, H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr,
-                        NEW: tl.constexpr, LOOP_FOR: tl.constexpr, STAGES: tl.constexpr):
-        """mqa_decode_kernel with each program working through the key tiles of a run of whole
-        slots (flat_plan) in one loop, so that the loads of a slot's first tiles are issued while
-        the previous slot's last ones are computed (FLAT_ATTENTION)."""
-        prog = tl.program_id(0)
-        heads = tl.arange(0, H)
-        dims = tl.arange(0, D)
-        j0 = tl.load(bounds_ptr + prog)  # this program's work items j0..end-1
-        end = tl.load(bounds_ptr + prog + 1)
-        m = tl.full([H], float("-inf"), tl.float32)
-        denom = tl.zeros([H], tl.float32)
-        acc = tl.zeros([H, D], tl.float32)
-        if LOOP_FOR:
-            for j in tl.range(j0, end, num_stages=STAGES):
-                m, denom, acc = _flat_item(q_ptr, k_ptr, v_ptr, cached_ptr, slot_ptr, tile_ptr, o_ptr, nk_ptr, nv_ptr,
-                                           stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn,
-                                           stride_or, stride_oh, stride_nk, stride_nv, scale, j, heads, dims,
-                                           m, denom, acc, BLOCK, NEW)
-        else:  # the interpreter's range() cannot take a tensor bound
-            j = j0
-            while j < end:
-                m, denom, acc = _flat_item(q_ptr, k_ptr, v_ptr, cached_ptr, slot_ptr, tile_ptr, o_ptr, nk_ptr, nv_ptr,
-                                           stride_qr, stride_qh, stride_kr, stride_kn, stride_vr, stride_vn,
-                                           stride_or, stride_oh, stride_nk, stride_nv, scale, j, heads, dims,
-                                           m, denom, acc, BLOCK, NEW)
-                j += 1
-
-    @triton.jit
-    def _flat_item(q_ptr, k_ptr, v_ptr, cached_ptr, slot_ptr, tile_ptr, o_ptr, nk_ptr, nv_ptr, stride_qr, stride_qh,
-                   stride_kr, stride_kn, stride_vr, stride_vn, stride_or, stride_oh, stride_nk, stride_nv, scale, j,
-                   heads, dims, m, denom, acc, BLOCK: tl.constexpr, NEW: tl.constexpr):
-        """Work item j of the flat kernel: one key tile of one slot; after the slot's last tile,
-        the step's new key and value as in mqa_decode_kernel, the slot's output, and a fresh
-        online softmax for the next slot."""
-        # the item's slot, tile and cached length, each read at j (flat_plan): no load waits on
-        # another, so that the pipeliner can issue an item's loads ahead
-        row = tl.load(slot_ptr + j).to(tl.int64)
-        tile = tl.load(tile_ptr + j)
-        cached = tl.load(cached_ptr + j)
-        q = tl.load(q_ptr + row * stride_qr + heads[:, None] * stride_qh + dims[None, :])
-        k_row, v_row = k_ptr + row * stride_kr, v_ptr + row * stride_vr
-        m, denom, acc = _attend_tile(q, k_row, v_row, stride_kn, stride_vn, tile * BLOCK, cached, dims, scale,
-                                     m, denom, acc, BLOCK, True)
-        if tile == tl.maximum(tl.cdiv(cached, BLOCK), 1) - 1:  # the slot's last tile
-            if NEW:
-                k_new = tl.load(nk_ptr + row * stride_nk + dims)
-                v_new = tl.load(nv_ptr + row * stride_nv + dims)
-                tl.store(k_row + cached * stride_kn + dims, k_new)
-                tl.store(v_row + cached * stride_vn + dims, v_new)
-                denom, acc = _new_column(q, k_new, v_new, scale, m, denom, acc)
-            out = o_ptr + row * stride_or + heads[:, None] * stride_oh + dims[None, :]
-            tl.store(out, (acc / denom[:, None]).to(o_ptr.dtype.element_ty))
-            # the next slot starts afresh: with m at -inf its first tile scales denom and acc by
-            # exp(-inf) = 0, so they need no reset
-            m = tl.zeros_like(m) + float("-inf")
-        return m, denom, acc
 
     @triton.jit
     def _exp_tile(x_ptr, row, stride_x, c0, vocab, scale, top, total, BLOCK: tl.constexpr, SCALED: tl.constexpr):
@@ -401,52 +324,11 @@ def _kernels():
         tl.store(tok_ptr + row, token)
         tl.store(exact_ptr + row, exact.to(tl.int8))
 
-    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel, mqa_flat_kernel
-
-
-def flat_plan(lengths, capacity: int, new: bool, programs: int, block_n: int | None = None):
-    """The flat attention kernel's work list for one step (FLAT_ATTENTION; the same for every
-    layer): each slot's key tiles, ceil(cached / block_n) and at least 1, numbered in slot order
-    (the slot of each item: [R x ceil(C / block_n)], torch ops of fixed shapes, so a CUDA graph can
-    capture them), and `programs` runs of whole slots of about equal work (bounds: [programs + 1],
-    each run's first item); for each item also its tile within the slot and the slot's cached
-    length (the kernel reads all three at the item's index). Returns (slot_of, tile_of, cached_of,
-    bounds, block_n)."""
-    import torch
-
-    block_n = BLOCK_N if block_n is None else block_n
-    rows = lengths.shape[0]
-    cached = lengths.long() - 1 if new else lengths.long()
-    tiles = torch.clamp((cached + block_n - 1) // block_n, min=1)
-    cum = torch.zeros(rows + 1, dtype=torch.int64, device=lengths.device)
-    cum[1:] = tiles.cumsum(0)
-    items = torch.arange(rows * -(-capacity // block_n), device=lengths.device)
-    slot_of = (torch.searchsorted(cum, items, right=True) - 1).clamp_(max=rows - 1)
-    tile_of = items - cum[slot_of]  # each item's tile within its slot
-    cached_of = cached[slot_of]
-    targets = torch.arange(programs + 1, device=lengths.device) * cum[-1] // programs
-    # each run starts at the first slot that starts at or after its target
-    bounds = cum[torch.searchsorted(cum, targets)]
-    return slot_of, tile_of, cached_of, bounds, block_n
-
-
-def flat_programs(device) -> int:
-    """The flat kernel's grid: FLAT_PROGRAMS_PER_SM (read at each call) programs for each SM of
-    `device`."""
-    if device.type != "cuda":
-        return 4  # the interpreter's tests
-    return FLAT_PROGRAMS_PER_SM * _sm_count(device)
-
-
-@functools.lru_cache(maxsize=None)
-def _sm_count(device) -> int:
-    import torch
-
-    return torch.cuda.get_device_properties(device).multi_processor_count
+    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel
 
 
 def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = None, num_warps: int | None = None,
-               new_k=None, new_v=None, num_stages: int | None = None, plan=None):
+               new_k=None, new_v=None, num_stages: int | None = None):
     """Attention of each row's H queries to its own keys/values 0..lengths[r]-1.
 
     q: [R, H, D] (H and D powers of two, H >= 16 for tl.dot); keys, values: [R, C, D] with unit
@@ -454,16 +336,14 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = Non
     ([R, D], unit stride in D): this step's key and value of each row, written to the cache at
     position lengths[r] - 1 by the kernel and used from registers (no separate scatter). `block_n`,
     `num_warps`: the tile and launch shape (64 and 4 were the fastest of 32-128 x 2-8 in
-    bench/profile_slots.py). With `plan` (flat_plan's, for these lengths and the same `new`): the flat kernel, each
-    program through a run of whole slots in one loop (FLAT_ATTENTION), tiles of the plan's width.
-    Returns [R, H, D] in q's dtype."""
+    bench/profile_slots.py). Returns [R, H, D] in q's dtype."""
     import torch
 
     # None: the module's constants as they are now (read at each call, so that a caller or a
     # benchmark that sets decode_kernels.BLOCK_N etc. changes what runs)
     block_n = BLOCK_N if block_n is None else block_n
     num_warps = NUM_WARPS if num_warps is None else num_warps
-    num_stages = (NUM_STAGES if plan is None else FLAT_STAGES) if num_stages is None else num_stages
+    num_stages = NUM_STAGES if num_stages is None else num_stages
     rows, heads, dim = q.shape
     new = new_k is not None
     tensors = (q, keys, values) + ((new_k, new_v) if new else ())
@@ -472,18 +352,6 @@ def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = Non
     out = torch.empty_like(q)
     nk, nv = (new_k, new_v) if new else (q, q)  # unused without NEW
     loop_for = os.environ.get("TRITON_INTERPRET") != "1"
-    if plan is not None:
-        slot_of, tile_of, cached_of, bounds, block_n = plan
-        if slot_of.shape[0] != rows * -(-keys.shape[1] // block_n):
-            raise ValueError(f"mqa_decode: a flat plan of {slot_of.shape[0]} items, not {rows} slots of "
-                             f"{keys.shape[1]} positions in tiles of {block_n}")
-        with _on(q.device):
-            _kernels()[4][(bounds.shape[0] - 1,)](
-                q, keys, values, cached_of, slot_of, tile_of, bounds, out, nk, nv, q.stride(0), q.stride(1),
-                keys.stride(0), keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),
-                nk.stride(0), nv.stride(0), scale, H=heads, D=dim, BLOCK=block_n, NEW=new, LOOP_FOR=loop_for,
-                STAGES=num_stages, num_warps=num_warps)
-        return out
     with _on(q.device):
         _kernels()[0][(rows,)](q, keys, values, lengths, out, nk, nv, q.stride(0), q.stride(1), keys.stride(0),
                                keys.stride(1), values.stride(0), values.stride(1), out.stride(0), out.stride(1),

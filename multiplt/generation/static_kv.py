@@ -40,12 +40,8 @@ from multiplt.generation import decode_kernels, mqa_attention
 
 # With decode_kernels, the decode step as _forward_fused (bench/profile_slots.py measures both).
 FUSED_STEP = True
-# The fused step as two halves of the slots on two CUDA streams (prepared, off until measured:
-# bench/profile_slots.py's step_graph_split_ms_* and generate_throughput.py --variants split_step):
-# one half's attention, bound by memory, may run beside the other half's GEMMs, bound by compute,
-# and fill the SMs that a small GEMM leaves idle; each GEMM then runs at half the rows. Read when a
-# step is captured.
-SPLIT_STEP = False
+# The fused step as two halves of the slots on two CUDA streams (one half's attention beside the
+# other half's GEMMs) was tried and removed: 0.83x end to end (H100, generate_throughput.notes.md).
 
 
 def supported(model) -> bool:
@@ -89,7 +85,6 @@ class SlotDecoder:
         self.kernels = usable if kernels is None else kernels
         self.tanh_gelu = getattr(config, "activation_function", None) == "gelu_pytorch_tanh"
         self._captured: dict[int, tuple] = {}
-        self._side = None  # _forward_split's side stream
 
     def key_length(self, longest: int) -> int:
         """The key length a step uses when the longest live row needs `longest` positions."""
@@ -136,7 +131,7 @@ class SlotDecoder:
         """Logits [rows, vocab] of `tokens` at `pos`, attending to positions 0..pos of each slot
         (SDPA reads only the first `length` positions; decode_kernels reads 0..pos)."""
         if self.kernels and FUSED_STEP:
-            return self._forward_split() if SPLIT_STEP and self.rows >= 2 else self._forward_fused()
+            return self._forward_fused()
         t = self.model.transformer
         rows, dim = self.rows, self.head_dim
         x = t.wte(self.tokens) + t.wpe(self.pos)
@@ -167,7 +162,7 @@ class SlotDecoder:
             x = x + layer.mlp(layer.ln_2(x))
         return self.model.lm_head(t.ln_f(x))
 
-    def _forward_fused(self, lo: int = 0, hi: int | None = None, out=None):
+    def _forward_fused(self):
         """_forward with decode_kernels: 7 launches per layer instead of 14. The attention kernel
         writes the step's key and value into the cache itself (no scatters); each output
         projection adds the residual stream inside its GEMM (in place, beta = 1), and one kernel
@@ -176,56 +171,24 @@ class SlotDecoder:
         roundings differ from the module path's: bias and residual are added in the other order,
         the GELU reads the GEMM's float32 accumulator, the new key's score is a float32 sum
         rather than a tl.dot, and the LayerNorm reduces in another order (float32 test: equal to
-        the module step to 1e-5). Slots lo..hi-1 only (all by default); with `out`, their logits
-        are written into out[lo:hi] (torch.mm's out=: no autograd, as every step runs), which is
-        returned."""
+        the module step to 1e-5)."""
         t = self.model.transformer
-        hi = self.rows if hi is None else hi
-        rows, dim, embed = hi - lo, self.head_dim, self.embed
-        tokens, pos = self.tokens[lo:hi], self.pos[lo:hi]
-        lengths = pos + 1
-        plan = (decode_kernels.flat_plan(lengths, self.capacity, True, decode_kernels.flat_programs(self.device))
-                if decode_kernels.FLAT_ATTENTION else None)  # the flat kernel's work list, for every layer
-        x = t.wte(tokens) + t.wpe(pos)
+        rows, dim, embed = self.rows, self.head_dim, self.embed
+        lengths = self.pos + 1
+        x = t.wte(self.tokens) + t.wpe(self.pos)
         h = t.h[0].ln_1(x)
         for i, layer in enumerate(t.h):
             attn, mlp = layer.attn, layer.mlp
             q, k, v = F.linear(h, attn.c_attn.weight, attn.c_attn.bias).split((embed, dim, dim), dim=-1)
-            a = decode_kernels.mqa_decode(q.view(rows, self.n_head, dim), self.keys[i, lo:hi], self.values[i, lo:hi],
-                                          lengths, self.scale, new_k=k, new_v=v, plan=plan)
+            a = decode_kernels.mqa_decode(q.view(rows, self.n_head, dim), self.keys[i], self.values[i], lengths,
+                                          self.scale, new_k=k, new_v=v)
             x.addmm_(a.view(rows, embed), attn.c_proj.weight.t())  # x += a W^T
             ln = layer.ln_2
             h = decode_kernels.add_layernorm(x, attn.c_proj.bias, ln.weight, ln.bias, ln.eps)
             x.addmm_(self._up(h, mlp), mlp.c_proj.weight.t())
             ln = t.h[i + 1].ln_1 if i + 1 < len(t.h) else t.ln_f
             h = decode_kernels.add_layernorm(x, mlp.c_proj.bias, ln.weight, ln.bias, ln.eps)
-        if out is None:
-            return self.model.lm_head(h)
-        torch.mm(h, self.model.lm_head.weight.t(), out=out[lo:hi])  # lm_head's GEMM, into out's rows
-        return out
-
-    def _forward_split(self):
-        """_forward_fused for the first and the second half of the slots, the second on a side
-        stream (SPLIT_STEP); both write their logits into one [rows, vocab] tensor. Rows are
-        independent, so each half's logits are the whole step's, up to the GEMMs' roundings at
-        half the rows."""
-        head = self.model.lm_head.weight
-        half = self.rows // 2
-        with torch.no_grad():  # torch.mm's out= refuses autograd
-            out = torch.empty((self.rows, head.shape[0]), dtype=head.dtype, device=self.device)
-            if self.device.type != "cuda":  # the interpreter's tests: one half after the other
-                self._forward_fused(0, half, out)
-                self._forward_fused(half, self.rows, out)
-                return out
-            main = torch.cuda.current_stream(self.device)
-            if self._side is None:
-                self._side = torch.cuda.Stream(self.device)
-            self._side.wait_stream(main)  # the step's inputs are written on main
-            self._forward_fused(0, half, out)
-            with torch.cuda.stream(self._side):
-                self._forward_fused(half, self.rows, out)
-            main.wait_stream(self._side)  # the logits are read on main
-        return out
+        return self.model.lm_head(h)
 
     def _up(self, h, mlp):
         """The MLP's up-projection and activation; for the tanh GELU on CUDA one cuBLASLt GEMM

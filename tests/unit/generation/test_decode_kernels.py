@@ -55,13 +55,10 @@ _INTERPRETED = textwrap.dedent("""
         ref = torch.stack([(q[r].float() @ keys[r, :n].float().T * dim ** -0.5).softmax(-1)
                            @ values[r, :n].float() for r, n in enumerate(lengths.tolist())])
         for block_n in (16, 64):
-            # one program a slot, and the flat kernel (runs of whole slots, 1 to 4 programs)
-            for programs in (None, 1, 4):
-                plan = None if programs is None else dk.flat_plan(lengths, capacity, False, programs, block_n)
-                out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=block_n, plan=plan)
-                assert out.dtype == dtype and out.shape == (rows, heads, dim)
-                err = (out.float() - ref).abs().max().item()
-                assert err < (1e-5 if dtype == torch.float32 else 2e-3), (dtype, block_n, programs, err)
+            out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=block_n)
+            assert out.dtype == dtype and out.shape == (rows, heads, dim)
+            err = (out.float() - ref).abs().max().item()
+            assert err < (1e-5 if dtype == torch.float32 else 2e-3), (dtype, block_n, err)
     x = torch.randn(5, 3000) * 8
     x[1, 100:] = float("-inf")
     top = x.amax(-1, keepdim=True).double()
@@ -76,7 +73,7 @@ _INTERPRETED = textwrap.dedent("""
 _INTERPRETED_FUSED = textwrap.dedent("""
     import torch
     import transformers
-    from multiplt.generation import decode_kernels as dk, sampler, static_kv
+    from multiplt.generation import decode_kernels as dk, sampler
     from multiplt.generation.noise import gumbel_noise_at
     from multiplt.generation.static_kv import SlotDecoder
 
@@ -96,33 +93,11 @@ _INTERPRETED_FUSED = textwrap.dedent("""
         ref.append((q[r] @ k.T * dim ** -0.5).softmax(-1) @ v)
         keys[r, n - 1:] = float("nan")
         values[r, n - 1:] = float("nan")
-    # one program a slot, and the flat kernel (a slot of length 1 has no cached tile: an empty one)
-    for programs in (None, 2, 3):
-        keys_t, values_t = keys.clone(), values.clone()
-        plan = None if programs is None else dk.flat_plan(lengths, capacity, True, programs, 16)
-        out = dk.mqa_decode(q, keys_t, values_t, lengths, dim ** -0.5, block_n=16, new_k=new_k, new_v=new_v,
-                            plan=plan)
-        assert (out - torch.stack(ref)).abs().max().item() < 1e-5, programs
-        for r, n in enumerate(lengths.tolist()):
-            assert torch.equal(keys_t[r, n - 1], new_k[r]) and torch.equal(values_t[r, n - 1], new_v[r])
-            assert keys_t[r, n:].isnan().all()
-    # the plan: every slot's tiles (at least one) in slot order, runs of whole slots
-    slot_of, tile_of, cached_of, bounds, block = dk.flat_plan(lengths, capacity, True, 3, 16)
-    assert block == 16
-    assert slot_of[:14].tolist() == [0, 1, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4]
-    assert tile_of[:14].tolist() == [0, 0, 0, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6]
-    assert cached_of[:14].tolist() == [0, 1, 16] + [63] * 4 + [99] * 7
-    assert bounds.tolist() == [0, 7, 14, 14]  # slots 0-3, slot 4, none: each run starts at a slot's first item
-    # slots with no cached tile (length 1) inside a program's run, after and before others
-    lengths = torch.tensor([17, 1, 64, 1, 1, 100, 2])
-    q, keys, values = torch.randn(7, heads, dim), torch.randn(7, capacity, dim), torch.randn(7, capacity, dim)
-    new_k, new_v = torch.randn(7, dim), torch.randn(7, dim)
-    want = dk.mqa_decode(q, keys.clone(), values.clone(), lengths, dim ** -0.5, block_n=16, new_k=new_k, new_v=new_v)
-    for programs in (1, 2, 3):
-        plan = dk.flat_plan(lengths, capacity, True, programs, 16)
-        out = dk.mqa_decode(q, keys.clone(), values.clone(), lengths, dim ** -0.5, new_k=new_k, new_v=new_v,
-                            plan=plan)
-        assert (out - want).abs().max().item() < 1e-5, programs
+    out = dk.mqa_decode(q, keys, values, lengths, dim ** -0.5, block_n=16, new_k=new_k, new_v=new_v)
+    assert (out - torch.stack(ref)).abs().max().item() < 1e-5
+    for r, n in enumerate(lengths.tolist()):
+        assert torch.equal(keys[r, n - 1], new_k[r]) and torch.equal(values[r, n - 1], new_v[r])
+        assert keys[r, n:].isnan().all()
 
     # add_layernorm: y += bias in place, and the LayerNorm of the sum
     y, bias, w, b = torch.randn(7, 300), torch.randn(300), torch.randn(300), torch.randn(300)
@@ -206,21 +181,9 @@ _INTERPRETED_FUSED = textwrap.dedent("""
                                            n_positions=128, bos_token_id=0, eos_token_id=0)
     model = transformers.GPTBigCodeForCausalLM(config).eval()
     prompts = [torch.randint(1, 300, (n,)).tolist() for n in (5, 20, 1)]
-    runs, planned = [], []
-    plan_of = dk.flat_plan
-
-    def counted_plan(*args, **kwargs):
-        planned[-1] += 1
-        return plan_of(*args, **kwargs)
-    dk.flat_plan = counted_plan
+    runs = []
     with torch.inference_mode():
-        # the module step, the fused step, the fused step as two halves (static_kv.SPLIT_STEP),
-        # and with the flat attention kernel (decode_kernels.FLAT_ATTENTION)
-        for fused, split, flat in ((False, False, False), (True, False, False), (True, True, False),
-                                   (True, False, True)):
-            static_kv.SPLIT_STEP, dk.FLAT_ATTENTION = split, flat
-            if flat:
-                planned.append(0)
+        for fused in (False, True):
             engine = SlotDecoder(model, 4, 64, graphs=False)
             engine.kernels = fused  # the kernels, interpreted on the CPU
             first = engine.prefill([0, 1, 2], prompts)
@@ -233,11 +196,8 @@ _INTERPRETED_FUSED = textwrap.dedent("""
                 engine.tokens.copy_(out.argmax(-1))
                 engine.pos[:3] += 1
             runs.append((torch.stack(logits), engine.keys[:, :3].clone(), engine.values[:, :3].clone()))
-    static_kv.SPLIT_STEP = dk.FLAT_ATTENTION = False
-    assert planned == [3], planned  # the flat run's engine made one plan a step
-    for run in runs[1:]:
-        for a, b in zip(runs[0], run):
-            assert (a - b).abs().max().item() < 1e-5
+    for a, b in zip(*runs):
+        assert (a - b).abs().max().item() < 1e-5
     print("ok")
 """)
 
@@ -367,8 +327,7 @@ def test_the_slot_engine_refuses_kernels_where_they_cannot_run():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("rows", [640, 33, 1])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("flat", [False, True])
-def test_mqa_decode_equals_sdpa_on_the_gpu(rows, dtype, flat, monkeypatch):
+def test_mqa_decode_equals_sdpa_on_the_gpu(rows, dtype, monkeypatch):
     monkeypatch.setattr(decode_kernels, "ENABLED", True)
     torch.manual_seed(0)
     heads, dim, capacity = 16, 128, 1024
@@ -387,9 +346,7 @@ def test_mqa_decode_equals_sdpa_on_the_gpu(rows, dtype, flat, monkeypatch):
     for r, n in enumerate(lengths.tolist()):
         keys[r, n:] = float("nan")
         values[r, n:] = float("nan")
-    plan = (decode_kernels.flat_plan(lengths, capacity, False, decode_kernels.flat_programs(q.device))
-            if flat else None)  # the flat kernel: runs of whole slots
-    out = decode_kernels.mqa_decode(q, keys, values, lengths, dim ** -0.5, plan=plan)
+    out = decode_kernels.mqa_decode(q, keys, values, lengths, dim ** -0.5)
     assert out.dtype == dtype
     assert (out.float() - ref).abs().max().item() < 2e-2
 
@@ -410,9 +367,7 @@ def test_exp_sum64_equals_float64_torch_on_the_gpu(monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch):
     """The captured bf16 step with the kernels gives the SDPA step's logits to bf16 rounding, at
-    rows of different positions (free slots at position 0 included); so does the fused step as
-    two halves on two streams (static_kv.SPLIT_STEP), captured and eager, and the fused step with
-    the flat attention kernel (decode_kernels.FLAT_ATTENTION)."""
+    rows of different positions (free slots at position 0 included)."""
     import transformers
 
     from multiplt.generation.static_kv import SlotDecoder
@@ -423,20 +378,10 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
     torch.manual_seed(0)
     model = transformers.GPTBigCodeForCausalLM(config).to("cuda", torch.bfloat16).eval()
     prompts = [torch.randint(1, 1000, (n,)).tolist() for n in (5, 70, 130, 1, 200)]
-    from multiplt.generation import static_kv
-
-    logits, caches = [], []
+    logits = []
     with torch.inference_mode():
-        # SDPA, the kernels' fused step, its halves captured, its halves run eagerly, the fused
-        # step with the flat attention kernel
-        for kernels, split, graphs, flat in ((False, False, True, False), (True, False, True, False),
-                                             (True, True, True, False), (True, True, False, False),
-                                             (True, False, True, True)):
-            monkeypatch.setattr(static_kv, "SPLIT_STEP", split)
-            monkeypatch.setattr(decode_kernels, "FLAT_ATTENTION", flat)
-            # 3 programs for the 8 slots: runs of several slots, the free ones (length 1) among them
-            monkeypatch.setattr(decode_kernels, "flat_programs", lambda device: 3)
-            engine = SlotDecoder(model, 8, 400, kernels=kernels, graphs=graphs)
+        for kernels in (False, True):
+            engine = SlotDecoder(model, 8, 400, kernels=kernels)
             assert engine.kernels == kernels
             first = engine.prefill([0, 1, 2, 3, 4], prompts)
             engine.pos[:5] = torch.tensor([len(p) for p in prompts], device="cuda")
@@ -448,15 +393,8 @@ def test_slot_engine_steps_with_kernels_equal_sdpa_steps_on_the_gpu(monkeypatch)
                 engine.tokens.copy_(out.argmax(-1))
                 engine.pos[:5] += 1
             logits.append(torch.stack(steps))
-            caches.append(torch.stack([engine.keys[:, :5], engine.values[:, :5]]).float())
-    for fast in logits[1:]:
-        assert (logits[0] - fast).abs().max().item() < 0.1
-        assert (logits[0].argmax(-1) == fast.argmax(-1)).float().mean().item() > 0.9
-    # the halves and the flat kernel against the whole fused step, relative to the logits' and
-    # the cache's scale: the same math, other roundings; a slot computed wrong is off by ~1
-    for got, want in ((logits[2], logits[1]), (caches[2], caches[1]), (logits[3], logits[1]), (caches[3], caches[1]),
-                      (logits[4], logits[1]), (caches[4], caches[1])):
-        assert (got - want).abs().max().item() < 0.05 * want.abs().max().item()
+    assert (logits[0] - logits[1]).abs().max().item() < 0.1
+    assert (logits[0].argmax(-1) == logits[1].argmax(-1)).float().mean().item() > 0.9
 
 
 @pytest.mark.gpu
