@@ -23,6 +23,7 @@ is one kernel (exp_sum64) and everything after the top-k is another (nucleus, NU
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from typing import Callable
 
@@ -278,13 +279,34 @@ def _settle(tokens, exact, x_of, row_seeds, step, top_p: float, publish=None, de
     if publish is not None:
         publish(tokens)
     if defer is not None and publish is not None:
-        defer.append(lambda: _settle_now(tokens, exact, x_of, row_seeds, step, top_p, publish))
+        defer.append(functools.partial(_settle_now, tokens, exact, x_of, row_seeds, step, top_p, publish,
+                                       _all_now(exact)))
         return tokens, None
     return _settle_now(tokens, exact, x_of, row_seeds, step, top_p, publish)
 
 
-def _settle_now(tokens, exact, x_of, row_seeds, step, top_p: float, publish=None):
-    if bool(exact.all()):  # one host sync per step
+def _all_now(exact):
+    """A function that returns bool(exact.all()) as of now: on CUDA the reduction and its copy to
+    the host are queued here and the function waits for them only, not for what the caller
+    queues after this (reading a CUDA tensor later would wait for the whole stream)."""
+    import torch
+
+    every = exact.all()
+    if every.device.type != "cuda":
+        return lambda: bool(every)
+    host = torch.empty((), dtype=torch.bool, pin_memory=True)
+    host.copy_(every, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+
+    def read() -> bool:
+        done.synchronize()
+        return bool(host)
+    return read
+
+
+def _settle_now(tokens, exact, x_of, row_seeds, step, top_p: float, publish=None, all_exact=None):
+    if all_exact() if all_exact is not None else bool(exact.all()):  # one host sync per step
         return tokens, 0
     rows = (~exact).nonzero().squeeze(-1)
     if rows.shape[0] == tokens.shape[0]:
