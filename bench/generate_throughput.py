@@ -22,9 +22,8 @@ first --problems problems; every variant runs on these same requests, in one pro
               attention and the torch float64 normalizer) and the sampler's top-k over the
               half-precision logits (sampler.HALF_TOPK) switched the other way;
               forced_kernels_speedup = with / without.
-  --variants fused_gather,pipelined_normalizer,defer_settle (CUDA): forced once more with each switch
-              turned the other way (sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER,
-              slot_batching.DEFER_SETTLE),
+  --variants fused_gather,pipelined_normalizer (CUDA): forced once more with each switch
+              turned the other way (sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER),
               after a warm-up with it; forced_<variant>_vs_forced = its tokens/s over forced's,
               forced_<variant>_same_tokens = whether its tokens equal forced's (tokens_sha1: a
               digest of every request's tokens). --variant-repeats R: R runs of the variant,
@@ -63,7 +62,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from multiplt.generation import decode_kernels, mqa_attention, sampler, slot_batching, static_kv  # noqa: E402
+from multiplt.generation import decode_kernels, mqa_attention, sampler, static_kv  # noqa: E402
 from multiplt.generation.continuous import Job, inflight_limit, sample_continuous  # noqa: E402
 from multiplt.generation.sampler import SamplerOptions  # noqa: E402
 
@@ -206,8 +205,7 @@ def card_info() -> dict:
 
 
 # --variants: name -> (module, switch) turned the other way for one more forced run
-VARIANTS = {"fused_gather": (sampler, "FUSED_GATHER"), "pipelined_normalizer": (decode_kernels, "PIPELINED_NORMALIZER"),
-            "defer_settle": (slot_batching, "DEFER_SETTLE")}
+VARIANTS = {"fused_gather": (sampler, "FUSED_GATHER"), "pipelined_normalizer": (decode_kernels, "PIPELINED_NORMALIZER")}
 
 
 PEAK_BF16_FLOPS = 989e12  # H100 SXM / H200 dense bf16 (as bench/train_throughput.py's MFU)

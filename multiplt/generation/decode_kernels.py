@@ -112,7 +112,7 @@ def _probe_others(device) -> bool:
     """One small launch of each other kernel (each compiles at its first launch): the nucleus on
     a row whose top token holds the nucleus (from float32 values, and from half-precision logits
     read at the candidates' indices, with the normalizer's variant that does so), a LayerNorm of a
-    constant row, one slot's attention to its one new key, keep_rows of one row of two."""
+    constant row, one slot's attention to its one new key."""
     import torch
 
     long = dict(dtype=torch.int64, device=device)
@@ -131,11 +131,8 @@ def _probe_others(device) -> bool:
     v = torch.ones((1, 16), **half)
     a = mqa_decode(torch.ones((1, 16, 16), **half), torch.zeros((1, 4, 16), **half), torch.zeros((1, 4, 16), **half),
                    torch.ones(1, **long), 0.25, new_k=torch.ones((1, 16), **half), new_v=v)
-    kept = keep_rows(torch.ones((2, 3), **half), torch.tensor([True, False], device=device),
-                     torch.zeros((2, 3), **half))
     return (int(token) == 2 and bool(exact) and abs(float(z_at) - float(z)) < 1e-12 and int(token_at) == 2
-            and bool(exact_at) and bool((y == 2).all()) and bool((h == 0).all()) and bool((a == 1).all())
-            and kept.sum(-1).tolist() == [0.0, 3.0])
+            and bool(exact_at) and bool((y == 2).all()) and bool((h == 0).all()) and bool((a == 1).all()))
 
 
 @functools.lru_cache(maxsize=None)
@@ -327,20 +324,7 @@ def _kernels():
         tl.store(tok_ptr + row, token)
         tl.store(exact_ptr + row, exact.to(tl.int8))
 
-    @triton.jit
-    def keep_rows_kernel(src_ptr, dst_ptr, exact_ptr, vocab, stride_src, stride_dst, BLOCK: tl.constexpr):
-        # one program per row: a row that is not exact is copied whole, an exact one costs a load
-        row = tl.program_id(0).to(tl.int64)
-        if tl.load(exact_ptr + row) == 0:
-            c0 = 0
-            while c0 < vocab:  # a while loop: the interpreter's range() cannot take a tensor bound
-                cols = c0 + tl.arange(0, BLOCK)
-                inside = cols < vocab
-                tl.store(dst_ptr + row * stride_dst + cols,
-                         tl.load(src_ptr + row * stride_src + cols, mask=inside), mask=inside)
-                c0 += BLOCK
-
-    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel, keep_rows_kernel
+    return mqa_decode_kernel, exp_sum64_kernel, add_layernorm_kernel, nucleus_kernel
 
 
 def mqa_decode(q, keys, values, lengths, scale: float, block_n: int | None = None, num_warps: int | None = None,
@@ -428,19 +412,6 @@ def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int,
                                num_warps=max(4, min(16, block // 256)),
                                **({"enable_fp_fusion": False} if fused else {}))
     return tokens, exact.bool()
-
-
-def keep_rows(src, exact, out):
-    """Copy the rows of `src` [B, V] (unit stride in V) whose `exact` ([B] bool, nucleus's) is
-    False into the same rows of `out` [B, V]; the other rows of `out` are left as they are. The
-    sampler's deferred settling reads those rows after the slot engine has overwritten `src`."""
-    rows, vocab = src.shape
-    if src.stride(1) != 1 or out.stride(1) != 1 or tuple(out.shape) != (rows, vocab):
-        raise ValueError("keep_rows needs [B, V] tensors of one shape with unit stride in V")
-    with _on(src.device):
-        _kernels()[4][(rows,)](src, out, exact.contiguous(), vocab, src.stride(0), out.stride(0), BLOCK=1024,
-                               num_warps=4)
-    return out
 
 
 # exp_sum64's loop where PIPELINED_NORMALIZER (off: about 10 us faster alone on an H100 and an H200,

@@ -23,7 +23,6 @@ is one kernel (exp_sum64) and everything after the top-k is another (nucleus, NU
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 from typing import Callable
 
@@ -164,14 +163,13 @@ def _single_token_rows(x, top_p: float):
 
 
 def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidates: int,
-            single: bool = False, publish=None, defer=None):
+            single: bool = False, publish=None):
     """choose_tokens, plus how many rows took the full-sort path; `publish` as _settle's (called
-    only on the paths that sync with the host); `defer` as _top_k_path's (the count is then None
-    where the settling was deferred)."""
+    only on the paths that sync with the host)."""
     if temperature <= 0:
         return logits.float().argmax(-1), 0
     if not single and _raw_path(logits, temperature, top_p):
-        return _top_k_path_raw(logits, temperature, row_seeds, step, top_p, candidates, publish, defer)
+        return _top_k_path_raw(logits, temperature, row_seeds, step, top_p, candidates, publish)
     raw, logits = logits, logits.float()
     x = logits / temperature
     # half-precision logits rank the tokens as x does (x = float(logit) / T is non-decreasing in
@@ -181,7 +179,7 @@ def _choose(logits, row_seeds, step, temperature: float, top_p: float, candidate
     order = (raw if HALF_TOPK and raw.device.type in HALF_TOPK_DEVICES
              and str(raw.dtype) in decode_kernels.HALF_DTYPES else None)
     if not (single and 0.5 <= top_p < 1.0):
-        return _top_k_path(x, row_seeds, step, top_p, candidates, order, publish, defer)
+        return _top_k_path(x, row_seeds, step, top_p, candidates, order, publish)
     certain, tokens = _single_token_rows(x, top_p)
     if bool(certain.all()):  # one host sync per step
         return tokens, 0
@@ -218,21 +216,18 @@ def _raw_path(logits, temperature: float, top_p: float) -> bool:
             and decode_kernels.division_by_reciprocal(temperature, logits.device))
 
 
-def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, candidates: int, publish=None,
-                    defer=None):
+def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, candidates: int, publish=None):
     """_top_k_path on the half-precision logits as they come, without the float32 copy over the
     temperature (two passes over [B, V] less): with FUSED_GATHER (the default) the normalizer and
     nucleus kernels read the candidates' logits at the top-k's indices and multiply them by the
     reciprocal of the temperature themselves; otherwise the candidates' values are gathered and
     divided by torch (the same per-element operation, so the same bits as x.gather) and the
     normalizer multiplies inside its kernel. Only rows that need the full sort get their float32
-    copy. With `defer` (_top_k_path's), those rows' logits are first copied aside by a kernel
-    (decode_kernels.keep_rows: the caller may overwrite `raw`, the slot engine's output buffer,
-    before the settling runs)."""
+    copy."""
     vocab = raw.shape[-1]
     k = min(candidates, vocab - 1)
     if k < 1 or k >= NUCLEUS_KERNEL_MAX:
-        return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw, publish, defer)
+        return _top_k_path(raw.float() / temperature, row_seeds, step, top_p, candidates, raw, publish)
     idx = raw.topk(k + 1, dim=-1).indices
     scale = decode_kernels.reciprocal(temperature)
     if FUSED_GATHER and raw.stride(1) == 1:  # the kernels read the candidates' logits themselves
@@ -242,71 +237,18 @@ def _top_k_path_raw(raw, temperature: float, row_seeds, step, top_p: float, cand
         vals = raw.gather(1, idx).float() / temperature
         z = decode_kernels.exp_sum64(raw, vals[:, :1].double(), scale)
         tokens, exact = decode_kernels.nucleus(vals, idx, z, row_seeds, step, top_p, _MARGIN, vocab)
-    if defer is not None and publish is not None:
-        raw = _kept_rows(raw, exact)
     return _settle(tokens, exact, lambda rows: (raw if rows is None else raw[rows]).float() / temperature,
-                   row_seeds, step, top_p, publish, defer)
+                   row_seeds, step, top_p, publish)
 
 
-_KEPT: dict = {}  # (device, dtype, vocabulary) -> the buffer decode_kernels.keep_rows copies into
-
-
-def _kept_rows(raw, exact):
-    """A buffer holding `raw`'s rows that are not `exact` (the others are stale): one per device,
-    dtype and vocabulary, reused by every call (the settling of one call runs before the next
-    call's copy is queued)."""
-    import torch
-
-    rows, vocab = raw.shape
-    key = (raw.device, raw.dtype, vocab)
-    buf = _KEPT.get(key)
-    if buf is None or buf.shape[0] < rows:
-        buf = _KEPT[key] = torch.empty((rows, vocab), dtype=raw.dtype, device=raw.device)
-    buf = buf[:rows]
-    decode_kernels.keep_rows(raw, exact, buf)
-    return buf
-
-
-def _settle(tokens, exact, x_of, row_seeds, step, top_p: float, publish=None, defer=None):
+def _settle(tokens, exact, x_of, row_seeds, step, top_p: float, publish=None):
     """The top-k path's end: the rows not `exact` take the full sort. `x_of(rows)`: those rows'
     logits over the temperature (rows None: all). `publish(tokens)`, where given, is called before
     the host sync (so that the caller's writes of the tokens queue up behind the kernels instead
-    of waiting for the sync) and again with the final tokens if rows changed. `defer` (a list,
-    with `publish`): the tokens are published and returned with the count None, without the sync;
-    what follows it is appended to `defer` as a function, which the caller runs later (before
-    anything changes `row_seeds`, `step` or what `x_of` reads) and which returns (tokens,
-    count) as this does."""
+    of waiting for the sync) and again with the final tokens if rows changed."""
     if publish is not None:
         publish(tokens)
-    if defer is not None and publish is not None:
-        defer.append(functools.partial(_settle_now, tokens, exact, x_of, row_seeds, step, top_p, publish,
-                                       _all_now(exact)))
-        return tokens, None
-    return _settle_now(tokens, exact, x_of, row_seeds, step, top_p, publish)
-
-
-def _all_now(exact):
-    """A function that returns bool(exact.all()) as of now: on CUDA the reduction and its copy to
-    the host are queued here and the function waits for them only, not for what the caller
-    queues after this (reading a CUDA tensor later would wait for the whole stream)."""
-    import torch
-
-    every = exact.all()
-    if every.device.type != "cuda":
-        return lambda: bool(every)
-    host = torch.empty((), dtype=torch.bool, pin_memory=True)
-    host.copy_(every, non_blocking=True)
-    done = torch.cuda.Event()
-    done.record()
-
-    def read() -> bool:
-        done.synchronize()
-        return bool(host)
-    return read
-
-
-def _settle_now(tokens, exact, x_of, row_seeds, step, top_p: float, publish=None, all_exact=None):
-    if all_exact() if all_exact is not None else bool(exact.all()):  # one host sync per step
+    if bool(exact.all()):  # one host sync per step
         return tokens, 0
     rows = (~exact).nonzero().squeeze(-1)
     if rows.shape[0] == tokens.shape[0]:
@@ -319,11 +261,10 @@ def _settle_now(tokens, exact, x_of, row_seeds, step, top_p: float, publish=None
     return tokens, rows.shape[0]
 
 
-def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None, publish=None, defer=None):
+def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None, publish=None):
     """_choose on logits already divided by the temperature: the nucleus looked for among the
     `candidates` largest, the full sort for the rows where that cannot be exact. `order`: the
-    logits before the division (half precision, same ranking), for the top-k. `defer`: as
-    _settle's (x is this call's own tensor: nothing the caller does overwrites it)."""
+    logits before the division (half precision, same ranking), for the top-k."""
     import torch
 
     vocab = x.shape[-1]
@@ -352,8 +293,7 @@ def _top_k_path(x, row_seeds, step, top_p: float, candidates: int, order=None, p
         best = scores.max(-1, keepdim=True).values
         # argmax ties go to the lowest token id, as argmax over the vocabulary does
         tokens = torch.where(scores == best, cand_idx, vocab).min(-1).values
-    return _settle(tokens, exact, lambda rows: x if rows is None else x[rows], row_seeds, step, top_p, publish,
-                   defer)
+    return _settle(tokens, exact, lambda rows: x if rows is None else x[rows], row_seeds, step, top_p, publish)
 
 
 class TokenChooser:
@@ -371,7 +311,6 @@ class TokenChooser:
         self.max_candidates = max(candidates, max_candidates or candidates)
         self.single = single
         self.sort_until, self.calls = -1, 0
-        self._deferred = None  # (the settling function, its call, rows) of a deferred call
 
     @classmethod
     def for_device(cls, device) -> "TokenChooser":
@@ -386,56 +325,28 @@ class TokenChooser:
             return cls(candidates=32, single=True)
         return cls(candidates=1024, max_candidates=4096)
 
-    def __call__(self, logits, row_seeds, step, temperature: float, top_p: float, publish=None,
-                 defer: bool = False):
+    def __call__(self, logits, row_seeds, step, temperature: float, top_p: float, publish=None):
         """`step`: an int, or an int64 tensor of each row's step (continuous batching), which
         must not change before this returns. `publish(tokens)`: the caller's writes of the
         tokens; it is called at least once, last with the tokens returned, and where the sampler
-        waits for the GPU (the top-k path's one sync a step) first before that wait.
-
-        `defer` (with `publish`): on the top-k paths the call returns without that wait, with
-        tokens that the rows needing the full sort do not have yet; `settle()` finishes it (and
-        publishes their tokens). Until then `row_seeds` and `step` must not change; `logits` may
-        (the rows that need them are copied aside). A caller can so queue its next GPU work
-        before the wait, and redo it in the rare case that settle() changed a token."""
-        self.settle()
+        waits for the GPU (the top-k path's one sync a step) first before that wait."""
         call, self.calls = self.calls, self.calls + 1
         if temperature > 0 and top_p < 1.0 and call < self.sort_until:
             tokens = _sort_path(logits.float() / temperature, row_seeds, step, top_p)
             if publish is not None:
                 publish(tokens)
             return tokens
-        calls, later = [], [] if defer and publish is not None else None
+        calls = []
         tokens, fallback = _choose(logits, row_seeds, step, temperature, top_p, self.candidates,
-                                   self.single, None if publish is None else lambda t: calls.append(publish(t)),
-                                   later)
+                                   self.single, None if publish is None else lambda t: calls.append(publish(t)))
         if publish is not None and not calls:
             publish(tokens)
-        if later:
-            self._deferred = (later[0], call, logits.shape[0], temperature, top_p)
-            return tokens
-        self._adapt(call, fallback, logits.shape[0], temperature, top_p)
-        return tokens
-
-    def settle(self) -> bool:
-        """Finish the last call made with `defer` (nothing if there is none): its rows that need
-        the full sort take it, and their tokens are published. Returns whether any token changed."""
-        if self._deferred is None:
-            return False
-        finish, call, rows, temperature, top_p = self._deferred
-        self._deferred = None
-        _, fallback = finish()
-        self._adapt(call, fallback, rows, temperature, top_p)
-        return fallback > 0
-
-    def _adapt(self, call: int, fallback: int, rows: int, temperature: float, top_p: float) -> None:
-        """After a step where more than max_fallback of the rows took the full sort: more
-        candidates, or the full sort for the next probe_every steps."""
-        if temperature > 0 and top_p < 1.0 and fallback > self.max_fallback * rows:
+        if temperature > 0 and top_p < 1.0 and fallback > self.max_fallback * logits.shape[0]:
             if self.candidates < self.max_candidates:
                 self.candidates = min(4 * self.candidates, self.max_candidates)
             else:
                 self.sort_until = call + self.probe_every
+        return tokens
 
 
 def _decode_attention(device):

@@ -12,14 +12,8 @@ found done are yielded at the end of that iteration (the one token they drew mea
 kept) and their slots are refilled from the waiting requests (shortest prompts first) at the next
 iteration: the new rows' first tokens are sampled from their prefill logits in the same iteration
 as the others' next tokens. No other host/device traffic per iteration than the sampler's own.
-
-With DEFER_SETTLE, on the devices in DEFER_SETTLE_DEVICES, the sampler's one wait per iteration (whether each row's nucleus
-was settled by its top-k) comes after the next iteration's decode step is queued
-(TokenChooser's `defer`), so the GPU does not idle while the host goes from that wait to the
-next launch. In the rare iteration where a row needed the full sort, its token changes after
-the next step read it: that step is run again with the right tokens (it writes the same cache
-positions; the other rows' results are the same), so the tokens are those of the loop without
-deferral.
+(Queuing the next step before the sampler's wait, and running it again where a row's token
+changed, was tried and removed: no faster on an H100, generate_throughput.notes.md.)
 """
 
 from __future__ import annotations
@@ -32,11 +26,6 @@ import torch
 from multiplt.generation.sampler import SamplerOptions, TokenChooser
 from multiplt.generation.static_kv import SlotDecoder
 from multiplt.generation.stops import stop_window
-
-# the sampler's wait deferred past the next step's launch, on these devices (on the CPU every op
-# runs when called: nothing to overlap)
-DEFER_SETTLE = True
-DEFER_SETTLE_DEVICES = ("cuda",)
 
 
 def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[[list[int]], str] | None = None,
@@ -64,7 +53,6 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
     toks: dict[int, list[int]] = {}  # tokens already copied to the host per live slot
     it, live_index, order, identity = 0, None, [], False
     deadline = reach = 0  # first iteration some live row has all its tokens; longest row's offset
-    defer = DEFER_SETTLE and device.type in DEFER_SETTLE_DEVICES
     with torch.inference_mode():
         while slot_job or waiting:
             new_slots, new_logits = [], []
@@ -91,16 +79,7 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
             parts = []
             if old:  # tokens sampled so far: it - start; the key length must cover prompt + them
                 logits = engine.step(engine.key_length(it + reach))
-                # the last iteration's deferred wait, with this step already queued; if a row's
-                # token changed, the step read the wrong one: again, with the right tokens (and
-                # the ring's host copy, taken before the change, again)
-                if choose.settle():
-                    logits = engine.step(engine.key_length(it + reach))
-                    if pending is not None and pending[1] == it:
-                        pending = (snapshot(), it, pending[2])
                 parts.append(logits if identity and not new_slots else logits[live_index[: len(old)]])
-            else:
-                choose.settle()  # no row left from the last iteration: nothing reads its tokens
             done = []
             if pending is not None:  # the last check's host work, while the GPU runs this step
                 done = _check(pending[0](), pending[1], every, pending[2], slot_job, start, toks, opts, decode,
@@ -123,7 +102,7 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
                 engine.pos[live_index[: len(old)]] += 1
             choose(logits, seeds if identity else seeds[live_index], live_steps, opts.temperature, opts.top_p,
                    publish=functools.partial(_publish, engine.tokens, ring, it % every,
-                                             None if identity else live_index), defer=defer)
+                                             None if identity else live_index))
             it += 1
             if done:  # their tokens of this iteration are not kept
                 yield [(slot_job[s].key, toks[s]) for s in done]

@@ -47,28 +47,20 @@ def _one_at_a_time(model, jobs, opts):
     return out
 
 
-@pytest.mark.parametrize("engine", ["hf", "hf-mqa", "slots", "slots-topk", "slots-deferred"])
+@pytest.mark.parametrize("engine", ["hf", "hf-mqa", "slots", "slots-topk"])
 @pytest.mark.parametrize("with_eos", [False, True])
 def test_continuous_batching_gives_the_samples_of_one_at_a_time(engine, with_eos, monkeypatch):
     """transformers' forward and cache (with and without our MQA attention) and the slot engine
     (static_kv.py, the default for multi-query GPTBigCode models) against one job at a time.
     slots-topk: the slot engine with the GPU's kind of chooser (top-k path, no single-token test;
     few candidates, so that some rows of a step take the full sort after the tokens were
-    published to the engine: they are published again). slots-deferred: the same with the
-    sampler's wait deferred past the next step's launch, as on CUDA (slot_batching.DEFER_SETTLE):
-    where a row took the full sort, the next step had read its first token and runs again."""
-    from multiplt.generation import sampler, slot_batching, static_kv
+    published to the engine: they are published again)."""
+    from multiplt.generation import sampler, slot_batching
 
     model = _tiny()
     if engine == "hf-mqa":
         assert mqa_attention.enable(model)
-    if engine == "slots-deferred":
-        monkeypatch.setattr(slot_batching, "DEFER_SETTLE_DEVICES", ("cuda", "cpu"))
-        steps, real_step = [], static_kv.SlotDecoder.step
-        monkeypatch.setattr(static_kv.SlotDecoder, "step",
-                            lambda self, length: steps.append((self.pos.clone(), self.tokens.clone()))
-                            or real_step(self, length))
-    if engine.startswith("slots-"):
+    if engine == "slots-topk":
         fallbacks = []
 
         class Counting(sampler.TokenChooser):
@@ -77,11 +69,6 @@ def test_continuous_batching_gives_the_samples_of_one_at_a_time(engine, with_eos
                 tokens = super().__call__(*args, publish=lambda t: calls.append(publish(t)), **kwargs)
                 fallbacks.append(len(calls) > 1)
                 return tokens
-
-            def settle(self):
-                changed = super().settle()
-                fallbacks.append(changed)
-                return changed
 
         monkeypatch.setattr(slot_batching.TokenChooser, "for_device",
                             classmethod(lambda cls, device: Counting(candidates=16, max_candidates=16)))
@@ -97,10 +84,8 @@ def test_continuous_batching_gives_the_samples_of_one_at_a_time(engine, with_eos
         assert _run(model, jobs, opts, max_batch=cap, slots=slots) == expected, cap
     # prefill in chunks of a few rows, joined to the running cache
     assert _run(model, jobs, opts, max_batch=4, prefill_tokens=40, slots=slots) == expected
-    if engine.startswith("slots-"):
+    if engine == "slots-topk":
         assert any(fallbacks) and not all(fallbacks)
-    if engine == "slots-deferred":  # some steps ran twice (same positions), from other input tokens the second time
-        assert any(torch.equal(a[0], b[0]) and not torch.equal(a[1], b[1]) for a, b in zip(steps, steps[1:]))
 
 
 def test_slot_groups_read_their_own_key_lengths_and_give_the_same_samples(monkeypatch):

@@ -156,21 +156,6 @@ _INTERPRETED_FUSED = textwrap.dedent("""
             got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
             assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
     sampler.FUSED_GATHER, dk.PIPELINED_NORMALIZER = defaults
-    # the settling deferred (slot_batching.DEFER_SETTLE): the tokens published at once, the rows
-    # that need the full sort copied aside by keep_rows, settled after the logits are overwritten
-    want = sampler.choose_tokens_reference(raw, seeds, 0, 0.25, 0.95)
-    for fused in (False, True):
-        sampler.FUSED_GATHER = fused
-        published, later, work = [], [], raw.clone()
-        got, count = sampler._choose(work, seeds, 0, 0.25, 0.95, 256, False, published.append, later)
-        assert count is None and len(later) == 1 and len(published) == 1
-        work.copy_(torch.randn(48, 3000) * 3)  # the slot engine's next step overwrites its output buffer
-        got, fallback = later[0]()
-        assert torch.equal(got, want) and 0 < fallback < 48 and len(published) == 2
-    sampler.FUSED_GATHER = defaults[0]
-    src, out = torch.randn(4, 3000).half(), torch.zeros(4, 3000).half()
-    dk.keep_rows(src, torch.tensor([True, False, True, False]), out)
-    assert torch.equal(out[1], src[1]) and torch.equal(out[3], src[3]) and not out[0].any() and not out[2].any()
     # the normalizer with the top at the top-k's first index
     idx = raw.topk(5, dim=-1).indices
     x = raw.float() * dk.reciprocal(0.25)
@@ -460,43 +445,3 @@ def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(
                     ref = sampler.choose_tokens_reference(logits.bfloat16(), seeds, step, 0.2, 0.95)
                 assert torch.equal(fast, ref)
                 assert fallback < 256 or logits is flat
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_deferred_settling_gives_the_tokens_of_the_loop_without_it_on_the_gpu(monkeypatch):
-    """slot_batching.DEFER_SETTLE on CUDA (bf16, the kernels' raw top-k path, captured steps):
-    the samples equal those of the loop that waits before each next step, also where rows took
-    the full sort (few candidates) and their next step ran again."""
-    import transformers
-
-    from multiplt.generation import sampler, slot_batching
-    from multiplt.generation.continuous import Job, sample_continuous
-    from multiplt.generation.sampler import SamplerOptions
-
-    monkeypatch.setattr(decode_kernels, "ENABLED", True)
-    config = transformers.GPTBigCodeConfig(n_layer=2, n_embd=512, n_head=16, vocab_size=1000,
-                                           multi_query=True, n_positions=512)
-    torch.manual_seed(0)
-    model = transformers.GPTBigCodeForCausalLM(config).to("cuda", torch.bfloat16).eval()
-    gen = torch.Generator().manual_seed(1)
-    jobs = [Job(i, torch.randint(1, 1000, (n,), generator=gen).tolist(), 500 + i, 40)
-            for i, n in enumerate((5, 70, 130, 1, 200, 33, 9, 64))]
-    opts = SamplerOptions(temperature=1.0, top_p=0.9, max_new_tokens=40, eos_token_id=7, check_every=4)
-    settled = []
-
-    class Few(sampler.TokenChooser):  # few candidates: some rows of most steps take the full sort
-        def settle(self):
-            changed = super().settle()
-            settled.append(changed)
-            return changed
-
-    monkeypatch.setattr(slot_batching.TokenChooser, "for_device",
-                        classmethod(lambda cls, device: Few(candidates=8, max_candidates=8)))
-    runs = []
-    for defer in (False, True):
-        monkeypatch.setattr(slot_batching, "DEFER_SETTLE", defer)
-        runs.append({k: t for group in sample_continuous(model, jobs, opts, max_batch=4, slots=True)
-                     for k, t in group})
-    assert runs[0] == runs[1] and sorted(runs[0]) == list(range(8))
-    assert any(settled) and not all(settled)
