@@ -1,6 +1,8 @@
 """Continuous batching (continuous.py): the same samples as one sequence at a time, greedy output
 equal to transformers' `generate`, per-row steps in the keyed noise, the in-flight count."""
 
+import functools
+
 import pytest
 import torch
 import transformers
@@ -153,6 +155,7 @@ def test_rows_are_replaced_as_they_finish(monkeypatch):
     jobs = _jobs(6)
     widths, real = [], model.forward
 
+    @functools.wraps(real)  # keeps forward's signature: the sampler picks its cache argument from it
     def spy(*args, **kw):
         widths.append((kw["input_ids"].shape[0], kw["input_ids"].shape[1]))
         return real(*args, **kw)
