@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import collections
 import dataclasses
+import warnings
 
 # Reasons an extracted statement is not kept (counted per function and in the funnel).
 UNPARSABLE = "unparsable"
@@ -38,7 +39,9 @@ def _statements(text: str, counts: collections.Counter):
         for end in range(start + 1, min(len(lines), start + _MAX_SPAN) + 1):
             chunk = "\n".join(lines[start:end])
             try:
-                tree = ast.parse(chunk)
+                with warnings.catch_warnings():  # e.g. "invalid decimal literal" in the model's
+                    warnings.simplefilter("ignore", SyntaxWarning)  # text: noise, the parse decides
+                    tree = ast.parse(chunk)
             except (SyntaxError, ValueError, MemoryError, RecursionError):
                 continue
             yield from tree.body

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from multiplt.testgen import asserts, prompt
 
 FN = 'def add(a, b):\n    """Add."""\n    return a + b\n'
@@ -60,3 +62,14 @@ def test_deduplicated_across_samples_first_seen_first():
     assert parsed.asserts == ["assert add(2, 2) == 4", "assert add(1, 1) == 2",
                               "assert add(5, 5) == 10"]
     assert parsed.counts["duplicate"] == 1
+
+
+def test_the_models_text_raises_no_syntax_warnings():
+    """Text like `(9ins` makes Python's parser warn (invalid decimal literal) before it fails;
+    parsing a model's samples must not print such warnings (once per window of lines tried)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parsed = _parse("1, 2) == 3\nsst.(9ins\nassert add(2, 2) == 4")
+    assert parsed.asserts == ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]
+    assert parsed.counts["unparsable"] == 1
+    assert not [w for w in caught if issubclass(w.category, SyntaxWarning)]
