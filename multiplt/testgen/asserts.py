@@ -13,7 +13,8 @@ from __future__ import annotations
 import ast
 import collections
 import dataclasses
-import warnings
+
+from multiplt.corpus.normalize import parse_quietly
 
 # Reasons an extracted statement is not kept (counted per function and in the funnel).
 UNPARSABLE = "unparsable"
@@ -38,11 +39,10 @@ def _statements(text: str, counts: collections.Counter):
             continue
         for end in range(start + 1, min(len(lines), start + _MAX_SPAN) + 1):
             chunk = "\n".join(lines[start:end])
-            try:
-                with warnings.catch_warnings():  # e.g. "invalid decimal literal" in the model's
-                    warnings.simplefilter("ignore", SyntaxWarning)  # text: noise, the parse decides
-                    tree = ast.parse(chunk)
-            except (SyntaxError, ValueError, MemoryError, RecursionError):
+            # without the parser's warnings (e.g. "invalid decimal literal" in the model's text):
+            # noise, the parse decides
+            tree = parse_quietly(chunk)
+            if tree is None:
                 continue
             yield from tree.body
             start = end
