@@ -46,17 +46,21 @@ def timed(fn, reps: int = 20) -> float:
     return (time.perf_counter() - start) / reps * 1e3
 
 
-def graphed_ms(every_layer, layers: int):
+def _graphed(every_layer, layers: int) -> float:
     """ms per layer of `every_layer` (a call that runs each layer once) captured in one CUDA graph
-    and replayed; run once first, outside the capture (kernels compile there). A shape that fails
-    (shared memory, a build error) gives "failed: ..." instead."""
-    try:
+    and replayed; run once first, outside the capture (kernels compile, TunableOp tunes there)."""
+    every_layer()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
         every_layer()
-        torch.cuda.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            every_layer()
-        return round(timed(graph.replay) / layers, 4)
+    return timed(graph.replay) / layers
+
+
+def graphed_ms(every_layer, layers: int):
+    """_graphed, rounded; a shape that fails (shared memory, a build error) gives "failed: ..."."""
+    try:
+        return round(_graphed(every_layer, layers), 4)
     except Exception as err:  # noqa: BLE001 - reported, the rest of the profile goes on
         return f"failed: {type(err).__name__}: {err}"
 
@@ -192,13 +196,7 @@ def step_gemms(model, rows: int) -> dict:
     def time_all(tag):
         step = 0.0
         for name, (call, weight) in calls.items():
-            call()  # outside the capture: TunableOp tunes the shape here
-            torch.cuda.synchronize()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                for _ in range(layers):
-                    call()
-            ms = timed(graph.replay) / layers
+            ms = _graphed(lambda call=call: [call() for _ in range(layers)], layers)
             res[f"gemm_{name}{tag}_ms"] = round(ms, 4)
             res[f"gemm_{name}{tag}_tflops"] = round(2 * rows * weight.numel() / ms / 1e9, 1)
             step += ms * (1 if name == "lm_head" else layers)
