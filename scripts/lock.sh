@@ -10,7 +10,9 @@ python3 -m venv "$tmp/venv"
   echo "# Full lock of the transitive dependencies: pip freeze of a clean venv with requirements.txt"
   echo "# and requirements-test.txt (Python 3.11, Linux x86_64). Used as a constraints file (-c)."
   echo "# Regenerate with: scripts/lock.sh"
-  # a local CPU build of torch carries a +cpu label; the lock names the plain release
-  "$tmp/venv/bin/pip" freeze | sed -e 's/^torch==\([0-9.]*\)+cpu$/torch==\1/'
+  # a local CPU build of torch carries a +cpu label; the lock names the plain release.
+  # --all keeps setuptools (torch depends on it, and `pip install -e .` builds with it):
+  # unlocked, a new release could refuse pyproject.toml; pip itself is upgraded by setup.sh.
+  "$tmp/venv/bin/pip" freeze --all --exclude pip | sed -e 's/^torch==\([0-9.]*\)+cpu$/torch==\1/'
 } > "$ROOT/requirements.lock"
 echo "wrote requirements.lock"
