@@ -31,8 +31,9 @@ not seen (the first poll is the baseline). Each announced model gets:
   evaluated and then published by `multiplt_publish` through the Assets.
 
 The settings of those runs are this DAG's Params, overridden by the same keys in the
-`multiplt_watch` Variable (for the watcher's runs) or by a manual run's conf (`model` = the
-model to run for). The watcher runs only while this DAG is unpaused.
+`multiplt_watch` Variable (for the watcher's runs; not the watch list's own keys, so its
+`limit`, models per listing, never limits the evaluations' problems) or by a manual run's conf
+(`model` = the model to run for). The watcher runs only while this DAG is unpaused.
 """
 
 with DAG(
@@ -56,7 +57,7 @@ with DAG(
         from multiplt_pipelines import publishing, watching
 
         variable = Variable.get("multiplt_watch", default=None, deserialize_json=True)
-        settings = publishing.effective(dict(params), dict(dag_run.conf or {}), variable)
+        settings = watching.watch_settings(dict(params), dict(dag_run.conf or {}), variable)
         models = watching.watch_models(settings, publishing.asset_events(triggering_asset_events))
         if not models:
             raise ValueError("no model to run for: no new-model event and no `model` Param")

@@ -27,6 +27,20 @@ WATCH = {
 
 
 
+def watch_settings(params: dict, conf: dict | None, variable: dict | None) -> dict:
+    """A watch run's settings: Params, overridden by the `multiplt_watch` Variable, overridden by
+    a manual run's conf (publishing.effective). The Variable is also the watcher's watch list,
+    whose keys (authors, search, pattern, endpoint, poll_interval, limit, announce_existing) are
+    the watcher's own: its `limit` (models per listing) must not become the evaluations' `limit`
+    (first N problems)."""
+    from multiplt.hub.watch import WATCH_LIST_KEYS
+
+    from multiplt_pipelines import publishing
+
+    runs = {k: v for k, v in (variable or {}).items() if k not in WATCH_LIST_KEYS}
+    return publishing.effective(params, conf, runs)
+
+
 class NothingToEvaluate(Exception):
     """A periodic run with nothing configured to rerun (the plan task is skipped)."""
 

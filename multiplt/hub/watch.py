@@ -61,6 +61,9 @@ class WatchList:
         return fnmatch.fnmatchcase(target.lower(), self.pattern.lower())
 
 
+WATCH_LIST_KEYS = frozenset(field.name for field in dataclasses.fields(WatchList))
+
+
 def list_models(watch: WatchList, token: str | None) -> list[str]:
     """Matching model ids, newest first, from the Hub listing (one request per author x search)."""
     from huggingface_hub import HfApi

@@ -103,6 +103,20 @@ def test_asset_events_from_the_task_context():
     assert pub.asset_events(None) == []
 
 
+def test_watch_list_keys_are_not_run_settings():
+    """The `multiplt_watch` Variable is both the watch list and the runs' settings: the list's
+    `limit` (models per listing) must not cut every evaluation to its first N problems."""
+    params = defaults(watching.WATCH)
+    variable = {"authors": ["bigcode"], "limit": 20, "pattern": "star*", "n": 5,
+                "evaluate_languages": ["lua"]}
+    settings = watching.watch_settings(params, {}, variable)
+    assert settings["limit"] is None and settings["n"] == 5 and settings["evaluate_languages"] == ["lua"]
+    conf = watching.watch_triggers(settings, ["ns/m"], "r")["evaluate"][0]["conf"]
+    assert conf["limit"] is None
+    # a manual run's conf (which Airflow has already applied to the Params) still sets it
+    assert watching.watch_settings({**params, "limit": 3}, {"limit": 3}, variable)["limit"] == 3
+
+
 def test_watch_runs_per_announced_model():
     settings = defaults(watching.WATCH, finetune_languages=["lua"], evaluate_languages=["lua", "r"],
                         backend="replay", n=2)
