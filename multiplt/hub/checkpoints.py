@@ -152,6 +152,15 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
         known = ", ".join(r["tag"] for o in outputs for r in o["rows"])
         raise MultipltError(f"--tags {tags!r}: {', '.join(unknown) or 'no checkpoint'} not in the "
                             f"manifests; the outputs have: {known}")
+    # two outputs with the same tag (two bases trained under one experiment name, or one output
+    # given twice) would upload one and then fail to tag the other: refuse before any upload
+    seen: dict[str, str] = {}
+    for o, r in selected:
+        if r["tag"] in seen:
+            raise MultipltError(f"tag {r['tag']} is in two --from outputs ({seen[r['tag']]} and "
+                                f"{o['out']}); a repo holds one checkpoint per tag: publish them to "
+                                f"different repos or select other --tags; nothing was uploaded")
+        seen[r["tag"]] = o["out"]
     card = cards.model_card(repo_id, [{**o, "rows": [r for oo, r in selected if oo is o]}
                                       for o in outputs], passk, license)
     summary = {"repo": repo_id, "tags": [], "skipped": [], "moved": [], "commits": 0}

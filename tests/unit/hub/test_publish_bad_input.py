@@ -95,6 +95,16 @@ def test_unknown_tags_still_name_the_known_ones(tmp_path):
         publish_checkpoints([out], "me/m", tags=f"nope,{TAG}")
 
 
+def test_two_outputs_with_one_tag_are_refused_before_any_upload(tmp_path, capsys):
+    """Two bases trained under one experiment name both have rkt-multiplt-epoch1: publishing both
+    to one repo would commit one, fail to tag the other and leave main on an untagged commit."""
+    a, b = write_training_output(tmp_path / "a"), write_training_output(tmp_path / "b")
+    assert cli.main(["publish", "checkpoints", "--from", a, "--from", b, "--repo", "me/m"]) == 2
+    err = capsys.readouterr().err
+    assert f"tag {TAG} is in two --from outputs ({a} and {b})" in err
+    assert "nothing was uploaded" in err
+
+
 def test_publishing_a_foreign_parquet_as_results_is_refused(tmp_path):
     import polars as pl
 
