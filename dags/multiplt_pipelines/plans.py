@@ -27,16 +27,10 @@ def _safe(text: str) -> str:
 def benchmark_name(source: str, limit: int | None, problems: str | None) -> str:
     """`humaneval`, or a JSONL source's file name; marked when only part of it is used, so a
     partial benchmark never shares a file or run folder with the full one."""
-    name = re.sub(r"\.(jsonl|json)(\.gz)?$", "", source.rstrip("/").rsplit("/", 1)[-1])
-    name = _safe(name)
-    if problems:
-        import hashlib
+    from multiplt.evaluation.run_folder import selection_marker
 
-        picked = ",".join(sorted(p.strip() for p in problems.split(",") if p.strip()))
-        name += "_p" + hashlib.sha256(picked.encode()).hexdigest()[:8]
-    if limit:
-        name += f"_first{int(limit)}"
-    return name
+    name = re.sub(r"\.(jsonl|json)(\.gz)?$", "", source.rstrip("/").rsplit("/", 1)[-1])
+    return _safe(name) + selection_marker(limit, problems)
 
 
 def score_ks(n: int) -> str:

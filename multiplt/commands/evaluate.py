@@ -2,6 +2,7 @@
 as one command. It writes exactly the files the separate commands write:
   BENCHMARKS/<source>-<lang>.jsonl (+ .report.json)        multiplt benchmark build
   OUT/<source>-<lang>-<model>-<revision>-<temperature>/   multiplt generate, execute, score
+(<source> gets _p<hash> / _first<N> with --problems / --limit)
 and ends with a summary table of pass@k per language."""
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _check_built(bench: str, source: str, code: str) -> None:
 def run(args) -> int:
     from multiplt import storage
     from multiplt.errors import MultipltError
-    from multiplt.evaluation.run_folder import run_folder_name
+    from multiplt.evaluation.run_folder import run_folder_name, selection_marker
     from multiplt.log import progress
 
     langs = [code.strip() for code in args.lang.split(",") if code.strip()]
@@ -95,8 +96,11 @@ def run(args) -> int:
             bar.set_postfix(stage=f"{code} benchmark")
             build_benchmark(args.source, code, bench)
         bar.update(1)
-        folder = storage.join(args.out, run_folder_name(args.source, code, model_label, args.revision,
-                                                        args.temperature))
+        # --limit/--problems mark the folder (as the DAG's): a folder shared with a run of other
+        # problems would be scored over both runs' problems
+        folder = storage.join(args.out, run_folder_name(
+            args.source + selection_marker(args.limit, args.problems), code, model_label,
+            args.revision, args.temperature))
         bar.set_postfix(stage=f"{code} generate")
         from multiplt.generation.driver import generate
 

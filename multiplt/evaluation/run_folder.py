@@ -45,6 +45,22 @@ def safe_part(text) -> str:
     return part or "none"
 
 
+def selection_marker(limit: int | None, problems: str | None) -> str:
+    """`_p<hash of the sorted names>` and/or `_first<N>` when only part of a benchmark is used
+    (`--problems`, `--limit`), else empty: appended to the benchmark's part of a name, so a
+    partial run never shares a benchmark file or run folder with the full one (whose scores
+    would then cover the union of both runs' problems)."""
+    marker = ""
+    if problems:
+        import hashlib
+
+        picked = ",".join(sorted(p.strip() for p in problems.split(",") if p.strip()))
+        marker += "_p" + hashlib.sha256(picked.encode()).hexdigest()[:8]
+    if limit:
+        marker += f"_first{int(limit)}"
+    return marker
+
+
 def run_folder_name(benchmark: str, lang: str, model: str, revision: str | None,
                     temperature: float) -> str:
     model = re.sub(r"^[a-z0-9]+://", "", str(model)).rstrip("/")

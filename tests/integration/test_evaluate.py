@@ -24,7 +24,7 @@ def evaluate(out, benchmarks, *extra):
 
 
 def run_folders(out):
-    return sorted(u for u in storage.ls(out) if u.endswith("/") and "humaneval-" in u)
+    return sorted(u for u in storage.ls(out) if u.endswith("/") and storage.basename(u.rstrip("/")).startswith("humaneval"))
 
 
 def snapshot(folders):
@@ -90,6 +90,16 @@ def test_replayed_reference_solutions_score_exactly_half(tmp_path, benchmarks, c
         fields = csv[1].split(",")
         assert fields[1] == "1" and float(fields[2]) == 0.5 and fields[3] == "3", csv
     assert capsys.readouterr().out.count("0.5000") == 2
+
+    # another selection into the same root gets its own folders, scored over its problems only
+    first = set(run_folders(out))
+    assert evaluate(out, benchmarks, "--backend", "replay", "--replay-source", str(replay / "{lang}"),
+                    "--model", "reference", "--n", "2", "--problems", ",".join(names[:2])) == 0
+    new = set(run_folders(out)) - first
+    assert len(new) == 2
+    for folder in new:
+        fields = storage.read_text(storage.join(folder, "_scores.csv")).splitlines()[1].split(",")
+        assert fields[3] == "2", fields
 
 
 @pytest.mark.parametrize("extra,message", [
