@@ -68,6 +68,13 @@ def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dic
                 generate += [flag, str(params[key])]
         if params.get("replay_source"):
             generate += ["--replay-source", params["replay_source"].replace("{lang}", lang)]
+        # the labels go to the record too: the folder of a base model is shared by the
+        # experiments that evaluate it, and when it is complete generate rewrites nothing, so its
+        # run file keeps the first experiment's label
+        record = ["results", "record", "--scores", run, "--store", results_store,
+                  "--epoch", str(params["epoch"])]
+        if params.get("experiment"):
+            record += ["--experiment", params["experiment"]]
         entries.append({
             "lang": lang,
             "model": params["model"],
@@ -77,7 +84,7 @@ def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dic
             "generate": generate,
             "execute": [["execute", "--in", run, "--shard", f"{k}/{shards}"] for k in range(shards)],
             "score": ["score", "--in", run, "-k", score_ks(int(params["n"]))],
-            "record": ["results", "record", "--scores", run, "--store", results_store],
+            "record": record,
         })
     return entries
 

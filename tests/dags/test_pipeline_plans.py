@@ -43,7 +43,13 @@ def test_evaluation_plan_has_one_command_per_stage_and_shard():
     assert "--tokenizer" not in gen and "--replay-source" not in gen and "--api-base" not in gen
     assert rkt["execute"] == [["execute", "--in", rkt["run"], "--shard", f"{k}/3"] for k in range(3)]
     assert rkt["score"] == ["score", "--in", rkt["run"], "-k", "1,10"]
-    assert rkt["record"] == ["results", "record", "--scores", rkt["run"], "--store", "s3://b/results.parquet"]
+    assert rkt["record"] == ["results", "record", "--scores", rkt["run"], "--store", "s3://b/results.parquet",
+                             "--epoch", "0", "--experiment", "multiplt"]
+    # a base model's folder is shared by experiments: each records the run under its own label
+    other = evaluation_plan({**params, "experiment": "other"}, "s3://b/runs", "s3://b/results.parquet")[0]
+    assert other["run"] == rkt["run"] and other["record"][-2:] == ["--experiment", "other"]
+    plain = evaluation_plan({**params, "experiment": None}, "s3://b/runs", "s3://b/results.parquet")[0]
+    assert "--experiment" not in plain["record"]
 
 
 def test_partial_benchmarks_get_their_own_names_and_replay_sources_their_language():
