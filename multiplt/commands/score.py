@@ -18,6 +18,9 @@ def register(subparsers) -> None:
                    help="comma-separated k values (default: 1)")
     p.add_argument("--format", choices=("csv", "table", "json"), default="csv",
                    help="what to print (default: csv)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="score a folder whose completions are not all executed yet (by default "
+                   "an error: the score would cover only the programs that ran)")
     p.set_defaults(func=run)
 
 
@@ -38,7 +41,7 @@ def run(args) -> int:
     from multiplt.evaluation.passk import score
     from multiplt.evaluation.run_folder import SCORES_HEADER, format_table, scores_csv
 
-    rows = score(args.in_uri, ks=parse_ks(args.k))
+    rows = score(args.in_uri, ks=parse_ks(args.k), allow_partial=args.allow_partial)
     if args.format == "json":
         sys.stdout.write(json.dumps(rows) + "\n")
     elif args.format == "table":

@@ -23,7 +23,7 @@ import math
 from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.evaluation import parquet
-from multiplt.evaluation.run_folder import PER_PROBLEM_FILE, SCORES_FILE, read_results, scores_csv
+from multiplt.evaluation.run_folder import PER_PROBLEM_FILE, SCORES_FILE, read_results, scores_csv, unexecuted
 
 LOG = logging.getLogger("multiplt.evaluation")
 
@@ -58,23 +58,41 @@ def _checked(uri: str, results: list) -> list[dict]:
     return results
 
 
-def read_counts(in_uri: str) -> list[dict]:
-    """[{problem, language, n, c}] for every results file in the folder (sorted by problem)."""
-    rows = [{"problem": problem, "language": language, "n": len(results),
-             "c": sum(1 for r in _checked(uri, results) if passed(r))}
-            for uri, problem, language, results in read_results(in_uri) if results]
+def read_counts(in_uri: str, allow_partial: bool = True) -> list[dict]:
+    """[{problem, language, n, c}] for every results file in the folder (sorted by problem).
+
+    Unless `allow_partial`, a folder whose completions are not all executed (a problem with
+    completions and no results file, or fewer results than completions: `multiplt execute`
+    writes results as programs finish) is an error: its score would silently cover only the
+    programs that ran."""
+    rows, short, executed = [], [], set()
+    for uri, problem, language, results, completions in read_results(in_uri):
+        executed.add(problem)
+        if completions is not None and len(results) < completions:
+            short.append(f"{problem} ({len(results)} of {completions})")
+        if results:
+            rows.append({"problem": problem, "language": language, "n": len(results),
+                         "c": sum(1 for r in _checked(uri, results) if passed(r))})
+    if not allow_partial:
+        missing = [f"{p} (none)" for p in unexecuted(in_uri, executed)] + short
+        if missing:
+            raise MultipltError(
+                f"{in_uri}: {len(missing)} problem(s) not fully executed, e.g. "
+                f"{', '.join(sorted(missing)[:3])}: run `multiplt execute --in {in_uri}` to finish "
+                f"(--allow-partial scores only the programs that ran); nothing written")
     return sorted(rows, key=lambda r: r["problem"])
 
 
-def score(in_uri: str, ks=(1,)) -> list[dict]:
+def score(in_uri: str, ks=(1,), allow_partial: bool = False) -> list[dict]:
     """Score a results folder: return the CSV rows (dicts keyed by SCORES_HEADER) and write the
-    scores CSV and the per-problem table into the folder."""
+    scores CSV and the per-problem table into the folder. A folder not fully executed is an
+    error unless `allow_partial` (read_counts)."""
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise MultipltError(f"k must be positive integers, got {ks}")
     if not storage.exists(in_uri):
         raise MultipltError(f"{in_uri} does not exist: give a folder of <name>.results.json.gz files")
-    counts = read_counts(in_uri)
+    counts = read_counts(in_uri, allow_partial=allow_partial)
     if not counts:
         raise MultipltError(f"{in_uri}: no results files (<name>.results.json.gz) with results; "
                             "run `multiplt execute` first")

@@ -83,8 +83,9 @@ def results_name(base: str) -> str | None:
 
 
 def read_results(folder: str):
-    """(uri, problem name, language, results list) of every results file in the run folder, in listing
-    order; a MultipltError names a file without a `results` list."""
+    """(uri, problem name, language, results list, completions) of every results file in the run
+    folder, in listing order, `completions` being how many the file holds (None when it has no
+    `completions` list); a MultipltError names a file without a `results` list."""
     from multiplt import storage
 
     for uri in storage.ls(folder):
@@ -98,7 +99,25 @@ def read_results(folder: str):
         for key in ("name", "language"):
             if doc.get(key) is not None and not isinstance(doc[key], str):
                 raise MultipltError(f"{uri}: `{key}` must be a string, got {doc[key]!r}")
-        yield uri, doc.get("name") or name, doc.get("language"), results
+        completions = doc.get("completions")
+        yield (uri, doc.get("name") or name, doc.get("language"), results,
+               len(completions) if isinstance(completions, list) else None)
+
+
+def unexecuted(folder: str, executed: set[str]) -> list[str]:
+    """The problems of the folder's completions files that have completions but are not in
+    `executed` (the problems with results files): not run by `multiplt execute` yet."""
+    from multiplt import storage
+
+    missing = []
+    for uri in storage.ls(folder):
+        name = completions_name(storage.basename(uri))
+        if name is None or name in executed:
+            continue
+        doc = storage.read_json(uri)
+        if isinstance(doc, dict) and doc.get("completions"):
+            missing.append(doc.get("name") if isinstance(doc.get("name"), str) else name)
+    return sorted(m for m in missing if m not in executed)
 
 
 def results_file(name: str) -> str:

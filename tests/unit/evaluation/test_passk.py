@@ -195,3 +195,37 @@ def test_malformed_result_entries_are_errors_naming_the_file(tmp_path, entry, pr
     with pytest.raises(MultipltError, match=rf"A\.results\.json\.gz: {problem}"):
         passk.score(str(tmp_path))
     assert not (tmp_path / "_scores.csv").exists()
+
+
+def _write_completions(folder, name, count):
+    with gzip.open(folder / f"{name}.json.gz", "wt") as f:
+        json.dump({"name": name, "language": "lua", "prompt": "", "tests": "",
+                   "completions": [f"c{i}" for i in range(count)]}, f)
+
+
+def test_a_folder_not_fully_executed_is_refused_unless_partial_is_allowed(tmp_path, capsys):
+    """execute writes results as programs finish: scoring before it is done would silently
+    cover only the programs that ran (a problem with no results file drops out entirely)."""
+    from multiplt import cli
+
+    for name in ("A", "B", "C"):
+        _write_completions(tmp_path, name, 2)
+    _write(tmp_path, "A", ["OK", "OK"])
+    _write(tmp_path, "B", ["AssertionError"])                # 1 of 2 ran
+    doc = json.loads(gzip.open(tmp_path / "B.results.json.gz", "rt").read())
+    with gzip.open(tmp_path / "B.results.json.gz", "wt") as f:  # results files carry the completions
+        json.dump({**doc, "completions": ["c0", "c1"]}, f)
+    with pytest.raises(MultipltError, match=r"2 problem\(s\) not fully executed, e\.g\. B \(1 of 2\), "
+                                            r"C \(none\)"):
+        passk.score(str(tmp_path))
+    assert not (tmp_path / run_folder.SCORES_FILE).exists()
+    assert cli.main(["score", "--in", str(tmp_path)]) == 2
+    assert "--allow-partial" in capsys.readouterr().err
+    rows = passk.score(str(tmp_path), allow_partial=True)
+    assert rows[0]["NumProblems"] == 2 and rows[0]["Estimate"] == 0.5
+    # executed in full: scored without the flag
+    _write_completions(tmp_path, "C", 0)
+    doc["results"] = doc["results"] * 2
+    with gzip.open(tmp_path / "B.results.json.gz", "wt") as f:
+        json.dump({**doc, "completions": ["c0", "c1"]}, f)
+    assert passk.score(str(tmp_path))[0]["NumProblems"] == 2
