@@ -148,13 +148,18 @@ def test_unsafe_mode_gives_the_same_verdicts_and_leaves_no_process():
 
 
 def _orphan_of_ours(pid: str) -> bool:
-    """A leftover runner child: a process whose command line is the runner's program."""
+    """A leftover unsandboxed runner child: a process in this PID namespace (sandboxed runners of
+    other test processes on the machine live in their own) whose command line is the runner's
+    program."""
+    import os
+
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmd = f.read()
+        same_namespace = os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
     except OSError:
         return False
-    return b"program.py" in cmd and b"python3" in cmd
+    return same_namespace and b"program.py" in cmd and b"python3" in cmd
 
 
 def test_coverage_under_tmp_is_refused_with_the_reason(monkeypatch):
