@@ -33,6 +33,26 @@ def benchmark_name(source: str, limit: int | None, problems: str | None) -> str:
     return _safe(name) + selection_marker(limit, problems)
 
 
+#: generation settings a run folder records and `generate` refuses to mix, but the folder's name
+#: does not spell out: a run that changes one gets a folder of its own (see settings_marker)
+FOLDER_SETTINGS = ("top_p", "max_new_tokens", "backend", "tokenizer")
+
+
+def settings_marker(params: dict) -> str:
+    """`_g<hash>` of the FOLDER_SETTINGS that differ from the Params' defaults, else empty: so a
+    re-evaluation with e.g. max_new_tokens 1024 gets its own folder instead of generate's refusal
+    of the default run's folder, while runs at the defaults keep their folder names."""
+    from multiplt_pipelines.params import EVALUATE
+
+    changed = {k: params.get(k) for k in FOLDER_SETTINGS if params.get(k) != EVALUATE[k]["default"]}
+    if not changed:
+        return ""
+    import hashlib
+    import json
+
+    return "_g" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def score_ks(n: int) -> str:
     """pass@1 always; pass@10 and pass@100 where there are enough samples (as MultiPL-E)."""
     return ",".join(str(k) for k in (1, 10, 100) if k <= n)
@@ -48,8 +68,8 @@ def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dic
     entries = []
     for lang in params["languages"]:
         bench_uri = _join(data_uri, "benchmarks", f"{bench}-{lang}.jsonl")
-        run = _join(data_uri, "evaluate", run_folder_name(bench, lang, params["model"],
-                                                          params.get("revision"),
+        run = _join(data_uri, "evaluate", run_folder_name(bench + settings_marker(params), lang,
+                                                          params["model"], params.get("revision"),
                                                           params["temperature"]))
         build = ["benchmark", "build", "--source", params["benchmark_source"], "--lang", lang,
                  "--out", bench_uri]

@@ -63,6 +63,20 @@ def test_partial_benchmarks_get_their_own_names_and_replay_sources_their_languag
     assert entry["build"][-4:] == ["--limit", "3", "--problems", "HumanEval_0_x"]
 
 
+def test_generation_settings_off_the_defaults_get_their_own_run_folder():
+    """generate refuses a folder recorded with another max_new_tokens (or top_p, backend,
+    tokenizer), and the DAG has no --out to give: such a run needs a folder of its own."""
+    params = defaults(schemas.EVALUATE, model="m", languages=["lua"])
+    plan = lambda **given: evaluation_plan({**params, **given}, "file:///d", "file:///s.parquet")[0]  # noqa: E731
+    default = plan()["run"]
+    assert default == "file:///d/evaluate/humaneval-lua-m-main-0.2"
+    longer, nucleus = plan(max_new_tokens=1024)["run"], plan(top_p=0.9)["run"]
+    assert len({default, longer, nucleus, plan(tokenizer="t")["run"]}) == 4
+    assert longer.startswith("file:///d/evaluate/humaneval_g") and longer.endswith("-lua-m-main-0.2")
+    assert plan(max_new_tokens=1024)["run"] == longer           # stable across runs
+    assert plan(max_new_tokens=1024)["build"] == plan()["build"]  # same benchmark file
+
+
 def test_evaluation_plan_passes_the_servers_url_to_the_openai_backend():
     params = defaults(schemas.EVALUATE, model="served-model", languages=["lua"], backend="openai",
                       api_base="http://gpu-host:8000/v1")
