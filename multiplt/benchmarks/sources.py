@@ -78,7 +78,8 @@ def _read_jsonl_bytes(data: bytes, label: str) -> list[dict]:
         except json.JSONDecodeError as exc:
             raise MultipltError(f"{label}: not valid JSON: {exc.msg}") from None
     rows = []
-    for n, line in enumerate(full.splitlines(), 1):
+    for n, line in enumerate(full.split("\n"), 1):  # not splitlines: it also cuts at U+2028, \f, ...
+        line = line.removesuffix("\r")
         if line.strip():
             try:
                 rows.append(json.loads(line))

@@ -107,9 +107,12 @@ def write_json(uri, value, indent: int | None = None, if_changed: bool = False) 
 
 
 def read_jsonl(uri) -> list[dict]:
-    """The JSON objects of a JSONL file, one per non-blank line; any other line is an error."""
+    """The JSON objects of a JSONL file, one per non-blank line; any other line is an error.
+    Lines end at "\n" (a "\r" before it is dropped) and nowhere else: str.splitlines would also
+    cut at U+2028, U+0085, form feeds and the like, which JSON allows raw inside strings."""
     rows = []
-    for number, line in enumerate(read_text(uri).splitlines(), 1):
+    for number, line in enumerate(read_text(uri).split("\n"), 1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:

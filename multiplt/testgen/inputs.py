@@ -2,8 +2,10 @@
 
 Input: a parquet file, or a folder of parquet shards, with at least `content`, `id`, `sha1`,
 `entrypoint` and `context` (the corpus step's output, `URI/functions/`; passing the corpus
-output root works too). Every other column is kept as provenance. Shard K of N holds the rows
-whose sha1, read as a number, is K modulo N: stable whatever the input's file layout.
+output root works too). Every other column is kept as provenance. A corpus build's dropped
+rows (`excluded/`) and work folder (`_work/`: unmerged shards, their dropped rows) are never
+read. Shard K of N holds the rows whose sha1, read as a number, is K modulo N: stable whatever
+the input's file layout.
 """
 
 from __future__ import annotations
@@ -14,17 +16,49 @@ from multiplt import storage
 from multiplt.errors import MultipltError
 
 REQUIRED = ("content", "id", "sha1", "entrypoint", "context")
+WORK, EXCLUDED = "_work", "excluded"  # a corpus build's work folder and its dropped rows
+PASS_INSTEAD = "pass the corpus output root or its functions/ folder"
+
+
+def _refuse_dropped_rows(uri: str, folders: list[str]) -> None:
+    """MultipltError when `folders` (the path of `uri` below the given input) go through a
+    corpus build's `_work/` or `excluded/` folder."""
+    if WORK in folders:
+        raise MultipltError(f"{uri} is under a corpus build's {WORK}/ folder (unmerged shards and "
+                            f"dropped rows), which testgen never reads: {PASS_INSTEAD}")
+    if EXCLUDED in folders:
+        raise MultipltError(f"{uri} is in a corpus build's {EXCLUDED}/ folder (dropped rows), which "
+                            f"testgen never reads: {PASS_INSTEAD}")
 
 
 def parquet_files(uri: str) -> list[str]:
+    """The files to read: `uri` itself (a .parquet file), the `functions/` folder below it (a
+    corpus output root), or else every .parquet file below it. A corpus output root without
+    `functions/` (its shards not merged yet) and any path through `_work/` or `excluded/` are
+    refused with MultipltError."""
+    path = uri.split("://", 1)[-1].rstrip("/").split("/")
+    is_file = path[-1].endswith(".parquet")
+    own = path[:-1] if is_file else path
+    if WORK in own:  # the given path itself: every folder of it counts for _work/
+        _refuse_dropped_rows(uri, [WORK])
+    if own and own[-1] == EXCLUDED:  # excluded/ counts as the innermost folder only, not higher up
+        _refuse_dropped_rows(uri, [EXCLUDED])
     if not storage.exists(uri):
         raise MultipltError(f"functions dataset {uri} does not exist")
-    if uri.rstrip("/").endswith(".parquet"):
+    if is_file:
         return [uri]
-    nested = storage.join(uri, "functions")
-    files = sorted(u for u in storage.ls(uri, recursive=True) if u.endswith(".parquet"))
-    under = [u for u in files if u.startswith(nested.rstrip("/") + "/")]
-    files = under or files
+    prefix = uri.rstrip("/") + "/"
+    below = {u: u[len(prefix):] for u in storage.ls(uri, recursive=True)}
+    functions = sorted(u for u, rel in below.items()
+                       if rel.startswith("functions/") and u.endswith(".parquet"))
+    if functions:
+        return functions
+    if any(rel.startswith(WORK + "/") or rel == "corpus_config.json" for rel in below.values()):
+        raise MultipltError(f"functions dataset {uri} is a corpus build output without functions/ (its "
+                            f"shards are not merged yet): run `multiplt corpus merge --out {uri}` first")
+    files = sorted(u for u, rel in below.items() if u.endswith(".parquet"))
+    for f in files:
+        _refuse_dropped_rows(f, below[f].split("/")[:-1])
     if not files:
         raise MultipltError(f"functions dataset {uri} holds no parquet files")
     return files
@@ -41,11 +75,30 @@ def read_functions(uri: str):
         if missing:
             raise MultipltError(f"{f} lacks required column(s) {', '.join(missing)} "
                                 f"(a functions dataset needs {', '.join(REQUIRED)})")
+        _check_tests(f, df)
         frames.append(df)
     try:
         return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     except Exception as exc:  # polars raises several types for incompatible schemas
         raise MultipltError(f"the parquet files of {uri} do not share a schema: {exc}") from None
+
+
+def _check_tests(uri: str, df) -> None:
+    """The optional `tests` column (known tests for the prompt) holds a list of str per row, or
+    null; anything else (a string would become one test per character) is an error naming the
+    file, and the row for a null test in a list."""
+    import polars as pl
+
+    if "tests" not in df.columns or df.schema["tests"] == pl.Null:
+        return
+    if df.schema["tests"] not in (pl.List(pl.String), pl.List(pl.Null)):
+        raise MultipltError(f"{uri}: column tests is {df.schema['tests']}, not a list of strings "
+                            "(known tests: list[str] per row, or null)")
+    bad = df.with_row_index("_row").filter(pl.col("tests").list.eval(pl.element().is_null()).list.any())
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise MultipltError(f"{uri} row {row['_row']} (sha1 {row['sha1']}): tests holds a null; "
+                            "known tests must be a list of strings")
 
 
 def in_shard(sha1: str, shard: tuple[int, int] | None) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import random
 
+from multiplt.errors import MultipltError
+
 # Where a completion stops: a new top-level definition or statement that is not an assert.
 STOP_TOKENS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n```")
 
@@ -34,11 +36,33 @@ def build(content: str, entrypoint: str, known_tests: list[str] = (), seed_key: 
     return "\n".join(lines)
 
 
+def tests_problem(tests) -> str | None:
+    """Why a row's `tests` value cannot be its known tests (None when it can: a list of str, or
+    None/missing for none)."""
+    if tests is None:
+        return None
+    if not isinstance(tests, (list, tuple)):
+        return f"tests is a {type(tests).__name__}, not a list of strings"
+    bad = [t for t in tests if not isinstance(t, str)]
+    if bad:
+        return f"tests holds a {type(bad[0]).__name__}, not only strings"
+    return None
+
+
+def known_tests(row: dict) -> list[str]:
+    """The row's known tests (its optional `tests` column); MultipltError naming the row for any
+    value but a list of str (a string would otherwise become one test per character)."""
+    why = tests_problem(row.get("tests"))
+    if why:
+        raise MultipltError(f"function {row.get('sha1')} ({row.get('id')}): {why}")
+    return list(row.get("tests") or [])
+
+
 def generation_row(row: dict) -> dict:
     """A corpus function (sha1, content, entrypoint, optional tests) as a row of the generation
     driver's benchmark format, named by its sha1."""
     return {"name": row["sha1"], "language": "py", "tests": "", "stop_tokens": list(STOP_TOKENS),
-            "prompt": build(row["content"], row["entrypoint"], row.get("tests") or [], row["sha1"])}
+            "prompt": build(row["content"], row["entrypoint"], known_tests(row), row["sha1"])}
 
 
 def completion_text(entrypoint: str, completion: str) -> str:

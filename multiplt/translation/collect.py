@@ -1,10 +1,12 @@
 """Validated samples -> dataset rows, per function (MultiPL-T section 2e-2f).
 
-For each problem, in sample order: keep the programs that passed (status OK and exit code 0),
-clean each (`clean.clean_program`), drop those containing TODO, drop exact duplicates, then
-near-duplicates (greedy ROUGE-L, `dedup`). Every dropped sample becomes an `excluded` row with its
-reason. Work is saved in parts of CHUNK functions under the shard's work folder, so a killed
-collection resumes with the first unfinished part.
+For each problem, in sample order, over its first --n samples (a completion folder sampled
+with a larger --n holds more; they are not used, so a rerun with a smaller --n equals a fresh
+run): keep the programs that passed (status OK and exit code 0), clean each
+(`clean.clean_program`), drop those containing TODO, drop exact duplicates, then near-duplicates
+(greedy ROUGE-L, `dedup`). Every dropped sample becomes an `excluded` row with its reason.
+Work is saved in parts of CHUNK functions under the shard's work folder, so a killed collection
+resumes with the first unfinished part.
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ def passed(result: dict) -> bool:
 
 
 def collect_function(problem: dict, doc: dict, lang: str, rouge: dedup_mod.RougeDedup,
-                     run: dict) -> tuple[list[dict], list[dict], dict]:
-    """(kept rows, excluded rows, counts) for one problem's results document."""
+                     run: dict, n: int) -> tuple[list[dict], list[dict], dict]:
+    """(kept rows, excluded rows, counts) for one problem's results document, from its first
+    `n` samples (--n): a folder sampled with a larger --n holds more, which are not used."""
     sha1 = problem["sha1"]
     results = doc.get("results") or []
-    n = len(doc.get("completions") or [])
+    have = len(doc.get("completions") or [])
+    if have < n:
+        raise MultipltError(f"{sha1}: only {have} of {n} samples (--n) were generated; run the "
+                            "sampling first (translate --stage sample or all, same --n)")
     if len(results) < n:
         raise MultipltError(f"{sha1}: only {len(results)} of {n} samples were executed; run the "
                             "execution first (multiplt execute, or translate --stage all)")
@@ -120,7 +126,7 @@ def collect(problems: list[dict], completions: str, work: str, lang: str, thresh
                 if doc is None:
                     raise MultipltError(f"{problem['sha1']}: no results file in {completions}; run "
                                         "the execution first (multiplt execute, or translate --stage all)")
-                k, e, c = collect_function(problem, doc, lang, rouge, run)
+                k, e, c = collect_function(problem, doc, lang, rouge, run, n)
                 part["kept"] += k
                 part["excluded"] += e
                 for key in COUNTS:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
+import re
 import textwrap
 
 from multiplt.benchmarks import asserts
@@ -62,9 +63,12 @@ def split_function(source: str, entrypoint: str) -> tuple[str, str]:
     head = copy.copy(fn)
     head.body, head.decorator_list = [first], []
     prompt = ast.unparse(head) + "\n"
-    lines = source.splitlines()
+    # ast counts lines at \r\n, \r and \n only; str.splitlines also cuts at \f, U+2028, ...
+    lines = re.split(r"\r\n|\r|\n", source)
     if fn.body[1].lineno > first.end_lineno:
-        body = "\n".join(lines[first.end_lineno:fn.end_lineno])
+        # a line of only form feeds and blanks is a blank line to Python; as "" it lets dedent work
+        body = "\n".join(re.sub(r"^[ \t\f]+$", "", line)
+                         for line in lines[first.end_lineno:fn.end_lineno])
     else:  # the body shares the docstring's last line
         body = "\n".join(ast.unparse(st) for st in fn.body[1:])
     return prompt, textwrap.dedent(body).strip("\n")

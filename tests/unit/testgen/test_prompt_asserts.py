@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import warnings
 
+import pytest
+
+from multiplt.errors import MultipltError
 from multiplt.testgen import asserts, prompt
 
 FN = 'def add(a, b):\n    """Add."""\n    return a + b\n'
@@ -24,6 +27,21 @@ def test_known_tests_are_shuffled_the_same_way_for_the_same_function():
     assert sorted(body) == sorted(known) and body != known
     others = {prompt.build(FN, "add", known, f"sha-{i}") for i in range(5)}
     assert len(others) > 1
+
+
+def test_known_tests_of_a_row_are_a_list_of_strings():
+    row = {"sha1": "ab" * 20, "id": "m.py:1:add", "content": FN, "entrypoint": "add"}
+    known = ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]
+    with_tests = prompt.generation_row({**row, "tests": known})["prompt"]
+    assert sorted(with_tests.split("\n")[-3:-1]) == sorted(known)
+    assert prompt.generation_row({**row, "tests": None})["prompt"] == prompt.build(FN, "add")
+    assert prompt.generation_row(row)["prompt"] == prompt.build(FN, "add")
+    # a string would otherwise become one "test" per character
+    for bad, why in [("assert add(1, 2) == 3", "tests is a str, not a list of strings"),
+                     (["assert add(1, 2) == 3", None], "tests holds a NoneType, not only strings"),
+                     ({"t": 1}, "tests is a dict")]:
+        with pytest.raises(MultipltError, match=rf"function {row['sha1']} \(m.py:1:add\): {why}"):
+            prompt.generation_row({**row, "tests": bad})
 
 
 def test_completion_continues_the_open_assert():

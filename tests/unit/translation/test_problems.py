@@ -135,3 +135,17 @@ def test_split_function_errors_and_body():
         split_function("def f(:\n", "f")
     bad = build_problem(row(COUNT, content="def count_vowels(s):\n    return 1\n"), get("lua"))
     assert bad.row is None and bad.drop == "unsupported function"
+
+
+@pytest.mark.parametrize("odd", ["\x0c", "\x0b", "\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e"])
+def test_split_function_counts_lines_as_ast_does(odd):
+    """ast numbers lines at \\r\\n, \\r and \\n only: a form feed or U+2028 (in strings, and a
+    form feed on a line of its own) must not shift the body's slice."""
+    source = (f'X = "a{odd}b"\n\ndef f(s):\n    """Doc{odd}string."""\n    t = "{odd}"\n'
+              f'\x0c\n    return s + t\n\ndef g():\n    """G."""\n    return 1\n')
+    prompt, body = split_function(source, "f")
+    assert body == f't = "{odd}"\n\nreturn s + t'  # the form-feed line is blank, as to Python
+    assert prompt.startswith("def f(s):")
+    # old Mac and Windows line ends count as ast counts them
+    cr = source.replace("\n", "\r").replace("\x0c\r", "\x0c\r\n")
+    assert split_function(cr, "f")[1] == body

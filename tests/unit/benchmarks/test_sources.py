@@ -1,0 +1,35 @@
+"""Benchmark sources read as JSONL split lines at "\n" only: a problem whose prompt holds a raw
+U+2028 (JSON written with ensure_ascii=False) is one line, not two broken ones."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from multiplt.benchmarks import sources
+from multiplt.errors import MultipltError
+
+PROBLEM = {"task_id": "Demo/0", "entry_point": "f", "canonical_solution": "    return x\n",
+           "prompt": 'def f(x):\n    """Line\u2028separated\u2029paragraph\x85next."""\n',
+           "test": "def check(candidate):\n    assert candidate(1) == 1\n"}
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_raw_unicode_line_separators_in_a_problem(tmp_path, gz):
+    other = {**PROBLEM, "task_id": "Demo/1"}
+    text = "".join(json.dumps(p, ensure_ascii=False) + "\r\n" for p in (PROBLEM, other)) + "\n"
+    data = text.encode()
+    path = tmp_path / ("p.jsonl.gz" if gz else "p.jsonl")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    loaded = sources.load(str(path))
+    assert [p.task_id for p in loaded.problems] == ["Demo/0", "Demo/1"]
+    assert loaded.problems[0].prompt == PROBLEM["prompt"]
+
+
+def test_a_bad_line_is_named_by_its_newline_count(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(PROBLEM, ensure_ascii=False) + "\n\n{not json\n", encoding="utf-8")
+    with pytest.raises(MultipltError, match=r"line 3 is not JSON"):
+        sources.load(str(path))
