@@ -50,8 +50,8 @@ def _config(args):
     benchmarks = tuple(b.strip() for b in args.benchmarks.split(",") if b.strip())
     if not benchmarks:
         raise MultipltError("--benchmarks is empty")
-    if args.workers < 1 or (args.limit is not None and args.limit < 1):
-        raise MultipltError("--workers and --limit must be at least 1")
+    if args.workers < 1 or (args.limit is not None and args.limit < 1) or args.typecheck_batch < 1:
+        raise MultipltError("--workers, --limit and --typecheck-batch must be at least 1")
     if not 0 < args.near_threshold <= 1 or args.shingle < 1 or args.num_perm < 2:
         raise MultipltError("--near-threshold must be in (0, 1], --shingle >= 1, --num-perm >= 2")
     return CorpusConfig(source=args.source, out=args.out, benchmarks=benchmarks, limit=args.limit,

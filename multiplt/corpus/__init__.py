@@ -1,7 +1,8 @@
 """Step 1a of MultiPL-T: a Python corpus becomes filtered, decontaminated, deduplicated functions.
 
     sources    where documents come from (folder of .py, parquet/JSONL tables, hf://, stdlib)
-    extract    top-level functions with docstrings, their `context` (imports, module names)
+    extract    top-level functions (too deeply nested ones dropped), their `context` (imports,
+               module names)
     filters    the cheap keep-or-drop blocks, each with a named reason and counters
     decontam   benchmark overlap (exact substring + normalized match)
     typecheck  Pyright (basedpyright) in batches
@@ -13,5 +14,5 @@
 Reasons a row is dropped (the `reason` column of `excluded/`): see REASONS.
 """
 
-REASONS = ("syntax_error", "no_docstring", "no_return_value", "non_ascii", "todo", "too_short",
-           "benchmark_overlap", "type_error", "duplicate", "near_duplicate")
+REASONS = ("syntax_error", "too_deep", "no_docstring", "no_return_value", "non_ascii", "todo",
+           "too_short", "benchmark_overlap", "type_error", "duplicate", "near_duplicate")

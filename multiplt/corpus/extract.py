@@ -1,14 +1,23 @@
 """Extraction: every top-level function of a document, with its source, name and `context`.
 
-A document that is not UTF-8 or does not parse becomes one `syntax_error` row (counted and
-skipped, never fatal). Every top-level `def` and `async def` (decorators included) becomes a
-row; whether it has a docstring is the next block's business (filters.DocstringFilter), so the
-funnel starts from all top-level functions. Methods and nested functions are never extracted.
+A document that is not UTF-8 (undecodable bytes, or a table's text that cannot be written as
+UTF-8, such as a lone surrogate) or does not parse becomes one `syntax_error` row (counted and
+skipped, never fatal); a leading byte-order mark is dropped, as Python drops it. Every
+top-level `def` and `async def` (decorators included) becomes a row; whether it has a docstring
+is the next block's business (filters.DocstringFilter), so the funnel starts from all top-level
+functions. A function whose syntax tree is nested more than MAX_DEPTH levels deep is excluded
+here as `too_deep`: later steps walk the tree recursively (copy.deepcopy, ast.unparse) and
+would hit Python's recursion limit. Methods and nested functions are never extracted.
+
+Lines are split where Python's parser splits them (\\r\\n, \\r, \\n; not form feeds and the
+other breaks `str.splitlines` knows), so AST line numbers index them.
 
 `context` holds the module-level statements the function needs, in source order: its imports,
 the module-level names (constants, helper functions, classes) it reads, what those need in
-turn, `from __future__` imports and star imports. Type checking and test generation run
-`context + content`.
+turn, `from __future__` imports and star imports. A name is read from the module when Python's
+symbol table resolves it there: a function's parameters and locals (and those of the functions,
+lambdas, classes and comprehensions nested in it) are not. Type checking and test generation
+run `context + content`.
 """
 
 from __future__ import annotations
@@ -16,16 +25,31 @@ from __future__ import annotations
 import ast
 import builtins
 import hashlib
+import re
+import symtable
 import warnings
 
 from multiplt.corpus.sources import Document
 
 BUILTIN_NAMES = frozenset(dir(builtins))
 FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+BOM = "\ufeff"
+# deeper trees are `too_deep`: copy.deepcopy and ast.unparse take up to ~6 frames a level, so
+# 100 levels stay well inside Python's default recursion limit (1000); the standard library's
+# deepest top-level function has 32
+MAX_DEPTH = 100
+TOO_DEEP = "too_deep"
 
 
 def sha1(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+    # surrogatepass: a lone surrogate hashes instead of raising (decode keeps such text out)
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def source_lines(text: str) -> list[str]:
+    """The lines of Python source as its parser counts them: split at \\r\\n, \\r and \\n only."""
+    return LINE_BREAK.split(text)
 
 
 class SourceText:
@@ -33,7 +57,7 @@ class SourceText:
 
     def __init__(self, text: str):
         self.text = text
-        self.lines = text.splitlines()
+        self.lines = source_lines(text)
 
     def lines_of(self, node: ast.stmt) -> str:
         start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
@@ -50,9 +74,13 @@ def decode(doc: Document) -> tuple[str | None, str]:
     if doc.data is None:
         return None, "content is not a string"
     if isinstance(doc.data, str):
-        return doc.data, ""
+        try:
+            doc.data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return None, f"not UTF-8: {exc}"
+        return doc.data.removeprefix(BOM), ""
     try:
-        return doc.data.decode("utf-8"), ""
+        return doc.data.decode("utf-8-sig"), ""
     except UnicodeDecodeError as exc:
         return None, f"not UTF-8: {exc}"
 
@@ -72,30 +100,70 @@ def file_row(doc: Document, text: str | None, detail: str) -> dict:
             "context": "", "line": 0, **doc.provenance, "reason": "syntax_error", "detail": detail}
 
 
-def extract(doc: Document) -> tuple[list[dict], dict | None]:
-    """(function rows, None) or ([], the document's syntax_error row)."""
+def depth(node: ast.AST) -> int:
+    """How many levels deep the syntax tree under `node` goes (counted without recursing)."""
+    deepest, todo = 0, [(node, 1)]
+    while todo:
+        node, level = todo.pop()
+        deepest = max(deepest, level)
+        todo.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+def extract(doc: Document) -> tuple[list[dict], list[dict]]:
+    """(function rows, excluded rows): the rows of its top-level functions, those nested too
+    deeply excluded as `too_deep`; or ([], [the document's syntax_error row])."""
     text, detail = decode(doc)
     if text is None:
-        return [], file_row(doc, None, detail)
+        return [], [file_row(doc, None, detail)]
     tree, detail = parse(text)
     if tree is None:
-        return [], file_row(doc, text, detail)
+        return [], [file_row(doc, text, detail)]
     src = SourceText(text)
-    module = ModuleNames(tree)
-    rows = []
-    for node in tree.body:
+    module = ModuleNames(tree, src)
+    rows, excluded = [], []
+    for index, node in enumerate(tree.body):
         if not isinstance(node, FUNCTION_TYPES):
             continue
         content = src.lines_of(node)
-        rows.append({"content": content, "id": f"{doc.origin}:{node.lineno}:{node.name}",
-                     "sha1": sha1(content), "entrypoint": node.name,
-                     "context": module.context_for(node, src), "line": node.lineno,
-                     **doc.provenance, "_node": node, "_src": src})
-    return rows, None
+        row = {"content": content, "id": f"{doc.origin}:{node.lineno}:{node.name}",
+               "sha1": sha1(content), "entrypoint": node.name, "context": "", "line": node.lineno,
+               **doc.provenance}
+        levels = depth(node)
+        if levels > MAX_DEPTH:
+            excluded.append({**row, "reason": TOO_DEEP,
+                             "detail": f"syntax tree {levels} levels deep (more than {MAX_DEPTH})"})
+            continue
+        row["context"] = module.context_for(index)
+        rows.append({**row, "_node": node, "_src": src})
+    return rows, excluded
 
 
 def loaded_names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def module_reads(stmt: ast.stmt, src: SourceText) -> set[str]:
+    """The names a module-level statement reads from the module: those it loads at module level
+    (decorators, defaults and annotations included) and those the scopes in it (functions,
+    lambdas, classes, comprehensions) resolve to the module, by Python's symbol table of the
+    statement's lines; a parameter or local of a function is not one. Where Python cannot build
+    that table (a duplicate parameter, say: the statement would not compile), every name the
+    statement loads counts."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            top = symtable.symtable(src.lines_of(stmt), "<statement>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return loaded_names(stmt)
+    names: set[str] = set()
+    todo = [top]
+    while todo:
+        table = todo.pop()
+        names.update(s.get_name() for s in table.get_symbols()
+                     if s.is_referenced() and (table is top or s.is_global()))
+        todo.extend(table.get_children())
+    return names
 
 
 def bound_names(stmt: ast.stmt) -> set[str]:
@@ -114,13 +182,13 @@ def bound_names(stmt: ast.stmt) -> set[str]:
 
 
 class ModuleNames:
-    """Which module-level statement binds which name."""
+    """Which module-level statement binds which name, and which module names each one reads."""
 
-    def __init__(self, tree: ast.Module):
+    def __init__(self, tree: ast.Module, src: SourceText):
         self.binders: dict[str, list[int]] = {}
         self.always: list[int] = []
         self._reads: dict[int, set[str]] = {}
-        self.stmts = tree.body
+        self.stmts, self.src = tree.body, src
         for index, stmt in enumerate(tree.body):
             if isinstance(stmt, ast.ImportFrom) and (stmt.module == "__future__"
                                                      or any(a.name == "*" for a in stmt.names)):
@@ -129,19 +197,23 @@ class ModuleNames:
             for name in bound_names(stmt):
                 self.binders.setdefault(name, []).append(index)
 
-    def context_for(self, function: ast.stmt, src: SourceText) -> str:
+    def reads(self, index: int) -> set[str]:
+        if index not in self._reads:
+            self._reads[index] = module_reads(self.stmts[index], self.src) - BUILTIN_NAMES
+        return self._reads[index]
+
+    def context_for(self, function: int) -> str:
+        """The context of the function defined by module-level statement `function`."""
         wanted = set(self.always)
-        todo = list(loaded_names(function) - BUILTIN_NAMES - {function.name})  # type: ignore[attr-defined]
+        todo = list(self.reads(function) - {self.stmts[function].name})  # type: ignore[attr-defined]
         seen = set(todo)
         while todo:
             name = todo.pop()
             for index in self.binders.get(name, ()):
-                if index in wanted or self.stmts[index] is function:
+                if index in wanted or index == function:
                     continue
                 wanted.add(index)
-                if index not in self._reads:
-                    self._reads[index] = loaded_names(self.stmts[index]) - BUILTIN_NAMES
-                for more in self._reads[index] - seen:
+                for more in self.reads(index) - seen:
                     seen.add(more)
                     todo.append(more)
-        return "".join(src.lines_of(self.stmts[i]) for i in sorted(wanted))
+        return "".join(self.src.lines_of(self.stmts[i]) for i in sorted(wanted))

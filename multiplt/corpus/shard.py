@@ -55,21 +55,22 @@ class ShardReader:
         self.cfg, self.blocks = cfg, row_blocks(cfg, bench)
         self.signer = Signer(cfg.num_perm, cfg.shingle, cfg.near_threshold)
         self.files = {"read": 0, "syntax_error": 0}
-        self.extracted, self.extract_seconds, self.signature_seconds = 0, 0.0, 0.0
+        self.extracted = {"in": 0, "out": 0}  # every top-level function; those not too_deep
+        self.extract_seconds, self.signature_seconds = 0.0, 0.0
         self.rows: list[dict] = []
         self.excluded: list[dict] = []
 
     def document(self, doc) -> None:
         start = time.perf_counter()
         self.files["read"] += 1
-        found, bad = extract.extract(doc)
-        for row in found:
+        found, dropped = extract.extract(doc)
+        for row in [*found, *dropped]:
             row["source"] = self.cfg.source
-        if bad is not None:
-            bad["source"] = self.cfg.source
-            self.files["syntax_error"] += 1
-            self.excluded.append(bad)
-        self.extracted += len(found)
+        too_deep = sum(row["reason"] == extract.TOO_DEEP for row in dropped)
+        self.files["syntax_error"] += len(dropped) - too_deep
+        self.excluded.extend(dropped)
+        self.extracted["in"] += len(found) + too_deep
+        self.extracted["out"] += len(found)
         self.extract_seconds += time.perf_counter() - start
         for block in self.blocks:
             found = block.run(found, self.excluded)
@@ -89,7 +90,7 @@ class ShardReader:
                 self.document(doc)
 
     def steps(self) -> list[dict]:
-        steps = [{"name": "extracted", "in": self.extracted, "out": self.extracted,
+        steps = [{"name": "extracted", "reason": extract.TOO_DEEP, **self.extracted,
                   "seconds": self.extract_seconds}]
         return steps + [{"name": b.name, "reason": b.reason, **b.stats} for b in self.blocks]
 
@@ -118,7 +119,7 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
     if require_input and reader.files["read"] == 0:
         raise MultipltError(f"--source {cfg.source} is an empty corpus: no documents to read")
     rows, excluded, steps = reader.rows, reader.excluded, reader.steps()
-    for step in steps[1:]:
+    for step in steps:
         _log_step(k, n, step)
     if cfg.typecheck:
         LOG.info("corpus shard %d/%d: type check of %d functions", k, n, len(rows))

@@ -63,7 +63,8 @@ class FolderSource:
         else:
             with open(os.path.join(_local(self.root), unit), "rb") as f:
                 data = f.read()
-        yield Document(self.prefix + unit, data, {"path": unit})
+        path = writable(unit)
+        yield Document(self.prefix + path, data, {"path": path})
 
 
 class TableSource:
@@ -81,18 +82,30 @@ class TableSource:
 
     def read(self, unit: str) -> Iterator[Document]:
         uri = self.opener(self.files[unit])
+        path = writable(unit)
         for row_number, row in enumerate(read_table(uri)):
             content = row.pop("content")
-            provenance = {"path": unit, "row": str(row_number)}
+            provenance = {"path": path, "row": str(row_number)}
             for key, value in row.items():
-                name = key if key not in RESERVED else f"source_{key}"
-                provenance[name] = None if value is None else str(value)
-            yield Document(f"{unit}#{row_number}", content if isinstance(content, str) else None,
+                name = writable(f"source_{key}" if key in RESERVED or key.startswith("_") else key)
+                provenance[name] = None if value is None else writable(str(value))
+            yield Document(f"{path}#{row_number}", content if isinstance(content, str) else None,
                            provenance)
 
 
+# column names a provenance column may not take (it gets a `source_` prefix instead): those of
+# our rows (the dedup signatures too, which kept rows carry until the merge) and `tests`, which
+# testgen reads as a function's known tests (a list of str, not a stringified provenance value);
+# a name starting with `_` is prefixed as well (our rows' internal keys start with `_`)
 RESERVED = {"content", "id", "sha1", "entrypoint", "context", "reason", "detail", "path", "row",
-            "line", "source"}
+            "line", "source", "exact_key", "minhash", "bands", "tests"}
+
+
+def writable(text: str) -> str:
+    """`text` with what UTF-8 cannot hold (a lone surrogate: a JSON `"\\ud83d"`, a file name's
+    undecodable byte) written as its backslash escape, so ids and provenance columns can be
+    written; any other text is returned as it is."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def read_table(uri: str) -> list[dict]:

@@ -9,8 +9,8 @@ from multiplt.corpus.sources import Document
 
 
 def rows_of(source: str, origin: str = "m.py") -> list[dict]:
-    rows, bad = extract(Document(origin, textwrap.dedent(source).encode(), {"path": origin}))
-    assert bad is None, bad
+    rows, excluded = extract(Document(origin, textwrap.dedent(source).encode(), {"path": origin}))
+    assert excluded == [], excluded
     return rows
 
 
@@ -26,3 +26,9 @@ def verdict(block, source: str) -> str | None:
     assert len(kept) + len(excluded) == 1 and block.stats["in"] == 1
     assert block.stats["out"] == len(kept)
     return None if kept else excluded[0]["reason"]
+
+
+def nested_calls(levels: int) -> str:
+    """A function returning f(f(...f(x)...)), `levels` calls: its syntax tree is levels + 4 deep
+    (def, return, the calls, x, Load); nested calls cost the most Python frames a level."""
+    return "def g(x):\n    '''d'''\n    return " + "f(" * levels + "x" + ")" * levels + "\n"

@@ -1,5 +1,6 @@
 """Sources: folders of .py (symlinks not followed), tables with `content`, stdlib, bad specs."""
 
+import json
 import os
 
 import polars as pl
@@ -67,3 +68,34 @@ def test_bad_sources_are_clear_errors(tmp_path):
     source = sources.resolve(str(tmp_path / "t.parquet"))
     with pytest.raises(MultipltError, match="no `content` column"):
         list(source.read("t.parquet"))
+
+
+def test_columns_named_like_ours_or_testgens_get_a_source_prefix(tmp_path):
+    # `tests` is what testgen reads as a function's known tests (a list of str): a source's
+    # column of that name is provenance, not known tests; the dedup signatures and `_` keys are ours
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"content": "x = 1\n", "tests": ["assert f(1) == 2"], "minhash": 3,
+                                "bands": "b", "exact_key": "k", "_node": "n", "repo": "r"}) + "\n")
+    (doc,) = sources.resolve(str(path)).read("rows.jsonl")
+    assert doc.provenance == {"path": "rows.jsonl", "row": "0", "source_tests": "['assert f(1) == 2']",
+                              "source_minhash": "3", "source_bands": "b", "source_exact_key": "k",
+                              "source__node": "n", "repo": "r"}
+
+
+def test_text_utf8_cannot_hold_is_escaped_in_ids_and_provenance(tmp_path):
+    # a lone surrogate in a JSON column, or an undecodable byte in a file name, would make the
+    # parquet writer raise: it is written as its backslash escape
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"content": "x = 1\\n", "repo": "a\\ud83d", "\\udc80": "v"}\n')
+    (doc,) = sources.resolve(str(path)).read("rows.jsonl")
+    assert doc.provenance == {"path": "rows.jsonl", "row": "0", "repo": "a\\ud83d", "\\udc80": "v"}
+    folder = tmp_path / "py"
+    folder.mkdir()
+    (folder / "ok.py").write_text("x = 1\n")
+    with open(os.path.join(os.fsencode(folder), b"caf\xe9.py"), "wb") as f:
+        f.write(b"y = 2\n")
+    source = sources.resolve(str(folder))
+    unit = next(u for u in source.units() if u != "ok.py")
+    (doc,) = source.read(unit)
+    assert doc.origin == doc.provenance["path"] == "caf\\udce9.py" and doc.data == b"y = 2\n"
+    pl.DataFrame({k: [v] for k, v in doc.provenance.items()}).write_parquet(tmp_path / "p.parquet")

@@ -1,0 +1,49 @@
+"""A shard's reader: every function of a document through the row blocks and signatures, with
+what it drops counted in the funnel (never a traceback)."""
+
+import json
+
+import polars as pl
+
+from multiplt.corpus import decontam, pipeline
+from multiplt.corpus.config import CorpusConfig
+from multiplt.corpus.extract import MAX_DEPTH
+from multiplt.corpus.shard import ShardReader
+from multiplt.corpus.sources import Document
+from tests.unit.corpus.helpers import nested_calls
+
+DEEP = 'def big(x):\n    """Concatenates."""\n    return "a"' + ' + "b"' * 250 + "\n"
+FINE = 'def small(x):\n    """Doubles and adds one."""\n    y = x * 2\n    return y + 1\n'
+
+
+def test_a_too_deep_function_is_dropped_and_counted_and_the_build_goes_on(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "gen.py").write_text(DEEP + FINE)
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"task_id": 1, "text": "Add.", "code": "def add(a, b):\n    return a + b\n"}) + "\n")
+    out = tmp_path / "out"
+    funnel = pipeline.build(CorpusConfig(source=str(tmp_path / "src"), out=str(out),
+                                         benchmarks=(str(bench),), typecheck=False))
+    assert funnel["steps"][0] == {"name": "extracted", "reason": "too_deep", "in": 2, "out": 1,
+                                  "seconds": funnel["steps"][0]["seconds"]}
+    assert funnel["steps"][-1]["out"] == 1 and funnel["files"] == {"read": 1, "syntax_error": 0}
+    kept = pl.read_parquet(out / "functions" / "part-00000.parquet")
+    excluded = pl.read_parquet(out / "excluded" / "part-00000.parquet")
+    assert kept["id"].to_list() == ["gen.py:4:small"]
+    assert excluded.select("id", "reason").rows() == [("gen.py:1:big", "too_deep")]
+
+
+def test_the_deepest_kept_function_clears_every_recursive_step_with_stack_to_spare():
+    """A MAX_DEPTH-deep tree of the costliest shape runs through decontamination's copy and
+    unparse and the signatures' unparse with 300 frames already on the stack."""
+    reader = ShardReader(CorpusConfig(source="s", out="o", typecheck=False), decontam.Benchmarks())
+    doc = Document("g.py", nested_calls(MAX_DEPTH - 4).encode(), {"path": "g.py"})
+
+    def under(frames: int) -> None:
+        if frames:
+            return under(frames - 1)
+        reader.document(doc)
+    under(300)
+    (row,) = reader.rows
+    assert row["id"] == "g.py:1:g" and row["exact_key"] and reader.excluded == []
+    assert reader.steps()[0]["in"] == reader.steps()[0]["out"] == 1
