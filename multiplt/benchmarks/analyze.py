@@ -1,9 +1,9 @@
 """Language-independent analysis of a source problem: signature, types, normalized test cases.
 
 For each problem: parse the prompt's signature and docstring, normalize the check function's
-asserts (`asserts.normalize`), run the canonical solution on them (`probe`) to get concrete
-argument and expected values per assert, infer missing types from those values, then apply the
-committed overrides. The result is what every language's translation starts from.
+asserts (`asserts.normalize`), run the canonical solution on them (`probe`, in the sandbox) to
+get concrete argument and expected values per assert, infer missing types from those values, then
+apply the committed overrides. The result is what every language's translation starts from.
 """
 
 from __future__ import annotations
@@ -150,8 +150,10 @@ def _apply_overrides(an: Analysis, entry: dict) -> None:
     an.overrides.append(entry["reason"])
 
 
-def analyze(source: Source, timeout: float = 20.0) -> list[Analysis]:
-    """Analyze every problem of `source` (one probe process for all of them)."""
+def analyze(source: Source, timeout: float = 20.0, unsafe_no_sandbox: bool = False) -> list[Analysis]:
+    """Analyze every problem of `source`: its canonical solution runs on its tests in the
+    execution sandbox, one program per problem (probe.py); `unsafe_no_sandbox` runs them as plain
+    child processes instead, as `execute --unsafe-no-sandbox` does (trusted sources only)."""
     analyses, to_probe = [], []
     for problem in source.problems:
         an = Analysis(problem)
@@ -168,7 +170,7 @@ def analyze(source: Source, timeout: float = 20.0) -> list[Analysis]:
         code = problem.prompt + problem.canonical_solution + "\n\n" + rewritten + "\n"
         to_probe.append({"key": problem.name, "code": code, "entry_point": problem.entry_point})
     LOG.info("running %d canonical solutions on their tests", len(to_probe))
-    rows = probe.run(to_probe, timeout)
+    rows = probe.run(to_probe, timeout, unsafe_no_sandbox=unsafe_no_sandbox)
     overrides = overrides_for(source.label)
     for an in analyses:
         if an.error:

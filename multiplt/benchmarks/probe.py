@@ -1,42 +1,93 @@
 """Run each problem's canonical solution against its rewritten check, recording every assert.
 
-This runs TRUSTED code only: the benchmark's own canonical solutions and test code (never model
-output), in a child Python process with a per-problem time limit, so a hanging or crashing
-problem cannot take the builder down. The child is this file run as a script: standard library
-only, JSON problems on stdin, one JSON line per problem on stdout.
+A source's canonical solutions and tests are code we did not write (a path, an S3 object or a
+Hugging Face dataset can hold anything), so each problem runs as its own program in the
+execution sandbox (multiplt/execution), exactly as `multiplt execute` runs a Python completion:
+`python3 -I -B` as uid 65534, no network, a read-only host, only the sandbox's environment, the
+sandbox's limits, killed a little after its time limit. Where no sandbox can start (e.g. the
+worker image, which has no bubblewrap: only the sandbox image does), the programs run as plain
+child processes, as `execute --unsafe-no-sandbox` runs programs, and a warning says so with the
+sandbox's reason: they are a benchmark's own code, not model output, and that is how every build
+ran them before. `unsafe_no_sandbox` asks for plain children from the start. The program is this
+module's child part (`_probe_one`, standard library only) with the problem written into it; it
+prints one JSON line.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import inspect
 import json
-import subprocess
+import logging
+import secrets
 import sys
 
+from multiplt import languages
+from multiplt.errors import PlatformError
+from multiplt.execution.executor import default_workers
+from multiplt.execution.preflight import preflight
+from multiplt.execution.retry import run_with_retries
+from multiplt.execution.sandbox import Sandbox
+
+LOG = logging.getLogger("multiplt.benchmarks")
 CASES_PER_SITE = 10  # asserts in loops run up to 100 times; keep the first distinct ones
+#: seconds a problem's program may run beyond its time limit (start-up) before it is killed
+GRACE_S = 10.0
 
 
-def run(problems: list[dict], timeout: float = 20.0) -> dict[str, dict]:
-    """problems: {key, code, entry_point} with `code` = prompt + solution + rewritten tests."""
+def run(problems: list[dict], timeout: float = 20.0, unsafe_no_sandbox: bool = False,
+        workers: int | None = None) -> dict[str, dict]:
+    """problems: {key, code, entry_point} with `code` = prompt + solution + rewritten tests;
+    returns {key: {key, cases, failures, calls, error}}, one row per problem. Without a working
+    sandbox the programs run as plain children (see the module's docstring); PlatformError when
+    Python does not run even so."""
     if not problems:
         return {}
-    try:
-        proc = subprocess.run([sys.executable, "-I", __file__, str(timeout)],
-                              input=json.dumps(problems), capture_output=True, text=True,
-                              timeout=timeout * len(problems) + 60)
-    except subprocess.TimeoutExpired:
-        from multiplt.errors import MultipltError
+    lang = languages.get("py")
+    marker = f"multiplt-probe-{secrets.token_hex(8)}:"  # a row is the line that starts with it
 
-        raise MultipltError(f"running the canonical solutions took longer than "
-                            f"{timeout * len(problems) + 60:.0f}s; a problem ignores its time limit") from None
-    results = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("{"):
-            row = json.loads(line)
-            results[row["key"]] = row
-    for p in problems:  # a crash of the child leaves later problems without a row
-        results.setdefault(p["key"], {"key": p["key"], "cases": {}, "failures": {},
-                                      "error": f"probe process died: {proc.stderr[-300:]}"})
-    return results
+    def one(problem: dict) -> dict:
+        program = _program(problem, timeout, marker)
+        finished = run_with_retries(sandbox, lang, program, timeout + GRACE_S)
+        rows = [line[len(marker):] for line in finished.stdout.splitlines() if line.startswith(marker)]
+        if rows and not finished.timed_out:
+            try:
+                row = json.loads(rows[-1])
+                if isinstance(row, dict) and row.get("key") == problem["key"]:
+                    return row
+            except ValueError:
+                pass
+        why = (f"killed after {timeout + GRACE_S:.0f}s (the problem ignores its time limit)"
+               if finished.timed_out else
+               f"probe process died (exit {finished.exit_code}): {finished.stderr[-300:]}")
+        return {"key": problem["key"], "cases": {}, "failures": {}, "calls": [], "error": why}
+
+    if not unsafe_no_sandbox:
+        try:
+            with Sandbox() as sandbox:
+                preflight(sandbox, [lang])  # Python runs in the sandbox, or a PlatformError says why
+        except PlatformError as exc:
+            LOG.warning("no sandbox here (%s): running the source's canonical solutions and tests "
+                        "(the benchmark's code, not model output) as plain child processes", exc)
+            unsafe_no_sandbox = True
+    with Sandbox(unsafe_no_sandbox=unsafe_no_sandbox) as sandbox:
+        preflight(sandbox, [lang])
+        pool = concurrent.futures.ThreadPoolExecutor(
+            min(workers or default_workers(), len(problems)), thread_name_prefix="multiplt-probe",
+            initializer=sandbox.enter_worker_thread)
+        try:
+            rows = list(pool.map(one, problems))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+    return {row["key"]: row for row in rows}
+
+
+def _program(problem: dict, timeout: float, marker: str) -> str:
+    """The whole program that probes one problem: the child part of this module, then a call."""
+    return ("import json\nimport sys\n\n"
+            f"CASES_PER_SITE = {CASES_PER_SITE!r}\n\n\n"
+            + inspect.getsource(_probe_one) + "\n\n" + inspect.getsource(_child)
+            + f"\n\n_child({json.dumps(problem)!r}, {float(timeout)!r}, {marker!r})\n")
 
 
 # ---- the child process ---------------------------------------------------------------------
@@ -108,13 +159,7 @@ def _probe_one(problem: dict, timeout: float) -> dict:
             "error": error}
 
 
-def _main() -> None:
-    timeout = float(sys.argv[1])
-    problems = json.load(sys.stdin)
-    out = sys.stdout
-    for problem in problems:
-        print(json.dumps(_probe_one(problem, timeout)), file=out, flush=True)
-
-
-if __name__ == "__main__":
-    _main()
+def _child(problem_json: str, timeout: float, marker: str) -> None:
+    row = _probe_one(json.loads(problem_json), timeout)
+    sys.stdout.write(marker + json.dumps(row) + "\n")
+    sys.stdout.flush()

@@ -72,13 +72,14 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
     if not found and allow_empty:
         LOG.info("execute: no completion files in %s, nothing to do", in_uri)
         return {"problems": {}, "programs": {}, "statuses": {}, "shard": list(shard) if shard else None,
-                "sandbox": None}
+                "sandbox": None, "rerun": {}}
     if not found:
         raise MultipltError(f"{in_uri}: no completion files (<name>.json.gz) found")
     names = files.select_shard(list(found), shard)
 
     problem_funnel, program_funnel = Funnel("execute problems"), Funnel("execute programs")
-    jobs = _plan(names, found, out_uri, problem_funnel, program_funnel)
+    rerun: Counter[str] = Counter()
+    jobs = _plan(names, found, out_uri, problem_funnel, program_funnel, timeout, rerun)
     sandbox = Sandbox(limits, unsafe_no_sandbox)
     statuses: Counter[str] = Counter()
     mode = None
@@ -108,17 +109,38 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
     program_funnel.keep(len(jobs))
     problem_funnel.log(LOG)
     program_funnel.log(LOG)
+    if rerun:
+        LOG.info("execute: run again (kept above): %s", ", ".join(f"{r}={n}" for r, n in rerun.items()))
     LOG.info("execute statuses: %s", ", ".join(f"{s}={n}" for s, n in statuses.most_common())
              or "nothing ran")
     return {"problems": problem_funnel.as_dict(), "programs": program_funnel.as_dict(),
             "statuses": dict(statuses), "shard": list(shard) if shard else None,
-            "sandbox": mode}
+            "sandbox": mode, "rerun": dict(rerun)}
 
 
-def _plan(names, found, out_uri, problem_funnel, program_funnel) -> list[_Job]:
+#: why an earlier result of the same program is run again, as the summary's `rerun` counts it
+LONGER_LIMIT = "Timeout under a shorter limit"
+
+
+def reusable(old: dict, lang: Language, timeout: float | None) -> bool:
+    """Whether an earlier result of the same program stands under the limit `timeout` (None:
+    the language's): a Timeout does not when the limit is now longer than the one it ran under
+    (its `timeout`; a result without one, as MultiPL-E writes them, ran under the language's
+    default limit, which is MultiPL-E's)."""
+    if old["status"] != TIMEOUT:
+        return True
+    had = old.get("timeout")
+    if not isinstance(had, (int, float)) or isinstance(had, bool):
+        had = lang.timeout
+    return (timeout or lang.timeout) <= had
+
+
+def _plan(names, found, out_uri, problem_funnel, program_funnel, timeout=None,
+          rerun: Counter | None = None) -> list[_Job]:
     """Read and check every input first (bad input fails before anything runs), reuse earlier
-    results (by position, or any earlier result of the identical program), and fold identical
-    programs into one job."""
+    results (by position, or any earlier result of the identical program) unless a longer limit
+    may change them (`reusable`; counted in `rerun`), and fold identical programs into one
+    job."""
     docs = [(name, files.read_problem(found[name])) for name in names]
     langs = {}
     for name, doc in docs:
@@ -138,6 +160,10 @@ def _plan(names, found, out_uri, problem_funnel, program_funnel) -> list[_Job]:
         for i, prog in enumerate(programs):
             old = earlier[i] if i < len(earlier) else pending.get(i)
             if old is not None and old["program"] == prog:
+                if not reusable(old, langs[name], timeout):
+                    if rerun is not None:
+                        rerun[LONGER_LIMIT] += 1
+                    continue
                 results[i] = old
                 known[(langs[name].code, prog)] = old
         problems.append((_Problem(name, uri, doc, results), programs, len(earlier)))
@@ -216,9 +242,12 @@ def _run(jobs: list[_Job], sandbox: Sandbox, pool: concurrent.futures.ThreadPool
 
 
 def _run_job(sandbox: Sandbox, job: _Job, timeout: float | None) -> dict:
-    """One program's result record; platform failures are retried and never recorded."""
-    finished = run_with_retries(sandbox, job.lang, job.program, timeout or job.lang.timeout)
+    """One program's result record (with the wall-clock limit it ran under); platform failures
+    are retried and never recorded."""
+    limit = timeout or job.lang.timeout
+    finished = run_with_retries(sandbox, job.lang, job.program, limit)
     status = TIMEOUT if finished.timed_out else job.lang.classify(
         finished.exit_code, finished.stdout, finished.stderr)
     return {"program": job.program, "stdout": finished.stdout, "stderr": finished.stderr,
-            "exit_code": finished.exit_code, "status": status, "timestamp": int(time.time())}
+            "exit_code": finished.exit_code, "status": status, "timestamp": int(time.time()),
+            "timeout": limit}

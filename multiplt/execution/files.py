@@ -3,7 +3,8 @@ and the `<name>.results.json.gz` files the executor writes beside them.
 
 A results file has every key of its completions file plus `results`: one
 {program, stdout, stderr, exit_code, status, timestamp} per completion, in order, so MultiPL-E's
-own pass@k tooling reads it. While a problem is still running, results that finished ahead of an
+own pass@k tooling reads it, plus `timeout` (the limit the program ran under; MultiPL-E's results
+lack it, so it is not required of an earlier result). While a problem is still running, results that finished ahead of an
 earlier completion wait in `multiplt_pending` ({index: result}); MultiPL-E ignores that key, and a
 rerun picks them up, so a killed run loses only the programs that were in flight.
 """

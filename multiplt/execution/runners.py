@@ -214,6 +214,15 @@ class WarmRunner(Runner):
             sandbox.close()
 
 
+def unmounted_env(env: dict[str, str], folder: str) -> dict[str, str]:
+    """A language's environment (`Language.env`) for a program run outside the sandbox, where
+    nothing is mounted at LIBRARY_MOUNT: there that path is a name in the host's world-writable
+    /tmp, where any user or an earlier program could plant a fake test library. Every mention of
+    it becomes `folder` (one only this program can write to, which need not exist), so the
+    language's default library path is what gets searched."""
+    return {key: value.replace(LIBRARY_MOUNT, folder) for key, value in env.items()}
+
+
 class UnsafeRunner(Runner):
     """No isolation: a child process in its own session and temp folder, under prlimit."""
 
@@ -229,7 +238,8 @@ class UnsafeRunner(Runner):
             path = os.path.join(workdir, name)
             with open(path, "w", encoding="utf-8") as f:
                 f.write(program)
-            env = {**os.environ, "HOME": workdir, "TMPDIR": workdir, **lang.env()}
+            env = {**os.environ, "HOME": workdir, "TMPDIR": workdir,
+                   **unmounted_env(lang.env(), os.path.join(workdir, "no-library"))}
             return run_bounded([*self.limits.prlimit(), *lang.command(path)], timeout=timeout,
                                output_limit=self.limits.output, new_session=True, cwd=workdir,
                                env=env)

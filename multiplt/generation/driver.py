@@ -6,7 +6,8 @@ Rerun contract:
 - sample i of problem p draws from a seed derived from (seed, p, i) (seeds.py), so an
   interrupted run resumed later gives the same samples as an uninterrupted one;
 - a folder made with other sampling settings (temperature, top_p, stop tokens, token limit) or
-  another model/backend/seed is refused with an error naming the difference;
+  another model/backend/seed is refused with an error naming the difference, and so is a problem
+  file whose language, prompt or tests differ from the benchmark's problem;
 - a problem's file is rewritten (atomically) each time its finished samples grow.
 """
 
@@ -110,10 +111,15 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
                   "temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens}
         existing = folder.read_problem(out, row["name"])
         if existing is not None:
-            folder.check_same_sampling(folder.problem_uri(out, row["name"]), existing, wanted)
-            if existing.get("prompt") != row["prompt"]:
-                raise MultipltError(f"{folder.problem_uri(out, row['name'])} has another prompt than "
-                                    f"{benchmark}; use another --out folder")
+            uri = folder.problem_uri(out, row["name"])
+            folder.check_same_sampling(uri, existing, wanted)
+            # what `execute` runs (prompt + completion + tests, in the file's language) must be
+            # the benchmark's problem, or the folder would mix old and new problems
+            changed = [k for k in ("language", "prompt", "tests") if existing.get(k) != row[k]]
+            if changed:
+                raise MultipltError(f"{uri} has another {' and '.join(changed)} than problem "
+                                    f"{row['name']!r} of {benchmark} (the benchmark changed since "
+                                    "this folder was generated); use another --out folder")
             wanted["completions"] = list(existing["completions"])
         have = len(wanted["completions"])
         records[row["name"]] = wanted

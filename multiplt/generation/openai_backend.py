@@ -61,7 +61,12 @@ class OpenAIBackend(Backend):
             try:
                 req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read())
+                    raw = resp.read()
+                try:
+                    return json.loads(raw)
+                except ValueError:  # not JSON, or not UTF-8 (a proxy's login page, say)
+                    raise PlatformError(f"{self.url} answered {resp.status} with a body that is not "
+                                        f"JSON: {raw[:200].decode(errors='replace')!r}") from None
             except urllib.error.HTTPError as exc:
                 detail = exc.read()[:300].decode(errors="replace")
                 if exc.code not in TRANSIENT:
@@ -87,6 +92,9 @@ class OpenAIBackend(Backend):
             text = answer["choices"][0]["text"]
         except (KeyError, IndexError, TypeError):
             raise PlatformError(f"{self.url} gave no choices[0].text: {str(answer)[:200]}") from None
+        if not isinstance(text, str):
+            raise PlatformError(f"{self.url} gave a choices[0].text that is not a string: "
+                                f"{text!r:.200} in {str(answer)[:200]}")
         return cut_at_stop(text, sampling.stop)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:

@@ -86,6 +86,8 @@ class LuaLanguage(Language):
 
     def env(self) -> dict[str, str]:
         # The luaunit build_libraries precompiled first, then Lua's default path (";;").
+        # LIBRARY_MOUNT exists only in the sandbox: the unsandboxed runner points this entry at a
+        # folder of the program's own (runners.unmounted_env), never at the host's /tmp.
         return {"LUA_PATH": f"{LIBRARY_MOUNT}/?.lua;;"}
 
     def build_libraries(self, folder: str) -> bool:

@@ -4,6 +4,7 @@ start with a dot and end in TEMP_SUFFIX, and listings skip them."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -12,6 +13,7 @@ from multiplt.errors import MultipltError
 from multiplt.storage.base import ObjectInfo
 from multiplt.storage.uri import Location, NotFound, join
 
+LOG = logging.getLogger("multiplt.storage")
 TEMP_SUFFIX = ".multiplt-tmp"
 _CHUNK = 8 << 20
 
@@ -50,8 +52,32 @@ def read_bytes(loc: Location) -> bytes:
         raise MultipltError(f"cannot read {loc.uri}: permission denied") from None
 
 
+def cannot_write(path: str, exc: OSError) -> MultipltError:
+    """The one error for a local write the system refused (read-only file system, permission
+    denied, disk full, name too long...)."""
+    return MultipltError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+class _Writes:
+    """The temp file as AtomicFile hands it out: a failed write is `cannot_write`."""
+
+    def __init__(self, file, path: str):
+        self._file, self._path = file, path
+
+    def write(self, data) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            raise cannot_write(self._path, exc) from None
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
 class AtomicFile:
-    """A temp file beside `path` that replaces `path` on commit and vanishes on failure."""
+    """A temp file beside `path` that replaces `path` on commit and vanishes on failure. Any
+    OSError of the writing (creating folders, the temp file, writing, flushing, renaming) is
+    one MultipltError naming `path`, and the old content of `path` stays."""
 
     def __init__(self, path: str, durable: bool = True):
         self.path = path
@@ -63,16 +89,16 @@ class AtomicFile:
             os.makedirs(folder, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise MultipltError(f"cannot write {path}: a parent of it is a file") from None
-        except PermissionError:
-            raise MultipltError(f"cannot write {path}: permission denied") from None
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
         try:
             fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMP_SUFFIX, dir=folder)
-        except PermissionError:
-            raise MultipltError(f"cannot write {path}: permission denied") from None
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
         self.file = os.fdopen(fd, "wb")
 
     def __enter__(self):
-        return self.file
+        return _Writes(self.file, self.path)
 
     def __exit__(self, exc_type, exc, tb):
         try:
@@ -84,9 +110,20 @@ class AtomicFile:
             if exc_type is None:
                 os.chmod(self.tmp, 0o666 & ~_UMASK)
                 os.replace(self.tmp, self.path)
+        except OSError as error:
+            raise cannot_write(self.path, error) from None
         finally:
-            if os.path.exists(self.tmp):
+            if not self.file.closed:  # close() itself failed (flushing the buffer)
+                try:
+                    self.file.close()
+                except OSError:
+                    pass
+            try:
                 os.unlink(self.tmp)
+            except FileNotFoundError:  # renamed into place
+                pass
+            except OSError as error:
+                LOG.warning("cannot remove the temp file %s: %s", self.tmp, error.strerror)
 
 
 def write_bytes(loc: Location, data: bytes, durable: bool = True) -> None:

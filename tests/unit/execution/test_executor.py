@@ -68,9 +68,11 @@ def test_results_file_is_multipl_e_compatible(tmp_path, runs):
     assert {k: v for k, v in out.items() if k != "results"} == doc
     assert [r["status"] for r in out["results"]] == ["OK", "AssertionError", "SyntaxError"]
     for result, completion in zip(out["results"], doc["completions"]):
-        assert set(result) == {"program", "stdout", "stderr", "exit_code", "status", "timestamp"}
+        assert set(result) == {"program", "stdout", "stderr", "exit_code", "status", "timestamp",
+                               "timeout"}
         assert result["program"] == PROMPT + completion + "\n" + TESTS
         assert isinstance(result["timestamp"], int)
+        assert result["timeout"] == LuaLanguage.timeout  # the limit it ran under
     assert [r["exit_code"] == 0 for r in out["results"]] == [True, False, False]
     assert summary["statuses"] == {"OK": 1, "AssertionError": 1, "SyntaxError": 1}
     assert files.PENDING_KEY not in out
@@ -257,3 +259,43 @@ def test_earlier_results_of_an_identical_program_are_reused(tmp_path, runs):
     assert [r["status"] for r in read_results(tmp_path, "B")["results"]] == ["AssertionError", "OK"]
     assert summary["programs"]["dropped"] == {"done in an earlier run": 2,
                                               "identical to another program": 2}
+
+
+SLOW = "    local t = os.clock()\n    while os.clock() - t < 1.5 do end\n    return x + y\nend\n"
+
+
+def test_a_longer_timeout_runs_earlier_timeouts_again(tmp_path, runs):
+    write_problem(tmp_path, "P", [SLOW, GOOD])
+    executor.execute(str(tmp_path), workers=2, timeout=0.5)
+    results = read_results(tmp_path, "P")["results"]
+    assert [(r["status"], r["timeout"]) for r in results] == [("Timeout", 0.5), ("OK", 0.5)]
+    slow = results[0]["program"]
+
+    runs.clear()
+    for timeout in (0.5, 0.3):  # no longer: the Timeout stands
+        summary = executor.execute(str(tmp_path), workers=2, timeout=timeout)
+        assert runs == [] and summary["rerun"] == {}
+    assert read_results(tmp_path, "P")["results"] == results
+
+    summary = executor.execute(str(tmp_path), workers=2)  # the language's 15 s: run again
+    assert runs == [slow]
+    assert summary["rerun"] == {executor.LONGER_LIMIT: 1} and summary["programs"]["kept"] == 1
+    after = read_results(tmp_path, "P")["results"]
+    assert [(r["status"], r["timeout"]) for r in after] == [("OK", 15.0), ("OK", 0.5)]
+    assert after[1] == results[1]  # not a Timeout: kept as it was
+
+
+def test_a_timeout_without_its_limit_ran_under_the_language_default(tmp_path, runs):
+    """MultiPL-E's results (and ours before the field) do not say their limit: a Timeout is taken
+    to have had the language's default, so only a longer --timeout runs it again."""
+    doc = write_problem(tmp_path, "P", [SLOW])
+    old = {"program": PROMPT + SLOW + "\n" + TESTS, "stdout": "", "stderr": "", "exit_code": -1,
+           "status": "Timeout", "timestamp": 1}
+    with gzip.open(tmp_path / "P.results.json.gz", "wt") as f:
+        json.dump({**doc, "results": [old]}, f)
+    for timeout in (None, LuaLanguage.timeout):
+        summary = executor.execute(str(tmp_path), workers=1, timeout=timeout)
+        assert runs == [] and summary["rerun"] == {}
+    summary = executor.execute(str(tmp_path), workers=1, timeout=LuaLanguage.timeout + 1)
+    assert runs == [old["program"]] and summary["rerun"] == {executor.LONGER_LIMIT: 1}
+    assert read_results(tmp_path, "P")["results"][0]["status"] == "OK"

@@ -65,3 +65,33 @@ def test_the_sandbox_hands_every_program_to_its_runner(monkeypatch):
     # not a runner that forks: no pre-loaded runtime
     assert calls == [("lua", "print(1)", "program.lua", 7.0, lib, None),
                      ("lua", "print(2)", "program.lua", 8.0, None, None)]
+
+
+@pytest.mark.skipif(not installed("lua"), reason="lua5.4 not installed")
+def test_unsandboxed_programs_never_search_the_sandbox_library_mount(tmp_path, monkeypatch):
+    """Outside the sandbox LIBRARY_MOUNT is a path in the host's world-writable /tmp: a luaunit
+    planted there (by another user, or an earlier program) must not be what programs load. The
+    mount is moved to a folder of the test's own, so nothing is planted in the real /tmp."""
+    from multiplt.languages import lua
+
+    mount = str(tmp_path / "mount")
+    monkeypatch.setattr(lua, "LIBRARY_MOUNT", mount)
+    monkeypatch.setattr(runners, "LIBRARY_MOUNT", mount)
+    (tmp_path / "mount").mkdir()
+    (tmp_path / "mount" / "luaunit.lua").write_text(  # every assert passes
+        "local lu = {}\nfunction lu.assertEquals() end\nlu.LuaUnit = {run = function() return 0 end}\n"
+        "return lu\n")
+    lang = languages.get("lua")
+    assert mount in "".join(lang.env().values())  # what the sandboxed runners use
+    with Sandbox(unsafe_no_sandbox=True) as sandbox:
+        finished = sandbox.run(lang, known_program(lang, False), lang.timeout * 2)
+    assert lang.classify(finished.exit_code, finished.stdout, finished.stderr) == "AssertionError"
+
+
+@pytest.mark.parametrize("code", languages.names())
+def test_no_language_reaches_the_library_mount_unsandboxed(code, monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(runners, "run_bounded", lambda argv, **kw: seen.append(kw["env"]))
+    lang = languages.get(code)
+    UnsafeRunner(Sandbox().limits, str(tmp_path)).run(lang, "", f"p.{lang.file_ext}", 1.0, None)
+    assert not [k for k, v in seen[0].items() if runners.LIBRARY_MOUNT in v]

@@ -78,6 +78,32 @@ def test_changed_stop_tokens_in_problem_file_are_refused(bench, tmp_path):
         run(bench, out)
 
 
+@pytest.mark.parametrize("n", [2, 3])  # nothing to generate, or one more sample per problem
+@pytest.mark.parametrize("change,fields", [
+    ({"tests": "(module+ test (check-equal? 1 2))\n"}, "tests"),
+    ({"prompt": "#lang racket\n(define (g x)\n"}, "prompt"),
+    ({"language": "lua"}, "language"),
+    ({"prompt": "#lang racket\n(define (g x)\n", "tests": "(module+ test 1)\n"}, "prompt and tests"),
+])
+def test_a_changed_benchmark_problem_is_refused_and_nothing_is_written(tmp_path, n, change, fields):
+    # problem 0 is Lua, so that making problem 1 Lua leaves the run's language set (lua,rkt) as it was
+    rows = [{"name": f"HumanEval_{i}_f", "language": "rkt", "prompt": f"#lang racket\n(define (f{i} x)\n",
+             "tests": "(module+ test)\n", "stop_tokens": STOPS} for i in range(3)]
+    rows[0].update(language="lua", prompt="local function f0(x)\n", tests="os.exit(0)\n")
+    uri, replay = str(tmp_path / "bench.jsonl"), str(tmp_path / "replay.jsonl")
+    storage.write_jsonl(uri, rows)
+    storage.write_jsonl(replay, [{"name": r["name"], "completion": f"c{j}"} for r in rows for j in range(4)])
+    out = tmp_path / "run"
+    run((uri, replay), str(out))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    rows[1].update(change)
+    storage.write_jsonl(uri, rows)
+    with pytest.raises(MultipltError, match=f"HumanEval_1_f.json.gz has another {fields} than "
+                                            f"problem 'HumanEval_1_f' of .*another --out"):
+        run((uri, replay), str(out), n=n)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_bad_inputs(bench, tmp_path):
     out = str(tmp_path / "run")
     with pytest.raises(MultipltError, match="HumanEval_9_x"):

@@ -7,14 +7,14 @@ import threading
 
 import pytest
 
-from multiplt.errors import MultipltError
+from multiplt.errors import MultipltError, PlatformError
 from multiplt.generation.base import Request, Sampling
 from multiplt.generation.openai_backend import OpenAIBackend
 
 
 class FakeServer:
-    def __init__(self, failures=0, status=503):
-        self.failures, self.status = failures, status
+    def __init__(self, failures=0, status=503, reply=None):
+        self.failures, self.status, self.reply = failures, status, reply
         self.bodies, self.active, self.max_active = [], 0, 0
         self.lock = threading.Lock()
         server = self
@@ -36,6 +36,8 @@ class FakeServer:
                     server.active -= 1
                 if fail:
                     data, code = b'{"error": "busy"}', server.status
+                elif server.reply is not None:  # a 200 with this body as it is
+                    data, code = server.reply, 200
                 else:
                     text = body["prompt"][-1] + " body\n(define (g) 1)"  # stop string included
                     data, code = json.dumps({"choices": [{"text": text}]}).encode(), 200
@@ -94,6 +96,23 @@ def test_does_not_retry_client_errors(server):
     with pytest.raises(MultipltError, match="400"):
         list(backend.generate([Request("p", "x", 0)], SAMPLING))
     assert len(s.bodies) == 1
+
+
+@pytest.mark.parametrize("reply,problem", [
+    (b"<html>" + b"proxy login " * 40 + b"</html>",
+     r"answered 200 with a body that is not JSON: '<html>proxy login .{150,200}'$"),
+    (b"\xff\xfe not utf-8", "answered 200 with a body that is not JSON"),
+    (b'{"choices": [{"text": null, "finish_reason": "length"}]}',
+     "gave a choices\\[0\\].text that is not a string: None in"),
+    (b'{"choices": [{"text": 7}]}', "gave a choices\\[0\\].text that is not a string: 7"),
+    (b'{"choices": []}', r"gave no choices\[0\].text"),
+])
+def test_a_malformed_200_reply_is_one_clear_error(server, reply, problem):
+    s = server(reply=reply)
+    backend = OpenAIBackend(s.url, "m", concurrency=1, backoff=0.01)
+    with pytest.raises(PlatformError, match=problem):
+        list(backend.generate([Request("p", "x", 0)], SAMPLING))
+    assert len(s.bodies) == 1  # not retried: the server answered
 
 
 @pytest.mark.parametrize("options,problem", [
