@@ -5,7 +5,9 @@ provenance), so publishing the same thing twice gives the same card and uploads 
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 
 import yaml
 
@@ -86,9 +88,21 @@ RECIPE_KEYS = ("base", "base_revision", "dataset", "split", "recipe", "epochs", 
                "max_grad_norm", "precision", "seed")
 
 
-def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str) -> str:
+def benchmark_label(benchmark: str | None, num_problems: tuple[int, ...] = ()) -> str:
+    """`humaneval`, 164 problems; a benchmark the store does not name is said to be so."""
+    name = f"`{benchmark}`" if benchmark else "unnamed in the results store"
+    if not num_problems:
+        return name
+    count = (str(num_problems[0]) if len(num_problems) == 1
+             else f"{min(num_problems)} to {max(num_problems)}")
+    return f"{name}, {count} problems"
+
+
+def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
+               benchmark: str | None = None, num_problems: tuple[int, ...] = ()) -> str:
     """`outputs`: [{"config": resolved training config, "rows": manifest rows}] per training
-    output; `passk`: {tag: pass@1} from the results store."""
+    output; `passk`: {tag: pass@1} from the results store, all on `benchmark` (with
+    `num_problems` problems; checkpoints.pass_at_1 picks it)."""
     bases = sorted({o["config"].get("base", "") for o in outputs if o["config"].get("base")})
     datasets = sorted({o["config"].get("dataset", "") for o in outputs
                        if o["config"].get("dataset") and "://" not in o["config"]["dataset"]})
@@ -112,6 +126,11 @@ def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str) -> 
     parts.append(_table(["tag", "language", "epoch", "step", "eval loss", "pass@1"], table))
     if not passk:
         parts.append("\npass@1 is empty until the checkpoints are evaluated (`multiplt_evaluate`).\n")
+    else:
+        parts.append(f"\npass@1 is on one benchmark ({benchmark_label(benchmark, num_problems)}): the one "
+                     f"on which the most of these checkpoints were evaluated, so that the scores "
+                     f"compare (a checkpoint evaluated only on another benchmark has none here); "
+                     f"per tag the latest recorded run.\n")
     parts.append("\n## Recipe\n")
     for o in outputs:
         config = o["config"]
@@ -121,23 +140,78 @@ def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str) -> 
     return "".join(parts)
 
 
+_SELECTION = r"(?:_p[0-9a-f]{8})?(?:_first\d+)?"  # run_folder.selection_marker
+
+
+def benchmark_name(row: dict) -> str:
+    """The benchmark of a results-store row as one name for every language: `humaneval`,
+    `humaneval_first5`, `humaneval_p<hash>`, `mbpp`; "" when the row names none. The `benchmark`
+    column holds the file the run was generated from (`.../benchmarks/humaneval_first5-lua.jsonl`
+    in the DAG's layout): its name without the extension and the `-<lang>` suffix. `multiplt
+    evaluate --limit/--problems` generates from the full file and marks only the run folder
+    (`humaneval_first5-lua-...`, the `dataset` column), so that marker is added from there."""
+    return _benchmark_name(row.get("benchmark") or "", row.get("lang") or "", row.get("dataset") or "")
+
+
+@functools.lru_cache(maxsize=4096)  # a store repeats these for every k and epoch
+def _benchmark_name(uri: str, lang: str, dataset: str) -> str:
+    from multiplt.evaluation.run_folder import safe_part
+
+    uri = uri.rstrip("/")
+    if not uri:
+        return ""
+    name = re.sub(r"\.(jsonl|json)(\.gz)?$", "", uri.rsplit("/", 1)[-1])
+    if lang and name.endswith(f"-{lang}"):
+        name = name[:-len(lang) - 1]
+    marked = re.match(re.escape(safe_part(name)) + f"({_SELECTION})(?:_g[0-9a-f]{{8}})?-", dataset)
+    return name + marked.group(1) if marked else name
+
+
+def latest(rows: list[dict]) -> dict:
+    """The latest recorded of rows (by `created_at`; `run_id` orders rows recorded at once)."""
+    return max(rows, key=lambda r: (r.get("created_at") or "", r.get("run_id") or ""))
+
+
+def _sort_key(key: tuple) -> tuple:
+    return tuple((v is None, 0 if v is None else v) for v in key)  # None last, 0 is not None
+
+
+def results_summary(table_rows: list[dict]) -> list[dict]:
+    """The pass@1 rows of the card: per benchmark, model, revision, language, epoch and
+    temperature the latest recorded row at k=1. Runs on different benchmarks (the full one, a
+    `--limit`/`--problems` part of it, another source) or at different temperatures are
+    different measurements, so each gets its own line; several runs on one of these keys (e.g.
+    the same run at another n) give the latest recorded one."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in table_rows:
+        if row.get("k") == 1:
+            key = (benchmark_name(row), row["model"], row.get("revision") or "", row["lang"],
+                   row.get("epoch"), row.get("temperature"))
+            groups.setdefault(key, []).append(row)
+    return [latest(groups[key]) for key in sorted(groups, key=_sort_key)]
+
+
 def results_card(repo_id: str, table_rows: list[dict], columns: list[str], license: str) -> str:
     meta = {"license": license, "pretty_name": repo_id.split("/")[1], "tags": ["code", "multipl-t",
                                                                              "leaderboard"],
             "configs": [{"config_name": "default",
                          "data_files": [{"split": "train", "path": "data/results-*.parquet"}]}]}
-    best: dict[tuple, float] = {}
-    for row in table_rows:
-        if row.get("k") == 1:
-            key = (row["model"], row.get("revision") or "", row["lang"], row.get("epoch"))
-            best[key] = max(best.get(key, 0.0), row["estimate"])
-    summary = [[m, r, lang, e, _pct(v)] for (m, r, lang, e), v in sorted(best.items(), key=lambda kv: str(kv[0]))]
+    summary = [[benchmark_name(r), r.get("num_problems"), r["model"], r.get("revision") or "",
+                r["lang"], r.get("epoch"), r.get("temperature"), _pct(r["estimate"])]
+               for r in results_summary(table_rows)]
     return "".join([
         _front(meta), f"# {repo_id.split('/')[1]}\n",
         "The MultiPL-T Platform's results store: one row per scored run and k (pass@k of a model "
         "or checkpoint on a MultiPL-E-style benchmark).\n\n",
         f"{len(table_rows)} rows; columns: {', '.join(f'`{c}`' for c in columns)}.\n",
-        "\n## pass@1\n\n", _table(["model", "revision", "language", "epoch", "pass@1"], summary),
+        "\n## pass@1\n\n",
+        "One line per benchmark, model, revision, language, epoch and temperature. The benchmark "
+        "is named as in every language (the `benchmark` column holds each language's file): a "
+        "partial benchmark (`--limit`, `--problems`) or another source is a benchmark of its own, and "
+        "pass@1 at different temperatures are different measurements. Where several runs share a "
+        "line (e.g. the same run at another n), it shows the latest recorded one (`created_at`).\n\n",
+        _table(["benchmark", "problems", "model", "revision", "language", "epoch", "temperature",
+                "pass@1"], summary),
         "\n## Load it\n\n",
         f"```python\nfrom datasets import load_dataset\n\nresults = load_dataset(\"{repo_id}\", "
         f"split=\"train\")\n```\n"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from typing import NamedTuple
 
 from multiplt.errors import MultipltError
 from multiplt.hub import cards
@@ -43,11 +44,23 @@ def load_output(out: str) -> dict:
                                                  "experiment": rows[0]["experiment"]}}
 
 
-def pass_at_1(store: str | None, outputs: list[dict], repo_id: str) -> dict[str, float]:
-    """{tag: best pass@1} of the checkpoints in the results store (the training output or the
-    published repo as the model, the tag as the revision)."""
+class PassAt1(NamedTuple):
+    """pass@1 per tag on one benchmark: `scores` {tag: pass@1}, `benchmark` its name ("" when
+    the store does not name it; None when no checkpoint was evaluated) and `num_problems`."""
+
+    scores: dict[str, float]
+    benchmark: str | None = None
+    num_problems: tuple[int, ...] = ()
+
+
+def pass_at_1(store: str | None, outputs: list[dict], repo_id: str) -> PassAt1:
+    """pass@1 of the checkpoints in the results store (the training output or the published
+    repo as the model, the tag as the revision), on ONE benchmark so that the tags compare: the
+    benchmark that covers the most of the outputs' tags (ties: the one with more problems, then
+    the name). A partial run (`--limit`, `--problems`) is a benchmark of its own, so a 5-problem
+    smoke run never outscores the full benchmark. Per tag the latest recorded row at k=1."""
     if not store:
-        return {}
+        return PassAt1({})
     from multiplt import storage
     from multiplt.results import read_store
 
@@ -55,11 +68,21 @@ def pass_at_1(store: str | None, outputs: list[dict], repo_id: str) -> dict[str,
         raise MultipltError(f"--results-store {store}: no results store there (record runs first "
                             f"with `multiplt results record`, or leave the option out)")
     models = {o["out"].rstrip("/") for o in outputs} | {repo_id}
-    best: dict[str, float] = {}
+    tags = {r["tag"] for o in outputs for r in o["rows"]}
+    by_benchmark: dict[str, dict[str, list[dict]]] = {}
     for row in read_store(store).to_dicts():
-        if row["k"] == 1 and row["model"].rstrip("/") in models and row.get("revision"):
-            best[row["revision"]] = max(best.get(row["revision"], 0.0), row["estimate"])
-    return best
+        if row["k"] == 1 and row["model"].rstrip("/") in models and row.get("revision") in tags:
+            by_benchmark.setdefault(cards.benchmark_name(row), {}).setdefault(row["revision"], []).append(row)
+    if not by_benchmark:
+        return PassAt1({})
+
+    def most_problems(name: str) -> int:
+        return max((r.get("num_problems") or 0 for rs in by_benchmark[name].values() for r in rs), default=0)
+
+    name = min(by_benchmark, key=lambda b: (-len(by_benchmark[b]), -most_problems(b), b))
+    chosen = {tag: cards.latest(rows) for tag, rows in by_benchmark[name].items()}
+    problems = tuple(sorted({r["num_problems"] for r in chosen.values() if r.get("num_problems") is not None}))
+    return PassAt1({tag: r["estimate"] for tag, r in chosen.items()}, name, problems)
 
 
 def wanted_tags(tags: str) -> list[str]:
@@ -145,7 +168,8 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
 
     wanted = [] if tags in ("all", "best") else wanted_tags(tags)
     outputs = [load_output(out) for out in outs]
-    passk = pass_at_1(results_store, outputs, repo_id)
+    pass1 = pass_at_1(results_store, outputs, repo_id)
+    passk = pass1.scores
     selected = [(o, r) for o in outputs for r in select(o, tags, passk)]
     unknown = sorted(set(wanted) - {r["tag"] for _, r in selected})
     if not selected or unknown:
@@ -162,7 +186,8 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
                                 f"different repos or select other --tags; nothing was uploaded")
         seen[r["tag"]] = o["out"]
     card = cards.model_card(repo_id, [{**o, "rows": [r for oo, r in selected if oo is o]}
-                                      for o in outputs], passk, license)
+                                      for o in outputs], passk, license,
+                            benchmark=pass1.benchmark, num_problems=pass1.num_problems)
     summary = {"repo": repo_id, "tags": [], "skipped": [], "moved": [], "commits": 0}
     with tempfile.TemporaryDirectory(prefix="multiplt-publish-ckpt-") as workdir:
         bundles = []

@@ -1,5 +1,6 @@
 """The leaderboard pages of the Airflow UI. The leaderboard: pass@k per model x language x epoch
-from the results store (``[multiplt] results_store``), a sortable table whose scores link to each
+on one benchmark at a time (``?benchmark=``; by default the one with the most rows) from the
+results store (``[multiplt] results_store``), a sortable table whose scores link to each
 run's per-problem results, and a server-side SVG plot of pass@1 by epoch per language, experiment
 and model. The Datasets page: every dataset under ``[multiplt] data_uri`` with its funnel chart,
 size, model, DAG runs and Hub repo. ``app.py`` is the FastAPI app (mounted at ``/leaderboard`` by

@@ -3,7 +3,8 @@
 Plugin apps get no authentication from Airflow, so every route checks the caller itself: the
 Airflow JWT from an ``Authorization: Bearer`` header or the UI's ``_token`` session cookie,
 validated by the configured auth manager. Anonymous callers get 401 on the data endpoints and a
-redirect to the Airflow login (coming back here) on the pages: the leaderboard (`/`), a run's
+redirect to the Airflow login (coming back here) on the pages: the leaderboard (`/`, one
+benchmark at a time: `?benchmark=`, `?k=`), a run's
 per-problem results (`/run?run_id=`) and the datasets under the data root (`/datasets`).
 """
 
@@ -65,19 +66,24 @@ def _rows() -> list[dict]:
 
 
 @app.get("/api/results")
-async def results(request: Request, k: int | None = None) -> JSONResponse:
-    """Every recorded pass@k row (optionally one k), as JSON."""
+async def results(request: Request, k: int | None = None, benchmark: str | None = None) -> JSONResponse:
+    """Every recorded pass@k row (optionally one k, one benchmark), as JSON, with the store's
+    benchmarks (the leaderboard's default first)."""
     await authenticated_user(request)
     rows = _rows()
+    found = board.benchmarks(rows)
+    if benchmark is not None:
+        rows = board.of_benchmark(rows, benchmark)
     if k is not None:
         rows = [r for r in rows if r["k"] == k]
-    return JSONResponse({"rows": rows, "k_values": board.k_values(rows)})
+    return JSONResponse({"rows": rows, "k_values": board.k_values(rows), "benchmarks": found})
 
 
 @app.get("/plot.svg")
-async def plot_svg(request: Request, k: int = 1) -> Response:
+async def plot_svg(request: Request, k: int = 1, benchmark: str | None = None) -> Response:
+    """pass@k by epoch on one benchmark (by default the leaderboard's default one)."""
     await authenticated_user(request)
-    svg = plot.render_svg(board.epoch_series(_rows(), k), k)
+    svg = plot.render_svg(board.epoch_series(_rows(), k, benchmark), k)
     return Response(svg, media_type="image/svg+xml")
 
 
@@ -96,15 +102,20 @@ def _name(user) -> str:
 
 
 @app.get("/", response_class=HTMLResponse)
-async def leaderboard(request: Request, k: int = 1):
+async def leaderboard(request: Request, k: int = 1, benchmark: str | None = None):
+    """One benchmark at a time (`?benchmark=`, by default the one with the most rows)."""
     user = await _page_user(request)
     if isinstance(user, Response):
         return user
     rows = _rows()
-    languages, entries = board.board(rows, k)
-    svg = plot.render_svg(board.epoch_series(rows, 1), 1)
-    html = page.render_page(languages, entries, board.k_values(rows) or [1], k, svg, _name(user),
-                            "the results store")
+    found = board.benchmarks(rows)
+    if benchmark is None:
+        benchmark = board.default_benchmark(rows)
+    languages, entries = board.board(rows, k, benchmark)
+    svg = plot.render_svg(board.epoch_series(rows, 1, benchmark), 1)
+    ks = board.k_values(board.of_benchmark(rows, benchmark)) or [1]
+    html = page.render_page(languages, entries, ks, k, svg, _name(user), "the results store",
+                            benchmarks=found, benchmark=benchmark)
     return HTMLResponse(html)
 
 

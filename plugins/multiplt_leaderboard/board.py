@@ -1,9 +1,11 @@
-"""Shape results-store rows for the leaderboard: one row per model x epoch, one column per language."""
+"""Shape results-store rows for the leaderboard: one benchmark at a time, one row per model x
+epoch, one column per language. Scores on different benchmarks (the full HumanEval, a
+`--limit`/`--problems` part of it, another source) never share a cell or a line."""
 
 from __future__ import annotations
 
 ROW_FIELDS = ("model", "revision", "experiment", "lang", "epoch", "k", "estimate", "num_problems",
-              "n", "temperature", "benchmark", "created_at", "run_id")
+              "n", "temperature", "benchmark", "dataset", "created_at", "run_id")
 
 
 def load_rows(store_uri: str) -> list[dict]:
@@ -21,14 +23,48 @@ def k_values(rows: list[dict]) -> list[int]:
     return sorted({r["k"] for r in rows})
 
 
+def benchmark_of(row: dict) -> str:
+    """The row's benchmark as one name for every language (`humaneval`, `humaneval_first5`;
+    multiplt.hub.cards.benchmark_name); "" for rows recorded without one."""
+    from multiplt.hub.cards import benchmark_name
+
+    return benchmark_name(row)
+
+
+def benchmarks(rows: list[dict]) -> list[dict]:
+    """[{"name", "rows", "num_problems"}] per benchmark in the rows, the default first: the most
+    rows, ties broken by the most problems (the largest num_problems of its rows), then by name."""
+    found: dict[str, dict] = {}
+    for row in rows:
+        b = found.setdefault(benchmark_of(row), {"name": benchmark_of(row), "rows": 0, "num_problems": None})
+        b["rows"] += 1
+        if row.get("num_problems") is not None:
+            b["num_problems"] = max(b["num_problems"] or 0, row["num_problems"])
+    return sorted(found.values(), key=lambda b: (-b["rows"], -(b["num_problems"] or 0), b["name"]))
+
+
+def default_benchmark(rows: list[dict]) -> str | None:
+    """The benchmark the leaderboard shows unless asked for another; None when there are no rows."""
+    found = benchmarks(rows)
+    return found[0]["name"] if found else None
+
+
+def of_benchmark(rows: list[dict], benchmark: str | None = None) -> list[dict]:
+    """The rows of one benchmark (None: the default one)."""
+    if benchmark is None:
+        benchmark = default_benchmark(rows)
+    return [r for r in rows if benchmark_of(r) == benchmark]
+
+
 def _entry_key(row: dict) -> tuple:
     return (row["model"], row["revision"] or "", row["experiment"] or "", row["epoch"])
 
 
-def board(rows: list[dict], k: int) -> tuple[list[str], list[dict]]:
-    """(languages, entries): an entry per (model, revision, experiment, epoch) with a cell per
-    language holding that run's pass@k and run_id (the latest recording wins when a run was
-    repeated)."""
+def board(rows: list[dict], k: int, benchmark: str | None = None) -> tuple[list[str], list[dict]]:
+    """(languages, entries) of one benchmark (None: the default one): an entry per (model,
+    revision, experiment, epoch) with a cell per language holding that run's pass@k and run_id
+    (the latest recording wins when a run was repeated, e.g. at another n)."""
+    rows = of_benchmark(rows, benchmark)
     languages = sorted({r["lang"] for r in rows})
     entries: dict[tuple, dict] = {}
     for row in rows:  # oldest first, so later recordings overwrite
@@ -49,13 +85,15 @@ def series_label(lang: str, experiment: str | None, model: str) -> str:
     return f"{lang} ({experiment}) · {model}" if experiment else f"{lang} · {model}"
 
 
-def epoch_series(rows: list[dict], k: int = 1) -> dict[str, list[tuple[int, float]]]:
-    """pass@k by epoch per line: one line per language, experiment and model, so two models
-    never share a line. A base model evaluated only at epoch 0 starts the lines of the other
-    models of its language and experiment (the fine-tuned checkpoints) when it is the only
-    such base there; otherwise it is a line (a point) of its own."""
+def epoch_series(rows: list[dict], k: int = 1,
+                 benchmark: str | None = None) -> dict[str, list[tuple[int, float]]]:
+    """pass@k by epoch on one benchmark (None: the default one) per line: one line per language,
+    experiment and model, so two models never share a line. A base model evaluated only at
+    epoch 0 starts the lines of the other models of its language and experiment (the
+    fine-tuned checkpoints) when it is the only such base there; otherwise it is a line (a
+    point) of its own."""
     points: dict[tuple, dict[int, float]] = {}
-    for row in rows:
+    for row in of_benchmark(rows, benchmark):  # oldest first, so later recordings overwrite
         if row["k"] != k:
             continue
         key = (row["lang"], row["experiment"] or "", row["model"])

@@ -1,5 +1,6 @@
-"""The leaderboard's HTML: a sortable table (a few lines of inline script, no library) whose score
-cells link to the run's per-problem page, and the SVG. `shell` is the frame every page shares."""
+"""The leaderboard's HTML: one benchmark at a time (links to the others and to each k), a sortable
+table (a few lines of inline script, no library) whose score cells link to the run's
+per-problem page, and the SVG. `shell` is the frame every page shares."""
 
 from __future__ import annotations
 
@@ -51,8 +52,18 @@ def _cell(value, text=None, cls="") -> str:
     return f'<td{cls_attr} data-value="{escape(str(value))}">{shown}</td>'
 
 
+def shown_name(name: str | None) -> str:
+    """How the page names a benchmark; rows recorded without one are "(unnamed)"."""
+    return name if name else "(unnamed)"
+
+
+def _problems(count: int | None) -> str:
+    return f"up to {count} problems" if count else ""
+
+
 def render_page(languages: list[str], entries: list[dict], ks: list[int], k: int, svg: str,
-                user: str, store_label: str) -> str:
+                user: str, store_label: str, *, benchmarks: list[dict], benchmark: str | None) -> str:
+    """`benchmarks`: board.benchmarks of the store; `benchmark`: the one shown (None: no rows)."""
     head = ["model", "revision", "experiment", "epoch", *languages]
     rows = []
     for entry in entries:
@@ -67,19 +78,44 @@ def render_page(languages: list[str], entries: list[dict], ks: list[int], k: int
                 cells.append(f'<td class="score" data-value="{cell["estimate"]:.4f}">'
                              f'<a href="{escape(link)}">{cell["estimate"]:.3f}</a></td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    k_links = " ".join(f'<a href="?k={kk}"{" aria-current=page" if kk == k else ""}>pass@{kk}</a>'
-                       for kk in ks)
-    empty = '<p class="muted">No results recorded yet: run multiplt_evaluate.</p>' if not entries else ""
-    body = f"""<p class="muted">pass@{k} per model, language and epoch, from {escape(store_label)}.
-Click a column header to sort, a score for that run's per-problem results.</p>
-<nav>{k_links}</nav>
+
+    def query(**args) -> str:  # a link keeps the other selection
+        args = {"benchmark": benchmark, "k": k, **args}
+        return escape("?" + urlencode({name: v for name, v in args.items() if v is not None}))
+
+    def current_if(yes: bool) -> str:
+        return " aria-current=page" if yes else ""
+
+    k_links = " ".join(f'<a href="{query(k=kk)}"{current_if(kk == k)}>pass@{kk}</a>' for kk in ks)
+    b_links = []
+    for b in benchmarks:
+        facts = ", ".join(filter(None, [f"{b['rows']} rows", _problems(b["num_problems"])]))
+        b_links.append(f'<a href="{query(benchmark=b["name"])}"{current_if(b["name"] == benchmark)}>'
+                       f'{escape(shown_name(b["name"]))}</a> <span class="muted">({facts})</span>')
+    current = next((b for b in benchmarks if b["name"] == benchmark), None)
+    if not benchmarks:
+        empty = '<p class="muted">No results recorded yet: run multiplt_evaluate.</p>'
+        shown = plot_title = ""
+    else:
+        problems = _problems(current["num_problems"]) if current else ""
+        shown = (f' on benchmark <strong id="benchmark">{escape(shown_name(benchmark))}</strong>'
+                 + (f" ({problems})" if problems else ""))
+        plot_title = f" on {escape(shown_name(benchmark))}"
+        empty = "" if entries else f'<p class="muted">No pass@{k} results on this benchmark.</p>'
+    b_nav = f'<nav id="benchmarks">Benchmark: {" ".join(b_links)}</nav>' if benchmarks else ""
+    body = f"""<p class="muted">pass@{k} per model, language and epoch{shown}, from {escape(store_label)}.
+One benchmark at a time: a part of one (<code>--limit</code>, <code>--problems</code>) or another
+source is a benchmark of its own. Click a column header to sort, a score for that run's
+per-problem results.</p>
+{b_nav}
+<nav id="ks">{k_links}</nav>
 {empty}
 <table id="leaderboard" class="sortable">
 <thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in head)}</tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody></table>
-<h2>pass@1 by epoch</h2>
+<h2>pass@1 by epoch{plot_title}</h2>
 {svg}
 <script>{SORT_SCRIPT}</script>"""
     return shell("MultiPL-T leaderboard", body, user, "leaderboard")

@@ -1,6 +1,6 @@
-"""The leaderboard plugin without a running Airflow: table shaping, the SVG plots (pass@k by epoch
-per language, experiment and model; a dataset's funnel), the pages' HTML and escaping, and that
-anonymous or forged requests never see the pages or their data."""
+"""The leaderboard plugin without a running Airflow: table shaping (one benchmark at a time), the
+SVG plots (pass@k by epoch per language, experiment and model; a dataset's funnel), the pages'
+HTML and escaping, and that anonymous or forged requests never see the pages or their data."""
 
 from __future__ import annotations
 
@@ -67,12 +67,59 @@ def test_two_models_with_the_same_language_and_experiment_get_a_line_each():
     assert len(svg.findall(f"{SVG}g")) == 4
 
 
+def bench(benchmark, estimate, num_problems, created, lang="lua", epoch=1, k=1, model="out/lua"):
+    """A row as `multiplt_evaluate` records it: `benchmark` is the language's benchmark file."""
+    return dict(row(lang, epoch, estimate, k=k, model=model, created=created,
+                    run_id=f"{benchmark}-{lang}{epoch}-k{k}"), num_problems=num_problems,
+                benchmark=f"file:///data/benchmarks/{benchmark}-{lang}.jsonl",
+                dataset=f"{benchmark}-{lang}-{model.replace('/', '_')}-e{epoch}-0.2")
+
+
+# one model, language and epoch on the full HumanEval, a 5-problem smoke run of it (recorded
+# last) and MBPP; HumanEval has the most rows (pass@1 and pass@10, epoch 2, and R)
+BENCHES = [bench("humaneval", 0.12, 164, "2026-01-01"), bench("humaneval", 0.3, 164, "2026-01-01", k=10),
+           bench("humaneval", 0.2, 164, "2026-01-01", epoch=2), bench("humaneval", 0.15, 161, "2026-01-01", lang="r"),
+           bench("mbpp", 0.31, 397, "2026-01-02"), bench("humaneval_first5", 0.60, 5, "2026-01-03")]
+
+
+def test_board_and_epoch_series_show_one_benchmark_the_one_with_most_rows_by_default():
+    assert {"benchmark", "dataset"} <= set(board.ROW_FIELDS)
+    assert [(b["name"], b["rows"], b["num_problems"]) for b in board.benchmarks(BENCHES)] == [
+        ("humaneval", 4, 164), ("mbpp", 1, 397), ("humaneval_first5", 1, 5)]
+    languages, entries = board.board(BENCHES, k=1)
+    assert languages == ["lua", "r"]  # each language's file of one benchmark
+    assert [(e["revision"], {lang: c["estimate"] for lang, c in e["cells"].items()}) for e in entries] == [
+        ("lua-multiplt-epoch1", {"lua": 0.12}), ("lua-multiplt-epoch2", {"lua": 0.2}),
+        ("r-multiplt-epoch1", {"r": 0.15})]
+    assert board.epoch_series(BENCHES) == {"lua (multiplt) · out/lua": [(1, 0.12), (2, 0.2)],
+                                           "r (multiplt) · out/lua": [(1, 0.15)]}
+    for name, estimate in (("humaneval_first5", 0.60), ("mbpp", 0.31)):
+        _, entries = board.board(BENCHES, k=1, benchmark=name)
+        assert [(e["epoch"], e["cells"]["lua"]["estimate"], e["cells"]["lua"]["num_problems"])
+                for e in entries] == [(1, estimate, 5 if name == "humaneval_first5" else 397)]
+        assert board.epoch_series(BENCHES, 1, name) == {"lua (multiplt) · out/lua": [(1, estimate)]}
+    assert board.board(BENCHES, k=1, benchmark="nosuch") == ([], [])
+
+
+def test_default_benchmark_ties_go_to_more_problems_then_the_name():
+    rows = [bench("a_smoke", 0.6, 5, "2026-01-02"), bench("humaneval", 0.1, 164, "2026-01-01")]
+    assert board.default_benchmark(rows) == "humaneval"
+    rows = [bench("zeta", 0.6, 164, "2026-01-02"), bench("alpha", 0.1, 164, "2026-01-01")]
+    assert board.default_benchmark(rows) == "alpha"
+    assert board.default_benchmark([]) is None
+    unnamed = [dict(r, benchmark=None) for r in ROWS]  # stores recorded without a benchmark name
+    assert board.default_benchmark(unnamed) == "" and board.board(unnamed, 1) == board.board(ROWS, 1, "b")
+
+
 def test_page_escapes_what_the_store_holds():
-    hostile = [row("rkt", 1, 0.5, model="<script>alert(1)</script>", experiment="x")]
+    hostile = [dict(row("rkt", 1, 0.5, model="<script>alert(1)</script>", experiment="x"),
+                    benchmark="/data/<i>bench</i>-rkt.jsonl")]
     languages, entries = board.board(hostile, 1)
-    html = page.render_page(languages, entries, [1], 1, "<svg/>", "<b>user</b>", "store")
+    html = page.render_page(languages, entries, [1], 1, "<svg/>", "<b>user</b>", "store",
+                            benchmarks=board.benchmarks(hostile), benchmark="<i>bench</i>")
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "&lt;b&gt;user&lt;/b&gt;" in html
+    assert "<i>bench</i>" not in html and '<strong id="benchmark">&lt;i&gt;bench&lt;/i&gt;</strong>' in html
     assert '<td class="score" data-value="0.5000"><a href="run?run_id=rkt1">0.500</a></td>' in html
     assert 'href="datasets"' in html  # the navigation to the Datasets page
 
@@ -200,6 +247,32 @@ def test_a_score_links_to_the_runs_per_problem_page(signed_in):
     assert "Exception: 1, Timeout: 1" in page_html
     missing = signed_in.get("/leaderboard/run?run_id=nope")
     assert missing.status_code == 404 and "not in the results store" in missing.text
+
+
+def test_the_page_shows_one_benchmark_and_links_to_the_others(signed_in, monkeypatch):
+    import re
+
+    from multiplt_leaderboard import app as app_module
+
+    html = signed_in.get("/leaderboard/").text  # the store's one run names no benchmark
+    assert '<strong id="benchmark">(unnamed)</strong>' in html and ">0.250</a>" in html
+    assert ">0.250</a>" in signed_in.get("/leaderboard/?benchmark=&k=1").text
+
+    monkeypatch.setattr(app_module, "_rows", lambda: BENCHES)
+    html = signed_in.get("/leaderboard/").text
+    assert '<strong id="benchmark">humaneval</strong> (up to 164 problems)' in html
+    scores = lambda text: re.findall(r'<a href="run\?run_id=[^"]+">([0-9.]+)</a>', text)  # noqa: E731
+    assert scores(html) == ["0.120", "0.200", "0.150"]
+    assert '<a href="?benchmark=humaneval_first5&amp;k=1">humaneval_first5</a>' in html
+    assert '<a href="?benchmark=humaneval&amp;k=10">pass@10</a>' in html
+    assert "<h2>pass@1 by epoch on humaneval</h2>" in html
+    smoke = signed_in.get("/leaderboard/?benchmark=humaneval_first5").text
+    assert scores(smoke) == ["0.600"] and '<strong id="benchmark">humaneval_first5</strong> (up to 5 problems)' in smoke
+    assert "epoch 1: 0.310" in signed_in.get("/leaderboard/plot.svg?benchmark=mbpp").text
+    assert "epoch 1: 0.120" in signed_in.get("/leaderboard/plot.svg").text
+    data = signed_in.get("/leaderboard/api/results?benchmark=mbpp").json()
+    assert [r["estimate"] for r in data["rows"]] == [0.31]
+    assert [b["name"] for b in data["benchmarks"]] == ["humaneval", "mbpp", "humaneval_first5"]
 
 
 def test_datasets_page_and_json_through_the_app(signed_in):
