@@ -5,11 +5,11 @@ provenance), so publishing the same thing twice gives the same card and uploads 
 
 from __future__ import annotations
 
-import functools
 import json
-import re
 
 import yaml
+
+from multiplt.results.benchmarks import benchmark_name
 
 DEFAULT_LICENSE = "bigcode-openrail-m"  # nuprl/MultiPL-T's; override with --license
 HF_DTYPES = {"String": "string", "Utf8": "string", "Int64": "int64", "Int32": "int32",
@@ -138,33 +138,6 @@ def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
         parts.append(f"\n{config.get('lang', '?')} / {config.get('experiment', '?')}:\n\n"
                      + _table(["setting", "value"], used))
     return "".join(parts)
-
-
-_SELECTION = r"(?:_p[0-9a-f]{8})?(?:_first\d+)?"  # run_folder.selection_marker
-
-
-def benchmark_name(row: dict) -> str:
-    """The benchmark of a results-store row as one name for every language: `humaneval`,
-    `humaneval_first5`, `humaneval_p<hash>`, `mbpp`; "" when the row names none. The `benchmark`
-    column holds the file the run was generated from (`.../benchmarks/humaneval_first5-lua.jsonl`
-    in the DAG's layout): its name without the extension and the `-<lang>` suffix. `multiplt
-    evaluate --limit/--problems` generates from the full file and marks only the run folder
-    (`humaneval_first5-lua-...`, the `dataset` column), so that marker is added from there."""
-    return _benchmark_name(row.get("benchmark") or "", row.get("lang") or "", row.get("dataset") or "")
-
-
-@functools.lru_cache(maxsize=4096)  # a store repeats these for every k and epoch
-def _benchmark_name(uri: str, lang: str, dataset: str) -> str:
-    from multiplt.evaluation.run_folder import safe_part
-
-    uri = uri.rstrip("/")
-    if not uri:
-        return ""
-    name = re.sub(r"\.(jsonl|json)(\.gz)?$", "", uri.rsplit("/", 1)[-1])
-    if lang and name.endswith(f"-{lang}"):
-        name = name[:-len(lang) - 1]
-    marked = re.match(re.escape(safe_part(name)) + f"({_SELECTION})(?:_g[0-9a-f]{{8}})?-", dataset)
-    return name + marked.group(1) if marked else name
 
 
 def latest(rows: list[dict]) -> dict:

@@ -18,6 +18,7 @@ from typing import NamedTuple
 from multiplt.errors import MultipltError
 from multiplt.hub import cards
 from multiplt.hub.bundle import Bundle
+from multiplt.results.benchmarks import benchmark_name
 
 LOG = logging.getLogger("multiplt.hub")
 TOKENIZER_FILES = ("tokenizer_config.json",)
@@ -72,7 +73,7 @@ def pass_at_1(store: str | None, outputs: list[dict], repo_id: str) -> PassAt1:
     by_benchmark: dict[str, dict[str, list[dict]]] = {}
     for row in read_store(store).to_dicts():
         if row["k"] == 1 and row["model"].rstrip("/") in models and row.get("revision") in tags:
-            by_benchmark.setdefault(cards.benchmark_name(row), {}).setdefault(row["revision"], []).append(row)
+            by_benchmark.setdefault(benchmark_name(row), {}).setdefault(row["revision"], []).append(row)
     if not by_benchmark:
         return PassAt1({})
 

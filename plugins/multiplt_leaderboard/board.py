@@ -25,8 +25,8 @@ def k_values(rows: list[dict]) -> list[int]:
 
 def benchmark_of(row: dict) -> str:
     """The row's benchmark as one name for every language (`humaneval`, `humaneval_first5`;
-    multiplt.hub.cards.benchmark_name); "" for rows recorded without one."""
-    from multiplt.hub.cards import benchmark_name
+    multiplt.results.benchmarks.benchmark_name); "" for rows recorded without one."""
+    from multiplt.results.benchmarks import benchmark_name
 
     return benchmark_name(row)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from multiplt import storage
 from multiplt.hub import cards
 from multiplt.hub.checkpoints import PassAt1, pass_at_1, select
+from multiplt.results.benchmarks import benchmark_name
 
 OUT = "file:///runs/training/tiny-multiplt-lua"
 
@@ -24,7 +25,7 @@ def result(benchmark, estimate, *, num_problems, revision="lua-multiplt-epoch1",
 
 
 def test_benchmark_name_is_the_same_in_every_language_and_keeps_the_selection():
-    name = lambda benchmark, lang="lua", dataset="": cards.benchmark_name(  # noqa: E731
+    name = lambda benchmark, lang="lua", dataset="": benchmark_name(  # noqa: E731
         {"benchmark": benchmark, "lang": lang, "dataset": dataset})
     # the DAG's layout: benchmarks/<benchmark>-<lang>.jsonl, the selection in the file name
     assert name("file:///d/benchmarks/humaneval-lua.jsonl") == "humaneval"
