@@ -49,8 +49,10 @@ Asset, its event extra naming `results_store` and each recorded run (`lang`, `mo
 * A checkpoint of a training output is `model` = the output URI, `revision` = its tag
   (`rkt-multiplt-epoch3`), with `experiment` and `epoch` as labels; `multiplt_finetune` triggers
   one run per checkpoint this way.
-* Run folders: `<data_uri>/evaluate/<benchmark>-<lang>-<model>-<revision>-<temperature>/`;
-  every stage resumes, so a rerun does only the missing work.
+* Run folders: `<data_uri>/evaluate/<benchmark>-<lang>-<model>-<revision>-<temperature>/`
+  (`<benchmark>` ends in `_first<N>`/`_p<hash>` for part of a source, then `_g<hash>` when
+  `top_p`, `max_new_tokens` or `backend` differ from the defaults); every stage resumes, so a
+  rerun does only the missing work.
 * Periodic reruns: with `[multiplt] evaluate_schedule` set (a cron, e.g. `@weekly`; empty on the
   embedded default), each scheduled run evaluates every model of `rerun_models` (the Param, or
   the same key in the Airflow Variable `multiplt_evaluate`, whose keys override the Param

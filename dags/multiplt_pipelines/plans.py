@@ -5,7 +5,10 @@ them). Storage layout under the ``[multiplt] data_uri`` root:
 
     benchmarks/<benchmark>-<lang>.jsonl              benchmark build
     evaluate/<benchmark>-<lang>-<model>-<revision>-<temperature>/   run folder (generate,
-                                                     execute, score; recorded in the store)
+                                                     execute, score; recorded in the store;
+                                                     <benchmark> ends in _first<N>/_p<hash> for
+                                                     part of a source, then _g<hash> for
+                                                     top_p/max_new_tokens/backend off the defaults)
     training/<base>-<experiment>-<lang>/             train output (manifest.jsonl, checkpoints/)
 """
 
@@ -35,7 +38,7 @@ def benchmark_name(source: str, limit: int | None, problems: str | None) -> str:
 
 #: generation settings a run folder records and `generate` refuses to mix, but the folder's name
 #: does not spell out: a run that changes one gets a folder of its own (see settings_marker)
-FOLDER_SETTINGS = ("top_p", "max_new_tokens", "backend", "tokenizer")
+FOLDER_SETTINGS = ("top_p", "max_new_tokens", "backend")
 
 
 def settings_marker(params: dict) -> str:
@@ -88,12 +91,11 @@ def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dic
                 generate += [flag, str(params[key])]
         if params.get("replay_source"):
             generate += ["--replay-source", params["replay_source"].replace("{lang}", lang)]
-        # the labels go to the record too: the folder of a base model is shared by the
+        # the experiment goes to the record too: the folder of a base model is shared by the
         # experiments that evaluate it, and when it is complete generate rewrites nothing, so its
         # run file keeps the first experiment's label
-        record = ["results", "record", "--scores", run, "--store", results_store,
-                  "--epoch", str(params["epoch"])]
-        if params.get("experiment"):
+        record = ["results", "record", "--scores", run, "--store", results_store]
+        if params.get("experiment"):  # not --epoch: a scheduled rerun of a checkpoint has epoch 0
             record += ["--experiment", params["experiment"]]
         entries.append({
             "lang": lang,

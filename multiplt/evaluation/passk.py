@@ -63,23 +63,23 @@ def read_counts(in_uri: str, allow_partial: bool = True) -> list[dict]:
 
     Unless `allow_partial`, a folder whose completions are not all executed (a problem with
     completions and no results file, or fewer results than completions: `multiplt execute`
-    writes results as programs finish) is an error: its score would silently cover only the
-    programs that ran."""
-    rows, short, executed = [], [], set()
-    for uri, problem, language, results, completions in read_results(in_uri):
-        executed.add(problem)
-        if completions is not None and len(results) < completions:
-            short.append(f"{problem} ({len(results)} of {completions})")
+    writes results as programs finish, and generate may have added samples since) is an error:
+    its score would silently cover only the programs that ran. The check reads the completions
+    files too; a folder of results files alone (as MultiPL-E's) has nothing to compare."""
+    rows, executed = [], {}
+    for uri, problem, language, results, _ in read_results(in_uri):
+        executed[problem] = len(results)
         if results:
             rows.append({"problem": problem, "language": language, "n": len(results),
                          "c": sum(1 for r in _checked(uri, results) if passed(r))})
     if not allow_partial:
-        missing = [f"{p} (none)" for p in unexecuted(in_uri, executed)] + short
+        missing = unexecuted(in_uri, executed)
         if missing:
+            shown = ", ".join(f"{p} ({have} of {want})" for p, have, want in missing[:3])
             raise MultipltError(
-                f"{in_uri}: {len(missing)} problem(s) not fully executed, e.g. "
-                f"{', '.join(sorted(missing)[:3])}: run `multiplt execute --in {in_uri}` to finish "
-                f"(--allow-partial scores only the programs that ran); nothing written")
+                f"{in_uri}: {len(missing)} problem(s) not fully executed, e.g. {shown}: run "
+                f"`multiplt execute --in {in_uri}` to finish (--allow-partial scores only the "
+                f"programs that ran); nothing written")
     return sorted(rows, key=lambda r: r["problem"])
 
 

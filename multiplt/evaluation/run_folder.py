@@ -104,20 +104,25 @@ def read_results(folder: str):
                len(completions) if isinstance(completions, list) else None)
 
 
-def unexecuted(folder: str, executed: set[str]) -> list[str]:
-    """The problems of the folder's completions files that have completions but are not in
-    `executed` (the problems with results files): not run by `multiplt execute` yet."""
+def unexecuted(folder: str, executed: dict[str, int]) -> list[tuple[str, int, int]]:
+    """(problem, results, completions) of every completions file in the folder that holds more
+    completions than `executed` ({problem: its number of results}) has results for it: not all
+    run by `multiplt execute` yet (e.g. generate added samples after an execute)."""
     from multiplt import storage
 
     missing = []
     for uri in storage.ls(folder):
         name = completions_name(storage.basename(uri))
-        if name is None or name in executed:
+        if name is None:
             continue
         doc = storage.read_json(uri)
-        if isinstance(doc, dict) and doc.get("completions"):
-            missing.append(doc.get("name") if isinstance(doc.get("name"), str) else name)
-    return sorted(m for m in missing if m not in executed)
+        completions = doc.get("completions") if isinstance(doc, dict) else None
+        if isinstance(doc, dict) and isinstance(doc.get("name"), str):
+            name = doc["name"]
+        want = len(completions) if isinstance(completions, list) else 0
+        if executed.get(name, 0) < want:
+            missing.append((name, executed.get(name, 0), want))
+    return sorted(missing)
 
 
 def results_file(name: str) -> str:

@@ -44,7 +44,7 @@ def test_evaluation_plan_has_one_command_per_stage_and_shard():
     assert rkt["execute"] == [["execute", "--in", rkt["run"], "--shard", f"{k}/3"] for k in range(3)]
     assert rkt["score"] == ["score", "--in", rkt["run"], "-k", "1,10"]
     assert rkt["record"] == ["results", "record", "--scores", rkt["run"], "--store", "s3://b/results.parquet",
-                             "--epoch", "0", "--experiment", "multiplt"]
+                             "--experiment", "multiplt"]
     # a base model's folder is shared by experiments: each records the run under its own label
     other = evaluation_plan({**params, "experiment": "other"}, "s3://b/runs", "s3://b/results.parquet")[0]
     assert other["run"] == rkt["run"] and other["record"][-2:] == ["--experiment", "other"]
@@ -64,14 +64,16 @@ def test_partial_benchmarks_get_their_own_names_and_replay_sources_their_languag
 
 
 def test_generation_settings_off_the_defaults_get_their_own_run_folder():
-    """generate refuses a folder recorded with another max_new_tokens (or top_p, backend,
-    tokenizer), and the DAG has no --out to give: such a run needs a folder of its own."""
+    """generate refuses a folder recorded with another max_new_tokens (or top_p, backend), and
+    the DAG has no --out to give: such a run needs a folder of its own."""
     params = defaults(schemas.EVALUATE, model="m", languages=["lua"])
     plan = lambda **given: evaluation_plan({**params, **given}, "file:///d", "file:///s.parquet")[0]  # noqa: E731
     default = plan()["run"]
     assert default == "file:///d/evaluate/humaneval-lua-m-main-0.2"
     longer, nucleus = plan(max_new_tokens=1024)["run"], plan(top_p=0.9)["run"]
-    assert len({default, longer, nucleus, plan(tokenizer="t")["run"]}) == 4
+    assert len({default, longer, nucleus, plan(backend="vllm")["run"]}) == 4
+    # a checkpoint's conf names its tokenizer (the base's, from the manifest): still the plain name
+    assert plan(tokenizer="bigcode/starcoderbase-1b")["run"] == default
     assert longer.startswith("file:///d/evaluate/humaneval_g") and longer.endswith("-lua-m-main-0.2")
     assert plan(max_new_tokens=1024)["run"] == longer           # stable across runs
     assert plan(max_new_tokens=1024)["build"] == plan()["build"]  # same benchmark file

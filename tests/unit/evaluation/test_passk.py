@@ -73,7 +73,7 @@ def test_score_folder(tmp_path):
     # status OK with a non-zero exit code does not pass
     _write(folder, "C", ["OK"] * 10, exit_codes=[1] * 10)
     _write(folder, "D", ["OK", "Timeout"])  # n=2 < k=5: left out of pass@5, not counted as 1.0
-    (folder / "A.json.gz").write_bytes(b"not read")  # completion files are not results
+    _write_completions(folder, "A", 10)  # completion files are not results (only checked for gaps)
     rows = passk.score(str(folder) + "/", ks=(1, 5))
     by_k = {r["Pass@k"]: r for r in rows}
     assert by_k[1]["Dataset"] == "humaneval-lua-m-main-0.2"
@@ -216,7 +216,7 @@ def test_a_folder_not_fully_executed_is_refused_unless_partial_is_allowed(tmp_pa
     with gzip.open(tmp_path / "B.results.json.gz", "wt") as f:  # results files carry the completions
         json.dump({**doc, "completions": ["c0", "c1"]}, f)
     with pytest.raises(MultipltError, match=r"2 problem\(s\) not fully executed, e\.g\. B \(1 of 2\), "
-                                            r"C \(none\)"):
+                                            r"C \(0 of 2\)"):
         passk.score(str(tmp_path))
     assert not (tmp_path / run_folder.SCORES_FILE).exists()
     assert cli.main(["score", "--in", str(tmp_path)]) == 2
@@ -229,3 +229,7 @@ def test_a_folder_not_fully_executed_is_refused_unless_partial_is_allowed(tmp_pa
     with gzip.open(tmp_path / "B.results.json.gz", "wt") as f:
         json.dump({**doc, "completions": ["c0", "c1"]}, f)
     assert passk.score(str(tmp_path))[0]["NumProblems"] == 2
+    # generate added samples after the execute (a larger --n): the results no longer cover them
+    _write_completions(tmp_path, "A", 4)
+    with pytest.raises(MultipltError, match=r"1 problem\(s\) not fully executed, e\.g\. A \(2 of 4\)"):
+        passk.score(str(tmp_path))

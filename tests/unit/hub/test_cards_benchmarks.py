@@ -31,7 +31,10 @@ def test_benchmark_name_is_the_same_in_every_language_and_keeps_the_selection():
     assert name("file:///d/benchmarks/humaneval-lua.jsonl") == "humaneval"
     assert name("file:///d/benchmarks/humaneval-r.jsonl", "r") == "humaneval"
     assert name("/d/benchmarks/humaneval_first5-rkt.jsonl", "rkt",
-                "humaneval_first5_g0123abcd-rkt-m-main-0.2") == "humaneval_first5"
+                "humaneval_first5-rkt-m-main-0.2") == "humaneval_first5"
+    # generation settings off the defaults (the DAG's _g<hash>) are another measurement
+    assert name("/d/benchmarks/humaneval_first5-rkt.jsonl", "rkt",
+                "humaneval_first5_g0123abcd-rkt-m-main-0.2") == "humaneval_first5_g0123abcd"
     assert name("s3://b/mbpp-jl.jsonl.gz", "jl") == "mbpp"
     # `multiplt evaluate --limit 5 / --problems`: the full file, the selection in the folder name
     assert name("out/benchmarks/humaneval-lua.jsonl", "lua", "humaneval_first5-lua-m-main-0.2") == "humaneval_first5"
@@ -39,6 +42,11 @@ def test_benchmark_name_is_the_same_in_every_language_and_keeps_the_selection():
                 "humaneval_p0123abcd_first5-lua-m-main-0.2") == "humaneval_p0123abcd_first5"
     assert name("out/benchmarks/humaneval-lua.jsonl", "lua", "humaneval-lua-m-main-0.2") == "humaneval"
     assert name("out/benchmarks/humaneval-lua.jsonl", "lua", "my-own-folder") == "humaneval"
+    # `multiplt evaluate --source /data/mbpp.jsonl --limit 5`: the folder starts with the path
+    assert name("out/benchmarks//data/mbpp.jsonl-lua.jsonl", "lua",
+                "data_mbpp.jsonl_first5-lua-m-main-0.2") == "mbpp.jsonl_first5"
+    assert name("out/benchmarks//data/mbpp.jsonl-lua.jsonl", "lua",
+                "data_mbpp.jsonl-lua-m-main-0.2") == "mbpp.jsonl"
     assert name("humaneval") == "humaneval" and name(None) == "" and name("") == ""
 
 
