@@ -67,7 +67,7 @@ def read_counts(in_uri: str, allow_partial: bool = True) -> list[dict]:
     its score would silently cover only the programs that ran. The check reads the completions
     files too; a folder of results files alone (as MultiPL-E's) has nothing to compare."""
     rows, executed = [], {}
-    for uri, problem, language, results, _ in read_results(in_uri):
+    for uri, problem, language, results in read_results(in_uri):
         executed[problem] = len(results)
         if results:
             rows.append({"problem": problem, "language": language, "n": len(results),

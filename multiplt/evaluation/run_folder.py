@@ -83,9 +83,8 @@ def results_name(base: str) -> str | None:
 
 
 def read_results(folder: str):
-    """(uri, problem name, language, results list, completions) of every results file in the run
-    folder, in listing order, `completions` being how many the file holds (None when it has no
-    `completions` list); a MultipltError names a file without a `results` list."""
+    """(uri, problem name, language, results list) of every results file in the run folder, in listing
+    order; a MultipltError names a file without a `results` list."""
     from multiplt import storage
 
     for uri in storage.ls(folder):
@@ -99,9 +98,7 @@ def read_results(folder: str):
         for key in ("name", "language"):
             if doc.get(key) is not None and not isinstance(doc[key], str):
                 raise MultipltError(f"{uri}: `{key}` must be a string, got {doc[key]!r}")
-        completions = doc.get("completions")
-        yield (uri, doc.get("name") or name, doc.get("language"), results,
-               len(completions) if isinstance(completions, list) else None)
+        yield uri, doc.get("name") or name, doc.get("language"), results
 
 
 def unexecuted(folder: str, executed: dict[str, int]) -> list[tuple[str, int, int]]:

@@ -37,7 +37,7 @@ def per_problem(run_uri: str) -> list[dict]:
     from multiplt.evaluation.run_folder import read_results
 
     rows = []
-    for uri, problem, _, results, _ in read_results(run_uri):
+    for uri, problem, _, results in read_results(run_uri):
         if not all(isinstance(r, dict) for r in results):
             raise MultipltError(f"{uri}: no `results` list of objects")
         statuses = collections.Counter(_status(r) for r in results)
