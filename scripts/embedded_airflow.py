@@ -149,7 +149,9 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
             print(f"{dag_id} {run['dag_run_id']}: {run['state']}")
             for task_id, reason in chain_job.skip_reasons(client, dag_id, run["dag_run_id"]):
                 print(f"  {task_id} skipped: {reason}")
-    scored = chain_report.print_scores(deployment_setting(airflow, "results_store"), since,
+    recorded = chain_report.result_runs([e for r in runs["multiplt_evaluate"] for e in
+                                         chain_job.events_of(client, "multiplt_evaluate", r["dag_run_id"])])
+    scored = chain_report.print_scores(deployment_setting(airflow, "results_store"), recorded,
                                        "main_job")
     return 0 if ok and scored else 1
 

@@ -43,6 +43,7 @@ global=() job=() model=""
 while (($#)); do
   case "$1" in
     --port|--home|--data|--start-timeout) global+=("$1" "$2"); shift 2 ;;
+    --port=*|--home=*|--data=*|--start-timeout=*) global+=("$1"); shift ;;
     --model) model="$2"; shift 2 ;;
     --model=*) model="${1#--model=}"; shift ;;
     *) job+=("$1"); shift ;;

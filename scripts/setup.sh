@@ -61,18 +61,23 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
-# Reinstall only when a requirements file or pyproject.toml changed since the last install.
+# Reinstall only when a requirements file or pyproject.toml changed since the last install. The
+# stamp holds what the last install put in .venv: "<runtime hash> <test hash or ->", so going back
+# to earlier requirements reinstalls too, and a runtime-only install after a --test one (same
+# runtime files) is skipped.
 reqs=(-r requirements.txt)
 ((with_test)) && reqs+=(-r requirements-test.txt)
 stamp=.venv/.multiplt-installed
-want=$(cat requirements.txt requirements.lock pyproject.toml $( ((with_test)) && echo requirements-test.txt) | sha256sum | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || ! grep -qx "$want" "$stamp"; then
+base=$(cat requirements.txt requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+tests=$( ((with_test)) && sha256sum < requirements-test.txt | cut -d' ' -f1 || echo -)
+read -r had_base had_tests _ 2>/dev/null < "$stamp" || true
+if [ "${had_base:-}" != "$base" ] || { ((with_test)) && [ "${had_tests:-}" != "$tests" ]; }; then
   echo "setup.sh: installing locked Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   # pip compiles every installed module on one core; compileall does it on all of them
   .venv/bin/python -m pip install -q --no-compile "${reqs[@]}" -c requirements.lock
   .venv/bin/python -m compileall -q -j 0 .venv/lib/python3*/site-packages >/dev/null || true
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
-  echo "$want" >> "$stamp"
+  echo "$base $tests" > "$stamp"
 fi
 echo "setup.sh: ready ($(.venv/bin/multiplt --version))"

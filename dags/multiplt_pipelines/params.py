@@ -87,5 +87,7 @@ FINETUNE = {
                  minimum=1),
     "evaluate_base": _p(True, "also evaluate the base model (epoch 0 of every language)",
                         type="boolean"),
+    "training_root": _p(None, "where the training outputs go (null = <data_uri>/training); each "
+                        "is <training_root>/<base>-<experiment>-<lang>", type=["null", "string"]),
     **SAMPLING,
 }

@@ -9,7 +9,8 @@ them). Storage layout under the ``[multiplt] data_uri`` root:
                                                      <benchmark> ends in _first<N>/_p<hash> for
                                                      part of a source, then _g<hash> for
                                                      top_p/max_new_tokens/backend off the defaults)
-    training/<base>-<experiment>-<lang>/             train output (manifest.jsonl, checkpoints/)
+    training/<base>-<experiment>-<lang>/             train output (manifest.jsonl, checkpoints/;
+                                                     the `training_root` Param moves it)
 """
 
 from __future__ import annotations
@@ -116,9 +117,9 @@ def training_plan(params: dict, data_uri: str) -> list[dict]:
     `params["datasets"]` ({lang: URI}, from the triggering dataset events) overrides `dataset`."""
     entries = []
     datasets = params.get("datasets") or {}
+    root = params.get("training_root") or _join(data_uri, "training")
     for lang in params["languages"]:
-        out = _join(data_uri, "training", "-".join([_safe(params["base_model"]),
-                                                    params["experiment"], lang]))
+        out = _join(root, "-".join([_safe(params["base_model"]), params["experiment"], lang]))
         argv = ["train", "--recipe", params["recipe"], "--base", params["base_model"],
                 "--lang", lang, "--experiment", params["experiment"],
                 "--dataset", datasets.get(lang) or params["dataset"].replace("{lang}", lang),

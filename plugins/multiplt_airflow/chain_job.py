@@ -32,9 +32,11 @@ def consumers(asset_name: str) -> list[str]:
 
 
 def stage_folders(root: str) -> dict[str, str]:
-    """Where the main job's corpus, testgen and translate outputs go (a publish dry run writes
-    into a local folder of its own: `chain_settings`' publish_dir)."""
-    return {stage: f"{root.rstrip('/')}/{stage}" for stage in ("corpus", "testgen", "translate")}
+    """Where the main job's corpus, testgen, translate and training outputs go (a publish dry run
+    writes into a local folder of its own: `chain_settings`' publish_dir). Per job: a second job
+    trains on its own translations, which `multiplt train` refuses to add to an earlier output."""
+    return {stage: f"{root.rstrip('/')}/{stage}" for stage in ("corpus", "testgen", "translate",
+                                                               "training")}
 
 
 def chain_settings(*, model: str, languages: list[str], targets: list[str], root: str,
@@ -63,7 +65,8 @@ def chain_settings(*, model: str, languages: list[str], targets: list[str], root
         "multiplt_translate": {**generation, "out": out["translate"],
                                "languages": [lang for lang in languages if lang in targets]},
         "multiplt_finetune": {"base_model": model, "experiment": "main_job", "recipe": "tiny",
-                              "epochs": 1, "evaluate_base": False, **evaluation},
+                              "epochs": 1, "evaluate_base": False,
+                              "training_root": out["training"], **evaluation},
         "multiplt_publish": publish,
     }
 

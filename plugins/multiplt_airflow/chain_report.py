@@ -5,7 +5,6 @@ publication, the Hub repo's data files and checkpoint tags)."""
 
 from __future__ import annotations
 
-import datetime
 import os
 
 def _funnel(folder: str) -> dict | None:
@@ -96,15 +95,24 @@ def hub_lines(repo: str, publish_runs: list[dict]) -> list[str]:
     return lines
 
 
-def print_scores(store: str, since: datetime.datetime, experiment: str) -> bool:
-    """The pass@k table of this job's rows in the results store, one block per model."""
+def result_runs(events: list[dict]) -> set[str]:
+    """The run folders that `multiplt_results` Asset events (announce_results of
+    multiplt_evaluate) name: what this job's evaluate runs recorded."""
+    return {run["run"] for e in events if e.get("name") == "multiplt_results"
+            for run in (e.get("extra") or {}).get("runs") or [] if run.get("run")}
+
+
+def print_scores(store: str, runs: set[str], experiment: str) -> bool:
+    """The pass@k table of this job's rows in the results store (those of its evaluate runs'
+    folders, `runs`, under `experiment`), one block per model. By folder, not by when a row was
+    recorded: a later job's evaluation of the same base model reuses the folder (nothing is
+    sampled again) and the store keeps the row's first `created_at`."""
     import sys
 
     from multiplt.results import read_store
 
     df = read_store(store)
-    rows = [r for r in df.to_dicts() if r.get("experiment") == experiment
-            and (r.get("created_at") is None or _as_utc(r["created_at"]) >= since)]
+    rows = [r for r in df.to_dicts() if r.get("experiment") == experiment and r.get("run_uri") in runs]
     if not rows:
         print(f"no results of this job in {store}", file=sys.stderr)
         return False
@@ -120,9 +128,3 @@ def print_scores(store: str, since: datetime.datetime, experiment: str) -> bool:
             print(f"{r['lang']:<10} {r['k']:>3} {r['estimate']:>9.4f} {r['num_problems']:>9}  "
                   f"{r['run_id']}")
     return True
-
-
-def _as_utc(value) -> datetime.datetime:
-    if isinstance(value, str):
-        value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)

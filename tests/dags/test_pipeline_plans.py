@@ -128,6 +128,8 @@ def test_training_plan_one_train_per_language():
                         ("--dataset", "s3://b/data/ml.parquet"), ("--base", "bigcode/starcoderbase-1b"),
                         ("--recipe", "starcoderbase-1b"), ("--out", entries[1]["out"])):
         assert argv[argv.index(flag) + 1] == value
+    moved = training_plan({**params, "training_root": "file:///d/main_job/t/training/"}, "s3://b/runs")
+    assert moved[0]["out"] == "file:///d/main_job/t/training/bigcode_starcoderbase_1b-multiplt-rkt"
 
 
 def _manifest_row(out, lang, epoch, experiment="multiplt"):

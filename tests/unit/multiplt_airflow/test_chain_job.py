@@ -39,6 +39,35 @@ def test_chain_settings_target_languages_and_no_base_evaluation_in_finetune():
     assert finetune["base_model"] == "/m" and finetune["epochs"] == 1
     assert finetune["evaluate_base"] is False and "limit" not in finetune
     assert got["multiplt_publish"]["dry_run"] == "/d/pub"
+    # each job trains into its own folder: `multiplt train` refuses another job's dataset in an
+    # existing output, and the training output's name does not depend on the job
+    assert finetune["training_root"] == "file:///d/main_job/t/training"
+
+
+def test_the_score_table_is_this_jobs_runs_whatever_their_rows_first_recording(tmp_path, capsys):
+    """A second job's evaluation of the same base model reuses the first job's folder and the
+    store keeps the row's first created_at: the table is chosen by this job's run folders."""
+    import polars as pl
+
+    from multiplt.results.schema import COLUMNS, polars_schema
+
+    def row(run, lang, estimate):
+        base = {c: None for c in COLUMNS}
+        return {**base, "run_id": run + "@x", "dataset": run, "run_uri": f"file:///d/evaluate/{run}",
+                "model": "m", "experiment": "main_job", "lang": lang, "epoch": 0, "k": 1,
+                "estimate": estimate, "num_problems": 164, "created_at": "2020-01-01T00:00:00+00:00"}
+
+    store = tmp_path / "results.parquet"
+    pl.DataFrame([row("a", "lua", 0.25), row("b", "r", 0.5)], schema=polars_schema()).write_parquet(store)
+    events = [{"name": "multiplt_results", "extra": {"runs": [
+        {"lang": "lua", "model": "m", "revision": None, "run": "file:///d/evaluate/a"}]}},
+        {"name": "multiplt_checkpoints", "extra": {"outputs": []}}]
+    runs = chain_report.result_runs(events)
+    assert runs == {"file:///d/evaluate/a"}
+    assert chain_report.print_scores(str(store), runs, "main_job") is True
+    out = capsys.readouterr().out
+    assert "lua" in out and "0.2500" in out and "0.5000" not in out
+    assert chain_report.print_scores(str(store), set(), "main_job") is False
 
 
 class FakeClient:
