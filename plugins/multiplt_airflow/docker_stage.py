@@ -2,7 +2,12 @@
 
 - Ordinary stages run in ``[multiplt] worker_image``; GPU stages ask for every GPU through
   ``device_requests``.
-- Storage credentials (``settings.CREDENTIAL_ENV``) are read from the worker's environment when
+- Local storage of the settings (a ``file://`` data root, the results store's folder:
+  ``file_roots``) is bind-mounted at the same path in every container that reads or writes
+  storage, so URIs mean the same inside and what the container writes stays on the host.
+- Containers are removed when they exit, after a failure too (``auto_remove="success"``: the
+  provider removes the container in a ``finally``); their output is in the task log.
+- Credentials (``settings.CREDENTIAL_ENV``) are read from the worker's environment when
   the task runs and passed only as ``private_environment``: never a template field, so never in
   rendered fields, the serialized DAG, XCom or the log (and registered with the secrets masker).
 - Sandbox stages (untrusted, LLM-written programs) run in ``[multiplt] sandbox_image`` with
@@ -97,6 +102,9 @@ class MultipltDockerOperator(DockerOperator):
             creds_mod.register_masks(private)
             self._secrets = creds_mod.secret_values(private)
             self._private_environment = private
+        for mount in self.mounts:
+            if mount.get("Type") == "bind":
+                _ensure_folder(mount["Source"], self.log)
         if self.stage_volume:
             name = self.volume_name(context)
             self.log.info("Stage volume: %s at %s", name, STAGE_ROOT)
@@ -119,6 +127,15 @@ class MultipltDockerOperator(DockerOperator):
         return result
 
 
+def _ensure_folder(path: str, log) -> None:
+    """Create a storage folder before it is bind-mounted: the engine refuses a missing source
+    (e.g. the results store's folder before the first ``results record``)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:  # not on this machine's filesystem: the engine will say what is wrong
+        log.warning("Cannot create %s for its bind mount: %s", path, exc)
+
+
 def with_host_config(create, kwargs: dict[str, Any], extra: dict[str, Any]):
     """create_host_config(**kwargs) plus `extra`: snake_case keys are its arguments, CamelCase
     keys (which it has no argument for) go into the Engine API's HostConfig as they are."""
@@ -128,12 +145,39 @@ def with_host_config(create, kwargs: dict[str, Any], extra: dict[str, Any]):
     return host_config
 
 
+def file_roots(settings: MultipltSettings) -> list[str]:
+    """The host folders behind the settings' local storage URIs (``file://`` or an absolute
+    path): the data root and the results store's folder (the store is one file, replaced by a
+    temp file renamed into place, next to its ``.lock``). A folder inside another is left out."""
+    from multiplt.errors import MultipltError
+    from multiplt.storage import uri as storage_uri
+
+    folders = []
+    for uri, is_file in ((settings.data_uri, False), (settings.results_store, True)):
+        if not uri or not (uri.startswith("file://") or os.path.isabs(uri)):
+            continue  # s3://, or a relative path (which no mount makes mean the same inside)
+        try:
+            loc = storage_uri.parse(uri)
+        except MultipltError:
+            continue  # a bad URI: the stage's command reports it
+        if loc.is_local:
+            path = os.path.normpath(loc.path)
+            folders.append(os.path.dirname(path) if is_file else path)
+    roots: list[str] = []  # in the settings' order, so the operator's fields are stable
+    for folder in folders:
+        if not any(_inside(folder, r) for r in roots):
+            roots = [r for r in roots if not _inside(r, folder)] + [folder]
+    return roots
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
 def _data_mounts(settings: MultipltSettings) -> list[Mount]:
-    """A file:// data root is bind-mounted at the same path, so URIs mean the same inside."""
-    if settings.data_uri.startswith("file://"):
-        path = settings.data_uri[len("file://"):]
-        return [Mount(target=path, source=path, type="bind")]
-    return []
+    """Every local storage folder of the settings (``file_roots``) is bind-mounted at the same
+    path, so file:// URIs mean the same inside the container and what it writes stays."""
+    return [Mount(target=path, source=path, type="bind") for path in file_roots(settings)]
 
 
 def _make(task_id: str, entrypoint: list[str], argv, mapped_argvs, **kwargs):

@@ -13,9 +13,13 @@ import os
 RUNTIMES = ("local", "docker")
 DOCKER_GPUS = ("all", "none")
 
-# Storage credentials: passed to docker stage containers only as private environment, and to
-# local stage subprocesses by inheritance; never written into argv, rendered fields or XCom.
-CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN")
+# Credentials (storage, the Hub, and the key of an OpenAI-compatible teacher server, which
+# `generate --backend openai` sends): passed to docker stage containers only as private
+# environment (never to sandbox run steps), to local stage subprocesses as their environment;
+# registered with the secrets masker and redacted from the task log; never written into argv,
+# rendered fields or XCom.
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN",
+                  "OPENAI_API_KEY")
 # Non-secret storage settings passed to docker stage containers as plain environment.
 STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION",
                "HF_ENDPOINT", "HF_HUB_OFFLINE")

@@ -103,6 +103,8 @@ def docker_runtime(monkeypatch):
     monkeypatch.setenv("AIRFLOW__MULTIPLT__WORKER_IMAGE", "registry.example/multiplt-worker:1.2")
     monkeypatch.setenv("AIRFLOW__MULTIPLT__SANDBOX_IMAGE", "registry.example/multiplt-sandbox:1.2")
     monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", "s3://bucket/runs")
+    # not the default file:// store under the working directory: nothing to bind-mount
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__RESULTS_STORE", "s3://bucket/results/results.parquet")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEID")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio:9000")

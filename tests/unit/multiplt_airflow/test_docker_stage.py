@@ -1,0 +1,185 @@
+"""The docker runtime's storage mounts and credentials (plugins/multiplt_airflow/docker_stage.py),
+against the stand-in Docker client of tests/dags/test_stage_runtime.py; no engine needed."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from multiplt_airflow.stage import stage_task, stage_task_mapped
+from tests.dags.test_stage_runtime import SECRET, FakeDocker, _dag, _render, docker_runtime  # noqa: F401
+
+OPENAI_KEY = "sk-teacher-server-key-5e2b9c41"
+
+
+class RecordingDocker(FakeDocker):
+    """FakeDocker whose container prints the teacher key and whose removals are recorded."""
+
+    def __init__(self, status_code: int = 0):
+        super().__init__(status_code)
+        self.removed = []
+
+    def attach(self, **kwargs):
+        return iter([b"multiplt generate: wrote 3 files\n", f"debug: key={OPENAI_KEY}\n".encode()])
+
+    def remove_container(self, container_id, **kwargs):
+        self.removed.append(container_id)
+
+    def remove_volume(self, name):
+        pass
+
+
+def _binds(mounts) -> list[tuple[str, str]]:
+    return [(m["Source"], m["Target"]) for m in mounts if m["Type"] == "bind"]
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    from multiplt_airflow.docker_stage import MultipltDockerOperator
+
+    fake = RecordingDocker()
+    monkeypatch.setattr(MultipltDockerOperator, "cli", property(lambda self: fake))
+    return fake
+
+
+@pytest.fixture
+def file_storage(docker_runtime, monkeypatch, tmp_path):
+    """The embedded defaults: file:// runs and a results store in a sibling folder."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", f"file://{data}/runs")
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__RESULTS_STORE", f"file://{data}/results/results.parquet")
+    return data
+
+
+# ---- defect: file:// results store outside the data root -----------------------------------
+def test_results_store_folder_is_bind_mounted_and_created(file_storage, fake):
+    """`results record --store file://<data>/results/...` writes the host, not the container."""
+    runs, results = str(file_storage / "runs"), str(file_storage / "results")
+    store = f"file://{results}/results.parquet"
+    with _dag("docker_record"):
+        record = stage_task("record", ["results", "record", "--scores", f"file://{runs}/m/rkt",
+                                       "--store", store])
+    assert sorted(_binds(record.mounts)) == [(results, results), (runs, runs)]
+    assert not (file_storage / "results").exists()
+    record.execute({})
+    # the container got both mounts, and the missing folders exist (the engine refuses a
+    # bind mount of a missing source)
+    assert sorted(_binds(fake.created["host_config"]["mounts"])) == [(results, results), (runs, runs)]
+    assert (file_storage / "results").is_dir() and (file_storage / "runs").is_dir()
+
+
+def test_every_storage_step_mounts_the_results_folder(file_storage):
+    runs, results = str(file_storage / "runs"), str(file_storage / "results")
+    with _dag("docker_record_mapped") as dag:
+        stage_task_mapped("publish", [["publish", "results", "--store", f"file://{results}/r.parquet"]])
+        stage_task("execute", ["execute", "--in", f"file://{runs}/x"], sandbox=True)
+    assert sorted(_binds(dag.get_task("publish").partial_kwargs["mounts"])) == [
+        (results, results), (runs, runs)]
+    for step in ("stage_in", "stage_out"):
+        assert sorted(_binds(dag.get_task(f"execute.{step}").mounts)) == [(results, results), (runs, runs)]
+    assert dag.get_task("execute.run").mounts == []  # the sandbox step touches no storage
+
+
+@pytest.mark.parametrize("data_uri, results_store, roots", [
+    ("file:///d/runs", "file:///d/results/results.parquet", ["/d/runs", "/d/results"]),
+    ("file:///d", "file:///d/results/results.parquet", ["/d"]),            # inside the data root
+    ("file:///d/runs", "file:///d/runs/results.parquet", ["/d/runs"]),     # the same folder
+    ("file:///d/runs/", "file:///d/results.parquet", ["/d"]),              # data root inside it
+    ("s3://b/runs", "file:///d/results/results.parquet", ["/d/results"]),
+    ("file://localhost/d/runs", "s3://b/results/results.parquet", ["/d/runs"]),
+    ("/d/runs", "s3://b/r.parquet", ["/d/runs"]),                          # an absolute bare path
+    ("s3://b/runs", "s3://b/r.parquet", []),
+    ("relative/runs", "file://host/r.parquet", []),                        # nothing a mount can fix
+])
+def test_file_roots(data_uri, results_store, roots):
+    from multiplt_airflow.docker_stage import file_roots
+    from multiplt_airflow.settings import MultipltSettings
+
+    assert file_roots(MultipltSettings(data_uri=data_uri, results_store=results_store)) == roots
+
+
+# ---- defect: the teacher server's key is a credential --------------------------------------
+def test_docker_openai_key_only_in_private_environment(docker_runtime, fake, monkeypatch, capfd):
+    from multiplt_airflow import credentials
+
+    masked = {}
+    monkeypatch.setattr(credentials, "register_masks", masked.update)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    with _dag("docker_openai_key"):
+        gen = stage_task("generate", ["generate", "--backend", "openai", "--api-base",
+                                      "http://teacher:8000/v1"], gpu=True, do_xcom_push=True)
+    assert OPENAI_KEY not in repr(vars(gen))  # not taken at parse time
+    _render(gen)
+    result = gen.execute({})
+    # the container gets the key (a keyed server answers 401 without it), as private environment
+    assert fake.created["environment"]["OPENAI_API_KEY"] == OPENAI_KEY
+    assert "OPENAI_API_KEY" not in gen.environment  # the template field
+    assert gen._private_environment["OPENAI_API_KEY"] == OPENAI_KEY
+    assert masked["OPENAI_API_KEY"] == OPENAI_KEY  # registered with the secrets masker
+    assert result == "debug: key=***"  # XCom redacted
+    out = capfd.readouterr()
+    assert "debug: key=***" in out.out + out.err and OPENAI_KEY not in out.out + out.err
+
+
+def test_docker_openai_key_never_reaches_the_sandbox_step(docker_runtime, fake, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    with _dag("docker_openai_sandbox") as dag:
+        stage_task("execute", ["execute", "--in", "s3://bucket/runs/x"], sandbox=True)
+    envs = {}
+    for step in ("stage_in", "run", "stage_out"):
+        dag.get_task(f"execute.{step}").execute({"ti": _Ti()})
+        envs[step] = fake.created["environment"]
+    assert "OPENAI_API_KEY" not in envs["run"] and SECRET not in json.dumps(envs["run"])
+    assert envs["stage_in"]["OPENAI_API_KEY"] == envs["stage_out"]["OPENAI_API_KEY"] == OPENAI_KEY
+
+
+class _Ti:
+    dag_id, run_id, map_index = "docker_openai_sandbox", "manual__1", -1
+
+
+def test_local_openai_key_is_masked_and_redacted(monkeypatch):
+    from multiplt_airflow import credentials
+    from multiplt_airflow.local_stage import MultipltStageOperator
+
+    masked = {}
+    monkeypatch.setattr(credentials, "register_masks", masked.update)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    # a stage command that prints its environment's key
+    monkeypatch.setattr(MultipltStageOperator, "command", lambda self: [
+        sys.executable, "-c", "import os; print('key=' + os.environ['OPENAI_API_KEY'])"])
+    with _dag("local_openai_key"):
+        task = stage_task("generate", ["generate", "--backend", "openai"], do_xcom_push=True)
+    assert isinstance(task, MultipltStageOperator)
+    assert task.execute({}) == "key=***"
+    assert masked["OPENAI_API_KEY"] == OPENAI_KEY
+
+
+# ---- containers are removed after a failure too (docs/architecture.md) ----------------------
+def test_failed_container_is_removed(docker_runtime, monkeypatch):
+    from airflow.providers.docker.exceptions import DockerContainerFailedException
+
+    from multiplt_airflow.docker_stage import MultipltDockerOperator
+
+    fake = RecordingDocker(status_code=1)
+    monkeypatch.setattr(MultipltDockerOperator, "cli", property(lambda self: fake))
+    with _dag("docker_fail_removed"):
+        task = stage_task("generate", ["generate", "--in", "x"])
+    with pytest.raises(DockerContainerFailedException):
+        task.execute({})
+    assert fake.removed == ["c0ffee"]
+
+
+def test_a_folder_that_cannot_be_created_is_left_to_the_engine(file_storage, fake, monkeypatch):
+    """A worker that does not share the folder's filesystem logs it and starts the container."""
+    import os
+
+    def refuse(path, exist_ok=False):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(os, "makedirs", refuse)
+    with _dag("docker_record_no_folder"):
+        record = stage_task("record", ["results", "record", "--store", "x"])
+    record.execute({})
+    assert len(_binds(fake.created["host_config"]["mounts"])) == 2
