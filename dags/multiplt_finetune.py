@@ -42,7 +42,8 @@ every language of `languages` on `dataset` (`{lang}` = each language code).
 
 For each language: `multiplt train` the `base_model` with `recipe` on its dataset
 (GPU task, pool `gpu`), checkpointing every epoch under
-`<data_uri>/training/<base>-<experiment>-<lang>/` with tags `LANG-EXPERIMENT-epochN`.
+`<data_uri>/training/<base>-<experiment>-<lang>/` (the `training_root` Param moves it) with
+tags `LANG-EXPERIMENT-epochN`.
 Then every checkpoint listed in the training manifests gets its own `multiplt_evaluate` run,
 whose conf names it explicitly (`model` = the training output, `revision` = the tag,
 `checkpoint_uri`, `languages`, `experiment`, `epoch`), plus one run of the base model as

@@ -4,7 +4,9 @@ coverage and types (MultiPL-T step 1b).
 Wiring only: per shard, `multiplt testgen --stage generate` (GPU, pool `gpu`), `--stage
 validate` (the sandbox runtime) and `--stage write`; `plan` only turns the Params into those
 command lines (from the triggering corpus event's `functions_uri`, or the `functions` Param of
-a manual run). Scheduled on the corpus functions Asset; `announce` emits the tests Asset.
+a manual run) and returns them with the settings it used, which `announce` reads (it does not
+resolve the Variable again). Scheduled on the corpus functions Asset; `announce` emits the tests
+Asset.
 """
 
 from __future__ import annotations
@@ -44,13 +46,16 @@ MultiPL-T's test prompt with `model` (GPU task, pool `gpu`), run each assert alo
 sandbox, keep the passing ones, measure their statement coverage and infer types
 (`content_with_types`). Functions are split into `shards` by sha1; each shard is three mapped
 tasks (generate, validate, write). Output: `<out>/tests/` (the `multiplt_testgen_tests` Asset),
-`<out>/excluded/` with reasons, `<out>/funnel.json`. Every stage resumes: a rerun does only
-the missing work. See docs/testgen.md.
+`<out>/excluded/` with reasons, `<out>/funnel.json`; by default `out` is
+`<data_uri>/testgen/<name>`, `<name>` being the functions URI under `data_uri` as one folder
+name (e.g. `corpus_stdlib_functions`), so each functions input has its own output. Every stage
+resumes: a rerun on the same functions does only the missing work. See docs/testgen.md.
 
 `announce` updates `multiplt_testgen_tests` with extra `tests_uri` (`<out>/tests`),
-`functions_uri`, `model` and `rows`, which starts `multiplt_translate`. When no function kept a
-passing test (0 rows), `announce` is skipped with that message and nothing downstream runs; a
-corpus event with 0 rows skips the whole run at `plan`.
+`functions_uri`, `model` and `rows` (the settings `plan` ran with), which starts
+`multiplt_translate`. When no function kept a passing test (0 rows), `announce` is skipped with
+that message and nothing downstream runs; a corpus event with 0 rows skips the whole run at
+`plan`.
 """
 
 with DAG(
@@ -68,35 +73,41 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> list[dict]:
-        """The command lines of every shard's stages, on the announced or given functions (no I/O)."""
+    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> dict:
+        """The run's settings (the Variable read once, here) and the command lines of every
+        shard's stages, on the announced or given functions (no I/O)."""
         from airflow.sdk.exceptions import AirflowSkipException
         from multiplt_pipelines.chain import EmptyInput
-        from multiplt_pipelines.testgen import resolved_params, testgen_plan
+        from multiplt_pipelines.testgen import resolved_params, testgen_run
 
         try:
-            return testgen_plan(resolved_params(params, dag_run, triggering_asset_events), data_uri)
+            return testgen_run(resolved_params(params, dag_run, triggering_asset_events), data_uri)
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
 
+    @task
+    def shard_entries(planned: dict) -> list[dict]:
+        return planned["shards"]
+
     @task(outlets=[TESTS])
-    def announce(data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
-                 outlet_events=None) -> dict:
-        """The tests Asset event: URI, source functions, model and rows (skipped if 0 rows)."""
+    def announce(planned: dict, data_uri: str, outlet_events=None) -> dict:
+        """The tests Asset event: URI, source functions, model and rows (skipped if 0 rows), from
+        the settings `plan` used."""
         from airflow.sdk.exceptions import AirflowSkipException
         from multiplt_pipelines.chain import EmptyInput
-        from multiplt_pipelines.testgen import resolved_params, tests_announcement
+        from multiplt_pipelines.testgen import tests_announcement
 
         try:
-            extra = tests_announcement(resolved_params(params, dag_run, triggering_asset_events), data_uri)
+            extra = tests_announcement(planned["settings"], data_uri)
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
         outlet_events[TESTS].extra = extra
         return extra
 
-    entries = plan(SETTINGS.data_uri)
+    planned = plan(SETTINGS.data_uri)
+    entries = shard_entries(planned)
     generate = stage_task_mapped("generate", entries.map(generate_command), gpu=True)
     validate = stage_task_mapped("validate", entries.map(validate_command), sandbox=True)
     write = stage_task_mapped("write", entries.map(write_command))
 
-    generate >> validate >> write >> announce(SETTINGS.data_uri)
+    generate >> validate >> write >> announce(planned, SETTINGS.data_uri)

@@ -5,8 +5,10 @@ Wiring only: per (language, shard), `multiplt translate --stage sample` (GPU, po
 `multiplt execute` on the shard's completions (the sandbox runtime) and `multiplt translate
 --stage collect`; then `--stage summary` writes funnel.json. `plan` only turns the Params into
 those command lines (from the triggering tests event's `tests_uri`, or the `tests` Param of a
-manual run). Scheduled on the tests Asset of multiplt_testgen; emits one dataset Asset per
-language (`multiplt_dataset_<lang>`), which multiplt_finetune is scheduled on.
+manual run) and returns them with the settings it used, which `summary_argvs` and
+`announce_<lang>` read (they do not resolve the Variable again). Scheduled on the tests Asset
+of multiplt_testgen; emits one dataset Asset per language (`multiplt_dataset_<lang>`), which
+multiplt_finetune is scheduled on.
 """
 
 from __future__ import annotations
@@ -48,11 +50,14 @@ signature) and translated tests, sample `n` translations with `model` (GPU task,
 keep the passing ones, clean them and deduplicate (exact, then ROUGE-L above
 `rouge_threshold`). Functions are split into `shards` per language; each shard is three mapped
 tasks (sample, validate, collect). Output: `<out>/data/<split>-*.parquet` (one dataset Asset per
-language), `<out>/excluded/`, `<out>/funnel.json`. Every stage resumes: a rerun does only the
-missing work. See docs/translation.md.
+language), `<out>/excluded/`, `<out>/funnel.json`; by default `out` is
+`<data_uri>/translate/<name>`, `<name>` being the tests URI under `data_uri` as one folder name
+(e.g. `testgen_corpus_stdlib_functions_tests`), so each tests input has its own output. Every
+stage resumes: a rerun on the same tests does only the missing work. See docs/translation.md.
 
 `announce_<lang>` updates `multiplt_dataset_<lang>` with extra `dataset_uri` (`<out>`), `lang`,
-`split`, `model`, `tests_uri` and `rows`, which starts `multiplt_finetune` for that language.
+`split`, `model`, `tests_uri` and `rows` (the settings `plan` ran with), which starts
+`multiplt_finetune` for that language.
 A language with 0 kept rows is not announced (its task is skipped with that message); a tests
 event with 0 rows, or a `tests` dataset with no row (a run started by hand), skips the whole run
 at `plan` with that message.
@@ -73,47 +78,50 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> list[dict]:
-        """The command lines of every (language, shard), on the announced or given tests;
-        skipped when those tests hold no row."""
+    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> dict:
+        """The run's settings (the Variable read once, here) and the command lines of every
+        (language, shard), on the announced or given tests; skipped when those tests hold no row."""
         from airflow.sdk.exceptions import AirflowSkipException
         from multiplt_pipelines.chain import EmptyInput
-        from multiplt_pipelines.translation import require_tests, resolved_params, translation_plan
+        from multiplt_pipelines.translation import require_tests, resolved_params, translation_run
 
         try:
             settings = resolved_params(params, dag_run, triggering_asset_events)
             require_tests(settings, data_uri)
-            return translation_plan(settings, data_uri)
+            return translation_run(settings, data_uri)
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
 
     @task
-    def summary_argvs(data_uri: str, params=None, dag_run=None,
-                      triggering_asset_events=None) -> list[list[str]]:
+    def shard_entries(planned: dict) -> list[dict]:
+        return planned["entries"]
+
+    @task
+    def summary_argvs(planned: dict, data_uri: str) -> list[list[str]]:
         """The one `--stage summary` command line, once every shard is collected."""
-        from multiplt_pipelines.translation import resolved_params, summary_command
+        from multiplt_pipelines.translation import summary_command
 
-        return [summary_command(resolved_params(params, dag_run, triggering_asset_events), data_uri)]
+        return [summary_command(planned["settings"], data_uri)]
 
-    entries = plan(SETTINGS.data_uri)
+    planned = plan(SETTINGS.data_uri)
+    entries = shard_entries(planned)
     sample = stage_task_mapped("sample", entries.map(sample_command), gpu=True)
     validate = stage_task_mapped("validate", entries.map(execute_command), sandbox=True)
     collect = stage_task_mapped("collect", entries.map(collect_command))
-    summary = stage_task_mapped("summary", summary_argvs(SETTINGS.data_uri))
+    summary = stage_task_mapped("summary", summary_argvs(planned, SETTINGS.data_uri))
     sample >> validate >> collect >> summary
 
     for code, dataset in DATASETS.items():
 
         @task(task_id=f"announce_{code}", outlets=[dataset])
-        def announce(lang: str, data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
-                     outlet_events=None) -> dict:
-            """This language's dataset Asset event (skipped when the run did not translate it or
-            kept 0 rows)."""
+        def announce(lang: str, planned: dict, data_uri: str, outlet_events=None) -> dict:
+            """This language's dataset Asset event, from the settings `plan` used (skipped when
+            the run did not translate it or kept 0 rows)."""
             from airflow.sdk.exceptions import AirflowSkipException
             from multiplt_pipelines.chain import EmptyInput
-            from multiplt_pipelines.translation import dataset_announcement, resolved_params
+            from multiplt_pipelines.translation import dataset_announcement
 
-            settings = resolved_params(params, dag_run, triggering_asset_events)
+            settings = planned["settings"]
             if lang not in settings["languages"]:
                 raise AirflowSkipException(f"{lang} was not translated in this run")
             try:
@@ -123,4 +131,4 @@ with DAG(
             outlet_events[DATASETS[lang]].extra = extra
             return extra
 
-        summary >> announce(code, SETTINGS.data_uri)
+        summary >> announce(code, planned, SETTINGS.data_uri)

@@ -1,8 +1,10 @@
 """Params and command lines of `multiplt_testgen` (one entry per shard, computed at run start).
 
-Storage under the `[multiplt] data_uri` root: the corpus step's functions at
-`corpus/functions` (the `multiplt_corpus_functions` Asset) and the tests at `testgen/`
-(`testgen/tests` is the `multiplt_testgen_tests` Asset).
+Storage under the `[multiplt] data_uri` root: the functions at `corpus/functions` unless given
+(the corpus step writes `corpus/<source>/functions`; `corpus/functions` is the URI of the
+`multiplt_corpus_functions` Asset) and, unless `out` is given, the tests of each functions input
+in a folder of their own, `testgen/<input_name(functions)>` (`testgen/tests` is the URI of the
+`multiplt_testgen_tests` Asset, an identifier only: events name the folder).
 """
 
 from __future__ import annotations
@@ -15,7 +17,28 @@ def functions_uri(data_uri: str) -> str:
 
 
 def out_uri(data_uri: str) -> str:
+    """The folder holding the default outputs (`<data_uri>/testgen`, one subfolder per input)."""
     return data_uri.rstrip("/") + "/testgen"
+
+
+def input_name(uri: str, data_uri: str) -> str:
+    """One path segment naming an input: its path under `data_uri` (the whole URI when it lies
+    elsewhere) made safe as `multiplt_corpus` names its source folder (`safe_part`). The same
+    input always gets the same name, so a rerun resumes; different inputs get different names,
+    so one run's output never holds another input's rows (which `multiplt testgen` and
+    `multiplt translate` refuse, exit 2)."""
+    from multiplt.evaluation.run_folder import safe_part
+
+    root, uri = data_uri.rstrip("/") + "/", uri.rstrip("/")
+    return safe_part(uri[len(root):] if uri.startswith(root) else uri)
+
+
+def run_inputs(params: dict, data_uri: str) -> dict:
+    """The Params with `functions` and `out` filled in: `out` defaults to
+    `<data_uri>/testgen/<input_name(functions)>`; a given `out` wins."""
+    functions = params.get("functions") or functions_uri(data_uri)
+    out = params.get("out") or f"{out_uri(data_uri)}/{input_name(functions, data_uri)}"
+    return {**params, "functions": functions, "out": out}
 
 
 def _p(default, description: str, **schema) -> dict:
@@ -27,7 +50,9 @@ PARAMS = {
                     "multiplt_corpus run writes <out>/functions, by default "
                     "<data_uri>/corpus/<source>/functions; a run started by its Asset event "
                     "takes the folder from the event)", type=["null", "string"]),
-    "out": _p(None, "output URI (null = <data_uri>/testgen)", type=["null", "string"]),
+    "out": _p(None, "output URI (null = <data_uri>/testgen/<functions as a folder name: its URI "
+              "under data_uri>, e.g. <data_uri>/testgen/corpus_stdlib_functions)",
+              type=["null", "string"]),
     "backend": _p("transformers", "generation backend", type="string", enum=list(BACKEND_NAMES)),
     "model": _p("bigcode/starcoderbase-1b", "the test-writing model", type="string", minLength=1),
     "revision": _p(None, "model revision (null = default branch)", type=["null", "string"]),
@@ -58,22 +83,29 @@ def resolved_params(params, dag_run, triggering_asset_events) -> dict:
 
 def tests_announcement(params: dict, data_uri: str) -> dict:
     """The tests Asset event's extra, from the run's funnel.json (reads storage); EmptyInput when
-    no function kept a test."""
+    no function kept a test. `params`: the settings `plan` returned (`testgen_run`)."""
     from multiplt import storage
     from multiplt_pipelines.chain import announcement, funnel_rows
 
-    out = params.get("out") or out_uri(data_uri)
-    funnel_uri = storage.join(out, "funnel.json")
+    params = run_inputs(params, data_uri)
+    funnel_uri = storage.join(params["out"], "funnel.json")
     return announcement("testgen", funnel_rows(storage.read_json(funnel_uri)), {
-        "tests_uri": storage.join(out, "tests"),
-        "functions_uri": params.get("functions") or functions_uri(data_uri),
+        "tests_uri": storage.join(params["out"], "tests"), "functions_uri": params["functions"],
         "model": params["model"], "funnel_uri": funnel_uri})
+
+
+def testgen_run(params: dict, data_uri: str) -> dict:
+    """What `plan` returns: the run's `settings` (`functions` and `out` filled in), which
+    `announce` reads instead of resolving the Variable again, and the `shards`' command lines."""
+    settings = run_inputs(params, data_uri)
+    return {"settings": settings, "shards": testgen_plan(settings, data_uri)}
 
 
 def testgen_plan(params: dict, data_uri: str) -> list[dict]:
     """Per shard: the argv of its generate, validate and write stages."""
-    base = ["testgen", "--functions", params.get("functions") or functions_uri(data_uri),
-            "--out", params.get("out") or out_uri(data_uri), "--backend", params["backend"],
+    params = run_inputs(params, data_uri)
+    base = ["testgen", "--functions", params["functions"],
+            "--out", params["out"], "--backend", params["backend"],
             "--model", params["model"], "--n", str(params["n"]),
             "--temperature", str(params["temperature"]), "--top-p", str(params["top_p"]),
             "--max-new-tokens", str(params["max_new_tokens"]),

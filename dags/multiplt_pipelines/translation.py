@@ -1,8 +1,12 @@
-"""Params and plan of `multiplt_translate` (pure functions, no I/O).
+"""Params and plan of `multiplt_translate` (pure functions; only require_tests and
+dataset_announcement read storage).
 
-Storage under the `[multiplt] data_uri` root: the step-1 tests dataset at `testgen/tests`
-(the `multiplt_testgen_tests` Asset of `multiplt_testgen`), the translated dataset at
-`translate/` (`data/<split>-*.parquet`, `excluded/`, `funnel.json`, `work/<lang>/<K>-of-<N>/`).
+Storage under the `[multiplt] data_uri` root: the step-1 tests dataset at `testgen/tests` unless
+given (also the URI of the `multiplt_testgen_tests` Asset of `multiplt_testgen`) and, unless
+`out` is given, the dataset translated from each tests input in a folder of its own,
+`translate/<input_name(tests)>` (`data/<split>-*.parquet`, `excluded/`, `funnel.json`,
+`work/<lang>/<K>-of-<N>/`). The dataset Assets' URIs, `translate/data/<split>`, are identifiers
+only: events name the folder.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from multiplt import languages
 from multiplt_pipelines.chain import DATASET_ASSET_PREFIX, TESTS_ASSET  # noqa: F401 (the DAG's names)
 from multiplt_pipelines.params import BACKEND_NAMES, LANGUAGES_SCHEMA, TARGET_LANGUAGES
+from multiplt_pipelines.testgen import input_name
 
 #: the published split name of each target language: dataset files are data/<split>-*.parquet
 SPLITS = {code: languages.get(code).name for code in TARGET_LANGUAGES}
@@ -24,12 +29,22 @@ def tests_uri(data_uri: str) -> str:
 
 
 def out_uri(data_uri: str) -> str:
+    """The folder holding the default outputs (`<data_uri>/translate`, one subfolder per input)."""
     return _join(data_uri, "translate")
 
 
 def dataset_asset_uri(data_uri: str, code: str) -> str:
-    """The prefix of one language's dataset files (`<out>/data/<split>`)."""
+    """The URI of one language's dataset Asset (`<data_uri>/translate/data/<split>`): its
+    identifier; the event's `dataset_uri` names the run's folder."""
     return _join(out_uri(data_uri), "data", SPLITS[code])
+
+
+def run_inputs(params: dict, data_uri: str) -> dict:
+    """The Params with `tests` and `out` filled in: `out` defaults to
+    `<data_uri>/translate/<input_name(tests)>` (testgen.input_name); a given `out` wins."""
+    tests = params.get("tests") or tests_uri(data_uri)
+    out = params.get("out") or _join(out_uri(data_uri), input_name(tests, data_uri))
+    return {**params, "tests": tests, "out": out}
 
 
 def _p(default, description: str, **schema) -> dict:
@@ -37,9 +52,14 @@ def _p(default, description: str, **schema) -> dict:
 
 
 PARAMS = {
-    "tests": _p(None, "step-1 tests dataset (null = <data_uri>/testgen/tests, multiplt_testgen's "
-                "output)", type=["null", "string"]),
-    "out": _p(None, "dataset folder (null = <data_uri>/translate)", type=["null", "string"]),
+    "tests": _p(None, "step-1 tests dataset (null = <data_uri>/testgen/tests; a multiplt_testgen "
+                "run writes <out>/tests, by default <data_uri>/testgen/<its functions>/tests; a "
+                "run started by its Asset event takes the folder from the event)",
+                type=["null", "string"]),
+    "out": _p(None, "dataset folder (null = <data_uri>/translate/<tests as a folder name: its "
+              "URI under data_uri>, e.g. "
+              "<data_uri>/translate/testgen_corpus_stdlib_functions_tests)",
+              type=["null", "string"]),
     "languages": _p(list(TARGET_LANGUAGES), "target languages",
                     **{**LANGUAGES_SCHEMA, "items": {"type": "string", "enum": TARGET_LANGUAGES}}),
     "model": _p("bigcode/starcoderbase", "the translating model (MultiPL-T: StarCoderBase-15B)",
@@ -79,28 +99,37 @@ def require_tests(params: dict, data_uri: str) -> None:
     from multiplt.translation.source import tests_files
     from multiplt_pipelines.chain import require_rows
 
-    tests = params.get("tests") or tests_uri(data_uri)
+    tests = run_inputs(params, data_uri)["tests"]
     require_rows("tests dataset", tests, lambda: tests_files(tests))
 
 
 def dataset_announcement(params: dict, data_uri: str, lang: str) -> dict:
     """One language's dataset Asset event extra, from the run's funnel.json (reads storage);
-    EmptyInput when the language kept 0 rows."""
+    EmptyInput when the language kept 0 rows. `params`: the settings `plan` returned
+    (`translation_run`)."""
     from multiplt import storage
     from multiplt_pipelines.chain import announcement
 
-    out = params.get("out") or out_uri(data_uri)
+    params = run_inputs(params, data_uri)
+    out = params["out"]
     funnel_uri = storage.join(out, "funnel.json")
     counts = storage.read_json(funnel_uri).get(lang, {})
     return announcement(f"translate {lang}", int(counts.get("after_rouge_l", 0)), {
         "dataset_uri": out, "lang": lang, "split": SPLITS[lang], "model": params["model"],
-        "tests_uri": params.get("tests") or tests_uri(data_uri), "funnel_uri": funnel_uri})
+        "tests_uri": params["tests"], "funnel_uri": funnel_uri})
+
+
+def translation_run(params: dict, data_uri: str) -> dict:
+    """What `plan` returns: the run's `settings` (`tests` and `out` filled in), which
+    `summary_argvs` and `announce_<lang>` read instead of resolving the Variable again, and the `entries`."""
+    settings = run_inputs(params, data_uri)
+    return {"settings": settings, "entries": translation_plan(settings, data_uri)}
 
 
 def translation_plan(params: dict, data_uri: str) -> list[dict]:
     """One entry per (language, shard): the sample, execute and collect command lines."""
-    tests = params.get("tests") or tests_uri(data_uri)
-    out = params.get("out") or out_uri(data_uri)
+    params = run_inputs(params, data_uri)
+    tests, out = params["tests"], params["out"]
     shards = int(params["shards"])
     common = ["--tests", tests, "--out", out, "--backend", params["backend"], "--model",
               params["model"], "--n", str(params["n"]), "--temperature", str(params["temperature"]),
@@ -126,8 +155,8 @@ def translation_plan(params: dict, data_uri: str) -> list[dict]:
 
 
 def summary_command(params: dict, data_uri: str) -> list[str]:
-    out = params.get("out") or out_uri(data_uri)
-    tests = params.get("tests") or tests_uri(data_uri)
+    params = run_inputs(params, data_uri)
+    out, tests = params["out"], params["tests"]
     extra = ["--replay-source", params["replay_source"]] if params.get("replay_source") else []
     return ["translate", "--stage", "summary", "--lang", ",".join(params["languages"]), "--tests",
             tests, "--out", out, "--backend", params["backend"], "--model", params["model"], *extra]

@@ -117,20 +117,22 @@ def test_announcements_name_uri_identity_and_rows_and_refuse_empty_outputs(tmp_p
 
     data_uri = f"file://{tmp_path}/runs"
     params = defaults(testgen_plans.PARAMS, functions="s3://b/c/functions", model="tiny")
-    storage.write_json(f"{data_uri}/testgen/funnel.json", {"steps": [{"name": "x", "in": 2, "out": 2}]})
+    tg = f"{data_uri}/testgen/s3_b_c_functions"  # the default out of these functions
+    storage.write_json(f"{tg}/funnel.json", {"steps": [{"name": "x", "in": 2, "out": 2}]})
     assert testgen_plans.tests_announcement(params, data_uri) == {
-        "tests_uri": f"{data_uri}/testgen/tests", "functions_uri": "s3://b/c/functions",
-        "model": "tiny", "rows": 2, "funnel_uri": f"{data_uri}/testgen/funnel.json"}
-    storage.write_json(f"{data_uri}/testgen/funnel.json", {"steps": [{"name": "x", "in": 2, "out": 0}]})
+        "tests_uri": f"{tg}/tests", "functions_uri": "s3://b/c/functions",
+        "model": "tiny", "rows": 2, "funnel_uri": f"{tg}/funnel.json"}
+    storage.write_json(f"{tg}/funnel.json", {"steps": [{"name": "x", "in": 2, "out": 0}]})
     with pytest.raises(chain.EmptyInput, match="testgen kept 0 rows"):
         testgen_plans.tests_announcement(params, data_uri)
 
     tparams = defaults(translation.PARAMS, tests="s3://b/t/tests", model="tiny")
-    storage.write_json(f"{data_uri}/translate/funnel.json",
+    tr = f"{data_uri}/translate/s3_b_t_tests"  # the default out of these tests
+    storage.write_json(f"{tr}/funnel.json",
                        {"lua": {"after_rouge_l": 6}, "rkt": {"after_rouge_l": 0}})
     lua = translation.dataset_announcement(tparams, data_uri, "lua")
     assert {k: lua[k] for k in ("dataset_uri", "lang", "split", "rows", "tests_uri", "model")} == {
-        "dataset_uri": f"{data_uri}/translate", "lang": "lua", "split": "lua", "rows": 6,
+        "dataset_uri": tr, "lang": "lua", "split": "lua", "rows": 6,
         "tests_uri": "s3://b/t/tests", "model": "tiny"}
     for lang in ("rkt", "jl"):  # 0 kept rows, or absent from the funnel
         with pytest.raises(chain.EmptyInput, match=f"translate {lang} kept 0 rows"):
@@ -173,16 +175,24 @@ def test_plan_tasks_take_the_event_input_and_skip_an_empty_one(monkeypatch):
     params = defaults(testgen_plans.PARAMS, shards=1)
     plan = testgen.get_task("plan").python_callable
     manual = plan("file:///DATA", params={**params, "model": "given/model"}, dag_run=MANUAL,
-                  triggering_asset_events={})[0]["generate"]
+                  triggering_asset_events={})["shards"][0]["generate"]
     assert manual[manual.index("--functions") + 1] == "file:///DATA/corpus/functions"
     assert manual[manual.index("--model") + 1] == "given/model"  # the conf beats the Variable
     assert manual[manual.index("--n") + 1] == "2"
     announced = triggering(event("multiplt_corpus_functions",
                                  {"functions_uri": "file:///DATA/corpus/stdlib/functions", "rows": 8}))
-    entries = plan("file:///DATA", params=params, dag_run=ASSET_RUN, triggering_asset_events=announced)
-    argv = entries[0]["validate"]
+    planned = plan("file:///DATA", params=params, dag_run=ASSET_RUN,
+                   triggering_asset_events=announced)
+    argv = planned["shards"][0]["validate"]
     assert argv[argv.index("--functions") + 1] == "file:///DATA/corpus/stdlib/functions"
     assert argv[argv.index("--model") + 1] == "tiny/model"
+    assert argv[argv.index("--out") + 1] == "file:///DATA/testgen/corpus_stdlib_functions"
+    assert planned["settings"]["out"] == "file:///DATA/testgen/corpus_stdlib_functions"
+    # a second corpus's event: its own default out (the first one's would be refused, exit 2)
+    other = triggering(event("multiplt_corpus_functions",
+                             {"functions_uri": "file:///DATA/corpus/other/functions", "rows": 3}))
+    second = plan("file:///DATA", params=params, dag_run=ASSET_RUN, triggering_asset_events=other)
+    assert second["settings"]["out"] == "file:///DATA/testgen/corpus_other_functions"
     empty = triggering(event("multiplt_corpus_functions",
                              {"functions_uri": "file:///DATA/corpus/x/functions", "rows": 0}))
     with pytest.raises(AirflowSkipException, match="0 rows"):
@@ -191,13 +201,79 @@ def test_plan_tasks_take_the_event_input_and_skip_an_empty_one(monkeypatch):
     translate = load_dag("multiplt_translate")
     tparams = defaults(translation.PARAMS, languages=["lua"], shards=1)
     tests = triggering(event("multiplt_testgen_tests", {"tests_uri": "s3://b/tg/tests", "rows": 2}))
-    sample = translate.get_task("plan").python_callable(
-        "file:///DATA", params=tparams, dag_run=ASSET_RUN, triggering_asset_events=tests)[0]["sample"]
+    tplanned = translate.get_task("plan").python_callable(
+        "file:///DATA", params=tparams, dag_run=ASSET_RUN, triggering_asset_events=tests)
+    sample = tplanned["entries"][0]["sample"]
     assert sample[sample.index("--tests") + 1] == "s3://b/tg/tests"
     assert sample[sample.index("--model") + 1] == "tiny/translator"
-    summary = translate.get_task("summary_argvs").python_callable(
-        "file:///DATA", params=tparams, dag_run=ASSET_RUN, triggering_asset_events=tests)[0]
+    assert sample[sample.index("--out") + 1] == "file:///DATA/translate/s3_b_tg_tests"
+    summary = translate.get_task("summary_argvs").python_callable(tplanned, "file:///DATA")[0]
     assert summary[summary.index("--tests") + 1] == "s3://b/tg/tests"
+    assert summary[summary.index("--out") + 1] == "file:///DATA/translate/s3_b_tg_tests"
+
+
+def test_announce_tasks_describe_what_plan_ran_even_when_the_variable_changes_meanwhile(
+        monkeypatch, tmp_path):
+    """The Variable is read once, by `plan`: edited while the run's stages work, it changes
+    neither the summary command nor the announced extras (tests_uri, dataset_uri, model, rows
+    come from the folder the stages wrote)."""
+    import collections
+
+    from multiplt import storage
+
+    data_uri = f"file://{tmp_path}/d"
+    first, second = f"{data_uri}/job1", f"{data_uri}/job2"
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TESTGEN", f'{{"out": "{first}/tg", "model": "m1"}}')
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TRANSLATE",
+                       f'{{"out": "{first}/tr", "model": "t1", "languages": ["lua"]}}')
+    testgen, translate = load_dag("multiplt_testgen"), load_dag("multiplt_translate")
+    # the tasks after the stages take plan's output (an XCom), not the Variable
+    assert "plan" in testgen.get_task("announce").upstream_task_ids
+    assert all("plan" in translate.get_task(t).upstream_task_ids
+               for t in ("summary_argvs", "announce_lua", "announce_r"))
+    functions = triggering(event(
+        "multiplt_corpus_functions", {"functions_uri": f"{data_uri}/corpus/stdlib/functions", "rows": 4}))
+    planned = testgen.get_task("plan").python_callable(
+        data_uri, params=defaults(testgen_plans.PARAMS, shards=1), dag_run=ASSET_RUN,
+        triggering_asset_events=functions)
+    argv = planned["shards"][0]["write"]
+    assert (argv[argv.index("--out") + 1], argv[argv.index("--model") + 1]) == (f"{first}/tg", "m1")
+    storage.write_json(f"{first}/tg/funnel.json", {"steps": [{"name": "x", "in": 4, "out": 3}]})
+    storage.write_json(f"{second}/tg/funnel.json", {"steps": [{"name": "x", "in": 9, "out": 9}]})
+
+    tests = triggering(event("multiplt_testgen_tests",
+                             {"tests_uri": f"{first}/tg/tests", "rows": 3}))
+    tplanned = translate.get_task("plan").python_callable(
+        data_uri, params=defaults(translation.PARAMS, shards=1), dag_run=ASSET_RUN,
+        triggering_asset_events=tests)
+    storage.write_json(f"{first}/tr/funnel.json", {"lua": {"after_rouge_l": 2}})
+    storage.write_json(f"{second}/tr/funnel.json", {"lua": {"after_rouge_l": 7}})
+
+    # the Variables are edited while the stages run (e.g. the next job's settings)
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TESTGEN", f'{{"out": "{second}/tg", "model": "m2"}}')
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TRANSLATE",
+                       f'{{"out": "{second}/tr", "model": "t2", "languages": ["lua", "r"]}}')
+
+    events = collections.defaultdict(SimpleNamespace)
+    extra = testgen.get_task("announce").python_callable(planned, data_uri, outlet_events=events)
+    assert [e.extra for e in events.values()] == [extra]
+    assert extra == {"tests_uri": f"{first}/tg/tests", "model": "m1", "rows": 3,
+                     "functions_uri": f"{data_uri}/corpus/stdlib/functions",
+                     "funnel_uri": f"{first}/tg/funnel.json"}
+
+    summary = translate.get_task("summary_argvs").python_callable(tplanned, data_uri)[0]
+    assert summary[summary.index("--out") + 1] == f"{first}/tr"
+    assert summary[summary.index("--lang") + 1] == "lua"
+    events = collections.defaultdict(SimpleNamespace)
+    lua = translate.get_task("announce_lua").python_callable("lua", tplanned, data_uri,
+                                                             outlet_events=events)
+    assert {k: lua[k] for k in ("dataset_uri", "model", "rows", "tests_uri")} == {
+        "dataset_uri": f"{first}/tr", "model": "t1", "rows": 2, "tests_uri": f"{first}/tg/tests"}
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    with pytest.raises(AirflowSkipException, match="r was not translated"):
+        translate.get_task("announce_r").python_callable("r", tplanned, data_uri,
+                                                         outlet_events=events)
 
 
 def test_finetune_settings_task_trains_the_announced_languages_with_the_variables_model(monkeypatch):
@@ -268,7 +344,7 @@ def test_a_manual_run_on_an_input_with_no_row_is_skipped_not_failed(tmp_path):
              dag_run=MANUAL, triggering_asset_events={})
     inputs = fx.write(tmp_path / "in")
     assert plan("file:///DATA", params={**tparams, "tests": inputs["tests"]}, dag_run=MANUAL,
-                triggering_asset_events={})[0]["lang"] == "lua"
+                triggering_asset_events={})["entries"][0]["lang"] == "lua"
 
     settings = load_dag("multiplt_finetune").get_task("settings").python_callable
     params = defaults(schemas.FINETUNE, base_model="tiny/base", languages=["lua", "r"],

@@ -36,13 +36,14 @@ def test_plan_maps_languages_times_shards():
     ml = entries[4]
     sample = ml["sample"]
     assert sample[:5] == ["translate", "--lang", "ml", "--shard", "1/3"]
-    for flag, value in (("--tests", "s3://b/runs/testgen/tests"), ("--out", "s3://b/runs/translate"),
+    out = "s3://b/runs/translate/testgen_tests"  # the default out of the default tests
+    for flag, value in (("--tests", "s3://b/runs/testgen/tests"), ("--out", out),
                         ("--n", "5"), ("--model", "bigcode/starcoderbase"), ("--backend", "vllm"),
                         ("--temperature", "0.8"), ("--rouge-threshold", "0.6"), ("--stage", "sample")):
         assert sample[sample.index(flag) + 1] == value
     assert ml["collect"] == sample[:-1] + ["collect"]
     # the sandbox step names only the shard's completions folder (all that is staged in)
-    completions = "/".join(["s3://b/runs/translate", "work", "ml", "1-of-3", "completions"])
+    completions = "/".join([out, "work", "ml", "1-of-3", "completions"])
     assert ml["execute"] == ["execute", "--in", completions, "--allow-empty"]
     assert "--replay-source" not in sample and "--api-base" not in sample
 
@@ -69,7 +70,8 @@ def test_dag_wiring(dag):
     outlets = {code: [a.name for a in tasks[f"announce_{code}"].outlets] for code in plans.SPLITS}
     assert outlets == {code: [f"multiplt_dataset_{code}"] for code in plans.SPLITS}
     for code in plans.SPLITS:
-        assert tasks[f"announce_{code}"].upstream_task_ids == {"summary"}
+        # after summary; the settings from plan's XCom
+        assert tasks[f"announce_{code}"].upstream_task_ids == {"summary", "plan"}
     assert not any(t.outlets for tid, t in tasks.items() if not tid.startswith("announce_"))
 
 
