@@ -162,8 +162,10 @@ def checkpoint_confs(params: dict, manifests: list[dict]) -> list[dict]:
                 raise ValueError(f"{manifest['out']}/manifest.jsonl row {row['tag']} is for "
                                  f"{row['lang']}/{row['experiment']}, not "
                                  f"{manifest['lang']}/{params['experiment']}")
+            # the checkpoint's own tokenizer (newer rows name the checkpoint) is the default
+            tokenizer = row.get("tokenizer") if row.get("tokenizer") != row["uri"] else None
             confs.append({"model": manifest["out"], "revision": row["tag"],
-                          "tokenizer": row.get("tokenizer"), "languages": [row["lang"]],
+                          "tokenizer": tokenizer, "languages": [row["lang"]],
                           "experiment": row["experiment"], "epoch": int(row["epoch"]),
                           "checkpoint_uri": row["uri"], **sampling})
     return confs

@@ -64,12 +64,9 @@ def run(args) -> int:
 
     overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(TrainConfig)
                  if f.name != "recipe"}
-    if args.print_config:  # show the resolved values even before every required flag is set
-        from multiplt.training.config import load_recipe
-
-        values = {**TrainConfig().as_dict(), **load_recipe(args.recipe),
-                  **{k: v for k, v in overrides.items() if v is not None}, "recipe": args.recipe}
-        sys.stdout.write(yaml.safe_dump(values, sort_keys=False))
+    if args.print_config:  # the values a run would use, even before every required flag is set
+        config = resolve(args.recipe, overrides, require=False)
+        sys.stdout.write(yaml.safe_dump(config.as_dict(), sort_keys=False))
         return 0
     config = resolve(args.recipe, overrides)
 

@@ -25,6 +25,7 @@ import tempfile
 from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.storage import manifest
+from multiplt.storage import uri as storage_uri
 
 LOG = logging.getLogger("multiplt.generation")
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
@@ -62,10 +63,16 @@ def _resolve(model: str, revision: str | None, what: str) -> ResolvedModel:
         path, digest = _from_storage(source, what)
         return ResolvedModel(model, revision, path, digest, checkpoint)
     if os.path.isdir(source):
-        if revision:
+        if revision and checkpoint is None:
             raise MultipltError(f"--revision {revision!r} given for the local folder {model}, "
                                 "which has no revisions or training manifest tag of that name")
-        return ResolvedModel(model, revision, os.path.abspath(source))
+        return ResolvedModel(model, revision, os.path.abspath(source), None, checkpoint)
+    if checkpoint is not None:
+        raise MultipltError(f"{what} {model} revision {revision!r}: its manifest names the checkpoint "
+                            f"{checkpoint}, which is not a folder (removed or moved?)")
+    meant = storage_uri.mistyped(model)
+    if meant is not None:
+        raise MultipltError(f"{what} {model!r} reads as a mistyped URI (did you mean {meant!r}?)")
     if os.path.exists(source) or source.startswith((".", "/")):
         raise MultipltError(f"{what} {model!r} is not a model folder")
     return _from_hub(model, revision, what)

@@ -154,7 +154,8 @@ def safetensors_dtypes(path: str) -> set[str]:
 def _base_tokenizer(row: dict, folder: str) -> dict[str, str]:
     from transformers import AutoTokenizer
 
-    name = row.get("tokenizer") or row.get("base")
+    # a row's tokenizer is the checkpoint itself (which lacks one here), or, in older rows, the base's
+    name = (row.get("tokenizer") if row.get("tokenizer") != row.get("uri") else None) or row.get("base")
     if not name:
         raise MultipltError(f"checkpoint {row['tag']} has no tokenizer and its manifest row names none")
     LOG.info("checkpoint %s has no tokenizer: adding the base model's (%s)", row["tag"], name)

@@ -1,10 +1,11 @@
 """The checkpoint manifest of a training output: `OUT/manifest.jsonl`, one JSON line per epoch
 checkpoint
 
-    {"uri", "epoch", "step", "tag", "eval_loss", "lang", "experiment", "base", "tokenizer",
-     "run_start_step", "state_uri"}
+    {"uri", "epoch", "step", "tag", "eval_loss", "lang", "experiment", "base", "base_revision",
+     "tokenizer", "run_start_step", "state_uri"}
 
-with tag `LANG-EXPERIMENT-epochN`. A row is appended only after its checkpoint is fully written,
+with tag `LANG-EXPERIMENT-epochN`; `tokenizer` is the checkpoint's own URI (every checkpoint
+holds its tokenizer; rows written before base_revision existed name the base's). A row is appended only after its checkpoint is fully written,
 so the manifest is the commit record: everything it lists is complete. `run_start_step` is the
 optimizer step the process that wrote the row started from (0, or where it resumed).
 

@@ -1,7 +1,9 @@
 """Storage URIs: ``file:///abs/path``, bare local paths, and ``s3://bucket/key``.
 
 Everything else (``http://``, ``gs://``, ``s3://`` without a bucket, ...) is refused with one
-clear error naming the URI, before any I/O happens.
+clear error naming the URI, before any I/O happens. So is a bare path that reads as a mistyped
+URI (``s3:/bucket/x``, ``s3//bucket/x``, ``file:/tmp/x``; see `mistyped`), which would otherwise
+name a folder below the current one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,28 @@ class NotFound(MultipltError):
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# URI schemes someone may mean (storage ones and others multiplt names): `s3:bucket/x` and
+# `s3//bucket/x` are mistyped URIs; `s3/x` (a folder named s3) stays a local path.
+KNOWN_SCHEMES = ("s3", "s3a", "s3n", "file", "gs", "gcs", "hf", "http", "https", "ftp", "az", "abfs",
+                 "abfss", "wasb", "wasbs", "hdfs")
+_COLON_SLASH = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/+(.*)$", re.S)  # x:/..., x://// is handled by _SCHEME
+_KNOWN_COLON = re.compile(r"^(" + "|".join(KNOWN_SCHEMES) + r"):/*(.*)$", re.S | re.I)
+_KNOWN_SLASHES = re.compile(r"^(" + "|".join(KNOWN_SCHEMES) + r")//+(.*)$", re.S | re.I)
+
+
+def mistyped(path: str) -> str | None:
+    """The URI a bare path (one without `scheme://`) most likely meant, when it reads as a
+    mistyped URI; None for an ordinary relative or absolute path. The rule: the first segment is
+    `WORD:` followed by `/` (`s3:/b/x`, `file:/tmp/x`, `foo:/x`), or a known scheme with a colon
+    (`s3:b/x`), or a known scheme followed by `//` (`s3//b/x`). Names with a colon elsewhere
+    (`runs/a:b`, `2024-01-01T10:00`, `run:1`) and folders named like a scheme (`s3/x`) are paths."""
+    if _SCHEME.match(path):
+        return None
+    match = _COLON_SLASH.match(path) or _KNOWN_COLON.match(path) or _KNOWN_SLASHES.match(path)
+    if not match:
+        return None
+    scheme, rest = match.group(1).lower(), match.group(2).lstrip("/")
+    return f"file:///{rest}" if scheme == "file" else f"{scheme}://{rest}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +70,10 @@ def parse(uri) -> Location:
         raise MultipltError(f"bad storage URI {uri!r}: expected file://PATH, a local path or s3://BUCKET/KEY")
     match = _SCHEME.match(uri)
     if not match:  # a bare local path
+        meant = mistyped(uri)
+        if meant is not None:
+            raise MultipltError(f"bad storage URI {uri!r}: a mistyped URI, not a local path (did you mean "
+                                f"{meant!r}? a local folder with such a name: write it as ./{uri})")
         return Location(uri, "file", path=os.path.abspath(os.path.expanduser(uri)))
     scheme = match.group(1).lower()
     if scheme == "file":

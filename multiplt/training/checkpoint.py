@@ -149,10 +149,13 @@ def save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir,
     accelerator.wait_for_everyone()
     accelerator.save_state(state_dir)
     accelerator.wait_for_everyone()
+    # The checkpoint holds the tokenizer the run used (save_tagged), so the row names the
+    # checkpoint itself: it loads wherever the checkpoint does, also when the base is a training
+    # output (whose folder holds no tokenizer) or a Hub revision.
     row = {"uri": uri, "epoch": epoch, "step": step, "tag": tag, "eval_loss": eval_loss,
            "lang": config.lang, "experiment": config.experiment, "base": config.base,
-           "tokenizer": config.tokenizer or config.base, "run_start_step": run_start_step,
-           "state_uri": state_uri(config.out, tag)}
+           "base_revision": config.base_revision or None, "tokenizer": uri,
+           "run_start_step": run_start_step, "state_uri": state_uri(config.out, tag)}
     if main:
         write_trainer_state(state_dir, {"epoch": epoch, "step": step, "tag": tag,
                                         "data_sha256": packed.sha256,

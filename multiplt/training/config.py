@@ -68,11 +68,13 @@ class TrainConfig:
     fast_forward: bool = True
     log_every: int = 10  # optimizer steps between log lines (the progress bar updates every step)
 
-    def validate(self) -> None:
+    def validate(self, require: bool = True) -> None:
+        """Refuse bad values; `require=False` (for --print-config) lets the fields the command
+        line usually gives (dataset, base, lang, experiment, out) be unset."""
         for name in ("dataset", "base", "lang", "experiment", "out"):
-            if not getattr(self, name):
+            if require and not getattr(self, name):
                 raise MultipltError(f"train: --{name.replace('_', '-')} is required")
-        if not EXPERIMENT_RE.match(self.experiment):
+        if (require or self.experiment) and not EXPERIMENT_RE.match(self.experiment):
             raise MultipltError(
                 f"bad --experiment {self.experiment!r}: use only a-z, 0-9 and _ so the tag "
                 f"{self.lang}-{self.experiment}-epochN parses")
@@ -80,6 +82,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise MultipltError(f"bad {name}={getattr(self, name)}: must be at least 1")
+        if not 0 <= self.seed < 2 ** 63:
+            raise MultipltError(f"bad seed={self.seed}: must be in [0, 2**63)")
         if self.micro_batch_size < 0:
             raise MultipltError(f"bad micro_batch_size={self.micro_batch_size}: must be >= 1, or 0 "
                                 "to choose it from the GPU memory")
@@ -178,8 +182,10 @@ def _coerce(values: dict, source: str) -> dict:
     return out
 
 
-def resolve(recipe: str | None, overrides: dict) -> TrainConfig:
-    """Defaults <- recipe <- overrides (None values in overrides mean 'not given')."""
+def resolve(recipe: str | None, overrides: dict, require: bool = True) -> TrainConfig:
+    """Defaults <- recipe <- overrides (None values in overrides mean 'not given'), the language
+    code normalised, local paths made absolute (see `absolute_refs`) and everything validated;
+    `require=False` (--print-config) lets the command-line fields be unset."""
     values = load_recipe(recipe) if recipe else {}
     values.update(_coerce({k: v for k, v in overrides.items() if v is not None}, "command line"))
     if recipe:
@@ -191,11 +197,71 @@ def resolve(recipe: str | None, overrides: dict) -> TrainConfig:
         language = languages.get(config.lang)  # a clear error for unknown languages
         config.lang = language.code
         config.split = config.split or language.split
-    config.validate()
+    absolute_refs(config)
+    config.validate(require)
     return config
 
 
+# Fields naming a place: the output (always a storage URI) and the inputs (a storage URI, a
+# local path, or a Hub name).
+OUTPUT_FIELD = "out"
+INPUT_FIELDS = ("dataset", "base", "tokenizer")
+
+
+def absolute_refs(config: TrainConfig) -> None:
+    """Make the local paths in `config` absolute, so the run config and the manifest rows name
+    places that hold from any folder: `out` whenever it is a bare path; `dataset`, `base` and
+    `tokenizer` when they name an existing local file or folder (else they are Hub names, or a
+    missing path that fails later with its own error; a dataset file name like `x.jsonl` counts as
+    a path). Storage URIs (`file://`, `s3://`) are kept as written; a mistyped one (`s3:/b/x`,
+    `s3//b/x`) is an error here, before anything is read or written."""
+    from multiplt.storage import uri as uris
+    from multiplt.training.data import DATA_SUFFIXES
+
+    for name in (OUTPUT_FIELD, *INPUT_FIELDS):
+        value = getattr(config, name)
+        if not value or uris._SCHEME.match(value):
+            continue
+        meant = uris.mistyped(value)
+        if meant is not None:
+            raise MultipltError(f"--{name} {value!r} reads as a mistyped URI (did you mean {meant!r}?); "
+                                f"a local folder of that name: write it as ./{value}")
+        path = os.path.expanduser(value)
+        if (name == OUTPUT_FIELD or os.path.exists(path)
+                or (name == "dataset" and value.endswith(DATA_SUFFIXES))):
+            setattr(config, name, os.path.abspath(path))
+
+
+def _same_place(value):
+    """A field value in a form where two spellings of one place compare equal: local paths and
+    file:// URIs as absolute paths without a trailing slash, storage URIs without one. A value
+    that is no storage URI (a Hub name) compares as written."""
+    if not isinstance(value, str) or not value:
+        return value
+    from multiplt.storage import uri as uris
+
+    try:
+        loc = uris.parse(value)
+    except MultipltError:
+        return value
+    if loc.is_local:
+        return loc.path.rstrip("/") or "/"
+    return value.rstrip("/")
+
+
 def resume_differences(saved: dict, config: TrainConfig) -> list[str]:
-    """Fields whose values differ between a saved run config and this one (ignoring free ones)."""
+    """Fields whose values differ between a saved run config and this one (ignoring free ones).
+    `out` is where the saved config was read, so it is never a difference; dataset, base and
+    tokenizer compare as places (`/x/d.jsonl`, `file:///x/d.jsonl` and a relative `d.jsonl` read
+    from /x are one; see `_same_place`)."""
     now = config.as_dict()
-    return sorted(k for k in now if k not in RESUME_FREE_FIELDS and saved.get(k) != now[k])
+    differ = []
+    for k in now:
+        if k in RESUME_FREE_FIELDS or k == OUTPUT_FIELD:
+            continue
+        old, new = saved.get(k), now[k]
+        if k in INPUT_FIELDS:
+            old, new = _same_place(old), _same_place(new)
+        if old != new:
+            differ.append(k)
+    return sorted(differ)

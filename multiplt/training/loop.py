@@ -88,12 +88,17 @@ def _loading(what: str, ref: str):
     unknown Hub repo offline) as one MultipltError line naming it (exit 2: fix the input); a
     Hub that is down or unreachable (network errors, 408, 429, 5xx anywhere in the chain of
     causes) stays a PlatformError (exit 3), which the stage runtime retries."""
+    import pickle
+
+    from safetensors import SafetensorError
+
     from multiplt.errors import PlatformError
     from multiplt.hub.retry import is_retryable
 
     try:
         yield
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, SafetensorError) as exc:
+        # SafetensorError / UnpicklingError / EOFError: a truncated or corrupt weights file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         chain, seen = exc, set()
         while chain is not None and id(chain) not in seen:
@@ -102,6 +107,18 @@ def _loading(what: str, ref: str):
                 raise PlatformError(f"cannot load the {what} {ref!r} now: {first}") from None
             chain = chain.__cause__ or chain.__context__
         raise MultipltError(f"cannot load the {what} {ref!r}: {first}") from None
+
+
+def check_vocabulary(packed, model, tokenizer_ref: str, base_ref: str) -> None:
+    """Every token id of the packed data must have a row in the model's input embeddings (a
+    tokenizer with a larger vocabulary than the model would fail mid-training); checked before
+    anything is written."""
+    rows = model.get_input_embeddings().num_embeddings
+    top = max((int(t.max()) for t in (packed.train, packed.eval) if t.numel()), default=-1)
+    if top >= rows:
+        raise MultipltError(f"the tokenizer {tokenizer_ref!r} gives token id {top}, but the base model "
+                            f"{base_ref!r} has only {rows} input embeddings (ids 0..{rows - 1}): use the "
+                            "base model's tokenizer, or one whose vocabulary fits the model")
 
 
 def train(config: TrainConfig) -> list[dict]:
@@ -161,6 +178,7 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     with _loading("base model", config.base):
         model = AutoModelForCausalLM.from_pretrained(base_path, revision=base_rev, dtype=dtype,
                                                      attn_implementation=config.attn_implementation)
+    check_vocabulary(packed, model, config.tokenizer or config.base, config.base)
     model.config.use_cache = False
     if config.gradient_checkpointing and config.distributed != "fsdp":
         model.gradient_checkpointing_enable()

@@ -42,6 +42,8 @@ def split_documents(n_docs: int, eval_fraction: float, seed: int) -> tuple[list[
 def epoch_order(n_sequences: int, epoch: int, seed: int) -> list[int]:
     """The order in which epoch `epoch` (1-based) visits the packed sequences. A pure function of
     (seed, epoch), so resuming at an epoch boundary replays exactly the data an uninterrupted run
-    would have seen."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    would have seen. The generator's seed is taken modulo 2**64, the range torch accepts (it maps
+    a negative seed to seed + 2**64 itself), so every seed that worked keeps its order and a larger
+    one no longer overflows."""
+    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2 ** 64)
     return torch.randperm(n_sequences, generator=g).tolist()

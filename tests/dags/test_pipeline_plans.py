@@ -168,6 +168,12 @@ def test_checkpoints_task_names_every_checkpoint_explicitly(tmp_path):
     ids = [t["trigger_run_id"] for t in triggers]
     assert len(set(ids)) == len(ids)
     assert ids == [trigger_run_id("manual__1", c) for c in confs]  # stable across retries
+    # newer manifest rows name the checkpoint itself as the tokenizer: the default, not a flag
+    row = {**_manifest_row(entries[0]["out"], "rkt", 3)}
+    row["tokenizer"] = row["uri"]
+    manifest.append(entries[0]["out"], row)
+    confs = [t["conf"] for t in dag.get_task("checkpoints").python_callable(entries, params, run_id="m")]
+    assert [c["tokenizer"] for c in confs if c.get("revision") == "rkt-multiplt-epoch3"] == [None]
 
 
 def test_checkpoints_are_read_after_training_not_beside_it():

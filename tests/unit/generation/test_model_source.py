@@ -1,6 +1,7 @@
 """Where models come from: local folders, Hub ids with revisions, storage URIs with a cache."""
 
 import json
+import re
 
 import pytest
 
@@ -17,6 +18,34 @@ def test_local_folder_and_revision_errors(tmp_path):
         model_source.resolve_model(str(tmp_path / "m"), "main")
     with pytest.raises(MultipltError, match="not a model folder"):
         model_source.resolve_model(str(tmp_path / "nope"))
+
+
+def test_a_local_training_output_at_a_tag_resolves_to_its_checkpoint(tmp_path, monkeypatch):
+    """`--model OUT --revision TAG` for an output trained with a local --out (manifest rows with bare
+    paths), as an absolute path, a relative one and a file:// URI; an unknown tag names the tags."""
+    out = tmp_path / "out"
+    ckpt = out / "checkpoints" / "rkt-x-epoch1"
+    ckpt.mkdir(parents=True)
+    (ckpt / "config.json").write_text("{}")
+    storage.write_jsonl(str(out / "manifest.jsonl"), [{"uri": str(ckpt), "tag": "rkt-x-epoch1", "epoch": 1,
+                                                       "lang": "rkt", "experiment": "x"}])
+    monkeypatch.chdir(tmp_path)
+    for model in (str(out), "out", "./out/", f"file://{out}"):
+        resolved = model_source.resolve_model(model, "rkt-x-epoch1")
+        assert (resolved.path, resolved.checkpoint_uri) == (str(ckpt), str(ckpt)), model
+        assert model_source.resolve_model(model, "rkt-x-epoch1", what="tokenizer").path == str(ckpt)
+    with pytest.raises(MultipltError, match="has no checkpoint tagged 'rkt-x-epoch9'; its tags: rkt-x-epoch1"):
+        model_source.resolve_model(str(out), "rkt-x-epoch9")
+    ckpt.rename(tmp_path / "moved")
+    with pytest.raises(MultipltError, match=f"manifest names the checkpoint {ckpt}, which is not a folder"):
+        model_source.resolve_model(str(out), "rkt-x-epoch1")
+
+
+def test_a_mistyped_storage_uri_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MultipltError, match=re.escape("model 's3:/bucket/m' reads as a mistyped URI "
+                                                      "(did you mean 's3://bucket/m'?)")):
+        model_source.resolve_model("s3:/bucket/m")
 
 
 def test_a_name_that_is_no_folder_and_not_on_the_offline_hub_says_both(monkeypatch):

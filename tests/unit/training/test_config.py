@@ -130,3 +130,112 @@ def test_a_model_that_cannot_load_is_an_input_error_unless_the_hub_is_unreachabl
     with pytest.raises(PlatformError, match="cannot load the base model 'org/m' now"):
         with _loading("base model", "org/m"):
             unreachable()
+
+
+
+def test_local_paths_are_made_absolute_and_hub_names_and_uris_kept(tmp_path, monkeypatch):
+    """A relative --out/--dataset/--base/--tokenizer is stored absolute, so the run config and the
+    manifest rows name places that hold from any folder; Hub names and storage URIs are kept."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base").mkdir()
+    (tmp_path / "tok").mkdir()
+    c = resolve("tiny", dict(REQUIRED, out="runs/o/", dataset="data/racket.jsonl", base="base",
+                             tokenizer="./tok"))
+    assert (c.out, c.dataset, c.base, c.tokenizer) == (
+        f"{tmp_path}/runs/o", f"{tmp_path}/data/racket.jsonl", f"{tmp_path}/base", f"{tmp_path}/tok")
+    c = resolve("tiny", dict(REQUIRED, out="s3://bucket/o", dataset="nuprl/MultiPL-T",
+                             base="bigcode/starcoderbase-1b", tokenizer="file:///x/tok"))
+    assert (c.out, c.dataset, c.base, c.tokenizer) == (
+        "s3://bucket/o", "nuprl/MultiPL-T", "bigcode/starcoderbase-1b", "file:///x/tok")
+
+
+@pytest.mark.parametrize("flag,value,meant", [("out", "s3//bucket/o", "s3://bucket/o"),
+                                              ("out", "s3:/bucket/o", "s3://bucket/o"),
+                                              ("dataset", "file:/tmp/d.jsonl", "file:///tmp/d.jsonl"),
+                                              ("base", "s3:/bucket/m", "s3://bucket/m")])
+def test_a_mistyped_uri_is_refused_not_taken_as_a_local_folder(flag, value, meant, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MultipltError, match=re.escape(f"--{flag} {value!r} reads as a mistyped URI "
+                                                      f"(did you mean {meant!r}?)")):
+        resolve("tiny", dict(REQUIRED, **{flag: value}))
+    result = subprocess.run([sys.executable, "-m", "multiplt", "train", "--recipe", "tiny",
+                             *[a for k, v in dict(REQUIRED, **{flag: value}).items() for a in (f"--{k}", v)]],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2 and "mistyped URI" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written below the current folder
+
+
+def test_resume_compares_places_not_spellings(tmp_path, monkeypatch):
+    """`out` is where the saved config was read (never a difference); dataset, base and tokenizer
+    spelled relative, with a trailing slash or as file:// name the same place."""
+    from multiplt.training.config import resume_differences
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base").mkdir()
+    saved = resolve("tiny", dict(REQUIRED, out=f"{tmp_path}/out1", dataset=f"{tmp_path}/d.jsonl",
+                                 base=f"{tmp_path}/base")).as_dict()
+    for out, dataset, base in ((f"{tmp_path}/out1/", "d.jsonl", "base/"),
+                               (f"file://{tmp_path}/out1", f"file://{tmp_path}/d.jsonl", f"file://{tmp_path}/base"),
+                               ("out1", "./d.jsonl", f"{tmp_path}/base/")):
+        now = resolve("tiny", dict(REQUIRED, out=out, dataset=dataset, base=base))
+        assert resume_differences(saved, now) == [], (out, dataset, base)
+    # Raw relative values in a config saved before paths were made absolute still match from its folder.
+    assert resume_differences(dict(saved, dataset="d.jsonl", base="base"), now) == []
+    other = resolve("tiny", dict(REQUIRED, out="out1", dataset="e.jsonl", base="m2", lr=0.5))
+    assert resume_differences(saved, other) == ["base", "dataset", "lr"]
+
+
+def test_seed_must_fit_64_bits():
+    assert resolve("tiny", dict(REQUIRED, seed=2 ** 63 - 1)).seed == 2 ** 63 - 1
+    for bad in (-1, 2 ** 63, 2 ** 70):
+        with pytest.raises(MultipltError, match=re.escape(f"bad seed={bad}: must be in [0, 2**63)")):
+            resolve("tiny", dict(REQUIRED, seed=bad))
+
+
+def test_print_config_prints_what_a_run_would_use_and_refuses_what_a_run_refuses(tmp_path):
+    run = lambda *args: subprocess.run([sys.executable, "-m", "multiplt", "train", "--print-config",  # noqa: E731
+                                        "--recipe", "tiny", *args], capture_output=True, text=True, cwd=tmp_path)
+    printed = run("--lang", "racket", "--out", "rel")
+    assert printed.returncode == 0, printed.stderr
+    values = yaml.safe_load(printed.stdout)
+    assert (values["lang"], values["split"], values["out"], values["recipe"]) == ("rkt", "racket",
+                                                                                  f"{tmp_path}/rel", "tiny")
+    for args, message in ((["--epochs", "0"], "bad epochs=0"), (["--lang", "cobol"], "unknown language"),
+                          (["--experiment", "Bad-Name"], "bad --experiment")):
+        result = run(*args)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+        assert result.stdout == ""
+
+
+def test_a_corrupt_weights_file_is_an_input_error():
+    """A truncated model.safetensors (SafetensorError) or pickle file: exit 2 naming the model, not a
+    traceback."""
+    import pickle
+
+    from safetensors import SafetensorError
+
+    from multiplt.errors import PlatformError
+    from multiplt.training.loop import _loading
+
+    for exc in (SafetensorError("Error while deserializing header: invalid header length"),
+                pickle.UnpicklingError("invalid load key"), EOFError("Ran out of input")):
+        with pytest.raises(MultipltError, match=f"cannot load the base model '/m': {exc}") as info:
+            with _loading("base model", "/m"):
+                raise exc
+        assert not isinstance(info.value, PlatformError)
+
+
+def test_token_ids_beyond_the_embeddings_are_refused_naming_both():
+    import types
+
+    import torch
+
+    from multiplt.training.loop import check_vocabulary
+
+    model = types.SimpleNamespace(get_input_embeddings=lambda: torch.nn.Embedding(100, 4))
+    fits = types.SimpleNamespace(train=torch.tensor([[1, 99]]), eval=torch.empty((0, 2), dtype=torch.long))
+    check_vocabulary(fits, model, "tok", "base")
+    too_big = types.SimpleNamespace(train=torch.tensor([[1, 2]]), eval=torch.tensor([[100, 3]]))
+    with pytest.raises(MultipltError, match=re.escape("the tokenizer 'tok' gives token id 100, but the base "
+                                                      "model 'base' has only 100 input embeddings")):
+        check_vocabulary(too_big, model, "tok", "base")

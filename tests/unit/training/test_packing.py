@@ -37,3 +37,14 @@ def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
     assert a == epoch_order(100, 1, seed=3)
     assert a != epoch_order(100, 2, seed=3)
     assert a != epoch_order(100, 1, seed=4)
+
+
+def test_epoch_order_takes_any_seed_and_keeps_the_order_of_every_seed_that_worked():
+    """The generator seed is reduced modulo 2**64 (the range torch takes): a huge seed no longer
+    overflows, and the seeds that worked before give exactly the order they gave (resumes match)."""
+    for seed in (0, 7, 42, 2 ** 32 - 1, 2 ** 40):
+        before = torch.randperm(50, generator=torch.Generator().manual_seed(seed * 1_000_003 + 3)).tolist()
+        assert epoch_order(50, 3, seed) == before
+    big = 2 ** 70
+    assert sorted(epoch_order(50, 1, big)) == list(range(50))
+    assert epoch_order(50, 1, big) == epoch_order(50, 1, big)
