@@ -24,9 +24,10 @@ def out_uri(data_uri: str) -> str:
 def input_name(uri: str, data_uri: str) -> str:
     """One path segment naming an input: its path under `data_uri` (the whole URI when it lies
     elsewhere) made safe as `multiplt_corpus` names its source folder (`safe_part`). The same
-    input always gets the same name, so a rerun resumes; different inputs get different names,
-    so one run's output never holds another input's rows (which `multiplt testgen` and
-    `multiplt translate` refuse, exit 2)."""
+    input spelled the same way gets the same name, so a rerun resumes. Inputs whose names differ
+    only in punctuation (`a/b_c`, `a_b/c`) share one, and then `multiplt testgen` and `multiplt
+    translate` refuse the second (exit 2: its output holds another input's rows) rather than mix
+    them; give `out`."""
     from multiplt.evaluation.run_folder import safe_part
 
     root, uri = data_uri.rstrip("/") + "/", uri.rstrip("/")

@@ -25,7 +25,16 @@ def _join(root: str, *parts: str) -> str:
 
 
 def tests_uri(data_uri: str) -> str:
+    """The tests Asset's URI (an identifier; events name the folder a run wrote)."""
     return _join(data_uri, "testgen", "tests")
+
+
+def default_tests(data_uri: str) -> str:
+    """Where `multiplt_testgen` writes its tests by default (its default input's folder), so a
+    manual run with the defaults meets it."""
+    from multiplt_pipelines import testgen
+
+    return testgen.run_inputs({}, data_uri)["out"] + "/tests"
 
 
 def out_uri(data_uri: str) -> str:
@@ -42,7 +51,7 @@ def dataset_asset_uri(data_uri: str, code: str) -> str:
 def run_inputs(params: dict, data_uri: str) -> dict:
     """The Params with `tests` and `out` filled in: `out` defaults to
     `<data_uri>/translate/<input_name(tests)>` (testgen.input_name); a given `out` wins."""
-    tests = params.get("tests") or tests_uri(data_uri)
+    tests = params.get("tests") or default_tests(data_uri)
     out = params.get("out") or _join(out_uri(data_uri), input_name(tests, data_uri))
     return {**params, "tests": tests, "out": out}
 
@@ -52,9 +61,9 @@ def _p(default, description: str, **schema) -> dict:
 
 
 PARAMS = {
-    "tests": _p(None, "step-1 tests dataset (null = <data_uri>/testgen/tests; a multiplt_testgen "
-                "run writes <out>/tests, by default <data_uri>/testgen/<its functions>/tests; a "
-                "run started by its Asset event takes the folder from the event)",
+    "tests": _p(None, "step-1 tests dataset (null = where multiplt_testgen writes them by "
+                "default: <data_uri>/testgen/corpus_functions/tests; a run started by its Asset "
+                "event takes the folder from the event)",
                 type=["null", "string"]),
     "out": _p(None, "dataset folder (null = <data_uri>/translate/<tests as a folder name: its "
               "URI under data_uri>, e.g. "

@@ -104,8 +104,11 @@ def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
     output; `passk`: {tag: pass@1} from the results store, all on `benchmark` (with
     `num_problems` problems; checkpoints.pass_at_1 picks it)."""
     bases = sorted({o["config"].get("base", "") for o in outputs if o["config"].get("base")})
+    # Hub dataset names only: a storage URI or a local path (training stores them absolute) is
+    # no `datasets:` entry and would show the machine's folders
     datasets = sorted({o["config"].get("dataset", "") for o in outputs
-                       if o["config"].get("dataset") and "://" not in o["config"]["dataset"]})
+                       if o["config"].get("dataset") and "://" not in o["config"]["dataset"]
+                       and not o["config"]["dataset"].startswith("/")})
     langs = sorted({r["lang"] for o in outputs for r in o["rows"]})
     meta = {"license": license, "library_name": "transformers", "tags": ["code", "multipl-t", *langs]}
     if len(bases) == 1 and "://" not in bases[0] and not bases[0].startswith("/"):

@@ -159,7 +159,8 @@ def _base_tokenizer(row: dict, folder: str) -> dict[str, str]:
     if not name:
         raise MultipltError(f"checkpoint {row['tag']} has no tokenizer and its manifest row names none")
     LOG.info("checkpoint %s has no tokenizer: adding the base model's (%s)", row["tag"], name)
-    AutoTokenizer.from_pretrained(name).save_pretrained(folder)
+    revision = row.get("base_revision") if name == row.get("base") else None
+    AutoTokenizer.from_pretrained(name, revision=revision).save_pretrained(folder)
     return {n: os.path.join(folder, n) for n in os.listdir(folder)}
 
 

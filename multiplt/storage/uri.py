@@ -44,6 +44,8 @@ def mistyped(path: str) -> str | None:
     if not match:
         return None
     scheme, rest = match.group(1).lower(), match.group(2).lstrip("/")
+    if scheme == "hf":  # Hub names are written bare (org/name), not as hf:// URIs
+        return rest
     return f"file:///{rest}" if scheme == "file" else f"{scheme}://{rest}"
 
 

@@ -82,8 +82,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise MultipltError(f"bad {name}={getattr(self, name)}: must be at least 1")
-        if not 0 <= self.seed < 2 ** 63:
-            raise MultipltError(f"bad seed={self.seed}: must be in [0, 2**63)")
+        if not -2 ** 63 <= self.seed < 2 ** 64:  # what torch.manual_seed takes
+            raise MultipltError(f"bad seed={self.seed}: must be in [-2**63, 2**64)")
         if self.micro_batch_size < 0:
             raise MultipltError(f"bad micro_batch_size={self.micro_batch_size}: must be >= 1, or 0 "
                                 "to choose it from the GPU memory")

@@ -153,3 +153,13 @@ def test_no_evaluated_checkpoint_gives_no_pass_at_1(tmp_path):
     assert pass_at_1(None, [output(1)], "me/tiny") == PassAt1({})
     card = cards.model_card("me/tiny", [output(1)], {}, "mit")
     assert "pass@1 is empty until the checkpoints are evaluated" in card and "one benchmark" not in card
+
+
+def test_the_card_lists_hub_datasets_only():
+    """Training stores a local dataset as an absolute path: the card's `datasets:` metadata names
+    Hub datasets, never a folder of the machine it was trained on (nor a storage URI)."""
+    outs = [{**output(1), "config": {"dataset": d}} for d in
+            ("nuprl/MultiPL-T", "/home/alice/data/racket.jsonl", "s3://b/data/lua")]
+    card = cards.model_card("me/tiny", outs, {}, "mit")
+    front = card.split("---")[1]
+    assert "nuprl/MultiPL-T" in front and "/home/alice" not in front and "s3://" not in front

