@@ -38,7 +38,7 @@ def documents(n: int = 40, seed: int = 0) -> list[dict]:
 def test_relative_out_dataset_and_base_then_revision_and_chained_base(tiny_model, tmp_path, monkeypatch):
     from transformers import AutoTokenizer
 
-    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
     work.mkdir()
     elsewhere.mkdir()
     storage.write_jsonl(str(work / "racket.jsonl"), documents())
@@ -67,7 +67,7 @@ def test_relative_out_dataset_and_base_then_revision_and_chained_base(tiny_model
 
     # From another folder: `--model OUT --revision TAG`, as a relative path and a file:// URI.
     monkeypatch.chdir(elsewhere)
-    for model in (out1, "../work/out1", f"file://{out1}"):
+    for model in (out1, "../here/out1", f"file://{out1}"):
         resolved = model_source.resolve_model(model, "rkt-x-epoch1")
         assert resolved.path == row["uri"] and resolved.checkpoint_uri == row["uri"], model
 
