@@ -3,7 +3,6 @@ training output at a tag), and inputs that must fail before anything is written:
 ids the model has no embeddings for, a truncated base model."""
 
 import os
-import random
 import shutil
 
 import pytest
@@ -12,27 +11,12 @@ import yaml
 from multiplt import cli, storage
 from multiplt.generation import model_source
 from multiplt.storage import manifest
+from tests.integration.test_train import one_torch_thread, racket_documents  # noqa: F401 (an autouse fixture)
 
 pytestmark = pytest.mark.slow
 
 TINY = ["--seq-len", "64", "--batch-size", "4", "--micro-batch-size", "2", "--warmup-steps", "1",
         "--lr", "1e-3", "--eval-fraction", "0.1", "--log-every", "50", "--epochs", "1"]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def documents(n: int = 40, seed: int = 0) -> list[dict]:
-    r = random.Random(seed)
-    return [{"content": f"#lang racket\n(define (f{i} x)\n  (if (< x {r.randint(1, 50)}) (+ x 1) "
-                        f"(* x {r.randint(2, 9)})))\n"} for i in range(n)]
 
 
 def test_relative_out_dataset_and_base_then_revision_and_chained_base(tiny_model, tmp_path, monkeypatch):
@@ -41,7 +25,7 @@ def test_relative_out_dataset_and_base_then_revision_and_chained_base(tiny_model
     work, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
     work.mkdir()
     elsewhere.mkdir()
-    storage.write_jsonl(str(work / "racket.jsonl"), documents())
+    storage.write_jsonl(str(work / "racket.jsonl"), [{"content": d} for d in racket_documents(40)])
     shutil.copytree(tiny_model, work / "base")
     monkeypatch.chdir(work)
     # Relative --dataset, --base and --out: stored absolute (manifest rows and run config).
@@ -86,7 +70,7 @@ def test_inputs_that_cannot_train_fail_before_anything_is_written(tiny_model, tm
     from transformers import AutoModelForCausalLM
 
     data = tmp_path / "racket.jsonl"
-    storage.write_jsonl(str(data), documents(20))
+    storage.write_jsonl(str(data), [{"content": d} for d in racket_documents(20)])
     out = tmp_path / "out"
     argv = ["train", "--dataset", str(data), "--lang", "rkt", "--experiment", "x", "--out", str(out), *TINY]
 
