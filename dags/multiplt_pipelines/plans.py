@@ -145,6 +145,8 @@ def checkpoint_confs(params: dict, manifests: list[dict]) -> list[dict]:
 
     Raises ValueError when a manifest is empty or a row does not belong to its training run: a
     checkpoint must never be replaced by a default."""
+    from multiplt.storage.manifest import other_tokenizer
+
     sampling = {key: params[key] for key in SAMPLING_KEYS if key in params}
     confs = []
     if params.get("evaluate_base", True):
@@ -163,9 +165,8 @@ def checkpoint_confs(params: dict, manifests: list[dict]) -> list[dict]:
                                  f"{row['lang']}/{row['experiment']}, not "
                                  f"{manifest['lang']}/{params['experiment']}")
             # the checkpoint's own tokenizer (newer rows name the checkpoint) is the default
-            tokenizer = row.get("tokenizer") if row.get("tokenizer") != row["uri"] else None
             confs.append({"model": manifest["out"], "revision": row["tag"],
-                          "tokenizer": tokenizer, "languages": [row["lang"]],
+                          "tokenizer": other_tokenizer(row), "languages": [row["lang"]],
                           "experiment": row["experiment"], "epoch": int(row["epoch"]),
                           "checkpoint_uri": row["uri"], **sampling})
     return confs

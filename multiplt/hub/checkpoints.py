@@ -154,8 +154,10 @@ def safetensors_dtypes(path: str) -> set[str]:
 def _base_tokenizer(row: dict, folder: str) -> dict[str, str]:
     from transformers import AutoTokenizer
 
-    # a row's tokenizer is the checkpoint itself (which lacks one here), or, in older rows, the base's
-    name = (row.get("tokenizer") if row.get("tokenizer") != row.get("uri") else None) or row.get("base")
+    from multiplt.storage.manifest import other_tokenizer
+
+    # not the checkpoint itself, which lacks one here
+    name = other_tokenizer(row) or row.get("base")
     if not name:
         raise MultipltError(f"checkpoint {row['tag']} has no tokenizer and its manifest row names none")
     LOG.info("checkpoint %s has no tokenizer: adding the base model's (%s)", row["tag"], name)

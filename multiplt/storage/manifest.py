@@ -60,6 +60,13 @@ def append(out: str, row: dict) -> None:
     storage.write_jsonl(manifest_uri(out), rows)
 
 
+def other_tokenizer(row: dict) -> str | None:
+    """The tokenizer a row names when it is not the checkpoint's own (rows written before
+    base_revision existed name the base's), else None."""
+    tokenizer = row.get("tokenizer")
+    return tokenizer if tokenizer != row.get("uri") else None
+
+
 def resolve(model: str, revision: str | None) -> str | None:
     """The checkpoint URI when `model` is a training output (a storage URI or local folder holding
     manifest.jsonl) and `revision` one of its tags; None when `model` is not a training output
