@@ -5,6 +5,8 @@
 - Local storage of the settings (a ``file://`` data root, the results store's folder:
   ``file_roots``) is bind-mounted at the same path in every container that reads or writes
   storage, so URIs mean the same inside and what the container writes stays on the host.
+  A folder the whole host shares (``/``, a top-level system folder such as /tmp, /home or
+  /var, /var/tmp, or /stage) is refused with a MultipltError (``SHARED_FOLDERS``).
 - Containers are removed when they exit, after a failure too (``auto_remove="success"``: the
   provider removes the container in a ``finally``); their output is in the task log.
 - Credentials (``settings.CREDENTIAL_ENV``) are read from the worker's environment when
@@ -39,6 +41,15 @@ from multiplt_airflow.local_stage import BAD_INPUT_EXIT_CODE
 from multiplt_airflow.settings import STORAGE_ENV, MultipltSettings
 
 STAGE_ROOT = "/stage"  # where the per-task volume is mounted in all three sandbox steps
+# Folders that local storage may not be in directly: the docker runtime would bind-mount the
+# whole folder into every stage container at the same path. `/` and the top-level system
+# folders (FHS) are shared by everything on the host and hide the image's own (/opt holds its
+# virtualenv, /usr its Python); /var/tmp is a second world-writable /tmp; /stage is where the
+# stage volume is mounted.
+SHARED_FOLDERS = frozenset({
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+    "/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr",
+    "/var", "/var/tmp", STAGE_ROOT})
 # DockerOperator's failure message carries the container's wait() result: {'StatusCode': N, ...}
 _STATUS_CODE = re.compile(r"'StatusCode': (-?\d+)")
 SANDBOX_USER = "10001:10001"  # the `multiplt` user of both images (docker/*.Dockerfile)
@@ -148,12 +159,14 @@ def with_host_config(create, kwargs: dict[str, Any], extra: dict[str, Any]):
 def file_roots(settings: MultipltSettings) -> list[str]:
     """The host folders behind the settings' local storage URIs (``file://`` or an absolute
     path): the data root and the results store's folder (the store is one file, replaced by a
-    temp file renamed into place, next to its ``.lock``). A folder inside another is left out."""
+    temp file renamed into place, next to its ``.lock``). A folder inside another is left out.
+    A folder in ``SHARED_FOLDERS`` (``/``, /tmp, ...) is refused: MultipltError."""
     from multiplt.errors import MultipltError
     from multiplt.storage import uri as storage_uri
 
     folders = []
-    for uri, is_file in ((settings.data_uri, False), (settings.results_store, True)):
+    for key, uri, is_file in (("data_uri", settings.data_uri, False),
+                              ("results_store", settings.results_store, True)):
         if not uri or not (uri.startswith("file://") or os.path.isabs(uri)):
             continue  # s3://, or a relative path (which no mount makes mean the same inside)
         try:
@@ -161,13 +174,27 @@ def file_roots(settings: MultipltSettings) -> list[str]:
         except MultipltError:
             continue  # a bad URI: the stage's command reports it
         if loc.is_local:
-            path = os.path.normpath(loc.path)
-            folders.append(os.path.dirname(path) if is_file else path)
+            path = "/" + os.path.normpath(loc.path).lstrip("/")  # normpath keeps a leading //
+            folder = os.path.dirname(path) if is_file else path
+            if folder in SHARED_FOLDERS:
+                raise MultipltError(_shared_folder_message(key, uri, folder, path, is_file))
+            folders.append(folder)
     roots: list[str] = []  # in the settings' order, so the operator's fields are stable
     for folder in folders:
         if not any(_inside(folder, r) for r in roots):
             roots = [r for r in roots if not _inside(r, folder)] + [folder]
     return roots
+
+
+def _shared_folder_message(key: str, uri: str, folder: str, path: str, is_file: bool) -> str:
+    own = folder.rstrip("/") + "/multiplt"
+    example = f"{own}/{os.path.basename(path)}" if is_file else own
+    what = "the results store" if is_file else "the data root"
+    mounted = f"{what}'s folder" if is_file else what
+    return (f"[multiplt] {key} = {uri}: the docker runtime would bind-mount {mounted}, "
+            f"{folder}, into every stage container, which it refuses for / and the system "
+            f"folders of the host and the images (/tmp, /home, /var, /opt, /stage, ...); put "
+            f"{what} in a folder of its own, e.g. file://{example}")
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -225,6 +225,35 @@ def test_compose_settings_are_real_airflow_and_multiplt_options():
         assert env[key].startswith("${") and ":?" in env[key], f"{key} must come from docker/.env"
 
 
+def _credential_env() -> tuple[str, ...]:
+    tree = ast.parse((facts.ROOT / "plugins/multiplt_airflow/settings.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == ["CREDENTIAL_ENV"]:
+            return ast.literal_eval(node.value)
+    raise AssertionError("CREDENTIAL_ENV not found in plugins/multiplt_airflow/settings.py")
+
+
+def test_compose_passes_the_credentials_the_stage_runtime_forwards():
+    """The stage runtime forwards the credentials of settings.CREDENTIAL_ENV from the Airflow
+    worker's environment; compose must put them there. The Hub token and the teacher server's
+    key are optional: taken from the host's environment or docker/.env, empty when unset."""
+    names = _credential_env()
+    assert {"HF_TOKEN", "OPENAI_API_KEY"} <= set(names)
+    airflow = {name: s for name, s in compose()["services"].items()
+               if str(s.get("image", "")).startswith("multiplt-airflow")}
+    assert {"airflow-scheduler", "airflow-triggerer", "airflow-dag-processor"} <= set(airflow)
+    for name, service in airflow.items():
+        env = service["environment"]
+        for key in ("HF_TOKEN", "OPENAI_API_KEY"):
+            assert env.get(key) == f"${{{key}:-}}", (
+                f"compose service {name}: {key} must be passed from the host, optional: "
+                f"{key}: ${{{key}:-}}, not {env.get(key)!r}")
+        # every credential the runtime forwards is decided on here (MinIO's root credentials
+        # are not temporary: no session token)
+        missing = set(names) - set(env) - {"AWS_SESSION_TOKEN"}
+        assert not missing, f"compose service {name} does not pass {sorted(missing)}"
+
+
 def test_stage_runtime_runs_existing_commands():
     """The docker stage runtime wraps commands as `multiplt stage ...` inside the images."""
     checked = 0

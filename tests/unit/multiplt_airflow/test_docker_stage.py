@@ -92,12 +92,63 @@ def test_every_storage_step_mounts_the_results_folder(file_storage):
     ("/d/runs", "s3://b/r.parquet", ["/d/runs"]),                          # an absolute bare path
     ("s3://b/runs", "s3://b/r.parquet", []),
     ("relative/runs", "file://host/r.parquet", []),                        # nothing a mount can fix
+    ("file:///tmp/m/runs", "file:///tmp/m/results.parquet", ["/tmp/m"]),   # a folder of their own
+    ("/tmp/m/runs", "//tmp/m/r.parquet", ["/tmp/m"]),                      # normpath keeps //
 ])
 def test_file_roots(data_uri, results_store, roots):
     from multiplt_airflow.docker_stage import file_roots
     from multiplt_airflow.settings import MultipltSettings
 
     assert file_roots(MultipltSettings(data_uri=data_uri, results_store=results_store)) == roots
+
+
+# ---- defect: a results store or data root directly in /, /tmp, ... mounted that whole folder --
+@pytest.mark.parametrize("data_uri, results_store, key, folder", [
+    ("s3://b/runs", "file:///tmp/results.parquet", "results_store", "/tmp"),
+    ("s3://b/runs", "/results.parquet", "results_store", "/"),
+    ("file:///d/runs", "file://localhost/results.parquet", "results_store", "/"),
+    ("file:///d/runs", "file:///tmp/../r.parquet", "results_store", "/"),
+    ("file:///d/runs", "//tmp/r.parquet", "results_store", "/tmp"),
+    ("file:///", "s3://b/r.parquet", "data_uri", "/"),
+    ("/tmp", "s3://b/r.parquet", "data_uri", "/tmp"),
+    ("file:///home/", "s3://b/r.parquet", "data_uri", "/home"),
+    ("file:///var/tmp", "s3://b/r.parquet", "data_uri", "/var/tmp"),
+    ("file:///stage", "s3://b/r.parquet", "data_uri", "/stage"),
+])
+def test_file_roots_refuse_a_folder_the_host_shares(data_uri, results_store, key, folder):
+    from multiplt.errors import MultipltError
+    from multiplt_airflow.docker_stage import file_roots
+    from multiplt_airflow.settings import MultipltSettings
+
+    with pytest.raises(MultipltError) as err:
+        file_roots(MultipltSettings(data_uri=data_uri, results_store=results_store))
+    message = str(err.value)
+    assert f"[multiplt] {key} = " in message and f", {folder}, into every stage container" in message
+    assert "in a folder of its own" in message
+
+
+def test_docker_stage_task_refuses_a_results_store_in_root(docker_runtime, monkeypatch):
+    """Refused where the mounts are computed (when the DAG is parsed), before any container."""
+    from multiplt.errors import MultipltError
+
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__RESULTS_STORE", "/results.parquet")
+    with _dag("docker_store_in_root"), pytest.raises(MultipltError, match=r"results_store = /results\.parquet"):
+        stage_task("record", ["results", "record", "--store", "/results.parquet"])
+
+
+# ---- compose passes unset credentials as empty values: they stay unset ---------------------
+def test_empty_credentials_are_not_passed(docker_runtime, fake, monkeypatch):
+    from multiplt_airflow import credentials
+
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    monkeypatch.setenv("HF_TOKEN", "")
+    monkeypatch.setattr(credentials, "hub_token_from_connection", lambda: "hf_from_the_connection_42")
+    with _dag("docker_empty_credentials"):
+        gen = stage_task("generate", ["generate", "--backend", "openai"])
+    gen.execute({})
+    env = fake.created["environment"]
+    assert "OPENAI_API_KEY" not in env  # no empty key: the backend sends no Authorization
+    assert env["HF_TOKEN"] == "hf_from_the_connection_42"  # the empty variable shadows nothing
 
 
 # ---- defect: the teacher server's key is a credential --------------------------------------
