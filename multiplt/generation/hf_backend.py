@@ -24,9 +24,10 @@ class TransformersBackend(Backend):
     def __init__(self, model: str, revision: str | None = None, tokenizer: str | None = None,
                  batch_size: int | None = None, device: str | None = None):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         from multiplt.generation.model_source import resolve_model
+        from multiplt.models.tokenizer import load_tokenizer
 
         if batch_size is not None and batch_size < 1:
             raise MultipltError(f"--batch-size must be at least 1, got {batch_size}")
@@ -36,7 +37,7 @@ class TransformersBackend(Backend):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_ref.path)
+            self.tokenizer = load_tokenizer(self.tokenizer_ref.path, ref=tokenizer or model)
             self.model = AutoModelForCausalLM.from_pretrained(
                 self.model_ref.path, dtype=dtype, attn_implementation="sdpa").to(self.device)
         except (OSError, ValueError) as exc:

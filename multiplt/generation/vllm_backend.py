@@ -21,12 +21,14 @@ class VLLMBackend(Backend):
             raise MultipltError("the vllm backend needs the `vllm` package, which is not installed "
                                 "(pip install vllm on a GPU worker, or use --backend transformers)") from None
         from multiplt.generation.model_source import resolve_model
+        from multiplt.models.tokenizer import tokenizer_errors
 
         self.model_ref = resolve_model(model, revision)
         self.tokenizer_ref = resolve_model(tokenizer, what="tokenizer") if tokenizer else self.model_ref
         self._vllm = vllm
-        self.llm = vllm.LLM(model=self.model_ref.path, tokenizer=self.tokenizer_ref.path,
-                            dtype="bfloat16", max_model_len=2048)
+        with tokenizer_errors(self.tokenizer_ref.path, ref=tokenizer or model):  # vLLM loads it
+            self.llm = vllm.LLM(model=self.model_ref.path, tokenizer=self.tokenizer_ref.path,
+                                dtype="bfloat16", max_model_len=2048)
         self.chunk = chunk
 
     @classmethod

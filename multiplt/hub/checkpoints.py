@@ -152,8 +152,7 @@ def safetensors_dtypes(path: str) -> set[str]:
 
 
 def _base_tokenizer(row: dict, folder: str) -> dict[str, str]:
-    from transformers import AutoTokenizer
-
+    from multiplt.models.tokenizer import load_tokenizer
     from multiplt.storage.manifest import other_tokenizer
 
     # not the checkpoint itself, which lacks one here
@@ -162,7 +161,7 @@ def _base_tokenizer(row: dict, folder: str) -> dict[str, str]:
         raise MultipltError(f"checkpoint {row['tag']} has no tokenizer and its manifest row names none")
     LOG.info("checkpoint %s has no tokenizer: adding the base model's (%s)", row["tag"], name)
     revision = row.get("base_revision") if name == row.get("base") else None
-    AutoTokenizer.from_pretrained(name, revision=revision).save_pretrained(folder)
+    load_tokenizer(name, revision=revision).save_pretrained(folder)
     return {n: os.path.join(folder, n) for n in os.listdir(folder)}
 
 

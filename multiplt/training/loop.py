@@ -131,9 +131,10 @@ def train(config: TrainConfig) -> list[dict]:
 
 
 def _train(config: TrainConfig, workdir: str) -> list[dict]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from multiplt import storage
+    from multiplt.models.tokenizer import load_tokenizer
     from multiplt.training import data
 
     accelerator, precision = make_accelerator(config)
@@ -169,7 +170,7 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     tok_path, tok_rev = (materialize(config.tokenizer, "", workdir) if config.tokenizer
                          else (base_path, base_rev))
     with _loading("tokenizer" if config.tokenizer else "base model", config.tokenizer or config.base):
-        tokenizer = AutoTokenizer.from_pretrained(tok_path, revision=tok_rev)
+        tokenizer = load_tokenizer(tok_path, revision=tok_rev, ref=config.tokenizer or config.base)
     texts = data.load_texts(config.dataset, config.split, config.text_column)
     packed = data.prepare(texts, tokenizer, config.seq_len, config.eval_fraction, config.seed)
     del texts

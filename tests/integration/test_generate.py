@@ -75,3 +75,23 @@ def test_rerun_writes_nothing_and_changed_settings_fail(bench, tmp_path, tiny_mo
     assert "top_p" in capsys.readouterr().err
     for rec in completions(out).values():
         assert all("\n(define " not in c and "\n;" not in c for c in rec)
+
+
+@pytest.mark.parametrize("content", [None, b'{"added_tokens": []}'], ids=["truncated", "wrong-shape"])
+def test_a_corrupt_tokenizer_is_one_error_and_nothing_is_written(bench, tmp_path, tiny_model, capsys, content):
+    """A model folder whose tokenizer.json is truncated or valid JSON of the wrong shape (the
+    tokenizers library's plain Exception): exit 2 with one line naming the file, no output folder."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    tokenizer_json = model / "tokenizer.json"
+    tokenizer_json.write_bytes(content if content is not None else tokenizer_json.read_bytes()[:200])
+    out = tmp_path / "run"
+    assert gen(bench, str(out), str(model)) == 2
+    err = capsys.readouterr().err
+    assert f"error: cannot load the tokenizer of {str(model)!r}: {tokenizer_json} is corrupt" in err
+    assert err.count("error:") == 1 and "Traceback" not in err and not out.exists()
+    # the same as --tokenizer of a sound model
+    assert gen(bench, str(out), tiny_model, "--tokenizer", str(model)) == 2
+    assert f"{tokenizer_json} is corrupt" in capsys.readouterr().err and not out.exists()

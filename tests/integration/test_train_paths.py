@@ -1,8 +1,9 @@
 """Training outputs named by relative paths and file:// URIs, chained training (a base that is a
 training output at a tag), and inputs that must fail before anything is written: a tokenizer whose
-ids the model has no embeddings for, a truncated base model."""
+ids the model has no embeddings for, a truncated base model, a corrupt tokenizer.json."""
 
 import os
+import pathlib
 import shutil
 
 import pytest
@@ -93,3 +94,18 @@ def test_inputs_that_cannot_train_fail_before_anything_is_written(tiny_model, tm
     err = capsys.readouterr().err
     assert f"cannot load the base model {str(broken)!r}" in err and "Traceback" not in err
     assert not out.exists()
+
+    # A base whose tokenizer.json is truncated, and a --tokenizer that is valid JSON of the wrong
+    # shape (the tokenizers library's plain Exception): an input error naming the file.
+    weights.write_bytes((pathlib.Path(tiny_model) / "model.safetensors").read_bytes())
+    tokenizer_json = broken / "tokenizer.json"
+    tokenizer_json.write_bytes(tokenizer_json.read_bytes()[:200])
+    assert cli.main(argv + ["--base", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot load the tokenizer of {str(broken)!r}: {tokenizer_json} is corrupt: not valid JSON" in err
+    assert "Traceback" not in err and not out.exists()
+    tokenizer_json.write_text('{"added_tokens": []}')
+    assert cli.main(argv + ["--base", tiny_model, "--tokenizer", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tokenizer_json} is corrupt: not a tokenizer the tokenizers library reads (Model missing" in err
+    assert "Traceback" not in err and not out.exists()

@@ -201,3 +201,30 @@ def test_a_checkpoint_without_tokenizer_files_gets_the_base_models(tmp_path, mon
            "tokenizer": str(tmp_path / "ckpt") if tokenizer == "SELF" else tokenizer}
     files = checkpoints._base_tokenizer(row, str(tmp_path / "tok"))
     assert asked == [expected] and list(files) == ["tokenizer.json"]
+
+
+def test_a_corrupt_base_tokenizer_is_one_error_before_anything_is_uploaded(tmp_path, capsys, monkeypatch):
+    """A checkpoint without tokenizer files gets the base model's; a base whose tokenizer.json is
+    truncated is one error naming that file, before the Hub is contacted."""
+    import torch
+    from safetensors.torch import save_file
+
+    from multiplt.hub import publish
+    from multiplt.models.tiny import train_tokenizer
+
+    base = tmp_path / "base"
+    train_tokenizer(["(define (f x) x)\n"] * 20, 300).save_pretrained(base)
+    tokenizer_json = base / "tokenizer.json"
+    tokenizer_json.write_bytes(tokenizer_json.read_bytes()[:200])
+    ckpt = tmp_path / "train" / "checkpoints" / TAG
+    ckpt.mkdir(parents=True)
+    (ckpt / "config.json").write_text("{}")
+    save_file({"w": torch.zeros(2, dtype=torch.bfloat16)}, str(ckpt / "model.safetensors"))
+    row = {"uri": str(ckpt), "epoch": 1, "step": 10, "tag": TAG, "eval_loss": 1.0, "lang": "rkt",
+           "experiment": "multiplt", "base": str(base), "base_revision": None, "tokenizer": str(ckpt)}
+    (tmp_path / "train" / "manifest.jsonl").write_text(json.dumps(row) + "\n")
+    monkeypatch.setattr(publish, "client_for", lambda *a, **k: pytest.fail("the Hub was contacted"))
+    assert cli.main(["publish", "checkpoints", "--from", str(tmp_path / "train"), "--repo", "me/m"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot load the tokenizer of {str(base)!r}: {tokenizer_json} is corrupt: not valid JSON" in err
+    assert err.count("error:") == 1 and "Traceback" not in err
