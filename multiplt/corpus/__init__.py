@@ -14,5 +14,6 @@
 Reasons a row is dropped (the `reason` column of `excluded/`): see REASONS.
 """
 
-REASONS = ("syntax_error", "too_deep", "no_docstring", "no_return_value", "non_ascii", "todo",
-           "too_short", "benchmark_overlap", "type_error", "duplicate", "near_duplicate")
+REASONS = ("syntax_error", "too_deep", "async_function", "no_docstring", "no_return_value",
+           "non_ascii", "todo", "too_short", "benchmark_overlap", "type_error", "duplicate",
+           "near_duplicate")

@@ -27,9 +27,14 @@ class CorpusConfig:
 
     def fingerprint(self) -> str:
         """What must agree between shards, dedup buckets and the merge of one output."""
+        from multiplt.corpus import REASONS
+
         data = dataclasses.asdict(self)
         for key in ("out", "workers"):  # where and how fast, not what
             data.pop(key)
+        # the drop reasons stand for the filter steps: a build with other steps (an older
+        # version's, e.g. before async functions were dropped) is not resumed or merged into
+        data["reasons"] = list(REASONS)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def as_dict(self) -> dict:

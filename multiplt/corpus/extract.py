@@ -3,11 +3,12 @@
 A document that is not UTF-8 (undecodable bytes, or a table's text that cannot be written as
 UTF-8, such as a lone surrogate) or does not parse becomes one `syntax_error` row (counted and
 skipped, never fatal); a leading byte-order mark is dropped, as Python drops it. Every
-top-level `def` and `async def` (decorators included) becomes a row; whether it has a docstring
-is the next block's business (filters.DocstringFilter), so the funnel starts from all top-level
-functions. A function whose syntax tree is nested more than MAX_DEPTH levels deep is excluded
-here as `too_deep`: later steps walk the tree recursively (copy.deepcopy, ast.unparse) and
-would hit Python's recursion limit. Methods and nested functions are never extracted.
+top-level `def` and `async def` (decorators included) becomes a row; whether it is async or has
+a docstring is the next blocks' business (filters.AsyncFilter, filters.DocstringFilter), so the
+funnel starts from all top-level functions. A function whose syntax tree is nested more than
+MAX_DEPTH levels deep is excluded here as `too_deep`: later steps walk the tree recursively
+(copy.deepcopy, ast.unparse) and would hit Python's recursion limit. Methods and nested
+functions are never extracted.
 
 Lines are split where Python's parser splits them (\\r\\n, \\r, \\n; not form feeds and the
 other breaks `str.splitlines` knows), so AST line numbers index them.

@@ -1,4 +1,4 @@
-"""The cheap filters, in pipeline order: docstring, return value, ASCII, TODO, too short."""
+"""The cheap filters, in pipeline order: async, docstring, return value, ASCII, TODO, too short."""
 
 from __future__ import annotations
 
@@ -19,6 +19,19 @@ def docstring_of(node) -> ast.Constant | None:
             and isinstance(first.value.value, str)):
         return first.value
     return None
+
+
+class AsyncFilter(Block):
+    """A plain `def`: an `async def` returns a coroutine, so no generated `assert f(x) == v`
+    can pass (it compares the coroutine) and `multiplt translate` refuses it. The cheapest
+    check (the node's type), so it runs first and no later block spends time on these."""
+
+    name, reason = "async_def", "async_function"
+
+    def check(self, row):
+        if isinstance(row["_node"], ast.AsyncFunctionDef):
+            return "an `async def` returns a coroutine"
+        return None
 
 
 class DocstringFilter(Block):

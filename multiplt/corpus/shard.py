@@ -20,8 +20,8 @@ LOG = logging.getLogger("multiplt.corpus")
 
 def row_blocks(cfg: CorpusConfig, bench: decontam.Benchmarks) -> list:
     """The blocks that see one document's functions at a time (they need its parse tree)."""
-    return [filters.DocstringFilter(), filters.ReturnFilter(), filters.AsciiFilter(),
-            filters.TodoFilter(), filters.TooShortFilter(cfg.too_short_nodes),
+    return [filters.AsyncFilter(), filters.DocstringFilter(), filters.ReturnFilter(),
+            filters.AsciiFilter(), filters.TodoFilter(), filters.TooShortFilter(cfg.too_short_nodes),
             decontam.DecontaminationFilter(bench)]
 
 
@@ -40,8 +40,9 @@ def check_config(out: str, cfg: CorpusConfig) -> None:
     if storage.exists(uri):
         old = storage.read_json(uri)
         if old.get("fingerprint") != cfg.fingerprint():
-            raise MultipltError(f"{out} holds a build with another config ({old.get('source')}, "
-                                f"fingerprint {old.get('fingerprint')}); use a fresh --out")
+            raise MultipltError(f"{out} holds a build with another config or other filter steps "
+                                f"({old.get('source')}, fingerprint {old.get('fingerprint')}); use a "
+                                f"fresh --out")
 
 
 class ShardReader:
@@ -107,7 +108,8 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
     finished = parts.done(folder)
     if finished is not None:
         if finished.get("fingerprint") != cfg.fingerprint():
-            raise MultipltError(f"shard {k}/{n} under {cfg.out} was built with another config")
+            raise MultipltError(f"shard {k}/{n} under {cfg.out} was built with another config or "
+                                f"other filter steps; use a fresh --out")
         LOG.info("corpus shard %d/%d: already done, skipped", k, n)
         return storage.read_json(storage.join(folder, "stats.json"))
     check_config(cfg.out, cfg)

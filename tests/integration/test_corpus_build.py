@@ -18,10 +18,10 @@ from multiplt import cli
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "planted"
 KEPT = ["drops.py:51:kept_clamp", "dups_a.py:1:mean_of", "near_a.py:1:word_histogram",
-        "structure.py:14:outer", "structure.py:24:words", "structure.py:30:raw_pattern",
-        "structure.py:36:fetch_twice"]
+        "structure.py:14:outer", "structure.py:24:words", "structure.py:30:raw_pattern"]
 EXCLUDED = {
     "pkg/broken.py": "syntax_error", "pkg/latin1.py": "syntax_error",
+    "structure.py:36:fetch_twice": "async_function",
     "drops.py:1:no_doc": "no_docstring", "drops.py:7:doc_later": "no_docstring",
     "drops.py:13:one_quote": "no_docstring", "drops.py:19:bare_return": "no_return_value",
     "drops.py:27:accented": "non_ascii", "drops.py:33:unfinished": "todo",
@@ -32,9 +32,9 @@ EXCLUDED = {
     "drops.py:45:wrong_type": "type_error",
     "dups_b.py:4:mean_of": "duplicate", "near_b.py:1:word_histogram": "near_duplicate",
 }
-STEPS = [("extracted", 20, 20), ("docstring", 20, 17), ("return_value", 17, 16), ("ascii", 16, 15),
-         ("todo", 15, 14), ("too_short", 14, 13), ("decontaminate", 13, 10), ("typecheck", 10, 9),
-         ("exact_dedup", 9, 8), ("near_dedup", 8, 7)]
+STEPS = [("extracted", 20, 20), ("async_def", 20, 19), ("docstring", 19, 16), ("return_value", 16, 15),
+         ("ascii", 15, 14), ("todo", 14, 13), ("too_short", 13, 12), ("decontaminate", 12, 9),
+         ("typecheck", 9, 8), ("exact_dedup", 8, 7), ("near_dedup", 7, 6)]
 
 
 def planted_corpus(root: Path) -> Path:

@@ -18,4 +18,4 @@ def test_corpus_extra_builds_the_planted_corpus(sites, tmp_path):  # noqa: F811
     multiplt_with_only(sites, ("corpus",), "corpus", "build", "--source",
                        str(planted_corpus(tmp_path)), "--out", str(out))
     check_planted(out)
-    assert json.loads((out / "funnel.json").read_text())["steps"][-1]["out"] == 7
+    assert json.loads((out / "funnel.json").read_text())["steps"][-1]["out"] == 6

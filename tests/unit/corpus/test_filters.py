@@ -8,6 +8,29 @@ from tests.unit.corpus.helpers import row_of, verdict
 BODY = "    y = x + 1\n    return y * y\n"
 
 
+@pytest.mark.parametrize("source, reason", [
+    (f'async def f(x):\n    """d"""\n{BODY}', "async_function"),
+    (f'@decorator\nasync def f(x):\n    """d"""\n{BODY}', "async_function"),
+    (f'def f(x):\n    """d"""\n{BODY}', None),
+    # only the function itself counts: an async helper nested in a plain def is its business
+    (f'def f(x):\n    """d"""\n    async def g():\n        return 1\n{BODY}', None),
+])
+def test_async(source, reason):
+    assert verdict(filters.AsyncFilter(), source) == reason
+
+
+def test_async_functions_are_dropped_first_by_the_cheapest_check():
+    """An `async def` returns a coroutine (no `assert f(x) == v` passes; translate refuses it):
+    it is dropped before any other block looks at it."""
+    from multiplt.corpus import REASONS, decontam
+    from multiplt.corpus.config import CorpusConfig
+    from multiplt.corpus.shard import row_blocks
+
+    blocks = row_blocks(CorpusConfig(source="s", out="o"), decontam.Benchmarks())
+    assert (blocks[0].name, blocks[0].reason) == ("async_def", "async_function")
+    assert REASONS.index("async_function") == REASONS.index("too_deep") + 1
+
+
 @pytest.mark.parametrize("docstring, reason", [
     ('"""triple double"""', None),
     ("'''triple single'''", None),

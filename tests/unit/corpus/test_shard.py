@@ -33,6 +33,18 @@ def test_a_too_deep_function_is_dropped_and_counted_and_the_build_goes_on(tmp_pa
     assert excluded.select("id", "reason").rows() == [("gen.py:1:big", "too_deep")]
 
 
+def test_an_async_function_is_dropped_and_counted_before_the_docstring_check():
+    reader = ShardReader(CorpusConfig(source="s", out="o", typecheck=False), decontam.Benchmarks())
+    source = FINE + "\n\nasync def later(x):\n    \"\"\"Awaits nothing.\"\"\"\n    y = x * 2\n    return y + 1\n"
+    reader.document(Document("a.py", source.encode(), {"path": "a.py"}))
+    assert [row["id"] for row in reader.rows] == ["a.py:1:small"]
+    assert [(row["id"], row["reason"]) for row in reader.excluded] == [("a.py:7:later", "async_function")]
+    steps = reader.steps()
+    assert [(s["name"], s["reason"], s["in"], s["out"]) for s in steps[:3]] == [
+        ("extracted", "too_deep", 2, 2), ("async_def", "async_function", 2, 1),
+        ("docstring", "no_docstring", 1, 1)]
+
+
 def test_the_deepest_kept_function_clears_every_recursive_step_with_stack_to_spare():
     """A MAX_DEPTH-deep tree of the costliest shape runs through decontamination's copy and
     unparse and the signatures' unparse with 300 frames already on the stack."""
@@ -47,3 +59,28 @@ def test_the_deepest_kept_function_clears_every_recursive_step_with_stack_to_spa
     (row,) = reader.rows
     assert row["id"] == "g.py:1:g" and row["exact_key"] and reader.excluded == []
     assert reader.steps()[0]["in"] == reader.steps()[0]["out"] == 1
+
+
+def test_a_build_made_with_other_filter_steps_is_not_resumed(tmp_path, monkeypatch):
+    """The fingerprint covers the filter steps (as their drop reasons): an --out begun by a
+    version with other steps (before async functions were dropped, say) is refused, not
+    finished with a mix of both versions' rows."""
+    import pytest
+
+    import multiplt.corpus
+    from multiplt.errors import MultipltError
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "gen.py").write_text(FINE)
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"task_id": 1, "text": "Add.", "code": "def add(a, b):\n    return a + b\n"}) + "\n")
+    cfg = CorpusConfig(source=str(tmp_path / "src"), out=str(tmp_path / "out"),
+                       benchmarks=(str(bench),), typecheck=False)
+    now = cfg.fingerprint()
+    older = tuple(r for r in multiplt.corpus.REASONS if r != "async_function")
+    monkeypatch.setattr(multiplt.corpus, "REASONS", older)
+    assert cfg.fingerprint() != now
+    pipeline.build(cfg)  # built by the "older" steps
+    monkeypatch.setattr(multiplt.corpus, "REASONS", older + ("async_function",))
+    with pytest.raises(MultipltError, match="another config or other filter steps"):
+        pipeline.build(cfg)
