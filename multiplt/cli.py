@@ -44,6 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def end_progress_bars() -> None:
+    """Close the progress bars a failed or interrupted command left open (multiplt.log.progress
+    makes them with tqdm, on stderr), so its error is the last line on stderr, on a line of its
+    own: an open bar leaves the cursor after it, and is drawn again when it is collected."""
+    std = sys.modules.get("tqdm.std")  # not imported: no bar was made
+    if std is None:
+        return
+    for bar in list(getattr(std.tqdm, "_instances", ())):
+        try:
+            bar.close()  # its last state stays, followed by a newline
+        except Exception:  # a bar whose stream is gone: nothing more to end
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -54,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except MultipltError as exc:
+        end_progress_bars()
         print(f"multiplt {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        end_progress_bars()
         print(f"multiplt {args.command}: interrupted", file=sys.stderr)
         return 130
     logging.shutdown()

@@ -119,9 +119,12 @@ def _signature(an: analysis_mod.Analysis) -> str:
 
 def select(source: sources.Source, limit: int | None, problems) -> sources.Source:
     chosen = sorted(source.problems, key=lambda p: p.name)
-    if problems:
+    if problems is not None:
         wanted = [w.strip() for w in (problems.split(",") if isinstance(problems, str) else problems)
                   if w.strip()]
+        if not wanted:  # `--problems ,` (or ""): not "no problem could be built"
+            raise MultipltError(f"--problems {problems!r} names no problem; give comma-separated "
+                                "problem names or task ids, or leave --problems out for all of them")
         by_key = {}
         for p in chosen:
             by_key.update({p.name: p, p.task_id: p})

@@ -119,6 +119,12 @@ def _load_hf(name: str) -> list[dict]:
 
 def load(source: str) -> Source:
     """Read a benchmark source; raises MultipltError naming the problem for bad input."""
+    from multiplt.storage.uri import mistyped
+
+    meant = mistyped(source)
+    if meant is not None:  # `s3:/b/x.jsonl` would be a missing local file or an unknown source
+        raise MultipltError(f"--source {source!r} reads as a mistyped URI (did you mean {meant!r}?); "
+                            f"a local file of that name: write it as ./{source}")
     if source == "humaneval":
         path = humaneval_path()
         with open(path, "rb") as f:

@@ -50,10 +50,13 @@ def _config(args):
     benchmarks = tuple(b.strip() for b in args.benchmarks.split(",") if b.strip())
     if not benchmarks:
         raise MultipltError("--benchmarks is empty")
-    if args.workers < 1 or (args.limit is not None and args.limit < 1) or args.typecheck_batch < 1:
-        raise MultipltError("--workers, --limit and --typecheck-batch must be at least 1")
-    if not 0 < args.near_threshold <= 1 or args.shingle < 1 or args.num_perm < 2:
-        raise MultipltError("--near-threshold must be in (0, 1], --shingle >= 1, --num-perm >= 2")
+    for flag, value, least in (("--workers", args.workers, 1), ("--limit", args.limit, 1),
+                               ("--typecheck-batch", args.typecheck_batch, 1),
+                               ("--shingle", args.shingle, 1), ("--num-perm", args.num_perm, 2)):
+        if value is not None and value < least:
+            raise MultipltError(f"{flag} must be at least {least}, got {value}")
+    if not 0 < args.near_threshold <= 1:  # NaN too
+        raise MultipltError(f"--near-threshold must be in (0, 1], got {args.near_threshold}")
     return CorpusConfig(source=args.source, out=args.out, benchmarks=benchmarks, limit=args.limit,
                         workers=args.workers, typecheck=not args.no_typecheck,
                         typecheck_batch=args.typecheck_batch, near_threshold=args.near_threshold,
@@ -63,7 +66,9 @@ def _config(args):
 def _build(args) -> int:
     from multiplt.corpus.pipeline import build
     from multiplt.execution.files import parse_shard
+    from multiplt.storage.outputs import check_out
 
+    check_out(args.out)  # before any path is made from it
     shard = parse_shard(args.shard)
     result = build(_config(args), shard)
     if shard is None:
@@ -77,7 +82,9 @@ def _build(args) -> int:
 def _dedup(args) -> int:
     from multiplt.corpus.dedup import run_bucket
     from multiplt.execution.files import parse_shard
+    from multiplt.storage.outputs import check_out
 
+    check_out(args.out)
     b, d = parse_shard(args.bucket, "--bucket")
     info = run_bucket(args.out, b, d)
     print(f"dedup bucket {b}/{d}: {info['decisions']} decisions")
@@ -86,7 +93,9 @@ def _dedup(args) -> int:
 
 def _merge(args) -> int:
     from multiplt.corpus.merge import merge
+    from multiplt.storage.outputs import check_out
 
+    check_out(args.out)
     funnel = merge(args.out)
     print(f"{funnel['steps'][-1]['out']} functions kept -> {args.out}")
     return 0

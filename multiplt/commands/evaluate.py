@@ -53,7 +53,9 @@ def run(args) -> int:
     from multiplt.errors import MultipltError
     from multiplt.evaluation.run_folder import run_folder_name, selection_marker
     from multiplt.log import progress
+    from multiplt.storage.outputs import check_out
 
+    check_out(args.out)  # before the run folders' paths are made from it
     langs = [code.strip() for code in args.lang.split(",") if code.strip()]
     if not langs:
         raise MultipltError("--lang names no language")
@@ -64,7 +66,7 @@ def run(args) -> int:
     # every setting is checked here, before a benchmark is built or a sample drawn
     from multiplt.commands.score import parse_ks
     from multiplt.execution.executor import check_options
-    from multiplt.generation.driver import check_sampling
+    from multiplt.generation.driver import check_sampling, selected_names
 
     ks = tuple(parse_ks(args.k, "--k"))
     check_sampling(n=args.n, temperature=args.temperature, top_p=args.top_p,
@@ -74,6 +76,7 @@ def run(args) -> int:
         raise MultipltError(f"--k {args.k}: no k is at most --n {args.n}, so no pass@k could be scored")
     if args.limit is not None and args.limit < 1:
         raise MultipltError(f"--limit must be at least 1, got {args.limit}")
+    selected_names(args.problems)  # `--problems ,` names none: refused before the build
     check_options(args.workers, args.timeout)
     if args.backend == "replay":
         if not args.replay_source:

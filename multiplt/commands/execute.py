@@ -33,7 +33,10 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from multiplt.execution.executor import execute
+    from multiplt.storage.outputs import check_out
 
+    if args.out_uri is not None:  # before the results' paths are made from it
+        check_out(args.out_uri)
     summary = execute(args.in_uri, args.out_uri, workers=args.workers, timeout=args.timeout,
                       shard=args.shard, unsafe_no_sandbox=args.unsafe_no_sandbox,
                       allow_empty=args.allow_empty)

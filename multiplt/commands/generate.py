@@ -51,7 +51,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from multiplt.generation.driver import generate
+    from multiplt.storage.outputs import check_out
 
+    check_out(args.out)  # before the benchmark is read and any path is made from it
     summary = generate(args.benchmark, args.out, **generate_kwargs(args))
     print(f"generate: {summary['generated']} samples for {summary['problems']} problems in {args.out}")
     return 0

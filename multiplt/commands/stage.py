@@ -54,9 +54,20 @@ def local_for(root: str, uri: str) -> str:
 def _staged(value: str) -> bool:
     """Whether an argument is a URI to stage (s3://, file://); http(s):// and hf:// pass as they
     are (a stage's argv carries the teacher's --api-base, unused by the sandbox step); any other
-    `scheme://` is an error, since the offline run would otherwise fail far from the cause."""
+    `scheme://`, and a mistyped URI (`s3:/b/x`, `file:x`; see `storage.uri.mistyped`) that does not
+    mean one of those passed, is an error, since the offline run would otherwise fail far from the
+    cause."""
+    from multiplt.storage.uri import mistyped
+
     match = _SCHEME.match(value)
-    if not match or match.group(1).lower() in PASSED:
+    if not match:
+        meant = mistyped(value)
+        meant_scheme = _SCHEME.match(meant) if meant else None
+        if meant_scheme and meant_scheme.group(1).lower() not in PASSED:
+            raise MultipltError(f"cannot stage {value}: a mistyped URI, not a local path (did you mean "
+                                f"{meant!r}? a local folder with such a name: write it as ./{value})")
+        return False
+    if match.group(1).lower() in PASSED:
         return False
     if match.group(1).lower() not in SCHEMES:
         raise MultipltError(f"cannot stage {value}: unsupported scheme {match.group(1)}:// "
@@ -106,6 +117,7 @@ def _files(path: str) -> dict[str, str]:
 
 def stage_in(argv: list[str], root: str) -> dict:
     from multiplt import storage
+    from multiplt.storage import AtomicFile, cannot_write
 
     manifest = {}
     created = []  # removed again when staging fails (no credentials, a broken download)
@@ -114,19 +126,22 @@ def stage_in(argv: list[str], root: str) -> dict:
             local = local_for(root, uri)
             if not os.path.exists(os.path.dirname(local)):
                 created.append(os.path.dirname(local))
-            os.makedirs(os.path.dirname(local), exist_ok=True)
+            try:
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+            except OSError as exc:  # a read-only or full stage volume
+                raise cannot_write(local, exc) from None
             if storage.ls(uri, recursive=True):
                 storage.download_dir(uri, local)
             elif storage.exists(uri):
                 storage.copy(uri, local)
             manifest[uri] = _files(local) if os.path.exists(local) else {}
             LOG.info("staged in %s -> %s (%d files)", uri, local, len(manifest[uri]))
+        with AtomicFile(os.path.join(root, MANIFEST)) as f:  # an OSError: one MultipltError
+            f.write(json.dumps(manifest).encode())
     except BaseException:
         for folder in created:
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    with open(os.path.join(root, MANIFEST), "w") as f:
-        json.dump(manifest, f)
     return manifest
 
 

@@ -45,10 +45,18 @@ def _key_bucket(value: int | str, d: int) -> int:
 
 
 def run_bucket(out: str, b: int, d: int) -> dict:
+    """Bucket b of d (skipped when already done); an `out` holding finished buckets of another
+    count is refused before anything is written."""
     folder = parts.bucket_dir(out, b, d)
     if parts.done(folder) is not None:
         LOG.info("corpus dedup bucket %d/%d: already done, skipped", b, d)
         return storage.read_json(storage.join(folder, parts.MARKER))
+    # the merge needs every bucket of one count: a bucket of another count would break the folder
+    had, finished = parts.completed(out, "dedup")
+    if had and had != d:
+        raise MultipltError(f"{out} holds dedup buckets of a {had}-bucket run (finished: "
+                            f"{', '.join(f'{k}/{had}' for k in sorted(finished))}), not of {d}: give "
+                            f"--bucket B/{had}, or use a fresh --out for {d} buckets; nothing written")
     cfg = read_config(out)
     start = time.perf_counter()
     import polars as pl

@@ -41,8 +41,12 @@ def dedup_drops(out: str) -> dict[str, tuple[str, str]]:
 
     d, buckets = parts.completed(out, "dedup")
     missing = sorted(set(range(d)) - set(buckets))
-    if not d or missing:
-        raise MultipltError(f"{out}: dedup buckets {missing or 'all'} of {d or '?'} are not finished yet")
+    if not d:
+        raise MultipltError(f"{out}: no dedup has run yet; run `multiplt corpus dedup --out {out} "
+                            "--bucket B/D` for every bucket B of D first")
+    if missing:
+        raise MultipltError(f"{out}: dedup buckets {missing} of {d} are not finished yet; run "
+                            f"`multiplt corpus dedup --bucket B/{d}` for them first")
     frames = [storage.read_parquet(storage.join(f, "decisions.parquet")) for f in buckets.values()]
     decisions = pl.concat(frames) if frames else pl.DataFrame()
     drops: dict[str, tuple[str, str]] = {}

@@ -35,7 +35,13 @@ def _batch_progress():
 
 
 def check_config(out: str, cfg: CorpusConfig) -> None:
-    """The config of the run already under `out`, if any, must be this one."""
+    """The config of the run already under `out`, if any, must be this one; an `out` holding
+    files must be a build's. Every build writes under `_work/` first (a shard's type check
+    verdicts, then `_work/config.json`, its parts and marker) and outside it only in the merge,
+    so `_work/` holding a file marks a build, also one whose shards run at this moment."""
+    from multiplt.storage.outputs import first_file, refuse_foreign
+
+    refuse_foreign(out, lambda: first_file(storage.join(out, "_work")) is not None)
     uri = storage.join(out, "_work", "config.json")
     if storage.exists(uri):
         old = storage.read_json(uri)

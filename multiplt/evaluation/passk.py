@@ -23,7 +23,9 @@ import math
 from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.evaluation import parquet
-from multiplt.evaluation.run_folder import PER_PROBLEM_FILE, SCORES_FILE, read_results, scores_csv, unexecuted
+from multiplt.evaluation.run_folder import (PER_PROBLEM_FILE, RUN_FILE, SCORES_FILE, completion_counts,
+                                            read_results, recorded_n, scores_csv, unexecuted,
+                                            ungenerated)
 
 LOG = logging.getLogger("multiplt.evaluation")
 
@@ -61,11 +63,15 @@ def _checked(uri: str, results: list) -> list[dict]:
 def read_counts(in_uri: str, allow_partial: bool = True) -> list[dict]:
     """[{problem, language, n, c}] for every results file in the folder (sorted by problem).
 
-    Unless `allow_partial`, a folder whose completions are not all executed (a problem with
-    completions and no results file, or fewer results than completions: `multiplt execute`
-    writes results as programs finish, and generate may have added samples since) is an error:
-    its score would silently cover only the programs that ran. The check reads the completions
-    files too; a folder of results files alone (as MultiPL-E's) has nothing to compare."""
+    Unless `allow_partial`, a folder not fully generated (a completions file with fewer than the
+    n completions its run record `_multiplt_run.yaml` asks for: generate was interrupted or
+    failed) or not fully executed (a problem with completions and no results file, or fewer
+    results than completions: `multiplt execute` writes results as programs finish, and generate
+    may have added samples since) is an error: its score would silently cover only the samples
+    that exist or the programs that ran. The checks read the completions files and the run
+    record too; a folder of results files alone (as MultiPL-E's) has nothing to compare, and a
+    problem with no completions file at all is not seen (the run record does not say which
+    problems generate selected)."""
     rows, executed = [], {}
     for uri, problem, language, results in read_results(in_uri):
         executed[problem] = len(results)
@@ -73,7 +79,17 @@ def read_counts(in_uri: str, allow_partial: bool = True) -> list[dict]:
             rows.append({"problem": problem, "language": language, "n": len(results),
                          "c": sum(1 for r in _checked(uri, results) if passed(r))})
     if not allow_partial:
-        missing = unexecuted(in_uri, executed)
+        counts = completion_counts(in_uri)
+        n = recorded_n(in_uri)
+        short = ungenerated(n, counts) if n is not None else []
+        if short:
+            shown = ", ".join(f"{p} ({have} of {want})" for p, have, want in short[:3])
+            raise MultipltError(
+                f"{in_uri}: {len(short)} of {len(counts)} problem(s) not fully generated ({RUN_FILE} "
+                f"asks for n={n} completions each), e.g. {shown}: rerun the `multiplt generate` "
+                f"that made it to finish, then `multiplt execute --in {in_uri}` (--allow-partial "
+                f"scores what there is); nothing written")
+        missing = unexecuted(in_uri, executed, counts)
         if missing:
             shown = ", ".join(f"{p} ({have} of {want})" for p, have, want in missing[:3])
             raise MultipltError(
@@ -85,8 +101,8 @@ def read_counts(in_uri: str, allow_partial: bool = True) -> list[dict]:
 
 def score(in_uri: str, ks=(1,), allow_partial: bool = False) -> list[dict]:
     """Score a results folder: return the CSV rows (dicts keyed by SCORES_HEADER) and write the
-    scores CSV and the per-problem table into the folder. A folder not fully executed is an
-    error unless `allow_partial` (read_counts)."""
+    scores CSV and the per-problem table into the folder. A folder not fully generated or not
+    fully executed is an error unless `allow_partial` (read_counts)."""
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise MultipltError(f"k must be positive integers, got {ks}")

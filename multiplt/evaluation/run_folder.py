@@ -101,13 +101,12 @@ def read_results(folder: str):
         yield uri, doc.get("name") or name, doc.get("language"), results
 
 
-def unexecuted(folder: str, executed: dict[str, int]) -> list[tuple[str, int, int]]:
-    """(problem, results, completions) of every completions file in the folder that holds more
-    completions than `executed` ({problem: its number of results}) has results for it: not all
-    run by `multiplt execute` yet (e.g. generate added samples after an execute)."""
+def completion_counts(folder: str) -> dict[str, int]:
+    """{problem: its number of completions} of every completions file in the run folder (0 where
+    the file has no completions list)."""
     from multiplt import storage
 
-    missing = []
+    counts = {}
     for uri in storage.ls(folder):
         name = completions_name(storage.basename(uri))
         if name is None:
@@ -116,10 +115,55 @@ def unexecuted(folder: str, executed: dict[str, int]) -> list[tuple[str, int, in
         completions = doc.get("completions") if isinstance(doc, dict) else None
         if isinstance(doc, dict) and isinstance(doc.get("name"), str):
             name = doc["name"]
-        want = len(completions) if isinstance(completions, list) else 0
-        if executed.get(name, 0) < want:
-            missing.append((name, executed.get(name, 0), want))
-    return sorted(missing)
+        counts[name] = len(completions) if isinstance(completions, list) else 0
+    return counts
+
+
+def unexecuted(folder: str, executed: dict[str, int],
+               counts: dict[str, int] | None = None) -> list[tuple[str, int, int]]:
+    """(problem, results, completions) of every completions file in the folder that holds more
+    completions than `executed` ({problem: its number of results}) has results for it: not all
+    run by `multiplt execute` yet (e.g. generate added samples after an execute). `counts` is
+    the folder's completion_counts, when already read."""
+    counts = completion_counts(folder) if counts is None else counts
+    return sorted((name, executed.get(name, 0), want) for name, want in counts.items()
+                  if executed.get(name, 0) < want)
+
+
+def recorded_n(folder: str) -> int | None:
+    """The `n` (samples per problem) of the folder's run record, or None when the folder has no
+    run record or the record no `n` (a MultiPL-E folder); a MultipltError names a record that is
+    not a YAML mapping or whose `n` is not a positive whole number."""
+    from multiplt import storage
+
+    uri = storage.join(folder, RUN_FILE)
+    if not storage.exists(uri):
+        return None
+    import yaml
+
+    try:
+        record = yaml.safe_load(storage.read_text(uri))
+    except yaml.YAMLError as exc:
+        raise MultipltError(f"{uri} is not valid YAML ({exc.__class__.__name__}); it records the "
+                            f"run this folder holds: mend it (--allow-partial skips the check)") from None
+    if not isinstance(record, dict):
+        raise MultipltError(f"{uri} is not a run record (a YAML mapping); mend it "
+                            f"(--allow-partial skips the check)")
+    n = record.get("n")
+    if n is None:
+        return None
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise MultipltError(f"{uri}: n must be a positive whole number, got {n!r}; mend it "
+                            f"(--allow-partial skips the check)")
+    return n
+
+
+def ungenerated(n: int, counts: dict[str, int]) -> list[tuple[str, int, int]]:
+    """(problem, completions, n) of every problem in `counts` (completion_counts) with fewer than
+    the run record's n completions: `multiplt generate` did not finish it (interrupted, or a
+    failed run). A problem of the benchmark with no file at all cannot be told apart from one
+    the run did not select (the run record does not list its --limit/--problems selection)."""
+    return sorted((name, have, n) for name, have in counts.items() if have < n)
 
 
 def results_file(name: str) -> str:

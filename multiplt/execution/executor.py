@@ -17,7 +17,7 @@ import queue
 import time
 from collections import Counter
 
-from multiplt import languages
+from multiplt import languages, storage
 from multiplt.errors import MultipltError, PlatformError
 from multiplt.execution import files
 from multiplt.execution.preflight import preflight
@@ -48,13 +48,20 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0))
 
 
+#: the longest --timeout, in seconds: one day per program is already far beyond any use, and a
+#: much larger one (or infinity) overflows the system's wait
+MAX_TIMEOUT = 24 * 3600
+
+
 def check_options(workers: int | None, timeout: float | None) -> None:
-    """MultipltError for a worker count below 1 or a timeout that is not positive (None: the
-    defaults, every core and the language's timeout)."""
+    """MultipltError for a worker count below 1 or a timeout that is not a number of seconds in
+    (0, MAX_TIMEOUT] (NaN and infinity included; None: the defaults, every core and the
+    language's timeout)."""
     if workers is not None and workers < 1:
         raise MultipltError(f"--workers must be at least 1, got {workers}")
-    if timeout is not None and timeout <= 0:
-        raise MultipltError(f"--timeout must be positive, got {timeout}")
+    if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:  # NaN fails the comparison too
+        raise MultipltError(f"--timeout must be positive and at most {MAX_TIMEOUT} seconds (one day), "
+                            f"got {timeout}")
 
 
 def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
@@ -74,6 +81,11 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
         return {"problems": {}, "programs": {}, "statuses": {}, "shard": list(shard) if shard else None,
                 "sandbox": None, "rerun": {}}
     if not found:
+        local = storage.local_path(in_uri)
+        if local is not None and not os.path.exists(local):
+            raise MultipltError(f"completions folder {in_uri} does not exist")
+        if local is not None and not os.path.isdir(local):
+            raise MultipltError(f"{in_uri} is a file, not a folder of completion files (<name>.json.gz)")
         raise MultipltError(f"{in_uri}: no completion files (<name>.json.gz) found")
     names = files.select_shard(list(found), shard)
 

@@ -45,6 +45,19 @@ def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: 
         raise MultipltError(f"--epoch must be >= 0 (0 = the base model), got {epoch}")
 
 
+def selected_names(problems) -> list[str] | None:
+    """The problem names a --problems value (comma-separated, or a list) selects; None (not
+    given) selects all. One that names none (`--problems ,`, "") is an error: it would make a run
+    of 0 problems that succeeds."""
+    if problems is None:
+        return None
+    wanted = [p for p in (problems.split(",") if isinstance(problems, str) else problems) if p]
+    if not wanted:
+        raise MultipltError(f"--problems {problems!r} names no problem; give comma-separated problem "
+                            "names, or leave --problems out for all of them")
+    return wanted
+
+
 def load_benchmark(uri: str, limit: int | None = None, problems=None) -> tuple[list[dict], str]:
     """The selected problems of a benchmark JSONL file and the file's sha256."""
     if not storage.exists(uri):
@@ -73,8 +86,8 @@ def load_benchmark(uri: str, limit: int | None = None, problems=None) -> tuple[l
         stops = row["stop_tokens"]
         if not isinstance(stops, list) or not all(isinstance(t, str) and t for t in stops):
             raise MultipltError(f"{where}: stop_tokens must be a list of non-empty strings, got {stops!r}")
-    if problems:
-        wanted = [p for p in (problems.split(",") if isinstance(problems, str) else problems) if p]
+    wanted = selected_names(problems)
+    if wanted is not None:
         known = {r["name"] for r in rows}
         unknown = [p for p in wanted if p not in known]
         if unknown:

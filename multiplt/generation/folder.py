@@ -81,9 +81,16 @@ def read_run(out: str) -> dict | None:
 
 def merge_run(out: str, run: dict) -> dict | None:
     """Check `run` against the folder's existing run record; return the record to write, or None
-    when the existing one already says the same (a rerun writes nothing)."""
+    when the existing one already says the same (a rerun writes nothing). A folder without a run
+    record must hold no files (the run record is written before the first problem file, so any
+    file there is someone else's: a foreign problem file would be executed and scored with the
+    run's), and a local `out` must not be a file."""
+    from multiplt.storage.outputs import check_out, refuse_foreign
+
+    check_out(out, flag=None)
     old = read_run(out)
     if old is None:
+        refuse_foreign(out, lambda: False, flag=None)
         return run
     diffs = [f"{k}: folder has {old.get(k)!r}, this run asks for {run.get(k)!r}"
              for k in RUN_IDENTITY if k in old and old.get(k) != run.get(k)]

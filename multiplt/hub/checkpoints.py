@@ -28,8 +28,10 @@ CARD = "README.md"
 def load_output(out: str) -> dict:
     from multiplt import storage
     from multiplt.storage import manifest
+    from multiplt.storage.outputs import check_out
     from multiplt.training import checkpoint
 
+    check_out(out, "--from")  # the URI itself, before the manifest's path is made from it
     try:
         rows = manifest.read(out)
     except MultipltError:

@@ -140,15 +140,38 @@ def check_out(out_dir: str) -> None:
         raise holds_other_files(out_dir)
 
 
+def cannot_write(out_dir: str, exc: OSError):
+    from multiplt.errors import MultipltError
+
+    return MultipltError(f"cannot write --out {out_dir}: {exc.strerror or exc}")
+
+
+def check_writable(out_dir: str) -> None:
+    """MultipltError unless the model can be saved at `out_dir`: it is written into a temp folder
+    beside it and renamed into place, so the nearest existing folder above it must take a new
+    folder (a read-only file system or folder fails here, not after the training). Leaves
+    nothing behind."""
+    parent = pathlib.Path(out_dir).absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{pathlib.Path(out_dir).name}.", dir=parent))
+    except OSError as exc:
+        raise cannot_write(out_dir, exc) from None
+
+
 def build_tiny_model(out_dir: str, config: TinyConfig | None = None) -> dict:
     """Build the tiny model into local directory `out_dir` (atomically; an earlier tiny model
-    there is replaced, any other content refused before any work); return its info dict."""
+    there is replaced, any other content, a file or a place that cannot be written refused
+    before any work, even before torch is imported); return its info dict."""
+    check_out(out_dir)
+    check_writable(out_dir)
+
     import torch
     from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
 
     from multiplt.log import progress
 
-    check_out(out_dir)
     cfg = config or TinyConfig()
     started = time.time()
     torch.manual_seed(cfg.seed)
@@ -200,8 +223,11 @@ def build_tiny_model(out_dir: str, config: TinyConfig | None = None) -> dict:
             "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
             "seconds": round(time.time() - started, 1)}
     out = pathlib.Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:  # e.g. made read-only while it trained
+        raise cannot_write(out_dir, exc) from None
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -210,6 +236,8 @@ def build_tiny_model(out_dir: str, config: TinyConfig | None = None) -> dict:
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        raise cannot_write(out_dir, exc) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -75,8 +75,14 @@ def _local_lock(store_uri: str):
         raise MultipltError(f"results store {store_uri}: {blocker} is a file, not a folder")
     if os.path.isdir(path):
         raise MultipltError(f"results store {store_uri} is a folder; give a .parquet file")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(f"{path}.lock", "a") as handle:
+    from multiplt.storage import cannot_write
+
+    try:  # a read-only or full location: one error naming the store, as its writes give
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        handle = open(f"{path}.lock", "a")
+    except OSError as exc:
+        raise cannot_write(store_uri, exc) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield True

@@ -20,11 +20,11 @@ import os
 from multiplt.errors import MultipltError
 from multiplt.storage import local, s3
 from multiplt.storage.base import ObjectInfo, Store
-from multiplt.storage.local import file_above
+from multiplt.storage.local import AtomicFile, cannot_write, file_above
 from multiplt.storage.uri import NotFound, basename, join, local_path, parse
 
 __all__ = [
-    "NotFound", "ObjectInfo", "basename", "copy", "delete", "download_dir", "exists", "file_above", "join",
+    "AtomicFile", "NotFound", "ObjectInfo", "basename", "cannot_write", "copy", "delete", "download_dir", "exists", "file_above", "join",
     "listing", "local_path", "ls", "read_bytes", "read_json", "read_jsonl", "read_parquet",
     "read_text", "upload_dir", "write_bytes", "write_json", "write_jsonl", "write_parquet",
     "write_text",

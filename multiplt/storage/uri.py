@@ -3,7 +3,9 @@
 Everything else (``http://``, ``gs://``, ``s3://`` without a bucket, ...) is refused with one
 clear error naming the URI, before any I/O happens. So is a bare path that reads as a mistyped
 URI (``s3:/bucket/x``, ``s3//bucket/x``, ``file:/tmp/x``; see `mistyped`), which would otherwise
-name a folder below the current one.
+name a folder below the current one, and a URI or path that (or one of whose `/`-separated
+parts) starts or ends with whitespace (``"out "``, ``"out /x"``), which would otherwise name a
+file or folder ending in a space.
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ def mistyped(path: str) -> str | None:
     return f"file:///{rest}" if scheme == "file" else f"{scheme}://{rest}"
 
 
+def _padded(uri: str) -> str | None:
+    """The URI itself, or its first `/`-separated part, when it starts or ends with whitespace
+    (`"out "`, `"out /x.json"`, the latter being what `join` makes of the former); else None.
+    Such a name is almost always a quoting slip, and as an output it would make a file or folder
+    whose name ends in a space."""
+    if uri != uri.strip():
+        return uri
+    return next((part for part in uri.split("/") if part != part.strip()), None)
+
+
 @dataclasses.dataclass(frozen=True)
 class Location:
     """A parsed URI: either a local `path` or an S3 `bucket` + `key`."""
@@ -70,6 +82,11 @@ def parse(uri) -> Location:
         uri = os.fspath(uri)
     if not isinstance(uri, str) or not uri.strip():
         raise MultipltError(f"bad storage URI {uri!r}: expected file://PATH, a local path or s3://BUCKET/KEY")
+    padded = _padded(uri)
+    if padded is not None:
+        what = "it" if padded == uri else f"its part {padded!r}"
+        raise MultipltError(f"bad storage URI {uri!r}: {what} starts or ends with whitespace (remove "
+                            "it; names that start or end with whitespace are not supported)")
     match = _SCHEME.match(uri)
     if not match:  # a bare local path
         meant = mistyped(uri)

@@ -35,6 +35,7 @@ class TestgenConfig:
 
     def check(self) -> None:
         """Bad settings: MultipltError naming the problem (before anything is read or written)."""
+        from multiplt.execution.executor import check_options
         from multiplt.generation.driver import check_sampling
 
         if self.backend not in BACKENDS:
@@ -50,10 +51,7 @@ class TestgenConfig:
                        concurrency=self.concurrency)
         if not 0 <= self.min_coverage <= 100:
             raise MultipltError(f"--min-coverage must be between 0 and 100, got {self.min_coverage}")
-        if self.timeout <= 0:
-            raise MultipltError(f"--timeout must be positive, got {self.timeout}")
-        if self.workers is not None and self.workers < 1:
-            raise MultipltError(f"--workers must be at least 1, got {self.workers}")
+        check_options(self.workers, self.timeout)  # as execute's: a timeout in (0, one day]
 
     @property
     def shard_name(self) -> str:

@@ -31,11 +31,32 @@ def _refuse_dropped_rows(uri: str, folders: list[str]) -> None:
                             f"testgen never reads: {PASS_INSTEAD}")
 
 
+def _refuse_unmerged(root: str, uri: str) -> None:
+    """MultipltError when the corpus build output `root` (one with a `_work/` folder) has no
+    finished merge: `corpus merge` writes functions/part-* one at a time, then funnel.json, then
+    `_work/merged.json` (which records the number of shards), so until then functions/ may lack
+    parts."""
+    marker = storage.join(root, WORK, "merged.json")
+    missing = [] if storage.exists(marker) else [f"{WORK}/merged.json"]
+    if not missing:
+        identity = storage.read_json(marker)
+        shards = identity.get("shards") if isinstance(identity, dict) else None
+        if isinstance(shards, int) and not isinstance(shards, bool):
+            missing = [f"functions/part-{k:05d}.parquet" for k in range(shards)
+                       if not storage.exists(storage.join(root, "functions", f"part-{k:05d}.parquet"))]
+    if missing:
+        raise MultipltError(f"functions dataset {uri} is a corpus build output whose merge has not "
+                            f"finished (no {', '.join(missing[:3])}"
+                            f"{f' and {len(missing) - 3} more' if len(missing) > 3 else ''}): run "
+                            f"`multiplt corpus merge --out {root}` first")
+
+
 def parquet_files(uri: str) -> list[str]:
     """The files to read: `uri` itself (a .parquet file), the `functions/` folder below it (a
     corpus output root), or else every .parquet file below it. A corpus output root without
-    `functions/` (its shards not merged yet) and any path through `_work/` or `excluded/` are
-    refused with MultipltError."""
+    `functions/` (its shards not merged yet), one whose merge has not finished (its `_work/`
+    without `merged.json`; also when its `functions/` folder is given) and any path through
+    `_work/` or `excluded/` are refused with MultipltError."""
     path = uri.split("://", 1)[-1].rstrip("/").split("/")
     is_file = path[-1].endswith(".parquet")
     own = path[:-1] if is_file else path
@@ -52,7 +73,13 @@ def parquet_files(uri: str) -> list[str]:
     functions = sorted(u for u, rel in below.items()
                        if rel.startswith("functions/") and u.endswith(".parquet"))
     if functions:
+        if any(rel.startswith(WORK + "/") for rel in below.values()):
+            _refuse_unmerged(uri.rstrip("/"), uri)
         return functions
+    if path[-1] == "functions" and (len(path) > 1 or "://" not in uri):
+        root = uri.rstrip("/")[: -len("functions")].rstrip("/") or "."
+        if storage.exists(storage.join(root, WORK)):  # a corpus build's functions/ folder
+            _refuse_unmerged(root, uri)
     if any(rel.startswith(WORK + "/") or rel == "corpus_config.json" for rel in below.values()):
         raise MultipltError(f"functions dataset {uri} is a corpus build output without functions/ (its "
                             f"shards are not merged yet): run `multiplt corpus merge --out {uri}` first")

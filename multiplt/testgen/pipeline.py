@@ -23,6 +23,7 @@ import logging
 import os
 
 from multiplt import storage
+from multiplt.storage.outputs import check_out, first_file, refuse_foreign
 from multiplt.testgen import asserts, funnel, inputs, outcome, prompt
 from multiplt.testgen.funnel import DONE
 from multiplt.testgen.config import TestgenConfig
@@ -79,9 +80,11 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
     if stage not in STAGES:
         raise MultipltError(f"unknown testgen stage {stage!r} (choose from {', '.join(STAGES)})")
     cfg.check()
+    check_out(cfg.out)  # the URI itself, before any path is made from it
     if cfg.backend == "replay" and not storage.exists(cfg.replay_source):
         raise MultipltError(f"replay source {cfg.replay_source} does not exist")
     work = storage.join(cfg.out, "work", cfg.shard_name)
+    _check_own_folder(cfg.out)
     _check_shard_layout(cfg)
     _check_same_run(cfg, work)
     if storage.exists(storage.join(work, DONE)):
@@ -114,6 +117,13 @@ def _check_replay(cfg: TestgenConfig, rows: list[dict]) -> None:
 # are compared instead, in generate_stage.)
 IDENTITY = ("backend", "model", "revision", "tokenizer", "n", "temperature", "top_p",
             "max_new_tokens", "min_coverage", "timeout", "seed")
+
+
+def _check_own_folder(out: str) -> None:
+    """An --out that holds files must be a testgen output: every shard writes under `work/`
+    first (its rows, then config.json) and tests/, excluded/ and funnel.json only after, so
+    `work/` holding a file marks one, also while other shards of the run are writing."""
+    refuse_foreign(out, lambda: first_file(storage.join(out, "work")) is not None)
 
 
 def _check_shard_layout(cfg: TestgenConfig) -> None:

@@ -87,15 +87,20 @@ class TrainConfig:
         if self.micro_batch_size < 0:
             raise MultipltError(f"bad micro_batch_size={self.micro_batch_size}: must be >= 1, or 0 "
                                 "to choose it from the GPU memory")
-        finite = all(math.isfinite(v) for v in (self.lr, self.weight_decay, self.max_grad_norm, self.adam_beta1,
-                                                 self.adam_beta2, self.adam_eps))
-        if (not finite or self.lr <= 0 or self.warmup_steps < 0 or self.weight_decay < 0
-                or self.max_grad_norm <= 0):
-            raise MultipltError("bad recipe: lr and max_grad_norm must be finite and > 0, warmup_steps and "
-                                "weight_decay >= 0")
-        if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0):
-            raise MultipltError(f"bad recipe: adam_beta1 {self.adam_beta1} and adam_beta2 {self.adam_beta2} must "
-                                f"be in [0, 1), adam_eps {self.adam_eps} > 0")
+        # each value may come from the recipe or its command-line flag: the message names the
+        # setting and the value it got (NaN fails every comparison below)
+        for name in ("lr", "max_grad_norm", "adam_eps"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise MultipltError(f"bad {name}={value}: must be finite and > 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise MultipltError(f"bad weight_decay={self.weight_decay}: must be finite and >= 0")
+        if self.warmup_steps < 0:
+            raise MultipltError(f"bad warmup_steps={self.warmup_steps}: must be >= 0")
+        for name in ("adam_beta1", "adam_beta2"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise MultipltError(f"bad {name}={value}: must be in [0, 1)")
         if not 0 <= self.eval_fraction < 0.5:
             raise MultipltError(f"bad eval_fraction={self.eval_fraction}: must be in [0, 0.5)")
         if self.micro_batch_size and self.batch_size % self.micro_batch_size:

@@ -121,8 +121,18 @@ def tokenize(texts: list, tokenizer, funnel: Funnel, batch: int = 1000) -> list[
     return out
 
 
-def prepare(texts: list, tokenizer, seq_len: int, eval_fraction: float, seed: int) -> PackedData:
-    """Tokenize, hold out documents for evaluation, and pack both sides to `seq_len`."""
+def describe(dataset: str, split: str) -> str:
+    """How errors name the data `load_texts(dataset, split)` read: a data file by its URI, a
+    folder or Hub dataset with the split."""
+    if dataset.endswith(DATA_SUFFIXES):
+        return f"dataset {dataset}"
+    return f"dataset {dataset} (split {split})"
+
+
+def prepare(texts: list, tokenizer, seq_len: int, eval_fraction: float, seed: int,
+            source: str = "the dataset") -> PackedData:
+    """Tokenize, hold out documents for evaluation, and pack both sides to `seq_len`; errors
+    about the data name it as `source` (see `describe`)."""
     from multiplt.training.packing import pack, split_documents
 
     if tokenizer.eos_token_id is None:
@@ -131,7 +141,8 @@ def prepare(texts: list, tokenizer, seq_len: int, eval_fraction: float, seed: in
     ids = tokenize(texts, tokenizer, funnel)
     funnel.log(LOG)
     if not ids:
-        raise MultipltError("the dataset has no usable documents (all empty or not strings)")
+        why = "it has no rows" if not texts else f"none of its {len(texts)} rows is a non-empty string"
+        raise MultipltError(f"{source} has no usable documents: {why}")
     train_idx, eval_idx = split_documents(len(ids), eval_fraction, seed)
     train, dropped = pack((ids[i] for i in train_idx), tokenizer.eos_token_id, seq_len)
     evals, eval_dropped = pack((ids[i] for i in eval_idx), tokenizer.eos_token_id, seq_len)
@@ -140,7 +151,7 @@ def prepare(texts: list, tokenizer, seq_len: int, eval_fraction: float, seed: in
              "of %d tokens; %d + %d tail tokens dropped", len(ids), n_tokens, train.shape[0],
              evals.shape[0], seq_len, dropped, eval_dropped)
     if train.shape[0] == 0:
-        raise MultipltError(f"the dataset is too small: its {n_tokens} tokens fill no "
+        raise MultipltError(f"{source} is too small: its {n_tokens} tokens fill no "
                             f"{seq_len}-token training sequence")
     if eval_fraction > 0 and evals.shape[0] == 0:
         LOG.warning("eval loss skipped: the held-out %.2f%% (%d documents) is shorter than one "

@@ -135,8 +135,14 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
 
     from multiplt import storage
     from multiplt.models.tokenizer import load_tokenizer
+    from multiplt.storage.outputs import check_out, refuse_foreign
     from multiplt.training import data
 
+    # --- The output first: a valid URI, and new, empty or a training output (its manifest, or
+    # the run config every run writes before anything else, also each process of a DDP run). ---
+    check_out(config.out)
+    refuse_foreign(config.out, lambda: storage.exists(manifest.manifest_uri(config.out))
+                   or storage.exists(storage.join(config.out, checkpoint.RUN_CONFIG)))
     accelerator, precision = make_accelerator(config)
     main = accelerator.is_main_process
     world = accelerator.num_processes
@@ -172,7 +178,8 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     with _loading("tokenizer" if config.tokenizer else "base model", config.tokenizer or config.base):
         tokenizer = load_tokenizer(tok_path, revision=tok_rev, ref=config.tokenizer or config.base)
     texts = data.load_texts(config.dataset, config.split, config.text_column)
-    packed = data.prepare(texts, tokenizer, config.seq_len, config.eval_fraction, config.seed)
+    packed = data.prepare(texts, tokenizer, config.seq_len, config.eval_fraction, config.seed,
+                          source=data.describe(config.dataset, config.split))
     del texts
     # The model last: bad data fails in seconds, before gigabytes of weights are loaded.
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32

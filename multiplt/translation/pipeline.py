@@ -20,6 +20,7 @@ import logging
 from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.log import Funnel, progress
+from multiplt.storage.outputs import check_out, first_file, refuse_foreign
 from multiplt.translation.config import TranslateConfig
 
 LOG = logging.getLogger("multiplt.translation")
@@ -147,6 +148,13 @@ def languages_code(code: str) -> str:
     return languages.get(code).code
 
 
+def _check_own_folder(out: str) -> None:
+    """An --out that holds files must be a translate output: every shard writes under `work/`
+    first (its problems) and data/, excluded/, config/, funnel/ and the card only after, so
+    `work/` holding a file marks one, also while other shards or languages are writing."""
+    refuse_foreign(out, lambda: first_file(storage.join(out, "work")) is not None)
+
+
 def _check_shard_layout(cfg: TranslateConfig) -> None:
     """One --out holds one sharding of a run: shards K/N of another N would write data files and
     funnels that the summary adds up twice."""
@@ -163,14 +171,36 @@ def _check_shard_layout(cfg: TranslateConfig) -> None:
                                 f"another --out")
 
 
+def _check_collected(cfg: TranslateConfig) -> None:
+    """`--stage summary` adds up the shards' funnels: a language of which no shard has been
+    collected yet (no OUT/funnel/<code>-K-of-N.json) is refused, before anything is written, rather
+    than summed to an empty funnel and a card without its split."""
+    import re
+
+    folder = storage.join(cfg.out, "funnel")
+    names = {storage.basename(u) for u in storage.ls(folder)} if storage.exists(folder) else set()
+    missing = []
+    for code in cfg.langs:
+        code = languages_code(code)
+        if not any(re.fullmatch(rf"{re.escape(code)}-\d+-of-\d+\.json", name) for name in names):
+            missing.append(code)
+    if missing:
+        raise MultipltError(f"--stage summary: {cfg.out} holds no collected shard of {', '.join(missing)}; "
+                            f"run the collect stage first (--stage collect after sample and execute, "
+                            f"or --stage all) for every shard")
+
+
 def translate(cfg: TranslateConfig) -> dict:
     """Run the configured stage for every language of one shard; returns the funnels."""
     from multiplt.translation.source import load_rows
 
     cfg.check()
+    check_out(cfg.out)  # the URI itself, before any path is made from it
+    _check_own_folder(cfg.out)
     if cfg.stage == "summary":
         from multiplt.translation import writer
 
+        _check_collected(cfg)
         merged = writer.write_summary(cfg.out)
         return {code: merged.get(languages_code(code), {}) for code in cfg.langs}
     if cfg.backend == "replay" and cfg.stage not in ("collect", "summary"):

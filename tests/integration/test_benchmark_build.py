@@ -149,9 +149,15 @@ def test_bad_source_rows_are_a_clear_error_and_write_nothing(tmp_path):
     ({"source": "no/such/file.jsonl"}, "does not exist"),
     ({"source": "not a source"}, "unknown benchmark source"),
     ({"source": "humaneval", "limit": 0}, "--limit must be at least 1"),
+    ({"source": "humaneval", "problems": ","}, "--problems ',' names no problem"),
+    ({"source": "humaneval", "problems": ""}, "--problems '' names no problem"),
+    ({"source": "s3:/bucket/he.jsonl"}, "--source 's3:/bucket/he.jsonl' reads as a mistyped URI (did you "
+                                        "mean 's3://bucket/he.jsonl'?)"),
+    ({"source": "s3//bucket/x"}, "reads as a mistyped URI (did you mean 's3://bucket/x'?)"),
+    ({"source": "file:/tmp/he.jsonl"}, "did you mean 'file:///tmp/he.jsonl'?"),
 ])
 def test_bad_arguments(tmp_path, kwargs, message):
-    with pytest.raises(MultipltError, match=message):
+    with pytest.raises(MultipltError, match=re.escape(message)):
         build_benchmark(lang="r", out=str(tmp_path / "o.jsonl"), **kwargs)
     assert not (tmp_path / "o.jsonl").exists()
 

@@ -206,6 +206,10 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
          "bad sampling settings"),
         (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--batch-size", "0"],
          "--batch-size must be at least 1"),
+        (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--timeout", "nan"],
+         "--timeout must be positive and at most 86400 seconds (one day), got nan"),
+        (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--timeout", "inf"],
+         "--timeout must be positive and at most 86400 seconds (one day), got inf"),
     ]
     for i, (argv, message) in enumerate(cases):
         out = tmp_path / f"out{i}"

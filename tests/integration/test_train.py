@@ -163,6 +163,10 @@ def test_bad_inputs_fail_early_with_one_clear_error(tiny_model, tmp_path, capsys
     assert cli.main(base + ["--dataset", str(bad)]) == 2
     assert "has no 'content' field" in capsys.readouterr().err
     assert not out.exists()  # nothing half-written
+    bad.write_text("")  # an empty dataset file: the error names it
+    assert cli.main(base + ["--dataset", str(bad)]) == 2
+    assert f"error: dataset {bad} has no usable documents: it has no rows" in capsys.readouterr().err
+    assert not out.exists()
     storage.write_jsonl(str(bad), [{"content": "(define x 1)"}])
     no_model = tmp_path / "no_model"
     no_model.mkdir()

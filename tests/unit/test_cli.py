@@ -3,7 +3,6 @@ each of which (and each of its subcommands) has working help; a new module there
 command; `multiplt --version` works; unknown commands fail."""
 
 import argparse
-import importlib
 import re
 import subprocess
 import sys
@@ -84,3 +83,37 @@ def test_unknown_command_fails():
 def test_no_command_prints_help_and_fails():
     result = run()
     assert result.returncode == 2 and "COMMAND" in result.stdout
+
+
+@pytest.mark.parametrize("raised,last", [("MultipltError('no such thing')", "multiplt failing: error: no such thing"),
+                                         ("KeyboardInterrupt()", "multiplt failing: interrupted")],
+                         ids=["error", "interrupted"])
+def test_the_error_line_ends_an_open_progress_bar(tmp_path, raised, last):
+    """A command that fails with its bar open: the error (or interrupted) line is the last line
+    on stderr, on its own, not glued to the bar and then followed by the bar drawn again."""
+    pytest.importorskip("tqdm")
+    (tmp_path / "failing.py").write_text(
+        "from multiplt.errors import MultipltError\n"
+        "from multiplt.log import progress\n\n\n"
+        "def register(subparsers):\n"
+        "    subparsers.add_parser('failing', help='fail').set_defaults(func=run)\n\n\n"
+        "def run(args):\n"
+        "    bar = progress(total=3, desc='failing')\n"
+        "    bar.update(1)\n"
+        f"    raise {raised}\n")
+    code = ("import sys; from multiplt import cli, commands; "
+            f"commands.__path__.append({str(tmp_path)!r}); sys.exit(cli.main(['failing']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == (130 if "Interrupt" in raised else 2), result.stderr
+    assert "/3 [" in result.stderr  # the bar was drawn
+    assert result.stderr.endswith("\n") and result.stderr.split("\n")[-2] == last, result.stderr
+
+
+def test_an_error_after_a_real_command_started_its_bar_is_the_last_line(tmp_path):
+    """`evaluate` starts its bar, then finds the benchmark source missing."""
+    pytest.importorskip("tqdm")
+    result = run("evaluate", "--lang", "lua", "--source", "nope.jsonl", "--out", str(tmp_path / "eval"),
+                 "--backend", "replay", "--replay-source", str(tmp_path / "replay"))
+    assert result.returncode == 2 and "0/4 [" in result.stderr  # the bar was drawn
+    assert result.stderr.split("\n")[-2:] == [
+        "multiplt evaluate: error: benchmark source 'nope.jsonl' does not exist", ""], result.stderr

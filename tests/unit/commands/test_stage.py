@@ -122,3 +122,62 @@ def test_a_failed_stage_in_leaves_no_folders(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         stage.stage_in(["execute", "--in", "s3://bucket/run"], str(root))
     assert list(root.iterdir()) == []
+
+
+def test_a_mistyped_uri_is_an_error_in_every_step(tmp_path, capsys):
+    """`s3:/b/x` would be staged as nothing (a relative path) and fail only in the offline run."""
+    import pytest
+
+    from multiplt import cli
+    from multiplt.errors import MultipltError
+
+    for value, meant in (("s3:/b/x", "s3://b/x"), ("file:relative", "file:///relative"),
+                         ("s3//b/x", "s3://b/x")):
+        for argv in (["execute", "--in", value], ["execute", f"--out={value}"]):
+            with pytest.raises(MultipltError, match=f"cannot stage {value}: a mistyped URI.*{meant}"):
+                stage.stage_in(argv, str(tmp_path))
+            with pytest.raises(MultipltError, match="a mistyped URI"):
+                stage.rewrite(argv, str(tmp_path))
+        assert cli.main(["stage", "in", "--root", str(tmp_path), "--", "execute", "--in", value]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"multiplt stage: error: cannot stage {value}:") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # no manifest: nothing was staged
+    # a local path written as such, and mistyped forms of the URLs that pass, are not staged
+    kept = ["execute", "--in", "./s3:/x", "--api-base", "http:/host", "--model", "hf:org/name"]
+    assert stage.uris_in(kept) == [] and stage.rewrite(kept, str(tmp_path)) == kept
+
+
+def test_a_read_only_stage_root_is_one_clear_error(tmp_path, capsys, monkeypatch):
+    """Root ignores permission bits, so the read-only file system is injected where the staged
+    folder, then the manifest, is created (as tests/unit/storage/test_local_write_errors.py does)."""
+    import builtins
+    import errno
+    import tempfile
+
+    from multiplt import cli
+
+    src = tmp_path / "src"
+    src.mkdir()
+    root = tmp_path / "stage"
+    root.mkdir()
+    real_open = builtins.open
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    def open_refusing_root(file, mode="r", *args, **kwargs):
+        if str(file).startswith(str(root)) and mode != "r":
+            refuse()
+        return real_open(file, mode, *args, **kwargs)
+
+    uri = f"file://{src}"
+    for refused, argv, path in (
+            ([(os, "makedirs")], ["execute", "--in", uri], stage.local_for(str(root), uri)),
+            ([(tempfile, "mkstemp"), (builtins, "open")], ["execute", "--model", "org/name"],
+             str(root / stage.MANIFEST))):
+        for module, function in refused:
+            monkeypatch.setattr(module, function, open_refusing_root if function == "open" else refuse)
+        assert cli.main(["stage", "in", "--root", str(root), "--", *argv]) == 2
+        assert capsys.readouterr().err == f"multiplt stage: error: cannot write {path}: Read-only file system\n"
+        monkeypatch.undo()
+        assert list(root.iterdir()) == []

@@ -1,5 +1,6 @@
-"""Signatures and the cluster logic of the dedup pass."""
+"""Signatures and the cluster logic of the dedup pass; one bucket count per --out."""
 
+from multiplt import cli
 from multiplt.corpus.merge import Clusters
 from multiplt.corpus.signatures import Signer, jaccard
 from tests.unit.corpus.helpers import row_of
@@ -45,3 +46,22 @@ def test_clusters_keep_the_smallest_id():
     clusters.union("d", "c")
     clusters.union("x", "y")
     assert {clusters.find(i) for i in "bcd"} == {"b"} and clusters.find("y") == "x"
+
+
+def test_a_bucket_of_another_count_is_refused_before_it_breaks_the_folder(tmp_path, capsys):
+    """Buckets of two counts under one --out leave a folder the merge can never use: the second
+    count is refused before anything is written, and the folder still merges."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "m.py").write_text(LONG)
+    out = str(tmp_path / "out")
+    assert cli.main(["corpus", "build", "--source", str(tmp_path / "src"), "--out", out, "--shard", "0/1",
+                     "--no-typecheck"]) == 0
+    assert cli.main(["corpus", "dedup", "--out", out, "--bucket", "0/1"]) == 0
+    capsys.readouterr()
+    assert cli.main(["corpus", "dedup", "--out", out, "--bucket", "0/2"]) == 2
+    err = capsys.readouterr().err
+    assert (f"{out} holds dedup buckets of a 1-bucket run (finished: 0/1), not of 2: give --bucket B/1, "
+            "or use a fresh --out for 2 buckets" in err and err.count("error:") == 1)
+    assert sorted(p.name for p in (tmp_path / "out" / "_work" / "dedup").iterdir()) == ["00000-of-00001"]
+    assert cli.main(["corpus", "dedup", "--out", out, "--bucket", "0/1"]) == 0  # the same count: skipped
+    assert cli.main(["corpus", "merge", "--out", out]) == 0

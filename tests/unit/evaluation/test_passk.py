@@ -233,3 +233,30 @@ def test_a_folder_not_fully_executed_is_refused_unless_partial_is_allowed(tmp_pa
     _write_completions(tmp_path, "A", 4)
     with pytest.raises(MultipltError, match=r"1 problem\(s\) not fully executed, e\.g\. A \(2 of 4\)"):
         passk.score(str(tmp_path))
+
+
+def test_a_folder_not_fully_generated_is_refused_unless_partial_is_allowed(tmp_path, capsys):
+    """An interrupted generate leaves problems with fewer completions than the run record's n:
+    executed and scored, they would be recorded as a run of n samples per problem."""
+    from multiplt import cli
+
+    (tmp_path / run_folder.RUN_FILE).write_text("model: m\nlang: lua\nn: 4\n")
+    for name, count in (("A", 4), ("B", 1), ("C", 3)):
+        _write_completions(tmp_path, name, count)
+        _write(tmp_path, name, ["OK"] * count)              # every sample that exists ran
+    with pytest.raises(MultipltError, match=r"2 of 3 problem\(s\) not fully generated \(_multiplt_run\.yaml "
+                                            r"asks for n=4 completions each\), e\.g\. B \(1 of 4\), C \(3 of 4\)"):
+        passk.score(str(tmp_path))
+    assert not (tmp_path / run_folder.SCORES_FILE).exists()
+    assert cli.main(["score", "--in", str(tmp_path)]) == 2
+    assert "--allow-partial" in capsys.readouterr().err
+    assert passk.score(str(tmp_path), allow_partial=True)[0]["MinCompletions"] == 1
+    # generated (and executed) in full: scored without the flag
+    for name in ("B", "C"):
+        _write_completions(tmp_path, name, 4)
+        _write(tmp_path, name, ["OK"] * 4)
+    assert passk.score(str(tmp_path))[0]["MinCompletions"] == 4
+    # a run record that cannot be read is named, not ignored
+    (tmp_path / run_folder.RUN_FILE).write_text("model: m\nn: many\n")
+    with pytest.raises(MultipltError, match=r"_multiplt_run\.yaml: n must be a positive whole number"):
+        passk.score(str(tmp_path))

@@ -162,7 +162,10 @@ def test_bad_input_fails_before_anything_runs(tmp_path, runs, content, message):
 
 
 @pytest.mark.parametrize("options,message", [({"workers": 0}, "--workers must be at least 1, got 0"),
-                                             ({"timeout": 0}, "--timeout must be positive")])
+                                             ({"timeout": 0}, "--timeout must be positive"),
+                                             ({"timeout": float("nan")}, "--timeout must be positive and at most 86400 seconds \\(one day\\), got nan"),
+                                             ({"timeout": float("inf")}, "--timeout must be positive .*, got inf"),
+                                             ({"timeout": 1e20}, "--timeout must be positive .*, got 1e\\+20")])
 def test_bad_options_fail_before_anything_runs(tmp_path, runs, options, message):
     write_problem(tmp_path, "A_good", [GOOD])
     with pytest.raises(MultipltError, match=message):
@@ -173,6 +176,17 @@ def test_bad_options_fail_before_anything_runs(tmp_path, runs, options, message)
 def test_no_completion_files_is_an_error(tmp_path):
     with pytest.raises(MultipltError, match="no completion files"):
         executor.execute(str(tmp_path))
+
+
+def test_a_missing_folder_or_a_file_is_named_as_such(tmp_path):
+    for missing in (str(tmp_path / "nope"), f"file://{tmp_path}/nope"):
+        with pytest.raises(MultipltError, match=f"^completions folder {missing} does not exist$"):
+            executor.execute(missing)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(MultipltError, match="afile is a file, not a folder of completion files"):
+        executor.execute(str(tmp_path / "afile"))
+    assert executor.execute(str(tmp_path / "nope"), allow_empty=True)["programs"] == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
 def test_refuses_without_isolation_unless_unsafe(tmp_path, monkeypatch):

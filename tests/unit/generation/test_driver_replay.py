@@ -1,5 +1,7 @@
 """The generate driver's rerun contract, driven by the replay backend (no model needed)."""
 
+import re
+
 import pytest
 
 from multiplt import storage
@@ -119,6 +121,16 @@ def test_bad_inputs(bench, tmp_path):
     assert storage.ls(out) == []  # a failed run leaves nothing behind
     with pytest.raises(MultipltError, match="unknown generation backend"):
         run(bench, str(tmp_path / "run2"), backend="nope")
+
+
+@pytest.mark.parametrize("problems", [",", "", ",,"])
+def test_a_problems_list_that_names_no_problem_is_refused(bench, tmp_path, problems):
+    """`--problems ,` selected nothing and "generated 0 samples for 0 problems" (exit 0)."""
+    out = tmp_path / "run"
+    with pytest.raises(MultipltError, match=re.escape(f"--problems {problems!r} names no problem; give "
+                                                      "comma-separated problem names, or leave")):
+        run(bench, str(out), problems=problems)
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -209,3 +209,34 @@ def test_a_parquet_without_the_key_columns_is_not_a_results_store(tmp_path, caps
     assert store.read_bytes() == before  # the foreign file is left as it was
     assert cli.main(["results", "show", "--store", str(store)]) == 2
     assert "not a results store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("step", ["makedirs", "lock"])
+def test_a_read_only_store_location_is_one_clear_error(tmp_path, capsys, monkeypatch, step):
+    """Root ignores permission bits, so the read-only file system is injected where the store's
+    folder or its lock file is created (as tests/unit/storage/test_local_write_errors.py does)."""
+    import builtins
+    import errno
+    import os
+
+    run = make_run(tmp_path / "runs")
+    store = tmp_path / "ro" / "sub" / "s.parquet"
+    real_open = builtins.open
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    def open_refusing_the_lock(file, *args, **kwargs):
+        if str(file).endswith(".lock"):
+            refuse()
+        return real_open(file, *args, **kwargs)
+
+    if step == "makedirs":
+        monkeypatch.setattr(os, "makedirs", refuse)
+    else:
+        monkeypatch.setattr(builtins, "open", open_refusing_the_lock)
+    assert cli.main(["results", "record", "--scores", run, "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"multiplt results: error: cannot write {store}: Read-only file system\n"
+    monkeypatch.undo()
+    assert not store.exists() and not pathlib.Path(f"{store}.lock").exists()

@@ -34,3 +34,22 @@ def test_well_formed_uris_are_unchanged():
     assert uri.parse("s3://bucket/x").key == "x"
     assert uri.parse("file:///tmp/x").path == "/tmp/x"
     assert uri.mistyped("s3://bucket/x") is None and uri.mistyped("file:///tmp/x") is None
+
+
+@pytest.mark.parametrize("typed,part", [
+    ("out ", None), (" out", None), ("o3/x.jsonl ", None), ("out\n", None), ("\tout", None),
+    ("s3://bucket/x.json ", None), ("file:///tmp/x ", None),
+    ("gsp /_multiplt_run.yaml", "gsp "), ("o/ x/y.json", " x"), ("s3://bucket/a /b.json", "a ")])
+def test_names_starting_or_ending_with_whitespace_are_refused(typed, part):
+    """`--out "gsp "` would write a folder whose name ends in a space (and `join` puts the space
+    in the middle: `gsp /x`): refused, naming the URI and the part, before any I/O."""
+    what = "it" if part is None else f"its part {part!r}"
+    with pytest.raises(MultipltError, match=re.escape(f"bad storage URI {typed!r}: {what} starts or ends "
+                                                      "with whitespace")):
+        uri.parse(typed)
+
+
+@pytest.mark.parametrize("path", ["my runs/out", "a b.jsonl", "s3://bucket/my key/x.json",
+                                  "file:///tmp/a%20/x"])
+def test_inner_spaces_are_kept(path):
+    assert uri.parse(path).uri == path

@@ -62,6 +62,25 @@ def test_an_unmerged_corpus_root_is_refused(tmp_path):
         inputs.parquet_files(str(tmp_path / "d"))
 
 
+def test_a_corpus_root_whose_merge_did_not_finish_is_refused(tmp_path):
+    """The merge writes functions/part-* one at a time, then funnel.json, then _work/merged.json
+    (with the number of shards): before that marker, functions/ may lack parts."""
+    root = tmp_path / "c"
+    corpus_build(root, merged=True)
+    put(root / "functions" / "part-00001.parquet", rows("more", 3))
+    (root / "_work" / "merged.json").write_text('{"shards": 2}')
+    assert len(inputs.parquet_files(str(root))) == 2
+    (root / "functions" / "part-00001.parquet").unlink()   # a part missing under the marker
+    for given in (root, root / "functions"):
+        with pytest.raises(MultipltError, match=r"merge has not finished \(no functions/part-00001\.parquet\): "
+                                                r"run `multiplt corpus merge --out .*/c` first"):
+            inputs.parquet_files(str(given))
+    (root / "_work" / "merged.json").unlink()              # interrupted before the marker
+    for given in (root, root / "functions"):
+        with pytest.raises(MultipltError, match=r"merge has not finished \(no _work/merged\.json\)"):
+            inputs.parquet_files(str(given))
+
+
 def test_dropped_rows_are_never_read(tmp_path):
     corpus_build(tmp_path / "c", merged=True)
     shard = tmp_path / "c" / "_work" / "shards" / "00000-of-00001"

@@ -80,9 +80,9 @@ def test_bad_values_are_refused(tmp_path):
     for text, message in (("seq_len: 64.9\n", "seq_len must be an integer, got 64.9"),
                           ("epochs: true\n", "epochs must be an integer, got True"),
                           ("lr: false\n", "lr must be a number"),
-                          ("lr: .nan\n", "lr and max_grad_norm must be finite"),
-                          ("adam_beta1: 1.5\n", "adam_beta1 1.5 and adam_beta2 0.999 must be in"),
-                          ("adam_eps: 0\n", "adam_eps 0.0 > 0")):
+                          ("lr: .nan\n", "bad lr=nan: must be finite and > 0"),
+                          ("adam_beta1: 1.5\n", "bad adam_beta1=1.5: must be in [0, 1)"),
+                          ("adam_eps: 0\n", "bad adam_eps=0.0: must be finite and > 0")):
         bad.write_text(text)
         with pytest.raises(MultipltError, match=re.escape(message)):
             resolve(str(bad), REQUIRED)
@@ -202,7 +202,14 @@ def test_print_config_prints_what_a_run_would_use_and_refuses_what_a_run_refuses
     assert (values["lang"], values["split"], values["out"], values["recipe"]) == ("rkt", "racket",
                                                                                   f"{tmp_path}/rel", "tiny")
     for args, message in ((["--epochs", "0"], "bad epochs=0"), (["--lang", "cobol"], "unknown language"),
-                          (["--experiment", "Bad-Name"], "bad --experiment")):
+                          (["--experiment", "Bad-Name"], "bad --experiment"),
+                          # a flag's bad value is named with its setting, not as a "bad recipe"
+                          (["--lr", "-1"], "error: bad lr=-1.0: must be finite and > 0"),
+                          (["--lr", "nan"], "error: bad lr=nan: must be finite and > 0"),
+                          (["--max-grad-norm", "-1"], "error: bad max_grad_norm=-1.0: must be finite and > 0"),
+                          (["--warmup-steps", "-1"], "error: bad warmup_steps=-1: must be >= 0"),
+                          (["--weight-decay", "inf"], "error: bad weight_decay=inf: must be finite and >= 0"),
+                          (["--adam-beta2", "nan"], "error: bad adam_beta2=nan: must be in [0, 1)")):
         result = run(*args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
         assert result.stdout == ""

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 
 import polars as pl
 import pytest
@@ -54,3 +55,21 @@ def test_prepare_packs_and_holds_out():
     assert any("eval loss skipped" in m for m in messages)
     with pytest.raises(MultipltError, match="too small"):
         prepare(["ab"], CharTokenizer(), seq_len=16, eval_fraction=0.0, seed=0)
+
+
+def test_errors_about_the_data_name_the_dataset(tmp_path):
+    """`train --dataset EMPTY.jsonl`: the error names the file (a folder: with its split)."""
+    from multiplt.training.data import describe
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    source = describe(str(empty), "racket")
+    with pytest.raises(MultipltError, match=re.escape(f"dataset {empty} has no usable documents: it has no rows")):
+        prepare(load_texts(str(empty), "racket"), CharTokenizer(), seq_len=16, eval_fraction=0.0, seed=0,
+                source=source)
+    with pytest.raises(MultipltError, match=re.escape(f"dataset {tmp_path} (split racket) has no usable documents: "
+                                                      "none of its 2 rows is a non-empty string")):
+        prepare(["", None], CharTokenizer(), seq_len=16, eval_fraction=0.0, seed=0,
+                source=describe(str(tmp_path), "racket"))
+    with pytest.raises(MultipltError, match=re.escape(f"dataset {empty} is too small")):
+        prepare(["ab"], CharTokenizer(), seq_len=16, eval_fraction=0.0, seed=0, source=source)

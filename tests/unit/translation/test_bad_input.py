@@ -29,6 +29,9 @@ def translate(inputs, out, *extra):
     (["--lang", "rkt", "--batch-size", "0"], "--batch-size must be at least 1"),
     (["--lang", "rkt", "--workers", "-1"], "--workers must be at least 1, got -1"),
     (["--lang", "rkt", "--timeout", "-1"], "--timeout must be positive"),
+    (["--lang", "rkt", "--timeout", "nan"], "--timeout must be positive and at most 86400 seconds (one day), got nan"),
+    (["--lang", "rkt", "--timeout", "inf"], "--timeout must be positive and at most 86400 seconds (one day), got inf"),
+    (["--lang", "rkt", "--rouge-threshold", "nan"], "--rouge-threshold must be in (0, 1], got nan"),
 ])
 def test_bad_flags(inputs, tmp_path, capsys, extra, message):
     out = tmp_path / "out"
@@ -107,3 +110,25 @@ def test_empty_shards_of_the_tests_dataset_are_skipped(tmp_path, capsys):
     assert total == len(fx.ROWS)
     assert [r["sha1"] for r in rows] == sorted(r["sha1"] for r in fx.ROWS)
     assert not out.exists()
+
+
+def test_summary_before_any_collect_is_refused(inputs, tmp_path, capsys):
+    """`--stage summary` on a folder where no shard of a language was collected: refused, naming
+    the language and the stage to run, instead of an empty funnel.json and a card."""
+    out = tmp_path / "out"
+    assert translate(inputs, out, "--lang", "lua", "--stage", "summary") == 2
+    err = capsys.readouterr().err
+    assert "holds no collected shard of lua; run the collect stage first" in err and err.count("error:") == 1
+    assert not out.exists()
+    # as a translate output where lua's shard is collected and rkt's only sampled
+    for code in ("lua", "rkt"):
+        (out / "work" / code / "0-of-1").mkdir(parents=True)
+        (out / "work" / code / "0-of-1" / "problems.jsonl").write_text("")
+    (out / "funnel").mkdir()
+    (out / "funnel" / "lua-0-of-1.json").write_text(
+        '{"language": "lua", "shard": "0-of-1", "counts": {"functions_in": 3}, "dropped": {}}')
+    assert translate(inputs, out, "--lang", "lua,racket", "--stage", "summary") == 2
+    assert "holds no collected shard of rkt;" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["funnel", "work"]
+    assert translate(inputs, out, "--lang", "lua", "--stage", "summary") == 0
+    assert (out / "funnel.json").exists() and (out / "README.md").exists()

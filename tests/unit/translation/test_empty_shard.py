@@ -10,5 +10,8 @@ def test_execute_allow_empty(tmp_path, capsys):
     assert cli.main(["execute", "--in", str(empty), "--allow-empty"]) == 0
     assert '"sandbox": null' in capsys.readouterr().out
     assert cli.main(["execute", "--in", str(empty)]) == 2
-    assert "no completion files" in capsys.readouterr().err
+    assert f"completions folder {empty} does not exist" in capsys.readouterr().err
     assert not empty.exists()
+    empty.mkdir()
+    assert cli.main(["execute", "--in", str(empty)]) == 2
+    assert "no completion files" in capsys.readouterr().err

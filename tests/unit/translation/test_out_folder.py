@@ -1,0 +1,43 @@
+"""`multiplt translate --out`: a folder holding files translate did not write (a parquet file in
+data/ would be published as part of a split) is refused before the tests are read; an empty
+folder, and the shards and languages of one run writing into one folder, are accepted. Replay
+backend, sample stage: no language runtime needed."""
+
+from multiplt import cli
+from multiplt.translation import source
+from tests.fixtures import translate as fx
+
+
+def run_translate(inputs, out, *extra):
+    return cli.main(["translate", "--tests", inputs["tests"], "--lang", "lua", "--out", str(out),
+                     "--backend", "replay", "--replay-source", inputs["replay"], "--n", str(fx.N),
+                     "--stage", "sample", *extra])
+
+
+def test_a_folder_with_foreign_files_is_refused_before_reading(tmp_path, monkeypatch, capsys):
+    inputs = fx.write(tmp_path / "in")
+    out = tmp_path / "tr"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "lua-mine.parquet").write_bytes((tmp_path / "in" / "tests" / "part-0.parquet").read_bytes())
+
+    def never(*args, **kwargs):
+        raise AssertionError("the tests were read")
+    monkeypatch.setattr(source, "load_rows", never)
+    for extra in ([], ["--shard", "1/2"], ["--stage", "summary"]):
+        assert run_translate(inputs, out, *extra) == 2
+        err = capsys.readouterr().err
+        assert (f"--out {out} holds files this command did not write (e.g. data/lua-mine.parquet); use an "
+                f"empty or new folder") in err and err.count("error:") == 1
+    assert [str(p.relative_to(out)) for p in out.rglob("*")] == ["data", "data/lua-mine.parquet"]
+
+
+def test_an_empty_folder_and_the_shards_of_one_run_are_accepted(tmp_path):
+    inputs = fx.write(tmp_path / "in")
+    out = tmp_path / "tr"
+    (out / "made-by-the-runtime").mkdir(parents=True)
+    assert run_translate(inputs, out, "--shard", "0/2") == 0
+    assert run_translate(inputs, out, "--shard", "1/2") == 0  # shard 0 wrote into work/ (it may still run)
+    assert run_translate(inputs, out, "--shard", "0/2", "--lang", "r") == 0
+    assert run_translate(inputs, out, "--shard", "0/2") == 0  # resumed
+    assert sorted(str(p.relative_to(out / "work")) for p in (out / "work").glob("*/*")) == [
+        "lua/0-of-2", "lua/1-of-2", "r/0-of-2"]
