@@ -6,8 +6,8 @@ execution sandbox (multiplt/execution), exactly as `multiplt execute` runs a Pyt
 `python3 -I -B` as uid 65534, no network, a read-only host, only the sandbox's environment, the
 sandbox's limits, killed a little after its time limit. Where no sandbox can start (e.g. the
 worker image, which has no bubblewrap: only the sandbox image does), the programs run as plain
-child processes, as `execute --unsafe-no-sandbox` runs programs, and a warning says so with the
-sandbox's reason: they are a benchmark's own code, not model output, and that is how every build
+child processes, as `execute --unsafe-no-sandbox` runs programs (with the sandbox's environment,
+not ours: no credentials), and a warning says so with the sandbox's reason: they are a benchmark's own code, not model output, and that is how every build
 ran them before. `unsafe_no_sandbox` asks for plain children from the start. The program is this
 module's child part (`_probe_one`, standard library only) with the problem written into it; it
 prints one JSON line.

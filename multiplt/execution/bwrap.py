@@ -6,6 +6,15 @@ cgroup where possible; no nested user namespaces. File system: the host's, read-
 tmpfs at /tmp as its only writable place, holding the program file (copied in from a memfd, so
 nothing is written on the host).
 
+The namespace's init is out of the program's reach, though both run as 65534: bubblewrap's own
+init (pid 1, which carries the program's exit code out on an eventfd) makes itself dumpable, so
+the kernel would let the program trace it or write its memory. A system call filter
+(seccomp.py, `--seccomp`, also applied to a warm sandbox's supervisor and all it starts) denies
+ptrace, process_vm_readv/writev and pidfd_getfd, and for a bubblewrap per program an empty
+read-only tmpfs covers /proc/1 (its mem, fd, environ ...) in the program's /proc. (A warm
+sandbox's programs never see bubblewrap's init: they are in PID namespaces of their own, whose
+init is not dumpable: init.c.)
+
 Limits are set on the namespace's init process while bubblewrap waits on its --block-fd, so the
 program inherits them with no extra exec; where that is not possible (root without
 CAP_SYS_RESOURCE in a thread we could not drop) `prlimit` sets them inside instead.
@@ -29,11 +38,17 @@ BASE_ENV = {"PATH": SANDBOX_PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.U
 def command_line(limits, command: list[str], *, status_fd: int, block_fd: int | None,
                  program_fd: int | None = None, name: str = "", env: dict | None = None,
                  binds: list[str] = (), via_setpriv: bool = False, capabilities: bool = False,
-                 with_limits: bool = True) -> list[str]:
+                 with_limits: bool = True, seccomp_fd: int | None = None,
+                 hide_init: bool = False) -> list[str]:
     """`block_fd` set: limits are applied from outside (see apply_limits); else by prlimit,
     unless `with_limits` is false (a warm sandbox's supervisor: it sets them per program).
     `capabilities`: the command keeps every capability of the sandbox's own user namespace
-    (a warm sandbox's supervisor mounts and unshares per program; zygote.py)."""
+    (a warm sandbox's supervisor mounts and unshares per program; zygote.py).
+    `seccomp_fd`: the system call filter (seccomp.sandbox_fd()); `hide_init`: cover /proc/1,
+    bubblewrap's own init, with an empty read-only tmpfs (one bubblewrap per program; not for a
+    warm sandbox, whose programs are in PID namespaces of their own and whose supervisor mounts
+    a fresh /proc for each, which the kernel refuses where part of the /proc it sees is
+    covered)."""
     argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"] \
         if via_setpriv else []
     argv += ["bwrap",
@@ -44,6 +59,8 @@ def command_line(limits, command: list[str], *, status_fd: int, block_fd: int | 
              "--ro-bind", "/", "/",
              "--dev", "/dev", "--remount-ro", "/dev",
              "--proc", "/proc",
+             *(["--perms", "0555", "--size", "4096", "--tmpfs", "/proc/1", "--remount-ro",
+                "/proc/1"] if hide_init else []),
              "--perms", "0700", "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
              *binds, "--chdir", "/tmp", "--clearenv"]
     for key, value in {**BASE_ENV, **(env or {})}.items():
@@ -52,6 +69,8 @@ def command_line(limits, command: list[str], *, status_fd: int, block_fd: int | 
         argv += ["--perms", "0644", "--file", str(program_fd), f"/tmp/{name}"]
     if capabilities:
         argv += ["--cap-add", "ALL"]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     argv += ["--json-status-fd", str(status_fd)]
     if block_fd is not None:
         argv += ["--block-fd", str(block_fd), "--", *command]

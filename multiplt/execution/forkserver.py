@@ -12,7 +12,10 @@ capability set and sets the limits, then forks the program (pid 2, own session, 
 exec'ing a new one. The server runs no program code: what a program changes in its copy of the
 runtime (a redefined library function, a thread left running, the current directory, the
 environment) is gone when its namespace is, and the next program is a fresh fork of the
-untouched server.
+untouched server. Nor can a program write into the server: pid 1 (which in shared-init mode
+runs on the server's own memory) and the server are not dumpable, so no process of the
+program's uid may open their /proc/PID/mem or trace them (init.c); the program itself is
+dumpable again in its own copy.
 
 A language opts in with `Language.fork_server` (its module holds the runtime-specific code); the
 batch builds the shared library once (native.py) and asks each language for its server's argv.

@@ -8,8 +8,14 @@
  * LIB is "" for none. It enters new mount and IPC namespaces, then forks the namespace's pid 1,
  * which mounts a fresh tmpfs at /tmp holding the program file (and LIB read-only at LIB_MOUNT),
  * a fresh /proc, sets the limits and runs the program as pid 2 in its own session, stdin
- * /dev/null. Status lines on fd 3: "P <pid 1's pid here>", "N <pid namespace inode>", then
- * "S <wait status>" when the program has exited, or "E <message>" when the platform failed.
+ * /dev/null. Status lines on fd 3: "P <pid 1's pid here>" (at any point: its writer races pid 1),
+ * "E <message>" when the platform failed before the program started, else "N <pid namespace
+ * inode>" right before the program starts and "S <wait status>" once it has exited ("S -errno"
+ * where pid 1 itself failed after "N": no fork, no wait): the program exists only after "N", so
+ * whatever follows "N" other than one "S" line is not ours (zygote.py).
+ * pid 1 is not dumpable (PR_SET_DUMPABLE 0, from the start): the program, of the same uid and
+ * without capabilities, can neither trace it, nor open its /proc/1/mem or /proc/1/fd/3 (the
+ * status pipe), nor take its descriptors; in shared-init mode its memory is the server's.
  * Killing pid 1 kills everything the program started, and this process exits once they are all
  * gone (a pid 1 is reaped only after the rest of its namespace); killing this process kills pid 1
  * as well (parent-death signal).
@@ -65,6 +71,13 @@ static void fail(const char *what) {
     _exit(1);
 }
 
+/* After "N" only an "S" line is ours: the platform's own failure there (no fork of the program,
+ * no wait) is a negative status, -errno, that no program's wait status can be. */
+static void lost(void) {
+    status("S %d", -(errno ? errno : EIO));
+    _exit(1);
+}
+
 /* Nothing this process execs may hold or gain a capability: ambient, bounding, inheritable,
  * permitted and effective sets all empty (the sandbox also has no_new_privs set). */
 static void drop_capabilities(void) {
@@ -106,6 +119,10 @@ static void enter(int argc, char **argv, int as_init) {
     const char *lib_mount = argv[5], *name = argv[6];
     char **command = argv + 7;
     (void)command;
+    /* Before anything of the program exists: nothing of the same uid may trace this process or
+     * reach its memory and descriptors (/proc/PID/mem, /proc/PID/fd, process_vm_*, pidfd_getfd).
+     * Its forks inherit it (the program restores it in its own copy, below; an exec resets it). */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) fail("prctl(PR_SET_DUMPABLE)");
     /* The program's text, read before anything else happens. In pages of its own, not from
      * malloc: in a fork of a runtime, a malloc this size first consolidates the runtime's free
      * chunks, which copies (copy-on-write) pages of its heap for nothing. */
@@ -140,9 +157,6 @@ static void enter(int argc, char **argv, int as_init) {
 
     /* pid 1 of the new PID namespace */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail("prctl");
-    struct stat ns;
-    if (stat("/proc/self/ns/pid", &ns) != 0) fail("stat /proc/self/ns/pid");
-    status("N %llu", (unsigned long long)ns.st_ino);
 
     char opts[128];
     snprintf(opts, sizeof opts, "size=%s,mode=0700", tmp_size);
@@ -177,14 +191,24 @@ static void enter(int argc, char **argv, int as_init) {
     if (null < 0) fail("open /dev/null");
     if (dup2(null, 0) < 0) fail("dup2");
     close(null);
+#ifndef MULTIPLT_FORK_SERVER
+    if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) != 0) fail("fcntl");  /* not the program's */
+#endif
+    /* The last line before the program exists (see the header). */
+    struct stat ns;
+    if (stat("/proc/self/ns/pid", &ns) != 0) fail("stat /proc/self/ns/pid");
+    status("N %llu", (unsigned long long)ns.st_ino);
 
 #ifdef MULTIPLT_FORK_SERVER
     snprintf(program_path, sizeof program_path, "%s", path);
     pid_t program = fork();
-    if (program < 0) fail("fork");
+    if (program < 0) lost();
     if (program == 0) {
         setsid();
         close(STATUS_FD);  /* no exec closes it here */
+        /* Dumpable again in its own copy, as after an exec: its /proc/self files are its own
+         * (owned by its uid, not root) and its children may trace it, as in a fresh runtime. */
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
         if (shared_init) {  /* off pid 1's stack, back into the server's multiplt_serve */
             sigprocmask(SIG_SETMASK, &program_mask, NULL);
             longjmp(program_start, 1);
@@ -192,9 +216,8 @@ static void enter(int argc, char **argv, int as_init) {
         return;            /* into the runtime, which runs program_path */
     }
 #else
-    if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) != 0) fail("fcntl");  /* not the program's */
     pid_t program = vfork();
-    if (program < 0) fail("vfork");
+    if (program < 0) lost();
     if (program == 0) {
         setsid();
         execvp(command[0], command);
@@ -210,7 +233,7 @@ static void enter(int argc, char **argv, int as_init) {
         pid_t pid = waitpid(-1, &st, 0);
         if (pid < 0) {
             if (errno == EINTR) continue;
-            fail("waitpid");
+            lost();
         }
         if (pid == program) {
             status("S %d", st);
@@ -264,6 +287,8 @@ const char *multiplt_program(void) { return program_path; }
 /* The server loop; see the header. Returns 0 in a program, -1 when the requests end (or the
  * control socket fails). The server runs no program code itself: each request is a fork. */
 int multiplt_serve(int control_fd) {
+    /* Not dumpable, as each pid 1 (shared-init mode: pid 1 runs on this very memory) */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return -1;
     if (send(control_fd, "R", 1, MSG_NOSIGNAL) != 1) return -1;  /* loaded: ready for requests */
     for (;;) {
         char data[MAX_REQUEST];

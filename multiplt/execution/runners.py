@@ -21,7 +21,7 @@ import threading
 from typing import Callable, ClassVar
 
 from multiplt.errors import PlatformError
-from multiplt.execution import bwrap
+from multiplt.execution import bwrap, seccomp
 from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
 from multiplt.execution.process import Finished, run_bounded
 from multiplt.execution.warm import WarmSandbox
@@ -96,12 +96,13 @@ class BwrapRunner(Runner):
     def _run(self, command: list[str], program_fd: int | None, name: str, timeout: float,
              env: dict[str, str] | None = None, binds: list[str] = ()) -> Finished:
         as_root = os.geteuid() == 0  # per thread: false in a dropped spawner thread
+        filter_fd = seccomp.sandbox_fd()  # bubblewrap reads it to its end and closes it
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         block_r, block_w = os.pipe2(os.O_CLOEXEC) if not as_root else (None, None)
         argv = bwrap.command_line(self.limits, command, status_fd=status_w, block_fd=block_r,
                                   program_fd=program_fd, name=name, env=env, binds=binds,
-                                  via_setpriv=as_root)
-        fds = [fd for fd in (status_w, block_r, program_fd) if fd is not None]
+                                  via_setpriv=as_root, seccomp_fd=filter_fd, hide_init=True)
+        fds = [fd for fd in (status_w, block_r, program_fd, filter_fd) if fd is not None]
         namespace = bwrap.Namespace()
 
         def on_start(info: dict, proc) -> None:
@@ -112,7 +113,7 @@ class BwrapRunner(Runner):
         try:
             return run_bounded(argv, timeout=timeout, output_limit=self.limits.output,
                                status_fd=status_r, on_start=on_start,
-                               close_after_spawn=tuple(fd for fd in (status_w, block_r)
+                               close_after_spawn=tuple(fd for fd in (status_w, block_r, filter_fd)
                                                        if fd is not None),
                                kill=bwrap.kill, pass_fds=fds, cwd="/",
                                env={"PATH": os.environ.get("PATH", SANDBOX_PATH)})
@@ -223,8 +224,18 @@ def unmounted_env(env: dict[str, str], folder: str) -> dict[str, str]:
     return {key: value.replace(LIBRARY_MOUNT, folder) for key, value in env.items()}
 
 
+def unsafe_env(env: dict[str, str], folder: str) -> dict[str, str]:
+    """The whole environment of a program run outside the sandbox: what the sandbox gives its
+    programs (bwrap.BASE_ENV, the language's `env`), with HOME and TMPDIR its own `folder` and
+    the host's PATH (where the runtimes are found), never the rest of the executor's own
+    environment: that holds credentials (HF_TOKEN, AWS_*, OPENAI_API_KEY ...)."""
+    return {**bwrap.BASE_ENV, "PATH": os.environ.get("PATH") or SANDBOX_PATH, "HOME": folder,
+            "TMPDIR": folder, **unmounted_env(env, os.path.join(folder, "no-library"))}
+
+
 class UnsafeRunner(Runner):
-    """No isolation: a child process in its own session and temp folder, under prlimit."""
+    """No isolation: a child process in its own session and temp folder, under prlimit, with
+    the sandbox's environment (unsafe_env), not the executor's."""
 
     mode = "unsandboxed"
     mounts_libraries = False  # no mount namespace: the language's default library path
@@ -238,10 +249,8 @@ class UnsafeRunner(Runner):
             path = os.path.join(workdir, name)
             with open(path, "w", encoding="utf-8") as f:
                 f.write(program)
-            env = {**os.environ, "HOME": workdir, "TMPDIR": workdir,
-                   **unmounted_env(lang.env(), os.path.join(workdir, "no-library"))}
             return run_bounded([*self.limits.prlimit(), *lang.command(path)], timeout=timeout,
                                output_limit=self.limits.output, new_session=True, cwd=workdir,
-                               env=env)
+                               env=unsafe_env(lang.env(), workdir))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -20,7 +20,7 @@ import sys
 import time
 
 from multiplt.errors import PlatformError
-from multiplt.execution import bwrap, zygote
+from multiplt.execution import bwrap, seccomp, zygote
 from multiplt.execution.process import Finished
 
 #: how long past the program's own deadline the supervisor may take to answer
@@ -48,23 +48,28 @@ class WarmSandbox:
         self.limits = limits
         self.init = init  # the compiled init (native.py), or None: the supervisor clones itself
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        # The supervisor, its servers and every program run under the system call filter
+        # (seccomp.py): defense in depth, since each program's init is not dumpable (init.c).
+        filter_fd = seccomp.sandbox_fd()
+        passed = (status_w,) if filter_fd is None else (status_w, filter_fd)
         # -I -S: the supervisor needs only the standard library, so any Python 3.8+ will do.
         command = [python or supervisor_python(), "-I", "-S", "-c", _supervisor_source()]
         argv = bwrap.command_line(limits, command, status_fd=status_w, block_fd=None,
                                   via_setpriv=via_setpriv, binds=binds, capabilities=True,
-                                  with_limits=False)
+                                  with_limits=False, seccomp_fd=filter_fd)
         # In memory, not in TMPDIR: this runs in a thread dropped to the sandbox user, who may
         # not be able to write there (root with TMPDIR=/root/tmp, mode 700).
         self._stderr = os.fdopen(os.memfd_create("multiplt-warm-stderr", os.MFD_CLOEXEC), "w+b")
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=self._stderr, pass_fds=(status_w,), cwd="/",
+                                         stderr=self._stderr, pass_fds=passed, cwd="/",
                                          env={"PATH": os.environ.get("PATH", bwrap.SANDBOX_PATH)})
         except OSError as exc:
             self._stderr.close()
             raise PlatformError(f"cannot run bwrap: {exc}") from exc
         finally:
-            os.close(status_w)
+            for fd in passed:
+                os.close(fd)
         self._status = os.fdopen(status_r, "rb", buffering=0)
         self.info: dict = {}
         try:

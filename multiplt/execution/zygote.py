@@ -24,8 +24,18 @@ the path taken. The supervisor keeps the sandbox user namespace's capabilities (
 --cap-add ALL: ambient, so the compiled helper has them too); programs never have any.
 
 The program cannot reach the supervisor: it is in a child PID namespace (the supervisor has no
-pid there), holds none of its file descriptors, and has no capabilities. The executor kills the
-whole sandbox if the supervisor stops answering, and starts a new one.
+pid there), holds none of its file descriptors, and has no capabilities. Nor can it reach its
+init, of the same uid: the init is not dumpable (PR_SET_DUMPABLE 0 before the program exists;
+init.c, _start_python), so the kernel refuses a process of that uid without capabilities to
+trace it, open its /proc/1/mem or /proc/1/fd (the status pipe) or take its descriptors; a
+system call filter (seccomp.py) denies ptrace, process_vm_* and pidfd_getfd besides. The
+executor kills the whole sandbox if the supervisor stops answering, and starts a new one.
+
+The status pipe (init.c's header has its lines) is read strictly (_report): "E" before "N" is
+the platform's failure (the program did not exist yet); after "N" exactly one "S" line is
+believed and anything else is the program's doing, scored as a failure, never an error that
+would be retried and then stop the batch. A "P" line is believed only for a child of pid 1's
+known parent (_Init).
 
 Pre-loaded runtimes (forkserver.py says why and what each language does): where the request
 names a `server` (an argv), the supervisor keeps one such process per server argv, started once
@@ -70,6 +80,7 @@ CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
+PR_SET_DUMPABLE = 4
 # clone(2): flags first on both; with no new stack and no tids the argument order does not matter
 CLONE_SYSCALL = {"x86_64": 56, "aarch64": 220}
 _MACHINE = os.uname().machine
@@ -167,19 +178,25 @@ def _init(req: dict, out_w: int, err_w: int, status_w: int) -> None:
     null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
                (os.POSIX_SPAWN_DUP2, err_w, 2)]
+    # The last line before the program exists; after it only one "S" line is ours (_report).
+    os.write(status_w, f"N {os.stat('/proc/self/ns/pid').st_ino}\n".encode())
     try:
-        child = os.posix_spawnp(req["argv"][0], req["argv"], req["env"], file_actions=actions,
-                                setsid=True)
-    except OSError as exc:  # as bubblewrap: the command could not be executed
-        os.write(err_w, f"sandbox: cannot execute {req['argv'][0]}: {exc.strerror}\n".encode())
-        os.write(status_w, f"S {127 << 8}\n".encode())
-        os._exit(0)
-    os.close(out_w)
-    os.close(err_w)
-    while True:
-        pid, status = os.waitpid(-1, 0)  # as init: reap orphans too, until the program is done
-        if pid == child:
-            break
+        try:
+            child = os.posix_spawnp(req["argv"][0], req["argv"], req["env"],
+                                    file_actions=actions, setsid=True)
+        except OSError as exc:  # as bubblewrap: the command could not be executed
+            os.write(err_w, f"sandbox: cannot execute {req['argv'][0]}: {exc.strerror}\n".encode())
+            os.write(status_w, f"S {127 << 8}\n".encode())
+            os._exit(0)
+        os.close(out_w)
+        os.close(err_w)
+        while True:
+            pid, status = os.waitpid(-1, 0)  # as init: reap orphans too, until the program is done
+            if pid == child:
+                break
+    except BaseException as exc:  # noqa: BLE001 - our own failure after "N": a negative status
+        os.write(status_w, f"S {-(getattr(exc, 'errno', None) or 5)}\n".encode())
+        os._exit(1)
     os.write(status_w, f"S {status}\n".encode())
     os._exit(0)  # the kernel now kills whatever the program left in this namespace
 
@@ -208,10 +225,11 @@ def _start_python(req: dict, out_w: int, err_w: int, status_w: int) -> int:
     pid = _clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC)
     if pid == 0:
         try:
+            # First: no process of the program's uid may trace this one or reach its memory
+            # and descriptors (the status pipe); the program, an exec, is dumpable again.
+            _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
             os.close(_PROTOCOL_IN)
             os.close(_PROTOCOL_OUT)
-            status_ino = os.stat("/proc/self/ns/pid").st_ino
-            os.write(status_w, f"N {status_ino}\n".encode())
             _init(req, out_w, err_w, status_w)
         except BaseException as exc:  # noqa: BLE001 - report anything, then leave
             try:
@@ -255,41 +273,62 @@ def _start_native(req: dict, out_w: int, err_w: int, status_w: int) -> int:
         os.close(text)
 
 
+def _int(text: bytes, low: int = -2**31, high: int = 2**31) -> int | None:
+    """A status line's number as init.c prints it (a C int unless told), or None."""
+    try:
+        value = int(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return value if str(value).encode() == text and low <= value < high else None
+
+
+def _pids(status: bytes) -> list[int]:
+    """The pids that "P" lines on the status pipe name (one, unless something forged one)."""
+    return [pid for line in bytes(status).split(b"\n")[:-1] if line.startswith(b"P ")
+            and (pid := _int(line[2:])) is not None and pid > 0]
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class _Init:
-    """The namespace's pid 1: our child (Python init), or our child's child whose pid the
-    compiled init reports ("P <pid>"), held by a pidfd taken while its parent cannot have
-    reaped it yet (its parent reaps it only once the program is done)."""
+    """The namespace's pid 1: our child (Python init), or a child of `parent` (our child, the
+    compiled init's helper, or the language's server, which reaps it only once its namespace is
+    empty) whose pid a "P" line reports. A "P" line is believed only for a process whose parent
+    is `parent`, so no line on the pipe makes us kill anything else."""
 
-    def __init__(self, child: int):
-        self.child, self.pidfd = child, None
+    def __init__(self, child: int | None, parent: int | None):
+        self.child, self.parent = child, parent
 
-    def learn(self, status: bytes) -> None:
-        if self.pidfd is not None:
-            return
-        for line in bytes(status).split(b"\n")[:-1]:  # whole lines, in any order ("N" may lead)
-            if line.startswith(b"P "):
-                try:
-                    self.pidfd = os.pidfd_open(int(line[2:]))
-                except (OSError, ValueError):
-                    pass
-                return
-
-    def kill(self) -> None:
-        if self.pidfd is not None:  # its parent, our child, exits once the namespace is empty
+    def kill(self, status: bytes) -> bool:
+        """SIGKILL pid 1 (the kernel then kills its whole namespace); False where it is not
+        known (no child of ours, no "P" line): a "P" pid that is gone has exited already."""
+        pids = _pids(status) if self.parent is not None else []
+        for pid in pids:
             try:
-                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-                return
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                continue
+            try:
+                if _parent_of(pid) == self.parent:  # that process, not another or a reused pid
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    return True
             except OSError:
                 pass
-        if self.child is not None:
+            finally:
+                os.close(pidfd)
+        if self.child is not None:  # the init itself, or its parent: then its parent-death signal
             os.kill(self.child, signal.SIGKILL)
-
-    def close(self) -> None:
-        if self.pidfd is not None:
-            os.close(self.pidfd)
+            return True
+        return bool(pids)
 
 
-def _pump(streams: dict, status: bytearray, init: "_Init", deadline: float) -> bool:
+def _pump(streams: dict, status: bytearray, deadline: float) -> bool:
     """Read the program's pipes until all are closed (True) or the deadline passes (False)."""
     while streams:
         remaining = deadline - time.monotonic()
@@ -303,7 +342,6 @@ def _pump(streams: dict, status: bytearray, init: "_Init", deadline: float) -> b
                 os.close(fd)
             elif streams[fd] is None:
                 status += data
-                init.learn(status)
             else:
                 streams[fd].add(data)
     return True
@@ -360,8 +398,9 @@ def _server(req: dict) -> _Server:
     return server
 
 
-def _start_forked(req: dict, out_w: int, err_w: int, status_w: int) -> None:
-    """The program as a fork of its language's pre-loaded runtime (init.c, fork-server mode)."""
+def _start_forked(req: dict, out_w: int, err_w: int, status_w: int) -> int:
+    """The program as a fork of its language's pre-loaded runtime (init.c, fork-server mode);
+    the server's pid (the parent of the program's pid 1)."""
     server = _server(req)  # started (and ready) before the program's clock started
     text = _program_memfd(req["program"])
     try:
@@ -375,18 +414,60 @@ def _start_forked(req: dict, out_w: int, err_w: int, status_w: int) -> None:
             raise
     finally:
         os.close(text)
+    return server.pid
 
 
-def _await_pid(status_r: int, status: bytearray, init: "_Init", deadline: float) -> None:
+def _await_pid(status_r: int, status: bytearray, deadline: float) -> None:
     """Read the status pipe until the namespace's init is known (its "P" line) or the deadline."""
-    while init.pidfd is None and time.monotonic() < deadline:
+    while not _pids(status) and time.monotonic() < deadline:
         if not select.select([status_r], [], [], max(0.0, deadline - time.monotonic()))[0]:
             return
         data = os.read(status_r, CHUNK)
         if not data:
             return
         status += data
-        init.learn(status)
+
+
+#: the end of stderr where the program tampered with its init's report (_report)
+TAMPERED = "\nsandbox: the program wrote to its init's status pipe; its exit status is unknown\n"
+
+
+def _report(status: bytes, timed_out: bool) -> dict:
+    """What the status pipe says (init.c's header has the lines): {"wait": the program's wait
+    status or None (timed out), "pid_namespace"}, {"error": why} where the platform failed (the
+    program never started, or its init failed: retried, never scored), or {"tampered": True,
+    ...} where anything but one "S" line follows "N". The program exists only once "N" is
+    written, so nothing before it can be the program's, and whatever it could write after it
+    can only add a line or spoil pid 1's own "S" line: never an error of the sandbox, which
+    would stop the whole batch after a few tries."""
+    lines = bytes(status).split(b"\n")
+    tampered = lines.pop() != b""  # a line left unfinished
+    pid_seen, ns, error, wait = False, None, None, None
+    for line in lines:
+        kind, _, value = line.partition(b" ")
+        number = _int(value)
+        if kind == b"P" and number is not None and not pid_seen:
+            pid_seen = True  # from pid 1's parent (or pid 1), at any point
+        elif kind == b"E" and ns is None and error is None:
+            error = value.decode("utf-8", "replace")
+        elif kind == b"N" and ns is None and error is None and \
+                (inode := _int(value, 0, 2**64)) is not None:
+            ns = inode
+        elif kind == b"S" and number is not None and ns is not None and wait is None:
+            wait = number
+        else:
+            tampered = True
+    if timed_out:
+        return {"wait": None, "pid_namespace": ns}
+    if ns is None:  # the program never started: all of this is the platform's
+        return {"error": "sandbox init failed: " + (error or "it exited without reporting why")}
+    if tampered:
+        return {"tampered": True, "pid_namespace": ns}
+    if wait is None:
+        return {"error": "sandbox init exited without reporting the program's status"}
+    if wait < 0:
+        return {"error": f"sandbox init could not run the program: {os.strerror(-wait)}"}
+    return {"wait": wait, "pid_namespace": ns}
 
 
 def run(req: dict) -> dict:
@@ -409,10 +490,12 @@ def run(req: dict) -> dict:
     start = time.monotonic()
     deadline = start + float(req["timeout"])
     try:
-        if req.get("server"):
-            pid = _start_forked(req, out_w, err_w, status_w)  # no child of ours: the server's
-        else:
-            pid = (_start_native if req.get("init") else _start_python)(req, out_w, err_w, status_w)
+        if req.get("server"):  # pid 1 is no child of ours: the server's
+            pid, parent = None, _start_forked(req, out_w, err_w, status_w)
+        elif req.get("init"):  # the helper, pid 1's parent
+            pid = parent = _start_native(req, out_w, err_w, status_w)
+        else:  # pid 1 itself
+            pid, parent = _start_python(req, out_w, err_w, status_w), None
     except BaseException:
         for fd in (out_r, err_r, status_r):
             os.close(fd)
@@ -420,36 +503,32 @@ def run(req: dict) -> dict:
     finally:
         for fd in (out_w, err_w, status_w):
             os.close(fd)
-    init = _Init(pid)
+    init = _Init(pid, parent)
     out, err, status = _Stream(limit), _Stream(limit), bytearray()
     streams = {out_r: out, err_r: err, status_r: None}
-    timed_out = not _pump(streams, status, init, deadline)
+    timed_out = not _pump(streams, status, deadline)
     if timed_out and pid is None and status_r in streams:
-        _await_pid(status_r, status, init, time.monotonic() + KILL_GRACE_S)
-        if init.pidfd is None:  # nothing to kill it by: the executor kills the whole sandbox
-            for fd in streams:
-                os.close(fd)
-            return {"error": "a forked program's init never reported its pid"}
+        _await_pid(status_r, status, time.monotonic() + KILL_GRACE_S)
     if timed_out:
         # With the namespace's init the kernel kills everything in it; our child exits once
         # that is done (it is the init, or the compiled init's parent, which reaps it).
-        init.kill()
-        _pump(streams, status, init, time.monotonic() + KILL_GRACE_S)
+        if not init.kill(status):  # nothing to kill it by: the executor kills the whole sandbox
+            for fd in streams:
+                os.close(fd)
+            return {"error": "a forked program's init never reported its pid"}
+        _pump(streams, status, time.monotonic() + KILL_GRACE_S)
     for fd in streams:
         os.close(fd)
     if pid is not None:
         os.waitpid(pid, 0)
-    init.close()
     duration = time.monotonic() - start
-    report = dict(line.split(" ", 1) for line in status.decode("utf-8", "replace").splitlines()
-                  if line[:2] in ("P ", "N ", "S ", "E "))
-    if "E" in report:
-        return {"error": "sandbox init failed: " + report["E"]}
-    if not timed_out and "S" not in report:
-        return {"error": "sandbox init exited without reporting the program's status"}
-    return {"exit_code": -1 if timed_out else _exit_code(int(report["S"])),
-            "stdout": out.text(), "stderr": err.text(), "timed_out": timed_out,
-            "duration": duration, "pid_namespace": int(report["N"]) if "N" in report else None}
+    report = _report(status, timed_out)
+    if "error" in report:
+        return report
+    stderr = err.text() + (TAMPERED if report.get("tampered") else "")
+    exit_code = -1 if timed_out else 1 if report.get("tampered") else _exit_code(report["wait"])
+    return {"exit_code": exit_code, "stdout": out.text(), "stderr": stderr,
+            "timed_out": timed_out, "duration": duration, "pid_namespace": report["pid_namespace"]}
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:

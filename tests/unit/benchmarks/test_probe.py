@@ -2,7 +2,8 @@
 S3 object or a dataset, so it runs in the execution sandbox (as uid 65534, without the caller's
 environment, on a read-only host), one program per problem, and a problem that ignores its time
 limit is killed without taking the others down. Where no sandbox starts (the worker image) the
-programs run as plain children, with a warning giving the sandbox's reason."""
+programs run as plain children, with a warning giving the sandbox's reason, and still without the
+caller's environment (multiplt/execution/runners.py: unsafe_env)."""
 
 from __future__ import annotations
 
@@ -53,8 +54,8 @@ def test_without_isolation_it_runs_plain_children_and_says_why(monkeypatch, capl
     monkeypatch.setenv("MULTIPLT_PROBE_SECRET", "s3cret")
     with caplog.at_level("WARNING", logger="multiplt.benchmarks"):
         rows = probe.run([SPY], timeout=5.0)
-    assert rows["spy"]["calls"] == [["()", repr(("s3cret", os.getuid()))]]
+    assert rows["spy"]["calls"] == [["()", repr((None, os.getuid()))]]  # plain, but no secret
     assert "no sandbox here" in caplog.text and "bubblewrap" in caplog.text
     caplog.clear()
     rows = probe.run([SPY], timeout=5.0, unsafe_no_sandbox=True)  # on purpose: no fallback message
-    assert rows["spy"]["calls"] == [["()", repr(("s3cret", os.getuid()))]] and "no sandbox here" not in caplog.text
+    assert rows["spy"]["calls"] == [["()", repr((None, os.getuid()))]] and "no sandbox here" not in caplog.text

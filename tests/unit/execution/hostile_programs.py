@@ -10,6 +10,8 @@ the test checks the side effects (connections, files, processes) separately.
 
 from __future__ import annotations
 
+import base64
+
 SHELL_FORK_BOMB = "f(){ f|f& }; f"
 SHELL_KILL_PARENT = "kill -9 $(cut -d' ' -f4 /proc/$PPID/stat); kill -9 @HOSTPID@"
 SHELL_SETSID = "setsid sh -c 'sleep 2; echo late > @VICTIM@/late.txt; sleep 1000' &"
@@ -161,3 +163,177 @@ COMMENT = {"py": "#", "rkt": ";", "r": "#", "ml": "(*", "lua": "--"}
 def fill(program: str, port: int, victim: str, host_pid: int) -> str:
     return (program.replace("@PORT@", str(port)).replace("@VICTIM@", victim)
             .replace("@HOSTPID@", str(host_pid)))
+
+
+# ---- the namespace's init (pid 1) holds the verdict: tests/unit/execution/test_init_reach.py ----
+# Python scripts that a program runs through the shell (`through_shell`), so that every language
+# attacks the same way: a child of the program, in its PID namespace, of its uid.
+
+#: every way a process of the program's uid could reach its namespace's init: one line per way,
+#: "NAME reached" where it worked, "NAME refused" where the kernel said no
+REACH_INIT = r"""
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = libc.ptrace.restype = ctypes.c_long
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+
+
+class IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def mem():
+    open("/proc/1/mem", "rb").close()
+
+
+def fd():
+    os.listdir("/proc/1/fd")
+
+
+def ptrace():  # PTRACE_SEIZE: pid 1 is not even stopped
+    if libc.ptrace(0x4206, 1, None, None) != 0:
+        raise OSError(ctypes.get_errno(), "ptrace")
+
+
+def process_vm_readv():  # from an address pid 1 does not map: EFAULT where it is allowed at all
+    buf = ctypes.create_string_buffer(8)
+    local, remote = IOVec(ctypes.addressof(buf), 8), IOVec(0x10000, 8)
+    if libc.process_vm_readv(1, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) < 0 \
+            and ctypes.get_errno() != errno.EFAULT:
+        raise OSError(ctypes.get_errno(), "process_vm_readv")
+
+
+def pidfd_getfd():  # pid 1's descriptor 0
+    if libc.syscall(438, os.pidfd_open(1), 0, 0) < 0:
+        raise OSError(ctypes.get_errno(), "pidfd_getfd")
+
+
+for attempt in (mem, fd, ptrace, process_vm_readv, pidfd_getfd):
+    try:
+        attempt()
+        print(attempt.__name__, "reached")
+    except OSError as e:
+        print(attempt.__name__, "refused" if e.errno in (errno.EPERM, errno.EACCES, errno.ENOENT)
+              else f"reached? {e.strerror}")
+"""
+
+# A line written to every pipe pid 1 holds, its status pipe among them (fd 3 of the compiled
+# init, another number in the Python init).
+_TO_INIT_PIPES = r"""
+import os
+pipes = [fd for fd in os.listdir("/proc/1/fd") if os.readlink(f"/proc/1/fd/{fd}").startswith("pipe:")]
+for fd in pipes:
+    try:
+        os.write(os.open(f"/proc/1/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK), @LINE@)
+    except OSError:
+        pass
+"""
+
+#: the status pipe of a warm sandbox's init: a forged "S 0" glued to pid 1's own line
+FORGE_STATUS = _TO_INIT_PIPES.replace("@LINE@", repr(b"S 0\nX"))
+
+#: an "E" line on the status pipe: once read as a failure of the sandbox (retried, then the
+#: whole batch stopped); the program itself passes either way
+INJECT_ERROR = "try:\n" + "".join(
+    f"    {line}\n" for line in
+    _TO_INIT_PIPES.replace("@LINE@", repr(b"E injected by the program\n")).strip().splitlines()
+) + "except OSError:\n    pass\n"
+
+CANARY = b"MULTIPLT-CANARY-OF-AN-EARLIER-PROGRAM"
+
+#: a canary into pid 1's heap: in shared-init mode that is the pre-loaded runtime's own memory
+WRITE_CANARY = r"""
+heap = [l for l in open("/proc/1/maps").read().splitlines() if l.endswith("[heap]")][0]
+lo, hi = (int(x, 16) for x in heap.split()[0].split("-"))
+with open("/proc/1/mem", "r+b", buffering=0) as f:
+    f.seek(hi - 4096)
+    f.write(@CANARY@)
+print("canary written")
+""".replace("@CANARY@", repr(CANARY))
+
+#: ... and a later program (pid 2 of its own namespace, a fork of that runtime) looks for it in
+#: its own heap
+FIND_CANARY = r"""
+heap = [l for l in open("/proc/2/maps").read().splitlines() if l.endswith("[heap]")][0]
+lo, hi = (int(x, 16) for x in heap.split()[0].split("-"))
+with open("/proc/2/mem", "rb", buffering=0) as f:
+    f.seek(lo)
+    print("canary", "found" if @CANARY@ in f.read(hi - lo) else "absent")
+""".replace("@CANARY@", repr(CANARY))
+
+#: bubblewrap's own init (one bubblewrap per program, x86_64), traced: the program makes it
+#: write "exit code 0" to its eventfd, so bubblewrap reports success for a failing program
+PTRACE_FORGE = r"""
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.restype = ctypes.c_long
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+FIELDS = ["r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx",
+          "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds",
+          "es", "fs", "gs"]
+
+class Regs(ctypes.Structure):
+    _fields_ = [(f, ctypes.c_ulonglong) for f in FIELDS]
+
+try:
+    efd = next(int(n) for n in os.listdir("/proc/1/fd")
+               if os.readlink(f"/proc/1/fd/{n}") == "anon_inode:[eventfd]")
+except OSError:
+    efd = 7  # where bubblewrap 0.8 keeps it
+if libc.ptrace(16, 1, None, None) == 0:  # PTRACE_ATTACH
+    os.waitpid(1, 0x40000000)  # __WALL
+    r = Regs()
+    libc.ptrace(12, 1, None, ctypes.byref(r))  # PTRACE_GETREGS
+    buf = r.rsp - 512
+    libc.ptrace(5, 1, ctypes.c_void_p(buf), ctypes.c_void_p(1))  # POKEDATA: 1 = exit code 0
+    r.rip -= 2  # back onto the syscall instruction pid 1 waits in, as write(efd, buf, 8)
+    r.rax, r.orig_rax, r.rdi, r.rsi, r.rdx = 1, 2**64 - 1, efd, buf, 8
+    libc.ptrace(13, 1, None, ctypes.byref(r))  # PTRACE_SETREGS
+    libc.ptrace(7, 1, None, None)  # PTRACE_CONT
+    time.sleep(0.5)
+print("still here")
+"""
+
+#: system calls of another ABI than the machine's (x86_64) through a few bytes of machine code:
+#: getpid of x32 and of i386; the filter kills the program (SIGSYS), else it prints the result
+_MACHINE_CODE = r"""
+import ctypes, mmap
+page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(bytes.fromhex("@CODE@"))
+function = ctypes.CFUNCTYPE(ctypes.c_long)(ctypes.addressof(ctypes.c_char.from_buffer(page)))
+print("returned", function())
+"""
+FOREIGN_ABI = {
+    "x32": _MACHINE_CODE.replace("@CODE@", "b827000040" "0f05" "c3"),  # mov eax, 0x40000027; syscall; ret
+    "i386": _MACHINE_CODE.replace("@CODE@", "b814000000" "cd80" "c3"),  # mov eax, 20; int $0x80; ret
+}
+
+# A program in each language that reads its own /proc/self files: a fork of a runtime whose
+# init is not dumpable must be dumpable again itself, as a fresh interpreter is
+READ_OWN_PROC = {
+    "py": 'print(len(open("/proc/self/environ", "rb").read()) > 0, len(open("/proc/self/auxv", "rb").read()) > 0)\n',
+    "rkt": ('#lang racket\n(displayln (list (> (bytes-length (file->bytes "/proc/self/environ")) 0)\n'
+            '                     (> (bytes-length (file->bytes "/proc/self/auxv")) 0)))\n'),
+    "r": ('cat(length(readBin("/proc/self/environ", "raw", 1e6)) > 0,\n'
+          '    length(readBin("/proc/self/auxv", "raw", 1e6)) > 0, "\\n")\n'),
+    "ml": ('let size path = let ic = open_in_bin path in\n'
+           '  let n = input ic (Bytes.create 4096) 0 4096 in close_in ic; n;;\n'
+           'let () = Printf.printf "%b %b\\n" (size "/proc/self/environ" > 0) (size "/proc/self/auxv" > 0);;\n'),
+    "lua": ('local function size(path) local f = assert(io.open(path, "rb")); local n = #f:read("a"); f:close(); return n end\n'
+            'print(size("/proc/self/environ") > 0, size("/proc/self/auxv") > 0)\n'),
+}
+
+
+def through_shell(code: str, script: str, exit_code: int) -> str:
+    """A program in language `code` that runs the Python `script` as a child process (through
+    its shell call, as generated programs can) and then exits with `exit_code`. The script
+    travels in base64, which needs no quoting in any of these languages' strings."""
+    command = (f"echo {base64.b64encode(script.encode()).decode()} | base64 -d > /tmp/script.py;"
+               " python3 /tmp/script.py")
+    return {
+        "py": f"import subprocess, sys\nsubprocess.run({command!r}, shell=True)\nsys.exit({exit_code})\n",
+        "rkt": f'#lang racket\n(void (system "{command}"))\n(exit {exit_code})\n',
+        "r": f'invisible(system("{command}"))\nquit(status = {exit_code})\n',
+        "ml": f'let () = ignore (Sys.command "{command}"); exit {exit_code};;\n',
+        "lua": f'os.execute("{command}")\nos.exit({exit_code})\n',
+    }[code]

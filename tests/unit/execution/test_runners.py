@@ -3,10 +3,13 @@ interface, chosen once per batch (in check()), with the same verdicts."""
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
 from multiplt import languages
-from multiplt.execution import runners
+from multiplt.execution import bwrap, runners
 from multiplt.execution.preflight import known_program
 from multiplt.execution.runners import BwrapRunner, Runner, UnsafeRunner, WarmRunner
 from multiplt.execution.sandbox import Sandbox
@@ -95,3 +98,52 @@ def test_no_language_reaches_the_library_mount_unsandboxed(code, monkeypatch, tm
     lang = languages.get(code)
     UnsafeRunner(Sandbox().limits, str(tmp_path)).run(lang, "", f"p.{lang.file_ext}", 1.0, None)
     assert not [k for k, v in seen[0].items() if runners.LIBRARY_MOUNT in v]
+
+
+SECRETS = {"HF_TOKEN": "hf_secret", "AWS_SECRET_ACCESS_KEY": "aws-secret",
+           "AWS_ACCESS_KEY_ID": "aws-id", "OPENAI_API_KEY": "sk-secret",
+           "MULTIPLT_SOMETHING_PRIVATE": "private"}
+
+
+def test_unsandboxed_programs_get_the_sandbox_environment_not_the_executors(monkeypatch, tmp_path):
+    """The executor's environment holds credentials; a program run without the sandbox (as the
+    benchmark probe does wherever no sandbox starts) sees what a sandboxed one sees: the base
+    environment and its language's, with its own HOME and TMPDIR, and the host's PATH."""
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    lang = languages.get("py")
+    program = "import json, os\nprint(json.dumps(dict(os.environ)))\n"
+    with Sandbox(unsafe_no_sandbox=True) as sandbox:
+        finished = sandbox.run(lang, program, lang.timeout * 2)
+    assert finished.exit_code == 0, finished.stderr
+    env = json.loads(finished.stdout)
+    assert not set(SECRETS) & set(env), env
+    assert not [v for v in env.values() if any(s in v for s in SECRETS.values())]
+    # exactly what the runner hands the program (a python3 that is a pyenv shim adds its own)
+    seen = []
+    monkeypatch.setattr(runners, "run_bounded", lambda argv, **kw: seen.append(kw["env"]))
+    for code in languages.names():
+        lang = languages.get(code)
+        UnsafeRunner(Sandbox().limits, str(tmp_path)).run(lang, "", f"p.{lang.file_ext}", 1.0, None)
+        env = seen.pop()
+        assert set(env) == set(bwrap.BASE_ENV) | set(lang.env()), code
+        assert env["PATH"] == os.environ["PATH"]
+        assert env["HOME"] == env["TMPDIR"] and env["HOME"].startswith(str(tmp_path))
+        assert {key: env[key] for key in ("LANG", "LC_ALL")} == \
+            {key: bwrap.BASE_ENV[key] for key in ("LANG", "LC_ALL")}
+
+
+@pytest.mark.parametrize("code", ["py", "rkt", "r", "ml", "lua"])
+def test_every_runtime_runs_unsandboxed_with_that_environment(code, monkeypatch):
+    """With nothing of the executor's environment but PATH, each runtime still finds what it
+    needs: the known-good program passes and the known-bad one fails its assertion."""
+    if not installed(code):
+        pytest.skip(f"{code} runtime not installed")
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    lang = languages.get(code)
+    with Sandbox(unsafe_no_sandbox=True) as sandbox:
+        for good, want in ((True, "OK"), (False, "AssertionError")):
+            finished = sandbox.run(lang, known_program(lang, good), lang.timeout * 2)
+            assert lang.classify(finished.exit_code, finished.stdout, finished.stderr) == want, \
+                finished.stderr
