@@ -142,24 +142,26 @@ def test_unsafe_mode_gives_the_same_verdicts_and_leaves_no_process():
                               "assert add(1, [__import__('os').fork() or "
                               "__import__('time').sleep(30), 2][1]) == 3",
                               "assert add(2, 2) == 4"])
+        root = unsafe._tmp_root
     assert check.statuses == ["OK", "AssertionError", "OK", "OK"]
     assert check.coverage["missing"] == [4]
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and _orphan_of_ours(p)]
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _orphan_of_ours(p, root)]
 
 
-def _orphan_of_ours(pid: str) -> bool:
-    """A leftover unsandboxed runner child: a process in this PID namespace (sandboxed runners of
-    other test processes on the machine live in their own) whose command line is the runner's
-    program."""
+def _orphan_of_ours(pid: str, root: str) -> bool:
+    """A leftover unsandboxed runner child of this sandbox: its command line is the runner's
+    program and its working folder is one of this sandbox's (under `root`, maybe deleted by
+    now). Runners of other test processes on the machine, sandboxed or unsafe, have their own
+    folders."""
     import os
 
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmd = f.read()
-        same_namespace = os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return False
-    return same_namespace and b"program.py" in cmd and b"python3" in cmd
+    return b"program.py" in cmd and b"python3" in cmd and cwd.startswith(root.rstrip("/") + "/")
 
 
 def test_coverage_under_tmp_is_refused_with_the_reason(monkeypatch):
