@@ -20,11 +20,14 @@ def check_out(out, flag: str | None = "--out") -> None:
     """MultipltError naming `out` (and `flag`) when it is no storage URI or, locally, is a file or
     lies below one; S3 keys cannot block a folder, so only the URI is checked there."""
     from multiplt.storage import local
-    from multiplt.storage.uri import parse
+    from multiplt.storage.uri import padded, padded_message, parse
 
     where = f"{flag} {out}" if flag else f"{out}"
     try:
         loc = parse(out)
+        part = padded(os.fspath(out))
+        if part is not None:
+            raise MultipltError(padded_message(os.fspath(out), part))
     except MultipltError as exc:
         raise MultipltError(f"{flag}: {exc}" if flag else str(exc)) from None
     if not loc.is_local:
@@ -64,7 +67,7 @@ def refuse_foreign(out, ours, flag: str | None = "--out") -> None:
     if ours():
         return
     found = first_file(out)
-    if found is None:
+    if found is None or ours():  # asked again: a shard beside this one may have begun meanwhile
         return
     where = f"{flag} {out}" if flag else f"{out}"
     raise MultipltError(f"{where} holds files this command did not write (e.g. {found}); use an "

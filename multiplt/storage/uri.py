@@ -3,9 +3,9 @@
 Everything else (``http://``, ``gs://``, ``s3://`` without a bucket, ...) is refused with one
 clear error naming the URI, before any I/O happens. So is a bare path that reads as a mistyped
 URI (``s3:/bucket/x``, ``s3//bucket/x``, ``file:/tmp/x``; see `mistyped`), which would otherwise
-name a folder below the current one, and a URI or path that (or one of whose `/`-separated
-parts) starts or ends with whitespace (``"out "``, ``"out /x"``), which would otherwise name a
-file or folder ending in a space.
+name a folder below the current one, and a URI or path that starts or ends with whitespace
+(``"out "``), which would otherwise name a file or folder ending in a space (an output with such
+a `/`-separated part is refused by `outputs.check_out`).
 """
 
 from __future__ import annotations
@@ -51,14 +51,22 @@ def mistyped(path: str) -> str | None:
     return f"file:///{rest}" if scheme == "file" else f"{scheme}://{rest}"
 
 
-def _padded(uri: str) -> str | None:
+def padded(uri: str) -> str | None:
     """The URI itself, or its first `/`-separated part, when it starts or ends with whitespace
-    (`"out "`, `"out /x.json"`, the latter being what `join` makes of the former); else None.
-    Such a name is almost always a quoting slip, and as an output it would make a file or folder
-    whose name ends in a space."""
+    (`"out "`, `"out /x.json"`); else None. Such a name is almost always a quoting slip, and as
+    an output it would make a file or folder whose name ends in a space. `parse` refuses a whole
+    value so padded; `outputs.check_out` refuses an output with such a part too (before `join`
+    puts the space in the middle: `out /x`). Names found by listings are not checked: an input
+    folder may hold them."""
     if uri != uri.strip():
         return uri
     return next((part for part in uri.split("/") if part != part.strip()), None)
+
+
+def padded_message(uri: str, part: str) -> str:
+    what = "it" if part == uri else f"its part {part!r}"
+    return (f"bad storage URI {uri!r}: {what} starts or ends with whitespace (remove it; names "
+            f"that start or end with whitespace are not supported)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,11 +90,8 @@ def parse(uri) -> Location:
         uri = os.fspath(uri)
     if not isinstance(uri, str) or not uri.strip():
         raise MultipltError(f"bad storage URI {uri!r}: expected file://PATH, a local path or s3://BUCKET/KEY")
-    padded = _padded(uri)
-    if padded is not None:
-        what = "it" if padded == uri else f"its part {padded!r}"
-        raise MultipltError(f"bad storage URI {uri!r}: {what} starts or ends with whitespace (remove "
-                            "it; names that start or end with whitespace are not supported)")
+    if uri != uri.strip():  # a whole value typed with a space; parts: padded(), for outputs
+        raise MultipltError(padded_message(uri, uri))
     match = _SCHEME.match(uri)
     if not match:  # a bare local path
         meant = mistyped(uri)

@@ -36,17 +36,33 @@ def test_well_formed_uris_are_unchanged():
     assert uri.mistyped("s3://bucket/x") is None and uri.mistyped("file:///tmp/x") is None
 
 
-@pytest.mark.parametrize("typed,part", [
-    ("out ", None), (" out", None), ("o3/x.jsonl ", None), ("out\n", None), ("\tout", None),
-    ("s3://bucket/x.json ", None), ("file:///tmp/x ", None),
-    ("gsp /_multiplt_run.yaml", "gsp "), ("o/ x/y.json", " x"), ("s3://bucket/a /b.json", "a ")])
-def test_names_starting_or_ending_with_whitespace_are_refused(typed, part):
-    """`--out "gsp "` would write a folder whose name ends in a space (and `join` puts the space
-    in the middle: `gsp /x`): refused, naming the URI and the part, before any I/O."""
-    what = "it" if part is None else f"its part {part!r}"
-    with pytest.raises(MultipltError, match=re.escape(f"bad storage URI {typed!r}: {what} starts or ends "
+@pytest.mark.parametrize("typed", ["out ", " out", "o3/x.jsonl ", "out\n", "\tout",
+                                   "s3://bucket/x.json ", "file:///tmp/x "])
+def test_names_starting_or_ending_with_whitespace_are_refused(typed):
+    """`--store "r.parquet "` would write a file whose name ends in a space: refused, naming the
+    URI, before any I/O."""
+    with pytest.raises(MultipltError, match=re.escape(f"bad storage URI {typed!r}: it starts or ends "
                                                       "with whitespace")):
         uri.parse(typed)
+
+
+@pytest.mark.parametrize("typed,part", [
+    ("gsp ", "gsp "), ("gsp /_multiplt_run.yaml", "gsp "), ("o/ x/y", " x"), ("s3://bucket/a /b", "a ")])
+def test_an_output_with_a_padded_part_is_refused(typed, part):
+    """`--out "gsp "` would make a folder whose name ends in a space, and `join` puts the space
+    in the middle (`gsp /x`), where parse does not look: check_out looks at every part."""
+    from multiplt.storage.outputs import check_out
+
+    what = "it" if part == typed else f"its part {part!r}"
+    with pytest.raises(MultipltError, match=re.escape(f"--out: bad storage URI {typed!r}: {what} starts "
+                                                      "or ends with whitespace")):
+        check_out(typed)
+
+
+def test_a_listed_name_with_a_padded_part_is_read():
+    """Names found in an input folder are not the user's typing: a folder `data /` in a corpus
+    source stays readable."""
+    assert uri.parse("src/data /part.jsonl").path.endswith("src/data /part.jsonl")
 
 
 @pytest.mark.parametrize("path", ["my runs/out", "a b.jsonl", "s3://bucket/my key/x.json",
