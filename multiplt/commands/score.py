@@ -19,8 +19,8 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=("csv", "table", "json"), default="csv",
                    help="what to print (default: csv)")
     p.add_argument("--allow-partial", action="store_true",
-                   help="score a folder whose completions are not all generated (fewer than the "
-                   "run record's n) or not all executed yet (by default an error: the score would "
+                   help="score a folder whose completions are not all generated (the last generate "
+                   "into it did not finish) or not all executed yet (by default an error: the score would "
                    "cover only the samples that exist and the programs that ran)")
     p.set_defaults(func=run)
 

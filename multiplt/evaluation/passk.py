@@ -24,7 +24,7 @@ from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.evaluation import parquet
 from multiplt.evaluation.run_folder import (PER_PROBLEM_FILE, RUN_FILE, SCORES_FILE, completion_counts,
-                                            read_results, recorded_n, scores_csv, unexecuted,
+                                            read_results, recorded_generation, scores_csv, unexecuted,
                                             ungenerated)
 
 LOG = logging.getLogger("multiplt.evaluation")
@@ -63,15 +63,13 @@ def _checked(uri: str, results: list) -> list[dict]:
 def read_counts(in_uri: str, allow_partial: bool = True) -> list[dict]:
     """[{problem, language, n, c}] for every results file in the folder (sorted by problem).
 
-    Unless `allow_partial`, a folder not fully generated (a completions file with fewer than the
-    n completions its run record `_multiplt_run.yaml` asks for: generate was interrupted or
-    failed) or not fully executed (a problem with completions and no results file, or fewer
+    Unless `allow_partial`, a folder not fully generated (its run record `_multiplt_run.yaml`
+    says `complete: false`: the last generate into it was interrupted or failed) or not fully
+    executed (a problem with completions and no results file, or fewer
     results than completions: `multiplt execute` writes results as programs finish, and generate
     may have added samples since) is an error: its score would silently cover only the samples
     that exist or the programs that ran. The checks read the completions files and the run
-    record too; a folder of results files alone (as MultiPL-E's) has nothing to compare, and a
-    problem with no completions file at all is not seen (the run record does not say which
-    problems generate selected)."""
+    record too; a folder of results files alone (as MultiPL-E's) has nothing to compare."""
     rows, executed = [], {}
     for uri, problem, language, results in read_results(in_uri):
         executed[problem] = len(results)
@@ -80,15 +78,16 @@ def read_counts(in_uri: str, allow_partial: bool = True) -> list[dict]:
                          "c": sum(1 for r in _checked(uri, results) if passed(r))})
     if not allow_partial:
         counts = completion_counts(in_uri)
-        n = recorded_n(in_uri)
-        short = ungenerated(n, counts) if n is not None else []
-        if short:
-            shown = ", ".join(f"{p} ({have} of {want})" for p, have, want in short[:3])
+        n, complete = recorded_generation(in_uri)
+        if complete is False:
+            short = ungenerated(n, counts) if n is not None else []
+            shown = (", e.g. " + ", ".join(f"{p} ({have} of {want})" for p, have, want in short[:3])
+                     if short else "")
             raise MultipltError(
-                f"{in_uri}: {len(short)} of {len(counts)} problem(s) not fully generated ({RUN_FILE} "
-                f"asks for n={n} completions each), e.g. {shown}: rerun the `multiplt generate` "
-                f"that made it to finish, then `multiplt execute --in {in_uri}` (--allow-partial "
-                f"scores what there is); nothing written")
+                f"{in_uri}: not fully generated: the last `multiplt generate` into it did not "
+                f"finish ({RUN_FILE} says complete: false){shown}; rerun it to finish, then "
+                f"`multiplt execute --in {in_uri}` (--allow-partial scores what there is); "
+                f"nothing written")
         missing = unexecuted(in_uri, executed, counts)
         if missing:
             shown = ", ".join(f"{p} ({have} of {want})" for p, have, want in missing[:3])

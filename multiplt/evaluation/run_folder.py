@@ -130,15 +130,17 @@ def unexecuted(folder: str, executed: dict[str, int],
                   if executed.get(name, 0) < want)
 
 
-def recorded_n(folder: str) -> int | None:
-    """The `n` (samples per problem) of the folder's run record, or None when the folder has no
-    run record or the record no `n` (a MultiPL-E folder); a MultipltError names a record that is
-    not a YAML mapping or whose `n` is not a positive whole number."""
+def recorded_generation(folder: str) -> tuple[int | None, bool | None]:
+    """(n, complete) of the folder's run record: `n`, the most samples per problem any generate
+    asked for (None without a record or without `n`, as in a MultiPL-E folder), and `complete`,
+    whether the last generate that wrote samples there finished them all (None in records written
+    before generate kept it). A MultipltError names a record that is not a YAML mapping or whose
+    `n` is not a positive whole number."""
     from multiplt import storage
 
     uri = storage.join(folder, RUN_FILE)
     if not storage.exists(uri):
-        return None
+        return None, None
     import yaml
 
     try:
@@ -149,13 +151,11 @@ def recorded_n(folder: str) -> int | None:
     if not isinstance(record, dict):
         raise MultipltError(f"{uri} is not a run record (a YAML mapping); mend it "
                             f"(--allow-partial skips the check)")
-    n = record.get("n")
-    if n is None:
-        return None
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    n, complete = record.get("n"), record.get("complete")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise MultipltError(f"{uri}: n must be a positive whole number, got {n!r}; mend it "
                             f"(--allow-partial skips the check)")
-    return n
+    return n, complete if isinstance(complete, bool) else None
 
 
 def ungenerated(n: int, counts: dict[str, int]) -> list[tuple[str, int, int]]:

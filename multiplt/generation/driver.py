@@ -144,6 +144,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     summary = {"problems": len(rows), "generated": 0, "written": 0, "folder": out}
     if not todo:
         LOG.info("generate: all %d problems already have %d completions in %s", len(rows), n, out)
+        _mark_complete_if_whole(out, records)
         funnel.log(LOG)
         return summary
 
@@ -155,6 +156,9 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         described = engine.describe().as_record()
         final_run = folder.merge_run(out, {**run, **described, "model": model, "revision": revision,
                                            "tokenizer": tokenizer or model})
+        # `complete: false` goes with the first samples and `true` when this call has them all:
+        # score refuses a folder whose last generate did not finish (interrupted, or failed)
+        final_run = {**(final_run or folder.read_run(out)), "complete": False}
         # the run record is written with the first finished samples: a run that fails before
         # producing anything leaves the folder as it was
         pending: dict[str, dict[int, str]] = {name: {} for name in records}
@@ -184,7 +188,25 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
                 summary["generated"] += len(group)
                 bar.update(len(group))
         bar.close()
+        if final_run is None:  # samples were written: the record says incomplete until now
+            folder.write_run(out, {**folder.read_run(out), "complete": True})
     finally:
         engine.close()
     funnel.log(LOG)
     return summary
+
+
+def _mark_complete_if_whole(out: str, records: dict) -> None:
+    """A call with nothing to do finishes an interrupted folder's record when every problem file
+    there is one of its problems (so each holds at least this call's n): after `--n 5` was cut
+    short, `--n 2` makes the folder scoreable again. A narrower call (--limit, --problems) leaves
+    the record as it is."""
+    run = folder.read_run(out)
+    if run is None or run.get("complete") is not False:
+        return
+    from multiplt.evaluation.run_folder import completions_name
+
+    present = {completions_name(storage.basename(u)) for u in storage.ls(out)} - {None}
+    if present <= set(records):
+        folder.write_run(out, {**run, "complete": True})
+

@@ -236,26 +236,30 @@ def test_a_folder_not_fully_executed_is_refused_unless_partial_is_allowed(tmp_pa
 
 
 def test_a_folder_not_fully_generated_is_refused_unless_partial_is_allowed(tmp_path, capsys):
-    """An interrupted generate leaves problems with fewer completions than the run record's n:
-    executed and scored, they would be recorded as a run of n samples per problem."""
+    """An interrupted generate leaves `complete: false` in the run record and problems with fewer
+    completions than its n: executed and scored, they would be recorded as a run of n samples
+    per problem. A record without `complete` (written before generate kept it) is not checked."""
     from multiplt import cli
 
-    (tmp_path / run_folder.RUN_FILE).write_text("model: m\nlang: lua\nn: 4\n")
+    (tmp_path / run_folder.RUN_FILE).write_text("model: m\nlang: lua\nn: 4\ncomplete: false\n")
     for name, count in (("A", 4), ("B", 1), ("C", 3)):
         _write_completions(tmp_path, name, count)
         _write(tmp_path, name, ["OK"] * count)              # every sample that exists ran
-    with pytest.raises(MultipltError, match=r"2 of 3 problem\(s\) not fully generated \(_multiplt_run\.yaml "
-                                            r"asks for n=4 completions each\), e\.g\. B \(1 of 4\), C \(3 of 4\)"):
+    with pytest.raises(MultipltError, match=r"not fully generated: the last `multiplt generate` into it "
+                                            r"did not finish \(_multiplt_run\.yaml says complete: false\), "
+                                            r"e\.g\. B \(1 of 4\), C \(3 of 4\)"):
         passk.score(str(tmp_path))
     assert not (tmp_path / run_folder.SCORES_FILE).exists()
     assert cli.main(["score", "--in", str(tmp_path)]) == 2
     assert "--allow-partial" in capsys.readouterr().err
     assert passk.score(str(tmp_path), allow_partial=True)[0]["MinCompletions"] == 1
-    # generated (and executed) in full: scored without the flag
-    for name in ("B", "C"):
-        _write_completions(tmp_path, name, 4)
-        _write(tmp_path, name, ["OK"] * 4)
-    assert passk.score(str(tmp_path))[0]["MinCompletions"] == 4
+    # a later generate finished it (complete: true), with fewer samples than n for some problems
+    # (after `--n 4` was cut short, `--n 1` had nothing to do): scored as they are
+    (tmp_path / run_folder.RUN_FILE).write_text("model: m\nlang: lua\nn: 4\ncomplete: true\n")
+    assert passk.score(str(tmp_path))[0]["MinCompletions"] == 1
+    # a record from before `complete` was kept: not checked
+    (tmp_path / run_folder.RUN_FILE).write_text("model: m\nlang: lua\nn: 4\n")
+    assert passk.score(str(tmp_path))[0]["MinCompletions"] == 1
     # a run record that cannot be read is named, not ignored
     (tmp_path / run_folder.RUN_FILE).write_text("model: m\nn: many\n")
     with pytest.raises(MultipltError, match=r"_multiplt_run\.yaml: n must be a positive whole number"):

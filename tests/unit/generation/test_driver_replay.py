@@ -214,3 +214,37 @@ def test_a_corrupt_run_record_is_an_error_and_nothing_is_written(bench, tmp_path
     with pytest.raises(MultipltError, match=problem):
         run(bench, str(out))
     assert sorted(p.name for p in out.iterdir()) == ["_multiplt_run.yaml"]
+
+
+def test_the_run_record_says_whether_the_last_generate_finished(bench, tmp_path, monkeypatch):
+    """`complete: false` goes with a call's first samples and `true` once it has them all, so
+    score refuses a folder whose last generate was cut short. A later call with nothing to do
+    (a smaller --n than the cut one) finishes the record when it covers every problem file there;
+    a narrower one (--limit) leaves it."""
+    from multiplt.evaluation import passk
+
+    out = str(tmp_path / "run")
+    run(bench, out)
+    assert folder.read_run(out)["complete"] is True
+    real, written = folder.write_problem, []
+
+    def cut_short(o, record):  # the second problem's write is interrupted
+        if written:
+            raise KeyboardInterrupt
+        written.append(record["name"])
+        real(o, record)
+
+    monkeypatch.setattr(folder, "write_problem", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        run(bench, out, n=4)
+    monkeypatch.setattr(folder, "write_problem", real)
+    assert folder.read_run(out)["complete"] is False and folder.read_run(out)["n"] == 4
+    with pytest.raises(MultipltError, match=r"not fully generated: the last `multiplt generate` into "
+                                            r"it did not finish .*e\.g\. HumanEval_1_f \(2 of 4\)"):
+        passk.read_counts(out, allow_partial=False)
+    assert run(bench, out, limit=1)["generated"] == 0  # problem 0 only: the others stay short
+    assert folder.read_run(out)["complete"] is False
+    assert run(bench, out, n=2)["generated"] == 0  # every problem has 2: scoreable again
+    assert folder.read_run(out)["complete"] is True
+    with pytest.raises(MultipltError, match="not fully executed"):  # generated; execute is next
+        passk.read_counts(out, allow_partial=False)
