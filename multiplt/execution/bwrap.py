@@ -1,10 +1,11 @@
 """The bubblewrap command line for one program, its resource limits, and its kill.
 
 Namespaces: user (mapped to 65534), PID, network (only its own loopback), mount, IPC, UTS and
-cgroup where possible; no nested user namespaces. File system: the host's, read-only; a fresh
-/proc for its PID namespace; a private /dev (read-only) with the usual devices; a size-capped
-tmpfs at /tmp as its only writable place, holding the program file (copied in from a memfd, so
-nothing is written on the host).
+cgroup where possible; no nested user namespaces. File system: the host's, read-only, with the
+places of user data and sockets (/home, /root, /run, /var, the executor's home ...) covered by
+empty read-only tmpfs (view.py); a fresh /proc for its PID namespace; a private /dev (read-only)
+with the usual devices; a size-capped tmpfs at /tmp as its only writable place, holding the
+program file (copied in from a memfd, so nothing is written on the host).
 
 The namespace's init is out of the program's reach, though both run as 65534: bubblewrap's own
 init (pid 1, which carries the program's exit code out on an eventfd) makes itself dumpable, so
@@ -29,6 +30,8 @@ import select
 import signal
 import subprocess
 
+from multiplt.execution.view import View, current as current_view
+
 NOBODY = 65534
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 BASE_ENV = {"PATH": SANDBOX_PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
@@ -39,7 +42,7 @@ def command_line(limits, command: list[str], *, status_fd: int, block_fd: int | 
                  program_fd: int | None = None, name: str = "", env: dict | None = None,
                  binds: list[str] = (), via_setpriv: bool = False, capabilities: bool = False,
                  with_limits: bool = True, seccomp_fd: int | None = None,
-                 hide_init: bool = False) -> list[str]:
+                 hide_init: bool = False, view: View | None = None) -> list[str]:
     """`block_fd` set: limits are applied from outside (see apply_limits); else by prlimit,
     unless `with_limits` is false (a warm sandbox's supervisor: it sets them per program).
     `capabilities`: the command keeps every capability of the sandbox's own user namespace
@@ -48,7 +51,11 @@ def command_line(limits, command: list[str], *, status_fd: int, block_fd: int | 
     bubblewrap's own init, with an empty read-only tmpfs (one bubblewrap per program; not for a
     warm sandbox, whose programs are in PID namespaces of their own and whose supervisor mounts
     a fresh /proc for each, which the kernel refuses where part of the /proc it sees is
-    covered)."""
+    covered). `view`: what of the host's files the program sees (view.py: the root read-only,
+    the places of user data and sockets covered, `binds` and a few host folders bound back
+    read-only); None: the view for this process now."""
+    if view is None:
+        view = current_view(for_nobody=os.geteuid() == 0)
     argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"] \
         if via_setpriv else []
     argv += ["bwrap",
@@ -62,7 +69,7 @@ def command_line(limits, command: list[str], *, status_fd: int, block_fd: int | 
              *(["--perms", "0555", "--size", "4096", "--tmpfs", "/proc/1", "--remount-ro",
                 "/proc/1"] if hide_init else []),
              "--perms", "0700", "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
-             *binds, "--chdir", "/tmp", "--clearenv"]
+             *view.args(binds), "--chdir", "/tmp", "--clearenv"]
     for key, value in {**BASE_ENV, **(env or {})}.items():
         argv += ["--setenv", key, value]
     if program_fd is not None:

@@ -24,6 +24,7 @@ from multiplt.errors import PlatformError
 from multiplt.execution import bwrap, seccomp
 from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
 from multiplt.execution.process import Finished, run_bounded
+from multiplt.execution.view import View
 from multiplt.execution.warm import WarmSandbox
 from multiplt.languages.base import LIBRARY_MOUNT, Language
 
@@ -63,8 +64,9 @@ class BwrapRunner(Runner):
 
     mode = "bubblewrap per program"
 
-    def __init__(self, limits, call: Callable):
+    def __init__(self, limits, call: Callable, view: View | None = None):
         self.limits, self._call = limits, call
+        self.view = view  # what programs see of the host's files (view.py); None: per program
 
     def run(self, lang, program, name, timeout, lib, server=None) -> Finished:
         binds = ["--ro-bind", lib, LIBRARY_MOUNT] if lib else []
@@ -101,7 +103,8 @@ class BwrapRunner(Runner):
         block_r, block_w = os.pipe2(os.O_CLOEXEC) if not as_root else (None, None)
         argv = bwrap.command_line(self.limits, command, status_fd=status_w, block_fd=block_r,
                                   program_fd=program_fd, name=name, env=env, binds=binds,
-                                  via_setpriv=as_root, seccomp_fd=filter_fd, hide_init=True)
+                                  via_setpriv=as_root, seccomp_fd=filter_fd, hide_init=True,
+                                  view=self.view)
         fds = [fd for fd in (status_w, block_r, program_fd, filter_fd) if fd is not None]
         namespace = bwrap.Namespace()
 
@@ -132,8 +135,10 @@ class WarmRunner(Runner):
     mode = "warm"
     forks = True
 
-    def __init__(self, limits, call: Callable, tmp_root: str, init: str | None):
+    def __init__(self, limits, call: Callable, tmp_root: str, init: str | None,
+                 view: View | None = None):
         self.limits, self._call, self.tmp_root = limits, call, tmp_root
+        self.view = view  # what programs see of the host's files (view.py); None: per sandbox
         self.init = init  # the compiled init (native.py), or None: programs start from Python
         self.all: list[WarmSandbox] = []
         self.idle: list[WarmSandbox] = []  # started, alive, running nothing
@@ -174,7 +179,8 @@ class WarmRunner(Runner):
     def _start(self) -> WarmSandbox:
         # The library cache lives in the temp root, which the sandbox's own /tmp would hide.
         sandbox = WarmSandbox(self.limits, via_setpriv=os.geteuid() == 0,
-                              binds=["--ro-bind", self.tmp_root, self.tmp_root], init=self.init)
+                              binds=["--ro-bind", self.tmp_root, self.tmp_root], init=self.init,
+                              view=self.view)
         with self._lock:
             self.all.append(sandbox)
         return sandbox

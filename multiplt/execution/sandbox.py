@@ -20,13 +20,12 @@ import logging
 import os
 import platform
 import shutil
-import stat
 import tempfile
 import threading
 import weakref
 
 from multiplt.errors import PlatformError
-from multiplt.execution import forkserver, libcache, native, privileges, zygote
+from multiplt.execution import forkserver, libcache, native, privileges, view, zygote
 from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
 from multiplt.execution.process import Finished
 from multiplt.execution.runners import BwrapRunner, Runner, UnsafeRunner, WarmRunner
@@ -71,6 +70,8 @@ class Sandbox:
         #: how programs run; chosen by check()
         self.runner: Runner | None = None
         self._tmp_root: str | None = None
+        #: what of the host's files programs see (view.py); chosen by check()
+        self.view: view.View | None = None
         self._libs: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self._spawner: concurrent.futures.ThreadPoolExecutor | None = None
@@ -83,7 +84,9 @@ class Sandbox:
         with self._lock:
             if self.runner is not None:
                 return
-            self._tmp_root = tempfile.mkdtemp(prefix="multiplt-exec-", dir=_temp_parent(self.unsafe))
+            # realpath: bound into the sandbox at its own path, which must hold no symlink there
+            self._tmp_root = os.path.realpath(
+                tempfile.mkdtemp(prefix="multiplt-exec-", dir=_temp_parent(self.unsafe)))
             os.chmod(self._tmp_root, 0o755)  # the sandbox user mounts the library cache from here
             weakref.finalize(self, shutil.rmtree, self._tmp_root, True)
             if self.unsafe:
@@ -95,9 +98,12 @@ class Sandbox:
                     if self._spawner is None and not shutil.which("setpriv"):
                         raise PlatformError("setpriv is not installed (Debian package util-linux);"
                                             " it drops root to uid 65534 for the sandbox")
+                # What of the host's files programs see, once per batch (view.py)
+                self.view = view.current(for_nobody=os.geteuid() == 0)
+                LOG.info("sandbox: covered %s", " ".join(self.view.hidden) or "nothing")
                 runner = self._warm_runner()  # a warm sandbox that runs a probe proves isolation
                 if runner is None:
-                    runner = BwrapRunner(self.limits, self._call)
+                    runner = BwrapRunner(self.limits, self._call, self.view)
                     runner.probe()
             needs_prlimit = self.unsafe or (os.geteuid() == 0 and self._spawner is None)
             if needs_prlimit and not shutil.which("prlimit"):
@@ -119,7 +125,7 @@ class Sandbox:
             why = f"no clone() system call number known for {platform.machine()}"
         else:
             init = native.build(self._tmp_root) if self.native_init else None
-            runner = WarmRunner(self.limits, self._call, self._tmp_root, init)
+            runner = WarmRunner(self.limits, self._call, self._tmp_root, init, self.view)
             try:
                 runner.probe()
             except PlatformError as exc:
@@ -224,31 +230,14 @@ def _temp_parent(unsafe: bool) -> str:
     """Where the batch's temp folder goes: TMPDIR, unless the sandbox user (uid 65534) cannot
     reach it (root's TMPDIR may be a mode-700 folder); then /tmp, or a clear error."""
     parent = tempfile.gettempdir()
-    if unsafe or os.geteuid() != 0 or _reachable_by_nobody(parent):
+    if unsafe or os.geteuid() != 0 or view.reachable_by_nobody(parent):
         return parent
-    if _reachable_by_nobody("/tmp") and os.access("/tmp", os.W_OK):
+    if view.reachable_by_nobody("/tmp") and os.access("/tmp", os.W_OK):
         LOG.info("TMPDIR %s is not reachable by uid %d (the sandbox user); using /tmp", parent,
                  NOBODY)
         return "/tmp"
     raise PlatformError(f"TMPDIR {parent} is not reachable by uid {NOBODY} (the sandbox user), "
                         "nor is /tmp: set TMPDIR to a folder every user may enter")
-
-
-def _reachable_by_nobody(path: str) -> bool:
-    """Whether uid/gid 65534 (no supplementary groups) may enter `path` and every folder above."""
-    path = os.path.realpath(path)
-    while True:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False
-        bit = (stat.S_IXUSR if st.st_uid == NOBODY else
-               stat.S_IXGRP if st.st_gid == NOBODY else stat.S_IXOTH)
-        if not st.st_mode & bit:
-            return False
-        if path == "/":
-            return True
-        path = os.path.dirname(path)
 
 
 def _dropped_threads() -> concurrent.futures.ThreadPoolExecutor | None:

@@ -39,6 +39,7 @@ RET_ALLOW = 0x7FFF0000
 RET_ERRNO = 0x00050000
 RET_KILL_PROCESS = 0x80000000
 X32_SYSCALL_BIT = 0x40000000
+NO_SYSCALL = 0xFFFFFFFF  # syscall(-1): some programs probe with it
 
 #: AUDIT_ARCH_* of each known machine, its denied system calls, whether x32 must be rejected
 ARCHES = {
@@ -58,12 +59,14 @@ def _arch_block(denied: dict[str, int], x32: bool) -> list[tuple[int, int, int, 
     """For one ABI: load the number, reject x32, deny the listed calls, allow the rest.
     Its last three instructions are: allow, deny (EPERM), kill."""
     numbers = [denied[name] for name in DENIED]
-    checks = 1 + len(numbers) if x32 else len(numbers)
+    checks = 2 + len(numbers) if x32 else len(numbers)
     allow = 1 + checks          # index of "allow" in the block
     deny, kill = allow + 1, allow + 2
     block = [_ins(_LD_W_ABS, _NR)]
     if x32:
-        block.append(_ins(_JGE_K, X32_SYSCALL_BIT, jt=kill - 2, jf=0))
+        # syscall(-1) is no x32 call: the kernel answers ENOSYS (as libseccomp lets it through)
+        block.append(_ins(_JEQ_K, NO_SYSCALL, jt=allow - 2, jf=0))
+        block.append(_ins(_JGE_K, X32_SYSCALL_BIT, jt=kill - 3, jf=0))
     for nr in numbers:
         i = len(block)
         block.append(_ins(_JEQ_K, nr, jt=deny - (i + 1), jf=0))

@@ -44,7 +44,7 @@ class WarmSandbox:
     """A started sandbox with its supervisor; runs one program at a time (not thread-safe)."""
 
     def __init__(self, limits, *, python: str | None = None, via_setpriv: bool = False,
-                 binds: list[str] = (), init: str | None = None):
+                 binds: list[str] = (), init: str | None = None, view: bwrap.View | None = None):
         self.limits = limits
         self.init = init  # the compiled init (native.py), or None: the supervisor clones itself
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
@@ -56,7 +56,7 @@ class WarmSandbox:
         command = [python or supervisor_python(), "-I", "-S", "-c", _supervisor_source()]
         argv = bwrap.command_line(limits, command, status_fd=status_w, block_fd=None,
                                   via_setpriv=via_setpriv, binds=binds, capabilities=True,
-                                  with_limits=False, seccomp_fd=filter_fd)
+                                  with_limits=False, seccomp_fd=filter_fd, view=view)
         # In memory, not in TMPDIR: this runs in a thread dropped to the sandbox user, who may
         # not be able to write there (root with TMPDIR=/root/tmp, mode 700).
         self._stderr = os.fdopen(os.memfd_create("multiplt-warm-stderr", os.MFD_CLOEXEC), "w+b")

@@ -337,3 +337,48 @@ def through_shell(code: str, script: str, exit_code: int) -> str:
         "ml": f'let () = ignore (Sys.command "{command}"); exit {exit_code};;\n',
         "lua": f'os.execute("{command}")\nos.exit({exit_code})\n',
     }[code]
+
+
+# The host's places of user data and sockets (test_view.py): a Python program that reads
+# planted secrets, lists places that must look empty, connects to a unix socket planted on the
+# host (a path: reachable through any mount, read-only or not) and to an abstract one (the
+# host's network namespace), and, with @FIND@ true, looks for any socket file in its whole
+# view. One JSON line: what each attempt got (the text read, the listing, "connected"), or the
+# name of the exception it raised. @SECRETS@, @PLACES@, @SOCKETS@: lists of paths; @ABSTRACT@: a
+# name (its result under the key "abstract").
+PEEK_HOST = r"""
+import json, os, socket, stat, subprocess
+out = {"read": {}, "listed": {}, "connect": {}}
+for path in @SECRETS@:
+    try:
+        with open(path) as f:
+            out["read"][path] = f.read()
+    except OSError as e:
+        out["read"][path] = type(e).__name__
+for path in @PLACES@:
+    try:
+        out["listed"][path] = sorted(os.listdir(path))
+    except OSError as e:
+        out["listed"][path] = type(e).__name__
+for name, address in [(path, path) for path in @SOCKETS@] + [("abstract", "\0" + @ABSTRACT@)]:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(address)
+        out["connect"][name] = "connected"
+    except OSError as e:
+        out["connect"][name] = type(e).__name__
+    finally:
+        s.close()
+if @FIND@:
+    found = subprocess.run(["find", "/", "(", "-path", "/proc", "-o", "-path", "/sys", ")",
+                            "-prune", "-o", "-type", "s", "-print"], capture_output=True, text=True)
+    # find goes by the folders' entries, which do not show what is mounted over a file
+    out["sockets"] = [p for p in found.stdout.split() if stat.S_ISSOCK(os.lstat(p).st_mode)]
+print(json.dumps(out))
+"""
+
+
+def peek_host(secrets, places, sockets, abstract, find=False) -> str:
+    return (PEEK_HOST.replace("@SECRETS@", repr(list(secrets))).replace("@PLACES@", repr(list(places)))
+            .replace("@SOCKETS@", repr(list(sockets))).replace("@ABSTRACT@", repr(abstract))
+            .replace("@FIND@", repr(bool(find))))

@@ -256,6 +256,7 @@ def test_the_filter_denies_exactly_the_listed_calls(machine):
     assert _evaluate(program, 0x40000003, 26) == killed  # i386 ptrace
     assert _evaluate(program, 0x40000028, 26) == killed  # 32-bit ARM ptrace
     assert (_evaluate(program, audit, seccomp.X32_SYSCALL_BIT + 39) == killed) == x32
+    assert _evaluate(program, audit, -1) == allow  # syscall(-1): ENOSYS from the kernel, no kill
 
 
 def test_no_filter_for_an_unknown_machine():
