@@ -18,6 +18,7 @@ the newer row is committed.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import logging
 import os
@@ -94,8 +95,14 @@ def upload(local_dir: str, uri: str) -> None:
     if path is not None:
         os.makedirs(os.path.dirname(path.rstrip("/")), exist_ok=True)
         if os.stat(os.path.dirname(path.rstrip("/"))).st_dev == os.stat(local_dir).st_dev:
-            os.replace(local_dir, path.rstrip("/"))
-            return
+            try:
+                os.replace(local_dir, path.rstrip("/"))
+                return
+            except OSError as exc:
+                # one file system mounted at two places (a container's bind mount of the host
+                # folder its temp folder is on) has one st_dev, but rename refuses to cross mounts
+                if exc.errno != errno.EXDEV:
+                    raise
     storage.upload_dir(local_dir, uri)
 
 

@@ -82,8 +82,10 @@ def docker_evaluation(docker_engine, docker_images, _moto_endpoint, tmp_path_fac
         run_id = client.trigger("multiplt_evaluate", conf)
         state = client.wait_for_run("multiplt_evaluate", run_id, timeout=1800)
         tis = client.task_instances("multiplt_evaluate", run_id)
+        # a task that never ran (upstream_failed) has no log to fetch: its state says it
         logs = {(ti["task_id"], ti["map_index"]): client.task_log(
-                    "multiplt_evaluate", run_id, ti["task_id"], max(ti["try_number"], 1), ti["map_index"])
+                    "multiplt_evaluate", run_id, ti["task_id"], ti["try_number"], ti["map_index"])
+                if ti["try_number"] else f"(never ran: {ti['state']})"
                 for ti in tis if ti["task_id"].startswith("execute.") or ti["state"] != "success"}
     finally:
         watch.stop()
