@@ -133,9 +133,28 @@ class MultipltDockerOperator(DockerOperator):
                     logs=exc.logs) from exc
             raise
         if self.stage_volume and self.remove_volume:
-            self.cli.remove_volume(self.volume_name(context))
-            self.log.info("Removed stage volume %s", self.volume_name(context))
+            _remove_volume(self.cli, self.volume_name(context), self.log)
         return result
+
+
+def _remove_volume(cli, name: str, log, wait_s: float = 120.0) -> None:
+    """Remove the stage volume once the stage-out container is gone. The engine removes an
+    exited container in the background, and with the vfs storage driver that takes a while (its
+    whole file system is a copy): until then the volume is "in use" (HTTP 409), so retry."""
+    import time
+
+    from docker.errors import APIError
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            cli.remove_volume(name)
+            break
+        except APIError as exc:
+            if "in use" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+    log.info("Removed stage volume %s", name)
 
 
 def _ensure_folder(path: str, log) -> None:

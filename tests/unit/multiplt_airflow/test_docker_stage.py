@@ -234,3 +234,32 @@ def test_a_folder_that_cannot_be_created_is_left_to_the_engine(file_storage, fak
         record = stage_task("record", ["results", "record", "--store", "x"])
     record.execute({})
     assert len(_binds(fake.created["host_config"]["mounts"])) == 2
+
+
+def test_the_stage_volume_is_removed_once_the_engine_lets_go_of_it():
+    """The engine removes the exited stage-out container in the background (slowly with vfs):
+    until then removing the volume is HTTP 409 "volume is in use"; other errors are not waited on."""
+    import logging
+
+    import pytest
+    from docker.errors import APIError
+
+    from multiplt_airflow.docker_stage import _remove_volume
+
+    class Engine:
+        def __init__(self, busy, error="remove v: volume is in use - [abc]"):
+            self.busy, self.error, self.calls = busy, error, 0
+
+        def remove_volume(self, name):
+            self.calls += 1
+            if self.calls <= self.busy:
+                raise APIError(self.error)
+
+    log = logging.getLogger("test")
+    engine = Engine(busy=2)
+    _remove_volume(engine, "v", log, wait_s=30)
+    assert engine.calls == 3
+    with pytest.raises(APIError, match="no such volume"):
+        _remove_volume(Engine(busy=1, error="no such volume"), "v", log, wait_s=30)
+    with pytest.raises(APIError, match="in use"):
+        _remove_volume(Engine(busy=100), "v", log, wait_s=0)
