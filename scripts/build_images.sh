@@ -110,13 +110,30 @@ build() {
     return
   fi
   [ -z "${WANTS_WHEELS:-}" ] || start_wheel_server
-  local start=$SECONDS
+  local start=$SECONDS old_id
+  old_id=$(image_id "$tag")
   say "building $tag from $dockerfile (build args: $(printf '%s ' "${@%%=*}"))"
-  nice -n 10 docker build --network host --label "$LABEL=$digest" -t "$tag" "${args[@]}" \
+  nice -n 10 docker build --force-rm --network host --label "$LABEL=$digest" -t "$tag" "${args[@]}" \
     -f "$ctx/Dockerfile" "$ctx" >"$WORK/build-${tag//[:\/]/-}.log" 2>&1 \
     || { tail -40 "$WORK/build-${tag//[:\/]/-}.log" >&2; die "building $tag failed; see $WORK/build-${tag//[:\/]/-}.log"; }
   say "built $tag in $((SECONDS - start)) s"
   built+=("$tag")
+  remove_replaced "$tag" "$old_id"
+}
+
+# The image a rebuild replaced keeps its layers on disk, untagged; with the vfs storage driver
+# each is a full copy, so a few rebuilds fill a disk. Remove it when it was ours (our label), no
+# tag names it any more and no container uses it (then the engine refuses and it is kept).
+remove_replaced() {
+  local tag=$1 old_id=$2
+  [ -n "$old_id" ] && [ "$old_id" != "$(image_id "$tag")" ] || return 0
+  [ -n "$(docker image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$old_id" 2>/dev/null)" ] || return 0
+  [ -z "$(docker image inspect -f '{{join .RepoTags " "}}' "$old_id" 2>/dev/null)" ] || return 0
+  if docker image rm "$old_id" >/dev/null 2>&1; then
+    say "removed the image $tag replaced (${old_id#sha256:})"
+  else
+    say "kept the image $tag replaced (${old_id#sha256:}): the engine refused to remove it (a container uses it)"
+  fi
 }
 
 # This machine's pip wheel sources (find-links folders, file:// indexes), served on 127.0.0.1
