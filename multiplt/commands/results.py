@@ -19,7 +19,9 @@ def register(subparsers) -> None:
     record = sub.add_parser(
         "record", help="append scored run folders to the results store",
         description="Reads the scores (_scores.csv) and run config (_multiplt_run.yaml) of each run folder and appends one "
-        "row per k to the store. Recording a run again replaces its rows instead of duplicating them.")
+        "row per k to the store. Recording a run again replaces its rows instead of duplicating them; "
+        "a run given twice is recorded once. Logs the rows read, recorded and skipped; prints "
+        "{\"added\", \"replaced\", \"rows\"} as one JSON line.")
     record.add_argument("--scores", action="append", required=True, metavar="RUN_FOLDER_URI",
                         help="a scored run folder (repeatable)")
     record.add_argument("--store", required=True, metavar="STORE_URI", help="the results parquet file")

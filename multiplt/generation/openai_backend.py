@@ -1,7 +1,11 @@
 """OpenAI-compatible completions endpoint (a vLLM or TGI server): concurrent requests, retries
 with exponential backoff on transient errors only (connection errors, timeouts, HTTP 408, 409,
 425, 429, 500, 502, 503, 504),
-and the same stop handling as every backend (the server's `stop` plus our own cut)."""
+and the same stop handling as every backend (the server's `stop` plus our own cut).
+
+A refused connection before the server has answered any request of this backend is no transient
+error but a wrong URL or a server that is not running: one error at once, not a minute of
+retries. Once the server has answered, a refused connection (a restart) is retried as before."""
 
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ class OpenAIBackend(Backend):
         self.concurrency = max(1, concurrency)
         self.retries, self.timeout, self.backoff = retries, timeout, backoff
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        self.answered = False  # set by the first answer of the server, whatever its status
+        self.refused: str | None = None  # why nothing answers; the requests still queued stop
 
     @classmethod
     def from_options(cls, model=None, api_base=None, concurrency=None, batch_size=16, **_):
@@ -49,8 +55,12 @@ class OpenAIBackend(Backend):
             raise MultipltError(f"--concurrency must be at least 1, got {concurrency}")
         return cls(api_base, model, concurrency or batch_size)
 
+    @property
+    def api_base(self) -> str:
+        return self.url.rsplit("/completions", 1)[0]
+
     def describe(self) -> Description:
-        return Description(model=self.model, api_base=self.url.rsplit("/completions", 1)[0])
+        return Description(model=self.model, api_base=self.api_base)
 
     def _post(self, body: dict) -> dict:
         data = json.dumps(body).encode()
@@ -58,9 +68,12 @@ class OpenAIBackend(Backend):
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         for attempt in range(self.retries + 1):
+            if self.refused:
+                raise MultipltError(self.refused)
             try:
                 req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    self.answered = True
                     raw = resp.read()
                 try:
                     return json.loads(raw)
@@ -68,12 +81,18 @@ class OpenAIBackend(Backend):
                     raise PlatformError(f"{self.url} answered {resp.status} with a body that is not "
                                         f"JSON: {raw[:200].decode(errors='replace')!r}") from None
             except urllib.error.HTTPError as exc:
+                self.answered = True
                 detail = exc.read()[:300].decode(errors="replace")
                 if exc.code not in TRANSIENT:
                     raise MultipltError(f"{self.url} answered {exc.code}: {detail}") from None
                 error = f"HTTP {exc.code}"
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                error = str(getattr(exc, "reason", exc))
+                reason = getattr(exc, "reason", exc)
+                if isinstance(reason, ConnectionRefusedError) and not self.answered:
+                    self.refused = (f"nothing answers at {self.api_base} (connection refused): "
+                                    "is the server running?")
+                    raise MultipltError(self.refused) from None
+                error = str(reason)
             if attempt == self.retries:
                 raise PlatformError(f"{self.url} failed {self.retries + 1} times, last: {error}")
             delay = self.backoff * (2 ** attempt) * (0.5 + random.random())

@@ -70,9 +70,9 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     from multiplt import storage
 
     run_uri = run_uri.rstrip("/")
-    scores = parse_scores(_read_required(storage.join(run_uri, SCORES_FILE),
-                                         "run `multiplt score` on the run folder first"),
-                          storage.join(run_uri, SCORES_FILE))
+    scores_uri = storage.join(run_uri, SCORES_FILE)
+    scores = parse_scores(_read_required(scores_uri, "run `multiplt score` on the run folder first"),
+                          scores_uri)
     config_uri = storage.join(run_uri, RUN_FILE)
     config = parse_run_config(_read_required(config_uri, "it is written by `multiplt generate`"), config_uri)
     if epoch is not None and epoch < 0:
@@ -106,8 +106,11 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
         "top_p": _opt(config, "top_p", float, config_uri),
         "max_new_tokens": _opt(config, "max_new_tokens", int, config_uri),
     }
-    rows = []
+    rows, seen = [], set()
     for score in ({STORE_COLUMNS[h]: v for h, v in row.items()} for row in scores):
+        if (score["dataset"], score["k"]) in seen:  # one of them would be lost, or both kept
+            raise MultipltError(f"{scores_uri} has two rows for Pass@k {score['k']} of {score['dataset']}")
+        seen.add((score["dataset"], score["k"]))
         if score["dataset"] != folder:
             LOG.warning("%s: Dataset column %r differs from the folder name %r", run_uri, score["dataset"], folder)
         labels = {"experiment": base["experiment"], "epoch": base["epoch"]}

@@ -109,6 +109,37 @@ def _contains(table, new_rows: list[dict]) -> bool:
     return keys <= present
 
 
+def _unique_rows(run_uris: list[str], experiment: str | None, epoch: int | None, funnel: Funnel) -> list[dict]:
+    """The rows of every run folder, one per key: a run given twice (the same folder, or another
+    folder of the same run) is recorded once, from the run folder given last, as recording them
+    one after the other would leave it."""
+    by_key: dict[tuple, dict] = {}
+    dropped: dict[tuple[str, str], int] = {}
+    for uri in run_uris:
+        rows = load_run_rows(uri, experiment=experiment, epoch=epoch)
+        first = rows[0]
+        LOG.info("%s: %d pass@k row%s (k=%s) of %s, lang %s, epoch %d", first["run_uri"], len(rows),
+                 "" if len(rows) == 1 else "s", ", ".join(str(r["k"]) for r in rows), first["model"],
+                 first["lang"], first["epoch"])
+        for row in rows:
+            key = tuple(row[k] for k in KEY)
+            if key in by_key:
+                pair = (by_key[key]["run_uri"], row["run_uri"])
+                dropped[pair] = dropped.get(pair, 0) + 1
+            by_key[key] = row
+    for (earlier, later), n in dropped.items():
+        if earlier == later:
+            reason = "run folder given twice"
+            LOG.warning("%s: given twice; its %d row%s recorded once", later, n, "" if n == 1 else "s")
+        else:
+            reason = "same run as a later run folder"
+            LOG.warning("%s is the same run as %s (same run_id): recording %d row%s from the latter",
+                        earlier, later, n, "" if n == 1 else "s")
+        funnel.drop(reason, n)
+    funnel.keep(len(by_key))
+    return list(by_key.values())
+
+
 def record_runs(run_uris: list[str], store_uri: str, experiment: str | None = None,
                 epoch: int | None = None) -> dict:
     """Append the scored runs to the store; recording a run again replaces its rows."""
@@ -116,11 +147,8 @@ def record_runs(run_uris: list[str], store_uri: str, experiment: str | None = No
 
     if not run_uris:
         raise MultipltError("no run folders given")
-    funnel = Funnel("results record")
-    new_rows: list[dict] = []
-    for uri in run_uris:
-        rows = load_run_rows(uri, experiment=experiment, epoch=epoch)
-        new_rows.extend(rows)
+    funnel = Funnel("results record")  # pass@k rows read -> recorded, a run given twice once
+    new_rows = _unique_rows(run_uris, experiment, epoch, funnel)
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with _local_lock(store_uri) as locked:
         for attempt in range(1 if locked else OPTIMISTIC_RETRIES):
@@ -134,9 +162,11 @@ def record_runs(run_uris: list[str], store_uri: str, experiment: str | None = No
         else:
             raise PlatformError(f"{store_uri}: concurrent writers kept replacing the table; retry later")
     replaced = sum(1 for r in new_rows if tuple(r[k] for k in KEY) in existing)
-    funnel.keep(len(new_rows))  # every row is written: new, or replacing its earlier recording
     funnel.log(LOG)
-    LOG.info("%s: %d rows added, %d replaced (recorded before); the store holds %d rows",
-             store_uri, len(new_rows) - replaced, replaced, merged.height)
+    skipped = sum(funnel.dropped.values())
+    LOG.info("%s: %d run folder%s, %d pass@k rows read -> %d recorded: %d added, %d replaced "
+             "(recorded before), %d skipped; the store holds %d rows", store_uri, len(run_uris),
+             "" if len(run_uris) == 1 else "s", funnel.seen, len(new_rows), len(new_rows) - replaced,
+             replaced, skipped, merged.height)
     return {"added": len(new_rows) - replaced, "replaced": replaced, "rows": merged.height,
-            "columns": list(COLUMNS)}
+            "read": funnel.seen, "skipped": skipped, "columns": list(COLUMNS)}

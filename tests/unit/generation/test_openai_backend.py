@@ -1,19 +1,23 @@
 """OpenAI-compatible backend against a local fake completions server: concurrency, retries on
-transient errors only, stop handling."""
+transient errors only, a refused first connection failing at once, stop handling."""
 
 import http.server
 import json
+import socket
 import threading
+import urllib.request
 
 import pytest
 
+from multiplt import cli
 from multiplt.errors import MultipltError, PlatformError
+from multiplt.generation import openai_backend
 from multiplt.generation.base import Request, Sampling
 from multiplt.generation.openai_backend import OpenAIBackend
 
 
 class FakeServer:
-    def __init__(self, failures=0, status=503, reply=None):
+    def __init__(self, failures=0, status=503, reply=None, port=0):
         self.failures, self.status, self.reply = failures, status, reply
         self.bodies, self.active, self.max_active = [], 0, 0
         self.lock = threading.Lock()
@@ -46,7 +50,7 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
@@ -66,6 +70,37 @@ def server():
     yield make
     for s in servers:
         s.stop()
+
+
+def closed_port() -> int:
+    """A port nothing listens on: bound, then closed again."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def attempts(monkeypatch):
+    """Counts the backend's requests and its backoff sleeps (without sleeping): `.urlopen`,
+    `.sleeps`; `.on_sleep` is called at each sleep."""
+    class Attempts:
+        urlopen, sleeps, on_sleep = 0, [], None
+
+    seen = Attempts()
+    real_urlopen = urllib.request.urlopen
+
+    def urlopen(*args, **kwargs):
+        seen.urlopen += 1
+        return real_urlopen(*args, **kwargs)
+
+    def sleep(seconds):
+        seen.sleeps.append(seconds)
+        if seen.on_sleep:
+            seen.on_sleep()
+
+    monkeypatch.setattr(openai_backend.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(openai_backend.time, "sleep", sleep)
+    return seen
 
 
 SAMPLING = Sampling(temperature=0.2, top_p=0.95, max_new_tokens=32, stop=("\n(define",), seed=1)
@@ -96,6 +131,67 @@ def test_does_not_retry_client_errors(server):
     with pytest.raises(MultipltError, match="400"):
         list(backend.generate([Request("p", "x", 0)], SAMPLING))
     assert len(s.bodies) == 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_refused_first_connection_fails_at_once_naming_the_url(attempts, concurrency):
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    backend = OpenAIBackend(url, "m", concurrency=concurrency)
+    reqs = [Request(f"p{i}", "x", 0) for i in range(8)]
+    with pytest.raises(MultipltError) as raised:
+        list(backend.generate(reqs, SAMPLING))
+    assert type(raised.value) is MultipltError  # exit 2, not a PlatformError to retry
+    assert str(raised.value) == f"nothing answers at {url} (connection refused): is the server running?"
+    assert attempts.sleeps == [] and 1 <= attempts.urlopen <= concurrency  # no retry, no backoff
+
+
+def test_a_server_that_answered_and_then_refuses_is_retried(server, attempts):
+    s = server()
+    port = s.httpd.server_address[1]
+    backend = OpenAIBackend(s.url, "m", concurrency=1)
+    assert [t for g in backend.generate([Request("p", "x", 0)], SAMPLING) for _, t in g] == ["x body"]
+    s.stop()  # the server restarts: refused until it listens again, after the first backoff
+    attempts.on_sleep = lambda: server(port=port)  # back on the same port
+    got = [t for g in backend.generate([Request("q", "y", 0)], SAMPLING) for _, t in g]
+    assert got == ["y body"] and len(attempts.sleeps) == 1 and attempts.urlopen == 3
+
+
+def command_inputs(command: str, tmp_path) -> list[str]:
+    """The input options of a small run of `command` (generate, testgen, translate)."""
+    import pathlib
+
+    import polars as pl
+
+    from multiplt import storage
+    from tests.fixtures import translate as fx
+
+    if command == "generate":
+        bench = str(tmp_path / "bench.jsonl")
+        storage.write_jsonl(bench, [{"name": "p", "language": "lua", "prompt": "x", "tests": "",
+                                     "stop_tokens": []}])
+        return ["--benchmark", bench]
+    if command == "testgen":
+        lines = (pathlib.Path(__file__).parents[2] / "fixtures" / "testgen" / "functions.jsonl").read_text()
+        (tmp_path / "in" / "functions").mkdir(parents=True)
+        pl.DataFrame([json.loads(line) for line in lines.splitlines()]).write_parquet(
+            tmp_path / "in" / "functions" / "part-0.parquet")
+        return ["--functions", str(tmp_path / "in")]
+    return ["--tests", fx.write(tmp_path / "in")["tests"], "--lang", "lua"]
+
+
+@pytest.mark.parametrize("command", ["generate", "testgen", "translate"])
+def test_a_closed_port_is_one_error_line_at_once(tmp_path, capsys, attempts, command):
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    argv = [command, *command_inputs(command, tmp_path), "--out", str(tmp_path / "out"),
+            "--backend", "openai", "--model", "m", "--api-base", url, "--n", "2"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (f"multiplt {command}: error: nothing answers at {url} (connection refused): "
+                       "is the server running?")
+    assert not any("error" in line.lower() for line in err[:-1])
+    assert attempts.sleeps == [] and attempts.urlopen <= 16
+    if command == "generate":  # testgen and translate keep their resumable work/ (prompts)
+        assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("reply,problem", [

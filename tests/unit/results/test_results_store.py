@@ -1,7 +1,10 @@
-"""The results store: rows per k, no duplicates on re-recording, labels, clear errors, locking."""
+"""The results store: rows per k, no duplicates on re-recording, labels, clear errors, locking,
+the funnel it logs."""
 
+import json
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -79,6 +82,49 @@ def test_overrides_win_over_the_run_config(tmp_path):
     record_runs([run], store, experiment="multiplt", epoch=3)
     row = read_store(store).row(0, named=True)
     assert (row["experiment"], row["epoch"]) == ("multiplt", 3)
+
+
+def test_record_logs_its_funnel_and_records_a_run_given_twice_once(tmp_path, capsys):
+    store = tmp_path / "results.parquet"
+    rkt = make_run(tmp_path / "runs", lang="rkt", extra_k=True)
+    lua = make_run(tmp_path / "runs", lang="lua")
+    argv = ["results", "record", "--scores", rkt, "--scores", lua, "--scores", rkt + "/", "--store", str(store)]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"added": 3, "replaced": 0, "rows": 3}  # the line callers parse
+    assert f"{rkt}: 2 pass@k rows (k=1, 2) of org/tiny, lang rkt, epoch 0\n" in err
+    assert f"{lua}: 1 pass@k row (k=1) of org/tiny, lang lua, epoch 0\n" in err
+    assert f"WARNING multiplt.results: {rkt}: given twice; its 2 rows recorded once\n" in err
+    assert "results record funnel: in=5 kept=3 dropped=2 (run folder given twice=2)\n" in err
+    assert (f"{store}: 3 run folders, 5 pass@k rows read -> 3 recorded: 3 added, 0 replaced "
+            "(recorded before), 2 skipped; the store holds 3 rows\n") in err
+    assert read_store(str(store)).height == 3
+    assert cli.main(["results", "record", "--scores", rkt, "--store", str(store)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"added": 0, "replaced": 2, "rows": 3}
+    assert "results record funnel: in=2 kept=2 dropped=0 (none)\n" in err
+    assert "1 run folder, 2 pass@k rows read -> 2 recorded: 0 added, 2 replaced (recorded before), 0 skipped" in err
+
+
+def test_two_folders_of_one_run_are_recorded_once_from_the_last(tmp_path, caplog):
+    store = str(tmp_path / "results.parquet")
+    first = make_run(tmp_path / "runs")
+    copy = str(tmp_path / "copy" / pathlib.Path(first).name)
+    shutil.copytree(first, copy)  # the same folder name and config: the same run_id
+    with caplog.at_level("INFO", logger="multiplt.results"):
+        summary = record_runs([first, copy], store)
+    assert summary == {**summary, "added": 1, "replaced": 0, "rows": 1, "read": 2, "skipped": 1}
+    assert read_store(store)["run_uri"].to_list() == [copy]
+    assert f"{first} is the same run as {copy} (same run_id): recording 1 row from the latter" in caplog.text
+    assert "in=2 kept=1 dropped=1 (same run as a later run folder=1)" in caplog.text
+
+
+def test_a_scores_file_with_a_k_twice_is_refused(tmp_path):
+    run = pathlib.Path(make_run(tmp_path / "runs"))
+    (run / "_scores.csv").write_text(HEADER + f"{run.name},1,0.50,4,2,2\n{run.name},1,0.75,4,2,2\n")
+    with pytest.raises(MultipltError, match=re.escape(f"{run}/_scores.csv has two rows for Pass@k 1 of {run.name}")):
+        record_runs([str(run)], str(tmp_path / "results.parquet"))
+    assert not (tmp_path / "results.parquet").exists()
 
 
 def test_missing_scores_is_a_clear_error_and_writes_nothing(tmp_path):
@@ -236,7 +282,8 @@ def test_a_read_only_store_location_is_one_clear_error(tmp_path, capsys, monkeyp
     else:
         monkeypatch.setattr(builtins, "open", open_refusing_the_lock)
     assert cli.main(["results", "record", "--scores", run, "--store", str(store)]) == 2
-    err = capsys.readouterr().err
-    assert err == f"multiplt results: error: cannot write {store}: Read-only file system\n"
+    err = capsys.readouterr().err.splitlines()  # the run folders read, logged, then the error
+    assert err[-1] == f"multiplt results: error: cannot write {store}: Read-only file system"
+    assert not any("error" in line.lower() for line in err[:-1])
     monkeypatch.undo()
     assert not store.exists() and not pathlib.Path(f"{store}.lock").exists()
