@@ -5,8 +5,8 @@ Wiring only: per shard, `multiplt testgen --stage generate` (GPU, pool `gpu`), `
 validate` (the sandbox runtime) and `--stage write`; `plan` only turns the Params into those
 command lines (from the triggering corpus event's `functions_uri`, or the `functions` Param of
 a manual run) and returns them with the settings it used, which `announce` reads (it does not
-resolve the Variable again). Scheduled on the corpus functions Asset; `announce` emits the tests
-Asset.
+resolve the Variable again); it skips the run when those functions hold no row. Scheduled on
+the corpus functions Asset; `announce` emits the tests Asset.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ resumes: a rerun on the same functions does only the missing work. See docs/test
 `announce` updates `multiplt_testgen_tests` with extra `tests_uri` (`<out>/tests`),
 `functions_uri`, `model` and `rows` (the settings `plan` ran with), which starts
 `multiplt_translate`. When no function kept a passing test (0 rows), `announce` is skipped with
-that message and nothing downstream runs; a corpus event with 0 rows skips the whole run at
-`plan`.
+that message and nothing downstream runs; a corpus event with 0 rows, or a `functions` dataset
+with no row (a run started by hand), skips the whole run at `plan` with that message.
 """
 
 with DAG(
@@ -75,13 +75,16 @@ with DAG(
     @task
     def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> dict:
         """The run's settings (the Variable read once, here) and the command lines of every
-        shard's stages, on the announced or given functions (no I/O)."""
+        shard's stages, on the announced or given functions; skipped when those functions hold
+        no row."""
         from airflow.sdk.exceptions import AirflowSkipException
         from multiplt_pipelines.chain import EmptyInput
-        from multiplt_pipelines.testgen import resolved_params, testgen_run
+        from multiplt_pipelines.testgen import require_functions, resolved_params, testgen_run
 
         try:
-            return testgen_run(resolved_params(params, dag_run, triggering_asset_events), data_uri)
+            settings = resolved_params(params, dag_run, triggering_asset_events)
+            require_functions(settings, data_uri)
+            return testgen_run(settings, data_uri)
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
 

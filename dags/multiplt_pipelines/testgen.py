@@ -82,6 +82,17 @@ def resolved_params(params, dag_run, triggering_asset_events) -> dict:
                                asset=chain.FUNCTIONS_ASSET, key="functions_uri", param="functions")
 
 
+def require_functions(params: dict, data_uri: str) -> None:
+    """EmptyInput when the run's functions dataset holds no row (reads storage): `multiplt
+    testgen` refuses it (exit 2), so a run started by hand on it ends like one started by an
+    event announcing 0 rows."""
+    from multiplt.testgen.inputs import parquet_files
+    from multiplt_pipelines.chain import require_rows
+
+    functions = run_inputs(params, data_uri)["functions"]
+    require_rows("functions dataset", functions, lambda: parquet_files(functions))
+
+
 def tests_announcement(params: dict, data_uri: str) -> dict:
     """The tests Asset event's extra, from the run's funnel.json (reads storage); EmptyInput when
     no function kept a test. `params`: the settings `plan` returned (`testgen_run`)."""

@@ -4,8 +4,10 @@ Input: a parquet file, or a folder of parquet shards, with at least `content`, `
 `entrypoint` and `context` (the corpus step's output, `URI/functions/`; passing the corpus
 output root works too). Every other column is kept as provenance. A corpus build's dropped
 rows (`excluded/`) and work folder (`_work/`: unmerged shards, their dropped rows) are never
-read. Shard K of N holds the rows whose sha1, read as a number, is K modulo N: stable whatever
-the input's file layout.
+read. Files without rows are skipped; a dataset without any row is an error (there is nothing
+to write tests for, and an empty output would look like a model that wrote none). Shard K of N
+holds the rows whose sha1, read as a number, is K modulo N: stable whatever the input's file
+layout.
 """
 
 from __future__ import annotations
@@ -92,18 +94,24 @@ def parquet_files(uri: str) -> list[str]:
 
 
 def read_functions(uri: str):
-    """All rows of the dataset as one polars DataFrame; MultipltError naming what is wrong."""
+    """All rows of the dataset as one polars DataFrame; MultipltError naming what is wrong,
+    also when no file holds a row. A file without rows adds nothing and is skipped before its
+    columns are checked: an empty parquet file may have no columns at all."""
     import polars as pl
 
     frames = []
     for f in parquet_files(uri):
         df = storage.read_parquet(f)
+        if df.height == 0:
+            continue
         missing = [c for c in REQUIRED if c not in df.columns]
         if missing:
             raise MultipltError(f"{f} lacks required column(s) {', '.join(missing)} "
                                 f"(a functions dataset needs {', '.join(REQUIRED)})")
         _check_tests(f, df)
         frames.append(df)
+    if not frames:
+        raise MultipltError(f"functions dataset {uri} has no rows")
     try:
         return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     except Exception as exc:  # polars raises several types for incompatible schemas

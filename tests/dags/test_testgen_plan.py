@@ -2,12 +2,17 @@
 shard, each accepted by the real `multiplt testgen` parser, with the Params passed through; the
 default output folder of each input is its own (the same input gets the same folder, another
 input another), so a second corpus (tests dataset) does not land in the first one's output,
-which `multiplt testgen` (`multiplt translate`) refuses with exit 2."""
+which `multiplt testgen` (`multiplt translate`) refuses with exit 2. A manual run on functions
+without rows is skipped at `plan`."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 for _path in (str(REPO / "dags"), str(REPO / "plugins")):
@@ -18,6 +23,9 @@ from multiplt_pipelines import testgen as plans  # noqa: E402
 from multiplt_pipelines import translation  # noqa: E402
 
 from multiplt.cli import build_parser  # noqa: E402
+from tests.support.airflow import load_dag  # noqa: E402
+
+FUNCTIONS = REPO / "tests" / "fixtures" / "testgen" / "functions.jsonl"
 
 
 def test_plan_has_three_stages_per_shard_with_the_params():
@@ -90,3 +98,32 @@ def test_each_tests_input_gets_its_own_default_translate_out_and_keeps_it():
     assert entry["execute"][2].startswith("/".join([f"{data}/translate/testgen_x_tests", "work", "lua", ""]))
     # the dataset Assets keep their URIs (identifiers; the events name the folder)
     assert translation.dataset_asset_uri(data, "lua") == f"{data}/translate/data/lua"
+
+
+def test_a_manual_run_on_functions_with_no_row_is_skipped_at_plan(tmp_path):
+    """`multiplt testgen` refuses a functions dataset without rows (exit 2): a run started by
+    hand on one ends at `plan` with the reason, like a run started by an event announcing 0
+    rows; an input that cannot be listed is left to the stage command, which names the problem."""
+    import polars as pl
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    plan = load_dag("multiplt_testgen").get_task("plan").python_callable
+    params = {**{k: v["default"] for k, v in plans.PARAMS.items()}, "shards": 1}
+    manual = SimpleNamespace(conf={})
+    corpus = tmp_path / "corpus"  # a corpus build that kept no function: its columns, 0 rows
+    (corpus / "functions").mkdir(parents=True)
+    rows = pl.read_ndjson(FUNCTIONS)
+    rows.clear().write_parquet(corpus / "functions" / "part-00000.parquet")
+    for given in (corpus, corpus / "functions"):
+        with pytest.raises(AirflowSkipException,
+                           match=rf"^nothing to do: the functions dataset {re.escape(str(given))} has 0 rows$"):
+            plan("file:///DATA", params={**params, "functions": str(given)}, dag_run=manual,
+                 triggering_asset_events={})
+    rows.write_parquet(corpus / "functions" / "part-00000.parquet")
+    planned = plan("file:///DATA", params={**params, "functions": str(corpus)}, dag_run=manual,
+                   triggering_asset_events={})
+    generate = planned["shards"][0]["generate"]
+    assert generate[generate.index("--functions") + 1] == str(corpus)
+    missing = plan("file:///DATA", params={**params, "functions": str(tmp_path / "missing")},
+                   dag_run=manual, triggering_asset_events={})
+    assert missing["settings"]["functions"] == str(tmp_path / "missing")

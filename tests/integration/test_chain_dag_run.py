@@ -67,6 +67,27 @@ def test_testgen_that_keeps_no_test_is_skipped_with_its_reason(airflow_db, tmp_p
     assert asset_events(run) == []
 
 
+def test_testgen_started_by_hand_on_functions_with_no_row_is_skipped(airflow_db, tmp_path, monkeypatch, capfd):
+    """`multiplt testgen` refuses a functions dataset without rows (exit 2); the DAG run ends at
+    `plan` with the reason instead: nothing fails, nothing runs, nothing is announced."""
+    import polars as pl
+
+    same_data_uri(airflow_db, monkeypatch)
+    (tmp_path / "corpus" / "functions").mkdir(parents=True)
+    pl.read_ndjson(TESTGEN_FIXTURE / "functions.jsonl").clear().write_parquet(
+        tmp_path / "corpus" / "functions" / "part-00000.parquet")
+    run = load_dag("multiplt_testgen").test(run_conf={
+        "functions": str(tmp_path / "corpus"), "out": str(tmp_path / "tg"), "backend": "replay",
+        "replay_source": str(TESTGEN_FIXTURE / "replay.jsonl"), "n": 1, "shards": 1})
+    assert run.state == "success"
+    states = task_states(run)
+    assert states["plan"] == {("skipped", 1)}
+    assert {s for task in ("generate", "write", "announce") for s, _ in states[task]} == {"skipped"}
+    logs = capfd.readouterr()
+    assert f"nothing to do: the functions dataset {tmp_path / 'corpus'} has 0 rows" in logs.out + logs.err
+    assert asset_events(run) == [] and not (tmp_path / "tg").exists()
+
+
 def test_translate_language_with_no_kept_row_is_not_announced(airflow_db, tmp_path, monkeypatch, capfd):
     same_data_uri(airflow_db, monkeypatch)
     inputs = fx.write(tmp_path / "in")

@@ -188,7 +188,15 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     no_context = [{k: v for k, v in json.loads(line).items() if k != "context"}
                   for line in (FIXTURE / "functions.jsonl").read_text().splitlines()]
     bad_columns = functions_parquet(tmp_path, no_context, "nocontext")
+    empty = str(tmp_path / "empty")  # a corpus that kept no function: its columns, 0 rows
+    (tmp_path / "empty" / "functions").mkdir(parents=True)
+    pl.read_parquet(f"{good}/functions/part-0.parquet").clear().write_parquet(
+        tmp_path / "empty" / "functions" / "part-0.parquet")
     cases = [
+        (["--functions", empty, "--backend", "replay", "--replay-source", REPLAY],
+         f"multiplt testgen: error: functions dataset {empty} has no rows\n"),
+        (["--functions", empty, "--backend", "replay", "--replay-source", REPLAY, "--shard", "1/2",
+          "--stage", "generate"], f"functions dataset {empty} has no rows"),
         (["--functions", bad_columns, "--backend", "replay", "--replay-source", REPLAY],
          "lacks required column(s) context"),
         (["--functions", good, "--backend", "replay", "--replay-source", str(tmp_path / "none.jsonl")],
@@ -214,13 +222,24 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     for i, (argv, message) in enumerate(cases):
         out = tmp_path / f"out{i}"
         assert main(["testgen", "--out", str(out), *argv]) == 2, argv
-        assert message in capsys.readouterr().err, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("error:") == 1, argv
         assert not out.exists(), argv
     # a backend the registry does not know: argparse's usage error (exit 2), before any work
     with pytest.raises(SystemExit) as exited:
         main(["testgen", "--out", str(tmp_path / "outb"), "--functions", good, "--backend", "nonsense"])
     assert exited.value.code == 2 and "invalid choice: 'nonsense'" in capsys.readouterr().err
     assert not (tmp_path / "outb").exists()
+
+
+def test_a_shard_without_rows_of_a_dataset_with_rows_succeeds_with_its_funnel(tmp_path):
+    """Only an input without any row is refused: one of its shards may hold none (no fixture
+    sha1 is 1 modulo 8), and then writes its empty outputs and a funnel saying so."""
+    functions, out = functions_parquet(tmp_path), tmp_path / "out"
+    assert run_testgen(functions, out, "--shard", "1/8") == 0
+    funnel = json.loads((out / "work" / "shard-00001-of-00008" / "funnel.json").read_text())
+    assert funnel["steps"][0] == {"name": "input", "in": 0, "out": 0}
+    assert pl.read_parquet(out / "tests" / "shard-00001-of-00008.parquet").height == 0
 
 
 @pytest.mark.slow

@@ -1,11 +1,12 @@
 """Which parquet files `multiplt testgen --functions` reads: a file, a corpus output root's
 functions/, or any other folder of parquet files; never a corpus build's dropped rows
-(excluded/, _work/), and never an unmerged corpus build. The optional `tests` column is a list
-of strings per row."""
+(excluded/, _work/), and never an unmerged corpus build; a dataset without rows is refused. The
+optional `tests` column is a list of strings per row."""
 
 from __future__ import annotations
 
 import pathlib
+import re
 
 import polars as pl
 import pytest
@@ -122,3 +123,20 @@ def test_a_tests_column_of_anything_else_is_refused(tmp_path):
         pl.Series("tests", [["assert add(1, 2) == 3"], ["assert add(0, 0) == 0", None]])))
     with pytest.raises(MultipltError, match=rf"n.parquet row 1 \(sha1 n1{'0' * 38}\): tests holds a null"):
         inputs.read_functions(str(tmp_path / "n.parquet"))
+
+
+def test_a_dataset_without_rows_is_refused_naming_it(tmp_path):
+    """Nothing to write tests for: one error naming the input, whether its files keep the
+    corpus's columns (a corpus build that kept no function) or have none at all."""
+    corpus_build(tmp_path / "c", merged=True)
+    put(tmp_path / "c" / "functions" / "part-00000.parquet", rows("kept", 2).clear())
+    for given in (tmp_path / "c", tmp_path / "c" / "functions",
+                  tmp_path / "c" / "functions" / "part-00000.parquet"):
+        with pytest.raises(MultipltError, match=rf"^functions dataset {re.escape(str(given))} has no rows$"):
+            inputs.read_functions(str(given))
+    put(tmp_path / "bare" / "part-0.parquet", pl.DataFrame())
+    with pytest.raises(MultipltError, match=r"functions dataset .*bare has no rows"):
+        inputs.read_functions(str(tmp_path / "bare"))
+    # a file without rows beside one with rows adds nothing, whatever its columns
+    put(tmp_path / "bare" / "part-1.parquet", rows("one", 1))
+    assert inputs.read_functions(str(tmp_path / "bare"))["id"].to_list() == ["one:0"]
