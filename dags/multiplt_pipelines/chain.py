@@ -106,14 +106,16 @@ def has_rows(files: list[str]) -> bool:
 def require_rows(what: str, uri: str, list_files) -> None:
     """EmptyInput when the input `uri` (its data files: `list_files()`) holds no row, so a run
     started by hand on an empty input ends like one started by an empty event. An input that
-    cannot be listed (missing, malformed) passes: the stage command reports it (exit 2)."""
+    cannot be listed or read (missing, malformed, a corrupt file) passes: the stage command
+    reports it with its one error line (exit 2), where a failed plan would show a traceback."""
     from multiplt.errors import MultipltError
 
     try:
         files = list_files()
+        empty = files is not None and not has_rows(files)
     except MultipltError:
         return
-    if files is not None and not has_rows(files):
+    if empty:
         raise EmptyInput(f"nothing to do: the {what} {uri} has 0 rows")
 
 

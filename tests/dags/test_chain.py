@@ -345,6 +345,12 @@ def test_a_manual_run_on_an_input_with_no_row_is_skipped_not_failed(tmp_path):
     inputs = fx.write(tmp_path / "in")
     assert plan("file:///DATA", params={**tparams, "tests": inputs["tests"]}, dag_run=MANUAL,
                 triggering_asset_events={})["entries"][0]["lang"] == "lua"
+    # a file that cannot be read is left to the stage command, whose error is one line (exit 2)
+    corrupt = tmp_path / "corrupt-tests" / "tests" / "part-0.parquet"
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes(b"PAR1 not really parquet")
+    assert plan("file:///DATA", params={**tparams, "tests": str(corrupt.parents[1])},
+                dag_run=MANUAL, triggering_asset_events={})["entries"][0]["lang"] == "lua"
 
     settings = load_dag("multiplt_finetune").get_task("settings").python_callable
     params = defaults(schemas.FINETUNE, base_model="tiny/base", languages=["lua", "r"],
