@@ -20,8 +20,9 @@ def register(subparsers) -> None:
                    help="what to print (default: csv)")
     p.add_argument("--allow-partial", action="store_true",
                    help="score a folder whose completions are not all generated (the last generate "
-                   "into it did not finish) or not all executed yet (by default an error: the score would "
-                   "cover only the samples that exist and the programs that ran)")
+                   "into it did not finish, or a problem it selected has no completions file) or not all "
+                   "executed yet (by default an error: the score would cover only the samples that exist "
+                   "and the programs that ran)")
     p.set_defaults(func=run)
 
 

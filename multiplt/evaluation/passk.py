@@ -24,8 +24,9 @@ from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.evaluation import parquet
 from multiplt.evaluation.run_folder import (PER_PROBLEM_FILE, RUN_FILE, SCORES_FILE, completion_counts,
-                                            read_results, recorded_generation, scores_csv, unexecuted,
-                                            ungenerated)
+                                            never_generated, read_results, recorded_generation,
+                                            scores_csv, unexecuted, ungenerated)
+from multiplt.log import Funnel
 
 LOG = logging.getLogger("multiplt.evaluation")
 
@@ -60,57 +61,88 @@ def _checked(uri: str, results: list) -> list[dict]:
     return results
 
 
-def read_counts(in_uri: str, allow_partial: bool = True) -> list[dict]:
-    """[{problem, language, n, c}] for every results file in the folder (sorted by problem).
+def read_counts(in_uri: str, allow_partial: bool = True, funnel: Funnel | None = None) -> list[dict]:
+    """[{problem, language, n, c}] for every results file in the folder with results (sorted by
+    problem); `funnel` counts the results files it leaves out (an empty `results` list), and
+    score the rest.
 
-    Unless `allow_partial`, a folder not fully generated (its run record `_multiplt_run.yaml`
-    says `complete: false`: the last generate into it was interrupted or failed) or not fully
-    executed (a problem with completions and no results file, or fewer
-    results than completions: `multiplt execute` writes results as programs finish, and generate
-    may have added samples since) is an error: its score would silently cover only the samples
-    that exist or the programs that ran. The checks read the completions files and the run
-    record too; a folder of results files alone (as MultiPL-E's) has nothing to compare."""
+    Unless `allow_partial`, a folder not fully generated or not fully executed is an error
+    (check_complete): its score would silently cover only the samples that exist or the
+    programs that ran."""
     rows, executed = [], {}
     for uri, problem, language, results in read_results(in_uri):
         executed[problem] = len(results)
-        if results:
-            rows.append({"problem": problem, "language": language, "n": len(results),
-                         "c": sum(1 for r in _checked(uri, results) if passed(r))})
+        if not results:
+            if funnel is not None:
+                funnel.drop("results file without results")
+            continue
+        rows.append({"problem": problem, "language": language, "n": len(results),
+                     "c": sum(1 for r in _checked(uri, results) if passed(r))})
     if not allow_partial:
-        counts = completion_counts(in_uri)
-        n, complete = recorded_generation(in_uri)
-        if complete is False:
-            short = ungenerated(n, counts) if n is not None else []
-            shown = (", e.g. " + ", ".join(f"{p} ({have} of {want})" for p, have, want in short[:3])
-                     if short else "")
-            raise MultipltError(
-                f"{in_uri}: not fully generated: the last `multiplt generate` into it did not "
-                f"finish ({RUN_FILE} says complete: false){shown}; rerun it to finish, then "
-                f"`multiplt execute --in {in_uri}` (--allow-partial scores what there is); "
-                f"nothing written")
-        missing = unexecuted(in_uri, executed, counts)
-        if missing:
-            shown = ", ".join(f"{p} ({have} of {want})" for p, have, want in missing[:3])
-            raise MultipltError(
-                f"{in_uri}: {len(missing)} problem(s) not fully executed, e.g. {shown}: run "
-                f"`multiplt execute --in {in_uri}` to finish (--allow-partial scores only the "
-                f"programs that ran); nothing written")
+        check_complete(in_uri, executed)
     return sorted(rows, key=lambda r: r["problem"])
+
+
+def check_complete(in_uri: str, executed: dict[str, int]) -> None:
+    """Raise unless the folder is fully generated and executed. Not fully generated: its run
+    record `_multiplt_run.yaml` says `complete: false` (the last generate into it was
+    interrupted or failed), or a problem it lists as selected has no completions file (deleted,
+    or lost by a stage-out). Not fully executed: a problem with completions and no results file,
+    or fewer results than completions (`multiplt execute` writes results as programs finish,
+    and generate may have added samples since); `executed` is {problem: its number of results}.
+    The checks read the completions files and the run record; a folder of results files alone
+    (as MultiPL-E's) has nothing to compare."""
+    counts = completion_counts(in_uri)
+    n, complete, selected = recorded_generation(in_uri)
+    if complete is False:
+        short = ungenerated(n, counts) if n is not None else []
+        shown = (", e.g. " + ", ".join(f"{p} ({have} of {want})" for p, have, want in short[:3])
+                 if short else "")
+        raise MultipltError(
+            f"{in_uri}: not fully generated: the last `multiplt generate` into it did not "
+            f"finish ({RUN_FILE} says complete: false){shown}; rerun it to finish, then "
+            f"`multiplt execute --in {in_uri}` (--allow-partial scores what there is); "
+            f"nothing written")
+    lost = never_generated(selected or [], counts)
+    if lost:
+        raise MultipltError(
+            f"{in_uri}: {len(lost)} problem(s) selected by `multiplt generate` ({RUN_FILE} lists "
+            f"them) have no completions file, e.g. {', '.join(lost[:3])}: rerun the generate to "
+            f"write them again, then `multiplt execute --in {in_uri}` (--allow-partial scores "
+            f"only the problems there are); nothing written")
+    missing = unexecuted(in_uri, executed, counts)
+    if missing:
+        shown = ", ".join(f"{p} ({have} of {want})" for p, have, want in missing[:3])
+        raise MultipltError(
+            f"{in_uri}: {len(missing)} problem(s) not fully executed, e.g. {shown}: run "
+            f"`multiplt execute --in {in_uri}` to finish (--allow-partial scores only the "
+            f"programs that ran); nothing written")
+    if not counts:
+        LOG.info("score: %s has no completions files to check its results against", in_uri)
+    else:
+        LOG.info("score: %s is fully generated and executed (%d problems with completions%s)", in_uri,
+                 len(counts), f", {len(selected)} selected by generate" if selected is not None else "")
 
 
 def score(in_uri: str, ks=(1,), allow_partial: bool = False) -> list[dict]:
     """Score a results folder: return the CSV rows (dicts keyed by SCORES_HEADER) and write the
     scores CSV and the per-problem table into the folder. A folder not fully generated or not
-    fully executed is an error unless `allow_partial` (read_counts)."""
+    fully executed is an error unless `allow_partial` (check_complete). Logs the problems and
+    samples funnels."""
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise MultipltError(f"k must be positive integers, got {ks}")
     if not storage.exists(in_uri):
         raise MultipltError(f"{in_uri} does not exist: give a folder of <name>.results.json.gz files")
-    counts = read_counts(in_uri, allow_partial=allow_partial)
+    problems = Funnel("score problems")
+    counts = read_counts(in_uri, allow_partial=allow_partial, funnel=problems)
+    if allow_partial:
+        LOG.info("score: --allow-partial: %s is not checked for problems or samples not yet "
+                 "generated or executed", in_uri)
     if not counts:
         raise MultipltError(f"{in_uri}: no results files (<name>.results.json.gz) with results; "
                             "run `multiplt execute` first")
+    _log_funnels(problems, counts, ks[0])
     dataset = storage.basename(str(in_uri).rstrip("/"))
     rows = []
     for k in ks:
@@ -138,6 +170,25 @@ def score(in_uri: str, ks=(1,), allow_partial: bool = False) -> list[dict]:
     storage.write_text(storage.join(in_uri, SCORES_FILE), scores_csv(rows), if_changed=True)
     _write_per_problem(storage.join(in_uri, PER_PROBLEM_FILE), counts, ks)
     return rows
+
+
+def _log_funnels(problems: Funnel, counts: list[dict], least: int) -> None:
+    """Log the problems funnel (results files in, problems scored out; read_counts has counted
+    the files without results) and the samples funnel (results in, results scored out): a
+    problem with fewer results than the least k is in no pass@k row."""
+    samples = Funnel("score samples")
+    short = f"fewer than {least} results (the least k)"
+    for r in counts:
+        if r["n"] < least:
+            problems.drop(short)
+            samples.drop(f"of a problem with {short}", r["n"])
+        else:
+            problems.keep()
+            samples.keep(r["n"])
+    problems.log(LOG)
+    samples.log(LOG)
+    LOG.info("score: %d of the %d samples scored passed", sum(r["c"] for r in counts if r["n"] >= least),
+             samples.kept)
 
 
 def _write_per_problem(uri: str, counts: list[dict], ks: list[int]) -> None:

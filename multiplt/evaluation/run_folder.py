@@ -6,7 +6,8 @@ One folder per (benchmark, language, model, revision, temperature), named
 segment (a `/` in a Hub name or URI becomes `_`). Each stage adds its files:
 
   <name>.json.gz            multiplt generate   a MultiPL-E completions file per problem
-  _multiplt_run.yaml        multiplt generate   the resolved run config
+  _multiplt_run.yaml        multiplt generate   the resolved run config and the problems
+                                                it selected (read_run_record)
   <name>.results.json.gz    multiplt execute    the same keys plus `results`
   _scores.csv               multiplt score      pass@k rows under MultiPL-E's header
   _per_problem.parquet      multiplt score      n, c and pass@k per problem
@@ -130,40 +131,66 @@ def unexecuted(folder: str, executed: dict[str, int],
                   if executed.get(name, 0) < want)
 
 
-def recorded_generation(folder: str) -> tuple[int | None, bool | None]:
-    """(n, complete) of the folder's run record: `n`, the most samples per problem any generate
-    asked for (None without a record or without `n`, as in a MultiPL-E folder), and `complete`,
-    whether the last generate that wrote samples there finished them all (None in records written
-    before generate kept it). A MultipltError names a record that is not a YAML mapping or whose
-    `n` is not a positive whole number."""
+#: what score's errors about the run record advise (generate's: multiplt.generation.folder)
+SCORE_ADVICE = "mend it (--allow-partial skips the check)"
+
+
+def read_run_record(folder: str, advice: str) -> dict | None:
+    """The folder's run record (None when it has none): the one parser of `_multiplt_run.yaml`,
+    for generate, which adds to it, and for score, which checks the folder against it. A
+    MultipltError names a record that is not a YAML mapping, or whose `n` is not a positive
+    whole number, `complete` not true or false, or `problems` not a list of names, and ends
+    with `advice`: what the reader's user can do about it, which differs (SCORE_ADVICE)."""
     from multiplt import storage
 
     uri = storage.join(folder, RUN_FILE)
     if not storage.exists(uri):
-        return None, None
+        return None
     import yaml
 
     try:
         record = yaml.safe_load(storage.read_text(uri))
     except yaml.YAMLError as exc:
         raise MultipltError(f"{uri} is not valid YAML ({exc.__class__.__name__}); it records the "
-                            f"run this folder holds: mend it (--allow-partial skips the check)") from None
+                            f"run this folder holds: {advice}") from None
     if not isinstance(record, dict):
-        raise MultipltError(f"{uri} is not a run record (a YAML mapping); mend it "
-                            f"(--allow-partial skips the check)")
-    n, complete = record.get("n"), record.get("complete")
+        raise MultipltError(f"{uri} is not a run record (a YAML mapping); {advice}")
+    n, complete, problems = record.get("n"), record.get("complete"), record.get("problems")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-        raise MultipltError(f"{uri}: n must be a positive whole number, got {n!r}; mend it "
-                            f"(--allow-partial skips the check)")
-    return n, complete if isinstance(complete, bool) else None
+        raise MultipltError(f"{uri}: n must be a positive whole number, got {n!r}; {advice}")
+    if complete is not None and not isinstance(complete, bool):
+        raise MultipltError(f"{uri}: complete must be true or false, got {complete!r}; {advice}")
+    if problems is not None and (not isinstance(problems, list)
+                                 or not all(isinstance(p, str) and p for p in problems)):
+        raise MultipltError(f"{uri}: problems must be a list of problem names, got {problems!r}; "
+                            f"{advice}")
+    return record
+
+
+def recorded_generation(folder: str) -> tuple[int | None, bool | None, list[str] | None]:
+    """(n, complete, selected) of the folder's run record, for score's checks: `n`, the most
+    samples per problem any generate asked for (None without a record or without `n`, as in a
+    MultiPL-E folder); `complete`, whether the last generate that wrote samples there finished
+    them all; `selected`, the problems the generates into the folder selected (--limit,
+    --problems, or the whole benchmark). The last two are None in records written before
+    generate kept them. A malformed record is a MultipltError (read_run_record)."""
+    record = read_run_record(folder, SCORE_ADVICE) or {}
+    return record.get("n"), record.get("complete"), record.get("problems")
 
 
 def ungenerated(n: int, counts: dict[str, int]) -> list[tuple[str, int, int]]:
     """(problem, completions, n) of every problem in `counts` (completion_counts) with fewer than
     the run record's n completions: `multiplt generate` did not finish it (interrupted, or a
-    failed run). A problem of the benchmark with no file at all cannot be told apart from one
-    the run did not select (the run record does not list its --limit/--problems selection)."""
+    failed run). A selected problem with no file at all is never_generated's."""
     return sorted((name, have, n) for name, have in counts.items() if have < n)
+
+
+def never_generated(selected: list[str], counts: dict[str, int]) -> list[str]:
+    """The problems of `selected` (the run record's `problems`) without a completions file in
+    `counts` (completion_counts), in the record's order: a generate selected them, and their
+    file is gone (deleted, or lost by a stage-out); neither `ungenerated` nor `unexecuted`
+    can see a problem that has no file."""
+    return [name for name in selected if name not in counts]
 
 
 def results_file(name: str) -> str:

@@ -113,7 +113,9 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     run = {"model": model, "revision": revision, "resolved_commit": None, "tokenizer": tokenizer or model,
            "benchmark": benchmark, "benchmark_sha256": bench_sha, "lang": ",".join(langs), "n": n,
            "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
-           "seed": seed, "backend": backend, "experiment": experiment, "epoch": epoch}
+           "seed": seed, "backend": backend, "experiment": experiment, "epoch": epoch,
+           # score names a selected problem whose file is gone; merge_run keeps every run's
+           "problems": [r["name"] for r in rows]}
     folder.merge_run(out, run)  # refuse a folder of another run before any work
 
     funnel = Funnel("generate")
@@ -189,7 +191,9 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
                 bar.update(len(group))
         bar.close()
         if final_run is None:  # samples were written: the record says incomplete until now
-            folder.write_run(out, {**folder.read_run(out), "complete": True})
+            # with this call's selection again (write_run unites it with the record there)
+            folder.write_run(out, {**folder.read_run(out), "complete": True,
+                                   "problems": run["problems"]})
     finally:
         engine.close()
     funnel.log(LOG)
@@ -198,15 +202,14 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
 
 def _mark_complete_if_whole(out: str, records: dict) -> None:
     """A call with nothing to do finishes an interrupted folder's record when every problem file
-    there is one of its problems (so each holds at least this call's n): after `--n 5` was cut
-    short, `--n 2` makes the folder scoreable again. A narrower call (--limit, --problems) leaves
-    the record as it is."""
+    there, and every problem the record lists as selected, is one of its problems (so each
+    holds at least this call's n): after `--n 5` was cut short, `--n 2` makes the folder
+    scoreable again. A narrower call (--limit, --problems) leaves the record as it is, even
+    where the cut run had not yet written the other problems' files."""
     run = folder.read_run(out)
     if run is None or run.get("complete") is not False:
         return
-    from multiplt.evaluation.run_folder import completions_name
-
-    present = {completions_name(storage.basename(u)) for u in storage.ls(out)} - {None}
-    if present <= set(records):
+    present = set(folder.problem_files(out))
+    if present | set(run.get("problems") or ()) <= set(records):
         folder.write_run(out, {**run, "complete": True})
 

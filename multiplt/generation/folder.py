@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from multiplt import storage
 from multiplt.errors import MultipltError
-from multiplt.evaluation.run_folder import RUN_FILE
+from multiplt.evaluation.run_folder import RUN_FILE, completions_name, read_run_record
+
 # Fields of a problem file that must not change between runs writing into the same folder.
 SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens", "stop_tokens")
 # Fields of the run record that must not change between runs writing into the same folder.
 RUN_IDENTITY = ("model", "revision", "tokenizer", "backend", "seed", "temperature", "top_p",
                 "max_new_tokens", "lang")
+#: what generate's errors about the run record advise (score's: run_folder.SCORE_ADVICE)
+MEND_ADVICE = "mend or remove it, or use another --out"
 
 
 def unsafe_name(name) -> str | None:
@@ -63,20 +66,8 @@ def write_problem(out: str, record: dict) -> None:
 
 
 def read_run(out: str) -> dict | None:
-    import yaml
-
-    uri = storage.join(out, RUN_FILE)
-    if not storage.exists(uri):
-        return None
-    try:
-        data = yaml.safe_load(storage.read_text(uri))
-    except yaml.YAMLError as exc:
-        raise MultipltError(f"{uri} is not valid YAML ({exc.__class__.__name__}); it records the run "
-                            f"this folder holds: mend or remove it, or use another --out") from None
-    if not isinstance(data, dict):
-        raise MultipltError(f"{uri} is not a run record (a YAML mapping); mend or remove it, or use "
-                            f"another --out")
-    return data
+    """The folder's run record, or None (run_folder.read_run_record, with generate's advice)."""
+    return read_run_record(out, MEND_ADVICE)
 
 
 def merge_run(out: str, run: dict) -> dict | None:
@@ -84,7 +75,9 @@ def merge_run(out: str, run: dict) -> dict | None:
     when the existing one already says the same (a rerun writes nothing). A folder without a run
     record must hold no files (the run record is written before the first problem file, so any
     file there is someone else's: a foreign problem file would be executed and scored with the
-    run's), and a local `out` must not be a file."""
+    run's), and a local `out` must not be a file. The record's `problems` becomes the union of
+    every run's selection; a record from before generate kept the list starts it with the
+    problem files already there (each one an earlier run's)."""
     from multiplt.storage.outputs import check_out, refuse_foreign
 
     check_out(out, flag=None)
@@ -97,15 +90,35 @@ def merge_run(out: str, run: dict) -> dict | None:
     if diffs:
         raise MultipltError(f"{storage.join(out, RUN_FILE)} records a different run "
                             f"({'; '.join(diffs)}); use another --out folder")
-    had = old.get("n") or 0
-    if not isinstance(had, int) or isinstance(had, bool):
-        raise MultipltError(f"{storage.join(out, RUN_FILE)}: n must be a whole number, got {had!r}; mend or "
-                            f"remove it, or use another --out folder")
-    merged = {**old, **run, "n": max(had, int(run.get("n") or 0))}
+    merged = {**old, **run, "n": max(old.get("n") or 0, int(run.get("n") or 0))}
+    if "problems" in run:
+        had = old.get("problems")
+        merged["problems"] = _union(problem_files(out) if had is None else had, run["problems"])
     return None if merged == old else merged
 
 
+def problem_files(out: str) -> list[str]:
+    """The problems with a completions file in the folder, in listing order."""
+    return [name for name in (completions_name(storage.basename(u)) for u in storage.ls(out))
+            if name is not None]
+
+
+def _union(first: list[str], then: list[str]) -> list[str]:
+    """`first`, then the names of `then` it lacks: the order in which problems were selected."""
+    return list(dict.fromkeys([*first, *then]))
+
+
 def write_run(out: str, run: dict) -> None:
+    """Write the run record, its `problems` list last (the short fields stay on top). The list
+    is united with the record's there now, read again here: generate writes the record minutes
+    after merge_run read it (the model loads in between), and another generate into the folder
+    may have added its selection since. Storage has no atomic read-and-write, so two generates
+    of different selections writing within the same instant could still lose one's names; the
+    evaluate DAG's generates that share a folder share its selection too (docs/generation.md)."""
     import yaml
 
-    storage.write_text(storage.join(out, RUN_FILE), yaml.safe_dump(run, sort_keys=False))
+    record = {key: value for key, value in run.items() if key != "problems"}
+    if "problems" in run:
+        now = read_run(out) or {}
+        record["problems"] = _union(now.get("problems") or [], run["problems"])
+    storage.write_text(storage.join(out, RUN_FILE), yaml.safe_dump(record, sort_keys=False))

@@ -60,7 +60,10 @@ def _opt(config: dict, key: str, kind, uri: str):
 
 
 def run_id_for(dataset: str, config: dict) -> str:
-    """The folder name plus a hash of the resolved config: stable across re-recording."""
+    """The folder name plus a hash of the resolved config: stable across re-recording. The
+    record's `problems` (every problem a generate into the folder selected) is left out: a folder
+    generated again with a wider selection is the same run, whose new rows replace the old."""
+    config = {key: value for key, value in config.items() if key != "problems"}
     canonical = json.dumps(config, sort_keys=True, default=str)
     return f"{dataset}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
 

@@ -264,3 +264,74 @@ def test_a_folder_not_fully_generated_is_refused_unless_partial_is_allowed(tmp_p
     (tmp_path / run_folder.RUN_FILE).write_text("model: m\nn: many\n")
     with pytest.raises(MultipltError, match=r"_multiplt_run\.yaml: n must be a positive whole number"):
         passk.score(str(tmp_path))
+
+def test_a_selected_problem_without_a_completions_file_is_refused_unless_partial_is_allowed(tmp_path,
+                                                                                           capsys):
+    """generate lists the problems it selected in the run record: a problem whose completions
+    file is gone (deleted, or lost by a stage-out) has no results either, so neither the
+    generation nor the execution check could see it, and the score would silently cover the
+    other problems only. A record from before the list is checked as before."""
+    from multiplt import cli
+
+    (tmp_path / run_folder.RUN_FILE).write_text(
+        "model: m\nlang: lua\nn: 2\ncomplete: true\nproblems:\n- A\n- B\n- C\n- D\n")
+    for name in ("A", "C"):
+        _write_completions(tmp_path, name, 2)
+        _write(tmp_path, name, ["OK", "AssertionError"])
+    with pytest.raises(MultipltError, match=r"2 problem\(s\) selected by `multiplt generate` "
+                                            r"\(_multiplt_run\.yaml lists them\) have no completions "
+                                            r"file, e\.g\. B, D: rerun the generate"):
+        passk.score(str(tmp_path))
+    assert not (tmp_path / run_folder.SCORES_FILE).exists()
+    assert cli.main(["score", "--in", str(tmp_path)]) == 2
+    assert "--allow-partial" in capsys.readouterr().err
+    assert passk.score(str(tmp_path), allow_partial=True)[0]["NumProblems"] == 2
+    # a record from before generate listed its selection: scored as before
+    (tmp_path / run_folder.RUN_FILE).write_text("model: m\nlang: lua\nn: 2\ncomplete: true\n")
+    assert cli.main(["score", "--in", str(tmp_path)]) == 0
+    assert "is fully generated and executed (2 problems with completions)\n" in capsys.readouterr().err
+    (tmp_path / run_folder.RUN_FILE).write_text("n: 2\ncomplete: true\nproblems: [A, C]\n")
+    assert cli.main(["score", "--in", str(tmp_path)]) == 0
+    assert ("is fully generated and executed (2 problems with completions, 2 selected by generate)\n"
+            in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("n: 0\n", "n must be a positive whole number, got 0"),
+    ("complete: maybe\n", "complete must be true or false, got 'maybe'"),
+    ("problems: A\n", "problems must be a list of problem names, got 'A'"),
+    ("problems: [A, 5]\n", r"problems must be a list of problem names, got \['A', 5\]"),
+])
+def test_score_and_generate_read_the_run_record_with_one_parser(tmp_path, text, problem):
+    """One parser checks the record for both readers; only the advice of its errors differs."""
+    from multiplt.generation import folder
+
+    (tmp_path / run_folder.RUN_FILE).write_text("model: m\nlang: lua\n" + text)
+    with pytest.raises(MultipltError, match=rf"_multiplt_run\.yaml: {problem}; mend it "
+                                            r"\(--allow-partial skips the check\)"):
+        run_folder.recorded_generation(str(tmp_path))
+    with pytest.raises(MultipltError, match=rf"_multiplt_run\.yaml: {problem}; mend or remove it, "
+                                            r"or use another --out"):
+        folder.read_run(str(tmp_path))
+
+
+def test_score_logs_its_funnels_and_prints_only_the_rows(tmp_path, capsys):
+    """Problems in (results files) -> scored, samples in -> scored, each left out with its
+    reason, on stderr; stdout stays the CSV that callers parse."""
+    from multiplt import cli
+
+    _write(tmp_path, "A", ["OK", "OK", "AssertionError"])
+    _write(tmp_path, "B", ["OK", "Exception", "Exception"])
+    _write(tmp_path, "C", ["OK"])              # fewer results than the least k
+    _write(tmp_path, "D", [])                  # a problem without completions
+    assert cli.main(["score", "--in", str(tmp_path), "-k", "2,3"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == ",".join(run_folder.SCORES_HEADER) and len(out.splitlines()) == 3
+    assert ("score problems funnel: in=4 kept=2 dropped=2 (results file without results=1, "
+            "fewer than 2 results (the least k)=1)\n") in err
+    assert ("score samples funnel: in=7 kept=6 dropped=1 (of a problem with fewer than 2 results "
+            "(the least k)=1)\n") in err
+    assert "score: 3 of the 6 samples scored passed\n" in err
+    assert "has no completions files to check its results against\n" in err
+    assert cli.main(["score", "--in", str(tmp_path), "--allow-partial"]) == 0
+    assert "score: --allow-partial: " in capsys.readouterr().err

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+import yaml
 
 from multiplt import storage
 from multiplt.errors import MultipltError
@@ -205,8 +206,12 @@ def test_vllm_missing_is_a_clear_error(bench, tmp_path):
         run(bench, str(tmp_path / "run"), backend="vllm", model="x")
 
 
-@pytest.mark.parametrize("text,problem", [(": [", "is not valid YAML"), ("[1]\n", "is not a run record"),
-                                          ("n: abc\n", "n must be a whole number, got 'abc'")])
+@pytest.mark.parametrize("text,problem", [
+    (": [", "is not valid YAML"), ("[1]\n", "is not a run record"),
+    ("n: abc\n", "n must be a positive whole number, got 'abc'; mend or remove it"),
+    ("complete: maybe\n", "complete must be true or false, got 'maybe'; mend or remove it"),
+    ("problems: HumanEval_0_f\n", "problems must be a list of problem names, got 'HumanEval_0_f'; mend"),
+])
 def test_a_corrupt_run_record_is_an_error_and_nothing_is_written(bench, tmp_path, text, problem):
     out = tmp_path / "run"
     out.mkdir()
@@ -248,3 +253,98 @@ def test_the_run_record_says_whether_the_last_generate_finished(bench, tmp_path,
     assert folder.read_run(out)["complete"] is True
     with pytest.raises(MultipltError, match="not fully executed"):  # generated; execute is next
         passk.read_counts(out, allow_partial=False)
+
+
+def test_the_run_record_lists_every_problem_any_generate_selected(bench, tmp_path):
+    """score names a selected problem whose file is gone, so the record holds the union of the
+    selections (--limit, --problems, the whole benchmark) in the order first selected, as a
+    YAML list after the other fields."""
+    from multiplt.evaluation import passk
+
+    out = str(tmp_path / "run")
+    run(bench, out, limit=1)
+    assert folder.read_run(out)["problems"] == ["HumanEval_0_f"]
+    run(bench, out, problems="HumanEval_2_f")
+    assert folder.read_run(out)["problems"] == ["HumanEval_0_f", "HumanEval_2_f"]
+    run(bench, out, n=3)
+    assert folder.read_run(out)["problems"] == ["HumanEval_0_f", "HumanEval_2_f", "HumanEval_1_f"]
+    text = storage.read_text(storage.join(out, "_multiplt_run.yaml"))
+    assert text.endswith("complete: true\nproblems:\n- HumanEval_0_f\n- HumanEval_2_f\n- HumanEval_1_f\n")
+    # a selection the record lists already changes nothing (a rerun writes nothing)
+    assert folder.merge_run(out, {**folder.read_run(out), "problems": ["HumanEval_1_f"]}) is None
+    run(bench, out, limit=1, n=4)  # a narrower run keeps the others' names
+    assert len(folder.read_run(out)["problems"]) == 3
+    storage.delete(folder.problem_uri(out, "HumanEval_1_f"))  # e.g. lost by a stage-out
+    with pytest.raises(MultipltError, match=r"1 problem\(s\) selected by `multiplt generate` .* "
+                                            r"no completions file, e\.g\. HumanEval_1_f: rerun"):
+        passk.read_counts(out, allow_partial=False)
+
+
+def test_a_record_from_before_the_list_starts_it_with_the_problem_files(bench, tmp_path):
+    """A record without `problems` (an older generate's) gains the list on the next run that
+    writes samples: the problem files already there, each an earlier run's, then the run's own."""
+    out = str(tmp_path / "run")
+    run(bench, out, problems="HumanEval_2_f,HumanEval_1_f")
+    record = folder.read_run(out)
+    del record["problems"]
+    storage.write_text(storage.join(out, "_multiplt_run.yaml"), yaml.safe_dump(record))
+    assert run(bench, out)["generated"] == 2  # problem 0 only
+    assert folder.read_run(out)["problems"] == ["HumanEval_1_f", "HumanEval_2_f", "HumanEval_0_f"]
+
+
+def test_a_generate_writing_the_folder_meanwhile_loses_no_names(bench, tmp_path, monkeypatch):
+    """The record is written minutes after it was read (the model loads in between) and again
+    at the end: each write unites this run's selection with the record there then, so the
+    names another generate wrote meanwhile stay, and so do this run's."""
+    from multiplt.generation.replay import ReplayBackend
+
+    out = str(tmp_path / "run")
+    run(bench, out, limit=1)
+    record_uri = storage.join(out, "_multiplt_run.yaml")
+
+    def another_generate_writes(problems):  # a generate of another selection, not through write_run
+        record = yaml.safe_load(storage.read_text(record_uri))
+        storage.write_text(record_uri, yaml.safe_dump({**record, "problems": problems}))
+
+    real_generate, real_write = ReplayBackend.generate, folder.write_problem
+
+    def generate_after_another(self, requests, sampling):
+        another_generate_writes(["HumanEval_0_f", "Other_a"])  # after this run read the record
+        yield from real_generate(self, requests, sampling)
+
+    def write_after_another(o, record):
+        real_write(o, record)
+        # a generate that read the record before this run's first write: this run's name is lost
+        another_generate_writes(["HumanEval_0_f", "Other_a", "Other_b"])
+
+    monkeypatch.setattr(ReplayBackend, "generate", generate_after_another)
+    monkeypatch.setattr(folder, "write_problem", write_after_another)
+    run(bench, out, problems="HumanEval_2_f")
+    assert folder.read_run(out)["problems"] == ["HumanEval_0_f", "Other_a", "Other_b", "HumanEval_2_f"]
+
+
+def test_a_narrower_call_does_not_finish_a_record_whose_selection_it_lacks(bench, tmp_path, monkeypatch):
+    """A first run cut short after one problem file leaves the others without any file: a call
+    with nothing to do for that one problem must not mark the folder complete, since the record
+    lists the other problems as selected; the whole run finishes it."""
+    from multiplt.evaluation import passk
+
+    out = str(tmp_path / "run")
+    real = folder.write_problem
+
+    def cut_after_the_first(o, record):
+        real(o, record)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(folder, "write_problem", cut_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        run(bench, out)
+    monkeypatch.setattr(folder, "write_problem", real)
+    files = [storage.basename(u) for u in storage.ls(out) if u.endswith(".json.gz")]
+    assert files == ["HumanEval_0_f.json.gz"]
+    assert run(bench, out, limit=1)["generated"] == 0
+    assert folder.read_run(out)["complete"] is False
+    with pytest.raises(MultipltError, match="not fully generated"):
+        passk.read_counts(out, allow_partial=False)
+    assert run(bench, out)["generated"] == 4
+    assert folder.read_run(out)["complete"] is True

@@ -62,6 +62,21 @@ def test_recording_the_same_run_twice_does_not_duplicate(tmp_path):
     assert again["created_at"] == first["created_at"]
 
 
+def test_a_folder_generated_again_with_a_wider_selection_is_the_same_run(tmp_path):
+    """generate lists the problems it selected in the run record (`--limit 2`, then the whole
+    benchmark): the run's rows are replaced, not duplicated under a new run_id."""
+    store = str(tmp_path / "results.parquet")
+    run = make_run(tmp_path / "runs")
+    record = pathlib.Path(run) / "_multiplt_run.yaml"
+    config = yaml.safe_load(record.read_text())
+    record.write_text(yaml.safe_dump({**config, "complete": True, "problems": ["p1", "p2"]}))
+    record_runs([run], store)
+    record.write_text(yaml.safe_dump({**config, "complete": True,
+                                      "problems": ["p1", "p2", "p3", "p4"]}))
+    summary = record_runs([run], store)
+    assert (summary["added"], summary["replaced"], summary["rows"]) == (0, 1, 1)
+
+
 def test_runs_with_other_labels_or_languages_are_separate_rows(tmp_path):
     store = str(tmp_path / "results.parquet")
     runs = tmp_path / "runs"
