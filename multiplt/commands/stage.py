@@ -190,5 +190,7 @@ def run_command(args) -> int:
     else:
         local_argv = rewrite(argv, args.root)
         LOG.info("running multiplt %s", " ".join(local_argv))
+        # the sandbox hides this folder from programs too (multiplt.execution.view)
+        os.environ["MULTIPLT_STAGE_ROOT"] = os.path.abspath(args.root)
         os.execv(sys.executable, [sys.executable, "-m", "multiplt", *local_argv])
     return 0

@@ -17,11 +17,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 from multiplt.corpus.blocks import Block, drop
 from multiplt.errors import MultipltError, PlatformError
+from multiplt.execution import tempdirs
 
 LOG = logging.getLogger("multiplt.corpus")
 
@@ -42,7 +42,7 @@ def check_batch(rows: list[dict], timeout: float, command: list[str]) -> dict[st
     """{id: first error message} of the rows Pyright finds an error in (its own lines). A batch
     that runs past `timeout` (a loaded machine, or one pathological file) is halved and each
     half retried; only a single file that still times out is dropped for it."""
-    with tempfile.TemporaryDirectory(prefix="multiplt-pyright-") as tmp:
+    with tempdirs.Owned("multiplt-pyright-") as tmp:  # swept by a later run if this one is killed
         starts = {}
         for number, row in enumerate(rows):
             name = f"f{number:04d}_{row['sha1'][:12]}.py"

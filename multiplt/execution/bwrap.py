@@ -4,8 +4,9 @@ Namespaces: user (mapped to 65534), PID, network (only its own loopback), mount,
 cgroup where possible; no nested user namespaces. File system: the host's, read-only, with the
 places of user data and sockets (/home, /root, /run, /var, the executor's home ...) covered by
 empty read-only tmpfs (view.py); a fresh /proc for its PID namespace; a private /dev (read-only)
-with the usual devices; a size-capped tmpfs at /tmp as its only writable place, holding the
-program file (copied in from a memfd, so nothing is written on the host).
+with the usual devices; its only writable places are a size-capped tmpfs at /tmp, holding the
+program file (copied in from a memfd, so nothing is written on the host), and a smaller one at
+/dev/shm (POSIX shared memory and semaphores: Python's multiprocessing needs them).
 
 The namespace's init is out of the program's reach, though both run as 65534: bubblewrap's own
 init (pid 1, which carries the program's exit code out on an eventfd) makes itself dumpable, so
@@ -65,6 +66,7 @@ def command_line(limits, command: list[str], *, status_fd: int, block_fd: int | 
              "--die-with-parent", "--new-session",
              "--ro-bind", "/", "/",
              "--dev", "/dev", "--remount-ro", "/dev",
+             "--perms", "0700", "--size", str(limits.shm_size), "--tmpfs", "/dev/shm",
              "--proc", "/proc",
              *(["--perms", "0555", "--size", "4096", "--tmpfs", "/proc/1", "--remount-ro",
                 "/proc/1"] if hide_init else []),

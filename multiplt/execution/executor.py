@@ -19,7 +19,7 @@ from collections import Counter
 
 from multiplt import languages, storage
 from multiplt.errors import MultipltError, PlatformError
-from multiplt.execution import files
+from multiplt.execution import files, view
 from multiplt.execution.preflight import preflight
 from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import Limits, Sandbox
@@ -88,15 +88,18 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
             raise MultipltError(f"{in_uri} is a file, not a folder of completion files (<name>.json.gz)")
         raise MultipltError(f"{in_uri}: no completion files (<name>.json.gz) found")
     names = files.select_shard(list(found), shard)
+    private = [] if unsafe_no_sandbox else _private_folders(in_uri, out_uri)
 
     problem_funnel, program_funnel = Funnel("execute problems"), Funnel("execute programs")
     rerun: Counter[str] = Counter()
     jobs = _plan(names, found, out_uri, problem_funnel, program_funnel, timeout, rerun)
-    sandbox = Sandbox(limits, unsafe_no_sandbox)
+    sandbox = Sandbox(limits, unsafe_no_sandbox, private=private)
     statuses: Counter[str] = Counter()
     mode = None
+    made: list[str] = []
     try:
         if jobs:
+            made = _make_folders(private)  # covered only where it exists
             sandbox.check()
             mode = sandbox.mode
             LOG.info("sandbox: %s", mode)
@@ -116,6 +119,13 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
             pool.shutdown()
+    except BaseException:
+        for folder in made:  # the output folder this run made, where it is still empty
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        raise
     finally:
         sandbox.close()
     program_funnel.keep(len(jobs))
@@ -128,6 +138,41 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
     return {"problems": problem_funnel.as_dict(), "programs": program_funnel.as_dict(),
             "statuses": dict(statuses), "shard": list(shard) if shard else None,
             "sandbox": mode, "rerun": dict(rerun)}
+
+
+def _private_folders(in_uri: str, out_uri: str) -> list[str]:
+    """The local folders of the run (every program's completions and results), which programs
+    must not see (view.py covers them wherever they are); MultipltError naming the option where
+    one cannot be covered (`/`, a system folder, or one holding the runtimes)."""
+    folders: list[str] = []
+    for flag, uri in (("--in", in_uri), ("--out", out_uri)):
+        local = storage.local_path(uri)
+        if local is None or local in folders:
+            continue
+        why = view.unhideable(local)
+        if why:
+            raise MultipltError(f"{flag} {uri}: programs must not see the run's completions and "
+                                f"results, but the sandbox cannot hide this folder ({why}); use "
+                                "a folder of its own")
+        folders.append(local)
+    return folders
+
+
+def _make_folders(paths: list[str]) -> list[str]:
+    """Make the folders that do not exist yet (the output folder, before the sandbox decides
+    what programs see); the ones made, innermost first."""
+    made: list[str] = []
+    for path in paths:
+        missing, folder = [], os.path.abspath(path)
+        while not os.path.exists(folder):
+            missing.append(folder)
+            folder = os.path.dirname(folder)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise MultipltError(f"cannot make the output folder {path}: {exc.strerror}") from None
+        made += missing
+    return made
 
 
 #: why an earlier result of the same program is run again, as the summary's `rerun` counts it

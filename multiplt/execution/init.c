@@ -1,18 +1,18 @@
 /* The per-program init of a warm sandbox (see zygote.py), in C so that starting a program costs
  * a few small processes instead of a copy of a Python interpreter.
  *
- *   init TMP_SIZE ADDRESS_SPACE PROCESSES LIB LIB_MOUNT NAME COMMAND [ARG...]
+ *   init TMP_SIZE SHM_SIZE ADDRESS_SPACE PROCESSES LIB LIB_MOUNT NAME COMMAND [ARG...]
  *
  * Started by the supervisor with: fd 0 = the program's text (read to its end), fd 1 and 2 = the
  * program's stdout and stderr, fd 3 = the status pipe, the program's environment as its own.
  * LIB is "" for none. It enters new mount and IPC namespaces, then forks the namespace's pid 1,
  * which mounts a fresh tmpfs at /tmp holding the program file (and LIB read-only at LIB_MOUNT),
- * a fresh /proc, sets the limits and runs the program as pid 2 in its own session, stdin
- * /dev/null. Status lines on fd 3: "P <pid 1's pid here>" (at any point: its writer races pid 1),
- * "E <message>" when the platform failed before the program started, else "N <pid namespace
- * inode>" right before the program starts and "S <wait status>" once it has exited ("S -errno"
- * where pid 1 itself failed after "N": no fork, no wait): the program exists only after "N", so
- * whatever follows "N" other than one "S" line is not ours (zygote.py).
+ * another at /dev/shm, a fresh /proc, sets the limits and runs the program as pid 2 in its own
+ * session, stdin /dev/null. Status lines on fd 3: "P <pid 1's pid here>" (at any point: its
+ * writer races pid 1), "E <message>" when the platform failed before the program started, else
+ * "N <pid namespace inode>" right before the program starts and "S <wait status>" once it has
+ * exited ("S -errno" where pid 1 itself failed after "N": no fork, no wait): the program exists
+ * only after "N", so whatever follows "N" other than one "S" line is not ours (zygote.py).
  * pid 1 is not dumpable (PR_SET_DUMPABLE 0, from the start): the program, of the same uid and
  * without capabilities, can neither trace it, nor open its /proc/1/mem or /proc/1/fd/3 (the
  * status pipe), nor take its descriptors; in shared-init mode its memory is the server's.
@@ -111,13 +111,13 @@ static sigset_t program_mask;   /* the server's signal mask, the program's */
  * cloned into new namespaces already: never returns, except in the program when forked from a
  * server (MULTIPLT_FORK_SERVER), where it returns once pid 2 may run the program. */
 static void enter(int argc, char **argv, int as_init) {
-    if (argc < 8) {
-        status("E usage: init TMP_SIZE AS NPROC LIB LIB_MOUNT NAME COMMAND [ARG...]");
+    if (argc < 9) {
+        status("E usage: init TMP_SIZE SHM_SIZE AS NPROC LIB LIB_MOUNT NAME COMMAND [ARG...]");
         _exit(2);
     }
-    const char *tmp_size = argv[1], *as = argv[2], *nproc = argv[3], *lib = argv[4];
-    const char *lib_mount = argv[5], *name = argv[6];
-    char **command = argv + 7;
+    const char *tmp_size = argv[1], *shm_size = argv[2], *as = argv[3], *nproc = argv[4];
+    const char *lib = argv[5], *lib_mount = argv[6], *name = argv[7];
+    char **command = argv + 8;
     (void)command;
     /* Before anything of the program exists: nothing of the same uid may trace this process or
      * reach its memory and descriptors (/proc/PID/mem, /proc/PID/fd, process_vm_*, pidfd_getfd).
@@ -161,6 +161,8 @@ static void enter(int argc, char **argv, int as_init) {
     char opts[128];
     snprintf(opts, sizeof opts, "size=%s,mode=0700", tmp_size);
     if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) fail("mount /tmp");
+    snprintf(opts, sizeof opts, "size=%s,mode=0700", shm_size);
+    if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) fail("mount /dev/shm");
     if (lib_fd >= 0) {
         char source[64];
         snprintf(source, sizeof source, "/proc/self/fd/%d", lib_fd);

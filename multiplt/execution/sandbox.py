@@ -25,7 +25,7 @@ import threading
 import weakref
 
 from multiplt.errors import PlatformError
-from multiplt.execution import forkserver, libcache, native, privileges, view, zygote
+from multiplt.execution import forkserver, libcache, native, privileges, tempdirs, view, zygote
 from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
 from multiplt.execution.process import Finished
 from multiplt.execution.runners import BwrapRunner, Runner, UnsafeRunner, WarmRunner
@@ -43,6 +43,7 @@ class Limits:
     processes: int = 64            # RLIMIT_NPROC, per sandbox (its own user namespace)
     output: int = 1 << 20          # bytes kept per stream (the rest is read and dropped)
     tmp_size: int = 64 << 20       # the private /tmp (tmpfs, counts as memory)
+    shm_size: int = 16 << 20       # the private /dev/shm (tmpfs, counts as memory)
 
     def prlimit(self) -> list[str]:
         return ["prlimit", f"--as={self.address_space}", f"--nproc={self.processes}", "--core=0",
@@ -54,21 +55,25 @@ class Sandbox:
     per batch."""
 
     def __init__(self, limits: Limits | None = None, unsafe_no_sandbox: bool = False,
-                 warm: bool | None = None, native_init: bool = True, preload: bool = True):
+                 warm: bool | None = None, native_init: bool = True, preload: bool = True,
+                 private: tuple[str, ...] | list[str] = ()):
         """`warm`: keep one sandbox per busy worker and start each program inside it in fresh
         namespaces (warm.py, zygote.py); None = where it works, else one bubblewrap per program;
         False = always one bubblewrap per program. `native_init`: warm sandboxes start programs
         with the compiled init where it builds (native.py), else from Python. `preload`: warm
         sandboxes fork programs from a pre-loaded runtime where the language has one
-        (forkserver.py)."""
+        (forkserver.py). `private`: folders programs must not see wherever they are (the
+        executor's input and output; view.py): each must exist by check(), or it is not covered."""
         self.limits = limits or Limits()
         self.unsafe = unsafe_no_sandbox
+        self.private = tuple(private)
         self.warm = warm
         self.native_init = native_init
         self.preload = preload
         self._servers: dict[str, list[str] | None] = {}
         #: how programs run; chosen by check()
         self.runner: Runner | None = None
+        self._tmp: tempdirs.Owned | None = None
         self._tmp_root: str | None = None
         #: what of the host's files programs see (view.py); chosen by check()
         self.view: view.View | None = None
@@ -84,11 +89,12 @@ class Sandbox:
         with self._lock:
             if self.runner is not None:
                 return
+            # Removed by close(); by the next batch's sweep if this process is killed (tempdirs.py)
+            self._tmp = tempdirs.Owned("multiplt-exec-", _temp_parent(self.unsafe))
             # realpath: bound into the sandbox at its own path, which must hold no symlink there
-            self._tmp_root = os.path.realpath(
-                tempfile.mkdtemp(prefix="multiplt-exec-", dir=_temp_parent(self.unsafe)))
+            self._tmp_root = os.path.realpath(self._tmp.path)
             os.chmod(self._tmp_root, 0o755)  # the sandbox user mounts the library cache from here
-            weakref.finalize(self, shutil.rmtree, self._tmp_root, True)
+            weakref.finalize(self, self._tmp.close)
             if self.unsafe:
                 LOG.warning("running untrusted programs WITHOUT a sandbox (--unsafe-no-sandbox)")
                 runner = UnsafeRunner(self.limits, self._tmp_root)
@@ -99,7 +105,7 @@ class Sandbox:
                         raise PlatformError("setpriv is not installed (Debian package util-linux);"
                                             " it drops root to uid 65534 for the sandbox")
                 # What of the host's files programs see, once per batch (view.py)
-                self.view = view.current(for_nobody=os.geteuid() == 0)
+                self.view = view.current(for_nobody=os.geteuid() == 0, private=self.private)
                 LOG.info("sandbox: covered %s", " ".join(self.view.hidden) or "nothing")
                 runner = self._warm_runner()  # a warm sandbox that runs a probe proves isolation
                 if runner is None:
@@ -221,9 +227,9 @@ class Sandbox:
         if self._spawner is not None:
             self._spawner.shutdown()
             self._spawner = None
-        if self._tmp_root:
-            shutil.rmtree(self._tmp_root, ignore_errors=True)
-            self._tmp_root = None
+        if self._tmp is not None:
+            self._tmp.close()
+            self._tmp = self._tmp_root = None
 
 
 def _temp_parent(unsafe: bool) -> str:

@@ -18,11 +18,15 @@ Covered:
   top-level file (a secret, a socket bound there) gets /dev/null bound over it (bubblewrap's
   mounts allow no devices, so opening it is refused, and so is connecting to it);
 - inside the folders left visible: the executor's home and current folder, the folders its
-  environment names for user data (PLACES_FROM_ENV: AIRFLOW_HOME, HF_HOME, the XDG folders ...),
-  the platform's own checkout (the folder above the `multiplt` package, where it holds a
-  pyproject.toml) and its virtual environment (sys.prefix, where it is one); each where it is a
-  folder, not inside SANDBOX_OWN, holding none of KEPT (/usr/lib, /usr/local/bin ...) nor a
-  folder that a command on the sandbox's PATH links to, and (as root) reachable by uid 65534.
+  environment names for user data (PLACES_FROM_ENV: AIRFLOW_HOME, HF_HOME, the XDG folders, a
+  `multiplt stage run`'s root ...), the platform's own checkout (the folder above the `multiplt`
+  package, where it holds a pyproject.toml) and its virtual environment (sys.prefix, where it is
+  one); each where it is a folder, not inside SANDBOX_OWN, holding none of KEPT (/usr/lib,
+  /usr/local/bin ...) nor a folder that a command on the sandbox's PATH links to, and (as root)
+  reachable by uid 65534;
+- the caller's `private` folders (the executor's input and output: other programs' completions
+  and results), by the same rules, except that one that cannot be covered because it is `/`, a
+  top-level system folder or holds the runtimes (`unhideable`) is an error, never left visible.
 
 Bound back read-only at their own paths after the covers (later mounts win): what the sandbox's
 caller binds (the batch's temp folder: the compiled init, the libraries, the fork servers), and
@@ -45,6 +49,8 @@ import shutil
 import stat
 import sys
 
+from multiplt.errors import MultipltError
+
 #: top-level folders programs keep seeing (the rest of `/` is covered)
 SYSTEM = frozenset({"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "opt", "nix",
                     "gnu", "dev", "proc", "sys", "tmp"})
@@ -57,7 +63,7 @@ KEPT = ("/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/lib", "/usr/lib32", "/u
 #: environment variables that name folders of user data (each covered where it exists)
 PLACES_FROM_ENV = ("HOME", "AIRFLOW_HOME", "HF_HOME", "HF_HUB_CACHE", "MULTIPLT_CACHE_DIR",
                    "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME",
-                   "XDG_RUNTIME_DIR", "TMPDIR")
+                   "XDG_RUNTIME_DIR", "TMPDIR", "MULTIPLT_STAGE_ROOT")
 #: Python packages of the executor's environment that the platform's own sandboxed programs
 #: import by path (the testgen runner: coverage.py, from validate.coverage_path())
 EXPOSED_PACKAGES = ("coverage",)
@@ -92,17 +98,24 @@ class View:
         return argv
 
 
-def current(for_nobody: bool) -> View:
+def current(for_nobody: bool, private: tuple[str, ...] | list[str] = ()) -> View:
     """The view for this process now. `for_nobody`: bubblewrap will run as uid 65534 (the executor
     is root), so a place deeper than `/` that this uid cannot reach needs no cover (and gets none:
-    bubblewrap could not mount there), nor can it be bound back."""
+    bubblewrap could not mount there), nor can it be bound back. `private`: folders programs must
+    not see (the executor's input and output), covered wherever they are; MultipltError for one
+    that cannot be (`unhideable`)."""
     reachable = reachable_by_nobody if for_nobody else os.path.isdir
+    for path in private:
+        why = unhideable(path)
+        if why:
+            raise MultipltError(f"programs must not see {path}, but the sandbox cannot hide it: "
+                                f"{why}; use a folder of its own")
     folders, files, links = _top_level()
     hidden = folders  # bubblewrap mounts on each: it needs to enter only `/`
-    for path in links + _candidates():
+    for path in links + _candidates() + [os.path.realpath(p) for p in private]:
         if (path != "/" and os.path.isdir(path) and reachable(path)
                 and not _within(path, hidden) and not _within(path, SANDBOX_OWN)
-                and not any(_within(kept, (path,)) for kept in (*KEPT, *_needed()))):
+                and not _holds_runtimes(path)):
             hidden = [h for h in hidden if not _within(h, (path,))] + [path]
     exposed: list[str] = []
     for path in _exposed_candidates():
@@ -110,6 +123,25 @@ def current(for_nobody: bool) -> View:
                 and reachable(path)):
             exposed.append(path)
     return View(tuple(sorted(hidden)), tuple(exposed), tuple(sorted(files)))
+
+
+def unhideable(path: str) -> str | None:
+    """Why a folder that programs must not see cannot be covered (it is `/`, a top-level system
+    folder, or holds folders the runtimes live in), or None. A folder inside SANDBOX_OWN needs no
+    cover: programs have their own /tmp, /dev and /proc, and /sys holds no files of ours."""
+    real = os.path.realpath(path)
+    if _within(real, SANDBOX_OWN):
+        return None
+    if real == "/" or (os.path.dirname(real) == "/" and os.path.basename(real) in SYSTEM):
+        return f"{real} is a system folder"
+    if _holds_runtimes(real):
+        return f"{real} holds the runtimes' folders"
+    return None
+
+
+def _holds_runtimes(path: str) -> bool:
+    """Whether covering `path` would hide one of KEPT or a folder a command links to."""
+    return any(_within(kept, (path,)) for kept in (*KEPT, *_needed()))
 
 
 def _top_level() -> tuple[list[str], list[str], list[str]]:

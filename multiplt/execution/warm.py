@@ -103,7 +103,8 @@ class WarmSandbox:
                    "server": server,
                    "limits": {"address_space": self.limits.address_space,
                               "processes": self.limits.processes,
-                              "output": self.limits.output, "tmp_size": self.limits.tmp_size}}
+                              "output": self.limits.output, "tmp_size": self.limits.tmp_size,
+                              "shm_size": self.limits.shm_size}}
         try:  # the supervisor's own framing; nothing is ever buffered in proc.stdin
             zygote.write_frame(self.proc.stdin.fileno(), request)
         except OSError as exc:

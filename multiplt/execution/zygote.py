@@ -13,15 +13,16 @@ own, for a fraction of a millisecond:
   else:
   supervisor --clone(new PID, mount and IPC namespaces)--> init (pid 1) --posix_spawn--> program
 
-The init mounts a fresh size-capped tmpfs at /tmp (the program's only writable place, holding
-the program file), a fresh /proc for its PID namespace and the read-only library cache; it
-empties every capability set, sets the resource limits, and starts the program (pid 2, own
-session, stdin /dev/null). When the program exits, the init reports its wait status and exits,
-and the kernel kills whatever the program left in the namespace. At the deadline the supervisor
-kills the init, with the same effect, and answers once the namespace is empty. Exit codes read
-as bubblewrap's (128 + signal for a program killed by a signal), so verdicts do not depend on
-the path taken. The supervisor keeps the sandbox user namespace's capabilities (bubblewrap's
---cap-add ALL: ambient, so the compiled helper has them too); programs never have any.
+The init mounts a fresh size-capped tmpfs at /tmp (holding the program file) and another at
+/dev/shm (the program's only writable places), a fresh /proc for its PID namespace and the
+read-only library cache; it empties every capability set, sets the resource limits, and starts
+the program (pid 2, own session, stdin /dev/null). When the program exits, the init reports its
+wait status and exits, and the kernel kills whatever the program left in the namespace. At the
+deadline the supervisor kills the init, with the same effect, and answers once the namespace is
+empty. Exit codes read as bubblewrap's (128 + signal for a program killed by a signal), so
+verdicts do not depend on the path taken. The supervisor keeps the sandbox user namespace's
+capabilities (bubblewrap's --cap-add ALL: ambient, so the compiled helper has them too);
+programs never have any.
 
 The program cannot reach the supervisor: it is in a child PID namespace (the supervisor has no
 pid there), holds none of its file descriptors, and has no capabilities. Nor can it reach its
@@ -53,7 +54,7 @@ program's answer is an error (never scored, retried).
 
 Protocol (stdin/stdout of the supervisor): frames of a 4-byte big-endian length and a UTF-8 JSON
 object. The request: argv, env, name, program, timeout, limits {address_space, processes,
-output, tmp_size}, lib (a directory to mount read-only at lib_mount) or null, init (the
+output, tmp_size, shm_size}, lib (a directory to mount read-only at lib_mount) or null, init (the
 compiled helper's path) or null, server (an argv) or null. The answer:
 exit_code, stdout, stderr, timed_out, duration, pid_namespace; or error (the platform failed).
 A request of server, env and start_only: true starts that server ahead of its first program and
@@ -157,6 +158,8 @@ def _init(req: dict, out_w: int, err_w: int, status_w: int) -> None:
         if req.get("lib") else None
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
            f"size={int(limits['tmp_size'])},mode=0700")
+    _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={int(limits['shm_size'])},mode=0700")
     if lib_fd is not None:
         target = req["lib_mount"]
         os.mkdir(target, 0o755)
@@ -257,8 +260,9 @@ def _program_memfd(program: str) -> int:
 def _init_args(req: dict) -> list[str]:
     """The per-program init's arguments (init.c), the same in both of its modes."""
     limits = req["limits"]
-    return [str(int(limits["tmp_size"])), str(int(limits["address_space"])),
-            str(int(limits["processes"])), req.get("lib") or "", req["lib_mount"], req["name"]]
+    return [str(int(limits["tmp_size"])), str(int(limits["shm_size"])),
+            str(int(limits["address_space"])), str(int(limits["processes"])),
+            req.get("lib") or "", req["lib_mount"], req["name"]]
 
 
 def _start_native(req: dict, out_w: int, err_w: int, status_w: int) -> int:

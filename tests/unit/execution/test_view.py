@@ -12,6 +12,8 @@ plant secrets and sockets there and try them from inside, as root (the sandbox u
 
 from __future__ import annotations
 
+import argparse
+import gzip
 import json
 import os
 import shutil
@@ -22,7 +24,9 @@ import uuid
 import pytest
 
 from multiplt import languages
-from multiplt.execution import native, view
+from multiplt.commands import stage
+from multiplt.errors import MultipltError, PlatformError
+from multiplt.execution import executor, native, view
 from multiplt.execution.bwrap import SANDBOX_PATH
 from multiplt.execution.sandbox import Sandbox
 from tests.unit.execution.hostile_programs import peek_host
@@ -213,6 +217,97 @@ def test_the_executors_home_cwd_and_data_places_are_covered_wherever_they_are(mo
         os.chmod(parent, 0o700)  # out of uid 65534's reach: nothing to cover, nor could bwrap
         assert not set(places.values()) & set(view.current(for_nobody=True).hidden)
         assert set(places.values()) <= set(view.current(for_nobody=False).hidden)
+    finally:
+        plant.close()
+
+
+#: prints, for each folder, what a program lists there and whether it is a mount of its own
+PEEK_FOLDERS = r"""
+import json, os
+seen = {}
+for path in PATHS:
+    try:
+        covered = os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+        seen[path] = [sorted(os.listdir(path)), covered]
+    except OSError as e:
+        seen[path] = type(e).__name__
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.skipif(not AS_ROOT or not os.path.isdir("/opt"), reason="plants a folder in /opt")
+def test_the_executors_folders_are_hidden_from_programs_wherever_they_are():
+    """`execute` with --in and a new --out in /opt, which stays visible: a program sees neither
+    its own completions file nor the output folder (made before the sandbox starts, so that it is
+    covered as well)."""
+    plant = Planted()
+    try:
+        parent = plant.folder("/opt")
+        run, out = os.path.join(parent, "run"), os.path.join(parent, "new", "out")
+        os.mkdir(run)
+        peek = PEEK_FOLDERS.replace("PATHS", repr([run, out]))
+        with gzip.open(os.path.join(run, "P.json.gz"), "wt") as f:
+            json.dump({"name": "P", "language": "py", "prompt": "", "tests": "",
+                       "completions": [peek]}, f)
+        executor.execute(run, out, workers=1)
+        with gzip.open(os.path.join(out, "P.results.json.gz"), "rt") as f:
+            (result,) = json.load(f)["results"]
+        assert result["status"] == "OK", result
+        assert json.loads(result["stdout"]) == {run: [[], True], out: [[], True]}
+    finally:
+        plant.close()
+
+
+@pytest.mark.parametrize("place", ["/", "/usr", "/usr/local", "/etc", "/opt", "/bin", "/lib"])
+def test_a_folder_that_cannot_be_hidden_is_named(place):
+    assert view.unhideable(place)
+    with pytest.raises(MultipltError, match="cannot hide"):
+        view.current(for_nobody=AS_ROOT, private=[place])
+
+
+@pytest.mark.parametrize("place", ["/opt/multiplt-run", "/usr/share/multiplt-run", "/tmp/x",
+                                   "/srv/run", "/dev/shm/run"])
+def test_a_folder_below_a_system_folder_can_be_hidden(place):
+    assert view.unhideable(place) is None
+
+
+def test_an_executor_folder_that_cannot_be_hidden_is_refused_before_anything_runs(tmp_path):
+    with gzip.open(tmp_path / "P.json.gz", "wt") as f:
+        json.dump({"name": "P", "language": "py", "prompt": "", "tests": "",
+                   "completions": ["print(1)"]}, f)
+    with pytest.raises(MultipltError, match=r"^--out /etc: programs must not see .*/etc is a "
+                                            r"system folder"):
+        executor.execute(str(tmp_path), "/etc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["P.json.gz"]
+
+
+def test_an_output_folder_made_for_a_run_that_fails_is_removed(tmp_path, monkeypatch):
+    (tmp_path / "run").mkdir()
+    with gzip.open(tmp_path / "run" / "P.json.gz", "wt") as f:
+        json.dump({"name": "P", "language": "py", "prompt": "", "tests": "",
+                   "completions": ["print(1)"]}, f)
+
+    def no_isolation(self):
+        assert os.path.isdir(tmp_path / "new" / "out")  # made before the sandbox decides
+        raise PlatformError("no isolation available")
+
+    monkeypatch.setattr(Sandbox, "check", no_isolation)
+    with pytest.raises(PlatformError):
+        executor.execute(str(tmp_path / "run"), str(tmp_path / "new" / "out"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+@pytest.mark.skipif(not AS_ROOT or not os.path.isdir("/opt"), reason="plants a folder in /opt")
+def test_a_stage_root_is_hidden_from_the_command_it_runs(monkeypatch):
+    plant = Planted()
+    try:
+        root = plant.folder("/opt")
+        monkeypatch.setenv("MULTIPLT_STAGE_ROOT", "/nonexistent")  # restored afterwards
+        ran = []
+        monkeypatch.setattr(os, "execv", lambda path, argv: ran.append(argv))
+        stage.run_command(argparse.Namespace(step="run", root=root, argv=["--", "--version"]))
+        assert ran and ran[0][-1] == "--version"
+        assert root in view.current(for_nobody=True).hidden
     finally:
         plant.close()
 

@@ -27,10 +27,10 @@ MODES = {
 SH = languages.get("py")  # python3 is on every machine that runs these tests
 
 
-def _sandbox(mode: str) -> Sandbox:
+def _sandbox(mode: str, limits: Limits | None = None) -> Sandbox:
     if mode == "warm-native" and not shutil.which("gcc"):
         pytest.skip("no C compiler: the compiled init cannot be built (setup.sh installs gcc)")
-    sandbox = Sandbox(**MODES[mode])
+    sandbox = Sandbox(limits, **MODES[mode])
     sandbox.check()
     assert sandbox.mode == ("bubblewrap per program" if mode == "per-program" else "warm")
     assert (getattr(sandbox.runner, "init", None) is not None) == (mode == "warm-native")
@@ -81,14 +81,54 @@ def test_same_isolation_every_way(sandbox):
     assert finished.sandbox_info.get("pid-namespace")
 
 
+MULTIPROCESSING = r"""
+import multiprocessing, os
+print(multiprocessing.Pool(2).map(abs, [1, -2]))
+queue = multiprocessing.Queue()
+queue.put("queued")
+print(queue.get())
+shm = os.statvfs("/dev/shm")
+print(shm.f_blocks * shm.f_frsize)
+"""
+
+
+def test_multiprocessing_works_every_way(sandbox):
+    """Its semaphores live in /dev/shm: a private, size-capped tmpfs per program."""
+    finished = sandbox.run(SH, MULTIPROCESSING, 30)
+    assert finished.exit_code == 0, finished.stderr
+    assert finished.stdout.splitlines() == ["[1, 2]", "queued", str(Limits().shm_size)]
+
+
+FILL_SHM = r"""
+import errno
+written = 0
+try:
+    with open("/dev/shm/fill", "wb") as f:
+        for _ in range(64):
+            written += f.write(b"x" * 65536)
+            f.flush()
+except OSError as e:
+    print(errno.errorcode[e.errno], written)
+"""
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_write_to_dev_shm_stops_at_its_cap(mode):
+    with _sandbox(mode, Limits(shm_size=1 << 20)) as sandbox:
+        finished = sandbox.run(SH, FILL_SHM, 20)
+    assert finished.exit_code == 0, finished.stderr
+    assert finished.stdout.split() == ["ENOSPC", str(1 << 20)]
+
+
 @pytest.mark.parametrize("mode", ["warm-native", "warm-python"])
 def test_programs_in_one_warm_sandbox_do_not_see_each_other(mode):
-    """One after another in the same sandbox: a file left in /tmp, a SysV shared-memory segment
-    and a background process of the first are all gone for the second."""
+    """One after another in the same sandbox: a file left in /tmp or /dev/shm, a SysV
+    shared-memory segment and a background process of the first are all gone for the second."""
     with _sandbox(mode) as sandbox:
         first = sandbox.run(SH, (
             "import os, subprocess, ctypes\n"
             "open('/tmp/left-behind', 'w').write('x')\n"
+            "open('/dev/shm/left-behind', 'w').write('x')\n"
             "libc = ctypes.CDLL(None)\n"
             "print('shm', libc.shmget(4242, 4096, 0o1666))\n"
             "subprocess.Popen(['sleep', '300'], start_new_session=True)\n"), 20)
@@ -97,11 +137,11 @@ def test_programs_in_one_warm_sandbox_do_not_see_each_other(mode):
         second = sandbox.run(SH, (
             "import os, ctypes\n"
             "libc = ctypes.CDLL(None)\n"
-            "print(sorted(os.listdir('/tmp')), libc.shmget(4242, 0, 0),\n"
+            "print(sorted(os.listdir('/tmp')), os.listdir('/dev/shm'), libc.shmget(4242, 0, 0),\n"
             "      sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"), 20)
         assert second.exit_code == 0, second.stderr
         # only its own file, no such segment, and only its init (1) and itself (2)
-        assert second.stdout.strip() == "['program.py'] -1 [1, 2]"
+        assert second.stdout.strip() == "['program.py'] [] -1 [1, 2]"
         assert first.sandbox_info["pid-namespace"] != second.sandbox_info["pid-namespace"]
         assert first.sandbox_info["sandbox-pid-namespace"] == second.sandbox_info["sandbox-pid-namespace"]
 
