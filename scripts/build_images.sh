@@ -123,16 +123,17 @@ build() {
 
 # The image a rebuild replaced keeps its layers on disk, untagged; with the vfs storage driver
 # each is a full copy, so a few rebuilds fill a disk. Remove it when it was ours (our label), no
-# tag names it any more and no container uses it (then the engine refuses and it is kept).
+# tag names it any more and nothing uses it (else the engine refuses, and its reason is said).
 remove_replaced() {
   local tag=$1 old_id=$2
   [ -n "$old_id" ] && [ "$old_id" != "$(image_id "$tag")" ] || return 0
   [ -n "$(docker image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$old_id" 2>/dev/null)" ] || return 0
   [ -z "$(docker image inspect -f '{{join .RepoTags " "}}' "$old_id" 2>/dev/null)" ] || return 0
-  if docker image rm "$old_id" >/dev/null 2>&1; then
+  local why
+  if why=$(docker image rm "$old_id" 2>&1); then
     say "removed the image $tag replaced (${old_id#sha256:})"
   else
-    say "kept the image $tag replaced (${old_id#sha256:}): the engine refused to remove it (a container uses it)"
+    say "kept the image $tag replaced (${old_id#sha256:}): $(tail -1 <<<"$why")"
   fi
 }
 

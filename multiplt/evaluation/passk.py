@@ -103,7 +103,7 @@ def check_complete(in_uri: str, executed: dict[str, int]) -> None:
             f"finish ({RUN_FILE} says complete: false){shown}; rerun it to finish, then "
             f"`multiplt execute --in {in_uri}` (--allow-partial scores what there is); "
             f"nothing written")
-    lost = never_generated(selected or [], counts)
+    lost = never_generated(selected or [], counts, executed)
     if lost:
         raise MultipltError(
             f"{in_uri}: {len(lost)} problem(s) selected by `multiplt generate` ({RUN_FILE} lists "

@@ -185,12 +185,15 @@ def ungenerated(n: int, counts: dict[str, int]) -> list[tuple[str, int, int]]:
     return sorted((name, have, n) for name, have in counts.items() if have < n)
 
 
-def never_generated(selected: list[str], counts: dict[str, int]) -> list[str]:
-    """The problems of `selected` (the run record's `problems`) without a completions file in
-    `counts` (completion_counts), in the record's order: a generate selected them, and their
-    file is gone (deleted, or lost by a stage-out); neither `ungenerated` nor `unexecuted`
-    can see a problem that has no file."""
-    return [name for name in selected if name not in counts]
+def never_generated(selected: list[str], counts: dict[str, int],
+                    executed: dict[str, int]) -> list[str]:
+    """The problems of `selected` (the run record's `problems`) with neither a completions file
+    in `counts` (completion_counts) nor a results file in `executed` ({problem: its number of
+    results}), in the record's order: a generate selected them, and their file is gone (deleted,
+    or lost by a stage-out); neither `ungenerated` nor `unexecuted` can see a problem that has
+    no file. A results file holds its completions too, so a folder whose completions files were
+    removed after execution is whole."""
+    return [name for name in selected if name not in counts and name not in executed]
 
 
 def results_file(name: str) -> str:

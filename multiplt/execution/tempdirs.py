@@ -13,6 +13,9 @@ is removed, under that lock. A folder whose lock is held (a live run, in this pr
 is kept, and so is one without OWNER_FILE (being made at this moment, or made before folders had
 an owner). Nothing is followed through a symlink: entries are opened with O_NOFOLLOW relative to
 the parent's descriptor, and removed by shutil.rmtree relative to it, which never follows one.
+OWNER_FILE names the creator's host (and pid), and only this host's folders are swept: an flock
+holds on one host only where TMPDIR is a network file system (NFS) shared by several, so another
+host's live folder would look free.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ import fcntl
 import logging
 import os
 import shutil
+import socket
 import stat
 import tempfile
 import threading
 
 LOG = logging.getLogger("multiplt.execution")
 
-#: written in an owned folder once its creator holds the folder's lock (it holds the creator's pid)
+#: written in an owned folder once its creator holds the folder's lock: "HOST PID"
 OWNER_FILE = ".multiplt-owner"
 
 
@@ -46,7 +50,7 @@ class Owned:
                                | os.O_CLOEXEC)
             fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits only for a sweep looking at it
             with open(os.path.join(self.path, OWNER_FILE), "x") as f:
-                f.write(f"{os.getpid()}\n")
+                f.write(f"{socket.gethostname()} {os.getpid()}\n")
         except BaseException:
             self.close()
             raise
@@ -109,6 +113,8 @@ def _remove_if_stale(parent_fd: int, name: str) -> bool:
         if not stat.S_ISREG(owner.st_mode) or (now.st_dev, now.st_ino) != (held.st_dev,
                                                                             held.st_ino):
             return False  # not ours, or replaced since it was opened
+        if _owner_host(fd) != socket.gethostname():
+            return False  # another host's (a shared TMPDIR): its lock does not reach here
         shutil.rmtree(name, dir_fd=parent_fd)
         return True
     except OSError as exc:
@@ -116,3 +122,14 @@ def _remove_if_stale(parent_fd: int, name: str) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def _owner_host(folder_fd: int) -> str | None:
+    """The host named in the folder's OWNER_FILE (a regular file, checked by the caller)."""
+    try:
+        fd = os.open(OWNER_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)
+    except OSError:
+        return None
+    with os.fdopen(fd) as f:
+        words = f.read(1024).split()
+    return words[0] if len(words) == 2 else None

@@ -3,9 +3,10 @@ with exponential backoff on transient errors only (connection errors, timeouts, 
 425, 429, 500, 502, 503, 504),
 and the same stop handling as every backend (the server's `stop` plus our own cut).
 
-A refused connection before the server has answered any request of this backend is no transient
-error but a wrong URL or a server that is not running: one error at once, not a minute of
-retries. Once the server has answered, a refused connection (a restart) is retried as before."""
+A refused connection before the server has answered any request of this backend is a wrong URL
+or a server that is not running (yet): one error at once, not a minute of retries. It is a
+PlatformError (exit 3), so an Airflow task is still retried (a server that was starting). Once
+the server has answered, a refused connection (a restart) is retried here as before."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ class OpenAIBackend(Backend):
             headers["Authorization"] = f"Bearer {self.api_key}"
         for attempt in range(self.retries + 1):
             if self.refused:
-                raise MultipltError(self.refused)
+                raise PlatformError(self.refused)
             try:
                 req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
@@ -91,7 +92,7 @@ class OpenAIBackend(Backend):
                 if isinstance(reason, ConnectionRefusedError) and not self.answered:
                     self.refused = (f"nothing answers at {self.api_base} (connection refused): "
                                     "is the server running?")
-                    raise MultipltError(self.refused) from None
+                    raise PlatformError(self.refused) from None
                 error = str(reason)
             if attempt == self.retries:
                 raise PlatformError(f"{self.url} failed {self.retries + 1} times, last: {error}")

@@ -110,8 +110,10 @@ def _collect(cfg, lang, rows, problems, report, work, completions) -> dict:
     counts = {"functions_in": len(rows), "prompts_built": report["prompts_built"], **counts}
     funnel = {"language": lang.code, "split": lang.split, "shard": writer.shard_tag(cfg.shard),
               "counts": counts, "dropped": report["dropped"]}
+    # the generation's run record without its selection (every prompt's name: thousands a shard)
+    run_config = {key: value for key, value in run_record.items() if key != "problems"}
     config = {**dataclasses.asdict(cfg), "language": lang.code, "input_sha256": report["input_sha256"],
-              "run": run_record, "versions": _versions()}
+              "run": run_config, "versions": _versions()}
     writer.write_shard(cfg.out, lang.code, lang.split, cfg.shard, kept, excluded, funnel, config)
     LOG.info("translate %s funnel: %s", lang.code, ", ".join(f"{k}={v}" for k, v in counts.items()))
     return funnel

@@ -82,3 +82,19 @@ def test_an_unlabelled_or_still_tagged_old_image_is_kept(tmp_path, tag):
         assert _image_id(old) == old
     finally:
         subprocess.run(["docker", "image", "rm", other], capture_output=True)
+
+
+def test_an_old_image_a_container_uses_is_kept_with_the_engines_reason(tmp_path, tag):
+    old = _build(tmp_path, tag, "one", label="a")
+    container = subprocess.run(["docker", "create", old, "true"], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    try:
+        _build(tmp_path, tag, "two", label="b")
+        said = _remove_replaced(tag, old)
+        assert said.startswith(f"build_images.sh: kept the image {tag} replaced")
+        assert container[:12] in said  # the engine's reason names the container
+        assert _image_id(old) == old
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+        subprocess.run(["docker", "image", "rm", old], capture_output=True)
+

@@ -82,6 +82,9 @@ def test_exact_kept_rows_per_language(inputs, tmp_path, code):
             "after_exact_dedup", "after_rouge_l"]
     assert [funnel[k] for k in keys] == FUNNEL["typed" if code in fx.TYPED_ONLY else "untyped"]
     assert funnel["shards"] == ["0-of-1"]
+    # the shard's config keeps the generation's run record, not its list of every prompt's name
+    run = storage.read_json(writer.config_uri(str(out), code, (0, 1)))["run"]
+    assert run["model"] == "replay" and "problems" not in run
 
 
 @pytest.fixture(scope="module")

@@ -294,6 +294,10 @@ def test_a_selected_problem_without_a_completions_file_is_refused_unless_partial
     assert cli.main(["score", "--in", str(tmp_path)]) == 0
     assert ("is fully generated and executed (2 problems with completions, 2 selected by generate)\n"
             in capsys.readouterr().err)
+    # completions files removed after execution: each results file holds its completions too
+    for name in ("A", "C"):
+        (tmp_path / f"{name}.json.gz").unlink()
+    assert cli.main(["score", "--in", str(tmp_path)]) == 0
 
 
 @pytest.mark.parametrize("text, problem", [

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import signal
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def test_only_owned_folders_of_this_user_are_swept_and_no_symlink_is_followed(pa
     outside = tempfile.mkdtemp(prefix="multiplt-test-outside-")
     try:
         with open(os.path.join(outside, tempdirs.OWNER_FILE), "w") as f:
-            f.write("1\n")  # an unlocked folder that looks owned, reached through a symlink
+            f.write(f"{socket.gethostname()} 1\n")  # unlocked, looks owned, behind a symlink
         os.symlink(outside, os.path.join(parent, "multiplt-exec-link"))
         os.mkdir(os.path.join(parent, "multiplt-exec-unowned"))  # made before owners, or now
         killed, stale = _hold("multiplt-exec-", parent)
@@ -84,6 +85,13 @@ def test_only_owned_folders_of_this_user_are_swept_and_no_symlink_is_followed(pa
         assert sorted(os.listdir(parent)) == ["multiplt-exec-file", "multiplt-exec-link",
                                               "multiplt-exec-unowned"]
         assert os.listdir(outside) == [tempdirs.OWNER_FILE]
+        killed, stale = _hold("multiplt-exec-", parent)
+        _kill(killed)
+        with open(os.path.join(stale, tempdirs.OWNER_FILE), "w") as f:
+            f.write("another-host 4242\n")  # a TMPDIR shared over NFS: flock holds per host
+        assert tempdirs.sweep("multiplt-exec-", parent) == 0
+        assert os.path.isdir(stale)
+        shutil.rmtree(stale)
         if os.geteuid() == 0:  # another user's stale folder is left alone
             killed, stale = _hold("multiplt-exec-", parent)
             _kill(killed)
