@@ -24,10 +24,12 @@ SHARDS = 2
 
 
 class ContainerWatch:
-    """Inspects every container the engine starts while it runs (they are removed after)."""
+    """Inspects every container of `images` the engine starts while it runs (they are removed
+    after). Other containers (an image build's steps, another test on the same engine) are not
+    the run's."""
 
-    def __init__(self, client):
-        self.client, self.seen, self.errors = client, [], []
+    def __init__(self, client, images: tuple[str, ...]):
+        self.client, self.images, self.seen, self.errors = client, images, [], []
         self.events = client.events(decode=True, filters={"type": "container", "event": "start"})
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
@@ -36,9 +38,12 @@ class ContainerWatch:
         try:
             for event in self.events:
                 try:
-                    self.seen.append(self.client.inspect_container(event["id"]))
+                    container = self.client.inspect_container(event["id"])
                 except Exception as exc:  # noqa: BLE001  (removed before it could be inspected)
                     self.errors.append(repr(exc))
+                    continue
+                if container["Config"]["Image"] in self.images:
+                    self.seen.append(container)
         except Exception:  # noqa: BLE001  (the stream was closed)
             pass
 
@@ -75,7 +80,7 @@ def docker_evaluation(docker_engine, docker_images, _moto_endpoint, tmp_path_fac
            **{f"AIRFLOW__MULTIPLT__{k}": v for k, v in settings.items()}}
     root = tmp_path_factory.mktemp("docker-airflow")
     deployment = embedded.EmbeddedAirflow(root / "home", data_dir=root / "data", env=env)
-    watch = ContainerWatch(docker_engine)
+    watch = ContainerWatch(docker_engine, (docker_images.worker, docker_images.sandbox))
     deployment.start(timeout=float(os.environ.get("MULTIPLT_AIRFLOW_START_TIMEOUT", "300")))
     try:
         client = deployment.client
