@@ -64,13 +64,19 @@ def check_options(workers: int | None, timeout: float | None) -> None:
                             f"got {timeout}")
 
 
+#: how an error names execute's input and output folders: the flags of `multiplt execute`
+FLAGS = ("--in", "--out")
+
+
 def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
             timeout: float | None = None, shard: str | tuple[int, int] | None = None,
             unsafe_no_sandbox: bool = False, limits: Limits | None = None,
-            allow_empty: bool = False) -> dict:
+            allow_empty: bool = False, labels: tuple[str, str] = FLAGS) -> dict:
     """Execute one shard of a completions folder; returns counts (also logged as funnels).
     `allow_empty`: a folder with no completion files (e.g. a translation shard in which no
-    problem could be built) is nothing to do rather than an error."""
+    problem could be built) is nothing to do rather than an error. `labels`: how an error names
+    the input and the output folder (a command that executes a folder of its own passes what its
+    user knows the folder as, not flags the user never gave)."""
     out_uri = out_uri or in_uri
     check_options(workers, timeout)
     workers = workers or default_workers()
@@ -88,7 +94,8 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
             raise MultipltError(f"{in_uri} is a file, not a folder of completion files (<name>.json.gz)")
         raise MultipltError(f"{in_uri}: no completion files (<name>.json.gz) found")
     names = files.select_shard(list(found), shard)
-    private = [] if unsafe_no_sandbox else _private_folders(in_uri, out_uri)
+    private = [] if unsafe_no_sandbox else private_folders(
+        [(labels[0], in_uri), (labels[1], out_uri)], "the run's completions and results")
 
     problem_funnel, program_funnel = Funnel("execute problems"), Funnel("execute programs")
     rerun: Counter[str] = Counter()
@@ -96,10 +103,11 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
     sandbox = Sandbox(limits, unsafe_no_sandbox, private=private)
     statuses: Counter[str] = Counter()
     mode = None
-    made: list[str] = []
     try:
         if jobs:
-            made = _make_folders(private)  # covered only where it exists
+            # Covered only where it exists. Never removed again: another run into the same new
+            # folder may have covered it already, and its programs would fail without it.
+            _make_folders(private)
             sandbox.check()
             mode = sandbox.mode
             LOG.info("sandbox: %s", mode)
@@ -119,13 +127,6 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
             pool.shutdown()
-    except BaseException:
-        for folder in made:  # the output folder this run made, where it is still empty
-            try:
-                os.rmdir(folder)
-            except OSError:
-                break
-        raise
     finally:
         sandbox.close()
     program_funnel.keep(len(jobs))
@@ -140,39 +141,32 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
             "sandbox": mode, "rerun": dict(rerun)}
 
 
-def _private_folders(in_uri: str, out_uri: str) -> list[str]:
-    """The local folders of the run (every program's completions and results), which programs
-    must not see (view.py covers them wherever they are); MultipltError naming the option where
-    one cannot be covered (`/`, a system folder, or one holding the runtimes)."""
+def private_folders(named: list[tuple[str, str]], what: str) -> list[str]:
+    """The local folders among `named` ((name, URI) pairs: a run's folders, which hold `what`,
+    the data of other programs), which programs must not see (view.py covers them wherever they
+    are); MultipltError naming the folder as `name` names it where one cannot be covered (`/`, a
+    system folder, or one holding the runtimes)."""
     folders: list[str] = []
-    for flag, uri in (("--in", in_uri), ("--out", out_uri)):
+    for name, uri in named:
         local = storage.local_path(uri)
         if local is None or local in folders:
             continue
         why = view.unhideable(local)
         if why:
-            raise MultipltError(f"{flag} {uri}: programs must not see the run's completions and "
-                                f"results, but the sandbox cannot hide this folder ({why}); use "
-                                "a folder of its own")
+            raise MultipltError(f"{name} {uri}: programs must not see {what}, but the sandbox "
+                                f"cannot hide this folder ({why}); use a folder of its own")
         folders.append(local)
     return folders
 
 
-def _make_folders(paths: list[str]) -> list[str]:
+def _make_folders(paths: list[str]) -> None:
     """Make the folders that do not exist yet (the output folder, before the sandbox decides
-    what programs see); the ones made, innermost first."""
-    made: list[str] = []
+    what programs see)."""
     for path in paths:
-        missing, folder = [], os.path.abspath(path)
-        while not os.path.exists(folder):
-            missing.append(folder)
-            folder = os.path.dirname(folder)
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise MultipltError(f"cannot make the output folder {path}: {exc.strerror}") from None
-        made += missing
-    return made
 
 
 #: why an earlier result of the same program is run again, as the summary's `rerun` counts it

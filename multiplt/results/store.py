@@ -109,11 +109,27 @@ def _contains(table, new_rows: list[dict]) -> bool:
     return keys <= present
 
 
+def _folder_identity(uri: str) -> str:
+    """What tells two spellings of one run folder apart from two folders: a local folder's
+    realpath (`runs/x`, `./runs/x/` and its absolute path are one folder), a remote URI as
+    written (without a trailing `/`)."""
+    from multiplt import storage
+
+    local = storage.local_path(uri)
+    return os.path.realpath(local) if local is not None else uri.rstrip("/")
+
+
 def _unique_rows(run_uris: list[str], experiment: str | None, epoch: int | None, funnel: Funnel) -> list[dict]:
-    """The rows of every run folder, one per key: a run given twice (the same folder, or another
-    folder of the same run) is recorded once, from the run folder given last, as recording them
-    one after the other would leave it."""
+    """The rows of every run folder, one per key: a run given twice (the same folder, however
+    spelled, or another folder of the same run) is recorded once, from the run folder given last,
+    as recording them one after the other would leave it."""
     by_key: dict[tuple, dict] = {}
+    given_by: dict[tuple, set[str]] = {}  # the folders (identities) that gave each key
+    spellings: dict[str, list[str]] = {}  # per folder, how it was given, in order
+    rows_of: dict[str, int] = {}
+    last: dict[str, str] = {}  # per folder, its spelling given last
+    times: dict[str, int] = {}  # per folder, how often it was given
+    again: dict[str, int] = {}  # per folder, rows dropped because the folder was given again
     dropped: dict[tuple[str, str], int] = {}
     for uri in run_uris:
         rows = load_run_rows(uri, experiment=experiment, epoch=epoch)
@@ -121,21 +137,34 @@ def _unique_rows(run_uris: list[str], experiment: str | None, epoch: int | None,
         LOG.info("%s: %d pass@k row%s (k=%s) of %s, lang %s, epoch %d", first["run_uri"], len(rows),
                  "" if len(rows) == 1 else "s", ", ".join(str(r["k"]) for r in rows), first["model"],
                  first["lang"], first["epoch"])
+        folder = _folder_identity(uri)
+        names = spellings.setdefault(folder, [])
+        if first["run_uri"] not in names:
+            names.append(first["run_uri"])
+        rows_of[folder], last[folder] = len(rows), first["run_uri"]
+        times[folder] = times.get(folder, 0) + 1
         for row in rows:
             key = tuple(row[k] for k in KEY)
             if key in by_key:
-                pair = (by_key[key]["run_uri"], row["run_uri"])
-                dropped[pair] = dropped.get(pair, 0) + 1
+                if folder in given_by[key]:
+                    again[folder] = again.get(folder, 0) + 1
+                else:
+                    pair = (by_key[key]["run_uri"], row["run_uri"])
+                    dropped[pair] = dropped.get(pair, 0) + 1
+            given_by.setdefault(key, set()).add(folder)
             by_key[key] = row
+    for folder, n in again.items():
+        names = spellings[folder]
+        count = "twice" if times[folder] == 2 else f"{times[folder]} times"
+        also = f" (as {', '.join(names)})" if len(names) > 1 else ""
+        rows = rows_of[folder]
+        LOG.warning("%s: given %s%s; its %d row%s recorded once", last[folder], count, also, rows,
+                    "" if rows == 1 else "s")
+        funnel.drop("run folder given again", n)
     for (earlier, later), n in dropped.items():
-        if earlier == later:
-            reason = "run folder given twice"
-            LOG.warning("%s: given twice; its %d row%s recorded once", later, n, "" if n == 1 else "s")
-        else:
-            reason = "same run as a later run folder"
-            LOG.warning("%s is the same run as %s (same run_id): recording %d row%s from the latter",
-                        earlier, later, n, "" if n == 1 else "s")
-        funnel.drop(reason, n)
+        LOG.warning("%s is the same run as %s (same run_id): recording %d row%s from the latter",
+                    earlier, later, n, "" if n == 1 else "s")
+        funnel.drop("same run as a later run folder", n)
     funnel.keep(len(by_key))
     return list(by_key.values())
 

@@ -48,8 +48,10 @@ def _batches(checks: list[Check]) -> list[list[Check]]:
 
 
 def run_all(checks: list[Check], folder: str, *, workers: int, timeout: float,
-            unsafe_no_sandbox: bool = False) -> dict:
-    """Fill every check (from saved parts where they match, else by running); returns counts."""
+            unsafe_no_sandbox: bool = False, private: list[str] | tuple[str, ...] = ()) -> dict:
+    """Fill every check (from saved parts where they match, else by running); returns counts.
+    `private`: local folders the asserts must not see (the run's own: other functions' rows,
+    completions and verdicts), covered wherever they are (view.py); each must exist."""
     saved = load_saved(folder)
     todo = []
     for c in checks:
@@ -64,7 +66,7 @@ def run_all(checks: list[Check], folder: str, *, workers: int, timeout: float,
         return summary
     part = sum(1 for u in storage.ls(folder) if u.endswith(".json")) if storage.exists(folder) else 0
     started = time.monotonic()
-    sandbox = Sandbox(unsafe_no_sandbox=unsafe_no_sandbox)
+    sandbox = Sandbox(unsafe_no_sandbox=unsafe_no_sandbox, private=private)
     bar = progress(total=len(todo), desc="testgen validate", unit="fn")
     unsaved: list[Check] = []
     last_save = time.monotonic()

@@ -81,6 +81,7 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
         raise MultipltError(f"unknown testgen stage {stage!r} (choose from {', '.join(STAGES)})")
     cfg.check()
     check_out(cfg.out)  # the URI itself, before any path is made from it
+    _private(cfg)  # refused before anything is written where the sandbox cannot hide --out
     if cfg.backend == "replay" and not storage.exists(cfg.replay_source):
         raise MultipltError(f"replay source {cfg.replay_source} does not exist")
     work = storage.join(cfg.out, "work", cfg.shard_name)
@@ -99,6 +100,18 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
     if stage in ("all", "write"):
         summary.update(write_stage(cfg, work))
     return summary
+
+
+def _private(cfg: TestgenConfig) -> list[str]:
+    """The local --out (every function's rows, completions, verdicts and outcomes), which the
+    asserts must not see, as `execute` hides its folders (none with --unsafe-no-sandbox);
+    MultipltError where the sandbox cannot hide it (`/`, a system folder, one holding the
+    runtimes)."""
+    if cfg.unsafe_no_sandbox:
+        return []
+    from multiplt.execution.executor import private_folders
+
+    return private_folders([("--out", cfg.out)], "the run's functions, completions and verdicts")
 
 
 def _check_replay(cfg: TestgenConfig, rows: list[dict]) -> None:
@@ -209,7 +222,8 @@ def validate_stage(cfg: TestgenConfig, work: str) -> dict:
 
     run_summary = run_all(list(checks.values()), storage.join(work, "checks"),
                           workers=cfg.workers or len(os.sched_getaffinity(0)),
-                          timeout=cfg.timeout, unsafe_no_sandbox=cfg.unsafe_no_sandbox)
+                          timeout=cfg.timeout, unsafe_no_sandbox=cfg.unsafe_no_sandbox,
+                          private=_private(cfg))
     provenance = {"model": cfg.model, "revision": cfg.revision, "backend": cfg.backend,
                   "temperature": cfg.temperature, "top_p": cfg.top_p,
                   "max_new_tokens": cfg.max_new_tokens, "n": cfg.n, "seed": cfg.seed}

@@ -88,7 +88,8 @@ def translate_language(cfg: TranslateConfig, code: str, rows: list[dict],
         from multiplt.execution.executor import execute
 
         execute(completions, workers=cfg.workers, timeout=cfg.timeout,
-                unsafe_no_sandbox=cfg.unsafe_no_sandbox)
+                unsafe_no_sandbox=cfg.unsafe_no_sandbox,
+                labels=("translate's completions folder",) * 2)
     if cfg.stage == "sample":
         return {"language": lang.code, "problems": len(problems)}
     return _collect(cfg, lang, rows, problems, report, work, completions)

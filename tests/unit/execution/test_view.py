@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import uuid
 
 import pytest
@@ -281,20 +282,57 @@ def test_an_executor_folder_that_cannot_be_hidden_is_refused_before_anything_run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["P.json.gz"]
 
 
-def test_an_output_folder_made_for_a_run_that_fails_is_removed(tmp_path, monkeypatch):
+def test_an_output_folder_made_for_a_run_that_fails_stays_for_another_run_into_it(tmp_path,
+                                                                                   monkeypatch):
+    """Runs A and B into one new --out: A makes it, B finds it and covers it (its sandbox's
+    check), then A fails. The folder stays (empty): B's programs run with a cover on it, which
+    cannot be mounted where the folder is gone."""
     (tmp_path / "run").mkdir()
     with gzip.open(tmp_path / "run" / "P.json.gz", "wt") as f:
         json.dump({"name": "P", "language": "py", "prompt": "", "tests": "",
                    "completions": ["print(1)"]}, f)
+    run, out = str(tmp_path / "run"), tmp_path / "new" / "out"
+    a_checks, b_checks, seen, failed = threading.Event(), threading.Event(), [], []
 
-    def no_isolation(self):
-        assert os.path.isdir(tmp_path / "new" / "out")  # made before the sandbox decides
-        raise PlatformError("no isolation available")
+    def check(self):
+        if threading.current_thread().name == "run-a":
+            assert out.is_dir()  # made before the sandbox decides
+            a_checks.set()
+            assert b_checks.wait(30)
+            raise PlatformError("run A: no isolation available")
+        b_checks.set()
+        a.join(30)
+        seen.append(out.is_dir())
+        raise PlatformError("run B stops here")
 
-    monkeypatch.setattr(Sandbox, "check", no_isolation)
-    with pytest.raises(PlatformError):
-        executor.execute(str(tmp_path / "run"), str(tmp_path / "new" / "out"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    def run_a():
+        try:
+            executor.execute(run, str(out))
+        except PlatformError as exc:
+            failed.append(str(exc))
+
+    monkeypatch.setattr(Sandbox, "check", check)
+    a = threading.Thread(target=run_a, name="run-a")
+    a.start()
+    assert a_checks.wait(30)
+    with pytest.raises(PlatformError, match="run B"):
+        executor.execute(run, str(out))
+    assert failed == ["run A: no isolation available"] and seen == [True]
+    assert list(out.iterdir()) == []
+
+
+def test_a_refused_folder_is_named_as_the_caller_names_it(tmp_path):
+    """A command that executes a folder of its own names it as its user knows it, not as a flag
+    of `multiplt execute` the user never gave."""
+    with gzip.open(tmp_path / "P.json.gz", "wt") as f:
+        json.dump({"name": "P", "language": "py", "prompt": "", "tests": "",
+                   "completions": ["print(1)"]}, f)
+    with pytest.raises(MultipltError) as caught:
+        executor.execute(str(tmp_path), "/etc", labels=("the completions folder", "the results folder"))
+    assert str(caught.value).startswith("the results folder /etc: programs must not see the run's "
+                                        "completions and results, but the sandbox cannot hide this "
+                                        "folder (/etc is a system folder)")
+    assert "--" not in str(caught.value)
 
 
 @pytest.mark.skipif(not AS_ROOT or not os.path.isdir("/opt"), reason="plants a folder in /opt")

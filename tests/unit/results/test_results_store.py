@@ -110,7 +110,7 @@ def test_record_logs_its_funnel_and_records_a_run_given_twice_once(tmp_path, cap
     assert f"{rkt}: 2 pass@k rows (k=1, 2) of org/tiny, lang rkt, epoch 0\n" in err
     assert f"{lua}: 1 pass@k row (k=1) of org/tiny, lang lua, epoch 0\n" in err
     assert f"WARNING multiplt.results: {rkt}: given twice; its 2 rows recorded once\n" in err
-    assert "results record funnel: in=5 kept=3 dropped=2 (run folder given twice=2)\n" in err
+    assert "results record funnel: in=5 kept=3 dropped=2 (run folder given again=2)\n" in err
     assert (f"{store}: 3 run folders, 5 pass@k rows read -> 3 recorded: 3 added, 0 replaced "
             "(recorded before), 2 skipped; the store holds 3 rows\n") in err
     assert read_store(str(store)).height == 3
@@ -119,6 +119,48 @@ def test_record_logs_its_funnel_and_records_a_run_given_twice_once(tmp_path, cap
     assert json.loads(out) == {"added": 0, "replaced": 2, "rows": 3}
     assert "results record funnel: in=2 kept=2 dropped=0 (none)\n" in err
     assert "1 run folder, 2 pass@k rows read -> 2 recorded: 0 added, 2 replaced (recorded before), 0 skipped" in err
+
+
+def test_a_folder_given_three_times_is_counted_three_times(tmp_path, caplog):
+    store = str(tmp_path / "results.parquet")
+    rkt = make_run(tmp_path / "runs", extra_k=True)
+    with caplog.at_level("INFO", logger="multiplt.results"):
+        summary = record_runs([rkt, rkt, rkt], store)
+    assert summary == {**summary, "added": 2, "rows": 2, "read": 6, "skipped": 4}
+    assert f"{rkt}: given 3 times; its 2 rows recorded once" in caplog.text
+    assert "in=6 kept=2 dropped=4 (run folder given again=4)" in caplog.text
+
+
+def test_a_local_folder_spelled_two_ways_is_one_folder_given_twice(tmp_path, caplog, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = str(tmp_path / "results.parquet")
+    absolute = make_run(tmp_path / "runs")
+    relative = str(pathlib.Path(absolute).relative_to(tmp_path))
+    (tmp_path / "link").symlink_to(tmp_path / "runs")
+    linked = str(tmp_path / "link" / pathlib.Path(absolute).name)
+    with caplog.at_level("INFO", logger="multiplt.results"):
+        summary = record_runs([relative, absolute, "./" + relative + "/", linked], store)
+    assert summary == {**summary, "added": 1, "rows": 1, "read": 4, "skipped": 3}
+    assert (f"{linked}: given 4 times (as {relative}, {absolute}, ./{relative}, {linked}); its 1 "
+            "row recorded once") in caplog.text
+    assert "same run as" not in caplog.text
+    assert "in=4 kept=1 dropped=3 (run folder given again=3)" in caplog.text
+    assert read_store(store)["run_uri"].to_list() == [linked]
+
+
+def test_a_folder_given_again_after_a_copy_of_its_run_is_given_again(tmp_path, caplog):
+    """A, its copy B, A: B replaces A's row (the same run), then A is a folder given twice."""
+    store = str(tmp_path / "results.parquet")
+    first = make_run(tmp_path / "runs")
+    copy = str(tmp_path / "copy" / pathlib.Path(first).name)
+    shutil.copytree(first, copy)
+    with caplog.at_level("INFO", logger="multiplt.results"):
+        summary = record_runs([first, copy, first], store)
+    assert summary == {**summary, "added": 1, "read": 3, "skipped": 2}
+    assert read_store(store)["run_uri"].to_list() == [first]
+    assert f"{first}: given twice; its 1 row recorded once" in caplog.text
+    assert f"{first} is the same run as {copy} (same run_id): recording 1 row from the latter" in caplog.text
+    assert "dropped=2 (run folder given again=1, same run as a later run folder=1)" in caplog.text
 
 
 def test_two_folders_of_one_run_are_recorded_once_from_the_last(tmp_path, caplog):

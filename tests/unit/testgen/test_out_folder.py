@@ -1,13 +1,21 @@
 """`multiplt testgen --out`: a folder holding files testgen did not write (a parquet file in tests/
 would reach translate) is refused before any row is read; an empty folder, and the shards of one
-run writing into one folder, are accepted. Replay backend, generate stage: no sandbox needed."""
+run writing into one folder, are accepted. Replay backend, generate stage: no sandbox needed. The
+asserts do not see --out wherever it is (one test runs them in the sandbox), and an --out the
+sandbox cannot hide is refused before anything is written."""
 
+import hashlib
 import json
+import os
 import pathlib
+import shutil
+import tempfile
 
 import polars as pl
+import pytest
 
 from multiplt import cli
+from multiplt.execution import view
 from multiplt.testgen import inputs
 
 FIXTURE = pathlib.Path(__file__).parents[2] / "fixtures" / "testgen"
@@ -51,3 +59,40 @@ def test_an_empty_folder_and_the_shards_of_one_run_are_accepted(tmp_path):
     assert run_testgen(fn, out, "--shard", "1/2") == 0  # shard 0 wrote into work/ (it may still run)
     assert run_testgen(fn, out, "--shard", "0/2") == 0  # resumed
     assert sorted(p.name for p in (out / "work").iterdir()) == ["shard-00000-of-00002", "shard-00001-of-00002"]
+
+
+def test_an_out_folder_the_sandbox_cannot_hide_is_refused_before_anything_is_written(
+        tmp_path, monkeypatch, capsys):
+    fn = functions(tmp_path)
+    out = tmp_path / "tg"
+    monkeypatch.setattr(view, "unhideable", lambda path: "planted reason" if path == str(out) else None)
+    assert run_testgen(fn, out) == 2
+    err = capsys.readouterr().err
+    assert (f"--out {out}: programs must not see the run's functions, completions and verdicts, but "
+            "the sandbox cannot hide this folder (planted reason); use a folder of its own") in err
+    assert err.count("error:") == 1 and not out.exists()
+    assert run_testgen(fn, out, "--unsafe-no-sandbox") == 0  # no sandbox: nothing to hide
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.isdir("/opt"), reason="plants a folder in /opt")
+def test_the_asserts_do_not_see_the_out_folder_wherever_it_is(tmp_path):
+    """--out in /opt, which programs otherwise see: an assert that lists it finds it empty."""
+    parent = tempfile.mkdtemp(prefix="multiplt-test-", dir="/opt")
+    try:
+        os.chmod(parent, 0o755)
+        out = os.path.join(parent, "tg")
+        content = 'def same(x):\n    """x itself."""\n    return x\n'
+        sha = hashlib.sha1(content.encode()).hexdigest()
+        (tmp_path / "fn" / "functions").mkdir(parents=True)
+        pl.DataFrame([{"content": content, "id": "planted/same.py:1", "sha1": sha, "entrypoint": "same",
+                       "context": "", "origin": "planted"}]).write_parquet(
+            tmp_path / "fn" / "functions" / "part-0.parquet")
+        replay = tmp_path / "replay.jsonl"
+        peek = f"1) == 1 + len(__import__('os').listdir({out!r}))\n"
+        replay.write_text(json.dumps({"name": sha, "completion": peek}) + "\n")
+        assert cli.main(["testgen", "--functions", str(tmp_path / "fn"), "--out", out, "--backend",
+                         "replay", "--replay-source", str(replay), "--n", "1", "--workers", "1"]) == 0
+        (part,) = pathlib.Path(out, "work", "shard-all", "checks").glob("part-*.json")
+        assert json.loads(part.read_text())[sha]["statuses"] == ["OK"]
+    finally:
+        shutil.rmtree(parent)

@@ -4,6 +4,7 @@ folder, and the shards and languages of one run writing into one folder, are acc
 backend, sample stage: no language runtime needed."""
 
 from multiplt import cli
+from multiplt.execution import view
 from multiplt.translation import source
 from tests.fixtures import translate as fx
 
@@ -41,3 +42,20 @@ def test_an_empty_folder_and_the_shards_of_one_run_are_accepted(tmp_path):
     assert run_translate(inputs, out, "--shard", "0/2") == 0  # resumed
     assert sorted(str(p.relative_to(out / "work")) for p in (out / "work").glob("*/*")) == [
         "lua/0-of-2", "lua/1-of-2", "r/0-of-2"]
+
+
+def test_a_completions_folder_the_sandbox_cannot_hide_is_named_as_translates(tmp_path, monkeypatch,
+                                                                             capsys):
+    """translate executes its own completions folder: the refusal names that folder, not the
+    --in of `multiplt execute`, which the user never gave."""
+    inputs = fx.write(tmp_path / "in")
+    out = tmp_path / "tr"
+    completions = out / "work" / "lua" / "0-of-1" / "completions"
+    monkeypatch.setattr(view, "unhideable",
+                        lambda path: "planted reason" if path == str(completions) else None)
+    assert run_translate(inputs, out, "--stage", "all") == 2
+    err = capsys.readouterr().err
+    assert (f"translate's completions folder {completions}: programs must not see the run's "
+            "completions and results, but the sandbox cannot hide this folder (planted reason); "
+            "use a folder of its own") in err
+    assert err.count("error:") == 1 and "--in" not in err
