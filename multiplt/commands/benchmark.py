@@ -20,7 +20,9 @@ def register(subparsers) -> None:
     build.add_argument("--lang", required=True,
                        help="language code, e.g. rkt (an unknown code is answered with the list)")
     build.add_argument("--out", required=True, help="output URI of the JSONL file")
-    build.add_argument("--limit", type=int, default=None, help="only the first N problems (by name)")
+    build.add_argument("--limit", type=int, default=None,
+                       help="only the first N problems in name (string) order, not numeric: "
+                       "HumanEval_0_has_close_elements, HumanEval_100_make_a_pile, HumanEval_101_words_string, ...")
     build.add_argument("--problems", default=None,
                        help="comma-separated problem names or task ids (e.g. HumanEval_0_has_close_elements)")
     build.set_defaults(func=_build)

@@ -22,7 +22,9 @@ def add_generate_args(p: argparse.ArgumentParser, benchmark_required: bool = Tru
     p.add_argument("--batch-size", type=int, help="optional cap on the sequences in flight (default: "
                    "as many as memory allows, with continuous batching)")
     p.add_argument("--seed", type=int, default=0, help="run seed; sample i of problem p uses (seed, p, i)")
-    p.add_argument("--limit", type=int, help="only the first N problems")
+    p.add_argument("--limit", type=int, help="only the first N problems of the benchmark file, whose order "
+                   "(multiplt benchmark build) is name (string) order, not numeric: "
+                   "HumanEval_0_has_close_elements, HumanEval_100_make_a_pile, HumanEval_101_words_string, ...")
     p.add_argument("--problems", help="comma-separated problem names")
     p.add_argument("--experiment", help="label stored in the run record (e.g. multiplt)")
     p.add_argument("--epoch", type=int, help="label stored in the run record (0 = base model)")

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         "with fewer than k completions are left out of pass@k (with a warning).")
     p.add_argument("--in", dest="in_uri", required=True, metavar="URI",
                    help="folder of <name>.results.json.gz files")
-    p.add_argument("-k", default="1", metavar="K[,K...]",
+    p.add_argument("-k", "--k", dest="k", default="1", metavar="K[,K...]",
                    help="comma-separated k values (default: 1)")
     p.add_argument("--format", choices=("csv", "table", "json"), default="csv",
                    help="what to print (default: csv)")

@@ -51,6 +51,18 @@ def check_config(out: str, cfg: CorpusConfig) -> None:
                                 f"fresh --out")
 
 
+def check_shard_count(out: str, n: int) -> None:
+    """Shards of one build all have one count: dedup and the merge refuse a folder holding
+    finished shards of two counts, so a shard of another count than those already finished under
+    `out` is refused before it writes anything (the one-process build is shard 0 of 1)."""
+    had, finished = parts.completed(out, "shards")
+    if had and had != n:
+        same = f"--shard K/{had}" if had > 1 else "no --shard (or --shard 0/1)"
+        raise MultipltError(f"{out} holds shards of a {had}-shard build (finished: "
+                            f"{', '.join(f'{k}/{had}' for k in sorted(finished))}), not of {n}: give "
+                            f"{same}, or use another --out for {n} shard(s); nothing written")
+
+
 class ShardReader:
     """Reads the shard's documents and streams each one's functions through the row blocks;
     survivors get their dedup signatures and shed their parse trees (memory stays bounded by

@@ -45,15 +45,21 @@ def cache_root() -> str:
         os.path.expanduser("~"), ".cache", "multiplt")
 
 
-def resolve_model(model: str, revision: str | None = None, what: str = "model") -> ResolvedModel:
-    """Where to load `model` from; `what="tokenizer"` for a tokenizer (no config.json needed)."""
-    resolved = _resolve(model, revision, what)
-    if what == "model" and not os.path.isfile(os.path.join(resolved.path, "config.json")):
+def resolve_model(model: str, revision: str | None = None, what: str = "model",
+                  hub: bool = True) -> ResolvedModel | None:
+    """Where to load `model` from; `what="tokenizer"` for a tokenizer (no config.json needed;
+    any other `what`, e.g. "base model", names a model in the errors). `hub=False`: a Hub name
+    is not downloaded and None is returned (the caller loads it by name); everything else is
+    resolved and checked as with `hub=True`."""
+    resolved = _resolve(model, revision, what, hub)
+    if resolved is None:
+        return None
+    if what != "tokenizer" and not os.path.isfile(os.path.join(resolved.path, "config.json")):
         raise MultipltError(f"{model} holds no model: no config.json in {resolved.path}")
     return resolved
 
 
-def _resolve(model: str, revision: str | None, what: str) -> ResolvedModel:
+def _resolve(model: str, revision: str | None, what: str, hub: bool = True) -> ResolvedModel | None:
     checkpoint = manifest.resolve(model, revision)
     source = checkpoint or model
     if "://" in source:
@@ -75,7 +81,7 @@ def _resolve(model: str, revision: str | None, what: str) -> ResolvedModel:
         raise MultipltError(f"{what} {model!r} reads as a mistyped URI (did you mean {meant!r}?)")
     if os.path.exists(source) or source.startswith((".", "/")):
         raise MultipltError(f"{what} {model!r} is not a model folder")
-    return _from_hub(model, revision, what)
+    return _from_hub(model, revision, what) if hub else None
 
 
 def _from_hub(name: str, revision: str | None, what: str = "model") -> ResolvedModel:
@@ -111,12 +117,12 @@ def _from_storage(uri: str, what: str) -> tuple[str, str | None]:
     path = storage.local_path(uri)
     if path is not None:
         if not os.path.isdir(path):
-            raise MultipltError(f"model {uri} is not a folder")
+            raise MultipltError(f"{what} {uri} is not a folder")
         return path, None
     files = _fingerprint(uri)
     if not files:
         raise MultipltError(f"{uri} holds no files (no {what} there)")
-    if what == "model" and not any(f[0] == "config.json" for f in files):
+    if what != "tokenizer" and not any(f[0] == "config.json" for f in files):
         raise MultipltError(f"{uri} holds no model: no config.json in it")  # before downloading
     digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()
     target = os.path.join(cache_root(), "models",

@@ -3,9 +3,10 @@ output, or any such folder) becomes a Hub dataset with one split per language an
 
 The file prefix is the split: a language code (`rkt`) is published under the language's split
 name (`racket`, as nuprl/MultiPL-T). Provenance for the card comes from the folder itself (its
-`funnel*.json`, `_multiplt_*.yaml` and `config/*.json`) and from the input folders its configs
-name (the stages that made it), followed up to three stages back. After a publication (not a dry
-run) the folder gets `published.json`: repo, revision, commit and URL.
+`funnel*.json`, `_multiplt_*.yaml`, `config/*.json` and testgen's `work/<shard>/config.json`) and
+from the input folders its configs name (the stages that made it), followed up to three stages
+back. After a publication (not a dry run) the folder gets `published.json`: repo, revision,
+commit and URL.
 """
 
 from __future__ import annotations
@@ -103,38 +104,85 @@ def _is_location(value) -> bool:
     return isinstance(value, str) and ("://" in value or value.startswith("/"))
 
 
-def provenance(uri: str, depth: int = 0, seen: set | None = None) -> list[dict]:
-    """[{"uri", "funnels": {file: json}, "configs": {file: dict}}] for the folder and, up to
-    PROVENANCE_DEPTH stages back, the input folders its configs name. Funnels are the folder's
-    `funnel*.json`; configs its `_multiplt_*.yaml` and `config/*.json|yaml` (the translate
-    stage writes one per language and shard)."""
+def _parent(uri: str) -> str | None:
+    """The folder holding `uri` (None above a bucket or the file system's root)."""
+    uri = uri.rstrip("/")
+    head = uri.rsplit("/", 1)[0]
+    return None if head == uri or re.fullmatch(r"([A-Za-z][A-Za-z0-9+.-]*:)?/*", head) else head
+
+
+def _stage(uri: str) -> dict | None:
+    """{"uri", "funnels", "configs"} of one folder, None where it holds none of those files.
+    Configs: `_multiplt_*.yaml`, `config/*.json|yaml` (translate: one per language and shard)
+    and `work/*/config.json` (testgen: one per shard)."""
     from multiplt import storage
 
-    seen = seen if seen is not None else set()
-    if depth > PROVENANCE_DEPTH or uri in seen:
-        return []
-    seen.add(uri)
     stage = {"uri": uri, "funnels": {}, "configs": {}}
     try:
         entries = storage.ls(uri) + storage.ls(storage.join(uri, "config"))
+        entries += [storage.join(w, "config.json") for w in storage.ls(storage.join(uri, "work"))
+                    if w.endswith("/") and storage.exists(storage.join(w, "config.json"))]
     except Exception:  # noqa: BLE001 - an input that moved away is only missing provenance
-        return []
+        return None
     for entry in (e for e in entries if not e.endswith("/")):
-        name = entry[len(uri.rstrip("/")) + 1:]
+        name = entry[len(uri) + 1:]
         try:
             if name.startswith("funnel") and name.endswith(".json"):
                 stage["funnels"][name] = storage.read_json(entry)
             elif (name.startswith("_multiplt_") and name.endswith((".yaml", ".yml"))) or \
-                    (name.startswith("config/") and name.endswith((".json", ".yaml", ".yml"))):
+                    (name.startswith("config/") and name.endswith((".json", ".yaml", ".yml"))) or \
+                    (name.startswith("work/") and name.endswith("/config.json")):
                 stage["configs"][name] = _read_config(entry)
         except Exception as exc:  # noqa: BLE001
             LOG.warning("skipping unreadable provenance file %s: %s", entry, exc)
-    out = [stage] if stage["funnels"] or stage["configs"] else []
+    return stage if stage["funnels"] or stage["configs"] else None
+
+
+def provenance(uri: str, depth: int = 0, seen: set | None = None) -> list[dict]:
+    """[{"uri", "funnels": {file: json}, "configs": {file: dict}}] for the folder and, up to
+    PROVENANCE_DEPTH stages back, the input folders its configs name (any value but `out` that is
+    a URI or an absolute path). Funnels are the folder's `funnel*.json`; configs as `_stage`
+    reads them. An input that holds no such file itself (a stage's data folder such as testgen's
+    `tests/` or a corpus's `functions/`, or one file of it) is followed to the folder above it,
+    and a file up to the folder above its own."""
+    seen = seen if seen is not None else set()
+    uri = uri.rstrip("/")
+    if depth > PROVENANCE_DEPTH or uri in seen:
+        return []
+    seen.add(uri)
+    stage = _stage(uri)
+    if stage is None:
+        return []
+    out = [stage]
     inputs = {value.rstrip("/") for config in stage["configs"].values() if isinstance(config, dict)
               for key, value in config.items() if key != "out" and _is_location(value)}
-    for value in sorted(inputs - {uri.rstrip("/")}):
-        out += provenance(value, depth + 1, seen)
+    for value in sorted(inputs - {uri}):
+        if value in seen:
+            continue
+        found = provenance(value, depth + 1, seen)
+        if not found and depth < PROVENANCE_DEPTH:
+            found = _above(value, depth + 1, seen)
+        out += found
     return out
+
+
+def _above(value: str, depth: int, seen: set) -> list[dict]:
+    """The provenance of the stage folder above an input that holds no stage files itself: its
+    folder, or for a file (a place that lists nothing) also the folder above that one."""
+    from multiplt import storage
+
+    parent = _parent(value)
+    if parent is None or parent in seen:
+        return []
+    found = provenance(parent, depth, seen)
+    if found:
+        return found
+    try:
+        is_file = storage.exists(value) and not storage.ls(value)
+    except Exception:  # noqa: BLE001
+        is_file = False
+    grandparent = _parent(parent) if is_file else None
+    return provenance(grandparent, depth, seen) if grandparent and grandparent not in seen else []
 
 
 def build_bundle(uri: str, repo_id: str, license: str, workdir: str) -> tuple[Bundle, dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 
 from multiplt.errors import MultipltError, type_word
 from multiplt.evaluation.run_folder import RUN_FILE, SCORES_FILE, parse_scores
@@ -68,11 +69,40 @@ def run_id_for(dataset: str, config: dict) -> str:
     return f"{dataset}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
 
 
-def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None = None) -> list[dict]:
-    """Rows (without created_at) for one scored run folder; labels given here override the config."""
+def stored_run_uri(run_uri: str) -> str:
+    """The `run_uri` a row records: a bare local path made absolute (`runs/x` recorded from /w
+    is `/w/runs/x`, as the DAGs pass it), so the leaderboard finds the folder from any working
+    directory; `file://` and `s3://` URIs as written. Without a trailing `/`."""
+    from multiplt.storage import uri as uris
+
+    run_uri = run_uri.rstrip("/") or run_uri
+    if uris._SCHEME.match(run_uri):
+        return run_uri
+    return uris.parse(run_uri).path
+
+
+def _not_a_file(run_uri: str) -> None:
+    """`--scores` given a file (e.g. the scores CSV itself): an error naming the folder to give."""
     from multiplt import storage
 
-    run_uri = run_uri.rstrip("/")
+    local = storage.local_path(run_uri)
+    if local is not None:
+        is_file = os.path.isfile(local)
+    else:
+        is_file = storage.exists(run_uri) and not storage.ls(run_uri)
+    if is_file:
+        parent = run_uri.rsplit("/", 1)[0] if "/" in run_uri else "."
+        raise MultipltError(f"{run_uri} is a file, not a run folder: --scores takes the run folder "
+                            f"(the folder holding {SCORES_FILE} and {RUN_FILE}), e.g. {parent or '/'}")
+
+
+def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None = None) -> list[dict]:
+    """Rows (without created_at) for one scored run folder; labels given here override the config.
+    Errors name the folder as given; the rows record it as `stored_run_uri` gives it."""
+    from multiplt import storage
+
+    run_uri = run_uri.rstrip("/") or run_uri
+    _not_a_file(run_uri)
     scores_uri = storage.join(run_uri, SCORES_FILE)
     scores = parse_scores(_read_required(scores_uri, "run `multiplt score` on the run folder first"),
                           scores_uri)
@@ -92,7 +122,7 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     if config_epoch is not None and config_epoch < 0:
         raise MultipltError(f"{config_uri}: epoch must be >= 0, got {config_epoch}")
     base = {
-        "run_uri": run_uri,
+        "run_uri": stored_run_uri(run_uri),
         "model": str(config["model"]),
         "revision": _opt(config, "revision", str, config_uri),
         "resolved_commit": _opt(config, "resolved_commit", str, config_uri),

@@ -134,14 +134,15 @@ def _unique_rows(run_uris: list[str], experiment: str | None, epoch: int | None,
     for uri in run_uris:
         rows = load_run_rows(uri, experiment=experiment, epoch=epoch)
         first = rows[0]
-        LOG.info("%s: %d pass@k row%s (k=%s) of %s, lang %s, epoch %d", first["run_uri"], len(rows),
+        given = uri.rstrip("/") or uri  # messages name the folder as given; rows, as stored
+        LOG.info("%s: %d pass@k row%s (k=%s) of %s, lang %s, epoch %d", given, len(rows),
                  "" if len(rows) == 1 else "s", ", ".join(str(r["k"]) for r in rows), first["model"],
                  first["lang"], first["epoch"])
         folder = _folder_identity(uri)
         names = spellings.setdefault(folder, [])
-        if first["run_uri"] not in names:
-            names.append(first["run_uri"])
-        rows_of[folder], last[folder] = len(rows), first["run_uri"]
+        if given not in names:
+            names.append(given)
+        rows_of[folder], last[folder] = len(rows), given
         times[folder] = times.get(folder, 0) + 1
         for row in rows:
             key = tuple(row[k] for k in KEY)

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from multiplt.errors import MultipltError
 from multiplt.generation.backends import NAMES as BACKENDS
+
+
+def absolute_input(value: str | None) -> str | None:
+    """An input as the run records it: a bare local path made absolute (against the folder the
+    command runs from), so that the config names a place that holds from any folder (as
+    `multiplt publish dataset` follows it); storage URIs (`file://`, `s3://`), and a value that
+    reads as a mistyped one (`s3:/b/x`), as written."""
+    from multiplt.storage import uri as uris
+
+    if not value or uris._SCHEME.match(value) or uris.mistyped(value) is not None:
+        return value
+    return os.path.abspath(os.path.expanduser(value))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ is written over all of them (by whichever shard finishes last).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from multiplt import storage
 from multiplt.storage.outputs import check_out, first_file, refuse_foreign
 from multiplt.testgen import asserts, funnel, inputs, outcome, prompt
 from multiplt.testgen.funnel import DONE
-from multiplt.testgen.config import TestgenConfig
+from multiplt.testgen.config import TestgenConfig, absolute_input
 from multiplt.testgen.validate import Check
 
 LOG = logging.getLogger("multiplt.testgen")
@@ -80,6 +81,9 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
     if stage not in STAGES:
         raise MultipltError(f"unknown testgen stage {stage!r} (choose from {', '.join(STAGES)})")
     cfg.check()
+    # recorded in work/<shard>/config.json as a place that holds from any folder (a resumed run
+    # compares its rows, not this spelling)
+    cfg = dataclasses.replace(cfg, functions=absolute_input(cfg.functions))
     check_out(cfg.out)  # the URI itself, before any path is made from it
     _private(cfg)  # refused before anything is written where the sandbox cannot hide --out
     if cfg.backend == "replay" and not storage.exists(cfg.replay_source):

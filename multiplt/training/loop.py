@@ -65,21 +65,18 @@ def resolve_precision(config: TrainConfig, world: int | None = None) -> str:
     return precision
 
 
-def materialize(ref: str, revision: str, workdir: str) -> tuple[str, str | None]:
-    """A name/path from_pretrained can load: training outputs resolve through their manifest,
-    remote storage URIs are downloaded; Hub names and local folders pass through."""
-    from multiplt import storage
+def materialize(ref: str, revision: str, workdir: str, what: str = "base model") -> tuple[str, str | None]:
+    """A name/path from_pretrained can load, resolved and checked as `generate` resolves its
+    model (`model_source.resolve_model`): training outputs resolve through their manifest, storage
+    URIs are downloaded (to the model cache), and a path that is no folder, or a folder without a
+    config.json (for a model), is one clear error before anything loads; Hub names pass through
+    (from_pretrained fetches them at `revision`). `what` is "base model" or "tokenizer"."""
+    from multiplt.generation.model_source import resolve_model
 
-    uri = manifest.resolve(ref, revision) or ref
-    if uri != ref:
-        revision = ""
-    if "://" in uri:
-        path = storage.local_path(uri)
-        if path is None:
-            path = os.path.join(workdir, "base")
-            storage.download_dir(uri, path)
-        return path, None
-    return uri, revision or None
+    resolved = resolve_model(ref, revision or None, what=what, hub=False)
+    if resolved is None:  # a Hub name
+        return ref, revision or None
+    return resolved.path, None
 
 
 @contextlib.contextmanager
@@ -173,7 +170,7 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
     # --- Model, tokenizer and data. Every process builds the same packed tensors. ---
     torch.manual_seed(config.seed)
     base_path, base_rev = materialize(config.base, config.base_revision, workdir)
-    tok_path, tok_rev = (materialize(config.tokenizer, "", workdir) if config.tokenizer
+    tok_path, tok_rev = (materialize(config.tokenizer, "", workdir, "tokenizer") if config.tokenizer
                          else (base_path, base_rev))
     with _loading("tokenizer" if config.tokenizer else "base model", config.tokenizer or config.base):
         tokenizer = load_tokenizer(tok_path, revision=tok_rev, ref=config.tokenizer or config.base)

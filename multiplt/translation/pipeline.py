@@ -21,6 +21,7 @@ from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.log import Funnel, progress
 from multiplt.storage.outputs import check_out, first_file, refuse_foreign
+from multiplt.testgen.config import absolute_input
 from multiplt.translation.config import TranslateConfig
 
 LOG = logging.getLogger("multiplt.translation")
@@ -198,6 +199,9 @@ def translate(cfg: TranslateConfig) -> dict:
     from multiplt.translation.source import load_rows
 
     cfg.check()
+    # recorded in config/<lang>-K-of-N.json as a place that holds from any folder (a resumed run
+    # compares the input's sha256, not this spelling)
+    cfg = dataclasses.replace(cfg, tests=absolute_input(cfg.tests))
     check_out(cfg.out)  # the URI itself, before any path is made from it
     _check_own_folder(cfg.out)
     if cfg.stage == "summary":

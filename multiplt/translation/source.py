@@ -11,8 +11,21 @@ from multiplt.generation.folder import unsafe_name
 REQUIRED = ("content", "content_with_types", "sha1", "id", "entrypoint", "tests")
 
 
+def _corpus_output(root: str) -> bool:
+    """Whether `root` is a corpus build's output: its `corpus_config.json` or `_work/` folder."""
+    from multiplt.testgen.inputs import WORK
+
+    return storage.exists(storage.join(root, "corpus_config.json")) or \
+        storage.exists(storage.join(root, WORK))
+
+
 def tests_files(uri: str) -> list[str]:
-    """The parquet files of a tests dataset: a file, a folder of them, or a root with `tests/`."""
+    """The parquet files of a tests dataset: a file, a folder of them, or a root with `tests/`.
+    A folder's files below a `_work/` or `excluded/` folder (a corpus build's or testgen's work
+    and dropped rows) are not read; a corpus build's output (or its `functions/` folder), which
+    has functions but no tests yet, is refused naming the testgen run it needs."""
+    from multiplt.testgen.inputs import EXCLUDED, WORK
+
     if uri.endswith(".parquet"):
         if not storage.exists(uri):
             raise MultipltError(f"tests dataset {uri} does not exist")
@@ -21,7 +34,18 @@ def tests_files(uri: str) -> list[str]:
         raise MultipltError(f"tests dataset {uri} does not exist")
     inner = storage.join(uri, "tests")
     folder = inner if storage.exists(inner) else uri
-    files = sorted(u for u in storage.ls(folder, recursive=True) if u.endswith(".parquet"))
+    if folder == uri:
+        path = uri.rstrip("/")
+        head, _, last = path.rpartition("/")
+        parent = (head or ".") if last == "functions" and not head.endswith(":/") else None
+        root = path if _corpus_output(path) else parent if parent and _corpus_output(parent) else None
+        if root is not None:
+            raise MultipltError(f"tests dataset {uri} is a corpus build's output (functions without "
+                                f"tests): run `multiplt testgen --functions {root}` first and pass "
+                                f"its output to --tests")
+    prefix = folder.rstrip("/") + "/"
+    files = sorted(u for u in storage.ls(folder, recursive=True) if u.endswith(".parquet")
+                   and not {WORK, EXCLUDED} & set(u[len(prefix):].split("/")[:-1]))
     if not files:
         raise MultipltError(f"tests dataset {uri}: no .parquet files in {folder}")
     return files

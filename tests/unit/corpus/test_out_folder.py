@@ -54,3 +54,25 @@ def test_empty_own_and_concurrent_folders_are_accepted(tmp_path):
     assert cli.main(["corpus", "dedup", "--out", str(sharded), "--bucket", "0/1"]) == 0
     assert cli.main(["corpus", "merge", "--out", str(sharded)]) == 0
     assert build(src, sharded, "--shard", "1/2") == 0  # resumed: finished, skipped
+
+
+def test_a_shard_of_another_count_is_refused_before_reading(tmp_path, monkeypatch, capsys):
+    src = source(tmp_path)
+    out = tmp_path / "c3"
+    assert build(src, out, "--shard", "0/2") == 0
+    capsys.readouterr()
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+
+    def never(doc):
+        raise AssertionError(f"{doc.origin} was read")
+    monkeypatch.setattr(extract, "extract", never)
+    for extra, n in ((["--shard", "1/3"], 3), ([], 1)):  # the one-process build is shard 0 of 1
+        assert build(src, out, *extra) == 2
+        err = capsys.readouterr().err
+        assert (f"{out} holds shards of a 2-shard build (finished: 0/2), not of {n}: give --shard "
+                f"K/2") in err and "use another --out" in err and err.count("error:") == 1
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    monkeypatch.undo()
+    assert build(src, out, "--shard", "1/2") == 0  # the same count goes on
+    assert cli.main(["corpus", "dedup", "--out", str(out), "--bucket", "0/1"]) == 0
+    assert cli.main(["corpus", "merge", "--out", str(out)]) == 0

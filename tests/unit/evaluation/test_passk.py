@@ -339,3 +339,14 @@ def test_score_logs_its_funnels_and_prints_only_the_rows(tmp_path, capsys):
     assert "has no completions files to check its results against\n" in err
     assert cli.main(["score", "--in", str(tmp_path), "--allow-partial"]) == 0
     assert "score: --allow-partial: " in capsys.readouterr().err
+
+
+def test_score_takes_k_as_dash_dash_k_too_as_evaluate_does(tmp_path, capsys):
+    """`score --k 1,2` is `score -k 1,2` (evaluate and `results show` spell it --k)."""
+    from multiplt import cli
+
+    _write(tmp_path, "A", ["OK", "OK", "AssertionError"])
+    assert cli.main(["score", "--in", str(tmp_path), "-k", "1,2"]) == 0
+    short = capsys.readouterr().out
+    assert cli.main(["score", "--in", str(tmp_path), "--k", "1,2"]) == 0
+    assert capsys.readouterr().out == short and len(short.splitlines()) == 3

@@ -344,3 +344,41 @@ def test_a_read_only_store_location_is_one_clear_error(tmp_path, capsys, monkeyp
     assert not any("error" in line.lower() for line in err[:-1])
     monkeypatch.undo()
     assert not store.exists() and not pathlib.Path(f"{store}.lock").exists()
+
+
+def test_a_relative_run_folder_is_recorded_absolute_as_the_same_run(tmp_path, monkeypatch, capsys):
+    """`--scores gen-lua` in /w records run_uri /w/gen-lua (what the leaderboard's run page reads
+    from any folder): the same row, same run_id, as recording /w/gen-lua; URIs stay as written."""
+    work = tmp_path / "w"
+    absolute = make_run(work, lang="lua")
+    name = pathlib.Path(absolute).name
+    store = str(tmp_path / "results.parquet")
+    monkeypatch.chdir(work)
+    assert cli.main(["results", "record", "--scores", name + "/", "--store", store]) == 0
+    assert json.loads(capsys.readouterr().out) == {"added": 1, "replaced": 0, "rows": 1}
+    [row] = read_store(store).to_dicts()
+    assert row["run_uri"] == absolute
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["results", "record", "--scores", absolute, "--store", store]) == 0
+    assert json.loads(capsys.readouterr().out) == {"added": 0, "replaced": 1, "rows": 1}
+    [again] = read_store(store).to_dicts()
+    assert (again["run_id"], again["run_uri"]) == (row["run_id"], absolute)
+    record_runs(["file://" + absolute], store)
+    assert read_store(store)["run_uri"].to_list() == ["file://" + absolute]
+
+
+def test_a_file_given_as_scores_names_the_run_folder_to_give(tmp_path, monkeypatch, capsys):
+    run = make_run(tmp_path / "runs", lang="lua")
+    name = pathlib.Path(run).name
+    store = tmp_path / "results.parquet"
+    monkeypatch.chdir(tmp_path / "runs")
+    for given, folder in ((f"{name}/_scores.csv", name), (f"{run}/_multiplt_run.yaml", run),
+                          ("../runs/" + name + "/_scores.csv", "../runs/" + name)):
+        assert cli.main(["results", "record", "--scores", given, "--store", str(store)]) == 2
+        err = capsys.readouterr().err
+        assert (f"multiplt results: error: {given} is a file, not a run folder: --scores takes the run "
+                f"folder (the folder holding _scores.csv and _multiplt_run.yaml), e.g. {folder}\n") in err, err
+        assert "/_scores.csv/_scores.csv" not in err and not store.exists()
+    (tmp_path / "runs" / "notes.txt").write_text("x")
+    with pytest.raises(MultipltError, match=r"^notes.txt is a file, not a run folder: .*, e\.g\. \.$"):
+        record_runs(["notes.txt"], str(store))

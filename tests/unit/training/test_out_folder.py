@@ -44,3 +44,29 @@ def test_an_empty_folder_and_a_runs_own_are_accepted(tmp_path, capsys, loading):
     (out / "logs" / "epoch1.jsonl").write_text("")
     assert train(tmp_path, out) == 2
     assert "STOP: would load base-model" in capsys.readouterr().err
+
+
+def test_a_base_that_is_no_model_folder_is_refused_as_generate_refuses_it(tmp_path, capsys, monkeypatch):
+    """--base and --tokenizer go through generate's model resolver: a missing path and a folder
+    without config.json are its errors (not a Hub repo-id message or a cut-off tokenizer error),
+    before anything is written; a Hub name passes through to from_pretrained."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "racket.jsonl").write_text('{"content": "(define x 1)"}\n')
+    (tmp_path / "somefolder").mkdir()
+    out = tmp_path / "out"
+    argv = ["train", "--dataset", "racket.jsonl", "--lang", "rkt", "--experiment", "x", "--out", str(out)]
+    for flags, said in ((["--base", "/nope"], "error: base model '/nope' is not a model folder"),
+                        (["--base", "./nope"], "error: base model './nope' is not a model folder"),
+                        (["--base", "somefolder"], f"error: {tmp_path / 'somefolder'} holds no model: no "
+                                                   f"config.json in {tmp_path / 'somefolder'}"),
+                        (["--base", "somefolder", "--tokenizer", "/nope"],
+                         f"error: {tmp_path / 'somefolder'} holds no model")):
+        assert cli.main(argv + flags) == 2
+        err = capsys.readouterr().err
+        assert said in err and err.count("error:") == 1 and "Traceback" not in err, err
+        assert not out.exists()
+    assert loop.materialize("org/model", "main", str(tmp_path)) == ("org/model", "main")
+    with pytest.raises(MultipltError, match="tokenizer '/nope' is not a model folder"):
+        loop.materialize("/nope", "", str(tmp_path), "tokenizer")
+    (tmp_path / "somefolder" / "config.json").write_text("{}")
+    assert loop.materialize("somefolder", "", str(tmp_path)) == (str(tmp_path / "somefolder"), None)

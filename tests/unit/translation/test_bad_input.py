@@ -132,3 +132,35 @@ def test_summary_before_any_collect_is_refused(inputs, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["funnel", "work"]
     assert translate(inputs, out, "--lang", "lua", "--stage", "summary") == 0
     assert (out / "funnel.json").exists() and (out / "README.md").exists()
+
+
+def test_a_corpus_build_output_is_refused_naming_testgen(inputs, tmp_path, capsys):
+    """A corpus build's output root (or its functions/) has functions but no tests: the error
+    names the testgen run it needs, not one of the build's internal files."""
+    from pathlib import Path
+
+    planted = Path(__file__).resolve().parents[2] / "fixtures" / "corpus" / "planted"
+    corpus = tmp_path / "corpus1"
+    assert cli.main(["corpus", "build", "--source", str(planted), "--out", str(corpus), "--no-typecheck"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+    for given in (corpus, corpus / "functions"):
+        assert cli.main(["translate", "--tests", str(given), "--out", str(out), "--lang", "rkt",
+                         "--backend", "replay", "--replay-source", inputs["replay"]]) == 2
+        err = capsys.readouterr().err
+        assert (f"tests dataset {given} is a corpus build's output (functions without tests): run "
+                f"`multiplt testgen --functions {corpus}` first and pass its output to --tests") in err
+        assert err.count("error:") == 1 and "_work" not in err
+    assert not out.exists()
+
+
+def test_work_and_excluded_folders_of_a_tests_folder_are_not_read(tmp_path):
+    from multiplt.translation.source import load_rows
+
+    folder = tmp_path / "tests"
+    for sub in ("a/_work/dedup/00000-of-00001", "excluded", "a/excluded"):
+        (folder / sub).mkdir(parents=True)
+        pl.DataFrame([{"reason": "dropped"}]).write_parquet(folder / sub / "rows.parquet")
+    pl.DataFrame(fx.ROWS).write_parquet(folder / "part.parquet")
+    rows, total, _ = load_rows(str(folder))
+    assert total == len(fx.ROWS)
