@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import polars as pl
 import pytest
@@ -15,6 +14,7 @@ import yaml
 
 from multiplt import cli, storage
 from tests.fixtures import chain as fx
+from tests.integration.test_translate import require_runtime
 
 pytestmark = pytest.mark.slow
 TESTGEN_MODEL, TRANSLATE_MODEL = "tiny/test-writer", "tiny/translator"
@@ -55,8 +55,7 @@ def sections(card: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("spelling", ["relative", "absolute"])
 def test_card_follows_translate_testgen_and_corpus(tmp_path, monkeypatch, capsys, spelling):
-    if shutil.which("lua") is None:
-        pytest.skip("Lua runtime not installed")
+    require_runtime("lua")
     monkeypatch.chdir(tmp_path)
     write_inputs(tmp_path)
     place = (lambda name: name) if spelling == "relative" else (lambda name: str(tmp_path / name))
