@@ -140,7 +140,11 @@ class MultipltDockerOperator(DockerOperator):
 def _remove_volume(cli, name: str, log, wait_s: float = 120.0) -> None:
     """Remove the stage volume once the stage-out container is gone. The engine removes an
     exited container in the background, and with the vfs storage driver that takes a while (its
-    whole file system is a copy): until then the volume is "in use" (HTTP 409), so retry."""
+    whole file system is a copy): until then the volume is "in use" (HTTP 409), so retry. A
+    container of this volume that never ran or has exited is a leftover of an earlier try whose
+    create call timed out on the client while the engine went on to make it (nothing removes
+    it, and it would hold the volume for good): it is removed. The volume is this task
+    instance's alone (volume_name), so no other task's container is touched."""
     import time
 
     from docker.errors import APIError
@@ -153,8 +157,24 @@ def _remove_volume(cli, name: str, log, wait_s: float = 120.0) -> None:
         except APIError as exc:
             if "in use" not in str(exc) or time.monotonic() > deadline:
                 raise
+            _remove_leftovers(cli, name, log)
             time.sleep(1.0)
     log.info("Removed stage volume %s", name)
+
+
+def _remove_leftovers(cli, volume: str, log) -> None:
+    """Remove the containers of `volume` that are not running ("created": made by a create call
+    that timed out on the client; "exited": not yet removed)."""
+    from docker.errors import APIError
+
+    for container in cli.containers(all=True, filters={"volume": volume,
+                                                      "status": ["created", "exited"]}):
+        try:
+            cli.remove_container(container["Id"], v=False, force=False)
+            log.info("Removed leftover container %s (%s) of stage volume %s",
+                     container["Id"][:12], container.get("State"), volume)
+        except APIError as exc:  # being removed already, or started meanwhile
+            log.info("Leftover container %s not removed: %s", container["Id"][:12], exc)
 
 
 def _ensure_folder(path: str, log) -> None:
@@ -233,9 +253,15 @@ def _make(task_id: str, entrypoint: list[str], argv, mapped_argvs, **kwargs):
     return MultipltDockerOperator(task_id=task_id, entrypoint=entrypoint, command=argv, **kwargs)
 
 
+#: seconds an Engine API call may take (the provider's default is 60). With the vfs storage
+#: driver the engine copies the whole image to create a container, and on a loaded machine that
+#: took longer than 60 s: the client gave up while the engine made the container anyway.
+API_TIMEOUT_S = 600
+
+
 def build(task_id: str, argv: list[str] | None, settings: MultipltSettings, *, gpu: bool,
           sandbox: bool, cpus: float | None, memory: str | None, mapped_argvs, **kwargs: Any):
-    common: dict[str, Any] = {"docker_url": settings.docker_url, **kwargs}
+    common: dict[str, Any] = {"docker_url": settings.docker_url, "timeout": API_TIMEOUT_S, **kwargs}
     if cpus:
         common["cpus"] = float(cpus)
     if memory:

@@ -255,6 +255,9 @@ def test_the_stage_volume_is_removed_once_the_engine_lets_go_of_it():
             if self.calls <= self.busy:
                 raise APIError(self.error)
 
+        def containers(self, all, filters):  # noqa: A002  (docker-py's argument name)
+            return []
+
     log = logging.getLogger("test")
     engine = Engine(busy=2)
     _remove_volume(engine, "v", log, wait_s=30)
@@ -263,3 +266,40 @@ def test_the_stage_volume_is_removed_once_the_engine_lets_go_of_it():
         _remove_volume(Engine(busy=1, error="no such volume"), "v", log, wait_s=30)
     with pytest.raises(APIError, match="in use"):
         _remove_volume(Engine(busy=100), "v", log, wait_s=0)
+
+
+def test_a_leftover_container_of_the_stage_volume_is_removed_so_the_volume_can_go():
+    """A create call that timed out on the client (a loaded engine copying the image with vfs)
+    leaves a container the engine made anyway, "created" and never started: it holds the stage
+    volume for good. Removing the volume removes such leftovers of this volume (not running
+    ones: the filter asks for created and exited only) and then succeeds."""
+    import logging
+
+    from docker.errors import APIError
+
+    from multiplt_airflow.docker_stage import _remove_volume
+
+    class Engine:
+        def __init__(self):
+            self.held = {"left": "created", "busy": "running"}  # containers mounting the volume
+            self.asked, self.removed = [], []
+
+        def containers(self, all, filters):  # noqa: A002  (docker-py's argument name)
+            self.asked.append((all, filters))
+            return [{"Id": cid, "State": state} for cid, state in self.held.items()
+                    if filters["volume"] == "v" and state in filters["status"]]
+
+        def remove_container(self, cid, v, force):
+            assert not force and not v
+            self.removed.append(cid)
+            del self.held[cid]
+
+        def remove_volume(self, name):
+            if "left" in self.held:
+                raise APIError("remove v: volume is in use - [left]")
+
+    engine = Engine()
+    _remove_volume(engine, "v", logging.getLogger("test"), wait_s=30)
+    assert engine.removed == ["left"] and engine.held == {"busy": "running"}
+    assert engine.asked == [(True, {"volume": "v", "status": ["created", "exited"]})]
+
