@@ -125,10 +125,8 @@ def _unique_rows(run_uris: list[str], experiment: str | None, epoch: int | None,
     as recording them one after the other would leave it."""
     by_key: dict[tuple, dict] = {}
     given_by: dict[tuple, set[str]] = {}  # the folders (identities) that gave each key
-    spellings: dict[str, list[str]] = {}  # per folder, how it was given, in order
+    given_as: dict[str, list[str]] = {}  # per folder, how it was given each time, in order
     rows_of: dict[str, int] = {}
-    last: dict[str, str] = {}  # per folder, its spelling given last
-    times: dict[str, int] = {}  # per folder, how often it was given
     again: dict[str, int] = {}  # per folder, rows dropped because the folder was given again
     dropped: dict[tuple[str, str], int] = {}
     for uri in run_uris:
@@ -139,11 +137,8 @@ def _unique_rows(run_uris: list[str], experiment: str | None, epoch: int | None,
                  "" if len(rows) == 1 else "s", ", ".join(str(r["k"]) for r in rows), first["model"],
                  first["lang"], first["epoch"])
         folder = _folder_identity(uri)
-        names = spellings.setdefault(folder, [])
-        if given not in names:
-            names.append(given)
-        rows_of[folder], last[folder] = len(rows), given
-        times[folder] = times.get(folder, 0) + 1
+        given_as.setdefault(folder, []).append(given)
+        rows_of[folder] = len(rows)
         for row in rows:
             key = tuple(row[k] for k in KEY)
             if key in by_key:
@@ -155,11 +150,11 @@ def _unique_rows(run_uris: list[str], experiment: str | None, epoch: int | None,
             given_by.setdefault(key, set()).add(folder)
             by_key[key] = row
     for folder, n in again.items():
-        names = spellings[folder]
-        count = "twice" if times[folder] == 2 else f"{times[folder]} times"
+        times, names = len(given_as[folder]), list(dict.fromkeys(given_as[folder]))
+        count = "twice" if times == 2 else f"{times} times"
         also = f" (as {', '.join(names)})" if len(names) > 1 else ""
         rows = rows_of[folder]
-        LOG.warning("%s: given %s%s; its %d row%s recorded once", last[folder], count, also, rows,
+        LOG.warning("%s: given %s%s; its %d row%s recorded once", given_as[folder][-1], count, also, rows,
                     "" if rows == 1 else "s")
         funnel.drop("run folder given again", n)
     for (earlier, later), n in dropped.items():
