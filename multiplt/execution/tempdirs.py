@@ -10,8 +10,11 @@ it only once it holds that lock; the kernel drops the lock when the process ends
 ends. Making one first sweeps its parent (`sweep`): a folder of the same prefix that belongs to
 this user, holds OWNER_FILE and whose lock can be taken was left by a process that is gone, and
 is removed, under that lock. A folder whose lock is held (a live run, in this process or another)
-is kept, and so is one without OWNER_FILE (being made at this moment, or made before folders had
-an owner). Nothing is followed through a symlink: entries are opened with O_NOFOLLOW relative to
+is kept, and so is one without OWNER_FILE (being made at this moment), unless neither it nor
+anything directly in it has changed for LEGACY_AGE_S: such a folder was made by a version from
+before folders had an owner (it cannot tell whether its creator is alive), and after a week it is
+taken for left behind (modification times: a live older run keeps writing its files there).
+Nothing is followed through a symlink: entries are opened with O_NOFOLLOW relative to
 the parent's descriptor, and removed by shutil.rmtree relative to it, which never follows one.
 OWNER_FILE names the creator's host (and pid), and only this host's folders are swept: an flock
 holds on one host only where TMPDIR is a network file system (NFS) shared by several, so another
@@ -28,11 +31,14 @@ import socket
 import stat
 import tempfile
 import threading
+import time
 
 LOG = logging.getLogger("multiplt.execution")
 
 #: written in an owned folder once its creator holds the folder's lock: "HOST PID"
 OWNER_FILE = ".multiplt-owner"
+#: a folder without OWNER_FILE (made by an older version) unchanged this long is removed too
+LEGACY_AGE_S = 7 * 24 * 3600
 
 
 class Owned:
@@ -107,8 +113,8 @@ def _remove_if_stale(parent_fd: int, name: str) -> bool:
             return False  # its creator holds it: a live run
         try:
             owner = os.stat(OWNER_FILE, dir_fd=fd, follow_symlinks=False)
-        except OSError:
-            return False  # being made right now, or older than owned folders
+        except OSError:  # being made right now, or made before folders had an owner
+            return _remove_if_legacy(parent_fd, name, fd, held)
         now = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
         if not stat.S_ISREG(owner.st_mode) or (now.st_dev, now.st_ino) != (held.st_dev,
                                                                             held.st_ino):
@@ -122,6 +128,20 @@ def _remove_if_stale(parent_fd: int, name: str) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def _remove_if_legacy(parent_fd: int, name: str, fd: int, held: os.stat_result) -> bool:
+    """Remove the unowned folder `name` (open as `fd`, locked) when neither it nor any entry
+    directly in it changed for LEGACY_AGE_S (see the module's docstring)."""
+    newest = held.st_mtime
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    now = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino) or time.time() - newest < LEGACY_AGE_S:
+        return False  # replaced since it was opened, or in use lately
+    shutil.rmtree(name, dir_fd=parent_fd)
+    return True
 
 
 def _owner_host(folder_fd: int) -> str | None:

@@ -102,6 +102,31 @@ def test_only_owned_folders_of_this_user_are_swept_and_no_symlink_is_followed(pa
         shutil.rmtree(outside)
 
 
+def test_an_unowned_folder_unchanged_for_a_week_is_removed_as_an_older_versions(parent):
+    """Folders made before folders had an owner were never swept: one whose files have not
+    changed for LEGACY_AGE_S goes; one with a file written lately, or made just now, stays."""
+    old = time.time() - tempdirs.LEGACY_AGE_S - 3600
+
+    def unowned(name: str, recent_file: bool = False) -> str:
+        folder = os.path.join(parent, name)
+        os.makedirs(os.path.join(folder, "lib"))
+        with open(os.path.join(folder, "init"), "w") as f:
+            f.write("x")
+        for path in (os.path.join(folder, "lib"), os.path.join(folder, "init"), folder):
+            os.utime(path, (old, old))
+        if recent_file:
+            os.utime(os.path.join(folder, "init"))
+        return folder
+
+    legacy = unowned("multiplt-exec-legacy")
+    busy = unowned("multiplt-exec-busy", recent_file=True)
+    os.mkdir(os.path.join(parent, "multiplt-exec-new"))
+    assert tempdirs.sweep("multiplt-exec-", parent) == 1
+    assert not os.path.exists(legacy)
+    assert sorted(os.listdir(parent)) == ["multiplt-exec-busy", "multiplt-exec-new"]
+    assert sorted(os.listdir(busy)) == ["init", "lib"]
+
+
 def _write_sleeper(folder) -> None:
     """One Python problem whose completion sleeps (the run is live while it runs)."""
     with gzip.open(os.path.join(folder, "P.json.gz"), "wt") as f:
