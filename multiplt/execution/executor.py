@@ -23,7 +23,7 @@ from multiplt.execution import files, view
 from multiplt.execution.preflight import preflight
 from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import Limits, Sandbox
-from multiplt.languages.base import TIMEOUT, Language
+from multiplt.languages.base import EXCEPTION, TIMEOUT, Language
 from multiplt.log import Funnel, progress
 
 LOG = logging.getLogger("multiplt.execution")
@@ -297,8 +297,10 @@ def _run_job(sandbox: Sandbox, job: _Job, timeout: float | None) -> dict:
     are retried and never recorded."""
     limit = timeout or job.lang.timeout
     finished = run_with_retries(sandbox, job.lang, job.program, limit)
-    status = TIMEOUT if finished.timed_out else job.lang.classify(
-        finished.exit_code, finished.stdout, finished.stderr)
+    # killed for holding more memory than Limits.memory: a runtime error of the program, as a
+    # MemoryError past the address-space limit is (its stderr ends with the sandbox's line)
+    status = TIMEOUT if finished.timed_out else EXCEPTION if finished.memory_exceeded else \
+        job.lang.classify(finished.exit_code, finished.stdout, finished.stderr)
     return {"program": job.program, "stdout": finished.stdout, "stderr": finished.stderr,
             "exit_code": finished.exit_code, "status": status, "timestamp": int(time.time()),
             "timeout": limit}

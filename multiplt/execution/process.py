@@ -4,7 +4,10 @@ The caller's thread blocks in `select` on the child's stdout, stderr and (for bu
 status pipe, so it wakes exactly when the child writes, exits or runs out of time. Each stream
 keeps at most `output_limit` bytes but is drained to the end, so a chatty program can never stall
 on a full pipe. At the deadline `kill` takes down the whole process tree (for the sandbox: its
-PID namespace), and the result says `timed_out`.
+PID namespace), and the result says `timed_out`. With a memory cap, the waiting thread also sums
+the resident memory of the process tree every few tens of milliseconds (zygote.MemoryWatch, the
+same code a warm sandbox's supervisor runs) and kills it the same way once the sum is over the
+cap: the result says `memory_exceeded`, exit code 137, and stderr ends with a line saying so.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import subprocess
 import time
 from typing import Callable
 
+from multiplt.execution import zygote
+
 _CHUNK = 1 << 16
 # After a kill, how long to wait for the pipes to close (every holder is dead by then).
 _KILL_GRACE_S = 2.0
@@ -25,7 +30,10 @@ _KILL_GRACE_S = 2.0
 
 @dataclasses.dataclass
 class Finished:
-    """What one run produced. `exit_code` is -1 on a timeout (as MultiPL-E's runner reports)."""
+    """What one run produced. `exit_code` is -1 on a timeout (as MultiPL-E's runner reports),
+    137 (128 + SIGKILL) where the program was killed for holding more memory than its cap
+    (`memory_exceeded`; stderr then ends with a `sandbox: killed for exceeding the memory cap`
+    line)."""
 
     exit_code: int
     stdout: str
@@ -34,6 +42,8 @@ class Finished:
     duration: float
     #: bubblewrap's report: {"child-pid": ..., "pid-namespace": ..., ...}; empty without a sandbox
     sandbox_info: dict = dataclasses.field(default_factory=dict)
+    #: killed because its processes held more resident memory together than `Limits.memory`
+    memory_exceeded: bool = False
 
 
 class _Stream:
@@ -59,6 +69,8 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
                 on_start: Callable[[dict, subprocess.Popen], None] | None = None,
                 close_after_spawn: tuple[int, ...] = (), new_session: bool = False,
                 kill: Callable[[subprocess.Popen, dict], None] | None = None,
+                memory: int | None = None,
+                memory_root: Callable[[subprocess.Popen, dict], tuple[int, bool]] | None = None,
                 **popen_kwargs) -> Finished:
     """Run `argv` with stdin closed; return its exit code and (truncated) output.
 
@@ -68,7 +80,10 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
     `close_after_spawn` are our copies of fds the child inherited (e.g. that pipe's write end),
     closed as soon as it started so that the pipe's end of file means the child's exit;
     `kill(proc, sandbox_info)` ends the run at the deadline (default: SIGKILL to the process group
-    when `new_session`, else to the process).
+    when `new_session`, else to the process);
+    `memory`: the cap in bytes on the resident memory of the processes below (and with it
+    including) the pid that `memory_root(proc, sandbox_info)` returns as (pid, include_it)
+    (default: the child and all its descendants); over it, `kill` ends the run too.
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -94,14 +109,27 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
         status_file = os.fdopen(status_fd, "rb", buffering=0)
         selector.register(status_file, selectors.EVENT_READ, None)
     timed_out = False
+    watch = zygote.MemoryWatch(memory) if memory else None
+    root = memory_root or (lambda proc, info: (proc.pid, True))
+
+    def over_cap(now: float) -> bool:
+        return watch is not None and now >= watch.due and watch.over(*root(proc, info))
+
+    def next_wake() -> float:
+        return deadline if watch is None else min(deadline, watch.due)
+
+    over = False
     try:
-        # Phase 1: read until every pipe is closed or time runs out.
+        # Phase 1: read until every pipe is closed, time runs out or memory is over the cap.
         while selector.get_map():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 timed_out = True
                 break
-            for key, _ in selector.select(remaining):
+            if over_cap(now):
+                over = True
+                break
+            for key, _ in selector.select(max(0.0, next_wake() - now)):
                 data = os.read(key.fileobj.fileno(), _CHUNK)
                 if not data:
                     selector.unregister(key.fileobj)
@@ -114,16 +142,20 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
                 else:
                     key.data.add(data)
         # Phase 2: the pipes are closed (or we gave up on them); wait for the exit itself.
-        if not timed_out:
+        while not (timed_out or over):
             try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
+                proc.wait(max(0.0, next_wake() - time.monotonic()))
+                break
             except subprocess.TimeoutExpired:
-                timed_out = True
-        if timed_out:
+                now = time.monotonic()
+                timed_out = now >= deadline
+                over = not timed_out and over_cap(now)
+        if timed_out or over:
             (kill or _default_kill(new_session))(proc, info)
-            _drain_after_kill(selector, start + timeout + _KILL_GRACE_S)
+            grace = time.monotonic() + _KILL_GRACE_S
+            _drain_after_kill(selector, grace)
             try:
-                proc.wait(max(0.0, start + timeout + _KILL_GRACE_S - time.monotonic()))
+                proc.wait(max(0.0, grace - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -141,9 +173,10 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
         if status_file is not None:
             status_file.close()
     return Finished(
-        exit_code=-1 if timed_out else proc.returncode,
-        stdout=out.text(), stderr=err.text(), timed_out=timed_out,
-        duration=time.monotonic() - start, sandbox_info=info)
+        exit_code=-1 if timed_out else 128 + signal.SIGKILL if over else proc.returncode,
+        stdout=out.text(), stderr=err.text() + (watch.message() if over else ""),
+        timed_out=timed_out, duration=time.monotonic() - start, sandbox_info=info,
+        memory_exceeded=over)
 
 
 def _first_json(buf: bytearray) -> dict:

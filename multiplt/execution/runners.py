@@ -119,13 +119,21 @@ class BwrapRunner(Runner):
                                close_after_spawn=tuple(fd for fd in (status_w, block_r, filter_fd)
                                                        if fd is not None),
                                kill=bwrap.kill, pass_fds=fds, cwd="/",
-                               env={"PATH": os.environ.get("PATH", SANDBOX_PATH)})
+                               env={"PATH": os.environ.get("PATH", SANDBOX_PATH)},
+                               memory=self.limits.memory, memory_root=_below_bwrap_init)
         except OSError as exc:
             raise PlatformError(f"cannot run bwrap: {exc}") from exc
         finally:
             if block_w is not None:
                 os.close(block_w)
             namespace.wait_gone()
+
+
+def _below_bwrap_init(proc, info: dict) -> tuple[int, bool]:
+    """Whose descendants' memory counts against the cap: those of bubblewrap's init (pid 1 of
+    the program's namespace, not counted itself) once bubblewrap has reported it, and until then
+    those of bubblewrap (the init included, about a megabyte)."""
+    return int(info.get("child-pid") or proc.pid), False
 
 
 class WarmRunner(Runner):
@@ -241,7 +249,8 @@ def unsafe_env(env: dict[str, str], folder: str) -> dict[str, str]:
 
 class UnsafeRunner(Runner):
     """No isolation: a child process in its own session and temp folder, under prlimit, with
-    the sandbox's environment (unsafe_env), not the executor's."""
+    the sandbox's environment (unsafe_env), not the executor's; the memory cap counts the child
+    and its descendants and, as at the deadline, kills its process group."""
 
     mode = "unsandboxed"
     mounts_libraries = False  # no mount namespace: the language's default library path
@@ -255,8 +264,9 @@ class UnsafeRunner(Runner):
             path = os.path.join(workdir, name)
             with open(path, "w", encoding="utf-8") as f:
                 f.write(program)
+            # the memory cap counts the program and its descendants; prlimit execs the program
             return run_bounded([*self.limits.prlimit(), *lang.command(path)], timeout=timeout,
                                output_limit=self.limits.output, new_session=True, cwd=workdir,
-                               env=unsafe_env(lang.env(), workdir))
+                               env=unsafe_env(lang.env(), workdir), memory=self.limits.memory)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -4,7 +4,8 @@ Each program runs as uid/gid 65534, never root: the kernel does not enforce the 
 root, nor for a user namespace mapped to root. Started as root, we start bubblewrap from threads
 that dropped to 65534 (privileges.py), or else through `setpriv`. At the deadline the namespace's
 init is killed, and with it every process of the PID namespace, so background children (`&`,
-`setsid`) die too; bubblewrap's --die-with-parent does the same if the executor itself dies.
+`setsid`) die too; bubblewrap's --die-with-parent does the same if the executor itself dies. The
+same kill ends a program whose processes together hold more memory than `Limits.memory`.
 
 Programs run through one of three runners (runners.py), chosen once per batch in check(): warm
 sandboxes where one starts, else one bubblewrap per program. Where no isolation is possible the
@@ -37,13 +38,30 @@ __all__ = ["Limits", "NOBODY", "SANDBOX_PATH", "Sandbox"]
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Per-program limits. Defaults follow the platform's contract (issue 4)."""
+    """Per-program limits. Defaults follow the platform's contract (issue 4).
+
+    `address_space` and `processes` are per process and per sandbox: alone they let one program
+    hold up to 64 x 2 GiB. `memory` caps the sum of the resident memory (RSS) of all of one
+    program's processes: whoever waits on the program (a warm sandbox's supervisor, else the
+    executor's worker thread) sums it every 25 ms (zygote.MemoryWatch) and, over the cap, kills
+    the program as at the deadline (its whole PID namespace; unsandboxed, its process group).
+    The program then fails: exit code 137, `Finished.memory_exceeded`, and stderr ends with
+    "sandbox: killed for exceeding the memory cap: ..."; `execute` scores it `Exception`. A page
+    two of its processes map (a fork's copy-on-write pages, shared libraries) counts once per
+    process, and a program forked from a pre-loaded runtime starts with that runtime's pages
+    (about 140 MB for Racket, 100 MB for R). The default, 4 GiB, is twice what one process may
+    map, so a program may still use one process to its limit beside helpers (a Python
+    `multiprocessing` pool, a shell pipeline), and is about 30 times the largest normal
+    program's RSS; a program grows by what its processes can touch in one interval past it
+    before it is killed. With N workers, up to N x `memory` may be in use at once. 0: no cap.
+    """
 
     address_space: int = 2 << 30   # RLIMIT_AS, bytes
     processes: int = 64            # RLIMIT_NPROC, per sandbox (its own user namespace)
     output: int = 1 << 20          # bytes kept per stream (the rest is read and dropped)
     tmp_size: int = 64 << 20       # the private /tmp (tmpfs, counts as memory)
     shm_size: int = 16 << 20       # the private /dev/shm (tmpfs, counts as memory)
+    memory: int = 4 << 30          # resident bytes of all the program's processes together
 
     def prlimit(self) -> list[str]:
         return ["prlimit", f"--as={self.address_space}", f"--nproc={self.processes}", "--core=0",

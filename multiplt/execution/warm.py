@@ -104,7 +104,7 @@ class WarmSandbox:
                    "limits": {"address_space": self.limits.address_space,
                               "processes": self.limits.processes,
                               "output": self.limits.output, "tmp_size": self.limits.tmp_size,
-                              "shm_size": self.limits.shm_size}}
+                              "shm_size": self.limits.shm_size, "memory": self.limits.memory}}
         try:  # the supervisor's own framing; nothing is ever buffered in proc.stdin
             zygote.write_frame(self.proc.stdin.fileno(), request)
         except OSError as exc:
@@ -116,6 +116,7 @@ class WarmSandbox:
         return Finished(exit_code=answer["exit_code"], stdout=answer["stdout"],
                         stderr=answer["stderr"], timed_out=answer["timed_out"],
                         duration=answer["duration"],
+                        memory_exceeded=bool(answer.get("memory_exceeded")),
                         sandbox_info={"pid-namespace": answer["pid_namespace"], "warm": True,
                                       "forked": bool(server),
                                       "sandbox-pid-namespace": self.info.get("pid-namespace")})

@@ -52,11 +52,19 @@ The server itself runs no program code, so whatever a program changes in its cop
 is gone with its namespace. A server that dies is started again for the next program; this
 program's answer is an error (never scored, retried).
 
+Memory cap (limits.memory, bytes): while it waits on a program, the supervisor sums the resident
+memory of every process below the program's pid 1 (pid 1 itself, ours, not counted) every
+MEMORY_POLL_S (resident_below: /proc files any process may read, so no protocol with pid 1 and
+nothing the program can write into is involved); over the cap, it kills pid 1 as at the deadline,
+and the answer is exit code 137 (128 + SIGKILL), memory_exceeded true and a "sandbox: killed for
+exceeding the memory cap" line at the end of stderr.
+
 Protocol (stdin/stdout of the supervisor): frames of a 4-byte big-endian length and a UTF-8 JSON
 object. The request: argv, env, name, program, timeout, limits {address_space, processes,
-output, tmp_size, shm_size}, lib (a directory to mount read-only at lib_mount) or null, init (the
-compiled helper's path) or null, server (an argv) or null. The answer:
-exit_code, stdout, stderr, timed_out, duration, pid_namespace; or error (the platform failed).
+output, tmp_size, shm_size, memory}, lib (a directory to mount read-only at lib_mount) or null,
+init (the compiled helper's path) or null, server (an argv) or null. The answer:
+exit_code, stdout, stderr, timed_out, memory_exceeded, duration, pid_namespace; or error (the
+platform failed).
 A request of server, env and start_only: true starts that server ahead of its first program and
 is answered started: true (or error).
 
@@ -90,6 +98,11 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 CHUNK = 1 << 16
 KILL_GRACE_S = 2.0
 SERVER_START_S = 120.0
+#: how often a running program's memory is summed (resident_below), at most: a sum that takes
+#: longer spaces the next one out to MEMORY_DUTY times its own cost
+MEMORY_POLL_S = 0.025
+MEMORY_DUTY = 20
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # PyDLL: the GIL stays held across clone(), so the child's copy of it is held by its one thread.
 _libc = ctypes.PyDLL(None, use_errno=True)
@@ -300,6 +313,120 @@ def _parent_of(pid: int) -> int | None:
         return None
 
 
+def _proc_file(path: str, whole: bool = False) -> bytes | None:
+    """A /proc file's text: its first 4 KiB (one read: all of a stat file), or with `whole`
+    all of it; None where it cannot be read (its process is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        text = data = os.read(fd, 4096)
+        while whole and data:
+            data = os.read(fd, 4096)
+            text += data
+        return text
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _stat(pid) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (index 0 is the state), or None."""
+    text = _proc_file(f"/proc/{pid}/stat")
+    fields = text.rsplit(b")", 1) if text else []
+    return fields[1].split() if len(fields) == 2 else None
+
+
+_CHILDREN_FILES: list = []
+
+
+def _children_files() -> bool:
+    """Whether the kernel lists each thread's children (/proc/PID/task/TID/children, built with
+    CONFIG_PROC_CHILDREN); else the process tree is found by every process's parent."""
+    if not _CHILDREN_FILES:
+        _CHILDREN_FILES.append(os.path.exists(f"/proc/self/task/{os.getpid()}/children"))
+    return _CHILDREN_FILES[0]
+
+
+def resident_below(root: int, include_root: bool = False) -> int:
+    """Bytes resident in memory (RSS: /proc/PID/stat's rss, in pages) of every descendant of
+    process `root`, and of `root` itself with `include_root`, summed over the processes: a page
+    mapped by two of them (shared with a parent after fork, a shared library) counts twice.
+    World-readable files only, so it works whoever the caller is. Processes found through the
+    children files of each thread where the kernel has them, else through the parent field of
+    every process in this /proc (in a warm sandbox: only that sandbox's processes). A process
+    that was orphaned (its parent exited) is found only below its new parent: in a program's
+    own PID namespace that is its pid 1, so nothing of the program escapes the sum there."""
+    if _children_files():
+        todo, seen, total = [root], set(), 0
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            fields = _stat(pid)
+            if fields is None:
+                continue
+            if pid != root or include_root:
+                total += int(fields[21]) * _PAGE
+            try:
+                tids = [str(pid)] if fields[17] == b"1" else os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                listed = _proc_file(f"/proc/{pid}/task/{tid}/children", whole=True) or b""
+                todo += map(int, listed.split())
+        return total
+    children: dict = {}
+    pages: dict = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (fields := _stat(name)) is not None:
+            children.setdefault(int(fields[1]), []).append(int(name))
+            pages[int(name)] = int(fields[21])
+    total = pages.get(root, 0) if include_root else 0
+    todo, seen = list(children.get(root, ())), {root}
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            total += pages.get(pid, 0)
+            todo += children.get(pid, ())
+    return total * _PAGE
+
+
+class MemoryWatch:
+    """Sums a program's resident memory (resident_below) every MEMORY_POLL_S while its runner
+    waits on it, and says when the sum is over `cap`: `due`, when the next sum is due (in
+    time.monotonic()); `over(root, include_root)`, True once the sum of that tree exceeds the
+    cap (`used` then holds it). A sum that takes longer than MEMORY_POLL_S / MEMORY_DUTY spaces
+    the next one out, so the watch never takes more than about 1/MEMORY_DUTY of a core."""
+
+    def __init__(self, cap: int):
+        self.cap, self.used = cap, 0
+        self.due = time.monotonic() + MEMORY_POLL_S
+
+    def over(self, root: int | None, include_root: bool = False) -> bool:
+        start = time.monotonic()
+        used = resident_below(root, include_root) if root else 0
+        now = time.monotonic()
+        self.due = now + max(MEMORY_POLL_S, (now - start) * MEMORY_DUTY)
+        if used > self.cap:
+            self.used = used
+            return True
+        return False
+
+    def message(self) -> str:
+        return memory_message(self.used, self.cap)
+
+
+def memory_message(used: int, cap: int) -> str:
+    """The end of stderr of a program killed for holding more memory than its cap."""
+    return (f"\nsandbox: killed for exceeding the memory cap: the program's processes held "
+            f"{-(-used >> 20)} MiB resident together, the cap is {cap / 2**20:.0f} MiB\n")
+
+
 class _Init:
     """The namespace's pid 1: our child (Python init), or a child of `parent` (our child, the
     compiled init's helper, or the language's server, which reaps it only once its namespace is
@@ -308,6 +435,17 @@ class _Init:
 
     def __init__(self, child: int | None, parent: int | None):
         self.child, self.parent = child, parent
+        self._pid1: int | None = None
+
+    def pid1(self, status: bytes) -> int | None:
+        """pid 1's pid here (to sum the memory of what runs below it), or None while no "P"
+        line names a child of `parent` yet."""
+        if self.parent is None:
+            return self.child
+        if self._pid1 is None:
+            self._pid1 = next((pid for pid in _pids(status) if _parent_of(pid) == self.parent),
+                              None)
+        return self._pid1
 
     def kill(self, status: bytes) -> bool:
         """SIGKILL pid 1 (the kernel then kills its whole namespace); False where it is not
@@ -332,13 +470,19 @@ class _Init:
         return bool(pids)
 
 
-def _pump(streams: dict, status: bytearray, deadline: float) -> bool:
-    """Read the program's pipes until all are closed (True) or the deadline passes (False)."""
+def _pump(streams: dict, status: bytearray, deadline: float, watch: MemoryWatch | None = None,
+          root=lambda: None) -> str:
+    """Read the program's pipes until all are closed ("closed"), the deadline passes
+    ("deadline") or, with a `watch`, the memory of the processes below `root()` (pid 1, once
+    known) is over its cap ("memory")."""
     while streams:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        ready, _, _ = select.select(list(streams), [], [], remaining)
+        now = time.monotonic()
+        if now >= deadline:
+            return "deadline"
+        if watch is not None and now >= watch.due and watch.over(root()):
+            return "memory"
+        wait = deadline if watch is None else min(deadline, watch.due)
+        ready, _, _ = select.select(list(streams), [], [], max(0.0, wait - now))
         for fd in ready:
             data = os.read(fd, CHUNK)
             if not data:
@@ -348,7 +492,7 @@ def _pump(streams: dict, status: bytearray, deadline: float) -> bool:
                 status += data
             else:
                 streams[fd].add(data)
-    return True
+    return "closed"
 
 
 class _Server:
@@ -510,10 +654,13 @@ def run(req: dict) -> dict:
     init = _Init(pid, parent)
     out, err, status = _Stream(limit), _Stream(limit), bytearray()
     streams = {out_r: out, err_r: err, status_r: None}
-    timed_out = not _pump(streams, status, deadline)
+    cap = req["limits"].get("memory")
+    watch = MemoryWatch(int(cap)) if cap else None
+    ended = _pump(streams, status, deadline, watch, lambda: init.pid1(status))
+    timed_out, over_cap = ended == "deadline", ended == "memory"
     if timed_out and pid is None and status_r in streams:
         _await_pid(status_r, status, time.monotonic() + KILL_GRACE_S)
-    if timed_out:
+    if timed_out or over_cap:
         # With the namespace's init the kernel kills everything in it; our child exits once
         # that is done (it is the init, or the compiled init's parent, which reaps it).
         if not init.kill(status):  # nothing to kill it by: the executor kills the whole sandbox
@@ -526,13 +673,17 @@ def run(req: dict) -> dict:
     if pid is not None:
         os.waitpid(pid, 0)
     duration = time.monotonic() - start
-    report = _report(status, timed_out)
+    report = _report(status, timed_out or over_cap)
     if "error" in report:
         return report
-    stderr = err.text() + (TAMPERED if report.get("tampered") else "")
-    exit_code = -1 if timed_out else 1 if report.get("tampered") else _exit_code(report["wait"])
+    if over_cap:  # killed as at the deadline, but not a timeout: exit code 128 + SIGKILL
+        stderr, exit_code = err.text() + watch.message(), 128 + signal.SIGKILL
+    else:
+        stderr = err.text() + (TAMPERED if report.get("tampered") else "")
+        exit_code = -1 if timed_out else 1 if report.get("tampered") else _exit_code(report["wait"])
     return {"exit_code": exit_code, "stdout": out.text(), "stderr": stderr,
-            "timed_out": timed_out, "duration": duration, "pid_namespace": report["pid_namespace"]}
+            "timed_out": timed_out, "memory_exceeded": over_cap, "duration": duration,
+            "pid_namespace": report["pid_namespace"]}
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:

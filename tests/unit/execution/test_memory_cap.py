@@ -1,0 +1,161 @@
+"""The memory cap (`Limits.memory`): the sum of the resident memory of all of one program's
+processes, enforced in every way a program runs.
+
+Per-process limits alone (2 GiB of address space, 64 processes) let one program hold 64 x 2 GiB.
+Here a program forks three children that each write 300 MiB (each one alone below a 512 MiB
+cap, together over it): it is killed, with a line on stderr saying why; the same program under a
+cap above its use passes, and so does a normal program, forked from a pre-loaded runtime or not.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from multiplt import languages
+from multiplt.execution import executor, preflight, zygote
+from multiplt.execution.sandbox import Limits, Sandbox
+from multiplt.languages import registry
+from multiplt.languages.base import EXCEPTION, OK, Language
+from tests.unit.execution.helpers import language_params
+from tests.unit.execution.hostile_programs import through_shell
+
+MODES = {
+    "warm-native": dict(warm=True, native_init=True),
+    "warm-python": dict(warm=True, native_init=False),
+    "per-program": dict(warm=False),
+    "unsandboxed": dict(unsafe_no_sandbox=True),
+}
+FORKING = [code for code in registry.names()
+           if type(registry.get(code)).fork_server is not Language.fork_server]
+PY = languages.get("py")
+CAP = 512 << 20
+
+#: three children that each write @MIB@ MiB and keep it for @HOLD@ seconds
+HOG = r"""
+import os, time
+pids = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        block = b"x" * (@MIB@ << 20)  # every page written, so resident
+        time.sleep(@HOLD@)
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)
+print("all children done")
+"""
+#: 900 MiB held until the program is killed (at its deadline, without a cap)
+OVER = HOG.replace("@MIB@", "300").replace("@HOLD@", "10**6")
+#: the same 900 MiB, given back after a second
+BRIEF = HOG.replace("@MIB@", "300").replace("@HOLD@", "1")
+KILLED = re.compile(r"\nsandbox: killed for exceeding the memory cap: the program's processes "
+                    r"held (\d+) MiB resident together, the cap is 512 MiB\n\Z")
+
+
+def _sandbox(mode: str, limits: Limits) -> Sandbox:
+    if mode == "warm-native" and not shutil.which("gcc"):
+        pytest.skip("no C compiler: the compiled init cannot be built (setup.sh installs gcc)")
+    sandbox = Sandbox(limits, **MODES[mode])
+    sandbox.check()
+    assert sandbox.mode == {"per-program": "bubblewrap per program",
+                            "unsandboxed": "unsandboxed"}.get(mode, "warm")
+    return sandbox
+
+
+def _assert_killed_for_memory(finished) -> None:
+    assert finished.memory_exceeded and not finished.timed_out, finished
+    assert finished.exit_code == 128 + 9, finished
+    held = KILLED.search(finished.stderr)
+    assert held, finished.stderr[-500:]
+    assert int(held.group(1)) > 512
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_program_over_the_cap_is_killed_and_told_why(mode):
+    """Killed (without the cap it would run to its deadline: a Timeout), exit code 137, the
+    reason at the end of stderr; the next program in the same sandbox runs normally."""
+    with _sandbox(mode, Limits(memory=CAP)) as sandbox:
+        finished = sandbox.run(PY, OVER, 30)
+        _assert_killed_for_memory(finished)
+        assert finished.stdout == ""
+        normal = sandbox.run(PY, "print(sum(range(10)))", 30)
+    assert (normal.exit_code, normal.stdout, normal.memory_exceeded) == (0, "45\n", False), normal
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_under_a_cap_above_its_use_the_same_program_passes(mode):
+    with _sandbox(mode, Limits(memory=2 << 30)) as sandbox:
+        finished = sandbox.run(PY, BRIEF, 30)
+    assert finished.exit_code == 0, finished.stderr[-500:]
+    assert finished.stdout == "all children done\n"
+    assert not finished.memory_exceeded
+
+
+@pytest.mark.parametrize("code", language_params(FORKING))
+def test_a_forked_program_over_the_cap_is_killed(code):
+    """A program forked from its language's pre-loaded runtime (pid 1 is the runtime's clone or
+    runs on its memory): what runs below pid 1 counts, pid 1 and the runtime do not; a normal
+    program of the language (its own copy of the runtime's pages included) stays under 512 MiB."""
+    lang = languages.get(code)
+    with Sandbox(Limits(memory=CAP), warm=True) as sandbox:
+        sandbox.prepare(lang)
+        normal = sandbox.run(lang, preflight.known_program(lang, good=True), lang.timeout * 2)
+        finished = sandbox.run(lang, through_shell(code, OVER, 0), 30)
+    assert normal.sandbox_info.get("forked") and finished.sandbox_info.get("forked")
+    assert normal.exit_code == 0 and not normal.memory_exceeded, normal.stderr[-500:]
+    _assert_killed_for_memory(finished)
+
+
+def test_execute_scores_it_as_an_exception(tmp_path):
+    """In the results file: status Exception (as a MemoryError past the address-space limit),
+    exit code 137, stderr saying why; the next completion passes."""
+    doc = {"name": "hog", "language": "py", "prompt": "", "tests": "",
+           "completions": [OVER, "print('fine')"], "stop_tokens": [], "temperature": 0.0,
+           "top_p": 1.0, "max_tokens": 0}
+    with gzip.open(tmp_path / "hog.json.gz", "wt") as f:
+        json.dump(doc, f)
+    summary = executor.execute(str(tmp_path), workers=1, timeout=30, limits=Limits(memory=CAP))
+    assert summary["statuses"] == {EXCEPTION: 1, OK: 1}
+    with gzip.open(tmp_path / "hog.results.json.gz", "rt") as f:
+        hog, fine = json.load(f)["results"]
+    assert (hog["status"], hog["exit_code"]) == (EXCEPTION, 137)
+    assert KILLED.search(hog["stderr"]), hog["stderr"][-500:]
+    assert (fine["status"], fine["exit_code"]) == (OK, 0)
+
+
+@pytest.mark.parametrize("way", ["children files", "parent fields"])
+def test_resident_below_sums_every_descendant(way, monkeypatch):
+    """A grandchild holding 64 MiB counts below this process, and below its parent; each way
+    the tree is found (the kernel's children files where it has them, else every process's
+    parent field)."""
+    has_files = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+    if way == "children files" and not has_files:
+        pytest.skip("this kernel has no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)")
+    monkeypatch.setattr(zygote, "_CHILDREN_FILES", [way == "children files"])
+    grandchild = ("import time; block = b'x' * (64 << 20); print('holding', flush=True); "
+                  "time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; subprocess.run("
+                              f"[sys.executable, '-c', {grandchild!r}])"], stdout=subprocess.PIPE,
+                             start_new_session=True)
+    try:
+        assert child.stdout.readline() == b"holding\n"
+        below_us = zygote.resident_below(os.getpid())
+        below_child = zygote.resident_below(child.pid)
+        with_child = zygote.resident_below(child.pid, include_root=True)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    assert below_child >= 64 << 20  # the grandchild
+    assert with_child > below_child  # and the child itself
+    assert below_us >= with_child - (1 << 20)  # the whole tree, give or take pages meanwhile
