@@ -217,10 +217,10 @@ def _plan(names, found, out_uri, problem_funnel, program_funnel, timeout=None,
                     continue
                 results[i] = old
                 known[(langs[name].code, prog)] = old
-        problems.append((_Problem(name, uri, doc, results), programs, len(earlier)))
+        problems.append((_Problem(name, uri, doc, results), programs, earlier))
 
     jobs: dict[tuple[str, str], _Job] = {}
-    for problem, programs, n_earlier in problems:
+    for problem, programs, earlier in problems:
         code = langs[problem.name].code
         reused = sum(r is not None for r in problem.results)
         if reused:
@@ -232,7 +232,9 @@ def _plan(names, found, out_uri, problem_funnel, program_funnel, timeout=None,
         missing = [i for i, r in enumerate(problem.results) if r is None]
         if not missing:
             problem_funnel.drop("done in an earlier run")
-            if n_earlier != len(programs):  # complete now, but not yet in order on disk
+            # complete now, but not yet so on disk: results of the pending file, or a result
+            # taken from an identical program where the file holds another program's
+            if len(earlier) != len(programs) or any(r is not e for r, e in zip(problem.results, earlier)):
                 files.write_results(problem.uri, files.results_doc(problem.doc, problem.results))
             continue
         problem_funnel.keep()

@@ -275,6 +275,20 @@ def test_earlier_results_of_an_identical_program_are_reused(tmp_path, runs):
                                               "identical to another program": 2}
 
 
+def test_a_completion_edited_into_another_ones_program_gets_that_result_on_disk(tmp_path, runs):
+    """All of a problem's results known, one of them from an identical program: the file is
+    rewritten, not left holding the edited completion's old program and status."""
+    write_problem(tmp_path, "P", [BAD, GOOD])
+    executor.execute(str(tmp_path), workers=1)
+    runs.clear()
+    write_problem(tmp_path, "P", [GOOD, GOOD])  # the first completion edited into the second
+    executor.execute(str(tmp_path), workers=1)
+    assert runs == []
+    results = read_results(tmp_path, "P")["results"]
+    assert [r["status"] for r in results] == ["OK", "OK"]
+    assert results[0]["program"] == PROMPT + GOOD + "\n" + TESTS
+
+
 SLOW = "    local t = os.clock()\n    while os.clock() - t < 1.5 do end\n    return x + y\nend\n"
 
 
