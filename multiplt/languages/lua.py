@@ -14,11 +14,22 @@ from multiplt.languages.types import PyType
 #: where Debian's liblua5.4-dev puts lua.h (the fork server's glue is compiled against it)
 LUA_INCLUDE = "/usr/include/lua5.4"
 
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def lua_string(text: str) -> str:
-    return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
+    """A Lua string literal of the same bytes. Every other control character (NUL included) is
+    a 3-digit decimal escape `\\ddd`: Lua's `\\d` reads up to three digits, so a shorter
+    escape would swallow a digit that follows it (`\\0` + `1` is the one byte 0x01)."""
+    out = []
+    for c in text:
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif ord(c) < 32 or ord(c) == 127:
+            out.append(f"\\{ord(c):03d}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
 
 
 def lua_number(value) -> str:

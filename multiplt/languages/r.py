@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     Param, contains)
+                                     Param, Unsupported, contains)
 from multiplt.languages.types import PyType, member_for
 
 #: the test harness function every R test file defines and calls (MultiPL-E's name)
@@ -19,6 +19,11 @@ _ATOMIC = {"int": "numeric", "float": "numeric", "bool": "logical", "str": "char
 
 
 def r_string(text: str) -> str:
+    """An R string literal. R strings cannot hold NUL (the parser refuses `\\0` and `\\x00`,
+    and drops a raw one, reading `"a<NUL>b"` as `"ab"`): Unsupported, so a test value holding
+    one is dropped with the reason instead of written as another string."""
+    if "\0" in text:
+        raise Unsupported(f"R strings cannot hold the NUL character of {text!r}")
     return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
 
 

@@ -25,6 +25,12 @@ class RacketLanguage(Language):
     binaries = ("racket",)
     terms = {"array": "list", "list": "list", "tuple": "list", "dictionary": "hash", "None": "#f",
              "True": "#t", "False": "#f"}
+    # Racket has no reserved words, but the prompt's `(define (NAME ...))` binds NAME in the
+    # whole module, the test file's code included: a function named `define`, `let` or `require`
+    # would break the harness (render_test_file) and one named `list` or `cons` the rendered
+    # values, so no test could pass. These names get a trailing `_`, as other languages'
+    # keywords do.
+    keywords = frozenset("define let require list cons".split())
 
     # ---- writing problems ----------------------------------------------------------------------
     def render_value(self, value, t: PyType) -> str:

@@ -141,3 +141,42 @@ def test_a_benchmark_built_otherwise_is_not_reused(tmp_path, capsys):
                    "--backend", "replay", "--replay-source", str(tmp_path / "replay")])
     assert rc == 2 and not out.exists()
     assert "was built from source 'humaneval', language 'lua', limit 2, not from all of" in capsys.readouterr().err
+
+
+def test_a_jsonl_source_and_a_language_name_give_the_names_benchmark_build_gives(tmp_path, capsys):
+    """`--source data/mini.jsonl` names the benchmark `mini` (its file `mini-<lang>.jsonl`, its
+    run folder `mini-<lang>-...`, as the evaluate DAG names them), not `mini.jsonl` in a copy of
+    the source's folders; `--lang racket` is the code `rkt` in every name (as in the build
+    report and the results store), and in --replay-source's `{lang}`."""
+    import json
+
+    from multiplt.results.benchmarks import benchmark_name
+
+    source = tmp_path / "data" / "mini.jsonl"
+    source.parent.mkdir()
+    source.write_text(json.dumps({
+        "task_id": "Mini/0", "entry_point": "double", "canonical_solution": "    return 2 * x\n",
+        "prompt": 'def double(x: int) -> int:\n    """Twice x."""\n',
+        "test": "def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(0) == 0\n"
+                "    assert candidate(-3) == -6\n"}) + "\n")
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    for code, body in (("rkt", "  (* 2 x))\n"), ("lua", "    return 2 * x\nend\n")):
+        (replay / f"{code}.jsonl").write_text(json.dumps({"name": "Mini_0_double", "completion": body}) + "\n")
+    out, benchmarks = tmp_path / "eval", tmp_path / "benchmarks"
+    assert cli.main(["evaluate", "--lang", "racket,lua", "--source", str(source), "--out", str(out),
+                     "--benchmarks", str(benchmarks), "--backend", "replay", "--model", "ref",
+                     "--replay-source", str(replay / "{lang}.jsonl"), "--n", "1",
+                     "--workers", "2"]) == 0
+    table = capsys.readouterr().out
+    assert sorted(p.name for p in benchmarks.iterdir()) == [
+        "mini-lua.jsonl", "mini-lua.jsonl.report.json", "mini-rkt.jsonl", "mini-rkt.jsonl.report.json"]
+    folders = sorted(p.name for p in out.iterdir())
+    assert folders == ["mini-lua-ref-main-0.2", "mini-rkt-ref-main-0.2"], folders
+    assert [line.split()[0] for line in table.splitlines()[2:]] == ["rkt", "lua"], table
+    for code in ("rkt", "lua"):
+        row = {"benchmark": str(benchmarks / f"mini-{code}.jsonl"), "lang": code,
+               "dataset": f"mini-{code}-ref-main-0.2"}
+        assert benchmark_name(row) == "mini"
+        scores = (out / row["dataset"] / "_scores.csv").read_text().splitlines()[1].split(",")
+        assert scores[2] == "1.0", (code, scores)

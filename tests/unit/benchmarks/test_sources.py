@@ -33,3 +33,17 @@ def test_a_bad_line_is_named_by_its_newline_count(tmp_path):
     path.write_text(json.dumps(PROBLEM, ensure_ascii=False) + "\n\n{not json\n", encoding="utf-8")
     with pytest.raises(MultipltError, match=r"line 3 is not JSON"):
         sources.load(str(path))
+
+
+def test_task_ids_whose_problem_names_collide_are_named(tmp_path):
+    """`A/1` and `A 1` are distinct task_ids that make one problem name (`A_1_f`): the error
+    names that name and both task_ids, not a duplicate task_id."""
+    path = tmp_path / "p.jsonl"
+    rows = [{**PROBLEM, "task_id": "A/1"}, {**PROBLEM, "task_id": "A 1"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(MultipltError, match=r"task_ids 'A/1' and 'A 1' \(entry points 'f', 'f'\) both "
+                                            r"make the problem name 'A_1_f'; rename one"):
+        sources.load(str(path))
+    path.write_text("".join(json.dumps(r) + "\n" for r in (rows[0], rows[0])), encoding="utf-8")
+    with pytest.raises(MultipltError, match=r"task_id 'A/1' appears twice"):
+        sources.load(str(path))

@@ -350,3 +350,83 @@ def test_score_takes_k_as_dash_dash_k_too_as_evaluate_does(tmp_path, capsys):
     short = capsys.readouterr().out
     assert cli.main(["score", "--in", str(tmp_path), "--k", "1,2"]) == 0
     assert capsys.readouterr().out == short and len(short.splitlines()) == 3
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"status": "OK"}, r"results\[1\] has no `exit_code`"),
+    ({"status": "AssertionError"}, r"results\[1\] has no `exit_code`"),
+    ({"status": "OK", "exit_code": "0"}, r"results\[1\] has an `exit_code` that is not an integer \(got '0'\)"),
+    ({"status": "OK", "exit_code": True}, r"results\[1\] has an `exit_code` that is not an integer \(got True\)"),
+    ({"status": "OK", "exit_code": None}, r"results\[1\] has status OK and a null `exit_code`"),
+], ids=["no-exit-code", "no-exit-code-failed", "str", "bool", "null-ok"])
+def test_a_result_without_an_integer_exit_code_is_an_error_as_one_without_status(tmp_path, entry,
+                                                                                 problem, capsys):
+    """passed() needs status OK and exit code 0: a result without an exit code would silently
+    count as a failure (MultiPL-E's pass_k.py reads only the status), so it is an error naming
+    the file, as a missing status is, with or without --allow-partial. A null exit code of a
+    failed run (a MultiPL-E runner may write one for a timeout) is a failure."""
+    from multiplt import cli
+
+    doc = {"name": "A", "language": "lua", "results": [
+        {"program": "p", "stdout": "", "stderr": "", "exit_code": 0, "status": "OK", "timestamp": 0}, entry]}
+    with gzip.open(tmp_path / "A.results.json.gz", "wt") as f:
+        json.dump(doc, f)
+    for partial in (False, True):
+        with pytest.raises(MultipltError, match=rf"A\.results\.json\.gz: {problem}"):
+            passk.score(str(tmp_path), allow_partial=partial)
+    assert cli.main(["score", "--in", str(tmp_path)]) == 2
+    assert "A.results.json.gz: results[1]" in capsys.readouterr().err
+    assert not (tmp_path / "_scores.csv").exists()
+    doc["results"][1] = {**doc["results"][0], "status": "Timeout", "exit_code": None}
+    with gzip.open(tmp_path / "A.results.json.gz", "wt") as f:
+        json.dump(doc, f)
+    assert passk.score(str(tmp_path))[0]["Estimate"] == 0.5
+
+
+def test_more_results_than_completions_is_an_error_naming_the_file(tmp_path, capsys):
+    """A results file with more results than its completions file has completions (the
+    completions were cut after execute) is stale, not partial: an error with or without
+    --allow-partial, not a problem scored over samples that are no longer there."""
+    from multiplt import cli
+
+    for name in ("A", "B"):
+        _write_completions(tmp_path, name, 2)
+    _write(tmp_path, "A", ["OK", "OK"])
+    _write(tmp_path, "B", ["OK", "AssertionError", "AssertionError"])
+    for partial in (False, True):
+        with pytest.raises(MultipltError, match=r"B\.results\.json\.gz: 3 results for the 2 completions "
+                                                r"of problem B's completions file: the completions "
+                                                r"changed after `multiplt execute`; run `multiplt "
+                                                r"execute --in .*` to redo them; nothing written"):
+            passk.score(str(tmp_path), allow_partial=partial)
+    assert cli.main(["score", "--in", str(tmp_path), "--allow-partial"]) == 2
+    assert "B.results.json.gz: 3 results for the 2 completions" in capsys.readouterr().err
+    assert not (tmp_path / run_folder.SCORES_FILE).exists()
+    # fewer results than completions stays what it was: refused unless partial is allowed
+    _write(tmp_path, "B", ["OK"])
+    with pytest.raises(MultipltError, match=r"not fully executed, e\.g\. B \(1 of 2\)"):
+        passk.score(str(tmp_path))
+    assert passk.score(str(tmp_path), allow_partial=True)[0]["MaxCompletions"] == 2
+
+
+@pytest.mark.parametrize("doc, problem", [
+    ({"name": "B", "language": "lua", "prompt": "", "tests": ""}, r"no `completions` list \(got none\)"),
+    ({"name": "B", "completions": "c0"}, r"no `completions` list \(got str\)"),
+    (["c0"], r"not a completions file \(a JSON object\), got list"),
+], ids=["missing", "str", "not-an-object"])
+def test_a_completions_file_without_completions_is_an_error_naming_it(tmp_path, doc, problem, capsys):
+    """execute refuses such a file; score named nothing and scored the problem from its results
+    (counting it as 0 completions). With or without --allow-partial, it is an error."""
+    from multiplt import cli
+
+    _write_completions(tmp_path, "A", 1)
+    _write(tmp_path, "A", ["OK"])
+    _write(tmp_path, "B", ["OK"])
+    with gzip.open(tmp_path / "B.json.gz", "wt") as f:
+        json.dump(doc, f)
+    for partial in (False, True):
+        with pytest.raises(MultipltError, match=rf"B\.json\.gz: {problem}"):
+            passk.score(str(tmp_path), allow_partial=partial)
+    assert cli.main(["score", "--in", str(tmp_path)]) == 2
+    assert "B.json.gz: " in capsys.readouterr().err
+    assert not (tmp_path / run_folder.SCORES_FILE).exists()

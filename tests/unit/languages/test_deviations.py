@@ -139,6 +139,7 @@ def test_python_keeps_humaneval_prompt_and_check_verbatim(built):
 def test_keywords_are_renamed():
     assert LUA.identifier("end") == "end_" and ML.identifier("type") == "type_"
     assert JL.identifier("function") == "function_" and R.identifier("_x") == "X_x"
+    assert RKT.identifier("let") == "let_" and RKT.identifier("define") == "define_"
 
 
 def test_docstring_after_a_statement_is_found(built):

@@ -47,3 +47,60 @@ def test_literals_read_back(code, tmp_path):
     assert parts[: len(STRINGS)] == STRINGS
     for text, (n, _t) in zip(parts[len(STRINGS):], NUMBERS):
         assert float(text) == pytest.approx(float(n), rel=1e-12), (text, n)
+
+
+# Control characters, each followed by a digit: Lua's `\d` escape reads up to three digits, so
+# NUL written `\0` before a `1` was the one byte 0x01. R strings cannot hold NUL (below).
+CONTROL = ["\x00" + "1", "a\x00\x0077", "\x7f" + "0", "\x1b[0m", "\x0b\x0c\x1c\x85x",
+           "".join(chr(i) + "5" for i in range(32))]
+
+
+@pytest.mark.parametrize("code", sorted(PRINT))
+def test_control_characters_read_back_as_the_same_bytes(code, tmp_path):
+    lang = languages.get(code)
+    if not all(shutil.which(b) for b in lang.binaries):
+        pytest.skip(f"{code} runtime not installed")
+    strings = [s for s in CONTROL if code != "r" or "\x00" not in s]
+    lines = [PRELUDE.get(code, "")] + [PRINT[code][0](lang.value(s, STR)) for s in strings]
+    path = tmp_path / f"control.{lang.file_ext}"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = subprocess.run(lang.command(str(path)), capture_output=True, timeout=60,
+                          env={**__import__("os").environ, **lang.env()})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split(SEP.encode())[:-1] == [s.encode() for s in strings]
+
+
+def test_r_values_holding_nul_are_not_expressible():
+    """R drops a raw NUL (`"a<NUL>b"` reads as "ab") and refuses `\\0`: a test value holding one
+    is Unsupported (the assert is dropped with the reason), never another string."""
+    from multiplt.languages.base import Unsupported
+    from multiplt.languages.types import Dict, List
+
+    r = languages.get("r")
+    for value, typ in (("a\x00b", STR), (["x", "\x00"], List(STR)), ({"k\x00": 1}, Dict(STR, INT))):
+        with pytest.raises(Unsupported, match="R strings cannot hold the NUL character"):
+            r.value(value, typ)
+    assert r.value("a\x01b", STR) == '"a\x01b"'
+
+
+@pytest.mark.parametrize("name", ["let", "define", "require", "list", "cons"])
+def test_racket_functions_named_like_the_harness_bindings_can_pass(name, tmp_path):
+    """The prompt's `(define (NAME ...))` binds NAME in the whole module, the tests included: a
+    function named `let`, `define` or `require` (the harness) or `list`/`cons` (the values) is
+    renamed, so a right body passes in the real racket."""
+    from multiplt.languages.base import OK, Param, TestCase
+    from multiplt.languages.types import List
+
+    rkt = languages.get("rkt")
+    if not shutil.which("racket"):
+        pytest.skip("racket not installed")
+    params = [Param(rkt.identifier("xs"), List(INT))]
+    prompt = rkt.render_prompt(name, params, INT, "Sum xs.")
+    cases = [rkt.render_case("candidate", params, INT, TestCase((xs,), sum(xs)))
+             for xs in ([1, 2], [], [5])]
+    program = prompt + rkt.return_body("(apply + xs)") + "\n" + rkt.render_test_file(name, cases)
+    path = tmp_path / "program.rkt"
+    path.write_text(program)
+    proc = subprocess.run(rkt.command(str(path)), capture_output=True, text=True, timeout=120)
+    assert rkt.classify(proc.returncode, proc.stdout, proc.stderr) == OK, (program, proc.stderr)
+    assert f"(define ({name}_ xs)" in prompt and f"(( candidate {name}_))" in program
