@@ -7,7 +7,9 @@ unified over all calls, and an annotation the function already has is kept, its 
 (`list`) filled from what was seen (`refine`). Only what MultiPL-E's typed translators accept is
 written: int, float, bool, str, List, Tuple, Dict, Optional. A Union, Any, an unknown part (an
 empty list only), a value of another type (set, a class), `*args`/`**kwargs`, keyword-only
-parameters or a parameter no test passed give no annotation, and the reason says which.
+parameters or a parameter no test passed (positionally: one passed by keyword only, or left to
+a default that is no literal, None or an empty container) give no annotation, and the reason
+says which.
 """
 
 from __future__ import annotations
@@ -57,6 +59,23 @@ def _check_writable(t: PyType, where: str) -> None:
         _check_writable(a, where)
 
 
+def _never_passed(name: str, default, default_type: PyType | None, default_why: str | None,
+                  keywords: set) -> None:
+    """Raise NoTypes saying why parameter `name`, which no recorded call passed positionally (the
+    runner records positional arguments' types only), has no writable type: it was passed by
+    keyword only, no test passed it and it has no default, or its default gives none."""
+    if name in keywords:
+        raise NoTypes(f"parameter {name} was passed only by keyword, whose values are not recorded")
+    if default is None:
+        raise NoTypes(f"no test passed parameter {name}")
+    source = ast.unparse(default)
+    source = source if len(source) <= 40 else source[:37] + "..."
+    where = f"no test passed parameter {name}, and its default ({source})"
+    if default_why or default_type.kind == "none":
+        raise NoTypes(f"{where} {default_why or 'is None'}")
+    _check_writable(default_type, where)  # else the annotation it has is what cannot be written
+
+
 def _function(content: str, entrypoint: str) -> ast.FunctionDef:
     tree = ast.parse(content)
     for node in tree.body:
@@ -74,30 +93,43 @@ def infer(content: str, entrypoint: str, signatures: list) -> tuple[list[PyType]
     params = a.posonlyargs + a.args
     observed = [UNKNOWN] * len(params)
     returned = UNKNOWN
-    seen = 0
-    for arg_trees, result_tree, _kwargs in signatures:
+    seen, passed, keywords = 0, 0, set()  # calls; most positional arguments of one; keyword names
+    for arg_trees, result_tree, kwargs in signatures:
         if len(arg_trees) > len(params):
             continue
         for i, tree in enumerate(arg_trees):
             observed[i] = unify(observed[i], from_tree(tree))
         returned = unify(returned, from_tree(result_tree))
         seen += 1
+        passed = max(passed, len(arg_trees))
+        keywords.update(kwargs)
     if not seen:
         raise NoTypes("no call of the function was recorded")
     defaults = [None] * (len(params) - len(a.defaults)) + list(a.defaults)
     types = []
-    for p, obs, default in zip(params, observed, defaults):
+    for i, (p, obs, default) in enumerate(zip(params, observed, defaults)):
+        default_type, default_why = None, None
         if default is not None:  # the default is a value the parameter takes too
             try:
-                obs = unify(obs, of_value(ast.literal_eval(default)))
-            except (ValueError, TypeParseError, SyntaxError):
-                pass
+                default_type = of_value(ast.literal_eval(default))
+            except TypeParseError as exc:  # a ValueError: first
+                default_why = f"is (or holds) a {exc}"  # value of unsupported type set
+            except (ValueError, TypeError, SyntaxError, RecursionError):
+                default_why = "is not a literal"
+            else:
+                obs = unify(obs, default_type)
         try:
             declared = parse(p.annotation)
         except TypeParseError:
             declared = None
         t = refine(declared, obs)
-        _check_writable(t, f"parameter {p.arg}")
+        try:
+            _check_writable(t, f"parameter {p.arg}")
+        except NoTypes:
+            if i < passed:
+                raise
+            _never_passed(p.arg, default, default_type, default_why, keywords)
+            raise
         types.append(t)
     try:
         declared_return = parse(fn.returns)

@@ -11,8 +11,9 @@ Per shard (work folder `work/<shard>/` under OUT), in three stages that can run 
    `outcomes.jsonl` and the shard's `funnel.json`;
 3. `write`: `OUT/tests/<shard>.parquet`, `OUT/excluded/<shard>.parquet`, the shard's config,
    then its `_DONE` marker.
-A finished shard is skipped on a rerun. When every shard of the run is done, `OUT/funnel.json`
-is written over all of them (by whichever shard finishes last).
+A finished shard is skipped on a rerun over the same rows (`all` and `generate`, the stages that
+read `--functions`, compare them first; other rows are refused). When every shard of the run is
+done, `OUT/funnel.json` is written over all of them (by whichever shard finishes last).
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ import dataclasses
 import json
 import logging
 import os
+import re
 
 from multiplt import storage
-from multiplt.storage.outputs import check_out, first_file, refuse_foreign
+from multiplt.storage.outputs import check_out, refuse_foreign
 from multiplt.testgen import asserts, funnel, inputs, outcome, prompt
 from multiplt.testgen.funnel import DONE
 from multiplt.testgen.config import TestgenConfig, absolute_input
 from multiplt.testgen.validate import Check
 
 LOG = logging.getLogger("multiplt.testgen")
-ROWS = "rows.jsonl"
+ROWS = "rows.jsonl"  # the first file a shard writes: it marks --out as testgen's (_check_own_folder)
+INPUT = "input.json"  # the listing of --functions that rows.jsonl was read from (_check_done_rows)
 OUTCOMES = "outcomes.jsonl"
 
 
@@ -93,6 +96,10 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
     _check_shard_layout(cfg)
     _check_same_run(cfg, work)
     if storage.exists(storage.join(work, DONE)):
+        # the stages that read --functions compare its rows; validate (run where no parquet
+        # library is) and write read only the shard's work folder
+        if stage in ("all", "generate"):
+            _check_done_rows(cfg, work)
         LOG.info("testgen: %s already done in %s", cfg.shard_name, cfg.out)
         funnel.merge(cfg.out)
         return {"shard": cfg.shard_name, "skipped": True}
@@ -131,16 +138,48 @@ def _check_replay(cfg: TestgenConfig, rows: list[dict]) -> None:
 
 # Settings that decide a shard's result: a rerun into the same --out must not change them.
 # (Not URIs: the docker runtime's sandbox step sees them as local paths; the rows themselves
-# are compared instead, in generate_stage.)
+# are compared instead, by generate_stage and, on a finished shard, _check_done_rows.)
 IDENTITY = ("backend", "model", "revision", "tokenizer", "n", "temperature", "top_p",
             "max_new_tokens", "min_coverage", "timeout", "seed")
 
 
+SHARD_NAME = re.compile(r"shard-all|shard-\d{5,}-of-\d{5,}")
+
+
+def _is_ours(out: str) -> bool:
+    """Whether `out` holds a testgen run: a shard's `work/<shard>/rows.jsonl`, the first file
+    every shard writes (tests/, excluded/ and funnel.json come only after), so it marks one also
+    while other shards of the run are writing."""
+    work = storage.join(out, "work")
+    return any(SHARD_NAME.fullmatch(storage.basename(u)) and
+               storage.exists(storage.join(u.rstrip("/"), ROWS))
+               for u in storage.ls(work) if u.endswith("/"))
+
+
+def _other_command(out: str) -> str | None:
+    """A file of another multiplt command's output in `out` (translate's: its languages' shards
+    `work/<code>/<K>-of-<N>/` and their `config/<code>-<K>-of-<N>.json`), or None."""
+    for u in storage.ls(storage.join(out, "work")):
+        if u.endswith("/") and not SHARD_NAME.fullmatch(storage.basename(u)):
+            for v in storage.ls(u):
+                if v.endswith("/") and re.fullmatch(r"\d+-of-\d+", storage.basename(v)):
+                    return v[len(out.rstrip("/")) + 1:]
+    for u in storage.ls(storage.join(out, "config")):
+        if re.fullmatch(r"\w+-\d+-of-\d+\.json", storage.basename(u)):
+            return u[len(out.rstrip("/")) + 1:]
+    return None
+
+
 def _check_own_folder(out: str) -> None:
-    """An --out that holds files must be a testgen output: every shard writes under `work/`
-    first (its rows, then config.json) and tests/, excluded/ and funnel.json only after, so
-    `work/` holding a file marks one, also while other shards of the run are writing."""
-    refuse_foreign(out, lambda: first_file(storage.join(out, "work")) is not None)
+    """An --out that holds files must be a testgen output (`_is_ours`), and none of another
+    command's (a translate output is named as such, also one a testgen run shares)."""
+    other = _other_command(out)
+    if other is not None:
+        from multiplt.errors import MultipltError
+
+        raise MultipltError(f"--out {out} holds another command's output (translate's: {other}), not "
+                            "a testgen run; use an empty or new folder")
+    refuse_foreign(out, lambda: _is_ours(out))
 
 
 def _check_shard_layout(cfg: TestgenConfig) -> None:
@@ -176,23 +215,58 @@ def _need(work: str, name: str, stage: str) -> None:
                             "this shard first (same flags)")
 
 
-def generate_stage(cfg: TestgenConfig, work: str) -> dict:
-    """Rows of the shard (`rows.jsonl`: usable and excluded) and their completions."""
-    counts: collections.Counter = collections.Counter()
+def _input_listing(functions: str) -> list[list] | None:
+    """[URI, size, version tag] of every file the rows are read from (a listing: no file is
+    read), or None when `functions` is one file (storage lists only a folder's files)."""
+    files = inputs.parquet_files(functions)
+    if files == [functions]:
+        return None
+    wanted = set(files)
+    return [[f.uri, f.size, f.etag] for f in storage.listing(functions) if f.uri in wanted]
+
+
+def _shard_rows(cfg: TestgenConfig, counts: collections.Counter) -> tuple[list[dict], str]:
+    """The usable rows of the shard and the text of `rows.jsonl` (usable, then excluded rows)."""
     rows, excluded = _select(cfg, counts)
-    if cfg.backend == "replay":
-        _check_replay(cfg, rows)
-    # nothing is written before the input is known to be good
-    text = "".join(json.dumps({"usable": i < len(rows), **r}, default=str) + "\n"
-                   for i, r in enumerate(rows + excluded))
+    return rows, "".join(json.dumps({"usable": i < len(rows), **r}, default=str) + "\n"
+                         for i, r in enumerate(rows + excluded))
+
+
+def _refuse_other_rows(cfg: TestgenConfig, work: str, text: str) -> None:
     rows_uri = storage.join(work, ROWS)
     if storage.exists(rows_uri) and storage.read_text(rows_uri) != text:
         from multiplt.errors import MultipltError
 
         raise MultipltError(f"{cfg.out} holds a run of {cfg.shard_name} over other rows than "
                             f"{cfg.functions} has now; use another --out")
+
+
+def _check_done_rows(cfg: TestgenConfig, work: str) -> None:
+    """A finished shard rerun over other rows is refused as an unfinished one is. Cheap when
+    the input's files are those `input.json` lists (the same names, sizes and version tags);
+    otherwise (moved, copied, rewritten, a single file) the shard's rows are read and compared
+    with `rows.jsonl`."""
+    listing = _input_listing(cfg.functions)
+    uri = storage.join(work, INPUT)
+    if listing is not None and storage.exists(uri) and storage.read_json(uri).get("files") == listing:
+        return
+    _refuse_other_rows(cfg, work, _shard_rows(cfg, collections.Counter())[1])
+
+
+def generate_stage(cfg: TestgenConfig, work: str) -> dict:
+    """Rows of the shard (`rows.jsonl`: usable and excluded) and their completions."""
+    counts: collections.Counter = collections.Counter()
+    listing = _input_listing(cfg.functions)  # before the rows: a file rewritten meanwhile differs
+    rows, text = _shard_rows(cfg, counts)
+    if cfg.backend == "replay":
+        _check_replay(cfg, rows)
+    # nothing is written before the input is known to be good
+    _refuse_other_rows(cfg, work, text)
+    rows_uri = storage.join(work, ROWS)
     if not storage.exists(rows_uri):
         storage.write_text(rows_uri, text)
+    if listing is not None:  # these files hold the rows of rows.jsonl
+        storage.write_json(storage.join(work, INPUT), {"files": listing}, indent=1, if_changed=True)
     storage.write_json(storage.join(work, "config.json"), cfg.as_dict(), indent=1)
     if rows:
         _generate(cfg, rows, work)

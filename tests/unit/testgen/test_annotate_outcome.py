@@ -54,6 +54,41 @@ def test_no_types_with_the_reason():
         assert annotate.annotate(content, "f", sigs) == (None, reason)
 
 
+def test_a_parameter_no_test_passed_gets_a_reason_saying_so():
+    """The runner records the types of positional arguments only: a parameter no call passed
+    positionally has the type of its default, or none, and the reason says which case it is
+    (not "only empty containers were seen")."""
+    call = sig([INT], INT)
+    cases = [
+        ("def f(x, key=lambda v: v):", [call],
+         "no test passed parameter key, and its default (lambda v: v) is not a literal"),
+        ("def f(x, key=DEFAULT):", [call], "no test passed parameter key, and its default (DEFAULT) is not a literal"),
+        ("def f(x, key={1}):", [call], "no test passed parameter key, and its default ({1}) is (or holds) a "
+                                       "value of unsupported type set"),
+        ("def f(x, key=None):", [call], "no test passed parameter key, and its default (None) is None"),
+        ("def f(x, key=[]):", [call], "no test passed parameter key, and its default ([]) has an unknown part "
+                                      "(only empty containers were seen)"),
+        ("def f(x, key=[1, 'a']):", [call], "no test passed parameter key, and its default ([1, 'a']) is a Union "
+                                            "(Union[int, str])"),
+        ("def f(x, key=lambda v: v):", [[[INT], INT, ["key"]]],
+         "parameter key was passed only by keyword, whose values are not recorded"),
+        ("def f(x, key):", [call], "no test passed parameter key"),
+        ("def f(x, key=" + repr("y" * 50) + "):", [sig([INT, ["other", "set"]], INT)],
+         "a value of type set was seen"),  # passed: the value's own reason
+    ]
+    for head, sigs, reason in cases:
+        assert annotate.annotate(head + "\n    return x\n", "f", sigs) == (None, reason), head
+    # a default that is a literal gives the type when no test passes the parameter
+    text, why = annotate.annotate("def f(x, key=3):\n    return x\n", "f", [call])
+    assert why is None and text.startswith("def f(x: int, key: int=3) -> int:")
+    text, why = annotate.annotate("def f(x, key: int = DEFAULT):\n    return x\n", "f", [call])
+    assert why is None and text.startswith("def f(x: int, key: int = DEFAULT) -> int:")
+    long = "def f(x, key=lambda v: " + " + ".join(["v"] * 30) + "):"
+    assert annotate.annotate(long + "\n    return x\n", "f", [call])[1] == (
+        "no test passed parameter key, and its default (lambda v: v + v + v + v + v + v + v +...) "
+        "is not a literal")
+
+
 def test_multiline_signature_gets_its_return_annotation_after_the_closing_paren():
     content = "def f(a,\n      b):  # (comment)\n    return a\n"
     text, _ = annotate.annotate(content, "f", [sig([INT, STR], INT)])

@@ -1,6 +1,7 @@
 """`multiplt testgen --out`: a folder holding files testgen did not write (a parquet file in tests/
-would reach translate) is refused before any row is read; an empty folder, and the shards of one
-run writing into one folder, are accepted. Replay backend, generate stage: no sandbox needed. The
+would reach translate; a file under work/ that no testgen shard wrote) is refused before any row
+is read, and a translate output is named as such; an empty folder, and the shards of one run
+writing into one folder, are accepted. Replay backend, generate stage: no sandbox needed. The
 asserts do not see --out wherever it is (one test runs them in the sandbox), and an --out the
 sandbox cannot hide is refused before anything is written."""
 
@@ -49,6 +50,44 @@ def test_a_folder_with_foreign_files_is_refused_before_reading(tmp_path, monkeyp
         assert (f"--out {out} holds files this command did not write (e.g. tests/mine.parquet); use an "
                 f"empty or new folder") in err and err.count("error:") == 1
     assert [str(p.relative_to(out)) for p in out.rglob("*")] == ["tests", "tests/mine.parquet"]
+
+
+def test_a_file_under_work_that_no_shard_wrote_does_not_make_a_testgen_folder(tmp_path, capsys):
+    fn = functions(tmp_path)
+    out = tmp_path / "tg"
+    for planted in ("work/notes.txt", "work/shard-all/notes.txt", "work/mine/rows.jsonl"):
+        shutil.rmtree(out, ignore_errors=True)
+        (out / planted).parent.mkdir(parents=True)
+        (out / planted).write_text("x")
+        assert run_testgen(fn, out) == 2, planted
+        err = capsys.readouterr().err
+        assert f"--out {out} holds files this command did not write (e.g. {planted}); use an" in err, err
+        assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [planted]
+
+
+def test_a_translate_output_is_named_as_such(tmp_path, capsys):
+    """`translate --stage sample` writes its language's shard under work/ (as testgen writes its
+    shards there): testgen names the folder as translate's rather than as a run of another
+    shard layout, before anything is read or written."""
+    from tests.fixtures import translate as fx
+
+    given = fx.write(tmp_path / "in")
+    out = tmp_path / "tr"
+    assert cli.main(["translate", "--tests", given["tests"], "--lang", "lua", "--out", str(out),
+                     "--backend", "replay", "--replay-source", given["replay"], "--n", str(fx.N),
+                     "--stage", "sample"]) == 0
+    capsys.readouterr()
+    before = sorted(out.rglob("*"))
+    assert run_testgen(functions(tmp_path), out) == 2
+    err = capsys.readouterr().err
+    assert err == (f"multiplt testgen: error: --out {out} holds another command's output (translate's: "
+                   "work/lua/0-of-1/), not a testgen run; use an empty or new folder\n")
+    assert sorted(out.rglob("*")) == before
+    shutil.rmtree(out / "work")  # a translate output without its work folder: its config/ names it
+    (out / "config").mkdir()
+    (out / "config" / "lua-0-of-1.json").write_text("{}")
+    assert run_testgen(functions(tmp_path / "again"), out) == 2
+    assert "holds another command's output (translate's: config/lua-0-of-1.json)" in capsys.readouterr().err
 
 
 def test_an_empty_folder_and_the_shards_of_one_run_are_accepted(tmp_path):
