@@ -20,13 +20,23 @@ def register(subparsers) -> None:
         "record", help="append scored run folders to the results store",
         description="Reads the scores (_scores.csv) and run config (_multiplt_run.yaml) of each run folder and appends one "
         "row per k to the store. Recording a run again replaces its rows instead of duplicating them; "
-        "a run given twice is recorded once. Logs the rows read, recorded and skipped; prints "
+        "a run given twice is recorded once. A run on part of its benchmark (generate --limit or "
+        "--problems, a benchmark file built with --limit or --problems) counts as a benchmark of its own "
+        "(humaneval_first5, humaneval_p<hash>). Logs the rows read, recorded and skipped; prints "
         "{\"added\", \"replaced\", \"rows\"} as one JSON line.")
     record.add_argument("--scores", action="append", required=True, metavar="RUN_FOLDER_URI",
                         help="a scored run folder (repeatable)")
     record.add_argument("--store", required=True, metavar="STORE_URI", help="the results parquet file")
-    record.add_argument("--experiment", help="override the run's experiment label")
-    record.add_argument("--epoch", type=int, help="override the run's epoch (0 = base model)")
+    record.add_argument("--experiment", help="override the run's experiment label (a run recorded "
+                        "under another experiment gets rows of its own: a base model's run folder is "
+                        "shared by the experiments that evaluate it)")
+    record.add_argument("--epoch", type=int, help="override the run's epoch (0 = base model); "
+                        "recording a run again with another --epoch replaces its rows")
+    record.add_argument("--allow-partial", action="store_true",
+                        help="record a run that is not wholly scored (its run record says complete: "
+                        "false, or pass@1 covers fewer problems than generate selected: scored with "
+                        "`score --allow-partial`) under a benchmark of its own, NAME_partial; without "
+                        "it such a run is an error")
     record.set_defaults(func=run_record)
 
     show = sub.add_parser("show", help="print the results store",
@@ -40,7 +50,8 @@ def register(subparsers) -> None:
 def run_record(args: argparse.Namespace) -> int:
     from multiplt.results.store import record_runs
 
-    summary = record_runs(args.scores, args.store, experiment=args.experiment, epoch=args.epoch)
+    summary = record_runs(args.scores, args.store, experiment=args.experiment, epoch=args.epoch,
+                          allow_partial=args.allow_partial)
     print(json.dumps({k: summary[k] for k in ("added", "replaced", "rows")}))
     return 0
 

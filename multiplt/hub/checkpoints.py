@@ -3,8 +3,12 @@ one commit on the model repo's `main`, tagged `LANG-EXPERIMENT-epochN` (the mani
 
 Each commit holds exactly the checkpoint's files (bf16 safetensors, config, tokenizer, the
 resolved training config) plus the model card; files of the previous checkpoint that this one
-lacks are deleted, so a tag never carries stale weights. Tags are checked first: one that exists
-with the same files (the card aside) is skipped, one with other files is an error unless
+lacks are deleted, so a tag never carries stale weights. Before anything is sent every selected
+checkpoint is checked (checkpoint_files): weights and config, its `_multiplt_train.yaml`, and a
+tokenizer that loads: a checkpoint without tokenizer files gets the training tokenizer's, one
+whose tokenizer files do not load (e.g. tokenizer_config.json without tokenizer.json) is an
+error; a missing generation_config.json is only a warning. Tags are checked next: one that
+exists with the same files (the card aside) is skipped, one with other files is an error unless
 `force` (then it is moved). A rerun after a commit whose tag was not created tags that commit.
 """
 
@@ -21,7 +25,12 @@ from multiplt.hub.bundle import Bundle
 from multiplt.results.benchmarks import benchmark_name
 
 LOG = logging.getLogger("multiplt.hub")
-TOKENIZER_FILES = ("tokenizer_config.json",)
+# The files a tokenizer's save_pretrained may write: a checkpoint holding none of them has no
+# tokenizer (the training tokenizer's are added); one holding some must load from them.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model",
+                   "spiece.model", "chat_template.jinja")
+GENERATION_CONFIG = "generation_config.json"
 CARD = "README.md"
 
 
@@ -47,6 +56,26 @@ def load_output(out: str) -> dict:
                                                  "experiment": rows[0]["experiment"]}}
 
 
+def distinct_outputs(outs: list[str]) -> list[tuple[str, list[str]]]:
+    """(output, how it was given each time) per distinct --from folder, in the order first given:
+    one folder given twice (however spelled: a local folder is known by its real path, a remote
+    URI as written, as `results record` knows run folders) is published once, with a warning.
+    Two folders holding the same tags (copies, or two bases under one experiment name) stay two,
+    and publish_checkpoints refuses them."""
+    from multiplt.results.store import folder_identity
+
+    given: dict[str, list[str]] = {}
+    for out in outs:
+        given.setdefault(folder_identity(out), []).append(out)
+    for spellings in given.values():
+        if len(spellings) > 1:
+            names = list(dict.fromkeys(s.rstrip("/") or s for s in spellings))
+            also = f" (as {', '.join(names)})" if len(names) > 1 else ""
+            LOG.warning("--from %s: given %s%s; published once", names[0],
+                        "twice" if len(spellings) == 2 else f"{len(spellings)} times", also)
+    return [(spellings[0], spellings) for spellings in given.values()]
+
+
 class PassAt1(NamedTuple):
     """pass@1 per tag on one benchmark: `scores` {tag: pass@1}, `benchmark` its name ("" when
     the store does not name it; None when no checkpoint was evaluated) and `num_problems`."""
@@ -70,7 +99,7 @@ def pass_at_1(store: str | None, outputs: list[dict], repo_id: str) -> PassAt1:
     if not storage.exists(store):  # a misspelled store would silently drop pass@1 from the card
         raise MultipltError(f"--results-store {store}: no results store there (record runs first "
                             f"with `multiplt results record`, or leave the option out)")
-    models = {o["out"].rstrip("/") for o in outputs} | {repo_id}
+    models = {given.rstrip("/") for o in outputs for given in o.get("given", [o["out"]])} | {repo_id}
     tags = {r["tag"] for o in outputs for r in o["rows"]}
     by_benchmark: dict[str, dict[str, list[dict]]] = {}
     for row in read_store(store).to_dicts():
@@ -111,9 +140,16 @@ def select(output: dict, tags: str, passk: dict) -> list[dict]:
     return [r for r in rows if r["tag"] in wanted]
 
 
-def checkpoint_files(row: dict, workdir: str) -> dict[str, str]:
-    """{repo path: local path} of one checkpoint, with the tokenizer added when it lacks one."""
+def checkpoint_files(row: dict, workdir: str, config: dict | None = None) -> dict[str, str]:
+    """{repo path: local path} of one checkpoint, with the training tokenizer added when it has
+    no tokenizer files (`config`: its output's training config, which names a --tokenizer). An
+    error before anything is uploaded: no config.json or safetensors weights, weights not in
+    bf16, no `_multiplt_train.yaml` (every checkpoint of `multiplt train` has one: without it
+    the folder is an incomplete copy, and the tag would not say what made it), or tokenizer
+    files that do not load. No generation_config.json is a warning: from_pretrained then takes
+    the generation defaults from config.json."""
     from multiplt import storage
+    from multiplt.training.checkpoint import RUN_CONFIG
 
     local = storage.local_path(row["uri"])
     if local is None:
@@ -134,9 +170,36 @@ def checkpoint_files(row: dict, workdir: str) -> dict[str, str]:
         if dtypes != {"BF16"}:
             raise MultipltError(f"checkpoint {row['tag']}: {path} holds {', '.join(sorted(dtypes))} "
                                 f"tensors; checkpoints are published in bf16 (as `multiplt train` saves them)")
-    if not any(t in files for t in TOKENIZER_FILES):
-        files.update(_base_tokenizer(row, os.path.join(workdir, f"tok-{row['tag']}")))
+    if RUN_CONFIG not in files:
+        raise MultipltError(f"checkpoint {row['tag']} at {row['uri']} lacks {RUN_CONFIG} (the training "
+                            f"config `multiplt train` writes into every checkpoint): an incomplete copy? "
+                            f"nothing was uploaded")
+    tokenizer = [name for name in TOKENIZER_FILES if name in files]
+    if tokenizer:
+        _check_tokenizer(row, local, tokenizer, config or {})
+    else:
+        files.update(_base_tokenizer(row, os.path.join(workdir, f"tok-{row['tag']}"), config))
+    if GENERATION_CONFIG not in files:
+        LOG.warning("checkpoint %s at %s has no %s: published without it (from_pretrained then takes "
+                    "the generation defaults from config.json)", row["tag"], row["uri"], GENERATION_CONFIG)
     return files
+
+
+def _check_tokenizer(row: dict, local: str, present: list[str], config: dict) -> None:
+    """The checkpoint's own tokenizer files must load, as from_pretrained(repo, revision=tag) will
+    load them; an error naming the checkpoint and the files otherwise (nothing is uploaded)."""
+    from multiplt.models.tokenizer import load_tokenizer
+
+    try:
+        load_tokenizer(local)
+    except MultipltError as exc:  # a corrupt file, named
+        raise MultipltError(f"checkpoint {row['tag']}: {exc}; nothing was uploaded") from None
+    except Exception as exc:  # noqa: BLE001 - whatever transformers raises for missing files
+        raise MultipltError(
+            f"checkpoint {row['tag']} at {row['uri']}: its tokenizer does not load from the files it "
+            f"has ({', '.join(present)}): {_cause(exc)}; copy the training tokenizer's files "
+            f"({_training_tokenizer(row, config)[0] or 'the base model'}) into it, or remove its tokenizer files to "
+            f"publish the training tokenizer's; nothing was uploaded") from None
 
 
 def safetensors_dtypes(path: str) -> set[str]:
@@ -153,17 +216,37 @@ def safetensors_dtypes(path: str) -> set[str]:
     return {v["dtype"] for k, v in header.items() if k != "__metadata__"}
 
 
-def _base_tokenizer(row: dict, folder: str) -> dict[str, str]:
-    from multiplt.models.tokenizer import load_tokenizer
+def _cause(exc: Exception, limit: int = 300) -> str:
+    """An exception's message on one line (transformers' span several), at most `limit` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _training_tokenizer(row: dict, config: dict | None) -> tuple[str | None, str | None]:
+    """(name, revision) of the tokenizer a checkpoint was trained with, never the checkpoint
+    itself (which lacks one where this is asked): the manifest row's when it names another
+    (older rows name the base's), else the training config's --tokenizer, else the base model's
+    at its revision."""
     from multiplt.storage.manifest import other_tokenizer
 
-    # not the checkpoint itself, which lacks one here
-    name = other_tokenizer(row) or row.get("base")
+    name = other_tokenizer(row) or (config or {}).get("tokenizer") or row.get("base")
+    return name, row.get("base_revision") if name == row.get("base") else None
+
+
+def _base_tokenizer(row: dict, folder: str, config: dict | None = None) -> dict[str, str]:
+    from multiplt.models.tokenizer import load_tokenizer
+
+    name, revision = _training_tokenizer(row, config)
     if not name:
         raise MultipltError(f"checkpoint {row['tag']} has no tokenizer and its manifest row names none")
-    LOG.info("checkpoint %s has no tokenizer: adding the base model's (%s)", row["tag"], name)
-    revision = row.get("base_revision") if name == row.get("base") else None
-    load_tokenizer(name, revision=revision).save_pretrained(folder)
+    LOG.info("checkpoint %s has no tokenizer: adding the training tokenizer (%s)", row["tag"], name)
+    try:
+        load_tokenizer(name, revision=revision).save_pretrained(folder)
+    except MultipltError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an unreachable or unknown tokenizer: one error
+        raise MultipltError(f"checkpoint {row['tag']} has no tokenizer, and the training tokenizer "
+                            f"{name!r} to add does not load: {_cause(exc)}; nothing was uploaded") from None
     return {n: os.path.join(folder, n) for n in os.listdir(folder)}
 
 
@@ -173,7 +256,9 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
     from multiplt.hub.publish import client_for
 
     wanted = [] if tags in ("all", "best") else wanted_tags(tags)
-    outputs = [load_output(out) for out in outs]
+    outputs = []
+    for out, given in distinct_outputs(outs):
+        outputs.append({**load_output(out), "given": given})
     pass1 = pass_at_1(results_store, outputs, repo_id)
     passk = pass1.scores
     selected = [(o, r) for o in outputs for r in select(o, tags, passk)]
@@ -197,9 +282,9 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
     summary = {"repo": repo_id, "tags": [], "skipped": [], "moved": [], "commits": 0}
     with tempfile.TemporaryDirectory(prefix="multiplt-publish-ckpt-") as workdir:
         bundles = []
-        for _, row in selected:
+        for output, row in selected:
             bundle = Bundle(workdir)  # its texts go when workdir does, also on an error
-            for repo_path, local in checkpoint_files(row, workdir).items():
+            for repo_path, local in checkpoint_files(row, workdir, output["config"]).items():
                 bundle.add_file(repo_path, local)
             bundle.add_text(CARD, card)
             bundles.append((row, bundle))

@@ -14,6 +14,7 @@ import os
 
 from multiplt.errors import MultipltError, type_word
 from multiplt.evaluation.run_folder import RUN_FILE, SCORES_FILE, parse_scores
+from multiplt.results.benchmarks import PARTIAL, recorded_selection
 
 LOG = logging.getLogger("multiplt.results")
 
@@ -63,8 +64,13 @@ def _opt(config: dict, key: str, kind, uri: str):
 def run_id_for(dataset: str, config: dict) -> str:
     """The folder name plus a hash of the resolved config: stable across re-recording. The
     record's `problems` (every problem a generate into the folder selected) is left out: a folder
-    generated again with a wider selection is the same run, whose new rows replace the old."""
+    generated again with a wider selection is the same run, whose new rows replace the old. So
+    is its state: `complete: false` (a generate cut short) hashes as `complete: true`, so the
+    run finished and recorded again replaces the rows recorded with --allow-partial (and the
+    rows of complete runs keep the ids they had before this rule)."""
     config = {key: value for key, value in config.items() if key != "problems"}
+    if config.get("complete") is False:
+        config["complete"] = True
     canonical = json.dumps(config, sort_keys=True, default=str)
     return f"{dataset}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
 
@@ -96,9 +102,17 @@ def _not_a_file(run_uri: str) -> None:
                             f"(the folder holding {SCORES_FILE} and {RUN_FILE}), e.g. {parent or '/'}")
 
 
-def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None = None) -> list[dict]:
+def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None = None,
+                  allow_partial: bool = False) -> list[dict]:
     """Rows (without created_at) for one scored run folder; labels given here override the config.
-    Errors name the folder as given; the rows record it as `stored_run_uri` gives it."""
+    Errors name the folder as given; the rows record it as `stored_run_uri` gives it.
+
+    The run's identity (`run_id`) is its folder name and config with the experiment label: one
+    base model's folder, shared by the experiments that evaluate it, is recorded once per
+    experiment. The epoch label is not part of it: `--epoch N` relabels the run, replacing its
+    rows. A run not wholly scored (incomplete_reason) is an error unless `allow_partial`; then
+    its rows are recorded under a benchmark of their own (`..._partial`). Each row's
+    `selection` says which part of its benchmark the run covered (recorded_selection)."""
     from multiplt import storage
 
     run_uri = run_uri.rstrip("/") or run_uri
@@ -139,13 +153,65 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
         "top_p": _opt(config, "top_p", float, config_uri),
         "max_new_tokens": _opt(config, "max_new_tokens", int, config_uri),
     }
-    rows, seen = [], set()
-    for score in ({STORE_COLUMNS[h]: v for h, v in row.items()} for row in scores):
+    scores = [{STORE_COLUMNS[h]: v for h, v in row.items()} for row in scores]
+    seen = set()
+    for score in scores:
         if (score["dataset"], score["k"]) in seen:  # one of them would be lost, or both kept
             raise MultipltError(f"{scores_uri} has two rows for Pass@k {score['k']} of {score['dataset']}")
         seen.add((score["dataset"], score["k"]))
         if score["dataset"] != folder:
             LOG.warning("%s: Dataset column %r differs from the folder name %r", run_uri, score["dataset"], folder)
-        labels = {"experiment": base["experiment"], "epoch": base["epoch"]}
-        rows.append({"run_id": run_id_for(score["dataset"], {**config, **labels}), **base, **score})
+    selected = config.get("problems")
+    selected = selected if isinstance(selected, list) and selected else None
+    partial = incomplete_reason(config, scores, selected)
+    if partial and not allow_partial:
+        raise MultipltError(f"{run_uri} is not a complete run: {partial}, so its scores (from "
+                            f"`multiplt score --allow-partial`) cover only part of it; finish the run "
+                            f"and score it again, or record it with --allow-partial, which records it "
+                            f"under a benchmark of its own (its name ends in {PARTIAL}), apart from the "
+                            f"full benchmark's scores; nothing recorded")
+    if partial:
+        LOG.warning("%s: not a complete run: %s; --allow-partial: recorded under a benchmark of its "
+                    "own (its name ends in %s)", run_uri, partial, PARTIAL)
+    covered = selected if selected is not None else _problems_in(run_uri)
+    # the epoch label is the config's (as generate recorded it), not --epoch's: relabelling a run
+    # replaces its rows; the experiment label is --experiment's (see the docstring)
+    labels = {"experiment": base["experiment"], "epoch": config_epoch if config_epoch is not None else 0}
+    selections: dict[str, str | None] = {}  # per Dataset value (the folder's name): one read each
+    rows = []
+    for score in scores:
+        if score["dataset"] not in selections:
+            selections[score["dataset"]] = recorded_selection(run_uri, config, covered, score["dataset"],
+                                                              bool(partial))
+        rows.append({"run_id": run_id_for(score["dataset"], {**config, **labels}), **base,
+                     "selection": selections[score["dataset"]], **score})
     return rows
+
+
+def incomplete_reason(config: dict, scores: list[dict], selected: list[str] | None) -> str | None:
+    """Why the scores of a run folder do not cover the whole run, or None: its run record says
+    `complete: false` (the last generate into it did not finish), or its pass@1 covers fewer
+    problems than generate selected (`score --allow-partial` scored a folder with problems not
+    generated or not executed). `multiplt score` refuses both unless --allow-partial."""
+    if config.get("complete") is False:
+        return "its run record says complete: false (the last `multiplt generate` into it did not finish)"
+    pass1 = next((s for s in scores if s["k"] == 1), None)
+    if selected is not None and pass1 is not None and pass1["num_problems"] < len(set(selected)):
+        return (f"its pass@1 covers {pass1['num_problems']} of the {len(set(selected))} problems "
+                f"`multiplt generate` selected")
+    return None
+
+
+def _problems_in(run_uri: str) -> list[str]:
+    """The problems with a completions or results file in the run folder (for run records written
+    before generate listed the problems it selected)."""
+    from multiplt import storage
+    from multiplt.evaluation.run_folder import completions_name, results_name
+
+    names = []
+    for uri in storage.ls(run_uri):
+        base = storage.basename(uri)
+        name = results_name(base) or completions_name(base)
+        if name is not None:
+            names.append(name)
+    return list(dict.fromkeys(names))

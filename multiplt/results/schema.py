@@ -21,6 +21,8 @@ COLUMNS: dict[str, str] = {
     "epoch": "Int64",             # 0 for a base model
     "benchmark": "String",
     "benchmark_sha256": "String",
+    "selection": "String",        # the part of the benchmark file the run covered: "" all of it,
+                                  # else _first<N>/_p<hash>[_partial] (null: recorded before it)
     "backend": "String",
     "seed": "Int64",
     "n": "Int64",

@@ -109,7 +109,7 @@ def _contains(table, new_rows: list[dict]) -> bool:
     return keys <= present
 
 
-def _folder_identity(uri: str) -> str:
+def folder_identity(uri: str) -> str:
     """What tells two spellings of one run folder apart from two folders: a local folder's
     realpath (`runs/x`, `./runs/x/` and its absolute path are one folder), a remote URI as
     written (without a trailing `/`)."""
@@ -119,7 +119,8 @@ def _folder_identity(uri: str) -> str:
     return os.path.realpath(local) if local is not None else uri.rstrip("/")
 
 
-def _unique_rows(run_uris: list[str], experiment: str | None, epoch: int | None, funnel: Funnel) -> list[dict]:
+def _unique_rows(run_uris: list[str], experiment: str | None, epoch: int | None, funnel: Funnel,
+                 allow_partial: bool = False) -> list[dict]:
     """The rows of every run folder, one per key: a run given twice (the same folder, however
     spelled, or another folder of the same run) is recorded once, from the run folder given last,
     as recording them one after the other would leave it."""
@@ -130,13 +131,13 @@ def _unique_rows(run_uris: list[str], experiment: str | None, epoch: int | None,
     again: dict[str, int] = {}  # per folder, rows dropped because the folder was given again
     dropped: dict[tuple[str, str], int] = {}
     for uri in run_uris:
-        rows = load_run_rows(uri, experiment=experiment, epoch=epoch)
+        rows = load_run_rows(uri, experiment=experiment, epoch=epoch, allow_partial=allow_partial)
         first = rows[0]
         given = uri.rstrip("/") or uri  # messages name the folder as given; rows, as stored
         LOG.info("%s: %d pass@k row%s (k=%s) of %s, lang %s, epoch %d", given, len(rows),
                  "" if len(rows) == 1 else "s", ", ".join(str(r["k"]) for r in rows), first["model"],
                  first["lang"], first["epoch"])
-        folder = _folder_identity(uri)
+        folder = folder_identity(uri)
         given_as.setdefault(folder, []).append(given)
         rows_of[folder] = len(rows)
         for row in rows:
@@ -166,14 +167,16 @@ def _unique_rows(run_uris: list[str], experiment: str | None, epoch: int | None,
 
 
 def record_runs(run_uris: list[str], store_uri: str, experiment: str | None = None,
-                epoch: int | None = None) -> dict:
-    """Append the scored runs to the store; recording a run again replaces its rows."""
+                epoch: int | None = None, allow_partial: bool = False) -> dict:
+    """Append the scored runs to the store; recording a run again replaces its rows. Every
+    folder is read and checked before the store is written: a run not wholly scored is an error
+    unless `allow_partial` (run_record.load_run_rows)."""
     from multiplt import storage
 
     if not run_uris:
         raise MultipltError("no run folders given")
     funnel = Funnel("results record")  # pass@k rows read -> recorded, a run given twice once
-    new_rows = _unique_rows(run_uris, experiment, epoch, funnel)
+    new_rows = _unique_rows(run_uris, experiment, epoch, funnel, allow_partial)
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with _local_lock(store_uri) as locked:
         for attempt in range(1 if locked else OPTIMISTIC_RETRIES):

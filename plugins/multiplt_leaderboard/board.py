@@ -5,7 +5,7 @@ epoch, one column per language. Scores on different benchmarks (the full HumanEv
 from __future__ import annotations
 
 ROW_FIELDS = ("model", "revision", "experiment", "lang", "epoch", "k", "estimate", "num_problems",
-              "n", "temperature", "benchmark", "dataset", "created_at", "run_id")
+              "n", "temperature", "benchmark", "dataset", "selection", "created_at", "run_id")
 
 
 def load_rows(store_uri: str) -> list[dict]:

@@ -184,3 +184,80 @@ def test_fp32_weights_are_refused_before_anything_is_uploaded(test_hub, tmp_path
     assert cli.main(["publish", "checkpoints", "--from", out, "--repo", "ns/fp32"]) == 2
     assert "bf16" in capsys.readouterr().err
     assert not test_hub.repos
+
+
+def test_a_checkpoint_whose_tokenizer_does_not_load_is_refused_before_any_upload(test_hub, tmp_path,
+                                                                                 tiny_model, capsys):
+    """tokenizer_config.json alone is not a tokenizer: the tag would not load. The error names
+    the checkpoint and the files it has, and nothing is sent."""
+    out = make_training_output(tmp_path, tiny_model, epochs=2)
+    ckpt = storage.local_path(f"{out}/checkpoints/lua-multiplt-epoch2")
+    os.remove(os.path.join(ckpt, "tokenizer.json"))
+    assert cli.main(["publish", "checkpoints", "--from", out, "--repo", "ns/notok"]) == 2
+    err = capsys.readouterr().err
+    assert (f"checkpoint lua-multiplt-epoch2 at file://{ckpt}: its tokenizer does not load from the "
+            f"files it has (tokenizer_config.json): ") in err
+    assert "nothing was uploaded" in err and err.count("error:") == 1
+    assert not test_hub.repos
+
+
+def test_a_checkpoint_without_tokenizer_files_gets_the_training_tokenizer_that_loads_by_tag(
+        test_hub, tmp_path, tiny_model):
+    """The manifest row names the checkpoint itself as its tokenizer (as `multiplt train` writes
+    it); with its tokenizer files gone the base model's (the training tokenizer) is published, and
+    AutoTokenizer.from_pretrained(repo, revision=tag) loads it."""
+    from huggingface_hub import HfApi
+    from transformers import AutoTokenizer
+
+    out = make_training_output(tmp_path, tiny_model, epochs=1)
+    ckpt = storage.local_path(f"{out}/checkpoints/lua-multiplt-epoch1")
+    rows = storage.read_jsonl(f"{out}/manifest.jsonl")
+    storage.write_jsonl(f"{out}/manifest.jsonl", [{**r, "tokenizer": r["uri"]} for r in rows])
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        os.remove(os.path.join(ckpt, name))
+    assert cli.main(["publish", "checkpoints", "--from", out, "--repo", "ns/basetok"]) == 0
+    files = set(HfApi().list_repo_files("ns/basetok", revision="lua-multiplt-epoch1"))
+    assert {"tokenizer.json", "tokenizer_config.json"} <= files
+    published = AutoTokenizer.from_pretrained("ns/basetok", revision="lua-multiplt-epoch1")
+    base = AutoTokenizer.from_pretrained(tiny_model)
+    text = "local function add(x, y)\n  return x + y\nend\n"
+    assert published(text)["input_ids"] == base(text)["input_ids"]
+
+
+def test_a_checkpoint_without_its_training_config_is_refused_without_generation_config_warned(
+        test_hub, tmp_path, tiny_model, capsys):
+    """`_multiplt_train.yaml` says what made the tag: a checkpoint without it (an incomplete copy)
+    is refused before anything is sent. Without generation_config.json the tag still loads and
+    generates (transformers takes the defaults from config.json): published, with a warning."""
+    from huggingface_hub import HfApi
+
+    out = make_training_output(tmp_path, tiny_model, epochs=2)
+    ckpt1 = storage.local_path(f"{out}/checkpoints/lua-multiplt-epoch1")
+    ckpt2 = storage.local_path(f"{out}/checkpoints/lua-multiplt-epoch2")
+    os.remove(os.path.join(ckpt2, "_multiplt_train.yaml"))
+    argv = ["publish", "checkpoints", "--from", out, "--repo", "ns/parts"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (f"checkpoint lua-multiplt-epoch2 at file://{ckpt2} lacks _multiplt_train.yaml (the "
+            f"training config") in err and "nothing was uploaded" in err
+    assert not test_hub.repos
+    shutil.copy(os.path.join(ckpt1, "_multiplt_train.yaml"), ckpt2)
+    os.remove(os.path.join(ckpt1, "generation_config.json"))
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert (f"WARNING multiplt.hub: checkpoint lua-multiplt-epoch1 at file://{ckpt1} has no "
+            f"generation_config.json: published without it") in err
+    api = HfApi()
+    assert "generation_config.json" not in api.list_repo_files("ns/parts", revision="lua-multiplt-epoch1")
+    assert "generation_config.json" in api.list_repo_files("ns/parts", revision="lua-multiplt-epoch2")
+
+
+def test_one_output_given_twice_is_published_once(test_hub, train_out, capsys):
+    """As `results record` takes a run folder given twice: one folder, however spelled, is one
+    output (two different folders with the same tags are still refused, test_publish_bad_input)."""
+    local = storage.local_path(train_out)
+    argv = ["publish", "checkpoints", "--from", train_out, "--from", local + "/", "--repo", "ns/twice"]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["tags"] == ["lua-multiplt-epoch1", "lua-multiplt-epoch2"]
+    assert f"WARNING multiplt.hub: --from {train_out}: given twice (as {train_out}, {local}); published once" in err

@@ -163,3 +163,27 @@ def test_the_card_lists_hub_datasets_only():
     card = cards.model_card("me/tiny", outs, {}, "mit")
     front = card.split("---")[1]
     assert "nuprl/MultiPL-T" in front and "/home/alice" not in front and "s3://" not in front
+
+
+def test_a_cli_smoke_run_recorded_later_never_stands_in_for_the_full_benchmark(tmp_path):
+    """Runs made with the CLI: both folders generated from one full benchmark file, the smoke run
+    with `generate --limit 1` (its rows' `selection` is `_first1`, as `results record` derives it)
+    and recorded later. `--tags best` and the results card read the full run's pass@1."""
+    e1, e2 = "lua-multiplt-epoch1", "lua-multiplt-epoch2"
+
+    def cli_run(folder, revision, estimate, problems, selection, created):
+        return {**result("humaneval", estimate, num_problems=problems, revision=revision,
+                         epoch=int(revision[-1]), created=created, run_id=f"{folder}@x"),
+                "dataset": folder, "selection": selection}
+
+    rows = [cli_run("full1", e1, 0.2, 164, "", "2026-01-01T00:00:00+00:00"),
+            cli_run("full2", e2, 0.3, 164, "", "2026-01-01T00:00:00+00:00"),
+            cli_run("smoke1", e1, 1.0, 1, "_first1", "2026-01-02T00:00:00+00:00"),
+            cli_run("smoke2", e2, 0.0, 1, "_first1", "2026-01-02T00:00:00+00:00")]
+    out = output(1, 2)
+    pass1 = pass_at_1(write_store(tmp_path, rows), [out], "me/tiny")
+    assert pass1 == PassAt1({e1: 0.2, e2: 0.3}, "humaneval", (164,))
+    assert [r["tag"] for r in select(out, "best", pass1.scores)] == [e2]
+    card = cards.results_card("me/results", rows, ["run_id"], "mit")
+    assert f"| humaneval | 164 | {OUT} | {e1} | lua | 1 | 0.2 | 0.2000 |" in card
+    assert f"| humaneval_first1 | 1 | {OUT} | {e1} | lua | 1 | 0.2 | 1.0000 |" in card

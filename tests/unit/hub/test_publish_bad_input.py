@@ -177,11 +177,16 @@ def test_a_dry_run_into_the_dataset_folder_is_refused(tmp_path):
     assert files_under(tmp_path / "ds") == ["data", "data/rkt-00000-of-00001.parquet"]
 
 
-@pytest.mark.parametrize("tokenizer,expected", [(None, ("org/base", "v1")), ("org/tok", ("org/tok", None)),
-                                                ("SELF", ("org/base", "v1"))])
-def test_a_checkpoint_without_tokenizer_files_gets_the_base_models(tmp_path, monkeypatch, tokenizer, expected):
+@pytest.mark.parametrize("tokenizer,config,expected", [
+    (None, None, ("org/base", "v1")), ("org/tok", None, ("org/tok", None)), ("SELF", None, ("org/base", "v1")),
+    ("SELF", {"tokenizer": ""}, ("org/base", "v1")),
+    # trained with --tokenizer: that one, which the training config names
+    ("SELF", {"tokenizer": "org/trained-with"}, ("org/trained-with", None))])
+def test_a_checkpoint_without_tokenizer_files_gets_the_training_tokenizer(tmp_path, monkeypatch, tokenizer,
+                                                                          config, expected):
     """Newer manifest rows name the checkpoint itself as its tokenizer; when its files are missing
-    the base model's tokenizer is the one to add, never the checkpoint (which has none)."""
+    the training tokenizer is the one to add (the training config's --tokenizer, else the base
+    model's), never the checkpoint (which has none)."""
     import transformers
 
     from multiplt.hub import checkpoints
@@ -199,7 +204,7 @@ def test_a_checkpoint_without_tokenizer_files_gets_the_base_models(tmp_path, mon
                         staticmethod(lambda name, *a, **k: asked.append((name, k.get("revision"))) or Fake()))
     row = {"tag": TAG, "uri": str(tmp_path / "ckpt"), "base": "org/base", "base_revision": "v1",
            "tokenizer": str(tmp_path / "ckpt") if tokenizer == "SELF" else tokenizer}
-    files = checkpoints._base_tokenizer(row, str(tmp_path / "tok"))
+    files = checkpoints._base_tokenizer(row, str(tmp_path / "tok"), config)
     assert asked == [expected] and list(files) == ["tokenizer.json"]
 
 
@@ -219,6 +224,7 @@ def test_a_corrupt_base_tokenizer_is_one_error_before_anything_is_uploaded(tmp_p
     ckpt = tmp_path / "train" / "checkpoints" / TAG
     ckpt.mkdir(parents=True)
     (ckpt / "config.json").write_text("{}")
+    (ckpt / "_multiplt_train.yaml").write_text("config: {}\n")
     save_file({"w": torch.zeros(2, dtype=torch.bfloat16)}, str(ckpt / "model.safetensors"))
     row = {"uri": str(ckpt), "epoch": 1, "step": 10, "tag": TAG, "eval_loss": 1.0, "lang": "rkt",
            "experiment": "multiplt", "base": str(base), "base_revision": None, "tokenizer": str(ckpt)}
