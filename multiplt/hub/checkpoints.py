@@ -63,9 +63,11 @@ def distinct_outputs(outs: list[str]) -> list[tuple[str, list[str]]]:
     Two folders holding the same tags (copies, or two bases under one experiment name) stay two,
     and publish_checkpoints refuses them."""
     from multiplt.results.store import folder_identity
+    from multiplt.storage.outputs import check_out
 
     given: dict[str, list[str]] = {}
     for out in outs:
+        check_out(out, "--from")  # a bad URI is named with its flag, before it is compared
         given.setdefault(folder_identity(out), []).append(out)
     for spellings in given.values():
         if len(spellings) > 1:
