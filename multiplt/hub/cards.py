@@ -47,7 +47,10 @@ def _funnel_lines(funnels: dict) -> str:
 
 def dataset_card(repo_id: str, rows: dict[str, int], schema: dict, stages: list[dict],
                  license: str) -> str:
-    splits = sorted(rows)
+    """The card of a published dataset: `rows` is {split: rows}; a split with 0 rows (not
+    published: `datasets` cannot load an empty split) is named in the text, not in the YAML."""
+    splits = sorted(s for s in rows if rows[s])
+    empty = sorted(s for s in rows if not rows[s])
     meta = {"license": license, "pretty_name": repo_id.split("/")[1], "tags": ["code", "multipl-t"],
             "configs": [{"config_name": "default",
                          "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}]}
@@ -61,6 +64,7 @@ def dataset_card(repo_id: str, rows: dict[str, int], schema: dict, stages: list[
              "the translated tests pass. One split per language; the `content` column is the "
              "training text.\n",
              _table(["split", "rows"], [[s, rows[s]] for s in splits] + [["total", sum(rows.values())]]),
+             (f"\n{', '.join(f'`{s}`' for s in empty)} kept no rows: not published.\n" if empty else ""),
              "\n## Load it\n",
              f"```python\nfrom datasets import load_dataset\n\nds = load_dataset(\"{repo_id}\", "
              f"split=\"{splits[0]}\")\n```\n"]

@@ -2,11 +2,12 @@
 output, or any such folder) becomes a Hub dataset with one split per language and a card.
 
 The file prefix is the split: a language code (`rkt`) is published under the language's split
-name (`racket`, as nuprl/MultiPL-T). Provenance for the card comes from the folder itself (its
-`funnel*.json`, `_multiplt_*.yaml`, `config/*.json` and testgen's `work/<shard>/config.json`) and
-from the input folders its configs name (the stages that made it), followed up to three stages
-back. After a publication (not a dry run) the folder gets `published.json`: repo, revision,
-commit and URL.
+name (`racket`, as nuprl/MultiPL-T). A split whose files hold no row is not published (the card
+names it), and files `<prefix>-K-of-N` of which some K is missing are refused. Provenance for the
+card comes from the folder itself (its `funnel*.json`, `_multiplt_*.yaml`, `config/*.json` and
+testgen's `work/<shard>/config.json`) and from the input folders its configs name (the stages
+that made it), followed up to three stages back. After a publication (not a dry run) the folder
+gets `published.json`: repo, revision, commit and URL.
 """
 
 from __future__ import annotations
@@ -185,13 +186,44 @@ def _above(value: str, depth: int, seen: set) -> list[dict]:
     return provenance(grandparent, depth, seen) if grandparent and grandparent not in seen else []
 
 
+SHARD_RE = re.compile(r"^(?P<prefix>.+)-(?P<k>\d+)-of-(?P<n>\d+)\.parquet$")
+
+
+def _check_shards(uri: str, files: list[str]) -> None:
+    """MultipltError when the files of one prefix are shards `-K-of-N` of which some K is missing
+    (a translate run whose shards are not all collected yet): publishing them would publish part
+    of the split."""
+    found: dict[tuple[str, str], set[int]] = {}
+    for name in files:
+        match = SHARD_RE.match(name)
+        if match:
+            found.setdefault((match["prefix"], match["n"]), set()).add(int(match["k"]))
+    for (prefix, n), ks in sorted(found.items()):
+        missing = [f"data/{prefix}-{k:0{len(n)}d}-of-{n}.parquet" for k in range(int(n)) if k not in ks]
+        if missing:
+            raise MultipltError(f"--from {uri}: data/ holds {len(ks)} of the {int(n)} shards of {prefix} "
+                                f"(no {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}); "
+                                f"publish once every shard is written")
+
+
 def build_bundle(uri: str, repo_id: str, license: str, workdir: str) -> tuple[Bundle, dict]:
+    """The files to publish and {split: rows}. A split whose files hold no row (a language that
+    kept none) is not published: `datasets` cannot load a split without rows, and a card that
+    named it would make the whole dataset unloadable."""
     files = _data_files(uri)
+    _check_shards(uri, files)
     local = _local_data(uri, workdir)
     splits, rows, schema = split_rows(local, files)
+    empty = sorted(s for s, n in rows.items() if not n)
+    if len(empty) == len(rows):
+        raise MultipltError(f"--from {uri}: no split holds a row ({', '.join(empty)}: 0 rows); "
+                            f"nothing to publish")
+    if empty:
+        LOG.warning("split(s) %s hold 0 rows: not published (datasets cannot load an empty split)",
+                    ", ".join(empty))
     bundle = Bundle(workdir)
-    for entries in splits.values():
-        for repo_path, path in entries:
+    for split, entries in splits.items():
+        for repo_path, path in entries if rows[split] else []:
             bundle.add_file(repo_path, path)
     stages = provenance(uri.rstrip("/"))
     bundle.add_text("README.md", cards.dataset_card(repo_id, rows, schema, stages, license))
@@ -228,7 +260,7 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
                 return {**summary, "dry_run": target, "uploaded": 0}
             result = push_bundle(bundle, repo_id, "dataset", private, revision,
                                  message=f"Publish dataset: {sum(rows.values())} rows in "
-                                         f"{len(rows)} split(s)",
+                                         f"{sum(1 for n in rows.values() if n)} split(s)",
                                  deletable=data_or_card, endpoint=endpoint)
             _record(uri, repo_id, revision, result["commit"], endpoint)
             return {**summary, **result}

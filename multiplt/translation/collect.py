@@ -16,6 +16,7 @@ import logging
 from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.execution import files
+from multiplt.generation import folder
 from multiplt.languages.base import OK
 from multiplt.log import progress
 from multiplt.translation import dedup as dedup_mod
@@ -123,6 +124,9 @@ def collect(problems: list[dict], completions: str, work: str, lang: str, thresh
             for problem in chunk:
                 doc = storage.read_json(files.results_uri(completions, problem["sha1"])) \
                     if storage.exists(files.results_uri(completions, problem["sha1"])) else None
+                if doc is None and not storage.exists(folder.problem_uri(completions, problem["sha1"])):
+                    raise MultipltError(f"{problem['sha1']}: no completions file in {completions}; run "
+                                        "the sampling first (translate --stage sample or all, same --n)")
                 if doc is None:
                     raise MultipltError(f"{problem['sha1']}: no results file in {completions}; run "
                                         "the execution first (multiplt execute, or translate --stage all)")

@@ -8,8 +8,10 @@
 Every step resumes: problems are built once per shard (a rerun on other input is refused),
 sampling and execution do only the missing samples and programs (their own rerun contracts),
 and collection reuses its finished parts. `stage` runs a subset: `sample` (build + sample, the
-GPU part), `collect` (after `multiplt execute` on the completions folder), `all`, or `summary`
-(only rewrite URI/funnel.json and the card from the shards' funnels, once every shard is done).
+GPU part), `collect` (after `multiplt execute` on the completions folder; refused, before anything
+is written, for a shard not sampled yet), `all`, or `summary` (only rewrite URI/funnel.json and
+the card from the shards' funnels; refused while a shard of a language of --lang is not
+collected). funnel.json and the card cover a language once every shard of it is collected.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.log import Funnel, progress
-from multiplt.storage.outputs import check_out, first_file, refuse_foreign
+from multiplt.storage.outputs import check_out, refuse_foreign
 from multiplt.testgen.config import absolute_input
 from multiplt.translation.config import TranslateConfig
 
@@ -36,8 +38,11 @@ def completions_uri(out: str, code: str, shard: tuple[int, int]) -> str:
     return storage.join(work_uri(out, code, shard), "completions")
 
 
-def build_problems(rows: list[dict], fingerprint: str, lang, work: str) -> tuple[list[dict], dict]:
-    """The shard's problems (built once; reused by reruns of the same input)."""
+def build_problems(rows: list[dict], fingerprint: str, lang, work: str,
+                   duplicates: list[dict] = ()) -> tuple[list[dict], dict]:
+    """The shard's problems (built once; reused by reruns of the same input). `duplicates`: the
+    rows of the shard that repeat an earlier row's sha1 (`source.load_rows`), each dropped as
+    `duplicate_sha1` (as testgen drops them), so the funnel's `functions_in` counts every row."""
     from multiplt.translation.problems import build_problem
 
     uri, report_uri = storage.join(work, "problems.jsonl"), storage.join(work, "problems.report.json")
@@ -50,6 +55,10 @@ def build_problems(rows: list[dict], fingerprint: str, lang, work: str) -> tuple
         return storage.read_jsonl(uri), report
     funnel = Funnel(f"translate {lang.code} problems")
     problems, excluded = [], []
+    for row in duplicates:
+        funnel.drop("duplicate_sha1")
+        excluded.append({"sha1": row["sha1"], "id": row.get("id"), "entrypoint": row.get("entrypoint"),
+                         "stage": "build", "reason": "duplicate_sha1: same sha1 as an earlier row"})
     for row in progress(rows, total=len(rows), desc=f"build {lang.code}", unit="function"):
         built = build_problem(row, lang)
         if built.row is None:
@@ -61,20 +70,21 @@ def build_problems(rows: list[dict], fingerprint: str, lang, work: str) -> tuple
             problems.append(built.row)
     funnel.log(LOG)
     report = {"input_sha256": fingerprint, "language": lang.code, "functions": names,
-              "prompts_built": len(problems), "dropped": dict(funnel.dropped), "excluded": excluded}
+              "functions_in": len(rows) + len(duplicates), "prompts_built": len(problems),
+              "dropped": dict(funnel.dropped), "excluded": excluded}
     storage.write_jsonl(uri, problems)
     storage.write_json(report_uri, report)  # last: its presence means the build is complete
     return problems, report
 
 
 def translate_language(cfg: TranslateConfig, code: str, rows: list[dict],
-                       fingerprint: str) -> dict:
+                       fingerprint: str, duplicates: list[dict] = ()) -> dict:
     from multiplt import languages
 
     lang = languages.get(code)
     work = work_uri(cfg.out, lang.code, cfg.shard)
     completions = completions_uri(cfg.out, lang.code, cfg.shard)
-    problems, report = build_problems(rows, fingerprint, lang, work)
+    problems, report = build_problems(rows, fingerprint, lang, work, duplicates)
     problems_uri = storage.join(work, "problems.jsonl")
     if cfg.stage in ("all", "sample") and problems:
         from multiplt.generation.driver import generate
@@ -109,7 +119,10 @@ def _collect(cfg, lang, rows, problems, report, work, completions) -> dict:
     kept, excluded, counts = collect(problems, completions, work, lang.code, cfg.rouge_threshold,
                                      run, cfg.n)
     excluded = report["excluded"] + excluded
-    counts = {"functions_in": len(rows), "prompts_built": report["prompts_built"], **counts}
+    # every row of the shard, repeats of a sha1 included (a report from before they were counted
+    # has no functions_in: its rows then)
+    counts = {"functions_in": report.get("functions_in", len(rows)), "prompts_built": report["prompts_built"],
+              **counts}
     funnel = {"language": lang.code, "split": lang.split, "shard": writer.shard_tag(cfg.shard),
               "counts": counts, "dropped": report["dropped"]}
     # the generation's run record without its selection (every prompt's name: thousands a shard)
@@ -142,7 +155,8 @@ def _finished(cfg: TranslateConfig, lang) -> dict | None:
         raise MultipltError(f"{writer.data_uri(cfg.out, lang.split, cfg.shard)} was written with "
                             f"--rouge-threshold {config.get('rouge_threshold')}; use another --out")
     LOG.info("translate %s: shard %s already written", lang.code, writer.shard_tag(cfg.shard))
-    writer.write_summary(cfg.out)  # a run killed after a data file, before the summary: mended
+    # a run killed after a data file, before the summary: mended
+    writer.write_summary(cfg.out, report=(lang.code,))
     return storage.read_json(writer.funnel_uri(cfg.out, lang.code, cfg.shard))
 
 
@@ -152,11 +166,34 @@ def languages_code(code: str) -> str:
     return languages.get(code).code
 
 
+def _is_translate_output(out: str) -> bool:
+    """Whether OUT holds a file that only translate writes: a shard's problems
+    (`work/<code>/K-of-N/problems.jsonl`, the first file every shard of every language writes, so
+    shards and languages starting at once see each other's) or a shard's config
+    (`config/<code>-K-of-N.json`). Not "work/ holds a file": testgen's output has a work/ too."""
+    import re
+
+    from multiplt import languages
+
+    codes = set(languages.names())
+    shard = re.compile(r"\d+-of-\d+")
+    work = storage.join(out, "work")
+    for folder in storage.ls(work) if storage.exists(work) else []:
+        if folder.endswith("/") and storage.basename(folder.rstrip("/")) in codes:
+            for sub in storage.ls(folder):
+                if sub.endswith("/") and shard.fullmatch(storage.basename(sub.rstrip("/"))) and \
+                        storage.exists(storage.join(sub, "problems.jsonl")):
+                    return True
+    config = storage.join(out, "config")
+    names = [storage.basename(u) for u in storage.ls(config)] if storage.exists(config) else []
+    return any(re.fullmatch(rf"({'|'.join(map(re.escape, codes))})-\d+-of-\d+\.json", n) for n in names)
+
+
 def _check_own_folder(out: str) -> None:
-    """An --out that holds files must be a translate output: every shard writes under `work/`
-    first (its problems) and data/, excluded/, config/, funnel/ and the card only after, so
-    `work/` holding a file marks one, also while other shards or languages are writing."""
-    refuse_foreign(out, lambda: first_file(storage.join(out, "work")) is not None)
+    """An --out that holds files must be a translate output (`_is_translate_output`); another
+    command's output (testgen's, with its own work/ and funnel.json) is refused before anything
+    is written into it."""
+    refuse_foreign(out, lambda: _is_translate_output(out))
 
 
 def _check_shard_layout(cfg: TranslateConfig) -> None:
@@ -176,22 +213,44 @@ def _check_shard_layout(cfg: TranslateConfig) -> None:
 
 
 def _check_collected(cfg: TranslateConfig) -> None:
-    """`--stage summary` adds up the shards' funnels: a language of which no shard has been
-    collected yet (no OUT/funnel/<code>-K-of-N.json) is refused, before anything is written, rather
-    than summed to an empty funnel and a card without its split."""
-    import re
+    """`--stage summary` adds up the shards' funnels: a language of `--lang` of which a shard is
+    not collected yet (no funnel/<code>-K-of-N.json and data file for some K of its N, as the
+    -of-N of its shards says) is refused, before anything is written, naming the shards; so is
+    one of which no shard has been collected, rather than summed to an empty funnel."""
+    from multiplt.translation import writer
 
-    folder = storage.join(cfg.out, "funnel")
-    names = {storage.basename(u) for u in storage.ls(folder)} if storage.exists(folder) else set()
-    missing = []
-    for code in cfg.langs:
-        code = languages_code(code)
-        if not any(re.fullmatch(rf"{re.escape(code)}-\d+-of-\d+\.json", name) for name in names):
-            missing.append(code)
+    status = writer.shard_status(cfg.out)
+    none, partial = [], []
+    for code in dict.fromkeys(languages_code(c) for c in cfg.langs):
+        lang = status.get(code)
+        if lang is None or not lang["funnels"]:
+            none.append(code)
+        elif lang["missing"]:
+            missing = lang["missing"]
+            partial.append(f"{code} {', '.join(missing[:5])}"
+                           f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}"
+                           f" (of {lang['n']} shards)" if lang["n"] else f"{code} (shards of two layouts)")
+    first = ("run the collect stage first (--stage collect after sample and execute, or --stage all) "
+             "for every shard")
+    if none:
+        raise MultipltError(f"--stage summary: {cfg.out} holds no collected shard of {', '.join(none)}; "
+                            f"{first}")
+    if partial:
+        raise MultipltError(f"--stage summary: {cfg.out} lacks collected shards: {'; '.join(partial)}; "
+                            f"{first}")
+
+
+def _check_sampled(cfg: TranslateConfig) -> None:
+    """`--stage collect` reads the problems and completions the sample stage wrote: a language
+    whose shard has no built problems yet (`work/<code>/K-of-N/problems.report.json`) is refused
+    before anything is written, naming the stage to run first."""
+    codes = dict.fromkeys(languages_code(c) for c in cfg.langs)
+    missing = [code for code in codes
+               if not storage.exists(storage.join(work_uri(cfg.out, code, cfg.shard), "problems.report.json"))]
     if missing:
-        raise MultipltError(f"--stage summary: {cfg.out} holds no collected shard of {', '.join(missing)}; "
-                            f"run the collect stage first (--stage collect after sample and execute, "
-                            f"or --stage all) for every shard")
+        raise MultipltError(f"--stage collect: shard {cfg.shard[0]}/{cfg.shard[1]} of {', '.join(missing)} "
+                            f"has not been sampled in {cfg.out}; run --stage sample first (same flags), "
+                            f"then multiplt execute on its completions folder")
 
 
 def translate(cfg: TranslateConfig) -> dict:
@@ -208,7 +267,7 @@ def translate(cfg: TranslateConfig) -> dict:
         from multiplt.translation import writer
 
         _check_collected(cfg)
-        merged = writer.write_summary(cfg.out)
+        merged = writer.write_summary(cfg.out, report=tuple(languages_code(c) for c in cfg.langs))
         return {code: merged.get(languages_code(code), {}) for code in cfg.langs}
     if cfg.backend == "replay" and cfg.stage not in ("collect", "summary"):
         from multiplt import languages
@@ -218,9 +277,14 @@ def translate(cfg: TranslateConfig) -> dict:
             if not storage.exists(source):
                 raise MultipltError(f"replay source {source} does not exist")
     _check_shard_layout(cfg)
-    rows, total, fingerprint = load_rows(cfg.tests, cfg.shard)
+    if cfg.stage == "collect":
+        _check_sampled(cfg)
+    rows, total, fingerprint, duplicates = load_rows(cfg.tests, cfg.shard)
     if cfg.limit is not None:
         rows = rows[:cfg.limit]
-    LOG.info("translate: %d of %d functions in shard %d/%d, languages %s", len(rows), total,
-             cfg.shard[0], cfg.shard[1], ",".join(cfg.langs))
-    return {code: translate_language(cfg, code, rows, fingerprint) for code in cfg.langs}
+        kept = {r["sha1"] for r in rows}
+        duplicates = [d for d in duplicates if d["sha1"] in kept]
+    repeats = f" ({len(duplicates)} more row(s) repeat a sha1: dropped as duplicate_sha1)" if duplicates else ""
+    LOG.info("translate: %d of %d functions in shard %d/%d, languages %s%s", len(rows), total,
+             cfg.shard[0], cfg.shard[1], ",".join(cfg.langs), repeats)
+    return {code: translate_language(cfg, code, rows, fingerprint, duplicates) for code in cfg.langs}

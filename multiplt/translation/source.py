@@ -51,11 +51,13 @@ def tests_files(uri: str) -> list[str]:
     return files
 
 
-def load_rows(uri: str, shard: tuple[int, int] | None = None) -> tuple[list[dict], int, str]:
+def load_rows(uri: str, shard: tuple[int, int] | None = None) -> tuple[list[dict], int, str, list[dict]]:
     """The rows of one shard (the K-th of N round-robin shards of the sorted sha1s; one row per
-    sha1), the number of functions in the whole dataset, and a fingerprint of its files. Only
-    the shard's rows become Python objects. Files without rows are skipped; a dataset without
-    any row is an error."""
+    sha1, the first in file and row order), the number of functions in the whole dataset, a
+    fingerprint of its files, and the shard's other rows of an already seen sha1 (`sha1`, `id`,
+    `entrypoint`; translate drops them as `duplicate_sha1`, as testgen does). Only the shard's
+    rows become Python objects. Files without rows are skipped; a dataset without any row is an
+    error, and so is a `tests` list holding a null (in any row, as testgen refuses it)."""
     import polars as pl
 
     from multiplt.execution.files import select_shard
@@ -75,12 +77,18 @@ def load_rows(uri: str, shard: tuple[int, int] | None = None) -> tuple[list[dict
         bad = df.filter(pl.col("sha1").is_null() | (pl.col("sha1").cast(pl.String) == ""))
         if bad.height:
             raise MultipltError(f"tests dataset {f} row {bad['_row'][0]}: malformed record (sha1)")
+        if isinstance(df.schema["tests"], pl.List):
+            bad = df.filter(pl.col("tests").list.eval(pl.element().is_null()).list.any())
+            if bad.height:
+                raise MultipltError(f"tests dataset {f} row {bad['_row'][0]}: malformed record (tests "
+                                    f"holds a null; tests must be a list of strings)")
         frames.append((f, df))
     names = sorted({s for _, df in frames for s in df["sha1"].cast(pl.String).to_list()})
     if not names:
         raise MultipltError(f"tests dataset {uri} has no rows")
     chosen = select_shard(names, shard)
     rows: dict[str, dict] = {}
+    duplicates: list[dict] = []
     for f, df in frames:
         for row in df.filter(pl.col("sha1").cast(pl.String).is_in(chosen)).to_dicts():
             n = row.pop("_row")
@@ -89,5 +97,11 @@ def load_rows(uri: str, shard: tuple[int, int] | None = None) -> tuple[list[dict
             if bad or unsafe or not isinstance(row["tests"], list):
                 what = ", ".join(bad) or (f"sha1 {row['sha1']!r} {unsafe}" if unsafe else "tests (not a list)")
                 raise MultipltError(f"tests dataset {f} row {n}: malformed record ({what})")
-            rows.setdefault(row["sha1"], row)
-    return [rows[k] for k in chosen], len(names), digest.hexdigest()
+            if not all(isinstance(t, str) for t in row["tests"]):
+                raise MultipltError(f"tests dataset {f} row {n}: malformed record (tests holds a "
+                                    f"non-string; tests must be a list of strings)")
+            if row["sha1"] in rows:
+                duplicates.append({"sha1": row["sha1"], "id": row["id"], "entrypoint": row["entrypoint"]})
+            else:
+                rows[row["sha1"]] = row
+    return [rows[k] for k in chosen], len(names), digest.hexdigest(), duplicates

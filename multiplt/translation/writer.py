@@ -6,13 +6,21 @@
     URI/config/<code>-K-of-N.json                 the resolved config that made the shard
     URI/README.md                                 a dataset card naming each language's split
 
+funnel.json and the card cover a language once every shard of it is collected (a shard's data
+file exists), never part of its shards; the card leaves out a split that kept no row.
+
 `<split>` is the published split name (racket, julia, r, ocaml, lua), which `multiplt train
 --lang` reads by default, and which the card maps to a split for `datasets` and the Hub.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+
 from multiplt import storage
+
+LOG = logging.getLogger("multiplt.translation")
 
 DATA_SCHEMA = {"content": "str", "sha1": "str", "id": "str", "entrypoint": "str", "sample": "int",
                "pass_rate": "float", "model": "str", "revision": "str"}
@@ -58,43 +66,122 @@ def _frame(rows: list[dict], schema: dict):
 
 def write_shard(out: str, code: str, split: str, shard: tuple[int, int], kept: list[dict],
                 excluded: list[dict], funnel: dict, config: dict) -> None:
-    """Write one shard's files; the data file goes last, so its presence means the shard is done."""
+    """Write one shard's files; the data file goes last, so its presence means the shard is done.
+    A shard that kept no row still gets its (empty) data file: it marks the shard as done."""
     storage.write_parquet(excluded_uri(out, split, shard), _frame(excluded, EXCLUDED_SCHEMA))
     storage.write_json(config_uri(out, code, shard), config, indent=2)
     storage.write_json(funnel_uri(out, code, shard), funnel, indent=2)
     storage.write_parquet(data_uri(out, split, shard), _frame(kept, DATA_SCHEMA))
-    write_summary(out)
+    write_summary(out, report=(code,))
 
 
-def write_summary(out: str) -> dict:
-    """URI/funnel.json (per language, summed over the shards written so far) and the card; each
-    written only when it changes, so a rerun of finished shards writes nothing."""
-    merged: dict[str, dict] = {}
+_SHARD = re.compile(r"(?P<k>\d+)-of-(?P<n>\d+)")
+
+
+def shard_status(out: str) -> dict[str, dict]:
+    """Per language code found in OUT (its `work/<code>/K-of-N/` folders or `funnel/` files):
+    `{"n": N or None, "funnels": {K: shard funnel}, "missing": ["K-of-N", ...]}`. A shard counts
+    as collected when both its funnel file and its data file (written last) exist; `missing`
+    names the shards of its N that are not (every one when OUT holds shards of two N, which
+    translate refuses to make: `n` is then None)."""
+    found: dict[str, dict] = {}
+
+    def entry(code: str) -> dict:
+        return found.setdefault(code, {"ns": set(), "funnels": {}})
+
+    work = storage.join(out, "work")
+    for uri in storage.ls(work) if storage.exists(work) else []:
+        if uri.endswith("/"):
+            code = storage.basename(uri.rstrip("/"))
+            for sub in storage.ls(uri):
+                match = _SHARD.fullmatch(storage.basename(sub.rstrip("/")))
+                if sub.endswith("/") and match:
+                    entry(code)["ns"].add(int(match["n"]))
+    data = storage.join(out, "data")
+    written = {storage.basename(u) for u in storage.ls(data)} if storage.exists(data) else set()
     folder = storage.join(out, "funnel")
     for uri in sorted(storage.ls(folder)) if storage.exists(folder) else []:
         if not uri.endswith(".json"):
             continue
         shard = storage.read_json(uri)
-        lang = merged.setdefault(shard["language"], {"shards": [], "dropped": {}})
-        lang["shards"].append(shard["shard"])
-        for key, value in shard["counts"].items():
-            lang[key] = lang.get(key, 0) + value
-        for reason, value in shard.get("dropped", {}).items():
-            lang["dropped"][reason] = lang["dropped"].get(reason, 0) + value
-    storage.write_json(storage.join(out, "funnel.json"), merged, indent=2, if_changed=True)
-    storage.write_text(storage.join(out, "README.md"), card(out), if_changed=True)
+        k, n = (int(v) for v in shard["shard"].split("-of-"))
+        lang = entry(shard["language"])
+        lang["ns"].add(n)
+        split = shard.get("split") or _split(shard["language"])
+        if storage.basename(data_uri(out, split, (k, n))) in written:
+            lang["funnels"][k] = shard
+    status = {}
+    for code, lang in sorted(found.items()):
+        n = next(iter(lang["ns"])) if len(lang["ns"]) == 1 else None
+        missing = [f"{k}-of-{n}" for k in range(n) if k not in lang["funnels"]] if n else \
+            sorted(f"{k}-of-{m}" for m in lang["ns"] for k in range(m))
+        status[code] = {"n": n, "funnels": lang["funnels"], "missing": missing}
+    return status
+
+
+def merge(out: str) -> tuple[dict, dict]:
+    """(merged, incomplete): the funnel of every language of which every shard is collected,
+    summed over its shards, and {code: its missing shards} for the others."""
+    merged, incomplete = {}, {}
+    for code, lang in shard_status(out).items():
+        if lang["missing"]:
+            incomplete[code] = lang["missing"]
+            continue
+        total = merged[code] = {"shards": [], "dropped": {}}
+        for k in sorted(lang["funnels"]):
+            shard = lang["funnels"][k]
+            total["shards"].append(shard["shard"])
+            for key, value in shard["counts"].items():
+                total[key] = total.get(key, 0) + value
+            for reason, value in shard.get("dropped", {}).items():
+                total["dropped"][reason] = total["dropped"].get(reason, 0) + value
+    return merged, incomplete
+
+
+def write_summary(out: str, report: tuple[str, ...] = ()) -> dict:
+    """URI/funnel.json and the card, over the languages of which every shard is collected (as
+    testgen writes its funnel.json only once every shard is done): a language with shards not
+    collected yet is left out of both, so neither covers part of its data. Each file is written
+    only when it changes, so a rerun of finished shards writes nothing. For the languages in
+    `report` (those the command ran) the log says when they wait for shards or kept no row."""
+    merged, incomplete = merge(out)
+    summary = storage.join(out, "funnel.json")
+    if merged or storage.exists(summary):  # none before a first language is complete
+        storage.write_json(summary, merged, indent=2, if_changed=True)
+        storage.write_text(storage.join(out, "README.md"), card(out, merged), if_changed=True)
+    for code in report:
+        if code in incomplete:
+            LOG.info("translate %s: funnel.json and the card (README.md) leave it out until every "
+                     "shard is collected (not yet: %s)", code, ", ".join(incomplete[code]))
+        elif code in merged and not merged[code].get("after_rouge_l"):
+            LOG.warning("translate %s: kept 0 rows over all its shards (funnel.json); the card "
+                        "(README.md) has no %s split, as datasets cannot load an empty split",
+                        code, _split(code))
     return merged
 
 
-def card(out: str) -> str:
-    """A dataset card whose YAML maps each language's files to a split of that name."""
-    data = storage.join(out, "data")
-    names = sorted({storage.basename(u).split("-")[0] for u in storage.ls(data)
-                    if u.endswith(".parquet")}) if storage.exists(data) else []
+def _split(code: str) -> str:
+    from multiplt import languages
+
+    return languages.get(code).split
+
+
+def card(out: str, merged: dict | None = None) -> str:
+    """A dataset card whose YAML maps each language's files to a split of that name: the
+    languages of which every shard is collected (`merged`, from the shards' funnels) and that
+    kept at least one row (`datasets.load_dataset` refuses a split without rows, and with it the
+    whole folder)."""
+    merged = merge(out)[0] if merged is None else merged
+    rows = {_split(code): lang.get("after_rouge_l", 0) for code, lang in merged.items()}
+    names = sorted(s for s, n in rows.items() if n)
+    empty = sorted(s for s, n in rows.items() if not n)
     configs = "".join(f"  - split: {n}\n    path: data/{n}-*.parquet\n" for n in names)
-    return ("---\nconfigs:\n- config_name: default\n  data_files:\n" + configs + "---\n\n"
+    files = "  data_files:\n" + configs if names else "  data_files: []\n"
+    note = (f"\n{', '.join(f'`{s}`' for s in empty)} kept no rows: no split (the split's data "
+            "files hold no row; `funnel.json` and `excluded/` say why).\n") if empty else ""
+    return ("---\nconfigs:\n- config_name: default\n" + files + "---\n\n"
             "# MultiPL-T-style translations\n\nPython functions translated by an LLM and kept "
             "only when their translated tests pass in the sandbox (`multiplt translate`). "
             "Column `content` is the training text; the other columns say where it came from. "
             "`funnel.json` counts each filter; `excluded/` lists every dropped function or sample "
-            "with its reason.\n")
+            "with its reason.\n" + note)

@@ -106,7 +106,7 @@ def test_empty_shards_of_the_tests_dataset_are_skipped(tmp_path, capsys):
     assert cli.main(base) == 2
     assert "has no rows" in capsys.readouterr().err
     pl.DataFrame(fx.ROWS).write_parquet(folder / "tests" / "1-of-2.parquet")
-    rows, total, _ = load_rows(str(folder))
+    rows, total, _, _ = load_rows(str(folder))
     assert total == len(fx.ROWS)
     assert [r["sha1"] for r in rows] == sorted(r["sha1"] for r in fx.ROWS)
     assert not out.exists()
@@ -126,10 +126,15 @@ def test_summary_before_any_collect_is_refused(inputs, tmp_path, capsys):
         (out / "work" / code / "0-of-1" / "problems.jsonl").write_text("")
     (out / "funnel").mkdir()
     (out / "funnel" / "lua-0-of-1.json").write_text(
-        '{"language": "lua", "shard": "0-of-1", "counts": {"functions_in": 3}, "dropped": {}}')
+        '{"language": "lua", "split": "lua", "shard": "0-of-1", "counts": {"functions_in": 3}, "dropped": {}}')
+    # a funnel without its shard's data file (written last) is a collect that did not finish
+    assert translate(inputs, out, "--lang", "lua", "--stage", "summary") == 2
+    assert "holds no collected shard of lua;" in capsys.readouterr().err
+    (out / "data").mkdir()
+    pl.DataFrame({"content": ["x"]}).write_parquet(out / "data" / "lua-00000-of-00001.parquet")
     assert translate(inputs, out, "--lang", "lua,racket", "--stage", "summary") == 2
     assert "holds no collected shard of rkt;" in capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["funnel", "work"]
+    assert sorted(p.name for p in out.iterdir()) == ["data", "funnel", "work"]
     assert translate(inputs, out, "--lang", "lua", "--stage", "summary") == 0
     assert (out / "funnel.json").exists() and (out / "README.md").exists()
 
@@ -162,5 +167,69 @@ def test_work_and_excluded_folders_of_a_tests_folder_are_not_read(tmp_path):
         (folder / sub).mkdir(parents=True)
         pl.DataFrame([{"reason": "dropped"}]).write_parquet(folder / sub / "rows.parquet")
     pl.DataFrame(fx.ROWS).write_parquet(folder / "part.parquet")
-    rows, total, _ = load_rows(str(folder))
+    rows, total, _, _ = load_rows(str(folder))
     assert total == len(fx.ROWS)
+
+
+def test_a_null_in_a_tests_list_is_refused(inputs, tmp_path, capsys):
+    """As testgen refuses it: a null is no test (in any row, whichever shard runs)."""
+    bad = tmp_path / "bad.parquet"
+    rows = [dict(r) for r in fx.ROWS]
+    rows[1]["tests"] = [rows[1]["tests"][0], None]
+    pl.DataFrame(rows).write_parquet(bad)
+    out = tmp_path / "out"
+    for shard in ("0/1", "0/4", "1/4", "2/4", "3/4"):
+        assert cli.main(["translate", "--tests", str(bad), "--out", str(out), "--lang", "lua", "--backend",
+                         "replay", "--replay-source", inputs["replay"], "--shard", shard]) == 2
+        err = capsys.readouterr().err
+        assert (f"tests dataset {bad} row 1: malformed record (tests holds a null; tests must be a "
+                "list of strings)") in err and err.count("error:") == 1
+    assert not out.exists()
+
+
+def test_rows_repeating_a_sha1_are_dropped_as_duplicate_sha1(inputs, tmp_path):
+    """The first row of a sha1 is translated; every later one is counted in the funnel
+    (`functions_in`, dropped `duplicate_sha1`, as testgen counts them) and excluded with that
+    reason, instead of being merged silently."""
+    import json
+
+    rows = [dict(r) for r in fx.ROWS] + [{**fx.ROWS[0], "id": 99}]
+    tests = tmp_path / "dup"
+    (tests / "tests").mkdir(parents=True)
+    pl.DataFrame(rows).write_parquet(tests / "tests" / "part-0.parquet")
+    out = tmp_path / "out"
+    assert cli.main(["translate", "--tests", str(tests), "--out", str(out), "--lang", "lua", "--backend",
+                     "replay", "--replay-source", inputs["replay"], "--n", "7", "--stage", "sample"]) == 0
+    report = json.loads((out / "work" / "lua" / "0-of-1" / "problems.report.json").read_text())
+    assert report["functions_in"] == 5 and report["prompts_built"] == 3
+    assert report["dropped"] == {"duplicate_sha1": 1, "no test translates": 1}
+    dup = [e for e in report["excluded"] if e["reason"].startswith("duplicate_sha1")]
+    assert dup == [{"sha1": fx.ROWS[0]["sha1"], "id": 99, "entrypoint": "add_one", "stage": "build",
+                    "reason": "duplicate_sha1: same sha1 as an earlier row"}]
+
+
+def test_collect_before_sample_names_the_sample_stage_and_writes_nothing(inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert translate(inputs, out, "--lang", "lua", "--stage", "collect") == 2
+    err = capsys.readouterr().err
+    assert (f"--stage collect: shard 0/1 of lua has not been sampled in {out}; run --stage sample first "
+            "(same flags), then multiplt execute on its completions folder") in err
+    assert err.count("error:") == 1 and not out.exists()
+    # one language sampled, the other not: refused before the sampled one is collected
+    assert translate(inputs, out, "--lang", "lua", "--stage", "sample") == 0
+    before = sorted(str(p) for p in out.rglob("*"))
+    assert translate(inputs, out, "--lang", "lua,r", "--stage", "collect") == 2
+    assert "shard 0/1 of r has not been sampled" in capsys.readouterr().err
+    assert sorted(str(p) for p in out.rglob("*")) == before
+    # sampled, then a completions file lost: the sampling is named, not the execution
+    import os
+
+    from multiplt.generation import folder
+    from multiplt.translation.pipeline import completions_uri
+
+    completions = completions_uri(str(out), "lua", (0, 1))
+    sha1 = sorted(r["sha1"] for r in fx.ROWS if r["entrypoint"] != "set_size")[0]
+    os.remove(folder.problem_uri(completions, sha1))
+    assert translate(inputs, out, "--lang", "lua", "--stage", "collect") == 2
+    err = capsys.readouterr().err
+    assert f"{sha1}: no completions file in {completions}; run the sampling first" in err

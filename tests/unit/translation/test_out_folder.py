@@ -59,3 +59,33 @@ def test_a_completions_folder_the_sandbox_cannot_hide_is_named_as_translates(tmp
             "completions and results, but the sandbox cannot hide this folder (planted reason); "
             "use a folder of its own") in err
     assert err.count("error:") == 1 and "--in" not in err
+
+
+def test_another_commands_output_is_refused(tmp_path, capsys):
+    """A testgen output has a work/ folder with files and a funnel.json too: it is not a translate
+    output (translate marks its own by work/<lang>/K-of-N/problems.jsonl or config/<lang>-K-of-N.json),
+    so translate --out TESTGEN_OUT is refused and the testgen files stay as they were."""
+    inputs = fx.write(tmp_path / "in")
+    tg = tmp_path / "in"  # the tests input itself, made to look like the whole testgen output
+    (tg / "work" / "shard-all").mkdir(parents=True)
+    (tg / "work" / "shard-all" / "rows.jsonl").write_text("{}\n")
+    (tg / "work" / "shard-all" / "_DONE").write_text('{"shard": "shard-all"}')
+    (tg / "funnel.json").write_text('{"steps": []}')
+    before = {p: p.read_bytes() for p in tg.rglob("*") if p.is_file()}
+    for stage in ("sample", "all", "collect", "summary"):
+        assert run_translate(inputs, tg, "--stage", stage) == 2
+        err = capsys.readouterr().err
+        assert f"--out {tg} holds files this command did not write (e.g. funnel.json)" in err
+        assert err.count("error:") == 1
+        assert {p: p.read_bytes() for p in tg.rglob("*") if p.is_file()} == before
+    # a translate output whose work/ was cleared is still its own: its config/ says so
+    out = tmp_path / "tr"
+    assert run_translate(inputs, out) == 0
+    (out / "config").mkdir()
+    (out / "config" / "lua-0-of-1.json").write_text("{}")
+    import shutil
+
+    shutil.rmtree(out / "work")
+    (out / "data").mkdir()
+    (out / "data" / "x.parquet").write_text("")
+    assert run_translate(inputs, out) == 0
