@@ -16,6 +16,12 @@ def julia_string(text: str) -> str:
     return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
 
 
+def julia_float(value) -> str:
+    """A Float64 literal; Python's inf, -inf and nan are Julia's `Inf`, `-Inf` and `NaN`."""
+    text = repr(float(value))
+    return {"inf": "Inf", "-inf": "-Inf", "nan": "NaN"}.get(text, text)
+
+
 def _literal_infers(t: PyType) -> bool:
     """Whether Julia infers exactly `Vector{t}` from a plain `[a, b]` literal of these elements."""
     return t.kind in ("int", "float", "bool", "str")
@@ -64,9 +70,9 @@ class JuliaLanguage(Language):
             return "nothing"
         if isinstance(value, bool):
             return "true" if value else "false"
-        if t.kind == "float":
-            return repr(float(value))
-        if isinstance(value, (int, float)):
+        if t.kind == "float" or isinstance(value, float):
+            return julia_float(value)
+        if isinstance(value, int):
             return repr(value)
         if isinstance(value, str):
             return julia_string(value)

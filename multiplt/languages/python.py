@@ -27,7 +27,8 @@ class PythonLanguage(Language):
     # ---- writing problems ----------------------------------------------------------------------
     def render_value(self, value, t: PyType) -> str:
         if t.kind == "float" and not isinstance(value, bool):
-            return repr(float(value))
+            text = repr(float(value))  # inf, -inf and nan are no Python literals
+            return f"float({text!r})" if text in ("inf", "-inf", "nan") else text
         if isinstance(value, (list, tuple)) and t.kind in ("list", "tuple", "vtuple"):
             elems = t.args if t.kind == "tuple" else [t.args[0]] * len(value)
             items = [self.value(v, e) for v, e in zip(value, elems)]

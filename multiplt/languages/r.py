@@ -18,6 +18,12 @@ _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _ATOMIC = {"int": "numeric", "float": "numeric", "bool": "logical", "str": "character"}
 
 
+def r_float(value) -> str:
+    """A numeric literal; Python's inf, -inf and nan are R's `Inf`, `-Inf` and `NaN`."""
+    text = repr(float(value))
+    return {"inf": "Inf", "-inf": "-Inf", "nan": "NaN"}.get(text, text)
+
+
 def r_string(text: str) -> str:
     """An R string literal. R strings cannot hold NUL (the parser refuses `\\0` and `\\x00`,
     and drops a raw one, reading `"a<NUL>b"` as `"ab"`): Unsupported, so a test value holding
@@ -59,9 +65,9 @@ class RLanguage(Language):
             return "NULL"
         if isinstance(value, bool):
             return "TRUE" if value else "FALSE"
-        if t.kind == "float":
-            return repr(float(value))
-        if isinstance(value, (int, float)):
+        if t.kind == "float" or isinstance(value, float):
+            return r_float(value)
+        if isinstance(value, int):
             return repr(value)
         if isinstance(value, str):
             return r_string(value)

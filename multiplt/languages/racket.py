@@ -16,6 +16,12 @@ def racket_string(text: str) -> str:
     return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
 
 
+def racket_float(value) -> str:
+    """A flonum literal; Python's inf, -inf and nan are `+inf.0`, `-inf.0` and `+nan.0`."""
+    text = repr(float(value))
+    return {"inf": "+inf.0", "-inf": "-inf.0", "nan": "+nan.0"}.get(text, text)
+
+
 class RacketLanguage(Language):
     code = "rkt"
     name = "racket"
@@ -38,9 +44,9 @@ class RacketLanguage(Language):
             return "#f"
         if isinstance(value, bool):
             return "#t" if value else "#f"
-        if t.kind == "float":
-            return repr(float(value))
-        if isinstance(value, (int, float)):
+        if t.kind == "float" or isinstance(value, float):
+            return racket_float(value)
+        if isinstance(value, int):
             return repr(value)
         if isinstance(value, str):
             return racket_string(value)

@@ -104,3 +104,39 @@ def test_racket_functions_named_like_the_harness_bindings_can_pass(name, tmp_pat
     proc = subprocess.run(rkt.command(str(path)), capture_output=True, text=True, timeout=120)
     assert rkt.classify(proc.returncode, proc.stdout, proc.stderr) == OK, (program, proc.stderr)
     assert f"(define ({name}_ xs)" in prompt and f"(( candidate {name}_))" in program
+
+
+# (is it +infinity, -infinity, NaN: one line each) for a rendered float literal v
+SPECIAL = {
+    "py": lambda v: f"print({v} > 1e308, {v} < -1e308, {v} != {v}, sep={SEP!r}, end={SEP!r})",
+    "rkt": lambda v: f'(for ([b (list (> {v} 1e308) (< {v} -1e308) (nan? {v}))]) (display b) (display "{SEP}"))',
+    "r": lambda v: f'cat({v} > 1e308 & !is.nan({v}), {v} < -1e308 & !is.nan({v}), is.nan({v}), "", sep = "{SEP}")',
+    "ml": lambda v: (f'let () = Printf.printf "%b{SEP}%b{SEP}%b{SEP}" ({v} > 1e308) ({v} < -1e308) '
+                     f'(Float.is_nan {v})'),
+    "lua": lambda v: f'io.write(tostring({v} > 1e308), "{SEP}", tostring({v} < -1e308), "{SEP}", '
+                     f'tostring({v} ~= {v}), "{SEP}")',
+}
+
+
+@pytest.mark.parametrize("code", sorted(SPECIAL))
+def test_infinities_and_nan_are_literals_of_the_language(code, tmp_path):
+    """Python's inf, -inf and nan (a test value such as 1e999) were written as `inf`, `-inf`
+    and `nan`: unbound names in Python, Racket, R and Julia, so no completion could pass."""
+    lang = languages.get(code)
+    if not all(shutil.which(b) for b in lang.binaries):
+        pytest.skip(f"{code} runtime not installed")
+    values = [float("inf"), float("-inf"), float("nan")]
+    lines = [PRELUDE.get(code, "")] + [SPECIAL[code](lang.value(v, FLOAT)) for v in values]
+    path = tmp_path / f"special.{lang.file_ext}"
+    path.write_text("\n".join(lines) + "\n")
+    proc = subprocess.run(lang.command(str(path)), capture_output=True, text=True, timeout=60,
+                          env={**__import__("os").environ, **lang.env()})
+    assert proc.returncode == 0, proc.stderr
+    truth = [p.strip().lower() in ("true", "#t") for p in proc.stdout.split(SEP)[:9]]
+    assert truth == [True, False, False, False, True, False, False, False, True], proc.stdout
+
+
+def test_julia_writes_its_own_infinities_and_nan():
+    julia = languages.get("jl")
+    assert [julia.value(v, FLOAT) for v in (float("inf"), float("-inf"), float("nan"), 2.5)] == \
+        ["Inf", "-Inf", "NaN", "2.5"]
