@@ -233,3 +233,13 @@ def test_collect_before_sample_names_the_sample_stage_and_writes_nothing(inputs,
     assert translate(inputs, out, "--lang", "lua", "--stage", "collect") == 2
     err = capsys.readouterr().err
     assert f"{sha1}: no completions file in {completions}; run the sampling first" in err
+
+
+def test_a_language_given_by_name_is_its_code_everywhere():
+    """`--lang racket,rkt,lua` printed its result under `racket` where funnel.json and the
+    folders say `rkt` (and ran Racket twice)."""
+    from multiplt.translation.config import TranslateConfig
+
+    cfg = TranslateConfig(tests="t", out="o", langs=("racket", "rkt", "lua"), model="m")
+    cfg.check()
+    assert cfg.langs == ("rkt", "lua")
