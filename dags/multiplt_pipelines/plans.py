@@ -172,7 +172,20 @@ def checkpoint_confs(params: dict, manifests: list[dict]) -> list[dict]:
     return confs
 
 
+def run_id_for(text: str) -> str:
+    """`text` as a run id: as it is when it is one already (safe characters, at most 240), else
+    made safe and cut, with a hash of `text` at the end so that two texts that differ only in
+    the characters made safe (`ns/m-2`, `ns/m_2`) or past the cut never share a run id (a
+    trigger that finds the other's run would skip its own)."""
+    import hashlib
+
+    safe = _safe(text)
+    if safe == text and len(text) <= 240:
+        return text
+    return safe[:229] + "_" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
 def trigger_run_id(parent_run_id: str, conf: dict) -> str:
     """A stable run id per evaluation, so a retried trigger finds its run instead of adding one."""
     what = conf["revision"] if conf["epoch"] else f"base-{conf['model']}"
-    return _safe(f"{parent_run_id}__{what}")[:240]
+    return run_id_for(f"{parent_run_id}__{what}")

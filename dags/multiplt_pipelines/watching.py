@@ -63,12 +63,12 @@ def watch_models(settings: dict, events: list[dict]) -> list[str]:
 def watch_triggers(settings: dict, models: list[str], run_id: str) -> dict[str, list[dict]]:
     """{"finetune": [...], "evaluate": [...]}: TriggerDagRunOperator kwargs (conf and a stable
     run id) per new model."""
-    from multiplt.evaluation.run_folder import safe_part
+    from multiplt_pipelines.plans import run_id_for
 
     sampling = {k: settings[k] for k in SAMPLING_KEYS if k in settings}
     out: dict[str, list[dict]] = {"finetune": [], "evaluate": []}
     for model in models:
-        rid = lambda what: safe_part(f"{run_id}__{what}__{model}")[:240]  # noqa: E731
+        rid = lambda what: run_id_for(f"{run_id}__{what}__{model}")  # noqa: E731
         out["evaluate"].append({"trigger_run_id": rid("evaluate"), "conf": {
             "model": model, "revision": None, "tokenizer": None,
             "languages": list(settings["evaluate_languages"]), "experiment": None, "epoch": 0,

@@ -136,6 +136,21 @@ def test_watch_runs_per_announced_model():
     assert watching.watch_models({**settings, "model": "ns/manual"}, events) == ["ns/manual"]
 
 
+def test_models_that_differ_only_in_unsafe_characters_get_their_own_runs():
+    """`ns/m-2` and `ns/m_2` gave one trigger run id (the path made safe): the second model's
+    evaluation found the first's run and was skipped. Ids that are safe already stay as they are."""
+    from multiplt_pipelines.plans import run_id_for, trigger_run_id
+
+    settings = defaults(watching.WATCH, finetune_languages=["lua"], evaluate_languages=["lua"])
+    runs = watching.watch_triggers(settings, ["ns/m-2", "ns/m_2"], "asset_triggered__1")
+    assert len({r["trigger_run_id"] for r in runs["evaluate"] + runs["finetune"]}) == 4
+    base = {"epoch": 0, "revision": None}
+    assert trigger_run_id("m1", {**base, "model": "ns/m-2"}) != trigger_run_id("m1", {**base, "model": "ns/m_2"})
+    assert run_id_for("manual__1__lua_x_epoch1") == "manual__1__lua_x_epoch1"
+    long = ["r" + "x" * 300 + c for c in "ab"]
+    assert run_id_for(long[0]) != run_id_for(long[1]) and all(len(run_id_for(t)) <= 240 for t in long)
+
+
 def test_params_validate():
     from airflow.sdk import Param
     from airflow.sdk.exceptions import ParamValidationError
