@@ -306,7 +306,11 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
                 raise MultipltError(f"tag {tag} already exists on {repo_id} with other files; "
                                     f"nothing was uploaded (use --force to move it)")
         for row, bundle, moved in todo:
-            head = client.refs()["branches"]["main"]
+            refs = client.refs()
+            if not moved and _made_meanwhile(client, refs["tags"].get(row["tag"]), row, bundle):
+                summary["skipped"].append(row["tag"])
+                continue
+            head = refs["branches"]["main"]
             changed, deleted = bundle.changes(client.files_at(head))
             oid = head
             if changed or deleted:
@@ -315,7 +319,13 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
             if moved:
                 client.delete_tag(row["tag"])
                 summary["moved"].append(row["tag"])
-            client.create_tag(row["tag"], oid)
+            try:
+                client.create_tag(row["tag"], oid)
+            except MultipltError:  # e.g. 409: another publication tagged it since refs() was read
+                if moved or not _made_meanwhile(client, client.refs()["tags"].get(row["tag"]), row, bundle):
+                    raise
+                summary["skipped"].append(row["tag"])
+                continue
             LOG.info("tagged %s at %s", row["tag"], oid[:12])
             summary["tags"].append(row["tag"])
         summary["commits"] += _refresh_card(client, bundles[-1][1], card)
@@ -324,6 +334,18 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
     if not summary["tags"] and not summary["commits"]:
         LOG.info("%s is up to date: nothing uploaded", repo_id)
     return summary
+
+
+def _made_meanwhile(client, oid: str | None, row: dict, bundle: Bundle) -> bool:
+    """Whether the tag, missing when this publication started, now exists (`oid`) with the same
+    files: another publication of the same checkpoint (a cleared task's earlier try, a second
+    command) made it, which is what a rerun would find and skip. With other files it is a
+    conflict, which the caller's error (or the next rerun) reports."""
+    if oid is None or not bundle.same_as(client.files_at(oid), ignore={CARD}):
+        return False
+    LOG.info("tag %s was made meanwhile by another publication, with the same files: skipped",
+             row["tag"])
+    return True
 
 
 def _refresh_card(client, bundle: Bundle, card: str) -> int:

@@ -261,3 +261,28 @@ def test_one_output_given_twice_is_published_once(test_hub, train_out, capsys):
     out, err = capsys.readouterr()
     assert json.loads(out)["tags"] == ["lua-multiplt-epoch1", "lua-multiplt-epoch2"]
     assert f"WARNING multiplt.hub: --from {train_out}: given twice (as {train_out}, {local}); published once" in err
+
+
+def test_a_tag_made_meanwhile_by_another_publication_of_the_same_files_is_skipped(
+        test_hub, train_out, monkeypatch, capsys):
+    """Two publications of one output at once (a cleared task's earlier try still running):
+    the one that lost the race to create a tag got the Hub's 409 and exited 2, a bad-input
+    error that is not retried. Now a tag made meanwhile with the same files is skipped, as a
+    rerun skips it."""
+    from multiplt.hub import client as hub_client
+
+    argv = ["publish", "checkpoints", "--from", train_out, "--repo", "ns/race"]
+    real = hub_client.HubClient.create_tag
+    raced = []
+
+    def create_tag(self, tag, oid):
+        if not raced:  # the other publication runs to its end between our commit and our tag
+            raced.append(tag)
+            assert cli.main(argv) == 0
+        return real(self, tag, oid)
+
+    monkeypatch.setattr(hub_client.HubClient, "create_tag", create_tag)
+    assert cli.main(argv) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["skipped"] == ["lua-multiplt-epoch1", "lua-multiplt-epoch2"] and out["tags"] == []
+    assert sorted(test_hub.repos[("model", "ns/race")].tags) == ["lua-multiplt-epoch1", "lua-multiplt-epoch2"]
