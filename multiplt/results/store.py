@@ -1,17 +1,25 @@
 """Read and update the results store: one parquet table, rewritten atomically on every record.
 
 Several evaluation runs may record at the same time (the fine-tuning DAG evaluates every epoch
-in parallel), so an update is read-merge-write under a lock: an flock on a sidecar file for
-local stores, and for object stores a check after the write that every row is still there,
-merging again if a concurrent writer replaced the table in between.
+in parallel), so an update is a read-merge-write that no other writer can come between: under
+an flock on a sidecar file for local stores; for S3 stores, optimistically: the table is read
+with its ETag and written back with a conditional PUT (If-Match that ETag, If-None-Match: * for
+a new store), and when another writer replaced the table first (412) it is read, merged and
+written again, a bounded number of times with a jittered backoff (then a PlatformError, exit 3:
+retry later; nothing recorded). An S3-compatible server that refuses conditional writes (501)
+gets the old scheme, with a warning: write, read back, merge again if the rows are gone, which
+cannot see a later writer who read the table earlier overwrite them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import io
 import logging
 import os
+import random
+import time
 
 from multiplt.errors import MultipltError, PlatformError
 from multiplt.log import Funnel
@@ -19,6 +27,12 @@ from multiplt.results.run_record import load_run_rows
 from multiplt.results.schema import COLUMNS, KEY, polars_schema
 
 LOG = logging.getLogger("multiplt.results")
+# Conditional writes to an S3 store: attempts before giving up, and the backoff between them
+# (a random wait up to BACKOFF_S doubled per attempt, at most BACKOFF_MAX_S).
+CONDITIONAL_ATTEMPTS = 16
+BACKOFF_S = 0.05
+BACKOFF_MAX_S = 2.0
+# Write-then-check attempts for a server without conditional writes.
 OPTIMISTIC_RETRIES = 5
 
 
@@ -39,14 +53,15 @@ def _conform(df):
     return df.select([*schema, *extra])
 
 
-def read_store(store_uri: str):
-    """The whole table as a polars DataFrame; an empty, typed one when the store does not exist yet."""
-    from multiplt import storage
+def _table(store_uri: str, data: bytes):
+    """The store's table from its bytes, conformed to the schema; an error when it is not one."""
+    import polars as pl
 
-    if not storage.exists(store_uri):
-        return _empty()
     try:
-        table = storage.read_parquet(store_uri)
+        table = pl.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # polars raises several types for a bad file
+        raise MultipltError(f"{store_uri} is not a readable parquet file: {exc}") from None
+    try:
         # Some other parquet file would otherwise conform to a table of nulls: shown as empty,
         # published as nulls, or merged over by record.
         missing = [name for name in KEY if name not in table.columns]
@@ -58,6 +73,26 @@ def read_store(store_uri: str):
         raise
     except Exception as exc:  # a corrupt or foreign file must not be silently replaced
         raise MultipltError(f"{store_uri} is not a readable results store: {exc}") from None
+
+
+def read_store(store_uri: str):
+    """The whole table as a polars DataFrame; an empty, typed one when the store does not exist yet."""
+    from multiplt import storage
+
+    if not storage.exists(store_uri):
+        return _empty()
+    return _table(store_uri, storage.read_bytes(store_uri))
+
+
+def _read_versioned(store_uri: str):
+    """The table and the ETag of the version read (None, with an empty table: no store yet)."""
+    from multiplt import storage
+
+    try:
+        data, etag = storage.read_versioned(store_uri)
+    except storage.NotFound:
+        return _empty(), None
+    return _table(store_uri, data), etag
 
 
 @contextlib.contextmanager
@@ -107,6 +142,60 @@ def _contains(table, new_rows: list[dict]) -> bool:
     keys = {tuple(r[k] for k in KEY) for r in new_rows}
     present = set(table.select(list(KEY)).iter_rows())
     return keys <= present
+
+
+def _parquet(table) -> bytes:
+    buffer = io.BytesIO()
+    table.write_parquet(buffer)
+    return buffer.getvalue()
+
+
+def _record_conditionally(store_uri: str, new_rows: list[dict], now: str):
+    """Read-merge-write of an object store with conditional writes: the write succeeds only if
+    the table is still the version read, else read, merge and write again. (The table read, the
+    table written)."""
+    from multiplt import storage
+
+    for attempt in range(CONDITIONAL_ATTEMPTS):
+        current, etag = _read_versioned(store_uri)
+        merged = _merge(current, new_rows, now)
+        try:
+            written = storage.write_bytes_if(store_uri, _parquet(merged), etag)
+        except storage.ConditionalWriteUnsupported as exc:
+            LOG.warning("%s; recording without them: runs recorded into %s at the same time may "
+                        "lose rows (record them one at a time)", exc, store_uri)
+            return _record_unconditionally(store_uri, new_rows, now)
+        # A server that ignores the conditions is caught here at least when the table lost the
+        # rows before this read (as _record_unconditionally checks); with conditional writes no
+        # later writer can drop them, so this never fails.
+        if written and _contains(_read_versioned(store_uri)[0], new_rows):
+            return current, merged
+        if written:
+            LOG.warning("%s lost the rows just written (the server may ignore conditional "
+                        "writes); merging again", store_uri)
+        if attempt + 1 < CONDITIONAL_ATTEMPTS:
+            wait = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_S * 2 ** attempt))
+            LOG.info("%s changed since it was read (attempt %d of %d); merging again in %.2fs",
+                     store_uri, attempt + 1, CONDITIONAL_ATTEMPTS, wait)
+            time.sleep(wait)
+    raise PlatformError(f"results store {store_uri}: other writers replaced the table on each of "
+                        f"{CONDITIONAL_ATTEMPTS} attempts to record; nothing recorded, retry later")
+
+
+def _record_unconditionally(store_uri: str, new_rows: list[dict], now: str):
+    """Write, read back, merge again if a concurrent writer replaced the table in between (for a
+    server without conditional writes: a writer who read the table earlier and writes later
+    still drops these rows unseen)."""
+    from multiplt import storage
+
+    for attempt in range(OPTIMISTIC_RETRIES):
+        current = read_store(store_uri)
+        merged = _merge(current, new_rows, now)
+        storage.write_parquet(store_uri, merged)
+        if _contains(read_store(store_uri), new_rows):
+            return current, merged
+        LOG.warning("%s changed while recording (attempt %d); merging again", store_uri, attempt + 1)
+    raise PlatformError(f"results store {store_uri}: concurrent writers kept replacing the table; retry later")
 
 
 def folder_identity(uri: str) -> str:
@@ -170,7 +259,9 @@ def record_runs(run_uris: list[str], store_uri: str, experiment: str | None = No
                 epoch: int | None = None, allow_partial: bool = False) -> dict:
     """Append the scored runs to the store; recording a run again replaces its rows. Every
     folder is read and checked before the store is written: a run not wholly scored is an error
-    unless `allow_partial` (run_record.load_run_rows)."""
+    unless `allow_partial` (run_record.load_run_rows). Safe while other runs record into the
+    same store (local: flock; S3: conditional writes, merged again when another writer got
+    there first); a PlatformError when an S3 store kept changing on every attempt."""
     from multiplt import storage
 
     if not run_uris:
@@ -179,16 +270,13 @@ def record_runs(run_uris: list[str], store_uri: str, experiment: str | None = No
     new_rows = _unique_rows(run_uris, experiment, epoch, funnel, allow_partial)
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with _local_lock(store_uri) as locked:
-        for attempt in range(1 if locked else OPTIMISTIC_RETRIES):
+        if locked:
             current = read_store(store_uri)
-            existing = set(current.select(list(KEY)).iter_rows())
             merged = _merge(current, new_rows, now)
             storage.write_parquet(store_uri, merged)
-            if locked or _contains(read_store(store_uri), new_rows):
-                break
-            LOG.warning("%s changed while recording (attempt %d); merging again", store_uri, attempt + 1)
         else:
-            raise PlatformError(f"{store_uri}: concurrent writers kept replacing the table; retry later")
+            current, merged = _record_conditionally(store_uri, new_rows, now)
+    existing = set(current.select(list(KEY)).iter_rows())
     replaced = sum(1 for r in new_rows if tuple(r[k] for k in KEY) in existing)
     funnel.log(LOG)
     skipped = sum(funnel.dropped.values())

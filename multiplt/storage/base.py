@@ -11,7 +11,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol, runtime_checkable
 
+from multiplt.errors import MultipltError
 from multiplt.storage.uri import Location
+
+
+class ConditionalWriteUnsupported(MultipltError):
+    """The backend refused a conditional write (`write_bytes_if`) as not implemented: an
+    S3-compatible server without If-Match/If-None-Match on PUT answers 501 NotImplemented."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +42,14 @@ class Store(Protocol):
     def write_bytes(self, loc: Location, data: bytes, durable: bool = True) -> None:
         """`durable=False` may skip flushing to disk (a backend whose writes are always durable
         ignores it)."""
+
+    def read_versioned(self, loc: Location) -> tuple[bytes, str]:
+        """The bytes at `loc` and their version tag (the ETag `listing` gives), read together."""
+
+    def write_bytes_if(self, loc: Location, data: bytes, etag: str | None) -> bool:
+        """Compare-and-swap: write `data` atomically only if `loc` still holds version `etag`
+        (None: only if nothing is there); False, writing nothing, when another write got there
+        first. `ConditionalWriteUnsupported` when the backend cannot make the write conditional."""
 
     def put_file(self, loc: Location, src_path: str) -> None:
         """Copy the local file `src_path` to `loc`, streaming."""

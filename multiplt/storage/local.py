@@ -1,6 +1,7 @@
 """Local files behind the storage API (implements `base.Store`). Writes are atomic: a temp file in the same folder, fsync,
 then ``os.replace``, so a reader sees the old content or the new, never a torn file. Temp names
-start with a dot and end in TEMP_SUFFIX, and listings skip them."""
+start with a dot and end in TEMP_SUFFIX, and listings skip them. A file's version tag (ETag) is
+its inode, size and modification time: every write is a new file renamed into place."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 
 from multiplt.errors import MultipltError
 from multiplt.storage.base import ObjectInfo
@@ -131,6 +133,64 @@ def write_bytes(loc: Location, data: bytes, durable: bool = True) -> None:
         f.write(data)
 
 
+def _etag(st: os.stat_result) -> str:
+    return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+
+
+def read_versioned(loc: Location) -> tuple[bytes, str]:
+    """The file's bytes and the version tag of the file they were read from."""
+    try:
+        with open(loc.path, "rb") as f:
+            return f.read(), _etag(os.fstat(f.fileno()))
+    except FileNotFoundError:
+        raise _not_found(loc) from None
+    except IsADirectoryError:
+        raise MultipltError(f"{loc.uri} is a folder, not a file") from None
+    except PermissionError:
+        raise MultipltError(f"cannot read {loc.uri}: permission denied") from None
+
+
+def write_bytes_if(loc: Location, data: bytes, etag: str | None) -> bool:
+    """Compare-and-swap among writers that use it. With an `etag`: an flock on the file that
+    holds that version (every such writer locks the file it replaces), then the write only if the
+    path still names that file. Without: the new file is hard-linked into place, which fails
+    when a file is already there (a file system without hard links is a `cannot_write` error)."""
+    import fcntl
+
+    path = loc.path
+    if os.path.isdir(path):
+        raise MultipltError(f"cannot write {loc.uri}: it is a folder")
+    if etag is None:
+        staged = os.path.join(os.path.dirname(path) or ".",
+                              f".{os.path.basename(path)}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
+        with AtomicFile(staged) as f:
+            f.write(data)
+        try:
+            os.link(staged, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
+        finally:
+            os.unlink(staged)
+    try:
+        current = open(path, "rb")
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+    with current:
+        fcntl.flock(current, fcntl.LOCK_EX)  # released by the close, after the rename
+        try:
+            still = _etag(os.fstat(current.fileno())) == etag == _etag(os.stat(path))
+        except FileNotFoundError:
+            return False
+        if still:
+            write_bytes(loc, data)
+        return still
+
+
 def put_file(loc: Location, src_path: str) -> None:
     """Copy a local file to `loc` atomically, streaming."""
     with open(src_path, "rb") as src, AtomicFile(loc.path) as dst:
@@ -181,7 +241,7 @@ def listing(loc: Location) -> list[ObjectInfo]:
     for uri in ls(loc, recursive=True):
         st = os.stat(os.path.join(loc.path, *uri[len(loc.uri.rstrip("/")) + 1:].split("/")))
         # every write is a new file renamed into place: a new inode, even within one mtime tick
-        out.append(ObjectInfo(uri, st.st_size, f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"))
+        out.append(ObjectInfo(uri, st.st_size, _etag(st)))
     return out
 
 

@@ -5,6 +5,7 @@ Endpoint, region and credentials come from the standard AWS environment (AWS_END
 AWS_ENDPOINT_URL_S3, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or a named
 profile (AWS_PROFILE), so the same code talks to AWS and to a MinIO in compose. Writes are atomic
 on the server side: a single PUT, or a multipart upload that becomes visible only when completed.
+`write_bytes_if` is S3's conditional write (a single PUT with If-Match/If-None-Match).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import os
 import threading
 
 from multiplt.errors import MultipltError, PlatformError
-from multiplt.storage.base import ObjectInfo
+from multiplt.storage.base import ConditionalWriteUnsupported, ObjectInfo
 from multiplt.storage.uri import Location, NotFound
 
 # Objects above this size go up in parts (S3's minimum part size is 5 MiB).
 MULTIPART_THRESHOLD = 8 << 20
 MULTIPART_CHUNK = 8 << 20
+# The largest object one PUT may carry (S3's limit), and so the largest conditional write.
+MAX_SINGLE_PUT = 5 << 30
 _ENV_KEYS = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION",
              "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
              "AWS_SHARED_CREDENTIALS_FILE", "MULTIPLT_S3_ADDRESSING_STYLE")
@@ -120,6 +123,49 @@ def write_bytes(loc: Location, data: bytes, durable: bool = True) -> None:
         _call(loc, "write", c.put_object, Bucket=loc.bucket, Key=loc.key, Body=data)
     else:
         _call(loc, "write", c.upload_fileobj, io.BytesIO(data), loc.bucket, loc.key, Config=_transfer_config())
+
+
+def read_versioned(loc: Location) -> tuple[bytes, str]:
+    """The object's bytes and the ETag of that very version (one GET)."""
+    _require_key(loc)
+    c = client()
+    response = _call(loc, "read", c.get_object, Bucket=loc.bucket, Key=loc.key)
+    return _call(loc, "read", response["Body"].read), response["ETag"]
+
+
+def write_bytes_if(loc: Location, data: bytes, etag: str | None) -> bool:
+    """One PUT with If-Match: `etag` (If-None-Match: * when `etag` is None). False when the
+    server refuses it because the object changed: 412 PreconditionFailed, 409 (AWS's
+    ConditionalRequestConflict while another conditional write to the key is in flight), or 404
+    (the object was deleted since it was read). A server that answers 501 NotImplemented raises
+    ConditionalWriteUnsupported; one that ignores the headers cannot be told from one that honours
+    them, and writes unconditionally. A single PUT, so at most MAX_SINGLE_PUT bytes (multipart
+    uploads would need the condition on CompleteMultipartUpload)."""
+    import botocore.exceptions as bex
+
+    _require_key(loc)
+    if len(data) > MAX_SINGLE_PUT:
+        raise MultipltError(f"cannot write {loc.uri} conditionally: {len(data)} bytes is more than "
+                            f"one S3 PUT takes ({MAX_SINGLE_PUT} bytes)")
+    condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
+    c = client()
+    try:
+        c.put_object(Bucket=loc.bucket, Key=loc.key, Body=data, **condition)
+        return True
+    except bex.ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+            return False
+        if etag is not None and code in ("NoSuchKey", "404", "NotFound"):
+            return False
+        if code == "NotImplemented" or status == 501:
+            raise ConditionalWriteUnsupported(
+                f"the S3 server refused a conditional write to {loc.uri} ({code or status}): it does "
+                "not support If-Match/If-None-Match on PUT") from None
+        raise _translate(exc, loc, "write") from None
+    except bex.BotoCoreError as exc:
+        raise _translate(exc, loc, "write") from None
 
 
 def put_file(loc: Location, src_path: str) -> None:
