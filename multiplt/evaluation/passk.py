@@ -134,7 +134,8 @@ def check_complete(in_uri: str, executed: dict[str, int],
                  if short else "")
         raise MultipltError(
             f"{in_uri}: not fully generated: the last `multiplt generate` into it did not "
-            f"finish ({RUN_FILE} says complete: false){shown}; rerun it to finish, then "
+            f"finish ({RUN_FILE} says complete: false){shown}; rerun it "
+            f"{'' if n is None else f'with --n {n} '}to finish, then "
             f"`multiplt execute --in {in_uri}` (--allow-partial scores what there is); "
             f"nothing written")
     lost = never_generated(selected or [], counts, executed)

@@ -8,7 +8,12 @@ Rerun contract:
 - a folder made with other sampling settings (temperature, top_p, stop tokens, token limit) or
   another model/backend/seed is refused with an error naming the difference, and so is a problem
   file whose language, prompt or tests differ from the benchmark's problem;
-- a problem's file is rewritten (atomically) each time its finished samples grow.
+- a problem's file is rewritten (atomically) each time its finished samples grow, merged with the
+  file as it is at that moment (folder.add_completions): completions already there are never
+  replaced, so two generates into one folder (a zombie try beside its retry, two evaluations of
+  one model with different --n) never leave fewer than either wrote;
+- the run record's n is the most any run asked for, and `complete: true` is written only after
+  every selected problem's file was read again and holds at least that many (folder.finish).
 """
 
 from __future__ import annotations
@@ -126,15 +131,8 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
                   "temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens}
         existing = folder.read_problem(out, row["name"])
         if existing is not None:
-            uri = folder.problem_uri(out, row["name"])
-            folder.check_same_sampling(uri, existing, wanted)
-            # what `execute` runs (prompt + completion + tests, in the file's language) must be
-            # the benchmark's problem, or the folder would mix old and new problems
-            changed = [k for k in ("language", "prompt", "tests") if existing.get(k) != row[k]]
-            if changed:
-                raise MultipltError(f"{uri} has another {' and '.join(changed)} than problem "
-                                    f"{row['name']!r} of {benchmark} (the benchmark changed since "
-                                    "this folder was generated); use another --out folder")
+            folder.check_same_problem(folder.problem_uri(out, row["name"]), existing, wanted,
+                                      benchmark)
             wanted["completions"] = list(existing["completions"])
         have = len(wanted["completions"])
         records[row["name"]] = wanted
@@ -146,7 +144,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     summary = {"problems": len(rows), "generated": 0, "written": 0, "folder": out}
     if not todo:
         LOG.info("generate: all %d problems already have %d completions in %s", len(rows), n, out)
-        _mark_complete_if_whole(out, records)
+        _mark_complete_if_whole(out)
         funnel.log(LOG)
         return summary
 
@@ -158,8 +156,9 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         described = engine.describe().as_record()
         final_run = folder.merge_run(out, {**run, **described, "model": model, "revision": revision,
                                            "tokenizer": tokenizer or model})
-        # `complete: false` goes with the first samples and `true` when this call has them all:
-        # score refuses a folder whose last generate did not finish (interrupted, or failed)
+        # `complete: false` goes with the first samples and `true` when this call has them all
+        # and so does every file of the folder (finish): score refuses a folder whose last
+        # generate did not finish (interrupted, or failed), or that another generate still fills
         final_run = {**(final_run or folder.read_run(out)), "complete": False}
         # the run record is written with the first finished samples: a run that fails before
         # producing anything leaves the folder as it was
@@ -173,7 +172,8 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
             for group in engine.generate(reqs, sampling):
                 touched = set()
                 for req, text in group:
-                    pending[req.problem][req.index] = text
+                    if req.index >= len(records[req.problem]["completions"]):  # else a file has it
+                        pending[req.problem][req.index] = text
                     touched.add(req.problem)
                 for name in sorted(touched):
                     comps, waiting = records[name]["completions"], pending[name]
@@ -182,34 +182,49 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
                         comps.append(waiting.pop(len(comps)))
                         grew = True
                     if grew:
-                        if final_run is not None:
-                            folder.write_run(out, final_run)
-                            final_run = None
-                        folder.write_problem(out, records[name])
-                        summary["written"] += 1
+                        with folder.locked(out):  # read-merge-write: another generate may write too
+                            if final_run is not None:
+                                folder.write_run(out, final_run)
+                                final_run = None
+                            merged, wrote = folder.add_completions(out, records[name], benchmark)
+                        records[name]["completions"] = merged
+                        for index in [i for i in waiting if i < len(merged)]:
+                            del waiting[index]  # another generate wrote these meanwhile
+                        summary["written"] += int(wrote)
                 summary["generated"] += len(group)
                 bar.update(len(group))
         bar.close()
         if final_run is None:  # samples were written: the record says incomplete until now
-            # with this call's selection again (write_run unites it with the record there)
-            folder.write_run(out, {**folder.read_run(out), "complete": True,
-                                   "problems": run["problems"]})
+            with folder.locked(out):
+                short = folder.finish(out, run["problems"])
+            if short:
+                _log_short(out, short)
     finally:
         engine.close()
     funnel.log(LOG)
     return summary
 
 
-def _mark_complete_if_whole(out: str, records: dict) -> None:
-    """A call with nothing to do finishes an interrupted folder's record when every problem file
-    there, and every problem the record lists as selected, is one of its problems (so each
-    holds at least this call's n): after `--n 5` was cut short, `--n 2` makes the folder
-    scoreable again. A narrower call (--limit, --problems) leaves the record as it is, even
-    where the cut run had not yet written the other problems' files."""
+def _mark_complete_if_whole(out: str) -> None:
+    """A call with nothing to do finishes a record that says `complete: false` when the folder is
+    whole (folder.finish: every problem the record lists as selected and every problem file there
+    holds at least the record's n, the most any run asked for), e.g. a zombie try killed after
+    its retry had finished the folder. A folder still short stays false: a smaller --n than a cut
+    run's does not make it scoreable. A record that says true, or none, is left as it is (a
+    rerun writes nothing)."""
     run = folder.read_run(out)
     if run is None or run.get("complete") is not False:
         return
-    present = set(folder.problem_files(out))
-    if present | set(run.get("problems") or ()) <= set(records):
-        folder.write_run(out, {**run, "complete": True})
+    with folder.locked(out):  # it wrote no samples, so it adds no problem to the record's list
+        short = folder.finish(out, [])
+    if short:
+        _log_short(out, short, level=logging.INFO)
 
+
+def _log_short(out: str, short: list[tuple[str, int, int]], level: int = logging.WARNING) -> None:
+    shown = ", ".join(f"{name} ({have} of {n})" for name, have, n in short[:3])
+    n = short[0][2]
+    LOG.log(level, "generate: %s's run record stays complete: false: %d problem(s) hold fewer than "
+            "its n=%d completions, e.g. %s (another generate into the folder may still be writing "
+            "them, or one was cut short); score refuses it until `multiplt generate --n %d` "
+            "finishes them", out, len(short), n, shown, n)

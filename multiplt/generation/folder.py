@@ -2,9 +2,21 @@
 
 A problem file holds name, language, prompt, tests, completions, stop_tokens, temperature,
 top_p and max_tokens; `completions[i]` is sample i. Side files never end in .json/.json.gz.
+
+Several generates may write one folder at once (two evaluate runs of one model, a cleared
+Airflow task's zombie try beside its new try). So every write is a read-merge-write of what is
+there at that moment: a problem file keeps every completion already in it and gains this run's
+beyond them (add_completions), and the run record keeps the largest `n` and the union of the
+selections (write_run). For a local folder each read-merge-write holds an flock on the folder
+itself (`locked`); object storage has no lock, so there the re-read only narrows the window,
+and `finish` writes `complete: true` only after reading every selected problem's file again.
 """
 
 from __future__ import annotations
+
+import contextlib
+import logging
+import os
 
 from multiplt import storage
 from multiplt.errors import MultipltError
@@ -17,6 +29,7 @@ RUN_IDENTITY = ("model", "revision", "tokenizer", "backend", "seed", "temperatur
                 "max_new_tokens", "lang")
 #: what generate's errors about the run record advise (score's: run_folder.SCORE_ADVICE)
 MEND_ADVICE = "mend or remove it, or use another --out"
+LOG = logging.getLogger("multiplt.generation")
 
 
 def unsafe_name(name) -> str | None:
@@ -47,6 +60,50 @@ def read_problem(out: str, name: str) -> dict | None:
     return record
 
 
+@contextlib.contextmanager
+def locked(out: str):
+    """Hold an exclusive flock on the local folder `out` (made if missing) for a read-merge-write
+    of its files: every generate writing the folder takes it, so none writes between another's
+    read and write. The folder's own descriptor is locked, so no lock file appears in it (a
+    foreign file to refuse_foreign and the tools that list the folder); the kernel drops the lock
+    however the process ends. Object storage (no local path) and a file system that refuses the
+    lock (some NFS mounts) go unlocked: the re-read before each write narrows the window there.
+    Not reentrant: a second `locked` of the same folder inside the first waits for ever."""
+    path = storage.local_path(out)
+    fd = None
+    if path is not None:
+        import fcntl
+
+        try:
+            os.makedirs(path, exist_ok=True)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:  # the write that follows names the problem (storage's cannot_write)
+            fd = None
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                LOG.debug("generate: no lock on %s (%s); re-reading before each write only", out, exc)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # drops the lock
+
+
+def check_same_problem(uri: str, existing: dict, wanted: dict, benchmark: str) -> None:
+    """Raise when an existing problem file cannot take this run's samples: other sampling
+    settings (check_same_sampling), or another language, prompt or tests than the benchmark's
+    problem (what `execute` runs must be the benchmark's problem, or the folder would mix old and
+    new problems)."""
+    check_same_sampling(uri, existing, wanted)
+    changed = [k for k in ("language", "prompt", "tests") if existing.get(k) != wanted[k]]
+    if changed:
+        raise MultipltError(f"{uri} has another {' and '.join(changed)} than problem "
+                            f"{wanted['name']!r} of {benchmark} (the benchmark changed since "
+                            "this folder was generated); use another --out folder")
+
+
 def check_same_sampling(uri: str, existing: dict, wanted: dict) -> None:
     """Raise naming every sampling field that differs between an existing file and this run."""
     diffs = []
@@ -63,6 +120,29 @@ def check_same_sampling(uri: str, existing: dict, wanted: dict) -> None:
 
 def write_problem(out: str, record: dict) -> None:
     storage.write_json(problem_uri(out, record["name"]), record)
+
+
+def add_completions(out: str, record: dict, benchmark: str) -> tuple[list[str], bool]:
+    """Write `record` (this run's problem record) merged with the problem's file as it is now,
+    read again here, and return (the merged completions, whether the file was written). Sample i
+    is drawn from a seed of (seed, problem, i), so another generate's completions[i] is the one
+    this run made for index i: the file's completions are all kept and this run's fill the
+    indices beyond them, so a file never loses completions to a run that read it earlier (or
+    never). Nothing is written when the file already holds all of this run's. The file is checked
+    as at the start (check_same_problem): a generate of other settings that began at the same
+    moment into a new folder is refused here. Call it under `locked(out)`."""
+    existing = read_problem(out, record["name"])
+    ours = record["completions"]
+    if existing is None:
+        write_problem(out, record)
+        return list(ours), True
+    check_same_problem(problem_uri(out, record["name"]), existing, record, benchmark)
+    theirs = list(existing["completions"])
+    if len(ours) <= len(theirs):
+        return theirs, False
+    merged = theirs + list(ours[len(theirs):])
+    write_problem(out, {**record, "completions": merged})
+    return merged, True
 
 
 def read_run(out: str) -> dict | None:
@@ -85,16 +165,20 @@ def merge_run(out: str, run: dict) -> dict | None:
     if old is None:
         refuse_foreign(out, lambda: False, flag=None)
         return run
-    diffs = [f"{k}: folder has {old.get(k)!r}, this run asks for {run.get(k)!r}"
-             for k in RUN_IDENTITY if k in old and old.get(k) != run.get(k)]
-    if diffs:
-        raise MultipltError(f"{storage.join(out, RUN_FILE)} records a different run "
-                            f"({'; '.join(diffs)}); use another --out folder")
+    _refuse_another_run(out, old, run)
     merged = {**old, **run, "n": max(old.get("n") or 0, int(run.get("n") or 0))}
     if "problems" in run:
         had = old.get("problems")
         merged["problems"] = _union(problem_files(out) if had is None else had, run["problems"])
     return None if merged == old else merged
+
+
+def _refuse_another_run(out: str, old: dict, run: dict) -> None:
+    diffs = [f"{k}: folder has {old.get(k)!r}, this run asks for {run.get(k)!r}"
+             for k in RUN_IDENTITY if k in old and old.get(k) != run.get(k)]
+    if diffs:
+        raise MultipltError(f"{storage.join(out, RUN_FILE)} records a different run "
+                            f"({'; '.join(diffs)}); use another --out folder")
 
 
 def problem_files(out: str) -> list[str]:
@@ -109,16 +193,41 @@ def _union(first: list[str], then: list[str]) -> list[str]:
 
 
 def write_run(out: str, run: dict) -> None:
-    """Write the run record, its `problems` list last (the short fields stay on top). The list
-    is united with the record's there now, read again here: generate writes the record minutes
-    after merge_run read it (the model loads in between), and another generate into the folder
-    may have added its selection since. Storage has no atomic read-and-write, so two generates
-    of different selections writing within the same instant could still lose one's names; the
-    evaluate DAG's generates that share a folder share its selection too (docs/generation.md)."""
+    """Write the run record, its `problems` list last (the short fields stay on top). The record
+    in the folder now, read again here, is merged in: its `problems` united with this run's and
+    its `n` kept where larger (the record's n is the most any run asked for), and one of another
+    model, sampling or seed refused (merge_run's check). generate writes the record minutes after
+    merge_run read it (the model loads in between), and another generate into the folder may have
+    written it since. Call it under `locked(out)`: a local folder's record then cannot change
+    between the read and the write; object storage has no lock, so two generates writing the
+    record within the same instant could still lose one's names there (docs/generation.md)."""
     import yaml
 
+    now = read_run(out) or {}
+    _refuse_another_run(out, now, run)
     record = {key: value for key, value in run.items() if key != "problems"}
+    if now.get("n") is not None and "n" in record:
+        record["n"] = max(now["n"], int(record["n"]))
     if "problems" in run:
-        now = read_run(out) or {}
         record["problems"] = _union(now.get("problems") or [], run["problems"])
     storage.write_text(storage.join(out, RUN_FILE), yaml.safe_dump(record, sort_keys=False))
+
+
+def finish(out: str, problems: list[str]) -> list[tuple[str, int, int]]:
+    """Set the record's `complete` from the files: true only when every problem the record lists
+    as selected (with `problems`, this run's selection) and every problem file in the folder
+    holds at least the record's n completions, each file read again here; else false. Returns
+    the short ones, (problem, completions, n), in the record's order; [] when whole. Writes the
+    record only when `complete` changes or its `problems` lack some of `problems` (another
+    generate's write without them). Call it under `locked(out)`."""
+    from multiplt.evaluation.run_folder import completion_counts
+
+    now = read_run(out) or {}
+    n = int(now.get("n") or 0)
+    counts = completion_counts(out)
+    selected = _union(_union(now.get("problems") or [], problems), list(counts))
+    short = [(name, counts.get(name, 0), n) for name in selected if counts.get(name, 0) < n]
+    whole = not short
+    if now.get("complete") is not whole or set(problems) - set(now.get("problems") or []):
+        write_run(out, {**now, "complete": whole, "problems": problems})
+    return short

@@ -211,9 +211,10 @@ def test_a_corrupt_run_record_is_an_error_and_nothing_is_written(bench, tmp_path
 
 def test_the_run_record_says_whether_the_last_generate_finished(bench, tmp_path, monkeypatch):
     """`complete: false` goes with a call's first samples and `true` once it has them all, so
-    score refuses a folder whose last generate was cut short. A later call with nothing to do
-    (a smaller --n than the cut one) finishes the record when it covers every problem file there;
-    a narrower one (--limit) leaves it."""
+    score refuses a folder whose last generate was cut short. The record's n is the most any run
+    asked for, and `complete: true` needs every problem to hold that many: a later call with
+    nothing to do, a narrower one (--limit) or one with a smaller --n than the cut one, leaves
+    the record false; the cut run's --n finishes it."""
     from multiplt.evaluation import passk
 
     out = str(tmp_path / "run")
@@ -237,7 +238,9 @@ def test_the_run_record_says_whether_the_last_generate_finished(bench, tmp_path,
         passk.read_counts(out, allow_partial=False)
     assert run(bench, out, limit=1)["generated"] == 0  # problem 0 only: the others stay short
     assert folder.read_run(out)["complete"] is False
-    assert run(bench, out, n=2)["generated"] == 0  # every problem has 2: scoreable again
+    assert run(bench, out, n=2)["generated"] == 0  # every problem has 2, not the record's 4
+    assert folder.read_run(out)["complete"] is False and folder.read_run(out)["n"] == 4
+    assert run(bench, out, n=4)["generated"] == 4  # problems 1 and 2: 2 more each
     assert folder.read_run(out)["complete"] is True
     with pytest.raises(MultipltError, match="not fully executed"):  # generated; execute is next
         passk.read_counts(out, allow_partial=False)
@@ -262,6 +265,9 @@ def test_the_run_record_lists_every_problem_any_generate_selected(bench, tmp_pat
     assert folder.merge_run(out, {**folder.read_run(out), "problems": ["HumanEval_1_f"]}) is None
     run(bench, out, limit=1, n=4)  # a narrower run keeps the others' names
     assert len(folder.read_run(out)["problems"]) == 3
+    assert folder.read_run(out)["complete"] is False  # the others hold 3 of the record's n, 4
+    run(bench, out, n=4)
+    assert folder.read_run(out)["complete"] is True
     storage.delete(folder.problem_uri(out, "HumanEval_1_f"))  # e.g. lost by a stage-out
     with pytest.raises(MultipltError, match=r"1 problem\(s\) selected by `multiplt generate` .* "
                                             r"no completions file, e\.g\. HumanEval_1_f: rerun"):
