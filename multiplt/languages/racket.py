@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import shutil
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
@@ -14,6 +16,9 @@ _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 def racket_string(text: str) -> str:
     """A Racket string literal (MultiPL-E wrote strings unescaped; see docs/languages.md)."""
     return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
+
+
+_SPECIAL_FLOAT = re.compile(r"(?<![\w.])[+-](?:inf|nan)\.0\b")
 
 
 def racket_float(value) -> str:
@@ -71,6 +76,11 @@ class RacketLanguage(Language):
         return f"#lang racket\n\n{comment}(define ({self.identifier(name)}{args})\n"
 
     def render_assert(self, call: str, expected: str, tolerance: float | None) -> str:
+        if _SPECIAL_FLOAT.search(expected):
+            # check-within compares numbers by their difference, and inf - inf is NaN, within no
+            # tolerance: a value holding an infinity or NaN is compared by equal? (+nan.0 equals
+            # itself there), its finite floats exactly
+            return f"    (check-equal? {call} {expected})"
         tol = 0.001 if tolerance is None else min(tolerance, 0.001)
         return f"    (check-within {call} {expected} {tol!r})"
 

@@ -140,3 +140,23 @@ def test_julia_writes_its_own_infinities_and_nan():
     julia = languages.get("jl")
     assert [julia.value(v, FLOAT) for v in (float("inf"), float("-inf"), float("nan"), 2.5)] == \
         ["Inf", "-Inf", "NaN", "2.5"]
+
+
+def test_racket_tests_expecting_an_infinity_or_nan_can_pass(tmp_path):
+    """Racket's tests compare with check-within, where inf - inf is NaN, within no tolerance: a
+    correct function returning +inf.0 (or a list holding +nan.0) failed its test."""
+    from multiplt.languages.types import List
+
+    lang = languages.get("rkt")
+    if not all(shutil.which(b) for b in lang.binaries):
+        pytest.skip("racket not installed")
+    for value, typ in ((float("inf"), FLOAT), (float("-inf"), FLOAT), ([1.5, float("nan")], List(FLOAT)),
+                       (2.5, FLOAT)):
+        literal = lang.value(value, typ)
+        program = (f"#lang racket\n(define (f) {literal})\n"
+                   + lang.render_test_file("f", [lang.render_assert("(candidate)", literal, None)]))
+        path = tmp_path / "t.rkt"
+        path.write_text(program + "\n")
+        proc = subprocess.run(lang.command(str(path)), capture_output=True, text=True, timeout=60,
+                              env={**__import__("os").environ, **lang.env()})
+        assert lang.classify(proc.returncode, proc.stdout, proc.stderr) == "OK", (literal, proc.stderr)
