@@ -245,12 +245,15 @@ def _check_done_rows(cfg: TestgenConfig, work: str) -> None:
     """A finished shard rerun over other rows is refused as an unfinished one is. Cheap when
     the input's files are those `input.json` lists (the same names, sizes and version tags);
     otherwise (moved, copied, rewritten, a single file) the shard's rows are read and compared
-    with `rows.jsonl`."""
+    with `rows.jsonl`; when they are the same, `input.json` is written anew, so that the next
+    rerun over these files is cheap (a shard finished by a version without it, a moved input)."""
     listing = _input_listing(cfg.functions)
     uri = storage.join(work, INPUT)
     if listing is not None and storage.exists(uri) and storage.read_json(uri).get("files") == listing:
         return
     _refuse_other_rows(cfg, work, _shard_rows(cfg, collections.Counter())[1])
+    if listing is not None:  # listed before the rows were read: a file rewritten since differs
+        storage.write_json(uri, {"files": listing}, indent=1, if_changed=True)
 
 
 def generate_stage(cfg: TestgenConfig, work: str) -> dict:
