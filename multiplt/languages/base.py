@@ -185,6 +185,21 @@ class TestCase:
     templates: tuple[tuple[str, str], ...] = ()
 
 
+def decimal_escaped(text: str, escapes: dict[str, str]) -> str:
+    """A double-quoted string literal of `text` for languages whose strings take 3-digit decimal
+    escapes (Lua, OCaml): `escapes` for the characters with their own escape, `\\ddd` for every
+    other control character (a shorter escape such as Lua's `\\0` would swallow a digit after it)."""
+    out = []
+    for c in text:
+        if c in escapes:
+            out.append(escapes[c])
+        elif ord(c) < 32 or ord(c) == 127:
+            out.append(f"\\{ord(c):03d}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
 def contains(text: str, *patterns: str) -> bool:
     """True when any regex in `patterns` matches `text` (multiline)."""
     return any(re.search(p, text, re.MULTILINE) for p in patterns)

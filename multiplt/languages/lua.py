@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, LIBRARY_MOUNT, OK, SYNTAX_ERROR,
-                                     Language, Param, contains)
+                                     Language, Param, contains, decimal_escaped)
 from multiplt.languages.types import PyType
 
 #: where Debian's liblua5.4-dev puts lua.h (the fork server's glue is compiled against it)
@@ -18,18 +18,9 @@ _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def lua_string(text: str) -> str:
-    """A Lua string literal of the same bytes. Every other control character (NUL included) is
-    a 3-digit decimal escape `\\ddd`: Lua's `\\d` reads up to three digits, so a shorter
-    escape would swallow a digit that follows it (`\\0` + `1` is the one byte 0x01)."""
-    out = []
-    for c in text:
-        if c in _ESCAPES:
-            out.append(_ESCAPES[c])
-        elif ord(c) < 32 or ord(c) == 127:
-            out.append(f"\\{ord(c):03d}")
-        else:
-            out.append(c)
-    return '"' + "".join(out) + '"'
+    """A Lua string literal of the same bytes: control characters (NUL included) as 3-digit
+    decimal escapes (`\\0` followed by `1` would be the one byte 0x01)."""
+    return decimal_escaped(text, _ESCAPES)
 
 
 def lua_number(value) -> str:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     Param, Unsupported, contains)
+                                     Param, Unsupported, contains, decimal_escaped)
 from multiplt.languages.types import PyType
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -16,15 +16,7 @@ _SCALARS = {"int": "int", "float": "float", "bool": "bool", "str": "string"}
 
 def ocaml_string(text: str) -> str:
     """An OCaml string literal (MultiPL-E did not escape; see docs/languages.md)."""
-    out = []
-    for c in text:
-        if c in _ESCAPES:
-            out.append(_ESCAPES[c])
-        elif ord(c) < 32 or ord(c) == 127:
-            out.append(f"\\{ord(c):03d}")
-        else:
-            out.append(c)
-    return '"' + "".join(out) + '"'
+    return decimal_escaped(text, _ESCAPES)
 
 
 def ocaml_float(value) -> str:
