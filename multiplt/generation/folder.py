@@ -8,8 +8,10 @@ Airflow task's zombie try beside its new try). So every write is a read-merge-wr
 there at that moment: a problem file keeps every completion already in it and gains this run's
 beyond them (add_completions), and the run record keeps the largest `n` and the union of the
 selections (write_run). For a local folder each read-merge-write holds an flock on the folder
-itself (`locked`); object storage has no lock, so there the re-read only narrows the window,
-and `finish` writes `complete: true` only after reading every selected problem's file again.
+itself (`locked`); object storage has no lock, so there a problem file is written only if it is
+still the version read (a conditional write, else read and merged again), the run record is
+re-read before each write, and `finish` writes `complete: true` only after reading every
+selected problem's file again.
 """
 
 from __future__ import annotations
@@ -131,18 +133,73 @@ def add_completions(out: str, record: dict, benchmark: str) -> tuple[list[str], 
     never). Nothing is written when the file already holds all of this run's. The file is checked
     as at the start (check_same_problem): a generate of other settings that began at the same
     moment into a new folder is refused here. Call it under `locked(out)`."""
+    uri = problem_uri(out, record["name"])
+    if storage.local_path(uri) is None:
+        return _add_completions_if(uri, record, benchmark)
     existing = read_problem(out, record["name"])
+    merged = _merged(uri, existing, record, benchmark)
+    if merged is not None:
+        write_problem(out, {**record, "completions": merged})
+        return merged, True
+    return list(existing["completions"]), False
+
+
+def _merged(uri: str, existing: dict | None, record: dict, benchmark: str) -> list[str] | None:
+    """The completions to write: the file's and this run's beyond them; None when the file
+    already holds all of this run's."""
     ours = record["completions"]
     if existing is None:
-        write_problem(out, record)
-        return list(ours), True
-    check_same_problem(problem_uri(out, record["name"]), existing, record, benchmark)
+        return list(ours)
+    check_same_problem(uri, existing, record, benchmark)
     theirs = list(existing["completions"])
-    if len(ours) <= len(theirs):
-        return theirs, False
-    merged = theirs + list(ours[len(theirs):])
-    write_problem(out, {**record, "completions": merged})
-    return merged, True
+    return None if len(ours) <= len(theirs) else theirs + list(ours[len(theirs):])
+
+
+#: conditional writes of one problem file to object storage before giving up (another writer
+#: changed the file between each read and write)
+WRITE_ATTEMPTS = 16
+
+
+def _add_completions_if(uri: str, record: dict, benchmark: str) -> tuple[list[str], bool]:
+    """add_completions on object storage, where `locked` holds nothing: the file is read with its
+    version tag and written only if it is still that version (storage.write_bytes_if), else read,
+    merged and written again. A server without conditional writes gets a plain write (warned)."""
+    import gzip
+    import json
+    import random
+    import time
+
+    from multiplt.errors import PlatformError
+
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            data, etag = storage.read_versioned(uri)
+        except storage.NotFound:
+            existing, etag = None, None
+        else:
+            try:
+                existing = json.loads(gzip.decompress(data))
+            except (OSError, EOFError, ValueError) as exc:
+                raise MultipltError(f"{uri} is not gzipped JSON: {exc}") from None
+            if not isinstance(existing, dict) or not isinstance(existing.get("completions"), list):
+                raise MultipltError(f"{uri} is not a MultiPL-E completion file (no completions list)")
+        merged = _merged(uri, existing, record, benchmark)
+        if merged is None:
+            return list(existing["completions"]), False
+        # as storage.write_json writes it
+        text = json.dumps({**record, "completions": merged}) + "\n"
+        body = gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
+        try:
+            if storage.write_bytes_if(uri, body, etag):
+                return merged, True
+        except storage.ConditionalWriteUnsupported as exc:
+            LOG.warning("%s; writing %s without them: two generates into this folder at once may "
+                        "cut each other's completions", exc, uri)
+            storage.write_bytes(uri, body)
+            return merged, True
+        time.sleep(random.uniform(0, min(1.0, 0.02 * 2 ** attempt)))
+    raise PlatformError(f"{uri}: other writers changed the file on each of {WRITE_ATTEMPTS} attempts "
+                        f"to add completions; retry later")
 
 
 def read_run(out: str) -> dict | None:

@@ -182,3 +182,33 @@ def test_a_run_of_other_settings_written_meanwhile_is_refused_at_the_write(bench
                                             r"\(temperature: folder has 0\.8"):
         run(bench, out, n=2)
     assert completion_counts(out) == {p: 2 for p in PROBLEMS}  # the other's, as it wrote them
+
+
+def test_on_object_storage_a_file_another_generate_wrote_meanwhile_is_merged_again(
+        s3_bucket, monkeypatch):
+    """Object storage has no lock: another generate may write a problem file between this one's
+    read and its write. The write is conditional on the version read, so it fails, and the file
+    is read and merged again instead of cut to this run's count."""
+    from multiplt import storage
+
+    out = f"{s3_bucket}/run"
+    base = {"name": "P", "language": "py", "prompt": "def f():\n", "tests": "assert True\n",
+            "stop_tokens": ["\ndef"], "temperature": 0.2, "top_p": 0.95, "max_tokens": 64}
+    folder.write_problem(out, {**base, "completions": ["a"]})
+    uri = folder.problem_uri(out, "P")
+    raced = []
+
+    def after_reading(real):
+        def read(*args, **kwargs):
+            value = real(*args, **kwargs)
+            if not raced:  # the other generate writes all 4 samples right after this read
+                raced.append(True)
+                storage.write_json(uri, {**base, "completions": ["a", "b", "c", "d"]})
+            return value
+        return read
+
+    monkeypatch.setattr(storage, "read_versioned", after_reading(storage.read_versioned))
+    monkeypatch.setattr(storage, "read_json", after_reading(storage.read_json))
+    merged, wrote = folder.add_completions(out, {**base, "completions": ["a", "b", "c"]}, "bench")
+    assert raced and (merged, wrote) == (["a", "b", "c", "d"], False)
+    assert storage.read_json(uri)["completions"] == ["a", "b", "c", "d"]
