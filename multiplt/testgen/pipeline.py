@@ -156,24 +156,13 @@ def _is_ours(out: str) -> bool:
                for u in storage.ls(work) if u.endswith("/"))
 
 
-def _other_command(out: str) -> str | None:
-    """A file of another multiplt command's output in `out` (translate's: its languages' shards
-    `work/<code>/<K>-of-<N>/` and their `config/<code>-<K>-of-<N>.json`), or None."""
-    for u in storage.ls(storage.join(out, "work")):
-        if u.endswith("/") and not SHARD_NAME.fullmatch(storage.basename(u)):
-            for v in storage.ls(u):
-                if v.endswith("/") and re.fullmatch(r"\d+-of-\d+", storage.basename(v)):
-                    return v[len(out.rstrip("/")) + 1:]
-    for u in storage.ls(storage.join(out, "config")):
-        if re.fullmatch(r"\w+-\d+-of-\d+\.json", storage.basename(u)):
-            return u[len(out.rstrip("/")) + 1:]
-    return None
-
-
 def _check_own_folder(out: str) -> None:
     """An --out that holds files must be a testgen output (`_is_ours`), and none of another
-    command's (a translate output is named as such, also one a testgen run shares)."""
-    other = _other_command(out)
+    command's (a translate output, found as translate finds its own, is named as such, also one a
+    testgen run shares)."""
+    from multiplt.translation.pipeline import translate_output_file
+
+    other = translate_output_file(out)
     if other is not None:
         from multiplt.errors import MultipltError
 

@@ -166,11 +166,13 @@ def languages_code(code: str) -> str:
     return languages.get(code).code
 
 
-def _is_translate_output(out: str) -> bool:
-    """Whether OUT holds a file that only translate writes: a shard's problems
-    (`work/<code>/K-of-N/problems.jsonl`, the first file every shard of every language writes, so
-    shards and languages starting at once see each other's) or a shard's config
-    (`config/<code>-K-of-N.json`). Not "work/ holds a file": testgen's output has a work/ too."""
+def translate_output_file(out: str) -> str | None:
+    """Where OUT holds a file that only translate writes, as a path relative to OUT (the shard's
+    folder `work/<code>/K-of-N/`, or the config file), or None: a shard's problems
+    (`work/<code>/K-of-N/problems.jsonl`, the first file every shard of every language
+    writes, so shards and languages starting at once see each other's) or a shard's config
+    (`config/<code>-K-of-N.json`). Not "work/ holds a file": testgen's output has a work/ too
+    (testgen refuses an --out where this finds a file)."""
     import re
 
     from multiplt import languages
@@ -179,21 +181,24 @@ def _is_translate_output(out: str) -> bool:
     shard = re.compile(r"\d+-of-\d+")
     work = storage.join(out, "work")
     for folder in storage.ls(work) if storage.exists(work) else []:
-        if folder.endswith("/") and storage.basename(folder.rstrip("/")) in codes:
+        code = storage.basename(folder.rstrip("/"))
+        if folder.endswith("/") and code in codes:
             for sub in storage.ls(folder):
-                if sub.endswith("/") and shard.fullmatch(storage.basename(sub.rstrip("/"))) and \
+                name = storage.basename(sub.rstrip("/"))
+                if sub.endswith("/") and shard.fullmatch(name) and \
                         storage.exists(storage.join(sub, "problems.jsonl")):
-                    return True
+                    return f"work/{code}/{name}/"
     config = storage.join(out, "config")
     names = [storage.basename(u) for u in storage.ls(config)] if storage.exists(config) else []
-    return any(re.fullmatch(rf"({'|'.join(map(re.escape, codes))})-\d+-of-\d+\.json", n) for n in names)
+    pattern = rf"({'|'.join(map(re.escape, codes))})-\d+-of-\d+\.json"
+    return next((f"config/{n}" for n in names if re.fullmatch(pattern, n)), None)
 
 
 def _check_own_folder(out: str) -> None:
-    """An --out that holds files must be a translate output (`_is_translate_output`); another
+    """An --out that holds files must be a translate output (`translate_output_file`); another
     command's output (testgen's, with its own work/ and funnel.json) is refused before anything
     is written into it."""
-    refuse_foreign(out, lambda: _is_translate_output(out))
+    refuse_foreign(out, lambda: translate_output_file(out) is not None)
 
 
 def _check_shard_layout(cfg: TranslateConfig) -> None:
