@@ -43,15 +43,7 @@ def _not_found(loc: Location) -> MultipltError:
 
 
 def read_bytes(loc: Location) -> bytes:
-    try:
-        with open(loc.path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise _not_found(loc) from None
-    except IsADirectoryError:
-        raise MultipltError(f"{loc.uri} is a folder, not a file") from None
-    except PermissionError:
-        raise MultipltError(f"cannot read {loc.uri}: permission denied") from None
+    return read_versioned(loc)[0]
 
 
 def cannot_write(path: str, exc: OSError) -> MultipltError:
