@@ -56,7 +56,10 @@ def read_problem(out: str, name: str) -> dict | None:
     uri = problem_uri(out, name)
     if not storage.exists(uri):
         return None
-    record = storage.read_json(uri)
+    return _checked_problem(uri, storage.read_json(uri))
+
+
+def _checked_problem(uri: str, record) -> dict:
     if not isinstance(record, dict) or not isinstance(record.get("completions"), list):
         raise MultipltError(f"{uri} is not a MultiPL-E completion file (no completions list)")
     return record
@@ -162,10 +165,8 @@ WRITE_ATTEMPTS = 16
 
 def _add_completions_if(uri: str, record: dict, benchmark: str) -> tuple[list[str], bool]:
     """add_completions on object storage, where `locked` holds nothing: the file is read with its
-    version tag and written only if it is still that version (storage.write_bytes_if), else read,
+    version tag and written only if it is still that version (storage.write_json_if), else read,
     merged and written again. A server without conditional writes gets a plain write (warned)."""
-    import gzip
-    import json
     import random
     import time
 
@@ -173,29 +174,21 @@ def _add_completions_if(uri: str, record: dict, benchmark: str) -> tuple[list[st
 
     for attempt in range(WRITE_ATTEMPTS):
         try:
-            data, etag = storage.read_versioned(uri)
+            existing, etag = storage.read_json_versioned(uri)
         except storage.NotFound:
             existing, etag = None, None
         else:
-            try:
-                existing = json.loads(gzip.decompress(data))
-            except (OSError, EOFError, ValueError) as exc:
-                raise MultipltError(f"{uri} is not gzipped JSON: {exc}") from None
-            if not isinstance(existing, dict) or not isinstance(existing.get("completions"), list):
-                raise MultipltError(f"{uri} is not a MultiPL-E completion file (no completions list)")
+            _checked_problem(uri, existing)
         merged = _merged(uri, existing, record, benchmark)
         if merged is None:
             return list(existing["completions"]), False
-        # as storage.write_json writes it
-        text = json.dumps({**record, "completions": merged}) + "\n"
-        body = gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
         try:
-            if storage.write_bytes_if(uri, body, etag):
+            if storage.write_json_if(uri, {**record, "completions": merged}, etag):
                 return merged, True
         except storage.ConditionalWriteUnsupported as exc:
             LOG.warning("%s; writing %s without them: two generates into this folder at once may "
                         "cut each other's completions", exc, uri)
-            storage.write_bytes(uri, body)
+            storage.write_json(uri, {**record, "completions": merged})
             return merged, True
         time.sleep(random.uniform(0, min(1.0, 0.02 * 2 ** attempt)))
     raise PlatformError(f"{uri}: other writers changed the file on each of {WRITE_ATTEMPTS} attempts "

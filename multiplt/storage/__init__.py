@@ -28,8 +28,10 @@ from multiplt.storage.uri import NotFound, basename, join, local_path, parse
 __all__ = [
     "AtomicFile", "ConditionalWriteUnsupported", "NotFound", "ObjectInfo", "basename", "cannot_write",
     "copy", "delete", "download_dir", "exists", "file_above", "join", "listing", "local_path", "ls",
-    "read_bytes", "read_json", "read_jsonl", "read_parquet", "read_text", "read_versioned",
-    "upload_dir", "write_bytes", "write_bytes_if", "write_json", "write_jsonl", "write_parquet",
+    "read_bytes", "read_json", "read_json_versioned", "read_jsonl", "read_parquet", "read_text",
+    "read_versioned",
+    "upload_dir", "write_bytes", "write_bytes_if", "write_json", "write_json_if", "write_jsonl",
+    "write_parquet",
     "write_text",
 ]
 
@@ -95,7 +97,11 @@ def _gzipped(uri) -> bool:
 
 # ---- text, JSON, JSON lines ----------------------------------------------------------------------
 def read_text(uri) -> str:
-    data = read_bytes(uri)
+    return _text(uri, read_bytes(uri))
+
+
+def _text(uri, data: bytes) -> str:
+    """The text stored as `data` at `uri` (gunzipped for a .gz name)."""
     if _gzipped(uri):
         try:
             data = gzip.decompress(data)
@@ -107,11 +113,17 @@ def read_text(uri) -> str:
         raise MultipltError(f"{uri} is not UTF-8 text: {exc}") from None
 
 
-def write_text(uri, text: str, if_changed: bool = False) -> None:
-    """`if_changed`: nothing is written when `uri` already holds this text (write_if_changed)."""
+def _stored(uri, text: str) -> bytes:
+    """The bytes `text` is stored as at `uri` (gzipped for a .gz name)."""
     data = text.encode("utf-8")
     if _gzipped(uri):
         data = gzip.compress(data, compresslevel=6, mtime=0)  # mtime=0: same input, same bytes
+    return data
+
+
+def write_text(uri, text: str, if_changed: bool = False) -> None:
+    """`if_changed`: nothing is written when `uri` already holds this text (write_if_changed)."""
+    data = _stored(uri, text)
     if if_changed:
         write_if_changed(uri, data)
     else:
@@ -119,7 +131,10 @@ def write_text(uri, text: str, if_changed: bool = False) -> None:
 
 
 def read_json(uri):
-    text = read_text(uri)
+    return _json(uri, read_text(uri))
+
+
+def _json(uri, text: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -128,6 +143,17 @@ def read_json(uri):
 
 def write_json(uri, value, indent: int | None = None, if_changed: bool = False) -> None:
     write_text(uri, json.dumps(value, indent=indent) + "\n", if_changed=if_changed)
+
+
+def read_json_versioned(uri):
+    """read_json, and the version tag of the version read (read_versioned), for write_json_if."""
+    data, etag = read_versioned(uri)
+    return _json(uri, _text(uri, data)), etag
+
+
+def write_json_if(uri, value, etag: str | None) -> bool:
+    """write_json as a compare-and-swap (write_bytes_if): True when written."""
+    return write_bytes_if(uri, _stored(uri, json.dumps(value) + "\n"), etag)
 
 
 def read_jsonl(uri) -> list[dict]:
