@@ -34,10 +34,15 @@ decode_limit: tokens/s if every step only read the weights plus the live rows' K
 (average prompt + half the new tokens) at the bandwidth measured in-script with a device-to-device
 copy; fraction_of_decode_limit = forced / that. compute_limit: tokens/s if every step ran its
 FLOPs at the card's dense bf16 peak (989 TFLOP/s); fraction_of_roofline = forced / the lower of
-the two limits. greedy_matches_hf: our greedy tokens equal
-`generate(do_sample=False)` for --greedy-prompts prompts, one at a time (bf16 on the GPU);
-greedy_fp32: the same check with the model in fp32 (where rounding is 2**16 times finer: tells a
-numerics difference from a wrong computation). card (CUDA): the driver, power limit and clocks
+the two limits. Greedy: our greedy tokens (64 a prompt) against `generate(do_sample=False)`,
+one prompt at a time (bf16 on the GPU). greedy_random_weights: on the random model and
+--greedy-prompts of the random prompts. Its logits are nearly flat, so rounding flips argmaxes and
+transformers disagrees with itself (hf_batched_equal_to_hf_single). greedy_trained: the same model
+after --greedy-train-steps AdamW steps (8 x 1024 bytes each) on the bytes of Python's stdlib
+(tokens 1-256), on 4 held-out stdlib files (200 bytes each); greedy_matches_hf and the fields beside
+it are this check's where it ran. margins_at_first_difference: transformers' gap between its two
+best logits where ours first differs. greedy_fp32: the last check once more with the model in fp32
+(rounding 2**16 times finer: tells a numerics difference from a wrong computation). card (CUDA): the driver, power limit and clocks
 nvidia-smi reports before the runs (H100s differ from machine to machine by a few percent).
 
     python bench/generate_throughput.py --out bench/results/generate_throughput.json   # GPU
@@ -224,9 +229,12 @@ def compute_limit(model, config, prompts, new_tokens) -> float:
 def greedy_check(model, prompts, new_tokens) -> dict:
     """Our greedy tokens (slot engine, one row) against `generate` one prompt at a time; also
     `generate` on all prompts as one left-padded batch against `generate` one at a time (how far
-    transformers agrees with itself when only the kernels' shapes change)."""
+    transformers agrees with itself when only the kernels' shapes change). Where ours first
+    differs, `margins_at_first_difference` gives transformers' own gap between its two best
+    logits at that step: a gap within bf16 rounding is a near-tie, not a wrong computation."""
     same = hf_same = 0
     matched_tokens = total = 0
+    margins = []
     opts = SamplerOptions(temperature=0.0, max_new_tokens=new_tokens, eos_token_id=None, pad_token_id=0)
     jobs = [Job(i, p, i, new_tokens) for i, p in enumerate(prompts)]
     ours = {k: t for g in sample_continuous(model, jobs, opts, max_batch=1) for k, t in g}
@@ -242,16 +250,62 @@ def greedy_check(model, prompts, new_tokens) -> dict:
     for i, p in enumerate(prompts):
         ids = torch.tensor([p], device=model.device)
         with torch.inference_mode():
-            ref = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                  max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0,
-                                 eos_token_id=None)[0, len(p):].tolist()
+                                 eos_token_id=None, output_logits=True, return_dict_in_generate=True)
+        ref = out.sequences[0, len(p):].tolist()
         same += ref == ours[i]
         hf_same += ref == batched[i]
         prefix = next((j for j, (a, b) in enumerate(zip(ref, ours[i])) if a != b), len(ref))
         matched_tokens, total = matched_tokens + prefix, total + len(ref)
+        if prefix < len(ref):
+            top2 = out.logits[prefix][0].float().topk(2).values
+            margins.append(round(float(top2[0] - top2[1]), 4))
     return {"greedy_matches_hf": same == len(prompts), "prompts": len(prompts), "equal": same,
             "tokens_before_first_difference": matched_tokens, "tokens": total,
-            "hf_batched_equal_to_hf_single": hf_same}
+            "hf_batched_equal_to_hf_single": hf_same, "margins_at_first_difference": margins}
+
+
+def text_ids(paths, limit: int) -> list[int]:
+    """Bytes of the given text files as token ids 1-256 (0 is EOS/padding), up to `limit`."""
+    ids: list[int] = []
+    for path in paths:
+        ids += [b + 1 for b in path.read_bytes()[: limit - len(ids)]]
+        if len(ids) >= limit:
+            break
+    return ids
+
+
+def train_briefly(model, steps: int, rows: int, seq: int, device: str) -> dict:
+    """A few hundred AdamW steps on the bytes of Python's own standard library, so that the model
+    predicts with margins like a trained model's: random weights give nearly flat logits, where
+    any rounding difference between two correct implementations flips an argmax (transformers
+    in bf16 then disagrees with itself, batched against one at a time). Returns the held-out
+    prompts (other stdlib files) and the loss curve's ends."""
+    import os
+
+    files = sorted(pathlib.Path(os.__file__).parent.glob("*.py"))
+    train_files, held_out = files[: -8], files[-8:]
+    data = torch.tensor(text_ids(train_files, steps * rows * seq + seq), dtype=torch.long)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3 if device == "cpu" else 3e-4, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(2)
+    model.train()
+    losses = []
+    start = time.perf_counter()
+    for _ in range(steps):
+        at = torch.randint(0, len(data) - seq, (rows,), generator=gen)
+        x = torch.stack([data[a: a + seq] for a in at.tolist()]).to(device)
+        loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(loss))
+    model.eval()
+    del opt
+    prompts = [text_ids([f], 400)[-200:] for f in held_out[::2]]
+    return {"steps": steps, "rows": rows, "seq_len": seq, "data": "bytes of Python's stdlib *.py files",
+            "loss_first": round(losses[0], 3), "loss_last": round(sum(losses[-10:]) / len(losses[-10:]), 3),
+            "seconds": round(time.perf_counter() - start, 1), "prompts": prompts}
 
 
 def main() -> None:
@@ -261,6 +315,9 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--new-tokens", type=int, default=512)
     ap.add_argument("--greedy-prompts", type=int, default=4)
+    ap.add_argument("--greedy-train-steps", type=int, default=300,
+                    help="after the throughput runs, train the model this many steps on text and run "
+                         "the greedy check again on held-out text (0: only the random-weights check)")
     ap.add_argument("--skip-hf40", action="store_true")
     ap.add_argument("--skip-hf", action="store_true", help="no transformers baselines (debugging ours)")
     ap.add_argument("--kernels", choices=("default", "on", "off"), default="default",
@@ -406,13 +463,31 @@ def main() -> None:
         result["fraction_of_roofline"] = round(result["forced"]["tokens_per_s"] / min(limit, flops_limit), 4)
     save()
     greedy_prompts = prompts[:: max(1, len(prompts) // max(1, args.greedy_prompts))][: args.greedy_prompts]
+    new_greedy = min(64, args.new_tokens)
     if greedy_prompts:  # --greedy-prompts 0: no greedy check
-        result.update(greedy_check(model, greedy_prompts, min(64, args.new_tokens)))
+        # random weights, random prompts: the check the earlier records hold
+        result["greedy_random_weights"] = greedy_check(model, greedy_prompts, new_greedy)
+        result.update(result["greedy_random_weights"])
+        save()
+    if greedy_prompts and args.greedy_train_steps > 0:
+        # the same model trained briefly, held-out text as prompts: the greedy_matches_hf the
+        # record keeps (a trained model's margins; see train_briefly)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        trained = train_briefly(model, args.greedy_train_steps, 8, 64 if args.tiny else 1024, device)
+        text_prompts = trained.pop("prompts")
+        result["greedy_trained"] = {**greedy_check(model, text_prompts, new_greedy), "training": trained}
+        result.update({k: result["greedy_trained"][k] for k in
+                       ("greedy_matches_hf", "prompts", "equal", "tokens_before_first_difference", "tokens",
+                        "hf_batched_equal_to_hf_single", "margins_at_first_difference")})
+        result["greedy_weights"] = "trained briefly (greedy_trained)"
+        save()
     if device == "cuda":
         result["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
         save()
         if greedy_prompts:
-            result["greedy_fp32"] = greedy_check(model.float(), greedy_prompts, min(64, args.new_tokens))
+            prompts_fp32 = text_prompts if "greedy_trained" in result else greedy_prompts
+            result["greedy_fp32"] = greedy_check(model.float(), prompts_fp32, new_greedy)
     print(save())
 
 
