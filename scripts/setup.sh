@@ -60,6 +60,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup.sh: creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
+# requirements.lock is resolved for Python 3.11 (Debian bookworm's): another version fails late,
+# in the middle of pip's install, so say it here
+venv_version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [ "$venv_version" != "3.11" ]; then
+  echo "setup.sh: .venv has Python $venv_version, but requirements.lock is for Python 3.11;" \
+       "remove .venv and rerun with PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
 
 # Reinstall only when a requirements file or pyproject.toml changed since the last install. The
 # stamp holds what the last install put in .venv: "<runtime hash> <test hash or ->", so going back
