@@ -3,19 +3,20 @@
 Each list is one ``multiplt`` command line for one stage task (dynamic task mapping expands over
 them). Storage layout under the ``[multiplt] data_uri`` root:
 
-    benchmarks/<benchmark>-<lang>.jsonl              benchmark build
+    benchmarks/<benchmark>-<lang>.jsonl              benchmark build (<benchmark>: `humaneval`,
+                                                     or a path/URI source's file name and
+                                                     _s<hash of the source>; then _first<N>/
+                                                     _p<hash> for part of the source)
     evaluate/<benchmark>-<lang>-<model>-<revision>-<temperature>/   run folder (generate,
                                                      execute, score; recorded in the store;
-                                                     <benchmark> ends in _first<N>/_p<hash> for
-                                                     part of a source, then _g<hash> for
-                                                     top_p/max_new_tokens/backend off the defaults)
+                                                     <benchmark> ends in _g<hash> for top_p/
+                                                     max_new_tokens/backend/tokenizer off the
+                                                     defaults)
     training/<base>-<experiment>-<lang>/             train output (manifest.jsonl, checkpoints/;
                                                      the `training_root` Param moves it)
 """
 
 from __future__ import annotations
-
-import re
 
 
 def _join(root: str, *parts: str) -> str:
@@ -29,26 +30,39 @@ def _safe(text: str) -> str:
 
 
 def benchmark_name(source: str, limit: int | None, problems: str | None) -> str:
-    """`humaneval`, or a JSONL source's file name; marked when only part of it is used, so a
-    partial benchmark never shares a file or run folder with the full one."""
+    """`humaneval` (a catalog source), or another source's name (a JSONL file's name, a Hugging
+    Face dataset's without its owner) with `_s<hash of the source as given>`: two sources of one
+    file name (`s3://a/v1/mbpp.jsonl`, `s3://a/v2/mbpp.jsonl`) would otherwise share a benchmark
+    file, each build overwriting the other's, and a run folder. Marked when only part of it is
+    used, so a partial benchmark never shares a file or run folder with the full one."""
+    import hashlib
+
+    from multiplt.benchmarks.sources import BUILTIN, source_name
     from multiplt.evaluation.run_folder import selection_marker
 
-    name = re.sub(r"\.(jsonl|json)(\.gz)?$", "", source.rstrip("/").rsplit("/", 1)[-1])
-    return _safe(name) + selection_marker(limit, problems)
+    name = source_name(source)
+    if source not in BUILTIN:
+        name += "_s" + hashlib.sha256(source.encode()).hexdigest()[:8]
+    return name + selection_marker(limit, problems)
 
 
 #: generation settings a run folder records and `generate` refuses to mix, but the folder's name
 #: does not spell out: a run that changes one gets a folder of its own (see settings_marker)
-FOLDER_SETTINGS = ("top_p", "max_new_tokens", "backend")
+FOLDER_SETTINGS = ("top_p", "max_new_tokens", "backend", "tokenizer")
 
 
 def settings_marker(params: dict) -> str:
     """`_g<hash>` of the FOLDER_SETTINGS that differ from the Params' defaults, else empty: so a
-    re-evaluation with e.g. max_new_tokens 1024 gets its own folder instead of generate's refusal
-    of the default run's folder, while runs at the defaults keep their folder names."""
+    re-evaluation with e.g. max_new_tokens 1024, or another tokenizer than the model's, gets its
+    own folder instead of generate's refusal of the default run's folder, while runs at the
+    defaults keep their folder names (and their hash: a default setting is not hashed). The
+    tokenizer of a checkpoint's conf (`checkpoint_uri`: checkpoint_confs) is the one its manifest
+    row names for the checkpoint, so it is part of the checkpoint that the revision tag names."""
     from multiplt_pipelines.params import EVALUATE
 
     changed = {k: params.get(k) for k in FOLDER_SETTINGS if params.get(k) != EVALUATE[k]["default"]}
+    if params.get("checkpoint_uri"):
+        changed.pop("tokenizer", None)
     if not changed:
         return ""
     import hashlib

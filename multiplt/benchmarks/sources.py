@@ -51,8 +51,9 @@ def source_name(source: str) -> str:
     """The benchmark's name for a source, as file and folder names use it: `humaneval`; a JSONL
     path or URI's file name without its extension (`data/mbpp.jsonl` -> `mbpp`); a Hugging Face
     dataset's name without its owner. `multiplt evaluate` names its benchmark files
-    `<name>-<lang>.jsonl` with it (as the evaluate DAG does), so the results store reads the same
-    benchmark name from them as from a file `multiplt benchmark build` wrote under that name."""
+    `<name>-<lang>.jsonl` with it (as the evaluate DAG does, adding `_s<hash of the source>` to
+    any source but `humaneval`), so the results store reads the same benchmark name from them as
+    from a file `multiplt benchmark build` wrote under that name."""
     from multiplt.evaluation.run_folder import safe_part
 
     return safe_part(re.sub(r"\.(jsonl|json)(\.gz)?$", "", source.rstrip("/").rsplit("/", 1)[-1]))

@@ -91,7 +91,7 @@ def run(args) -> int:
             raise MultipltError("--model is required (except with --backend replay)")
         model_label = args.model
     bench_root = args.benchmarks or storage.join(args.out, "benchmarks")
-    name = source_name(args.source)  # `data/mbpp.jsonl` -> `mbpp`, as the evaluate DAG names it
+    name = source_name(args.source)  # `data/mbpp.jsonl` -> `mbpp` (the DAG adds `_s<hash>`)
     for code in langs:  # a benchmark built earlier is reused: only if built the way this run would
         _check_built(storage.join(bench_root, f"{name}-{code}.jsonl"), args.source, code)
     rows = []

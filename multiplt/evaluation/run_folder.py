@@ -6,8 +6,9 @@ One folder per (benchmark, language, model, revision, temperature), named
 segment (a `/` in a Hub name or URI becomes `_`). Each stage adds its files:
 
   <name>.json.gz            multiplt generate   a MultiPL-E completions file per problem
-  _multiplt_run.yaml        multiplt generate   the resolved run config and the problems
-                                                it selected (read_run_record)
+  _multiplt_run.yaml        multiplt generate   the resolved run config, the problems it
+                                                selected and which part of the benchmark
+                                                they are (read_run_record)
   <name>.results.json.gz    multiplt execute    the same keys plus `results`
   _scores.csv               multiplt score      pass@k rows under MultiPL-E's header
   _per_problem.parquet      multiplt score      n, c and pass@k per problem
@@ -60,6 +61,81 @@ def selection_marker(limit: int | None, problems: str | None) -> str:
     if limit:
         marker += f"_first{int(limit)}"
     return marker
+
+
+#: the markers selection_marker puts after a benchmark's name, and the DAG's `_g<hash>` of
+#: generation settings off its defaults after them
+SELECTION_PATTERN = r"(?:_p[0-9a-f]{8})?(?:_first\d+)?"
+SETTINGS_PATTERN = r"(?:_g[0-9a-f]{8})?"
+# a run record's `selection`: the benchmark file's own markers, then the run's (benchmark_selection)
+_RECORDED_SELECTION = re.compile(f"{SELECTION_PATTERN}{SELECTION_PATTERN}")
+
+
+def file_benchmark(uri: str, lang: str) -> str:
+    """The name of a benchmark file without its extension and `-<lang>` suffix."""
+    name = re.sub(r"\.(jsonl|json)(\.gz)?$", "", uri.rstrip("/").rsplit("/", 1)[-1])
+    if lang and name.endswith(f"-{lang}"):
+        name = name[:-len(lang) - 1]
+    return name
+
+
+def folder_markers(name: str, dataset: str) -> tuple[str, str]:
+    """(selection, settings): the markers a run folder's name (`dataset`) puts after the
+    benchmark `name` (`multiplt evaluate --limit 5`: `_first5`; the DAG's `_g<hash>`), each ""
+    when it has none."""
+    # the run folder's benchmark part (before its first "-"): the name, maybe after the rest of a
+    # source path (`multiplt evaluate --source /data/mbpp.jsonl`), then its markers
+    part = dataset.split("-", 1)[0]
+    markers = f"({SELECTION_PATTERN})({SETTINGS_PATTERN})$"
+    marked = re.search(r"(?:^|_)" + re.escape(safe_part(name)) + markers, part)
+    return (marked.group(1), marked.group(2)) if marked else ("", "")
+
+
+def built_marker(uri: str) -> str:
+    """The selection marker of a benchmark file that `benchmark build --limit/--problems` made
+    from part of its source (its `<uri>.report.json` says so); "" for one built from all of it,
+    and for a file without a readable report (one the user put there is taken as it is)."""
+    from multiplt import storage
+
+    report = uri + ".report.json"
+    try:
+        config = (storage.read_json(report).get("config") or {}) if storage.exists(report) else {}
+    except Exception:  # noqa: BLE001 - an unreadable report: the file is taken as built from all
+        config = {}
+    if not isinstance(config, dict):
+        return ""
+    problems, limit = config.get("problems"), config.get("limit")
+    if isinstance(problems, list):
+        problems = ",".join(str(p) for p in problems)
+    return selection_marker(limit if isinstance(limit, int) else None,
+                            problems if isinstance(problems, str) else None)
+
+
+def benchmark_selection(name: str, built: str, names: list[str], covered: Iterable[str],
+                        in_folder: str = "") -> str:
+    """What a run covered of the benchmark file `name` (file_benchmark), as markers after that
+    name: `built` (built_marker) unless the name already ends in it (the DAG's
+    `humaneval_first5-lua.jsonl`), then the run's part: "" when `covered` (the problems the
+    generates into the folder selected) holds all of `names` (the file's, in file order); else
+    `in_folder`, the folder name's marker where it has one (`multiplt evaluate --problems`
+    spells its folder so), else `_first<N>` when they are the file's first N, else
+    `_p<hash of their sorted names>`, as the DAG's names spell them (selection_marker)."""
+    built = "" if name.endswith(built) else built
+    wanted = set(covered)
+    if wanted >= set(names):
+        ran = ""
+    elif in_folder:
+        ran = in_folder
+    elif wanted == set(names[:len(wanted)]):
+        ran = f"_first{len(wanted)}"
+    else:
+        ran = selection_marker(None, ",".join(sorted(wanted)))
+    return built + ran
+
+
+def is_recorded_selection(value) -> bool:
+    """Whether `value` can be a run record's `selection` (benchmark_selection's markers)."""
+    return isinstance(value, str) and _RECORDED_SELECTION.fullmatch(value) is not None
 
 
 def run_folder_name(benchmark: str, lang: str, model: str, revision: str | None,
@@ -139,6 +215,9 @@ def unexecuted(folder: str, executed: dict[str, int],
                   if executed.get(name, 0) < want)
 
 
+#: what a malformed `selection` in a run record is
+SELECTION_ERROR = ("selection {selection!r} is not the markers of a part of a benchmark (\"\", "
+                   "_first<N>, _p<8 hex digits>)")
 #: what score's errors about the run record advise (generate's: multiplt.generation.folder)
 SCORE_ADVICE = "mend it (--allow-partial skips the check)"
 
@@ -147,8 +226,9 @@ def read_run_record(folder: str, advice: str) -> dict | None:
     """The folder's run record (None when it has none): the one parser of `_multiplt_run.yaml`,
     for generate, which adds to it, and for score, which checks the folder against it. A
     MultipltError names a record that is not a YAML mapping, or whose `n` is not a positive
-    whole number, `complete` not true or false, or `problems` not a list of names, and ends
-    with `advice`: what the reader's user can do about it, which differs (SCORE_ADVICE)."""
+    whole number, `complete` not true or false, `problems` not a list of names, or
+    `selection` not benchmark_selection's markers, and ends with `advice`: what the reader's
+    user can do about it, which differs (SCORE_ADVICE)."""
     from multiplt import storage
 
     uri = storage.join(folder, RUN_FILE)
@@ -164,6 +244,7 @@ def read_run_record(folder: str, advice: str) -> dict | None:
     if not isinstance(record, dict):
         raise MultipltError(f"{uri} is not a run record (a YAML mapping); {advice}")
     n, complete, problems = record.get("n"), record.get("complete"), record.get("problems")
+    selection = record.get("selection")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise MultipltError(f"{uri}: n must be a positive whole number, got {n!r}; {advice}")
     if complete is not None and not isinstance(complete, bool):
@@ -172,6 +253,8 @@ def read_run_record(folder: str, advice: str) -> dict | None:
                                  or not all(isinstance(p, str) and p for p in problems)):
         raise MultipltError(f"{uri}: problems must be a list of problem names, got {problems!r}; "
                             f"{advice}")
+    if selection is not None and not is_recorded_selection(selection):
+        raise MultipltError(f"{uri}: {SELECTION_ERROR.format(selection=selection)}; {advice}")
     return record
 
 

@@ -6,8 +6,9 @@ Rerun contract:
 - sample i of problem p draws from a seed derived from (seed, p, i) (seeds.py), so an
   interrupted run resumed later gives the same samples as an uninterrupted one;
 - a folder made with other sampling settings (temperature, top_p, stop tokens, token limit) or
-  another model/backend/seed is refused with an error naming the difference, and so is a problem
-  file whose language, prompt or tests differ from the benchmark's problem;
+  another model/backend/seed or benchmark file (its sha256) is refused with an error naming the
+  difference, and so is a problem file whose language, prompt or tests differ from the
+  benchmark's problem;
 - a problem's file is rewritten (atomically) each time its finished samples grow, merged with the
   file as it is at that moment (folder.add_completions): completions already there are never
   replaced, so two generates into one folder (a zombie try beside its retry, two evaluations of
@@ -63,8 +64,10 @@ def selected_names(problems) -> list[str] | None:
     return wanted
 
 
-def load_benchmark(uri: str, limit: int | None = None, problems=None) -> tuple[list[dict], str]:
-    """The selected problems of a benchmark JSONL file and the file's sha256."""
+def load_benchmark(uri: str, limit: int | None = None,
+                   problems=None) -> tuple[list[dict], str, list[str]]:
+    """The selected problems of a benchmark JSONL file, the file's sha256 and the names of all
+    its problems in file order."""
     if not storage.exists(uri):
         raise MultipltError(f"benchmark {uri} does not exist")
     data = storage.read_bytes(uri)
@@ -91,6 +94,7 @@ def load_benchmark(uri: str, limit: int | None = None, problems=None) -> tuple[l
         stops = row["stop_tokens"]
         if not isinstance(stops, list) or not all(isinstance(t, str) and t for t in stops):
             raise MultipltError(f"{where}: stop_tokens must be a list of non-empty strings, got {stops!r}")
+    names = [r["name"] for r in rows]
     wanted = selected_names(problems)
     if wanted is not None:
         known = {r["name"] for r in rows}
@@ -102,7 +106,7 @@ def load_benchmark(uri: str, limit: int | None = None, problems=None) -> tuple[l
         if limit < 1:
             raise MultipltError(f"--limit must be at least 1, got {limit}")
         rows = rows[:limit]
-    return rows, hashlib.sha256(data).hexdigest()
+    return rows, hashlib.sha256(data).hexdigest(), names
 
 
 def generate(benchmark: str, out: str, *, backend: str = "transformers", model: str | None = None,
@@ -113,15 +117,19 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     """Generate the missing samples into `out`; returns counts {problems, generated, written}."""
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                    batch_size=batch_size, concurrency=backend_options.get("concurrency"), epoch=epoch)
-    rows, bench_sha = load_benchmark(benchmark, limit, problems)
-    langs = sorted({r["language"] for r in rows})
+    rows, bench_sha, names = load_benchmark(benchmark, limit, problems)
+    langs = ",".join(sorted({r["language"] for r in rows}))
+    select = selection_of(benchmark, langs, names, out)
+    selected = [r["name"] for r in rows]
     run = {"model": model, "revision": revision, "resolved_commit": None, "tokenizer": tokenizer or model,
-           "benchmark": benchmark, "benchmark_sha256": bench_sha, "lang": ",".join(langs), "n": n,
+           "benchmark": benchmark, "benchmark_sha256": bench_sha,
+           # what `results record` names the benchmark by (merge_run: of every run's problems)
+           "selection": select(selected), "lang": langs, "n": n,
            "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
            "seed": seed, "backend": backend, "experiment": experiment, "epoch": epoch,
            # score names a selected problem whose file is gone; merge_run keeps every run's
-           "problems": [r["name"] for r in rows]}
-    folder.merge_run(out, run)  # refuse a folder of another run before any work
+           "problems": selected}
+    folder.merge_run(out, run, select)  # refuse a folder of another run before any work
 
     funnel = Funnel("generate")
     records, todo = {}, []
@@ -144,7 +152,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     summary = {"problems": len(rows), "generated": 0, "written": 0, "folder": out}
     if not todo:
         LOG.info("generate: all %d problems already have %d completions in %s", len(rows), n, out)
-        _mark_complete_if_whole(out)
+        _mark_complete_if_whole(out, select)
         funnel.log(LOG)
         return summary
 
@@ -155,7 +163,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     try:
         described = engine.describe().as_record()
         final_run = folder.merge_run(out, {**run, **described, "model": model, "revision": revision,
-                                           "tokenizer": tokenizer or model})
+                                           "tokenizer": tokenizer or model}, select)
         # `complete: false` goes with the first samples and `true` when this call has them all
         # and so does every file of the folder (finish): score refuses a folder whose last
         # generate did not finish (interrupted, or failed), or that another generate still fills
@@ -184,7 +192,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
                     if grew:
                         with folder.locked(out):  # read-merge-write: another generate may write too
                             if final_run is not None:
-                                folder.write_run(out, final_run)
+                                folder.write_run(out, final_run, select)
                                 final_run = None
                             merged, wrote = folder.add_completions(out, records[name], benchmark)
                         records[name]["completions"] = merged
@@ -196,7 +204,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         bar.close()
         if final_run is None:  # samples were written: the record says incomplete until now
             with folder.locked(out):
-                short = folder.finish(out, run["problems"])
+                short = folder.finish(out, run["problems"], select)
             if short:
                 _log_short(out, short)
     finally:
@@ -205,7 +213,22 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     return summary
 
 
-def _mark_complete_if_whole(out: str) -> None:
+def selection_of(benchmark: str, lang: str, names: list[str], out: str) -> folder.Selection:
+    """The run record's `selection` of a list of problems the generates into `out` selected from
+    the benchmark file `benchmark` (its problems: `names`, in file order): which part of the
+    file they are, as `results record` names the run's benchmark (run_folder.benchmark_selection,
+    with the file's build report and `out`'s name read once here). Kept in the record, so the
+    benchmark file need not be there, nor unchanged, when the run is recorded; the record's
+    benchmark_sha256 makes every generate into one folder read the same file."""
+    from multiplt.evaluation.run_folder import (benchmark_selection, built_marker, file_benchmark,
+                                                folder_markers)
+
+    name = file_benchmark(benchmark, lang)
+    built, in_folder = built_marker(benchmark), folder_markers(name, storage.basename(out))[0]
+    return lambda selected: benchmark_selection(name, built, names, selected, in_folder)
+
+
+def _mark_complete_if_whole(out: str, select: folder.Selection) -> None:
     """A call with nothing to do finishes a record that says `complete: false` when the folder is
     whole (folder.finish: every problem the record lists as selected and every problem file there
     holds at least the record's n, the most any run asked for), e.g. a zombie try killed after
@@ -216,7 +239,7 @@ def _mark_complete_if_whole(out: str) -> None:
     if run is None or run.get("complete") is not False:
         return
     with folder.locked(out):  # it wrote no samples, so it adds no problem to the record's list
-        short = folder.finish(out, [])
+        short = folder.finish(out, [], select)
     if short:
         _log_short(out, short, level=logging.INFO)
 

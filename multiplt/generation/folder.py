@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from typing import Callable
 
 from multiplt import storage
 from multiplt.errors import MultipltError
@@ -27,8 +28,13 @@ from multiplt.evaluation.run_folder import RUN_FILE, completions_name, read_run_
 # Fields of a problem file that must not change between runs writing into the same folder.
 SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens", "stop_tokens")
 # Fields of the run record that must not change between runs writing into the same folder.
+# benchmark_sha256: the problems of two benchmark files would be scored together, even where no
+# problem of one has the name of one of the other (which check_same_problem compares).
 RUN_IDENTITY = ("model", "revision", "tokenizer", "backend", "seed", "temperature", "top_p",
-                "max_new_tokens", "lang")
+                "max_new_tokens", "lang", "benchmark_sha256")
+#: the run record's `selection` of a list of selected problems (the driver's, from its benchmark
+#: file: run_folder.benchmark_selection)
+Selection = Callable[[list[str]], str]
 #: what generate's errors about the run record advise (score's: run_folder.SCORE_ADVICE)
 MEND_ADVICE = "mend or remove it, or use another --out"
 LOG = logging.getLogger("multiplt.generation")
@@ -200,14 +206,15 @@ def read_run(out: str) -> dict | None:
     return read_run_record(out, MEND_ADVICE)
 
 
-def merge_run(out: str, run: dict) -> dict | None:
+def merge_run(out: str, run: dict, select: Selection | None = None) -> dict | None:
     """Check `run` against the folder's existing run record; return the record to write, or None
     when the existing one already says the same (a rerun writes nothing). A folder without a run
     record must hold no files (the run record is written before the first problem file, so any
     file there is someone else's: a foreign problem file would be executed and scored with the
     run's), and a local `out` must not be a file. The record's `problems` becomes the union of
-    every run's selection; a record from before generate kept the list starts it with the
-    problem files already there (each one an earlier run's)."""
+    every run's selection, and its `selection` what `select` says of that union; a record from
+    before generate kept the list starts it with the problem files already there (each one an
+    earlier run's)."""
     from multiplt.storage.outputs import check_out, refuse_foreign
 
     check_out(out, flag=None)
@@ -220,15 +227,28 @@ def merge_run(out: str, run: dict) -> dict | None:
     if "problems" in run:
         had = old.get("problems")
         merged["problems"] = _union(problem_files(out) if had is None else had, run["problems"])
+        if select is not None:
+            merged["selection"] = select(merged["problems"])
     return None if merged == old else merged
 
 
 def _refuse_another_run(out: str, old: dict, run: dict) -> None:
-    diffs = [f"{k}: folder has {old.get(k)!r}, this run asks for {run.get(k)!r}"
+    """Raise naming every RUN_IDENTITY field the folder's record `old` has and `run` changes (a
+    record without one, written before generate kept it, is not refused for it)."""
+    diffs = [f"{k}: folder has {_shown(old, k)}, this run asks for {_shown(run, k)}"
              for k in RUN_IDENTITY if k in old and old.get(k) != run.get(k)]
     if diffs:
         raise MultipltError(f"{storage.join(out, RUN_FILE)} records a different run "
                             f"({'; '.join(diffs)}); use another --out folder")
+
+
+def _shown(record: dict, key: str) -> str:
+    """A run record's value as an error shows it: a benchmark's sha256 with the file it was read
+    from, which says more to a reader than the hash."""
+    shown = repr(record.get(key))
+    if key == "benchmark_sha256" and record.get("benchmark"):
+        shown += f" (of {record['benchmark']})"
+    return shown
 
 
 def problem_files(out: str) -> list[str]:
@@ -242,15 +262,18 @@ def _union(first: list[str], then: list[str]) -> list[str]:
     return list(dict.fromkeys([*first, *then]))
 
 
-def write_run(out: str, run: dict) -> None:
-    """Write the run record, its `problems` list last (the short fields stay on top). The record
-    in the folder now, read again here, is merged in: its `problems` united with this run's and
-    its `n` kept where larger (the record's n is the most any run asked for), and one of another
-    model, sampling or seed refused (merge_run's check). generate writes the record minutes after
-    merge_run read it (the model loads in between), and another generate into the folder may have
-    written it since. Call it under `locked(out)`: a local folder's record then cannot change
-    between the read and the write; object storage has no lock, so two generates writing the
-    record within the same instant could still lose one's names there (docs/generation.md)."""
+def write_run(out: str, run: dict, select: Selection | None = None) -> None:
+    """Write the run record, `complete` and the `problems` list last (the short fields stay on
+    top). The record in the folder now, read again here, is merged in: its `problems` united
+    with this run's, `selection` made by `select` from that union (without `select`, a
+    `selection` that the union outgrew is dropped: `results record` then derives it from the
+    benchmark file), its `n` kept where larger (the record's n is the most any run asked for),
+    and one of another model, benchmark, sampling or seed refused (merge_run's check). generate
+    writes the record minutes after merge_run read it (the model loads in between), and another
+    generate into the folder may have written it since. Call it under `locked(out)`: a local
+    folder's record then cannot change between the read and the write; object storage has no
+    lock, so two generates writing the record within the same instant could still lose one's
+    names there (docs/generation.md)."""
     import yaml
 
     now = read_run(out) or {}
@@ -259,17 +282,24 @@ def write_run(out: str, run: dict) -> None:
     if now.get("n") is not None and "n" in record:
         record["n"] = max(now["n"], int(record["n"]))
     if "problems" in run:
-        record["problems"] = _union(now.get("problems") or [], run["problems"])
+        problems = _union(now.get("problems") or [], run["problems"])
+        if select is not None:
+            record["selection"] = select(problems)
+        elif problems != (now.get("problems") or []):
+            record.pop("selection", None)
+        if "complete" in record:
+            record["complete"] = record.pop("complete")
+        record["problems"] = problems
     storage.write_text(storage.join(out, RUN_FILE), yaml.safe_dump(record, sort_keys=False))
 
 
-def finish(out: str, problems: list[str]) -> list[tuple[str, int, int]]:
+def finish(out: str, problems: list[str], select: Selection | None = None) -> list[tuple[str, int, int]]:
     """Set the record's `complete` from the files: true only when every problem the record lists
     as selected (with `problems`, this run's selection) and every problem file in the folder
     holds at least the record's n completions, each file read again here; else false. Returns
     the short ones, (problem, completions, n), in the record's order; [] when whole. Writes the
-    record only when `complete` changes or its `problems` lack some of `problems` (another
-    generate's write without them). Call it under `locked(out)`."""
+    record (write_run, with `select`) only when `complete` changes or its `problems` lack some
+    of `problems` (another generate's write without them). Call it under `locked(out)`."""
     from multiplt.evaluation.run_folder import completion_counts
 
     now = read_run(out) or {}
@@ -279,5 +309,5 @@ def finish(out: str, problems: list[str]) -> list[tuple[str, int, int]]:
     short = [(name, counts.get(name, 0), n) for name in selected if counts.get(name, 0) < n]
     whole = not short
     if now.get("complete") is not whole or set(problems) - set(now.get("problems") or []):
-        write_run(out, {**now, "complete": whole, "problems": problems})
+        write_run(out, {**now, "complete": whole, "problems": problems}, select)
     return short

@@ -13,7 +13,8 @@ import logging
 import os
 
 from multiplt.errors import MultipltError, type_word
-from multiplt.evaluation.run_folder import RUN_FILE, SCORES_FILE, parse_scores
+from multiplt.evaluation.run_folder import (RUN_FILE, SCORES_FILE, SELECTION_ERROR,
+                                            is_recorded_selection, parse_scores)
 from multiplt.results.benchmarks import PARTIAL, recorded_selection
 
 LOG = logging.getLogger("multiplt.results")
@@ -63,12 +64,14 @@ def _opt(config: dict, key: str, kind, uri: str):
 
 def run_id_for(dataset: str, config: dict) -> str:
     """The folder name plus a hash of the resolved config: stable across re-recording. The
-    record's `problems` (every problem a generate into the folder selected) is left out: a folder
-    generated again with a wider selection is the same run, whose new rows replace the old. So
-    is its state: `complete: false` (a generate cut short) hashes as `complete: true`, so the
-    run finished and recorded again replaces the rows recorded with --allow-partial (and the
-    rows of complete runs keep the ids they had before this rule)."""
-    config = {key: value for key, value in config.items() if key != "problems"}
+    record's `problems` (every problem a generate into the folder selected) and `selection` (the
+    part of the benchmark they are) are left out: a folder generated again with a wider
+    selection is the same run, whose new rows replace the old (and a record that gained
+    `selection` keeps its run's id). So is its state: `complete: false` (a generate cut short)
+    hashes as `complete: true`, so the run finished and recorded again replaces the rows
+    recorded with --allow-partial (and the rows of complete runs keep the ids they had before
+    this rule)."""
+    config = {key: value for key, value in config.items() if key not in ("problems", "selection")}
     if config.get("complete") is False:
         config["complete"] = True
     canonical = json.dumps(config, sort_keys=True, default=str)
@@ -112,7 +115,8 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     experiment. The epoch label is not part of it: `--epoch N` relabels the run, replacing its
     rows. A run not wholly scored (incomplete_reason) is an error unless `allow_partial`; then
     its rows are recorded under a benchmark of their own (`..._partial`). Each row's
-    `selection` says which part of its benchmark the run covered (recorded_selection)."""
+    `selection` says which part of its benchmark the run covered (recorded_selection: the
+    run record's, where generate kept it)."""
     from multiplt import storage
 
     run_uri = run_uri.rstrip("/") or run_uri
@@ -131,6 +135,8 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
             languages.get(code)
         except MultipltError as exc:
             raise MultipltError(f"{config_uri}: lang: {exc}") from None
+    if config.get("selection") is not None and not is_recorded_selection(config["selection"]):
+        raise MultipltError(f"{config_uri}: {SELECTION_ERROR.format(selection=config['selection'])}")
     folder = storage.basename(run_uri)
     config_epoch = _opt(config, "epoch", int, config_uri)
     if config_epoch is not None and config_epoch < 0:

@@ -4,6 +4,8 @@ fine-tuning DAG's per-checkpoint evaluation confs read from a real training mani
 from __future__ import annotations
 
 import copy
+import hashlib
+import re
 import sys
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def test_evaluation_plan_has_one_command_per_stage_and_shard():
 
 def test_partial_benchmarks_get_their_own_names_and_replay_sources_their_language():
     assert benchmark_name("humaneval", None, None) == "humaneval"
-    assert benchmark_name("s3://b/mbpp.jsonl.gz", 5, None) == "mbpp_first5"
+    assert re.fullmatch(r"mbpp_s[0-9a-f]{8}_first5", benchmark_name("s3://b/mbpp.jsonl.gz", 5, None))
     assert benchmark_name("humaneval", None, "b,a") == benchmark_name("humaneval", None, "a, b")
     params = defaults(schemas.EVALUATE, model="m", languages=["r"], backend="replay",
                       replay_source="file:///x/{lang}", problems="HumanEval_0_x", limit=3)
@@ -72,11 +74,33 @@ def test_generation_settings_off_the_defaults_get_their_own_run_folder():
     assert default == "file:///d/evaluate/humaneval-lua-m-main-0.2"
     longer, nucleus = plan(max_new_tokens=1024)["run"], plan(top_p=0.9)["run"]
     assert len({default, longer, nucleus, plan(backend="vllm")["run"]}) == 4
-    # a checkpoint's conf names its tokenizer (the base's, from the manifest): still the plain name
-    assert plan(tokenizer="bigcode/starcoderbase-1b")["run"] == default
+    # a tokenizer other than the model's: generate refuses the default run's folder (its record
+    # names the model's tokenizer), so it gets a folder of its own
+    tokenized = plan(tokenizer="other/tokenizer")["run"]
+    assert tokenized.startswith("file:///d/evaluate/humaneval_g") and tokenized not in (default, longer)
+    assert plan(tokenizer="other/tokenizer", max_new_tokens=1024)["run"] not in (tokenized, longer)
+    # a checkpoint's conf names the tokenizer its manifest row names (older rows: the base's):
+    # part of the checkpoint its revision tag names, so still the plain name
+    assert plan(tokenizer="bigcode/starcoderbase-1b", checkpoint_uri="file:///t/ckpt")["run"] == default
     assert longer.startswith("file:///d/evaluate/humaneval_g") and longer.endswith("-lua-m-main-0.2")
     assert plan(max_new_tokens=1024)["run"] == longer           # stable across runs
     assert plan(max_new_tokens=1024)["build"] == plan()["build"]  # same benchmark file
+
+
+def test_two_sources_of_one_file_name_get_their_own_benchmark_files_and_run_folders():
+    """`s3://a/v1/mbpp.jsonl` and `s3://a/v2/mbpp.jsonl` would share `benchmarks/mbpp-lua.jsonl`
+    (the second build overwriting the first's file) and one run folder: a path or URI source's
+    name carries a hash of the source, a catalog source keeps its name."""
+    params = defaults(schemas.EVALUATE, model="m", languages=["lua"])
+    plan = lambda source: evaluation_plan({**params, "benchmark_source": source},  # noqa: E731
+                                          "file:///d", "file:///s.parquet")[0]
+    one, two = plan("s3://a/v1/mbpp.jsonl"), plan("s3://a/v2/mbpp.jsonl")
+    assert one["run"] != two["run"] and one["build"][-1] != two["build"][-1]
+    named = "mbpp_s" + hashlib.sha256(b"s3://a/v1/mbpp.jsonl").hexdigest()[:8]
+    assert one["build"][-1] == f"file:///d/benchmarks/{named}-lua.jsonl"
+    assert one["run"] == f"file:///d/evaluate/{named}-lua-m-main-0.2"
+    assert benchmark_name("s3://a/v1/mbpp.jsonl", 5, None) == named + "_first5"
+    assert plan("humaneval")["run"] == "file:///d/evaluate/humaneval-lua-m-main-0.2"
 
 
 def test_evaluation_plan_passes_the_servers_url_to_the_openai_backend():

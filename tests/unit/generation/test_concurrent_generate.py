@@ -163,7 +163,7 @@ def test_each_read_merge_write_holds_the_folders_lock(bench, tmp_path, monkeypat
 
     real_problem, real_run = folder.write_problem, folder.write_run
     monkeypatch.setattr(folder, "write_problem", lambda o, r: (probe(), real_problem(o, r)))
-    monkeypatch.setattr(folder, "write_run", lambda o, r: (probe(), real_run(o, r)))
+    monkeypatch.setattr(folder, "write_run", lambda o, r, *select: (probe(), real_run(o, r, *select)))
     run(bench, out, n=2)
     assert len(held) >= 5 and all(held)  # the record, each problem file (once or more), complete
     fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)  # and let go after

@@ -89,6 +89,15 @@ def test_a_changed_benchmark_problem_is_refused_and_nothing_is_written(tmp_path,
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     rows[1].update(change)
     storage.write_jsonl(uri, rows)
+    with pytest.raises(MultipltError, match=r"records a different run \(benchmark_sha256: .*another --out"):
+        run((uri, replay), str(out), n=n)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # a record without the benchmark's sha256 (written by hand, or by another tool): each
+    # selected problem's file is still compared with the benchmark's problem
+    record = yaml.safe_load((out / "_multiplt_run.yaml").read_text())
+    del record["benchmark_sha256"]
+    (out / "_multiplt_run.yaml").write_text(yaml.safe_dump(record))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(MultipltError, match=f"HumanEval_1_f.json.gz has another {fields} than "
                                             f"problem 'HumanEval_1_f' of .*another --out"):
         run((uri, replay), str(out), n=n)
@@ -199,6 +208,7 @@ def test_vllm_missing_is_a_clear_error(bench, tmp_path):
     ("n: abc\n", "n must be a positive whole number, got 'abc'; mend or remove it"),
     ("complete: maybe\n", "complete must be true or false, got 'maybe'; mend or remove it"),
     ("problems: HumanEval_0_f\n", "problems must be a list of problem names, got 'HumanEval_0_f'; mend"),
+    ("selection: all\n", "selection 'all' is not the markers of a part of a benchmark .*; mend"),
 ])
 def test_a_corrupt_run_record_is_an_error_and_nothing_is_written(bench, tmp_path, text, problem):
     out = tmp_path / "run"
@@ -342,3 +352,36 @@ def test_a_narrower_call_does_not_finish_a_record_whose_selection_it_lacks(bench
         passk.read_counts(out, allow_partial=False)
     assert run(bench, out)["generated"] == 4
     assert folder.read_run(out)["complete"] is True
+
+
+def test_a_folder_of_another_benchmark_file_is_refused_even_with_other_problem_names(tmp_path, capsys):
+    """Two benchmark files whose problems have disjoint names: nothing per problem differs, so
+    only the run record's benchmark_sha256 tells that the second would mix its problems into the
+    first's folder (and score them together). One error line, exit 2, nothing written."""
+    from multiplt import cli
+
+    def bench_file(name, prefix):
+        rows = [{"name": f"{prefix}_{i}_f", "language": "rkt", "prompt": f"#lang racket\n(define (f{i} x)\n",
+                 "tests": "(module+ test)\n", "stop_tokens": STOPS} for i in range(2)]
+        uri, replay = str(tmp_path / f"{name}.jsonl"), str(tmp_path / f"{name}-replay.jsonl")
+        storage.write_jsonl(uri, rows)
+        storage.write_jsonl(replay, [{"name": r["name"], "completion": f"c{j}"}
+                                     for r in rows for j in range(2)])
+        return uri, replay
+
+    first, second = bench_file("v1", "HumanEval"), bench_file("v2", "Mbpp")
+    out = tmp_path / "run"
+    run(first, str(out))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    argv = ["generate", "--benchmark", second[0], "--out", str(out), "--backend", "replay",
+            "--replay-source", second[1], "--model", "replayed", "--n", "2"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "records a different run (benchmark_sha256: folder has" in err
+    assert f"of {first[0]}), this run asks for" in err and f"of {second[0]})" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # a record written without benchmark_sha256 (a hand-made or MultiPL-E folder) is not refused
+    record = yaml.safe_load((out / "_multiplt_run.yaml").read_text())
+    del record["benchmark_sha256"]
+    (out / "_multiplt_run.yaml").write_text(yaml.safe_dump(record))
+    assert run(second, str(out))["generated"] == 4
