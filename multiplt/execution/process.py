@@ -5,9 +5,10 @@ status pipe, so it wakes exactly when the child writes, exits or runs out of tim
 keeps at most `output_limit` bytes but is drained to the end, so a chatty program can never stall
 on a full pipe. At the deadline `kill` takes down the whole process tree (for the sandbox: its
 PID namespace), and the result says `timed_out`. With a memory cap, the waiting thread also sums
-the resident memory of the process tree every few tens of milliseconds (zygote.MemoryWatch, the
-same code a warm sandbox's supervisor runs) and kills it the same way once the sum is over the
-cap: the result says `memory_exceeded`, exit code 137, and stderr ends with a line saying so.
+the resident memory of the process tree, and the memory files it holds open, every few tens of
+milliseconds (zygote.MemoryWatch, the same code a warm sandbox's supervisor runs) and kills it
+the same way once the sum is over the cap: the result says `memory_exceeded`, exit code 137,
+and stderr ends with a line saying so.
 """
 
 from __future__ import annotations

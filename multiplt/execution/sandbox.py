@@ -42,9 +42,10 @@ class Limits:
 
     `address_space` and `processes` are per process and per sandbox: alone they let one program
     hold up to 64 x 2 GiB. `memory` caps the sum of the resident memory (RSS) of all of one
-    program's processes: whoever waits on the program (a warm sandbox's supervisor, else the
-    executor's worker thread) sums it every 25 ms (zygote.MemoryWatch) and, over the cap, kills
-    the program as at the deadline (its whole PID namespace; unsandboxed, its process group).
+    program's processes and of the memory files (memfd) they hold open: whoever waits on the
+    program (a warm sandbox's supervisor, else the executor's worker thread) sums it every
+    25 ms (zygote.MemoryWatch) and, over the cap, kills the program as at the deadline (its
+    whole PID namespace; unsandboxed, its process group).
     The program then fails: exit code 137, `Finished.memory_exceeded`, and stderr ends with
     "sandbox: killed for exceeding the memory cap: ..."; `execute` scores it `Exception`. A page
     two of its processes map (a fork's copy-on-write pages, shared libraries) counts once per

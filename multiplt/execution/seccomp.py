@@ -10,6 +10,15 @@ ptrace, process_vm_readv, process_vm_writev and pidfd_getfd. (/proc/PID/mem and 
 are not system calls: in a bubblewrap per program, pid 1's /proc entry is covered by an empty
 read-only mount instead, bwrap.py.)
 
+It also refuses (EPERM) two ways to hold memory that the memory cap (zygote.MemoryWatch) cannot
+see and nothing else bounds: System V shared memory (shmget: a segment stays, unmapped, after
+its last detach; the kernel's limits on it, kernel.shmall and shmmax, are per IPC namespace, but
+only the uid its user namespace maps to 0, host root where it maps none, may set them, and the
+sandbox maps 65534 alone, to an unprivileged uid) and secret memory (memfd_secret: pages written
+through a mapping stay in the file once unmapped, in no process's RSS, and fstat reports none).
+No runtime installed here calls either (checked with strace); POSIX shared memory (/dev/shm, a
+size-capped tmpfs of the program's own) is what Python's multiprocessing uses.
+
 The filter is a classic BPF program, assembled here (no libseccomp). It knows x86_64 and
 aarch64 and checks `seccomp_data.arch` first: a system call of any other ABI (i386 through
 `int $0x80` on x86_64, 32-bit ARM on aarch64, x32 on x86_64, whose numbers have bit 30 set)
@@ -44,11 +53,12 @@ NO_SYSCALL = 0xFFFFFFFF  # syscall(-1): some programs probe with it
 #: AUDIT_ARCH_* of each known machine, its denied system calls, whether x32 must be rejected
 ARCHES = {
     "x86_64": (0xC000003E, {"ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
-                            "pidfd_getfd": 438}, True),
+                            "pidfd_getfd": 438, "shmget": 29, "memfd_secret": 447}, True),
     "aarch64": (0xC00000B7, {"ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
-                             "pidfd_getfd": 438}, False),
+                             "pidfd_getfd": 438, "shmget": 194, "memfd_secret": 447}, False),
 }
-DENIED = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd")
+DENIED = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "shmget",
+          "memfd_secret")
 
 
 def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> tuple[int, int, int, int]:

@@ -53,11 +53,12 @@ is gone with its namespace. A server that dies is started again for the next pro
 program's answer is an error (never scored, retried).
 
 Memory cap (limits.memory, bytes): while it waits on a program, the supervisor sums the resident
-memory of every process below the program's pid 1 (pid 1 itself, ours, not counted) every
-MEMORY_POLL_S (resident_below: /proc files any process may read, so no protocol with pid 1 and
-nothing the program can write into is involved); over the cap, it kills pid 1 as at the deadline,
-and the answer is exit code 137 (128 + SIGKILL), memory_exceeded true and a "sandbox: killed for
-exceeding the memory cap" line at the end of stderr.
+memory of every process below the program's pid 1 (pid 1 itself, ours, not counted), and the
+memory files (memfd) they hold open, every MEMORY_POLL_S (resident_below: /proc files that the
+supervisor, of the programs' uid, may read, so no protocol with pid 1 and nothing the program
+can write into is involved); over the cap, it kills pid 1 as at the deadline, and the answer is
+exit code 137 (128 + SIGKILL), memory_exceeded true and a "sandbox: killed for exceeding the
+memory cap" line at the end of stderr.
 
 Protocol (stdin/stdout of the supervisor): frames of a 4-byte big-endian length and a UTF-8 JSON
 object. The request: argv, env, name, program, timeout, limits {address_space, processes,
@@ -351,16 +352,25 @@ def _children_files() -> bool:
 
 
 def resident_below(root: int, include_root: bool = False) -> int:
-    """Bytes resident in memory (RSS: /proc/PID/stat's rss, in pages) of every descendant of
-    process `root`, and of `root` itself with `include_root`, summed over the processes: a page
-    mapped by two of them (shared with a parent after fork, a shared library) counts twice.
-    World-readable files only, so it works whoever the caller is. Processes found through the
-    children files of each thread where the kernel has them, else through the parent field of
-    every process in this /proc (in a warm sandbox: only that sandbox's processes). A process
-    that was orphaned (its parent exited) is found only below its new parent: in a program's
-    own PID namespace that is its pid 1, so nothing of the program escapes the sum there."""
+    """Bytes of memory held by every descendant of process `root`, and by `root` itself with
+    `include_root`: the sum of their resident memory (RSS: /proc/PID/stat's rss, in pages), in
+    which a page mapped by two of them (shared with a parent after fork, a shared library)
+    counts twice, plus the memory files they hold open (_memory_files), each once."""
+    pages = _processes_below(root, include_root)
+    return sum(pages.values()) * _PAGE + _memory_files(pages)
+
+
+def _processes_below(root: int, include_root: bool) -> dict[int, int]:
+    """{pid: resident pages} of every descendant of `root` (and of `root` with `include_root`).
+    Their stat files are world-readable, so this works whoever the caller is. Processes found
+    through the children files of each thread where the kernel has them, else through the
+    parent field of every process in this /proc (in a warm sandbox: only that sandbox's
+    processes). A process that was orphaned (its parent exited) is found only below its new
+    parent: in a program's own PID namespace that is its pid 1, so nothing of the program
+    escapes the sum there."""
+    pages: dict = {}
     if _children_files():
-        todo, seen, total = [root], set(), 0
+        todo, seen = [root], set()
         while todo:
             pid = todo.pop()
             if pid in seen:
@@ -370,7 +380,7 @@ def resident_below(root: int, include_root: bool = False) -> int:
             if fields is None:
                 continue
             if pid != root or include_root:
-                total += int(fields[21]) * _PAGE
+                pages[pid] = int(fields[21])
             try:
                 tids = [str(pid)] if fields[17] == b"1" else os.listdir(f"/proc/{pid}/task")
             except OSError:
@@ -378,22 +388,48 @@ def resident_below(root: int, include_root: bool = False) -> int:
             for tid in tids:
                 listed = _proc_file(f"/proc/{pid}/task/{tid}/children", whole=True) or b""
                 todo += map(int, listed.split())
-        return total
+        return pages
     children: dict = {}
-    pages: dict = {}
+    every: dict = {}
     for name in os.listdir("/proc"):
         if name.isdigit() and (fields := _stat(name)) is not None:
             children.setdefault(int(fields[1]), []).append(int(name))
-            pages[int(name)] = int(fields[21])
-    total = pages.get(root, 0) if include_root else 0
+            every[int(name)] = int(fields[21])
+    if include_root and root in every:
+        pages[root] = every[root]
     todo, seen = list(children.get(root, ())), {root}
     while todo:
         pid = todo.pop()
         if pid not in seen:
             seen.add(pid)
-            total += pages.get(pid, 0)
+            if pid in every:
+                pages[pid] = every[pid]
             todo += children.get(pid, ())
-    return total * _PAGE
+    return pages
+
+
+def _memory_files(pids) -> int:
+    """Bytes allocated to the memory files (memfd_create) that the processes `pids` hold open,
+    each file once however many hold it: filled with write() and never mapped, their pages are
+    in no process's RSS, and nothing else bounds them. Mapped pages of such a file count in RSS
+    as well, once per mapping. Not seen (docs/execution.md): a file held only elsewhere (sent
+    over a unix socket and not received, mapped after its descriptor was closed), and the
+    descriptors of a process that made itself not dumpable (only host root may list them)."""
+    sizes: dict = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            path = f"/proc/{pid}/fd/{fd}"
+            try:
+                if os.readlink(path).startswith("/memfd:"):
+                    st = os.stat(path)
+                    sizes[st.st_dev, st.st_ino] = st.st_blocks * 512
+            except OSError:
+                continue  # closed meanwhile
+    return sum(sizes.values())
 
 
 class MemoryWatch:

@@ -14,6 +14,7 @@ after the program started is the program's fault, never the sandbox's (zygote._r
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 
@@ -257,6 +258,24 @@ def test_the_filter_denies_exactly_the_listed_calls(machine):
     assert _evaluate(program, 0x40000028, 26) == killed  # 32-bit ARM ptrace
     assert (_evaluate(program, audit, seccomp.X32_SYSCALL_BIT + 39) == killed) == x32
     assert _evaluate(program, audit, -1) == allow  # syscall(-1): ENOSYS from the kernel, no kill
+
+
+#: where the C library's kernel headers list each known machine's system call numbers
+HEADERS = {"x86_64": "/usr/include/x86_64-linux-gnu/asm/unistd_64.h",
+           "aarch64": "/usr/include/asm-generic/unistd.h"}
+
+
+@pytest.mark.parametrize("machine", list(seccomp.ARCHES))
+def test_the_denied_numbers_are_the_kernels(machine):
+    """Each denied call's number as the kernel headers have it (linux-libc-dev), so a wrong
+    number cannot leave a call open on the other architecture than the tests run on."""
+    if not os.path.exists(HEADERS[machine]):
+        pytest.skip(f"no kernel headers at {HEADERS[machine]} (Debian package linux-libc-dev)")
+    with open(HEADERS[machine]) as f:
+        text = f.read()
+    numbers = seccomp.ARCHES[machine][1]
+    for name in seccomp.DENIED:
+        assert re.search(rf"^#define __NR_{name}\s+{numbers[name]}\s*$", text, re.M), name
 
 
 def test_no_filter_for_an_unknown_machine():

@@ -5,6 +5,8 @@ Per-process limits alone (2 GiB of address space, 64 processes) let one program 
 Here a program forks three children that each write 300 MiB (each one alone below a 512 MiB
 cap, together over it): it is killed, with a line on stderr saying why; the same program under a
 cap above its use passes, and so does a normal program, forked from a pre-loaded runtime or not.
+Memory that is in no process's RSS: a memory file (memfd) filled with write() counts too, and
+is killed the same way; System V shared memory and secret memory are refused in the sandbox.
 """
 
 from __future__ import annotations
@@ -58,6 +60,40 @@ print("all children done")
 OVER = HOG.replace("@MIB@", "300").replace("@HOLD@", "10**6")
 #: the same 900 MiB, given back after a second
 BRIEF = HOG.replace("@MIB@", "300").replace("@HOLD@", "1")
+#: 900 MiB written into a memory file (memfd_create) and held, never mapped: in no RSS
+MEMFD = r"""
+import os, time
+fd = os.memfd_create("hog")
+block = b"x" * (1 << 20)
+for _ in range(900):
+    os.write(fd, block)
+print("all written", flush=True)
+time.sleep(10**6)
+"""
+#: 900 MiB of System V shared memory, each segment detached once written: it stays, unmapped
+SYSV_SHM = r"""
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+held = 0
+for _ in range(9):
+    segment = libc.shmget(0, 100 << 20, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+    if segment < 0:
+        print("shmget", errno.errorcode[ctypes.get_errno()])
+        break
+    address = libc.shmat(segment, None, 0)
+    ctypes.memset(address, 1, 100 << 20)
+    libc.shmdt(ctypes.c_void_p(address))
+    held += 100
+print("held", held)
+"""
+#: secret memory: once unmapped, its pages are in no RSS, and fstat reports none
+SECRET = r"""
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.syscall(447, 0)  # memfd_secret, the same number on x86_64 and aarch64
+print("memfd_secret", errno.errorcode[ctypes.get_errno()] if fd < 0 else "created")
+"""
 KILLED = re.compile(r"\nsandbox: killed for exceeding the memory cap: the program's processes "
                     r"held (\d+) MiB resident together, the cap is 512 MiB\n\Z")
 
@@ -93,6 +129,32 @@ def test_a_program_over_the_cap_is_killed_and_told_why(mode):
 
 
 @pytest.mark.parametrize("mode", list(MODES))
+def test_a_memory_file_over_the_cap_is_killed(mode):
+    """A memfd filled with write() is in no process's RSS: its pages count (once per file,
+    whoever holds it) while any of the program's processes holds it open."""
+    with _sandbox(mode, Limits(memory=CAP)) as sandbox:
+        finished = sandbox.run(PY, MEMFD, 30)
+        normal = sandbox.run(PY, "print(sum(range(10)))", 30)
+    _assert_killed_for_memory(finished)
+    assert finished.stdout == ""  # killed while writing
+    assert (normal.exit_code, normal.stdout, normal.memory_exceeded) == (0, "45\n", False), normal
+
+
+@pytest.mark.parametrize("program, refused", [(SYSV_SHM, "shmget EPERM\nheld 0\n"),
+                                              (SECRET, "memfd_secret EPERM\n")],
+                         ids=["sysv-shm", "memfd-secret"])
+@pytest.mark.parametrize("mode", [mode for mode in MODES if mode != "unsandboxed"])
+def test_memory_the_cap_cannot_see_is_refused(mode, program, refused):
+    """System V shared memory (a detached segment stays, unmapped) and secret memory (unmapped
+    pages stay in the file, which fstat shows empty) are refused by the system call filter in
+    every sandboxed mode (unsandboxed there is no filter: trusted code only)."""
+    with _sandbox(mode, Limits(memory=CAP)) as sandbox:
+        finished = sandbox.run(PY, program, 30)
+    assert (finished.exit_code, finished.stdout) == (0, refused), finished
+    assert not finished.memory_exceeded
+
+
+@pytest.mark.parametrize("mode", list(MODES))
 def test_under_a_cap_above_its_use_the_same_program_passes(mode):
     with _sandbox(mode, Limits(memory=2 << 30)) as sandbox:
         finished = sandbox.run(PY, BRIEF, 30)
@@ -101,8 +163,9 @@ def test_under_a_cap_above_its_use_the_same_program_passes(mode):
     assert not finished.memory_exceeded
 
 
+@pytest.mark.parametrize("hog", [OVER, MEMFD], ids=["resident", "memory-file"])
 @pytest.mark.parametrize("code", language_params(FORKING))
-def test_a_forked_program_over_the_cap_is_killed(code):
+def test_a_forked_program_over_the_cap_is_killed(code, hog):
     """A program forked from its language's pre-loaded runtime (pid 1 is the runtime's clone or
     runs on its memory): what runs below pid 1 counts, pid 1 and the runtime do not; a normal
     program of the language (its own copy of the runtime's pages included) stays under 512 MiB."""
@@ -110,7 +173,7 @@ def test_a_forked_program_over_the_cap_is_killed(code):
     with Sandbox(Limits(memory=CAP), warm=True) as sandbox:
         sandbox.prepare(lang)
         normal = sandbox.run(lang, preflight.known_program(lang, good=True), lang.timeout * 2)
-        finished = sandbox.run(lang, through_shell(code, OVER, 0), 30)
+        finished = sandbox.run(lang, through_shell(code, hog, 0), 30)
     assert normal.sandbox_info.get("forked") and finished.sandbox_info.get("forked")
     assert normal.exit_code == 0 and not normal.memory_exceeded, normal.stderr[-500:]
     _assert_killed_for_memory(finished)
@@ -159,3 +222,28 @@ def test_resident_below_sums_every_descendant(way, monkeypatch):
     assert below_child >= 64 << 20  # the grandchild
     assert with_child > below_child  # and the child itself
     assert below_us >= with_child - (1 << 20)  # the whole tree, give or take pages meanwhile
+
+
+def test_resident_below_counts_a_memory_file_once():
+    """A memfd of 64 MiB, written and never mapped, held open by a child and by its grandchild
+    (inherited): counted once, by its allocated size, beside the two processes' RSS."""
+    holder = ("import os, time\n"
+              "fd = os.memfd_create('held')\n"
+              "for _ in range(64):\n"
+              "    os.write(fd, b'x' * (1 << 20))\n"
+              "grandchild = os.fork()\n"
+              "if grandchild == 0:\n"
+              "    time.sleep(60)\n"
+              "print(grandchild, flush=True)\n"
+              "time.sleep(60)\n")
+    child = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE,
+                             start_new_session=True)
+    try:
+        grandchild = int(child.stdout.readline())
+        held = zygote.resident_below(child.pid, include_root=True)
+        rss = sum(int(zygote._stat(pid)[21]) * zygote._PAGE for pid in (child.pid, grandchild))
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    assert 64 << 20 <= held - rss + (1 << 20) < (64 << 20) + (8 << 20), (held, rss)

@@ -122,25 +122,26 @@ def test_a_write_to_dev_shm_stops_at_its_cap(mode):
 
 @pytest.mark.parametrize("mode", ["warm-native", "warm-python"])
 def test_programs_in_one_warm_sandbox_do_not_see_each_other(mode):
-    """One after another in the same sandbox: a file left in /tmp or /dev/shm, a SysV
-    shared-memory segment and a background process of the first are all gone for the second."""
+    """One after another in the same sandbox: a file left in /tmp or /dev/shm, a SysV message
+    queue and a background process of the first are all gone for the second. (SysV shared
+    memory is refused in the sandbox: test_memory_cap.py.)"""
     with _sandbox(mode) as sandbox:
         first = sandbox.run(SH, (
             "import os, subprocess, ctypes\n"
             "open('/tmp/left-behind', 'w').write('x')\n"
             "open('/dev/shm/left-behind', 'w').write('x')\n"
             "libc = ctypes.CDLL(None)\n"
-            "print('shm', libc.shmget(4242, 4096, 0o1666))\n"
+            "print('queue', libc.msgget(4242, 0o1666))\n"
             "subprocess.Popen(['sleep', '300'], start_new_session=True)\n"), 20)
         assert first.exit_code == 0, first.stderr
-        assert int(first.stdout.split()[1]) >= 0  # the segment was created
+        assert int(first.stdout.split()[1]) >= 0  # the queue was created
         second = sandbox.run(SH, (
             "import os, ctypes\n"
             "libc = ctypes.CDLL(None)\n"
-            "print(sorted(os.listdir('/tmp')), os.listdir('/dev/shm'), libc.shmget(4242, 0, 0),\n"
+            "print(sorted(os.listdir('/tmp')), os.listdir('/dev/shm'), libc.msgget(4242, 0),\n"
             "      sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"), 20)
         assert second.exit_code == 0, second.stderr
-        # only its own file, no such segment, and only its init (1) and itself (2)
+        # only its own file, no such queue, and only its init (1) and itself (2)
         assert second.stdout.strip() == "['program.py'] [] -1 [1, 2]"
         assert first.sandbox_info["pid-namespace"] != second.sandbox_info["pid-namespace"]
         assert first.sandbox_info["sandbox-pid-namespace"] == second.sandbox_info["sandbox-pid-namespace"]
