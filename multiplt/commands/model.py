@@ -7,7 +7,7 @@ import argparse
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("model", help="model utilities (init-tiny)", description=__doc__)
-    sub = p.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
+    sub = p.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
     t = sub.add_parser("init-tiny", help="build a tiny GPTBigCode model + BPE tokenizer from local code")
     t.add_argument("--out", required=True, help="output folder (local path, file:// or s3:// URI)")
     t.add_argument("--steps", type=int, help="training steps (default 200)")
@@ -17,7 +17,6 @@ def register(subparsers) -> None:
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--corpus-bytes", type=int, help="characters of code to train on (default 3000000)")
     t.set_defaults(func=init_tiny)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def init_tiny(args: argparse.Namespace) -> int:
@@ -26,6 +25,7 @@ def init_tiny(args: argparse.Namespace) -> int:
     from multiplt import storage
     from multiplt.errors import MultipltError
     from multiplt.models.tiny import MARKER, TinyConfig, build_tiny_model, holds_other_files
+    from multiplt.models.tiny_size import check_fits
 
     overrides = {"steps": args.steps, "vocab_size": args.vocab_size, "n_layer": args.layers,
                  "n_embd": args.hidden, "seed": args.seed, "corpus_bytes": args.corpus_bytes}
@@ -37,6 +37,9 @@ def init_tiny(args: argparse.Namespace) -> int:
                             f"positive multiple of {config.n_head})")
     if config.corpus_bytes < 1:
         raise MultipltError(f"--corpus-bytes must be at least 1, got {config.corpus_bytes}")
+    if not -2 ** 63 <= config.seed < 2 ** 64:  # what torch.manual_seed takes
+        raise MultipltError(f"--seed must be in [-2**63, 2**64), got {config.seed}")
+    check_fits(config)
     local = storage.local_path(args.out)
     if local is not None:
         info = build_tiny_model(local, config)

@@ -36,7 +36,8 @@ def register(subparsers) -> None:
         "train", help="fine-tune a causal LM on packed sequences; a tagged checkpoint every epoch",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="starcoderbase-1b",
-                        help="recipe name in multiplt/recipes/ or a .yaml path (default: %(default)s)")
+                        help="recipe name in multiplt/recipes/, a local .yaml path, or a file:// or s3:// URI of "
+                             "one (default: %(default)s)")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved config as YAML and exit")
     defaults = TrainConfig()

@@ -18,6 +18,11 @@ RECIPES_DIR = pathlib.Path(__file__).resolve().parent.parent / "recipes"
 EXPERIMENT_RE = re.compile(r"^[a-z0-9_]+$")
 PRECISIONS = ("auto", "bf16-master", "bf16-mixed", "bf16", "fp32")
 DISTRIBUTED = ("ddp", "fsdp")
+# The attention kernels transformers' from_pretrained takes (a test checks them against its own
+# list), so a typo fails before the data is packed, not when the model loads. Each model supports
+# a subset (GPTBigCode: no flex_attention) and the flash ones need their package installed: those
+# still fail when the model loads.
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
 @dataclasses.dataclass
@@ -110,6 +115,9 @@ class TrainConfig:
             raise MultipltError(f"bad precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
         if self.distributed not in DISTRIBUTED:
             raise MultipltError(f"bad distributed {self.distributed!r}; choose from {', '.join(DISTRIBUTED)}")
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise MultipltError(f"bad attn_implementation {self.attn_implementation!r}; choose from "
+                                f"{', '.join(ATTN_IMPLEMENTATIONS)}")
         if self.lr_scheduler not in ("cosine", "linear", "constant"):
             raise MultipltError(f"bad lr_scheduler {self.lr_scheduler!r}; choose cosine, linear or constant")
 
@@ -134,7 +142,10 @@ def field_types() -> dict[str, type]:
     return out
 
 
-NULLABLE = {"compile"}  # fields whose null value means "chosen at run time"
+def nullable_fields() -> set[str]:
+    """Fields whose null value means "chosen at run time" (typed Optional in TrainConfig)."""
+    hints = typing.get_type_hints(TrainConfig)
+    return {name for name, hint in hints.items() if type(None) in typing.get_args(hint)}
 
 
 def recipe_names() -> list[str]:
@@ -142,48 +153,88 @@ def recipe_names() -> list[str]:
 
 
 def load_recipe(name_or_path: str) -> dict:
-    """The recipe's values as a dict (YAML mapping of TrainConfig field names)."""
-    import yaml
+    """The recipe's values as a dict (YAML mapping of TrainConfig field names). `name_or_path`:
+    a built-in recipe name, a local .yaml/.yml path, or a storage URI (file://, s3://)."""
+    where = _recipe_location(name_or_path)
+    from multiplt.training import recipe_yaml
 
-    path = pathlib.Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and not path.is_file() and (
-            os.sep in name_or_path or not (RECIPES_DIR / f"{name_or_path}.yaml").exists()):
-        raise MultipltError(f"recipe file {name_or_path} does not exist")
-    if not (path.suffix in (".yaml", ".yml") and path.exists()):
-        path = RECIPES_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        raise MultipltError(f"unknown recipe {name_or_path!r}; known: {', '.join(recipe_names())} "
-                            f"(or a path to a .yaml file)")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise MultipltError(f"recipe {path} is not valid YAML: {exc}") from None
+    values = recipe_yaml.parse(_read_recipe(where), f"recipe {where}")
+    if values is None:  # an empty file: the defaults
+        return {}
     if not isinstance(values, dict):
-        raise MultipltError(f"recipe {path} must be a mapping of field: value")
-    return _coerce(values, f"recipe {path}")
+        raise MultipltError(f"recipe {where} must be a mapping of field: value")
+    return _coerce(values, f"recipe {where}")
+
+
+def _recipe_location(name_or_path: str) -> str:
+    """The path or storage URI that `--recipe` names: a URI, or what reads as a mistyped one
+    (storage.parse says which), and a .yaml/.yml name are read as written; any other value is
+    the name of a built-in recipe."""
+    from multiplt.storage import uri as uris
+
+    if (uris._SCHEME.match(name_or_path) or uris.mistyped(name_or_path)
+            or name_or_path.endswith((".yaml", ".yml"))):
+        return name_or_path
+    builtin = RECIPES_DIR / f"{name_or_path}.yaml"
+    if not builtin.is_file():
+        raise MultipltError(f"unknown recipe {name_or_path!r}; known: {', '.join(recipe_names())} "
+                            f"(or a .yaml path or a file:// or s3:// URI)")
+    return str(builtin)
+
+
+def _read_recipe(where: str) -> str:
+    from multiplt import storage
+
+    try:
+        data = storage.read_bytes(where)
+    except storage.NotFound:
+        raise MultipltError(f"recipe file {where} does not exist") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MultipltError(f"recipe {where} is not UTF-8 text: byte 0x{data[exc.start]:02x} at "
+                            f"offset {exc.start}") from None
+
+
+def _given(value) -> str:
+    """A value as an error message shows what was given: `got 5 (an integer)`, `got null`."""
+    if value is None:
+        return "null"
+    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+    shown = repr(value)
+    return f"{shown if len(shown) <= 60 else shown[:57] + '...'} ({kind})"
+
+
+def _typed(key: str, want: type, value, source: str):
+    """`value` as field `key` (of type `want`) takes it, or an error naming the key, the type and
+    what was given. Nothing is converted but an integer to a float: no rounding of 64.9, no
+    true as 1, no "None" from null nor "['a', 'b']" from a list."""
+    if want is float and type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            raise MultipltError(f"{source}: {key}={value} is too large for a number") from None
+    if type(value) is want:
+        return value
+    expected = "true or false" if want is bool else type_word(want)
+    hint = ""
+    if want is str and (isinstance(value, (int, float)) or type(value).__name__ in ("date", "datetime")):
+        hint = "; quote it to give it as text"  # `split: 2024`, `base_revision: 2024-01-01`
+    raise MultipltError(f"{source}: {key} must be {expected}, got {_given(value)}{hint}")
 
 
 def _coerce(values: dict, source: str) -> dict:
     types = field_types()
+    nullable = nullable_fields()
     out = {}
     for key, value in values.items():
         if key not in types:
             raise MultipltError(f"{source}: unknown field {key!r}; known: {', '.join(types)}")
-        want = types[key]
-        if value is None and key in NULLABLE:
+        if value is None and key in nullable:
             out[key] = None
-            continue
-        if want is bool and not isinstance(value, bool):
-            raise MultipltError(f"{source}: {key} must be true or false, got {value!r}")
-        # YAML gives ints, floats and booleans typed: no silent rounding of 64.9 nor true as 1
-        if want is int and (isinstance(value, bool) or isinstance(value, float)):
-            raise MultipltError(f"{source}: {key} must be {type_word(int)}, got {value!r}")
-        if want is float and isinstance(value, bool):
-            raise MultipltError(f"{source}: {key} must be {type_word(float)}, got {value!r}")
-        try:
-            out[key] = want(value) if want is not bool else value
-        except (TypeError, ValueError):
-            raise MultipltError(f"{source}: {key} must be {type_word(want)}, got {value!r}") from None
+        else:
+            out[key] = _typed(key, types[key], value, source)
     return out
 
 
