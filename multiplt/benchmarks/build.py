@@ -191,6 +191,34 @@ def _config(source, lang, out, limit, problems) -> dict:
             "cases_per_loop_assert": CASES_PER_SITE, "min_asserts": MIN_ASSERTS, "versions": versions}
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether two URIs name one file: local ones by realpath (`./x`, `/abs/x`, a symlink to x)
+    or as one existing file (a hard link), S3 ones by bucket and key."""
+    from multiplt.storage import uri as uris
+
+    first, second = uris.parse(a), uris.parse(b)
+    if first.is_local != second.is_local:
+        return False
+    if not first.is_local:
+        return (first.bucket, first.key) == (second.bucket, second.key)
+    if os.path.realpath(first.path) == os.path.realpath(second.path):
+        return True
+    try:
+        return os.path.samefile(first.path, second.path)
+    except OSError:  # one of them does not exist yet: not the same file
+        return False
+
+
+def _refuse_overwriting_source(source: str, out: str) -> None:
+    """Refuse an --out (or its report) that is the source file itself: the build reads the
+    source first and would then replace it with its own output, losing the input."""
+    place = sources.humaneval_path() if source == "humaneval" else source
+    for target in (str(out), str(out) + ".report.json"):
+        if _same_file(place, target):
+            raise MultipltError(f"--out {target} is the source file {source}; write the "
+                                f"benchmark to another file")
+
+
 def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
                     problems=None) -> dict:
     """Build `<out>` (JSONL) and `<out>.report.json`; returns the report."""
@@ -202,6 +230,7 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
         raise MultipltError(f"--out {out} is a folder; give the benchmark file's URI (e.g. "
                             f"{str(out).rstrip('/')}/{sources.source_name(source)}-{language.code}.jsonl)")
     src = select(sources.load(source), limit, problems)
+    _refuse_overwriting_source(source, out)
     rows, report = build_rows(src, language)
     report = {"config": _config(source, language.code, out, limit, problems), **report}
     if not rows:

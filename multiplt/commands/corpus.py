@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     build.add_argument("--near-threshold", type=float, default=0.7,
                        help="MinHash LSH Jaccard threshold for near duplicates (0.7)")
     build.add_argument("--shingle", type=int, default=5, help="tokens per MinHash shingle (5)")
-    build.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (128)")
+    build.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (128; at most 4096)")
     build.set_defaults(func=_build)
 
     dedup = sub.add_parser("dedup", help="one bucket of the cross-shard dedup pass",
@@ -44,7 +44,7 @@ def register(subparsers) -> None:
 
 
 def _config(args):
-    from multiplt.corpus.config import CorpusConfig
+    from multiplt.corpus.config import MAX_NUM_PERM, CorpusConfig
     from multiplt.errors import MultipltError
 
     benchmarks = tuple(b.strip() for b in args.benchmarks.split(",") if b.strip())
@@ -55,6 +55,8 @@ def _config(args):
                                ("--shingle", args.shingle, 1), ("--num-perm", args.num_perm, 2)):
         if value is not None and value < least:
             raise MultipltError(f"{flag} must be at least {least}, got {value}")
+    if args.num_perm > MAX_NUM_PERM:
+        raise MultipltError(f"--num-perm must be at most {MAX_NUM_PERM}, got {args.num_perm}")
     if not 0 < args.near_threshold <= 1:  # NaN too
         raise MultipltError(f"--near-threshold must be in (0, 1], got {args.near_threshold}")
     return CorpusConfig(source=args.source, out=args.out, benchmarks=benchmarks, limit=args.limit,

@@ -56,13 +56,9 @@ def register(subparsers) -> None:
 
 def _license(args) -> str:
     from multiplt.hub.cards import DEFAULT_LICENSE
+    from multiplt.hub.repo_id import check_license
 
-    from multiplt.errors import MultipltError
-
-    if args.license is not None and not args.license.strip():
-        raise MultipltError("--license is empty: give a license id (e.g. apache-2.0) or leave the "
-                            "option out for the default")
-    return args.license or DEFAULT_LICENSE
+    return DEFAULT_LICENSE if args.license is None else check_license(args.license)
 
 
 def _print(summary: dict) -> int:
@@ -72,10 +68,11 @@ def _print(summary: dict) -> int:
 
 def run_dataset(args: argparse.Namespace) -> int:
     from multiplt.hub.dataset import publish_dataset
-    from multiplt.hub.repo_id import check_repo_id
+    from multiplt.hub.repo_id import check_repo_id, check_revision
 
     repo = check_repo_id(args.repo)
-    return _print(publish_dataset(args.source, repo, private=args.private, revision=args.revision,
+    revision = check_revision(args.revision)
+    return _print(publish_dataset(args.source, repo, private=args.private, revision=revision,
                                   dry_run=args.dry_run, license=_license(args)))
 
 

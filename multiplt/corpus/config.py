@@ -7,6 +7,12 @@ import hashlib
 import json
 
 
+# MinHash permutations: every function keeps one value per permutation, and each permutation
+# is an array over all shingles, so a mistyped huge --num-perm fills the memory with no output.
+# datasketch's default is 128; dedup pipelines (datatrove, text-dedup) use about 100-256.
+MAX_NUM_PERM = 4096
+
+
 @dataclasses.dataclass(frozen=True)
 class CorpusConfig:
     source: str
@@ -23,7 +29,7 @@ class CorpusConfig:
     # near dedup: MinHash LSH over shingles of `shingle` tokens
     near_threshold: float = 0.7
     shingle: int = 5
-    num_perm: int = 128
+    num_perm: int = 128  # at most MAX_NUM_PERM
 
     def fingerprint(self) -> str:
         """What must agree between shards, dedup buckets and the merge of one output."""

@@ -42,6 +42,11 @@ def completion_files(in_uri: str) -> dict[str, str]:
     return found
 
 
+#: the most shards (or dedup buckets) of one run: output names number them with 5 digits, so
+#: that they sort, and the steps that wait for all of them list every number up to N
+MAX_SHARDS = 100_000
+
+
 def parse_shard(text: str | None, flag: str = "--shard") -> tuple[int, int] | None:
     """`K/N` (K counts from 0, as Airflow's map_index) -> (K, N); `flag` names the option in
     errors."""
@@ -53,6 +58,8 @@ def parse_shard(text: str | None, flag: str = "--shard") -> tuple[int, int] | No
         raise MultipltError(f"{flag} must look like K/N (e.g. 0/4), got {text!r}") from None
     if n < 1 or not 0 <= k < n:
         raise MultipltError(f"{flag} {text}: need N >= 1 and 0 <= K < N (K counts from 0)")
+    if n > MAX_SHARDS:
+        raise MultipltError(f"{flag} {text}: N is at most {MAX_SHARDS}")
     return k, n
 
 

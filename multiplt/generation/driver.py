@@ -31,6 +31,9 @@ from multiplt.log import Funnel, progress
 
 LOG = logging.getLogger("multiplt.generation")
 REQUIRED = ("name", "language", "prompt", "tests", "stop_tokens")
+# the most completions per problem: every one is a request made up front, so a mistyped huge
+# --n would fill the memory before any output (pass@k evaluations use up to 200, MultiPL-T 50)
+MAX_N = 10_000
 
 
 def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: int,
@@ -40,6 +43,8 @@ def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: 
     checks before it reads or writes anything)."""
     if n < 1:
         raise MultipltError(f"--n must be at least 1, got {n}")
+    if n > MAX_N:
+        raise MultipltError(f"--n must be at most {MAX_N}, got {n}")
     if max_new_tokens < 1:
         raise MultipltError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
     if not 0 < top_p <= 1 or not 0 <= temperature < float("inf"):  # NaN fails both

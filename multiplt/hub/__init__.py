@@ -1,6 +1,6 @@
 """Publishing to the Hugging Face Hub and watching it for new base models.
 
-    repo_id.py      OWNER/NAME parsing and validation
+    repo_id.py      OWNER/NAME parsing and validation; branch names and license ids
     auth.py         the token (HF_TOKEN; in Airflow the `huggingface_default` connection, which
                     the stage runtime exports as HF_TOKEN) and its redaction from every log line
     retry.py        which Hub failures are retried (408/429/5xx, network) and the backoff

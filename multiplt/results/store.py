@@ -112,6 +112,10 @@ def _local_lock(store_uri: str):
         raise MultipltError(f"results store {store_uri} is a folder; give a .parquet file")
     from multiplt.storage import cannot_write
 
+    # `<store>.lock` stays after the command, failed or not: removing it would break the lock.
+    # Another writer may have opened it and wait in flock; once it is unlinked, that writer
+    # gets the old (nameless) file's lock while a third one creates a new `.lock` and locks
+    # that, and both then read-merge-write the store at once, losing one's rows.
     try:  # a read-only or full location: one error naming the store, as its writes give
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         handle = open(f"{path}.lock", "a")

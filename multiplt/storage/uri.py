@@ -17,12 +17,14 @@ import urllib.parse
 
 from multiplt.errors import MultipltError
 
-# S3 bucket naming rules (the subset MinIO and AWS agree on): 3-63 chars, lower case, digits,
-# dots and dashes, starting and ending with a letter or digit.
+
 class NotFound(MultipltError):
     """The object or file a URI names does not exist (its bucket or folder may)."""
 
 
+S3_KEY_MAX_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
+# S3 bucket naming rules (the subset MinIO and AWS agree on): 3-63 chars, lower case, digits,
+# dots and dashes, starting and ending with a letter or digit.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # URI schemes someone may mean (storage ones and others multiplt names): `s3:bucket/x` and
@@ -115,10 +117,27 @@ def parse(uri) -> Location:
             raise MultipltError(f"bad storage URI {uri!r}: no bucket after s3://")
         if not _BUCKET.match(bucket) or ".." in bucket:
             raise MultipltError(f"bad storage URI {uri!r}: {bucket!r} is not a valid S3 bucket name")
-        if "//" in key:
-            raise MultipltError(f"bad storage URI {uri!r}: empty path segment in the key")
+        _check_key(uri, key)
         return Location(uri, "s3", bucket=bucket, key=key)
     raise MultipltError(f"bad storage URI {uri!r}: unsupported scheme {scheme!r} (supported: file://, s3://, local paths)")
+
+
+def _check_key(uri: str, key: str) -> None:
+    """Refuse an S3 key that names no object the way a user means it. S3 keeps `.` and `..`
+    segments literally (`a/../x` is an object named so, not `x`), while many tools and browsers
+    normalise them away, so the same URI would name different objects; an empty segment (`//`)
+    is the same trap. A key over S3's 1,024-byte limit fails only at the first write, after the
+    work is done. Local paths are left alone: `..` there is ordinary and resolved by the OS."""
+    if "//" in key:
+        raise MultipltError(f"bad storage URI {uri!r}: empty path segment in the key")
+    dots = next((part for part in key.split("/") if part in (".", "..")), None)
+    if dots is not None:
+        raise MultipltError(f"bad storage URI {uri!r}: a {dots!r} segment in the key "
+                            f"(S3 keeps it literally; write the key without it)")
+    size = len(key.encode("utf-8", "surrogatepass"))
+    if size > S3_KEY_MAX_BYTES:
+        raise MultipltError(f"bad storage URI {uri!r}: the key is {size} bytes "
+                            f"(S3 allows at most {S3_KEY_MAX_BYTES})")
 
 
 def join(uri, *parts: str) -> str:

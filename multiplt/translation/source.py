@@ -7,6 +7,7 @@ import hashlib
 from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.generation.folder import unsafe_name
+from multiplt.testgen.inputs import malformed
 
 REQUIRED = ("content", "content_with_types", "sha1", "id", "entrypoint", "tests")
 
@@ -104,4 +105,21 @@ def load_rows(uri: str, shard: tuple[int, int] | None = None) -> tuple[list[dict
                 duplicates.append({"sha1": row["sha1"], "id": row["id"], "entrypoint": row["entrypoint"]})
             else:
                 rows[row["sha1"]] = row
+    if not any(malformed(row) is None for row in rows.values()):
+        _refuse_all_malformed(uri, frames)
     return [rows[k] for k in chosen], len(names), digest.hexdigest(), duplicates
+
+
+def _refuse_all_malformed(uri: str, frames: list) -> None:
+    """MultipltError when no row of the whole dataset is a function testgen would take (its
+    content parses and defines the entrypoint; see `testgen.inputs.malformed`): a wrong input,
+    not functions to drop one by one into an empty dataset, as testgen refuses such functions.
+    Some malformed rows among good ones are dropped at the build with their reason. Only a
+    shard without a well-formed row looks further, and stops at the first one of another shard."""
+    if any(malformed(row) is None for _, df in frames for row in df.iter_rows(named=True)):
+        return
+    f, df = frames[0]
+    first = df.row(0, named=True)
+    total = sum(df.height for _, df in frames)
+    raise MultipltError(f"tests dataset {uri}: all {total} rows are malformed; the first ({f} row "
+                        f"{first['_row']}, id {first['id']!r}): {malformed(first)}")

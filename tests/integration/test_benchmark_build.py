@@ -187,6 +187,34 @@ def test_an_out_folder_is_refused_before_any_work(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name,out", [
+    ("one.jsonl", "one.jsonl"), ("one.jsonl.gz", "./one.jsonl.gz"), ("one.jsonl", "sub/../one.jsonl"),
+    ("one.jsonl", "link.jsonl"), ("one.jsonl", "FILE_URI"), ("one.jsonl.report.json", "one.jsonl")])
+def test_an_out_that_is_the_source_is_refused(tmp_path, name, out):
+    """--out (or the report beside it) naming the source, however spelled, would replace the
+    input with the output: refused in one line before anything is written."""
+    src = tmp_path / name
+    data = "\n".join(json.dumps(r) for r in MINI).encode()
+    src.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.jsonl").symlink_to(src)
+    out = f"file://{src}" if out == "FILE_URI" else out
+    before, original = sorted(p.name for p in tmp_path.iterdir()), src.read_bytes()
+    result = subprocess.run([sys.executable, "-m", "multiplt", "benchmark", "build", "--source", name,
+                             "--lang", "lua", "--out", out], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and f"is the source file {name}" in result.stderr
+    assert src.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_same_file_compares_s3_uris_by_bucket_and_key():
+    assert build._same_file("s3://bucket/b/x.jsonl", "s3://bucket/b/x.jsonl")
+    assert not build._same_file("s3://bucket/b/x.jsonl", "s3://bucket/b/y.jsonl")
+    assert not build._same_file("s3://bucket/b/x.jsonl", "s3://other/b/x.jsonl")
+    assert not build._same_file("s3://bucket/x.jsonl", "x.jsonl")
+
+
 def test_hugging_face_source_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

@@ -212,6 +212,10 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
          "--shard 2/2"),
         (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--max-new-tokens", "-1"],
          "--max-new-tokens must be at least 1, got -1"),
+        (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--n", "100000000000"],
+         "--n must be at most 10000, got 100000000000"),  # a request per completion, made up front
+        (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--shard", "0/100001"],
+         "--shard 0/100001: N is at most 100000"),
         (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--top-p", "5"],
          "bad sampling settings"),
         (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--batch-size", "0"],
@@ -306,6 +310,23 @@ def test_malformed_and_duplicate_rows_are_excluded_with_reasons(tmp_path):
     steps = json.loads((out / "funnel.json").read_text())["steps"]
     assert [(s["name"], s["in"], s["out"]) for s in steps[:3]] == [
         ("input", 6, 6), ("malformed_row", 6, 2), ("duplicate_sha1", 2, 1)]
+
+
+def test_an_input_whose_every_row_is_malformed_is_refused(tmp_path, capsys):
+    """All rows malformed is a wrong input, not functions to drop: exit 2, one line naming the
+    input and the first row's reason, nothing written. A shard whose own rows are all malformed
+    still runs when another shard holds a usable row."""
+    rows = [json.loads(line) for line in (FIXTURE / "functions.jsonl").read_text().splitlines()]
+    bad = [{**row, "content": "45"} for row in rows]
+    functions, out = functions_parquet(tmp_path, bad, "bad"), tmp_path / "out"
+    assert run_testgen(functions, out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"functions dataset {functions}: all {len(rows)} rows are malformed" in err
+    assert f"(row 0, id {rows[0]['id']!r}): content defines no top-level function {rows[0]['entrypoint']}" in err
+    assert not out.exists()
+    one_good = [rows[0], *bad[1:]]
+    shard = next(k for k in range(2) if int(rows[0]["sha1"], 16) % 2 != k)  # the all-bad shard
+    assert run_testgen(functions_parquet(tmp_path, one_good, "mixed"), out, "--shard", f"{shard}/2") == 0
 
 
 @pytest.mark.slow

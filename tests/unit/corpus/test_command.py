@@ -28,6 +28,9 @@ def test_typecheck_batch_below_1_is_refused_before_reading(tmp_path, monkeypatch
     ("--typecheck-batch", "0", "--typecheck-batch must be at least 1, got 0"),
     ("--shingle", "0", "--shingle must be at least 1, got 0"),
     ("--num-perm", "1", "--num-perm must be at least 2, got 1"),
+    ("--num-perm", "4097", "--num-perm must be at most 4096, got 4097"),  # MinHash arrays per value
+    ("--num-perm", "100000000000", "--num-perm must be at most 4096, got 100000000000"),
+    ("--shard", "0/100001", "--shard 0/100001: N is at most 100000"),  # every shard number is listed
     ("--near-threshold", "0", "--near-threshold must be in (0, 1], got 0.0"),
     ("--near-threshold", "1.5", "--near-threshold must be in (0, 1], got 1.5"),
     ("--near-threshold", "nan", "--near-threshold must be in (0, 1], got nan"),
@@ -39,6 +42,14 @@ def test_a_bad_flag_is_named_with_its_value(tmp_path, capsys, flag, value, messa
     code = cli.main(["corpus", "build", "--source", str(tmp_path / "src"), "--out", str(out), flag, value])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("error:") == 1
+    assert not out.exists()
+
+
+def test_a_dedup_bucket_count_over_the_bound_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["corpus", "dedup", "--out", str(out), "--bucket", "0/100001"]) == 2
+    err = capsys.readouterr().err
+    assert "--bucket 0/100001: N is at most 100000" in err and err.count("\n") == 1
     assert not out.exists()
 
 

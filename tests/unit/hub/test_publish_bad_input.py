@@ -123,6 +123,56 @@ def test_an_empty_license_is_refused_before_anything_is_written(tmp_path, capsys
     assert not out.exists()
 
 
+@pytest.mark.parametrize("revision,problem", [
+    ("", "it is empty"), ("../x", "it contains '..'"), ("a..b", "it contains '..'"),
+    ("/main", "it starts or ends with '/'"), ("my branch", "it contains a space"),
+    ("a\nb", "it contains a control character"), ("a~1", "it contains '~'"), ("a:b", "it contains ':'"),
+    ("a.lock", "it contains a part ending in '.lock'"), (".hidden", "it contains a part starting with '.'"),
+    ("a//b", "it contains an empty part"), ("v1.", "it ends with '.'"), ("@", "'@' alone is no branch name"),
+    ("x" * 256, "it is over 255 bytes")])
+def test_a_bad_revision_is_refused_before_anything_is_written(tmp_path, capsys, revision, problem):
+    """The Hub refuses such a branch only at the push: refused up front, dry run included."""
+    src = write_dataset(tmp_path / "ds")
+    out = tmp_path / "dry"
+    assert cli.main(["publish", "dataset", "--from", src, "--repo", "me/ds", "--dry-run", str(out),
+                     "--revision", revision]) == 2
+    err = capsys.readouterr().err
+    assert f"bad --revision {revision!r}: {problem}" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("revision", ["main", "refs/pr/1", "release/v1.0", "exp_2-b"])
+def test_good_revisions_pass(revision):
+    from multiplt.hub.repo_id import check_revision
+
+    assert check_revision(revision) == revision
+
+
+@pytest.mark.parametrize("license,hint", [
+    ("not a license!!", ""), ("mit\nother: x", ""), ("Apache-2.0", " (did you mean 'apache-2.0'?)"),
+    ("mit ", ""), ("mit\n", ""), ("x" * 65, "")])
+@pytest.mark.parametrize("command", ["dataset", "checkpoints", "results"])
+def test_a_bad_license_is_refused_by_every_publish_command(tmp_path, capsys, license, hint, command):
+    src = write_dataset(tmp_path / "ds")
+    out = tmp_path / "dry"
+    argv = {"dataset": ["--from", src, "--dry-run", str(out)],
+            "checkpoints": ["--from", write_training_output(tmp_path / "train")],
+            "results": ["--store", str(tmp_path / "store.parquet")]}[command]
+    assert cli.main(["publish", command, "--repo", "me/x", *argv, "--license", license]) == 2
+    err = capsys.readouterr().err
+    assert f"bad --license {license!r}: a Hub license id is lower case letters" in err
+    assert err.endswith(f"or other{hint}\n") and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("license", ["apache-2.0", "mit", "cc-by-4.0", "bigcode-openrail-m", "openrail++",
+                                     "other", "lgpl-2.1", "cc0-1.0"])
+def test_hub_license_ids_pass(license):
+    from multiplt.hub.repo_id import check_license
+
+    assert check_license(license) == license
+
+
 def test_a_dry_run_again_removes_what_a_push_would_delete_and_rewrites_nothing(tmp_path):
     import os
 

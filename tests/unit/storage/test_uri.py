@@ -69,3 +69,34 @@ def test_a_listed_name_with_a_padded_part_is_read():
                                   "file:///tmp/a%20/x"])
 def test_inner_spaces_are_kept(path):
     assert uri.parse(path).uri == path
+
+
+@pytest.mark.parametrize("typed,segment", [
+    ("s3://bucket/../x.jsonl", "'..'"), ("s3://bucket/a/./b", "'.'"), ("s3://bucket/a/..", "'..'"),
+    ("s3://bucket/./", "'.'")])
+def test_s3_keys_with_dot_segments_are_refused(typed, segment):
+    """S3 keeps `.`/`..` literally, so such a key names an object other than the user means."""
+    with pytest.raises(MultipltError, match=re.escape(f"a {segment} segment in the key")) as info:
+        uri.parse(typed)
+    assert repr(typed) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_s3_keys_with_dots_inside_names_are_kept():
+    for typed in ("s3://bucket/a.b/..c/x..jsonl", "s3://bucket/.hidden/x", "s3://bucket/x/"):
+        assert uri.parse(typed).key == typed[len("s3://bucket/"):]
+
+
+def test_s3_keys_over_1024_bytes_are_refused():
+    """The limit counts UTF-8 bytes: 512 two-byte characters fit, one more byte does not."""
+    assert uri.parse("s3://bucket/" + "é" * 512).key == "é" * 512
+    long = "s3://bucket/" + "é" * 512 + "x"
+    with pytest.raises(MultipltError, match="the key is 1025 bytes") as info:
+        uri.parse(long)
+    assert repr(long) in str(info.value)
+
+
+def test_local_paths_with_dot_segments_stay_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    assert uri.parse("a/../x.jsonl").path == str(tmp_path / "x.jsonl")
+    assert uri.parse(f"file://{tmp_path}/a/../x").path == str(tmp_path / "x")

@@ -25,6 +25,8 @@ def translate(inputs, out, *extra):
     (["--lang", "rkt", "--rouge-threshold", "-0.2"], "--rouge-threshold must be in (0, 1]"),
     (["--lang", "rkt", "--shard", "2/2"], "--shard 2/2"),
     (["--lang", "rkt", "--n", "0"], "--n must be at least 1"),
+    (["--lang", "rkt", "--n", "10001"], "--n must be at most 10000, got 10001"),
+    (["--lang", "rkt", "--shard", "0/100001"], "--shard 0/100001: N is at most 100000"),
     (["--lang", "rkt", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
     (["--lang", "rkt", "--batch-size", "0"], "--batch-size must be at least 1"),
     (["--lang", "rkt", "--workers", "-1"], "--workers must be at least 1, got -1"),
@@ -72,6 +74,28 @@ def test_malformed_record_and_missing_dataset(inputs, tmp_path, capsys):
     assert cli.main(base + ["--tests", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_dataset_whose_every_row_is_malformed_is_refused(inputs, tmp_path, capsys):
+    """As testgen: every row malformed (no function of its entrypoint) is one error naming the
+    dataset and the first row's reason, before anything is written; one good row among them
+    (in another shard, even) runs, the others dropped at the build."""
+    bad = tmp_path / "bad.parquet"
+    rows = [dict(r, content="45") for r in fx.ROWS]
+    pl.DataFrame(rows).write_parquet(bad)
+    out = tmp_path / "out"
+    base = ["translate", "--out", str(out), "--lang", "rkt", "--backend", "replay",
+            "--replay-source", inputs["replay"], "--n", "7", "--stage", "sample"]
+    assert cli.main(base + ["--tests", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"tests dataset {bad}: all {len(rows)} rows are malformed" in err
+    assert (f"the first ({bad} row 0, id {rows[0]['id']!r}): content defines no top-level function "
+            f"{rows[0]['entrypoint']}") in err
+    assert not out.exists()
+    rows[-1] = dict(fx.ROWS[-1])
+    pl.DataFrame(rows).write_parquet(bad)
+    good_shard = sorted(r["sha1"] for r in fx.ROWS).index(rows[-1]["sha1"]) % 2
+    assert cli.main(base + ["--tests", str(bad), "--shard", f"{1 - good_shard}/2"]) == 0
 
 
 def test_replay_without_source_and_model_without_backend(inputs, tmp_path, capsys):
