@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from multiplt.commands.generate import add_generate_args, generate_kwargs
+from multiplt.commands.generate import add_generate_args, generate_kwargs, model_label
 
 SUMMARY_HEADER = ("lang", "pass@k", "estimate", "problems", "completions", "folder")
 
@@ -75,22 +75,16 @@ def run(args) -> int:
     ks = tuple(parse_ks(args.k, "--k"))
     check_sampling(n=args.n, temperature=args.temperature, top_p=args.top_p,
                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                   concurrency=args.concurrency, epoch=args.epoch)
+                   concurrency=args.concurrency, epoch=args.epoch, seed=args.seed)
     if min(ks) > args.n:
         raise MultipltError(f"--k {args.k}: no k is at most --n {args.n}, so no pass@k could be scored")
     if args.limit is not None and args.limit < 1:
         raise MultipltError(f"--limit must be at least 1, got {args.limit}")
     selected_names(args.problems)  # `--problems ,` names none: refused before the build
     check_options(args.workers, args.timeout)
-    if args.backend == "replay":
-        if not args.replay_source:
-            raise MultipltError("the replay backend needs --replay-source (a completion folder or JSONL)")
-        model_label = args.model or storage.basename(args.replay_source)
-    else:
-        if not args.model:
-            raise MultipltError("--model is required (except with --backend replay)")
-        model_label = args.model
+    label = model_label(args)
     bench_root = args.benchmarks or storage.join(args.out, "benchmarks")
+    check_out(bench_root, flag="--benchmarks")  # before a benchmark is built into it
     name = source_name(args.source)  # `data/mbpp.jsonl` -> `mbpp` (the DAG adds `_s<hash>`)
     for code in langs:  # a benchmark built earlier is reused: only if built the way this run would
         _check_built(storage.join(bench_root, f"{name}-{code}.jsonl"), args.source, code)
@@ -107,16 +101,14 @@ def run(args) -> int:
         # --limit/--problems mark the folder (as the DAG's): a folder shared with a run of other
         # problems would be scored over both runs' problems
         folder = storage.join(args.out, run_folder_name(
-            name + selection_marker(args.limit, args.problems), code, model_label,
+            name + selection_marker(args.limit, args.problems), code, label,
             args.revision, args.temperature))
         bar.set_postfix(stage=f"{code} generate")
         from multiplt.generation.driver import generate
 
-        kwargs = generate_kwargs(args)
+        kwargs = {**generate_kwargs(args), "model": label}
         if kwargs.get("replay_source"):  # one replay folder per language: --replay-source DIR/{lang}
             kwargs["replay_source"] = kwargs["replay_source"].replace("{lang}", code)
-        if args.backend == "replay" and not kwargs["model"]:
-            kwargs["model"] = model_label
         generate(bench, folder, **kwargs)
         bar.update(1)
         bar.set_postfix(stage=f"{code} execute")

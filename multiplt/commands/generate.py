@@ -43,6 +43,26 @@ def generate_kwargs(args) -> dict:
                 replay_source=args.replay_source)
 
 
+def model_label(args) -> str:
+    """The model a run is recorded (and evaluate's run folder named) under: --model, or for the
+    replay backend without one the replay source's file or folder name (`results record` needs
+    a model). Checked here, before any work: --replay-source without the replay backend (the
+    others would ignore it), the replay backend without it, another backend without --model."""
+    from multiplt import storage
+    from multiplt.errors import MultipltError
+
+    if args.backend != "replay":
+        if args.replay_source:
+            raise MultipltError(f"--replay-source is for --backend replay only; --backend "
+                                f"{args.backend} samples from --model")
+        if not args.model:
+            raise MultipltError("--model is required (except with --backend replay)")
+        return args.model
+    if not args.replay_source:
+        raise MultipltError("the replay backend needs --replay-source (a completion folder or JSONL)")
+    return args.model or storage.basename(args.replay_source)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="sample completions for a benchmark (MultiPL-E files)",
                               description=__doc__)
@@ -56,6 +76,6 @@ def run(args) -> int:
     from multiplt.storage.outputs import check_out
 
     check_out(args.out)  # before the benchmark is read and any path is made from it
-    summary = generate(args.benchmark, args.out, **generate_kwargs(args))
+    summary = generate(args.benchmark, args.out, **{**generate_kwargs(args), "model": model_label(args)})
     print(f"generate: {summary['generated']} samples for {summary['problems']} problems in {args.out}")
     return 0

@@ -20,7 +20,9 @@ and `format_table` is the one plain-text table every command prints.
 
 from __future__ import annotations
 
+import collections.abc
 import csv
+import functools
 import io
 import re
 from typing import Iterable, Sequence
@@ -222,6 +224,50 @@ SELECTION_ERROR = ("selection {selection!r} is not the markers of a part of a be
 SCORE_ADVICE = "mend it (--allow-partial skips the check)"
 
 
+def parse_run_yaml(text: str, uri: str):
+    """The YAML document of the run record `text` read from `uri`, or one MultipltError line
+    naming `uri`, the line and the reason: text that is not YAML, or a mapping that writes a key
+    twice. PyYAML keeps the last of two silently, so a second `model:` typed into a record
+    would have `results record` store that model, and score check the folder against it."""
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"line {mark.line + 1}: " if mark else ""
+        reason = " ".join(str(exc.problem or exc.context).split())
+        raise MultipltError(f"{uri} is not valid YAML: {at}{reason}") from None
+    except yaml.YAMLError as exc:  # a character YAML does not allow (no mark: its first line says it)
+        raise MultipltError(f"{uri} is not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+@functools.cache
+def _unique_key_loader():
+    """PyYAML's safe loader, refusing a mapping that writes a key twice (built on first use:
+    yaml is imported only by the commands that read a run record)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                first_line: dict = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`, any number
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    if not isinstance(key, collections.abc.Hashable):
+                        continue  # the safe loader's own error names it
+                    if key in first_line:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {key!r} written twice (first at line "
+                            f"{first_line[key]})", key_node.start_mark)
+                    first_line[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def read_run_record(folder: str, advice: str) -> dict | None:
     """The folder's run record (None when it has none): the one parser of `_multiplt_run.yaml`,
     for generate, which adds to it, and for score, which checks the folder against it. A
@@ -234,13 +280,10 @@ def read_run_record(folder: str, advice: str) -> dict | None:
     uri = storage.join(folder, RUN_FILE)
     if not storage.exists(uri):
         return None
-    import yaml
-
     try:
-        record = yaml.safe_load(storage.read_text(uri))
-    except yaml.YAMLError as exc:
-        raise MultipltError(f"{uri} is not valid YAML ({exc.__class__.__name__}); it records the "
-                            f"run this folder holds: {advice}") from None
+        record = parse_run_yaml(storage.read_text(uri), uri)
+    except MultipltError as exc:
+        raise MultipltError(f"{exc}; it records the run this folder holds: {advice}") from None
     if not isinstance(record, dict):
         raise MultipltError(f"{uri} is not a run record (a YAML mapping); {advice}")
     n, complete, problems = record.get("n"), record.get("complete"), record.get("problems")

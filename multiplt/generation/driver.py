@@ -23,6 +23,7 @@ import hashlib
 import logging
 
 from multiplt import storage
+from multiplt.benchmarks.jsonl import read_records
 from multiplt.errors import MultipltError
 from multiplt.generation import folder
 from multiplt.generation.backends import make_backend
@@ -32,13 +33,18 @@ from multiplt.log import Funnel, progress
 LOG = logging.getLogger("multiplt.generation")
 REQUIRED = ("name", "language", "prompt", "tests", "stop_tokens")
 # the most completions per problem: every one is a request made up front, so a mistyped huge
-# --n would fill the memory before any output (pass@k evaluations use up to 200, MultiPL-T 50)
+# --n would fill the memory before any output (pass@k evaluations use up to 200, MultiPL-T 50).
+# Ten times the DAG Params' cap (1000 for evaluate and translate, 100 for testgen): every conf
+# they accept runs, and a hand run may go further, but not to where it would hang
 MAX_N = 10_000
+# the run seed is hashed into each sample's seed (seeds.sample_seed: any int would do, negative
+# too) and never given to torch; `results record` stores it in an Int64 column
+SEED_RANGE = (-2 ** 63, 2 ** 63)
 
 
 def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: int,
                    batch_size: int | None = None, concurrency: int | None = None,
-                   epoch: int | None = None) -> None:
+                   epoch: int | None = None, seed: int | None = None) -> None:
     """MultipltError naming the first bad generation setting (what every command that generates
     checks before it reads or writes anything)."""
     if n < 1:
@@ -54,6 +60,8 @@ def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: 
             raise MultipltError(f"{flag} must be at least 1, got {value}")
     if epoch is not None and epoch < 0:
         raise MultipltError(f"--epoch must be >= 0 (0 = the base model), got {epoch}")
+    if seed is not None and not SEED_RANGE[0] <= seed < SEED_RANGE[1]:
+        raise MultipltError(f"--seed must be in [-2**63, 2**63), got {seed}")
 
 
 def selected_names(problems) -> list[str] | None:
@@ -76,7 +84,7 @@ def load_benchmark(uri: str, limit: int | None = None,
     if not storage.exists(uri):
         raise MultipltError(f"benchmark {uri} does not exist")
     data = storage.read_bytes(uri)
-    rows = storage.read_jsonl(uri)
+    rows = read_records(uri)  # a record with a key twice is refused: json keeps the last silently
     if not rows:
         raise MultipltError(f"benchmark {uri} holds no problems")
     seen = set()
@@ -94,8 +102,7 @@ def load_benchmark(uri: str, limit: int | None = None,
         wrong = [k for k in ("language", "prompt", "tests") if not isinstance(row[k], str)]
         if wrong:
             raise MultipltError(f"{where}: field(s) {', '.join(wrong)} must be strings")
-        if not row["language"]:  # any MultiPL-E language: `evaluate` and `execute` check theirs
-            raise MultipltError(f"{where}: language is empty")
+        _check_language(where, row["language"], rows[0]["language"])
         stops = row["stop_tokens"]
         if not isinstance(stops, list) or not all(isinstance(t, str) and t for t in stops):
             raise MultipltError(f"{where}: stop_tokens must be a list of non-empty strings, got {stops!r}")
@@ -114,6 +121,24 @@ def load_benchmark(uri: str, limit: int | None = None,
     return rows, hashlib.sha256(data).hexdigest(), names
 
 
+def _check_language(where: str, language: str, first: str) -> None:
+    """MultipltError unless a record's `language` is a known one (a code or name of
+    multiplt.languages: execute runs no other) and that of the file's first record: a run folder
+    of two languages would be scored as one pass@k and recorded as both (`lang: lua,rkt`)."""
+    from multiplt import languages
+
+    if not language:
+        raise MultipltError(f"{where}: language is empty")
+    if language != first:
+        raise MultipltError(f"{where}: language {language!r} is not record 1's {first!r}; a "
+                            "benchmark file holds one language (its run folder is scored as one "
+                            "pass@k): give one file per language")
+    try:
+        languages.get(language)
+    except MultipltError as exc:
+        raise MultipltError(f"{where}: {exc}") from None
+
+
 def generate(benchmark: str, out: str, *, backend: str = "transformers", model: str | None = None,
              revision: str | None = None, tokenizer: str | None = None, n: int = 20,
              temperature: float = 0.2, top_p: float = 0.95, max_new_tokens: int = 512,
@@ -121,15 +146,16 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
              experiment: str | None = None, epoch: int | None = None, **backend_options) -> dict:
     """Generate the missing samples into `out`; returns counts {problems, generated, written}."""
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                   batch_size=batch_size, concurrency=backend_options.get("concurrency"), epoch=epoch)
+                   batch_size=batch_size, concurrency=backend_options.get("concurrency"), epoch=epoch,
+                   seed=seed)
     rows, bench_sha, names = load_benchmark(benchmark, limit, problems)
-    langs = ",".join(sorted({r["language"] for r in rows}))
-    select = selection_of(benchmark, langs, names, out)
+    lang = rows[0]["language"]  # the file's one language (load_benchmark)
+    select = selection_of(benchmark, lang, names, out)
     selected = [r["name"] for r in rows]
     run = {"model": model, "revision": revision, "resolved_commit": None, "tokenizer": tokenizer or model,
            "benchmark": benchmark, "benchmark_sha256": bench_sha,
            # what `results record` names the benchmark by (merge_run: of every run's problems)
-           "selection": select(selected), "lang": langs, "n": n,
+           "selection": select(selected), "lang": lang, "n": n,
            "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
            "seed": seed, "backend": backend, "experiment": experiment, "epoch": epoch,
            # score names a selected problem whose file is gone; merge_run keeps every run's

@@ -73,19 +73,13 @@ def test_changed_stop_tokens_in_problem_file_are_refused(bench, tmp_path):
 @pytest.mark.parametrize("change,fields", [
     ({"tests": "(module+ test (check-equal? 1 2))\n"}, "tests"),
     ({"prompt": "#lang racket\n(define (g x)\n"}, "prompt"),
-    ({"language": "lua"}, "language"),
     ({"prompt": "#lang racket\n(define (g x)\n", "tests": "(module+ test 1)\n"}, "prompt and tests"),
 ])
-def test_a_changed_benchmark_problem_is_refused_and_nothing_is_written(tmp_path, n, change, fields):
-    # problem 0 is Lua, so that making problem 1 Lua leaves the run's language set (lua,rkt) as it was
-    rows = [{"name": f"HumanEval_{i}_f", "language": "rkt", "prompt": f"#lang racket\n(define (f{i} x)\n",
-             "tests": "(module+ test)\n", "stop_tokens": STOPS} for i in range(3)]
-    rows[0].update(language="lua", prompt="local function f0(x)\n", tests="os.exit(0)\n")
-    uri, replay = str(tmp_path / "bench.jsonl"), str(tmp_path / "replay.jsonl")
-    storage.write_jsonl(uri, rows)
-    storage.write_jsonl(replay, [{"name": r["name"], "completion": f"c{j}"} for r in rows for j in range(4)])
+def test_a_changed_benchmark_problem_is_refused_and_nothing_is_written(bench, tmp_path, n, change, fields):
+    uri, replay = bench
+    rows = storage.read_jsonl(uri)
     out = tmp_path / "run"
-    run((uri, replay), str(out))
+    run(bench, str(out))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     rows[1].update(change)
     storage.write_jsonl(uri, rows)
@@ -101,6 +95,27 @@ def test_a_changed_benchmark_problem_is_refused_and_nothing_is_written(tmp_path,
     with pytest.raises(MultipltError, match=f"HumanEval_1_f.json.gz has another {fields} than "
                                             f"problem 'HumanEval_1_f' of .*another --out"):
         run((uri, replay), str(out), n=n)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_benchmark_file_of_another_language_is_refused_and_nothing_is_written(bench, tmp_path):
+    """A file holds one language (load_benchmark), so a problem's language changes only with the
+    whole file's: the record's lang refuses it, and without lang nor sha256 (a hand-made record)
+    the first problem file does."""
+    uri, replay = bench
+    out = tmp_path / "run"
+    run(bench, str(out))
+    storage.write_jsonl(uri, [{**row, "language": "lua"} for row in storage.read_jsonl(uri)])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(MultipltError, match=r"lang: folder has 'rkt', this run asks for 'lua'"):
+        run(bench, str(out))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    record = yaml.safe_load((out / "_multiplt_run.yaml").read_text())
+    del record["benchmark_sha256"], record["lang"]
+    (out / "_multiplt_run.yaml").write_text(yaml.safe_dump(record))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(MultipltError, match="HumanEval_0_f.json.gz has another language than problem"):
+        run(bench, str(out))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -137,6 +152,8 @@ def test_a_problems_list_that_names_no_problem_is_refused(bench, tmp_path, probl
     ("name", ["n"], "name \\['n'\\] is empty or not a string"),
     ("name", "HumanEval_0_f", "problem 'HumanEval_0_f' appears twice"),
     ("language", "", "language is empty"),
+    ("language", "lua", "language 'lua' is not record 1's 'rkt'; a benchmark file holds one language"),
+    ("language", "cobol", "language 'cobol' is not record 1's 'rkt'"),
     ("prompt", 5, "field\\(s\\) prompt must be strings"),
     ("stop_tokens", "\ndef", "stop_tokens must be a list of non-empty strings"),
     ("stop_tokens", 5, "stop_tokens must be a list"),
@@ -144,8 +161,7 @@ def test_a_problems_list_that_names_no_problem_is_refused(bench, tmp_path, probl
 def test_a_malformed_benchmark_record_is_refused_before_anything_is_written(bench, tmp_path, field, value,
                                                                             message):
     """A record that would write outside the folder (its name is the file name), collide, or
-    that the next steps cannot use: one error naming the record, and the folder stays empty
-    (any language name passes: generation does not need ours, execution checks it)."""
+    that the next steps cannot use: one error naming the record, and the folder stays empty."""
     uri, replay = bench
     rows = storage.read_jsonl(uri)
     rows[1][field] = value
