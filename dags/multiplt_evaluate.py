@@ -61,6 +61,9 @@ Asset, its event extra naming `results_store` and each recorded run (`lang`, `mo
 * `backend=replay` with `replay_source` (use `{lang}` for per-language sources) re-scores
   existing completions without a model; `backend=openai` with `api_base` samples from an
   OpenAI-compatible server (`model` = its served model name).
+* Settings a stage would refuse (one of those backends without its Param, an unknown
+  `benchmark_source`, a `model` that is no Hub repo id, folder or URI, a Variable's value its
+  Param refuses) fail `plan` with the command's message, before any stage runs; no retry.
 """
 
 with DAG(
@@ -80,9 +83,10 @@ with DAG(
     @task
     def plan(data_uri: str, results_store: str, params=None, dag_run=None) -> list[dict]:
         """The command line of every stage of this run, one entry per language (and per model
-        of `rerun_models` in a scheduled run)."""
+        of `rerun_models` in a scheduled run); settings a stage would refuse fail it, no retry."""
         from airflow.sdk import Variable
-        from airflow.sdk.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from multiplt_pipelines import checks
         from multiplt_pipelines.plans import evaluation_plan
         from multiplt_pipelines.publishing import effective
         from multiplt_pipelines.watching import NothingToEvaluate, evaluation_targets
@@ -93,11 +97,14 @@ with DAG(
             variable = Variable.get("multiplt_evaluate", default=None, deserialize_json=True)
             settings = effective(settings, {}, variable)
         try:
-            targets = evaluation_targets(settings, scheduled)
+            runs = [{**settings, **target} for target in evaluation_targets(settings, scheduled)]
+            for run in runs:
+                checks.evaluation(run)
         except NothingToEvaluate as reason:
             raise AirflowSkipException(str(reason)) from None
-        return [entry for target in targets
-                for entry in evaluation_plan({**settings, **target}, data_uri, results_store)]
+        except checks.BadParams as reason:
+            raise AirflowFailException(str(reason)) from None
+        return [entry for run in runs for entry in evaluation_plan(run, data_uri, results_store)]
 
     @task
     def shard_commands(entries: list[dict]) -> list[list[str]]:

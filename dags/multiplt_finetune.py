@@ -40,10 +40,10 @@ Param defaults overridden by the keys of the Airflow Variable `multiplt_finetune
 e.g. `{"base_model": "bigcode/starcoderbase-1b", "epochs": 1}`). A run started by hand trains
 every language of `languages` on `dataset` (`{lang}` = each language code).
 
-For each language: `multiplt train` the `base_model` with `recipe` on its dataset
-(GPU task, pool `gpu`), checkpointing every epoch under
-`<data_uri>/training/<base>-<experiment>-<lang>/` (the `training_root` Param moves it) with
-tags `LANG-EXPERIMENT-epochN`.
+For each language: `multiplt train` the `base_model` with `recipe` (a name in multiplt/recipes/,
+a local .yaml path, or a file:// or s3:// URI) on its dataset (GPU task, pool `gpu`),
+checkpointing every epoch under `<data_uri>/training/<base>-<experiment>-<lang>/` (the
+`training_root` Param moves it) with tags `LANG-EXPERIMENT-epochN`.
 Then every checkpoint listed in the training manifests gets its own `multiplt_evaluate` run,
 whose conf names it explicitly (`model` = the training output, `revision` = the tag,
 `checkpoint_uri`, `languages`, `experiment`, `epoch`), plus one run of the base model as
@@ -53,6 +53,10 @@ through. The leaderboard then shows pass@1 by epoch per language.
 When every evaluation has finished, `announce_checkpoints` updates the `multiplt_checkpoints`
 Asset; its event extra carries the training outputs (`outputs`: lang, output URI and dataset
 each, `base_model`, `experiment`), which `multiplt_publish` publishes as tagged checkpoints.
+
+Settings that training or those evaluations would refuse (an unknown recipe name, `py` on the
+default dataset, which has no python split, the evaluation settings `multiplt_evaluate` refuses)
+fail `settings` with the command's message, before any training; no retry.
 
 `multiplt_evaluate` must be unpaused: a trigger into a paused DAG fails instead of waiting.
 """
@@ -75,18 +79,23 @@ with DAG(
     def settings(params=None, dag_run=None, triggering_asset_events=None) -> dict:
         """Params <- the multiplt_finetune Variable (Asset-triggered runs) <- conf, with the
         languages and datasets of the triggering dataset events; languages whose dataset holds
-        no row are left out (skipped when none is left)."""
-        from airflow.sdk.exceptions import AirflowSkipException
+        no row are left out (skipped when none is left). Settings that training or the
+        evaluations after it would refuse fail the task, before any training."""
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from multiplt_pipelines import checks
         from multiplt_pipelines.chain import (EmptyInput, asset_events, chained_datasets,
                                               nonempty_datasets, run_settings)
 
         resolved = run_settings("multiplt_finetune", params, dag_run)
         try:
             resolved, datasets = chained_datasets(resolved, asset_events(triggering_asset_events))
+            checks.training(resolved, datasets)
             datasets = nonempty_datasets(datasets)
             resolved["languages"] = [lang for lang in resolved["languages"] if lang in datasets]
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
+        except checks.BadParams as reason:
+            raise AirflowFailException(str(reason)) from None
         print(f"training {', '.join(f'{k} on {v}' for k, v in datasets.items())}")
         return {**resolved, "datasets": datasets}
 

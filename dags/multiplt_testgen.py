@@ -56,6 +56,9 @@ resumes: a rerun on the same functions does only the missing work. See docs/test
 `multiplt_translate`. When no function kept a passing test (0 rows), `announce` is skipped with
 that message and nothing downstream runs; a corpus event with 0 rows, or a `functions` dataset
 with no row (a run started by hand), skips the whole run at `plan` with that message.
+Settings a stage would refuse (backend `replay` without `replay_source`, `openai` without
+`api_base`, a `model` that is no Hub repo id, folder or URI, a Variable's value its Param
+refuses) fail `plan` with the command's message, no retry.
 """
 
 with DAG(
@@ -76,17 +79,22 @@ with DAG(
     def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> dict:
         """The run's settings (the Variable read once, here) and the command lines of every
         shard's stages, on the announced or given functions; skipped when those functions hold
-        no row."""
-        from airflow.sdk.exceptions import AirflowSkipException
+        no row, failed (no retry) on settings a stage would refuse."""
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from multiplt_pipelines import checks
         from multiplt_pipelines.chain import EmptyInput
-        from multiplt_pipelines.testgen import require_functions, resolved_params, testgen_run
+        from multiplt_pipelines.testgen import (PARAMS, require_functions, resolved_params,
+                                                testgen_run)
 
         try:
             settings = resolved_params(params, dag_run, triggering_asset_events)
+            checks.generation(settings, PARAMS)
             require_functions(settings, data_uri)
             return testgen_run(settings, data_uri)
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
+        except checks.BadParams as reason:
+            raise AirflowFailException(str(reason)) from None
 
     @task
     def shard_entries(planned: dict) -> list[dict]:

@@ -61,6 +61,9 @@ stage resumes: a rerun on the same tests does only the missing work. See docs/tr
 A language with 0 kept rows is not announced (its task is skipped with that message); a tests
 event with 0 rows, or a `tests` dataset with no row (a run started by hand), skips the whole run
 at `plan` with that message.
+Settings a stage would refuse (backend `replay` without `replay_source`, `openai` without
+`api_base`, a `model` that is no Hub repo id, folder or URI, a Variable's value its Param
+refuses) fail `plan` with the command's message, no retry.
 """
 
 with DAG(
@@ -80,17 +83,23 @@ with DAG(
     @task
     def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> dict:
         """The run's settings (the Variable read once, here) and the command lines of every
-        (language, shard), on the announced or given tests; skipped when those tests hold no row."""
-        from airflow.sdk.exceptions import AirflowSkipException
+        (language, shard), on the announced or given tests; skipped when those tests hold no row,
+        failed (no retry) on settings a stage would refuse."""
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from multiplt_pipelines import checks
         from multiplt_pipelines.chain import EmptyInput
-        from multiplt_pipelines.translation import require_tests, resolved_params, translation_run
+        from multiplt_pipelines.translation import (PARAMS, require_tests, resolved_params,
+                                                    translation_run)
 
         try:
             settings = resolved_params(params, dag_run, triggering_asset_events)
+            checks.generation(settings, PARAMS)
             require_tests(settings, data_uri)
             return translation_run(settings, data_uri)
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
+        except checks.BadParams as reason:
+            raise AirflowFailException(str(reason)) from None
 
     @task
     def shard_entries(planned: dict) -> list[dict]:

@@ -6,7 +6,7 @@ given; inside it ``functions/``, ``excluded/``, ``funnel.json`` (docs/corpus.md)
 
 from __future__ import annotations
 
-from multiplt_pipelines.params import _p, _required
+from multiplt_pipelines.params import LIST_PATTERN, _p, _required
 
 CORPUS = {
     "source": _required("a folder of .py files, a parquet/JSONL file or folder with a `content` "
@@ -14,7 +14,8 @@ CORPUS = {
                         minLength=1),
     "out": _p(None, "output URI (null = <data_uri>/corpus/<source>)", type=["null", "string"]),
     "benchmarks": _p("humaneval", "comma-separated benchmarks to decontaminate against "
-                     "(humaneval, HumanEval- or MBPP-format JSONL URIs)", type="string", minLength=1),
+                     "(humaneval, HumanEval- or MBPP-format JSONL URIs)", type="string", minLength=1,
+                     pattern=LIST_PATTERN),
     "shards": _p(4, "input shards (mapped build tasks)", type="integer", minimum=1, maximum=4096),
     "dedup_buckets": _p(2, "buckets of the cross-shard dedup pass (mapped tasks)", type="integer",
                         minimum=1, maximum=1024),

@@ -14,6 +14,16 @@ from multiplt.generation.backends import NAMES as BACKEND_NAMES
 LANGUAGE_CODES = languages.names()
 TARGET_LANGUAGES = languages.targets()
 EXPERIMENT_PATTERN = r"^[a-z0-9_]+$"
+#: a name with no whitespace at either end (the commands refuse such model names and URIs);
+#: `(?!\n)`: Python's `$` (jsonschema's) also matches before a last newline
+TRIMMED_PATTERN = r"^\S(.*\S)?$(?!\n)"
+#: a comma-separated list naming at least one item (`,` or ` , ` names none: the commands refuse it)
+LIST_PATTERN = r"[^\s,]"
+#: the published MultiPL-T dataset: one split per target language (languages.get(code).split)
+MULTIPLT_DATASET = "nuprl/MultiPL-T"
+#: `recipe`: what `multiplt train --recipe` takes
+RECIPE_DESCRIPTION = ("training recipe: a name in multiplt/recipes/ (e.g. starcoderbase-1b), a "
+                      "local .yaml path, or the file:// or s3:// URI of a YAML recipe")
 
 
 def _p(default, description: str, **schema) -> dict:
@@ -40,8 +50,8 @@ SAMPLING = {
     "backend": _p("transformers", "generation backend", type="string", enum=list(BACKEND_NAMES)),
     "limit": _p(None, "only the first N problems of the benchmark (null = all)",
                 type=["null", "integer"], minimum=1),
-    "problems": _p(None, "only these problems, comma-separated names (null = all)",
-                   type=["null", "string"]),
+    "problems": _p(None, "only these problems: comma-separated names, at least one (null = all)",
+                   type=["null", "string"], pattern=LIST_PATTERN),
     "shards": _p(4, "execute shards per language (parallel sandbox tasks)", type="integer",
                  minimum=1, maximum=64),
     "replay_source": _p(None, "replay backend: completion folder or JSONL; `{lang}` is replaced "
@@ -50,7 +60,8 @@ SAMPLING = {
 
 EVALUATE = {
     "model": _required("Hub name, local folder, storage URI, or a training output (with a "
-                       "checkpoint tag as revision)", type="string", minLength=1),
+                       "checkpoint tag as revision)", type="string", minLength=1,
+                       pattern=TRIMMED_PATTERN),
     "revision": _p(None, "Hub branch/tag/commit, or a checkpoint tag LANG-EXPERIMENT-epochN of a "
                    "training output (null = the default branch)", type=["null", "string"]),
     "tokenizer": _p(None, "tokenizer name or URI (null = the model's)", type=["null", "string"]),
@@ -70,16 +81,16 @@ EVALUATE = {
 FINETUNE = {
     # a default: Airflow requires one for every Param of a scheduled DAG (runs on dataset events)
     "base_model": _p("bigcode/starcoderbase-1b", "base model: Hub name, local folder or storage "
-                     "URI", type="string", minLength=1),
+                     "URI", type="string", minLength=1, pattern=TRIMMED_PATTERN),
     "base_revision": _p(None, "revision of the base model (null = the default branch)",
                         type=["null", "string"]),
-    "languages": _p(list(TARGET_LANGUAGES), "languages to fine-tune on, one model each",
+    "languages": _p(list(TARGET_LANGUAGES), "languages to fine-tune on, one model each (py "
+                    f"needs a `dataset` other than {MULTIPLT_DATASET}, which has no python split)",
                     **LANGUAGES_SCHEMA),
     "experiment": _p("multiplt", "experiment name; checkpoints are tagged LANG-EXPERIMENT-epochN",
                      type="string", pattern=EXPERIMENT_PATTERN),
-    "recipe": _p("starcoderbase-1b", "training recipe: a name in multiplt/recipes/ or a YAML URI",
-                 type="string", minLength=1),
-    "dataset": _p("nuprl/MultiPL-T", "a manual run's training data: Hub dataset (split = the "
+    "recipe": _p("starcoderbase-1b", RECIPE_DESCRIPTION, type="string", minLength=1),
+    "dataset": _p(MULTIPLT_DATASET, "a manual run's training data: Hub dataset (split = the "
                   "language) or a storage URI; `{lang}` is replaced by each language code (a run "
                   "started by dataset Asset events trains on their `dataset_uri`)", type="string",
                   minLength=1),

@@ -10,6 +10,7 @@ in a folder of their own, `testgen/<input_name(functions)>` (`testgen/tests` is 
 from __future__ import annotations
 
 from multiplt.generation.backends import NAMES as BACKEND_NAMES
+from multiplt_pipelines.params import TRIMMED_PATTERN
 
 
 def functions_uri(data_uri: str) -> str:
@@ -55,7 +56,8 @@ PARAMS = {
               "under data_uri>, e.g. <data_uri>/testgen/corpus_stdlib_functions)",
               type=["null", "string"]),
     "backend": _p("transformers", "generation backend", type="string", enum=list(BACKEND_NAMES)),
-    "model": _p("bigcode/starcoderbase-1b", "the test-writing model", type="string", minLength=1),
+    "model": _p("bigcode/starcoderbase-1b", "the test-writing model", type="string", minLength=1,
+                pattern=TRIMMED_PATTERN),
     "revision": _p(None, "model revision (null = default branch)", type=["null", "string"]),
     "api_base": _p(None, "openai backend: the server URL (e.g. http://host:8000/v1; `model` is "
                    "its served model name)", type=["null", "string"]),

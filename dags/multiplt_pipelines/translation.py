@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from multiplt import languages
 from multiplt_pipelines.chain import DATASET_ASSET_PREFIX, TESTS_ASSET  # noqa: F401 (the DAG's names)
-from multiplt_pipelines.params import BACKEND_NAMES, LANGUAGES_SCHEMA, TARGET_LANGUAGES
+from multiplt_pipelines.params import (BACKEND_NAMES, LANGUAGES_SCHEMA, TARGET_LANGUAGES,
+                                       TRIMMED_PATTERN)
 from multiplt_pipelines.testgen import input_name
 
 #: the published split name of each target language: dataset files are data/<split>-*.parquet
@@ -72,7 +73,7 @@ PARAMS = {
     "languages": _p(list(TARGET_LANGUAGES), "target languages",
                     **{**LANGUAGES_SCHEMA, "items": {"type": "string", "enum": TARGET_LANGUAGES}}),
     "model": _p("bigcode/starcoderbase", "the translating model (MultiPL-T: StarCoderBase-15B)",
-                type="string", minLength=1),
+                type="string", minLength=1, pattern=TRIMMED_PATTERN),
     "revision": _p(None, "model revision (null = the default branch)", type=["null", "string"]),
     "backend": _p("vllm", "generation backend", type="string", enum=list(BACKEND_NAMES)),
     "api_base": _p(None, "openai backend: the server URL (a vLLM server fleet behind one URL)",

@@ -4,13 +4,15 @@ precedence as in publishing.py; the `multiplt_watch` Variable also holds the wat
 
 from __future__ import annotations
 
-from multiplt_pipelines.params import EXPERIMENT_PATTERN, LANGUAGES_SCHEMA, SAMPLING, TARGET_LANGUAGES, _p
+from multiplt_pipelines.params import (EXPERIMENT_PATTERN, LANGUAGES_SCHEMA, MULTIPLT_DATASET,
+                                       RECIPE_DESCRIPTION, SAMPLING, TARGET_LANGUAGES,
+                                       TRIMMED_PATTERN, _p)
 
 NEW_BASE_MODEL = "multiplt_new_base_model"
 
 WATCH = {
     "model": _p(None, "a manual run: the base model to run for (else the models of the "
-                "triggering new-model events)", type=["null", "string"]),
+                "triggering new-model events)", type=["null", "string"], pattern=TRIMMED_PATTERN),
     "finetune_languages": _p([], "languages to fine-tune each new model on ([] = no fine-tuning)",
                              type="array", items={"type": "string", "enum": TARGET_LANGUAGES},
                              uniqueItems=True),
@@ -18,8 +20,8 @@ WATCH = {
                              **LANGUAGES_SCHEMA),
     "experiment": _p("multiplt", "experiment name of the fine-tuning", type="string",
                      pattern=EXPERIMENT_PATTERN),
-    "recipe": _p("starcoderbase-1b", "training recipe", type="string", minLength=1),
-    "dataset": _p("nuprl/MultiPL-T", "training data (`{lang}` = each language code)", type="string",
+    "recipe": _p("starcoderbase-1b", RECIPE_DESCRIPTION, type="string", minLength=1),
+    "dataset": _p(MULTIPLT_DATASET, "training data (`{lang}` = each language code)", type="string",
                   minLength=1),
     "epochs": _p(None, "override the recipe's epochs", type=["null", "integer"], minimum=1),
     **SAMPLING,

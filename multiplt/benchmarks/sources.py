@@ -18,6 +18,7 @@ import os
 import re
 import zlib
 
+from multiplt.benchmarks import jsonl
 from multiplt.errors import MultipltError
 
 REQUIRED = ("task_id", "prompt", "entry_point", "test")
@@ -85,19 +86,8 @@ def _read_jsonl_bytes(data: bytes, label: str) -> list[dict]:
         raise MultipltError(f"{label}: not a (gzipped) UTF-8 JSONL file ({exc.__class__.__name__})") from None
     text = full.lstrip()
     if text.startswith("["):  # a JSON array of problems
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise MultipltError(f"{label}: not valid JSON: {exc.msg}") from None
-    rows = []
-    for n, line in enumerate(full.split("\n"), 1):  # not splitlines: it also cuts at U+2028, \f, ...
-        line = line.removesuffix("\r")
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise MultipltError(f"{label}: line {n} is not JSON: {exc.msg}") from None
-    return rows
+        return jsonl.loads(text, label)
+    return [row for _, row in jsonl.numbered_lines(full, label)]
 
 
 def _read_bytes(uri: str) -> bytes:
@@ -129,14 +119,27 @@ def _load_hf(name: str) -> list[dict]:
     return [dict(row) for row in ds]
 
 
-def load(source: str) -> Source:
-    """Read a benchmark source; raises MultipltError naming the problem for bad input."""
-    from multiplt.storage.uri import mistyped
+def check_name(source: str) -> None:
+    """Refuse, from its name alone, a source `load` cannot read: a mistyped or unsupported URI,
+    or none of a catalog name, a JSONL path or URI and a Hugging Face dataset name owner/name.
+    Reads nothing but whether a bare name is a local path, so the DAGs refuse such a
+    `benchmark_source` before any stage runs (dags/multiplt_pipelines/checks.py)."""
+    from multiplt.storage.uri import mistyped, parse
 
     meant = mistyped(source)
     if meant is not None:  # `s3:/b/x.jsonl` would be a missing local file or an unknown source
         raise MultipltError(f"--source {source!r} reads as a mistyped URI (did you mean {meant!r}?); "
                             f"a local file of that name: write it as ./{source}")
+    if "://" in source:
+        parse(source)  # `gs://...`, a bad bucket: storage's one error line
+    elif not (source in BUILTIN or _is_file_ref(source) or re.fullmatch(r"[\w.-]+/[\w.-]+", source)):
+        raise MultipltError(f"unknown benchmark source {source!r}: use one of {', '.join(BUILTIN)}, "
+                            "a .jsonl path or URI, or a Hugging Face dataset name owner/name")
+
+
+def load(source: str) -> Source:
+    """Read a benchmark source; raises MultipltError naming the problem for bad input."""
+    check_name(source)
     if source == "humaneval":
         path = humaneval_path()
         with open(path, "rb") as f:
@@ -145,12 +148,9 @@ def load(source: str) -> Source:
     elif _is_file_ref(source):
         data = _read_bytes(source)
         rows, origin = _read_jsonl_bytes(data, source), source
-    elif re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+    else:  # owner/name: check_name refused anything else
         rows = _load_hf(source)
         data, origin = json.dumps(rows, sort_keys=True).encode(), f"hf:{source}"
-    else:
-        raise MultipltError(f"unknown benchmark source {source!r}: use one of {', '.join(BUILTIN)}, "
-                            "a .jsonl path or URI, or a Hugging Face dataset name owner/name")
     if not rows:
         raise MultipltError(f"benchmark source {source!r} has no problems")
     problems = []

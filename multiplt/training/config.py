@@ -155,7 +155,7 @@ def recipe_names() -> list[str]:
 def load_recipe(name_or_path: str) -> dict:
     """The recipe's values as a dict (YAML mapping of TrainConfig field names). `name_or_path`:
     a built-in recipe name, a local .yaml/.yml path, or a storage URI (file://, s3://)."""
-    where = _recipe_location(name_or_path)
+    where = recipe_location(name_or_path)
     from multiplt.training import recipe_yaml
 
     values = recipe_yaml.parse(_read_recipe(where), f"recipe {where}")
@@ -166,7 +166,7 @@ def load_recipe(name_or_path: str) -> dict:
     return _coerce(values, f"recipe {where}")
 
 
-def _recipe_location(name_or_path: str) -> str:
+def recipe_location(name_or_path: str) -> str:
     """The path or storage URI that `--recipe` names: a URI, or what reads as a mistyped one
     (storage.parse says which), and a .yaml/.yml name are read as written; any other value is
     the name of a built-in recipe."""

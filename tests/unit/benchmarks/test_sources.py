@@ -47,3 +47,17 @@ def test_task_ids_whose_problem_names_collide_are_named(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in (rows[0], rows[0])), encoding="utf-8")
     with pytest.raises(MultipltError, match=r"task_id 'A/1' appears twice"):
         sources.load(str(path))
+
+
+def test_a_benchmark_source_with_a_key_twice_is_refused(tmp_path):
+    """The benchmark build's source reader: a problem with "prompt" twice, in JSONL or an array."""
+    problem = ('{"task_id": "A/0", "entry_point": "f", "prompt": "def f():\\n", '
+               '"test": "def check(c):\\n    pass\\n", "prompt": "def g():\\n"}')
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"task_id": "A/1", "entry_point": "f", "prompt": "def f():\n",
+                                "test": "def check(c): pass\n"}) + "\n" + problem + "\n")
+    with pytest.raises(MultipltError, match=r"p.jsonl: line 2 writes the key 'prompt' twice"):
+        sources.load(str(path))
+    path.write_text(f"[{problem}]")
+    with pytest.raises(MultipltError, match=r"p.jsonl writes the key 'prompt' twice"):
+        sources.load(str(path))

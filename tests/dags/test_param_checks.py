@@ -1,0 +1,241 @@
+"""Settings a stage command would refuse are refused when the run starts: by the Param schema at
+trigger time where one Param's schema can say it, else by the run's first task (`plan`,
+`settings` in multiplt_finetune) with the command's own message, before any stage runs (for
+finetune: before training, which the evaluations it triggers with the same settings follow)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from tests.dags.test_pipeline_plans import defaults, load_dag, validated
+from multiplt_pipelines import checks  # noqa: E402 (dags/ is on sys.path)
+from multiplt_pipelines import params as schemas  # noqa: E402
+from multiplt_pipelines import testgen as testgen_plans  # noqa: E402
+from multiplt_pipelines import translation  # noqa: E402
+from multiplt_pipelines import watching  # noqa: E402
+from multiplt_pipelines.corpus import CORPUS  # noqa: E402
+
+MANUAL = SimpleNamespace(run_type="manual", conf={})
+SCHEDULED = SimpleNamespace(run_type="scheduled", conf={})
+
+# (conf, what the refusal says): each one passes Airflow's per-Param validation, and each made a
+# stage command fail (generate, benchmark build), for multiplt_finetune after all its training
+LATE_REFUSALS = [
+    ({"backend": "replay", "replay_source": None}, "the replay backend needs --replay-source"),
+    ({"backend": "openai", "api_base": None}, "the openai backend needs --api-base"),
+    ({"backend": "openai", "api_base": "localhost:8000"}, "is not an http(s)://HOST[:PORT]/v1 URL"),
+    ({"benchmark_source": "nope"}, "unknown benchmark source 'nope'"),
+    ({"benchmark_source": "mbpp"}, "unknown benchmark source 'mbpp'"),
+    ({"benchmark_source": "gs://b/mbpp.jsonl"}, "unsupported scheme 'gs'"),
+    ({"backend": "replay", "replay_source": "s3://No_Bucket/{lang}"}, "not a valid S3 bucket name"),
+    ({"replay_source": "file:///r/{lang}"}, "--replay-source is for --backend replay only"),
+]
+
+
+def evaluate_plan(conf: dict, dag_run=MANUAL):
+    plan = load_dag("multiplt_evaluate").get_task("plan").python_callable
+    params = defaults(schemas.EVALUATE, model="bigcode/starcoderbase-1b", languages=["lua"],
+                      rerun_models=[])
+    return plan("file:///DATA", "file:///DATA/results.parquet", params={**params, **conf},
+                dag_run=dag_run)
+
+
+@pytest.mark.parametrize("conf, message", LATE_REFUSALS)
+def test_evaluate_plan_refuses_what_generate_or_build_would(conf, message):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    validated(load_dag("multiplt_evaluate"), {"model": "m", **conf})  # Airflow lets it through
+    with pytest.raises(AirflowFailException, match=re.escape(message)) as raised:
+        evaluate_plan(conf)
+    assert "\n" not in str(raised.value)
+
+
+def test_evaluate_plan_keeps_what_the_commands_take():
+    fine = [{}, {"backend": "replay", "replay_source": "file:///r/{lang}", "model": "any label"},
+            {"backend": "openai", "api_base": "http://gpu:8000/v1", "model": "served model"},
+            {"benchmark_source": "s3://bucket/v1/mbpp.jsonl"}, {"benchmark_source": "org/mbpp"},
+            {"model": "s3://bucket/models/m"}, {"problems": "HumanEval_0_x, HumanEval_1_y"}]
+    for conf in fine:
+        assert evaluate_plan(conf)[0]["lang"] == "lua", conf
+
+
+def test_model_names_are_refused_at_trigger_time_and_hub_ids_checked_at_plan():
+    """`model=" "` or `"bigcode/x "`: generate's "Repo id must use alphanumeric chars"."""
+    from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
+
+    dag = load_dag("multiplt_evaluate")
+    for model in (" ", "bigcode/x ", " bigcode/x", "bigcode/x\n"):
+        with pytest.raises(ParamValidationError):
+            validated(dag, {"model": model})
+        with pytest.raises(AirflowFailException, match="Param model"):
+            evaluate_plan({"model": model})  # e.g. from the Variable of a scheduled run
+    assert validated(dag, {"model": "/models/my model"})["model"] == "/models/my model"
+    # one the Param schema lets through and the Hub refuses: huggingface_hub's validator
+    with pytest.raises(AirflowFailException, match="Repo id must be in the form"):
+        evaluate_plan({"model": "org/name/extra"})
+    for dag_id, key in (("multiplt_finetune", "base_model"), ("multiplt_translate", "model"),
+                        ("multiplt_testgen", "model"), ("multiplt_watch", "model")):
+        with pytest.raises(ParamValidationError):
+            validated(load_dag(dag_id), {key: "bigcode/x "})
+
+
+def test_a_list_naming_nothing_is_refused_at_trigger_time():
+    from airflow.sdk.exceptions import ParamValidationError
+
+    for dag_id, conf in (("multiplt_evaluate", {"model": "m"}), ("multiplt_finetune", {})):
+        dag = load_dag(dag_id)
+        for problems in (",", " , ", "", " "):
+            with pytest.raises(ParamValidationError):
+                validated(dag, {**conf, "problems": problems})
+        assert validated(dag, {**conf, "problems": "HumanEval_0_x,"})["problems"] == "HumanEval_0_x,"
+    corpus = load_dag("multiplt_corpus")
+    for benchmarks in (",", " ,, "):
+        with pytest.raises(ParamValidationError):
+            validated(corpus, {"source": "stdlib", "benchmarks": benchmarks})
+
+
+def test_the_list_pattern_refuses_what_the_commands_refuse():
+    """The schema's rule for `problems` and `benchmarks` is the commands' rule, which is what
+    `benchmark build --problems` and `corpus build --benchmarks` refuse."""
+    import jsonschema
+
+    from multiplt.benchmarks import build, sources
+    from multiplt.commands import corpus
+    from multiplt.errors import MultipltError
+
+    source = sources.Source("s", [sources.SourceProblem("T/0", "", "f", "", None, "")], "")
+    parser = argparse.ArgumentParser()
+    corpus.register(parser.add_subparsers())
+    for value in (",", " , ", "", " ", ",,", "T_0_f", " T_0_f ,", "T_0_f,,"):
+        try:
+            jsonschema.validate(value, {"pattern": schemas.LIST_PATTERN})
+            schema_refuses = False
+        except jsonschema.ValidationError:
+            schema_refuses = True
+        try:
+            build.select(source, None, value)
+            build_refuses = False
+        except MultipltError as exc:
+            build_refuses = "names no problem" in str(exc)
+        args = parser.parse_args(["corpus", "build", "--source", "stdlib", "--out", "o",
+                                  "--benchmarks", value])
+        try:
+            corpus._config(args)
+            corpus_refuses = False
+        except MultipltError as exc:
+            corpus_refuses = "--benchmarks is empty" in str(exc)
+        assert schema_refuses == build_refuses == corpus_refuses, value
+
+
+def test_a_scheduled_run_checks_the_variables_values(monkeypatch):
+    """A scheduled run's settings come from the Airflow Variable, which Airflow never validates:
+    `plan` checks them against the Param schemas too."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_EVALUATE",
+                       '{"rerun_models": ["org/m", "org/bad name"], "problems": "HumanEval_0_x"}')
+    with pytest.raises(AirflowFailException, match="'org/bad name' is not a local folder"):
+        evaluate_plan({}, SCHEDULED)
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_EVALUATE", '{"rerun_models": ["org/m"], "problems": ","}')
+    with pytest.raises(AirflowFailException, match=r"Param problems: ',' does not match"):
+        evaluate_plan({}, SCHEDULED)
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_EVALUATE", '{"rerun_models": ["org/m"]}')
+    assert [e["model"] for e in evaluate_plan({}, SCHEDULED)] == ["org/m"]
+
+
+def finetune_settings(conf: dict, events=None):
+    settings = load_dag("multiplt_finetune").get_task("settings").python_callable
+    params = {**defaults(schemas.FINETUNE), **conf}
+    return settings(params=params, dag_run=SimpleNamespace(conf=conf),
+                    triggering_asset_events=events or {})
+
+
+@pytest.mark.parametrize("conf, message", LATE_REFUSALS)
+def test_finetune_refuses_its_evaluations_settings_before_training(conf, message):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    dag = load_dag("multiplt_finetune")
+    validated(dag, conf)  # Airflow lets it through
+    with pytest.raises(AirflowFailException, match=re.escape(message)):
+        finetune_settings(conf)
+    # settings comes before the plan of the training, the training and the evaluations
+    assert "settings" in dag.get_task("plan").upstream_task_ids
+    assert "plan" in dag.get_task("train").upstream_task_ids
+
+
+def test_finetune_checks_the_variable_of_an_asset_triggered_run(monkeypatch):
+    """A run started by a dataset event has no conf: the Variable's settings are checked."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from tests.dags.test_chain import event, triggering
+
+    lua = triggering(event("multiplt_dataset_lua",
+                           {"dataset_uri": "file:///DATA/translate", "lang": "lua", "rows": 3}))
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_FINETUNE", '{"backend": "replay"}')
+    with pytest.raises(AirflowFailException, match="the replay backend needs --replay-source"):
+        finetune_settings({}, lua)
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_FINETUNE", '{"problems": " , "}')
+    with pytest.raises(AirflowFailException, match="Param problems"):
+        finetune_settings({}, lua)
+
+
+def test_finetune_refuses_python_on_the_multiplt_dataset_which_has_no_python_split():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from multiplt import languages
+
+    validated(load_dag("multiplt_finetune"), {"languages": ["py"]})  # py on another dataset is fine
+    with pytest.raises(AirflowFailException, match="nuprl/MultiPL-T has no 'python' split"):
+        finetune_settings({"languages": ["lua", "py"]})
+    # the published dataset's splits are those of the target languages (multipl-t facts: lua,
+    # racket, ocaml, julia, r)
+    assert sorted(languages.get(code).split for code in languages.targets()) == [
+        "julia", "lua", "ocaml", "r", "racket"]
+    got = finetune_settings({"languages": ["py"], "dataset": "hf_user/python-data"})
+    assert got["datasets"] == {"py": "hf_user/python-data"}
+
+
+def test_recipe_is_a_name_in_multiplt_recipes_a_yaml_path_or_uri():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from multiplt.training.config import recipe_names
+
+    for params in (schemas.FINETUNE, watching.WATCH):
+        assert params["recipe"]["description"] == (
+            "training recipe: a name in multiplt/recipes/ (e.g. starcoderbase-1b), a local .yaml "
+            "path, or the file:// or s3:// URI of a YAML recipe")
+    assert "starcoderbase-1b" in recipe_names()
+    for recipe in ("starcoderbase-1b", "tiny", "recipes/mine.yaml", "file:///r/mine.yaml",
+                   "s3://bucket/recipes/mine.yaml"):
+        assert finetune_settings({"recipe": recipe})["recipe"] == recipe
+    with pytest.raises(AirflowFailException, match="unknown recipe 'starcoder-1b'; known: .*tiny"):
+        finetune_settings({"recipe": "starcoder-1b"})
+
+
+@pytest.mark.parametrize("dag_id, schema", [("multiplt_translate", translation.PARAMS),
+                                            ("multiplt_testgen", testgen_plans.PARAMS)])
+def test_translate_and_testgen_refuse_a_backend_without_its_source_or_server(dag_id, schema):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    plan = load_dag(dag_id).get_task("plan").python_callable
+    for conf, message in (({"backend": "replay"}, "the replay backend needs --replay-source"),
+                          ({"backend": "openai"}, "the openai backend needs --api-base"),
+                          ({"model": "org/a b"}, "Repo id must use alphanumeric chars")):
+        validated(load_dag(dag_id), conf)  # Airflow lets it through
+        with pytest.raises(AirflowFailException, match=message):
+            plan("file:///DATA", params={**defaults(schema, shards=1), **conf},
+                 dag_run=SimpleNamespace(conf=conf), triggering_asset_events={})
+
+
+def test_checks_read_no_storage():
+    """The checks run in the first task of every run: nothing there reads storage or the Hub
+    (a missing source or model is the stage command's to report)."""
+    settings = defaults(schemas.EVALUATE, model="org/not-on-the-hub",
+                        benchmark_source="s3://no-such-bucket/mbpp.jsonl")
+    checks.evaluation(settings)
+    checks.training(defaults(schemas.FINETUNE, recipe="s3://no-such-bucket/r.yaml"),
+                    {"lua": "s3://no-such-bucket/data"})
