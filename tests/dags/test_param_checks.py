@@ -17,7 +17,6 @@ from multiplt_pipelines import params as schemas  # noqa: E402
 from multiplt_pipelines import testgen as testgen_plans  # noqa: E402
 from multiplt_pipelines import translation  # noqa: E402
 from multiplt_pipelines import watching  # noqa: E402
-from multiplt_pipelines.corpus import CORPUS  # noqa: E402
 
 MANUAL = SimpleNamespace(run_type="manual", conf={})
 SCHEDULED = SimpleNamespace(run_type="scheduled", conf={})
