@@ -20,9 +20,7 @@ and `format_table` is the one plain-text table every command prints.
 
 from __future__ import annotations
 
-import collections.abc
 import csv
-import functools
 import io
 import re
 from typing import Iterable, Sequence
@@ -227,45 +225,12 @@ SCORE_ADVICE = "mend it (--allow-partial skips the check)"
 def parse_run_yaml(text: str, uri: str):
     """The YAML document of the run record `text` read from `uri`, or one MultipltError line
     naming `uri`, the line and the reason: text that is not YAML, or a mapping that writes a key
-    twice. PyYAML keeps the last of two silently, so a second `model:` typed into a record
-    would have `results record` store that model, and score check the folder against it."""
-    import yaml
+    twice (multiplt.strict_yaml). PyYAML keeps the last of two silently, so a second `model:`
+    typed into a record would have `results record` store that model, and score check the folder
+    against it."""
+    from multiplt import strict_yaml  # yaml: imported only by the commands that read a record
 
-    try:
-        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader subclass)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f"line {mark.line + 1}: " if mark else ""
-        reason = " ".join(str(exc.problem or exc.context).split())
-        raise MultipltError(f"{uri} is not valid YAML: {at}{reason}") from None
-    except yaml.YAMLError as exc:  # a character YAML does not allow (no mark: its first line says it)
-        raise MultipltError(f"{uri} is not valid YAML: {str(exc).splitlines()[0]}") from None
-
-
-@functools.cache
-def _unique_key_loader():
-    """PyYAML's safe loader, refusing a mapping that writes a key twice (built on first use:
-    yaml is imported only by the commands that read a run record)."""
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        def construct_mapping(self, node, deep=False):
-            if isinstance(node, yaml.MappingNode):
-                first_line: dict = {}
-                for key_node, _ in node.value:
-                    if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`, any number
-                        continue
-                    key = self.construct_object(key_node, deep=True)
-                    if not isinstance(key, collections.abc.Hashable):
-                        continue  # the safe loader's own error names it
-                    if key in first_line:
-                        raise yaml.constructor.ConstructorError(
-                            None, None, f"key {key!r} written twice (first at line "
-                            f"{first_line[key]})", key_node.start_mark)
-                    first_line[key] = key_node.start_mark.line + 1
-            return super().construct_mapping(node, deep=deep)
-
-    return UniqueKeyLoader
+    return strict_yaml.parse(text, uri)
 
 
 def read_run_record(folder: str, advice: str) -> dict | None:

@@ -107,17 +107,17 @@ def test_results_record_refuses_a_run_record_with_a_key_twice(bench, tmp_path, c
     capsys.readouterr()
     assert cli.main(["results", "record", "--scores", str(out), "--store", str(store)]) == 2
     line = len(record.read_text().splitlines())
-    one_error(capsys, f"{record} is not valid YAML: line {line}: key 'model' written twice (first "
-                      "at line 1)")
+    one_error(capsys, f"{record} is not valid YAML: line {line}, column 1: duplicate key 'model' "
+                      "(first at line 1)")
     assert not store.exists()
 
 
 def test_run_yaml_refuses_keys_twice_at_any_depth_and_keeps_merges():
-    with pytest.raises(MultipltError, match=r"^r.yaml is not valid YAML: line 3: key 'a' written twice "
+    with pytest.raises(MultipltError, match=r"^r.yaml is not valid YAML: line 3, column 3: duplicate key 'a' "
                                             r"\(first at line 2\)$"):
         parse_run_yaml("x:\n  a: 1\n  a: 2\n", "r.yaml")
     assert parse_run_yaml("d: &d {a: 1}\ne:\n  <<: *d\n  a: 2\n", "r.yaml") == {"d": {"a": 1}, "e": {"a": 2}}
-    with pytest.raises(MultipltError, match=r"^r.yaml is not valid YAML: line 2: expected the node content"):
+    with pytest.raises(MultipltError, match=r"^r.yaml is not valid YAML: line 2, column 1: expected the node content"):
         parse_run_yaml("a: [\n", "r.yaml")
 
 
