@@ -221,7 +221,8 @@ def _refuse_overwriting_source(source: str, out: str) -> None:
 
 def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
                     problems=None) -> dict:
-    """Build `<out>` (JSONL) and `<out>.report.json`; returns the report."""
+    """Build `<out>` (JSONL) and `<out>.report.json`; returns the report. An existing `<out>`
+    is removed before the report is written, and `<out>` is written last."""
     from multiplt import storage
 
     language = get_language(lang)
@@ -236,8 +237,11 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
     if not rows:
         raise MultipltError(f"no problem of {source!r} could be built for {lang}: "
                             f"{report['dropped_problems'][:3]}")
-    # the report first, the benchmark last: the benchmark file marks a finished build (evaluate
-    # skips the build when it exists), so a build killed between the two is simply built again
+    # The benchmark file marks a finished build (evaluate skips the build when it exists, and
+    # readers trust the report beside it), so it goes first and comes back last: a rebuild killed
+    # after the new report leaves no file beside it, never the old problems under the new report
+    # (a --limit 2 file taken for the whole benchmark), and the next evaluate simply builds again.
+    storage.delete(out)
     storage.write_json(str(out) + ".report.json", report)
     storage.write_jsonl(out, rows)
     LOG.info("wrote %d %s problems to %s (%.1f%% of %d source asserts translated)", len(rows),

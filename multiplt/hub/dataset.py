@@ -186,24 +186,17 @@ def _above(value: str, depth: int, seen: set) -> list[dict]:
     return provenance(grandparent, depth, seen) if grandparent and grandparent not in seen else []
 
 
-SHARD_RE = re.compile(r"^(?P<prefix>.+)-(?P<k>\d+)-of-(?P<n>\d+)\.parquet$")
-
-
 def _check_shards(uri: str, files: list[str]) -> None:
     """MultipltError when the files of one prefix are shards `-K-of-N` of which some K is missing
     (a translate run whose shards are not all collected yet): publishing them would publish part
     of the split."""
-    found: dict[tuple[str, str], set[int]] = {}
-    for name in files:
-        match = SHARD_RE.match(name)
-        if match:
-            found.setdefault((match["prefix"], match["n"]), set()).add(int(match["k"]))
-    for (prefix, n), ks in sorted(found.items()):
-        missing = [f"data/{prefix}-{k:0{len(n)}d}-of-{n}.parquet" for k in range(int(n)) if k not in ks]
-        if missing:
-            raise MultipltError(f"--from {uri}: data/ holds {len(ks)} of the {int(n)} shards of {prefix} "
-                                f"(no {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}); "
-                                f"publish once every shard is written")
+    from multiplt.translation.writer import shard_gaps
+
+    for gap in shard_gaps(files)[:1]:
+        missing = [f"data/{name}" for name in gap.missing]
+        raise MultipltError(f"--from {uri}: data/ holds {gap.held} of the {gap.n} shards of {gap.prefix} "
+                            f"(no {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}); "
+                            f"publish once every shard is written")
 
 
 def build_bundle(uri: str, repo_id: str, license: str, workdir: str) -> tuple[Bundle, dict]:

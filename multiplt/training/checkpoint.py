@@ -12,11 +12,13 @@
 Everything is first written to a local temporary folder and then uploaded, so `OUT` can be any
 storage URI (file:// or s3://). A checkpoint counts only once its manifest row exists; a resume
 starts from the state of the newest manifest row, and older state folders are deleted only after
-the newer row is committed.
+the newer row is committed. One train at a time writes a local `OUT` (`hold_output`): two reruns
+after a kill would otherwise each resume, and one would delete the state the other is about to read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import json
@@ -27,7 +29,7 @@ import shutil
 import yaml
 
 from multiplt import storage
-from multiplt.errors import MultipltError
+from multiplt.errors import MultipltError, PlatformError
 
 LOG = logging.getLogger("multiplt.training")
 RUN_CONFIG = "_multiplt_train.yaml"
@@ -111,11 +113,77 @@ def write_trainer_state(local_dir: str, state: dict) -> None:
         json.dump(state, f, indent=1)
 
 
+@contextlib.contextmanager
+def hold_output(out: str, accelerator):
+    """Hold an exclusive flock on the local folder `out` (made if missing, removed again if it is
+    still empty at the end) for the whole run, in the main process: a second `multiplt train` of
+    it (a zombie try beside its retry, a command typed twice) is refused with PlatformError (exit
+    3, so the stage runtime retries it; the retry resumes from the newest checkpoint, or finds the
+    run done). Every process of the run raises, not only the main one. The lock is on the
+    folder's own descriptor, so no file appears in it, and the kernel drops it however the
+    process ends. Object storage (no local path) and file systems that refuse flock (some NFS
+    mounts) go unlocked: two trains of such an `out` are not kept apart (see fetch_state)."""
+    from accelerate.utils import broadcast_object_list
+
+    fd, made, busy = None, False, None
+    path = storage.local_path(out)
+    if accelerator.is_main_process and path is not None:
+        made = not os.path.exists(path)
+        try:
+            fd = _lock_folder(path)
+        except BlockingIOError:
+            busy = (f"another `multiplt train` is writing {out} (it holds the output's lock); once it "
+                    f"has ended, rerun to resume from its newest checkpoint or find the run done")
+    busy = broadcast_object_list([busy])[0]
+    try:
+        if busy:
+            raise PlatformError(busy)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # drops the lock
+        if made:
+            with contextlib.suppress(OSError):  # only an empty folder: a refused run wrote nothing
+                os.rmdir(path)
+
+
+def _lock_folder(path: str) -> int | None:
+    """A descriptor of the local folder `path` (made if missing) holding an exclusive flock on
+    it; None where the folder cannot be made or the file system refuses the lock (the first write
+    names a folder that cannot be made). BlockingIOError when another process holds it."""
+    import fcntl
+
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    except OSError as exc:
+        LOG.debug("train: no lock on %s (%s)", path, exc)
+        os.close(fd)
+        return None
+    return fd
+
+
 def fetch_state(out: str, tag: str, local_dir: str) -> tuple[str, dict]:
     """The folder holding OUT/state/TAG (itself when local, else a download to local_dir) and its
-    trainer_state.json."""
+    trainer_state.json. A state gone while the manifest has a newer row than TAG is another
+    train of OUT (not kept apart on object storage) that committed that row and pruned TAG's state
+    after this one read the manifest: PlatformError (retried), never advice to drop the run."""
+    from multiplt.storage import manifest
+
     uri = state_uri(out, tag)
     if not storage.exists(storage.join(uri, TRAINER_STATE)):
+        newest = (manifest.read(out) or [{}])[-1].get("tag")
+        if newest != tag:
+            raise PlatformError(f"cannot resume {out} from {tag}: another `multiplt train` of it has "
+                                f"committed {newest} since this one read the manifest, and removed "
+                                f"{tag}'s state; rerun to resume from {newest} or find the run done")
         raise MultipltError(f"cannot resume: {uri} holds no complete training state (the manifest "
                             f"lists {tag} as the newest checkpoint); start again with a new --out")
     folder = storage.local_path(uri)

@@ -58,7 +58,35 @@ def _storage_files(uri: str, split: str) -> list[str]:
         names = ", ".join(sorted({storage.basename(u) for u in files})[:10])
         raise MultipltError(f"dataset {uri}: no file for split {split!r} (expected {split}.parquet, "
                             f"{split}-*.parquet or {split}.jsonl[.gz]); found {names}")
+    prefix = uri.rstrip("/") + "/"
+    _refuse_missing_shards(uri, [u[len(prefix):] for u in chosen])
     return chosen
+
+
+def _refuse_missing_shards(uri: str, names: list[str]) -> None:
+    """MultipltError when the split's files (`names`, below the folder `uri`) are shards
+    `<split>-K-of-N` of which some K has no file, as `publish dataset` refuses them: translate
+    writes data/<split>-K-of-N.parquet once shard K is done, so the split would be part of the
+    run's. The advice names the translate run when `uri` (or the folder above it) is one."""
+    from multiplt.translation.writer import missing_flags, shard_gaps
+
+    gaps = shard_gaps(names)
+    if not gaps:
+        return
+    from multiplt import storage
+    from multiplt.translation.pipeline import translate_output_file
+
+    gap = gaps[0]
+    folder, _, split = gap.prefix.rpartition("/")
+    shown = ", ".join(gap.missing[:3]) + (" ..." if len(gap.missing) > 3 else "")
+    root = uri.rstrip("/")
+    runs = [root, root.rpartition("/")[0]] if storage.basename(root) == "data" else [root]
+    out = next((r for r in runs if r and translate_output_file(r) is not None), None)
+    advice = (f"its translate run has not finished: run shard(s) {missing_flags(gap)} first (`multiplt "
+              f"translate --out {out} --shard K/N` with the run's other flags)" if out else
+              "train once every shard is there")
+    raise MultipltError(f"dataset {uri}{': ' + folder + '/' if folder else ''} holds {gap.held} of the "
+                        f"{gap.n} shards of {split} (no {shown}); {advice}")
 
 
 def _column(rows_or_df, column: str, source: str) -> list:

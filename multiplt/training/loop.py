@@ -122,12 +122,13 @@ def train(config: TrainConfig) -> list[dict]:
     """Fine-tune according to `config`; returns the manifest rows of the output."""
     workdir = tempfile.mkdtemp(prefix="multiplt-train-")  # downloads and checkpoints before upload
     try:
-        return _train(config, workdir)
+        with contextlib.ExitStack() as held:  # the output's lock, once the process knows its rank
+            return _train(config, workdir, held)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _train(config: TrainConfig, workdir: str) -> list[dict]:
+def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> list[dict]:
     from transformers import AutoModelForCausalLM
 
     from multiplt import storage
@@ -148,6 +149,9 @@ def _train(config: TrainConfig, workdir: str) -> list[dict]:
                             f"{max(config.micro_batch_size, 1)} x {world} processes")
     LOG.info("process %d of %d on %s (%s)", accelerator.process_index, world, accelerator.device,
              accelerator.distributed_type.value)
+    # Before the manifest is read: a second train resuming the same output would read it, then
+    # find the state it names deleted by this one's next commit.
+    held.enter_context(checkpoint.hold_output(config.out, accelerator))
 
     # --- Where are we? The manifest lists the complete checkpoints; resume after the newest. ---
     done = manifest.read(config.out)

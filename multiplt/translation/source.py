@@ -24,7 +24,8 @@ def tests_files(uri: str) -> list[str]:
     """The parquet files of a tests dataset: a file, a folder of them, or a root with `tests/`.
     A folder's files below a `_work/` or `excluded/` folder (a corpus build's or testgen's work
     and dropped rows) are not read; a corpus build's output (or its `functions/` folder), which
-    has functions but no tests yet, is refused naming the testgen run it needs."""
+    has functions but no tests yet, is refused naming the testgen run it needs, and so is a
+    folder of testgen's shard files `shard-K-of-N.parquet` of which some K has none yet."""
     from multiplt.testgen.inputs import EXCLUDED, WORK
 
     if uri.endswith(".parquet"):
@@ -49,7 +50,29 @@ def tests_files(uri: str) -> list[str]:
                    and not {WORK, EXCLUDED} & set(u[len(prefix):].split("/")[:-1]))
     if not files:
         raise MultipltError(f"tests dataset {uri}: no .parquet files in {folder}")
+    _refuse_unfinished(uri, folder, [u[len(prefix):] for u in files])
     return files
+
+
+def _refuse_unfinished(uri: str, folder: str, names: list[str]) -> None:
+    """MultipltError when `names` (the files below `folder`) are shards `-K-of-N` of which some K
+    has no file: testgen writes tests/shard-K-of-N.parquet once shard K is done, so until every
+    shard is, the tests would be part of the run's (as `publish dataset` counts data/ files)."""
+    from multiplt.translation.writer import missing_flags, shard_gaps
+
+    gaps = shard_gaps(names)
+    if not gaps:
+        return
+    gap, path = gaps[0], folder.rstrip("/")
+    inner = path != uri.rstrip("/")  # the tests/ folder of the given testgen output
+    shown = [f"tests/{name}" for name in gap.missing] if inner else gap.missing
+    root, _, last = path.rpartition("/")
+    out = f" --out {root}" if last == "tests" and root else ""
+    raise MultipltError(f"tests dataset {uri}{': tests/' if inner else ''} holds {gap.held} of the "
+                        f"{gap.n} shards of a testgen run (no {', '.join(shown[:3])}"
+                        f"{' ...' if len(shown) > 3 else ''}), which has not finished: run shard(s) "
+                        f"{missing_flags(gap)} first (`multiplt testgen{out} --shard K/N` with the "
+                        f"run's other flags)")
 
 
 def load_rows(uri: str, shard: tuple[int, int] | None = None) -> tuple[list[dict], int, str, list[dict]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Iterable, NamedTuple
 
 from multiplt import storage
 
@@ -51,6 +52,43 @@ def config_uri(out: str, code: str, shard: tuple[int, int]) -> str:
 
 def funnel_uri(out: str, code: str, shard: tuple[int, int]) -> str:
     return storage.join(out, "funnel", f"{code}-{shard_tag(shard)}.json")
+
+
+# A sharded stage's files name their shard: translate's data/<split>-K-of-N.parquet, testgen's
+# tests/shard-K-of-N.parquet. A shard's file is written whole once the shard is done, so a
+# missing K means the run has not finished (killed, failed, or still running).
+_SHARD_FILE = re.compile(r"^(?P<prefix>.+)-(?P<k>\d+)-of-(?P<n>\d+)(?P<ext>\.parquet|\.jsonl|\.jsonl\.gz)$")
+
+
+class ShardGap(NamedTuple):
+    prefix: str  # the names' part before -K-of-N, with its folder as the names give it
+    n: int
+    held: int  # how many of the N shards have a file
+    missing: list[str]  # the names of the missing files, spelled as the given ones
+
+
+def shard_gaps(names: Iterable[str]) -> list[ShardGap]:
+    """Each run of `<prefix>-K-of-N` files among `names` of which some K < N has no file (the
+    rule `publish dataset`, `translate --tests` and `train --dataset` share); other names are
+    not shards and never a gap."""
+    found: dict[tuple[str, str, str], set[int]] = {}
+    for name in names:
+        match = _SHARD_FILE.match(name)
+        if match:
+            found.setdefault((match["prefix"], match["n"], match["ext"]), set()).add(int(match["k"]))
+    gaps = []
+    for (prefix, n, ext), ks in sorted(found.items()):
+        missing = [f"{prefix}-{k:0{len(n)}d}-of-{n}{ext}" for k in range(int(n)) if k not in ks]
+        if missing:
+            gaps.append(ShardGap(prefix, int(n), len(ks & set(range(int(n)))), missing))
+    return gaps
+
+
+def missing_flags(gap: ShardGap) -> str:
+    """The `--shard K/N` values of the missing shards (at most three, then how many more)."""
+    ks = [int(_SHARD_FILE.match(name)["k"]) for name in gap.missing]
+    more = f" and {len(ks) - 3} more" if len(ks) > 3 else ""
+    return ", ".join(f"{k}/{gap.n}" for k in ks[:3]) + more
 
 
 def _frame(rows: list[dict], schema: dict):

@@ -87,6 +87,33 @@ def test_limit_takes_the_first_names(tmp_path):
     assert report["problems_in"] == 3
 
 
+def test_a_rebuild_killed_before_its_file_leaves_no_old_problems_beside_the_new_report(tmp_path, monkeypatch):
+    """The file marks a finished build and readers trust the report beside it: a full rebuild
+    of a --limit 2 file killed after the new report must not leave the 2 problems under a report
+    that says 'all of humaneval' (evaluate would reuse them as the whole benchmark)."""
+    from multiplt import storage
+    from multiplt.evaluation.run_folder import built_marker
+
+    out = tmp_path / "humaneval-lua.jsonl"
+    build_benchmark("humaneval", "lua", str(out), limit=2)
+    assert built_marker(str(out)) == "_first2"
+
+    class Killed(BaseException):
+        pass
+
+    def killed(uri, rows):  # the process dies as the benchmark file's write begins
+        raise Killed
+
+    monkeypatch.setattr(storage, "write_jsonl", killed)
+    with pytest.raises(Killed):
+        build_benchmark("humaneval", "lua", str(out))
+    assert json.loads(out.with_name(out.name + ".report.json").read_text())["config"]["limit"] is None
+    assert not out.exists()  # no file: the next evaluate builds it again
+    monkeypatch.undo()
+    build_benchmark("humaneval", "lua", str(out), limit=3)
+    assert len(out.read_text().splitlines()) == 3 and built_marker(str(out)) == "_first3"
+
+
 MINI = [
     {"task_id": "Mini/1", "entry_point": "halve",
      "prompt": "def halve(xs):\n    \"\"\"Halve every number of a list.\n    >>> halve([2, 3])\n    [1.0, 1.5]\n    \"\"\"\n",

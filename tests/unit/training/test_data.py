@@ -73,3 +73,42 @@ def test_errors_about_the_data_name_the_dataset(tmp_path):
                 source=describe(str(tmp_path), "racket"))
     with pytest.raises(MultipltError, match=re.escape(f"dataset {empty} is too small")):
         prepare(["ab"], CharTokenizer(), seq_len=16, eval_fraction=0.0, seed=0, source=source)
+
+
+def test_a_split_with_a_shard_missing_is_refused(tmp_path):
+    """translate writes data/<split>-K-of-N.parquet once shard K is collected: a split with a
+    shard missing is refused (as publish dataset refuses it), naming the translate run to finish
+    when the folder is one; other splits, and complete ones, load as before."""
+    data = tmp_path / "data"
+    data.mkdir()
+    pl.DataFrame({"content": ["a"]}).write_parquet(data / "lua-00000-of-00002.parquet")
+    pl.DataFrame({"content": ["r"]}).write_parquet(data / "racket-00000-of-00001.parquet")
+    with pytest.raises(MultipltError, match=re.escape(
+            f"dataset {tmp_path}: data/ holds 1 of the 2 shards of lua (no data/lua-00001-of-00002.parquet); "
+            "train once every shard is there")):
+        load_texts(str(tmp_path), "lua")
+    (tmp_path / "work" / "lua" / "1-of-2").mkdir(parents=True)  # a translate output: its shard's problems
+    (tmp_path / "work" / "lua" / "1-of-2" / "problems.jsonl").write_text("")
+    for given in (tmp_path, data):
+        with pytest.raises(MultipltError, match=re.escape(
+                "its translate run has not finished: run shard(s) 1/2 first (`multiplt translate --out "
+                f"{tmp_path} --shard K/N` with the run's other flags)")):
+            load_texts(str(given), "lua")
+    assert load_texts(str(tmp_path), "racket") == ["r"]
+    pl.DataFrame({"content": ["b"]}).write_parquet(data / "lua-00001-of-00002.parquet")
+    assert load_texts(str(tmp_path), "lua") == ["a", "b"]
+
+
+def test_train_refuses_a_translate_output_with_a_shard_missing(tiny_model, tmp_path, capsys):
+    """The command: one error line, exit 2, nothing written to --out."""
+    from multiplt import cli
+
+    (tmp_path / "tr" / "data").mkdir(parents=True)
+    pl.DataFrame({"content": ["(define x 1)"] * 50}).write_parquet(
+        tmp_path / "tr" / "data" / "racket-00000-of-00002.parquet")
+    out = tmp_path / "out"
+    assert cli.main(["train", "--dataset", str(tmp_path / "tr"), "--base", tiny_model, "--lang", "rkt",
+                     "--experiment", "x", "--seq-len", "16", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "data/ holds 1 of the 2 shards of racket" in err and err.count("error:") == 1
+    assert "Traceback" not in err and not out.exists()

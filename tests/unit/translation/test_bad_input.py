@@ -267,3 +267,30 @@ def test_a_language_given_by_name_is_its_code_everywhere():
     cfg = TranslateConfig(tests="t", out="o", langs=("racket", "rkt", "lua"), model="m")
     cfg.check()
     assert cfg.langs == ("rkt", "lua")
+
+
+def test_a_testgen_run_with_a_shard_not_done_is_refused(inputs, tmp_path, capsys):
+    """testgen writes tests/shard-K-of-N.parquet once shard K is done: with shard 1 of 2 killed
+    before its file, translate refuses the output (as publish dataset refuses data/ with a shard
+    missing) instead of translating half the tests; once the file is there it reads both."""
+    from multiplt.translation.source import load_rows
+
+    folder = tmp_path / "testgen"
+    (folder / "tests").mkdir(parents=True)
+    (folder / "work" / "shard-00001-of-00002").mkdir(parents=True)
+    (folder / "work" / "shard-00001-of-00002" / "rows.jsonl").write_text("")  # killed after its rows
+    half = len(fx.ROWS) // 2
+    pl.DataFrame(fx.ROWS[:half]).write_parquet(folder / "tests" / "shard-00000-of-00002.parquet")
+    out = tmp_path / "out"
+    for given, where, shown, flag in (
+            (folder, ": tests/", "tests/shard-00001-of-00002.parquet", f" --out {folder}"),
+            (folder / "tests", "", "shard-00001-of-00002.parquet", f" --out {folder}")):
+        assert cli.main(["translate", "--tests", str(given), "--out", str(out), "--lang", "rkt",
+                         "--backend", "replay", "--replay-source", inputs["replay"]]) == 2
+        err = capsys.readouterr().err
+        assert (f"error: tests dataset {given}{where} holds 1 of the 2 shards of a testgen run (no "
+                f"{shown}), which has not finished: run shard(s) 1/2 first (`multiplt testgen{flag} "
+                f"--shard K/N` with the run's other flags)") in err and err.count("error:") == 1
+    assert not out.exists()
+    pl.DataFrame(fx.ROWS[half:]).write_parquet(folder / "tests" / "shard-00001-of-00002.parquet")
+    assert load_rows(str(folder))[1] == len(fx.ROWS)
