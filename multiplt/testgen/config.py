@@ -59,6 +59,9 @@ class TestgenConfig:
                                 "JSONL of name+completion rows; name = the function's sha1)")
         if self.backend != "replay" and not self.model:
             raise MultipltError(f"the {self.backend} backend needs --model")
+        if self.backend != "replay" and self.replay_source:  # as generate: the others ignore it
+            raise MultipltError(f"--replay-source is for --backend replay only; --backend "
+                                f"{self.backend} samples from --model")
         check_sampling(n=self.n, temperature=self.temperature, top_p=self.top_p,
                        max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
                        concurrency=self.concurrency)

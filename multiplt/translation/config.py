@@ -62,6 +62,9 @@ class TranslateConfig:
             raise MultipltError("the replay backend needs --replay-source")
         if self.backend != "replay" and not self.model:
             raise MultipltError("--model is required (except with --backend replay)")
+        if self.backend != "replay" and self.replay_source:  # as generate: the others ignore it
+            raise MultipltError(f"--replay-source is for --backend replay only; --backend "
+                                f"{self.backend} samples from --model")
 
     @property
     def model_label(self) -> str:

@@ -204,6 +204,8 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
         (["--functions", good, "--backend", "replay", "--replay-source", str(tmp_path / "none.jsonl")],
          "replay source"),
         (["--functions", good, "--backend", "replay"], "needs --replay-source"),
+        (["--functions", good, "--backend", "openai", "--model", "m", "--replay-source", REPLAY],
+         "--replay-source is for --backend replay only"),  # as generate: openai would ignore it
         (["--functions", good, "--backend", "replay", "--replay-source", REPLAY, "--n", "3"],
          "fewer than 3 completions for 7 function(s)"),
         (["--functions", str(tmp_path / "missing"), "--backend", "replay", "--replay-source", REPLAY],

@@ -294,3 +294,12 @@ def test_a_testgen_run_with_a_shard_not_done_is_refused(inputs, tmp_path, capsys
     assert not out.exists()
     pl.DataFrame(fx.ROWS[half:]).write_parquet(folder / "tests" / "shard-00001-of-00002.parquet")
     assert load_rows(str(folder))[1] == len(fx.ROWS)
+
+
+def test_a_replay_source_with_another_backend_is_refused(inputs, tmp_path, capsys):
+    """As generate refuses it: the transformers and openai backends would ignore it silently."""
+    out = tmp_path / "out"
+    assert cli.main(["translate", "--tests", inputs["tests"], "--out", str(out), "--lang", "rkt",
+                     "--model", "m", "--replay-source", inputs["tests"]]) == 2
+    assert "--replay-source is for --backend replay only" in capsys.readouterr().err
+    assert not out.exists()
