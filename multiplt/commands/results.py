@@ -23,27 +23,30 @@ def register(subparsers) -> None:
         "a run given twice is recorded once. A run on part of its benchmark (generate --limit or "
         "--problems, a benchmark file built with --limit or --problems) counts as a benchmark of its own "
         "(humaneval_first5, humaneval_p<hash>). Logs the rows read, recorded and skipped; prints "
-        "{\"added\", \"replaced\", \"rows\"} as one JSON line.")
+        "{\"added\", \"replaced\", \"rows\"} as one JSON line. A scores file that is not what `multiplt score` "
+        "computes from the folder's results files now (the folder changed after it was scored) is "
+        "refused: score it again.")
     record.add_argument("--scores", action="append", required=True, metavar="RUN_FOLDER_URI",
                         help="a scored run folder (repeatable)")
     record.add_argument("--store", required=True, metavar="STORE_URI", help="the results parquet file")
-    record.add_argument("--experiment", help="override the run's experiment label (a run recorded "
-                        "under another experiment gets rows of its own: a base model's run folder is "
-                        "shared by the experiments that evaluate it)")
+    record.add_argument("--experiment", help="override the run's experiment label (a-z, 0-9 and _, "
+                        "as train's --experiment; a run recorded under another experiment gets rows "
+                        "of its own: a base model's run folder is shared by the experiments that "
+                        "evaluate it)")
     record.add_argument("--epoch", type=int, help="override the run's epoch (0 = base model); "
                         "recording a run again with another --epoch replaces its rows")
     record.add_argument("--allow-partial", action="store_true",
                         help="record a run that is not wholly scored (its run record says complete: "
-                        "false, or pass@1 covers fewer problems than generate selected: scored with "
-                        "`score --allow-partial`) under a benchmark of its own, NAME_partial; without "
-                        "it such a run is an error")
+                        "false, pass@1 covers fewer problems than generate selected, or a problem has "
+                        "fewer results than completions: scored with `score --allow-partial`) under a "
+                        "benchmark of its own, NAME_partial; without it such a run is an error")
     record.set_defaults(func=run_record)
 
     show = sub.add_parser("show", help="print the results store",
                           description="Prints the results store as a table, CSV or JSON lines.")
     show.add_argument("--store", required=True, metavar="STORE_URI")
     show.add_argument("--format", choices=("table", "csv", "jsonl"), default="table")
-    show.add_argument("--k", type=int, help="only rows for this k")
+    show.add_argument("--k", type=int, help="only rows for this k (at least 1)")
     show.set_defaults(func=run_show)
 
 
@@ -65,6 +68,8 @@ def run_show(args: argparse.Namespace) -> int:
     from multiplt.evaluation.run_folder import format_table
     from multiplt.results.store import read_store
 
+    if args.k is not None and args.k < 1:  # else an empty table, as if no run had that k
+        raise MultipltError(f"--k must be a positive whole number (a pass@k's k), got {args.k}")
     if not storage.exists(args.store):
         raise MultipltError(f"no results store at {args.store}: record a run first")
     table = read_store(args.store)

@@ -80,6 +80,15 @@ def read_counts(in_uri: str, allow_partial: bool = True, funnel: Funnel | None =
     completions file has completions (check_not_over). Unless `allow_partial`, a folder not
     fully generated or not fully executed is an error too (check_complete): its score would
     silently cover only the samples that exist or the programs that ran."""
+    rows, executed, counts = _read_folder(in_uri, funnel)
+    if not allow_partial:
+        check_complete(in_uri, executed, counts)
+    return rows
+
+
+def _read_folder(in_uri: str, funnel: Funnel | None = None) -> tuple[list[dict], dict[str, int], dict[str, int]]:
+    """(read_counts' rows, {problem: its number of results}, completion_counts), with the checks
+    read_counts always makes."""
     rows, executed, files = [], {}, {}
     for uri, problem, language, results in read_results(in_uri):
         executed[problem], files[problem] = len(results), uri
@@ -91,9 +100,21 @@ def read_counts(in_uri: str, allow_partial: bool = True, funnel: Funnel | None =
                      "c": sum(1 for r in _checked(uri, results) if passed(r))})
     counts = completion_counts(in_uri)
     check_not_over(in_uri, executed, counts, files)
-    if not allow_partial:
-        check_complete(in_uri, executed, counts)
-    return sorted(rows, key=lambda r: r["problem"])
+    return sorted(rows, key=lambda r: r["problem"]), executed, counts
+
+
+def judge(in_uri: str, ks) -> tuple[list[dict] | None, list[tuple[str, int, int]]]:
+    """What `multiplt score --allow-partial -k <ks>` would write into the folder now, writing
+    nothing: its CSV rows (none for a k no problem has results enough for), and the problems
+    that score without --allow-partial refuses as not fully executed (run_folder.unexecuted:
+    (problem, results, completions)); (None, []) for a folder without results files, which has
+    nothing to judge by. `results record` checks a folder's scores file against them. A
+    malformed results or completions file is score's error."""
+    counts, executed, completions = _read_folder(in_uri)
+    if not executed:
+        return None, []
+    return (score_rows(counts, sorted(set(ks)), storage.basename(str(in_uri).rstrip("/"))),
+            unexecuted(in_uri, executed, completions))
 
 
 def check_not_over(in_uri: str, executed: dict[str, int], counts: dict[str, int],
@@ -178,24 +199,15 @@ def score(in_uri: str, ks=(1,), allow_partial: bool = False) -> list[dict]:
         raise MultipltError(f"{in_uri}: no results files (<name>.results.json.gz) with results; "
                             "run `multiplt execute` first")
     _log_funnels(problems, counts, ks[0])
-    dataset = storage.basename(str(in_uri).rstrip("/"))
-    rows = []
     for k in ks:
-        usable = [r for r in counts if r["n"] >= k]
         short = [r for r in counts if r["n"] < k]
-        for r in counts:
-            r[f"pass@{k}"] = pass_at_k(r["n"], r["c"], k) if r["n"] >= k else None
         if short:
             LOG.warning("pass@%d: %d of %d problems have fewer than %d completions (n=%d..%d); "
                         "left out of pass@%d (MultiPL-E would count them as 1.0)", k, len(short),
                         len(counts), k, min(r["n"] for r in short), max(r["n"] for r in short), k)
-        if not usable:
+        if len(short) == len(counts):
             LOG.warning("pass@%d: no problem has %d completions; no pass@%d row", k, k, k)
-            continue
-        estimate = sum(r[f"pass@{k}"] for r in usable) / len(usable)
-        rows.append({"Dataset": dataset, "Pass@k": k, "Estimate": estimate,
-                     "NumProblems": len(usable), "MinCompletions": min(r["n"] for r in usable),
-                     "MaxCompletions": max(r["n"] for r in usable)})
+    rows = score_rows(counts, ks, storage.basename(str(in_uri).rstrip("/")))
     if not rows:  # a header-only CSV would replace the folder's earlier scores
         ns = [r["n"] for r in counts]
         raise MultipltError(f"{in_uri}: no pass@k can be computed for k={','.join(map(str, ks))}: "
@@ -204,6 +216,24 @@ def score(in_uri: str, ks=(1,), allow_partial: bool = False) -> list[dict]:
     # a rescore of unchanged results writes nothing
     storage.write_text(storage.join(in_uri, SCORES_FILE), scores_csv(rows), if_changed=True)
     _write_per_problem(storage.join(in_uri, PER_PROBLEM_FILE), counts, ks)
+    return rows
+
+
+def score_rows(counts: list[dict], ks: list[int], dataset: str) -> list[dict]:
+    """The scores CSV rows (dicts keyed by SCORES_HEADER) of read_counts' `counts`, one per k
+    (sorted) that some problem has k results for; sets each count's `pass@<k>` (None where it
+    has fewer than k results)."""
+    rows = []
+    for k in ks:
+        usable = [r for r in counts if r["n"] >= k]
+        for r in counts:
+            r[f"pass@{k}"] = pass_at_k(r["n"], r["c"], k) if r["n"] >= k else None
+        if not usable:
+            continue
+        estimate = sum(r[f"pass@{k}"] for r in usable) / len(usable)
+        rows.append({"Dataset": dataset, "Pass@k": k, "Estimate": estimate,
+                     "NumProblems": len(usable), "MinCompletions": min(r["n"] for r in usable),
+                     "MaxCompletions": max(r["n"] for r in usable)})
     return rows
 
 

@@ -4,7 +4,9 @@ Reads `<name>.json.gz` completion files (one shard of them), builds each program
 (prompt + completion + "\n" + tests), and runs the distinct programs that have no result yet on a
 pool of worker threads (one per core by default; each thread blocks on its sandboxed process).
 Every finished program is written out at once (the results file is rewritten atomically), so
-killing a run loses only the programs in flight, and the rerun does only what is missing.
+killing a run loses only the programs in flight, and the rerun does only what is missing. Each
+write merges into the file as it is then (files.add_results, under the folder's lock), so another
+execute of the same folder (a stalled Airflow try beside its retry) never cuts its results back.
 """
 
 from __future__ import annotations
@@ -35,6 +37,18 @@ class _Problem:
     uri: str
     doc: dict
     results: list[dict | None]
+    lang: Language
+    source: str  # the completions file
+
+    def write(self) -> None:
+        """Merge this run's results into the results file as it is now (files.add_results):
+        another execute of the folder may have written it since this run read it."""
+        files.add_results(self.uri, self.doc, self.results, self._supersedes, self.source)
+
+    def _supersedes(self, old: dict, new: dict) -> bool:
+        """A new result replaces the file's for the same program only where that one would be
+        run again under the new one's limit (a Timeout under a shorter limit: `reusable`)."""
+        return not reusable(old, self.lang, new.get("timeout"))
 
 
 @dataclasses.dataclass
@@ -217,7 +231,7 @@ def _plan(names, found, out_uri, problem_funnel, program_funnel, timeout=None,
                     continue
                 results[i] = old
                 known[(langs[name].code, prog)] = old
-        problems.append((_Problem(name, uri, doc, results), programs, earlier))
+        problems.append((_Problem(name, uri, doc, results, langs[name], found[name]), programs, earlier))
 
     jobs: dict[tuple[str, str], _Job] = {}
     for problem, programs, earlier in problems:
@@ -235,7 +249,7 @@ def _plan(names, found, out_uri, problem_funnel, program_funnel, timeout=None,
             # complete now, but not yet so on disk: results of the pending file, or a result
             # taken from an identical program where the file holds another program's
             if len(earlier) != len(programs) or any(r is not e for r, e in zip(problem.results, earlier)):
-                files.write_results(problem.uri, files.results_doc(problem.doc, problem.results))
+                problem.write()
             continue
         problem_funnel.keep()
         for i in missing:
@@ -286,7 +300,7 @@ def _run(jobs: list[_Job], sandbox: Sandbox, pool: concurrent.futures.ThreadPool
                     touched[id(problem)] = problem
                     statuses[record["status"]] += 1
             for problem in touched.values():
-                files.write_results(problem.uri, files.results_doc(problem.doc, problem.results))
+                problem.write()
             bar.update(len(batch))
             if error is not None:
                 raise error

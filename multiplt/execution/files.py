@@ -11,16 +11,23 @@ rerun picks them up, so a killed run loses only the programs that were in flight
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
+import logging
+import os
+import random
+import time
+from typing import Callable
 
 from multiplt import storage
-from multiplt.errors import MultipltError
+from multiplt.errors import MultipltError, PlatformError
 from multiplt.evaluation import run_folder
 
 PENDING_KEY = "multiplt_pending"
 REQUIRED = {"name": str, "language": str, "prompt": str, "tests": str, "completions": list}
 RESULT_KEYS = ("program", "stdout", "stderr", "exit_code", "status", "timestamp")
+LOG = logging.getLogger("multiplt.execution")
 
 
 def problem_name(uri: str) -> str | None:
@@ -125,14 +132,151 @@ def results_doc(problem: dict, results: list[dict | None]) -> dict:
     return doc
 
 
+#: whether a new result of a program replaces the one a results file already holds for it
+#: (old, new) -> bool; otherwise the file's result stays
+Supersedes = Callable[[dict, dict], bool]
+
+
+def add_results(uri: str, problem: dict, results: list[dict | None], supersedes: Supersedes,
+                source: str | None) -> None:
+    """Write `results` (results[i]: completion i's of `problem`, the completions file as this run
+    read it, or None) merged into the results file as it is now, read again here. Two executes
+    may write one file at once (an Airflow try that stalled beside its retry, two evaluations
+    of one run folder), each from its own view: so a result the file holds for the same program
+    stays (unless `supersedes` says the new one replaces it: a Timeout run again under a longer
+    limit), this run's fill the rest, and the file never loses results to a writer that read it
+    earlier or never (merged_results). A local folder holds the flock that generate's writes
+    take (generation.folder.locked) for the read-merge-write; object storage has no lock, so
+    there the file is written only if it is still the version read (a conditional write, else
+    read, merged and written again). `source` is the problem's completions file, read again
+    only where the results file holds more completions than `problem` (merged_results)."""
+    merge = functools.partial(merged_results, problem=problem, results=results,
+                              supersedes=supersedes, source=source)
+    path = storage.local_path(uri)
+    if path is None:
+        _add_results_if(uri, merge)
+        return
+    from multiplt.generation.folder import locked
+
+    with locked(os.path.dirname(path)):
+        write_results(uri, merge(_read_doc(uri)))
+
+
+def merged_results(existing: dict | None, problem: dict, results: list[dict | None],
+                   supersedes: Supersedes, source: str | None) -> dict:
+    """The results file to write: for each completion, the result `existing` (the file as it is
+    now, or None) holds for its program, else this run's (`results`; a result of another
+    program than the completion's, e.g. of a completion edited since, is dropped). The file's
+    completions are this run's `problem`'s, unless the file holds more of them and the problem's
+    completions file (`source`, read again) still holds those too: another execute read the
+    file after a generate added samples, and its results beyond this run's stay. Where the
+    completions file holds fewer (cut after an execute), the file is cut to it."""
+    theirs = _by_index(existing)
+    base = existing if _grown(existing, problem, source) else problem
+    merged: list[dict | None] = []
+    for i, completion in enumerate(base["completions"]):
+        prog = program(base, completion)
+        old, new = theirs.get(i), results[i] if i < len(results) else None
+        old = old if old is not None and old["program"] == prog else None
+        new = new if new is not None and new["program"] == prog else None
+        merged.append(new if old is None or new is not None and supersedes(old, new) else old)
+    return results_doc(base, merged)
+
+
+def _by_index(doc: dict | None) -> dict[int, dict]:
+    """{completion index: result} of a results file's `results` and pending results."""
+    if doc is None:
+        return {}
+    found = {int(i): r for i, r in (doc.get(PENDING_KEY) or {}).items()
+             if str(i).isdecimal() and _is_result(r)}
+    found.update((i, r) for i, r in enumerate(doc.get("results") or []) if _is_result(r))
+    return found
+
+
+def _grown(existing: dict | None, problem: dict, source: str | None) -> bool:
+    """Whether the results file `existing` holds `problem`'s completions and more, all still in
+    the completions file `source`: a generate added samples after this run read the problem."""
+    if existing is None or source is None:
+        return False
+    theirs, ours = existing.get("completions"), problem["completions"]
+    if not isinstance(theirs, list) or len(theirs) <= len(ours) or theirs[:len(ours)] != ours or \
+            any(existing.get(k) != problem[k] for k in ("prompt", "tests")):
+        return False
+    try:
+        now = read_problem(source)["completions"]
+    except MultipltError:  # gone or broken since this run read it: this run's view stands
+        return False
+    return now[:len(theirs)] == theirs
+
+
+def _read_doc(uri: str) -> dict | None:
+    """A results file as merged_results takes it; None when there is none, or none it can use
+    (unreadable, or not an object with a `results` list: its programs run again)."""
+    try:
+        return _results_doc_of(storage.read_bytes(uri), uri)
+    except storage.NotFound:
+        return None
+
+
+def _results_doc_of(data: bytes, uri: str) -> dict | None:
+    try:
+        doc = json.loads(gzip.decompress(data) if uri.endswith(".gz") else data)
+    except (OSError, EOFError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("results", []), list) \
+            or not isinstance(doc.get(PENDING_KEY) or {}, dict):
+        return None
+    return doc
+
+
+#: conditional writes of one results file to object storage before giving up (another writer
+#: changed the file between each read and write)
+WRITE_ATTEMPTS = 16
+
+
+def _add_results_if(uri: str, merge: Callable[[dict | None], dict]) -> None:
+    """add_results on object storage: read the file with its version tag, merge, and write it
+    only if it is still that version, else again. A server without conditional writes gets a
+    plain write (warned once per folder)."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            data, etag = storage.read_versioned(uri)
+            existing = _results_doc_of(data, uri)
+        except storage.NotFound:
+            existing, etag = None, None
+        doc = merge(existing)
+        try:
+            if storage.write_bytes_if(uri, _encoded(doc), etag):
+                return
+        except storage.ConditionalWriteUnsupported as exc:
+            folder = uri.rsplit("/", 1)[0]
+            if folder not in _UNCONDITIONAL:
+                _UNCONDITIONAL.add(folder)
+                LOG.warning("%s; writing the results files of %s without them: two executes into "
+                            "this folder at once may cut each other's results", exc, folder)
+            storage.write_bytes(uri, _encoded(doc))
+            return
+        time.sleep(random.uniform(0, min(1.0, 0.02 * 2 ** attempt)))
+    raise PlatformError(f"{uri}: other writers changed the file on each of {WRITE_ATTEMPTS} attempts "
+                        "to add results; run execute again later")
+
+
+#: the folders whose store refused a conditional write (warned once)
+_UNCONDITIONAL: set[str] = set()
+
+
 def write_results(uri: str, doc: dict) -> None:
-    """Atomically (re)write a results file. It is rewritten after every finished program, so it
-    is compressed fast (level 1) rather than small, and flushed to disk only once complete: a
-    killed run keeps every version (the page cache outlives the process); only a crash of the
-    machine itself can lose the partial ones, whose programs the rerun then runs again."""
-    storage.write_bytes(uri, gzip.compress(json.dumps(doc).encode("utf-8"), compresslevel=1,
-                                           mtime=0), durable=PENDING_KEY not in doc
+    """Atomically (re)write a results file (add_results merges first). It is rewritten after
+    every finished program, so it is compressed fast (level 1) rather than small, and flushed to
+    disk only once complete: a killed run keeps every version (the page cache outlives the
+    process); only a crash of the machine itself can lose the partial ones, whose programs the
+    rerun then runs again."""
+    storage.write_bytes(uri, _encoded(doc), durable=PENDING_KEY not in doc
                         and len(doc["results"]) == len(doc.get("completions", ())))
+
+
+def _encoded(doc: dict) -> bytes:
+    return gzip.compress(json.dumps(doc).encode("utf-8"), compresslevel=1, mtime=0)
 
 
 def _is_result(r) -> bool:

@@ -13,9 +13,11 @@ import logging
 import os
 
 from multiplt.errors import MultipltError, type_word
+from multiplt.evaluation.passk import judge
 from multiplt.evaluation.run_folder import (RUN_FILE, SCORES_FILE, SELECTION_ERROR,
-                                            is_recorded_selection, parse_scores)
+                                            is_recorded_selection, parse_run_yaml, parse_scores)
 from multiplt.results.benchmarks import PARTIAL, recorded_selection
+from multiplt.training.config import EXPERIMENT_RE
 
 LOG = logging.getLogger("multiplt.results")
 
@@ -35,12 +37,7 @@ def _read_required(uri: str, what: str) -> str:
 
 
 def parse_run_config(text: str, uri: str) -> dict:
-    import yaml
-
-    try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise MultipltError(f"{uri} is not valid YAML: {exc}") from None
+    config = parse_run_yaml(text, uri)  # a key written twice (a second `model:`) is refused
     if not isinstance(config, dict):
         raise MultipltError(f"{uri} is not a YAML mapping")
     missing = [key for key in REQUIRED_CONFIG if config.get(key) in (None, "")]
@@ -76,6 +73,21 @@ def run_id_for(dataset: str, config: dict) -> str:
         config["complete"] = True
     canonical = json.dumps(config, sort_keys=True, default=str)
     return f"{dataset}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+
+
+#: what an experiment label may be: as `train --experiment` takes it, so that the tag
+#: `<lang>-<experiment>-epochN` of its checkpoints parses
+EXPERIMENT_RULE = "an experiment label is one or more of a-z, 0-9 and _ (as `train --experiment`)"
+
+
+def _experiment(config: dict, uri: str) -> str | None:
+    """The run record's experiment label (None when it has none); one that `train` would not
+    take is an error naming the record and the way out (--experiment relabels the run)."""
+    label = _opt(config, "experiment", str, uri)
+    if label is not None and not EXPERIMENT_RE.fullmatch(label):
+        raise MultipltError(f"{uri}: experiment {label!r}: {EXPERIMENT_RULE}; record the run with "
+                            f"--experiment NAME")
+    return label
 
 
 def stored_run_uri(run_uri: str) -> str:
@@ -120,6 +132,8 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     from multiplt import storage
 
     run_uri = run_uri.rstrip("/") or run_uri
+    if experiment is not None and not EXPERIMENT_RE.fullmatch(experiment):
+        raise MultipltError(f"--experiment {experiment!r}: {EXPERIMENT_RULE}")
     _not_a_file(run_uri)
     scores_uri = storage.join(run_uri, SCORES_FILE)
     scores = parse_scores(_read_required(scores_uri, "run `multiplt score` on the run folder first"),
@@ -147,7 +161,7 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
         "revision": _opt(config, "revision", str, config_uri),
         "resolved_commit": _opt(config, "resolved_commit", str, config_uri),
         "tokenizer": _opt(config, "tokenizer", str, config_uri),
-        "experiment": experiment if experiment is not None else _opt(config, "experiment", str, config_uri),
+        "experiment": experiment if experiment is not None else _experiment(config, config_uri),
         "lang": str(config["lang"]),
         "epoch": epoch if epoch is not None else (config_epoch if config_epoch is not None else 0),
         "benchmark": _opt(config, "benchmark", str, config_uri),
@@ -169,13 +183,15 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
             LOG.warning("%s: Dataset column %r differs from the folder name %r", run_uri, score["dataset"], folder)
     selected = config.get("problems")
     selected = selected if isinstance(selected, list) and selected else None
-    partial = incomplete_reason(config, scores, selected)
+    now, unexecuted = judge(run_uri, [s["k"] for s in scores])  # as `multiplt score` sees it now
+    partial = incomplete_reason(config, scores, selected, None if now is None else unexecuted)
     if partial and not allow_partial:
-        raise MultipltError(f"{run_uri} is not a complete run: {partial}, so its scores (from "
-                            f"`multiplt score --allow-partial`) cover only part of it; finish the run "
-                            f"and score it again, or record it with --allow-partial, which records it "
-                            f"under a benchmark of its own (its name ends in {PARTIAL}), apart from the "
-                            f"full benchmark's scores; nothing recorded")
+        raise MultipltError(f"{run_uri} is not a complete run: {partial}, so its scores cover only "
+                            f"part of it; finish the run and score it again (`multiplt score --in "
+                            f"{run_uri}`), or record it with --allow-partial, which records it under a "
+                            f"benchmark of its own (its name ends in {PARTIAL}), apart from the full "
+                            f"benchmark's scores; nothing recorded")
+    check_scores_current(run_uri, scores, now, bool(partial))
     if partial:
         LOG.warning("%s: not a complete run: %s; --allow-partial: recorded under a benchmark of its "
                     "own (its name ends in %s)", run_uri, partial, PARTIAL)
@@ -194,18 +210,63 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     return rows
 
 
-def incomplete_reason(config: dict, scores: list[dict], selected: list[str] | None) -> str | None:
+def incomplete_reason(config: dict, scores: list[dict], selected: list[str] | None,
+                      unexecuted: list[tuple[str, int, int]] | None = None) -> str | None:
     """Why the scores of a run folder do not cover the whole run, or None: its run record says
-    `complete: false` (the last generate into it did not finish), or its pass@1 covers fewer
-    problems than generate selected (`score --allow-partial` scored a folder with problems not
-    generated or not executed). `multiplt score` refuses both unless --allow-partial."""
+    `complete: false` (the last generate into it did not finish); its pass@1 covers fewer
+    problems than generate selected; a problem has fewer results than completions (`unexecuted`,
+    passk.judge's: generate added samples, and the execute that followed was cut or never ran).
+    `multiplt score` refuses such a folder unless --allow-partial. A folder without results
+    files (`unexecuted` None) has only its scores to tell: a pass@k row whose least results per
+    problem are fewer than the record's `n` (the most samples any generate asked for) is from
+    before the folder grew, or partial."""
     if config.get("complete") is False:
         return "its run record says complete: false (the last `multiplt generate` into it did not finish)"
     pass1 = next((s for s in scores if s["k"] == 1), None)
     if selected is not None and pass1 is not None and pass1["num_problems"] < len(set(selected)):
         return (f"its pass@1 covers {pass1['num_problems']} of the {len(set(selected))} problems "
                 f"`multiplt generate` selected")
+    if unexecuted:
+        shown = ", ".join(f"{p} ({have} of {want})" for p, have, want in unexecuted[:3])
+        return (f"{len(unexecuted)} problem(s) have fewer results than completions (not fully "
+                f"executed: run `multiplt execute` on it), e.g. {shown}")
+    n = config.get("n")
+    short = next((s for s in scores if isinstance(n, int) and s["min_completions"] < n), None)
+    if unexecuted is None and short is not None:
+        return (f"its pass@{short['k']} row counts as few as {short['min_completions']} results "
+                f"for a problem, of the n={n} samples per problem its run record asks for")
     return None
+
+
+def check_scores_current(run_uri: str, scores: list[dict], now: list[dict] | None,
+                         partial: bool) -> None:
+    """Raise unless the folder's scores file holds, k for k, the rows `now` that `multiplt
+    score` computes from its results files now (passk.judge, which reads every one of them as
+    score does: exact, and no dearer than a score): a folder that changed after it was scored
+    (an execute ran the samples a later generate added, or ran Timeouts again under a longer
+    limit) holds another run's scores. `partial`: the run is not complete, so its scores come
+    from `score --allow-partial`. A folder without results files (`now` None: its scores alone)
+    has nothing to check them against."""
+    if now is None:
+        LOG.info("%s holds no results files: its %s is taken as it is", run_uri, SCORES_FILE)
+        return
+    computed = {row["Pass@k"]: {STORE_COLUMNS[h]: v for h, v in row.items() if h != "Dataset"}
+                for row in now}
+    for score in sorted(scores, key=lambda s: s["k"]):
+        said = {key: value for key, value in score.items() if key != "dataset"}
+        if computed.get(score["k"]) != said:
+            raise MultipltError(
+                f"{run_uri}: its {SCORES_FILE} is out of date: pass@{score['k']} {_row_text(said)} "
+                f"there, {_row_text(computed.get(score['k']))} from its results files now (the "
+                f"folder changed after `multiplt score`); run `multiplt score --in {run_uri}"
+                f"{' --allow-partial' if partial else ''}` again; nothing recorded")
+
+
+def _row_text(row: dict | None) -> str:
+    if row is None:
+        return "no row (no problem has results enough)"
+    return (f"{row['estimate']} over {row['num_problems']} problem(s) with "
+            f"{row['min_completions']}..{row['max_completions']} results")
 
 
 def _problems_in(run_uri: str) -> list[str]:

@@ -327,3 +327,73 @@ def test_a_timeout_without_its_limit_ran_under_the_language_default(tmp_path, ru
     summary = executor.execute(str(tmp_path), workers=1, timeout=LuaLanguage.timeout + 1)
     assert runs == [old["program"]] and summary["rerun"] == {executor.LONGER_LIMIT: 1}
     assert read_results(tmp_path, "P")["results"][0]["status"] == "OK"
+
+
+def _stalled_beside(monkeypatch, meanwhile):
+    """Make this execute a stalled try: its retry writes the folder (`meanwhile()`) after this
+    try has read it (before its programs run: the workers cannot write the folder), and its
+    second program fails the run (the try is killed), so that one result is all it writes."""
+    real_preflight, real_run, calls = executor.preflight, executor._run_job, []
+
+    def stalled_preflight(*args):
+        real_preflight(*args)
+        meanwhile()
+
+    def stalled(sandbox, job, timeout):
+        calls.append(job)
+        if len(calls) == 1:
+            return real_run(sandbox, job, timeout)
+        raise PlatformError("the stalled try is killed")
+
+    monkeypatch.setattr(executor, "preflight", stalled_preflight)
+    monkeypatch.setattr(executor, "_run_job", stalled)
+
+
+def test_a_stalled_execute_never_cuts_back_its_retrys_results(tmp_path, monkeypatch):
+    """A try that read the folder before its retry finished it writes only what the file lacks:
+    the retry's results stay, so a finished folder stays finished (it cut them back to its own)."""
+    write_problem(tmp_path, "P", [GOOD, BAD, SYNTAX])
+    executor.execute(str(tmp_path), workers=1)
+    finished = (tmp_path / "P.results.json.gz").read_bytes()
+    (tmp_path / "P.results.json.gz").unlink()
+    _stalled_beside(monkeypatch, lambda: (tmp_path / "P.results.json.gz").write_bytes(finished))
+    with pytest.raises(PlatformError, match="killed"):
+        executor.execute(str(tmp_path), workers=1)
+    out = read_results(tmp_path, "P")
+    assert [r["status"] for r in out["results"]] == ["OK", "AssertionError", "SyntaxError"]
+    assert out["results"] == json.loads(gzip.decompress(finished))["results"]  # the retry's, kept
+    assert files.PENDING_KEY not in out
+
+
+def test_a_stalled_execute_keeps_results_of_samples_added_after_it_read(tmp_path, monkeypatch):
+    """A generate added a sample after the stalled try read the problem, and the retry executed
+    it: the try's write keeps the retry's longer file (the completions file still holds it)."""
+    write_problem(tmp_path, "P", [GOOD, BAD])
+    grown = tmp_path / "grown"
+    grown.mkdir()
+    write_problem(grown, "P", [GOOD, BAD, SYNTAX])
+    executor.execute(str(grown), workers=1)
+
+    def retry():
+        for name in ("P.json.gz", "P.results.json.gz"):
+            shutil.copy(grown / name, tmp_path / name)
+
+    _stalled_beside(monkeypatch, retry)
+    with pytest.raises(PlatformError, match="killed"):
+        executor.execute(str(tmp_path), workers=1)
+    out = read_results(tmp_path, "P")
+    assert out["completions"] == [GOOD, BAD, SYNTAX]
+    assert [r["status"] for r in out["results"]] == ["OK", "AssertionError", "SyntaxError"]
+
+
+def test_results_of_completions_cut_after_execute_are_cut_too(tmp_path, runs):
+    """The completions file lost samples after an execute (score refuses the folder): execute
+    rewrites the results file to the completions there are, running nothing."""
+    write_problem(tmp_path, "P", [GOOD, BAD, SYNTAX])
+    executor.execute(str(tmp_path), workers=1)
+    runs.clear()
+    write_problem(tmp_path, "P", [GOOD, BAD])
+    executor.execute(str(tmp_path), workers=1)
+    out = read_results(tmp_path, "P")
+    assert runs == [] and out["completions"] == [GOOD, BAD]
+    assert [r["status"] for r in out["results"]] == ["OK", "AssertionError"]

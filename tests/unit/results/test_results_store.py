@@ -283,6 +283,43 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, capsys):
     assert cli.main(["results", "show", "--store", str(tmp_path / "s.parquet")]) == 2
 
 
+@pytest.mark.parametrize("label", ["Bad Exp/..", "", "multiplt\n", "a-b"])
+def test_a_bad_experiment_label_is_refused_with_one_line(tmp_path, capsys, label):
+    """As `train --experiment` takes it: a-z, 0-9 and _ only (it was stored as given)."""
+    store = tmp_path / "s.parquet"
+    run = make_run(tmp_path / "runs")
+    assert cli.main(["results", "record", "--scores", run, "--store", str(store),
+                     "--experiment", label]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"--experiment {label!r}: an experiment label is one or more of a-z, 0-9 and _" in err
+    assert not store.exists()
+
+
+def test_a_run_record_with_a_bad_experiment_label_is_refused_unless_relabelled(tmp_path, capsys):
+    store = tmp_path / "s.parquet"
+    run = make_run(tmp_path / "runs", experiment="My Exp")
+    argv = ["results", "record", "--scores", run, "--store", str(store)]
+    assert cli.main(argv) == 2
+    assert "_multiplt_run.yaml: experiment 'My Exp': an experiment label is one or more of a-z, " \
+           "0-9 and _ (as `train --experiment`); record the run with --experiment NAME" in capsys.readouterr().err
+    assert not store.exists()
+    assert cli.main([*argv, "--experiment", "my_exp"]) == 0
+    assert read_store(str(store))["experiment"].to_list() == ["my_exp"]
+
+
+@pytest.mark.parametrize("k", ["-1", "0"])
+def test_show_refuses_a_k_below_one(tmp_path, capsys, k):
+    """It printed an empty table (no row has such a k) with exit 0."""
+    store = str(tmp_path / "results.parquet")
+    record_runs([make_run(tmp_path / "runs")], store)
+    capsys.readouterr()
+    assert cli.main(["results", "show", "--store", store, "--k", k]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert f"--k must be a positive whole number (a pass@k's k), got {k}" in captured.err
+
+
 def test_s3_store_records_without_duplicates(s3_bucket):
     from multiplt import storage
 
