@@ -145,6 +145,10 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
              batch_size: int | None = None, seed: int = 0, limit: int | None = None, problems=None,
              experiment: str | None = None, epoch: int | None = None, **backend_options) -> dict:
     """Generate the missing samples into `out`; returns counts {problems, generated, written}."""
+    from multiplt.training.config import EXPERIMENT_RE, EXPERIMENT_RULE
+
+    if experiment is not None and not EXPERIMENT_RE.fullmatch(experiment):  # results record's rule
+        raise MultipltError(f"--experiment {experiment!r}: {EXPERIMENT_RULE}")
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                    batch_size=batch_size, concurrency=backend_options.get("concurrency"), epoch=epoch,
                    seed=seed)

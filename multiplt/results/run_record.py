@@ -17,7 +17,7 @@ from multiplt.evaluation.passk import judge
 from multiplt.evaluation.run_folder import (RUN_FILE, SCORES_FILE, SELECTION_ERROR,
                                             is_recorded_selection, parse_run_yaml, parse_scores)
 from multiplt.results.benchmarks import PARTIAL, recorded_selection
-from multiplt.training.config import EXPERIMENT_RE
+from multiplt.training.config import EXPERIMENT_RE, EXPERIMENT_RULE
 
 LOG = logging.getLogger("multiplt.results")
 
@@ -75,9 +75,6 @@ def run_id_for(dataset: str, config: dict) -> str:
     return f"{dataset}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
 
 
-#: what an experiment label may be: as `train --experiment` takes it, so that the tag
-#: `<lang>-<experiment>-epochN` of its checkpoints parses
-EXPERIMENT_RULE = "an experiment label is one or more of a-z, 0-9 and _ (as `train --experiment`)"
 
 
 def _experiment(config: dict, uri: str) -> str | None:

@@ -15,7 +15,10 @@ import typing
 from multiplt.errors import MultipltError, type_word
 
 RECIPES_DIR = pathlib.Path(__file__).resolve().parent.parent / "recipes"
-EXPERIMENT_RE = re.compile(r"^[a-z0-9_]+$")
+EXPERIMENT_RE = re.compile(r"[a-z0-9_]+")  # fullmatch: `$` would let a trailing newline through
+#: what an experiment label may be (train, generate, results record): so that the tag
+#: `<lang>-<experiment>-epochN` of its checkpoints parses
+EXPERIMENT_RULE = "an experiment label is one or more of a-z, 0-9 and _ (as `train --experiment`)"
 PRECISIONS = ("auto", "bf16-master", "bf16-mixed", "bf16", "fp32")
 DISTRIBUTED = ("ddp", "fsdp")
 # The attention kernels transformers' from_pretrained takes (a test checks them against its own
@@ -79,7 +82,7 @@ class TrainConfig:
         for name in ("dataset", "base", "lang", "experiment", "out"):
             if require and not getattr(self, name):
                 raise MultipltError(f"train: --{name.replace('_', '-')} is required")
-        if (require or self.experiment) and not EXPERIMENT_RE.match(self.experiment):
+        if (require or self.experiment) and not EXPERIMENT_RE.fullmatch(self.experiment):
             raise MultipltError(
                 f"bad --experiment {self.experiment!r}: use only a-z, 0-9 and _ so the tag "
                 f"{self.lang}-{self.experiment}-epochN parses")

@@ -144,6 +144,9 @@ def test_a_replay_run_without_a_model_is_recorded_under_its_source(bench, tmp_pa
      "--replay-source is for --backend replay only; --backend transformers samples from --model"),
     ([], False, "--model is required (except with --backend replay)"),
     (["--backend", "replay"], False, "the replay backend needs --replay-source"),
+    # results record refuses such a label (the checkpoint tag <lang>-<experiment>-epochN)
+    (["--experiment", "Bad Exp"], True, "--experiment 'Bad Exp': an experiment label is one or more"),
+    (["--experiment", "ok\n"], True, "--experiment 'ok\\n': an experiment label is one or more"),
 ])
 def test_bad_flags_are_refused_up_front(bench, tmp_path, capsys, monkeypatch, extra, replay, message):
     from multiplt.generation import driver

@@ -55,7 +55,7 @@ def test_overrides_win_and_split_defaults_to_the_language_split():
     assert resolve("starcoderbase-1b", dict(REQUIRED, lang="lua")).tag(5) == "lua-multiplt-epoch5"
 
 
-@pytest.mark.parametrize("bad", ["Multi-PLT", "a b", "x-y", ""])
+@pytest.mark.parametrize("bad", ["Multi-PLT", "a b", "x-y", "", "multiplt\n"])
 def test_experiment_must_parse_in_tags(bad):
     with pytest.raises(MultipltError, match="experiment"):
         resolve("starcoderbase-1b", dict(REQUIRED, experiment=bad))
