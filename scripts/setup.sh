@@ -55,14 +55,22 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# requirements.lock is resolved for Python 3.11 (Debian bookworm's): another version fails late,
+# in the middle of pip's install, so say it here, of the Python a new .venv would get and of
+# the Python an existing .venv has
+python_version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
+  version=$(python_version "$PYTHON")
+  if [ "$version" != "3.11" ]; then
+    echo "setup.sh: $PYTHON is Python $version, but requirements.lock is for Python 3.11;" \
+         "rerun with PYTHON=/path/to/python3.11" >&2
+    exit 1
+  fi
   echo "setup.sh: creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-# requirements.lock is resolved for Python 3.11 (Debian bookworm's): another version fails late,
-# in the middle of pip's install, so say it here
-venv_version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+venv_version=$(python_version .venv/bin/python)
 if [ "$venv_version" != "3.11" ]; then
   echo "setup.sh: .venv has Python $venv_version, but requirements.lock is for Python 3.11;" \
        "remove .venv and rerun with PYTHON=/path/to/python3.11" >&2

@@ -13,7 +13,7 @@ from multiplt.generation.backends import NAMES as BACKEND_NAMES
 #: language codes the platform knows; MultiPL-T's targets are all but py
 LANGUAGE_CODES = languages.names()
 TARGET_LANGUAGES = languages.targets()
-EXPERIMENT_PATTERN = r"^[a-z0-9_]+$"
+EXPERIMENT_PATTERN = r"^[a-z0-9_]+$(?!\n)"  # (?!\n): see TRIMMED_PATTERN
 #: a name with no whitespace at either end (the commands refuse such model names and URIs);
 #: `(?!\n)`: Python's `$` (jsonschema's) also matches before a last newline
 TRIMMED_PATTERN = r"^\S(.*\S)?$(?!\n)"

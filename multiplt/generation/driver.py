@@ -106,6 +106,7 @@ def load_benchmark(uri: str, limit: int | None = None,
         stops = row["stop_tokens"]
         if not isinstance(stops, list) or not all(isinstance(t, str) and t for t in stops):
             raise MultipltError(f"{where}: stop_tokens must be a list of non-empty strings, got {stops!r}")
+    _warn_unknown_language(uri, rows[0]["language"])
     names = [r["name"] for r in rows]
     wanted = selected_names(problems)
     if wanted is not None:
@@ -122,21 +123,26 @@ def load_benchmark(uri: str, limit: int | None = None,
 
 
 def _check_language(where: str, language: str, first: str) -> None:
-    """MultipltError unless a record's `language` is a known one (a code or name of
-    multiplt.languages: execute runs no other) and that of the file's first record: a run folder
-    of two languages would be scored as one pass@k and recorded as both (`lang: lua,rkt`)."""
-    from multiplt import languages
-
+    """MultipltError unless a record's `language` is that of the file's first record: a run
+    folder of two languages would be scored as one pass@k and recorded as both (`lang: lua,rkt`)."""
     if not language:
         raise MultipltError(f"{where}: language is empty")
     if language != first:
         raise MultipltError(f"{where}: language {language!r} is not record 1's {first!r}; a "
                             "benchmark file holds one language (its run folder is scored as one "
                             "pass@k): give one file per language")
+
+
+def _warn_unknown_language(uri: str, language: str) -> None:
+    """A language multiplt does not execute (not a code or name of multiplt.languages) is
+    generated, with a warning: a MultiPL-E benchmark of another language (humaneval-js) can be
+    sampled here and executed by MultiPL-E's own harness; `multiplt execute` refuses it."""
+    from multiplt import languages
+
     try:
         languages.get(language)
     except MultipltError as exc:
-        raise MultipltError(f"{where}: {exc}") from None
+        LOG.warning("benchmark %s: %s; generating anyway (multiplt execute will refuse it)", uri, exc)
 
 
 def generate(benchmark: str, out: str, *, backend: str = "transformers", model: str | None = None,

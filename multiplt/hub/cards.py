@@ -187,7 +187,8 @@ def results_card(repo_id: str, table_rows: list[dict], columns: list[str], licen
         "\n## pass@1\n\n",
         "One line per benchmark, model, revision, language, epoch and temperature. The benchmark "
         "is named as in every language (the `benchmark` column holds each language's file): a "
-        "partial benchmark (`--limit`, `--problems`) or another source is a benchmark of its own, and "
+        "partial benchmark (`--limit`, `--problems`) or another source (named by its file name: two "
+        "sources of one file name share it) is a benchmark of its own, and "
         "pass@1 at different temperatures are different measurements. Where several runs share a "
         "line (e.g. the same run at another n), it shows the latest recorded one (`created_at`).\n\n",
         _table(["benchmark", "problems", "model", "revision", "language", "epoch", "temperature",

@@ -34,32 +34,32 @@ def _read_int(path: str) -> int | None:
         return None
 
 
-def available_memory() -> int | None:
-    """Bytes this process may still take: the system's MemAvailable, or less where a cgroup
-    (a container) limits memory; None when neither can be read."""
+def machine_memory() -> int | None:
+    """Bytes of memory this process could ever have: the system's MemTotal, or a cgroup's limit
+    (a container) where lower; None when neither can be read. Not what is free now: a cgroup's
+    usage counts its page cache, so "limit - usage" would refuse shapes that fit; the check is
+    for shapes no machine of this size can train (a mistyped --hidden), not a forecast."""
     found = []
     try:
         with open("/proc/meminfo") as fh:
-            found += [int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:")]
+            found += [int(line.split()[1]) * 1024 for line in fh if line.startswith("MemTotal:")]
     except OSError:
         pass
-    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",  # cgroup v1
-                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        cap, used = _read_int(limit), _read_int(usage)
-        if cap is not None and used is not None:
-            found.append(max(0, cap - used))
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        cap = _read_int(limit)  # cgroup v2, v1 ("max" and v1's huge "no limit" read as None / large)
+        if cap is not None:
+            found.append(cap)
     return min(found) if found else None
 
 
 def check_fits(cfg: TinyConfig) -> None:
-    """MultipltError when training `cfg` needs more memory than this machine has left."""
-    need, have = training_bytes(cfg), available_memory()
+    """MultipltError when training `cfg` needs more memory than this machine has at all."""
+    need, have = training_bytes(cfg), machine_memory()
     if have is not None and need > have:
         raise MultipltError(
             f"tiny model too big: {_amount(parameter_count(cfg))} parameters (--hidden {cfg.n_embd}, "
             f"--layers {cfg.n_layer}, --vocab-size {cfg.vocab_size}) need at least {_amount(need >> 20, 1024)} "
-            f"GiB to train; this machine has {_amount(have >> 20, 1024)} GiB available")
+            f"GiB to train; this machine has {_amount(have >> 20, 1024)} GiB")
 
 
 def _amount(n: int, unit: int = 1) -> str:

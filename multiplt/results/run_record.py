@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 
 from multiplt.errors import MultipltError, type_word
@@ -251,12 +252,23 @@ def check_scores_current(run_uri: str, scores: list[dict], now: list[dict] | Non
                 for row in now}
     for score in sorted(scores, key=lambda s: s["k"]):
         said = {key: value for key, value in score.items() if key != "dataset"}
-        if computed.get(score["k"]) != said:
+        if not _same_row(computed.get(score["k"]), said):
             raise MultipltError(
                 f"{run_uri}: its {SCORES_FILE} is out of date: pass@{score['k']} {_row_text(said)} "
                 f"there, {_row_text(computed.get(score['k']))} from its results files now (the "
                 f"folder changed after `multiplt score`); run `multiplt score --in {run_uri}"
                 f"{' --allow-partial' if partial else ''}` again; nothing recorded")
+
+
+def _same_row(computed: dict | None, said: dict) -> bool:
+    """Whether a scores row says what score computes now: the counts exactly, the estimate to
+    rounding (a folder scored by an earlier version, `1 - comb/comb`, or by MultiPL-E's own
+    pass_k.py under the same header gives 0.050000000000000044 where this one gives 0.05)."""
+    if computed is None or computed.keys() != said.keys():
+        return False
+    return all(math.isclose(value, said[key], rel_tol=1e-9, abs_tol=1e-12)
+               if key == "estimate" and isinstance(value, float) and isinstance(said[key], (int, float))
+               else value == said[key] for key, value in computed.items())
 
 
 def _row_text(row: dict | None) -> str:

@@ -97,6 +97,18 @@ def test_a_list_naming_nothing_is_refused_at_trigger_time():
             validated(corpus, {"source": "stdlib", "benchmarks": benchmarks})
 
 
+def test_an_experiment_label_with_a_last_newline_is_refused_at_trigger_time():
+    """Python's `$` (jsonschema's) matches before a last newline: "multiplt\\n" passed the Param
+    and only train or results record refused it."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    for dag_id, conf in (("multiplt_evaluate", {"model": "m"}), ("multiplt_finetune", {})):
+        dag = load_dag(dag_id)
+        with pytest.raises(ParamValidationError):
+            validated(dag, {**conf, "experiment": "multiplt\n"})
+        assert validated(dag, {**conf, "experiment": "multiplt_2"})["experiment"] == "multiplt_2"
+
+
 def test_the_list_pattern_refuses_what_the_commands_refuse():
     """The schema's rule for `problems` and `benchmarks` is the commands' rule, which is what
     `benchmark build --problems` and `corpus build --benchmarks` refuse."""

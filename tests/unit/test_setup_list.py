@@ -93,3 +93,26 @@ def test_setup_refuses_a_venv_of_another_python(tmp_path):
     assert done.returncode == 1, done
     assert "Python 3.10" in done.stderr and "requirements.lock is for Python 3.11" in done.stderr
     assert not (tmp_path / ".venv" / ".multiplt-installed").exists()
+
+
+def test_setup_refuses_to_make_a_venv_with_another_python(tmp_path):
+    """PYTHON of another version is refused before any .venv is made."""
+    import subprocess
+
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(facts.ROOT / "scripts" / "setup.sh", tmp_path / "scripts" / "setup.sh")
+    fake = tmp_path / "bin" / "python3.10"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 3.10\n")
+    fake.chmod(0o755)
+    apt = tmp_path / "bin" / "apt-get"  # installs nothing (see above)
+    apt.write_text("#!/bin/sh\nexit 3\n")
+    apt.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(tmp_path / "scripts" / "setup.sh")], capture_output=True,
+                          text=True, env=env, timeout=120)
+    if "apt packages" in done.stdout or "missing" in done.stderr:
+        pytest.skip("the apt packages are not all installed here: setup.sh stops before the check")
+    assert done.returncode == 1, done
+    assert f"{fake} is Python 3.10, but requirements.lock is for Python 3.11" in done.stderr
+    assert not (tmp_path / ".venv").exists()

@@ -126,3 +126,18 @@ def test_allow_partial_records_a_grown_folder_as_partial_if_scored_so(tmp_path, 
     assert record(capsys, run, store, "--allow-partial")[0] == 0
     row = read_store(str(store)).row(0, named=True)
     assert row["selection"] == "_partial" and row["min_completions"] == 6
+
+
+def test_an_estimate_that_differs_only_by_rounding_is_current(tmp_path, capsys):
+    """A folder scored by an earlier version (1 - comb/comb) or by MultiPL-E's pass_k.py under the
+    same header: 0.050000000000000044 where score now writes 0.05. Rounding is not a change."""
+    run = write_run(tmp_path / "run", 4, FOUR)
+    passk.score(run)
+    scores = pathlib.Path(run) / "_scores.csv"
+    text = scores.read_text()
+    assert ",0.375," in text
+    scores.write_text(text.replace(",0.375,", ",0.37500000000000006,"))
+    store = tmp_path / "results.parquet"
+    code, err = record(capsys, run, store)
+    assert code == 0, err
+    assert read_store(str(store)).row(0, named=True)["estimate"] == 0.37500000000000006
