@@ -8,23 +8,9 @@ import os
 
 import pytest
 
-from multiplt import cli
 from multiplt.errors import MultipltError, PlatformError
-from multiplt.training import checkpoint, loop
-
-
-@pytest.fixture
-def loading(monkeypatch):
-    """Stops a run where it would start loading the base model (after the output's lock)."""
-    def stop(ref, revision, workdir):
-        raise MultipltError(f"STOP: would load {ref}")
-    monkeypatch.setattr(loop, "materialize", stop)
-
-
-def train(tmp_path, out):
-    (tmp_path / "racket.jsonl").write_text('{"content": "(define x 1)"}\n')
-    return cli.main(["train", "--dataset", str(tmp_path / "racket.jsonl"), "--base", "base-model",
-                     "--lang", "rkt", "--experiment", "x", "--out", str(out)])
+from multiplt.training import checkpoint
+from tests.unit.training.test_out_folder import loading, train  # noqa: F401 (the fixture)
 
 
 def test_a_second_train_of_a_held_output_is_refused_and_retried(tmp_path, capsys, loading):
