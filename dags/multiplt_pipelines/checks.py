@@ -51,18 +51,16 @@ def schema(settings: dict, schemas: dict) -> None:
 
 def backend(settings: dict, model: str | None) -> None:
     """The replay backend needs `replay_source`, and only it takes one; the openai backend needs
-    `api_base` (an http(s) URL): generate's own checks (model_label, the backends' from_options;
+    `api_base` (an http(s) URL): generate's own checks (check_replay_source, the backends' from_options;
     replay's before it reads the source)."""
     from multiplt.generation.backends import backend_class
 
     name, source = settings["backend"], settings.get("replay_source")
-    if name != "replay" and source:  # generate refuses it (model_label): the others ignore it
-        import argparse
-
-        from multiplt.commands.generate import model_label
+    if name != "replay" and source:
+        from multiplt.generation.driver import check_replay_source
 
         with _refused("Params backend, replay_source"):
-            model_label(argparse.Namespace(backend=name, replay_source=source, model=model))
+            check_replay_source(name, source)
     if name == "replay" and not source:
         with _refused("Params backend, replay_source"):
             backend_class(name).from_options(replay_source=source)

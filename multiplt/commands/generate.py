@@ -51,10 +51,10 @@ def model_label(args) -> str:
     from multiplt import storage
     from multiplt.errors import MultipltError
 
+    from multiplt.generation.driver import check_replay_source
+
+    check_replay_source(args.backend, args.replay_source)
     if args.backend != "replay":
-        if args.replay_source:
-            raise MultipltError(f"--replay-source is for --backend replay only; --backend "
-                                f"{args.backend} samples from --model")
         if not args.model:
             raise MultipltError("--model is required (except with --backend replay)")
         return args.model

@@ -64,6 +64,14 @@ def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: 
         raise MultipltError(f"--seed must be in [-2**63, 2**63), got {seed}")
 
 
+def check_replay_source(backend: str, replay_source: str | None) -> None:
+    """--replay-source goes with --backend replay only: another backend would ignore it (generate,
+    evaluate, testgen and translate, and the DAGs' first task, check it the same way)."""
+    if backend != "replay" and replay_source:
+        raise MultipltError(f"--replay-source is for --backend replay only; --backend {backend} "
+                            "samples from --model")
+
+
 def selected_names(problems) -> list[str] | None:
     """The problem names a --problems value (comma-separated, or a list) selects; None (not
     given) selects all. One that names none (`--problems ,`, "") is an error: it would make a run
@@ -151,10 +159,10 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
              batch_size: int | None = None, seed: int = 0, limit: int | None = None, problems=None,
              experiment: str | None = None, epoch: int | None = None, **backend_options) -> dict:
     """Generate the missing samples into `out`; returns counts {problems, generated, written}."""
-    from multiplt.training.config import EXPERIMENT_RE, EXPERIMENT_RULE
+    from multiplt.training.config import check_experiment
 
-    if experiment is not None and not EXPERIMENT_RE.fullmatch(experiment):  # results record's rule
-        raise MultipltError(f"--experiment {experiment!r}: {EXPERIMENT_RULE}")
+    if experiment is not None:  # results record would refuse the run
+        check_experiment(experiment)
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                    batch_size=batch_size, concurrency=backend_options.get("concurrency"), epoch=epoch,
                    seed=seed)

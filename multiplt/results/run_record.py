@@ -18,7 +18,7 @@ from multiplt.evaluation.passk import judge
 from multiplt.evaluation.run_folder import (RUN_FILE, SCORES_FILE, SELECTION_ERROR,
                                             is_recorded_selection, parse_run_yaml, parse_scores)
 from multiplt.results.benchmarks import PARTIAL, recorded_selection
-from multiplt.training.config import EXPERIMENT_RE, EXPERIMENT_RULE
+from multiplt.training.config import check_experiment
 
 LOG = logging.getLogger("multiplt.results")
 
@@ -82,9 +82,11 @@ def _experiment(config: dict, uri: str) -> str | None:
     """The run record's experiment label (None when it has none); one that `train` would not
     take is an error naming the record and the way out (--experiment relabels the run)."""
     label = _opt(config, "experiment", str, uri)
-    if label is not None and not EXPERIMENT_RE.fullmatch(label):
-        raise MultipltError(f"{uri}: experiment {label!r}: {EXPERIMENT_RULE}; record the run with "
-                            f"--experiment NAME")
+    if label is not None:
+        try:
+            check_experiment(label, f"{uri}: experiment")
+        except MultipltError as exc:
+            raise MultipltError(f"{exc}; record the run with --experiment NAME") from None
     return label
 
 
@@ -130,8 +132,8 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     from multiplt import storage
 
     run_uri = run_uri.rstrip("/") or run_uri
-    if experiment is not None and not EXPERIMENT_RE.fullmatch(experiment):
-        raise MultipltError(f"--experiment {experiment!r}: {EXPERIMENT_RULE}")
+    if experiment is not None:
+        check_experiment(experiment)
     _not_a_file(run_uri)
     scores_uri = storage.join(run_uri, SCORES_FILE)
     scores = parse_scores(_read_required(scores_uri, "run `multiplt score` on the run folder first"),

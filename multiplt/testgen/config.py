@@ -49,7 +49,7 @@ class TestgenConfig:
     def check(self) -> None:
         """Bad settings: MultipltError naming the problem (before anything is read or written)."""
         from multiplt.execution.executor import check_options
-        from multiplt.generation.driver import check_sampling
+        from multiplt.generation.driver import check_replay_source, check_sampling
 
         if self.backend not in BACKENDS:
             raise MultipltError(f"unknown generation backend {self.backend!r} "
@@ -59,9 +59,7 @@ class TestgenConfig:
                                 "JSONL of name+completion rows; name = the function's sha1)")
         if self.backend != "replay" and not self.model:
             raise MultipltError(f"the {self.backend} backend needs --model")
-        if self.backend != "replay" and self.replay_source:  # as generate: the others ignore it
-            raise MultipltError(f"--replay-source is for --backend replay only; --backend "
-                                f"{self.backend} samples from --model")
+        check_replay_source(self.backend, self.replay_source)
         check_sampling(n=self.n, temperature=self.temperature, top_p=self.top_p,
                        max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
                        concurrency=self.concurrency)

@@ -19,6 +19,12 @@ EXPERIMENT_RE = re.compile(r"[a-z0-9_]+")  # fullmatch: `$` would let a trailing
 #: what an experiment label may be (train, generate, results record): so that the tag
 #: `<lang>-<experiment>-epochN` of its checkpoints parses
 EXPERIMENT_RULE = "an experiment label is one or more of a-z, 0-9 and _ (as `train --experiment`)"
+
+
+def check_experiment(label: str, what: str = "--experiment") -> None:
+    """MultipltError naming `what` unless `label` is an experiment label (EXPERIMENT_RULE)."""
+    if not EXPERIMENT_RE.fullmatch(label):
+        raise MultipltError(f"{what} {label!r}: {EXPERIMENT_RULE}")
 PRECISIONS = ("auto", "bf16-master", "bf16-mixed", "bf16", "fp32")
 DISTRIBUTED = ("ddp", "fsdp")
 # The attention kernels transformers' from_pretrained takes (a test checks them against its own

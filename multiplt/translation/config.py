@@ -39,7 +39,7 @@ class TranslateConfig:
     def check(self) -> None:
         from multiplt import languages
         from multiplt.execution.executor import check_options
-        from multiplt.generation.driver import check_sampling
+        from multiplt.generation.driver import check_replay_source, check_sampling
 
         if not self.langs:
             raise MultipltError("--lang names no language")
@@ -62,9 +62,7 @@ class TranslateConfig:
             raise MultipltError("the replay backend needs --replay-source")
         if self.backend != "replay" and not self.model:
             raise MultipltError("--model is required (except with --backend replay)")
-        if self.backend != "replay" and self.replay_source:  # as generate: the others ignore it
-            raise MultipltError(f"--replay-source is for --backend replay only; --backend "
-                                f"{self.backend} samples from --model")
+        check_replay_source(self.backend, self.replay_source)
 
     @property
     def model_label(self) -> str:
