@@ -111,6 +111,7 @@ def apply_limits(limits, info: dict, block_w: int) -> None:
         raise OSError("bubblewrap did not report its child's pid")
     for which, value in ((resource.RLIMIT_NPROC, limits.processes),
                          (resource.RLIMIT_AS, limits.address_space),
+                         (resource.RLIMIT_NOFILE, limits.open_files),
                          (resource.RLIMIT_CORE, 0)):
         resource.prlimit(pid, which, (value, value))
     os.write(block_w, b"1")

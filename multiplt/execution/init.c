@@ -1,7 +1,7 @@
 /* The per-program init of a warm sandbox (see zygote.py), in C so that starting a program costs
  * a few small processes instead of a copy of a Python interpreter.
  *
- *   init TMP_SIZE SHM_SIZE ADDRESS_SPACE PROCESSES LIB LIB_MOUNT NAME COMMAND [ARG...]
+ *   init TMP_SIZE SHM_SIZE ADDRESS_SPACE PROCESSES OPEN_FILES LIB LIB_MOUNT NAME COMMAND [ARG...]
  *
  * Started by the supervisor with: fd 0 = the program's text (read to its end), fd 1 and 2 = the
  * program's stdout and stderr, fd 3 = the status pipe, the program's environment as its own.
@@ -111,13 +111,14 @@ static sigset_t program_mask;   /* the server's signal mask, the program's */
  * cloned into new namespaces already: never returns, except in the program when forked from a
  * server (MULTIPLT_FORK_SERVER), where it returns once pid 2 may run the program. */
 static void enter(int argc, char **argv, int as_init) {
-    if (argc < 9) {
-        status("E usage: init TMP_SIZE SHM_SIZE AS NPROC LIB LIB_MOUNT NAME COMMAND [ARG...]");
+    if (argc < 10) {
+        status("E usage: init TMP_SIZE SHM_SIZE AS NPROC NOFILE LIB LIB_MOUNT NAME COMMAND "
+               "[ARG...]");
         _exit(2);
     }
     const char *tmp_size = argv[1], *shm_size = argv[2], *as = argv[3], *nproc = argv[4];
-    const char *lib = argv[5], *lib_mount = argv[6], *name = argv[7];
-    char **command = argv + 8;
+    const char *nofile = argv[5], *lib = argv[6], *lib_mount = argv[7], *name = argv[8];
+    char **command = argv + 9;
     (void)command;
     /* Before anything of the program exists: nothing of the same uid may trace this process or
      * reach its memory and descriptors (/proc/PID/mem, /proc/PID/fd, process_vm_*, pidfd_getfd).
@@ -188,6 +189,7 @@ static void enter(int argc, char **argv, int as_init) {
     drop_capabilities();
     set_limit(RLIMIT_AS, as);
     set_limit(RLIMIT_NPROC, nproc);
+    set_limit(RLIMIT_NOFILE, nofile);
     set_limit(RLIMIT_CORE, "0");
     int null = open("/dev/null", O_RDONLY);
     if (null < 0) fail("open /dev/null");

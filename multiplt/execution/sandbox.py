@@ -55,6 +55,10 @@ class Limits:
     `multiprocessing` pool, a shell pipeline), and is about 30 times the largest normal
     program's RSS; a program grows by what its processes can touch in one interval past it
     before it is killed. With N workers, up to N x `memory` may be in use at once. 0: no cap.
+
+    `open_files` (per process) bounds the descriptors the memory cap looks through for memory
+    files: without it a program inherits the executor's limit (often 20000 to 1M). 1024 is the
+    usual default soft limit, under which every runtime here runs.
     """
 
     address_space: int = 2 << 30   # RLIMIT_AS, bytes
@@ -63,10 +67,11 @@ class Limits:
     tmp_size: int = 64 << 20       # the private /tmp (tmpfs, counts as memory)
     shm_size: int = 16 << 20       # the private /dev/shm (tmpfs, counts as memory)
     memory: int = 4 << 30          # resident bytes of all the program's processes together
+    open_files: int = 1024         # RLIMIT_NOFILE, per process
 
     def prlimit(self) -> list[str]:
-        return ["prlimit", f"--as={self.address_space}", f"--nproc={self.processes}", "--core=0",
-                "--"]
+        return ["prlimit", f"--as={self.address_space}", f"--nproc={self.processes}",
+                f"--nofile={self.open_files}", "--core=0", "--"]
 
 
 class Sandbox:

@@ -103,6 +103,7 @@ class WarmSandbox:
                    "server": server,
                    "limits": {"address_space": self.limits.address_space,
                               "processes": self.limits.processes,
+                              "open_files": self.limits.open_files,
                               "output": self.limits.output, "tmp_size": self.limits.tmp_size,
                               "shm_size": self.limits.shm_size, "memory": self.limits.memory}}
         try:  # the supervisor's own framing; nothing is ever buffered in proc.stdin

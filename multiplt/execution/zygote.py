@@ -54,16 +54,18 @@ program's answer is an error (never scored, retried).
 
 Memory cap (limits.memory, bytes): while it waits on a program, the supervisor sums the resident
 memory of every process below the program's pid 1 (pid 1 itself, ours, not counted), and the
-memory files (memfd) they hold open, every MEMORY_POLL_S (resident_below: /proc files that the
+memory files (memfd) they hold open, every MEMORY_POLL_S (MemoryWatch: /proc files that the
 supervisor, of the programs' uid, may read, so no protocol with pid 1 and nothing the program
-can write into is involved); over the cap, it kills pid 1 as at the deadline, and the answer is
+can write into is involved; the descriptors are looked through FILE_SCAN_BUDGET_S at a time,
+_MemoryFiles); over the cap, it kills pid 1 as at the deadline, and the answer is
 exit code 137 (128 + SIGKILL), memory_exceeded true and a "sandbox: killed for exceeding the
 memory cap" line at the end of stderr.
 
 Protocol (stdin/stdout of the supervisor): frames of a 4-byte big-endian length and a UTF-8 JSON
 object. The request: argv, env, name, program, timeout, limits {address_space, processes,
-output, tmp_size, shm_size, memory}, lib (a directory to mount read-only at lib_mount) or null,
-init (the compiled helper's path) or null, server (an argv) or null. The answer:
+open_files, output, tmp_size, shm_size, memory}, lib (a directory to mount read-only at
+lib_mount) or null, init (the compiled helper's path) or null, server (an argv) or null. The
+answer:
 exit_code, stdout, stderr, timed_out, memory_exceeded, duration, pid_namespace; or error (the
 platform failed).
 A request of server, env and start_only: true starts that server ahead of its first program and
@@ -99,10 +101,14 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 CHUNK = 1 << 16
 KILL_GRACE_S = 2.0
 SERVER_START_S = 120.0
-#: how often a running program's memory is summed (resident_below), at most: a sum that takes
+#: how often a running program's memory is summed (MemoryWatch), at most: a sum that takes
 #: longer spaces the next one out to MEMORY_DUTY times its own cost
 MEMORY_POLL_S = 0.025
 MEMORY_DUTY = 20
+#: the most one sum spends on the program's descriptors (_MemoryFiles): each is read apart
+#: (about 5-10 us), and a program may hold 64 processes x Limits.open_files of them, so a look
+#: through them all is spread over as many sums as it takes instead of delaying the next one
+FILE_SCAN_BUDGET_S = 0.001
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # PyDLL: the GIL stays held across clone(), so the child's copy of it is held by its one thread.
@@ -190,6 +196,7 @@ def _init(req: dict, out_w: int, err_w: int, status_w: int) -> None:
     drop_capabilities()
     for which, value in ((resource.RLIMIT_AS, limits["address_space"]),
                          (resource.RLIMIT_NPROC, limits["processes"]),
+                         (resource.RLIMIT_NOFILE, limits["open_files"]),
                          (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(which, (value, value))
     null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
@@ -276,7 +283,7 @@ def _init_args(req: dict) -> list[str]:
     limits = req["limits"]
     return [str(int(limits["tmp_size"])), str(int(limits["shm_size"])),
             str(int(limits["address_space"])), str(int(limits["processes"])),
-            req.get("lib") or "", req["lib_mount"], req["name"]]
+            str(int(limits["open_files"])), req.get("lib") or "", req["lib_mount"], req["name"]]
 
 
 def _start_native(req: dict, out_w: int, err_w: int, status_w: int) -> int:
@@ -414,38 +421,112 @@ def _memory_files(pids) -> int:
     in no process's RSS, and nothing else bounds them. Mapped pages of such a file count in RSS
     as well, once per mapping. Not seen (docs/execution.md): a file held only elsewhere (sent
     over a unix socket and not received, mapped after its descriptor was closed), and the
-    descriptors of a process that made itself not dumpable (only host root may list them)."""
+    descriptors of a process that made itself not dumpable (only host root may list them).
+    Every descriptor at once: MemoryWatch spreads the same look over its sums (_MemoryFiles)."""
     sizes: dict = {}
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            path = f"/proc/{pid}/fd/{fd}"
-            try:
-                if os.readlink(path).startswith("/memfd:"):
-                    st = os.stat(path)
-                    sizes[st.st_dev, st.st_ino] = st.st_blocks * 512
-            except OSError:
-                continue  # closed meanwhile
+    for path in _descriptors(pids):
+        found = _memory_file(path)
+        if found is not None:
+            sizes[found[0]] = found[1]
     return sum(sizes.values())
 
 
+def _descriptors(pids):
+    """The paths (/proc/PID/fd/N) of the open descriptors of the processes `pids` (a process
+    gone meanwhile has none). Read as they are consumed (scandir: a getdents of about a
+    thousand at a time), not listed whole: listing 15,000 takes 15-30 ms."""
+    for pid in pids:
+        try:
+            with os.scandir(f"/proc/{pid}/fd") as entries:
+                for entry in entries:
+                    yield entry.path
+        except OSError:
+            continue
+
+
+def _memory_file(path: str):
+    """((st_dev, st_ino), bytes allocated) of the memory file that descriptor `path` names, or
+    None: another kind of file, or closed meanwhile."""
+    try:
+        if os.readlink(path).startswith("/memfd:"):
+            st = os.stat(path)
+            return (st.st_dev, st.st_ino), st.st_blocks * 512
+    except OSError:
+        pass
+    return None
+
+
+class _MemoryFiles:
+    """The memory files a program's processes hold (as _memory_files), found a slice at a time
+    so that a sum costs at most about FILE_SCAN_BUDGET_S however many descriptors they hold.
+
+    Each sum first re-reads the size of every file already found (one stat through the
+    descriptor it was found at, for at most half the budget, the longest unread first), so a
+    file found keeps counting as it grows; then it goes on reading descriptors where the last
+    sum stopped, until the budget is spent. A look that reaches the last descriptor forgets the
+    files it did not see (closed meanwhile; until then a closed file still counts, at its last
+    size) and the next sum starts a new look with the processes it finds then. A program of
+    about a hundred descriptors is looked through whole at every sum, as before; past that a
+    new file is found within one look, spread over (descriptors x 5-10 us) / budget sums."""
+
+    def __init__(self):
+        #: (st_dev, st_ino) -> [bytes allocated, the descriptor path it was found at]
+        self.known: dict = {}
+        self._seen: set = set()  # the files that the look under way found
+        self._look = None        # the look under way: an iterator of descriptor paths
+
+    def total(self, pids) -> int:
+        start = time.monotonic()
+        self._refresh(start + FILE_SCAN_BUDGET_S / 2)
+        if self._look is None:
+            self._look, self._seen = _descriptors(list(pids)), set()
+        stop = start + FILE_SCAN_BUDGET_S
+        for path in self._look:  # at least one descriptor per sum, so every look ends
+            found = _memory_file(path)
+            if found is not None:
+                self.known[found[0]] = [found[1], path]
+                self._seen.add(found[0])
+            if time.monotonic() >= stop:
+                break
+        else:  # the look is done: what it did not see is closed
+            self.known = {key: self.known[key] for key in self._seen}
+            self._look = None
+        return sum(size for size, _ in self.known.values())
+
+    def _refresh(self, stop: float) -> None:
+        """The size of each file found, read again through its descriptor (where that still
+        names it), until `stop`; each one read moves to the end of `known`, so that a sum that
+        runs out of time starts where the last one stopped."""
+        for _ in range(len(self.known)):
+            if time.monotonic() >= stop:
+                return
+            key = next(iter(self.known))
+            entry = self.known.pop(key)
+            found = _memory_file(entry[1])
+            if found is not None and found[0] == key:
+                entry[0] = found[1]
+            self.known[key] = entry
+
+
 class MemoryWatch:
-    """Sums a program's resident memory (resident_below) every MEMORY_POLL_S while its runner
-    waits on it, and says when the sum is over `cap`: `due`, when the next sum is due (in
-    time.monotonic()); `over(root, include_root)`, True once the sum of that tree exceeds the
-    cap (`used` then holds it). A sum that takes longer than MEMORY_POLL_S / MEMORY_DUTY spaces
+    """Sums a program's memory every MEMORY_POLL_S while its runner waits on it, and says when
+    the sum is over `cap`: `due`, when the next sum is due (in time.monotonic()); `over(root,
+    include_root)`, True once the sum of that tree exceeds the cap (`used` then holds it). The
+    sum is resident_below's, except that the memory files are looked for within a time budget
+    per sum (_MemoryFiles). A sum that takes longer than MEMORY_POLL_S / MEMORY_DUTY spaces
     the next one out, so the watch never takes more than about 1/MEMORY_DUTY of a core."""
 
     def __init__(self, cap: int):
         self.cap, self.used = cap, 0
         self.due = time.monotonic() + MEMORY_POLL_S
+        self.files = _MemoryFiles()
 
     def over(self, root: int | None, include_root: bool = False) -> bool:
         start = time.monotonic()
-        used = resident_below(root, include_root) if root else 0
+        used = 0
+        if root:
+            pages = _processes_below(root, include_root)
+            used = sum(pages.values()) * _PAGE + self.files.total(pages)
         now = time.monotonic()
         self.due = now + max(MEMORY_POLL_S, (now - start) * MEMORY_DUTY)
         if used > self.cap:

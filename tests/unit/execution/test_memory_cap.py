@@ -7,6 +7,9 @@ cap, together over it): it is killed, with a line on stderr saying why; the same
 cap above its use passes, and so does a normal program, forked from a pre-loaded runtime or not.
 Memory that is in no process's RSS: a memory file (memfd) filled with write() counts too, and
 is killed the same way; System V shared memory and secret memory are refused in the sandbox.
+Looking for memory files reads every descriptor: a program gets at most `Limits.open_files` per
+process, and a sum reads only a time-budgeted slice of them, so many descriptors neither delay
+the next sum nor hide an allocation over the cap.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import gzip
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -27,8 +31,8 @@ from multiplt.execution import executor, preflight, zygote
 from multiplt.execution.sandbox import Limits, Sandbox
 from multiplt.languages import registry
 from multiplt.languages.base import EXCEPTION, OK, Language
-from tests.unit.execution.helpers import language_params
-from tests.unit.execution.hostile_programs import through_shell
+from tests.unit.execution.helpers import installed, language_params
+from tests.unit.execution.hostile_programs import INSPECT, through_shell
 
 MODES = {
     "warm-native": dict(warm=True, native_init=True),
@@ -93,6 +97,31 @@ import ctypes, errno
 libc = ctypes.CDLL(None, use_errno=True)
 fd = libc.syscall(447, 0)  # memfd_secret, the same number on x86_64 and aarch64
 print("memfd_secret", errno.errorcode[ctypes.get_errno()] if fd < 0 else "created")
+"""
+#: as many descriptors as it may open (up to 5000), then how many it got and why it stopped
+OPEN_MANY = r"""
+import errno, os, resource
+print("limit", *resource.getrlimit(resource.RLIMIT_NOFILE))
+fds, why = [], "none"
+while len(fds) < 5000:
+    try:
+        fds.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError as e:
+        why = errno.errorcode[e.errno]
+        break
+print("opened", len(fds), why)
+"""
+#: @N@ descriptors held, then (once a sum has read them) 900 MiB held for 0.3 s and given
+#: back: a sum every 25 ms kills it; one every few seconds does not
+MANY_FDS_THEN_HOG = r"""
+import os, time
+fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(@N@)]
+print("descriptors", len(fds), flush=True)
+time.sleep(0.2)
+block = b"x" * (900 << 20)
+time.sleep(0.3)
+del block
+print("survived")
 """
 KILLED = re.compile(r"\nsandbox: killed for exceeding the memory cap: the program's processes "
                     r"held (\d+) MiB resident together, the cap is 512 MiB\n\Z")
@@ -247,3 +276,114 @@ def test_resident_below_counts_a_memory_file_once():
         child.wait()
         child.stdout.close()
     assert 64 << 20 <= held - rss + (1 << 20) < (64 << 20) + (8 << 20), (held, rss)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_program_is_refused_descriptors_past_the_limit(mode):
+    """RLIMIT_NOFILE is `Limits.open_files` (soft and hard) in every mode, whatever the
+    executor's own limit is (20000 here, often 1M in Docker): the descriptors the memory cap
+    reads stay bounded."""
+    with _sandbox(mode, Limits(memory=CAP)) as sandbox:
+        finished = sandbox.run(PY, OPEN_MANY, 30)
+    assert finished.exit_code == 0, finished.stderr[-500:]
+    limit, opened = finished.stdout.splitlines()
+    assert limit == f"limit {Limits().open_files} {Limits().open_files}"
+    count, why = opened.split()[1:]
+    assert (why, int(count) < Limits().open_files) == ("EMFILE", True), opened
+
+
+@pytest.mark.parametrize("code", language_params(list(INSPECT)))
+def test_every_runtime_runs_under_the_open_files_limit(code):
+    """Each language's own runtime (forked from its pre-loaded one where it has one) starts and
+    runs under the limit, and sees it."""
+    lang = languages.get(code)
+    with Sandbox(Limits(memory=CAP)) as sandbox:
+        sandbox.prepare(lang)
+        finished = sandbox.run(lang, INSPECT[code], lang.timeout * 2)
+        normal = sandbox.run(lang, preflight.known_program(lang, good=True), lang.timeout * 2)
+    assert finished.exit_code == 0, finished.stderr[-500:]
+    limits = {line[:26].strip(): line[26:].split() for line in finished.stdout.splitlines()
+              if line.startswith("Max ")}
+    assert limits["Max open files"][:2] == [str(Limits().open_files)] * 2
+    assert (normal.exit_code, normal.memory_exceeded) == (0, False), normal.stderr[-500:]
+
+
+@pytest.mark.parametrize("code", language_params(FORKING))
+def test_a_forked_program_is_refused_descriptors_past_the_limit(code):
+    """Forked from a pre-loaded runtime, the program (and what it starts) has the limit too."""
+    lang = languages.get(code)
+    if not installed("py"):
+        pytest.skip("python3 not installed")
+    with Sandbox(Limits(memory=CAP), warm=True) as sandbox:
+        sandbox.prepare(lang)
+        finished = sandbox.run(lang, through_shell(code, OPEN_MANY, 0), 30)
+    assert finished.sandbox_info.get("forked"), finished.sandbox_info
+    limit, opened = finished.stdout.splitlines()
+    assert limit == f"limit {Limits().open_files} {Limits().open_files}"
+    assert opened.split()[-1] == "EMFILE", opened
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_many_descriptors_do_not_slow_the_cap(mode):
+    """15,000 descriptors (a limit raised for the test) and then 900 MiB held for 0.3 s: still
+    killed, in every mode. A sum that read every descriptor took 70-260 ms here and spaced the
+    next one out to 20 times that (1.4-5 s), past the whole allocation."""
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 16384:
+        pytest.skip("the executor's own hard limit on open files is below 16384")
+    program = MANY_FDS_THEN_HOG.replace("@N@", "15000")
+    with _sandbox(mode, Limits(memory=CAP, open_files=16384)) as sandbox:
+        finished = sandbox.run(PY, program, 30)
+    assert finished.stdout == "descriptors 15000\n", finished
+    _assert_killed_for_memory(finished)
+
+
+def test_a_sum_reads_a_slice_of_many_descriptors(monkeypatch):
+    """A sum over a process of 15,000 descriptors reads a time-budgeted slice of them, not all;
+    the memory file behind the last one is found within one look spread over later sums, and
+    once found its growth counts at the very next sum, before the look comes back to it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 15100:
+        pytest.skip("the hard limit on open files is below 15,100")
+    holder = ("import os, resource, sys, time\n"
+              f"resource.setrlimit(resource.RLIMIT_NOFILE, ({hard}, {hard}))\n"
+              "nulls = [os.open('/dev/null', os.O_RDONLY) for _ in range(15000)]\n"
+              "fd = os.memfd_create('held')\n"
+              "def grow():\n"
+              "    for _ in range(64):\n"
+              "        os.write(fd, b'x' * (1 << 20))\n"
+              "    print(os.fstat(fd).st_size, flush=True)\n"
+              "grow()\n"
+              "sys.stdin.readline()\n"
+              "grow()\n"
+              "time.sleep(60)\n")
+    child = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, start_new_session=True)
+    reads = []
+    readlink = os.readlink
+    monkeypatch.setattr(os, "readlink", lambda path: reads.append(path) or readlink(path))
+    try:
+        assert child.stdout.readline() == b"67108864\n"
+        watch = zygote.MemoryWatch(0)  # every sum is "over", so `used` holds each one
+
+        def held() -> int:  # the sum less the process's own RSS
+            watch.over(child.pid, include_root=True)
+            return watch.used - int(zygote._stat(child.pid)[21]) * zygote._PAGE
+
+        first = held()
+        assert 0 < len(reads) < 15000, len(reads)  # one sum, a slice (old: all 15,003)
+        assert first < 64 << 20  # the memory file is behind the last /dev/null
+        sums = 1
+        while held() < 64 << 20 and sums < 15000:
+            sums += 1
+        assert 64 << 20 <= held() < 72 << 20, sums
+        child.stdin.write(b"grow\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == b"134217728\n"
+        reads.clear()
+        assert 128 << 20 <= held() < 136 << 20
+        assert len(reads) < 15000
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdin.close()
+        child.stdout.close()

@@ -51,6 +51,7 @@ print("caps", [status[k].strip() for k in ("CapInh", "CapPrm", "CapEff", "CapBnd
 print("pid", os.getpid(), "ppid", os.getppid())
 print("nproc", resource.getrlimit(resource.RLIMIT_NPROC))
 print("as", resource.getrlimit(resource.RLIMIT_AS))
+print("nofile", resource.getrlimit(resource.RLIMIT_NOFILE))
 print("cwd", os.getcwd(), sorted(os.listdir("/tmp")))
 print("procs", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
 print("stdin", repr(sys.stdin.read()))
@@ -74,6 +75,7 @@ def test_same_isolation_every_way(sandbox):
     assert lines["pid"].split()[0] in ("2", "3")  # the program, under its namespace's init
     assert lines["nproc"] == str((Limits().processes,) * 2)
     assert lines["as"] == str((Limits().address_space,) * 2)
+    assert lines["nofile"] == str((Limits().open_files,) * 2)
     assert lines["cwd"] == "/tmp ['program.py']"
     assert lines["stdin"] == "''"
     assert "refused /etc/x" in finished.stdout
