@@ -11,6 +11,7 @@ problem with its reason. Nothing is dropped silently.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 
@@ -219,10 +220,21 @@ def _refuse_overwriting_source(source: str, out: str) -> None:
                                 f"benchmark to another file")
 
 
+def _holds(uri: str, text: str) -> bool:
+    """Whether `uri` already holds exactly `text` (a missing or unreadable file does not)."""
+    from multiplt import storage
+
+    try:
+        return storage.read_text(uri) == text
+    except MultipltError:  # NotFound included
+        return False
+
+
 def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
                     problems=None) -> dict:
-    """Build `<out>` (JSONL) and `<out>.report.json`; returns the report. An existing `<out>`
-    is removed before the report is written, and `<out>` is written last."""
+    """Build `<out>` (JSONL) and `<out>.report.json`; returns the report. Files that already
+    hold what this build writes are left alone; an `<out>` that changes is removed before the
+    report is written, and written last."""
     from multiplt import storage
 
     language = get_language(lang)
@@ -237,12 +249,27 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
     if not rows:
         raise MultipltError(f"no problem of {source!r} could be built for {lang}: "
                             f"{report['dropped_problems'][:3]}")
+    report_uri = str(out) + ".report.json"
+    # The texts storage.write_json and write_jsonl store
+    rows_same = _holds(out, "".join(json.dumps(row) + "\n" for row in rows))
+    report_same = _holds(report_uri, json.dumps(report) + "\n")
+    if rows_same and report_same:
+        # Every evaluate run builds its benchmark, several at once into one file: a rebuild of
+        # the same content must never make the file disappear under another run's generate.
+        LOG.info("%s is unchanged (%d %s problems); nothing written", out, len(rows),
+                 language.code)
+        return report
+    if rows_same:  # the same problems beside a new report: no old problems to hide
+        storage.write_json(report_uri, report)
+        LOG.info("%s is unchanged; wrote its new report %s", out, report_uri)
+        return report
     # The benchmark file marks a finished build (evaluate skips the build when it exists, and
-    # readers trust the report beside it), so it goes first and comes back last: a rebuild killed
-    # after the new report leaves no file beside it, never the old problems under the new report
-    # (a --limit 2 file taken for the whole benchmark), and the next evaluate simply builds again.
+    # readers trust the report beside it), so a file that changes goes first and comes back last:
+    # a rebuild killed after the new report leaves no file beside it, never the old problems
+    # under the new report (a --limit 2 file taken for the whole benchmark), and the next
+    # evaluate simply builds again. A reader failing meanwhile is right: the benchmark changed.
     storage.delete(out)
-    storage.write_json(str(out) + ".report.json", report)
+    storage.write_json(report_uri, report)
     storage.write_jsonl(out, rows)
     LOG.info("wrote %d %s problems to %s (%.1f%% of %d source asserts translated)", len(rows),
              language.code, out, 100 * report["asserts_translated_fraction"], report["asserts_source"])

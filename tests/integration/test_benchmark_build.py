@@ -114,6 +114,71 @@ def test_a_rebuild_killed_before_its_file_leaves_no_old_problems_beside_the_new_
     assert len(out.read_text().splitlines()) == 3 and built_marker(str(out)) == "_first3"
 
 
+#: the storage calls build_benchmark makes itself
+OWN = ("delete", "write_json", "write_jsonl")
+
+
+def _writes(monkeypatch) -> list:
+    """Every delete and write of the storage API from now on, as (function, URI); a
+    write_json's own write_text and write_bytes are there too."""
+    from multiplt import storage
+
+    calls = []
+    for name in ("delete", "write_bytes", "write_text", "write_json", "write_jsonl"):
+        def record(uri, *args, _name=name, _real=getattr(storage, name), **kwargs):
+            calls.append((_name, str(uri)))
+            return _real(uri, *args, **kwargs)
+        monkeypatch.setattr(storage, name, record)
+    return calls
+
+
+def test_a_rebuild_of_the_same_content_never_removes_the_file(tmp_path, monkeypatch, caplog):
+    """Every evaluate run builds its benchmark, up to 4 at once into the same file, and another
+    run's generate reads it meanwhile: a rebuild that would write the same bytes writes nothing,
+    so the file never disappears (nor is it replaced: same inode, same mtime)."""
+    out = tmp_path / "humaneval-lua.jsonl"
+    report_file = out.with_name(out.name + ".report.json")
+    first = build_benchmark("humaneval", "lua", str(out), limit=2)
+    before = [(p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in (out, report_file)]
+    calls = _writes(monkeypatch)
+    with caplog.at_level("INFO", logger="multiplt.benchmarks"):
+        again = build_benchmark("humaneval", "lua", str(out), limit=2)
+    assert calls == []
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+            for p in (out, report_file)] == before
+    assert again == first
+    assert "is unchanged (2 lua problems); nothing written" in caplog.text
+
+
+def test_a_new_report_beside_the_same_problems_keeps_the_file(tmp_path, monkeypatch):
+    """Only the report differs (another multiplt version): the report is replaced, the file with
+    the same problems stays where it is."""
+    import multiplt
+
+    out = tmp_path / "humaneval-lua.jsonl"
+    build_benchmark("humaneval", "lua", str(out), limit=2)
+    inode, data = out.stat().st_ino, out.read_bytes()
+    monkeypatch.setattr(multiplt, "__version__", "0.0.0+other")
+    calls = _writes(monkeypatch)
+    build_benchmark("humaneval", "lua", str(out), limit=2)
+    assert [name for name, _ in calls if name in OWN] == ["write_json"]
+    assert (out.stat().st_ino, out.read_bytes()) == (inode, data)
+    report = json.loads(out.with_name(out.name + ".report.json").read_text())
+    assert report["config"]["versions"]["multiplt"] == "0.0.0+other"
+
+
+def test_a_changed_benchmark_is_removed_before_its_report_is_written(tmp_path, monkeypatch):
+    """Different problems (--limit 3 after --limit 2): the old file goes first, the new one comes
+    last, as the kill-window test above needs."""
+    out = tmp_path / "humaneval-lua.jsonl"
+    build_benchmark("humaneval", "lua", str(out), limit=2)
+    calls = _writes(monkeypatch)
+    build_benchmark("humaneval", "lua", str(out), limit=3)
+    assert [name for name, _ in calls if name in OWN] == ["delete", "write_json", "write_jsonl"]
+    assert calls[0] == ("delete", str(out))
+    assert len(out.read_text().splitlines()) == 3
+
+
 MINI = [
     {"task_id": "Mini/1", "entry_point": "halve",
      "prompt": "def halve(xs):\n    \"\"\"Halve every number of a list.\n    >>> halve([2, 3])\n    [1.0, 1.5]\n    \"\"\"\n",
