@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import secrets
 import time
 
 from multiplt import storage
@@ -65,6 +66,9 @@ def run_all(checks: list[Check], folder: str, *, workers: int, timeout: float,
     if not todo:
         return summary
     part = sum(1 for u in storage.ls(folder) if u.endswith(".json")) if storage.exists(folder) else 0
+    # two validations of one shard at once (a stalled Airflow try beside its retry) count the same
+    # parts: a name of this run's own keeps one's saved work from replacing the other's
+    run_tag = f"{os.getpid()}-{secrets.token_hex(3)}"
     started = time.monotonic()
     sandbox = Sandbox(unsafe_no_sandbox=unsafe_no_sandbox, private=private)
     bar = progress(total=len(todo), desc="testgen validate", unit="fn")
@@ -74,7 +78,7 @@ def run_all(checks: list[Check], folder: str, *, workers: int, timeout: float,
     def save() -> None:
         nonlocal part, unsaved, last_save
         if unsaved:
-            storage.write_json(storage.join(folder, f"part-{part:05d}.json"),
+            storage.write_json(storage.join(folder, f"part-{part:05d}-{run_tag}.json"),
                                {c.key: {"asserts": c.asserts, "statuses": c.statuses,
                                         "coverage": c.coverage} for c in unsaved})
             part += 1
