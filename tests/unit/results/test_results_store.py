@@ -251,15 +251,21 @@ def test_one_bad_run_among_several_records_none(tmp_path):
     assert not store.exists()
 
 
-@pytest.mark.slow
-def test_concurrent_writers_lose_no_rows(tmp_path):
-    store = str(tmp_path / "results.parquet")
-    runs = [make_run(tmp_path / "runs", lang=lang) for lang in ("rkt", "lua", "r")]
+def record_in_processes(runs: list[str], store: str) -> None:
+    """`multiplt results record` of each run in a process of its own, all at once (as the DAG's
+    tasks); each must exit 0."""
     procs = [subprocess.Popen([sys.executable, "-m", "multiplt", "results", "record", "--scores", run,
                                "--store", store], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
              for run in runs]
     for proc in procs:
         assert proc.wait(timeout=120) == 0, proc.stderr.read()
+
+
+@pytest.mark.slow
+def test_concurrent_writers_lose_no_rows(tmp_path):
+    store = str(tmp_path / "results.parquet")
+    runs = [make_run(tmp_path / "runs", lang=lang) for lang in ("rkt", "lua", "r")]
+    record_in_processes(runs, store)
     assert read_store(store).height == len(runs)
 
 

@@ -6,8 +6,6 @@ nothing recorded, and a server without conditional writes falls back to write-th
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -16,7 +14,7 @@ from multiplt import cli, storage
 from multiplt.errors import PlatformError
 from multiplt.results import read_store, record_runs
 from multiplt.results import store as results_store
-from tests.unit.results.test_results_store import make_run
+from tests.unit.results.test_results_store import make_run, record_in_processes
 
 LANGS = ("rkt", "lua", "r", "jl", "ml", "py")
 
@@ -77,11 +75,7 @@ def test_record_commands_at_once_into_an_s3_store_lose_no_rows(s3_bucket, tmp_pa
     runs = [make_run(tmp_path / "runs", lang=lang) for lang in LANGS[:4]]
     for trial in range(2):
         store = f"{s3_bucket}/results/procs{trial}.parquet"
-        procs = [subprocess.Popen([sys.executable, "-m", "multiplt", "results", "record", "--scores", run,
-                                   "--store", store], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for run in runs]
-        for proc in procs:
-            assert proc.wait(timeout=120) == 0, proc.stderr.read()
+        record_in_processes(runs, store)
         assert read_store(store).height == len(runs)
 
 
