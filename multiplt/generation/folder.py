@@ -81,20 +81,7 @@ def locked(out: str):
     lock (some NFS mounts) go unlocked: the re-read before each write narrows the window there.
     Not reentrant: a second `locked` of the same folder inside the first waits for ever."""
     path = storage.local_path(out)
-    fd = None
-    if path is not None:
-        import fcntl
-
-        try:
-            os.makedirs(path, exist_ok=True)
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:  # the write that follows names the problem (storage's cannot_write)
-            fd = None
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError as exc:
-                LOG.debug("generate: no lock on %s (%s); re-reading before each write only", out, exc)
+    fd = None if path is None else storage.lock_folder(path)
     try:
         yield
     finally:

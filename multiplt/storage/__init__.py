@@ -22,12 +22,13 @@ import os
 from multiplt.errors import MultipltError
 from multiplt.storage import local, s3
 from multiplt.storage.base import ConditionalWriteUnsupported, ObjectInfo, Store
-from multiplt.storage.local import AtomicFile, cannot_write, file_above
+from multiplt.storage.local import AtomicFile, cannot_write, file_above, lock_folder
 from multiplt.storage.uri import NotFound, basename, join, local_path, parse
 
 __all__ = [
     "AtomicFile", "ConditionalWriteUnsupported", "NotFound", "ObjectInfo", "basename", "cannot_write",
-    "copy", "delete", "download_dir", "exists", "file_above", "join", "listing", "local_path", "ls",
+    "copy", "delete", "download_dir", "exists", "file_above", "join", "listing", "local_path",
+    "lock_folder", "ls",
     "read_bytes", "read_json", "read_json_versioned", "read_jsonl", "read_parquet", "read_text",
     "read_versioned",
     "upload_dir", "write_bytes", "write_bytes_if", "write_json", "write_json_if", "write_jsonl",

@@ -247,3 +247,29 @@ def delete(loc: Location, recursive: bool) -> None:
             os.unlink(loc.path)
         except FileNotFoundError:
             pass
+
+
+def lock_folder(path: str, wait: bool = True) -> int | None:
+    """A descriptor of the local folder `path` (made if missing) holding an exclusive flock on it,
+    for the caller to close (which drops the lock; so does the process's end, however it ends).
+    The folder's own descriptor is locked, so no lock file appears in it. None where the folder
+    cannot be made or opened (the caller's first write names the problem) or the file system
+    refuses the lock (some NFS mounts). `wait` False: BlockingIOError when another process
+    holds it (generate and execute wait their turn; train refuses a second run at once)."""
+    import fcntl
+
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    except OSError as exc:
+        LOG.debug("no lock on %s (%s)", path, exc)
+        os.close(fd)
+        return None
+    return fd

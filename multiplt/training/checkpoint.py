@@ -130,7 +130,7 @@ def hold_output(out: str, accelerator):
     if accelerator.is_main_process and path is not None:
         made = not os.path.exists(path)
         try:
-            fd = _lock_folder(path)
+            fd = storage.lock_folder(path, wait=False)
         except BlockingIOError:
             busy = (f"another `multiplt train` is writing {out} (it holds the output's lock); once it "
                     f"has ended, rerun to resume from its newest checkpoint or find the run done")
@@ -145,29 +145,6 @@ def hold_output(out: str, accelerator):
         if made:
             with contextlib.suppress(OSError):  # only an empty folder: a refused run wrote nothing
                 os.rmdir(path)
-
-
-def _lock_folder(path: str) -> int | None:
-    """A descriptor of the local folder `path` (made if missing) holding an exclusive flock on
-    it; None where the folder cannot be made or the file system refuses the lock (the first write
-    names a folder that cannot be made). BlockingIOError when another process holds it."""
-    import fcntl
-
-    try:
-        os.makedirs(path, exist_ok=True)
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise
-    except OSError as exc:
-        LOG.debug("train: no lock on %s (%s)", path, exc)
-        os.close(fd)
-        return None
-    return fd
 
 
 def fetch_state(out: str, tag: str, local_dir: str) -> tuple[str, dict]:
