@@ -145,6 +145,19 @@ def in_shard(sha1: str, shard: tuple[int, int] | None) -> bool:
         return shard[0] == 0  # malformed sha1: shard 0 reports it
 
 
+def all_malformed(rows) -> tuple[dict, str] | None:
+    """(the first row, why it is malformed) when `rows` holds rows and every one is malformed,
+    else None: an input with no usable row at all is a wrong input (another table, a broken
+    export), which testgen and translate refuse instead of dropping row by row into an empty
+    run that looks like a model that wrote nothing. Stops at the first usable row."""
+    first = None
+    for row in rows:
+        if malformed(row) is None:
+            return None
+        first = first or row
+    return None if first is None else (first, malformed(first))
+
+
 def malformed(row: dict) -> str | None:
     """Why a row cannot be used (None when it can)."""
     for col in ("content", "sha1", "entrypoint"):

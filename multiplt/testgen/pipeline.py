@@ -76,17 +76,15 @@ def _select(cfg: TestgenConfig, counts: dict) -> tuple[list[dict], list[dict]]:
 
 
 def _refuse_all_malformed(uri: str, df) -> None:
-    """MultipltError when no row of the whole input is usable: that is a wrong input (another
-    table, a broken export), not functions to drop one by one, and would end as an empty run
-    that looks like a model that wrote no tests. Only a shard without usable rows looks
-    further, and stops at the first usable row of another shard."""
+    """MultipltError when no row of the whole input is usable (inputs.all_malformed). Only a
+    shard without usable rows looks further, and stops at the first usable row of another shard."""
     from multiplt.errors import MultipltError
 
-    if df.height == 0 or any(inputs.malformed(row) is None for row in df.iter_rows(named=True)):
-        return
-    first = df.row(0, named=True)
-    raise MultipltError(f"functions dataset {uri}: all {df.height} rows are malformed; the first "
-                        f"(row 0, id {first.get('id')!r}): {inputs.malformed(first)}")
+    found = inputs.all_malformed(df.iter_rows(named=True))
+    if found is not None:
+        first, reason = found
+        raise MultipltError(f"functions dataset {uri}: all {df.height} rows are malformed; the first "
+                            f"(row 0, id {first.get('id')!r}): {reason}")
 
 
 STAGES = ("all", "generate", "validate", "write")

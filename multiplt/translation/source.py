@@ -7,7 +7,7 @@ import hashlib
 from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.generation.folder import unsafe_name
-from multiplt.testgen.inputs import malformed
+from multiplt.testgen.inputs import all_malformed, malformed
 
 REQUIRED = ("content", "content_with_types", "sha1", "id", "entrypoint", "tests")
 
@@ -134,15 +134,14 @@ def load_rows(uri: str, shard: tuple[int, int] | None = None) -> tuple[list[dict
 
 
 def _refuse_all_malformed(uri: str, frames: list) -> None:
-    """MultipltError when no row of the whole dataset is a function testgen would take (its
-    content parses and defines the entrypoint; see `testgen.inputs.malformed`): a wrong input,
-    not functions to drop one by one into an empty dataset, as testgen refuses such functions.
-    Some malformed rows among good ones are dropped at the build with their reason. Only a
-    shard without a well-formed row looks further, and stops at the first one of another shard."""
-    if any(malformed(row) is None for _, df in frames for row in df.iter_rows(named=True)):
-        return
-    f, df = frames[0]
-    first = df.row(0, named=True)
-    total = sum(df.height for _, df in frames)
-    raise MultipltError(f"tests dataset {uri}: all {total} rows are malformed; the first ({f} row "
-                        f"{first['_row']}, id {first['id']!r}): {malformed(first)}")
+    """MultipltError when no row of the whole dataset is a function testgen would take
+    (testgen.inputs.all_malformed: its content parses and defines the entrypoint), as testgen
+    refuses such functions. Some malformed rows among good ones are dropped at the build with
+    their reason. Only a shard without a well-formed row looks further, and stops at the first
+    one of another shard."""
+    found = all_malformed({**row, "_file": f} for f, df in frames for row in df.iter_rows(named=True))
+    if found is not None:
+        first, reason = found
+        total = sum(df.height for _, df in frames)
+        raise MultipltError(f"tests dataset {uri}: all {total} rows are malformed; the first "
+                            f"({first['_file']} row {first['_row']}, id {first['id']!r}): {reason}")
