@@ -6,7 +6,9 @@ them). Storage layout under the ``[multiplt] data_uri`` root:
     benchmarks/<benchmark>-<lang>.jsonl              benchmark build (<benchmark>: `humaneval`,
                                                      or a path/URI source's file name and
                                                      _s<hash of the source>; then _first<N>/
-                                                     _p<hash> for part of the source)
+                                                     _p<hash> for part of the source; named by
+                                                     multiplt.benchmarks.sources.benchmark_name,
+                                                     as `multiplt evaluate` names it)
     evaluate/<benchmark>-<lang>-<model>-<revision>-<temperature>/   run folder (generate,
                                                      execute, score; recorded in the store;
                                                      <benchmark> ends in _g<hash> for top_p/
@@ -27,23 +29,6 @@ def _safe(text: str) -> str:
     from multiplt.evaluation.run_folder import safe_part
 
     return safe_part(text)
-
-
-def benchmark_name(source: str, limit: int | None, problems: str | None) -> str:
-    """`humaneval` (a catalog source), or another source's name (a JSONL file's name, a Hugging
-    Face dataset's without its owner) with `_s<hash of the source as given>`: two sources of one
-    file name (`s3://a/v1/mbpp.jsonl`, `s3://a/v2/mbpp.jsonl`) would otherwise share a benchmark
-    file, each build overwriting the other's, and a run folder. Marked when only part of it is
-    used, so a partial benchmark never shares a file or run folder with the full one."""
-    import hashlib
-
-    from multiplt.benchmarks.sources import BUILTIN, source_name
-    from multiplt.evaluation.run_folder import selection_marker
-
-    name = source_name(source)
-    if source not in BUILTIN:
-        name += "_s" + hashlib.sha256(source.encode()).hexdigest()[:8]
-    return name + selection_marker(limit, problems)
 
 
 #: generation settings a run folder records and `generate` refuses to mix, but the folder's name
@@ -79,6 +64,7 @@ def score_ks(n: int) -> str:
 def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dict]:
     """One entry per language of a `multiplt_evaluate` run: the command line of each of its
     stages (build, generate, score, record; execute: one per shard) and its run folder."""
+    from multiplt.benchmarks.sources import benchmark_name  # one naming with `multiplt evaluate`
     from multiplt.evaluation.run_folder import run_folder_name
 
     bench = benchmark_name(params["benchmark_source"], params.get("limit"), params.get("problems"))

@@ -51,13 +51,29 @@ class Source:
 def source_name(source: str) -> str:
     """The benchmark's name for a source, as file and folder names use it: `humaneval`; a JSONL
     path or URI's file name without its extension (`data/mbpp.jsonl` -> `mbpp`); a Hugging Face
-    dataset's name without its owner. `multiplt evaluate` names its benchmark files
-    `<name>-<lang>.jsonl` with it (as the evaluate DAG does, adding `_s<hash of the source>` to
-    any source but `humaneval`), so the results store reads the same benchmark name from them as
-    from a file `multiplt benchmark build` wrote under that name."""
+    dataset's name without its owner. benchmark_name adds `_s<hash of the source>` to it for
+    file and folder names; the results store strips that hash again, so it reads this name from
+    them, as from a file `multiplt benchmark build` wrote under this name."""
     from multiplt.evaluation.run_folder import safe_part
 
     return safe_part(re.sub(r"\.(jsonl|json)(\.gz)?$", "", source.rstrip("/").rsplit("/", 1)[-1]))
+
+
+def benchmark_name(source: str, limit: int | None = None, problems: str | None = None) -> str:
+    """The benchmark's part of its file and run folder names, one spelling for `multiplt
+    evaluate` and the evaluate DAG: `humaneval` (a catalog source), or another source's name
+    (source_name: a JSONL file's name, a Hugging Face dataset's without its owner) with
+    `_s<first 8 hex digits of the sha256 of the source as given>`: two sources of one file name
+    (`s3://a/v1/mbpp.jsonl`, `s3://a/v2/mbpp.jsonl`) would otherwise share a benchmark file,
+    each build overwriting the other's (or evaluate refusing the second), and a run folder.
+    Then selection_marker's `_first<N>`/`_p<hash>` when only part of it is used (`limit`,
+    `problems`), so a partial benchmark never shares a file or run folder with the full one."""
+    from multiplt.evaluation.run_folder import selection_marker
+
+    name = source_name(source)
+    if source not in BUILTIN:
+        name += "_s" + hashlib.sha256(source.encode()).hexdigest()[:8]
+    return name + selection_marker(limit, problems)
 
 
 def humaneval_path() -> str:

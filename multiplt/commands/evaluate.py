@@ -2,9 +2,11 @@
 as one command. It writes exactly the files the separate commands write:
   BENCHMARKS/<source>-<lang>.jsonl (+ .report.json)        multiplt benchmark build
   OUT/<source>-<lang>-<model>-<revision>-<temperature>/   multiplt generate, execute, score
-(<source>: the source's name, `humaneval`, or a JSONL file's name without its folder and
-extension; in the run folder with _p<hash> / _first<N> for --problems / --limit; <lang>: the
-language's code, `rkt` for --lang racket)
+(<source>: `humaneval`, or another source's name (a JSONL file's name without its folder and
+extension, a Hugging Face dataset's without its owner) and _s<hash of the source as given>, as
+the evaluate DAG names it, so two sources of one file name get their own files and folders; in
+the run folder with _p<hash> / _first<N> for --problems / --limit; <lang>: the language's code,
+`rkt` for --lang racket)
 and ends with a summary table of pass@k per language."""
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _check_built(bench: str, source: str, code: str) -> None:
 def run(args) -> int:
     from multiplt import storage
     from multiplt.errors import MultipltError
-    from multiplt.evaluation.run_folder import run_folder_name, selection_marker
+    from multiplt.evaluation.run_folder import run_folder_name
     from multiplt.log import progress
     from multiplt.storage.outputs import check_out
 
@@ -62,7 +64,7 @@ def run(args) -> int:
     if not langs:
         raise MultipltError("--lang names no language")
     from multiplt import languages
-    from multiplt.benchmarks.sources import source_name
+    from multiplt.benchmarks.sources import benchmark_name
 
     # an unknown code is an error before any work; a name (`racket`) is its code (`rkt`) in
     # every file and folder name, as in the benchmark's build report and the results store
@@ -85,7 +87,9 @@ def run(args) -> int:
     label = model_label(args)
     bench_root = args.benchmarks or storage.join(args.out, "benchmarks")
     check_out(bench_root, flag="--benchmarks")  # before a benchmark is built into it
-    name = source_name(args.source)  # `data/mbpp.jsonl` -> `mbpp` (the DAG adds `_s<hash>`)
+    # `data/mbpp.jsonl` -> `mbpp_s<hash of the source>`, as the DAG names it: another source of
+    # one file name gets its own benchmark file and run folders (the results store strips the hash)
+    name = benchmark_name(args.source)
     for code in langs:  # a benchmark built earlier is reused: only if built the way this run would
         _check_built(storage.join(bench_root, f"{name}-{code}.jsonl"), args.source, code)
     rows = []
@@ -101,7 +105,7 @@ def run(args) -> int:
         # --limit/--problems mark the folder (as the DAG's): a folder shared with a run of other
         # problems would be scored over both runs' problems
         folder = storage.join(args.out, run_folder_name(
-            name + selection_marker(args.limit, args.problems), code, label,
+            benchmark_name(args.source, args.limit, args.problems), code, label,
             args.revision, args.temperature))
         bar.set_postfix(stage=f"{code} generate")
         from multiplt.generation.driver import generate

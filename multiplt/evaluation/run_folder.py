@@ -84,7 +84,8 @@ def folder_markers(name: str, dataset: str) -> tuple[str, str]:
     benchmark `name` (`multiplt evaluate --limit 5`: `_first5`; the DAG's `_g<hash>`), each ""
     when it has none."""
     # the run folder's benchmark part (before its first "-"): the name, maybe after the rest of a
-    # source path (`multiplt evaluate --source /data/mbpp.jsonl`), then its markers
+    # source path (folders of `multiplt evaluate --source /data/mbpp.jsonl` by older versions),
+    # then its markers
     part = dataset.split("-", 1)[0]
     markers = f"({SELECTION_PATTERN})({SETTINGS_PATTERN})$"
     marked = re.search(r"(?:^|_)" + re.escape(safe_part(name)) + markers, part)

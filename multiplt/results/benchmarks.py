@@ -13,9 +13,9 @@ from multiplt.evaluation.run_folder import (SELECTION_PATTERN, benchmark_selecti
 
 LOG = logging.getLogger("multiplt.results")
 
-# the DAG's mark of a path or URI source in its benchmark file's name (plans.benchmark_name): it
-# keeps two sources of one file name apart in storage; on the board the name is the source's
-# file name, as `multiplt evaluate --source` names it
+# the mark of a path or URI source in its benchmark file's name (benchmarks.sources.benchmark_name,
+# which `multiplt evaluate` and the evaluate DAG share): it keeps two sources of one file name
+# apart in storage; on the board the name is the source's file name
 _SOURCE_MARK = re.compile(f"_s[0-9a-f]{{8}}(?={SELECTION_PATTERN}$)")
 PARTIAL = "_partial"  # a run recorded with --allow-partial: not all of what it selected was scored
 

@@ -18,7 +18,8 @@ for _path in (str(DAGS), str(REPO / "plugins")):
         sys.path.insert(0, _path)
 
 from multiplt_pipelines import params as schemas  # noqa: E402
-from multiplt_pipelines.plans import (benchmark_name, checkpoint_confs, evaluation_plan,  # noqa: E402
+from multiplt.benchmarks.sources import benchmark_name  # noqa: E402  (the DAG's and the CLI's naming)
+from multiplt_pipelines.plans import (checkpoint_confs, evaluation_plan,  # noqa: E402
                                       training_plan, trigger_run_id)
 from tests.support.airflow import load_dag  # noqa: E402
 

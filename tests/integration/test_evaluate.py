@@ -143,40 +143,104 @@ def test_a_benchmark_built_otherwise_is_not_reused(tmp_path, capsys):
     assert "was built from source 'humaneval', language 'lua', limit 2, not from all of" in capsys.readouterr().err
 
 
-def test_a_jsonl_source_and_a_language_name_give_the_names_benchmark_build_gives(tmp_path, capsys):
-    """`--source data/mini.jsonl` names the benchmark `mini` (its file `mini-<lang>.jsonl`, its
-    run folder `mini-<lang>-...`, as the evaluate DAG names them), not `mini.jsonl` in a copy of
-    the source's folders; `--lang racket` is the code `rkt` in every name (as in the build
-    report and the results store), and in --replay-source's `{lang}`."""
+MINI = {  # name: (task_id, entry_point, factor): `def <name>(x)` returns factor * x
+    "double": ("Mini/0", 2), "triple": ("Mini/1", 3)}
+
+
+def write_source(path, names=("double",)):
+    """A JSONL source of the MINI problems `names`."""
     import json
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in names:
+        task_id, factor = MINI[name]
+        rows.append(json.dumps({
+            "task_id": task_id, "entry_point": name, "canonical_solution": f"    return {factor} * x\n",
+            "prompt": f'def {name}(x: int) -> int:\n    """{factor} times x."""\n',
+            "test": f"def check(candidate):\n    assert candidate(1) == {factor}\n"
+                    f"    assert candidate(0) == 0\n    assert candidate(-3) == {-3 * factor}\n"}))
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+def write_replay(folder, codes=("rkt", "lua")):
+    """`folder/<code>.jsonl`: the right completion of every MINI problem in each language."""
+    import json
+
+    folder.mkdir()
+    for code in codes:
+        lines = []
+        for name, (task_id, factor) in MINI.items():
+            body = f"  (* {factor} x))\n" if code == "rkt" else f"    return {factor} * x\nend\n"
+            lines.append(json.dumps({"name": f"{task_id.replace('/', '_')}_{name}", "completion": body}))
+        (folder / f"{code}.jsonl").write_text("\n".join(lines) + "\n")
+    return str(folder / "{lang}.jsonl")
+
+
+def hashed(source: str) -> str:
+    """The name the evaluate DAG gives a path source: its file's name and `_s<hash>`."""
+    import hashlib
+
+    return "mini_s" + hashlib.sha256(source.encode()).hexdigest()[:8]
+
+
+def test_a_jsonl_source_and_a_language_name_give_the_names_benchmark_build_gives(tmp_path, capsys):
+    """`--source data/mini.jsonl` names the benchmark `mini_s<hash of the source>` (its file
+    `mini_s<hash>-<lang>.jsonl`, its run folder `mini_s<hash>-<lang>-...`, as the evaluate DAG
+    names them), not `mini.jsonl` in a copy of the source's folders, and the results store reads
+    `mini` back; `--lang racket` is the code `rkt` in every name (as in the build report and the
+    results store), and in --replay-source's `{lang}`."""
     from multiplt.results.benchmarks import benchmark_name
 
-    source = tmp_path / "data" / "mini.jsonl"
-    source.parent.mkdir()
-    source.write_text(json.dumps({
-        "task_id": "Mini/0", "entry_point": "double", "canonical_solution": "    return 2 * x\n",
-        "prompt": 'def double(x: int) -> int:\n    """Twice x."""\n',
-        "test": "def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(0) == 0\n"
-                "    assert candidate(-3) == -6\n"}) + "\n")
-    replay = tmp_path / "replay"
-    replay.mkdir()
-    for code, body in (("rkt", "  (* 2 x))\n"), ("lua", "    return 2 * x\nend\n")):
-        (replay / f"{code}.jsonl").write_text(json.dumps({"name": "Mini_0_double", "completion": body}) + "\n")
+    source = write_source(tmp_path / "data" / "mini.jsonl")
+    replay = write_replay(tmp_path / "replay")
     out, benchmarks = tmp_path / "eval", tmp_path / "benchmarks"
-    assert cli.main(["evaluate", "--lang", "racket,lua", "--source", str(source), "--out", str(out),
+    assert cli.main(["evaluate", "--lang", "racket,lua", "--source", source, "--out", str(out),
                      "--benchmarks", str(benchmarks), "--backend", "replay", "--model", "ref",
-                     "--replay-source", str(replay / "{lang}.jsonl"), "--n", "1",
-                     "--workers", "2"]) == 0
+                     "--replay-source", replay, "--n", "1", "--workers", "2"]) == 0
     table = capsys.readouterr().out
+    name = hashed(source)
     assert sorted(p.name for p in benchmarks.iterdir()) == [
-        "mini-lua.jsonl", "mini-lua.jsonl.report.json", "mini-rkt.jsonl", "mini-rkt.jsonl.report.json"]
+        f"{name}-lua.jsonl", f"{name}-lua.jsonl.report.json", f"{name}-rkt.jsonl",
+        f"{name}-rkt.jsonl.report.json"]
     folders = sorted(p.name for p in out.iterdir())
-    assert folders == ["mini-lua-ref-main-0.2", "mini-rkt-ref-main-0.2"], folders
+    assert folders == [f"{name}-lua-ref-main-0.2", f"{name}-rkt-ref-main-0.2"], folders
     assert [line.split()[0] for line in table.splitlines()[2:]] == ["rkt", "lua"], table
     for code in ("rkt", "lua"):
-        row = {"benchmark": str(benchmarks / f"mini-{code}.jsonl"), "lang": code,
-               "dataset": f"mini-{code}-ref-main-0.2"}
+        row = {"benchmark": str(benchmarks / f"{name}-{code}.jsonl"), "lang": code,
+               "dataset": f"{name}-{code}-ref-main-0.2"}
         assert benchmark_name(row) == "mini"
         scores = (out / row["dataset"] / "_scores.csv").read_text().splitlines()[1].split(",")
         assert scores[2] == "1.0", (code, scores)
+
+
+def test_two_sources_of_one_file_name_get_their_own_benchmark_files_and_run_folders(tmp_path):
+    """`data/v1/mini.jsonl` and `data/v2/mini.jsonl` once shared `<benchmarks>/mini-lua.jsonl`,
+    so evaluate refused the second source (the file's report names the first); each now gets
+    the file and run folders the evaluate DAG would give it, and the results store still counts
+    both as the one benchmark `mini` (a part of one, `--limit 1`, as `mini_first1`)."""
+    from multiplt.results import read_store
+    from multiplt.results.benchmarks import benchmark_name
+
+    one = write_source(tmp_path / "data" / "v1" / "mini.jsonl")
+    two = write_source(tmp_path / "data" / "v2" / "mini.jsonl", names=("double", "triple"))
+    replay = write_replay(tmp_path / "replay", codes=("lua",))
+    out, benchmarks, store = tmp_path / "eval", tmp_path / "benchmarks", tmp_path / "results.parquet"
+    common = ["--lang", "lua", "--out", str(out), "--benchmarks", str(benchmarks), "--backend", "replay",
+              "--model", "ref", "--replay-source", replay, "--n", "1", "--workers", "2"]
+    for source, extra in ((one, []), (two, []), (two, ["--limit", "1"])):
+        assert cli.main(["evaluate", "--source", source, *common, *extra]) == 0, (source, extra)
+    assert hashed(one) != hashed(two)
+    assert sorted(p.name for p in benchmarks.iterdir()) == sorted(
+        f"{hashed(s)}-lua.jsonl{ext}" for s in (one, two) for ext in ("", ".report.json"))
+    assert len(storage.read_jsonl(str(benchmarks / f"{hashed(two)}-lua.jsonl"))) == 2
+    folders = sorted(p.name for p in out.iterdir())
+    assert folders == sorted([f"{hashed(one)}-lua-ref-main-0.2", f"{hashed(two)}-lua-ref-main-0.2",
+                              f"{hashed(two)}_first1-lua-ref-main-0.2"]), folders
+    for folder in folders:
+        assert cli.main(["results", "record", "--scores", str(out / folder), "--store", str(store)]) == 0
+    rows = read_store(str(store)).to_dicts()
+    assert sorted((row["dataset"], benchmark_name(row), row["num_problems"]) for row in rows) == sorted([
+        (f"{hashed(one)}-lua-ref-main-0.2", "mini", 1), (f"{hashed(two)}-lua-ref-main-0.2", "mini", 2),
+        (f"{hashed(two)}_first1-lua-ref-main-0.2", "mini_first1", 1)])
