@@ -182,6 +182,22 @@ def bound_names(stmt: ast.stmt) -> set[str]:
     return names
 
 
+def is_main_guard(stmt: ast.stmt) -> bool:
+    """`if __name__ == "__main__":` (either side of the `==`) with no `else`: its body runs only
+    when the module is a script, never when it is imported, so what it binds is not the
+    function's to use, and a context that held it would run the script's main code in type
+    checking and test generation."""
+    if not isinstance(stmt, ast.If) or stmt.orelse or not isinstance(stmt.test, ast.Compare):
+        return False
+    test = stmt.test
+    if len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    mains = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(names) == 1 and len(mains) == 1
+
+
 class ModuleNames:
     """Which module-level statement binds which name, and which module names each one reads."""
 
@@ -194,6 +210,8 @@ class ModuleNames:
             if isinstance(stmt, ast.ImportFrom) and (stmt.module == "__future__"
                                                      or any(a.name == "*" for a in stmt.names)):
                 self.always.append(index)
+                continue
+            if is_main_guard(stmt):  # runs only as a script: binds nothing for the function
                 continue
             for name in bound_names(stmt):
                 self.binders.setdefault(name, []).append(index)

@@ -204,3 +204,39 @@ def test_a_function_nested_too_deeply_is_excluded_as_too_deep():
     assert depth(ast.parse(at_limit).body[0]) == MAX_DEPTH
     assert extract(Document("g.py", at_limit.encode(), {"path": "g.py"}))[1] == []
     assert extract(Document("g.py", over.encode(), {"path": "g.py"}))[1][0]["reason"] == "too_deep"
+
+
+def test_a_main_guard_block_is_never_context():
+    # names bound only under `if __name__ == "__main__":` do not exist when the module is
+    # imported; a context holding the block would run the script's main code (here: sys.exit)
+    # in type checking and test generation
+    rows = rows_of('''
+        import re
+
+        if __name__ == "__main__":
+            import sys
+            LIMIT = int(sys.argv[1])
+            sys.exit(main())
+
+        if "__main__" == __name__:
+            WIDTH = 3
+
+        def clip(s):
+            """Clip s."""
+            return re.sub("x", "", s)[:LIMIT + WIDTH]
+    ''')
+    assert rows[-1]["context"] == "import re\n"
+
+
+def test_an_if_with_else_on_name_still_binds():
+    row = row_of('''
+        if __name__ == "__main__":
+            SEP = ","
+        else:
+            SEP = ";"
+
+        def join(xs):
+            """Join xs."""
+            return SEP.join(xs)
+    ''')
+    assert row["context"].startswith('if __name__ == "__main__":')
