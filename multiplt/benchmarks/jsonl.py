@@ -39,12 +39,11 @@ def loads(text: str, label: str):
 def numbered_lines(text: str, label: str) -> Iterator[tuple[int, object]]:
     """(line number, JSON value) of each non-blank line of a JSONL text read from `label`; a
     MultipltError naming `label` and the line of one that is not JSON or writes a key twice.
-    Lines end at "\\n" (a "\\r" before it is dropped) and nowhere else: str.splitlines would
-    also cut at U+2028, U+0085, form feeds and the like, which JSON allows raw inside strings."""
-    for number, line in enumerate(text.split("\n"), 1):
-        line = line.removesuffix("\r")
-        if line.strip():
-            yield number, loads(line, f"{label}: line {number}")
+    Lines are storage.jsonl_lines's: they end at "\\n" only (a "\\r" before it is dropped)."""
+    from multiplt import storage
+
+    for number, line in storage.jsonl_lines(text):
+        yield number, loads(line, f"{label}: line {number}")
 
 
 def read_records(uri: str) -> list[dict]:

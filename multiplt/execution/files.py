@@ -16,12 +16,10 @@ import gzip
 import json
 import logging
 import os
-import random
-import time
 from typing import Callable
 
 from multiplt import storage
-from multiplt.errors import MultipltError, PlatformError
+from multiplt.errors import MultipltError
 from multiplt.evaluation import run_folder
 
 PENDING_KEY = "multiplt_pending"
@@ -236,29 +234,22 @@ WRITE_ATTEMPTS = 16
 
 def _add_results_if(uri: str, merge: Callable[[dict | None], dict]) -> None:
     """add_results on object storage: read the file with its version tag, merge, and write it
-    only if it is still that version, else again. A server without conditional writes gets a
-    plain write (warned once per folder)."""
-    for attempt in range(WRITE_ATTEMPTS):
-        try:
-            data, etag = storage.read_versioned(uri)
-            existing = _results_doc_of(data, uri)
-        except storage.NotFound:
-            existing, etag = None, None
-        doc = merge(existing)
-        try:
-            if storage.write_bytes_if(uri, _encoded(doc), etag):
-                return
-        except storage.ConditionalWriteUnsupported as exc:
-            folder = uri.rsplit("/", 1)[0]
-            if folder not in _UNCONDITIONAL:
-                _UNCONDITIONAL.add(folder)
-                LOG.warning("%s; writing the results files of %s without them: two executes into "
-                            "this folder at once may cut each other's results", exc, folder)
-            storage.write_bytes(uri, _encoded(doc))
-            return
-        time.sleep(random.uniform(0, min(1.0, 0.02 * 2 ** attempt)))
-    raise PlatformError(f"{uri}: other writers changed the file on each of {WRITE_ATTEMPTS} attempts "
-                        "to add results; run execute again later")
+    only if it is still that version, else again (storage.update). A server without
+    conditional writes gets a plain write (warned once per folder)."""
+    def merged(data: bytes | None) -> bytes:
+        return _encoded(merge(None if data is None else _results_doc_of(data, uri)))
+
+    def write_plainly(exc: storage.ConditionalWriteUnsupported, data: bytes) -> None:
+        folder = uri.rsplit("/", 1)[0]
+        if folder not in _UNCONDITIONAL:
+            _UNCONDITIONAL.add(folder)
+            LOG.warning("%s; writing the results files of %s without them: two executes into "
+                        "this folder at once may cut each other's results", exc, folder)
+        storage.write_bytes(uri, data)
+
+    storage.update(uri, merged, attempts=WRITE_ATTEMPTS, unsupported=write_plainly, log=LOG,
+                   gave_up=f"{uri}: other writers changed the file on each of {WRITE_ATTEMPTS} "
+                           "attempts to add results; run execute again later")
 
 
 #: the folders whose store refused a conditional write (warned once)

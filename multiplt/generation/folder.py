@@ -158,34 +158,25 @@ WRITE_ATTEMPTS = 16
 
 def _add_completions_if(uri: str, record: dict, benchmark: str) -> tuple[list[str], bool]:
     """add_completions on object storage, where `locked` holds nothing: the file is read with its
-    version tag and written only if it is still that version (storage.write_json_if), else read,
-    merged and written again. A server without conditional writes gets a plain write (warned)."""
-    import random
-    import time
+    version tag and written only if it is still that version, else read, merged and written
+    again (storage.update). A server without conditional writes gets a plain write (warned)."""
+    completions: list[list[str]] = []  # the last merge's: what was written, or the file's
 
-    from multiplt.errors import PlatformError
-
-    for attempt in range(WRITE_ATTEMPTS):
-        try:
-            existing, etag = storage.read_json_versioned(uri)
-        except storage.NotFound:
-            existing, etag = None, None
-        else:
-            _checked_problem(uri, existing)
+    def merge(data: bytes | None) -> bytes | None:
+        existing = None if data is None else _checked_problem(uri, storage.decode_json(uri, data))
         merged = _merged(uri, existing, record, benchmark)
-        if merged is None:
-            return list(existing["completions"]), False
-        try:
-            if storage.write_json_if(uri, {**record, "completions": merged}, etag):
-                return merged, True
-        except storage.ConditionalWriteUnsupported as exc:
-            LOG.warning("%s; writing %s without them: two generates into this folder at once may "
-                        "cut each other's completions", exc, uri)
-            storage.write_json(uri, {**record, "completions": merged})
-            return merged, True
-        time.sleep(random.uniform(0, min(1.0, 0.02 * 2 ** attempt)))
-    raise PlatformError(f"{uri}: other writers changed the file on each of {WRITE_ATTEMPTS} attempts "
-                        f"to add completions; retry later")
+        completions[:] = [list(existing["completions"]) if merged is None else merged]
+        return None if merged is None else storage.encode_json(uri, {**record, "completions": merged})
+
+    def write_plainly(exc: storage.ConditionalWriteUnsupported, data: bytes) -> None:
+        LOG.warning("%s; writing %s without them: two generates into this folder at once may "
+                    "cut each other's completions", exc, uri)
+        storage.write_bytes(uri, data)
+
+    written = storage.update(uri, merge, attempts=WRITE_ATTEMPTS, unsupported=write_plainly, log=LOG,
+                             gave_up=f"{uri}: other writers changed the file on each of {WRITE_ATTEMPTS} "
+                                     "attempts to add completions; retry later")
+    return completions[0], written is not None
 
 
 def read_run(out: str) -> dict | None:

@@ -18,8 +18,6 @@ import datetime
 import io
 import logging
 import os
-import random
-import time
 
 from multiplt.errors import MultipltError, PlatformError
 from multiplt.log import Funnel
@@ -155,35 +153,38 @@ def _parquet(table) -> bytes:
 
 
 def _record_conditionally(store_uri: str, new_rows: list[dict], now: str):
-    """Read-merge-write of an object store with conditional writes: the write succeeds only if
-    the table is still the version read, else read, merge and write again. (The table read, the
-    table written)."""
+    """Read-merge-write of an object store with conditional writes (storage.update): the write
+    succeeds only if the table is still the version read, else read, merge and write again.
+    (The table read, the table written)."""
     from multiplt import storage
 
-    for attempt in range(CONDITIONAL_ATTEMPTS):
-        current, etag = _read_versioned(store_uri)
-        merged = _merge(current, new_rows, now)
-        try:
-            written = storage.write_bytes_if(store_uri, _parquet(merged), etag)
-        except storage.ConditionalWriteUnsupported as exc:
-            LOG.warning("%s; recording without them: runs recorded into %s at the same time may "
-                        "lose rows (record them one at a time)", exc, store_uri)
-            return _record_unconditionally(store_uri, new_rows, now)
+    last: dict = {}  # the last merge's tables: those of the version written
+
+    def merge(data: bytes | None) -> bytes:
+        last["current"] = _empty() if data is None else _table(store_uri, data)
+        last["merged"] = _merge(last["current"], new_rows, now)
+        return _parquet(last["merged"])
+
+    def rows_stayed() -> bool:
         # A server that ignores the conditions is caught here at least when the table lost the
         # rows before this read (as _record_unconditionally checks); with conditional writes no
         # later writer can drop them, so this never fails.
-        if written and _contains(_read_versioned(store_uri)[0], new_rows):
-            return current, merged
-        if written:
-            LOG.warning("%s lost the rows just written (the server may ignore conditional "
-                        "writes); merging again", store_uri)
-        if attempt + 1 < CONDITIONAL_ATTEMPTS:
-            wait = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_S * 2 ** attempt))
-            LOG.info("%s changed since it was read (attempt %d of %d); merging again in %.2fs",
-                     store_uri, attempt + 1, CONDITIONAL_ATTEMPTS, wait)
-            time.sleep(wait)
-    raise PlatformError(f"results store {store_uri}: other writers replaced the table on each of "
-                        f"{CONDITIONAL_ATTEMPTS} attempts to record; nothing recorded, retry later")
+        if _contains(_read_versioned(store_uri)[0], new_rows):
+            return True
+        LOG.warning("%s lost the rows just written (the server may ignore conditional "
+                    "writes); merging again", store_uri)
+        return False
+
+    try:
+        storage.update(store_uri, merge, confirm=rows_stayed, attempts=CONDITIONAL_ATTEMPTS,
+                       backoff_s=BACKOFF_S, backoff_max_s=BACKOFF_MAX_S, log=LOG,
+                       gave_up=f"results store {store_uri}: other writers replaced the table on each "
+                               f"of {CONDITIONAL_ATTEMPTS} attempts to record; nothing recorded, retry later")
+    except storage.ConditionalWriteUnsupported as exc:
+        LOG.warning("%s; recording without them: runs recorded into %s at the same time may "
+                    "lose rows (record them one at a time)", exc, store_uri)
+        return _record_unconditionally(store_uri, new_rows, now)
+    return last["current"], last["merged"]
 
 
 def _record_unconditionally(store_uri: str, new_rows: list[dict], now: str):

@@ -5,7 +5,7 @@ in a container against AWS or MinIO. Formats ride on bytes: text (UTF-8), JSON, 
 parquet; a ``.gz`` suffix gzips text, JSON and JSON lines. Every write is atomic (see local.py and
 s3.py): a reader sees the previous object or the complete new one, never a torn one.
 `read_versioned` and `write_bytes_if` make a read-modify-write safe against concurrent writers
-(compare-and-swap on the object's version; S3 conditional writes).
+(compare-and-swap on the object's version; S3 conditional writes); `update` is that loop, retried.
 
     from multiplt import storage
     rows = storage.read_jsonl("s3://bucket/bench/humaneval-rkt.jsonl")
@@ -17,9 +17,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import os
+import random
+import time
+from typing import Callable, Iterator
 
-from multiplt.errors import MultipltError
+from multiplt.errors import MultipltError, PlatformError
 from multiplt.storage import local, s3
 from multiplt.storage.base import ConditionalWriteUnsupported, ObjectInfo, Store
 from multiplt.storage.local import AtomicFile, cannot_write, file_above, lock_folder
@@ -27,15 +31,16 @@ from multiplt.storage.uri import NotFound, basename, join, local_path, parse
 
 __all__ = [
     "AtomicFile", "ConditionalWriteUnsupported", "NotFound", "ObjectInfo", "basename", "cannot_write",
-    "copy", "delete", "download_dir", "exists", "file_above", "join", "listing", "local_path",
-    "lock_folder", "ls",
-    "read_bytes", "read_json", "read_json_versioned", "read_jsonl", "read_parquet", "read_text",
+    "copy", "decode_json", "delete", "download_dir", "encode_json", "exists", "file_above", "join",
+    "jsonl_lines", "listing", "local_path", "lock_folder", "ls",
+    "read_bytes", "read_json", "read_jsonl", "read_parquet", "read_text",
     "read_versioned",
-    "upload_dir", "write_bytes", "write_bytes_if", "write_json", "write_json_if", "write_jsonl",
+    "update", "upload_dir", "write_bytes", "write_bytes_if", "write_json", "write_jsonl",
     "write_parquet",
     "write_text",
 ]
 
+LOG = logging.getLogger("multiplt.storage")
 #: the backend of each URI scheme (`uri.parse` knows no other schemes)
 STORES: dict[str, Store] = {"file": local, "s3": s3}
 
@@ -142,30 +147,91 @@ def _json(uri, text: str):
         raise MultipltError(f"{uri} is not valid JSON: {exc}") from None
 
 
+def decode_json(uri, data: bytes):
+    """The JSON value stored as `data` at `uri` (gunzipped for a .gz name), with read_json's
+    errors: the decoding half of read_json, for bytes read otherwise (e.g. by `update`)."""
+    return _json(uri, _text(uri, data))
+
+
+def encode_json(uri, value, indent: int | None = None) -> bytes:
+    """The bytes write_json stores `value` as at `uri` (gzipped for a .gz name)."""
+    return _stored(uri, json.dumps(value, indent=indent) + "\n")
+
+
 def write_json(uri, value, indent: int | None = None, if_changed: bool = False) -> None:
     write_text(uri, json.dumps(value, indent=indent) + "\n", if_changed=if_changed)
 
 
-def read_json_versioned(uri):
-    """read_json, and the version tag of the version read (read_versioned), for write_json_if."""
-    data, etag = read_versioned(uri)
-    return _json(uri, _text(uri, data)), etag
+# ---- read-merge-write ----------------------------------------------------------------------------
+#: compare-and-swap attempts of `update` before it gives up, and the backoff between them (a
+#: random wait up to UPDATE_BACKOFF_S doubled per attempt, at most UPDATE_BACKOFF_MAX_S)
+UPDATE_ATTEMPTS = 16
+UPDATE_BACKOFF_S = 0.02
+UPDATE_BACKOFF_MAX_S = 1.0
 
 
-def write_json_if(uri, value, etag: str | None) -> bool:
-    """write_json as a compare-and-swap (write_bytes_if): True when written."""
-    return write_bytes_if(uri, _stored(uri, json.dumps(value) + "\n"), etag)
+def update(uri, merge: Callable[[bytes | None], bytes | None], *, gave_up: str,
+           attempts: int = UPDATE_ATTEMPTS, backoff_s: float = UPDATE_BACKOFF_S,
+           backoff_max_s: float = UPDATE_BACKOFF_MAX_S,
+           unsupported: Callable[[ConditionalWriteUnsupported, bytes], None] | None = None,
+           confirm: Callable[[], bool] | None = None, log: logging.Logger = LOG) -> bytes | None:
+    """A read-merge-write of `uri` that no other writer comes between, without a lock (object
+    storage has none): read the bytes with their version tag (read_versioned; None when there is
+    no object), `merge` them into the bytes to store (None: nothing to store, and nothing is
+    written), and store those only if `uri` still holds the version read (write_bytes_if). When
+    another writer changed, created or deleted it in between, wait a random while (up to
+    `backoff_s` doubled per attempt, at most `backoff_max_s`; an INFO line on `log`) and read and
+    merge again: at most `attempts` times, then PlatformError(`gave_up`). `merge`
+    runs once per attempt on the bytes of that attempt, so what it records of its last call is
+    what was written. `confirm`, when given, is asked after each successful write whether the
+    change is still there (by reading it back: a server that ignores the conditions is caught
+    when the change was lost before that read); False counts as a lost race. A server without
+    conditional writes (ConditionalWriteUnsupported): `unsupported(exc, data)` gets the bytes
+    `merge` made (to warn and write them plainly, say) and `update` ends there; without
+    `unsupported` the exception reaches the caller. Returns the bytes written (or handed to
+    `unsupported`); None when `merge` said there is nothing to write."""
+    if attempts < 1:
+        raise ValueError(f"update needs at least 1 attempt, got {attempts}")
+    for attempt in range(attempts):
+        try:
+            data, etag = read_versioned(uri)
+        except NotFound:
+            data, etag = None, None
+        new = merge(data)
+        if new is None:
+            return None
+        try:
+            written = write_bytes_if(uri, new, etag)
+        except ConditionalWriteUnsupported as exc:
+            if unsupported is None:
+                raise
+            unsupported(exc, new)
+            return new
+        if written and (confirm is None or confirm()):
+            return new
+        if attempt + 1 < attempts:
+            wait = random.uniform(0, min(backoff_max_s, backoff_s * 2 ** attempt))
+            log.info("%s changed since it was read (attempt %d of %d); merging again in %.2fs",
+                     uri, attempt + 1, attempts, wait)
+            time.sleep(wait)
+    raise PlatformError(gave_up)
+
+
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number from 1, line) of each non-blank line of a JSONL text. Lines end at "\n" (a
+    "\r" before it is dropped) and nowhere else: str.splitlines would also cut at U+2028,
+    U+0085, form feeds and the like, which JSON allows raw inside strings."""
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
+        if line.strip():
+            yield number, line
 
 
 def read_jsonl(uri) -> list[dict]:
-    """The JSON objects of a JSONL file, one per non-blank line; any other line is an error.
-    Lines end at "\n" (a "\r" before it is dropped) and nowhere else: str.splitlines would also
-    cut at U+2028, U+0085, form feeds and the like, which JSON allows raw inside strings."""
+    """The JSON objects of a JSONL file, one per non-blank line (jsonl_lines); any other line is
+    an error naming its number."""
     rows = []
-    for number, line in enumerate(read_text(uri).split("\n"), 1):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(read_text(uri)):
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 import threading
+import time
 
 import pytest
 
@@ -130,3 +132,19 @@ def test_s3_without_conditional_writes_writes_plainly_and_warns_once(s3_bucket, 
         files.add_results(uri, DOC, [None, result(1)] + [None] * 4, never, None)
     assert [r["stdout"] for r in read(uri)["results"]] == ["a", "a"]
     assert len([r for r in caplog.records if "without them" in r.message]) == 1
+
+
+def test_s3_file_that_keeps_changing_is_a_retryable_error_writing_nothing(s3_bucket, monkeypatch):
+    """Every conditional write refused: PlatformError (exit 3) after WRITE_ATTEMPTS, the file as it was."""
+    from multiplt.errors import PlatformError
+
+    uri = files.results_uri(s3_bucket + "/run", "P")
+    files.add_results(uri, DOC, [result(0)] + [None] * 5, never, None)
+    before, tries = storage.read_bytes(uri), []
+    monkeypatch.setattr(files, "WRITE_ATTEMPTS", 3)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    monkeypatch.setattr(storage, "write_bytes_if", lambda u, data, etag: tries.append(etag) or False)
+    with pytest.raises(PlatformError, match=rf"^{re.escape(uri)}: other writers changed the file on each of 3 "
+                                            r"attempts to add results; run execute again later$"):
+        files.add_results(uri, DOC, [None, result(1)] + [None] * 4, never, None)
+    assert len(tries) == 3 and storage.read_bytes(uri) == before

@@ -9,6 +9,8 @@ one's backend, between two of its batches, where a real second process could wri
 import fcntl
 import logging
 import os
+import re
+import time
 
 import pytest
 
@@ -212,3 +214,40 @@ def test_on_object_storage_a_file_another_generate_wrote_meanwhile_is_merged_aga
     merged, wrote = folder.add_completions(out, {**base, "completions": ["a", "b", "c"]}, "bench")
     assert raced and (merged, wrote) == (["a", "b", "c", "d"], False)
     assert storage.read_json(uri)["completions"] == ["a", "b", "c", "d"]
+
+
+OBJECT_PROBLEM = {"name": "P", "language": "py", "prompt": "def f():\n", "tests": "assert True\n",
+                  "stop_tokens": ["\ndef"], "temperature": 0.2, "top_p": 0.95, "max_tokens": 64}
+
+
+def test_on_object_storage_a_file_that_keeps_changing_is_a_retryable_error(s3_bucket, monkeypatch):
+    from multiplt import storage
+    from multiplt.errors import PlatformError
+
+    out = f"{s3_bucket}/run"
+    folder.write_problem(out, {**OBJECT_PROBLEM, "completions": ["a"]})
+    uri, tries = folder.problem_uri(out, "P"), []
+    monkeypatch.setattr(folder, "WRITE_ATTEMPTS", 2)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    monkeypatch.setattr(storage, "write_bytes_if", lambda u, data, etag: tries.append(etag) or False)
+    with pytest.raises(PlatformError, match=rf"^{re.escape(uri)}: other writers changed the file on each of 2 "
+                                            r"attempts to add completions; retry later$"):
+        folder.add_completions(out, {**OBJECT_PROBLEM, "completions": ["a", "b"]}, "bench")
+    assert len(tries) == 2 and storage.read_json(uri)["completions"] == ["a"]
+
+
+def test_on_object_storage_without_conditional_writes_a_file_is_written_plainly(s3_bucket, monkeypatch, caplog):
+    from multiplt import storage
+
+    def unsupported(uri, data, etag):
+        raise storage.ConditionalWriteUnsupported("the server does not support conditional writes")
+
+    out = f"{s3_bucket}/run"
+    folder.write_problem(out, {**OBJECT_PROBLEM, "completions": ["a"]})
+    monkeypatch.setattr(storage, "write_bytes_if", unsupported)
+    with caplog.at_level(logging.WARNING, logger="multiplt.generation"):
+        assert folder.add_completions(out, {**OBJECT_PROBLEM, "completions": ["x", "b"]}, "bench") == (["a", "b"], True)
+        # nothing to add: no write, so no warning either
+        assert folder.add_completions(out, {**OBJECT_PROBLEM, "completions": ["a"]}, "bench") == (["a", "b"], False)
+    assert storage.read_json(folder.problem_uri(out, "P")) == {**OBJECT_PROBLEM, "completions": ["a", "b"]}
+    assert len([r for r in caplog.records if "two generates into this folder at once" in r.message]) == 1
