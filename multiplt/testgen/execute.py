@@ -84,7 +84,7 @@ def run_all(checks: list[Check], folder: str, *, workers: int, timeout: float,
             part += 1
             unsaved, last_save = [], time.monotonic()
 
-    cov_path = coverage_path()
+    cov_path = coverage_path(unsafe_no_sandbox)
     try:
         sandbox.check()
         summary["sandbox"] = sandbox.mode

@@ -30,7 +30,7 @@ from multiplt.storage.outputs import check_out, refuse_foreign
 from multiplt.testgen import asserts, funnel, inputs, outcome, prompt
 from multiplt.testgen.funnel import DONE
 from multiplt.testgen.config import TestgenConfig, absolute_input
-from multiplt.testgen.validate import Check
+from multiplt.testgen.validate import Check, coverage_path
 
 LOG = logging.getLogger("multiplt.testgen")
 ROWS = "rows.jsonl"  # the first file a shard writes: it marks --out as testgen's (_check_own_folder)
@@ -117,6 +117,9 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
         LOG.info("testgen: %s already done in %s", cfg.shard_name, cfg.out)
         funnel.merge(cfg.out)
         return {"shard": cfg.shard_name, "skipped": True}
+    if stage in ("all", "validate"):
+        # a setup the validation refuses is refused before any row is read or sampled
+        coverage_path(cfg.unsafe_no_sandbox)
     summary = {"shard": cfg.shard_name}
     if stage in ("all", "generate"):
         summary.update(generate_stage(cfg, work))

@@ -15,7 +15,7 @@ import json
 import os
 
 from multiplt import languages
-from multiplt.errors import PlatformError
+from multiplt.errors import MultipltError, PlatformError
 from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import Sandbox
 
@@ -59,15 +59,18 @@ def runner_source() -> str:
                         for name in RUNNER_PARTS)
 
 
-def coverage_path() -> str:
+def coverage_path(unsafe_no_sandbox: bool = False) -> str:
     """The folder that holds the `coverage` package, for the sandbox's Python to import it from
-    (the host file system is visible read-only inside the sandbox)."""
+    (the host file system is visible read-only inside the sandbox). MultipltError (exit 2: a
+    setup problem, which no retry mends) when the sandbox would hide it: an install under /tmp,
+    which the sandbox replaces with its own. Without a sandbox (`unsafe_no_sandbox`) the runner
+    sees the host's /tmp, and such an install is used."""
     import coverage
 
     # realpath: a symlinked install (a venv layered over another) is read where it really is
     folder = os.path.dirname(os.path.dirname(os.path.realpath(coverage.__file__)))
-    if folder == "/tmp" or folder.startswith("/tmp/"):
-        raise PlatformError(f"coverage.py is installed under /tmp ({folder}), which the sandbox's "
+    if not unsafe_no_sandbox and (folder == "/tmp" or folder.startswith("/tmp/")):
+        raise MultipltError(f"coverage.py is installed under /tmp ({folder}), which the sandbox's "
                             "own /tmp hides from the programs that measure coverage: install the "
                             "platform (its .venv) outside /tmp")
     return folder

@@ -258,6 +258,31 @@ def _check_sampled(cfg: TranslateConfig) -> None:
                             f"then multiplt execute on its completions folder")
 
 
+def _check_runtimes(cfg: TranslateConfig) -> None:
+    """`--stage all` executes the translations of every language of `--lang`, one language after
+    the other: one whose runtime is not installed (not on the PATH the sandbox uses, or the host's
+    with --unsafe-no-sandbox: what the executor's preflight looks for) is refused before any row
+    is read or sampled, naming every such language, rather than after the others' GPU time."""
+    from multiplt import languages
+    from multiplt.execution.bwrap import SANDBOX_PATH
+    from multiplt.execution.preflight import missing_binaries
+
+    lacking = []
+    for code in cfg.langs:
+        lang = languages.get(code)
+        missing = missing_binaries(lang, cfg.unsafe_no_sandbox)
+        if missing:
+            lacking.append(f"{lang.name} ({lang.code}: {', '.join(missing)} not installed)")
+    if lacking:
+        import os
+
+        path = os.environ.get("PATH", SANDBOX_PATH) if cfg.unsafe_no_sandbox else SANDBOX_PATH
+        raise MultipltError(f"--lang: the translations of {', '.join(lacking)} cannot run (not on "
+                            f"PATH {path}); install the runtime (scripts/setup.sh lists the "
+                            "packages, the sandbox image in docker/ has them all) or leave the "
+                            "language out of --lang")
+
+
 def translate(cfg: TranslateConfig) -> dict:
     """Run the configured stage for every language of one shard; returns the funnels."""
     from multiplt.translation.source import load_rows
@@ -284,6 +309,8 @@ def translate(cfg: TranslateConfig) -> dict:
     _check_shard_layout(cfg)
     if cfg.stage == "collect":
         _check_sampled(cfg)
+    if cfg.stage == "all":
+        _check_runtimes(cfg)
     rows, total, fingerprint, duplicates = load_rows(cfg.tests, cfg.shard)
     if cfg.limit is not None:
         rows = rows[:cfg.limit]

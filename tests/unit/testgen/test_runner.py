@@ -166,12 +166,15 @@ def _orphan_of_ours(pid: str, root: str) -> bool:
 
 def test_coverage_under_tmp_is_refused_with_the_reason(monkeypatch):
     """The sandbox mounts its own /tmp: coverage.py installed under the host's /tmp would be
-    invisible to the runner, so the platform says so instead of failing inside the sandbox."""
+    invisible to the runner, so the platform says so instead of failing inside the sandbox: a
+    setup error (exit 2, not retried). Without a sandbox the runner sees the host's /tmp."""
     import coverage
 
-    from multiplt.errors import PlatformError
+    from multiplt.errors import MultipltError, PlatformError
 
-    monkeypatch.setattr(coverage, "__file__", "/tmp/clone/.venv/lib/python3.11/site-packages/"
-                        "coverage/__init__.py")
-    with pytest.raises(PlatformError, match="installed under /tmp"):
+    site = "/tmp/clone/.venv/lib/python3.11/site-packages"
+    monkeypatch.setattr(coverage, "__file__", f"{site}/coverage/__init__.py")
+    with pytest.raises(MultipltError, match="installed under /tmp") as refused:
         coverage_path()
+    assert not isinstance(refused.value, PlatformError) and refused.value.exit_code == 2
+    assert coverage_path(unsafe_no_sandbox=True) == site

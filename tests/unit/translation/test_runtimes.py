@@ -1,0 +1,83 @@
+"""`multiplt translate --stage all` executes every language of --lang, one after the other: a
+language whose runtime is not installed is refused before any row is read or sampled (one line
+naming every such language, exit 2, nothing written), not after the other languages' sampling.
+The stages that do not execute (sample) do not need the runtimes."""
+
+import pytest
+
+from multiplt import cli
+from multiplt.execution import preflight
+from multiplt.generation import driver
+from multiplt.translation import source
+from tests.fixtures import translate as fx
+
+ABSENT = {"jl": ["julia"], "lua": ["lua5.4"]}  # as on a machine without Julia and Lua
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    return fx.write(tmp_path / "in")
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fails the test when a row is read or a sample drawn."""
+    done = []
+
+    def read(*args, **kwargs):
+        done.append("rows read")
+        raise AssertionError("the tests dataset was read")
+
+    def sample(*args, **kwargs):
+        done.append("sampled")
+        raise AssertionError("the backend was called")
+
+    monkeypatch.setattr(source, "load_rows", read)
+    monkeypatch.setattr(driver, "generate", sample)
+    return done
+
+
+def translate(inputs, out, langs, *extra):
+    return cli.main(["translate", "--tests", inputs["tests"], "--lang", langs, "--out", str(out),
+                     "--backend", "replay", "--replay-source", inputs["replay"], "--n", str(fx.N),
+                     *extra])
+
+
+def test_a_missing_runtime_is_refused_before_anything_is_sampled(inputs, tmp_path, monkeypatch,
+                                                                  no_work, capsys):
+    checked = []
+
+    def missing(lang, unsafe=False):
+        checked.append((lang.code, unsafe))
+        return ABSENT.get(lang.code, [])
+
+    monkeypatch.setattr(preflight, "missing_binaries", missing)
+    out = tmp_path / "out"
+    assert translate(inputs, out, "rkt,jl,r,ml,lua") == 2
+    err = capsys.readouterr().err
+    assert ("--lang: the translations of julia (jl: julia not installed), lua (lua: lua5.4 not "
+            "installed) cannot run (not on PATH /usr/local/bin:/usr/bin:/bin); install the runtime"
+            ) in err
+    assert err.count("error:") == 1 and err.count("\n") == 1
+    assert not out.exists() and no_work == []
+    assert checked == [(code, False) for code in ("rkt", "jl", "r", "ml", "lua")]
+
+
+def test_without_a_sandbox_the_hosts_path_is_looked_in(inputs, tmp_path, monkeypatch, no_work,
+                                                        capsys):
+    bin_dir = tmp_path / "bin"  # a PATH that holds no runtime
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    out = tmp_path / "out"
+    assert translate(inputs, out, "rkt,jl", "--unsafe-no-sandbox") == 2
+    err = capsys.readouterr().err
+    assert (f"--lang: the translations of racket (rkt: racket not installed), julia (jl: julia not "
+            f"installed) cannot run (not on PATH {bin_dir}); ") in err
+    assert err.count("error:") == 1 and not out.exists() and no_work == []
+
+
+def test_the_sample_stage_does_not_need_the_runtimes(inputs, tmp_path, monkeypatch):
+    monkeypatch.setattr(preflight, "missing_binaries", lambda lang, unsafe=False: ["absent"])
+    out = tmp_path / "out"
+    assert translate(inputs, out, "jl", "--stage", "sample") == 0
+    assert list((out / "work" / "jl" / "0-of-1" / "completions").glob("*.json.gz"))
