@@ -5,6 +5,7 @@ keeps each finished batch's verdicts under the shard's `typecheck/`, reused by a
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -46,9 +47,33 @@ def check_config(out: str, cfg: CorpusConfig) -> None:
     if storage.exists(uri):
         old = storage.read_json(uri)
         if old.get("fingerprint") != cfg.fingerprint():
-            raise MultipltError(f"{out} holds a build with another config or other filter steps "
-                                f"({old.get('source')}, fingerprint {old.get('fingerprint')}); use a "
-                                f"fresh --out")
+            diffs = config_diffs(old, cfg)
+            if diffs:
+                raise MultipltError(f"{out} holds a build with another config ({'; '.join(diffs)}); "
+                                    f"use a fresh --out")
+            raise MultipltError(f"{out} holds a build with this config but other filter steps (begun "
+                                f"by another version: fingerprint {old.get('fingerprint')} there, "
+                                f"{cfg.fingerprint()} now); use a fresh --out")
+
+
+def config_diffs(old: dict, cfg: CorpusConfig) -> list[str]:
+    """`key: value there, value now` for each fingerprinted setting (not --out or --workers)
+    that the config recorded under --out (`old`) and `cfg` do not share."""
+    def shown(value) -> str:
+        return "none" if value is None else json.dumps(value)
+
+    new = cfg.as_dict()
+    diffs = []
+    for key, value in new.items():
+        if key in ("out", "workers", "fingerprint"):
+            continue
+        if key not in old:
+            diffs.append(f"{key}: not recorded there, {shown(value)} now")
+        elif old[key] != value:
+            diffs.append(f"{key}: {shown(old[key])} there, {shown(value)} now")
+    diffs += [f"{key}: {shown(value)} there, no such setting now" for key, value in old.items()
+              if key not in new]
+    return diffs
 
 
 def check_shard_count(out: str, n: int) -> None:

@@ -2,9 +2,13 @@
 `standard` mode over batches of files, each `context + content` in a file named by its sha1. A function is
 dropped for any error Pyright reports in its own lines; errors inside its context lines and
 warnings are ignored (MultiPL-T: 250 files a batch, drop on >= 1 error). Imports resolve against
-the interpreter running this command. Batches run in parallel threads (one Pyright process each).
-With a `saved` folder each finished batch's verdicts are written there (named by a hash of its
-rows), and a rerun after an interruption checks only the batches not found there.
+the interpreter running this command (given to Pyright as `--pythonpath`, whatever is on PATH).
+Batches run in parallel threads (one Pyright process each, in a process group of its own: the
+basedpyright command is a Python script whose child is node, and a timed-out or interrupted
+batch ends both). With a `saved` folder each finished batch's verdicts are written there (named
+by a hash of its rows) as soon as it finishes, and a rerun after an interruption checks only the
+batches not found there. An interrupted run (Ctrl-C) ends the batches in flight and starts no
+more.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 from multiplt.corpus.blocks import Block, drop
@@ -38,10 +44,68 @@ def pyright_command() -> list[str]:
     raise PlatformError("type checking needs basedpyright (pip install 'multiplt[corpus]')")
 
 
-def check_batch(rows: list[dict], timeout: float, command: list[str]) -> dict[str, str]:
+class Interrupted(Exception):
+    """A batch ended by `Processes.stop`: it has no verdicts."""
+
+
+class Processes:
+    """The Pyright processes running now. Each runs in a process group of its own, so that a
+    timeout or `stop` kills node too (killing the basedpyright script alone would leave node
+    checking on, holding its output pipe). After `stop` (an interrupted run) no process starts
+    and the running ones are killed."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.live: set[subprocess.Popen] = set()
+        self.stopped = False
+
+    def run(self, argv: list[str], folder: str, timeout: float) -> subprocess.CompletedProcess | None:
+        """Run `argv` in `folder`; None when it ran past `timeout` (it is killed)."""
+        with self.lock:
+            if self.stopped:
+                raise Interrupted()
+            proc = subprocess.Popen(argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
+            self.live.add(proc)
+        try:
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                proc.communicate()  # every holder of the pipes is dead: they close
+                return None
+            except BaseException:
+                _kill_group(proc)
+                proc.wait()
+                raise
+        finally:
+            with self.lock:
+                self.live.discard(proc)
+        if self.stopped:
+            raise Interrupted()
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            for proc in self.live:
+                _kill_group(proc)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def check_batch(rows: list[dict], timeout: float, command: list[str],
+                processes: Processes | None = None) -> dict[str, str]:
     """{id: first error message} of the rows Pyright finds an error in (its own lines). A batch
     that runs past `timeout` (a loaded machine, or one pathological file) is halved and each
-    half retried; only a single file that still times out is dropped for it."""
+    half retried; only a single file that still times out is dropped for it. `processes`: where
+    the Pyright process is tracked (an interrupted run stops them all)."""
+    processes = processes or Processes()
     with tempdirs.Owned("multiplt-pyright-") as tmp:  # swept by a later run if this one is killed
         starts = {}
         for number, row in enumerate(rows):
@@ -51,19 +115,17 @@ def check_batch(rows: list[dict], timeout: float, command: list[str]) -> dict[st
             starts[name] = (row["id"], context.count("\n") + (2 if context else 0))
             with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
                 f.write(text)
-        config = {**CONFIG, "pythonPath": sys.executable, "include": ["."]}
         with open(os.path.join(tmp, "pyrightconfig.json"), "w") as f:
-            json.dump(config, f)
-        try:
-            proc = subprocess.run([*command, "--outputjson", "-p", tmp], cwd=tmp, capture_output=True,
-                                  text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc = None
+            json.dump({**CONFIG, "include": ["."]}, f)
+        # Pyright has no `pythonPath` config setting: the interpreter goes on the command line
+        proc = processes.run([*command, "--outputjson", "--pythonpath", sys.executable, "-p", tmp],
+                             tmp, timeout)
     if proc is None:
         if len(rows) == 1:
             return {rows[0]["id"]: f"pyright timed out after {timeout:.0f} s on this file alone"}
         half = len(rows) // 2
-        return {**check_batch(rows[:half], timeout, command), **check_batch(rows[half:], timeout, command)}
+        return {**check_batch(rows[:half], timeout, command, processes),
+                **check_batch(rows[half:], timeout, command, processes)}
     return errors_of(proc, starts)
 
 
@@ -91,14 +153,16 @@ def errors_of(proc: subprocess.CompletedProcess, starts: dict) -> dict[str, str]
 
 def _checker() -> str:
     """What decides a verdict besides the rows: the checker's version, its settings and the
-    interpreter imports resolve against (verdicts saved under another are not reused)."""
+    interpreter imports resolve against, and how it is given (verdicts saved under another are
+    not reused: those of a version that gave it in the config, which Pyright ignores, resolved
+    imports against the first Python on PATH)."""
     from importlib import metadata
 
     try:
         version = metadata.version("basedpyright")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    return json.dumps([version, CONFIG, sys.executable, sys.version])
+    return json.dumps([version, CONFIG, "--pythonpath", sys.executable, sys.version])
 
 
 def batch_key(rows: list[dict], checker: str) -> str:
@@ -141,15 +205,27 @@ class TypeCheckFilter(Block):
                      len(batches) - len(todo), len(batches))
             if self.progress:
                 self.progress(len(batches) - len(todo), len(batches))
-        with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
-            futures = {pool.submit(check_batch, b, self.timeout, command): uri for uri, b in todo}
+        processes = Processes()
+
+        def check_and_save(uri: str | None, rows_of: list[dict]) -> dict[str, str]:
+            found = check_batch(rows_of, self.timeout, command, processes)
+            if uri:  # saved at once: an interruption loses only the batches in flight
+                storage.write_json(uri, found)
+            return found
+
+        pool = concurrent.futures.ThreadPoolExecutor(self.workers)
+        try:
+            futures = [pool.submit(check_and_save, uri, b) for uri, b in todo]
             for future in concurrent.futures.as_completed(futures):
-                found = future.result()
-                if futures[future]:
-                    storage.write_json(futures[future], found)
-                errors.update(found)
+                errors.update(future.result())
                 if self.progress:
                     self.progress(1, len(batches))
+        except BaseException:
+            # Ctrl-C (or a failed batch): queued batches never start, running ones are killed
+            pool.shutdown(wait=False, cancel_futures=True)
+            processes.stop()
+            raise
+        pool.shutdown()
         kept = []
         for row in rows:
             if row["id"] in errors:

@@ -82,5 +82,32 @@ def test_a_build_made_with_other_filter_steps_is_not_resumed(tmp_path, monkeypat
     assert cfg.fingerprint() != now
     pipeline.build(cfg)  # built by the "older" steps
     monkeypatch.setattr(multiplt.corpus, "REASONS", older + ("async_function",))
-    with pytest.raises(MultipltError, match="another config or other filter steps"):
+    with pytest.raises(MultipltError, match="holds a build with this config but other filter steps "
+                                            "[(]begun by another version: fingerprint "):
         pipeline.build(cfg)
+
+
+def test_a_build_with_another_config_is_refused_naming_each_difference(tmp_path):
+    """The refusal names every setting that differs (not --out or --workers), as generate's and
+    testgen's do, and writes nothing."""
+    import dataclasses
+
+    import pytest
+
+    from multiplt.errors import MultipltError
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "gen.py").write_text(FINE)
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"task_id": 1, "text": "Add.", "code": "def add(a, b):\n    return a + b\n"}) + "\n")
+    cfg = CorpusConfig(source=str(tmp_path / "src"), out=str(tmp_path / "out"),
+                       benchmarks=(str(bench),), typecheck=False)
+    pipeline.build(cfg)
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*"))
+    other = dataclasses.replace(cfg, limit=10, near_threshold=0.8, workers=4)
+    with pytest.raises(MultipltError) as caught:
+        pipeline.build(other)
+    assert str(caught.value) == (f"{cfg.out} holds a build with another config (limit: none there, "
+                                 f"10 now; near_threshold: 0.7 there, 0.8 now); use a fresh --out")
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*")) == before
+    pipeline.build(dataclasses.replace(cfg, workers=4))  # how fast is no difference
