@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO / "plugins"))
 from multiplt.errors import MultipltError  # noqa: E402
 from multiplt_airflow import job_models  # noqa: E402
 from multiplt_airflow.embedded import EmbeddedAirflow, free_port  # noqa: E402
+from multiplt_airflow.rest import AirflowAPIError  # noqa: E402
 
 def pick_port(preferred: int) -> int:
     with socket.socket() as s:
@@ -47,6 +48,68 @@ def installed_languages() -> list[str]:
 
     return [code for code, lang in languages.LANGUAGES.items()
             if all(shutil.which(b) for b in lang.binaries)]
+
+
+def job_languages(spec: str | None) -> list[str]:
+    """--languages as language codes of the registry (a name such as `racket` gives its code;
+    repeats are dropped), or every installed language without it. MultipltError for an unknown
+    language or a list that names none."""
+    from multiplt import languages
+
+    if spec is None:
+        return installed_languages()
+    named = [part.strip() for part in spec.split(",") if part.strip()]
+    if not named:
+        raise MultipltError(f"--languages {spec!r} names no language")
+    try:
+        codes = [languages.get(name).code for name in named]
+    except MultipltError as exc:
+        raise MultipltError(f"--languages {spec}: {exc}") from None
+    return list(dict.fromkeys(codes))
+
+
+def _dag_params():
+    """The Params of the chain DAGs that take the job's numbers (dags/multiplt_pipelines)."""
+    if str(REPO / "dags") not in sys.path:
+        sys.path.insert(0, str(REPO / "dags"))
+    from multiplt_pipelines import corpus, params, testgen, translation
+
+    return {"multiplt_corpus": corpus.CORPUS, "multiplt_testgen": testgen.PARAMS,
+            "multiplt_translate": translation.PARAMS, "multiplt_evaluate": params.EVALUATE}
+
+
+def check_job_args(args) -> None:
+    """What the main job hands to the DAGs, checked before Airflow starts (MultipltError with
+    one line naming the option otherwise): --languages against the language registry, --n,
+    --max-new-tokens, --limit and --corpus-limit against the Params of every chain DAG that
+    takes them, and --source as `multiplt corpus build --source` reads it."""
+    import jsonschema
+
+    from multiplt.corpus.sources import resolve
+
+    job_languages(args.languages)
+    dags = _dag_params()
+    numbers = (("--n", args.n, "n", ("multiplt_testgen", "multiplt_translate", "multiplt_evaluate")),
+               ("--max-new-tokens", args.max_new_tokens, "max_new_tokens",
+                ("multiplt_testgen", "multiplt_translate", "multiplt_evaluate")),
+               ("--limit", args.limit, "limit", ("multiplt_evaluate",)),
+               ("--corpus-limit", args.corpus_limit, "limit", ("multiplt_corpus",)))
+    for flag, value, param, dag_ids in numbers:
+        if value is None:
+            continue
+        for dag_id in dag_ids:
+            try:
+                jsonschema.validate(value, dags[dag_id][param])
+            except jsonschema.ValidationError as exc:
+                raise MultipltError(f"{flag} {value}: {exc.message} (Param {param} of "
+                                    f"{dag_id})") from None
+    try:
+        resolve(args.source)
+    except MultipltError:
+        raise
+    except Exception as exc:  # e.g. an object store that cannot be reached
+        raise MultipltError(f"--source {args.source}: cannot read it "
+                            f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})") from None
 
 
 def wait_for_ctrl_c(airflow: EmbeddedAirflow) -> None:
@@ -84,7 +147,7 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     from multiplt_pipelines.translation import SPLITS
 
     client = airflow.client
-    langs = args.languages.split(",") if args.languages else installed_languages()
+    langs = job_languages(args.languages)
     teacher = getattr(args, "teacher_generation", None) or {
         "backend": "transformers", "model": args.model, "api_base": None}
     publish_repo = getattr(args, "publish_repo", None)
@@ -203,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "main-job":
         try:
             args.teacher_generation = job_models.check_job_models(args)
+            check_job_args(args)
         except MultipltError as exc:
             print(f"main-job: {exc}", file=sys.stderr)
             return 2
@@ -224,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_ctrl_c(airflow)
     except KeyboardInterrupt:
         print("\nstopping Airflow ...", flush=True)
+    except (AirflowAPIError, TimeoutError) as exc:  # one line, not a traceback
+        print(f"{args.cmd}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+        rc = 1
     finally:
         airflow.stop()
     return rc

@@ -14,6 +14,7 @@
 #   ./scripts/main.sh --source DIR       # another corpus (multiplt corpus build --source)
 #   ./scripts/main.sh --port 8081        # any other option goes to scripts/embedded_airflow.py
 #   ./scripts/main.sh --no-setup         # skip scripts/setup.sh (everything already installed)
+#   ./scripts/main.sh --help             # this text and every option; sets nothing up
 #   ./scripts/main.sh --model bigcode/starcoderbase-1b --teacher http://gpu-host:8000/v1 \
 #       --publish-repo me/multiplt-run  # a real base model, a served teacher, a real publication
 #       (Hub endpoint and token: HF_ENDPOINT, HF_TOKEN)
@@ -22,6 +23,25 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # relative --model, --teacher and --source paths name paths from where the user started it
 export MULTIPLT_CALLER_PWD="${MULTIPLT_CALLER_PWD:-$PWD}"
 cd "$ROOT"
+# -h/--help first: no setup, no model build, no Airflow
+for arg in "$@"; do
+  if [ "$arg" = "-h" ] || [ "$arg" = "--help" ]; then
+    sed -n '2,/^set -euo pipefail/{/^set -euo pipefail/d;s/^# \{0,1\}//;p}' "$ROOT/scripts/main.sh"
+    echo
+    if [ -x .venv/bin/python ] && .venv/bin/python scripts/embedded_airflow.py --help >/dev/null 2>&1; then
+      echo "Options of scripts/embedded_airflow.py (--port, --home, --data, --start-timeout) and of"
+      echo "its main-job (all others; --model defaults to the tiny local model):"
+      echo
+      .venv/bin/python scripts/embedded_airflow.py --help
+      echo
+      .venv/bin/python scripts/embedded_airflow.py main-job --help
+    else
+      echo "The full list of options (scripts/embedded_airflow.py main-job --help) needs .venv: run"
+      echo "scripts/setup.sh first. README.md describes every option."
+    fi
+    exit 0
+  fi
+done
 setup=1 args=()
 for arg in "$@"; do
   if [ "$arg" = "--no-setup" ]; then setup=0; else args+=("$arg"); fi

@@ -3,8 +3,9 @@
 ``EmbeddedAirflow`` renders the committed ``airflow.cfg`` template into an instance folder
 (``AIRFLOW_HOME``), migrates the database, starts the four components (api-server, scheduler,
 dag-processor, triggerer) on a chosen or free loopback port, waits until all report healthy,
-creates the ``gpu`` pool and hands back the UI address and the login. ``stop()`` ends every
-process it started (and any they started), and nothing else.
+creates the ``gpu`` pool (or sets it again, on a home started before) and hands back the UI
+address and the login. ``stop()`` ends every process it started (and any they started), and
+nothing else.
 
 Standard library only: Airflow runs in the child processes, never in the caller.
 """

@@ -78,16 +78,30 @@ class AirflowClient:
 
     # ---- pools ------------------------------------------------------------------------------
     def _put(self, collection: str, key: str, body: dict) -> None:
-        """Create `key` in the collection (e.g. /api/v2/pools), or update it where it exists."""
+        """Update `key` in the collection (e.g. /api/v2/pools) where it exists, else create it.
+
+        The PATCH comes first: a POST of an existing key is a 409 that the API server also logs
+        as a "Serious error" (a unique constraint violation), on every rerun of a deployment."""
+        path = f"{collection}/{urllib.parse.quote(key)}"
+        try:
+            self.request("PATCH", path, body)
+            return
+        except AirflowAPIError as exc:
+            if exc.status != 404:
+                raise
         try:
             self.request("POST", collection, body)
         except AirflowAPIError as exc:
-            if exc.status != 409:
+            if exc.status != 409:  # created meanwhile by another caller: update it after all
                 raise
-            self.request("PATCH", f"{collection}/{urllib.parse.quote(key)}", body)
+            self.request("PATCH", path, body)
 
-    def ensure_pool(self, name: str, slots: int, description: str = "") -> None:
-        self._put("/api/v2/pools", name, {"name": name, "slots": slots, "description": description})
+    def ensure_pool(self, name: str, slots: int, description: str = "",
+                    include_deferred: bool = False) -> None:
+        """Create the pool or set it as given. Airflow 3 validates a PATCH of a pool as a whole
+        pool: `include_deferred` is required there (HTTP 422 without it), as are name and slots."""
+        self._put("/api/v2/pools", name, {"name": name, "slots": slots, "description": description,
+                                          "include_deferred": include_deferred})
 
     def set_variable(self, key: str, value: str, description: str = "") -> None:
         """Create or update an Airflow Variable."""

@@ -45,3 +45,36 @@ def test_runs_a_dag_to_success_through_rest_api(embedded_airflow):
     # the real `multiplt --version` output streamed into the task log
     log = client.task_log("multiplt_smoke", run_id, "version", tis["version"]["try_number"])
     assert "multiplt 0." in log
+
+
+def test_a_second_start_on_the_same_home_updates_pool_and_variables(tmp_path):
+    """README: ./scripts/main.sh is safe to rerun. A rerun starts a deployment on the home of
+    the first one, whose database already holds the `gpu` pool and the job's Variables: the
+    start must update them (Airflow 3's PATCH of a pool wants the whole pool, include_deferred
+    too), not fail with the API's 409 or 422."""
+    from multiplt_airflow.embedded import EmbeddedAirflow
+
+    env = {"HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"}
+    first = EmbeddedAirflow(tmp_path / "home", data_dir=tmp_path / "data", env=env)
+    first.start(timeout=300)
+    try:
+        first.client.set_variable("multiplt_rerun", '{"n": 1}', "first")
+        assert first.client.pool("gpu")["slots"] == 1
+    finally:
+        first.stop()
+    again = EmbeddedAirflow(tmp_path / "home", data_dir=tmp_path / "data", env=env, gpu_slots=2)
+    again.start(timeout=300)  # ensure_pool on the existing pool
+    try:
+        client = again.client
+        pool = client.pool("gpu")
+        assert (pool["slots"], pool["include_deferred"]) == (2, False)
+        assert pool["description"] == "GPU stages (generate, train)"
+        client.set_variable("multiplt_rerun", '{"n": 2}', "second")
+        variable = client.request("GET", "/api/v2/variables/multiplt_rerun")
+        assert (variable["value"], variable["description"]) == ('{"n": 2}', "second")
+        # a pool that does not exist yet is still created
+        client.ensure_pool("fresh", 3, "made on the second start")
+        assert client.pool("fresh")["slots"] == 3
+    finally:
+        again.stop()
+        assert not again.leftover_pids()

@@ -1,5 +1,6 @@
-"""README: `./scripts/main.sh` checks its models, its teacher server and --publish-repo before
-Airflow starts; each problem "is one line on stderr and exit code 2". This runs the real
+"""README: `./scripts/main.sh` checks its models, its teacher server, --publish-repo, the
+languages, the numbers and the corpus source before Airflow starts; each problem "is one line on
+stderr and exit code 2". This runs the real
 scripts/main.sh (--no-setup; the option routing, then scripts/embedded_airflow.py main-job and its
 job_models checks) with one bad argument at a time: exit 2, exactly one line on stderr naming the
 problem, nothing on stdout about Airflow, and neither an Airflow home nor a data folder made,
@@ -13,6 +14,7 @@ import os
 import pathlib
 import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -35,7 +37,20 @@ def closed_port() -> int:
     (["--publish-repo", "a/b/c"], "--publish-repo 'a/b/c' is not OWNER/NAME"),
     # a folder without config.json, relative to where main.sh was started
     (["--model", "empty"], "--model {here}/empty holds no model: no config.json in it"),
-], ids=["teacher-not-v1", "teacher-unreachable", "publish-repo", "model-without-config"])
+    # what goes to the DAGs: language codes, numbers within their Params, a readable corpus
+    (["--languages", "lua,rktt"], "--languages lua,rktt: unknown language 'rktt'; known: "),
+    (["--languages", ","], "--languages ',' names no language"),
+    (["--n", "0"], "--n 0: 0 is less than the minimum of 1 (Param n of multiplt_testgen)"),
+    (["--limit", "0"], "--limit 0: 0 is less than the minimum of 1 (Param limit of "
+                       "multiplt_evaluate)"),
+    (["--corpus-limit", "-1"], "--corpus-limit -1: -1 is less than the minimum of 1"),
+    (["--max-new-tokens", "9000"], "--max-new-tokens 9000: 9000 is greater than the maximum of"),
+    (["--source", "nope_dir"], "--source 'nope_dir' does not exist"),
+    (["--source", "s3:/bucket/corpus"], "--source 's3:/bucket/corpus' reads as a mistyped URI"),
+    (["--source", "empty"], "--source '{here}/empty' is an empty corpus"),
+], ids=["teacher-not-v1", "teacher-unreachable", "publish-repo", "model-without-config",
+        "unknown-language", "no-language", "n", "limit", "corpus-limit", "max-new-tokens",
+        "missing-source", "mistyped-source", "empty-source"])
 def test_a_bad_argument_is_one_line_and_exit_2_before_airflow_starts(tmp_path, bad, problem):
     here = tmp_path / "elsewhere"
     (here / "model").mkdir(parents=True)
@@ -63,3 +78,54 @@ def test_a_bad_argument_is_one_line_and_exit_2_before_airflow_starts(tmp_path, b
     assert "Airflow" not in proc.stdout, proc.stdout
     for folder in (home, data, env_home, env_data):
         assert not folder.exists(), f"{folder} was made"
+
+
+def _copy_of_main_sh(root: pathlib.Path, venv: bool) -> pathlib.Path:
+    """scripts/main.sh in a repository root of its own, whose scripts/setup.sh and .venv/bin/
+    multiplt only leave a mark: any setup or model build --help starts shows there."""
+    scripts = root / "scripts"
+    scripts.mkdir(parents=True)
+    main_sh = scripts / "main.sh"
+    main_sh.write_text((REPO / "scripts" / "main.sh").read_text())
+    main_sh.chmod(0o755)
+    (scripts / "setup.sh").write_text(f"#!/bin/sh\ntouch '{root}/setup-ran'\n")
+    (scripts / "setup.sh").chmod(0o755)
+    (scripts / "embedded_airflow.py").symlink_to(REPO / "scripts" / "embedded_airflow.py")
+    if venv:
+        bin_ = root / ".venv" / "bin"
+        bin_.mkdir(parents=True)
+        (bin_ / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        (bin_ / "multiplt").write_text(f"#!/bin/sh\ntouch '{root}/model-built'\nexit 1\n")
+        for exe in ("python", "multiplt"):
+            (bin_ / exe).chmod(0o755)
+    return main_sh
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_is_printed_before_any_setup_or_model_build(tmp_path, flag):
+    """`./scripts/main.sh --help` prints its usage and every option of the job (those of
+    scripts/embedded_airflow.py main-job), exit 0, without running scripts/setup.sh or building
+    the tiny model; before the setup made .venv it says where the options are."""
+    main_sh = _copy_of_main_sh(tmp_path / "repo", venv=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "MULTIPLT_AIRFLOW", "MULTIPLT_CALLER"))}
+    env.update(MULTIPLT_AIRFLOW_HOME=str(tmp_path / "home"), MULTIPLT_DATA=str(tmp_path / "data"))
+    proc = subprocess.run([str(main_sh), "--port", "1", flag], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert out.startswith("The platform's main job on the embedded default"), out[:500]
+    for option in ("--no-setup", "--exit-when-done", "--start-timeout", "--home", "--languages",
+                   "--source", "--corpus-limit", "--limit", "--teacher-model", "--publish-repo"):
+        assert option in out, option
+    assert not (tmp_path / "repo" / "setup-ran").exists(), "--help ran scripts/setup.sh"
+    assert not (tmp_path / "repo" / "model-built").exists(), "--help built the tiny model"
+    for folder in ("home", "data"):
+        assert not (tmp_path / folder).exists()
+
+    bare = _copy_of_main_sh(tmp_path / "bare", venv=False)
+    proc = subprocess.run([str(bare), flag], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "needs .venv: run\nscripts/setup.sh first" in proc.stdout
+    assert not (tmp_path / "bare" / "setup-ran").exists(), "--help ran scripts/setup.sh"
