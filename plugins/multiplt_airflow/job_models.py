@@ -144,8 +144,11 @@ def check_job_models(args) -> dict:
 
 
 def uses_hub(args) -> bool:
-    """Whether the job talks to the Hub: a Hub id as a model, or a publication."""
+    """Whether the job talks to the Hub: a Hub id as a model, a Hub dataset as the corpus
+    (`--source hf://...`), or a publication."""
     models = [args.model] + ([args.teacher] if args.teacher else [])
+    if str(getattr(args, "source", None) or "").startswith("hf://"):
+        return True
     return bool(getattr(args, "publish_repo", None)) or any(
         "://" not in m and not os.path.exists(m) and not is_server_url(m)
         for m in models)

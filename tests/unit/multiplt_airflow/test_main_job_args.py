@@ -12,6 +12,7 @@ import pytest
 
 from multiplt.errors import MultipltError
 from multiplt_airflow import chain_job, job_models
+from multiplt_airflow.rest import AirflowAPIError
 from tests.support.airflow import load_launcher
 
 TARGETS = ["rkt", "jl", "r", "ml", "lua"]
@@ -123,6 +124,8 @@ def test_airflow_runs_offline_unless_the_job_needs_the_hub(tiny_model, monkeypat
     assert "HF_HUB_OFFLINE" not in env("org/base")
     assert "HF_HUB_OFFLINE" not in env(tiny_model, "teacher", "org/teacher")
     assert "HF_HUB_OFFLINE" not in env(tiny_model, "publish_repo", "me/run")
+    assert "HF_HUB_OFFLINE" not in env(tiny_model, "source", "hf://datasets/org/corpus")
+    assert env(tiny_model, "source", "stdlib")["HF_HUB_OFFLINE"] == "1"
 
 
 def test_the_teacher_test_server_replays_n_recorded_completions_per_prompt(completions_server):
@@ -183,3 +186,30 @@ def test_local_paths_become_absolute_for_the_stages(tmp_path, monkeypatch):
     args = argparse.Namespace(model="s3://b/m", teacher="org/teacher", source="stdlib")
     job_models.absolute_local_paths(args)
     assert (args.model, args.teacher, args.source) == ("s3://b/m", "org/teacher", "stdlib")
+
+
+@pytest.mark.parametrize("error, line", [
+    (AirflowAPIError("POST", "/api/v2/dags/multiplt_evaluate/dagRuns", 400,
+                     '{"detail":\n  "conf invalid"}'),
+     'main-job: POST /api/v2/dags/multiplt_evaluate/dagRuns -> HTTP 400: {"detail": "conf invalid"}'),
+    (TimeoutError("run r1 of multiplt_corpus still running after 3600s"),
+     "main-job: run r1 of multiplt_corpus still running after 3600s"),
+], ids=["api-error", "timeout"])
+def test_an_airflow_api_error_or_timeout_is_one_line_and_exit_1(tiny_model, tmp_path, capsys,
+                                                               monkeypatch, error, line):
+    """An answer of the REST API the job cannot go on with (or a run that outlives --timeout)
+    is one line on stderr and exit code 1, Airflow stopped, not a traceback."""
+    from multiplt_airflow.embedded import EmbeddedAirflow
+
+    stopped = []
+
+    def start(self, timeout=300):
+        raise error
+
+    monkeypatch.setattr(EmbeddedAirflow, "start", start)
+    monkeypatch.setattr(EmbeddedAirflow, "stop", lambda self, grace=30: stopped.append(self))
+    launcher = load_launcher()
+    rc = launcher.main(["--home", str(tmp_path / "home"), "main-job", "--model", tiny_model,
+                        "--languages", "lua", "--exit-when-done"])
+    assert rc == 1 and len(stopped) == 1
+    assert capsys.readouterr().err == line + "\n"
