@@ -3,9 +3,9 @@
 dropped for any error Pyright reports in its own lines; errors inside its context lines and
 warnings are ignored (MultiPL-T: 250 files a batch, drop on >= 1 error). Imports resolve against
 the interpreter running this command (given to Pyright as `--pythonpath`, whatever is on PATH).
-Batches run in parallel threads (one Pyright process each, in a process group of its own: the
-basedpyright command is a Python script whose child is node, and a timed-out or interrupted
-batch ends both). With a `saved` folder each finished batch's verdicts are written there (named
+Batches run in parallel threads (one Pyright process each: the basedpyright command is a Python
+script whose child is node, and a timed-out or interrupted batch ends both; they stay in this
+command's process group, so whoever kills that group, as Airflow does a task's, kills them too). With a `saved` folder each finished batch's verdicts are written there (named
 by a hash of its rows) as soon as it finishes, and a rerun after an interruption checks only the
 batches not found there. An interrupted run (Ctrl-C) ends the batches in flight and starts no
 more.
@@ -49,10 +49,11 @@ class Interrupted(Exception):
 
 
 class Processes:
-    """The Pyright processes running now. Each runs in a process group of its own, so that a
-    timeout or `stop` kills node too (killing the basedpyright script alone would leave node
-    checking on, holding its output pipe). After `stop` (an interrupted run) no process starts
-    and the running ones are killed."""
+    """The Pyright processes running now. A timeout or `stop` kills each with its descendants
+    (_kill_tree: killing the basedpyright script alone would leave node checking on, holding its
+    output pipe). They are not put in a session of their own: a signal to this command's process
+    group (Ctrl-C at a terminal, Airflow ending a task) reaches them as well. After `stop` (an
+    interrupted run) no process starts and the running ones are killed."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -65,17 +66,17 @@ class Processes:
             if self.stopped:
                 raise Interrupted()
             proc = subprocess.Popen(argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
+                                    stderr=subprocess.PIPE, text=True)
             self.live.add(proc)
         try:
             try:
                 out, err = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
-                _kill_group(proc)
+                _kill_tree(proc.pid)
                 proc.communicate()  # every holder of the pipes is dead: they close
                 return None
             except BaseException:
-                _kill_group(proc)
+                _kill_tree(proc.pid)
                 proc.wait()
                 raise
         finally:
@@ -89,14 +90,43 @@ class Processes:
         with self.lock:
             self.stopped = True
             for proc in self.live:
-                _kill_group(proc)
+                _kill_tree(proc.pid)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _kill_tree(pid: int) -> None:
+    """SIGKILL `pid` and every process below it. Each is stopped (SIGSTOP) as it is found, so
+    none forks or exits while the tree is read (a stopped parent's children stay its own), then
+    all are killed."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            os.kill(current, signal.SIGSTOP)
+        except (ProcessLookupError, PermissionError):
+            continue
+        found.append(current)
+        todo.extend(_children(current))
+    for each in found:
+        try:
+            os.kill(each, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is `pid` (from /proc/<pid>/stat's ppid field)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            children.append(int(entry))
+    return children
 
 
 def check_batch(rows: list[dict], timeout: float, command: list[str],

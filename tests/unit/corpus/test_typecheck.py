@@ -240,3 +240,29 @@ def test_an_interrupt_starts_no_queued_batch_and_keeps_the_finished_ones(tmp_pat
     kept, dropped = run(rows, batch=1, saved=str(saved))
     assert kept == ["fast_one", "fast_three", "fast_four", "fast_five"] and dropped == {}
     assert started == ["fast_three", "fast_four", "fast_five"]  # batch 1 came from saved/
+
+
+def test_pyright_stays_in_the_commands_process_group(tmp_path, monkeypatch):
+    """Airflow ends a task by signalling its process group: the Pyright processes (and node
+    below them) must be in it, not in a session of their own, or they outlive the task."""
+    import os
+    import threading
+    import time
+
+    from multiplt.corpus import typecheck
+
+    pid_file = _fake_pyright(tmp_path, monkeypatch)
+    (row,) = [r for r in rows_of(SLOW_AND_FAST) if r["entrypoint"] == "slow_two"]
+    processes = typecheck.Processes()
+    worker = threading.Thread(target=lambda: pytest.raises(typecheck.Interrupted, typecheck.check_batch,
+                                                           [row], 60, typecheck.pyright_command(), processes))
+    worker.start()
+    for _ in range(600):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    assert os.getpgid(child) == os.getpgid(0)
+    processes.stop()  # kills the script and its child
+    worker.join(30)
+    assert not worker.is_alive() and _dies(child)
