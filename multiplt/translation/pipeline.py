@@ -261,8 +261,9 @@ def _check_sampled(cfg: TranslateConfig) -> None:
 def _check_runtimes(cfg: TranslateConfig) -> None:
     """`--stage all` executes the translations of every language of `--lang`, one language after
     the other: one whose runtime is not installed (not on the PATH the sandbox uses, or the host's
-    with --unsafe-no-sandbox: what the executor's preflight looks for) is refused before any row
-    is read or sampled, naming every such language, rather than after the others' GPU time."""
+    with --unsafe-no-sandbox: what the executor's preflight looks for) is refused once the tests
+    are read (their own errors first) and before any sampling, naming every such language,
+    rather than after the others' GPU time."""
     from multiplt import languages
     from multiplt.execution.bwrap import SANDBOX_PATH
     from multiplt.execution.preflight import missing_binaries
@@ -309,13 +310,13 @@ def translate(cfg: TranslateConfig) -> dict:
     _check_shard_layout(cfg)
     if cfg.stage == "collect":
         _check_sampled(cfg)
-    if cfg.stage == "all":
-        _check_runtimes(cfg)
     rows, total, fingerprint, duplicates = load_rows(cfg.tests, cfg.shard)
     if cfg.limit is not None:
         rows = rows[:cfg.limit]
         kept = {r["sha1"] for r in rows}
         duplicates = [d for d in duplicates if d["sha1"] in kept]
+    if cfg.stage == "all" and rows:  # after the input's own errors, before any sampling
+        _check_runtimes(cfg)
     repeats = f" ({len(duplicates)} more row(s) repeat a sha1: dropped as duplicate_sha1)" if duplicates else ""
     LOG.info("translate: %d of %d functions in shard %d/%d, languages %s%s", len(rows), total,
              cfg.shard[0], cfg.shard[1], ",".join(cfg.langs), repeats)

@@ -1,14 +1,14 @@
 """`multiplt translate --stage all` executes every language of --lang, one after the other: a
-language whose runtime is not installed is refused before any row is read or sampled (one line
-naming every such language, exit 2, nothing written), not after the other languages' sampling.
-The stages that do not execute (sample) do not need the runtimes."""
+language whose runtime is not installed is refused once the tests are read and before anything is
+sampled (one line naming every such language, exit 2, nothing written), not after the other
+languages' sampling; a bad tests dataset is still reported as such. The stages that do not
+execute (sample) do not need the runtimes."""
 
 import pytest
 
 from multiplt import cli
 from multiplt.execution import preflight
 from multiplt.generation import driver
-from multiplt.translation import source
 from tests.fixtures import translate as fx
 
 ABSENT = {"jl": ["julia"], "lua": ["lua5.4"]}  # as on a machine without Julia and Lua
@@ -21,18 +21,13 @@ def inputs(tmp_path):
 
 @pytest.fixture
 def no_work(monkeypatch):
-    """Fails the test when a row is read or a sample drawn."""
+    """Fails the test when a sample is drawn."""
     done = []
-
-    def read(*args, **kwargs):
-        done.append("rows read")
-        raise AssertionError("the tests dataset was read")
 
     def sample(*args, **kwargs):
         done.append("sampled")
         raise AssertionError("the backend was called")
 
-    monkeypatch.setattr(source, "load_rows", read)
     monkeypatch.setattr(driver, "generate", sample)
     return done
 
@@ -81,3 +76,12 @@ def test_the_sample_stage_does_not_need_the_runtimes(inputs, tmp_path, monkeypat
     out = tmp_path / "out"
     assert translate(inputs, out, "jl", "--stage", "sample") == 0
     assert list((out / "work" / "jl" / "0-of-1" / "completions").glob("*.json.gz"))
+
+
+def test_a_bad_tests_dataset_is_reported_before_a_missing_runtime(inputs, tmp_path, monkeypatch,
+                                                                   no_work, capsys):
+    monkeypatch.setattr(preflight, "missing_binaries", lambda lang, unsafe=False: ["absent"])
+    out = tmp_path / "out"
+    assert translate({**inputs, "tests": str(tmp_path / "no_such_tests")}, out, "lua") == 2
+    err = capsys.readouterr().err
+    assert "cannot run" not in err and "no_such_tests" in err and no_work == []
