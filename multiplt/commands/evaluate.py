@@ -3,8 +3,9 @@ as one command. It writes exactly the files the separate commands write:
   BENCHMARKS/<source>-<lang>.jsonl (+ .report.json)        multiplt benchmark build
   OUT/<source>-<lang>-<model>-<revision>-<temperature>/   multiplt generate, execute, score
 (<source>: `humaneval`, or another source's name (a JSONL file's name without its folder and
-extension, a Hugging Face dataset's without its owner) and _s<hash of the source as given>, as
-the evaluate DAG names it, so two sources of one file name get their own files and folders; in
+extension, a Hugging Face dataset's without its owner) and _s<hash of the source: a local
+path made absolute first>, as the evaluate DAG names it, so two sources of one file name get
+their own files and folders; in
 the run folder with _p<hash> / _first<N> for --problems / --limit; <lang>: the language's code,
 `rkt` for --lang racket)
 and ends with a summary table of pass@k per language."""
@@ -64,7 +65,7 @@ def run(args) -> int:
     if not langs:
         raise MultipltError("--lang names no language")
     from multiplt import languages
-    from multiplt.benchmarks.sources import benchmark_name
+    from multiplt.benchmarks.sources import absolute_source, benchmark_name
 
     # an unknown code is an error before any work; a name (`racket`) is its code (`rkt`) in
     # every file and folder name, as in the benchmark's build report and the results store
@@ -89,9 +90,12 @@ def run(args) -> int:
     check_out(bench_root, flag="--benchmarks")  # before a benchmark is built into it
     # `data/mbpp.jsonl` -> `mbpp_s<hash of the source>`, as the DAG names it: another source of
     # one file name gets its own benchmark file and run folders (the results store strips the hash)
-    name = benchmark_name(args.source)
+    # a relative path names the file it is from here: the same spelling from another folder is
+    # another file, with its own benchmark file and run folders
+    source = absolute_source(args.source)
+    name = benchmark_name(source)
     for code in langs:  # a benchmark built earlier is reused: only if built the way this run would
-        _check_built(storage.join(bench_root, f"{name}-{code}.jsonl"), args.source, code)
+        _check_built(storage.join(bench_root, f"{name}-{code}.jsonl"), source, code)
     rows = []
     bar = progress(total=4 * len(langs), desc="evaluate", unit="stage")
     for code in langs:
@@ -100,12 +104,12 @@ def run(args) -> int:
             from multiplt.benchmarks.build import build_benchmark
 
             bar.set_postfix(stage=f"{code} benchmark")
-            build_benchmark(args.source, code, bench)
+            build_benchmark(source, code, bench)
         bar.update(1)
         # --limit/--problems mark the folder (as the DAG's): a folder shared with a run of other
         # problems would be scored over both runs' problems
         folder = storage.join(args.out, run_folder_name(
-            benchmark_name(args.source, args.limit, args.problems), code, label,
+            benchmark_name(source, args.limit, args.problems), code, label,
             args.revision, args.temperature))
         bar.set_postfix(stage=f"{code} generate")
         from multiplt.generation.driver import generate

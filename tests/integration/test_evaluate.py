@@ -244,3 +244,22 @@ def test_two_sources_of_one_file_name_get_their_own_benchmark_files_and_run_fold
     assert sorted((row["dataset"], benchmark_name(row), row["num_problems"]) for row in rows) == sorted([
         (f"{hashed(one)}-lua-ref-main-0.2", "mini", 1), (f"{hashed(two)}-lua-ref-main-0.2", "mini", 2),
         (f"{hashed(two)}_first1-lua-ref-main-0.2", "mini_first1", 1)])
+
+
+def test_one_relative_path_from_two_folders_is_two_benchmarks(tmp_path, monkeypatch):
+    """`--source data/mini.jsonl` from p1/ and from p2/ names two files: each gets its own
+    benchmark file and run folder (named by the absolute path), not the first one's reused."""
+    write_source(tmp_path / "p1" / "data" / "mini.jsonl")
+    write_source(tmp_path / "p2" / "data" / "mini.jsonl", names=("double", "triple"))
+    replay = write_replay(tmp_path / "replay", codes=("lua",))
+    out, benchmarks = tmp_path / "eval", tmp_path / "benchmarks"
+    for folder in ("p1", "p2"):
+        monkeypatch.chdir(tmp_path / folder)
+        assert cli.main(["evaluate", "--source", "data/mini.jsonl", "--lang", "lua", "--out", str(out),
+                         "--benchmarks", str(benchmarks), "--backend", "replay", "--model", "ref",
+                         "--replay-source", replay, "--n", "1", "--workers", "2"]) == 0, folder
+    one, two = (str(tmp_path / p / "data" / "mini.jsonl") for p in ("p1", "p2"))
+    assert len(storage.read_jsonl(str(benchmarks / f"{hashed(one)}-lua.jsonl"))) == 1
+    assert len(storage.read_jsonl(str(benchmarks / f"{hashed(two)}-lua.jsonl"))) == 2
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{hashed(s)}-lua-ref-main-0.2" for s in (one, two))
