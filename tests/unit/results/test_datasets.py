@@ -136,3 +136,27 @@ def test_without_a_config_the_model_comes_from_the_provenance_column(tmp_path):
     got = by_title(datasets.discover(root))
     assert got["translation racket"].model == "tiny/coder" and got["translation racket"].config_uri is None
     assert got["translation lua"].model is None  # its rows name no model
+
+
+def test_runs_are_matched_from_the_events_the_corpus_and_testgen_dags_emit(tmp_path):
+    """The corpus and testgen DAGs announce under fixed Asset URIs (`<data>/corpus/functions`,
+    `<data>/testgen/tests`) with extras naming places inside their folders
+    (corpus.functions_announcement, testgen.tests_announcement): those runs are the folders'."""
+    root = f"file://{tmp_path}"
+    write_chain(root)
+    got = by_title(datasets.discover(root))
+    events = [
+        {"dag_id": "multiplt_corpus", "run_id": "c1", "uri": f"{root}/corpus/functions",
+         "extra": {"functions_uri": f"{root}/corpus/stdlib/functions", "source": "stdlib",
+                   "funnel_uri": f"{root}/corpus/stdlib/funnel.json", "rows": 3}},
+        {"dag_id": "multiplt_corpus", "run_id": "c2", "uri": f"{root}/corpus/functions",
+         "extra": {"functions_uri": f"{root}/corpus/other/functions", "source": "other"}},
+        {"dag_id": "multiplt_testgen", "run_id": "g1", "uri": f"{root}/testgen/tests",
+         "extra": {"tests_uri": f"{root}/testgen/tests", "functions_uri": f"{root}/corpus/stdlib/functions",
+                   "model": "tiny/coder", "funnel_uri": f"{root}/testgen/funnel.json"}},
+    ]
+    for event in events:  # the fixed Asset URIs: neither inside nor above a dataset's folder (the
+        # DAGs' testgen folders are `<data>/testgen/<name>`, this layout's is `<root>/testgen`)
+        event["uri"] = event["uri"].replace(root, f"{root}/assets")
+    runs = {title: [r["run_id"] for r in dataset_runs.runs_for(d, events)] for title, d in got.items()}
+    assert runs["corpus (stdlib)"] == ["c1"] and runs["tests (testgen)"] == ["g1"]
