@@ -42,10 +42,18 @@ def known_program(lang: Language, good: bool) -> str:
     return prompt + lang.return_body(lang.value(5 if good else 6, INT)) + "\n" + tests
 
 
+#: where a missing runtime comes from, for the errors that name one
+INSTALL_HINT = "scripts/setup.sh lists the packages, the sandbox image in docker/ has them all"
+
+
+def runtime_path(unsafe: bool = False) -> str:
+    """The PATH programs run with: the sandbox's, or the host's without a sandbox."""
+    return os.environ.get("PATH", SANDBOX_PATH) if unsafe else SANDBOX_PATH
+
+
 def missing_binaries(lang: Language, unsafe: bool = False) -> list[str]:
-    """The language's programs that are not on the PATH the sandbox uses."""
-    path = os.environ.get("PATH", SANDBOX_PATH) if unsafe else SANDBOX_PATH
-    return [b for b in lang.binaries if shutil.which(b, path=path) is None]
+    """The language's programs that are not on the PATH programs run with (runtime_path)."""
+    return [b for b in lang.binaries if shutil.which(b, path=runtime_path(unsafe)) is None]
 
 
 def preflight(sandbox: Sandbox, langs: list[Language], timeout: float | None = None) -> None:
@@ -67,8 +75,7 @@ def _check_language(sandbox: Sandbox, lang: Language, timeout: float | None) -> 
     if missing:
         raise PlatformError(
             f"{lang.name} ({lang.code}) cannot run: {', '.join(missing)} not installed (not on "
-            f"PATH {SANDBOX_PATH if not sandbox.unsafe else os.environ.get('PATH')}); "
-            "scripts/setup.sh lists the packages, the sandbox image in docker/ has them all")
+            f"PATH {runtime_path(sandbox.unsafe)}); {INSTALL_HINT}")
     # Start-up is slower on a loaded machine: allow twice the language's limit.
     limit = max(timeout or 0.0, lang.timeout) * 2
     for good, want in ((True, OK), (False, ASSERTION_ERROR)):

@@ -265,8 +265,7 @@ def _check_runtimes(cfg: TranslateConfig) -> None:
     are read (their own errors first) and before any sampling, naming every such language,
     rather than after the others' GPU time."""
     from multiplt import languages
-    from multiplt.execution.bwrap import SANDBOX_PATH
-    from multiplt.execution.preflight import missing_binaries
+    from multiplt.execution.preflight import INSTALL_HINT, missing_binaries, runtime_path
 
     lacking = []
     for code in cfg.langs:
@@ -275,13 +274,9 @@ def _check_runtimes(cfg: TranslateConfig) -> None:
         if missing:
             lacking.append(f"{lang.name} ({lang.code}: {', '.join(missing)} not installed)")
     if lacking:
-        import os
-
-        path = os.environ.get("PATH", SANDBOX_PATH) if cfg.unsafe_no_sandbox else SANDBOX_PATH
         raise MultipltError(f"--lang: the translations of {', '.join(lacking)} cannot run (not on "
-                            f"PATH {path}); install the runtime (scripts/setup.sh lists the "
-                            "packages, the sandbox image in docker/ has them all) or leave the "
-                            "language out of --lang")
+                            f"PATH {runtime_path(cfg.unsafe_no_sandbox)}); install the runtime "
+                            f"({INSTALL_HINT}) or leave the language out of --lang")
 
 
 def translate(cfg: TranslateConfig) -> dict:
