@@ -58,14 +58,7 @@ def job_languages(spec: str | None) -> list[str]:
 
     if spec is None:
         return installed_languages()
-    named = [part.strip() for part in spec.split(",") if part.strip()]
-    if not named:
-        raise MultipltError(f"--languages {spec!r} names no language")
-    try:
-        codes = [languages.get(name).code for name in named]
-    except MultipltError as exc:
-        raise MultipltError(f"--languages {spec}: {exc}") from None
-    return list(dict.fromkeys(codes))
+    return languages.codes(spec, "--languages")
 
 
 def _dag_params():

@@ -61,15 +61,12 @@ def run(args) -> int:
     from multiplt.storage.outputs import check_out
 
     check_out(args.out)  # before the run folders' paths are made from it
-    langs = [code.strip() for code in args.lang.split(",") if code.strip()]
-    if not langs:
-        raise MultipltError("--lang names no language")
     from multiplt import languages
     from multiplt.benchmarks.sources import absolute_source, benchmark_name
 
     # an unknown code is an error before any work; a name (`racket`) is its code (`rkt`) in
     # every file and folder name, as in the benchmark's build report and the results store
-    langs = list(dict.fromkeys(languages.get(code).code for code in langs))
+    langs = languages.codes(args.lang, "--lang")
     # every setting is checked here, before a benchmark is built or a sample drawn
     from multiplt.commands.score import parse_ks
     from multiplt.execution.executor import check_options

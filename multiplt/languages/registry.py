@@ -59,6 +59,19 @@ def targets() -> list[str]:
     return [code for code, lang in LANGUAGES.items() if lang.target]
 
 
+def codes(spec: str, flag: str) -> list[str]:
+    """The codes of a comma-separated list of language codes or names given as `flag` (`rkt,lua`,
+    `racket`: a name is its code in every file and folder name), in order, each once.
+    MultipltError naming `flag` for a list that names none or an unknown language."""
+    named = [part.strip() for part in spec.split(",") if part.strip()]
+    if not named:
+        raise MultipltError(f"{flag} {spec!r} names no language")
+    try:
+        return list(dict.fromkeys(get(name).code for name in named))
+    except MultipltError as exc:
+        raise MultipltError(f"{flag} {spec}: {exc}") from None
+
+
 def get(code: str) -> Language:
     """The language for a code (`rkt`) or name (`racket`); a clear error for anything else."""
     key = _ALIASES.get(code, code)

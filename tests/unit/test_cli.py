@@ -112,8 +112,9 @@ def test_the_error_line_ends_an_open_progress_bar(tmp_path, raised, last):
 def test_an_error_after_a_real_command_started_its_bar_is_the_last_line(tmp_path):
     """`evaluate` starts its bar, then finds the benchmark source missing."""
     pytest.importorskip("tqdm")
-    result = run("evaluate", "--lang", "lua", "--source", "nope.jsonl", "--out", str(tmp_path / "eval"),
+    missing = str(tmp_path / "nope.jsonl")
+    result = run("evaluate", "--lang", "lua", "--source", missing, "--out", str(tmp_path / "eval"),
                  "--backend", "replay", "--replay-source", str(tmp_path / "replay"))
     assert result.returncode == 2 and "0/4 [" in result.stderr  # the bar was drawn
     assert result.stderr.split("\n")[-2:] == [
-        "multiplt evaluate: error: benchmark source 'nope.jsonl' does not exist", ""], result.stderr
+        f"multiplt evaluate: error: benchmark source {missing!r} does not exist", ""], result.stderr

@@ -48,3 +48,14 @@ def test_terms_csv_vocabulary(code, expected):
     terms = languages.get(code).terms
     keys = ["array", "list", "tuple", "dictionary", "None", "True", "False"]
     assert [terms[k] for k in keys] == expected
+
+
+def test_codes_of_a_comma_separated_list():
+    """One parser of `--lang`-style lists: names become codes, repeats go, order stays."""
+    from multiplt.languages import codes
+
+    assert codes(" racket,lua ,rkt,,r", "--lang") == ["rkt", "lua", "r"]
+    with pytest.raises(MultipltError, match="^--lang ' , ' names no language$"):
+        codes(" , ", "--lang")
+    with pytest.raises(MultipltError, match="^--languages lua,cobol: unknown language 'cobol'; known: "):
+        codes("lua,cobol", "--languages")
