@@ -182,6 +182,11 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
     packed = data.prepare(texts, tokenizer, config.seq_len, config.eval_fraction, config.seed,
                           source=data.describe(config.dataset, config.split))
     del texts
+    steps_per_epoch = packed.train.shape[0] // config.batch_size
+    if steps_per_epoch == 0:
+        raise MultipltError(f"only {packed.train.shape[0]} packed sequences: fewer than one batch of "
+                            f"{config.batch_size} (the recipe's batch_size): add rows, or use a recipe "
+                            "(or --batch-size) with a smaller batch_size")
     # The model last: bad data fails in seconds, before gigabytes of weights are loaded.
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     with _loading("base model", config.base):
@@ -207,10 +212,6 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
     if n_positions and config.seq_len > n_positions:
         raise MultipltError(f"seq_len {config.seq_len} exceeds the model's {n_positions} positions")
 
-    steps_per_epoch = packed.train.shape[0] // config.batch_size
-    if steps_per_epoch == 0:
-        raise MultipltError(f"only {packed.train.shape[0]} packed sequences: fewer than one batch "
-                            f"of {config.batch_size}")
     total_steps = steps_per_epoch * config.epochs
     LOG.info("%d optimizer steps per epoch x %d epochs = %d steps; %d sequences of %d tokens per "
              "step (micro-batch %d x accumulation %d x %d processes); precision %s",

@@ -1,6 +1,7 @@
 """The local runtime: a task that runs ``multiplt <argv...>`` as a subprocess of the task process.
 
-Its output streams into the task log line by line as it is written; a non-zero exit fails the
+Its output streams into the task log line by line as it is written ("\\r" ends a line too: a
+progress bar that a library redraws in place logs its states while it runs); a non-zero exit fails the
 task with the command's exit code and the tail of its stderr. The subprocess inherits the
 worker's environment (so storage credentials never appear in argv, rendered fields or XCom),
 and any credential values are registered with Airflow's secrets masker before it starts.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -78,8 +80,8 @@ class MultipltStageOperator(BaseOperator):
         last_stdout: list[str] = []
 
         def pump(stream, sink, prefix):
-            for raw in iter(stream.readline, b""):
-                line = credentials.redact(raw.decode(errors="replace").rstrip("\n"), secrets)
+            for raw in _lines(stream):
+                line = credentials.redact(raw.decode(errors="replace"), secrets)
                 sink(line)
                 self.log.info("%s%s", prefix, line)
             stream.close()
@@ -117,3 +119,33 @@ def _keep_last(holder: list[str]):
         if line.strip():
             holder[:] = [line]
     return sink
+
+
+_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def _lines(stream):
+    """The lines of a byte stream as they arrive, without their ends. "\\n", "\\r\\n" and "\\r" end a
+    line (a bar redrawn in place: "\\rstate 1\\rstate 2"). A line ended by "\\r" or "\\r\\n" loses its
+    trailing blanks (a shorter state padded over a longer one) and is skipped when that leaves it
+    empty; a "\\r\\n" split between two reads ends one line."""
+    pending, after_cr = b"", False
+    while True:
+        chunk = stream.read1(65536)
+        if not chunk:
+            break
+        if after_cr and chunk.startswith(b"\n"):  # the rest of a "\r\n" whose "\r" ended a line
+            chunk = chunk[1:]
+        pending += chunk
+        start = 0
+        for brk in _BREAK.finditer(pending):
+            line = pending[start:brk.start()]
+            start = brk.end()
+            if brk.group() != b"\n":
+                line = line.rstrip()
+                if not line:
+                    continue
+            yield line
+        pending, after_cr = pending[start:], pending.endswith(b"\r")
+    if pending:  # the last line, with no end
+        yield pending
