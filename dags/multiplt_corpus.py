@@ -35,6 +35,8 @@ drop exact and near duplicates across all shards. Output under `out` (default
 * `announce` updates the `multiplt_corpus_functions` Asset, its event extra naming
   `functions_uri` (`<out>/functions`), `source` and `rows`; `multiplt_testgen` runs on it.
   When no function was kept, `announce` is skipped with that message and nothing downstream runs.
+* A conf key that is no Param, or a relative local path in `source`, `out` or `benchmarks`
+  (give an absolute path or a URI), fails `plan` before any shard runs; no retry.
 * Scale-out is the executor's: on a Celery or Kubernetes executor the mapped shard tasks spread
   over machines; storage must then be shared (`s3://`).
 """
@@ -54,10 +56,18 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(data_uri: str, params=None) -> dict:
-        """The command line of every shard, dedup bucket and the merge (no I/O)."""
-        from multiplt_pipelines.corpus import corpus_plan
+    def plan(data_uri: str, params=None, dag_run=None) -> dict:
+        """The command line of every shard, dedup bucket and the merge (no I/O); a conf key that
+        is no Param, or a relative local path, fails it (no retry)."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from multiplt_pipelines import checks
+        from multiplt_pipelines.corpus import CORPUS, corpus_plan
 
+        try:
+            checks.known_keys(dag_run.conf, CORPUS, "multiplt_corpus")
+            checks.corpus(dict(params))
+        except checks.BadParams as reason:
+            raise AirflowFailException(str(reason)) from None
         return corpus_plan(dict(params), data_uri)
 
     @task

@@ -18,6 +18,7 @@ from multiplt_pipelines.watching import evaluate_params
 SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
 RESULTS = Asset(name="multiplt_results", uri=SETTINGS.results_store)
 SCHEDULE = SETTINGS.evaluate_schedule.strip() or None  # [multiplt] evaluate_schedule; off by default
+PARAMS = evaluate_params(schemas.EVALUATE, SCHEDULE)
 
 # Pick one stage's command line out of a language's plan entry (XComArg.map, per language).
 def build_command(entry: dict) -> list[str]:
@@ -63,7 +64,8 @@ Asset, its event extra naming `results_store` and each recorded run (`lang`, `mo
   OpenAI-compatible server (`model` = its served model name).
 * Settings a stage would refuse (one of those backends without its Param, an unknown
   `benchmark_source`, a `model` that is no Hub repo id, folder or URI, a Variable's value its
-  Param refuses) fail `plan` with the command's message, before any stage runs; no retry.
+  Param refuses, a key of the conf or of the Variable that is no Param) fail `plan` with the
+  command's message, before any stage runs; no retry.
 """
 
 with DAG(
@@ -76,7 +78,7 @@ with DAG(
     tags=["multiplt", "evaluation"],
     default_args={"owner": "multiplt", "retries": 1,
                   "retry_delay": datetime.timedelta(seconds=30)},
-    params={name: Param(**schema) for name, schema in evaluate_params(schemas.EVALUATE, SCHEDULE).items()},
+    params={name: Param(**schema) for name, schema in PARAMS.items()},
     doc_md=DOC,
 ) as dag:
 
@@ -93,13 +95,15 @@ with DAG(
 
         scheduled = dag_run.run_type == "scheduled"
         settings = dict(params)
-        if scheduled:
-            variable = Variable.get("multiplt_evaluate", default=None, deserialize_json=True)
-            settings = effective(settings, {}, variable)
         try:
+            checks.known_keys(dag_run.conf, PARAMS, "multiplt_evaluate")
+            if scheduled:
+                variable = Variable.get("multiplt_evaluate", default=None, deserialize_json=True)
+                checks.known_keys(variable, PARAMS, "multiplt_evaluate", "Variable multiplt_evaluate")
+                settings = effective(settings, {}, variable)
             runs = [{**settings, **target} for target in evaluation_targets(settings, scheduled)]
             for run in runs:
-                checks.evaluation(run)
+                checks.evaluation(run, local=SETTINGS.runtime == "local")
         except NothingToEvaluate as reason:
             raise AirflowSkipException(str(reason)) from None
         except checks.BadParams as reason:

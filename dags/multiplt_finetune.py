@@ -41,7 +41,7 @@ e.g. `{"base_model": "bigcode/starcoderbase-1b", "epochs": 1}`). A run started b
 every language of `languages` on `dataset` (`{lang}` = each language code).
 
 For each language: `multiplt train` the `base_model` with `recipe` (a name in multiplt/recipes/,
-a local .yaml path, or a file:// or s3:// URI) on its dataset (GPU task, pool `gpu`),
+an absolute .yaml path, or a file:// or s3:// URI) on its dataset (GPU task, pool `gpu`),
 checkpointing every epoch under `<data_uri>/training/<base>-<experiment>-<lang>/` (the
 `training_root` Param moves it) with tags `LANG-EXPERIMENT-epochN`.
 Then every checkpoint listed in the training manifests gets its own `multiplt_evaluate` run,
@@ -85,11 +85,12 @@ with DAG(
         from multiplt_pipelines import checks
         from multiplt_pipelines.chain import (EmptyInput, asset_events, chained_datasets,
                                               nonempty_datasets, run_settings)
+        from multiplt_pipelines.params import FINETUNE
 
-        resolved = run_settings("multiplt_finetune", params, dag_run)
         try:
+            resolved = run_settings("multiplt_finetune", params, dag_run, FINETUNE)
             resolved, datasets = chained_datasets(resolved, asset_events(triggering_asset_events))
-            checks.training(resolved, datasets)
+            checks.training(resolved, datasets, local=SETTINGS.runtime == "local")
             datasets = nonempty_datasets(datasets)
             resolved["languages"] = [lang for lang in resolved["languages"] if lang in datasets]
         except EmptyInput as reason:

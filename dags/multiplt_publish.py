@@ -32,24 +32,39 @@ object of the same keys) for Asset-triggered runs; and unless a Hub token exists
 folder) datasets are written there instead (`multiplt publish dataset --dry-run`), with no
 token, and checkpoints and results are skipped.
 
+A key of the conf or of the Variable that is no Param, or a relative local path in
+`dataset_uri`, `training_outputs` or `dry_run` (give an absolute path or a URI), fails the plan
+tasks; no retry.
+
 Every publication is idempotent: a rerun uploads only what changed. See docs/publishing.md.
 """
 
 
 def _settings(params, dag_run) -> dict:
+    """Params <- the multiplt_publish Variable <- conf; a key of either that is no Param, or a
+    relative local path, is refused (checks.BadParams)."""
     from airflow.sdk import Variable
+    from multiplt_pipelines import checks
     from multiplt_pipelines.publishing import effective
 
+    conf = dict(dag_run.conf or {})
+    checks.known_keys(conf, PUBLISH, "multiplt_publish")
     variable = Variable.get("multiplt_publish", default=None, deserialize_json=True)
-    return effective(dict(params), dict(dag_run.conf or {}), variable)
+    checks.known_keys(variable, PUBLISH, "multiplt_publish", "Variable multiplt_publish")
+    settings = effective(dict(params), conf, variable)
+    checks.publishing(settings)
+    return settings
 
 
 def _plan(kind: str, params, dag_run, triggering_asset_events) -> list[list[str]]:
-    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from multiplt_airflow.credentials import HUB_CONNECTION, from_environment
-    from multiplt_pipelines import publishing
+    from multiplt_pipelines import checks, publishing
 
-    settings = _settings(params, dag_run)
+    try:
+        settings = _settings(params, dag_run)
+    except checks.BadParams as reason:
+        raise AirflowFailException(str(reason)) from None
     events = publishing.asset_events(triggering_asset_events)
     try:
         if kind == "dataset":

@@ -41,7 +41,8 @@ DOC = """
 ### Generate and validate unit tests for corpus functions
 
 For every function of the corpus that triggered the run (the `functions_uri` of its
-`multiplt_corpus_functions` event) or, in a run started by hand, of `functions`: sample `n` completions of
+`multiplt_corpus_functions` event) or, in a run started by hand, of `functions` (required
+then: e.g. `<data_uri>/corpus/stdlib/functions`, where `multiplt_corpus` writes `source: stdlib`): sample `n` completions of
 MultiPL-T's test prompt with `model` (GPU task, pool `gpu`), run each assert alone in the
 sandbox, keep the passing ones, measure their statement coverage and infer types
 (`content_with_types`). Functions are split into `shards` by sha1; each shard is three mapped
@@ -58,7 +59,9 @@ that message and nothing downstream runs; a corpus event with 0 rows, or a `func
 with no row (a run started by hand), skips the whole run at `plan` with that message.
 Settings a stage would refuse (backend `replay` without `replay_source`, `openai` without
 `api_base`, a `model` that is no Hub repo id, folder or URI, a Variable's value its Param
-refuses) fail `plan` with the command's message, no retry.
+refuses, a key of the conf or of the Variable that is no Param, a relative local path, a missing
+local model folder, no `functions` in a run started by hand) fail `plan` with the command's
+message, no retry.
 """
 
 with DAG(
@@ -83,12 +86,13 @@ with DAG(
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
         from multiplt_pipelines import checks
         from multiplt_pipelines.chain import EmptyInput
-        from multiplt_pipelines.testgen import (PARAMS, require_functions, resolved_params,
-                                                testgen_run)
+        from multiplt_pipelines.testgen import (PARAMS, given_functions, require_functions,
+                                                resolved_params, testgen_run)
 
         try:
             settings = resolved_params(params, dag_run, triggering_asset_events)
-            checks.generation(settings, PARAMS)
+            checks.generation(settings, PARAMS, local=SETTINGS.runtime == "local")
+            given_functions(settings, data_uri)
             require_functions(settings, data_uri)
             return testgen_run(settings, data_uri)
         except EmptyInput as reason:

@@ -43,7 +43,8 @@ DOC = """
 ### Translate Python functions into Racket, Julia, R, OCaml and Lua (MultiPL-T step 2)
 
 For every function of the tests dataset that triggered the run (the `tests_uri` of its
-`multiplt_testgen_tests` event) or, in a run started by hand, of `tests`, and every language in
+`multiplt_testgen_tests` event) or, in a run started by hand, of `tests` (required then: e.g.
+`<data_uri>/testgen/corpus_stdlib_functions/tests`), and every language in
 `languages`: build the MultiPL-T prompt (canonical Python as a comment, the docstring, the
 signature) and translated tests, sample `n` translations with `model` (GPU task, pool `gpu`;
 `backend=openai` + `api_base` for a vLLM server fleet), run each with its tests in the sandbox,
@@ -63,7 +64,9 @@ event with 0 rows, or a `tests` dataset with no row (a run started by hand), ski
 at `plan` with that message.
 Settings a stage would refuse (backend `replay` without `replay_source`, `openai` without
 `api_base`, a `model` that is no Hub repo id, folder or URI, a Variable's value its Param
-refuses) fail `plan` with the command's message, no retry.
+refuses, a key of the conf or of the Variable that is no Param, a relative local path, a missing
+local model folder, no `tests` in a run started by hand) fail `plan` with the command's message,
+no retry.
 """
 
 with DAG(
@@ -88,12 +91,13 @@ with DAG(
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
         from multiplt_pipelines import checks
         from multiplt_pipelines.chain import EmptyInput
-        from multiplt_pipelines.translation import (PARAMS, require_tests, resolved_params,
-                                                    translation_run)
+        from multiplt_pipelines.translation import (PARAMS, given_tests, require_tests,
+                                                    resolved_params, translation_run)
 
         try:
             settings = resolved_params(params, dag_run, triggering_asset_events)
-            checks.generation(settings, PARAMS)
+            checks.generation(settings, PARAMS, local=SETTINGS.runtime == "local")
+            given_tests(settings, data_uri)
             require_tests(settings, data_uri)
             return translation_run(settings, data_uri)
         except EmptyInput as reason:

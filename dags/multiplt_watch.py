@@ -52,12 +52,18 @@ with DAG(
 
     @task
     def plan(params=None, dag_run=None, run_id=None, triggering_asset_events=None) -> dict:
-        """The finetune and evaluate runs (conf + run id) of every announced model."""
+        """The finetune and evaluate runs (conf + run id) of every announced model; a key of
+        the conf or of the Variable that is neither a Param nor (Variable) a watch-list key
+        fails it (no retry)."""
         from airflow.sdk import Variable
-        from multiplt_pipelines import publishing, watching
+        from airflow.sdk.exceptions import AirflowFailException
+        from multiplt_pipelines import checks, publishing, watching
 
         variable = Variable.get("multiplt_watch", default=None, deserialize_json=True)
-        settings = watching.watch_settings(dict(params), dict(dag_run.conf or {}), variable)
+        try:
+            settings = watching.watch_settings(dict(params), dict(dag_run.conf or {}), variable)
+        except checks.BadParams as reason:
+            raise AirflowFailException(str(reason)) from None
         models = watching.watch_models(settings, publishing.asset_events(triggering_asset_events))
         if not models:
             raise ValueError("no model to run for: no new-model event and no `model` Param")

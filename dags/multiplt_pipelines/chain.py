@@ -16,17 +16,22 @@ TESTS_ASSET = "multiplt_testgen_tests"
 DATASET_ASSET_PREFIX = "multiplt_dataset_"
 
 
-def run_settings(variable_name: str, params, dag_run) -> dict:
+def run_settings(variable_name: str, params, dag_run, names) -> dict:
     """This run's settings: the Param values, overridden by the keys of the Airflow Variable
     `variable_name` (a JSON object) that the run's conf did not set. An Asset-triggered run has
     no conf, so the Variable is where a deployment sets its model, languages, ... (reads the
-    Variable: call it inside a task)."""
+    Variable: call it inside a task). `names`: the DAG's Params (its id is `variable_name`); a
+    key of the conf or of the Variable that is none of them is refused (checks.BadParams)."""
     from airflow.sdk import Variable
 
+    from multiplt_pipelines import checks
     from multiplt_pipelines.publishing import effective
 
+    conf = dict(dag_run.conf or {})
+    checks.known_keys(conf, names, variable_name)
     variable = Variable.get(variable_name, default=None, deserialize_json=True)
-    return effective(dict(params), dict(dag_run.conf or {}), variable)
+    checks.known_keys(variable, names, variable_name, f"Variable {variable_name}")
+    return effective(dict(params), conf, variable)
 
 
 class EmptyInput(Exception):

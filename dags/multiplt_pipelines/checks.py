@@ -1,10 +1,14 @@
 """What a stage command would refuse in a run's settings, refused by the run's first task
 (`plan`, `settings` in multiplt_finetune) before any stage runs. Nothing here reads storage or
-the Hub (only whether a bare name is a local path): a source or model that does not exist is
-the stage's to report.
+the Hub (only whether a bare name is a local path, and, on the local runtime, whether a local
+model folder exists): a source, or a model on the Hub or in object storage, that does not
+exist is the stage's to report.
 
-Airflow checks each Param alone against its JSON schema when a run is triggered. These checks
-cover the rest: a value that needs another Param (the replay backend's `replay_source`, the
+Airflow checks each Param alone against its JSON schema when a run is triggered, and lets any
+other key of the run's conf through into its params, where nothing reads it. These checks cover
+the rest: a key of the conf or of the Airflow Variable that is no Param of the DAG (a misspelled
+`limt` would run the full job), a relative local path (a stage would read it from its working
+folder, AIRFLOW_HOME), a local model folder that does not exist (local runtime only), a value that needs another Param (the replay backend's `replay_source`, the
 openai backend's `api_base`), a benchmark source, a Hub repo id, a recipe name, a language the
 dataset has no split for; and values taken from an Airflow Variable (scheduled and Asset-
 triggered runs), which Airflow never validates. They call the commands' own validation, so the
@@ -14,11 +18,16 @@ message is the command's; the DAG fails the task with it (`BadParams`; no retry)
 from __future__ import annotations
 
 import contextlib
+import os
 
 from multiplt.errors import MultipltError
 
 #: backends that load `model` by name (multiplt.generation.model_source): a Hub id is downloaded
 HUB_BACKENDS = ("transformers", "vllm")
+
+#: why a relative local path is refused: the stage commands run in the task's working folder
+RELATIVE = ("give an absolute path or a URI; a relative path would be read from the task's "
+            "working folder (AIRFLOW_HOME)")
 
 
 class BadParams(ValueError):
@@ -32,6 +41,96 @@ def _refused(what: str, errors: tuple[type[Exception], ...] = (MultipltError,)):
         yield
     except errors as exc:
         raise BadParams(f"{what}: {exc}") from None
+
+
+def known_keys(given: dict | None, names, dag_id: str, where: str = "conf") -> None:
+    """Every key of `given` (a run's conf, or the Airflow Variable named after the DAG: `where`
+    says which) must be a Param of `dag_id` (`names`): Airflow adds any other conf key to the
+    run's params, where nothing reads it, so a misspelled key would run the full job."""
+    import difflib
+
+    if given is None:
+        return
+    if not isinstance(given, dict):
+        raise BadParams(f"{where} must be a JSON object of Params of {dag_id}, not "
+                        f"{type(given).__name__} {given!r}")
+    names = sorted(names)
+    for key in given:
+        if key not in names:
+            near = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"its Params: {', '.join(names)}"
+            raise BadParams(f"{where} key {key!r} is not a Param of {dag_id} ({hint})")
+
+
+def _relative(value) -> bool:
+    """A bare local path that is not absolute (no `scheme://`; a value that reads as a mistyped
+    URI is left to the command, which refuses it with its hint)."""
+    from multiplt.storage.uri import mistyped
+
+    return (isinstance(value, str) and bool(value.strip()) and "://" not in value
+            and not os.path.isabs(value) and mistyped(value) is None)
+
+
+def _refuse_relative(key: str, value: str) -> None:
+    raise BadParams(f"Param {key}: {value!r} is a relative path: {RELATIVE}")
+
+
+def paths(settings: dict, keys) -> None:
+    """Params that always name a local path or a storage URI (a string, or a list of them): a
+    relative local path is refused."""
+    for key in keys:
+        value = settings.get(key)
+        for item in value if isinstance(value, list) else [value]:
+            if _relative(item):
+                _refuse_relative(key, item)
+
+
+def _named_path(value: str) -> bool:
+    """A relative value of a Param that takes a name (a Hub id) or a path reads as a path when
+    it starts with `.` or names something that exists here (relative to the working folder)."""
+    return _relative(value) and (value.startswith(".") or os.path.exists(value))
+
+
+def named(settings: dict, keys) -> None:
+    """Params that take a Hub name or a local path/URI (`tokenizer`, `dataset`: `{lang}` = a
+    language code): one that reads as a relative path is refused; `org/name` stays a Hub id."""
+    for key in keys:
+        value = settings.get(key)
+        if isinstance(value, str) and _named_path(value.replace("{lang}", "lua")):
+            _refuse_relative(key, value)
+
+
+def benchmark_sources(key: str, value: str) -> None:
+    """`benchmark_source` (or one of corpus `benchmarks`): `humaneval`, a Hub dataset
+    `owner/name`, or a JSONL path/URI; a relative JSONL path is refused."""
+    from multiplt.benchmarks.sources import BUILTIN
+
+    for item in (part.strip() for part in value.split(",")) if key == "benchmarks" else [value]:
+        if item in BUILTIN or not _relative(item):
+            continue
+        if item.startswith(".") or os.path.exists(item) or item.endswith((".jsonl", ".jsonl.gz",
+                                                                          ".json", ".json.gz")):
+            _refuse_relative(key, item)
+
+
+def local_folder(key: str, value: str, local: bool) -> None:
+    """An absolute local path or a file:// URI must be an existing folder. `local`: whether the
+    stages run where this task runs (the local runtime); in a docker runtime's containers the
+    worker's folders are not the stages' (mounts differ), so nothing is checked."""
+    if not local or not isinstance(value, str):
+        return
+    if value.startswith("file://"):
+        from multiplt.storage.uri import local_path
+
+        with _refused(f"Param {key}"):
+            path = local_path(value)
+    elif os.path.isabs(value):
+        path = value
+    else:
+        return
+    if not os.path.isdir(path):
+        raise BadParams(f"Param {key}: {value!r} is no folder "
+                        f"({'nothing' if not os.path.exists(path) else 'not a folder'} at {path})")
 
 
 def schema(settings: dict, schemas: dict) -> None:
@@ -74,26 +173,32 @@ def backend(settings: dict, model: str | None) -> None:
             parse(source.replace("{lang}", "lua"))  # any language code: they are [a-z]+
 
 
-def model_name(model: str, backend_name: str) -> None:
-    """A model that `generate` (or translate, testgen) would download from the Hub must be a Hub
-    repo id (huggingface_hub's validator, whose message `generate` would print); a storage URI
-    must parse. Local paths and the names the openai and replay backends take are left alone."""
+def model_name(model: str, backend_name: str, local: bool = False, key: str = "model") -> None:
+    """A model that `generate` (or translate, testgen, train) would download from the Hub must be
+    a Hub repo id (huggingface_hub's validator, whose message `generate` would print); a storage
+    URI must parse; a relative local path is refused (RELATIVE), an absolute one or a file:// URI
+    must be a folder when `local` (local_folder). The names the openai and replay backends take
+    are left alone."""
     if backend_name not in HUB_BACKENDS:
         return
-    import os
-
     from multiplt.storage.uri import mistyped, parse
 
     if "://" in model:
-        with _refused("Param model"):
+        with _refused(f"Param {key}"):
             parse(model)
+        local_folder(key, model, local)
         return
-    if os.path.exists(model) or model.startswith((".", "/")) or mistyped(model) is not None:
-        return  # a local folder; a mistyped URI is refused by the command with its hint
+    if _named_path(model):
+        _refuse_relative(key, model)
+    if model.startswith("/"):
+        local_folder(key, model, local)
+        return
+    if mistyped(model) is not None:
+        return  # a mistyped URI is refused by the command with its hint
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    with _refused(f"Param model: {model!r} is not a local folder or storage URI, nor a Hub repo id",
+    with _refused(f"Param {key}: {model!r} is not a local folder or storage URI, nor a Hub repo id",
                   (HFValidationError,)):
         validate_repo_id(model)
 
@@ -103,27 +208,33 @@ def sampling(settings: dict, model: str | None) -> None:
     from multiplt.benchmarks.sources import check_name
 
     backend(settings, model)
+    paths(settings, ["replay_source"])
+    benchmark_sources("benchmark_source", settings["benchmark_source"])
     with _refused("Param benchmark_source"):
         check_name(settings["benchmark_source"])
 
 
-def evaluation(settings: dict) -> None:
-    """One evaluation's settings (a multiplt_evaluate run, or one model of its `rerun_models`)."""
+def evaluation(settings: dict, local: bool = False) -> None:
+    """One evaluation's settings (a multiplt_evaluate run, or one model of its `rerun_models`).
+    `local`: the stages run where this task runs (local_folder)."""
     from multiplt_pipelines.params import EVALUATE
 
     schema(settings, EVALUATE)
     sampling(settings, settings["model"])
-    model_name(settings["model"], settings["backend"])
+    paths(settings, ["checkpoint_uri"])
+    named(settings, ["tokenizer"])
+    model_name(settings["model"], settings["backend"], local)
 
 
-def generation(settings: dict, schemas: dict) -> None:
+def generation(settings: dict, schemas: dict, local: bool = False) -> None:
     """A multiplt_testgen or multiplt_translate run's settings (`schemas`: its Params)."""
     schema(settings, schemas)
     backend(settings, settings["model"])
-    model_name(settings["model"], settings["backend"])
+    paths(settings, [key for key in ("functions", "tests", "out", "replay_source") if key in schemas])
+    model_name(settings["model"], settings["backend"], local)
 
 
-def training(settings: dict, datasets: dict[str, str]) -> None:
+def training(settings: dict, datasets: dict[str, str], local: bool = False) -> None:
     """A multiplt_finetune run's settings ({lang: dataset} to train on), and the evaluation
     settings it passes to the runs of multiplt_evaluate it triggers once training is over."""
     from multiplt_pipelines.params import FINETUNE
@@ -132,12 +243,31 @@ def training(settings: dict, datasets: dict[str, str]) -> None:
     recipe(settings["recipe"])
     splits(datasets)
     sampling(settings, settings["base_model"])
+    paths(settings, ["training_root"])
+    named(settings, ["dataset"])
+    model_name(settings["base_model"], "transformers", local, "base_model")
+
+
+def corpus(settings: dict) -> None:
+    """A multiplt_corpus run's paths: `source` (unless `stdlib`), `out`, `benchmarks`."""
+    if settings.get("source") != "stdlib":
+        paths(settings, ["source"])
+    paths(settings, ["out"])
+    benchmark_sources("benchmarks", settings.get("benchmarks") or "")
+
+
+def publishing(settings: dict) -> None:
+    """A multiplt_publish run's paths: `dataset_uri`, `training_outputs`, `dry_run`."""
+    paths(settings, ["dataset_uri", "training_outputs", "dry_run"])
 
 
 def recipe(name: str) -> None:
-    """A recipe name must be one of multiplt/recipes/ (a .yaml path or a URI is read by train)."""
+    """A recipe name must be one of multiplt/recipes/ (a .yaml path or a URI is read by train;
+    a relative .yaml path is refused)."""
     from multiplt.training.config import recipe_location  # train --recipe's own resolution
 
+    if name.endswith((".yaml", ".yml")) and _relative(name):
+        _refuse_relative("recipe", name)
     with _refused("Param recipe"):
         recipe_location(name)
 

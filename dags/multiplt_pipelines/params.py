@@ -22,8 +22,8 @@ LIST_PATTERN = r"[^\s,]"
 #: the published MultiPL-T dataset: one split per target language (languages.get(code).split)
 MULTIPLT_DATASET = "nuprl/MultiPL-T"
 #: `recipe`: what `multiplt train --recipe` takes
-RECIPE_DESCRIPTION = ("training recipe: a name in multiplt/recipes/ (e.g. starcoderbase-1b), a "
-                      "local .yaml path, or the file:// or s3:// URI of a YAML recipe")
+RECIPE_DESCRIPTION = ("training recipe: a name in multiplt/recipes/ (e.g. starcoderbase-1b), an "
+                      "absolute .yaml path, or the file:// or s3:// URI of a YAML recipe")
 
 
 def _p(default, description: str, **schema) -> dict:

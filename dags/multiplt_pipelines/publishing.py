@@ -36,7 +36,8 @@ class NotPublishing(Exception):
 
 
 def effective(params: dict, conf: dict | None, variable: dict | None) -> dict:
-    """Param values, with the Variable's values for keys the run's conf did not set."""
+    """Param values, with the Variable's values for keys the run's conf did not set. A Variable
+    key that is no Param is left out here: the callers refuse it first (checks.known_keys)."""
     conf = conf or {}
     out = dict(params)
     for key, value in (variable or {}).items():

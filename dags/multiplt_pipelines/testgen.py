@@ -1,8 +1,9 @@
 """Params and command lines of `multiplt_testgen` (one entry per shard, computed at run start).
 
-Storage under the `[multiplt] data_uri` root: the functions at `corpus/functions` unless given
-(the corpus step writes `corpus/<source>/functions`; `corpus/functions` is the URI of the
-`multiplt_corpus_functions` Asset) and, unless `out` is given, the tests of each functions input
+Storage under the `[multiplt] data_uri` root: the functions are the triggering corpus event's
+`functions_uri` or, in a run started by hand, the `functions` Param, which `plan` requires (the
+corpus step writes `corpus/<source>/functions`; `corpus/functions` is only the URI of the
+`multiplt_corpus_functions` Asset, which nothing writes) and, unless `out` is given, the tests of each functions input
 in a folder of their own, `testgen/<input_name(functions)>` (`testgen/tests` is the URI of the
 `multiplt_testgen_tests` Asset, an identifier only: events name the folder).
 """
@@ -48,10 +49,10 @@ def _p(default, description: str, **schema) -> dict:
 
 
 PARAMS = {
-    "functions": _p(None, "functions dataset URI (null = <data_uri>/corpus/functions; a "
+    "functions": _p(None, "functions dataset URI, required in a run started by hand (a "
                     "multiplt_corpus run writes <out>/functions, by default "
-                    "<data_uri>/corpus/<source>/functions; a run started by its Asset event "
-                    "takes the folder from the event)", type=["null", "string"]),
+                    "<data_uri>/corpus/<source>/functions); a run started by its Asset event "
+                    "takes the folder from the event", type=["null", "string"]),
     "out": _p(None, "output URI (null = <data_uri>/testgen/<functions as a folder name: its URI "
               "under data_uri>, e.g. <data_uri>/testgen/corpus_stdlib_functions)",
               type=["null", "string"]),
@@ -79,9 +80,22 @@ def resolved_params(params, dag_run, triggering_asset_events) -> dict:
     from the triggering corpus event, if any (chain.py). Reads the Variable: call it in a task."""
     from multiplt_pipelines import chain
 
-    settings = chain.run_settings("multiplt_testgen", params, dag_run)
+    settings = chain.run_settings("multiplt_testgen", params, dag_run, PARAMS)
     return chain.chained_input(settings, chain.asset_events(triggering_asset_events),
                                asset=chain.FUNCTIONS_ASSET, key="functions_uri", param="functions")
+
+
+def given_functions(params: dict, data_uri: str) -> None:
+    """A run started by hand (no corpus event set `functions`) must name its functions:
+    nothing writes `<data_uri>/corpus/functions`, the Asset's URI (checks.BadParams)."""
+    if params.get("functions"):
+        return
+    from multiplt_pipelines.checks import BadParams
+
+    example = data_uri.rstrip("/") + "/corpus/stdlib/functions"
+    raise BadParams("Param functions: a run started by hand needs the functions dataset to write "
+                    "tests for; a multiplt_corpus run writes it at <out>/functions, by default "
+                    f"<data_uri>/corpus/<source>/functions (e.g. {example})")
 
 
 def require_functions(params: dict, data_uri: str) -> None:

@@ -1,8 +1,9 @@
 """Params and plan of `multiplt_translate` (pure functions; only require_tests and
 dataset_announcement read storage).
 
-Storage under the `[multiplt] data_uri` root: the step-1 tests dataset at `testgen/tests` unless
-given (also the URI of the `multiplt_testgen_tests` Asset of `multiplt_testgen`) and, unless
+Storage under the `[multiplt] data_uri` root: the step-1 tests dataset is the triggering event's
+`tests_uri` or, in a run started by hand, the `tests` Param, which `plan` requires
+(`testgen/tests` is only the URI of the `multiplt_testgen_tests` Asset) and, unless
 `out` is given, the dataset translated from each tests input in a folder of its own,
 `translate/<input_name(tests)>` (`data/<split>-*.parquet`, `excluded/`, `funnel.json`,
 `work/<lang>/<K>-of-<N>/`). The dataset Assets' URIs, `translate/data/<split>`, are identifiers
@@ -62,10 +63,11 @@ def _p(default, description: str, **schema) -> dict:
 
 
 PARAMS = {
-    "tests": _p(None, "step-1 tests dataset (null = where multiplt_testgen writes them by "
-                "default: <data_uri>/testgen/corpus_functions/tests; a run started by its Asset "
-                "event takes the folder from the event)",
-                type=["null", "string"]),
+    "tests": _p(None, "step-1 tests dataset, required in a run started by hand (a "
+                "multiplt_testgen run writes <out>/tests, by default <data_uri>/testgen/"
+                "<functions as a folder name>/tests, e.g. "
+                "<data_uri>/testgen/corpus_stdlib_functions/tests); a run started by its Asset "
+                "event takes the folder from the event", type=["null", "string"]),
     "out": _p(None, "dataset folder (null = <data_uri>/translate/<tests as a folder name: its "
               "URI under data_uri>, e.g. "
               "<data_uri>/translate/testgen_corpus_stdlib_functions_tests)",
@@ -99,9 +101,26 @@ def resolved_params(params, dag_run, triggering_asset_events) -> dict:
     from the triggering tests event, if any (chain.py). Reads the Variable: call it in a task."""
     from multiplt_pipelines import chain
 
-    settings = chain.run_settings("multiplt_translate", params, dag_run)
+    settings = chain.run_settings("multiplt_translate", params, dag_run, PARAMS)
     return chain.chained_input(settings, chain.asset_events(triggering_asset_events),
                                asset=TESTS_ASSET, key="tests_uri", param="tests")
+
+
+def given_tests(params: dict, data_uri: str) -> None:
+    """A run started by hand (no tests event set `tests`) must name its tests dataset: the
+    default folder is that of testgen's `<data_uri>/corpus/functions` input, which nothing
+    writes (checks.BadParams)."""
+    if params.get("tests"):
+        return
+    from multiplt_pipelines.checks import BadParams
+    from multiplt_pipelines.testgen import input_name
+
+    example = _join(data_uri, "testgen", input_name(_join(data_uri, "corpus", "stdlib",
+                                                          "functions"), data_uri), "tests")
+    raise BadParams("Param tests: a run started by hand needs the tests dataset to translate; a "
+                    "multiplt_testgen run writes it at <out>/tests, by default "
+                    "<data_uri>/testgen/<functions as a folder name>/tests (e.g. "
+                    f"{example} for the functions <data_uri>/corpus/stdlib/functions)")
 
 
 def require_tests(params: dict, data_uri: str) -> None:

@@ -34,11 +34,15 @@ def watch_settings(params: dict, conf: dict | None, variable: dict | None) -> di
     a manual run's conf (publishing.effective). The Variable is also the watcher's watch list,
     whose keys (authors, search, pattern, endpoint, poll_interval, limit, announce_existing) are
     the watcher's own: its `limit` (models per listing) must not become the evaluations' `limit`
-    (first N problems)."""
+    (first N problems). Any other key of the conf or the Variable that is no Param is refused
+    (checks.BadParams)."""
     from multiplt.hub.watch import WATCH_LIST_KEYS
 
-    from multiplt_pipelines import publishing
+    from multiplt_pipelines import checks, publishing
 
+    checks.known_keys(conf, WATCH, "multiplt_watch")
+    checks.known_keys(variable, [*WATCH, *WATCH_LIST_KEYS], "multiplt_watch",
+                      "Variable multiplt_watch")
     runs = {k: v for k, v in (variable or {}).items() if k not in WATCH_LIST_KEYS}
     return publishing.effective(params, conf, runs)
 

@@ -165,7 +165,7 @@ MANUAL, ASSET_RUN = SimpleNamespace(conf={"model": "given/model"}), SimpleNamesp
 
 
 def test_plan_tasks_take_the_event_input_and_skip_an_empty_one(monkeypatch):
-    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     # an Asset-triggered run has no conf: the Variable named after the DAG sets its settings
     monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TESTGEN", '{"model": "tiny/model", "n": 2}')
@@ -174,9 +174,15 @@ def test_plan_tasks_take_the_event_input_and_skip_an_empty_one(monkeypatch):
     testgen = load_dag("multiplt_testgen")
     params = defaults(testgen_plans.PARAMS, shards=1)
     plan = testgen.get_task("plan").python_callable
-    manual = plan("file:///DATA", params={**params, "model": "given/model"}, dag_run=MANUAL,
+    # a run started by hand names its functions: nothing writes <data_uri>/corpus/functions
+    with pytest.raises(AirflowFailException, match="Param functions: a run started by hand needs "
+                       ".*<data_uri>/corpus/<source>/functions"):
+        plan("file:///DATA", params={**params, "model": "given/model"}, dag_run=MANUAL,
+             triggering_asset_events={})
+    given = {**params, "model": "given/model", "functions": "file:///DATA/corpus/stdlib/functions"}
+    manual = plan("file:///DATA", params=given, dag_run=MANUAL,
                   triggering_asset_events={})["shards"][0]["generate"]
-    assert manual[manual.index("--functions") + 1] == "file:///DATA/corpus/functions"
+    assert manual[manual.index("--functions") + 1] == "file:///DATA/corpus/stdlib/functions"
     assert manual[manual.index("--model") + 1] == "given/model"  # the conf beats the Variable
     assert manual[manual.index("--n") + 1] == "2"
     announced = triggering(event("multiplt_corpus_functions",
