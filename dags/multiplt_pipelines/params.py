@@ -101,4 +101,7 @@ FINETUNE = {
     "training_root": _p(None, "where the training outputs go (null = <data_uri>/training); each "
                         "is <training_root>/<base>-<experiment>-<lang>", type=["null", "string"]),
     **SAMPLING,
+    # the checkpoints' evaluations load each checkpoint: no served model (openai) can be one
+    "backend": _p("transformers", "generation backend of the checkpoints' evaluations", type="string",
+                  enum=[name for name in BACKEND_NAMES if name != "openai"]),
 }
