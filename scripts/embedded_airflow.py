@@ -80,17 +80,8 @@ def check_job_args(args) -> None:
 
     from multiplt.corpus.sources import resolve
 
-    langs = job_languages(args.languages)
+    job_languages(args.languages)
     dags = _dag_params()
-    from multiplt_pipelines.translation import SPLITS
-
-    if not any(code in SPLITS for code in langs):
-        # the chain translates into these and fine-tunes per language: the translate DAG's
-        # Params need at least one (py is the corpus's own language)
-        named = (f"--languages {args.languages}: names" if args.languages is not None
-                 else "of the installed languages (no --languages), there is")
-        raise MultipltError(f"{named} no language to translate into (one of {', '.join(SPLITS)}; "
-                            "scripts/setup.sh installs their runtimes)")
     numbers = (("--n", args.n, "n", ("multiplt_testgen", "multiplt_translate", "multiplt_evaluate")),
                ("--max-new-tokens", args.max_new_tokens, "max_new_tokens",
                 ("multiplt_testgen", "multiplt_translate", "multiplt_evaluate")),

@@ -40,7 +40,6 @@ def closed_port() -> int:
     # what goes to the DAGs: language codes, numbers within their Params, a readable corpus
     (["--languages", "lua,rktt"], "--languages lua,rktt: unknown language 'rktt'; known: "),
     (["--languages", ","], "--languages ',' names no language"),
-    (["--languages", "python"], "--languages python: names no language to translate into"),
     (["--n", "0"], "--n 0: 0 is less than the minimum of 1 (Param n of multiplt_testgen)"),
     (["--limit", "0"], "--limit 0: 0 is less than the minimum of 1 (Param limit of "
                        "multiplt_evaluate)"),
@@ -50,7 +49,7 @@ def closed_port() -> int:
     (["--source", "s3:/bucket/corpus"], "--source 's3:/bucket/corpus' reads as a mistyped URI"),
     (["--source", "empty"], "--source '{here}/empty' is an empty corpus"),
 ], ids=["teacher-not-v1", "teacher-unreachable", "publish-repo", "model-without-config",
-        "unknown-language", "no-language", "no-target", "n", "limit", "corpus-limit", "max-new-tokens",
+        "unknown-language", "no-language", "n", "limit", "corpus-limit", "max-new-tokens",
         "missing-source", "mistyped-source", "empty-source"])
 def test_a_bad_argument_is_one_line_and_exit_2_before_airflow_starts(tmp_path, bad, problem):
     here = tmp_path / "elsewhere"

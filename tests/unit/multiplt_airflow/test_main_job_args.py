@@ -214,16 +214,3 @@ def test_an_airflow_api_error_or_timeout_is_one_line_and_exit_1(tiny_model, tmp_
     assert rc == 1 and len(stopped) == 1
     assert capsys.readouterr().err == line + "\n"
 
-
-def test_a_job_with_no_language_to_translate_into_is_refused(tiny_model, tmp_path, monkeypatch, capsys):
-    """The chain translates into the job's languages: `--languages python` alone, or (without
-    --languages) a machine where only Python is installed, is refused before Airflow starts."""
-    launcher = load_launcher()
-    argv = ["--home", str(tmp_path / "home"), "main-job", "--model", tiny_model]
-    assert launcher.main(argv + ["--languages", "python"]) == 2
-    assert "--languages python: names no language to translate into" in capsys.readouterr().err
-    monkeypatch.setattr(launcher, "installed_languages", lambda: ["py"])
-    assert launcher.main(argv) == 2
-    err = capsys.readouterr().err
-    assert "of the installed languages (no --languages), there is no language to translate into" in err
-    assert err.count("\n") == 1 and not (tmp_path / "home").exists()
