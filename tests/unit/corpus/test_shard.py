@@ -61,6 +61,16 @@ def test_the_deepest_kept_function_clears_every_recursive_step_with_stack_to_spa
     assert reader.steps()[0]["in"] == reader.steps()[0]["out"] == 1
 
 
+def _one_file_config(tmp_path) -> CorpusConfig:
+    """A corpus of one file (FINE) with a one-problem benchmark, no type check, out in tmp_path."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "gen.py").write_text(FINE)
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"task_id": 1, "text": "Add.", "code": "def add(a, b):\n    return a + b\n"}) + "\n")
+    return CorpusConfig(source=str(tmp_path / "src"), out=str(tmp_path / "out"),
+                        benchmarks=(str(bench),), typecheck=False)
+
+
 def test_a_build_made_with_other_filter_steps_is_not_resumed(tmp_path, monkeypatch):
     """The fingerprint covers the filter steps (as their drop reasons): an --out begun by a
     version with other steps (before async functions were dropped, say) is refused, not
@@ -70,12 +80,7 @@ def test_a_build_made_with_other_filter_steps_is_not_resumed(tmp_path, monkeypat
     import multiplt.corpus
     from multiplt.errors import MultipltError
 
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "gen.py").write_text(FINE)
-    bench = tmp_path / "bench.jsonl"
-    bench.write_text(json.dumps({"task_id": 1, "text": "Add.", "code": "def add(a, b):\n    return a + b\n"}) + "\n")
-    cfg = CorpusConfig(source=str(tmp_path / "src"), out=str(tmp_path / "out"),
-                       benchmarks=(str(bench),), typecheck=False)
+    cfg = _one_file_config(tmp_path)
     now = cfg.fingerprint()
     older = tuple(r for r in multiplt.corpus.REASONS if r != "async_function")
     monkeypatch.setattr(multiplt.corpus, "REASONS", older)
@@ -96,12 +101,7 @@ def test_a_build_with_another_config_is_refused_naming_each_difference(tmp_path)
 
     from multiplt.errors import MultipltError
 
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "gen.py").write_text(FINE)
-    bench = tmp_path / "bench.jsonl"
-    bench.write_text(json.dumps({"task_id": 1, "text": "Add.", "code": "def add(a, b):\n    return a + b\n"}) + "\n")
-    cfg = CorpusConfig(source=str(tmp_path / "src"), out=str(tmp_path / "out"),
-                       benchmarks=(str(bench),), typecheck=False)
+    cfg = _one_file_config(tmp_path)
     pipeline.build(cfg)
     before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*"))
     other = dataclasses.replace(cfg, limit=10, near_threshold=0.8, workers=4)
