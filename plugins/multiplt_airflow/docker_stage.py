@@ -37,7 +37,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from docker.types import DeviceRequest, Mount
 
 from multiplt_airflow import credentials as creds_mod
-from multiplt_airflow.local_stage import BAD_INPUT_EXIT_CODE
+from multiplt_airflow.local_stage import BAD_INPUT_EXIT_CODE, split_lines
 from multiplt_airflow.settings import STORAGE_ENV, MultipltSettings
 
 STAGE_ROOT = "/stage"  # where the per-task volume is mounted in all three sandbox steps
@@ -123,6 +123,10 @@ class MultipltDockerOperator(DockerOperator):
         if self.host_config:
             cli, create = self.cli, self.cli.create_host_config
             cli.create_host_config = lambda **kw: with_host_config(create, kw, self.host_config)
+        # the provider logs container output split on "\n" only: a bar a library redraws in place
+        # ("\r", transformers loading weights) would reach the task log as one record at its end
+        cli, attach = self.cli, self.cli.attach
+        cli.attach = lambda **kw: _lines_of(attach(**kw))
         try:
             result = creds_mod.redact(super().execute(context), self._secrets)  # XCom too
         except DockerContainerFailedException as exc:
@@ -135,6 +139,12 @@ class MultipltDockerOperator(DockerOperator):
         if self.stage_volume and self.remove_volume:
             _remove_volume(self.cli, self.volume_name(context), self.log)
         return result
+
+
+def _lines_of(stream):
+    """The container's output as "\\n"-ended lines, "\\r" ending a line too (local_stage's rule)."""
+    for line in split_lines(stream):
+        yield line + b"\n"
 
 
 def _remove_volume(cli, name: str, log, wait_s: float = 120.0) -> None:

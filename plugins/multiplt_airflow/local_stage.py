@@ -125,15 +125,22 @@ _BREAK = re.compile(rb"\r\n|\r|\n")
 
 
 def _lines(stream):
-    """The lines of a byte stream as they arrive, without their ends. "\\n", "\\r\\n" and "\\r" end a
-    line (a bar redrawn in place: "\\rstate 1\\rstate 2"). A line ended by "\\r" or "\\r\\n" loses its
-    trailing blanks (a shorter state padded over a longer one) and is skipped when that leaves it
-    empty; a "\\r\\n" split between two reads ends one line."""
+    """The lines of a byte stream (a pipe) as they arrive: `split_lines` over its reads."""
+    return split_lines(iter(lambda: stream.read1(65536), b""))
+
+
+def split_lines(chunks):
+    """The lines of an iterable of byte chunks as they arrive, without their ends. "\\n", "\\r\\n"
+    and "\\r" end a line (a bar redrawn in place: "\\rstate 1\\rstate 2"). A line ended by "\\r" or
+    "\\r\\n" loses its trailing blanks (a shorter state padded over a longer one) and is skipped
+    when that leaves it empty; a "\\r\\n" split between two chunks ends one line. Also used by the
+    docker runtime (docker_stage), whose provider would split container output on "\\n" only."""
     pending, after_cr = b"", False
-    while True:
-        chunk = stream.read1(65536)
+    for chunk in chunks:
         if not chunk:
-            break
+            continue
+        if isinstance(chunk, str):
+            chunk = chunk.encode()
         if after_cr and chunk.startswith(b"\n"):  # the rest of a "\r\n" whose "\r" ended a line
             chunk = chunk[1:]
         pending += chunk

@@ -303,3 +303,45 @@ def test_a_leftover_container_of_the_stage_volume_is_removed_so_the_volume_can_g
     assert engine.removed == ["left"] and engine.held == {"busy": "running"}
     assert engine.asked == [(True, {"volume": "v", "status": ["created", "exited"]})]
 
+
+
+# ---- container output: "\r" ends a line, as in the local runtime ---------------------------
+class _RecordingLog:
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def info(self, fmt, *args):
+        self.lines.append(fmt % args)
+
+    def __getattr__(self, name):  # warning/debug/...: not what this test reads
+        return lambda *args, **kwargs: None
+
+
+def test_a_bar_redrawn_in_place_reaches_the_task_log_state_by_state(docker_runtime, monkeypatch):
+    """The Docker provider splits container output on "\\n" only, so a library's bar ("\\r" between
+    states, transformers loading weights) came as one record when it ended. Each state is now a
+    line, logged as soon as the next state starts (not when the container ends)."""
+    from multiplt_airflow.docker_stage import MultipltDockerOperator
+
+    log = _RecordingLog()
+    seen_when_drawing: list[list[str]] = []
+
+    class BarDocker(RecordingDocker):
+        def attach(self, **kwargs):
+            def stream():
+                yield b"\rload:  50%| 1/2"
+                yield b"\rload: 100%| 2/2   \r"
+                seen_when_drawing.append([line for line in log.lines if line.startswith("load")])
+                yield b"\ndone\r\n"
+                yield b"last line without end"
+            return stream()
+
+    fake = BarDocker()
+    monkeypatch.setattr(MultipltDockerOperator, "cli", property(lambda self: fake))
+    monkeypatch.setattr(MultipltDockerOperator, "log", property(lambda self: log))
+    with _dag("docker_bar_lines"):
+        task = stage_task("generate", ["generate", "--in", "x"], do_xcom_push=True, xcom_all=True)
+    lines = task.execute({})
+    assert lines == ["load:  50%| 1/2", "load: 100%| 2/2", "done", "last line without end"]
+    assert seen_when_drawing == [["load:  50%| 1/2", "load: 100%| 2/2"]]
+    assert [line for line in log.lines if line.startswith(("load", "done", "last"))] == lines
