@@ -5,12 +5,11 @@ S3's refusals map to False (412, 409, 404) or ConditionalWriteUnsupported (501).
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from multiplt import storage
 from multiplt.errors import MultipltError
+from tests.support.threads import run_at_once
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -55,11 +54,7 @@ def test_writers_at_once_each_apply_their_change(root):
                 if storage.write_bytes_if(uri, str(int(data) + 1).encode(), etag):
                     break
 
-    workers = [threading.Thread(target=add_one_each_time) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    run_at_once(add_one_each_time, threads)
     assert storage.read_bytes(uri) == str(threads * per_thread).encode()
 
 

@@ -7,12 +7,12 @@ again on the new bytes; a file that keeps changing ends in PlatformError(gave_up
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 
 from multiplt import storage
 from multiplt.errors import PlatformError
+from tests.support.threads import run_at_once
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -173,9 +173,5 @@ def test_writers_at_once_each_apply_their_change(root):
         for _ in range(per_thread):
             storage.update(uri, add(1), gave_up="gave up", attempts=1000, backoff_s=0.001, backoff_max_s=0.01)
 
-    workers = [threading.Thread(target=add_one_each_time) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    run_at_once(add_one_each_time, threads)
     assert storage.read_bytes(uri) == str(threads * per_thread).encode()
