@@ -129,7 +129,9 @@ def deployment_setting(airflow: EmbeddedAirflow, option: str) -> str:
 
 
 def main_job(airflow: EmbeddedAirflow, args) -> int:
-    """The chain: corpus -> testgen -> translate -> finetune -> evaluate -> publish (dry run)."""
+    """The chain: corpus -> testgen -> translate -> finetune -> evaluate -> publish (dry run).
+    With no translation target among the languages (`--languages py`) translate and finetune
+    stay paused and the chain stops after testgen (chain_job.paused_dags), the report says why."""
     from multiplt_airflow import chain_job, chain_report
 
     missing = [d for d in chain_job.CHAIN if not (REPO / "dags" / f"{d}.py").exists()]
@@ -149,8 +151,11 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     root = f"{deployment_setting(airflow, 'data_uri').rstrip('/')}/main_job/{stamp}"
     publish_dir = str(Path(airflow.data_dir) / "main_job" / stamp / "publish")
     folders = chain_job.stage_folders(root)
+    targets = list(SPLITS)
+    paused = chain_job.paused_dags(langs, targets)
+    not_run = chain_job.no_target_reason(langs, targets) if paused else None
     variables = chain_job.chain_settings(
-        model=args.model, languages=langs, targets=list(SPLITS), root=root,
+        model=args.model, languages=langs, targets=targets, root=root,
         publish_dir=publish_dir, n=args.n, max_new_tokens=args.max_new_tokens, limit=args.limit,
         teacher=teacher, publish_repo=publish_repo)
     for dag_id in chain_job.CHAIN:
@@ -158,7 +163,7 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     for key, value in variables.items():
         chain_job.set_variable(client, key, value)
     for dag_id in chain_job.CHAIN[1:]:  # Asset-triggered runs start only on unpaused DAGs
-        client.set_paused(dag_id, False)
+        client.set_paused(dag_id, dag_id in paused)
     corpus = {"source": args.source, "out": folders["corpus"], "shards": 1, "dedup_buckets": 1,
               "workers": 2}
     if args.corpus_limit:
@@ -169,6 +174,9 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
           + (f", {teacher['api_base']}" if teacher.get("api_base") else "") + "); publishing to "
           + (f"the Hub: datasets and checkpoints to {publish_repo}" if publish_repo
              else f"{publish_dir} (dry run)"), flush=True)
+    if not_run:
+        print(f"the chain stops after testgen ({', '.join(paused)} left paused): {not_run}",
+              flush=True)
     print(f"triggering multiplt_corpus: {airflow.base_url}/dags/multiplt_corpus", flush=True)
     client.trigger("multiplt_corpus", corpus)
     # The base model's evaluation needs nothing from the chain: it runs beside it (fine-tuning
@@ -184,7 +192,7 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
         print(f"  {datetime.datetime.now():%H:%M:%S} {dag_id} {run['dag_run_id']}: {run['state']}",
               flush=True)
 
-    runs = chain_job.follow(client, since, args.timeout, on_change=report)
+    runs = chain_job.follow(client, since, args.timeout, on_change=report, paused=paused)
 
     print("\nfunnel of every stage", flush=True)
     checkpoint_events = [e for r in runs["multiplt_finetune"]
@@ -192,10 +200,11 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
                          if e.get("name") == "multiplt_checkpoints"]
     lines = [*chain_report.steps_lines("corpus", folders["corpus"]),
              *chain_report.steps_lines("testgen", folders["testgen"]),
-             *chain_report.translate_lines(folders["translate"]),
-             *chain_report.finetune_lines(checkpoint_events, bool(runs["multiplt_finetune"])),
-             *(chain_report.hub_lines(publish_repo, runs["multiplt_publish"])
-               if publish_repo else chain_report.publish_lines(publish_dir))]
+             *chain_report.translate_lines(folders["translate"], not_run),
+             *chain_report.finetune_lines(checkpoint_events, bool(runs["multiplt_finetune"]),
+                                          not_run),
+             *(chain_report.hub_lines(publish_repo, runs["multiplt_publish"], not not_run)
+               if publish_repo else chain_report.publish_lines(publish_dir, not not_run))]
     print("\n".join(lines), flush=True)
     print("\nruns and the stages that ended empty or were off", flush=True)
     ok = True
@@ -209,6 +218,8 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
                                          chain_job.events_of(client, "multiplt_evaluate", r["dag_run_id"])])
     scored = chain_report.print_scores(deployment_setting(airflow, "results_store"), recorded,
                                        "main_job")
+    if not_run:
+        print(f"\ntranslation and fine-tuning did not run: {not_run}", flush=True)
     return 0 if ok and scored else 1
 
 
@@ -248,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="corpus source (multiplt corpus build --source; default: stdlib)")
     job.add_argument("--corpus-limit", type=int,
                      help="read only the first N corpus documents (default: all)")
-    job.add_argument("--languages", help="comma-separated codes (default: every installed language)")
+    job.add_argument("--languages", help="comma-separated codes (default: every installed "
+                     "language); with no translation target among them (e.g. py alone) the "
+                     "chain stops after testgen and only the base model is evaluated")
     job.add_argument("--n", type=int, default=2, help="completions per function (tests, translations) and per "
                      "problem (evaluation) (default 2)")
     job.add_argument("--max-new-tokens", type=int, default=128)

@@ -3,7 +3,8 @@
 #   set everything up, build the tiny local model if missing, start the embedded Airflow
 #   (api-server, scheduler, dag-processor, triggerer on 127.0.0.1) and run the MultiPL-T chain
 #   with the tiny model: multiplt_corpus on the `stdlib` corpus -> multiplt_testgen ->
-#   multiplt_translate (every installed language) -> multiplt_finetune (one epoch) ->
+#   multiplt_translate (every installed target language; none: the chain stops after testgen) ->
+#   multiplt_finetune (one epoch) ->
 #   multiplt_evaluate (each checkpoint; the base model is evaluated beside the chain on every
 #   installed language) -> multiplt_publish (datasets as a --dry-run into a local folder);
 #   n=2, 128 new tokens. It prints every stage's funnel, each stage that ended empty with its

@@ -3,7 +3,10 @@
 Sets the chain DAGs' Variables (the settings of their Asset-triggered runs), unpauses them,
 triggers `multiplt_corpus`, then follows the chain through the REST API: every finished run's
 Asset events name the DAGs that must run next, and the job waits until each of those has a run
-queued after the event and every run has ended. Standard library only (runs outside Airflow).
+queued after the event and every run has ended. With no translation target among the job's
+languages (`--languages py`), `multiplt_translate` and `multiplt_finetune` are left paused
+(`paused_dags`): the chain stops after testgen and nothing waits for them. Standard library
+only (runs outside Airflow).
 """
 
 from __future__ import annotations
@@ -31,6 +34,30 @@ def consumers(asset_name: str) -> list[str]:
     return []
 
 
+# the DAGs that need a translation target: translate's Param refuses an empty `languages`, and
+# finetune runs only on translate's datasets
+NEED_TARGETS = ("multiplt_translate", "multiplt_finetune")
+
+
+def translation_languages(languages: list[str], targets: list[str]) -> list[str]:
+    """The job's languages that multiplt_translate translates into (py is evaluated, never a
+    translation target)."""
+    return [lang for lang in languages if lang in targets]
+
+
+def paused_dags(languages: list[str], targets: list[str]) -> list[str]:
+    """The chain DAGs (after multiplt_corpus) this job leaves paused: translate and finetune when
+    none of `languages` is a translation target. A paused DAG gets no Asset-triggered run (Airflow
+    queues none for it, even once unpaused later), so the chain stops after testgen."""
+    return [] if translation_languages(languages, targets) else list(NEED_TARGETS)
+
+
+def no_target_reason(languages: list[str], targets: list[str]) -> str:
+    """Why translation and fine-tuning do not run in a job of `languages`."""
+    return (f"no translation target among the chosen languages ({', '.join(languages)}); "
+            f"the translation targets are {', '.join(targets)} (add one to --languages)")
+
+
 def stage_folders(root: str) -> dict[str, str]:
     """Where the main job's corpus, testgen, translate and training outputs go (a publish dry run
     writes into a local folder of its own: `chain_settings`' publish_dir). Per job: a second job
@@ -49,7 +76,8 @@ def chain_settings(*, model: str, languages: list[str], targets: list[str], root
     fine-tuned and evaluated. With `publish_repo` the datasets go to that Hub dataset repo and
     the checkpoints to the model repo of the same name; without it, datasets are written as a
     dry run into `publish_dir`. Fine-tuning evaluates its checkpoints only: the job evaluates
-    the base model itself, beside the chain."""
+    the base model itself, beside the chain. No Variable for the DAGs of `paused_dags` (with no
+    translation target, translate's Param would refuse its empty `languages`)."""
     out = stage_folders(root)
     teacher = teacher or {"backend": "transformers", "model": model, "api_base": None}
     generation = {"model": teacher["model"], "backend": teacher["backend"], "n": n,
@@ -60,15 +88,17 @@ def chain_settings(*, model: str, languages: list[str], targets: list[str], root
     publish = ({"dataset_repo": publish_repo, "checkpoints_repo": publish_repo}
                if publish_repo else {"dataset_repo": "local/multiplt-main-job",
                                      "dry_run": publish_dir})
-    return {
+    variables = {
         "multiplt_testgen": {**generation, "out": out["testgen"]},
         "multiplt_translate": {**generation, "out": out["translate"],
-                               "languages": [lang for lang in languages if lang in targets]},
+                               "languages": translation_languages(languages, targets)},
         "multiplt_finetune": {"base_model": model, "experiment": "main_job", "recipe": "tiny",
                               "epochs": 1, "evaluate_base": False,
                               "training_root": out["training"], **evaluation},
         "multiplt_publish": publish,
     }
+    paused = paused_dags(languages, targets)
+    return {dag_id: value for dag_id, value in variables.items() if dag_id not in paused}
 
 
 def set_variable(client, key: str, value: dict) -> None:
@@ -95,9 +125,11 @@ def events_of(client, dag_id: str, run_id: str) -> list[dict]:
 
 
 def follow(client, since: datetime.datetime, timeout: float, on_change=None,
-           appear_timeout: float = 180) -> dict[str, list[dict]]:
+           appear_timeout: float = 180, paused: tuple[str, ...] | list[str] = ()
+           ) -> dict[str, list[dict]]:
     """Wait until every chain run queued since `since` has ended and every consumer of their
-    Asset events has a run queued after the event; return {dag_id: [run, ...]} (oldest first).
+    Asset events has a run queued after the event, but the `paused` DAGs (`paused_dags`: no
+    event starts them); return {dag_id: [run, ...]} (oldest first).
     TimeoutError after `timeout` seconds, or when an expected run does not appear in
     `appear_timeout` seconds after its event."""
     from multiplt_airflow.rest import AirflowAPIError
@@ -129,6 +161,8 @@ def follow(client, since: datetime.datetime, timeout: float, on_change=None,
         for event in (e for evs in events.values() for e in evs):
             stamp = when(event["timestamp"])
             for dag in consumers(event.get("name") or ""):
+                if dag in paused:
+                    continue
                 if not any((when(r.get("queued_at")) or stamp) >= stamp for r in runs[dag]):
                     missing.append((dag, event, stamp))
         busy = [r for dag_runs in runs.values() for r in dag_runs if r["state"] not in TERMINAL]

@@ -1,7 +1,9 @@
 """What the main job prints after the chain: the funnel of every stage, read from the stages'
 own files (corpus and testgen `funnel.json` steps, translate's per-language counts, the training
 manifests named by the checkpoints Asset events, the publication dry-run folder or, for a real
-publication, the Hub repo's data files and checkpoint tags)."""
+publication, the Hub repo's data files and checkpoint tags). A job with no translation target
+among its languages left translate and finetune paused (chain_job.paused_dags): `not_run`
+says why they did not run, and the publication had no dataset of the job to publish."""
 
 from __future__ import annotations
 
@@ -25,9 +27,13 @@ def steps_lines(stage: str, folder: str) -> list[str]:
     return lines
 
 
-def translate_lines(folder: str) -> list[str]:
+def translate_lines(folder: str, not_run: str | None = None) -> list[str]:
+    """translate's counts per language; `not_run` (chain_job.no_target_reason): the job left
+    multiplt_translate paused, this is why."""
     from multiplt.translation.collect import COUNTS
 
+    if not_run:
+        return [f"translate: did not run: {not_run}"]
     # translate's funnel.json counts per language, in order (docs/translation.md)
     steps = ("functions_in", "prompts_built", *COUNTS)
     funnel = _funnel(folder)
@@ -41,10 +47,14 @@ def translate_lines(folder: str) -> list[str]:
     return lines
 
 
-def finetune_lines(checkpoint_events: list[dict], finetune_ran: bool) -> list[str]:
-    """One line per training output announced by multiplt_finetune: its checkpoints (manifest rows)."""
+def finetune_lines(checkpoint_events: list[dict], finetune_ran: bool,
+                   not_run: str | None = None) -> list[str]:
+    """One line per training output announced by multiplt_finetune: its checkpoints (manifest
+    rows). `not_run`: the job left multiplt_finetune paused, this is why."""
     from multiplt import storage
 
+    if not_run:
+        return [f"finetune: did not run (no translation to fine-tune on): {not_run}"]
     if not finetune_ran:
         return ["finetune: did not run (no dataset was announced)"]
     outputs = [o for e in checkpoint_events for o in (e.get("extra") or {}).get("outputs", [])]
@@ -59,28 +69,32 @@ def finetune_lines(checkpoint_events: list[dict], finetune_ran: bool) -> list[st
     return lines
 
 
-def publish_lines(folder: str) -> list[str]:
-    """The files of the publication dry run (what would have been uploaded)."""
+def publish_lines(folder: str, translated: bool = True) -> list[str]:
+    """The files of the publication dry run (what would have been uploaded); `translated` False:
+    the job translated nothing, so there was no dataset to write."""
     from multiplt.hub.bundle import DRY_RUN_MARK
 
     files = sorted(os.path.relpath(os.path.join(d, f), folder)  # but the dry run's own mark
                    for d, _, names in os.walk(folder) for f in names
                    if f != DRY_RUN_MARK) if os.path.isdir(folder) else []
     if not files:
-        return [f"publish (dry run): nothing written to {folder}"]
+        return [f"publish (dry run): nothing written to {folder}"
+                + ("" if translated else " (no dataset: translation did not run)")]
     return [f"publish (dry run): {len(files)} file(s) in {folder}", *(f"  {f}" for f in files)]
 
 
-def hub_lines(repo: str, publish_runs: list[dict]) -> list[str]:
+def hub_lines(repo: str, publish_runs: list[dict], translated: bool = True) -> list[str]:
     """What the publication left on the Hub (HF_ENDPOINT): the dataset repo's data files and the
-    model repo's checkpoint tags."""
+    model repo's checkpoint tags; `translated` False: the job had no dataset or checkpoint to
+    send (what the repos hold is from earlier jobs)."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     if not publish_runs:
         return [f"publish: did not run (nothing was announced); nothing sent to {repo}"]
     api = HfApi()
-    lines = []
+    lines = [] if translated else [f"publish: no dataset or checkpoint of this job sent to {repo} "
+                                   "(translation and fine-tuning did not run)"]
     try:
         files = sorted(f for f in api.list_repo_files(repo, repo_type="dataset")
                        if f.startswith("data/"))
