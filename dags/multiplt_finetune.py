@@ -56,7 +56,8 @@ each, `base_model`, `experiment`), which `multiplt_publish` publishes as tagged 
 
 Settings that training or those evaluations would refuse (an unknown recipe name, `py` on the
 default dataset, which has no python split, the evaluation settings `multiplt_evaluate` refuses)
-fail `settings` with the command's message, before any training; no retry.
+fail `settings` with the command's message, before any training; no retry. A value taken from
+the Variable is named as such (`... (from the Airflow Variable multiplt_finetune)`).
 
 `multiplt_evaluate` must be unpaused: a trigger into a paused DAG fails instead of waiting.
 """
@@ -88,9 +89,12 @@ with DAG(
         from multiplt_pipelines.params import FINETUNE
 
         try:
-            resolved = run_settings("multiplt_finetune", params, dag_run, FINETUNE)
-            resolved, datasets = chained_datasets(resolved, asset_events(triggering_asset_events))
-            checks.training(resolved, datasets, local=SETTINGS.runtime == "local")
+            given, from_variable = run_settings("multiplt_finetune", params, dag_run, FINETUNE)
+            resolved, datasets = chained_datasets(given, asset_events(triggering_asset_events))
+            if resolved["languages"] != given["languages"]:  # the events', not the Variable's
+                from_variable.discard("languages")
+            with checks.variable_source(from_variable, "multiplt_finetune"):
+                checks.training(resolved, datasets, local=SETTINGS.runtime == "local")
             datasets = nonempty_datasets(datasets)
             resolved["languages"] = [lang for lang in resolved["languages"] if lang in datasets]
         except EmptyInput as reason:

@@ -32,48 +32,40 @@ object of the same keys) for Asset-triggered runs; and unless a Hub token exists
 folder) datasets are written there instead (`multiplt publish dataset --dry-run`), with no
 token, and checkpoints and results are skipped.
 
-A key of the conf or of the Variable that is no Param, or a relative local path in
-`dataset_uri`, `training_outputs` or `dry_run` (give an absolute path or a URI), fails the plan
-tasks; no retry.
+A key of the conf or of the Variable that is no Param, a relative local path in
+`dataset_uri`, `training_outputs` or `dry_run` (give an absolute path or a URI), or a
+`checkpoints_repo` with `{base}` for a manual run's `training_outputs` (which name no base model),
+fails the plan tasks; no retry. A value taken from the Variable is named as such (`... (from the
+Airflow Variable multiplt_publish)`).
 
 Every publication is idempotent: a rerun uploads only what changed. See docs/publishing.md.
 """
 
 
-def _settings(params, dag_run) -> dict:
-    """Params <- the multiplt_publish Variable <- conf; a key of either that is no Param, or a
-    relative local path, is refused (checks.BadParams)."""
-    from airflow.sdk import Variable
-    from multiplt_pipelines import checks
-    from multiplt_pipelines.publishing import effective
-
-    conf = dict(dag_run.conf or {})
-    checks.known_keys(conf, PUBLISH, "multiplt_publish")
-    variable = Variable.get("multiplt_publish", default=None, deserialize_json=True)
-    checks.known_keys(variable, PUBLISH, "multiplt_publish", "Variable multiplt_publish")
-    settings = effective(dict(params), conf, variable)
-    checks.publishing(settings)
-    return settings
-
-
 def _plan(kind: str, params, dag_run, triggering_asset_events) -> list[list[str]]:
+    """The `multiplt publish` command lines of this run's `kind` publication. Settings: Params
+    <- the multiplt_publish Variable <- conf; a key of either that is no Param, a relative local
+    path, or a `{base}` checkpoints_repo for a manual run's training_outputs, fails the task (no
+    retry), naming the Variable when the value is its (checks.variable_source)."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from multiplt_airflow.credentials import HUB_CONNECTION, from_environment
     from multiplt_pipelines import checks, publishing
+    from multiplt_pipelines.chain import run_settings
 
-    try:
-        settings = _settings(params, dag_run)
-    except checks.BadParams as reason:
-        raise AirflowFailException(str(reason)) from None
     events = publishing.asset_events(triggering_asset_events)
     try:
-        if kind == "dataset":
-            commands = publishing.dataset_commands(settings, events)
-        elif kind == "checkpoints":
-            commands = publishing.checkpoint_commands(settings, events,
-                                                      publishing.existing_store(SETTINGS.results_store))
-        else:
-            commands = publishing.results_commands(settings, events, SETTINGS.results_store)
+        settings, from_variable = run_settings("multiplt_publish", params, dag_run, PUBLISH)
+        with checks.variable_source(from_variable, "multiplt_publish"):
+            checks.publishing(settings)
+            if kind == "dataset":
+                commands = publishing.dataset_commands(settings, events)
+            elif kind == "checkpoints":
+                commands = publishing.checkpoint_commands(
+                    settings, events, publishing.existing_store(SETTINGS.results_store))
+            else:
+                commands = publishing.results_commands(settings, events, SETTINGS.results_store)
+    except checks.BadParams as reason:
+        raise AirflowFailException(str(reason)) from None
     except publishing.NotPublishing as reason:
         raise AirflowSkipException(str(reason)) from None
     if not (kind == "dataset" and settings.get("dry_run")) and "HF_TOKEN" not in from_environment():

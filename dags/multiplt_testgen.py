@@ -61,7 +61,8 @@ Settings a stage would refuse (backend `replay` without `replay_source`, `openai
 `api_base`, a `model` that is no Hub repo id, folder or URI, a Variable's value its Param
 refuses, a key of the conf or of the Variable that is no Param, a relative local path, a missing
 local model folder, no `functions` in a run started by hand) fail `plan` with the command's
-message, no retry.
+message, no retry; a value taken from the Variable is named as such (`... (from the Airflow
+Variable multiplt_testgen)`).
 """
 
 with DAG(
@@ -86,15 +87,15 @@ with DAG(
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
         from multiplt_pipelines import checks
         from multiplt_pipelines.chain import EmptyInput
-        from multiplt_pipelines.testgen import (PARAMS, given_functions, require_functions,
-                                                resolved_params, testgen_run)
+        from multiplt_pipelines.testgen import (PARAMS, require_functions, resolved_params,
+                                                testgen_run)
 
         try:
-            settings = resolved_params(params, dag_run, triggering_asset_events)
-            checks.generation(settings, PARAMS, local=SETTINGS.runtime == "local")
-            given_functions(settings, data_uri)
-            require_functions(settings, data_uri)
-            return testgen_run(settings, data_uri)
+            settings, from_variable = resolved_params(params, dag_run, triggering_asset_events)
+            with checks.variable_source(from_variable, "multiplt_testgen"):
+                checks.generation(settings, PARAMS, local=SETTINGS.runtime == "local")
+                require_functions(settings, data_uri)  # BadParams without functions
+                return testgen_run(settings, data_uri)
         except EmptyInput as reason:
             raise AirflowSkipException(str(reason)) from None
         except checks.BadParams as reason:

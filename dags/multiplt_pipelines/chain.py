@@ -16,12 +16,14 @@ TESTS_ASSET = "multiplt_testgen_tests"
 DATASET_ASSET_PREFIX = "multiplt_dataset_"
 
 
-def run_settings(variable_name: str, params, dag_run, names) -> dict:
+def run_settings(variable_name: str, params, dag_run, names) -> tuple[dict, set[str]]:
     """This run's settings: the Param values, overridden by the keys of the Airflow Variable
     `variable_name` (a JSON object) that the run's conf did not set. An Asset-triggered run has
     no conf, so the Variable is where a deployment sets its model, languages, ... (reads the
     Variable: call it inside a task). `names`: the DAG's Params (its id is `variable_name`); a
-    key of the conf or of the Variable that is none of them is refused (checks.BadParams)."""
+    key of the conf or of the Variable that is none of them is refused (checks.BadParams).
+    Returns (settings, the keys whose value the Variable set): the checks name the Variable
+    when they refuse one of those (checks.variable_source)."""
     from airflow.sdk import Variable
 
     from multiplt_pipelines import checks
@@ -31,7 +33,9 @@ def run_settings(variable_name: str, params, dag_run, names) -> dict:
     checks.known_keys(conf, names, variable_name)
     variable = Variable.get(variable_name, default=None, deserialize_json=True)
     checks.known_keys(variable, names, variable_name, f"Variable {variable_name}")
-    return effective(dict(params), conf, variable)
+    params = dict(params)
+    return (effective(params, conf, variable),
+            {key for key in variable or {} if key in params and key not in conf})
 
 
 class EmptyInput(Exception):
@@ -72,6 +76,17 @@ def chained_input(params: dict, events: list[dict], *, asset: str, key: str, par
         return dict(params)
     extra = _announced(mine[-1], key)
     return {**params, param: extra[key]}
+
+
+def given_input(params: dict, param: str, needs: str) -> str:
+    """The run's input, Param `param`: set from the triggering event (chained_input) or, in a
+    run started by hand, given. Nothing writes the Asset's URI, so there is no default: without
+    it, checks.BadParams `Param <param>: a run started by hand needs <needs>`."""
+    if params.get(param):
+        return params[param]
+    from multiplt_pipelines.checks import BadParams
+
+    raise BadParams(f"Param {param}: a run started by hand needs {needs}", [param])
 
 
 def chained_datasets(params: dict, events: list[dict]) -> tuple[dict, dict[str, str]]:

@@ -31,16 +31,40 @@ RELATIVE = ("give an absolute path or a URI; a relative path would be read from 
 
 
 class BadParams(ValueError):
-    """A setting a stage command would refuse; the message names the Params and the problem."""
+    """A setting a stage command would refuse; the message names the Params and the problem,
+    `keys` the Params whose values are refused (variable_source names the Variable's)."""
+
+    def __init__(self, message: str, keys=()):
+        super().__init__(message)
+        self.keys = tuple(keys)
 
 
 @contextlib.contextmanager
-def _refused(what: str, errors: tuple[type[Exception], ...] = (MultipltError,)):
-    """A command's validation error as BadParams naming `what` (the Params involved)."""
+def variable_source(from_variable, variable_name: str):
+    """BadParams raised inside, of a value taken from the Airflow Variable `variable_name` (its
+    keys `from_variable`: chain.run_settings), says so at its end: `... (from the Airflow
+    Variable multiplt_translate)`, or with the keys when only some of those refused came from it
+    (`(backend from the Airflow Variable ...)`); a user who finds nothing wrong in the run's conf
+    and Params looks there. Other refusals pass as they are."""
+    try:
+        yield
+    except BadParams as exc:
+        variable_keys = set(from_variable or ())
+        ours = [key for key in exc.keys if key in variable_keys]
+        if not ours:
+            raise
+        which = "" if len(ours) == len(exc.keys) else ", ".join(ours) + " "
+        raise BadParams(f"{exc} ({which}from the Airflow Variable {variable_name})",
+                        exc.keys) from None
+
+
+@contextlib.contextmanager
+def _refused(what: str, keys, errors: tuple[type[Exception], ...] = (MultipltError,)):
+    """A command's validation error as BadParams naming `what` (the Params involved: `keys`)."""
     try:
         yield
     except errors as exc:
-        raise BadParams(f"{what}: {exc}") from None
+        raise BadParams(f"{what}: {exc}", keys) from None
 
 
 def known_keys(given: dict | None, names, dag_id: str, where: str = "conf") -> None:
@@ -72,7 +96,7 @@ def _relative(value) -> bool:
 
 
 def _refuse_relative(key: str, value: str) -> None:
-    raise BadParams(f"Param {key}: {value!r} is a relative path: {RELATIVE}")
+    raise BadParams(f"Param {key}: {value!r} is a relative path: {RELATIVE}", [key])
 
 
 def paths(settings: dict, keys) -> None:
@@ -122,7 +146,7 @@ def local_folder(key: str, value: str, local: bool) -> None:
     if value.startswith("file://"):
         from multiplt.storage.uri import local_path
 
-        with _refused(f"Param {key}"):
+        with _refused(f"Param {key}", [key]):
             path = local_path(value)
     elif os.path.isabs(value):
         path = value
@@ -130,7 +154,8 @@ def local_folder(key: str, value: str, local: bool) -> None:
         return
     if not os.path.isdir(path):
         raise BadParams(f"Param {key}: {value!r} is no folder "
-                        f"({'nothing' if not os.path.exists(path) else 'not a folder'} at {path})")
+                        f"({'nothing' if not os.path.exists(path) else 'not a folder'} at {path})",
+                        [key])
 
 
 def schema(settings: dict, schemas: dict) -> None:
@@ -145,7 +170,8 @@ def schema(settings: dict, schemas: dict) -> None:
         try:
             jsonschema.validate(settings[key], rules)
         except jsonschema.ValidationError as exc:
-            raise BadParams(f"Param {key}: {exc.message} ({spec['description']})") from None
+            raise BadParams(f"Param {key}: {exc.message} ({spec['description']})",
+                            [key]) from None
 
 
 def backend(settings: dict, model: str | None) -> None:
@@ -158,18 +184,18 @@ def backend(settings: dict, model: str | None) -> None:
     if name != "replay" and source:
         from multiplt.generation.driver import check_replay_source
 
-        with _refused("Params backend, replay_source"):
+        with _refused("Params backend, replay_source", ["backend", "replay_source"]):
             check_replay_source(name, source)
     if name == "replay" and not source:
-        with _refused("Params backend, replay_source"):
+        with _refused("Params backend, replay_source", ["backend", "replay_source"]):
             backend_class(name).from_options(replay_source=source)
     if name == "openai":
-        with _refused("Params backend, api_base"):
+        with _refused("Params backend, api_base", ["backend", "api_base"]):
             backend_class(name).from_options(model=model, api_base=settings.get("api_base"))
     if name == "replay" and "://" in source:
         from multiplt.storage.uri import parse
 
-        with _refused("Param replay_source"):
+        with _refused("Param replay_source", ["replay_source"]):
             parse(source.replace("{lang}", "lua"))  # any language code: they are [a-z]+
 
 
@@ -184,7 +210,7 @@ def model_name(model: str, backend_name: str, local: bool = False, key: str = "m
     from multiplt.storage.uri import mistyped, parse
 
     if "://" in model:
-        with _refused(f"Param {key}"):
+        with _refused(f"Param {key}", [key]):
             parse(model)
         local_folder(key, model, local)
         return
@@ -199,7 +225,7 @@ def model_name(model: str, backend_name: str, local: bool = False, key: str = "m
     from huggingface_hub.utils import validate_repo_id
 
     with _refused(f"Param {key}: {model!r} is not a local folder or storage URI, nor a Hub repo id",
-                  (HFValidationError,)):
+                  [key], (HFValidationError,)):
         validate_repo_id(model)
 
 
@@ -210,7 +236,7 @@ def sampling(settings: dict, model: str | None) -> None:
     backend(settings, model)
     paths(settings, ["replay_source"])
     benchmark_sources("benchmark_source", settings["benchmark_source"])
-    with _refused("Param benchmark_source"):
+    with _refused("Param benchmark_source", ["benchmark_source"]):
         check_name(settings["benchmark_source"])
 
 
@@ -268,7 +294,7 @@ def recipe(name: str) -> None:
 
     if name.endswith((".yaml", ".yml")) and _relative(name):
         _refuse_relative("recipe", name)
-    with _refused("Param recipe"):
+    with _refused("Param recipe", ["recipe"]):
         recipe_location(name)
 
 
@@ -284,4 +310,5 @@ def splits(datasets: dict[str, str]) -> None:
             held = ", ".join(languages.get(code).split for code in languages.targets())
             split = languages.get(lang).split
             raise BadParams(f"Param languages: {MULTIPLT_DATASET} has no {split!r} split to "
-                            f"fine-tune {lang} on (its splits: {held}); give a `dataset` with one")
+                            f"fine-tune {lang} on (its splits: {held}); give a `dataset` with one",
+                            ["languages", "dataset"])

@@ -109,8 +109,11 @@ def checkpoint_commands(settings: dict, events: list[dict], results_store: str |
     by_repo: dict[str, list[str]] = {}
     for base, out in outputs:
         if "{base}" in template and not base:
-            raise ValueError(f"checkpoints_repo {template!r} needs the base model, which a manual "
-                             f"run's training_outputs do not give; use a plain OWNER/NAME")
+            from multiplt_pipelines.checks import BadParams
+
+            raise BadParams(f"Param checkpoints_repo: {template!r} needs the base model, which a "
+                            f"manual run's training_outputs do not give; use a plain OWNER/NAME",
+                            ["checkpoints_repo"])
         repo = template.replace("{base}", _base_name(base)) if base else template
         by_repo.setdefault(repo, [])
         if out not in by_repo[repo]:

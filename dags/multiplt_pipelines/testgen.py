@@ -15,6 +15,7 @@ from multiplt_pipelines.params import TRIMMED_PATTERN
 
 
 def functions_uri(data_uri: str) -> str:
+    """The functions Asset's URI (an identifier: nothing writes it; events name the folder)."""
     return data_uri.rstrip("/") + "/corpus/functions"
 
 
@@ -36,10 +37,21 @@ def input_name(uri: str, data_uri: str) -> str:
     return safe_part(uri[len(root):] if uri.startswith(root) else uri)
 
 
+def needs_functions(data_uri: str) -> str:
+    """What a run started by hand without `functions` is told it needs (chain.given_input)."""
+    example = data_uri.rstrip("/") + "/corpus/stdlib/functions"
+    return ("the functions dataset to write tests for; a multiplt_corpus run writes it at "
+            "<out>/functions, by default <data_uri>/corpus/<source>/functions (e.g. "
+            f"{example})")
+
+
 def run_inputs(params: dict, data_uri: str) -> dict:
-    """The Params with `functions` and `out` filled in: `out` defaults to
-    `<data_uri>/testgen/<input_name(functions)>`; a given `out` wins."""
-    functions = params.get("functions") or functions_uri(data_uri)
+    """The Params with `out` filled in: `out` defaults to
+    `<data_uri>/testgen/<input_name(functions)>`; a given `out` wins. `functions` has no
+    default (checks.BadParams without it: chain.given_input)."""
+    from multiplt_pipelines.chain import given_input
+
+    functions = given_input(params, "functions", needs_functions(data_uri))
     out = params.get("out") or f"{out_uri(data_uri)}/{input_name(functions, data_uri)}"
     return {**params, "functions": functions, "out": out}
 
@@ -75,33 +87,25 @@ PARAMS = {
 }
 
 
-def resolved_params(params, dag_run, triggering_asset_events) -> dict:
+def resolved_params(params, dag_run, triggering_asset_events) -> tuple[dict, set[str]]:
     """This run's settings (Params <- the `multiplt_testgen` Variable <- conf), with `functions` set
-    from the triggering corpus event, if any (chain.py). Reads the Variable: call it in a task."""
+    from the triggering corpus event, if any (chain.py), and the keys whose value came from the
+    Variable (chain.run_settings). Reads the Variable: call it in a task."""
     from multiplt_pipelines import chain
 
-    settings = chain.run_settings("multiplt_testgen", params, dag_run, PARAMS)
-    return chain.chained_input(settings, chain.asset_events(triggering_asset_events),
-                               asset=chain.FUNCTIONS_ASSET, key="functions_uri", param="functions")
-
-
-def given_functions(params: dict, data_uri: str) -> None:
-    """A run started by hand (no corpus event set `functions`) must name its functions:
-    nothing writes `<data_uri>/corpus/functions`, the Asset's URI (checks.BadParams)."""
-    if params.get("functions"):
-        return
-    from multiplt_pipelines.checks import BadParams
-
-    example = data_uri.rstrip("/") + "/corpus/stdlib/functions"
-    raise BadParams("Param functions: a run started by hand needs the functions dataset to write "
-                    "tests for; a multiplt_corpus run writes it at <out>/functions, by default "
-                    f"<data_uri>/corpus/<source>/functions (e.g. {example})")
+    settings, from_variable = chain.run_settings("multiplt_testgen", params, dag_run, PARAMS)
+    events = chain.asset_events(triggering_asset_events)
+    chained = chain.chained_input(settings, events, asset=chain.FUNCTIONS_ASSET,
+                                  key="functions_uri", param="functions")
+    if chained["functions"] != settings["functions"]:  # the event's, not the Variable's
+        from_variable.discard("functions")
+    return chained, from_variable
 
 
 def require_functions(params: dict, data_uri: str) -> None:
     """EmptyInput when the run's functions dataset holds no row (reads storage): `multiplt
     testgen` refuses it (exit 2), so a run started by hand on it ends like one started by an
-    event announcing 0 rows."""
+    event announcing 0 rows. checks.BadParams when the run names none (run_inputs)."""
     from multiplt.testgen.inputs import parquet_files
     from multiplt_pipelines.chain import require_rows
 

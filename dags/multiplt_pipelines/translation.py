@@ -31,14 +31,6 @@ def tests_uri(data_uri: str) -> str:
     return _join(data_uri, "testgen", "tests")
 
 
-def default_tests(data_uri: str) -> str:
-    """Where `multiplt_testgen` writes its tests by default (its default input's folder), so a
-    manual run with the defaults meets it."""
-    from multiplt_pipelines import testgen
-
-    return testgen.run_inputs({}, data_uri)["out"] + "/tests"
-
-
 def out_uri(data_uri: str) -> str:
     """The folder holding the default outputs (`<data_uri>/translate`, one subfolder per input)."""
     return _join(data_uri, "translate")
@@ -50,10 +42,22 @@ def dataset_asset_uri(data_uri: str, code: str) -> str:
     return _join(out_uri(data_uri), "data", SPLITS[code])
 
 
+def needs_tests(data_uri: str) -> str:
+    """What a run started by hand without `tests` is told it needs (chain.given_input)."""
+    functions = _join(data_uri, "corpus", "stdlib", "functions")
+    example = _join(data_uri, "testgen", input_name(functions, data_uri), "tests")
+    return ("the tests dataset to translate; a multiplt_testgen run writes it at <out>/tests, "
+            "by default <data_uri>/testgen/<functions as a folder name>/tests (e.g. "
+            f"{example} for the functions <data_uri>/corpus/stdlib/functions)")
+
+
 def run_inputs(params: dict, data_uri: str) -> dict:
-    """The Params with `tests` and `out` filled in: `out` defaults to
-    `<data_uri>/translate/<input_name(tests)>` (testgen.input_name); a given `out` wins."""
-    tests = params.get("tests") or default_tests(data_uri)
+    """The Params with `out` filled in: `out` defaults to
+    `<data_uri>/translate/<input_name(tests)>` (testgen.input_name); a given `out` wins. `tests`
+    has no default (checks.BadParams without it: chain.given_input)."""
+    from multiplt_pipelines.chain import given_input
+
+    tests = given_input(params, "tests", needs_tests(data_uri))
     out = params.get("out") or _join(out_uri(data_uri), input_name(tests, data_uri))
     return {**params, "tests": tests, "out": out}
 
@@ -96,35 +100,23 @@ PARAMS = {
 }
 
 
-def resolved_params(params, dag_run, triggering_asset_events) -> dict:
+def resolved_params(params, dag_run, triggering_asset_events) -> tuple[dict, set[str]]:
     """This run's settings (Params <- the `multiplt_translate` Variable <- conf), with `tests` set
-    from the triggering tests event, if any (chain.py). Reads the Variable: call it in a task."""
+    from the triggering tests event, if any (chain.py), and the keys whose value came from the
+    Variable (chain.run_settings). Reads the Variable: call it in a task."""
     from multiplt_pipelines import chain
 
-    settings = chain.run_settings("multiplt_translate", params, dag_run, PARAMS)
-    return chain.chained_input(settings, chain.asset_events(triggering_asset_events),
-                               asset=TESTS_ASSET, key="tests_uri", param="tests")
-
-
-def given_tests(params: dict, data_uri: str) -> None:
-    """A run started by hand (no tests event set `tests`) must name its tests dataset: the
-    default folder is that of testgen's `<data_uri>/corpus/functions` input, which nothing
-    writes (checks.BadParams)."""
-    if params.get("tests"):
-        return
-    from multiplt_pipelines.checks import BadParams
-    from multiplt_pipelines.testgen import input_name
-
-    example = _join(data_uri, "testgen", input_name(_join(data_uri, "corpus", "stdlib",
-                                                          "functions"), data_uri), "tests")
-    raise BadParams("Param tests: a run started by hand needs the tests dataset to translate; a "
-                    "multiplt_testgen run writes it at <out>/tests, by default "
-                    "<data_uri>/testgen/<functions as a folder name>/tests (e.g. "
-                    f"{example} for the functions <data_uri>/corpus/stdlib/functions)")
+    settings, from_variable = chain.run_settings("multiplt_translate", params, dag_run, PARAMS)
+    chained = chain.chained_input(settings, chain.asset_events(triggering_asset_events),
+                                  asset=TESTS_ASSET, key="tests_uri", param="tests")
+    if chained["tests"] != settings["tests"]:  # the event's, not the Variable's
+        from_variable.discard("tests")
+    return chained, from_variable
 
 
 def require_tests(params: dict, data_uri: str) -> None:
-    """EmptyInput when the run's tests dataset holds no row (reads storage)."""
+    """EmptyInput when the run's tests dataset holds no row (reads storage); checks.BadParams
+    when the run names none (run_inputs)."""
     from multiplt.translation.source import tests_files
     from multiplt_pipelines.chain import require_rows
 

@@ -275,3 +275,174 @@ def test_a_manual_testgen_or_translate_run_must_name_its_input():
     assert given["settings"]["functions"] == "file:///DATA/corpus/stdlib/functions"
     tests = "file:///DATA/testgen/corpus_stdlib_functions/tests"
     assert generation_plan("multiplt_translate", {"tests": tests})["settings"]["tests"] == tests
+
+
+# ---- 5. a value taken from the Airflow Variable -------------------------------------------------
+
+FUNCTIONS_EVENT = {"functions_uri": "file:///DATA/corpus/stdlib/functions", "rows": 2}
+TESTS_EVENT = {"tests_uri": "file:///DATA/testgen/corpus_stdlib_functions/tests", "rows": 2}
+
+
+def asset_run(dag_id: str, variable: dict, monkeypatch, conf: dict | None = None):
+    """The first task of `dag_id` as its Asset event starts it (no conf, unless `conf`), with the
+    Airflow Variable named after the DAG set to `variable`."""
+    import json
+
+    from tests.dags.test_chain import event, triggering
+
+    monkeypatch.setenv(f"AIRFLOW_VAR_{dag_id.upper()}", json.dumps(variable))
+    conf = conf or {}
+    if dag_id == "multiplt_testgen":
+        return generation_plan(dag_id, conf, triggering(event("multiplt_corpus_functions",
+                                                              FUNCTIONS_EVENT)))
+    if dag_id == "multiplt_translate":
+        return generation_plan(dag_id, conf, triggering(event("multiplt_testgen_tests",
+                                                              TESTS_EVENT)))
+    if dag_id == "multiplt_finetune":
+        return finetune_settings(conf, triggering(event(
+            "multiplt_dataset_lua", {"dataset_uri": "file:///DATA/translate/x", "lang": "lua",
+                                     "rows": 3})))
+    return publish_plan(conf)
+
+
+def refusal(call) -> str:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException) as raised:
+        call()
+    return str(raised.value)
+
+
+def relative(key: str, value: str) -> str:
+    return f"Param {key}: {value!r} is a relative path: {RELATIVE}"
+
+
+@pytest.mark.parametrize("dag_id, variable, message", [
+    ("multiplt_testgen", {"backend": "replay", "replay_source": "runs/r.jsonl"},
+     relative("replay_source", "runs/r.jsonl")),
+    ("multiplt_testgen", {"out": "tg"}, relative("out", "tg")),
+    ("multiplt_translate", {"languages": ["lua", "py"]},  # py is the source language
+     f"Param languages: 'py' is not one of {list(schemas.TARGET_LANGUAGES)} (target languages)"),
+    ("multiplt_translate", {"model": "org/a b"}, "Param model: 'org/a b' is not a local folder "
+     "or storage URI, nor a Hub repo id: Repo id must use alphanumeric chars"),
+    ("multiplt_finetune", {"recipe": "starcoder-1b"}, "Param recipe: unknown recipe "
+     "'starcoder-1b'"),
+    ("multiplt_finetune", {"dataset": "./data/{lang}"}, relative("dataset", "./data/{lang}")),
+    ("multiplt_publish", {"dry_run": "pub"}, relative("dry_run", "pub")),
+])
+def test_a_bad_value_from_the_variable_is_refused_naming_the_variable(dag_id, variable, message,
+                                                                     monkeypatch):
+    """An Asset-triggered run has no conf: a user reading the refusal of `replay_source`
+    finds nothing wrong in the run's conf and Params unless the message names the Variable."""
+    got = refusal(lambda: asset_run(dag_id, variable, monkeypatch))
+    assert got.startswith(message), got
+    assert got.endswith(f" (from the Airflow Variable {dag_id})"), got
+    assert got.count("Airflow Variable") == 1
+    # the same value given in the conf of a run started by hand: refused as it was, unnamed
+    monkeypatch.delenv(f"AIRFLOW_VAR_{dag_id.upper()}")
+    conf = {**variable, **({"functions": "/d/f"} if dag_id == "multiplt_testgen" else {}),
+            **({"tests": "/d/t"} if dag_id == "multiplt_translate" else {})}
+    calls = {"multiplt_finetune": finetune_settings, "multiplt_publish": publish_plan}
+    call = calls.get(dag_id, lambda c: generation_plan(dag_id, c))
+    assert refusal(lambda: call(conf)) == got.removesuffix(f" (from the Airflow Variable {dag_id})")
+
+
+def test_a_missing_model_folder_from_the_variable_names_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__RUNTIME", "local")
+    missing = str(tmp_path / "no_such_model")
+    assert refusal(lambda: asset_run("multiplt_translate", {"model": missing}, monkeypatch)) == (
+        f"Param model: {missing!r} is no folder (nothing at {missing}) (from the Airflow "
+        "Variable multiplt_translate)")
+    assert refusal(lambda: asset_run("multiplt_finetune", {"base_model": missing}, monkeypatch)) == (
+        f"Param base_model: {missing!r} is no folder (nothing at {missing}) (from the Airflow "
+        "Variable multiplt_finetune)")
+
+
+def test_a_refusal_of_several_params_names_those_the_variable_set(monkeypatch):
+    """`backend: replay` in the Variable, no `replay_source` anywhere: the Variable set only
+    `backend`; with the conf setting `backend` too, the Variable is not named."""
+    needs = ("Params backend, replay_source: the replay backend needs --replay-source (a "
+             "completion folder or JSONL)")
+    assert refusal(lambda: asset_run("multiplt_testgen", {"backend": "replay"}, monkeypatch)) == (
+        f"{needs} (backend from the Airflow Variable multiplt_testgen)")
+    both = {"backend": "vllm", "replay_source": "/r.jsonl"}
+    assert refusal(lambda: asset_run("multiplt_translate", both, monkeypatch)).endswith(
+        "samples from --model (from the Airflow Variable multiplt_translate)")
+    # the conf beats the Variable: a manual run's conf value is refused unnamed
+    assert refusal(lambda: asset_run("multiplt_testgen", {"backend": "replay"}, monkeypatch,
+                                     {"functions": "/d/f", "backend": "replay"})) == needs
+    # a run started by hand reads the Variable too: py on the default dataset, `languages`
+    # from the Variable, `dataset` the Param default
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_FINETUNE", '{"languages": ["py"]}')
+    assert refusal(lambda: finetune_settings({"epochs": 1})).endswith(
+        "give a `dataset` with one (languages from the Airflow Variable multiplt_finetune)")
+
+
+def test_a_value_an_event_replaced_is_not_the_variables(monkeypatch):
+    """The event's input beats the Variable's: a refusal of it does not name the Variable; an
+    event run's languages are the events', so the Variable's `languages` is not checked."""
+    from tests.dags.test_chain import event, triggering
+
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TESTGEN", '{"functions": "/d/f"}')
+    relative_event = triggering(event("multiplt_corpus_functions",
+                                      {"functions_uri": "corpus/f", "rows": 2}))
+    assert refusal(lambda: generation_plan("multiplt_testgen", {}, relative_event)) == relative(
+        "functions", "corpus/f")
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TRANSLATE", '{"tests": "/d/t", "languages": ["lua"]}')
+    relative_event = triggering(event("multiplt_testgen_tests", {"tests_uri": "tg/t", "rows": 2}))
+    assert refusal(lambda: generation_plan("multiplt_translate", {}, relative_event)) == relative(
+        "tests", "tg/t")
+    settings = asset_run("multiplt_finetune", {"languages": ["py"]}, monkeypatch)
+    assert settings["languages"] == ["lua"] and settings["datasets"] == {
+        "lua": "file:///DATA/translate/x"}
+    # an event's language its Param refuses: the event's, not the Variable's `languages`
+    odd = triggering(event("multiplt_dataset_xx", {"dataset_uri": "/d/x", "lang": "xx", "rows": 1}))
+    assert refusal(lambda: finetune_settings({}, odd)).startswith(
+        "Param languages: 'xx' is not one of")
+    assert "Airflow Variable" not in refusal(lambda: finetune_settings({}, odd))
+
+
+def test_a_manual_run_whose_variable_empties_its_input_names_the_variable(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TRANSLATE", '{"tests": ""}')
+    got = refusal(lambda: generation_plan("multiplt_translate", {"languages": ["lua"]}))
+    assert got.startswith("Param tests: a run started by hand needs the tests dataset")
+    assert got.endswith(" (from the Airflow Variable multiplt_translate)")
+
+
+def test_variable_source_names_the_variable_only_for_its_keys():
+    def raised(exc, from_variable=("model",)):
+        with pytest.raises(Exception) as caught:
+            with checks.variable_source(from_variable, "multiplt_x"):
+                raise exc
+        return caught.value
+
+    got = raised(checks.BadParams("Param model: bad", ["model"]))
+    assert (type(got), str(got), got.keys) == (checks.BadParams, "Param model: bad (from the "
+                                               "Airflow Variable multiplt_x)", ("model",))
+    assert str(raised(checks.BadParams("Params a, model: bad", ["a", "model"]))) == (
+        "Params a, model: bad (model from the Airflow Variable multiplt_x)")
+    assert str(raised(checks.BadParams("Param n: bad", ["n"]))) == "Param n: bad"
+    assert str(raised(checks.BadParams("conf key 'x' is not a Param"))) == (
+        "conf key 'x' is not a Param")
+    assert str(raised(checks.BadParams("Param model: bad", ["model"]), set())) == "Param model: bad"
+    assert type(raised(ValueError("model"))) is ValueError
+
+
+def test_a_base_template_for_a_manual_runs_training_outputs_fails_plan_naming_its_source(
+        monkeypatch):
+    """`{base}` needs the base model, which only a checkpoints event gives: refused once, with
+    the Variable named when the template is its (it was a ValueError, retried twice)."""
+    plan = load_dag("multiplt_publish").get_task("plan_checkpoints").python_callable
+
+    def plan_checkpoints(conf):
+        return plan(params={**defaults(PUBLISH), **conf}, dag_run=run(conf),
+                    triggering_asset_events={})
+
+    message = ("Param checkpoints_repo: 'org/MultiPL-T-{base}' needs the base model, which a "
+               "manual run's training_outputs do not give; use a plain OWNER/NAME")
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_PUBLISH", '{"checkpoints_repo": "org/MultiPL-T-{base}"}')
+    assert refusal(lambda: plan_checkpoints({"training_outputs": ["/t/lua"]})) == (
+        f"{message} (from the Airflow Variable multiplt_publish)")
+    monkeypatch.delenv("AIRFLOW_VAR_MULTIPLT_PUBLISH")
+    assert refusal(lambda: plan_checkpoints({"training_outputs": ["/t/lua"],
+                                             "checkpoints_repo": "org/MultiPL-T-{base}"})) == message

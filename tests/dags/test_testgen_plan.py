@@ -21,6 +21,7 @@ for _path in (str(REPO / "dags"), str(REPO / "plugins")):
 
 from multiplt_pipelines import testgen as plans  # noqa: E402
 from multiplt_pipelines import translation  # noqa: E402
+from multiplt_pipelines.checks import BadParams  # noqa: E402
 
 from multiplt.cli import build_parser  # noqa: E402
 from tests.support.airflow import load_dag  # noqa: E402
@@ -30,7 +31,8 @@ FUNCTIONS = REPO / "tests" / "fixtures" / "testgen" / "functions.jsonl"
 
 def test_plan_has_three_stages_per_shard_with_the_params():
     params = {k: v["default"] for k, v in plans.PARAMS.items()}
-    params.update(shards=3, backend="replay", replay_source="file:///r.jsonl", n=2)
+    params.update(shards=3, backend="replay", replay_source="file:///r.jsonl", n=2,
+                  functions="file:///DATA/runs/corpus/stdlib/functions")
     entries = plans.testgen_plan(params, "file:///DATA/runs/")
     assert len(entries) == 3
     parser = build_parser()
@@ -39,8 +41,8 @@ def test_plan_has_three_stages_per_shard_with_the_params():
         for stage, argv in entry.items():
             args = parser.parse_args(argv)
             assert (args.command, args.stage, args.shard) == ("testgen", stage, f"{k}/3")
-            assert args.functions == "file:///DATA/runs/corpus/functions"
-            assert args.out == "file:///DATA/runs/testgen/corpus_functions"
+            assert args.functions == "file:///DATA/runs/corpus/stdlib/functions"
+            assert args.out == "file:///DATA/runs/testgen/corpus_stdlib_functions"
             assert (args.backend, args.replay_source, args.n, args.min_coverage, args.timeout,
                     args.max_new_tokens) == ("replay", "file:///r.jsonl", 2, 90, 5.0, 400)
 
@@ -67,7 +69,10 @@ def test_each_functions_input_gets_its_own_default_out_and_keeps_it():
     assert outs(f"{data}/corpus/stdlib/functions/") == {stdlib}
     assert plans.run_inputs({**params, "functions": f"{data}/corpus/stdlib/functions"},
                             data + "/")["out"] == stdlib
-    assert outs(None) == {f"{data}/testgen/corpus_functions"}  # the default functions
+    # no default functions: nothing writes the Asset's URI <data_uri>/corpus/functions
+    for missing in (None, ""):
+        with pytest.raises(BadParams, match="^Param functions: a run started by hand needs "):
+            outs(missing)
     # a given out wins, whatever the input
     assert outs(f"{data}/corpus/stdlib/functions", out="s3://o/tg") == {"s3://o/tg"}
     assert outs(f"{data}/corpus/other/functions", out="s3://o/tg") == {"s3://o/tg"}
@@ -90,9 +95,13 @@ def test_each_tests_input_gets_its_own_default_translate_out_and_keeps_it():
     assert first == f"{data}/translate/testgen_corpus_stdlib_functions_tests"
     assert second == f"{data}/translate/testgen_corpus_other_functions_tests"
     assert outs(f"{data}/testgen/corpus_stdlib_functions/tests/") == {first}
-    # a manual run with the defaults reads what testgen writes with its defaults
-    assert outs(None) == {f"{data}/translate/testgen_corpus_functions_tests"}
-    assert translation.run_inputs({}, data)["tests"] == plans.run_inputs({}, data)["out"] + "/tests"
+    # the tests testgen writes by default for a functions input are translated where outs says
+    written = plans.run_inputs({"functions": f"{data}/corpus/stdlib/functions"}, data)["out"]
+    assert translation.run_inputs({"tests": written + "/tests"}, data)["out"] == first
+    # no default tests: nothing writes the Asset's URI <data_uri>/testgen/tests
+    for missing in (None, ""):
+        with pytest.raises(BadParams, match="^Param tests: a run started by hand needs "):
+            outs(missing)
     assert outs(f"{data}/testgen/corpus_other_functions/tests", out="s3://o/tr") == {"s3://o/tr"}
     entry = translation.translation_plan({**params, "tests": f"{data}/testgen/x/tests"}, data)[0]
     assert entry["execute"][2].startswith("/".join([f"{data}/translate/testgen_x_tests", "work", "lua", ""]))

@@ -55,6 +55,7 @@ def test_the_testgen_plan_passes_the_teacher_server_on():
     params = {k: p["default"] for k, p in plans.PARAMS.items()}
     params.update(settings(teacher={"backend": "openai", "model": "t",
                                     "api_base": "http://h/v1"})["multiplt_testgen"])
+    params["functions"] = "file:///data/corpus/stdlib/functions"  # plan requires the input
     [entry] = plans.testgen_plan(params, "file:///data")
     argv = entry["generate"]
     assert argv[argv.index("--backend") + 1] == "openai"

@@ -30,14 +30,16 @@ def dag():
 
 
 def test_plan_maps_languages_times_shards():
-    entries = plans.translation_plan(defaults(languages=["rkt", "ml"], shards=3, n=5), "s3://b/runs")
+    tests = "s3://b/runs/testgen/corpus_stdlib_functions/tests"
+    entries = plans.translation_plan(defaults(languages=["rkt", "ml"], shards=3, n=5, tests=tests),
+                                     "s3://b/runs")
     assert [(e["lang"], e["shard"]) for e in entries] == [
         ("rkt", "0/3"), ("rkt", "1/3"), ("rkt", "2/3"), ("ml", "0/3"), ("ml", "1/3"), ("ml", "2/3")]
     ml = entries[4]
     sample = ml["sample"]
     assert sample[:5] == ["translate", "--lang", "ml", "--shard", "1/3"]
-    out = "s3://b/runs/translate/testgen_corpus_functions_tests"  # the default out of the default tests
-    for flag, value in (("--tests", "s3://b/runs/testgen/corpus_functions/tests"), ("--out", out),
+    out = "s3://b/runs/translate/testgen_corpus_stdlib_functions_tests"  # the default out of these tests
+    for flag, value in (("--tests", tests), ("--out", out),
                         ("--n", "5"), ("--model", "bigcode/starcoderbase"), ("--backend", "vllm"),
                         ("--temperature", "0.8"), ("--rouge-threshold", "0.6"), ("--stage", "sample")):
         assert sample[sample.index(flag) + 1] == value
@@ -57,7 +59,8 @@ def test_plan_passes_the_optional_flags():
     for flag, value in (("--api-base", "http://fleet:8000/v1"), ("--revision", "r1"),
                         ("--out", "s3://o"), ("--tests", "s3://t"), ("--backend", "openai")):
         assert argv[argv.index(flag) + 1] == value
-    summary = plans.summary_command(defaults(languages=["lua", "r"], out="s3://o"), "s3://b")
+    summary = plans.summary_command(defaults(languages=["lua", "r"], out="s3://o", tests="s3://t"),
+                                    "s3://b")
     assert summary[:5] == ["translate", "--stage", "summary", "--lang", "lua,r"]
 
 
