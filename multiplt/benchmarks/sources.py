@@ -150,12 +150,12 @@ def check_name(source: str) -> None:
     or none of a catalog name, a JSONL path or URI and a Hugging Face dataset name owner/name.
     Reads nothing but whether a bare name is a local path, so the DAGs refuse such a
     `benchmark_source` before any stage runs (dags/multiplt_pipelines/checks.py)."""
-    from multiplt.storage.uri import mistyped, parse
+    from multiplt.storage.uri import local_name_hint, mistyped, parse
 
     meant = mistyped(source)
     if meant is not None:  # `s3:/b/x.jsonl` would be a missing local file or an unknown source
         raise MultipltError(f"--source {source!r} reads as a mistyped URI (did you mean {meant!r}?); "
-                            f"a local file of that name: write it as ./{source}")
+                            f"{local_name_hint(source, 'file')}")
     if "://" in source:
         parse(source)  # `gs://...`, a bad bucket: storage's one error line
     elif not (source in BUILTIN or _is_file_ref(source) or re.fullmatch(r"[\w.-]+/[\w.-]+", source)):

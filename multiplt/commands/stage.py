@@ -57,7 +57,7 @@ def _staged(value: str) -> bool:
     `scheme://`, and a mistyped URI (`s3:/b/x`, `file:x`; see `storage.uri.mistyped`) that does not
     mean one of those passed, is an error, since the offline run would otherwise fail far from the
     cause."""
-    from multiplt.storage.uri import mistyped
+    from multiplt.storage.uri import local_name_hint, mistyped
 
     match = _SCHEME.match(value)
     if not match:
@@ -65,7 +65,7 @@ def _staged(value: str) -> bool:
         meant_scheme = _SCHEME.match(meant) if meant else None
         if meant_scheme and meant_scheme.group(1).lower() not in PASSED:
             raise MultipltError(f"cannot stage {value}: a mistyped URI, not a local path (did you mean "
-                                f"{meant!r}? a local folder with such a name: write it as ./{value})")
+                                f"{meant!r}? {local_name_hint(value)})")
         return False
     if match.group(1).lower() in PASSED:
         return False

@@ -149,14 +149,14 @@ def resolve(spec: str) -> FolderSource | TableSource:
         from multiplt.corpus.hub_source import hub_source
 
         return hub_source(spec)
-    from multiplt.storage.uri import mistyped
+    from multiplt.storage.uri import local_name_hint, mistyped
 
     meant = mistyped(spec)
     if meant is not None:  # `s3:/b/x` would be a missing local folder
         if re.match(r"hf(:|//)", spec, re.I):  # a Hub source: hf://datasets/OWNER/NAME, not OWNER/NAME
             meant = "hf://" + (meant if meant.startswith("datasets/") else "datasets/" + meant)
         raise MultipltError(f"--source {spec!r} reads as a mistyped URI (did you mean {meant!r}?); "
-                            f"a local folder or file of that name: write it as ./{spec}")
+                            f"{local_name_hint(spec, 'folder or file')}")
     scheme = spec.split("://", 1)[0] if "://" in spec else "file"
     if scheme not in ("file", "s3"):
         raise MultipltError(f"--source {spec!r}: unknown scheme {scheme}:// (use a path, file://, "

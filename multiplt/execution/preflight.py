@@ -4,7 +4,8 @@ Each language runs one known-good program (must end OK with exit code 0) and one
 (a wrong answer: must end AssertionError), written by the language's own rendering, exactly as
 the benchmarks are (rackunit, luaunit, stopifnot, assert, @test): nothing here is per language. A missing interpreter, a missing test library or a
 runtime that misbehaves under the sandbox's limits aborts the batch with a PlatformError instead
-of silently scoring every completion as the model's failure.
+of silently scoring every completion as the model's failure. Commands that run programs only
+after sampling (testgen, translate) run the same preflight before it (`check_ready`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import shutil
 import threading
 
-from multiplt.errors import PlatformError
+from multiplt.errors import MultipltError, PlatformError
 from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import SANDBOX_PATH, Sandbox
 from multiplt.languages.base import ASSERTION_ERROR, OK, TIMEOUT, Language, Param, TestCase
@@ -56,6 +57,21 @@ def missing_binaries(lang: Language, unsafe: bool = False) -> list[str]:
     return [b for b in lang.binaries if shutil.which(b, path=runtime_path(unsafe)) is None]
 
 
+def check_ready(langs: list[Language], unsafe: bool = False) -> None:
+    """For a command that runs programs only after sampling: the preflight now, in a sandbox of
+    its own (one bubblewrap per program, the runner the executor falls back to), so that a
+    sandbox that cannot start (bwrap, setpriv or prlimit missing or unusable) or a language of
+    `langs` whose runtime or test library is missing stops the command before any sampling.
+    `unsafe`: no sandbox (--unsafe-no-sandbox), the languages are still run. MultipltError
+    (exit 2: a setup problem, which no retry mends), on one line: the preflight's message and
+    INSTALL_HINT."""
+    with Sandbox(unsafe_no_sandbox=unsafe, warm=False, preload=False) as sandbox:
+        try:
+            preflight(sandbox, langs)
+        except PlatformError as exc:
+            raise MultipltError(f"{' '.join(str(exc).split())}; {INSTALL_HINT}") from None
+
+
 def preflight(sandbox: Sandbox, langs: list[Language], timeout: float | None = None) -> None:
     """Raise PlatformError unless every language in `langs` runs its known programs correctly."""
     sandbox.check()
@@ -89,8 +105,9 @@ def _check_language(sandbox: Sandbox, lang: Language, timeout: float | None) -> 
         ok = status == want and (result.exit_code == 0 or not good)
         if not ok:
             kind = "known-good" if good else "known-bad"
+            library = f" ({lang.test_library})" if lang.test_library else ""
             detail = (result.stderr or result.stdout).strip()[-800:] or "(no output)"
             raise PlatformError(
                 f"preflight for {lang.name} ({lang.code}) failed: its {kind} program ended "
                 f"{status} with exit code {result.exit_code}, expected {want}. The runtime or its "
-                f"test library is missing or misbehaves. Output: {detail}")
+                f"test library{library} is missing or misbehaves. Output: {detail}")

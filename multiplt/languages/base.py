@@ -40,6 +40,9 @@ class Language(abc.ABC):
     timeout: ClassVar[float]
     #: external programs the run command needs; scripts/setup.sh must install each
     binaries: ClassVar[tuple[str, ...]]
+    #: the test library the rendered tests load, where it is no part of the language itself
+    #: (its name, for the preflight's error; scripts/setup.sh installs it); None: built in
+    test_library: ClassVar[str | None] = None
     #: whether MultiPL-T translates into this language and fine-tunes on it: all but Python,
     #: the source language, whose benchmark problems are used as they are (not translated)
     target: ClassVar[bool] = True

@@ -34,6 +34,7 @@ class JuliaLanguage(Language):
     stop_tokens = ("\nfunction", "\nmacro", "\n\n")
     timeout = 5.0
     binaries = ("julia",)
+    test_library = "Test"
     terms = {"array": "vector", "list": "vector", "tuple": "tuple", "dictionary": "dictionary",
              "None": "nothing", "True": "true", "False": "false"}
     strict_types = True

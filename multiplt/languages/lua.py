@@ -38,6 +38,7 @@ class LuaLanguage(Language):
     stop_tokens = ("\nlocal", "\nfunction", "\n--", "\n\n")
     timeout = 15.0
     binaries = ("lua5.4",)
+    test_library = "luaunit"
     terms = {"array": "table", "list": "table", "tuple": "table", "dictionary": "table",
              "None": "nil", "True": "true", "False": "false"}
     keywords = frozenset("and break do else elseif end false for function goto if in local nil not "

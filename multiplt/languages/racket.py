@@ -34,6 +34,7 @@ class RacketLanguage(Language):
     stop_tokens = ("\n(define ", "\n#|", "\n;", "\n(")
     timeout = 15.0
     binaries = ("racket",)
+    test_library = "rackunit"
     terms = {"array": "list", "list": "list", "tuple": "list", "dictionary": "hash", "None": "#f",
              "True": "#t", "False": "#f"}
     # Racket has no reserved words, but the prompt's `(define (NAME ...))` binds NAME in the

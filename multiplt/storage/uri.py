@@ -53,6 +53,13 @@ def mistyped(path: str) -> str | None:
     return f"file:///{rest}" if scheme == "file" else f"{scheme}://{rest}"
 
 
+def local_name_hint(value: str, what: str = "folder") -> str:
+    """The hint after a `mistyped` value: how to name a local `what` (folder, file) that is really
+    called so. `./` alone is refused where a DAG takes the value (its local paths must be
+    absolute), so both spellings are given."""
+    return f"a local {what} of that name: write it as ./{value} or as an absolute path"
+
+
 def padded(uri: str) -> str | None:
     """The URI itself, or its first `/`-separated part, when it starts or ends with whitespace
     (`"out "`, `"out /x.json"`); else None. Such a name is almost always a quoting slip, and as
@@ -99,7 +106,7 @@ def parse(uri) -> Location:
         meant = mistyped(uri)
         if meant is not None:
             raise MultipltError(f"bad storage URI {uri!r}: a mistyped URI, not a local path (did you mean "
-                                f"{meant!r}? a local folder with such a name: write it as ./{uri})")
+                                f"{meant!r}? {local_name_hint(uri)})")
         return Location(uri, "file", path=os.path.abspath(os.path.expanduser(uri)))
     scheme = match.group(1).lower()
     if scheme == "file":

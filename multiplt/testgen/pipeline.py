@@ -120,9 +120,11 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
     if stage in ("all", "validate"):
         # a setup the validation refuses is refused before any row is read or sampled
         coverage_path(cfg.unsafe_no_sandbox)
+    if stage == "validate":
+        _check_sandbox(cfg)  # `all`: once the rows are read (their own errors first)
     summary = {"shard": cfg.shard_name}
     if stage in ("all", "generate"):
-        summary.update(generate_stage(cfg, work))
+        summary.update(generate_stage(cfg, work, check_sandbox=stage == "all"))
     if stage in ("all", "validate"):
         summary.update(validate_stage(cfg, work))
     if stage in ("all", "write"):
@@ -140,6 +142,19 @@ def _private(cfg: TestgenConfig) -> list[str]:
     from multiplt.execution.executor import private_folders
 
     return private_folders([("--out", cfg.out)], "the run's functions, completions and verdicts")
+
+
+def _check_sandbox(cfg: TestgenConfig) -> None:
+    """The sandbox the asserts run in, and its python3, proven to work by the executor's preflight
+    (MultipltError, exit 2: bwrap, setpriv or prlimit missing or unusable, naming it), before
+    the model is loaded or anything is sampled or written (the validation would find it only
+    after all the sampling); none with --unsafe-no-sandbox."""
+    if cfg.unsafe_no_sandbox:
+        return
+    from multiplt import languages
+    from multiplt.execution.preflight import check_ready
+
+    check_ready([languages.get("py")])
 
 
 def _check_replay(cfg: TestgenConfig, rows: list[dict]) -> None:
@@ -262,8 +277,10 @@ def _check_done_rows(cfg: TestgenConfig, work: str) -> None:
         storage.write_json(uri, {"files": listing}, indent=1, if_changed=True)
 
 
-def generate_stage(cfg: TestgenConfig, work: str) -> dict:
-    """Rows of the shard (`rows.jsonl`: usable and excluded) and their completions."""
+def generate_stage(cfg: TestgenConfig, work: str, check_sandbox: bool = False) -> dict:
+    """Rows of the shard (`rows.jsonl`: usable and excluded) and their completions.
+    `check_sandbox`: the validation follows (stage `all`): prove the sandbox works once the rows
+    are read, before anything is written or sampled."""
     counts: collections.Counter = collections.Counter()
     listing = _input_listing(cfg.functions)  # before the rows: a file rewritten meanwhile differs
     rows, text = _shard_rows(cfg, counts)
@@ -271,6 +288,8 @@ def generate_stage(cfg: TestgenConfig, work: str) -> dict:
         _check_replay(cfg, rows)
     # nothing is written before the input is known to be good
     _refuse_other_rows(cfg, work, text)
+    if check_sandbox:
+        _check_sandbox(cfg)
     rows_uri = storage.join(work, ROWS)
     if not storage.exists(rows_uri):
         storage.write_text(rows_uri, text)

@@ -290,7 +290,7 @@ def absolute_refs(config: TrainConfig) -> None:
         meant = uris.mistyped(value)
         if meant is not None:
             raise MultipltError(f"--{name} {value!r} reads as a mistyped URI (did you mean {meant!r}?); "
-                                f"a local folder of that name: write it as ./{value}")
+                                f"{uris.local_name_hint(value)}")
         path = os.path.expanduser(value)
         if (name == OUTPUT_FIELD or os.path.exists(path)
                 or (name == "dataset" and value.endswith(DATA_SUFFIXES))):

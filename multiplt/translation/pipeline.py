@@ -263,13 +263,16 @@ def _check_runtimes(cfg: TranslateConfig) -> None:
     the other: one whose runtime is not installed (not on the PATH the sandbox uses, or the host's
     with --unsafe-no-sandbox: what the executor's preflight looks for) is refused once the tests
     are read (their own errors first) and before any sampling, naming every such language,
-    rather than after the others' GPU time."""
+    rather than after the others' GPU time. Then the executor's preflight runs (check_ready): a
+    sandbox that cannot start, or a language whose test library (rackunit, luaunit) is missing or
+    whose runtime misbehaves, is refused there too."""
     from multiplt import languages
-    from multiplt.execution.preflight import INSTALL_HINT, missing_binaries, runtime_path
+    from multiplt.execution.preflight import INSTALL_HINT, check_ready, missing_binaries, runtime_path
 
-    lacking = []
+    lacking, langs = [], []
     for code in cfg.langs:
         lang = languages.get(code)
+        langs.append(lang)
         missing = missing_binaries(lang, cfg.unsafe_no_sandbox)
         if missing:
             lacking.append(f"{lang.name} ({lang.code}: {', '.join(missing)} not installed)")
@@ -277,6 +280,7 @@ def _check_runtimes(cfg: TranslateConfig) -> None:
         raise MultipltError(f"--lang: the translations of {', '.join(lacking)} cannot run (not on "
                             f"PATH {runtime_path(cfg.unsafe_no_sandbox)}); install the runtime "
                             f"({INSTALL_HINT}) or leave the language out of --lang")
+    check_ready(langs, cfg.unsafe_no_sandbox)
 
 
 def translate(cfg: TranslateConfig) -> dict:
