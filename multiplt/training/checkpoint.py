@@ -12,8 +12,9 @@
 Everything is first written to a local temporary folder and then uploaded, so `OUT` can be any
 storage URI (file:// or s3://). A checkpoint counts only once its manifest row exists; a resume
 starts from the state of the newest manifest row, and older state folders are deleted only after
-the newer row is committed. One train at a time writes a local `OUT` (`hold_output`): two reruns
-after a kill would otherwise each resume, and one would delete the state the other is about to read.
+the newer row is committed. One train at a time writes `OUT` (`hold_output`: an flock on a local
+folder, a lease object on object storage): two reruns after a kill would otherwise each resume, and
+one would delete the state the other is about to read.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import yaml
 
 from multiplt import storage
 from multiplt.errors import MultipltError, PlatformError
+from multiplt.training import lease as leases
 
 LOG = logging.getLogger("multiplt.training")
 RUN_CONFIG = "_multiplt_train.yaml"
@@ -115,31 +117,47 @@ def write_trainer_state(local_dir: str, state: dict) -> None:
 
 @contextlib.contextmanager
 def hold_output(out: str, accelerator):
-    """Hold an exclusive flock on the local folder `out` (made if missing, removed again if it is
-    still empty at the end) for the whole run, in the main process: a second `multiplt train` of
-    it (a zombie try beside its retry, a command typed twice) is refused with PlatformError (exit
-    3, so the stage runtime retries it; the retry resumes from the newest checkpoint, or finds the
-    run done). Every process of the run raises, not only the main one. The lock is on the
-    folder's own descriptor, so no file appears in it, and the kernel drops it however the
-    process ends. Object storage (no local path) and file systems that refuse flock (some NFS
-    mounts) go unlocked: two trains of such an `out` are not kept apart (see fetch_state)."""
+    """Hold `out` for the whole run, in the main process, so a second `multiplt train` of it (a
+    zombie try beside its retry, a command typed twice) is refused with PlatformError (exit 3, so
+    the stage runtime retries it; the retry resumes from the newest checkpoint, or finds the run
+    done). Every process of the run raises, not only the main one.
+
+    A local folder (made if missing, removed again if it is still empty at the end) gets an
+    exclusive flock on its own descriptor, so no file appears in it, and the kernel drops it
+    however the process ends. Object storage (no local path) gets a lease (lease.py): the object
+    OUT/.train-lease.json, renewed by a thread of the main process, taken over by another train
+    only once it has not been renewed for lease.TTL_S, and deleted at the end. Yields that
+    `Lease` in the main process (save_epoch checks it before each write: a train whose lease was
+    taken over stops there), else None. Unlocked, as two trains of such an `out` are not kept
+    apart (see fetch_state): file systems that refuse flock (some NFS mounts), and S3 servers
+    without conditional writes (a warning says so)."""
     from accelerate.utils import broadcast_object_list
 
-    fd, made, busy = None, False, None
+    fd, made, refusal, held = None, False, None, None
     path = storage.local_path(out)
-    if accelerator.is_main_process and path is not None:
-        made = not os.path.exists(path)
-        try:
-            fd = storage.lock_folder(path, wait=False)
-        except BlockingIOError:
-            busy = (f"another `multiplt train` is writing {out} (it holds the output's lock); once it "
-                    f"has ended, rerun to resume from its newest checkpoint or find the run done")
-    busy = broadcast_object_list([busy])[0]
     try:
-        if busy:
-            raise PlatformError(busy)
-        yield
+        if accelerator.is_main_process and path is not None:
+            made = not os.path.exists(path)
+            try:
+                fd = storage.lock_folder(path, wait=False)
+            except BlockingIOError:
+                refusal = PlatformError(
+                    f"another `multiplt train` is writing {out} (it holds the output's lock); once it "
+                    f"has ended, rerun to resume from its newest checkpoint or find the run done")
+        elif accelerator.is_main_process:
+            try:
+                held = leases.acquire(out)
+            except MultipltError as exc:  # raised by every process (the others wait for this one)
+                refusal = exc
+            if held is not None:
+                held.start()
+        refusal = broadcast_object_list([refusal])[0]
+        if refusal is not None:
+            raise refusal
+        yield held
     finally:
+        if held is not None:
+            held.release()
         if fd is not None:
             os.close(fd)  # drops the lock
         if made:
@@ -147,11 +165,29 @@ def hold_output(out: str, accelerator):
                 os.rmdir(path)
 
 
+def check_held(lease, accelerator, what: str) -> None:
+    """Before the processes write `what` to the output: the main process checks that this train
+    still holds the output's lease (`Lease.check`; nothing to check without one), and every
+    process raises its PlatformError together. A collective: every process calls it."""
+    from accelerate.utils import broadcast_object_list
+
+    refusal = None
+    if lease is not None:
+        try:
+            lease.check(what)
+        except MultipltError as exc:
+            refusal = exc
+    refusal = broadcast_object_list([refusal])[0]
+    if refusal is not None:
+        raise refusal
+
+
 def fetch_state(out: str, tag: str, local_dir: str) -> tuple[str, dict]:
     """The folder holding OUT/state/TAG (itself when local, else a download to local_dir) and its
     trainer_state.json. A state gone while the manifest has a newer row than TAG is another
-    train of OUT (not kept apart on object storage) that committed that row and pruned TAG's state
-    after this one read the manifest: PlatformError (retried), never advice to drop the run."""
+    train of OUT that committed that row and pruned TAG's state after this one read the manifest
+    (`hold_output` keeps two trains apart, but not on a file system that refuses flock or an S3
+    server without conditional writes): PlatformError (retried), never advice to drop the run."""
     from multiplt.storage import manifest
 
     uri = state_uri(out, tag)
@@ -180,14 +216,17 @@ def prune_states(out: str, keep_tag: str) -> None:
 
 
 def save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir, epoch, step,
-               eval_loss, log_rows, run_start_step) -> dict:
-    """Tagged bf16 checkpoint, then the full state, then the manifest row (the commit)."""
+               eval_loss, log_rows, run_start_step, lease=None) -> dict:
+    """Tagged bf16 checkpoint, then the full state, then the manifest row (the commit). `lease`
+    (hold_output's, main process) is checked before each of them is written: a train whose lease
+    another train took over stops with PlatformError before writing anything more."""
     from accelerate.utils import broadcast_object_list
 
     from multiplt.storage import manifest
 
     tag = config.tag(epoch)
     main = accelerator.is_main_process
+    check_held(lease, accelerator, f"checkpoint {tag}")
     full_state = accelerator.get_state_dict(model)  # gathers FSDP shards; collective
     ckpt_dir = os.path.join(workdir, f"ckpt-{epoch}")
     state_dir = broadcast_object_list([os.path.join(workdir, f"state-{epoch}")])[0]
@@ -212,9 +251,13 @@ def save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir,
         write_trainer_state(state_dir, {"epoch": epoch, "step": step, "tag": tag,
                                         "data_sha256": packed.sha256,
                                         "processes": accelerator.num_processes, "seed": config.seed})
+        if lease is not None:  # the checkpoint's upload may have taken long
+            lease.check(f"the training state of {tag}")
         upload(state_dir, row["state_uri"])
         storage.write_jsonl(storage.join(config.out, "logs", f"epoch{epoch}.jsonl"),
                             log_rows + [{"step": step, "eval_loss": eval_loss}])
+        if lease is not None:  # and so may the state's: the commit, then the prune of older states
+            lease.check(f"the manifest row of {tag}")
         manifest.append(config.out, row)
         prune_states(config.out, keep_tag=tag)
         LOG.info("checkpoint %s (epoch %d, step %d) written to %s", tag, epoch, step, uri)

@@ -22,6 +22,7 @@ from multiplt.log import progress
 from multiplt.storage import manifest
 from multiplt.training import checkpoint, speed
 from multiplt.training.config import TrainConfig, resume_differences
+from multiplt.training.lease import lease_uri
 from multiplt.training.optim import build_optimizer, build_scheduler
 from multiplt.training.packing import epoch_order
 from multiplt.training.step import LaggedMetrics, compile_blocks, evaluate, setup_forward, train_step
@@ -140,7 +141,8 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
     # the run config every run writes before anything else, also each process of a DDP run). ---
     check_out(config.out)
     refuse_foreign(config.out, lambda: storage.exists(manifest.manifest_uri(config.out))
-                   or storage.exists(storage.join(config.out, checkpoint.RUN_CONFIG)))
+                   or storage.exists(storage.join(config.out, checkpoint.RUN_CONFIG))
+                   or storage.exists(lease_uri(config.out)))  # a train that has not got that far
     accelerator, precision = make_accelerator(config)
     main = accelerator.is_main_process
     world = accelerator.num_processes
@@ -151,7 +153,7 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
              accelerator.distributed_type.value)
     # Before the manifest is read: a second train resuming the same output would read it, then
     # find the state it names deleted by this one's next commit.
-    held.enter_context(checkpoint.hold_output(config.out, accelerator))
+    lease = held.enter_context(checkpoint.hold_output(config.out, accelerator))
 
     # --- Where are we? The manifest lists the complete checkpoints; resume after the newest. ---
     done = manifest.read(config.out)
@@ -310,7 +312,7 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
         else:
             LOG.info("epoch %d: eval loss %.4f", epoch, eval_loss)
         row = checkpoint.save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir,
-                                    epoch, step, eval_loss, log_rows, run_start_step)
+                                    epoch, step, eval_loss, log_rows, run_start_step, lease=lease)
         rows.append(row)
     accelerator.wait_for_everyone()
     return rows
