@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
+import signal
 import sys
+import threading
 
 from multiplt import __version__, commands
 from multiplt.errors import MultipltError
@@ -58,7 +61,44 @@ def end_progress_bars() -> None:
             pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (an Airflow task killed or timed out, `docker stop`, `kill`), raised in the main
+    thread, so that the command unwinds as on Ctrl-C (its `finally` blocks and interrupt handlers
+    run: a train releases its output's lease, the corpus type check stops its batches) and exits
+    with 143, the shell's code for SIGTERM. Without it, Python dies at once and runs none of them;
+    as PID 1 of a container it would ignore the signal until Docker's SIGKILL."""
+
+
+def _on_sigterm(pid: int):
+    """The SIGTERM handler of the `multiplt` process `pid`: Terminated once; a second SIGTERM while
+    the first unwinds is ignored, so that cleanup is not cut short (SIGKILL still ends it). A
+    process forked from it (a worker pool) dies of the signal as before."""
+    state = {"terminating": False}
+
+    def handler(signum, frame):
+        if os.getpid() != pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if state["terminating"]:
+            return
+        state["terminating"] = True
+        raise Terminated()
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        previous = signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -71,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         end_progress_bars()
         print(f"multiplt {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         end_progress_bars()
+        if isinstance(exc, Terminated):
+            print(f"multiplt {args.command}: terminated", file=sys.stderr)
+            return 143
         print(f"multiplt {args.command}: interrupted", file=sys.stderr)
         return 130
     logging.shutdown()
