@@ -35,8 +35,14 @@ def register(subparsers) -> None:
 
 
 def _build(args) -> int:
+    from multiplt import languages
     from multiplt.benchmarks.build import build_benchmark
+    from multiplt.errors import MultipltError
 
+    try:
+        languages.get(args.lang)
+    except MultipltError as exc:  # named with the flag, as every command's --lang is
+        raise MultipltError(f"--lang {args.lang}: {exc}") from None
     report = build_benchmark(args.source, args.lang, args.out, limit=args.limit, problems=args.problems)
     print(f"{report['problems_kept']} of {report['problems_in']} problems, "
           f"{report['asserts_translated']} of {report['asserts_source']} asserts translated -> {args.out}")

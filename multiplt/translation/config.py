@@ -43,11 +43,13 @@ class TranslateConfig:
 
         if not self.langs:
             raise MultipltError("--lang names no language")
-        for code in self.langs:
-            if not languages.get(code).target:  # Python, the source language
-                raise MultipltError(f"--lang {code}: translation targets another language than Python")
-        # a name (`racket`) is its code (`rkt`) everywhere after this: folders, funnels, output
-        self.langs = tuple(dict.fromkeys(languages.get(code).code for code in self.langs))
+        # a name (`racket`) is its code (`rkt`) everywhere after this: folders, funnels, output;
+        # an unknown one is named with the flag, as every command's --lang does
+        codes = languages.codes(",".join(self.langs), "--lang")
+        for name in self.langs:
+            if not languages.get(name).target:  # Python, the source language
+                raise MultipltError(f"--lang {name}: translation targets another language than Python")
+        self.langs = tuple(codes)
         if not 0 < self.rouge_threshold <= 1:
             raise MultipltError(f"--rouge-threshold must be in (0, 1], got {self.rouge_threshold}")
         check_sampling(n=self.n, temperature=self.temperature, top_p=self.top_p,

@@ -9,7 +9,7 @@ import shutil
 import polars as pl
 import pytest
 
-from multiplt import cli, storage
+from multiplt import cli, languages, storage
 from multiplt.execution import files
 from multiplt.languages import get
 from multiplt.translation import writer
@@ -49,7 +49,7 @@ def kept_pairs(out, code, shard="00000-of-00001"):
     return df, {(row["entrypoint"], row["sample"]) for row in df.iter_rows(named=True)}
 
 
-@pytest.mark.parametrize("code", ["rkt", "lua", "r", "ml", "jl"])
+@pytest.mark.parametrize("code", languages.targets())
 def test_exact_kept_rows_per_language(inputs, tmp_path, code):
     require_runtime(code)
     out = tmp_path / "out"

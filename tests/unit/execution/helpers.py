@@ -7,16 +7,16 @@ import pytest
 from multiplt import languages
 from multiplt.execution.preflight import missing_binaries
 
-RUNNABLE = ["py", "rkt", "r", "ml", "lua", "jl"]
 
 
 def installed(code: str) -> bool:
     return not missing_binaries(languages.get(code))
 
 
-def language_params(codes=RUNNABLE):
-    """pytest params, one per language; a language whose runtime is missing is skipped with the
-    reason printed (Julia is not packaged by Debian)."""
+def language_params(codes=None):
+    """pytest params, one per language (default: every language of the registry); a language
+    whose runtime is missing is skipped with the reason printed (Julia is not packaged by Debian)."""
+    codes = languages.names() if codes is None else codes
     params = []
     for code in codes:
         missing = missing_binaries(languages.get(code))

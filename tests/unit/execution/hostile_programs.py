@@ -324,19 +324,24 @@ READ_OWN_PROC = {
 }
 
 
+#: per language: (shell command, exit code) -> a program that runs the command and exits so
+SHELL_CALL = {
+    "py": lambda command, exit_code:
+        f"import subprocess, sys\nsubprocess.run({command!r}, shell=True)\nsys.exit({exit_code})\n",
+    "rkt": lambda command, exit_code: f'#lang racket\n(void (system "{command}"))\n(exit {exit_code})\n',
+    "r": lambda command, exit_code: f'invisible(system("{command}"))\nquit(status = {exit_code})\n',
+    "ml": lambda command, exit_code: f'let () = ignore (Sys.command "{command}"); exit {exit_code};;\n',
+    "lua": lambda command, exit_code: f'os.execute("{command}")\nos.exit({exit_code})\n',
+}
+
+
 def through_shell(code: str, script: str, exit_code: int) -> str:
     """A program in language `code` that runs the Python `script` as a child process (through
     its shell call, as generated programs can) and then exits with `exit_code`. The script
     travels in base64, which needs no quoting in any of these languages' strings."""
     command = (f"echo {base64.b64encode(script.encode()).decode()} | base64 -d > /tmp/script.py;"
                " python3 /tmp/script.py")
-    return {
-        "py": f"import subprocess, sys\nsubprocess.run({command!r}, shell=True)\nsys.exit({exit_code})\n",
-        "rkt": f'#lang racket\n(void (system "{command}"))\n(exit {exit_code})\n',
-        "r": f'invisible(system("{command}"))\nquit(status = {exit_code})\n',
-        "ml": f'let () = ignore (Sys.command "{command}"); exit {exit_code};;\n',
-        "lua": f'os.execute("{command}")\nos.exit({exit_code})\n',
-    }[code]
+    return SHELL_CALL[code](command, exit_code)
 
 
 # The host's places of user data and sockets (test_view.py): a Python program that reads

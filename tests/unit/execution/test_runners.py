@@ -133,7 +133,7 @@ def test_unsandboxed_programs_get_the_sandbox_environment_not_the_executors(monk
             {key: bwrap.BASE_ENV[key] for key in ("LANG", "LC_ALL")}
 
 
-@pytest.mark.parametrize("code", ["py", "rkt", "r", "ml", "lua"])
+@pytest.mark.parametrize("code", languages.names())
 def test_every_runtime_runs_unsandboxed_with_that_environment(code, monkeypatch):
     """With nothing of the executor's environment but PATH, each runtime still finds what it
     needs: the known-good program passes and the known-bad one fails its assertion."""

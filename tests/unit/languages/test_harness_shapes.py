@@ -35,13 +35,15 @@ TESTS = {
 }
 
 
-@pytest.mark.parametrize("code", sorted(PROMPTS))
+@pytest.mark.parametrize("code", languages.names())
 def test_prompt_shape(code):
+    assert code in PROMPTS, f"no expected prompt for {code}"
     assert languages.get(code).render_prompt("close", PARAMS, BOOL, DESC) == PROMPTS[code]
 
 
-@pytest.mark.parametrize("code", sorted(TESTS))
+@pytest.mark.parametrize("code", languages.names())
 def test_test_file_shape(code):
+    assert code in TESTS, f"no expected test file for {code}"
     lang = languages.get(code)
     line = lang.render_case("candidate", PARAMS, BOOL, TestCase(([1, 2], 0.5), True))
     assert lang.render_test_file("close", [line]) == TESTS[code]

@@ -15,6 +15,9 @@ STRINGS = ['say "hi" \\ back\nnew $x', "tab\there", "single ' quote", "", "$(x) 
 NUMBERS = [(-3, INT), (123456789012, INT), (-2.5, FLOAT), (1e-05, FLOAT), (0.5, FLOAT),
            (1e20, FLOAT), (3, FLOAT), (-0.001, FLOAT)]
 
+# A row per language whose runtime is installed: a registered language installed without one
+# fails (here and in tests/unit/languages/test_per_language_tables.py). Julia, not installed
+# here, has none; test_julia_writes_its_own_infinities_and_nan checks its literals' text.
 PRINT = {  # (print a string literal, print a number literal of type, program suffix)
     "py": (lambda s: f"print({s}, end={SEP!r})", lambda n, t: f"print(repr({n}), end={SEP!r})", ""),
     "rkt": (lambda s: f'(display {s}) (display "{SEP}")',
@@ -29,11 +32,19 @@ PRINT = {  # (print a string literal, print a number literal of type, program su
 PRELUDE = {"rkt": "#lang racket\n"}
 
 
-@pytest.mark.parametrize("code", sorted(PRINT))
-def test_literals_read_back(code, tmp_path):
+def runnable(code: str, table: dict, name: str):
+    """The language, for a test run in its runtime: skipped where the runtime is not installed
+    (Julia here), failed where it is but `table` (named `name`) has no row for it."""
     lang = languages.get(code)
     if not all(shutil.which(b) for b in lang.binaries):
         pytest.skip(f"{code} runtime not installed")
+    assert code in table, f"{code} is installed but has no row in {name}"
+    return lang
+
+
+@pytest.mark.parametrize("code", languages.names())
+def test_literals_read_back(code, tmp_path):
+    lang = runnable(code, PRINT, "PRINT")
     pstr, pnum, _ = PRINT[code]
     lines = [PRELUDE.get(code, "")]
     lines += [pstr(lang.value(s, STR)) for s in STRINGS]
@@ -55,11 +66,9 @@ CONTROL = ["\x00" + "1", "a\x00\x0077", "\x7f" + "0", "\x1b[0m", "\x0b\x0c\x1c\x
            "".join(chr(i) + "5" for i in range(32))]
 
 
-@pytest.mark.parametrize("code", sorted(PRINT))
+@pytest.mark.parametrize("code", languages.names())
 def test_control_characters_read_back_as_the_same_bytes(code, tmp_path):
-    lang = languages.get(code)
-    if not all(shutil.which(b) for b in lang.binaries):
-        pytest.skip(f"{code} runtime not installed")
+    lang = runnable(code, PRINT, "PRINT")
     strings = [s for s in CONTROL if code != "r" or "\x00" not in s]
     lines = [PRELUDE.get(code, "")] + [PRINT[code][0](lang.value(s, STR)) for s in strings]
     path = tmp_path / f"control.{lang.file_ext}"
@@ -118,13 +127,11 @@ SPECIAL = {
 }
 
 
-@pytest.mark.parametrize("code", sorted(SPECIAL))
+@pytest.mark.parametrize("code", languages.names())
 def test_infinities_and_nan_are_literals_of_the_language(code, tmp_path):
     """Python's inf, -inf and nan (a test value such as 1e999) were written as `inf`, `-inf`
     and `nan`: unbound names in Python, Racket, R and Julia, so no completion could pass."""
-    lang = languages.get(code)
-    if not all(shutil.which(b) for b in lang.binaries):
-        pytest.skip(f"{code} runtime not installed")
+    lang = runnable(code, SPECIAL, "SPECIAL")
     values = [float("inf"), float("-inf"), float("nan")]
     lines = [PRELUDE.get(code, "")] + [SPECIAL[code](lang.value(v, FLOAT)) for v in values]
     path = tmp_path / f"special.{lang.file_ext}"

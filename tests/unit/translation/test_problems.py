@@ -5,6 +5,7 @@ untranslatable ones dropped with reasons; a problem with no translatable test is
 
 import pytest
 
+from multiplt import languages
 from multiplt.languages import get
 from multiplt.translation.problems import (CANONICAL_HEADER, build_problem, parse_tests,
                                            split_function)
@@ -17,17 +18,30 @@ def row(base, **changes):
     return {**base, **changes}
 
 
-@pytest.mark.parametrize("code", ["rkt", "jl", "r", "ml", "lua"])
+# Per target language of the registry (a fast test checks the keys): add_one's signature in its
+# prompt, and the first of its tests as the language layer translates it.
+SIGNATURES = {"rkt": "(define (add_one xs)", "jl": "function add_one(xs::Vector{Int64})::Vector{Int64}",
+              "r": "add_one <- function(xs) {", "ml": "let add_one (xs : int list) : int list =",
+              "lua": "local function add_one(xs)"}
+FIRST_TEST = {
+    "rkt": "(check-within (candidate (list 1 2)) (list 2 3) 0.001)",
+    "lua": "lu.assertEquals(candidate({1, 2}), {2, 3})",
+    "r": "stopifnot(isTRUE(all.equal(candidate(c(1, 2)), c(2, 3))))",
+    "ml": "assert ((candidate [1; 2]) = [2; 3]);",
+    "jl": "@test(candidate([1, 2]) == [2, 3])",
+}
+
+
+@pytest.mark.parametrize("code", languages.targets())
 def test_prompt_is_canonical_comment_then_docstring_then_signature(code):
+    assert code in SIGNATURES, f"no expected signature for {code}"
     built = build_problem(ADD_ONE, get(code))
     assert built.reason is None
     prompt = built.row["prompt"]
     header = prompt.index(CANONICAL_HEADER)
     body = prompt.index("# return [x + 1 for x in xs]")
     doc = prompt.index("Add one to every element of a")
-    signature = {"rkt": "(define (add_one xs)", "jl": "function add_one(xs::Vector{Int64})::Vector{Int64}",
-                 "r": "add_one <- function(xs) {", "ml": "let add_one (xs : int list) : int list =",
-                 "lua": "local function add_one(xs)"}[code]
+    signature = SIGNATURES[code]
     assert header < body < doc < prompt.index(signature)
     assert prompt.rstrip().endswith(signature.rstrip())
     # the clean prompt is the same prompt without the canonical block
@@ -46,22 +60,17 @@ def test_comment_markers_are_the_languages():
     assert ";; >>> (add_one (list 1 2))\n;; (list 2 3)\n" in rkt
 
 
-@pytest.mark.parametrize("code, expected", [
-    ("rkt", "(check-within (candidate (list 1 2)) (list 2 3) 0.001)"),
-    ("lua", "lu.assertEquals(candidate({1, 2}), {2, 3})"),
-    ("r", "stopifnot(isTRUE(all.equal(candidate(c(1, 2)), c(2, 3))))"),
-    ("ml", "assert ((candidate [1; 2]) = [2; 3]);"),
-    ("jl", "@test(candidate([1, 2]) == [2, 3])"),
-])
-def test_tests_are_translated_by_the_language_layer(code, expected):
+@pytest.mark.parametrize("code", languages.targets())
+def test_tests_are_translated_by_the_language_layer(code):
+    assert code in FIRST_TEST, f"no expected test for {code}"
     tests = build_problem(ADD_ONE, get(code)).row["tests"]
-    assert expected in tests
+    assert FIRST_TEST[code] in tests
     lines = [line for line in tests.split("\n") if "candidate" in line and "add_one" not in line]
     assert len(lines) == 3
     assert tests == get(code).render_test_file("add_one", lines)
 
 
-@pytest.mark.parametrize("code", ["jl", "ml"])
+@pytest.mark.parametrize("code", [code for code in languages.targets() if get(code).strict_types])
 def test_typed_languages_skip_rows_without_types(code):
     built = build_problem(SHOUT, get(code))
     assert built.row is None
