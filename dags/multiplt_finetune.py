@@ -54,8 +54,9 @@ When every evaluation has finished, `announce_checkpoints` updates the `multiplt
 Asset; its event extra carries the training outputs (`outputs`: lang, output URI and dataset
 each, `base_model`, `experiment`), which `multiplt_publish` publishes as tagged checkpoints.
 
-Settings that training or those evaluations would refuse (an unknown recipe name, `py` on the
-default dataset, which has no python split, the evaluation settings `multiplt_evaluate` refuses)
+Settings that training or those evaluations would refuse (an unknown recipe name; on the
+published dataset `nuprl/MultiPL-T`, a language it has no split for, such as `py` or a language
+added to the platform; the evaluation settings `multiplt_evaluate` refuses)
 fail `settings` with the command's message, before any training; no retry. A value taken from
 the Variable is named as such (`... (from the Airflow Variable multiplt_finetune)`).
 

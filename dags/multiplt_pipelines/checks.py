@@ -275,8 +275,12 @@ def training(settings: dict, datasets: dict[str, str], local: bool = False) -> N
 
 
 def corpus(settings: dict) -> None:
-    """A multiplt_corpus run's paths: `source` (unless `stdlib`), `out`, `benchmarks`."""
-    if settings.get("source") != "stdlib":
+    """A multiplt_corpus run's paths: `source` (unless a named source such as `stdlib`:
+    multiplt.corpus.sources.NAMED_SOURCES), `out`, `benchmarks`."""
+    from multiplt.corpus.sources import NAMED_SOURCES
+
+    source = settings.get("source")
+    if not (isinstance(source, str) and source in NAMED_SOURCES):
         paths(settings, ["source"])
     paths(settings, ["out"])
     benchmark_sources("benchmarks", settings.get("benchmarks") or "")
@@ -299,16 +303,20 @@ def recipe(name: str) -> None:
 
 
 def splits(datasets: dict[str, str]) -> None:
-    """The default dataset (nuprl/MultiPL-T) holds one split per MultiPL-T target language: a
-    language it has no split for (Python, the source language) needs a dataset of its own."""
+    """The published dataset (nuprl/MultiPL-T) holds a fixed set of splits (params.MULTIPLT_SPLITS,
+    as `multiplt train` checks them): a language whose split is not one of them (Python, the
+    source language; a language added to the registry) needs a dataset of its own."""
     from multiplt import languages
+    from multiplt.training.config import check_published_split
 
-    from multiplt_pipelines.params import MULTIPLT_DATASET
+    from multiplt_pipelines.params import MULTIPLT_SPLITS
 
     for lang, dataset in datasets.items():
-        if dataset == MULTIPLT_DATASET and not languages.get(lang).target:
-            held = ", ".join(languages.get(code).split for code in languages.targets())
-            split = languages.get(lang).split
-            raise BadParams(f"Param languages: {MULTIPLT_DATASET} has no {split!r} split to "
-                            f"fine-tune {lang} on (its splits: {held}); give a `dataset` with one",
-                            ["languages", "dataset"])
+        split = languages.get(lang).split
+        try:
+            check_published_split(dataset, split, lang)
+        except MultipltError:
+            raise BadParams(f"Param languages: {dataset} has no {split!r} split to fine-tune "
+                            f"{lang} on (its splits: {', '.join(MULTIPLT_SPLITS)}); train {lang} "
+                            "on a `dataset` of its own, e.g. its multiplt_translate output",
+                            ["languages", "dataset"]) from None

@@ -6,12 +6,13 @@ given; inside it ``functions/``, ``excluded/``, ``funnel.json`` (docs/corpus.md)
 
 from __future__ import annotations
 
+from multiplt.corpus.sources import NAMED_SOURCES  # stdlib imports only: cheap for DAG parsing
 from multiplt_pipelines.params import LIST_PATTERN, _p, _required
 
 CORPUS = {
     "source": _required("a folder of .py files, a parquet/JSONL file or folder with a `content` "
-                        "column, hf://datasets/OWNER/NAME[/DIR], or stdlib", type="string",
-                        minLength=1),
+                        "column, hf://datasets/OWNER/NAME[/DIR], or "
+                        f"{' or '.join(NAMED_SOURCES)}", type="string", minLength=1),
     "out": _p(None, "output URI (null = <data_uri>/corpus/<source>)", type=["null", "string"]),
     "benchmarks": _p("humaneval", "comma-separated benchmarks to decontaminate against "
                      "(humaneval, HumanEval- or MBPP-format JSONL URIs)", type="string", minLength=1,

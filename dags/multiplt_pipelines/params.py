@@ -9,6 +9,7 @@ from __future__ import annotations
 # the registries import no backend and no language runtime (no torch): cheap enough for DAG parsing
 from multiplt import languages
 from multiplt.generation.backends import NAMES as BACKEND_NAMES
+from multiplt.training.config import PUBLISHED_DATASET, PUBLISHED_SPLITS  # no torch either
 
 #: language codes the platform knows; MultiPL-T's targets are all but py
 LANGUAGE_CODES = languages.names()
@@ -19,8 +20,10 @@ EXPERIMENT_PATTERN = r"^[a-z0-9_]+$(?!\n)"  # (?!\n): see TRIMMED_PATTERN
 TRIMMED_PATTERN = r"^\S(.*\S)?$(?!\n)"
 #: a comma-separated list naming at least one item (`,` or ` , ` names none: the commands refuse it)
 LIST_PATTERN = r"[^\s,]"
-#: the published MultiPL-T dataset: one split per target language (languages.get(code).split)
-MULTIPLT_DATASET = "nuprl/MultiPL-T"
+#: the published MultiPL-T dataset and its five splits (julia lua ocaml r racket), fixed: a
+#: language added to the registry has no split there (`multiplt train` refuses it too)
+MULTIPLT_DATASET = PUBLISHED_DATASET
+MULTIPLT_SPLITS = PUBLISHED_SPLITS
 #: `recipe`: what `multiplt train --recipe` takes
 RECIPE_DESCRIPTION = ("training recipe: a name in multiplt/recipes/ (e.g. starcoderbase-1b), an "
                       "absolute .yaml path, or the file:// or s3:// URI of a YAML recipe")
@@ -33,6 +36,12 @@ def _p(default, description: str, **schema) -> dict:
 def _required(description: str, **schema) -> dict:
     """No default: the run cannot start until a value is given."""
     return {"description": description, **schema}
+
+
+def published_languages() -> list[str]:
+    """The target languages MULTIPLT_DATASET has a split for (languages.get(code).split): what
+    multiplt_finetune trains by default; any other needs a `dataset` of its own."""
+    return [code for code in languages.targets() if languages.get(code).split in MULTIPLT_SPLITS]
 
 
 LANGUAGES_SCHEMA = {"type": "array", "items": {"type": "string", "enum": LANGUAGE_CODES},
@@ -84,9 +93,10 @@ FINETUNE = {
                      "URI", type="string", minLength=1, pattern=TRIMMED_PATTERN),
     "base_revision": _p(None, "revision of the base model (null = the default branch)",
                         type=["null", "string"]),
-    "languages": _p(list(TARGET_LANGUAGES), "languages to fine-tune on, one model each (py "
-                    f"needs a `dataset` other than {MULTIPLT_DATASET}, which has no python split)",
-                    **LANGUAGES_SCHEMA),
+    "languages": _p(published_languages(), "languages to fine-tune on, one model each "
+                    f"(default: those {MULTIPLT_DATASET} has a split for, {', '.join(MULTIPLT_SPLITS)}"
+                    "; any other, py included, needs a `dataset` of its own, e.g. its translate "
+                    "output)", **LANGUAGES_SCHEMA),
     "experiment": _p("multiplt", "experiment name; checkpoints are tagged LANG-EXPERIMENT-epochN",
                      type="string", pattern=EXPERIMENT_PATTERN),
     "recipe": _p("starcoderbase-1b", RECIPE_DESCRIPTION, type="string", minLength=1),

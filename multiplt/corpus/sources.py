@@ -15,7 +15,7 @@ import os
 import platform
 import re
 import sysconfig
-from typing import Iterator
+from typing import Callable, Iterator
 
 from multiplt.errors import MultipltError
 
@@ -139,12 +139,25 @@ def _tables_below(root: str) -> dict[str, str]:
     return {u[len(base):]: u for u in storage.ls(root, recursive=True) if u.endswith(TABLE_SUFFIXES)}
 
 
+def _stdlib() -> FolderSource:
+    """The running interpreter's standard library (the offline demo corpus)."""
+    stdlib = FolderSource(sysconfig.get_paths()["stdlib"], "stdlib", prefix="stdlib:")
+    stdlib.revision = f"python {platform.python_version()}"
+    return stdlib
+
+
+#: the sources named by a keyword, not a path or URI: keyword -> what builds the source. A
+#: keyword is never a path: the DAG's checks do not refuse it as a relative path
+#: (dags/multiplt_pipelines/checks.py) and the main job does not make it absolute
+#: (plugins/multiplt_airflow/job_models.py); both read this (docs/corpus.md "Adding a corpus
+#: source"). A local folder of the same name is given as `./NAME`.
+NAMED_SOURCES: dict[str, Callable[[], FolderSource | TableSource]] = {"stdlib": _stdlib}
+
+
 def resolve(spec: str) -> FolderSource | TableSource:
     """The source named by `spec`; MultipltError for a missing path, unknown scheme or no input."""
-    if spec == "stdlib":
-        stdlib = FolderSource(sysconfig.get_paths()["stdlib"], "stdlib", prefix="stdlib:")
-        stdlib.revision = f"python {platform.python_version()}"
-        return stdlib
+    if spec in NAMED_SOURCES:
+        return NAMED_SOURCES[spec]()
     if spec.startswith("hf://"):
         from multiplt.corpus.hub_source import hub_source
 
@@ -160,7 +173,7 @@ def resolve(spec: str) -> FolderSource | TableSource:
     scheme = spec.split("://", 1)[0] if "://" in spec else "file"
     if scheme not in ("file", "s3"):
         raise MultipltError(f"--source {spec!r}: unknown scheme {scheme}:// (use a path, file://, "
-                            "s3://, hf://datasets/OWNER/NAME, or stdlib)")
+                            f"s3://, hf://datasets/OWNER/NAME, or {' or '.join(NAMED_SOURCES)})")
     from multiplt import storage
 
     if scheme == "file" and not os.path.exists(_local(spec)):

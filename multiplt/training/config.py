@@ -32,6 +32,11 @@ DISTRIBUTED = ("ddp", "fsdp")
 # a subset (GPTBigCode: no flex_attention) and the flash ones need their package installed: those
 # still fail when the model loads.
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+#: the published MultiPL-T dataset on the Hub and its splits: these five, whatever languages the
+#: registry holds (a language added to multiplt/languages/ has no split there; it is trained on a
+#: dataset of its own, e.g. its `multiplt translate` output). The pipelines read them too.
+PUBLISHED_DATASET = "nuprl/MultiPL-T"
+PUBLISHED_SPLITS = ("julia", "lua", "ocaml", "r", "racket")
 
 
 @dataclasses.dataclass
@@ -129,6 +134,8 @@ class TrainConfig:
                                 f"{', '.join(ATTN_IMPLEMENTATIONS)}")
         if self.lr_scheduler not in ("cosine", "linear", "constant"):
             raise MultipltError(f"bad lr_scheduler {self.lr_scheduler!r}; choose cosine, linear or constant")
+        if self.dataset and self.split:
+            check_published_split(self.dataset, self.split, self.lang)
 
     def tag(self, epoch: int) -> str:
         return f"{self.lang}-{self.experiment}-epoch{epoch}"
@@ -139,6 +146,19 @@ class TrainConfig:
 
 # Fields that may change between a run and its resumption without changing what it computes.
 RESUME_FREE_FIELDS = {"log_every", "recipe", "compile", "fast_forward"}
+
+
+def check_published_split(dataset: str, split: str, lang: str = "") -> None:
+    """MultipltError when `dataset` is the published MultiPL-T dataset (PUBLISHED_DATASET; the
+    Hub's names ignore case) and `split` is none of its splits: said before the output is locked
+    or the base model downloaded, where the Hub loader would fail only once those are done."""
+    if dataset.casefold() != PUBLISHED_DATASET.casefold() or split in PUBLISHED_SPLITS:
+        return
+    which = f" for --lang {lang}" if lang else ""
+    raise MultipltError(
+        f"--dataset {dataset} has no split {split!r}{which} (its splits: "
+        f"{', '.join(PUBLISHED_SPLITS)}): give --dataset data of your own with that split (e.g. "
+        f"the output of `multiplt translate`), or --split one of those")
 
 
 def field_types() -> dict[str, type]:
@@ -259,7 +279,10 @@ def resolve(recipe: str | None, overrides: dict, require: bool = True) -> TrainC
     if config.lang:
         from multiplt import languages
 
-        language = languages.get(config.lang)  # a clear error for unknown languages
+        try:
+            language = languages.get(config.lang)
+        except MultipltError as exc:  # named with the flag, as every command's --lang is
+            raise MultipltError(f"--lang {config.lang}: {exc}") from None
         config.lang = language.code
         config.split = config.split or language.split
     absolute_refs(config)

@@ -118,11 +118,14 @@ def absolute_local_paths(args) -> None:
     """--model, --teacher and --source as absolute paths where they are local paths that exist:
     Airflow runs each stage in its own working folder, where a relative path names nothing.
     Relative to where the user started scripts/main.sh (MULTIPLT_CALLER_PWD, which it sets
-    before it changes to the repository root), else to this process's working folder."""
+    before it changes to the repository root), else to this process's working folder. A named
+    corpus source (`stdlib`: multiplt.corpus.sources.NAMED_SOURCES) is no path."""
+    from multiplt.corpus.sources import NAMED_SOURCES
+
     base = os.environ.get("MULTIPLT_CALLER_PWD") or os.getcwd()
     for key in ("model", "teacher", "source"):
         value = getattr(args, key, None)
-        if not value or "://" in value or value == "stdlib":
+        if not value or "://" in value or (key == "source" and value in NAMED_SOURCES):
             continue
         path = os.path.join(base, value)  # an absolute value stays as it is
         if os.path.exists(path):

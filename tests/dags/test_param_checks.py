@@ -203,18 +203,64 @@ def test_finetune_checks_the_variable_of_an_asset_triggered_run(monkeypatch):
 def test_finetune_refuses_python_on_the_multiplt_dataset_which_has_no_python_split():
     from airflow.sdk.exceptions import AirflowFailException
 
-    from multiplt import languages
-
     validated(load_dag("multiplt_finetune"), {"languages": ["py"]})  # py on another dataset is fine
     with pytest.raises(AirflowFailException, match="nuprl/MultiPL-T has no 'python' split"):
         finetune_settings({"languages": ["lua", "py"]})
-    # the published dataset's splits are those of the target languages (multipl-t facts: lua,
-    # racket, ocaml, julia, r)
-    assert sorted(languages.get(code).split for code in languages.targets()) == [
-        "julia", "lua", "ocaml", "r", "racket"]
+    # the published dataset's splits are a fixed set (multipl-t facts: lua, racket, ocaml, julia,
+    # r), not those of the registry's targets: a language added to the registry has none there
+    assert sorted(schemas.MULTIPLT_SPLITS) == ["julia", "lua", "ocaml", "r", "racket"]
     got = finetune_settings({"languages": ["py"], "dataset": "hf_user/python-data"})
     assert got["datasets"] == {"py": "hf_user/python-data"}
 
+
+@pytest.fixture
+def perl(monkeypatch):
+    """A target language added to the registry (docs/languages.md): nuprl/MultiPL-T has no
+    `perl` split."""
+    from multiplt import languages
+
+    lua = type(languages.get("lua"))
+    monkeypatch.setitem(languages.LANGUAGES, "pl",
+                        type("PerlLanguage", (lua,), {"code": "pl", "name": "perl"})())
+
+
+def test_a_new_language_is_refused_on_the_published_dataset(perl):
+    from multiplt import languages
+
+    assert "pl" in languages.targets()
+    published = {"lua": schemas.MULTIPLT_DATASET, "pl": schemas.MULTIPLT_DATASET}
+    with pytest.raises(checks.BadParams) as refused:
+        checks.splits(published)
+    assert str(refused.value) == (
+        "Param languages: nuprl/MultiPL-T has no 'perl' split to fine-tune pl on (its splits: "
+        "julia, lua, ocaml, r, racket); train pl on a `dataset` of its own, e.g. its "
+        "multiplt_translate output")
+    assert refused.value.keys == ("languages", "dataset")
+    with pytest.raises(checks.BadParams, match=r"'python' split .* \(its splits: julia, lua, "
+                       r"ocaml, r, racket\)"):  # not the registry's targets' splits
+        checks.splits({"py": schemas.MULTIPLT_DATASET})
+    with pytest.raises(checks.BadParams, match="nuprl/multipl-t has no 'perl' split"):
+        checks.splits({"pl": "nuprl/multipl-t"})  # Hub names ignore case
+    checks.splits({"lua": schemas.MULTIPLT_DATASET, "pl": "s3://b/translate/pl"})  # its own
+
+
+def test_the_default_languages_to_fine_tune_are_those_with_a_published_split(perl):
+    """The Params as DAG parsing builds them with the new language in the registry: it is a
+    language code and a target, but not a default language to fine-tune on."""
+    import importlib
+
+    from multiplt import languages
+
+    try:
+        importlib.reload(schemas)
+        assert "pl" in schemas.LANGUAGE_CODES and "pl" in schemas.TARGET_LANGUAGES
+        assert schemas.FINETUNE["languages"]["default"] == [
+            code for code in languages.targets() if code != "pl"]
+        checks.schema({"languages": ["pl"]}, schemas.FINETUNE)  # given by hand, with a dataset
+    finally:
+        languages.LANGUAGES.pop("pl")
+        importlib.reload(schemas)
+    assert "pl" not in schemas.LANGUAGE_CODES
 
 def test_recipe_is_a_name_in_multiplt_recipes_a_yaml_path_or_uri():
     from airflow.sdk.exceptions import AirflowFailException

@@ -375,7 +375,8 @@ def test_a_refusal_of_several_params_names_those_the_variable_set(monkeypatch):
     # from the Variable, `dataset` the Param default
     monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_FINETUNE", '{"languages": ["py"]}')
     assert refusal(lambda: finetune_settings({"epochs": 1})).endswith(
-        "give a `dataset` with one (languages from the Airflow Variable multiplt_finetune)")
+        "train py on a `dataset` of its own, e.g. its multiplt_translate output (languages "
+        "from the Airflow Variable multiplt_finetune)")
 
 
 def test_a_value_an_event_replaced_is_not_the_variables(monkeypatch):
