@@ -10,35 +10,10 @@ import subprocess
 
 import pytest
 
-from multiplt import cli
 from multiplt.execution import preflight
 from multiplt.execution.preflight import INSTALL_HINT
 from multiplt.generation import driver
-from tests.fixtures import translate as fx
-
-
-@pytest.fixture
-def inputs(tmp_path):
-    return fx.write(tmp_path / "in")
-
-
-@pytest.fixture
-def no_work(monkeypatch):
-    """Fails the test when a sample is drawn."""
-    done = []
-
-    def sample(*args, **kwargs):
-        done.append("sampled")
-        raise AssertionError("the backend was called")
-
-    monkeypatch.setattr(driver, "generate", sample)
-    return done
-
-
-def translate(inputs, out, langs, *extra):
-    return cli.main(["translate", "--tests", inputs["tests"], "--lang", langs, "--out", str(out),
-                     "--backend", "replay", "--replay-source", inputs["replay"], "--n", str(fx.N),
-                     *extra])
+from tests.fixtures.translate import replay_translate as translate
 
 
 def error_line(err: str) -> str:

@@ -4,38 +4,10 @@ sampled (one line naming every such language, exit 2, nothing written), not afte
 languages' sampling; a bad tests dataset is still reported as such. The stages that do not
 execute (sample) do not need the runtimes."""
 
-import pytest
-
-from multiplt import cli
 from multiplt.execution import preflight
-from multiplt.generation import driver
-from tests.fixtures import translate as fx
+from tests.fixtures.translate import replay_translate as translate
 
 ABSENT = {"jl": ["julia"], "lua": ["lua5.4"]}  # as on a machine without Julia and Lua
-
-
-@pytest.fixture
-def inputs(tmp_path):
-    return fx.write(tmp_path / "in")
-
-
-@pytest.fixture
-def no_work(monkeypatch):
-    """Fails the test when a sample is drawn."""
-    done = []
-
-    def sample(*args, **kwargs):
-        done.append("sampled")
-        raise AssertionError("the backend was called")
-
-    monkeypatch.setattr(driver, "generate", sample)
-    return done
-
-
-def translate(inputs, out, langs, *extra):
-    return cli.main(["translate", "--tests", inputs["tests"], "--lang", langs, "--out", str(out),
-                     "--backend", "replay", "--replay-source", inputs["replay"], "--n", str(fx.N),
-                     *extra])
 
 
 def test_a_missing_runtime_is_refused_before_anything_is_sampled(inputs, tmp_path, monkeypatch,
