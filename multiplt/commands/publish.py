@@ -38,10 +38,12 @@ def register(subparsers) -> None:
                     help="training output (holds manifest.jsonl); repeatable")
     ck.add_argument("--repo", required=True, metavar="OWNER/NAME")
     ck.add_argument("--tags", default="all", metavar="all|best|LIST",
-                    help="all checkpoints, the best (pass@1, else eval loss), or comma-separated tags")
+                    help="all checkpoints, the best (pass@1, else eval loss, else the last epoch; "
+                    "the choice is logged), or comma-separated tags")
     ck.add_argument("--force", action="store_true", help="move tags that exist with other files")
     ck.add_argument("--private", action="store_true")
-    ck.add_argument("--results-store", metavar="URI", help="results store for the pass@1 table")
+    ck.add_argument("--results-store", metavar="URI", help="results store for the pass@1 table "
+                    "(without it the card keeps the pass@1 of the card on the Hub)")
     ck.add_argument("--license", default=None, help=LICENSE_HELP)
     ck.set_defaults(func=run_checkpoints)
 

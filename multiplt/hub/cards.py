@@ -6,6 +6,8 @@ provenance), so publishing the same thing twice gives the same card and uploads 
 from __future__ import annotations
 
 import json
+import re
+from typing import NamedTuple
 
 import yaml
 
@@ -31,6 +33,16 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 def _pct(value: float | None) -> str | None:
     return None if value is None else f"{value:.4f}"
+
+
+def _loss(value) -> str | None:
+    """An eval loss with 4 decimals, as pass@1 (4.2996 and 4.3000, not 4.3 beside 5.173)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _features(schema: dict) -> list[dict] | None:
@@ -102,11 +114,78 @@ def benchmark_label(benchmark: str | None, num_problems: tuple[int, ...] = ()) -
     return f"{name}, {count} problems"
 
 
+CHECKPOINT_COLUMNS = ["tag", "language", "epoch", "step", "eval loss", "pass@1"]
+EMPTY_NOTE = "pass@1 is empty until the checkpoints are evaluated (`multiplt_evaluate`)."
+NOT_LOOKED_UP = "(published without `--results-store`)"
+_NOT_LOOKED_UP = re.compile(r"pass@1 was not looked up(?: for (.+))? " + re.escape(NOT_LOOKED_UP) + r"\.")
+
+
+def pass1_note(passk: dict, benchmark: str | None = None, num_problems: tuple[int, ...] = ()) -> str:
+    """The sentence under the checkpoint table about pass@1 read from a results store."""
+    if not passk:
+        return EMPTY_NOTE
+    return (f"pass@1 is on one benchmark ({benchmark_label(benchmark, num_problems)}): the one on which "
+            f"the most of these checkpoints were evaluated, so that the scores compare (a checkpoint "
+            f"evaluated only on another benchmark has none here); per tag the latest recorded run.")
+
+
+def not_looked_up_note(tags: list[str], all_tags: list[str]) -> str:
+    """The sentence naming the checkpoints whose pass@1 was not looked up (no results store)."""
+    which = "" if set(tags) >= set(all_tags) else f" for {', '.join(tags)}"
+    return f"pass@1 was not looked up{which} {NOT_LOOKED_UP}."
+
+
+class KeptPass1(NamedTuple):
+    """What a model card on the Hub says of pass@1: `scores` {tag: pass@1} of its checkpoint
+    table, `tags` all the tags of that table, `note` its sentence about the scores ("" when it
+    has none) and `not_looked_up` the tags it says were published without a results store."""
+
+    scores: dict[str, float]
+    tags: frozenset
+    note: str
+    not_looked_up: frozenset
+
+
+def card_pass_at_1(card: str) -> KeptPass1 | None:
+    """The pass@1 part of a model card this module wrote (model_card), or None when `card` has
+    no checkpoint table of that form (another card, or a hand-written one)."""
+    lines = card.split("\n")
+    header = "| " + " | ".join(CHECKPOINT_COLUMNS) + " |"
+    if header not in lines:
+        return None
+    start = lines.index(header) + 2  # past the header and the |---| line
+    end = start
+    scores, tags = {}, []
+    while end < len(lines) and lines[end].startswith("|"):
+        cells = [c.strip() for c in lines[end].strip().strip("|").split("|")]
+        end += 1
+        if len(cells) != len(CHECKPOINT_COLUMNS) or not cells[0]:
+            return None
+        tags.append(cells[0])
+        try:
+            if cells[-1]:
+                scores[cells[0]] = float(cells[-1])
+        except ValueError:
+            return None
+    rest = "\n".join(lines[end:]).split("\n## ", 1)[0]
+    notes, unlooked = [], frozenset()
+    for paragraph in (p.strip() for p in rest.split("\n\n")):
+        found = _NOT_LOOKED_UP.fullmatch(paragraph)
+        if found:
+            unlooked = frozenset(found.group(1).split(", ") if found.group(1) else tags)
+        elif paragraph.startswith("pass@1 "):
+            notes.append(paragraph)
+    return KeptPass1(scores, frozenset(tags), "\n\n".join(notes), unlooked)
+
+
 def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
-               benchmark: str | None = None, num_problems: tuple[int, ...] = ()) -> str:
+               benchmark: str | None = None, num_problems: tuple[int, ...] = (),
+               note: str | None = None, not_looked_up: tuple[str, ...] = ()) -> str:
     """`outputs`: [{"config": resolved training config, "rows": manifest rows}] per training
     output; `passk`: {tag: pass@1} from the results store, all on `benchmark` (with
-    `num_problems` problems; checkpoints.pass_at_1 picks it)."""
+    `num_problems` problems; checkpoints.pass_at_1 picks it). `note`: the sentence under the
+    table about pass@1 (default: pass1_note; "" none), `not_looked_up`: tags whose pass@1 was
+    not looked up, named in a sentence after it (publication without a results store)."""
     bases = sorted({o["config"].get("base", "") for o in outputs if o["config"].get("base")})
     # Hub dataset names only: a storage URI or a local path (training stores them absolute) is
     # no `datasets:` entry and would show the machine's folders
@@ -128,16 +207,15 @@ def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
              f"model = AutoModelForCausalLM.from_pretrained(\"{repo_id}\", revision=\"{first_tag}\")\n"
              f"tokenizer = AutoTokenizer.from_pretrained(\"{repo_id}\", revision=\"{first_tag}\")\n```\n",
              "\n## Checkpoints\n\n"]
-    table = [[r["tag"], r["lang"], r["epoch"], r.get("step"), r.get("eval_loss"), _pct(passk.get(r["tag"]))]
-             for o in outputs for r in o["rows"]]
-    parts.append(_table(["tag", "language", "epoch", "step", "eval loss", "pass@1"], table))
-    if not passk:
-        parts.append("\npass@1 is empty until the checkpoints are evaluated (`multiplt_evaluate`).\n")
-    else:
-        parts.append(f"\npass@1 is on one benchmark ({benchmark_label(benchmark, num_problems)}): the one "
-                     f"on which the most of these checkpoints were evaluated, so that the scores "
-                     f"compare (a checkpoint evaluated only on another benchmark has none here); "
-                     f"per tag the latest recorded run.\n")
+    table = [[r["tag"], r["lang"], r["epoch"], r.get("step"), _loss(r.get("eval_loss")),
+              _pct(passk.get(r["tag"]))] for o in outputs for r in o["rows"]]
+    parts.append(_table(CHECKPOINT_COLUMNS, table))
+    if note is None:
+        note = pass1_note(passk, benchmark, num_problems)
+    if note:
+        parts.append(f"\n{note}\n")
+    if not_looked_up:
+        parts.append(f"\n{not_looked_up_note(list(not_looked_up), [row[0] for row in table])}\n")
     parts.append("\n## Recipe\n")
     for o in outputs:
         config = o["config"]

@@ -10,6 +10,8 @@ whose tokenizer files do not load (e.g. tokenizer_config.json without tokenizer.
 error; a missing generation_config.json is only a warning. Tags are checked next: one that
 exists with the same files (the card aside) is skipped, one with other files is an error unless
 `force` (then it is moved). A rerun after a commit whose tag was not created tags that commit.
+Without a results store the card keeps the pass@1 of the card on the Hub (see
+_card_keeping_pass_at_1), so such a rerun after one with a store commits nothing.
 """
 
 from __future__ import annotations
@@ -133,13 +135,48 @@ def select(output: dict, tags: str, passk: dict) -> list[dict]:
     if tags == "all":
         return rows
     if tags == "best":
-        scored = [r for r in rows if r["tag"] in passk]
-        if scored:
-            return [max(scored, key=lambda r: (passk[r["tag"]], -r["epoch"]))]
-        with_loss = [r for r in rows if r.get("eval_loss") is not None]
-        return [min(with_loss, key=lambda r: r["eval_loss"])] if with_loss else [rows[-1]]
+        return [best(output, passk)[0]]
     wanted = wanted_tags(tags)
     return [r for r in rows if r["tag"] in wanted]
+
+
+def best(output: dict, passk: dict) -> tuple[dict, str]:
+    """The checkpoint `--tags best` picks of one output, and by what: the highest pass@1 of its
+    checkpoints in `passk` (ties: the earlier epoch), else the lowest eval loss, else the last
+    epoch ("pass@1", "eval loss" or "last epoch")."""
+    rows = output["rows"]
+    scored = [r for r in rows if r["tag"] in passk]
+    if scored:
+        return max(scored, key=lambda r: (passk[r["tag"]], -r["epoch"])), "pass@1"
+    with_loss = [r for r in rows if r.get("eval_loss") is not None]
+    if with_loss:
+        return min(with_loss, key=lambda r: r["eval_loss"]), "eval loss"
+    return rows[-1], "last epoch"
+
+
+def why_best(output: dict, pass1: PassAt1, results_store: str | None) -> str:
+    """The log line of `--tags best` for one output: the tag, the criterion and its value."""
+    row, by = best(output, pass1.scores)
+    rows = output["rows"]
+    head = f"--tags best: {row['tag']} of {output['out']}"
+    if by == "pass@1":
+        scored = sum(r["tag"] in pass1.scores for r in rows)
+        return (f"{head}, by pass@1 on {cards.benchmark_label(pass1.benchmark, pass1.num_problems)}: "
+                f"{pass1.scores[row['tag']]:.4f}, the highest of the {scored} of its {len(rows)} "
+                f"checkpoint(s) evaluated there (ties: the earlier epoch)")
+    if not results_store:
+        no_pass1 = "no --results-store given"
+    elif pass1.benchmark is None:
+        no_pass1 = f"none of its checkpoints is evaluated in {results_store}"
+    else:
+        no_pass1 = (f"none of its checkpoints is evaluated in {results_store} on "
+                    f"{cards.benchmark_label(pass1.benchmark, pass1.num_problems)}, the benchmark pass@1 "
+                    f"compares on")
+    if by == "eval loss":
+        losses = sum(r.get("eval_loss") is not None for r in rows)
+        return (f"{head}, by eval loss: {row['eval_loss']:.4f}, the lowest of its {losses} "
+                f"checkpoint(s) with one ({no_pass1})")
+    return f"{head}, the last epoch ({no_pass1}, and no checkpoint has an eval loss)"
 
 
 def checkpoint_files(row: dict, workdir: str, config: dict | None = None) -> dict[str, str]:
@@ -278,9 +315,10 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
                                 f"{o['out']}); a repo holds one checkpoint per tag: publish them to "
                                 f"different repos or select other --tags; nothing was uploaded")
         seen[r["tag"]] = o["out"]
-    card = cards.model_card(repo_id, [{**o, "rows": [r for oo, r in selected if oo is o]}
-                                      for o in outputs], passk, license,
-                            benchmark=pass1.benchmark, num_problems=pass1.num_problems)
+    if tags == "best":
+        for output in outputs:
+            LOG.info("%s", why_best(output, pass1, results_store))
+    published = [{**o, "rows": [r for oo, r in selected if oo is o]} for o in outputs]
     summary = {"repo": repo_id, "tags": [], "skipped": [], "moved": [], "commits": 0}
     with tempfile.TemporaryDirectory(prefix="multiplt-publish-ckpt-") as workdir:
         bundles = []
@@ -288,9 +326,15 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
             bundle = Bundle(workdir)  # its texts go when workdir does, also on an error
             for repo_path, local in checkpoint_files(row, workdir, output["config"]).items():
                 bundle.add_file(repo_path, local)
-            bundle.add_text(CARD, card)
             bundles.append((row, bundle))
         client = client_for(repo_id, "model", private, endpoint)
+        if results_store:
+            card = cards.model_card(repo_id, published, passk, license, benchmark=pass1.benchmark,
+                                    num_problems=pass1.num_problems)
+        else:
+            card = _card_keeping_pass_at_1(client, repo_id, published, license)
+        for _, bundle in bundles:
+            bundle.add_text(CARD, card)
         existing = client.refs()["tags"]
         todo = []
         for row, bundle in bundles:  # every conflict is found before anything is uploaded
@@ -334,6 +378,27 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
     if not summary["tags"] and not summary["commits"]:
         LOG.info("%s is up to date: nothing uploaded", repo_id)
     return summary
+
+
+def _card_keeping_pass_at_1(client, repo_id: str, published: list[dict], license: str) -> str:
+    """The model card of a publication without a results store: pass@1 is not looked up, so the
+    card keeps what the card on the Hub's main says of it (the values and the sentence about
+    them that a publication with a store wrote), and names the tags that card does not list (or
+    lists as not looked up) as not looked up. A rerun after a publication with a store thus
+    gives the same card, and commits nothing."""
+    head = client.refs()["branches"].get("main")
+    kept = None
+    if head is not None and CARD in client.files_at(head):
+        kept = cards.card_pass_at_1(client.read_text(CARD, head))
+    tags = [r["tag"] for o in published for r in o["rows"]]
+    if kept is None:
+        return cards.model_card(repo_id, published, {}, license, note="", not_looked_up=tuple(tags))
+    scores = {t: kept.scores[t] for t in tags if t in kept.scores}
+    unlooked = tuple(t for t in tags if t not in kept.tags or t in kept.not_looked_up)
+    if scores:
+        LOG.info("no --results-store: the card keeps the pass@1 of %d tag(s) from the card on %s",
+                 len(scores), repo_id)
+    return cards.model_card(repo_id, published, scores, license, note=kept.note, not_looked_up=unlooked)
 
 
 def _made_meanwhile(client, oid: str | None, row: dict, bundle: Bundle) -> bool:

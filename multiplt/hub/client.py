@@ -59,6 +59,13 @@ class HubClient:
             out[entry.path] = f"sha256:{lfs.sha256}" if lfs else f"sha1:{entry.blob_id}"
         return out
 
+    def read_text(self, path: str, revision: str) -> str:
+        """The text of one file of the repo at `revision` (e.g. the card on main)."""
+        local = self._call(f"download {path} at {revision[:12]}", self.api.hf_hub_download, self.repo_id,
+                           path, revision=revision, repo_type=self.repo_type)
+        with open(local, encoding="utf-8") as f:
+            return f.read()
+
     def commit(self, files: dict[str, str], deletions: list[str], message: str, branch: str,
                parent: str | None) -> str:
         """One commit adding `files` ({repo path: local path}) and deleting `deletions`; its oid."""

@@ -129,6 +129,20 @@ def train(config: TrainConfig) -> list[dict]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def settings_differences(saved: dict, config: TrainConfig) -> list[str]:
+    """`key: value there, value now` for each setting resume_differences finds between the run
+    config under --out (`saved`) and this run's, as generate and corpus build name theirs."""
+    import json
+
+    def shown(value) -> str:
+        return "none" if value is None else json.dumps(value)
+
+    now = config.as_dict()
+    return [f"{key}: not recorded there, {shown(now[key])} now" if key not in saved
+            else f"{key}: {shown(saved[key])} there, {shown(now[key])} now"
+            for key in resume_differences(saved, config)]
+
+
 def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> list[dict]:
     from transformers import AutoModelForCausalLM
 
@@ -163,11 +177,11 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
         saved_micro = saved.get("config", {}).get("micro_batch_size") or 0
         if not config.micro_batch_size and saved_micro:  # a run started with a fixed micro-batch
             config = dataclasses.replace(config, micro_batch_size=saved_micro)
-        changed = resume_differences(saved.get("config", {}), config)
+        changed = settings_differences(saved.get("config", {}), config)
         if saved.get("precision", precision) != precision:  # e.g. auto resolved differently
-            changed.append(f"precision {saved.get('precision')} -> {precision}")
+            changed.append(f"precision: {saved.get('precision')} there, {precision} now")
         if changed:
-            raise MultipltError(f"{config.out} holds a run with different settings ({', '.join(changed)}); "
+            raise MultipltError(f"{config.out} holds a run with different settings ({'; '.join(changed)}); "
                                 "use the same settings to resume it, or a new --out")
         if done[-1]["epoch"] >= config.epochs:
             LOG.info("all %d epochs of %s are already done; nothing to do", config.epochs, config.out)

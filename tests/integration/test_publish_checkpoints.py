@@ -92,7 +92,7 @@ def test_each_epoch_is_one_tagged_commit_with_card(test_hub, train_out, tmp_path
     assert {"model.safetensors", "config.json", "tokenizer.json", "README.md",
             "_multiplt_train.yaml"} <= files
     card = open(hf_hub_download("ns/MultiPL-T-tiny", "README.md")).read()
-    assert "| lua-multiplt-epoch2 | lua | 2 | 20 | 2 | 0.5000 |" in card
+    assert "| lua-multiplt-epoch2 | lua | 2 | 20 | 2.0000 | 0.5000 |" in card
     assert "revision=\"lua-multiplt-epoch2\"" in card and "lr" in card and "nuprl/MultiPL-T" in card
     # the weights at each tag are that epoch's
     for epoch in (1, 2):

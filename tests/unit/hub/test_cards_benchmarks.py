@@ -114,8 +114,8 @@ def test_pass_at_1_compares_the_checkpoints_on_one_benchmark(tmp_path):
     assert pass1 == PassAt1({"lua-multiplt-epoch1": 0.12, e2: 0.15}, "humaneval", (164,))
     assert [r["tag"] for r in select(out, "best", pass1.scores)] == [e2]
     card = cards.model_card("me/tiny", [out], pass1.scores, "mit", pass1.benchmark, pass1.num_problems)
-    assert "| lua-multiplt-epoch1 | lua | 1 |  | 1 | 0.1200 |" in card
-    assert "| lua-multiplt-epoch2 | lua | 2 |  | 1 | 0.1500 |" in card
+    assert "| lua-multiplt-epoch1 | lua | 1 |  | 1.0000 | 0.1200 |" in card
+    assert "| lua-multiplt-epoch2 | lua | 2 |  | 1.0000 | 0.1500 |" in card
     assert "pass@1 is on one benchmark (`humaneval`, 164 problems): the one" in card
 
 
