@@ -53,7 +53,6 @@ from tests.fixtures import solutions  # noqa: E402
 
 GOAL = 10.0
 SCALING_WORKERS = (1, 2, 4)
-COMMENT = {"rkt": ";", "r": "#", "ml": "(*", "lua": "--", "jl": "#"}
 
 
 def make_folder(code: str, folder: str, min_programs: int) -> list[tuple[str, int]]:
@@ -68,8 +67,9 @@ def make_folder(code: str, folder: str, min_programs: int) -> list[tuple[str, in
         uri = storage.join(folder, name + ".json.gz")
         doc = storage.read_json(uri)
         ok, bad = doc["completions"]
-        close = " *)" if code == "ml" else ""
-        doc["completions"] = [f"{text}\n{COMMENT[code]} copy {i}{close}\n"
+        start, end = languages.get(code).comment
+        close = f" {end}" if end else ""
+        doc["completions"] = [f"{text}\n{start} copy {i}{close}\n"
                               for i in range(repeats) for text in (ok, bad)]
         storage.write_json(uri, doc)
         order += [(name, i) for i in range(len(doc["completions"]))]

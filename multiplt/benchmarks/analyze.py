@@ -16,6 +16,7 @@ import logging
 
 import yaml
 
+from multiplt import languages
 from multiplt.benchmarks import asserts, probe
 from multiplt.benchmarks.prompts import PromptError, Signature, parse_prompt
 from multiplt.benchmarks.sources import Source, SourceProblem
@@ -52,10 +53,22 @@ def overrides_for(source_label: str) -> dict:
         return {}
     text = importlib.resources.files("multiplt.benchmarks").joinpath(
         "data/humaneval_overrides.yaml").read_text()
+    return parse_overrides(text, "humaneval_overrides.yaml")
+
+
+def parse_overrides(text: str, where: str) -> dict:
+    """The overrides of a YAML text (the file `where`), checked: every entry has a `reason`, and
+    every key of a property's `templates` is a language code of the registry (a typo'd key would
+    leave its language without the assert, silently). MultipltError naming the problem."""
     data = yaml.safe_load(text) or {}
     for name, entry in data.items():
         if not entry.get("reason"):
-            raise MultipltError(f"humaneval_overrides.yaml: entry {name} has no reason")
+            raise MultipltError(f"{where}: entry {name} has no reason")
+        templates = (entry.get("property") or {}).get("templates") or {}
+        unknown = [str(key) for key in templates if key not in languages.LANGUAGES]
+        if unknown:
+            raise MultipltError(f"{where}: entry {name}: templates name unknown language code(s) "
+                                f"{', '.join(map(repr, unknown))}; known: {', '.join(languages.LANGUAGES)}")
     return data
 
 
@@ -154,6 +167,7 @@ def analyze(source: Source, timeout: float = 20.0, unsafe_no_sandbox: bool = Fal
     """Analyze every problem of `source`: its canonical solution runs on its tests in the
     execution sandbox, one program per problem (probe.py); `unsafe_no_sandbox` runs them as plain
     child processes instead, as `execute --unsafe-no-sandbox` does (trusted sources only)."""
+    overrides = overrides_for(source.label)  # a bad overrides file fails before any probe runs
     analyses, to_probe = [], []
     for problem in source.problems:
         an = Analysis(problem)
@@ -171,7 +185,6 @@ def analyze(source: Source, timeout: float = 20.0, unsafe_no_sandbox: bool = Fal
         to_probe.append({"key": problem.name, "code": code, "entry_point": problem.entry_point})
     LOG.info("running %d canonical solutions on their tests", len(to_probe))
     rows = probe.run(to_probe, timeout, unsafe_no_sandbox=unsafe_no_sandbox)
-    overrides = overrides_for(source.label)
     for an in analyses:
         if an.error:
             continue

@@ -17,7 +17,6 @@ _HELP = {
     "base": "base model: Hub name, local folder, storage URI, or a training output (with --base-revision TAG)",
     "base_revision": "revision of the base model (Hub revision, or a tag of a training output)",
     "tokenizer": "tokenizer (default: the base model's)",
-    "lang": "language code (py rkt jl r ml lua); tags are LANG-EXPERIMENT-epochN",
     "experiment": "experiment name, [a-z0-9_]+ (e.g. multiplt)",
     "out": "storage URI for manifest.jsonl, checkpoints/ and state/ (resumes if it has checkpoints)",
     "precision": "auto | bf16-master | bf16-mixed | bf16 | fp32",
@@ -30,6 +29,7 @@ _HELP = {
 
 
 def register(subparsers) -> None:
+    from multiplt import languages
     from multiplt.training.config import TrainConfig, field_types
 
     parser = subparsers.add_parser(
@@ -47,6 +47,8 @@ def register(subparsers) -> None:
         flag = "--" + name.replace("_", "-")
         default = getattr(defaults, name)
         help_text = _HELP.get(name, f"override the recipe (built-in default {default!r})")
+        if name == "lang":
+            help_text = f"language code ({' '.join(languages.names())}); tags are LANG-EXPERIMENT-epochN"
         if typ is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
                                 help=help_text)

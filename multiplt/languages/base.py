@@ -28,7 +28,8 @@ LIBRARY_MOUNT = "/tmp/.multiplt-lib"
 
 
 class Language(abc.ABC):
-    #: short code used in file names, tags and MultiPL-E's `language` field: py rkt jl r ml lua
+    #: short code used in file names, tags and MultiPL-E's `language` field (`rkt`): lower-case
+    #: letters a-z only, which the registry checks
     code: ClassVar[str]
     #: the language's name, also the split name of the published MultiPL-T dataset
     name: ClassVar[str]
@@ -40,6 +41,13 @@ class Language(abc.ABC):
     timeout: ClassVar[float]
     #: external programs the run command needs; scripts/setup.sh must install each
     binaries: ClassVar[tuple[str, ...]]
+    #: the Debian packages the language needs: its runtime (giving `binaries`), its test library
+    #: and whatever else its module uses (e.g. headers for a fork server). scripts/setup.sh's
+    #: APT_PACKAGES and docker/sandbox.Dockerfile's apt-get install must list each (or one that
+    #: depends on it; an Essential package needs no listing): tests/unit/test_setup_list.py and
+    #: tests/unit/test_docker.py check it. () for a runtime Debian does not package (Julia,
+    #: which the sandbox image installs from its tarball)
+    packages: ClassVar[tuple[str, ...]]
     #: the test library the rendered tests load, where it is no part of the language itself
     #: (its name, for the preflight's error; scripts/setup.sh installs it); None: built in
     test_library: ClassVar[str | None] = None
@@ -57,6 +65,20 @@ class Language(abc.ABC):
     option_constructor: ClassVar[bool] = False
     #: words that cannot name a parameter or function; `identifier` appends `_` to them
     keywords: ClassVar[frozenset[str]] = frozenset()
+
+    # ---- cleaning translations (multiplt/translation/clean.py) ------------------------------
+    #: the text where the test suite starts in a program (prompt + completion + tests): the
+    #: start of `render_test_file`'s output; a training document is cut there
+    test_marker: ClassVar[str]
+    #: how a comment opens and closes (close "" where it ends with the line): `("--", "")`,
+    #: `("(*", "*)")`; written after a program to tell copies apart (bench/execute_throughput.py)
+    comment: ClassVar[tuple[str, str]]
+    #: a regular expression for a line holding only a comment marker (`;+`), which a training
+    #: document drops
+    empty_comment: ClassVar[str]
+    #: regular expressions (matched with re.DOTALL) for the comments, block comments first, that
+    #: near-duplicate detection removes before comparing two programs
+    comment_patterns: ClassVar[tuple[str, ...]]
 
     def identifier(self, name: str) -> str:
         """A legal name for a Python parameter or function name in this language."""

@@ -35,6 +35,11 @@ class JuliaLanguage(Language):
     timeout = 5.0
     binaries = ("julia",)
     test_library = "Test"
+    packages = ()  # no Debian package: the sandbox image installs Julia's own tarball
+    test_marker = "\nusing Test"
+    comment = ("#", "")
+    empty_comment = r"#+"
+    comment_patterns = (r"#=.*?=#", r'""".*?"""', r"#[^\n]*")
     terms = {"array": "vector", "list": "vector", "tuple": "tuple", "dictionary": "dictionary",
              "None": "nothing", "True": "true", "False": "false"}
     strict_types = True

@@ -39,6 +39,11 @@ class LuaLanguage(Language):
     timeout = 15.0
     binaries = ("lua5.4",)
     test_library = "luaunit"
+    packages = ("lua5.4", "lua-unit", "liblua5.4-dev")  # liblua5.4-dev: lua.h for fork_server
+    test_marker = "\nlu ="
+    comment = ("--", "")
+    empty_comment = r"--"
+    comment_patterns = (r"--\[\[.*?\]\]", r"--[^\n]*")
     terms = {"array": "table", "list": "table", "tuple": "table", "dictionary": "table",
              "None": "nil", "True": "true", "False": "false"}
     keywords = frozenset("and break do else elseif end false for function goto if in local nil not "

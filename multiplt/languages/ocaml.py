@@ -42,6 +42,11 @@ class OCamlLanguage(Language):
     stop_tokens = ("\n\n", "\n(*", "\ntype", "\nlet")
     timeout = 15.0
     binaries = ("ocaml",)
+    packages = ("ocaml-nox",)
+    test_marker = "\nlet assertions"
+    comment = ("(*", "*)")
+    empty_comment = r"\*|\(\*+\s*\*\)"
+    comment_patterns = (r"\(\*.*?\*\)",)
     terms = {"array": "list", "list": "list", "tuple": "tuple", "dictionary": "association list",
              "None": "None", "True": "true", "False": "false"}
     strict_types = True

@@ -20,6 +20,11 @@ class PythonLanguage(Language):
     timeout = 15.0
     binaries = ("python3",)
     target = False  # MultiPL-T's source language
+    packages = ("python3",)
+    test_marker = "\ndef check(candidate):"  # HumanEval's own tests and render_test_file's
+    comment = ("#", "")
+    empty_comment = r"#+"
+    comment_patterns = (r'""".*?"""', r"'''.*?'''", r"#[^\n]*")
     terms = {"array": "array", "list": "list", "tuple": "tuple", "dictionary": "dictionary",
              "None": "None", "True": "True", "False": "False"}
     keywords = frozenset(keyword.kwlist)

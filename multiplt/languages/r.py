@@ -50,6 +50,11 @@ class RLanguage(Language):
     stop_tokens = ("\n#", "\n```")
     timeout = 5.0
     binaries = ("Rscript",)
+    packages = ("r-base-core",)
+    test_marker = f"\n{HARNESS}"
+    comment = ("#", "")
+    empty_comment = r"#+"
+    comment_patterns = (r"#[^\n]*",)
     terms = {"array": "vector", "list": "list", "tuple": "list", "dictionary": "named list",
              "None": "NULL", "True": "TRUE", "False": "FALSE"}
     keywords = frozenset("if else repeat while function for next break TRUE FALSE NULL Inf NaN NA "

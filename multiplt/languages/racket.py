@@ -35,6 +35,11 @@ class RacketLanguage(Language):
     timeout = 15.0
     binaries = ("racket",)
     test_library = "rackunit"
+    packages = ("racket",)  # rackunit is in racket-common, which racket depends on
+    test_marker = "(require rackunit)"
+    comment = (";", "")
+    empty_comment = r";+"
+    comment_patterns = (r"#\|.*?\|#", r";[^\n]*")
     terms = {"array": "list", "list": "list", "tuple": "list", "dictionary": "hash", "None": "#f",
              "True": "#t", "False": "#f"}
     # Racket has no reserved words, but the prompt's `(define (NAME ...))` binds NAME in the

@@ -1,8 +1,13 @@
 """The registry of languages: every module of this package that defines a `Language` is one.
 
-Adding a language is adding one module here (plus its test fixtures): the registry, the CLI's
-`--lang` checks, the executor's preflight, its library cache and the pipelines' language lists
-all read this registry. Helper modules (base, types, this one) define no Language and are skipped.
+Adding a language is adding one module here (plus its test fixtures, its Debian packages in
+scripts/setup.sh and the sandbox image, and its HumanEval 32 template: docs/languages.md, "Adding
+a language"): the CLI's `--lang` checks, the benchmark builder, the translation's cleaning, the
+executor's preflight, its library cache and the pipelines' language lists all read this registry.
+Helper modules (base, types, this one) define no Language and are skipped. A module whose
+Language lacks a required class attribute (`required()`) or an abstract method, or whose `code`
+is not lower-case letters, is refused when the registry loads, on the first import of
+multiplt.languages (a TypeError naming the module, the class and what it lacks).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import sys
 
 from multiplt.errors import MultipltError
@@ -20,6 +26,21 @@ LANGUAGES: dict[str, Language] = {}
 _ALIASES: dict[str, str] = {}
 # Names used by older MultiPL-E files.
 _LEGACY_ALIASES = {"humaneval_to_r.py": "r", "python3": "py"}
+_CODE = re.compile(r"[a-z]+")
+
+
+def required() -> list[str]:
+    """The class attributes every language must set: Language's ClassVar annotations that have
+    no default (`code`, `name`, `binaries`, `packages`, `test_marker`, ...)."""
+    return [name for name, annotation in Language.__annotations__.items()
+            if str(annotation).startswith(("ClassVar", "typing.ClassVar"))
+            and name not in vars(Language)]
+
+
+def _missing(cls: type) -> list[str]:
+    """What `cls` lacks to be a complete Language: required attributes, then abstract methods."""
+    return ([name for name in required() if not hasattr(cls, name)]
+            + [f"{name}()" for name in sorted(getattr(cls, "__abstractmethods__", ()))])
 
 
 def load() -> None:
@@ -33,10 +54,16 @@ def load() -> None:
                    and c.__module__ == module.__name__]
         if not defined:
             continue
-        concrete = [c for c in defined if not inspect.isabstract(c)]
+        concrete = [c for c in defined if not inspect.isabstract(c) and not _missing(c)]
         if len(concrete) != 1:
+            lacking = "".join(f"; {c.__name__} lacks {', '.join(_missing(c))}"
+                              for c in defined if _missing(c))
             raise TypeError(f"{module.__name__} must define exactly one complete Language "
-                            f"subclass; it defines {[c.__name__ for c in defined]}")
+                            f"subclass; it defines {[c.__name__ for c in defined]}{lacking}")
+        if not isinstance(concrete[0].code, str) or not _CODE.fullmatch(concrete[0].code):
+            raise TypeError(f"{module.__name__}: {concrete[0].__name__}.code "
+                            f"{concrete[0].code!r} must be lower-case letters a-z only (it "
+                            f"names files, tags LANG-EXPERIMENT-epochN and pipeline parameters)")
         lang = concrete[0]()
         if lang.code in found:
             raise TypeError(f"{module.__name__} and {type(found[lang.code]).__module__} both "

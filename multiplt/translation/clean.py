@@ -2,27 +2,17 @@
 
 A program is prompt + completion + tests. The document keeps the prompt without the canonical
 Python comment block (the problem's `clean_prompt`) and the completion, cut where the test suite
-starts (each language's first test line), with empty comment lines removed. `strip_comments`
-gives the text that near-duplicate detection compares.
+starts (each language's `test_marker`), with empty comment lines removed. `strip_comments`
+gives the text that near-duplicate detection compares (dedup.py). `lang` is a code or name of
+the registry; what each language needs is its Language's `test_marker`, `empty_comment` and
+`comment_patterns`.
 """
 
 from __future__ import annotations
 
 import re
 
-# Where the test suite starts in each language's programs (the language layer writes it).
-TEST_MARKERS = {"rkt": "(require rackunit)", "lua": "\nlu =", "ml": "\nlet assertions",
-                "jl": "\nusing Test", "r": "\ntest_humaneval"}
-# A line that is a comment marker and nothing else.
-_EMPTY_COMMENT = {"rkt": r";+", "lua": r"--", "r": r"#+", "jl": r"#+", "ml": r"\*|\(\*+\s*\*\)"}
-# Comments removed before comparing programs (regular expressions; not string-literal aware).
-_COMMENTS = {
-    "rkt": [r"#\|.*?\|#", r";[^\n]*"],
-    "lua": [r"--\[\[.*?\]\]", r"--[^\n]*"],
-    "r": [r"#[^\n]*"],
-    "jl": [r"#=.*?=#", r'""".*?"""', r"#[^\n]*"],
-    "ml": [r"\(\*.*?\*\)"],
-}
+from multiplt import languages
 
 
 class CleanError(ValueError):
@@ -30,13 +20,13 @@ class CleanError(ValueError):
 
 
 def cut_at_tests(text: str, lang: str) -> str:
-    marker = TEST_MARKERS[lang]
+    marker = languages.get(lang).test_marker
     at = text.find(marker)
     return text if at < 0 else text[:at]
 
 
 def drop_empty_comment_lines(text: str, lang: str) -> str:
-    pattern = re.compile(rf"^\s*(?:{_EMPTY_COMMENT[lang]})\s*$")
+    pattern = re.compile(rf"^\s*(?:{languages.get(lang).empty_comment})\s*$")
     return "\n".join(line for line in text.split("\n") if not pattern.match(line))
 
 
@@ -51,7 +41,7 @@ def clean_program(program: str, prompt: str, clean_prompt: str, lang: str) -> st
 
 def strip_comments(text: str, lang: str) -> str:
     """The code without comments (and Julia docstrings) and without blank lines."""
-    for pattern in _COMMENTS[lang]:
+    for pattern in languages.get(lang).comment_patterns:
         text = re.sub(pattern, "", text, flags=re.DOTALL)
     return "\n".join(line.rstrip() for line in text.split("\n") if line.strip())
 

@@ -9,6 +9,7 @@ import importlib.util
 import pathlib
 import re
 import shlex
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -105,31 +106,53 @@ def test_image_installs_its_extras_through_the_lock(name):
     assert "requirements.lock" in copied and "pyproject.toml" in copied
 
 
-def test_sandbox_image_has_every_language_runtime():
-    text = (DOCKER / "sandbox.Dockerfile").read_text()
+def sandbox_apt() -> set[str]:
+    """What docker/sandbox.Dockerfile apt-get installs."""
     apt = set()
     for kind, args in instructions(DOCKER / "sandbox.Dockerfile"):
         if kind == "RUN":
             for words in shell_commands(args):
                 if words[:2] == ["apt-get", "install"]:
                     apt |= {w for w in words[2:] if not w.startswith("-")}
-    # the Debian packages that give each language's binaries (the same as scripts/setup.sh's)
-    from tests.system_facts import apt_packages, package_closure, providing_package
+    return apt
+
+
+def sandbox_language_problems(apt: set[str], langs) -> list[str]:
+    """What the languages `langs` need that the sandbox image's apt packages `apt` (with what
+    they depend on) lack: each of their Debian `packages` and the package of each of their
+    `binaries`, unless Essential (in every Debian image). Julia is installed from its own tarball
+    and Python is the base image's (both checked in test_sandbox_image_has_every_language_runtime)."""
+    from tests.system_facts import apt_packages, is_essential, package_closure, providing_package
 
     closure = package_closure(apt & set(apt_packages()))
-    for lang in languages.LANGUAGES.values():
+    problems = []
+    for lang in langs:
+        for package in lang.packages:
+            if package != "python3" and package not in closure and not is_essential(package):
+                problems.append(f"sandbox image lacks {package} ({lang.name}'s packages)")
         for binary in lang.binaries:
-            if binary == "julia":
+            if binary in ("julia", "python3"):
                 continue
-            if binary == "python3":  # the base image's own Python (by default the official image)
-                assert re.search(r"^ARG SANDBOX_BASE=python:3\.11\S*\nFROM \$\{SANDBOX_BASE\}$", text, re.M)
-                continue
-            assert providing_package(binary) in closure, f"sandbox image lacks {binary} ({lang.name})"
-    for needed in ("bubblewrap", "lua-unit", "liblua5.4-dev", "util-linux"):
+            package = providing_package(binary)
+            if package not in closure and not is_essential(package):
+                problems.append(f"sandbox image lacks {binary} ({lang.name}, Debian package {package})")
+    return problems
+
+
+def test_sandbox_image_has_every_language_runtime():
+    text = (DOCKER / "sandbox.Dockerfile").read_text()
+    apt = sandbox_apt()
+    # each language's Debian packages (runtime, test library) and binaries, as scripts/setup.sh's
+    assert sandbox_language_problems(apt, languages.LANGUAGES.values()) == []
+    # python3: the base image's own Python (by default the official image)
+    assert re.search(r"^ARG SANDBOX_BASE=python:3\.11\S*\nFROM \$\{SANDBOX_BASE\}$", text, re.M)
+    for needed in ("bubblewrap", "util-linux"):
         assert needed in apt, f"sandbox image lacks {needed}"
     # and every program the executor and the languages run (bwrap, prlimit, setpriv, luac5.4, ...)
-    from tests.system_facts import is_essential, programs_in_python
+    from tests.system_facts import (apt_packages, is_essential, package_closure, programs_in_python,
+                                    providing_package)
 
+    closure = package_closure(apt & set(apt_packages()))
     for path in facts.python_files("multiplt/execution", "multiplt/languages"):
         for program in programs_in_python(path):
             if program in ("julia", "python3"):
@@ -142,6 +165,17 @@ def test_sandbox_image_has_every_language_runtime():
     assert re.search(r"JULIA_SHA256=[0-9a-f]{64}\b", text)
     assert "sha256sum --strict --check" in text and "julialang" in text
     assert re.search(r"ln -s \S+/bin/julia /usr/local/bin/julia", text)
+
+
+def test_the_sandbox_check_names_a_missing_package_and_accepts_essential_ones():
+    """A Perl-like language: its test library (libtest-deep-perl) is not in the image, and is
+    named; its runtime, perl, comes from perl-base, Essential (in every Debian image): accepted."""
+    perl = SimpleNamespace(name="perl", packages=("libtest-deep-perl",), binaries=("perl",))
+    assert sandbox_language_problems(sandbox_apt(), [perl]) == [
+        "sandbox image lacks libtest-deep-perl (perl's packages)"]
+    lua = SimpleNamespace(name="lua", packages=("lua5.4", "lua-unit"), binaries=("lua5.4",))
+    assert sandbox_language_problems(sandbox_apt() - {"lua-unit"}, [lua]) == [
+        "sandbox image lacks lua-unit (lua's packages)"]
 
 
 @pytest.mark.parametrize("name", sorted(IMAGE_EXTRAS))

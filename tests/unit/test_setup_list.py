@@ -1,10 +1,12 @@
 """Every external program the code calls comes from a package in scripts/setup.sh's APT_PACKAGES
-(or from an Essential package every Debian has), except Julia, which the sandbox image installs."""
+(or from an Essential package every Debian has), except Julia, which the sandbox image installs;
+and so does every Debian package a language names (`Language.packages`: runtime, test library)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
@@ -28,14 +30,61 @@ def required_programs() -> dict[str, str]:
         for binary in lang.binaries:
             used.setdefault(binary, f"multiplt/languages ({lang.name})")
         assert lang.command("/tmp/x")[0] in lang.binaries, f"{lang.name} runs a program not in its .binaries"
-    used.setdefault("luaunit", "multiplt/languages (lua test programs require luaunit)")
     return used
 
 
 def test_the_scan_finds_what_the_languages_and_sandbox_run():
     used = required_programs()
-    for expected in ("racket", "Rscript", "ocaml", "lua5.4", "luaunit", "julia", "python3"):
+    for expected in ("racket", "Rscript", "ocaml", "lua5.4", "julia", "python3"):
         assert expected in used
+
+
+def language_package_problems(listed: list[str], langs) -> list[str]:
+    """What the languages `langs` need that the Debian packages `listed` (with what they depend
+    on) lack: each package of `Language.packages` (unless Essential); and the package of each of
+    its `binaries` (Julia's comes from elsewhere) and of its test library (where system_facts
+    knows the library's file) must be among its own `packages`."""
+    closure = facts.package_closure(listed)
+    problems = []
+    for lang in langs:
+        for package in lang.packages:
+            if package not in closure and not facts.is_essential(package):
+                problems.append(f"{package} (in {lang.name}'s packages)")
+        own = facts.package_closure(lang.packages)
+        for binary in lang.binaries:
+            if binary in ELSEWHERE:
+                continue
+            package = facts.providing_package(binary)
+            if package not in own and not facts.is_essential(package):
+                problems.append(f"{lang.name} runs {binary}, from {package}, which its packages "
+                                f"{list(lang.packages)} do not name")
+        if lang.test_library in facts.LIBRARIES:
+            package = facts.providing_package(lang.test_library)
+            if package not in own:
+                problems.append(f"{lang.name}'s test library {lang.test_library} comes from "
+                                f"{package}, which its packages {list(lang.packages)} do not name")
+    return problems
+
+
+def test_every_language_package_comes_from_the_setup_list():
+    problems = language_package_problems(facts.apt_packages(), languages.LANGUAGES.values())
+    assert not problems, "scripts/setup.sh APT_PACKAGES misses:\n" + "\n".join(problems)
+
+
+def test_the_language_check_names_what_is_missing():
+    """A Perl-like language whose test library the list lacks (its runtime, from perl-base, is
+    Essential); a Lua without its test library's package; a language whose packages do not give
+    its binary."""
+    perl = SimpleNamespace(name="perl", packages=("libtest-deep-perl",), binaries=("perl",),
+                           test_library="Test::Deep")
+    lua = SimpleNamespace(name="lua", packages=("lua5.4",), binaries=("lua5.4",), test_library="luaunit")
+    racket = SimpleNamespace(name="racket", packages=(), binaries=("racket",), test_library="rackunit")
+    assert language_package_problems(facts.apt_packages(), [perl, lua, racket]) == [
+        "libtest-deep-perl (in perl's packages)",
+        "lua's test library luaunit comes from lua-unit, which its packages ['lua5.4'] do not name",
+        "racket runs racket, from racket, which its packages [] do not name"]
+    assert language_package_problems([p for p in facts.apt_packages() if p != "lua-unit"],
+                                     [languages.get("lua")]) == ["lua-unit (in lua's packages)"]
 
 
 def test_every_program_comes_from_the_setup_list():

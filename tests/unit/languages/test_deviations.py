@@ -99,22 +99,49 @@ def test_r_numeric_dict_keys_are_quoted_names():
     assert R.value({1: "a"}, Dict(INT, STR)) == 'list("1" = "a")'
 
 
-def test_helper_function_prompts_are_kept_with_the_helper_source(built):
-    for code in ("rkt", "jl", "r", "ml", "lua"):
-        for name, helper in (("HumanEval_10_make_palindrome", "def is_palindrome"),
-                             ("HumanEval_38_decode_cyclic", "def encode_cyclic"),
-                             ("HumanEval_50_decode_shift", "def encode_shift")):
-            row = built(code, name).row
-            assert row is not None and helper in row["prompt"], (code, name)
+@pytest.mark.parametrize("code", languages.targets())
+def test_helper_function_prompts_are_kept_with_the_helper_source(built, code):
+    for name, helper in (("HumanEval_10_make_palindrome", "def is_palindrome"),
+                         ("HumanEval_38_decode_cyclic", "def encode_cyclic"),
+                         ("HumanEval_50_decode_shift", "def encode_shift")):
+        row = built(code, name).row
+        assert row is not None and helper in row["prompt"], (code, name)
 
 
-def test_find_zero_keeps_its_property_assert_through_an_override(built):
+@pytest.mark.parametrize("code", languages.targets())
+def test_find_zero_keeps_its_property_assert_through_an_override(built, code):
+    """Every target language has a template for HumanEval 32's property assert in
+    humaneval_overrides.yaml (without one the problem is dropped in that language)."""
     an = built.analyses["HumanEval_32_find_zero"]
     assert an.sites[0].reason.startswith("checks a property")  # not an equality by itself
-    for code in ("rkt", "jl", "r", "ml", "lua"):
-        result = built(code, "HumanEval_32_find_zero")
-        assert result.row is not None and result.report["test_cases"] == 10, code
-        assert "0.0001" in result.row["tests"] and "def poly" in result.row["prompt"]
+    result = built(code, "HumanEval_32_find_zero")
+    assert result.row is not None and result.report["test_cases"] == 10, code
+    assert "0.0001" in result.row["tests"] and "def poly" in result.row["prompt"]
+
+
+def test_a_template_key_that_names_no_language_is_refused():
+    """A typo'd key in a property's templates would leave its language without the assert."""
+    from multiplt.errors import MultipltError
+
+    text = ("HumanEval_32_find_zero:\n  reason: r\n  property:\n    assert: a\n"
+            "    templates: {rkt: x, lau: y}\n")
+    with pytest.raises(MultipltError, match="^f.yaml: entry HumanEval_32_find_zero: templates name "
+                                            "unknown language code\\(s\\) 'lau'; known: jl, lua,"):
+        analyze.parse_overrides(text, "f.yaml")
+    assert analyze.parse_overrides(text.replace("lau", "lua"), "f.yaml")  # the same, spelled right
+    # the committed file passes the check, where it loads
+    analyze.overrides_for.cache_clear()
+    assert analyze.overrides_for("humaneval")["HumanEval_32_find_zero"]["property"]["templates"]
+
+
+def test_a_bad_overrides_file_fails_before_any_canonical_solution_runs(monkeypatch):
+    from multiplt.errors import MultipltError
+
+    bad = "HumanEval_32_find_zero:\n  reason: r\n  property: {assert: a, templates: {lau: y}}\n"
+    monkeypatch.setattr(analyze, "overrides_for", lambda label: analyze.parse_overrides(bad, "o.yaml"))
+    monkeypatch.setattr(analyze.probe, "run", lambda *a, **k: pytest.fail("the probe ran first"))
+    with pytest.raises(MultipltError, match="'lau'"):
+        analyze.analyze(sources.load("humaneval"))
 
 
 def test_loop_asserts_become_concrete_cases(built):

@@ -59,3 +59,14 @@ def test_codes_of_a_comma_separated_list():
         codes(" , ", "--lang")
     with pytest.raises(MultipltError, match="^--languages lua,cobol: unknown language 'cobol'; known: "):
         codes("lua,cobol", "--languages")
+
+
+@pytest.mark.parametrize("code", languages.names())
+def test_comment_attributes_agree(code):
+    """A comment written as `comment` says (as bench/execute_throughput.py writes one) is one
+    that `comment_patterns` strip, and an empty one is an `empty_comment` line."""
+    from multiplt.translation.clean import drop_empty_comment_lines, strip_comments
+
+    start, end = languages.get(code).comment
+    assert strip_comments(f"x\n{start} copy 1{' ' + end if end else ''}\n", code) == "x"
+    assert drop_empty_comment_lines(f"x\n  {start} {end}".rstrip(), code) == "x"
