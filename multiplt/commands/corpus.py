@@ -66,6 +66,7 @@ def _config(args):
 
 
 def _build(args) -> int:
+    from multiplt.corpus.merge import summary
     from multiplt.corpus.pipeline import build
     from multiplt.execution.files import parse_shard
     from multiplt.storage.outputs import check_out
@@ -74,8 +75,7 @@ def _build(args) -> int:
     shard = parse_shard(args.shard)
     result = build(_config(args), shard)
     if shard is None:
-        last = result["steps"][-1]
-        print(f"{last['out']} of {result['steps'][0]['in']} functions kept -> {args.out}")
+        print(f"{summary(result)} -> {args.out}")
     else:
         print(f"shard {shard[0]}/{shard[1]} done -> {args.out}")
     return 0
@@ -94,10 +94,9 @@ def _dedup(args) -> int:
 
 
 def _merge(args) -> int:
-    from multiplt.corpus.merge import merge
+    from multiplt.corpus.merge import merge, summary
     from multiplt.storage.outputs import check_out
 
     check_out(args.out)
-    funnel = merge(args.out)
-    print(f"{funnel['steps'][-1]['out']} functions kept -> {args.out}")
+    print(f"{summary(merge(args.out))} -> {args.out}")
     return 0

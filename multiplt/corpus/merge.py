@@ -97,6 +97,7 @@ def merge(out: str) -> dict:
         funnel = storage.read_json(storage.join(out, "funnel.json"))
         LOG.info("corpus merge: already done for these %d shard(s), nothing written", len(shards))
         LOG.info("corpus funnel: %s", ", ".join(f"{s['name']} {s['in']}->{s['out']}" for s in funnel["steps"]))
+        _warn_if_empty(funnel, out)
         return funnel
     drops = dedup_drops(out)
     totals: dict[str, dict] = {}
@@ -147,4 +148,37 @@ def merge(out: str) -> dict:
     storage.write_json(storage.join(out, "funnel.json"), funnel, indent=2)
     storage.write_json(marker, identity)
     LOG.info("corpus funnel: %s", ", ".join(f"{s['name']} {s['in']}->{s['out']}" for s in steps))
+    _warn_if_empty(funnel, out)
     return funnel
+
+
+def summary(funnel: dict) -> str:
+    """`7 of 8 functions kept, from 11 documents read (2 do not parse)`: the functions kept of
+    those found (the first step's `in`) and the documents (files or table rows) they came from."""
+    files = funnel.get("files") or {}
+    unparsed = files.get("syntax_error", 0)
+    return (f"{funnel['steps'][-1]['out']} of {funnel['steps'][0]['in']} functions kept, from "
+            f"{_documents(files.get('read', 0))} read{f' ({unparsed} do not parse)' if unparsed else ''}")
+
+
+def _documents(n: int) -> str:
+    return f"{n} document{'' if n == 1 else 's'}"
+
+
+def _warn_if_empty(funnel: dict, out: str) -> None:
+    """One WARNING line when the build kept no function (exit 0 all the same: an empty result
+    is a result), naming the documents that do not parse and the reasons functions were
+    dropped for, with counts (most first)."""
+    steps = funnel["steps"]
+    if steps[-1]["out"]:
+        return
+    files = funnel.get("files") or {}
+    drops = sorted(((s["in"] - s["out"], s.get("reason") or s["name"]) for s in steps if s["in"] > s["out"]),
+                   key=lambda d: (-d[0], d[1]))
+    unparsed = files.get("syntax_error", 0)
+    why = ([f"syntax_error {unparsed} (documents that do not parse)"] if unparsed else []) + \
+        [f"{reason} {n}" for n, reason in drops]
+    LOG.warning("corpus kept 0 of %d functions, from %s read%s: %s holds no row; %s gives each "
+                "dropped row's reason", steps[0]["in"], _documents(files.get("read", 0)),
+                f" ({', '.join(why)})" if why else "", storage.join(out, "functions"),
+                storage.join(out, "excluded"))

@@ -186,6 +186,17 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
     storage.write_parquet(storage.join(folder, "excluded.parquet"), parts.frame(excluded, parts.EXCLUDED))
     storage.write_json(storage.join(folder, "stats.json"), stats, indent=2)
     parts.finish(folder, {"fingerprint": cfg.fingerprint(), "kept": len(rows), "excluded": len(excluded)})
-    LOG.info("corpus shard %d/%d: %d files, %d functions kept, %d rows excluded, %.1f s",
-             k, n, files["read"], len(rows), len(excluded), stats["seconds"])
+    LOG.info("corpus shard %d/%d: %s read, %d functions kept, %d rows excluded, %.1f s",
+             k, n, documents(files["read"], getattr(source, "kind", None)), len(rows), len(excluded),
+             stats["seconds"])
     return stats
+
+
+#: what one document of a source is, by the source's `kind` (sources.py)
+DOCUMENT_NOUNS = {"folder": ("file", "files"), "table": ("table row", "table rows")}
+
+
+def documents(count: int, kind: str | None) -> str:
+    """`11 files`, `4 table rows`, or (a source of another kind) `3 documents`."""
+    one, many = DOCUMENT_NOUNS.get(kind, ("document", "documents"))
+    return f"{count} {one if count == 1 else many}"

@@ -115,7 +115,7 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
         if stage in ("all", "generate"):
             _check_done_rows(cfg, work)
         LOG.info("testgen: %s already done in %s", cfg.shard_name, cfg.out)
-        funnel.merge(cfg.out)
+        _warn_if_empty(funnel.merge(cfg.out), cfg.out)
         return {"shard": cfg.shard_name, "skipped": True}
     if stage in ("all", "validate"):
         # a setup the validation refuses is refused before any row is read or sampled
@@ -372,8 +372,28 @@ def write_stage(cfg: TestgenConfig, work: str) -> dict:
     storage.write_parquet(storage.join(cfg.out, "excluded", name), _frame(excluded))
     storage.write_json(storage.join(work, "config.json"), cfg.as_dict(), indent=1)
     storage.write_text(storage.join(work, DONE), json.dumps({"shard": cfg.shard_name}))
-    funnel.merge(cfg.out)
+    _warn_if_empty(funnel.merge(cfg.out), cfg.out)
     return {"kept": len(kept), "excluded": len(excluded)}
+
+
+def _warn_if_empty(totals: dict | None, out: str) -> None:
+    """One WARNING line when the run (every shard, `OUT/funnel.json`: None while shards are
+    missing) kept no function, naming the steps that dropped them (most first) and, where
+    functions had no assert, what became of the completions' assert lines. Not an error: an
+    empty result is a result (exit 0), and what follows testgen handles it."""
+    if not totals or totals["steps"][-1]["out"]:
+        return
+    steps = totals["steps"]
+    drops = sorted(((s["in"] - s["out"], s["name"]) for s in steps[1:] if s["in"] > s["out"]),
+                   key=lambda d: (-d[0], d[1]))
+    why = [f"{name} {n}" for n, name in drops]
+    lines = {k: v for k, v in (totals.get("asserts") or {}).items() if k != "kept" and v}
+    if lines and any(name == "no_asserts" for _, name in drops):
+        why.append("assert lines of the completions: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(lines.items(), key=lambda kv: (-kv[1], kv[0]))))
+    LOG.warning("testgen kept 0 of %d functions%s: %s holds no row; %s gives each function's "
+                "reason", steps[0]["in"], f" ({'; '.join(why)})" if why else "",
+                storage.join(out, "tests"), storage.join(out, "excluded"))
 
 
 def _frame(rows: list[dict]):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 
 from multiplt import storage
 from multiplt.errors import MultipltError
@@ -111,20 +112,21 @@ def _collect(cfg, lang, rows, problems, report, work, completions) -> dict:
     from multiplt.translation import writer
     from multiplt.translation.collect import collect
 
-    done = _finished(cfg, lang)
+    done = _finished(cfg, lang, report)
     if done is not None:
         return done
     run_record = (folder.read_run(completions) or {}) if problems else {}
     run = {"model": run_record.get("model", cfg.model_label), "revision": run_record.get("revision")}
     kept, excluded, counts = collect(problems, completions, work, lang.code, cfg.rouge_threshold,
                                      run, cfg.n)
+    dropped = dropped_reasons(report["dropped"], excluded)
     excluded = report["excluded"] + excluded
     # every row of the shard, repeats of a sha1 included (a report from before they were counted
     # has no functions_in: its rows then)
     counts = {"functions_in": report.get("functions_in", len(rows)), "prompts_built": report["prompts_built"],
               **counts}
     funnel = {"language": lang.code, "split": lang.split, "shard": writer.shard_tag(cfg.shard),
-              "counts": counts, "dropped": report["dropped"]}
+              "counts": counts, "dropped": dropped}
     # the generation's run record without its selection (every prompt's name: thousands a shard)
     run_config = {key: value for key, value in run_record.items() if key != "problems"}
     config = {**dataclasses.asdict(cfg), "language": lang.code, "input_sha256": report["input_sha256"],
@@ -132,6 +134,36 @@ def _collect(cfg, lang, rows, problems, report, work, completions) -> dict:
     writer.write_shard(cfg.out, lang.code, lang.split, cfg.shard, kept, excluded, funnel, config)
     LOG.info("translate %s funnel: %s", lang.code, ", ".join(f"{k}={v}" for k, v in counts.items()))
     return funnel
+
+
+# the stages of collect's excluded rows, in funnel order (the build's come first)
+SAMPLE_STAGES = ("validate", "clean", "dedup")
+_SCORE = re.compile(r" \S+ > \S+$")  # "near duplicate (ROUGE-L) 0.7143 > 0.6": the pair's own
+
+
+def dropped_reasons(build: dict, samples: list[dict]) -> dict:
+    """A shard funnel's `dropped`: why functions and samples were dropped, with counts. First
+    the build's reasons (functions: they add up to functions_in - prompts_built), then those of
+    collect's excluded rows (samples: validate, clean, dedup, adding up to translations_sampled -
+    after_rouge_l), each as its excluded rows say it, less a ROUGE-L pair's score, most first
+    within a stage."""
+    counts: dict[tuple[int, str], int] = {}
+    for row in samples:
+        label = _SCORE.sub("", row["reason"]) if row["stage"] == "dedup" else row["reason"]
+        key = (SAMPLE_STAGES.index(row["stage"]), label)
+        counts[key] = counts.get(key, 0) + 1
+    dropped = dict(build)
+    for (_, label), n in sorted(counts.items(), key=lambda item: (item[0][0], -item[1], item[0][1])):
+        dropped[label] = dropped.get(label, 0) + n
+    return dropped
+
+
+def _adds_up(funnel: dict, build: dict) -> bool:
+    """Whether a shard funnel's `dropped` counts every dropped function and sample (a funnel
+    written before `dropped` held collect's reasons has only the build's)."""
+    counts, dropped = funnel["counts"], funnel.get("dropped", {})
+    samples = sum(dropped.values()) - sum(build.values())
+    return counts.get("translations_sampled", 0) - counts.get("after_rouge_l", 0) == samples
 
 
 def _versions() -> dict:
@@ -142,8 +174,10 @@ def _versions() -> dict:
     return {"multiplt": __version__, "rouge-score": metadata.version("rouge-score")}
 
 
-def _finished(cfg: TranslateConfig, lang) -> dict | None:
-    """The shard's funnel when its dataset file is already written (a rerun writes nothing)."""
+def _finished(cfg: TranslateConfig, lang, report: dict) -> dict | None:
+    """The shard's funnel when its dataset file is already written (a rerun writes nothing,
+    except a funnel whose `dropped` lacks collect's reasons, written before it held them: it
+    gets them from the shard's excluded rows)."""
     from multiplt.translation import writer
 
     if not storage.exists(writer.data_uri(cfg.out, lang.split, cfg.shard)):
@@ -155,9 +189,19 @@ def _finished(cfg: TranslateConfig, lang) -> dict | None:
         raise MultipltError(f"{writer.data_uri(cfg.out, lang.split, cfg.shard)} was written with "
                             f"--rouge-threshold {config.get('rouge_threshold')}; use another --out")
     LOG.info("translate %s: shard %s already written", lang.code, writer.shard_tag(cfg.shard))
-    # a run killed after a data file, before the summary: mended
+    funnel_uri = writer.funnel_uri(cfg.out, lang.code, cfg.shard)
+    funnel = storage.read_json(funnel_uri)
+    if not _adds_up(funnel, report["dropped"]):
+        excluded = storage.read_parquet(writer.excluded_uri(cfg.out, lang.split, cfg.shard))
+        samples = [r for r in excluded.select("stage", "reason").iter_rows(named=True)
+                   if r["stage"] in SAMPLE_STAGES]
+        funnel["dropped"] = dropped_reasons(report["dropped"], samples)
+        storage.write_json(funnel_uri, funnel, indent=2)
+        LOG.info("translate %s: shard %s's funnel now counts the dropped samples' reasons",
+                 lang.code, writer.shard_tag(cfg.shard))
+    # a run killed after a data file, before the summary: mended (and a mended funnel summed)
     writer.write_summary(cfg.out, report=(lang.code,))
-    return storage.read_json(writer.funnel_uri(cfg.out, lang.code, cfg.shard))
+    return funnel
 
 
 def languages_code(code: str) -> str:
