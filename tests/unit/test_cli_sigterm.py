@@ -25,10 +25,10 @@ def register(subparsers):
 def nap(args):
     if args.fork:  # a forked worker: the parent's handler must not keep it alive
         child = os.fork()
-        if child == 0:
+        if child == 0:  # says so once it runs Python code (a signal before that may be lost)
+            print(f"child {os.getpid()}", flush=True)
             time.sleep(60)
             os._exit(0)
-        print(f"child {child}", flush=True)
         _, status = os.waitpid(child, 0)
         print(f"child ended: signal {os.WTERMSIG(status) if os.WIFSIGNALED(status) else None}", flush=True)
         return 0
