@@ -7,6 +7,7 @@ command lines. Storage: the `[multiplt] data_uri` root; results: `[multiplt] res
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 
 from airflow.sdk import DAG, Asset, Param, task
@@ -58,14 +59,25 @@ Asset, its event extra naming `results_store` and each recorded run (`lang`, `mo
   embedded default), each scheduled run evaluates every model of `rerun_models` (the Param, or
   the same key in the Airflow Variable `multiplt_evaluate`, whose keys override the Param
   defaults of scheduled runs). With `evaluate_schedule` set, a manual run without `model` does
-  the same (otherwise `model` is required).
+  the same (otherwise `model` is required). Such a rerun evaluates a Hub model given without
+  `revision` at the commit its default branch is at when the run starts (`plan` asks the Hub):
+  the commit is the run's `revision`, so a model whose `main` moved gets a new run folder and
+  results naming that commit; a local folder or storage URI is evaluated as it is. A model or
+  revision the Hub does not have (or a commit without `config.json`) is left out of a scheduled
+  run with a warning in `plan`'s log (the run fails only when none is left), and fails a manual
+  run at once. A Hub that cannot be reached fails `plan` with a retry (with `HF_HUB_OFFLINE`
+  set: no retry; pin each Hub model's `revision`). A manual run that names its `model` is not
+  looked up: without `revision` it evaluates the default branch, in the `main` run folder.
 * `backend=replay` with `replay_source` (use `{lang}` for per-language sources) re-scores
   existing completions without a model; `backend=openai` with `api_base` samples from an
   OpenAI-compatible server (`model` = its served model name).
 * Settings a stage would refuse (one of those backends without its Param, an unknown
   `benchmark_source`, a `model` that is no Hub repo id, folder or URI, a Variable's value its
-  Param refuses, a key of the conf or of the Variable that is no Param) fail `plan` with the
-  command's message, before any stage runs; no retry.
+  Param refuses, a key of the conf or of the Variable that is no Param, a `rerun_models` entry
+  that is no model name or `{model, revision, tokenizer}`) fail `plan` with the command's
+  message, before any stage runs; no retry. A value taken from the Variable (an entry of its
+  `rerun_models` included) is named as such (`... (from the Airflow Variable
+  multiplt_evaluate)`).
 """
 
 with DAG(
@@ -85,29 +97,50 @@ with DAG(
     @task
     def plan(data_uri: str, results_store: str, params=None, dag_run=None) -> list[dict]:
         """The command line of every stage of this run, one entry per language (and per model
-        of `rerun_models` in a scheduled run); settings a stage would refuse fail it, no retry."""
+        of `rerun_models` in a scheduled run); settings a stage would refuse fail it, no retry.
+        A rerun (scheduled, or by hand without `model`) asks the Hub for each Hub model's commit
+        (plans.rerun_revisions); a Hub that cannot be asked fails it with a retry."""
+        import logging
+
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from multiplt_airflow.credentials import from_environment
         from multiplt_pipelines import checks
-        from multiplt_pipelines.plans import evaluation_plan
+        from multiplt_pipelines.plans import HubLookupFailed, evaluation_plan, rerun_revisions
         from multiplt_pipelines.publishing import effective
         from multiplt_pipelines.watching import NothingToEvaluate, evaluation_targets
 
         scheduled = dag_run.run_type == "scheduled"
-        settings = dict(params)
+        settings, from_variable = dict(params), set()
         try:
             checks.known_keys(dag_run.conf, PARAMS, "multiplt_evaluate")
             if scheduled:
                 variable = Variable.get("multiplt_evaluate", default=None, deserialize_json=True)
                 checks.known_keys(variable, PARAMS, "multiplt_evaluate", "Variable multiplt_evaluate")
                 settings = effective(settings, {}, variable)
-            runs = [{**settings, **target} for target in evaluation_targets(settings, scheduled)]
-            for run in runs:
-                checks.evaluation(run, local=SETTINGS.runtime == "local")
+                from_variable = {key for key in variable or {} if key in settings}
+            with checks.variable_source(from_variable, "multiplt_evaluate"):
+                checks.rerun_models(settings.get("rerun_models"))
+                targets = evaluation_targets(settings, scheduled)
+                runs = [{**settings, **target} for target in targets]
+                for run, target in zip(runs, targets):
+                    with checks.rerun_entry(run["model"]) if target else contextlib.nullcontext():
+                        checks.evaluation(run, local=SETTINGS.runtime == "local")
+                if scheduled or not settings.get("model"):
+                    source = (" (rerun_models from the Airflow Variable multiplt_evaluate)"
+                              if "rerun_models" in from_variable else "")
+                    runs = rerun_revisions(runs, [bool(t) for t in targets], drop=scheduled,
+                                           token=from_environment().get("HF_TOKEN"),
+                                           warn=logging.getLogger("airflow.task").warning,
+                                           source=source)
         except NothingToEvaluate as reason:
             raise AirflowSkipException(str(reason)) from None
         except checks.BadParams as reason:
             raise AirflowFailException(str(reason)) from None
+        except HubLookupFailed as failed:
+            if failed.retry:
+                raise
+            raise AirflowFailException(str(failed)) from None
         return [entry for run in runs for entry in evaluation_plan(run, data_uri, results_store)]
 
     @task

@@ -5,21 +5,86 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import os
 import re
 import sys
 import time
 
 LOG = logging.getLogger("multiplt")
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# The switches of the Hugging Face libraries' own progress bars (transformers' "Loading weights"
+# and "Writing model shards" follow huggingface_hub's; datasets has its own). Their bars redraw in
+# place with "\r" (and cursor moves), so off a terminal they are turned off; a value the user set
+# is kept.
+HF_PROGRESS_SWITCHES = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
+
+# Warnings of other libraries that say nothing to act on, shown only with --verbose (as DEBUG):
+# accelerate's, when it saves the training state of a model with tied weights (GPTBigCode's
+# lm_head is its token embedding), at every epoch; loading the state ties them again.
+KNOWN_NOISE = (("accelerate.", "Removed shared tensor "),)
 
 
 def setup_logging(verbose: bool = False) -> None:
+    """multiplt's log lines on stderr (DEBUG with `verbose`, else INFO); other libraries' warnings
+    that no handler of theirs prints get the same prefix instead of Python's bare line; off a
+    terminal the Hugging Face libraries' progress bars are off (`quiet_library_progress`)."""
     level = logging.DEBUG if verbose else logging.INFO
+    formatter = logging.Formatter(FORMAT)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter)
     root = logging.getLogger("multiplt")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    others = _LibraryWarnings(sys.stderr, verbose)
+    others.setFormatter(formatter)
+    top = logging.getLogger()
+    top.handlers[:] = [h for h in top.handlers if not isinstance(h, _LibraryWarnings)] + [others]
+    if not _is_terminal(sys.stderr):
+        quiet_library_progress()
+
+
+class _LibraryWarnings(logging.StreamHandler):
+    """On the root logger: a warning (or worse) of another library that reaches it with no
+    handler of its own on the way (accelerate has none), which Python would print bare as its
+    last resort. Records a library's own handler printed already (huggingface_hub's, datasets')
+    are not printed twice; KNOWN_NOISE becomes DEBUG, printed only when verbose."""
+
+    def __init__(self, stream, verbose: bool):
+        super().__init__(stream)
+        self.setLevel(logging.WARNING)
+        self.verbose = verbose
+
+    def filter(self, record) -> bool:
+        logger = logging.getLogger(record.name)
+        while logger is not None and logger is not logging.root:
+            if logger.handlers:
+                return False
+            logger = logger.parent
+        for prefix, text in KNOWN_NOISE:
+            if (record.name + ".").startswith(prefix) and text in record.getMessage():
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+                return self.verbose
+        return super().filter(record)
+
+
+def quiet_library_progress() -> None:
+    """Turn the progress bars of huggingface_hub, transformers and datasets off through their own
+    switches (HF_PROGRESS_SWITCHES, read when they are imported, and kept by the processes this
+    one starts), unless the user set them; a library imported already is told directly. Imports
+    none of them."""
+    for name in HF_PROGRESS_SWITCHES:
+        os.environ.setdefault(name, "1")
+    on = {name: os.environ[name].strip().upper() in ("1", "ON", "YES", "TRUE")
+          for name in HF_PROGRESS_SWITCHES}
+    if on["HF_HUB_DISABLE_PROGRESS_BARS"]:
+        if "huggingface_hub.utils" in sys.modules:
+            sys.modules["huggingface_hub.utils"].disable_progress_bars()
+        if "transformers.utils.logging" in sys.modules:
+            sys.modules["transformers.utils.logging"].disable_progress_bar()
+    if on["HF_DATASETS_DISABLE_PROGRESS_BARS"] and "datasets.utils.tqdm" in sys.modules:
+        sys.modules["datasets.utils.tqdm"].disable_progress_bars()
 
 
 class Funnel:

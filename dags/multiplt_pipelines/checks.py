@@ -252,6 +252,50 @@ def evaluation(settings: dict, local: bool = False) -> None:
     model_name(settings["model"], settings["backend"], local)
 
 
+#: the keys of an object entry of multiplt_evaluate's `rerun_models`
+RERUN_KEYS = ("model", "revision", "tokenizer")
+
+
+def rerun_models(value) -> None:
+    """multiplt_evaluate's `rerun_models` (the Param, or the Variable's value, which Airflow
+    never validates): a list whose entries are model names or objects of RERUN_KEYS that name
+    a model; a misspelled key (`revison`) would evaluate the default branch instead."""
+    def refuse(problem: str):
+        raise BadParams(f"Param rerun_models: {problem} (each entry a model name or "
+                        f"{{{', '.join(RERUN_KEYS)}}})", ["rerun_models"])
+
+    if value is None:
+        return
+    if not isinstance(value, list):
+        refuse(f"{value!r} is not a list")
+    for entry in value:
+        if isinstance(entry, dict):
+            unknown = [key for key in entry if key not in RERUN_KEYS]
+            if unknown:
+                refuse(f"entry {entry!r} has key {unknown[0]!r}")
+            if any(entry.get(key) is not None and not isinstance(entry[key], str)
+                   for key in RERUN_KEYS):
+                refuse(f"entry {entry!r} has a value that is not a string")
+            model = entry.get("model")
+        else:
+            model = entry
+        if not isinstance(model, str) or not model.strip():
+            refuse(f"entry {entry!r} names no model")
+
+
+@contextlib.contextmanager
+def rerun_entry(model: str):
+    """A refusal, inside, of a `rerun_models` entry's model, revision or tokenizer names the
+    entry and the Param `rerun_models` (a user looks there, not at the `model` Param)."""
+    try:
+        yield
+    except BadParams as exc:
+        if not set(exc.keys) & set(RERUN_KEYS):
+            raise
+        raise BadParams(f"rerun_models entry {model!r}: {exc}",
+                        ["rerun_models", *(k for k in exc.keys if k not in RERUN_KEYS)]) from None
+
+
 def generation(settings: dict, schemas: dict, local: bool = False) -> None:
     """A multiplt_testgen or multiplt_translate run's settings (`schemas`: its Params)."""
     schema(settings, schemas)

@@ -80,8 +80,9 @@ EVALUATE = {
                    "served model name)", type=["null", "string"]),
     "experiment": _p(None, "experiment label stored with the results (e.g. multiplt)",
                      type=["null", "string"], pattern=EXPERIMENT_PATTERN),
-    "epoch": _p(0, "epoch label stored with the results (0 = base model)", type="integer",
-                minimum=0),
+    "epoch": _p(0, "epoch label stored with the results (0: a checkpoint of a training output "
+                "gets its manifest's epoch, any other model is the base model, epoch 0)",
+                type="integer", minimum=0),
     "checkpoint_uri": _p(None, "the checkpoint this run evaluates, as listed in the training "
                          "manifest (set by multiplt_finetune; informational)",
                          type=["null", "string"]),

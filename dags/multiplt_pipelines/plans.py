@@ -84,8 +84,11 @@ def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dic
         generate = ["generate", "--benchmark", bench_uri, "--out", run, "--model", params["model"],
                     "--backend", params["backend"], "--n", str(params["n"]),
                     "--temperature", str(params["temperature"]), "--top-p", str(params["top_p"]),
-                    "--max-new-tokens", str(params["max_new_tokens"]),
-                    "--epoch", str(params["epoch"])]
+                    "--max-new-tokens", str(params["max_new_tokens"])]
+        # epoch 0 is the default: left out, generate labels a checkpoint of a training output
+        # with its manifest's epoch (and refuses a contradicting --epoch), anything else as 0
+        if params.get("epoch"):
+            generate += ["--epoch", str(params["epoch"])]
         for key, flag in (("revision", "--revision"), ("tokenizer", "--tokenizer"),
                           ("experiment", "--experiment"), ("api_base", "--api-base")):
             if params.get(key):
@@ -189,3 +192,107 @@ def trigger_run_id(parent_run_id: str, conf: dict) -> str:
     """A stable run id per evaluation, so a retried trigger finds its run instead of adding one."""
     what = conf["revision"] if conf["epoch"] else f"base-{conf['model']}"
     return run_id_for(f"{parent_run_id}__{what}")
+
+
+class HubLookupFailed(Exception):
+    """The Hub could not say which commit a rerun evaluates. `retry`: asking again later may
+    succeed (the Hub down or unreachable, a timeout, HTTP 429 or 5xx: the task is retried, as
+    a stage's exit 3 is); else it cannot (HF_HUB_OFFLINE is set: the task fails, no retry)."""
+
+    def __init__(self, message: str, retry: bool):
+        super().__init__(message)
+        self.retry = retry
+
+
+def hub_model(run: dict) -> bool:
+    """Whether `generate` would download the run's `model` from the Hub: a Hub repo id (no URI,
+    no absolute or `.` path, no mistyped URI, as checks.model_name tells them apart) with a
+    backend that loads it (transformers, vllm; the openai and replay backends' names are
+    labels)."""
+    from multiplt.storage.uri import mistyped
+    from multiplt_pipelines.checks import HUB_BACKENDS
+
+    model = run.get("model")
+    return (run.get("backend") in HUB_BACKENDS and isinstance(model, str) and "://" not in model
+            and not model.startswith(("/", ".")) and mistyped(model) is None)
+
+
+def hub_revision(run: dict, token: str | None = None) -> tuple[dict | None, str | None]:
+    """The run of a Hub model (hub_model) as a rerun evaluates it, asking the Hub (HF_ENDPOINT)
+    once: without a `revision`, pinned to the commit its default branch is at now (`revision` =
+    that commit's sha), so that a moved `main` gets a run folder of its own (generate resumes a
+    folder without loading the model when every completion is there, so the old folder would
+    give the old scores again) and the results name the commit evaluated; with one, as given,
+    once the Hub has it. Returns (the run, None), or (None, why it cannot be evaluated): the
+    repo or revision is not on the Hub (or is private and no token is set here), or the commit
+    holds no config.json (no model), or the Hub refused (HTTP 4xx). Any other run is returned as
+    it is (a local folder, a storage URI, a training output and its checkpoint tag).
+
+    Raises HubLookupFailed when the Hub cannot be asked: retry for a Hub that is down or
+    unreachable; no retry with HF_HUB_OFFLINE set, unless the run pins a revision (its commit
+    cannot move; generate reads it from the cache)."""
+    if not hub_model(run):
+        return run, None
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import (OfflineModeIsEnabled, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+    from multiplt.hub.retry import describe, is_retryable
+
+    model, revision = run["model"], run.get("revision")
+    where = f"the Hub ({constants.ENDPOINT})"
+    try:
+        info = HfApi(token=token).model_info(model, revision=revision)
+    except OfflineModeIsEnabled:
+        if revision:
+            return run, None
+        raise HubLookupFailed(
+            f"HF_HUB_OFFLINE is set: cannot ask {where} which commit of {model!r} to evaluate "
+            f"(a rerun evaluates an unpinned Hub model at its current commit); give its "
+            f"`revision` (a commit), or unset HF_HUB_OFFLINE", retry=False) from None
+    except RevisionNotFoundError:
+        return None, f"{model!r}: revision {revision!r} not found on {where}"
+    except RepositoryNotFoundError:
+        private = "" if token else (" (a private repo needs HF_TOKEN or the huggingface_default "
+                                    "connection, and none is set)")
+        return None, f"{model!r} not found on {where}{private}"
+    except Exception as exc:  # noqa: BLE001 - classified as the Hub commands classify it
+        if is_retryable(exc):
+            raise HubLookupFailed(f"cannot ask {where} which commit of {model!r} to evaluate "
+                                  f"({describe(exc)}); the task is retried", retry=True) from None
+        return None, f"{model!r}: {where} refused to describe it ({describe(exc)})"
+    files = [sibling.rfilename for sibling in info.siblings or []]
+    if info.siblings is not None and "config.json" not in files:
+        return None, (f"{model!r} at {revision or 'its default branch'} (commit {info.sha}) "
+                      f"holds no model: no config.json")
+    return {**run, "revision": revision or info.sha}, None
+
+
+def rerun_revisions(runs: list[dict], listed: list[bool], *, drop: bool, token: str | None = None,
+                    warn=print, source: str = "") -> list[dict]:
+    """The runs of a rerun (a scheduled run, or one started by hand without `model`), each
+    checked on the Hub and pinned to a commit (hub_revision). `listed[i]`: runs[i] is an entry
+    of `rerun_models` (else the run's `model`). A run that cannot be evaluated is, with `drop`
+    (a scheduled run: a typo'd, deleted or private model must not keep the others from being
+    scored, as its failed generate would), left out with a warning (`warn`) naming it and why;
+    checks.BadParams when none is left. Without `drop` (a run started by hand, whose user is
+    there to fix it) BadParams at once. `source`: appended to the warnings (which Variable the
+    list came from). HubLookupFailed as hub_revision raises it."""
+    from multiplt_pipelines.checks import BadParams
+
+    kept, left_out, keys = [], [], []
+    for run, entry in zip(runs, listed):
+        pinned, why = hub_revision(run, token)
+        if pinned is not None:
+            kept.append(pinned)
+            continue
+        key = ["rerun_models"] if entry else ["model", "revision"] if run.get("revision") else ["model"]
+        why = f"{'rerun_models entry' if entry else 'Param model:'} {why}"
+        if not drop:
+            raise BadParams(why, key)
+        left_out.append(why)
+        keys += [k for k in key if k not in keys]
+    if left_out and not kept:
+        raise BadParams(f"nothing to evaluate: {'; '.join(left_out)}", keys)
+    for why in left_out:
+        warn(f"left out of this run: {why}; the {len(kept)} other model(s) are evaluated{source}")
+    return kept

@@ -70,7 +70,7 @@ def run(args) -> int:
     # every setting is checked here, before a benchmark is built or a sample drawn
     from multiplt.commands.score import parse_ks
     from multiplt.execution.executor import check_options
-    from multiplt.generation.driver import check_sampling, selected_names
+    from multiplt.generation.driver import check_sampling, checkpoint_labels, selected_names
 
     ks = tuple(parse_ks(args.k, "--k"))
     check_sampling(n=args.n, temperature=args.temperature, top_p=args.top_p,
@@ -83,6 +83,8 @@ def run(args) -> int:
     selected_names(args.problems)  # `--problems ,` names none: refused before the build
     check_options(args.workers, args.timeout)
     label = model_label(args)
+    # a checkpoint's --epoch/--experiment that contradict its training manifest: refused here
+    checkpoint_labels(args.model, args.revision, args.experiment, args.epoch)
     bench_root = args.benchmarks or storage.join(args.out, "benchmarks")
     check_out(bench_root, flag="--benchmarks")  # before a benchmark is built into it
     # `data/mbpp.jsonl` -> `mbpp_s<hash of the source>`, as the DAG names it: another source of

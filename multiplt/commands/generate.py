@@ -26,8 +26,11 @@ def add_generate_args(p: argparse.ArgumentParser, benchmark_required: bool = Tru
                    "(multiplt benchmark build) is name (string) order, not numeric: "
                    "HumanEval_0_has_close_elements, HumanEval_100_make_a_pile, HumanEval_101_words_string, ...")
     p.add_argument("--problems", help="comma-separated problem names")
-    p.add_argument("--experiment", help="label stored in the run record (e.g. multiplt)")
-    p.add_argument("--epoch", type=int, help="label stored in the run record (0 = base model)")
+    p.add_argument("--experiment", help="label stored in the run record (e.g. multiplt; default for a "
+                   "checkpoint of a training output: its manifest's, which another value contradicts)")
+    p.add_argument("--epoch", type=int, help="label stored in the run record (0 = base model; default "
+                   "for a checkpoint of a training output: its manifest's, which another value "
+                   "contradicts; else none, recorded as 0)")
     p.add_argument("--api-base", help="openai backend: server URL, e.g. http://host:8000/v1")
     p.add_argument("--concurrency", type=int, help="openai backend: parallel requests (default: --batch-size, else 16)")
     p.add_argument("--replay-source", help="replay backend: completion folder or JSONL of name+completion "

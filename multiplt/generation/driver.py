@@ -64,6 +64,33 @@ def check_sampling(*, n: int, temperature: float, top_p: float, max_new_tokens: 
         raise MultipltError(f"--seed must be in [-2**63, 2**63), got {seed}")
 
 
+def checkpoint_labels(model: str | None, revision: str | None, experiment: str | None,
+                      epoch: int | None) -> dict:
+    """The run record's labels: `experiment` and `epoch` as given, or, when the model is a
+    checkpoint of a training output (`--model OUT --revision TAG` or `--model
+    OUT/checkpoints/TAG`: model_source.checkpoint_of), its manifest row's, with `checkpoint_uri`;
+    a checkpoint loaded by its folder also gets `training_output` and `checkpoint_tag`, under
+    which `results record` stores it (model OUT, revision TAG, as the other way and the DAG
+    name it). A label given that contradicts the manifest row is an error naming both values:
+    the run would be recorded as another epoch (`--epoch 0`: the base model) or experiment."""
+    from multiplt.generation.model_source import checkpoint_of
+
+    checkpoint = checkpoint_of(model, revision)
+    if checkpoint is None:
+        return {"experiment": experiment, "epoch": epoch}
+    for flag, given, there in (("--epoch", epoch, checkpoint.epoch),
+                               ("--experiment", experiment, checkpoint.experiment)):
+        if given is not None and given != there:
+            raise MultipltError(f"{flag} {given} contradicts the checkpoint: {checkpoint.tag} of "
+                                f"{checkpoint.out} is {flag[2:]} {there} in its manifest; leave "
+                                f"{flag} out (a checkpoint's run takes its manifest's) or give {there}")
+    labels = {"experiment": checkpoint.experiment, "epoch": checkpoint.epoch,
+              "checkpoint_uri": checkpoint.uri}
+    if not revision:
+        labels.update(training_output=checkpoint.out, checkpoint_tag=checkpoint.tag)
+    return labels
+
+
 def check_replay_source(backend: str, replay_source: str | None) -> None:
     """--replay-source goes with --backend replay only: another backend would ignore it (generate,
     evaluate, testgen and translate, and the DAGs' first task, check it the same way)."""
@@ -166,6 +193,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                    batch_size=batch_size, concurrency=backend_options.get("concurrency"), epoch=epoch,
                    seed=seed)
+    labels = checkpoint_labels(model, revision, experiment, epoch)  # reads a training manifest
     rows, bench_sha, names = load_benchmark(benchmark, limit, problems)
     lang = rows[0]["language"]  # the file's one language (load_benchmark)
     select = selection_of(benchmark, lang, names, out)
@@ -175,7 +203,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
            # what `results record` names the benchmark by (merge_run: of every run's problems)
            "selection": select(selected), "lang": lang, "n": n,
            "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
-           "seed": seed, "backend": backend, "experiment": experiment, "epoch": epoch,
+           "seed": seed, "backend": backend, **labels,  # experiment, epoch (and a checkpoint's)
            # score names a selected problem whose file is gone; merge_run keeps every run's
            "problems": selected}
     folder.merge_run(out, run, select)  # refuse a folder of another run before any work

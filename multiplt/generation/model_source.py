@@ -2,7 +2,9 @@
 
 - `revision` may also be a checkpoint tag of a training output (`LANG-EXPERIMENT-epochN`): when
   `multiplt.storage.manifest.resolve(model, revision)` knows it, the checkpoint URI it returns
-  is loaded instead.
+  is loaded instead. `checkpoint_of` gives that checkpoint's manifest row also for a checkpoint
+  loaded by its folder (`OUT/checkpoints/TAG`), so that a run is labelled with its epoch and
+  experiment however the checkpoint was named.
 - `s3://` folders are downloaded once into the local cache, keyed by URI and the objects'
   ETags, so a changed checkpoint is fetched again and an unchanged one never is.
 - `file://` URIs and local folders are used in place.
@@ -38,6 +40,48 @@ class ResolvedModel:
     path: str  # local folder to load from
     resolved_commit: str | None = None  # Hub commit, or ETag digest for storage URIs
     checkpoint_uri: str | None = None  # set when `revision` was a training-manifest tag
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint of a training output, as its manifest row describes it."""
+
+    out: str  # the training output, as given (`--model OUT`, or the folder above checkpoints/)
+    tag: str  # LANG-EXPERIMENT-epochN
+    uri: str  # the checkpoint folder: the manifest row's (`--revision TAG`), or `--model` as given
+    epoch: int
+    experiment: str
+
+
+def checkpoint_of(model: str | None, revision: str | None) -> Checkpoint | None:
+    """The checkpoint that `model` (and `revision`) name, from its training output's manifest
+    row: `--model OUT --revision TAG` (an unknown tag of a training output is an error naming its
+    tags, as manifest.resolve says), or `--model OUT/checkpoints/TAG` without a revision, where
+    training writes TAG's checkpoint, when OUT's manifest lists TAG (a copied or moved output
+    whose rows name the old place counts too: the tag and the layout say which checkpoint it
+    is). None for anything else: a Hub name, a plain model folder, a checkpoint folder whose
+    output has no manifest row for it (one still being written is not in the manifest yet)."""
+    if not model:
+        return None
+    if revision:
+        uri = manifest.resolve(model, revision)
+        if uri is None:
+            return None
+        row = next(r for r in manifest.read(model) if r["tag"] == revision)
+        return Checkpoint(model, revision, uri, row["epoch"], row["experiment"])
+    parent, _, tag = model.rstrip("/").rpartition("/")
+    if not tag or parent.rpartition("/")[2] != "checkpoints":
+        return None
+    out = parent[:-len("checkpoints")].rstrip("/") or ("/" if parent.startswith("/") else ".")
+    try:
+        if not storage.exists(manifest.manifest_uri(out)):
+            return None
+    except MultipltError:  # no storage URI (e.g. an unknown scheme): no training output
+        return None
+    row = next((r for r in manifest.read(out) if r["tag"] == tag), None)
+    if row is None:
+        return None
+    return Checkpoint(out, tag, model, row["epoch"], row["experiment"])
 
 
 def cache_root() -> str:

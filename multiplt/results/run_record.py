@@ -125,8 +125,11 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     The run's identity (`run_id`) is its folder name and config with the experiment label: one
     base model's folder, shared by the experiments that evaluate it, is recorded once per
     experiment. The epoch label is not part of it: `--epoch N` relabels the run, replacing its
-    rows. A run not wholly scored (incomplete_reason) is an error unless `allow_partial`; then
-    its rows are recorded under a benchmark of their own (`..._partial`). Each row's
+    rows. A checkpoint's run record (generate's) holds its epoch and experiment from its
+    training manifest; one loaded by its folder is stored as its training output and tag
+    (_model_and_revision). A run not wholly scored (incomplete_reason) is an error unless
+    `allow_partial`; then its rows are recorded under a benchmark of their own (`..._partial`).
+    Each row's
     `selection` says which part of its benchmark the run covered (recorded_selection: the
     run record's, where generate kept it)."""
     from multiplt import storage
@@ -155,10 +158,16 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     config_epoch = _opt(config, "epoch", int, config_uri)
     if config_epoch is not None and config_epoch < 0:
         raise MultipltError(f"{config_uri}: epoch must be >= 0, got {config_epoch}")
+    model, revision = _model_and_revision(config, config_uri)
+    if epoch is None and config_epoch is None and config.get("checkpoint_uri"):
+        LOG.warning("%s: the run record names the checkpoint %s but no epoch (generate before it "
+                    "took a checkpoint's epoch and experiment from its training manifest): recorded "
+                    "as epoch 0, the base model's; record it with --epoch N (and --experiment X)",
+                    run_uri, config["checkpoint_uri"])
     base = {
         "run_uri": stored_run_uri(run_uri),
-        "model": str(config["model"]),
-        "revision": _opt(config, "revision", str, config_uri),
+        "model": model,
+        "revision": revision,
         "resolved_commit": _opt(config, "resolved_commit", str, config_uri),
         "tokenizer": _opt(config, "tokenizer", str, config_uri),
         "experiment": experiment if experiment is not None else _experiment(config, config_uri),
@@ -208,6 +217,23 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
         rows.append({"run_id": run_id_for(score["dataset"], {**config, **labels}), **base,
                      "selection": selections[score["dataset"]], **score})
     return rows
+
+
+def _model_and_revision(config: dict, uri: str) -> tuple[str, str | None]:
+    """The model and revision a run's rows name: the run record's, except for a checkpoint that
+    generate loaded by its folder (`--model OUT/checkpoints/TAG`), whose record names its
+    `training_output` and `checkpoint_tag`: it is stored as OUT at revision TAG, as a run of
+    `--model OUT --revision TAG` (and the fine-tune DAG's) is, so the leaderboard shows one
+    checkpoint once and `publish checkpoints --results-store` finds its pass@1 by its tag."""
+    output = _opt(config, "training_output", str, uri)
+    tag = _opt(config, "checkpoint_tag", str, uri)
+    if (output is None) != (tag is None):
+        there = "training_output" if tag is None else "checkpoint_tag"
+        raise MultipltError(f"{uri}: training_output and checkpoint_tag go together (a checkpoint "
+                            f"generate loaded by its folder), but only {there} is there")
+    if output is not None:
+        return output, tag
+    return str(config["model"]), _opt(config, "revision", str, uri)
 
 
 def incomplete_reason(config: dict, scores: list[dict], selected: list[str] | None,

@@ -12,13 +12,13 @@ COLUMNS: dict[str, str] = {
     "run_id": "String",
     "dataset": "String",          # run folder name, = the Dataset column of _scores.csv
     "run_uri": "String",          # where the run folder lives
-    "model": "String",
-    "revision": "String",
+    "model": "String",            # a checkpoint's training output, however generate loaded it
+    "revision": "String",         # (--revision TAG or OUT/checkpoints/TAG): then its tag
     "resolved_commit": "String",
     "tokenizer": "String",
     "experiment": "String",
     "lang": "String",
-    "epoch": "Int64",             # 0 for a base model
+    "epoch": "Int64",             # 0 for a base model; a checkpoint's from its training manifest
     "benchmark": "String",
     "benchmark_sha256": "String",
     "selection": "String",        # the part of the benchmark file the run covered: "" all of it,

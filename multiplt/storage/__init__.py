@@ -31,8 +31,8 @@ from multiplt.storage.uri import NotFound, basename, join, local_path, parse
 
 __all__ = [
     "AtomicFile", "ConditionalWriteUnsupported", "NotFound", "ObjectInfo", "basename", "cannot_write",
-    "copy", "decode_json", "delete", "download_dir", "encode_json", "exists", "file_above", "join",
-    "jsonl_lines", "listing", "local_path", "lock_folder", "ls",
+    "copy", "decode_json", "delete", "download_dir", "encode_json", "exists", "file_above", "is_file",
+    "join", "jsonl_lines", "listing", "local_path", "lock_folder", "ls",
     "read_bytes", "read_json", "read_jsonl", "read_parquet", "read_text",
     "read_versioned",
     "update", "upload_dir", "write_bytes", "write_bytes_if", "write_json", "write_jsonl",
@@ -284,6 +284,13 @@ def exists(uri) -> bool:
     """True for a file/object, or for a folder (prefix) holding at least one (local: any folder)."""
     loc = parse(uri)
     return _backend(loc).exists(loc)
+
+
+def is_file(uri) -> bool:
+    """True for a file/object at `uri` itself; False for a folder (prefix) or nothing. On S3 one
+    HEAD request: a folder there is only a prefix, so an object and a folder may share a name."""
+    loc = parse(uri)
+    return _backend(loc).is_file(loc)
 
 
 def ls(uri, recursive: bool = False) -> list[str]:

@@ -63,6 +63,9 @@ class Store(Protocol):
     def exists(self, loc: Location) -> bool:
         """A file/object, or a folder (prefix) holding at least one."""
 
+    def is_file(self, loc: Location) -> bool:
+        """A file/object at `loc` itself, not a folder (prefix) (on S3 one HEAD request)."""
+
     def ls(self, loc: Location, recursive: bool) -> list[str]:
         """Sorted full URIs below the folder `loc` (see `multiplt.storage.ls`)."""
 

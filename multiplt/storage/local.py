@@ -207,6 +207,10 @@ def exists(loc: Location) -> bool:
     return os.path.exists(loc.path)
 
 
+def is_file(loc: Location) -> bool:
+    return os.path.isfile(loc.path)
+
+
 def ls(loc: Location, recursive: bool) -> list[str]:
     if not os.path.isdir(loc.path):
         return []

@@ -2,8 +2,8 @@
 from it:
 
 - `check_out(out)`: the URI itself is valid (so `--out s3://` or `--out s3:/x` is an error that
-  names that value, not `s3:/_work/config.json`), and a local one names no file (`--out A_FILE`,
-  or a file above it);
+  names that value, not `s3:/_work/config.json`), and it names no file (`--out A_FILE`; on S3 an
+  existing object, found with one HEAD request) nor, locally, lies below one;
 - `refuse_foreign(out, ours)`: a folder that already holds files must be one the command made
   (its marker, config or run record present); an empty folder, or one holding only empty
   folders (a runtime may create `--out` before the command runs), is new.
@@ -17,8 +17,12 @@ from multiplt.errors import MultipltError
 
 
 def check_out(out, flag: str | None = "--out") -> None:
-    """MultipltError naming `out` (and `flag`) when it is no storage URI or, locally, is a file or
-    lies below one; S3 keys cannot block a folder, so only the URI is checked there."""
+    """MultipltError naming `out` (and `flag`) when it is no storage URI, or is a file: locally a
+    file, or a path below one; on S3 an existing object (one HEAD request). S3 would take keys
+    below an object, leaving `x.jsonl` and `x.jsonl/...` side by side, which no local folder tree
+    can hold. The keys above `out` on S3 are not asked (that would be a request per level), so
+    an object there is not refused."""
+    from multiplt import storage
     from multiplt.storage import local
     from multiplt.storage.uri import padded, padded_message, parse
 
@@ -30,10 +34,10 @@ def check_out(out, flag: str | None = "--out") -> None:
             raise MultipltError(padded_message(os.fspath(out), part))
     except MultipltError as exc:
         raise MultipltError(f"{flag}: {exc}" if flag else str(exc)) from None
+    if storage.is_file(out):
+        raise MultipltError(f"{where} is a file; give a folder")
     if not loc.is_local:
         return
-    if os.path.isfile(loc.path):
-        raise MultipltError(f"{where} is a file; give a folder")
     blocker = local.file_above(loc.path)
     if blocker is not None:
         raise MultipltError(f"{where}: {blocker} is a file, not a folder")

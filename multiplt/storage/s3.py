@@ -196,21 +196,30 @@ def copy(src: Location, dst: Location) -> None:
 
 def exists(loc: Location) -> bool:
     """True for an object, or for a prefix with at least one object under it."""
-    import botocore.exceptions as bex
-
+    if is_file(loc):
+        return True
     c = client()
-    if loc.key and not loc.key.endswith("/"):
-        try:
-            c.head_object(Bucket=loc.bucket, Key=loc.key)
-            return True
-        except bex.ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey", "NotFound"):
-                raise _translate(exc, loc, "check") from None
-        except bex.BotoCoreError as exc:
-            raise _translate(exc, loc, "check") from None
     prefix = loc.key.rstrip("/") + "/" if loc.key else ""
     page = _call(loc, "check", c.list_objects_v2, Bucket=loc.bucket, Prefix=prefix, MaxKeys=1)
     return page.get("KeyCount", 0) > 0
+
+
+def is_file(loc: Location) -> bool:
+    """True when an object has the key `loc` itself (one HEAD request; none for a bucket or a
+    key ending in "/"). A missing object, or a missing bucket, is False."""
+    import botocore.exceptions as bex
+
+    if not loc.key or loc.key.endswith("/"):
+        return False
+    try:
+        client().head_object(Bucket=loc.bucket, Key=loc.key)
+        return True
+    except bex.ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey", "NotFound"):
+            raise _translate(exc, loc, "check") from None
+    except bex.BotoCoreError as exc:
+        raise _translate(exc, loc, "check") from None
+    return False
 
 
 def _pages(loc: Location, recursive: bool):

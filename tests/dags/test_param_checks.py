@@ -142,10 +142,15 @@ def test_the_list_pattern_refuses_what_the_commands_refuse():
         assert schema_refuses == build_refuses == corpus_refuses, value
 
 
-def test_a_scheduled_run_checks_the_variables_values(monkeypatch):
+def test_a_scheduled_run_checks_the_variables_values(monkeypatch, test_hub):
     """A scheduled run's settings come from the Airflow Variable, which Airflow never validates:
-    `plan` checks them against the Param schemas too."""
+    `plan` checks them against the Param schemas too (and asks the test Hub for org/m's commit:
+    tests/dags/test_evaluate_reruns.py)."""
     from airflow.sdk.exceptions import AirflowFailException
+
+    from tests.dags.test_evaluate_reruns import model_repo
+
+    model_repo(test_hub, "org/m")
 
     monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_EVALUATE",
                        '{"rerun_models": ["org/m", "org/bad name"], "problems": "HumanEval_0_x"}')

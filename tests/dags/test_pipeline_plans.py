@@ -41,8 +41,9 @@ def test_evaluation_plan_has_one_command_per_stage_and_shard():
     assert gen[:5] == ["generate", "--benchmark", "s3://b/runs/benchmarks/humaneval-rkt.jsonl",
                        "--out", rkt["run"]]
     for flag, value in (("--model", "bigcode/starcoderbase-1b"), ("--revision", "v1"), ("--n", "20"),
-                        ("--experiment", "multiplt"), ("--epoch", "0"), ("--backend", "transformers")):
+                        ("--experiment", "multiplt"), ("--backend", "transformers")):
         assert gen[gen.index(flag) + 1] == value
+    assert "--epoch" not in gen  # epoch 0: generate labels a checkpoint from its manifest
     assert "--tokenizer" not in gen and "--replay-source" not in gen and "--api-base" not in gen
     assert rkt["execute"] == [["execute", "--in", rkt["run"], "--shard", f"{k}/3"] for k in range(3)]
     assert rkt["score"] == ["score", "--in", rkt["run"], "-k", "1,10"]
