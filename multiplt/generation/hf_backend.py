@@ -36,6 +36,8 @@ class TransformersBackend(Backend):
         self.tokenizer_ref = resolve_model(tokenizer, what="tokenizer") if tokenizer else self.model_ref
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        # off a terminal the libraries' loading bars are off (multiplt.log): say what loads
+        LOG.info("loading model %s on %s", model, self.device)
         try:
             self.tokenizer = load_tokenizer(self.tokenizer_ref.path, ref=tokenizer or model)
             self.model = AutoModelForCausalLM.from_pretrained(

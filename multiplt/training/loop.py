@@ -205,6 +205,7 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
                             "(or --batch-size) with a smaller batch_size")
     # The model last: bad data fails in seconds, before gigabytes of weights are loaded.
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    LOG.info("loading base model %s", config.base)  # the libraries' bars are off off a terminal
     with _loading("base model", config.base):
         model = AutoModelForCausalLM.from_pretrained(base_path, revision=base_rev, dtype=dtype,
                                                      attn_implementation=config.attn_implementation)
