@@ -16,24 +16,28 @@ from multiplt_pipelines import assets
 from multiplt_pipelines.watching import WATCH
 
 NEW_BASE_MODEL = assets.new_base_model(
-    [AssetWatcher(name="hub_new_models", trigger=NewModelTrigger(variable="multiplt_watch"))])
+    [AssetWatcher(name="hub_new_models",
+                  trigger=NewModelTrigger(variable="multiplt_watch", params=sorted(WATCH)))])
 
 DOC = """
 ### Rerun when a new base model appears on the Hub
 
 The watcher polls the Hub's model listing for the watch list in the Airflow Variable
 `multiplt_watch` (a JSON object: `authors` and/or `search`, a name `pattern` such as
-`starcoder*`, `poll_interval` seconds, optional `endpoint`), and announces each model id it has
-not seen (the first poll is the baseline). Each announced model gets:
+`starcoder*`, `poll_interval` seconds, optional `endpoint`), and announces each model created
+after its first poll (the baseline) that it has not seen. Each announced model gets:
 
-* a `multiplt_evaluate` run of the base model on `evaluate_languages`;
-* a `multiplt_finetune` run on `finetune_languages` (none by default), whose checkpoints are
-  evaluated and then published by `multiplt_publish` through the Assets.
+* a `multiplt_evaluate` run of the base model on `evaluate_languages` (under `experiment` when
+  it is fine-tuned, so its scores start the checkpoints' lines on the leaderboard);
+* a `multiplt_finetune` run on `finetune_languages` (none by default; with the default
+  `dataset`, only the languages it has a split for), whose checkpoints are evaluated and then
+  published by `multiplt_publish` through the Assets.
 
 The settings of those runs are this DAG's Params, overridden by the same keys in the
 `multiplt_watch` Variable (for the watcher's runs; not the watch list's own keys, so its
 `limit`, models per listing, never limits the evaluations' problems) or by a manual run's conf
-(`model` = the model to run for). The watcher runs only while this DAG is unpaused.
+(`model` = the model to run for). `plan` refuses a value those runs would refuse, naming the
+Variable when it came from there. The watcher runs only while this DAG is unpaused.
 """
 
 with DAG(
@@ -53,18 +57,23 @@ with DAG(
     @task
     def plan(params=None, dag_run=None, run_id=None, triggering_asset_events=None) -> dict:
         """The finetune and evaluate runs (conf + run id) of every announced model; a key of
-        the conf or of the Variable that is neither a Param nor (Variable) a watch-list key
-        fails it (no retry)."""
+        the conf or of the Variable that is neither a Param nor (Variable) a watch-list key, or
+        a value the triggered runs would refuse (watching.check_watch: e.g. a finetune language
+        the dataset has no split for), fails it (no retry), naming the Variable when the value
+        came from it."""
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException
         from multiplt_pipelines import checks, publishing, watching
 
         variable = Variable.get("multiplt_watch", default=None, deserialize_json=True)
         try:
-            settings = watching.watch_settings(dict(params), dict(dag_run.conf or {}), variable)
+            settings, from_variable = watching.watch_run_settings(
+                dict(params), dict(dag_run.conf or {}), variable)
+            models = watching.watch_models(settings, publishing.asset_events(triggering_asset_events))
+            with checks.variable_source(from_variable, "multiplt_watch"):
+                watching.check_watch(settings, models)
         except checks.BadParams as reason:
             raise AirflowFailException(str(reason)) from None
-        models = watching.watch_models(settings, publishing.asset_events(triggering_asset_events))
         if not models:
             raise ValueError("no model to run for: no new-model event and no `model` Param")
         print(f"new base models: {', '.join(models)}")

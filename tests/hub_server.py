@@ -13,7 +13,9 @@ would otherwise use Xet for LFS files).
 
 Tests can inject failures (`hub.fail("POST", r"/commit/main$", 500, times=1)`: the next matching
 requests get that status) and add models to the listing (`hub.add_model("ns/name")`); every
-request is recorded in `hub.requests` as (method, path).
+request is recorded in `hub.requests` as (method, path). Each repo gets a `createdAt` as the Hub
+writes it (millisecond resolution; later repos get later times), which the model listing returns
+and sorts by.
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ _counter = itertools.count()
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _after(last: datetime.datetime | None) -> datetime.datetime:
+    """Now to the millisecond (the Hub's createdAt resolution), at least 1 ms after `last`: repos
+    created one after another get distinct, increasing times, so the listing sorted by creation
+    is the order they were created in."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return max(now, last + datetime.timedelta(milliseconds=1)) if last else now
 
 
 def git_sha1(data: bytes) -> str:
@@ -88,6 +99,7 @@ class HubServer:
         self.requests: list[tuple[str, str]] = []
         self.faults: list[list] = []  # [method, path regex, status, times left]
         self.httpd = None
+        self._last_created: datetime.datetime | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "HubServer":
@@ -137,7 +149,11 @@ class HubServer:
         return r
 
     def create_repo(self, rtype: str, repo_id: str, private: bool = False) -> Repo:
-        r = Repo(rtype, repo_id, private, _now())
+        with self.lock:  # createdAt as the Hub writes it, e.g. 2024-05-01T12:00:00.123Z
+            self._last_created = _after(self._last_created)
+            created = self._last_created.strftime("%Y-%m-%dT%H:%M:%S.") + \
+                f"{self._last_created.microsecond // 1000:03d}Z"
+        r = Repo(rtype, repo_id, private, created)
         c = r.commit(None, {".gitattributes": (GITATTRIBUTES, False)}, "initial commit")
         r.branches["main"] = c.oid
         self.repos[(rtype, repo_id)] = r

@@ -47,6 +47,43 @@ def watch_settings(params: dict, conf: dict | None, variable: dict | None) -> di
     return publishing.effective(params, conf, runs)
 
 
+def watch_run_settings(params: dict, conf: dict | None, variable: dict | None
+                       ) -> tuple[dict, set[str]]:
+    """(watch_settings, the keys whose value the Variable set): check_watch's refusals of those
+    name the Variable (checks.variable_source), as chain.run_settings' do."""
+    from multiplt.hub.watch import WATCH_LIST_KEYS
+
+    settings = watch_settings(params, conf, variable)
+    return settings, {key for key in variable or {}
+                      if key in params and key not in (conf or {}) and key not in WATCH_LIST_KEYS}
+
+
+def check_watch(settings: dict, models: list[str]) -> None:
+    """What the runs a watch run triggers would refuse in its settings, refused by its `plan`
+    (the Variable's values reach the run unchecked; an Asset-triggered run has no conf): each
+    Param against its schema, the evaluations' settings and each model's name; with
+    `finetune_languages`, the recipe, `dataset`, and a language the dataset has no split for
+    (nuprl/MultiPL-T has one for params.published_languages() only), which multiplt_finetune
+    would refuse only once triggered. Raises checks.BadParams."""
+    from multiplt_pipelines import checks
+
+    checks.schema(settings, WATCH)
+    finetune = bool(settings.get("finetune_languages"))
+    for model in models:
+        checks.sampling(settings, model)
+        checks.model_name(model, "transformers" if finetune else settings["backend"])
+    if not finetune:
+        return
+    checks.recipe(settings["recipe"])
+    checks.named(settings, ["dataset"])
+    try:
+        checks.splits({lang: settings["dataset"].replace("{lang}", lang)
+                       for lang in settings["finetune_languages"]})
+    except checks.BadParams as exc:  # this DAG's Param is finetune_languages
+        raise checks.BadParams(str(exc).replace("Param languages:", "Param finetune_languages:", 1),
+                               ["finetune_languages", "dataset"]) from None
+
+
 class NothingToEvaluate(Exception):
     """A periodic run with nothing configured to rerun (the plan task is skipped)."""
 
@@ -68,17 +105,20 @@ def watch_models(settings: dict, events: list[dict]) -> list[str]:
 
 def watch_triggers(settings: dict, models: list[str], run_id: str) -> dict[str, list[dict]]:
     """{"finetune": [...], "evaluate": [...]}: TriggerDagRunOperator kwargs (conf and a stable
-    run id) per new model."""
+    run id) per new model. With fine-tuning, the base is evaluated under the fine-tune's
+    `experiment` (the fine-tune's `evaluate_base` is off), so that its epoch-0 scores start the
+    checkpoints' lines on the leaderboard (board.epoch_series)."""
     from multiplt_pipelines.plans import run_id_for
 
     sampling = {k: settings[k] for k in SAMPLING_KEYS if k in settings}
+    experiment = settings["experiment"] if settings.get("finetune_languages") else None
     out: dict[str, list[dict]] = {"finetune": [], "evaluate": []}
     for model in models:
         rid = lambda what: run_id_for(f"{run_id}__{what}__{model}")  # noqa: E731
         out["evaluate"].append({"trigger_run_id": rid("evaluate"), "conf": {
             "model": model, "revision": None, "tokenizer": None,
-            "languages": list(settings["evaluate_languages"]), "experiment": None, "epoch": 0,
-            **sampling}})
+            "languages": list(settings["evaluate_languages"]), "experiment": experiment,
+            "epoch": 0, **sampling}})
         if settings.get("finetune_languages"):
             out["finetune"].append({"trigger_run_id": rid("finetune"), "conf": {
                 "base_model": model, "languages": list(settings["finetune_languages"]),

@@ -7,12 +7,25 @@ A watch list (the `multiplt_watch` Airflow Variable, a JSON object):
 
 lists the newest `limit` models of each author (and/or search string; with both, each author
 with each search string), keeps those whose name matches the shell `pattern` (the part after
-`/`, or the whole id when the pattern has a `/`), and yields their ids, newest first.
+`/`, or the whole id when the pattern has a `/`), and yields their ids and creation times,
+newest first.
+
+The watermark (what the watcher has seen of one watch list, kept between polls) is
+`{"models": {id: createdAt}, "cutoff": createdAt}`: `cutoff` is the newest creation time listed
+at the baseline (the first poll). A model is announced when it is created after the baseline:
+an id never seen whose creation time is after `cutoff`, or a seen id whose creation time is
+newer than the one stored (the repo was deleted and created again). (Not "at or after": the
+Hub gives every repo older than 2022-03 the same createdAt, 2022-03-02T23:29:04.000Z.) A model created before
+the baseline that is listed for the first time later (a newer one was deleted, `limit` was
+raised) is added to the watermark without being announced. A watermark stored before creation
+times were kept (a list of ids) is read as before (every id not in it is announced) once, and
+stored in the new form.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import fnmatch
 import hashlib
 import json
@@ -34,8 +47,13 @@ class WatchList:
     announce_existing: bool = False  # first poll: announce what is listed (else it is the baseline)
 
     @classmethod
-    def from_dict(cls, value: dict | None) -> "WatchList":
+    def from_dict(cls, value: dict | None, also=()) -> "WatchList":
+        """The watch list of `value` (the Variable's object). A key that is neither a watch-list
+        key nor one of `also` (the settings of the runs that share the Variable: the
+        multiplt_watch DAG's Params) is refused with the nearest valid key, as is an author that
+        is a model id (`org/name`)."""
         value = dict(value or {})
+        _known_keys(value, also)
         as_list = lambda v: tuple([v] if isinstance(v, str) else (v or ()))  # noqa: E731
         try:
             watch = cls(authors=as_list(value.get("authors")), search=as_list(value.get("search")),
@@ -45,6 +63,11 @@ class WatchList:
                          announce_existing=bool(value.get("announce_existing", False)))
         except (TypeError, ValueError) as exc:
             raise MultipltError(f"bad watch list {value}: {exc}") from None
+        for author in watch.authors:
+            if "/" in str(author):
+                raise MultipltError(f"bad watch list: author {author!r} is a model id; an author is "
+                                    f"the part before '/' ({str(author).split('/', 1)[0]!r}); "
+                                    "to watch one name, use `pattern`")
         return watch
 
     @property
@@ -64,25 +87,95 @@ class WatchList:
 WATCH_LIST_KEYS = frozenset(field.name for field in dataclasses.fields(WatchList))
 
 
-def list_models(watch: WatchList, token: str | None) -> list[str]:
-    """Matching model ids, newest first, from the Hub listing (one request per author x search)."""
+def _known_keys(value: dict, also) -> None:
+    import difflib
+
+    names = sorted(WATCH_LIST_KEYS | set(also))
+    for key in value:
+        if key not in names:
+            near = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"its keys: {', '.join(names)}"
+            raise MultipltError(f"bad watch list: unknown key {key!r} ({hint})")
+
+
+@dataclasses.dataclass
+class Listing:
+    """What one poll listed: the matching `models` as (id, createdAt or None), newest first;
+    `empty`, the queries the Hub listed no model for (`author 'x'`, `search 'y'`); `listed`, the
+    models listed before the name pattern; the `endpoint` asked."""
+
+    models: list[tuple[str, str | None]]
+    empty: list[str]
+    listed: int
+    endpoint: str
+
+
+def _created(model) -> str | None:
+    created = getattr(model, "created_at", None)
+    if created is None:
+        return None
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=datetime.timezone.utc)
+    return created.astimezone(datetime.timezone.utc).isoformat(timespec="microseconds")
+
+
+def list_models(watch: WatchList, token: str | None) -> Listing:
+    """The matching models, newest first, from the Hub listing (one request per author x search),
+    with their creation times (the listing's `createdAt`)."""
     from huggingface_hub import HfApi
 
     api = HfApi(endpoint=watch.endpoint, token=token or False)
     queries = [(a, s) for a in (watch.authors or (None,)) for s in (watch.search or (None,))]
-    found: list[str] = []
+    found: dict[str, str | None] = {}
+    empty, listed = [], 0
     for author, search in queries:
-        for model in api.list_models(author=author, search=search, sort="created_at", limit=watch.limit):
+        models = list(api.list_models(author=author, search=search, sort="created_at", limit=watch.limit))
+        listed += len(models)
+        if not models:
+            empty.append(", ".join(f"{what} {value!r}" for what, value in
+                                   (("author", author), ("search", search)) if value))
+        for model in models:
             if watch.matches(model.id) and model.id not in found:
-                found.append(model.id)
-    return found
+                found[model.id] = _created(model)
+    ordered = sorted(found.items(), key=lambda item: item[1] or "", reverse=True)  # stable
+    return Listing(ordered, empty, listed, api.endpoint)
 
 
-def new_models(listed: list[str], seen: list[str] | None, announce_existing: bool) -> tuple[list[str], list[str]]:
-    """(models to announce, the new watermark). With no watermark yet the listing is the
-    baseline: nothing is announced unless `announce_existing`."""
+def _time(value: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _newest(times) -> str | None:
+    known = [t for t in times if t]
+    return max(known, key=_time) if known else None
+
+
+def _is_new(model_id: str, created: str | None, models: dict, cutoff: str | None) -> bool:
+    if model_id not in models:  # created after the baseline (or no time to tell: as before)
+        return created is None or cutoff is None or _time(created) > _time(cutoff)
+    stored = models[model_id]  # seen: new only when created again since
+    return created is not None and stored is not None and _time(created) > _time(stored)
+
+
+def new_models(listed: list[tuple[str, str | None]], seen, announce_existing: bool
+               ) -> tuple[list[str], dict]:
+    """(models to announce, oldest first; the new watermark) of a listing of (id, createdAt),
+    newest first. With no watermark yet the listing is the baseline: nothing is announced
+    unless `announce_existing`. `seen` may be a watermark of the old form (a list of ids)."""
     if seen is None:
-        return (list(reversed(listed)) if announce_existing else []), sorted(listed)
-    known = set(seen)
-    fresh = [m for m in reversed(listed) if m not in known]  # oldest first
-    return fresh, sorted(known | set(listed))
+        fresh = [m for m, _ in reversed(listed)] if announce_existing else []
+        return fresh, {"models": dict(sorted(listed)), "cutoff": _newest(t for _, t in listed)}
+    if isinstance(seen, list):  # stored before creation times were kept: as before, then upgraded
+        known = set(seen)
+        fresh = [m for m, _ in reversed(listed) if m not in known]
+        models = {m: None for m in seen}
+        models.update(listed)
+        return fresh, {"models": dict(sorted(models.items())), "cutoff": _newest(t for _, t in listed)}
+    models, cutoff = dict(seen.get("models") or {}), seen.get("cutoff")
+    fresh = []
+    for model_id, created in reversed(listed):
+        if _is_new(model_id, created, models, cutoff):
+            fresh.append(model_id)
+        if created is not None or model_id not in models:
+            models[model_id] = created
+    return fresh, {"models": dict(sorted(models.items())), "cutoff": cutoff}

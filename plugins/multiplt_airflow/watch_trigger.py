@@ -3,12 +3,17 @@ DAG's Asset (lives in plugins/, outside the DAG bundle, as event triggers must).
 
 Every `poll_interval` seconds it reads the watch list (the Airflow Variable named by
 `variable`, a JSON object; see multiplt.hub.watch), lists the matching Hub models, and yields
-one TriggerEvent({"model_id": ...}) per model it has not seen. What it has seen is kept in the
-triggerer's asset state store under a key per watch list, written before the events are
+one TriggerEvent({"model_id": ...}) per model created since the first poll (the baseline) that
+it has not seen (multiplt.hub.watch.new_models). What it has seen, with creation times, is kept
+in the triggerer's asset state store under a key per watch list, written before the events are
 yielded, so a restarted triggerer never announces a model twice (at most once: an event lost
 in a crash right after the write is not repeated). The first poll of a watch list records the
 current models as the baseline and announces none (unless `announce_existing`). A Hub that is
-down, or offline mode (HF_HUB_OFFLINE), is logged and retried at the next poll.
+down, or offline mode (HF_HUB_OFFLINE), is logged and retried at the next poll. A query that
+lists no model (a misspelled author), or a listing none of whose models matches `pattern`, is a
+warning, logged when it starts (not at every poll); a key of the Variable that is neither a
+watch-list key nor one of `params` (the Params of the DAG that shares the Variable) makes the
+watch list unusable (an error at every poll, naming the nearest key).
 """
 
 from __future__ import annotations
@@ -24,15 +29,17 @@ LOG = logging.getLogger(__name__)
 
 class NewModelTrigger(BaseEventTrigger):
     def __init__(self, variable: str = "multiplt_watch", watch: dict | None = None,
-                 poll_interval: float | None = None):
+                 poll_interval: float | None = None, params: list[str] | None = None):
         super().__init__()
         self.variable = variable
         self.watch = watch or {}
         self.poll_interval = poll_interval
+        self.params = list(params or [])  # other keys the Variable may hold (the DAG's Params)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("multiplt_airflow.watch_trigger.NewModelTrigger",
-                {"variable": self.variable, "watch": self.watch, "poll_interval": self.poll_interval})
+                {"variable": self.variable, "watch": self.watch, "poll_interval": self.poll_interval,
+                 "params": self.params})
 
     async def _watch_list(self):
         from multiplt.hub.watch import WatchList
@@ -46,7 +53,7 @@ class NewModelTrigger(BaseEventTrigger):
                 settings.update(value)
         if self.poll_interval is not None and "poll_interval" not in settings:
             settings["poll_interval"] = self.poll_interval
-        return WatchList.from_dict(settings)
+        return WatchList.from_dict(settings, also=self.params)
 
     async def _state(self, key: str, value=None, write: bool = False):
         store = getattr(self, "asset_state_store", None)
@@ -82,19 +89,42 @@ class NewModelTrigger(BaseEventTrigger):
             return [], watch.poll_interval
         try:
             token = await asyncio.to_thread(self._token)
-            listed = await asyncio.to_thread(list_models, watch, token)
+            listing = await asyncio.to_thread(list_models, watch, token)
         except Exception as exc:  # noqa: BLE001 - Hub down, offline mode: try again later
             self.log.warning("listing models failed (%s: %s); next poll in %.0fs",
                              type(exc).__name__, str(exc).splitlines()[0][:300], watch.poll_interval)
             return [], watch.poll_interval
+        self._warn_when_nothing_listed(watch, listing)
         seen = await self._state(watch.key())
-        fresh, watermark = new_models(listed, seen, watch.announce_existing)
-        if seen is None or fresh:
+        fresh, watermark = new_models(listing.models, seen, watch.announce_existing)
+        if watermark != seen:
             await self._state(watch.key(), watermark, write=True)
         if seen is None:
-            self.log.info("baseline of %s: %d matching model(s)", watch.key(), len(listed))
-        self.log.info("polled %d matching model(s), %d new: %s", len(listed), len(fresh), fresh)
+            self.log.info("baseline of %s: %d matching model(s)", watch.key(), len(listing.models))
+        elif isinstance(seen, dict):
+            old = set(seen.get("models") or {})
+            quiet = [m for m, _ in listing.models if m not in old and m not in fresh]
+            if quiet:
+                self.log.info("listed for the first time but created before the baseline, not "
+                              "announced: %s", quiet)
+        self.log.info("polled %d matching model(s), %d new: %s", len(listing.models), len(fresh), fresh)
         return fresh, watch.poll_interval
+
+    def _warn_when_nothing_listed(self, watch, listing) -> None:
+        """A warning per query the Hub listed no model for (a misspelled author or search), and
+        when no listed model matches `pattern`: logged when the set of such findings changes (at
+        the first poll, after an edit of the watch list), not at every poll."""
+        where = f"the {self.variable} Variable" if self.variable else "the watch list"
+        found = [f"no model listed for {query} on {listing.endpoint}: check its spelling in {where}"
+                 for query in listing.empty]
+        if listing.listed and not listing.models:
+            found.append(f"none of the {listing.listed} model(s) listed on {listing.endpoint} "
+                         f"matches pattern {watch.pattern!r} (set in {where})")
+        state = (watch.key(), tuple(found))
+        if state != getattr(self, "_warned", None):
+            for line in found:
+                self.log.warning("%s", line)
+            self._warned = state
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         while True:

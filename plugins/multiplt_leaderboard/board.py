@@ -85,13 +85,30 @@ def series_label(lang: str, experiment: str | None, model: str) -> str:
     return f"{lang} ({experiment}) · {model}" if experiment else f"{lang} · {model}"
 
 
+def _base_of(key: tuple, bases: list[tuple]) -> tuple | None:
+    """The base a fine-tuned line (lang, experiment, model) starts from, among `bases` (the lines
+    of its language and experiment evaluated only at epoch 0): the one its training output's
+    name names (multiplt_finetune writes `<base>-<experiment>-<lang>`, the base id made safe as
+    run folder names are: safe_part), else the only such base, else none."""
+    from multiplt.evaluation.run_folder import safe_part
+
+    lang, experiment, model = key
+    name, suffix = model.rstrip("/").rsplit("/", 1)[-1], f"-{experiment}-{lang}"
+    if experiment and name.endswith(suffix):
+        named = [base for base in bases if safe_part(base[2]) == name[:-len(suffix)]]
+        if len(named) == 1:
+            return named[0]
+    return bases[0] if len(bases) == 1 else None
+
+
 def epoch_series(rows: list[dict], k: int = 1,
                  benchmark: str | None = None) -> dict[str, list[tuple[int, float]]]:
     """pass@k by epoch on one benchmark (None: the default one) per line: one line per language,
     experiment and model, so two models never share a line. A base model evaluated only at
-    epoch 0 starts the lines of the other models of its language and experiment (the
-    fine-tuned checkpoints) when it is the only such base there; otherwise it is a line (a
-    point) of its own."""
+    epoch 0 starts the lines of the fine-tuned checkpoints of its language and experiment whose
+    training output is named after it (`<base>-<experiment>-<lang>`, as multiplt_finetune names
+    it), or of them all when it is the only such base there; a base that starts no line is a
+    line (a point) of its own."""
     points: dict[tuple, dict[int, float]] = {}
     for row in of_benchmark(rows, benchmark):  # oldest first, so later recordings overwrite
         if row["k"] != k:
@@ -102,13 +119,17 @@ def epoch_series(rows: list[dict], k: int = 1,
     for key, by_epoch in points.items():
         if set(by_epoch) == {0}:
             bases.setdefault(key[:2], []).append(key)
+    starts = {}  # fine-tuned line -> its base
+    for key, by_epoch in points.items():
+        if set(by_epoch) - {0} and 0 not in by_epoch:
+            base = _base_of(key, sorted(bases.get(key[:2], [])))
+            if base is not None:
+                starts[key] = base
     series = {}
     for key, by_epoch in sorted(points.items()):
-        group = bases.get(key[:2], [])
-        tuned = [other for other in points if other[:2] == key[:2] and set(points[other]) - {0}]
-        if key in group and len(group) == 1 and tuned:
+        if key in starts.values():
             continue  # drawn as the first point of the tuned lines
-        if len(group) == 1 and key in tuned and 0 not in by_epoch:
-            by_epoch = {0: points[group[0]][0], **by_epoch}
+        if key in starts:
+            by_epoch = {0: points[starts[key]][0], **by_epoch}
         series[series_label(key[0], key[1] or None, key[2])] = sorted(by_epoch.items())
     return series

@@ -50,9 +50,16 @@ def test_watch_list_matching_and_watermark():
     assert WatchList.from_dict({"authors": ["a"], "pattern": "a/*"}).matches("a/x")
     assert WatchList.from_dict({}).empty
     assert watch.key() != WatchList.from_dict({"authors": "bigcode", "pattern": "*"}).key()
-    assert new_models(["b", "a"], None, False) == ([], ["a", "b"])
-    assert new_models(["b", "a"], None, True) == (["a", "b"], ["a", "b"])
-    assert new_models(["c", "b", "a"], ["a", "b"], False) == (["c"], ["a", "b", "c"])
+    t1, t2, t3 = (f"2024-01-0{d}T00:00:00.000000+00:00" for d in (1, 2, 3))
+    baseline = {"models": {"a": t1, "b": t2}, "cutoff": t2}
+    assert new_models([("b", t2), ("a", t1)], None, False) == ([], baseline)
+    assert new_models([("b", t2), ("a", t1)], None, True) == (["a", "b"], baseline)
+    assert new_models([("c", t3), ("b", t2), ("a", t1)], baseline, False) == (
+        ["c"], {"models": {"a": t1, "b": t2, "c": t3}, "cutoff": t2})
+    # the Hub gives every repo older than 2022-03 one createdAt: one of them listed later is old
+    migrated = "2022-03-02T23:29:04.000Z"
+    _, watermark = new_models([("old-1", migrated)], None, False)
+    assert new_models([("old-2", migrated), ("old-1", migrated)], watermark, False)[0] == []
 
 
 def test_one_event_per_new_model_and_restart_never_reannounces(test_hub):
@@ -62,7 +69,7 @@ def test_one_event_per_new_model_and_restart_never_reannounces(test_hub):
     watch = {"authors": ["bigcode"], "pattern": "starcoder*", "endpoint": test_hub.url, "poll_interval": 1}
     trigger = make_trigger(watch, store)
     assert poll(trigger) == []  # the baseline
-    assert store.values and list(store.values.values())[0] == ["bigcode/starcoder-old"]
+    assert store.values and list(list(store.values.values())[0]["models"]) == ["bigcode/starcoder-old"]
     test_hub.add_model("bigcode/starcoder-new")
     test_hub.add_model("bigcode/santacoder-2")  # does not match
     test_hub.add_model("other/starcoder-fork")  # another author
@@ -113,6 +120,7 @@ def test_serialize_round_trip():
     path, kwargs = trigger.serialize()
     assert path == "multiplt_airflow.watch_trigger.NewModelTrigger"
     module, name = path.rsplit(".", 1)
+    assert kwargs["params"] == []
     rebuilt = getattr(__import__(module, fromlist=[name]), name)(**kwargs)
     assert rebuilt.serialize() == (path, kwargs)
     from airflow.triggers.base import BaseEventTrigger
@@ -133,3 +141,90 @@ def test_offline_mode_polls_nothing_and_keeps_going(test_hub, monkeypatch):
     trigger = make_trigger({"authors": ["ns"], "endpoint": test_hub.url, "poll_interval": 7}, store)
     assert asyncio.run(trigger.poll_once()) == ([], 7)
     assert test_hub.requests == [] and store.values == {}
+
+
+def test_only_models_created_after_the_baseline_are_announced(test_hub):
+    """An older model that slides into the newest-`limit` window (a newer one was deleted, or
+    `limit` was raised: the same watch list) was announced as new, and started an evaluation and
+    a fine-tune of an old model; a repo deleted and created again under its id was never
+    announced again. Older ids are now added silently; a re-created repo is new."""
+    from huggingface_hub import HfApi
+
+    for i in range(5):
+        test_hub.add_model(f"bigcode/starcoder-{i}")
+    store = FakeStateStore()
+    watch = {"authors": ["bigcode"], "limit": 3, "endpoint": test_hub.url, "poll_interval": 1}
+    assert poll(make_trigger(watch, store)) == []  # the baseline: starcoder-4, 3, 2
+    (key,) = store.values
+    watermark = store.values[key]
+    assert sorted(watermark["models"]) == [f"bigcode/starcoder-{i}" for i in (2, 3, 4)]
+    assert watermark["cutoff"] == watermark["models"]["bigcode/starcoder-4"]
+    HfApi().delete_repo("bigcode/starcoder-4")
+    assert poll(make_trigger(watch, store)) == []  # starcoder-1 slid in: older than the baseline
+    assert "bigcode/starcoder-1" in store.values[key]["models"]
+    assert poll(make_trigger({**watch, "limit": 10}, store)) == []  # starcoder-0 too
+    assert set(store.values[key]["models"]) == {f"bigcode/starcoder-{i}" for i in range(5)}
+    test_hub.add_model("bigcode/starcoder-5")
+    assert poll(make_trigger({**watch, "limit": 10}, store)) == ["bigcode/starcoder-5"]
+    HfApi().delete_repo("bigcode/starcoder-3")
+    assert poll(make_trigger({**watch, "limit": 10}, store)) == []
+    test_hub.add_model("bigcode/starcoder-3")  # deleted and created again: a new model
+    assert poll(make_trigger({**watch, "limit": 10}, store)) == ["bigcode/starcoder-3"]
+    assert poll(make_trigger({**watch, "limit": 10}, store)) == []
+
+
+def test_a_watermark_stored_without_creation_times_is_read_as_before_then_upgraded(test_hub):
+    """Watermarks stored by the earlier watcher are lists of ids: the next poll announces the
+    ids not in the list (as before) and stores the new form, from which older ids are quiet."""
+    from huggingface_hub import HfApi
+
+    for name in ("m-old", "m-a", "m-b"):
+        test_hub.add_model(f"ns/{name}")
+    watch = {"authors": ["ns"], "limit": 2, "endpoint": test_hub.url, "poll_interval": 1}
+    store = FakeStateStore()
+    store.values[WatchList.from_dict(watch).key()] = ["ns/m-a"]  # the old form
+    assert poll(make_trigger(watch, store)) == ["ns/m-b"]
+    (value,) = store.values.values()
+    assert set(value["models"]) == {"ns/m-a", "ns/m-b"} and value["cutoff"] == value["models"]["ns/m-b"]
+    HfApi().delete_repo("ns/m-b")
+    assert poll(make_trigger(watch, store)) == []  # m-old slid in: created before
+    assert "ns/m-old" in list(store.values.values())[0]["models"]
+
+
+def test_a_query_that_lists_nothing_is_a_warning_once(test_hub):
+    """A misspelled author gave only INFO lines (`polled 0 matching model(s)`) forever: now a
+    warning names the query and the endpoint, at the first poll and when it changes."""
+    from structlog.testing import capture_logs
+
+    test_hub.add_model("bigcode/starcoder")
+    trigger = make_trigger({"authors": ["bigcode", "bigcdoe"], "endpoint": test_hub.url,
+                            "poll_interval": 1})
+    typo = f"no model listed for author 'bigcdoe' on {test_hub.url}: check its spelling in the watch list"
+    with capture_logs() as logs:
+        assert poll(trigger) == [] and poll(trigger) == []
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [typo]
+    trigger.watch = {**trigger.watch, "pattern": "santa*"}  # listed models, none matching
+    with capture_logs() as logs:
+        poll(trigger)
+        poll(trigger)
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        typo, f"none of the 1 model(s) listed on {test_hub.url} matches pattern 'santa*' (set in "
+        "the watch list)"]
+
+
+def test_unknown_keys_and_model_ids_as_authors_are_refused():
+    """A misspelled key (`patern`) used to be dropped: the watcher then announced every new model
+    of the author. Keys of the DAG's Params (`params`) are allowed."""
+    from multiplt.errors import MultipltError
+
+    with pytest.raises(MultipltError, match=r"unknown key 'patern' \(did you mean 'pattern'\?\)"):
+        WatchList.from_dict({"authors": ["bigcode"], "patern": "starcoder*"})
+    with pytest.raises(MultipltError, match=r"unknown key 'author' \(did you mean 'authors'\?\)"):
+        WatchList.from_dict({"author": "bigcode"})
+    with pytest.raises(MultipltError, match="unknown key 'finetune_languages'"):
+        WatchList.from_dict({"authors": ["x"], "finetune_languages": ["lua"]})
+    assert WatchList.from_dict({"authors": ["x"], "finetune_languages": ["lua"]},
+                               also=["finetune_languages"]).authors == ("x",)
+    with pytest.raises(MultipltError, match="author 'bigcode/starcoder' is a model id; an author "
+                       "is the part before '/' \\('bigcode'\\)"):
+        WatchList.from_dict({"authors": ["bigcode/starcoder"]})
