@@ -25,8 +25,8 @@ DOC = """
 Runs when a dataset (`multiplt_dataset_<lang>`), checkpoints (`multiplt_checkpoints`, from
 `multiplt_finetune`) or results (`multiplt_results`, from `multiplt_evaluate`) Asset is updated,
 or by hand. Each publication is skipped, with the reason in its plan task's log, unless its
-repo is set: `dataset_repo`, `checkpoints_repo` (`{base}` = the base model's name),
-`results_repo`, as Params of a manual run or in the Airflow Variable `multiplt_publish` (a JSON
+repo is set: `dataset_repo`, `checkpoints_repo` (`{base}` = the base model's id with its
+owner, `bigcode__starcoderbase-1b`), `results_repo`, as Params of a manual run or in the Airflow Variable `multiplt_publish` (a JSON
 object of the same keys) for Asset-triggered runs; and unless a Hub token exists (the worker's
 `HF_TOKEN` or the connection `huggingface_default`, password = token). With `dry_run` (a local
 folder) datasets are written there instead (`multiplt publish dataset --dry-run`), with no

@@ -15,7 +15,9 @@ PUBLISH = {
     "dataset_repo": _p(None, "Hub dataset repo OWNER/NAME for datasets (null = do not publish "
                        "datasets)", type=["null", "string"]),
     "checkpoints_repo": _p(None, "Hub model repo for checkpoints; `{base}` is replaced by the base "
-                           "model's name (null = do not publish checkpoints)", type=["null", "string"]),
+                           "model's id with its owner (`bigcode/starcoderbase-1b` -> "
+                           "`bigcode__starcoderbase-1b`), so each base model gets a repo of its own "
+                           "(null = do not publish checkpoints)", type=["null", "string"]),
     "results_repo": _p(None, "Hub dataset repo for the results store (null = do not publish "
                        "results)", type=["null", "string"]),
     "tags": _p("all", "checkpoints to publish: all, best, or comma-separated tags", type="string",
@@ -72,10 +74,24 @@ def _no_dry_run(settings: dict, what: str) -> None:
 
 
 def _base_name(base: str) -> str:
-    """`bigcode/starcoderbase-1b` -> `starcoderbase-1b` (characters a repo name may hold)."""
+    """`s3://b/runs/ds` -> `ds`: a folder's last name (characters a repo name may hold)."""
     import re
 
     return re.sub(r"[^A-Za-z0-9._-]+", "_", base.rstrip("/").rsplit("/", 1)[-1]).strip("_.-") or "model"
+
+
+def base_repo_name(base: str) -> str:
+    """What `{base}` in checkpoints_repo becomes: the base model's id with its owner,
+    `bigcode/starcoderbase-1b` -> `bigcode__starcoderbase-1b`, so that two bases of one name
+    under two owners (`a/x`, `b/x`) get two repos; a path or URI gives its last two parts
+    (`s3://b/training/lua` -> `training__lua`). Only characters a repo name may hold, and no
+    `--` or `..` (which the Hub refuses)."""
+    import re
+
+    parts = [p for p in base.split("://", 1)[-1].split("/") if p][-2:]
+    clean = [re.sub(r"[^A-Za-z0-9._-]+", "_", p) for p in parts]
+    clean = [re.sub(r"\.{2,}", ".", re.sub(r"-{2,}", "-", p)).strip("_.-") for p in clean]
+    return "__".join(p for p in clean if p) or "model"
 
 
 
@@ -114,7 +130,7 @@ def checkpoint_commands(settings: dict, events: list[dict], results_store: str |
             raise BadParams(f"Param checkpoints_repo: {template!r} needs the base model, which a "
                             f"manual run's training_outputs do not give; use a plain OWNER/NAME",
                             ["checkpoints_repo"])
-        repo = template.replace("{base}", _base_name(base)) if base else template
+        repo = template.replace("{base}", base_repo_name(base)) if base else template
         by_repo.setdefault(repo, [])
         if out not in by_repo[repo]:
             by_repo[repo].append(out)

@@ -33,7 +33,9 @@ def register(subparsers) -> None:
     ck = sub.add_parser("checkpoints", help="epoch checkpoints of training outputs, one tagged commit each",
                         description="Each checkpoint in the training manifest becomes one commit "
                         "tagged LANG-EXPERIMENT-epochN (bf16 safetensors, config, tokenizer); the "
-                        "model card has the recipe, the dataset and pass@1 per epoch.")
+                        "model card lists every checkpoint on the repo (this publication's and the "
+                        "card's others) with the recipe, the dataset and pass@1 per epoch. The "
+                        "training output gets published.json (the repo and its tags there).")
     ck.add_argument("--from", dest="outputs", action="append", required=True, metavar="TRAIN_OUT",
                     help="training output (holds manifest.jsonl); repeatable")
     ck.add_argument("--repo", required=True, metavar="OWNER/NAME")
@@ -63,6 +65,14 @@ def _license(args) -> str:
     return DEFAULT_LICENSE if args.license is None else check_license(args.license)
 
 
+def _token() -> None:
+    """A publication that sends needs the token: a missing one is refused once the arguments are
+    checked, before anything is read, loaded (tokenizers) or downloaded (auth.resolve_token)."""
+    from multiplt.hub.auth import resolve_token
+
+    resolve_token()
+
+
 def _print(summary: dict) -> int:
     print(json.dumps(summary, sort_keys=True, default=str))
     return 0
@@ -74,18 +84,28 @@ def run_dataset(args: argparse.Namespace) -> int:
 
     repo = check_repo_id(args.repo)
     revision = check_revision(args.revision)
+    license = _license(args)
+    if not args.dry_run:
+        _token()
     return _print(publish_dataset(args.source, repo, private=args.private, revision=revision,
-                                  dry_run=args.dry_run, license=_license(args)))
+                                  dry_run=args.dry_run, license=license))
 
 
 def run_checkpoints(args: argparse.Namespace) -> int:
-    from multiplt.hub.checkpoints import publish_checkpoints
+    from multiplt.hub.checkpoints import publish_checkpoints, wanted_tags
+    from multiplt.storage.outputs import check_out
     from multiplt.hub.repo_id import check_repo_id
 
     repo = check_repo_id(args.repo)
+    license = _license(args)
+    if args.tags not in ("all", "best"):
+        wanted_tags(args.tags)  # a list naming no tag, before the token is asked for
+    for out in args.outputs:
+        check_out(out, "--from")  # no URI, or a file: named before the token is asked for
+    _token()
     return _print(publish_checkpoints(args.outputs, repo, tags=args.tags, force=args.force,
                                       private=args.private, results_store=args.results_store,
-                                      license=_license(args)))
+                                      license=license))
 
 
 def run_results(args: argparse.Namespace) -> int:
@@ -93,4 +113,6 @@ def run_results(args: argparse.Namespace) -> int:
     from multiplt.hub.results import publish_results
 
     repo = check_repo_id(args.repo)
-    return _print(publish_results(args.store, repo, private=args.private, license=_license(args)))
+    license = _license(args)
+    _token()
+    return _print(publish_results(args.store, repo, private=args.private, license=license))

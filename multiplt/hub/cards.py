@@ -136,32 +136,42 @@ def not_looked_up_note(tags: list[str], all_tags: list[str]) -> str:
 
 
 class KeptPass1(NamedTuple):
-    """What a model card on the Hub says of pass@1: `scores` {tag: pass@1} of its checkpoint
-    table, `tags` all the tags of that table, `note` its sentence about the scores ("" when it
-    has none) and `not_looked_up` the tags it says were published without a results store."""
+    """What a model card on the Hub says of its checkpoints: `scores` {tag: pass@1} of its
+    checkpoint table, `tags` all the tags of that table, `note` its sentence about the scores
+    ("" when it has none), `not_looked_up` the tags it says were published without a results
+    store, `rows` the table's rows ({"tag", "lang", "epoch", "step", "eval_loss"}, as written)
+    and `recipes` {(lang, experiment): {setting: value}} of its Recipe section."""
 
     scores: dict[str, float]
     tags: frozenset
     note: str
     not_looked_up: frozenset
+    rows: tuple = ()
+    recipes: dict | None = None
+
+
+_RECIPE_HEADER = re.compile(r"(\S+) / (\S+):")
 
 
 def card_pass_at_1(card: str) -> KeptPass1 | None:
-    """The pass@1 part of a model card this module wrote (model_card), or None when `card` has
-    no checkpoint table of that form (another card, or a hand-written one)."""
+    """The checkpoint table, its pass@1 part and the recipes of a model card this module wrote
+    (model_card), or None when `card` has no checkpoint table of that form (another card, or a
+    hand-written one)."""
     lines = card.split("\n")
     header = "| " + " | ".join(CHECKPOINT_COLUMNS) + " |"
     if header not in lines:
         return None
     start = lines.index(header) + 2  # past the header and the |---| line
     end = start
-    scores, tags = {}, []
+    scores, tags, rows = {}, [], []
     while end < len(lines) and lines[end].startswith("|"):
         cells = [c.strip() for c in lines[end].strip().strip("|").split("|")]
         end += 1
         if len(cells) != len(CHECKPOINT_COLUMNS) or not cells[0]:
             return None
         tags.append(cells[0])
+        rows.append({"tag": cells[0], "lang": cells[1], "epoch": cells[2], "step": cells[3] or None,
+                     "eval_loss": cells[4] or None})
         try:
             if cells[-1]:
                 scores[cells[0]] = float(cells[-1])
@@ -175,15 +185,46 @@ def card_pass_at_1(card: str) -> KeptPass1 | None:
             unlooked = frozenset(found.group(1).split(", ") if found.group(1) else tags)
         elif paragraph.startswith("pass@1 "):
             notes.append(paragraph)
-    return KeptPass1(scores, frozenset(tags), "\n\n".join(notes), unlooked)
+    return KeptPass1(scores, frozenset(tags), "\n\n".join(notes), unlooked, tuple(rows),
+                     _recipes(card))
+
+
+def _recipes(card: str) -> dict:
+    """{(lang, experiment): {setting: value}} of a model card's Recipe section (model_card)."""
+    recipes: dict = {}
+    current = None
+    section = card.split("\n## Recipe\n", 1)[1] if "\n## Recipe\n" in card else ""
+    for line in section.split("\n"):
+        header = _RECIPE_HEADER.fullmatch(line.strip())
+        if header:
+            current = recipes.setdefault((header[1], header[2]), {})
+        elif current is not None and line.startswith("|") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 2 and cells != ["setting", "value"]:
+                current[cells[0]] = cells[1]
+    return recipes
+
+
+_NOTE_BENCHMARK = re.compile(r"pass@1 is on one benchmark \((?:`([^`]*)`|(unnamed) in the results store)")
+
+
+def note_benchmark(note: str) -> str | None:
+    """The benchmark a card's pass@1 sentence (pass1_note) names ("" when unnamed in the store),
+    None when it names none."""
+    found = _NOTE_BENCHMARK.match(note or "")
+    if not found:
+        return None
+    return found[1] if found[1] is not None else ""
 
 
 def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
                benchmark: str | None = None, num_problems: tuple[int, ...] = (),
                note: str | None = None, not_looked_up: tuple[str, ...] = ()) -> str:
     """`outputs`: [{"config": resolved training config, "rows": manifest rows}] per training
-    output; `passk`: {tag: pass@1} from the results store, all on `benchmark` (with
-    `num_problems` problems; checkpoints.pass_at_1 picks it). `note`: the sentence under the
+    output (or per language and experiment of the card on main, as checkpoints.union_outputs
+    keeps them; an output without recipe settings gets no Recipe entry), in table order;
+    `passk`: {tag: pass@1} from the results store, all on `benchmark` (with `num_problems`
+    problems; checkpoints.pass_at_1 picks it). `note`: the sentence under the
     table about pass@1 (default: pass1_note; "" none), `not_looked_up`: tags whose pass@1 was
     not looked up, named in a sentence after it (publication without a results store)."""
     bases = sorted({o["config"].get("base", "") for o in outputs if o["config"].get("base")})
@@ -220,6 +261,8 @@ def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
     for o in outputs:
         config = o["config"]
         used = [[k, config[k]] for k in RECIPE_KEYS if config.get(k) not in (None, "")]
+        if not used:  # an output without a run config: no settings to show
+            continue
         parts.append(f"\n{config.get('lang', '?')} / {config.get('experiment', '?')}:\n\n"
                      + _table(["setting", "value"], used))
     return "".join(parts)
@@ -249,14 +292,21 @@ def results_summary(table_rows: list[dict]) -> list[dict]:
     return [latest(groups[key]) for key in sorted(groups, key=_sort_key)]
 
 
-def results_card(repo_id: str, table_rows: list[dict], columns: list[str], license: str) -> str:
+def results_card(repo_id: str, table_rows: list[dict], columns: list[str], license: str,
+                 hub: dict | None = None) -> str:
+    """`hub` {(model, revision): "REPO@TAG"}: the checkpoints published to the Hub, named in a
+    column of the pass@1 table (results.hub_models; no column when none is)."""
     meta = {"license": license, "pretty_name": repo_id.split("/")[1], "tags": ["code", "multipl-t",
                                                                              "leaderboard"],
             "configs": [{"config_name": "default",
                          "data_files": [{"split": "train", "path": "data/results-*.parquet"}]}]}
+    lines = results_summary(table_rows)
+    named = [(hub or {}).get((r["model"], r.get("revision"))) for r in lines]
+    header = ["benchmark", "problems", "model", "revision", "language", "epoch", "temperature", "pass@1"]
     summary = [[benchmark_name(r), r.get("num_problems"), r["model"], r.get("revision") or "",
                 r["lang"], r.get("epoch"), r.get("temperature"), _pct(r["estimate"])]
-               for r in results_summary(table_rows)]
+               + ([name] if any(named) else []) for r, name in zip(lines, named)]
+    header += ["on the Hub"] if any(named) else []
     return "".join([
         _front(meta), f"# {repo_id.split('/')[1]}\n",
         "The MultiPL-T Platform's results store: one row per scored run and k (pass@k of a model "
@@ -269,8 +319,7 @@ def results_card(repo_id: str, table_rows: list[dict], columns: list[str], licen
         "sources of one file name share it) is a benchmark of its own, and "
         "pass@1 at different temperatures are different measurements. Where several runs share a "
         "line (e.g. the same run at another n), it shows the latest recorded one (`created_at`).\n\n",
-        _table(["benchmark", "problems", "model", "revision", "language", "epoch", "temperature",
-                "pass@1"], summary),
+        _table(header, summary),
         "\n## Load it\n\n",
         f"```python\nfrom datasets import load_dataset\n\nresults = load_dataset(\"{repo_id}\", "
         f"split=\"train\")\n```\n"])

@@ -7,11 +7,15 @@ lacks are deleted, so a tag never carries stale weights. Before anything is sent
 checkpoint is checked (checkpoint_files): weights and config, its `_multiplt_train.yaml`, and a
 tokenizer that loads: a checkpoint without tokenizer files gets the training tokenizer's, one
 whose tokenizer files do not load (e.g. tokenizer_config.json without tokenizer.json) is an
-error; a missing generation_config.json is only a warning. Tags are checked next: one that
-exists with the same files (the card aside) is skipped, one with other files is an error unless
-`force` (then it is moved). A rerun after a commit whose tag was not created tags that commit.
-Without a results store the card keeps the pass@1 of the card on the Hub (see
-_card_keeping_pass_at_1), so such a rerun after one with a store commits nothing.
+error; a missing generation_config.json is only a warning. Manifest rows whose tag is not
+`LANG-EXPERIMENT-epochN` of their own language, experiment and epoch are refused (check_tag).
+Tags are checked next: one that exists with the same files (the card aside) is skipped, one with
+other files is an error unless `force` (then it is moved); when the checkpoint there is of another
+base model the error says so and points to a repo per base (_conflict). A rerun after a commit
+whose tag was not created tags that commit. The card lists this publication's checkpoints and
+the other checkpoints of the card on main that still exist (union_outputs); without a results
+store it keeps the pass@1 of that card (_card), so such a rerun after one with a store commits
+nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import os
 import tempfile
 from typing import NamedTuple
 
-from multiplt.errors import MultipltError
+import yaml
+
+from multiplt.errors import MultipltError, PlatformError
 from multiplt.hub import cards
 from multiplt.hub.bundle import Bundle
 from multiplt.results.benchmarks import benchmark_name
@@ -52,10 +58,37 @@ def load_output(out: str) -> dict:
     if not rows:
         raise MultipltError(f"--from {out} is not a training output with checkpoints: "
                             f"{storage.join(out, manifest.MANIFEST)} is missing or empty")
+    for row in rows:
+        check_tag(out, row)
     config = checkpoint.read_run_config(out) or {}
     return {"out": out, "rows": rows, "config": {**config.get("config", config),
                                                  "lang": rows[0]["lang"],
                                                  "experiment": rows[0]["experiment"]}}
+
+
+def check_tag(out: str, row: dict) -> None:
+    """A manifest row's tag must be `LANG-EXPERIMENT-epochN` of its own language (a code the
+    registry knows), experiment (a label `train --experiment` takes) and epoch, as `multiplt
+    train` writes it: an edited row would otherwise be committed under a tag that misnames it
+    (or that the Hub refuses only after the commit). MultipltError before anything is sent."""
+    from multiplt.languages import registry
+    from multiplt.training.config import check_experiment
+
+    tag, lang, experiment, epoch = (row.get(k) for k in ("tag", "lang", "experiment", "epoch"))
+    where = f"--from {out}: manifest row of {tag!r}"
+    try:
+        known = registry.get(lang).code == lang
+    except MultipltError:
+        known = False
+    if not known:
+        raise MultipltError(f"{where}: lang {lang!r} is not a language code "
+                            f"({', '.join(registry.names())}); nothing was uploaded")
+    check_experiment(experiment, f"{where}: experiment")  # manifest.read checked the types
+    expected = f"{lang}-{experiment}-epoch{epoch}"
+    if tag != expected:
+        raise MultipltError(f"{where}: the tag is not {expected!r} (LANG-EXPERIMENT-epochN of its "
+                            f"lang, experiment and epoch, as `multiplt train` writes it); nothing "
+                            f"was uploaded")
 
 
 def distinct_outputs(outs: list[str]) -> list[tuple[str, list[str]]]:
@@ -89,12 +122,13 @@ class PassAt1(NamedTuple):
     num_problems: tuple[int, ...] = ()
 
 
-def pass_at_1(store: str | None, outputs: list[dict], repo_id: str) -> PassAt1:
+def pass_at_1(store: str | None, outputs: list[dict], repo_id: str, also: frozenset = frozenset()) -> PassAt1:
     """pass@1 of the checkpoints in the results store (the training output or the published
     repo as the model, the tag as the revision), on ONE benchmark so that the tags compare: the
-    benchmark that covers the most of the outputs' tags (ties: the one with more problems, then
-    the name). A partial run (`--limit`, `--problems`) is a benchmark of its own, so a 5-problem
-    smoke run never outscores the full benchmark. Per tag the latest recorded row at k=1."""
+    benchmark that covers the most of the outputs' tags and the tags in `also` (the card's other
+    rows; ties: the one with more problems, then the name). A partial run (`--limit`,
+    `--problems`) is a benchmark of its own, so a 5-problem smoke run never outscores the full
+    benchmark. Per tag the latest recorded row at k=1."""
     if not store:
         return PassAt1({})
     from multiplt import storage
@@ -104,7 +138,7 @@ def pass_at_1(store: str | None, outputs: list[dict], repo_id: str) -> PassAt1:
         raise MultipltError(f"--results-store {store}: no results store there (record runs first "
                             f"with `multiplt results record`, or leave the option out)")
     models = {given.rstrip("/") for o in outputs for given in o.get("given", [o["out"]])} | {repo_id}
-    tags = {r["tag"] for o in outputs for r in o["rows"]}
+    tags = {r["tag"] for o in outputs for r in o["rows"]} | set(also)
     by_benchmark: dict[str, dict[str, list[dict]]] = {}
     for row in read_store(store).to_dicts():
         if row["k"] == 1 and row["model"].rstrip("/") in models and row.get("revision") in tags:
@@ -326,18 +360,12 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
             bundle = Bundle(workdir)  # its texts go when workdir does, also on an error
             for repo_path, local in checkpoint_files(row, workdir, output["config"]).items():
                 bundle.add_file(repo_path, local)
-            bundles.append((row, bundle))
+            bundles.append((output, row, bundle))
         client = client_for(repo_id, "model", private, endpoint)
-        if results_store:
-            card = cards.model_card(repo_id, published, passk, license, benchmark=pass1.benchmark,
-                                    num_problems=pass1.num_problems)
-        else:
-            card = _card_keeping_pass_at_1(client, repo_id, published, license)
-        for _, bundle in bundles:
-            bundle.add_text(CARD, card)
-        existing = client.refs()["tags"]
+        refs = client.refs()
+        existing = refs["tags"]
         todo = []
-        for row, bundle in bundles:  # every conflict is found before anything is uploaded
+        for output, row, bundle in bundles:  # every conflict is found before anything is uploaded
             tag = row["tag"]
             if tag not in existing:
                 todo.append((row, bundle, False))
@@ -347,11 +375,15 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
             elif force:
                 todo.append((row, bundle, True))
             else:
-                raise MultipltError(f"tag {tag} already exists on {repo_id} with other files; "
-                                    f"nothing was uploaded (use --force to move it)")
-        for row, bundle, moved in todo:
+                raise MultipltError(_conflict(client, repo_id, tag, existing[tag], output, bundle))
+        kept = _card_on_main(client, refs["branches"].get("main"))
+        moved = {row["tag"] for row, _, is_moved in todo if is_moved}
+        card = _card(repo_id, outputs, published, kept, existing, moved, license, results_store, pass1)
+        for _, _, bundle in bundles:
+            bundle.add_text(CARD, card)
+        for row, bundle, moved_tag in todo:
             refs = client.refs()
-            if not moved and _made_meanwhile(client, refs["tags"].get(row["tag"]), row, bundle):
+            if not moved_tag and _made_meanwhile(client, refs["tags"].get(row["tag"]), row, bundle):
                 summary["skipped"].append(row["tag"])
                 continue
             head = refs["branches"]["main"]
@@ -360,45 +392,174 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
             if changed or deleted:
                 oid = client.commit(changed, deleted, row["tag"], "main", parent=head)
                 summary["commits"] += 1
-            if moved:
+            if moved_tag:
                 client.delete_tag(row["tag"])
                 summary["moved"].append(row["tag"])
             try:
                 client.create_tag(row["tag"], oid)
             except MultipltError:  # e.g. 409: another publication tagged it since refs() was read
-                if moved or not _made_meanwhile(client, client.refs()["tags"].get(row["tag"]), row, bundle):
+                if moved_tag or not _made_meanwhile(client, client.refs()["tags"].get(row["tag"]), row, bundle):
                     raise
                 summary["skipped"].append(row["tag"])
                 continue
             LOG.info("tagged %s at %s", row["tag"], oid[:12])
             summary["tags"].append(row["tag"])
-        summary["commits"] += _refresh_card(client, bundles[-1][1], card)
-        for _, bundle in bundles:
+        summary["commits"] += _refresh_card(client, bundles[-1][2], card)
+        for _, _, bundle in bundles:
             bundle.cleanup()
+        _record(published, repo_id, summary, client.refs()["tags"], endpoint)
     if not summary["tags"] and not summary["commits"]:
         LOG.info("%s is up to date: nothing uploaded", repo_id)
     return summary
 
 
-def _card_keeping_pass_at_1(client, repo_id: str, published: list[dict], license: str) -> str:
-    """The model card of a publication without a results store: pass@1 is not looked up, so the
-    card keeps what the card on the Hub's main says of it (the values and the sentence about
-    them that a publication with a store wrote), and names the tags that card does not list (or
-    lists as not looked up) as not looked up. A rerun after a publication with a store thus
-    gives the same card, and commits nothing."""
-    head = client.refs()["branches"].get("main")
-    kept = None
-    if head is not None and CARD in client.files_at(head):
-        kept = cards.card_pass_at_1(client.read_text(CARD, head))
-    tags = [r["tag"] for o in published for r in o["rows"]]
-    if kept is None:
-        return cards.model_card(repo_id, published, {}, license, note="", not_looked_up=tuple(tags))
-    scores = {t: kept.scores[t] for t in tags if t in kept.scores}
-    unlooked = tuple(t for t in tags if t not in kept.tags or t in kept.not_looked_up)
-    if scores:
-        LOG.info("no --results-store: the card keeps the pass@1 of %d tag(s) from the card on %s",
-                 len(scores), repo_id)
-    return cards.model_card(repo_id, published, scores, license, note=kept.note, not_looked_up=unlooked)
+def _record(published: list[dict], repo_id: str, summary: dict, tags_now: dict, endpoint: str | None) -> None:
+    """`<training output>/published.json`: the repo and the output's tags on it (this
+    publication's and, to the same repo, the earlier ones' that still exist), as `publish
+    dataset` records its folder's; `publish results` names the checkpoints by them."""
+    from huggingface_hub import constants
+
+    from multiplt import storage
+
+    done = {*summary["tags"], *summary["skipped"], *summary["moved"]}
+    for output in published:
+        uri = storage.join(output["out"], "published.json")
+        try:
+            before = storage.read_json(uri) if storage.exists(uri) else {}
+        except Exception:  # noqa: BLE001 - an unreadable record is rewritten
+            before = {}
+        earlier = before.get("tags") or [] if isinstance(before, dict) and before.get("repo") == repo_id else []
+        tags = sorted(({*earlier, *(r["tag"] for r in output["rows"] if r["tag"] in done)}) & set(tags_now))
+        url = f"{(endpoint or constants.ENDPOINT).rstrip('/')}/{repo_id}"
+        try:
+            storage.write_json(uri, {"repo": repo_id, "tags": tags, "url": url}, indent=2, if_changed=True)
+        except Exception as exc:  # noqa: BLE001 - the publication itself is done: a read-only output
+            LOG.warning("published, but cannot write %s: %s", uri, exc)
+
+
+def _card_on_main(client, head: str | None) -> cards.KeptPass1 | None:
+    """What the card on the repo's main says of its checkpoints (cards.card_pass_at_1), None
+    when main has no card of model_card's form (a new repo, a hand-written card)."""
+    if head is None or CARD not in client.files_at(head):
+        return None
+    return cards.card_pass_at_1(client.read_text(CARD, head))
+
+
+def union_outputs(published: list[dict], kept: cards.KeptPass1 | None, existing: dict) -> list[dict]:
+    """The outputs the card lists: this publication's (`published`) and, of the card on main
+    (`kept`), the rows of the tags that this publication does not publish and that still exist
+    on the repo (`existing` {tag: commit}), with the recipe that card gives them. A kept row
+    joins this publication's output of its language and experiment (e.g. the other epochs after
+    `--tags best`), else an output of its own. Sorted by language and experiment, rows by
+    epoch, so that the card does not depend on the order the outputs were published in."""
+    groups = [{**o, "rows": list(o["rows"])} for o in published]
+    by_key: dict[tuple, dict] = {}
+    for group in groups:
+        by_key.setdefault((group["config"].get("lang"), group["config"].get("experiment")), group)
+    new = {r["tag"] for o in published for r in o["rows"]}
+    for row in kept.rows if kept else ():
+        if row["tag"] in new or row["tag"] not in existing:
+            continue
+        key = _row_key(row)
+        if key not in by_key:
+            config = {"lang": key[0], "experiment": key[1], **(kept.recipes or {}).get(key, {})}
+            by_key[key] = {"config": config, "rows": []}
+            groups.append(by_key[key])
+        by_key[key]["rows"].append(row)
+    for group in groups:
+        group["rows"].sort(key=lambda r: _epoch(r["epoch"]))
+    groups.sort(key=lambda g: (g["config"].get("lang") or "", g["config"].get("experiment") or ""))
+    return [g for g in groups if g["rows"]]
+
+
+def _row_key(row: dict) -> tuple[str, str | None]:
+    """(lang, experiment) of a kept card row, from its tag `LANG-EXPERIMENT-epochN`."""
+    lang, epoch, tag = row["lang"], str(row["epoch"]), row["tag"]
+    head, tail = f"{lang}-", f"-epoch{epoch}"
+    if tag.startswith(head) and tag.endswith(tail) and len(tag) > len(head) + len(tail):
+        return lang, tag[len(head):-len(tail)]
+    return lang, None
+
+
+def _epoch(value) -> tuple:
+    text = str(value)
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
+def _card(repo_id: str, outputs: list[dict], published: list[dict], kept: cards.KeptPass1 | None,
+          existing: dict, moved: set, license: str, results_store: str | None,
+          pass1: PassAt1) -> str:
+    """The model card after this publication: its checkpoints and the card on main's other
+    checkpoints that still exist (union_outputs), with pass@1 from the results store, or
+    without one as the card on main gives it (a tag moved by --force has its old pass@1 no
+    more: named as not looked up). Rows the store does not score keep the card's pass@1 when
+    it is on the benchmark the store's pass@1 is on (or the store scores none)."""
+    table = union_outputs(published, kept, existing)
+    tags = [r["tag"] for o in table for r in o["rows"]]
+    new = {r["tag"] for o in published for r in o["rows"]}
+    carried = {t: kept.scores[t] for t in tags if kept and t in kept.scores and t not in moved}
+    if not results_store:
+        unlooked = tuple(t for t in tags if not kept or t not in kept.tags or t in kept.not_looked_up
+                         or t in moved)
+        if carried:
+            LOG.info("no --results-store: the card keeps the pass@1 of %d tag(s) from the card on %s",
+                     len(carried), repo_id)
+        return cards.model_card(repo_id, table, carried, license, note=kept.note if kept else "",
+                                not_looked_up=unlooked)
+    others = frozenset(set(tags) - new)
+    if others:  # `pass1` is this publication's lookup: look again, with the card's other tags
+        pass1 = pass_at_1(results_store, outputs, repo_id, also=others)
+    scores = {t: pass1.scores[t] for t in tags if t in pass1.scores}
+    same_benchmark = pass1.benchmark is None or (kept is not None
+                                                  and cards.note_benchmark(kept.note) == pass1.benchmark)
+    if same_benchmark:
+        scores.update({t: v for t, v in carried.items() if t not in new and t not in scores})
+    unlooked = tuple(t for t in tags if kept and t not in new and t not in scores and t in kept.not_looked_up)
+    note = kept.note if scores and pass1.benchmark is None else None
+    return cards.model_card(repo_id, table, scores, license, benchmark=pass1.benchmark,
+                            num_problems=pass1.num_problems, note=note, not_looked_up=unlooked)
+
+
+def _conflict(client, repo_id: str, tag: str, oid: str, output: dict, bundle: Bundle) -> str:
+    """The error for a tag that exists with other files. When the checkpoint at the tag was
+    trained from another base model than this one (their `_multiplt_train.yaml`), --force would
+    move the tag off that base's checkpoint: the error says so and points to a repo per base
+    model instead."""
+    from multiplt.training.checkpoint import RUN_CONFIG
+
+    plain = (f"tag {tag} already exists on {repo_id} with other files; nothing was uploaded (use "
+             f"--force to move it)")
+    ours = _base_of(_yaml(bundle.files.get(RUN_CONFIG))) or output["config"].get("base")
+    try:
+        theirs = _base_of(yaml.safe_load(client.read_text(RUN_CONFIG, oid)))
+    except PlatformError:
+        raise
+    except (MultipltError, yaml.YAMLError) as exc:  # none there, or not YAML: say what is known
+        LOG.debug("cannot read %s at tag %s: %s", RUN_CONFIG, tag, exc)
+        return plain
+    if not ours or not theirs or ours.rstrip("/") == theirs.rstrip("/"):
+        return plain
+    return (f"tag {tag} already exists on {repo_id} with the checkpoint of another base model "
+            f"({theirs}; this one's is {ours}); nothing was uploaded. A repo holds one checkpoint "
+            f"per tag: publish each base model's checkpoints to a repo of its own (another --repo; "
+            f"in multiplt_publish a checkpoints_repo with {{base}}, e.g. myorg/MultiPL-T-{{base}}), "
+            f"not with --force, which would move the tag off the other base's checkpoint")
+
+
+def _yaml(path: str | None):
+    """The YAML file at a local path, None when there is none or it does not parse."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except (TypeError, OSError, yaml.YAMLError):
+        return None
+
+
+def _base_of(run_config) -> str | None:
+    """The base model a checkpoint's `_multiplt_train.yaml` names (its `config.base`)."""
+    config = run_config.get("config") if isinstance(run_config, dict) else None
+    base = config.get("base") if isinstance(config, dict) else None
+    return base if isinstance(base, str) and base else None
 
 
 def _made_meanwhile(client, oid: str | None, row: dict, bundle: Bundle) -> bool:

@@ -14,13 +14,26 @@ MAX_NAME = 96
 
 def parse_repo_id(text: str) -> tuple[str, str]:
     """(owner, name) of `OWNER/NAME`; anything else (a URL, one part, three parts, `--` or `..`,
-    characters the Hub rejects) is a MultipltError naming the expected form."""
+    a trailing `.git`, a part over 96 characters, characters the Hub rejects: whatever
+    huggingface_hub's own validate_repo_id refuses too) is a MultipltError naming the expected
+    form."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
     value = (text or "").strip()
     match = REPO_ID_RE.match(value)
-    if not match or "--" in value or ".." in value or len(match[2]) > MAX_NAME:
+    ok = bool(match) and "--" not in value and ".." not in value and not value.endswith(".git") \
+        and len(match[1]) <= MAX_NAME and len(match[2]) <= MAX_NAME
+    if ok:
+        try:
+            validate_repo_id(value)  # the client's own rules, which a push applies only at the end
+        except HFValidationError:
+            ok = False
+    if not ok:
         raise MultipltError(
             f"bad --repo {text!r}: expected OWNER/NAME (letters, digits, '.', '_', '-'; no URL, "
-            f"no '--' or '..', name at most {MAX_NAME} characters), e.g. myorg/MultiPL-T")
+            f"no '--' or '..', not ending in '.git', each part at most {MAX_NAME} characters), "
+            f"e.g. myorg/MultiPL-T")
     return match[1], match[2]
 
 

@@ -33,9 +33,30 @@ def publish_results(store: str, repo_id: str, private: bool = False,
         path = os.path.join(workdir, "results.parquet")
         table.write_parquet(path, statistics=False)
         bundle.add_file(DATA_FILE, path)
-        bundle.add_text("README.md", cards.results_card(repo_id, table.to_dicts(), table.columns, license))
+        rows = table.to_dicts()
+        bundle.add_text("README.md", cards.results_card(repo_id, rows, table.columns, license, hub_models(rows)))
         LOG.info("results store %s: %d rows", store, table.height)
         result = push_bundle(bundle, repo_id, "dataset", private, "main",
                              message=f"Publish results: {table.height} rows",
                              deletable=data_or_card, endpoint=endpoint)
     return {"repo": repo_id, "rows": table.height, **result}
+
+
+def hub_models(rows: list[dict]) -> dict[tuple[str, str], str]:
+    """{(model, revision): "REPO@TAG"} for rows whose model is a training output that `publish
+    checkpoints` published (its published.json names the repo and the tags), so that the card
+    names such checkpoints by what loads anywhere, not by the deployment's folder."""
+    from multiplt import storage
+
+    out = {}
+    for model in sorted({r["model"] for r in rows if r.get("model")}):
+        if "://" not in model and not model.startswith("/"):
+            continue  # a Hub model: named by its id already
+        try:
+            uri = storage.join(model.rstrip("/"), "published.json")
+            record = storage.read_json(uri) if storage.exists(uri) else None
+        except Exception:  # noqa: BLE001 - a folder that moved away: no Hub name
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("repo"), str):
+            out.update({(model, tag): f"{record['repo']}@{tag}" for tag in record.get("tags") or []})
+    return out

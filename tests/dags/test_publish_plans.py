@@ -62,7 +62,7 @@ def test_checkpoint_event_outputs_grouped_per_repo():
              "base_model": "bigcode/starcoderbase-1b", "experiment": "multiplt"}
     assert pub.checkpoint_commands(settings, [event("multiplt_checkpoints", extra)], STORE) == [
         ["publish", "checkpoints", "--from", "s3://b/t/lua", "--from", "s3://b/t/rkt",
-         "--repo", "org/MultiPL-T-starcoderbase-1b", "--tags", "all", "--results-store", STORE]]
+         "--repo", "org/MultiPL-T-bigcode__starcoderbase-1b", "--tags", "all", "--results-store", STORE]]
     with pytest.raises(ValueError, match="base model"):
         pub.checkpoint_commands({**settings, "training_outputs": ["s3://b/t/lua"]}, [], STORE)
     manual = {**settings, "checkpoints_repo": "org/m", "training_outputs": ["s3://b/t/lua"], "tags": "best"}
@@ -71,6 +71,21 @@ def test_checkpoint_event_outputs_grouped_per_repo():
     # a deployment that has evaluated nothing yet: no results store, no --results-store
     assert pub.checkpoint_commands(manual, [], None)[0][2:] == [
         "--from", "s3://b/t/lua", "--repo", "org/m", "--tags", "best"]
+
+
+def test_base_keeps_its_owner_so_two_bases_of_one_name_get_two_repos():
+    """`a/x` and `b/x` fine-tuned under one experiment have the same tags: one repo for both
+    would refuse the second (or --force would move the first's tags)."""
+    settings = defaults(pub.PUBLISH, checkpoints_repo="org/MultiPL-T-{base}")
+    events = [event("multiplt_checkpoints", {"outputs": [{"lang": "lua", "out": f"s3://b/{o}"}],
+                                             "base_model": f"{o}/x", "experiment": "multiplt"})
+              for o in ("a", "b")]
+    repos = [c[c.index("--repo") + 1] for c in pub.checkpoint_commands(settings, events, STORE)]
+    assert repos == ["org/MultiPL-T-a__x", "org/MultiPL-T-b__x"]
+    # a base that is a path or URI: its last two parts; never `--` or `..`, which the Hub refuses
+    assert pub.base_repo_name("s3://bucket/training/lua-out/") == "training__lua-out"
+    assert pub.base_repo_name("/models/my model") == "models__my_model"
+    assert pub.base_repo_name("org/x--y..z") == "org__x-y.z"
 
 
 def test_existing_store_is_none_until_the_store_is_written(tmp_path):

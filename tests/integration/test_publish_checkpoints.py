@@ -20,21 +20,24 @@ def fast_backoff(monkeypatch):
     monkeypatch.setenv("MULTIPLT_HUB_BACKOFF", "0.01")
 
 
-def make_training_output(root, tiny_model: str, epochs: int = 2) -> str:
+def make_training_output(root, tiny_model: str, epochs: int = 2, lang: str = LANG, base: str | None = None,
+                         name: str = "train-out") -> str:
     """A training output in `multiplt train`'s layout: per epoch a bf16 checkpoint of the tiny
-    model (weights nudged per epoch), config, tokenizer and run config; the manifest last."""
+    model (weights nudged per epoch), config, tokenizer and run config; the manifest last.
+    `base`: the base model its configs name (default: the tiny model it was made of)."""
     import torch
     from safetensors.torch import load_file, save_file
 
-    out = str(root / "train-out")
+    out = str(root / name)
+    base = base or tiny_model
     weights = load_file(os.path.join(tiny_model, "model.safetensors"))
-    config = {"config": {"base": tiny_model, "dataset": "nuprl/MultiPL-T", "lang": LANG,
+    config = {"config": {"base": base, "dataset": "nuprl/MultiPL-T", "lang": lang,
                          "experiment": EXPERIMENT, "lr": 3e-5, "epochs": epochs, "seq_len": 2048,
                          "batch_size": 8, "recipe": "starcoderbase-1b"}}
     storage.write_text(f"{out}/_multiplt_train.yaml", yaml.safe_dump(config))
     rows = []
     for epoch in range(1, epochs + 1):
-        tag = f"{LANG}-{EXPERIMENT}-epoch{epoch}"
+        tag = f"{lang}-{EXPERIMENT}-epoch{epoch}"
         ckpt = os.path.join(out, "checkpoints", tag)
         os.makedirs(ckpt)
         for name in os.listdir(tiny_model):
@@ -49,8 +52,8 @@ def make_training_output(root, tiny_model: str, epochs: int = 2) -> str:
         with open(os.path.join(ckpt, "_multiplt_train.yaml"), "w") as f:
             yaml.safe_dump({**config, "epoch": epoch, "tag": tag}, f)
         rows.append({"uri": f"file://{ckpt}", "epoch": epoch, "step": 10 * epoch, "tag": tag,
-                     "eval_loss": 3.0 - 0.5 * epoch, "lang": LANG, "experiment": EXPERIMENT,
-                     "base": tiny_model, "tokenizer": tiny_model, "run_start_step": 0,
+                     "eval_loss": 3.0 - 0.5 * epoch, "lang": lang, "experiment": EXPERIMENT,
+                     "base": base, "tokenizer": tiny_model, "run_start_step": 0,
                      "state_uri": f"file://{out}/state/{tag}"})
     storage.write_jsonl(f"{out}/manifest.jsonl", rows)
     return f"file://{out}"
@@ -61,12 +64,13 @@ def train_out(tmp_path, tiny_model) -> str:
     return make_training_output(tmp_path, tiny_model)
 
 
-def record_pass1(store: str, out: str, estimates: dict[int, float]) -> None:
+def record_pass1(store: str, out: str, estimates: dict[int, float], lang: str = LANG) -> None:
+    """Write the results store `store` (replacing it): pass@1 of `out`'s epochs."""
     import polars as pl
 
     from multiplt.results.schema import polars_schema
 
-    rows = [{"run_id": f"r{e}", "model": out, "revision": f"{LANG}-{EXPERIMENT}-epoch{e}", "lang": LANG,
+    rows = [{"run_id": f"r{e}", "model": out, "revision": f"{lang}-{EXPERIMENT}-epoch{e}", "lang": lang,
              "epoch": e, "k": 1, "estimate": v, "num_problems": 4} for e, v in estimates.items()]
     storage.write_parquet(store, pl.DataFrame(rows).with_columns(
         [pl.lit(None, d).alias(c) for c, d in polars_schema().items() if c not in rows[0]]))
