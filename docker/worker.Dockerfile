@@ -47,6 +47,16 @@ RUN cd /src && mkdir multiplt && echo '__version__ = "0"' > multiplt/__init__.py
       && export PIP_CERT=/tmp/pip-ca.pem; fi \
  && pip install -c requirements.lock "/src[gen,train,storage,bench,corpus,translate]" \
  && rm -rf multiplt build README.md /tmp/pip-ca.pem
+# Every stage container runs as the `multiplt` user (uid 10001; docker_stage.py: SANDBOX_USER),
+# never root. Its home is /cache (HOME comes from /etc/passwd: ~/.cache holds multiplt's copies
+# of checkpoints read from S3, torch's and Triton's caches) and HF_HOME (/cache/huggingface) is
+# below it, both owned by it, as is the working folder /work. The stage runtime mounts the named
+# volume [multiplt] hf_cache_volume at /cache/huggingface: a fresh volume takes this ownership.
+# One step, after the dependency layer (which a rebuild reuses) and before the code (so that a
+# code change does not repeat it).
+RUN mkdir -p /cache/huggingface \
+ && usermod --home /cache multiplt \
+ && chown -R 10001:10001 /cache /work
 COPY README.md /src/
 COPY multiplt /src/multiplt
 RUN cd /src && if [ -n "$EXTRA_CA_CERTS" ]; then \
@@ -55,3 +65,4 @@ RUN cd /src && if [ -n "$EXTRA_CA_CERTS" ]; then \
  && pip install --no-deps --force-reinstall -c requirements.lock "/src[gen,train,storage,bench,corpus,translate]" \
  && rm -f /tmp/pip-ca.pem \
  && multiplt --version
+

@@ -3,9 +3,13 @@
 # image registry (the Debian and PyPI registries must be reachable), and prints their sizes.
 #
 #   scripts/build_images.sh            local base: multiplt-sandbox:latest, multiplt-worker:cpu
-#   scripts/build_images.sh --online   public bases (the Dockerfiles' defaults):
+#   scripts/build_images.sh --online   public bases (the Dockerfiles' defaults, pulled first):
 #                                      multiplt-sandbox:latest, multiplt-worker:latest (CUDA)
-#   scripts/build_images.sh --check    exit 0 when every image is built and up to date, else 1
+#   scripts/build_images.sh --check    exit 0 when the images this script builds (those of the
+#                                      offline build; with --online, the online ones) are built
+#                                      and up to date, else 1; builds and pulls nothing
+#   scripts/build_images.sh --refresh  rebuild from scratch for OS security updates: a new local
+#                                      base (offline) and every image built with --no-cache
 #
 # Offline, the base is Debian bookworm made here with debootstrap and `docker import`ed as
 # multiplt-base:bookworm (made once, kept by tag). The sandbox image gets every language runtime;
@@ -15,20 +19,30 @@
 #
 # Each image is labelled with a digest of everything it is built from (Dockerfile, the files it
 # copies, build arguments, base image id): an image whose label matches is not rebuilt, so a
-# rerun with nothing changed builds nothing. Builds run at low priority (nice) on the host network.
+# rerun with nothing changed builds nothing. Online, the bases are pulled first, so a base that
+# changed upstream changes the digest. The digest does not cover what apt and pip fetch: the
+# base kept by tag and cached layers keep their packages until --refresh. Builds run at low
+# priority (nice) on the host network.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-mode=offline
+# Which images (offline or online) and what to do with them (build, check) are separate
+# choices: --online --check checks the online images, in either order.
+online=0 check=0 refresh=0
 for arg in "$@"; do
   case "$arg" in
-    --online) mode=online ;;
-    --check) mode=check ;;
-    *) echo "build_images.sh: unknown argument $arg (known: --online, --check)" >&2; exit 2 ;;
+    --online) online=1 ;;
+    --check) check=1 ;;
+    --refresh) refresh=1 ;;
+    *) echo "build_images.sh: unknown argument $arg (known: --online, --check, --refresh)" >&2; exit 2 ;;
   esac
 done
+if ((check && refresh)); then
+  echo "build_images.sh: --check builds nothing; --refresh rebuilds everything: use one of them" >&2
+  exit 2
+fi
 
 BASE_IMAGE=${MULTIPLT_BASE_IMAGE:-multiplt-base:bookworm}
 SANDBOX_IMAGE=${MULTIPLT_SANDBOX_IMAGE:-multiplt-sandbox:latest}
@@ -49,9 +63,33 @@ mkdir -p "$WORK"
 
 image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 image_label() { docker image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$1" 2>/dev/null || true; }
+# The default of a Dockerfile's base argument: dockerfile_arg docker/worker.Dockerfile CUDA_BASE
+dockerfile_arg() { sed -n "s/^ARG $2=//p" "$1" | head -1; }
+
+# A public base (online): pulled, so that a base changed upstream changes the inputs digest;
+# where the registry is unreachable, the copy this engine has. With --check: the copy it has,
+# nothing pulled. Prints the image id; empty: the base is neither pullable nor here.
+public_base() {
+  local ref=$1
+  if ((!check)); then
+    if docker pull -q "$ref" >/dev/null 2>"$WORK/pull.log"; then
+      say "pulled $ref" >&2
+    elif [ -n "$(image_id "$ref")" ]; then
+      say "cannot pull $ref ($(tail -1 "$WORK/pull.log")): using the copy this engine has" >&2
+    else
+      die "cannot pull $ref: $(tail -1 "$WORK/pull.log")"
+    fi
+  fi
+  image_id "$ref"
+}
 
 # The local base: a minimal bookworm with python3 (3.11) and venv, imported once under its tag.
 local_base() {
+  if [ -n "$(image_id "$BASE_IMAGE")" ] && ((refresh)); then
+    # untagged only: the images built on it keep their layers until they are rebuilt
+    docker image rm "$BASE_IMAGE" >/dev/null || die "cannot remove $BASE_IMAGE for --refresh"
+    say "removed $BASE_IMAGE (--refresh): made again with today's packages"
+  fi
   if [ -n "$(image_id "$BASE_IMAGE")" ]; then
     say "$BASE_IMAGE exists, kept"
     return
@@ -100,11 +138,11 @@ build() {
   make_context "$dockerfile" "$ctx"
   for a in "$@"; do args+=(--build-arg "$a"); done
   digest=$(inputs_digest "$ctx" "base=$base_id" "$@")
-  if [ "$(image_label "$tag")" = "$digest" ]; then
+  if [ -n "$base_id" ] && [ "$(image_label "$tag")" = "$digest" ] && ((!refresh)); then
     say "$tag is up to date (inputs $digest), not rebuilt"
     return
   fi
-  if [ "$mode" = check ]; then
+  if ((check)); then
     say "$tag is missing or out of date"
     stale=1
     return
@@ -113,6 +151,7 @@ build() {
   local start=$SECONDS old_id
   old_id=$(image_id "$tag")
   say "building $tag from $dockerfile (build args: $(printf '%s ' "${@%%=*}"))"
+  if ((refresh)); then args+=(--no-cache); fi
   nice -n 10 docker build --force-rm --network host --label "$LABEL=$digest" -t "$tag" "${args[@]}" \
     -f "$ctx/Dockerfile" "$ctx" >"$WORK/build-${tag//[:\/]/-}.log" 2>&1 \
     || { tail -40 "$WORK/build-${tag//[:\/]/-}.log" >&2; die "building $tag failed; see $WORK/build-${tag//[:\/]/-}.log"; }
@@ -180,12 +219,14 @@ start_wheel_server() {
 built=()
 stale=0
 total_start=$SECONDS
-if [ "$mode" = online ]; then
-  build "$SANDBOX_IMAGE" docker/sandbox.Dockerfile public
-  build "$GPU_WORKER_IMAGE" docker/worker.Dockerfile public
+if ((online)); then
+  sandbox_base=$(public_base "$(dockerfile_arg docker/sandbox.Dockerfile SANDBOX_BASE)")
+  worker_base=$(public_base "$(dockerfile_arg docker/worker.Dockerfile CUDA_BASE)")
+  build "$SANDBOX_IMAGE" docker/sandbox.Dockerfile "$sandbox_base"
+  build "$GPU_WORKER_IMAGE" docker/worker.Dockerfile "$worker_base"
   images=("$SANDBOX_IMAGE" "$GPU_WORKER_IMAGE")
 else
-  if [ "$mode" = check ]; then
+  if ((check)); then
     [ -n "$(image_id "$BASE_IMAGE")" ] || { say "$BASE_IMAGE is missing"; exit 1; }
   else
     local_base
@@ -207,7 +248,7 @@ else
   images=("$SANDBOX_IMAGE" "$CPU_WORKER_IMAGE")
 fi
 
-if [ "$mode" = check ]; then
+if ((check)); then
   exit "$stale"
 fi
 if ((${#built[@]})); then  # the versions these builds replaced (untagged, ours only)

@@ -1,14 +1,23 @@
 """The docker runtime: ``multiplt <argv...>`` as DockerOperators in the images from ``docker/``.
 
 - Ordinary stages run in ``[multiplt] worker_image``; GPU stages ask for every GPU through
-  ``device_requests``.
+  ``device_requests``; every other container gets ``NVIDIA_VISIBLE_DEVICES=void``, so that on a
+  host whose default runtime is nvidia it sees no GPU (the CUDA base image sets ``all``).
+- Every stage container runs as ``SANDBOX_USER`` (uid 10001, the images' ``multiplt`` user),
+  never root: what it writes to a bind-mounted data root is that user's, so the data root must
+  be writable by it (``_ensure_folder`` warns when it is not). Ordinary and GPU stages mount the
+  named volume ``[multiplt] hf_cache_volume`` at the Hub cache (``HF_CACHE``), so a model is
+  downloaded once per host, not once per container.
 - Local storage of the settings (a ``file://`` data root, the results store's folder:
   ``file_roots``) is bind-mounted at the same path in every container that reads or writes
   storage, so URIs mean the same inside and what the container writes stays on the host.
   A folder the whole host shares (``/``, a top-level system folder such as /tmp, /home or
   /var, /var/tmp, or /stage) is refused with a MultipltError (``SHARED_FOLDERS``).
-- Containers are removed when they exit, after a failure too (``auto_remove="success"``: the
-  provider removes the container in a ``finally``); their output is in the task log.
+- Containers are removed when the task ends, whatever ends it (``auto_remove="force"``: the
+  provider removes the container with ``force=True`` in a ``finally``, which also kills one
+  still running when the task times out or fails); their output is in the task log. Each
+  carries the labels ``org.multiplt.stage`` (``<dag_id>/<task_id>``) and ``org.multiplt.run``
+  (the run id), so leftovers (a worker killed outright) can be found and removed by label.
 - Credentials (``settings.CREDENTIAL_ENV``) are read from the worker's environment when
   the task runs and passed only as ``private_environment``: never a template field, so never in
   rendered fields, the serialized DAG, XCom or the log (and registered with the secrets masker).
@@ -18,9 +27,10 @@
   instance (``multiplt stage in|run|out``, which maps each remote URI in argv to a folder of
   the volume). The three steps form a ``TaskGroup`` named after the stage. All three run as
   ``SANDBOX_USER`` (not root; the images own /stage by it, so a fresh volume is writable).
-  The run step drops every capability and may not gain privileges; its seccomp filter and
-  /proc masking are lifted (``RUN_HOST_CONFIG``) because the executor's own sandbox,
-  bubblewrap, must create user and PID namespaces and mount a fresh /proc in it.
+  The run step drops every capability and may not gain privileges; its seccomp filter,
+  AppArmor profile, SELinux label and /proc masking are lifted (``RUN_HOST_CONFIG``) because
+  the executor's own sandbox, bubblewrap, must create user and PID namespaces and mount a fresh
+  /proc in it (the engine ignores the AppArmor and SELinux options on hosts without them).
 """
 
 from __future__ import annotations
@@ -52,12 +62,23 @@ SHARED_FOLDERS = frozenset({
     "/var", "/var/tmp", STAGE_ROOT})
 # DockerOperator's failure message carries the container's wait() result: {'StatusCode': N, ...}
 _STATUS_CODE = re.compile(r"'StatusCode': (-?\d+)")
-SANDBOX_USER = "10001:10001"  # the `multiplt` user of both images (docker/*.Dockerfile)
+# The user of every stage container: the `multiplt` user of both images (docker/*.Dockerfile),
+# which owns /stage (the stage volume's mount point), the Hub cache and the worker's home.
+SANDBOX_USER = "10001:10001"
+STAGE_UID, STAGE_GID = (int(n) for n in SANDBOX_USER.split(":"))
+HF_CACHE = "/cache/huggingface"  # HF_HOME of the worker image, where hf_cache_volume is mounted
+# Labels of every stage container (docs/docker.md: removing leftovers by label).
+STAGE_LABEL, RUN_LABEL = "org.multiplt.stage", "org.multiplt.run"
 # Host settings of the sandbox run step (no network, no credentials, not root besides):
 # bubblewrap inside needs unshare/clone with namespace flags (Docker's default seccomp profile
-# refuses them without CAP_SYS_ADMIN) and an unmasked /proc to mount a new one over.
+# refuses them without CAP_SYS_ADMIN), mount (refused by the docker-default AppArmor profile and
+# by SELinux's container type) and an unmasked /proc to mount a new one over.
 # MaskedPaths/ReadonlyPaths [] is what `docker run --security-opt systempaths=unconfined` sends.
-RUN_HOST_CONFIG = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges", "seccomp=unconfined"],
+# The engine applies `apparmor=` only where the host has AppArmor and `label=` only where it
+# has SELinux (elsewhere both are accepted and ignored).
+RUN_HOST_CONFIG = {"cap_drop": ["ALL"],
+                   "security_opt": ["no-new-privileges", "seccomp=unconfined", "apparmor=unconfined",
+                                    "label=disable"],
                    "MaskedPaths": [], "ReadonlyPaths": []}
 
 
@@ -82,7 +103,7 @@ class MultipltDockerOperator(DockerOperator):
                  **kwargs):
         kwargs.setdefault("do_xcom_push", False)
         kwargs.setdefault("mount_tmp_dir", False)
-        kwargs.setdefault("auto_remove", "success")
+        kwargs.setdefault("auto_remove", "force")
         super().__init__(**kwargs)
         self.credentials = credentials
         self.stage_volume = stage_volume
@@ -91,6 +112,7 @@ class MultipltDockerOperator(DockerOperator):
         self.remove_volume = remove_volume
         # container host settings DockerOperator has no argument for (cap_drop, security_opt)
         self.host_config = dict(host_config or {})
+        self._own_labels = self.labels  # the caller's; execute() adds the stage's own
         self._secrets: list[str] = []
 
     @property
@@ -105,7 +127,20 @@ class MultipltDockerOperator(DockerOperator):
         key = f"{ti.dag_id}\0{ti.run_id}\0{self.stage_group}\0{ti.map_index}"
         return f"{self.volume_prefix}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
 
+    def stage_labels(self, context) -> dict[str, str]:
+        """The container's labels: which DAG, task and run it belongs to."""
+        ti = context.get("ti")
+        dag_id = getattr(ti, "dag_id", None) or self.dag_id
+        task_id = getattr(ti, "task_id", None) or self.task_id
+        run_id = getattr(ti, "run_id", None) or context.get("run_id")
+        given = self._own_labels
+        own = dict.fromkeys(given, "") if isinstance(given, list) else dict(given or {})
+        return {**own, STAGE_LABEL: f"{dag_id}/{task_id}", **({RUN_LABEL: run_id} if run_id else {})}
+
     def execute(self, context):
+        self.labels = self.stage_labels(context)
+        if not self.device_requests:  # no GPU, also where the host's default runtime is nvidia
+            self.environment = {"NVIDIA_VISIBLE_DEVICES": "void", **(self.environment or {})}
         if self.credentials:
             self.environment = {**{k: os.environ[k] for k in STORAGE_ENV if os.environ.get(k)},
                                 **self.environment}
@@ -189,11 +224,31 @@ def _remove_leftovers(cli, volume: str, log) -> None:
 
 def _ensure_folder(path: str, log) -> None:
     """Create a storage folder before it is bind-mounted: the engine refuses a missing source
-    (e.g. the results store's folder before the first ``results record``)."""
+    (e.g. the results store's folder before the first ``results record``). Warn when the stage
+    containers' user (uid 10001) cannot write it: a stage writing there would fail with
+    "Permission denied"."""
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:  # not on this machine's filesystem: the engine will say what is wrong
         log.warning("Cannot create %s for its bind mount: %s", path, exc)
+        return
+    if not writable_by_stage_user(path):
+        log.warning("%s is not writable by uid %d, the user of every stage container: a stage "
+                    "that writes there fails with Permission denied (make it that user's: "
+                    "chown -R %s %s)", path, STAGE_UID, SANDBOX_USER, path)
+
+
+def writable_by_stage_user(path: str) -> bool:
+    """Whether uid/gid 10001 (no other groups) may create files in the folder `path`, by its
+    mode bits (ACLs are not read: a folder writable only through an ACL reads as not)."""
+    st = os.stat(path)
+    if st.st_uid == STAGE_UID:
+        bits = 0o300
+    elif st.st_gid == STAGE_GID:
+        bits = 0o030
+    else:
+        bits = 0o003
+    return st.st_mode & bits == bits
 
 
 def with_host_config(create, kwargs: dict[str, Any], extra: dict[str, Any]):
@@ -280,8 +335,11 @@ def build(task_id: str, argv: list[str] | None, settings: MultipltSettings, *, g
     if gpu and settings.docker_gpus == "all":
         common["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
     if not sandbox:
+        cache = ([Mount(target=HF_CACHE, source=settings.hf_cache_volume, type="volume")]
+                 if settings.hf_cache_volume else [])
         return _make(task_id, ["multiplt"], argv, mapped_argvs, image=settings.worker_image,
-                     mounts=_data_mounts(settings), **networked, **common)
+                     mounts=[*_data_mounts(settings), *cache], **networked,
+                     **{"user": SANDBOX_USER, **common})
 
     # Sandbox: stage in (networked, credentials) -> run (no network, no credentials) -> stage out.
     staged = {"stage_volume": True, "stage_group": task_id, "user": SANDBOX_USER,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 RUNTIMES = ("local", "docker")
 DOCKER_GPUS = ("all", "none")
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # what the Docker engine accepts
 
 # Credentials (storage, the Hub, and the key of an OpenAI-compatible teacher server, which
 # `generate --backend openai` sends): passed to docker stage containers only as private
@@ -42,6 +44,10 @@ class MultipltSettings:
     results_store: str = ""
     # docker runtime: the named volume that sandbox steps stage files through
     stage_volume_prefix: str = "multiplt-stage"
+    # docker runtime: the named volume mounted at the worker image's Hub cache
+    # (/cache/huggingface) in ordinary and GPU stages, so a model is downloaded once per Docker
+    # host; empty: none (each container downloads again)
+    hf_cache_volume: str = "multiplt-hf-cache"
     # cron of multiplt_evaluate's periodic reruns of the `rerun_models` list ("" = none)
     evaluate_schedule: str = ""
     # docker runtime: "all" gives GPU stages every GPU of the host (needs the NVIDIA container
@@ -72,6 +78,10 @@ def load() -> MultipltSettings:
     except ValueError:
         raise ValueError("[multiplt] trigger_poke_seconds must be a positive number of seconds, "
                          f"not {settings.trigger_poke_seconds!r}") from None
+    if settings.hf_cache_volume and not VOLUME_NAME.fullmatch(settings.hf_cache_volume):
+        raise ValueError("[multiplt] hf_cache_volume must be a Docker volume name (two or more "
+                         f"letters, digits, _ . -, the first a letter or digit) or empty, not "
+                         f"{settings.hf_cache_volume!r}")
     if settings.runtime not in RUNTIMES:
         raise ValueError(f"[multiplt] runtime must be one of {', '.join(RUNTIMES)}, "
                          f"not {settings.runtime!r}")

@@ -125,6 +125,8 @@ def test_docker_gpu_stage_fields(docker_runtime):
     assert req["Capabilities"] == [["gpu"]] and req["Count"] == -1
     assert gen.pool == "gpu" and gen.cpus == 4.0 and gen.mem_limit == "16g"
     assert gen.network_mode is None  # networked: it reads and writes storage
+    # never root (a file:// data root stays writable by every stage), removed even when running
+    assert gen.user == "10001:10001" and gen.auto_remove == "force"
     # credentials are not taken at parse time: nothing secret in any field of the operator
     assert SECRET not in repr(vars(gen))
 
@@ -150,9 +152,11 @@ def test_docker_sandbox_stage_runs_without_network_between_stage_in_and_out(dock
     assert stage_out.entrypoint[:3] == ["multiplt", "stage", "out"]
     assert stage_in.network_mode == stage_out.network_mode == "multiplt"
     assert stage_in.credentials is True and stage_out.credentials is True
-    # never root; only the run step drops every capability (and lifts seccomp for bubblewrap)
+    # never root; only the run step drops every capability (and lifts seccomp, AppArmor and
+    # SELinux confinement for bubblewrap)
     assert stage_in.user == run.user == stage_out.user == "10001:10001"
     assert run.host_config["cap_drop"] == ["ALL"] and "no-new-privileges" in run.host_config["security_opt"]
+    assert {"seccomp=unconfined", "apparmor=unconfined", "label=disable"} <= set(run.host_config["security_opt"])
     assert stage_in.host_config == stage_out.host_config == {}
 
 
@@ -234,6 +238,10 @@ def test_docker_credentials_only_in_private_environment(docker_runtime, airflow_
     assert fake.created["environment"]["AWS_SECRET_ACCESS_KEY"] == SECRET
     assert fake.created["environment"]["AWS_ENDPOINT_URL"] == "http://minio:9000"
     assert SECRET not in json.dumps(fake.created["command"])
+    # as the stage user, labelled with its DAG, task and run (leftovers are found by label)
+    assert fake.created["user"] == "10001:10001"
+    assert fake.created["labels"] == {"org.multiplt.stage": "multiplt_stage_docker/generate",
+                                      "org.multiplt.run": run.run_id}
     with create_session() as session:
         rendered = session.query(RenderedTaskInstanceFields.rendered_fields).filter_by(
             run_id=run.run_id, dag_id=dag.dag_id).all()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
 
 import pytest
 
@@ -34,6 +35,9 @@ def test_one_epoch_of_the_tiny_model_in_the_cpu_worker(docker_engine, docker_ima
         monkeypatch.setenv(f"AIRFLOW__MULTIPLT__{key}", value)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = data / "run"
+    # stage containers run as the stage user (10001), which must be able to write the data root
+    # (docs/docker.md); the test's tmp_path is root's
+    subprocess.run(["chown", "-R", "10001:10001", str(data)], check=True)
     with DAG(dag_id="docker_train", schedule=None, start_date=datetime.datetime(2025, 1, 1)):
         task = stage_task("train", ["train", "--dataset", str(data / "racket.jsonl"),
                                     "--base", str(data / "base"), "--lang", "rkt",

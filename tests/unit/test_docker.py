@@ -200,6 +200,12 @@ def compose() -> dict:
     return yaml.safe_load((DOCKER / "compose.yaml").read_text())
 
 
+def default_of(value: str) -> str:
+    """What compose gives `${NAME:-default}` when NAME is unset (a plain value: itself)."""
+    match = re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*:-(.*)\}", value)
+    return match.group(1) if match else value
+
+
 def test_compose_builds_from_existing_dockerfiles_and_runs_existing_commands():
     services = compose()["services"]
     built = {}
@@ -213,8 +219,8 @@ def test_compose_builds_from_existing_dockerfiles_and_runs_existing_commands():
             if entry == ["multiplt"] and "command" in service:
                 assert_multiplt_argv(service["command"], f"compose service {name}")
     env = services["airflow-scheduler"]["environment"]
-    assert built.get(env["AIRFLOW__MULTIPLT__WORKER_IMAGE"]) == "worker.Dockerfile"
-    assert built.get(env["AIRFLOW__MULTIPLT__SANDBOX_IMAGE"]) == "sandbox.Dockerfile"
+    assert built.get(default_of(env["AIRFLOW__MULTIPLT__WORKER_IMAGE"])) == "worker.Dockerfile"
+    assert built.get(default_of(env["AIRFLOW__MULTIPLT__SANDBOX_IMAGE"])) == "sandbox.Dockerfile"
     for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
         assert any(s.get("command", [None])[:2] == ["airflow", component] for s in services.values()), component
 
@@ -315,3 +321,111 @@ def test_what_images_copy_exists_and_reaches_the_build(name):
             for source in sources:
                 assert (facts.ROOT / source).exists(), f"{name} copies missing {source}"
                 assert source.rstrip("/") in allowed, f"{name} copies {source}, which its .dockerignore excludes"
+
+
+def test_compose_lets_the_host_choose_the_worker_image_and_gpus():
+    """A host without the NVIDIA Container Toolkit failed every GPU stage ("could not select
+    device driver"), and the worker image was fixed in compose.yaml, whatever the shell said."""
+    from multiplt_airflow.settings import DOCKER_GPUS, MultipltSettings
+
+    env = compose()["services"]["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__MULTIPLT__WORKER_IMAGE"] == "${MULTIPLT_WORKER_IMAGE:-multiplt-worker:latest}"
+    assert env["AIRFLOW__MULTIPLT__DOCKER_GPUS"] == "${MULTIPLT_DOCKER_GPUS:-all}"
+    assert default_of(env["AIRFLOW__MULTIPLT__DOCKER_GPUS"]) == MultipltSettings.docker_gpus
+    assert MultipltSettings.docker_gpus in DOCKER_GPUS
+    text = (DOCKER / "compose.yaml").read_text()
+    assert "MULTIPLT_DOCKER_GPUS=none" in text and "NVIDIA Container Toolkit" in text
+    doc = (facts.ROOT / "docs" / "docker.md").read_text()
+    assert "MULTIPLT_DOCKER_GPUS=none" in doc and "MULTIPLT_WORKER_IMAGE" in doc
+    assert "NVIDIA Container Toolkit" in doc
+
+
+AIRFLOW_JOBS = {"scheduler": "SchedulerJob", "dag-processor": "DagProcessorJob",
+                "triggerer": "TriggererJob"}
+
+
+def _airflow_components() -> dict[str, tuple[str, dict]]:
+    """Airflow component (api-server, ...) -> (compose service name, service)."""
+    return {s["command"][1]: (name, s) for name, s in compose()["services"].items()
+            if s.get("command", [None])[:1] == ["airflow"] and s["command"][1] in
+            ("api-server", *AIRFLOW_JOBS)}
+
+
+def test_compose_airflow_components_have_healthchecks_and_wait_for_the_api_server():
+    """No component had a healthcheck, and the scheduler started its tasks (which talk to the
+    execution API) before the api-server answered."""
+    from airflow.api_fastapi.core_api.routes.public import public_router
+    from airflow.cli import cli_config
+
+    found = _airflow_components()
+    assert set(found) == {"api-server", *AIRFLOW_JOBS}
+    apiserver = found["api-server"][0]
+    components = {component: service for component, (_, service) in found.items()}
+    # the api-server: its health endpoint, a route of the public API that needs no login
+    test = components["api-server"]["healthcheck"]["test"]
+    url = re.search(r"http://localhost:(\d+)(/\S+?)['\"]", " ".join(test))
+    assert url and url.group(1) == components["api-server"]["command"][-1]
+    assert url.group(2) in {route.path for route in public_router.routes}
+    assert url.group(2) == "/api/v2/monitor/health"
+    choices = cli_config.ARG_JOB_TYPE_FILTER.kwargs["choices"]
+    for component, job in AIRFLOW_JOBS.items():
+        service = components[component]
+        assert service["healthcheck"]["test"] == [
+            "CMD", "airflow", "jobs", "check", "--job-type", job, "--local"], component
+        assert job in choices
+        assert service["depends_on"][apiserver] == {"condition": "service_healthy"}, component
+    for service in components.values():
+        check = service["healthcheck"]
+        assert {"interval", "timeout", "retries", "start_period"} <= set(check)
+
+
+def _cfg_multiplt() -> dict[str, str]:
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(facts.ROOT / "airflow.cfg")
+    return dict(parser["multiplt"])
+
+
+def test_airflow_cfg_and_the_docs_name_every_multiplt_setting_with_its_default():
+    """docker_gpus and stage_volume_prefix were documented but missing from airflow.cfg."""
+    import dataclasses
+
+    from multiplt_airflow.settings import MultipltSettings
+
+    cfg = _cfg_multiplt()
+    fields = {f.name: f.default for f in dataclasses.fields(MultipltSettings)}
+    assert set(cfg) == set(fields), f"airflow.cfg [multiplt] lacks {sorted(set(fields) - set(cfg))}"
+    for name, default in fields.items():
+        if name not in ("data_uri", "results_store"):  # under the data directory, by variable
+            assert cfg[name] == default, f"airflow.cfg [multiplt] {name} = {cfg[name]!r}, the code's default is {default!r}"
+    table = (facts.ROOT / "docs" / "architecture.md").read_text()
+    for name in fields:
+        assert f"| `{name}` |" in table, f"docs/architecture.md's settings table lacks {name}"
+
+
+def _useradd_uid(dockerfile: str) -> int:
+    return int(re.search(r"useradd --uid (\d+)", (DOCKER / dockerfile).read_text()).group(1))
+
+
+def test_the_worker_image_gives_the_stage_user_its_home_cache_and_workdir():
+    """Stages ran as root; as uid 10001 they need a writable HF_HOME (/cache/huggingface), home
+    (~/.cache: checkpoints copied from S3) and working folder (/work), all root's before."""
+    from multiplt_airflow.docker_stage import HF_CACHE, SANDBOX_USER, STAGE_GID, STAGE_UID
+
+    assert SANDBOX_USER == f"{STAGE_UID}:{STAGE_GID}"
+    assert _useradd_uid("worker.Dockerfile") == _useradd_uid("sandbox.Dockerfile") == STAGE_UID
+    steps = instructions(DOCKER / "worker.Dockerfile")
+    env = " ".join(a for k, a in steps if k == "ENV")
+    assert f"HF_HOME={HF_CACHE}" in env
+    workdir = [a for k, a in steps if k == "WORKDIR"][-1]
+    runs = [(i, a) for i, (k, a) in enumerate(steps) if k == "RUN"]
+    [(index, run)] = [(i, a) for i, a in runs if "usermod" in a]
+    commands = shell_commands(run)
+    assert ["mkdir", "-p", HF_CACHE] in commands
+    assert ["usermod", "--home", "/cache", "multiplt"] in commands
+    assert ["chown", "-R", f"{STAGE_UID}:{STAGE_GID}", "/cache", workdir] in commands
+    # after the dependency layer (a rebuild reuses it), before the code (edited often)
+    deps = next(i for i, a in runs if "pip install" in a and "--no-deps" not in a)
+    code = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("multiplt "))
+    assert deps < index < code

@@ -345,3 +345,196 @@ def test_a_bar_redrawn_in_place_reaches_the_task_log_state_by_state(docker_runti
     assert lines == ["load:  50%| 1/2", "load: 100%| 2/2", "done", "last line without end"]
     assert seen_when_drawing == [["load:  50%| 1/2", "load: 100%| 2/2"]]
     assert [line for line in log.lines if line.startswith(("load", "done", "last"))] == lines
+
+
+# ---- every stage container runs as uid 10001, never root ------------------------------------
+class _Tis:
+    """A task instance of `dag_id` for steps whose execute() names the stage volume."""
+
+    def __init__(self, dag_id, task_id="t", run_id="manual__1", map_index=-1):
+        self.dag_id, self.task_id, self.run_id, self.map_index = dag_id, task_id, run_id, map_index
+
+
+def test_ordinary_and_gpu_stages_run_as_the_stage_user_not_root(file_storage, fake):
+    """Ordinary and GPU stages ran as root (no `user`): on a file:// data root they left
+    root-owned folders the stage-in/out steps (uid 10001) could not write into."""
+    from multiplt_airflow.docker_stage import SANDBOX_USER
+
+    with _dag("docker_users") as dag:
+        stage_task("generate", ["generate", "--out", f"file://{file_storage}/runs/x"], gpu=True)
+        stage_task("score", ["score", "--in", f"file://{file_storage}/runs/x"])
+        stage_task_mapped("record", [["results", "record", "--store", "x"]])
+        stage_task("execute", ["execute", "--in", f"file://{file_storage}/runs/x"], sandbox=True)
+    assert SANDBOX_USER == "10001:10001"
+    for task_id in ("generate", "score", "execute.stage_in", "execute.run", "execute.stage_out"):
+        task = dag.get_task(task_id)
+        assert task.user == SANDBOX_USER, task_id
+    assert dag.get_task("record").partial_kwargs["user"] == SANDBOX_USER
+    dag.get_task("score").execute({})
+    assert fake.created["user"] == "10001:10001"  # what the engine is asked for
+
+
+def test_a_data_root_the_stage_user_cannot_write_is_warned_about(tmp_path, monkeypatch):
+    import os
+
+    from multiplt_airflow.docker_stage import STAGE_GID, STAGE_UID, _ensure_folder
+
+    log = _RecordingLog()
+    warnings = []
+    log.warning = lambda fmt, *args: warnings.append(fmt % args)
+    root = tmp_path / "runs"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)
+    stat = os.stat(root)
+    assert stat.st_uid != STAGE_UID and stat.st_gid != STAGE_GID
+    _ensure_folder(str(root), log)
+    assert warnings == [f"{root} is not writable by uid 10001, the user of every stage container: "
+                        f"a stage that writes there fails with Permission denied (make it that "
+                        f"user's: chown -R 10001:10001 {root})"]
+    warnings.clear()
+    root.chmod(0o777)  # world-writable: the stage user may write
+    _ensure_folder(str(root), log)
+    assert warnings == []
+    # the stage user's own folder, as os.stat reports it (no chown needed to run this test)
+    real_stat = os.stat
+
+    def stat_as(mode):
+        fields = list(real_stat(root))
+        fields[0], fields[4], fields[5] = mode, STAGE_UID, STAGE_GID
+        fake_stat = os.stat_result(fields)
+        monkeypatch.setattr(os, "stat", lambda path, *args, **kwargs: fake_stat if str(path) == str(root)
+                            else real_stat(path, *args, **kwargs))
+
+    stat_as(0o40755)
+    _ensure_folder(str(root), log)
+    assert warnings == []
+    stat_as(0o40555)  # its owner may not write
+    _ensure_folder(str(root), log)
+    assert len(warnings) == 1
+
+
+def test_the_hub_cache_volume_is_mounted_in_ordinary_and_gpu_stages_only(docker_runtime, fake,
+                                                                          monkeypatch):
+    """Containers are removed when they end, and nothing kept the Hub cache (HF_HOME
+    /cache/huggingface): every generate, train and publish downloaded the model again."""
+    from multiplt_airflow import settings
+
+    def volumes(mounts):
+        return [(m["Source"], m["Target"]) for m in mounts if m["Type"] == "volume"]
+
+    with _dag("docker_hf_cache") as dag:
+        stage_task("generate", ["generate", "--in", "x"], gpu=True)
+        stage_task("publish", ["publish", "results", "--store", "s3://b/r.parquet"])
+        stage_task_mapped("train", [["train", "--out", "s3://b/x"]], gpu=True)
+        stage_task("execute", ["execute", "--in", "s3://bucket/runs/x"], sandbox=True)
+    cache = [("multiplt-hf-cache", "/cache/huggingface")]
+    assert volumes(dag.get_task("generate").mounts) == cache
+    assert volumes(dag.get_task("publish").mounts) == cache
+    assert volumes(dag.get_task("train").partial_kwargs["mounts"]) == cache
+    for step in ("stage_in", "run", "stage_out"):  # they download no model
+        assert volumes(dag.get_task(f"execute.{step}").mounts) == []
+    dag.get_task("generate").execute({})
+    assert volumes(fake.created["host_config"]["mounts"]) == cache
+
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__HF_CACHE_VOLUME", "")  # off
+    with _dag("docker_hf_cache_off"):
+        gen = stage_task("generate", ["generate", "--in", "x"], gpu=True)
+    assert volumes(gen.mounts) == []
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__HF_CACHE_VOLUME", "/var/cache/hf")
+    with pytest.raises(ValueError, match=r"^\[multiplt\] hf_cache_volume must be a Docker volume "
+                                         r"name .* or empty, not '/var/cache/hf'$"):
+        settings.load()
+
+
+# ---- the sandbox run step on AppArmor and SELinux hosts ---------------------------------------
+def test_the_run_step_lifts_apparmor_and_selinux_confinement(docker_runtime, fake):
+    """docker-default (AppArmor) denies mount, so bubblewrap failed "Failed to make / slave:
+    Permission denied" on Ubuntu and Debian hosts; SELinux's container type denies its tmpfs."""
+    with _dag("docker_run_lsm") as dag:
+        stage_task("execute", ["execute", "--in", "s3://bucket/runs/x"], sandbox=True)
+    run = dag.get_task("execute.run")
+    run.execute({"ti": _Tis("docker_run_lsm", "execute.run")})
+    security = fake.created["host_config"]["security_opt"]
+    assert security == ["no-new-privileges", "seccomp=unconfined", "apparmor=unconfined",
+                        "label=disable"]
+    assert fake.created["host_config"]["cap_drop"] == ["ALL"]
+    assert fake.created["host_config"]["MaskedPaths"] == fake.created["host_config"]["ReadonlyPaths"] == []
+    for step in ("stage_in", "stage_out"):  # the networked steps keep the engine's confinement
+        assert dag.get_task(f"execute.{step}").host_config == {}
+
+
+# ---- containers are removed, running or not, and can be found by label ------------------------
+def test_a_container_still_running_when_the_task_stops_is_removed_by_force(docker_runtime,
+                                                                          monkeypatch):
+    """On execution_timeout the provider's `finally` removed the container without force: the
+    engine refuses a running one (409), that error replaced the timeout, and on_kill (called
+    only for AirflowTaskTimeout) never ran: the container went on running."""
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    from multiplt_airflow.docker_stage import MultipltDockerOperator
+
+    class Engine(RecordingDocker):
+        def __init__(self):
+            super().__init__()
+            self.forced = []
+
+        def attach(self, **kwargs):
+            def stream():
+                yield b"working\n"
+                raise AirflowTaskTimeout("Timeout, PID: 1")
+            return stream()
+
+        def remove_container(self, container_id, **kwargs):
+            self.removed.append(container_id)
+            self.forced.append(kwargs.get("force", False))
+
+    fake = Engine()
+    monkeypatch.setattr(MultipltDockerOperator, "cli", property(lambda self: fake))
+    with _dag("docker_timeout_removed"):
+        task = stage_task("train", ["train", "--out", "s3://b/x"], gpu=True)
+    assert task.auto_remove == "force"
+    with pytest.raises(AirflowTaskTimeout):
+        task.execute({})
+    assert fake.removed == ["c0ffee"] and fake.forced == [True]
+
+
+def test_every_stage_container_is_labelled_with_its_dag_task_and_run(docker_runtime, fake):
+    with _dag("docker_labels") as dag:
+        stage_task("generate", ["generate", "--in", "x"], gpu=True, labels={"team": "eval"})
+        stage_task("execute", ["execute", "--in", "s3://bucket/runs/x"], sandbox=True)
+    dag.get_task("generate").execute({"ti": _Tis("docker_labels", "generate", "scheduled__2"),
+                                      "run_id": "scheduled__2"})
+    assert fake.created["labels"] == {"team": "eval", "org.multiplt.stage": "docker_labels/generate",
+                                      "org.multiplt.run": "scheduled__2"}
+    for step in ("stage_in", "run", "stage_out"):
+        task_id = f"execute.{step}"
+        dag.get_task(task_id).execute({"ti": _Tis("docker_labels", task_id, "manual__7")})
+        assert fake.created["labels"] == {"org.multiplt.stage": f"docker_labels/{task_id}",
+                                          "org.multiplt.run": "manual__7"}
+    # without a task instance (a test's execute({})): the operator's own DAG and task
+    dag.get_task("generate").execute({})
+    assert fake.created["labels"]["org.multiplt.stage"] == "docker_labels/generate"
+    assert "org.multiplt.run" not in fake.created["labels"]
+
+
+# ---- GPUs only for GPU stages, also where nvidia is the default runtime ----------------------
+def test_only_containers_that_request_gpus_see_them(docker_runtime, fake, monkeypatch):
+    """The CUDA base sets NVIDIA_VISIBLE_DEVICES=all: where the host's default runtime is
+    nvidia, every worker container saw every GPU, outside the gpu pool."""
+    with _dag("docker_nvidia_void") as dag:
+        stage_task("generate", ["generate", "--in", "x"], gpu=True)
+        stage_task("score", ["score", "--in", "x"])
+        stage_task("execute", ["execute", "--in", "s3://bucket/runs/x"], sandbox=True)
+    dag.get_task("generate").execute({})
+    assert "NVIDIA_VISIBLE_DEVICES" not in fake.created["environment"]  # the device request's
+    assert fake.created["host_config"]["device_requests"]
+    dag.get_task("score").execute({})
+    assert fake.created["environment"]["NVIDIA_VISIBLE_DEVICES"] == "void"
+    for step in ("stage_in", "run", "stage_out"):
+        dag.get_task(f"execute.{step}").execute({"ti": _Tis("docker_nvidia_void")})
+        assert fake.created["environment"]["NVIDIA_VISIBLE_DEVICES"] == "void"
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__DOCKER_GPUS", "none")
+    with _dag("docker_nvidia_none"):
+        cpu_gen = stage_task("generate", ["generate", "--in", "x"], gpu=True)
+    cpu_gen.execute({})
+    assert fake.created["environment"]["NVIDIA_VISIBLE_DEVICES"] == "void"
