@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
     try:
         return _main(argv)
+    except Terminated:  # outside _main's own handlers (parsing, printing an error, shutdown)
+        print("multiplt: terminated", file=sys.stderr)
+        return 143
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -16,3 +16,10 @@ class PlatformError(MultipltError):
     """A failure of the platform itself (missing runtime, broken sandbox): retried, never scored."""
 
     exit_code = 3
+
+
+class MissingSetup(PlatformError):
+    """A PlatformError that a retry on the same machine cannot mend: a program or package the
+    sandbox or a language needs is not installed, or a language's known program ends with the
+    wrong status (its test library is missing). Still exit 3 where it is found while executing;
+    commands that check before sampling (testgen, translate) report it as bad setup (exit 2)."""

@@ -15,7 +15,7 @@ import os
 import shutil
 import threading
 
-from multiplt.errors import MultipltError, PlatformError
+from multiplt.errors import MissingSetup, MultipltError, PlatformError
 from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import SANDBOX_PATH, Sandbox
 from multiplt.languages.base import ASSERTION_ERROR, OK, TIMEOUT, Language, Param, TestCase
@@ -62,14 +62,19 @@ def check_ready(langs: list[Language], unsafe: bool = False) -> None:
     its own (one bubblewrap per program, the runner the executor falls back to), so that a
     sandbox that cannot start (bwrap, setpriv or prlimit missing or unusable) or a language of
     `langs` whose runtime or test library is missing stops the command before any sampling.
-    `unsafe`: no sandbox (--unsafe-no-sandbox), the languages are still run. MultipltError
-    (exit 2: a setup problem, which no retry mends), on one line: the preflight's message and
-    INSTALL_HINT."""
+    `unsafe`: no sandbox (--unsafe-no-sandbox), the languages are still run. A missing program,
+    package or test library (MissingSetup) is MultipltError (exit 2: a setup problem, which no
+    retry mends), on one line: the preflight's message and INSTALL_HINT. What may pass on a
+    retry (a known program that timed out twice on a loaded machine, a sandbox that could not
+    start) stays PlatformError (exit 3), as in execute."""
     with Sandbox(unsafe_no_sandbox=unsafe, warm=False, preload=False) as sandbox:
         try:
             preflight(sandbox, langs)
-        except PlatformError as exc:
-            raise MultipltError(f"{' '.join(str(exc).split())}; {INSTALL_HINT}") from None
+        except MissingSetup as exc:
+            message = " ".join(str(exc).split())
+            if not message.endswith(INSTALL_HINT):
+                message = f"{message}; {INSTALL_HINT}"
+            raise MultipltError(message) from None
 
 
 def preflight(sandbox: Sandbox, langs: list[Language], timeout: float | None = None) -> None:
@@ -89,7 +94,7 @@ def preflight(sandbox: Sandbox, langs: list[Language], timeout: float | None = N
 def _check_language(sandbox: Sandbox, lang: Language, timeout: float | None) -> None:
     missing = missing_binaries(lang, sandbox.unsafe)
     if missing:
-        raise PlatformError(
+        raise MissingSetup(
             f"{lang.name} ({lang.code}) cannot run: {', '.join(missing)} not installed (not on "
             f"PATH {runtime_path(sandbox.unsafe)}); {INSTALL_HINT}")
     # Start-up is slower on a loaded machine: allow twice the language's limit.
@@ -107,7 +112,9 @@ def _check_language(sandbox: Sandbox, lang: Language, timeout: float | None) -> 
             kind = "known-good" if good else "known-bad"
             library = f" ({lang.test_library})" if lang.test_library else ""
             detail = (result.stderr or result.stdout).strip()[-800:] or "(no output)"
-            raise PlatformError(
+            # a wrong status is a missing runtime or test library; two timeouts may be load
+            error = PlatformError if status == TIMEOUT else MissingSetup
+            raise error(
                 f"preflight for {lang.name} ({lang.code}) failed: its {kind} program ended "
                 f"{status} with exit code {result.exit_code}, expected {want}. The runtime or its "
                 f"test library{library} is missing or misbehaves. Output: {detail}")

@@ -20,7 +20,7 @@ import tempfile
 import threading
 from typing import Callable, ClassVar
 
-from multiplt.errors import PlatformError
+from multiplt.errors import MissingSetup, PlatformError
 from multiplt.execution import bwrap, seccomp
 from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
 from multiplt.execution.process import Finished, run_bounded
@@ -88,7 +88,8 @@ class BwrapRunner(Runner):
                 return
             why = (f"bubblewrap could not start a sandbox as uid {NOBODY} (exit {probe.exit_code}): "
                    f"{(probe.stderr or probe.stdout).strip()[:500]}")
-        raise PlatformError(
+        error = MissingSetup if not shutil.which("bwrap") else PlatformError
+        raise error(
             f"no isolation available for untrusted programs: {why}. Run where bubblewrap can create "
             "user namespaces (Debian: sysctl kernel.unprivileged_userns_clone=1; Ubuntu 24.04+: "
             "an AppArmor profile allowing bwrap userns; in Docker: a seccomp profile that allows "

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import weakref
 
-from multiplt.errors import PlatformError
+from multiplt.errors import MissingSetup, PlatformError
 from multiplt.execution import forkserver, libcache, native, privileges, tempdirs, view, zygote
 from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
 from multiplt.execution.process import Finished
@@ -126,7 +126,7 @@ class Sandbox:
                 if os.geteuid() == 0:
                     self._spawner = _dropped_threads()
                     if self._spawner is None and not shutil.which("setpriv"):
-                        raise PlatformError("setpriv is not installed (Debian package util-linux);"
+                        raise MissingSetup("setpriv is not installed (Debian package util-linux);"
                                             " it drops root to uid 65534 for the sandbox")
                 # What of the host's files programs see, once per batch (view.py)
                 self.view = view.current(for_nobody=os.geteuid() == 0, private=self.private)
@@ -138,7 +138,7 @@ class Sandbox:
             needs_prlimit = self.unsafe or (os.geteuid() == 0 and self._spawner is None)
             if needs_prlimit and not shutil.which("prlimit"):
                 runner.close()
-                raise PlatformError("prlimit is not installed (Debian package util-linux); it sets "
+                raise MissingSetup("prlimit is not installed (Debian package util-linux); it sets "
                                     "the sandbox's resource limits")
             self.runner = runner
             self.warm = isinstance(runner, WarmRunner)

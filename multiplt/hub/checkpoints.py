@@ -426,7 +426,10 @@ def _record(published: list[dict], repo_id: str, summary: dict, tags_now: dict, 
         uri = storage.join(output["out"], "published.json")
         try:
             before = storage.read_json(uri) if storage.exists(uri) else {}
-        except Exception:  # noqa: BLE001 - an unreadable record is rewritten
+        except PlatformError as exc:  # storage down: rewriting would drop the earlier tags
+            LOG.warning("published, but cannot read %s to add to it: %s", uri, exc)
+            continue
+        except (MultipltError, ValueError):  # an unreadable record is rewritten
             before = {}
         earlier = before.get("tags") or [] if isinstance(before, dict) and before.get("repo") == repo_id else []
         tags = sorted(({*earlier, *(r["tag"] for r in output["rows"] if r["tag"] in done)}) & set(tags_now))

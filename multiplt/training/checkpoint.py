@@ -251,13 +251,14 @@ def save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir,
         write_trainer_state(state_dir, {"epoch": epoch, "step": step, "tag": tag,
                                         "data_sha256": packed.sha256,
                                         "processes": accelerator.num_processes, "seed": config.seed})
-        if lease is not None:  # the checkpoint's upload may have taken long
-            lease.check(f"the training state of {tag}")
+    # collectives, so that every process stops together when the lease was lost meanwhile
+    check_held(lease, accelerator, f"the training state of {tag}")  # the checkpoint's upload may have taken long
+    if main:
         upload(state_dir, row["state_uri"])
         storage.write_jsonl(storage.join(config.out, "logs", f"epoch{epoch}.jsonl"),
                             log_rows + [{"step": step, "eval_loss": eval_loss}])
-        if lease is not None:  # and so may the state's: the commit, then the prune of older states
-            lease.check(f"the manifest row of {tag}")
+    check_held(lease, accelerator, f"the manifest row of {tag}")  # and so may the state's
+    if main:  # the commit, then the prune of older states
         manifest.append(config.out, row)
         prune_states(config.out, keep_tag=tag)
         LOG.info("checkpoint %s (epoch %d, step %d) written to %s", tag, epoch, step, uri)

@@ -195,10 +195,12 @@ def _finished(cfg: TranslateConfig, lang, report: dict) -> dict | None:
         excluded = storage.read_parquet(writer.excluded_uri(cfg.out, lang.split, cfg.shard))
         samples = [r for r in excluded.select("stage", "reason").iter_rows(named=True)
                    if r["stage"] in SAMPLE_STAGES]
-        funnel["dropped"] = dropped_reasons(report["dropped"], samples)
-        storage.write_json(funnel_uri, funnel, indent=2)
-        LOG.info("translate %s: shard %s's funnel now counts the dropped samples' reasons",
-                 lang.code, writer.shard_tag(cfg.shard))
+        mended = dropped_reasons(report["dropped"], samples)
+        if mended != funnel.get("dropped"):  # else mended before (a rerun writes nothing)
+            funnel["dropped"] = mended
+            storage.write_json(funnel_uri, funnel, indent=2)
+            LOG.info("translate %s: shard %s's funnel now counts the dropped samples' reasons",
+                     lang.code, writer.shard_tag(cfg.shard))
     # a run killed after a data file, before the summary: mended (and a mended funnel summed)
     writer.write_summary(cfg.out, report=(lang.code,))
     return funnel

@@ -98,3 +98,31 @@ def test_the_handler_is_put_back_after_an_in_process_call(tmp_path):
     with pytest.raises(SystemExit):
         cli.main(["--version"])
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sigterm_while_an_error_is_reported_still_exits_143(tmp_path, monkeypatch, capsys):
+    """Terminated raised outside the command (here: while its error is being reported) is caught
+    by main too: one line, 143, no traceback."""
+    from multiplt import cli
+    from multiplt.errors import MultipltError
+
+    (tmp_path / "failcmd.py").write_text(textwrap.dedent('''
+        from multiplt.errors import MultipltError
+
+        def register(subparsers):
+            subparsers.add_parser("fail").set_defaults(func=fail)
+
+        def fail(args):
+            raise MultipltError("bad input")
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    modules = cli.command_modules
+    monkeypatch.setattr(cli, "command_modules", lambda: modules() + ["failcmd"])
+
+    def terminated_meanwhile():
+        raise cli.Terminated()
+
+    monkeypatch.setattr(cli, "end_progress_bars", terminated_meanwhile)
+    assert cli.main(["fail"]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "multiplt: terminated"
+    assert issubclass(cli.Terminated, KeyboardInterrupt) and not issubclass(MultipltError, KeyboardInterrupt)
