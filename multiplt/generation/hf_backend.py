@@ -76,6 +76,50 @@ class TransformersBackend(Backend):
     def _decode(self, ids: list[int]) -> str:
         return self._raw_decode(ids, skip_special_tokens=False)
 
+    def _completion(self, ids: list[int]) -> str:
+        """A completion's text as MultiPL-E's HF path decodes it: its ids up to the first special
+        token (any of the tokenizer's `all_special_ids`, or EOS), decoded with special tokens
+        kept. StarCoder2's `A<file_sep>B`, a completion that runs on into another file, gives A.
+        Rows are not ended at such a token while sampling (EOS and stop strings end them); the
+        cut is made here."""
+        special = self._special_ids
+        for i, token in enumerate(ids):
+            if token in special:
+                return self._decode(ids[:i])
+        return self._decode(ids)
+
+    @property
+    def _special_ids(self) -> frozenset[int]:
+        ids = getattr(self, "_special_ids_cache", None)
+        if ids is None:
+            # a tokenizer object without the list (a test's scripted one) has EOS only
+            ids = frozenset(getattr(self.tokenizer, "all_special_ids", None) or ())
+            if self.eos_token_id is not None:
+                ids |= {self.eos_token_id}
+            self._special_ids_cache = ids
+        return ids
+
+    def _encode(self, text: str) -> tuple[list[int], int]:
+        """(prompt ids, how many of them the tokenizer put before the text). As MultiPL-E's HF
+        path, the prompt is tokenized with the tokenizer's default special tokens: a BOS for the
+        tokenizers that add one (Llama, CodeLlama, DeepSeek-Coder: add_bos_token), nothing for
+        StarCoder's. A tokenizer that also appends EOS (add_eos_token) would end the prompt with
+        it; MultiPL-E keeps that EOS (its decode then stops at it, giving empty completions),
+        here it is dropped: a causal LM continues the prompt, and EOS would tell it the text has
+        ended."""
+        ids = self.tokenizer(text)["input_ids"]
+        plain = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) == len(plain):
+            return ids, 0  # the tokenizer adds nothing (StarCoder)
+        head = next((i for i in range(len(ids) - len(plain) + 1) if ids[i: i + len(plain)] == plain), None)
+        if head is None:  # not the text's ids with tokens around them: only a last EOS goes
+            appended = bool(ids) and ids[-1] == self.eos_token_id and plain[-1:] != ids[-1:]
+            return (ids[:-1] if appended else ids), 0
+        tail = ids[head + len(plain):]
+        while tail and tail[-1] == self.eos_token_id:
+            tail.pop()
+        return ids[: head + len(plain)] + tail, head
+
     @property
     def _raw_decode(self):
         """The tokenizers library's decode when it gives what `tokenizer.decode` gives (a fast
@@ -93,12 +137,12 @@ class TransformersBackend(Backend):
         encoded = {}
         for r in requests:
             if r.problem not in encoded:
-                encoded[r.problem] = self.tokenizer(r.prompt.strip(), add_special_tokens=False)["input_ids"]
+                encoded[r.problem] = self._encode(r.prompt.strip())
         jobs = []
         for r in sorted(requests, key=lambda r: (r.problem, r.index)):
-            prompt, max_new = encoded[r.problem], sampling.max_new_tokens
+            (prompt, head), max_new = encoded[r.problem], sampling.max_new_tokens
             if self.max_positions:
-                prompt = self._fit(r.problem, prompt, max_new)
+                prompt = self._fit(r.problem, prompt, max_new, head)
                 max_new = min(max_new, self.max_positions - len(prompt))
             jobs.append(Job(r, prompt, sample_seed(sampling.seed, r.problem, r.index), max_new))
         opts = SamplerOptions(temperature=sampling.temperature, top_p=sampling.top_p,
@@ -111,20 +155,23 @@ class TransformersBackend(Backend):
         else:
             groups = self._fixed_batches(jobs, opts)
         for group in groups:
-            yield [(r, cut_at_stop(self._decode(ids), sampling.stop)) for r, ids in group]
+            yield [(r, cut_at_stop(self._completion(ids), sampling.stop)) for r, ids in group]
 
-    def _fit(self, problem: str, prompt: list[int], max_new: int) -> list[int]:
+    def _fit(self, problem: str, prompt: list[int], max_new: int, head: int = 0) -> list[int]:
         """A prompt that leaves the model no room to write is cut from the left (MultiPL-T
         truncates its test-generation inputs likewise): its end, where the completion continues,
-        stays, and room remains for `max_new` tokens, at most half the context."""
+        stays, and room remains for `max_new` tokens, at most half the context. Its first `head`
+        ids, what the tokenizer put before the text (a BOS), stay in front."""
         if len(prompt) < self.max_positions:
             return prompt
         keep = self.max_positions - min(max_new, self.max_positions // 2)
+        head = min(head, keep)
         if problem not in self._cut:
             self._cut.add(problem)
             LOG.warning("prompt of %s is %d tokens, the model's context %d: its first %d tokens "
-                        "are cut", problem, len(prompt), self.max_positions, len(prompt) - keep)
-        return prompt[len(prompt) - keep:]
+                        "are cut%s", problem, len(prompt), self.max_positions, len(prompt) - keep,
+                        f" (after the {head} the tokenizer puts in front, which stay)" if head else "")
+        return prompt[:head] + prompt[len(prompt) - keep + head:]
 
     def _fixed_batches(self, jobs, opts):
         """Batches of --batch-size (default 16) jobs of similar prompt length, each sampled to

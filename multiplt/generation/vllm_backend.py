@@ -30,6 +30,12 @@ class VLLMBackend(Backend):
             self.llm = vllm.LLM(model=self.model_ref.path, tokenizer=self.tokenizer_ref.path,
                                 dtype="bfloat16", max_model_len=2048)
         self.chunk = chunk
+        # A completion ends at its first special token, as on MultiPL-E's HF path (StarCoder2's
+        # `A<file_sep>B` gives A): vLLM stops a sequence at any of `stop_token_ids` and leaves a
+        # special one out of the text. By default it would only hide special tokens and go on.
+        # The prompt is vLLM's to tokenize: with the tokenizer's default special tokens (BOS).
+        tokenizer = self.llm.get_tokenizer()
+        self.special_ids = sorted(set(getattr(tokenizer, "all_special_ids", None) or ()))
 
     @classmethod
     def from_options(cls, model=None, revision=None, tokenizer=None, **_):
@@ -49,6 +55,7 @@ class VLLMBackend(Backend):
             params = [self._vllm.SamplingParams(
                 temperature=sampling.temperature, top_p=sampling.top_p,
                 max_tokens=sampling.max_new_tokens, stop=list(sampling.stop),
+                stop_token_ids=list(self.special_ids),
                 seed=sample_seed(sampling.seed, r.problem, r.index)) for r in batch]
             outs = self.llm.generate([r.prompt.strip() for r in batch], params)
             yield [(r, cut_at_stop(o.outputs[0].text, sampling.stop)) for r, o in zip(batch, outs)]
