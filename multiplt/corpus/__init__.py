@@ -4,6 +4,7 @@
     extract    top-level functions (too deeply nested ones dropped), their `context` (imports,
                module names)
     filters    the cheap keep-or-drop blocks, each with a named reason and counters
+    tsnodes    tree-sitter-python node counts from Python's parser (the too-short filter's)
     decontam   benchmark overlap (exact substring + normalized match)
     typecheck  Pyright (basedpyright) in batches
     signatures exact and MinHash signatures; dedup: the cross-shard pass over them

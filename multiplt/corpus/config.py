@@ -24,7 +24,7 @@ class CorpusConfig:
     typecheck: bool = True
     typecheck_batch: int = 250
     typecheck_timeout: float = 300.0
-    # too_short: docstring + one `return` with fewer than this many tree-sitter-like nodes
+    # too_short: docstring + one `return` with fewer than this many tree-sitter-python nodes
     too_short_nodes: int = 9
     # near dedup: MinHash LSH over shingles of `shingle` tokens
     near_threshold: float = 0.7

@@ -6,6 +6,7 @@ import ast
 import io
 import tokenize
 
+from multiplt.corpus import tsnodes
 from multiplt.corpus.blocks import Block
 
 NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
@@ -86,28 +87,68 @@ class TodoFilter(Block):
         return "source contains TODO" if "TODO" in row["content"] else None
 
 
-IGNORED_TOKENS = {tokenize.NEWLINE, tokenize.NL, tokenize.COMMENT, tokenize.INDENT,
-                  tokenize.DEDENT, tokenize.ENDMARKER}
-LEAVES = (ast.Name, ast.Constant, ast.expr_context, ast.operator, ast.boolop, ast.cmpop,
-          ast.unaryop)
+def segment(src, node: ast.AST) -> str:
+    """The source of `node`, from its first to its last character."""
+    lines = [line.encode("utf-8") for line in src.lines[node.lineno - 1:node.end_lineno]]
+    lines[-1] = lines[-1][:node.end_col_offset]
+    lines[0] = lines[0][node.col_offset:]
+    return "\n".join(line.decode("utf-8", "replace") for line in lines)
 
 
 def tree_size(stmt: ast.Return, src) -> int:
-    """A tree-sitter-like node count of a statement: its tokens (tree-sitter's leaves) plus its
-    inner syntax nodes (`return a + b` = 6: return_statement, `return`, binary_operator, a, +, b)."""
-    first = src.lines[stmt.lineno - 1].encode("utf-8")[stmt.col_offset:].decode("utf-8", "replace")
-    text = "\n".join([first, *src.lines[stmt.lineno:stmt.end_lineno]])
+    """The nodes of the statement's tree-sitter-python tree, itself and all its descendants
+    (MultiPL-T's count_total_nodes), counted on Python's parser by tsnodes: `return len(s)` = 8
+    (return_statement, `return`, call, len, argument_list, `(`, s, `)`)."""
     try:
-        tokens = sum(1 for t in tokenize.generate_tokens(io.StringIO(text).readline)
-                     if t.type not in IGNORED_TOKENS)
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        tokens = sum(1 for n in ast.walk(stmt) if isinstance(n, LEAVES))
-    inner = sum(1 for n in ast.walk(stmt) if not isinstance(n, LEAVES))
-    return tokens + inner
+        return tsnodes.statement_nodes(segment(src, stmt))
+    except (SyntaxError, ValueError, IndexError, tokenize.TokenError):
+        # never seen on the standard library: an estimate from the syntax tree alone (the
+        # statement's nodes and its `return`)
+        return 1 + sum(1 for n in ast.walk(stmt) if not isinstance(n, ast.expr_context))
+
+
+def block_extras(node, src) -> bool:
+    """Whether tree-sitter's block of this [docstring, return] body holds more children than the
+    two statements: a comment or `;` beside them, from the docstring to the end of the return's
+    line, or a comment on the first non-blank line after it indented at least as deep as the
+    body (tree-sitter counts a tab as 8 columns)."""
+    doc, ret = node.body
+    first = doc.lineno
+    lines = [" " * doc.col_offset + src.lines[first - 1].encode("utf-8")[doc.col_offset:].decode(
+        "utf-8", "replace"), *src.lines[first:ret.end_lineno]]
+    inside = [((s.lineno, s.col_offset), (s.end_lineno, s.end_col_offset)) for s in (doc, ret)]
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline):
+            if tok.type == tokenize.COMMENT or (tok.type == tokenize.OP and tok.string == ";"):
+                row, col = tok.start[0] + first - 1, len(
+                    lines[tok.start[0] - 1][:tok.start[1]].encode("utf-8"))
+                if not any(a <= (row, col) < b for a, b in inside):
+                    return True
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    after = next((line for line in src.lines[ret.end_lineno:] if line.strip(" \t\f\r")), "")
+    return (after.lstrip(" \t\f\r").startswith("#")
+            and ts_indent(after) >= ts_indent(src.lines[first - 1]))
+
+
+def ts_indent(line: str) -> int:
+    width = 0
+    for c in line:
+        if c == " ":
+            width += 1
+        elif c == "\t":
+            width += 8
+        elif c in "\f\r":
+            width = 0
+        else:
+            break
+    return width
 
 
 class TooShortFilter(Block):
-    """Docstring plus a single `return` of fewer than `min_nodes` nodes (MultiPL-T: 9)."""
+    """Docstring plus a single `return` of fewer than `min_nodes` tree-sitter nodes (MultiPL-T:
+    9). MultiPL-T's test is "the function's block has exactly two children, the second a
+    `return`", and a comment or `;` is a child there too: such a body is not checked."""
 
     name, reason = "too_short", "too_short"
 
@@ -116,8 +157,10 @@ class TooShortFilter(Block):
         self.min_nodes = min_nodes
 
     def check(self, row):
-        body = row["_node"].body[1:] if docstring_of(row["_node"]) else row["_node"].body
-        if len(body) != 1 or not isinstance(body[0], ast.Return):
+        node = row["_node"]
+        if (len(node.body) != 2 or docstring_of(node) is None
+                or not isinstance(node.body[1], ast.Return)
+                or block_extras(node, row["_src"])):
             return None
-        size = tree_size(body[0], row["_src"])
+        size = tree_size(node.body[1], row["_src"])
         return f"a single return of {size} nodes (< {self.min_nodes})" if size < self.min_nodes else None
