@@ -204,7 +204,10 @@ def analyze(source: Source, timeout: float = 20.0, unsafe_no_sandbox: bool = Fal
                 reason = an.site_drops.get(site.index, an.error or "problem not analyzable")
                 funnel.drop(reason.split(" (")[0].split(":")[0][:50])
     funnel.log(LOG)
-    unused = set(overrides) - {an.problem.name for an in analyses}
-    if unused and len(source.problems) > 100:
+    # against the whole source: a selection (--problems, --limit) leaving an overridden problem
+    # out is no mistake of the overrides file
+    names = source.selected_from or {an.problem.name for an in analyses}
+    unused = set(overrides) - names
+    if unused and len(names) > 100:
         LOG.warning("overrides name problems not in the source: %s", ", ".join(sorted(unused)))
     return analyses

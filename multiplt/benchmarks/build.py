@@ -138,7 +138,8 @@ def select(source: sources.Source, limit: int | None, problems) -> sources.Sourc
         if limit < 1:
             raise MultipltError(f"--limit must be at least 1, got {limit}")
         chosen = chosen[:limit]
-    return dataclasses.replace(source, problems=chosen)
+    return dataclasses.replace(source, problems=chosen,
+                               selected_from=frozenset(p.name for p in source.problems))
 
 
 def build_rows(source: sources.Source, lang: Language,

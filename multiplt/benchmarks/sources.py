@@ -46,6 +46,9 @@ class Source:
     label: str  # `humaneval`, a URI, or a dataset name
     problems: list[SourceProblem]
     sha256: str
+    #: the names of the whole source's problems when `problems` is a selection of them
+    #: (--limit, --problems: build.select), so that what the selection leaves out is known
+    selected_from: frozenset[str] | None = None
 
 
 def source_name(source: str) -> str:

@@ -39,6 +39,9 @@ def _build(args) -> int:
     from multiplt.benchmarks.build import build_benchmark
     from multiplt.errors import MultipltError
 
+    if "," in args.lang:  # one benchmark file is one language
+        raise MultipltError(f"--lang {args.lang}: benchmark build takes one language code; run it "
+                            f"once per language, or `multiplt evaluate --lang {args.lang}`")
     try:
         languages.get(args.lang)
     except MultipltError as exc:  # named with the flag, as every command's --lang is

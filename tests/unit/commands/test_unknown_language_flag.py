@@ -34,3 +34,14 @@ def test_unknown_language_names_the_flag(command, lang, tmp_path, capsys):
         f"multiplt {command}: error: --lang {lang}: unknown language {unknown!r}; known: {known}"]
     assert captured.out == ""
     assert not out.exists()
+
+
+def test_benchmark_build_takes_one_language(tmp_path, capsys):
+    from multiplt import cli
+
+    out = tmp_path / "b.jsonl"
+    assert cli.main(["benchmark", "build", "--lang", "rkt,lua", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "multiplt benchmark: error: --lang rkt,lua: benchmark build takes one language code; run "
+        "it once per language, or `multiplt evaluate --lang rkt,lua`")
+    assert not out.exists()
