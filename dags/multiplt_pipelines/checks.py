@@ -346,10 +346,11 @@ def recipe(name: str) -> None:
         recipe_location(name)
 
 
-def splits(datasets: dict[str, str]) -> None:
+def splits(datasets: dict[str, str], param: str = "languages") -> None:
     """The published dataset (nuprl/MultiPL-T) holds a fixed set of splits (params.MULTIPLT_SPLITS,
     as `multiplt train` checks them): a language whose split is not one of them (Python, the
-    source language; a language added to the registry) needs a dataset of its own."""
+    source language; a language added to the registry) needs a dataset of its own. `param`: the
+    Param that names the languages."""
     from multiplt import languages
     from multiplt.training.config import check_published_split
 
@@ -360,7 +361,7 @@ def splits(datasets: dict[str, str]) -> None:
         try:
             check_published_split(dataset, split, lang)
         except MultipltError:
-            raise BadParams(f"Param languages: {dataset} has no {split!r} split to fine-tune "
+            raise BadParams(f"Param {param}: {dataset} has no {split!r} split to fine-tune "
                             f"{lang} on (its splits: {', '.join(MULTIPLT_SPLITS)}); train {lang} "
                             "on a `dataset` of its own, e.g. its multiplt_translate output",
-                            ["languages", "dataset"]) from None
+                            [param, "dataset"]) from None

@@ -76,12 +76,8 @@ def check_watch(settings: dict, models: list[str]) -> None:
         return
     checks.recipe(settings["recipe"])
     checks.named(settings, ["dataset"])
-    try:
-        checks.splits({lang: settings["dataset"].replace("{lang}", lang)
-                       for lang in settings["finetune_languages"]})
-    except checks.BadParams as exc:  # this DAG's Param is finetune_languages
-        raise checks.BadParams(str(exc).replace("Param languages:", "Param finetune_languages:", 1),
-                               ["finetune_languages", "dataset"]) from None
+    checks.splits({lang: settings["dataset"].replace("{lang}", lang)
+                   for lang in settings["finetune_languages"]}, param="finetune_languages")
 
 
 class NothingToEvaluate(Exception):

@@ -159,8 +159,10 @@ class TooShortFilter(Block):
     def check(self, row):
         node = row["_node"]
         if (len(node.body) != 2 or docstring_of(node) is None
-                or not isinstance(node.body[1], ast.Return)
-                or block_extras(node, row["_src"])):
+                or not isinstance(node.body[1], ast.Return)):
             return None
         size = tree_size(node.body[1], row["_src"])
-        return f"a single return of {size} nodes (< {self.min_nodes})" if size < self.min_nodes else None
+        # the comment test tokenizes the function: only for the few returns short enough to drop
+        if size >= self.min_nodes or block_extras(node, row["_src"]):
+            return None
+        return f"a single return of {size} nodes (< {self.min_nodes})"

@@ -162,7 +162,9 @@ def summary(funnel: dict) -> str:
 
 
 def _documents(n: int) -> str:
-    return f"{n} document{'' if n == 1 else 's'}"
+    from multiplt.corpus.shard import documents  # the shard log's noun, for any kind of source
+
+    return documents(n, None)
 
 
 def _warn_if_empty(funnel: dict, out: str) -> None:

@@ -6,6 +6,7 @@ padding."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Iterator
 
@@ -88,15 +89,12 @@ class TransformersBackend(Backend):
                 return self._decode(ids[:i])
         return self._decode(ids)
 
-    @property
+    @functools.cached_property
     def _special_ids(self) -> frozenset[int]:
-        ids = getattr(self, "_special_ids_cache", None)
-        if ids is None:
-            # a tokenizer object without the list (a test's scripted one) has EOS only
-            ids = frozenset(getattr(self.tokenizer, "all_special_ids", None) or ())
-            if self.eos_token_id is not None:
-                ids |= {self.eos_token_id}
-            self._special_ids_cache = ids
+        # a tokenizer object without the list (a test's scripted one) has EOS only
+        ids = frozenset(getattr(self.tokenizer, "all_special_ids", None) or ())
+        if self.eos_token_id is not None:
+            ids |= {self.eos_token_id}
         return ids
 
     def _encode(self, text: str) -> tuple[list[int], int]:

@@ -122,25 +122,36 @@ class PassAt1(NamedTuple):
     num_problems: tuple[int, ...] = ()
 
 
-def pass_at_1(store: str | None, outputs: list[dict], repo_id: str, also: frozenset = frozenset()) -> PassAt1:
-    """pass@1 of the checkpoints in the results store (the training output or the published
-    repo as the model, the tag as the revision), on ONE benchmark so that the tags compare: the
-    benchmark that covers the most of the outputs' tags and the tags in `also` (the card's other
-    rows; ties: the one with more problems, then the name). A partial run (`--limit`,
-    `--problems`) is a benchmark of its own, so a 5-problem smoke run never outscores the full
-    benchmark. Per tag the latest recorded row at k=1."""
+def store_rows(store: str | None) -> list[dict] | None:
+    """The rows of the results store `store` (--results-store), None without one."""
     if not store:
-        return PassAt1({})
+        return None
     from multiplt import storage
     from multiplt.results import read_store
 
     if not storage.exists(store):  # a misspelled store would silently drop pass@1 from the card
         raise MultipltError(f"--results-store {store}: no results store there (record runs first "
                             f"with `multiplt results record`, or leave the option out)")
+    return read_store(store).to_dicts()
+
+
+def pass_at_1(store: str | None, outputs: list[dict], repo_id: str, also: frozenset = frozenset(),
+              rows: list[dict] | None = None) -> PassAt1:
+    """pass@1 of the checkpoints in the results store (the training output or the published
+    repo as the model, the tag as the revision), on ONE benchmark so that the tags compare: the
+    benchmark that covers the most of the outputs' tags and the tags in `also` (the card's other
+    rows; ties: the one with more problems, then the name). A partial run (`--limit`,
+    `--problems`) is a benchmark of its own, so a 5-problem smoke run never outscores the full
+    benchmark. Per tag the latest recorded row at k=1. `rows`: the store's rows read already
+    (store_rows), else `store` is read."""
+    if rows is None:
+        rows = store_rows(store)
+    if rows is None:
+        return PassAt1({})
     models = {given.rstrip("/") for o in outputs for given in o.get("given", [o["out"]])} | {repo_id}
     tags = {r["tag"] for o in outputs for r in o["rows"]} | set(also)
     by_benchmark: dict[str, dict[str, list[dict]]] = {}
-    for row in read_store(store).to_dicts():
+    for row in rows:
         if row["k"] == 1 and row["model"].rstrip("/") in models and row.get("revision") in tags:
             by_benchmark.setdefault(benchmark_name(row), {}).setdefault(row["revision"], []).append(row)
     if not by_benchmark:
@@ -332,7 +343,8 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
     outputs = []
     for out, given in distinct_outputs(outs):
         outputs.append({**load_output(out), "given": given})
-    pass1 = pass_at_1(results_store, outputs, repo_id)
+    scored = store_rows(results_store)  # read once: the card may look again (_card)
+    pass1 = pass_at_1(results_store, outputs, repo_id, rows=scored)
     passk = pass1.scores
     selected = [(o, r) for o in outputs for r in select(o, tags, passk)]
     unknown = sorted(set(wanted) - {r["tag"] for _, r in selected})
@@ -378,7 +390,7 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
                 raise MultipltError(_conflict(client, repo_id, tag, existing[tag], output, bundle))
         kept = _card_on_main(client, refs["branches"].get("main"))
         moved = {row["tag"] for row, _, is_moved in todo if is_moved}
-        card = _card(repo_id, outputs, published, kept, existing, moved, license, results_store, pass1)
+        card = _card(repo_id, outputs, published, kept, existing, moved, license, scored, pass1)
         for _, _, bundle in bundles:
             bundle.add_text(CARD, card)
         for row, bundle, moved_tag in todo:
@@ -490,7 +502,7 @@ def _epoch(value) -> tuple:
 
 
 def _card(repo_id: str, outputs: list[dict], published: list[dict], kept: cards.KeptPass1 | None,
-          existing: dict, moved: set, license: str, results_store: str | None,
+          existing: dict, moved: set, license: str, scored: list[dict] | None,
           pass1: PassAt1) -> str:
     """The model card after this publication: its checkpoints and the card on main's other
     checkpoints that still exist (union_outputs), with pass@1 from the results store, or
@@ -501,7 +513,7 @@ def _card(repo_id: str, outputs: list[dict], published: list[dict], kept: cards.
     tags = [r["tag"] for o in table for r in o["rows"]]
     new = {r["tag"] for o in published for r in o["rows"]}
     carried = {t: kept.scores[t] for t in tags if kept and t in kept.scores and t not in moved}
-    if not results_store:
+    if scored is None:  # no --results-store
         unlooked = tuple(t for t in tags if not kept or t not in kept.tags or t in kept.not_looked_up
                          or t in moved)
         if carried:
@@ -511,7 +523,7 @@ def _card(repo_id: str, outputs: list[dict], published: list[dict], kept: cards.
                                 not_looked_up=unlooked)
     others = frozenset(set(tags) - new)
     if others:  # `pass1` is this publication's lookup: look again, with the card's other tags
-        pass1 = pass_at_1(results_store, outputs, repo_id, also=others)
+        pass1 = pass_at_1(None, outputs, repo_id, also=others, rows=scored)
     scores = {t: pass1.scores[t] for t in tags if t in pass1.scores}
     same_benchmark = pass1.benchmark is None or (kept is not None
                                                   and cards.note_benchmark(kept.note) == pass1.benchmark)
