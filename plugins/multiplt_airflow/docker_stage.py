@@ -110,8 +110,12 @@ class MultipltDockerOperator(DockerOperator):
         self.stage_group = stage_group
         self.volume_prefix = volume_prefix
         self.remove_volume = remove_volume
-        # container host settings DockerOperator has no argument for (cap_drop, security_opt)
-        self.host_config = dict(host_config or {})
+        # container host settings DockerOperator has no argument for (cap_drop, security_opt).
+        # Every container runs Docker's init (tini) as PID 1: `multiplt` as PID 1 would never
+        # reap the orphans its tools leave (Pyright's node workers, a runtime's children) and the
+        # kernel sends PID 1 no signal it has no handler for; init forwards `docker stop`'s
+        # SIGTERM to multiplt, which ends the command as Ctrl-C does (exit 143).
+        self.host_config = {"init": True, **(host_config or {})}
         self._own_labels = self.labels  # the caller's; execute() adds the stage's own
         self._secrets: list[str] = []
 
@@ -155,9 +159,8 @@ class MultipltDockerOperator(DockerOperator):
             name = self.volume_name(context)
             self.log.info("Stage volume: %s at %s", name, STAGE_ROOT)
             self.mounts = [*self.mounts, Mount(target=STAGE_ROOT, source=name, type="volume")]
-        if self.host_config:
-            cli, create = self.cli, self.cli.create_host_config
-            cli.create_host_config = lambda **kw: with_host_config(create, kw, self.host_config)
+        cli, create = self.cli, self.cli.create_host_config
+        cli.create_host_config = lambda **kw: with_host_config(create, kw, self.host_config)
         # the provider logs container output split on "\n" only: a bar a library redraws in place
         # ("\r", transformers loading weights) would reach the task log as one record at its end
         cli, attach = self.cli, self.cli.attach

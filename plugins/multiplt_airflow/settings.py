@@ -14,6 +14,7 @@ import re
 RUNTIMES = ("local", "docker")
 DOCKER_GPUS = ("all", "none")
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # what the Docker engine accepts
+VOLUME_PREFIX = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # + "-<hash>" makes a volume name
 
 # Credentials (storage, the Hub, and the key of an OpenAI-compatible teacher server, which
 # `generate --backend openai` sends): passed to docker stage containers only as private
@@ -82,6 +83,10 @@ def load() -> MultipltSettings:
         raise ValueError("[multiplt] hf_cache_volume must be a Docker volume name (two or more "
                          f"letters, digits, _ . -, the first a letter or digit) or empty, not "
                          f"{settings.hf_cache_volume!r}")
+    if not VOLUME_PREFIX.fullmatch(settings.stage_volume_prefix):
+        raise ValueError("[multiplt] stage_volume_prefix must start a Docker volume name (letters, "
+                         "digits, _ . -, the first a letter or digit), not "
+                         f"{settings.stage_volume_prefix!r}")
     if settings.runtime not in RUNTIMES:
         raise ValueError(f"[multiplt] runtime must be one of {', '.join(RUNTIMES)}, "
                          f"not {settings.runtime!r}")

@@ -157,7 +157,7 @@ def test_docker_sandbox_stage_runs_without_network_between_stage_in_and_out(dock
     assert stage_in.user == run.user == stage_out.user == "10001:10001"
     assert run.host_config["cap_drop"] == ["ALL"] and "no-new-privileges" in run.host_config["security_opt"]
     assert {"seccomp=unconfined", "apparmor=unconfined", "label=disable"} <= set(run.host_config["security_opt"])
-    assert stage_in.host_config == stage_out.host_config == {}
+    assert stage_in.host_config == stage_out.host_config == {"init": True}  # no confinement lifted
 
 
 def test_docker_gpus_none_runs_gpu_stages_without_device_requests(docker_runtime, monkeypatch):

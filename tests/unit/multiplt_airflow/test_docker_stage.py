@@ -460,7 +460,30 @@ def test_the_run_step_lifts_apparmor_and_selinux_confinement(docker_runtime, fak
     assert fake.created["host_config"]["cap_drop"] == ["ALL"]
     assert fake.created["host_config"]["MaskedPaths"] == fake.created["host_config"]["ReadonlyPaths"] == []
     for step in ("stage_in", "stage_out"):  # the networked steps keep the engine's confinement
-        assert dag.get_task(f"execute.{step}").host_config == {}
+        assert dag.get_task(f"execute.{step}").host_config == {"init": True}
+
+
+def test_every_stage_container_runs_an_init_as_pid_1(file_storage, fake):
+    """`multiplt` was PID 1 of its container: orphans of its tools (Pyright's node workers, a
+    runtime's children) were never reaped, and a signal without a handler does not reach PID 1."""
+    with _dag("docker_init") as dag:
+        stage_task("generate", ["generate", "--in", "x"], gpu=True)
+        stage_task("execute", ["execute", "--in", "s3://bucket/runs/x"], sandbox=True)
+    for task_id in ("generate", "execute.stage_in", "execute.run", "execute.stage_out"):
+        fake.created = {}
+        dag.get_task(task_id).execute({"ti": _Tis("docker_init", task_id)})
+        assert fake.created["host_config"]["init"] is True, task_id
+
+
+def test_a_stage_volume_prefix_that_cannot_name_a_volume_is_refused(docker_runtime, monkeypatch):
+    from multiplt_airflow import settings
+
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__STAGE_VOLUME_PREFIX", "my stage")
+    with pytest.raises(ValueError, match=r"^\[multiplt\] stage_volume_prefix must start a Docker "
+                                         r"volume name .*, not 'my stage'$"):
+        settings.load()
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__STAGE_VOLUME_PREFIX", "s")  # s-<hash> is a name
+    assert settings.load().stage_volume_prefix == "s"
 
 
 # ---- containers are removed, running or not, and can be found by label ------------------------
