@@ -102,23 +102,17 @@ with DAG(
         (plans.rerun_revisions); a Hub that cannot be asked fails it with a retry."""
         import logging
 
-        from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
         from multiplt_airflow.credentials import from_environment
         from multiplt_pipelines import checks
+        from multiplt_pipelines.chain import run_settings
         from multiplt_pipelines.plans import HubLookupFailed, evaluation_plan, rerun_revisions
-        from multiplt_pipelines.publishing import effective
         from multiplt_pipelines.watching import NothingToEvaluate, evaluation_targets
 
         scheduled = dag_run.run_type == "scheduled"
-        settings, from_variable = dict(params), set()
-        try:
-            checks.known_keys(dag_run.conf, PARAMS, "multiplt_evaluate")
-            if scheduled:
-                variable = Variable.get("multiplt_evaluate", default=None, deserialize_json=True)
-                checks.known_keys(variable, PARAMS, "multiplt_evaluate", "Variable multiplt_evaluate")
-                settings = effective(settings, {}, variable)
-                from_variable = {key for key in variable or {} if key in settings}
+        try:  # the Variable's keys apply to scheduled runs only
+            settings, from_variable = run_settings("multiplt_evaluate", params, dag_run, PARAMS,
+                                                   read_variable=scheduled)
             with checks.variable_source(from_variable, "multiplt_evaluate"):
                 checks.rerun_models(settings.get("rerun_models"))
                 targets = evaluation_targets(settings, scheduled)

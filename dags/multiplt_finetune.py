@@ -85,15 +85,14 @@ with DAG(
         evaluations after it would refuse fail the task, before any training."""
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
         from multiplt_pipelines import checks
-        from multiplt_pipelines.chain import (EmptyInput, asset_events, chained_datasets,
+        from multiplt_pipelines.chain import (EmptyInput, asset_events, chained_datasets, from_the_event,
                                               nonempty_datasets, run_settings)
         from multiplt_pipelines.params import FINETUNE
 
         try:
             given, from_variable = run_settings("multiplt_finetune", params, dag_run, FINETUNE)
             resolved, datasets = chained_datasets(given, asset_events(triggering_asset_events))
-            if resolved["languages"] != given["languages"]:  # the events', not the Variable's
-                from_variable.discard("languages")
+            from_variable = from_the_event(from_variable, given, resolved, "languages")
             with checks.variable_source(from_variable, "multiplt_finetune"):
                 checks.training(resolved, datasets, local=SETTINGS.runtime == "local")
             datasets = nonempty_datasets(datasets)

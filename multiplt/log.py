@@ -87,6 +87,15 @@ def quiet_library_progress() -> None:
         sys.modules["datasets.utils.tqdm"].disable_progress_bars()
 
 
+def drop_reasons(steps: list[dict]) -> list[str]:
+    """What a funnel's steps dropped, as the corpus build and testgen name it when a run kept no
+    function: `reason n` for each step of `steps` ({"name", "in", "out"}, and the corpus'
+    `reason`) whose `out` is less than its `in`, most dropped first, then by reason."""
+    drops = sorted(((s["in"] - s["out"], s.get("reason") or s["name"]) for s in steps if s["in"] > s["out"]),
+                   key=lambda d: (-d[0], d[1]))
+    return [f"{reason} {n}" for n, reason in drops]
+
+
 class Funnel:
     """Counts records in, kept, and dropped by reason, and logs them as one line per stage."""
 

@@ -16,14 +16,16 @@ TESTS_ASSET = "multiplt_testgen_tests"
 DATASET_ASSET_PREFIX = "multiplt_dataset_"
 
 
-def run_settings(variable_name: str, params, dag_run, names) -> tuple[dict, set[str]]:
+def run_settings(variable_name: str, params, dag_run, names,
+                 read_variable: bool = True) -> tuple[dict, set[str]]:
     """This run's settings: the Param values, overridden by the keys of the Airflow Variable
     `variable_name` (a JSON object) that the run's conf did not set. An Asset-triggered run has
     no conf, so the Variable is where a deployment sets its model, languages, ... (reads the
     Variable: call it inside a task). `names`: the DAG's Params (its id is `variable_name`); a
     key of the conf or of the Variable that is none of them is refused (checks.BadParams).
-    Returns (settings, the keys whose value the Variable set): the checks name the Variable
-    when they refuse one of those (checks.variable_source)."""
+    `read_variable=False` (multiplt_evaluate's manual runs): the Params as given, the conf's keys
+    still checked, the Variable not read. Returns (settings, the keys whose value the Variable
+    set): the checks name the Variable when they refuse one of those (checks.variable_source)."""
     from airflow.sdk import Variable
 
     from multiplt_pipelines import checks
@@ -31,11 +33,20 @@ def run_settings(variable_name: str, params, dag_run, names) -> tuple[dict, set[
 
     conf = dict(dag_run.conf or {})
     checks.known_keys(conf, names, variable_name)
+    if not read_variable:
+        return dict(params), set()
     variable = Variable.get(variable_name, default=None, deserialize_json=True)
     checks.known_keys(variable, names, variable_name, f"Variable {variable_name}")
     params = dict(params)
     return (effective(params, conf, variable),
             {key for key in variable or {} if key in params and key not in conf})
+
+
+def from_the_event(from_variable: set[str], given: dict, resolved: dict, key: str) -> set[str]:
+    """The keys whose value the Variable set (run_settings), less `key` when the triggering
+    event replaced its value (`given` -> `resolved`): the event's value, not the Variable's, so a
+    check refusing it does not name the Variable."""
+    return from_variable - {key} if resolved[key] != given[key] else set(from_variable)
 
 
 class EmptyInput(Exception):
@@ -76,6 +87,18 @@ def chained_input(params: dict, events: list[dict], *, asset: str, key: str, par
         return dict(params)
     extra = _announced(mine[-1], key)
     return {**params, param: extra[key]}
+
+
+def chained_settings(dag_id: str, params, dag_run, names, triggering_asset_events, *, asset: str,
+                     key: str, param: str) -> tuple[dict, set[str]]:
+    """A chained DAG's run settings (run_settings: Params <- the Variable `dag_id` <- conf) with
+    `param` set from the triggering `asset` event, if any (chained_input), and the keys whose
+    value came from the Variable (less `param` when the event set it: from_the_event). Reads the
+    Variable: call it in a task."""
+    settings, from_variable = run_settings(dag_id, params, dag_run, names)
+    chained = chained_input(settings, asset_events(triggering_asset_events), asset=asset, key=key,
+                            param=param)
+    return chained, from_the_event(from_variable, settings, chained, param)
 
 
 def given_input(params: dict, param: str, needs: str) -> str:

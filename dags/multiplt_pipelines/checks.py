@@ -199,34 +199,49 @@ def backend(settings: dict, model: str | None) -> None:
             parse(source.replace("{lang}", "lua"))  # any language code: they are [a-z]+
 
 
+def model_kind(model, backend_name: str) -> str | None:
+    """What `generate` (or translate, testgen, train) makes of `model`, the one rule for
+    model_name and plans.hub_model: None for a name the openai and replay backends take as a
+    label (a backend not in HUB_BACKENDS) or no string; else "uri" (a storage URI), "relative"
+    (reads as a relative local path: _named_path), "path" (an absolute local path), "mistyped"
+    (a mistyped URI, which the command refuses with its hint) or "hub" (a Hub repo id, which it
+    downloads)."""
+    if backend_name not in HUB_BACKENDS or not isinstance(model, str):
+        return None
+    from multiplt.storage.uri import mistyped
+
+    if "://" in model:
+        return "uri"
+    if _named_path(model):
+        return "relative"
+    if model.startswith("/"):
+        return "path"
+    return "mistyped" if mistyped(model) is not None else "hub"
+
+
 def model_name(model: str, backend_name: str, local: bool = False, key: str = "model") -> None:
     """A model that `generate` (or translate, testgen, train) would download from the Hub must be
     a Hub repo id (huggingface_hub's validator, whose message `generate` would print); a storage
     URI must parse; a relative local path is refused (RELATIVE), an absolute one or a file:// URI
     must be a folder when `local` (local_folder). The names the openai and replay backends take
-    are left alone."""
-    if backend_name not in HUB_BACKENDS:
-        return
-    from multiplt.storage.uri import mistyped, parse
+    are left alone, and a mistyped URI is refused by the command with its hint (model_kind)."""
+    kind = model_kind(model, backend_name)
+    if kind == "uri":
+        from multiplt.storage.uri import parse
 
-    if "://" in model:
         with _refused(f"Param {key}", [key]):
             parse(model)
-        local_folder(key, model, local)
-        return
-    if _named_path(model):
+    elif kind == "relative":
         _refuse_relative(key, model)
-    if model.startswith("/"):
-        local_folder(key, model, local)
-        return
-    if mistyped(model) is not None:
-        return  # a mistyped URI is refused by the command with its hint
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
+    elif kind == "hub":
+        from huggingface_hub.errors import HFValidationError
+        from huggingface_hub.utils import validate_repo_id
 
-    with _refused(f"Param {key}: {model!r} is not a local folder or storage URI, nor a Hub repo id",
-                  [key], (HFValidationError,)):
-        validate_repo_id(model)
+        with _refused(f"Param {key}: {model!r} is not a local folder or storage URI, nor a Hub repo id",
+                      [key], (HFValidationError,)):
+            validate_repo_id(model)
+    if kind in ("uri", "path"):
+        local_folder(key, model, local)
 
 
 def sampling(settings: dict, model: str | None) -> None:

@@ -205,16 +205,12 @@ class HubLookupFailed(Exception):
 
 
 def hub_model(run: dict) -> bool:
-    """Whether `generate` would download the run's `model` from the Hub: a Hub repo id (no URI,
-    no absolute or `.` path, no mistyped URI, as checks.model_name tells them apart) with a
+    """Whether `generate` would download the run's `model` from the Hub: a Hub repo id with a
     backend that loads it (transformers, vllm; the openai and replay backends' names are
-    labels)."""
-    from multiplt.storage.uri import mistyped
-    from multiplt_pipelines.checks import HUB_BACKENDS
+    labels), as checks.model_kind tells them apart from URIs, local paths and mistyped URIs."""
+    from multiplt_pipelines.checks import model_kind
 
-    model = run.get("model")
-    return (run.get("backend") in HUB_BACKENDS and isinstance(model, str) and "://" not in model
-            and not model.startswith(("/", ".")) and mistyped(model) is None)
+    return model_kind(run.get("model"), run.get("backend")) == "hub"
 
 
 def hub_revision(run: dict, token: str | None = None) -> tuple[dict | None, str | None]:

@@ -89,17 +89,12 @@ PARAMS = {
 
 def resolved_params(params, dag_run, triggering_asset_events) -> tuple[dict, set[str]]:
     """This run's settings (Params <- the `multiplt_testgen` Variable <- conf), with `functions` set
-    from the triggering corpus event, if any (chain.py), and the keys whose value came from the
-    Variable (chain.run_settings). Reads the Variable: call it in a task."""
+    from the triggering corpus event, if any, and the keys whose value came from the Variable
+    (chain.chained_settings). Reads the Variable: call it in a task."""
     from multiplt_pipelines import chain
 
-    settings, from_variable = chain.run_settings("multiplt_testgen", params, dag_run, PARAMS)
-    events = chain.asset_events(triggering_asset_events)
-    chained = chain.chained_input(settings, events, asset=chain.FUNCTIONS_ASSET,
-                                  key="functions_uri", param="functions")
-    if chained["functions"] != settings["functions"]:  # the event's, not the Variable's
-        from_variable.discard("functions")
-    return chained, from_variable
+    return chain.chained_settings("multiplt_testgen", params, dag_run, PARAMS, triggering_asset_events,
+                                  asset=chain.FUNCTIONS_ASSET, key="functions_uri", param="functions")
 
 
 def require_functions(params: dict, data_uri: str) -> None:

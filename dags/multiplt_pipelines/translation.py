@@ -102,16 +102,12 @@ PARAMS = {
 
 def resolved_params(params, dag_run, triggering_asset_events) -> tuple[dict, set[str]]:
     """This run's settings (Params <- the `multiplt_translate` Variable <- conf), with `tests` set
-    from the triggering tests event, if any (chain.py), and the keys whose value came from the
-    Variable (chain.run_settings). Reads the Variable: call it in a task."""
+    from the triggering tests event, if any, and the keys whose value came from the Variable
+    (chain.chained_settings). Reads the Variable: call it in a task."""
     from multiplt_pipelines import chain
 
-    settings, from_variable = chain.run_settings("multiplt_translate", params, dag_run, PARAMS)
-    chained = chain.chained_input(settings, chain.asset_events(triggering_asset_events),
+    return chain.chained_settings("multiplt_translate", params, dag_run, PARAMS, triggering_asset_events,
                                   asset=TESTS_ASSET, key="tests_uri", param="tests")
-    if chained["tests"] != settings["tests"]:  # the event's, not the Variable's
-        from_variable.discard("tests")
-    return chained, from_variable
 
 
 def require_tests(params: dict, data_uri: str) -> None:

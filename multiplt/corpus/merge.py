@@ -11,7 +11,7 @@ from multiplt import storage
 from multiplt.corpus import parts
 from multiplt.corpus.dedup import all_shards, read_config
 from multiplt.errors import MultipltError
-from multiplt.log import progress
+from multiplt.log import drop_reasons, progress
 
 LOG = logging.getLogger("multiplt.corpus")
 
@@ -175,11 +175,8 @@ def _warn_if_empty(funnel: dict, out: str) -> None:
     if steps[-1]["out"]:
         return
     files = funnel.get("files") or {}
-    drops = sorted(((s["in"] - s["out"], s.get("reason") or s["name"]) for s in steps if s["in"] > s["out"]),
-                   key=lambda d: (-d[0], d[1]))
     unparsed = files.get("syntax_error", 0)
-    why = ([f"syntax_error {unparsed} (documents that do not parse)"] if unparsed else []) + \
-        [f"{reason} {n}" for n, reason in drops]
+    why = ([f"syntax_error {unparsed} (documents that do not parse)"] if unparsed else []) + drop_reasons(steps)
     LOG.warning("corpus kept 0 of %d functions, from %s read%s: %s holds no row; %s gives each "
                 "dropped row's reason", steps[0]["in"], _documents(files.get("read", 0)),
                 f" ({', '.join(why)})" if why else "", storage.join(out, "functions"),

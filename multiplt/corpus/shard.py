@@ -5,7 +5,6 @@ keeps each finished batch's verdicts under the shard's `typecheck/`, reused by a
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -15,6 +14,7 @@ from multiplt.corpus.config import CorpusConfig
 from multiplt.corpus.typecheck import TypeCheckFilter
 from multiplt.errors import MultipltError
 from multiplt.log import Funnel, progress
+from multiplt.settings_diff import differences
 
 LOG = logging.getLogger("multiplt.corpus")
 
@@ -57,23 +57,12 @@ def check_config(out: str, cfg: CorpusConfig) -> None:
 
 
 def config_diffs(old: dict, cfg: CorpusConfig) -> list[str]:
-    """`key: value there, value now` for each fingerprinted setting (not --out or --workers)
-    that the config recorded under --out (`old`) and `cfg` do not share."""
-    def shown(value) -> str:
-        return "none" if value is None else json.dumps(value)
-
+    """`key: value there, value now` (settings_diff) for each fingerprinted setting (not --out or
+    --workers) that the config recorded under --out (`old`) and `cfg` do not share."""
     new = cfg.as_dict()
-    diffs = []
-    for key, value in new.items():
-        if key in ("out", "workers", "fingerprint"):
-            continue
-        if key not in old:
-            diffs.append(f"{key}: not recorded there, {shown(value)} now")
-        elif old[key] != value:
-            diffs.append(f"{key}: {shown(old[key])} there, {shown(value)} now")
-    diffs += [f"{key}: {shown(value)} there, no such setting now" for key, value in old.items()
-              if key not in new]
-    return diffs
+    keys = [key for key, value in new.items()
+            if key not in ("out", "workers", "fingerprint") and (key not in old or old[key] != value)]
+    return differences(old, new, keys + [key for key in old if key not in new])
 
 
 def check_shard_count(out: str, n: int) -> None:

@@ -56,7 +56,7 @@ class Checkpoint:
 def checkpoint_of(model: str | None, revision: str | None) -> Checkpoint | None:
     """The checkpoint that `model` (and `revision`) name, from its training output's manifest
     row: `--model OUT --revision TAG` (an unknown tag of a training output is an error naming its
-    tags, as manifest.resolve says), or `--model OUT/checkpoints/TAG` without a revision, where
+    tags, as manifest.row says), or `--model OUT/checkpoints/TAG` without a revision, where
     training writes TAG's checkpoint, when OUT's manifest lists TAG (a copied or moved output
     whose rows name the old place counts too: the tag and the layout say which checkpoint it
     is). None for anything else: a Hub name, a plain model folder, a checkpoint folder whose
@@ -64,21 +64,15 @@ def checkpoint_of(model: str | None, revision: str | None) -> Checkpoint | None:
     if not model:
         return None
     if revision:
-        uri = manifest.resolve(model, revision)
-        if uri is None:
+        row = manifest.row(model, revision)
+        if row is None:
             return None
-        row = next(r for r in manifest.read(model) if r["tag"] == revision)
-        return Checkpoint(model, revision, uri, row["epoch"], row["experiment"])
+        return Checkpoint(model, revision, row["uri"], row["epoch"], row["experiment"])
     parent, _, tag = model.rstrip("/").rpartition("/")
     if not tag or parent.rpartition("/")[2] != "checkpoints":
         return None
     out = parent[:-len("checkpoints")].rstrip("/") or ("/" if parent.startswith("/") else ".")
-    try:
-        if not storage.exists(manifest.manifest_uri(out)):
-            return None
-    except MultipltError:  # no storage URI (e.g. an unknown scheme): no training output
-        return None
-    row = next((r for r in manifest.read(out) if r["tag"] == tag), None)
+    row = manifest.row(out, tag, unknown_ok=True)
     if row is None:
         return None
     return Checkpoint(out, tag, model, row["epoch"], row["experiment"])

@@ -10,7 +10,8 @@ so the manifest is the commit record: everything it lists is complete. `run_star
 optimizer step the process that wrote the row started from (0, or where it resumed).
 
 Training writes it (`append`); generation resolves `--model OUT --revision TAG` through it
-(`resolve`, also used by training for `--base OUT --revision TAG`) and the fine-tune DAG reads it.
+(`resolve`, also used by training for `--base OUT --revision TAG`; `row` gives the whole row) and
+the fine-tune DAG reads it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ def read(out: str) -> list[dict]:
     uri = manifest_uri(out)
     if not storage.exists(uri):
         return []
-    rows = storage.read_jsonl(uri)
+    return _checked(uri, storage.read_jsonl(uri))
+
+
+def _checked(uri: str, rows: list[dict]) -> list[dict]:
     for i, row in enumerate(rows):
         bad = [k for k, typ in REQUIRED.items()
                if not isinstance(row.get(k), typ) or isinstance(row.get(k), bool) or row.get(k) in ("", None)]
@@ -67,6 +71,29 @@ def other_tokenizer(row: dict) -> str | None:
     return tokenizer if tokenizer != row.get("uri") else None
 
 
+def row(out: str, tag: str, unknown_ok: bool = False) -> dict | None:
+    """The row tagged `tag` of the training output `out` (a storage URI or local folder holding
+    manifest.jsonl), with one read of the manifest; None when `out` is not a training output (a
+    Hub name, a plain model folder). A tag the manifest does not list is an error naming the tags
+    it has, or None with `unknown_ok`."""
+    from multiplt import storage
+
+    uri = manifest_uri(out)
+    try:
+        if not storage.exists(uri):
+            return None
+    except MultipltError:  # not a storage URI at all (e.g. "bigcode/starcoderbase-1b")
+        return None
+    rows = _checked(uri, storage.read_jsonl(uri))
+    for found in rows:
+        if found["tag"] == tag:
+            return found
+    if unknown_ok:
+        return None
+    tags = ", ".join(r["tag"] for r in rows) or "none yet"
+    raise MultipltError(f"{out} has no checkpoint tagged {tag!r}; its tags: {tags}")
+
+
 def resolve(model: str, revision: str | None) -> str | None:
     """The checkpoint URI when `model` is a training output (a storage URI or local folder holding
     manifest.jsonl) and `revision` one of its tags; None when `model` is not a training output
@@ -74,16 +101,5 @@ def resolve(model: str, revision: str | None) -> str | None:
     tag is an error naming the tags it has."""
     if not revision or not model:
         return None
-    from multiplt import storage
-
-    try:
-        if not storage.exists(manifest_uri(model)):
-            return None
-    except MultipltError:  # not a storage URI at all (e.g. "bigcode/starcoderbase-1b")
-        return None
-    rows = read(model)
-    for row in rows:
-        if row.get("tag") == revision:
-            return row["uri"]
-    tags = ", ".join(r.get("tag", "?") for r in rows) or "none yet"
-    raise MultipltError(f"{model} has no checkpoint tagged {revision!r}; its tags: {tags}")
+    found = row(model, revision)
+    return found["uri"] if found else None

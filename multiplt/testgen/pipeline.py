@@ -26,6 +26,8 @@ import os
 import re
 
 from multiplt import storage
+from multiplt.log import drop_reasons
+from multiplt.settings_diff import differences
 from multiplt.storage.outputs import check_out, refuse_foreign
 from multiplt.testgen import asserts, funnel, inputs, outcome, prompt
 from multiplt.testgen.funnel import DONE
@@ -221,7 +223,7 @@ def _check_same_run(cfg: TestgenConfig, work: str) -> None:
     if not storage.exists(uri):
         return
     old, new = storage.read_json(uri), cfg.as_dict()
-    diffs = [f"{k}: {old.get(k)!r} there, {new[k]!r} now" for k in IDENTITY if old.get(k) != new[k]]
+    diffs = differences(old, new, [k for k in IDENTITY if old.get(k) != new[k]])
     if diffs:
         from multiplt.errors import MultipltError
 
@@ -384,11 +386,9 @@ def _warn_if_empty(totals: dict | None, out: str) -> None:
     if not totals or totals["steps"][-1]["out"]:
         return
     steps = totals["steps"]
-    drops = sorted(((s["in"] - s["out"], s["name"]) for s in steps[1:] if s["in"] > s["out"]),
-                   key=lambda d: (-d[0], d[1]))
-    why = [f"{name} {n}" for n, name in drops]
+    why = drop_reasons(steps)
     lines = {k: v for k, v in (totals.get("asserts") or {}).items() if k != "kept" and v}
-    if lines and any(name == "no_asserts" for _, name in drops):
+    if lines and any(s["name"] == "no_asserts" and s["in"] > s["out"] for s in steps):
         why.append("assert lines of the completions: " + ", ".join(
             f"{k} {v}" for k, v in sorted(lines.items(), key=lambda kv: (-kv[1], kv[0]))))
     LOG.warning("testgen kept 0 of %d functions%s: %s holds no row; %s gives each function's "

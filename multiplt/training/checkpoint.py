@@ -127,8 +127,8 @@ def hold_output(out: str, accelerator):
     however the process ends. Object storage (no local path) gets a lease (lease.py): the object
     OUT/.train-lease.json, renewed by a thread of the main process, taken over by another train
     only once it has not been renewed for lease.TTL_S, and deleted at the end. Yields that
-    `Lease` in the main process (save_epoch checks it before each write: a train whose lease was
-    taken over stops there), else None. Unlocked, as two trains of such an `out` are not kept
+    `Lease` in the main process (the run config's write and save_epoch check it before each write:
+    a train whose lease was taken over stops there), else None. Unlocked, as two trains of such an `out` are not kept
     apart (see fetch_state): file systems that refuse flock (some NFS mounts), and S3 servers
     without conditional writes (a warning says so)."""
     from accelerate.utils import broadcast_object_list

@@ -19,6 +19,7 @@ import torch
 
 from multiplt.errors import MultipltError
 from multiplt.log import progress
+from multiplt.settings_diff import differences
 from multiplt.storage import manifest
 from multiplt.training import checkpoint, speed
 from multiplt.training.config import TrainConfig, resume_differences
@@ -130,17 +131,10 @@ def train(config: TrainConfig) -> list[dict]:
 
 
 def settings_differences(saved: dict, config: TrainConfig) -> list[str]:
-    """`key: value there, value now` for each setting resume_differences finds between the run
-    config under --out (`saved`) and this run's, as generate and corpus build name theirs."""
-    import json
-
-    def shown(value) -> str:
-        return "none" if value is None else json.dumps(value)
-
-    now = config.as_dict()
-    return [f"{key}: not recorded there, {shown(now[key])} now" if key not in saved
-            else f"{key}: {shown(saved[key])} there, {shown(now[key])} now"
-            for key in resume_differences(saved, config)]
+    """`key: value there, value now` (settings_diff) for each setting resume_differences finds
+    between the run config under --out (`saved`) and this run's, as corpus build and testgen name
+    theirs."""
+    return differences(saved, config.as_dict(), resume_differences(saved, config))
 
 
 def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> list[dict]:
@@ -179,7 +173,7 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
             config = dataclasses.replace(config, micro_batch_size=saved_micro)
         changed = settings_differences(saved.get("config", {}), config)
         if saved.get("precision", precision) != precision:  # e.g. auto resolved differently
-            changed.append(f"precision: {saved.get('precision')} there, {precision} now")
+            changed += differences(saved, {"precision": precision}, ["precision"])
         if changed:
             raise MultipltError(f"{config.out} holds a run with different settings ({'; '.join(changed)}); "
                                 "use the same settings to resume it, or a new --out")
@@ -269,8 +263,10 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
         accelerator.load_state(state_dir)
         start_epoch, step = state["epoch"] + 1, state["step"]
         LOG.info("resuming from checkpoint %s (epoch %d) at step %d", last["tag"], state["epoch"], step)
-    elif main:
-        checkpoint.write_yaml(storage.join(config.out, checkpoint.RUN_CONFIG), run_info)
+    else:  # loading took a while: a train that took the lease over meanwhile keeps its run config
+        checkpoint.check_held(lease, accelerator, f"the run config {checkpoint.RUN_CONFIG}")
+        if main:
+            checkpoint.write_yaml(storage.join(config.out, checkpoint.RUN_CONFIG), run_info)
     run_start_step = step
 
     # --- The epochs. ---
