@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from multiplt.generation.backends import NAMES
+from multiplt.generation.backends import NAMES, TOKENIZER_HELP
 
 
 def add_generate_args(p: argparse.ArgumentParser, benchmark_required: bool = True) -> None:
@@ -13,7 +13,7 @@ def add_generate_args(p: argparse.ArgumentParser, benchmark_required: bool = Tru
         p.add_argument("--benchmark", required=True, help="benchmark JSONL URI (multiplt benchmark build)")
     p.add_argument("--model", help="Hub name, local folder, storage URI (s3://, file://) or training output")
     p.add_argument("--revision", help="Hub branch/tag/commit, or a training-manifest tag (LANG-EXPERIMENT-epochN)")
-    p.add_argument("--tokenizer", help="tokenizer name, path or URI (default: the model's)")
+    p.add_argument("--tokenizer", help=TOKENIZER_HELP)
     p.add_argument("--backend", default="transformers", choices=NAMES)
     p.add_argument("--n", type=int, default=20, help="samples per problem (default 20)")
     p.add_argument("--temperature", type=float, default=0.2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from multiplt.generation.backends import NAMES
+from multiplt.generation.backends import NAMES, TOKENIZER_HELP
 
 
 def register(subparsers) -> None:
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--backend", default="transformers", choices=NAMES)
     p.add_argument("--model", help="Hub name, local folder or storage URI of the test writer")
     p.add_argument("--revision")
-    p.add_argument("--tokenizer")
+    p.add_argument("--tokenizer", help=TOKENIZER_HELP)
     p.add_argument("--n", type=int, default=5, help="completions per function (default 5)")
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--top-p", type=float, default=0.95)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from multiplt.generation.backends import NAMES
+from multiplt.generation.backends import NAMES, TOKENIZER_HELP
 
 
 def register(subparsers) -> None:
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--backend", default="transformers", choices=NAMES)
     p.add_argument("--model", help="model to translate with (Hub name, folder or URI); optional for replay")
     p.add_argument("--revision", help="model revision")
-    p.add_argument("--tokenizer", help="tokenizer (default: the model's)")
+    p.add_argument("--tokenizer", help=TOKENIZER_HELP)
     p.add_argument("--n", type=int, default=50, help="translations sampled per function (default 50)")
     p.add_argument("--temperature", type=float, default=0.8, help="default 0.8")
     p.add_argument("--top-p", type=float, default=0.95, help="default 0.95")

@@ -18,6 +18,9 @@ REGISTRY = {
     "replay": "multiplt.generation.replay:ReplayBackend",
 }
 NAMES = tuple(REGISTRY)
+# --tokenizer of generate, evaluate, testgen and translate
+TOKENIZER_HELP = ("tokenizer name, path or URI (default: the model's; with --backend openai none, "
+                  "and given, its special tokens are sent as stop_token_ids: docs/generation.md)")
 
 
 def backend_class(name: str):

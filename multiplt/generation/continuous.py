@@ -3,8 +3,8 @@ that finishes is replaced by a waiting request instead of idling until its batch
 
 Per iteration every live row gets one token (the same Gumbel-max sampling as sampler.py, keyed by
 each row's own seed and own step, so a sample does not depend on what shares the batch). Every
-`check_every` iterations, and whenever a row reaches its token limit, finished rows (EOS, a stop
-string in their text, or out of tokens) are yielded and leave the KV cache; then waiting requests
+`check_every` iterations, and whenever a row reaches its token limit, finished rows (EOS or one of
+the options' stop_token_ids, a stop string in their text, or out of tokens) are yielded and leave the KV cache; then waiting requests
 (shortest prompts first, so rows that share a batch have similar lengths) are prefilled in chunks
 and joined to the running cache (kv_cache.join: right-aligned, left padding hidden by the mask).
 That is the path of models in general; multi-query GPTBigCode models (static_kv.supported) go
@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 
 from multiplt.generation import kv_cache
 from multiplt.generation.sampler import (SamplerOptions, TokenChooser, _cache_kwarg,
-                                         _decode_attention, _out_cache)
+                                         _decode_attention, _out_cache, end_tokens, first_end)
 
 
 @dataclasses.dataclass
@@ -99,7 +99,8 @@ def sample_continuous(model, jobs: list[Job], opts: SamplerOptions, max_batch: i
                       decode: Callable[[list[int]], str] | None = None,
                       prefill_tokens: int | None = None, slots: bool | None = None
                       ) -> Iterator[list[tuple[object, list[int]]]]:
-    """Sample every job; yields lists of (key, new token ids cut before EOS) as rows finish.
+    """Sample every job; yields lists of (key, new token ids cut before EOS or the first of
+    `opts.stop_token_ids`) as rows finish.
     `opts.max_new_tokens` bounds every job's own limit; `max_batch` caps the rows in flight.
     Multi-query GPTBigCode models run on static_kv's slot engine (slot_batching.py; `slots`
     None = whenever supported); other models on transformers' forward and cache (below)."""
@@ -209,15 +210,17 @@ def _admit(model, state, chunk: list[Job], opts: SamplerOptions, width: int, dev
 
 
 def _finished(buf, steps, ends: list[bool], live: list[Job], opts: SamplerOptions, decode):
-    """Which live rows are done (EOS, a stop string in their text, or `ends`: out of tokens),
-    and their (key, tokens cut before EOS)."""
+    """Which live rows are done (EOS or a stop token id, a stop string in their text, or
+    `ends`: out of tokens), and their (key, tokens cut before the EOS or stop token id)."""
     counts = steps.tolist()
     host = buf[:, : max(counts)].tolist()
     done, finished = [False] * len(live), []
+    end_ids = end_tokens(opts)
     for i, (toks, count) in enumerate(zip(host, counts)):
         toks = toks[:count]
-        if opts.eos_token_id is not None and not opts.ignore_eos and opts.eos_token_id in toks:
-            toks = toks[: toks.index(opts.eos_token_id)]
+        end = first_end(toks, end_ids)
+        if end != -1:
+            toks = toks[:end]
             done[i] = True
         elif ends[i]:
             done[i] = True

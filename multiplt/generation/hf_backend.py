@@ -19,6 +19,48 @@ LOG = logging.getLogger("multiplt.generation")
 SMALL_MODEL = 20_000_000  # parameters: below this, CPU generation runs on one thread
 
 
+def encode_prompt(tokenizer, text: str, eos_token_id: int | None) -> tuple[list[int], int]:
+    """(prompt ids, how many of them the tokenizer put before the text). As MultiPL-E's HF path,
+    the prompt is tokenized with the tokenizer's default special tokens: a BOS for the tokenizers
+    that add one (Llama, CodeLlama, DeepSeek-Coder: add_bos_token), nothing for StarCoder's. A
+    tokenizer that also appends EOS (add_eos_token) would end the prompt with it; MultiPL-E keeps
+    that EOS (its decode then stops at it, giving empty completions), here it is dropped: a
+    causal LM continues the prompt, and EOS would tell it the text has ended."""
+    ids = tokenizer(text)["input_ids"]
+    plain = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) == len(plain):
+        return ids, 0  # the tokenizer adds nothing (StarCoder)
+    head = next((i for i in range(len(ids) - len(plain) + 1) if ids[i: i + len(plain)] == plain), None)
+    if head is None:  # not the text's ids with tokens around them: only a last EOS goes
+        appended = bool(ids) and ids[-1] == eos_token_id and plain[-1:] != ids[-1:]
+        return (ids[:-1] if appended else ids), 0
+    tail = ids[head + len(plain):]
+    while tail and tail[-1] == eos_token_id:
+        tail.pop()
+    return ids[: head + len(plain)] + tail, head
+
+
+def fit_prompt(problem: str, prompt: list[int], max_new: int, context: int, head: int = 0,
+               warned: set[str] | None = None) -> list[int]:
+    """A prompt that leaves the model no room to write (`context` tokens or more) is cut from
+    the left (MultiPL-T truncates its test-generation inputs likewise): its end, where the
+    completion continues, stays, and room remains for `max_new` tokens, at most half the context.
+    Its first `head` ids, what the tokenizer put before the text (a BOS), stay in front. A
+    shorter prompt stays whole (the caller gives it `context - len(prompt)` new tokens at most).
+    The cut is logged once per problem (`warned` holds the problems already logged)."""
+    if len(prompt) < context:
+        return prompt
+    keep = context - min(max_new, context // 2)
+    head = min(head, keep)
+    if warned is None or problem not in warned:
+        if warned is not None:
+            warned.add(problem)
+        LOG.warning("prompt of %s is %d tokens, the model's context %d: its first %d tokens "
+                    "are cut%s", problem, len(prompt), context, len(prompt) - keep,
+                    f" (after the {head} the tokenizer puts in front, which stay)" if head else "")
+    return prompt[:head] + prompt[len(prompt) - keep + head:]
+
+
 class TransformersBackend(Backend):
     name = "transformers"
 
@@ -81,8 +123,8 @@ class TransformersBackend(Backend):
         """A completion's text as MultiPL-E's HF path decodes it: its ids up to the first special
         token (any of the tokenizer's `all_special_ids`, or EOS), decoded with special tokens
         kept. StarCoder2's `A<file_sep>B`, a completion that runs on into another file, gives A.
-        Rows are not ended at such a token while sampling (EOS and stop strings end them); the
-        cut is made here."""
+        The sampler ends a row at such a token (SamplerOptions.stop_token_ids, at its next check,
+        as at EOS) and hands back the ids before it; the cut here gives the same text either way."""
         special = self._special_ids
         for i, token in enumerate(ids):
             if token in special:
@@ -98,25 +140,7 @@ class TransformersBackend(Backend):
         return ids
 
     def _encode(self, text: str) -> tuple[list[int], int]:
-        """(prompt ids, how many of them the tokenizer put before the text). As MultiPL-E's HF
-        path, the prompt is tokenized with the tokenizer's default special tokens: a BOS for the
-        tokenizers that add one (Llama, CodeLlama, DeepSeek-Coder: add_bos_token), nothing for
-        StarCoder's. A tokenizer that also appends EOS (add_eos_token) would end the prompt with
-        it; MultiPL-E keeps that EOS (its decode then stops at it, giving empty completions),
-        here it is dropped: a causal LM continues the prompt, and EOS would tell it the text has
-        ended."""
-        ids = self.tokenizer(text)["input_ids"]
-        plain = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) == len(plain):
-            return ids, 0  # the tokenizer adds nothing (StarCoder)
-        head = next((i for i in range(len(ids) - len(plain) + 1) if ids[i: i + len(plain)] == plain), None)
-        if head is None:  # not the text's ids with tokens around them: only a last EOS goes
-            appended = bool(ids) and ids[-1] == self.eos_token_id and plain[-1:] != ids[-1:]
-            return (ids[:-1] if appended else ids), 0
-        tail = ids[head + len(plain):]
-        while tail and tail[-1] == self.eos_token_id:
-            tail.pop()
-        return ids[: head + len(plain)] + tail, head
+        return encode_prompt(self.tokenizer, text, self.eos_token_id)
 
     @property
     def _raw_decode(self):
@@ -143,9 +167,11 @@ class TransformersBackend(Backend):
                 prompt = self._fit(r.problem, prompt, max_new, head)
                 max_new = min(max_new, self.max_positions - len(prompt))
             jobs.append(Job(r, prompt, sample_seed(sampling.seed, r.problem, r.index), max_new))
+        # a row ends at its first special token (the completion is cut there anyway)
         opts = SamplerOptions(temperature=sampling.temperature, top_p=sampling.top_p,
                               max_new_tokens=sampling.max_new_tokens, eos_token_id=self.eos_token_id,
-                              pad_token_id=self.pad_token_id, stop=tuple(sampling.stop))
+                              pad_token_id=self.pad_token_id, stop=tuple(sampling.stop),
+                              stop_token_ids=self._special_ids)
         if supports(self.model):
             # continuous batching: as many rows in flight as memory allows (--batch-size caps it)
             groups = sample_continuous(self.model, jobs, opts, max_batch=self.batch_size,
@@ -156,20 +182,7 @@ class TransformersBackend(Backend):
             yield [(r, cut_at_stop(self._completion(ids), sampling.stop)) for r, ids in group]
 
     def _fit(self, problem: str, prompt: list[int], max_new: int, head: int = 0) -> list[int]:
-        """A prompt that leaves the model no room to write is cut from the left (MultiPL-T
-        truncates its test-generation inputs likewise): its end, where the completion continues,
-        stays, and room remains for `max_new` tokens, at most half the context. Its first `head`
-        ids, what the tokenizer put before the text (a BOS), stay in front."""
-        if len(prompt) < self.max_positions:
-            return prompt
-        keep = self.max_positions - min(max_new, self.max_positions // 2)
-        head = min(head, keep)
-        if problem not in self._cut:
-            self._cut.add(problem)
-            LOG.warning("prompt of %s is %d tokens, the model's context %d: its first %d tokens "
-                        "are cut%s", problem, len(prompt), self.max_positions, len(prompt) - keep,
-                        f" (after the {head} the tokenizer puts in front, which stay)" if head else "")
-        return prompt[:head] + prompt[len(prompt) - keep + head:]
+        return fit_prompt(problem, prompt, max_new, self.max_positions, head, self._cut)
 
     def _fixed_batches(self, jobs, opts):
         """Batches of --batch-size (default 16) jobs of similar prompt length, each sampled to

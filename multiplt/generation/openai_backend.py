@@ -3,6 +3,15 @@ with exponential backoff on transient errors only (connection errors, timeouts, 
 425, 429, 500, 502, 503, 504),
 and the same stop handling as every backend (the server's `stop` plus our own cut).
 
+With a tokenizer (`--tokenizer`, the served model's), a completion ends at its first special
+token as with the transformers and vllm backends: every special id of the tokenizer goes in
+vLLM's `stop_token_ids` request field (one of the sampling parameters vLLM's completions endpoint
+takes beyond OpenAI's). vLLM ends the sequence there and leaves the token out of the text; by
+default it only leaves special tokens out of the text and goes on (StarCoder2 past `<file_sep>`
+into another file), and our own cut never sees them. A server that refuses the field (HTTP 400
+naming it, as api.openai.com refuses unknown fields) is asked again without it, and so is every
+later request (logged once); a server that ignores it goes on as without it.
+
 A refused connection before the server has answered any request of this backend is a wrong URL
 or a server that is not running (yet): one error at once, not a minute of retries. It is a
 PlatformError (exit 3), so an Airflow task is still retried (a server that was starting). Once
@@ -15,6 +24,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -28,13 +38,23 @@ from multiplt.generation.stops import cut_at_stop
 
 LOG = logging.getLogger("multiplt.generation")
 TRANSIENT = {408, 409, 425, 429, 500, 502, 503, 504}
+STOP_IDS_FIELD = "stop_token_ids"  # vLLM's completions endpoint: sequences end at these tokens
+
+
+class HTTPRefused(MultipltError):
+    """The server answered a non-transient HTTP error (not retried)."""
+
+    def __init__(self, message: str, code: int, detail: str):
+        super().__init__(message)
+        self.code, self.detail = code, detail
 
 
 class OpenAIBackend(Backend):
     name = "openai"
 
     def __init__(self, api_base: str, model: str, concurrency: int = 16, retries: int = 6,
-                 timeout: float = 600.0, backoff: float = 1.0, api_key: str | None = None):
+                 timeout: float = 600.0, backoff: float = 1.0, api_key: str | None = None,
+                 tokenizer: str | None = None):
         self.url = api_base.rstrip("/") + "/completions"
         self.model = model
         self.concurrency = max(1, concurrency)
@@ -42,9 +62,14 @@ class OpenAIBackend(Backend):
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
         self.answered = False  # set by the first answer of the server, whatever its status
         self.refused: str | None = None  # why nothing answers; the requests still queued stop
+        self.tokenizer = tokenizer
+        # the served model's special ids (from `tokenizer`), sent as stop_token_ids; None when
+        # there is no tokenizer or the server refused the field
+        self.stop_token_ids: list[int] | None = _special_ids(tokenizer) if tokenizer else None
+        self._lock = threading.Lock()
 
     @classmethod
-    def from_options(cls, model=None, api_base=None, concurrency=None, batch_size=16, **_):
+    def from_options(cls, model=None, api_base=None, concurrency=None, batch_size=16, tokenizer=None, **_):
         if not api_base:
             raise MultipltError("the openai backend needs --api-base (e.g. http://host:8000/v1)")
         parsed = urllib.parse.urlsplit(api_base)
@@ -54,14 +79,14 @@ class OpenAIBackend(Backend):
             raise MultipltError("the openai backend needs --model (the served model name)")
         if concurrency is not None and concurrency < 1:
             raise MultipltError(f"--concurrency must be at least 1, got {concurrency}")
-        return cls(api_base, model, concurrency or batch_size)
+        return cls(api_base, model, concurrency or batch_size, tokenizer=tokenizer)
 
     @property
     def api_base(self) -> str:
         return self.url.rsplit("/completions", 1)[0]
 
     def describe(self) -> Description:
-        return Description(model=self.model, api_base=self.api_base)
+        return Description(model=self.model, api_base=self.api_base, tokenizer=self.tokenizer)
 
     def _post(self, body: dict) -> dict:
         data = json.dumps(body).encode()
@@ -85,7 +110,7 @@ class OpenAIBackend(Backend):
                 self.answered = True
                 detail = exc.read()[:300].decode(errors="replace")
                 if exc.code not in TRANSIENT:
-                    raise MultipltError(f"{self.url} answered {exc.code}: {detail}") from None
+                    raise HTTPRefused(f"{self.url} answered {exc.code}: {detail}", exc.code, detail) from None
                 error = f"HTTP {exc.code}"
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 reason = getattr(exc, "reason", exc)
@@ -107,7 +132,22 @@ class OpenAIBackend(Backend):
                 "seed": sample_seed(sampling.seed, req.problem, req.index)}
         if sampling.stop:
             body["stop"] = list(sampling.stop)
-        answer = self._post(body)
+        stop_ids = self.stop_token_ids
+        if stop_ids:
+            body[STOP_IDS_FIELD] = stop_ids
+        try:
+            answer = self._post(body)
+        except HTTPRefused as exc:
+            if not (stop_ids and exc.code == 400 and STOP_IDS_FIELD in exc.detail):
+                raise
+            with self._lock:  # the first of the concurrent requests refused says so
+                first, self.stop_token_ids = self.stop_token_ids is not None, None
+            if first:
+                LOG.warning("openai backend: %s refuses %s (%s): asking without it, so completions "
+                            "do not end at the tokenizer's special tokens", self.url, STOP_IDS_FIELD,
+                            _message(exc.detail))
+            del body[STOP_IDS_FIELD]
+            answer = self._post(body)
         try:
             text = answer["choices"][0]["text"]
         except (KeyError, IndexError, TypeError):
@@ -132,3 +172,28 @@ class OpenAIBackend(Backend):
             finally:
                 for fut in futures:
                     fut.cancel()
+
+
+def _message(detail: str) -> str:
+    """An error answer's `error.message` (OpenAI's and vLLM's shape), else its start."""
+    try:
+        return str(json.loads(detail)["error"]["message"])[:200]
+    except (ValueError, KeyError, TypeError):
+        return detail.strip()[:200]
+
+
+def _special_ids(tokenizer: str) -> list[int]:
+    """The special token ids (EOS included) of the tokenizer `tokenizer` (a name, folder or
+    URI, as --tokenizer takes), loaded as the transformers backend loads it."""
+    from multiplt.generation.model_source import resolve_model
+    from multiplt.models.tokenizer import load_tokenizer
+
+    ref = resolve_model(tokenizer, what="tokenizer")
+    try:
+        tok = load_tokenizer(ref.path, ref=tokenizer)
+    except (OSError, ValueError) as exc:
+        raise MultipltError(f"cannot load the tokenizer {tokenizer!r}: {exc}") from None
+    ids = set(getattr(tok, "all_special_ids", None) or ())
+    if tok.eos_token_id is not None:
+        ids.add(tok.eos_token_id)
+    return sorted(ids)

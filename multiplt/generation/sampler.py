@@ -2,14 +2,16 @@
 benchmark).
 
 Why not `model.generate`: we want (1) each sample's randomness keyed by its own seed so batching
-cannot change it (seeds.py), (2) rows that finished (EOS or a stop string) dropped from the batch
-and KV cache as the batch shrinks, so long batches do not keep paying for finished rows, and
-(3) few host-device syncs: EOS and stop strings are checked every `check_every` steps only.
+cannot change it (seeds.py), (2) rows that finished (EOS, a stop token id or a stop string)
+dropped from the batch and KV cache as the batch shrinks, so long batches do not keep paying for
+finished rows, and (3) few host-device syncs: EOS and stop strings are checked every
+`check_every` steps only.
 
 The loop, per batch of prompts (already grouped by length, so padding is small):
   prefill:  left-padded prompts, explicit position ids, logits of the last position only
   decode:   one token per row per step; top-p filter then Gumbel-max with per-row keyed noise
-  check:    every `check_every` steps, rows with EOS or a stop string in their text are done
+  check:    every `check_every` steps, rows with EOS (or one of `stop_token_ids`) or a stop string
+            in their text are done
   compact:  finished rows leave the cache, masks and buffers (cache.batch_select_indices)
 Speed without changing a token: the KV cache is preallocated after the prefill (kv_cache.py),
 decode steps on CUDA avoid cuDNN attention (a new execution plan per key length), the noise is
@@ -43,6 +45,26 @@ class SamplerOptions:
     check_every: int = 16
     ignore_eos: bool = False  # benchmarks: always generate max_new_tokens
     min_new_tokens: int = 0
+    # tokens that end a row as EOS does (found at the same checks; the row's tokens are cut
+    # before the first): hf_backend gives the tokenizer's special tokens, where it cuts the
+    # completion anyway. Only the end of a row: which token is chosen does not change.
+    stop_token_ids: frozenset[int] = frozenset()
+
+
+def end_tokens(opts: SamplerOptions) -> frozenset[int]:
+    """The tokens that end a row: EOS and `stop_token_ids`; none under `ignore_eos`."""
+    if opts.ignore_eos:
+        return frozenset()
+    ends = frozenset(opts.stop_token_ids)
+    return ends | {opts.eos_token_id} if opts.eos_token_id is not None else ends
+
+
+def first_end(toks: list[int], ends: frozenset[int], start: int = 0) -> int:
+    """Index of the first of `toks[start:]` in `ends`, -1 when none is (a scan at C speed
+    first: most rows have none)."""
+    if ends.isdisjoint(toks[start:] if start else toks):
+        return -1
+    return next(i for i in range(start, len(toks)) if toks[i] in ends)
 
 
 TOP_K_CANDIDATES = 256  # top-p fast path: the nucleus is looked for among this many tokens
@@ -442,16 +464,18 @@ def _decode(model, cache, logits, next_pos, mask, seeds, rows, buf, results, opt
 
 
 def _finished(generated, rows, results, opts: SamplerOptions, decode, last: bool):
-    """Record rows that are done (EOS seen, stop string in text, or out of tokens) into `results`;
-    return a bool tensor over live rows, or None when no row finished."""
+    """Record rows that are done (EOS or a stop token id seen, stop string in text, or out of
+    tokens) into `results`; return a bool tensor over live rows, or None when no row finished."""
     import torch
 
     host = generated.tolist()
     row_ids = rows.tolist()
     done = [False] * len(host)
+    ends = end_tokens(opts)
     for i, toks in enumerate(host):
-        if opts.eos_token_id is not None and not opts.ignore_eos and opts.eos_token_id in toks:
-            toks = toks[: toks.index(opts.eos_token_id)]
+        end = first_end(toks, ends)
+        if end != -1:
+            toks = toks[:end]
             done[i] = True
         elif opts.stop and decode is not None and stop_index(decode(toks), opts.stop) != -1:
             done[i] = True

@@ -4,12 +4,12 @@ Same contract as continuous.sample_continuous (which calls this for the models s
 supports): every job gets its tokens from its own seed and its own step (Gumbel-max sampling of
 sampler.py), whatever shares the batch, so a resumed run equals an uninterrupted one. As many
 rows as `inflight_limit` allows are in flight, one slot each; every iteration gives every live row
-one token. Finished rows (EOS, a stop string in their text, or out of tokens) are looked for every
-`check_every` iterations, and as soon as a row reaches its token limit: the ring of the last
-`check_every` iterations' tokens is copied to the host (non-blocking), and the host work (EOS,
-decoding, stop strings) runs in the next iteration while the GPU computes its decode step; rows
-found done are yielded at the end of that iteration (the one token they drew meanwhile is not
-kept) and their slots are refilled from the waiting requests (shortest prompts first) at the next
+one token. Finished rows (EOS or a stop token id, a stop string in their text, or out of tokens)
+are looked for every `check_every` iterations, and as soon as a row reaches its token limit: the
+ring of the last `check_every` iterations' tokens is copied to the host (non-blocking), and the
+host work (EOS and stop token ids, decoding, stop strings) runs in the next iteration while the
+GPU computes its decode step; rows found done are yielded at the end of that iteration (the one
+token they drew meanwhile is not kept) and their slots are refilled from the waiting requests (shortest prompts first) at the next
 iteration: the new rows' first tokens are sampled from their prefill logits in the same iteration
 as the others' next tokens. No other host/device traffic per iteration than the sampler's own.
 (Queuing the next step before the sampler's wait, and running it again where a row's token
@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from multiplt.generation.sampler import SamplerOptions, TokenChooser
+from multiplt.generation.sampler import SamplerOptions, TokenChooser, end_tokens, first_end
 from multiplt.generation.static_kv import SlotDecoder
 from multiplt.generation.stops import stop_window
 
@@ -184,10 +184,12 @@ class _Snapshot:
 def _check(host, it: int, every: int, order, slot_job, start, toks, opts: SamplerOptions, decode,
            window: int) -> list[int]:
     """Add the rows' tokens up to iteration `it` (from the ring's copy `host`) to `toks`; return
-    the slots that are done, with `toks` of each cut before EOS. Stop strings are looked for in
-    the text of the new tokens and the `window` tokens before them (earlier text was checked at
-    earlier checks): each check costs the new tokens, not the whole row again."""
+    the slots that are done, with `toks` of each cut before EOS or the first stop token id. Stop
+    strings are looked for in the text of the new tokens and the `window` tokens before them
+    (earlier text was checked at earlier checks): each check costs the new tokens, not the whole
+    row again."""
     done = []
+    ends = end_tokens(opts)
     for s in order:
         count = it - start[s]
         new = count - len(toks[s])  # tokens of the last `new` iterations, oldest first
@@ -195,8 +197,9 @@ def _check(host, it: int, every: int, order, slot_job, start, toks, opts: Sample
         added = [row[(it - new + j) % every] for j in range(new)]
         toks[s] += added
         finished = count >= _limit(slot_job[s], opts)
-        if opts.eos_token_id is not None and not opts.ignore_eos and opts.eos_token_id in added:
-            toks[s] = toks[s][: toks[s].index(opts.eos_token_id)]
+        end = first_end(toks[s], ends, len(toks[s]) - new)  # earlier tokens were checked before
+        if end != -1:
+            toks[s] = toks[s][:end]
             finished = True
         elif not finished and opts.stop and decode is not None:
             text = decode(toks[s][max(0, len(toks[s]) - new - window):])

@@ -6,8 +6,11 @@ from typing import Iterator
 
 from multiplt.errors import MultipltError
 from multiplt.generation.base import Backend, Description, Request, Sampling
+from multiplt.generation.hf_backend import encode_prompt, fit_prompt
 from multiplt.generation.seeds import sample_seed
 from multiplt.generation.stops import cut_at_stop
+
+MAX_MODEL_LEN = 2048  # every model's context here (MultiPL-T's prompt limit)
 
 
 class VLLMBackend(Backend):
@@ -28,13 +31,15 @@ class VLLMBackend(Backend):
         self._vllm = vllm
         with tokenizer_errors(self.tokenizer_ref.path, ref=tokenizer or model):  # vLLM loads it
             self.llm = vllm.LLM(model=self.model_ref.path, tokenizer=self.tokenizer_ref.path,
-                                dtype="bfloat16", max_model_len=2048)
+                                dtype="bfloat16", max_model_len=MAX_MODEL_LEN)
+        self.max_model_len = MAX_MODEL_LEN
         self.chunk = chunk
+        self._cut: set[str] = set()  # problems whose prompt was cut to fit (warned once each)
         # A completion ends at its first special token, as on MultiPL-E's HF path (StarCoder2's
         # `A<file_sep>B` gives A): vLLM stops a sequence at any of `stop_token_ids` and leaves a
         # special one out of the text. By default it would only hide special tokens and go on.
         # The prompt is vLLM's to tokenize: with the tokenizer's default special tokens (BOS).
-        tokenizer = self.llm.get_tokenizer()
+        self.tokenizer = tokenizer = self.llm.get_tokenizer()
         self.special_ids = sorted(set(getattr(tokenizer, "all_special_ids", None) or ()))
 
     @classmethod
@@ -49,13 +54,32 @@ class VLLMBackend(Backend):
                            checkpoint_uri=self.model_ref.checkpoint_uri,
                            tokenizer=self.tokenizer_ref.requested)
 
+    def _prompt(self, problem: str, text: str, max_new: int):
+        """(what vLLM is given, its max_tokens). A prompt (stripped, as MultiPL-E does) that
+        leaves room for `max_new` tokens goes as text, which vLLM tokenizes itself. Any other
+        would fail the whole batch in vLLM (a prompt plus max_tokens past max_model_len): as the
+        transformers backend does, it is tokenized here (hf_backend.encode_prompt), cut from the
+        left when it fills the context (hf_backend.fit_prompt: its BOS and end stay, room for
+        `max_new` tokens, at most half the context; logged) and given the tokens that fit, and
+        goes to vLLM as token ids."""
+        text = text.strip()
+        if len(self.tokenizer(text)["input_ids"]) + max_new <= self.max_model_len:
+            return text, max_new
+        ids, head = encode_prompt(self.tokenizer, text, self.tokenizer.eos_token_id)
+        ids = fit_prompt(problem, ids, max_new, self.max_model_len, head, self._cut)
+        return {"prompt_token_ids": ids}, min(max_new, self.max_model_len - len(ids))
+
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
+        prompts = {}
+        for r in requests:  # a problem's samples share its prompt
+            if r.problem not in prompts:
+                prompts[r.problem] = self._prompt(r.problem, r.prompt, sampling.max_new_tokens)
         for start in range(0, len(requests), self.chunk):
             batch = requests[start: start + self.chunk]
             params = [self._vllm.SamplingParams(
                 temperature=sampling.temperature, top_p=sampling.top_p,
-                max_tokens=sampling.max_new_tokens, stop=list(sampling.stop),
+                max_tokens=prompts[r.problem][1], stop=list(sampling.stop),
                 stop_token_ids=list(self.special_ids),
                 seed=sample_seed(sampling.seed, r.problem, r.index)) for r in batch]
-            outs = self.llm.generate([r.prompt.strip() for r in batch], params)
+            outs = self.llm.generate([prompts[r.problem][0] for r in batch], params)
             yield [(r, cut_at_stop(o.outputs[0].text, sampling.stop)) for r, o in zip(batch, outs)]

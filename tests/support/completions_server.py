@@ -10,21 +10,41 @@
 
 `.url` is the `http://127.0.0.1:PORT/v1` base, `.requests` every (method, path, body) received.
 Fixture `completions_server` yields one with nothing recorded (`.record(prompt, [completions])`).
+
+Two servers' ways with fields beyond OpenAI's:
+- `special_tokens={"<file_sep>": 2, ...}`: the texts of the special tokens (their ids) that
+  recorded completions may hold, answered as vLLM's completions endpoint does with its
+  `stop_token_ids`, `skip_special_tokens` (default true) and `include_stop_str_in_output`
+  (default false) fields: the text ends before the first special token whose id is in
+  `stop_token_ids` (the token's text kept only with include_stop_str_in_output and
+  skip_special_tokens false), and special tokens are left out of the text unless
+  skip_special_tokens is false;
+- `openai_fields_only=True`: as api.openai.com, a 400 naming the first field of a request that
+  is not one of OpenAI's completions parameters (`Unrecognized request argument supplied: NAME`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 
+OPENAI_FIELDS = {"model", "prompt", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs",
+                 "max_tokens", "n", "presence_penalty", "seed", "stop", "stream", "stream_options",
+                 "suffix", "temperature", "top_p", "user"}
+
+
 class CompletionsServer:
     def __init__(self, recorded: dict[str, list[str]] | None = None,
-                 models: list[str] | tuple[str, ...] = ("teacher",)):
+                 models: list[str] | tuple[str, ...] = ("teacher",),
+                 special_tokens: dict[str, int] | None = None, openai_fields_only: bool = False):
         self.models = list(models)
+        self.special_tokens = dict(special_tokens or {})
+        self.openai_fields_only = openai_fields_only
         self.recorded: dict[str, list[str]] = {}
         self.served: dict[str, int] = {}
         self.requests: list[tuple[str, str, dict | None]] = []
@@ -50,7 +70,29 @@ class CompletionsServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def _text(self, completion: str, body: dict) -> str:
+        """A recorded completion as vLLM would give it under the request's fields."""
+        if not self.special_tokens:
+            return completion
+        skip = body.get("skip_special_tokens", True)
+        stop_ids = set(body.get("stop_token_ids") or ())
+        pieces = re.split("(" + "|".join(map(re.escape, self.special_tokens)) + ")", completion)
+        text = []
+        for i, piece in enumerate(pieces):
+            special = i % 2 == 1
+            if special and self.special_tokens[piece] in stop_ids:
+                if body.get("include_stop_str_in_output") and not skip:
+                    text.append(piece)
+                break
+            if not (special and skip):
+                text.append(piece)
+        return "".join(text)
+
     def _answer(self, body: dict) -> tuple[int, dict]:
+        unknown = [k for k in body if k not in OPENAI_FIELDS]
+        if self.openai_fields_only and unknown:
+            return 400, {"error": {"message": f"Unrecognized request argument supplied: {unknown[0]}",
+                                   "type": "invalid_request_error", "param": None, "code": None}}
         if body.get("model") not in self.models:
             return 404, {"error": {"message": f"model {body.get('model')!r} is not served"}}
         prompt = str(body.get("prompt", "")).strip()
@@ -62,7 +104,7 @@ class CompletionsServer:
             n = int(body.get("n") or 1)
             start = self.served.get(prompt, 0)
             self.served[prompt] = start + n
-        choices = [{"index": i, "text": completions[(start + i) % len(completions)],
+        choices = [{"index": i, "text": self._text(completions[(start + i) % len(completions)], body),
                     "finish_reason": "stop"} for i in range(n)]
         return 200, {"object": "text_completion", "model": body["model"], "choices": choices}
 
