@@ -65,6 +65,8 @@ def _api(h, hub, parts, q):
         if not rest or rest[0] == "revision":
             return _info(h, hub, repo, rest[1] if len(rest) > 1 else "main")
         action, arg = rest[0], "/".join(rest[1:])
+        if action == "auth-check" and m == "GET":
+            return _auth_check(h, repo, arg == "write")
         if action == "preupload":
             return _preupload(h, hub, repo, arg)
         if action == "commit":
@@ -82,6 +84,29 @@ def _api(h, hub, parts, q):
         if action == "commits":
             return _commits(h, repo, arg)
     raise HubError(404, f"no route for {m} /api/{'/'.join(parts)}")
+
+
+def _gate(h, repo) -> None:
+    """A gated repo's files are for accounts granted access, as on the Hub: 401 `GatedRepo`
+    without a (valid) token, 403 `GatedRepo` to the token of an account without access."""
+    if not repo.gated:
+        return
+    if not h._authorized():
+        raise HubError(401, f"Access to {repo.type} {repo.id} is restricted. You must have access to it "
+                       f"and be authenticated to access it. Please log in.", "GatedRepo")
+    if not repo.granted:
+        raise HubError(403, f"Access to {repo.type} {repo.id} is restricted and you are not in the "
+                       f"authorized list. Visit {h.server_hub.repo_url(repo.type, repo.id)} to ask "
+                       f"for access.", "GatedRepo")
+
+
+def _auth_check(h, repo, write: bool):
+    """GET /api/{type}s/{id}/auth-check[/write] (HfApi.auth_check): 200 when the token may read
+    (write) the repo; a gated repo as _gate answers; writing needs the token."""
+    if write:
+        h._require_auth()
+    _gate(h, repo)
+    return h._send(200, {})
 
 
 def _at(repo, rev):
@@ -117,7 +142,7 @@ def _info(h, hub, repo, rev):
     return h._send(200, {"id": repo.id, "_id": repo.id, "modelId": repo.id, "author": repo.id.split("/")[0],
                          "sha": commit.oid, "private": repo.private, "createdAt": repo.created,
                          "lastModified": commit.date, "tags": [], "downloads": 0, "likes": 0,
-                         "gated": False, "disabled": False, "siblings": siblings})
+                         "gated": repo.gated, "disabled": False, "siblings": siblings})
 
 
 def _preupload(h, hub, repo, rev):
@@ -264,6 +289,7 @@ def _resolve(h, hub, rtype, rid, rev, path):
     repo = hub.repo(rtype, rid)
     if repo.private and not h._authorized():
         raise HubError(401, f"Repository {rid} not found", "RepoNotFound")
+    _gate(h, repo)
     commit = _at(repo, rev)
     if path not in commit.files:
         raise HubError(404, f"Entry {path} not found", "EntryNotFound", headers={"X-Repo-Commit": commit.oid})

@@ -2,7 +2,8 @@
 
 Covers (see the shared reference notes, hub-protocol-facts.md): whoami, repo create/delete,
 validate-yaml, preupload, LFS batch + PUT + verify, NDJSON commits, branches, tags, refs, tree,
-repo info (at a revision), resolve (HEAD/GET) downloads, commit listing and model listing.
+repo info (at a revision), resolve (HEAD/GET) downloads, commit listing, model listing and
+auth-check (gated repos: `hub.gate(repo_id, granted=False)`).
 State lives in memory; every commit gets a fresh 40-hex oid. Files are sent inline ("regular")
 unless `lfs_threshold` is set (then tests must set HF_HUB_DISABLE_XET=1, since the client
 would otherwise use Xet for LFS files).
@@ -70,6 +71,8 @@ class Repo:
     commits: dict = dataclasses.field(default_factory=dict)
     branches: dict = dataclasses.field(default_factory=dict)
     tags: dict = dataclasses.field(default_factory=dict)
+    gated: str | bool = False  # "auto" or "manual": a gated repo (HubServer.gate)
+    granted: bool = False  # of a gated repo: whether the test token's account has access
 
     def commit(self, parent: str | None, files: dict, title: str) -> Commit:
         oid = hashlib.sha1(f"{self.id}{parent}{title}{next(_counter)}{_now()}".encode()).hexdigest()
@@ -141,6 +144,15 @@ class HubServer:
         """A model repo that appears in the listing now (newest first), as if someone created it."""
         with self.lock:
             return self.create_repo("model", repo_id, private)
+
+    def gate(self, repo_id: str, granted: bool = False, mode: str = "manual", rtype: str = "model") -> Repo:
+        """Make a repo gated, as its owner does on the Hub: its info says so (`gated`) and is
+        shown to anyone, while auth-check and downloads answer 401 `GatedRepo` without a token
+        and 403 `GatedRepo` to the test token unless `granted`."""
+        with self.lock:
+            repo = self.repo(rtype, repo_id)
+            repo.gated, repo.granted = mode, granted
+            return repo
 
     def repo(self, rtype: str, repo_id: str) -> Repo:
         r = self.repos.get((rtype, repo_id))

@@ -221,8 +221,10 @@ def hub_revision(run: dict, token: str | None = None) -> tuple[dict | None, str 
     give the old scores again) and the results name the commit evaluated; with one, as given,
     once the Hub has it. Returns (the run, None), or (None, why it cannot be evaluated): the
     repo or revision is not on the Hub (or is private and no token is set here), or the commit
-    holds no config.json (no model), or the Hub refused (HTTP 4xx). Any other run is returned as
-    it is (a local folder, a storage URI, a training output and its checkpoint tag).
+    holds no config.json (no model), or it is a gated repo the token has no access to (the
+    Hub's auth-check, multiplt.hub.access: model_info answers also without access), or the Hub
+    refused (HTTP 4xx). Any other run is returned as it is (a local folder, a storage URI, a
+    training output and its checkpoint tag).
 
     Raises HubLookupFailed when the Hub cannot be asked: retry for a Hub that is down or
     unreachable; no retry with HF_HUB_OFFLINE set, unless the run pins a revision (its commit
@@ -256,6 +258,18 @@ def hub_revision(run: dict, token: str | None = None) -> tuple[dict | None, str 
             raise HubLookupFailed(f"cannot ask {where} which commit of {model!r} to evaluate "
                                   f"({describe(exc)}); the task is retried", retry=True) from None
         return None, f"{model!r}: {where} refused to describe it ({describe(exc)})"
+    if getattr(info, "gated", None):  # model_info describes a gated repo to anyone
+        from multiplt.hub.access import gated_reason
+
+        try:
+            denied = gated_reason(model, token)
+        except Exception as exc:  # noqa: BLE001 - classified as model_info's failures are
+            if is_retryable(exc):
+                raise HubLookupFailed(f"cannot ask {where} whether the token may read {model!r} "
+                                      f"({describe(exc)}); the task is retried", retry=True) from None
+            return None, f"{model!r}: {where} refused the access check ({describe(exc)})"
+        if denied:
+            return None, denied
     files = [sibling.rfilename for sibling in info.siblings or []]
     if info.siblings is not None and "config.json" not in files:
         return None, (f"{model!r} at {revision or 'its default branch'} (commit {info.sha}) "

@@ -138,18 +138,42 @@ def evaluate_params(evaluate: dict, schedule: str | None) -> dict:
     return params
 
 
-def evaluation_targets(settings: dict, scheduled: bool) -> list[dict]:
+def evaluation_targets(settings: dict, scheduled: bool, warn=None) -> list[dict]:
     """The (model, revision, tokenizer) overrides of each evaluation of this run: the
-    `rerun_models` list for a scheduled run (or a manual run without `model`), else the model."""
+    `rerun_models` list for a scheduled run (or a manual run without `model`), else the model.
+    An entry that repeats an earlier one (the same model, revision and tokenizer, however
+    written: a name or {model}, a missing key or null) is evaluated once, with a warning
+    (`warn`; default: the task log): both would write one run folder, the second over the
+    first, with the same results."""
     if settings.get("model") and not scheduled:
         return [{}]
-    targets = []
-    for entry in settings.get("rerun_models") or []:
+    targets: list[dict] = []
+    first: dict[tuple, int] = {}
+    for number, entry in enumerate(settings.get("rerun_models") or [], 1):
         entry = {"model": entry} if isinstance(entry, str) else dict(entry)
         if not entry.get("model"):
             raise ValueError(f"rerun_models entry {entry} names no model")
-        targets.append({"model": entry["model"], "revision": entry.get("revision"),
-                        "tokenizer": entry.get("tokenizer")})
+        target = {"model": entry["model"], "revision": entry.get("revision"),
+                  "tokenizer": entry.get("tokenizer")}
+        key = (target["model"], target["revision"] or None, target["tokenizer"] or None)
+        if key in first:
+            _warn(warn, f"rerun_models entry {number} ({_described(target)}) repeats entry "
+                        f"{first[key]}: evaluated once (both would write one run folder)")
+            continue
+        first[key] = number
+        targets.append(target)
     if not targets and not settings.get("model"):
         raise NothingToEvaluate("nothing to evaluate: no `model` and an empty `rerun_models`")
     return targets or [{}]
+
+
+def _described(target: dict) -> str:
+    return ", ".join(f"{k} {target[k]!r}" for k in ("model", "revision", "tokenizer") if target[k])
+
+
+def _warn(warn, message: str) -> None:
+    if warn is None:
+        import logging
+
+        warn = logging.getLogger("airflow.task").warning
+    warn(message)

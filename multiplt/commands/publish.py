@@ -65,14 +65,6 @@ def _license(args) -> str:
     return DEFAULT_LICENSE if args.license is None else check_license(args.license)
 
 
-def _token() -> None:
-    """A publication that sends needs the token: a missing one is refused once the arguments are
-    checked, before anything is read, loaded (tokenizers) or downloaded (auth.resolve_token)."""
-    from multiplt.hub.auth import resolve_token
-
-    resolve_token()
-
-
 def _print(summary: dict) -> int:
     print(json.dumps(summary, sort_keys=True, default=str))
     return 0
@@ -85,24 +77,18 @@ def run_dataset(args: argparse.Namespace) -> int:
     repo = check_repo_id(args.repo)
     revision = check_revision(args.revision)
     license = _license(args)
-    if not args.dry_run:
-        _token()
+    # the library refuses a missing token (not needed by a dry run) before it reads anything
     return _print(publish_dataset(args.source, repo, private=args.private, revision=revision,
                                   dry_run=args.dry_run, license=license))
 
 
 def run_checkpoints(args: argparse.Namespace) -> int:
-    from multiplt.hub.checkpoints import publish_checkpoints, wanted_tags
-    from multiplt.storage.outputs import check_out
+    from multiplt.hub.checkpoints import publish_checkpoints
     from multiplt.hub.repo_id import check_repo_id
 
     repo = check_repo_id(args.repo)
     license = _license(args)
-    if args.tags not in ("all", "best"):
-        wanted_tags(args.tags)  # a list naming no tag, before the token is asked for
-    for out in args.outputs:
-        check_out(out, "--from")  # no URI, or a file: named before the token is asked for
-    _token()
+    # the library checks --tags and every --from, then the token, before it reads anything
     return _print(publish_checkpoints(args.outputs, repo, tags=args.tags, force=args.force,
                                       private=args.private, results_store=args.results_store,
                                       license=license))
@@ -114,5 +100,4 @@ def run_results(args: argparse.Namespace) -> int:
 
     repo = check_repo_id(args.repo)
     license = _license(args)
-    _token()
     return _print(publish_results(args.store, repo, private=args.private, license=license))

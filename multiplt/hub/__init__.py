@@ -11,6 +11,7 @@
     dataset.py      `multiplt publish dataset`
     checkpoints.py  `multiplt publish checkpoints`
     results.py      `multiplt publish results`
+    access.py       whether the token may read a repo (auth-check: gated repos)
     watch.py        the watch list and the model listing used by the new-model trigger
 
 Nothing here imports Airflow; huggingface_hub is imported inside functions.

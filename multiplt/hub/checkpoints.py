@@ -337,11 +337,16 @@ def _base_tokenizer(row: dict, folder: str, config: dict | None = None) -> dict[
 def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force: bool = False,
                         private: bool = False, results_store: str | None = None,
                         license: str = cards.DEFAULT_LICENSE, endpoint: str | None = None) -> dict:
+    from multiplt.hub.auth import resolve_token
     from multiplt.hub.publish import client_for
 
     wanted = [] if tags in ("all", "best") else wanted_tags(tags)
+    distinct = distinct_outputs(outs)  # each --from's URI checked
+    # the arguments are checked: a missing token is refused before a manifest is read, a
+    # tokenizer loaded or a base model's tokenizer downloaded
+    token = resolve_token()
     outputs = []
-    for out, given in distinct_outputs(outs):
+    for out, given in distinct:
         outputs.append({**load_output(out), "given": given})
     scored = store_rows(results_store)  # read once: the card may look again (_card)
     pass1 = pass_at_1(results_store, outputs, repo_id, rows=scored)
@@ -373,7 +378,7 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
             for repo_path, local in checkpoint_files(row, workdir, output["config"]).items():
                 bundle.add_file(repo_path, local)
             bundles.append((output, row, bundle))
-        client = client_for(repo_id, "model", private, endpoint)
+        client = client_for(repo_id, "model", private, endpoint, token)
         refs = client.refs()
         existing = refs["tags"]
         todo = []
@@ -454,10 +459,10 @@ def _record(published: list[dict], repo_id: str, summary: dict, tags_now: dict, 
 
 def _card_on_main(client, head: str | None) -> cards.KeptPass1 | None:
     """What the card on the repo's main says of its checkpoints (cards.card_pass_at_1), None
-    when main has no card of model_card's form (a new repo, a hand-written card)."""
-    if head is None or CARD not in client.files_at(head):
-        return None
-    return cards.card_pass_at_1(client.read_text(CARD, head))
+    when main has no card (the Hub answers 404 for its README.md: a new repo) or none of
+    model_card's form (a hand-written card). Reads the card alone, not a listing of the tree."""
+    text = client.read_text_if_any(CARD, head) if head is not None else None
+    return None if text is None else cards.card_pass_at_1(text)
 
 
 def union_outputs(published: list[dict], kept: cards.KeptPass1 | None, existing: dict) -> list[dict]:

@@ -66,6 +66,25 @@ class HubClient:
         with open(local, encoding="utf-8") as f:
             return f.read()
 
+    def read_text_if_any(self, path: str, revision: str) -> str | None:
+        """The text of one file at `revision`, None when the Hub says the repo has no such file
+        there (HTTP 404 `EntryNotFound`): one request for that file, not a listing of the tree.
+        Any other failure (repo or revision not found, the Hub down) is read_text's error."""
+        from huggingface_hub.errors import RemoteEntryNotFoundError
+
+        def download():
+            try:
+                return self.api.hf_hub_download(self.repo_id, path, revision=revision,
+                                                repo_type=self.repo_type)
+            except RemoteEntryNotFoundError:
+                return None
+
+        local = self._call(f"download {path} at {revision[:12]}", download)
+        if local is None:
+            return None
+        with open(local, encoding="utf-8") as f:
+            return f.read()
+
     def commit(self, files: dict[str, str], deletions: list[str], message: str, branch: str,
                parent: str | None) -> str:
         """One commit adding `files` ({repo path: local path}) and deleting `deletions`; its oid."""

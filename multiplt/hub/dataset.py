@@ -227,6 +227,7 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
                     dry_run: str | None = None, license: str = cards.DEFAULT_LICENSE,
                     endpoint: str | None = None) -> dict:
     from multiplt import storage
+    from multiplt.hub.auth import resolve_token
     from multiplt.hub.publish import data_or_card, push_bundle
 
     # Checked before anything is read: a dry run writes files to look at, so only to a local
@@ -240,6 +241,7 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
         if inside == folder or inside.startswith(folder.rstrip(os.sep) + os.sep):
             raise MultipltError(f"--dry-run {dry_run} is the dataset folder or inside it; give "
                                 f"another folder")
+    token = None if dry_run else resolve_token()  # a push needs one: refused before any reading
     with tempfile.TemporaryDirectory(prefix="multiplt-publish-dataset-") as workdir:
         bundle, rows = build_bundle(uri, repo_id, license, workdir)
         with bundle:
@@ -254,7 +256,7 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
             result = push_bundle(bundle, repo_id, "dataset", private, revision,
                                  message=f"Publish dataset: {sum(rows.values())} rows in "
                                          f"{sum(1 for n in rows.values() if n)} split(s)",
-                                 deletable=data_or_card, endpoint=endpoint)
+                                 deletable=data_or_card, endpoint=endpoint, token=token)
             _record(uri, repo_id, revision, result["commit"], endpoint)
             return {**summary, **result}
 

@@ -12,8 +12,11 @@ from multiplt.hub.client import HubClient
 LOG = logging.getLogger("multiplt.hub")
 
 
-def client_for(repo_id: str, repo_type: str, private: bool, endpoint: str | None = None) -> HubClient:
-    client = HubClient(resolve_token(), repo_id, repo_type, endpoint)
+def client_for(repo_id: str, repo_type: str, private: bool, endpoint: str | None = None,
+               token: str | None = None) -> HubClient:
+    """The client of `repo_id`, which is created unless it exists. `token`: the one the
+    publication resolved before it read anything (auth.resolve_token), else resolved here."""
+    client = HubClient(token or resolve_token(), repo_id, repo_type, endpoint)
     client.ensure_repo(private)
     return client
 
@@ -24,8 +27,9 @@ def data_or_card(path: str) -> bool:
 
 
 def push_bundle(bundle: Bundle, repo_id: str, repo_type: str, private: bool, branch: str,
-                message: str, deletable=lambda path: True, endpoint: str | None = None) -> dict:
-    client = client_for(repo_id, repo_type, private, endpoint)
+                message: str, deletable=lambda path: True, endpoint: str | None = None,
+                token: str | None = None) -> dict:
+    client = client_for(repo_id, repo_type, private, endpoint, token)
     client.ensure_branch(branch)
     head = client.refs()["branches"][branch]
     changed, deleted = bundle.changes(client.files_at(head), deletable)

@@ -19,9 +19,11 @@ DATA_FILE = "data/results-00000-of-00001.parquet"
 def publish_results(store: str, repo_id: str, private: bool = False,
                     license: str = cards.DEFAULT_LICENSE, endpoint: str | None = None) -> dict:
     from multiplt import storage
+    from multiplt.hub.auth import resolve_token
     from multiplt.hub.publish import data_or_card, push_bundle
     from multiplt.results import read_store
 
+    token = resolve_token()  # a missing token is refused before the store is read
     if not storage.exists(store):
         raise MultipltError(f"--store {store}: no results store there (record runs first with "
                             f"`multiplt results record`)")
@@ -38,7 +40,7 @@ def publish_results(store: str, repo_id: str, private: bool = False,
         LOG.info("results store %s: %d rows", store, table.height)
         result = push_bundle(bundle, repo_id, "dataset", private, "main",
                              message=f"Publish results: {table.height} rows",
-                             deletable=data_or_card, endpoint=endpoint)
+                             deletable=data_or_card, endpoint=endpoint, token=token)
     return {"repo": repo_id, "rows": table.height, **result}
 
 

@@ -15,11 +15,17 @@ The watermark (what the watcher has seen of one watch list, kept between polls) 
 at the baseline (the first poll). A model is announced when it is created after the baseline:
 an id never seen whose creation time is after `cutoff`, or a seen id whose creation time is
 newer than the one stored (the repo was deleted and created again). (Not "at or after": the
-Hub gives every repo older than 2022-03 the same createdAt, 2022-03-02T23:29:04.000Z.) A model created before
-the baseline that is listed for the first time later (a newer one was deleted, `limit` was
-raised) is added to the watermark without being announced. A watermark stored before creation
-times were kept (a list of ids) is read as before (every id not in it is announced) once, and
-stored in the new form.
+Hub gives every repo older than 2022-03 the same createdAt, 2022-03-02T23:29:04.000Z.) A model
+created at or before `cutoff` is never announced (unless created again, which gives it a newer
+time), so `models` keeps only the models created after `cutoff`: the baseline stores none, and
+a model created before the baseline that is listed for the first time later (a newer one was
+deleted, `limit` was raised) is not announced and not stored. `models` holds at most KEEP ids:
+past that the oldest go and `cutoff` rises to the newest creation time among them (a model
+created before it that was never listed, e.g. a private repo made public, is then not
+announced), so the watermark stays bounded however long the watcher runs. A watermark stored
+before creation times were kept (a list of ids) is read as before (every id not in it is
+announced) once, and stored in the new form; one stored in this form with the models created
+before `cutoff` (the earlier watcher kept every id it listed) loses them at the next poll.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from multiplt.errors import MultipltError
 
 DEFAULT_POLL = 600.0
 MIN_POLL = 1.0
+KEEP = 1000  # models a watermark keeps (those created after its cutoff, the newest)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,25 +164,48 @@ def _is_new(model_id: str, created: str | None, models: dict, cutoff: str | None
     return created is not None and stored is not None and _time(created) > _time(stored)
 
 
-def new_models(listed: list[tuple[str, str | None]], seen, announce_existing: bool
-               ) -> tuple[list[str], dict]:
+def new_models(listed: list[tuple[str, str | None]], seen, announce_existing: bool,
+               keep: int | None = None) -> tuple[list[str], dict]:
     """(models to announce, oldest first; the new watermark) of a listing of (id, createdAt),
     newest first. With no watermark yet the listing is the baseline: nothing is announced
-    unless `announce_existing`. `seen` may be a watermark of the old form (a list of ids)."""
+    unless `announce_existing`. `seen` may be a watermark of the old form (a list of ids). The
+    new watermark keeps at most `keep` (default KEEP) models, all created after its cutoff
+    (bounded)."""
     if seen is None:
         fresh = [m for m, _ in reversed(listed)] if announce_existing else []
-        return fresh, {"models": dict(sorted(listed)), "cutoff": _newest(t for _, t in listed)}
-    if isinstance(seen, list):  # stored before creation times were kept: as before, then upgraded
+        models, cutoff = dict(listed), _newest(t for _, t in listed)
+    elif isinstance(seen, list):  # stored before creation times were kept: as before, then upgraded
         known = set(seen)
         fresh = [m for m, _ in reversed(listed) if m not in known]
-        models = {m: None for m in seen}
-        models.update(listed)
-        return fresh, {"models": dict(sorted(models.items())), "cutoff": _newest(t for _, t in listed)}
-    models, cutoff = dict(seen.get("models") or {}), seen.get("cutoff")
-    fresh = []
-    for model_id, created in reversed(listed):
-        if _is_new(model_id, created, models, cutoff):
-            fresh.append(model_id)
-        if created is not None or model_id not in models:
-            models[model_id] = created
+        # the ids not listed now are older than this listing (or deleted): under its cutoff
+        models, cutoff = dict(listed), _newest(t for _, t in listed)
+    else:
+        models, cutoff = dict(seen.get("models") or {}), seen.get("cutoff")
+        fresh = []
+        for model_id, created in reversed(listed):
+            if _is_new(model_id, created, models, cutoff):
+                fresh.append(model_id)
+            if created is not None or model_id not in models:
+                models[model_id] = created
+    models, cutoff = bounded(models, cutoff, KEEP if keep is None else keep)
     return fresh, {"models": dict(sorted(models.items())), "cutoff": cutoff}
+
+
+_OLDEST = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
+
+def bounded(models: dict, cutoff: str | None, keep: int) -> tuple[dict, str | None]:
+    """(models, cutoff) holding only what decides an announcement: the models created after
+    `cutoff` (one created at or before it is never new: _is_new), at most `keep` of them, the
+    newest; `cutoff` rises to the newest creation time of those left out. A model without a
+    creation time (a listing that gave none) is kept while there is room, as the oldest."""
+    def after(created: str | None) -> bool:
+        return created is None or cutoff is None or _time(created) > _time(cutoff)
+
+    models = {m: t for m, t in models.items() if after(t)}
+    if len(models) > keep:
+        order = sorted(models.items(), key=lambda item: _time(item[1]) if item[1] else _OLDEST,
+                       reverse=True)
+        cutoff = _newest([cutoff, *(t for _, t in order[keep:])])
+        models = {m: t for m, t in order[:keep] if after(t)}
+    return models, cutoff

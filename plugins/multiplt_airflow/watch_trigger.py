@@ -4,16 +4,18 @@ DAG's Asset (lives in plugins/, outside the DAG bundle, as event triggers must).
 Every `poll_interval` seconds it reads the watch list (the Airflow Variable named by
 `variable`, a JSON object; see multiplt.hub.watch), lists the matching Hub models, and yields
 one TriggerEvent({"model_id": ...}) per model created since the first poll (the baseline) that
-it has not seen (multiplt.hub.watch.new_models). What it has seen, with creation times, is kept
-in the triggerer's asset state store under a key per watch list, written before the events are
-yielded, so a restarted triggerer never announces a model twice (at most once: an event lost
-in a crash right after the write is not repeated). The first poll of a watch list records the
+it has not seen (multiplt.hub.watch.new_models). Its watermark (the baseline's cutoff time and,
+bounded, the models created after it) is kept in the triggerer's asset state store under a key
+per watch list, written before the events are yielded, so a restarted triggerer never
+announces a model twice (at most once: an event lost in a crash right after the write is not
+repeated). The first poll of a watch list records the
 current models as the baseline and announces none (unless `announce_existing`). A Hub that is
 down, or offline mode (HF_HUB_OFFLINE), is logged and retried at the next poll. A query that
 lists no model (a misspelled author), or a listing none of whose models matches `pattern`, is a
 warning, logged when it starts (not at every poll); a key of the Variable that is neither a
 watch-list key nor one of `params` (the Params of the DAG that shares the Variable) makes the
-watch list unusable (an error at every poll, naming the nearest key).
+watch list unusable: an error naming the nearest key, logged once per problem (again when the
+Variable or the problem changes, or after the list was usable), and every poll lists nothing.
 """
 
 from __future__ import annotations
@@ -41,9 +43,8 @@ class NewModelTrigger(BaseEventTrigger):
                 {"variable": self.variable, "watch": self.watch, "poll_interval": self.poll_interval,
                  "params": self.params})
 
-    async def _watch_list(self):
-        from multiplt.hub.watch import WatchList
-
+    async def _settings(self) -> dict:
+        """The watch list's settings: `watch`, updated by the Variable's object."""
         settings = dict(self.watch)
         if self.variable:
             from airflow.sdk import Variable
@@ -53,7 +54,36 @@ class NewModelTrigger(BaseEventTrigger):
                 settings.update(value)
         if self.poll_interval is not None and "poll_interval" not in settings:
             settings["poll_interval"] = self.poll_interval
-        return WatchList.from_dict(settings, also=self.params)
+        return settings
+
+    async def _watch_list(self):
+        """The WatchList of this poll; an unusable one is logged (unusable) and None returned."""
+        import json
+
+        from multiplt.hub.watch import WatchList
+
+        settings = None
+        try:
+            settings = await self._settings()
+            watch = WatchList.from_dict(settings, also=self.params)
+        except Exception as exc:  # noqa: BLE001 - a bad Variable must not kill the watcher
+            self._unusable(json.dumps(settings, sort_keys=True, default=str), exc)
+            return None
+        self._reported = None  # usable: a later problem is logged again
+        return watch
+
+    def _unusable(self, settings: str, exc: Exception) -> None:
+        """An error for a watch list that cannot be used, logged once per problem and list: not
+        again at every poll until the list (the Variable) or the problem changes (the triggerer's
+        log would otherwise repeat it every poll_interval)."""
+        state = (settings, f"{type(exc).__name__}: {exc}")
+        if state == getattr(self, "_reported", None):
+            self.log.debug("watch list still unusable: %s", exc)
+            return
+        where = f"the {self.variable} Variable" if self.variable else "the watch list"
+        self.log.error("watch list unusable: %s; nothing is listed until %s is fixed (logged "
+                       "once)", exc, where)
+        self._reported = state
 
     async def _state(self, key: str, value=None, write: bool = False):
         store = getattr(self, "asset_state_store", None)
@@ -79,10 +109,8 @@ class NewModelTrigger(BaseEventTrigger):
         """(models to announce, seconds until the next poll); the watermark is already saved."""
         from multiplt.hub.watch import DEFAULT_POLL, list_models, new_models
 
-        try:
-            watch = await self._watch_list()
-        except Exception as exc:  # noqa: BLE001 - a bad Variable must not kill the watcher
-            self.log.error("watch list unusable: %s", exc)
+        watch = await self._watch_list()
+        if watch is None:
             return [], self.poll_interval or DEFAULT_POLL
         if watch.empty:
             self.log.info("nothing to watch: set authors and/or search in the %s Variable", self.variable)
@@ -101,12 +129,6 @@ class NewModelTrigger(BaseEventTrigger):
             await self._state(watch.key(), watermark, write=True)
         if seen is None:
             self.log.info("baseline of %s: %d matching model(s)", watch.key(), len(listing.models))
-        elif isinstance(seen, dict):
-            old = set(seen.get("models") or {})
-            quiet = [m for m, _ in listing.models if m not in old and m not in fresh]
-            if quiet:
-                self.log.info("listed for the first time but created before the baseline, not "
-                              "announced: %s", quiet)
         self.log.info("polled %d matching model(s), %d new: %s", len(listing.models), len(fresh), fresh)
         return fresh, watch.poll_interval
 

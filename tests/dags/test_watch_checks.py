@@ -113,7 +113,8 @@ def test_the_watcher_accepts_the_dags_params_in_the_variable(monkeypatch):
         assert asyncio.run(trigger.poll_once())[0] == []
     assert [e["event"] for e in logs if e["log_level"] == "error"] == [
         "watch list unusable: bad watch list: unknown key 'evaluate_language' (did you mean "
-        "'evaluate_languages'?)"]
+        "'evaluate_languages'?); nothing is listed until the multiplt_watch Variable is fixed "
+        "(logged once)"]
     monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_WATCH", '{"finetune_languages": ["lua"]}')
     with capture_logs() as logs:
         assert asyncio.run(trigger.poll_once())[0] == []  # nothing to watch, no error

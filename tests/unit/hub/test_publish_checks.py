@@ -106,3 +106,33 @@ def test_a_card_read_back_renders_the_same_card():
     # a tag gone from the repo is left out
     del existing["lua-multiplt-epoch1"]
     assert [r["tag"] for r in checkpoints.union_outputs([], kept, existing)[0]["rows"]] == ["lua-multiplt-epoch2"]
+
+
+def test_the_library_refuses_a_missing_token_after_its_input_checks_before_reading(tmp_path,
+                                                                                   monkeypatch):
+    """publish_checkpoints / publish_dataset / publish_results themselves ask for the token once
+    their arguments are checked, before any manifest, data folder or store is read (the CLI
+    used to do it, repeating the library's checks; a caller of the library read everything
+    first and was refused only at the Hub client)."""
+    from multiplt.hub.dataset import publish_dataset
+    from multiplt.hub.results import publish_results
+
+    for name in auth.TOKEN_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(checkpoints, "load_output", lambda *a, **k: pytest.fail("a manifest was read"))
+    out = training_output(tmp_path / "train")
+    with pytest.raises(MultipltError, match="^no Hugging Face token: set HF_TOKEN"):
+        checkpoints.publish_checkpoints([out], "me/m")
+    # its own checks come first: a --tags naming nothing, a --from that is a file
+    with pytest.raises(MultipltError, match="names no checkpoint"):
+        checkpoints.publish_checkpoints([out], "me/m", tags=" , ")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MultipltError, match="--from"):
+        checkpoints.publish_checkpoints([str(tmp_path / "file")], "me/m")
+    with pytest.raises(MultipltError, match="^no Hugging Face token"):  # not "no data/*.parquet"
+        publish_dataset(str(tmp_path / "nosuch"), "me/ds")
+    with pytest.raises(MultipltError, match="^no Hugging Face token"):  # not "no results store"
+        publish_results(str(tmp_path / "nosuch.parquet"), "me/board")
+    # a dry run needs none: it goes on to read the folder
+    with pytest.raises(MultipltError, match="not a dataset folder"):
+        publish_dataset(str(tmp_path / "train"), "me/ds", dry_run=str(tmp_path / "dry"))

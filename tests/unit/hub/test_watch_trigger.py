@@ -43,6 +43,11 @@ def poll(trigger) -> list[str]:
     return asyncio.run(trigger.poll_once())[0]
 
 
+def created(hub, repo_id: str) -> str:
+    """The repo's createdAt as the watermark stores it (multiplt.hub.watch._created)."""
+    return hub.repo("model", repo_id).created.replace("Z", "000+00:00")
+
+
 def test_watch_list_matching_and_watermark():
     watch = WatchList.from_dict({"authors": "bigcode", "pattern": "starcoder*"})
     assert watch.authors == ("bigcode",) and watch.matches("bigcode/starcoder2-3b")
@@ -51,11 +56,13 @@ def test_watch_list_matching_and_watermark():
     assert WatchList.from_dict({}).empty
     assert watch.key() != WatchList.from_dict({"authors": "bigcode", "pattern": "*"}).key()
     t1, t2, t3 = (f"2024-01-0{d}T00:00:00.000000+00:00" for d in (1, 2, 3))
-    baseline = {"models": {"a": t1, "b": t2}, "cutoff": t2}
+    baseline = {"models": {}, "cutoff": t2}  # the baseline's models are at or before its cutoff
     assert new_models([("b", t2), ("a", t1)], None, False) == ([], baseline)
     assert new_models([("b", t2), ("a", t1)], None, True) == (["a", "b"], baseline)
     assert new_models([("c", t3), ("b", t2), ("a", t1)], baseline, False) == (
-        ["c"], {"models": {"a": t1, "b": t2, "c": t3}, "cutoff": t2})
+        ["c"], {"models": {"c": t3}, "cutoff": t2})
+    assert new_models([("c", t3), ("b", t2), ("a", t1)], {"models": {"c": t3}, "cutoff": t2},
+                      False)[0] == []
     # the Hub gives every repo older than 2022-03 one createdAt: one of them listed later is old
     migrated = "2022-03-02T23:29:04.000Z"
     _, watermark = new_models([("old-1", migrated)], None, False)
@@ -69,7 +76,9 @@ def test_one_event_per_new_model_and_restart_never_reannounces(test_hub):
     watch = {"authors": ["bigcode"], "pattern": "starcoder*", "endpoint": test_hub.url, "poll_interval": 1}
     trigger = make_trigger(watch, store)
     assert poll(trigger) == []  # the baseline
-    assert store.values and list(list(store.values.values())[0]["models"]) == ["bigcode/starcoder-old"]
+    (baseline,) = store.values.values()
+    assert baseline["models"] == {}  # starcoder-old is at the cutoff: never new, not kept
+    assert baseline["cutoff"] == created(test_hub, "bigcode/starcoder-old")
     test_hub.add_model("bigcode/starcoder-new")
     test_hub.add_model("bigcode/santacoder-2")  # does not match
     test_hub.add_model("other/starcoder-fork")  # another author
@@ -156,14 +165,11 @@ def test_only_models_created_after_the_baseline_are_announced(test_hub):
     watch = {"authors": ["bigcode"], "limit": 3, "endpoint": test_hub.url, "poll_interval": 1}
     assert poll(make_trigger(watch, store)) == []  # the baseline: starcoder-4, 3, 2
     (key,) = store.values
-    watermark = store.values[key]
-    assert sorted(watermark["models"]) == [f"bigcode/starcoder-{i}" for i in (2, 3, 4)]
-    assert watermark["cutoff"] == watermark["models"]["bigcode/starcoder-4"]
+    assert store.values[key] == {"models": {}, "cutoff": created(test_hub, "bigcode/starcoder-4")}
     HfApi().delete_repo("bigcode/starcoder-4")
     assert poll(make_trigger(watch, store)) == []  # starcoder-1 slid in: older than the baseline
-    assert "bigcode/starcoder-1" in store.values[key]["models"]
     assert poll(make_trigger({**watch, "limit": 10}, store)) == []  # starcoder-0 too
-    assert set(store.values[key]["models"]) == {f"bigcode/starcoder-{i}" for i in range(5)}
+    assert store.values[key]["models"] == {}
     test_hub.add_model("bigcode/starcoder-5")
     assert poll(make_trigger({**watch, "limit": 10}, store)) == ["bigcode/starcoder-5"]
     HfApi().delete_repo("bigcode/starcoder-3")
@@ -185,10 +191,10 @@ def test_a_watermark_stored_without_creation_times_is_read_as_before_then_upgrad
     store.values[WatchList.from_dict(watch).key()] = ["ns/m-a"]  # the old form
     assert poll(make_trigger(watch, store)) == ["ns/m-b"]
     (value,) = store.values.values()
-    assert set(value["models"]) == {"ns/m-a", "ns/m-b"} and value["cutoff"] == value["models"]["ns/m-b"]
+    assert value == {"models": {}, "cutoff": created(test_hub, "ns/m-b")}
     HfApi().delete_repo("ns/m-b")
     assert poll(make_trigger(watch, store)) == []  # m-old slid in: created before
-    assert "ns/m-old" in list(store.values.values())[0]["models"]
+    assert poll(make_trigger(watch, store)) == []  # and m-a, listed again, stays quiet
 
 
 def test_a_query_that_lists_nothing_is_a_warning_once(test_hub):
@@ -228,3 +234,88 @@ def test_unknown_keys_and_model_ids_as_authors_are_refused():
     with pytest.raises(MultipltError, match="author 'bigcode/starcoder' is a model id; an author "
                        "is the part before '/' \\('bigcode'\\)"):
         WatchList.from_dict({"authors": ["bigcode/starcoder"]})
+
+
+def test_an_unusable_watch_list_is_an_error_once_per_problem(test_hub):
+    """A misspelled key logged the same error at every poll (every poll_interval, for as long as
+    nobody fixed the Variable): now once per problem and list, again when either changes or the
+    list was fixed and broke again; the watcher keeps polling and never raises."""
+    from structlog.testing import capture_logs
+
+    test_hub.add_model("bigcode/starcoder")
+    good = {"authors": ["bigcode"], "endpoint": test_hub.url, "poll_interval": 1}
+    trigger = make_trigger({**good, "patern": "star*"})
+
+    def errors() -> list[str]:
+        with capture_logs() as logs:
+            assert asyncio.run(trigger.poll_once()) == ([], 600)  # the default: none was read
+        return [e["event"] for e in logs if e["log_level"] == "error"]
+
+    patern = ("watch list unusable: bad watch list: unknown key 'patern' (did you mean 'pattern'?); "
+              "nothing is listed until the watch list is fixed (logged once)")
+    assert errors() == [patern]
+    assert errors() == [] and errors() == []
+    trigger.watch = {**good, "patern": "santa*"}  # another list, the same key: said again
+    assert errors() == [patern]
+    assert errors() == []
+    trigger.watch = {**good, "authors": ["bigcode/starcoder"]}  # another problem
+    assert errors() == ["watch list unusable: bad watch list: author 'bigcode/starcoder' is a model "
+                        "id; an author is the part before '/' ('bigcode'); to watch one name, use "
+                        "`pattern`; nothing is listed until the watch list is fixed (logged once)"]
+    trigger.watch = good
+    with capture_logs() as logs:
+        assert asyncio.run(trigger.poll_once()) == ([], 1)  # the baseline
+    assert not [e for e in logs if e["log_level"] == "error"]
+    trigger.watch = {**good, "patern": "star*"}  # broken again after it was fixed: said again
+    assert errors() == [patern]
+
+
+def test_the_watermark_stays_bounded():
+    """The watermark kept every id ever listed (the baseline's `limit` x queries, every slid-in
+    old model, every announced one): it grew for as long as the watcher ran. Now it keeps the
+    models created after its cutoff, at most `keep`, the cutoff rising past those left out;
+    none of them is announced again, a re-created one (a newer time) is."""
+    times = [f"2024-01-01T00:00:{s:02d}.000000+00:00" for s in range(20)]
+    listing = [(f"m{i}", times[i]) for i in range(3)][::-1]
+    fresh, mark = new_models(listing, None, False, keep=3)
+    assert (fresh, mark) == ([], {"models": {}, "cutoff": times[2]})
+    for i in range(3, 12):  # one new model a poll; the listing shows the newest 5
+        listing = [(f"m{j}", times[j]) for j in range(i + 1)][::-1][:5]
+        fresh, mark = new_models(listing, mark, False, keep=3)
+        assert fresh == [f"m{i}"]
+        assert len(mark["models"]) <= 3 and f"m{i}" in mark["models"]
+    assert mark == {"models": {"m9": times[9], "m10": times[10], "m11": times[11]}, "cutoff": times[8]}
+    # every model listed again (limit raised): none is new, the watermark does not grow
+    everything = [(f"m{j}", times[j]) for j in range(12)][::-1]
+    assert new_models(everything, mark, False, keep=3) == ([], mark)
+    # m5, left out of the watermark, is deleted and created again: a newer time, announced
+    again = [("m5", times[12]), *[(m, t) for m, t in everything if m != "m5"]]
+    fresh, mark = new_models(again, mark, False, keep=3)
+    assert fresh == ["m5"] and mark["models"] == {"m5": times[12], "m10": times[10], "m11": times[11]}
+    assert mark["cutoff"] == times[9]
+
+
+def test_a_watermark_of_the_earlier_form_is_read_and_trimmed(test_hub, monkeypatch):
+    """A watermark as the earlier watcher stored it (every id it listed, the baseline's too)
+    reads as before: nothing it holds is announced again, a new model is; the next write keeps
+    only the models created after the cutoff, and from then on at most KEEP."""
+    from multiplt.hub import watch as watch_module
+
+    for name in ("a", "b", "c"):
+        test_hub.add_model(f"ns/{name}")
+    watch = {"authors": ["ns"], "endpoint": test_hub.url, "poll_interval": 1}
+    key = WatchList.from_dict(watch).key()
+    store = FakeStateStore()
+    times = {m: created(test_hub, f"ns/{m}") for m in "abc"}
+    # the baseline listed a and b; c was announced later
+    store.values[key] = {"models": {f"ns/{m}": times[m] for m in "abc"}, "cutoff": times["b"]}
+    assert poll(make_trigger(watch, store)) == []
+    assert store.values[key] == {"models": {"ns/c": times["c"]}, "cutoff": times["b"]}
+    monkeypatch.setattr(watch_module, "KEEP", 2)
+    for name in ("d", "e", "f"):
+        test_hub.add_model(f"ns/{name}")
+        assert poll(make_trigger(watch, store)) == [f"ns/{name}"]
+        assert poll(make_trigger(watch, store)) == []
+    assert store.values[key] == {"models": {"ns/e": created(test_hub, "ns/e"),
+                                            "ns/f": created(test_hub, "ns/f")},
+                                 "cutoff": created(test_hub, "ns/d")}
