@@ -139,6 +139,8 @@ def test_every_stage_ran_in_a_container_sandbox_steps_without_network_or_root(do
     assert len(staging) == 2 * SHARDS * len(LANGS)
     for c in staging:
         assert c["Config"]["User"] == "10001:10001" and c["HostConfig"]["NetworkMode"] == "host"
+    for c in containers:  # Docker's init is PID 1 in front of multiplt (reaps, forwards signals)
+        assert c["HostConfig"]["Init"] is True, c["Config"]["Entrypoint"]
 
 
 def test_stage_in_and_out_move_only_what_changed(docker_evaluation):
