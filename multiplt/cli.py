@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import re
 import signal
 import sys
 import threading
@@ -101,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def one_line(message: str) -> str:
+    """An error message as one line: a library's multi-line text (huggingface_hub's cause on a
+    line of its own) joined at its line breaks, and the blanks around them, by one space."""
+    return re.sub(r"\s*[\r\n]+\s*", " ", message).strip()
+
+
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -112,7 +119,7 @@ def _main(argv: list[str] | None) -> int:
         result = args.func(args)
     except MultipltError as exc:
         end_progress_bars()
-        print(f"multiplt {args.command}: error: {exc}", file=sys.stderr)
+        print(f"multiplt {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         end_progress_bars()

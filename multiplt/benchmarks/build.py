@@ -243,6 +243,9 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
     if str(out).endswith("/") or (local is not None and os.path.isdir(local)):
         raise MultipltError(f"--out {out} is a folder; give the benchmark file's URI (e.g. "
                             f"{str(out).rstrip('/')}/{sources.source_name(source)}-{language.code}.jsonl)")
+    blocker = storage.file_above(local) if local is not None else None
+    if blocker is not None:  # refused now, not after every canonical solution has run
+        raise MultipltError(f"--out {out}: {blocker} is a file, not a folder")
     src = select(sources.load(source), limit, problems)
     _refuse_overwriting_source(source, out)
     rows, report = build_rows(src, language)

@@ -16,7 +16,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", dest="out_uri", metavar="URI",
                    help="folder for <name>.results.json.gz (default: --in)")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="programs run at once (default: one per available core)")
+                   help="programs run at once (default: one per available core, at most "
+                   "$MULTIPLT_CPUS when set)")
     p.add_argument("--timeout", type=float, metavar="S",
                    help="wall-clock limit per program in seconds (default: the language's: "
                    "15 s; 5 s for R and Julia)")

@@ -190,6 +190,8 @@ def score(in_uri: str, ks=(1,), allow_partial: bool = False) -> list[dict]:
         raise MultipltError(f"k must be positive integers, got {ks}")
     if not storage.exists(in_uri):
         raise MultipltError(f"{in_uri} does not exist: give a folder of <name>.results.json.gz files")
+    if storage.is_file(in_uri):
+        raise MultipltError(f"{in_uri} is a file, not a folder: give a folder of <name>.results.json.gz files")
     problems = Funnel("score problems")
     counts = read_counts(in_uri, allow_partial=allow_partial, funnel=problems)
     if allow_partial:

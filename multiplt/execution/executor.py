@@ -58,8 +58,26 @@ class _Job:
     targets: list[tuple[_Problem, int]]
 
 
+#: a CPU budget for the process (the local stage runtime sets it from a task's `cpus`)
+CPUS_ENV = "MULTIPLT_CPUS"
+
+
 def default_workers() -> int:
-    return len(os.sched_getaffinity(0))
+    """The worker count without --workers: every core this process may run on
+    (sched_getaffinity), at most MULTIPLT_CPUS when that is set (a positive integer; an empty
+    value counts as unset, anything else is an error naming it)."""
+    cores = len(os.sched_getaffinity(0))
+    text = os.environ.get(CPUS_ENV, "").strip()
+    if not text:
+        return cores
+    try:
+        budget = int(text)
+    except ValueError:
+        budget = 0
+    if budget < 1:
+        raise MultipltError(f"{CPUS_ENV} must be a positive integer (the CPUs to use), got "
+                            f"{os.environ[CPUS_ENV]!r}")
+    return min(budget, cores)
 
 
 #: the longest --timeout, in seconds: one day per program is already far beyond any use, and a

@@ -78,7 +78,8 @@ def select_shard(names: list[str], shard: tuple[int, int] | None) -> list[str]:
 
 
 def read_problem(uri: str) -> dict:
-    """A completions file, checked: the fields the executor needs, with the right types."""
+    """A completions file, checked: the fields the executor needs, with the right types, and a
+    `name` that its file name (`<name>.json.gz`) repeats."""
     doc = storage.read_json(uri)
     if not isinstance(doc, dict):
         raise MultipltError(f"{uri}: expected a JSON object, got {type(doc).__name__}")
@@ -91,6 +92,10 @@ def read_problem(uri: str) -> dict:
     bad = [i for i, c in enumerate(doc["completions"]) if not isinstance(c, str)]
     if bad:
         raise MultipltError(f"{uri}: completions[{bad[0]}] is not a string")
+    named = problem_name(uri)
+    if named is not None and doc["name"] != named:  # results and score go by the file's name
+        raise MultipltError(f"{uri}: field 'name' is {doc['name']!r} but the file name says {named!r}; "
+                            f"a completions file is named <name>.json.gz after its problem")
     return doc
 
 

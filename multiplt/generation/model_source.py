@@ -88,7 +88,8 @@ def resolve_model(model: str, revision: str | None = None, what: str = "model",
     """Where to load `model` from; `what="tokenizer"` for a tokenizer (no config.json needed;
     any other `what`, e.g. "base model", names a model in the errors). `hub=False`: a Hub name
     is not downloaded and None is returned (the caller loads it by name); everything else is
-    resolved and checked as with `hub=True`."""
+    resolved and checked as with `hub=True`. Errors about `revision` name the flag that gave it:
+    `--base-revision` for train's base model (`what="base model"`), else `--revision`."""
     resolved = _resolve(model, revision, what, hub)
     if resolved is None:
         return None
@@ -97,18 +98,23 @@ def resolve_model(model: str, revision: str | None = None, what: str = "model",
     return resolved
 
 
+def _revision_flag(what: str) -> str:
+    """The flag that gave the revision of `what`: train's base model has its own."""
+    return "--base-revision" if what == "base model" else "--revision"
+
+
 def _resolve(model: str, revision: str | None, what: str, hub: bool = True) -> ResolvedModel | None:
     checkpoint = manifest.resolve(model, revision)
     source = checkpoint or model
     if "://" in source:
         if checkpoint is None and revision:
-            raise MultipltError(f"--revision {revision!r} is not a checkpoint tag of {model} "
+            raise MultipltError(f"{_revision_flag(what)} {revision!r} is not a checkpoint tag of {model} "
                                 "(a storage URI has no Hub revisions)")
         path, digest = _from_storage(source, what)
         return ResolvedModel(model, revision, path, digest, checkpoint)
     if os.path.isdir(source):
         if revision and checkpoint is None:
-            raise MultipltError(f"--revision {revision!r} given for the local folder {model}, "
+            raise MultipltError(f"{_revision_flag(what)} {revision!r} given for the local folder {model}, "
                                 "which has no revisions or training manifest tag of that name")
         return ResolvedModel(model, revision, os.path.abspath(source), None, checkpoint)
     if checkpoint is not None:

@@ -102,6 +102,28 @@ def stored_run_uri(run_uri: str) -> str:
     return uris.parse(run_uri).path
 
 
+def stored_model(model: str, config: dict) -> str:
+    """The `model` a row records: a model folder or training output that generate was given as a
+    relative local path (`--model tr --revision TAG`, `./tr/`) made absolute, as `stored_run_uri`
+    makes the run folder, so `publish checkpoints --from /abs/tr --results-store` and `publish
+    results` find it from any working directory. Only a path that is a folder from here (record
+    from where generate ran) and that generate did not fetch from the Hub (no Hub commit in the
+    record): a Hub id (`org/name`, `gpt2`), a URI or an absolute path stays as written."""
+    from multiplt.storage import uri as uris
+
+    if uris._SCHEME.match(model) or os.path.isabs(model):
+        return model
+    commit = config.get("resolved_commit")
+    if isinstance(commit, str) and len(commit) == 40:  # fetched from the Hub
+        return model
+    if os.path.isdir(model):
+        return os.path.abspath(model)
+    if model.startswith(("./", "../")) or model in (".", ".."):
+        LOG.warning("model %s is a relative path that is no folder from here: recorded as written "
+                    "(record the run from the folder generate ran in to record its absolute path)", model)
+    return model
+
+
 def _not_a_file(run_uri: str) -> None:
     """`--scores` given a file (e.g. the scores CSV itself): an error naming the folder to give."""
     from multiplt import storage
@@ -120,7 +142,8 @@ def _not_a_file(run_uri: str) -> None:
 def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None = None,
                   allow_partial: bool = False) -> list[dict]:
     """Rows (without created_at) for one scored run folder; labels given here override the config.
-    Errors name the folder as given; the rows record it as `stored_run_uri` gives it.
+    Errors name the folder as given; the rows record it as `stored_run_uri` gives it, and the
+    model as `stored_model` does (a relative local path made absolute).
 
     The run's identity (`run_id`) is its folder name and config with the experiment label: one
     base model's folder, shared by the experiments that evaluate it, is recorded once per
@@ -166,7 +189,7 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
                     run_uri, config["checkpoint_uri"])
     base = {
         "run_uri": stored_run_uri(run_uri),
-        "model": model,
+        "model": stored_model(model, config),
         "revision": revision,
         "resolved_commit": _opt(config, "resolved_commit", str, config_uri),
         "tokenizer": _opt(config, "tokenizer", str, config_uri),

@@ -134,7 +134,7 @@ def read_versioned(loc: Location) -> tuple[bytes, str]:
     try:
         with open(loc.path, "rb") as f:
             return f.read(), _etag(os.fstat(f.fileno()))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # missing, or below a file: no such file
         raise _not_found(loc) from None
     except IsADirectoryError:
         raise MultipltError(f"{loc.uri} is a folder, not a file") from None

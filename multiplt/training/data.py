@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 
 from multiplt.errors import MultipltError
 from multiplt.log import Funnel, progress
@@ -29,10 +30,13 @@ class PackedData:
                 "train_sha256": self.sha256}
 
 
-def _is_storage_ref(ref: str) -> bool:
-    import os
+def _is_local_path(ref: str) -> bool:
+    """Spelled as a local path (`./d`, `../d`, `/d`, `~/d`, `.`): no Hub dataset name is."""
+    return ref.startswith(("./", "../", "/", "~")) or ref in (".", "..")
 
-    return "://" in ref or ref.endswith(DATA_SUFFIXES) or os.path.exists(ref)
+
+def _is_storage_ref(ref: str) -> bool:
+    return "://" in ref or ref.endswith(DATA_SUFFIXES) or os.path.exists(ref) or _is_local_path(ref)
 
 
 def storage_files(dataset: str, split: str) -> list[str] | None:
@@ -50,6 +54,9 @@ def _storage_files(uri: str, split: str) -> list[str]:
         if not storage.exists(uri):
             raise MultipltError(f"dataset {uri} does not exist")
         return [uri]
+    local = storage.local_path(uri)
+    if local is not None and not os.path.exists(local):
+        raise MultipltError(f"dataset {uri} does not exist")
     files = [u for u in storage.ls(uri, recursive=True) if u.endswith(DATA_SUFFIXES)]
     if not files:
         raise MultipltError(f"dataset {uri}: no {', '.join(DATA_SUFFIXES)} files found there")

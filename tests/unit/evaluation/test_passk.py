@@ -128,6 +128,20 @@ def test_empty_folder_is_an_error(tmp_path):
         passk.score(str(tmp_path / "missing"))
 
 
+def test_a_file_is_no_results_folder(tmp_path, monkeypatch, capsys):
+    """`score --in afile` said "no results files ... run multiplt execute first"."""
+    from multiplt import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    for given in ("afile", f"file://{tmp_path}/afile"):
+        assert cli.main(["score", "--in", given]) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"multiplt score: error: {given} is a file, not a folder: give a folder of "
+            "<name>.results.json.gz files")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 def test_a_results_file_whose_name_is_not_a_string_is_refused(tmp_path):
     _write(tmp_path, "A", ["OK"])
     _write(tmp_path, "B", ["OK"])

@@ -149,9 +149,12 @@ def test_shard_runs_only_its_problems(tmp_path, runs):
 
 @pytest.mark.parametrize("content,message", [
     (b"{not json", "is not valid JSON"),
-    (json.dumps({"name": "X", "language": "lua", "prompt": "", "tests": ""}).encode(), "missing field 'completions'"),
-    (json.dumps({"name": "X", "language": "cobol", "prompt": "", "tests": "", "completions": []}).encode(), "Z_bad.json.gz: unknown language"),
-    (json.dumps({"name": "X", "language": "lua", "prompt": "", "tests": "", "completions": [1]}).encode(), "is not a string"),
+    (json.dumps({"name": "Z_bad", "language": "lua", "prompt": "", "tests": ""}).encode(), "missing field 'completions'"),
+    (json.dumps({"name": "Z_bad", "language": "cobol", "prompt": "", "tests": "", "completions": []}).encode(), "Z_bad.json.gz: unknown language"),
+    (json.dumps({"name": "Z_bad", "language": "lua", "prompt": "", "tests": "", "completions": [1]}).encode(), "is not a string"),
+    # results and score go by the file's name: a `name` that differs would leave its problem unscored
+    (json.dumps({"name": "X", "language": "lua", "prompt": "", "tests": "", "completions": ["x"]}).encode(),
+     "Z_bad.json.gz: field 'name' is 'X' but the file name says 'Z_bad'"),
 ])
 def test_bad_input_fails_before_anything_runs(tmp_path, runs, content, message):
     write_problem(tmp_path, "A_good", [GOOD])
