@@ -95,6 +95,15 @@ def run(args) -> int:
     name = benchmark_name(source)
     for code in langs:  # a benchmark built earlier is reused: only if built the way this run would
         _check_built(storage.join(bench_root, f"{name}-{code}.jsonl"), source, code)
+    # last (a Hub model is fetched): the model and tokenizer resolved (no weights loaded), or
+    # each language's replay source read, so that a mistyped --model is refused before a
+    # benchmark is built
+    from multiplt.generation.driver import check_backend_source
+
+    sources = ([args.replay_source.replace("{lang}", code) for code in langs]
+               if args.backend == "replay" else [None])
+    for replay in dict.fromkeys(sources):
+        check_backend_source(args.backend, args.model, args.revision, args.tokenizer, replay)
     rows = []
     bar = progress(total=4 * len(langs), desc="evaluate", unit="stage")
     for code in langs:

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--min-coverage", type=int, default=90,
                    help="drop functions under this statement coverage in %% (default 90)")
     p.add_argument("--shard", metavar="K/N", help="rows whose sha1 is K modulo N (K from 0)")
-    p.add_argument("--workers", type=int, help="sandboxed runners at once (default: one per core)")
+    p.add_argument("--workers", type=int, help="sandboxed runners at once (default: one per core, at most MULTIPLT_CPUS)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per assert (default 5)")
     p.add_argument("--replay-source", metavar="URI",
                    help="replay backend: completion folder or JSONL of {name: sha1, completion}")

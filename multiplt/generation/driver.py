@@ -99,6 +99,28 @@ def check_replay_source(backend: str, replay_source: str | None) -> None:
                             "samples from --model")
 
 
+def check_backend_source(backend: str, model: str | None = None, revision: str | None = None,
+                         tokenizer: str | None = None, replay_source: str | None = None) -> None:
+    """MultipltError naming what the backend will not be able to load, found without loading
+    any weights (what testgen, translate and evaluate check before they first write): the model
+    of the transformers and vllm backends and any backend's --tokenizer, resolved as the backend
+    resolves them (model_source.resolve_model: a folder or storage URI must hold a model, a
+    mistyped URI is named, a Hub name is fetched into the Hub cache, or found there offline), and
+    the replay backend's source, read and checked as the backend reads it. The openai backend's
+    model is the server's name for it: the server says whether it knows it."""
+    from multiplt.generation.model_source import resolve_model
+
+    if backend == "replay":
+        from multiplt.generation.replay import load_replay
+
+        load_replay(replay_source)
+        return
+    if backend in ("transformers", "vllm") and model:
+        resolve_model(model, revision)
+    if tokenizer:
+        resolve_model(tokenizer, what="tokenizer")
+
+
 def selected_names(problems) -> list[str] | None:
     """The problem names a --problems value (comma-separated, or a list) selects; None (not
     given) selects all. One that names none (`--problems ,`, "") is an error: it would make a run

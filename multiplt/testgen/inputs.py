@@ -33,6 +33,19 @@ def _refuse_dropped_rows(uri: str, folders: list[str]) -> None:
                             f"testgen never reads: {PASS_INSTEAD}")
 
 
+def _refuse_testgen_output(uri: str, root: str) -> None:
+    """MultipltError when `root` (the given folder, or the one above a given excluded/) is a
+    testgen output (a shard's work/<shard>/rows.jsonl: pipeline._is_ours), whose tests/ and
+    excluded/ are written tests and dropped rows, not a corpus build's functions."""
+    from multiplt.testgen.pipeline import _is_ours
+
+    if _is_ours(root):
+        what = "is a testgen output" if root == uri else f"is in the testgen output {root}"
+        raise MultipltError(f"functions dataset {uri} {what} (written tests and dropped rows), not "
+                            f"a corpus build's functions: {PASS_INSTEAD} (a testgen output is the "
+                            f"input of `multiplt translate --tests`)")
+
+
 def _refuse_unmerged(root: str, uri: str) -> None:
     """MultipltError when the corpus build output `root` (one with a `_work/` folder) has no
     finished merge: `corpus merge` writes functions/part-* one at a time, then funnel.json, then
@@ -65,11 +78,18 @@ def parquet_files(uri: str) -> list[str]:
     if WORK in own:  # the given path itself: every folder of it counts for _work/
         _refuse_dropped_rows(uri, [WORK])
     if own and own[-1] == EXCLUDED:  # excluded/ counts as the innermost folder only, not higher up
+        folder = uri.rstrip("/").rpartition("/")[0] if is_file else uri.rstrip("/")
+        above = folder.rpartition("/")[0]
+        _refuse_testgen_output(uri, above or ("/" if folder.startswith("/") else "."))
         _refuse_dropped_rows(uri, [EXCLUDED])
     if not storage.exists(uri):
         raise MultipltError(f"functions dataset {uri} does not exist")
     if is_file:
         return [uri]
+    if storage.is_file(uri):
+        raise MultipltError(f"functions dataset {uri} is not a parquet file (*.parquet) or a folder "
+                            f"of them: {PASS_INSTEAD}")
+    _refuse_testgen_output(uri, uri)
     prefix = uri.rstrip("/") + "/"
     below = {u: u[len(prefix):] for u in storage.ls(uri, recursive=True)}
     functions = sorted(u for u, rel in below.items()

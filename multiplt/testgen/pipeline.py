@@ -22,10 +22,10 @@ import collections
 import dataclasses
 import json
 import logging
-import os
 import re
 
 from multiplt import storage
+from multiplt.generation.driver import check_backend_source
 from multiplt.log import drop_reasons
 from multiplt.settings_diff import differences
 from multiplt.storage.outputs import check_out, refuse_foreign
@@ -292,6 +292,11 @@ def generate_stage(cfg: TestgenConfig, work: str, check_sandbox: bool = False) -
     _refuse_other_rows(cfg, work, text)
     if check_sandbox:
         _check_sandbox(cfg)
+    if cfg.backend != "replay" and not storage.exists(storage.join(work, "config.json")):
+        # the first run of the shard: its files record the run's model (_check_same_run), so one
+        # that cannot load (a mistyped --model) must not write them, or they would refuse the
+        # corrected rerun. Later runs (same model) may need no sampling, hence no model
+        check_backend_source(cfg.backend, cfg.model, cfg.revision, cfg.tokenizer)
     rows_uri = storage.join(work, ROWS)
     if not storage.exists(rows_uri):
         storage.write_text(rows_uri, text)
@@ -326,10 +331,11 @@ def validate_stage(cfg: TestgenConfig, work: str) -> dict:
         if parsed.asserts:
             checks[row["sha1"]] = Check(row["sha1"], outcome.prefix(row["context"], row["content"]),
                                         row["entrypoint"], parsed.asserts)
+    from multiplt.execution.executor import default_workers
     from multiplt.testgen.execute import run_all
 
     run_summary = run_all(list(checks.values()), storage.join(work, "checks"),
-                          workers=cfg.workers or len(os.sched_getaffinity(0)),
+                          workers=cfg.workers or default_workers(),
                           timeout=cfg.timeout, unsafe_no_sandbox=cfg.unsafe_no_sandbox,
                           private=_private(cfg))
     provenance = {"model": cfg.model, "revision": cfg.revision, "backend": cfg.backend,

@@ -174,6 +174,21 @@ def _versions() -> dict:
     return {"multiplt": __version__, "rouge-score": metadata.version("rouge-score")}
 
 
+def _check_threshold(cfg: TranslateConfig, code: str) -> None:
+    """MultipltError when the language's shard is written (its dataset file exists) with another
+    --rouge-threshold than this run's, whatever the --n: a collect again (another --n) would
+    rewrite it with this run's, and its config would no longer say how the rows were chosen."""
+    from multiplt import languages
+    from multiplt.translation import writer
+
+    data = writer.data_uri(cfg.out, languages.get(code).split, cfg.shard)
+    if not storage.exists(data):
+        return
+    recorded = storage.read_json(writer.config_uri(cfg.out, code, cfg.shard)).get("rouge_threshold")
+    if recorded != cfg.rouge_threshold:
+        raise MultipltError(f"{data} was written with --rouge-threshold {recorded}; use another --out")
+
+
 def _finished(cfg: TranslateConfig, lang, report: dict) -> dict | None:
     """The shard's funnel when its dataset file is already written (a rerun writes nothing,
     except a funnel whose `dropped` lacks collect's reasons, written before it held them: it
@@ -182,12 +197,10 @@ def _finished(cfg: TranslateConfig, lang, report: dict) -> dict | None:
 
     if not storage.exists(writer.data_uri(cfg.out, lang.split, cfg.shard)):
         return None
+    _check_threshold(cfg, lang.code)  # also when collected again (another --n)
     config = storage.read_json(writer.config_uri(cfg.out, lang.code, cfg.shard))
     if config.get("n") != cfg.n:
         return None  # more (or fewer) samples per function: collect again
-    if config.get("rouge_threshold") != cfg.rouge_threshold:
-        raise MultipltError(f"{writer.data_uri(cfg.out, lang.split, cfg.shard)} was written with "
-                            f"--rouge-threshold {config.get('rouge_threshold')}; use another --out")
     LOG.info("translate %s: shard %s already written", lang.code, writer.shard_tag(cfg.shard))
     funnel_uri = writer.funnel_uri(cfg.out, lang.code, cfg.shard)
     funnel = storage.read_json(funnel_uri)
@@ -329,6 +342,26 @@ def _check_runtimes(cfg: TranslateConfig) -> None:
     check_ready(langs, cfg.unsafe_no_sandbox)
 
 
+def _check_backend(cfg: TranslateConfig) -> None:
+    """The model (and tokenizer) the stages that sample load, or each language's replay source,
+    checked without loading weights (generation.driver.check_backend_source) before a language's
+    shard is first built: its problems (problems.jsonl, problems.report.json) record the input and
+    --limit, so a run that wrote them and then failed on a mistyped --model or a bad replay
+    source would refuse a corrected rerun with another --limit. A shard already built (a rerun of
+    the same model, which may have nothing left to sample) is left to the sampling."""
+    from multiplt.generation.driver import check_backend_source
+
+    fresh = [code for code in dict.fromkeys(languages_code(c) for c in cfg.langs)
+             if not storage.exists(storage.join(work_uri(cfg.out, code, cfg.shard), "problems.report.json"))]
+    if not fresh:
+        return
+    if cfg.backend != "replay":
+        check_backend_source(cfg.backend, cfg.model, cfg.revision, cfg.tokenizer)
+        return
+    for code in fresh:
+        check_backend_source("replay", replay_source=cfg.replay_source.replace("{lang}", code))
+
+
 def translate(cfg: TranslateConfig) -> dict:
     """Run the configured stage for every language of one shard; returns the funnels."""
     from multiplt.translation.source import load_rows
@@ -353,6 +386,8 @@ def translate(cfg: TranslateConfig) -> dict:
             if not storage.exists(source):
                 raise MultipltError(f"replay source {source} does not exist")
     _check_shard_layout(cfg)
+    for code in dict.fromkeys(languages_code(c) for c in cfg.langs):  # before any sampling
+        _check_threshold(cfg, code)
     if cfg.stage == "collect":
         _check_sampled(cfg)
     rows, total, fingerprint, duplicates = load_rows(cfg.tests, cfg.shard)
@@ -362,6 +397,8 @@ def translate(cfg: TranslateConfig) -> dict:
         duplicates = [d for d in duplicates if d["sha1"] in kept]
     if cfg.stage == "all" and rows:  # after the input's own errors, before any sampling
         _check_runtimes(cfg)
+    if cfg.stage in ("all", "sample"):
+        _check_backend(cfg)
     repeats = f" ({len(duplicates)} more row(s) repeat a sha1: dropped as duplicate_sha1)" if duplicates else ""
     LOG.info("translate: %d of %d functions in shard %d/%d, languages %s%s", len(rows), total,
              cfg.shard[0], cfg.shard[1], ",".join(cfg.langs), repeats)

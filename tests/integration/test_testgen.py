@@ -363,3 +363,16 @@ def test_a_rerun_with_other_settings_or_rows_is_refused(tmp_path, capsys):
     (out / "work" / "shard-all" / "config.json").unlink()  # same settings, other rows
     assert run_testgen(other, out, "--stage", "generate") == 2
     assert "over other rows" in capsys.readouterr().err
+
+
+def test_validation_runs_as_many_programs_at_once_as_the_cpu_budget_allows(tmp_path, monkeypatch):
+    """Without --workers, validation counted the cores itself and ignored MULTIPLT_CPUS, the
+    `cpus` cap the local stage runtime sets (execution.executor.default_workers)."""
+    from multiplt.testgen import execute
+
+    seen = []
+    real = execute.run_all
+    monkeypatch.setattr(execute, "run_all", lambda *a, **kw: seen.append(kw["workers"]) or real(*a, **kw))
+    monkeypatch.setenv("MULTIPLT_CPUS", "1")
+    assert run_testgen(functions_parquet(tmp_path), tmp_path / "out") == 0
+    assert seen == [1]

@@ -135,6 +135,25 @@ def test_rerun_writes_nothing_and_a_new_threshold_is_refused(inputs, two_languag
     assert _mtimes(two_languages) == before
 
 
+def test_another_threshold_is_refused_also_with_another_n(inputs, tmp_path, capsys):
+    """A written shard was deduplicated with its config's --rouge-threshold: a rerun with
+    another --n (which collects again) and another threshold is refused, before any sampling,
+    instead of rewriting the shard with the new threshold."""
+    require_runtime("lua")
+    out = tmp_path / "out"
+    assert translate(inputs, out, "lua", "--n", "1") == 0
+    assert translate(inputs, out, "lua", "--n", "2") == 0
+    config = writer.config_uri(str(out), "lua", (0, 1))
+    capsys.readouterr()
+    before = _mtimes(out)
+    for n in ("1", "3"):  # fewer samples (collect again) or more (sample first)
+        assert translate(inputs, out, "lua", "--n", n, "--rouge-threshold", "0.9") == 2
+        err = capsys.readouterr().err
+        assert "lua-00000-of-00001.parquet was written with --rouge-threshold 0.6; use another --out" in err
+        assert _mtimes(out) == before, n
+    assert storage.read_json(config)["rouge_threshold"] == 0.6
+
+
 def test_a_run_killed_before_its_summary_gets_it_on_the_rerun(inputs, two_languages, tmp_path):
     """The data file marks a written shard; a run killed after it and before funnel.json and
     README.md (written last) gets them from the rerun, equal to an uninterrupted run's."""

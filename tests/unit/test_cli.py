@@ -113,8 +113,10 @@ def test_an_error_after_a_real_command_started_its_bar_is_the_last_line(tmp_path
     """`evaluate` starts its bar, then finds the benchmark source missing."""
     pytest.importorskip("tqdm")
     missing = str(tmp_path / "nope.jsonl")
+    replay = tmp_path / "replay.jsonl"  # a good one: evaluate checks it before the bar
+    replay.write_text('{"name": "HumanEval_0_x", "completion": "  return 1"}\n')
     result = run("evaluate", "--lang", "lua", "--source", missing, "--out", str(tmp_path / "eval"),
-                 "--backend", "replay", "--replay-source", str(tmp_path / "replay"))
+                 "--backend", "replay", "--replay-source", str(replay))
     assert result.returncode == 2 and "0/4 [" in result.stderr  # the bar was drawn
     assert result.stderr.split("\n")[-2:] == [
         f"multiplt evaluate: error: benchmark source {missing!r} does not exist", ""], result.stderr

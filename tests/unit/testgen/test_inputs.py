@@ -96,6 +96,30 @@ def test_dropped_rows_are_never_read(tmp_path):
         inputs.parquet_files(str(tmp_path))
 
 
+def test_a_testgen_output_is_named_as_such(tmp_path):
+    """A testgen output (marked by a shard's work/<shard>/rows.jsonl) holds written tests and
+    dropped rows: the error says so, not that it is a corpus build's excluded/ folder."""
+    root = tmp_path / "tgo"
+    (root / "work" / "shard-all").mkdir(parents=True)
+    (root / "work" / "shard-all" / "rows.jsonl").write_text("")
+    put(root / "tests" / "shard-all.parquet")
+    put(root / "excluded" / "shard-all.parquet")
+    put(root / "funnel.json")
+    with pytest.raises(MultipltError, match=rf"^functions dataset {re.escape(str(root))} is a testgen output "
+                                            r"\(written tests and dropped rows\), not a corpus build's functions"):
+        inputs.parquet_files(str(root))
+    for given in (root / "excluded", root / "excluded" / "shard-all.parquet"):
+        with pytest.raises(MultipltError, match=rf"^functions dataset {re.escape(str(given))} is in the testgen "
+                                                rf"output {re.escape(str(root))} \(written tests"):
+            inputs.parquet_files(str(given))
+
+
+def test_a_file_that_is_not_parquet_is_named_as_such(tmp_path):
+    (tmp_path / "afile").write_text("not a table")
+    with pytest.raises(MultipltError, match=r"afile is not a parquet file \(\*\.parquet\) or a folder of them"):
+        inputs.parquet_files(str(tmp_path / "afile"))
+
+
 def test_any_other_folder_of_parquet_files_is_read_whole(tmp_path):
     put(tmp_path / "mine" / "a.parquet")
     put(tmp_path / "mine" / "more" / "b.parquet")

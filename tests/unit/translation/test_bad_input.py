@@ -303,3 +303,38 @@ def test_a_replay_source_with_another_backend_is_refused(inputs, tmp_path, capsy
                      "--model", "m", "--replay-source", inputs["tests"]]) == 2
     assert "--replay-source is for --backend replay only" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_model_that_cannot_load_writes_nothing_and_another_limit_then_runs(inputs, tmp_path, capsys):
+    """The model (and tokenizer) the sampling loads is checked before the shard's problems are
+    built: problems.report.json records the input and --limit, so a run that wrote it and then
+    failed on the model refused the corrected rerun with another --limit."""
+    out, missing = tmp_path / "out", tmp_path / "nosuchdir"
+    base = ["translate", "--tests", inputs["tests"], "--out", str(out), "--lang", "lua", "--n", "1",
+            "--stage", "sample"]
+    assert cli.main(base + ["--model", str(missing)]) == 2
+    assert capsys.readouterr().err == f"multiplt translate: error: model {str(missing)!r} is not a model folder\n"
+    assert not out.exists()
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")  # enough for the check, which loads no weights
+    assert cli.main(base + ["--model", str(model), "--tokenizer", str(tmp_path / "notok")]) == 2
+    assert f"tokenizer {str(tmp_path / 'notok')!r} is not a model folder" in capsys.readouterr().err
+    assert not out.exists()
+    assert cli.main(base + ["--limit", "2", "--backend", "replay", "--replay-source", inputs["replay"]]) == 0
+
+
+def test_a_malformed_replay_source_writes_nothing(inputs, tmp_path, capsys):
+    """A replay source the backend would refuse (a completion that is no string) is refused
+    before the problems are built, as a missing one is."""
+    import json
+
+    bad = tmp_path / "bad-lua.jsonl"
+    bad.write_text(json.dumps({"name": fx.ROWS[0]["sha1"], "completion": 5}) + "\n")
+    out = tmp_path / "out"
+    assert translate(inputs, out, "--lang", "lua", "--stage", "sample", "--replay-source",
+                     str(tmp_path / "bad-{lang}.jsonl")) == 2
+    err = capsys.readouterr().err
+    assert f"replay source {bad} record 1: completions must be strings" in err and err.count("error:") == 1
+    assert not out.exists()
+    assert translate(inputs, out, "--lang", "lua", "--stage", "sample", "--limit", "1") == 0
