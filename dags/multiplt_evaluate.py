@@ -53,13 +53,15 @@ Asset, its event extra naming `results_store` and each recorded run (`lang`, `mo
   one run per checkpoint this way.
 * Run folders: `<data_uri>/evaluate/<benchmark>-<lang>-<model>-<revision>-<temperature>/`
   (`<benchmark>` ends in `_first<N>`/`_p<hash>` for part of a source, then `_g<hash>` when
-  `top_p`, `max_new_tokens` or `backend` differ from the defaults); every stage resumes, so a
-  rerun does only the missing work.
+  `top_p`, `max_new_tokens`, `backend` or `tokenizer` differ from the defaults); every stage
+  resumes, so a rerun does only the missing work.
 * Periodic reruns: with `[multiplt] evaluate_schedule` set (a cron, e.g. `@weekly`; empty on the
   embedded default), each scheduled run evaluates every model of `rerun_models` (the Param, or
   the same key in the Airflow Variable `multiplt_evaluate`, whose keys override the Param
-  defaults of scheduled runs). With `evaluate_schedule` set, a manual run without `model` does
-  the same (otherwise `model` is required). Such a rerun evaluates a Hub model given without
+  defaults of scheduled runs). With `evaluate_schedule` set, a manual run whose conf names no
+  `model` does the same, the Variable included (its conf overrides both); a manual run that
+  names `model` evaluates that model and does not read the Variable (without
+  `evaluate_schedule`, `model` is required). Such a rerun evaluates a Hub model given without
   `revision` at the commit its default branch is at when the run starts (`plan` asks the Hub):
   the commit is the run's `revision`, so a model whose `main` moved gets a new run folder and
   results naming that commit; a local folder or storage URI is evaluated as it is. A model or
@@ -97,8 +99,9 @@ with DAG(
     @task
     def plan(data_uri: str, results_store: str, params=None, dag_run=None) -> list[dict]:
         """The command line of every stage of this run, one entry per language (and per model
-        of `rerun_models` in a scheduled run); settings a stage would refuse fail it, no retry.
-        A rerun (scheduled, or by hand without `model`) asks the Hub for each Hub model's commit
+        of `rerun_models` in a rerun); settings a stage would refuse fail it, no retry. A rerun
+        (scheduled, or by hand without `model` in the conf) takes the Airflow Variable's keys
+        the conf does not set, and asks the Hub for each Hub model's commit
         (plans.rerun_revisions); a Hub that cannot be asked fails it with a retry."""
         import logging
 
@@ -110,17 +113,21 @@ with DAG(
         from multiplt_pipelines.watching import NothingToEvaluate, evaluation_targets
 
         scheduled = dag_run.run_type == "scheduled"
-        try:  # the Variable's keys apply to scheduled runs only
+        # a rerun: a scheduled run, or one started by hand whose conf names no `model` (`model`
+        # has no default, null with a schedule: only the conf sets the Param); only a rerun reads
+        # the Variable (a run for one model is its conf's, not a deployment's list)
+        rerun = scheduled or not params.get("model")
+        try:
             settings, from_variable = run_settings("multiplt_evaluate", params, dag_run, PARAMS,
-                                                   read_variable=scheduled)
+                                                   read_variable=rerun)
             with checks.variable_source(from_variable, "multiplt_evaluate"):
                 checks.rerun_models(settings.get("rerun_models"))
-                targets = evaluation_targets(settings, scheduled)
+                targets = evaluation_targets(settings, rerun)
                 runs = [{**settings, **target} for target in targets]
                 for run, target in zip(runs, targets):
                     with checks.rerun_entry(run["model"]) if target else contextlib.nullcontext():
                         checks.evaluation(run, local=SETTINGS.runtime == "local")
-                if scheduled or not settings.get("model"):
+                if rerun:
                     source = (" (rerun_models from the Airflow Variable multiplt_evaluate)"
                               if "rerun_models" in from_variable else "")
                     runs = rerun_revisions(runs, [bool(t) for t in targets], drop=scheduled,

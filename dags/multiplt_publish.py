@@ -32,11 +32,12 @@ object of the same keys) for Asset-triggered runs; and unless a Hub token exists
 folder) datasets are written there instead (`multiplt publish dataset --dry-run`), with no
 token, and checkpoints and results are skipped.
 
-A key of the conf or of the Variable that is no Param, a relative local path in
-`dataset_uri`, `training_outputs` or `dry_run` (give an absolute path or a URI), or a
-`checkpoints_repo` with `{base}` for a manual run's `training_outputs` (which name no base model),
-fails the plan tasks; no retry. A value taken from the Variable is named as such (`... (from the
-Airflow Variable multiplt_publish)`).
+A key of the conf or of the Variable that is no Param, a Variable's value its Param refuses
+(Airflow never checks the Variable: `"private": "false"` is refused, a boolean is `false`), a
+relative local path in `dataset_uri`, `training_outputs` or `dry_run` (give an absolute path or
+a URI), or a `checkpoints_repo` with `{base}` for a manual run's `training_outputs` (which name
+no base model), fails the plan tasks; no retry. A value taken from the Variable is named as such
+(`... (from the Airflow Variable multiplt_publish)`).
 
 Every publication is idempotent: a rerun uploads only what changed. See docs/publishing.md.
 """
@@ -44,9 +45,10 @@ Every publication is idempotent: a rerun uploads only what changed. See docs/pub
 
 def _plan(kind: str, params, dag_run, triggering_asset_events) -> list[list[str]]:
     """The `multiplt publish` command lines of this run's `kind` publication. Settings: Params
-    <- the multiplt_publish Variable <- conf; a key of either that is no Param, a relative local
-    path, or a `{base}` checkpoints_repo for a manual run's training_outputs, fails the task (no
-    retry), naming the Variable when the value is its (checks.variable_source)."""
+    <- the multiplt_publish Variable <- conf; a key of either that is no Param, a value its Param's
+    schema refuses (`"private": "false"` in the Variable), a relative local path, or a `{base}`
+    checkpoints_repo for a manual run's training_outputs, fails the task (no retry), naming the
+    Variable when the value is its (checks.variable_source)."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from multiplt_airflow.credentials import HUB_CONNECTION, from_environment
     from multiplt_pipelines import checks, publishing
@@ -56,6 +58,7 @@ def _plan(kind: str, params, dag_run, triggering_asset_events) -> list[list[str]
     try:
         settings, from_variable = run_settings("multiplt_publish", params, dag_run, PUBLISH)
         with checks.variable_source(from_variable, "multiplt_publish"):
+            checks.schema(settings, PUBLISH)  # Airflow never validates the Variable's values
             checks.publishing(settings)
             if kind == "dataset":
                 commands = publishing.dataset_commands(settings, events)

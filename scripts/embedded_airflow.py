@@ -105,6 +105,17 @@ def check_job_args(args) -> None:
                             f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})") from None
 
 
+def check_timeouts(args) -> None:
+    """--start-timeout (and main-job's --timeout) must be a number of seconds above 0, checked
+    before Airflow starts (MultipltError with one line naming the option otherwise): with 0 or
+    less, Airflow would start, the runs be triggered, and the wait end at once, leaving them
+    queued."""
+    for flag, value in (("--start-timeout", args.start_timeout),
+                        ("--timeout", getattr(args, "timeout", None))):
+        if value is not None and not value > 0:  # `not >` also refuses nan
+            raise MultipltError(f"{flag} {value:g}: must be more than 0 seconds")
+
+
 def wait_for_ctrl_c(airflow: EmbeddedAirflow) -> None:
     print("Airflow keeps running; press Ctrl-C to stop it.", flush=True)
     try:
@@ -235,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="data directory: database, pipeline runs, results (default: <repo>/data)")
     parser.add_argument("--port", type=int, default=0,
                         help="API/UI port on 127.0.0.1 (default: 8080 if free, else a free one)")
-    parser.add_argument("--start-timeout", type=float, default=600)
+    parser.add_argument("--start-timeout", type=float, default=600,
+                        help="seconds to wait for Airflow to come up, above 0 (default 600)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("serve", help="start Airflow and wait for Ctrl-C")
     job = sub.add_parser("main-job", help="run the MultiPL-T chain with a model, every installed "
@@ -266,16 +278,18 @@ def main(argv: list[str] | None = None) -> int:
                      "problem (evaluation) (default 2)")
     job.add_argument("--max-new-tokens", type=int, default=128)
     job.add_argument("--limit", type=int, help="evaluate only the first N problems (default: all)")
-    job.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the chain")
+    job.add_argument("--timeout", type=float, default=3600,
+                     help="seconds to wait for the chain, above 0 (default 3600)")
     job.add_argument("--exit-when-done", action="store_true", help="stop Airflow after the run")
     args = parser.parse_args(argv)
-    if args.cmd == "main-job":
-        try:
+    try:
+        check_timeouts(args)
+        if args.cmd == "main-job":
             args.teacher_generation = job_models.check_job_models(args)
             check_job_args(args)
-        except MultipltError as exc:
-            print(f"main-job: {exc}", file=sys.stderr)
-            return 2
+    except MultipltError as exc:
+        print(f"{args.cmd}: {exc}", file=sys.stderr)
+        return 2
 
     airflow = EmbeddedAirflow(args.home, port=args.port or pick_port(8080), data_dir=args.data,
                               env=job_models.airflow_environment(args))

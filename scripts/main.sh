@@ -15,7 +15,8 @@
 #   ./scripts/main.sh --source DIR       # another corpus (multiplt corpus build --source)
 #   ./scripts/main.sh --port 8081        # any other option goes to scripts/embedded_airflow.py
 #   ./scripts/main.sh --no-setup         # skip scripts/setup.sh (everything already installed)
-#   ./scripts/main.sh --help             # this text and every option; sets nothing up
+#   ./scripts/main.sh --help             # this text and (once .venv exists) every option;
+#                                        # sets nothing up
 #   ./scripts/main.sh --model bigcode/starcoderbase-1b --teacher http://gpu-host:8000/v1 \
 #       --publish-repo me/multiplt-run  # a real base model, a served teacher, a real publication
 #       (Hub endpoint and token: HF_ENDPOINT, HF_TOKEN)
@@ -58,8 +59,9 @@ export AIRFLOW_HOME="$MULTIPLT_AIRFLOW_HOME"
 export HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1
 
 # --model (the base model) defaults to the tiny local model, built here when missing. Unless
-# --model or --teacher is a Hub id or --publish-repo is given, Airflow and its stages run with
-# HF_HUB_OFFLINE=1 (scripts/embedded_airflow.py decides; they inherit HF_ENDPOINT, HF_TOKEN).
+# --model or --teacher is a Hub id, --source is a Hub dataset (hf://...) or --publish-repo is
+# given, Airflow and its stages run with HF_HUB_OFFLINE=1 (scripts/embedded_airflow.py decides:
+# job_models.uses_hub; they inherit HF_ENDPOINT, HF_TOKEN).
 global=() job=() model=""
 while (($#)); do
   case "$1" in

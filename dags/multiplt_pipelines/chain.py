@@ -23,7 +23,7 @@ def run_settings(variable_name: str, params, dag_run, names,
     no conf, so the Variable is where a deployment sets its model, languages, ... (reads the
     Variable: call it inside a task). `names`: the DAG's Params (its id is `variable_name`); a
     key of the conf or of the Variable that is none of them is refused (checks.BadParams).
-    `read_variable=False` (multiplt_evaluate's manual runs): the Params as given, the conf's keys
+    `read_variable=False` (multiplt_evaluate's manual runs that name `model`): the Params as given, the conf's keys
     still checked, the Variable not read. Returns (settings, the keys whose value the Variable
     set): the checks name the Variable when they refuse one of those (checks.variable_source)."""
     from airflow.sdk import Variable

@@ -1,8 +1,8 @@
 """Params and plans of `multiplt_publish` (pure functions, no I/O), and the settings
-precedence its DAG shares with `multiplt_watch` and the scheduled `multiplt_evaluate` runs:
-Param defaults <- the Airflow Variable named after the DAG (a JSON object) <- the run's conf.
-Asset-triggered and scheduled runs have no conf, so the Variable is where a deployment says
-what to publish (and, for the others, what to run).
+precedence its DAG shares with `multiplt_watch` and `multiplt_evaluate`'s reruns (scheduled, or
+started by hand without `model`): Param defaults <- the Airflow Variable named after the DAG (a
+JSON object) <- the run's conf. Asset-triggered and scheduled runs have no conf, so the
+Variable is where a deployment says what to publish (and, for the others, what to run).
 """
 
 from __future__ import annotations

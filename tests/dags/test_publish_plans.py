@@ -231,3 +231,35 @@ def test_dry_run_writes_datasets_to_a_folder_and_skips_what_has_no_dry_run():
         pub.checkpoint_commands(settings, [event("multiplt_checkpoints", extra)], STORE)
     with pytest.raises(pub.NotPublishing, match="dry run.*no dry-run form"):
         pub.results_commands(settings, [event("multiplt_results")], STORE)
+
+
+def publish_plan(monkeypatch, kind: str, variable: dict, conf: dict):
+    """The DAG's plan task of `kind` for a manual run with `conf` and the Variable `variable`."""
+    import json
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_PUBLISH", json.dumps(variable))
+    plan = load_dag("multiplt_publish").get_task(f"plan_{kind}").python_callable
+    return plan(params=defaults(pub.PUBLISH, **conf), dag_run=SimpleNamespace(conf=conf),
+                triggering_asset_events={})
+
+
+def test_plan_checks_the_variables_values_against_the_params(monkeypatch, tmp_path):
+    """Airflow checks a triggered run's conf against the Params, never the Variable: the string
+    "false" for `private` was truthy, so a new repo was created private."""
+    import re
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    conf = {"dataset_uri": "/d/out", "dry_run": str(tmp_path)}
+    with pytest.raises(AirflowFailException, match=re.escape(
+            "Param private: 'false' is not of type 'boolean' (create new repos private) "
+            "(from the Airflow Variable multiplt_publish)")):
+        publish_plan(monkeypatch, "dataset", {"dataset_repo": "me/x", "private": "false"}, conf)
+    with pytest.raises(AirflowFailException, match=r"^Param tags: '' .*\(from the Airflow Variable "
+                                                   r"multiplt_publish\)$"):
+        publish_plan(monkeypatch, "checkpoints", {"checkpoints_repo": "me/m", "tags": ""},
+                     {"training_outputs": ["/t/lua"]})
+    [command] = publish_plan(monkeypatch, "dataset", {"dataset_repo": "me/x", "private": False}, conf)
+    assert command[:6] == ["publish", "dataset", "--from", "/d/out", "--repo", "me/x"]
+    assert "--private" not in command

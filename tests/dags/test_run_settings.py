@@ -1,6 +1,6 @@
 """One rule for a run's settings (chain.run_settings): the Params, the Airflow Variable named after
 the DAG for the keys the conf did not set, and which keys the Variable set. multiplt_evaluate
-uses it too, reading the Variable for scheduled runs only; and one rule (chain.from_the_event)
+uses it too, reading the Variable for reruns only (scheduled, or by hand without `model`); and one rule (chain.from_the_event)
 for an input the triggering event replaced: the event's value, not the Variable's."""
 
 from __future__ import annotations
@@ -76,6 +76,31 @@ def test_evaluate_reads_the_variable_for_scheduled_runs_only(monkeypatch):
             "the replay backend needs --replay-source (a completion folder or JSONL) (backend from the Airflow "
             "Variable multiplt_evaluate)")):
         evaluate_plan(monkeypatch, {"rerun_models": ["s3://models/m"], "backend": "replay"}, {}, "scheduled")
+
+
+def test_a_manual_run_without_model_reads_the_variable_as_a_scheduled_run_does(monkeypatch):
+    """A manual run whose conf names no `model` evaluates `rerun_models`: the Variable's, as a
+    scheduled run, with the Variable's other keys (the conf's win); one naming `model` does not
+    read it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    variable = {"rerun_models": ["s3://models/m", "s3://models/k"], "limit": 3, "n": 2}
+    runs = evaluate_plan(monkeypatch, variable, {"n": 4}, "manual")
+    assert [run["model"] for run in runs] == ["s3://models/m", "s3://models/k"]
+    assert all(run["build"][-2:] == ["--limit", "3"] for run in runs)
+    assert all(run["generate"][run["generate"].index("--n") + 1] == "4" for run in runs)
+    # a conf with `model: null` (the trigger form's empty field) names no model either
+    assert [run["model"] for run in evaluate_plan(monkeypatch, variable, {"model": None}, "manual")
+            ] == ["s3://models/m", "s3://models/k"]
+    [manual] = evaluate_plan(monkeypatch, variable, {"model": "s3://models/n"}, "manual")
+    assert manual["model"] == "s3://models/n" and "--limit" not in manual["build"]
+    # the Variable it reads is checked as a scheduled run's, and named when refused
+    with pytest.raises(AirflowFailException, match="Variable multiplt_evaluate key 'shard'"):
+        evaluate_plan(monkeypatch, {"shard": 2, "rerun_models": ["s3://models/m"]}, {}, "manual")
+    with pytest.raises(AirflowFailException, match=re.escape(
+            "(backend from the Airflow Variable multiplt_evaluate)")):
+        evaluate_plan(monkeypatch, {"rerun_models": ["s3://models/m"], "backend": "replay"}, {},
+                      "manual")
 
 
 def test_a_value_the_event_replaced_is_not_the_variables():

@@ -48,9 +48,12 @@ def closed_port() -> int:
     (["--source", "nope_dir"], "--source 'nope_dir' does not exist"),
     (["--source", "s3:/bucket/corpus"], "--source 's3:/bucket/corpus' reads as a mistyped URI"),
     (["--source", "empty"], "--source '{here}/empty' is an empty corpus"),
+    # waits of 0 seconds or less: Airflow would start, the runs be triggered and left queued
+    (["--timeout", "-5"], "--timeout -5: must be more than 0 seconds"),
+    (["--start-timeout", "0"], "--start-timeout 0: must be more than 0 seconds"),
 ], ids=["teacher-not-v1", "teacher-unreachable", "publish-repo", "model-without-config",
         "unknown-language", "no-language", "n", "limit", "corpus-limit", "max-new-tokens",
-        "missing-source", "mistyped-source", "empty-source"])
+        "missing-source", "mistyped-source", "empty-source", "timeout", "start-timeout"])
 def test_a_bad_argument_is_one_line_and_exit_2_before_airflow_starts(tmp_path, bad, problem):
     here = tmp_path / "elsewhere"
     (here / "model").mkdir(parents=True)
@@ -66,10 +69,11 @@ def test_a_bad_argument_is_one_line_and_exit_2_before_airflow_starts(tmp_path, b
     env.update(MULTIPLT_AIRFLOW_HOME=str(env_home), MULTIPLT_DATA=str(env_data),
                HF_HUB_OFFLINE="1")
     # --exit-when-done, --port and --start-timeout: should a check be lost, Airflow stops
-    # again instead of serving on 8080 until the timeout
-    argv = [str(REPO / "scripts" / "main.sh"), "--no-setup", "--model", "model", *bad,
+    # again instead of serving on 8080 until the timeout; the bad argument last, where it
+    # overrides those (the last of an option wins)
+    argv = [str(REPO / "scripts" / "main.sh"), "--no-setup", "--model", "model",
             "--exit-when-done", "--port", str(closed_port()), "--start-timeout", "5",
-            "--home", str(home), "--data", str(data)]
+            "--home", str(home), "--data", str(data), *bad]
     proc = subprocess.run(argv, cwd=here, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stderr.splitlines()

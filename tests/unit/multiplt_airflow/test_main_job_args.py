@@ -111,6 +111,34 @@ def test_main_job_exits_2_with_one_line_before_starting_airflow(tiny_model, tmp_
     assert rc == 2 and "--model" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, line", [
+    (["--start-timeout", "-1", "serve"], "serve: --start-timeout -1: must be more than 0 seconds"),
+    (["--start-timeout", "0", "main-job"], "main-job: --start-timeout 0: must be more than 0 seconds"),
+    (["main-job", "--timeout", "-5"], "main-job: --timeout -5: must be more than 0 seconds"),
+    (["main-job", "--timeout", "nan"], "main-job: --timeout nan: must be more than 0 seconds"),
+], ids=["serve-start-timeout", "start-timeout", "timeout", "timeout-nan"])
+def test_a_wait_of_no_time_is_refused_before_starting_airflow(tiny_model, tmp_path, capsys,
+                                                              monkeypatch, argv, line):
+    """--timeout -5 started Airflow, triggered the chain's runs, then gave up at once (exit 1),
+    leaving them queued: like the other checked numbers it is one line and exit 2 first."""
+    from multiplt_airflow.embedded import EmbeddedAirflow
+
+    started = []
+
+    def start(self, timeout=300):  # Airflow would start here: end the run (exit 1) instead
+        started.append(timeout)
+        raise TimeoutError("started")
+
+    monkeypatch.setattr(EmbeddedAirflow, "start", start)
+    monkeypatch.setattr(EmbeddedAirflow, "stop", lambda self, grace=30: None)
+    launcher = load_launcher()
+    if "main-job" in argv:
+        argv = [*argv, "--model", tiny_model, "--languages", "lua"]
+    rc = launcher.main(["--home", str(tmp_path / "home"), "--data", str(tmp_path / "data"), *argv])
+    assert (rc, capsys.readouterr().err, started) == (2, line + "\n", [])
+    assert not (tmp_path / "home").exists() and not (tmp_path / "data").exists()
+
+
 def test_airflow_runs_offline_unless_the_job_needs_the_hub(tiny_model, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
