@@ -3,10 +3,9 @@ check and its generate failed at the download. The check now asks the Hub's auth
 
 from __future__ import annotations
 
-import logging
 
-from tests.dags.test_evaluate_reruns import VARIABLE, main_sha, model_repo, plan, refusal
-from tests.support.airflow import load_dag
+from tests.dags.test_evaluate_reruns import (VARIABLE, main_sha, model_repo, plan, refusal,
+                                             task_warnings)
 from multiplt_pipelines import plans  # noqa: E402 (dags/ is on sys.path)
 
 
@@ -22,15 +21,8 @@ def test_a_gated_model_without_access_is_refused_with_a_clear_message(test_hub, 
     # a run started by hand fails at once; a scheduled one leaves it out with a warning
     assert refusal(lambda: plan(monkeypatch, conf={"rerun_models": ["org/gated"]},
                                 run_type="manual")) == f"rerun_models entry {denied}"
-    warnings = []
-    load_dag("multiplt_evaluate")  # Airflow sets its logging up (once): before the handler below
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: warnings.append(record.getMessage())
-    logging.getLogger("airflow.task").addHandler(handler)
-    try:
+    with task_warnings() as warnings:
         entries = plan(monkeypatch, {"rerun_models": ["org/gated", "org/m"]})
-    finally:
-        logging.getLogger("airflow.task").removeHandler(handler)
     assert [e["model"] for e in entries] == ["org/m"]
     assert warnings == [f"left out of this run: rerun_models entry {denied}; the 1 other model(s) "
                         f"are evaluated{VARIABLE}"]

@@ -4,10 +4,8 @@ concurrently, into one folder)."""
 
 from __future__ import annotations
 
-import logging
 
-from tests.dags.test_evaluate_reruns import main_sha, model_repo, plan
-from tests.support.airflow import load_dag
+from tests.dags.test_evaluate_reruns import main_sha, model_repo, plan, task_warnings
 from multiplt_pipelines import watching  # noqa: E402 (dags/ is on sys.path)
 
 
@@ -17,15 +15,8 @@ def test_a_repeated_rerun_entry_is_evaluated_once_with_a_warning(test_hub, monke
     rerun = {"rerun_models": ["org/m", "org/other", {"model": "org/m"},
                               {"model": "org/m", "revision": None, "tokenizer": None},
                               {"model": "org/m", "tokenizer": "org/other"}]}
-    warnings = []
-    load_dag("multiplt_evaluate")  # Airflow sets its logging up (once): before the handler below
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: warnings.append(record.getMessage())
-    logging.getLogger("airflow.task").addHandler(handler)
-    try:
+    with task_warnings() as warnings:
         entries = plan(monkeypatch, rerun)
-    finally:
-        logging.getLogger("airflow.task").removeHandler(handler)
     runs = [e["run"] for e in entries]
     assert len(runs) == len(set(runs)) == 3  # one folder each: org/m, org/other, org/m with a tokenizer
     sha = main_sha(test_hub, "org/m")

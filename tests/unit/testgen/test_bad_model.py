@@ -4,20 +4,9 @@ run" by files the failed one left (work/<shard>/config.json records the model). 
 backend resolves them, without loading weights; local paths only (no Hub look-up)."""
 
 import json
-import pathlib
-
-import polars as pl
 
 from multiplt import cli
-
-FIXTURE = pathlib.Path(__file__).parents[2] / "fixtures" / "testgen"
-
-
-def functions(tmp_path) -> str:
-    rows = [json.loads(line) for line in (FIXTURE / "functions.jsonl").read_text().splitlines()]
-    (tmp_path / "fn" / "functions").mkdir(parents=True)
-    pl.DataFrame(rows).write_parquet(tmp_path / "fn" / "functions" / "part-0.parquet")
-    return str(tmp_path / "fn")
+from tests.unit.testgen.test_out_folder import FIXTURE, functions
 
 
 def run_testgen(fn, out, *extra):
