@@ -110,7 +110,8 @@ with DAG(
         from multiplt_pipelines import checks
         from multiplt_pipelines.chain import run_settings
         from multiplt_pipelines.plans import HubLookupFailed, evaluation_plan, rerun_revisions
-        from multiplt_pipelines.watching import NothingToEvaluate, evaluation_targets
+        from multiplt_pipelines.watching import (NothingToEvaluate, distinct_evaluations,
+                                                 evaluation_targets)
 
         scheduled = dag_run.run_type == "scheduled"
         # a rerun: a scheduled run, or one started by hand whose conf names no `model` (`model`
@@ -127,13 +128,14 @@ with DAG(
                 for run, target in zip(runs, targets):
                     with checks.rerun_entry(run["model"]) if target else contextlib.nullcontext():
                         checks.evaluation(run, local=SETTINGS.runtime == "local")
+                numbered = list(enumerate(runs, 1))
                 if rerun:
                     source = (" (rerun_models from the Airflow Variable multiplt_evaluate)"
                               if "rerun_models" in from_variable else "")
-                    runs = rerun_revisions(runs, [bool(t) for t in targets], drop=scheduled,
-                                           token=from_environment().get("HF_TOKEN"),
-                                           warn=logging.getLogger("airflow.task").warning,
-                                           source=source)
+                    numbered = rerun_revisions(runs, [bool(t) for t in targets], drop=scheduled,
+                                               token=from_environment().get("HF_TOKEN"),
+                                               warn=logging.getLogger("airflow.task").warning,
+                                               source=source)
         except NothingToEvaluate as reason:
             raise AirflowSkipException(str(reason)) from None
         except checks.BadParams as reason:
@@ -142,7 +144,10 @@ with DAG(
             if failed.retry:
                 raise
             raise AirflowFailException(str(failed)) from None
-        return [entry for run in runs for entry in evaluation_plan(run, data_uri, results_store)]
+        # entries that name one run folder once pinned (a model and its current commit, a
+        # folder with and without its `/`) are one evaluation: the first, with a warning
+        return distinct_evaluations([(number, run, evaluation_plan(run, data_uri, results_store))
+                                     for number, run in numbered])
 
     @task
     def shard_commands(entries: list[dict]) -> list[list[str]]:

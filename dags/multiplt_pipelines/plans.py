@@ -234,7 +234,7 @@ def hub_revision(run: dict, token: str | None = None) -> tuple[dict | None, str 
     from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import (OfflineModeIsEnabled, RepositoryNotFoundError,
                                         RevisionNotFoundError)
-    from multiplt.hub.retry import describe, is_retryable
+    from multiplt.hub.access import gated_reason, not_found
 
     model, revision = run["model"], run.get("revision")
     where = f"the Hub ({constants.ENDPOINT})"
@@ -250,24 +250,16 @@ def hub_revision(run: dict, token: str | None = None) -> tuple[dict | None, str 
     except RevisionNotFoundError:
         return None, f"{model!r}: revision {revision!r} not found on {where}"
     except RepositoryNotFoundError:
-        private = "" if token else (" (a private repo needs HF_TOKEN or the huggingface_default "
-                                    "connection, and none is set)")
-        return None, f"{model!r} not found on {where}{private}"
+        return None, not_found(model, where, token)
     except Exception as exc:  # noqa: BLE001 - classified as the Hub commands classify it
-        if is_retryable(exc):
-            raise HubLookupFailed(f"cannot ask {where} which commit of {model!r} to evaluate "
-                                  f"({describe(exc)}); the task is retried", retry=True) from None
-        return None, f"{model!r}: {where} refused to describe it ({describe(exc)})"
+        return None, _refusal(exc, f"cannot ask {where} which commit of {model!r} to evaluate",
+                              f"{model!r}: {where} refused to describe it")
     if getattr(info, "gated", None):  # model_info describes a gated repo to anyone
-        from multiplt.hub.access import gated_reason
-
         try:
             denied = gated_reason(model, token)
         except Exception as exc:  # noqa: BLE001 - classified as model_info's failures are
-            if is_retryable(exc):
-                raise HubLookupFailed(f"cannot ask {where} whether the token may read {model!r} "
-                                      f"({describe(exc)}); the task is retried", retry=True) from None
-            return None, f"{model!r}: {where} refused the access check ({describe(exc)})"
+            return None, _refusal(exc, f"cannot ask {where} whether the token may read {model!r}",
+                                  f"{model!r}: {where} refused the access check")
         if denied:
             return None, denied
     files = [sibling.rfilename for sibling in info.siblings or []]
@@ -277,8 +269,21 @@ def hub_revision(run: dict, token: str | None = None) -> tuple[dict | None, str 
     return {**run, "revision": revision or info.sha}, None
 
 
+def _refusal(exc: Exception, cannot_ask: str, refused: str) -> str:
+    """A failed Hub request of hub_revision, classified as the Hub commands classify it: one that
+    asking again later may answer (the Hub down or unreachable, a timeout, HTTP 429 or 5xx)
+    raises HubLookupFailed with retry (`cannot_ask`, the cause, "the task is retried"); any
+    other (HTTP 4xx) is why the run cannot be evaluated (`refused` and the cause), returned."""
+    from multiplt.hub.retry import describe, is_retryable
+
+    if is_retryable(exc):
+        raise HubLookupFailed(f"{cannot_ask} ({describe(exc)}); the task is retried",
+                              retry=True) from None
+    return f"{refused} ({describe(exc)})"
+
+
 def rerun_revisions(runs: list[dict], listed: list[bool], *, drop: bool, token: str | None = None,
-                    warn=print, source: str = "") -> list[dict]:
+                    warn=print, source: str = "") -> list[tuple[int, dict]]:
     """The runs of a rerun (a scheduled run, or one started by hand without `model`), each
     checked on the Hub and pinned to a commit (hub_revision). `listed[i]`: runs[i] is an entry
     of `rerun_models` (else the run's `model`). A run that cannot be evaluated is, with `drop`
@@ -286,14 +291,15 @@ def rerun_revisions(runs: list[dict], listed: list[bool], *, drop: bool, token: 
     scored, as its failed generate would), left out with a warning (`warn`) naming it and why;
     checks.BadParams when none is left. Without `drop` (a run started by hand, whose user is
     there to fix it) BadParams at once. `source`: appended to the warnings (which Variable the
-    list came from). HubLookupFailed as hub_revision raises it."""
+    list came from). Returns (its number in `runs`, from 1: its rerun_models entry's; the run
+    pinned) of each run kept. HubLookupFailed as hub_revision raises it."""
     from multiplt_pipelines.checks import BadParams
 
     kept, left_out, keys = [], [], []
-    for run, entry in zip(runs, listed):
+    for number, (run, entry) in enumerate(zip(runs, listed), 1):
         pinned, why = hub_revision(run, token)
         if pinned is not None:
-            kept.append(pinned)
+            kept.append((number, pinned))
             continue
         key = ["rerun_models"] if entry else ["model", "revision"] if run.get("revision") else ["model"]
         why = f"{'rerun_models entry' if entry else 'Param model:'} {why}"

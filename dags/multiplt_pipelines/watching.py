@@ -138,37 +138,48 @@ def evaluate_params(evaluate: dict, schedule: str | None) -> dict:
     return params
 
 
-def evaluation_targets(settings: dict, scheduled: bool, warn=None) -> list[dict]:
+def evaluation_targets(settings: dict, scheduled: bool) -> list[dict]:
     """The (model, revision, tokenizer) overrides of each evaluation of this run: the
-    `rerun_models` list for a scheduled run (or a manual run without `model`), else the model.
-    An entry that repeats an earlier one (the same model, revision and tokenizer, however
-    written: a name or {model}, a missing key or null) is evaluated once, with a warning
-    (`warn`; default: the task log): both would write one run folder, the second over the
-    first, with the same results."""
+    `rerun_models` list for a scheduled run (or a manual run without `model`), one per entry in
+    its order, else the model. Entries that mean one evaluation are found later, once each is
+    pinned and named by its run folders (distinct_evaluations)."""
     if settings.get("model") and not scheduled:
         return [{}]
     targets: list[dict] = []
-    first: dict[tuple, int] = {}
-    for number, entry in enumerate(settings.get("rerun_models") or [], 1):
+    for entry in settings.get("rerun_models") or []:
         entry = {"model": entry} if isinstance(entry, str) else dict(entry)
         if not entry.get("model"):
             raise ValueError(f"rerun_models entry {entry} names no model")
-        target = {"model": entry["model"], "revision": entry.get("revision"),
-                  "tokenizer": entry.get("tokenizer")}
-        key = (target["model"], target["revision"] or None, target["tokenizer"] or None)
-        if key in first:
-            _warn(warn, f"rerun_models entry {number} ({_described(target)}) repeats entry "
-                        f"{first[key]}: evaluated once (both would write one run folder)")
-            continue
-        first[key] = number
-        targets.append(target)
+        targets.append({"model": entry["model"], "revision": entry.get("revision"),
+                        "tokenizer": entry.get("tokenizer")})
     if not targets and not settings.get("model"):
         raise NothingToEvaluate("nothing to evaluate: no `model` and an empty `rerun_models`")
     return targets or [{}]
 
 
+def distinct_evaluations(planned: list[tuple[int, dict, list[dict]]], warn=None) -> list[dict]:
+    """The plan entries of a rerun's evaluations, given as (its `rerun_models` entry number, its
+    run as evaluated: pinned to a commit, plans.rerun_revisions; its plans.evaluation_plan
+    entries), leaving out, with a warning (`warn`; default: the task log), an evaluation whose
+    run folders an earlier one writes: both would write one run folder, the second over the
+    first, with the same results. So an entry repeats an earlier one however it is written: a
+    name or {model}, a missing key or null, a Hub model and its current commit spelled out, a
+    folder with and without a trailing `/`."""
+    entries: list[dict] = []
+    first: dict[tuple, int] = {}
+    for number, run, plan in planned:
+        folders = tuple(entry["run"] for entry in plan)
+        if folders in first:
+            _warn(warn, f"rerun_models entry {number} ({_described(run)}) repeats entry "
+                        f"{first[folders]}: evaluated once (both would write one run folder)")
+            continue
+        first[folders] = number
+        entries += plan
+    return entries
+
+
 def _described(target: dict) -> str:
-    return ", ".join(f"{k} {target[k]!r}" for k in ("model", "revision", "tokenizer") if target[k])
+    return ", ".join(f"{k} {target[k]!r}" for k in ("model", "revision", "tokenizer") if target.get(k))
 
 
 def _warn(warn, message: str) -> None:

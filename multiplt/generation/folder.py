@@ -32,6 +32,11 @@ SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens", "stop_tokens")
 # problem of one has the name of one of the other (which check_same_problem compares).
 RUN_IDENTITY = ("model", "revision", "tokenizer", "backend", "seed", "temperature", "top_p",
                 "max_new_tokens", "lang", "benchmark_sha256")
+#: run-record fields that a backend's describe() adds (generate's first check, made before the
+#: backend, has none of them), compared when the run has one; a record without one had it off:
+#: the openai backend's `stop_token_ids_sent` (its --tokenizer's special ids sent as vLLM's
+#: stop_token_ids: completions end at the first special token)
+DESCRIBED_IDENTITY = ("stop_token_ids_sent",)
 #: the run record's `selection` of a list of selected problems (the driver's, from its benchmark
 #: file: run_folder.benchmark_selection)
 Selection = Callable[[list[str]], str]
@@ -215,6 +220,8 @@ def _refuse_another_run(out: str, old: dict, run: dict) -> None:
     record without one, written before generate kept it, is not refused for it)."""
     diffs = [f"{k}: folder has {_shown(old, k)}, this run asks for {_shown(run, k)}"
              for k in RUN_IDENTITY if k in old and old.get(k) != run.get(k)]
+    diffs += [f"{k}: folder has {bool(old.get(k))}, this run asks for {bool(run[k])}"
+              for k in DESCRIBED_IDENTITY if old and k in run and bool(old.get(k)) != bool(run[k])]
     if diffs:
         raise MultipltError(f"{storage.join(out, RUN_FILE)} records a different run "
                             f"({'; '.join(diffs)}); use another --out folder")

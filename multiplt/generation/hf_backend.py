@@ -40,6 +40,20 @@ def encode_prompt(tokenizer, text: str, eos_token_id: int | None) -> tuple[list[
     return ids[: head + len(plain)] + tail, head
 
 
+def special_ids(tokenizer, eos_token_id: int | None = None) -> list[int]:
+    """The ids a completion ends at (it is cut before the first of them, as MultiPL-E's HF path
+    cuts at its first special token: StarCoder2's `A<file_sep>B` gives A), sorted: the
+    tokenizer's `all_special_ids`, its EOS (already among them for a transformers tokenizer;
+    a tokenizer object without the list, a test's scripted one, has EOS only) and
+    `eos_token_id` (the model's, for a tokenizer that names none). The transformers and vllm
+    backends stop their rows at them, the openai backend asks the server to (stop_token_ids)."""
+    ids = set(getattr(tokenizer, "all_special_ids", None) or ())
+    for eos in (getattr(tokenizer, "eos_token_id", None), eos_token_id):
+        if eos is not None:
+            ids.add(eos)
+    return sorted(ids)
+
+
 def fit_prompt(problem: str, prompt: list[int], max_new: int, context: int, head: int = 0,
                warned: set[str] | None = None) -> list[int]:
     """A prompt that leaves the model no room to write (`context` tokens or more) is cut from
@@ -133,11 +147,7 @@ class TransformersBackend(Backend):
 
     @functools.cached_property
     def _special_ids(self) -> frozenset[int]:
-        # a tokenizer object without the list (a test's scripted one) has EOS only
-        ids = frozenset(getattr(self.tokenizer, "all_special_ids", None) or ())
-        if self.eos_token_id is not None:
-            ids |= {self.eos_token_id}
-        return ids
+        return frozenset(special_ids(self.tokenizer, self.eos_token_id))
 
     def _encode(self, text: str) -> tuple[list[int], int]:
         return encode_prompt(self.tokenizer, text, self.eos_token_id)

@@ -8,7 +8,9 @@
 - `s3://` folders are downloaded once into the local cache, keyed by URI and the objects'
   ETags, so a changed checkpoint is fetched again and an unchanged one never is.
 - `file://` URIs and local folders are used in place.
-- Hub names are fetched with `snapshot_download`, which also gives the resolved commit.
+- Hub names are fetched with `snapshot_download`, which also gives the resolved commit; for a
+  tokenizer (`what="tokenizer"`) only its tokenizer and config files (TOKENIZER_PATTERNS), not
+  the model's weights.
 
 A model (not a tokenizer) must hold a `config.json`; without one the folder holds no model,
 and that is the error, before transformers tries to load it.
@@ -31,6 +33,11 @@ from multiplt.storage import uri as storage_uri
 
 LOG = logging.getLogger("multiplt.generation")
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
+#: a tokenizer's files (`--tokenizer NAME`): its tokenizer and config files (tokenizer.json,
+#: tokenizer_config.json, config.json, special_tokens_map.json, vocab.json, merges.txt,
+#: vocab.txt, a sentencepiece *.model, *.tiktoken), never the weights
+TOKENIZER_PATTERNS = ["*.json", "*.txt", "*.model", "*.tiktoken", "*.vocab", "*.bpe",
+                      "merges*", "vocab*"]
 
 
 @dataclasses.dataclass
@@ -133,10 +140,14 @@ def _from_hub(name: str, revision: str | None, what: str = "model") -> ResolvedM
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
-        path = snapshot_download(name, revision=revision, allow_patterns=HUB_PATTERNS)
-        if not any(f.endswith(".safetensors") for f in os.listdir(path)) and os.path.exists(
-                os.path.join(path, "config.json")):
-            path = snapshot_download(name, revision=revision, allow_patterns=HUB_PATTERNS + ["*.bin"])
+        if what == "tokenizer":  # a tokenizer's files only: not the weights of its repo's model
+            path = snapshot_download(name, revision=revision, allow_patterns=TOKENIZER_PATTERNS)
+        else:
+            path = snapshot_download(name, revision=revision, allow_patterns=HUB_PATTERNS)
+            if not any(f.endswith(".safetensors") for f in os.listdir(path)) and os.path.exists(
+                    os.path.join(path, "config.json")):
+                path = snapshot_download(name, revision=revision,
+                                         allow_patterns=HUB_PATTERNS + ["*.bin"])
     except RevisionNotFoundError:
         raise MultipltError(f"{what} {name}: revision {revision!r} not found on the Hub") from None
     except RepositoryNotFoundError:

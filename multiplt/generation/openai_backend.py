@@ -9,8 +9,12 @@ vLLM's `stop_token_ids` request field (one of the sampling parameters vLLM's com
 takes beyond OpenAI's). vLLM ends the sequence there and leaves the token out of the text; by
 default it only leaves special tokens out of the text and goes on (StarCoder2 past `<file_sep>`
 into another file), and our own cut never sees them. A server that refuses the field (HTTP 400
-naming it, as api.openai.com refuses unknown fields) is asked again without it, and so is every
-later request (logged once); a server that ignores it goes on as without it.
+naming it, as api.openai.com refuses unknown fields) gets none: whether the field is sent is
+decided once, before the run record is written and the first completion is asked for, by one
+short request carrying it (max_tokens 1, logged once when refused), so that the record's
+`stop_token_ids_sent` (describe) says what every completion of the run was asked with (resuming
+a folder under the other setting mixes two kinds of completions: generate refuses it). A
+server that ignores the field goes on as without it.
 
 A refused connection before the server has answered any request of this backend is a wrong URL
 or a server that is not running (yet): one error at once, not a minute of retries. It is a
@@ -20,6 +24,7 @@ the server has answered, a refused connection (a restart) is retried here as bef
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import logging
 import os
@@ -39,6 +44,15 @@ from multiplt.generation.stops import cut_at_stop
 LOG = logging.getLogger("multiplt.generation")
 TRANSIENT = {408, 409, 425, 429, 500, 502, 503, 504}
 STOP_IDS_FIELD = "stop_token_ids"  # vLLM's completions endpoint: sequences end at these tokens
+PROBE_PROMPT = "0"  # the one short request that asks whether the server takes STOP_IDS_FIELD
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenAIDescription(Description):
+    """The run record's fields of this backend: with a tokenizer, also whether its special ids
+    are sent as stop_token_ids (false: the server refused the field)."""
+
+    stop_token_ids_sent: bool | None = None
 
 
 class HTTPRefused(MultipltError):
@@ -64,8 +78,9 @@ class OpenAIBackend(Backend):
         self.refused: str | None = None  # why nothing answers; the requests still queued stop
         self.tokenizer = tokenizer
         # the served model's special ids (from `tokenizer`), sent as stop_token_ids; None when
-        # there is no tokenizer or the server refused the field
+        # there is no tokenizer or the server refused the field (_settle_stop_ids)
         self.stop_token_ids: list[int] | None = _special_ids(tokenizer) if tokenizer else None
+        self._settled = False
         self._lock = threading.Lock()
 
     @classmethod
@@ -86,7 +101,36 @@ class OpenAIBackend(Backend):
         return self.url.rsplit("/completions", 1)[0]
 
     def describe(self) -> Description:
-        return Description(model=self.model, api_base=self.api_base, tokenizer=self.tokenizer)
+        """What the run record says of this backend; with a tokenizer, whether its ids are sent
+        (asking the server first: generate takes this before the first completion)."""
+        sent = None
+        if self.tokenizer:
+            self._settle_stop_ids()
+            sent = bool(self.stop_token_ids)
+        return OpenAIDescription(model=self.model, api_base=self.api_base, tokenizer=self.tokenizer,
+                                 stop_token_ids_sent=sent)
+
+    def _settle_stop_ids(self) -> None:
+        """Decide once, before any completion, whether the requests carry stop_token_ids: one
+        short request with the field (max_tokens 1); an HTTP 400 naming it leaves it out of
+        every request (a warning). Any other refusal is not about the field (the run's own
+        requests meet it again, and fail with it); a server that cannot be reached fails here
+        as the first request would."""
+        with self._lock:
+            if self._settled:
+                return
+            self._settled = True
+            if not self.stop_token_ids:
+                return
+            try:
+                self._post({"model": self.model, "prompt": PROBE_PROMPT, "max_tokens": 1, "n": 1,
+                            "temperature": 0.0, STOP_IDS_FIELD: self.stop_token_ids})
+            except HTTPRefused as exc:
+                if exc.code == 400 and STOP_IDS_FIELD in exc.detail:
+                    self.stop_token_ids = None
+                    LOG.warning("openai backend: %s refuses %s (%s): asking without it, so "
+                                "completions do not end at the tokenizer's special tokens",
+                                self.url, STOP_IDS_FIELD, _message(exc.detail))
 
     def _post(self, body: dict) -> dict:
         data = json.dumps(body).encode()
@@ -132,22 +176,9 @@ class OpenAIBackend(Backend):
                 "seed": sample_seed(sampling.seed, req.problem, req.index)}
         if sampling.stop:
             body["stop"] = list(sampling.stop)
-        stop_ids = self.stop_token_ids
-        if stop_ids:
-            body[STOP_IDS_FIELD] = stop_ids
-        try:
-            answer = self._post(body)
-        except HTTPRefused as exc:
-            if not (stop_ids and exc.code == 400 and STOP_IDS_FIELD in exc.detail):
-                raise
-            with self._lock:  # the first of the concurrent requests refused says so
-                first, self.stop_token_ids = self.stop_token_ids is not None, None
-            if first:
-                LOG.warning("openai backend: %s refuses %s (%s): asking without it, so completions "
-                            "do not end at the tokenizer's special tokens", self.url, STOP_IDS_FIELD,
-                            _message(exc.detail))
-            del body[STOP_IDS_FIELD]
-            answer = self._post(body)
+        if self.stop_token_ids:  # settled before the first request (generate)
+            body[STOP_IDS_FIELD] = self.stop_token_ids
+        answer = self._post(body)
         try:
             text = answer["choices"][0]["text"]
         except (KeyError, IndexError, TypeError):
@@ -158,6 +189,7 @@ class OpenAIBackend(Backend):
         return cut_at_stop(text, sampling.stop)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
+        self._settle_stop_ids()
         with concurrent.futures.ThreadPoolExecutor(self.concurrency) as pool:
             futures = {pool.submit(self._one, r, sampling): r for r in requests}
             try:
@@ -183,8 +215,9 @@ def _message(detail: str) -> str:
 
 
 def _special_ids(tokenizer: str) -> list[int]:
-    """The special token ids (EOS included) of the tokenizer `tokenizer` (a name, folder or
-    URI, as --tokenizer takes), loaded as the transformers backend loads it."""
+    """The special token ids (EOS included: hf_backend.special_ids) of the tokenizer `tokenizer`
+    (a name, folder or URI, as --tokenizer takes), loaded as the transformers backend loads it."""
+    from multiplt.generation.hf_backend import special_ids
     from multiplt.generation.model_source import resolve_model
     from multiplt.models.tokenizer import load_tokenizer
 
@@ -193,7 +226,4 @@ def _special_ids(tokenizer: str) -> list[int]:
         tok = load_tokenizer(ref.path, ref=tokenizer)
     except (OSError, ValueError) as exc:
         raise MultipltError(f"cannot load the tokenizer {tokenizer!r}: {exc}") from None
-    ids = set(getattr(tok, "all_special_ids", None) or ())
-    if tok.eos_token_id is not None:
-        ids.add(tok.eos_token_id)
-    return sorted(ids)
+    return special_ids(tok)

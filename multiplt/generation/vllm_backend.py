@@ -6,7 +6,7 @@ from typing import Iterator
 
 from multiplt.errors import MultipltError
 from multiplt.generation.base import Backend, Description, Request, Sampling
-from multiplt.generation.hf_backend import encode_prompt, fit_prompt
+from multiplt.generation.hf_backend import encode_prompt, fit_prompt, special_ids
 from multiplt.generation.seeds import sample_seed
 from multiplt.generation.stops import cut_at_stop
 
@@ -37,10 +37,11 @@ class VLLMBackend(Backend):
         self._cut: set[str] = set()  # problems whose prompt was cut to fit (warned once each)
         # A completion ends at its first special token, as on MultiPL-E's HF path (StarCoder2's
         # `A<file_sep>B` gives A): vLLM stops a sequence at any of `stop_token_ids` and leaves a
-        # special one out of the text. By default it would only hide special tokens and go on.
-        # The prompt is vLLM's to tokenize: with the tokenizer's default special tokens (BOS).
-        self.tokenizer = tokenizer = self.llm.get_tokenizer()
-        self.special_ids = sorted(set(getattr(tokenizer, "all_special_ids", None) or ()))
+        # special one out of the text. By default it would only hide special tokens and go on
+        # (it stops at the model's EOS itself). The prompt is vLLM's to tokenize: with the
+        # tokenizer's default special tokens (BOS).
+        self.tokenizer = self.llm.get_tokenizer()
+        self.special_ids = special_ids(self.tokenizer)
 
     @classmethod
     def from_options(cls, model=None, revision=None, tokenizer=None, **_):

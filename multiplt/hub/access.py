@@ -9,6 +9,15 @@ granted access, which `auth-check` answers for the token (HTTP 401/403 `GatedRep
 from __future__ import annotations
 
 
+def not_found(repo_id: str, where: str, token: str | None) -> str:
+    """Why a repo the Hub does not show (missing, or private) cannot be read, in one line:
+    `where` names the Hub (`the Hub (URL)`); without a `token` (none set here), the hint that a
+    private repo needs one."""
+    private = "" if token else (" (a private repo needs HF_TOKEN or the huggingface_default "
+                                "connection, and none is set)")
+    return f"{repo_id!r} not found on {where}{private}"
+
+
 def gated_reason(repo_id: str, token: str | None, repo_type: str = "model",
                  endpoint: str | None = None) -> str | None:
     """None when `token` (None: huggingface_hub's default, HF_TOKEN or the saved one) may read
@@ -20,7 +29,8 @@ def gated_reason(repo_id: str, token: str | None, repo_type: str = "model",
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     api = HfApi(endpoint=endpoint, token=token)
-    url = f"{(endpoint or constants.ENDPOINT).rstrip('/')}/{'' if repo_type == 'model' else repo_type + 's/'}{repo_id}"
+    hub = (endpoint or constants.ENDPOINT).rstrip("/")
+    url = f"{hub}/{'' if repo_type == 'model' else repo_type + 's/'}{repo_id}"
     try:
         api.auth_check(repo_id, repo_type=repo_type)
     except GatedRepoError as exc:  # before RepositoryNotFoundError: it is one
@@ -31,6 +41,5 @@ def gated_reason(repo_id: str, token: str | None, repo_type: str = "model",
         return (f"{repo_id!r} is a gated repo, and the Hub token's account has no access to it: "
                 f"ask for access at {url}, or leave it out")
     except RepositoryNotFoundError:
-        private = "" if token else " (a private repo needs HF_TOKEN or the huggingface_default connection)"
-        return f"{repo_id!r} not found on {(endpoint or constants.ENDPOINT).rstrip('/')}{private}"
+        return not_found(repo_id, f"the Hub ({hub})", token)
     return None

@@ -11,7 +11,8 @@ with each search string), keeps those whose name matches the shell `pattern` (th
 newest first.
 
 The watermark (what the watcher has seen of one watch list, kept between polls) is
-`{"models": {id: createdAt}, "cutoff": createdAt}`: `cutoff` is the newest creation time listed
+`{"models": {id: createdAt or null}, "cutoff": createdAt}` (and `"untimed_full": true` once
+ids without a creation time were dropped): `cutoff` is the newest creation time listed
 at the baseline (the first poll). A model is announced when it is created after the baseline:
 an id never seen whose creation time is after `cutoff`, or a seen id whose creation time is
 newer than the one stored (the repo was deleted and created again). (Not "at or after": the
@@ -22,8 +23,13 @@ a model created before the baseline that is listed for the first time later (a n
 deleted, `limit` was raised) is not announced and not stored. `models` holds at most KEEP ids:
 past that the oldest go and `cutoff` rises to the newest creation time among them (a model
 created before it that was never listed, e.g. a private repo made public, is then not
-announced), so the watermark stays bounded however long the watcher runs. A watermark stored
-before creation times were kept (a list of ids) is read as before (every id not in it is
+announced), so the watermark stays bounded however long the watcher runs. A model the listing
+gives no creation time is announced when its id is not in `models` (nothing tells whether it was
+created after the baseline: as before); such ids are kept apart from the trimming by time (never
+trimmed as the oldest, which announced a trimmed one again at every poll), at most KEEP of
+them too: past that the extras go and `untimed_full` is set, after which a model listed without
+a creation time is announced no more (a dropped one cannot be told from a new one). A watermark
+stored before creation times were kept (a list of ids) is read as before (every id not in it is
 announced) once, and stored in the new form; one stored in this form with the models created
 before `cutoff` (the earlier watcher kept every id it listed) loses them at the next poll.
 """
@@ -157,9 +163,12 @@ def _newest(times) -> str | None:
     return max(known, key=_time) if known else None
 
 
-def _is_new(model_id: str, created: str | None, models: dict, cutoff: str | None) -> bool:
-    if model_id not in models:  # created after the baseline (or no time to tell: as before)
-        return created is None or cutoff is None or _time(created) > _time(cutoff)
+def _is_new(model_id: str, created: str | None, models: dict, cutoff: str | None,
+            untimed_full: bool = False) -> bool:
+    if model_id not in models:  # created after the baseline (or no time to tell: as before,
+        if created is None:     # while no id without a time was dropped from the watermark)
+            return not untimed_full
+        return cutoff is None or _time(created) > _time(cutoff)
     stored = models[model_id]  # seen: new only when created again since
     return created is not None and stored is not None and _time(created) > _time(stored)
 
@@ -169,8 +178,9 @@ def new_models(listed: list[tuple[str, str | None]], seen, announce_existing: bo
     """(models to announce, oldest first; the new watermark) of a listing of (id, createdAt),
     newest first. With no watermark yet the listing is the baseline: nothing is announced
     unless `announce_existing`. `seen` may be a watermark of the old form (a list of ids). The
-    new watermark keeps at most `keep` (default KEEP) models, all created after its cutoff
-    (bounded)."""
+    new watermark keeps at most `keep` (default KEEP) models created after its cutoff and at
+    most `keep` without a creation time (bounded)."""
+    untimed_full = False
     if seen is None:
         fresh = [m for m, _ in reversed(listed)] if announce_existing else []
         models, cutoff = dict(listed), _newest(t for _, t in listed)
@@ -181,31 +191,38 @@ def new_models(listed: list[tuple[str, str | None]], seen, announce_existing: bo
         models, cutoff = dict(listed), _newest(t for _, t in listed)
     else:
         models, cutoff = dict(seen.get("models") or {}), seen.get("cutoff")
+        untimed_full = bool(seen.get("untimed_full"))
         fresh = []
         for model_id, created in reversed(listed):
-            if _is_new(model_id, created, models, cutoff):
+            if _is_new(model_id, created, models, cutoff, untimed_full):
                 fresh.append(model_id)
             if created is not None or model_id not in models:
                 models[model_id] = created
-    models, cutoff = bounded(models, cutoff, KEEP if keep is None else keep)
-    return fresh, {"models": dict(sorted(models.items())), "cutoff": cutoff}
+    models, cutoff, untimed_full = bounded(models, cutoff, KEEP if keep is None else keep,
+                                           untimed_full)
+    watermark = {"models": dict(sorted(models.items())), "cutoff": cutoff}
+    if untimed_full:
+        watermark["untimed_full"] = True
+    return fresh, watermark
 
 
-_OLDEST = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+def bounded(models: dict, cutoff: str | None, keep: int, untimed_full: bool = False
+            ) -> tuple[dict, str | None, bool]:
+    """(models, cutoff, untimed_full) holding only what decides an announcement: the models
+    created after `cutoff` (one created at or before it is never new: _is_new), at most `keep`
+    of them, the newest, `cutoff` rising to the newest creation time of those left out; and the
+    models without a creation time (a listing that gave none), which no cutoff can judge, apart:
+    at most `keep` of them, and `untimed_full` once any was left out (then no model listed
+    without a time is new, so none of those left out is announced again)."""
+    def after(created: str) -> bool:
+        return cutoff is None or _time(created) > _time(cutoff)
 
-
-def bounded(models: dict, cutoff: str | None, keep: int) -> tuple[dict, str | None]:
-    """(models, cutoff) holding only what decides an announcement: the models created after
-    `cutoff` (one created at or before it is never new: _is_new), at most `keep` of them, the
-    newest; `cutoff` rises to the newest creation time of those left out. A model without a
-    creation time (a listing that gave none) is kept while there is room, as the oldest."""
-    def after(created: str | None) -> bool:
-        return created is None or cutoff is None or _time(created) > _time(cutoff)
-
-    models = {m: t for m, t in models.items() if after(t)}
-    if len(models) > keep:
-        order = sorted(models.items(), key=lambda item: _time(item[1]) if item[1] else _OLDEST,
-                       reverse=True)
+    timed = {m: t for m, t in models.items() if t is not None and after(t)}
+    if len(timed) > keep:
+        order = sorted(timed.items(), key=lambda item: _time(item[1]), reverse=True)
         cutoff = _newest([cutoff, *(t for _, t in order[keep:])])
-        models = {m: t for m, t in order[:keep] if after(t)}
-    return models, cutoff
+        timed = {m: t for m, t in order[:keep] if after(t)}  # a tie with the new cutoff goes too
+    untimed = sorted(m for m, t in models.items() if t is None)
+    if len(untimed) > keep:
+        untimed, untimed_full = untimed[:keep], True
+    return {**timed, **dict.fromkeys(untimed)}, cutoff, untimed_full

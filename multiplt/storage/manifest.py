@@ -16,7 +16,7 @@ the fine-tune DAG reads it.
 
 from __future__ import annotations
 
-from multiplt.errors import MultipltError
+from multiplt.errors import MultipltError, PlatformError
 
 MANIFEST = "manifest.jsonl"
 
@@ -82,6 +82,8 @@ def row(out: str, tag: str, unknown_ok: bool = False) -> dict | None:
     try:
         if not storage.exists(uri):
             return None
+    except PlatformError:  # the store cannot be reached (exit 3, retried): not "no manifest"
+        raise
     except MultipltError:  # not a storage URI at all (e.g. "bigcode/starcoderbase-1b")
         return None
     rows = _checked(uri, storage.read_jsonl(uri))

@@ -166,6 +166,10 @@ def test_a_private_model_without_a_token_says_so(test_hub, monkeypatch):
     assert pinned is None and why == (
         f"'org/private' not found on the Hub ({test_hub.url}) (a private repo needs HF_TOKEN or "
         "the huggingface_default connection, and none is set)")
+    # the access check (of a gated repo) says the same of a repo it is not shown
+    from multiplt.hub.access import gated_reason
+
+    assert gated_reason("org/private", None) == why
 
 
 def test_a_hub_that_cannot_be_asked_fails_plan_with_a_retry(test_hub, monkeypatch):

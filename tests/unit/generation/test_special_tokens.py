@@ -115,6 +115,25 @@ def test_the_tiny_models_tokenizer_gives_the_same_ids_as_before(tiny_model):
         assert backend._encode(text) == (backend.tokenizer(text, add_special_tokens=False)["input_ids"], 0)
 
 
+def test_one_set_of_special_ids_for_every_backend(tmp_path):
+    """hf_backend.special_ids: the tokenizer's special ids with its EOS (already among them for
+    a transformers tokenizer: the vllm backend, which left EOS out, stops at the same ids), and
+    the model's EOS for a tokenizer without one; a scripted tokenizer without the list has its
+    EOS only. The openai backend sends the same ids for the tokenizer it loads."""
+    import types
+
+    from multiplt.generation.hf_backend import special_ids
+    from multiplt.generation.openai_backend import _special_ids
+
+    tok = tokenizer()
+    assert special_ids(tok) == [BOS, EOS, FILE_SEP] == sorted(tok.all_special_ids)
+    tok.save_pretrained(tmp_path)
+    assert _special_ids(str(tmp_path)) == [BOS, EOS, FILE_SEP]
+    assert special_ids(types.SimpleNamespace(eos_token_id=7)) == [7]
+    assert special_ids(types.SimpleNamespace(eos_token_id=None), eos_token_id=5) == [5]
+    assert special_ids(types.SimpleNamespace(all_special_ids=[3, 1], eos_token_id=None), 9) == [1, 3, 9]
+
+
 def test_a_completion_ends_at_its_first_special_token(make_backend):
     """The model writes " c<file_sep>da" then EOS: the completion is " c", as MultiPL-E's HF path
     decodes it."""
@@ -354,6 +373,8 @@ def openai_backend(server, tokenizer_dir=None, concurrency=1):
                         tokenizer=None if tokenizer_dir is None else str(tokenizer_dir))
 
 
+from multiplt.generation.openai_backend import PROBE_PROMPT  # noqa: E402
+
 OPENAI_SAMPLING = Sampling(temperature=0.2, top_p=0.95, max_new_tokens=64, stop=("\n(define",), seed=0)
 
 
@@ -367,20 +388,25 @@ def test_the_openai_backend_asks_vllm_to_stop_at_the_tokenizers_special_tokens(t
     backend = openai_backend(vllm_server, tmp_path)
     assert [t for group in backend.generate(reqs, OPENAI_SAMPLING) for _, t in group] == ["A", "A"]
     bodies = [body for method, _, body in vllm_server.requests if method == "POST"]
-    assert [b["stop_token_ids"] for b in bodies] == [[BOS, EOS, FILE_SEP]] * 2
-    assert backend.describe().tokenizer == str(tmp_path)
+    # the first asks whether the server takes the field (unrecorded here: a 400 about the prompt)
+    assert [(b["prompt"], b["max_tokens"]) for b in bodies[:1]] == [(PROBE_PROMPT, 1)]
+    assert [b["stop_token_ids"] for b in bodies] == [[BOS, EOS, FILE_SEP]] * 3
+    described = backend.describe()
+    assert described.tokenizer == str(tmp_path) and described.stop_token_ids_sent is True
+    assert len(vllm_server.requests) == 3  # asked once
     plain = openai_backend(vllm_server)
     assert [t for group in plain.generate(reqs[:1], OPENAI_SAMPLING) for _, t in group] == ["AB"]
     assert "stop_token_ids" not in vllm_server.requests[-1][2]
+    assert "stop_token_ids_sent" not in plain.describe().as_record()
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_a_server_that_refuses_stop_token_ids_is_asked_again_without(tmp_path, vllm_server, caplog,
                                                                      concurrency):
     """A server that refuses fields OpenAI does not define (as api.openai.com: HTTP 400 naming
-    the field) gets the request again without stop_token_ids, and so does every later request;
-    the warning is logged once, also when concurrent requests were refused. Any other 400 is
-    still an error, not retried."""
+    the field) refuses the one short request that asks, before any completion: no request of the
+    run carries stop_token_ids (and the run record says so), the warning is logged once. Any
+    other 400 is still an error, not retried."""
     tokenizer().save_pretrained(tmp_path)
     server = vllm_server.make(openai_fields_only=True)
     server.record("x", ["one", "two", "three"])
@@ -389,11 +415,10 @@ def test_a_server_that_refuses_stop_token_ids_is_asked_again_without(tmp_path, v
     with caplog.at_level("WARNING", logger="multiplt.generation"):
         got = [t for group in backend.generate(reqs, OPENAI_SAMPLING) for _, t in group]
     assert sorted(got) == ["one", "three", "two"]
-    asked = ["stop_token_ids" in body for method, _, body in server.requests if method == "POST"]
-    if concurrency == 1:
-        assert asked == [True, False, False, False]
-    else:  # those sent before the first refusal came back carry it, each is asked again once
-        assert asked.count(False) == 3 and 1 <= asked.count(True) <= 3
+    asked = [("stop_token_ids" in body, body["prompt"]) for method, _, body in server.requests
+             if method == "POST"]
+    assert asked == [(True, PROBE_PROMPT)] + [(False, "x")] * 3
+    assert backend.describe().stop_token_ids_sent is False and len(server.requests) == 4
     assert [r.getMessage() for r in caplog.records if "stop_token_ids" in r.getMessage()] == [
         f"openai backend: {server.url}/completions refuses stop_token_ids (Unrecognized request "
         "argument supplied: stop_token_ids): asking without it, so completions do not end at the "
@@ -401,4 +426,4 @@ def test_a_server_that_refuses_stop_token_ids_is_asked_again_without(tmp_path, v
     other = openai_backend(vllm_server, tmp_path)
     with pytest.raises(MultipltError, match="answered 400: .*no recorded completion"):
         list(other.generate([Request("q", "not recorded", 0)], OPENAI_SAMPLING))
-    assert vllm_server.requests[-1][2]["stop_token_ids"] and len(vllm_server.requests) == 1
+    assert vllm_server.requests[-1][2]["stop_token_ids"] and len(vllm_server.requests) == 2

@@ -41,7 +41,7 @@ def test_readable_repos_pass_and_missing_ones_are_named(test_hub):
     test_hub.gate("org/gated", granted=True)
     assert gated_reason("org/open", TOKEN) is None
     assert gated_reason("org/gated", TOKEN) is None  # access granted
-    assert gated_reason("org/nope", TOKEN) == f"'org/nope' not found on {test_hub.url}"
+    assert gated_reason("org/nope", TOKEN) == f"'org/nope' not found on the Hub ({test_hub.url})"
 
 
 def test_a_hub_that_fails_is_raised_for_the_caller_to_retry(test_hub):

@@ -319,3 +319,33 @@ def test_a_watermark_of_the_earlier_form_is_read_and_trimmed(test_hub, monkeypat
     assert store.values[key] == {"models": {"ns/e": created(test_hub, "ns/e"),
                                             "ns/f": created(test_hub, "ns/f")},
                                  "cutoff": created(test_hub, "ns/d")}
+
+
+def test_a_model_listed_without_a_creation_time_is_announced_once():
+    """A listing that gives a model no createdAt: the watermark trimmed such ids first (as the
+    oldest) and then read the trimmed id as new, announcing it again at every poll. They are kept
+    apart, at most `keep`; past that a model listed without a time is announced no more."""
+    t = lambda day: f"2026-01-{day:02d}T00:00:00.000000+00:00"  # noqa: E731
+    listing = [("o/a", t(3)), ("o/b", t(2)), ("o/c", None)]
+    fresh, mark = new_models(listing, None, False, keep=2)
+    assert fresh == [] and mark == {"models": {"o/c": None}, "cutoff": t(3)}
+    listing = [("o/d", t(5)), ("o/e", t(4)), *listing]
+    fresh, mark = new_models(listing, mark, False, keep=2)
+    assert fresh == ["o/e", "o/d"]
+    for _ in range(3):  # two models created after the cutoff fill `keep`: o/c stays, not new
+        fresh, mark = new_models(listing, mark, False, keep=2)
+        assert fresh == [] and mark["models"]["o/c"] is None
+    # a new model without a time is announced (once) while the watermark has room for it
+    fresh, mark = new_models([("o/f", None), *listing], mark, False, keep=2)
+    assert fresh == ["o/f"]
+    assert new_models([("o/f", None), *listing], mark, False, keep=2)[0] == []
+    # a third one: one of them is dropped, and none listed without a time is announced again
+    listing = [("o/g", None), ("o/f", None), *listing]
+    fresh, mark = new_models(listing, mark, False, keep=2)
+    assert fresh == ["o/g"] and mark["untimed_full"] is True
+    assert sorted(m for m, created in mark["models"].items() if created is None) == ["o/c", "o/f"]
+    for _ in range(2):
+        fresh, mark = new_models(listing, mark, False, keep=2)
+        assert fresh == []
+    assert new_models([("o/h", None), *listing], mark, False, keep=2)[0] == []
+    assert new_models([("o/i", t(6)), *listing], mark, False, keep=2)[0] == ["o/i"]
