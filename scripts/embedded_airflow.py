@@ -7,6 +7,8 @@
                                                        # print funnels and pass@k, keep serving
     scripts/embedded_airflow.py main-job --model DIR --source tests/fixtures/corpus/planted \
         --exit-when-done
+    scripts/embedded_airflow.py --check-only main-job ...  # check the arguments, start nothing
+
 
 AIRFLOW_HOME defaults to <repo>/.airflow and the data directory to $MULTIPLT_DATA or <repo>/data
 (both git-ignored); the port to 8080 when free, else a free one. Ctrl-C stops every component.
@@ -248,13 +250,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="API/UI port on 127.0.0.1 (default: 8080 if free, else a free one)")
     parser.add_argument("--start-timeout", type=float, default=600,
                         help="seconds to wait for Airflow to come up, above 0 (default 600)")
+    parser.add_argument("--check-only", action="store_true",
+                        help="check the arguments as before Airflow starts (a bad one: one line, "
+                             "exit 2), then exit 0, starting nothing; main-job's --model may be "
+                             "left out then (scripts/main.sh checks before it builds the tiny model)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("serve", help="start Airflow and wait for Ctrl-C")
     job = sub.add_parser("main-job", help="run the MultiPL-T chain with a model, every installed "
                          "language")
-    job.add_argument("--model", required=True,
+    job.add_argument("--model",
                      help="the base model to fine-tune and evaluate: a Hub id, a local folder or a "
-                          "storage URI (scripts/main.sh: the tiny local model)")
+                          "storage URI (scripts/main.sh: the tiny local model); required, but "
+                          "with --check-only")
     job.add_argument("--teacher",
                      help="the model that writes tests and translations: a Hub id, a local folder "
                           "or storage URI (transformers backend), or the http(s)://HOST/v1 URL of "
@@ -282,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="seconds to wait for the chain, above 0 (default 3600)")
     job.add_argument("--exit-when-done", action="store_true", help="stop Airflow after the run")
     args = parser.parse_args(argv)
+    if args.cmd == "main-job" and args.model is None and not args.check_only:
+        job.error("the following arguments are required: --model")
     try:
         check_timeouts(args)
         if args.cmd == "main-job":
@@ -290,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     except MultipltError as exc:
         print(f"{args.cmd}: {exc}", file=sys.stderr)
         return 2
+    if args.check_only:
+        return 0
 
     airflow = EmbeddedAirflow(args.home, port=args.port or pick_port(8080), data_dir=args.data,
                               env=job_models.airflow_environment(args))

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The platform's main job on the embedded default (README command 1):
-#   set everything up, build the tiny local model if missing, start the embedded Airflow
-#   (api-server, scheduler, dag-processor, triggerer on 127.0.0.1) and run the MultiPL-T chain
-#   with the tiny model: multiplt_corpus on the `stdlib` corpus -> multiplt_testgen ->
+#   set everything up, check the arguments, build the tiny local model if missing, start the
+#   embedded Airflow (api-server, scheduler, dag-processor, triggerer on 127.0.0.1) and run the
+#   MultiPL-T chain with the tiny model: multiplt_corpus on the `stdlib` corpus -> multiplt_testgen ->
 #   multiplt_translate (every installed target language; none: the chain stops after testgen) ->
 #   multiplt_finetune (one epoch) ->
 #   multiplt_evaluate (each checkpoint; the base model is evaluated beside the chain on every
@@ -75,6 +75,9 @@ done
 if [ -z "$model" ]; then
   model="$ROOT/models/tiny"
   if [ ! -f "$model/config.json" ]; then
+    # the build takes minutes: the job's other arguments are checked first (a bad one is one
+    # line on stderr and exit 2 at once; the model is checked once it is built)
+    .venv/bin/python scripts/embedded_airflow.py "${global[@]}" --check-only main-job "${job[@]}"
     echo "main.sh: building the tiny local model in $model"
     HF_HUB_OFFLINE=1 .venv/bin/multiplt model init-tiny --out "$model"
   fi

@@ -53,6 +53,29 @@ def _check_built(bench: str, source: str, code: str) -> None:
                             f"{source!r} in {code!r}; remove it or give another --benchmarks folder")
 
 
+def _replay_source(replay_source: str, code: str) -> str:
+    """A language's replay source: `{lang}` in --replay-source is its code."""
+    return replay_source.replace("{lang}", code)
+
+
+def _needs_samples(bench: str, folder: str, args) -> bool:
+    """Whether generate will sample into the language's run folder `folder`, found as generate
+    finds it (driver.load_benchmark's selection of the benchmark file `bench`, and each selected
+    problem's file in the folder, folder.read_problem, holding fewer than --n completions); True
+    while the benchmark is not built (its problems are known only once it is)."""
+    from multiplt import storage
+    from multiplt.generation import folder as completions
+    from multiplt.generation.driver import load_benchmark
+
+    if not storage.exists(bench):
+        return True
+    for row in load_benchmark(bench, args.limit, args.problems)[0]:
+        existing = completions.read_problem(folder, row["name"])
+        if existing is None or len(existing["completions"]) < args.n:
+            return True
+    return False
+
+
 def run(args) -> int:
     from multiplt import storage
     from multiplt.errors import MultipltError
@@ -95,13 +118,21 @@ def run(args) -> int:
     name = benchmark_name(source)
     for code in langs:  # a benchmark built earlier is reused: only if built the way this run would
         _check_built(storage.join(bench_root, f"{name}-{code}.jsonl"), source, code)
+    # --limit/--problems mark the folder (as the DAG's): a folder shared with a run of other
+    # problems would be scored over both runs' problems
+    folders = {code: storage.join(args.out, run_folder_name(
+        benchmark_name(source, args.limit, args.problems), code, label, args.revision,
+        args.temperature)) for code in langs}
     # last (a Hub model is fetched): the model and tokenizer resolved (no weights loaded), or
     # each language's replay source read, so that a mistyped --model is refused before a
-    # benchmark is built
+    # benchmark is built; only where a language's run folder still needs samples (a rerun of
+    # a finished run executes and scores again without the model, as generate would)
     from multiplt.generation.driver import check_backend_source
 
-    sources = ([args.replay_source.replace("{lang}", code) for code in langs]
-               if args.backend == "replay" else [None])
+    sampling = [code for code in langs
+                if _needs_samples(storage.join(bench_root, f"{name}-{code}.jsonl"), folders[code], args)]
+    sources = ([_replay_source(args.replay_source, code) for code in sampling]
+               if args.backend == "replay" else [None] * bool(sampling))
     for replay in dict.fromkeys(sources):
         check_backend_source(args.backend, args.model, args.revision, args.tokenizer, replay)
     rows = []
@@ -114,17 +145,13 @@ def run(args) -> int:
             bar.set_postfix(stage=f"{code} benchmark")
             build_benchmark(source, code, bench)
         bar.update(1)
-        # --limit/--problems mark the folder (as the DAG's): a folder shared with a run of other
-        # problems would be scored over both runs' problems
-        folder = storage.join(args.out, run_folder_name(
-            benchmark_name(source, args.limit, args.problems), code, label,
-            args.revision, args.temperature))
+        folder = folders[code]
         bar.set_postfix(stage=f"{code} generate")
         from multiplt.generation.driver import generate
 
         kwargs = {**generate_kwargs(args), "model": label}
         if kwargs.get("replay_source"):  # one replay folder per language: --replay-source DIR/{lang}
-            kwargs["replay_source"] = kwargs["replay_source"].replace("{lang}", code)
+            kwargs["replay_source"] = _replay_source(kwargs["replay_source"], code)
         generate(bench, folder, **kwargs)
         bar.update(1)
         bar.set_postfix(stage=f"{code} execute")

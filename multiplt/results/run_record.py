@@ -106,9 +106,15 @@ def stored_model(model: str, config: dict) -> str:
     """The `model` a row records: a model folder or training output that generate was given as a
     relative local path (`--model tr --revision TAG`, `./tr/`) made absolute, as `stored_run_uri`
     makes the run folder, so `publish checkpoints --from /abs/tr --results-store` and `publish
-    results` find it from any working directory. Only a path that is a folder from here (record
-    from where generate ran) and that generate did not fetch from the Hub (no Hub commit in the
-    record): a Hub id (`org/name`, `gpt2`), a URI or an absolute path stays as written."""
+    results` find it from any working directory. A checkpoint whose record holds its absolute
+    `checkpoint_uri` (OUT/checkpoints/TAG: a run of `--model OUT --revision TAG`, whose manifest
+    row names it absolute) is stored as that OUT, wherever the run is recorded from. Else only a
+    path that is a folder from here (record from where generate ran) and that generate did not
+    fetch from the Hub (no Hub commit in the record) is made absolute, against the folder the
+    run is recorded from; one that is no folder here is stored as written, with a warning where
+    it is plainly a path (`./x`, `../x`, or a checkpoint's training output). A Hub id (`org/name`,
+    `gpt2`), a URI or an absolute path stays as written. (The `tokenizer` column is stored as the
+    record names it.)"""
     from multiplt.storage import uri as uris
 
     if uris._SCHEME.match(model) or os.path.isabs(model):
@@ -116,12 +122,36 @@ def stored_model(model: str, config: dict) -> str:
     commit = config.get("resolved_commit")
     if isinstance(commit, str) and len(commit) == 40:  # fetched from the Hub
         return model
+    recorded = _recorded_output(config)
+    if recorded is not None:
+        return recorded
     if os.path.isdir(model):
         return os.path.abspath(model)
-    if model.startswith(("./", "../")) or model in (".", ".."):
+    if model.startswith(("./", "../")) or model in (".", "..") or config.get("checkpoint_uri"):
         LOG.warning("model %s is a relative path that is no folder from here: recorded as written "
                     "(record the run from the folder generate ran in to record its absolute path)", model)
     return model
+
+
+def _recorded_output(config: dict) -> str | None:
+    """The training output OUT of the run record's `checkpoint_uri` when that is an absolute local
+    OUT/checkpoints/TAG (TAG: the record's checkpoint_tag, else its revision); None otherwise (a
+    checkpoint loaded by a relative folder, whose uri is as given; none at all)."""
+    from multiplt.storage import uri as uris
+
+    uri, tag = config.get("checkpoint_uri"), config.get("checkpoint_tag") or config.get("revision")
+    if not isinstance(uri, str) or not isinstance(tag, str) or not tag:
+        return None
+    if uri.startswith("file://"):
+        path = uris.local_path(uri)
+    elif os.path.isabs(uri):
+        path = uri
+    else:
+        return None
+    checkpoints, _, last = os.path.normpath(path).rpartition("/")
+    if last != tag or os.path.basename(checkpoints) != "checkpoints":
+        return None
+    return os.path.dirname(checkpoints)
 
 
 def _not_a_file(run_uri: str) -> None:

@@ -46,9 +46,11 @@ class TestgenConfig:
     concurrency: int | None = None
     unsafe_no_sandbox: bool = False
 
-    def check(self) -> None:
-        """Bad settings: MultipltError naming the problem (before anything is read or written)."""
-        from multiplt.execution.executor import check_options
+    def check(self, stage: str = "all") -> None:
+        """Bad settings: MultipltError naming the problem (before anything is read or written).
+        `stage`: the stage that runs; one that validates (`all`, `validate`) without --workers
+        also checks MULTIPLT_CPUS, which gives the validation's default workers."""
+        from multiplt.execution.executor import check_options, default_workers
         from multiplt.generation.driver import check_replay_source, check_sampling
 
         if self.backend not in BACKENDS:
@@ -66,6 +68,8 @@ class TestgenConfig:
         if not 0 <= self.min_coverage <= 100:
             raise MultipltError(f"--min-coverage must be between 0 and 100, got {self.min_coverage}")
         check_options(self.workers, self.timeout)  # as execute's: a timeout in (0, one day]
+        if self.workers is None and stage in ("all", "validate"):
+            default_workers()  # a bad MULTIPLT_CPUS now, not after the sampling
 
     @property
     def shard_name(self) -> str:

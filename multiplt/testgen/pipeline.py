@@ -99,7 +99,7 @@ def run(cfg: TestgenConfig, stage: str = "all") -> dict:
 
     if stage not in STAGES:
         raise MultipltError(f"unknown testgen stage {stage!r} (choose from {', '.join(STAGES)})")
-    cfg.check()
+    cfg.check(stage)
     # recorded in work/<shard>/config.json as a place that holds from any folder (a resumed run
     # compares its rows, not this spelling)
     cfg = dataclasses.replace(cfg, functions=absolute_input(cfg.functions))
@@ -292,10 +292,11 @@ def generate_stage(cfg: TestgenConfig, work: str, check_sandbox: bool = False) -
     _refuse_other_rows(cfg, work, text)
     if check_sandbox:
         _check_sandbox(cfg)
-    if cfg.backend != "replay" and not storage.exists(storage.join(work, "config.json")):
+    if rows and cfg.backend != "replay" and not storage.exists(storage.join(work, "config.json")):
         # the first run of the shard: its files record the run's model (_check_same_run), so one
         # that cannot load (a mistyped --model) must not write them, or they would refuse the
-        # corrected rerun. Later runs (same model) may need no sampling, hence no model
+        # corrected rerun. Later runs (same model) may need no sampling, hence no model; nor
+        # does a shard without usable rows (nothing to sample)
         check_backend_source(cfg.backend, cfg.model, cfg.revision, cfg.tokenizer)
     rows_uri = storage.join(work, ROWS)
     if not storage.exists(rows_uri):

@@ -90,12 +90,12 @@ def translate_language(cfg: TranslateConfig, code: str, rows: list[dict],
     if cfg.stage in ("all", "sample") and problems:
         from multiplt.generation.driver import generate
 
-        replay = cfg.replay_source.replace("{lang}", lang.code) if cfg.replay_source else None
         generate(problems_uri, completions, backend=cfg.backend, model=cfg.model_label if
                  cfg.backend == "replay" else cfg.model, revision=cfg.revision, tokenizer=cfg.tokenizer,
                  n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                  max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=cfg.seed,
-                 api_base=cfg.api_base, concurrency=cfg.concurrency, replay_source=replay)
+                 api_base=cfg.api_base, concurrency=cfg.concurrency,
+                 replay_source=_replay_source(cfg, lang.code))
     if cfg.stage == "all" and problems:
         from multiplt.execution.executor import execute
 
@@ -304,13 +304,23 @@ def _check_collected(cfg: TranslateConfig) -> None:
                             f"{first}")
 
 
+def _replay_source(cfg: TranslateConfig, code: str) -> str | None:
+    """The language's replay source: `{lang}` in --replay-source is its code (None without one)."""
+    return cfg.replay_source.replace("{lang}", code) if cfg.replay_source else None
+
+
+def _unbuilt(cfg: TranslateConfig) -> list[str]:
+    """The codes of --lang whose shard has no built problems yet (no
+    `work/<code>/K-of-N/problems.report.json`, which build_problems writes last)."""
+    return [code for code in dict.fromkeys(languages_code(c) for c in cfg.langs)
+            if not storage.exists(storage.join(work_uri(cfg.out, code, cfg.shard), "problems.report.json"))]
+
+
 def _check_sampled(cfg: TranslateConfig) -> None:
     """`--stage collect` reads the problems and completions the sample stage wrote: a language
-    whose shard has no built problems yet (`work/<code>/K-of-N/problems.report.json`) is refused
-    before anything is written, naming the stage to run first."""
-    codes = dict.fromkeys(languages_code(c) for c in cfg.langs)
-    missing = [code for code in codes
-               if not storage.exists(storage.join(work_uri(cfg.out, code, cfg.shard), "problems.report.json"))]
+    whose shard has no built problems yet is refused before anything is written, naming the
+    stage to run first."""
+    missing = _unbuilt(cfg)
     if missing:
         raise MultipltError(f"--stage collect: shard {cfg.shard[0]}/{cfg.shard[1]} of {', '.join(missing)} "
                             f"has not been sampled in {cfg.out}; run --stage sample first (same flags), "
@@ -342,24 +352,26 @@ def _check_runtimes(cfg: TranslateConfig) -> None:
     check_ready(langs, cfg.unsafe_no_sandbox)
 
 
-def _check_backend(cfg: TranslateConfig) -> None:
-    """The model (and tokenizer) the stages that sample load, or each language's replay source,
-    checked without loading weights (generation.driver.check_backend_source) before a language's
-    shard is first built: its problems (problems.jsonl, problems.report.json) record the input and
-    --limit, so a run that wrote them and then failed on a mistyped --model or a bad replay
-    source would refuse a corrected rerun with another --limit. A shard already built (a rerun of
-    the same model, which may have nothing left to sample) is left to the sampling."""
+def _check_backend(cfg: TranslateConfig, rows: list[dict]) -> None:
+    """The model (and tokenizer) the stages that sample load, or each language's replay source
+    (a missing one included), checked without loading weights
+    (generation.driver.check_backend_source) before a language's shard is first built: its
+    problems (problems.jsonl, problems.report.json) record the input and --limit, so a run that
+    wrote them and then failed on a mistyped --model or a bad replay source would refuse a
+    corrected rerun with another --limit. A shard already built (a rerun of the same model,
+    which may have nothing left to sample) is left to the sampling, which loads the backend only
+    for samples still missing; so is a shard without rows (nothing to sample: `rows`, the
+    shard's rows of --tests)."""
     from multiplt.generation.driver import check_backend_source
 
-    fresh = [code for code in dict.fromkeys(languages_code(c) for c in cfg.langs)
-             if not storage.exists(storage.join(work_uri(cfg.out, code, cfg.shard), "problems.report.json"))]
+    fresh = _unbuilt(cfg) if rows else []
     if not fresh:
         return
     if cfg.backend != "replay":
         check_backend_source(cfg.backend, cfg.model, cfg.revision, cfg.tokenizer)
         return
     for code in fresh:
-        check_backend_source("replay", replay_source=cfg.replay_source.replace("{lang}", code))
+        check_backend_source("replay", replay_source=_replay_source(cfg, code))
 
 
 def translate(cfg: TranslateConfig) -> dict:
@@ -378,13 +390,6 @@ def translate(cfg: TranslateConfig) -> dict:
         _check_collected(cfg)
         merged = writer.write_summary(cfg.out, report=tuple(languages_code(c) for c in cfg.langs))
         return {code: merged.get(languages_code(code), {}) for code in cfg.langs}
-    if cfg.backend == "replay" and cfg.stage not in ("collect", "summary"):
-        from multiplt import languages
-
-        for code in cfg.langs:
-            source = cfg.replay_source.replace("{lang}", languages.get(code).code)
-            if not storage.exists(source):
-                raise MultipltError(f"replay source {source} does not exist")
     _check_shard_layout(cfg)
     for code in dict.fromkeys(languages_code(c) for c in cfg.langs):  # before any sampling
         _check_threshold(cfg, code)
@@ -398,7 +403,7 @@ def translate(cfg: TranslateConfig) -> dict:
     if cfg.stage == "all" and rows:  # after the input's own errors, before any sampling
         _check_runtimes(cfg)
     if cfg.stage in ("all", "sample"):
-        _check_backend(cfg)
+        _check_backend(cfg, rows)
     repeats = f" ({len(duplicates)} more row(s) repeat a sha1: dropped as duplicate_sha1)" if duplicates else ""
     LOG.info("translate: %d of %d functions in shard %d/%d, languages %s%s", len(rows), total,
              cfg.shard[0], cfg.shard[1], ",".join(cfg.langs), repeats)

@@ -105,11 +105,17 @@ def _frame(rows: list[dict], schema: dict):
 def write_shard(out: str, code: str, split: str, shard: tuple[int, int], kept: list[dict],
                 excluded: list[dict], funnel: dict, config: dict) -> None:
     """Write one shard's files; the data file goes last, so its presence means the shard is done.
-    A shard that kept no row still gets its (empty) data file: it marks the shard as done."""
+    A shard that kept no row still gets its (empty) data file: it marks the shard as done. A
+    shard collected again (another --n) loses its data file first: a collect cut after the new
+    config (its n) and before the new data file would otherwise leave the old rows beside a
+    config that says they are the new ones, and the rerun would take the shard as written."""
+    data = data_uri(out, split, shard)
+    if storage.exists(data):
+        storage.delete(data)
     storage.write_parquet(excluded_uri(out, split, shard), _frame(excluded, EXCLUDED_SCHEMA))
     storage.write_json(config_uri(out, code, shard), config, indent=2)
     storage.write_json(funnel_uri(out, code, shard), funnel, indent=2)
-    storage.write_parquet(data_uri(out, split, shard), _frame(kept, DATA_SCHEMA))
+    storage.write_parquet(data, _frame(kept, DATA_SCHEMA))
     write_summary(out, report=(code,))
 
 

@@ -132,17 +132,20 @@ def absolute_local_paths(args) -> None:
             setattr(args, key, os.path.abspath(path))
 
 
-def check_job_models(args) -> dict:
+def check_job_models(args) -> dict | None:
     """The teacher's generation settings, once --model and --teacher are known to exist
-    (MultipltError naming the problem otherwise); local paths made absolute first."""
+    (MultipltError naming the problem otherwise); local paths made absolute first. Without
+    --model (main.sh's --check-only pass before it builds the tiny model that will be --model)
+    every check but the model's, and no teacher settings when the teacher is that model (None)."""
     absolute_local_paths(args)
     if args.publish_repo and args.publish_repo.count("/") != 1:
         raise MultipltError(f"--publish-repo {args.publish_repo!r} is not OWNER/NAME")
-    check_model(args.model)
+    if args.model is not None:
+        check_model(args.model)
     if not args.teacher:
         if args.teacher_model:
             raise MultipltError("--teacher-model needs --teacher (an OpenAI-compatible server URL)")
-        return {"backend": "transformers", "model": args.model, "api_base": None}
+        return {"backend": "transformers", "model": args.model, "api_base": None} if args.model else None
     return teacher_generation(args.teacher, args.teacher_model)
 
 

@@ -133,3 +133,32 @@ def test_help_is_printed_before_any_setup_or_model_build(tmp_path, flag):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "needs .venv: run\nscripts/setup.sh first" in proc.stdout
     assert not (tmp_path / "bare" / "setup-ran").exists(), "--help ran scripts/setup.sh"
+
+
+@pytest.mark.parametrize("bad, problem", [
+    (["--n", "0"], "--n 0: 0 is less than the minimum of 1 (Param n of multiplt_testgen)"),
+    (["--publish-repo", "a/b/c"], "--publish-repo 'a/b/c' is not OWNER/NAME"),
+    (["--teacher-model", "t"], "--teacher-model needs --teacher"),
+    (["--start-timeout", "0"], "--start-timeout 0: must be more than 0 seconds"),
+], ids=["n", "publish-repo", "teacher-model", "start-timeout"])
+def test_the_arguments_are_checked_before_the_tiny_model_is_built(tmp_path, bad, problem):
+    """Without --model, main.sh builds the tiny model (minutes) when models/tiny is missing: a
+    bad argument is one line and exit 2 before that build, not after it; good ones go on to it."""
+    main_sh = _copy_of_main_sh(tmp_path / "repo", venv=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "MULTIPLT_AIRFLOW", "MULTIPLT_CALLER"))}
+    env.update(MULTIPLT_AIRFLOW_HOME=str(tmp_path / "home"), MULTIPLT_DATA=str(tmp_path / "data"),
+               HF_HUB_OFFLINE="1")
+    argv = [str(main_sh), "--no-setup", "--languages", "lua", "--exit-when-done"]
+    proc = subprocess.run([*argv, *bad], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stderr.splitlines() == [proc.stderr.splitlines()[0]]
+    assert proc.stderr.startswith(f"main-job: {problem}"), proc.stderr
+    assert not (tmp_path / "repo" / "model-built").exists(), "the model was built first"
+    for folder in ("home", "data"):
+        assert not (tmp_path / folder).exists()
+    # good arguments: on to the build (here .venv/bin/multiplt's mark, exit 1)
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert (tmp_path / "repo" / "model-built").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 1 and "building the tiny local model" in proc.stdout

@@ -86,3 +86,33 @@ def test_more_samples_later_gives_the_same_rows_as_all_at_once(tmp_path):
     assert {(r["entrypoint"], r["sample"]) for r in df.iter_rows(named=True)} == fx.kept("lua")
     funnel = storage.read_json(storage.join(out, "funnel.json"))["lua"]
     assert funnel["translations_sampled"] == 3 * fx.N and funnel["after_rouge_l"] == 4
+
+
+def test_a_collect_again_cut_before_its_data_file_collects_again(tmp_path, monkeypatch):
+    """--n 3, then --n 7 cut after the shard's new config and funnel, before its data file: the
+    rerun does not take the shard as written (its config says n 7, the data file was --n 3's):
+    it writes the rows of --n 7."""
+    if not installed("lua"):
+        pytest.skip("lua runtime not installed")
+    inputs = fx.write(tmp_path / "in")
+    out = str(tmp_path / "out")
+    argv = ["translate", "--lang", "lua", "--backend", "replay", "--timeout", str(fx.TIMEOUT), "--workers", "2",
+            "--tests", inputs["tests"], "--replay-source", inputs["replay"], "--out", out]
+    assert cli.main(argv + ["--n", "3"]) == 0
+    data = writer.data_uri(out, "lua", (0, 1))
+    real, cut = storage.write_parquet, []
+
+    def write_parquet(uri, df, *args, **kwargs):
+        if uri == data and not cut:
+            cut.append(uri)
+            raise KeyboardInterrupt  # Ctrl-C here
+        return real(uri, df, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "write_parquet", write_parquet)
+    assert cli.main(argv + ["--n", str(fx.N)]) != 0
+    monkeypatch.undo()
+    assert cut and storage.read_json(writer.config_uri(out, "lua", (0, 1)))["n"] == fx.N
+    assert cli.main(argv + ["--n", str(fx.N)]) == 0
+    df = pl.read_parquet(data)
+    assert {(r["entrypoint"], r["sample"]) for r in df.iter_rows(named=True)} == fx.kept("lua")
+    assert storage.read_json(storage.join(out, "funnel.json"))["lua"]["translations_sampled"] == 3 * fx.N

@@ -9,6 +9,9 @@ import pytest
 
 from multiplt import cli
 from multiplt.benchmarks import build
+from tests.unit.execution.helpers import installed
+
+needs_lua = pytest.mark.skipif(not installed("lua"), reason="lua runtime not installed")
 
 
 @pytest.fixture
@@ -48,3 +51,51 @@ def test_a_replay_source_it_would_refuse_is_refused_before_the_build(tmp_path, c
         err = capsys.readouterr().err
         assert message in err and err.count("error:") == 1
     assert not out.exists()
+
+
+@needs_lua
+def test_a_finished_run_is_scored_again_without_its_replay_source(tmp_path, capsys):
+    """A rerun whose run folder already holds --n completions of every problem samples nothing,
+    so it needs no model or replay source (a moved model, a Hub model offline): it executes and
+    scores again. One that still needs samples (a larger --n) checks the source first."""
+    bench = tmp_path / "ev" / "benchmarks"
+    bench.mkdir(parents=True)
+    (bench / "humaneval-lua.jsonl").write_text(json.dumps(
+        {"name": "HumanEval_0_f", "language": "lua", "prompt": "local function f(x)\n",
+         "tests": "", "stop_tokens": ["\nend"]}) + "\n")
+    replay = tmp_path / "replay-{lang}.jsonl"
+    (tmp_path / "replay-lua.jsonl").write_text(json.dumps(
+        {"name": "HumanEval_0_f", "completion": "  return x"}) + "\n")
+
+    def lua(*extra):
+        return cli.main(["evaluate", "--lang", "lua", "--n", "1", "--max-new-tokens", "4",
+                         "--out", str(tmp_path / "ev"), "--backend", "replay", "--replay-source",
+                         str(replay), *extra])
+
+    assert lua() == 0
+    first = capsys.readouterr().out
+    (tmp_path / "replay-lua.jsonl").rename(tmp_path / "moved.jsonl")
+    assert lua() == 0, capsys.readouterr().err
+    assert capsys.readouterr().out == first  # the same table, scored again
+    assert lua("--n", "2", "--k", "1") == 2
+    assert f"replay source {tmp_path / 'replay-lua.jsonl'} does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@needs_lua
+def test_a_finished_run_is_scored_again_without_its_model(tiny_model, tmp_path, monkeypatch, capsys):
+    """The reviewer's case: `evaluate --model ./tiny`, the model moved away, the same evaluate
+    again executes and scores the run without the model."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_model, tmp_path / "tiny")
+    argv = ["evaluate", "--lang", "lua", "--limit", "1", "--n", "1", "--max-new-tokens", "8",
+            "--out", "ev", "--model", "./tiny"]
+    assert cli.main(argv) == 0
+    first = capsys.readouterr().out
+    (tmp_path / "tiny").rename(tmp_path / "tiny.moved")
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out == first
+    assert cli.main([*argv, "--n", "2"]) == 2
+    assert "model './tiny' is not a model folder" in capsys.readouterr().err

@@ -243,3 +243,29 @@ def test_an_airflow_api_error_or_timeout_is_one_line_and_exit_1(tiny_model, tmp_
     assert rc == 1 and len(stopped) == 1
     assert capsys.readouterr().err == line + "\n"
 
+
+
+def test_check_only_checks_and_starts_nothing(tiny_model, tmp_path, capsys, monkeypatch):
+    """--check-only (scripts/main.sh's pass before it builds the tiny model): the checks as before
+    Airflow starts, then exit 0 without starting it; --model may be left out then, and only
+    then: it is checked when given."""
+    from multiplt_airflow.embedded import EmbeddedAirflow
+
+    def start(self, timeout=300):
+        raise AssertionError("Airflow was started")
+
+    monkeypatch.setattr(EmbeddedAirflow, "start", start)
+    launcher = load_launcher()
+    home = ["--home", str(tmp_path / "home"), "--data", str(tmp_path / "data")]
+    assert launcher.main([*home, "--check-only", "main-job", "--languages", "lua"]) == 0
+    assert launcher.main([*home, "--check-only", "main-job", "--model", tiny_model]) == 0
+    assert launcher.main([*home, "--check-only", "serve"]) == 0
+    assert launcher.main([*home, "--check-only", "main-job", "--languages", "lua,rktt"]) == 2
+    assert "main-job: --languages lua,rktt: unknown language 'rktt'" in capsys.readouterr().err
+    assert launcher.main([*home, "--check-only", "main-job", "--model", str(tmp_path / "no")]) == 2
+    assert "--model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        launcher.main([*home, "main-job", "--languages", "lua"])
+    assert exited.value.code == 2
+    assert "the following arguments are required: --model" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists() and not (tmp_path / "data").exists()

@@ -58,3 +58,40 @@ def test_a_hub_id_stays_as_written(bench, tmp_path, monkeypatch, model):
     monkeypatch.chdir(tmp_path)
     row = generated_and_recorded(bench, "run", "--model", model)
     assert (row["model"], row["run_uri"]) == (model, str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("decoy", [False, True], ids=["nothing-there", "another-tr-there"])
+def test_a_checkpoint_run_recorded_elsewhere_is_stored_as_its_training_output(bench, tmp_path,
+                                                                              monkeypatch, decoy):
+    """`--model tr --revision TAG` records the checkpoint's absolute uri (its manifest row's):
+    the run recorded from another folder stores that training output, not `tr` as written nor
+    the `tr` of the folder it is recorded from."""
+    monkeypatch.chdir(tmp_path)
+    training_output(tmp_path)
+    assert cli.main(["generate", "--benchmark", bench[0], "--backend", "replay", "--replay-source",
+                     bench[1], "--n", "1", "--out", "run", "--model", "tr", "--revision", TAG]) == 0
+    storage.write_text("run/_scores.csv", ",".join(SCORES_HEADER) + "\nrun,1,0.5,1,1,1\n")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "tr" if decoy else elsewhere).mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["results", "record", "--scores", "../run", "--store", "s.parquet"]) == 0
+    row = read_store("s.parquet").row(0, named=True)
+    assert (row["model"], row["revision"], row["tokenizer"]) == (str(tmp_path / "tr"), TAG, "tr")
+
+
+def test_a_checkpoint_loaded_by_a_relative_folder_is_made_absolute_only_from_its_folder(
+        bench, tmp_path, monkeypatch, capsys):
+    """`--model tr/checkpoints/TAG` records that relative uri, so nothing in the record says where
+    `tr` is: from generate's folder it is made absolute (the first test); from another, where
+    no `tr` is, it is stored as written, with a warning."""
+    monkeypatch.chdir(tmp_path)
+    training_output(tmp_path)
+    assert cli.main(["generate", "--benchmark", bench[0], "--backend", "replay", "--replay-source",
+                     bench[1], "--n", "1", "--out", "run", "--model", f"tr/checkpoints/{TAG}"]) == 0
+    storage.write_text("run/_scores.csv", ",".join(SCORES_HEADER) + "\nrun,1,0.5,1,1,1\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert cli.main(["results", "record", "--scores", "../run", "--store", "s.parquet"]) == 0
+    row = read_store("s.parquet").row(0, named=True)
+    assert (row["model"], row["revision"]) == ("tr", TAG)
+    assert "model tr is a relative path that is no folder from here" in capsys.readouterr().err

@@ -38,3 +38,20 @@ def test_a_folder_without_a_model_or_a_missing_tokenizer_writes_nothing(tmp_path
     assert run_testgen(fn, tmp_path / "b", "--model", str(model), "--tokenizer", str(tmp_path / "notok")) == 2
     assert f"tokenizer {str(tmp_path / 'notok')!r} is not a model folder" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_shard_without_rows_needs_no_model(tmp_path, capsys):
+    """A shard that holds no row of the dataset samples nothing: its generate stage neither loads
+    nor checks the model (an uncached Hub model offline, a model folder not there), exit 0; a
+    shard with rows is refused as above."""
+    from multiplt.testgen import inputs
+
+    fn, missing = functions(tmp_path), tmp_path / "nosuchdir"
+    sha1s = [json.loads(line)["sha1"] for line in (FIXTURE / "functions.jsonl").read_text().splitlines()]
+    n = len(sha1s) + 1
+    empty = next(k for k in range(n) if not any(inputs.in_shard(s, (k, n)) for s in sha1s))
+    assert run_testgen(fn, tmp_path / "a", "--model", str(missing), "--shard", f"{empty}/{n}") == 0, \
+        capsys.readouterr().err
+    full = next(k for k in range(n) if any(inputs.in_shard(s, (k, n)) for s in sha1s))
+    assert run_testgen(fn, tmp_path / "b", "--model", str(missing), "--shard", f"{full}/{n}") == 2
+    assert f"model {str(missing)!r} is not a model folder" in capsys.readouterr().err

@@ -17,15 +17,31 @@ def no_hub(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
 
 
-@pytest.mark.parametrize("spelled", ["./nosuchdir", "../nosuchdir", "ABS", "./nosuch/deeper/"])
+@pytest.mark.parametrize("spelled", ["./nosuchdir", "../nosuchdir", "ABS", "./nosuch/deeper/",
+                                     "~/nosuchdir"])
 def test_a_missing_local_path_does_not_exist(tmp_path, monkeypatch, no_hub, spelled):
     (tmp_path / "here").mkdir()
+    (tmp_path / "home").mkdir()
     monkeypatch.chdir(tmp_path / "here")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     dataset = str(tmp_path / "nosuchdir") if spelled == "ABS" else spelled
     for read in (lambda: load_texts(dataset, "lua"), lambda: storage_files(dataset, "lua")):
         with pytest.raises(MultipltError) as caught:
             read()
         assert str(caught.value) == f"dataset {dataset} does not exist"
+
+
+def test_a_folder_below_home_is_read_from_there(tmp_path, monkeypatch, no_hub):
+    """`~/d` is the folder d of $HOME, from any working folder."""
+    import polars as pl
+
+    (tmp_path / "home" / "d").mkdir(parents=True)
+    (tmp_path / "here").mkdir()
+    pl.DataFrame({"content": ["x = 1"]}).write_parquet(tmp_path / "home" / "d" / "lua.parquet")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path / "here")
+    assert storage_files("~/d", "lua") == ["~/d/lua.parquet"]
+    assert load_texts("~/d", "lua") == ["x = 1"]
 
 
 class HubTable:

@@ -338,3 +338,39 @@ def test_a_malformed_replay_source_writes_nothing(inputs, tmp_path, capsys):
     assert f"replay source {bad} record 1: completions must be strings" in err and err.count("error:") == 1
     assert not out.exists()
     assert translate(inputs, out, "--lang", "lua", "--stage", "sample", "--limit", "1") == 0
+
+
+def test_a_shard_without_rows_needs_no_model(inputs, tmp_path, capsys):
+    """A shard of --tests that holds no row samples nothing, so its sample stage neither loads
+    nor checks the model (an uncached Hub model offline, a model folder not there): it builds its
+    empty problems, exit 0; a shard with rows is refused as before."""
+    from multiplt.translation.source import load_rows
+
+    n = len(fx.ROWS) + 1
+    empty = next(k for k in range(n) if not load_rows(inputs["tests"], (k, n))[0])
+    out, missing = tmp_path / "out", tmp_path / "nosuchdir"
+    base = ["translate", "--tests", inputs["tests"], "--out", str(out), "--lang", "lua", "--n", "1",
+            "--stage", "sample", "--model", str(missing)]
+    assert cli.main(base + ["--shard", f"{empty}/{n}"]) == 0, capsys.readouterr().err
+    assert (out / "work" / "lua" / f"{empty}-of-{n}" / "problems.report.json").exists()
+    full = next(k for k in range(n) if load_rows(inputs["tests"], (k, n))[0])
+    assert cli.main(base + ["--shard", f"{full}/{n}"]) == 2
+    assert f"model {str(missing)!r} is not a model folder" in capsys.readouterr().err
+
+
+def test_a_sampled_shard_needs_its_replay_source_only_for_samples_still_missing(inputs, tmp_path, capsys):
+    """The replay source is checked (missing: "does not exist") before a shard is first built;
+    a shard sampled already is left to the sampling, which reads the source only for samples
+    still missing: the same sample stage again runs without it, a larger --n is refused naming it."""
+    import shutil
+
+    replay = tmp_path / "replay-{lang}.jsonl"
+    shutil.copy(inputs["replay"].replace("{lang}", "lua"), tmp_path / "replay-lua.jsonl")
+    out = tmp_path / "out"
+    base = ["translate", "--tests", inputs["tests"], "--out", str(out), "--lang", "lua",
+            "--backend", "replay", "--replay-source", str(replay), "--stage", "sample"]
+    assert cli.main(base + ["--n", "1"]) == 0
+    (tmp_path / "replay-lua.jsonl").unlink()
+    assert cli.main(base + ["--n", "1"]) == 0, capsys.readouterr().err
+    assert cli.main(base + ["--n", "2"]) == 2
+    assert f"replay source {tmp_path / 'replay-lua.jsonl'} does not exist" in capsys.readouterr().err
