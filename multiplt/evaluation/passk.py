@@ -24,11 +24,14 @@ from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.evaluation import parquet
 from multiplt.evaluation.run_folder import (PER_PROBLEM_FILE, RUN_FILE, SCORES_FILE, completion_counts,
-                                            never_generated, read_results, recorded_generation,
+                                            never_generated, recorded_generation, results_name,
                                             scores_csv, unexecuted, ungenerated)
 from multiplt.log import Funnel
 
 LOG = logging.getLogger("multiplt.evaluation")
+#: where `multiplt execute` keeps, in a results file, the results that finished ahead of an
+#: earlier completion's (multiplt.execution.files.PENDING_KEY): a file with any is unfinished
+PENDING_KEY = "multiplt_pending"
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -80,18 +83,23 @@ def read_counts(in_uri: str, allow_partial: bool = True, funnel: Funnel | None =
     completions file has completions (check_not_over). Unless `allow_partial`, a folder not
     fully generated or not fully executed is an error too (check_complete): its score would
     silently cover only the samples that exist or the programs that ran."""
-    rows, executed, counts = _read_folder(in_uri, funnel)
+    rows, executed, counts, unfinished = _read_folder(in_uri, funnel)
     if not allow_partial:
-        check_complete(in_uri, executed, counts)
+        check_complete(in_uri, executed, counts, unfinished)
     return rows
 
 
-def _read_folder(in_uri: str, funnel: Funnel | None = None) -> tuple[list[dict], dict[str, int], dict[str, int]]:
-    """(read_counts' rows, {problem: its number of results}, completion_counts), with the checks
-    read_counts always makes."""
-    rows, executed, files = [], {}, {}
-    for uri, problem, language, results in read_results(in_uri):
+def _read_folder(in_uri: str, funnel: Funnel | None = None
+                 ) -> tuple[list[dict], dict[str, int], dict[str, int], list[tuple[str, int, int]]]:
+    """(read_counts' rows, {problem: its number of results}, completion_counts, the results
+    files' own unfinished problems (unfinished_file)), with the checks read_counts always
+    makes."""
+    rows, executed, files, unfinished = [], {}, {}, []
+    for uri, problem, language, results, doc in _results_files(in_uri):
         executed[problem], files[problem] = len(results), uri
+        short = unfinished_file(doc, results)
+        if short is not None:
+            unfinished.append((problem, *short))
         if not results:
             if funnel is not None:
                 funnel.drop("results file without results")
@@ -100,21 +108,56 @@ def _read_folder(in_uri: str, funnel: Funnel | None = None) -> tuple[list[dict],
                      "c": sum(1 for r in _checked(uri, results) if passed(r))})
     counts = completion_counts(in_uri)
     check_not_over(in_uri, executed, counts, files)
-    return sorted(rows, key=lambda r: r["problem"]), executed, counts
+    return sorted(rows, key=lambda r: r["problem"]), executed, counts, sorted(unfinished)
+
+
+def _results_files(folder: str):
+    """(uri, problem name, language, results list, the whole file) of every results file in the
+    folder, in listing order, checked as run_folder.read_results checks them (a MultipltError
+    names a file without a `results` list, or with a `name` or `language` that is no string);
+    the file itself comes along for what it says of its own completions (unfinished_file)."""
+    for uri in storage.ls(folder):
+        name = results_name(storage.basename(uri))
+        if name is None:
+            continue
+        doc = storage.read_json(uri)
+        results = doc.get("results") if isinstance(doc, dict) else None
+        if not isinstance(results, list):
+            raise MultipltError(f"{uri}: no `results` list")
+        for key in ("name", "language"):
+            if doc.get(key) is not None and not isinstance(doc[key], str):
+                raise MultipltError(f"{uri}: `{key}` must be a string, got {doc[key]!r}")
+        yield uri, doc.get("name") or name, doc.get("language"), results, doc
+
+
+def unfinished_file(doc: dict, results: list) -> tuple[int, int] | None:
+    """(results, completions) of a results file that says itself that it is not fully
+    executed, else None: it holds fewer results than its own `completions` (`multiplt execute`
+    copies the completions file into it and writes results as programs finish), or results
+    waiting under `multiplt_pending` for an earlier completion's (an execute that was cut). A
+    results file without completions (as MultiPL-E writes them) says nothing of them; the
+    folder's completions files, where there are any, still do (check_complete)."""
+    completions = doc.get("completions")
+    want = len(completions) if isinstance(completions, list) else 0
+    pending = doc.get(PENDING_KEY)
+    if pending:
+        indices = [int(i) for i in pending if str(i).isdecimal()] if isinstance(pending, dict) else []
+        want = max(want, len(results) + 1, *(i + 1 for i in indices))
+    return (len(results), want) if len(results) < want else None
 
 
 def judge(in_uri: str, ks) -> tuple[list[dict] | None, list[tuple[str, int, int]]]:
     """What `multiplt score --allow-partial -k <ks>` would write into the folder now, writing
     nothing: its CSV rows (none for a k no problem has results enough for), and the problems
-    that score without --allow-partial refuses as not fully executed (run_folder.unexecuted:
-    (problem, results, completions)); (None, []) for a folder without results files, which has
+    that score without --allow-partial refuses as not fully executed (run_folder.unexecuted and
+    unfinished_file: (problem, results, completions)); (None, []) for a folder without results files, which has
     nothing to judge by. `results record` checks a folder's scores file against them. A
     malformed results or completions file is score's error."""
-    counts, executed, completions = _read_folder(in_uri)
+    counts, executed, completions, unfinished = _read_folder(in_uri)
     if not executed:
         return None, []
     return (score_rows(counts, sorted(set(ks)), storage.basename(str(in_uri).rstrip("/"))),
-            unexecuted(in_uri, executed, completions))
+            _not_executed(in_uri, executed, completions, unfinished))
 
 
 def check_not_over(in_uri: str, executed: dict[str, int], counts: dict[str, int],
@@ -136,8 +179,21 @@ def check_not_over(in_uri: str, executed: dict[str, int], counts: dict[str, int]
             f"`multiplt execute --in {in_uri}` to redo them; nothing written")
 
 
+def _not_executed(in_uri: str, executed: dict[str, int], counts: dict[str, int],
+                  unfinished: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """(problem, results, completions) of every problem not fully executed, sorted: by the
+    folder's completions files (run_folder.unexecuted) or by its results file's own record
+    (unfinished_file); where both tell, the larger count of completions."""
+    found = {p: (have, want) for p, have, want in unfinished}
+    for p, have, want in unexecuted(in_uri, executed, counts):
+        if p not in found or found[p][1] < want:
+            found[p] = (have, want)
+    return sorted((p, have, want) for p, (have, want) in found.items())
+
+
 def check_complete(in_uri: str, executed: dict[str, int],
-                   counts: dict[str, int] | None = None) -> None:
+                   counts: dict[str, int] | None = None,
+                   unfinished: list[tuple[str, int, int]] = ()) -> None:
     """Raise unless the folder is fully generated and executed. Not fully generated: its run
     record `_multiplt_run.yaml` says `complete: false` (the last generate into it was
     interrupted or failed), or a problem it lists as selected has no completions file (deleted,
@@ -145,8 +201,10 @@ def check_complete(in_uri: str, executed: dict[str, int],
     or fewer results than completions (`multiplt execute` writes results as programs finish,
     and generate may have added samples since); `executed` is {problem: its number of results}.
     The checks read the completions files and the run record; a folder of results files alone
-    (as MultiPL-E's) has nothing to compare. `counts` is the folder's completion_counts, when
-    already read."""
+    (`execute --out` into a folder of its own) is checked by what each results file says of
+    itself (`unfinished`, from unfinished_file: fewer results than its own `completions`, or
+    results pending), and one of MultiPL-E's (no `completions` in its results files) has
+    nothing to compare. `counts` is the folder's completion_counts, when already read."""
     counts = completion_counts(in_uri) if counts is None else counts
     n, complete, selected = recorded_generation(in_uri)
     if complete is False:
@@ -166,7 +224,7 @@ def check_complete(in_uri: str, executed: dict[str, int],
             f"them) have no completions file, e.g. {', '.join(lost[:3])}: rerun the generate to "
             f"write them again, then `multiplt execute --in {in_uri}` (--allow-partial scores "
             f"only the problems there are); nothing written")
-    missing = unexecuted(in_uri, executed, counts)
+    missing = _not_executed(in_uri, executed, counts, list(unfinished))
     if missing:
         shown = ", ".join(f"{p} ({have} of {want})" for p, have, want in missing[:3])
         raise MultipltError(
@@ -174,7 +232,8 @@ def check_complete(in_uri: str, executed: dict[str, int],
             f"`multiplt execute --in {in_uri}` to finish (--allow-partial scores only the "
             f"programs that ran); nothing written")
     if not counts:
-        LOG.info("score: %s has no completions files to check its results against", in_uri)
+        LOG.info("score: %s has no completions files to check its results against (each results "
+                 "file was checked against its own completions, where it holds them)", in_uri)
     else:
         LOG.info("score: %s is fully generated and executed (%d problems with completions%s)", in_uri,
                  len(counts), f", {len(selected)} selected by generate" if selected is not None else "")

@@ -24,7 +24,7 @@ from multiplt.errors import MultipltError, PlatformError
 from multiplt.execution import files, view
 from multiplt.execution.preflight import preflight
 from multiplt.execution.retry import run_with_retries
-from multiplt.execution.sandbox import Limits, Sandbox
+from multiplt.execution.sandbox import Limits, Sandbox, SandboxClosed
 from multiplt.languages.base import EXCEPTION, TIMEOUT, Language
 from multiplt.log import Funnel, progress
 
@@ -57,6 +57,12 @@ class _Job:
     program: str
     targets: list[tuple[_Problem, int]]
 
+
+#: how often the main thread wakes while it waits for programs: a Ctrl-C or SIGTERM is raised
+#: there only when it runs, and a wait without a timeout may not return to it until a program
+#: ends (a C library's SIGINT handler installed with SA_RESTART, as polars installs one,
+#: restarts the wait instead of interrupting it)
+WAKE_S = 0.2
 
 #: a CPU budget for the process (the local stage runtime sets it from a task's `cpus`)
 CPUS_ENV = "MULTIPLT_CPUS"
@@ -116,8 +122,8 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
     found = files.completion_files(in_uri)
     if not found and allow_empty:
         LOG.info("execute: no completion files in %s, nothing to do", in_uri)
-        return {"problems": {}, "programs": {}, "statuses": {}, "shard": list(shard) if shard else None,
-                "sandbox": None, "rerun": {}}
+        return {"problems": {}, "programs": {}, "statuses": {}, "statuses_total": {},
+                "shard": list(shard) if shard else None, "sandbox": None, "rerun": {}}
     if not found:
         local = storage.local_path(in_uri)
         if local is not None and not os.path.exists(local):
@@ -131,7 +137,8 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
 
     problem_funnel, program_funnel = Funnel("execute problems"), Funnel("execute programs")
     rerun: Counter[str] = Counter()
-    jobs = _plan(names, found, out_uri, problem_funnel, program_funnel, timeout, rerun)
+    problems: list[_Problem] = []
+    jobs = _plan(names, found, out_uri, problem_funnel, program_funnel, timeout, rerun, problems)
     sandbox = Sandbox(limits, unsafe_no_sandbox, private=private)
     statuses: Counter[str] = Counter()
     mode = None
@@ -168,9 +175,15 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
         LOG.info("execute: run again (kept above): %s", ", ".join(f"{r}={n}" for r, n in rerun.items()))
     LOG.info("execute statuses: %s", ", ".join(f"{s}={n}" for s, n in statuses.most_common())
              or "nothing ran")
+    # every completion's result of the shard's problems, earlier runs' included: what a
+    # resumed run's `statuses` (only the programs it ran) add up to
+    total = Counter(r["status"] for p in problems for r in p.results if r is not None)
+    if total != statuses:
+        LOG.info("execute statuses with earlier runs': %s",
+                 ", ".join(f"{s}={n}" for s, n in total.most_common()) or "none")
     return {"problems": problem_funnel.as_dict(), "programs": program_funnel.as_dict(),
-            "statuses": dict(statuses), "shard": list(shard) if shard else None,
-            "sandbox": mode, "rerun": dict(rerun)}
+            "statuses": dict(statuses), "statuses_total": dict(total),
+            "shard": list(shard) if shard else None, "sandbox": mode, "rerun": dict(rerun)}
 
 
 def private_folders(named: list[tuple[str, str]], what: str) -> list[str]:
@@ -219,11 +232,11 @@ def reusable(old: dict, lang: Language, timeout: float | None) -> bool:
 
 
 def _plan(names, found, out_uri, problem_funnel, program_funnel, timeout=None,
-          rerun: Counter | None = None) -> list[_Job]:
+          rerun: Counter | None = None, every: list[_Problem] | None = None) -> list[_Job]:
     """Read and check every input first (bad input fails before anything runs), reuse earlier
     results (by position, or any earlier result of the identical program) unless a longer limit
     may change them (`reusable`; counted in `rerun`), and fold identical programs into one
-    job."""
+    job. `every` gets each problem with completions (its results: the jobs fill the rest)."""
     docs = [(name, files.read_problem(found[name])) for name in names]
     langs = {}
     for name, doc in docs:
@@ -251,6 +264,8 @@ def _plan(names, found, out_uri, problem_funnel, program_funnel, timeout=None,
                 known[(langs[name].code, prog)] = old
         problems.append((_Problem(name, uri, doc, results, langs[name], found[name]), programs, earlier))
 
+    if every is not None:
+        every.extend(problem for problem, _, _ in problems)
     jobs: dict[tuple[str, str], _Job] = {}
     for problem, programs, earlier in problems:
         code = langs[problem.name].code
@@ -283,6 +298,8 @@ def _plan(names, found, out_uri, problem_funnel, program_funnel, timeout=None,
 def _warm_up(sandbox: Sandbox, langs: list[Language]) -> None:
     try:
         sandbox.warm_up(langs)
+    except SandboxClosed:  # the run is stopping
+        pass
     except PlatformError as exc:  # the worker starts its sandbox itself, and reports a failure
         LOG.info("starting a sandbox ahead of its programs failed: %s", exc)
 
@@ -298,7 +315,10 @@ def _run(jobs: list[_Job], sandbox: Sandbox, pool: concurrent.futures.ThreadPool
             future = pool.submit(_run_job, sandbox, job, timeout)
             future.add_done_callback(lambda f, job=job: done.put((job, f)))
         while remaining:
-            batch = [done.get()]  # blocks until a program finishes
+            try:  # blocks until a program finishes, waking to let a Ctrl-C or SIGTERM through
+                batch = [done.get(timeout=WAKE_S)]
+            except queue.Empty:
+                continue
             while True:
                 try:
                     batch.append(done.get_nowait())

@@ -72,6 +72,7 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
                 kill: Callable[[subprocess.Popen, dict], None] | None = None,
                 memory: int | None = None,
                 memory_root: Callable[[subprocess.Popen, dict], tuple[int, bool]] | None = None,
+                on_spawn: Callable[[subprocess.Popen], None] | None = None,
                 **popen_kwargs) -> Finished:
     """Run `argv` with stdin closed; return its exit code and (truncated) output.
 
@@ -84,7 +85,9 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
     when `new_session`, else to the process);
     `memory`: the cap in bytes on the resident memory of the processes below (and with it
     including) the pid that `memory_root(proc, sandbox_info)` returns as (pid, include_it)
-    (default: the child and all its descendants); over it, `kill` ends the run too.
+    (default: the child and all its descendants); over it, `kill` ends the run too;
+    `on_spawn(proc)` is called as soon as the child exists (a runner keeps it, to kill it when
+    the run stops: the run then ends as the killed child's pipes close).
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -121,6 +124,8 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
 
     over = False
     try:
+        if on_spawn is not None:
+            on_spawn(proc)
         # Phase 1: read until every pipe is closed, time runs out or memory is over the cap.
         while selector.get_map():
             now = time.monotonic()
@@ -161,7 +166,7 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
                 proc.kill()
                 proc.wait()
         elif new_session:
-            _kill_group(proc.pid)  # leftovers of a run that exited (unsandboxed runs only)
+            kill_group(proc.pid)  # leftovers of a run that exited (unsandboxed runs only)
     except BaseException:
         # Never leave a child behind, whatever went wrong here (KeyboardInterrupt included).
         (kill or _default_kill(new_session))(proc, info)
@@ -207,7 +212,8 @@ def _drain_after_kill(selector: selectors.BaseSelector, until: float) -> None:
                 key.data.add(data)
 
 
-def _kill_group(pgid: int) -> None:
+def kill_group(pgid: int) -> None:
+    """SIGKILL to the process group `pgid` (gone already: nothing)."""
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -217,7 +223,7 @@ def _kill_group(pgid: int) -> None:
 def _default_kill(new_session: bool) -> Callable[[subprocess.Popen, dict], None]:
     def kill(proc: subprocess.Popen, info: dict) -> None:
         if new_session:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
         else:
             proc.kill()
     return kill

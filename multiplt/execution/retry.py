@@ -4,16 +4,17 @@ bubblewrap reports its own failures (no namespace left, out of memory while moun
 "bwrap: ..." on stderr with exit code 1 before the program starts. Those runs are retried with a
 backoff and never scored. A program could print the same text; if every try looks like that and
 a fresh probe shows the sandbox working, the output is the program's and is scored as such.
+A closed sandbox (the run is stopping) is never retried: SandboxClosed goes straight up, and a
+wait between tries ends as soon as the sandbox closes.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 from multiplt.errors import PlatformError
 from multiplt.execution.process import Finished
-from multiplt.execution.sandbox import Sandbox
+from multiplt.execution.sandbox import Sandbox, SandboxClosed
 from multiplt.languages.base import Language
 
 LOG = logging.getLogger("multiplt.execution")
@@ -30,6 +31,8 @@ def run_with_retries(sandbox: Sandbox, lang: Language, program: str, timeout: fl
     for attempt in range(RETRIES):
         try:
             finished = sandbox.run(lang, program, timeout)
+        except SandboxClosed:
+            raise
         except PlatformError as exc:
             finished, last_error = None, exc
         else:
@@ -37,8 +40,8 @@ def run_with_retries(sandbox: Sandbox, lang: Language, program: str, timeout: fl
                 return finished
             LOG.warning("sandbox failed to start (try %d of %d): %s", attempt + 1, RETRIES,
                         finished.stderr.strip()[:300])
-        if attempt + 1 < RETRIES:
-            time.sleep(BACKOFF_S * 2 ** attempt)
+        if attempt + 1 < RETRIES and sandbox.wait_closed(BACKOFF_S * 2 ** attempt):
+            raise SandboxClosed()
     if finished is None:
         raise PlatformError(f"could not start a program after {RETRIES} tries: {last_error}")
     sandbox.probe()  # raises PlatformError when the sandbox itself is broken

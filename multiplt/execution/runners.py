@@ -9,6 +9,10 @@ A runner gets the program's text and file name, its language (command and enviro
 folder of that language's precompiled libraries (or None), and returns what happened. A failure
 of the platform raises PlatformError: retried by retry.py, never scored. `call(fn, *args)` runs
 `fn` in a thread that is not root (the Sandbox's dropped threads), as bubblewrap must start.
+
+Closing a runner (the run is stopping: Ctrl-C, SIGTERM, a platform failure) kills the programs
+it is running at that moment, and a program it ran or would start from then on raises
+`SandboxClosed` rather than giving a result: a killed program's outcome is not its own.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import abc
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 from typing import Callable, ClassVar
@@ -23,7 +28,7 @@ from typing import Callable, ClassVar
 from multiplt.errors import MissingSetup, PlatformError
 from multiplt.execution import bwrap, seccomp
 from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
-from multiplt.execution.process import Finished, run_bounded
+from multiplt.execution.process import Finished, kill_group, run_bounded
 from multiplt.execution.view import View
 from multiplt.execution.warm import WarmSandbox
 from multiplt.languages.base import LIBRARY_MOUNT, Language
@@ -34,6 +39,64 @@ PROBE = ["sh", "-c", "id -u; id -g"]
 
 def _probe_ok(finished: Finished) -> bool:
     return finished.exit_code == 0 and finished.stdout.split() == [str(NOBODY)] * 2
+
+
+class SandboxClosed(PlatformError):
+    """The sandbox (or its runner) was closed: the run is stopping. Never retried; a program
+    running when it closed was killed and has no result."""
+
+    def __init__(self, message: str = "the sandbox was closed (the run is stopping)"):
+        super().__init__(message)
+
+
+class _Running:
+    """The processes a runner has running now, each with how to kill it; close() kills them
+    all and every later one as soon as it starts."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._kills: dict[subprocess.Popen, Callable[[], None]] = {}
+        self.closed = False
+
+    def add(self, proc: subprocess.Popen, kill: Callable[[], None]) -> None:
+        with self._lock:
+            if not self.closed:
+                self._kills[proc] = kill
+                return
+        kill()  # closed while it started
+
+    def remove(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._kills.pop(proc, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            kills, self._kills = list(self._kills.values()), {}
+        for kill in kills:
+            kill()
+
+    def check(self) -> None:
+        """SandboxClosed once closed."""
+        if self.closed:
+            raise SandboxClosed()
+
+
+#: how long close() waits for a program it killed to be gone
+KILL_WAIT_S = 5.0
+
+
+def _killed(proc: subprocess.Popen, kill: Callable[[], None]) -> None:
+    """Kill a running program (`kill`: its whole sandbox, or its process group) and wait until
+    it is gone, so that close() returns with nothing of it left (bubblewrap exits only once its
+    PID namespace is empty)."""
+    if proc.poll() is not None:
+        return
+    kill()
+    try:
+        proc.wait(KILL_WAIT_S)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 class Runner(abc.ABC):
@@ -56,7 +119,8 @@ class Runner(abc.ABC):
         """Raise PlatformError saying why when this runner cannot run programs now."""
 
     def close(self) -> None:
-        """Release what the runner holds (started sandboxes)."""
+        """Release what the runner holds (started sandboxes) and kill the programs it runs now;
+        from then on a program raises SandboxClosed (the runners here)."""
 
 
 class BwrapRunner(Runner):
@@ -67,8 +131,10 @@ class BwrapRunner(Runner):
     def __init__(self, limits, call: Callable, view: View | None = None):
         self.limits, self._call = limits, call
         self.view = view  # what programs see of the host's files (view.py); None: per program
+        self._running = _Running()
 
     def run(self, lang, program, name, timeout, lib, server=None) -> Finished:
+        self._running.check()
         binds = ["--ro-bind", lib, LIBRARY_MOUNT] if lib else []
         fd = os.memfd_create("multiplt-program", os.MFD_CLOEXEC)
         try:
@@ -108,26 +174,40 @@ class BwrapRunner(Runner):
                                   view=self.view)
         fds = [fd for fd in (status_w, block_r, program_fd, filter_fd) if fd is not None]
         namespace = bwrap.Namespace()
+        known: dict = {}  # bubblewrap's first report, for a kill by close()
+        spawned: list[subprocess.Popen] = []
+
+        def on_spawn(proc) -> None:
+            spawned.append(proc)
+            self._running.add(proc, lambda: _killed(proc, lambda: bwrap.kill(proc, known)))
 
         def on_start(info: dict, proc) -> None:
+            known.update(info)
             namespace.attach(info, proc.pid)
             if block_w is not None:
                 bwrap.apply_limits(self.limits, info, block_w)
 
         try:
-            return run_bounded(argv, timeout=timeout, output_limit=self.limits.output,
-                               status_fd=status_r, on_start=on_start,
-                               close_after_spawn=tuple(fd for fd in (status_w, block_r, filter_fd)
-                                                       if fd is not None),
-                               kill=bwrap.kill, pass_fds=fds, cwd="/",
-                               env={"PATH": os.environ.get("PATH", SANDBOX_PATH)},
-                               memory=self.limits.memory, memory_root=_below_bwrap_init)
+            finished = run_bounded(argv, timeout=timeout, output_limit=self.limits.output,
+                                   status_fd=status_r, on_start=on_start, on_spawn=on_spawn,
+                                   close_after_spawn=tuple(fd for fd in (status_w, block_r, filter_fd)
+                                                           if fd is not None),
+                                   kill=bwrap.kill, pass_fds=fds, cwd="/",
+                                   env={"PATH": os.environ.get("PATH", SANDBOX_PATH)},
+                                   memory=self.limits.memory, memory_root=_below_bwrap_init)
         except OSError as exc:
             raise PlatformError(f"cannot run bwrap: {exc}") from exc
         finally:
+            for proc in spawned:
+                self._running.remove(proc)
             if block_w is not None:
                 os.close(block_w)
             namespace.wait_gone()
+        self._running.check()  # closed meanwhile: killed, no result of the program's
+        return finished
+
+    def close(self) -> None:
+        self._running.close()
 
 
 def _below_bwrap_init(proc, info: dict) -> tuple[int, bool]:
@@ -168,6 +248,8 @@ class WarmRunner(Runner):
              timeout: float, lib: str | None, server: list[str] | None = None) -> Finished:
         sandbox = None
         with self._lock:
+            if self._closed:  # the run is stopping: start nothing more
+                raise SandboxClosed()
             while self.idle and sandbox is None:
                 sandbox = self.idle.pop()
                 if not sandbox.alive:
@@ -179,32 +261,47 @@ class WarmRunner(Runner):
         try:
             finished = sandbox.run(command, {**bwrap.BASE_ENV, **env}, name, program, timeout,
                                    lib, LIBRARY_MOUNT, server)
-        except PlatformError:
+        except PlatformError as exc:
             self._drop(sandbox)
+            if self._closed:  # killed by close(), not broken
+                raise SandboxClosed() from exc
             raise
         self._park(sandbox)
         return finished
 
     def _start(self) -> WarmSandbox:
         # The library cache lives in the temp root, which the sandbox's own /tmp would hide.
-        sandbox = WarmSandbox(self.limits, via_setpriv=os.geteuid() == 0,
-                              binds=["--ro-bind", self.tmp_root, self.tmp_root], init=self.init,
-                              view=self.view)
+        try:
+            sandbox = WarmSandbox(self.limits, via_setpriv=os.geteuid() == 0,
+                                  binds=["--ro-bind", self.tmp_root, self.tmp_root], init=self.init,
+                                  view=self.view)
+        except PlatformError as exc:
+            if self._closed:  # killed by a Ctrl-C to the process group while it started
+                raise SandboxClosed() from exc
+            raise
         with self._lock:
-            self.all.append(sandbox)
-        return sandbox
+            if not self._closed:
+                self.all.append(sandbox)
+                return sandbox
+        sandbox.kill()  # closed while it started
+        sandbox.close()
+        raise SandboxClosed()
 
     def warm_up(self, servers: list[tuple[list[str], dict[str, str]]]) -> None:
         """One more idle sandbox, its pre-loaded runtimes (argv, language env) started."""
         self._call(self._warm_up, servers)
 
     def _warm_up(self, servers: list[tuple[list[str], dict[str, str]]]) -> None:
+        if self._closed:
+            raise SandboxClosed()
         sandbox = self._start()
         try:
             for argv, env in servers:
                 sandbox.start_server(argv, {**bwrap.BASE_ENV, **env})
-        except PlatformError:
+        except PlatformError as exc:
             self._drop(sandbox)
+            if self._closed:
+                raise SandboxClosed() from exc
             raise
         self._park(sandbox)
 
@@ -223,10 +320,16 @@ class WarmRunner(Runner):
                 self.all.remove(sandbox)
 
     def close(self) -> None:
+        """Close the idle sandboxes and kill the busy ones (their programs with them): each busy
+        one's worker then gets SandboxClosed and closes it (its pipes are the worker's to
+        close). Nothing starts after this."""
         with self._lock:
             self._closed = True
-            started, self.all, self.idle = self.all, [], []
-        for sandbox in started:
+            started, idle, self.all, self.idle = self.all, self.idle, [], []
+        busy = [s for s in started if s not in idle]
+        for sandbox in busy:
+            sandbox.kill()
+        for sandbox in idle:
             sandbox.close()
 
 
@@ -258,16 +361,32 @@ class UnsafeRunner(Runner):
 
     def __init__(self, limits, tmp_root: str):
         self.limits, self.tmp_root = limits, tmp_root
+        self._running = _Running()
 
     def run(self, lang, program, name, timeout, lib, server=None) -> Finished:
+        self._running.check()
         workdir = tempfile.mkdtemp(dir=self.tmp_root)
+        spawned: list[subprocess.Popen] = []
+
+        def on_spawn(proc) -> None:  # its own session: the group is the program's processes
+            spawned.append(proc)
+            self._running.add(proc, lambda: _killed(proc, lambda: kill_group(proc.pid)))
+
         try:
             path = os.path.join(workdir, name)
             with open(path, "w", encoding="utf-8") as f:
                 f.write(program)
             # the memory cap counts the program and its descendants; prlimit execs the program
-            return run_bounded([*self.limits.prlimit(), *lang.command(path)], timeout=timeout,
-                               output_limit=self.limits.output, new_session=True, cwd=workdir,
-                               env=unsafe_env(lang.env(), workdir), memory=self.limits.memory)
+            finished = run_bounded([*self.limits.prlimit(), *lang.command(path)], timeout=timeout,
+                                   output_limit=self.limits.output, new_session=True, cwd=workdir,
+                                   env=unsafe_env(lang.env(), workdir), memory=self.limits.memory,
+                                   on_spawn=on_spawn)
         finally:
+            for proc in spawned:
+                self._running.remove(proc)
             shutil.rmtree(workdir, ignore_errors=True)
+        self._running.check()  # closed meanwhile: killed, no result of the program's
+        return finished
+
+    def close(self) -> None:
+        self._running.close()

@@ -29,11 +29,11 @@ from multiplt.errors import MissingSetup, PlatformError
 from multiplt.execution import forkserver, libcache, native, privileges, tempdirs, view, zygote
 from multiplt.execution.bwrap import NOBODY, SANDBOX_PATH
 from multiplt.execution.process import Finished
-from multiplt.execution.runners import BwrapRunner, Runner, UnsafeRunner, WarmRunner
+from multiplt.execution.runners import BwrapRunner, Runner, SandboxClosed, UnsafeRunner, WarmRunner
 from multiplt.languages.base import Language
 
 LOG = logging.getLogger("multiplt.execution")
-__all__ = ["Limits", "NOBODY", "SANDBOX_PATH", "Sandbox"]
+__all__ = ["Limits", "NOBODY", "SANDBOX_PATH", "Sandbox", "SandboxClosed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +76,9 @@ class Limits:
 
 class Sandbox:
     """Runs programs through the runner chosen once, in check() (runners.py). Thread-safe; one
-    per batch."""
+    per batch. close() ends it for good: the programs running then are killed, and every call
+    from then on (a worker's next program, a retry, a warm-up) raises SandboxClosed, never a
+    replacement runner or sandbox."""
 
     def __init__(self, limits: Limits | None = None, unsafe_no_sandbox: bool = False,
                  warm: bool | None = None, native_init: bool = True, preload: bool = True,
@@ -106,11 +108,18 @@ class Sandbox:
         self._spawner: concurrent.futures.ThreadPoolExecutor | None = None
         #: languages whose preflight passed with this sandbox (preflight.py)
         self.preflight_passed: set[str] = set()
+        self._closed = threading.Event()
+
+    def wait_closed(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, less if the sandbox closes meanwhile; whether it is closed."""
+        return self._closed.wait(seconds)
 
     # ---- choosing the runner --------------------------------------------------------------------
     def check(self) -> None:
         """Choose the runner (once), proving it isolates; PlatformError saying why when none does."""
         with self._lock:
+            if self._closed.is_set():
+                raise SandboxClosed()
             if self.runner is not None:
                 return
             # Removed by close(); by the next batch's sweep if this process is killed (tempdirs.py)
@@ -173,13 +182,11 @@ class Sandbox:
     @property
     def mode(self) -> str:
         """How programs run (after check()): "warm", "bubblewrap per program" or "unsandboxed"."""
-        self.check()
-        return self.runner.mode
+        return self._runner().mode
 
     def probe(self) -> None:
         """Check (again) that the runner works; PlatformError saying why when it does not."""
-        self.check()
-        self.runner.probe()
+        self._runner().probe()
 
     def prepare(self, lang: Language) -> None:
         """Build the language's precompiled libraries now (from a thread that may write)."""
@@ -190,25 +197,38 @@ class Sandbox:
     # ---- running --------------------------------------------------------------------------------
     def run(self, lang: Language, program: str, timeout: float) -> Finished:
         """Run `program` (a whole file in `lang`) and return what happened."""
+        runner = self._runner()
+        lib = self._library(lang) if runner.mounts_libraries else None
+        return runner.run(lang, program, f"program.{lang.file_ext}", timeout, lib,
+                          server=self._server(lang, runner))
+
+    def _runner(self) -> Runner:
+        """The runner (chosen now if not yet); SandboxClosed once closed."""
         self.check()
-        lib = self._library(lang) if self.runner.mounts_libraries else None
-        return self.runner.run(lang, program, f"program.{lang.file_ext}", timeout, lib,
-                               server=self._server(lang))
+        runner = self.runner
+        if runner is None:  # closed since check()
+            raise SandboxClosed()
+        return runner
 
     def warm_up(self, langs: list[Language]) -> None:
         """Start one more warm sandbox and the languages' pre-loaded runtimes in it now, so that
         a worker's first program does not wait for them (nothing to do for other runners).
         Call prepare() for each language first (a dropped worker thread cannot build them)."""
-        self.check()
-        if not isinstance(self.runner, WarmRunner):
+        runner = self._runner()
+        if not isinstance(runner, WarmRunner):
             return
-        self.runner.warm_up([(argv, lang.env()) for lang in langs
-                             if (argv := self._server(lang)) is not None])
+        runner.warm_up([(argv, lang.env()) for lang in langs
+                        if (argv := self._server(lang, runner)) is not None])
 
     def enter_worker_thread(self) -> None:
         """Make the calling thread (a worker that only runs programs) a non-root thread, so it
-        starts sandboxes itself instead of handing each one to a spawner thread."""
-        self.check()
+        starts sandboxes itself instead of handing each one to a spawner thread. On a closed
+        sandbox (a pool whose thread starts as the run stops) it does nothing: every program
+        the thread is given then raises SandboxClosed."""
+        try:
+            self.check()
+        except SandboxClosed:
+            return
         if self._spawner is not None and os.geteuid() == 0:
             privileges.drop_this_thread(NOBODY, NOBODY)
 
@@ -220,17 +240,22 @@ class Sandbox:
 
     def _library(self, lang: Language) -> str | None:
         with self._lock:
+            if self._closed.is_set():  # its temp folder is gone
+                raise SandboxClosed()
             if lang.code not in self._libs:
                 if self._spawner is not None and os.geteuid() != 0:
                     return None  # a dropped thread cannot write the cache; prepare() builds it
                 self._libs[lang.code] = libcache.build(lang, self._tmp_root)
             return self._libs[lang.code]
 
-    def _server(self, lang: Language) -> list[str] | None:
+    def _server(self, lang: Language, runner: Runner | None = None) -> list[str] | None:
         """The argv of the language's pre-loaded runtime, where programs fork from one."""
-        if not (self.preload and self.warm and self.runner.forks):
+        runner = runner or self._runner()
+        if not (self.preload and self.warm and runner.forks):
             return None
         with self._lock:
+            if self._closed.is_set():  # its temp folder is gone
+                raise SandboxClosed()
             if lang.code not in self._servers:
                 if self._spawner is not None and os.geteuid() != 0:
                     return None  # a dropped thread cannot write; prepare() builds it
@@ -244,7 +269,9 @@ class Sandbox:
         self.close()
 
     def close(self) -> None:
+        """Kill what runs, remove the temp folder; for good (SandboxClosed from then on)."""
         with self._lock:
+            self._closed.set()
             runner, self.runner = self.runner, None
         if runner is not None:
             runner.close()

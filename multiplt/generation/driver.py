@@ -9,10 +9,12 @@ Rerun contract:
   another model/backend/seed or benchmark file (its sha256) is refused with an error naming the
   difference, and so is a problem file whose language, prompt or tests differ from the
   benchmark's problem;
-- a problem's file is rewritten (atomically) each time its finished samples grow, merged with the
-  file as it is at that moment (folder.add_completions): completions already there are never
-  replaced, so two generates into one folder (a zombie try beside its retry, two evaluations of
-  one model with different --n) never leave fewer than either wrote;
+- a problem's file is rewritten (atomically) as each sample finishes, merged with the file as it
+  is at that moment (folder.add_samples): samples already there are never replaced, so two
+  generates into one folder (a zombie try beside its retry, two evaluations of one model with
+  different --n) never leave fewer than either wrote; a sample that finished ahead of an earlier
+  one waits under `multiplt_pending` until the gap is filled, so an interrupted run loses only
+  the samples in flight, and a rerun draws only the samples the file lacks;
 - the run record's n is the most any run asked for, and `complete: true` is written only after
   every selected problem's file was read again and holds at least that many (folder.finish).
 """
@@ -232,18 +234,23 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
 
     funnel = Funnel("generate")
     records, todo = {}, []
+    # per problem, the samples finished ahead of an earlier one: {index: completion}
+    waiting: dict[str, dict[int, str]] = {}
     for row in rows:
         wanted = {"name": row["name"], "language": row["language"], "prompt": row["prompt"],
                   "tests": row["tests"], "completions": [], "stop_tokens": list(row["stop_tokens"]),
                   "temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens}
         existing = folder.read_problem(out, row["name"])
+        ahead: dict[int, str] = {}  # samples an interrupted run finished ahead of an earlier one
         if existing is not None:
             folder.check_same_problem(folder.problem_uri(out, row["name"]), existing, wanted,
                                       benchmark)
             wanted["completions"] = list(existing["completions"])
+            ahead = folder.pending_of(existing)
         have = len(wanted["completions"])
         records[row["name"]] = wanted
-        todo += [Request(row["name"], row["prompt"], i) for i in range(have, n)]
+        waiting[row["name"]] = ahead
+        todo += [Request(row["name"], row["prompt"], i) for i in range(have, n) if i not in ahead]
         if have >= n:
             funnel.drop("already complete")
         else:
@@ -269,7 +276,6 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         final_run = {**(final_run or folder.read_run(out)), "complete": False}
         # the run record is written with the first finished samples: a run that fails before
         # producing anything leaves the folder as it was
-        pending: dict[str, dict[int, str]] = {name: {} for name in records}
         by_stop: dict[tuple, list[Request]] = {}
         for req in todo:
             by_stop.setdefault(tuple(records[req.problem]["stop_tokens"]), []).append(req)
@@ -277,27 +283,26 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         for stop, reqs in by_stop.items():
             sampling = Sampling(temperature, top_p, max_new_tokens, stop, seed)
             for group in engine.generate(reqs, sampling):
-                touched = set()
+                fresh = set()  # the problems that got a sample their file may lack
                 for req, text in group:
-                    if req.index >= len(records[req.problem]["completions"]):  # else a file has it
-                        pending[req.problem][req.index] = text
-                    touched.add(req.problem)
-                for name in sorted(touched):
-                    comps, waiting = records[name]["completions"], pending[name]
-                    grew = False
-                    while len(comps) in waiting:  # keep completions[i] == sample i
-                        comps.append(waiting.pop(len(comps)))
-                        grew = True
-                    if grew:
-                        with folder.locked(out):  # read-merge-write: another generate may write too
-                            if final_run is not None:
-                                folder.write_run(out, final_run, select)
-                                final_run = None
-                            merged, wrote = folder.add_completions(out, records[name], benchmark)
-                        records[name]["completions"] = merged
-                        for index in [i for i in waiting if i < len(merged)]:
-                            del waiting[index]  # another generate wrote these meanwhile
-                        summary["written"] += int(wrote)
+                    ahead = waiting[req.problem]
+                    if req.index >= len(records[req.problem]["completions"]) and req.index not in ahead:
+                        ahead[req.index] = text  # else a file has it
+                        fresh.add(req.problem)
+                for name in sorted(fresh):
+                    comps, ahead = records[name]["completions"], waiting[name]
+                    while len(comps) in ahead:  # keep completions[i] == sample i
+                        comps.append(ahead.pop(len(comps)))
+                    # every finished sample is written (the ones ahead of an earlier one wait
+                    # under multiplt_pending), so an interrupted run loses none of them
+                    with folder.locked(out):  # read-merge-write: another generate may write too
+                        if final_run is not None:
+                            folder.write_run(out, final_run, select)
+                            final_run = None
+                        merged, ahead, wrote = folder.add_samples(
+                            out, folder.with_pending(records[name], ahead), benchmark)
+                    records[name]["completions"], waiting[name] = merged, ahead
+                    summary["written"] += int(wrote)
                 summary["generated"] += len(group)
                 bar.update(len(group))
         bar.close()

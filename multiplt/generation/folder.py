@@ -1,7 +1,11 @@
 """MultiPL-E completion folders: one `<name>.json.gz` per problem plus `_multiplt_run.yaml`.
 
 A problem file holds name, language, prompt, tests, completions, stop_tokens, temperature,
-top_p and max_tokens; `completions[i]` is sample i. Side files never end in .json/.json.gz.
+top_p and max_tokens; `completions[i]` is sample i. Samples that finished ahead of an earlier
+one wait under `multiplt_pending` ({index: completion}) until the gap is filled (the key is
+dropped once empty, so a finished file is exactly MultiPL-E's; readers of `completions` ignore
+it, and `execute` does not copy it into results), so an interrupted generate keeps every sample
+that finished and its rerun draws only the others. Side files never end in .json/.json.gz.
 
 Several generates may write one folder at once (two evaluate runs of one model, a cleared
 Airflow task's zombie try beside its new try). So every write is a read-merge-write of what is
@@ -42,6 +46,9 @@ DESCRIBED_IDENTITY = ("stop_token_ids_sent",)
 Selection = Callable[[list[str]], str]
 #: what generate's errors about the run record advise (score's: run_folder.SCORE_ADVICE)
 MEND_ADVICE = "mend or remove it, or use another --out"
+#: a problem file's samples that finished ahead of an earlier one: {str(index): completion}
+#: (the key `multiplt execute` uses in a results file for results waiting likewise)
+PENDING_KEY = "multiplt_pending"
 LOG = logging.getLogger("multiplt.generation")
 
 
@@ -125,35 +132,78 @@ def write_problem(out: str, record: dict) -> None:
     storage.write_json(problem_uri(out, record["name"]), record)
 
 
+def pending_of(record: dict) -> dict[int, str]:
+    """{index: completion} of a problem record's waiting samples (PENDING_KEY), each beyond its
+    completions; none where the key is missing or malformed (those samples are drawn again), or
+    where one would already be next in line (a file this code wrote never holds that)."""
+    raw = record.get(PENDING_KEY)
+    if not isinstance(raw, dict):
+        return {}
+    have = len(record["completions"])
+    found = {int(i): t for i, t in raw.items()
+             if isinstance(i, str) and i.isdecimal() and isinstance(t, str) and int(i) >= have}
+    return {} if have in found else found
+
+
+def with_pending(record: dict, pending: dict[int, str]) -> dict:
+    """`record` with `pending` as its waiting samples (none: without the key)."""
+    out = {k: v for k, v in record.items() if k != PENDING_KEY}
+    if pending:
+        out[PENDING_KEY] = {str(i): pending[i] for i in sorted(pending)}
+    return out
+
+
 def add_completions(out: str, record: dict, benchmark: str) -> tuple[list[str], bool]:
-    """Write `record` (this run's problem record) merged with the problem's file as it is now,
-    read again here, and return (the merged completions, whether the file was written). Sample i
-    is drawn from a seed of (seed, problem, i), so another generate's completions[i] is the one
-    this run made for index i: the file's completions are all kept and this run's fill the
-    indices beyond them, so a file never loses completions to a run that read it earlier (or
-    never). Nothing is written when the file already holds all of this run's. The file is checked
-    as at the start (check_same_problem): a generate of other settings that began at the same
-    moment into a new folder is refused here. Call it under `locked(out)`."""
+    """add_samples without the waiting samples it returns: (the merged completions, whether the
+    file was written)."""
+    completions, _, wrote = add_samples(out, record, benchmark)
+    return completions, wrote
+
+
+def add_samples(out: str, record: dict, benchmark: str) -> tuple[list[str], dict[int, str], bool]:
+    """Write `record` (this run's problem record, with its waiting samples under PENDING_KEY)
+    merged with the problem's file as it is now, read again here, and return (the merged
+    completions, the merged waiting samples, whether the file was written). Sample i is drawn
+    from a seed of (seed, problem, i), so another generate's sample i is the one this run made
+    for index i: the file's samples (completions and waiting) are all kept, this run's fill the
+    indices the file lacks, and a waiting sample joins the completions once every earlier one is
+    there; so a file never loses samples to a run that read it earlier (or never). Nothing is
+    written when the file already holds all of this run's. The file is checked as at the start
+    (check_same_problem): a generate of other settings that began at the same moment into a new
+    folder is refused here. Call it under `locked(out)`."""
     uri = problem_uri(out, record["name"])
     if storage.local_path(uri) is None:
         return _add_completions_if(uri, record, benchmark)
     existing = read_problem(out, record["name"])
     merged = _merged(uri, existing, record, benchmark)
     if merged is not None:
-        write_problem(out, {**record, "completions": merged})
-        return merged, True
-    return list(existing["completions"]), False
+        write_problem(out, with_pending({**record, "completions": merged[0]}, merged[1]))
+        return merged[0], merged[1], True
+    return list(existing["completions"]), pending_of(existing), False
 
 
-def _merged(uri: str, existing: dict | None, record: dict, benchmark: str) -> list[str] | None:
-    """The completions to write: the file's and this run's beyond them; None when the file
-    already holds all of this run's."""
-    ours = record["completions"]
+def _merged(uri: str, existing: dict | None, record: dict,
+            benchmark: str) -> tuple[list[str], dict[int, str]] | None:
+    """The completions and waiting samples to write: the file's, and this run's where the file
+    has none for an index; None when the file already holds all of this run's."""
+    ours = {**pending_of(record), **dict(enumerate(record["completions"]))}
     if existing is None:
-        return list(ours)
-    check_same_problem(uri, existing, record, benchmark)
-    theirs = list(existing["completions"])
-    return None if len(ours) <= len(theirs) else theirs + list(ours[len(theirs):])
+        theirs: dict[int, str] = {}
+        had: tuple[list[str], dict[int, str]] = ([], {})
+    else:
+        check_same_problem(uri, existing, record, benchmark)
+        had = (list(existing["completions"]), pending_of(existing))
+        theirs = {**had[1], **dict(enumerate(had[0]))}
+    if set(ours) <= set(theirs) and existing is not None:
+        return None
+    samples = {**ours, **theirs}  # the file's win: it is never changed, only added to
+    completions: list[str] = []
+    while len(completions) in samples:
+        completions.append(samples[len(completions)])
+    waiting = {i: t for i, t in samples.items() if i > len(completions)}
+    if existing is not None and (completions, waiting) == had:
+        return None
+    return completions, waiting
 
 
 #: conditional writes of one problem file to object storage before giving up (another writer
@@ -161,17 +211,20 @@ def _merged(uri: str, existing: dict | None, record: dict, benchmark: str) -> li
 WRITE_ATTEMPTS = 16
 
 
-def _add_completions_if(uri: str, record: dict, benchmark: str) -> tuple[list[str], bool]:
-    """add_completions on object storage, where `locked` holds nothing: the file is read with its
+def _add_completions_if(uri: str, record: dict,
+                        benchmark: str) -> tuple[list[str], dict[int, str], bool]:
+    """add_samples on object storage, where `locked` holds nothing: the file is read with its
     version tag and written only if it is still that version, else read, merged and written
     again (storage.update). A server without conditional writes gets a plain write (warned)."""
-    completions: list[list[str]] = []  # the last merge's: what was written, or the file's
+    samples: list[tuple[list[str], dict[int, str]]] = []  # the last merge's: written, or the file's
 
     def merge(data: bytes | None) -> bytes | None:
         existing = None if data is None else _checked_problem(uri, storage.decode_json(uri, data))
         merged = _merged(uri, existing, record, benchmark)
-        completions[:] = [list(existing["completions"]) if merged is None else merged]
-        return None if merged is None else storage.encode_json(uri, {**record, "completions": merged})
+        samples[:] = [(list(existing["completions"]), pending_of(existing)) if merged is None
+                      else merged]
+        return None if merged is None else storage.encode_json(
+            uri, with_pending({**record, "completions": merged[0]}, merged[1]))
 
     def write_plainly(exc: storage.ConditionalWriteUnsupported, data: bytes) -> None:
         LOG.warning("%s; writing %s without them: two generates into this folder at once may "
@@ -181,7 +234,7 @@ def _add_completions_if(uri: str, record: dict, benchmark: str) -> tuple[list[st
     written = storage.update(uri, merge, attempts=WRITE_ATTEMPTS, unsupported=write_plainly, log=LOG,
                              gave_up=f"{uri}: other writers changed the file on each of {WRITE_ATTEMPTS} "
                                      "attempts to add completions; retry later")
-    return completions[0], written is not None
+    return samples[0][0], samples[0][1], written is not None
 
 
 def read_run(out: str) -> dict | None:

@@ -3,7 +3,9 @@
 Functions are packed into batches (one sandboxed runner program each, validate.py) and run on a
 pool of worker threads, one warm sandbox each. Finished functions are saved in numbered part
 files under the shard's work folder every few seconds, so a killed run loses only the batches in
-flight and a rerun validates only functions without a saved result for the same asserts.
+flight and a rerun validates only functions without a saved result for the same asserts. A run
+stopped by Ctrl-C or SIGTERM kills the batches in flight at once (closing the sandbox) and
+saves every batch that had finished before it ends.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ LOG = logging.getLogger("multiplt.testgen")
 # knobs, also for tests: MULTIPLT_TESTGEN_BATCH_ASSERTS, MULTIPLT_TESTGEN_SAVE_EVERY_S)
 BATCH_ASSERTS = int(os.environ.get("MULTIPLT_TESTGEN_BATCH_ASSERTS", "96"))
 SAVE_EVERY_S = float(os.environ.get("MULTIPLT_TESTGEN_SAVE_EVERY_S", "10"))
+#: how often the main thread wakes while it waits for batches: a Ctrl-C or SIGTERM is raised
+#: there only when it runs, and a wait without a timeout may never return to it until a batch
+#: ends (a C library's SIGINT handler installed with SA_RESTART, as polars installs one,
+#: restarts the wait instead of interrupting it)
+WAKE_S = 0.2
 
 
 def load_saved(folder: str) -> dict[str, dict]:
@@ -89,22 +96,42 @@ def run_all(checks: list[Check], folder: str, *, workers: int, timeout: float,
         sandbox.check()
         summary["sandbox"] = sandbox.mode
         LOG.info("sandbox: %s", sandbox.mode)
-        with concurrent.futures.ThreadPoolExecutor(
-                workers, thread_name_prefix="multiplt-testgen",
-                initializer=sandbox.enter_worker_thread) as pool:
-            futures = {pool.submit(run_checks, sandbox, batch, timeout, cov_path=cov_path): batch
-                       for batch in _batches(todo)}
-            try:
-                for future in concurrent.futures.as_completed(futures):
+        pool = concurrent.futures.ThreadPoolExecutor(
+            workers, thread_name_prefix="multiplt-testgen", initializer=sandbox.enter_worker_thread)
+        futures = {pool.submit(run_checks, sandbox, batch, timeout, cov_path=cov_path): batch
+                   for batch in _batches(todo)}
+        kept: set[concurrent.futures.Future] = set()
+
+        def keep(future: concurrent.futures.Future) -> None:
+            nonlocal unsaved
+            kept.add(future)
+            unsaved += futures[future]
+            bar.update(len(futures[future]))
+
+        try:
+            running = set(futures)
+            while running:
+                done, running = concurrent.futures.wait(
+                    running, timeout=WAKE_S, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
                     future.result()  # PlatformError: stop, keep what was saved
-                    unsaved += futures[future]
-                    bar.update(len(futures[future]))
-                    if time.monotonic() - last_save > SAVE_EVERY_S:
-                        save()
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+                    keep(future)
+                if time.monotonic() - last_save > SAVE_EVERY_S:
+                    save()
+        except BaseException:
+            # Stop now (Ctrl-C, SIGTERM, a platform failure): queued batches never start, and
+            # closing the sandbox kills the running ones (their runners get SandboxClosed), so
+            # the workers end at once rather than when their batches would have; a batch that
+            # finished meanwhile is kept (saved below), the killed ones run again next time.
+            pool.shutdown(wait=False, cancel_futures=True)
+            sandbox.close()
+            pool.shutdown(wait=True)
+            for future in futures:
+                if future not in kept and future.done() and not future.cancelled() \
+                        and future.exception() is None:
+                    keep(future)
+            raise
+        pool.shutdown()
     finally:
         save()  # what finished is kept, whatever stopped the run
         bar.close()

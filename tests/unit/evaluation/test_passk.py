@@ -249,6 +249,50 @@ def test_a_folder_not_fully_executed_is_refused_unless_partial_is_allowed(tmp_pa
         passk.score(str(tmp_path))
 
 
+def test_a_results_folder_of_its_own_is_checked_by_each_files_own_completions(tmp_path, capsys):
+    """`execute --out OUT` cut short leaves OUT with results files only (the completions files
+    stay in --in): each results file carries its problem's completions, and results that
+    finished ahead of an earlier one wait under `multiplt_pending`; either way it is not fully
+    executed, as a folder beside its completions files would be refused."""
+    from multiplt import cli
+    from multiplt.execution import files
+
+    assert passk.PENDING_KEY == files.PENDING_KEY
+
+    def problem(name, count):
+        return {"name": name, "language": "lua", "prompt": "", "tests": "",
+                "completions": [f"c{i}" for i in range(count)]}
+
+    def results(doc, ran):
+        return [{"program": files.program(doc, c), "stdout": "", "stderr": "", "exit_code": 0,
+                 "status": "OK", "timestamp": 0, "timeout": 5} if i in ran else None
+                for i, c in enumerate(doc["completions"])]
+
+    def write(doc, ran):
+        files.write_results(files.results_uri(str(tmp_path), doc["name"]),
+                            files.results_doc(doc, results(doc, ran)))
+
+    a, b, c = problem("A", 6), problem("B", 3), problem("C", 2)
+    write(a, {0, 1, 2})  # 3 of 6 ran, in order
+    write(b, {0, 2})     # 2 of 3 ran: one waits for completion 1's
+    write(c, {0, 1})
+    with pytest.raises(MultipltError, match=r"2 problem\(s\) not fully executed, e\.g\. A \(3 of 6\), "
+                                            r"B \(1 of 3\)"):
+        passk.score(str(tmp_path))
+    assert not (tmp_path / run_folder.SCORES_FILE).exists()
+    assert passk.judge(str(tmp_path), [1])[1] == [("A", 3, 6), ("B", 1, 3)]
+    assert cli.main(["score", "--in", str(tmp_path)]) == 2
+    assert "not fully executed" in capsys.readouterr().err
+    assert passk.score(str(tmp_path), allow_partial=True)[0]["NumProblems"] == 3
+    write(a, set(range(6)))
+    write(b, {0, 1, 2})
+    assert passk.score(str(tmp_path))[0]["NumProblems"] == 3
+    assert passk.judge(str(tmp_path), [1])[1] == []
+    # MultiPL-E's results files hold no completions: nothing to compare them with
+    _write(tmp_path, "D", ["OK"])
+    assert passk.score(str(tmp_path))[0]["NumProblems"] == 4
+
+
 def test_a_folder_not_fully_generated_is_refused_unless_partial_is_allowed(tmp_path, capsys):
     """An interrupted generate leaves `complete: false` in the run record and problems with fewer
     completions than its n: executed and scored, they would be recorded as a run of n samples
@@ -350,7 +394,8 @@ def test_score_logs_its_funnels_and_prints_only_the_rows(tmp_path, capsys):
     assert ("score samples funnel: in=7 kept=6 dropped=1 (of a problem with fewer than 2 results "
             "(the least k)=1)\n") in err
     assert "score: 3 of the 6 samples scored passed\n" in err
-    assert "has no completions files to check its results against\n" in err
+    assert ("has no completions files to check its results against (each results file was "
+            "checked against its own completions, where it holds them)\n") in err
     assert cli.main(["score", "--in", str(tmp_path), "--allow-partial"]) == 0
     assert "score: --allow-partial: " in capsys.readouterr().err
 

@@ -266,6 +266,21 @@ def test_a_program_faking_a_platform_failure_is_scored(tmp_path, monkeypatch, ru
     assert len(runs) == retry.RETRIES
 
 
+def test_a_resumed_runs_summary_counts_its_own_statuses_and_the_shards_totals(tmp_path, runs):
+    """`statuses`: what this run ran (a resumed run: only what was missing); `statuses_total`:
+    every completion's result of the shard's problems, earlier runs' included, as one
+    uninterrupted run's `statuses` would say."""
+    write_problem(tmp_path, "A", [GOOD, BAD])
+    first = executor.execute(str(tmp_path), workers=1)
+    assert first["statuses"] == first["statuses_total"] == {"OK": 1, "AssertionError": 1}
+    write_problem(tmp_path, "A", [GOOD, BAD, SYNTAX])  # generate added a sample
+    write_problem(tmp_path, "B", [GOOD])               # identical to A's first: not run again
+    resumed = executor.execute(str(tmp_path), workers=1)
+    assert resumed["statuses"] == {"SyntaxError": 1}
+    assert resumed["statuses_total"] == {"OK": 2, "AssertionError": 1, "SyntaxError": 1}
+    assert executor.execute(str(tmp_path), workers=1)["statuses"] == {}  # nothing left to run
+
+
 def test_earlier_results_of_an_identical_program_are_reused(tmp_path, runs):
     write_problem(tmp_path, "A", [GOOD, BAD])
     executor.execute(str(tmp_path), workers=1)
