@@ -24,7 +24,7 @@ import sys
 
 from multiplt import languages
 from multiplt.errors import PlatformError
-from multiplt.execution.executor import default_workers
+from multiplt.execution.executor import default_workers, results_in_order
 from multiplt.execution.preflight import preflight
 from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import Sandbox
@@ -76,7 +76,7 @@ def run(problems: list[dict], timeout: float = 20.0, unsafe_no_sandbox: bool = F
             min(workers or default_workers(), len(problems)), thread_name_prefix="multiplt-probe",
             initializer=sandbox.enter_worker_thread)
         try:
-            rows = list(pool.map(one, problems))
+            rows = list(results_in_order([pool.submit(one, p) for p in problems]))
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
     return {row["key"]: row for row in rows}

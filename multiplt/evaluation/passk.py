@@ -24,7 +24,7 @@ from multiplt import storage
 from multiplt.errors import MultipltError
 from multiplt.evaluation import parquet
 from multiplt.evaluation.run_folder import (PER_PROBLEM_FILE, RUN_FILE, SCORES_FILE, completion_counts,
-                                            never_generated, recorded_generation, results_name,
+                                            never_generated, read_results, recorded_generation,
                                             scores_csv, unexecuted, ungenerated)
 from multiplt.log import Funnel
 
@@ -95,7 +95,7 @@ def _read_folder(in_uri: str, funnel: Funnel | None = None
     files' own unfinished problems (unfinished_file)), with the checks read_counts always
     makes."""
     rows, executed, files, unfinished = [], {}, {}, []
-    for uri, problem, language, results, doc in _results_files(in_uri):
+    for uri, problem, language, results, doc in read_results(in_uri, whole=True):
         executed[problem], files[problem] = len(results), uri
         short = unfinished_file(doc, results)
         if short is not None:
@@ -109,25 +109,6 @@ def _read_folder(in_uri: str, funnel: Funnel | None = None
     counts = completion_counts(in_uri)
     check_not_over(in_uri, executed, counts, files)
     return sorted(rows, key=lambda r: r["problem"]), executed, counts, sorted(unfinished)
-
-
-def _results_files(folder: str):
-    """(uri, problem name, language, results list, the whole file) of every results file in the
-    folder, in listing order, checked as run_folder.read_results checks them (a MultipltError
-    names a file without a `results` list, or with a `name` or `language` that is no string);
-    the file itself comes along for what it says of its own completions (unfinished_file)."""
-    for uri in storage.ls(folder):
-        name = results_name(storage.basename(uri))
-        if name is None:
-            continue
-        doc = storage.read_json(uri)
-        results = doc.get("results") if isinstance(doc, dict) else None
-        if not isinstance(results, list):
-            raise MultipltError(f"{uri}: no `results` list")
-        for key in ("name", "language"):
-            if doc.get(key) is not None and not isinstance(doc[key], str):
-                raise MultipltError(f"{uri}: `{key}` must be a string, got {doc[key]!r}")
-        yield uri, doc.get("name") or name, doc.get("language"), results, doc
 
 
 def unfinished_file(doc: dict, results: list) -> tuple[int, int] | None:

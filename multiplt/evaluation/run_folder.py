@@ -160,9 +160,11 @@ def results_name(base: str) -> str | None:
     return _strip(base, RESULTS_SUFFIXES)
 
 
-def read_results(folder: str):
+def read_results(folder: str, whole: bool = False):
     """(uri, problem name, language, results list) of every results file in the run folder, in listing
-    order; a MultipltError names a file without a `results` list."""
+    order, and the whole file as a fifth item with `whole` (for what it says of its own
+    completions: passk.unfinished_file); a MultipltError names a file without a `results` list,
+    or with a `name` or `language` that is no string."""
     from multiplt import storage
 
     for uri in storage.ls(folder):
@@ -176,7 +178,8 @@ def read_results(folder: str):
         for key in ("name", "language"):
             if doc.get(key) is not None and not isinstance(doc[key], str):
                 raise MultipltError(f"{uri}: `{key}` must be a string, got {doc[key]!r}")
-        yield uri, doc.get("name") or name, doc.get("language"), results
+        row = (uri, doc.get("name") or name, doc.get("language"), results)
+        yield (*row, doc) if whole else row
 
 
 def completion_counts(folder: str) -> dict[str, int]:

@@ -64,6 +64,19 @@ class _Job:
 #: restarts the wait instead of interrupting it)
 WAKE_S = 0.2
 
+
+def results_in_order(futures):
+    """Each future's result, in order, waiting in WAKE_S steps so that a Ctrl-C or SIGTERM is
+    raised in the waiting thread at once (Future.result() without a timeout may not return to
+    it until the future is done)."""
+    for future in futures:
+        while True:
+            try:
+                yield future.result(timeout=WAKE_S)
+                break
+            except concurrent.futures.TimeoutError:
+                continue
+
 #: a CPU budget for the process (the local stage runtime sets it from a task's `cpus`)
 CPUS_ENV = "MULTIPLT_CPUS"
 

@@ -17,6 +17,7 @@ import secrets
 import time
 
 from multiplt import storage
+from multiplt.execution.executor import WAKE_S  # the main thread wakes that often while batches run
 from multiplt.execution.sandbox import Sandbox
 from multiplt.log import progress
 from multiplt.testgen.validate import Check, coverage_path, run_checks
@@ -26,11 +27,6 @@ LOG = logging.getLogger("multiplt.testgen")
 # knobs, also for tests: MULTIPLT_TESTGEN_BATCH_ASSERTS, MULTIPLT_TESTGEN_SAVE_EVERY_S)
 BATCH_ASSERTS = int(os.environ.get("MULTIPLT_TESTGEN_BATCH_ASSERTS", "96"))
 SAVE_EVERY_S = float(os.environ.get("MULTIPLT_TESTGEN_SAVE_EVERY_S", "10"))
-#: how often the main thread wakes while it waits for batches: a Ctrl-C or SIGTERM is raised
-#: there only when it runs, and a wait without a timeout may never return to it until a batch
-#: ends (a C library's SIGINT handler installed with SA_RESTART, as polars installs one,
-#: restarts the wait instead of interrupting it)
-WAKE_S = 0.2
 
 
 def load_saved(folder: str) -> dict[str, dict]:
