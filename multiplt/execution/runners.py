@@ -18,6 +18,7 @@ it is running at that moment, and a program it ran or would start from then on r
 from __future__ import annotations
 
 import abc
+import ctypes
 import os
 import shutil
 import subprocess
@@ -351,10 +352,51 @@ def unsafe_env(env: dict[str, str], folder: str) -> dict[str, str]:
             "TMPDIR": folder, **unmounted_env(env, os.path.join(folder, "no-library"))}
 
 
+PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
+_dumpable_lock = threading.Lock()
+_undumpable_holders = 0
+_was_dumpable: int | None = None
+
+
+def _prctl(option: int, value: int = 0) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    result = libc.prctl(ctypes.c_int(option), ctypes.c_ulong(value), ctypes.c_ulong(0),
+                        ctypes.c_ulong(0), ctypes.c_ulong(0))
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+    return result
+
+
+def hold_undumpable() -> None:
+    """Make this process not dumpable while an unsandboxed program may run (nested holds
+    counted). A program of the same uid could otherwise read the executor's environment
+    (/proc/<ppid>/environ: credentials), its memory (/proc/<ppid>/mem) or trace it; the kernel
+    refuses all three for a process that is not dumpable, unless the reader has CAP_SYS_PTRACE
+    (root on a host; not root in a container with Docker's default capabilities)."""
+    global _undumpable_holders, _was_dumpable
+    with _dumpable_lock:
+        if _undumpable_holders == 0:
+            _was_dumpable = _prctl(PR_GET_DUMPABLE)
+            _prctl(PR_SET_DUMPABLE, 0)
+        _undumpable_holders += 1
+
+
+def release_undumpable() -> None:
+    """The last hold gone: dumpable again as before (as the executor's own /proc files need)."""
+    global _undumpable_holders
+    with _dumpable_lock:
+        _undumpable_holders -= 1
+        if _undumpable_holders == 0 and _was_dumpable:
+            _prctl(PR_SET_DUMPABLE, _was_dumpable)
+
+
 class UnsafeRunner(Runner):
     """No isolation: a child process in its own session and temp folder, under prlimit, with
     the sandbox's environment (unsafe_env), not the executor's; the memory cap counts the child
-    and its descendants and, as at the deadline, kills its process group."""
+    and its descendants and, as at the deadline, kills its process group. From its start to its
+    close the executor is not dumpable (hold_undumpable): the child, of the same uid, cannot read
+    the executor's own environment or memory through /proc."""
 
     mode = "unsandboxed"
     mounts_libraries = False  # no mount namespace: the language's default library path
@@ -362,6 +404,8 @@ class UnsafeRunner(Runner):
     def __init__(self, limits, tmp_root: str):
         self.limits, self.tmp_root = limits, tmp_root
         self._running = _Running()
+        hold_undumpable()
+        self._held = True
 
     def run(self, lang, program, name, timeout, lib, server=None) -> Finished:
         self._running.check()
@@ -390,3 +434,7 @@ class UnsafeRunner(Runner):
 
     def close(self) -> None:
         self._running.close()
+        with _dumpable_lock:
+            held, self._held = self._held, False
+        if held:
+            release_undumpable()

@@ -19,6 +19,18 @@ through a mapping stay in the file once unmapped, in no process's RSS, and fstat
 No runtime installed here calls either (checked with strace); POSIX shared memory (/dev/shm, a
 size-capped tmpfs of the program's own) is what Python's multiprocessing uses.
 
+It refuses (EPERM) the kernel keyrings, too: add_key, request_key and keyctl. Keyrings are the
+kernel's, not the mount or PID namespace's: a user's keyring is shared by every process of its
+uid, so one program left a key in it for the next program of the same warm sandbox, and a
+program of one bubblewrap found another sandbox's keyring in /proc/keys and added a key to it
+(Docker's default seccomp profile refuses these three as well). And, for defence in depth, a few
+calls that no runtime here needs and that widen what the program reaches of the kernel:
+io_uring_setup, io_uring_enter and io_uring_register (asynchronous I/O that bypasses the
+filter's view of each operation), bpf, perf_event_open and userfaultfd. The docker stage runs
+its container with seccomp=unconfined, so this filter is the only one. Python, Racket, R, OCaml
+and Lua pass their reference solutions under it; Julia's libuv, not installed here, uses
+io_uring where io_uring_setup succeeds and falls back to its thread pool where it fails.
+
 The filter is a classic BPF program, assembled here (no libseccomp). It knows x86_64 and
 aarch64 and checks `seccomp_data.arch` first: a system call of any other ABI (i386 through
 `int $0x80` on x86_64, 32-bit ARM on aarch64, x32 on x86_64, whose numbers have bit 30 set)
@@ -53,12 +65,21 @@ NO_SYSCALL = 0xFFFFFFFF  # syscall(-1): some programs probe with it
 #: AUDIT_ARCH_* of each known machine, its denied system calls, whether x32 must be rejected
 ARCHES = {
     "x86_64": (0xC000003E, {"ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
-                            "pidfd_getfd": 438, "shmget": 29, "memfd_secret": 447}, True),
+                            "pidfd_getfd": 438, "shmget": 29, "memfd_secret": 447,
+                            "add_key": 248, "request_key": 249, "keyctl": 250,
+                            "io_uring_setup": 425, "io_uring_enter": 426,
+                            "io_uring_register": 427, "bpf": 321, "perf_event_open": 298,
+                            "userfaultfd": 323}, True),
     "aarch64": (0xC00000B7, {"ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
-                             "pidfd_getfd": 438, "shmget": 194, "memfd_secret": 447}, False),
+                             "pidfd_getfd": 438, "shmget": 194, "memfd_secret": 447,
+                             "add_key": 217, "request_key": 218, "keyctl": 219,
+                             "io_uring_setup": 425, "io_uring_enter": 426,
+                             "io_uring_register": 427, "bpf": 280, "perf_event_open": 241,
+                             "userfaultfd": 282}, False),
 }
 DENIED = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "shmget",
-          "memfd_secret")
+          "memfd_secret", "add_key", "request_key", "keyctl", "io_uring_setup",
+          "io_uring_enter", "io_uring_register", "bpf", "perf_event_open", "userfaultfd")
 
 
 def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> tuple[int, int, int, int]:

@@ -387,3 +387,43 @@ def peek_host(secrets, places, sockets, abstract, find=False) -> str:
     return (PEEK_HOST.replace("@SECRETS@", repr(list(secrets))).replace("@PLACES@", repr(list(places)))
             .replace("@SOCKETS@", repr(list(sockets))).replace("@ABSTRACT@", repr(abstract))
             .replace("@FIND@", repr(bool(find))))
+
+
+# ---- kernel state shared across sandboxes: tests/unit/execution/test_kernel_shared.py ----------
+
+#: each system call the filter refuses beyond reaching init: one line per call, "NAME refused"
+#: where it failed with EPERM, else "NAME allowed" (it worked) or "NAME <errno name>". The
+#: arguments are ones the kernel itself would accept or answer with another error than EPERM
+#: (a bad descriptor, a user-mode-only userfaultfd), so EPERM is the filter's answer.
+KERNEL_SHARED = r"""
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+L, S = ctypes.c_long, ctypes.c_char_p
+NR = {"x86_64": dict(add_key=248, request_key=249, keyctl=250, io_uring_setup=425,
+                     io_uring_enter=426, io_uring_register=427, bpf=321, perf_event_open=298,
+                     userfaultfd=323),
+      "aarch64": dict(add_key=217, request_key=218, keyctl=219, io_uring_setup=425,
+                      io_uring_enter=426, io_uring_register=427, bpf=280, perf_event_open=241,
+                      userfaultfd=282)}[os.uname().machine]
+USER_KEYRING = -4  # KEY_SPEC_USER_KEYRING: shared by every process of the uid
+payload = b"left for the next program"
+io_params, bpf_attr, perf_attr = (ctypes.create_string_buffer(n) for n in (120, 128, 128))
+ctypes.memmove(ctypes.addressof(bpf_attr), (ctypes.c_uint32 * 4)(2, 4, 4, 1), 16)  # an array map
+ARGS = {
+    "add_key": (S(b"user"), S(b"multiplt-probe"), S(payload), L(len(payload)), L(USER_KEYRING)),
+    "request_key": (S(b"user"), S(b"multiplt-probe"), None, L(0)),
+    "keyctl": (L(0), L(USER_KEYRING), L(1)),  # KEYCTL_GET_KEYRING_ID, creating it
+    "io_uring_setup": (L(8), io_params),
+    "io_uring_enter": (L(-1), L(0), L(0), L(0), None, L(0)),  # EBADF where it is allowed
+    "io_uring_register": (L(-1), L(0), None, L(0)),  # EBADF where it is allowed
+    "bpf": (L(0), bpf_attr, L(128)),  # BPF_MAP_CREATE
+    "perf_event_open": (perf_attr, L(0), L(-1), L(-1), L(0)),
+    "userfaultfd": (L(1),),  # UFFD_USER_MODE_ONLY: allowed unprivileged
+}
+for name, args in ARGS.items():
+    result = libc.syscall(L(NR[name]), *args)
+    err = ctypes.get_errno()
+    print(name, "allowed" if result >= 0 else
+          "refused" if err == errno.EPERM else errno.errorcode.get(err, str(err)))
+"""

@@ -96,7 +96,11 @@ def test_no_language_reaches_the_library_mount_unsandboxed(code, monkeypatch, tm
     seen = []
     monkeypatch.setattr(runners, "run_bounded", lambda argv, **kw: seen.append(kw["env"]))
     lang = languages.get(code)
-    UnsafeRunner(Sandbox().limits, str(tmp_path)).run(lang, "", f"p.{lang.file_ext}", 1.0, None)
+    runner = UnsafeRunner(Sandbox().limits, str(tmp_path))
+    try:
+        runner.run(lang, "", f"p.{lang.file_ext}", 1.0, None)
+    finally:
+        runner.close()  # the executor is dumpable again
     assert not [k for k, v in seen[0].items() if runners.LIBRARY_MOUNT in v]
 
 
@@ -124,7 +128,11 @@ def test_unsandboxed_programs_get_the_sandbox_environment_not_the_executors(monk
     monkeypatch.setattr(runners, "run_bounded", lambda argv, **kw: seen.append(kw["env"]))
     for code in languages.names():
         lang = languages.get(code)
-        UnsafeRunner(Sandbox().limits, str(tmp_path)).run(lang, "", f"p.{lang.file_ext}", 1.0, None)
+        runner = UnsafeRunner(Sandbox().limits, str(tmp_path))
+        try:
+            runner.run(lang, "", f"p.{lang.file_ext}", 1.0, None)
+        finally:
+            runner.close()  # the executor is dumpable again
         env = seen.pop()
         assert set(env) == set(bwrap.BASE_ENV) | set(lang.env()), code
         assert env["PATH"] == os.environ["PATH"]
