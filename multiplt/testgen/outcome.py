@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 
 from multiplt.testgen import annotate
-from multiplt.testgen.validate import Check
+from multiplt.testgen.validate import Check, checked_coverage
 
 STEPS = ("malformed_row", "duplicate_sha1", "no_asserts", "no_passing_test", "coverage_error",
          "low_coverage")
@@ -61,11 +61,13 @@ def decide(row: dict, check: Check | None, min_coverage: int) -> dict:
         out.update(reason="no_passing_test", detail=f"{len(check.asserts)} assert(s), none passed "
                    f"({', '.join(statuses)})")
         return out
-    record = check.coverage or {"error": "no coverage run"}
+    program = prefix(row.get("context"), row["content"])
+    # checked again here: a part saved by an earlier version may hold a malformed (forged) record
+    record = checked_coverage(check.coverage or {"error": "no coverage run"}, program,
+                              row["entrypoint"])
     if "error" in record:
         out.update(reason="coverage_error", detail=record["error"])
         return out
-    program = prefix(row.get("context"), row["content"])
     out["coverage"] = coverage_percent(record, body_lines(program, row["entrypoint"]))
     out["content_with_types"], out["types_reason"] = annotate.annotate(
         row["content"], row["entrypoint"], record.get("signatures") or [])

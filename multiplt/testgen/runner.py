@@ -9,9 +9,11 @@ The verdict of an assert is its child's exit status, which only this process see
 child has no handle on the result channel (closed before any untrusted code runs) and cannot
 read this process's memory or descriptors (it is made non-dumpable). After each child this
 process kills every process the child left behind (it is their subreaper), removes what the
-child wrote in the scratch folder and, in its own IPC namespace, every SysV IPC object, so the
-next assert starts as if alone. A child that kills or stops this process ends the job early; the
-host then marks that assert failed and reruns the rest in a fresh program.
+child wrote in the scratch folder (and in the sandbox's /dev/shm), restores those folders' modes
+and, in its own IPC namespace, removes every SysV IPC object, so the next assert starts as if
+alone. A child that kills or stops this process, or leaves a shared place in a state this
+process cannot restore (or changes this program's own file), ends the job early; the host then
+marks that assert failed and reruns the rest in a fresh program.
 
 Coverage and types: after its asserts, a function's passing asserts run together in one more
 child under coverage.py (imported from the path the host gives), with the entry point wrapped to
@@ -27,7 +29,8 @@ try:  # in the repository; in the sandbox the joined program already defines the
     from multiplt.testgen.runner_measure import (PROGRAM, _assert_work, _coverage_work,  # noqa: F401
                                                  _prepared, _read_report, _status, _warm_up)
     from multiplt.testgen.runner_process import (_Channel, _in_child, _kill_descendants,  # noqa: F401
-                                                 _libc, _protect_self, _remove_ipc, _wait, _wipe)
+                                                 _libc, _places, _protect_self, _remove_ipc, _wait,
+                                                 _wipe)
 except ImportError:
     pass
 
@@ -42,7 +45,7 @@ def main(job_text: str) -> None:
     _protect_self(libc)
     results_fd = os.dup(1)
     scratch = os.path.dirname(os.path.abspath(__file__))
-    keep = os.path.basename(__file__)
+    places = _places(scratch, os.path.basename(__file__), bool(job.get("own_namespaces")))
     for name in PREIMPORT:
         __import__(name)
     coverage = template = None
@@ -68,7 +71,8 @@ def main(job_text: str) -> None:
             code, timed_out = _wait(pid, job["timeout"])
             error = channel.read(200)
             _kill_descendants()
-            _wipe(scratch, keep)
+            if not _wipe(places):
+                return  # no verdict: the host fails this assert (KilledRunner), reruns the rest
             if job.get("own_namespaces"):
                 _remove_ipc(libc)
             status = "Timeout" if timed_out else "OK" if code == 0 else _status(error, code)
@@ -86,7 +90,8 @@ def main(job_text: str) -> None:
             channel.read(200)
             report = _read_report(os.path.join(scratch, f"run{runs - 1}", "report.json"))
             _kill_descendants()
-            _wipe(scratch, keep)
+            if not _wipe(places):
+                return  # no record: the host fails this coverage run
             if job.get("own_namespaces"):
                 _remove_ipc(libc)
             try:

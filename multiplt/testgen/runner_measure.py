@@ -136,15 +136,22 @@ def _coverage_work(prefix: str, passing: list, entry: str, coverage, template=No
     return work
 
 
+# the statuses only the runner gives (from the exit status and its clock), never a child's report
+_RUNNER_STATUSES = ("OK", "Timeout", "KilledRunner")
+
+
 def _status(report: str, code: int) -> str:
     """A failed child's status: the exception name it reported (the child's own word, used
-    for counts only: the verdict is its exit status), else `exit N`."""
+    for counts only: the verdict is its exit status), else `exit N`. A name the runner itself
+    gives (`OK`, `Timeout`, `KilledRunner`) is never taken from a child that exited non-zero."""
     import re
 
     lines = report.strip().splitlines()
     if not lines:
         return f"exit {code}"
     name = lines[-1].strip()
+    if name in _RUNNER_STATUSES:
+        return f"exit {code}"
     return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,60}", name) else "Exception"
 
 

@@ -1,9 +1,10 @@
 """Sandbox side of testgen, part 1 of 3: processes (standard library only).
 
 Forking a child for one run, waiting for it with a limit, and cleaning up after it: every
-descendant killed (this process is their subreaper), the scratch folder emptied, SysV IPC
-objects removed. `validate.runner_source()` joins runner_process.py, runner_measure.py and
-runner.py into the one program the sandbox runs (see runner.py).
+descendant killed (this process is their subreaper), the shared writable places (the scratch
+folder; /dev/shm in the sandbox) put back as they were and checked, SysV IPC objects removed.
+`validate.runner_source()` joins runner_process.py, runner_measure.py and runner.py into the
+one program the sandbox runs (see runner.py).
 """
 
 import ctypes
@@ -11,6 +12,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import sys
 import time
 
@@ -89,18 +91,82 @@ def _remove_ipc(libc) -> None:
                 remove(int(parts[1]))
 
 
-def _wipe(scratch: str, keep: str) -> None:
-    for name in os.listdir(scratch):
-        if name == keep:
+SHM = "/dev/shm"
+
+
+def _places(scratch: str, keep: str, own_namespaces: bool) -> list:
+    """The writable places the children share, as they are before any child runs: the scratch
+    folder (whose file `keep`, this program, stays) and, in the sandbox's own mount namespace,
+    /dev/shm (the host's own without a sandbox: left alone). One tuple per place: (path,
+    device, inode, owner, mode, name kept, its bytes)."""
+    places = []
+    for path, kept in ((scratch, keep), (SHM, None)):
+        if path == SHM and (not own_namespaces or not os.path.isdir(SHM)):
             continue
-        path = os.path.join(scratch, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
+        st = os.lstat(path)
+        data = None
+        if kept is not None:
+            with open(os.path.join(path, kept), "rb") as f:
+                data = f.read()
+        places.append((path, st.st_dev, st.st_ino, st.st_uid, stat.S_IMODE(st.st_mode), kept,
+                       data))
+    return places
+
+
+def _unlock(top: str) -> None:
+    """Make every folder under `top` (links not followed) writable and listable by us, so what a
+    child left there with a mode that forbids it can be removed."""
+    for root, dirs, _files in os.walk(top):
+        for name in dirs:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                try:
+                    os.chmod(path, 0o700)
+                except OSError:
+                    pass
+
+
+def _restore(place) -> bool:
+    path, dev, ino, uid, mode, kept, data = place
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino, st.st_uid) != (dev, ino, uid):
+        return False  # replaced, mounted over or given away: nothing we can undo
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        return False
+    _unlock(path)
+    for name in os.listdir(path):
+        if name == kept:
+            continue
+        target = os.path.join(path, name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target, ignore_errors=True)
         else:
             try:
-                os.unlink(path)
+                os.unlink(target)
             except OSError:
                 pass
+    if [name for name in os.listdir(path) if name != kept]:
+        return False
+    if stat.S_IMODE(os.lstat(path).st_mode) != mode:
+        return False
+    if kept is not None:  # a child could leave a message in this program's own file
+        with open(os.path.join(path, kept), "rb") as f:
+            if f.read(len(data) + 1) != data:
+                return False
+    return True
+
+
+def _wipe(places: list) -> bool:
+    """Put every shared place back as it was before the first child: its mode restored, emptied
+    (all but this program's file). False when that cannot be done or checked (a place replaced,
+    something left that cannot be removed, this program's file changed): the runner must end,
+    blaming the child that ran last, so the rest run again in a fresh program."""
+    try:
+        return all([_restore(place) for place in places])
+    except Exception:  # noqa: BLE001 (whatever the child left that trips us: not clean)
+        return False
 
 
 class _Channel:

@@ -9,6 +9,7 @@ in flight is failed with status `KilledRunner` and the rest run again in a new p
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import json
@@ -135,7 +136,7 @@ def _apply(pending: list[Check], stdout: str) -> bool:
             continue
         check = pending[record["f"]]
         if "coverage" in record:
-            check.coverage = record["coverage"]
+            check.coverage = checked_coverage(record["coverage"], check.prefix, check.entrypoint)
         else:
             check.statuses[slots[record["f"]][record["a"]]] = record["status"]
     return False
@@ -152,3 +153,90 @@ def _blame_first(pending: list[Check]) -> None:
         if check.coverage is None and check.passing:
             check.coverage = {"error": "the coverage run killed its runner"}
             return
+
+
+_SCALARS = ("int", "float", "bool", "str", "none")
+_SEQUENCES = ("list", "vtuple", "tuple")
+_MAX_DEPTH = 16  # the runner cuts trees at depth 8 (["other", "too deep"])
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_tree(t, depth: int = 0) -> bool:
+    """The runner's type-tree grammar (runner_measure._type_of), which annotate.from_tree reads."""
+    if not isinstance(t, list) or not t or depth > _MAX_DEPTH:
+        return False
+    kind = t[0]
+    if kind in _SCALARS:
+        return len(t) == 1
+    if kind == "other":
+        return len(t) == 2 and isinstance(t[1], str)
+    if kind in _SEQUENCES:
+        return len(t) == 2 and isinstance(t[1], list) and all(_is_tree(x, depth + 1) for x in t[1])
+    if kind == "dict":
+        return len(t) == 3 and all(isinstance(part, list) and all(_is_tree(x, depth + 1)
+                                                                  for x in part) for part in t[1:])
+    return False
+
+
+def _is_signature(sig) -> bool:
+    """[argument trees, result tree, sorted keyword names]."""
+    return (isinstance(sig, list) and len(sig) == 3 and isinstance(sig[0], list)
+            and all(_is_tree(t) for t in sig[0]) and _is_tree(sig[1]) and isinstance(sig[2], list)
+            and all(isinstance(k, str) for k in sig[2]))
+
+
+def statement_lines(program: str) -> set[int]:
+    """Every line where a statement of `program` starts (a decorated definition's decorator lines,
+    an `except` and a `case` line included): coverage.py reports statements on these only."""
+    lines = set()
+    for node in ast.walk(ast.parse(program)):
+        if isinstance(node, (ast.stmt, ast.excepthandler)):
+            lines.add(node.lineno)
+            lines.update(d.lineno for d in getattr(node, "decorator_list", ()))
+        elif isinstance(node, ast.match_case):
+            lines.add(node.pattern.lineno)
+    return lines
+
+
+def coverage_problem(record, program: str, entrypoint: str) -> str | None:
+    """What is wrong with a coverage record's shape, or None. Records come from the sandboxed
+    runner (a coverage child writes them, and the code it measures could forge them) and from
+    saved parts: `statements` and `missing` lists of line numbers of `program`'s statements (the
+    entry point's body included, found with ast), `missing` within `statements`; `signatures`
+    following the type-tree grammar; `errors` a count. `entrypoint` must be a top-level def."""
+    if not isinstance(record, dict):
+        return "not an object"
+    if "error" in record:
+        return None if isinstance(record["error"], str) else "error is not a string"
+    statements, missing = record.get("statements"), record.get("missing")
+    if not isinstance(statements, list) or not all(_is_int(s) for s in statements):
+        return "statements is not a list of line numbers"
+    if not isinstance(missing, list) or not all(_is_int(s) for s in missing):
+        return "missing is not a list of line numbers"
+    if not set(missing) <= set(statements):
+        return "missing lines that are not statements"
+    try:
+        known = statement_lines(program)
+        has_entry = any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                        and n.name == entrypoint for n in ast.parse(program).body)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return "the function's source cannot be read"
+    if not has_entry:
+        return f"no top-level function {entrypoint}"
+    if not set(statements) <= known:
+        return "statements on lines that hold none"
+    signatures = record.get("signatures", [])
+    if not isinstance(signatures, list) or not all(_is_signature(s) for s in signatures):
+        return "signatures do not follow the type-tree grammar"
+    if not _is_int(record.get("errors", 0)):
+        return "errors is not a count"
+    return None
+
+
+def checked_coverage(record, program: str, entrypoint: str) -> dict:
+    """`record` when it is well formed (coverage_problem), else that function's coverage error."""
+    problem = coverage_problem(record, program, entrypoint)
+    return record if problem is None else {"error": f"malformed coverage report: {problem}"}

@@ -116,3 +116,44 @@ def test_decide_reasons_in_order():
     result = outcome.decide(row, low, 90)
     assert (result["reason"], result["coverage"]) == ("low_coverage", 0)
     assert outcome.decide(row, low, 0)["reason"] is None
+
+
+MALFORMED = [
+    ({"statements": 5, "missing": []}, "statements is not a list"),
+    ([1], "not an object"),
+    ({"statements": [1, 2], "missing": [True]}, "missing is not a list"),
+    ({"statements": [1], "missing": [2]}, "missing lines that are not statements"),
+    ({"statements": [1, 2, 9], "missing": []}, "statements on lines that hold none"),
+    ({"statements": [1, 2], "missing": [], "signatures": [[[[]], ["int"], []]]}, "type-tree"),
+    ({"statements": [1, 2], "missing": [], "signatures": [[[["list", 1]], ["int"], []]]},
+     "type-tree"),
+    ({"statements": [1, 2], "missing": [], "signatures": [[[["int"]], ["int"]]]}, "type-tree"),
+    ({"statements": [1, 2], "missing": [], "signatures": [], "errors": "x"}, "errors"),
+    ({"error": 3}, "error is not a string"),
+]
+
+
+def test_a_malformed_coverage_record_saved_earlier_is_that_functions_coverage_error():
+    """A coverage record is written by code the measured program can reach (a forged one was
+    saved by earlier versions): any shape but the runner's is a coverage_error, never a crash."""
+    row = {"content": "def f(x):\n    return x\n", "entrypoint": "f", "context": ""}
+    for record, why in MALFORMED:
+        check = Check("k", row["content"], "f", ["assert f(1) == 1"], ["OK"], record)
+        result = outcome.decide(row, check, 0)
+        assert result["reason"] == "coverage_error", record
+        assert result["detail"].startswith("malformed coverage report: ") and why in result["detail"]
+    good = {"statements": [1, 2], "missing": [], "errors": 0,
+            "signatures": [[[["dict", [STR], [["list", [["tuple", [INT, ["other", "set"]]]]]]]],
+                            ["vtuple", [NONE, FLOAT]], ["k"]]]}
+    result = outcome.decide(row, Check("k", row["content"], "f", ["assert f(1) == 1"], ["OK"], good), 0)
+    assert result["reason"] is None and result["coverage"] == 100
+
+
+def test_statement_lines_hold_every_line_coverage_reports():
+    from multiplt.testgen.validate import statement_lines
+
+    program = ("import functools\n\n@functools.lru_cache(\n    maxsize=None)\ndef f(a,\n      b=2):\n"
+               "    try:\n        y = [i\n             for i in range(a)]\n    except (ValueError,\n"
+               "            TypeError):\n        pass\n    match a:\n        case 1:\n"
+               "            return 1\n    return (a,\n            b)\n")
+    assert statement_lines(program) == {1, 3, 5, 7, 8, 10, 12, 13, 14, 15, 16}

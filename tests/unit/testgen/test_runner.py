@@ -178,3 +178,70 @@ def test_coverage_under_tmp_is_refused_with_the_reason(monkeypatch):
         coverage_path()
     assert not isinstance(refused.value, PlatformError) and refused.value.exit_code == 2
     assert coverage_path(unsafe_no_sandbox=True) == site
+
+
+def test_a_hostile_assert_does_not_spoil_the_asserts_of_another_function(sandbox):
+    """Shared writable places (the scratch /tmp, /dev/shm) are put back after every child: a mode
+    taken away is restored and what was left is removed, so the honest asserts of the next
+    function of the batch pass."""
+    os_ = "__import__('os')"
+    hostile = Check("h", FN, "add", [
+        f"assert add(1, 2) == ({os_}.chmod('/tmp', 0o500) or 3)",
+        "assert add(1, 2) == (open('/dev/shm/left-behind', 'w').write('x') and 3)",
+        f"assert add(1, 2) == ({os_}.mkdir('/dev/shm/d') or {os_}.mkdir('/dev/shm/d/e') or "
+        f"{os_}.chmod('/dev/shm/d', 0) or {os_}.chmod('/dev/shm', 0o500) or 3)",
+        f"assert add(1, 2) == ({os_}.mkdir('../locked') or {os_}.chmod('..', 0o500) or "
+        f"{os_}.chmod('../locked', 0) or 3)"])
+    honest = Check("o", FN, "add", [
+        "assert add(1, 2) == 3",
+        f"assert add(2, 2) == (4 if not {os_}.listdir('/dev/shm') else 0)",
+        f"assert add(2, 3) == (5 if [n for n in {os_}.listdir('..') if not n.endswith('.py')] "
+        f"== [{os_}.path.basename({os_}.getcwd())] else 0)",
+        "assert add(3, 3) == (open('/dev/shm/mine', 'w').write('ab') + 4)",
+        "assert add(4, 4) == (open('../mine', 'w').write('abcd') + 4)"])
+    run_checks(sandbox, [hostile, honest], timeout=2.0, cov_path=coverage_path())
+    assert hostile.statuses == ["OK", "OK", "OK", "OK"]
+    assert honest.statuses == ["OK", "OK", "OK", "OK", "OK"]
+    assert honest.coverage["missing"] == [4]
+
+
+def test_an_assert_that_leaves_what_cannot_be_undone_fails_alone(sandbox):
+    """A change the runner cannot put back (here: its own program file, which it cannot
+    rewrite from memory) ends the batch: that assert is KilledRunner, the rest run again in a
+    fresh program and pass."""
+    leave = ("assert add(1, 1) == [open('/tmp/' + n, 'a').write('#') for n in "
+             "__import__('os').listdir('/tmp') if n.endswith('.py')][0]")
+    check = _run(sandbox, ["assert add(1, 2) == 3", leave, "assert add(2, 2) == 4",
+                           "assert add(3, 3) == 6"])
+    assert check.statuses == ["OK", KILLED_RUNNER, "OK", "OK"]
+
+
+def test_a_child_cannot_report_a_verdict_only_the_runner_gives(sandbox):
+    prefix = FN + '''
+import os
+
+def claim(word):
+    for fd in range(3, 256):
+        try:
+            os.write(fd, ("\\n" + word).encode())
+        except OSError:
+            pass
+    os._exit(1)
+'''
+    check = _run(sandbox, ["assert add(claim('OK'), 0) == 1", "assert add(claim('Timeout'), 0) == 1",
+                           "assert add(claim('KilledRunner'), 0) == 1",
+                           "assert add(claim('ValueError'), 0) == 1"], prefix=prefix)
+    assert check.statuses == ["exit 1", "exit 1", "exit 1", "ValueError"]
+
+
+FORGE = ("assert add(1, 2) == (setattr(__import__('json'), 'dump', lambda o, fp, **k: "
+         "fp.write({!r})) or 3)")
+
+
+def test_a_forged_coverage_report_is_that_functions_coverage_error(sandbox):
+    for payload in ['{"statements": 5, "missing": []}', "[1]",
+                    '{"statements": [3], "missing": [], "signatures": [[[[]], ["int"], []]]}',
+                    '{"statements": [1, 3, 4, 5, 7], "missing": []}']:
+        check = _run(sandbox, ["assert add(2, 2) == 4", FORGE.format(payload)])
+        assert check.statuses == ["OK", "OK"]
+        assert check.coverage["error"].startswith("malformed coverage report: "), payload
