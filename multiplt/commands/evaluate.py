@@ -158,7 +158,8 @@ def run(args) -> int:
         from multiplt.execution.executor import execute
 
         execute(folder, workers=args.workers, timeout=args.timeout,
-                unsafe_no_sandbox=args.unsafe_no_sandbox, labels=("evaluate's run folder",) * 2)
+                unsafe_no_sandbox=args.unsafe_no_sandbox, labels=("evaluate's run folder",) * 2,
+                private=(("--out", args.out),))
         bar.update(1)
         bar.set_postfix(stage=f"{code} score")
         from multiplt.evaluation.passk import score

@@ -122,12 +122,15 @@ FLAGS = ("--in", "--out")
 def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
             timeout: float | None = None, shard: str | tuple[int, int] | None = None,
             unsafe_no_sandbox: bool = False, limits: Limits | None = None,
-            allow_empty: bool = False, labels: tuple[str, str] = FLAGS) -> dict:
+            allow_empty: bool = False, labels: tuple[str, str] = FLAGS,
+            private: tuple[tuple[str, str | None], ...] = ()) -> dict:
     """Execute one shard of a completions folder; returns counts (also logged as funnels).
     `allow_empty`: a folder with no completion files (e.g. a translation shard in which no
     problem could be built) is nothing to do rather than an error. `labels`: how an error names
     the input and the output folder (a command that executes a folder of its own passes what its
-    user knows the folder as, not flags the user never gave)."""
+    user knows the folder as, not flags the user never gave). `private`: more (name, URI) pairs
+    of folders programs must not see besides the two (a command's whole --out, where other
+    languages' and shards' completions and results lie; None entries are skipped)."""
     out_uri = out_uri or in_uri
     check_options(workers, timeout)
     workers = workers or default_workers()
@@ -146,7 +149,8 @@ def execute(in_uri: str, out_uri: str | None = None, workers: int | None = None,
         raise MultipltError(f"{in_uri}: no completion files (<name>.json.gz) found")
     names = files.select_shard(list(found), shard)
     private = [] if unsafe_no_sandbox else private_folders(
-        [(labels[0], in_uri), (labels[1], out_uri)], "the run's completions and results")
+        [(labels[0], in_uri), (labels[1], out_uri), *((n, u) for n, u in private if u)],
+        "the run's completions and results")
 
     problem_funnel, program_funnel = Funnel("execute problems"), Funnel("execute programs")
     rerun: Counter[str] = Counter()

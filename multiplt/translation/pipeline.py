@@ -101,7 +101,8 @@ def translate_language(cfg: TranslateConfig, code: str, rows: list[dict],
 
         execute(completions, workers=cfg.workers, timeout=cfg.timeout,
                 unsafe_no_sandbox=cfg.unsafe_no_sandbox,
-                labels=("translate's completions folder",) * 2)
+                labels=("translate's completions folder",) * 2,
+                private=(("--out", cfg.out),))
     if cfg.stage == "sample":
         return {"language": lang.code, "problems": len(problems)}
     return _collect(cfg, lang, rows, problems, report, work, completions)
