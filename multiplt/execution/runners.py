@@ -409,7 +409,11 @@ class UnsafeRunner(Runner):
 
     def run(self, lang, program, name, timeout, lib, server=None) -> Finished:
         self._running.check()
-        workdir = tempfile.mkdtemp(dir=self.tmp_root)
+        try:
+            workdir = tempfile.mkdtemp(dir=self.tmp_root)
+        except OSError:  # closed meanwhile, which removes tmp_root: SandboxClosed, as after close
+            self._running.check()
+            raise
         spawned: list[subprocess.Popen] = []
 
         def on_spawn(proc) -> None:  # its own session: the group is the program's processes
@@ -418,8 +422,12 @@ class UnsafeRunner(Runner):
 
         try:
             path = os.path.join(workdir, name)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(program)
+            try:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(program)
+            except OSError:  # the same: the folder went with a close
+                self._running.check()
+                raise
             # the memory cap counts the program and its descendants; prlimit execs the program
             finished = run_bounded([*self.limits.prlimit(), *lang.command(path)], timeout=timeout,
                                    output_limit=self.limits.output, new_session=True, cwd=workdir,

@@ -3,7 +3,8 @@
 A problem file holds name, language, prompt, tests, completions, stop_tokens, temperature,
 top_p and max_tokens; `completions[i]` is sample i. Samples that finished ahead of an earlier
 one wait under `multiplt_pending` ({index: completion}) until the gap is filled (the key is
-dropped once empty, so a finished file is exactly MultiPL-E's; readers of `completions` ignore
+dropped once empty, so a finished file is exactly MultiPL-E's, unless a larger --n's interrupted
+run left a sample beyond this run's n: kept for a later run of that n; readers of `completions` ignore
 it, and `execute` does not copy it into results), so an interrupted generate keeps every sample
 that finished and its rerun draws only the others. Side files never end in .json/.json.gz.
 
