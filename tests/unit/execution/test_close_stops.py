@@ -16,6 +16,7 @@ from multiplt import languages
 from multiplt.execution import executor, runners
 from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import Sandbox, SandboxClosed
+from tests.support.threads import python_sigint
 from tests.unit.execution.helpers import installed
 
 PY = languages.get("py")
@@ -191,12 +192,13 @@ def test_interrupted_execute_kills_what_runs_and_keeps_what_finished(tmp_path):
             return False
 
     finished = threading.Event()
-    interrupt_when(lambda: processes_with(marker) and fast_saved(), finished)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            executor.execute(str(tmp_path), workers=2, timeout=3600)
-    finally:
-        finished.set()
+    with python_sigint():
+        interrupt_when(lambda: processes_with(marker) and fast_saved(), finished)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                executor.execute(str(tmp_path), workers=2, timeout=3600)
+        finally:
+            finished.set()
     assert processes_with(marker) == [], "the interrupted execute left its program running"
     with gzip.open(tmp_path / "P.results.json.gz", "rt") as f:
         kept = json.load(f)

@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from multiplt.execution.executor import results_in_order
+from tests.support.threads import python_sigint
 
 
 def test_results_come_in_order():
@@ -24,7 +25,8 @@ def test_results_come_in_order():
 @pytest.mark.timeout(120, method="thread")  # the old wait never returns: a hang guard, no timing
 def test_a_ctrl_c_while_waiting_is_raised_before_the_future_is_done():
     never = concurrent.futures.Future()
-    threading.Timer(0.3, _thread.interrupt_main).start()
-    with pytest.raises(KeyboardInterrupt):
-        list(results_in_order([never]))
+    with python_sigint():
+        threading.Timer(0.3, _thread.interrupt_main).start()
+        with pytest.raises(KeyboardInterrupt):
+            list(results_in_order([never]))
     assert not never.done()

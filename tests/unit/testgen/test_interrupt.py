@@ -11,6 +11,7 @@ import pytest
 
 from multiplt.testgen import execute
 from multiplt.testgen.validate import Check
+from tests.support.threads import python_sigint
 from tests.unit.execution.test_close_stops import interrupt_when, processes_with
 
 
@@ -36,12 +37,13 @@ def test_interrupt_kills_the_running_batch_and_saves_the_finished_ones(tmp_path,
     marker = f"multiplt-testgen-{uuid.uuid4().hex[:8]}"
     done, hanging = fast("done"), slow("hanging", marker)
     finished = threading.Event()
-    interrupt_when(lambda: done.done and processes_with(marker), finished)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            execute.run_all([done, hanging], folder, workers=2, timeout=3600)
-    finally:
-        finished.set()
+    with python_sigint():
+        interrupt_when(lambda: done.done and processes_with(marker), finished)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                execute.run_all([done, hanging], folder, workers=2, timeout=3600)
+        finally:
+            finished.set()
     assert processes_with(marker) == [], "the running batch was left running"
     saved = execute.load_saved(folder)
     assert sorted(saved) == ["done"] and saved["done"]["statuses"] == ["OK"]
