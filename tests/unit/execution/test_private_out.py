@@ -6,22 +6,20 @@ refuses a folder the sandbox cannot hide: planting that refusal for --out shows 
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from multiplt import cli
 from multiplt.execution import view
 from tests.fixtures import translate as fx
+from tests.unit.execution.helpers import installed
 
 
 def _refuse(monkeypatch, folder):
     monkeypatch.setattr(view, "unhideable", lambda path: "planted reason" if path == str(folder) else None)
 
 
+@pytest.mark.skipif(not installed("lua"), reason="lua5.4 not installed")
 def test_translate_hides_its_whole_out(tmp_path, monkeypatch, capsys):
-    if shutil.which("lua") is None:
-        pytest.skip("lua runtime not installed")
     inputs = fx.write(tmp_path / "in")
     out = tmp_path / "out"
     _refuse(monkeypatch, out)
@@ -30,9 +28,8 @@ def test_translate_hides_its_whole_out(tmp_path, monkeypatch, capsys):
     assert f"--out {out}: programs must not see the run's completions and results" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(not installed("lua"), reason="lua5.4 not installed")
 def test_evaluate_hides_its_whole_out(tmp_path, monkeypatch, capsys):
-    if shutil.which("lua") is None:
-        pytest.skip("lua runtime not installed")
     replay = tmp_path / "replay.jsonl"
     replay.write_text('{"name": "HumanEval_0_has_close_elements", "completion": "  return true\\nend\\n"}\n')
     out = tmp_path / "ev"
