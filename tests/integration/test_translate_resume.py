@@ -68,15 +68,21 @@ def test_killed_while_executing_then_rerun(tmp_path):
     assert again.equals(df)
 
 
+def _lua_replay(tmp_path) -> tuple[str, list[str]]:
+    """The output folder and the argv (less --n) of a Lua translate of the fixture by replay."""
+    inputs = fx.write(tmp_path / "in")
+    out = str(tmp_path / "out")
+    return out, ["translate", "--lang", "lua", "--backend", "replay", "--timeout", str(fx.TIMEOUT),
+                 "--workers", "2", "--tests", inputs["tests"], "--replay-source", inputs["replay"],
+                 "--out", out]
+
+
 def test_more_samples_later_gives_the_same_rows_as_all_at_once(tmp_path):
     """--n 3, then --n 7 into the same folder: the 4 new samples are generated, run and collected,
     and the dataset equals a run with --n 7 from the start (the fixture's exact rows)."""
     if not installed("lua"):
         pytest.skip("lua runtime not installed")
-    inputs = fx.write(tmp_path / "in")
-    out = str(tmp_path / "out")
-    argv = ["translate", "--lang", "lua", "--backend", "replay", "--timeout", str(fx.TIMEOUT), "--workers", "2",
-            "--tests", inputs["tests"], "--replay-source", inputs["replay"], "--out", out]
+    out, argv = _lua_replay(tmp_path)
     assert cli.main(argv + ["--n", "3"]) == 0
     first = pl.read_parquet(writer.data_uri(out, "lua", (0, 1)))
     assert {(r["entrypoint"], r["sample"]) for r in first.iter_rows(named=True)} == {
@@ -94,10 +100,7 @@ def test_a_collect_again_cut_before_its_data_file_collects_again(tmp_path, monke
     it writes the rows of --n 7."""
     if not installed("lua"):
         pytest.skip("lua runtime not installed")
-    inputs = fx.write(tmp_path / "in")
-    out = str(tmp_path / "out")
-    argv = ["translate", "--lang", "lua", "--backend", "replay", "--timeout", str(fx.TIMEOUT), "--workers", "2",
-            "--tests", inputs["tests"], "--replay-source", inputs["replay"], "--out", out]
+    out, argv = _lua_replay(tmp_path)
     assert cli.main(argv + ["--n", "3"]) == 0
     data = writer.data_uri(out, "lua", (0, 1))
     real, cut = storage.write_parquet, []

@@ -5,7 +5,6 @@ interrupted `execute` (Ctrl-C, SIGTERM) closes its sandbox this way and ends at 
 from __future__ import annotations
 
 import _thread
-import os
 import threading
 import time
 import uuid
@@ -18,6 +17,7 @@ from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import Sandbox, SandboxClosed
 from tests.support.threads import python_sigint
 from tests.unit.execution.helpers import installed
+from tests.unit.execution.test_kill_rerun import processes_with
 
 PY = languages.get("py")
 MODES = {
@@ -25,19 +25,6 @@ MODES = {
     "per-program": dict(warm=False),
     "unsandboxed": dict(unsafe_no_sandbox=True),
 }
-
-
-def processes_with(marker: str) -> list[str]:
-    """The pids whose command line holds `marker` (a zombie's is empty: it counts as gone)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(pid)
-        except OSError:
-            pass
-    return found
 
 
 def wait_for(condition, what: str, limit: float = 120.0) -> None:

@@ -98,7 +98,8 @@ def test_kill_loses_only_programs_in_flight(tmp_path):
         assert [r["status"] for r in doc["results"]] == ["OK"] * PER_PROBLEM
 
 
-def _processes_with(marker: str) -> list[str]:
+def processes_with(marker: str) -> list[str]:
+    """The pids whose command line holds `marker` (a zombie's is empty: it counts as gone)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -116,13 +117,13 @@ def test_killing_the_executor_kills_its_sandboxes(tmp_path):
                            for i in range(4)])
     proc = _execute(tmp_path, "--timeout", "100")
     deadline = time.monotonic() + 60
-    while not _processes_with(marker) and time.monotonic() < deadline:
+    while not processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
-    assert _processes_with(marker)
+    assert processes_with(marker)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 5
-    while _processes_with(marker) and time.monotonic() < deadline:
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
