@@ -4,7 +4,9 @@ Reads `<name>.json.gz` completion files (one shard of them), builds each program
 (prompt + completion + "\n" + tests), and runs the distinct programs that have no result yet on a
 pool of worker threads (one per core by default; each thread blocks on its sandboxed process).
 Every finished program is written out at once (the results file is rewritten atomically), so
-killing a run loses only the programs in flight, and the rerun does only what is missing. Each
+killing a run loses only the programs in flight, and the rerun does only what is missing; an
+interrupted run (Ctrl-C, SIGTERM) kills what runs and then writes every finished result that is
+not in its file yet (finished while the main thread wrote or waited) before it ends. Each
 write merges into the file as it is then (files.add_results, under the folder's lock), so another
 execute of the same folder (a stalled Airflow try beside its retry) never cuts its results back.
 """
@@ -15,7 +17,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import os
-import queue
+import threading
 import time
 from collections import Counter
 
@@ -323,44 +325,95 @@ def _warm_up(sandbox: Sandbox, langs: list[Language]) -> None:
 
 def _run(jobs: list[_Job], sandbox: Sandbox, pool: concurrent.futures.ThreadPoolExecutor,
          timeout: float | None, statuses: Counter) -> None:
-    """Run the jobs on the pool; after each batch of finished jobs rewrite the touched files."""
-    done: queue.SimpleQueue = queue.SimpleQueue()
+    """Run the jobs on the pool; after each batch of finished jobs rewrite the touched files.
+    Interrupted (Ctrl-C, SIGTERM) or failing, it stops the pool and closes the sandbox (killing
+    what runs), then writes every finished result not yet written (`_save_finished`), and
+    raises: the interruption never costs a finished program."""
+    finished: list[tuple[_Job, dict | BaseException]] = []  # appended by the workers only
+    arrived = threading.Event()
+    handled = 0  # finished[:handled] are in their problems' results
+    unwritten: dict[int, _Problem] = {}  # results in memory, not yet in the problem's file
     bar = progress(total=len(jobs), desc="execute", unit="prog")
-    remaining = len(jobs)
     try:
         for job in jobs:  # in order: problems sorted, completions in order
-            future = pool.submit(_run_job, sandbox, job, timeout)
-            future.add_done_callback(lambda f, job=job: done.put((job, f)))
-        while remaining:
-            try:  # blocks until a program finishes, waking to let a Ctrl-C or SIGTERM through
-                batch = [done.get(timeout=WAKE_S)]
-            except queue.Empty:
+            pool.submit(_run_reported, sandbox, job, timeout, finished, arrived)
+        while handled < len(jobs):
+            # wakes to let a Ctrl-C or SIGTERM through; cleared before the list is read, so an
+            # arrival after the read sets it again
+            if not arrived.wait(WAKE_S):
                 continue
-            while True:
-                try:
-                    batch.append(done.get_nowait())
-                except queue.Empty:
-                    break
-            remaining -= len(batch)
-            touched: dict[int, _Problem] = {}
-            error = None
-            for job, future in batch:
-                try:
-                    record = future.result()
-                except PlatformError as exc:
-                    error = error or exc
-                    continue
-                for problem, i in job.targets:
-                    problem.results[i] = record
-                    touched[id(problem)] = problem
-                    statuses[record["status"]] += 1
-            for problem in touched.values():
-                problem.write()
-            bar.update(len(batch))
+            arrived.clear()
+            upto = len(finished)
+            if upto == handled:
+                continue
+            error = _record(finished[handled:upto], unwritten, statuses)
+            handled, count = upto, upto - handled
+            _write(unwritten)
+            bar.update(count)
             if error is not None:
                 raise error
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # nothing more starts
+        sandbox.close()  # kills what runs: what has not finished by now never will
+        _save_finished(finished, handled, unwritten)
+        raise
     finally:
         bar.close()
+
+
+def _run_reported(sandbox: Sandbox, job: _Job, timeout: float | None,
+                  finished: list, arrived: threading.Event) -> None:
+    """_run_job on a worker thread, its result (or exception) appended to `finished`: a signal
+    is raised only in the main thread, so a finished job is never lost between its end and the
+    list, whenever the main thread is interrupted."""
+    try:
+        outcome = _run_job(sandbox, job, timeout)
+    except BaseException as exc:  # noqa: BLE001 - raised by the main thread (_record)
+        outcome = exc
+    finished.append((job, outcome))
+    arrived.set()
+
+
+def _record(batch: list[tuple[_Job, dict | BaseException]], unwritten: dict[int, _Problem],
+            statuses: Counter) -> BaseException | None:
+    """Put the batch's results into their problems' results (`unwritten` gets those problems);
+    the first job's exception, if any (raised once the others' results are written)."""
+    error = None
+    for job, outcome in batch:
+        if isinstance(outcome, BaseException):
+            error = error or outcome
+            continue
+        for problem, i in job.targets:
+            problem.results[i] = outcome
+            unwritten[id(problem)] = problem
+            statuses[outcome["status"]] += 1
+    return error
+
+
+def _write(unwritten: dict[int, _Problem]) -> None:
+    """Write each problem of `unwritten`, taking it out only once its file is written (an
+    interrupted write leaves it there for _save_finished; each write is atomic)."""
+    for key in list(unwritten):
+        unwritten[key].write()
+        del unwritten[key]
+
+
+def _save_finished(finished: list, handled: int, unwritten: dict[int, _Problem]) -> None:
+    """On the way out of an interrupted or failed _run: every finished result not yet written
+    (recorded but unwritten, or finished since the last batch) merged into its problem's file,
+    in the format of every other write (a problem with unfinished completions keeps the later
+    results in `multiplt_pending`), so that the rerun runs only what had not finished. A write
+    that fails is logged, not raised: the run ends with what stopped it (the interrupted exit
+    status), and the rerun runs that problem's programs again."""
+    _record(finished[handled:], unwritten, Counter())  # an interruption's statuses: not counted
+    if unwritten:
+        LOG.info("execute: stopping; writing the finished results of %d problem(s)", len(unwritten))
+    for problem in list(unwritten.values()):
+        try:
+            problem.write()
+        except Exception as exc:  # noqa: BLE001 - logged; the run ends with what stopped it
+            LOG.warning("execute: could not write the finished results of problem %s: %s",
+                        problem.name, exc)
 
 
 def _run_job(sandbox: Sandbox, job: _Job, timeout: float | None) -> dict:
