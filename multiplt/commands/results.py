@@ -22,7 +22,9 @@ def register(subparsers) -> None:
         "row per k to the store. Recording a run again replaces its rows instead of duplicating them; "
         "a run given twice is recorded once. A run on part of its benchmark (generate --limit or "
         "--problems, a benchmark file built with --limit or --problems) counts as a benchmark of its own "
-        "(humaneval_first5, humaneval_p<hash>). Logs the rows read, recorded and skipped; prints "
+        "(humaneval_first5, humaneval_p<hash>). A checkpoint's rows name the base model its training "
+        "manifest names (base_model), by which the leaderboard pairs it with that base's run. Logs the "
+        "rows read, recorded and skipped; prints "
         "{\"added\", \"replaced\", \"rows\"} as one JSON line. A scores file that is not what `multiplt score` "
         "computes from the folder's results files now (the folder changed after it was scored) is "
         "refused: score it again.")

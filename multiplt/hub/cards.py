@@ -294,8 +294,9 @@ def results_summary(table_rows: list[dict]) -> list[dict]:
 
 def results_card(repo_id: str, table_rows: list[dict], columns: list[str], license: str,
                  hub: dict | None = None) -> str:
-    """`hub` {(model, revision): "REPO@TAG"}: the checkpoints published to the Hub, named in a
-    column of the pass@1 table (results.hub_models; no column when none is)."""
+    """`table_rows`: the rows as published (results.public_rows). `hub` {(model, revision):
+    "REPO@TAG"} keyed as those rows name them: the checkpoints published to the Hub, named in a
+    column of the pass@1 table (no column when none is)."""
     meta = {"license": license, "pretty_name": repo_id.split("/")[1], "tags": ["code", "multipl-t",
                                                                              "leaderboard"],
             "configs": [{"config_name": "default",
@@ -310,7 +311,9 @@ def results_card(repo_id: str, table_rows: list[dict], columns: list[str], licen
     return "".join([
         _front(meta), f"# {repo_id.split('/')[1]}\n",
         "The MultiPL-T Platform's results store: one row per scored run and k (pass@k of a model "
-        "or checkpoint on a MultiPL-E-style benchmark).\n\n",
+        "or checkpoint on a MultiPL-E-style benchmark). A checkpoint published to the Hub is named "
+        "by its repo (`model`) and tag (`revision`); other local models and files are named by "
+        "their folder or file name only.\n\n",
         f"{len(table_rows)} rows; columns: {', '.join(f'`{c}`' for c in columns)}.\n",
         "\n## pass@1\n\n",
         "One line per benchmark, model, revision, language, epoch and temperature. The benchmark "

@@ -1,6 +1,15 @@
 """`multiplt publish results`: the results store as a Hub dataset (one parquet file + a card),
 so the leaderboard is public. The parquet is written from the store's rows in a fixed order, so
-the same store gives the same bytes and a rerun uploads nothing."""
+the same store gives the same bytes and a rerun uploads nothing.
+
+The published rows are the store's as a reader of the Hub can use them (`public_rows`): a
+checkpoint that `publish checkpoints` published is named as the Hub names it (model REPO,
+revision TAG: `from_pretrained(model, revision=revision)` loads it), and no row carries a place
+of the deployment: no `run_uri` column, and a storage URI or absolute local path elsewhere
+(model, tokenizer, base_model, benchmark) is its last path segment (a training output's or
+model folder's name, a benchmark file's name), also where a run folder's name spells the model's
+path (`dataset`, and `run_id`, which begins with it). The local store keeps its URIs: they are
+how the platform finds the runs and checkpoints."""
 
 from __future__ import annotations
 
@@ -14,6 +23,11 @@ from multiplt.hub.bundle import Bundle
 
 LOG = logging.getLogger("multiplt.hub")
 DATA_FILE = "data/results-00000-of-00001.parquet"
+#: store columns that only say where something is in the deployment: left out of the Hub's rows
+PRIVATE_COLUMNS = ("run_uri",)
+#: store columns that may name a place of the deployment: published as the place's last segment
+PLACE_COLUMNS = ("tokenizer", "base_model", "benchmark")
+SORT = ["model", "lang", "epoch", "run_id", "k"]
 
 
 def publish_results(store: str, repo_id: str, private: bool = False,
@@ -30,13 +44,15 @@ def publish_results(store: str, repo_id: str, private: bool = False,
     table = read_store(store)
     if table.height == 0:
         raise MultipltError(f"--store {store} holds no rows: nothing to publish")
-    table = table.sort(["model", "lang", "epoch", "run_id", "k"], nulls_last=True)
+    hub = hub_models(table.to_dicts())
+    table = public_rows(table, hub).sort(SORT, nulls_last=True)
+    named = {(repo, tag): name for name in hub.values() for repo, tag in [name.rsplit("@", 1)]}
     with tempfile.TemporaryDirectory(prefix="multiplt-publish-results-") as workdir, Bundle(workdir) as bundle:
         path = os.path.join(workdir, "results.parquet")
         table.write_parquet(path, statistics=False)
         bundle.add_file(DATA_FILE, path)
         rows = table.to_dicts()
-        bundle.add_text("README.md", cards.results_card(repo_id, rows, table.columns, license, hub_models(rows)))
+        bundle.add_text("README.md", cards.results_card(repo_id, rows, table.columns, license, named))
         LOG.info("results store %s: %d rows", store, table.height)
         result = push_bundle(bundle, repo_id, "dataset", private, "main",
                              message=f"Publish results: {table.height} rows",
@@ -62,3 +78,65 @@ def hub_models(rows: list[dict]) -> dict[tuple[str, str], str]:
         if isinstance(record, dict) and isinstance(record.get("repo"), str):
             out.update({(model, tag): f"{record['repo']}@{tag}" for tag in record.get("tags") or []})
     return out
+
+
+def is_place(value) -> bool:
+    """Whether a store value names a place of the deployment: a storage URI (`s3://`, `file://`)
+    or an absolute local path. A Hub id (`org/name`), a tag or a file name does not."""
+    return isinstance(value, str) and ("://" in value or value.startswith("/"))
+
+
+def place_name(value: str) -> str:
+    """A place's last path segment (`s3://b/training/sc1b-multiplt-lua/` -> `sc1b-multiplt-lua`)."""
+    return value.rstrip("/").rsplit("/", 1)[-1] or value
+
+
+def public_rows(table, hub: dict[tuple[str, str], str]):
+    """The store's rows as `publish results` publishes them (the module's docstring): the table
+    without PRIVATE_COLUMNS; a row whose (model, revision) `hub` names REPO@TAG (hub_models)
+    gets model REPO and revision TAG, another whose model is a place gets the place's name, and
+    so does every place in PLACE_COLUMNS; where the model changed, a run folder name of the
+    platform's form (`<benchmark>-<lang>-<model>-<revision>-<temperature>`, run_folder_name)
+    in `dataset` gets the new model's part, and `run_id` (that name, `@`, the config's hash)
+    with it. Other values, and the column types, are the store's."""
+    import polars as pl
+
+    schema = {name: dtype for name, dtype in table.schema.items() if name not in PRIVATE_COLUMNS}
+    rows = []
+    for row in table.to_dicts():
+        row = {name: row[name] for name in schema}
+        model = row.get("model")
+        named = hub.get((model, row.get("revision")))
+        if named is not None:
+            row["model"], row["revision"] = named.rsplit("@", 1)
+        elif is_place(model):
+            row["model"] = place_name(model)
+        for name in PLACE_COLUMNS:
+            if name in row and is_place(row[name]):
+                row[name] = place_name(row[name])
+        if row.get("model") != model:
+            _rename_run(row)
+        rows.append(row)
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _rename_run(row: dict) -> None:
+    """`dataset` and `run_id` with the model part of a platform run folder name (the folder's
+    third `-` part: the model as a path segment) spelled from the row's public model."""
+    from multiplt.evaluation.run_folder import safe_part
+
+    dataset = row.get("dataset")
+    if not isinstance(dataset, str):
+        return
+    parts = dataset.split("-")
+    temperature = row.get("temperature")
+    if (len(parts) != 5 or parts[1] != safe_part(row.get("lang") or "")
+            or temperature is not None and parts[4] != safe_part(f"{float(temperature):g}")):
+        LOG.debug("%s: not a run folder name of the platform's form; published as it is", dataset)
+        return
+    parts[2] = safe_part(row["model"])
+    public = "-".join(parts)
+    run_id = row.get("run_id")
+    if isinstance(run_id, str) and run_id.startswith(f"{dataset}@"):
+        row["run_id"] = public + run_id[len(dataset):]
+    row["dataset"] = public

@@ -17,6 +17,7 @@ from multiplt.errors import MultipltError, type_word
 from multiplt.evaluation.passk import judge
 from multiplt.evaluation.run_folder import (RUN_FILE, SCORES_FILE, SELECTION_ERROR,
                                             is_recorded_selection, parse_run_yaml, parse_scores)
+from multiplt.results.base_model import checkpoint_base
 from multiplt.results.benchmarks import PARTIAL, recorded_selection
 from multiplt.training.config import check_experiment
 
@@ -180,8 +181,11 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     experiment. The epoch label is not part of it: `--epoch N` relabels the run, replacing its
     rows. A checkpoint's run record (generate's) holds its epoch and experiment from its
     training manifest; one loaded by its folder is stored as its training output and tag
-    (_model_and_revision). A run not wholly scored (incomplete_reason) is an error unless
-    `allow_partial`; then its rows are recorded under a benchmark of their own (`..._partial`).
+    (_model_and_revision). A checkpoint's rows name the base model it was trained from
+    (`base_model`: base_model.checkpoint_base, from its training manifest), by which the
+    leaderboard pairs it with the base's own run. A run not wholly scored (incomplete_reason)
+    is an error unless `allow_partial`; then its rows are recorded under a benchmark of their
+    own (`..._partial`).
     Each row's
     `selection` says which part of its benchmark the run covered (recorded_selection: the
     run record's, where generate kept it)."""
@@ -217,15 +221,17 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
                     "took a checkpoint's epoch and experiment from its training manifest): recorded "
                     "as epoch 0, the base model's; record it with --epoch N (and --experiment X)",
                     run_uri, config["checkpoint_uri"])
+    stored = stored_model(model, config)
     base = {
         "run_uri": stored_run_uri(run_uri),
-        "model": stored_model(model, config),
+        "model": stored,
         "revision": revision,
         "resolved_commit": _opt(config, "resolved_commit", str, config_uri),
         "tokenizer": _opt(config, "tokenizer", str, config_uri),
         "experiment": experiment if experiment is not None else _experiment(config, config_uri),
         "lang": str(config["lang"]),
         "epoch": epoch if epoch is not None else (config_epoch if config_epoch is not None else 0),
+        "base_model": checkpoint_base(config, stored, revision, run_uri),
         "benchmark": _opt(config, "benchmark", str, config_uri),
         "benchmark_sha256": _opt(config, "benchmark_sha256", str, config_uri),
         "backend": _opt(config, "backend", str, config_uri),

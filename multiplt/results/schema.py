@@ -19,6 +19,9 @@ COLUMNS: dict[str, str] = {
     "experiment": "String",
     "lang": "String",
     "epoch": "Int64",             # 0 for a base model; a checkpoint's from its training manifest
+    "base_model": "String",       # a checkpoint's: the base its training manifest row names (as
+                                  # `train --base` took it); null for other runs and in rows
+                                  # recorded before the column (base_model.checkpoint_base)
     "benchmark": "String",
     "benchmark_sha256": "String",
     "selection": "String",        # the part of the benchmark file the run covered: "" all of it,

@@ -5,7 +5,8 @@ epoch, one column per language. Scores on different benchmarks (the full HumanEv
 from __future__ import annotations
 
 ROW_FIELDS = ("model", "revision", "experiment", "lang", "epoch", "k", "estimate", "num_problems",
-              "n", "temperature", "benchmark", "dataset", "selection", "created_at", "run_id")
+              "n", "temperature", "benchmark", "dataset", "selection", "created_at", "run_id",
+              "base_model")
 
 
 def load_rows(store_uri: str) -> list[dict]:
@@ -85,14 +86,22 @@ def series_label(lang: str, experiment: str | None, model: str) -> str:
     return f"{lang} ({experiment}) · {model}" if experiment else f"{lang} · {model}"
 
 
-def _base_of(key: tuple, bases: list[tuple]) -> tuple | None:
+def _base_of(key: tuple, bases: list[tuple], base_model: str | None) -> tuple | None:
     """The base a fine-tuned line (lang, experiment, model) starts from, among `bases` (the lines
-    of its language and experiment evaluated only at epoch 0): the one its training output's
-    name names (multiplt_finetune writes `<base>-<experiment>-<lang>`, the base id made safe as
-    run folder names are: safe_part), else the only such base, else none."""
+    of its language and experiment evaluated only at epoch 0). With `base_model` (the results
+    store's column: the base its training manifest names) the base line of that model
+    (compared as multiplt.results.base_model.model_identity spells them), else none. Without it
+    (rows recorded before the column, or whose manifest could not be read): the one its training
+    output's name names (multiplt_finetune writes `<base>-<experiment>-<lang>`, the base id made
+    safe as run folder names are: safe_part), else the only such base, else none."""
     from multiplt.evaluation.run_folder import safe_part
+    from multiplt.results.base_model import model_identity
 
     lang, experiment, model = key
+    if base_model:
+        wanted = model_identity(base_model)
+        named = [base for base in bases if model_identity(base[2]) == wanted]
+        return named[0] if named else None
     name, suffix = model.rstrip("/").rsplit("/", 1)[-1], f"-{experiment}-{lang}"
     if experiment and name.endswith(suffix):
         named = [base for base in bases if safe_part(base[2]) == name[:-len(suffix)]]
@@ -105,16 +114,20 @@ def epoch_series(rows: list[dict], k: int = 1,
                  benchmark: str | None = None) -> dict[str, list[tuple[int, float]]]:
     """pass@k by epoch on one benchmark (None: the default one) per line: one line per language,
     experiment and model, so two models never share a line. A base model evaluated only at
-    epoch 0 starts the lines of the fine-tuned checkpoints of its language and experiment whose
-    training output is named after it (`<base>-<experiment>-<lang>`, as multiplt_finetune names
-    it), or of them all when it is the only such base there; a base that starts no line is a
-    line (a point) of its own."""
+    epoch 0 starts the lines of the fine-tuned checkpoints of its language and experiment that
+    were trained from it (their rows' `base_model`, from their training manifests); for rows
+    without one, those whose training output is named after it
+    (`<base>-<experiment>-<lang>`, as multiplt_finetune names it), or all of them when it is
+    the only such base there. A base that starts no line is a line (a point) of its own."""
     points: dict[tuple, dict[int, float]] = {}
+    based: dict[tuple, str] = {}  # line -> the base model its rows name (the latest recorded)
     for row in of_benchmark(rows, benchmark):  # oldest first, so later recordings overwrite
         if row["k"] != k:
             continue
         key = (row["lang"], row["experiment"] or "", row["model"])
         points.setdefault(key, {})[row["epoch"]] = row["estimate"]
+        if row.get("base_model"):
+            based[key] = row["base_model"]
     bases: dict[tuple, list[tuple]] = {}
     for key, by_epoch in points.items():
         if set(by_epoch) == {0}:
@@ -122,7 +135,7 @@ def epoch_series(rows: list[dict], k: int = 1,
     starts = {}  # fine-tuned line -> its base
     for key, by_epoch in points.items():
         if set(by_epoch) - {0} and 0 not in by_epoch:
-            base = _base_of(key, sorted(bases.get(key[:2], [])))
+            base = _base_of(key, sorted(bases.get(key[:2], [])), based.get(key))
             if base is not None:
                 starts[key] = base
     series = {}

@@ -108,7 +108,8 @@ def test_a_tag_of_another_base_model_points_to_a_repo_per_base(test_hub, tmp_pat
 def test_published_checkpoints_are_recorded_and_named_by_the_results_card(test_hub, tmp_path, tiny_model,
                                                                           capsys):
     """The training output gets published.json (repo, its tags there), and `publish results`
-    names its checkpoints `REPO@TAG` beside the deployment's folder."""
+    names its checkpoints as the Hub does (model REPO, revision TAG; `REPO@TAG` on the card), not
+    by the deployment's folder."""
     from huggingface_hub import hf_hub_download
 
     from multiplt import storage
@@ -124,4 +125,5 @@ def test_published_checkpoints_are_recorded_and_named_by_the_results_card(test_h
     assert cli.main(["publish", "results", "--store", store, "--repo", "ns/board"]) == 0
     card = open(hf_hub_download("ns/board", "README.md", repo_type="dataset")).read()
     assert "| temperature | pass@1 | on the Hub |" in card
-    assert f"| {out} | {LUA[1]} | lua | 2 |  | 0.5000 | ns/rec@{LUA[1]} |" in card
+    assert f"| ns/rec | {LUA[1]} | lua | 2 |  | 0.5000 | ns/rec@{LUA[1]} |" in card
+    assert out not in card  # the deployment's folder is not published
