@@ -264,11 +264,23 @@ def evaluation(settings: dict, local: bool = False) -> None:
     sampling(settings, settings["model"])
     paths(settings, ["checkpoint_uri"])
     named(settings, ["tokenizer"])
+    tokenizer_revision(settings)
     model_name(settings["model"], settings["backend"], local)
 
 
-#: the keys of an object entry of multiplt_evaluate's `rerun_models`
-RERUN_KEYS = ("model", "revision", "tokenizer")
+def tokenizer_revision(settings: dict) -> None:
+    """A `tokenizer_revision` (of a `rerun_models` entry) needs a Hub `tokenizer`: generate's own
+    check (model_source.check_tokenizer_revision) refuses it without one, or for a local path or
+    storage URI."""
+    from multiplt.generation.model_source import check_tokenizer_revision
+
+    with _refused("Params tokenizer, tokenizer_revision", ["tokenizer", "tokenizer_revision"]):
+        check_tokenizer_revision(settings.get("tokenizer"), settings.get("tokenizer_revision"))
+
+
+#: the keys of an object entry of multiplt_evaluate's `rerun_models` (`tokenizer_revision`:
+#: generate's --tokenizer-revision, of a Hub `tokenizer`; no Param of its own)
+RERUN_KEYS = ("model", "revision", "tokenizer", "tokenizer_revision")
 
 
 def rerun_models(value) -> None:

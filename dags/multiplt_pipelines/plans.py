@@ -13,7 +13,8 @@ them). Storage layout under the ``[multiplt] data_uri`` root:
                                                      execute, score; recorded in the store;
                                                      <benchmark> ends in _g<hash> for top_p/
                                                      max_new_tokens/backend/tokenizer off the
-                                                     defaults)
+                                                     defaults, and a rerun's pinned tokenizer
+                                                     revision)
     training/<base>-<experiment>-<lang>/             train output (manifest.jsonl, checkpoints/;
                                                      the `training_root` Param moves it)
 """
@@ -33,7 +34,7 @@ def _safe(text: str) -> str:
 
 #: generation settings a run folder records and `generate` refuses to mix, but the folder's name
 #: does not spell out: a run that changes one gets a folder of its own (see settings_marker)
-FOLDER_SETTINGS = ("top_p", "max_new_tokens", "backend", "tokenizer")
+FOLDER_SETTINGS = ("top_p", "max_new_tokens", "backend", "tokenizer", "tokenizer_revision")
 
 
 def settings_marker(params: dict) -> str:
@@ -42,10 +43,15 @@ def settings_marker(params: dict) -> str:
     own folder instead of generate's refusal of the default run's folder, while runs at the
     defaults keep their folder names (and their hash: a default setting is not hashed). The
     tokenizer of a checkpoint's conf (`checkpoint_uri`: checkpoint_confs) is the one its manifest
-    row names for the checkpoint, so it is part of the checkpoint that the revision tag names."""
+    row names for the checkpoint, so it is part of the checkpoint that the revision tag names.
+    `tokenizer_revision` (no Param: a rerun's, a `rerun_models` entry's or the commit hub_revision
+    pinned a Hub tokenizer to; default none) is hashed when set, so a tokenizer whose default
+    branch moved gets a folder of its own, as a model's moved `main` does (its revision is in the
+    folder name)."""
     from multiplt_pipelines.params import EVALUATE
 
-    changed = {k: params.get(k) for k in FOLDER_SETTINGS if params.get(k) != EVALUATE[k]["default"]}
+    changed = {k: params.get(k) for k in FOLDER_SETTINGS
+               if params.get(k) != EVALUATE.get(k, {}).get("default")}
     if params.get("checkpoint_uri"):
         changed.pop("tokenizer", None)
     if not changed:
@@ -90,6 +96,7 @@ def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dic
         if params.get("epoch"):
             generate += ["--epoch", str(params["epoch"])]
         for key, flag in (("revision", "--revision"), ("tokenizer", "--tokenizer"),
+                          ("tokenizer_revision", "--tokenizer-revision"),
                           ("experiment", "--experiment"), ("api_base", "--api-base")):
             if params.get(key):
                 generate += [flag, str(params[key])]
@@ -213,6 +220,16 @@ def hub_model(run: dict) -> bool:
     return model_kind(run.get("model"), run.get("backend")) == "hub"
 
 
+def hub_tokenizer(run: dict) -> bool:
+    """Whether `generate` would download the run's `tokenizer` from the Hub: a Hub repo id (as
+    checks.model_kind tells a Hub-loading backend's model apart from URIs, local paths and
+    mistyped URIs) with any backend but replay, which loads no tokenizer (openai loads one for
+    its special ids)."""
+    from multiplt_pipelines.checks import model_kind
+
+    return run.get("backend") != "replay" and model_kind(run.get("tokenizer"), "transformers") == "hub"
+
+
 def hub_revision(run: dict, token: str | None = None) -> tuple[dict | None, str | None]:
     """The run of a Hub model (hub_model) as a rerun evaluates it, asking the Hub (HF_ENDPOINT)
     once: without a `revision`, pinned to the commit its default branch is at now (`revision` =
@@ -226,47 +243,94 @@ def hub_revision(run: dict, token: str | None = None) -> tuple[dict | None, str 
     refused (HTTP 4xx). Any other run is returned as it is (a local folder, a storage URI, a
     training output and its checkpoint tag).
 
+    A Hub `tokenizer` (hub_tokenizer) is pinned the same way (hub_tokenizer_revision): its
+    `tokenizer_revision` (generate's --tokenizer-revision) is the commit its default branch is
+    at now, or the one given once the Hub has it; so every generate of the run, and its
+    identity, name one tokenizer version, whatever backend loads the model.
+
     Raises HubLookupFailed when the Hub cannot be asked: retry for a Hub that is down or
     unreachable; no retry with HF_HUB_OFFLINE set, unless the run pins a revision (its commit
     cannot move; generate reads it from the cache)."""
+    pinned, why = _hub_model_revision(run, token)
+    if pinned is None:
+        return None, why
+    return hub_tokenizer_revision(pinned, token)
+
+
+def _hub_model_revision(run: dict, token: str | None) -> tuple[dict | None, str | None]:
+    """hub_revision for the run's model alone."""
     if not hub_model(run):
         return run, None
-    from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import (OfflineModeIsEnabled, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
-    from multiplt.hub.access import gated_reason, not_found
-
     model, revision = run["model"], run.get("revision")
-    where = f"the Hub ({constants.ENDPOINT})"
-    try:
-        info = HfApi(token=token).model_info(model, revision=revision)
-    except OfflineModeIsEnabled:
-        if revision:
-            return run, None
-        raise HubLookupFailed(
-            f"HF_HUB_OFFLINE is set: cannot ask {where} which commit of {model!r} to evaluate "
-            f"(a rerun evaluates an unpinned Hub model at its current commit); give its "
-            f"`revision` (a commit), or unset HF_HUB_OFFLINE", retry=False) from None
-    except RevisionNotFoundError:
-        return None, f"{model!r}: revision {revision!r} not found on {where}"
-    except RepositoryNotFoundError:
-        return None, not_found(model, where, token)
-    except Exception as exc:  # noqa: BLE001 - classified as the Hub commands classify it
-        return None, _refusal(exc, f"cannot ask {where} which commit of {model!r} to evaluate",
-                              f"{model!r}: {where} refused to describe it")
-    if getattr(info, "gated", None):  # model_info describes a gated repo to anyone
-        try:
-            denied = gated_reason(model, token)
-        except Exception as exc:  # noqa: BLE001 - classified as model_info's failures are
-            return None, _refusal(exc, f"cannot ask {where} whether the token may read {model!r}",
-                                  f"{model!r}: {where} refused the access check")
-        if denied:
-            return None, denied
+    info, why = _hub_info(model, revision, token, repr(model), "model", "revision")
+    if info is None:
+        return (run, None) if why is None else (None, why)
     files = [sibling.rfilename for sibling in info.siblings or []]
     if info.siblings is not None and "config.json" not in files:
         return None, (f"{model!r} at {revision or 'its default branch'} (commit {info.sha}) "
                       f"holds no model: no config.json")
     return {**run, "revision": revision or info.sha}, None
+
+
+def hub_tokenizer_revision(run: dict, token: str | None = None) -> tuple[dict | None, str | None]:
+    """hub_revision for the run's tokenizer alone: a Hub `tokenizer` (hub_tokenizer) with its
+    `tokenizer_revision` pinned to the commit its default branch is at now, or kept as given once
+    the Hub has it; (None, why) as hub_revision says, the why naming the model and the tokenizer.
+    Any other run as it is."""
+    pinned, why = _hub_tokenizer_revision(run, token)
+    return pinned, None if why is None else f"{run['model']!r}: tokenizer {why}"
+
+
+def _hub_tokenizer_revision(run: dict, token: str | None) -> tuple[dict | None, str | None]:
+    """hub_tokenizer_revision with the why naming the tokenizer only."""
+    if not hub_tokenizer(run):
+        return run, None
+    tokenizer, revision = run["tokenizer"], run.get("tokenizer_revision")
+    info, why = _hub_info(tokenizer, revision, token, f"tokenizer {tokenizer!r}", "tokenizer",
+                          "tokenizer_revision")
+    if info is None:
+        return (run, None) if why is None else (None, why)
+    return {**run, "tokenizer_revision": revision or info.sha}, None
+
+
+def _hub_info(repo: str, revision: str | None, token: str | None, named: str, kind: str,
+              key: str):
+    """(model_info of `repo` at `revision`, None), or (None, why it cannot be used: as `repo!r`
+    begins it), or (None, None) with HF_HUB_OFFLINE set and a `revision` given (it cannot move:
+    generate reads it from the cache). `named`: `repo` as the messages name it; `kind` (model or
+    tokenizer) and `key` (the setting that pins it) word the offline refusal. Raises
+    HubLookupFailed as hub_revision says."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import (OfflineModeIsEnabled, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+    from multiplt.hub.access import gated_reason, not_found
+
+    where = f"the Hub ({constants.ENDPOINT})"
+    try:
+        info = HfApi(token=token).model_info(repo, revision=revision)
+    except OfflineModeIsEnabled:
+        if revision:
+            return None, None
+        raise HubLookupFailed(
+            f"HF_HUB_OFFLINE is set: cannot ask {where} which commit of {named} to evaluate "
+            f"(a rerun evaluates an unpinned Hub {kind} at its current commit); give its "
+            f"`{key}` (a commit), or unset HF_HUB_OFFLINE", retry=False) from None
+    except RevisionNotFoundError:
+        return None, f"{repo!r}: revision {revision!r} not found on {where}"
+    except RepositoryNotFoundError:
+        return None, not_found(repo, where, token)
+    except Exception as exc:  # noqa: BLE001 - classified as the Hub commands classify it
+        return None, _refusal(exc, f"cannot ask {where} which commit of {named} to evaluate",
+                              f"{repo!r}: {where} refused to describe it")
+    if getattr(info, "gated", None):  # model_info describes a gated repo to anyone
+        try:
+            denied = gated_reason(repo, token)
+        except Exception as exc:  # noqa: BLE001 - classified as model_info's failures are
+            return None, _refusal(exc, f"cannot ask {where} whether the token may read {repo!r}",
+                                  f"{repo!r}: {where} refused the access check")
+        if denied:
+            return None, denied
+    return info, None
 
 
 def _refusal(exc: Exception, cannot_ask: str, refused: str) -> str:
@@ -285,10 +349,12 @@ def _refusal(exc: Exception, cannot_ask: str, refused: str) -> str:
 def rerun_revisions(runs: list[dict], listed: list[bool], *, drop: bool, token: str | None = None,
                     warn=print, source: str = "") -> list[tuple[int, dict]]:
     """The runs of a rerun (a scheduled run, or one started by hand without `model`), each
-    checked on the Hub and pinned to a commit (hub_revision). `listed[i]`: runs[i] is an entry
-    of `rerun_models` (else the run's `model`). A run that cannot be evaluated is, with `drop`
-    (a scheduled run: a typo'd, deleted or private model must not keep the others from being
-    scored, as its failed generate would), left out with a warning (`warn`) naming it and why;
+    checked on the Hub and pinned to a commit, its Hub tokenizer too (hub_revision). `listed[i]`:
+    runs[i] is an entry of `rerun_models` (else the run's `model`). A run that cannot be
+    evaluated is, with `drop` (a scheduled run: a typo'd, deleted or private model must not keep
+    the others from being scored, as its failed generate would), left out with a warning
+    (`warn`) naming it and why (a tokenizer's: `'org/m': tokenizer 'org/tok' ...` in an entry,
+    else `Param tokenizer: ...`);
     checks.BadParams when none is left. Without `drop` (a run started by hand, whose user is
     there to fix it) BadParams at once. `source`: appended to the warnings (which Variable the
     list came from). Returns (its number in `runs`, from 1: its rerun_models entry's; the run
@@ -297,12 +363,18 @@ def rerun_revisions(runs: list[dict], listed: list[bool], *, drop: bool, token: 
 
     kept, left_out, keys = [], [], []
     for number, (run, entry) in enumerate(zip(runs, listed), 1):
-        pinned, why = hub_revision(run, token)
+        pinned, why = _hub_model_revision(run, token)
+        key = ["model", "revision"] if run.get("revision") else ["model"]
+        if pinned is not None:  # then its tokenizer: the why names the model in an entry's
+            pinned, why = _hub_tokenizer_revision(pinned, token)
+            key = ["tokenizer"]
+            if why is not None and entry:
+                why = f"{run['model']!r}: tokenizer {why}"
         if pinned is not None:
             kept.append((number, pinned))
             continue
-        key = ["rerun_models"] if entry else ["model", "revision"] if run.get("revision") else ["model"]
-        why = f"{'rerun_models entry' if entry else 'Param model:'} {why}"
+        why = f"rerun_models entry {why}" if entry else f"Param {key[0]}: {why}"
+        key = ["rerun_models"] if entry else key
         if not drop:
             raise BadParams(why, key)
         left_out.append(why)

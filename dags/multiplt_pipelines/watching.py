@@ -125,7 +125,8 @@ def watch_triggers(settings: dict, models: list[str], run_id: str) -> dict[str, 
 
 
 RERUN_MODELS = _p([], "periodic (scheduled) runs: the models to evaluate, each a model name or "
-                  "{model, revision, tokenizer}; [] = nothing to rerun",
+                  "{model, revision, tokenizer, tokenizer_revision}; a Hub model or tokenizer "
+                  "without its revision at its current commit; [] = nothing to rerun",
                   type="array", items={"type": ["string", "object"]})
 
 
@@ -141,8 +142,9 @@ def evaluate_params(evaluate: dict, schedule: str | None) -> dict:
 def evaluation_targets(settings: dict, scheduled: bool) -> list[dict]:
     """The (model, revision, tokenizer) overrides of each evaluation of this run: the
     `rerun_models` list for a scheduled run (or a manual run without `model`), one per entry in
-    its order, else the model. Entries that mean one evaluation are found later, once each is
-    pinned and named by its run folders (distinct_evaluations)."""
+    its order (with its `tokenizer_revision` where it gives one: no Param has it), else the
+    model. Entries that mean one evaluation are found later, once each is pinned and named by
+    its run folders (distinct_evaluations)."""
     if settings.get("model") and not scheduled:
         return [{}]
     targets: list[dict] = []
@@ -151,7 +153,9 @@ def evaluation_targets(settings: dict, scheduled: bool) -> list[dict]:
         if not entry.get("model"):
             raise ValueError(f"rerun_models entry {entry} names no model")
         targets.append({"model": entry["model"], "revision": entry.get("revision"),
-                        "tokenizer": entry.get("tokenizer")})
+                        "tokenizer": entry.get("tokenizer"),
+                        **({"tokenizer_revision": entry["tokenizer_revision"]}
+                           if entry.get("tokenizer_revision") is not None else {})})
     if not targets and not settings.get("model"):
         raise NothingToEvaluate("nothing to evaluate: no `model` and an empty `rerun_models`")
     return targets or [{}]
@@ -179,7 +183,8 @@ def distinct_evaluations(planned: list[tuple[int, dict, list[dict]]], warn=None)
 
 
 def _described(target: dict) -> str:
-    return ", ".join(f"{k} {target[k]!r}" for k in ("model", "revision", "tokenizer") if target.get(k))
+    return ", ".join(f"{k} {target[k]!r}" for k in ("model", "revision", "tokenizer",
+                                                     "tokenizer_revision") if target.get(k))
 
 
 def _warn(warn, message: str) -> None:

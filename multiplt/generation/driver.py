@@ -6,9 +6,9 @@ Rerun contract:
 - sample i of problem p draws from a seed derived from (seed, p, i) (seeds.py), so an
   interrupted run resumed later gives the same samples as an uninterrupted one;
 - a folder made with other sampling settings (temperature, top_p, stop tokens, token limit) or
-  another model/backend/seed or benchmark file (its sha256) is refused with an error naming the
-  difference, and so is a problem file whose language, prompt or tests differ from the
-  benchmark's problem;
+  another model/revision/tokenizer/tokenizer revision/backend/seed or benchmark file (its sha256)
+  is refused with an error naming the difference, and so is a problem file whose language,
+  prompt or tests differ from the benchmark's problem;
 - a problem's file is rewritten (atomically) as each sample finishes, merged with the file as it
   is at that moment (folder.add_samples): samples already there are never replaced, so two
   generates into one folder (a zombie try beside its retry, two evaluations of one model with
@@ -102,15 +102,19 @@ def check_replay_source(backend: str, replay_source: str | None) -> None:
 
 
 def check_backend_source(backend: str, model: str | None = None, revision: str | None = None,
-                         tokenizer: str | None = None, replay_source: str | None = None) -> None:
+                         tokenizer: str | None = None, replay_source: str | None = None,
+                         tokenizer_revision: str | None = None) -> None:
     """MultipltError naming what the backend will not be able to load, found without loading
     any weights (what testgen, translate and evaluate check before they first write): the model
     of the transformers and vllm backends and any backend's --tokenizer, resolved as the backend
     resolves them (model_source.resolve_model: a folder or storage URI must hold a model, a
     mistyped URI is named, a Hub name is fetched into the Hub cache, or found there offline), and
     the replay backend's source, read and checked as the backend reads it. The openai backend's
-    model is the server's name for it: the server says whether it knows it."""
-    from multiplt.generation.model_source import resolve_model
+    model is the server's name for it: the server says whether it knows it. A Hub --tokenizer is
+    resolved at `tokenizer_revision` (--tokenizer-revision, model_source.check_tokenizer_revision)."""
+    from multiplt.generation.model_source import check_tokenizer_revision, resolve_model
+
+    check_tokenizer_revision(tokenizer, tokenizer_revision)
 
     if backend == "replay":
         from multiplt.generation.replay import load_replay
@@ -120,7 +124,7 @@ def check_backend_source(backend: str, model: str | None = None, revision: str |
     if backend in ("transformers", "vllm") and model:
         resolve_model(model, revision)
     if tokenizer:
-        resolve_model(tokenizer, what="tokenizer")
+        resolve_model(tokenizer, tokenizer_revision, what="tokenizer")
 
 
 def selected_names(problems) -> list[str] | None:
@@ -208,9 +212,15 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
              revision: str | None = None, tokenizer: str | None = None, n: int = 20,
              temperature: float = 0.2, top_p: float = 0.95, max_new_tokens: int = 512,
              batch_size: int | None = None, seed: int = 0, limit: int | None = None, problems=None,
-             experiment: str | None = None, epoch: int | None = None, **backend_options) -> dict:
-    """Generate the missing samples into `out`; returns counts {problems, generated, written}."""
+             experiment: str | None = None, epoch: int | None = None,
+             tokenizer_revision: str | None = None, **backend_options) -> dict:
+    """Generate the missing samples into `out`; returns counts {problems, generated, written}.
+    `tokenizer_revision`: the revision of a Hub `tokenizer`, part of the folder's run identity
+    (the record's `tokenizer_revision`, written only when given: folder.PINNED_IDENTITY)."""
+    from multiplt.generation.model_source import check_tokenizer_revision
     from multiplt.training.config import check_experiment
+
+    check_tokenizer_revision(tokenizer, tokenizer_revision)
 
     if experiment is not None:  # results record would refuse the run
         check_experiment(experiment)
@@ -223,6 +233,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     select = selection_of(benchmark, lang, names, out)
     selected = [r["name"] for r in rows]
     run = {"model": model, "revision": revision, "resolved_commit": None, "tokenizer": tokenizer or model,
+           **({"tokenizer_revision": tokenizer_revision} if tokenizer_revision is not None else {}),
            "benchmark": benchmark, "benchmark_sha256": bench_sha,
            # what `results record` names the benchmark by (merge_run: of every run's problems)
            "selection": select(selected), "lang": lang, "n": n,
@@ -265,7 +276,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     if batch_size is not None:  # an optional cap; each backend has its own default
         backend_options["batch_size"] = batch_size
     engine = make_backend(backend, model=model, revision=revision, tokenizer=tokenizer,
-                          **backend_options)
+                          tokenizer_revision=tokenizer_revision, **backend_options)
     try:
         described = engine.describe().as_record()
         final_run = folder.merge_run(out, {**run, **described, "model": model, "revision": revision,

@@ -42,6 +42,11 @@ RUN_IDENTITY = ("model", "revision", "tokenizer", "backend", "seed", "temperatur
 #: the openai backend's `stop_token_ids_sent` (its --tokenizer's special ids sent as vLLM's
 #: stop_token_ids: completions end at the first special token)
 DESCRIBED_IDENTITY = ("stop_token_ids_sent",)
+#: run-record fields written only when the run has one, compared always (a record without one
+#: had none, or was written before generate kept it; either way its tokenizer was loaded at
+#: whatever its default branch was then, which is not a given revision): `tokenizer_revision`
+#: (--tokenizer-revision, the revision a Hub --tokenizer was loaded at)
+PINNED_IDENTITY = ("tokenizer_revision",)
 #: the run record's `selection` of a list of selected problems (the driver's, from its benchmark
 #: file: run_folder.benchmark_selection)
 Selection = Callable[[list[str]], str]
@@ -271,9 +276,12 @@ def merge_run(out: str, run: dict, select: Selection | None = None) -> dict | No
 
 def _refuse_another_run(out: str, old: dict, run: dict) -> None:
     """Raise naming every RUN_IDENTITY field the folder's record `old` has and `run` changes (a
-    record without one, written before generate kept it, is not refused for it)."""
+    record without one, written before generate kept it, is not refused for it), and every
+    PINNED_IDENTITY field the two differ in."""
     diffs = [f"{k}: folder has {_shown(old, k)}, this run asks for {_shown(run, k)}"
              for k in RUN_IDENTITY if k in old and old.get(k) != run.get(k)]
+    diffs += [f"{k}: folder has {_shown(old, k)}, this run asks for {_shown(run, k)}"
+              for k in PINNED_IDENTITY if old and old.get(k) != run.get(k)]
     diffs += [f"{k}: folder has {bool(old.get(k))}, this run asks for {bool(run[k])}"
               for k in DESCRIBED_IDENTITY if old and k in run and bool(old.get(k)) != bool(run[k])]
     if diffs:

@@ -79,7 +79,8 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     def __init__(self, model: str, revision: str | None = None, tokenizer: str | None = None,
-                 batch_size: int | None = None, device: str | None = None):
+                 batch_size: int | None = None, device: str | None = None,
+                 tokenizer_revision: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -90,7 +91,8 @@ class TransformersBackend(Backend):
             raise MultipltError(f"--batch-size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
         self.model_ref = resolve_model(model, revision)
-        self.tokenizer_ref = resolve_model(tokenizer, what="tokenizer") if tokenizer else self.model_ref
+        self.tokenizer_ref = (resolve_model(tokenizer, tokenizer_revision, what="tokenizer")
+                              if tokenizer else self.model_ref)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         # off a terminal the libraries' loading bars are off (multiplt.log): say what loads
@@ -119,10 +121,11 @@ class TransformersBackend(Backend):
         self._cut: set[str] = set()  # problems whose prompt was cut to fit (warned once each)
 
     @classmethod
-    def from_options(cls, model=None, revision=None, tokenizer=None, batch_size=None, **_):
+    def from_options(cls, model=None, revision=None, tokenizer=None, batch_size=None,
+                     tokenizer_revision=None, **_):
         if not model:
             raise MultipltError("--model is required for the transformers backend")
-        return cls(model, revision, tokenizer, batch_size)
+        return cls(model, revision, tokenizer, batch_size, tokenizer_revision=tokenizer_revision)
 
     def describe(self) -> Description:
         return Description(model=self.model_ref.requested, revision=self.model_ref.revision,

@@ -10,7 +10,7 @@
 - `file://` URIs and local folders are used in place.
 - Hub names are fetched with `snapshot_download`, which also gives the resolved commit; for a
   tokenizer (`what="tokenizer"`) only its tokenizer and config files (TOKENIZER_PATTERNS), not
-  the model's weights.
+  the model's weights, at its own revision (`--tokenizer-revision`: check_tokenizer_revision).
 
 A model (not a tokenizer) must hold a `config.json`; without one the folder holds no model,
 and that is the error, before transformers tries to load it.
@@ -106,8 +106,28 @@ def resolve_model(model: str, revision: str | None = None, what: str = "model",
 
 
 def _revision_flag(what: str) -> str:
-    """The flag that gave the revision of `what`: train's base model has its own."""
-    return "--base-revision" if what == "base model" else "--revision"
+    """The flag that gave the revision of `what`: train's base model and generate's tokenizer
+    have their own."""
+    return {"base model": "--base-revision", "tokenizer": "--tokenizer-revision"}.get(what, "--revision")
+
+
+def check_tokenizer_revision(tokenizer: str | None, revision: str | None) -> None:
+    """MultipltError unless `revision` (--tokenizer-revision) can apply: it names a revision of
+    a Hub tokenizer, so it needs --tokenizer, and one that is a Hub name: a storage URI, a local
+    path (absolute, `.`-relative, or anything that exists here) or a mistyped URI has no Hub
+    revisions (without --tokenizer the model's own tokenizer is loaded, at --revision)."""
+    if revision is None:
+        return
+    if not revision.strip():
+        raise MultipltError("--tokenizer-revision is empty; give a Hub branch, tag or commit, or "
+                            "leave it out")
+    if not tokenizer:
+        raise MultipltError(f"--tokenizer-revision {revision!r} needs --tokenizer (a Hub tokenizer); "
+                            "the model's own tokenizer is loaded at --revision")
+    if ("://" in tokenizer or tokenizer.startswith((".", "/")) or os.path.exists(tokenizer)
+            or storage_uri.mistyped(tokenizer) is not None):
+        raise MultipltError(f"--tokenizer-revision {revision!r} is for a Hub tokenizer; --tokenizer "
+                            f"{tokenizer!r} is a local path or storage URI, which has no revisions")
 
 
 def _resolve(model: str, revision: str | None, what: str, hub: bool = True) -> ResolvedModel | None:

@@ -68,7 +68,7 @@ class OpenAIBackend(Backend):
 
     def __init__(self, api_base: str, model: str, concurrency: int = 16, retries: int = 6,
                  timeout: float = 600.0, backoff: float = 1.0, api_key: str | None = None,
-                 tokenizer: str | None = None):
+                 tokenizer: str | None = None, tokenizer_revision: str | None = None):
         self.url = api_base.rstrip("/") + "/completions"
         self.model = model
         self.concurrency = max(1, concurrency)
@@ -79,12 +79,14 @@ class OpenAIBackend(Backend):
         self.tokenizer = tokenizer
         # the served model's special ids (from `tokenizer`), sent as stop_token_ids; None when
         # there is no tokenizer or the server refused the field (_settle_stop_ids)
-        self.stop_token_ids: list[int] | None = _special_ids(tokenizer) if tokenizer else None
+        self.stop_token_ids: list[int] | None = (_special_ids(tokenizer, tokenizer_revision)
+                                                 if tokenizer else None)
         self._settled = False
         self._lock = threading.Lock()
 
     @classmethod
-    def from_options(cls, model=None, api_base=None, concurrency=None, batch_size=16, tokenizer=None, **_):
+    def from_options(cls, model=None, api_base=None, concurrency=None, batch_size=16, tokenizer=None,
+                     tokenizer_revision=None, **_):
         if not api_base:
             raise MultipltError("the openai backend needs --api-base (e.g. http://host:8000/v1)")
         parsed = urllib.parse.urlsplit(api_base)
@@ -94,7 +96,8 @@ class OpenAIBackend(Backend):
             raise MultipltError("the openai backend needs --model (the served model name)")
         if concurrency is not None and concurrency < 1:
             raise MultipltError(f"--concurrency must be at least 1, got {concurrency}")
-        return cls(api_base, model, concurrency or batch_size, tokenizer=tokenizer)
+        return cls(api_base, model, concurrency or batch_size, tokenizer=tokenizer,
+                   tokenizer_revision=tokenizer_revision)
 
     @property
     def api_base(self) -> str:
@@ -214,14 +217,15 @@ def _message(detail: str) -> str:
         return detail.strip()[:200]
 
 
-def _special_ids(tokenizer: str) -> list[int]:
+def _special_ids(tokenizer: str, revision: str | None = None) -> list[int]:
     """The special token ids (EOS included: hf_backend.special_ids) of the tokenizer `tokenizer`
-    (a name, folder or URI, as --tokenizer takes), loaded as the transformers backend loads it."""
+    (a name, folder or URI, as --tokenizer takes; a Hub name at `revision`, --tokenizer-revision),
+    loaded as the transformers backend loads it."""
     from multiplt.generation.hf_backend import special_ids
     from multiplt.generation.model_source import resolve_model
     from multiplt.models.tokenizer import load_tokenizer
 
-    ref = resolve_model(tokenizer, what="tokenizer")
+    ref = resolve_model(tokenizer, revision, what="tokenizer")
     try:
         tok = load_tokenizer(ref.path, ref=tokenizer)
     except (OSError, ValueError) as exc:

@@ -17,7 +17,7 @@ class VLLMBackend(Backend):
     name = "vllm"
 
     def __init__(self, model: str, revision: str | None = None, tokenizer: str | None = None,
-                 chunk: int = 2048):
+                 chunk: int = 2048, tokenizer_revision: str | None = None):
         try:
             import vllm
         except ImportError:
@@ -27,7 +27,8 @@ class VLLMBackend(Backend):
         from multiplt.models.tokenizer import tokenizer_errors
 
         self.model_ref = resolve_model(model, revision)
-        self.tokenizer_ref = resolve_model(tokenizer, what="tokenizer") if tokenizer else self.model_ref
+        self.tokenizer_ref = (resolve_model(tokenizer, tokenizer_revision, what="tokenizer")
+                              if tokenizer else self.model_ref)
         self._vllm = vllm
         with tokenizer_errors(self.tokenizer_ref.path, ref=tokenizer or model):  # vLLM loads it
             self.llm = vllm.LLM(model=self.model_ref.path, tokenizer=self.tokenizer_ref.path,
@@ -44,10 +45,10 @@ class VLLMBackend(Backend):
         self.special_ids = special_ids(self.tokenizer)
 
     @classmethod
-    def from_options(cls, model=None, revision=None, tokenizer=None, **_):
+    def from_options(cls, model=None, revision=None, tokenizer=None, tokenizer_revision=None, **_):
         if not model:
             raise MultipltError("--model is required for the vllm backend")
-        return cls(model, revision, tokenizer)
+        return cls(model, revision, tokenizer, tokenizer_revision=tokenizer_revision)
 
     def describe(self) -> Description:
         return Description(model=self.model_ref.requested, revision=self.model_ref.revision,

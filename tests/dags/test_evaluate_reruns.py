@@ -234,12 +234,12 @@ def test_rerun_models_entries_from_the_variable_are_refused_naming_it(monkeypatc
          "'org/bad name'.")
     both({"rerun_models": [{"model": "org/m", "revison": "v1"}]},
          "Param rerun_models: entry {'model': 'org/m', 'revison': 'v1'} has key 'revison' (each "
-         "entry a model name or {model, revision, tokenizer})")
+         "entry a model name or {model, revision, tokenizer, tokenizer_revision})")
     both({"rerun_models": [{"revision": "v1"}]},
          "Param rerun_models: entry {'revision': 'v1'} names no model (each entry a model name "
-         "or {model, revision, tokenizer})")
+         "or {model, revision, tokenizer, tokenizer_revision})")
     both({"rerun_models": "org/m"}, "Param rerun_models: 'org/m' is not a list (each entry a "
-         "model name or {model, revision, tokenizer})")
+         "model name or {model, revision, tokenizer, tokenizer_revision})")
     both({"rerun_models": [{"model": "org/m", "tokenizer": "./tok"}]},
          "rerun_models entry 'org/m': Param tokenizer: './tok' is a relative path: give an "
          "absolute path or a URI; a relative path would be read from the task's working folder "

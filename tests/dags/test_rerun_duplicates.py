@@ -46,9 +46,10 @@ def test_a_folder_with_and_without_its_slash_is_one_evaluation(test_hub, monkeyp
     """A storage URI (or folder) names one run folder with and without its trailing `/`
     (run_folder_name strips it): compared as written, they were two entries."""
     uri = "s3://bucket/training/m"
+    model_repo(test_hub, "org/tok")  # a Hub tokenizer is looked up (pinned), whatever the model
     with task_warnings() as warnings:
         entries = plan(monkeypatch, {"rerun_models": [uri, uri + "/",
-                                                      {"model": uri, "tokenizer": "gpt2"}]})
+                                                      {"model": uri, "tokenizer": "org/tok"}]})
     assert [e["model"] for e in entries] == [uri, uri]
     assert len({e["run"] for e in entries}) == 2
     assert warnings == [f"rerun_models entry 2 (model '{uri}/') repeats entry 1: {REPEATS}"]
