@@ -21,6 +21,8 @@
 - Credentials (``settings.CREDENTIAL_ENV``) are read from the worker's environment when
   the task runs and passed only as ``private_environment``: never a template field, so never in
   rendered fields, the serialized DAG, XCom or the log (and registered with the secrets masker).
+  A container gets only those its command line can use (``credentials.needed`` of the
+  entrypoint's arguments and the command: ``stage in|out`` get storage credentials at most).
 - Sandbox stages (untrusted, LLM-written programs) run in ``[multiplt] sandbox_image`` with
   ``network_mode="none"`` and no credentials. Their inputs come in and their outputs go out in
   two separate networked steps in the worker image, over a Docker volume private to the task
@@ -125,6 +127,17 @@ class MultipltDockerOperator(DockerOperator):
         base = super().log
         return creds_mod.RedactingLogger(base, self._secrets) if self._secrets else base
 
+    def multiplt_argv(self) -> list[str]:
+        """The arguments of `multiplt` in the container: the entrypoint's after `multiplt` (the
+        `stage in|run|out` steps'), then the (rendered) command."""
+        import shlex
+
+        entry, command = (shlex.split(v) if isinstance(v, str) else list(v or [])
+                          for v in (self.entrypoint, self.command))
+        if entry[:1] == ["multiplt"]:
+            entry = entry[1:]
+        return [str(a) for a in [*entry, *command]]
+
     def volume_name(self, context) -> str:
         """One volume per (DAG run, stage, map index), shared by the three sandbox steps."""
         ti = context["ti"]
@@ -148,10 +161,13 @@ class MultipltDockerOperator(DockerOperator):
         if self.credentials:
             self.environment = {**{k: os.environ[k] for k in STORAGE_ENV if os.environ.get(k)},
                                 **self.environment}
-            private = {**creds_mod.from_environment(), **self._private_environment}
-            creds_mod.register_masks(private)
-            self._secrets = creds_mod.secret_values(private)
-            self._private_environment = private
+            # the worker's credentials that this command line can use; all of them (and any
+            # private environment given) are masked and redacted from the log
+            worker = {**creds_mod.from_environment(), **self._private_environment}
+            creds_mod.register_masks(worker)
+            self._secrets = creds_mod.secret_values(worker)
+            self._private_environment = {**creds_mod.for_command(self.multiplt_argv(), worker),
+                                         **self._private_environment}
         for mount in self.mounts:
             if mount.get("Type") == "bind":
                 _ensure_folder(mount["Source"], self.log)

@@ -3,8 +3,9 @@
 Its output streams into the task log line by line as it is written ("\\r" ends a line too: a
 progress bar that a library redraws in place logs its states while it runs); a non-zero exit fails the
 task with the command's exit code and the tail of its stderr. The subprocess inherits the
-worker's environment (so storage credentials never appear in argv, rendered fields or XCom),
-and any credential values are registered with Airflow's secrets masker before it starts.
+worker's environment less the credentials its command cannot use (``credentials.needed``), and
+gets those it can in its environment (never in argv, rendered fields or XCom); every credential
+of the worker is registered with Airflow's secrets masker before it starts.
 """
 
 from __future__ import annotations
@@ -67,13 +68,17 @@ class MultipltStageOperator(BaseOperator):
 
     def execute(self, context):
         cmd = self.command()
-        # the worker's credentials (and the Hub token of the huggingface_default connection):
-        # private environment of the subprocess, never in argv
-        creds = credentials.from_environment()
-        credentials.register_masks(creds)
-        secrets = credentials.secret_values(creds)
+        # the worker's credentials (and the Hub token of the huggingface_default connection)
+        # that the command can use: private environment of the subprocess, never in argv; the
+        # others are not inherited either. All of them are masked and redacted from the log.
+        worker = credentials.from_environment()
+        credentials.register_masks(worker)
+        secrets = credentials.secret_values(worker)
         self.log.info("Running: multiplt %s", " ".join(cmd[3:]))
-        env = {**os.environ, **creds, **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        argv = [str(a) for a in self.argv]
+        env = {**credentials.inherited_environment(os.environ, argv),
+               **credentials.for_command(argv, worker), **self.extra_env,
+               "PYTHONUNBUFFERED": "1"}
         self._proc = proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                              stdin=subprocess.DEVNULL, env=env)
         stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)

@@ -17,10 +17,10 @@ VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # what the Docker engin
 VOLUME_PREFIX = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # + "-<hash>" makes a volume name
 
 # Credentials (storage, the Hub, and the key of an OpenAI-compatible teacher server, which
-# `generate --backend openai` sends): passed to docker stage containers only as private
-# environment (never to sandbox run steps), to local stage subprocesses as their environment;
-# registered with the secrets masker and redacted from the task log; never written into argv,
-# rendered fields or XCom.
+# `generate --backend openai` sends): each stage gets only those its command line can use
+# (credentials.needed), to docker stage containers only as private environment (never to
+# sandbox run steps), to local stage subprocesses as their environment; all registered with the
+# secrets masker and redacted from the task log; never written into argv, rendered fields or XCom.
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN",
                   "OPENAI_API_KEY")
 # Non-secret storage settings passed to docker stage containers as plain environment.

@@ -143,8 +143,8 @@ def test_empty_credentials_are_not_passed(docker_runtime, fake, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "")
     monkeypatch.setenv("HF_TOKEN", "")
     monkeypatch.setattr(credentials, "hub_token_from_connection", lambda: "hf_from_the_connection_42")
-    with _dag("docker_empty_credentials"):
-        gen = stage_task("generate", ["generate", "--backend", "openai"])
+    with _dag("docker_empty_credentials"):  # the teacher's key, and the Hub for its --tokenizer
+        gen = stage_task("generate", ["generate", "--backend", "openai", "--tokenizer", "org/tok"])
     gen.execute({})
     env = fake.created["environment"]
     assert "OPENAI_API_KEY" not in env  # no empty key: the backend sends no Authorization
@@ -183,7 +183,10 @@ def test_docker_openai_key_never_reaches_the_sandbox_step(docker_runtime, fake, 
         dag.get_task(f"execute.{step}").execute({"ti": _Ti()})
         envs[step] = fake.created["environment"]
     assert "OPENAI_API_KEY" not in envs["run"] and SECRET not in json.dumps(envs["run"])
-    assert envs["stage_in"]["OPENAI_API_KEY"] == envs["stage_out"]["OPENAI_API_KEY"] == OPENAI_KEY
+    # nor the steps that stage files (least privilege: storage credentials only)
+    for step in ("stage_in", "stage_out"):
+        assert "OPENAI_API_KEY" not in envs[step] and OPENAI_KEY not in json.dumps(envs[step])
+        assert envs[step]["AWS_SECRET_ACCESS_KEY"] == SECRET
 
 
 class _Ti:
