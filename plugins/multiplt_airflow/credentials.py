@@ -152,10 +152,15 @@ def for_command(argv: Sequence[str], values: Mapping[str, str] | None = None) ->
 def inherited_environment(environ: Mapping[str, str], argv: Sequence[str]) -> dict[str, str]:
     """`environ` (the worker's) less every credential ``multiplt <argv...>`` may not use, and
     less those of ``CREDENTIAL_ENV`` it may (``for_command`` gives them, empty ones left out):
-    what a local stage's subprocess inherits."""
+    what a local stage's subprocess inherits. A command that may not use the Hub token also gets
+    HF_HUB_DISABLE_IMPLICIT_TOKEN=1, so huggingface_hub does not send a token saved on the worker
+    by `huggingface-cli login` (HF_HOME/token) in its place."""
     allowed = needed(argv)
-    return {k: v for k, v in environ.items()
-            if k not in CREDENTIAL_ENV and (k not in ALIASES or ALIASES[k] in allowed)}
+    env = {k: v for k, v in environ.items()
+           if k not in CREDENTIAL_ENV and (k not in ALIASES or ALIASES[k] in allowed)}
+    if "HF_TOKEN" not in allowed:
+        env["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"
+    return env
 
 
 def hub_token_from_connection(conn_id: str = HUB_CONNECTION) -> str | None:

@@ -305,3 +305,20 @@ def test_local_subprocess_inherits_only_the_credentials_its_command_can_use(monk
     # the Hub token under its older name too, only where the Hub token goes
     assert _local_names(monkeypatch, ["publish", "results", "--store", "/s", "--repo", "o/b"]) == \
         S3 | HUB | {"HUGGING_FACE_HUB_TOKEN"}
+
+
+def test_local_stage_without_the_hub_token_sends_no_saved_login_token(monkeypatch):
+    """A stage that may not use HF_TOKEN must not fall back to a token saved on the worker by
+    `huggingface-cli login`: huggingface_hub sends no implicit token there."""
+    from multiplt_airflow.local_stage import MultipltStageOperator
+
+    _set_credentials(monkeypatch)
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "0")  # the worker's own setting is replaced
+    probe = "import os; print(repr(os.environ.get('HF_HUB_DISABLE_IMPLICIT_TOKEN')))"
+    monkeypatch.setattr(MultipltStageOperator, "command", lambda self: [sys.executable, "-c", probe])
+    seen = {}
+    for argv in (["score", "--in", "/runs/x"], ["publish", "results", "--store", "/s", "--repo", "o/b"]):
+        with _dag(f"local_implicit_token_{argv[0]}"):
+            task = stage_task(argv[0], argv, do_xcom_push=True)
+        seen[argv[0]] = task.execute({})
+    assert seen == {"score": "'1'", "publish": "'0'"}
