@@ -196,3 +196,83 @@ def announcement(kind: str, rows: int, extra: dict) -> dict:
         raise EmptyInput(f"{kind} kept 0 rows: nothing announced, the next DAG is not started "
                          f"(see the funnel: {extra.get('funnel_uri', 'funnel.json')})")
     return {**extra, "rows": rows}
+
+
+# ---- multiplt_evaluate: how far each entry (a language of a model) of a run got -------------
+# Its stages run per entry in two mapped task groups (build and generate; score and record),
+# with execute between them mapped over the shards of every entry that was generated (Airflow
+# 3.3 refuses a mapped task inside a mapped task group). The tasks that join them read the task
+# instances' states to follow each entry on its own.
+
+def mapped_states(states: dict, task_ids) -> dict[str, dict[int, str | None]]:
+    """{task_id: {map_index: state}} of the mapped task instances of `task_ids` among `states`
+    (Airflow's get_task_states: `{task_id}_{map_index}` -> state)."""
+    out: dict[str, dict[int, str | None]] = {task_id: {} for task_id in task_ids}
+    for key, state in states.items():
+        for task_id in task_ids:
+            index = key[len(task_id) + 1:] if key.startswith(task_id + "_") else ""
+            if index.isdigit():
+                out[task_id][int(index)] = state
+    return out
+
+
+def task_states(ti, task_ids) -> dict[str, dict[int, str | None]]:
+    """mapped_states of `task_ids` in the run of the task instance `ti` (asks Airflow)."""
+    task_ids = list(task_ids)
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id])
+    return mapped_states(states.get(ti.run_id) or {}, task_ids)
+
+
+def shard_lanes(entries: list[dict], generated: dict[int, str | None]) -> list[list[str]]:
+    """The execute command lines of the entries whose generate succeeded (`generated`: its
+    state by entry index), in entry then shard order: what execute is mapped over."""
+    return [argv for index, entry in enumerate(entries) if generated.get(index) == "success"
+            for argv in entry["execute"]]
+
+
+def _shard(argv: list[str], k: int) -> str:
+    return argv[argv.index("--shard") + 1] if "--shard" in argv[:-1] else str(k)
+
+
+def not_done(entry: dict, index: int, lanes: list[list[str]], states: dict,
+             stages: list[tuple[str, list[str], bool]]) -> str | None:
+    """Why the plan's entry `index` (`entry`) did not get through `stages`, or None when it
+    did. `stages`: (name, its task ids, per shard) in order; a stage of the per-entry groups ran
+    as map index `index`, a per-shard one once per execute command line of the entry, as the map
+    index of that line in `lanes`; `states`: task_states of every task id. The reason names the
+    first stage (and shard) that did not succeed and its state."""
+    for name, task_ids, per_shard in stages:
+        if not per_shard:
+            for task_id in task_ids:
+                state = states.get(task_id, {}).get(index)
+                if state != "success":
+                    return f"{name}: {state or 'not run'}"
+            continue
+        for k, argv in enumerate(entry["execute"]):
+            lane = lanes.index(argv) if argv in lanes else None
+            for task_id in task_ids:
+                state = None if lane is None else states.get(task_id, {}).get(lane)
+                if state != "success":
+                    return f"{name} shard {_shard(argv, k)}: {state or 'not run'}"
+    return None
+
+
+def evaluation_results(entries: list[dict], lanes: list[list[str]], states: dict,
+                       stages: list[tuple[str, list[str], bool]]) -> tuple[list[dict], list[dict]]:
+    """(recorded, failed): the entries that got through every stage, as {lang, model, revision,
+    run}, and the others, each with its `reason` (not_done)."""
+    recorded, failed = [], []
+    for index, entry in enumerate(entries):
+        run = {key: entry[key] for key in ("lang", "model", "revision", "run")}
+        reason = not_done(entry, index, lanes, states, stages)
+        if reason:
+            failed.append({**run, "reason": reason})
+        else:
+            recorded.append(run)
+    return recorded, failed
+
+
+def failed_line(failed: list[dict]) -> str:
+    """The failed entries of evaluation_results in one line."""
+    return "; ".join(f"{f['lang']} {f['model']}@{f['revision'] or 'main'} ({f['run']}): "
+                     f"{f['reason']}" for f in failed)

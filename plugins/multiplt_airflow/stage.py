@@ -14,7 +14,10 @@
   sandbox stages, in the sandbox image with networking off between networked stage-in and
   stage-out steps over a per-task volume (``docker_stage.py``; a ``TaskGroup`` of three tasks).
 
-GPU stages default to the ``gpu`` pool. ``argv`` elements are Jinja templates.
+GPU stages default to the ``gpu`` pool. ``argv`` elements are Jinja templates. ``stage_task``'s
+``argv`` may also be a value known only when the task runs: an ``XComArg``, or an argument of a
+mapped task group (``@task_group`` ... ``.expand_kwargs``), which is each group instance's own
+argv list (``dags/multiplt_evaluate.py``: one group per language of the run).
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ def _common_kwargs(gpu: bool, pool: str | None, operator_kwargs: dict[str, Any])
     return kwargs
 
 
+def _resolved_at_run_time(argv: Any) -> bool:
+    """An XComArg or a mapped task group's argument (both resolve against the task instance)."""
+    return not isinstance(argv, (str, list, tuple)) and callable(getattr(argv, "resolve", None))
+
+
 def _check_argv(task_id: str, argv: Any) -> None:
     if isinstance(argv, str):
         raise TypeError(f"stage_task {task_id!r}: argv must be a list of arguments, not a string "
@@ -40,19 +48,20 @@ def _check_argv(task_id: str, argv: Any) -> None:
 def stage_task(task_id: str, argv: Sequence[str], *, gpu: bool = False, sandbox: bool = False,
                cpus: float | None = None, memory: str | None = None, pool: str | None = None,
                **operator_kwargs):
-    """A task (or, for docker sandbox stages, a task group) that runs ``multiplt <argv...>``."""
+    """A task (or, for docker sandbox stages, a task group) that runs ``multiplt <argv...>``.
+    ``argv``: a list, or a reference resolved when the task runs (module docstring)."""
     _check_argv(task_id, argv)
+    argv = argv if _resolved_at_run_time(argv) else list(argv)
     settings = settings_mod.load()
     kwargs = _common_kwargs(gpu, pool, operator_kwargs)
     if settings.runtime == "docker":
         from multiplt_airflow import docker_stage
 
-        return docker_stage.build(task_id, list(argv), settings, gpu=gpu, sandbox=sandbox,
+        return docker_stage.build(task_id, argv, settings, gpu=gpu, sandbox=sandbox,
                                   cpus=cpus, memory=memory, mapped_argvs=None, **kwargs)
     from multiplt_airflow.local_stage import MultipltStageOperator
 
-    return MultipltStageOperator(task_id=task_id, argv=list(argv), extra_env=_local_env(cpus),
-                                 **kwargs)
+    return MultipltStageOperator(task_id=task_id, argv=argv, extra_env=_local_env(cpus), **kwargs)
 
 
 def stage_task_mapped(task_id: str, argvs, *, gpu: bool = False, sandbox: bool = False,

@@ -61,7 +61,8 @@ def describe(dag) -> dict:
             "operator": type(t).__name__ if not hasattr(t, "operator_class") else
             getattr(t.operator_class, "__name__", str(t.operator_class)),
             "mapped": type(t).__name__ in ("MappedOperator", "DecoratedMappedOperator")
-            or hasattr(t, "expand_input"),
+            or hasattr(t, "expand_input")
+            or t.get_closest_mapped_task_group() is not None,  # in a mapped task group
             "pool": t.pool,
             "upstream": sorted(t.upstream_task_ids),
             "outlets": [{"name": a.name, "uri": a.uri} for a in (t.outlets or [])],

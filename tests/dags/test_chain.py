@@ -303,6 +303,22 @@ def test_finetune_settings_task_trains_the_announced_languages_with_the_variable
         settings(params=params, dag_run=ASSET_RUN, triggering_asset_events=empty)
 
 
+class _EvaluatedTi:
+    """A task instance of a multiplt_evaluate run whose tasks all succeeded, but those named."""
+
+    dag_id, run_id = "multiplt_evaluate", "manual__1"
+
+    def __init__(self, entries, failed=()):
+        self.entries, self.failed = entries, set(failed)
+
+    def get_task_states(self, dag_id, task_ids, run_ids):
+        assert (dag_id, run_ids) == (self.dag_id, [self.run_id])
+        shards = sum(len(e["execute"]) for e in self.entries)
+        return {self.run_id: {f"{t}_{i}": "failed" if (t, i) in self.failed else "success"
+                              for t in task_ids
+                              for i in range(shards if t == "execute" else len(self.entries))}}
+
+
 def test_evaluate_announces_the_results_store_and_each_recorded_run():
     import collections
 
@@ -310,14 +326,16 @@ def test_evaluate_announces_the_results_store_and_each_recorded_run():
 
     dag = load_dag("multiplt_evaluate")
     assert [a.name for a in dag.get_task("announce_results").outlets] == ["multiplt_results"]
-    assert not dag.get_task("record_results").outlets
-    assert "record_results" in dag.get_task("announce_results").upstream_task_ids
+    assert not dag.get_task("scoring.record_results").outlets
+    assert "scoring.record_results" in dag.get_task("announce_results").upstream_task_ids
     params = defaults(schemas.EVALUATE, model="org/m", revision="v1", languages=["lua", "r"],
                       experiment="multiplt", epoch=2)
     entries = evaluation_plan(params, "s3://b/runs", "s3://b/results.parquet")
+    lanes = [argv for e in entries for argv in e["execute"]]
+    announce = dag.get_task("announce_results").python_callable
     events = collections.defaultdict(SimpleNamespace)
-    extra = dag.get_task("announce_results").python_callable(
-        entries, "s3://b/results.parquet", params=params, outlet_events=events)
+    extra = announce(entries, lanes, "s3://b/results.parquet", params=params, outlet_events=events,
+                     ti=_EvaluatedTi(entries))
     [event] = events.values()
     assert event.extra == extra
     assert extra["results_store"] == "s3://b/results.parquet"
@@ -325,6 +343,13 @@ def test_evaluate_announces_the_results_store_and_each_recorded_run():
     assert [(r["lang"], r["model"], r["revision"]) for r in extra["runs"]] == [
         ("lua", "org/m", "v1"), ("r", "org/m", "v1")]
     assert [r["run"] for r in extra["runs"]] == [e["run"] for e in entries]
+    assert extra["failed"] == []
+    # r's record failed: lua is announced, r named with the reason
+    extra = announce(entries, lanes, "s3://b/results.parquet", params=params, outlet_events=events,
+                     ti=_EvaluatedTi(entries, {("scoring.record_results", 1)}))
+    assert [r["lang"] for r in extra["runs"]] == ["lua"]
+    assert [(f["lang"], f["run"], f["reason"]) for f in extra["failed"]] == [
+        ("r", entries[1]["run"], "record_results: failed")]
 
 
 def _empty_parquet(path, columns):

@@ -85,8 +85,9 @@ def test_the_docker_runtime_also_parses_without_io(passes):
     assert parsed["violations"] == []
     assert parsed["dags"].keys() == passes["local"]["dags"].keys()
     tasks = parsed["dags"]["multiplt_evaluate"]["tasks"]
-    assert tasks["generate"]["operator"].endswith("DockerOperator")
-    assert tasks["generate"]["pool"] == "gpu"
+    assert tasks["generation.generate"]["operator"].endswith("DockerOperator")
+    assert tasks["generation.generate"]["pool"] == "gpu"
+    assert tasks["generation.generate"]["mapped"]  # one instance per entry of the plan
 
 
 def test_every_dag_has_tags_owner_retries_and_docs(parsed):
@@ -101,9 +102,9 @@ def test_every_dag_has_tags_owner_retries_and_docs(parsed):
 def test_gpu_stages_use_the_gpu_pool(parsed):
     evaluate = parsed["dags"]["multiplt_evaluate"]["tasks"]
     finetune = parsed["dags"]["multiplt_finetune"]["tasks"]
-    assert evaluate["generate"]["pool"] == "gpu" and finetune["train"]["pool"] == "gpu"
+    assert evaluate["generation.generate"]["pool"] == "gpu" and finetune["train"]["pool"] == "gpu"
     assert evaluate["execute"]["pool"] != "gpu"
-    assert evaluate["execute"]["mapped"] and evaluate["generate"]["mapped"]
+    assert evaluate["execute"]["mapped"] and evaluate["generation.generate"]["mapped"]
 
 
 def test_snapshot(parsed):

@@ -26,7 +26,13 @@ def test_rest_triggered_run_records_exact_pass_at_1(evaluated_airflow):
     for ti in ev.task_instances:
         mapped.setdefault(ti["task_id"], []).append(ti["map_index"])
     assert sorted(mapped["execute"]) == list(range(2 * len(ev.conf["languages"])))  # lang x shard
-    assert len(mapped["generate"]) == len(mapped["record_results"]) == len(ev.conf["languages"])
+    # one instance of each per-language group per language
+    langs = len(ev.conf["languages"])
+    assert sorted(mapped["generation.generate"]) == sorted(mapped["scoring.record_results"]) == list(
+        range(langs))
+    assert {ti["task_id"]: ti["state"] for ti in ev.task_instances if ti["map_index"] < 0} == {
+        "plan": "success", "shard_commands": "success", "announce_results": "success",
+        "all_recorded": "success"}
 
     table = read_store(ev.results_store)
     rows = table.filter(table["model"] == "reference-solutions").to_dicts()
@@ -99,7 +105,7 @@ def test_dag_test_on_s3_storage(airflow_db, s3_bucket, monkeypatch):
     replay, problems = replay_sources(f"{s3_bucket}/refsol", ("lua",), 2)
     dag = load_dag("multiplt_evaluate")
     assert [a.uri for a in dag.get_task("announce_results").outlets] == [store]
-    assert not dag.get_task("record_results").outlets  # the event comes from announce_results
+    assert not dag.get_task("scoring.record_results").outlets  # the event comes from announce_results
 
     run = dag.test(run_conf=evaluate_conf(replay, problems, ("lua",), shards=2))
     assert run.state == "success"
@@ -113,3 +119,34 @@ def test_dag_test_on_s3_storage(airflow_db, s3_bucket, monkeypatch):
     row = table.row(0, named=True)
     assert (row["lang"], row["k"], row["estimate"], row["num_problems"]) == ("lua", 1, 0.5, 2)
     assert row["run_uri"].startswith("s3://")
+
+
+def test_rest_triggered_run_records_the_languages_that_got_through(evaluated_airflow, tmp_path):
+    """The scheduler follows each language on its own: r, without completions to replay, fails
+    its generate; lua is executed, scored, recorded and announced (r named as failed); the run
+    fails on `all_recorded`, which names r."""
+    from multiplt.results import read_store
+    from multiplt_airflow import chain_job
+
+    ev = evaluated_airflow
+    client = ev.airflow.client
+    replay, problems = replay_sources(f"file://{tmp_path}", ("lua", "r"), 2)
+    (tmp_path / "replay" / "r").rename(tmp_path / "replay" / "r-gone")
+    conf = {**evaluate_conf(replay, problems, ("lua", "r")), "model": "reference-solutions-partial"}
+    run_id = client.trigger("multiplt_evaluate", conf)
+    assert client.wait_for_run("multiplt_evaluate", run_id, timeout=600) == "failed"
+
+    states = {(ti["task_id"], ti["map_index"]): ti["state"]
+              for ti in client.task_instances("multiplt_evaluate", run_id)}
+    assert [states[("generation.generate", i)] for i in (0, 1)] == ["success", "failed"]
+    assert {i for (t, i), s in states.items() if t == "execute" and s == "success"} == {0, 1}
+    assert [states[("scoring.record_results", i)] for i in (0, 1)] == ["success", "upstream_failed"]
+    assert (states[("announce_results", -1)], states[("all_recorded", -1)]) == ("success", "failed")
+    table = read_store(ev.results_store)
+    assert table.filter(table["model"] == conf["model"])["lang"].to_list() == ["lua"]
+    [event] = [e for e in chain_job.events_of(client, "multiplt_evaluate", run_id)
+               if e.get("name") == "multiplt_results"]
+    assert [r["lang"] for r in event["extra"]["runs"]] == ["lua"]
+    assert [(f["lang"], f["reason"]) for f in event["extra"]["failed"]] == [("r", "generate: failed")]
+    log = json.dumps(client.task_log_content("multiplt_evaluate", run_id, "all_recorded", 1))
+    assert "1 of 2 evaluations were not recorded: r reference-solutions-partial@main" in log
