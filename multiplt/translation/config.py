@@ -68,4 +68,10 @@ class TranslateConfig:
 
     @property
     def model_label(self) -> str:
-        return self.model or storage.basename(self.replay_source or "replay").split("{")[0] or "replay"
+        """The model the samples are recorded under: --model, or for the replay backend without
+        one the replay source's file or folder name; a per-language source's name is cut at its
+        `{lang}`, without the separator before it (`replay-{lang}.jsonl`: `replay`)."""
+        name = storage.basename(self.replay_source or "replay")
+        if "{" in name:
+            name = name.split("{")[0].rstrip("-_. ")
+        return self.model or name or "replay"

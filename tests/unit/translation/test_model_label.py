@@ -1,0 +1,23 @@
+"""The model a translate run records for the replay backend without --model (the dataset's
+`model` column, its config and card): named after the replay source, never a cut-off name."""
+
+import pytest
+
+from multiplt.translation.config import TranslateConfig
+
+
+@pytest.mark.parametrize("source, label", [
+    ("fx/replay-{lang}.jsonl", "replay"),       # was "replay-": the name cut at {lang}
+    ("fx/replay/{lang}.jsonl", "replay"),
+    ("s3://bucket/teacher_{lang}/", "teacher"),
+    ("fx/lua.jsonl", "lua.jsonl"),              # one source for every language: its name
+])
+def test_replay_label_is_the_source_name_without_its_language_part(source, label):
+    config = TranslateConfig(tests="t", langs=("lua",), out="o", backend="replay", replay_source=source)
+    assert config.model_label == label
+
+
+def test_a_model_is_its_own_label():
+    config = TranslateConfig(tests="t", langs=("lua",), out="o", backend="replay",
+                             replay_source="fx/replay-{lang}.jsonl", model="org/teacher")
+    assert config.model_label == "org/teacher"
