@@ -269,13 +269,22 @@ def evaluation(settings: dict, local: bool = False) -> None:
 
 
 def tokenizer_revision(settings: dict) -> None:
-    """A `tokenizer_revision` (of a `rerun_models` entry) needs a Hub `tokenizer`: generate's own
-    check (model_source.check_tokenizer_revision) refuses it without one, or for a local path or
-    storage URI."""
-    from multiplt.generation.model_source import check_tokenizer_revision
+    """A `tokenizer_revision` (of a `rerun_models` entry; no Param of its own) needs a Hub
+    `tokenizer`: what generate's own check (model_source.check_tokenizer_revision) refuses,
+    worded in the entry's keys (rerun_entry names the entry: `rerun_models entry 'org/m':
+    tokenizer_revision 'v1' needs a Hub tokenizer ...`)."""
+    from multiplt.generation.model_source import tokenizer_revision_problem
 
-    with _refused("Params tokenizer, tokenizer_revision", ["tokenizer", "tokenizer_revision"]):
-        check_tokenizer_revision(settings.get("tokenizer"), settings.get("tokenizer_revision"))
+    tokenizer, revision = settings.get("tokenizer"), settings.get("tokenizer_revision")
+    problem = tokenizer_revision_problem(tokenizer, revision)
+    why = {"empty": "tokenizer_revision is empty; give a Hub branch, tag or commit, or leave it out",
+           "no tokenizer": f"tokenizer_revision {revision!r} needs a Hub tokenizer (a tokenizer "
+                           "key); without one the model's own tokenizer is loaded at its revision",
+           "not on the Hub": f"tokenizer_revision {revision!r} needs a Hub tokenizer; tokenizer "
+                             f"{tokenizer!r} is a local path or storage URI, which has no revisions",
+           }.get(problem)
+    if why:
+        raise BadParams(why, ["tokenizer", "tokenizer_revision"])
 
 
 #: the keys of an object entry of multiplt_evaluate's `rerun_models` (`tokenizer_revision`:

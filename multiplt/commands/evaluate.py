@@ -94,6 +94,7 @@ def run(args) -> int:
     from multiplt.commands.score import parse_ks
     from multiplt.execution.executor import check_options
     from multiplt.generation.driver import check_sampling, checkpoint_labels, selected_names
+    from multiplt.generation.model_source import check_tokenizer_revision
 
     ks = tuple(parse_ks(args.k, "--k"))
     check_sampling(n=args.n, temperature=args.temperature, top_p=args.top_p,
@@ -105,6 +106,7 @@ def run(args) -> int:
         raise MultipltError(f"--limit must be at least 1, got {args.limit}")
     selected_names(args.problems)  # `--problems ,` names none: refused before the build
     check_options(args.workers, args.timeout)
+    check_tokenizer_revision(args.tokenizer, args.tokenizer_revision)  # as generate checks it
     label = model_label(args)
     # a checkpoint's --epoch/--experiment that contradict its training manifest: refused here
     checkpoint_labels(args.model, args.revision, args.experiment, args.epoch)
@@ -134,7 +136,8 @@ def run(args) -> int:
     sources = ([_replay_source(args.replay_source, code) for code in sampling]
                if args.backend == "replay" else [None] * bool(sampling))
     for replay in dict.fromkeys(sources):
-        check_backend_source(args.backend, args.model, args.revision, args.tokenizer, replay)
+        check_backend_source(args.backend, args.model, args.revision, args.tokenizer, replay,
+                             tokenizer_revision=args.tokenizer_revision)
     rows = []
     bar = progress(total=4 * len(langs), desc="evaluate", unit="stage")
     for code in langs:

@@ -7,21 +7,19 @@ import argparse
 from multiplt.generation.backends import NAMES, TOKENIZER_HELP
 
 
-def add_generate_args(p: argparse.ArgumentParser, benchmark_required: bool = True,
-                      tokenizer_revision: bool = False) -> None:
-    """Flags shared by `generate` and `evaluate`; `tokenizer_revision`: also
-    --tokenizer-revision (generate's)."""
+def add_generate_args(p: argparse.ArgumentParser, benchmark_required: bool = True) -> None:
+    """Flags shared by `generate` and `evaluate` (evaluate passes them to each language's
+    generate)."""
     if benchmark_required:
         p.add_argument("--benchmark", required=True, help="benchmark JSONL URI (multiplt benchmark build)")
     p.add_argument("--model", help="Hub name, local folder, storage URI (s3://, file://) or training output")
     p.add_argument("--revision", help="Hub branch/tag/commit, or a training-manifest tag (LANG-EXPERIMENT-epochN)")
     p.add_argument("--tokenizer", help=TOKENIZER_HELP)
-    if tokenizer_revision:
-        p.add_argument("--tokenizer-revision", metavar="REV",
-                       help="Hub branch/tag/commit of a Hub --tokenizer (default: its default "
-                       "branch); recorded in the folder's run record, which a later run into the "
-                       "folder must match; not for a local or storage-URI --tokenizer, nor "
-                       "without --tokenizer")
+    p.add_argument("--tokenizer-revision", metavar="REV",
+                   help="Hub branch/tag/commit of a Hub --tokenizer (default: its default "
+                   "branch); recorded in the run folder's run record, which a later run into the "
+                   "folder must match; not for a local or storage-URI --tokenizer, nor "
+                   "without --tokenizer")
     p.add_argument("--backend", default="transformers", choices=NAMES)
     p.add_argument("--n", type=int, default=20, help="samples per problem (default 20)")
     p.add_argument("--temperature", type=float, default=0.2)
@@ -51,9 +49,7 @@ def generate_kwargs(args) -> dict:
                 max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
                 limit=args.limit, problems=args.problems, experiment=args.experiment,
                 epoch=args.epoch, api_base=args.api_base, concurrency=args.concurrency,
-                replay_source=args.replay_source,
-                # generate's own flag (evaluate has none: its tokenizer loads at the default branch)
-                tokenizer_revision=getattr(args, "tokenizer_revision", None))
+                replay_source=args.replay_source, tokenizer_revision=args.tokenizer_revision)
 
 
 def model_label(args) -> str:
@@ -79,7 +75,7 @@ def model_label(args) -> str:
 def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="sample completions for a benchmark (MultiPL-E files)",
                               description=__doc__)
-    add_generate_args(p, tokenizer_revision=True)
+    add_generate_args(p)
     p.add_argument("--out", required=True, help="completion folder URI")
     p.set_defaults(func=run)
 

@@ -106,7 +106,8 @@ def check_backend_source(backend: str, model: str | None = None, revision: str |
                          tokenizer_revision: str | None = None) -> None:
     """MultipltError naming what the backend will not be able to load, found without loading
     any weights (what testgen, translate and evaluate check before they first write): the model
-    of the transformers and vllm backends and any backend's --tokenizer, resolved as the backend
+    of the transformers and vllm backends and the --tokenizer of any backend but replay (which
+    loads none), resolved as the backend
     resolves them (model_source.resolve_model: a folder or storage URI must hold a model, a
     mistyped URI is named, a Hub name is fetched into the Hub cache, or found there offline), and
     the replay backend's source, read and checked as the backend reads it. The openai backend's
@@ -216,7 +217,11 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
              tokenizer_revision: str | None = None, **backend_options) -> dict:
     """Generate the missing samples into `out`; returns counts {problems, generated, written}.
     `tokenizer_revision`: the revision of a Hub `tokenizer`, part of the folder's run identity
-    (the record's `tokenizer_revision`, written only when given: folder.PINNED_IDENTITY)."""
+    (the record's `tokenizer_revision`, written only when given: folder.PINNED_IDENTITY). With a
+    `tokenizer`, the record also says what it was resolved to, `tokenizer_resolved_commit` (a Hub
+    tokenizer's commit, from the backend that loaded it: hf_backend.TokenizerDescription), which,
+    as the model's `resolved_commit`, is no part of the identity: a run after the tokenizer's
+    default branch moved resumes the folder and records the commit it loaded."""
     from multiplt.generation.model_source import check_tokenizer_revision
     from multiplt.training.config import check_experiment
 
@@ -234,6 +239,9 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     selected = [r["name"] for r in rows]
     run = {"model": model, "revision": revision, "resolved_commit": None, "tokenizer": tokenizer or model,
            **({"tokenizer_revision": tokenizer_revision} if tokenizer_revision is not None else {}),
+           # what a --tokenizer was resolved to (describe() fills it; None: a local one, or a
+           # backend that loads none), replaced at each run as resolved_commit is
+           **({"tokenizer_resolved_commit": None} if tokenizer else {}),
            "benchmark": benchmark, "benchmark_sha256": bench_sha,
            # what `results record` names the benchmark by (merge_run: of every run's problems)
            "selection": select(selected), "lang": lang, "n": n,

@@ -6,6 +6,7 @@ padding."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from typing import Iterator
@@ -17,6 +18,17 @@ from multiplt.generation.stops import cut_at_stop
 
 LOG = logging.getLogger("multiplt.generation")
 SMALL_MODEL = 20_000_000  # parameters: below this, CPU generation runs on one thread
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerDescription(Description):
+    """The run record's fields of a backend that loads a tokenizer (transformers, vllm; openai
+    with --tokenizer): also `tokenizer_resolved_commit`, what a --tokenizer was resolved to
+    (model_source.resolve_model, as `resolved_commit` is the model's: a Hub tokenizer's commit,
+    a storage URI's ETag digest; None for a local folder). Without --tokenizer the model's own
+    tokenizer is loaded, at `resolved_commit`, and the field stays None (left out)."""
+
+    tokenizer_resolved_commit: str | None = None
 
 
 def encode_prompt(tokenizer, text: str, eos_token_id: int | None) -> tuple[list[int], int]:
@@ -128,10 +140,12 @@ class TransformersBackend(Backend):
         return cls(model, revision, tokenizer, batch_size, tokenizer_revision=tokenizer_revision)
 
     def describe(self) -> Description:
-        return Description(model=self.model_ref.requested, revision=self.model_ref.revision,
-                           resolved_commit=self.model_ref.resolved_commit,
-                           checkpoint_uri=self.model_ref.checkpoint_uri,
-                           tokenizer=self.tokenizer_ref.requested)
+        return TokenizerDescription(
+            model=self.model_ref.requested, revision=self.model_ref.revision,
+            resolved_commit=self.model_ref.resolved_commit,
+            checkpoint_uri=self.model_ref.checkpoint_uri, tokenizer=self.tokenizer_ref.requested,
+            tokenizer_resolved_commit=(None if self.tokenizer_ref is self.model_ref
+                                       else self.tokenizer_ref.resolved_commit))
 
     def _decode(self, ids: list[int]) -> str:
         return self._raw_decode(ids, skip_special_tokens=False)

@@ -111,21 +111,36 @@ def _revision_flag(what: str) -> str:
     return {"base model": "--base-revision", "tokenizer": "--tokenizer-revision"}.get(what, "--revision")
 
 
-def check_tokenizer_revision(tokenizer: str | None, revision: str | None) -> None:
-    """MultipltError unless `revision` (--tokenizer-revision) can apply: it names a revision of
-    a Hub tokenizer, so it needs --tokenizer, and one that is a Hub name: a storage URI, a local
-    path (absolute, `.`-relative, or anything that exists here) or a mistyped URI has no Hub
-    revisions (without --tokenizer the model's own tokenizer is loaded, at --revision)."""
+def tokenizer_revision_problem(tokenizer: str | None, revision: str | None) -> str | None:
+    """Why `revision` (a tokenizer's revision) cannot apply, or None when it can: "empty" (a
+    blank revision), "no tokenizer" (a revision names one of a Hub tokenizer's revisions, and
+    without a tokenizer the model's own is loaded at the model's revision) or "not on the Hub"
+    (a storage URI, a local path: absolute, `.`-relative, or anything that exists here, or a
+    mistyped URI has no Hub revisions). check_tokenizer_revision words it in generate's flags,
+    the DAG's check (multiplt_pipelines.checks) in a rerun_models entry's keys."""
     if revision is None:
-        return
+        return None
     if not revision.strip():
-        raise MultipltError("--tokenizer-revision is empty; give a Hub branch, tag or commit, or "
-                            "leave it out")
+        return "empty"
     if not tokenizer:
-        raise MultipltError(f"--tokenizer-revision {revision!r} needs --tokenizer (a Hub tokenizer); "
-                            "the model's own tokenizer is loaded at --revision")
+        return "no tokenizer"
     if ("://" in tokenizer or tokenizer.startswith((".", "/")) or os.path.exists(tokenizer)
             or storage_uri.mistyped(tokenizer) is not None):
+        return "not on the Hub"
+    return None
+
+
+def check_tokenizer_revision(tokenizer: str | None, revision: str | None) -> None:
+    """MultipltError unless `revision` (--tokenizer-revision) can apply to --tokenizer
+    (tokenizer_revision_problem)."""
+    problem = tokenizer_revision_problem(tokenizer, revision)
+    if problem == "empty":
+        raise MultipltError("--tokenizer-revision is empty; give a Hub branch, tag or commit, or "
+                            "leave it out")
+    if problem == "no tokenizer":
+        raise MultipltError(f"--tokenizer-revision {revision!r} needs --tokenizer (a Hub tokenizer); "
+                            "the model's own tokenizer is loaded at --revision")
+    if problem == "not on the Hub":
         raise MultipltError(f"--tokenizer-revision {revision!r} is for a Hub tokenizer; --tokenizer "
                             f"{tokenizer!r} is a local path or storage URI, which has no revisions")
 

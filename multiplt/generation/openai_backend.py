@@ -38,6 +38,7 @@ from typing import Iterator
 
 from multiplt.errors import MultipltError, PlatformError
 from multiplt.generation.base import Backend, Description, Request, Sampling
+from multiplt.generation.hf_backend import TokenizerDescription
 from multiplt.generation.seeds import sample_seed
 from multiplt.generation.stops import cut_at_stop
 
@@ -48,9 +49,10 @@ PROBE_PROMPT = "0"  # the one short request that asks whether the server takes S
 
 
 @dataclasses.dataclass(frozen=True)
-class OpenAIDescription(Description):
-    """The run record's fields of this backend: with a tokenizer, also whether its special ids
-    are sent as stop_token_ids (false: the server refused the field)."""
+class OpenAIDescription(TokenizerDescription):
+    """The run record's fields of this backend: with a tokenizer, also what it was resolved to
+    (tokenizer_resolved_commit) and whether its special ids are sent as stop_token_ids (false:
+    the server refused the field)."""
 
     stop_token_ids_sent: bool | None = None
 
@@ -79,8 +81,13 @@ class OpenAIBackend(Backend):
         self.tokenizer = tokenizer
         # the served model's special ids (from `tokenizer`), sent as stop_token_ids; None when
         # there is no tokenizer or the server refused the field (_settle_stop_ids)
-        self.stop_token_ids: list[int] | None = (_special_ids(tokenizer, tokenizer_revision)
-                                                 if tokenizer else None)
+        self.stop_token_ids: list[int] | None = None
+        self.tokenizer_commit: str | None = None  # what `tokenizer` was resolved to
+        if tokenizer:
+            from multiplt.generation.model_source import resolve_model
+
+            ref = resolve_model(tokenizer, tokenizer_revision, what="tokenizer")
+            self.stop_token_ids, self.tokenizer_commit = _special_ids(tokenizer, ref=ref), ref.resolved_commit
         self._settled = False
         self._lock = threading.Lock()
 
@@ -111,6 +118,7 @@ class OpenAIBackend(Backend):
             self._settle_stop_ids()
             sent = bool(self.stop_token_ids)
         return OpenAIDescription(model=self.model, api_base=self.api_base, tokenizer=self.tokenizer,
+                                 tokenizer_resolved_commit=self.tokenizer_commit,
                                  stop_token_ids_sent=sent)
 
     def _settle_stop_ids(self) -> None:
@@ -217,15 +225,16 @@ def _message(detail: str) -> str:
         return detail.strip()[:200]
 
 
-def _special_ids(tokenizer: str, revision: str | None = None) -> list[int]:
+def _special_ids(tokenizer: str, revision: str | None = None, ref=None) -> list[int]:
     """The special token ids (EOS included: hf_backend.special_ids) of the tokenizer `tokenizer`
     (a name, folder or URI, as --tokenizer takes; a Hub name at `revision`, --tokenizer-revision),
-    loaded as the transformers backend loads it."""
+    loaded as the transformers backend loads it; `ref`: where it was resolved to already
+    (model_source.resolve_model)."""
     from multiplt.generation.hf_backend import special_ids
     from multiplt.generation.model_source import resolve_model
     from multiplt.models.tokenizer import load_tokenizer
 
-    ref = resolve_model(tokenizer, revision, what="tokenizer")
+    ref = ref or resolve_model(tokenizer, revision, what="tokenizer")
     try:
         tok = load_tokenizer(ref.path, ref=tokenizer)
     except (OSError, ValueError) as exc:

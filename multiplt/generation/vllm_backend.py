@@ -6,7 +6,7 @@ from typing import Iterator
 
 from multiplt.errors import MultipltError
 from multiplt.generation.base import Backend, Description, Request, Sampling
-from multiplt.generation.hf_backend import encode_prompt, fit_prompt, special_ids
+from multiplt.generation.hf_backend import TokenizerDescription, encode_prompt, fit_prompt, special_ids
 from multiplt.generation.seeds import sample_seed
 from multiplt.generation.stops import cut_at_stop
 
@@ -51,10 +51,12 @@ class VLLMBackend(Backend):
         return cls(model, revision, tokenizer, tokenizer_revision=tokenizer_revision)
 
     def describe(self) -> Description:
-        return Description(model=self.model_ref.requested, revision=self.model_ref.revision,
-                           resolved_commit=self.model_ref.resolved_commit,
-                           checkpoint_uri=self.model_ref.checkpoint_uri,
-                           tokenizer=self.tokenizer_ref.requested)
+        return TokenizerDescription(
+            model=self.model_ref.requested, revision=self.model_ref.revision,
+            resolved_commit=self.model_ref.resolved_commit,
+            checkpoint_uri=self.model_ref.checkpoint_uri, tokenizer=self.tokenizer_ref.requested,
+            tokenizer_resolved_commit=(None if self.tokenizer_ref is self.model_ref
+                                       else self.tokenizer_ref.resolved_commit))
 
     def _prompt(self, problem: str, text: str, max_new: int):
         """(what vLLM is given, its max_tokens). A prompt (stripped, as MultiPL-E does) that

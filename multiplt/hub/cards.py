@@ -312,8 +312,9 @@ def results_card(repo_id: str, table_rows: list[dict], columns: list[str], licen
         _front(meta), f"# {repo_id.split('/')[1]}\n",
         "The MultiPL-T Platform's results store: one row per scored run and k (pass@k of a model "
         "or checkpoint on a MultiPL-E-style benchmark). A checkpoint published to the Hub is named "
-        "by its repo (`model`) and tag (`revision`); other local models and files are named by "
-        "their folder or file name only.\n\n",
+        "by its repo (`model`) and tag (`revision`); another local model or tokenizer is named "
+        "`NAME~HASH` (its folder's name and a hash of where it is kept: `~` marks it as no Hub "
+        "id), a local benchmark by its file name.\n\n",
         f"{len(table_rows)} rows; columns: {', '.join(f'`{c}`' for c in columns)}.\n",
         "\n## pass@1\n\n",
         "One line per benchmark, model, revision, language, epoch and temperature. The benchmark "

@@ -5,11 +5,12 @@ the same store gives the same bytes and a rerun uploads nothing.
 The published rows are the store's as a reader of the Hub can use them (`public_rows`): a
 checkpoint that `publish checkpoints` published is named as the Hub names it (model REPO,
 revision TAG: `from_pretrained(model, revision=revision)` loads it), and no row carries a place
-of the deployment: no `run_uri` column, and a storage URI or absolute local path elsewhere
-(model, tokenizer, base_model, benchmark) is its last path segment (a training output's or
-model folder's name, a benchmark file's name), also where a run folder's name spells the model's
-path (`dataset`, and `run_id`, which begins with it). The local store keeps its URIs: they are
-how the platform finds the runs and checkpoints."""
+of the deployment: no `run_uri` column, a storage URI or absolute local path in model, tokenizer
+or base_model is its public name `NAME~HASH` (place_name: its last path segment and a hash of
+the whole place, so two places never share a name and none is mistaken for a Hub id), one in
+benchmark is its file name, and a run folder's name that spells the model's path (`dataset`,
+and `run_id`, which begins with it) spells the public name instead. The local store keeps its
+URIs: they are how the platform finds the runs and checkpoints."""
 
 from __future__ import annotations
 
@@ -25,8 +26,15 @@ LOG = logging.getLogger("multiplt.hub")
 DATA_FILE = "data/results-00000-of-00001.parquet"
 #: store columns that only say where something is in the deployment: left out of the Hub's rows
 PRIVATE_COLUMNS = ("run_uri",)
-#: store columns that may name a place of the deployment: published as the place's last segment
-PLACE_COLUMNS = ("tokenizer", "base_model", "benchmark")
+#: store columns that may name a model or tokenizer at a place of the deployment: published under
+#: the place's public name (place_name), as `model` is
+PLACE_COLUMNS = ("tokenizer", "base_model")
+#: store columns that may name a file at a place of the deployment: published as its file name
+#: (a benchmark's file name names the benchmark, in every place it is kept)
+FILE_COLUMNS = ("benchmark",)
+#: marks a public name made from a place: a Hub id (`name`, `org/name`: letters, digits, `-`,
+#: `_`, `.`) never holds it, so such a name is never a Hub model's
+PLACE_MARK = "~"
 SORT = ["model", "lang", "epoch", "run_id", "k"]
 
 
@@ -87,18 +95,35 @@ def is_place(value) -> bool:
 
 
 def place_name(value: str) -> str:
-    """A place's last path segment (`s3://b/training/sc1b-multiplt-lua/` -> `sc1b-multiplt-lua`)."""
+    """A place's public name: `NAME~HASH`, its last path segment, PLACE_MARK and the first 8 hex
+    digits of the sha256 of the place (a `file://` URI as its path, without a trailing `/`:
+    `s3://b/training/sc1b-multiplt-lua/` -> `sc1b-multiplt-lua~<8 hex>`). The hash keeps two
+    places with one folder name apart (`/a/m`, `/b/m`), and gives a place the same name in every
+    column, store and publication; the mark keeps `/x/gpt2` from reading as the Hub's `gpt2`."""
+    import hashlib
+
+    place = value.rstrip("/") or value
+    if place.startswith("file://"):
+        place = place[len("file://"):] or "/"
+    name = place.rsplit("/", 1)[-1] or "place"
+    return f"{name}{PLACE_MARK}{hashlib.sha256(place.encode()).hexdigest()[:8]}"
+
+
+def file_name(value: str) -> str:
+    """A file's last path segment (`s3://b/benchmarks/humaneval-lua.jsonl` -> `humaneval-lua.jsonl`)."""
     return value.rstrip("/").rsplit("/", 1)[-1] or value
 
 
 def public_rows(table, hub: dict[tuple[str, str], str]):
     """The store's rows as `publish results` publishes them (the module's docstring): the table
     without PRIVATE_COLUMNS; a row whose (model, revision) `hub` names REPO@TAG (hub_models)
-    gets model REPO and revision TAG, another whose model is a place gets the place's name, and
-    so does every place in PLACE_COLUMNS; where the model changed, a run folder name of the
-    platform's form (`<benchmark>-<lang>-<model>-<revision>-<temperature>`, run_folder_name)
-    in `dataset` gets the new model's part, and `run_id` (that name, `@`, the config's hash)
-    with it. Other values, and the column types, are the store's."""
+    gets model REPO and revision TAG, another whose model is a place gets the place's public name
+    (place_name), and so does every place in PLACE_COLUMNS (a base model's folder has one name as
+    `model` and as `base_model`); a place in FILE_COLUMNS is its file name; where the model
+    changed, a run folder name of the platform's form
+    (`<benchmark>-<lang>-<model>-<revision>-<temperature>`, run_folder_name) in `dataset` gets
+    the new model's part, and `run_id` (that name, `@`, the config's hash) with it. Other
+    values, and the column types, are the store's."""
     import polars as pl
 
     schema = {name: dtype for name, dtype in table.schema.items() if name not in PRIVATE_COLUMNS}
@@ -114,6 +139,9 @@ def public_rows(table, hub: dict[tuple[str, str], str]):
         for name in PLACE_COLUMNS:
             if name in row and is_place(row[name]):
                 row[name] = place_name(row[name])
+        for name in FILE_COLUMNS:
+            if name in row and is_place(row[name]):
+                row[name] = file_name(row[name])
         if row.get("model") != model:
             _rename_run(row)
         rows.append(row)

@@ -96,16 +96,24 @@ def test_a_hub_tokenizer_is_pinned_whatever_loads_the_model(test_hub, monkeypatc
 
 
 def test_a_tokenizer_revision_needs_a_hub_tokenizer(monkeypatch):
-    """Refused by plan with generate's own message, naming the entry (no Hub lookup)."""
+    """Refused by plan as generate refuses it, in the entry's keys (no Param tokenizer_revision
+    exists, and the entry has no CLI flags), naming the entry (no Hub lookup)."""
     for entry, message in (
             ({"model": "org/m", "tokenizer_revision": "v1"},
-             "--tokenizer-revision 'v1' needs --tokenizer (a Hub tokenizer); the model's own "
-             "tokenizer is loaded at --revision"),
+             "tokenizer_revision 'v1' needs a Hub tokenizer (a tokenizer key); without one the "
+             "model's own tokenizer is loaded at its revision"),
             ({"model": "org/m", "tokenizer": "s3://b/tok", "tokenizer_revision": "v1"},
-             "--tokenizer-revision 'v1' is for a Hub tokenizer; --tokenizer 's3://b/tok' is a "
-             "local path or storage URI, which has no revisions")):
+             "tokenizer_revision 'v1' needs a Hub tokenizer; tokenizer 's3://b/tok' is a local "
+             "path or storage URI, which has no revisions"),
+            ({"model": "org/m", "tokenizer": "org/tok", "tokenizer_revision": " "},
+             "tokenizer_revision is empty; give a Hub branch, tag or commit, or leave it out")):
         got = refusal(lambda: plan(monkeypatch, conf={"rerun_models": [entry]}, run_type="manual"))
-        assert got == f"rerun_models entry 'org/m': Params tokenizer, tokenizer_revision: {message}"
+        assert got == f"rerun_models entry 'org/m': {message}"
+        assert "--" not in got and "Params" not in got
+    # from the Airflow Variable: said so, as every refused value of it
+    got = refusal(lambda: plan(monkeypatch, {"rerun_models": [{"model": "org/m", "tokenizer_revision": "v1"}]}))
+    assert got.startswith("rerun_models entry 'org/m': tokenizer_revision 'v1' needs a Hub tokenizer")
+    assert got.endswith(" (from the Airflow Variable multiplt_evaluate)")
 
 
 def test_an_unpinned_hub_tokenizer_offline_fails_plan_without_retry(test_hub, monkeypatch):

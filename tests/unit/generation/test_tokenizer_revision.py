@@ -131,3 +131,122 @@ def test_an_empty_tokenizer_revision_is_one_error(bench, tmp_path, capsys):
     assert capsys.readouterr().err == ("multiplt generate: error: --tokenizer-revision is empty; give "
                                        "a Hub branch, tag or commit, or leave it out\n")
     assert not (tmp_path / "run").exists()
+
+
+# ---- multiplt evaluate --tokenizer-revision: checked and recorded as generate's ----------------
+def evaluate(tmp_path, model, *extra):
+    """`multiplt evaluate` of `model` on a one-problem benchmark (put where evaluate looks for its
+    built benchmark); execute and score are generate's neighbours, not what is tested here."""
+    benchmarks = tmp_path / "benchmarks"
+    benchmarks.mkdir(exist_ok=True)
+    storage.write_jsonl(str(benchmarks / "humaneval-rkt.jsonl"), [
+        {"name": "HumanEval_0_add", "language": "rkt", "prompt": "#lang racket\n(define (add x y)\n",
+         "tests": "", "stop_tokens": ["\n(define "]}])
+    return cli.main(["evaluate", "--lang", "rkt", "--out", str(tmp_path / "eval"), "--benchmarks",
+                     str(benchmarks), "--model", model, "--n", "1", "--max-new-tokens", "4", *extra])
+
+
+@pytest.fixture
+def no_execution(monkeypatch):
+    from multiplt.evaluation import passk
+    from multiplt.execution import executor
+
+    monkeypatch.setattr(executor, "execute", lambda *a, **k: None)
+    monkeypatch.setattr(passk, "score", lambda *a, **k: [])
+
+
+def test_evaluate_loads_and_records_the_tokenizer_at_tokenizer_revision(test_hub, tiny_model, tmp_path,
+                                                                        no_execution):
+    """As generate's: the tiny model's tokenizer at one commit, a corrupt one on main since."""
+    good = tokenizer_repo(test_hub, "org/tok", {name: open(os.path.join(tiny_model, name), "rb").read()
+                                                for name in TOKENIZER_FILES})
+    tokenizer_repo(test_hub, "org/tok", {"tokenizer.json": b'{"truncated": '})
+    assert evaluate(tmp_path, tiny_model, "--tokenizer", "org/tok", "--tokenizer-revision", good) == 0
+    [run_folder] = [p for p in (tmp_path / "eval").iterdir() if p.name.startswith("humaneval-rkt-")]
+    run = folder.read_run(str(run_folder))
+    assert (run["tokenizer"], run["tokenizer_revision"], run["tokenizer_resolved_commit"]) == (
+        "org/tok", good, good)
+    resolved = [p for m, p in test_hub.requests if m == "GET" and "/resolve/" in p]
+    assert resolved and all(f"/resolve/{good}/" in p for p in resolved)
+
+
+def test_evaluate_refuses_a_tokenizer_revision_as_generate_does(test_hub, tiny_model, tmp_path, capsys,
+                                                                monkeypatch):
+    """One error line, before any benchmark is built or run folder made."""
+    from multiplt.benchmarks import build
+
+    tokenizer_repo(test_hub, "org/tok", {"tokenizer.json": b"{}"})
+    for extra, message in (
+            (["--tokenizer-revision", "v1"], "--tokenizer-revision 'v1' needs --tokenizer (a Hub "
+                                             "tokenizer); the model's own tokenizer is loaded at --revision"),
+            (["--tokenizer", "s3://bucket/tok", "--tokenizer-revision", "v1"],
+             "--tokenizer-revision 'v1' is for a Hub tokenizer; --tokenizer 's3://bucket/tok' is a "
+             "local path or storage URI, which has no revisions"),
+            (["--tokenizer", "org/tok", "--tokenizer-revision", " "],
+             "--tokenizer-revision is empty; give a Hub branch, tag or commit, or leave it out"),
+            (["--tokenizer", "org/tok", "--tokenizer-revision", "v9"],
+             "tokenizer org/tok: revision 'v9' not found on the Hub")):
+        assert evaluate(tmp_path, tiny_model, *extra) == 2
+        err = capsys.readouterr().err
+        assert err == f"multiplt evaluate: error: {message}\n", err
+        assert not (tmp_path / "eval").exists()
+    # the flags are checked before an unbuilt benchmark is built
+    monkeypatch.setattr(build, "build_benchmark", lambda *a, **k: pytest.fail("a benchmark was built"))
+    assert cli.main(["evaluate", "--lang", "rkt", "--out", str(tmp_path / "eval"), "--benchmarks",
+                     str(tmp_path / "none"), "--model", tiny_model, "--tokenizer-revision", "v1"]) == 2
+    assert "needs --tokenizer" in capsys.readouterr().err
+
+
+# ---- tokenizer_resolved_commit: the commit a Hub --tokenizer was loaded at -----------------------
+def test_the_run_record_names_the_commit_a_hub_tokenizer_was_loaded_at(test_hub, tiny_model, tmp_path):
+    """As `resolved_commit` names the model's: without --tokenizer-revision the record said
+    `tokenizer: org/tok` and nothing of which commit was loaded. Not part of the folder's
+    identity (as resolved_commit): the run after main moved resumes the folder and records the
+    commit it loaded."""
+    files = {name: open(os.path.join(tiny_model, name), "rb").read() for name in TOKENIZER_FILES}
+    first = tokenizer_repo(test_hub, "org/tok", files)
+    bench = str(tmp_path / "bench.jsonl")
+    storage.write_jsonl(bench, [{"name": "HumanEval_0_add", "language": "rkt",
+                                 "prompt": "#lang racket\n(define (add x y)\n", "tests": "",
+                                 "stop_tokens": ["\n(define "]}])
+    out = str(tmp_path / "run")
+    common = ["generate", "--benchmark", bench, "--model", tiny_model, "--tokenizer", "org/tok",
+              "--max-new-tokens", "4", "--out", out]
+    assert cli.main([*common, "--n", "1"]) == 0
+    run = folder.read_run(out)
+    assert (run["tokenizer"], run["tokenizer_resolved_commit"]) == ("org/tok", first)
+    assert "tokenizer_revision" not in run and run["resolved_commit"] is None  # a local model
+    # no weights were asked for: the tokenizer's files only
+    assert not [p for m, p in test_hub.requests if "/resolve/" in p and p.endswith((".safetensors", ".bin"))]
+    moved = tokenizer_repo(test_hub, "org/tok", {**files, "extra.txt": b"x"})
+    assert cli.main([*common, "--n", "2"]) == 0
+    run = folder.read_run(out)
+    assert (run["n"], run["tokenizer_resolved_commit"], run["complete"]) == (2, moved, True)
+    # the model's own tokenizer (no --tokenizer): the model's resolved_commit says it; no field
+    plain = str(tmp_path / "plain")
+    assert cli.main(["generate", "--benchmark", bench, "--model", tiny_model, "--n", "1",
+                     "--max-new-tokens", "4", "--out", plain]) == 0
+    assert "tokenizer_resolved_commit" not in folder.read_run(plain)
+
+
+def test_the_openai_backend_records_its_hub_tokenizers_commit(test_hub, tmp_path):
+    from tests.support.completions_server import CompletionsServer
+    from tests.unit.generation.test_special_tokens import tokenizer
+
+    tokenizer().save_pretrained(tmp_path / "tok")
+    files = {p.name: p.read_bytes() for p in (tmp_path / "tok").iterdir()}
+    commit = tokenizer_repo(test_hub, "org/tok", files)
+    bench = str(tmp_path / "bench.jsonl")
+    storage.write_jsonl(bench, [{"name": "HumanEval_0_f", "language": "rkt", "prompt": "(define (f x)\n",
+                                 "tests": "", "stop_tokens": ["\n(define"]}])
+    server = CompletionsServer(models=["m"]).start()
+    try:
+        server.record("(define (f x)\n", ["  x)"])
+        out = str(tmp_path / "run")
+        assert cli.main(["generate", "--benchmark", bench, "--backend", "openai", "--api-base",
+                         server.url, "--model", "m", "--tokenizer", "org/tok", "--n", "1",
+                         "--out", out]) == 0
+    finally:
+        server.stop()
+    run = folder.read_run(out)
+    assert (run["tokenizer"], run["tokenizer_resolved_commit"]) == ("org/tok", commit)
