@@ -11,7 +11,9 @@
 
 
 AIRFLOW_HOME defaults to <repo>/.airflow and the data directory to $MULTIPLT_DATA or <repo>/data
-(both git-ignored); the port to 8080 when free, else a free one. Ctrl-C stops every component.
+(both git-ignored); the port to 8080 when free, else a free one. Ctrl-C (or SIGTERM) stops every
+component; while the main job is still running it first stops the job's runs and sets its
+Variables back, and the exit code is 130 (143 after SIGTERM). A usage error is one line, exit 2.
 Used by scripts/main.sh; the Python API is plugins/multiplt_airflow/embedded.py.
 """
 
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -45,11 +46,34 @@ def pick_port(preferred: int) -> int:
 
 
 def installed_languages() -> list[str]:
-    """Languages whose run-time binaries are on PATH (Julia is not packaged by Debian)."""
+    """Languages whose run-time binaries are installed where programs run: on the PATH of the
+    execution sandbox (multiplt.execution.preflight.missing_binaries, what `multiplt execute`
+    checks first; Julia is not packaged by Debian)."""
     from multiplt import languages
+    from multiplt.execution import preflight
 
     return [code for code, lang in languages.LANGUAGES.items()
-            if all(shutil.which(b) for b in lang.binaries)]
+            if not preflight.missing_binaries(lang)]
+
+
+def stage_runtime() -> str:
+    """Where the embedded deployment runs its stages: [multiplt] runtime of the committed
+    airflow.cfg, which every start renders (AIRFLOW__MULTIPLT__RUNTIME overrides it): `local`,
+    on this machine, or `docker`, in the images (which have every runtime)."""
+    import configparser
+
+    from multiplt_airflow.embedded import TEMPLATE
+
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(TEMPLATE)
+    return (os.environ.get("AIRFLOW__MULTIPLT__RUNTIME")
+            or cfg.get("multiplt", "runtime", fallback="local")).strip()
+
+
+def local_languages() -> list[str] | None:
+    """The languages the job's stages can run: the installed ones where they run on this
+    machine, None (every one) in the docker runtime."""
+    return installed_languages() if stage_runtime() == "local" else None
 
 
 def job_languages(spec: str | None) -> list[str]:
@@ -77,12 +101,26 @@ def check_job_args(args) -> None:
     """What the main job hands to the DAGs, checked before Airflow starts (MultipltError with
     one line naming the option otherwise): --languages against the language registry, --n,
     --max-new-tokens, --limit and --corpus-limit against the Params of every chain DAG that
-    takes them, and --source as `multiplt corpus build --source` reads it."""
+    takes them, and --source as `multiplt corpus build --source` reads it. Where the stages run
+    on this machine (`stage_runtime` local), a language of --languages must have its runtime
+    installed (`installed_languages`): its execute step would fail otherwise, late."""
     import jsonschema
 
     from multiplt.corpus.sources import resolve
 
-    job_languages(args.languages)
+    langs = job_languages(args.languages)
+    usable = local_languages() if args.languages is not None else None
+    if usable is not None and any(code not in usable for code in langs):
+        from multiplt import languages
+        from multiplt.execution import preflight
+
+        code = next(c for c in langs if c not in usable)
+        lang = languages.LANGUAGES[code]
+        raise MultipltError(
+            f"--languages {args.languages}: {lang.name} ({code}) cannot run on this machine: "
+            f"{', '.join(preflight.missing_binaries(lang))} not installed (not on PATH "
+            f"{preflight.runtime_path()}); installed: {', '.join(usable) or 'none'}; "
+            f"{preflight.INSTALL_HINT}")
     dags = _dag_params()
     numbers = (("--n", args.n, "n", ("multiplt_testgen", "multiplt_translate", "multiplt_evaluate")),
                ("--max-new-tokens", args.max_new_tokens, "max_new_tokens",
@@ -144,8 +182,12 @@ def deployment_setting(airflow: EmbeddedAirflow, option: str) -> str:
 def main_job(airflow: EmbeddedAirflow, args) -> int:
     """The chain: corpus -> testgen -> translate -> finetune -> evaluate -> publish (dry run).
     With no translation target among the languages (`--languages py`) translate and finetune
-    stay paused and the chain stops after testgen (chain_job.paused_dags), the report says why."""
-    from multiplt_airflow import chain_job, chain_report
+    stay paused and the chain stops after testgen (chain_job.paused_dags), the report says why.
+    However it ends, the Variables it set are set back to what they were before it (deleted
+    where there was none); a job that does not end normally (Ctrl-C, SIGTERM, --timeout, an
+    error of the REST API) first stops its runs (chain_job.stop_runs), so that none resumes
+    when Airflow starts again, and sets the chain DAGs' paused flags back."""
+    from multiplt_airflow import chain_job
 
     missing = [d for d in chain_job.CHAIN if not (REPO / "dags" / f"{d}.py").exists()]
     if missing:
@@ -166,23 +208,77 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     folders = chain_job.stage_folders(root)
     targets = list(SPLITS)
     paused = chain_job.paused_dags(langs, targets)
-    not_run = chain_job.no_target_reason(langs, targets) if paused else None
+    not_run = (chain_job.no_target_reason(langs, targets, local_languages()) if paused
+               else None)
     variables = chain_job.chain_settings(
         model=args.model, languages=langs, targets=targets, root=root,
         publish_dir=publish_dir, n=args.n, max_new_tokens=args.max_new_tokens, limit=args.limit,
         teacher=teacher, publish_repo=publish_repo)
-    for dag_id in chain_job.CHAIN:
-        client.wait_for_dag(dag_id)
-    for key, value in variables.items():
-        chain_job.set_variable(client, key, value)
-    for dag_id in chain_job.CHAIN[1:]:  # Asset-triggered runs start only on unpaused DAGs
-        client.set_paused(dag_id, dag_id in paused)
+    job = chain_job.ChainJob(since, root, paused)
+    paused_before: dict[str, bool] = {}
+    saved: dict = {}
+    ended_normally = False
+    try:
+        for dag_id in chain_job.CHAIN:
+            paused_before[dag_id] = bool(client.wait_for_dag(dag_id).get("is_paused"))
+        saved = chain_job.save_variables(client, list(variables))
+        for key, value in variables.items():
+            chain_job.set_variable(client, key, value)
+        for dag_id in chain_job.CHAIN[1:]:  # Asset-triggered runs start only on unpaused DAGs
+            client.set_paused(dag_id, dag_id in paused)
+        rc = _run_chain(airflow, args, job, langs=langs, targets=targets, root=root,
+                        folders=folders, publish_dir=publish_dir, publish_repo=publish_repo,
+                        teacher=teacher, paused=paused, not_run=not_run)
+        ended_normally = True
+        return rc
+    finally:
+        _end_job(client, job, paused_before, saved, stop=not ended_normally)
+
+
+def _end_job(client, job, paused_before: dict[str, bool], saved: dict, stop: bool) -> None:
+    """What main_job does however it ends: with `stop` (it did not end normally) stop the chain's
+    runs once it had started triggering them and set the DAGs' paused flags back as they were;
+    then set the Variables back. A problem here is one line on stderr; the job's own outcome
+    (exit code, exception) stands."""
+    from multiplt_airflow import chain_job
+
+    try:
+        ended = chain_job.stop_runs(client, job.since) if stop and job.started else []
+        if stop:
+            for dag_id, was_paused in paused_before.items():
+                client.set_paused(dag_id, was_paused)
+        if ended:
+            print(f"marked the job's unfinished runs failed (they do not resume when Airflow "
+                  f"starts again): {', '.join(f'{d} {r}' for d, r in ended)}", flush=True)
+        if saved:
+            kept = chain_job.restore_variables(client, saved)
+            back = [k for k in saved if k not in kept]
+            deleted = [k for k in back if saved[k] is None]
+            print(f"Airflow Variables {', '.join(back)} set back to what they were before the "
+                  f"job" + (f" (deleted: {', '.join(deleted)})" if deleted else ""), flush=True)
+            if kept:
+                print(f"main-job: Variables {', '.join(kept)} held masked values (***) before "
+                      f"the job: left as the job set them", file=sys.stderr, flush=True)
+    except (AirflowAPIError, OSError) as exc:
+        print(f"main-job: could not end the job cleanly ({' '.join(str(exc).split())[:300]}); "
+              f"the Variables {', '.join(saved) or '(none)'} may still hold its settings",
+              file=sys.stderr, flush=True)
+
+
+def _run_chain(airflow: EmbeddedAirflow, args, job, *, langs, targets, root, folders,
+               publish_dir, publish_repo, teacher, paused, not_run) -> int:
+    """Trigger the chain, follow it and print the report (main_job has set the Variables)."""
+    from multiplt_airflow import chain_job, chain_report
+
+    client = airflow.client
     corpus = {"source": args.source, "out": folders["corpus"], "shards": 1, "dedup_buckets": 1,
               "workers": 2}
     if args.corpus_limit:
         corpus["limit"] = args.corpus_limit
-    print(f"chain on {args.model} into {', '.join(langs)} (n={args.n}, max_new_tokens="
-          f"{args.max_new_tokens}); corpus {args.source}; outputs under {root}", flush=True)
+    translated = chain_job.translation_languages(langs, targets)
+    print(f"chain on {args.model}: translation into {', '.join(translated) or 'none'}, "
+          f"evaluation on {', '.join(langs)} (n={args.n}, max_new_tokens={args.max_new_tokens}); "
+          f"corpus {args.source}; outputs under {root}", flush=True)
     print(f"teacher (tests, translations): {teacher['model']} ({teacher['backend']} backend"
           + (f", {teacher['api_base']}" if teacher.get("api_base") else "") + "); publishing to "
           + (f"the Hub: datasets and checkpoints to {publish_repo}" if publish_repo
@@ -191,7 +287,8 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
         print(f"the chain stops after testgen ({', '.join(paused)} left paused): {not_run}",
               flush=True)
     print(f"triggering multiplt_corpus: {airflow.base_url}/dags/multiplt_corpus", flush=True)
-    client.trigger("multiplt_corpus", corpus)
+    job.started = True  # from here on, a job that does not end normally stops its runs
+    job.add_root("multiplt_corpus", client.trigger("multiplt_corpus", corpus))
     # The base model's evaluation needs nothing from the chain: it runs beside it (fine-tuning
     # evaluates only its checkpoints, evaluate_base=False).
     conf = {"model": args.model, "languages": langs, "n": args.n, "backend": "transformers",
@@ -199,13 +296,20 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
             "shards": 1, **({"limit": args.limit} if args.limit else {})}
     print(f"triggering multiplt_evaluate on the base model: {airflow.base_url}/dags/"
           f"multiplt_evaluate", flush=True)
-    client.trigger("multiplt_evaluate", conf)
+    job.add_root("multiplt_evaluate", client.trigger("multiplt_evaluate", conf))
 
     def report(dag_id, run):
         print(f"  {datetime.datetime.now():%H:%M:%S} {dag_id} {run['dag_run_id']}: {run['state']}",
               flush=True)
 
-    runs = chain_job.follow(client, since, args.timeout, on_change=report, paused=paused)
+    def heartbeat(busy):
+        """The stages at work, at most once a minute (a stage may work for many minutes)."""
+        for run in busy:
+            tasks = chain_job.working_tasks(client, run["dag_id"], run["dag_run_id"])
+            print(f"  {datetime.datetime.now():%H:%M:%S} still {run['state']}: {run['dag_id']} "
+                  f"{run['dag_run_id']}" + (f": {', '.join(tasks)}" if tasks else ""), flush=True)
+
+    runs = chain_job.follow(client, job, args.timeout, on_change=report, on_heartbeat=heartbeat)
 
     print("\nfunnel of every stage", flush=True)
     checkpoint_events = [e for r in runs["multiplt_finetune"]
@@ -219,7 +323,7 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
              *(chain_report.hub_lines(publish_repo, runs["multiplt_publish"], not not_run)
                if publish_repo else chain_report.publish_lines(publish_dir, not not_run))]
     print("\n".join(lines), flush=True)
-    print("\nruns and the stages that ended empty or were off", flush=True)
+    print("\nruns and the stages that ended empty, were off or failed", flush=True)
     ok = True
     for dag_id, dag_runs in runs.items():
         for run in dag_runs:
@@ -227,6 +331,9 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
             print(f"{dag_id} {run['dag_run_id']}: {run['state']}")
             for task_id, reason in chain_job.skip_reasons(client, dag_id, run["dag_run_id"]):
                 print(f"  {task_id} skipped: {reason}")
+            if run["state"] == "failed":
+                for task, reason in chain_job.failure_reasons(client, dag_id, run["dag_run_id"]):
+                    print(f"  {task} failed: {reason}")
     recorded = chain_report.result_runs([e for r in runs["multiplt_evaluate"] for e in
                                          chain_job.events_of(client, "multiplt_evaluate", r["dag_run_id"])])
     scored = chain_report.print_scores(deployment_setting(airflow, "results_store"), recorded,
@@ -236,12 +343,26 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     return 0 if ok and scored else 1
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, ending the job as Ctrl-C does (exit code 143 instead of 130)."""
+
+
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    raise Terminated
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line (`PROG: problem ...`) and exit code 2, as the job's other bad
+    arguments are, not argparse's usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (--help lists the options)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # scripts/main.sh names itself (MULTIPLT_PROG): its user never typed embedded_airflow.py
+    prog = os.environ.pop("MULTIPLT_PROG", None) or None
+    parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", default=os.environ.get("MULTIPLT_AIRFLOW_HOME", str(REPO / ".airflow")),
                         help="AIRFLOW_HOME of this deployment (default: <repo>/.airflow)")
     parser.add_argument("--data", default=os.environ.get("MULTIPLT_DATA", str(REPO / "data")),
@@ -279,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     job.add_argument("--corpus-limit", type=int,
                      help="read only the first N corpus documents (default: all)")
     job.add_argument("--languages", help="comma-separated codes (default: every installed "
-                     "language); with no translation target among them (e.g. py alone) the "
+                     "language; where the stages run on this machine, each one's runtime must "
+                     "be installed); with no translation target among them (e.g. py alone) the "
                      "chain stops after testgen and only the base model is evaluated")
     job.add_argument("--n", type=int, default=2, help="completions per function (tests, translations) and per "
                      "problem (evaluation) (default 2)")
@@ -306,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
                               env=job_models.airflow_environment(args))
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops Airflow as cleanly as Ctrl-C
     print(f"starting embedded Airflow (AIRFLOW_HOME={airflow.airflow_home}) ...", flush=True)
-    rc = 0
+    rc = 0  # serving until Ctrl-C: the job's exit code (0 for serve)
     try:
         airflow.start(timeout=args.start_timeout)
         print(f"{datetime.datetime.now():%H:%M:%S} embedded Airflow is healthy", flush=True)
@@ -317,8 +439,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.exit_when_done:
                 return rc
         wait_for_ctrl_c(airflow)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # before the job ended: 130, or 143 after SIGTERM
         print("\nstopping Airflow ...", flush=True)
+        rc = 143 if isinstance(exc, Terminated) else 130
     except (AirflowAPIError, TimeoutError) as exc:  # one line, not a traceback
         print(f"{args.cmd}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
         rc = 1

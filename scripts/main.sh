@@ -9,6 +9,9 @@
 #   installed language) -> multiplt_publish (datasets as a --dry-run into a local folder);
 #   n=2, 128 new tokens. It prints every stage's funnel, each stage that ended empty with its
 #   reason, the pass@k table, the UI address and the login, and keeps Airflow running until Ctrl-C.
+#   When the job ends it sets the Airflow Variables it set back to what they were. Ctrl-C (or
+#   SIGTERM) before the chain is done marks the job's unfinished runs failed (none resumes when
+#   Airflow starts again) and exits 130 (143 after SIGTERM).
 #
 #   ./scripts/main.sh                    # ... and keep serving the UI
 #   ./scripts/main.sh --exit-when-done   # stop Airflow once the chain is done
@@ -77,10 +80,13 @@ if [ -z "$model" ]; then
   if [ ! -f "$model/config.json" ]; then
     # the build takes minutes: the job's other arguments are checked first (a bad one is one
     # line on stderr and exit 2 at once; the model is checked once it is built)
-    .venv/bin/python scripts/embedded_airflow.py "${global[@]}" --check-only main-job "${job[@]}"
+    MULTIPLT_PROG=main.sh .venv/bin/python scripts/embedded_airflow.py "${global[@]}" --check-only \
+      main-job "${job[@]}"
     echo "main.sh: building the tiny local model in $model"
     HF_HUB_OFFLINE=1 .venv/bin/multiplt model init-tiny --out "$model"
   fi
   echo "main.sh: $(date +%T) tiny model ready: $model"
 fi
-exec .venv/bin/python scripts/embedded_airflow.py "${global[@]}" main-job --model "$model" "${job[@]}"
+# a usage error names main.sh (MULTIPLT_PROG), in one line
+MULTIPLT_PROG=main.sh exec .venv/bin/python scripts/embedded_airflow.py "${global[@]}" main-job \
+  --model "$model" "${job[@]}"

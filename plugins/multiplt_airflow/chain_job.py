@@ -1,17 +1,24 @@
 """The main job's chain on a running deployment (scripts/embedded_airflow.py main-job).
 
-Sets the chain DAGs' Variables (the settings of their Asset-triggered runs), unpauses them,
-triggers `multiplt_corpus`, then follows the chain through the REST API: every finished run's
-Asset events name the DAGs that must run next, and the job waits until each of those has a run
-queued after the event and every run has ended. With no translation target among the job's
+Sets the chain DAGs' Variables (the settings of their Asset-triggered runs; `save_variables`
+first keeps what they were, `restore_variables` sets that back when the job ends), unpauses
+them, triggers `multiplt_corpus`, then follows the chain through the REST API (`follow`): every
+finished run of the job has Asset events, each naming the runs it created (`created_dagruns`),
+and the job waits until every unpaused consumer of each event has such a run and every run of
+the job has ended. The job's runs (`ChainJob`) are those it triggered, the runs their events
+created, and so on, plus the evaluations a run of it triggered for its own checkpoints: a run
+of an earlier job (one that resumed when Airflow restarted, or that such a run's event started)
+or one started by hand is not in its report. With no translation target among the job's
 languages (`--languages py`), `multiplt_translate` and `multiplt_finetune` are left paused
-(`paused_dags`): the chain stops after testgen and nothing waits for them. Standard library
-only (runs outside Airflow).
+(`paused_dags`): the chain stops after testgen and nothing waits for them. A job that does not
+end normally (interrupted, timed out) stops its runs (`stop_runs`): none of them resumes behind
+a later job when Airflow starts again. Standard library only (runs outside Airflow).
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 import time
 import urllib.parse
 
@@ -52,10 +59,17 @@ def paused_dags(languages: list[str], targets: list[str]) -> list[str]:
     return [] if translation_languages(languages, targets) else list(NEED_TARGETS)
 
 
-def no_target_reason(languages: list[str], targets: list[str]) -> str:
-    """Why translation and fine-tuning do not run in a job of `languages`."""
-    return (f"no translation target among the chosen languages ({', '.join(languages)}); "
-            f"the translation targets are {', '.join(targets)} (add one to --languages)")
+def no_target_reason(languages: list[str], targets: list[str],
+                     installed: list[str] | None = None) -> str:
+    """Why translation and fine-tuning do not run in a job of `languages`. `installed`: the
+    languages whose runtime this machine has, where the stages run on it; the hint then names
+    only the targets among them (another one would fail in its execute step)."""
+    head = f"no translation target among the chosen languages ({', '.join(languages)}); "
+    usable = targets if installed is None else [t for t in targets if t in installed]
+    if not usable:
+        return (head + f"no translation target ({', '.join(targets)}) has its runtime installed "
+                "on this machine (scripts/setup.sh lists the packages)")
+    return head + f"the translation targets are {', '.join(usable)} (add one to --languages)"
 
 
 def stage_folders(root: str) -> dict[str, str]:
@@ -107,6 +121,44 @@ def set_variable(client, key: str, value: dict) -> None:
     client.set_variable(key, json.dumps(value), "set by the main job")
 
 
+def _variable_path(key: str) -> str:
+    return f"/api/v2/variables/{urllib.parse.quote(key, safe='')}"
+
+
+def save_variables(client, keys) -> dict[str, dict | None]:
+    """What the Variables `keys` hold before the job sets them: {key: {"value", "description"}},
+    None for a Variable that does not exist (`restore_variables` deletes it again)."""
+    from multiplt_airflow.rest import AirflowAPIError
+
+    saved: dict[str, dict | None] = {}
+    for key in keys:
+        try:
+            found = client.request("GET", _variable_path(key))
+        except AirflowAPIError as exc:
+            if exc.status != 404:
+                raise
+            found = None
+        saved[key] = None if found is None else {"value": found.get("value"),
+                                                 "description": found.get("description")}
+    return saved
+
+
+def restore_variables(client, saved: dict[str, dict | None]) -> list[str]:
+    """Set each Variable of `saved` back to what it held before the job, deleting those that did
+    not exist: later runs, by hand or by events, never go on with the job's settings. Returns
+    the keys left as the job set them: a value the API gave masked (`***`, a key Airflow deems
+    secret), which writing back would destroy."""
+    kept = []
+    for key, before in saved.items():
+        if before is None:
+            client.request("DELETE", _variable_path(key), ok=(204, 404))
+        elif "***" in str(before["value"]):
+            kept.append(key)
+        else:
+            client.set_variable(key, before["value"], before.get("description") or "")
+    return kept
+
+
 def when(value: str | None) -> datetime.datetime | None:
     if not value:
         return None
@@ -124,22 +176,95 @@ def events_of(client, dag_id: str, run_id: str) -> list[dict]:
     return client.request("GET", f"/api/v2/assets/events?{query}")["asset_events"]
 
 
-def follow(client, since: datetime.datetime, timeout: float, on_change=None,
-           appear_timeout: float = 180, paused: tuple[str, ...] | list[str] = ()
-           ) -> dict[str, list[dict]]:
-    """Wait until every chain run queued since `since` has ended and every consumer of their
-    Asset events has a run queued after the event, but the `paused` DAGs (`paused_dags`: no
-    event starts them); return {dag_id: [run, ...]} (oldest first).
-    TimeoutError after `timeout` seconds, or when an expected run does not appear in
-    `appear_timeout` seconds after its event."""
-    from multiplt_airflow.rest import AirflowAPIError
+def _run_path(dag_id: str, run_id: str) -> str:
+    return f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
 
+
+class ChainJob:
+    """The runs of one main job, started at `since`: those it triggered (`add_root`), every run
+    that an Asset event of one of its runs created (the event's `created_dagruns`), and every
+    run whose conf's `model` lies under the job's folder `root` (the evaluations multiplt_finetune
+    triggers for its checkpoints). `paused`: the chain DAGs the job leaves paused, whose runs no
+    event starts."""
+
+    def __init__(self, since: datetime.datetime, root: str, paused=()):
+        self.since = since
+        self.prefix = root.rstrip("/") + "/"
+        self.paused = tuple(paused)
+        self.roots: set[tuple[str, str]] = set()
+        self.started = False  # set by the job once it starts triggering runs
+        self.events: dict[tuple[str, str], list[dict]] = {}  # of the job's ended runs
+
+    def add_root(self, dag_id: str, run_id: str) -> None:
+        self.roots.add((dag_id, run_id))
+
+    def _owned(self, run: dict) -> bool:
+        model = (run.get("conf") or {}).get("model")
+        return isinstance(model, str) and model.startswith(self.prefix)
+
+    def scan(self, client) -> tuple[dict[str, list[dict]], list, list]:
+        """({dag_id: [run of the job, oldest first]}, the ended runs whose events the server could
+        not give this time, [(consumer, event, its time)] for each event of the job whose
+        unpaused consumer has no run of it yet). An event whose consumer has no run is read
+        again at the next scan (the scheduler creates the run a moment after the event)."""
+        from multiplt_airflow.rest import AirflowAPIError
+
+        listed = {dag: runs_since(client, dag, self.since) for dag in CHAIN}
+        members = set(self.roots)
+        unread: list[tuple[str, str]] = []
+        grew = True
+        while grew:
+            grew = False
+            for dag, dag_runs in listed.items():
+                for run in dag_runs:
+                    key = (dag, run["dag_run_id"])
+                    if key not in members and self._owned(run):
+                        members.add(key)
+                        grew = True
+                    if (key in members and run["state"] in TERMINAL and key not in self.events
+                            and key not in unread):
+                        try:
+                            self.events[key] = events_of(client, dag, run["dag_run_id"])
+                        except AirflowAPIError as exc:
+                            # Airflow's events endpoint answers 500 while a run that an event
+                            # created is still queued (its null start_date fails the response
+                            # model): ask again at the next scan.
+                            if exc.status != 500:
+                                raise
+                            unread.append(key)
+            for key in [k for k in self.events if k in members]:
+                for event in self.events[key]:
+                    for ref in event.get("created_dagruns") or []:
+                        created = (ref.get("dag_id"), ref.get("run_id"))
+                        if created not in members:
+                            members.add(created)
+                            grew = True
+        missing = []
+        for key in [k for k in self.events if k in members]:
+            for event in self.events[key]:
+                created = {ref.get("dag_id") for ref in event.get("created_dagruns") or []}
+                for dag in consumers(event.get("name") or ""):
+                    if dag not in self.paused and dag not in created:
+                        missing.append((dag, event, when(event["timestamp"])))
+                        self.events.pop(key, None)  # read again at the next scan
+        runs = {dag: [r for r in dag_runs if (dag, r["dag_run_id"]) in members]
+                for dag, dag_runs in listed.items()}
+        return runs, unread, missing
+
+
+def follow(client, job: ChainJob, timeout: float, on_change=None, appear_timeout: float = 180,
+           on_heartbeat=None, heartbeat_s: float = 60) -> dict[str, list[dict]]:
+    """Wait until every run of `job` has ended and every consumer of their Asset events (but the
+    job's paused DAGs: no event starts them) has a run that the event created; return
+    {dag_id: [run, ...]} (oldest first). `on_change(dag_id, run)` on each new state of a run;
+    `on_heartbeat([run, ...])` with the runs still working, at most once per `heartbeat_s`
+    seconds while some are. TimeoutError after `timeout` seconds, or when an expected run does
+    not appear in `appear_timeout` seconds after its event."""
     deadline = time.monotonic() + timeout
-    events: dict[tuple[str, str], list[dict]] = {}
+    last_beat = time.monotonic()
     seen_states: dict[tuple[str, str], str] = {}
     while True:
-        runs = {dag: runs_since(client, dag, since) for dag in CHAIN}
-        unread = []  # ended runs whose events the server could not give this time
+        runs, unread, missing = job.scan(client)
         for dag, dag_runs in runs.items():
             for run in dag_runs:
                 key = (dag, run["dag_run_id"])
@@ -147,25 +272,8 @@ def follow(client, since: datetime.datetime, timeout: float, on_change=None,
                     seen_states[key] = run["state"]
                     if on_change:
                         on_change(dag, run)
-                if run["state"] in TERMINAL and key not in events:
-                    try:
-                        events[key] = events_of(client, dag, run["dag_run_id"])
-                    except AirflowAPIError as exc:
-                        # Airflow's events endpoint answers 500 while a run that an event
-                        # created is still queued (its null start_date fails the response
-                        # model): ask again at the next poll.
-                        if exc.status != 500:
-                            raise
-                        unread.append(key)
-        missing = []
-        for event in (e for evs in events.values() for e in evs):
-            stamp = when(event["timestamp"])
-            for dag in consumers(event.get("name") or ""):
-                if dag in paused:
-                    continue
-                if not any((when(r.get("queued_at")) or stamp) >= stamp for r in runs[dag]):
-                    missing.append((dag, event, stamp))
-        busy = [r for dag_runs in runs.values() for r in dag_runs if r["state"] not in TERMINAL]
+        busy = [{**r, "dag_id": dag} for dag, dag_runs in runs.items() for r in dag_runs
+                if r["state"] not in TERMINAL]
         if not busy and not missing and not unread:
             return runs
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -177,7 +285,51 @@ def follow(client, since: datetime.datetime, timeout: float, on_change=None,
             raise TimeoutError(f"the chain is still running after {timeout:.0f}s: "
                                f"{[(r['dag_id'], r['state']) for r in busy]}"
                                + (f"; events of {unread} unreadable (HTTP 500)" if unread else ""))
+        if on_heartbeat and busy and time.monotonic() - last_beat >= heartbeat_s:
+            on_heartbeat(busy)
+            last_beat = time.monotonic()
         time.sleep(2)
+
+
+#: task states of a run that is still working (shown by the heartbeat)
+WORKING = ("running", "deferred", "up_for_retry", "up_for_reschedule", "queued", "scheduled",
+           "restarting")
+
+
+def working_tasks(client, dag_id: str, run_id: str) -> list[str]:
+    """The run's tasks that are working: `task_id[map index] (state)`, running ones first."""
+    tis = [ti for ti in client.task_instances(dag_id, run_id) if ti.get("state") in WORKING]
+    tis.sort(key=lambda ti: (ti["state"] != "running", ti["task_id"], ti.get("map_index", -1)))
+    return [ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
+            + ("" if ti["state"] == "running" else f" ({ti['state']})") for ti in tis]
+
+
+def stop_runs(client, since: datetime.datetime) -> list[tuple[str, str]]:
+    """End a job that did not end normally, so that none of its runs resumes when Airflow starts
+    again (a later job would find them working beside its own, reading its Variables): pause the
+    chain DAGs (the scheduler starts no further run of them), mark every unfinished run of
+    them queued since `since` failed (its job's and any that its events or Variables drove;
+    Airflow ends their running tasks), and drop the Asset events queued for them (a run the
+    scheduler had yet to create). Returns the (dag_id, run_id) marked failed. The caller sets
+    the paused flags back as it found them."""
+    from multiplt_airflow.rest import AirflowAPIError
+
+    for dag_id in CHAIN:
+        client.set_paused(dag_id, True)
+    ended = []
+    for dag_id in CHAIN:
+        for run in runs_since(client, dag_id, since):
+            if run["state"] in TERMINAL:
+                continue
+            try:
+                client.request("PATCH", _run_path(dag_id, run["dag_run_id"]), {"state": "failed"})
+            except AirflowAPIError as exc:
+                if exc.status != 404:
+                    raise
+            ended.append((dag_id, run["dag_run_id"]))
+    for dag_id in CHAIN:
+        client.request("DELETE", f"/api/v2/dags/{dag_id}/assets/queuedEvents", ok=(204, 404))
+    return ended
 
 
 def skip_reasons(client, dag_id: str, run_id: str) -> list[tuple[str, str]]:
@@ -193,4 +345,55 @@ def skip_reasons(client, dag_id: str, run_id: str) -> list[tuple[str, str]]:
         for line in content if isinstance(content, list) else []:
             if isinstance(line, dict) and line.get("event") == "Skipping task." and line.get("reason"):
                 out.append((ti["task_id"], str(line["reason"])))
+    return out
+
+
+# a stage command's last words (multiplt/cli.py), streamed into the task log by the stage
+# operator (plugins/multiplt_airflow/local_stage.py, as "[stderr] ...")
+_ERROR_LINE = re.compile(r"multiplt [a-z][\w-]*(?: [a-z][\w-]*)*: error: .*")
+
+
+def _failure_line(content) -> str | None:
+    """The last `multiplt ...: error: ...` line of a task log; without one (a task of the DAG
+    itself failed, e.g. a plan refusing its settings) the exception of its last error line."""
+    if not isinstance(content, list):
+        content = [{"event": line} for line in str(content or "").splitlines()]
+    error = None
+    for line in content:
+        if not isinstance(line, dict):
+            line = {"event": str(line)}
+        found = _ERROR_LINE.search(str(line.get("event") or ""))
+        if found:
+            error = found.group(0).strip()
+    if error:
+        return error
+    for line in reversed(content):
+        if isinstance(line, dict) and line.get("level") == "error":
+            for detail in line.get("error_detail") or []:
+                value = (str(detail.get("exc_value") or "").strip().splitlines() or [""])[0]
+                return f"{detail.get('exc_type')}: {value}" if value else str(detail.get("exc_type"))
+            return str(line.get("event") or "") or None
+    return None
+
+
+def failure_reasons(client, dag_id: str, run_id: str) -> list[tuple[str, str]]:
+    """(task[map index], reason) of the run's failed tasks, from their logs (`_failure_line`; a
+    task that never ran, e.g. one marked failed when the job stopped its runs, has no log)."""
+    from multiplt_airflow.rest import AirflowAPIError
+
+    out = []
+    tis = client.task_instances(dag_id, run_id)
+    for ti in sorted(tis, key=lambda t: (t["task_id"], t.get("map_index", -1))):
+        if ti["state"] != "failed":
+            continue
+        label = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
+        reason = None
+        if ti.get("try_number"):
+            try:
+                content = client.task_log_content(dag_id, run_id, ti["task_id"], ti["try_number"],
+                                                  ti.get("map_index", -1))
+            except AirflowAPIError as exc:
+                content, reason = [], f"its log could not be read (HTTP {exc.status})"
+            reason = _failure_line(content) or reason
+        out.append((label, reason or "no error in its log"))
     return out

@@ -18,11 +18,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_main_job_runs_every_installed_language_and_skips_missing_runtimes(monkeypatch):
+    import shutil
+
     launcher = load_launcher()
     assert "py" in launcher.installed_languages()
-    # without Racket on PATH, Racket is not "installed" (as Julia is not, on Debian)
-    real_which = launcher.shutil.which
-    monkeypatch.setattr(launcher.shutil, "which", lambda b: None if b == "racket" else real_which(b))
+    # without Racket on the sandbox's PATH, Racket is not "installed" (as Julia is not, on Debian)
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which",
+                        lambda b, path=None: None if b == "racket" else real_which(b, path=path))
     assert "rkt" not in launcher.installed_languages() and "py" in launcher.installed_languages()
 
 
@@ -67,19 +70,28 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
         languages="lua", source=fx.write_corpus(tmp_path / "corpus"), corpus_limit=None, n=fx.N,
         max_new_tokens=16, limit=1, timeout=900)
     since = launcher.datetime.datetime.now(launcher.datetime.timezone.utc)
+    keys = ("multiplt_testgen", "multiplt_translate", "multiplt_finetune", "multiplt_publish")
+    # a Variable of the deployment's own, which the job overrides while it runs
+    mine = '{"dataset_repo": "ns/mine", "dry_run": "/srv/pub"}'
+    embedded_airflow.client.set_variable("multiplt_publish", mine, "mine")
     try:
         args.teacher_generation = job_models.check_job_models(args)
         assert args.teacher_generation == {"backend": "openai", "model": "teacher",
                                            "api_base": teacher.url}
         rc = launcher.main_job(embedded_airflow, args)
+        # the job set its Variables back: the deployment's own as it was, the others deleted
+        found = {key: chain_job.save_variables(embedded_airflow.client, [key])[key] for key in keys}
     finally:  # the session's other tests find the chain paused and its Variables unset again
         teacher.stop()
         for dag_id in chain_job.CHAIN:
             embedded_airflow.client.set_paused(dag_id, True)
-        for key in ("multiplt_testgen", "multiplt_translate", "multiplt_finetune", "multiplt_publish"):
+        for key in keys:
             embedded_airflow.client.request("DELETE", f"/api/v2/variables/{key}", ok=(204, 404))
     out = capsys.readouterr().out
     assert rc == 0, out
+    assert found == {"multiplt_testgen": None, "multiplt_translate": None,
+                     "multiplt_finetune": None,
+                     "multiplt_publish": {"value": mine, "description": "mine"}}
     [root] = re.findall(r"outputs under (\S+)", out)
     client = embedded_airflow.client
 

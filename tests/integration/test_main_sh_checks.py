@@ -162,3 +162,26 @@ def test_the_arguments_are_checked_before_the_tiny_model_is_built(tmp_path, bad,
     proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert (tmp_path / "repo" / "model-built").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.returncode == 1 and "building the tiny local model" in proc.stdout
+
+
+@pytest.mark.parametrize("model", [False, True], ids=["before-the-model-build", "with-model"])
+def test_an_unknown_option_is_one_line_naming_main_sh(tmp_path, model):
+    """`./scripts/main.sh --no-setup --languages py --bogus` printed argparse's usage block of
+    embedded_airflow.py (4 lines) before the error: one line naming main.sh, exit 2, whether it
+    comes from the check before the tiny model's build or from the job itself (--model given)."""
+    main_sh = _copy_of_main_sh(tmp_path / "repo", venv=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "MULTIPLT_AIRFLOW", "MULTIPLT_CALLER", "MULTIPLT_PROG"))}
+    env.update(MULTIPLT_AIRFLOW_HOME=str(tmp_path / "home"), MULTIPLT_DATA=str(tmp_path / "data"),
+               HF_HUB_OFFLINE="1")
+    argv = [str(main_sh), "--no-setup", "--languages", "py", "--bogus"]
+    if model:
+        (tmp_path / "model").mkdir()
+        (tmp_path / "model" / "config.json").write_text("{}")
+        argv += ["--model", str(tmp_path / "model")]
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stderr == "main.sh: unrecognized arguments: --bogus (--help lists the options)\n"
+    assert not (tmp_path / "repo" / "model-built").exists()
+    for folder in ("home", "data"):
+        assert not (tmp_path / folder).exists()

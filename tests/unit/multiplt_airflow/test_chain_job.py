@@ -71,11 +71,21 @@ def test_the_score_table_is_this_jobs_runs_whatever_their_rows_first_recording(t
 
 
 class FakeClient:
-    """Runs per DAG, each a list of states it goes through, one per poll; events per run."""
+    """Runs per DAG, each (run id, queued at, the states it goes through one per poll, the poll
+    it appears at); events per run, each naming in `creates` the runs it creates (listed in its
+    `created_dagruns` once they appear)."""
 
     def __init__(self, runs, events, failing_event_reads=0):
         self.runs, self.events, self.polls = runs, events, 0
         self.failing_event_reads = failing_event_reads
+
+    def _visible(self, dag_id):
+        out = []
+        for run_id, queued_at, states, first_poll in self.runs.get(dag_id, []):
+            if self.polls >= first_poll:
+                state = states[min(self.polls - first_poll, len(states) - 1)]
+                out.append({"dag_run_id": run_id, "queued_at": queued_at, "state": state})
+        return out
 
     def request(self, method, path, body=None):
         if path.startswith("/api/v2/assets/events"):
@@ -83,16 +93,23 @@ class FakeClient:
                 self.failing_event_reads -= 1
                 raise AirflowAPIError(method, path, 500, "Internal Server Error")
             run_id = path.split("source_run_id=")[1].split("&")[0]
-            return {"asset_events": self.events.get(run_id, [])}
+            out = []
+            for event in self.events.get(run_id, []):
+                created = [{"dag_id": d, "run_id": r} for d, r in event.get("creates", [])
+                           if any(v["dag_run_id"] == r for v in self._visible(d))]
+                out.append({**event, "created_dagruns": created})
+            return {"asset_events": out}
         dag_id = path.split("/")[4]
         if dag_id == "multiplt_corpus":
             self.polls += 1
-        out = []
-        for run_id, queued_at, states, first_poll in self.runs.get(dag_id, []):
-            if self.polls >= first_poll:
-                state = states[min(self.polls - first_poll, len(states) - 1)]
-                out.append({"dag_run_id": run_id, "queued_at": queued_at, "state": state})
-        return {"dag_runs": out}
+        return {"dag_runs": self._visible(dag_id)}
+
+
+def _job(since, *roots, root="file:///d/main_job/t", paused=()):
+    job = chain_job.ChainJob(since, root, paused)
+    for dag_id, run_id in roots:
+        job.add_root(dag_id, run_id)
+    return job
 
 
 def test_follow_waits_for_the_run_an_event_starts(monkeypatch):
@@ -105,9 +122,11 @@ def test_follow_waits_for_the_run_an_event_starts(monkeypatch):
         runs={"multiplt_corpus": [("c1", at(1), ["running", "success"], 1)],
               # the testgen run appears two polls after corpus succeeded
               "multiplt_testgen": [("t1", at(3), ["running", "success"], 4)]},
-        events={"c1": [{"name": "multiplt_corpus_functions", "timestamp": at(2)}]})
+        events={"c1": [{"name": "multiplt_corpus_functions", "timestamp": at(2),
+                        "creates": [("multiplt_testgen", "t1")]}]})
     seen = []
-    runs = chain_job.follow(client, now, timeout=60, on_change=lambda d, r: seen.append((d, r["state"])))
+    runs = chain_job.follow(client, _job(now, ("multiplt_corpus", "c1")), timeout=60,
+                            on_change=lambda d, r: seen.append((d, r["state"])))
     assert [r["dag_run_id"] for r in runs["multiplt_testgen"]] == ["t1"]
     assert seen == [("multiplt_corpus", "running"), ("multiplt_corpus", "success"),
                     ("multiplt_testgen", "running"), ("multiplt_testgen", "success")]
@@ -116,9 +135,10 @@ def test_follow_waits_for_the_run_an_event_starts(monkeypatch):
     client = FakeClient(
         runs={"multiplt_corpus": [("c1", at(1), ["success"], 1)],
               "multiplt_testgen": [("t1", at(3), ["running", "success"], 2)]},
-        events={"c1": [{"name": "multiplt_corpus_functions", "timestamp": at(2)}]},
+        events={"c1": [{"name": "multiplt_corpus_functions", "timestamp": at(2),
+                        "creates": [("multiplt_testgen", "t1")]}]},
         failing_event_reads=3)
-    runs = chain_job.follow(client, now, timeout=60)
+    runs = chain_job.follow(client, _job(now, ("multiplt_corpus", "c1")), timeout=60)
     assert [r["dag_run_id"] for r in runs["multiplt_testgen"]] == ["t1"]
     assert client.failing_event_reads == 0
 
@@ -126,7 +146,92 @@ def test_follow_waits_for_the_run_an_event_starts(monkeypatch):
     client = FakeClient(runs={"multiplt_corpus": [("c1", at(-300), ["success"], 1)]},
                         events={"c1": [{"name": "multiplt_corpus_functions", "timestamp": at(-299)}]})
     with pytest.raises(TimeoutError, match="multiplt_testgen has no run after it"):
-        chain_job.follow(client, now - datetime.timedelta(seconds=400), timeout=60)
+        chain_job.follow(client, _job(now - datetime.timedelta(seconds=400),
+                                      ("multiplt_corpus", "c1")), timeout=60)
+
+
+def test_follow_reports_only_the_runs_of_its_job(monkeypatch):
+    """An earlier job's testgen run that resumed when Airflow started (queued before this job)
+    announces tests: the translate run its event creates, and that run's own successors, are not
+    this job's (no wait for them, not in its report), though queued after it started; the
+    evaluation multiplt_finetune triggers for this job's checkpoint is (its model lies under
+    the job's folder), and a hand-started one beside it is not."""
+    import datetime
+
+    monkeypatch.setattr(chain_job.time, "sleep", lambda s: None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    at = lambda s: (now + datetime.timedelta(seconds=s)).isoformat()  # noqa: E731
+    root = "file:///d/main_job/t"
+
+    class Client(FakeClient):
+        def _visible(self, dag_id):
+            runs = super()._visible(dag_id)
+            if dag_id == "multiplt_evaluate":
+                confs = {"e1": {"model": "/m"}, "e2": {"model": f"{root}/training/lua"},
+                         "e3": {"model": "/other"}}
+                runs = [{**r, "conf": confs[r["dag_run_id"]]} for r in runs]
+            return runs
+
+    client = Client(
+        runs={"multiplt_corpus": [("c1", at(1), ["success"], 1)],
+              "multiplt_testgen": [("old", at(-3600), ["success"], 1),
+                                   ("t1", at(3), ["success"], 1)],
+              "multiplt_translate": [("foreign", at(2), ["running", "running", "success"], 1),
+                                     ("tr1", at(5), ["success"], 1)],
+              "multiplt_finetune": [("f1", at(7), ["success"], 1),
+                                    ("f-foreign", at(6), ["running"], 1)],
+              "multiplt_evaluate": [("e1", at(1), ["success"], 1), ("e2", at(8), ["success"], 1),
+                                    ("e3", at(9), ["running"], 1)]},
+        events={"c1": [{"name": "multiplt_corpus_functions", "timestamp": at(2),
+                        "creates": [("multiplt_testgen", "t1")]}],
+                "old": [{"name": "multiplt_testgen_tests", "timestamp": at(1),
+                         "creates": [("multiplt_translate", "foreign")]}],
+                "foreign": [{"name": "multiplt_dataset_lua", "timestamp": at(5),
+                             "creates": [("multiplt_finetune", "f-foreign")]}],
+                "t1": [{"name": "multiplt_testgen_tests", "timestamp": at(4),
+                        "creates": [("multiplt_translate", "tr1")]}],
+                "tr1": [{"name": "multiplt_dataset_lua", "timestamp": at(6),
+                         "creates": [("multiplt_finetune", "f1"),
+                                     ("multiplt_publish", "p1")]}]})
+    client.runs["multiplt_publish"] = [("p1", at(7), ["success"], 1)]
+    runs = chain_job.follow(client, _job(now, ("multiplt_corpus", "c1"),
+                                         ("multiplt_evaluate", "e1"), root=root), timeout=5)
+    assert {dag: [r["dag_run_id"] for r in rs] for dag, rs in runs.items()} == {
+        "multiplt_corpus": ["c1"], "multiplt_testgen": ["t1"], "multiplt_translate": ["tr1"],
+        "multiplt_finetune": ["f1"], "multiplt_evaluate": ["e1", "e2"],
+        "multiplt_publish": ["p1"]}
+
+
+def test_follow_shows_the_working_tasks_at_most_once_a_minute(monkeypatch):
+    """A stage may work for many minutes without a change of state: a heartbeat names the runs
+    still working, at most once per heartbeat_s (here on a simulated clock: 2 s a poll)."""
+    import datetime
+
+    clock = [0.0]
+    monkeypatch.setattr(chain_job.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(chain_job.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    queued = (now + datetime.timedelta(seconds=1)).isoformat()
+    # 100 polls of 2 s running (200 s), then success
+    client = FakeClient(runs={"multiplt_evaluate": [("e1", queued, ["running"] * 100 + ["success"], 0)]},
+                        events={})
+    beats = []
+    chain_job.follow(client, _job(now, ("multiplt_evaluate", "e1")), timeout=3600,
+                     on_heartbeat=lambda busy: beats.append((clock[0], [r["dag_run_id"] for r in busy])))
+    # evaluate's runs are listed once per poll, but the poll counter counts corpus listings
+    assert [b[1] for b in beats] == [["e1"]] * 3
+    assert [b[0] for b in beats] == [60.0, 120.0, 180.0]
+
+    class Tasks:
+        def task_instances(self, dag_id, run_id):
+            return [{"task_id": "execute", "map_index": 1, "state": "running"},
+                    {"task_id": "execute", "map_index": 0, "state": "success"},
+                    {"task_id": "score", "map_index": -1, "state": "scheduled"},
+                    {"task_id": "build", "map_index": -1, "state": "running"},
+                    {"task_id": "generate", "map_index": 2, "state": "up_for_retry"}]
+
+    assert chain_job.working_tasks(Tasks(), "multiplt_evaluate", "e1") == [
+        "build", "execute[1]", "generate[2] (up_for_retry)", "score (scheduled)"]
 
 
 def test_report_lines_from_the_stage_files(tmp_path):
@@ -148,3 +253,50 @@ def test_report_lines_from_the_stage_files(tmp_path):
     (tmp_path / "pub" / "translate").mkdir(parents=True)
     (tmp_path / "pub" / "translate" / "README.md").write_text("card")
     assert chain_report.publish_lines(str(tmp_path / "pub"))[1:] == ["  translate/README.md"]
+
+
+def test_a_failed_task_is_reported_with_the_last_error_line_of_its_log():
+    """A failed run names its failed tasks with the stage command's last `multiplt ...: error:`
+    line (the stage operator logs its stderr as `[stderr] ...`), else the exception of the log's
+    last error line; a task with no try (failed when its run was stopped) says it has none."""
+
+    class Client:
+        logs = {
+            ("execute", 0): [
+                {"level": "info", "event": "[stderr] multiplt execute: error: first try"},
+                {"level": "info", "event": "[stderr] multiplt execute: error: julia (jl) cannot "
+                                           "run: julia not installed"},
+                {"level": "error", "event": "Task failed with exception",
+                 "error_detail": [{"exc_type": "StageCommandFailed", "exc_value": "exit 3\n..."}]}],
+            ("plan", -1): [
+                {"level": "info", "event": "Filling up the DagBag"},
+                {"level": "error", "event": "Task failed with exception",
+                 "error_detail": [{"exc_type": "AirflowFailException",
+                                   "exc_value": "n: 0 is less than the minimum of 1\nmore"}]}],
+        }
+
+        def task_instances(self, dag_id, run_id):
+            return [{"task_id": "plan", "map_index": -1, "state": "failed", "try_number": 1},
+                    {"task_id": "execute", "map_index": 0, "state": "failed", "try_number": 2},
+                    {"task_id": "execute", "map_index": 1, "state": "success", "try_number": 1},
+                    {"task_id": "score", "map_index": -1, "state": "upstream_failed",
+                     "try_number": 0},
+                    {"task_id": "wait", "map_index": -1, "state": "failed", "try_number": 0}]
+
+        def task_log_content(self, dag_id, run_id, task_id, try_number, map_index):
+            return self.logs[(task_id, map_index)]
+
+    assert chain_job.failure_reasons(Client(), "multiplt_evaluate", "r1") == [
+        ("execute[0]", "multiplt execute: error: julia (jl) cannot run: julia not installed"),
+        ("plan", "AirflowFailException: n: 0 is less than the minimum of 1"),
+        ("wait", "no error in its log")]
+
+
+def test_the_no_target_hint_names_only_the_installed_targets():
+    targets = ["jl", "lua", "rkt"]
+    assert chain_job.no_target_reason(["py"], targets).endswith(
+        "the translation targets are jl, lua, rkt (add one to --languages)")
+    assert chain_job.no_target_reason(["py"], targets, ["lua", "py", "rkt"]).endswith(
+        "the translation targets are lua, rkt (add one to --languages)")
+    assert "no translation target (jl, lua, rkt) has its runtime installed" in (
+        chain_job.no_target_reason(["py"], targets, ["py"]))

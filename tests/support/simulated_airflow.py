@@ -1,0 +1,202 @@
+"""A simulated Airflow REST API for the main job (scripts/embedded_airflow.py main-job) without
+Airflow: the chain DAGs' paused flags, Variables, runs, task instances, task logs and Asset
+events, answering the calls main_job and plugins/multiplt_airflow/chain_job.py make, as
+Airflow 3's REST API answers them (an unknown Variable is HTTP 404; an event lists the runs it
+created in `created_dagruns`; a paused DAG gets no Asset-triggered run).
+
+`run_main_job(...)` runs main_job on it with a results store holding the base model's row.
+Used by tests/unit/multiplt_airflow/test_main_job_*.py."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import urllib.parse
+
+BASE_RUN = "file:///d/evaluate/base"
+
+
+class SimulatedAirflow:
+    """Every run ends at once with its DAG's events (success), but those of `hold` (they stay
+    running until marked failed) and those of `fail` ({dag_id: (task_id, map_index, log
+    line)}: the run fails, that task failed with that line in its log). Each event queues one
+    run of every unpaused consumer (chain_job.consumers, the DAGs' schedules), as Airflow's
+    AssetManager does, and names it in its `created_dagruns`. `resume`: DAGs of which a run of
+    an earlier job, queued long ago, resumes and ends (with its events) when the job triggers its
+    first run. `interrupt`: (n, exception): the n-th listing of runs raises it (once), as Ctrl-C
+    or a timeout would in the middle of the job's polling."""
+
+    def __init__(self, paused: bool, variables: dict[str, tuple[str, str]] | None = None,
+                 hold=(), fail=None, resume=(), interrupt=None):
+        from multiplt_airflow import chain_job
+
+        self.chain = chain_job
+        self.paused = {dag_id: paused for dag_id in chain_job.CHAIN}
+        # key -> (value as stored, description)
+        self.stored: dict[str, tuple[str, str]] = dict(variables or {})
+        self.job_set: dict[str, dict] = {}  # what the job set, parsed
+        self.runs: dict[str, list[dict]] = {dag_id: [] for dag_id in chain_job.CHAIN}
+        self.events: dict[str, list[dict]] = {}
+        self.tasks: dict[str, list[dict]] = {}
+        self.logs: dict[tuple[str, str, int], list[dict]] = {}
+        self.hold, self.fail, self.resume = set(hold), dict(fail or {}), list(resume)
+        self.interrupt = interrupt
+        self.listings = 0
+        self.patched: list[tuple[str, str, dict]] = []
+        self.cleared_queues: list[str] = []
+        self.clock = datetime.datetime.now(datetime.timezone.utc)
+
+    @property
+    def variables(self) -> dict[str, dict]:
+        return {key: json.loads(value) for key, (value, _) in self.stored.items()}
+
+    def tick(self) -> str:
+        self.clock += datetime.timedelta(seconds=1)
+        return self.clock.isoformat()
+
+    # the AirflowClient methods main_job calls
+    def wait_for_dag(self, dag_id, timeout=180):
+        return {"dag_id": dag_id, "is_paused": self.paused[dag_id]}
+
+    def set_variable(self, key, value, description=""):
+        self.stored[key] = (value, description)
+        if description == "set by the main job":  # not a Variable set back
+            self.job_set[key] = json.loads(value)
+
+    def set_paused(self, dag_id, paused):
+        self.paused[dag_id] = paused
+
+    def trigger(self, dag_id, conf=None, unpause=True, run_id=None):
+        if unpause:
+            self.paused[dag_id] = False
+        while self.resume:  # an earlier job's run, resumed when Airflow started
+            self._run(self.resume.pop(0), None, queued_at=(
+                self.clock - datetime.timedelta(hours=1)).isoformat())
+        return self._run(dag_id, conf)
+
+    def task_instances(self, dag_id, run_id):
+        return list(self.tasks.get(run_id, []))
+
+    def task_log_content(self, dag_id, run_id, task_id, try_number=1, map_index=-1):
+        return self.logs.get((run_id, task_id, map_index), [])
+
+    def request(self, method, path, body=None, ok=(200, 201, 204)):
+        from multiplt_airflow.rest import AirflowAPIError
+
+        parts = urllib.parse.urlsplit(path)
+        segments = [urllib.parse.unquote(s) for s in parts.path.split("/")]
+        if parts.path.startswith("/api/v2/variables/"):
+            key = segments[4]
+            if method == "GET":
+                if key not in self.stored:
+                    raise AirflowAPIError(method, path, 404, "not found")
+                value, description = self.stored[key]
+                return {"key": key, "value": value, "description": description}
+            if method == "DELETE":
+                if key not in self.stored and 404 not in ok:
+                    raise AirflowAPIError(method, path, 404, "not found")
+                self.stored.pop(key, None)
+                return None
+        if parts.path == "/api/v2/assets/events":
+            run_id = urllib.parse.parse_qs(parts.query)["source_run_id"][0]
+            return {"asset_events": self.events.get(run_id, [])}
+        if parts.path.endswith("/assets/queuedEvents") and method == "DELETE":
+            self.cleared_queues.append(segments[4])
+            return None
+        dag_id = segments[4]
+        if method == "PATCH" and len(segments) == 7:  # a run's state
+            run = next(r for r in self.runs[dag_id] if r["dag_run_id"] == segments[6])
+            self.patched.append((dag_id, segments[6], body))
+            run["state"] = body["state"]
+            return run
+        if method == "GET" and parts.path.endswith("/dagRuns"):
+            self.listings += 1
+            if self.interrupt and self.listings >= self.interrupt[0]:
+                exc, self.interrupt = self.interrupt[1], None
+                raise exc
+            return {"dag_runs": [dict(r) for r in self.runs[dag_id]]}
+        raise AssertionError(f"unexpected {method} {path}")
+
+    # what the scheduler and the DAGs would do
+    def _emits(self, dag_id: str, conf: dict | None) -> tuple[str, list[dict]]:
+        if dag_id in self.hold:
+            return "running", []
+        if dag_id in self.fail:
+            return "failed", []
+        if dag_id == "multiplt_corpus":
+            return "success", [{"name": "multiplt_corpus_functions"}]
+        if dag_id == "multiplt_testgen":  # a real teacher: testgen kept rows
+            return "success", [{"name": "multiplt_testgen_tests", "extra": {"rows": 4}}]
+        if dag_id == "multiplt_translate":
+            langs = self.variables["multiplt_translate"]["languages"]
+            if not langs:  # the Param's minItems refuses the Variable: plan fails
+                return "failed", []
+            return "success", [{"name": f"multiplt_dataset_{lang}"} for lang in langs]
+        if dag_id == "multiplt_finetune":
+            return "success", [{"name": "multiplt_checkpoints", "extra": {"outputs": []}}]
+        if dag_id == "multiplt_evaluate":
+            return "success", [{"name": "multiplt_results", "extra": {"runs": [{"run": BASE_RUN}]}}]
+        return "success", []
+
+    def _run(self, dag_id: str, conf: dict | None, queued_at: str | None = None) -> str:
+        run_id = f"{dag_id}_{len(self.runs[dag_id]) + 1}"
+        self.runs[dag_id].append({"dag_run_id": run_id, "dag_id": dag_id, "conf": conf or {},
+                                  "queued_at": queued_at or self.tick(), "state": "queued"})
+        state, events = self._emits(dag_id, conf)
+        self.runs[dag_id][-1]["state"] = state
+        if dag_id in self.fail:
+            task_id, map_index, line = self.fail[dag_id]
+            self.tasks[run_id] = [
+                {"task_id": "plan", "map_index": -1, "state": "success", "try_number": 1},
+                {"task_id": task_id, "map_index": map_index, "state": "failed", "try_number": 2},
+                {"task_id": "record", "map_index": -1, "state": "upstream_failed",
+                 "try_number": 0}]
+            self.logs[(run_id, task_id, map_index)] = [
+                {"level": "info", "event": "Running: multiplt ..."},
+                {"level": "info", "event": f"[stderr] {line}"},
+                {"level": "error", "event": "Task failed with exception",
+                 "error_detail": [{"exc_type": "StageCommandFailed",
+                                   "exc_value": "`multiplt ...` exited with code 3"}]}]
+        elif state == "running":
+            self.tasks[run_id] = [{"task_id": "execute", "map_index": 0, "state": "running",
+                                   "try_number": 1}]
+        self.events[run_id] = [{**e, "timestamp": self.tick(), "created_dagruns": []}
+                               for e in events]
+        for event in self.events[run_id]:
+            for consumer in self.chain.consumers(event["name"]):
+                if not self.paused[consumer]:
+                    created = self._run(consumer, None)
+                    event["created_dagruns"].append({"dag_id": consumer, "run_id": created})
+        return run_id
+
+
+def results_store(path) -> str:
+    import polars as pl
+
+    from multiplt.results.schema import COLUMNS, polars_schema
+
+    row = {**{c: None for c in COLUMNS}, "run_id": "base@x", "dataset": "base", "run_uri": BASE_RUN,
+           "model": "/m", "experiment": "main_job", "lang": "py", "epoch": 0, "k": 1,
+           "estimate": 0.5, "num_problems": 1, "created_at": "2020-01-01T00:00:00+00:00"}
+    pl.DataFrame([row], schema=polars_schema()).write_parquet(path)
+    return str(path)
+
+
+def run_main_job(tmp_path, monkeypatch, languages: str, client: SimulatedAirflow,
+                 launcher=None):
+    """main_job of scripts/embedded_airflow.py on `client`, no waiting between polls."""
+    from multiplt_airflow import chain_job
+    from tests.support.airflow import load_launcher
+
+    launcher = launcher or load_launcher()
+    monkeypatch.setattr(chain_job.time, "sleep", lambda s: None)
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", (tmp_path / "data").as_uri())
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__RESULTS_STORE", results_store(tmp_path / "results.parquet"))
+    airflow = argparse.Namespace(client=client, base_url="http://127.0.0.1:1",
+                                 data_dir=str(tmp_path / "data"),
+                                 config_path=str(tmp_path / "airflow.cfg"))
+    args = argparse.Namespace(model="/m", languages=languages, source="stdlib", corpus_limit=None,
+                              n=1, max_new_tokens=8, limit=1, timeout=30, publish_repo=None,
+                              teacher_generation=None)
+    return launcher.main_job(airflow, args)

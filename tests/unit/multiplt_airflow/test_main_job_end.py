@@ -1,0 +1,264 @@
+"""How the main job (scripts/embedded_airflow.py main-job) ends, on a simulated REST API
+(tests/support/simulated_airflow.py): the Variables it set are set back to what they were before
+it, however it ends; a job that does not end normally (Ctrl-C, SIGTERM, --timeout) first marks
+its unfinished runs failed, so that none resumes behind a later job, and sets the DAGs' paused
+flags back; its report holds only its own runs (not those of an earlier job that resumed), a
+failed run with the error of each failed task, and its header the translation targets apart
+from the evaluation languages. Also: the exit codes of an interrupted job (130, 143), and
+--languages refusing a language whose runtime this machine lacks where the stages run on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from multiplt_airflow import chain_job
+from tests.support.airflow import load_launcher
+from tests.support.simulated_airflow import SimulatedAirflow, run_main_job
+
+JOB_KEYS = ["multiplt_testgen", "multiplt_translate", "multiplt_finetune", "multiplt_publish"]
+BEFORE = {"multiplt_publish": ('{"dataset_repo": "me/mine", "dry_run": "/srv/pub"}', "mine"),
+          "multiplt_watch": ('{"authors": ["bigcode"]}', "the watch list")}
+
+
+@pytest.fixture
+def installed(monkeypatch):
+    """The runtimes this machine "has", whatever it has: every one but those listed in
+    `installed.missing` (monkeypatched preflight.missing_binaries), stages run locally."""
+    from multiplt.execution import preflight
+
+    class Installed:
+        missing: set[str] = set()
+
+    monkeypatch.setattr(preflight, "missing_binaries", lambda lang, unsafe=False: (
+        list(lang.binaries) if lang.code in Installed.missing else []))
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__RUNTIME", "local")
+    return Installed
+
+
+def test_the_variables_are_set_back_after_the_job(tmp_path, monkeypatch, capsys, installed):
+    """The repro: after a main job, a run started by hand (or by an event) went on with the
+    job's Variables (its `out` folders, n=1, the tiny model, a dry run into its folder)."""
+    client = SimulatedAirflow(paused=True, variables=BEFORE)
+    rc = run_main_job(tmp_path, monkeypatch, "lua", client)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    # the job ran with its own settings ...
+    assert sorted(client.job_set) == sorted(JOB_KEYS)
+    assert client.job_set["multiplt_publish"]["dataset_repo"] == "local/multiplt-main-job"
+    assert [r["state"] for r in client.runs["multiplt_finetune"]] == ["success"]
+    # ... and left them as it found them: the one that existed as it was, the others deleted
+    assert client.stored == BEFORE
+    assert ("Airflow Variables multiplt_testgen, multiplt_translate, multiplt_finetune, "
+            "multiplt_publish set back to what they were before the job (deleted: "
+            "multiplt_testgen, multiplt_translate, multiplt_finetune)") in out
+    # a job that ended normally leaves its DAGs unpaused and stops nothing
+    assert not any(client.paused[d] for d in chain_job.CHAIN) and client.patched == []
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm", "timeout"])
+def test_a_job_that_does_not_end_normally_stops_its_runs_and_sets_everything_back(
+        tmp_path, monkeypatch, capsys, installed, stop):
+    """Interrupted while the base model's evaluation works (or after --timeout): the repro's
+    multiplt_evaluate and multiplt_testgen runs resumed when Airflow started again, beside the
+    next job. Here the job marks its unfinished run failed (pausing the chain first, so that no
+    further run starts), drops the events queued for the chain, sets the paused flags and the
+    Variables back, and the interruption goes on to main (exit 130/143, or 1)."""
+    launcher = load_launcher()
+    exc = {"ctrl-c": KeyboardInterrupt, "sigterm": lambda: launcher.Terminated(),
+           "timeout": lambda: TimeoutError("the chain is still running after 30s")}[stop]()
+    # runs are listed 6 at a time (one per chain DAG): the interruption comes at the 3rd poll
+    client = SimulatedAirflow(paused=True, variables=BEFORE, hold=["multiplt_evaluate"],
+                              interrupt=(13, exc))
+    with pytest.raises(type(exc)):
+        run_main_job(tmp_path, monkeypatch, "lua", client, launcher=launcher)
+    out = capsys.readouterr().out
+    [evaluate] = client.runs["multiplt_evaluate"]
+    assert evaluate["state"] == "failed"
+    assert client.patched == [("multiplt_evaluate", evaluate["dag_run_id"], {"state": "failed"})]
+    assert (f"marked the job's unfinished runs failed (they do not resume when Airflow starts "
+            f"again): multiplt_evaluate {evaluate['dag_run_id']}") in out
+    # the rest of the chain had ended: nothing else was touched
+    assert all(r["state"] == "success" for d in chain_job.CHAIN[:-2] for r in client.runs[d])
+    assert client.cleared_queues == chain_job.CHAIN
+    assert all(client.paused[d] for d in chain_job.CHAIN)  # as the fresh deployment had them
+    assert client.stored == BEFORE
+
+
+def test_an_interruption_before_any_run_sets_the_variables_back(tmp_path, monkeypatch, capsys,
+                                                                 installed):
+    """Interrupted while it sets the DAGs up, before triggering anything: nothing to stop, the
+    paused flags and the Variables it had set go back."""
+    client = SimulatedAirflow(paused=False, variables=BEFORE)
+    set_paused, calls = client.set_paused, []
+
+    def interrupted(dag_id, paused):  # Ctrl-C as the job unpauses its first DAG
+        calls.append((dag_id, paused))
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        set_paused(dag_id, paused)
+
+    client.set_paused = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        run_main_job(tmp_path, monkeypatch, "lua", client)
+    assert client.stored == BEFORE and client.patched == [] and client.cleared_queues == []
+    assert all(client.runs[d] == [] for d in chain_job.CHAIN)
+    assert not any(client.paused.values())  # as they were
+
+
+def test_an_earlier_jobs_resumed_run_is_not_in_the_report(tmp_path, monkeypatch, capsys,
+                                                          installed):
+    """A testgen run of an interrupted (killed) earlier job resumes when Airflow starts and
+    announces its tests: the translate, finetune and publish runs its event starts are queued
+    after the new job started but are not the job's: not waited for, not in its report."""
+    client = SimulatedAirflow(paused=True, resume=["multiplt_testgen"])
+    rc = run_main_job(tmp_path, monkeypatch, "lua", client)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    # the earlier job's chain ran: 2 runs of each DAG after testgen, the first ones not the job's
+    assert [len(client.runs[d]) for d in chain_job.CHAIN] == [1, 2, 2, 2, 1, 5]
+    report = out[out.index("runs and the stages"):]
+    listed = [line.split(":")[0] for line in report.splitlines() if line.startswith("multiplt_")]
+    assert listed == ["multiplt_corpus multiplt_corpus_1", "multiplt_testgen multiplt_testgen_2",
+                      "multiplt_translate multiplt_translate_2",
+                      "multiplt_finetune multiplt_finetune_2",
+                      "multiplt_evaluate multiplt_evaluate_1",
+                      "multiplt_publish multiplt_publish_3", "multiplt_publish multiplt_publish_4",
+                      "multiplt_publish multiplt_publish_5"]
+
+
+def test_a_failed_run_is_reported_with_the_error_of_its_failed_task(tmp_path, monkeypatch,
+                                                                    capsys, installed):
+    """The repro: `multiplt_evaluate manual__...: failed` then "no results of this job", with
+    no reason. The failed task and the stage's last error line follow the run's line."""
+    line = ("multiplt execute: error: julia (jl) cannot run: julia not installed (not on PATH "
+            "/usr/local/bin:/usr/bin:/bin)")
+    client = SimulatedAirflow(paused=True, fail={"multiplt_evaluate": ("execute", 0, line)})
+    rc = run_main_job(tmp_path, monkeypatch, "py", client)
+    captured = capsys.readouterr()
+    assert rc == 1
+    lines = captured.out.splitlines()
+    at = lines.index("multiplt_evaluate multiplt_evaluate_1: failed")
+    assert lines[at + 1] == f"  execute[0] failed: {line}"
+    assert not lines[at + 2].startswith("  ")  # the upstream_failed task is no reason
+    assert "no results of this job" in captured.err
+
+
+def test_the_header_names_the_translation_targets_apart_from_the_evaluated_languages(
+        tmp_path, monkeypatch, capsys, installed):
+    """py is evaluated, never a translation target: `chain ... into lua, ml, py, r, rkt` read
+    as if py were translated into."""
+    client = SimulatedAirflow(paused=True)
+    assert run_main_job(tmp_path, monkeypatch, "py,lua,rkt", client) == 0
+    out = capsys.readouterr().out
+    assert "chain on /m: translation into lua, rkt, evaluation on py, lua, rkt (n=1, " in out
+    assert client.job_set["multiplt_translate"]["languages"] == ["lua", "rkt"]
+
+
+def test_with_no_installed_target_the_hint_names_only_installed_ones(tmp_path, monkeypatch,
+                                                                     capsys, installed):
+    """`--languages py` on a machine without Julia: the hint suggested jl, which would fail."""
+    installed.missing = {"jl"}
+    client = SimulatedAirflow(paused=True)
+    assert run_main_job(tmp_path, monkeypatch, "py", client) == 0
+    out = capsys.readouterr().out
+    assert ("translation and fine-tuning did not run: no translation target among the chosen "
+            "languages (py); the translation targets are lua, ml, r, rkt (add one to "
+            "--languages)") in out
+
+
+@pytest.fixture
+def no_airflow(monkeypatch):
+    """EmbeddedAirflow that starts nothing (its start runs `on_start`) and stops nothing."""
+    from multiplt_airflow.embedded import EmbeddedAirflow
+
+    calls = {"on_start": lambda: None, "stopped": 0}
+
+    def start(self, timeout=300):
+        calls["on_start"]()
+        return self
+
+    def stop(self, grace=30):
+        calls["stopped"] += 1
+
+    monkeypatch.setattr(EmbeddedAirflow, "start", start)
+    monkeypatch.setattr(EmbeddedAirflow, "stop", stop)
+    monkeypatch.setattr(EmbeddedAirflow, "login_text", lambda self: "login")
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield calls
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
+@pytest.mark.parametrize("sig, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_job_exits_130_or_143(tiny_model, tmp_path, capsys, no_airflow, sig, rc):
+    """The repro: Ctrl-C (or `kill`) while the chain runs printed "stopping Airflow ..." and
+    exited 0. The README's convention: 130 after Ctrl-C, 143 after SIGTERM."""
+    launcher = load_launcher()
+
+    def job(airflow, args):  # the job, working when the signal comes
+        os.kill(os.getpid(), sig)
+        raise AssertionError("no signal")
+
+    launcher.main_job = job
+    got = launcher.main(["--home", str(tmp_path / "home"), "--data", str(tmp_path / "data"),
+                         "main-job", "--model", tiny_model, "--languages", "py",
+                         "--exit-when-done"])
+    assert got == rc and no_airflow["stopped"] == 1
+    assert "stopping Airflow ..." in capsys.readouterr().out
+
+
+def test_ctrl_c_after_the_job_keeps_its_exit_code(tiny_model, tmp_path, capsys, no_airflow,
+                                                  monkeypatch):
+    """Without --exit-when-done Ctrl-C is how the UI is stopped once the job is over: the exit
+    code is the job's."""
+    launcher = load_launcher()
+    launcher.main_job = lambda airflow, args: 1
+    monkeypatch.setattr(launcher.time, "sleep", lambda s: os.kill(os.getpid(), signal.SIGINT))
+    got = launcher.main(["--home", str(tmp_path / "home"), "--data", str(tmp_path / "data"),
+                         "main-job", "--model", tiny_model, "--languages", "py"])
+    assert got == 1 and no_airflow["stopped"] == 1
+
+
+def test_a_language_without_its_runtime_is_refused_where_stages_run_locally(
+        tmp_path, capsys, monkeypatch, installed):
+    """The repro: `--check-only main-job --languages jl` on a machine without Julia gave exit 0,
+    and the job failed late, in its execute step, after a retry. Where the stages run on this
+    machine the language's runtime must be installed; the docker runtime's images have them."""
+    from multiplt.execution import preflight
+
+    installed.missing = {"jl", "rkt"}
+    launcher = load_launcher()
+    assert launcher.installed_languages() == ["lua", "ml", "py", "r"]
+    home = ["--home", str(tmp_path / "home"), "--data", str(tmp_path / "data")]
+    for spec in ("jl", "lua,racket"):
+        assert launcher.main([*home, "--check-only", "main-job", "--languages", spec]) == 2
+        err = capsys.readouterr().err
+        code, name, binary = ("jl", "julia", "julia") if spec == "jl" else ("rkt", "racket", "racket")
+        assert err == (f"main-job: --languages {spec}: {name} ({code}) cannot run on this "
+                       f"machine: {binary} not installed (not on PATH {preflight.runtime_path()}); "
+                       f"installed: lua, ml, py, r; {preflight.INSTALL_HINT}\n")
+    assert launcher.main([*home, "--check-only", "main-job", "--languages", "lua,py"]) == 0
+    assert launcher.main([*home, "--check-only", "main-job"]) == 0  # every installed one
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__RUNTIME", "docker")
+    assert launcher.main([*home, "--check-only", "main-job", "--languages", "jl"]) == 0
+    assert not (tmp_path / "home").exists()
+
+
+def test_the_variables_api_as_restore_uses_it():
+    """save_variables/restore_variables through the client's REST calls: a Variable the API
+    gives masked (`***`: Airflow redacts keys it deems secret) is not written back."""
+    client = SimulatedAirflow(paused=True, variables={
+        "a": ('{"n": 1}', "kept"), "b": (json.dumps({"api_key": "***"}), "masked")})
+    saved = chain_job.save_variables(client, ["a", "b", "c"])
+    assert saved == {"a": {"value": '{"n": 1}', "description": "kept"},
+                     "b": {"value": '{"api_key": "***"}', "description": "masked"}, "c": None}
+    for key in ("a", "b", "c"):
+        chain_job.set_variable(client, key, {"n": 2})
+    assert chain_job.restore_variables(client, saved) == ["b"]
+    assert client.stored == {"a": ('{"n": 1}', "kept"), "b": ('{"n": 2}', "set by the main job")}
