@@ -14,9 +14,24 @@ RUN python -m venv /opt/multiplt
 ENV PATH=/opt/multiplt/bin:$PATH
 
 WORKDIR /src
-COPY requirements.txt requirements.lock pyproject.toml README.md ./
+# Where pip finds wheels besides PyPI (unset: PyPI only) and PEM certificates it must trust
+# besides the public ones (a TLS-intercepting proxy's CA): build arguments, as in
+# docker/worker.Dockerfile, not kept in the image.
+ARG PIP_FIND_LINKS PIP_EXTRA_INDEX_URL
+ARG EXTRA_CA_CERTS=
+COPY requirements.txt requirements.lock pyproject.toml ./
+# The dependencies in a layer of their own that survives code and README edits (Airflow and its
+# ~200 packages take minutes): installed for a placeholder package of this name, replaced by the
+# real one at once below, as docker/worker.Dockerfile does.
+RUN mkdir multiplt && echo '__version__ = "0"' > multiplt/__init__.py && touch README.md \
+ && if [ -n "$EXTRA_CA_CERTS" ]; then \
+      printf '%s\n' "$EXTRA_CA_CERTS" | cat /etc/ssl/certs/ca-certificates.crt - >/tmp/pip-ca.pem \
+      && export PIP_CERT=/tmp/pip-ca.pem; fi \
+ && pip install -c requirements.lock "/src[airflow,storage,postgres]" \
+ && rm -rf multiplt build README.md /tmp/pip-ca.pem
+COPY README.md ./
 COPY multiplt ./multiplt
-RUN pip install -c requirements.lock "/src[airflow,storage,postgres]" \
+RUN pip install --no-deps --force-reinstall -c requirements.lock "/src[airflow,storage,postgres]" \
  && multiplt --version
 
 # The pipelines and the Airflow glue, at the paths compose.yaml configures.
