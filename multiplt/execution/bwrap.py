@@ -157,7 +157,12 @@ class Namespace:
 def kill(proc: subprocess.Popen, info: dict) -> None:
     """Kill the namespace's init: the kernel then kills every process in its PID namespace, and
     the outer bwrap reaps it and exits. (Killing the outer bwrap first would orphan the dying
-    init to the host's init.) Before the namespace exists there is only the outer bwrap."""
+    init to the host's init.) Where bubblewrap has not reported its init (`info`), or that init
+    is no longer its child (the outer bwrap died first), SIGKILL goes to bubblewrap's process
+    group instead: bubblewrap is started in a session of its own (the executor's Ctrl-C never
+    reaches it), and its init stays in that group (the program's `--new-session` is below it).
+    An init cloned but not yet told to go on waits for bubblewrap for ever once bubblewrap is
+    gone, before it could set its own death signal: only this kill ends it."""
     pid = info.get("child-pid")
     if pid:
         try:
@@ -173,6 +178,13 @@ def kill(proc: subprocess.Popen, info: dict) -> None:
                 pass
             finally:
                 os.close(pidfd)
+    # A group of that number is bubblewrap's while bubblewrap (our child) is not reaped or any
+    # process of its group is left; gone, nothing gets the signal (as for any kill by pid, only
+    # a pid reused meanwhile could be hit, and pids are handed out in turn)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     proc.kill()
 
 

@@ -5,8 +5,9 @@ Reads `<name>.json.gz` completion files (one shard of them), builds each program
 pool of worker threads (one per core by default; each thread blocks on its sandboxed process).
 Every finished program is written out at once (the results file is rewritten atomically), so
 killing a run loses only the programs in flight, and the rerun does only what is missing; an
-interrupted run (Ctrl-C, SIGTERM) kills what runs and then writes every finished result that is
-not in its file yet (finished while the main thread wrote or waited) before it ends. Each
+interrupted run (Ctrl-C, SIGTERM) kills what runs and then writes the finished results that are
+not in its file yet (finished while the main thread wrote or waited, reported within SETTLE_S
+of the sandbox's close) before it ends. Each
 write merges into the file as it is then (files.add_results, under the folder's lock), so another
 execute of the same folder (a stalled Airflow try beside its retry) never cuts its results back.
 """
@@ -41,11 +42,15 @@ class _Problem:
     results: list[dict | None]
     lang: Language
     source: str  # the completions file
+    #: how long a write waits for the folder's lock (None: as long as it takes; past it,
+    #: BlockingIOError and nothing written): an interrupted run's writes are bounded
+    lock_timeout: float | None = None
 
     def write(self) -> None:
         """Merge this run's results into the results file as it is now (files.add_results):
         another execute of the folder may have written it since this run read it."""
-        files.add_results(self.uri, self.doc, self.results, self._supersedes, self.source)
+        files.add_results(self.uri, self.doc, self.results, self._supersedes, self.source,
+                          lock_timeout=self.lock_timeout)
 
     def _supersedes(self, old: dict, new: dict) -> bool:
         """A new result replaces the file's for the same program only where that one would be
@@ -323,20 +328,33 @@ def _warm_up(sandbox: Sandbox, langs: list[Language]) -> None:
         LOG.info("starting a sandbox ahead of its programs failed: %s", exc)
 
 
+#: how long an interrupted run waits, once its sandbox is closed, for the workers to report
+#: the programs that had finished (the killed ones report at once, as SandboxClosed)
+SETTLE_S = 2.0
+#: how long an interrupted run waits for its folder's lock to write what finished (another
+#: execute of the folder holds it while it writes; past this the rerun runs those again)
+SAVE_LOCK_WAIT_S = 10.0
+
+
 def _run(jobs: list[_Job], sandbox: Sandbox, pool: concurrent.futures.ThreadPoolExecutor,
          timeout: float | None, statuses: Counter) -> None:
     """Run the jobs on the pool; after each batch of finished jobs rewrite the touched files.
-    Interrupted (Ctrl-C, SIGTERM) or failing, it stops the pool and closes the sandbox (killing
-    what runs), then writes every finished result not yet written (`_save_finished`), and
-    raises: the interruption never costs a finished program."""
+    Interrupted (Ctrl-C, SIGTERM) or failing, it stops the pool, closes the sandbox (killing
+    what runs), waits up to SETTLE_S for the workers to report what had finished, then writes
+    every finished result not yet written (`_save_finished`), and raises: a program that
+    finished before the sandbox closed is kept unless its worker reported it later than that,
+    or the folder's lock stayed taken (SAVE_LOCK_WAIT_S); the rerun runs those again."""
     finished: list[tuple[_Job, dict | BaseException]] = []  # appended by the workers only
     arrived = threading.Event()
     handled = 0  # finished[:handled] are in their problems' results
     unwritten: dict[int, _Problem] = {}  # results in memory, not yet in the problem's file
+    futures: list[concurrent.futures.Future] = []
     bar = progress(total=len(jobs), desc="execute", unit="prog")
     try:
         for job in jobs:  # in order: problems sorted, completions in order
-            pool.submit(_run_reported, sandbox, job, timeout, finished, arrived)
+            future = pool.submit(_run_reported, sandbox, job, timeout, finished, arrived)
+            future.add_done_callback(_report_failure(job, finished, arrived))
+            futures.append(future)
         while handled < len(jobs):
             # wakes to let a Ctrl-C or SIGTERM through; cleared before the list is read, so an
             # arrival after the read sets it again
@@ -353,12 +371,33 @@ def _run(jobs: list[_Job], sandbox: Sandbox, pool: concurrent.futures.ThreadPool
             if error is not None:
                 raise error
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)  # nothing more starts
-        sandbox.close()  # kills what runs: what has not finished by now never will
-        _save_finished(finished, handled, unwritten)
+        try:  # a second Ctrl-C here still writes what had finished
+            pool.shutdown(wait=False, cancel_futures=True)  # nothing more starts
+            sandbox.close()  # kills what runs: what has not finished by now never will
+            # a cancelled future never runs (nor counts as done for wait() until a worker would
+            # have taken it): only the others are waited for
+            concurrent.futures.wait([f for f in futures if not f.cancelled()], timeout=SETTLE_S)
+        finally:
+            _save_finished(finished, handled, unwritten)
         raise
     finally:
         bar.close()
+
+
+def _report_failure(job: _Job, finished: list, arrived: threading.Event):
+    """A done callback for `job`'s future: a future that failed without running
+    _run_reported (a worker thread that could not start: its initializer failed, the pool is
+    broken and fails every job it still holds) reports its exception as the job's outcome, so
+    that the main thread raises it rather than waiting for ever. A cancelled future (the run
+    stopping) reports nothing."""
+    def done(future: concurrent.futures.Future) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()  # None: _run_reported ran, and reported
+        if error is not None:
+            finished.append((job, error))
+            arrived.set()
+    return done
 
 
 def _run_reported(sandbox: Sandbox, job: _Job, timeout: float | None,
@@ -400,17 +439,26 @@ def _write(unwritten: dict[int, _Problem]) -> None:
 
 def _save_finished(finished: list, handled: int, unwritten: dict[int, _Problem]) -> None:
     """On the way out of an interrupted or failed _run: every finished result not yet written
-    (recorded but unwritten, or finished since the last batch) merged into its problem's file,
+    (recorded but unwritten, or reported since the last batch) merged into its problem's file,
     in the format of every other write (a problem with unfinished completions keeps the later
-    results in `multiplt_pending`), so that the rerun runs only what had not finished. A write
-    that fails is logged, not raised: the run ends with what stopped it (the interrupted exit
+    results in `multiplt_pending`), so that the rerun runs only what had not finished. Results
+    only: a program killed by the stopping run reports SandboxClosed, and one whose sandbox was
+    killed by a signal the run did not send a platform failure (runners.py). The writes wait
+    SAVE_LOCK_WAIT_S in all for the folder's lock; a write that fails or cannot take the lock
+    in time is logged, not raised: the run ends with what stopped it (the interrupted exit
     status), and the rerun runs that problem's programs again."""
     _record(finished[handled:], unwritten, Counter())  # an interruption's statuses: not counted
     if unwritten:
         LOG.info("execute: stopping; writing the finished results of %d problem(s)", len(unwritten))
+    deadline = time.monotonic() + SAVE_LOCK_WAIT_S
     for problem in list(unwritten.values()):
+        problem.lock_timeout = max(0.0, deadline - time.monotonic())
         try:
             problem.write()
+        except BlockingIOError:
+            LOG.warning("execute: could not write the finished results of problem %s: its "
+                        "folder stayed locked for %.0f s (the rerun runs them again)",
+                        problem.name, SAVE_LOCK_WAIT_S)
         except Exception as exc:  # noqa: BLE001 - logged; the run ends with what stopped it
             LOG.warning("execute: could not write the finished results of problem %s: %s",
                         problem.name, exc)

@@ -141,7 +141,7 @@ Supersedes = Callable[[dict, dict], bool]
 
 
 def add_results(uri: str, problem: dict, results: list[dict | None], supersedes: Supersedes,
-                source: str | None) -> None:
+                source: str | None, lock_timeout: float | None = None) -> None:
     """Write `results` (results[i]: completion i's of `problem`, the completions file as this run
     read it, or None) merged into the results file as it is now, read again here. Two executes
     may write one file at once (an Airflow try that stalled beside its retry, two evaluations
@@ -152,7 +152,9 @@ def add_results(uri: str, problem: dict, results: list[dict | None], supersedes:
     take (generation.folder.locked) for the read-merge-write; object storage has no lock, so
     there the file is written only if it is still the version read (a conditional write, else
     read, merged and written again). `source` is the problem's completions file, read again
-    only where the results file holds more completions than `problem` (merged_results)."""
+    only where the results file holds more completions than `problem` (merged_results).
+    `lock_timeout`: the longest wait for the local folder's lock (None: as long as it takes),
+    then BlockingIOError, nothing written."""
     merge = functools.partial(merged_results, problem=problem, results=results,
                               supersedes=supersedes, source=source)
     path = storage.local_path(uri)
@@ -161,7 +163,7 @@ def add_results(uri: str, problem: dict, results: list[dict | None], supersedes:
         return
     from multiplt.generation.folder import locked
 
-    with locked(os.path.dirname(path)):
+    with locked(os.path.dirname(path), lock_timeout):
         write_results(uri, merge(_read_doc(uri)))
 
 

@@ -166,7 +166,7 @@ def run_bounded(argv: list[str], *, timeout: float, output_limit: int,
                 proc.kill()
                 proc.wait()
         elif new_session:
-            kill_group(proc.pid)  # leftovers of a run that exited (unsandboxed runs only)
+            kill_group(proc.pid)  # leftovers of a run that exited (its group: its own session)
     except BaseException:
         # Never leave a child behind, whatever went wrong here (KeyboardInterrupt included).
         (kill or _default_kill(new_session))(proc, info)

@@ -13,6 +13,13 @@ of the platform raises PlatformError: retried by retry.py, never scored. `call(f
 Closing a runner (the run is stopping: Ctrl-C, SIGTERM, a platform failure) kills the programs
 it is running at that moment, and a program it ran or would start from then on raises
 `SandboxClosed` rather than giving a result: a killed program's outcome is not its own.
+
+Every sandbox (a bubblewrap per program, a warm one) and every unsandboxed program starts in a
+session of its own, so a signal to the executor's process group (a terminal's Ctrl-C, a task
+runner's SIGTERM to the group) never reaches it: only the executor ends it (its deadline, its
+memory cap, close()), after which the executor itself decides what its outcome is. A bubblewrap
+per program killed by a signal nevertheless (`kill` by hand) is a platform failure, retried and
+never scored.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import abc
 import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -90,9 +98,9 @@ KILL_WAIT_S = 5.0
 def _killed(proc: subprocess.Popen, kill: Callable[[], None]) -> None:
     """Kill a running program (`kill`: its whole sandbox, or its process group) and wait until
     it is gone, so that close() returns with nothing of it left (bubblewrap exits only once its
-    PID namespace is empty)."""
-    if proc.poll() is not None:
-        return
+    PID namespace is empty). Killed even where `proc` itself has exited already: what it
+    started may be left (a bubblewrap's namespace init that bubblewrap died before letting go
+    on, which then waits for ever; an unsandboxed program's background children)."""
     kill()
     try:
         proc.wait(KILL_WAIT_S)
@@ -193,7 +201,7 @@ class BwrapRunner(Runner):
                                    status_fd=status_r, on_start=on_start, on_spawn=on_spawn,
                                    close_after_spawn=tuple(fd for fd in (status_w, block_r, filter_fd)
                                                            if fd is not None),
-                                   kill=bwrap.kill, pass_fds=fds, cwd="/",
+                                   kill=bwrap.kill, new_session=True, pass_fds=fds, cwd="/",
                                    env={"PATH": os.environ.get("PATH", SANDBOX_PATH)},
                                    memory=self.limits.memory, memory_root=_below_bwrap_init)
         except OSError as exc:
@@ -205,10 +213,23 @@ class BwrapRunner(Runner):
                 os.close(block_w)
             namespace.wait_gone()
         self._running.check()  # closed meanwhile: killed, no result of the program's
+        if finished.exit_code < 0 and not finished.timed_out:
+            # bubblewrap reports a program killed by signal N as 128 + N: a negative code is
+            # bubblewrap itself killed by a signal this run did not send, never the program's
+            # outcome (it ran in a session of its own, so not a Ctrl-C to the executor's group)
+            raise PlatformError(f"bubblewrap was killed by signal {-finished.exit_code} "
+                                f"({_signal_name(-finished.exit_code)}) while the program ran")
         return finished
 
     def close(self) -> None:
         self._running.close()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown"
 
 
 def _below_bwrap_init(proc, info: dict) -> tuple[int, bool]:

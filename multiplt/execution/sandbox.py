@@ -6,6 +6,8 @@ that dropped to 65534 (privileges.py), or else through `setpriv`. At the deadlin
 init is killed, and with it every process of the PID namespace, so background children (`&`,
 `setsid`) die too; bubblewrap's --die-with-parent does the same if the executor itself dies. The
 same kill ends a program whose processes together hold more memory than `Limits.memory`.
+bubblewrap starts in a session of its own, so a Ctrl-C to the executor's process group never
+reaches it: only the executor ends a sandbox (runners.py).
 
 Programs run through one of three runners (runners.py), chosen once per batch in check(): warm
 sandboxes where one starts, else one bubblewrap per program. Where no isolation is possible the

@@ -61,9 +61,12 @@ class WarmSandbox:
         # not be able to write there (root with TMPDIR=/root/tmp, mode 700).
         self._stderr = os.fdopen(os.memfd_create("multiplt-warm-stderr", os.MFD_CLOEXEC), "w+b")
         try:
+            # a session of its own: a Ctrl-C to the executor's process group does not kill it
+            # (and its program with it) before the executor decides the run's end (runners.py)
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=self._stderr, pass_fds=passed, cwd="/",
-                                         env={"PATH": os.environ.get("PATH", bwrap.SANDBOX_PATH)})
+                                         env={"PATH": os.environ.get("PATH", bwrap.SANDBOX_PATH)},
+                                         start_new_session=True)
         except OSError as exc:
             self._stderr.close()
             raise PlatformError(f"cannot run bwrap: {exc}") from exc

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from typing import Callable
 
 from multiplt import storage
@@ -89,22 +88,19 @@ def _checked_problem(uri: str, record) -> dict:
     return record
 
 
-@contextlib.contextmanager
-def locked(out: str):
+def locked(out: str, timeout: float | None = None) -> contextlib.AbstractContextManager:
     """Hold an exclusive flock on the local folder `out` (made if missing) for a read-merge-write
     of its files: every generate writing the folder takes it, so none writes between another's
     read and write. The folder's own descriptor is locked, so no lock file appears in it (a
     foreign file to refuse_foreign and the tools that list the folder); the kernel drops the lock
-    however the process ends. Object storage (no local path) and a file system that refuses the
-    lock (some NFS mounts) go unlocked: the re-read before each write narrows the window there.
-    Not reentrant: a second `locked` of the same folder inside the first waits for ever."""
+    however the process ends, and the `with` drops it however the block or the wait ends (a
+    Ctrl-C right after the lock was taken included: storage.FolderLock). Object storage (no
+    local path) and a file system that refuses the lock (some NFS mounts) go unlocked: the
+    re-read before each write narrows the window there. `timeout`: None waits as long as it
+    takes, else BlockingIOError past that many seconds. Not reentrant: a second `locked` of the
+    same folder inside the first waits for ever (or its timeout)."""
     path = storage.local_path(out)
-    fd = None if path is None else storage.lock_folder(path)
-    try:
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)  # drops the lock
+    return contextlib.nullcontext() if path is None else storage.FolderLock(path, timeout)
 
 
 def check_same_problem(uri: str, existing: dict, wanted: dict, benchmark: str) -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import uuid
 
 from multiplt.errors import MultipltError
@@ -253,27 +254,77 @@ def delete(loc: Location, recursive: bool) -> None:
             pass
 
 
+#: how often a lock with a timeout tries again (flock itself cannot wait a bounded time)
+LOCK_POLL_S = 0.05
+
+
+class FolderLock:
+    """`with FolderLock(path) as fd:` an exclusive flock on the local folder `path` (made if
+    missing) for the block; `fd` is the locked descriptor of the folder itself (no lock file
+    appears in it), or None where the folder cannot be made or opened (the caller's first
+    write names the problem) or the file system refuses the lock (some NFS mounts). The kernel
+    drops the lock however the process ends. `timeout`: None waits as long as it takes; else
+    at most that many seconds (0: not at all), then BlockingIOError (another process, or
+    another descriptor of this one, holds it).
+
+    Whatever ends the wait or the block, a KeyboardInterrupt included (a Ctrl-C is raised at
+    the first Python instruction after flock returns), the descriptor is closed: a lock taken
+    and then left open would make this process's next lock of the folder wait for itself. The
+    lock is taken inside __enter__ (never in a generator, whose suspended frame would keep it
+    until collected), so no instruction lies between it and the `with` that releases it."""
+
+    def __init__(self, path: str, timeout: float | None = None):
+        self.path, self.timeout = path, timeout
+        self.fd: int | None = None
+
+    def __enter__(self) -> int | None:
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            _flock(self.fd, self.timeout, self.path)
+        except BaseException as exc:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+            if isinstance(exc, OSError) and not isinstance(exc, BlockingIOError):
+                LOG.debug("no lock on %s (%s)", self.path, exc)
+                return None
+            raise
+        return self.fd
+
+    def __exit__(self, *exc) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)  # drops the lock
+
+
+def _flock(fd: int, timeout: float | None, path: str) -> None:
+    import fcntl
+
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BlockingIOError(exc.errno, f"{path} is locked by another writer") from None
+            time.sleep(min(LOCK_POLL_S, left))
+
+
 def lock_folder(path: str, wait: bool = True) -> int | None:
     """A descriptor of the local folder `path` (made if missing) holding an exclusive flock on it,
     for the caller to close (which drops the lock; so does the process's end, however it ends).
     The folder's own descriptor is locked, so no lock file appears in it. None where the folder
     cannot be made or opened (the caller's first write names the problem) or the file system
     refuses the lock (some NFS mounts). `wait` False: BlockingIOError when another process
-    holds it (generate and execute wait their turn; train refuses a second run at once)."""
-    import fcntl
-
-    try:
-        os.makedirs(path, exist_ok=True)
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
-        os.close(fd)
-        raise
-    except OSError as exc:
-        LOG.debug("no lock on %s (%s)", path, exc)
-        os.close(fd)
-        return None
-    return fd
+    holds it (generate and execute wait their turn; train refuses a second run at once).
+    Prefer `with FolderLock(path)`, which leaves no instruction between the lock and its
+    release; here an exception while the lock is being taken closes the descriptor."""
+    return FolderLock(path, None if wait else 0).__enter__()
