@@ -138,6 +138,13 @@ def run(args) -> int:
     for replay in dict.fromkeys(sources):
         check_backend_source(args.backend, args.model, args.revision, args.tokenizer, replay,
                              tokenizer_revision=args.tokenizer_revision)
+    # then every language's runtime, installed and working (the executor's preflight), before a
+    # benchmark is built or a sample drawn: a missing one is bad setup (exit 2), found before
+    # the other languages' GPU time rather than after it
+    from multiplt.execution.preflight import check_runtimes
+
+    check_runtimes([languages.get(code) for code in langs], args.unsafe_no_sandbox,
+                   what="the completions")
     rows = []
     bar = progress(total=4 * len(langs), desc="evaluate", unit="stage")
     for code in langs:

@@ -57,6 +57,25 @@ def missing_binaries(lang: Language, unsafe: bool = False) -> list[str]:
     return [b for b in lang.binaries if shutil.which(b, path=runtime_path(unsafe)) is None]
 
 
+def check_runtimes(langs: list[Language], unsafe: bool = False, what: str = "the programs") -> None:
+    """For a command that samples before it executes (evaluate, translate): every language of
+    `langs` whose runtime is not installed (not on the PATH programs run with, runtime_path) is
+    refused at once, all of them named in one line (MultipltError, exit 2: no retry mends it),
+    rather than after the other languages' GPU time; then check_ready runs the preflight (a
+    sandbox that cannot start, a missing test library, a misbehaving runtime). `what`: whose
+    programs they are, for the message (`the translations`)."""
+    lacking = []
+    for lang in langs:
+        missing = missing_binaries(lang, unsafe)
+        if missing:
+            lacking.append(f"{lang.name} ({lang.code}: {', '.join(missing)} not installed)")
+    if lacking:
+        raise MultipltError(f"--lang: {what} of {', '.join(lacking)} cannot run (not on PATH "
+                            f"{runtime_path(unsafe)}); install the runtime ({INSTALL_HINT}) or "
+                            f"leave the language out of --lang")
+    check_ready(langs, unsafe)
+
+
 def check_ready(langs: list[Language], unsafe: bool = False) -> None:
     """For a command that runs programs only after sampling: the preflight now, in a sandbox of
     its own (one bubblewrap per program, the runner the executor falls back to), so that a

@@ -337,20 +337,10 @@ def _check_runtimes(cfg: TranslateConfig) -> None:
     sandbox that cannot start, or a language whose test library (rackunit, luaunit) is missing or
     whose runtime misbehaves, is refused there too."""
     from multiplt import languages
-    from multiplt.execution.preflight import INSTALL_HINT, check_ready, missing_binaries, runtime_path
+    from multiplt.execution.preflight import check_runtimes
 
-    lacking, langs = [], []
-    for code in cfg.langs:
-        lang = languages.get(code)
-        langs.append(lang)
-        missing = missing_binaries(lang, cfg.unsafe_no_sandbox)
-        if missing:
-            lacking.append(f"{lang.name} ({lang.code}: {', '.join(missing)} not installed)")
-    if lacking:
-        raise MultipltError(f"--lang: the translations of {', '.join(lacking)} cannot run (not on "
-                            f"PATH {runtime_path(cfg.unsafe_no_sandbox)}); install the runtime "
-                            f"({INSTALL_HINT}) or leave the language out of --lang")
-    check_ready(langs, cfg.unsafe_no_sandbox)
+    check_runtimes([languages.get(code) for code in cfg.langs], cfg.unsafe_no_sandbox,
+                   what="the translations")
 
 
 def _check_backend(cfg: TranslateConfig, rows: list[dict]) -> None:

@@ -99,3 +99,22 @@ def test_a_finished_run_is_scored_again_without_its_model(tiny_model, tmp_path, 
     assert capsys.readouterr().out == first
     assert cli.main([*argv, "--n", "2"]) == 2
     assert "model './tiny' is not a model folder" in capsys.readouterr().err
+
+
+def test_a_language_whose_runtime_is_missing_is_refused_before_the_build(tmp_path, capsys, no_build,
+                                                                        monkeypatch):
+    """As translate: every language of --lang without its runtime named in one line, exit 2,
+    before a benchmark is built or a sample drawn (not after the other languages' GPU time)."""
+    from multiplt.execution import preflight
+
+    absent = {"jl": ["julia"], "lua": ["lua5.4"]}  # as on a machine without Julia and Lua
+    monkeypatch.setattr(preflight, "missing_binaries", lambda lang, unsafe=False: absent.get(lang.code, []))
+    (tmp_path / "replay-rkt.jsonl").write_text(json.dumps({"name": "p", "completion": "x"}) + "\n")
+    out = tmp_path / "ev"
+    code = cli.main(["evaluate", "--lang", "rkt,jl,lua", "--n", "1", "--limit", "1", "--out", str(out),
+                     "--backend", "replay", "--replay-source", str(tmp_path / "replay-rkt.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert ("--lang: the completions of julia (jl: julia not installed), lua (lua: lua5.4 not "
+            "installed) cannot run") in err
+    assert err.count("\n") == 1 and not out.exists()
