@@ -183,10 +183,12 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     """The chain: corpus -> testgen -> translate -> finetune -> evaluate -> publish (dry run).
     With no translation target among the languages (`--languages py`) translate and finetune
     stay paused and the chain stops after testgen (chain_job.paused_dags), the report says why.
-    However it ends, the Variables it set are set back to what they were before it (deleted
-    where there was none); a job that does not end normally (Ctrl-C, SIGTERM, --timeout, an
-    error of the REST API) first stops its runs (chain_job.stop_runs), so that none resumes
-    when Airflow starts again, and sets the chain DAGs' paused flags back."""
+    A Variable the REST API gives masked (***) is refused up front (exit 2, nothing changed):
+    the job could not set it back. However it ends, the Variables it set are set back to what
+    they were before it (deleted where there was none), but one changed since by someone else;
+    a job that does not end normally (Ctrl-C, SIGTERM, --timeout, an error of the REST API)
+    first stops its own runs (chain_job.stop_runs), so that none resumes when Airflow starts
+    again, and sets the chain DAGs' paused flags back."""
     from multiplt_airflow import chain_job
 
     missing = [d for d in chain_job.CHAIN if not (REPO / "dags" / f"{d}.py").exists()]
@@ -221,7 +223,16 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     try:
         for dag_id in chain_job.CHAIN:
             paused_before[dag_id] = bool(client.wait_for_dag(dag_id).get("is_paused"))
-        saved = chain_job.save_variables(client, list(variables))
+        before = chain_job.save_variables(client, list(variables))
+        masked = chain_job.masked_variables(before)
+        if masked:  # the job could not set them back: refused, nothing changed
+            print(f"main-job: Airflow Variable {', '.join(masked)} holds a value the REST API "
+                  f"gives masked ({chain_job.MASK}), which the job could not set back when it "
+                  f"ends: nothing changed (export it, delete it, run the job, import it again)",
+                  file=sys.stderr, flush=True)
+            ended_normally = True
+            return 2
+        saved = before
         for key, value in variables.items():
             chain_job.set_variable(client, key, value)
         for dag_id in chain_job.CHAIN[1:]:  # Asset-triggered runs start only on unpaused DAGs
@@ -232,33 +243,41 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
         ended_normally = True
         return rc
     finally:
-        _end_job(client, job, paused_before, saved, stop=not ended_normally)
+        _end_job(client, job, paused_before, saved, variables, stop=not ended_normally)
 
 
-def _end_job(client, job, paused_before: dict[str, bool], saved: dict, stop: bool) -> None:
-    """What main_job does however it ends: with `stop` (it did not end normally) stop the chain's
-    runs once it had started triggering them and set the DAGs' paused flags back as they were;
-    then set the Variables back. A problem here is one line on stderr; the job's own outcome
-    (exit code, exception) stands."""
+def _end_job(client, job, paused_before: dict[str, bool], saved: dict, job_set: dict,
+             stop: bool) -> None:
+    """What main_job does however it ends: with `stop` (it did not end normally) stop the job's
+    own runs once it had started triggering them and set the DAGs' paused flags back as they
+    were; then set back the Variables that still hold what the job set (`job_set`). A problem
+    here is one line on stderr; the job's own outcome (exit code, exception) stands."""
     from multiplt_airflow import chain_job
 
     try:
-        ended = chain_job.stop_runs(client, job.since) if stop and job.started else []
+        ended, queued = chain_job.stop_runs(client, job) if stop and job.started else ([], [])
         if stop:
             for dag_id, was_paused in paused_before.items():
                 client.set_paused(dag_id, was_paused)
         if ended:
             print(f"marked the job's unfinished runs failed (they do not resume when Airflow "
                   f"starts again): {', '.join(f'{d} {r}' for d, r in ended)}", flush=True)
+        if queued:
+            print(f"Asset events queued since the job started were left (Airflow does not say "
+                  f"whose they are): {'; '.join(queued)}; each starts a run of its DAG once "
+                  f"that is unpaused (DELETE /api/v2/dags/DAG_ID/assets/queuedEvents drops "
+                  f"them)", flush=True)
         if saved:
-            kept = chain_job.restore_variables(client, saved)
-            back = [k for k in saved if k not in kept]
-            deleted = [k for k in back if saved[k] is None]
-            print(f"Airflow Variables {', '.join(back)} set back to what they were before the "
-                  f"job" + (f" (deleted: {', '.join(deleted)})" if deleted else ""), flush=True)
-            if kept:
-                print(f"main-job: Variables {', '.join(kept)} held masked values (***) before "
-                      f"the job: left as the job set them", file=sys.stderr, flush=True)
+            outcome = chain_job.restore_variables(client, saved, job_set)
+            back = [k for k in saved if outcome[k] in ("restored", "deleted", "unchanged")]
+            deleted = [k for k in back if outcome[k] == "deleted"]
+            if back:
+                print(f"Airflow Variables {', '.join(back)} set back to what they were before "
+                      f"the job" + (f" (deleted: {', '.join(deleted)})" if deleted else ""),
+                      flush=True)
+            for key in (k for k in saved if outcome[k] == "changed"):
+                print(f"main-job: Airflow Variable {key} was changed while the job ran: left "
+                      f"as it is now, not set back", file=sys.stderr, flush=True)
     except (AirflowAPIError, OSError) as exc:
         print(f"main-job: could not end the job cleanly ({' '.join(str(exc).split())[:300]}); "
               f"the Variables {', '.join(saved) or '(none)'} may still hold its settings",

@@ -11,8 +11,9 @@ of an earlier job (one that resumed when Airflow restarted, or that such a run's
 or one started by hand is not in its report. With no translation target among the job's
 languages (`--languages py`), `multiplt_translate` and `multiplt_finetune` are left paused
 (`paused_dags`): the chain stops after testgen and nothing waits for them. A job that does not
-end normally (interrupted, timed out) stops its runs (`stop_runs`): none of them resumes behind
-a later job when Airflow starts again. Standard library only (runs outside Airflow).
+end normally (interrupted, timed out) stops its runs (`stop_runs`, only the job's own): none of
+them resumes behind a later job when Airflow starts again. Standard library only (runs outside
+Airflow).
 """
 
 from __future__ import annotations
@@ -125,6 +126,10 @@ def _variable_path(key: str) -> str:
     return f"/api/v2/variables/{urllib.parse.quote(key, safe='')}"
 
 
+#: what Airflow's REST API answers in place of a sensitive value (a key it deems secret)
+MASK = "***"
+
+
 def save_variables(client, keys) -> dict[str, dict | None]:
     """What the Variables `keys` hold before the job sets them: {key: {"value", "description"}},
     None for a Variable that does not exist (`restore_variables` deletes it again)."""
@@ -143,20 +148,56 @@ def save_variables(client, keys) -> dict[str, dict | None]:
     return saved
 
 
-def restore_variables(client, saved: dict[str, dict | None]) -> list[str]:
+def masked_variables(saved: dict[str, dict | None]) -> list[str]:
+    """The keys of `saved` whose value the API gave masked (`***`): the job could not set them
+    back (writing the masked value would destroy the secret), so it refuses to start."""
+    return [key for key, before in saved.items()
+            if before is not None and MASK in str(before["value"])]
+
+
+def _parsed(value):
+    """A Variable's value as JSON (Airflow re-serializes a JSON value it gives back), else as is."""
+    import json
+
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def restore_variables(client, saved: dict[str, dict | None], job_set: dict) -> dict[str, str]:
     """Set each Variable of `saved` back to what it held before the job, deleting those that did
-    not exist: later runs, by hand or by events, never go on with the job's settings. Returns
-    the keys left as the job set them: a value the API gave masked (`***`, a key Airflow deems
-    secret), which writing back would destroy."""
-    kept = []
+    not exist, so that later runs, by hand or by events, never go on with the job's settings;
+    `job_set`: {key: value} the job set (`set_variable`). Values are compared as parsed JSON: a
+    Variable that holds what it held before is not written again (the one set back is equal as
+    JSON, maybe not in its text); one that no longer holds what the job set (changed or deleted
+    since, by someone else) is left as it is. Returns {key: "restored" | "deleted" | "unchanged"
+    | "changed"}."""
+    from multiplt_airflow.rest import AirflowAPIError
+
+    outcome: dict[str, str] = {}
     for key, before in saved.items():
-        if before is None:
+        try:
+            found = client.request("GET", _variable_path(key))
+        except AirflowAPIError as exc:
+            if exc.status != 404:
+                raise
+            found = None
+        now = None if found is None else _parsed(found.get("value"))
+        if before is None and found is None:
+            outcome[key] = "unchanged"
+        elif (before is not None and found is not None and now == _parsed(before["value"])
+              and (found.get("description") or "") == (before.get("description") or "")):
+            outcome[key] = "unchanged"
+        elif found is None or key not in job_set or now != job_set[key]:
+            outcome[key] = "changed"
+        elif before is None:
             client.request("DELETE", _variable_path(key), ok=(204, 404))
-        elif "***" in str(before["value"]):
-            kept.append(key)
+            outcome[key] = "deleted"
         else:
             client.set_variable(key, before["value"], before.get("description") or "")
-    return kept
+            outcome[key] = "restored"
+    return outcome
 
 
 def when(value: str | None) -> datetime.datetime | None:
@@ -304,21 +345,26 @@ def working_tasks(client, dag_id: str, run_id: str) -> list[str]:
             + ("" if ti["state"] == "running" else f" ({ti['state']})") for ti in tis]
 
 
-def stop_runs(client, since: datetime.datetime) -> list[tuple[str, str]]:
+def stop_runs(client, job: ChainJob) -> tuple[list[tuple[str, str]], list[str]]:
     """End a job that did not end normally, so that none of its runs resumes when Airflow starts
-    again (a later job would find them working beside its own, reading its Variables): pause the
-    chain DAGs (the scheduler starts no further run of them), mark every unfinished run of
-    them queued since `since` failed (its job's and any that its events or Variables drove;
-    Airflow ends their running tasks), and drop the Asset events queued for them (a run the
-    scheduler had yet to create). Returns the (dag_id, run_id) marked failed. The caller sets
-    the paused flags back as it found them."""
+    again (a later job would find them working beside its own): pause the chain DAGs (the
+    scheduler starts no further run of them while this works), find the job's runs as its
+    report does (`job.scan`: its roots, the runs its events created, its checkpoints'
+    evaluations) and mark those unfinished failed (Airflow ends their running tasks). A run of
+    someone else (started by hand, scheduled, or of an earlier job) is not touched. Asset events
+    still queued for a chain DAG since the job started are left: Airflow's API does not say
+    whose event a queued one is, so dropping them could drop someone else's. Returns (the
+    (dag_id, run_id) marked failed, a line per DAG with such queued events). The caller sets
+    the paused flags back as it found them: a DAG paused before the job stays paused, and its
+    queued events start no run."""
     from multiplt_airflow.rest import AirflowAPIError
 
     for dag_id in CHAIN:
         client.set_paused(dag_id, True)
+    runs, _unread, _missing = job.scan(client)
     ended = []
-    for dag_id in CHAIN:
-        for run in runs_since(client, dag_id, since):
+    for dag_id, dag_runs in runs.items():
+        for run in dag_runs:
             if run["state"] in TERMINAL:
                 continue
             try:
@@ -327,9 +373,21 @@ def stop_runs(client, since: datetime.datetime) -> list[tuple[str, str]]:
                 if exc.status != 404:
                     raise
             ended.append((dag_id, run["dag_run_id"]))
+    names = {e.get("asset_id"): e.get("name") for events in job.events.values() for e in events}
+    queued = []
     for dag_id in CHAIN:
-        client.request("DELETE", f"/api/v2/dags/{dag_id}/assets/queuedEvents", ok=(204, 404))
-    return ended
+        try:
+            found = client.request("GET", f"/api/v2/dags/{dag_id}/assets/queuedEvents")
+        except AirflowAPIError as exc:
+            if exc.status != 404:
+                raise
+            continue
+        assets = [names.get(q.get("asset_id")) or f"asset {q.get('asset_id')}"
+                  for q in found.get("queued_events") or []
+                  if (when(q.get("created_at")) or job.since) >= job.since]
+        if assets:
+            queued.append(f"{dag_id} ({', '.join(assets)})")
+    return ended, queued
 
 
 def skip_reasons(client, dag_id: str, run_id: str) -> list[tuple[str, str]]:

@@ -2,7 +2,8 @@
 Airflow: the chain DAGs' paused flags, Variables, runs, task instances, task logs and Asset
 events, answering the calls main_job and plugins/multiplt_airflow/chain_job.py make, as
 Airflow 3's REST API answers them (an unknown Variable is HTTP 404; an event lists the runs it
-created in `created_dagruns`; a paused DAG gets no Asset-triggered run).
+created in `created_dagruns`; a paused DAG gets no Asset-triggered run; a Variable's JSON value
+comes back serialized again, its sensitive keys masked).
 
 `run_main_job(...)` runs main_job on it with a results store holding the base model's row.
 Used by tests/unit/multiplt_airflow/test_main_job_*.py."""
@@ -12,9 +13,40 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import re
 import urllib.parse
 
 BASE_RUN = "file:///d/evaluate/base"
+#: the Assets' ids, given in the order they first have an event (an Asset event and a queued
+#: event name their Asset by id)
+ASSET_IDS: dict[str, int] = {}
+
+
+#: parts of a key that Airflow's secrets masker deems sensitive (its DEFAULT_SENSITIVE_FIELDS)
+SENSITIVE = ("access_key", "access_token", "api_key", "apikey", "auth_header", "authorization",
+             "bearer", "connection_string", "dsn", "passphrase", "passwd", "password",
+             "private_key", "proxy", "proxies", "secret", "service_account", "service_key",
+             "token", "keyfile_dict", "webhook_url")
+
+
+def _redact(value, hide: bool = False):
+    """Airflow's `redact`: under a sensitive key every string is `***` (numbers stay)."""
+    if isinstance(value, dict):
+        return {k: _redact(v, hide or any(s in re.sub(r"\W+", "_", k.strip().lower())
+                                          for s in SENSITIVE))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, hide) for v in value]
+    return "***" if hide and isinstance(value, str) else value
+
+
+def answered(value: str) -> str:
+    """A Variable's value as Airflow 3.3's REST API gives it (VariableResponse.redact_val): a
+    JSON value parsed, its sensitive keys masked (`***`) and serialized again (json.dumps)."""
+    try:
+        return json.dumps(_redact(json.loads(value)))
+    except ValueError:
+        return value
 
 
 class SimulatedAirflow:
@@ -45,6 +77,9 @@ class SimulatedAirflow:
         self.listings = 0
         self.patched: list[tuple[str, str, dict]] = []
         self.cleared_queues: list[str] = []
+        # dag_id -> [{"dag_id", "asset_id", "created_at"}]: Asset events queued for a DAG (a
+        # test puts them there; Airflow's answer names no event nor run they came from)
+        self.queued: dict[str, list[dict]] = {}
         self.clock = datetime.datetime.now(datetime.timezone.utc)
 
     @property
@@ -92,7 +127,7 @@ class SimulatedAirflow:
                 if key not in self.stored:
                     raise AirflowAPIError(method, path, 404, "not found")
                 value, description = self.stored[key]
-                return {"key": key, "value": value, "description": description}
+                return {"key": key, "value": answered(value), "description": description}
             if method == "DELETE":
                 if key not in self.stored and 404 not in ok:
                     raise AirflowAPIError(method, path, 404, "not found")
@@ -103,7 +138,11 @@ class SimulatedAirflow:
             return {"asset_events": self.events.get(run_id, [])}
         if parts.path.endswith("/assets/queuedEvents") and method == "DELETE":
             self.cleared_queues.append(segments[4])
+            self.queued.pop(segments[4], None)
             return None
+        if parts.path.endswith("/assets/queuedEvents") and method == "GET":
+            found = self.queued.get(segments[4], [])
+            return {"queued_events": [dict(q) for q in found], "total_entries": len(found)}
         dag_id = segments[4]
         if method == "PATCH" and len(segments) == 7:  # a run's state
             run = next(r for r in self.runs[dag_id] if r["dag_run_id"] == segments[6])
@@ -161,8 +200,9 @@ class SimulatedAirflow:
         elif state == "running":
             self.tasks[run_id] = [{"task_id": "execute", "map_index": 0, "state": "running",
                                    "try_number": 1}]
-        self.events[run_id] = [{**e, "timestamp": self.tick(), "created_dagruns": []}
-                               for e in events]
+        self.events[run_id] = [
+            {**e, "asset_id": ASSET_IDS.setdefault(e["name"], len(ASSET_IDS) + 1),
+             "timestamp": self.tick(), "created_dagruns": []} for e in events]
         for event in self.events[run_id]:
             for consumer in self.chain.consumers(event["name"]):
                 if not self.paused[consumer]:

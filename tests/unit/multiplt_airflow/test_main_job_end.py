@@ -1,15 +1,16 @@
 """How the main job (scripts/embedded_airflow.py main-job) ends, on a simulated REST API
 (tests/support/simulated_airflow.py): the Variables it set are set back to what they were before
-it, however it ends; a job that does not end normally (Ctrl-C, SIGTERM, --timeout) first marks
-its unfinished runs failed, so that none resumes behind a later job, and sets the DAGs' paused
-flags back; its report holds only its own runs (not those of an earlier job that resumed), a
-failed run with the error of each failed task, and its header the translation targets apart
-from the evaluation languages. Also: the exit codes of an interrupted job (130, 143), and
+it, however it ends (but one changed meanwhile, and none written where it holds what it held;
+a Variable the API gives masked is refused up front); a job that does not end normally (Ctrl-C,
+SIGTERM, --timeout) first marks its own unfinished runs failed (no one else's), so that none
+resumes behind a later job, and sets the DAGs' paused flags back; its report holds only its
+own runs (not those of an earlier job that resumed), a failed run with the error of each failed
+task, and its header the translation targets apart from the evaluation languages. Also: the exit codes of an interrupted job (130, 143), and
 --languages refusing a language whose runtime this machine lacks where the stages run on it."""
 
 from __future__ import annotations
 
-import json
+import datetime
 import os
 import signal
 
@@ -83,7 +84,7 @@ def test_a_job_that_does_not_end_normally_stops_its_runs_and_sets_everything_bac
             f"again): multiplt_evaluate {evaluate['dag_run_id']}") in out
     # the rest of the chain had ended: nothing else was touched
     assert all(r["state"] == "success" for d in chain_job.CHAIN[:-2] for r in client.runs[d])
-    assert client.cleared_queues == chain_job.CHAIN
+    assert client.cleared_queues == []  # whose a queued event is, Airflow does not say
     assert all(client.paused[d] for d in chain_job.CHAIN)  # as the fresh deployment had them
     assert client.stored == BEFORE
 
@@ -251,14 +252,137 @@ def test_a_language_without_its_runtime_is_refused_where_stages_run_locally(
 
 
 def test_the_variables_api_as_restore_uses_it():
-    """save_variables/restore_variables through the client's REST calls: a Variable the API
-    gives masked (`***`: Airflow redacts keys it deems secret) is not written back."""
+    """save_variables/restore_variables through the client's REST calls: what the job set goes
+    back (or is deleted); one changed since is left; one holding what it held is not written."""
     client = SimulatedAirflow(paused=True, variables={
-        "a": ('{"n": 1}', "kept"), "b": (json.dumps({"api_key": "***"}), "masked")})
-    saved = chain_job.save_variables(client, ["a", "b", "c"])
+        "a": ('{"n": 1}', "kept"), "b": ('{"n": 1}', "theirs"), "d": ('{"n":1}', "never set")})
+    saved = chain_job.save_variables(client, ["a", "b", "c", "d"])
     assert saved == {"a": {"value": '{"n": 1}', "description": "kept"},
-                     "b": {"value": '{"api_key": "***"}', "description": "masked"}, "c": None}
-    for key in ("a", "b", "c"):
-        chain_job.set_variable(client, key, {"n": 2})
-    assert chain_job.restore_variables(client, saved) == ["b"]
-    assert client.stored == {"a": ('{"n": 1}', "kept"), "b": ('{"n": 2}', "set by the main job")}
+                     "b": {"value": '{"n": 1}', "description": "theirs"}, "c": None,
+                     "d": {"value": '{"n": 1}', "description": "never set"}}
+    job_set = {key: {"n": 2} for key in saved}
+    for key in ("a", "b", "c"):  # interrupted before it set d
+        chain_job.set_variable(client, key, job_set[key])
+    client.stored["b"] = ('{"n": 3}', "edited")
+    assert chain_job.restore_variables(client, saved, job_set) == {
+        "a": "restored", "b": "changed", "c": "deleted", "d": "unchanged"}
+    assert client.stored == {"a": ('{"n": 1}', "kept"), "b": ('{"n": 3}', "edited"),
+                             "d": ('{"n":1}', "never set")}
+
+
+def test_a_stopped_job_fails_only_its_own_runs_and_leaves_queued_events(
+        tmp_path, monkeypatch, capsys, installed):
+    """The review's repro: an interrupted job marked failed every unfinished chain run queued
+    since it started (a multiplt_evaluate run someone started by hand meanwhile, a translate run
+    an earlier job's resumed testgen queued) and dropped every chain DAG's queued events. Now
+    only the job's runs are failed; queued events are named in the output, not dropped."""
+    from tests.support.simulated_airflow import ASSET_IDS
+
+    launcher = load_launcher()
+    client = SimulatedAirflow(paused=True, hold=["multiplt_evaluate", "multiplt_translate"],
+                              resume=["multiplt_testgen"], interrupt=(13, KeyboardInterrupt()))
+    trigger = client.trigger
+
+    def and_someone_elses(dag_id, conf=None, unpause=True, run_id=None):
+        got = trigger(dag_id, conf, unpause, run_id)
+        if dag_id == "multiplt_evaluate":  # a user's own evaluation, started by hand meanwhile
+            client._run("multiplt_evaluate", {"model": "someone/else"})
+        return got
+
+    client.trigger = and_someone_elses
+    with pytest.raises(KeyboardInterrupt):
+        run_main_job(tmp_path, monkeypatch, "lua", client, launcher=launcher)
+    ASSET_IDS.setdefault("multiplt_dataset_lua", len(ASSET_IDS) + 1)
+    late = (client.clock + datetime.timedelta(seconds=1)).isoformat()
+    early = "2020-01-01T00:00:00+00:00"
+    out = capsys.readouterr().out
+    states = {d: [(r["dag_run_id"], r["state"]) for r in client.runs[d]] for d in chain_job.CHAIN}
+    # the earlier job's translate run (started by its resumed testgen) and the user's run go on
+    assert states["multiplt_translate"] == [("multiplt_translate_1", "running"),
+                                            ("multiplt_translate_2", "failed")]
+    assert states["multiplt_evaluate"] == [("multiplt_evaluate_1", "failed"),
+                                           ("multiplt_evaluate_2", "running")]
+    assert sorted(p[:2] for p in client.patched) == [("multiplt_evaluate", "multiplt_evaluate_1"),
+                                                     ("multiplt_translate", "multiplt_translate_2")]
+    assert client.cleared_queues == []
+    assert ("marked the job's unfinished runs failed (they do not resume when Airflow starts "
+            "again): multiplt_translate multiplt_translate_2, multiplt_evaluate "
+            "multiplt_evaluate_1") in out
+    assert "Asset events queued" not in out  # none was queued
+    # with queued events: named (those queued since the job started), left in place
+    client = SimulatedAirflow(paused=True, hold=["multiplt_evaluate"],
+                              interrupt=(13, KeyboardInterrupt()))
+    client.queued = {"multiplt_finetune": [
+        {"dag_id": "multiplt_finetune", "asset_id": ASSET_IDS["multiplt_dataset_lua"],
+         "created_at": late}],
+        "multiplt_publish": [{"dag_id": "multiplt_publish", "asset_id": 999, "created_at": early}]}
+    with pytest.raises(KeyboardInterrupt):
+        run_main_job(tmp_path, monkeypatch, "lua", client, launcher=launcher)
+    out = capsys.readouterr().out
+    assert client.cleared_queues == [] and len(client.queued) == 2
+    assert ("Asset events queued since the job started were left (Airflow does not say whose "
+            "they are): multiplt_finetune (multiplt_dataset_lua); each starts a run of its DAG "
+            "once that is unpaused") in out
+
+
+def test_a_variable_changed_while_the_job_runs_is_left_as_changed(tmp_path, monkeypatch, capsys,
+                                                                  installed):
+    """The review's repro: the user edited multiplt_publish in the UI while the job ran; the job
+    wrote its saved value over the edit. Now the edit stays, with one line naming it."""
+    client = SimulatedAirflow(paused=True, variables=BEFORE)
+    trigger = client.trigger
+
+    def and_an_edit(dag_id, conf=None, unpause=True, run_id=None):
+        got = trigger(dag_id, conf, unpause, run_id)
+        if dag_id == "multiplt_evaluate":
+            client.stored["multiplt_publish"] = ('{"dataset_repo": "me/new"}', "edited")
+        return got
+
+    client.trigger = and_an_edit
+    assert run_main_job(tmp_path, monkeypatch, "lua", client) == 0
+    captured = capsys.readouterr()
+    assert client.stored == {**BEFORE, "multiplt_publish": ('{"dataset_repo": "me/new"}', "edited")}
+    assert ("main-job: Airflow Variable multiplt_publish was changed while the job ran: left as "
+            "it is now, not set back\n") in captured.err
+    assert ("Airflow Variables multiplt_testgen, multiplt_translate, multiplt_finetune set back "
+            "to what they were before the job (deleted: multiplt_testgen, multiplt_translate, "
+            "multiplt_finetune)") in captured.out
+
+
+def test_a_variable_the_api_masks_is_refused_before_anything_changes(tmp_path, monkeypatch,
+                                                                     capsys, installed):
+    """The review's repro: multiplt_publish held an api_key, which the REST API answers as
+    `***`; the job set its own value over it and could not write the secret back. Now the job
+    refuses up front: one line, exit 2, no Variable, flag or run changed."""
+    secret = ('{"dataset_repo": "me/mine", "api_key": "realsecret"}', "mine")
+    client = SimulatedAirflow(paused=True, variables={"multiplt_publish": secret})
+    assert run_main_job(tmp_path, monkeypatch, "lua", client) == 2
+    captured = capsys.readouterr()
+    assert client.stored == {"multiplt_publish": secret} and client.job_set == {}
+    assert all(client.paused.values()) and all(r == [] for r in client.runs.values())
+    err = captured.err.splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "main-job: Airflow Variable multiplt_publish holds a value the REST API gives masked "
+        "(***), which the job could not set back when it ends: nothing changed")
+
+
+def test_a_variable_the_job_never_changed_keeps_its_text(tmp_path, monkeypatch, capsys,
+                                                         installed):
+    """The REST API gives a JSON value serialized again (`{"a":1}` as `{"a": 1}`): a Variable
+    the job had not set yet when it was interrupted was written back in that form. Now a
+    Variable equal (as JSON) to what it held is not written."""
+    compact = ('{"dataset_repo":"me/mine"}', "mine")
+    client = SimulatedAirflow(paused=True, variables={"multiplt_publish": compact})
+    set_variable, calls = client.set_variable, []
+
+    def interrupted(key, value, description=""):  # Ctrl-C as the job sets its 2nd Variable
+        calls.append(key)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        set_variable(key, value, description)
+
+    client.set_variable = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        run_main_job(tmp_path, monkeypatch, "lua", client)
+    assert client.stored == {"multiplt_publish": compact}
+    assert calls == ["multiplt_testgen", "multiplt_translate"]  # publish: never written
