@@ -30,6 +30,16 @@ class TokenizerDescription(Description):
 
     tokenizer_resolved_commit: str | None = None
 
+    @classmethod
+    def of(cls, model_ref, tokenizer_ref) -> "TokenizerDescription":
+        """The description of a backend that loaded `model_ref` and `tokenizer_ref`
+        (model_source.resolve_model's; the same object when no --tokenizer was given)."""
+        return cls(model=model_ref.requested, revision=model_ref.revision,
+                   resolved_commit=model_ref.resolved_commit, checkpoint_uri=model_ref.checkpoint_uri,
+                   tokenizer=tokenizer_ref.requested,
+                   tokenizer_resolved_commit=(None if tokenizer_ref is model_ref
+                                              else tokenizer_ref.resolved_commit))
+
 
 def encode_prompt(tokenizer, text: str, eos_token_id: int | None) -> tuple[list[int], int]:
     """(prompt ids, how many of them the tokenizer put before the text). As MultiPL-E's HF path,
@@ -140,12 +150,7 @@ class TransformersBackend(Backend):
         return cls(model, revision, tokenizer, batch_size, tokenizer_revision=tokenizer_revision)
 
     def describe(self) -> Description:
-        return TokenizerDescription(
-            model=self.model_ref.requested, revision=self.model_ref.revision,
-            resolved_commit=self.model_ref.resolved_commit,
-            checkpoint_uri=self.model_ref.checkpoint_uri, tokenizer=self.tokenizer_ref.requested,
-            tokenizer_resolved_commit=(None if self.tokenizer_ref is self.model_ref
-                                       else self.tokenizer_ref.resolved_commit))
+        return TokenizerDescription.of(self.model_ref, self.tokenizer_ref)
 
     def _decode(self, ids: list[int]) -> str:
         return self._raw_decode(ids, skip_special_tokens=False)

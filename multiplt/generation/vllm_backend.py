@@ -51,12 +51,7 @@ class VLLMBackend(Backend):
         return cls(model, revision, tokenizer, tokenizer_revision=tokenizer_revision)
 
     def describe(self) -> Description:
-        return TokenizerDescription(
-            model=self.model_ref.requested, revision=self.model_ref.revision,
-            resolved_commit=self.model_ref.resolved_commit,
-            checkpoint_uri=self.model_ref.checkpoint_uri, tokenizer=self.tokenizer_ref.requested,
-            tokenizer_resolved_commit=(None if self.tokenizer_ref is self.model_ref
-                                       else self.tokenizer_ref.resolved_commit))
+        return TokenizerDescription.of(self.model_ref, self.tokenizer_ref)
 
     def _prompt(self, problem: str, text: str, max_new: int):
         """(what vLLM is given, its max_tokens). A prompt (stripped, as MultiPL-E does) that

@@ -133,19 +133,24 @@ MASK = "***"
 def save_variables(client, keys) -> dict[str, dict | None]:
     """What the Variables `keys` hold before the job sets them: {key: {"value", "description"}},
     None for a Variable that does not exist (`restore_variables` deletes it again)."""
-    from multiplt_airflow.rest import AirflowAPIError
-
     saved: dict[str, dict | None] = {}
     for key in keys:
-        try:
-            found = client.request("GET", _variable_path(key))
-        except AirflowAPIError as exc:
-            if exc.status != 404:
-                raise
-            found = None
+        found = _get_variable(client, key)
         saved[key] = None if found is None else {"value": found.get("value"),
                                                  "description": found.get("description")}
     return saved
+
+
+def _get_variable(client, key: str) -> dict | None:
+    """The REST answer for Variable `key`, None where it does not exist."""
+    from multiplt_airflow.rest import AirflowAPIError
+
+    try:
+        return client.request("GET", _variable_path(key))
+    except AirflowAPIError as exc:
+        if exc.status != 404:
+            raise
+        return None
 
 
 def masked_variables(saved: dict[str, dict | None]) -> list[str]:
@@ -173,16 +178,9 @@ def restore_variables(client, saved: dict[str, dict | None], job_set: dict) -> d
     JSON, maybe not in its text); one that no longer holds what the job set (changed or deleted
     since, by someone else) is left as it is. Returns {key: "restored" | "deleted" | "unchanged"
     | "changed"}."""
-    from multiplt_airflow.rest import AirflowAPIError
-
     outcome: dict[str, str] = {}
     for key, before in saved.items():
-        try:
-            found = client.request("GET", _variable_path(key))
-        except AirflowAPIError as exc:
-            if exc.status != 404:
-                raise
-            found = None
+        found = _get_variable(client, key)
         now = None if found is None else _parsed(found.get("value"))
         if before is None and found is None:
             outcome[key] = "unchanged"
