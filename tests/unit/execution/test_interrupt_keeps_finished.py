@@ -44,7 +44,7 @@ def _folder(path):
     return path
 
 
-def _saved(folder, name) -> dict[int, dict]:
+def saved_results(folder, name="P0") -> dict[int, dict]:
     """{completion index: result} of a results file, in order and pending; {} when absent."""
     path = folder / f"{name}.results.json.gz"
     if not path.exists():
@@ -106,13 +106,13 @@ def _check_saved_then_resume(tmp_path, folder, seen):
     assert any(r is not None for r in seen["asked"]), "the write was asked for no finished result"
     # every completion whose program had ended at the signal has that result on disk
     for name, completions in PROBLEMS.items():
-        saved = _saved(folder, name)
+        saved = saved_results(folder, name)
         for i, completion in enumerate(completions):
             record = seen["finished"].get(files.program({"prompt": "", "tests": ""}, completion))
             if record is not None:
                 assert saved.get(i) == record, f"{name}[{i}]: a finished result was lost"
     total = sum(len(c) for c in PROBLEMS.values())
-    kept = sum(len(_saved(folder, n)) for n in PROBLEMS)
+    kept = sum(len(saved_results(folder, n)) for n in PROBLEMS)
     assert kept < total, "the interrupt came too late to test anything"
     # score refuses the interrupted folder (its files say themselves that they are unfinished)
     assert passk.judge(str(folder), [1])[1], "score would take an unfinished folder"

@@ -23,9 +23,10 @@ import threading
 import pytest
 
 from multiplt import storage
-from multiplt.execution import executor, files
+from multiplt.execution import executor
 from multiplt.execution.sandbox import Sandbox
 from multiplt.generation import folder as generation_folder
+from tests.unit.execution.test_interrupt_keeps_finished import saved_results
 from tests.unit.execution.helpers import installed
 
 needs_lua = pytest.mark.skipif(not installed("lua"), reason="lua5.4 not installed")
@@ -38,16 +39,6 @@ def _problem(path, completions, name="P0"):
         json.dump(doc, f)
 
 
-def _saved(path, name="P0") -> dict[int, dict]:
-    """{completion index: result} of a results file, in order and pending; {} when absent."""
-    results = path / f"{name}.results.json.gz"
-    if not results.exists():
-        return {}
-    with gzip.open(results, "rt") as f:
-        doc = json.load(f)
-    found = {int(i): r for i, r in doc.get(files.PENDING_KEY, {}).items()}
-    found.update(enumerate(doc["results"]))
-    return found
 
 
 def _free(path) -> bool:
@@ -119,7 +110,7 @@ def test_a_ctrl_c_right_after_the_folders_lock_was_taken_still_ends_and_saves(tm
         executor.execute(str(tmp_path), workers=1, unsafe_no_sandbox=True)
     monkeypatch.undo()
     assert calls, "the folder's lock was never taken"
-    assert _saved(tmp_path)[0]["stdout"] == "1\n"  # the finished result the write was for
+    assert saved_results(tmp_path)[0]["stdout"] == "1\n"  # the finished result the write was for
     assert _free(tmp_path)
 
 
@@ -140,7 +131,7 @@ def test_an_interrupted_run_waits_for_a_held_lock_a_bounded_time(tmp_path, monke
     finally:
         for fd in held:
             os.close(fd)
-    assert held and _saved(tmp_path) == {}
+    assert held and saved_results(tmp_path) == {}
     assert "folder stayed locked" in caplog.text
 
 
@@ -188,7 +179,7 @@ def test_a_second_ctrl_c_while_the_sandbox_closes_still_saves(tmp_path, monkeypa
         executor.execute(str(tmp_path), workers=1, unsafe_no_sandbox=True)
     monkeypatch.undo()
     assert len(asked) == 2 and asked[0], "the interruptions came at the wrong time"
-    saved = _saved(tmp_path)
+    saved = saved_results(tmp_path)
     assert {i: saved.get(i) for i in asked[0]} == asked[0]
 
 
@@ -229,6 +220,6 @@ def test_a_program_reported_just_after_the_close_is_saved(tmp_path, monkeypatch,
         with pytest.raises(KeyboardInterrupt):
             executor.execute(str(tmp_path), workers=2, unsafe_no_sandbox=True)
     monkeypatch.undo()
-    saved = _saved(tmp_path)
+    saved = saved_results(tmp_path)
     assert {i: r["stdout"] for i, r in saved.items()} == {0: "1\n", 1: "2\n"}
     assert "exception calling callback" not in caplog.text
