@@ -26,13 +26,13 @@ from typing import Callable, Iterator
 from multiplt.errors import MultipltError, PlatformError
 from multiplt.storage import local, s3
 from multiplt.storage.base import ConditionalWriteUnsupported, ObjectInfo, Store
-from multiplt.storage.local import AtomicFile, FolderLock, cannot_write, file_above, lock_folder
+from multiplt.storage.local import AtomicFile, FolderLock, cannot_write, file_above
 from multiplt.storage.uri import NotFound, basename, join, local_path, parse
 
 __all__ = [
     "AtomicFile", "ConditionalWriteUnsupported", "FolderLock", "NotFound", "ObjectInfo", "basename", "cannot_write",
     "copy", "decode_json", "delete", "download_dir", "encode_json", "exists", "file_above", "is_file",
-    "join", "jsonl_lines", "listing", "local_path", "lock_folder", "ls",
+    "join", "jsonl_lines", "listing", "local_path", "ls",
     "read_bytes", "read_json", "read_jsonl", "read_parquet", "read_text",
     "read_versioned",
     "update", "upload_dir", "write_bytes", "write_bytes_if", "write_json", "write_jsonl",

@@ -316,15 +316,3 @@ def _flock(fd: int, timeout: float | None, path: str) -> None:
             if left <= 0:
                 raise BlockingIOError(exc.errno, f"{path} is locked by another writer") from None
             time.sleep(min(LOCK_POLL_S, left))
-
-
-def lock_folder(path: str, wait: bool = True) -> int | None:
-    """A descriptor of the local folder `path` (made if missing) holding an exclusive flock on it,
-    for the caller to close (which drops the lock; so does the process's end, however it ends).
-    The folder's own descriptor is locked, so no lock file appears in it. None where the folder
-    cannot be made or opened (the caller's first write names the problem) or the file system
-    refuses the lock (some NFS mounts). `wait` False: BlockingIOError when another process
-    holds it (generate and execute wait their turn; train refuses a second run at once).
-    Prefer `with FolderLock(path)`, which leaves no instruction between the lock and its
-    release; here an exception while the lock is being taken closes the descriptor."""
-    return FolderLock(path, None if wait else 0).__enter__()

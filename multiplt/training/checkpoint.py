@@ -133,13 +133,16 @@ def hold_output(out: str, accelerator):
     without conditional writes (a warning says so)."""
     from accelerate.utils import broadcast_object_list
 
-    fd, made, refusal, held = None, False, None, None
+    lock, made, refusal, held = None, False, None, None
     path = storage.local_path(out)
     try:
         if accelerator.is_main_process and path is not None:
             made = not os.path.exists(path)
+            # the lock object exists before the flock is taken, so `finally` closes its
+            # descriptor whatever interrupts (a Ctrl-C right after the flock returns included)
+            lock = storage.FolderLock(path, timeout=0)
             try:
-                fd = storage.lock_folder(path, wait=False)
+                lock.__enter__()
             except BlockingIOError:
                 refusal = PlatformError(
                     f"another `multiplt train` is writing {out} (it holds the output's lock); once it "
@@ -158,8 +161,8 @@ def hold_output(out: str, accelerator):
     finally:
         if held is not None:
             held.release()
-        if fd is not None:
-            os.close(fd)  # drops the lock
+        if lock is not None:
+            lock.__exit__()  # drops the lock
         if made:
             with contextlib.suppress(OSError):  # only an empty folder: a refused run wrote nothing
                 os.rmdir(path)

@@ -74,15 +74,11 @@ def _interrupt_after_flock(monkeypatch, path, then=None):
 
 # ---- the folder's lock ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("how", ["generation.folder.locked", "storage.lock_folder"])
-def test_a_ctrl_c_right_after_the_lock_is_taken_leaves_no_lock(tmp_path, monkeypatch, how):
+def test_a_ctrl_c_right_after_the_lock_is_taken_leaves_no_lock(tmp_path, monkeypatch):
     calls = _interrupt_after_flock(monkeypatch, tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        if how == "storage.lock_folder":
-            storage.lock_folder(str(tmp_path))
-        else:
-            with generation_folder.locked(str(tmp_path)):
-                pass
+        with generation_folder.locked(str(tmp_path)):
+            pass
     monkeypatch.undo()
     assert calls, "the lock was never taken"
     assert _free(tmp_path), "the interrupted lock was left held"
@@ -95,7 +91,7 @@ def test_a_lock_with_a_timeout_gives_up(tmp_path):
             with storage.FolderLock(str(tmp_path), timeout=0.1):
                 pass
         with pytest.raises(BlockingIOError):
-            storage.lock_folder(str(tmp_path), wait=False)
+            storage.FolderLock(str(tmp_path), timeout=0).__enter__()
     assert _free(tmp_path)
 
 
