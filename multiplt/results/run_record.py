@@ -228,6 +228,8 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
         "revision": revision,
         "resolved_commit": _opt(config, "resolved_commit", str, config_uri),
         "tokenizer": _opt(config, "tokenizer", str, config_uri),
+        "tokenizer_revision": _opt(config, "tokenizer_revision", str, config_uri),
+        "tokenizer_resolved_commit": _opt(config, "tokenizer_resolved_commit", str, config_uri),
         "experiment": experiment if experiment is not None else _experiment(config, config_uri),
         "lang": str(config["lang"]),
         "epoch": epoch if epoch is not None else (config_epoch if config_epoch is not None else 0),

@@ -15,7 +15,9 @@ COLUMNS: dict[str, str] = {
     "model": "String",            # a checkpoint's training output, however generate loaded it
     "revision": "String",         # (--revision TAG or OUT/checkpoints/TAG): then its tag
     "resolved_commit": "String",
-    "tokenizer": "String",
+    "tokenizer": "String",         # generate's --tokenizer, as the run record names it (null: the model's own)
+    "tokenizer_revision": "String",  # its --tokenizer-revision, where one was given or a rerun pinned it
+    "tokenizer_resolved_commit": "String",  # what the backend resolved that tokenizer to (a Hub commit)
     "experiment": "String",
     "lang": "String",
     "epoch": "Int64",             # 0 for a base model; a checkpoint's from its training manifest
