@@ -31,8 +31,34 @@ def command_modules() -> list[str]:
                   if not m.name.startswith("_"))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser whose bad-input error is the one line `multiplt CMD: error: ...`, exit 2,
+    without the usage block argparse prints first (20 lines for `train`); `--help` is unchanged.
+    Subcommand parsers are of this class too: add_subparsers makes them of its parser's class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unrecognized argument is reported by the (sub)command it was
+        given to, `multiplt train: error: unrecognized arguments: --bogus`, not by `multiplt`."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._chosen(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def _chosen(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The deepest subcommand parser `parsed` went through (self without one)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                child = action.choices.get(getattr(parsed, action.dest, None))
+                if child is not None:
+                    return child._chosen(parsed) if isinstance(child, Parser) else child
+        return self
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="multiplt",
         description="MultiPL-T Platform: build benchmarks, generate, execute, score and fine-tune "
         "code LLMs for low-resource programming languages.",

@@ -8,7 +8,9 @@ Airflow checks each Param alone against its JSON schema when a run is triggered,
 other key of the run's conf through into its params, where nothing reads it. These checks cover
 the rest: a key of the conf or of the Airflow Variable that is no Param of the DAG (a misspelled
 `limt` would run the full job), a relative local path (a stage would read it from its working
-folder, AIRFLOW_HOME), a local model folder that does not exist (local runtime only), a value that needs another Param (the replay backend's `replay_source`, the
+folder, AIRFLOW_HOME), a local model folder that does not exist (local runtime only), a local
+path outside the folders the docker runtime's stage containers mount (docker runtime only), a
+value that needs another Param (the replay backend's `replay_source`, the
 openai backend's `api_base`), a benchmark source, a Hub repo id, a recipe name, a language the
 dataset has no split for; and values taken from an Airflow Variable (scheduled and Asset-
 triggered runs), which Airflow never validates. They call the commands' own validation, so the
@@ -99,14 +101,71 @@ def _refuse_relative(key: str, value: str) -> None:
     raise BadParams(f"Param {key}: {value!r} is a relative path: {RELATIVE}", [key])
 
 
-def paths(settings: dict, keys) -> None:
+def stage_roots() -> list[str] | None:
+    """The host folders the docker runtime's stage containers mount, the only ones a stage sees
+    there (multiplt_airflow.docker_stage.file_roots of the `[multiplt]` settings: the data root
+    and the results store's folder, where local); None on the local runtime, whose stages run
+    where this task runs and see every folder."""
+    from multiplt_airflow import settings as multiplt_settings
+
+    settings = multiplt_settings.load()
+    if settings.runtime != "docker":
+        return None
+    from multiplt_airflow.docker_stage import file_roots
+
+    try:
+        return file_roots(settings)
+    except MultipltError as exc:  # a data root in /tmp, ...: the DAG's stages refuse it too
+        raise BadParams(str(exc)) from None
+
+
+def _host_path(value) -> str | None:
+    """The local path an absolute path or a local storage URI (file://) names; None for
+    anything else (a relative path, a Hub name, s3://, a URI the command refuses itself)."""
+    if not isinstance(value, str):
+        return None
+    if "://" in value:
+        from multiplt.storage.uri import local_path
+
+        try:
+            return local_path(value)
+        except MultipltError:
+            return None
+    return value if os.path.isabs(value) else None
+
+
+def mounted(key: str, value) -> None:
+    """On the docker runtime, an absolute local path or a file:// URI must be in a folder the
+    stage containers mount (stage_roots): any other host folder is not there, so a stage would
+    fail late (`--source ... does not exist` while the folder is on the host), or write into a
+    container that is removed when it ends. `{lang}` stands for any language code."""
+    path = _host_path(value.replace("{lang}", "lua") if isinstance(value, str) else value)
+    if path is None:
+        return
+    roots = stage_roots()
+    if roots is None:
+        return
+    from multiplt_airflow.docker_stage import mounted as in_roots
+
+    if not in_roots(path, roots):
+        where = (f"only {', '.join(roots)}" if roots else
+                 "no host folder ([multiplt] data_uri and results_store are not local)")
+        raise BadParams(f"Param {key}: {value!r} is not in a folder the docker runtime's stage "
+                        f"containers see (they mount {where}); put it under one of them, or "
+                        "give a storage URI such as s3://...", [key])
+
+
+def paths(settings: dict, keys, staged: bool = True) -> None:
     """Params that always name a local path or a storage URI (a string, or a list of them): a
-    relative local path is refused."""
+    relative local path is refused, and, when a stage reads or writes it (`staged`), one that
+    the docker runtime's stage containers would not see (mounted)."""
     for key in keys:
         value = settings.get(key)
         for item in value if isinstance(value, list) else [value]:
             if _relative(item):
                 _refuse_relative(key, item)
+            if staged:
+                mounted(key, item)
 
 
 def _named_path(value: str) -> bool:
@@ -122,6 +181,7 @@ def named(settings: dict, keys) -> None:
         value = settings.get(key)
         if isinstance(value, str) and _named_path(value.replace("{lang}", "lua")):
             _refuse_relative(key, value)
+        mounted(key, value)
 
 
 def benchmark_sources(key: str, value: str) -> None:
@@ -130,7 +190,10 @@ def benchmark_sources(key: str, value: str) -> None:
     from multiplt.benchmarks.sources import BUILTIN
 
     for item in (part.strip() for part in value.split(",")) if key == "benchmarks" else [value]:
-        if item in BUILTIN or not _relative(item):
+        if item in BUILTIN:
+            continue
+        if not _relative(item):
+            mounted(key, item)
             continue
         if item.startswith(".") or os.path.exists(item) or item.endswith((".jsonl", ".jsonl.gz",
                                                                           ".json", ".json.gz")):
@@ -241,6 +304,7 @@ def model_name(model: str, backend_name: str, local: bool = False, key: str = "m
                       [key], (HFValidationError,)):
             validate_repo_id(model)
     if kind in ("uri", "path"):
+        mounted(key, model)
         local_folder(key, model, local)
 
 
@@ -262,7 +326,7 @@ def evaluation(settings: dict, local: bool = False) -> None:
 
     schema(settings, EVALUATE)
     sampling(settings, settings["model"])
-    paths(settings, ["checkpoint_uri"])
+    paths(settings, ["checkpoint_uri"], staged=False)  # recorded with the results, never read
     named(settings, ["tokenizer"])
     tokenizer_revision(settings)
     model_name(settings["model"], settings["backend"], local)
@@ -380,6 +444,7 @@ def recipe(name: str) -> None:
         _refuse_relative("recipe", name)
     with _refused("Param recipe", ["recipe"]):
         recipe_location(name)
+    mounted("recipe", name)
 
 
 def splits(datasets: dict[str, str], param: str = "languages") -> None:

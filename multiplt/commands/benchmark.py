@@ -39,13 +39,12 @@ def _build(args) -> int:
     from multiplt.benchmarks.build import build_benchmark
     from multiplt.errors import MultipltError
 
-    if "," in args.lang:  # one benchmark file is one language
+    # an empty list ("names no language") or an unknown language, named with the flag as every
+    # command's --lang is; then one benchmark file is one language
+    languages.codes(args.lang, "--lang")
+    if "," in args.lang:
         raise MultipltError(f"--lang {args.lang}: benchmark build takes one language code; run it "
                             f"once per language, or `multiplt evaluate --lang {args.lang}`")
-    try:
-        languages.get(args.lang)
-    except MultipltError as exc:  # named with the flag, as every command's --lang is
-        raise MultipltError(f"--lang {args.lang}: {exc}") from None
     report = build_benchmark(args.source, args.lang, args.out, limit=args.limit, problems=args.problems)
     print(f"{report['problems_kept']} of {report['problems_in']} problems, "
           f"{report['asserts_translated']} of {report['asserts_source']} asserts translated -> {args.out}")

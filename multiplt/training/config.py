@@ -281,8 +281,10 @@ def resolve(recipe: str | None, overrides: dict, require: bool = True) -> TrainC
 
         try:
             language = languages.get(config.lang)
-        except MultipltError as exc:  # named with the flag, as every command's --lang is
-            raise MultipltError(f"--lang {config.lang}: {exc}") from None
+        except MultipltError as exc:  # named where it came from: the flag, or the recipe's key
+            given = (f"--lang {config.lang}" if overrides.get("lang") is not None or not recipe
+                     else f"recipe {recipe_location(recipe)}: lang")
+            raise MultipltError(f"{given}: {exc}") from None
         config.lang = language.code
         config.split = config.split or language.split
     absolute_refs(config)

@@ -11,6 +11,8 @@
 - Local storage of the settings (a ``file://`` data root, the results store's folder:
   ``file_roots``) is bind-mounted at the same path in every container that reads or writes
   storage, so URIs mean the same inside and what the container writes stays on the host.
+  No other host folder is visible in a stage container: a run's Param naming a local path
+  elsewhere (``source=/home/me/code``) is refused by the run's first task (``mounted``).
   A folder the whole host shares (``/``, a top-level system folder such as /tmp, /home or
   /var, /var/tmp, or /stage) is refused with a MultipltError (``SHARED_FOLDERS``).
 - Containers are removed when the task ends, whatever ends it (``auto_remove="force"``: the
@@ -322,6 +324,14 @@ def _shared_folder_message(key: str, uri: str, folder: str, path: str, is_file: 
 
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def mounted(path: str, roots: list[str]) -> bool:
+    """Whether the absolute host path `path` is in one of `roots` (``file_roots``), the only host
+    folders a stage container sees (``_data_mounts``); the planning checks refuse any other
+    (multiplt_pipelines.checks.mounted)."""
+    path = "/" + os.path.normpath(path).lstrip("/")
+    return any(_inside(path, root) for root in roots)
 
 
 def _data_mounts(settings: MultipltSettings) -> list[Mount]:
