@@ -32,6 +32,11 @@ drop exact and near duplicates across all shards. Output under `out` (default
 
 * `build_shard` runs once per shard (`shards` mapped tasks), `dedup` once per bucket
   (`dedup_buckets`), then `merge`. Every step resumes: a rerun skips finished shards and buckets.
+* All shards read one input: the first to start records the source's file list and revision
+  (a Hub commit) under `out` (`_work/input.json`), and every shard, retry and later run on that
+  `out` reads that list at that revision; `dedup` and `merge` refuse shards that read another.
+  To read a newer revision, give another `out`. A Hub that does not answer fails a shard with
+  exit 3 (retried); not found or no access, exit 2 (not retried).
 * `announce` updates the `multiplt_corpus_functions` Asset, its event extra naming
   `functions_uri` (`<out>/functions`), `source` and `rows`; `multiplt_testgen` runs on it.
   When no function was kept, `announce` is skipped with that message and nothing downstream runs.

@@ -8,6 +8,7 @@
     decontam   benchmark overlap (exact substring + normalized match)
     typecheck  Pyright (basedpyright) in batches
     signatures exact and MinHash signatures; dedup: the cross-shard pass over them
+    pin        the input of a build (revision and file list), recorded once for every shard
     shard      one shard of the input -> per-shard parts with a completion marker
     merge      dedup decisions applied, functions/ excluded/ funnel.json written
     pipeline   the whole build in one process (`multiplt corpus build` without --shard)
@@ -15,6 +16,6 @@
 Reasons a row is dropped (the `reason` column of `excluded/`): see REASONS.
 """
 
-REASONS = ("syntax_error", "too_deep", "async_function", "no_docstring", "no_return_value",
-           "non_ascii", "todo", "too_short", "benchmark_overlap", "type_error", "duplicate",
-           "near_duplicate")
+REASONS = ("syntax_error", "too_deep", "async_function", "generator_function", "no_docstring",
+           "no_return_value", "non_ascii", "todo", "too_short", "benchmark_overlap", "type_error",
+           "duplicate", "near_duplicate")

@@ -33,10 +33,15 @@ def read_config(out: str) -> CorpusConfig:
 
 
 def all_shards(out: str) -> dict[int, str]:
+    """{k: folder} of every shard of the build under `out`: all finished, and all having read
+    one input (pin.check_shards); else one clear error."""
+    from multiplt.corpus.pin import check_shards
+
     n, done = parts.completed(out, "shards")
     missing = sorted(set(range(n)) - set(done))
     if not n or missing:
         raise MultipltError(f"{out}: shards {missing or 'all'} of {n or '?'} are not finished yet")
+    check_shards(out, done)
     return done
 
 

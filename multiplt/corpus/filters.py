@@ -1,4 +1,5 @@
-"""The cheap filters, in pipeline order: async, docstring, return value, ASCII, TODO, too short."""
+"""The cheap filters, in pipeline order: async, generator, docstring, return value, ASCII, TODO,
+too short."""
 
 from __future__ import annotations
 
@@ -35,6 +36,22 @@ class AsyncFilter(Block):
         return None
 
 
+class GeneratorFilter(Block):
+    """No `yield` or `yield from` of its own (those of nested functions, lambdas and classes
+    are theirs): calling a generator function returns a generator, so, as for an `async def`,
+    no generated `assert f(x) == v` can pass (it compares the generator object), and its
+    `return v` is no value a caller sees. Walks the body, so it runs after the async check."""
+
+    name, reason = "generator", "generator_function"
+
+    def check(self, row):
+        for node in own_nodes(row["_node"]):
+            if isinstance(node, (ast.Yield, ast.YieldFrom)):
+                word = "yield from" if isinstance(node, ast.YieldFrom) else "yield"
+                return f"`{word}` on line {node.lineno}: calling it returns a generator"
+        return None
+
+
 class DocstringFilter(Block):
     """The first statement is a triple-quoted string: MultiPL-T took `\"\"\"` only; `'''` and
     `r\"\"\"` are docstrings too (a one-quote string or a later string is not)."""
@@ -51,15 +68,20 @@ class DocstringFilter(Block):
         return None
 
 
-def own_returns(node):
-    """`return` statements of this function, not of functions or classes nested in it."""
+def own_nodes(node):
+    """The nodes of this function's body, not those inside functions, lambdas or classes
+    nested in it (their own scopes); in no particular order."""
     todo = list(node.body)
     while todo:
         child = todo.pop()
-        if isinstance(child, ast.Return):
-            yield child
+        yield child
         if not isinstance(child, NESTED_SCOPES):
             todo.extend(ast.iter_child_nodes(child))
+
+
+def own_returns(node):
+    """`return` statements of this function, not of functions or classes nested in it."""
+    return (child for child in own_nodes(node) if isinstance(child, ast.Return))
 
 
 class ReturnFilter(Block):

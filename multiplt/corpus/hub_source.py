@@ -1,11 +1,16 @@
 """`hf://datasets/OWNER/NAME[/DIR][@REVISION]`: the parquet/JSONL files of a Hub dataset, listed
 and downloaded with huggingface_hub (HF_ENDPOINT, HF_TOKEN as usual). The revision is resolved
-to a commit once, so every shard of a run reads the same files."""
+to a commit, which the build records with the file list in `_work/input.json` (pin.py): every
+later shard reopens the source at that commit (`revision=`), so all read the same files.
+
+A Hub failure that can pass (no connection, a timeout, HTTP 408/429/5xx: the Hub's retry policy,
+multiplt.hub.retry.is_retryable) is a PlatformError (exit 3: the DAG retries the task); any
+other (not found, gated, no access, offline mode) is a MultipltError (exit 2)."""
 
 from __future__ import annotations
 
 from multiplt.corpus.sources import TABLE_SUFFIXES, TableSource
-from multiplt.errors import MultipltError
+from multiplt.errors import MultipltError, PlatformError
 
 
 def parse(spec: str) -> tuple[str, str, str | None]:
@@ -17,19 +22,36 @@ def parse(spec: str) -> tuple[str, str, str | None]:
     return f"{parts[1]}/{parts[2]}", "/".join(parts[3:]), revision or None
 
 
-def hub_source(spec: str) -> TableSource:
+def hub_error(what: str, exc: BaseException) -> MultipltError:
+    """`what` failed because of `exc`, in one line, classified by the Hub retry policy: a
+    failure that can pass, `exc` or one of its causes (a download's "not in the cache" error
+    raised from the connection error), is a PlatformError, any other a MultipltError."""
+    from multiplt.hub.auth import redact, resolve_token
+    from multiplt.hub.retry import describe, is_retryable
+
+    reason = redact(describe(exc), resolve_token(required=False))
+    chain, seen = exc, set()
+    while chain is not None and id(chain) not in seen:
+        seen.add(id(chain))
+        if is_retryable(chain):
+            return PlatformError(f"{what}: the Hub did not answer ({reason}); try again later")
+        chain = chain.__cause__ or chain.__context__
+    return MultipltError(f"{what}: {reason}")
+
+
+def hub_source(spec: str, revision: str | None = None) -> TableSource:
+    """The source `spec` names; `revision` (a commit a build recorded) replaces the spec's."""
     try:
         from huggingface_hub import HfApi, hf_hub_download
     except ImportError:
         raise MultipltError("an hf:// source needs huggingface_hub (pip install 'multiplt[corpus]')") from None
-    repo_id, folder, revision = parse(spec)
+    repo_id, folder, asked = parse(spec)
     api = HfApi()
     try:
-        commit = api.dataset_info(repo_id, revision=revision).sha
+        commit = api.dataset_info(repo_id, revision=revision or asked).sha
         files = api.list_repo_files(repo_id, repo_type="dataset", revision=commit)
-    except Exception as exc:  # noqa: BLE001 (not found, gated, offline: one clear message)
-        raise MultipltError(f"--source {spec}: cannot list the Hub dataset {repo_id}: "
-                            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    except Exception as exc:  # noqa: BLE001 (classified: hub_error)
+        raise hub_error(f"--source {spec}: cannot list the Hub dataset {repo_id}", exc) from None
     prefix = folder.rstrip("/") + "/" if folder else ""
     tables = {f[len(prefix):]: f for f in files if f.startswith(prefix) and f.endswith(TABLE_SUFFIXES)}
     if not tables:
@@ -37,7 +59,11 @@ def hub_source(spec: str) -> TableSource:
                             f"under {folder or 'the repository root'} at {commit}")
 
     def download(filename: str) -> str:
-        return hf_hub_download(repo_id, filename, repo_type="dataset", revision=commit)
+        try:
+            return hf_hub_download(repo_id, filename, repo_type="dataset", revision=commit)
+        except Exception as exc:  # noqa: BLE001 (classified: hub_error)
+            raise hub_error(f"--source {spec}: cannot download {filename} of {repo_id} at {commit}",
+                            exc) from None
 
     source = TableSource(tables, spec, opener=download)
     source.revision = commit

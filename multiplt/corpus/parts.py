@@ -5,6 +5,7 @@
     funnel.json                     {"steps": [{"name", "in", "out", ...}], "files": ..., ...}
     corpus_config.json              the resolved config and the source revision
     _work/config.json               the config every shard, bucket and the merge agree on
+    _work/input.json                the input every shard reads: source, revision, units (pin.py)
     _work/shards/KKKKK-of-NNNNN/    kept.parquet (with signatures), excluded.parquet,
                                     stats.json, _SUCCESS (the completion marker, written last)
     _work/dedup/BBBBB-of-DDDDD/     decisions.parquet, _SUCCESS

@@ -1,7 +1,8 @@
-"""One shard of a build: the K-th of N round-robin slices of the source's sorted input units,
-extracted and passed through every per-row filter; its kept rows get dedup signatures. Writes
-its parts, then its completion marker; a shard whose marker exists is skipped. The type check
-keeps each finished batch's verdicts under the shard's `typecheck/`, reused by a rerun."""
+"""One shard of a build: the K-th of N round-robin slices of the input units the build recorded
+when it began (pin.py: one listing at one revision for every shard), extracted and passed
+through every per-row filter; its kept rows get dedup signatures. Writes its parts, then its
+completion marker; a shard whose marker exists is skipped. The type check keeps each finished
+batch's verdicts under the shard's `typecheck/`, reused by a rerun."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import time
 
 from multiplt import storage
-from multiplt.corpus import decontam, extract, filters, parts, sources
+from multiplt.corpus import decontam, extract, filters, parts, pin
 from multiplt.corpus.config import CorpusConfig
 from multiplt.corpus.typecheck import TypeCheckFilter
 from multiplt.errors import MultipltError
@@ -21,9 +22,9 @@ LOG = logging.getLogger("multiplt.corpus")
 
 def row_blocks(cfg: CorpusConfig, bench: decontam.Benchmarks) -> list:
     """The blocks that see one document's functions at a time (they need its parse tree)."""
-    return [filters.AsyncFilter(), filters.DocstringFilter(), filters.ReturnFilter(),
-            filters.AsciiFilter(), filters.TodoFilter(), filters.TooShortFilter(cfg.too_short_nodes),
-            decontam.DecontaminationFilter(bench)]
+    return [filters.AsyncFilter(), filters.GeneratorFilter(), filters.DocstringFilter(),
+            filters.ReturnFilter(), filters.AsciiFilter(), filters.TodoFilter(),
+            filters.TooShortFilter(cfg.too_short_nodes), decontam.DecontaminationFilter(bench)]
 
 
 def _batch_progress():
@@ -114,8 +115,9 @@ class ShardReader:
         self.signature_seconds += time.perf_counter() - start
         self.rows.extend(found)
 
-    def read(self, source, k: int, n: int) -> None:
-        units = source.units()[k::n]
+    def read(self, source, k: int, n: int, units: list[str] | None = None) -> None:
+        """Reads the K-th of N slices of `units` (default: the source's listing now)."""
+        units = (source.units() if units is None else units)[k::n]
         for unit in progress(units, total=len(units), desc=f"corpus shard {k}/{n}", unit="file"):
             for doc in source.read(unit):
                 if self.cfg.limit is not None and self.files["read"] >= self.cfg.limit:
@@ -145,11 +147,13 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
         LOG.info("corpus shard %d/%d: already done, skipped", k, n)
         return storage.read_json(storage.join(folder, "stats.json"))
     check_config(cfg.out, cfg)
-    source = sources.resolve(cfg.source)
     bench = decontam.load(cfg.benchmarks)
+    # one shard has no other to agree with: it records its input with its parts (so an empty
+    # corpus, refused below, writes nothing); of N > 1, the first to start records it now
+    source, recorded = pin.open_input(cfg.source, cfg.out, record=n > 1)
     start = time.perf_counter()
     reader = ShardReader(cfg, bench)
-    reader.read(source, k, n)
+    reader.read(source, k, n, recorded["units"])
     if require_input and reader.files["read"] == 0:
         raise MultipltError(f"--source {cfg.source} is an empty corpus: no documents to read")
     rows, excluded, steps = reader.rows, reader.excluded, reader.steps()
@@ -165,9 +169,12 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
         steps.append({"name": block.name, "reason": block.reason, **block.stats})
         _log_step(k, n, steps[-1])
     files = reader.files
-    stats = {"shard": [k, n], "source_revision": source.revision, "files": files, "steps": steps,
+    stats = {"shard": [k, n], "source_revision": recorded["revision"], "input": recorded["digest"],
+             "units": len(recorded["units"]), "files": files, "steps": steps,
              "signature_seconds": round(reader.signature_seconds, 3),
              "seconds": round(time.perf_counter() - start, 3)}
+    if n == 1:
+        pin.write(cfg.out, recorded)
     config_uri = storage.join(cfg.out, "_work", "config.json")
     if not storage.exists(config_uri):
         storage.write_json(config_uri, cfg.as_dict(), indent=2)

@@ -154,14 +154,16 @@ def _stdlib() -> FolderSource:
 NAMED_SOURCES: dict[str, Callable[[], FolderSource | TableSource]] = {"stdlib": _stdlib}
 
 
-def resolve(spec: str) -> FolderSource | TableSource:
-    """The source named by `spec`; MultipltError for a missing path, unknown scheme or no input."""
+def resolve(spec: str, revision: str | None = None) -> FolderSource | TableSource:
+    """The source named by `spec`; MultipltError for a missing path, unknown scheme or no input.
+    `revision`: the one a build recorded when it began (pin.py); a source that can be opened at
+    a revision (the Hub's) is opened there, the others ignore it (the build compares theirs)."""
     if spec in NAMED_SOURCES:
         return NAMED_SOURCES[spec]()
     if spec.startswith("hf://"):
         from multiplt.corpus.hub_source import hub_source
 
-        return hub_source(spec)
+        return hub_source(spec, revision)
     from multiplt.storage.uri import local_name_hint, mistyped
 
     meant = mistyped(spec)

@@ -32,7 +32,7 @@ EXCLUDED = {
     "drops.py:45:wrong_type": "type_error",
     "dups_b.py:4:mean_of": "duplicate", "near_b.py:1:word_histogram": "near_duplicate",
 }
-STEPS = [("extracted", 20, 20), ("async_def", 20, 19), ("docstring", 19, 16), ("return_value", 16, 15),
+STEPS = [("extracted", 20, 20), ("async_def", 20, 19), ("generator", 19, 19), ("docstring", 19, 16), ("return_value", 16, 15),
          ("ascii", 15, 14), ("todo", 14, 13), ("too_short", 13, 12), ("decontaminate", 12, 9),
          ("typecheck", 9, 8), ("exact_dedup", 8, 7), ("near_dedup", 7, 6)]
 

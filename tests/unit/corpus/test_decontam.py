@@ -63,3 +63,52 @@ def test_unknown_or_malformed_benchmarks_are_errors(tmp_path):
     bad.write_text('{"question": "x"}\n')
     with pytest.raises(MultipltError, match="neither prompt"):
         decontam.load((str(bad),))
+
+
+@pytest.mark.parametrize("task, line", [
+    ("HumanEval/2", "return number % 1.0"), ("HumanEval/27", "return string.swapcase()"),
+    ("HumanEval/34", "return sorted(list(set(l)))"), ("HumanEval/42", "return [(e + 1) for e in l]"),
+    ("HumanEval/45", "return a * h / 2.0"), ("HumanEval/54", "return set(s0) == set(s1)"),
+    ("HumanEval/60", "return sum(range(n + 1))"), ("HumanEval/138", "return n%2 == 0 and n >= 8"),
+])
+def test_short_humaneval_solutions_are_matched_verbatim(humaneval, task, line):
+    """MultiPL-T matched every HumanEval solution verbatim but the 4 trivial ones it named: a
+    function holding one of the others among its own lines is dropped, whatever its length."""
+    source = (f'def helper(l, string, number, a, h, s0, s1, n):\n    """Logs, then answers."""\n'
+              f'    if not l:\n        print("empty")\n    {line}\n')
+    block = decontam.DecontaminationFilter(humaneval)
+    excluded: list[dict] = []
+    assert block.run([row_of(source)], excluded) == []
+    assert excluded[0]["reason"] == "benchmark_overlap"
+    assert excluded[0]["detail"] == f"verbatim text of humaneval:{task}"
+
+
+def test_only_multiplt_s_four_trivial_solutions_are_exempt(humaneval):
+    """`return x + y` (HumanEval/53), `return len(string)` (/23), `return n**2` (/41) and
+    `return ''.join(strings)` (/28) are too common to match verbatim; the reviewer's corpus9
+    case: `return sorted(list(set(l)))` (/34) among other lines is dropped, `return
+    len(string)` kept."""
+    assert decontam.TRIVIAL_SOLUTIONS == {"return x + y": "HumanEval/53",
+                                          "return len(string)": "HumanEval/23",
+                                          "return n**2": "HumanEval/41",
+                                          "return ''.join(strings)": "HumanEval/28"}
+    for line in decontam.TRIVIAL_SOLUTIONS:
+        assert not any(text.strip() == line for text in humaneval.verbatim)
+    unique = ('def unique_sorted(l: list) -> list:\n    """Return unique elements, sorted, after '
+              'logging."""\n    if not l:\n        print("empty")\n    return sorted(list(set(l)))\n')
+    count = ('def count_chars(string: str) -> int:\n    """Count characters but complain on empty '
+             'input."""\n    if string == "":\n        raise ValueError("empty")\n    return len(string)\n')
+    assert verdict(decontam.DecontaminationFilter(humaneval), unique) == "benchmark_overlap"
+    assert verdict(decontam.DecontaminationFilter(humaneval), count) is None
+    # matched stripped, as MultiPL-T did: also where the line does not start the statement
+    inline = ('def uniq(l):\n    """Unique, sorted."""\n    if l: return sorted(list(set(l)))\n'
+              '    return []\n')
+    assert verdict(decontam.DecontaminationFilter(humaneval), inline) == "benchmark_overlap"
+
+
+def test_an_empty_solution_matches_nothing(tmp_path):
+    path = tmp_path / "bench.jsonl"
+    path.write_text(json.dumps({"task_id": "E/0", "prompt": "def f(x):\n    \"\"\"Empty.\"\"\"\n",
+                                "canonical_solution": "\n", "entry_point": "f"}) + "\n")
+    block = decontam.DecontaminationFilter(decontam.load((str(path),)))
+    assert verdict(block, 'def g(a):\n    """Other words."""\n    b = a * 3\n    return b - 1\n') is None

@@ -31,6 +31,46 @@ def test_async_functions_are_dropped_first_by_the_cheapest_check():
     assert REASONS.index("async_function") == REASONS.index("too_deep") + 1
 
 
+@pytest.mark.parametrize("body, reason", [
+    ("    yield x + 1\n    return x\n", "generator_function"),
+    ("    for i in x:\n        if i:\n            yield i\n    return x\n", "generator_function"),
+    ("    return (yield x)\n", "generator_function"),
+    ("    yield from range(x)\n    return x\n", "generator_function"),
+    (BODY, None),
+    # only the function's own body counts: nested functions, lambdas and classes are their own
+    ("    def g():\n        yield 1\n    return list(g())\n", None),
+    ("    g = lambda: (yield)\n    return g\n", None),
+    ("    class C:\n        def it(self):\n            yield 1\n    return C\n", None),
+    ("    s = 'yield x'  # yield\n    return s\n", None),
+    ("    return [y for y in x]\n", None),
+])
+def test_generator(body, reason):
+    assert verdict(filters.GeneratorFilter(), f'def yields(x):\n    """Counts."""\n{body}') == reason
+
+
+def test_generator_functions_are_dropped_right_after_async_ones():
+    """A generator function returns a generator: dropped with its own reason, counted in the
+    funnel, before the docstring check (and kept out of the fingerprint's older steps)."""
+    from multiplt.corpus import REASONS, decontam
+    from multiplt.corpus.config import CorpusConfig
+    from multiplt.corpus.shard import ShardReader, row_blocks
+    from multiplt.corpus.sources import Document
+
+    blocks = row_blocks(CorpusConfig(source="s", out="o"), decontam.Benchmarks())
+    assert (blocks[1].name, blocks[1].reason) == ("generator", "generator_function")
+    assert REASONS.index("generator_function") == REASONS.index("async_function") + 1
+    reader = ShardReader(CorpusConfig(source="s", out="o", typecheck=False), decontam.Benchmarks())
+    source = (f'def kept(x):\n    """Squares x plus one."""\n{BODY}\n\n'
+              'def yields(x):\n    """Counts up from x."""\n    yield x + 1\n    return x\n')
+    reader.document(Document("g.py", source.encode(), {"path": "g.py"}))
+    assert [row["id"] for row in reader.rows] == ["g.py:1:kept"]
+    assert [(row["id"], row["reason"], row["detail"]) for row in reader.excluded] == [
+        ("g.py:7:yields", "generator_function", "`yield` on line 9: calling it returns a generator")]
+    assert [(s["name"], s["reason"], s["in"], s["out"]) for s in reader.steps()[1:4]] == [
+        ("async_def", "async_function", 2, 2), ("generator", "generator_function", 2, 1),
+        ("docstring", "no_docstring", 1, 1)]
+
+
 @pytest.mark.parametrize("docstring, reason", [
     ('"""triple double"""', None),
     ("'''triple single'''", None),

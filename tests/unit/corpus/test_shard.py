@@ -40,9 +40,9 @@ def test_an_async_function_is_dropped_and_counted_before_the_docstring_check():
     assert [row["id"] for row in reader.rows] == ["a.py:1:small"]
     assert [(row["id"], row["reason"]) for row in reader.excluded] == [("a.py:7:later", "async_function")]
     steps = reader.steps()
-    assert [(s["name"], s["reason"], s["in"], s["out"]) for s in steps[:3]] == [
+    assert [(s["name"], s["reason"], s["in"], s["out"]) for s in steps[:4]] == [
         ("extracted", "too_deep", 2, 2), ("async_def", "async_function", 2, 1),
-        ("docstring", "no_docstring", 1, 1)]
+        ("generator", "generator_function", 1, 1), ("docstring", "no_docstring", 1, 1)]
 
 
 def test_the_deepest_kept_function_clears_every_recursive_step_with_stack_to_spare():
