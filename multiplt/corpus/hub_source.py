@@ -10,7 +10,8 @@ other (not found, gated, no access, offline mode) is a MultipltError (exit 2).""
 from __future__ import annotations
 
 from multiplt.corpus.sources import TABLE_SUFFIXES, TableSource
-from multiplt.errors import MultipltError, PlatformError
+from multiplt.errors import MultipltError
+from multiplt.hub.retry import hub_error
 
 
 def parse(spec: str) -> tuple[str, str, str | None]:
@@ -20,23 +21,6 @@ def parse(spec: str) -> tuple[str, str, str | None]:
     if len(parts) < 3 or parts[0] != "datasets":
         raise MultipltError(f"--source {spec!r}: a Hub source is hf://datasets/OWNER/NAME[/DIR][@REVISION]")
     return f"{parts[1]}/{parts[2]}", "/".join(parts[3:]), revision or None
-
-
-def hub_error(what: str, exc: BaseException) -> MultipltError:
-    """`what` failed because of `exc`, in one line, classified by the Hub retry policy: a
-    failure that can pass, `exc` or one of its causes (a download's "not in the cache" error
-    raised from the connection error), is a PlatformError, any other a MultipltError."""
-    from multiplt.hub.auth import redact, resolve_token
-    from multiplt.hub.retry import describe, is_retryable
-
-    reason = redact(describe(exc), resolve_token(required=False))
-    chain, seen = exc, set()
-    while chain is not None and id(chain) not in seen:
-        seen.add(id(chain))
-        if is_retryable(chain):
-            return PlatformError(f"{what}: the Hub did not answer ({reason}); try again later")
-        chain = chain.__cause__ or chain.__context__
-    return MultipltError(f"{what}: {reason}")
 
 
 def hub_source(spec: str, revision: str | None = None) -> TableSource:

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 
 from multiplt import storage
-from multiplt.errors import MultipltError
+from multiplt.errors import MultipltError, PlatformError
 from multiplt.storage import manifest
 from multiplt.storage import uri as storage_uri
 
@@ -188,6 +188,15 @@ def _from_hub(name: str, revision: str | None, what: str = "model") -> ResolvedM
     except RepositoryNotFoundError:
         raise MultipltError(f"{what} {name!r} not found on the Hub (nor a local folder or URI)") from None
     except (HfHubHTTPError, OSError, ValueError) as exc:
+        # no connection, a timeout, HTTP 408/429/5xx: PlatformError (exit 3, the stage runtime
+        # retries); anything else (no access, offline mode, a bad name) is the input's (exit 2)
+        from multiplt.hub.retry import describe, passing_cause
+
+        cause = passing_cause(exc)
+        if cause is not None:
+            raise PlatformError(f"{what} {name!r} cannot be downloaded from the Hub now (revision "
+                                f"{revision!r}): the Hub did not answer ({describe(cause)}); try again "
+                                f"later") from None
         raise MultipltError(f"{what} {name!r} is not a local folder or storage URI, and cannot be downloaded from "
                             f"the Hub (revision {revision!r}): {exc}") from None
     commit = os.path.basename(os.path.normpath(path))

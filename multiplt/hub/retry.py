@@ -94,3 +94,26 @@ def call(what: str, fn, *args, **kwargs):
             LOG.warning("%s: %s; retrying in %.1fs (attempt %d of %d)", what, reason, delay,
                         attempt + 2, attempts)
             time.sleep(delay)
+
+
+def passing_cause(exc: BaseException) -> BaseException | None:
+    """`exc`, or the first of its causes (a download's "not in the cache" error raised from the
+    connection error), that is a failure that can pass (is_retryable); None when none is."""
+    chain, seen = exc, set()
+    while chain is not None and id(chain) not in seen:
+        seen.add(id(chain))
+        if is_retryable(chain):
+            return chain
+        chain = chain.__cause__ or chain.__context__
+    return None
+
+
+def hub_error(what: str, exc: BaseException) -> MultipltError:
+    """`what` failed because of `exc`, in one line, classified by the Hub retry policy: a
+    failure that can pass (can_pass) is a PlatformError, any other a MultipltError."""
+    from multiplt.hub.auth import redact, resolve_token
+
+    reason = redact(describe(exc), resolve_token(required=False))
+    if passing_cause(exc) is not None:
+        return PlatformError(f"{what}: the Hub did not answer ({reason}); try again later")
+    return MultipltError(f"{what}: {reason}")

@@ -105,3 +105,41 @@ def test_generate_on_a_folder_without_a_model_says_so(tmp_path, capsys):
     assert not out.exists()
     # a tokenizer folder needs no config.json
     assert model_source.resolve_model(str(empty), what="tokenizer").path == str(empty)
+
+
+@pytest.mark.parametrize("failure", [ConnectionError("Connection reset by peer"), TimeoutError("timed out")])
+def test_a_hub_that_does_not_answer_is_a_platform_error(monkeypatch, failure):
+    """No connection or a timeout while downloading is the platform's (exit 3: the stage runtime
+    retries), not the input's; the cause is named in the one line."""
+    import huggingface_hub
+
+    from multiplt.errors import PlatformError
+
+    def unreachable(*args, **kwargs):
+        raise OSError("cannot find the requested files in the local cache") from failure
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    with pytest.raises(PlatformError, match="model 'org/m' cannot be downloaded from the Hub now .*: the Hub "
+                                            "did not answer \\((ConnectionError: Connection reset by peer|"
+                                            "TimeoutError: timed out)\\)"):
+        model_source.resolve_model("org/m")
+
+
+def test_a_hub_5xx_is_a_platform_error_and_a_404_the_inputs(monkeypatch):
+    import huggingface_hub
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from multiplt.errors import PlatformError
+
+    def answering(status):
+        def download(*args, **kwargs):
+            response = httpx2.Response(status, request=httpx2.Request("GET", "https://hub.test/api/models/org/m"))
+            raise HfHubHTTPError(f"{status} error", response=response)
+        return download
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", answering(503))
+    with pytest.raises(PlatformError):
+        model_source.resolve_model("org/m")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", answering(403))
+    with pytest.raises(MultipltError) as refused:
+        model_source.resolve_model("org/m")
+    assert not isinstance(refused.value, PlatformError)
