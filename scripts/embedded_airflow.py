@@ -13,19 +13,25 @@
 AIRFLOW_HOME defaults to <repo>/.airflow and the data directory to $MULTIPLT_DATA or <repo>/data
 (both git-ignored); the port to 8080 when free, else a free one. Ctrl-C (or SIGTERM) stops every
 component; while the main job is still running it first stops the job's runs and sets its
-Variables back, and the exit code is 130 (143 after SIGTERM). A usage error is one line, exit 2.
+Variables back (a further Ctrl-C or SIGTERM waits until that is done; a third one stops at
+once), and the exit code is 130 (143 after SIGTERM). A usage error is one line, exit 2; an
+error of Airflow or of its API server is one line, exit 1.
 Used by scripts/main.sh; the Python API is plugins/multiplt_airflow/embedded.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import http.client
 import os
 import signal
 import socket
 import sys
+import threading
 import time
+import urllib.error
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,7 +194,8 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     they were before it (deleted where there was none), but one changed since by someone else;
     a job that does not end normally (Ctrl-C, SIGTERM, --timeout, an error of the REST API)
     first stops its own runs (chain_job.stop_runs), so that none resumes when Airflow starts
-    again, and sets the chain DAGs' paused flags back."""
+    again, and sets the chain DAGs' paused flags back (but those where a run would start on
+    the job's outputs: they stay paused, with a line saying why)."""
     from multiplt_airflow import chain_job
 
     missing = [d for d in chain_job.CHAIN if not (REPO / "dags" / f"{d}.py").exists()]
@@ -246,42 +253,126 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
         _end_job(client, job, paused_before, saved, variables, stop=not ended_normally)
 
 
+class Forced(KeyboardInterrupt):
+    """The third Ctrl-C or SIGTERM while the job ends: it stops at once."""
+
+
+#: how many Ctrl-C or SIGTERM while the job ends stop it at once
+FORCE_AFTER = 3
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Ctrl-C and SIGTERM wait while the job ends (its runs stopped, its paused flags and
+    Variables set back: a second Ctrl-C would leave them half done); yields the list of the
+    signals that came meanwhile. The FORCE_AFTER-th raises Forced (where Airflow's API server
+    does not answer, each call waits for its timeout). Only in the main thread (where signal
+    handlers are set)."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def defer(signum, frame):
+        got.append(signum)
+        if len(got) >= FORCE_AFTER:
+            raise Forced
+        if len(got) == 1:
+            print("main-job: still ending the job (stopping its runs, setting its paused flags "
+                  "and Variables back); it stops once that is done (a third Ctrl-C stops it at "
+                  "once, leaving that half done)", file=sys.stderr, flush=True)
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in handlers:
+        signal.signal(sig, defer)
+    try:
+        yield got
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 def _end_job(client, job, paused_before: dict[str, bool], saved: dict, job_set: dict,
              stop: bool) -> None:
     """What main_job does however it ends: with `stop` (it did not end normally) stop the job's
-    own runs once it had started triggering them and set the DAGs' paused flags back as they
-    were; then set back the Variables that still hold what the job set (`job_set`). A problem
-    here is one line on stderr; the job's own outcome (exit code, exception) stands."""
+    own runs once it had started triggering them (chain_job.stop_runs) and set the DAGs' paused
+    flags back as they were, but those stop_runs leaves paused (a run would start there on the
+    job's outputs); then set back the Variables that still hold what the job set (`job_set`).
+    Each step is made whatever became of the one before; a problem is one line on stderr. A
+    Ctrl-C or SIGTERM meanwhile waits until this is done; the job's own outcome (exit code,
+    exception) stands, and a job that had ended normally is then interrupted as it would have
+    been."""
     from multiplt_airflow import chain_job
 
-    try:
-        ended, queued = chain_job.stop_runs(client, job) if stop and job.started else ([], [])
+    def trouble(what: str, exc: BaseException) -> None:
+        print(f"main-job: {what} ({chain_job._said(exc)})", file=sys.stderr, flush=True)
+
+    interrupted = False
+    with _signals_deferred() as signals:
+        stopped = chain_job.Stopped()
+        if stop and job.started:
+            print("stopping the job's runs ...", flush=True)
+            try:
+                stopped = chain_job.stop_runs(client, job)
+            except Forced:
+                raise
+            except KeyboardInterrupt:
+                interrupted = True
+                print("main-job: stopping the job's runs was interrupted", file=sys.stderr,
+                      flush=True)
+            except Exception as exc:
+                trouble("could not stop the job's runs", exc)
         if stop:
             for dag_id, was_paused in paused_before.items():
-                client.set_paused(dag_id, was_paused)
-        if ended:
+                try:
+                    client.set_paused(dag_id, was_paused or dag_id in stopped.held)
+                except Forced:
+                    raise
+                except KeyboardInterrupt:
+                    interrupted = True
+                except Exception as exc:
+                    trouble(f"could not set {dag_id}'s paused flag back "
+                            f"({'paused' if was_paused else 'unpaused'})", exc)
+        if stopped.ended:
             print(f"marked the job's unfinished runs failed (they do not resume when Airflow "
-                  f"starts again): {', '.join(f'{d} {r}' for d, r in ended)}", flush=True)
-        if queued:
+                  f"starts again): {', '.join(f'{d} {r}' for d, r in stopped.ended)}",
+                  flush=True)
+        for line in stopped.errors:
+            print(f"main-job: {line}", file=sys.stderr, flush=True)
+        for dag_id, why in stopped.held.items():
+            print(f"{dag_id} left paused: {why}", flush=True)
+        if stopped.queued:
             print(f"Asset events queued since the job started were left (Airflow does not say "
-                  f"whose they are): {'; '.join(queued)}; each starts a run of its DAG once "
-                  f"that is unpaused (DELETE /api/v2/dags/DAG_ID/assets/queuedEvents drops "
+                  f"whose they are): {'; '.join(stopped.queued)}; each starts a run of its DAG "
+                  f"once that is unpaused (DELETE /api/v2/dags/DAG_ID/assets/queuedEvents drops "
                   f"them)", flush=True)
         if saved:
-            outcome = chain_job.restore_variables(client, saved, job_set)
-            back = [k for k in saved if outcome[k] in ("restored", "deleted", "unchanged")]
+            try:
+                outcome = chain_job.restore_variables(client, saved, job_set)
+            except Forced:
+                raise
+            except KeyboardInterrupt:
+                interrupted, outcome = True, {}
+            back = [k for k in saved if outcome.get(k) in ("restored", "deleted", "unchanged")]
             deleted = [k for k in back if outcome[k] == "deleted"]
             if back:
                 print(f"Airflow Variables {', '.join(back)} set back to what they were before "
                       f"the job" + (f" (deleted: {', '.join(deleted)})" if deleted else ""),
                       flush=True)
-            for key in (k for k in saved if outcome[k] == "changed"):
+            for key in (k for k in saved if outcome.get(k) == "changed"):
                 print(f"main-job: Airflow Variable {key} was changed while the job ran: left "
                       f"as it is now, not set back", file=sys.stderr, flush=True)
-    except (AirflowAPIError, OSError) as exc:
-        print(f"main-job: could not end the job cleanly ({' '.join(str(exc).split())[:300]}); "
-              f"the Variables {', '.join(saved) or '(none)'} may still hold its settings",
-              file=sys.stderr, flush=True)
+            left = [k for k in saved if outcome.get(k, "failed").startswith("failed")]
+            for key in left:
+                print(f"main-job: could not set Airflow Variable {key} back: it may still hold "
+                      f"the job's settings ({outcome.get(key, 'failed: interrupted')[8:]})",
+                      file=sys.stderr, flush=True)
+    if stop:
+        return  # the job's own exception goes on
+    if signal.SIGTERM in signals:
+        raise Terminated
+    if signals or interrupted:
+        raise KeyboardInterrupt
 
 
 def _run_chain(airflow: EmbeddedAirflow, args, job, *, langs, targets, root, folders,
@@ -307,7 +398,7 @@ def _run_chain(airflow: EmbeddedAirflow, args, job, *, langs, targets, root, fol
               flush=True)
     print(f"triggering multiplt_corpus: {airflow.base_url}/dags/multiplt_corpus", flush=True)
     job.started = True  # from here on, a job that does not end normally stops its runs
-    job.add_root("multiplt_corpus", client.trigger("multiplt_corpus", corpus))
+    _trigger(client, job, "multiplt_corpus", corpus)
     # The base model's evaluation needs nothing from the chain: it runs beside it (fine-tuning
     # evaluates only its checkpoints, evaluate_base=False).
     conf = {"model": args.model, "languages": langs, "n": args.n, "backend": "transformers",
@@ -315,20 +406,14 @@ def _run_chain(airflow: EmbeddedAirflow, args, job, *, langs, targets, root, fol
             "shards": 1, **({"limit": args.limit} if args.limit else {})}
     print(f"triggering multiplt_evaluate on the base model: {airflow.base_url}/dags/"
           f"multiplt_evaluate", flush=True)
-    job.add_root("multiplt_evaluate", client.trigger("multiplt_evaluate", conf))
+    _trigger(client, job, "multiplt_evaluate", conf)
 
     def report(dag_id, run):
         print(f"  {datetime.datetime.now():%H:%M:%S} {dag_id} {run['dag_run_id']}: {run['state']}",
               flush=True)
 
-    def heartbeat(busy):
-        """The stages at work, at most once a minute (a stage may work for many minutes)."""
-        for run in busy:
-            tasks = chain_job.working_tasks(client, run["dag_id"], run["dag_run_id"])
-            print(f"  {datetime.datetime.now():%H:%M:%S} still {run['state']}: {run['dag_id']} "
-                  f"{run['dag_run_id']}" + (f": {', '.join(tasks)}" if tasks else ""), flush=True)
-
-    runs = chain_job.follow(client, job, args.timeout, on_change=report, on_heartbeat=heartbeat)
+    runs = chain_job.follow(client, job, args.timeout, on_change=report,
+                            on_heartbeat=lambda busy: heartbeat(client, busy))
 
     print("\nfunnel of every stage", flush=True)
     checkpoint_events = [e for r in runs["multiplt_finetune"]
@@ -360,6 +445,47 @@ def _run_chain(airflow: EmbeddedAirflow, args, job, *, langs, targets, root, fol
     if not_run:
         print(f"\ntranslation and fine-tuning did not run: {not_run}", flush=True)
     return 0 if ok and scored else 1
+
+
+def _trigger(client, job, dag_id: str, conf: dict) -> None:
+    """Trigger a run of the job with a run id chosen first and counted as the job's before the
+    call (a Ctrl-C while Airflow answers leaves no run the job does not know)."""
+    from multiplt_airflow import chain_job
+
+    run_id = chain_job.new_run_id()
+    job.add_root(dag_id, run_id)
+    got = client.trigger(dag_id, conf, run_id=run_id)
+    if got != run_id:  # as Airflow names it
+        job.add_root(dag_id, got)
+
+
+def heartbeat(client, busy) -> None:
+    """The stages at work, at most once a minute (a stage may work for many minutes). A REST
+    call that fails here is one line: the job goes on."""
+    from multiplt_airflow import chain_job
+
+    for run in busy:
+        try:
+            tasks = chain_job.working_tasks(client, run["dag_id"], run["dag_run_id"])
+        except (AirflowAPIError, OSError, http.client.HTTPException) as exc:
+            tasks = [f"(its tasks could not be read: {chain_job._said(exc)})"]
+        print(f"  {datetime.datetime.now():%H:%M:%S} still {run['state']}: {run['dag_id']} "
+              f"{run['dag_run_id']}" + (f": {', '.join(tasks)}" if tasks else ""), flush=True)
+
+
+def _one_line(exc: BaseException, airflow) -> str:
+    """An error of Airflow or of its API server as one line: a multi-line message (a DAG's
+    import error with its traceback, a component's log tail) as its first line and its last."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    if len(lines) > 1:
+        text = f"{text.rstrip(':')}: {lines[-1]}"
+    if isinstance(exc, (urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        return (f"Airflow's API server ({airflow.base_url}) did not answer "
+                f"({type(exc).__name__}: {text[:300]}); its log is in {airflow.log_dir}")
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {text[:300]}"
+    return text[:500]
 
 
 class Terminated(KeyboardInterrupt):
@@ -463,6 +589,11 @@ def main(argv: list[str] | None = None) -> int:
         rc = 143 if isinstance(exc, Terminated) else 130
     except (AirflowAPIError, TimeoutError) as exc:  # one line, not a traceback
         print(f"{args.cmd}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+        rc = 1
+    except (OSError, RuntimeError, http.client.HTTPException) as exc:
+        # the API server gone (connection refused or reset), a DAG's import error, a component
+        # that exited: one line, not a traceback
+        print(f"{args.cmd}: {_one_line(exc, airflow)}", file=sys.stderr, flush=True)
         rc = 1
     finally:
         airflow.stop()

@@ -18,6 +18,7 @@ Airflow).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
 import time
@@ -176,26 +177,37 @@ def restore_variables(client, saved: dict[str, dict | None], job_set: dict) -> d
     `job_set`: {key: value} the job set (`set_variable`). Values are compared as parsed JSON: a
     Variable that holds what it held before is not written again (the one set back is equal as
     JSON, maybe not in its text); one that no longer holds what the job set (changed or deleted
-    since, by someone else) is left as it is. Returns {key: "restored" | "deleted" | "unchanged"
-    | "changed"}."""
+    since, by someone else) is left as it is. A Variable whose REST calls fail (an error answer,
+    the server not answering) does not keep the others from being set back. Returns {key:
+    "restored" | "deleted" | "unchanged" | "changed" | "failed: <the error>"}."""
+    from multiplt_airflow.rest import AirflowAPIError
+
     outcome: dict[str, str] = {}
     for key, before in saved.items():
-        found = _get_variable(client, key)
-        now = None if found is None else _parsed(found.get("value"))
-        if before is None and found is None:
-            outcome[key] = "unchanged"
-        elif (before is not None and found is not None and now == _parsed(before["value"])
-              and (found.get("description") or "") == (before.get("description") or "")):
-            outcome[key] = "unchanged"
-        elif found is None or key not in job_set or now != job_set[key]:
-            outcome[key] = "changed"
-        elif before is None:
-            client.request("DELETE", _variable_path(key), ok=(204, 404))
-            outcome[key] = "deleted"
-        else:
-            client.set_variable(key, before["value"], before.get("description") or "")
-            outcome[key] = "restored"
+        try:
+            outcome[key] = _restore(client, key, before, job_set)
+        except Exception as exc:
+            if not isinstance(exc, AirflowAPIError) and not transient(exc):
+                raise
+            outcome[key] = f"failed: {_said(exc)}"
     return outcome
+
+
+def _restore(client, key: str, before: dict | None, job_set: dict) -> str:
+    found = _get_variable(client, key)
+    now = None if found is None else _parsed(found.get("value"))
+    if before is None and found is None:
+        return "unchanged"
+    if (before is not None and found is not None and now == _parsed(before["value"])
+            and (found.get("description") or "") == (before.get("description") or "")):
+        return "unchanged"
+    if found is None or key not in job_set or now != job_set[key]:
+        return "changed"
+    if before is None:
+        client.request("DELETE", _variable_path(key), ok=(204, 404))
+        return "deleted"
+    client.set_variable(key, before["value"], before.get("description") or "")
+    return "restored"
 
 
 def when(value: str | None) -> datetime.datetime | None:
@@ -204,10 +216,19 @@ def when(value: str | None) -> datetime.datetime | None:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def runs_since(client, dag_id: str, since: datetime.datetime) -> list[dict]:
-    data = client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=-run_after")
-    return sorted((r for r in data["dag_runs"] if (when(r.get("queued_at")) or since) >= since),
+def _listing(client, dag_id: str) -> list[dict]:
+    """The DAG's latest runs (at most 100), whoever started them."""
+    return client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=-run_after")[
+        "dag_runs"]
+
+
+def _since(dag_runs: list[dict], since: datetime.datetime) -> list[dict]:
+    return sorted((r for r in dag_runs if (when(r.get("queued_at")) or since) >= since),
                   key=lambda r: r.get("queued_at") or "")
+
+
+def runs_since(client, dag_id: str, since: datetime.datetime) -> list[dict]:
+    return _since(_listing(client, dag_id), since)
 
 
 def events_of(client, dag_id: str, run_id: str) -> list[dict]:
@@ -217,6 +238,42 @@ def events_of(client, dag_id: str, run_id: str) -> list[dict]:
 
 def _run_path(dag_id: str, run_id: str) -> str:
     return f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+
+
+#: the chain DAGs whose runs the Asset events of each chain DAG's runs start (consumers() of the
+#: Assets its tasks announce: dags/multiplt_*.py outlets)
+DOWNSTREAM = {"multiplt_corpus": ("multiplt_testgen",), "multiplt_testgen": ("multiplt_translate",),
+              "multiplt_translate": ("multiplt_finetune", "multiplt_publish"),
+              "multiplt_finetune": ("multiplt_publish",), "multiplt_evaluate": ("multiplt_publish",),
+              "multiplt_publish": ()}
+
+
+def new_run_id(now: datetime.datetime | None = None) -> str:
+    """A run id for a run the job triggers, chosen before the trigger call (the job counts the run
+    as its own before Airflow answers: a Ctrl-C while the answer comes leaves no run it does not
+    know), in the form Airflow gives a manual run (`manual__<time>_<8 random characters>`)."""
+    import secrets
+    import string
+
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    alphabet = string.ascii_letters + string.digits
+    return f"manual__{now.isoformat()}_{''.join(secrets.choice(alphabet) for _ in range(8))}"
+
+
+def transient(exc: BaseException) -> bool:
+    """An error a REST call may not give when asked again: an HTTP 5xx answer (e.g. SQLite's
+    "database is locked"), a connection refused, reset or timed out, a truncated answer."""
+    import http.client
+
+    from multiplt_airflow.rest import AirflowAPIError
+
+    if isinstance(exc, AirflowAPIError):
+        return exc.status >= 500
+    return isinstance(exc, (OSError, http.client.HTTPException))
+
+
+#: how many polls in a row may fail with a `transient` error before `follow` gives up
+POLL_RETRIES = 5
 
 
 class ChainJob:
@@ -233,6 +290,10 @@ class ChainJob:
         self.roots: set[tuple[str, str]] = set()
         self.started = False  # set by the job once it starts triggering runs
         self.events: dict[tuple[str, str], list[dict]] = {}  # of the job's ended runs
+        # as the last scan found them: each chain DAG's latest runs, whoever started them, and
+        # those not ended (queued or running)
+        self.latest: dict[str, list[dict]] = {}
+        self.active: dict[str, list[dict]] = {}
 
     def add_root(self, dag_id: str, run_id: str) -> None:
         self.roots.add((dag_id, run_id))
@@ -245,10 +306,14 @@ class ChainJob:
         """({dag_id: [run of the job, oldest first]}, the ended runs whose events the server could
         not give this time, [(consumer, event, its time)] for each event of the job whose
         unpaused consumer has no run of it yet). An event whose consumer has no run is read
-        again at the next scan (the scheduler creates the run a moment after the event)."""
+        again at the next scan (the scheduler creates the run a moment after the event, or, while
+        the consumer is at its max_active_runs, once a run of it has ended)."""
         from multiplt_airflow.rest import AirflowAPIError
 
-        listed = {dag: runs_since(client, dag, self.since) for dag in CHAIN}
+        self.latest = {dag: _listing(client, dag) for dag in CHAIN}
+        self.active = {dag: [r for r in dag_runs if r["state"] not in TERMINAL]
+                       for dag, dag_runs in self.latest.items()}
+        listed = {dag: _since(dag_runs, self.since) for dag, dag_runs in self.latest.items()}
         members = set(self.roots)
         unread: list[tuple[str, str]] = []
         grew = True
@@ -298,12 +363,26 @@ def follow(client, job: ChainJob, timeout: float, on_change=None, appear_timeout
     {dag_id: [run, ...]} (oldest first). `on_change(dag_id, run)` on each new state of a run;
     `on_heartbeat([run, ...])` with the runs still working, at most once per `heartbeat_s`
     seconds while some are. TimeoutError after `timeout` seconds, or when an expected run does
-    not appear in `appear_timeout` seconds after its event."""
+    not appear in `appear_timeout` seconds after its event while its consumer has no run queued
+    or running (Airflow defers an Asset-triggered run while its DAG is at its max_active_runs:
+    it comes once that run has ended, however long it works). A poll whose REST calls fail
+    with a `transient` error is made again (a short pause, growing), up to POLL_RETRIES in a
+    row."""
     deadline = time.monotonic() + timeout
     last_beat = time.monotonic()
     seen_states: dict[tuple[str, str], str] = {}
+    busy_at: dict[str, datetime.datetime] = {}  # when each consumer was last seen with a run
+    failures = 0
     while True:
-        runs, unread, missing = job.scan(client)
+        try:
+            runs, unread, missing = job.scan(client)
+        except Exception as exc:
+            if not transient(exc) or failures >= POLL_RETRIES or time.monotonic() > deadline:
+                raise
+            failures += 1
+            time.sleep(2 * failures)
+            continue
+        failures = 0
         for dag, dag_runs in runs.items():
             for run in dag_runs:
                 key = (dag, run["dag_run_id"])
@@ -316,14 +395,19 @@ def follow(client, job: ChainJob, timeout: float, on_change=None, appear_timeout
         if not busy and not missing and not unread:
             return runs
         now = datetime.datetime.now(datetime.timezone.utc)
+        for dag, active in job.active.items():
+            if active:
+                busy_at[dag] = now
         for dag, event, stamp in missing:
-            if (now - stamp).total_seconds() > appear_timeout:
+            if (now - max(stamp, busy_at.get(dag, stamp))).total_seconds() > appear_timeout:
                 raise TimeoutError(f"{event['name']} was updated at {stamp:%H:%M:%S} but {dag} "
                                    f"has no run after it (is {dag} paused?)")
         if time.monotonic() > deadline:
             raise TimeoutError(f"the chain is still running after {timeout:.0f}s: "
                                f"{[(r['dag_id'], r['state']) for r in busy]}"
-                               + (f"; events of {unread} unreadable (HTTP 500)" if unread else ""))
+                               + (f"; events of {unread} unreadable (HTTP 500)" if unread else "")
+                               + (f"; no run yet for {sorted({(d, e['name']) for d, e, _ in missing})}"
+                                  if missing else ""))
         if on_heartbeat and busy and time.monotonic() - last_beat >= heartbeat_s:
             on_heartbeat(busy)
             last_beat = time.monotonic()
@@ -343,49 +427,164 @@ def working_tasks(client, dag_id: str, run_id: str) -> list[str]:
             + ("" if ti["state"] == "running" else f" ({ti['state']})") for ti in tis]
 
 
-def stop_runs(client, job: ChainJob) -> tuple[list[tuple[str, str]], list[str]]:
+def _said(exc: BaseException) -> str:
+    """An error as part of one line."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
+@dataclasses.dataclass
+class Stopped:
+    """What `stop_runs` did. `ended`: the (dag_id, run_id) it marked failed; `held`: {dag_id:
+    why} the DAGs it paused and that stay paused (a run would start there on the job's outputs);
+    `queued`: a line per other DAG with Asset events queued since the job started, left as they
+    are; `errors`: a line per call that failed for good (a run not marked failed, a DAG not
+    paused, the runs not listed)."""
+
+    ended: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    held: dict[str, str] = dataclasses.field(default_factory=dict)
+    queued: list[str] = dataclasses.field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+def stop_runs(client, job: ChainJob, settle_s: float = 60, pause_s: float = 2) -> Stopped:
     """End a job that did not end normally, so that none of its runs resumes when Airflow starts
-    again (a later job would find them working beside its own): pause the chain DAGs (the
-    scheduler starts no further run of them while this works), find the job's runs as its
-    report does (`job.scan`: its roots, the runs its events created, its checkpoints'
-    evaluations) and mark those unfinished failed (Airflow ends their running tasks). A run of
-    someone else (started by hand, scheduled, or of an earlier job) is not touched. Asset events
-    still queued for a chain DAG since the job started are left: Airflow's API does not say
-    whose event a queued one is, so dropping them could drop someone else's. Returns (the
-    (dag_id, run_id) marked failed, a line per DAG with such queued events). The caller sets
-    the paused flags back as it found them: a DAG paused before the job stays paused, and its
-    queued events start no run."""
+    again (a later job would find them working beside its own) and none starts later on its
+    outputs. Its runs are found as its report finds them (`job.scan`: its roots, the runs its
+    events created, its checkpoints' evaluations); those unfinished are marked failed (Airflow
+    ends their running tasks), and the scan is made again (every `pause_s` seconds, about
+    `settle_s` seconds at most) until none of them works, the events of each ended one can be
+    read (Airflow answers 500 while a run an event created is queued: the scheduler starts it a
+    moment later) and each of those events has its runs (an event given while its consumer was
+    at its max_active_runs: the scheduler creates the run once the job's run there is failed).
+    The chain's DAGs are not paused meanwhile (Airflow queues no event for a paused DAG: someone
+    else's would be lost), but for those where a run could still start on the job's outputs
+    once the job is over: a consumer whose run of a job's event Airflow still defers (its
+    active run is someone else's), and one with a queued run that may be the job's (an event it
+    may come from could not be read in time). Those are paused and stay paused (`held`). Other
+    Asset events queued since the job started are left (Airflow's API does not say whose a
+    queued event is: dropping them could drop someone else's): a line per DAG (`queued`). A
+    run of someone else (started by hand, scheduled, or of an earlier job) is not touched. A
+    call that fails is made again at the next scan; those that never succeed are in `errors`
+    (this goes on past them). The caller sets the other paused flags back as it found them."""
     from multiplt_airflow.rest import AirflowAPIError
 
-    for dag_id in CHAIN:
-        client.set_paused(dag_id, True)
-    runs, _unread, _missing = job.scan(client)
-    ended = []
-    for dag_id, dag_runs in runs.items():
-        for run in dag_runs:
-            if run["state"] in TERMINAL:
-                continue
+    out = Stopped()
+    failed: set[tuple[str, str]] = set()  # marked failed (or gone)
+    refused: dict[tuple[str, str], str] = {}  # a PATCH that failed, the last error
+    scan_error = None
+    scanned = None
+    passes = max(1, int(settle_s // pause_s))  # counted, not timed: each waits pause_s first
+
+    def fail_unfinished(runs) -> bool:
+        """PATCH the job's unfinished runs failed; True when one was (or could not be)."""
+        touched = False
+        for dag_id, dag_runs in runs.items():
+            for run in dag_runs:
+                key = (dag_id, run["dag_run_id"])
+                if run["state"] in TERMINAL or key in failed:
+                    continue
+                touched = True
+                try:
+                    client.request("PATCH", _run_path(dag_id, run["dag_run_id"]),
+                                   {"state": "failed"})
+                except AirflowAPIError as exc:
+                    if exc.status != 404:  # 404: gone, nothing to stop
+                        refused[key] = _said(exc)
+                        continue
+                except Exception as exc:
+                    if not transient(exc):
+                        raise
+                    refused[key] = _said(exc)
+                    continue
+                failed.add(key)
+                refused.pop(key, None)
+                out.ended.append(key)
+        return touched
+
+    def foreign_active(dag_id, runs) -> bool:
+        mine = {r["dag_run_id"] for r in runs.get(dag_id, [])}
+        return any(r["dag_run_id"] not in mine for r in job.active.get(dag_id, []))
+
+    failures = 0
+    for turn in range(passes + 1):
+        if turn:
+            time.sleep(pause_s)
+        try:
+            scanned = job.scan(client)
+            scan_error, failures = None, 0
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            scan_error, failures = _said(exc), failures + 1
+        if scan_error is None:
+            runs, unread, missing = scanned
+            touched = fail_unfinished(runs)
+            waiting = unread or [m for m in missing if not foreign_active(m[0], runs)]
+            if not touched and not waiting:
+                break
+        elif failures >= 3:
+            break
+    if scanned is not None:
+        runs, unread, missing = scanned
+        queued_for: dict[str, list[str]] = {}  # the job's events no run has taken yet
+        for dag_id, event, _stamp in missing:
+            names = queued_for.setdefault(dag_id, [])
+            if str(event.get("name")) not in names:
+                names.append(str(event.get("name")))
+        for dag_id, names in queued_for.items():
+            out.held[dag_id] = (f"the job's Asset events {', '.join(sorted(names))} are queued "
+                                f"for it: once unpaused it would start a run on the job's "
+                                f"outputs (DELETE /api/v2/dags/{dag_id}/assets/queuedEvents "
+                                f"drops the queued events; then unpause it)")
+        for source_dag, source_run in unread:
+            for dag_id in DOWNSTREAM.get(source_dag, ()):
+                waiting = [r["dag_run_id"] for r in job.latest.get(dag_id, [])
+                           if r["state"] == "queued"]
+                if dag_id not in job.paused and waiting and dag_id not in out.held:
+                    out.held[dag_id] = (f"its queued run {', '.join(waiting)} may be the job's "
+                                        f"(the Asset events of {source_dag} {source_run} could "
+                                        f"not be read): once unpaused it would start (mark the "
+                                        f"job's failed, then unpause it)")
+        for dag_id in list(out.held):
             try:
-                client.request("PATCH", _run_path(dag_id, run["dag_run_id"]), {"state": "failed"})
-            except AirflowAPIError as exc:
-                if exc.status != 404:
+                client.set_paused(dag_id, True)
+            except Exception as exc:
+                if not transient(exc) and not isinstance(exc, AirflowAPIError):
                     raise
-            ended.append((dag_id, run["dag_run_id"]))
+                out.errors.append(f"could not pause {dag_id} ({_said(exc)})")
+        if out.held:  # a run the scheduler created before the DAG was paused
+            try:
+                fail_unfinished(job.scan(client)[0])
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                scan_error = _said(exc)
+    if scan_error:
+        out.errors.append(f"could not list the job's runs ({scan_error})")
+    for (dag_id, run_id), error in refused.items():
+        out.errors.append(f"could not mark {dag_id} {run_id} failed ({error})")
     names = {e.get("asset_id"): e.get("name") for events in job.events.values() for e in events}
-    queued = []
     for dag_id in CHAIN:
+        if dag_id in out.held:
+            continue
         try:
             found = client.request("GET", f"/api/v2/dags/{dag_id}/assets/queuedEvents")
         except AirflowAPIError as exc:
             if exc.status != 404:
+                out.errors.append(f"could not list the events queued for {dag_id} "
+                                  f"({_said(exc)})")
+            continue
+        except Exception as exc:
+            if not transient(exc):
                 raise
+            out.errors.append(f"could not list the events queued for {dag_id} ({_said(exc)})")
             continue
         assets = [names.get(q.get("asset_id")) or f"asset {q.get('asset_id')}"
                   for q in found.get("queued_events") or []
                   if (when(q.get("created_at")) or job.since) >= job.since]
         if assets:
-            queued.append(f"{dag_id} ({', '.join(assets)})")
-    return ended, queued
+            out.queued.append(f"{dag_id} ({', '.join(assets)})")
+    return out
 
 
 def skip_reasons(client, dag_id: str, run_id: str) -> list[tuple[str, str]]:

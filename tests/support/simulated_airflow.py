@@ -3,7 +3,10 @@ Airflow: the chain DAGs' paused flags, Variables, runs, task instances, task log
 events, answering the calls main_job and plugins/multiplt_airflow/chain_job.py make, as
 Airflow 3's REST API answers them (an unknown Variable is HTTP 404; an event lists the runs it
 created in `created_dagruns`; a paused DAG gets no Asset-triggered run; a Variable's JSON value
-comes back serialized again, its sensitive keys masked).
+comes back serialized again, its sensitive keys masked; a run an event created that is still
+queued, never started, makes that event unreadable: HTTP 500; a run the job triggers keeps the
+run id it chose; as an option, an event for a DAG at its max_active_runs stays queued until
+that DAG's run has ended, and the runs of some DAGs stay queued until the scheduler starts them).
 
 `run_main_job(...)` runs main_job on it with a results store holding the base model's row.
 Used by tests/unit/multiplt_airflow/test_main_job_*.py."""
@@ -57,10 +60,21 @@ class SimulatedAirflow:
     AssetManager does, and names it in its `created_dagruns`. `resume`: DAGs of which a run of
     an earlier job, queued long ago, resumes and ends (with its events) when the job triggers its
     first run. `interrupt`: (n, exception): the n-th listing of runs raises it (once), as Ctrl-C
-    or a timeout would in the middle of the job's polling."""
+    or a timeout would in the middle of the job's polling.
+
+    As Airflow's scheduler does, but only for the DAGs a test names: `late`: DAGs whose runs
+    stay queued (no start_date) until the next listing of their runs finds the DAG unpaused
+    (the scheduler starts them then, but not beyond the DAG's max_active_runs; a paused DAG's
+    queued run never starts); while a run an event created is queued, the events of its source
+    run answer HTTP 500, as Airflow 3.3's response model (which requires the created run's
+    start_date) does, also once such a run is marked failed without ever starting. `max_active_runs`: {dag_id: n}: an event for such a
+    DAG while n runs of it are queued or running creates no run: it stays queued (a queued
+    event, `/assets/queuedEvents`) until a listing of the DAG's runs finds it unpaused and
+    below n, when one run is created that takes every event queued for it (each names it in
+    its `created_dagruns`)."""
 
     def __init__(self, paused: bool, variables: dict[str, tuple[str, str]] | None = None,
-                 hold=(), fail=None, resume=(), interrupt=None):
+                 hold=(), fail=None, resume=(), interrupt=None, late=(), max_active_runs=None):
         from multiplt_airflow import chain_job
 
         self.chain = chain_job
@@ -81,6 +95,9 @@ class SimulatedAirflow:
         # test puts them there; Airflow's answer names no event nor run they came from)
         self.queued: dict[str, list[dict]] = {}
         self.clock = datetime.datetime.now(datetime.timezone.utc)
+        self.late = set(late)
+        self.max_active_runs = dict(max_active_runs or {})
+        self.deferred: dict[str, list[dict]] = {}  # dag_id -> the events queued for it
 
     @property
     def variables(self) -> dict[str, dict]:
@@ -108,7 +125,7 @@ class SimulatedAirflow:
         while self.resume:  # an earlier job's run, resumed when Airflow started
             self._run(self.resume.pop(0), None, queued_at=(
                 self.clock - datetime.timedelta(hours=1)).isoformat())
-        return self._run(dag_id, conf)
+        return self._run(dag_id, conf, run_id=run_id)
 
     def task_instances(self, dag_id, run_id):
         return list(self.tasks.get(run_id, []))
@@ -135,7 +152,11 @@ class SimulatedAirflow:
                 return None
         if parts.path == "/api/v2/assets/events":
             run_id = urllib.parse.parse_qs(parts.query)["source_run_id"][0]
-            return {"asset_events": self.events.get(run_id, [])}
+            events = self.events.get(run_id, [])
+            if any(self._find(ref["dag_id"], ref["run_id"])["start_date"] is None
+                   for event in events for ref in event["created_dagruns"]):
+                raise AirflowAPIError(method, path, 500, "Internal Server Error")
+            return {"asset_events": events}
         if parts.path.endswith("/assets/queuedEvents") and method == "DELETE":
             self.cleared_queues.append(segments[4])
             self.queued.pop(segments[4], None)
@@ -145,7 +166,7 @@ class SimulatedAirflow:
             return {"queued_events": [dict(q) for q in found], "total_entries": len(found)}
         dag_id = segments[4]
         if method == "PATCH" and len(segments) == 7:  # a run's state
-            run = next(r for r in self.runs[dag_id] if r["dag_run_id"] == segments[6])
+            run = self._find(dag_id, segments[6])
             self.patched.append((dag_id, segments[6], body))
             run["state"] = body["state"]
             return run
@@ -154,6 +175,7 @@ class SimulatedAirflow:
             if self.interrupt and self.listings >= self.interrupt[0]:
                 exc, self.interrupt = self.interrupt[1], None
                 raise exc
+            self._schedule(dag_id)
             return {"dag_runs": [dict(r) for r in self.runs[dag_id]]}
         raise AssertionError(f"unexpected {method} {path}")
 
@@ -178,12 +200,47 @@ class SimulatedAirflow:
             return "success", [{"name": "multiplt_results", "extra": {"runs": [{"run": BASE_RUN}]}}]
         return "success", []
 
-    def _run(self, dag_id: str, conf: dict | None, queued_at: str | None = None) -> str:
-        run_id = f"{dag_id}_{len(self.runs[dag_id]) + 1}"
+    def _find(self, dag_id: str, run_id: str) -> dict:
+        return next(r for r in self.runs[dag_id] if r["dag_run_id"] == run_id)
+
+    def _at_max(self, dag_id: str) -> bool:
+        return dag_id in self.max_active_runs and sum(
+            r["state"] in ("queued", "running") for r in self.runs[dag_id]
+        ) >= self.max_active_runs[dag_id]
+
+    def _schedule(self, dag_id: str) -> None:
+        """The scheduler's turn on an unpaused DAG: start its queued runs (`late`) while fewer
+        than its max_active_runs run, create the run of the events queued for it once it is
+        below its max_active_runs."""
+        if self.paused[dag_id]:
+            return
+        for run in self.runs[dag_id]:
+            running = sum(r["state"] == "running" for r in self.runs[dag_id])
+            if (run["state"] == "queued" and run["start_date"] is None
+                    and running < self.max_active_runs.get(dag_id, running + 1)):
+                self._start(run)
+        if self.deferred.get(dag_id) and not self._at_max(dag_id):
+            events = self.deferred.pop(dag_id)
+            self.queued.pop(dag_id, None)
+            created = self._run(dag_id, None)
+            for event in events:
+                event["created_dagruns"].append({"dag_id": dag_id, "run_id": created})
+
+    def _run(self, dag_id: str, conf: dict | None, queued_at: str | None = None,
+             run_id: str | None = None) -> str:
+        run_id = run_id or f"{dag_id}_{len(self.runs[dag_id]) + 1}"
         self.runs[dag_id].append({"dag_run_id": run_id, "dag_id": dag_id, "conf": conf or {},
-                                  "queued_at": queued_at or self.tick(), "state": "queued"})
+                                  "queued_at": queued_at or self.tick(), "state": "queued",
+                                  "start_date": None})
+        if dag_id not in self.late:
+            self._start(self.runs[dag_id][-1])
+        return run_id
+
+    def _start(self, run: dict) -> None:
+        dag_id, run_id, conf = run["dag_id"], run["dag_run_id"], run["conf"] or None
+        run["start_date"] = self.tick()
         state, events = self._emits(dag_id, conf)
-        self.runs[dag_id][-1]["state"] = state
+        run["state"] = state
         if dag_id in self.fail:
             task_id, map_index, line = self.fail[dag_id]
             self.tasks[run_id] = [
@@ -205,10 +262,17 @@ class SimulatedAirflow:
              "timestamp": self.tick(), "created_dagruns": []} for e in events]
         for event in self.events[run_id]:
             for consumer in self.chain.consumers(event["name"]):
-                if not self.paused[consumer]:
-                    created = self._run(consumer, None)
-                    event["created_dagruns"].append({"dag_id": consumer, "run_id": created})
-        return run_id
+                if self.paused[consumer]:  # Airflow queues no event for a paused DAG
+                    continue
+                if self._at_max(consumer):  # deferred: queued until a run of it has ended
+                    self.deferred.setdefault(consumer, []).append(event)
+                    rows = self.queued.setdefault(consumer, [])
+                    if all(q["asset_id"] != event["asset_id"] for q in rows):
+                        rows.append({"dag_id": consumer, "asset_id": event["asset_id"],
+                                     "created_at": event["timestamp"]})
+                    continue
+                created = self._run(consumer, None)
+                event["created_dagruns"].append({"dag_id": consumer, "run_id": created})
 
 
 def results_store(path) -> str:

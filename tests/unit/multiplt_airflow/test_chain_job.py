@@ -25,6 +25,12 @@ def test_consumers_are_the_dags_scheduled_on_each_asset():
     for asset, dags in scheduled.items():
         assert set(chain_job.consumers(asset)) == dags, asset
     assert chain_job.consumers("multiplt_new_base_model") == []
+    # the DAGs the events of each chain DAG's runs start: the consumers of its tasks' outlets
+    for dag_id in chain_job.CHAIN:
+        outlets = {o["name"] for t in snapshot[dag_id]["tasks"].values()
+                   for o in t.get("outlets", [])}
+        assert set(chain_job.DOWNSTREAM[dag_id]) == {c for name in outlets
+                                                     for c in chain_job.consumers(name)}, dag_id
 
 
 def test_chain_settings_target_languages_and_no_base_evaluation_in_finetune():
@@ -148,6 +154,59 @@ def test_follow_waits_for_the_run_an_event_starts(monkeypatch):
     with pytest.raises(TimeoutError, match="multiplt_testgen has no run after it"):
         chain_job.follow(client, _job(now - datetime.timedelta(seconds=400),
                                       ("multiplt_corpus", "c1")), timeout=60)
+
+
+def test_follow_waits_for_a_run_airflow_defers_while_its_consumer_works(monkeypatch):
+    """The review's repro: a run of an earlier job (queued before this one started) works on
+    multiplt_testgen, whose max_active_runs is 1, so Airflow defers the run of corpus's event
+    until it ends. The job counted 180 s from the event, said "multiplt_testgen has no run
+    after it (is multiplt_testgen paused?)" and failed its runs. Now it waits while the
+    consumer has a run queued or running, whoever's."""
+    import datetime
+
+    monkeypatch.setattr(chain_job.time, "sleep", lambda s: None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    at = lambda s: (now + datetime.timedelta(seconds=s)).isoformat()  # noqa: E731
+    client = FakeClient(
+        runs={"multiplt_corpus": [("c1", at(-590), ["success"], 1)],
+              "multiplt_testgen": [("old", at(-3600), ["running"] * 3 + ["success"], 1),
+                                   ("t1", at(-1), ["running", "success"], 4)]},
+        events={"c1": [{"name": "multiplt_corpus_functions", "timestamp": at(-300),
+                        "creates": [("multiplt_testgen", "t1")]}]})
+    job = _job(now - datetime.timedelta(seconds=600), ("multiplt_corpus", "c1"))
+    runs = chain_job.follow(client, job, timeout=60)
+    assert [r["dag_run_id"] for r in runs["multiplt_testgen"]] == ["t1"]
+    assert client.polls == 5
+
+
+def test_follow_asks_again_after_a_transient_error_a_few_times(monkeypatch):
+    """A poll failing with HTTP 5xx or a connection error is made again after a growing pause,
+    POLL_RETRIES times in a row at most; another error ends the wait at once."""
+    import datetime
+
+    pauses = []
+    monkeypatch.setattr(chain_job.time, "sleep", pauses.append)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    class Down:
+        calls = 0
+
+        def __init__(self, error):
+            self.error = error
+
+        def request(self, method, path, body=None):
+            Down.calls += 1
+            raise self.error
+
+    with pytest.raises(ConnectionRefusedError):
+        chain_job.follow(Down(ConnectionRefusedError(111, "Connection refused")),
+                         _job(now, ("multiplt_corpus", "c1")), timeout=3600)
+    assert Down.calls == chain_job.POLL_RETRIES + 1 and pauses == [2, 4, 6, 8, 10]
+    Down.calls = 0
+    with pytest.raises(AirflowAPIError, match="HTTP 403"):
+        chain_job.follow(Down(AirflowAPIError("GET", "/api/v2/dags", 403, "forbidden")),
+                         _job(now, ("multiplt_corpus", "c1")), timeout=3600)
+    assert Down.calls == 1
 
 
 def test_follow_reports_only_the_runs_of_its_job(monkeypatch):

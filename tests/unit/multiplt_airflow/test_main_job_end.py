@@ -65,9 +65,10 @@ def test_a_job_that_does_not_end_normally_stops_its_runs_and_sets_everything_bac
         tmp_path, monkeypatch, capsys, installed, stop):
     """Interrupted while the base model's evaluation works (or after --timeout): the repro's
     multiplt_evaluate and multiplt_testgen runs resumed when Airflow started again, beside the
-    next job. Here the job marks its unfinished run failed (pausing the chain first, so that no
-    further run starts), drops the events queued for the chain, sets the paused flags and the
-    Variables back, and the interruption goes on to main (exit 130/143, or 1)."""
+    next job. Here the job marks its unfinished run failed (and waits until none of its runs
+    works and each of its events has its runs), leaves the events queued for the chain, sets the
+    paused flags and the Variables back, and the interruption goes on to main (exit 130/143, or
+    1)."""
     launcher = load_launcher()
     exc = {"ctrl-c": KeyboardInterrupt, "sigterm": lambda: launcher.Terminated(),
            "timeout": lambda: TimeoutError("the chain is still running after 30s")}[stop]()
@@ -122,11 +123,16 @@ def test_an_earlier_jobs_resumed_run_is_not_in_the_report(tmp_path, monkeypatch,
     # the earlier job's chain ran: 2 runs of each DAG after testgen, the first ones not the job's
     assert [len(client.runs[d]) for d in chain_job.CHAIN] == [1, 2, 2, 2, 1, 5]
     report = out[out.index("runs and the stages"):]
-    listed = [line.split(":")[0] for line in report.splitlines() if line.startswith("multiplt_")]
-    assert listed == ["multiplt_corpus multiplt_corpus_1", "multiplt_testgen multiplt_testgen_2",
+    listed = [line.rsplit(": ", 1)[0] for line in report.splitlines()
+              if line.startswith("multiplt_")]
+    # the runs the job triggered keep the run id it chose (chain_job.new_run_id)
+    [corpus], [evaluate] = client.runs["multiplt_corpus"], client.runs["multiplt_evaluate"]
+    assert corpus["dag_run_id"].startswith("manual__")
+    assert listed == [f"multiplt_corpus {corpus['dag_run_id']}",
+                      "multiplt_testgen multiplt_testgen_2",
                       "multiplt_translate multiplt_translate_2",
                       "multiplt_finetune multiplt_finetune_2",
-                      "multiplt_evaluate multiplt_evaluate_1",
+                      f"multiplt_evaluate {evaluate['dag_run_id']}",
                       "multiplt_publish multiplt_publish_3", "multiplt_publish multiplt_publish_4",
                       "multiplt_publish multiplt_publish_5"]
 
@@ -142,7 +148,8 @@ def test_a_failed_run_is_reported_with_the_error_of_its_failed_task(tmp_path, mo
     captured = capsys.readouterr()
     assert rc == 1
     lines = captured.out.splitlines()
-    at = lines.index("multiplt_evaluate multiplt_evaluate_1: failed")
+    [run] = client.runs["multiplt_evaluate"]
+    at = lines.index(f"multiplt_evaluate {run['dag_run_id']}: failed")
     assert lines[at + 1] == f"  execute[0] failed: {line}"
     assert not lines[at + 2].startswith("  ")  # the upstream_failed task is no reason
     assert "no results of this job" in captured.err
@@ -300,14 +307,13 @@ def test_a_stopped_job_fails_only_its_own_runs_and_leaves_queued_events(
     # the earlier job's translate run (started by its resumed testgen) and the user's run go on
     assert states["multiplt_translate"] == [("multiplt_translate_1", "running"),
                                             ("multiplt_translate_2", "failed")]
-    assert states["multiplt_evaluate"] == [("multiplt_evaluate_1", "failed"),
-                                           ("multiplt_evaluate_2", "running")]
-    assert sorted(p[:2] for p in client.patched) == [("multiplt_evaluate", "multiplt_evaluate_1"),
+    mine = client.runs["multiplt_evaluate"][0]["dag_run_id"]  # the one the job triggered
+    assert states["multiplt_evaluate"] == [(mine, "failed"), ("multiplt_evaluate_2", "running")]
+    assert sorted(p[:2] for p in client.patched) == [("multiplt_evaluate", mine),
                                                      ("multiplt_translate", "multiplt_translate_2")]
     assert client.cleared_queues == []
     assert ("marked the job's unfinished runs failed (they do not resume when Airflow starts "
-            "again): multiplt_translate multiplt_translate_2, multiplt_evaluate "
-            "multiplt_evaluate_1") in out
+            f"again): multiplt_translate multiplt_translate_2, multiplt_evaluate {mine}") in out
     assert "Asset events queued" not in out  # none was queued
     # with queued events: named (those queued since the job started), left in place
     client = SimulatedAirflow(paused=True, hold=["multiplt_evaluate"],
