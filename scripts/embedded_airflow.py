@@ -416,8 +416,10 @@ def _run_chain(airflow: EmbeddedAirflow, args, job, *, langs, targets, root, fol
                             on_heartbeat=lambda busy: heartbeat(client, busy))
 
     print("\nfunnel of every stage", flush=True)
+    # the report's REST reads are asked again after a transient error, as follow's polls are
+    again = chain_job.asked_again
     checkpoint_events = [e for r in runs["multiplt_finetune"]
-                         for e in chain_job.events_of(client, "multiplt_finetune", r["dag_run_id"])
+                         for e in again(chain_job.events_of, client, "multiplt_finetune", r["dag_run_id"])
                          if e.get("name") == "multiplt_checkpoints"]
     lines = [*chain_report.steps_lines("corpus", folders["corpus"]),
              *chain_report.steps_lines("testgen", folders["testgen"]),
@@ -433,13 +435,13 @@ def _run_chain(airflow: EmbeddedAirflow, args, job, *, langs, targets, root, fol
         for run in dag_runs:
             ok &= run["state"] == "success"
             print(f"{dag_id} {run['dag_run_id']}: {run['state']}")
-            for task_id, reason in chain_job.skip_reasons(client, dag_id, run["dag_run_id"]):
+            for task_id, reason in again(chain_job.skip_reasons, client, dag_id, run["dag_run_id"]):
                 print(f"  {task_id} skipped: {reason}")
             if run["state"] == "failed":
-                for task, reason in chain_job.failure_reasons(client, dag_id, run["dag_run_id"]):
+                for task, reason in again(chain_job.failure_reasons, client, dag_id, run["dag_run_id"]):
                     print(f"  {task} failed: {reason}")
     recorded = chain_report.result_runs([e for r in runs["multiplt_evaluate"] for e in
-                                         chain_job.events_of(client, "multiplt_evaluate", r["dag_run_id"])])
+                                         again(chain_job.events_of, client, "multiplt_evaluate", r["dag_run_id"])])
     scored = chain_report.print_scores(deployment_setting(airflow, "results_store"), recorded,
                                        "main_job")
     if not_run:

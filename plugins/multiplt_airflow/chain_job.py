@@ -276,6 +276,19 @@ def transient(exc: BaseException) -> bool:
 POLL_RETRIES = 5
 
 
+def asked_again(call, *args):
+    """call(*args), made again after a `transient` error (pauses of 2, 4, ... s), up to
+    POLL_RETRIES times: the REST reads of the job's report after `follow`, so that one "database
+    is locked" answer does not end a finished job without its report."""
+    for attempt in range(POLL_RETRIES + 1):
+        try:
+            return call(*args)
+        except Exception as exc:
+            if not transient(exc) or attempt == POLL_RETRIES:
+                raise
+            time.sleep(2 * (attempt + 1))
+
+
 class ChainJob:
     """The runs of one main job, started at `since`: those it triggered (`add_root`), every run
     that an Asset event of one of its runs created (the event's `created_dagruns`), and every

@@ -352,3 +352,31 @@ def test_an_error_of_airflow_is_one_line(tiny_model, tmp_path, capsys, no_airflo
     err = capsys.readouterr().err
     assert rc == 1
     assert len(err.splitlines()) == 1 and err.startswith(said.format(port=port)), err
+
+
+@pytest.mark.parametrize("reader", ["skip_reasons", "events_of"])
+def test_a_transient_error_while_the_report_is_read_is_asked_again(tmp_path, monkeypatch, capsys, reader):
+    """After `follow`, the report's REST reads (skipped tasks, the results events) ask again after
+    one HTTP 500, as the polls do: a finished job is not ended without its report."""
+    client = SimulatedAirflow(paused=True, variables=BEFORE)
+    real, real_follow = getattr(chain_job, reader), chain_job.follow
+    calls, followed = [], []
+
+    def follow(*args, **kwargs):
+        runs = real_follow(*args, **kwargs)
+        followed.append(True)
+        return runs
+
+    def locked_once(*args):
+        if followed:  # the report's reads (follow's own polls read events too)
+            calls.append(args)
+            if len(calls) == 1:
+                raise AirflowAPIError("GET", "/api/v2/assets/events", 500, "database is locked")
+        return real(*args)
+
+    monkeypatch.setattr(chain_job, "follow", follow)
+    monkeypatch.setattr(chain_job, reader, locked_once)
+    monkeypatch.setattr(chain_job.time, "sleep", lambda s: None)
+    assert run_main_job(tmp_path, monkeypatch, "lua", client) == 0
+    assert len(calls) >= 2
+    assert client.patched == [] and client.stored == BEFORE
