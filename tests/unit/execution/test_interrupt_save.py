@@ -28,6 +28,7 @@ from multiplt.execution.sandbox import Sandbox
 from multiplt.generation import folder as generation_folder
 from tests.unit.execution.test_interrupt_keeps_finished import saved_results
 from tests.unit.execution.helpers import installed
+from tests.support.locks import lock_is_free
 
 needs_lua = pytest.mark.skipif(not installed("lua"), reason="lua5.4 not installed")
 
@@ -39,18 +40,6 @@ def _problem(path, completions, name="P0"):
         json.dump(doc, f)
 
 
-
-
-def _free(path) -> bool:
-    """Whether the folder's lock can be taken now (by another descriptor)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def _interrupt_after_flock(monkeypatch, path, then=None):
@@ -81,18 +70,18 @@ def test_a_ctrl_c_right_after_the_lock_is_taken_leaves_no_lock(tmp_path, monkeyp
             pass
     monkeypatch.undo()
     assert calls, "the lock was never taken"
-    assert _free(tmp_path), "the interrupted lock was left held"
+    assert lock_is_free(tmp_path), "the interrupted lock was left held"
 
 
 def test_a_lock_with_a_timeout_gives_up(tmp_path):
     with storage.FolderLock(str(tmp_path)) as held:
-        assert held is not None and not _free(tmp_path)
+        assert held is not None and not lock_is_free(tmp_path)
         with pytest.raises(BlockingIOError):
             with storage.FolderLock(str(tmp_path), timeout=0.1):
                 pass
         with pytest.raises(BlockingIOError):
             storage.FolderLock(str(tmp_path), timeout=0).__enter__()
-    assert _free(tmp_path)
+    assert lock_is_free(tmp_path)
 
 
 # without the fix the interrupted run waits for its own lock: a hang; the thread method ends
@@ -107,7 +96,7 @@ def test_a_ctrl_c_right_after_the_folders_lock_was_taken_still_ends_and_saves(tm
     monkeypatch.undo()
     assert calls, "the folder's lock was never taken"
     assert saved_results(tmp_path)[0]["stdout"] == "1\n"  # the finished result the write was for
-    assert _free(tmp_path)
+    assert lock_is_free(tmp_path)
 
 
 @pytest.mark.timeout(180, method="thread")

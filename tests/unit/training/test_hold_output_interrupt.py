@@ -4,29 +4,17 @@ before taking the flock and closes it in its `finally`, so no instruction lies b
 and the code that drops it. Before, the locked descriptor came back from a call and was stored
 afterwards: an interrupt in between left it open for the rest of the process."""
 
-import fcntl
-import os
 import sys
 
 import pytest
 
 from multiplt import storage
 from multiplt.training import checkpoint
+from tests.support.locks import lock_is_free
 
 
 class MainProcess:
     is_main_process = True
-
-
-def _free(path) -> bool:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def _interrupt_as_the_lock_returns():
@@ -46,7 +34,7 @@ def _interrupt_as_the_lock_returns():
     return tracer, fired
 
 
-def test_a_ctrl_c_as_the_outputs_lock_is_taken_leaves_it_free(tmp_path):
+def test_a_ctrl_c_as_the_outputs_lock_is_taken_leaves_itlock_is_free(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     tracer, fired = _interrupt_as_the_lock_returns()
@@ -58,15 +46,15 @@ def test_a_ctrl_c_as_the_outputs_lock_is_taken_leaves_it_free(tmp_path):
     finally:
         sys.settrace(None)
     assert fired, "the lock was never taken"
-    assert _free(out), "the interrupted train left its output locked"
+    assert lock_is_free(out), "the interrupted train left its output locked"
 
 
 def test_a_second_train_is_refused_while_the_first_holds_the_output(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     with checkpoint.hold_output(str(out), MainProcess()):
-        assert not _free(out)
+        assert not lock_is_free(out)
         with pytest.raises(Exception, match="another `multiplt train` is writing"):
             with checkpoint.hold_output(str(out), MainProcess()):
                 pass
-    assert _free(out)
+    assert lock_is_free(out)
