@@ -25,13 +25,17 @@ DOC = """
 The watcher polls the Hub's model listing for the watch list in the Airflow Variable
 `multiplt_watch` (a JSON object: `authors` and/or `search`, a name `pattern` such as
 `starcoder*`, `poll_interval` seconds, optional `endpoint`), and announces each model created
-after its first poll (the baseline) that it has not seen. Each announced model gets:
+after its first poll (the baseline) that it has not seen, once its default branch holds
+`config.json` and weights (a repo is created before its upload: it waits, checked at every
+poll, for up to `pending_hours`), at the commit it then holds. Each announced model gets, at
+that commit:
 
-* a `multiplt_evaluate` run of the base model on `evaluate_languages` (under `experiment` when
-  it is fine-tuned, so its scores start the checkpoints' lines on the leaderboard);
-* a `multiplt_finetune` run on `finetune_languages` (none by default; with the default
-  `dataset`, only the languages it has a split for), whose checkpoints are evaluated and then
-  published by `multiplt_publish` through the Assets.
+* a `multiplt_evaluate` run of the base model on `evaluate_languages` (`revision` = the commit;
+  under `experiment` when it is fine-tuned, so its scores start the checkpoints' lines on the
+  leaderboard);
+* a `multiplt_finetune` run (`base_revision` = the commit) on `finetune_languages` (none by
+  default; with the default `dataset`, only the languages it has a split for), whose
+  checkpoints are evaluated and then published by `multiplt_publish` through the Assets.
 
 The settings of those runs are this DAG's Params, overridden by the same keys in the
 `multiplt_watch` Variable (for the watcher's runs; not the watch list's own keys, so its
@@ -69,15 +73,18 @@ with DAG(
         try:
             settings, from_variable = watching.watch_run_settings(
                 dict(params), dict(dag_run.conf or {}), variable)
-            models = watching.watch_models(settings, publishing.asset_events(triggering_asset_events))
+            events = publishing.asset_events(triggering_asset_events)
+            models = watching.watch_models(settings, events)
+            revisions = watching.watch_revisions(settings, events)
             with checks.variable_source(from_variable, "multiplt_watch"):
                 watching.check_watch(settings, models)
         except checks.BadParams as reason:
             raise AirflowFailException(str(reason)) from None
         if not models:
             raise ValueError("no model to run for: no new-model event and no `model` Param")
-        print(f"new base models: {', '.join(models)}")
-        return watching.watch_triggers(settings, models, run_id)
+        described = [f"{m} at {revisions[m]}" if m in revisions else m for m in models]
+        print(f"new base models: {', '.join(described)}")
+        return watching.watch_triggers(settings, models, run_id, revisions)
 
     @task
     def finetune_runs(runs: dict) -> list[dict]:

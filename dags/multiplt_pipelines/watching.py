@@ -32,9 +32,9 @@ WATCH = {
 def watch_settings(params: dict, conf: dict | None, variable: dict | None) -> dict:
     """A watch run's settings: Params, overridden by the `multiplt_watch` Variable, overridden by
     a manual run's conf (publishing.effective). The Variable is also the watcher's watch list,
-    whose keys (authors, search, pattern, endpoint, poll_interval, limit, announce_existing) are
-    the watcher's own: its `limit` (models per listing) must not become the evaluations' `limit`
-    (first N problems). Any other key of the conf or the Variable that is no Param is refused
+    whose keys (authors, search, pattern, endpoint, poll_interval, limit, announce_existing,
+    pending_hours) are the watcher's own: its `limit` (models per listing) must not become the
+    evaluations' `limit` (first N problems). Any other key of the conf or the Variable that is no Param is refused
     (checks.BadParams)."""
     from multiplt.hub.watch import WATCH_LIST_KEYS
 
@@ -87,23 +87,45 @@ class NothingToEvaluate(Exception):
 SAMPLING_KEYS = tuple(SAMPLING)
 
 
+def _announcements(events: list[dict]) -> list[tuple[str, str | None]]:
+    """(model, revision) of each new-model event, oldest first: the commit the model's default
+    branch was at when the watcher announced it (None in an event of an earlier watcher)."""
+    out = []
+    for event in events:
+        payload = (event["extra"] or {}).get("payload") or event["extra"] or {}
+        if payload.get("model_id"):
+            out.append((payload["model_id"], payload.get("revision") or None))
+    return out
+
+
 def watch_models(settings: dict, events: list[dict]) -> list[str]:
     if settings.get("model"):
         return [settings["model"]]
     models = []
-    for event in events:
-        payload = (event["extra"] or {}).get("payload") or event["extra"] or {}
-        model = payload.get("model_id")
-        if model and model not in models:
+    for model, _ in _announcements(events):
+        if model not in models:
             models.append(model)
     return models
 
 
-def watch_triggers(settings: dict, models: list[str], run_id: str) -> dict[str, list[dict]]:
+def watch_revisions(settings: dict, events: list[dict]) -> dict[str, str]:
+    """{model: the commit it was announced at} of the triggering events (a model announced twice
+    in one batch, its repo created again in between: the latest); none for a manual run's
+    `model`, which runs at its default branch."""
+    if settings.get("model"):
+        return {}
+    return {model: revision for model, revision in _announcements(events) if revision}
+
+
+def watch_triggers(settings: dict, models: list[str], run_id: str,
+                   revisions: dict[str, str] | None = None) -> dict[str, list[dict]]:
     """{"finetune": [...], "evaluate": [...]}: TriggerDagRunOperator kwargs (conf and a stable
     run id) per new model. With fine-tuning, the base is evaluated under the fine-tune's
     `experiment` (the fine-tune's `evaluate_base` is off), so that its epoch-0 scores start the
-    checkpoints' lines on the leaderboard (board.epoch_series)."""
+    checkpoints' lines on the leaderboard (board.epoch_series). `revisions` (watch_revisions):
+    the commit each model was announced at, its evaluation's `revision` and its fine-tune's
+    `base_revision`, so a repo deleted and created again (announced again) is evaluated in a run
+    folder of its own, with its new weights, not in the first one's (`main`)."""
     from multiplt_pipelines.plans import run_id_for
 
     sampling = {k: settings[k] for k in SAMPLING_KEYS if k in settings}
@@ -111,13 +133,15 @@ def watch_triggers(settings: dict, models: list[str], run_id: str) -> dict[str, 
     out: dict[str, list[dict]] = {"finetune": [], "evaluate": []}
     for model in models:
         rid = lambda what: run_id_for(f"{run_id}__{what}__{model}")  # noqa: E731
+        revision = (revisions or {}).get(model)
         out["evaluate"].append({"trigger_run_id": rid("evaluate"), "conf": {
-            "model": model, "revision": None, "tokenizer": None,
+            "model": model, "revision": revision, "tokenizer": None,
             "languages": list(settings["evaluate_languages"]), "experiment": experiment,
             "epoch": 0, **sampling}})
         if settings.get("finetune_languages"):
             out["finetune"].append({"trigger_run_id": rid("finetune"), "conf": {
-                "base_model": model, "languages": list(settings["finetune_languages"]),
+                "base_model": model, "base_revision": revision,
+                "languages": list(settings["finetune_languages"]),
                 "experiment": settings["experiment"], "recipe": settings["recipe"],
                 "dataset": settings["dataset"], "epochs": settings.get("epochs"),
                 "evaluate_base": False, **sampling}})

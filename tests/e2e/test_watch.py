@@ -3,9 +3,10 @@
 Its own deployment (the session's runs in offline mode), with huggingface_hub pointed at a test
 Hub served by this process. The `multiplt_watch` Variable watches author `ns` for `starcoder*`
 every 2 s and evaluates new models with the replay backend on 2 Lua problems. Checked: the
-first polls are the baseline (no run), a model added to the listing gives exactly one
-`multiplt_watch` run and one `multiplt_evaluate` run of that model (which succeeds), more polls
-give none, and a second model gives a second pair of runs.
+first polls are the baseline (no run), a model created on the Hub gives no run while its repo
+holds no weights, then (weights uploaded) exactly one `multiplt_watch` run and one
+`multiplt_evaluate` run of that model at the uploaded commit (which succeeds), more polls give
+none, and a second model gives a second pair of runs.
 """
 
 from __future__ import annotations
@@ -68,6 +69,18 @@ def watched(tmp_path_factory):
         assert not left, f"embedded Airflow left processes behind: {left}"
 
 
+def upload_weights(hub, repo_id: str) -> str:
+    """config.json and weights committed to the repo's main, as push_to_hub does after creating
+    it; the commit."""
+    with hub.lock:
+        repo = hub.repo("model", repo_id)
+        head = repo.commits[repo.branches["main"]]
+        files = {name: (b"{}", False) for name in ("config.json", "model.safetensors")}
+        commit = repo.commit(head.oid, {**head.files, **files}, "upload")
+        repo.branches["main"] = commit.oid
+    return commit.oid
+
+
 def listings(hub) -> int:
     return sum(1 for method, path in hub.requests if method == "GET" and path == "/api/models")
 
@@ -87,13 +100,18 @@ def test_each_new_model_gives_exactly_one_watch_triggered_evaluation(watched):
     wait_until("the watcher's first two polls", lambda: listings(hub) >= 2, timeout=300)
     assert runs(client, "multiplt_watch") == [] and evaluate_models(client) == []
 
-    hub.add_model("ns/starcoder-new")
+    hub.add_model("ns/starcoder-new")  # created: its weights come later
     hub.add_model("ns/santacoder-new")  # does not match the pattern
+    polled = listings(hub)
+    wait_until("three polls", lambda: listings(hub) >= polled + 3, timeout=120)
+    assert runs(client, "multiplt_watch") == [] and evaluate_models(client) == []
+    commit = upload_weights(hub, "ns/starcoder-new")
     wait_until("an evaluation of ns/starcoder-new", lambda: evaluate_models(client))
     (watch_run,) = runs(client, "multiplt_watch")
     assert watch_run["run_type"] == "asset_triggered"
     (evaluation,) = runs(client, "multiplt_evaluate")
     assert evaluation["conf"]["model"] == "ns/starcoder-new" and evaluation["conf"]["backend"] == "replay"
+    assert evaluation["conf"]["revision"] == commit
     state = client.wait_for_run("multiplt_evaluate", evaluation["dag_run_id"], timeout=TIMEOUT)
     assert state == "success", client.task_instances("multiplt_evaluate", evaluation["dag_run_id"])
     assert client.wait_for_run("multiplt_watch", watch_run["dag_run_id"], timeout=TIMEOUT) == "success"
@@ -104,6 +122,7 @@ def test_each_new_model_gives_exactly_one_watch_triggered_evaluation(watched):
     assert evaluate_models(client) == ["ns/starcoder-new"]
 
     hub.add_model("ns/starcoder-newer")
+    upload_weights(hub, "ns/starcoder-newer")
     wait_until("a second evaluation", lambda: len(evaluate_models(client)) >= 2)
     assert evaluate_models(client) == ["ns/starcoder-new", "ns/starcoder-newer"]
     assert len(runs(client, "multiplt_watch")) == 2

@@ -40,7 +40,29 @@ def make_trigger(watch: dict, store=None):
 
 
 def poll(trigger) -> list[str]:
+    """The ids the trigger announces at its next poll."""
+    return [model for model, _ in announced(trigger)]
+
+
+def announced(trigger) -> list[tuple[str, str]]:
+    """(id, commit) of the models the trigger announces at its next poll."""
     return asyncio.run(trigger.poll_once())[0]
+
+
+def upload(hub, repo_id: str, files=("config.json", "model.safetensors")) -> str:
+    """A commit of `files` to the repo's main, as an upload does (after its creation); its id."""
+    with hub.lock:
+        repo = hub.repo("model", repo_id)
+        head = repo.commits[repo.branches["main"]]
+        commit = repo.commit(head.oid, {**head.files, **{f: (b"{}", False) for f in files}}, "upload")
+        repo.branches["main"] = commit.oid
+    return commit.oid
+
+
+def add(hub, repo_id: str) -> str:
+    """A model repo created with its weights, as push_to_hub leaves it; its commit."""
+    hub.add_model(repo_id)
+    return upload(hub, repo_id)
 
 
 def created(hub, repo_id: str) -> str:
@@ -70,8 +92,8 @@ def test_watch_list_matching_and_watermark():
 
 
 def test_one_event_per_new_model_and_restart_never_reannounces(test_hub):
-    test_hub.add_model("bigcode/starcoder-old")
-    test_hub.add_model("bigcode/santacoder")
+    add(test_hub, "bigcode/starcoder-old")
+    add(test_hub, "bigcode/santacoder")
     store = FakeStateStore()
     watch = {"authors": ["bigcode"], "pattern": "starcoder*", "endpoint": test_hub.url, "poll_interval": 1}
     trigger = make_trigger(watch, store)
@@ -79,14 +101,14 @@ def test_one_event_per_new_model_and_restart_never_reannounces(test_hub):
     (baseline,) = store.values.values()
     assert baseline["models"] == {}  # starcoder-old is at the cutoff: never new, not kept
     assert baseline["cutoff"] == created(test_hub, "bigcode/starcoder-old")
-    test_hub.add_model("bigcode/starcoder-new")
-    test_hub.add_model("bigcode/santacoder-2")  # does not match
-    test_hub.add_model("other/starcoder-fork")  # another author
+    add(test_hub, "bigcode/starcoder-new")
+    add(test_hub, "bigcode/santacoder-2")  # does not match
+    add(test_hub, "other/starcoder-fork")  # another author
     assert poll(trigger) == ["bigcode/starcoder-new"]
     assert poll(trigger) == []
     restarted = make_trigger(watch, store)  # a new triggerer process, same asset state
     assert poll(restarted) == []
-    test_hub.add_model("bigcode/starcoder-newer")
+    add(test_hub, "bigcode/starcoder-newer")
     assert poll(restarted) == ["bigcode/starcoder-newer"]
     listing = [r for r in test_hub.requests if r[1] == "/api/models"]
     assert len(listing) == 5
@@ -100,10 +122,12 @@ def test_run_yields_trigger_events(test_hub):
             if len(out) == n:
                 return out
 
-    test_hub.add_model("ns/m1")
+    add(test_hub, "ns/m1")
     trigger = make_trigger({"authors": ["ns"], "endpoint": test_hub.url, "poll_interval": 1,
                             "announce_existing": True})
-    assert asyncio.run(asyncio.wait_for(first_events(trigger, 1), 30)) == [{"model_id": "ns/m1"}]
+    commit = test_hub.repo("model", "ns/m1").branches["main"]
+    assert asyncio.run(asyncio.wait_for(first_events(trigger, 1), 30)) == [
+        {"model_id": "ns/m1", "revision": commit}]
 
 
 def test_hub_down_and_empty_watch_list_keep_the_watermark(test_hub, monkeypatch):
@@ -160,21 +184,22 @@ def test_only_models_created_after_the_baseline_are_announced(test_hub):
     from huggingface_hub import HfApi
 
     for i in range(5):
-        test_hub.add_model(f"bigcode/starcoder-{i}")
+        add(test_hub, f"bigcode/starcoder-{i}")
     store = FakeStateStore()
     watch = {"authors": ["bigcode"], "limit": 3, "endpoint": test_hub.url, "poll_interval": 1}
     assert poll(make_trigger(watch, store)) == []  # the baseline: starcoder-4, 3, 2
     (key,) = store.values
-    assert store.values[key] == {"models": {}, "cutoff": created(test_hub, "bigcode/starcoder-4")}
+    newest = created(test_hub, "bigcode/starcoder-4")  # and the newest the query listed
+    assert store.values[key] == {"models": {}, "cutoff": newest, "newest": {"author 'bigcode'": newest}}
     HfApi().delete_repo("bigcode/starcoder-4")
     assert poll(make_trigger(watch, store)) == []  # starcoder-1 slid in: older than the baseline
     assert poll(make_trigger({**watch, "limit": 10}, store)) == []  # starcoder-0 too
     assert store.values[key]["models"] == {}
-    test_hub.add_model("bigcode/starcoder-5")
+    add(test_hub, "bigcode/starcoder-5")
     assert poll(make_trigger({**watch, "limit": 10}, store)) == ["bigcode/starcoder-5"]
     HfApi().delete_repo("bigcode/starcoder-3")
     assert poll(make_trigger({**watch, "limit": 10}, store)) == []
-    test_hub.add_model("bigcode/starcoder-3")  # deleted and created again: a new model
+    add(test_hub, "bigcode/starcoder-3")  # deleted and created again: a new model
     assert poll(make_trigger({**watch, "limit": 10}, store)) == ["bigcode/starcoder-3"]
     assert poll(make_trigger({**watch, "limit": 10}, store)) == []
 
@@ -185,13 +210,14 @@ def test_a_watermark_stored_without_creation_times_is_read_as_before_then_upgrad
     from huggingface_hub import HfApi
 
     for name in ("m-old", "m-a", "m-b"):
-        test_hub.add_model(f"ns/{name}")
+        add(test_hub, f"ns/{name}")
     watch = {"authors": ["ns"], "limit": 2, "endpoint": test_hub.url, "poll_interval": 1}
     store = FakeStateStore()
     store.values[WatchList.from_dict(watch).key()] = ["ns/m-a"]  # the old form
     assert poll(make_trigger(watch, store)) == ["ns/m-b"]
     (value,) = store.values.values()
-    assert value == {"models": {}, "cutoff": created(test_hub, "ns/m-b")}
+    newest = created(test_hub, "ns/m-b")
+    assert value == {"models": {}, "cutoff": newest, "newest": {"author 'ns'": newest}}
     HfApi().delete_repo("ns/m-b")
     assert poll(make_trigger(watch, store)) == []  # m-old slid in: created before
     assert poll(make_trigger(watch, store)) == []  # and m-a, listed again, stays quiet
@@ -202,7 +228,7 @@ def test_a_query_that_lists_nothing_is_a_warning_once(test_hub):
     warning names the query and the endpoint, at the first poll and when it changes."""
     from structlog.testing import capture_logs
 
-    test_hub.add_model("bigcode/starcoder")
+    add(test_hub, "bigcode/starcoder")
     trigger = make_trigger({"authors": ["bigcode", "bigcdoe"], "endpoint": test_hub.url,
                             "poll_interval": 1})
     typo = f"no model listed for author 'bigcdoe' on {test_hub.url}: check its spelling in the watch list"
@@ -242,7 +268,7 @@ def test_an_unusable_watch_list_is_an_error_once_per_problem(test_hub):
     list was fixed and broke again; the watcher keeps polling and never raises."""
     from structlog.testing import capture_logs
 
-    test_hub.add_model("bigcode/starcoder")
+    add(test_hub, "bigcode/starcoder")
     good = {"authors": ["bigcode"], "endpoint": test_hub.url, "poll_interval": 1}
     trigger = make_trigger({**good, "patern": "star*"})
 
@@ -302,7 +328,7 @@ def test_a_watermark_of_the_earlier_form_is_read_and_trimmed(test_hub, monkeypat
     from multiplt.hub import watch as watch_module
 
     for name in ("a", "b", "c"):
-        test_hub.add_model(f"ns/{name}")
+        add(test_hub, f"ns/{name}")
     watch = {"authors": ["ns"], "endpoint": test_hub.url, "poll_interval": 1}
     key = WatchList.from_dict(watch).key()
     store = FakeStateStore()
@@ -310,15 +336,17 @@ def test_a_watermark_of_the_earlier_form_is_read_and_trimmed(test_hub, monkeypat
     # the baseline listed a and b; c was announced later
     store.values[key] = {"models": {f"ns/{m}": times[m] for m in "abc"}, "cutoff": times["b"]}
     assert poll(make_trigger(watch, store)) == []
-    assert store.values[key] == {"models": {"ns/c": times["c"]}, "cutoff": times["b"]}
+    assert store.values[key] == {"models": {"ns/c": times["c"]}, "cutoff": times["b"],
+                                 "newest": {"author 'ns'": times["c"]}}
     monkeypatch.setattr(watch_module, "KEEP", 2)
     for name in ("d", "e", "f"):
-        test_hub.add_model(f"ns/{name}")
+        add(test_hub, f"ns/{name}")
         assert poll(make_trigger(watch, store)) == [f"ns/{name}"]
         assert poll(make_trigger(watch, store)) == []
     assert store.values[key] == {"models": {"ns/e": created(test_hub, "ns/e"),
                                             "ns/f": created(test_hub, "ns/f")},
-                                 "cutoff": created(test_hub, "ns/d")}
+                                 "cutoff": created(test_hub, "ns/d"),
+                                 "newest": {"author 'ns'": created(test_hub, "ns/f")}}
 
 
 def test_a_model_listed_without_a_creation_time_is_announced_once():
