@@ -25,6 +25,10 @@ WATCH = {
                   minLength=1),
     "epochs": _p(None, "override the recipe's epochs", type=["null", "integer"], minimum=1),
     **SAMPLING,
+    # a new base model is loaded by the evaluation itself: a served model (openai, which would
+    # need an api_base this DAG has no Param for) cannot be one
+    "backend": _p("transformers", "generation backend of the evaluations", type="string",
+                  enum=[name for name in SAMPLING["backend"]["enum"] if name != "openai"]),
 }
 
 
@@ -41,7 +45,7 @@ def watch_settings(params: dict, conf: dict | None, variable: dict | None) -> di
     from multiplt_pipelines import checks, publishing
 
     checks.known_keys(conf, WATCH, "multiplt_watch")
-    checks.known_keys(variable, [*WATCH, *WATCH_LIST_KEYS], "multiplt_watch",
+    checks.known_keys(variable, sorted({*WATCH, *WATCH_LIST_KEYS}), "multiplt_watch",
                       "Variable multiplt_watch")
     runs = {k: v for k, v in (variable or {}).items() if k not in WATCH_LIST_KEYS}
     return publishing.effective(params, conf, runs)

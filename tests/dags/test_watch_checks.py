@@ -119,3 +119,17 @@ def test_the_watcher_accepts_the_dags_params_in_the_variable(monkeypatch):
     with capture_logs() as logs:
         assert asyncio.run(trigger.poll_once())[0] == []  # nothing to watch, no error
     assert [e["log_level"] for e in logs] == ["info"]
+
+
+def test_the_form_offers_no_backend_the_watch_cannot_run(monkeypatch):
+    """openai needs an api_base, which multiplt_watch has no Param for: the form does not offer
+    it (it was offered, and always refused), and a conf naming it is refused by the schema."""
+    assert "openai" not in watching.WATCH["backend"]["enum"]
+    assert {"transformers", "vllm"} <= set(watching.WATCH["backend"]["enum"])
+    assert "is not one of" in refusal({"backend": "openai"}, None, monkeypatch)
+
+
+def test_an_unknown_key_of_the_variable_lists_each_param_once(monkeypatch):
+    message = refusal({}, '{"zzz_unknown": 1}', monkeypatch)
+    listed = message.split("its Params: ", 1)[1].rstrip(")").split(", ")
+    assert "limit" in listed and len(listed) == len(set(listed))
