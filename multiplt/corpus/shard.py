@@ -116,9 +116,12 @@ class ShardReader:
         self.rows.extend(found)
 
     def read(self, source, k: int, n: int, units: list[str] | None = None) -> None:
-        """Reads the K-th of N slices of `units` (default: the source's listing now)."""
+        """Reads the K-th of N slices of `units` (default: the source's listing now); with the
+        config's `limit`, only its first `limit` documents, so the progress bar counts at most
+        `limit` units."""
         units = (source.units() if units is None else units)[k::n]
-        for unit in progress(units, total=len(units), desc=f"corpus shard {k}/{n}", unit="file"):
+        total = len(units) if self.cfg.limit is None else min(len(units), self.cfg.limit)
+        for unit in progress(units, total=total, desc=f"corpus shard {k}/{n}", unit="file"):
             for doc in source.read(unit):
                 if self.cfg.limit is not None and self.files["read"] >= self.cfg.limit:
                     return

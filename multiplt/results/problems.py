@@ -32,7 +32,7 @@ def _status(result: dict) -> str:
 
 def per_problem(run_uri: str) -> list[dict]:
     """[{problem, n, passed, statuses: {status: count}}] for every results file of the run
-    folder, sorted by problem number; a MultipltError when the folder has none."""
+    folder, sorted by problem number; a MultipltError when the folder has none or is gone."""
     from multiplt.evaluation.passk import passed
     from multiplt.evaluation.run_folder import read_results
 
@@ -44,6 +44,11 @@ def per_problem(run_uri: str) -> list[dict]:
         rows.append({"problem": problem, "n": len(results),
                      "passed": sum(1 for r in results if passed(r)), "statuses": dict(statuses)})
     if not rows:
+        from multiplt import storage
+
+        if not storage.exists(run_uri):
+            raise MultipltError(f"run folder {run_uri} does not exist (moved or removed since the "
+                                f"run was recorded)")
         raise MultipltError(f"{run_uri} has no *.results.json.gz files (was it executed?)")
     return sorted(rows, key=lambda r: _order(r["problem"]))
 

@@ -9,6 +9,11 @@ written again, a bounded number of times with a jittered backoff (then a Platfor
 retry later; nothing recorded). An S3-compatible server that refuses conditional writes (501)
 gets the old scheme, with a warning: write, read back, merge again if the rows are gone, which
 cannot see a later writer who read the table earlier overwrite them.
+
+Every read checks the table: a parquet file without the key columns, or with rows that have no
+value in a REQUIRED column (model, lang, epoch, estimate, run_id, k), is refused with one
+MultipltError naming the columns and how many rows, so no reader (the leaderboard, `results
+record`, `publish results`) shows, merges over or publishes them.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ BACKOFF_S = 0.05
 BACKOFF_MAX_S = 2.0
 # Write-then-check attempts for a server without conditional writes.
 OPTIMISTIC_RETRIES = 5
+# Columns every row of a store has had a value in since the first schema (results record
+# always wrote them): the key, and what the leaderboard places and ranks a row by. Columns added
+# later (base_model, selection, tokenizer_*, ...) are null in older rows, legitimately.
+REQUIRED = (*KEY, "model", "lang", "epoch", "estimate")
 
 
 def _empty():
@@ -51,6 +60,16 @@ def _conform(df):
     return df.select([*schema, *extra])
 
 
+def _check_required(store_uri: str, table) -> None:
+    """A MultipltError naming each REQUIRED column with nulls and how many rows have one: rows
+    that say no model, language, epoch or score cannot be shown, ranked or merged with."""
+    counts = table.select(list(REQUIRED)).null_count().row(0, named=True)
+    bad = [f"{n} row{'' if n == 1 else 's'} with no {name}" for name, n in counts.items() if n]
+    if bad:
+        raise MultipltError(f"{store_uri} is not a well-formed results store: {', '.join(bad)} "
+                            f"(every row needs {', '.join(REQUIRED)})")
+
+
 def _table(store_uri: str, data: bytes):
     """The store's table from its bytes, conformed to the schema; an error when it is not one."""
     import polars as pl
@@ -66,7 +85,9 @@ def _table(store_uri: str, data: bytes):
         if missing:
             raise MultipltError(f"{store_uri} is not a results store: it has no "
                                 f"{', '.join(missing)} column{'s' if len(missing) > 1 else ''}")
-        return _conform(table)
+        table = _conform(table)
+        _check_required(store_uri, table)
+        return table
     except MultipltError:
         raise
     except Exception as exc:  # a corrupt or foreign file must not be silently replaced

@@ -6,6 +6,10 @@ validated by the configured auth manager. Anonymous callers get 401 on the data 
 redirect to the Airflow login (coming back here) on the pages: the leaderboard (`/`, one
 benchmark at a time: `?benchmark=`, `?k=`), a run's
 per-problem results (`/run?run_id=`) and the datasets under the data root (`/datasets`).
+
+What cannot be shown (an unreadable or malformed results store, a run not recorded or whose
+folder is gone) is one line: on the pages (shown in the Airflow UI's frame) a small HTML page
+with the line escaped, on the data endpoints JSON `{"detail": line}`; both with the status.
 """
 
 from __future__ import annotations
@@ -21,6 +25,22 @@ from multiplt_leaderboard import board, datasets_page, page, plot, run_page
 LOG = logging.getLogger("multiplt.leaderboard")
 
 app = FastAPI(title="MultiPL-T leaderboard", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+class Failure(Exception):
+    """What a route cannot show: one line for the caller, with its HTTP status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@app.exception_handler(Failure)
+async def _failure(request: Request, exc: Failure) -> Response:
+    """A page (a route answering HTML) gets a small HTML page, a data endpoint JSON."""
+    if getattr(request.scope.get("route"), "response_class", None) is HTMLResponse:
+        return HTMLResponse(page.error_page(exc.message), status_code=exc.status)
+    return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
 
 def _token(request: Request) -> str | None:
@@ -62,7 +82,7 @@ def _rows() -> list[dict]:
         return board.load_rows(_store_uri())
     except MultipltError as exc:
         LOG.error("leaderboard: %s", exc)
-        raise HTTPException(500, str(exc)) from None
+        raise Failure(500, str(exc)) from None
 
 
 @app.get("/api/results")
@@ -93,7 +113,7 @@ async def _page_user(request: Request):
         return await authenticated_user(request)
     except HTTPException as exc:
         if exc.status_code != 401:
-            raise
+            raise Failure(exc.status_code, str(exc.detail)) from None
         return RedirectResponse("/auth/login?" + urlencode({"next": str(request.url)}), status_code=307)
 
 
@@ -133,7 +153,7 @@ async def run(request: Request, run_id: str):
         per_problem = problems.per_problem(rows[0]["run_uri"])
     except MultipltError as exc:
         LOG.error("leaderboard run %s: %s", run_id, exc)
-        raise HTTPException(404, str(exc)) from None
+        raise Failure(404, str(exc)) from None
     return HTMLResponse(run_page.render_page(rows, per_problem, _name(user)))
 
 
@@ -171,7 +191,7 @@ def _datasets():
         found = datasets.discover(root)
     except MultipltError as exc:
         LOG.error("datasets: %s", exc)
-        raise HTTPException(500, str(exc)) from None
+        raise Failure(500, str(exc)) from None
     try:
         events, events_error = _asset_events(), None
     except Exception as exc:  # noqa: BLE001 - the page still shows the datasets without run links

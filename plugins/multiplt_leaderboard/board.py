@@ -64,7 +64,8 @@ def _entry_key(row: dict) -> tuple:
 def board(rows: list[dict], k: int, benchmark: str | None = None) -> tuple[list[str], list[dict]]:
     """(languages, entries) of one benchmark (None: the default one): an entry per (model,
     revision, experiment, epoch) with a cell per language holding that run's pass@k and run_id
-    (the latest recording wins when a run was repeated, e.g. at another n)."""
+    (the latest recording wins when a run was repeated, e.g. at another n), ordered by model,
+    experiment, epoch (as a number), then revision."""
     rows = of_benchmark(rows, benchmark)
     languages = sorted({r["lang"] for r in rows})
     entries: dict[tuple, dict] = {}
@@ -77,8 +78,9 @@ def board(rows: list[dict], k: int, benchmark: str | None = None) -> tuple[list[
                                          "cells": {}})
         entry["cells"][row["lang"]] = {"estimate": row["estimate"], "num_problems": row["num_problems"],
                                        "n": row["n"], "run_id": row["run_id"]}
-    ordered = sorted(entries.values(), key=lambda e: (e["model"], e["revision"] or "",
-                                                      e["experiment"] or "", e["epoch"]))
+    # a model's epochs in order (2 before 10: the revision tags LANG-EXP-epochN sort as text)
+    ordered = sorted(entries.values(), key=lambda e: (e["model"], e["experiment"] or "", e["epoch"],
+                                                      e["revision"] or ""))
     return languages, ordered
 
 

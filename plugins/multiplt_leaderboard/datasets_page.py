@@ -32,13 +32,20 @@ def _model(dataset) -> str:
     return f"<code>{escape(dataset.model)}</code>{revision}"
 
 
+# The page is shown in a frame of the Airflow UI: a link into Airflow replaces the whole UI
+# (not the frame, which would then hold a second UI), a Hub link opens a tab of its own.
+INTO_AIRFLOW = ' target="_top"'
+OUTSIDE = ' target="_blank" rel="noopener"'
+
+
 def _runs(dataset, runs: list[dict] | None) -> str:
-    dag = f'<a href="/dags/{quote(dataset.dag_id)}">{escape(dataset.dag_id)}</a>'
+    dag = f'<a href="/dags/{quote(dataset.dag_id)}"{INTO_AIRFLOW}>{escape(dataset.dag_id)}</a>'
     if runs is None:
         return f"{dag} <span class=\"muted\">(runs unavailable)</span>"
     if not runs:
         return f"{dag} <span class=\"muted\">(no run announced this folder)</span>"
-    links = ", ".join(f'<a class="run" href="/dags/{quote(r["dag_id"])}/runs/{quote(r["run_id"], safe="")}">'
+    links = ", ".join(f'<a class="run" href="/dags/{quote(r["dag_id"])}/runs/{quote(r["run_id"], safe="")}"'
+                      f'{INTO_AIRFLOW}>'
                       f'{escape(r["run_id"])}</a>' for r in runs)
     return f"{dag}: {links}"
 
@@ -48,7 +55,7 @@ def _hub(dataset) -> str:
         return '<span class="muted">not published</span>'
     repo = escape(str(dataset.published.get("repo")))
     url = dataset.published.get("url")
-    return f'<a class="hub" href="{escape(url)}">{repo}</a>' if url else repo
+    return f'<a class="hub" href="{escape(url)}"{OUTSIDE}>{repo}</a>' if url else repo
 
 
 def _section(index: int, dataset, runs: list[dict] | None) -> str:

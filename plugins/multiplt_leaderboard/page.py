@@ -124,16 +124,24 @@ per-problem results.</p>
 PAGES = (("leaderboard", "Leaderboard", "./"), ("datasets", "Datasets", "datasets"))
 
 
-def shell(title: str, body: str, user: str, current: str) -> str:
-    """A whole page: the title, links to the plugin's pages, who is signed in, the body."""
+def shell(title: str, body: str, user: str | None, current: str | None) -> str:
+    """A whole page: the title, links to the plugin's pages, who is signed in (when known), the
+    body."""
     links = " ".join(f'<a href="{href}"{" aria-current=page" if key == current else ""}>{name}</a>'
                      for key, name, href in PAGES)
+    signed_in = "" if user is None else f'<span class="muted">Signed in as {escape(user)}.</span>'
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{STYLE}</style></head>
 <body>
-<nav id="pages">{links}<span class="muted">Signed in as {escape(user)}.</span></nav>
+<nav id="pages">{links}{signed_in}</nav>
 <h1>{escape(title)}</h1>
 {body}
 </body></html>
 """
+
+
+def error_page(message: str) -> str:
+    """What a page shows instead when it cannot be shown: the one-line reason, escaped."""
+    return shell("MultiPL-T leaderboard: cannot show this page",
+                 f'<p class="error" id="error">{escape(message)}</p>', None, None)

@@ -89,8 +89,8 @@ def test_board_and_epoch_series_show_one_benchmark_the_one_with_most_rows_by_def
     languages, entries = board.board(BENCHES, k=1)
     assert languages == ["lua", "r"]  # each language's file of one benchmark
     assert [(e["revision"], {lang: c["estimate"] for lang, c in e["cells"].items()}) for e in entries] == [
-        ("lua-multiplt-epoch1", {"lua": 0.12}), ("lua-multiplt-epoch2", {"lua": 0.2}),
-        ("r-multiplt-epoch1", {"r": 0.15})]
+        ("lua-multiplt-epoch1", {"lua": 0.12}), ("r-multiplt-epoch1", {"r": 0.15}),
+        ("lua-multiplt-epoch2", {"lua": 0.2})]
     assert board.epoch_series(BENCHES) == {"lua (multiplt) · out/lua": [(1, 0.12), (2, 0.2)],
                                            "r (multiplt) · out/lua": [(1, 0.15)]}
     for name, estimate in (("humaneval_first5", 0.60), ("mbpp", 0.31)):
@@ -181,7 +181,8 @@ def test_datasets_page_lists_every_dataset_with_links(tmp_path):
     assert html.count('<section class="dataset"') == 4
     assert 'href="/dags/multiplt_corpus/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00"' in html
     assert "no run announced this folder" in html and "&lt;i&gt;me&lt;/i&gt;" in html
-    assert html.count('<a class="hub" href="http://hub/datasets/me/multiplt-data">me/multiplt-data</a>') == 4  # summary + section, 2 splits
+    assert html.count('<a class="hub" href="http://hub/datasets/me/multiplt-data" target="_blank" '
+                      'rel="noopener">me/multiplt-data</a>') == 4  # summary + section, 2 splits
     assert "<code>tiny/coder</code> @ r1" in html and "none (no model made it)" in html
     assert html.count('<svg class="funnel"') == 4
     broken = datasets.discover(root)
@@ -263,7 +264,7 @@ def test_the_page_shows_one_benchmark_and_links_to_the_others(signed_in, monkeyp
     html = signed_in.get("/leaderboard/").text
     assert '<strong id="benchmark">humaneval</strong> (up to 164 problems)' in html
     scores = lambda text: re.findall(r'<a href="run\?run_id=[^"]+">([0-9.]+)</a>', text)  # noqa: E731
-    assert scores(html) == ["0.120", "0.200", "0.150"]
+    assert scores(html) == ["0.120", "0.150", "0.200"]
     assert '<a href="?benchmark=humaneval_first5&amp;k=1">humaneval_first5</a>' in html
     assert '<a href="?benchmark=humaneval&amp;k=10">pass@10</a>' in html
     assert "<h2>pass@1 by epoch on humaneval</h2>" in html
@@ -286,3 +287,117 @@ def test_datasets_page_and_json_through_the_app(signed_in):
                                                    "timestamp": None}]
     assert by_title["translation racket"]["steps"][3] == {
         "name": "dedup", "in": 4, "out": 2, "dropped": 2, "reasons": [["exact", 1], ["rouge_l # > #", 1]]}
+
+
+def test_a_models_epochs_are_in_numeric_order_whatever_their_revision_tags():
+    """Revision tags LANG-EXP-epochN sort as text (epoch10 before epoch2); the table does not."""
+    rows = [row("rkt", epoch, 0.1 * epoch, run_id=f"e{epoch}") for epoch in (10, 2, 1)]
+    rows += [row("rkt", 0, 0.05, model="base")]
+    _, entries = board.board(rows, k=1)
+    assert [(e["model"], e["epoch"]) for e in entries] == [("base", 0), ("out/rkt", 1), ("out/rkt", 2),
+                                                           ("out/rkt", 10)]
+    html = page.render_page(*board.board(rows, k=1), [1], 1, "<svg/>", "me", "store",
+                            benchmarks=board.benchmarks(rows), benchmark="b")
+    assert html.index('data-value="2">2</td>') < html.index('data-value="10">10</td>')
+
+
+def test_datasets_page_links_leave_the_leaderboards_frame():
+    """The page is shown in a frame of the Airflow UI: a link to a DAG or run opens in the whole
+    window (not a UI inside the frame), a Hub link in a tab of its own."""
+    import re
+
+    from multiplt.results import datasets
+
+    dataset = datasets.Dataset(uri="file:///d/corpus/x", kind="corpus", dag_id="multiplt_corpus",
+                               published={"repo": "me/data", "url": "https://hub/datasets/me/data"})
+    html = datasets_page.render_page([dataset], [[{"dag_id": "multiplt_corpus", "run_id": "manual__1"}]],
+                                     "me", "file:///d")
+    links = re.findall(r"<a [^>]*>", html)
+    into_airflow = [a for a in links if 'href="/dags/' in a]
+    hub = [a for a in links if "https://hub/" in a]
+    assert len(into_airflow) == 2 and all('target="_top"' in a for a in into_airflow)
+    assert len(hub) == 2 and all('target="_blank" rel="noopener"' in a for a in hub)
+    # the plugin's own pages stay in the frame
+    own = [a for a in links if a not in into_airflow + hub]
+    assert own and not any("target=" in a for a in own)
+
+
+def _write_store(path, rows: list[dict]) -> str:
+    import polars as pl
+
+    pl.DataFrame(rows).write_parquet(path)
+    return f"file://{path}"
+
+
+MALFORMED = [
+    # (column left null in the second row, what the refusal names)
+    ("model", "1 row with no model"), ("lang", "1 row with no lang"),
+    ("epoch", "1 row with no epoch"), ("estimate", "1 row with no estimate"),
+]
+
+
+@pytest.mark.parametrize("column, says", MALFORMED)
+def test_a_store_with_rows_missing_what_the_leaderboard_needs_is_one_line_not_a_traceback(
+        signed_in, monkeypatch, tmp_path, column, says):
+    from multiplt_leaderboard import app as app_module
+
+    good = {"run_id": "a@1", "k": 1, "model": "m", "lang": "lua", "epoch": 1, "estimate": 0.5,
+            "created_at": "2026-01-01"}
+    store = _write_store(tmp_path / "bad.parquet", [good, {**good, "run_id": "b@1", column: None}])
+    monkeypatch.setattr(app_module, "_store_uri", lambda: store)
+    for path in ("/leaderboard/", "/leaderboard/?k=1&benchmark="):
+        response = signed_in.get(path)
+        assert response.status_code == 500 and response.headers["content-type"].startswith("text/html")
+        assert f'<p class="error" id="error">{store} is not a well-formed results store: {says}' in response.text
+        assert "Traceback" not in response.text
+    for path in ("/leaderboard/api/results", "/leaderboard/plot.svg"):
+        response = signed_in.get(path)
+        assert response.status_code == 500 and response.headers["content-type"] == "application/json"
+        assert says in response.json()["detail"]
+
+
+def test_an_unreadable_store_is_an_html_page_on_the_pages_and_json_on_the_api(signed_in, monkeypatch, tmp_path):
+    from multiplt_leaderboard import app as app_module
+
+    garbage = tmp_path / "<garbage>.parquet"
+    garbage.write_bytes(b"not parquet")
+    monkeypatch.setattr(app_module, "_store_uri", lambda: f"file://{garbage}")
+    response = signed_in.get("/leaderboard/")
+    assert response.status_code == 500 and response.headers["content-type"].startswith("text/html")
+    assert "is not a readable parquet file" in response.text
+    assert "&lt;garbage&gt;.parquet" in response.text and "<garbage>" not in response.text  # escaped
+    assert not response.text.lstrip().startswith("{")
+    api = signed_in.get("/leaderboard/api/results")
+    assert api.status_code == 500 and "is not a readable parquet file" in api.json()["detail"]
+
+
+def test_a_run_not_recorded_or_whose_folder_is_gone_is_an_html_page(signed_in, tmp_path):
+    import shutil
+
+    missing = signed_in.get("/leaderboard/run?run_id=nope")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "run &#x27;nope&#x27; is not in the results store" in missing.text
+    shutil.rmtree(tmp_path / "runs" / "humaneval-lua-m-main-0.2")
+    run_id = signed_in.get("/leaderboard/api/results").json()["rows"][0]["run_id"]
+    gone = signed_in.get("/leaderboard/run", params={"run_id": run_id})
+    assert gone.status_code == 404 and gone.headers["content-type"].startswith("text/html")
+    assert (f"run folder file://{tmp_path}/runs/humaneval-lua-m-main-0.2 does not exist (moved or "
+            "removed since the run was recorded)") in gone.text
+    assert "was it executed" not in gone.text
+
+
+def test_a_signed_in_user_without_access_gets_an_html_page_on_the_pages(client, monkeypatch):
+    from fastapi import HTTPException
+
+    from multiplt_leaderboard import app as app_module
+
+    async def forbidden(request):
+        raise HTTPException(403, "Forbidden")
+
+    monkeypatch.setattr(app_module, "authenticated_user", forbidden)
+    for path in ("/leaderboard/", "/leaderboard/datasets", "/leaderboard/run?run_id=x"):
+        response = client.get(path)
+        assert response.status_code == 403 and response.headers["content-type"].startswith("text/html")
+        assert '<p class="error" id="error">Forbidden</p>' in response.text
+    response = client.get("/leaderboard/api/results")
+    assert response.status_code == 403 and response.json() == {"detail": "Forbidden"}

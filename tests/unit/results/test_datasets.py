@@ -105,6 +105,7 @@ def test_per_problem_results_of_a_run_folder(tmp_path):
         {"problem": "HumanEval_2_y", "n": 2, "passed": 1, "statuses": {"OK": 1, "Exception": 1}},
         {"problem": "HumanEval_3_z", "n": 1, "passed": 0, "statuses": {"OK, exit 1": 1}},
         {"problem": "HumanEval_10_x", "n": 2, "passed": 2, "statuses": {"OK": 2}}]
+    (tmp_path / "empty").mkdir()
     with pytest.raises(MultipltError, match="has no \\*.results.json.gz files"):
         problems.per_problem(f"file://{tmp_path}/empty")
 

@@ -185,7 +185,7 @@ def test_rows_of_a_store_without_the_selection_column_keep_their_names(tmp_path)
     store = str(tmp_path / "old.parquet")
     pl.DataFrame([{"run_id": "a@1", "k": 1, "dataset": "humaneval_first5-lua-m-main-0.2",
                    "benchmark": "/d/benchmarks/humaneval-lua.jsonl", "lang": "lua", "estimate": 0.5,
-                   "model": "m"}]).write_parquet(store)
+                   "model": "m", "epoch": 0}]).write_parquet(store)
     row = read_store(store).row(0, named=True)
     assert row["selection"] is None and benchmark_name(row) == "humaneval_first5"
 

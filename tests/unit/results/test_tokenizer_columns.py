@@ -31,7 +31,7 @@ def test_a_runs_tokenizer_revision_and_commit_are_recorded(tmp_path):
 def test_a_store_written_before_the_columns_reads_them_null(tmp_path):
     store = str(tmp_path / "old.parquet")
     storage.write_parquet(store, pl.DataFrame([{"run_id": "a", "model": "org/a", "tokenizer": "org/tok", "k": 1,
-                                                "estimate": 0.1}]))
+                                                "estimate": 0.1, "lang": "lua", "epoch": 0}]))
     table = read_store(store)
     assert list(table.columns[: len(COLUMNS)]) == list(COLUMNS)
     assert table.row(0, named=True)["tokenizer_revision"] is None
