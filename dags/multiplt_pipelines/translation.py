@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from multiplt import languages
 from multiplt_pipelines.chain import DATASET_ASSET_PREFIX, TESTS_ASSET  # noqa: F401 (the DAG's names)
-from multiplt_pipelines.params import (BACKEND_NAMES, LANGUAGES_SCHEMA, TARGET_LANGUAGES,
-                                       TRIMMED_PATTERN)
+from multiplt_pipelines.params import (BACKEND_NAMES, TARGET_LANGUAGES, TRIMMED_PATTERN,
+                                       languages_schema)
 from multiplt_pipelines.testgen import input_name
 
 #: the published split name of each target language: dataset files are data/<split>-*.parquet
@@ -77,7 +77,7 @@ PARAMS = {
               "<data_uri>/translate/testgen_corpus_stdlib_functions_tests)",
               type=["null", "string"]),
     "languages": _p(list(TARGET_LANGUAGES), "target languages",
-                    **{**LANGUAGES_SCHEMA, "items": {"type": "string", "enum": TARGET_LANGUAGES}}),
+                    **languages_schema(TARGET_LANGUAGES)),
     "model": _p("bigcode/starcoderbase", "the translating model (MultiPL-T: StarCoderBase-15B)",
                 type="string", minLength=1, pattern=TRIMMED_PATTERN),
     "revision": _p(None, "model revision (null = the default branch)", type=["null", "string"]),

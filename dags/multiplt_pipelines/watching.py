@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from multiplt_pipelines.params import (EXPERIMENT_PATTERN, LANGUAGES_SCHEMA, MULTIPLT_DATASET,
                                        RECIPE_DESCRIPTION, SAMPLING, TARGET_LANGUAGES,
-                                       TRIMMED_PATTERN, _p)
+                                       TRIMMED_PATTERN, _p, languages_schema)
 
 NEW_BASE_MODEL = "multiplt_new_base_model"
 
@@ -14,8 +14,7 @@ WATCH = {
     "model": _p(None, "a manual run: the base model to run for (else the models of the "
                 "triggering new-model events)", type=["null", "string"], pattern=TRIMMED_PATTERN),
     "finetune_languages": _p([], "languages to fine-tune each new model on ([] = no fine-tuning)",
-                             type="array", items={"type": "string", "enum": TARGET_LANGUAGES},
-                             uniqueItems=True),
+                             **{**languages_schema(TARGET_LANGUAGES), "minItems": 0}),
     "evaluate_languages": _p(list(TARGET_LANGUAGES), "languages to evaluate each new model on",
                              **LANGUAGES_SCHEMA),
     "experiment": _p("multiplt", "experiment name of the fine-tuning", type="string",

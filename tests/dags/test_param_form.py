@@ -82,3 +82,15 @@ def test_corpus_doc_names_every_row_filter_of_a_shard():
     assert set(blocks) == set(named), blocks  # a new filter step needs its words in the doc
     for block in blocks:
         assert named[block] in doc, block
+
+
+@pytest.mark.parametrize("dag_id, name", [("multiplt_translate", "languages"),
+                                          ("multiplt_watch", "finetune_languages"),
+                                          ("multiplt_watch", "evaluate_languages")])
+def test_every_language_param_offers_exactly_what_it_takes(dag_id, name):
+    """The multi-select's choices (examples) are the codes validation takes: translate's and the
+    watch's fine-tuning languages are the targets only (python is no target)."""
+    param = load_dag(dag_id).params.get_param(name)
+    assert param.schema["examples"] == param.schema["items"]["enum"]
+    for code in param.schema["examples"]:
+        param.resolve([code])
