@@ -35,9 +35,15 @@ token, and checkpoints and results are skipped.
 A key of the conf or of the Variable that is no Param, a Variable's value its Param refuses
 (Airflow never checks the Variable: `"private": "false"` is refused, a boolean is `false`), a
 relative local path in `dataset_uri`, `training_outputs` or `dry_run` (give an absolute path or
-a URI), or a `checkpoints_repo` with `{base}` for a manual run's `training_outputs` (which name
-no base model), fails the plan tasks; no retry. A value taken from the Variable is named as such
-(`... (from the Airflow Variable multiplt_publish)`).
+a URI), a `checkpoints_repo` with `{base}` for a manual run's `training_outputs` (which name
+no base model), or one repo as both `dataset_repo` and `results_repo`, fails the plan tasks; no
+retry. A run whose dataset Asset events name more than one dataset folder fails `plan_dataset`
+(each publication would delete the other's splits from the one `dataset_repo`; with `dry_run`,
+only folders of one name). A value taken from the Variable is named as such (`... (from the
+Airflow Variable multiplt_publish)`).
+
+`private` creates new repos private; a publication to an existing repo that is public fails
+(exit 2, nothing uploaded): its visibility is never changed.
 
 Every publication is idempotent: a rerun uploads only what changed. See docs/publishing.md.
 """

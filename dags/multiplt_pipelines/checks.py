@@ -12,7 +12,8 @@ folder, AIRFLOW_HOME), a local model folder that does not exist (local runtime o
 path outside the folders the docker runtime's stage containers mount (docker runtime only), a
 value that needs another Param (the replay backend's `replay_source`, the
 openai backend's `api_base`), a benchmark source, a Hub repo id, a recipe name, a language the
-dataset has no split for; and values taken from an Airflow Variable (scheduled and Asset-
+dataset has no split for, one Hub dataset repo for two publications (which would delete each
+other's files); and values taken from an Airflow Variable (scheduled and Asset-
 triggered runs), which Airflow never validates. They call the commands' own validation, so the
 message is the command's; the DAG fails the task with it (`BadParams`; no retry).
 """
@@ -431,8 +432,19 @@ def corpus(settings: dict) -> None:
 
 
 def publishing(settings: dict) -> None:
-    """A multiplt_publish run's paths: `dataset_uri`, `training_outputs`, `dry_run`."""
+    """A multiplt_publish run's paths: `dataset_uri`, `training_outputs`, `dry_run`; and its
+    dataset repos: `dataset_repo` and `results_repo` are both Hub dataset repos, and each
+    publication deletes the repo's `data/` files it did not write, so one repo for both would
+    lose the dataset's splits to the results and back (`publish dataset` and `publish results`
+    refuse that repo too, after the other's publication). `checkpoints_repo` is a model repo:
+    of the same name as either, it is another repo."""
     paths(settings, ["dataset_uri", "training_outputs", "dry_run"])
+    dataset, results = settings.get("dataset_repo"), settings.get("results_repo")
+    if isinstance(dataset, str) and isinstance(results, str) and dataset.lower() == results.lower():
+        raise BadParams(f"Params dataset_repo and results_repo: both are {dataset}, but a dataset and "
+                        f"the results store need a dataset repo each (each publication deletes the "
+                        f"other's data files); give results_repo another name",
+                        ["dataset_repo", "results_repo"])
 
 
 def recipe(name: str) -> None:

@@ -60,11 +60,37 @@ def dataset_commands(settings: dict, events: list[dict]) -> list[list[str]]:
         raise NotPublishing("no dataset to publish: no dataset Asset event and no dataset_uri")
     flags = ["--private"] if settings.get("private") else []
     dry = settings.get("dry_run")
+    _one_folder_per_repo(repo, uris, dry)
 
     def command(uri: str) -> list[str]:
         base = ["publish", "dataset", "--from", uri, "--repo", repo, *flags]
         return base + ["--dry-run", dry.rstrip("/") + "/" + _base_name(uri)] if dry else base
     return [command(uri) for uri in uris]
+
+
+def _one_folder_per_repo(repo: str, uris: list[str], dry: str | None) -> None:
+    """A dataset repo holds one folder's publication: `publish dataset` deletes the repo's `data/`
+    files that its folder lacks, so two folders published to one repo delete each other's splits
+    (and so would two into one dry-run folder, `<dry_run>/<folder's name>`). BadParams (the run
+    fails, nothing is published) when this run would do that."""
+    from multiplt_pipelines.checks import BadParams
+
+    if dry:
+        targets: dict[str, list[str]] = {}
+        for uri in uris:
+            targets.setdefault(_base_name(uri), []).append(uri)
+        clash = next((given for given in targets.values() if len(given) > 1), None)
+        if clash:
+            raise BadParams(f"Param dry_run: the dataset folders {', '.join(clash)} would be written "
+                            f"to one dry-run folder ({dry.rstrip('/')}/{_base_name(clash[0])}), each "
+                            f"removing the other's splits; run them one at a time (dataset_uri)",
+                            ["dry_run"])
+        return
+    if len(uris) > 1:
+        raise BadParams(f"Param dataset_repo: this run would publish {len(uris)} dataset folders "
+                        f"({', '.join(uris)}) to {repo}, and each publication deletes the splits of "
+                        f"the others (a dataset repo holds one folder); publish each by hand with "
+                        f"dataset_uri and a dataset_repo of its own", ["dataset_repo"])
 
 
 def _no_dry_run(settings: dict, what: str) -> None:

@@ -7,6 +7,8 @@ import argparse
 import json
 
 LICENSE_HELP = "license field of the card (default: bigcode-openrail-m, as nuprl/MultiPL-T)"
+PRIVATE_HELP = ("create the repo private; an existing repo must be private already: a public one is "
+                "refused (exit 2, nothing uploaded), its visibility is never changed")
 
 
 def register(subparsers) -> None:
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
     ds.add_argument("--from", dest="source", required=True, metavar="URI",
                     help="dataset folder (the translate stage's output)")
     ds.add_argument("--repo", required=True, metavar="OWNER/NAME")
-    ds.add_argument("--private", action="store_true", help="create the repo private")
+    ds.add_argument("--private", action="store_true", help=PRIVATE_HELP)
     ds.add_argument("--revision", default="main", metavar="BRANCH", help="branch to commit to")
     ds.add_argument("--dry-run", metavar="DIR", help="write what would be uploaded into DIR (new, empty or an "
                     "earlier dry run of the same repo); send nothing")
@@ -43,7 +45,7 @@ def register(subparsers) -> None:
                     help="all checkpoints, the best (pass@1, else eval loss, else the last epoch; "
                     "the choice is logged), or comma-separated tags")
     ck.add_argument("--force", action="store_true", help="move tags that exist with other files")
-    ck.add_argument("--private", action="store_true")
+    ck.add_argument("--private", action="store_true", help=PRIVATE_HELP)
     ck.add_argument("--results-store", metavar="URI", help="results store for the pass@1 table "
                     "(without it the card keeps the pass@1 of the card on the Hub)")
     ck.add_argument("--license", default=None, help=LICENSE_HELP)
@@ -53,7 +55,7 @@ def register(subparsers) -> None:
                         description="The results parquet and a card with pass@1 per model and language.")
     rs.add_argument("--store", required=True, metavar="URI")
     rs.add_argument("--repo", required=True, metavar="OWNER/NAME")
-    rs.add_argument("--private", action="store_true")
+    rs.add_argument("--private", action="store_true", help=PRIVATE_HELP)
     rs.add_argument("--license", default=None, help=LICENSE_HELP)
     rs.set_defaults(func=run_results)
 

@@ -13,7 +13,8 @@
   the model's weights, at its own revision (`--tokenizer-revision`: check_tokenizer_revision).
 
 A model (not a tokenizer) must hold a `config.json`; without one the folder holds no model,
-and that is the error, before transformers tries to load it.
+and that is the error, before transformers tries to load it. A Hub repo whose commit holds none
+(an empty repo: only `.gitattributes`, or an upload still under way) is named with its commit.
 """
 
 from __future__ import annotations
@@ -179,8 +180,9 @@ def _from_hub(name: str, revision: str | None, what: str = "model") -> ResolvedM
             path = snapshot_download(name, revision=revision, allow_patterns=TOKENIZER_PATTERNS)
         else:
             path = snapshot_download(name, revision=revision, allow_patterns=HUB_PATTERNS)
-            if not any(f.endswith(".safetensors") for f in os.listdir(path)) and os.path.exists(
-                    os.path.join(path, "config.json")):
+            # (an empty repo's snapshot folder does not exist: no listing before config.json)
+            if os.path.exists(os.path.join(path, "config.json")) and not any(
+                    f.endswith(".safetensors") for f in os.listdir(path)):
                 path = snapshot_download(name, revision=revision,
                                          allow_patterns=HUB_PATTERNS + ["*.bin"])
     except RevisionNotFoundError:
@@ -200,7 +202,35 @@ def _from_hub(name: str, revision: str | None, what: str = "model") -> ResolvedM
         raise MultipltError(f"{what} {name!r} is not a local folder or storage URI, and cannot be downloaded from "
                             f"the Hub (revision {revision!r}): {exc}") from None
     commit = os.path.basename(os.path.normpath(path))
+    if what != "tokenizer" and not os.path.isfile(os.path.join(path, "config.json")):
+        raise MultipltError(no_config(what, name, commit))
+    if what == "tokenizer" and not (os.path.isdir(path) and os.listdir(path)):
+        raise MultipltError(f"tokenizer {name} at commit {commit} has no tokenizer files (an empty repo: "
+                            f"still uploading?)")
     return ResolvedModel(name, revision, path, commit if len(commit) == 40 else None)
+
+
+def no_config(what: str, name: str, commit: str) -> str:
+    """The error for a Hub repo whose commit holds no config.json (an empty repo, or one whose
+    upload has not reached the model yet)."""
+    return f"{what} {name} at commit {commit} has no config.json (no weights yet: still uploading?)"
+
+
+def hub_config_problem(name: str, revision: str | None, what: str = "model") -> str | None:
+    """no_config's error when the Hub repo `name` at `revision` holds no config.json, else None
+    (it holds one, or the Hub cannot say: the caller's own error stands). For a model that
+    failed to load by its Hub name (train's base model, which from_pretrained fetches itself):
+    only config.json is fetched, which from_pretrained fetched already when there is one."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(name, revision=revision, allow_patterns=["config.json"])
+    except Exception as exc:  # noqa: BLE001 - any failure: the loading error says more
+        LOG.debug("cannot look for config.json of %s at %r: %s", name, revision, exc)
+        return None
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return None
+    return no_config(what, name, os.path.basename(os.path.normpath(path)))
 
 
 def _fingerprint(uri: str) -> list:

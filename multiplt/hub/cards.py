@@ -1,7 +1,9 @@
 """Cards: the README.md of each published repo, YAML front matter plus Markdown.
 
-Cards are a function of what is published (no dates, no machine paths beyond the recorded
-provenance), so publishing the same thing twice gives the same card and uploads nothing."""
+Cards are a function of what is published (no dates), so publishing the same thing twice gives
+the same card and uploads nothing. The model and results cards name no place of the deployment
+(a local path or storage URI is its public name NAME~HASH, results.place_name); the dataset card's
+provenance names the stage folders it was made from."""
 
 from __future__ import annotations
 
@@ -217,6 +219,14 @@ def note_benchmark(note: str) -> str | None:
     return found[1] if found[1] is not None else ""
 
 
+def _hub_id(value) -> bool:
+    """Whether a recipe value may name a Hub repo: not a place of the deployment (a local path, a
+    storage URI) nor the public name of one (results.place_name: NAME~HASH)."""
+    from multiplt.hub.results import PLACE_MARK, is_place
+
+    return isinstance(value, str) and bool(value) and not is_place(value) and PLACE_MARK not in value
+
+
 def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
                benchmark: str | None = None, num_problems: tuple[int, ...] = (),
                note: str | None = None, not_looked_up: tuple[str, ...] = ()) -> str:
@@ -228,14 +238,13 @@ def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
     table about pass@1 (default: pass1_note; "" none), `not_looked_up`: tags whose pass@1 was
     not looked up, named in a sentence after it (publication without a results store)."""
     bases = sorted({o["config"].get("base", "") for o in outputs if o["config"].get("base")})
-    # Hub dataset names only: a storage URI or a local path (training stores them absolute) is
-    # no `datasets:` entry and would show the machine's folders
-    datasets = sorted({o["config"].get("dataset", "") for o in outputs
-                       if o["config"].get("dataset") and "://" not in o["config"]["dataset"]
-                       and not o["config"]["dataset"].startswith("/")})
+    # Hub dataset names only: a storage URI or a local path (training stores them absolute), or
+    # the public name the card gives one (NAME~HASH, read back from the card's Recipe), is no
+    # `datasets:` entry and would show the machine's folders
+    datasets = sorted({o["config"]["dataset"] for o in outputs if _hub_id(o["config"].get("dataset"))})
     langs = sorted({r["lang"] for o in outputs for r in o["rows"]})
     meta = {"license": license, "library_name": "transformers", "tags": ["code", "multipl-t", *langs]}
-    if len(bases) == 1 and "://" not in bases[0] and not bases[0].startswith("/"):
+    if len(bases) == 1 and _hub_id(bases[0]):
         meta["base_model"] = bases[0]
     if datasets:
         meta["datasets"] = datasets
@@ -258,9 +267,13 @@ def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
     if not_looked_up:
         parts.append(f"\n{not_looked_up_note(list(not_looked_up), [row[0] for row in table])}\n")
     parts.append("\n## Recipe\n")
+    from multiplt.hub.results import public_places
+
     for o in outputs:
         config = o["config"]
-        used = [[k, config[k]] for k in RECIPE_KEYS if config.get(k) not in (None, "")]
+        # a base model, dataset or recipe file at a place of the deployment (a local path, a
+        # storage URI) is shown by its public name NAME~HASH, as `publish results` names places
+        used = [[k, public_places(config[k])] for k in RECIPE_KEYS if config.get(k) not in (None, "")]
         if not used:  # an output without a run config: no settings to show
             continue
         parts.append(f"\n{config.get('lang', '?')} / {config.get('experiment', '?')}:\n\n"

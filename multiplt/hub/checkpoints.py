@@ -2,7 +2,8 @@
 one commit on the model repo's `main`, tagged `LANG-EXPERIMENT-epochN` (the manifest's tag).
 
 Each commit holds exactly the checkpoint's files (bf16 safetensors, config, tokenizer, the
-resolved training config) plus the model card; files of the previous checkpoint that this one
+resolved training config, with every local path or storage URI in it as its public name NAME~HASH:
+CheckpointBundle) plus the model card; files of the previous checkpoint that this one
 lacks are deleted, so a tag never carries stale weights. Before anything is sent every selected
 checkpoint is checked (checkpoint_files): weights and config, its `_multiplt_train.yaml`, and a
 tokenizer that loads: a checkpoint without tokenizer files gets the training tokenizer's, one
@@ -334,6 +335,55 @@ def _base_tokenizer(row: dict, folder: str, config: dict | None = None) -> dict[
     return {n: os.path.join(folder, n) for n in os.listdir(folder)}
 
 
+class CheckpointBundle(Bundle):
+    """One checkpoint's files as published. Its `_multiplt_train.yaml` is a public copy
+    (public_run_config): the training config with every place of the deployment in it (`out`,
+    a local base model or dataset, a recipe file) named by its public name NAME~HASH, as `publish
+    results` names places; Hub ids as they are. A tag (or main) that holds the checkpoint's own
+    file instead, as publications sent it before the copy existed, holds the same checkpoint
+    (`earlier`: {repo path: the local file as sent before}): a rerun of it uploads nothing
+    and its tag is no conflict; such a tag keeps its file."""
+
+    def __init__(self, tmp_root: str | None = None):
+        super().__init__(tmp_root)
+        self.earlier: dict[str, str] = {}  # {repo path: the local file as publications sent it before}
+        self._earlier_hashes: dict[str, tuple[str, str]] = {}
+
+    def publish_run_config(self, row: dict) -> None:
+        """Replace the checkpoint's `_multiplt_train.yaml` by its public copy; an error naming
+        the checkpoint (before anything is sent) when the file is not a YAML mapping."""
+        from multiplt.hub.bundle import file_hashes
+        from multiplt.training.checkpoint import RUN_CONFIG
+
+        own = self.files[RUN_CONFIG]
+        try:
+            with open(own, encoding="utf-8") as f:
+                data = yaml.safe_load(f)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            data = exc
+        if not isinstance(data, dict):
+            why = _cause(data) if isinstance(data, Exception) else f"a {type(data).__name__}, not a mapping"
+            raise MultipltError(f"checkpoint {row['tag']} at {row['uri']}: its {RUN_CONFIG} is not a training "
+                                f"config ({why}); nothing was uploaded")
+        self.add_text(RUN_CONFIG, public_run_config(data))
+        self.earlier[RUN_CONFIG] = own
+        self._earlier_hashes[RUN_CONFIG] = file_hashes(own)
+
+    def changes(self, remote: dict[str, str], deletable=lambda path: True,
+                ignore=frozenset()) -> tuple[dict[str, str], list[str]]:
+        remote = {path: self.hashes(path)[0] if held in self._earlier_hashes.get(path, ()) else held
+                  for path, held in remote.items()}
+        return super().changes(remote, deletable, ignore)
+
+
+def public_run_config(run_config: dict) -> str:
+    """The text of a checkpoint's `_multiplt_train.yaml` as published: `run_config` with its
+    places as public names (results.public_places), dumped as `multiplt train` writes it."""
+    from multiplt.hub.results import public_places
+
+    return yaml.safe_dump(public_places(run_config), sort_keys=False)
+
+
 def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force: bool = False,
                         private: bool = False, results_store: str | None = None,
                         license: str = cards.DEFAULT_LICENSE, endpoint: str | None = None) -> dict:
@@ -374,9 +424,10 @@ def publish_checkpoints(outs: list[str], repo_id: str, tags: str = "all", force:
     with tempfile.TemporaryDirectory(prefix="multiplt-publish-ckpt-") as workdir:
         bundles = []
         for output, row in selected:
-            bundle = Bundle(workdir)  # its texts go when workdir does, also on an error
+            bundle = CheckpointBundle(workdir)  # its texts go when workdir does, also on an error
             for repo_path, local in checkpoint_files(row, workdir, output["config"]).items():
                 bundle.add_file(repo_path, local)
+            bundle.publish_run_config(row)
             bundles.append((output, row, bundle))
         client = client_for(repo_id, "model", private, endpoint, token)
         refs = client.refs()
@@ -545,11 +596,13 @@ def _conflict(client, repo_id: str, tag: str, oid: str, output: dict, bundle: Bu
     trained from another base model than this one (their `_multiplt_train.yaml`), --force would
     move the tag off that base's checkpoint: the error says so and points to a repo per base
     model instead."""
+    from multiplt.hub.results import public_places
     from multiplt.training.checkpoint import RUN_CONFIG
 
     plain = (f"tag {tag} already exists on {repo_id} with other files; nothing was uploaded (use "
              f"--force to move it)")
-    ours = _base_of(_yaml(bundle.files.get(RUN_CONFIG))) or output["config"].get("base")
+    own = getattr(bundle, "earlier", {}).get(RUN_CONFIG)  # the checkpoint's own, with its places
+    ours = _base_of(_yaml(own or bundle.files.get(RUN_CONFIG))) or output["config"].get("base")
     try:
         theirs = _base_of(yaml.safe_load(client.read_text(RUN_CONFIG, oid)))
     except PlatformError:
@@ -557,7 +610,9 @@ def _conflict(client, repo_id: str, tag: str, oid: str, output: dict, bundle: Bu
     except (MultipltError, yaml.YAMLError) as exc:  # none there, or not YAML: say what is known
         LOG.debug("cannot read %s at tag %s: %s", RUN_CONFIG, tag, exc)
         return plain
-    if not ours or not theirs or ours.rstrip("/") == theirs.rstrip("/"):
+    # a base at a place is published by its public name (public_run_config), by earlier
+    # publications as the place itself: the same base either way
+    if not ours or not theirs or public_places(ours.rstrip("/")) == public_places(theirs.rstrip("/")):
         return plain
     return (f"tag {tag} already exists on {repo_id} with the checkpoint of another base model "
             f"({theirs}; this one's is {ours}); nothing was uploaded. A repo holds one checkpoint "

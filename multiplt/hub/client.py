@@ -26,13 +26,30 @@ class HubClient:
         return retry.call(f"{what} ({self.repo_type} {self.repo_id})", fn, *args, **kwargs)
 
     def ensure_repo(self, private: bool) -> bool:
-        """Create the repo unless it exists; True when it was created."""
+        """Create the repo unless it exists; True when it was created. With `private` an existing
+        repo must be private: a public one is refused (MultipltError, before anything is
+        uploaded), never made private here, since changing an existing repo's visibility is the
+        owner's decision (its other files, links and users)."""
         if self._call("repo lookup", self.api.repo_exists, self.repo_id, repo_type=self.repo_type):
+            if private:
+                self._refuse_public()
             return False
         self._call("create repo", self.api.create_repo, self.repo_id, repo_type=self.repo_type,
                    private=private, exist_ok=True)
         LOG.info("created %s repo %s%s", self.repo_type, self.repo_id, " (private)" if private else "")
         return True
+
+    def _refuse_public(self) -> None:
+        """MultipltError when the existing repo is public (a publication asked for a private one)."""
+        info = self._call("repo info", self.api.repo_info, self.repo_id, repo_type=self.repo_type)
+        if getattr(info, "private", None) is not False:
+            return
+        raise MultipltError(
+            f"--private: the {self.repo_type} repo {self.repo_id} exists and is public; nothing was "
+            f"uploaded (a publication never changes an existing repo's visibility): make it private "
+            f"on the Hub (its Settings, or HfApi().update_repo_settings({self.repo_id!r}, private=True, "
+            f"repo_type={self.repo_type!r})), or publish without --private (in multiplt_publish: "
+            f"private false)")
 
     def ensure_branch(self, branch: str) -> None:
         if branch == "main" or branch in self.refs()["branches"]:

@@ -256,9 +256,27 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
             result = push_bundle(bundle, repo_id, "dataset", private, revision,
                                  message=f"Publish dataset: {sum(rows.values())} rows in "
                                          f"{sum(1 for n in rows.values() if n)} split(s)",
-                                 deletable=data_or_card, endpoint=endpoint, token=token)
+                                 deletable=dataset_owns(repo_id, data_or_card), endpoint=endpoint,
+                                 token=token)
             _record(uri, repo_id, revision, result["commit"], endpoint)
             return {**summary, **result}
+
+
+def dataset_owns(repo_id: str, data_or_card):
+    """`deletable` of a dataset publication: the repo's `data/` files and card that its folder no
+    longer has, except the results table of `publish results` (results.DATA_FILE): a repo that
+    holds one is the results store's, and publishing a dataset there is refused (MultipltError,
+    before anything is uploaded) instead of deleting it. (A dataset split named `results` in one
+    file has that name too; it is refused only once the folder has no such split any more.)"""
+    from multiplt.hub.results import DATA_FILE
+
+    def deletable(path: str) -> bool:
+        if path == DATA_FILE:
+            raise MultipltError(f"--repo {repo_id} holds {path}, the results table of `multiplt publish "
+                                f"results`, which publishing a dataset there would delete; nothing was "
+                                f"uploaded: publish the dataset to a dataset repo of its own")
+        return data_or_card(path)
+    return deletable
 
 
 def _record(uri: str, repo_id: str, revision: str, commit: str, endpoint: str | None) -> None:

@@ -64,8 +64,24 @@ def publish_results(store: str, repo_id: str, private: bool = False,
         LOG.info("results store %s: %d rows", store, table.height)
         result = push_bundle(bundle, repo_id, "dataset", private, "main",
                              message=f"Publish results: {table.height} rows",
-                             deletable=data_or_card, endpoint=endpoint, token=token)
+                             deletable=results_own(repo_id, data_or_card), endpoint=endpoint,
+                             token=token)
     return {"repo": repo_id, "rows": table.height, **result}
+
+
+def results_own(repo_id: str, data_or_card):
+    """`deletable` of a results publication: its card (replaced) and its table DATA_FILE, the one
+    data file `publish results` writes. Any other `data/` file of the repo another publication
+    wrote (a dataset's splits, `publish dataset`): publishing the results there is refused
+    (MultipltError, before anything is uploaded) instead of deleting it."""
+    def deletable(path: str) -> bool:
+        if path.startswith("data/") and path != DATA_FILE:
+            raise MultipltError(f"--repo {repo_id} holds {path}, a data file `multiplt publish results` "
+                                f"did not write (a dataset's split, from `multiplt publish dataset`?), "
+                                f"which publishing the results there would delete; nothing was uploaded: "
+                                f"publish the results to a dataset repo of their own")
+        return data_or_card(path)
+    return deletable
 
 
 def hub_models(rows: list[dict]) -> dict[tuple[str, str], str]:
@@ -107,6 +123,17 @@ def place_name(value: str) -> str:
         place = place[len("file://"):] or "/"
     name = place.rsplit("/", 1)[-1] or "place"
     return f"{name}{PLACE_MARK}{hashlib.sha256(place.encode()).hexdigest()[:8]}"
+
+
+def public_places(value):
+    """`value` (a YAML or JSON value: a training config, a card's setting) with every place in it
+    (is_place, at any depth) replaced by its public name (place_name); anything else, Hub ids
+    included, as it is. A public name is no place, so applying it again changes nothing."""
+    if isinstance(value, dict):
+        return {key: public_places(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [public_places(item) for item in value]
+    return place_name(value) if is_place(value) else value
 
 
 def file_name(value: str) -> str:

@@ -82,11 +82,14 @@ def materialize(ref: str, revision: str, workdir: str, what: str = "base model")
 
 
 @contextlib.contextmanager
-def _loading(what: str, ref: str):
+def _loading(what: str, ref: str, revision: str | None = None):
     """transformers' errors for a name that is no model (missing folder, no config.json, an
     unknown Hub repo offline) as one MultipltError line naming it (exit 2: fix the input); a
     Hub that is down or unreachable (network errors, 408, 429, 5xx anywhere in the chain of
-    causes) stays a PlatformError (exit 3), which the stage runtime retries."""
+    causes) stays a PlatformError (exit 3), which the stage runtime retries. A base model given
+    by its Hub name (from_pretrained fetches it at `revision`) whose commit holds no config.json
+    (an empty repo, an upload under way) is named as such, with the commit, instead of with the
+    error of whatever loaded first (the tokenizer's, from a repo without tokenizer files)."""
     import pickle
 
     from safetensors import SafetensorError
@@ -105,7 +108,19 @@ def _loading(what: str, ref: str):
             if is_retryable(chain):
                 raise PlatformError(f"cannot load the {what} {ref!r} now: {first}") from None
             chain = chain.__cause__ or chain.__context__
+        if what == "base model" and _hub_name(ref):
+            from multiplt.generation.model_source import hub_config_problem
+
+            problem = hub_config_problem(ref, revision, what)
+            if problem:
+                raise MultipltError(problem) from None
         raise MultipltError(f"cannot load the {what} {ref!r}: {first}") from None
+
+
+def _hub_name(ref: str) -> bool:
+    """Whether `ref` names a Hub repo (what materialize passes through by name): no storage URI,
+    no path spelled as one, and nothing here of that name."""
+    return "://" not in ref and not ref.startswith((".", "/", "~")) and not os.path.exists(ref)
 
 
 def check_vocabulary(packed, model, tokenizer_ref: str, base_ref: str) -> None:
@@ -186,7 +201,8 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
     base_path, base_rev = materialize(config.base, config.base_revision, workdir)
     tok_path, tok_rev = (materialize(config.tokenizer, "", workdir, "tokenizer") if config.tokenizer
                          else (base_path, base_rev))
-    with _loading("tokenizer" if config.tokenizer else "base model", config.tokenizer or config.base):
+    with _loading("tokenizer" if config.tokenizer else "base model", config.tokenizer or config.base,
+                  tok_rev):
         tokenizer = load_tokenizer(tok_path, revision=tok_rev, ref=config.tokenizer or config.base)
     texts = data.load_texts(config.dataset, config.split, config.text_column)
     packed = data.prepare(texts, tokenizer, config.seq_len, config.eval_fraction, config.seed,
@@ -200,7 +216,7 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
     # The model last: bad data fails in seconds, before gigabytes of weights are loaded.
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     LOG.info("loading base model %s", config.base)  # the libraries' bars are off off a terminal
-    with _loading("base model", config.base):
+    with _loading("base model", config.base, base_rev):
         model = AutoModelForCausalLM.from_pretrained(base_path, revision=base_rev, dtype=dtype,
                                                      attn_implementation=config.attn_implementation)
     check_vocabulary(packed, model, config.tokenizer or config.base, config.base)

@@ -47,10 +47,12 @@ def test_nothing_is_published_without_a_repo():
 def test_dataset_events_give_one_command_per_folder():
     settings = defaults(pub.PUBLISH, dataset_repo="org/data", private=True)
     events = [event("multiplt_dataset_lua", {"dataset_uri": "s3://b/ds"}),
-              event("multiplt_dataset_rkt", {"dataset_uri": "s3://b/ds"}),
-              event("multiplt_dataset_r", {}, uri="s3://b/other")]
+              event("multiplt_dataset_rkt", {"dataset_uri": "s3://b/ds"})]
     assert pub.dataset_commands(settings, events) == [
-        ["publish", "dataset", "--from", "s3://b/ds", "--repo", "org/data", "--private"],
+        ["publish", "dataset", "--from", "s3://b/ds", "--repo", "org/data", "--private"]]
+    # a folder named by the Asset's URI alone is a folder too (tests/dags/test_publish_repos.py:
+    # two folders to one dataset_repo are refused)
+    assert pub.dataset_commands(settings, [event("multiplt_dataset_r", {}, uri="s3://b/other")]) == [
         ["publish", "dataset", "--from", "s3://b/other", "--repo", "org/data", "--private"]]
     with pytest.raises(pub.NotPublishing, match="no dataset"):
         pub.dataset_commands(settings, [event("multiplt_results")])
