@@ -175,12 +175,21 @@ def run_baseline(config, data, args, device, n_params, micro: int = 1) -> dict:
 
 
 def run_ours(config, data, args, device, n_params, micro: int, compile_: str, fast: bool = True,
-             attention: str = "gqa", precision_: str = "auto") -> dict:
-    """multiplt.training's step function, optimizer and schedule, set up as `multiplt train` does."""
+             attention: str = "gqa", precision_: str = "auto", mode: str = "full") -> dict:
+    """multiplt.training's step function, optimizer and schedule, set up as `multiplt train` does.
+
+    `mode` (--probe-overlap; timing probes only, their numerics are not a training run's):
+    "full" is train_step; "fb_only" runs the micro-batches' forward and backward and no
+    optimizer step (how long the step would take if the update were free); "overlap" runs each
+    step's optimizer update on a side stream, beside the next step's forward and backward (it
+    waits only before the next clip, which rewrites the gradients the update reads): how much of
+    the update such an overlap could hide. In "overlap" the forward reads weights the update is
+    still writing, so its losses are not meaningful."""
     from multiplt.training.config import TrainConfig
     from multiplt.training.loop import make_accelerator
     from multiplt.training.optim import build_optimizer, build_scheduler
-    from multiplt.training.step import LaggedMetrics, compile_blocks, setup_forward, train_step
+    from multiplt.training.step import (LaggedMetrics, clip_grad_norm, compile_blocks, lm_loss,
+                                        setup_forward, train_step)
 
     from accelerate.state import AcceleratorState
 
@@ -200,6 +209,36 @@ def run_ours(config, data, args, device, n_params, micro: int, compile_: str, fa
     reset_memory(device)
     metrics = LaggedMetrics()  # as in the training loop: step k's loss is read after step k+1 is queued
     seen = []
+    side = torch.cuda.Stream(device) if mode == "overlap" else None
+    pending = []  # overlap: the event that ends the previous step's update
+
+    def forward_backward(micro_batches):
+        total = torch.zeros((), device=accelerator.device)
+        for b in micro_batches:
+            loss = lm_loss(model, b, cfg.compile) / len(micro_batches)
+            accelerator.backward(loss)
+            total += loss.detach()
+        return total
+
+    def probe_step(micro_batches):
+        loss = forward_backward(micro_batches)
+        if mode == "fb_only":
+            optimizer.zero_grad(set_to_none=True)
+            return loss, torch.zeros((), device=accelerator.device)
+        if pending:  # the update still reading the last step's gradients must end first
+            torch.cuda.current_stream(device).wait_event(pending.pop())
+        norm = clip_grad_norm(model, optimizer, accelerator, cfg.max_grad_norm)
+        ready = torch.cuda.Event()
+        ready.record()
+        with torch.cuda.stream(side):
+            side.wait_event(ready)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            done = torch.cuda.Event()
+            done.record(side)
+        pending.append(done)
+        scheduler.step()
+        return loss, norm
 
     def step_once(step):
         idx = [(step * BATCH + j) % data.shape[0] for j in range(BATCH)]
@@ -207,8 +246,11 @@ def run_ours(config, data, args, device, n_params, micro: int, compile_: str, fa
         if device.type == "cuda":  # as the training loop: pinned, so the copy does not wait for the GPU
             batch = batch.pin_memory()
         batch = batch.to(accelerator.device, non_blocking=True)
-        loss, norm = train_step(model, optimizer, scheduler, list(batch.split(micro)), accelerator,
-                                cfg.max_grad_norm, compiled=cfg.compile)
+        if mode != "full":
+            loss, norm = probe_step(list(batch.split(micro)))
+        else:
+            loss, norm = train_step(model, optimizer, scheduler, list(batch.split(micro)), accelerator,
+                                    cfg.max_grad_norm, compiled=cfg.compile)
         done = metrics.push({"step": step}, loss=loss, grad_norm=norm)
         if done:
             seen.append(done)
@@ -427,6 +469,10 @@ def main() -> int:
     ap.add_argument("--attention-bench", action="store_true", help="time SDPA kernels at the 1B shape first")
     ap.add_argument("--profile", action="store_true", help="print a torch.profiler table of the first variant")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--probe-overlap", action="store_true",
+                    help="after the variants, time the default plan without its optimizer update "
+                    "(fb_only) and with the update on a side stream beside the next step "
+                    "(overlap): timing probes, recorded under `probes`, never the record's figures")
     ap.add_argument("--trainer-micro", default="1",
                     help="comma-separated micro-batch sizes for the Trainer baseline (accumulation "
                     "8 / micro); the fastest is the one compared (default %(default)s)")
@@ -489,6 +535,20 @@ def main() -> int:
             errors[variant] = repr(exc)[:500]
             print(f"ours {variant}: failed: {exc!r}"[:500], flush=True)
         reset_memory(device)
+    probes = []
+    if args.probe_overlap and device.type == "cuda":
+        micro, compile_, _ = default_plan(config, device)
+        for mode in ("full", "fb_only", "overlap"):
+            try:
+                r = run_ours(config, data, args, device, n_params, micro, compile_, mode=mode)
+                r.update(name=f"probe {mode} ({r['name']})", probe=mode)
+                probes.append(r)
+            except Exception as exc:
+                errors[f"probe {mode}"] = repr(exc)[:500]
+                print(f"probe {mode}: failed: {exc!r}"[:500], flush=True)
+            reset_memory(device)
+        ms = {r["probe"]: round(1000 * BATCH * data.shape[1] / r["tokens_per_s"], 2) for r in probes}
+        print(json.dumps({"probe_step_ms": ms}), flush=True)
     if device.type == "cuda":
         torch.backends.cuda.enable_cudnn_sdp(True)  # PyTorch's default for the baseline
     baselines = []
@@ -519,7 +579,7 @@ def main() -> int:
                                           if default and baseline else None),
         "default": default, "default_plan": default_info,
         "baseline": baseline, "baselines": baselines, "ours": best, "variants": results, "errors": errors,
-        "attention_kernels": attn_rows, "master_update_check": master_check,
+        "attention_kernels": attn_rows, "master_update_check": master_check, "probes": probes,
         "mfu": best["mfu"] if best else None,
         "ratio": round(best["tokens_per_s"] / baseline["tokens_per_s"], 3) if best and baseline else None,
     }
