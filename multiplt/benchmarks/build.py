@@ -5,12 +5,16 @@
 writes one JSON line per problem (name, language, prompt, tests, stop_tokens, doctests, original,
 prompt_terminology), ordered by name as MultiPL-E orders them, and `<out>.report.json` beside it:
 per problem the number of source asserts, translated asserts, and every dropped assert or
-problem with its reason. Nothing is dropped silently.
+problem with its reason. Nothing is dropped silently. The report records the sha256 of the
+file's text (`jsonl_sha256`), so a reader can tell it describes the file beside it
+(built_report): two builds into one file at once could otherwise leave one's report beside the
+other's problems.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -19,7 +23,7 @@ from multiplt.benchmarks import analyze as analysis_mod
 from multiplt.benchmarks import sources
 from multiplt.benchmarks.probe import CASES_PER_SITE
 from multiplt.benchmarks.prompts import describe
-from multiplt.errors import MultipltError
+from multiplt.errors import MultipltError, PlatformError
 from multiplt.languages import get as get_language
 from multiplt.languages.base import Language, Param, Unsupported
 from multiplt.log import Funnel, progress
@@ -231,11 +235,80 @@ def _holds(uri: str, text: str) -> bool:
         return False
 
 
+def _text_sha256(uri: str) -> str | None:
+    """The sha256 of the text of the file at `uri` (UTF-8; gunzipped for a .gz name), as a
+    report's `jsonl_sha256` records it; None when there is no file."""
+    from multiplt import storage
+
+    try:
+        text = storage.read_text(uri)
+    except storage.NotFound:
+        return None
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def built_report(uri: str) -> dict | None:
+    """The report `benchmark build` wrote beside the benchmark file `uri` (`<uri>.report.json`),
+    checked to describe the file there: None when there is no report (a file the user put there,
+    taken as it is) or no file; a MultipltError when its `jsonl_sha256` is not the sha256 of
+    the file's text (two builds into one file at once each wrote one of them, or the file was
+    changed after its build): its limit or problems would label problems it does not describe.
+    A report without `jsonl_sha256`, written by an older version, is taken as it is."""
+    from multiplt import storage
+
+    report_uri = uri + ".report.json"
+    if not storage.exists(report_uri):
+        return None
+    report = storage.read_json(report_uri)
+    if not isinstance(report, dict):
+        raise MultipltError(f"{report_uri} is not a benchmark build report (a JSON object); "
+                            f"build {uri} again")
+    recorded = report.get("jsonl_sha256")
+    if recorded is None:
+        return report
+    digest = _text_sha256(uri)
+    if digest is None:
+        return None
+    if digest != recorded:
+        raise MultipltError(f"{report_uri} does not describe {uri} beside it (its jsonl_sha256 "
+                            f"is {recorded}, the file's {digest}): another build wrote one of them "
+                            "meanwhile, or the file was changed; build it again")
+    return report
+
+
+def _check_written(out: str, report: dict) -> None:
+    """After this build wrote `report` (and the file): a PlatformError (exit 3, retried) when
+    another build wrote the report or the file since, so that the two no longer both describe
+    this build's problems. Two builds into one file at once: of writes in the order file
+    removed, report, file, the one whose file is there last finds the other's report, and one
+    that wrote only its report finds the other's file, so at least one of two builds whose files
+    disagree is told; readers refuse such a pair (built_report). A file missing now was removed
+    by another build that writes its own next (and checks it as this one did)."""
+    from multiplt import storage
+
+    report_uri = str(out) + ".report.json"
+    try:
+        there = storage.read_json(report_uri)
+    except storage.NotFound:
+        there = None
+    digest = report["jsonl_sha256"]
+    if not isinstance(there, dict) or there.get("jsonl_sha256") != digest:
+        raise PlatformError(f"another `multiplt benchmark build` wrote {report_uri} while this one "
+                            f"wrote {out}: they may describe different problems; build it again "
+                            "(one build at a time)")
+    now = _text_sha256(str(out))
+    if now is not None and now != digest:
+        raise PlatformError(f"another `multiplt benchmark build` wrote {out} while this one wrote "
+                            f"it and {report_uri}: they may describe different problems; build it "
+                            "again (one build at a time)")
+
+
 def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
                     problems=None) -> dict:
     """Build `<out>` (JSONL) and `<out>.report.json`; returns the report. Files that already
     hold what this build writes are left alone; an `<out>` that changes is removed before the
-    report is written, and written last."""
+    report is written, and written last; then both are read again (_check_written: another
+    build into `<out>` at once is a PlatformError, not a report beside other problems)."""
     from multiplt import storage
 
     language = get_language(lang)
@@ -255,7 +328,9 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
                             f"{report['dropped_problems'][:3]}")
     report_uri = str(out) + ".report.json"
     # The texts storage.write_json and write_jsonl store
-    rows_same = _holds(out, "".join(json.dumps(row) + "\n" for row in rows))
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    report["jsonl_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    rows_same = _holds(out, text)
     report_same = _holds(report_uri, json.dumps(report) + "\n")
     if rows_same and report_same:
         # Every evaluate run builds its benchmark, several at once into one file: a rebuild of
@@ -265,6 +340,7 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
         return report
     if rows_same:  # the same problems beside a new report: no old problems to hide
         storage.write_json(report_uri, report)
+        _check_written(out, report)
         LOG.info("%s is unchanged; wrote its new report %s", out, report_uri)
         return report
     # The benchmark file marks a finished build (evaluate skips the build when it exists, and
@@ -275,6 +351,7 @@ def build_benchmark(source: str, lang: str, out: str, limit: int | None = None,
     storage.delete(out)
     storage.write_json(report_uri, report)
     storage.write_jsonl(out, rows)
+    _check_written(out, report)
     LOG.info("wrote %d %s problems to %s (%.1f%% of %d source asserts translated)", len(rows),
              language.code, out, 100 * report["asserts_translated_fraction"], report["asserts_source"])
     return report

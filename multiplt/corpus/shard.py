@@ -36,25 +36,57 @@ def _batch_progress():
     return report
 
 
+def config_uri(out: str) -> str:
+    return storage.join(out, "_work", "config.json")
+
+
 def check_config(out: str, cfg: CorpusConfig) -> None:
     """The config of the run already under `out`, if any, must be this one; an `out` holding
-    files must be a build's. Every build writes under `_work/` first (a shard's type check
-    verdicts, then `_work/config.json`, its parts and marker) and outside it only in the merge,
+    files must be a build's. Every build writes under `_work/` first (its input record and
+    config, which a one-shard build writes with its parts, a shard's type check verdicts, its
+    parts and marker) and outside it only in the merge,
     so `_work/` holding a file marks a build, also one whose shards run at this moment."""
     from multiplt.storage.outputs import first_file, refuse_foreign
 
     refuse_foreign(out, lambda: first_file(storage.join(out, "_work")) is not None)
-    uri = storage.join(out, "_work", "config.json")
+    uri = config_uri(out)
     if storage.exists(uri):
-        old = storage.read_json(uri)
-        if old.get("fingerprint") != cfg.fingerprint():
-            diffs = config_diffs(old, cfg)
-            if diffs:
-                raise MultipltError(f"{out} holds a build with another config ({'; '.join(diffs)}); "
-                                    f"use a fresh --out")
-            raise MultipltError(f"{out} holds a build with this config but other filter steps (begun "
-                                f"by another version: fingerprint {old.get('fingerprint')} there, "
-                                f"{cfg.fingerprint()} now); use a fresh --out")
+        _refuse_other_config(out, storage.read_json(uri), cfg)
+
+
+def _refuse_other_config(out: str, old, cfg: CorpusConfig) -> None:
+    """MultipltError when `old`, the config recorded under `out`, is not `cfg`'s (its
+    fingerprint): naming each setting that differs, or the other filter steps."""
+    if not isinstance(old, dict):
+        raise MultipltError(f"{config_uri(out)} is not a build's config; use a fresh --out")
+    if old.get("fingerprint") != cfg.fingerprint():
+        diffs = config_diffs(old, cfg)
+        if diffs:
+            raise MultipltError(f"{out} holds a build with another config ({'; '.join(diffs)}); "
+                                f"use a fresh --out")
+        raise MultipltError(f"{out} holds a build with this config but other filter steps (begun "
+                            f"by another version: fingerprint {old.get('fingerprint')} there, "
+                            f"{cfg.fingerprint()} now); use a fresh --out")
+
+
+def claim_config(out: str, cfg: CorpusConfig) -> None:
+    """Record `cfg` as the config of the build under `out` unless one is recorded there, with a
+    conditional create (storage.write_bytes_if, as pin.py records the input): of builds that
+    found no config when they began (check_config) and reach this at once, one write wins; the
+    config there after must be this one's (_refuse_other_config: another config is one clear
+    error, before this shard writes its parts or marker). A server without conditional writes
+    gets a plain write when none is there (warned), then the same check."""
+    uri = config_uri(out)
+    data = storage.encode_json(uri, cfg.as_dict(), indent=2)
+    try:
+        if storage.write_bytes_if(uri, data, None):
+            return
+    except storage.ConditionalWriteUnsupported:
+        LOG.warning("%s: the storage has no conditional writes, so builds of other configs "
+                    "starting at the same moment into %s may each write their parts", uri, out)
+        if not storage.exists(uri):
+            storage.write_bytes(uri, data)
+    _refuse_other_config(out, storage.read_json(uri), cfg)
 
 
 def config_diffs(old: dict, cfg: CorpusConfig) -> list[str]:
@@ -154,6 +186,8 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
     # one shard has no other to agree with: it records its input with its parts (so an empty
     # corpus, refused below, writes nothing); of N > 1, the first to start records it now
     source, recorded = pin.open_input(cfg.source, cfg.out, record=n > 1)
+    if n > 1:  # likewise the config: a shard of another config begun meanwhile is refused now
+        claim_config(cfg.out, cfg)
     start = time.perf_counter()
     reader = ShardReader(cfg, bench)
     reader.read(source, k, n, recorded["units"])
@@ -178,12 +212,13 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
              "seconds": round(time.perf_counter() - start, 3)}
     if n == 1:
         pin.write(cfg.out, recorded)
-    config_uri = storage.join(cfg.out, "_work", "config.json")
-    if not storage.exists(config_uri):
-        storage.write_json(config_uri, cfg.as_dict(), indent=2)
+    # a build of another config that began beside this one (both found no config) may have
+    # recorded its own since: checked again before the parts, and before the marker
+    claim_config(cfg.out, cfg)
     storage.write_parquet(storage.join(folder, "kept.parquet"), parts.frame(rows, parts.KEPT))
     storage.write_parquet(storage.join(folder, "excluded.parquet"), parts.frame(excluded, parts.EXCLUDED))
     storage.write_json(storage.join(folder, "stats.json"), stats, indent=2)
+    claim_config(cfg.out, cfg)
     parts.finish(folder, {"fingerprint": cfg.fingerprint(), "kept": len(rows), "excluded": len(excluded)})
     LOG.info("corpus shard %d/%d: %s read, %d functions kept, %d rows excluded, %.1f s",
              k, n, documents(files["read"], getattr(source, "kind", None)), len(rows), len(excluded),

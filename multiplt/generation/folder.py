@@ -13,10 +13,10 @@ Airflow task's zombie try beside its new try). So every write is a read-merge-wr
 there at that moment: a problem file keeps every completion already in it and gains this run's
 beyond them (add_completions), and the run record keeps the largest `n` and the union of the
 selections (write_run). For a local folder each read-merge-write holds an flock on the folder
-itself (`locked`); object storage has no lock, so there a problem file is written only if it is
-still the version read (a conditional write, else read and merged again), the run record is
-re-read before each write, and `finish` writes `complete: true` only after reading every
-selected problem's file again.
+itself (`locked`); object storage has no lock, so there a problem file and the run record are
+written only if each is still the version read (a conditional write, else read and merged
+again), and `finish` writes `complete: true` only after reading every selected problem's file
+again, after the record it writes over.
 """
 
 from __future__ import annotations
@@ -95,8 +95,9 @@ def locked(out: str, timeout: float | None = None) -> contextlib.AbstractContext
     foreign file to refuse_foreign and the tools that list the folder); the kernel drops the lock
     however the process ends, and the `with` drops it however the block or the wait ends (a
     Ctrl-C right after the lock was taken included: storage.FolderLock). Object storage (no
-    local path) and a file system that refuses the lock (some NFS mounts) go unlocked: the
-    re-read before each write narrows the window there. `timeout`: None waits as long as it
+    local path) and a file system that refuses the lock (some NFS mounts) go unlocked: object
+    storage's writes are conditional instead (add_samples, write_run); on such a mount the
+    re-read before each write only narrows the window. `timeout`: None waits as long as it
     takes, else BlockingIOError past that many seconds. Not reentrant: a second `locked` of the
     same folder inside the first waits for ever (or its timeout)."""
     path = storage.local_path(out)
@@ -258,8 +259,12 @@ def merge_run(out: str, run: dict, select: Selection | None = None) -> dict | No
     check_out(out, flag=None)
     old = read_run(out)
     if old is None:
-        refuse_foreign(out, lambda: False, flag=None)
-        return run
+        # files there are another generate's when its run record is there by now: one begun
+        # at the same moment writes the record before its first problem file
+        refuse_foreign(out, lambda: read_run(out) is not None, flag=None)
+        old = read_run(out)  # that record, checked and merged as any other
+        if old is None:
+            return run
     _refuse_another_run(out, old, run)
     merged = {**old, **run, "n": max(old.get("n") or 0, int(run.get("n") or 0))}
     if "problems" in run:
@@ -314,12 +319,13 @@ def write_run(out: str, run: dict, select: Selection | None = None) -> None:
     and one of another model, benchmark, sampling or seed refused (merge_run's check). generate
     writes the record minutes after merge_run read it (the model loads in between), and another
     generate into the folder may have written it since. Call it under `locked(out)`: a local
-    folder's record then cannot change between the read and the write; object storage has no
-    lock, so two generates writing the record within the same instant could still lose one's
-    names there (docs/generation.md)."""
-    import yaml
+    folder's record then cannot change between the read and the write; on object storage the
+    write is conditional on the version read, else read and merged again (_update_run)."""
+    _update_run(out, lambda now: _merged_run(out, now, run, select))
 
-    now = read_run(out) or {}
+
+def _merged_run(out: str, now: dict, run: dict, select: Selection | None) -> dict:
+    """The record write_run writes over the record `now` ({} when there is none)."""
     _refuse_another_run(out, now, run)
     record = {key: value for key, value in run.items() if key != "problems"}
     if now.get("n") is not None and "n" in record:
@@ -333,24 +339,69 @@ def write_run(out: str, run: dict, select: Selection | None = None) -> None:
         if "complete" in record:
             record["complete"] = record.pop("complete")
         record["problems"] = problems
-    storage.write_text(storage.join(out, RUN_FILE), yaml.safe_dump(record, sort_keys=False))
+    return record
+
+
+def _update_run(out: str, make: Callable[[dict], dict | None]) -> None:
+    """Write the run record `make` makes of the record there now (read_run; {} when there is
+    none); None writes nothing. A local folder: read and written once (the caller holds
+    `locked(out)`). Object storage: the record is written only if it is still the version read
+    (storage.update), else read and `make` run again, so a record another generate wrote in
+    between (its problems, its n, its `complete: false`) is never written over unread. `make`
+    reads through read_run, the one parser of the record, which may read a version newer than
+    the one `update` read: the write is conditional on the older one, so it then fails and is
+    tried again. A server without conditional writes gets a plain write (warned)."""
+    import yaml
+
+    uri = storage.join(out, RUN_FILE)
+
+    def encoded(record: dict) -> bytes:
+        return yaml.safe_dump(record, sort_keys=False).encode("utf-8")
+
+    if storage.local_path(uri) is not None:
+        record = make(read_run(out) or {})
+        if record is not None:
+            storage.write_bytes(uri, encoded(record))
+        return
+
+    def merge(data: bytes | None) -> bytes | None:
+        record = make({} if data is None else read_run(out) or {})
+        return None if record is None else encoded(record)
+
+    def write_plainly(exc: storage.ConditionalWriteUnsupported, data: bytes) -> None:
+        LOG.warning("%s; writing %s without them: two generates into this folder at once may "
+                    "lose one's problems from the record", exc, uri)
+        storage.write_bytes(uri, data)
+
+    storage.update(uri, merge, attempts=WRITE_ATTEMPTS, unsupported=write_plainly, log=LOG,
+                   gave_up=f"{uri}: other writers changed the run record on each of "
+                           f"{WRITE_ATTEMPTS} attempts to write it; retry later")
 
 
 def finish(out: str, problems: list[str], select: Selection | None = None) -> list[tuple[str, int, int]]:
     """Set the record's `complete` from the files: true only when every problem the record lists
     as selected (with `problems`, this run's selection) and every problem file in the folder
-    holds at least the record's n completions, each file read again here; else false. Returns
-    the short ones, (problem, completions, n), in the record's order; [] when whole. Writes the
-    record (write_run, with `select`) only when `complete` changes or its `problems` lack some
-    of `problems` (another generate's write without them). Call it under `locked(out)`."""
+    holds at least the record's n completions, each file read again here, after the record;
+    else false. Returns the short ones, (problem, completions, n), in the record's order; []
+    when whole. Writes the record (as write_run, with `select`) only when `complete` changes or
+    its `problems` lack some of `problems` (another generate's write without them). On object
+    storage a record another generate wrote between the read and the write (more problems, a
+    larger n) makes the files be read and `complete` decided again over it (_update_run). Call
+    it under `locked(out)`."""
     from multiplt.evaluation.run_folder import completion_counts
 
-    now = read_run(out) or {}
-    n = int(now.get("n") or 0)
-    counts = completion_counts(out)
-    selected = _union(_union(now.get("problems") or [], problems), list(counts))
-    short = [(name, counts.get(name, 0), n) for name in selected if counts.get(name, 0) < n]
-    whole = not short
-    if now.get("complete") is not whole or set(problems) - set(now.get("problems") or []):
-        write_run(out, {**now, "complete": whole, "problems": problems}, select)
-    return short
+    found: list[list[tuple[str, int, int]]] = [[]]
+
+    def make(now: dict) -> dict | None:
+        n = int(now.get("n") or 0)
+        counts = completion_counts(out)
+        selected = _union(_union(now.get("problems") or [], problems), list(counts))
+        found[0] = short = [(name, counts.get(name, 0), n) for name in selected
+                            if counts.get(name, 0) < n]
+        whole = not short
+        if now.get("complete") is whole and not set(problems) - set(now.get("problems") or []):
+            return None
+        return _merged_run(out, now, {**now, "complete": whole, "problems": problems}, select)
+
+    _update_run(out, make)
+    return found[0]

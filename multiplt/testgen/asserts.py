@@ -4,7 +4,11 @@ A completion is cut into the shortest runs of lines that parse as Python, from t
 that starts no parsable run is skipped and counted as unparsable. Of the statements found, only
 top-level asserts of exactly that shape are kept (MultiPL-T's rule): at least one positional
 argument, no keyword arguments (rejected as MultiPL-T does), no `*args`/`**kwargs`, one `==`, no
-assert message. Kept asserts are written back with `ast.unparse` (one normal form) and
+assert message. Unlike MultiPL-T, the arguments and the expected value must also be plain
+literals (what `ast.literal_eval` reads: numbers, strings, None, True/False, lists, tuples,
+sets, dicts of them), as `multiplt translate` needs to write the test in another language: an
+expected value that calls the function (`assert f(1) == f(1)`), `unittest.mock.ANY` or any
+other expression tests nothing there, yet would count towards coverage. Kept asserts are written back with `ast.unparse` (one normal form) and
 deduplicated across a function's samples, first seen first.
 """
 
@@ -20,6 +24,8 @@ from multiplt.corpus.normalize import parse_quietly
 UNPARSABLE = "unparsable"
 KEYWORD_ARGUMENT = "keyword_argument"
 NOT_ENTRYPOINT_ASSERT = "not_entrypoint_assert"
+ARGUMENT_NOT_LITERAL = "argument_not_literal"
+EXPECTED_NOT_LITERAL = "expected_not_literal"
 DUPLICATE = "duplicate"
 _MAX_SPAN = 40  # lines one statement may span
 
@@ -68,7 +74,20 @@ def classify(stmt: ast.stmt, entrypoint: str) -> str | None:
             else NOT_ENTRYPOINT_ASSERT
     if not call.args or any(isinstance(a, ast.Starred) for a in call.args):
         return NOT_ENTRYPOINT_ASSERT
+    if not all(_literal(a) for a in call.args):
+        return ARGUMENT_NOT_LITERAL
+    if not _literal(test.comparators[0]):
+        return EXPECTED_NOT_LITERAL
     return None
+
+
+def _literal(node: ast.expr) -> bool:
+    """Whether `node` is a plain value `ast.literal_eval` reads (translate reads tests so)."""
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 def parse(texts: list[str], entrypoint: str) -> Parsed:

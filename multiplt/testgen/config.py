@@ -21,6 +21,14 @@ def absolute_input(value: str | None) -> str | None:
     return os.path.abspath(os.path.expanduser(value))
 
 
+# The version of the validation rules (which asserts are kept, what passes, how coverage is
+# measured): recorded in a shard's config.json and in every saved part of `checks/`, so a part
+# saved under other rules is validated again rather than reused (execute.run_all). 2: only
+# literal arguments and expected values; an exit while an assert runs fails it; coverage counts
+# `# pragma: no cover` lines; a failed shared coverage run falls back to one run per assert.
+VALIDATION = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class TestgenConfig:
     __test__ = False  # not a pytest class
@@ -78,4 +86,5 @@ class TestgenConfig:
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["shard"] = f"{self.shard[0]}/{self.shard[1]}" if self.shard else None
+        d["validation"] = VALIDATION
         return d

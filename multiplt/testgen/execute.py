@@ -3,7 +3,8 @@
 Functions are packed into batches (one sandboxed runner program each, validate.py) and run on a
 pool of worker threads, one warm sandbox each. Finished functions are saved in numbered part
 files under the shard's work folder every few seconds, so a killed run loses only the batches in
-flight and a rerun validates only functions without a saved result for the same asserts. A run
+flight and a rerun validates only functions without a saved result for the same asserts under the same
+validation rules (config.VALIDATION). A run
 stopped by Ctrl-C or SIGTERM kills the batches in flight at once (closing the sandbox) and
 saves every batch that had finished before it ends.
 """
@@ -20,6 +21,7 @@ from multiplt import storage
 from multiplt.execution.executor import WAKE_S  # the main thread wakes that often while batches run
 from multiplt.execution.sandbox import Sandbox
 from multiplt.log import progress
+from multiplt.testgen.config import VALIDATION
 from multiplt.testgen.validate import Check, coverage_path, run_checks
 
 LOG = logging.getLogger("multiplt.testgen")
@@ -60,7 +62,9 @@ def run_all(checks: list[Check], folder: str, *, workers: int, timeout: float,
     todo = []
     for c in checks:
         old = saved.get(c.key)
-        if old is not None and old["asserts"] == c.asserts:
+        # a part saved under other validation rules (none recorded: before version 2) is not
+        # reused: its verdicts and coverage would mix with this version's
+        if old is not None and old["asserts"] == c.asserts and old.get("validation") == VALIDATION:
             c.statuses, c.coverage = old["statuses"], old["coverage"]
         else:
             todo.append(c)
@@ -83,7 +87,8 @@ def run_all(checks: list[Check], folder: str, *, workers: int, timeout: float,
         if unsaved:
             storage.write_json(storage.join(folder, f"part-{part:05d}-{run_tag}.json"),
                                {c.key: {"asserts": c.asserts, "statuses": c.statuses,
-                                        "coverage": c.coverage} for c in unsaved})
+                                        "coverage": c.coverage, "validation": VALIDATION}
+                                for c in unsaved})
             part += 1
             unsaved, last_save = [], time.monotonic()
 

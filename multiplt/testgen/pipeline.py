@@ -173,8 +173,10 @@ def _check_replay(cfg: TestgenConfig, rows: list[dict]) -> None:
 # Settings that decide a shard's result: a rerun into the same --out must not change them.
 # (Not URIs: the docker runtime's sandbox step sees them as local paths; the rows themselves
 # are compared instead, by generate_stage and, on a finished shard, _check_done_rows.)
+# validation: the version of the validation rules (config.VALIDATION): a shard of older rules
+# is refused, not mixed with verdicts of the new ones
 IDENTITY = ("backend", "model", "revision", "tokenizer", "n", "temperature", "top_p",
-            "max_new_tokens", "min_coverage", "timeout", "seed")
+            "max_new_tokens", "min_coverage", "timeout", "seed", "validation")
 
 
 SHARD_NAME = re.compile(r"shard-all|shard-\d{5,}-of-\d{5,}")
@@ -228,6 +230,32 @@ def _check_same_run(cfg: TestgenConfig, work: str) -> None:
         from multiplt.errors import MultipltError
 
         raise MultipltError(f"{uri} records another run ({'; '.join(diffs)}); use another --out")
+
+
+def _create(uri: str, data: bytes) -> bool:
+    """Write `data` at `uri` only if no file is there (storage.write_bytes_if: of writers at
+    once, one wins); whether this call wrote it. A server without conditional writes gets a plain
+    write when no file is there (warned): runs starting at the same moment may then both write."""
+    try:
+        return storage.write_bytes_if(uri, data, None)
+    except storage.ConditionalWriteUnsupported as exc:
+        LOG.warning("%s; writing %s without them: runs of other settings or rows starting into "
+                    "this shard at the same moment may mix their results", exc, uri)
+        if storage.exists(uri):
+            return False
+        storage.write_bytes(uri, data)
+        return True
+
+
+def _record_config(cfg: TestgenConfig, work: str) -> None:
+    """The shard's config.json: created with this run's config where none is there (_create),
+    else this run's settings checked against it (_check_same_run: another run of other settings
+    that began beside this one, both having found none, may have recorded its own since) and
+    its other fields rewritten as this run's."""
+    uri = storage.join(work, "config.json")
+    if not _create(uri, storage.encode_json(uri, cfg.as_dict(), indent=1)):
+        _check_same_run(cfg, work)
+        storage.write_json(uri, cfg.as_dict(), indent=1, if_changed=True)
 
 
 def _need(work: str, name: str, stage: str) -> None:
@@ -298,12 +326,14 @@ def generate_stage(cfg: TestgenConfig, work: str, check_sandbox: bool = False) -
         # corrected rerun. Later runs (same model) may need no sampling, hence no model; nor
         # does a shard without usable rows (nothing to sample)
         check_backend_source(cfg.backend, cfg.model, cfg.revision, cfg.tokenizer)
-    rows_uri = storage.join(work, ROWS)
-    if not storage.exists(rows_uri):
-        storage.write_text(rows_uri, text)
+    # rows.jsonl and config.json are each created only where none is there (a conditional
+    # create): of runs that began at once, each having found neither, one writes them and the
+    # other, of other rows or settings, is refused here, before it samples anything
+    if not _create(storage.join(work, ROWS), text.encode("utf-8")):
+        _refuse_other_rows(cfg, work, text)
     if listing is not None:  # these files hold the rows of rows.jsonl
         storage.write_json(storage.join(work, INPUT), {"files": listing}, indent=1, if_changed=True)
-    storage.write_json(storage.join(work, "config.json"), cfg.as_dict(), indent=1)
+    _record_config(cfg, work)
     if rows:
         _generate(cfg, rows, work)
     return {"functions": counts["input"], "usable": len(rows)}
@@ -377,9 +407,10 @@ def write_stage(cfg: TestgenConfig, work: str) -> dict:
     kept = [{k: v for k, v in r.items() if k != "kept"} for r in records if r["kept"]]
     excluded = [{k: v for k, v in r.items() if k != "kept"} for r in records if not r["kept"]]
     name = f"{cfg.shard_name}.parquet"
+    _record_config(cfg, work)  # checked again before the shard's parquet, and before its marker
     storage.write_parquet(storage.join(cfg.out, "tests", name), _frame(kept))
     storage.write_parquet(storage.join(cfg.out, "excluded", name), _frame(excluded))
-    storage.write_json(storage.join(work, "config.json"), cfg.as_dict(), indent=1)
+    _check_same_run(cfg, work)
     storage.write_text(storage.join(work, DONE), json.dumps({"shard": cfg.shard_name}))
     _warn_if_empty(funnel.merge(cfg.out), cfg.out)
     return {"kept": len(kept), "excluded": len(excluded)}

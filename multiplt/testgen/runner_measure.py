@@ -28,16 +28,12 @@ def _fresh_main(path: str):
     return module
 
 
-def _exit_code(exc: SystemExit) -> int:
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code & 0xFF
-    return 1
-
-
-def _run_program(text: str, path: str, report) -> int:
-    """What `python3 path` would exit with for `text` (run here, in the forked child)."""
+def _run_program(text: str, path: str, report, done: str = "") -> int:
+    """Run `text` as `python3 path` would (here, in the forked child); 0 when it ran to its end.
+    A SystemExit raised while it runs (`exit()`, `sys.exit(0)` included) is a failure, reported
+    as such: the program did not finish. Only after it finished is `done` (the runner's token
+    for this run) reported, so an exit that skips the rest (`os._exit(0)`) reports no token and
+    fails too (runner.main passes a run only with exit status 0 and that token)."""
     module = _fresh_main(path)
     try:
         code = compile(text, path, "exec")
@@ -49,8 +45,9 @@ def _run_program(text: str, path: str, report) -> int:
         threading = sys.modules.get("threading")
         if threading is not None and hasattr(threading, "_shutdown"):
             threading._shutdown()  # wait for non-daemon threads, as interpreter exit does
-    except SystemExit as exc:
-        return _exit_code(exc)
+    except SystemExit:
+        report("SystemExit")
+        return 1
     except BaseException as exc:  # noqa: BLE001 (the program's own failure)
         report(type(exc).__name__)
         traceback.print_exc()
@@ -59,6 +56,7 @@ def _run_program(text: str, path: str, report) -> int:
         sys.stdout.flush()
     except Exception:  # noqa: BLE001
         return 120
+    report(done)
     return 0
 
 
@@ -92,48 +90,115 @@ def _distinct(trees) -> list:
     return out
 
 
-def _assert_work(program: str):
+def _assert_work(program: str, done: str = ""):
     def work(channel, folder):
-        return _run_program(program, os.path.join(folder, PROGRAM), channel.child_report)
+        return _run_program(program, os.path.join(folder, PROGRAM), channel.child_report, done)
     return work
+
+
+def _new_coverage(coverage, include: list):
+    """A Coverage of statements (no branches) of the `include` paths, with an empty exclude
+    list: coverage.py's default one drops lines marked `# pragma: no cover` (and `...` bodies,
+    `if TYPE_CHECKING:` blocks), which a corpus function's own text could use to hide statements
+    no test ran; every statement of the body counts."""
+    cov = coverage.Coverage(data_file=None, include=include, branch=False, config_file=False)
+    cov.clear_exclude()
+    return cov
 
 
 def _coverage_work(prefix: str, passing: list, entry: str, coverage, template=None):
+    """The coverage-and-types run of `passing` after `prefix`, writing `report.json`. What the
+    asserts change in the builtins (a replaced `len`) is put back before the report is made; a
+    failure of the run itself (in `prefix`, or while reporting) is reported on the channel as
+    `Name: message`, the cause runner.main names in the function's coverage error."""
+    import builtins
+
     def work(channel, folder):
-        path = os.path.join(folder, PROGRAM)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(prefix)
-        module = _fresh_main(path)
-        signatures: list = []
-        errors = 0
-        cov = template or coverage.Coverage(data_file=None, include=[path], branch=False,
-                                            config_file=False)
-        cov.start()
+        saved = dict(vars(builtins))
         try:
-            exec(compile(prefix, path, "exec"), module.__dict__)
-            original = module.__dict__.get(entry)
-            if callable(original):
-                def recording(*args, **kwargs):
-                    arg_types = [_type_of(a) for a in args]
-                    result = original(*args, **kwargs)
-                    sig = [arg_types, _type_of(result), sorted(kwargs)]
-                    if sig not in signatures and len(signatures) < _MAX_SIGNATURES:
-                        signatures.append(sig)
-                    return result
-                module.__dict__[entry] = recording
-            for text in passing:
-                try:
-                    exec(compile(text, "<assert>", "exec"), module.__dict__)
-                except BaseException:  # noqa: BLE001 (counted: passed alone, fails together)
-                    errors += 1
-        finally:
-            cov.stop()
-        _file, statements, _excluded, missing, _text = cov.analysis2(path)
-        with open(os.path.join(folder, "report.json"), "w") as f:
-            json.dump({"statements": statements, "missing": missing, "signatures": signatures,
-                       "errors": errors}, f)
-        return 0
+            return _measure(prefix, passing, entry, coverage, template, folder, saved)
+        except BaseException as exc:  # noqa: BLE001 (the cause, for the coverage error)
+            _restore_builtins(builtins, saved)
+            try:
+                cause = f"{type(exc).__name__}: {exc}"
+            except BaseException:  # noqa: BLE001 (a str() that fails)
+                cause = type(exc).__name__
+            channel.child_report(" ".join(cause.split())[:160])
+            return 70
     return work
+
+
+def _restore_builtins(builtins, saved: dict) -> None:
+    names = vars(builtins)
+    for name in [n for n in names if n not in saved]:
+        del names[name]
+    names.update(saved)
+
+
+def _measure(prefix, passing, entry, coverage, template, folder, saved) -> int:
+    import builtins
+
+    path = os.path.join(folder, PROGRAM)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(prefix)
+    module = _fresh_main(path)
+    signatures: list = []
+    errors = 0
+    cov = template or _new_coverage(coverage, [path])
+    cov.start()
+    try:
+        exec(compile(prefix, path, "exec"), module.__dict__)
+        original = module.__dict__.get(entry)
+        if callable(original):
+            def recording(*args, **kwargs):
+                arg_types = [_type_of(a) for a in args]
+                result = original(*args, **kwargs)
+                sig = [arg_types, _type_of(result), sorted(kwargs)]
+                if sig not in signatures and len(signatures) < _MAX_SIGNATURES:
+                    signatures.append(sig)
+                return result
+            module.__dict__[entry] = recording
+        for text in passing:
+            try:
+                exec(compile(text, "<assert>", "exec"), module.__dict__)
+            except BaseException:  # noqa: BLE001 (counted: passed alone, fails together)
+                errors += 1
+    finally:
+        cov.stop()
+        _restore_builtins(builtins, saved)
+    _file, statements, _excluded, missing, _text = cov.analysis2(path)
+    with open(os.path.join(folder, "report.json"), "w") as f:
+        json.dump({"statements": statements, "missing": missing, "signatures": signatures,
+                   "errors": errors}, f)
+    return 0
+
+
+def _merge_reports(reports: list, failed: int) -> dict:
+    """One record from the coverage runs of single asserts (runner.main's fallback): a statement
+    ran if it ran in any run, signatures joined; `errors` counts the asserts whose run failed
+    (`failed`) and those that failed in theirs. None when no report is well formed."""
+    statements, missing, signatures, errors, good = set(), None, [], failed, 0
+    for report in reports:
+        try:
+            record = json.loads(report)
+            lines = [int(x) for x in record["statements"]]
+            gaps = {int(x) for x in record["missing"]}
+            sigs = list(record.get("signatures", []))
+            errs = int(record.get("errors", 0))
+        except Exception:  # noqa: BLE001 (a malformed or forged report: that run failed)
+            errors += 1
+            continue
+        good += 1
+        statements.update(lines)
+        missing = gaps if missing is None else missing & gaps
+        errors += errs
+        for sig in sigs:
+            if sig not in signatures and len(signatures) < _MAX_SIGNATURES:
+                signatures.append(sig)
+    if not good:
+        return None
+    return {"statements": sorted(statements), "missing": sorted(missing & statements),
+            "signatures": signatures, "errors": errors}
 
 
 # the statuses only the runner gives (from the exit status and its clock), never a child's report
@@ -163,7 +228,7 @@ def _warm_up(coverage, scratch: str) -> None:
     path = os.path.join(folder, PROGRAM)
     with open(path, "w") as f:
         f.write("def f(x):\n    return x\n\nf(1)\n")
-    cov = coverage.Coverage(data_file=None, include=[path], branch=False, config_file=False)
+    cov = _new_coverage(coverage, [path])
     cov.start()
     try:
         exec(compile(open(path).read(), path, "exec"), {"__name__": "__warm_up__"})
@@ -178,8 +243,7 @@ def _prepared(coverage, scratch: str):
     and stops it: its set-up (paths, data) costs more than measuring a small function. Uses
     coverage.py's own start-up steps of the pinned version; None (each child makes its own)
     where they differ."""
-    cov = coverage.Coverage(data_file=None, include=[os.path.join(scratch, "run*", PROGRAM)],
-                            branch=False, config_file=False)
+    cov = _new_coverage(coverage, [os.path.join(scratch, "run*", PROGRAM)])
     try:
         cov._init()
         cov._inited_for_start = True

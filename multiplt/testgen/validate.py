@@ -106,8 +106,9 @@ def run_checks(sandbox: Sandbox, checks: list[Check], timeout: float = 5.0,
     pending = [c for c in checks if not c.done]
     while pending:
         text = program(pending, timeout, coverage_timeout, not sandbox.unsafe, cov_path)
+        # a function's coverage run, and where it fails its asserts' runs alone: twice its limit
         limit = (sum(s is None for c in pending for s in c.statuses) * timeout + _MARGIN_S
-                 + sum(_coverage_limit(c, timeout, coverage_timeout) for c in pending))
+                 + 2 * sum(_coverage_limit(c, timeout, coverage_timeout) for c in pending))
         finished = run_with_retries(sandbox, py, text, limit)
         complete = _apply(pending, finished.stdout)
         if cov_path is None:  # validation only: nothing more to wait for

@@ -46,8 +46,10 @@ def tables(out):
 EXPECTED_KEPT = {
     "add": (["assert add(1, 2) == 3"], ["assert add(2, 2) == 5"], 100,
             'def add(a: int, b: int) -> int:\n    """Add two numbers."""\n    return a + b\n'),
-    "count_words": (["assert count_words('a b') == (print('x' * 10000000) or 2)",
-                     "assert count_words('one') == 1", "assert count_words('hello world again') == 3"],
+    # the fixture's hostile asserts (a 10 MB print, killing the runner, an endless loop) have
+    # expected values that are not literals: rejected when parsed (expected_not_literal); the
+    # runner's own tests (tests/unit/testgen/test_runner.py) run such asserts
+    "count_words": (["assert count_words('one') == 1", "assert count_words('hello world again') == 3"],
                     ["assert count_words('') == 1"], 100,
                     'def count_words(text: str) -> int:\n    """Number of words in text."""\n'
                     '    return len(WORD.findall(text))\n'),
@@ -56,12 +58,10 @@ EXPECTED_KEPT = {
                       "from typing import List, Optional\n\ndef first_or_none(xs: List[int]) -> "
                       'Optional[int]:\n    """The first element of xs, or None."""\n    if xs:\n'
                       "        return xs[0]\n    return None\n"),
-    "same": (["assert same(1) == 1", "assert same('a') == 'a'", "assert same(3) == 3"],
-             ["assert same(2) == __import__('os').kill(__import__('os').getppid(), 9)"], 100, None),
+    "same": (["assert same(1) == 1", "assert same('a') == 'a'", "assert same(3) == 3"], [], 100, None),
 }
 EXPECTED_EXCLUDED = {
-    "clamp": ("low_coverage", ["assert clamp(5, 0, 10) == 5"],
-              ["assert clamp(1, 0, 2) == next((x for x in iter(int, 1) if x))"], 60),
+    "clamp": ("low_coverage", ["assert clamp(5, 0, 10) == 5"], [], 60),
     "broken": ("no_passing_test", [], ["assert broken(1) == 1", "assert broken(2) == 2",
                                        "assert broken('a') == 'a1'"], None),
     "silent": ("no_asserts", [], [], None),
@@ -85,9 +85,9 @@ def check_outputs(out):
             row["origin"]) == ("replay", 2, 0.2, 0.95, 400, "fixture")
     funnel = json.loads((out / "funnel.json").read_text())
     assert [(s["name"], s["in"], s["out"]) for s in funnel["steps"]] == EXPECTED_STEPS
-    assert funnel["asserts"] == {"kept": 18, "unparsable": 3, "duplicate": 3, "keyword_argument": 2}
-    assert funnel["verdicts"] == {"OK": 11, "AssertionError": 4, "Timeout": 1, "KilledRunner": 1,
-                                  "TypeError": 1}
+    assert funnel["asserts"] == {"kept": 15, "unparsable": 3, "duplicate": 3, "keyword_argument": 2,
+                                 "expected_not_literal": 3}
+    assert funnel["verdicts"] == {"OK": 10, "AssertionError": 4, "TypeError": 1}
     assert funnel["types"] == {"typed": 3, "untyped": 1}
 
 

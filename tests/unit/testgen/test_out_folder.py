@@ -115,20 +115,20 @@ def test_an_out_folder_the_sandbox_cannot_hide_is_refused_before_anything_is_wri
 
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.isdir("/opt"), reason="plants a folder in /opt")
 def test_the_asserts_do_not_see_the_out_folder_wherever_it_is(tmp_path):
-    """--out in /opt, which programs otherwise see: an assert that lists it finds it empty."""
+    """--out in /opt, which programs otherwise see: the code an assert runs (here the function,
+    as an assert's expected value must be a literal) lists it and finds it empty."""
     parent = tempfile.mkdtemp(prefix="multiplt-test-", dir="/opt")
     try:
         os.chmod(parent, 0o755)
         out = os.path.join(parent, "tg")
-        content = 'def same(x):\n    """x itself."""\n    return x\n'
+        content = (f'def same(x):\n    """x itself."""\n    return x + len(__import__("os").listdir({out!r}))\n')
         sha = hashlib.sha1(content.encode()).hexdigest()
         (tmp_path / "fn" / "functions").mkdir(parents=True)
         pl.DataFrame([{"content": content, "id": "planted/same.py:1", "sha1": sha, "entrypoint": "same",
                        "context": "", "origin": "planted"}]).write_parquet(
             tmp_path / "fn" / "functions" / "part-0.parquet")
         replay = tmp_path / "replay.jsonl"
-        peek = f"1) == 1 + len(__import__('os').listdir({out!r}))\n"
-        replay.write_text(json.dumps({"name": sha, "completion": peek}) + "\n")
+        replay.write_text(json.dumps({"name": sha, "completion": "1) == 1\n"}) + "\n")
         assert cli.main(["testgen", "--functions", str(tmp_path / "fn"), "--out", out, "--backend",
                          "replay", "--replay-source", str(replay), "--n", "1", "--workers", "1"]) == 0
         (part,) = pathlib.Path(out, "work", "shard-all", "checks").glob("part-*.json")
