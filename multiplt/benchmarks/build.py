@@ -247,6 +247,10 @@ def _text_sha256(uri: str) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class ReportMismatch(MultipltError):
+    """A build report that does not describe the benchmark file beside it (built_report)."""
+
+
 def built_report(uri: str) -> dict | None:
     """The report `benchmark build` wrote beside the benchmark file `uri` (`<uri>.report.json`),
     checked to describe the file there: None when there is no report (a file the user put there,
@@ -270,7 +274,7 @@ def built_report(uri: str) -> dict | None:
     if digest is None:
         return None
     if digest != recorded:
-        raise MultipltError(f"{report_uri} does not describe {uri} beside it (its jsonl_sha256 "
+        raise ReportMismatch(f"{report_uri} does not describe {uri} beside it (its jsonl_sha256 "
                             f"is {recorded}, the file's {digest}): another build wrote one of them "
                             "meanwhile, or the file was changed; build it again")
     return report

@@ -41,10 +41,13 @@ def _check_built(bench: str, source: str, code: str) -> None:
     from multiplt import storage
     from multiplt.errors import MultipltError
 
-    report = bench + ".report.json"
-    if not (storage.exists(bench) and storage.exists(report)):
+    from multiplt.benchmarks.build import built_report
+
+    if not storage.exists(bench):
         return
-    config = storage.read_json(report).get("config") or {}
+    config = (built_report(bench) or {}).get("config") or {}  # refuses a report of another file
+    if not config and not storage.exists(bench + ".report.json"):
+        return
     built = (config.get("source"), config.get("lang"), config.get("limit"), config.get("problems"))
     if built != (source, code, None, None):
         raise MultipltError(f"{bench} was built from source {built[0]!r}, language {built[1]!r}"

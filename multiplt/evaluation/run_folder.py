@@ -95,12 +95,15 @@ def folder_markers(name: str, dataset: str) -> tuple[str, str]:
 def built_marker(uri: str) -> str:
     """The selection marker of a benchmark file that `benchmark build --limit/--problems` made
     from part of its source (its `<uri>.report.json` says so); "" for one built from all of it,
-    and for a file without a readable report (one the user put there is taken as it is)."""
-    from multiplt import storage
+    and for a file without a readable report (one the user put there is taken as it is). A
+    report that does not describe the file beside it (two builds into one file at once) is an
+    error (build.built_report), not a label."""
+    from multiplt.benchmarks.build import ReportMismatch, built_report
 
-    report = uri + ".report.json"
     try:
-        config = (storage.read_json(report).get("config") or {}) if storage.exists(report) else {}
+        config = (built_report(uri) or {}).get("config") or {}
+    except ReportMismatch:  # a report of another build's file: its selection would mislabel
+        raise
     except Exception:  # noqa: BLE001 - an unreadable report: the file is taken as built from all
         config = {}
     if not isinstance(config, dict):

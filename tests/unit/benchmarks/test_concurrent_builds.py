@@ -64,3 +64,20 @@ def test_a_build_that_wrote_only_its_report_is_told_when_the_file_is_anothers(s3
         build.build_benchmark("humaneval", "lua", out, limit=3)
     assert len(storage.read_jsonl(out)) == 2
     assert build.built_report(out)["config"]["limit"] == 2  # the other's pair agrees
+
+
+def test_the_readers_of_a_report_refuse_one_that_describes_another_file(tmp_path):
+    """generate's selection label (run_folder.built_marker) and evaluate's check of a built file
+    read the report through build.built_report: a report beside problems it does not describe is
+    one error, never a `first5` label on 3 problems."""
+    from multiplt.commands.evaluate import _check_built
+    from multiplt.evaluation.run_folder import built_marker
+
+    out = str(tmp_path / "humaneval-lua.jsonl")
+    build.build_benchmark("humaneval", "lua", out, limit=5)
+    assert built_marker(out) == "_first5"
+    rows = storage.read_jsonl(out)
+    storage.write_jsonl(out, rows[:3])  # another build's file beside this report
+    for read in (lambda: built_marker(out), lambda: _check_built(out, "humaneval", "lua")):
+        with pytest.raises(build.ReportMismatch, match="does not describe"):
+            read()
