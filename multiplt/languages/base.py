@@ -122,6 +122,16 @@ class Language(abc.ABC):
     def render_test_file(self, name: str, asserts: list[str]) -> str:
         """The test harness around the assert lines; `name` is the function under test."""
 
+    def seal_tests(self, tests: str, nonce: str) -> str:
+        """The translate stage's test program (multiplt/translation/problems.py): `tests`, this
+        language's `render_test_file` output, with code after the tests that prints `nonce` (hex
+        digits, a fresh one per problem that the model never sees) alone on a line on stdout only
+        once every test has run and none failed, so a translation that exits before or instead of
+        running its tests (or hides their failures) never prints it. `test_marker` still starts
+        the result. Only the translate stage uses it: evaluation runs `render_test_file`'s output
+        as it is. Every translation target implements it."""
+        raise NotImplementedError(f"{self.name} is not a translation target")
+
     @abc.abstractmethod
     def return_body(self, expr: str) -> str:
         """A completion that returns `expr` and closes the function the prompt opened."""
@@ -223,6 +233,17 @@ def decimal_escaped(text: str, escapes: dict[str, str]) -> str:
         else:
             out.append(c)
     return '"' + "".join(out) + '"'
+
+
+_NONCE = re.compile(r"[0-9a-f]{16,}")
+
+
+def checked_nonce(nonce: str) -> str:
+    """`nonce` when it is hex digits (at least 16), which every language writes in a string
+    literal as it is; ValueError otherwise."""
+    if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
+        raise ValueError(f"a test nonce must be at least 16 lower-case hex digits, got {nonce!r}")
+    return nonce
 
 
 def contains(text: str, *patterns: str) -> bool:

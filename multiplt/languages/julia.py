@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     Param, Unsupported, contains)
+                                     Param, Unsupported, checked_nonce, contains)
 from multiplt.languages.types import PyType
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -111,6 +111,10 @@ class JuliaLanguage(Language):
     def render_test_file(self, name: str, asserts: list[str]) -> str:
         body = "\n".join(asserts)
         return f"using Test\n\n@testset begin\n\ncandidate = {self.identifier(name)};\n{body}\nend\n"
+
+    def seal_tests(self, tests: str, nonce: str) -> str:
+        # the outermost @testset throws (exit 1) when a test failed or raised, before the last line
+        return f"{tests}Base.println(\"{checked_nonce(nonce)}\")\nBase.flush(Base.stdout)\n"
 
     def return_body(self, expr: str) -> str:
         return f"    return {expr}\nend\n"

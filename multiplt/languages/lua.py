@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, LIBRARY_MOUNT, OK, SYNTAX_ERROR,
-                                     Language, Param, contains, decimal_escaped)
+                                     Language, Param, checked_nonce, contains, decimal_escaped)
 from multiplt.languages.types import PyType
 
 #: where Debian's liblua5.4-dev puts lua.h (the fork server's glue is compiled against it)
@@ -26,6 +26,9 @@ def lua_string(text: str) -> str:
 def lua_number(value) -> str:
     text = repr(value)
     return {"inf": "math.huge", "-inf": "-math.huge", "nan": "(0/0)"}.get(text, text)
+
+#: the last line of render_test_file's output: runs the tests, exits with how many did not pass
+_RUN = "os.exit(lu.LuaUnit.run())"
 
 _SUMMARY = re.compile(r"Ran \d+ tests? in [\d.]+ seconds?, (\d+) success(?:es)?"
                       r"(?:, (\d+) failures?)?(?:, (\d+) errors?)?")
@@ -84,7 +87,15 @@ class LuaLanguage(Language):
         body = "\n".join(asserts)
         return (f"lu = require('luaunit')\n\nfunction test_humaneval()\n"
                 f"local candidate = {self.identifier(name)}\n{body}\nend\n\n"
-                "os.exit(lu.LuaUnit.run())")
+                f"{_RUN}")
+
+    def seal_tests(self, tests: str, nonce: str) -> str:
+        # luaunit's run returns the number of failed and erroring tests: the nonce only at 0
+        if not tests.endswith(_RUN):
+            raise ValueError("not a Lua test file of render_test_file")
+        return (tests[:-len(_RUN)] + "local multiplt_not_passed = lu.LuaUnit.run()\n"
+                f"if multiplt_not_passed == 0 then io.stdout:write(\"{checked_nonce(nonce)}\\n\") "
+                "io.stdout:flush() end\nos.exit(multiplt_not_passed)")
 
     def return_body(self, expr: str) -> str:
         return f"    return {expr}\nend\n"

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     Param, Unsupported, contains, decimal_escaped)
+                                     Param, Unsupported, checked_nonce, contains, decimal_escaped)
 from multiplt.languages.types import PyType
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -130,6 +130,10 @@ class OCamlLanguage(Language):
     def render_test_file(self, name: str, asserts: list[str]) -> str:
         body = "\n".join(asserts)
         return f"let assertions =\n let candidate = {self.identifier(name)} in\n{body}\n  ()\n"
+
+    def seal_tests(self, tests: str, nonce: str) -> str:
+        # a failed assert raises: `ocaml` stops at that phrase (exit 2), before the last one
+        return f"{tests}\nlet () = Stdlib.print_endline \"{checked_nonce(nonce)}\"\n"
 
     def return_body(self, expr: str) -> str:
         return f"\n  {expr}\n"

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     Param, Unsupported, contains)
+                                     Param, Unsupported, checked_nonce, contains)
 from multiplt.languages.types import PyType, member_for
 
 #: the test harness function every R test file defines and calls (MultiPL-E's name)
@@ -106,6 +106,10 @@ class RLanguage(Language):
         body = "\n".join(asserts)
         return (f"{HARNESS} <- function() {{\ncandidate <- {self.identifier(name)}\n{body}\n}}\n"
                 f"{HARNESS}()")
+
+    def seal_tests(self, tests: str, nonce: str) -> str:
+        # a failed stopifnot is an error, which ends Rscript (exit 1) before the last line
+        return f"{tests}\nbase::cat(\"{checked_nonce(nonce)}\\n\")\n"
 
     def return_body(self, expr: str) -> str:
         return f"\n  return({expr})\n}}\n"

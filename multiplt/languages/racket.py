@@ -7,7 +7,7 @@ import re
 import shutil
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     Param, contains)
+                                     Param, checked_nonce, contains)
 from multiplt.languages.types import PyType
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -94,6 +94,16 @@ class RacketLanguage(Language):
         body = "\n".join(asserts)
         return (f"(require rackunit)\n\n(define (test-humaneval) \n\n"
                 f"  (let (( candidate {self.identifier(name)}))\n{body}\n))\n\n(test-humaneval)")
+
+    def seal_tests(self, tests: str, nonce: str) -> str:
+        # rackunit reports a failed check on stderr and goes on (exit 0): its test log counts
+        # them, failures and errors alike, whatever became of stderr; the nonce only when none
+        # failed and at least one check ran
+        return (f"{tests}\n\n(require (only-in rackunit/log [test-log multiplt-test-log]))\n"
+                "(let ([multiplt-log (multiplt-test-log #:display? #f #:exit? #f)])\n"
+                "  (when (and (zero? (car multiplt-log)) (positive? (cdr multiplt-log)))\n"
+                f"    (write-string \"{checked_nonce(nonce)}\\n\" (current-output-port))\n"
+                "    (flush-output (current-output-port))))\n")
 
     def return_body(self, expr: str) -> str:
         return f"  {expr})\n"

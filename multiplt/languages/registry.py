@@ -5,7 +5,8 @@ scripts/setup.sh and the sandbox image, and its HumanEval 32 template: docs/lang
 a language"): the CLI's `--lang` checks, the benchmark builder, the translation's cleaning, the
 executor's preflight, its library cache and the pipelines' language lists all read this registry.
 Helper modules (base, types, this one) define no Language and are skipped. A module whose
-Language lacks a required class attribute (`required()`) or an abstract method, or whose `code`
+Language lacks a required class attribute (`required()`), an abstract method or (a translation
+target) `seal_tests`, or whose `code`
 is not lower-case letters, is refused when the registry loads, on the first import of
 multiplt.languages (a TypeError naming the module, the class and what it lacks).
 """
@@ -38,9 +39,13 @@ def required() -> list[str]:
 
 
 def _missing(cls: type) -> list[str]:
-    """What `cls` lacks to be a complete Language: required attributes, then abstract methods."""
+    """What `cls` lacks to be a complete Language: required attributes, then abstract methods,
+    then, for a translation target (`target`), its own `seal_tests` (the translate stage's test
+    program, which Language does not define)."""
+    unsealed = getattr(cls, "target", True) and getattr(cls, "seal_tests", None) is Language.seal_tests
     return ([name for name in required() if not hasattr(cls, name)]
-            + [f"{name}()" for name in sorted(getattr(cls, "__abstractmethods__", ()))])
+            + [f"{name}()" for name in sorted(getattr(cls, "__abstractmethods__", ()))]
+            + (["seal_tests() (a translation target)"] if unsealed else []))
 
 
 def load() -> None:

@@ -2,7 +2,9 @@
 
 For each problem, in sample order, over its first --n samples (a completion folder sampled
 with a larger --n holds more; they are not used, so a rerun with a smaller --n equals a fresh
-run): keep the programs that passed (status OK and exit code 0), clean each
+run): keep the programs that passed (status OK, exit code 0, and the problem's end-of-tests
+nonce printed on a line of its own on stdout: `problems.build_problem` seals the tests so that
+only a run in which every test ran and passed prints it), clean each
 (`clean.clean_program`), drop those containing TODO, drop exact duplicates, then near-duplicates
 (greedy ROUGE-L, `dedup`). Every dropped sample becomes an `excluded` row with its reason.
 Work is saved in parts of CHUNK functions under the shard's work folder, so a killed collection
@@ -27,8 +29,19 @@ CHUNK = 200
 COUNTS = ("translations_sampled", "passed", "after_todo", "after_exact_dedup", "after_rouge_l")
 
 
-def passed(result: dict) -> bool:
+def passed(result: dict, nonce: str) -> bool:
+    """Status OK, exit code 0, and `nonce` (the problem's `tests_nonce`) alone on a line of the
+    run's stdout: a program that exits 0 before, or instead of, running every test never prints
+    it (nor does one whose tests failed unseen, e.g. Racket's with stderr hidden)."""
+    return ok_exit(result) and nonce in (result.get("stdout") or "").splitlines()
+
+
+def ok_exit(result: dict) -> bool:
     return result.get("status") == OK and result.get("exit_code") == 0
+
+
+#: an excluded sample's reason: status OK and exit 0, but its tests did not all run and pass
+NO_NONCE = "failed: tests did not all run and pass (status OK, exit 0, no end-of-tests nonce on stdout)"
 
 
 def collect_function(problem: dict, doc: dict, lang: str, rouge: dedup_mod.RougeDedup,
@@ -44,14 +57,19 @@ def collect_function(problem: dict, doc: dict, lang: str, rouge: dedup_mod.Rouge
     if len(results) < n:
         raise MultipltError(f"{sha1}: only {len(results)} of {n} samples were executed; run the "
                             "execution first (multiplt execute, or translate --stage all)")
+    nonce = problem.get("tests_nonce")
+    if not nonce:
+        raise MultipltError(f"{sha1}: the problem has no tests_nonce (built by an older multiplt, "
+                            "whose runs cannot show that the tests ran); use another --out")
     base = {"sha1": sha1, "id": _text(problem.get("id")), "entrypoint": problem["entrypoint"]}
     excluded, cleaned = [], []
     counts = dict.fromkeys(COUNTS, 0)
     counts["translations_sampled"] = n
     for i, result in enumerate(results[:n]):
-        if not passed(result):
-            excluded.append({**base, "sample": i, "stage": "validate",
-                             "reason": f"failed: {result.get('status')} (exit {result.get('exit_code')})"})
+        if not passed(result, nonce):
+            reason = NO_NONCE if ok_exit(result) else \
+                f"failed: {result.get('status')} (exit {result.get('exit_code')})"
+            excluded.append({**base, "sample": i, "stage": "validate", "reason": reason})
             continue
         counts["passed"] += 1
         try:
@@ -79,7 +97,9 @@ def collect_function(problem: dict, doc: dict, lang: str, rouge: dedup_mod.Rouge
         if verdict.kept:
             kept.append({"content": texts[verdict.key], **base, "sample": verdict.key,
                          "pass_rate": pass_rate, "model": run.get("model"),
-                         "revision": run.get("revision")})
+                         "revision": run.get("revision"),
+                         "translated_tests": problem.get("translated_tests"),
+                         "source_tests": problem.get("source_tests")})
         else:
             excluded.append({**base, "sample": verdict.key, "stage": "dedup",
                              "reason": f"{verdict.reason} {verdict.score} > {rouge.threshold}",

@@ -39,13 +39,20 @@ def completions_uri(out: str, code: str, shard: tuple[int, int]) -> str:
     return storage.join(work_uri(out, code, shard), "completions")
 
 
+#: a shard's problems.report.json holds this key (true) when its problems' tests are sealed by a
+#: nonce (problems.build_problem): one without it was built by an older multiplt, whose programs
+#: and verdicts cannot show that the tests ran, and is refused (_check_sealed)
+SEALED = "tests_nonce"
+
+
 def build_problems(rows: list[dict], fingerprint: str, lang, work: str,
-                   duplicates: list[dict] = ()) -> tuple[list[dict], dict]:
+                   duplicates: list[dict] = (), built: tuple[list[dict], dict] | None = None
+                   ) -> tuple[list[dict], dict]:
     """The shard's problems (built once; reused by reruns of the same input). `duplicates`: the
     rows of the shard that repeat an earlier row's sha1 (`source.load_rows`), each dropped as
-    `duplicate_sha1` (as testgen drops them), so the funnel's `functions_in` counts every row."""
-    from multiplt.translation.problems import build_problem
-
+    `duplicate_sha1` (as testgen drops them), so the funnel's `functions_in` counts every row.
+    `built`: the problems and report `make_problems` made of these rows (checked before
+    anything was written), written as they are."""
     uri, report_uri = storage.join(work, "problems.jsonl"), storage.join(work, "problems.report.json")
     names = [r["sha1"] for r in rows]
     if storage.exists(report_uri):
@@ -54,14 +61,32 @@ def build_problems(rows: list[dict], fingerprint: str, lang, work: str,
             raise MultipltError(f"{work} was built from another tests dataset, shard or --limit; "
                                 "use another --out")
         return storage.read_jsonl(uri), report
+    problems, report = built if built is not None else make_problems(rows, fingerprint, lang, duplicates)
+    storage.write_jsonl(uri, problems)
+    storage.write_json(report_uri, report)  # last: its presence means the build is complete
+    return problems, report
+
+
+def make_problems(rows: list[dict], fingerprint: str, lang, duplicates: list[dict] = ()
+                  ) -> tuple[list[dict], dict]:
+    """(problems, report) of the shard's rows in `lang`, in memory. The report: the input and
+    its functions, the funnel's build counts (`functions_in`, `prompts_built`, `tests_in`: the
+    asserts of the rows, repeats of a sha1 not counted; `tests_translated`: those that became
+    tests of a built problem), `dropped` (reasons with counts), `excluded` (a row per dropped
+    function) and `dropped_tests` (per sha1, each assert that was not translated, with its
+    reason: those of dropped functions too)."""
+    from multiplt.translation.problems import build_problem
+
     funnel = Funnel(f"translate {lang.code} problems")
-    problems, excluded = [], []
+    problems, excluded, dropped_tests = [], [], {}
     for row in duplicates:
         funnel.drop("duplicate_sha1")
         excluded.append({"sha1": row["sha1"], "id": row.get("id"), "entrypoint": row.get("entrypoint"),
                          "stage": "build", "reason": "duplicate_sha1: same sha1 as an earlier row"})
     for row in progress(rows, total=len(rows), desc=f"build {lang.code}", unit="function"):
         built = build_problem(row, lang)
+        if built.dropped_tests:
+            dropped_tests[row["sha1"]] = built.dropped_tests
         if built.row is None:
             funnel.drop(built.drop)
             excluded.append({"sha1": row["sha1"], "id": row.get("id"), "entrypoint": row["entrypoint"],
@@ -70,22 +95,23 @@ def build_problems(rows: list[dict], fingerprint: str, lang, work: str,
             funnel.keep()
             problems.append(built.row)
     funnel.log(LOG)
-    report = {"input_sha256": fingerprint, "language": lang.code, "functions": names,
+    report = {"input_sha256": fingerprint, "language": lang.code, "functions": [r["sha1"] for r in rows],
               "functions_in": len(rows) + len(duplicates), "prompts_built": len(problems),
-              "dropped": dict(funnel.dropped), "excluded": excluded}
-    storage.write_jsonl(uri, problems)
-    storage.write_json(report_uri, report)  # last: its presence means the build is complete
+              "tests_in": sum(len(list(r.get("tests") or [])) for r in rows),
+              "tests_translated": sum(p["translated_tests"] for p in problems), SEALED: True,
+              "dropped": dict(funnel.dropped), "excluded": excluded, "dropped_tests": dropped_tests}
     return problems, report
 
 
 def translate_language(cfg: TranslateConfig, code: str, rows: list[dict],
-                       fingerprint: str, duplicates: list[dict] = ()) -> dict:
+                       fingerprint: str, duplicates: list[dict] = (),
+                       built: tuple[list[dict], dict] | None = None) -> dict:
     from multiplt import languages
 
     lang = languages.get(code)
     work = work_uri(cfg.out, lang.code, cfg.shard)
     completions = completions_uri(cfg.out, lang.code, cfg.shard)
-    problems, report = build_problems(rows, fingerprint, lang, work, duplicates)
+    problems, report = build_problems(rows, fingerprint, lang, work, duplicates, built)
     problems_uri = storage.join(work, "problems.jsonl")
     if cfg.stage in ("all", "sample") and problems:
         from multiplt.generation.driver import generate
@@ -125,7 +151,7 @@ def _collect(cfg, lang, rows, problems, report, work, completions) -> dict:
     # every row of the shard, repeats of a sha1 included (a report from before they were counted
     # has no functions_in: its rows then)
     counts = {"functions_in": report.get("functions_in", len(rows)), "prompts_built": report["prompts_built"],
-              **counts}
+              "tests_in": report["tests_in"], "tests_translated": report["tests_translated"], **counts}
     funnel = {"language": lang.code, "split": lang.split, "shard": writer.shard_tag(cfg.shard),
               "counts": counts, "dropped": dropped}
     # the generation's run record without its selection (every prompt's name: thousands a shard)
@@ -343,6 +369,47 @@ def _check_runtimes(cfg: TranslateConfig) -> None:
                    what="the translations")
 
 
+def _check_sealed(cfg: TranslateConfig) -> None:
+    """A shard of a language of --lang built by an older multiplt (its problems.report.json
+    without SEALED), any shard of OUT: its programs' tests print no nonce, so its verdicts cannot
+    show that the tests ran, and resuming it, or summing its funnel and data with those of
+    sealed shards, would mix the two. Refused before anything is written, naming the file."""
+    for code in dict.fromkeys(languages_code(c) for c in cfg.langs):
+        folder = storage.join(cfg.out, "work", code)
+        shards = [u for u in storage.ls(folder) if u.endswith("/")] if storage.exists(folder) else []
+        for shard in sorted(shards):
+            uri = storage.join(shard.rstrip("/"), "problems.report.json")
+            if storage.exists(uri) and not storage.read_json(uri).get(SEALED):
+                raise MultipltError(f"{uri} was built by an older multiplt whose translated tests do "
+                                    "not show that they ran (no end-of-tests nonce); use another --out")
+
+
+def _prebuild(cfg: TranslateConfig, rows: list[dict], fingerprint: str,
+              duplicates: list[dict]) -> dict[str, tuple[list[dict], dict]]:
+    """The problems of every language of --lang whose shard is not built yet, made in memory
+    (make_problems) by the stages that sample, so that with --backend replay a replay source
+    with fewer than --n completions for a problem is refused (one line, exit 2) before any
+    language's problems are written; written later by build_problems."""
+    from multiplt import languages
+
+    if cfg.stage not in ("all", "sample") or not rows:
+        return {}
+    built = {code: make_problems(rows, fingerprint, languages.get(code), duplicates)
+             for code in _unbuilt(cfg)}
+    if cfg.backend == "replay":
+        from multiplt.generation.replay import load_replay
+
+        for code, (problems, _) in built.items():
+            source = _replay_source(cfg, code)
+            have = load_replay(source)
+            short = [p["name"] for p in problems if len(have.get(p["name"], [])) < cfg.n]
+            if short:
+                raise MultipltError(f"replay source {source} has fewer than {cfg.n} completions (--n) "
+                                    f"for {len(short)} {code} problem(s) (by sha1): {', '.join(short[:5])}"
+                                    f"{' ...' if len(short) > 5 else ''}")
+    return built
+
+
 def _check_backend(cfg: TranslateConfig, rows: list[dict]) -> None:
     """The model (and tokenizer) the stages that sample load, or each language's replay source
     (a missing one included), checked without loading weights
@@ -375,6 +442,7 @@ def translate(cfg: TranslateConfig) -> dict:
     cfg = dataclasses.replace(cfg, tests=absolute_input(cfg.tests))
     check_out(cfg.out)  # the URI itself, before any path is made from it
     _check_own_folder(cfg.out)
+    _check_sealed(cfg)
     if cfg.stage == "summary":
         from multiplt.translation import writer
 
@@ -395,7 +463,9 @@ def translate(cfg: TranslateConfig) -> dict:
         _check_runtimes(cfg)
     if cfg.stage in ("all", "sample"):
         _check_backend(cfg, rows)
+    built = _prebuild(cfg, rows, fingerprint, duplicates)
     repeats = f" ({len(duplicates)} more row(s) repeat a sha1: dropped as duplicate_sha1)" if duplicates else ""
     LOG.info("translate: %d of %d functions in shard %d/%d, languages %s%s", len(rows), total,
              cfg.shard[0], cfg.shard[1], ",".join(cfg.langs), repeats)
-    return {code: translate_language(cfg, code, rows, fingerprint, duplicates) for code in cfg.langs}
+    return {code: translate_language(cfg, code, rows, fingerprint, duplicates,
+                                     built.get(languages_code(code))) for code in cfg.langs}

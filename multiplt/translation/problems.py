@@ -8,7 +8,10 @@ tests are the row's `assert f(args) == expected` lines, normalized by the benchm
 assert matcher and rendered by the language layer through the benchmark builder's own
 `translate`: the same translator as `multiplt benchmark build`, not a second one. Untranslatable
 asserts are dropped one by one (MultiPL-E's `--skip-failing-tests`); a problem left with none is
-dropped with the reason.
+dropped with the reason. The tests are then sealed (`Language.seal_tests`): after them the
+program prints the problem's own random nonce (`tests_nonce`, never in the prompt) once every
+test ran and passed, and a translation counts as passing only when its run printed it
+(collect.passed), so one that exits before or instead of running its tests is not kept.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import ast
 import copy
 import dataclasses
 import re
+import secrets
 import textwrap
 
 from multiplt.benchmarks import asserts
@@ -106,7 +110,8 @@ def parse_tests(tests: list[str], entrypoint: str) -> tuple[list, dict, dict]:
             for v in (*case.args, case.expected):
                 of_value(v)
         except (ValueError, TypeError, SyntaxError, TypeParseError, RecursionError, MemoryError) as exc:
-            drops[i] = f"a value is not a supported literal ({str(exc)[:80]})"
+            # without the node's address (`<ast.Call object at 0x7f...>`): the same text every run
+            drops[i] = f"a value is not a supported literal ({re.sub(r' at 0x[0-9a-f]+', '', str(exc))[:80]})"
             continue
         cases[i] = [case]
     by_call: dict[str, list[int]] = {}
@@ -140,8 +145,14 @@ def _types(sig, cases: dict, strict: bool) -> tuple[list[Param], object]:
     return params, refine(sig.returns, returned)
 
 
-def build_problem(row: dict, lang: Language) -> Problem:
-    """The MultiPL-E-style problem for one step-1 row in `lang`, named by the row's sha1."""
+def new_nonce() -> str:
+    """A problem's end-of-tests nonce: 32 random hex digits, made when its problem is built."""
+    return secrets.token_hex(16)
+
+
+def build_problem(row: dict, lang: Language, nonce: str | None = None) -> Problem:
+    """The MultiPL-E-style problem for one step-1 row in `lang`, named by the row's sha1, with
+    its tests sealed by `nonce` (a fresh `new_nonce()` when None)."""
     entrypoint, sha1 = row["entrypoint"], row["sha1"]
     if lang.strict_types:
         source = row.get("content_with_types")
@@ -173,7 +184,9 @@ def build_problem(row: dict, lang: Language) -> Problem:
             drop = "no test translates"
         return Problem(None, reason, drop, dropped)
     clean = builder.translate(an, lang, min_asserts=1).row
-    out = {**built.row, "name": sha1, "clean_prompt": clean["prompt"], "sha1": sha1,
+    nonce = new_nonce() if nonce is None else nonce
+    out = {**built.row, "tests": lang.seal_tests(built.row["tests"], nonce), "tests_nonce": nonce,
+           "name": sha1, "clean_prompt": clean["prompt"], "sha1": sha1,
            "id": row.get("id"), "entrypoint": entrypoint,
            "translated_tests": built.report["translated_asserts"], "source_tests": len(sites)}
     return Problem(out, dropped_tests=dropped)

@@ -24,7 +24,8 @@ from multiplt import storage
 LOG = logging.getLogger("multiplt.translation")
 
 DATA_SCHEMA = {"content": "str", "sha1": "str", "id": "str", "entrypoint": "str", "sample": "int",
-               "pass_rate": "float", "model": "str", "revision": "str"}
+               "pass_rate": "float", "model": "str", "revision": "str", "translated_tests": "int",
+               "source_tests": "int"}
 EXCLUDED_SCHEMA = {"sha1": "str", "id": "str", "entrypoint": "str", "sample": "int", "stage": "str",
                    "reason": "str", "duplicate_of": "int"}
 

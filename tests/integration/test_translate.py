@@ -56,7 +56,8 @@ def test_exact_kept_rows_per_language(inputs, tmp_path, code):
     assert translate(inputs, out, code) == 0
     df, pairs = kept_pairs(out, code)
     assert pairs == fx.kept(code)
-    assert df.columns == ["content", "sha1", "id", "entrypoint", "sample", "pass_rate", "model", "revision"]
+    assert df.columns == ["content", "sha1", "id", "entrypoint", "sample", "pass_rate", "model", "revision",
+                          "translated_tests", "source_tests"]
     add_one = df.filter(pl.col("entrypoint") == "add_one")
     assert set(add_one["pass_rate"]) == {round(5 / 7, 4)}  # 0, 3, 4, 5, 6 pass
     assert set(df["model"]) == {"replay"}

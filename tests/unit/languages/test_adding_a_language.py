@@ -65,6 +65,9 @@ TOY = textwrap.dedent('''
         def render_test_file(self, name, asserts):
             return "import toycheck\\ndef run(candidate):\\n" + "\\n".join(asserts) + f"\\nrun({name})\\n"
 
+        def seal_tests(self, tests, nonce):
+            return tests + f"print({nonce!r})\\n"
+
         def return_body(self, expr):
             return f"    return {expr}\\n"
 

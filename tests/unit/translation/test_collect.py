@@ -12,8 +12,9 @@ from multiplt.execution import files
 from multiplt.translation.collect import collect
 
 PROMPT = "-- canonical python\nlocal function f(xs)\n"
+NONCE = "0123456789abcdef" * 2
 PROBLEM = {"sha1": "ab" * 20, "id": 7, "entrypoint": "f", "prompt": PROMPT,
-           "clean_prompt": "local function f(xs)\n"}
+           "clean_prompt": "local function f(xs)\n", "tests_nonce": NONCE}
 BODIES = ["  return #xs\nend\n", "  return nil\nend\n", "  return 1 + #xs\nend\n",
           "  local total = 0\n  for _, x in ipairs(xs) do total = total + x end\n  return total\nend\n",
           "  return xs[1] or 0\nend\n", "  return table.concat(xs, ',')\nend\n", "  return -1\nend\n"]
@@ -24,7 +25,8 @@ def write_results(folder: str, samples: int) -> None:
     """A results file as the executor writes it: sample i's completion and its verdict (sample 1
     fails, the others pass)."""
     results = [{"program": PROMPT + body + "\nlu = require('luaunit')\n",
-                "status": "OK" if i != 1 else "Exception", "exit_code": 0 if i != 1 else 1}
+                "status": "OK" if i != 1 else "Exception", "exit_code": 0 if i != 1 else 1,
+                "stdout": f"OK\n{NONCE}\n" if i != 1 else ""}
                for i, body in enumerate(BODIES[:samples])]
     storage.write_json(files.results_uri(folder, PROBLEM["sha1"]),
                        {"name": PROBLEM["sha1"], "completions": BODIES[:samples], "results": results})

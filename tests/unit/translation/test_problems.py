@@ -63,11 +63,13 @@ def test_comment_markers_are_the_languages():
 @pytest.mark.parametrize("code", languages.targets())
 def test_tests_are_translated_by_the_language_layer(code):
     assert code in FIRST_TEST, f"no expected test for {code}"
-    tests = build_problem(ADD_ONE, get(code)).row["tests"]
+    built = build_problem(ADD_ONE, get(code)).row
+    tests = built["tests"]
     assert FIRST_TEST[code] in tests
     lines = [line for line in tests.split("\n") if "candidate" in line and "add_one" not in line]
     assert len(lines) == 3
-    assert tests == get(code).render_test_file("add_one", lines)
+    # the language layer's test file, sealed with the problem's own nonce (translate only)
+    assert tests == get(code).seal_tests(get(code).render_test_file("add_one", lines), built["tests_nonce"])
 
 
 @pytest.mark.parametrize("code", [code for code in languages.targets() if get(code).strict_types])
