@@ -331,8 +331,9 @@ def _warm_up(sandbox: Sandbox, langs: list[Language]) -> None:
 #: how long an interrupted run waits, once its sandbox is closed, for the workers to report
 #: the programs that had finished (the killed ones report at once, as SandboxClosed)
 SETTLE_S = 2.0
-#: how long an interrupted run waits for its folder's lock to write what finished (another
-#: execute of the folder holds it while it writes; past this the rerun runs those again)
+#: how long an interrupted or failing run spends, in all, writing what finished: waiting for its
+#: folder's lock (another execute of the folder holds it while it writes) and for the storage
+#: (an S3 endpoint that stalls); past this, what is left unwritten the rerun runs again
 SAVE_LOCK_WAIT_S = 10.0
 
 
@@ -343,7 +344,8 @@ def _run(jobs: list[_Job], sandbox: Sandbox, pool: concurrent.futures.ThreadPool
     what runs), waits up to SETTLE_S for the workers to report what had finished, then writes
     every finished result not yet written (`_save_finished`), and raises: a program that
     finished before the sandbox closed is kept unless its worker reported it later than that,
-    or the folder's lock stayed taken (SAVE_LOCK_WAIT_S); the rerun runs those again."""
+    or its write did not end within SAVE_LOCK_WAIT_S (the folder's lock stayed taken, the storage
+    did not answer) or failed; the rerun runs those again."""
     finished: list[tuple[_Job, dict | BaseException]] = []  # appended by the workers only
     arrived = threading.Event()
     handled = 0  # finished[:handled] are in their problems' results
@@ -443,25 +445,61 @@ def _save_finished(finished: list, handled: int, unwritten: dict[int, _Problem])
     in the format of every other write (a problem with unfinished completions keeps the later
     results in `multiplt_pending`), so that the rerun runs only what had not finished. Results
     only: a program killed by the stopping run reports SandboxClosed, and one whose sandbox was
-    killed by a signal the run did not send a platform failure (runners.py). The writes wait
-    SAVE_LOCK_WAIT_S in all for the folder's lock; a write that fails or cannot take the lock
-    in time is logged, not raised: the run ends with what stopped it (the interrupted exit
-    status), and the rerun runs that problem's programs again."""
+    killed by a signal the run did not send a platform failure (runners.py).
+
+    The writes take SAVE_LOCK_WAIT_S in all, however they wait (the folder's lock, or an S3
+    endpoint that stalls: they run on a thread of their own, left behind when time is up), and
+    stop at the first write that fails (the same folder and store: the next would fail alike,
+    each after as long): one warning then says how many problems' results were left unwritten
+    and why; nothing is raised: the run ends with what stopped it (the interrupted exit status,
+    or the failure), and the rerun runs those problems' programs again."""
     _record(finished[handled:], unwritten, Counter())  # an interruption's statuses: not counted
-    if unwritten:
-        LOG.info("execute: stopping; writing the finished results of %d problem(s)", len(unwritten))
+    problems = list(unwritten.values())
+    if not problems:
+        return
+    LOG.info("execute: stopping; writing the finished results of %d problem(s)", len(problems))
     deadline = time.monotonic() + SAVE_LOCK_WAIT_S
-    for problem in list(unwritten.values()):
-        problem.lock_timeout = max(0.0, deadline - time.monotonic())
+    state: dict = {"written": 0, "failed": None, "late": False}
+    done = threading.Event()
+
+    def save() -> None:
         try:
-            problem.write()
-        except BlockingIOError:
-            LOG.warning("execute: could not write the finished results of problem %s: its "
-                        "folder stayed locked for %.0f s (the rerun runs them again)",
-                        problem.name, SAVE_LOCK_WAIT_S)
-        except Exception as exc:  # noqa: BLE001 - logged; the run ends with what stopped it
-            LOG.warning("execute: could not write the finished results of problem %s: %s",
-                        problem.name, exc)
+            for problem in problems:
+                left = deadline - time.monotonic()
+                if left <= 0 or state["late"]:
+                    return
+                problem.lock_timeout = left
+                try:
+                    problem.write()
+                except BaseException as exc:  # noqa: BLE001 - logged by the waiting thread
+                    state["failed"] = (problem, exc)
+                    return
+                state["written"] += 1
+        finally:
+            done.set()
+
+    threading.Thread(target=save, name="multiplt-exec-save", daemon=True).start()
+    try:  # in WAKE_S steps, as results_in_order waits: a second Ctrl-C still gets through
+        while not done.wait(min(WAKE_S, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                break
+    finally:
+        state["late"] = True  # the thread, if still writing, starts no further write
+    written, failed = state["written"], state["failed"]
+    if failed is not None:
+        problem, exc = failed
+        why = (f"its folder stayed locked for {SAVE_LOCK_WAIT_S:g} s"
+               if isinstance(exc, BlockingIOError) else str(exc) or type(exc).__name__)
+    elif written < len(problems):
+        problem = problems[written]
+        why = (f"the write did not end within {SAVE_LOCK_WAIT_S:g} s (its folder stayed locked, "
+               f"or the storage did not answer)")
+    else:
+        return
+    left = len(problems) - written
+    LOG.warning("execute: the finished results of %d problem(s) were left unwritten (the rerun "
+                "runs them again): could not write those of problem %s: %s",
+                left, problem.name, why)
 
 
 def _run_job(sandbox: Sandbox, job: _Job, timeout: float | None) -> dict:

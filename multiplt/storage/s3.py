@@ -6,6 +6,11 @@ AWS_ENDPOINT_URL_S3, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
 profile (AWS_PROFILE), so the same code talks to AWS and to a MinIO in compose. Writes are atomic
 on the server side: a single PUT, or a multipart upload that becomes visible only when completed.
 `write_bytes_if` is S3's conditional write (a single PUT with If-Match/If-None-Match).
+
+A stalled or unreachable endpoint fails a call within bounded time: a connection, and each block
+of a request sent on it, waits at most CONNECT_TIMEOUT_S, each read of the answer at most
+READ_TIMEOUT_S (set by MULTIPLT_S3_CONNECT_TIMEOUT / MULTIPLT_S3_READ_TIMEOUT), and a call makes
+at most 6 attempts (AWS_MAX_ATTEMPTS, the standard AWS setting, overrides it).
 """
 
 from __future__ import annotations
@@ -23,9 +28,24 @@ MULTIPART_THRESHOLD = 8 << 20
 MULTIPART_CHUNK = 8 << 20
 # The largest object one PUT may carry (S3's limit), and so the largest conditional write.
 MAX_SINGLE_PUT = 5 << 30
+#: seconds to wait for a connection to the endpoint (botocore's default is 60), and for each
+#: block of a request's body to be sent (urllib3 keeps the connect timeout on the socket while it
+#: sends; botocore sends a body in blocks of 128 KiB or less, so 10 s cuts only an upload slower
+#: than about 13 KB/s): a host that drops packets fails an attempt after this
+CONNECT_TIMEOUT_S = 10.0
+#: seconds each read of an answer may wait for data (botocore's default): a limit on a stall,
+#: not on a request, so a download of any size is not cut by it; AWS answers slow requests
+#: (CompleteMultipartUpload, CopyObject) well within it (it sends blanks while it works)
+READ_TIMEOUT_S = 60.0
+#: the environment variables that override them (seconds, a positive number)
+TIMEOUT_ENV = {"MULTIPLT_S3_CONNECT_TIMEOUT": CONNECT_TIMEOUT_S, "MULTIPLT_S3_READ_TIMEOUT": READ_TIMEOUT_S}
+#: retries of a failed call (botocore's `max_attempts`: retries, so 6 attempts in all), unless
+#: the standard AWS setting AWS_MAX_ATTEMPTS (attempts in all) is in the environment
+RETRIES = 5
 _ENV_KEYS = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION",
              "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
-             "AWS_SHARED_CREDENTIALS_FILE", "MULTIPLT_S3_ADDRESSING_STYLE")
+             "AWS_SHARED_CREDENTIALS_FILE", "AWS_MAX_ATTEMPTS", "MULTIPLT_S3_ADDRESSING_STYLE",
+             *TIMEOUT_ENV)
 _lock = threading.Lock()
 _clients: dict[tuple, object] = {}
 
@@ -46,10 +66,29 @@ def client():
             # AWS itself prefers virtual-hosted names.
             custom = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             style = os.environ.get("MULTIPLT_S3_ADDRESSING_STYLE") or ("path" if custom else "auto")
-            config = botocore.config.Config(s3={"addressing_style": style},
-                                            retries={"max_attempts": 5, "mode": "standard"})
+            retries = {"mode": "standard"}
+            if not os.environ.get("AWS_MAX_ATTEMPTS"):
+                retries["max_attempts"] = RETRIES
+            config = botocore.config.Config(s3={"addressing_style": style}, retries=retries,
+                                            connect_timeout=_seconds("MULTIPLT_S3_CONNECT_TIMEOUT"),
+                                            read_timeout=_seconds("MULTIPLT_S3_READ_TIMEOUT"))
             _clients[key] = session.client("s3", config=config)
         return _clients[key]
+
+
+def _seconds(name: str) -> float:
+    """The timeout the environment variable `name` sets (TIMEOUT_ENV gives the default where it is
+    unset or empty); MultipltError naming it for anything but a positive finite number."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return TIMEOUT_ENV[name]
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):  # NaN fails the comparison too
+        raise MultipltError(f"{name} must be a positive number of seconds, got {os.environ[name]!r}")
+    return value
 
 
 def _transfer_config():
@@ -78,6 +117,9 @@ def _translate(exc: Exception, loc: Location, action: str) -> Exception:
     if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
         return MultipltError(f"no AWS credentials to {action} {loc.uri}: set AWS_ACCESS_KEY_ID and "
                              "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+    if isinstance(exc, (bex.ConnectTimeoutError, bex.ReadTimeoutError)):
+        return PlatformError(f"the S3 endpoint did not answer in time to {action} {loc.uri}: {exc} "
+                             "(limits: MULTIPLT_S3_CONNECT_TIMEOUT, MULTIPLT_S3_READ_TIMEOUT)")
     if isinstance(exc, bex.EndpointConnectionError):
         return PlatformError(f"cannot reach the S3 endpoint to {action} {loc.uri}: {exc}")
     if isinstance(exc, bex.BotoCoreError):

@@ -15,7 +15,8 @@ compare-and-swap on its version (`storage.read_versioned` + `storage.write_bytes
 - `Lease.check(what)` before each write that matters renews it at once: when another train has
   taken it over (this one stalled longer than TTL_S: a zombie Airflow try beside its retry), it is
   PlatformError naming that train, and this one stops before writing.
-- `Lease.release()` deletes it at the end, only while it is still this train's.
+- `Lease.release()` deletes it at the end, only while it is still this train's, taking at most
+  RELEASE_S (a stalled store: the lease is left to lapse).
 
 Expiry compares the renewal time written by one host with the clock of another: the hosts'
 clocks must agree to well within TTL_S (NTP does). A server without conditional writes
@@ -43,6 +44,9 @@ RENEW_S = 20.0
 #: the finetune DAG's retry_delay (2 minutes), so the retry of a try that was killed (SIGTERM on
 #: a timeout, SIGKILL, a lost worker: no release) finds the lease lapsed instead of failing
 TTL_S = 90.0
+#: the longest a release takes (it runs while a run ends, an interrupted one too): waiting for a
+#: renewal under way and for the storage; past it the lease is left to lapse (TTL_S)
+RELEASE_S = 10.0
 #: the time written into leases and compared with theirs (wall clock: it is compared across hosts)
 clock = time.time
 _warned_unsupported = False
@@ -224,12 +228,36 @@ class Lease:
     def release(self) -> None:
         """Stop renewing and delete the lease object if it is still this train's (and not about to
         lapse: another train may be taking it over). Never raises (it runs while an error or an
-        interrupt ends the run): a lease it cannot delete lapses TTL_S after its last renewal."""
+        interrupt ends the run) and takes at most RELEASE_S in all, waiting for a renewal under
+        way and for the storage (an S3 endpoint that stalls) on a thread of its own, left behind
+        when time is up: a lease it cannot delete lapses TTL_S after its last renewal."""
         self._stop.set()
+        deadline = time.monotonic() + RELEASE_S
+        done = threading.Event()
+        said: list[str] = []  # the thread's warning, logged here (none once time is up)
+
+        def run() -> None:
+            try:
+                self._release(deadline, said)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="multiplt-train-lease-release", daemon=True).start()
+        if not done.wait(RELEASE_S):
+            said[:] = [self._too_long()]
+        if said:
+            LOG.warning("%s", said[0])
+
+    def _too_long(self) -> str:
+        return (f"left the lease on {self.out} to lapse ({TTL_S:.0f}s after its last renewal): "
+                f"releasing it took longer than {RELEASE_S:g}s (a renewal under way, or the "
+                f"storage not answering)")
+
+    def _release(self, deadline: float, said: list[str]) -> None:
         if self._thread is not None:
-            self._thread.join(timeout=30)
-        if not self._lock.acquire(timeout=30):  # a renewal hanging on the network
-            LOG.warning("left the lease on %s to lapse (a renewal is still under way)", self.out)
+            self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            said.append(self._too_long())
             return
         try:
             if self.lost:
@@ -238,12 +266,13 @@ class Lease:
             if held is None or held["owner"] != self.owner:
                 return
             if clock() - held["renewed"] > TTL_S / 2:
-                LOG.warning("left the lease on %s to lapse: its last renewal is %.0fs old, so another "
-                            "train may be taking it over", self.out, clock() - held["renewed"])
+                said.append(f"left the lease on {self.out} to lapse: its last renewal is "
+                            f"{clock() - held['renewed']:.0f}s old, so another train may be taking "
+                            f"it over")
                 return
             storage.delete(self.uri)
-        except Exception as exc:  # noqa: BLE001 - see the docstring
-            LOG.warning("could not release the lease on %s (%s); it lapses %.0fs after its last renewal",
-                        self.out, exc, TTL_S)
+        except Exception as exc:  # noqa: BLE001 - see release's docstring
+            said.append(f"could not release the lease on {self.out} ({exc}); it lapses "
+                        f"{TTL_S:.0f}s after its last renewal")
         finally:
             self._lock.release()
