@@ -25,7 +25,8 @@ CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOK
                   "OPENAI_API_KEY")
 # Non-secret storage settings passed to docker stage containers as plain environment.
 STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION",
-               "HF_ENDPOINT", "HF_HUB_OFFLINE")
+               "AWS_MAX_ATTEMPTS", "MULTIPLT_S3_ADDRESSING_STYLE", "MULTIPLT_S3_CONNECT_TIMEOUT",
+               "MULTIPLT_S3_READ_TIMEOUT", "HF_ENDPOINT", "HF_HUB_OFFLINE")
 
 
 def _default_data() -> str:

@@ -564,3 +564,16 @@ def test_only_containers_that_request_gpus_see_them(docker_runtime, fake, monkey
         cpu_gen = stage_task("generate", ["generate", "--in", "x"], gpu=True)
     cpu_gen.execute({})
     assert fake.created["environment"]["NVIDIA_VISIBLE_DEVICES"] == "void"
+
+
+# ---- the S3 client's settings reach the stage containers as the local runtime's stages get them
+def test_s3_client_settings_reach_the_container(docker_runtime, fake, monkeypatch):
+    settings = {"AWS_MAX_ATTEMPTS": "2", "MULTIPLT_S3_ADDRESSING_STYLE": "path",
+                "MULTIPLT_S3_CONNECT_TIMEOUT": "5", "MULTIPLT_S3_READ_TIMEOUT": "30"}
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    with _dag("docker_s3_client_settings"):
+        task = stage_task("score", ["score", "--in", "s3://b/run"])
+    task.execute({})
+    env = fake.created["environment"]
+    assert {key: env.get(key) for key in settings} == settings
