@@ -574,6 +574,10 @@ def main(argv: list[str] | None = None) -> int:
     airflow = EmbeddedAirflow(args.home, port=args.port or pick_port(8080), data_dir=args.data,
                               env=job_models.airflow_environment(args))
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops Airflow as cleanly as Ctrl-C
+    # Ctrl-C stops it however it was started: a shell without job control starts its background
+    # commands with SIGINT ignored, which Python would keep (the job could not be stopped by a
+    # SIGINT to its process group, e.g. from a script or a test run in the background)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"starting embedded Airflow (AIRFLOW_HOME={airflow.airflow_home}) ...", flush=True)
     rc = 0  # serving until Ctrl-C: the job's exit code (0 for serve)
     try:
