@@ -11,18 +11,12 @@ import os
 
 import pytest
 
-from multiplt.execution.sandbox import Sandbox
 from multiplt.testgen import asserts, config, execute
 from multiplt.testgen.validate import Check, coverage_path, run_checks
+from tests.unit.testgen import test_runner
 
-FN = 'def add(a, b):\n    """Add."""\n    if a > 100:\n        return 0\n    return a + b\n'
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox() as sb:
-        sb.check()
-        yield sb
+FN = test_runner.FN
+sandbox = test_runner.sandbox  # the fixture: one warm sandbox for this module
 
 
 def _run(sandbox, asserts_, prefix=FN, entry="add"):
