@@ -46,15 +46,22 @@ def push(repo, files: dict, title: str) -> str:
     return repo.branches["main"]
 
 
-def test_a_hub_commit_between_shards_changes_nothing_the_build_reads(test_hub, tmp_path):
-    """ns/code holds data/a and data/b at C1; shard 0/2 runs; data/a2 lands (C2); shard 1/2 and
-    a rerun of shard 0/2 still read C1's listing: a and b, never a2, and no file is skipped."""
+def shard_0_then_a_commit(test_hub, tmp_path):
+    """ns/code holds data/a and data/b at C1; shard 0/2 of a build of it runs; then data/a2
+    lands (C2). (out, source, C1, C2)."""
     repo = test_hub.create_repo("dataset", "ns/code")
     c1 = push(repo, {"data/a.parquet": parquet("fa", 3), "data/b.parquet": parquet("fb", 5)}, "a, b")
     out = tmp_path / "out"
     source = "hf://datasets/ns/code/data"
     assert build(source, out, "--shard", "0/2") == 0
     c2 = push(repo, {"data/a2.parquet": parquet("fa2", 7)}, "a2")
+    return out, source, c1, c2
+
+
+def test_a_hub_commit_between_shards_changes_nothing_the_build_reads(test_hub, tmp_path):
+    """ns/code holds data/a and data/b at C1; shard 0/2 runs; data/a2 lands (C2); shard 1/2 and
+    a rerun of shard 0/2 still read C1's listing: a and b, never a2, and no file is skipped."""
+    out, source, c1, c2 = shard_0_then_a_commit(test_hub, tmp_path)
     assert c2 != c1
     assert build(source, out, "--shard", "1/2") == 0
     assert corpus("dedup", "--out", str(out), "--bucket", "0/1") == 0
@@ -138,12 +145,7 @@ def test_another_source_under_the_same_out_is_refused(tmp_path):
 def test_dedup_and_merge_refuse_shards_that_read_different_inputs(test_hub, tmp_path, capsys):
     """Shards written before the record existed, or with a record rewritten in between (storage
     without conditional writes), name their revisions: dedup and the merge refuse to join them."""
-    repo = test_hub.create_repo("dataset", "ns/code")
-    c1 = push(repo, {"data/a.parquet": parquet("fa", 3), "data/b.parquet": parquet("fb", 5)}, "a, b")
-    out = tmp_path / "out"
-    source = "hf://datasets/ns/code/data"
-    assert build(source, out, "--shard", "0/2") == 0
-    c2 = push(repo, {"data/a2.parquet": parquet("fa2", 7)}, "a2")
+    out, source, c1, c2 = shard_0_then_a_commit(test_hub, tmp_path)
     (out / "_work" / "input.json").unlink()  # as if shard 1 recorded its own input
     assert build(source, out, "--shard", "1/2") == 0
     capsys.readouterr()
