@@ -46,17 +46,10 @@ def _read(uri: str) -> dict:
 
 def _claim(uri: str, pin: dict) -> dict:
     """`pin` written at `uri` unless a record is there already; the record there after."""
-    data = storage.encode_json(uri, pin, indent=1)
-    try:
-        if storage.write_bytes_if(uri, data, None):
-            return pin
-    except storage.ConditionalWriteUnsupported:
-        # an S3-compatible server without If-None-Match: the last of shards starting at once
-        # wins, and dedup and the merge refuse shards that read another record
-        LOG.warning("%s: the storage has no conditional writes, so shards starting at the same "
-                    "moment may record different inputs (dedup and the merge would refuse them)", uri)
-        if not storage.exists(uri):
-            storage.write_bytes(uri, data)
+    if storage.create(uri, storage.encode_json(uri, pin, indent=1),
+                      "shards starting at the same moment may record different inputs (dedup and "
+                      "the merge would refuse them)"):
+        return pin
     return _read(uri)
 
 

@@ -77,15 +77,10 @@ def claim_config(out: str, cfg: CorpusConfig) -> None:
     error, before this shard writes its parts or marker). A server without conditional writes
     gets a plain write when none is there (warned), then the same check."""
     uri = config_uri(out)
-    data = storage.encode_json(uri, cfg.as_dict(), indent=2)
-    try:
-        if storage.write_bytes_if(uri, data, None):
-            return
-    except storage.ConditionalWriteUnsupported:
-        LOG.warning("%s: the storage has no conditional writes, so builds of other configs "
-                    "starting at the same moment into %s may each write their parts", uri, out)
-        if not storage.exists(uri):
-            storage.write_bytes(uri, data)
+    if storage.create(uri, storage.encode_json(uri, cfg.as_dict(), indent=2),
+                      f"builds of other configs starting at the same moment into {out} may each "
+                      f"write their parts"):
+        return
     _refuse_other_config(out, storage.read_json(uri), cfg)
 
 

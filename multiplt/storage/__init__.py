@@ -31,7 +31,7 @@ from multiplt.storage.uri import NotFound, basename, join, local_path, parse
 
 __all__ = [
     "AtomicFile", "ConditionalWriteUnsupported", "FolderLock", "NotFound", "ObjectInfo", "basename", "cannot_write",
-    "copy", "decode_json", "delete", "download_dir", "encode_json", "exists", "file_above", "is_file",
+    "copy", "create", "decode_json", "delete", "download_dir", "encode_json", "exists", "file_above", "is_file",
     "join", "jsonl_lines", "listing", "local_path", "ls",
     "read_bytes", "read_json", "read_jsonl", "read_parquet", "read_text",
     "read_versioned",
@@ -86,6 +86,21 @@ def write_bytes_if(uri, data: bytes, etag: str | None) -> bool:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"write_bytes_if wants bytes, got {type(data).__name__}")
     return _backend(loc).write_bytes_if(loc, bytes(data), etag)
+
+
+def create(uri, data: bytes, unsupported: str) -> bool:
+    """Write `data` at `uri` only if nothing is there (write_bytes_if with no version: of writers
+    at once, one wins); True when this call wrote it. A server without conditional writes gets a
+    plain write where nothing is there, with a warning naming the file and then `unsupported`
+    (what writers starting at the same moment may then do)."""
+    try:
+        return write_bytes_if(uri, data, None)
+    except ConditionalWriteUnsupported as exc:
+        LOG.warning("%s: %s; written without it: %s", uri, exc, unsupported)
+        if exists(uri):
+            return False
+        write_bytes(uri, data)
+        return True
 
 
 def write_if_changed(uri, data: bytes) -> bool:

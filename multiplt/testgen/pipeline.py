@@ -233,18 +233,10 @@ def _check_same_run(cfg: TestgenConfig, work: str) -> None:
 
 
 def _create(uri: str, data: bytes) -> bool:
-    """Write `data` at `uri` only if no file is there (storage.write_bytes_if: of writers at
-    once, one wins); whether this call wrote it. A server without conditional writes gets a plain
-    write when no file is there (warned): runs starting at the same moment may then both write."""
-    try:
-        return storage.write_bytes_if(uri, data, None)
-    except storage.ConditionalWriteUnsupported as exc:
-        LOG.warning("%s; writing %s without them: runs of other settings or rows starting into "
-                    "this shard at the same moment may mix their results", exc, uri)
-        if storage.exists(uri):
-            return False
-        storage.write_bytes(uri, data)
-        return True
+    """Write `data` at `uri` only if no file is there (storage.create: of writers at once, one
+    wins); whether this call wrote it."""
+    return storage.create(uri, data, "runs of other settings or rows starting into this shard at "
+                                     "the same moment may mix their results")
 
 
 def _record_config(cfg: TestgenConfig, work: str) -> None:

@@ -100,3 +100,27 @@ def test_s3_puts_carry_the_condition(s3_server):
         assert storage.write_bytes_if("s3://bucket/t", b"x", None)
         assert storage.write_bytes_if("s3://bucket/t", b"x", '"e"')
         stub.assert_no_pending_responses()
+
+
+def test_create_writes_once_and_falls_back_to_a_plain_write_with_a_warning(tmp_path, monkeypatch, caplog):
+    """storage.create: True for the call that wrote, False after; on a server without
+    conditional writes a plain write where nothing is there, with one warning naming the file."""
+    import logging
+
+    from multiplt import storage
+
+    first = str(tmp_path / "a.json")
+    assert storage.create(first, b"1", "x") is True
+    assert storage.create(first, b"2", "x") is False
+    assert storage.read_bytes(first) == b"1"
+
+    def unsupported(uri, data, etag):
+        raise storage.ConditionalWriteUnsupported("no If-None-Match here")
+
+    monkeypatch.setattr(storage, "write_bytes_if", unsupported)
+    second = str(tmp_path / "b.json")
+    with caplog.at_level(logging.WARNING, logger="multiplt.storage"):
+        assert storage.create(second, b"1", "writers at once may both write") is True
+        assert storage.create(second, b"2", "writers at once may both write") is False
+    assert storage.read_bytes(second) == b"1"
+    assert f"{second}: no If-None-Match here; written without it: writers at once may both write" in caplog.text
