@@ -39,6 +39,25 @@ PUBLISHED_DATASET = "nuprl/MultiPL-T"
 PUBLISHED_SPLITS = ("julia", "lua", "ocaml", "r", "racket")
 
 
+@dataclasses.dataclass(frozen=True)
+class Sources:
+    """Where `resolve` took each value from, so that an error names it where it was written: a
+    value the recipe set (and no flag overrode) as the recipe's key, in a message led by
+    `recipe WHERE: `; any other value (a flag's, or a built-in default that a flag would
+    override) as its flag. `Sources()`: every value named as its flag."""
+
+    recipe: str = ""  # the recipe's path or URI, as its own errors name it
+    recipe_keys: frozenset = frozenset()  # the fields whose values came from the recipe
+
+    def name(self, field: str) -> str:
+        """`lang` for a recipe's value, `--lang` for any other."""
+        return field if field in self.recipe_keys else "--" + field.replace("_", "-")
+
+    def lead(self, *fields: str) -> str:
+        """`recipe WHERE: ` when any of `fields` came from the recipe, else ""."""
+        return f"recipe {self.recipe}: " if self.recipe_keys.intersection(fields) else ""
+
+
 @dataclasses.dataclass
 class TrainConfig:
     # --- what to train on, from what, and where the checkpoints go (usually from the CLI) ---
@@ -87,16 +106,17 @@ class TrainConfig:
     fast_forward: bool = True
     log_every: int = 10  # optimizer steps between log lines (the progress bar updates every step)
 
-    def validate(self, require: bool = True) -> None:
+    def validate(self, require: bool = True, sources: Sources = Sources()) -> None:
         """Refuse bad values; `require=False` (for --print-config) lets the fields the command
-        line usually gives (dataset, base, lang, experiment, out) be unset."""
+        line usually gives (dataset, base, lang, experiment, out) be unset. `sources`: where the
+        values came from (see `Sources`), for the messages."""
         for name in ("dataset", "base", "lang", "experiment", "out"):
             if require and not getattr(self, name):
                 raise MultipltError(f"train: --{name.replace('_', '-')} is required")
         if (require or self.experiment) and not EXPERIMENT_RE.fullmatch(self.experiment):
             raise MultipltError(
-                f"bad --experiment {self.experiment!r}: use only a-z, 0-9 and _ so the tag "
-                f"{self.lang}-{self.experiment}-epochN parses")
+                f"{sources.lead('experiment')}bad {sources.name('experiment')} {self.experiment!r}: "
+                f"use only a-z, 0-9 and _ so the tag {self.lang}-{self.experiment}-epochN parses")
         positive = ("seq_len", "batch_size", "epochs", "log_every")
         for name in positive:
             if getattr(self, name) < 1:
@@ -135,7 +155,7 @@ class TrainConfig:
         if self.lr_scheduler not in ("cosine", "linear", "constant"):
             raise MultipltError(f"bad lr_scheduler {self.lr_scheduler!r}; choose cosine, linear or constant")
         if self.dataset and self.split:
-            check_published_split(self.dataset, self.split, self.lang)
+            check_published_split(self.dataset, self.split, self.lang, sources)
 
     def tag(self, epoch: int) -> str:
         return f"{self.lang}-{self.experiment}-epoch{epoch}"
@@ -148,15 +168,17 @@ class TrainConfig:
 RESUME_FREE_FIELDS = {"log_every", "recipe", "compile", "fast_forward"}
 
 
-def check_published_split(dataset: str, split: str, lang: str = "") -> None:
+def check_published_split(dataset: str, split: str, lang: str = "", sources: Sources = Sources()) -> None:
     """MultipltError when `dataset` is the published MultiPL-T dataset (PUBLISHED_DATASET; the
     Hub's names ignore case) and `split` is none of its splits: said before the output is locked
-    or the base model downloaded, where the Hub loader would fail only once those are done."""
+    or the base model downloaded, where the Hub loader would fail only once those are done.
+    `sources`: where the values came from (see `Sources`), for the message."""
     if dataset.casefold() != PUBLISHED_DATASET.casefold() or split in PUBLISHED_SPLITS:
         return
-    which = f" for --lang {lang}" if lang else ""
+    which = f" for {sources.name('lang')} {lang}" if lang else ""
     raise MultipltError(
-        f"--dataset {dataset} has no split {split!r}{which} (its splits: "
+        f"{sources.lead('dataset', 'split', 'lang')}{sources.name('dataset')} {dataset} has no "
+        f"split {split!r}{which} (its splits: "
         f"{', '.join(PUBLISHED_SPLITS)}): give --dataset data of your own with that split (e.g. "
         f"the output of `multiplt translate`), or --split one of those")
 
@@ -272,7 +294,9 @@ def resolve(recipe: str | None, overrides: dict, require: bool = True) -> TrainC
     code normalised, local paths made absolute (see `absolute_refs`) and everything validated;
     `require=False` (--print-config) lets the command-line fields be unset."""
     values = load_recipe(recipe) if recipe else {}
-    values.update(_coerce({k: v for k, v in overrides.items() if v is not None}, "command line"))
+    given = _coerce({k: v for k, v in overrides.items() if v is not None}, "command line")
+    sources = Sources(recipe_location(recipe) if recipe else "", frozenset(values) - frozenset(given))
+    values.update(given)
     if recipe:
         values["recipe"] = recipe
     config = TrainConfig(**values)
@@ -282,13 +306,13 @@ def resolve(recipe: str | None, overrides: dict, require: bool = True) -> TrainC
         try:
             language = languages.get(config.lang)
         except MultipltError as exc:  # named where it came from: the flag, or the recipe's key
-            given = (f"--lang {config.lang}" if overrides.get("lang") is not None or not recipe
-                     else f"recipe {recipe_location(recipe)}: lang")
-            raise MultipltError(f"{given}: {exc}") from None
+            named = (f"{sources.lead('lang')}lang" if "lang" in sources.recipe_keys
+                     else f"--lang {config.lang}")
+            raise MultipltError(f"{named}: {exc}") from None
         config.lang = language.code
         config.split = config.split or language.split
-    absolute_refs(config)
-    config.validate(require)
+    absolute_refs(config, sources)
+    config.validate(require, sources)
     return config
 
 
@@ -298,13 +322,14 @@ OUTPUT_FIELD = "out"
 INPUT_FIELDS = ("dataset", "base", "tokenizer")
 
 
-def absolute_refs(config: TrainConfig) -> None:
+def absolute_refs(config: TrainConfig, sources: Sources = Sources()) -> None:
     """Make the local paths in `config` absolute, so the run config and the manifest rows name
     places that hold from any folder: `out` whenever it is a bare path; `dataset`, `base` and
     `tokenizer` when they name an existing local file or folder (else they are Hub names, or a
     missing path that fails later with its own error; a dataset file name like `x.jsonl` counts as
     a path). Storage URIs (`file://`, `s3://`) are kept as written; a mistyped one (`s3:/b/x`,
-    `s3//b/x`) is an error here, before anything is read or written."""
+    `s3//b/x`) is an error here, before anything is read or written, naming the flag or the
+    recipe's key that gave it (`sources`)."""
     from multiplt.storage import uri as uris
     from multiplt.training.data import DATA_SUFFIXES
 
@@ -314,8 +339,8 @@ def absolute_refs(config: TrainConfig) -> None:
             continue
         meant = uris.mistyped(value)
         if meant is not None:
-            raise MultipltError(f"--{name} {value!r} reads as a mistyped URI (did you mean {meant!r}?); "
-                                f"{uris.local_name_hint(value)}")
+            raise MultipltError(f"{sources.lead(name)}{sources.name(name)} {value!r} reads as a mistyped "
+                                f"URI (did you mean {meant!r}?); {uris.local_name_hint(value)}")
         path = os.path.expanduser(value)
         if (name == OUTPUT_FIELD or os.path.exists(path)
                 or (name == "dataset" and value.endswith(DATA_SUFFIXES))):

@@ -9,7 +9,9 @@ per-problem results (`/run?run_id=`) and the datasets under the data root (`/dat
 
 What cannot be shown (an unreadable or malformed results store, a run not recorded or whose
 folder is gone) is one line: on the pages (shown in the Airflow UI's frame) a small HTML page
-with the line escaped, on the data endpoints JSON `{"detail": line}`; both with the status.
+with the line escaped, on the data endpoints JSON `{"detail": line}`; both with the status. A bad
+or missing query parameter (`?k=abc`) is the same: a 422 HTML page naming the parameter and its
+value on the pages, FastAPI's own JSON 422 on the data endpoints.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import logging
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from multiplt_leaderboard import board, datasets_page, page, plot, run_page
@@ -35,12 +39,47 @@ class Failure(Exception):
         self.status, self.message = status, message
 
 
+def _is_page(request: Request) -> bool:
+    """Whether the request's route is a page (answers HTML) rather than a data endpoint."""
+    return getattr(request.scope.get("route"), "response_class", None) is HTMLResponse
+
+
 @app.exception_handler(Failure)
 async def _failure(request: Request, exc: Failure) -> Response:
     """A page (a route answering HTML) gets a small HTML page, a data endpoint JSON."""
-    if getattr(request.scope.get("route"), "response_class", None) is HTMLResponse:
+    if _is_page(request):
         return HTMLResponse(page.error_page(exc.message), status_code=exc.status)
     return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+
+def _shown_value(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validation_line(errors) -> str:
+    """FastAPI's validation errors as one line: each names the parameter and the value given,
+    e.g. "bad query parameter k='abc': Input should be a valid integer, ...", or
+    "missing query parameter run_id"."""
+    parts = []
+    for error in errors:
+        where, *path = [str(part) for part in error.get("loc", ())] or ["request"]
+        name = ".".join(path) or where
+        if error.get("type") == "missing":
+            parts.append(f"missing {where} parameter {name}")
+        else:
+            parts.append(f"bad {where} parameter {name}={_shown_value(error.get('input'))}: "
+                         f"{error.get('msg', 'invalid')}")
+    return "; ".join(parts).replace("\n", " ") or "invalid request"
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    """A bad or missing query parameter: on a page the HTML error page (422), on a data
+    endpoint FastAPI's own JSON 422."""
+    if _is_page(request):
+        return HTMLResponse(page.error_page(validation_line(exc.errors())), status_code=422)
+    return await request_validation_exception_handler(request, exc)
 
 
 def _token(request: Request) -> str | None:

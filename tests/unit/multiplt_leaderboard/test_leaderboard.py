@@ -401,3 +401,19 @@ def test_a_signed_in_user_without_access_gets_an_html_page_on_the_pages(client, 
         assert '<p class="error" id="error">Forbidden</p>' in response.text
     response = client.get("/leaderboard/api/results")
     assert response.status_code == 403 and response.json() == {"detail": "Forbidden"}
+
+
+def test_a_bad_query_parameter_is_an_html_page_on_the_pages_and_json_on_the_api(signed_in):
+    """FastAPI's own 422 (a query parameter that does not parse, or is missing) is the same
+    one-line HTML page as the app's other errors on the pages; the data endpoints keep JSON."""
+    bad = signed_in.get("/leaderboard/", params={"k": "<abc>"})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+    assert ('<p class="error" id="error">bad query parameter k=&#x27;&lt;abc&gt;&#x27;: '
+            "Input should be a valid integer") in bad.text
+    assert "<abc>" not in bad.text and not bad.text.lstrip().startswith("{")
+    missing = signed_in.get("/leaderboard/run")
+    assert missing.status_code == 422 and missing.headers["content-type"].startswith("text/html")
+    assert '<p class="error" id="error">missing query parameter run_id</p>' in missing.text
+    api = signed_in.get("/leaderboard/api/results", params={"k": "abc"})
+    assert api.status_code == 422 and api.headers["content-type"] == "application/json"
+    assert api.json()["detail"][0]["loc"] == ["query", "k"] and api.json()["detail"][0]["input"] == "abc"
