@@ -412,8 +412,12 @@ def _run_chain(airflow: EmbeddedAirflow, args, job, *, langs, targets, root, fol
         print(f"  {datetime.datetime.now():%H:%M:%S} {dag_id} {run['dag_run_id']}: {run['state']}",
               flush=True)
 
+    def waiting(lines):  # the heartbeat, when the job waits for something else than its runs
+        for line in lines:
+            print(f"  {datetime.datetime.now():%H:%M:%S} waiting: {line}", flush=True)
+
     runs = chain_job.follow(client, job, args.timeout, on_change=report,
-                            on_heartbeat=lambda busy: heartbeat(client, busy))
+                            on_heartbeat=lambda busy: heartbeat(client, busy), on_waiting=waiting)
 
     print("\nfunnel of every stage", flush=True)
     # the report's REST reads are asked again after a transient error, as follow's polls are

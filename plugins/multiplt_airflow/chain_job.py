@@ -289,11 +289,18 @@ def asked_again(call, *args):
             time.sleep(2 * (attempt + 1))
 
 
+#: at how many scans in a row the events of a run must be unreadable while the runs they
+#: created ended without starting before the job counts those runs as its own and ended
+STUCK_SCANS = 2
+
+
 class ChainJob:
     """The runs of one main job, started at `since`: those it triggered (`add_root`), every run
     that an Asset event of one of its runs created (the event's `created_dagruns`), and every
     run whose conf's `model` lies under the job's folder `root` (the evaluations multiplt_finetune
-    triggers for its checkpoints). `paused`: the chain DAGs the job leaves paused, whose runs no
+    triggers for its checkpoints). Where the events of one of its runs cannot be read because
+    the runs they created were marked failed before they ever started (`never_started`), those
+    runs count as the job's. `paused`: the chain DAGs the job leaves paused, whose runs no
     event starts."""
 
     def __init__(self, since: datetime.datetime, root: str, paused=()):
@@ -307,6 +314,9 @@ class ChainJob:
         # those not ended (queued or running)
         self.latest: dict[str, list[dict]] = {}
         self.active: dict[str, list[dict]] = {}
+        # the ended runs whose events could not be read, each at how many scans in a row while
+        # the runs they created had ended without starting (`never_started`)
+        self.stuck: dict[tuple[str, str], int] = {}
 
     def add_root(self, dag_id: str, run_id: str) -> None:
         self.roots.add((dag_id, run_id))
@@ -315,12 +325,32 @@ class ChainJob:
         model = (run.get("conf") or {}).get("model")
         return isinstance(model, str) and model.startswith(self.prefix)
 
+    def never_started(self, dag_id: str, run: dict) -> list[tuple[str, str]]:
+        """The runs of the latest scan that the Asset events of the ended run `run` of `dag_id`
+        may have created and that ended without ever starting, when there are such runs and no
+        such run is still queued: then they are why Airflow cannot give those events (HTTP
+        500, `scan`), and will be until someone clears them. A run that an event created is
+        queued after its source run started, in one of the DAGs its events start
+        (DOWNSTREAM, but those the job leaves paused); while one of them without a start_date
+        is still queued, the scheduler may start it: [] (the events may be read later)."""
+        since = when(run.get("start_date")) or when(run.get("queued_at")) or self.since
+        waiting = [(dag, r) for dag in DOWNSTREAM.get(dag_id, ()) if dag not in self.paused
+                   for r in self.latest.get(dag, [])
+                   if not r.get("start_date") and (when(r.get("queued_at")) or since) >= since]
+        if any(r["state"] not in TERMINAL for _, r in waiting):
+            return []
+        return [(dag, r["dag_run_id"]) for dag, r in waiting]
+
     def scan(self, client) -> tuple[dict[str, list[dict]], list, list]:
         """({dag_id: [run of the job, oldest first]}, the ended runs whose events the server could
         not give this time, [(consumer, event, its time)] for each event of the job whose
         unpaused consumer has no run of it yet). An event whose consumer has no run is read
         again at the next scan (the scheduler creates the run a moment after the event, or, while
-        the consumer is at its max_active_runs, once a run of it has ended)."""
+        the consumer is at its max_active_runs, once a run of it has ended). Where the events
+        cannot be given because the runs they created ended without starting (someone marked
+        them failed while they were queued: `never_started`, at STUCK_SCANS scans in a row),
+        those runs are the job's (in its runs, ended) and the events are not waited for (but
+        read again at each scan)."""
         from multiplt_airflow.rest import AirflowAPIError
 
         self.latest = {dag: _listing(client, dag) for dag in CHAIN}
@@ -329,6 +359,7 @@ class ChainJob:
         listed = {dag: _since(dag_runs, self.since) for dag, dag_runs in self.latest.items()}
         members = set(self.roots)
         unread: list[tuple[str, str]] = []
+        tried: set[tuple[str, str]] = set()  # events that could not be read in this scan
         grew = True
         while grew:
             grew = False
@@ -339,16 +370,29 @@ class ChainJob:
                         members.add(key)
                         grew = True
                     if (key in members and run["state"] in TERMINAL and key not in self.events
-                            and key not in unread):
+                            and key not in tried):
                         try:
                             self.events[key] = events_of(client, dag, run["dag_run_id"])
+                            self.stuck.pop(key, None)
                         except AirflowAPIError as exc:
                             # Airflow's events endpoint answers 500 while a run that an event
-                            # created is still queued (its null start_date fails the response
-                            # model): ask again at the next scan.
+                            # created has no start_date (it fails the response model): ask
+                            # again at the next scan, but where those runs have ended without
+                            # ever starting (marked failed while queued), at two scans in a row
+                            # (not one 500 of a locked database): they are the job's, and the
+                            # events stay unreadable as long as they are there.
                             if exc.status != 500:
                                 raise
-                            unread.append(key)
+                            tried.add(key)
+                            ended = self.never_started(dag, run)
+                            self.stuck[key] = self.stuck.get(key, 0) + 1 if ended else 0
+                            if self.stuck[key] < STUCK_SCANS:
+                                unread.append(key)
+                                continue
+                            for created in ended:
+                                if created not in members:
+                                    members.add(created)
+                                    grew = True
             for key in [k for k in self.events if k in members]:
                 for event in self.events[key]:
                     for ref in event.get("created_dagruns") or []:
@@ -370,17 +414,21 @@ class ChainJob:
 
 
 def follow(client, job: ChainJob, timeout: float, on_change=None, appear_timeout: float = 180,
-           on_heartbeat=None, heartbeat_s: float = 60) -> dict[str, list[dict]]:
+           on_heartbeat=None, heartbeat_s: float = 60, on_waiting=None) -> dict[str, list[dict]]:
     """Wait until every run of `job` has ended and every consumer of their Asset events (but the
     job's paused DAGs: no event starts them) has a run that the event created; return
-    {dag_id: [run, ...]} (oldest first). `on_change(dag_id, run)` on each new state of a run;
-    `on_heartbeat([run, ...])` with the runs still working, at most once per `heartbeat_s`
-    seconds while some are. TimeoutError after `timeout` seconds, or when an expected run does
-    not appear in `appear_timeout` seconds after its event while its consumer has no run queued
-    or running (Airflow defers an Asset-triggered run while its DAG is at its max_active_runs:
-    it comes once that run has ended, however long it works). A poll whose REST calls fail
-    with a `transient` error is made again (a short pause, growing), up to POLL_RETRIES in a
-    row."""
+    {dag_id: [run, ...]} (oldest first). A run of the job that ended without ever starting
+    (marked failed while queued) is in it as it is: no wait for the events of the run before
+    it, which Airflow cannot give (ChainJob.scan). `on_change(dag_id, run)` on each new state
+    of a run; at most once per `heartbeat_s` seconds while the job waits: `on_heartbeat([run,
+    ...])` with the runs still working, if any, and `on_waiting([line, ...])` with what else
+    it waits for (`waiting_lines`: a run Airflow defers while its DAG is at max_active_runs,
+    one not created yet, events not readable yet), if anything. TimeoutError after `timeout`
+    seconds, or when an expected run does not appear in `appear_timeout` seconds after its
+    event while its consumer has no run queued or running (Airflow defers an Asset-triggered
+    run while its DAG is at its max_active_runs: it comes once that run has ended, however long
+    it works). A poll whose REST calls fail with a `transient` error is made again (a short
+    pause, growing), up to POLL_RETRIES in a row."""
     deadline = time.monotonic() + timeout
     last_beat = time.monotonic()
     seen_states: dict[tuple[str, str], str] = {}
@@ -421,10 +469,51 @@ def follow(client, job: ChainJob, timeout: float, on_change=None, appear_timeout
                                + (f"; events of {unread} unreadable (HTTP 500)" if unread else "")
                                + (f"; no run yet for {sorted({(d, e['name']) for d, e, _ in missing})}"
                                   if missing else ""))
-        if on_heartbeat and busy and time.monotonic() - last_beat >= heartbeat_s:
-            on_heartbeat(busy)
-            last_beat = time.monotonic()
+        if time.monotonic() - last_beat >= heartbeat_s:
+            waits = waiting_lines(job, unread, missing) if on_waiting else []
+            if on_heartbeat and busy:
+                on_heartbeat(busy)
+            if waits:
+                on_waiting(waits)
+            if (on_heartbeat and busy) or waits:
+                last_beat = time.monotonic()
         time.sleep(2)
+
+
+def waiting_lines(job: ChainJob, unread, missing) -> list[str]:
+    """What `follow` waits for beside the job's working runs, a line each, from a scan's
+    `unread` and `missing` (ChainJob.scan): per consumer DAG, the run of the job's events that
+    Airflow defers while the DAG is at its max_active_runs (named with the DAG's runs queued or
+    running, whoever's) or that the scheduler has not created yet (with the time of its first
+    event, local time); the ended runs whose events cannot be read yet (a run they created is
+    still queued)."""
+    lines = []
+    pending: dict[str, tuple[list[str], list[str], list[datetime.datetime]]] = {}
+    for dag, event, stamp in missing:
+        names, sources, stamps = pending.setdefault(dag, ([], [], []))
+        name = str(event.get("name"))
+        if name not in names:
+            names.append(name)
+        if event.get("source_run_id"):
+            source = f"{event.get('source_dag_id')} {event['source_run_id']}"
+            if source not in sources:
+                sources.append(source)
+        if stamp:
+            stamps.append(stamp)
+    for dag, (names, sources, stamps) in pending.items():
+        what = (f"{dag} run of {', '.join(sorted(names))}"
+                + (f" (from {', '.join(sources)})" if sources else ""))
+        active = job.active.get(dag) or []
+        if active:
+            lines.append(f"{what} deferred ({dag} at max_active_runs: "
+                         + ", ".join(f"{r['dag_run_id']} {r['state']}" for r in active) + ")")
+        else:
+            lines.append(f"{what} not created yet"
+                         + (f" (event at {min(stamps).astimezone():%H:%M:%S})" if stamps else ""))
+    for dag, run_id in unread:
+        lines.append(f"the Asset events of {dag} {run_id} (unreadable while a run they created "
+                     f"is queued)")
+    return lines
 
 
 #: task states of a run that is still working (shown by the heartbeat)

@@ -1,12 +1,13 @@
 """A simulated Airflow REST API for the main job (scripts/embedded_airflow.py main-job) without
 Airflow: the chain DAGs' paused flags, Variables, runs, task instances, task logs and Asset
 events, answering the calls main_job and plugins/multiplt_airflow/chain_job.py make, as
-Airflow 3's REST API answers them (an unknown Variable is HTTP 404; an event lists the runs it
-created in `created_dagruns`; a paused DAG gets no Asset-triggered run; a Variable's JSON value
-comes back serialized again, its sensitive keys masked; a run an event created that is still
-queued, never started, makes that event unreadable: HTTP 500; a run the job triggers keeps the
-run id it chose; as an option, an event for a DAG at its max_active_runs stays queued until
-that DAG's run has ended, and the runs of some DAGs stay queued until the scheduler starts them).
+Airflow 3's REST API answers them (an unknown Variable is HTTP 404; an event names its source
+run and lists the runs it created in `created_dagruns`; a paused DAG gets no Asset-triggered
+run; a Variable's JSON value comes back serialized again, its sensitive keys masked; a run an
+event created that is still queued, never started, makes that event unreadable: HTTP 500, also
+once that run is marked failed before it started; a run the job triggers keeps the run id it
+chose; as an option, an event for a DAG at its max_active_runs stays queued until that DAG's
+run has ended, and the runs of some DAGs stay queued until the scheduler starts them).
 
 `run_main_job(...)` runs main_job on it with a results store holding the base model's row.
 Used by tests/unit/multiplt_airflow/test_main_job_*.py."""
@@ -67,8 +68,9 @@ class SimulatedAirflow:
     (the scheduler starts them then, but not beyond the DAG's max_active_runs; a paused DAG's
     queued run never starts); while a run an event created is queued, the events of its source
     run answer HTTP 500, as Airflow 3.3's response model (which requires the created run's
-    start_date) does, also once such a run is marked failed without ever starting. `max_active_runs`: {dag_id: n}: an event for such a
-    DAG while n runs of it are queued or running creates no run: it stays queued (a queued
+    start_date) does, also once such a run is marked failed without ever starting (a PATCH
+    of its state: no scheduler starts it then). `max_active_runs`: {dag_id: n}: an event for
+    such a DAG while n runs of it are queued or running creates no run: it stays queued (a queued
     event, `/assets/queuedEvents`) until a listing of the DAG's runs finds it unpaused and
     below n, when one run is created that takes every event queued for it (each names it in
     its `created_dagruns`)."""
@@ -259,7 +261,8 @@ class SimulatedAirflow:
                                    "try_number": 1}]
         self.events[run_id] = [
             {**e, "asset_id": ASSET_IDS.setdefault(e["name"], len(ASSET_IDS) + 1),
-             "timestamp": self.tick(), "created_dagruns": []} for e in events]
+             "source_dag_id": dag_id, "source_run_id": run_id, "timestamp": self.tick(),
+             "created_dagruns": []} for e in events]
         for event in self.events[run_id]:
             for consumer in self.chain.consumers(event["name"]):
                 if self.paused[consumer]:  # Airflow queues no event for a paused DAG
