@@ -39,7 +39,10 @@ a URI), a `checkpoints_repo` with `{base}` for a manual run's `training_outputs`
 no base model), or one repo as both `dataset_repo` and `results_repo`, fails the plan tasks; no
 retry. A run whose dataset Asset events name more than one dataset folder fails `plan_dataset`
 (each publication would delete the other's splits from the one `dataset_repo`; with `dry_run`,
-only folders of one name). A value taken from the Variable is named as such (`... (from the
+only folders of one name). A later run that publishes another dataset folder to a
+`dataset_repo` already holding one fails its publish task (exit 2, nothing uploaded; the repo's
+card names its source): use another `dataset_repo`, or replace it by hand with `multiplt publish
+dataset --force`. A value taken from the Variable is named as such (`... (from the
 Airflow Variable multiplt_publish)`).
 
 `private` creates new repos private; a publication to an existing repo that is public fails

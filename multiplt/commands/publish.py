@@ -21,7 +21,9 @@ def register(subparsers) -> None:
 
     ds = sub.add_parser("dataset", help="a folder of data/<split>-*.parquet as a Hub dataset",
                         description="One split per language, with a dataset card (splits, row "
-                        "counts, license, the funnel of every stage, models and sampling, how to load).")
+                        "counts, license, the funnel of every stage, models and sampling, how to load; "
+                        "places named NAME~HASH). A repo holds one source folder's dataset: the same "
+                        "folder again updates it, another folder is refused unless --force.")
     ds.add_argument("--from", dest="source", required=True, metavar="URI",
                     help="dataset folder (the translate stage's output)")
     ds.add_argument("--repo", required=True, metavar="OWNER/NAME")
@@ -30,6 +32,8 @@ def register(subparsers) -> None:
     ds.add_argument("--dry-run", metavar="DIR", help="write what would be uploaded into DIR (new, empty or an "
                     "earlier dry run of the same repo); send nothing")
     ds.add_argument("--license", default=None, help=LICENSE_HELP)
+    ds.add_argument("--force", action="store_true", help="replace the dataset of another source "
+                    "folder that the repo (or the --dry-run folder) holds; without it that is refused")
     ds.set_defaults(func=run_dataset)
 
     ck = sub.add_parser("checkpoints", help="epoch checkpoints of training outputs, one tagged commit each",
@@ -81,7 +85,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     license = _license(args)
     # the library refuses a missing token (not needed by a dry run) before it reads anything
     return _print(publish_dataset(args.source, repo, private=args.private, revision=revision,
-                                  dry_run=args.dry_run, license=license))
+                                  dry_run=args.dry_run, license=license, force=args.force))
 
 
 def run_checkpoints(args: argparse.Namespace) -> int:

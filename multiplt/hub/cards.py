@@ -1,9 +1,9 @@
 """Cards: the README.md of each published repo, YAML front matter plus Markdown.
 
 Cards are a function of what is published (no dates), so publishing the same thing twice gives
-the same card and uploads nothing. The model and results cards name no place of the deployment
-(a local path or storage URI is its public name NAME~HASH, results.place_name); the dataset card's
-provenance names the stage folders it was made from."""
+the same card and uploads nothing. No card names a place of the deployment: a local path or
+storage URI is its public name NAME~HASH (results.place_name), in the model card's recipe, the
+results, and the dataset card's source and provenance (the stage folders it was made from)."""
 
 from __future__ import annotations
 
@@ -59,10 +59,34 @@ def _funnel_lines(funnels: dict) -> str:
     return "\n".join(out)
 
 
+SOURCE_LINE = "Published by `multiplt publish dataset` from `{}`"
+_SOURCE = re.compile(r"^Published by `multiplt publish dataset` from `([^`\n]+)`", re.M)
+_MADE = "\n## How it was made\n"
+
+
+def dataset_source(card: str) -> str | None:
+    """The source folder a dataset card (dataset_card) names: the public name of its SOURCE_LINE;
+    for a card written before it had one, the first folder of its "How it was made" (the
+    source's own, as it was given then: a place, not its public name). None when it names
+    neither (another card, a hand-written one, or a source without provenance files)."""
+    found = _SOURCE.search(card)
+    if found:
+        return found[1]
+    made = card.split(_MADE, 1)[1] if _MADE in card else ""
+    first = re.search(r"^### `([^`\n]+)`$", made, re.M)
+    return first[1] if first else None
+
+
 def dataset_card(repo_id: str, rows: dict[str, int], schema: dict, stages: list[dict],
-                 license: str) -> str:
+                 license: str, source: str | None = None) -> str:
     """The card of a published dataset: `rows` is {split: rows}; a split with 0 rows (not
-    published: `datasets` cannot load an empty split) is named in the text, not in the YAML."""
+    published: `datasets` cannot load an empty split) is named in the text, not in the YAML.
+    `source`: the dataset folder's public name (dataset.source_name), which the card names
+    (dataset_source reads it back). Every place in `stages` (the folders' URIs, a model given
+    as a local path, a funnel's value) is shown as its public name NAME~HASH, as the model and
+    results cards name places."""
+    from multiplt.hub.results import public_places
+
     splits = sorted(s for s in rows if rows[s])
     empty = sorted(s for s in rows if not rows[s])
     meta = {"license": license, "pretty_name": repo_id.split("/")[1], "tags": ["code", "multipl-t"],
@@ -79,16 +103,18 @@ def dataset_card(repo_id: str, rows: dict[str, int], schema: dict, stages: list[
              "training text.\n",
              _table(["split", "rows"], [[s, rows[s]] for s in splits] + [["total", sum(rows.values())]]),
              (f"\n{', '.join(f'`{s}`' for s in empty)} kept no rows: not published.\n" if empty else ""),
+             (f"\n{SOURCE_LINE.format(source)} (its folder's name and a hash of where it is "
+              f"kept).\n" if source else ""),
              "\n## Load it\n",
              f"```python\nfrom datasets import load_dataset\n\nds = load_dataset(\"{repo_id}\", "
              f"split=\"{splits[0]}\")\n```\n"]
     if stages:
-        parts.append("\n## How it was made\n")
+        parts.append(_MADE)
         for stage in stages:
-            parts.append(f"\n### `{stage['uri']}`\n")
+            parts.append(f"\n### `{public_places(stage['uri'])}`\n")
             rows = []
             for config in stage["configs"].values():
-                used = {k: config[k] for k in SAMPLING_KEYS
+                used = {k: public_places(config[k]) for k in SAMPLING_KEYS
                         if isinstance(config, dict) and config.get(k) not in (None, "")}
                 if used and used not in rows:
                     rows.append(used)
@@ -97,7 +123,8 @@ def dataset_card(repo_id: str, rows: dict[str, int], schema: dict, stages: list[
                 parts.append("Models and sampling:\n\n"
                              + _table(columns, [[r.get(k) for k in columns] for r in rows]) + "\n")
             if stage["funnels"]:
-                parts.append("Funnel (records in, kept, dropped and why):\n\n" + _funnel_lines(stage["funnels"]))
+                parts.append("Funnel (records in, kept, dropped and why):\n\n"
+                             + _funnel_lines(public_places(stage["funnels"])))
     return "".join(parts)
 
 

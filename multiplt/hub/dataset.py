@@ -6,8 +6,13 @@ name (`racket`, as nuprl/MultiPL-T). A split whose files hold no row is not publ
 names it), and files `<prefix>-K-of-N` of which some K is missing are refused. Provenance for the
 card comes from the folder itself (its `funnel*.json`, `_multiplt_*.yaml`, `config/*.json` and
 testgen's `work/<shard>/config.json`) and from the input folders its configs name (the stages
-that made it), followed up to three stages back. After a publication (not a dry run) the folder
-gets `published.json`: repo, revision, commit and URL.
+that made it), followed up to three stages back; the card names every folder by its public name
+NAME~HASH (results.place_name), never by where it is kept.
+
+A repo (a branch) holds one source folder's dataset: its card names the source (source_name),
+and a publication of another folder there is refused before anything is sent (check_source)
+unless `force`; the same folder again is an update. After a publication (not a dry run) the
+folder gets `published.json`: repo, revision, commit and URL.
 """
 
 from __future__ import annotations
@@ -199,6 +204,92 @@ def _check_shards(uri: str, files: list[str]) -> None:
                             f"publish once every shard is written")
 
 
+def _canonical(uri: str) -> str:
+    """The place a dataset folder is: a local folder by its real path (however spelled: relative,
+    `file://`, through a link), another URI as written, without a trailing `/`."""
+    from multiplt import storage
+
+    local = storage.local_path(uri)
+    return os.path.realpath(local) if local is not None else uri.rstrip("/")
+
+
+def source_name(uri: str) -> str:
+    """The public name (NAME~HASH, results.place_name) of the dataset folder at `uri`: what its
+    card says it was published from, and how a later publication knows the same folder."""
+    from multiplt.hub.results import place_name
+
+    return place_name(_canonical(uri))
+
+
+def _named(found: str) -> str:
+    """A source as a card names it (cards.dataset_source) as source_name gives it: a public name
+    as it is; a place (a card written before cards named sources by public name) by its name,
+    and what names no place (a hand-written card's heading) as it is."""
+    from multiplt.hub.results import PLACE_MARK, is_place
+
+    if PLACE_MARK in found and not is_place(found):
+        return found
+    try:
+        return source_name(found)
+    except MultipltError:  # e.g. `s3://` and no valid bucket: no folder this one could be
+        return found
+
+
+def check_source(uri: str, where: str, force: bool, replaced: dict, dry_run: bool = False):
+    """`check(remote, read)` of a publication of the folder at `uri` (publish.push_bundle's, also
+    run on a dry run's folder): the repo holds one source's dataset, the one its card names
+    (cards.dataset_source). Publishing the same folder again updates it; publishing another
+    folder where the card names another source, or where `data/` holds files its card names no
+    source of (a card or publication not of this command), would replace that dataset's splits:
+    refused (MultipltError, nothing sent) unless `force`, which logs it and records the other
+    source in `replaced["source"]`. `where` names the repo (or the dry run's folder, `dry_run`)
+    in the error. The results table of `publish results` is not a dataset's
+    (dataset_owns refuses it, also with `force`)."""
+    from multiplt.hub.results import DATA_FILE
+
+    ours = source_name(uri)
+
+    def check(remote: dict, read) -> None:
+        data = sorted(p for p in remote if p.startswith("data/") and p != DATA_FILE)
+        found = cards.dataset_source(read("README.md")) if "README.md" in remote else None
+        theirs = _named(found) if found else None
+        if theirs == ours or (theirs is None and not data):
+            return
+        held = (f"the dataset published from `{theirs}`" if theirs else
+                f"{data[0]}{f' and {len(data) - 1} more data file(s)' if len(data) > 1 else ''} "
+                f"under a card that names no source folder")
+        if force:
+            LOG.warning("%s holds %s: replacing it with the dataset of --from %s (`%s`), as --force "
+                        "asks", where, held, uri, ours)
+            replaced["source"] = theirs or "unnamed"
+            return
+        if dry_run:
+            raise MultipltError(f"{where} holds {held}, not --from {uri} (`{ours}`); the dry run would "
+                                f"replace its splits, so nothing was written: give another --dry-run "
+                                f"folder, or --force to replace it")
+        raise MultipltError(f"{where} holds {held}, not --from {uri} (`{ours}`); publishing would "
+                            f"replace its splits, so nothing was uploaded: publish to another --repo "
+                            f"(in multiplt_publish: another dataset_repo), or give --force to replace it")
+    return check
+
+
+def _check_dry_run(target: str, repo_id: str, check) -> None:
+    """`check` (check_source) on what an earlier dry run of `repo_id` left in `target`, which
+    stands for the repo; a folder of anything else is refused as Bundle.write_to refuses it."""
+    from multiplt.hub.bundle import _check_dry_run_folder
+
+    if not os.path.isdir(target):
+        return
+    _check_dry_run_folder(target, repo_id)
+    remote = {os.path.relpath(os.path.join(d, n), target).replace(os.sep, "/"): ""
+              for d, _, names in os.walk(target) for n in names}
+
+    def read(path: str) -> str:
+        with open(os.path.join(target, *path.split("/")), encoding="utf-8") as f:
+            return f.read()
+    check(remote, read)
+
+
 def build_bundle(uri: str, repo_id: str, license: str, workdir: str) -> tuple[Bundle, dict]:
     """The files to publish and {split: rows}. A split whose files hold no row (a language that
     kept none) is not published: `datasets` cannot load a split without rows, and a card that
@@ -218,14 +309,19 @@ def build_bundle(uri: str, repo_id: str, license: str, workdir: str) -> tuple[Bu
     for split, entries in splits.items():
         for repo_path, path in entries if rows[split] else []:
             bundle.add_file(repo_path, path)
-    stages = provenance(uri.rstrip("/"))
-    bundle.add_text("README.md", cards.dataset_card(repo_id, rows, schema, stages, license))
+    # the folder by its place (a relative path is no place: its card would show the spelling)
+    stages = provenance(_canonical(uri))
+    bundle.add_text("README.md", cards.dataset_card(repo_id, rows, schema, stages, license,
+                                                    source=source_name(uri)))
     return bundle, rows
 
 
 def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str = "main",
                     dry_run: str | None = None, license: str = cards.DEFAULT_LICENSE,
-                    endpoint: str | None = None) -> dict:
+                    endpoint: str | None = None, force: bool = False) -> dict:
+    """Publish the folder at `uri` to the dataset repo `repo_id` (branch `revision`), or with
+    `dry_run` write what the repo would hold into that local folder. A repo (or dry-run folder)
+    holding another source folder's dataset is refused unless `force` (check_source)."""
     from multiplt import storage
     from multiplt.hub.auth import resolve_token
     from multiplt.hub.publish import data_or_card, push_bundle
@@ -248,18 +344,27 @@ def publish_dataset(uri: str, repo_id: str, private: bool = False, revision: str
             summary = {"repo": repo_id, "splits": rows, "files": len(bundle.files)}
             LOG.info("dataset %s: %d split(s), %s rows", uri, len(rows),
                      ", ".join(f"{s}={n}" for s, n in sorted(rows.items())))
+            replaced: dict = {}
             if dry_run:
+                _check_dry_run(target, repo_id, check_source(
+                    uri, f"--dry-run {dry_run} (a dry run of {repo_id})", force, replaced, dry_run=True))
                 written = bundle.write_to(target, data_or_card, owner=repo_id)
                 LOG.info("dry run: %s holds the %d file(s) a push would leave in the repo (%d "
                          "written now); sent nothing", target, len(bundle.files), len(written))
-                return {**summary, "dry_run": target, "uploaded": 0}
+                return {**summary, "dry_run": target, "uploaded": 0, **_replaced(replaced)}
+            where = f"--repo {repo_id}" + (f" (branch {revision})" if revision != "main" else "")
             result = push_bundle(bundle, repo_id, "dataset", private, revision,
                                  message=f"Publish dataset: {sum(rows.values())} rows in "
                                          f"{sum(1 for n in rows.values() if n)} split(s)",
                                  deletable=dataset_owns(repo_id, data_or_card), endpoint=endpoint,
-                                 token=token)
+                                 token=token, check=check_source(uri, where, force, replaced))
             _record(uri, repo_id, revision, result["commit"], endpoint)
-            return {**summary, **result}
+            return {**summary, **result, **_replaced(replaced)}
+
+
+def _replaced(replaced: dict) -> dict:
+    """The summary's `replaced`: the source of the dataset --force replaced, when it did."""
+    return {"replaced": replaced["source"]} if replaced else {}
 
 
 def dataset_owns(repo_id: str, data_or_card):

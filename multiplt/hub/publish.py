@@ -28,11 +28,19 @@ def data_or_card(path: str) -> bool:
 
 def push_bundle(bundle: Bundle, repo_id: str, repo_type: str, private: bool, branch: str,
                 message: str, deletable=lambda path: True, endpoint: str | None = None,
-                token: str | None = None) -> dict:
+                token: str | None = None, check=None) -> dict:
+    """`check(remote, read)`, when given, sees what the branch holds before anything is sent
+    (`remote` {path: hash}; `read(path)` the text of one of its files) and raises to refuse the
+    push; not called on a branch other than main that is at main's commit (as one this push
+    creates: what it would replace there, main keeps)."""
     client = client_for(repo_id, repo_type, private, endpoint, token)
     client.ensure_branch(branch)
-    head = client.refs()["branches"][branch]
-    changed, deleted = bundle.changes(client.files_at(head), deletable)
+    branches = client.refs()["branches"]
+    head = branches[branch]
+    remote = client.files_at(head)
+    if check is not None and (branch == "main" or head != branches.get("main")):
+        check(remote, lambda path: client.read_text(path, head))
+    changed, deleted = bundle.changes(remote, deletable)
     if not changed and not deleted:
         LOG.info("%s %s@%s is up to date: nothing uploaded", repo_type, repo_id, branch)
         return {"uploaded": 0, "deleted": 0, "commit": head, "up_to_date": True}

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from multiplt import cli, storage
+from multiplt.hub.results import place_name
 from tests.fixtures import chain as fx
 from tests.integration.test_translate import require_runtime
 
@@ -70,7 +71,9 @@ def test_card_follows_translate_testgen_and_corpus(tmp_path, monkeypatch, capsys
                      "--dry-run", "dry1"]) == 0
     card = (tmp_path / "dry1" / "README.md").read_text()
     found = sections(card)
-    assert list(found) == [place("tr2"), str(tmp_path / "tg2"), str(tmp_path / "corpus1")]
+    # each folder by its public name (NAME~HASH of its real path), never by where it is kept
+    assert list(found) == [place_name(str(tmp_path / name)) for name in ("tr2", "tg2", "corpus1")]
+    assert str(tmp_path) not in card
     translated, tests, corpus = found.values()
     assert f"| lua | {TRANSLATE_MODEL} | replay | {fx.N} | 0.8 |" in translated
     assert f"| {TESTGEN_MODEL} | replay | {fx.N} | 0.2 | 0.95 | 400 | 0 |" in tests  # its sampling
