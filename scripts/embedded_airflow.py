@@ -420,34 +420,50 @@ def _run_chain(airflow: EmbeddedAirflow, args, job, *, langs, targets, root, fol
                             on_heartbeat=lambda busy: heartbeat(client, busy), on_waiting=waiting)
 
     print("\nfunnel of every stage", flush=True)
-    # the report's REST reads are asked again after a transient error, as follow's polls are
+    # the Asset events as follow read them (those Airflow cannot give are a line each); the
+    # report's other REST reads are asked again after a transient error, as follow's polls are,
+    # and one that still fails is a line naming what is not known: the report goes on
     again = chain_job.asked_again
-    checkpoint_events = [e for r in runs["multiplt_finetune"]
-                         for e in again(chain_job.events_of, client, "multiplt_finetune", r["dag_run_id"])
-                         if e.get("name") == "multiplt_checkpoints"]
+    events, unknown = chain_report.job_events(client, job, "multiplt_finetune",
+                                              runs["multiplt_finetune"])
+    checkpoint_events = [e for e in events if e.get("name") == "multiplt_checkpoints"]
     lines = [*chain_report.steps_lines("corpus", folders["corpus"]),
              *chain_report.steps_lines("testgen", folders["testgen"]),
              *chain_report.translate_lines(folders["translate"], not_run),
              *chain_report.finetune_lines(checkpoint_events, bool(runs["multiplt_finetune"]),
-                                          not_run),
+                                          not_run, unknown),
              *(chain_report.hub_lines(publish_repo, runs["multiplt_publish"], not not_run)
                if publish_repo else chain_report.publish_lines(publish_dir, not not_run))]
     print("\n".join(lines), flush=True)
     print("\nruns and the stages that ended empty, were off or failed", flush=True)
+
+    def tasks(read, what, dag_id, run_id):  # a run's tasks, or a line saying they are unknown
+        try:
+            return again(read, client, dag_id, run_id)
+        except Exception as exc:
+            if not chain_report.unreadable(exc):
+                raise
+            print(f"  (its {what} tasks could not be read: {chain_job._said(exc)})")
+            return []
+
     ok = True
     for dag_id, dag_runs in runs.items():
         for run in dag_runs:
             ok &= run["state"] == "success"
             print(f"{dag_id} {run['dag_run_id']}: {run['state']}")
-            for task_id, reason in again(chain_job.skip_reasons, client, dag_id, run["dag_run_id"]):
+            for task_id, reason in tasks(chain_job.skip_reasons, "skipped", dag_id,
+                                         run["dag_run_id"]):
                 print(f"  {task_id} skipped: {reason}")
             if run["state"] == "failed":
-                for task, reason in again(chain_job.failure_reasons, client, dag_id, run["dag_run_id"]):
+                for task, reason in tasks(chain_job.failure_reasons, "failed", dag_id,
+                                          run["dag_run_id"]):
                     print(f"  {task} failed: {reason}")
-    recorded = chain_report.result_runs([e for r in runs["multiplt_evaluate"] for e in
-                                         again(chain_job.events_of, client, "multiplt_evaluate", r["dag_run_id"])])
-    scored = chain_report.print_scores(deployment_setting(airflow, "results_store"), recorded,
-                                       "main_job")
+    events, unknown = chain_report.job_events(client, job, "multiplt_evaluate",
+                                              runs["multiplt_evaluate"])
+    for run_name, why in unknown:  # its rows are not in the table
+        print(f"\npass@k: the results of {run_name} are not known: {why}", flush=True)
+    scored = chain_report.print_scores(deployment_setting(airflow, "results_store"),
+                                       chain_report.result_runs(events), "main_job")
     if not_run:
         print(f"\ntranslation and fine-tuning did not run: {not_run}", flush=True)
     return 0 if ok and scored else 1

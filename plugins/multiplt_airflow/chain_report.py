@@ -3,11 +3,61 @@ own files (corpus and testgen `funnel.json` steps, translate's per-language coun
 manifests named by the checkpoints Asset events, the publication dry-run folder or, for a real
 publication, the Hub repo's data files and checkpoint tags). A job with no translation target
 among its languages left translate and finetune paused (chain_job.paused_dags): `not_run`
-says why they did not run, and the publication had no dataset of the job to publish."""
+says why they did not run, and the publication had no dataset of the job to publish. A REST
+answer the report cannot read (`unreadable`: the Asset events of a run, a run's tasks, the Hub
+repos) is one line naming what is not known, and the rest of the report goes on."""
 
 from __future__ import annotations
 
 import os
+
+
+def unreadable(exc: BaseException) -> bool:
+    """An error of one of the report's REST reads that the report goes on past, naming it in
+    one line: an error answer of Airflow's API, or an error that a read asked again
+    (chain_job.asked_again) kept getting (HTTP 5xx, the server not answering)."""
+    from multiplt_airflow import chain_job
+    from multiplt_airflow.rest import AirflowAPIError
+
+    return isinstance(exc, AirflowAPIError) or chain_job.transient(exc)
+
+
+def job_events(client, job, dag_id: str,
+               dag_runs: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The Asset events of the job's runs `dag_runs` of `dag_id`, as `chain_job.follow` read
+    them (`job.events`), and (`dag_id run_id`, why) for each run whose events are not known.
+    Airflow cannot give the events of a run while a run they created has never started (HTTP
+    500): where that run ended so (marked failed while queued, `ChainJob.never_started`),
+    `follow` counted it as the job's and did not wait for the events; they are not asked again
+    (the answer stays 500 as long as that run is there). A run whose events `follow` did not
+    read otherwise is read now (asked again after a transient error); an error answer that
+    stays (`unreadable`) makes it one of the runs whose events are not known."""
+    from multiplt_airflow import chain_job
+
+    events: list[dict] = []
+    gaps: list[tuple[str, str]] = []
+    for run in dag_runs:
+        key = (dag_id, run["dag_run_id"])
+        name = f"{dag_id} {run['dag_run_id']}"
+        if key in job.events:
+            events += job.events[key]
+        elif job.stuck.get(key, 0) >= chain_job.STUCK_SCANS:
+            created = [f"{d} {r}" for d, r in job.never_started(dag_id, run)]
+            which = (f"{created[0]}, a run they created, has" if len(created) == 1 else
+                     f"{', '.join(created)}, runs they created, have" if created else
+                     "a run they created has")
+            gaps.append((name, f"its Asset events cannot be read (Airflow answers HTTP 500 "
+                               f"for them while {which} never started)"))
+        else:
+            try:
+                events += chain_job.asked_again(chain_job.events_of, client, dag_id,
+                                                run["dag_run_id"])
+            except Exception as exc:
+                if not unreadable(exc):
+                    raise
+                gaps.append((name, f"its Asset events could not be read ({chain_job._said(exc)})"))
+    return events, gaps
+
 
 def _funnel(folder: str) -> dict | None:
     from multiplt import storage
@@ -48,9 +98,11 @@ def translate_lines(folder: str, not_run: str | None = None) -> list[str]:
 
 
 def finetune_lines(checkpoint_events: list[dict], finetune_ran: bool,
-                   not_run: str | None = None) -> list[str]:
+                   not_run: str | None = None, unknown=()) -> list[str]:
     """One line per training output announced by multiplt_finetune: its checkpoints (manifest
-    rows). `not_run`: the job left multiplt_finetune paused, this is why."""
+    rows). `not_run`: the job left multiplt_finetune paused, this is why. `unknown`: (run, why)
+    of the finetune runs whose events could not be read (`job_events`): a line each, their
+    checkpoints are not known."""
     from multiplt import storage
 
     if not_run:
@@ -58,9 +110,10 @@ def finetune_lines(checkpoint_events: list[dict], finetune_ran: bool,
     if not finetune_ran:
         return ["finetune: did not run (no dataset was announced)"]
     outputs = [o for e in checkpoint_events for o in (e.get("extra") or {}).get("outputs", [])]
-    if not outputs:
+    gaps = [f"  {run}: its checkpoints are not known: {why}" for run, why in unknown]
+    if not outputs and not gaps:
         return ["finetune: no checkpoint announced"]
-    lines = ["finetune:"]
+    lines = ["finetune:", *gaps]
     for output in outputs:
         manifest = storage.join(output["out"], "manifest.jsonl")
         rows = storage.read_jsonl(manifest) if storage.exists(manifest) else []
@@ -86,9 +139,10 @@ def publish_lines(folder: str, translated: bool = True) -> list[str]:
 def hub_lines(repo: str, publish_runs: list[dict], translated: bool = True) -> list[str]:
     """What the publication left on the Hub (HF_ENDPOINT): the dataset repo's data files and the
     model repo's checkpoint tags; `translated` False: the job had no dataset or checkpoint to
-    send (what the repos hold is from earlier jobs)."""
+    send (what the repos hold is from earlier jobs). A repo the Hub does not have is "not on the
+    Hub"; one whose answer cannot be read (another error answer, the Hub not answering, offline
+    mode) is "could not be read", a line each: the report goes on."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     if not publish_runs:
         return [f"publish: did not run (nothing was announced); nothing sent to {repo}"]
@@ -99,14 +153,28 @@ def hub_lines(repo: str, publish_runs: list[dict], translated: bool = True) -> l
         files = sorted(f for f in api.list_repo_files(repo, repo_type="dataset")
                        if f.startswith("data/"))
         lines += [f"publish: dataset {repo}: {len(files)} data file(s)", *(f"  {f}" for f in files)]
-    except HfHubHTTPError as exc:
-        lines.append(f"publish: dataset {repo}: not on the Hub ({str(exc).splitlines()[0]})")
+    except Exception as exc:
+        lines.append(f"publish: dataset {repo}: {_hub_trouble(exc)}")
     try:
         tags = sorted(t.name for t in api.list_repo_refs(repo).tags)
         lines.append(f"publish: model {repo}: checkpoint tags [{', '.join(tags)}]")
-    except HfHubHTTPError as exc:
-        lines.append(f"publish: model {repo}: not on the Hub ({str(exc).splitlines()[0]})")
+    except Exception as exc:
+        lines.append(f"publish: model {repo}: {_hub_trouble(exc)}")
     return lines
+
+
+def _hub_trouble(exc: Exception) -> str:
+    """What a Hub read's error says of the repo, for `hub_lines`; an error that is not the Hub's
+    answer nor its absence (a bug) is raised again."""
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    from multiplt.hub import retry
+
+    if isinstance(exc, RepositoryNotFoundError) or retry.status_of(exc) == 404:
+        return f"not on the Hub ({str(exc).splitlines()[0]})"
+    if isinstance(exc, (HfHubHTTPError, OSError)) or retry.is_retryable(exc):
+        return f"could not be read ({retry.describe(exc)})"
+    raise exc
 
 
 def result_runs(events: list[dict]) -> set[str]:

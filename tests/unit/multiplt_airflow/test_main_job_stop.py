@@ -354,10 +354,11 @@ def test_an_error_of_airflow_is_one_line(tiny_model, tmp_path, capsys, no_airflo
     assert len(err.splitlines()) == 1 and err.startswith(said.format(port=port)), err
 
 
-@pytest.mark.parametrize("reader", ["skip_reasons", "events_of"])
+@pytest.mark.parametrize("reader", ["skip_reasons"])
 def test_a_transient_error_while_the_report_is_read_is_asked_again(tmp_path, monkeypatch, capsys, reader):
-    """After `follow`, the report's REST reads (skipped tasks, the results events) ask again after
-    one HTTP 500, as the polls do: a finished job is not ended without its report."""
+    """After `follow`, the report's REST reads (skipped tasks; the Asset events are those follow
+    read: tests/unit/multiplt_airflow/test_main_job_report.py) ask again after one HTTP 500, as
+    the polls do: a finished job is not ended without its report."""
     client = SimulatedAirflow(paused=True, variables=BEFORE)
     real, real_follow = getattr(chain_job, reader), chain_job.follow
     calls, followed = [], []
