@@ -132,6 +132,15 @@ class Language(abc.ABC):
         as it is. Every translation target implements it."""
         raise NotImplementedError(f"{self.name} is not a translation target")
 
+    def tampers_with_tests(self, prompt: str, completion: str) -> str | None:
+        """The translate stage's static check of a translation (docs/translation.md): the
+        `completion` a model wrote after `prompt` runs in one program before the sealed tests, so
+        it could redefine what they call. `seal_tests` makes the tests immune to that where the
+        language allows; this refuses what remains: the construct found in `completion` (a short
+        text, for the excluded row's reason), or None. The default finds nothing (sealed tests
+        that nothing before them can reach)."""
+        return None
+
     @abc.abstractmethod
     def return_body(self, expr: str) -> str:
         """A completion that returns `expr` and closes the function the prompt opened."""
@@ -244,6 +253,16 @@ def checked_nonce(nonce: str) -> str:
     if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
         raise ValueError(f"a test nonce must be at least 16 lower-case hex digits, got {nonce!r}")
     return nonce
+
+
+def first_match(text: str, patterns) -> str | None:
+    """The text of the first match of any compiled regex in `patterns` (in that order), on one
+    line and at most 60 characters, or None."""
+    for pattern in patterns:
+        found = pattern.search(text)
+        if found:
+            return " ".join(found.group(0).split())[:60]
+    return None
 
 
 def contains(text: str, *patterns: str) -> bool:

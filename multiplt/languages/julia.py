@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+import re
+
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     Param, Unsupported, checked_nonce, contains)
+                                     Param, Unsupported, checked_nonce, contains, first_match)
 from multiplt.languages.types import PyType
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _SCALARS = {"int": "Int64", "float": "Float64", "bool": "Bool", "str": "String", "none": "Nothing",
             "any": "Any"}
+
+
+_MODULES = r"(?:Base|Core|Test|Main)"
+#: the names the tests and their seal use (render_test_file, render_value, seal_tests)
+_USED = (r"(?:Test|Base|Core|Main|Vector|Dict|Tuple|Int64|Float64|String|Bool|Nothing|Any|Union|"
+         r"Vararg|Inf|NaN|nothing|abs|println|flush|stdout)")
+#: what a translation cannot do to the tests after it: define a macro (`@test`, `@testset` of its
+#: own), add a method to a function of Base, Core, Test or Main (`Base.:(==)(a, b) = true`,
+#: `function Base.isequal`, or after `import Base: ==`), define `==` or a name the tests use in
+#: Main, or evaluate code it builds (`eval`, `include`, `ccall`, `unsafe_*`)
+_TAMPERING = tuple(re.compile(p, re.MULTILINE) for p in (
+    r"(?<![\w.@])macro\s+[\w@]",
+    rf"(?<![\w.])import\s+\.*\s*{_MODULES}\b",
+    rf"(?<![\w.])function\s+{_MODULES}\s*\.",
+    rf"(?<![\w.]){_MODULES}\s*\.\s*(?::\s*\(\s*[^\s()]+\s*\)|:?[^\s(]+)\s*(?:\{{[^\n]*?\}})?\s*"
+    r"\([^\n]*?\)\s*(?:::[^\n=]*?)?(?:\s+where\b[^\n=]*?)?\s*=(?!=)",
+    r"(?:(?<![\w.])function\s+|^\s*)\(?\s*==\s*\)?\s*\(",
+    r"^\S[^\n#]*==[^=\n]*[^=!<>]=(?!=)",
+    rf"^[ \t]*(?:const\s+|global\s+)?{_USED}\s*=(?!=)",
+    rf"^[ \t]*(?:const\s+|global\s+)?{_USED}\s*(?:\{{[^\n]*?\}}\s*)?\([^\n]*\)\s*"
+    r"(?:::[^\n=]*?)?(?:\s+where\b[^\n=]*?)?=(?!=)",
+    rf"(?<![\w.])(?:function|struct|mutable\s+struct|abstract\s+type|primitive\s+type|module|"
+    rf"baremodule)\s+{_USED}\b",
+    r"(?<![\w.])(?:global\s+)[^\n]*?(?<![\w.])" + _USED + r"\s*=(?!=)",
+    r"(?<![\w.])@?eval\b|(?<![\w.])(?:include|include_string|ccall|cglobal)\s*\(|@ccall\b|"
+    r"(?<![\w.])unsafe_\w+",
+))
 
 
 def julia_string(text: str) -> str:
@@ -115,6 +144,12 @@ class JuliaLanguage(Language):
     def seal_tests(self, tests: str, nonce: str) -> str:
         # the outermost @testset throws (exit 1) when a test failed or raised, before the last line
         return f"{tests}Base.println(\"{checked_nonce(nonce)}\")\nBase.flush(Base.stdout)\n"
+
+    def tampers_with_tests(self, prompt: str, completion: str) -> str | None:
+        # Julia's tests run in Main after the translation, and a method the translation adds to
+        # Base's `==` (or a macro `@test` of Main's own) changes them wherever they are written:
+        # no sealing keeps that out. What is refused instead: see _TAMPERING.
+        return first_match(completion, _TAMPERING)
 
     def return_body(self, expr: str) -> str:
         return f"    return {expr}\nend\n"

@@ -97,6 +97,12 @@ class LuaLanguage(Language):
                 f"if multiplt_not_passed == 0 then io.stdout:write(\"{checked_nonce(nonce)}\\n\") "
                 "io.stdout:flush() end\nos.exit(multiplt_not_passed)")
 
+    def tampers_with_tests(self, prompt: str, completion: str) -> str | None:
+        # Lua's tests run in the same chunk after the translation: the globals and library
+        # tables they (and luaunit) use are the translation's to replace or mutate, so no
+        # sealing keeps them out. What is refused instead: see _tampering.
+        return _tampering(prompt, completion)
+
     def return_body(self, expr: str) -> str:
         return f"    return {expr}\nend\n"
 
@@ -166,6 +172,186 @@ class LuaLanguage(Language):
                         r"unfinished|malformed|invalid escape)"):
             return SYNTAX_ERROR
         return EXCEPTION
+
+
+#: Lua 5.4's standard globals, and luaunit's `lu`: what the tests and luaunit call or read
+_STANDARD = frozenset(
+    "_G _VERSION arg assert collectgarbage coroutine debug dofile error getmetatable io ipairs "
+    "load loadfile math next os package pairs pcall print rawequal rawget rawlen rawset require "
+    "select setmetatable string table tonumber tostring type utf8 warn xpcall lu".split())
+#: the standard tables (mutable: an alias of one could change its fields)
+_TABLES = frozenset("_G arg coroutine debug io math os package string table utf8 lu".split())
+#: the ways to reach globals, the loaded modules, metatables or code indirectly
+_REFLECTIVE = frozenset("_G _ENV rawset debug load dofile loadfile require package getmetatable "
+                        "lu".split())
+_TOKEN = re.compile(r"""--\[(?P<c>=*)\[.*?\](?P=c)\]|--[^\n]*|\[(?P<s>=*)\[.*?\](?P=s)\]
+    |"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|(?P<name>[A-Za-z_]\w*)
+    |0[xX][\w.]+|\d[\w.]*(?:[eEpP][+-]\d+)?|(?P<nl>\n)
+    |\.\.\.|\.\.|==|~=|<=|>=|//|::|<<|>>|\S""", re.VERBOSE | re.DOTALL)
+_KEYWORDS = frozenset("and break do else elseif end false for function goto if in local nil not "
+                      "or repeat return then true until while".split())
+_CONTINUES = frozenset("= , ( [ { . .. + - * / // % ^ # & ~ | << >> == ~= < <= > >= and or "
+                       "not".split())
+
+
+def _tampering(prompt: str, completion: str) -> str | None:
+    """What in `completion` (after `prompt`, its function's header) writes a standard global or
+    a field of one (`error = ...`, `string.format = ...`, `function assert(...)`, `arg[1] = ...`),
+    declares one as a chunk-level local (which the tests after it would see), aliases a
+    standard table (`local s = string`, whose fields could then change), or names a way around
+    these (`_G`, `_ENV`, `rawset`, `debug`, `load`, `require`, `package`, `getmetatable`, `lu`),
+    with Lua's scoping: a parameter or local of that name is not the global. Code built to evade
+    it (a table reached another way, code assembled at run time) is not caught."""
+    tokens = []
+    for m in _TOKEN.finditer(prompt + completion):
+        text = m.group(0)
+        if text.startswith("--"):
+            continue  # a comment
+        if m.group("name"):
+            kind = "kw" if text in _KEYWORDS else "name"
+        elif m.group("nl"):
+            kind = "nl"
+        elif text.startswith(('"', "'")) or len(text) > 1 and text[0] == "[":
+            kind = "str"
+        else:
+            kind = "op"
+        tokens.append((kind, text, m.start()))
+    start = len(prompt)
+    scopes: list[set] = [set()]  # the chunk's locals, then each open block's
+    stack: list[str] = []        # open blocks ("block", one scope each) and brackets
+    pending: list = []           # (locals of a `local` statement, the stack depth it started at)
+
+    def declared(name):
+        return any(name in scope for scope in scopes)
+
+    def declare(names):
+        scopes[-1].update(names)
+
+    def settle(depth):  # a `local` statement ended: its names are now in scope
+        while pending and pending[-1][1] >= depth:
+            declare(pending.pop()[0])
+
+    def open_block(names=()):
+        stack.append("block")
+        scopes.append(set(names))
+
+    def close_block():
+        settle(len(stack))
+        while stack and stack.pop() != "block":
+            pass
+        if len(scopes) > 1:
+            scopes.pop()
+
+    def skip(i, step=1):  # the index of the first token from i on (step -1: back) not a newline
+        while 0 <= i < len(tokens) and tokens[i][0] == "nl":
+            i += step
+        return i
+
+    def token(i):
+        return tokens[i] if 0 <= i < len(tokens) else ("nl", "", 0)
+
+    def params(i):  # a function's parameters from tokens[i] on, and the index after their `)`
+        names, method = [], False
+        while i < len(tokens) and tokens[i][1] != "(":
+            method = method or tokens[i][1] == ":"
+            i += 1
+        while i < len(tokens) and tokens[i][1] != ")":
+            if tokens[i][0] == "name":
+                names.append(tokens[i][1])
+            i += 1
+        return names + ["self"] * method, i + 1
+
+    def targets(i):  # the base names of the assignment targets before tokens[i] (`=`)
+        bases, i = [], skip(i - 1, -1)
+        while i >= 0:
+            if tokens[i][1] in ")]":  # an index or a call in a target's prefix
+                close, depth = tokens[i][1], 0
+                while i >= 0:
+                    depth += (tokens[i][1] == close) - (tokens[i][1] == {")": "(", "]": "["}[close])
+                    i -= 1
+                    if depth == 0:
+                        break
+                i = skip(i, -1)
+                continue
+            if tokens[i][0] != "name":
+                return bases
+            before = skip(i - 1, -1)
+            if token(before)[1] in (".", ":"):
+                i = skip(before - 1, -1)
+                continue
+            bases.append(tokens[i])
+            if token(before)[1] != ",":
+                return bases
+            i = skip(before - 1, -1)
+        return bases
+
+    i, for_names = 0, None
+    while i < len(tokens):
+        kind, text, at = tokens[i]
+        ours = at >= start
+        if kind == "nl" or text == ";":
+            if pending and pending[-1][1] == len(stack) and token(skip(i - 1, -1))[1] not in _CONTINUES:
+                settle(len(stack))
+        elif text == "local":
+            j = skip(i + 1)
+            if token(j)[1] == "function":
+                name = token(skip(j + 1))
+                if name[2] >= start and len(scopes) == 1 and name[1] in _STANDARD:
+                    return f"local function {name[1]}"
+                declare([name[1]])
+                names, i = params(j + 1)
+                open_block(names)
+                continue
+            names = []
+            while j < len(tokens) and (tokens[j][0] == "name" or tokens[j][1] in (",", "<", ">")):
+                if tokens[j][0] == "name" and tokens[j - 1][1] != "<":  # not an attribute
+                    names.append(tokens[j][1])
+                j += 1
+            if ours and len(scopes) == 1 and _STANDARD.intersection(names):
+                return f"local {sorted(_STANDARD.intersection(names))[0]}"
+            pending.append((names, len(stack)))
+            i = j + (token(j)[1] == "=")
+            continue
+        elif text == "function":
+            name = token(skip(i + 1))
+            if name[0] == "name" and name[2] >= start and not declared(name[1]) and name[1] in _STANDARD:
+                return f"function {name[1]}"  # a function statement assigns to its first name
+            names, i = params(i + 1)
+            open_block(names)
+            continue
+        elif text == "for":
+            for_names, i = [], i + 1
+            while i < len(tokens) and tokens[i][1] not in ("=", "in"):
+                if tokens[i][0] == "name":
+                    for_names.append(tokens[i][1])
+                i += 1
+        elif text == "do":
+            open_block(for_names or ())
+            for_names = None
+        elif text in ("if", "repeat"):
+            open_block()
+        elif text in ("end", "until"):
+            close_block()
+        elif kind == "op" and text in ("(", "[", "{"):
+            stack.append(text)
+        elif kind == "op" and text in (")", "]", "}"):
+            settle(len(stack))
+            if stack and stack[-1] != "block":
+                stack.pop()
+        elif text == "=" and (not stack or stack[-1] == "block"):
+            for name in targets(i):
+                if name[2] >= start and not declared(name[1]) and name[1] in _STANDARD:
+                    return f"{name[1]} ="
+        elif kind == "name" and ours and not declared(text):
+            before, after = token(skip(i - 1, -1))[1], token(skip(i + 1))[1]
+            key = stack and stack[-1] == "{" and after == "=" and before in ("{", ",", ";")
+            if before not in (".", ":", "::", "goto") and not key:
+                if text in _REFLECTIVE:
+                    return text
+                if text in _TABLES and after not in (".", "[", ":", "="):
+                    return f"{text} (an alias)"
+        i += 1
+    return None
 
 
 # The fork server's glue (fork_server), a Lua C function. lua5.4's main (lua.c) runs `-e` code,

@@ -3,12 +3,51 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     Param, Unsupported, checked_nonce, contains, decimal_escaped)
+                                     Param, Unsupported, checked_nonce, contains, decimal_escaped,
+                                     first_match)
 from multiplt.languages.types import PyType
+
+_ASSERTIONS = "let assertions ="  # render_test_file's first line
+
+# What the sealed asserts (seal_tests) may use, as primitives or code made of them, each with
+# the pattern that finds its use in the asserts (render_assert, render_case, ocaml_float): only
+# those used are defined (each costs a forked program some type checking). List.sort is an
+# insertion sort by the given comparison (equal elements are equal values: it sorts as Stdlib's).
+_PRIMITIVES = (
+    (r"", "external ( = ) : 'a -> 'a -> bool = \"%equal\""),
+    (r"<", "external ( < ) : 'a -> 'a -> bool = \"%lessthan\""),
+    (r"-\.", "external ( -. ) : float -> float -> float = \"%subfloat\""),
+    (r"\babs_float\b", "external abs_float : float -> float = \"%absfloat\""),
+    (r"\b(?:infinity|neg_infinity|nan)\b",
+     "external float_of_string : string -> float = \"caml_float_of_string\""),
+    (r"\binfinity\b", "let infinity = float_of_string \"inf\""),
+    (r"\bneg_infinity\b", "let neg_infinity = float_of_string \"-inf\""),
+    (r"\bnan\b", "let nan = float_of_string \"nan\""),
+    (r"\bList\.sort\b", "external compare : 'a -> 'a -> int = \"%compare\"\n"
+     "  external ( <= ) : 'a -> 'a -> bool = \"%lessequal\"\n  module List = struct\n"
+     "    let sort cmp l =\n"
+     "      let rec insert x = function [] -> [x] | y :: r -> if cmp x y <= 0 then x :: y :: r "
+     "else y :: insert x r in\n"
+     "      let rec sort = function [] -> [] | x :: r -> insert x (sort r) in\n"
+     "      sort l\n  end"),
+)
+
+
+def _primitives(asserts: str) -> str:
+    """The local module that the sealed asserts see first (seal_tests), opened."""
+    lines = "".join(f"  {line}\n" for pattern, line in _PRIMITIVES if re.search(pattern, asserts))
+    return f" let module Multiplt = struct\n{lines} end in\n let open Multiplt in\n"
+
+
+#: what the sealed tests cannot keep out: a toplevel directive (`#directory "+compiler-libs"`,
+#: `#load`, `#use`, ...), which can reach the toplevel itself (Toploop) and change how the
+#: phrases after it are read and run
+_TAMPERING = (re.compile(r"(?:^|;;)[ \t]*#[ \t]*[A-Za-z_]\w*", re.MULTILINE),)
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _SCALARS = {"int": "int", "float": "float", "bool": "bool", "str": "string"}
@@ -129,11 +168,24 @@ class OCamlLanguage(Language):
 
     def render_test_file(self, name: str, asserts: list[str]) -> str:
         body = "\n".join(asserts)
-        return f"let assertions =\n let candidate = {self.identifier(name)} in\n{body}\n  ()\n"
+        return f"{_ASSERTIONS}\n let candidate = {self.identifier(name)} in\n{body}\n  ()\n"
 
     def seal_tests(self, tests: str, nonce: str) -> str:
-        # a failed assert raises: `ocaml` stops at that phrase (exit 2), before the last one
-        return f"{tests}\nlet () = Stdlib.print_endline \"{checked_nonce(nonce)}\"\n"
+        # After the function under test is bound, the asserts see a local module's names first:
+        # the operators, functions and constants they use (`=`, `compare`, `List.sort`,
+        # `infinity`, ...) as OCaml's own primitives (`external`, which nothing can redefine) or
+        # code made of them, so nothing the translation defined or shadowed (Stdlib itself
+        # included) changes what they compare. A failed assert raises: `ocaml` stops at that
+        # phrase (exit 2), before the last one.
+        head = f"{_ASSERTIONS}\n let candidate = "
+        if not tests.startswith(head) or "\n" not in tests[len(head):]:
+            raise ValueError("not an OCaml test file of render_test_file")
+        at = tests.index("\n", len(head)) + 1
+        return (f"{tests[:at]}{_primitives(tests[at:])}{tests[at:]}"
+                f"\nlet () = Stdlib.print_endline \"{checked_nonce(nonce)}\"\n")
+
+    def tampers_with_tests(self, prompt: str, completion: str) -> str | None:
+        return first_match(completion, _TAMPERING)
 
     def return_body(self, expr: str) -> str:
         return f"\n  {expr}\n"

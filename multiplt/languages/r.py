@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
 from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERROR, Language,
-                                     Param, Unsupported, checked_nonce, contains)
+                                     Param, Unsupported, checked_nonce, contains, first_match)
 from multiplt.languages.types import PyType, member_for
 
 #: the test harness function every R test file defines and calls (MultiPL-E's name)
 HARNESS = "test_humaneval"
+
+# render_test_file's output: the harness function (without its closing brace) and its call
+_SEALABLE = re.compile(rf"{HARNESS} <- (?P<harness>function\(\) \{{\ncandidate <- (?P<name>\S+)\n.*)"
+                       rf"\n\}}\n{HARNESS}\(\)", re.DOTALL)
+_SYNTAX = r"(?:::|:::|<<?-|->>?|=|function|\{|\()"  # R's syntax, which R looks up as functions
+_WORD = r"(?<![\w.])(?:{})(?![\w.])"
+#: what the sealed tests (seal_tests) cannot keep out: a binding of R's syntax functions (the
+#: top-level `<-` and `::`) by name; S3 methods of all.equal (its list comparisons dispatch from
+#: base's namespace, whose parent is the global environment); and what rebinds or reaches into
+#: bindings from outside: active bindings, unlocked or namespace bindings, attached environments,
+#: traced functions, registered S3 methods, the callers' frames (the running harness's).
+_TAMPERING = tuple(re.compile(p) for p in (
+    rf"`{_SYNTAX}`",
+    rf"([\"']){_SYNTAX}\1\s*(?:<<?-|=(?!=))",
+    rf"->>?\s*([\"']){_SYNTAX}\1",
+    rf"(?<![\w.])(?:assign|delayedAssign)\s*\(\s*([\"']){_SYNTAX}\1",
+    r"(?<![\w.])all\.equal\.[\w.]",
+    _WORD.format("makeActiveBinding|unlockBinding|assignInNamespace|assignInMyNamespace|"
+                 "registerS3methods?|\\.S3method|\\.Internal|parent\\.frame|parent\\.env|"
+                 "sys\\.frames?|sys\\.function"),
+    r"(?<![\w.])(?:attach|trace)\s*\(",
+))
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 # R's atomic vector kinds: elements of one kind go in c(...), anything else in list(...)
@@ -108,8 +131,25 @@ class RLanguage(Language):
                 f"{HARNESS}()")
 
     def seal_tests(self, tests: str, nonce: str) -> str:
-        # a failed stopifnot is an error, which ends Rscript (exit 1) before the last line
-        return f"{tests}\nbase::cat(\"{checked_nonce(nonce)}\\n\")\n"
+        # The harness closure is made in an environment of its own whose parent is base's (it
+        # holds the function under test, then is locked): every name the tests use (stopifnot,
+        # isTRUE, all.equal, c, list, `-`, `{`, `<-`, ...) resolves there or in base, never in
+        # the global environment or the search path, whatever the translation defined or attached
+        # (all.equal's top-level S3 dispatch too). The nonce is the harness's last line: a failed
+        # stopifnot is an error that leaves the harness (then Rscript stops with exit 1, or goes
+        # on under options(error = ...), but past the nonce). What still resolves globally (`<-`
+        # and `::` at top level, the harness's global binding) is left to tampers_with_tests.
+        found = _SEALABLE.fullmatch(tests)
+        if not found:
+            raise ValueError("not an R test file of render_test_file")
+        return (f"{HARNESS} <- base::eval(base::quote({found['harness']}\n"
+                f"cat(\"{checked_nonce(nonce)}\\n\")\n}}), base::list2env(base::list("
+                f"{found['name']} = {found['name']}), parent = base::baseenv()))\n"
+                f"base::lockEnvironment(base::environment({HARNESS}), bindings = TRUE)\n"
+                f"{HARNESS}()\n")
+
+    def tampers_with_tests(self, prompt: str, completion: str) -> str | None:
+        return first_match(completion, _TAMPERING)
 
     def return_body(self, expr: str) -> str:
         return f"\n  return({expr})\n}}\n"

@@ -96,14 +96,33 @@ class RacketLanguage(Language):
                 f"  (let (( candidate {self.identifier(name)}))\n{body}\n))\n\n(test-humaneval)")
 
     def seal_tests(self, tests: str, nonce: str) -> str:
-        # rackunit reports a failed check on stderr and goes on (exit 0): its test log counts
-        # them, failures and errors alike, whatever became of stderr; the nonce only when none
-        # failed and at least one check ran
-        return (f"{tests}\n\n(require (only-in rackunit/log [test-log multiplt-test-log]))\n"
-                "(let ([multiplt-log (multiplt-test-log #:display? #f #:exit? #f)])\n"
-                "  (when (and (zero? (car multiplt-log)) (positive? (cdr multiplt-log)))\n"
-                f"    (write-string \"{checked_nonce(nonce)}\\n\" (current-output-port))\n"
-                "    (flush-output (current-output-port))))\n")
+        # The tests are a function of a submodule written in `'#%kernel`, Racket's primitives: a
+        # submodule declared with `module` sees none of the enclosing module's definitions, so
+        # what the translation defined (check-within, list, zero?, ...) is not what the tests
+        # call, and rackunit's state (its check-around parameter, its test log) is not used. The
+        # module calls that function with the function under test; it prints the nonce after the
+        # last check. A translation that rebinds the names of that call can only keep it from
+        # running (then no nonce). The two checks are rackunit's comparisons made of primitives
+        # (check-within: numbers within epsilon, anything else `equal?/recur` with that rule;
+        # check-equal?: `equal?`); a failed one prints FAILURE on stderr and raises, which ends
+        # the program (exit 1) before the nonce, whatever became of stderr. The kernel language
+        # loads nothing, and the submodule needs nothing of the enclosing module: it costs a
+        # program forked from the pre-loaded runtime (racket_server) little to expand.
+        found = _SEALABLE.fullmatch(tests)
+        if not found:
+            raise ValueError("not a Racket test file of render_test_file")
+        return (f"{self.test_marker}\n\n{_SUBMODULE}(define-values ({_RUN}) (lambda (multiplt-candidate)\n"
+                f"  (let-values ([(candidate) multiplt-candidate])\n{found['body']}\n)\n"
+                f"(write-string \"{checked_nonce(nonce)}\\n\" (current-output-port))\n"
+                f"(flush-output (current-output-port)))))\n\n(require '{_TESTS})\n"
+                f"({_RUN} {found['name']})\n")
+
+    def tampers_with_tests(self, prompt: str, completion: str) -> str | None:
+        for token in _tokens(completion):
+            # as the reader may spell an identifier: |module*|, modul\e*, MODULE* under #ci
+            if token.replace("|", "").replace("\\", "").lower() in _TAMPERING:
+                return token
+        return None
 
     def return_body(self, expr: str) -> str:
         return f"  {expr})\n"
@@ -136,6 +155,73 @@ class RacketLanguage(Language):
         if contains(stderr, r"^FAILURE\b"):
             return ASSERTION_ERROR
         return EXCEPTION
+
+
+_TESTS, _RUN = "multiplt-tests", "multiplt-run-tests"  # the sealed tests' submodule, its function
+_SEALABLE = re.compile(r"\(require rackunit\)\n\n\(define \(test-humaneval\) \n\n"
+                       r"  \(let \(\( candidate (?P<name>[^\s()\[\]]+)\)\)\n(?P<body>.*)\n\)\)\n\n"
+                       r"\(test-humaneval\)", re.DOTALL)
+# The sealed tests' submodule up to the function that runs the asserts (seal_tests), with the
+# checks they use (render_assert) as '#%kernel functions.
+_SUBMODULE = f"""(module {_TESTS} '#%kernel
+(#%provide {_RUN})
+(define-values (multiplt-check)
+  (lambda (same? actual expected)
+    (if (same? actual expected)
+        (void)
+        (begin (write-string "FAILURE\\n" (current-error-port))
+               (error 'check "~e is not ~e" actual expected)))))
+(define-values (check-within)
+  (lambda (actual expected epsilon)
+    (letrec-values ([(within?) (lambda (a b)
+                                 (if (if (number? a) (number? b) #f)
+                                     (<= (magnitude (- a b)) epsilon)
+                                     (equal?/recur a b within?)))])
+      (multiplt-check within? actual expected))))
+(define-values (check-equal?) (lambda (actual expected) (multiplt-check equal? actual expected)))
+"""
+#: what the sealed tests cannot keep out: the enclosing module's `module`, `require` and the call
+#: of the tests' function are its own bindings, which only a macro (defined or renamed in), a
+#: reader extension or another `#lang` could turn into something that reads their text (the nonce)
+_TAMPERING = frozenset(
+    "module module* define-syntax define-syntaxes define-syntax-rule define-simple-macro "
+    "define-syntax-parser define-syntax-parse-rule let-syntax letrec-syntax let-syntaxes "
+    "letrec-syntaxes letrec-syntaxes+values splicing-let-syntax splicing-letrec-syntax "
+    "splicing-let-syntaxes splicing-letrec-syntaxes rename-in prefix-in rename-out prefix-out "
+    "filtered-in filtered-out #%require #%provide #reader #lang".split())
+_DELIMITERS = set(" \t\n\r\f\v()[]{}\",'`;")
+
+
+def _tokens(text: str):
+    """The identifier-like tokens of Racket code, outside strings and comments (`;`, `#|...|#`;
+    a datum after `#;` is read); a character literal (`#\\(`) is skipped."""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("#\\", i):
+            i += 3
+        elif text.startswith("#;", i):
+            i += 2
+        elif c == ";":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith("#|", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                depth += text.startswith("#|", i) - text.startswith("|#", i)
+                i += 2 if text.startswith(("#|", "|#"), i) else 1
+        elif c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+        elif c in _DELIMITERS:
+            i += 1
+        else:
+            start = i
+            while i < n and text[i] not in _DELIMITERS:
+                i += 1
+            yield text[start:i]
 
 
 def _is_datum(value) -> bool:

@@ -4,7 +4,8 @@ For each problem, in sample order, over its first --n samples (a completion fold
 with a larger --n holds more; they are not used, so a rerun with a smaller --n equals a fresh
 run): keep the programs that passed (status OK, exit code 0, and the problem's end-of-tests
 nonce printed on a line of its own on stdout: `problems.build_problem` seals the tests so that
-only a run in which every test ran and passed prints it), clean each
+only a run in which every test ran and passed prints it) and whose translation does not
+redefine what the tests rely on (the language's `tampers_with_tests`), clean each
 (`clean.clean_program`), drop those containing TODO, drop exact duplicates, then near-duplicates
 (greedy ROUGE-L, `dedup`). Every dropped sample becomes an `excluded` row with its reason.
 Work is saved in parts of CHUNK functions under the shard's work folder, so a killed collection
@@ -15,14 +16,14 @@ from __future__ import annotations
 
 import logging
 
-from multiplt import storage
+from multiplt import languages, storage
 from multiplt.errors import MultipltError
 from multiplt.execution import files
 from multiplt.generation import folder
 from multiplt.languages.base import OK
 from multiplt.log import progress
 from multiplt.translation import dedup as dedup_mod
-from multiplt.translation.clean import CleanError, clean_program, has_todo
+from multiplt.translation.clean import CleanError, clean_program, cut_at_tests, has_todo
 
 LOG = logging.getLogger("multiplt.translation")
 CHUNK = 200
@@ -42,6 +43,24 @@ def ok_exit(result: dict) -> bool:
 
 #: an excluded sample's reason: status OK and exit 0, but its tests did not all run and pass
 NO_NONCE = "failed: tests did not all run and pass (status OK, exit 0, no end-of-tests nonce on stdout)"
+#: an excluded sample's reason (then `: ` and the construct found; the funnel counts it without):
+#: it passed, but its translation reaches what the tests rely on (Language.tampers_with_tests)
+TAMPERS = "redefines the test harness"
+
+
+def tampering(result: dict, problem: dict, lang: str) -> str | None:
+    """What in the translation of a run's program (the completion between the problem's prompt
+    and tests; for a program not built that way, up to where its tests start, as cleaning cuts
+    it) its language refuses as a redefinition of the test harness
+    (`Language.tampers_with_tests`), or None."""
+    program, prompt, tests = result.get("program") or "", problem["prompt"], problem.get("tests")
+    if not program.startswith(prompt):
+        prompt = ""
+    if tests and program.endswith(tests) and len(program) >= len(prompt) + len(tests):
+        completion = program[len(prompt):len(program) - len(tests)]
+    else:
+        completion = cut_at_tests(program[len(prompt):], lang)
+    return languages.get(lang).tampers_with_tests(prompt, completion)
 
 
 def collect_function(problem: dict, doc: dict, lang: str, rouge: dedup_mod.RougeDedup,
@@ -70,6 +89,10 @@ def collect_function(problem: dict, doc: dict, lang: str, rouge: dedup_mod.Rouge
             reason = NO_NONCE if ok_exit(result) else \
                 f"failed: {result.get('status')} (exit {result.get('exit_code')})"
             excluded.append({**base, "sample": i, "stage": "validate", "reason": reason})
+            continue
+        found = tampering(result, problem, lang)
+        if found:
+            excluded.append({**base, "sample": i, "stage": "validate", "reason": f"{TAMPERS}: {found}"})
             continue
         counts["passed"] += 1
         try:

@@ -172,11 +172,14 @@ def dropped_reasons(build: dict, samples: list[dict]) -> dict:
     """A shard funnel's `dropped`: why functions and samples were dropped, with counts. First
     the build's reasons (functions: they add up to functions_in - prompts_built), then those of
     collect's excluded rows (samples: validate, clean, dedup, adding up to translations_sampled -
-    after_rouge_l), each as its excluded rows say it, less a ROUGE-L pair's score, most first
-    within a stage."""
+    after_rouge_l), each as its excluded rows say it, less a ROUGE-L pair's score and what a
+    refused redefinition of the test harness was, most first within a stage."""
+    from multiplt.translation.collect import TAMPERS
+
     counts: dict[tuple[int, str], int] = {}
     for row in samples:
         label = _SCORE.sub("", row["reason"]) if row["stage"] == "dedup" else row["reason"]
+        label = TAMPERS if label.startswith(f"{TAMPERS}: ") else label
         key = (SAMPLE_STAGES.index(row["stage"]), label)
         counts[key] = counts.get(key, 0) + 1
     dropped = dict(build)

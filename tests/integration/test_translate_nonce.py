@@ -1,6 +1,5 @@
 """`multiplt translate` end to end (replay backend, the sandbox and its fork servers): a
-translation that exits 0 before or instead of running its tests, or hides rackunit's failures,
-is excluded (`collect.NO_NONCE`) and never reaches data/, so a right translation is not dropped as
+translation that exits 0 before or instead of running its tests is excluded (`collect.NO_NONCE`) and never reaches data/, so a right translation is not dropped as
 its near duplicate; the kept rows carry their function's test counts and the funnel counts the
 tests in and translated."""
 

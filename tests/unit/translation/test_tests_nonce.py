@@ -1,8 +1,10 @@
 """translate keeps a translation only when its tests ran: each problem's tests are sealed with a
 random nonce (`Language.seal_tests`) that the program prints after every test ran and passed,
 and collect requires it on stdout. A translation that exits 0 before or instead of its tests (R
-`quit`, Lua `os.exit`, Racket `exit`, OCaml `exit 0`) or hides rackunit's failures (stderr sent
-nowhere) passed the old check (status OK, exit 0) and does not pass this one. Also: the
+`quit`, Lua `os.exit`, Racket `exit`, OCaml `exit 0`) passed the old check (status OK, exit 0)
+and does not pass this one; nor does a Racket translation that hides its failed checks (stderr
+sent nowhere), which passed the old check too: a failed check now ends the program (exit 1),
+see test_harness_redefinition.py. Also: the
 problem report lists the dropped tests and counts tests in and translated; a replay source with
 too few completions, and an output folder built before the seal, are refused before anything
 is written."""
@@ -33,10 +35,13 @@ SET_SIZE = next(r for r in fx.ROWS if r["entrypoint"] == "set_size")
 CHEATS = {
     "lua": ["    return xs\nend\nos.exit(0)\n"],
     "r": ["\n  quit(save = 'no', status = 0)\n}\n", "\n  xs\n}\nquit(save = 'no', status = 0)\n"],
-    "rkt": ["  (exit 0))\n", "  (current-error-port (open-output-nowhere))\n  xs)\n"],
+    "rkt": ["  (exit 0))\n"],
     "ml": ["\n  exit 0\n", "\n  xs\nlet () = exit 0\n"],
     "jl": ["    exit(0)\nend\n", "    return xs\nend\nexit(0)\n"],
 }
+
+#: Racket: a wrong add_one that hides rackunit's failure reports (which exit 0 and go to stderr)
+HIDDEN_FAILURES = {"rkt": ["  (current-error-port (open-output-nowhere))\n  xs)\n"]}
 
 
 def run_program(lang, program: str, tmp_path) -> dict:
@@ -73,6 +78,9 @@ def test_a_translation_that_skips_its_tests_does_not_pass(code, tmp_path):
         got = result(cheat)
         assert (got["status"], got["exit_code"]) == (OK, 0), (cheat, got)  # the old check: a pass
         assert not passed(got, nonce), (cheat, got)
+    for hidden in HIDDEN_FAILURES.get(code, []):  # a failed test ends the program: exit 1
+        got = result(hidden)
+        assert got["exit_code"] == 1 and not passed(got, nonce), (hidden, got)
 
 
 def test_the_nonce_is_the_problems_own_and_never_in_the_prompt():
