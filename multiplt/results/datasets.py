@@ -12,15 +12,23 @@ the model; without a config, the rows' `model` provenance column does. A shard's
 `funnel.json` in a work folder has no parquet folder beside it, so it is not a dataset.
 `published.json` (written by `multiplt publish dataset`) names the Hub repo it went to.
 
-One listing of the root finds every candidate; each dataset then reads its funnel, configs and
-the parquet footers of its files. A dataset that cannot be read is listed with its `error`.
+One listing of the root finds every candidate (indexed once: a folder's files are a range of the
+sorted listing); each dataset then reads its funnel, configs and the parquet footers of its files.
+A dataset that cannot be read is listed with its `error`. One discover reads each object at most
+once. What is read from an S3 object (its rows, `model` values and excluded reasons; a JSON file's
+bytes) is kept in this process under the object's URI, ETag and size from the listing, so the next
+discover downloads only what changed (`CACHE_ENTRIES` / `CACHE_BYTES` bound it). Local files are
+read again each time: their parquet footers and columns are read in place, not whole.
 """
 
 from __future__ import annotations
 
+import bisect
+import collections
 import dataclasses
 import io
 import re
+import threading
 
 from multiplt.errors import MultipltError
 from multiplt.results import funnel as funnel_mod
@@ -31,6 +39,9 @@ PUBLISHED = "published.json"
 KINDS = {"functions": ("corpus", "multiplt_corpus"), "tests": ("tests", "multiplt_testgen"),
          "data": ("translation", "multiplt_translate")}
 _SPLIT = re.compile(r"^(?P<split>[A-Za-z0-9_]+?)(-[^/]*)?\.parquet$")
+#: bounds of the per-process cache of what was read from S3 objects: entries, and their bytes
+CACHE_ENTRIES = 8192
+CACHE_BYTES = 64 * 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -65,6 +76,25 @@ def _parent(uri: str) -> str:
     return uri.rsplit("/", 1)[0]
 
 
+class _Listing:
+    """The root's listing, indexed once: each file's ObjectInfo by URI, and the URIs sorted, so the
+    files below a prefix are one range of them (found by bisection, not by scanning them all)."""
+
+    def __init__(self, infos):
+        self.infos = {info.uri: info for info in infos}
+        self.uris = sorted(self.infos)
+
+    def __contains__(self, uri: str) -> bool:
+        return uri in self.infos
+
+    def under(self, prefix: str) -> list[str]:
+        """The URIs that start with `prefix`, sorted."""
+        start = end = bisect.bisect_left(self.uris, prefix)
+        while end < len(self.uris) and self.uris[end].startswith(prefix):
+            end += 1
+        return self.uris[start:end]
+
+
 def discover(root: str) -> list[Dataset]:
     """Every dataset below the folder `root` (file:// or s3://), sorted by folder and split."""
     from multiplt import storage
@@ -75,37 +105,38 @@ def discover(root: str) -> list[Dataset]:
         raise
     except Exception as exc:  # noqa: BLE001 - an unreachable bucket or a bad URI
         raise MultipltError(f"cannot list the data root {root}: {exc}") from None
-    sizes = {info.uri: info.size for info in infos}
-    folders = sorted(_parent(u) for u in sizes if u.rsplit("/", 1)[-1] == FUNNEL)
+    listing = _Listing(infos)
+    folders = sorted(_parent(u) for u in listing.uris if u.rsplit("/", 1)[-1] == FUNNEL)
     found: list[Dataset] = []
     for folder in folders:
         for sub, (kind, dag_id) in KINDS.items():
             prefix = f"{folder}/{sub}/"
-            files = sorted(u for u in sizes if u.startswith(prefix) and "/" not in u[len(prefix):]
-                           and u.endswith(".parquet"))
+            files = [u for u in listing.under(prefix)
+                     if "/" not in u[len(prefix):] and u.endswith(".parquet")]
             if not files:
                 continue
             if kind == "translation":
-                found.extend(_splits(folder, files, sizes))
+                found.extend(_splits(folder, files, listing))
             else:
                 found.append(Dataset(folder, kind, dag_id, files=files,
-                                     bytes=sum(sizes[f] for f in files)))
+                                     bytes=sum(listing.infos[f].size for f in files)))
+    reader = _Reader(listing)
     for dataset in found:
         try:
-            _describe(dataset, sizes)
+            _describe(dataset, listing, reader)
         except MultipltError as exc:
             dataset.error = str(exc)
     return found
 
 
-def _splits(folder: str, files: list[str], sizes: dict) -> list[Dataset]:
+def _splits(folder: str, files: list[str], listing: _Listing) -> list[Dataset]:
     by_split: dict[str, list[str]] = {}
     for uri in files:
         match = _SPLIT.match(uri.rsplit("/", 1)[-1])
         if match:
             by_split.setdefault(match["split"], []).append(uri)
     return [Dataset(folder, "translation", KINDS["data"][1], split=split, lang=_code(split),
-                    files=split_files, bytes=sum(sizes[f] for f in split_files))
+                    files=split_files, bytes=sum(listing.infos[f].size for f in split_files))
             for split, split_files in sorted(by_split.items())]
 
 
@@ -118,13 +149,13 @@ def _code(split: str) -> str:
         return split
 
 
-def _describe(dataset: Dataset, sizes: dict) -> None:
+def _describe(dataset: Dataset, listing: _Listing, reader: "_Reader") -> None:
     from multiplt import storage
 
-    dataset.rows = sum(storage.parquet_rows(uri) for uri in dataset.files)
-    raw = _read_json(storage.join(dataset.uri, FUNNEL))
-    config_uri = _config_uri(dataset, sizes)
-    config = _read_json(config_uri) if config_uri else {}
+    dataset.rows = sum(reader.rows(uri) for uri in dataset.files)
+    raw = reader.json(storage.join(dataset.uri, FUNNEL))
+    config_uri = _config_uri(dataset, listing)
+    config = reader.json(config_uri) if config_uri else {}
     dataset.config_uri = config_uri
     if dataset.kind == "translation":
         if dataset.lang not in raw:
@@ -140,18 +171,22 @@ def _describe(dataset: Dataset, sizes: dict) -> None:
                                                 if config.get("backend") == "replay" else None)
         dataset.revision = config.get("revision")
         excluded_prefix = f"{dataset.uri}/excluded/"
-    excluded = [u for u in sizes if u.startswith(excluded_prefix) and u.endswith(".parquet")
-                and "/" not in u[len(f"{dataset.uri}/excluded/"):]]
-    reasons = funnel_mod.reason_counts([_reason_rows(uri) for uri in sorted(excluded)])
+    excluded_dir = f"{dataset.uri}/excluded/"
+    excluded = [u for u in listing.under(excluded_prefix) if u.endswith(".parquet")
+                and "/" not in u[len(excluded_dir):]]
+    reasons: collections.Counter = collections.Counter()
+    for uri in excluded:  # sorted; every file is read (a bad one is the error) before any is counted
+        reasons.update(reader.reasons(uri))
     dataset.steps = funnel_mod.attach_reasons(steps, reasons)
     if not dataset.model:  # no config found: the provenance columns of the rows, if any
-        dataset.model = ", ".join(_column_values(dataset.files, "model")) or None
+        models = set().union(*(reader.models(uri) for uri in dataset.files))
+        dataset.model = ", ".join(sorted(models)) or None
     published_uri = storage.join(dataset.uri, PUBLISHED)
-    if published_uri in sizes:
-        dataset.published = _read_json(published_uri)
+    if published_uri in listing:
+        dataset.published = reader.json(published_uri)
 
 
-def _config_uri(dataset: Dataset, sizes: dict) -> str | None:
+def _config_uri(dataset: Dataset, listing: _Listing) -> str | None:
     """The resolved config written beside the output (the first shard's, for sharded stages)."""
     from multiplt import storage
 
@@ -160,67 +195,228 @@ def _config_uri(dataset: Dataset, sizes: dict) -> str | None:
         candidates = [f"{base}/corpus_config.json"]
     elif dataset.kind == "tests":
         shards = storage.join(base, "work") + "/"  # testgen's per-shard folders (testgen/pipeline.py)
-        candidates = sorted(u for u in sizes if u.startswith(shards) and u.endswith("/config.json")
-                            and u.count("/") == base.count("/") + 3)
+        candidates = [u for u in listing.under(shards) if u.endswith("/config.json")
+                      and u.count("/") == base.count("/") + 3]
     else:
-        candidates = sorted(u for u in sizes if u.startswith(f"{base}/config/{dataset.lang}-")
-                            and u.endswith(".json"))
-    return next((u for u in candidates if u in sizes), None)
+        candidates = [u for u in listing.under(f"{base}/config/{dataset.lang}-") if u.endswith(".json")]
+    return next((u for u in candidates if u in listing), None)
 
 
-def _read_json(uri: str):
-    import json
+# ---- reading the objects -------------------------------------------------------------------------
+class _VersionCache:
+    """A bounded LRU map (oldest use evicted first) from (what, uri, etag, size) to what was read
+    from that version of an object: at most CACHE_ENTRIES entries of at most CACHE_BYTES in all
+    (each entry's `weight`, its approximate size). Thread-safe."""
 
-    from multiplt import storage
+    def __init__(self):
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
 
-    try:
-        return storage.read_json(uri)
-    except json.JSONDecodeError as exc:
-        raise MultipltError(f"{uri} is not valid JSON: {exc}") from None
+    def get(self, key):
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key, value, weight: int) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            if weight > CACHE_BYTES:
+                return
+            self._items[key] = (value, weight)
+            self._bytes += weight
+            while len(self._items) > CACHE_ENTRIES or self._bytes > CACHE_BYTES:
+                _key, (_value, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def weight(self) -> int:
+        """The approximate bytes of what is kept (the sum of the entries' weights)."""
+        return self._bytes
 
 
-def _column_values(files: list[str], column: str) -> list[str]:
-    """The distinct non-empty values of a column over parquet files that have it."""
-    import polars as pl
+#: what was read from S3 objects, kept across discovers (see the module's docstring)
+CACHE = _VersionCache()
 
-    from multiplt import storage
 
-    values: set[str] = set()
-    for uri in files:
-        path = storage.local_path(uri)
-        source = path if path is not None else io.BytesIO(storage.read_bytes(uri))
+@dataclasses.dataclass(frozen=True)
+class _DataFile:
+    """What the page needs of one data file: its rows and the distinct `model` values (None, with
+    `models_error`, when that column cannot be read: an error only if the model is needed)."""
+
+    rows: int
+    models: frozenset | None
+    models_error: str | None = None
+
+
+class _Reader:
+    """Reads the objects of one discover, each at most once (a translate folder's funnel.json
+    serves every split; an excluded file every dataset of its folder). A local file is read in
+    place: parquet footers and the needed columns only. An S3 object is downloaded once, read for
+    everything the page needs of it, and what was read is kept in CACHE under the URI, ETag and size
+    of the version downloaded; a later discover whose listing shows the same ETag and size downloads
+    nothing. A failed download is not kept; an unreadable file's error is (it is the content's)."""
+
+    def __init__(self, listing: _Listing):
+        self.listing = listing
+        self.memo: dict = {}
+
+    def _once(self, what: str, uri: str, compute):
+        key = (what, uri)
+        if key not in self.memo:
+            try:
+                self.memo[key] = (True, compute())
+            except MultipltError as exc:
+                self.memo[key] = (False, exc)
+        ok, value = self.memo[key]
+        if not ok:
+            raise value
+        return value
+
+    def _remote(self, what: str, uri: str, parse, weight):
+        """parse(uri, bytes) of the S3 object at `uri`, from CACHE when the listing's version of it
+        is there; otherwise downloaded (one GET) and kept under the version downloaded."""
+        from multiplt import storage
+
+        info = self.listing.infos.get(uri)
+        if info is not None:
+            hit = CACHE.get((what, uri, info.etag, info.size))
+            if hit is not None:
+                return _outcome(hit)
+        data, etag = storage.read_versioned(uri)
         try:
-            if column not in pl.read_parquet_schema(source):
-                continue
-            if not isinstance(source, str):
-                source.seek(0)
-            values.update(str(v) for v in pl.read_parquet(source, columns=[column])[column].unique() if v)
-        except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
-            raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
-    return sorted(values)
+            outcome = (True, parse(uri, data))
+        except MultipltError as exc:
+            outcome = (False, str(exc))
+        ok, value = outcome
+        CACHE.put((what, uri, etag, len(data)), outcome, 256 + (weight(value) if ok else len(value)))
+        return _outcome(outcome)
+
+    def rows(self, uri: str) -> int:
+        from multiplt import storage
+
+        if storage.local_path(uri) is not None:
+            return self._once("rows", uri, lambda: storage.parquet_rows(uri))
+        return self._once("data", uri, lambda: self._remote("data", uri, _data_file, _data_weight)).rows
+
+    def models(self, uri: str) -> frozenset:
+        """The distinct non-empty `model` values of a data file (none when it has no such column)."""
+        from multiplt import storage
+
+        path = storage.local_path(uri)
+        if path is not None:
+            return self._once("models", uri, lambda: _column_values(uri, path, "model"))
+        facts = self._once("data", uri, lambda: self._remote("data", uri, _data_file, _data_weight))
+        if facts.models_error is not None:
+            raise MultipltError(facts.models_error)
+        return facts.models
+
+    def reasons(self, uri: str) -> collections.Counter:
+        """{(stage, reason label): rows} of one excluded file (funnel.reason_counts)."""
+        from multiplt import storage
+
+        path = storage.local_path(uri)
+        if path is not None:
+            return self._once("reasons", uri, lambda: _reason_counts(uri, path))
+        return self._once("reasons", uri,
+                          lambda: self._remote("reasons", uri, _reason_counts, _counter_weight))
+
+    def json(self, uri: str):
+        """The JSON value of a file, decoded anew for each caller (none shares a mutable value)."""
+        from multiplt import storage
+
+        if storage.local_path(uri) is not None:
+            data = self._once("bytes", uri, lambda: storage.read_bytes(uri))
+        else:
+            data = self._once("bytes", uri, lambda: self._remote("bytes", uri, lambda _uri, raw: raw, len))
+        return storage.decode_json(uri, data)
 
 
-def _reason_rows(uri: str) -> list[tuple[str | None, str]]:
-    """(stage, reason) of every excluded row of one file (stage is None when there is none)."""
+def _outcome(outcome):
+    ok, value = outcome
+    if not ok:
+        raise MultipltError(value)
+    return value
+
+
+def _data_weight(facts: _DataFile) -> int:
+    return sum(len(v) for v in facts.models or ())
+
+
+def _counter_weight(counts: collections.Counter) -> int:
+    return sum(64 + len(stage or "") + len(reason) for stage, reason in counts)
+
+
+def _unreadable(uri: str, exc: Exception) -> MultipltError:
+    return MultipltError(f"{uri} is not a readable parquet file: {exc}")
+
+
+def _data_file(uri: str, data: bytes) -> _DataFile:
+    """Rows (from the footer) and `model` values of a data file's bytes, read once for both."""
     import polars as pl
 
-    from multiplt import storage
-
-    path = storage.local_path(uri)
     try:
-        data = path if path is not None else storage.read_bytes(uri)
-        names = list(pl.read_parquet_schema(data if path else io.BytesIO(data)))
+        rows = pl.scan_parquet(io.BytesIO(data)).select(pl.len()).collect().item()
+    except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
+        raise _unreadable(uri, exc) from None
+    try:
+        return _DataFile(rows, _column_values(uri, io.BytesIO(data), "model"))
+    except MultipltError as exc:
+        return _DataFile(rows, None, str(exc))
+
+
+def _column_values(uri: str, source, column: str) -> frozenset:
+    """The distinct non-empty values of `column` in one parquet file (a path or a file object);
+    none when it has no such column. Only that column is read."""
+    import polars as pl
+
+    try:
+        if column not in pl.read_parquet_schema(source):
+            return frozenset()
+        if not isinstance(source, str):
+            source.seek(0)
+        return frozenset(str(v) for v in pl.read_parquet(source, columns=[column])[column].unique() if v)
+    except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
+        raise _unreadable(uri, exc) from None
+
+
+def _reason_counts(uri: str, data) -> collections.Counter:
+    """funnel.reason_counts of one excluded file (a local path or its bytes)."""
+    return funnel_mod.reason_counts([_reason_rows(uri, data)])
+
+
+def _reason_rows(uri: str, data) -> list[tuple[str | None, str]]:
+    """(stage, reason) of every excluded row of one file (stage is None when there is none), from
+    its path or its bytes; only those two columns are read."""
+    import polars as pl
+
+    def source():
+        return data if isinstance(data, str) else io.BytesIO(data)
+
+    try:
+        names = list(pl.read_parquet_schema(source()))
         if "reason" not in names:
-            if pl.scan_parquet(data if path else io.BytesIO(data)).select(pl.len()).collect().item() == 0:
+            if pl.scan_parquet(source()).select(pl.len()).collect().item() == 0:
                 return []  # an empty shard written without columns
             raise MultipltError(f"{uri} has no `reason` column (columns: {', '.join(names)})")
-        table = pl.read_parquet(data if path else io.BytesIO(data),
-                                columns=[c for c in ("stage", "reason") if c in names])
+        table = pl.read_parquet(source(), columns=[c for c in ("stage", "reason") if c in names])
     except MultipltError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
+        raise _unreadable(uri, exc) from None
     reasons = table["reason"].to_list()
     stages = table["stage"].to_list() if "stage" in names else [None] * len(reasons)
     return list(zip(stages, reasons))
-
