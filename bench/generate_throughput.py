@@ -22,8 +22,8 @@ first --problems problems; every variant runs on these same requests, in one pro
               attention and the torch float64 normalizer) and the sampler's top-k over the
               half-precision logits (sampler.HALF_TOPK) switched the other way;
               forced_kernels_speedup = with / without.
-  --variants fused_gather,pipelined_normalizer (CUDA): forced once more with each switch
-              turned the other way (sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER),
+  --variants fused_gather (CUDA): forced once more with each switch
+              turned the other way (sampler.FUSED_GATHER),
               after a warm-up with it; forced_<variant>_vs_forced = its tokens/s over forced's,
               forced_<variant>_same_tokens = whether its tokens equal forced's (tokens_sha1: a
               digest of every request's tokens). --variant-repeats R: R runs of the variant,
@@ -210,7 +210,7 @@ def card_info() -> dict:
 
 
 # --variants: name -> (module, switch) turned the other way for one more forced run
-VARIANTS = {"fused_gather": (sampler, "FUSED_GATHER"), "pipelined_normalizer": (decode_kernels, "PIPELINED_NORMALIZER")}
+VARIANTS = {"fused_gather": (sampler, "FUSED_GATHER")}
 
 
 PEAK_BF16_FLOPS = 989e12  # H100 SXM / H200 dense bf16 (as bench/train_throughput.py's MFU)

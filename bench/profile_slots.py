@@ -6,9 +6,8 @@ slot up to the bucket), rows at the bucket's end and at random positions; one la
 by each, and the kernel's tiles, warps and pipeline stages over every layer in one CUDA graph,
 and a kernel that only reads what the attention reads (read_ceiling: attn_read_only_*); the sampler
 alone on its logits, with and without the nucleus kernel, the float64 normalizer kernel and the
-top-k over the half-precision logits, and in the four settings of its two switches
-(sampler_no_switches_ms, sampler_fused_gather_ms, sampler_pipelined_normalizer_ms,
-sampler_both_switches_ms; normalizer_raw_while_ms / normalizer_raw_pipelined_ms: the normalizer
+top-k over the half-precision logits, and in the two settings of its switch
+(sampler_no_switches_ms, sampler_fused_gather_ms; normalizer_raw_while_ms: the normalizer
 alone over the bf16 logits); each GEMM of the step as the step calls it (gemm_<name>_ms,
 gemm_<name>_tflops, gemm_step_ms; again with cuBLASLt for every GEMM, keys with _lt, and with
 PyTorch's TunableOp, keys with _tuned); and the matmul work of one step at the measured matmul rate.
@@ -290,24 +289,19 @@ def main() -> None:
         peaked[torch.arange(args.rows, device="cuda"), torch.randint(0, config.vocab_size, (args.rows,),
                                                                      device="cuda")] += 12
         plain = TokenChooser(candidates=1024, max_candidates=4096)
-        switches = sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER  # the defaults
+        switch = sampler.FUSED_GATHER  # the default
         want = choose(logits, seeds, steps, 0.2, 0.95)  # the tokens with the defaults
         try:
-            # the sampler's two switches (sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER)
-            # in their four settings; the same tokens as the defaults' in each
-            for fused, pipelined, name in ((False, False, "sampler_no_switches_ms"),
-                                           (True, False, "sampler_fused_gather_ms"),
-                                           (False, True, "sampler_pipelined_normalizer_ms"),
-                                           (True, True, "sampler_both_switches_ms")):
-                sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER = fused, pipelined
+            # the sampler's switch (sampler.FUSED_GATHER) in its two settings; the same tokens as
+            # the default's in each
+            for fused, name in ((False, "sampler_no_switches_ms"), (True, "sampler_fused_gather_ms")):
+                sampler.FUSED_GATHER = fused
                 out[name] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
                 assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), want)
             inv = decode_kernels.reciprocal(0.2)
-            for pipelined in (False, True):
-                decode_kernels.PIPELINED_NORMALIZER = pipelined
-                out[f"normalizer_raw_{'pipelined' if pipelined else 'while'}_ms"] = round(
-                    timed(lambda: decode_kernels.exp_sum64(logits, top, inv)), 4)
-            sampler.FUSED_GATHER = decode_kernels.PIPELINED_NORMALIZER = False
+            out["normalizer_raw_while_ms"] = round(
+                timed(lambda: decode_kernels.exp_sum64(logits, top, inv)), 4)
+            sampler.FUSED_GATHER = False
             sampler.RAW_LOGITS = False  # the float32 copy over the temperature first
             out["sampler_float_copy_ms"] = round(timed(lambda: plain(logits, seeds, steps, 0.2, 0.95)), 3)
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), want)
@@ -322,7 +316,7 @@ def main() -> None:
             assert torch.equal(plain(logits, seeds, steps, 0.2, 0.95), want)
         finally:
             decode_kernels.ENABLED = sampler.HALF_TOPK = sampler.NUCLEUS_KERNEL = sampler.RAW_LOGITS = True
-            sampler.FUSED_GATHER, decode_kernels.PIPELINED_NORMALIZER = switches
+            sampler.FUSED_GATHER = switch
         # the CPU's single-token test, not on the GPU yet: its cost on these flat rows (no row
         # passes), and on peaked rows (one token 12 logits above the rest, as a trained model at
         # temperature 0.2 gives for most rows), against today's GPU chooser on the same rows

@@ -18,14 +18,15 @@ from __future__ import annotations
 import contextlib
 import datetime
 
-from airflow.sdk import DAG, Asset, Param, TaskGroup, task, task_group
+from airflow.sdk import DAG, Param, TaskGroup, task, task_group
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task, stage_task_mapped
+from multiplt_pipelines import assets
 from multiplt_pipelines import params as schemas
 from multiplt_pipelines.watching import evaluate_params
 
 SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
-RESULTS = Asset(name="multiplt_results", uri=SETTINGS.results_store)
+RESULTS = assets.results(SETTINGS)
 SCHEDULE = SETTINGS.evaluate_schedule.strip() or None  # [multiplt] evaluate_schedule; off by default
 PARAMS = evaluate_params(schemas.EVALUATE, SCHEDULE)
 

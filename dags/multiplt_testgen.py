@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import datetime
 
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Param, task
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task_mapped
-from multiplt_pipelines import chain
+from multiplt_pipelines import assets
 from multiplt_pipelines import testgen as testgen_plans
 
 SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
-FUNCTIONS = Asset(name=chain.FUNCTIONS_ASSET,
-                  uri=testgen_plans.functions_uri(SETTINGS.data_uri))
-TESTS = Asset(name=chain.TESTS_ASSET, uri=testgen_plans.out_uri(SETTINGS.data_uri) + "/tests")
+FUNCTIONS = assets.functions(SETTINGS)
+TESTS = assets.tests(SETTINGS)
 
 
 def generate_command(entry: dict) -> list[str]:
@@ -84,22 +83,14 @@ with DAG(
         """The run's settings (the Variable read once, here) and the command lines of every
         shard's stages, on the announced or given functions; skipped when those functions hold
         no row, failed (no retry) on settings a stage would refuse."""
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-        from multiplt_pipelines import checks
-        from multiplt_pipelines.chain import EmptyInput
+        from multiplt_pipelines.chain import generation_plan
         from multiplt_pipelines.testgen import (PARAMS, require_functions, resolved_params,
                                                 testgen_run)
 
-        try:
-            settings, from_variable = resolved_params(params, dag_run, triggering_asset_events)
-            with checks.variable_source(from_variable, "multiplt_testgen"):
-                checks.generation(settings, PARAMS, local=SETTINGS.runtime == "local")
-                require_functions(settings, data_uri)  # BadParams without functions
-                return testgen_run(settings, data_uri)
-        except EmptyInput as reason:
-            raise AirflowSkipException(str(reason)) from None
-        except checks.BadParams as reason:
-            raise AirflowFailException(str(reason)) from None
+        return generation_plan("multiplt_testgen", PARAMS, resolved_params, require_functions,
+                               testgen_run, params=params, dag_run=dag_run,
+                               triggering_asset_events=triggering_asset_events, data_uri=data_uri,
+                               local=SETTINGS.runtime == "local")
 
     @task
     def shard_entries(planned: dict) -> list[dict]:

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import datetime
 
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Param, task
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task_mapped
+from multiplt_pipelines import assets
 from multiplt_pipelines import translation as plans
 
 SETTINGS = multiplt_settings.load()  # airflow.cfg [multiplt]: no database, no network
-TESTS = Asset(name=plans.TESTS_ASSET, uri=plans.tests_uri(SETTINGS.data_uri))
-DATASETS = {code: Asset(name=f"{plans.DATASET_ASSET_PREFIX}{code}",
-                        uri=plans.dataset_asset_uri(SETTINGS.data_uri, code))
-            for code in plans.SPLITS}
+TESTS = assets.tests(SETTINGS)
+DATASETS = {code: assets.dataset(SETTINGS, code) for code in plans.SPLITS}
 
 
 def sample_command(entry: dict) -> list[str]:
@@ -89,22 +88,14 @@ with DAG(
         """The run's settings (the Variable read once, here) and the command lines of every
         (language, shard), on the announced or given tests; skipped when those tests hold no row,
         failed (no retry) on settings a stage would refuse."""
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-        from multiplt_pipelines import checks
-        from multiplt_pipelines.chain import EmptyInput
+        from multiplt_pipelines.chain import generation_plan
         from multiplt_pipelines.translation import (PARAMS, require_tests, resolved_params,
                                                     translation_run)
 
-        try:
-            settings, from_variable = resolved_params(params, dag_run, triggering_asset_events)
-            with checks.variable_source(from_variable, "multiplt_translate"):
-                checks.generation(settings, PARAMS, local=SETTINGS.runtime == "local")
-                require_tests(settings, data_uri)  # BadParams without tests
-                return translation_run(settings, data_uri)
-        except EmptyInput as reason:
-            raise AirflowSkipException(str(reason)) from None
-        except checks.BadParams as reason:
-            raise AirflowFailException(str(reason)) from None
+        return generation_plan("multiplt_translate", PARAMS, resolved_params, require_tests,
+                               translation_run, params=params, dag_run=dag_run,
+                               triggering_asset_events=triggering_asset_events, data_uri=data_uri,
+                               local=SETTINGS.runtime == "local")
 
     @task
     def shard_entries(planned: dict) -> list[dict]:

@@ -23,6 +23,21 @@
 # changed upstream changes the digest. The digest does not cover what apt and pip fetch: the
 # base kept by tag and cached layers keep their packages until --refresh. Builds run at low
 # priority (nice) on the host network.
+#
+# Environment (each optional; docs/docker.md):
+#   MULTIPLT_BASE_IMAGE        the offline base's tag (multiplt-base:bookworm)
+#   MULTIPLT_SANDBOX_IMAGE     the sandbox image's tag (multiplt-sandbox:latest); another name
+#                              needs `[multiplt] sandbox_image` (airflow.cfg, or
+#                              AIRFLOW__MULTIPLT__SANDBOX_IMAGE) set to match
+#   MULTIPLT_CPU_WORKER_IMAGE  the offline CPU worker's tag (multiplt-worker:cpu)
+#   MULTIPLT_GPU_WORKER_IMAGE  the online CUDA worker's tag (multiplt-worker:latest); the worker
+#                              the stages run in is `[multiplt] worker_image`: set it to match
+#   MULTIPLT_BUILD_DIR         build contexts, logs and the offline base's root file system
+#                              (/var/tmp/multiplt-build)
+#   MULTIPLT_WHEEL_PORT        the 127.0.0.1 port that serves this machine's pip find-links and
+#                              file:// indexes to the offline build (38417)
+#   DEBIAN_MIRROR              the Debian mirror debootstrap makes the offline base from
+#                              (http://deb.debian.org/debian)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -14,6 +14,8 @@ from __future__ import annotations
 FUNCTIONS_ASSET = "multiplt_corpus_functions"
 TESTS_ASSET = "multiplt_testgen_tests"
 DATASET_ASSET_PREFIX = "multiplt_dataset_"
+#: multiplt_evaluate's Asset (its URI: the results store), which multiplt_publish is scheduled on
+RESULTS_ASSET = "multiplt_results"
 
 
 def run_settings(variable_name: str, params, dag_run, names,
@@ -99,6 +101,32 @@ def chained_settings(dag_id: str, params, dag_run, names, triggering_asset_event
     chained = chained_input(settings, asset_events(triggering_asset_events), asset=asset, key=key,
                             param=param)
     return chained, from_the_event(from_variable, settings, chained, param)
+
+
+def generation_plan(dag_id: str, schemas: dict, resolve, require, make, *, params, dag_run,
+                    triggering_asset_events, data_uri: str, local: bool) -> dict:
+    """The `plan` task of multiplt_testgen and multiplt_translate (`dag_id`, its Params
+    `schemas`): the run's settings, `resolve(params, dag_run, triggering_asset_events)` ->
+    (settings, the keys the Variable set), read once here; checked as a stage would check them
+    (checks.generation; `local`: the stages run where this task runs) and by `require(settings,
+    data_uri)` (its input named, and holding rows); then `make(settings, data_uri)`, what the
+    task returns. Skipped (AirflowSkipException) when the input holds no row (EmptyInput);
+    failed without retry (AirflowFailException) on settings a stage would refuse, a value taken
+    from the Variable named as such."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from multiplt_pipelines import checks
+
+    try:
+        settings, from_variable = resolve(params, dag_run, triggering_asset_events)
+        with checks.variable_source(from_variable, dag_id):
+            checks.generation(settings, schemas, local=local)
+            require(settings, data_uri)
+            return make(settings, data_uri)
+    except EmptyInput as reason:
+        raise AirflowSkipException(str(reason)) from None
+    except checks.BadParams as reason:
+        raise AirflowFailException(str(reason)) from None
 
 
 def given_input(params: dict, param: str, needs: str) -> str:

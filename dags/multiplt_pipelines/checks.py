@@ -327,10 +327,28 @@ def evaluation(settings: dict, local: bool = False) -> None:
 
     schema(settings, EVALUATE)
     sampling(settings, settings["model"])
-    paths(settings, ["checkpoint_uri"], staged=False)  # recorded with the results, never read
+    checkpoint(settings)
     named(settings, ["tokenizer"])
     tokenizer_revision(settings)
     model_name(settings["model"], settings["backend"], local)
+
+
+def checkpoint(settings: dict) -> None:
+    """`checkpoint_uri` (set by multiplt_finetune) marks the run as a checkpoint's evaluation,
+    whose `tokenizer` (the one the manifest row names) stays out of the run folder's name
+    (plans.checkpoint_run): so its `revision` must be a checkpoint tag LANG-EXPERIMENT-epochN, as
+    multiplt_finetune's are; else a run by hand that sets it would share the folder of the run
+    with the model's own tokenizer, which generate refuses. No stage reads it (generate records
+    the checkpoint the manifest names): a relative path is refused, no mount is needed."""
+    from multiplt_pipelines.plans import checkpoint_run
+
+    paths(settings, ["checkpoint_uri"], staged=False)
+    if settings.get("checkpoint_uri") and not checkpoint_run(settings):
+        raise BadParams(f"Param checkpoint_uri marks the evaluation of a training output's "
+                        f"checkpoint, whose revision is its tag LANG-EXPERIMENT-epochN (as "
+                        f"multiplt_finetune sets both); revision {settings.get('revision')!r} is "
+                        f"no checkpoint tag: give the tag, or leave checkpoint_uri out",
+                        ["checkpoint_uri", "revision"])
 
 
 def tokenizer_revision(settings: dict) -> None:

@@ -20,6 +20,9 @@ EXPERIMENT_PATTERN = r"^[a-z0-9_]+$(?!\n)"  # (?!\n): see TRIMMED_PATTERN
 TRIMMED_PATTERN = r"^\S(.*\S)?$(?!\n)"
 #: a comma-separated list naming at least one item (`,` or ` , ` names none: the commands refuse it)
 LIST_PATTERN = r"[^\s,]"
+#: a checkpoint tag of a training output, LANG-EXPERIMENT-epochN (TrainConfig.tag; language codes
+#: are [a-z]+, experiments EXPERIMENT_PATTERN)
+CHECKPOINT_TAG_PATTERN = r"^[a-z]+-[a-z0-9_]+-epoch[0-9]+$(?!\n)"
 #: the published MultiPL-T dataset and its five splits (julia lua ocaml r racket), fixed: a
 #: language added to the registry has no split there (`multiplt train` refuses it too)
 MULTIPLT_DATASET = PUBLISHED_DATASET
@@ -93,8 +96,10 @@ EVALUATE = {
     "epoch": _p(0, "epoch label stored with the results (0: a checkpoint of a training output "
                 "gets its manifest's epoch, any other model is the base model, epoch 0)",
                 type="integer", minimum=0),
-    "checkpoint_uri": _p(None, "the checkpoint this run evaluates, as listed in the training "
-                         "manifest (set by multiplt_finetune; informational)",
+    "checkpoint_uri": _p(None, "set by multiplt_finetune: the checkpoint this run evaluates, as "
+                         "listed in the training manifest; marks the run as a checkpoint's "
+                         "evaluation (revision must be its tag LANG-EXPERIMENT-epochN), whose "
+                         "tokenizer, the one the manifest names, stays out of the run folder's name",
                          type=["null", "string"]),
 }
 

@@ -42,8 +42,9 @@ def settings_marker(params: dict) -> str:
     re-evaluation with e.g. max_new_tokens 1024, or another tokenizer than the model's, gets its
     own folder instead of generate's refusal of the default run's folder, while runs at the
     defaults keep their folder names (and their hash: a default setting is not hashed). The
-    tokenizer of a checkpoint's conf (`checkpoint_uri`: checkpoint_confs) is the one its manifest
-    row names for the checkpoint, so it is part of the checkpoint that the revision tag names.
+    tokenizer of a checkpoint's evaluation (checkpoint_run: a conf of checkpoint_confs) is the
+    one its manifest row names for the checkpoint, so it is part of the checkpoint that the
+    revision tag names: not hashed.
     `tokenizer_revision` (no Param: a rerun's, a `rerun_models` entry's or the commit hub_revision
     pinned a Hub tokenizer to; default none) is hashed when set, so a tokenizer whose default
     branch moved gets a folder of its own, as a model's moved `main` does (its revision is in the
@@ -52,7 +53,7 @@ def settings_marker(params: dict) -> str:
 
     changed = {k: params.get(k) for k in FOLDER_SETTINGS
                if params.get(k) != EVALUATE.get(k, {}).get("default")}
-    if params.get("checkpoint_uri"):
+    if checkpoint_run(params):
         changed.pop("tokenizer", None)
     if not changed:
         return ""
@@ -60,6 +61,19 @@ def settings_marker(params: dict) -> str:
     import json
 
     return "_g" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def checkpoint_run(params: dict) -> bool:
+    """Whether the run evaluates a checkpoint of a training output as multiplt_finetune's confs
+    do (checkpoint_confs): `checkpoint_uri` set and `revision` a checkpoint tag
+    LANG-EXPERIMENT-epochN (checks.checkpoint refuses a `checkpoint_uri` with any other)."""
+    import re
+
+    from multiplt_pipelines.params import CHECKPOINT_TAG_PATTERN
+
+    revision = params.get("revision")
+    return bool(params.get("checkpoint_uri")) and isinstance(revision, str) and bool(
+        re.search(CHECKPOINT_TAG_PATTERN, revision))
 
 
 def score_ks(n: int) -> str:
@@ -145,7 +159,6 @@ def training_plan(params: dict, data_uri: str) -> list[dict]:
 
 SAMPLING_KEYS = ("benchmark_source", "n", "temperature", "top_p", "max_new_tokens", "backend",
                  "limit", "problems", "shards", "replay_source")
-IDENTITY_KEYS = ("model", "revision", "tokenizer", "languages", "experiment", "epoch")
 
 
 def checkpoint_confs(params: dict, manifests: list[dict]) -> list[dict]:
@@ -230,31 +243,34 @@ def hub_tokenizer(run: dict) -> bool:
     return run.get("backend") != "replay" and model_kind(run.get("tokenizer"), "transformers") == "hub"
 
 
-def hub_revision(run: dict, token: str | None = None) -> tuple[dict | None, str | None]:
+def hub_revision(run: dict, token: str | None = None) -> tuple[dict | None, str | None, tuple]:
     """The run of a Hub model (hub_model) as a rerun evaluates it, asking the Hub (HF_ENDPOINT)
     once: without a `revision`, pinned to the commit its default branch is at now (`revision` =
     that commit's sha), so that a moved `main` gets a run folder of its own (generate resumes a
     folder without loading the model when every completion is there, so the old folder would
     give the old scores again) and the results name the commit evaluated; with one, as given,
-    once the Hub has it. Returns (the run, None), or (None, why it cannot be evaluated): the
-    repo or revision is not on the Hub (or is private and no token is set here), or the commit
-    holds no config.json (no model), or it is a gated repo the token has no access to (the
-    Hub's auth-check, multiplt.hub.access: model_info answers also without access), or the Hub
-    refused (HTTP 4xx). Any other run is returned as it is (a local folder, a storage URI, a
-    training output and its checkpoint tag).
-
-    A Hub `tokenizer` (hub_tokenizer) is pinned the same way (hub_tokenizer_revision): its
+    once the Hub has it. A Hub `tokenizer` (hub_tokenizer) is pinned the same way: its
     `tokenizer_revision` (generate's --tokenizer-revision) is the commit its default branch is
     at now, or the one given once the Hub has it; so every generate of the run, and its
-    identity, name one tokenizer version, whatever backend loads the model.
+    identity, name one tokenizer version, whatever backend loads the model. Any other run is
+    returned as it is (a local folder, a storage URI, a training output and its checkpoint tag).
+
+    Returns (the run pinned, None, ()), or (None, why it cannot be evaluated, the keys refused:
+    `("model",)`, `("model", "revision")` or `("tokenizer",)`): the repo or revision is not on
+    the Hub (or is private and no token is set here), or the model's commit holds no config.json
+    (no model), or it is a gated repo the token has no access to (the Hub's auth-check,
+    multiplt.hub.access: model_info answers also without access), or the Hub refused (HTTP 4xx).
+    The why begins with the repo it is about (`'org/m': ...`, `'org/tok': ...`): rerun_revisions
+    says whose.
 
     Raises HubLookupFailed when the Hub cannot be asked: retry for a Hub that is down or
     unreachable; no retry with HF_HUB_OFFLINE set, unless the run pins a revision (its commit
     cannot move; generate reads it from the cache)."""
     pinned, why = _hub_model_revision(run, token)
     if pinned is None:
-        return None, why
-    return hub_tokenizer_revision(pinned, token)
+        return None, why, ("model", "revision") if run.get("revision") else ("model",)
+    pinned, why = _hub_tokenizer_revision(pinned, token)
+    return (pinned, None, ()) if pinned is not None else (None, why, ("tokenizer",))
 
 
 def _hub_model_revision(run: dict, token: str | None) -> tuple[dict | None, str | None]:
@@ -272,17 +288,8 @@ def _hub_model_revision(run: dict, token: str | None) -> tuple[dict | None, str 
     return {**run, "revision": revision or info.sha}, None
 
 
-def hub_tokenizer_revision(run: dict, token: str | None = None) -> tuple[dict | None, str | None]:
-    """hub_revision for the run's tokenizer alone: a Hub `tokenizer` (hub_tokenizer) with its
-    `tokenizer_revision` pinned to the commit its default branch is at now, or kept as given once
-    the Hub has it; (None, why) as hub_revision says, the why naming the model and the tokenizer.
-    Any other run as it is."""
-    pinned, why = _hub_tokenizer_revision(run, token)
-    return pinned, None if why is None else f"{run['model']!r}: tokenizer {why}"
-
-
 def _hub_tokenizer_revision(run: dict, token: str | None) -> tuple[dict | None, str | None]:
-    """hub_tokenizer_revision with the why naming the tokenizer only."""
+    """hub_revision for the run's tokenizer alone, the why naming the tokenizer."""
     if not hub_tokenizer(run):
         return run, None
     tokenizer, revision = run["tokenizer"], run.get("tokenizer_revision")
@@ -363,18 +370,14 @@ def rerun_revisions(runs: list[dict], listed: list[bool], *, drop: bool, token: 
 
     kept, left_out, keys = [], [], []
     for number, (run, entry) in enumerate(zip(runs, listed), 1):
-        pinned, why = _hub_model_revision(run, token)
-        key = ["model", "revision"] if run.get("revision") else ["model"]
-        if pinned is not None:  # then its tokenizer: the why names the model in an entry's
-            pinned, why = _hub_tokenizer_revision(pinned, token)
-            key = ["tokenizer"]
-            if why is not None and entry:
-                why = f"{run['model']!r}: tokenizer {why}"
+        pinned, why, key = hub_revision(run, token)
         if pinned is not None:
             kept.append((number, pinned))
             continue
+        if entry and key == ("tokenizer",):  # the entry is named by its model
+            why = f"{run['model']!r}: tokenizer {why}"
         why = f"rerun_models entry {why}" if entry else f"Param {key[0]}: {why}"
-        key = ["rerun_models"] if entry else key
+        key = ["rerun_models"] if entry else list(key)
         if not drop:
             raise BadParams(why, key)
         left_out.append(why)

@@ -7,7 +7,8 @@ Variable is where a deployment says what to publish (and, for the others, what t
 
 from __future__ import annotations
 
-from multiplt_pipelines.chain import DATASET_ASSET_PREFIX, asset_events  # noqa: F401 (the DAGs' names)
+from multiplt_pipelines.chain import (DATASET_ASSET_PREFIX, RESULTS_ASSET,  # noqa: F401 (the DAGs' names)
+                                      asset_events)
 from multiplt_pipelines.params import _p
 
 
@@ -173,7 +174,7 @@ def results_commands(settings: dict, events: list[dict], results_store: str) -> 
         raise NotPublishing("not publishing results: results_repo is not set (Param or the "
                             "multiplt_publish Variable)")
     _no_dry_run(settings, "results")
-    if events and not any(e["name"] == "multiplt_results" for e in events):
+    if events and not any(e["name"] == RESULTS_ASSET for e in events):
         raise NotPublishing("no results event in this run: the results store did not change")
     private = ["--private"] if settings.get("private") else []
     return [["publish", "results", "--store", results_store, "--repo", repo, *private]]

@@ -11,7 +11,7 @@ in a folder of their own, `testgen/<input_name(functions)>` (`testgen/tests` is 
 from __future__ import annotations
 
 from multiplt.generation.backends import NAMES as BACKEND_NAMES
-from multiplt_pipelines.params import TRIMMED_PATTERN
+from multiplt_pipelines.params import TRIMMED_PATTERN, _p
 
 
 def functions_uri(data_uri: str) -> str:
@@ -54,10 +54,6 @@ def run_inputs(params: dict, data_uri: str) -> dict:
     functions = given_input(params, "functions", needs_functions(data_uri))
     out = params.get("out") or f"{out_uri(data_uri)}/{input_name(functions, data_uri)}"
     return {**params, "functions": functions, "out": out}
-
-
-def _p(default, description: str, **schema) -> dict:
-    return {"default": default, "description": description, **schema}
 
 
 PARAMS = {

@@ -13,17 +13,14 @@ only: events name the folder.
 from __future__ import annotations
 
 from multiplt import languages
-from multiplt_pipelines.chain import DATASET_ASSET_PREFIX, TESTS_ASSET  # noqa: F401 (the DAG's names)
-from multiplt_pipelines.params import (BACKEND_NAMES, TARGET_LANGUAGES, TRIMMED_PATTERN,
+from multiplt_pipelines.chain import TESTS_ASSET
+from multiplt_pipelines.params import (BACKEND_NAMES, TARGET_LANGUAGES, TRIMMED_PATTERN, _p,
                                        languages_schema)
+from multiplt_pipelines.plans import _join
 from multiplt_pipelines.testgen import input_name
 
 #: the published split name of each target language: dataset files are data/<split>-*.parquet
 SPLITS = {code: languages.get(code).name for code in TARGET_LANGUAGES}
-
-
-def _join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *parts])
 
 
 def tests_uri(data_uri: str) -> str:
@@ -60,10 +57,6 @@ def run_inputs(params: dict, data_uri: str) -> dict:
     tests = given_input(params, "tests", needs_tests(data_uri))
     out = params.get("out") or _join(out_uri(data_uri), input_name(tests, data_uri))
     return {**params, "tests": tests, "out": out}
-
-
-def _p(default, description: str, **schema) -> dict:
-    return {"default": default, "description": description, **schema}
 
 
 PARAMS = {

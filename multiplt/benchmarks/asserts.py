@@ -30,7 +30,6 @@ class Site:
     source: str
     mode: str
     reason: str = ""
-    in_loop: bool = False
 
 
 def _is_call_to(node: ast.AST, callees) -> bool:
@@ -93,20 +92,10 @@ class _Rewriter(ast.NodeTransformer):
     def __init__(self, callees):
         self.callees = callees
         self.sites: list[Site] = []
-        self._loops = 0
-
-    def _loop(self, node):
-        self._loops += 1
-        self.generic_visit(node)
-        self._loops -= 1
-        return node
-
-    visit_For = visit_While = visit_AsyncFor = _loop  # noqa: N815
 
     def visit_Assert(self, node: ast.Assert):  # noqa: N802
         mode, call, expected, tol, reason = match(node.test, self.callees)
-        site = Site(len(self.sites), node.lineno, ast.unparse(node.test)[:300], mode, reason,
-                    self._loops > 0)
+        site = Site(len(self.sites), node.lineno, ast.unparse(node.test)[:300], mode, reason)
         self.sites.append(site)
         if call is None:
             return node

@@ -246,21 +246,11 @@ def _add_results_if(uri: str, merge: Callable[[dict | None], dict]) -> None:
     def merged(data: bytes | None) -> bytes:
         return _encoded(merge(None if data is None else _results_doc_of(data, uri)))
 
-    def write_plainly(exc: storage.ConditionalWriteUnsupported, data: bytes) -> None:
-        folder = uri.rsplit("/", 1)[0]
-        if folder not in _UNCONDITIONAL:
-            _UNCONDITIONAL.add(folder)
-            LOG.warning("%s; writing the results files of %s without them: two executes into "
-                        "this folder at once may cut each other's results", exc, folder)
-        storage.write_bytes(uri, data)
-
-    storage.update(uri, merged, attempts=WRITE_ATTEMPTS, unsupported=write_plainly, log=LOG,
+    storage.update(uri, merged, attempts=WRITE_ATTEMPTS, log=LOG,
+                   unsupported=f"two executes into {uri.rsplit('/', 1)[0]} at once may cut each "
+                               "other's results",
                    gave_up=f"{uri}: other writers changed the file on each of {WRITE_ATTEMPTS} "
                            "attempts to add results; run execute again later")
-
-
-#: the folders whose store refused a conditional write (warned once)
-_UNCONDITIONAL: set[str] = set()
 
 
 def write_results(uri: str, doc: dict) -> None:

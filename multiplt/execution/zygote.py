@@ -89,8 +89,8 @@ import sys
 import time
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
 PR_SET_DUMPABLE = 4
 # clone(2): flags first on both; with no new stack and no tids the argument order does not matter
@@ -358,15 +358,6 @@ def _children_files() -> bool:
     return _CHILDREN_FILES[0]
 
 
-def resident_below(root: int, include_root: bool = False) -> int:
-    """Bytes of memory held by every descendant of process `root`, and by `root` itself with
-    `include_root`: the sum of their resident memory (RSS: /proc/PID/stat's rss, in pages), in
-    which a page mapped by two of them (shared with a parent after fork, a shared library)
-    counts twice, plus the memory files they hold open (_memory_files), each once."""
-    pages = _processes_below(root, include_root)
-    return sum(pages.values()) * _PAGE + _memory_files(pages)
-
-
 def _processes_below(root: int, include_root: bool) -> dict[int, int]:
     """{pid: resident pages} of every descendant of `root` (and of `root` with `include_root`).
     Their stat files are world-readable, so this works whoever the caller is. Processes found
@@ -415,22 +406,6 @@ def _processes_below(root: int, include_root: bool) -> dict[int, int]:
     return pages
 
 
-def _memory_files(pids) -> int:
-    """Bytes allocated to the memory files (memfd_create) that the processes `pids` hold open,
-    each file once however many hold it: filled with write() and never mapped, their pages are
-    in no process's RSS, and nothing else bounds them. Mapped pages of such a file count in RSS
-    as well, once per mapping. Not seen (docs/execution.md): a file held only elsewhere (sent
-    over a unix socket and not received, mapped after its descriptor was closed), and the
-    descriptors of a process that made itself not dumpable (only host root may list them).
-    Every descriptor at once: MemoryWatch spreads the same look over its sums (_MemoryFiles)."""
-    sizes: dict = {}
-    for path in _descriptors(pids):
-        found = _memory_file(path)
-        if found is not None:
-            sizes[found[0]] = found[1]
-    return sum(sizes.values())
-
-
 def _descriptors(pids):
     """The paths (/proc/PID/fd/N) of the open descriptors of the processes `pids` (a process
     gone meanwhile has none). Read as they are consumed (scandir: a getdents of about a
@@ -457,8 +432,13 @@ def _memory_file(path: str):
 
 
 class _MemoryFiles:
-    """The memory files a program's processes hold (as _memory_files), found a slice at a time
-    so that a sum costs at most about FILE_SCAN_BUDGET_S however many descriptors they hold.
+    """The memory files (memfd_create) that a program's processes hold open, each file once
+    however many hold it: filled with write() and never mapped, their pages are in no process's
+    RSS, and nothing else bounds them (mapped pages of such a file count in RSS as well, once
+    per mapping). Not seen (docs/execution.md): a file held only elsewhere (sent over a unix
+    socket and not received, mapped after its descriptor was closed), and the descriptors of a
+    process that made itself not dumpable (only host root may list them). Found a slice at a
+    time so that a sum costs at most about FILE_SCAN_BUDGET_S however many descriptors they hold.
 
     Each sum first re-reads the size of every file already found (one stat through the
     descriptor it was found at, for at most half the budget, the longest unread first), so a
@@ -512,8 +492,10 @@ class MemoryWatch:
     """Sums a program's memory every MEMORY_POLL_S while its runner waits on it, and says when
     the sum is over `cap`: `due`, when the next sum is due (in time.monotonic()); `over(root,
     include_root)`, True once the sum of that tree exceeds the cap (`used` then holds it). The
-    sum is resident_below's, except that the memory files are looked for within a time budget
-    per sum (_MemoryFiles). A sum that takes longer than MEMORY_POLL_S / MEMORY_DUTY spaces
+    sum: the resident memory (RSS: /proc/PID/stat's rss, in pages) of every descendant of
+    `root`, and of `root` with `include_root` (_processes_below), in which a page mapped by two
+    of them (shared with a parent after fork, a shared library) counts twice, plus the memory
+    files they hold open, each once, looked for within a time budget per sum (_MemoryFiles). A sum that takes longer than MEMORY_POLL_S / MEMORY_DUTY spaces
     the next one out, so the watch never takes more than about 1/MEMORY_DUTY of a core."""
 
     def __init__(self, cap: int):

@@ -82,8 +82,10 @@ def inflight_limit(model, longest_prompt: int, max_new_tokens: int, max_batch: i
     return min(rows, max_batch) if max_batch else rows
 
 
-def _prefill_chunks(jobs: list[Job], budget: int) -> Iterator[list[Job]]:
-    """Consecutive jobs (already sorted by prompt length) in chunks of at most `budget` padded tokens."""
+def prefill_chunks(jobs: list[Job], budget: int) -> Iterator[list[Job]]:
+    """Consecutive jobs (already sorted by prompt length) in chunks of at most `budget` padded
+    tokens (a job whose prompt alone is longer is a chunk of its own); the prefills of
+    sample_continuous and of slot_batching.sample_slots."""
     chunk: list[Job] = []
     for job in jobs:
         width = max([len(job.prompt)] + [len(j.prompt) for j in chunk])
@@ -133,7 +135,7 @@ def sample_continuous(model, jobs: list[Job], opts: SamplerOptions, max_batch: i
         while live or waiting:
             if len(live) < cap and waiting:  # admit waiting requests into the free rows
                 new = [waiting.pop() for _ in range(min(cap - len(live), len(waiting)))]
-                for chunk in _prefill_chunks(new, budget):
+                for chunk in prefill_chunks(new, budget):
                     state = _admit(model, state, chunk, opts, width, device)
                     live += chunk
                     deadline += [it + j.max_new_tokens for j in chunk]

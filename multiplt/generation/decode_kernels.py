@@ -237,8 +237,7 @@ def _kernels():
 
     @triton.jit
     def exp_sum64_kernel(x_ptr, top_ptr, out_ptr, vocab, stride_x, scale, idx_ptr, stride_idx, BLOCK: tl.constexpr,
-                         SCALED: tl.constexpr, TOP_AT: tl.constexpr, LOOP_FOR: tl.constexpr,
-                         STAGES: tl.constexpr):
+                         SCALED: tl.constexpr, TOP_AT: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
         if TOP_AT:  # the row's largest x: the logit at the top-k's first index, times scale
             first = tl.load(idx_ptr + row * stride_idx)
@@ -246,14 +245,10 @@ def _kernels():
         else:
             top = tl.load(top_ptr + row)
         total = tl.zeros([BLOCK], tl.float64)
-        if LOOP_FOR:  # tl.range with num_stages: Triton pipelines a loop without tl.dot only when asked
-            for c0 in tl.range(0, vocab, BLOCK, num_stages=STAGES):
-                total = _exp_tile(x_ptr, row, stride_x, c0, vocab, scale, top, total, BLOCK, SCALED)
-        else:
-            c0 = 0
-            while c0 < vocab:
-                total = _exp_tile(x_ptr, row, stride_x, c0, vocab, scale, top, total, BLOCK, SCALED)
-                c0 += BLOCK
+        c0 = 0
+        while c0 < vocab:
+            total = _exp_tile(x_ptr, row, stride_x, c0, vocab, scale, top, total, BLOCK, SCALED)
+            c0 += BLOCK
         tl.store(out_ptr + row, tl.sum(total, 0))
 
     @triton.jit
@@ -414,15 +409,6 @@ def nucleus(vals, idx, z, seeds, steps, top_p: float, margin: float, vocab: int,
     return tokens, exact.bool()
 
 
-# exp_sum64's loop where PIPELINED_NORMALIZER (off: about 10 us faster alone on an H100 and an H200,
-# no faster in the sampler or end to end; generate_throughput.notes.md, twelfth session): a tl.range
-# loop over tiles of NORMALIZER_SHAPE's width with its warps and pipeline stages (the next tiles'
-# loads in flight); else a while loop over tiles of 1024 with 4 warps. available()'s probe builds
-# the loop selected at its first call only, so a build failure of the other raises
-PIPELINED_NORMALIZER = False
-NORMALIZER_SHAPE = (2048, 8, 3)
-
-
 def exp_sum64(x, top, scale: float | None = None, top_at=None):
     """float64 [B, 1]: the sum over the last dimension of exp(x - top), x float32 [B, V] (unit
     stride in V), top float64 [B, 1]. With `scale` (a float32 value), x may be of any float dtype
@@ -436,14 +422,14 @@ def exp_sum64(x, top, scale: float | None = None, top_at=None):
         x = x.contiguous()
     out = torch.empty((rows, 1), dtype=torch.float64, device=x.device)
     at = top_at is not None
-    block, warps, stages = NORMALIZER_SHAPE if PIPELINED_NORMALIZER else (1024, 4, 1)
-    # the interpreter's range() cannot take a tensor bound: its while loop, at the same tile width
-    pipelined = PIPELINED_NORMALIZER and os.environ.get("TRITON_INTERPRET") != "1"
+    # a while loop over tiles of 1024 with 4 warps (a tl.range loop over tiles of 2048, 8 warps and
+    # 3 pipeline stages was about 10 us faster alone on an H100 and an H200, no faster in the
+    # sampler or end to end: generate_throughput.notes.md, twelfth session)
     with _on(x.device):
         _kernels()[1][(rows,)](x, out if at else top.contiguous(), out, vocab, x.stride(0),
                                1.0 if scale is None else scale, top_at if at else out,
-                               top_at.stride(0) if at else 0, BLOCK=block, SCALED=scale is not None, TOP_AT=at,
-                               LOOP_FOR=pipelined, STAGES=stages, num_warps=warps)
+                               top_at.stride(0) if at else 0, BLOCK=1024, SCALED=scale is not None, TOP_AT=at,
+                               num_warps=4)
     return out
 
 

@@ -11,7 +11,7 @@ that finished and its rerun draws only the others. Side files never end in .json
 Several generates may write one folder at once (two evaluate runs of one model, a cleared
 Airflow task's zombie try beside its new try). So every write is a read-merge-write of what is
 there at that moment: a problem file keeps every completion already in it and gains this run's
-beyond them (add_completions), and the run record keeps the largest `n` and the union of the
+beyond them (add_samples), and the run record keeps the largest `n` and the union of the
 selections (write_run). For a local folder each read-merge-write holds an flock on the folder
 itself (`locked`); object storage has no lock, so there a problem file and the run record are
 written only if each is still the version read (a conditional write, else read and merged
@@ -156,13 +156,6 @@ def with_pending(record: dict, pending: dict[int, str]) -> dict:
     return out
 
 
-def add_completions(out: str, record: dict, benchmark: str) -> tuple[list[str], bool]:
-    """add_samples without the waiting samples it returns: (the merged completions, whether the
-    file was written)."""
-    completions, _, wrote = add_samples(out, record, benchmark)
-    return completions, wrote
-
-
 def add_samples(out: str, record: dict, benchmark: str) -> tuple[list[str], dict[int, str], bool]:
     """Write `record` (this run's problem record, with its waiting samples under PENDING_KEY)
     merged with the problem's file as it is now, read again here, and return (the merged
@@ -176,7 +169,7 @@ def add_samples(out: str, record: dict, benchmark: str) -> tuple[list[str], dict
     folder is refused here. Call it under `locked(out)`."""
     uri = problem_uri(out, record["name"])
     if storage.local_path(uri) is None:
-        return _add_completions_if(uri, record, benchmark)
+        return _add_samples_if(uri, record, benchmark)
     existing = read_problem(out, record["name"])
     merged = _merged(uri, existing, record, benchmark)
     if merged is not None:
@@ -214,11 +207,12 @@ def _merged(uri: str, existing: dict | None, record: dict,
 WRITE_ATTEMPTS = 16
 
 
-def _add_completions_if(uri: str, record: dict,
+def _add_samples_if(uri: str, record: dict,
                         benchmark: str) -> tuple[list[str], dict[int, str], bool]:
     """add_samples on object storage, where `locked` holds nothing: the file is read with its
     version tag and written only if it is still that version, else read, merged and written
-    again (storage.update). A server without conditional writes gets a plain write (warned)."""
+    again (storage.update). A server without conditional writes gets a plain write (warned once
+    per folder)."""
     samples: list[tuple[list[str], dict[int, str]]] = []  # the last merge's: written, or the file's
 
     def merge(data: bytes | None) -> bytes | None:
@@ -229,12 +223,9 @@ def _add_completions_if(uri: str, record: dict,
         return None if merged is None else storage.encode_json(
             uri, with_pending({**record, "completions": merged[0]}, merged[1]))
 
-    def write_plainly(exc: storage.ConditionalWriteUnsupported, data: bytes) -> None:
-        LOG.warning("%s; writing %s without them: two generates into this folder at once may "
-                    "cut each other's completions", exc, uri)
-        storage.write_bytes(uri, data)
-
-    written = storage.update(uri, merge, attempts=WRITE_ATTEMPTS, unsupported=write_plainly, log=LOG,
+    unsupported = (f"two generates into {uri.rsplit('/', 1)[0]} at once may cut each other's "
+                   "completions")
+    written = storage.update(uri, merge, attempts=WRITE_ATTEMPTS, unsupported=unsupported, log=LOG,
                              gave_up=f"{uri}: other writers changed the file on each of {WRITE_ATTEMPTS} "
                                      "attempts to add completions; retry later")
     return samples[0][0], samples[0][1], written is not None
@@ -350,7 +341,8 @@ def _update_run(out: str, make: Callable[[dict], dict | None]) -> None:
     between (its problems, its n, its `complete: false`) is never written over unread. `make`
     reads through read_run, the one parser of the record, which may read a version newer than
     the one `update` read: the write is conditional on the older one, so it then fails and is
-    tried again. A server without conditional writes gets a plain write (warned)."""
+    tried again. A server without conditional writes gets a plain write (warned once per
+    folder)."""
     import yaml
 
     uri = storage.join(out, RUN_FILE)
@@ -368,12 +360,9 @@ def _update_run(out: str, make: Callable[[dict], dict | None]) -> None:
         record = make({} if data is None else read_run(out) or {})
         return None if record is None else encoded(record)
 
-    def write_plainly(exc: storage.ConditionalWriteUnsupported, data: bytes) -> None:
-        LOG.warning("%s; writing %s without them: two generates into this folder at once may "
-                    "lose one's problems from the record", exc, uri)
-        storage.write_bytes(uri, data)
-
-    storage.update(uri, merge, attempts=WRITE_ATTEMPTS, unsupported=write_plainly, log=LOG,
+    storage.update(uri, merge, attempts=WRITE_ATTEMPTS, log=LOG,
+                   unsupported=f"two generates into {out} at once may lose one's problems from "
+                               "the record",
                    gave_up=f"{uri}: other writers changed the run record on each of "
                            f"{WRITE_ATTEMPTS} attempts to write it; retry later")
 

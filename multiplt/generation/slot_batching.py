@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from multiplt.generation.continuous import prefill_chunks
 from multiplt.generation.sampler import SamplerOptions, TokenChooser, end_tokens, first_end
 from multiplt.generation.static_kv import SlotDecoder
 from multiplt.generation.stops import stop_window
@@ -58,7 +59,7 @@ def sample_slots(model, jobs, opts: SamplerOptions, rows: int, decode: Callable[
             new_slots, new_logits = [], []
             if free and waiting:
                 taken = [waiting.pop() for _ in range(min(len(free), len(waiting)))]
-                for chunk in _chunks(taken, budget):
+                for chunk in prefill_chunks(taken, budget):
                     slots = [free.pop() for _ in chunk]
                     new_logits.append(engine.prefill(slots, [j.prompt for j in chunk]))
                     for s, job in zip(slots, chunk):
@@ -144,18 +145,6 @@ def _suppress_eos(logits, steps, opts: SamplerOptions) -> None:
     elif opts.min_new_tokens:
         logits[:, opts.eos_token_id] = logits[:, opts.eos_token_id].masked_fill(
             steps < opts.min_new_tokens, float("-inf"))
-
-
-def _chunks(jobs, budget: int):
-    """Consecutive jobs (sorted by prompt length) in chunks of at most `budget` padded tokens."""
-    chunk: list = []
-    for job in jobs:
-        if chunk and max(len(job.prompt), *(len(j.prompt) for j in chunk)) * (len(chunk) + 1) > budget:
-            yield chunk
-            chunk = []
-        chunk.append(job)
-    if chunk:
-        yield chunk
 
 
 class _Snapshot:

@@ -35,10 +35,6 @@ class PyType:
         """No `unknown` anywhere inside."""
         return self.kind != "unknown" and all(a.complete for a in self.args)
 
-    @property
-    def bare(self) -> bool:
-        """A container annotation without parameters (`list`, `dict`, `tuple`)."""
-        return self.kind in ("list", "dict", "vtuple") and any(a.kind == "unknown" for a in self.args)
 
 
 INT, FLOAT, BOOL, STR, NONE, ANY, UNKNOWN = (PyType(k) for k in SCALARS)

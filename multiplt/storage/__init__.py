@@ -185,10 +185,14 @@ UPDATE_BACKOFF_S = 0.02
 UPDATE_BACKOFF_MAX_S = 1.0
 
 
+#: the `unsupported` texts of update whose warning was logged (once each)
+_WARNED_UNCONDITIONAL: set[str] = set()
+
+
 def update(uri, merge: Callable[[bytes | None], bytes | None], *, gave_up: str,
            attempts: int = UPDATE_ATTEMPTS, backoff_s: float = UPDATE_BACKOFF_S,
            backoff_max_s: float = UPDATE_BACKOFF_MAX_S,
-           unsupported: Callable[[ConditionalWriteUnsupported, bytes], None] | None = None,
+           unsupported: str | None = None,
            confirm: Callable[[], bool] | None = None, log: logging.Logger = LOG) -> bytes | None:
     """A read-merge-write of `uri` that no other writer comes between, without a lock (object
     storage has none): read the bytes with their version tag (read_versioned; None when there is
@@ -201,10 +205,12 @@ def update(uri, merge: Callable[[bytes | None], bytes | None], *, gave_up: str,
     what was written. `confirm`, when given, is asked after each successful write whether the
     change is still there (by reading it back: a server that ignores the conditions is caught
     when the change was lost before that read); False counts as a lost race. A server without
-    conditional writes (ConditionalWriteUnsupported): `unsupported(exc, data)` gets the bytes
-    `merge` made (to warn and write them plainly, say) and `update` ends there; without
-    `unsupported` the exception reaches the caller. Returns the bytes written (or handed to
-    `unsupported`); None when `merge` said there is nothing to write."""
+    conditional writes (ConditionalWriteUnsupported): with `unsupported` (what writers at once
+    may then do, as storage.create takes it), the bytes `merge` made are written plainly, with a
+    warning on `log` naming the file and then `unsupported`, once per text of `unsupported` in
+    this process (a caller that writes many files names their folder in it); without it the
+    exception reaches the caller. Returns the bytes written; None when `merge` said there is
+    nothing to write."""
     if attempts < 1:
         raise ValueError(f"update needs at least 1 attempt, got {attempts}")
     for attempt in range(attempts):
@@ -220,7 +226,10 @@ def update(uri, merge: Callable[[bytes | None], bytes | None], *, gave_up: str,
         except ConditionalWriteUnsupported as exc:
             if unsupported is None:
                 raise
-            unsupported(exc, new)
+            if unsupported not in _WARNED_UNCONDITIONAL:
+                _WARNED_UNCONDITIONAL.add(unsupported)
+                log.warning("%s: %s; written without it: %s", uri, exc, unsupported)
+            write_bytes(uri, new)
             return new
         if written and (confirm is None or confirm()):
             return new

@@ -56,8 +56,9 @@ class TestgenConfig:
 
     def check(self, stage: str = "all") -> None:
         """Bad settings: MultipltError naming the problem (before anything is read or written).
-        `stage`: the stage that runs; one that validates (`all`, `validate`) without --workers
-        also checks MULTIPLT_CPUS, which gives the validation's default workers."""
+        `stage`: the stage that runs; one that validates (`all`, `validate`) also checks
+        MULTIPLT_TESTGEN_BATCH_ASSERTS and MULTIPLT_TESTGEN_SAVE_EVERY_S and, without --workers,
+        MULTIPLT_CPUS, which gives the validation's default workers."""
         from multiplt.execution.executor import check_options, default_workers
         from multiplt.generation.driver import check_replay_source, check_sampling
 
@@ -76,8 +77,12 @@ class TestgenConfig:
         if not 0 <= self.min_coverage <= 100:
             raise MultipltError(f"--min-coverage must be between 0 and 100, got {self.min_coverage}")
         check_options(self.workers, self.timeout)  # as execute's: a timeout in (0, one day]
-        if self.workers is None and stage in ("all", "validate"):
-            default_workers()  # a bad MULTIPLT_CPUS now, not after the sampling
+        if stage in ("all", "validate"):
+            if self.workers is None:
+                default_workers()  # a bad MULTIPLT_CPUS now, not after the sampling
+            from multiplt.testgen.execute import tuning
+
+            tuning()  # likewise the validation's MULTIPLT_TESTGEN_* settings
 
     @property
     def shard_name(self) -> str:

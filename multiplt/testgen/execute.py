@@ -18,6 +18,7 @@ import secrets
 import time
 
 from multiplt import storage
+from multiplt.errors import MultipltError
 from multiplt.execution.executor import WAKE_S  # the main thread wakes that often while batches run
 from multiplt.execution.sandbox import Sandbox
 from multiplt.log import progress
@@ -25,10 +26,40 @@ from multiplt.testgen.config import VALIDATION
 from multiplt.testgen.validate import Check, coverage_path, run_checks
 
 LOG = logging.getLogger("multiplt.testgen")
-# asserts per sandboxed runner program, and how often finished functions are saved (tuning
-# knobs, also for tests: MULTIPLT_TESTGEN_BATCH_ASSERTS, MULTIPLT_TESTGEN_SAVE_EVERY_S)
-BATCH_ASSERTS = int(os.environ.get("MULTIPLT_TESTGEN_BATCH_ASSERTS", "96"))
-SAVE_EVERY_S = float(os.environ.get("MULTIPLT_TESTGEN_SAVE_EVERY_S", "10"))
+# asserts per sandboxed runner program, and how often finished functions are saved, in seconds
+# (tuning knobs, also for tests): these defaults, or the environment's (tuning)
+BATCH_ASSERTS = 96
+SAVE_EVERY_S = 10.0
+BATCH_ASSERTS_ENV = "MULTIPLT_TESTGEN_BATCH_ASSERTS"
+SAVE_EVERY_ENV = "MULTIPLT_TESTGEN_SAVE_EVERY_S"
+
+
+def tuning() -> tuple[int, float]:
+    """(asserts per batch, seconds between saves): MULTIPLT_TESTGEN_BATCH_ASSERTS (a positive
+    integer) and MULTIPLT_TESTGEN_SAVE_EVERY_S (a number of seconds, 0 or more: 0 saves at every
+    wake-up) where set, else BATCH_ASSERTS and SAVE_EVERY_S (an empty value counts as unset).
+    Anything else is a MultipltError naming the variable; run_all asks before it runs anything."""
+    batch, every = BATCH_ASSERTS, SAVE_EVERY_S
+    text = os.environ.get(BATCH_ASSERTS_ENV, "").strip()
+    if text:
+        try:
+            batch = int(text)
+        except ValueError:
+            batch = 0
+        if batch < 1:
+            raise MultipltError(f"{BATCH_ASSERTS_ENV} must be a positive integer (asserts per "
+                                f"sandboxed program), got {os.environ[BATCH_ASSERTS_ENV]!r}")
+    text = os.environ.get(SAVE_EVERY_ENV, "").strip()
+    if text:
+        try:
+            every = float(text)
+        except ValueError:
+            every = -1.0
+        if not 0 <= every < float("inf"):  # NaN fails the comparison too
+            raise MultipltError(f"{SAVE_EVERY_ENV} must be a number of seconds, 0 or more (how "
+                                f"often finished functions are saved), got "
+                                f"{os.environ[SAVE_EVERY_ENV]!r}")
+    return batch, every
 
 
 def load_saved(folder: str) -> dict[str, dict]:
@@ -40,10 +71,10 @@ def load_saved(folder: str) -> dict[str, dict]:
     return saved
 
 
-def _batches(checks: list[Check]) -> list[list[Check]]:
+def _batches(checks: list[Check], batch_asserts: int) -> list[list[Check]]:
     out, current, size = [], [], 0
     for c in checks:
-        if current and size + len(c.asserts) > BATCH_ASSERTS:
+        if current and size + len(c.asserts) > batch_asserts:
             out.append(current)
             current, size = [], 0
         current.append(c)
@@ -58,6 +89,7 @@ def run_all(checks: list[Check], folder: str, *, workers: int, timeout: float,
     """Fill every check (from saved parts where they match, else by running); returns counts.
     `private`: local folders the asserts must not see (the run's own: other functions' rows,
     completions and verdicts), covered wherever they are (view.py); each must exist."""
+    batch_asserts, save_every_s = tuning()
     saved = load_saved(folder)
     todo = []
     for c in checks:
@@ -100,7 +132,7 @@ def run_all(checks: list[Check], folder: str, *, workers: int, timeout: float,
         pool = concurrent.futures.ThreadPoolExecutor(
             workers, thread_name_prefix="multiplt-testgen", initializer=sandbox.enter_worker_thread)
         futures = {pool.submit(run_checks, sandbox, batch, timeout, cov_path=cov_path): batch
-                   for batch in _batches(todo)}
+                   for batch in _batches(todo, batch_asserts)}
         kept: set[concurrent.futures.Future] = set()
 
         def keep(future: concurrent.futures.Future) -> None:
@@ -117,7 +149,7 @@ def run_all(checks: list[Check], folder: str, *, workers: int, timeout: float,
                 for future in done:
                     future.result()  # PlatformError: stop, keep what was saved
                     keep(future)
-                if time.monotonic() - last_save > SAVE_EVERY_S:
+                if time.monotonic() - last_save > save_every_s:
                     save()
         except BaseException:
             # Stop now (Ctrl-C, SIGTERM, a platform failure): queued batches never start, and

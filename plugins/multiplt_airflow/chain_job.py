@@ -227,10 +227,6 @@ def _since(dag_runs: list[dict], since: datetime.datetime) -> list[dict]:
                   key=lambda r: r.get("queued_at") or "")
 
 
-def runs_since(client, dag_id: str, since: datetime.datetime) -> list[dict]:
-    return _since(_listing(client, dag_id), since)
-
-
 def events_of(client, dag_id: str, run_id: str) -> list[dict]:
     query = urllib.parse.urlencode({"source_dag_id": dag_id, "source_run_id": run_id, "limit": 100})
     return client.request("GET", f"/api/v2/assets/events?{query}")["asset_events"]
@@ -511,8 +507,8 @@ def waiting_lines(job: ChainJob, unread, missing) -> list[str]:
             lines.append(f"{what} not created yet"
                          + (f" (event at {min(stamps).astimezone():%H:%M:%S})" if stamps else ""))
     for dag, run_id in unread:
-        lines.append(f"the Asset events of {dag} {run_id} (unreadable while a run they created "
-                     f"is queued)")
+        lines.append(f"the Asset events of {dag} {run_id} (Airflow cannot give them while a run they "
+                     f"created has not started)")
     return lines
 
 

@@ -71,11 +71,6 @@ class AirflowClient:
             raise OSError(f"health endpoint answered HTTP {status}")
         return json.loads(raw)
 
-    def config_value(self, section: str, option: str) -> str | None:
-        """A configuration value as the API server sees it (needs [api] expose_config)."""
-        data = self.request("GET", f"/api/v2/config/section/{section}/option/{option}")
-        return data["sections"][0]["options"][0]["value"]
-
     # ---- pools ------------------------------------------------------------------------------
     def _put(self, collection: str, key: str, body: dict) -> None:
         """Update `key` in the collection (e.g. /api/v2/pools) where it exists, else create it.
@@ -106,9 +101,6 @@ class AirflowClient:
     def set_variable(self, key: str, value: str, description: str = "") -> None:
         """Create or update an Airflow Variable."""
         self._put("/api/v2/variables", key, {"key": key, "value": value, "description": description})
-
-    def pool(self, name: str) -> dict:
-        return self.request("GET", f"/api/v2/pools/{urllib.parse.quote(name)}")
 
     # ---- DAGs and runs ----------------------------------------------------------------------
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> dict:
@@ -147,20 +139,6 @@ class AirflowClient:
     def run(self, dag_id: str, run_id: str) -> dict:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}")
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600,
-                     on_poll=None) -> str:
-        """Poll a run until it succeeds or fails; return its final state."""
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.run(dag_id, run_id)["state"]
-            if on_poll:
-                on_poll(state)
-            if state in TERMINAL_RUN_STATES:
-                return state
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} of {dag_id} still {state} after {timeout:.0f}s")
-            time.sleep(2)
-
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         data = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/"
                                    f"{urllib.parse.quote(run_id)}/taskInstances?limit=1000")
@@ -174,10 +152,3 @@ class AirflowClient:
                                    f"/taskInstances/{task_id}/logs/{try_number}"
                                    f"?map_index={map_index}&full_content=true")
         return data.get("content", "")
-
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1,
-                 map_index: int = -1) -> str:
-        content = self.task_log_content(dag_id, run_id, task_id, try_number, map_index)
-        if isinstance(content, list):
-            return "\n".join(c.get("event", "") if isinstance(c, dict) else str(c) for c in content)
-        return str(content)

@@ -100,8 +100,9 @@ def test_local_paths_in_the_mounted_folders_and_remote_uris_pass_on_docker(roots
     assert evaluate_plan({"model": f"{runs}/models/m", "tokenizer": f"file://{runs}/tok",
                           "benchmark_source": f"{runs}/mbpp.jsonl"})[0]["lang"] == "lua"
     assert evaluate_plan({"model": "org/name", "benchmark_source": "s3://bucket/mbpp.jsonl"})
-    # a training output's checkpoint is only recorded with the results: never read by a stage
-    assert evaluate_plan({"checkpoint_uri": "/elsewhere/checkpoints/lua-x-epoch1"})
+    # a training output's checkpoint_uri is never read by a stage (generate reads the manifest)
+    assert evaluate_plan({"checkpoint_uri": "/elsewhere/checkpoints/lua-x-epoch1",
+                          "revision": "lua-x-epoch1"})
     assert finetune_settings({"base_model": f"{runs}/base", "dataset": f"{runs}/data-{{lang}}",
                               "training_root": f"{runs}/training"})["datasets"]["lua"] == f"{runs}/data-lua"
     assert generation_plan("multiplt_testgen", {"functions": f"file://{runs}/functions"})

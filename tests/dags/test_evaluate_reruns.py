@@ -162,8 +162,8 @@ def test_a_scheduled_rerun_leaves_out_what_the_hub_lacks_with_a_warning(test_hub
 def test_a_private_model_without_a_token_says_so(test_hub, monkeypatch):
     test_hub.add_model("org/private", private=True)
     monkeypatch.delenv("HF_TOKEN")  # and the fixture's fresh HF_HOME holds no saved token
-    pinned, why = plans.hub_revision({"model": "org/private", "backend": "transformers"})
-    assert pinned is None and why == (
+    pinned, why, keys = plans.hub_revision({"model": "org/private", "backend": "transformers"})
+    assert pinned is None and keys == ("model",) and why == (
         f"'org/private' not found on the Hub ({test_hub.url}) (a private repo needs HF_TOKEN or "
         "the huggingface_default connection, and none is set)")
     # the access check (of a gated repo) says the same of a repo it is not shown
@@ -214,7 +214,7 @@ def test_only_hub_models_are_looked_up():
                 {"model": "org/m", "backend": "replay"},
                 {"model": "s3:/b/m", "backend": "transformers"}):  # a mistyped URI: generate's
         assert not plans.hub_model(run), run
-        assert plans.hub_revision(run) == (run, None)
+        assert plans.hub_revision(run) == (run, None, ())
     assert plans.hub_model({"model": "org/m", "backend": "vllm"})
 
 

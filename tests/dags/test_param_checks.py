@@ -62,6 +62,29 @@ def test_evaluate_plan_keeps_what_the_commands_take():
         assert evaluate_plan(conf)[0]["lang"] == "lua", conf
 
 
+def test_a_checkpoint_uri_needs_a_checkpoint_tag_as_revision():
+    """`checkpoint_uri` marks a checkpoint's evaluation, whose tokenizer stays out of the run
+    folder's name (plans.checkpoint_run): set by hand on another revision, the run would share
+    the folder of the model's own tokenizer, which generate refuses. multiplt_finetune's confs
+    (a training output, its tag as revision) pass."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    uri = "s3://bucket/training/m-x-lua/checkpoints/lua-x-epoch1"
+    for revision in (None, "main", "v1", "lua-x-epoch", "lua-x-epoch1\n"):
+        conf = {"checkpoint_uri": uri, "revision": revision, "tokenizer": "other/tokenizer"}
+        validated(load_dag("multiplt_evaluate"), {"model": "m", **conf})  # Airflow lets it through
+        with pytest.raises(AirflowFailException, match=r"^Param checkpoint_uri marks the evaluation "
+                           r"of a training output's checkpoint.*revision "
+                           + re.escape(repr(revision)) + " is no checkpoint tag") as raised:
+            evaluate_plan(conf)
+        assert "\n" not in str(raised.value).replace(repr(revision), "")
+    checkpoint = {"model": "s3://bucket/training/m-x-lua", "revision": "lua-x-epoch1"}
+    run = evaluate_plan({**checkpoint, "checkpoint_uri": uri, "tokenizer": "other/tokenizer"})[0]["run"]
+    assert run == evaluate_plan(checkpoint)[0]["run"] == (
+        "file:///DATA/evaluate/humaneval-lua-bucket_training_m_x_lua-lua_x_epoch1-0.2")
+    assert evaluate_plan({"checkpoint_uri": None, "revision": "main"})[0]["lang"] == "lua"
+
+
 def test_model_names_are_refused_at_trigger_time_and_hub_ids_checked_at_plan():
     """`model=" "` or `"bigcode/x "`: generate's "Repo id must use alphanumeric chars"."""
     from airflow.sdk.exceptions import AirflowFailException, ParamValidationError

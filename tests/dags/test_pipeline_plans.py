@@ -83,7 +83,13 @@ def test_generation_settings_off_the_defaults_get_their_own_run_folder():
     assert plan(tokenizer="other/tokenizer", max_new_tokens=1024)["run"] not in (tokenized, longer)
     # a checkpoint's conf names the tokenizer its manifest row names (older rows: the base's):
     # part of the checkpoint its revision tag names, so still the plain name
-    assert plan(tokenizer="bigcode/starcoderbase-1b", checkpoint_uri="file:///t/ckpt")["run"] == default
+    tag = "lua-x-epoch1"
+    checkpoint = plan(revision=tag, tokenizer="bigcode/starcoderbase-1b", checkpoint_uri="file:///t/ckpt")
+    assert checkpoint["run"] == plan(revision=tag)["run"] == "file:///d/evaluate/humaneval-lua-m-lua_x_epoch1-0.2"
+    # only with a checkpoint tag as revision (checks.checkpoint refuses the rest): a hand run
+    # that sets checkpoint_uri on another revision keeps the tokenizer in its folder's hash
+    assert plan(revision="v1", tokenizer="other/tokenizer", checkpoint_uri="file:///t/ckpt")["run"] \
+        == plan(revision="v1", tokenizer="other/tokenizer")["run"] != plan(revision="v1")["run"]
     assert longer.startswith("file:///d/evaluate/humaneval_g") and longer.endswith("-lua-m-main-0.2")
     assert plan(max_new_tokens=1024)["run"] == longer           # stable across runs
     assert plan(max_new_tokens=1024)["build"] == plan()["build"]  # same benchmark file

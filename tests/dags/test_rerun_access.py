@@ -17,7 +17,7 @@ def test_a_gated_model_without_access_is_refused_with_a_clear_message(test_hub, 
     denied = (f"'org/gated' is a gated repo, and the Hub token's account has no access to it: "
               f"ask for access at {url}/org/gated, or leave it out")
     assert plans.hub_revision({"model": "org/gated", "backend": "transformers"},
-                              test_hub.token) == (None, denied)
+                              test_hub.token) == (None, denied, ("model",))
     # a run started by hand fails at once; a scheduled one leaves it out with a warning
     assert refusal(lambda: plan(monkeypatch, conf={"rerun_models": ["org/gated"]},
                                 run_type="manual")) == f"rerun_models entry {denied}"

@@ -76,6 +76,10 @@ def test_a_given_tokenizer_revision_is_kept_and_checked(test_hub, monkeypatch):
                                token=test_hub.token)
     assert (str(raised.value), raised.value.keys) == (
         f"Param tokenizer: 'org/typo' not found on the Hub ({url})", ("tokenizer",))
+    # what rerun_revisions words both from: the why of the tokenizer alone, and its key
+    assert plans.hub_revision({"model": "org/m", "tokenizer": "org/typo", "backend": "transformers"},
+                              test_hub.token) == (None, f"'org/typo' not found on the Hub ({url})",
+                                                  ("tokenizer",))
 
 
 def test_a_hub_tokenizer_is_pinned_whatever_loads_the_model(test_hub, monkeypatch, tmp_path):
@@ -87,12 +91,12 @@ def test_a_hub_tokenizer_is_pinned_whatever_loads_the_model(test_hub, monkeypatc
     (tmp_path / "tok").mkdir()
     run = {"model": str(tmp_path / "m"), "tokenizer": "org/tok", "backend": "transformers"}
     sha = main_sha(test_hub, "org/tok")
-    assert plans.hub_revision(run) == ({**run, "tokenizer_revision": sha}, None)
+    assert plans.hub_revision(run) == ({**run, "tokenizer_revision": sha}, None, ())
     assert plans.hub_revision({**run, "backend": "openai"})[0]["tokenizer_revision"] == sha
     for other in ({**run, "backend": "replay"}, {**run, "tokenizer": str(tmp_path / "tok")},
                   {**run, "tokenizer": "s3://b/tok"}, {**run, "tokenizer": None}):
         assert not plans.hub_tokenizer(other)
-        assert plans.hub_revision(other) == (other, None)
+        assert plans.hub_revision(other) == (other, None, ())
 
 
 def test_a_tokenizer_revision_needs_a_hub_tokenizer(monkeypatch):
@@ -132,4 +136,4 @@ def test_an_unpinned_hub_tokenizer_offline_fails_plan_without_retry(test_hub, mo
         "commit); give its `tokenizer_revision` (a commit), or unset HF_HUB_OFFLINE")
     pinned = {"model": model, "tokenizer": "org/tok", "tokenizer_revision": sha,
               "backend": "transformers"}
-    assert plans.hub_revision(pinned) == (pinned, None)
+    assert plans.hub_revision(pinned) == (pinned, None, ())

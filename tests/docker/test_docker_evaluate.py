@@ -15,6 +15,7 @@ import uuid
 import pytest
 
 from tests.support.evaluated_airflow import evaluate_conf, replay_sources
+from tests.support.airflow import task_log, wait_for_run
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -85,11 +86,11 @@ def docker_evaluation(docker_engine, docker_images, _moto_endpoint, tmp_path_fac
     try:
         client = deployment.client
         run_id = client.trigger("multiplt_evaluate", conf)
-        state = client.wait_for_run("multiplt_evaluate", run_id, timeout=1800)
+        state = wait_for_run(client, "multiplt_evaluate", run_id, timeout=1800)
         tis = client.task_instances("multiplt_evaluate", run_id)
         # a task that never ran (upstream_failed) has no log to fetch: its state says it
-        logs = {(ti["task_id"], ti["map_index"]): client.task_log(
-                    "multiplt_evaluate", run_id, ti["task_id"], ti["try_number"], ti["map_index"])
+        logs = {(ti["task_id"], ti["map_index"]): task_log(
+                    client, "multiplt_evaluate", run_id, ti["task_id"], ti["try_number"], ti["map_index"])
                 if ti["try_number"] else f"(never ran: {ti['state']})"
                 for ti in tis if ti["task_id"].startswith("execute.") or ti["state"] != "success"}
     finally:

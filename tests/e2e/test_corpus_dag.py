@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_corpus_build import check_planted, planted_corpus
+from tests.support.airflow import wait_for_run
 
 pytestmark = pytest.mark.e2e
 RUN_TIMEOUT = float(os.environ.get("MULTIPLT_E2E_RUN_TIMEOUT", "900"))
@@ -24,7 +25,7 @@ def test_corpus_dag_builds_the_planted_corpus(embedded_airflow, tmp_path):
     client.wait_for_dag("multiplt_corpus")
     run_id = client.trigger("multiplt_corpus", {"source": str(source), "out": str(out), "shards": 2,
                                                 "dedup_buckets": 2, "workers": 1})
-    state = client.wait_for_run("multiplt_corpus", run_id, timeout=RUN_TIMEOUT)
+    state = wait_for_run(client, "multiplt_corpus", run_id, timeout=RUN_TIMEOUT)
     instances = client.task_instances("multiplt_corpus", run_id)
     assert state == "success", [(t["task_id"], t["map_index"], t["state"]) for t in instances]
     mapped = sorted((t["task_id"], t["map_index"]) for t in instances if t["map_index"] >= 0)

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from tests.support.evaluated_airflow import evaluate_conf, replay_sources
-from tests.support.airflow import load_dag
+from tests.support.airflow import load_dag, wait_for_run
 
 pytestmark = pytest.mark.e2e
 
@@ -134,7 +134,7 @@ def test_rest_triggered_run_records_the_languages_that_got_through(evaluated_air
     (tmp_path / "replay" / "r").rename(tmp_path / "replay" / "r-gone")
     conf = {**evaluate_conf(replay, problems, ("lua", "r")), "model": "reference-solutions-partial"}
     run_id = client.trigger("multiplt_evaluate", conf)
-    assert client.wait_for_run("multiplt_evaluate", run_id, timeout=600) == "failed"
+    assert wait_for_run(client, "multiplt_evaluate", run_id, timeout=600) == "failed"
 
     states = {(ti["task_id"], ti["map_index"]): ti["state"]
               for ti in client.task_instances("multiplt_evaluate", run_id)}

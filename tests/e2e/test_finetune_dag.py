@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.airflow import task_log, wait_for_run
 from tests.support.evaluated_airflow import replay_sources
 
 pytestmark = pytest.mark.e2e
@@ -75,8 +76,8 @@ def _failed_logs(client, dag_id: str, run_id: str, limit: int = 3) -> str:
               if ti["state"] not in ("success", "skipped")]
     return "\n".join(
         f"--- {dag_id} {run_id} {ti['task_id']}[{ti['map_index']}] {ti['state']}\n"
-        + client.task_log(dag_id, run_id, ti["task_id"], max(ti["try_number"], 1),
-                          ti["map_index"])[-3000:]
+        + task_log(client, dag_id, run_id, ti["task_id"], max(ti["try_number"], 1),
+                   ti["map_index"])[-3000:]
         for ti in failed[:limit])
 
 
@@ -121,7 +122,7 @@ def finetuned(embedded_airflow, tiny_model, tmp_path_factory):
     started = time.monotonic()
     try:
         run_id = client.trigger("multiplt_finetune", conf)
-        state = client.wait_for_run("multiplt_finetune", run_id, timeout=RUN_TIMEOUT)
+        state = wait_for_run(client, "multiplt_finetune", run_id, timeout=RUN_TIMEOUT)
         seconds = time.monotonic() - started
         if state != "success":
             logs = [_failed_logs(client, "multiplt_finetune", run_id)]

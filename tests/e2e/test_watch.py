@@ -19,7 +19,7 @@ import pytest
 
 from multiplt_airflow import embedded
 from tests.hub_server import HubServer
-from tests.support.airflow import TEST_DAGS
+from tests.support.airflow import TEST_DAGS, wait_for_run
 from tests.support.evaluated_airflow import replay_sources
 from tests.support.hub import TOKEN
 
@@ -112,9 +112,9 @@ def test_each_new_model_gives_exactly_one_watch_triggered_evaluation(watched):
     (evaluation,) = runs(client, "multiplt_evaluate")
     assert evaluation["conf"]["model"] == "ns/starcoder-new" and evaluation["conf"]["backend"] == "replay"
     assert evaluation["conf"]["revision"] == commit
-    state = client.wait_for_run("multiplt_evaluate", evaluation["dag_run_id"], timeout=TIMEOUT)
+    state = wait_for_run(client, "multiplt_evaluate", evaluation["dag_run_id"], timeout=TIMEOUT)
     assert state == "success", client.task_instances("multiplt_evaluate", evaluation["dag_run_id"])
-    assert client.wait_for_run("multiplt_watch", watch_run["dag_run_id"], timeout=TIMEOUT) == "success"
+    assert wait_for_run(client, "multiplt_watch", watch_run["dag_run_id"], timeout=TIMEOUT) == "success"
 
     polled = listings(hub)
     wait_until("three more polls", lambda: listings(hub) >= polled + 3, timeout=120)

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from tests.support.airflow import pool, task_log, wait_for_run
+
 pytestmark = pytest.mark.e2e
 
 
@@ -25,13 +27,13 @@ def test_components_share_port_secrets_and_login(embedded_airflow):
     with pytest.raises(AirflowAPIError) as err:
         AirflowClient(embedded_airflow.base_url, "multiplt", "wrong-password").token()
     assert err.value.status in (401, 403)
-    assert embedded_airflow.client.pool("gpu")["slots"] == 1
+    assert pool(embedded_airflow.client, "gpu")["slots"] == 1
 
 
 def test_runs_a_dag_to_success_through_rest_api(embedded_airflow):
     client = embedded_airflow.client
     run_id = client.trigger("multiplt_smoke")
-    state = client.wait_for_run("multiplt_smoke", run_id, timeout=300)
+    state = wait_for_run(client, "multiplt_smoke", run_id, timeout=300)
     tis = {ti["task_id"]: ti for ti in client.task_instances("multiplt_smoke", run_id)}
     assert state == "success", {k: v["state"] for k, v in tis.items()}
     states = sorted((ti["task_id"], ti["map_index"], ti["state"])
@@ -43,7 +45,7 @@ def test_runs_a_dag_to_success_through_rest_api(embedded_airflow):
                                  "execution_api_url/xcomEntries/return_value")
     assert xcom["value"] == f"http://127.0.0.1:{embedded_airflow.port}/execution/"
     # the real `multiplt --version` output streamed into the task log
-    log = client.task_log("multiplt_smoke", run_id, "version", tis["version"]["try_number"])
+    log = task_log(client, "multiplt_smoke", run_id, "version", tis["version"]["try_number"])
     assert "multiplt 0." in log
 
 
@@ -59,22 +61,22 @@ def test_a_second_start_on_the_same_home_updates_pool_and_variables(tmp_path):
     first.start(timeout=300)
     try:
         first.client.set_variable("multiplt_rerun", '{"n": 1}', "first")
-        assert first.client.pool("gpu")["slots"] == 1
+        assert pool(first.client, "gpu")["slots"] == 1
     finally:
         first.stop()
     again = EmbeddedAirflow(tmp_path / "home", data_dir=tmp_path / "data", env=env, gpu_slots=2)
     again.start(timeout=300)  # ensure_pool on the existing pool
     try:
         client = again.client
-        pool = client.pool("gpu")
-        assert (pool["slots"], pool["include_deferred"]) == (2, False)
-        assert pool["description"] == "GPU stages (generate, train)"
+        gpu = pool(client, "gpu")
+        assert (gpu["slots"], gpu["include_deferred"]) == (2, False)
+        assert gpu["description"] == "GPU stages (generate, train)"
         client.set_variable("multiplt_rerun", '{"n": 2}', "second")
         variable = client.request("GET", "/api/v2/variables/multiplt_rerun")
         assert (variable["value"], variable["description"]) == ('{"n": 2}', "second")
         # a pool that does not exist yet is still created
         client.ensure_pool("fresh", 3, "made on the second start")
-        assert client.pool("fresh")["slots"] == 3
+        assert pool(client, "fresh")["slots"] == 3
     finally:
         again.stop()
         assert not again.leftover_pids()

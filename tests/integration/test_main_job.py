@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.support.airflow import load_launcher
+from tests.support.airflow import load_launcher, runs_since
 from tests.support.chain_folders import stored_rows
 from tests.support.hub import hub_dataset_rows
 
@@ -96,7 +96,7 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
     client = embedded_airflow.client
 
     def event(dag_id: str) -> dict:
-        [run] = chain_job.runs_since(client, dag_id, since)
+        [run] = runs_since(client, dag_id, since)
         assert run["state"] == "success"
         [e] = chain_job.events_of(client, dag_id, run["dag_run_id"])
         return e
@@ -159,7 +159,7 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
     assert [t for t in tags if "-main_job-" in t] == ["lua-main_job-epoch1"]
     assert re.search(r"^publish: model ns/chain: checkpoint tags \[(.*, )?lua-main_job-epoch1(, .*)?\]$",
                      out, re.M)
-    assert all(r["state"] == "success" for r in chain_job.runs_since(client, "multiplt_publish", since))
+    assert all(r["state"] == "success" for r in runs_since(client, "multiplt_publish", since))
 
 
 def launcher_results_store(airflow) -> str:

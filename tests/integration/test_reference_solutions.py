@@ -215,7 +215,7 @@ def test_julia_reference_solutions_parse_with_tree_sitter(tmp_path):
 
     lang = languages.get("jl")
     if shutil.which("julia") is None:
-        return  # parsed only; docs/reference-solutions says so
+        return  # parsed only; docs/languages.md (Zero broken problems) says so
     outcomes = _run_all(lang, programs, tmp_path / "programs")
     wrong = [_describe(o) for label, o in outcomes.items()
              if (label.endswith("/ok") and not (o.status == OK and o.exit_code == 0))

@@ -14,7 +14,8 @@ Fixtures:
   with this repo's ``dags/`` and ``plugins/`` plus ``tests/fixtures/airflow_dags`` (bundle
   ``tests``). It yields the ``EmbeddedAirflow`` handle: ``.base_url``, ``.username``,
   ``.password``, ``.airflow_home``, ``.port`` and ``.client`` (REST API v2:
-  ``trigger(dag_id, conf)``, ``wait_for_run(dag_id, run_id)``, ``task_instances``, ...).
+  ``trigger(dag_id, conf)``, ``task_instances``, ...; the tests' own calls of it, below:
+  ``wait_for_run(client, dag_id, run_id)``, ``task_log``, ``pool``, ``runs_since``).
   Its components and every stage they start talk to the session's test Hub (``session_hub``:
   HF_ENDPOINT, HF_TOKEN, online).
   Teardown stops every process it started and checks none is left.
@@ -75,6 +76,47 @@ def load_launcher():
     """scripts/embedded_airflow.py (the main job's launcher) as a module; it puts plugins/ on
     sys.path."""
     return load_file(REPO / "scripts" / "embedded_airflow.py", "embedded_airflow_script")
+
+
+def wait_for_run(client, dag_id: str, run_id: str, timeout: float = 600) -> str:
+    """Poll a run through `client` (multiplt_airflow.rest.AirflowClient) until it succeeds or
+    fails; return its final state."""
+    import time
+
+    from multiplt_airflow.rest import TERMINAL_RUN_STATES
+
+    deadline = time.monotonic() + timeout
+    while True:
+        state = client.run(dag_id, run_id)["state"]
+        if state in TERMINAL_RUN_STATES:
+            return state
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} of {dag_id} still {state} after {timeout:.0f}s")
+        time.sleep(2)
+
+
+def task_log(client, dag_id: str, run_id: str, task_id: str, try_number: int = 1,
+             map_index: int = -1) -> str:
+    """A task try's whole log as text (client.task_log_content's lines joined)."""
+    content = client.task_log_content(dag_id, run_id, task_id, try_number, map_index)
+    if isinstance(content, list):
+        return "\n".join(c.get("event", "") if isinstance(c, dict) else str(c) for c in content)
+    return str(content)
+
+
+def pool(client, name: str) -> dict:
+    """The Airflow pool `name` as the REST API gives it."""
+    import urllib.parse
+
+    return client.request("GET", f"/api/v2/pools/{urllib.parse.quote(name)}")
+
+
+def runs_since(client, dag_id: str, since) -> list[dict]:
+    """The DAG's runs queued at or after `since` (or not queued yet), oldest first: the runs the
+    main job's wait counts (chain_job's listing)."""
+    from multiplt_airflow import chain_job
+
+    return chain_job._since(chain_job._listing(client, dag_id), since)
 
 
 IN_PROCESS_HOME = _in_process_home()

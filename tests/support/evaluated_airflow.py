@@ -15,6 +15,8 @@ import os
 
 import pytest
 
+from tests.support.airflow import task_log, wait_for_run
+
 E2E_LANGS = ("lua", "r")
 E2E_PROBLEMS = 3
 
@@ -64,15 +66,15 @@ def evaluated_airflow(embedded_airflow, tmp_path_factory) -> EvaluatedAirflow:
     conf = evaluate_conf(replay, problems, E2E_LANGS)
     client = embedded_airflow.client
     run_id = client.trigger("multiplt_evaluate", conf)
-    state = client.wait_for_run("multiplt_evaluate", run_id,
-                                timeout=float(os.environ.get("MULTIPLT_E2E_RUN_TIMEOUT", "600")))
+    state = wait_for_run(client, "multiplt_evaluate", run_id,
+                         timeout=float(os.environ.get("MULTIPLT_E2E_RUN_TIMEOUT", "600")))
     tis = client.task_instances("multiplt_evaluate", run_id)
     if state != "success":
         failed = [ti for ti in tis if ti["state"] != "success"]
         logs = "\n".join(
             f"--- {ti['task_id']}[{ti['map_index']}] {ti['state']}\n"
-            + client.task_log("multiplt_evaluate", run_id, ti["task_id"], max(ti["try_number"], 1),
-                              ti["map_index"])[-3000:]
+            + task_log(client, "multiplt_evaluate", run_id, ti["task_id"],
+                       max(ti["try_number"], 1), ti["map_index"])[-3000:]
             for ti in failed[:3])
         pytest.fail(f"multiplt_evaluate ended {state}; conf {json.dumps(conf)}\n{logs}")
     store = embedded_airflow.data_dir / "results" / "results.parquet"

@@ -225,8 +225,19 @@ def test_execute_scores_it_as_an_exception(tmp_path):
     assert (fine["status"], fine["exit_code"]) == (OK, 0)
 
 
+def capped_sum(root: int, include_root: bool = False) -> int:
+    """What the memory cap (MemoryWatch.over) sums for the tree of `root`: a watch of cap 0 (every
+    sum is over, `used` holds it), summed until its look through the descriptors is done (a
+    sum reads them for at most FILE_SCAN_BUDGET_S, then goes on at the next)."""
+    watch = zygote.MemoryWatch(0)
+    assert watch.over(root, include_root)
+    while watch.files._look is not None:
+        assert watch.over(root, include_root)
+    return watch.used
+
+
 @pytest.mark.parametrize("way", ["children files", "parent fields"])
-def test_resident_below_sums_every_descendant(way, monkeypatch):
+def test_the_cap_sums_every_descendant(way, monkeypatch):
     """A grandchild holding 64 MiB counts below this process, and below its parent; each way
     the tree is found (the kernel's children files where it has them, else every process's
     parent field)."""
@@ -241,9 +252,9 @@ def test_resident_below_sums_every_descendant(way, monkeypatch):
                              start_new_session=True)
     try:
         assert child.stdout.readline() == b"holding\n"
-        below_us = zygote.resident_below(os.getpid())
-        below_child = zygote.resident_below(child.pid)
-        with_child = zygote.resident_below(child.pid, include_root=True)
+        below_us = capped_sum(os.getpid())
+        below_child = capped_sum(child.pid)
+        with_child = capped_sum(child.pid, include_root=True)
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
@@ -253,7 +264,7 @@ def test_resident_below_sums_every_descendant(way, monkeypatch):
     assert below_us >= with_child - (1 << 20)  # the whole tree, give or take pages meanwhile
 
 
-def test_resident_below_counts_a_memory_file_once():
+def test_the_cap_counts_a_memory_file_once():
     """A memfd of 64 MiB, written and never mapped, held open by a child and by its grandchild
     (inherited): counted once, by its allocated size, beside the two processes' RSS."""
     holder = ("import os, time\n"
@@ -269,7 +280,7 @@ def test_resident_below_counts_a_memory_file_once():
                              start_new_session=True)
     try:
         grandchild = int(child.stdout.readline())
-        held = zygote.resident_below(child.pid, include_root=True)
+        held = capped_sum(child.pid, include_root=True)
         rss = sum(int(zygote._stat(pid)[21]) * zygote._PAGE for pid in (child.pid, grandchild))
     finally:
         os.killpg(child.pid, signal.SIGKILL)

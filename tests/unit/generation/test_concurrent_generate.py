@@ -177,7 +177,7 @@ def test_a_run_of_other_settings_written_meanwhile_is_refused_at_the_write(bench
                                                                            monkeypatch):
     """Two generates of other sampling settings that start into a new folder at the same moment
     both find no record; the second to write finds the first's record and is refused, writing
-    nothing (a problem file of other settings is refused likewise: add_completions)."""
+    nothing (a problem file of other settings is refused likewise: add_samples)."""
     out = str(tmp_path / "run")
     interleave(monkeypatch, lambda: run(bench, out, n=2, temperature=0.8), at=0)
     with pytest.raises(MultipltError, match=r"_multiplt_run\.yaml records a different run "
@@ -211,8 +211,8 @@ def test_on_object_storage_a_file_another_generate_wrote_meanwhile_is_merged_aga
 
     monkeypatch.setattr(storage, "read_versioned", after_reading(storage.read_versioned))
     monkeypatch.setattr(storage, "read_json", after_reading(storage.read_json))
-    merged, wrote = folder.add_completions(out, {**base, "completions": ["a", "b", "c"]}, "bench")
-    assert raced and (merged, wrote) == (["a", "b", "c", "d"], False)
+    merged, pending, wrote = folder.add_samples(out, {**base, "completions": ["a", "b", "c"]}, "bench")
+    assert raced and (merged, pending, wrote) == (["a", "b", "c", "d"], {}, False)
     assert storage.read_json(uri)["completions"] == ["a", "b", "c", "d"]
 
 
@@ -232,7 +232,7 @@ def test_on_object_storage_a_file_that_keeps_changing_is_a_retryable_error(s3_bu
     monkeypatch.setattr(storage, "write_bytes_if", lambda u, data, etag: tries.append(etag) or False)
     with pytest.raises(PlatformError, match=rf"^{re.escape(uri)}: other writers changed the file on each of 2 "
                                             r"attempts to add completions; retry later$"):
-        folder.add_completions(out, {**OBJECT_PROBLEM, "completions": ["a", "b"]}, "bench")
+        folder.add_samples(out, {**OBJECT_PROBLEM, "completions": ["a", "b"]}, "bench")
     assert len(tries) == 2 and storage.read_json(uri)["completions"] == ["a"]
 
 
@@ -246,8 +246,8 @@ def test_on_object_storage_without_conditional_writes_a_file_is_written_plainly(
     folder.write_problem(out, {**OBJECT_PROBLEM, "completions": ["a"]})
     monkeypatch.setattr(storage, "write_bytes_if", unsupported)
     with caplog.at_level(logging.WARNING, logger="multiplt.generation"):
-        assert folder.add_completions(out, {**OBJECT_PROBLEM, "completions": ["x", "b"]}, "bench") == (["a", "b"], True)
+        assert folder.add_samples(out, {**OBJECT_PROBLEM, "completions": ["x", "b"]}, "bench") == (["a", "b"], {}, True)
         # nothing to add: no write, so no warning either
-        assert folder.add_completions(out, {**OBJECT_PROBLEM, "completions": ["a"]}, "bench") == (["a", "b"], False)
+        assert folder.add_samples(out, {**OBJECT_PROBLEM, "completions": ["a"]}, "bench") == (["a", "b"], {}, False)
     assert storage.read_json(folder.problem_uri(out, "P")) == {**OBJECT_PROBLEM, "completions": ["a", "b"]}
-    assert len([r for r in caplog.records if "two generates into this folder at once" in r.message]) == 1
+    assert len([r for r in caplog.records if f"two generates into {out} at once" in r.message]) == 1

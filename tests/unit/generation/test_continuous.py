@@ -376,3 +376,17 @@ def test_a_prompt_longer_than_the_context_is_cut_from_the_left(tiny_model, caplo
     reference.tokenizer = backend.tokenizer
     [[(_, direct)]] = list(reference.generate([Request("kept", kept, 0)], sampling))
     assert cut == direct
+
+
+def test_prefill_chunks_pack_consecutive_jobs_within_the_padded_token_budget():
+    """continuous.prefill_chunks, the one chunking of both prefills (sample_continuous's and
+    slot_batching.sample_slots's): consecutive jobs, each chunk's longest prompt times its rows
+    at most `budget`, a prompt longer than the budget a chunk of its own."""
+    from multiplt.generation import slot_batching
+
+    jobs = [Job(i, [1] * n, 0, 4) for i, n in enumerate([2, 3, 3, 5, 12, 4])]
+    chunks = [[job.key for job in chunk] for chunk in continuous.prefill_chunks(jobs, 10)]
+    assert chunks == [[0, 1, 2], [3], [4], [5]]
+    assert [[j.key for j in c] for c in continuous.prefill_chunks(jobs, 100)] == [[0, 1, 2, 3, 4, 5]]
+    assert list(continuous.prefill_chunks([], 10)) == []
+    assert slot_batching.prefill_chunks is continuous.prefill_chunks

@@ -146,16 +146,14 @@ _INTERPRETED_FUSED = textwrap.dedent("""
     raw[:6, 7] += 30
     raw[6:10] = 0.0
     seeds = torch.randint(0, 2 ** 31, (48,))
-    # in the four settings of the two switches: the kernels reading the candidates' logits
-    # themselves, the normalizer's pipelined shape (its tile width; the interpreter keeps the while
-    # loop)
-    defaults = sampler.FUSED_GATHER, dk.PIPELINED_NORMALIZER
-    for fused, pipelined in ((False, False), (True, False), (False, True), (True, True)):
-        sampler.FUSED_GATHER, dk.PIPELINED_NORMALIZER = fused, pipelined
+    # in both settings of the switch: the kernels reading the candidates' logits themselves
+    default = sampler.FUSED_GATHER
+    for fused in (False, True):
+        sampler.FUSED_GATHER = fused
         for step in (0, torch.randint(0, 600, (48,))):
             got, fallback = sampler._choose(raw, seeds, step, 0.25, 0.95, 256)
             assert torch.equal(got, sampler.choose_tokens_reference(raw, seeds, step, 0.25, 0.95)) and 0 < fallback < 48
-    sampler.FUSED_GATHER, dk.PIPELINED_NORMALIZER = defaults
+    sampler.FUSED_GATHER = default
     # the normalizer with the top at the top-k's first index
     idx = raw.topk(5, dim=-1).indices
     x = raw.float() * dk.reciprocal(0.25)
@@ -353,14 +351,12 @@ def test_mqa_decode_equals_sdpa_on_the_gpu(rows, dtype, monkeypatch):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_exp_sum64_equals_float64_torch_on_the_gpu(monkeypatch):
+def test_exp_sum64_equals_float64_torch_on_the_gpu():
     x = torch.randn(640, 49152, device="cuda") * 5
     top = x.amax(-1, keepdim=True).double()
     want = x.double().sub(top).exp().sum(-1, keepdim=True)
-    for pipelined in (False, True):  # the prepared pipelined loop too
-        monkeypatch.setattr(decode_kernels, "PIPELINED_NORMALIZER", pipelined)
-        got = decode_kernels.exp_sum64(x, top)
-        assert ((got - want).abs() / want).max().item() < 1e-13
+    got = decode_kernels.exp_sum64(x, top)
+    assert ((got - want).abs() / want).max().item() < 1e-13
 
 
 @pytest.mark.gpu
@@ -424,20 +420,17 @@ def test_the_sampler_with_the_normalizer_kernel_equals_the_reference_on_the_gpu(
         with monkeypatch.context() as m:
             m.setattr(decode_kernels, "ENABLED", True)
             m.setattr(sampler, "FUSED_GATHER", fused)
-            m.setattr(decode_kernels, "PIPELINED_NORMALIZER", fused)
             got, fallback = sampler._choose(edge, seeds, 0, 1.0, 0.95, 1024)
         assert fallback == 0 and int((want == 1).sum()) > 0 and torch.equal(got, want)
     for logits in (flat, peaked, tied):
-        for step, fused, pipelined in ((0, False, False), (1, True, False), (2, False, True), (511, True, True)):
+        for step, fused in ((0, False), (1, True), (2, False), (511, True)):
             for candidates in (1024, 4096):  # tiles of 2048 and 8192 in the nucleus kernel
                 with monkeypatch.context() as m:
                     m.setattr(decode_kernels, "ENABLED", True)
                     m.setattr(sampler, "HALF_TOPK", True)
                     m.setattr(sampler, "NUCLEUS_KERNEL", True)
-                    # the two switches: the kernels read the candidates' logits themselves, and
-                    # the pipelined normalizer loop
+                    # the switch: the kernels read the candidates' logits themselves
                     m.setattr(sampler, "FUSED_GATHER", fused)
-                    m.setattr(decode_kernels, "PIPELINED_NORMALIZER", pipelined)
                     fast, fallback = sampler._choose(logits.bfloat16(), seeds, torch.full_like(seeds, step), 0.2,
                                                      0.95, candidates)
                 with monkeypatch.context() as m:

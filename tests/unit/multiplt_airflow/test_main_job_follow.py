@@ -131,7 +131,8 @@ def test_the_waiting_lines_name_a_run_not_created_yet_and_unreadable_events():
                                    [("multiplt_publish", event, stamp)]) == [
         f"multiplt_publish run of multiplt_results (from multiplt_evaluate e1) not created yet "
         f"(event at {stamp.astimezone():%H:%M:%S})",
-        "the Asset events of multiplt_corpus c (unreadable while a run they created is queued)"]
+        "the Asset events of multiplt_corpus c (Airflow cannot give them while a run they created "
+        "has not started)"]
 
 
 def test_the_main_job_prints_a_waiting_line_for_a_deferred_run(tmp_path, monkeypatch, capsys):

@@ -142,21 +142,30 @@ def test_confirm_false_counts_as_a_lost_race(root, sleeps):
         storage.update(uri, add(1), gave_up="never stays", attempts=3, confirm=lambda: False)
 
 
-def test_a_server_without_conditional_writes_goes_to_the_callers_fallback(root, monkeypatch):
-    uri = f"{root}/plain"
+def test_a_server_without_conditional_writes_gets_a_plain_write_warned_once(root, monkeypatch,
+                                                                            caplog):
+    """With `unsupported` (what writers at once may then do), the merged bytes are written
+    plainly, with a warning naming the file and the text, once per text (a caller names its
+    folder in it); without it the exception is the caller's to handle."""
+    uri, other = f"{root}/plain", f"{root}/other"
 
     def not_implemented(u, data, etag):
         raise storage.ConditionalWriteUnsupported(f"the server refused a conditional write to {u}")
 
     monkeypatch.setattr(storage, "write_bytes_if", not_implemented)
-    handed: list = []
-    assert storage.update(uri, add(4), gave_up="gave up",
-                          unsupported=lambda exc, data: handed.append((str(exc), data))) == b"4"
-    assert handed == [(f"the server refused a conditional write to {uri}", b"4")]
-    assert not storage.exists(uri)  # the fallback decides what is written
     with pytest.raises(storage.ConditionalWriteUnsupported):  # no fallback: the caller's to handle
         storage.update(uri, add(4), gave_up="gave up")
     assert not storage.exists(uri)
+    text = f"two writers into {root} at once may lose a count"
+    with caplog.at_level(logging.WARNING, logger="multiplt.storage"):
+        assert storage.update(uri, add(4), gave_up="gave up", unsupported=text) == b"4"
+        assert storage.update(uri, add(1), gave_up="gave up", unsupported=text) == b"5"
+        assert storage.update(other, add(2), gave_up="gave up", unsupported=text) == b"2"
+        assert storage.update(uri, lambda data: None, gave_up="gave up", unsupported=text) is None
+    assert (storage.read_bytes(uri), storage.read_bytes(other)) == (b"5", b"2")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [f"{uri}: the server refused a conditional write to {uri}; written without "
+                      f"it: {text}"]
 
 
 def test_at_least_one_attempt(root):
