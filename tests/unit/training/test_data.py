@@ -9,6 +9,7 @@ import pytest
 
 from multiplt.errors import MultipltError
 from multiplt.training.data import load_texts, prepare
+from multiplt.training.packing import split_documents
 
 
 def test_parquet_split_files_in_a_folder(tmp_path):
@@ -49,6 +50,15 @@ def test_prepare_packs_and_holds_out():
     assert packed.n_documents == 99 and packed.n_tokens == 99 * 8
     assert packed.eval.shape == (2, 16)  # 5 held-out documents = 40 tokens -> 2 sequences
     assert packed.train.shape[1] == 16 and (packed.train == 0).any()  # EOS separators
+    assert packed.train.shape[0] == (94 * 8) // 16  # only the 94 training documents (8 tokens each)
+    # distinct documents: no held-out document's tokens are in the training sequences
+    docs = [chr(0x100 + i) * 7 for i in range(20)]
+    distinct = prepare(docs, CharTokenizer(), seq_len=8, eval_fraction=0.2, seed=0)
+    train_idx, eval_idx = split_documents(20, 0.2, seed=0)
+    assert len(eval_idx) == 4 and distinct.train.shape == (16, 8) and distinct.eval.shape == (4, 8)
+    in_train = set(distinct.train.flatten().tolist())
+    assert in_train == {0x100 + i for i in train_idx} | {0}
+    assert set(distinct.eval.flatten().tolist()) == {0x100 + i for i in eval_idx} | {0}
     small = prepare(["abc"] * 10, CharTokenizer(), seq_len=16, eval_fraction=0.1, seed=0)
     assert small.eval.shape[0] == 0
     logging.getLogger("multiplt.training").removeHandler(handler)
