@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from multiplt.generation.backends import NAMES, TOKENIZER_HELP
+from multiplt.testgen.config import MIN_COVERAGE
 
 
 def register(subparsers) -> None:
@@ -28,8 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--max-new-tokens", type=int, default=400)
-    p.add_argument("--min-coverage", type=int, default=90,
-                   help="drop functions under this statement coverage in %% (default 90)")
+    p.add_argument("--min-coverage", type=int, default=MIN_COVERAGE,
+                   help="drop functions under this statement coverage in %% (default %(default)s)")
     p.add_argument("--shard", metavar="K/N", help="rows whose sha1 is K modulo N (K from 0)")
     p.add_argument("--workers", type=int, help="sandboxed runners at once (default: one per core, at most MULTIPLT_CPUS)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per assert (default 5)")

@@ -28,6 +28,10 @@ def absolute_input(value: str | None) -> str | None:
 # `# pragma: no cover` lines; a failed shared coverage run falls back to one run per assert.
 VALIDATION = 2
 
+# MultiPL-T's coverage threshold: a function whose passing asserts cover less of its statements
+# (in %) is dropped. The one default of `min_coverage`: TestgenConfig's and --min-coverage's.
+MIN_COVERAGE = 90
+
 
 @dataclasses.dataclass(frozen=True)
 class TestgenConfig:
@@ -43,7 +47,7 @@ class TestgenConfig:
     temperature: float = 0.2
     top_p: float = 0.95
     max_new_tokens: int = 400
-    min_coverage: int = 90
+    min_coverage: int = MIN_COVERAGE
     shard: tuple[int, int] | None = None
     workers: int | None = None
     timeout: float = 5.0

@@ -26,6 +26,7 @@ from tests.fixtures import translate as translate_fixture
 from tests.integration import test_benchmark_build as benchmark_build
 from tests.integration import test_zero_broken as zero_broken
 from tests.unit.execution import forkserver_programs, hostile_programs, status_programs
+from tests.unit.languages import test_default_timeouts as default_timeouts
 from tests.unit.languages import test_harness_shapes as harness_shapes
 from tests.unit.languages import test_runtime_values as runtime_values
 from tests.unit.languages import test_values as values
@@ -46,6 +47,7 @@ TABLES = [
     ("tests/unit/execution/status_programs.py PROGRAMS", EVERY, lambda: status_programs.PROGRAMS),
     *[(f"tests/unit/languages/test_values.py CASES[{case}]", EVERY, lambda e=expected: e)
       for case, _value, _type, expected in values.CASES],
+    ("tests/unit/languages/test_default_timeouts.py TIMEOUTS", EVERY, lambda: default_timeouts.TIMEOUTS),
     ("tests/unit/languages/test_harness_shapes.py PROMPTS", EVERY, lambda: harness_shapes.PROMPTS),
     ("tests/unit/languages/test_harness_shapes.py TESTS", EVERY, lambda: harness_shapes.TESTS),
     ("tests/integration/test_benchmark_build.py TARGETS", EVERY, lambda: benchmark_build.TARGETS),
