@@ -18,7 +18,6 @@ import time
 from multiplt import storage
 from multiplt.corpus import parts
 from multiplt.corpus.config import CorpusConfig
-from multiplt.corpus.signatures import jaccard
 from multiplt.errors import MultipltError
 from multiplt.log import progress
 
@@ -45,8 +44,108 @@ def all_shards(out: str) -> dict[int, str]:
     return done
 
 
-def _key_bucket(value: int | str, d: int) -> int:
-    return (int(value[:15], 16) if isinstance(value, str) else value) % d
+PAIRS_PER_CHUNK = 1 << 16  # candidate pairs compared at once: a chunk's signatures are ~64 MB
+
+
+def _read_signatures(uri: str):
+    """The id and signature columns of one shard's kept.parquet (the other columns, the source
+    text among them, are never decoded)."""
+    import io
+
+    import polars as pl
+
+    data = storage.read_bytes(uri)
+    try:
+        return pl.read_parquet(io.BytesIO(data), columns=["id", *parts.SIGNATURES])
+    except Exception as exc:  # polars raises several types for a bad file
+        raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
+
+
+def _against_hub(members, group: str, first, rank):
+    """The rows (row, hub, first) of `members` (row, `group`, ...) whose group holds another
+    row: `hub` the group's smallest rank (rank: a row's place in (id, row) order), `first` the
+    group's `first` (its order of appearance); the hub itself is left out."""
+    import polars as pl
+
+    members = members.filter(pl.col(group).is_duplicated())
+    members = members.with_columns(rank.gather(members["row"]))
+    groups = members.group_by(group).agg(first.alias("first"), pl.col("rank").min().alias("hub"))
+    return (members.join(groups, on=group).filter(pl.col("rank") != pl.col("hub"))
+            .select("row", "hub", "first"))
+
+
+def decide(table, b: int, d: int, threshold: float, desc: str = "dedup"):
+    """Bucket b of d's decisions over `table` (columns id, exact_key, minhash, bands; a row's
+    index is its position), as a DataFrame (id, reason, other, similarity), in this order:
+    - `duplicate`: per exact key of the bucket (in order of first appearance) with more than
+      one row, every row but the smallest id (ties: the first row), against that id;
+    - `near_duplicate`: per band key of the bucket (in order of first appearance: row, then
+      band), every other row of the band against the band's smallest id (its hub), in row
+      order, each (row, hub) pair compared once (at its first band), kept when the estimated
+      Jaccard similarity reaches `threshold` (rounded to 4 places).
+    Columnar throughout: signatures stay one UInt32 block, band keys are grouped by polars."""
+    import polars as pl
+
+    n = table.height
+    if not n:
+        return _decisions(pl.Series([], dtype=pl.String), "", pl.Series([], dtype=pl.String), 0.0)
+    ids = table["id"]
+    rows = pl.int_range(0, n, dtype=pl.UInt32, eager=True).alias("row")
+    rank = ids.rank("ordinal").cast(pl.UInt32).alias("rank")  # (id, row) order, 1-based
+    row_of_rank = rank.arg_sort().cast(pl.UInt32)  # rank r is row row_of_rank[r - 1]
+    key = table["exact_key"]
+    routed = (pl.col("key").str.slice(0, 15).str.to_integer(base=16) if key.dtype == pl.String
+              else pl.col("key")) % d == b
+    exact = pl.DataFrame([rows, key.alias("key")]).filter(routed)
+    exact = _against_hub(exact, "key", pl.col("row").min(), rank).sort("first", "row")
+    duplicates = _decisions(ids.gather(exact["row"]), "duplicate", ids.gather(row_of_rank.gather(exact["hub"] - 1)), 1.0)
+    del exact
+    mine = table["bands"] if d == 1 else table["bands"].list.eval(pl.element().filter(pl.element() % d == b))
+    bands = (pl.DataFrame([rows, mine.alias("band")]).explode("band")  # in order: row, then band
+             .with_row_index("seq").filter(pl.col("band").is_not_null()))
+    del mine
+    bands = (_against_hub(bands, "band", pl.col("seq").min(), rank)
+             .group_by("row", "hub").agg(pl.col("first").min()).sort("first", "row"))
+    m, hubs = bands["row"], row_of_rank.gather(bands["hub"] - 1)
+    del bands
+    lengths = table["minhash"].list.len()
+    width = lengths.max()
+    if m.len() and (not width or lengths.min() != width):
+        raise MultipltError(f"{desc}: MinHash signatures of different lengths ({lengths.min()} to "
+                            f"{width} values); the shards of one build share --num-perm")
+    near = {"id": [], "other": [], "similarity": []}
+    if m.len():
+        signatures = table["minhash"].cast(pl.Array(pl.UInt32, width))
+        # the similarity of `equal` equal values, as jaccard() gives it, and its verdict
+        estimate = [equal / width for equal in range(width + 1)]
+        rounded = pl.Series([round(x, 4) for x in estimate], dtype=pl.Float64)
+        passes = pl.Series([x >= threshold for x in estimate], dtype=pl.Boolean)
+        bar = progress(total=m.len(), desc=f"{desc} pairs", unit="pair")
+        for start in range(0, m.len(), PAIRS_PER_CHUNK):
+            a, h = m.slice(start, PAIRS_PER_CHUNK), hubs.slice(start, PAIRS_PER_CHUNK)
+            same = signatures.gather(a).explode() == signatures.gather(h).explode()
+            equal = same.reshape((a.len(), width)).arr.sum()  # equal values per pair
+            hit = passes.gather(equal)
+            near["id"].append(ids.gather(a.filter(hit)))
+            near["other"].append(ids.gather(h.filter(hit)))
+            near["similarity"].append(rounded.gather(equal.filter(hit)))
+            bar.update(a.len())
+        bar.close()
+    if not near["id"]:
+        return duplicates
+    found = _decisions(pl.concat(near["id"]), "near_duplicate", pl.concat(near["other"]),
+                       pl.concat(near["similarity"]))
+    return pl.concat([duplicates, found])
+
+
+def _decisions(ids, reason: str, others, similarity):
+    """Decisions (id, reason, other, similarity) of one reason, as decisions.parquet holds them;
+    `similarity` one per row, or one for all."""
+    import polars as pl
+
+    return pl.DataFrame({"id": ids, "other": others}).select(
+        pl.col("id").cast(pl.String), pl.lit(reason, dtype=pl.String).alias("reason"),
+        pl.col("other").cast(pl.String), pl.lit(similarity).cast(pl.Float64).alias("similarity"))
 
 
 def run_bucket(out: str, b: int, d: int) -> dict:
@@ -66,60 +165,16 @@ def run_bucket(out: str, b: int, d: int) -> dict:
     start = time.perf_counter()
     import polars as pl
 
-    frames = [storage.read_parquet(storage.join(shard, "kept.parquet")).select(["id", *parts.SIGNATURES])
-              for _, shard in sorted(all_shards(out).items())]
+    shards = sorted(all_shards(out).items())
+    frames = [_read_signatures(storage.join(shard, "kept.parquet"))
+              for _, shard in progress(shards, total=len(shards), desc=f"dedup bucket {b}/{d} read", unit="shard")]
     table = pl.concat(frames)  # all_shards: at least one
-    ids: list[str] = table["id"].to_list()
-    exact: dict[str, list[int]] = {}
-    bands: dict[int, list[int]] = {}
-    rows = progress(table.select("exact_key", "bands").iter_rows(), total=table.height,
-                    desc=f"dedup bucket {b}/{d}", unit="row")
-    for index, (key, band_keys) in enumerate(rows):
-        if _key_bucket(key, d) == b:
-            exact.setdefault(key, []).append(index)
-        for band_key in band_keys:
-            if band_key % d == b:
-                bands.setdefault(band_key, []).append(index)
-    signatures = table["minhash"]
-    cache: dict[int, list[int]] = {}
-
-    def sig(index: int) -> list[int]:  # only candidates' signatures become Python lists
-        if index not in cache:
-            cache[index] = signatures[index].to_list()
-        return cache[index]
-
-    decisions = {"id": [], "reason": [], "other": [], "similarity": []}
-
-    def decide(row: int, reason: str, other: int, similarity: float) -> None:
-        decisions["id"].append(ids[row])
-        decisions["reason"].append(reason)
-        decisions["other"].append(ids[other])
-        decisions["similarity"].append(similarity)
-
-    for members in exact.values():
-        if len(members) > 1:
-            keep = min(members, key=ids.__getitem__)
-            for m in members:
-                if m != keep:
-                    decide(m, "duplicate", keep, 1.0)
-    seen_edges = set()
-    for members in progress(bands.values(), total=len(bands), desc=f"dedup bucket {b}/{d} bands",
-                            unit="band"):
-        if len(members) > 1:
-            hub = min(members, key=ids.__getitem__)
-            for m in set(members) - {hub}:
-                if (m, hub) in seen_edges:
-                    continue
-                seen_edges.add((m, hub))
-                similarity = jaccard(sig(m), sig(hub))
-                if similarity >= cfg.near_threshold:
-                    decide(m, "near_duplicate", hub, round(similarity, 4))
-    storage.write_parquet(storage.join(folder, "decisions.parquet"),
-                          pl.DataFrame(decisions, schema={"id": pl.String, "reason": pl.String,
-                                                          "other": pl.String, "similarity": pl.Float64}))
-    info = {"rows": len(ids), "decisions": len(decisions["id"]),
+    del frames
+    decisions = decide(table, b, d, cfg.near_threshold, desc=f"dedup bucket {b}/{d}")
+    storage.write_parquet(storage.join(folder, "decisions.parquet"), decisions)
+    info = {"rows": table.height, "decisions": decisions.height,
             "seconds": round(time.perf_counter() - start, 3)}
     parts.finish(folder, info)
-    LOG.info("corpus dedup bucket %d/%d: %d rows, %d decisions, %.1f s", b, d, len(ids),
-             len(decisions["id"]), info["seconds"])
+    LOG.info("corpus dedup bucket %d/%d: %d rows, %d decisions, %.1f s", b, d, table.height,
+             decisions.height, info["seconds"])
     return info

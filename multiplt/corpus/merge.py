@@ -72,6 +72,32 @@ def dedup_drops(out: str) -> dict[str, tuple[str, str]]:
     return drops
 
 
+def dropped_frame(drops: dict[str, tuple[str, str]]):
+    """`drops` as one frame (id, reason, detail) sorted by id, for split_dropped."""
+    import polars as pl
+
+    frame = pl.DataFrame({"id": list(drops), "reason": [r for r, _ in drops.values()],
+                          "detail": [x for _, x in drops.values()]},
+                         schema={"id": pl.String, "reason": pl.String, "detail": pl.String})
+    return frame.sort("id")
+
+
+def split_dropped(kept, dropped):
+    """(the rows of `kept` whose id is not in `dropped`, the others with `dropped`'s `reason`
+    and `detail` columns after theirs), each in `kept`'s row order. `dropped`: dropped_frame's.
+    A binary search of the sorted ids per row: a shard costs its own rows, whatever the number
+    of dropped ids."""
+    import polars as pl
+
+    ids = kept["id"]
+    if not dropped.height:
+        return kept, kept.clear().with_columns(pl.lit(None, pl.String).alias(c) for c in ("reason", "detail"))
+    at = dropped["id"].search_sorted(ids, side="left").clip(upper_bound=dropped.height - 1)
+    hit = (dropped["id"].gather(at) == ids).fill_null(False)
+    found = dropped.gather(at.filter(hit))
+    return (kept.filter(~hit), kept.filter(hit).with_columns(found["reason"], found["detail"]))
+
+
 def _merged_marker(out: str) -> str:
     return storage.join(out, "_work", "merged.json")
 
@@ -100,6 +126,8 @@ def merge(out: str) -> dict:
         _warn_if_empty(funnel, out)
         return funnel
     drops = dedup_drops(out)
+    dropped_ids = dropped_frame(drops)  # built once, searched per shard
+    del drops
     totals: dict[str, dict] = {}
     files = {"read": 0, "syntax_error": 0}
     counts = {"in": 0, "duplicate": 0, "near_duplicate": 0}
@@ -120,17 +148,13 @@ def merge(out: str) -> dict:
                 totals[step["name"]][key] += step[key]
         kept = storage.read_parquet(storage.join(folder, "kept.parquet")).drop(list(parts.SIGNATURES))
         excluded = storage.read_parquet(storage.join(folder, "excluded.parquet"))
-        dropped = kept.filter(pl.col("id").is_in(list(drops)))
-        counts["in"] += kept.height
+        kept, dropped = split_dropped(kept, dropped_ids)
+        counts["in"] += kept.height + dropped.height
         if dropped.height:
-            reasons = [drops[i] for i in dropped["id"].to_list()]
-            for reason, _ in reasons:
-                counts[reason] += 1
-            dropped = dropped.with_columns(pl.Series("reason", [r for r, _ in reasons], dtype=pl.String),
-                                           pl.Series("detail", [x for _, x in reasons], dtype=pl.String))
+            for reason, n in dropped["reason"].value_counts().iter_rows():
+                counts[reason] += n
             excluded = pl.concat([excluded, dropped], how="diagonal_relaxed")
-        storage.write_parquet(storage.join(out, "functions", f"part-{k:05d}.parquet"),
-                              kept.filter(~pl.col("id").is_in(list(drops))))
+        storage.write_parquet(storage.join(out, "functions", f"part-{k:05d}.parquet"), kept)
         storage.write_parquet(storage.join(out, "excluded", f"part-{k:05d}.parquet"), excluded)
     steps = [totals[name] for name in order]
     after_exact = counts["in"] - counts["duplicate"]

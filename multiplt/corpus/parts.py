@@ -42,12 +42,17 @@ def finish(folder: str, info: dict) -> None:
 
 
 def completed(out: str, kind: str) -> tuple[int, dict[int, str]]:
-    """(N, {k: folder}) of the finished shards ("shards") or buckets ("dedup") of one run."""
+    """(N, {k: folder}) of the finished shards ("shards") or buckets ("dedup") of one run.
+    Two listings whatever N (its folders, and every file below them for the markers): a
+    request per folder would make each of N shards' start-ups cost N requests."""
+    base = storage.join(out, "_work", kind)
+    markers = {uri for uri in storage.ls(base, recursive=True) if uri.endswith("/" + MARKER)}
     found: dict[int, dict[int, str]] = {}
-    for entry in storage.ls(storage.join(out, "_work", kind)):
-        match = re.search(r"(\d+)-of-(\d+)/$", entry)
-        if match and storage.exists(storage.join(entry, MARKER)):
-            found.setdefault(int(match.group(2)), {})[int(match.group(1))] = entry.rstrip("/")
+    if markers:
+        for entry in storage.ls(base):
+            match = re.search(r"(\d+)-of-(\d+)/$", entry)
+            if match and storage.join(entry, MARKER) in markers:
+                found.setdefault(int(match.group(2)), {})[int(match.group(1))] = entry.rstrip("/")
     if len(found) > 1:
         raise MultipltError(f"{out} holds {kind} of runs with different counts "
                             f"({', '.join(map(str, sorted(found)))}); use a fresh --out")
