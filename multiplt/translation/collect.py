@@ -9,7 +9,8 @@ redefine what the tests rely on (the language's `tampers_with_tests`), clean eac
 (`clean.clean_program`), drop those containing TODO, drop exact duplicates, then near-duplicates
 (greedy ROUGE-L, `dedup`). Every dropped sample becomes an `excluded` row with its reason.
 Work is saved in parts of CHUNK functions under the shard's work folder, so a killed collection
-resumes with the first unfinished part.
+resumes with the first unfinished part; its progress (`multiplt.log.progress`) moves with each
+function collected (a reused part at once).
 """
 
 from __future__ import annotations
@@ -178,14 +179,15 @@ def collect(problems: list[dict], completions: str, work: str, lang: str, thresh
                 part["excluded"] += e
                 for key in COUNTS:
                     part["counts"][key] += c[key]
+                bar.update(1)
             storage.write_json(uri, part)
         else:
             reused += len(chunk)
+            bar.update(len(chunk))
         kept += part["kept"]
         excluded += part["excluded"]
         for key in COUNTS:
             counts[key] += part["counts"][key]
-        bar.update(len(chunk))
     bar.close()
     if reused:
         LOG.info("collect %s: %d functions reused from an earlier run", lang, reused)
