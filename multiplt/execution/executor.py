@@ -3,11 +3,12 @@
 Reads `<name>.json.gz` completion files (one shard of them), builds each program
 (prompt + completion + "\n" + tests), and runs the distinct programs that have no result yet on a
 pool of worker threads (one per core by default; each thread blocks on its sandboxed process).
-Every finished program is written out at once (the results file is rewritten atomically), so
-killing a run loses only the programs in flight, and the rerun does only what is missing; an
-interrupted run (Ctrl-C, SIGTERM) kills what runs and then writes the finished results that are
-not in its file yet (finished while the main thread wrote or waited, reported within SETTLE_S
-of the sandbox's close) before it ends. Each
+A problem's results file is written (rewritten atomically) once all its results are in, and
+while it runs at most every SAVE_EVERY_S seconds (a finished result waits at most that long), so
+killing a run (SIGKILL) loses only the programs in flight and the results of the last few
+seconds, and the rerun does only what is missing; an interrupted run (Ctrl-C, SIGTERM) kills
+what runs and then writes the finished results that are not in its file yet (reported within
+SETTLE_S of the sandbox's close) before it ends. Each
 write merges into the file as it is then (files.add_results, under the folder's lock), so another
 execute of the same folder (a stalled Airflow try beside its retry) never cuts its results back.
 """
@@ -46,6 +47,10 @@ class _Problem:
     #: BlockingIOError and nothing written): an interrupted run's writes are bounded
     lock_timeout: float | None = None
 
+    def complete(self) -> bool:
+        """Whether every completion has its result (the file's last write for this run)."""
+        return all(r is not None for r in self.results)
+
     def write(self) -> None:
         """Merge this run's results into the results file as it is now (files.add_results):
         another execute of the folder may have written it since this run read it."""
@@ -83,6 +88,13 @@ def results_in_order(futures):
                 break
             except concurrent.futures.TimeoutError:
                 continue
+
+#: how long a finished result of a problem that is still running may wait in memory before the
+#: problem's results file is rewritten with it (a complete problem is written at once). Each write
+#: rewrites the whole file (on S3: a GET and a PUT of it), so writing after every finished program
+#: cost O(N^2) in a problem's N samples (43 s of one thread's time for N = 1000); a run killed
+#: outright (SIGKILL, the OOM killer) loses at most this long's results, which the rerun runs again
+SAVE_EVERY_S = 5.0
 
 #: a CPU budget for the process (the local stage runtime sets it from a task's `cpus`)
 CPUS_ENV = "MULTIPLT_CPUS"
@@ -339,7 +351,9 @@ SAVE_LOCK_WAIT_S = 10.0
 
 def _run(jobs: list[_Job], sandbox: Sandbox, pool: concurrent.futures.ThreadPoolExecutor,
          timeout: float | None, statuses: Counter) -> None:
-    """Run the jobs on the pool; after each batch of finished jobs rewrite the touched files.
+    """Run the jobs on the pool, the progress bar moving per finished job; write a problem's
+    results file once its results are complete, and the other problems with results not yet
+    written once the oldest of those has waited SAVE_EVERY_S (checked at every wake, WAKE_S).
     Interrupted (Ctrl-C, SIGTERM) or failing, it stops the pool, closes the sandbox (killing
     what runs), waits up to SETTLE_S for the workers to report what had finished, then writes
     every finished result not yet written (`_save_finished`), and raises: a program that
@@ -350,6 +364,7 @@ def _run(jobs: list[_Job], sandbox: Sandbox, pool: concurrent.futures.ThreadPool
     arrived = threading.Event()
     handled = 0  # finished[:handled] are in their problems' results
     unwritten: dict[int, _Problem] = {}  # results in memory, not yet in the problem's file
+    since: float | None = None  # when the oldest result of `unwritten` was recorded
     futures: list[concurrent.futures.Future] = []
     bar = progress(total=len(jobs), desc="execute", unit="prog")
     try:
@@ -360,18 +375,22 @@ def _run(jobs: list[_Job], sandbox: Sandbox, pool: concurrent.futures.ThreadPool
         while handled < len(jobs):
             # wakes to let a Ctrl-C or SIGTERM through; cleared before the list is read, so an
             # arrival after the read sets it again
-            if not arrived.wait(WAKE_S):
-                continue
-            arrived.clear()
-            upto = len(finished)
-            if upto == handled:
-                continue
-            error = _record(finished[handled:upto], unwritten, statuses)
-            handled, count = upto, upto - handled
-            _write(unwritten)
-            bar.update(count)
-            if error is not None:
-                raise error
+            if arrived.wait(WAKE_S):
+                arrived.clear()
+                upto = len(finished)
+                if upto > handled:
+                    error = _record(finished[handled:upto], unwritten, statuses)
+                    handled, count = upto, upto - handled
+                    bar.update(count)
+                    if error is not None:
+                        raise error  # what finished is written on the way out (_save_finished)
+                    if since is None and unwritten:
+                        since = time.monotonic()
+            if since is not None:
+                _write(unwritten, every=time.monotonic() - since >= SAVE_EVERY_S)
+                if not unwritten:
+                    since = None
+        _write(unwritten)  # nothing left by now: every problem is complete
     except BaseException:
         try:  # a second Ctrl-C here still writes what had finished
             pool.shutdown(wait=False, cancel_futures=True)  # nothing more starts
@@ -431,12 +450,14 @@ def _record(batch: list[tuple[_Job, dict | BaseException]], unwritten: dict[int,
     return error
 
 
-def _write(unwritten: dict[int, _Problem]) -> None:
-    """Write each problem of `unwritten`, taking it out only once its file is written (an
-    interrupted write leaves it there for _save_finished; each write is atomic)."""
-    for key in list(unwritten):
-        unwritten[key].write()
-        del unwritten[key]
+def _write(unwritten: dict[int, _Problem], every: bool = True) -> None:
+    """Write each problem of `unwritten` (`every`: False, only those whose results are complete),
+    taking it out only once its file is written (an interrupted write leaves it there for
+    _save_finished; each write is atomic)."""
+    for key, problem in list(unwritten.items()):
+        if every or problem.complete():
+            problem.write()
+            del unwritten[key]
 
 
 def _save_finished(finished: list, handled: int, unwritten: dict[int, _Problem]) -> None:

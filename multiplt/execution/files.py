@@ -6,7 +6,9 @@ A results file has every key of its completions file plus `results`: one
 own pass@k tooling reads it, plus `timeout` (the limit the program ran under; MultiPL-E's results
 lack it, so it is not required of an earlier result). While a problem is still running, results that finished ahead of an
 earlier completion wait in `multiplt_pending` ({index: result}); MultiPL-E ignores that key, and a
-rerun picks them up, so a killed run loses only the programs that were in flight.
+rerun picks them up, so a killed run loses only the programs that were in flight and the results
+that finished since the file's last write (the executor writes a running problem's file every few
+seconds: executor.SAVE_EVERY_S).
 """
 
 from __future__ import annotations
@@ -254,11 +256,11 @@ def _add_results_if(uri: str, merge: Callable[[dict | None], dict]) -> None:
 
 
 def write_results(uri: str, doc: dict) -> None:
-    """Atomically (re)write a results file (add_results merges first). It is rewritten after
-    every finished program, so it is compressed fast (level 1) rather than small, and flushed to
-    disk only once complete: a killed run keeps every version (the page cache outlives the
-    process); only a crash of the machine itself can lose the partial ones, whose programs the
-    rerun then runs again."""
+    """Atomically (re)write a results file (add_results merges first). It is rewritten while its
+    problem runs (every few seconds: executor.SAVE_EVERY_S), so it is compressed fast (level 1)
+    rather than small, and flushed to disk only once complete: a killed run keeps every version
+    (the page cache outlives the process); only a crash of the machine itself can lose the
+    partial ones, whose programs the rerun then runs again."""
     storage.write_bytes(uri, _encoded(doc), durable=PENDING_KEY not in doc
                         and len(doc["results"]) == len(doc.get("completions", ())))
 

@@ -174,6 +174,7 @@ from multiplt import cli
 from multiplt.execution import executor
 from multiplt.execution.sandbox import Sandbox
 Sandbox._warm_runner = lambda self: None  # one bubblewrap per program
+executor.SAVE_EVERY_S = 0  # each batch written at once: the fast program's result first
 
 def running():
     """How many of the slow programs' `sleep`s run (their command line starts with the marker)."""

@@ -62,7 +62,8 @@ def _interrupt_at_write(monkeypatch, signum, nth: int) -> dict:
     ({program: its result}), and `asked`: the results of the problem that write was for.
     With one worker, each program starts only once the main thread has begun writing the
     previous one's results, so that every batch is one program whatever the machine's load
-    (the writes go P0, P1 for `print(1)`, then P0, P0, ...)."""
+    (the writes go P0, P1 for `print(1)`, then P0, P0, ...), and every batch is written at once
+    (SAVE_EVERY_S 0: test_save_every.py interrupts a run whose results wait for their write)."""
     real_write, real_run = executor._Problem.write, executor._run_job
     ended: dict[str, dict] = {}
     seen: dict = {}
@@ -88,6 +89,7 @@ def _interrupt_at_write(monkeypatch, signum, nth: int) -> dict:
 
     monkeypatch.setattr(executor, "_run_job", run_job)
     monkeypatch.setattr(executor._Problem, "write", write)
+    monkeypatch.setattr(executor, "SAVE_EVERY_S", 0)
     return seen
 
 

@@ -160,6 +160,7 @@ def test_a_second_ctrl_c_while_the_sandbox_closes_still_saves(tmp_path, monkeypa
 
     monkeypatch.setattr(executor._Problem, "write", write)
     monkeypatch.setattr(Sandbox, "close", close)
+    monkeypatch.setattr(executor, "SAVE_EVERY_S", 0)  # each batch written at once
     with pytest.raises(KeyboardInterrupt):
         executor.execute(str(tmp_path), workers=1, unsafe_no_sandbox=True)
     monkeypatch.undo()
@@ -201,6 +202,7 @@ def test_a_program_reported_just_after_the_close_is_saved(tmp_path, monkeypatch,
 
     monkeypatch.setattr(executor, "_run_job", run_job)
     monkeypatch.setattr(executor._Problem, "write", write)
+    monkeypatch.setattr(executor, "SAVE_EVERY_S", 0)  # print(1)'s result written at once
     with caplog.at_level(logging.DEBUG):
         with pytest.raises(KeyboardInterrupt):
             executor.execute(str(tmp_path), workers=2, unsafe_no_sandbox=True)

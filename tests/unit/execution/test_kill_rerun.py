@@ -1,8 +1,11 @@
 """Kill `multiplt execute` mid-run and rerun it (issue 4, point 5).
 
-Results are written as they come, so the kill loses at most the programs in flight (at most one
-per worker), and the rerun does exactly the missing ones. A second test kills a sandboxed run and
-checks that its programs die with it (bubblewrap's --die-with-parent).
+A problem's results are written once it is complete and, while it runs, every SAVE_EVERY_S: the
+kill loses the programs in flight (at most one per worker) and the results that finished since
+the last write, and the rerun does exactly the missing ones. Run with SAVE_EVERY_S 0 (every batch
+written at once) the kill loses only the programs in flight; with SAVE_EVERY_S far off, it loses
+every result of the problems not complete yet, and the rerun runs those. A second test kills a
+sandboxed run and checks that its programs die with it (bubblewrap's --die-with-parent).
 """
 
 from __future__ import annotations
@@ -27,8 +30,18 @@ WORKERS = 2
 PROBLEMS, PER_PROBLEM = 3, 12
 
 
-def _execute(folder, *extra):
-    return subprocess.Popen([sys.executable, "-m", "multiplt", "execute", "--in", str(folder),
+#: `multiplt execute ARGS...` with executor.SAVE_EVERY_S set to argv[1]
+WITH_SAVE_EVERY = ("import sys\n"
+                   "from multiplt import cli\n"
+                   "from multiplt.execution import executor\n"
+                   "executor.SAVE_EVERY_S = float(sys.argv[1])\n"
+                   "sys.exit(cli.main(sys.argv[2:]))\n")
+
+
+def _execute(folder, *extra, save_every: float | None = None):
+    command = [sys.executable, "-m", "multiplt"] if save_every is None else \
+        [sys.executable, "-c", WITH_SAVE_EVERY, str(save_every)]
+    return subprocess.Popen([*command, "execute", "--in", str(folder),
                              "--workers", str(WORKERS), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -55,7 +68,8 @@ def _persisted(folder) -> dict[tuple[str, int], dict]:
     return done
 
 
-def test_kill_loses_only_programs_in_flight(tmp_path):
+@pytest.mark.parametrize("save_every", [0, 3600])
+def test_kill_loses_only_what_was_not_written(tmp_path, save_every):
     # Unsandboxed (our own trusted programs), so that each program can leave a marker on the
     # host when it has finished: the markers tell exactly which programs had ended at the kill.
     folder, marks = tmp_path / "run", tmp_path / "marks"
@@ -66,7 +80,7 @@ def test_kill_loses_only_programs_in_flight(tmp_path):
             f'os.execute("sleep 0.15")\nlocal f = io.open("{marks}/P{p}-{i}", "w")\n'
             'if f then f:close() end\n'
             for i in range(PER_PROBLEM)])
-    proc = _execute(folder, "--unsafe-no-sandbox")
+    proc = _execute(folder, "--unsafe-no-sandbox", save_every=save_every)
     deadline = time.monotonic() + 60
     while len(_persisted(folder)) < 8 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -79,7 +93,11 @@ def test_kill_loses_only_programs_in_flight(tmp_path):
     total = PROBLEMS * PER_PROBLEM
     assert 8 <= len(persisted) < total, "the kill came too late to test anything"
     assert set(persisted) <= finished
-    assert len(finished - set(persisted)) <= WORKERS, "lost more than the programs in flight"
+    if save_every == 0:
+        assert len(finished - set(persisted)) <= WORKERS, "lost more than the programs in flight"
+    else:  # nothing written before a problem was complete: whole problems, or nothing of one
+        whole = {name for name, _ in persisted}
+        assert set(persisted) == {(name, i) for name in whole for i in range(PER_PROBLEM)}
 
     rerun = _execute(folder)
     out, err = rerun.communicate(timeout=120)
