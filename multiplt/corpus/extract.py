@@ -18,7 +18,9 @@ the module-level names (constants, helper functions, classes) it reads, what tho
 turn, `from __future__` imports and star imports. A name is read from the module when Python's
 symbol table resolves it there: a function's parameters and locals (and those of the functions,
 lambdas, classes and comprehensions nested in it) are not. Type checking and test generation
-run `context + content`.
+run `context + content`. A shard asks for it lazily (`lazy_context`, then `fill_context` for the
+rows the per-row filters keep): no filter before the type check reads it, and most rows are
+dropped there.
 """
 
 from __future__ import annotations
@@ -111,9 +113,14 @@ def depth(node: ast.AST) -> int:
     return deepest
 
 
-def extract(doc: Document) -> tuple[list[dict], list[dict]]:
+def extract(doc: Document, lazy_context: bool = False) -> tuple[list[dict], list[dict]]:
     """(function rows, excluded rows): the rows of its top-level functions, those nested too
-    deeply excluded as `too_deep`; or ([], [the document's syntax_error row])."""
+    deeply excluded as `too_deep`; or ([], [the document's syntax_error row]).
+
+    With `lazy_context`, a row's `context` is left empty and the row holds what computes it
+    (`_context`: see `fill_context`), so rows dropped before anything reads their context (the
+    per-row filters: most rows) never cost the symbol tables and module text it takes; the
+    module's names are indexed only when a row of it asks for its context."""
     text, detail = decode(doc)
     if text is None:
         return [], [file_row(doc, None, detail)]
@@ -121,7 +128,7 @@ def extract(doc: Document) -> tuple[list[dict], list[dict]]:
     if tree is None:
         return [], [file_row(doc, text, detail)]
     src = SourceText(text)
-    module = ModuleNames(tree, src)
+    module = _LazyModule(tree, src)
     rows, excluded = [], []
     for index, node in enumerate(tree.body):
         if not isinstance(node, FUNCTION_TYPES):
@@ -135,9 +142,30 @@ def extract(doc: Document) -> tuple[list[dict], list[dict]]:
             excluded.append({**row, "reason": TOO_DEEP,
                              "detail": f"syntax tree {levels} levels deep (more than {MAX_DEPTH})"})
             continue
-        row["context"] = module.context_for(index)
-        rows.append({**row, "_node": node, "_src": src})
+        if lazy_context:
+            rows.append({**row, "_node": node, "_src": src, "_context": (module, index)})
+        else:
+            row["context"] = module.context_for(index)
+            rows.append({**row, "_node": node, "_src": src})
     return rows, excluded
+
+
+def fill_context(row: dict) -> None:
+    """Sets the `context` of a row that `extract(..., lazy_context=True)` made, once."""
+    module, index = row.pop("_context")
+    row["context"] = module.context_for(index)
+
+
+class _LazyModule:
+    """A document's ModuleNames, built when the first of its functions needs a context."""
+
+    def __init__(self, tree: ast.Module, src: SourceText):
+        self.tree, self.src, self.names = tree, src, None
+
+    def context_for(self, function: int) -> str:
+        if self.names is None:
+            self.names = ModuleNames(self.tree, self.src)
+        return self.names.context_for(function)
 
 
 def loaded_names(node: ast.AST) -> set[str]:

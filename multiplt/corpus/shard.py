@@ -6,6 +6,7 @@ batch's verdicts under the shard's `typecheck/`, reused by a rerun."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -14,6 +15,7 @@ from multiplt.corpus import decontam, extract, filters, parts, pin
 from multiplt.corpus.config import CorpusConfig
 from multiplt.corpus.typecheck import TypeCheckFilter
 from multiplt.errors import MultipltError
+from multiplt import log
 from multiplt.log import Funnel, progress
 from multiplt.settings_diff import differences
 
@@ -105,10 +107,17 @@ def check_shard_count(out: str, n: int) -> None:
                             f"{same}, or use another --out for {n} shard(s); nothing written")
 
 
+#: documents between two updates of the document count on a shard's progress bar
+DOCUMENT_STEP = 1000
+
+
 class ShardReader:
-    """Reads the shard's documents and streams each one's functions through the row blocks;
-    survivors get their dedup signatures and shed their parse trees (memory stays bounded by
-    the survivors' text, not the shard's)."""
+    """Reads the shard's documents and streams each one's functions through the row blocks.
+    A table is read a batch of rows at a time (sources.read_table) and a row's `context` is
+    built only once it has passed the row blocks (extract.fill_context), so a dropped row never
+    holds one. Memory grows with the shard's rows, not with its input files: each survivor is a
+    dict of its text, context and dedup signature (its parse tree shed once signed) until the
+    parts are written; each excluded row is packed into columns (ExcludedRows)."""
 
     def __init__(self, cfg: CorpusConfig, bench: decontam.Benchmarks):
         from multiplt.corpus.signatures import Signer
@@ -119,12 +128,12 @@ class ShardReader:
         self.extracted = {"in": 0, "out": 0}  # every top-level function; those not too_deep
         self.extract_seconds, self.signature_seconds = 0.0, 0.0
         self.rows: list[dict] = []
-        self.excluded: list[dict] = []
+        self.excluded = ExcludedRows()
 
     def document(self, doc) -> None:
         start = time.perf_counter()
         self.files["read"] += 1
-        found, dropped = extract.extract(doc)
+        found, dropped = extract.extract(doc, lazy_context=True)
         for row in [*found, *dropped]:
             row["source"] = self.cfg.source
         too_deep = sum(row["reason"] == extract.TOO_DEEP for row in dropped)
@@ -133,8 +142,12 @@ class ShardReader:
         self.extracted["in"] += len(found) + too_deep
         self.extracted["out"] += len(found)
         self.extract_seconds += time.perf_counter() - start
-        for block in self.blocks:
+        for block in self.blocks:  # none reads `context`: rows they drop keep it empty
             found = block.run(found, self.excluded)
+        start = time.perf_counter()
+        for row in found:
+            extract.fill_context(row)
+        self.extract_seconds += time.perf_counter() - start
         start = time.perf_counter()
         for row in found:
             self.signer.sign(row)
@@ -145,19 +158,119 @@ class ShardReader:
     def read(self, source, k: int, n: int, units: list[str] | None = None) -> None:
         """Reads the K-th of N slices of `units` (default: the source's listing now); with the
         config's `limit`, only its first `limit` documents, so the progress bar counts at most
-        `limit` units."""
+        `limit` units, and a table stops being read at the limit. The bar counts units; where a
+        unit holds many documents (a table's rows), the documents read so far show beside it
+        (DocumentCount)."""
         units = (source.units() if units is None else units)[k::n]
         total = len(units) if self.cfg.limit is None else min(len(units), self.cfg.limit)
-        for unit in progress(units, total=total, desc=f"corpus shard {k}/{n}", unit="file"):
-            for doc in source.read(unit):
-                if self.cfg.limit is not None and self.files["read"] >= self.cfg.limit:
-                    return
-                self.document(doc)
+        bar = progress(units, total=total, desc=f"corpus shard {k}/{n}", unit="file")
+        count = DocumentCount(bar)
+        for unit in bar:
+            with contextlib.closing(source.read(unit)) as docs:
+                for doc in docs:
+                    if self.cfg.limit is not None and self.files["read"] >= self.cfg.limit:
+                        count.stopped(self.files["read"])
+                        return
+                    self.document(doc)
+                    count.read(self.files["read"])
+            count.unit_done(self.files["read"])
 
     def steps(self) -> list[dict]:
         steps = [{"name": "extracted", "reason": extract.TOO_DEEP, **self.extracted,
                   "seconds": self.extract_seconds}]
         return steps + [{"name": b.name, "reason": b.reason, **b.stats} for b in self.blocks]
+
+
+class DocumentCount:
+    """The documents a shard has read, as the postfix of its progress bar (`documents=N`): the
+    bar counts units, and one unit of a table may hold many rows (a parquet file of 100,000 rows
+    would show 0/1 for minutes). Shown once a unit has given more than one document (a folder's
+    units are its documents: no postfix there): every DOCUMENT_STEP documents, when a unit ends
+    and when the --limit stops the reading. Off a terminal the bar prints a line only when its
+    count moves (log.progress), so it is also redrawn while one unit is read, at most once every
+    log.NON_TERMINAL_INTERVAL_S seconds, and once more at the limit (its final state)."""
+
+    def __init__(self, bar):
+        self.bar, self.unit_start, self.many, self.shown = bar, 0, False, time.monotonic()
+
+    def read(self, documents: int) -> None:
+        if documents % DOCUMENT_STEP == 0 and (self.many or documents - self.unit_start > 1):
+            self.many = True
+            self._show(documents)
+            now = time.monotonic()
+            if now - self.shown >= log.NON_TERMINAL_INTERVAL_S:
+                self._redraw()
+                self.shown = now
+
+    def unit_done(self, documents: int) -> None:
+        self.many = self.many or documents - self.unit_start > 1
+        if self.many:
+            self._show(documents)
+        self.unit_start = documents
+
+    def stopped(self, documents: int) -> None:
+        """The --limit stopped the reading inside a unit: the bar's count does not move again."""
+        self.unit_done(documents)
+        if self.many:
+            self._redraw()
+
+    def _show(self, documents: int) -> None:
+        set_postfix = getattr(self.bar, "set_postfix", None)
+        if set_postfix is not None:  # a bar of log.progress (without tqdm: it ignores it)
+            set_postfix(documents=str(documents))  # tqdm would write 100000 as 1e+5
+
+    def _redraw(self) -> None:
+        refresh = getattr(self.bar, "refresh", None)
+        if refresh is not None:
+            refresh()
+
+
+class ExcludedRows:
+    """A shard's excluded rows: appended as dicts (Block.run, the type check), packed into a
+    polars frame of the excluded columns (parts.frame) every PACK_ROWS rows, so a row costs its
+    text in columns rather than a dict of Python strings. `frame()` is every row in order, with
+    the columns parts.frame gives the whole list."""
+
+    PACK_ROWS = 10_000
+
+    def __init__(self):
+        self._frames: list = []
+        self._rows: list[dict] = []
+        self._count = 0
+
+    def append(self, row: dict) -> None:
+        self._rows.append(row)
+        self._count += 1
+        if len(self._rows) >= self.PACK_ROWS:
+            self._pack()
+
+    def extend(self, rows) -> None:
+        for row in rows:
+            self.append(row)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self):
+        """Each row as a dict (a packed row has every column, None where it had none)."""
+        for frame in self._frames:
+            yield from frame.iter_rows(named=True)
+        yield from self._rows
+
+    def _pack(self) -> None:
+        self._frames.append(parts.frame(self._rows, parts.EXCLUDED))
+        self._rows = []
+
+    def frame(self):
+        import polars as pl
+
+        if self._rows or not self._frames:
+            self._pack()
+        if len(self._frames) == 1:
+            return self._frames[0]
+        joined = pl.concat(self._frames, how="diagonal")
+        fixed = list({**parts.BASE, **parts.EXCLUDED})
+        return joined.select(fixed + sorted(set(joined.columns) - set(fixed)))
 
 
 def _log_step(k: int, n: int, step: dict) -> None:
@@ -211,7 +324,7 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
     # recorded its own since: checked again before the parts, and before the marker
     claim_config(cfg.out, cfg)
     storage.write_parquet(storage.join(folder, "kept.parquet"), parts.frame(rows, parts.KEPT))
-    storage.write_parquet(storage.join(folder, "excluded.parquet"), parts.frame(excluded, parts.EXCLUDED))
+    storage.write_parquet(storage.join(folder, "excluded.parquet"), excluded.frame())
     storage.write_json(storage.join(folder, "stats.json"), stats, indent=2)
     claim_config(cfg.out, cfg)
     parts.finish(folder, {"fingerprint": cfg.fingerprint(), "kept": len(rows), "excluded": len(excluded)})

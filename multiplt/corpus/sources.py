@@ -3,18 +3,24 @@ sharding) and reads one unit into documents (a `.py` file, or one row of a table
 
     folder of .py     PATH or URI of a folder; recursive; symlinks are not followed
     tables            a .parquet / .jsonl(.gz) file, or a folder of them, with a `content`
-                      column (The Stack's layout); every other column is kept as provenance
+                      column (The Stack's layout); every other column is kept as provenance;
+                      rows are read a batch at a time (read_table), never the whole file
     hf://datasets/OWNER/NAME[/DIR]   a Hub dataset's parquet/JSONL files (huggingface_hub)
     stdlib            the running interpreter's standard library (the offline demo corpus)
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gzip
+import json
 import os
 import platform
 import re
 import sysconfig
+import tempfile
+import zlib
 from typing import Callable, Iterator
 
 from multiplt.errors import MultipltError
@@ -82,16 +88,19 @@ class TableSource:
         return sorted(self.files)
 
     def read(self, unit: str) -> Iterator[Document]:
+        """The unit's rows one at a time, as read_table streams them (closing this generator
+        stops the reading and removes a temporary copy at once)."""
         uri = self.opener(self.files[unit])
         path = writable(unit)
-        for row_number, row in enumerate(read_table(uri)):
-            content = row.pop("content")
-            provenance = {"path": path, "row": str(row_number)}
-            for key, value in row.items():
-                name = writable(f"source_{key}" if key in RESERVED or key.startswith("_") else key)
-                provenance[name] = None if value is None else writable(str(value))
-            yield Document(f"{path}#{row_number}", content if isinstance(content, str) else None,
-                           provenance)
+        with contextlib.closing(read_table(uri)) as rows:
+            for row_number, row in enumerate(rows):
+                content = row.pop("content")
+                provenance = {"path": path, "row": str(row_number)}
+                for key, value in row.items():
+                    name = writable(f"source_{key}" if key in RESERVED or key.startswith("_") else key)
+                    provenance[name] = None if value is None else writable(str(value))
+                yield Document(f"{path}#{row_number}", content if isinstance(content, str) else None,
+                               provenance)
 
 
 # column names a provenance column may not take (it gets a `source_` prefix instead): those of
@@ -109,19 +118,111 @@ def writable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def read_table(uri: str) -> list[dict]:
+#: rows of a parquet file read at a time (a slice: polars skips the pages before it): a shard
+#: holds one batch of a table's rows, never the whole file, and stops reading at its --limit
+TABLE_BATCH_ROWS = 1000
+
+
+def read_table(uri: str) -> Iterator[dict]:
+    """The rows of the table file at `uri`, in order, read as they are consumed (a parquet file
+    TABLE_BATCH_ROWS rows at a time, a JSONL file line by line): a reader that stops early
+    (--limit) reads no further. A file in object storage is
+    downloaded (streamed) to a temporary file first, removed when the rows end or the reader
+    stops. MultipltError names the file (and line) of a table that cannot be read: unreadable
+    parquet, a parquet without `content`, a JSONL line that is not a JSON object with `content`,
+    text that is not UTF-8, gzip that is not valid; rows before it have been yielded."""
+    with _local_copy(uri) as path:
+        if uri.endswith(".parquet"):
+            yield from _parquet_rows(uri, path)
+        else:
+            yield from _jsonl_rows(uri, path)
+
+
+@contextlib.contextmanager
+def _local_copy(uri: str) -> Iterator[str]:
+    """A local path holding the file at `uri`: its own path when local, else a temporary copy
+    (multiplt.storage has no streaming read of an object; `copy` streams it to a file)."""
     from multiplt import storage
 
-    if uri.endswith(".parquet"):
-        df = storage.read_parquet(uri)
-        if "content" not in df.columns:
-            raise MultipltError(f"{uri} has no `content` column (columns: {', '.join(df.columns)})")
-        return df.to_dicts()
-    rows = storage.read_jsonl(uri)
-    for number, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or "content" not in row:
+    path = storage.local_path(uri)
+    if path is not None:
+        if not os.path.isfile(path):
+            raise storage.NotFound(f"no such file: {uri}")
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="multiplt-table-") as folder:
+        local = os.path.join(folder, "table" + _suffix(uri))
+        storage.copy(uri, local)
+        yield local
+
+
+def _suffix(uri: str) -> str:
+    return next(s for s in sorted(TABLE_SUFFIXES, key=len, reverse=True) if uri.endswith(s))
+
+
+def _parquet_rows(uri: str, path: str) -> Iterator[dict]:
+    """Slices of TABLE_BATCH_ROWS rows (polars pushes a slice down into the reader: the pages
+    before it are skipped, not decoded), each as dicts (as polars' `to_dicts` gives them)."""
+    import polars as pl
+
+    def scan():
+        return pl.scan_parquet(path, glob=False)
+
+    try:
+        names = list(scan().collect_schema())
+        total = scan().select(pl.len()).collect().item()
+    except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
+        raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
+    if "content" not in names:
+        raise MultipltError(f"{uri} has no `content` column (columns: {', '.join(names)})")
+    for start in range(0, total, TABLE_BATCH_ROWS):
+        try:
+            batch = scan().slice(start, TABLE_BATCH_ROWS).collect()
+        except Exception as exc:  # noqa: BLE001
+            raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
+        yield from batch.to_dicts()
+
+
+def _jsonl_rows(uri: str, path: str) -> Iterator[dict]:
+    """The JSON object of each non-blank line, read line by line (gunzipped for `.gz`). Lines
+    end at "\n" (a "\r" before it is dropped) and nowhere else, as storage.jsonl_lines splits
+    them (JSON allows U+2028, form feeds and the like raw inside strings)."""
+    for number, raw in _raw_lines(uri, path):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MultipltError(f"{uri} line {number} is not UTF-8 text: {exc}") from None
+        line = line.removesuffix("\n").removesuffix("\r")
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MultipltError(f"{uri} line {number} is not valid JSON: {exc}") from None
+        if not isinstance(row, dict):
+            raise MultipltError(f"{uri} line {number} is not a JSON object (got {type(row).__name__})")
+        if "content" not in row:
             raise MultipltError(f"{uri} line {number} has no `content` field")
-    return rows
+        yield row
+
+
+def _raw_lines(uri: str, path: str) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, the line's bytes with its "\n") of the file at `path`."""
+    if not uri.endswith(".gz"):
+        with open(path, "rb") as f:
+            yield from enumerate(f, 1)
+        return
+    with gzip.open(path, "rb") as f:
+        lines, number = iter(f), 0
+        while True:
+            try:
+                raw = next(lines, None)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise MultipltError(f"{uri} is not valid gzip: {exc}") from None
+            if raw is None:
+                return
+            number += 1
+            yield number, raw
 
 
 def _local(root: str) -> str:

@@ -57,7 +57,7 @@ def test_the_deepest_kept_function_clears_every_recursive_step_with_stack_to_spa
         reader.document(doc)
     under(300)
     (row,) = reader.rows
-    assert row["id"] == "g.py:1:g" and row["exact_key"] and reader.excluded == []
+    assert row["id"] == "g.py:1:g" and row["exact_key"] and list(reader.excluded) == []
     assert reader.steps()[0]["in"] == reader.steps()[0]["out"] == 1
 
 
