@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gzip
-import json
 import os
 import platform
 import re
@@ -187,6 +186,8 @@ def _jsonl_rows(uri: str, path: str) -> Iterator[dict]:
     """The JSON object of each non-blank line, read line by line (gunzipped for `.gz`). Lines
     end at "\n" (a "\r" before it is dropped) and nowhere else, as storage.jsonl_lines splits
     them (JSON allows U+2028, form feeds and the like raw inside strings)."""
+    from multiplt import storage
+
     for number, raw in _raw_lines(uri, path):
         try:
             line = raw.decode("utf-8")
@@ -195,12 +196,7 @@ def _jsonl_rows(uri: str, path: str) -> Iterator[dict]:
         line = line.removesuffix("\n").removesuffix("\r")
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MultipltError(f"{uri} line {number} is not valid JSON: {exc}") from None
-        if not isinstance(row, dict):
-            raise MultipltError(f"{uri} line {number} is not a JSON object (got {type(row).__name__})")
+        row = storage.jsonl_object(uri, number, line)
         if "content" not in row:
             raise MultipltError(f"{uri} line {number} has no `content` field")
         yield row

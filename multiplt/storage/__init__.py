@@ -254,16 +254,19 @@ def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
 def read_jsonl(uri) -> list[dict]:
     """The JSON objects of a JSONL file, one per non-blank line (jsonl_lines); any other line is
     an error naming its number."""
-    rows = []
-    for number, line in jsonl_lines(read_text(uri)):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MultipltError(f"{uri} line {number} is not valid JSON: {exc}") from None
-        if not isinstance(row, dict):
-            raise MultipltError(f"{uri} line {number} is not a JSON object (got {type(row).__name__})")
-        rows.append(row)
-    return rows
+    return [jsonl_object(uri, number, line) for number, line in jsonl_lines(read_text(uri))]
+
+
+def jsonl_object(uri, number: int, line: str) -> dict:
+    """Line `number` of the JSONL file `uri` as the JSON object it must be; anything else is an
+    error naming the file and line."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise MultipltError(f"{uri} line {number} is not valid JSON: {exc}") from None
+    if not isinstance(row, dict):
+        raise MultipltError(f"{uri} line {number} is not a JSON object (got {type(row).__name__})")
+    return row
 
 
 def write_jsonl(uri, rows) -> None:
