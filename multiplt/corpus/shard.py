@@ -166,6 +166,8 @@ class ShardReader:
         bar = progress(units, total=total, desc=f"corpus shard {k}/{n}", unit="file")
         count = DocumentCount(bar)
         for unit in bar:
+            if self.cfg.limit is not None and self.files["read"] >= self.cfg.limit:
+                return  # the limit reached at a unit's end: the next one is not opened
             with contextlib.closing(source.read(unit)) as docs:
                 for doc in docs:
                     if self.cfg.limit is not None and self.files["read"] >= self.cfg.limit:

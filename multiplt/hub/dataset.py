@@ -205,12 +205,15 @@ def _check_shards(uri: str, files: list[str]) -> None:
 
 
 def _canonical(uri: str) -> str:
-    """The place a dataset folder is: a local folder by its real path (however spelled: relative,
-    `file://`, through a link), another URI as written, without a trailing `/`."""
+    """The place a dataset folder is: a local folder by its absolute, normalized path (however
+    spelled: relative, `file://`, `..`, a trailing `/`), another URI as written, without a
+    trailing `/`. Links are not resolved: a docker stage container sees the data root bind-mounted
+    at the path the host gives, where the host may reach it through a link, and a publication from
+    either must know the folder as the same."""
     from multiplt import storage
 
     local = storage.local_path(uri)
-    return os.path.realpath(local) if local is not None else uri.rstrip("/")
+    return os.path.normpath(os.path.abspath(local)) if local is not None else uri.rstrip("/")
 
 
 def source_name(uri: str) -> str:

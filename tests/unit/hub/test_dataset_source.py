@@ -136,3 +136,16 @@ def test_a_dry_run_folder_holds_one_source(tmp_path, capsys):
     code, forced, _ = publish(capsys, "--from", b, "--repo", "ns/x", "--dry-run", str(dry), "--force")
     assert code == 0 and forced["replaced"] == source_name(a)
     assert b"from b" in (dry / "data" / "lua-00000-of-00001.parquet").read_bytes()
+
+
+def test_a_folder_is_known_by_its_path_not_where_a_link_leads(tmp_path):
+    """A stage container sees the data root bind-mounted at the host's path, where the host may
+    reach the same folder through a link: the source name is the path as given (normalized), so
+    a publication from either is the same source. Two different paths stay two sources."""
+    real = tmp_path / "disk" / "tr"
+    real.mkdir(parents=True)
+    (tmp_path / "data").symlink_to(tmp_path / "disk")
+    through_link = str(tmp_path / "data" / "tr")
+    assert source_name(through_link) == source_name(f"file://{tmp_path}/data/./tr/")
+    assert source_name(through_link) == source_name(str(tmp_path / "data" / "x" / ".." / "tr"))
+    assert source_name(through_link) != source_name(str(real))
