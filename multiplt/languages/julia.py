@@ -17,20 +17,27 @@ _MODULES = r"(?:Base|Core|Test|Main)"
 #: the names the tests and their seal use (render_test_file, render_value, seal_tests)
 _USED = (r"(?:Test|Base|Core|Main|Vector|Dict|Tuple|Int64|Float64|String|Bool|Nothing|Any|Union|"
          r"Vararg|Inf|NaN|nothing|abs|println|flush|stdout)")
+_ARGS = r"\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)"  # an argument list, over lines, nested twice
+_OPERAND = r"[\w.]+(?:\s*::\s*[\w.]+(?:\{[^\n=]*?\})?)?"  # `a`, `a::Vector{Int64}`
 #: what a translation cannot do to the tests after it: define a macro (`@test`, `@testset` of its
-#: own), add a method to a function of Base, Core, Test or Main (`Base.:(==)(a, b) = true`,
-#: `function Base.isequal`, or after `import Base: ==`), define `==` or a name the tests use in
-#: Main, or evaluate code it builds (`eval`, `include`, `ccall`, `unsafe_*`)
+#: own, `var"@test"`), add a method to a function of Base, Core, Test or Main (`Base.:(==)(a, b) =
+#: true`, `function Base.isequal`, or after `import Base: ==`; an alias of one of those modules),
+#: define `==` or a name the tests use in Main, or evaluate code it builds (`eval`, `include`,
+#: `ccall`, `unsafe_*`). Read on the code without its comments and string literals (_code).
 _TAMPERING = tuple(re.compile(p, re.MULTILINE) for p in (
     r"(?<![\w.@])macro\s+[\w@]",
-    rf"(?<![\w.])import\s+\.*\s*{_MODULES}\b",
+    rf"(?<![\w.])var\"(?!(?!{_USED}\")[A-Za-z_]\w*\")[^\"\n]*\"",
+    rf"(?<![\w.])import\s+\.*\s*{_MODULES}\s*(?:$|[,;:]|as\b)",
+    rf"(?<![\w.])import\s+\.*\s*{_MODULES}\s*\.\s*(?![A-Z]\w*\s*(?:$|[,;:.]|as\b))\S+",
+    rf"(?<![\w.])(?:const\s+|global\s+|local\s+)?[A-Za-z_]\w*\s*=\s*{_MODULES}\s*(?:$|[;#)])",
     rf"(?<![\w.])function\s+{_MODULES}\s*\.",
     rf"(?<![\w.]){_MODULES}\s*\.\s*(?::\s*\(\s*[^\s()]+\s*\)|:?[^\s(]+)\s*(?:\{{[^\n]*?\}})?\s*"
-    r"\([^\n]*?\)\s*(?:::[^\n=]*?)?(?:\s+where\b[^\n=]*?)?\s*=(?!=)",
-    r"(?:(?<![\w.])function\s+|^\s*)\(?\s*==\s*\)?\s*\(",
-    r"^\S[^\n#]*==[^=\n]*[^=!<>]=(?!=)",
+    rf"{_ARGS}[ \t]*(?:::[^\n=]*?)?(?:\s+where\b[^\n=]*?)?[ \t]*=(?!=)",
+    r"(?:(?<![\w.])function\s+|^[ \t]*(?:(?:global|local|const)\s+)?)\(?\s*==\s*\)?\s*\(",
+    rf"^[ \t]*(?:(?:global|local|const)\s+)?\(?\s*{_OPERAND}\s*==\s*{_OPERAND}\s*\)?"
+    r"(?:\s+where\b[^\n=]*?)?[ \t]*=(?!=)",
     rf"^[ \t]*(?:const\s+|global\s+)?{_USED}\s*=(?!=)",
-    rf"^[ \t]*(?:const\s+|global\s+)?{_USED}\s*(?:\{{[^\n]*?\}}\s*)?\([^\n]*\)\s*"
+    rf"^[ \t]*(?:const\s+|global\s+)?{_USED}\s*(?:\{{[^\n]*?\}}\s*)?{_ARGS}[ \t]*"
     r"(?:::[^\n=]*?)?(?:\s+where\b[^\n=]*?)?=(?!=)",
     rf"(?<![\w.])(?:function|struct|mutable\s+struct|abstract\s+type|primitive\s+type|module|"
     rf"baremodule)\s+{_USED}\b",
@@ -38,6 +45,62 @@ _TAMPERING = tuple(re.compile(p, re.MULTILINE) for p in (
     r"(?<![\w.])@?eval\b|(?<![\w.])(?:include|include_string|ccall|cglobal)\s*\(|@ccall\b|"
     r"(?<![\w.])unsafe_\w+",
 ))
+# a submodule's names imported to be extended: `import Base.Iterators: zip, partition as p`
+_SUBMODULE_IMPORT = re.compile(rf"(?<![\w.])import\s+\.*\s*{_MODULES}\s*\.[^\n;:]*:((?:[^\n;]*,[ \t]*\n)*[^\n;]*)")
+# a comment (`#`, nested `#= =#`), a string (`"`, `"""`, prefixed: `raw"..."`), a character
+# literal, or a `var"..."` name (kept)
+_LEXEMES = re.compile(r'(?P<var>(?<![\w.])var"[^"\n]*")|#=|#[^\n]*|(?P<str>(?:(?<![\w.])[A-Za-z_]\w*)?'
+                      r'(?P<q>"""|"|`))|(?<![\w.)\]}\'])\'(?:\\.|[^\\\'\n])+\'')
+
+
+def _code(text: str) -> str:
+    """Julia code without its comments, with each string literal `""` (one with an interpolated
+    `$(...)` kept, as code) and `var"..."` names as written: what the static check reads."""
+    out, i, n = [], 0, len(text)
+    while True:
+        found = _LEXEMES.search(text, i)
+        if not found:
+            return "".join(out) + text[i:]
+        out.append(text[i:found.start()])
+        lexeme, i = found.group(0), found.end()
+        if found["var"]:
+            out.append(lexeme)
+        elif lexeme == "#=":
+            depth = 1
+            while i < n and depth:
+                depth += text.startswith("#=", i) - text.startswith("=#", i)
+                i += 2 if text.startswith(("#=", "=#"), i) else 1
+            out.append(" ")
+        elif found["str"]:
+            quote, start = found["q"], i
+            while i < n and not text.startswith(quote, i):
+                i += 2 if text[i] == "\\" else 1
+            body, i = text[start:i], min(n, i + len(quote))
+            out.append(lexeme + body + quote if "$(" in body else '""')
+        elif not lexeme.startswith("#"):
+            out.append("' '")
+
+
+def _extends_imported(code: str) -> str | None:
+    """`import Base.Iterators: zip` (or `import Base.Iterators.zip`) and a method of `zip` defined:
+    the submodule's function may be Base's own (Base.Iterators.zip is Base.zip)."""
+    names = {}
+    for found in _SUBMODULE_IMPORT.finditer(code):
+        for item in found[1].split(","):
+            words = item.split()
+            if words:
+                names[words[-1]] = found.group(0)
+    for found in re.finditer(rf"(?<![\w.])import\s+\.*\s*{_MODULES}\s*(?:\.\s*[A-Z]\w*\s*)+\.\s*(\w+)"
+                             r"(?:\s+as\s+(\w+))?", code):
+        names[found[2] or found[1]] = found.group(0)
+    for name, imported in names.items():
+        if not re.fullmatch(r"[A-Za-z_]\w*!?", name):
+            return " ".join(imported.split())[:60]  # an operator: refused as `import Base: ==`
+        if re.search(rf"(?<![\w.])function\s+{re.escape(name)}\b|^[ \t]*\(?{re.escape(name)}\)?\s*"
+                     rf"(?:\{{[^\n]*?\}}\s*)?{_ARGS}[ \t]*(?:::[^\n=]*?)?(?:\s+where\b[^\n=]*?)?=(?!=)",
+                     code, re.MULTILINE):
+            return " ".join(imported.split())[:60]
+    return None
 
 
 def julia_string(text: str) -> str:
@@ -149,7 +212,8 @@ class JuliaLanguage(Language):
         # Julia's tests run in Main after the translation, and a method the translation adds to
         # Base's `==` (or a macro `@test` of Main's own) changes them wherever they are written:
         # no sealing keeps that out. What is refused instead: see _TAMPERING.
-        return first_match(completion, _TAMPERING)
+        code = _code(completion)
+        return first_match(code, _TAMPERING) or _extends_imported(code)
 
     def return_body(self, expr: str) -> str:
         return f"    return {expr}\nend\n"

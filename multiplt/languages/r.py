@@ -26,7 +26,7 @@ _WORD = r"(?<![\w.])(?:{})(?![\w.])"
 #: traced functions, registered S3 methods, the callers' frames (the running harness's).
 _TAMPERING = tuple(re.compile(p) for p in (
     rf"`{_SYNTAX}`",
-    rf"([\"']){_SYNTAX}\1\s*(?:<<?-|=(?!=))",
+    rf"([\"']){_SYNTAX}\1\s*<<?-",
     rf"->>?\s*([\"']){_SYNTAX}\1",
     rf"(?<![\w.])(?:assign|delayedAssign)\s*\(\s*([\"']){_SYNTAX}\1",
     r"(?<![\w.])all\.equal\.[\w.]",
@@ -35,6 +35,62 @@ _TAMPERING = tuple(re.compile(p) for p in (
                  "sys\\.frames?|sys\\.function"),
     r"(?<![\w.])(?:attach|trace)\s*\(",
 ))
+
+# a string literal (R's raw strings r"(...)", r"---[...]---" included), a backquoted name, a comment
+_LEXEMES = re.compile(r"""(?P<raw>(?<![\w.])[rR](?P<q>["'])(?P<dash>-*)(?P<open>[(\[{]))|"""
+                      r"""(?P<str>(?P<sq>["'])(?:\\.|(?!(?P=sq)).)*?(?:(?P=sq)|\Z))|`(?:\\.|[^`\\])*`|#[^\n]*""",
+                      re.DOTALL)
+_CLOSE = {"(": ")", "[": "]", "{": "}"}
+_NAMED_SYNTAX = re.compile(rf"([\"']){_SYNTAX}\1\s*=(?!=)")
+_PAIRS = re.compile(r'"[^"]*"|`(?:\\.|[^`\\])*`|[()\[\]{}]')
+
+
+def _code(text: str) -> str:
+    """R code without its comments and with every string literal `""`, except one that is the
+    name of a piece of R's syntax (`"("`, `'<-'`), kept as `"("`: what the static check reads."""
+    out, i = [], 0
+    while True:
+        found = _LEXEMES.search(text, i)
+        if not found:
+            return "".join(out) + text[i:]
+        out.append(text[i:found.start()])
+        lexeme = found.group(0)
+        if found["raw"]:
+            end = text.find(_CLOSE[found["open"]] + found["dash"] + found["q"], found.end())
+            i = len(text) if end < 0 else end + len(found["dash"]) + 2
+            body = text[found.end():end] if end >= 0 else ""
+        elif found["str"]:
+            i, body = found.end(), lexeme[1:-1]
+        else:
+            i = found.end()
+            out.append("" if lexeme.startswith("#") else lexeme)
+            continue
+        out.append(f'"{body}"' if re.fullmatch(_SYNTAX, body) else '""')
+
+
+def _string_binding(code: str) -> str | None:
+    """A binding by `=` of a piece of R's syntax named by a string (`"(" = function(x) 1`):
+    where `=` assigns, at the start of a statement (of the program, of a `{}` block, after `;`,
+    after `if (...)`, `else` or a grouping `(`), not where it names an argument
+    (`switch(ch, "(" = 1)`, `c("(" = 1)`)."""
+    for found in _NAMED_SYNTAX.finditer(code):
+        before = code[:found.start()]
+        stack = []
+        for pair in _PAIRS.finditer(before):
+            c = pair.group(0)
+            if c in "([{":
+                stack.append((c, before[:pair.start()].rstrip(" \t")))
+            elif c in ")]}" and stack:
+                stack.pop()
+        prefix = before.rstrip(" \t")
+        inner, opened = stack[-1] if stack else ("{", "")
+        statement = (not prefix or prefix[-1] in "\n;{" or prefix[-1] == ")"
+                     or re.search(r"(?<![\w.])else$", prefix)) and inner == "{"
+        grouping = prefix.endswith("(") and inner == "(" and not re.search(r"[\w.`)\]]$", opened)
+        if statement or grouping:
+            return " ".join(found.group(0).split())[:60]
+    return None
+
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 # R's atomic vector kinds: elements of one kind go in c(...), anything else in list(...)
@@ -149,7 +205,8 @@ class RLanguage(Language):
                 f"{HARNESS}()\n")
 
     def tampers_with_tests(self, prompt: str, completion: str) -> str | None:
-        return first_match(completion, _TAMPERING)
+        code = _code(completion)
+        return first_match(code, _TAMPERING) or _string_binding(code)
 
     def return_body(self, expr: str) -> str:
         return f"\n  return({expr})\n}}\n"

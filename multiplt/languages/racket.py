@@ -118,9 +118,10 @@ class RacketLanguage(Language):
                 f"({_RUN} {found['name']})\n")
 
     def tampers_with_tests(self, prompt: str, completion: str) -> str | None:
-        for token in _tokens(completion):
+        for token, head, required in _tokens(completion):
             # as the reader may spell an identifier: |module*|, modul\e*, MODULE* under #ci
-            if token.replace("|", "").replace("\\", "").lower() in _TAMPERING:
+            name = token.replace("|", "").replace("\\", "").lower()
+            if name in _TAMPERING or name in _MODULE and (head or required):
                 return token
         return None
 
@@ -184,24 +185,40 @@ _SUBMODULE = f"""(module {_TESTS} '#%kernel
 #: of the tests' function are its own bindings, which only a macro (defined or renamed in), a
 #: reader extension or another `#lang` could turn into something that reads their text (the nonce)
 _TAMPERING = frozenset(
-    "module module* define-syntax define-syntaxes define-syntax-rule define-simple-macro "
+    "define-syntax define-syntaxes define-syntax-rule define-simple-macro "
     "define-syntax-parser define-syntax-parse-rule let-syntax letrec-syntax let-syntaxes "
     "letrec-syntaxes letrec-syntaxes+values splicing-let-syntax splicing-letrec-syntax "
     "splicing-let-syntaxes splicing-letrec-syntaxes rename-in prefix-in rename-out prefix-out "
     "filtered-in filtered-out #%require #%provide #reader #lang".split())
+#: refused where they name a form (a list's first element, or an infix `. module .`) or are
+#: bound by an import (`(require (only-in racket/base [quote module]))`): elsewhere they are a
+#: variable of the translation's, such as a parameter named `module`
+_MODULE = frozenset(("module", "module*"))
+_REQUIRE = frozenset(("require", "local-require"))
 _DELIMITERS = set(" \t\n\r\f\v()[]{}\",'`;")
 
 
 def _tokens(text: str):
-    """The identifier-like tokens of Racket code, outside strings and comments (`;`, `#|...|#`;
-    a datum after `#;` is read); a character literal (`#\\(`) is skipped."""
+    """The identifier-like tokens of Racket code, outside strings and comments (`;`, `#|...|#`),
+    each with whether it is in head position (a list's first datum, or after an infix `.`) and
+    whether it is inside a `require` form; a datum after `#;` is read but is no list's first
+    datum; a character literal (`#\\(`) is skipped."""
+    # one frame per open list: [whether its next datum is its first, the heads of the lists
+    # around it ending with its own, the `#;` pending before its next datum (their `first`)]
+    frames = [[False, (), []]]
     i, n = 0, len(text)
+
+    def datum_done(frame):
+        frame[0] = frame[2].pop() if frame[2] else False
+
     while i < n:
-        c = text[i]
+        c, frame = text[i], frames[-1]
         if text.startswith("#\\", i):
             i += 3
+            datum_done(frame)
         elif text.startswith("#;", i):
             i += 2
+            frame[2].append(frame[0])
         elif c == ";":
             end = text.find("\n", i)
             i = n if end < 0 else end
@@ -215,13 +232,30 @@ def _tokens(text: str):
             while i < n and text[i] != '"':
                 i += 2 if text[i] == "\\" else 1
             i += 1
+            datum_done(frame)
+        elif c in "([{":
+            i += 1
+            frames.append([True, frame[1] + (None,), []])
+        elif c in ")]}":
+            i += 1
+            if len(frames) > 1:
+                frames.pop()
+                datum_done(frames[-1])
         elif c in _DELIMITERS:
             i += 1
         else:
             start = i
             while i < n and text[i] not in _DELIMITERS:
                 i += 1
-            yield text[start:i]
+            token = text[start:i]
+            name = token.replace("|", "").replace("\\", "").lower()
+            head = frame[0]
+            if head and len(frames) > 1 and not frame[2]:
+                frame[1] = frame[1][:-1] + (name,)
+            yield token, head, any(h in _REQUIRE for h in frame[1])
+            datum_done(frame)
+            if token == ".":
+                frame[0] = True  # `(a . module . b)` reads as `(module a b)`
 
 
 def _is_datum(value) -> bool:

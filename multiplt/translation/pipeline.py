@@ -43,6 +43,10 @@ def completions_uri(out: str, code: str, shard: tuple[int, int]) -> str:
 #: nonce (problems.build_problem): one without it was built by an older multiplt, whose programs
 #: and verdicts cannot show that the tests ran, and is refused (_check_sealed)
 SEALED = "tests_nonce"
+#: the version of the sealed tests and their static check (Language.seal_tests,
+#: Language.tampers_with_tests) a shard's problems.report.json was built with, under this key: a
+#: shard of an older seal (none: before the harness could not be redefined) is refused too
+SEAL, SEAL_VERSION = "seal", 2
 
 
 def build_problems(rows: list[dict], fingerprint: str, lang, work: str,
@@ -99,7 +103,7 @@ def make_problems(rows: list[dict], fingerprint: str, lang, duplicates: list[dic
               "functions_in": len(rows) + len(duplicates), "prompts_built": len(problems),
               "tests_in": sum(len(list(r.get("tests") or [])) for r in rows),
               "tests_translated": sum(p["translated_tests"] for p in problems), SEALED: True,
-              "dropped": dict(funnel.dropped), "excluded": excluded, "dropped_tests": dropped_tests}
+              SEAL: SEAL_VERSION, "dropped": dict(funnel.dropped), "excluded": excluded, "dropped_tests": dropped_tests}
     return problems, report
 
 
@@ -374,17 +378,23 @@ def _check_runtimes(cfg: TranslateConfig) -> None:
 
 def _check_sealed(cfg: TranslateConfig) -> None:
     """A shard of a language of --lang built by an older multiplt (its problems.report.json
-    without SEALED), any shard of OUT: its programs' tests print no nonce, so its verdicts cannot
-    show that the tests ran, and resuming it, or summing its funnel and data with those of
-    sealed shards, would mix the two. Refused before anything is written, naming the file."""
+    without SEALED, or of another SEAL_VERSION), any shard of OUT: its programs' tests print no
+    nonce, or ones the translation could redefine, so its verdicts cannot show that the tests
+    ran, and resuming it, or summing its funnel and data with those of sealed shards, would mix
+    the two. Refused before anything is written, naming the file."""
     for code in dict.fromkeys(languages_code(c) for c in cfg.langs):
         folder = storage.join(cfg.out, "work", code)
         shards = [u for u in storage.ls(folder) if u.endswith("/")] if storage.exists(folder) else []
         for shard in sorted(shards):
             uri = storage.join(shard.rstrip("/"), "problems.report.json")
-            if storage.exists(uri) and not storage.read_json(uri).get(SEALED):
+            report = storage.read_json(uri) if storage.exists(uri) else None
+            if report is not None and not report.get(SEALED):
                 raise MultipltError(f"{uri} was built by an older multiplt whose translated tests do "
                                     "not show that they ran (no end-of-tests nonce); use another --out")
+            if report is not None and report.get(SEAL, 1) != SEAL_VERSION:
+                raise MultipltError(f"{uri} was built by an older multiplt whose sealed tests a "
+                                    f"translation could redefine (seal {report.get(SEAL, 1)}, this "
+                                    f"multiplt's is {SEAL_VERSION}); use a fresh --out")
 
 
 def _prebuild(cfg: TranslateConfig, rows: list[dict], fingerprint: str,

@@ -112,7 +112,10 @@ REFUSED = {
             "  xs)\n(require (rename-in racket/base [quote provide]))\n",
             "  xs)\n#reader(lib \"x\") 1\n",
             "  xs)\n(require (only-in racket/base [quote |module|]))\n",  # how the reader may spell it
-            "  xs)\n#;x (define-syntax-rule (module a ...) (void))\n"],
+            "  xs)\n#;x (define-syntax-rule (module a ...) (void))\n",
+            # `module` naming a form: first in a list (after a `#;` datum too), or infix
+            "  xs)\n(module m racket (display 1))\n", "  xs)\n[module* m #f]\n",
+            "  xs)\n(#;x module m racket)\n", "  xs)\n(m . module . racket)\n"],
     "r": ["\n  xs\n}\n`::` <- function(pkg, name) function(...) NULL\n",
           "\n  xs\n}\n\"{\" <- function(...) NULL\n",
           "\n  xs\n}\nassign(\"<-\", function(...) NULL)\n",
@@ -121,7 +124,11 @@ REFUSED = {
           "\n  xs\n}\nunlockBinding(\"stopifnot\", baseenv())\n",
           "\n  assign(\"stopifnot\", function(...) NULL, envir = parent.frame())\n  xs\n}\n",
           "\n  xs\n}\ntrace(\"stopifnot\", quote(return(invisible())), print = FALSE)\n",
-          "\n  xs\n}\nregisterS3method(\"all.equal\", \"double\", function(...) TRUE)\n"],
+          "\n  xs\n}\nregisterS3method(\"all.equal\", \"double\", function(...) TRUE)\n",
+          # `=` binding a string-named piece of syntax where it assigns: a statement's start
+          "\n  xs\n}\n\"(\" = function(x) 1\n", "\n  xs\n}\nx <- 1; \"{\" = function(...) NULL\n",
+          "\n  if (TRUE) \"(\" = function(x) 1\n  xs\n}\n", "\n  (\"(\" = function(x) 1)\n  xs\n}\n",
+          "\n  x <- r\"(a)\"; trace(\"f\")\n  xs\n}\n"],
     "ml": ["\n  xs\n;;\n#directory \"+compiler-libs\"\n", "\n  xs\n;; #load \"x.cma\"\n"],
     "lua": ["    return xs\nend\nassert = function() end\n", "    return xs\nend\nfunction error() end\n",
             "    return xs\nend\nlocal require = function() end\n", "    return xs\nend\nstring.format = nil\n",
@@ -134,12 +141,24 @@ REFUSED = {
            "    xs\nend\nfunction Base.:(==)(a::Vector{Int64}, b::Vector{Int64})\n    true\nend\n",
            "    xs\nend\nimport Base: ==\n==(a::Vector{Int64}, b::Vector{Int64}) = true\n",
            "    xs\nend\na::Vector{Int64} == b::Vector{Int64} = true\n", "    xs\nend\nmodule Test\nend\n",
-           "    xs\nend\nconst Inf = 0.0\n", "    xs\nend\n@eval Base isequal(a, b) = true\n"],
+           "    xs\nend\nconst Inf = 0.0\n", "    xs\nend\n@eval Base isequal(a, b) = true\n",
+           "    xs\nend\n    a::Vector{Int64} == b::Vector{Int64} = true\n",
+           "    xs\nend\nBase.:(==)(a::Vector{Int64},\n b::Vector{Int64}) = true\n",
+           "    xs\nend\nlet\n global (==)(a, b) = true\nend\n",
+           "    xs\nend\nconst Bs = Base\nfunction Bs.:(==)(a, b)\n    true\nend\n",
+           "    xs\nend\nfunction var\"@test\"(__source__, __module__, ex)\n    nothing\nend\n",
+           "    xs\nend\nvar\"==\"(a, b) = true\n", "    xs\nend\nimport Base.isequal\n",
+           "    xs\nend\nimport Base.Iterators: zip\nzip(a, b) = 1\n",  # Base.Iterators.zip is Base.zip
+           "    xs\nend\nx = \"$(eval(:(1)))\"\n", "    x = '\"'; eval(1)\n    xs\nend\n"],
 }
 KEPT = {
     "rkt": ["  (for/list ([x xs]) (add1 x)))\n", "  (define (list2 . a) a)\n  (list2 xs))\n",
-            "  (string-length \"module* define-syntax\")) ; provide rename-out\n"],
-    "r": ["\n  trace_sum <- sum(xs)\n  paste(\"(\", xs, \")\")\n}\n", "\n  string <- toupper(string)\n  xs\n}\n"],
+            "  (string-length \"module* define-syntax\")) ; provide rename-out\n",
+            "  (define (qualify module name) (string-append module \".\" name))\n  (qualify xs \"a\"))\n"],
+    "r": ["\n  trace_sum <- sum(xs)\n  paste(\"(\", xs, \")\")\n}\n", "\n  string <- toupper(string)\n  xs\n}\n",
+          "\n  switch(xs[1], \"(\" = 1, \")\" = -1)\n}\n", "\n  pairs <- c(\"(\" = 1, \")\" = -1)\n  pairs\n}\n",
+          "\n  switch(xs[1],\n    \"(\" = 1,\n    \")\" = -1)\n}\n",
+          "\n  # trace( the depth; attach( nothing\n  x <- \"trace(\"\n  y <- r\"(a # trace( \" b)\"\n  xs\n}\n"],
     "ml": ["\n  List.map (fun x -> x + 1) xs\n", "\n  let (=) a b = a == b in xs\n"],
     "lua": ["    string = string:lower()\n    next = 1\n    return xs\nend\n",
             "    local type = 'a'\n    type = 'b'\n    local t = {type = 1, [1] = 2}\n    return xs\nend\n",
@@ -150,8 +169,20 @@ KEPT = {
             "    local d = setmetatable({}, {__index = function() return 0 end})\n    return xs\nend\n",
             "    -- _G require\n    local s = \"_G require\"\n    return xs\nend\nlocal helper = 1\n"],
     "jl": ["    return abs(xs[1]) == 1\nend\n", "    Dict{String, Int64}()\nend\n",
-           "    y = Base.sort(xs)\n    flag = y == xs\n    return flag\nend\n"],
+           "    y = Base.sort(xs)\n    flag = y == xs\n    return flag\nend\n",
+           "    # eval is not needed\n    op = \"eval\"\n    s = \"\"\"\n    include(x) \"\"\"\n    return xs\nend\n",
+           "    return check(xs, xs)\nend\ncheck(a, b) = a == b && sort(a; rev=true) == b\n",
+           "    return g(xs)\nend\ng(xs; cmp = (a, b) -> a == b) = cmp(xs[1], xs[2]) ? 1 : 0\n",
+           "    return collect(partition(xs, 2))\nend\nimport Base.Iterators: partition\n",
+           "    c = '\"'\n    return xs' == xs ? c : 'b'\nend\n"],
 }
+
+
+def test_a_racket_parameter_named_module_is_kept():
+    # only `module` naming a form, or bound by an import, can reach the sealed tests' submodule
+    lang, prompt = get("rkt"), "#lang racket\n(define (qualify module name)\n"
+    assert lang.tampers_with_tests(prompt, "  (string-append module \".\" name))\n") is None
+    assert lang.tampers_with_tests(prompt, "  name)\n(module m racket (display 1))\n") == "module"
 
 
 def test_every_target_has_static_cases():
