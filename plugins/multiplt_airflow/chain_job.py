@@ -286,7 +286,8 @@ def asked_again(call, *args):
 
 
 #: at how many scans in a row the events of a run must be unreadable while the runs they
-#: created ended without starting before the job counts those runs as its own and ended
+#: created ended without starting before the job counts those runs as its own and ended, and
+#: the runs those events created that did start (`ChainJob.started_unread`) as its own
 STUCK_SCANS = 2
 
 
@@ -295,8 +296,10 @@ class ChainJob:
     that an Asset event of one of its runs created (the event's `created_dagruns`), and every
     run whose conf's `model` lies under the job's folder `root` (the evaluations multiplt_finetune
     triggers for its checkpoints). Where the events of one of its runs cannot be read because
-    the runs they created were marked failed before they ever started (`never_started`), those
-    runs count as the job's. `paused`: the chain DAGs the job leaves paused, whose runs no
+    runs they created were marked failed before they ever started (`never_started`), those
+    runs count as the job's, and so do the runs those events created that did start
+    (`started_unread`: found by their DAG and time, as the events cannot name them), with the
+    runs their own events create. `paused`: the chain DAGs the job leaves paused, whose runs no
     event starts."""
 
     def __init__(self, since: datetime.datetime, root: str, paused=()):
@@ -313,6 +316,12 @@ class ChainJob:
         # the ended runs whose events could not be read, each at how many scans in a row while
         # the runs they created had ended without starting (`never_started`)
         self.stuck: dict[tuple[str, str], int] = {}
+        # `started_unread` of each such run, as found when it was first stuck
+        self.adopted: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        # the scan (counted from 1) at which each run was first listed, and first listed started
+        self.scans = 0
+        self.first_seen: dict[tuple[str, str], int] = {}
+        self.seen_started: dict[tuple[str, str], int] = {}
 
     def add_root(self, dag_id: str, run_id: str) -> None:
         self.roots.add((dag_id, run_id))
@@ -337,6 +346,70 @@ class ChainJob:
             return []
         return [(dag, r["dag_run_id"]) for dag, r in waiting]
 
+    def started_unread(self, client, dag_id: str, run: dict,
+                       members=()) -> list[tuple[str, str]]:
+        """The runs that the unreadable Asset events of the ended run `run` of `dag_id` may have
+        created and that started (the job follows them as any of its runs; `never_started` gives
+        those that did not), found when `scan` first counts that run as stuck and kept as found
+        then: Airflow cannot name them (its events endpoint answers 500), so they are the runs
+        of the DAGs its events start (DOWNSTREAM, but those the job leaves paused) that were
+        created (the earliest of queued_at, run_after, logical_date) at or after `run` started,
+        listed by that scan (not later) and started, but none
+        - triggered otherwise than by an Asset event: a `run_type` other than asset_triggered
+          (someone's manual, scheduled or backfill run), or a conf of settings not the job's
+          (an event's run has none);
+        - named by a readable event of a run not the job's (`members`) as one it created;
+        - listed by a scan before `run` was first seen started (it was there before).
+        Assumed: the deployment is the job's own (scripts/main.sh starts the embedded Airflow for
+        it), so no one else's run of the chain's earlier DAGs gives unreadable events creating
+        runs of those DAGs meanwhile; such a run, or one a scheduler creates for a queued event
+        of someone else, would be counted as the job's (the job waits for it, reports it and,
+        when it does not end normally, marks it failed). Not found: a run that Airflow defers
+        for these events (its DAG at its max_active_runs when they are stuck) and creates later."""
+        key = (dag_id, run["dag_run_id"])
+        if key in self.adopted:
+            return self.adopted[key]
+        since = when(run.get("start_date")) or when(run.get("queued_at")) or self.since
+        before = self.seen_started.get(key, self.first_seen.get(key, self.scans))
+        targets = [dag for dag in DOWNSTREAM.get(dag_id, ()) if dag not in self.paused]
+        elsewhere = self._created_elsewhere(client, targets, members)
+        found = []
+        for dag in targets:
+            for r in self.latest.get(dag, []):
+                created = (dag, r["dag_run_id"])
+                made = [when(r.get(f)) for f in ("queued_at", "run_after", "logical_date")
+                        if r.get(f)]
+                if (not r.get("start_date") or not made or min(made) < since
+                        or r.get("run_type", "asset_triggered") != "asset_triggered"
+                        or (r.get("conf") and not self._owned(r)) or created in elsewhere
+                        or self.first_seen.get(created, self.scans) < before):
+                    continue
+                found.append(created)
+        self.adopted[key] = found
+        return found
+
+    def _created_elsewhere(self, client, targets, members) -> set[tuple[str, str]]:
+        """The runs of `targets` that a readable Asset event of a run not among `members` (of
+        the DAGs whose events start them, as the last scan listed them) says it created."""
+        from multiplt_airflow.rest import AirflowAPIError
+
+        out: set[tuple[str, str]] = set()
+        for dag, downstream in DOWNSTREAM.items():
+            if not set(downstream) & set(targets):
+                continue
+            for r in self.latest.get(dag, []):
+                if (dag, r["dag_run_id"]) in members or not r.get("start_date"):
+                    continue
+                try:
+                    events = events_of(client, dag, r["dag_run_id"])
+                except AirflowAPIError as exc:
+                    if exc.status != 500:
+                        raise
+                    continue
+                out |= {(ref.get("dag_id"), ref.get("run_id")) for event in events
+                        for ref in event.get("created_dagruns") or []}
+        return out
+
     def scan(self, client) -> tuple[dict[str, list[dict]], list, list]:
         """({dag_id: [run of the job, oldest first]}, the ended runs whose events the server could
         not give this time, [(consumer, event, its time)] for each event of the job whose
@@ -345,11 +418,18 @@ class ChainJob:
         the consumer is at its max_active_runs, once a run of it has ended). Where the events
         cannot be given because the runs they created ended without starting (someone marked
         them failed while they were queued: `never_started`, at STUCK_SCANS scans in a row),
-        those runs are the job's (in its runs, ended) and the events are not waited for (but
-        read again at each scan)."""
+        those runs are the job's (in its runs, ended), so are the runs those events created that
+        started (`started_unread`), followed as the job's other runs, and the events are not
+        waited for (but read again at each scan)."""
         from multiplt_airflow.rest import AirflowAPIError
 
         self.latest = {dag: _listing(client, dag) for dag in CHAIN}
+        self.scans += 1
+        for dag, dag_runs in self.latest.items():
+            for r in dag_runs:
+                self.first_seen.setdefault((dag, r["dag_run_id"]), self.scans)
+                if r.get("start_date"):
+                    self.seen_started.setdefault((dag, r["dag_run_id"]), self.scans)
         self.active = {dag: [r for r in dag_runs if r["state"] not in TERMINAL]
                        for dag, dag_runs in self.latest.items()}
         listed = {dag: _since(dag_runs, self.since) for dag, dag_runs in self.latest.items()}
@@ -375,8 +455,9 @@ class ChainJob:
                             # created has no start_date (it fails the response model): ask
                             # again at the next scan, but where those runs have ended without
                             # ever starting (marked failed while queued), at two scans in a row
-                            # (not one 500 of a locked database): they are the job's, and the
-                            # events stay unreadable as long as they are there.
+                            # (not one 500 of a locked database): they are the job's, so are
+                            # the runs the events created that started (`started_unread`), and
+                            # the events stay unreadable as long as they are there.
                             if exc.status != 500:
                                 raise
                             tried.add(key)
@@ -385,7 +466,8 @@ class ChainJob:
                             if self.stuck[key] < STUCK_SCANS:
                                 unread.append(key)
                                 continue
-                            for created in ended:
+                            for created in ended + self.started_unread(client, dag, run,
+                                                                       members):
                                 if created not in members:
                                     members.add(created)
                                     grew = True
@@ -415,7 +497,8 @@ def follow(client, job: ChainJob, timeout: float, on_change=None, appear_timeout
     job's paused DAGs: no event starts them) has a run that the event created; return
     {dag_id: [run, ...]} (oldest first). A run of the job that ended without ever starting
     (marked failed while queued) is in it as it is: no wait for the events of the run before
-    it, which Airflow cannot give (ChainJob.scan). `on_change(dag_id, run)` on each new state
+    it, which Airflow cannot give (ChainJob.scan), but for the runs those events created that
+    started (ChainJob.started_unread), waited for as the job's other runs. `on_change(dag_id, run)` on each new state
     of a run; at most once per `heartbeat_s` seconds while the job waits: `on_heartbeat([run,
     ...])` with the runs still working, if any, and `on_waiting([line, ...])` with what else
     it waits for (`waiting_lines`: a run Airflow defers while its DAG is at max_active_runs,

@@ -58,7 +58,9 @@ class SimulatedAirflow:
     running until marked failed) and those of `fail` ({dag_id: (task_id, map_index, log
     line)}: the run fails, that task failed with that line in its log). Each event queues one
     run of every unpaused consumer (chain_job.consumers, the DAGs' schedules), as Airflow's
-    AssetManager does, and names it in its `created_dagruns`. `resume`: DAGs of which a run of
+    AssetManager does, and names it in its `created_dagruns` (a run has Airflow 3's `run_type`:
+    asset_triggered for an event's, manual for a triggered one). `release(dag_id, run_id)` ends a
+    held run so. `resume`: DAGs of which a run of
     an earlier job, queued long ago, resumes and ends (with its events) when the job triggers its
     first run. `interrupt`: (n, exception): the n-th listing of runs raises it (once), as Ctrl-C
     or a timeout would in the middle of the job's polling.
@@ -231,16 +233,28 @@ class SimulatedAirflow:
     def _run(self, dag_id: str, conf: dict | None, queued_at: str | None = None,
              run_id: str | None = None) -> str:
         run_id = run_id or f"{dag_id}_{len(self.runs[dag_id]) + 1}"
+        queued_at = queued_at or self.tick()
         self.runs[dag_id].append({"dag_run_id": run_id, "dag_id": dag_id, "conf": conf or {},
-                                  "queued_at": queued_at or self.tick(), "state": "queued",
-                                  "start_date": None})
+                                  "queued_at": queued_at, "run_after": queued_at,
+                                  "run_type": "asset_triggered" if conf is None else "manual",
+                                  "state": "queued", "start_date": None})
         if dag_id not in self.late:
             self._start(self.runs[dag_id][-1])
         return run_id
 
-    def _start(self, run: dict) -> None:
+    def release(self, dag_id: str, run_id: str) -> None:
+        """A run of a `hold` DAG ends as the runs of the others do (success, with its events)."""
+        run = self._find(dag_id, run_id)
+        assert run["state"] == "running"
+        self.hold.discard(dag_id)
+        try:
+            self._start(run, run["start_date"])
+        finally:
+            self.hold.add(dag_id)
+
+    def _start(self, run: dict, started: str | None = None) -> None:
         dag_id, run_id, conf = run["dag_id"], run["dag_run_id"], run["conf"] or None
-        run["start_date"] = self.tick()
+        run["start_date"] = started or self.tick()
         state, events = self._emits(dag_id, conf)
         run["state"] = state
         if dag_id in self.fail:

@@ -2,8 +2,9 @@
 REST API (tests/support/simulated_airflow.py) where Airflow 3.3 cannot give a run's Asset
 events (HTTP 500 while a run they created has no start_date) or defers the run of an event
 (its DAG at max_active_runs): a run of the job marked failed before it ever started ends the
-job with its report, not at --timeout; the heartbeat says what the job waits for when no run
-of it works. The repros failed before their fix; the test of a single HTTP 500 guards the
+job with its report, not at --timeout, and the runs those unreadable events created that did
+start are the job's, waited for and reported (not someone else's run of those DAGs meanwhile);
+the heartbeat says what the job waits for when no run of it works. The repros failed before their fix; the test of a single HTTP 500 guards the
 fix (it fails where one unreadable answer were enough to count a run as the job's)."""
 
 from __future__ import annotations
@@ -154,3 +155,110 @@ def test_the_main_job_prints_a_waiting_line_for_a_deferred_run(tmp_path, monkeyp
             " deferred (multiplt_publish at max_active_runs: multiplt_publish_1 running)")
         for line in waits), waits
     assert "still " not in out
+
+
+def _release_at_scan(client, dag_id, scan, run_ids=None):
+    """Let the held runs of `dag_id` (those of `run_ids`, all by default) end (success, with
+    their events) at the `scan`-th scan of the job's runs (a scan lists multiplt_corpus first);
+    returns the list of scans' numbers at which a run ended so."""
+    request, scans, released = client.request, [0], []
+
+    def at_scan(method, path, body=None, ok=(200, 201, 204)):
+        if method == "GET" and path.startswith("/api/v2/dags/multiplt_corpus/dagRuns"):
+            scans[0] += 1
+            if scans[0] == scan:
+                for run in client.runs[dag_id]:
+                    if run["state"] == "running" and run["dag_run_id"] in (
+                            run_ids or [run["dag_run_id"]]):
+                        released.append(scans[0])
+                        client.release(dag_id, run["dag_run_id"])
+        return request(method, path, body, ok)
+
+    client.request = at_scan
+    return released
+
+
+def test_a_run_the_unreadable_events_created_that_started_is_waited_for_and_reported(
+        tmp_path, monkeypatch, capsys):
+    """The reviewer's repro: translate's dataset event creates a finetune run, which starts and
+    works, and a publish run, marked failed before it starts (as is the publish run of the base
+    evaluation's event). Translate's events stay unreadable (HTTP 500), so the finetune run was
+    never found: after two scans the publish run counted as the job's, the job ended with the
+    finetune run still working ("finetune: did not run"), set the Variables back under it and
+    waited for nothing it triggers. Now that finetune run is the job's: the job waits until it
+    ends, then for the publish run its checkpoints event creates, and reports both."""
+    clock = itertools.count()  # each reading of the clock a second later: a wait ends
+    monkeypatch.setattr(chain_job.time, "monotonic", lambda: float(next(clock)))
+    client = SimulatedAirflow(paused=True, late=["multiplt_publish"], hold=["multiplt_finetune"])
+    released = _release_at_scan(client, "multiplt_finetune", 5)
+    real_run = client._run
+
+    def publish_failed_in_the_ui(dag_id, conf, queued_at=None, run_id=None):
+        got = real_run(dag_id, conf, queued_at, run_id)
+        if dag_id == "multiplt_publish" and not released:
+            _mark_failed(client, dag_id, got)
+        return got
+
+    client._run = publish_failed_in_the_ui
+    rc = run_main_job(tmp_path, monkeypatch, "lua", client)
+    out = capsys.readouterr().out
+    assert released == [5]  # the job still followed its runs then
+    [finetune] = client.runs["multiplt_finetune"]
+    assert finetune["state"] == "success"
+    failed_first, by_evaluate, by_finetune = client.runs["multiplt_publish"]
+    assert failed_first["start_date"] is None and by_evaluate["start_date"] is None
+    assert by_finetune["state"] == "success"
+    report = out.split("runs and the stages that ended empty, were off or failed")[1]
+    lines = report.splitlines()
+    assert f"multiplt_finetune {finetune['dag_run_id']}: success" in lines
+    assert f"multiplt_publish {by_finetune['dag_run_id']}: success" in lines
+    assert "finetune: no checkpoint announced" in out  # it ran (the simulation writes none)
+    assert "finetune: did not run" not in out
+    # the job ended normally: it stopped nothing (the PATCHes are the UI's)
+    assert [p[1] for p in client.patched] == [failed_first["dag_run_id"],
+                                             by_evaluate["dag_run_id"]]
+    assert "stopping the job's runs" not in out
+    assert rc == 1  # the publish runs marked failed
+
+
+def test_the_runs_of_unreadable_events_are_not_someone_elses(monkeypatch):
+    """Where the job takes the runs its unreadable events created by their DAG and time, it
+    leaves those it can tell are not of them: finetune runs triggered by hand meanwhile (with
+    settings, and without), one queued before its translate run started, one the job listed before its translate run started (queued again
+    since, cleared by hand, with no run_after to tell its age), the runs someone else's translate
+    run's readable event created. All of them work until marked failed: one taken as the job's
+    would keep `follow` waiting."""
+    clock = itertools.count()  # each reading of the clock a second later: a wait ends
+    monkeypatch.setattr(chain_job.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(chain_job.time, "sleep", lambda s: None)
+    client = SimulatedAirflow(paused=False, late=["multiplt_publish"], hold=["multiplt_finetune"])
+    client.stored["multiplt_translate"] = ('{"languages": ["lua"]}', "")
+    since = client.clock
+    old = client._run("multiplt_finetune", None)  # started, working
+    job = chain_job.ChainJob(since, "file:///d/main_job/t", paused=["multiplt_evaluate"])
+    job.add_root("multiplt_translate", "t")
+    job.scan(client)  # the job lists it before its translate run starts
+    client.trigger("multiplt_translate", {}, run_id="t")
+    mine_publish = next(r for r in client.runs["multiplt_publish"] if r["start_date"] is None)
+    _mark_failed(client, "multiplt_publish", mine_publish["dag_run_id"])
+    mine = client.runs["multiplt_finetune"][-1]
+    by_hand = client._run("multiplt_finetune", {"base_model": "someone/else"})
+    by_hand_bare = client._run("multiplt_finetune", {})  # run_type manual, no settings
+    # queued before the job, not listed before (beyond the 100 latest runs the job lists)
+    older = client._run("multiplt_finetune", None,
+                        queued_at=(since - datetime.timedelta(hours=1)).isoformat())
+    theirs = client._run("multiplt_translate", None)  # its publish run starts at the next scan
+    [their_finetune] = [ref["run_id"] for event in client.events[theirs]
+                        for ref in event["created_dagruns"] if ref["dag_id"] == "multiplt_finetune"]
+    cleared = client._find("multiplt_finetune", old)
+    cleared["queued_at"] = client.tick()  # cleared by hand: queued again
+    del cleared["run_after"]
+    released = _release_at_scan(client, "multiplt_finetune", 4, [mine["dag_run_id"]])
+    runs = chain_job.follow(client, job, timeout=60)
+    assert released == [4]
+    assert [r["dag_run_id"] for r in runs["multiplt_finetune"]] == [mine["dag_run_id"]]
+    assert mine["state"] == "success"
+    assert mine_publish["dag_run_id"] in {r["dag_run_id"] for r in runs["multiplt_publish"]}
+    assert all(client._find("multiplt_finetune", r)["state"] == "running"
+               for r in (old, by_hand, by_hand_bare, older, their_finetune))
+    assert job.adopted == {("multiplt_translate", "t"): [("multiplt_finetune", mine["dag_run_id"])]}
