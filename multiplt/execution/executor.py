@@ -104,18 +104,11 @@ def default_workers() -> int:
     """The worker count without --workers: every core this process may run on
     (sched_getaffinity), at most MULTIPLT_CPUS when that is set (a positive integer; an empty
     value counts as unset, anything else is an error naming it)."""
+    from multiplt.env_setting import env_setting
+
     cores = len(os.sched_getaffinity(0))
-    text = os.environ.get(CPUS_ENV, "").strip()
-    if not text:
-        return cores
-    try:
-        budget = int(text)
-    except ValueError:
-        budget = 0
-    if budget < 1:
-        raise MultipltError(f"{CPUS_ENV} must be a positive integer (the CPUs to use), got "
-                            f"{os.environ[CPUS_ENV]!r}")
-    return min(budget, cores)
+    budget = env_setting(CPUS_ENV, int, lambda n: n >= 1, "a positive integer (the CPUs to use)")
+    return cores if budget is None else min(budget, cores)
 
 
 #: the longest --timeout, in seconds: one day per program is already far beyond any use, and a

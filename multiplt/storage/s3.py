@@ -79,16 +79,10 @@ def client():
 def _seconds(name: str) -> float:
     """The timeout the environment variable `name` sets (TIMEOUT_ENV gives the default where it is
     unset or empty); MultipltError naming it for anything but a positive finite number."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return TIMEOUT_ENV[name]
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):  # NaN fails the comparison too
-        raise MultipltError(f"{name} must be a positive number of seconds, got {os.environ[name]!r}")
-    return value
+    from multiplt.env_setting import env_setting
+
+    value = env_setting(name, float, lambda s: 0 < s < float("inf"), "a positive number of seconds")
+    return TIMEOUT_ENV[name] if value is None else value
 
 
 def _transfer_config():

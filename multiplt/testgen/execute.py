@@ -18,7 +18,6 @@ import secrets
 import time
 
 from multiplt import storage
-from multiplt.errors import MultipltError
 from multiplt.execution.executor import WAKE_S  # the main thread wakes that often while batches run
 from multiplt.execution.sandbox import Sandbox
 from multiplt.log import progress
@@ -39,26 +38,14 @@ def tuning() -> tuple[int, float]:
     integer) and MULTIPLT_TESTGEN_SAVE_EVERY_S (a number of seconds, 0 or more: 0 saves at every
     wake-up) where set, else BATCH_ASSERTS and SAVE_EVERY_S (an empty value counts as unset).
     Anything else is a MultipltError naming the variable; run_all asks before it runs anything."""
-    batch, every = BATCH_ASSERTS, SAVE_EVERY_S
-    text = os.environ.get(BATCH_ASSERTS_ENV, "").strip()
-    if text:
-        try:
-            batch = int(text)
-        except ValueError:
-            batch = 0
-        if batch < 1:
-            raise MultipltError(f"{BATCH_ASSERTS_ENV} must be a positive integer (asserts per "
-                                f"sandboxed program), got {os.environ[BATCH_ASSERTS_ENV]!r}")
-    text = os.environ.get(SAVE_EVERY_ENV, "").strip()
-    if text:
-        try:
-            every = float(text)
-        except ValueError:
-            every = -1.0
-        if not 0 <= every < float("inf"):  # NaN fails the comparison too
-            raise MultipltError(f"{SAVE_EVERY_ENV} must be a number of seconds, 0 or more (how "
-                                f"often finished functions are saved), got "
-                                f"{os.environ[SAVE_EVERY_ENV]!r}")
+    from multiplt.env_setting import env_setting
+
+    batch = env_setting(BATCH_ASSERTS_ENV, int, lambda n: n >= 1,
+                        "a positive integer (asserts per sandboxed program)")
+    every = env_setting(SAVE_EVERY_ENV, float, lambda s: 0 <= s < float("inf"),
+                        "a number of seconds, 0 or more (how often finished functions are saved)")
+    batch = BATCH_ASSERTS if batch is None else batch
+    every = SAVE_EVERY_S if every is None else every
     return batch, every
 
 
