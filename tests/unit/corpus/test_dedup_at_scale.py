@@ -14,17 +14,8 @@ import pytest
 from multiplt import cli, storage
 from multiplt.corpus import dedup, merge, parts
 from multiplt.corpus.signatures import jaccard
+from tests.unit.corpus.test_dedup import LONG as HIST
 
-HIST = '''def hist(text, n):
-    """Word counts."""
-    counts = {}
-    for raw in text.split():
-        word = raw.strip(".,").lower()
-        if len(word) >= n:
-            counts[word] = counts.get(word, 0) + 1
-    pairs = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return dict(pairs)
-'''
 MEAN = '''def mean_of(xs):
     """The mean of xs."""
     total = 0

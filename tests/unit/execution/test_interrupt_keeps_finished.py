@@ -33,9 +33,10 @@ PROBLEMS = {
 }
 
 
-def _folder(path):
+def _folder(path, problems: dict[str, list[str]] = PROBLEMS):
+    """A completions folder of Lua `problems` (name: completions) at `path`."""
     path.mkdir()
-    for name, completions in PROBLEMS.items():
+    for name, completions in problems.items():
         doc = {"name": name, "language": "lua", "prompt": "", "tests": "",
                "completions": completions, "stop_tokens": [], "temperature": 0.2, "top_p": 0.95,
                "max_tokens": 512}

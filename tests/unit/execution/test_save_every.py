@@ -19,23 +19,12 @@ import pytest
 from multiplt.execution import executor, files
 from tests.support.threads import python_sigint
 from tests.unit.execution.helpers import installed
-from tests.unit.execution.test_interrupt_keeps_finished import saved_results
+from tests.unit.execution.test_interrupt_keeps_finished import _folder, saved_results
 
 pytestmark = pytest.mark.skipif(not installed("lua"), reason="lua5.4 not installed")
 
 #: a guard against a broken setup (a hang), never a timing the test depends on
 GUARD_S = 120
-
-
-def _folder(path, problems: dict[str, list[str]]):
-    path.mkdir()
-    for name, completions in problems.items():
-        doc = {"name": name, "language": "lua", "prompt": "", "tests": "",
-               "completions": completions, "stop_tokens": [], "temperature": 0.2, "top_p": 0.95,
-               "max_tokens": 512}
-        with gzip.open(path / f"{name}.json.gz", "wt") as f:
-            json.dump(doc, f)
-    return path
 
 
 def _one_by_one(monkeypatch, before_run=None):

@@ -160,20 +160,30 @@ def test_a_replay_source_with_too_few_completions_writes_nothing(inputs, tmp_pat
     assert sample(inputs, out, "--n", str(fx.N), "--limit", "2") == 0  # another --limit then runs
 
 
-def test_a_folder_built_before_the_seal_is_refused(inputs, tmp_path, capsys):
-    out = tmp_path / "out"
+def refused_by_every_stage(inputs, out, capsys, edit) -> list[str]:
+    """A one-shard output whose problem report `edit` makes look older: every stage refuses it
+    (exit 2, one line naming the report) and writes nothing; the stages' error lines."""
     assert sample(inputs, out, "--n", "1") == 0
     report_uri = out / "work" / "rkt" / "0-of-1" / "problems.report.json"
     report = json.loads(report_uri.read_text())
-    del report["tests_nonce"]  # as an older multiplt wrote it
+    edit(report)
     report_uri.write_text(json.dumps(report))
     capsys.readouterr()
     before = sorted(p for p in out.rglob("*"))
+    errors = []
     for stage in ("all", "collect", "sample", "summary"):
         assert sample(inputs, out, "--n", "1", "--stage", stage) == 2
         err = error_lines(capsys)
         assert len(err) == 1 and f"{report_uri} was built by an older multiplt" in err[0]
+        errors.append(err[0])
     assert sorted(p for p in out.rglob("*")) == before
+    return errors
+
+
+def test_a_folder_built_before_the_seal_is_refused(inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    # as a multiplt older than the seal wrote it
+    refused_by_every_stage(inputs, out, capsys, lambda report: report.pop("tests_nonce"))
     assert not storage.exists(files.results_uri(str(out / "work" / "lua" / "0-of-1" / "completions"),
                                                 ADD_ONE["sha1"]))
 
@@ -181,18 +191,9 @@ def test_a_folder_built_before_the_seal_is_refused(inputs, tmp_path, capsys):
 def test_a_folder_built_with_an_older_seal_is_refused(inputs, tmp_path, capsys):
     # a shard sealed before the static check of tampers_with_tests (its report has tests_nonce
     # but no seal version) resumes under nothing weaker: refused by every stage, nothing written
-    out = tmp_path / "out"
-    assert sample(inputs, out, "--n", "1") == 0
-    report_uri = out / "work" / "rkt" / "0-of-1" / "problems.report.json"
-    report = json.loads(report_uri.read_text())
-    assert report["tests_nonce"] is True and report["seal"] == 2
-    del report["seal"]
-    report_uri.write_text(json.dumps(report))
-    capsys.readouterr()
-    before = sorted(p for p in out.rglob("*"))
-    for stage in ("all", "collect", "sample", "summary"):
-        assert sample(inputs, out, "--n", "1", "--stage", stage) == 2
-        err = error_lines(capsys)
-        assert len(err) == 1 and f"{report_uri} was built by an older multiplt" in err[0]
-        assert "(seal 1, this multiplt's is 2); use a fresh --out" in err[0]
-    assert sorted(p for p in out.rglob("*")) == before
+    def older_seal(report):
+        assert report["tests_nonce"] is True and report["seal"] == 2
+        del report["seal"]
+
+    errors = refused_by_every_stage(inputs, tmp_path / "out", capsys, older_seal)
+    assert all("(seal 1, this multiplt's is 2); use a fresh --out" in err for err in errors)
