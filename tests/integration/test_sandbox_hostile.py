@@ -14,7 +14,6 @@ import gzip
 import json
 import os
 import socket
-import time
 import uuid
 
 import pytest
@@ -23,7 +22,7 @@ from multiplt import languages
 from multiplt.execution import executor, preflight, privileges
 from multiplt.execution.sandbox import NOBODY, Limits, Sandbox
 from multiplt.languages.base import OK, Language
-from tests.unit.execution.helpers import installed
+from tests.unit.execution.helpers import installed, processes_left_in
 from tests.unit.execution.hostile_programs import CASES, COMMENT, INSPECT, PROGRAMS, fill
 
 pytestmark = pytest.mark.slow
@@ -157,13 +156,11 @@ def hostile_run(tmp_path_factory, listener, victim_dir):
                 json.dump(doc, f)
     shm_before = set(os.listdir("/dev/shm"))
     seen: dict[str, object] = {}
-    ended: dict[int, float] = {}  # PID namespace -> when its program was over (since boot)
     real_run = Sandbox.run
 
     def spy(self, lang, program, timeout):
         finished = real_run(self, lang, program, timeout)
         seen[program] = finished
-        ended[finished.sandbox_info.get("pid-namespace")] = time.clock_gettime(time.CLOCK_BOOTTIME)
         return finished
 
     Sandbox.run = spy
@@ -172,8 +169,7 @@ def hostile_run(tmp_path_factory, listener, victim_dir):
     finally:
         Sandbox.run = real_run
     namespaces = {f.sandbox_info.get("pid-namespace") for f in seen.values()}
-    return {"folder": folder, "seen": seen, "namespaces": namespaces, "ended": ended,
-            "shm_before": shm_before}
+    return {"folder": folder, "seen": seen, "namespaces": namespaces, "shm_before": shm_before}
 
 
 def _results(run, code, case):
@@ -200,31 +196,11 @@ def test_no_process_left_behind(hostile_run):
     """Nothing runs on in any program's PID namespace. (bubblewrap exits as soon as it knows the
     exit code, so a namespace's init can linger as a zombie: dead, holding no resources, and
     reaped by the host's init; the executor reaps it itself when it is the host's init.)
-    A process that started after its namespace's program was over is not ours: the namespace's
-    number was reused by another sandbox on this machine (other test runs share it)."""
+    A namespace number that another test run's sandbox got once ours was gone is told apart by
+    that sandbox's ancestry (processes_left_in)."""
     namespaces = hostile_run["namespaces"]
-    ticks = os.sysconf("SC_CLK_TCK")
     assert None not in namespaces  # every program had its own PID namespace (ids get reused)
-    left = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            ns = os.stat(f"/proc/{pid}/ns/pid").st_ino
-            if ns not in namespaces:
-                continue
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
-        except OSError:
-            continue  # exited meanwhile
-        state, ppid = fields[0].decode(), int(fields[1])
-        if state == "Z" and ppid != os.getpid():
-            continue
-        started = int(fields[19]) / ticks  # since boot
-        if started > hostile_run["ended"][ns] + 0.5:
-            continue
-        left.append(f"{pid} (state {state}, parent {ppid}, started {started:.1f}s, its program "
-                    f"ended {hostile_run['ended'][ns]:.1f}s after boot): {cmd}")
+    left = processes_left_in(namespaces)
     assert left == [], f"processes left in sandbox namespaces: {left}"
 
 

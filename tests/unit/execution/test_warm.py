@@ -18,6 +18,7 @@ from multiplt.errors import PlatformError
 from multiplt.execution import native
 from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import NOBODY, Limits, Sandbox
+from tests.unit.execution.helpers import processes_left_in
 
 MODES = {
     "warm-native": dict(warm=True, native_init=True),
@@ -179,14 +180,7 @@ def test_timeout_kills_everything_the_program_started():
             "time.sleep(300)\n"), 1.0)
         assert finished.timed_out and finished.exit_code == -1
         assert finished.duration < 3.0
-        namespace = finished.sandbox_info["pid-namespace"]
-        left = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                if os.stat(f"/proc/{pid}/ns/pid").st_ino == namespace:
-                    left.append(pid)
-            except OSError:
-                pass
+        left = processes_left_in({finished.sandbox_info["pid-namespace"]})
         assert not left, f"processes left in the program's namespace: {left}"
 
 
