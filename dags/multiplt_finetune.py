@@ -43,7 +43,12 @@ every language of `languages` on `dataset` (`{lang}` = each language code).
 For each language: `multiplt train` the `base_model` with `recipe` (a name in multiplt/recipes/,
 an absolute .yaml path, or a file:// or s3:// URI) on its dataset (GPU task, pool `gpu`),
 checkpointing every epoch under `<data_uri>/training/<base>-<experiment>-<lang>/` (the
-`training_root` Param moves it) with tags `LANG-EXPERIMENT-epochN`.
+`training_root` Param moves it) with tags `LANG-EXPERIMENT-epochN`. A run with a
+`base_revision` trains into `<base>@<revision>-<experiment>-<lang>/` (a commit by its first 12
+characters; a revision with characters a folder name must not hold, or longer than 20, as 12
+of them and a hash), so the same base at another revision gets a folder of its own instead of
+`multiplt train`'s refusal to resume a folder started at another `base_revision`; a run without
+one uses the folder it always did, and a rerun of the same settings resumes there.
 Then every checkpoint listed in the training manifests gets its own `multiplt_evaluate` run,
 whose conf names it explicitly (`model` = the training output, `revision` = the tag,
 `checkpoint_uri`, `languages`, `experiment`, `epoch`), plus one run of the base model as

@@ -41,8 +41,13 @@ retry. A run whose dataset Asset events name more than one dataset folder fails 
 (each publication would delete the other's splits from the one `dataset_repo`; with `dry_run`,
 only folders of one name). A later run that publishes another dataset folder to a
 `dataset_repo` already holding one fails its publish task (exit 2, nothing uploaded; the repo's
-card names its source): use another `dataset_repo`, or replace it by hand with `multiplt publish
-dataset --force`. A value taken from the Variable is named as such (`... (from the
+card names its source, and so does the message): use another `dataset_repo`, or replace it with
+a manual run whose conf sets `force` to true and names the folder in `dataset_uri`
+(`{"dataset_repo": "...", "dataset_uri": "...", "force": true}`: `multiplt publish dataset
+--force`, which replaces the repo's splits with that folder's; with `dry_run`, the dry-run
+folder's). `force` is for datasets only (checkpoints' tags are never moved) and only for a
+manual run's conf: an Asset-triggered run never forces, and `force` true in the Variable fails
+the plan tasks. A value taken from the Variable is named as such (`... (from the
 Airflow Variable multiplt_publish)`).
 
 `private` creates new repos private; a publication to an existing repo that is public fails
@@ -55,9 +60,10 @@ Every publication is idempotent: a rerun uploads only what changed. See docs/pub
 def _plan(kind: str, params, dag_run, triggering_asset_events) -> list[list[str]]:
     """The `multiplt publish` command lines of this run's `kind` publication. Settings: Params
     <- the multiplt_publish Variable <- conf; a key of either that is no Param, a value its Param's
-    schema refuses (`"private": "false"` in the Variable), a relative local path, or a `{base}`
-    checkpoints_repo for a manual run's training_outputs, fails the task (no retry), naming the
-    Variable when the value is its (checks.variable_source)."""
+    schema refuses (`"private": "false"` in the Variable), `force` true in the Variable (only a
+    manual run's conf forces), a relative local path, or a `{base}` checkpoints_repo for a
+    manual run's training_outputs, fails the task (no retry), naming the Variable when the value
+    is its (checks.variable_source)."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from multiplt_airflow.credentials import HUB_CONNECTION, from_environment
     from multiplt_pipelines import checks, publishing
@@ -69,6 +75,7 @@ def _plan(kind: str, params, dag_run, triggering_asset_events) -> list[list[str]
         with checks.variable_source(from_variable, "multiplt_publish"):
             checks.schema(settings, PUBLISH)  # Airflow never validates the Variable's values
             checks.publishing(settings)
+            publishing.refuse_variable_force(settings, from_variable)
             if kind == "dataset":
                 commands = publishing.dataset_commands(settings, events)
             elif kind == "checkpoints":

@@ -33,9 +33,11 @@ that commit:
 * a `multiplt_evaluate` run of the base model on `evaluate_languages` (`revision` = the commit;
   under `experiment` when it is fine-tuned, so its scores start the checkpoints' lines on the
   leaderboard);
-* a `multiplt_finetune` run (`base_revision` = the commit) on `finetune_languages` (none by
-  default; with the default `dataset`, only the languages it has a split for), whose
-  checkpoints are evaluated and then published by `multiplt_publish` through the Assets.
+* a `multiplt_finetune` run (`base_revision` = the commit, so it trains into folders named
+  with it, `<base>@<commit's first 12>-<experiment>-<lang>`, never a re-created repo's earlier
+  ones) on `finetune_languages` (none by default; with the default `dataset`, only the
+  languages it has a split for), whose checkpoints are evaluated and then published by
+  `multiplt_publish` through the Assets.
 
 The settings of those runs are this DAG's Params, overridden by the same keys in the
 `multiplt_watch` Variable (for the watcher's runs; not the watch list's own keys, so its

@@ -107,7 +107,8 @@ FINETUNE = {
     # a default: Airflow requires one for every Param of a scheduled DAG (runs on dataset events)
     "base_model": _p("bigcode/starcoderbase-1b", "base model: Hub name, local folder or storage "
                      "URI; no spaces at either end", type="string", minLength=1, pattern=TRIMMED_PATTERN),
-    "base_revision": _p(None, "revision of the base model (null = the default branch)",
+    "base_revision": _p(None, "revision of the base model (null = the default branch); a run "
+                        "with one trains into a folder of its own, named with it (training_root)",
                         type=["null", "string"]),
     "languages": _p(published_languages(), "languages to fine-tune on, one model each "
                     f"(default: those {MULTIPLT_DATASET} has a split for, {', '.join(MULTIPLT_SPLITS)}"
@@ -125,7 +126,9 @@ FINETUNE = {
     "evaluate_base": _p(True, "also evaluate the base model (epoch 0 of every language)",
                         type="boolean"),
     "training_root": _p(None, "where the training outputs go (null = <data_uri>/training); each "
-                        "is <training_root>/<base>-<experiment>-<lang>", type=["null", "string"]),
+                        "is <training_root>/<base>-<experiment>-<lang>, or with a base_revision "
+                        "<base>@<revision>-<experiment>-<lang> (a commit by its first 12 "
+                        "characters)", type=["null", "string"]),
     **SAMPLING,
     # the checkpoints' evaluations load each checkpoint: no served model (openai) can be one
     "backend": _p("transformers", "generation backend of the checkpoints' evaluations", type="string",

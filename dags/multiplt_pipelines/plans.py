@@ -16,7 +16,9 @@ them). Storage layout under the ``[multiplt] data_uri`` root:
                                                      defaults, and a rerun's pinned tokenizer
                                                      revision)
     training/<base>-<experiment>-<lang>/             train output (manifest.jsonl, checkpoints/;
-                                                     the `training_root` Param moves it)
+                                                     the `training_root` Param moves it; with a
+                                                     `base_revision`, <base>@<revision>-...:
+                                                     training_name)
 """
 
 from __future__ import annotations
@@ -136,6 +138,37 @@ def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dic
     return entries
 
 
+def revision_part(revision: str) -> str:
+    """`revision` as the `@<revision>` of a training output's name: a full commit sha (40 or 64
+    hex digits) as its first 12, any other (a branch, a tag, a short sha) as it is when that is
+    a safe part (_safe) of at most 20 characters and not 12 hex digits (which a full sha's would
+    be); else its first 12 safe characters, `_` and 8 hex digits of the sha256 of `revision`, so
+    that two revisions never share a name (`refs/pr/1`, `refs_pr_1`; two long branches of one
+    beginning), and never a literal one (21 characters)."""
+    import hashlib
+    import re
+
+    if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", revision):
+        return revision[:12]
+    safe = _safe(revision)
+    if safe == revision and len(revision) <= 20 and not re.fullmatch(r"[0-9a-f]{12}", revision):
+        return revision
+    return f"{safe[:12]}_{hashlib.sha256(revision.encode()).hexdigest()[:8]}"
+
+
+def training_name(base_model: str, base_revision: str | None, experiment: str, lang: str) -> str:
+    """The folder of a fine-tune's output under the training root: `<base>-<experiment>-<lang>`
+    (the base made safe: `bigcode_starcoderbase_1b-multiplt-lua`), and with a `base_revision`
+    `<base>@<revision>-<experiment>-<lang>` (revision_part): `multiplt train` resumes a folder
+    only with the settings it was started with, so the same base at another revision (a manual
+    run, or multiplt_watch's fine-tune of a moved or re-created repo) needs a folder of its own.
+    Runs without a base_revision keep the name they always had, so their outputs resume."""
+    base = _safe(base_model)
+    if base_revision:
+        base += "@" + revision_part(base_revision)
+    return "-".join([base, experiment, lang])
+
+
 def training_plan(params: dict, data_uri: str) -> list[dict]:
     """One entry per language of a `multiplt_finetune` run: its `train` command line and output.
     `params["datasets"]` ({lang: URI}, from the triggering dataset events) overrides `dataset`."""
@@ -143,7 +176,8 @@ def training_plan(params: dict, data_uri: str) -> list[dict]:
     datasets = params.get("datasets") or {}
     root = params.get("training_root") or _join(data_uri, "training")
     for lang in params["languages"]:
-        out = _join(root, "-".join([_safe(params["base_model"]), params["experiment"], lang]))
+        out = _join(root, training_name(params["base_model"], params.get("base_revision"),
+                                        params["experiment"], lang))
         argv = ["train", "--recipe", params["recipe"], "--base", params["base_model"],
                 "--lang", lang, "--experiment", params["experiment"],
                 "--dataset", datasets.get(lang) or params["dataset"].replace("{lang}", lang),

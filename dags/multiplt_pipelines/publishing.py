@@ -32,6 +32,12 @@ PUBLISH = {
                   "(`multiplt publish dataset --dry-run`, one subfolder per dataset folder) and "
                   "send nothing, no token needed; checkpoints and results have no dry-run form and "
                   "are skipped (null = publish to the Hub)", type=["null", "string"]),
+    "force": _p(False, "a manual run: publish the dataset even where dataset_repo (or the dry_run "
+                "folder) holds another source folder's dataset, replacing its splits (multiplt "
+                "publish dataset --force; without it that publication fails, exit 2, nothing "
+                "uploaded); datasets only, never checkpoints' tags; only a manual run's conf sets "
+                "it: an Asset-triggered run never forces, and true in the Airflow Variable is "
+                "refused", type="boolean"),
 }
 
 class NotPublishing(Exception):
@@ -49,7 +55,23 @@ def effective(params: dict, conf: dict | None, variable: dict | None) -> dict:
     return out
 
 
+def refuse_variable_force(settings: dict, from_variable) -> None:
+    """`force` comes from a manual run's conf only: the Airflow Variable's settings are every
+    Asset-triggered run's, and such a run must never replace another folder's dataset. BadParams
+    when the Variable sets it true (`from_variable`: chain.run_settings' keys; a value that is no
+    boolean is the schema's to refuse)."""
+    from multiplt_pipelines.checks import BadParams
+
+    if "force" in (from_variable or ()) and settings.get("force") is True:
+        raise BadParams("Param force: true replaces another source folder's dataset, which only a "
+                        "manual run's conf may ask for (an Asset-triggered run never forces): "
+                        "remove it", ["force"])
+
+
 def dataset_commands(settings: dict, events: list[dict]) -> list[list[str]]:
+    """The `multiplt publish dataset` command of each dataset folder: `dataset_uri` (a manual
+    run), else those of the dataset Asset `events`. `--force` only for a manual run (no events)
+    whose conf sets `force`: an Asset-triggered run never forces."""
     repo = settings.get("dataset_repo")
     if not repo:
         raise NotPublishing("not publishing datasets: dataset_repo is not set (Param or the "
@@ -60,6 +82,8 @@ def dataset_commands(settings: dict, events: list[dict]) -> list[list[str]]:
     if not uris:
         raise NotPublishing("no dataset to publish: no dataset Asset event and no dataset_uri")
     flags = ["--private"] if settings.get("private") else []
+    if settings.get("force") is True and not events:
+        flags.append("--force")
     dry = settings.get("dry_run")
     _one_folder_per_repo(repo, uris, dry)
 

@@ -272,7 +272,8 @@ def check_source(uri: str, where: str, force: bool, replaced: dict, dry_run: boo
                                 f"folder, or --force to replace it")
         raise MultipltError(f"{where} holds {held}, not --from {uri} (`{ours}`); publishing would "
                             f"replace its splits, so nothing was uploaded: publish to another --repo "
-                            f"(in multiplt_publish: another dataset_repo), or give --force to replace it")
+                            f"(in multiplt_publish: another dataset_repo), or give --force to replace it "
+                            f"(in multiplt_publish: a manual run with force true)")
     return check
 
 
