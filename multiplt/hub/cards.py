@@ -52,9 +52,20 @@ def _features(schema: dict) -> list[dict] | None:
     return feats if all(f["dtype"] for f in feats) else None
 
 
+def _timeless(value):
+    """A funnel without its wall-clock timings (`seconds`, `merge_seconds`, ...): they differ on
+    every rebuild of the same data, and the card must not (a new Hub commit per identical run)."""
+    if isinstance(value, dict):
+        return {k: _timeless(v) for k, v in value.items()
+                if not (k == "seconds" or k.endswith("_seconds"))}
+    if isinstance(value, list):
+        return [_timeless(v) for v in value]
+    return value
+
+
 def _funnel_lines(funnels: dict) -> str:
     out = []
-    for name, value in sorted(funnels.items()):
+    for name, value in sorted(_timeless(funnels).items()):
         out.append(f"`{name}`:\n\n```json\n{json.dumps(value, indent=1, sort_keys=True)}\n```\n")
     return "\n".join(out)
 
