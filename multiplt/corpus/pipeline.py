@@ -24,6 +24,7 @@ def validate(cfg: CorpusConfig, n: int = 1) -> None:
 
 
 def build(cfg: CorpusConfig, shard: tuple[int, int] | None = None) -> dict:
+    cfg = cfg.with_benchmark_digests()  # a benchmark file changed between shards is another config
     validate(cfg, 1 if shard is None else shard[1])
     if shard is not None:
         return run_shard(cfg, *shard)

@@ -111,3 +111,32 @@ def test_a_build_with_another_config_is_refused_naming_each_difference(tmp_path)
                                  f"10 now; near_threshold: 0.7 there, 0.8 now); use a fresh --out")
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "out").rglob("*")) == before
     pipeline.build(dataclasses.replace(cfg, workers=4))  # how fast is no difference
+
+
+def test_a_benchmark_file_changed_between_shards_is_another_config(tmp_path):
+    """The shards of one build decontaminate against the same benchmark bytes, not only the same
+    benchmark names: shard 1 after the file was rewritten is refused, naming benchmark_sha256,
+    and the recorded config carries the digest; the same bytes again are accepted."""
+    import hashlib
+
+    import pytest
+
+    from multiplt.corpus.merge import merge
+    from multiplt.corpus.dedup import run_bucket
+    from multiplt.errors import MultipltError
+
+    cfg = _one_file_config(tmp_path)
+    bench = tmp_path / "bench.jsonl"
+    original = bench.read_bytes()
+    pipeline.build(cfg, (0, 2))
+    recorded = json.loads((tmp_path / "out" / "_work" / "config.json").read_text())
+    assert recorded["benchmark_sha256"] == [hashlib.sha256(original).hexdigest()]
+    bench.write_text(json.dumps({"task_id": 9, "text": "Other.", "code": "def other():\n    return 0\n"}) + "\n")
+    with pytest.raises(MultipltError, match="holds a build with another config [(]benchmark_sha256: "):
+        pipeline.build(cfg, (1, 2))
+    bench.write_bytes(original)
+    pipeline.build(cfg, (1, 2))
+    run_bucket(cfg.out, 0, 1)
+    merge(cfg.out)
+    assert json.loads((tmp_path / "out" / "corpus_config.json").read_text())["benchmark_sha256"] == [
+        hashlib.sha256(original).hexdigest()]
