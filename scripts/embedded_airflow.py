@@ -565,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     job.add_argument("--source", default="stdlib",
                      help="corpus source (multiplt corpus build --source; default: stdlib)")
     job.add_argument("--corpus-limit", type=int,
-                     help="read only the first N corpus documents (default: all)")
+                     help="read only the first N corpus documents of each corpus shard (the corpus DAG's limit; default: all)")
     job.add_argument("--languages", help="comma-separated codes (default: every installed "
                      "language; where the stages run on this machine, each one's runtime must "
                      "be installed); with no translation target among them (e.g. py alone) the "
