@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import sysconfig
-import tempfile
 import zlib
 from typing import Callable, Iterator
 
@@ -88,7 +87,7 @@ class TableSource:
 
     def read(self, unit: str) -> Iterator[Document]:
         """The unit's rows one at a time, as read_table streams them (closing this generator
-        stops the reading and removes a temporary copy at once)."""
+        stops the reading and closes the file or object being read at once)."""
         uri = self.opener(self.files[unit])
         path = writable(unit)
         with contextlib.closing(read_table(uri)) as rows:
@@ -120,43 +119,38 @@ def writable(text: str) -> str:
 #: rows of a parquet file read at a time (a slice: polars skips the pages before it): a shard
 #: holds one batch of a table's rows, never the whole file, and stops reading at its --limit
 TABLE_BATCH_ROWS = 1000
+#: a parquet file in object storage is read in byte ranges (storage.open_ranged), never copied:
+#: pyarrow reads each column's pages at most TABLE_READ_BUFFER bytes at a time (a larger page
+#: whole) as the batches need them, and each request reads TABLE_BLOCK bytes ahead, of which
+#: TABLE_CACHE are kept (the columns of a row group are read side by side)
+TABLE_READ_BUFFER = 1 << 20
+TABLE_BLOCK = 4 << 20
+TABLE_CACHE = 16 << 20
 
 
 def read_table(uri: str) -> Iterator[dict]:
     """The rows of the table file at `uri`, in order, read as they are consumed (a parquet file
     TABLE_BATCH_ROWS rows at a time, a JSONL file line by line): a reader that stops early
-    (--limit) reads no further. A file in object storage is
-    downloaded (streamed) to a temporary file first, removed when the rows end or the reader
-    stops. MultipltError names the file (and line) of a table that cannot be read: unreadable
-    parquet, a parquet without `content`, a JSONL line that is not a JSON object with `content`,
-    text that is not UTF-8, gzip that is not valid; rows before it have been yielded."""
-    with _local_copy(uri) as path:
-        if uri.endswith(".parquet"):
-            yield from _parquet_rows(uri, path)
-        else:
-            yield from _jsonl_rows(uri, path)
-
-
-@contextlib.contextmanager
-def _local_copy(uri: str) -> Iterator[str]:
-    """A local path holding the file at `uri`: its own path when local, else a temporary copy
-    (multiplt.storage has no streaming read of an object; `copy` streams it to a file)."""
+    (--limit) reads no further. A file in object storage is read in place, never copied: a
+    parquet file in byte ranges (its footer, then its pages as the batches need them), a JSONL
+    file as one streamed body. MultipltError names the file (and line) of a table that cannot
+    be read: missing, unreadable parquet, a parquet without `content`, a JSONL line that is not
+    a JSON object with `content`, text that is not UTF-8, gzip that is not valid; rows before it
+    have been yielded."""
     from multiplt import storage
 
     path = storage.local_path(uri)
-    if path is not None:
-        if not os.path.isfile(path):
-            raise storage.NotFound(f"no such file: {uri}")
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="multiplt-table-") as folder:
-        local = os.path.join(folder, "table" + _suffix(uri))
-        storage.copy(uri, local)
-        yield local
-
-
-def _suffix(uri: str) -> str:
-    return next(s for s in sorted(TABLE_SUFFIXES, key=len, reverse=True) if uri.endswith(s))
+    if path is not None and not os.path.isfile(path):
+        raise storage.NotFound(f"no such file: {uri}")
+    if not uri.endswith(".parquet"):
+        with storage.open_stream(uri) as stream:
+            yield from _jsonl_rows(uri, stream)
+    elif path is not None:
+        yield from _parquet_rows(uri, path)
+    else:
+        with storage.open_ranged(uri, tail=storage.PARQUET_FOOTER_READ, block_size=TABLE_BLOCK,
+                                 cache_bytes=TABLE_CACHE) as f:
+            yield from _ranged_parquet_rows(uri, f)
 
 
 def _parquet_rows(uri: str, path: str) -> Iterator[dict]:
@@ -182,13 +176,39 @@ def _parquet_rows(uri: str, path: str) -> Iterator[dict]:
         yield from batch.to_dicts()
 
 
-def _jsonl_rows(uri: str, path: str) -> Iterator[dict]:
+def _ranged_parquet_rows(uri: str, f) -> Iterator[dict]:
+    """The rows of the parquet file `f` (opened in ranges) as _parquet_rows gives them: batches of
+    TABLE_BATCH_ROWS rows from pyarrow, each made a polars frame and then dicts (the values and
+    types polars reads); only the pages of the rows read are fetched."""
+    import polars as pl
+
+    from multiplt import storage
+
+    table = storage.parquet_file(uri, f, buffer_size=TABLE_READ_BUFFER)
+    names = table.schema_arrow.names
+    if "content" not in names:
+        raise MultipltError(f"{uri} has no `content` column (columns: {', '.join(names)})")
+    batches = table.iter_batches(batch_size=TABLE_BATCH_ROWS, use_threads=False)
+    while True:
+        try:
+            batch = next(batches, None)
+            rows = None if batch is None else pl.from_arrow(batch).to_dicts()
+        except MultipltError:  # reading the object failed (storage's error, naming it)
+            raise
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
+        if rows is None:
+            return
+        yield from rows
+
+
+def _jsonl_rows(uri: str, stream) -> Iterator[dict]:
     """The JSON object of each non-blank line, read line by line (gunzipped for `.gz`). Lines
     end at "\n" (a "\r" before it is dropped) and nowhere else, as storage.jsonl_lines splits
     them (JSON allows U+2028, form feeds and the like raw inside strings)."""
     from multiplt import storage
 
-    for number, raw in _raw_lines(uri, path):
+    for number, raw in _raw_lines(uri, stream):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -202,13 +222,12 @@ def _jsonl_rows(uri: str, path: str) -> Iterator[dict]:
         yield row
 
 
-def _raw_lines(uri: str, path: str) -> Iterator[tuple[int, bytes]]:
-    """(line number from 1, the line's bytes with its "\n") of the file at `path`."""
+def _raw_lines(uri: str, stream) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, the line's bytes with its "\n") of the binary `stream` of `uri`."""
     if not uri.endswith(".gz"):
-        with open(path, "rb") as f:
-            yield from enumerate(f, 1)
+        yield from enumerate(stream, 1)
         return
-    with gzip.open(path, "rb") as f:
+    with gzip.GzipFile(fileobj=stream, mode="rb") as f:
         lines, number = iter(f), 0
         while True:
             try:

@@ -14,11 +14,14 @@ the model; without a config, the rows' `model` provenance column does. A shard's
 
 One listing of the root finds every candidate (indexed once: a folder's files are a range of the
 sorted listing); each dataset then reads its funnel, configs and the parquet footers of its files.
-A dataset that cannot be read is listed with its `error`. One discover reads each object at most
-once. What is read from an S3 object (its rows, `model` values and excluded reasons; a JSON file's
-bytes) is kept in this process under the object's URI, ETag and size from the listing, so the next
-discover downloads only what changed (`CACHE_ENTRIES` / `CACHE_BYTES` bound it). Local files are
-read again each time: their parquet footers and columns are read in place, not whole.
+A dataset that cannot be read is listed with its `error`. A parquet file is never read whole: its
+rows come from its footer, its `model` values (only when no config names the model) and excluded
+reasons from those columns only; an S3 object is read in byte ranges (storage.open_ranged: the
+footer is one request for most files).
+What is read from an S3 object (its rows, `model` values and excluded reasons; a JSON file's
+bytes) is kept in this process under the object's URI, ETag and size, so the next discover reads
+only what changed (`CACHE_ENTRIES` / `CACHE_BYTES` bound it). Local files are read again each
+time, in place.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from __future__ import annotations
 import bisect
 import collections
 import dataclasses
-import io
 import re
 import threading
 
@@ -121,11 +123,14 @@ def discover(root: str) -> list[Dataset]:
                 found.append(Dataset(folder, kind, dag_id, files=files,
                                      bytes=sum(listing.infos[f].size for f in files)))
     reader = _Reader(listing)
-    for dataset in found:
-        try:
-            _describe(dataset, listing, reader)
-        except MultipltError as exc:
-            dataset.error = str(exc)
+    try:
+        for dataset in found:
+            try:
+                _describe(dataset, listing, reader)
+            except MultipltError as exc:
+                dataset.error = str(exc)
+    finally:
+        reader.close()
     return found
 
 
@@ -252,27 +257,33 @@ class _VersionCache:
 CACHE = _VersionCache()
 
 
-@dataclasses.dataclass(frozen=True)
-class _DataFile:
-    """What the page needs of one data file: its rows and the distinct `model` values (None, with
-    `models_error`, when that column cannot be read: an error only if the model is needed)."""
+#: S3 parquet objects a discover keeps open (their footers and what else was read of them), so the
+#: rows and then the `model` values of a data file are read with one footer request
+OPEN_FILES = 16
 
-    rows: int
-    models: frozenset | None
-    models_error: str | None = None
+
+class _Unreadable(MultipltError):
+    """The content of a file cannot be read as the page needs it (a bad parquet file, an excluded
+    file without `reason`): kept in CACHE, unlike a failure to read the object at all."""
 
 
 class _Reader:
     """Reads the objects of one discover, each at most once (a translate folder's funnel.json
     serves every split; an excluded file every dataset of its folder). A local file is read in
-    place: parquet footers and the needed columns only. An S3 object is downloaded once, read for
-    everything the page needs of it, and what was read is kept in CACHE under the URI, ETag and size
-    of the version downloaded; a later discover whose listing shows the same ETag and size downloads
-    nothing. A failed download is not kept; an unreadable file's error is (it is the content's)."""
+    place: parquet footers and the needed columns only. An S3 parquet object is read in byte
+    ranges (its footer, and the columns needed only), a JSON object whole; what was read is kept
+    in CACHE under the URI, ETag and size of the version read, so a later discover whose listing
+    shows the same ETag and size reads nothing. A failed read is not kept; an unreadable file's
+    error is (it is the content's)."""
 
     def __init__(self, listing: _Listing):
         self.listing = listing
         self.memo: dict = {}
+        self.files: collections.OrderedDict = collections.OrderedDict()  # uri -> open RangedFile
+
+    def close(self) -> None:
+        while self.files:
+            self.files.popitem()[1].close()
 
     def _once(self, what: str, uri: str, compute):
         key = (what, uri)
@@ -286,31 +297,45 @@ class _Reader:
             raise value
         return value
 
-    def _remote(self, what: str, uri: str, parse, weight):
-        """parse(uri, bytes) of the S3 object at `uri`, from CACHE when the listing's version of it
-        is there; otherwise downloaded (one GET) and kept under the version downloaded."""
-        from multiplt import storage
-
+    def _cached(self, what: str, uri: str):
+        """CACHE's outcome for the listing's version of `uri`; None when not kept."""
         info = self.listing.infos.get(uri)
-        if info is not None:
-            hit = CACHE.get((what, uri, info.etag, info.size))
-            if hit is not None:
-                return _outcome(hit)
-        data, etag = storage.read_versioned(uri)
+        return None if info is None else CACHE.get((what, uri, info.etag, info.size))
+
+    def _keep(self, what: str, uri: str, etag: str, size: int, compute, weight):
+        """compute()'s outcome, kept in CACHE under the version read (an _Unreadable error too)."""
         try:
-            outcome = (True, parse(uri, data))
-        except MultipltError as exc:
+            outcome = (True, compute())
+        except _Unreadable as exc:
             outcome = (False, str(exc))
         ok, value = outcome
-        CACHE.put((what, uri, etag, len(data)), outcome, 256 + (weight(value) if ok else len(value)))
+        CACHE.put((what, uri, etag, size), outcome, 256 + (weight(value) if ok else len(value)))
         return _outcome(outcome)
+
+    def _parquet(self, what: str, uri: str, parse, weight):
+        """parse(uri, file) of the S3 parquet object at `uri`, from CACHE when the listing's
+        version of it is there; else read through the object opened in ranges (kept open for the
+        other reads of this discover) and kept under the version read."""
+        from multiplt import storage
+
+        hit = self._cached(what, uri)
+        if hit is not None:
+            return _outcome(hit)
+        f = self.files.pop(uri, None)
+        if f is None:  # pyarrow reads each column chunk whole: no read-ahead beyond a footer's
+            f = storage.open_ranged(uri, tail=storage.PARQUET_FOOTER_READ,
+                                    block_size=storage.PARQUET_FOOTER_READ)
+        self.files[uri] = f
+        while len(self.files) > OPEN_FILES:
+            self.files.popitem(last=False)[1].close()
+        return self._keep(what, uri, f.etag, f.size, lambda: parse(uri, f), weight)
 
     def rows(self, uri: str) -> int:
         from multiplt import storage
 
         if storage.local_path(uri) is not None:
             return self._once("rows", uri, lambda: storage.parquet_rows(uri))
-        return self._once("data", uri, lambda: self._remote("data", uri, _data_file, _data_weight)).rows
+        return self._once("rows", uri, lambda: self._parquet("rows", uri, _footer_rows, lambda _rows: 0))
 
     def models(self, uri: str) -> frozenset:
         """The distinct non-empty `model` values of a data file (none when it has no such column)."""
@@ -319,10 +344,8 @@ class _Reader:
         path = storage.local_path(uri)
         if path is not None:
             return self._once("models", uri, lambda: _column_values(uri, path, "model"))
-        facts = self._once("data", uri, lambda: self._remote("data", uri, _data_file, _data_weight))
-        if facts.models_error is not None:
-            raise MultipltError(facts.models_error)
-        return facts.models
+        return self._once("models", uri,
+                          lambda: self._parquet("models", uri, _ranged_models, _models_weight))
 
     def reasons(self, uri: str) -> collections.Counter:
         """{(stage, reason label): rows} of one excluded file (funnel.reason_counts)."""
@@ -332,7 +355,7 @@ class _Reader:
         if path is not None:
             return self._once("reasons", uri, lambda: _reason_counts(uri, path))
         return self._once("reasons", uri,
-                          lambda: self._remote("reasons", uri, _reason_counts, _counter_weight))
+                          lambda: self._parquet("reasons", uri, _reason_counts, _counter_weight))
 
     def json(self, uri: str):
         """The JSON value of a file, decoded anew for each caller (none shares a mutable value)."""
@@ -341,8 +364,17 @@ class _Reader:
         if storage.local_path(uri) is not None:
             data = self._once("bytes", uri, lambda: storage.read_bytes(uri))
         else:
-            data = self._once("bytes", uri, lambda: self._remote("bytes", uri, lambda _uri, raw: raw, len))
+            data = self._once("bytes", uri, lambda: self._json_bytes(uri))
         return storage.decode_json(uri, data)
+
+    def _json_bytes(self, uri: str) -> bytes:
+        from multiplt import storage
+
+        hit = self._cached("bytes", uri)
+        if hit is not None:
+            return _outcome(hit)
+        data, etag = storage.read_versioned(uri)
+        return self._keep("bytes", uri, etag, len(data), lambda: data, len)
 
 
 def _outcome(outcome):
@@ -352,8 +384,8 @@ def _outcome(outcome):
     return value
 
 
-def _data_weight(facts: _DataFile) -> int:
-    return sum(len(v) for v in facts.models or ())
+def _models_weight(models: frozenset) -> int:
+    return sum(len(v) for v in models)
 
 
 def _counter_weight(counts: collections.Counter) -> int:
@@ -361,62 +393,102 @@ def _counter_weight(counts: collections.Counter) -> int:
 
 
 def _unreadable(uri: str, exc: Exception) -> MultipltError:
-    return MultipltError(f"{uri} is not a readable parquet file: {exc}")
+    return _Unreadable(f"{uri} is not a readable parquet file: {exc}")
 
 
-def _data_file(uri: str, data: bytes) -> _DataFile:
-    """Rows (from the footer) and `model` values of a data file's bytes, read once for both."""
-    import polars as pl
-
-    try:
-        rows = pl.scan_parquet(io.BytesIO(data)).select(pl.len()).collect().item()
-    except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
-        raise _unreadable(uri, exc) from None
-    try:
-        return _DataFile(rows, _column_values(uri, io.BytesIO(data), "model"))
-    except MultipltError as exc:
-        return _DataFile(rows, None, str(exc))
-
-
-def _column_values(uri: str, source, column: str) -> frozenset:
-    """The distinct non-empty values of `column` in one parquet file (a path or a file object);
-    none when it has no such column. Only that column is read."""
-    import polars as pl
+def _parquet_file(uri: str, f):
+    """pyarrow's ParquetFile over `f` (an S3 object opened in ranges): its footer only."""
+    import pyarrow.parquet as pq
 
     try:
-        if column not in pl.read_parquet_schema(source):
-            return frozenset()
-        if not isinstance(source, str):
-            source.seek(0)
-        return frozenset(str(v) for v in pl.read_parquet(source, columns=[column])[column].unique() if v)
-    except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
+        return pq.ParquetFile(f, pre_buffer=False)
+    except MultipltError:  # reading the object failed (storage's error, naming it)
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
         raise _unreadable(uri, exc) from None
 
 
-def _reason_counts(uri: str, data) -> collections.Counter:
-    """funnel.reason_counts of one excluded file (a local path or its bytes)."""
-    return funnel_mod.reason_counts([_reason_rows(uri, data)])
+def _footer_rows(uri: str, f) -> int:
+    return _parquet_file(uri, f).metadata.num_rows
 
 
-def _reason_rows(uri: str, data) -> list[tuple[str | None, str]]:
-    """(stage, reason) of every excluded row of one file (stage is None when there is none), from
-    its path or its bytes; only those two columns are read."""
+def _columns(uri: str, f, columns: list[str]):
+    """The polars frame of `columns` of the parquet file `f` (only their column chunks read)."""
     import polars as pl
 
-    def source():
-        return data if isinstance(data, str) else io.BytesIO(data)
-
     try:
-        names = list(pl.read_parquet_schema(source()))
-        if "reason" not in names:
-            if pl.scan_parquet(source()).select(pl.len()).collect().item() == 0:
-                return []  # an empty shard written without columns
-            raise MultipltError(f"{uri} has no `reason` column (columns: {', '.join(names)})")
-        table = pl.read_parquet(source(), columns=[c for c in ("stage", "reason") if c in names])
+        return pl.from_arrow(_parquet_file(uri, f).read(columns=columns, use_threads=False))
     except MultipltError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise _unreadable(uri, exc) from None
+
+
+def _names(uri: str, source) -> list[str]:
+    """The column names of a parquet file: a local path (polars) or an S3 object's file (pyarrow)."""
+    import polars as pl
+
+    if not isinstance(source, str):
+        return list(_parquet_file(uri, source).schema_arrow.names)
+    try:
+        return list(pl.read_parquet_schema(source))
+    except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
+        raise _unreadable(uri, exc) from None
+
+
+def _ranged_models(uri: str, f) -> frozenset:
+    """_column_values of `model` in an S3 object's file."""
+    if "model" not in _names(uri, f):
+        return frozenset()
+    return frozenset(str(v) for v in _columns(uri, f, ["model"])["model"].unique() if v)
+
+
+def _column_values(uri: str, path: str, column: str) -> frozenset:
+    """The distinct non-empty values of `column` in one local parquet file; none when it has no
+    such column. Only that column is read."""
+    import polars as pl
+
+    if column not in _names(uri, path):
+        return frozenset()
+    try:
+        return frozenset(str(v) for v in pl.read_parquet(path, columns=[column])[column].unique() if v)
+    except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
+        raise _unreadable(uri, exc) from None
+
+
+def _reason_counts(uri: str, source) -> collections.Counter:
+    """funnel.reason_counts of one excluded file (a local path or an S3 object's file)."""
+    return funnel_mod.reason_counts([_reason_rows(uri, source)])
+
+
+def _reason_rows(uri: str, source) -> list[tuple[str | None, str]]:
+    """(stage, reason) of every excluded row of one file (stage is None when there is none), from
+    its path or its S3 object's file; only those two columns are read."""
+    import polars as pl
+
+    names = _names(uri, source)
+    wanted = [c for c in ("stage", "reason") if c in names]
+    if "reason" not in names:
+        if (_footer_rows(uri, source) if not isinstance(source, str)
+                else _local_rows(uri, source)) == 0:
+            return []  # an empty shard written without columns
+        raise _Unreadable(f"{uri} has no `reason` column (columns: {', '.join(names)})")
+    if isinstance(source, str):
+        try:
+            table = pl.read_parquet(source, columns=wanted)
+        except Exception as exc:  # noqa: BLE001
+            raise _unreadable(uri, exc) from None
+    else:
+        table = _columns(uri, source, wanted)
     reasons = table["reason"].to_list()
     stages = table["stage"].to_list() if "stage" in names else [None] * len(reasons)
     return list(zip(stages, reasons))
+
+
+def _local_rows(uri: str, path: str) -> int:
+    import polars as pl
+
+    try:
+        return pl.scan_parquet(path).select(pl.len()).collect().item()
+    except Exception as exc:  # noqa: BLE001
+        raise _unreadable(uri, exc) from None

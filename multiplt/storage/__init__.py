@@ -2,8 +2,11 @@
 
 Every stage reads and writes through these functions, so the same command works on a laptop and
 in a container against AWS or MinIO. Formats ride on bytes: text (UTF-8), JSON, JSON lines and
-parquet; a ``.gz`` suffix gzips text, JSON and JSON lines. Every write is atomic (see local.py and
-s3.py): a reader sees the previous object or the complete new one, never a torn one.
+parquet; a ``.gz`` suffix gzips text, JSON and JSON lines. A large file need not be read whole:
+`open_ranged` is a seekable file object that reads only the byte ranges asked for (a parquet
+file's footer: `parquet_rows`, `parquet_file`), `open_stream` a stream read as it is consumed.
+Every write is atomic (see local.py and s3.py): a reader sees the previous object or the complete
+new one, never a torn one.
 `read_versioned` and `write_bytes_if` make a read-modify-write safe against concurrent writers
 (compare-and-swap on the object's version; S3 conditional writes); `update` is that loop, retried.
 
@@ -25,15 +28,16 @@ from typing import Callable, Iterator
 
 from multiplt.errors import MultipltError, PlatformError
 from multiplt.storage import local, s3
-from multiplt.storage.base import ConditionalWriteUnsupported, ObjectInfo, Store
+from multiplt.storage.base import Changed, ConditionalWriteUnsupported, ObjectInfo, Store
 from multiplt.storage.local import AtomicFile, FolderLock, cannot_write, file_above
+from multiplt.storage.ranged import BLOCK_SIZE, RangedFile
 from multiplt.storage.uri import NotFound, basename, join, local_path, parse
 
 __all__ = [
-    "AtomicFile", "ConditionalWriteUnsupported", "FolderLock", "NotFound", "ObjectInfo", "basename", "cannot_write",
+    "AtomicFile", "Changed", "ConditionalWriteUnsupported", "FolderLock", "NotFound", "ObjectInfo", "basename", "cannot_write",
     "copy", "create", "decode_json", "delete", "download_dir", "encode_json", "exists", "file_above", "is_file",
-    "join", "jsonl_lines", "listing", "local_path", "ls",
-    "read_bytes", "read_json", "read_jsonl", "read_parquet", "read_text",
+    "join", "jsonl_lines", "listing", "local_path", "ls", "open_ranged", "open_stream", "parquet_file",
+    "parquet_rows", "read_bytes", "read_json", "read_jsonl", "read_parquet", "read_range", "read_text",
     "read_versioned",
     "update", "upload_dir", "write_bytes", "write_bytes_if", "write_json", "write_jsonl",
     "write_parquet",
@@ -54,6 +58,39 @@ def read_bytes(uri) -> bytes:
     """The raw bytes stored at `uri` (no decompression)."""
     loc = parse(uri)
     return _backend(loc).read_bytes(loc)
+
+
+def read_range(uri, start: int, length: int, etag: str | None = None) -> tuple[bytes, int, str]:
+    """Up to `length` bytes of the file at `uri` from byte `start` (negative: that many bytes
+    before its end), with the file's size and version tag: (bytes, size, etag). On S3 one GET
+    with a Range header. With an `etag` (from an earlier call), only from that version: a file
+    rewritten since raises `Changed`."""
+    loc = parse(uri)
+    return _backend(loc).read_range(loc, start, length, etag)
+
+
+def open_ranged(uri, *, tail: int = 0, block_size: int = BLOCK_SIZE,
+                cache_bytes: int | None = None) -> RangedFile:
+    """A seekable read-only file object (read/seek/tell) over the file at `uri`, reading only the
+    byte ranges asked for (read_range), a small read rounded up to `block_size` bytes ahead and
+    kept (at most `cache_bytes`, by default 4 blocks), all of one version of the file (a rewrite
+    while it is read is `Changed`). Opening it makes one request: the last `tail` bytes when
+    `tail` > 0 (a parquet footer), else the first block; a missing file is NotFound at once.
+    Close it when done (it is a context manager)."""
+    loc = parse(uri)
+
+    def fetch(start: int, length: int, etag: str | None) -> tuple[bytes, int, str]:
+        return read_range(loc.uri, start, length, etag)
+
+    return RangedFile(loc.uri, fetch, block_size=block_size, cache_bytes=cache_bytes, tail=tail)
+
+
+def open_stream(uri):
+    """The file at `uri` as a binary stream (read(n), iteration by lines), read front to back as it
+    is consumed: a local file opened, an S3 object's body (one GET; a body cut short is resumed
+    from the same version). Close it when done (it is a context manager)."""
+    loc = parse(uri)
+    return _backend(loc).open_stream(loc)
 
 
 def write_bytes(uri, data: bytes, durable: bool = True) -> None:
@@ -286,14 +323,36 @@ def read_parquet(uri):
         raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
 
 
+#: the bytes at the end of a parquet file read when it is opened in ranges: its footer (the
+#: metadata and the 8 bytes after it) whole for most files, in one request (pyarrow's own
+#: first read of a footer is 64 KiB, so it is served from these)
+PARQUET_FOOTER_READ = 64 << 10
+
+
 def parquet_rows(uri) -> int:
-    """Rows of the parquet file at `uri`, from its footer (a local file is not read whole)."""
+    """Rows of the parquet file at `uri`, from its footer: a local file is not read whole, an S3
+    object only in its last bytes (open_ranged: one request for most files)."""
     import polars as pl
 
     path = local_path(uri)
+    if path is None:
+        with open_ranged(uri, tail=PARQUET_FOOTER_READ) as f:
+            return parquet_file(uri, f).metadata.num_rows
     try:
-        source = path if path is not None else io.BytesIO(read_bytes(uri))
-        return pl.scan_parquet(source).select(pl.len()).collect().item()
+        return pl.scan_parquet(path).select(pl.len()).collect().item()
+    except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
+        raise MultipltError(f"{uri} is not a readable parquet file: {exc}") from None
+
+
+def parquet_file(uri, source, buffer_size: int = 0):
+    """A pyarrow ParquetFile over `source` (a file object of the file at `uri`: open_ranged's),
+    which reads its footer now and each column chunk as it is needed (no pre-buffering; with a
+    `buffer_size`, a page at a time). A file that is no parquet (truncated, corrupt, empty) is
+    one MultipltError naming `uri`; the errors of reading `source` pass as they are."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(source, pre_buffer=False, buffer_size=buffer_size)
     except MultipltError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file

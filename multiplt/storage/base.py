@@ -9,10 +9,15 @@ calls a backend directly.
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
-from multiplt.errors import MultipltError
+from multiplt.errors import MultipltError, PlatformError
 from multiplt.storage.uri import Location
+
+
+class Changed(PlatformError):
+    """A file read in parts (`read_range` with a version tag) was rewritten between them: read
+    it again. A platform error (retried), not bad input: a rerun reads one version."""
 
 
 class ConditionalWriteUnsupported(MultipltError):
@@ -45,6 +50,16 @@ class Store(Protocol):
 
     def read_versioned(self, loc: Location) -> tuple[bytes, str]:
         """The bytes at `loc` and their version tag (the ETag `listing` gives), read together."""
+
+    def read_range(self, loc: Location, start: int, length: int, etag: str | None) -> tuple[bytes, int, str]:
+        """Up to `length` bytes of the file at `loc` from byte `start` (negative: from `-start`
+        bytes before its end), fewer only where the file ends first (none from its end or
+        beyond), with the file's size and version tag: (bytes, size, etag). With an `etag`, only
+        from that version: a file rewritten since is a `Changed` error naming it."""
+
+    def open_stream(self, loc: Location) -> BinaryIO:
+        """The file at `loc` as a binary stream read front to back as it is consumed (read(n)
+        and iteration by lines; close it when done), without a copy of the whole file."""
 
     def write_bytes_if(self, loc: Location, data: bytes, etag: str | None) -> bool:
         """Compare-and-swap: write `data` atomically only if `loc` still holds version `etag`

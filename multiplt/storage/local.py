@@ -13,7 +13,7 @@ import time
 import uuid
 
 from multiplt.errors import MultipltError
-from multiplt.storage.base import ObjectInfo
+from multiplt.storage.base import Changed, ObjectInfo
 from multiplt.storage.uri import Location, NotFound, join
 
 LOG = logging.getLogger("multiplt.storage")
@@ -141,6 +141,42 @@ def read_versioned(loc: Location) -> tuple[bytes, str]:
         raise MultipltError(f"{loc.uri} is a folder, not a file") from None
     except PermissionError:
         raise MultipltError(f"cannot read {loc.uri}: permission denied") from None
+
+
+def _open(loc: Location):
+    """The file at `loc` opened for reading; read_versioned's errors for what cannot be."""
+    try:
+        return open(loc.path, "rb")
+    except (FileNotFoundError, NotADirectoryError):
+        raise _not_found(loc) from None
+    except IsADirectoryError:
+        raise MultipltError(f"{loc.uri} is a folder, not a file") from None
+    except PermissionError:
+        raise MultipltError(f"cannot read {loc.uri}: permission denied") from None
+
+
+def read_range(loc: Location, start: int, length: int, etag: str | None) -> tuple[bytes, int, str]:
+    """`length` bytes from `start` (negative: from the end) of the file that holds version
+    `etag` (Changed when the path names another file now), with its size and version tag."""
+    with _open(loc) as f:
+        st = os.fstat(f.fileno())
+        if etag is not None and _etag(st) != etag:
+            raise Changed(f"{loc.uri} changed while it was being read; read it again")
+        begin = max(0, st.st_size + start) if start < 0 else start
+        end = min(st.st_size, begin + max(0, length))
+        parts = []
+        while begin < end:  # pread returns at most about 2 GiB at once
+            part = os.pread(f.fileno(), end - begin, begin)
+            if not part:
+                break
+            parts.append(part)
+            begin += len(part)
+        return b"".join(parts), st.st_size, _etag(st)
+
+
+def open_stream(loc: Location):
+    """The open file (a rewrite while it is read replaces the path, not this file)."""
+    return _open(loc)
 
 
 def write_bytes_if(loc: Location, data: bytes, etag: str | None) -> bool:

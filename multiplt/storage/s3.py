@@ -20,7 +20,7 @@ import os
 import threading
 
 from multiplt.errors import MultipltError, PlatformError
-from multiplt.storage.base import ConditionalWriteUnsupported, ObjectInfo
+from multiplt.storage.base import Changed, ConditionalWriteUnsupported, ObjectInfo
 from multiplt.storage.uri import Location, NotFound
 
 # Objects above this size go up in parts (S3's minimum part size is 5 MiB).
@@ -167,6 +167,152 @@ def read_versioned(loc: Location) -> tuple[bytes, str]:
     c = client()
     response = _call(loc, "read", c.get_object, Bucket=loc.bucket, Key=loc.key)
     return _call(loc, "read", response["Body"].read), response["ETag"]
+
+
+def _attempts() -> int:
+    """The attempts a call makes in all (RETRIES + 1, or AWS_MAX_ATTEMPTS): also the reads of
+    an answer's body in a row that may be cut short before it is given up."""
+    return int(client().meta.config.retries.get("total_max_attempts", RETRIES + 1))
+
+
+def _cut_short():
+    """What reading an answer's body raises when the connection drops or stalls after the
+    headers came (botocore retries a request, never the reading of its body)."""
+    import botocore.exceptions as bex
+
+    return bex.ReadTimeoutError, bex.ResponseStreamingError, bex.IncompleteReadError
+
+
+def _get(loc: Location, etag: str | None, **kwargs) -> dict | None:
+    """One GetObject of `loc` (If-Match: `etag` when given); None for 416 (a range at or past the
+    end). A version other than `etag` (412, or a server that ignores If-Match) is Changed."""
+    import botocore.exceptions as bex
+
+    if etag is not None:
+        kwargs["IfMatch"] = etag
+    try:
+        response = client().get_object(Bucket=loc.bucket, Key=loc.key, **kwargs)
+    except bex.ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "InvalidRange" or status == 416:
+            return None
+        if etag is not None and (code == "PreconditionFailed" or status == 412):
+            raise _changed(loc) from None
+        err = _translate(exc, loc, "read")
+        if isinstance(err, NotFound):
+            _check_bucket(loc)
+        raise err from None
+    except bex.BotoCoreError as exc:
+        raise _translate(exc, loc, "read") from None
+    if etag is not None and response.get("ETag") != etag:
+        response["Body"].close()
+        raise _changed(loc)
+    return response
+
+
+def _changed(loc: Location) -> Changed:
+    return Changed(f"{loc.uri} changed while it was being read; read it again")
+
+
+def read_range(loc: Location, start: int, length: int, etag: str | None) -> tuple[bytes, int, str]:
+    """One GET with a Range header (and If-Match: `etag`), so only those bytes come. A body cut
+    short is asked for again, up to the client's attempts in a row; a range past the end (416)
+    is no bytes, with the size and ETag from a HEAD."""
+    _require_key(loc)
+    if length <= 0:
+        return b"", *_head(loc, etag)
+    wanted = f"bytes={start}" if start < 0 else f"bytes={start}-{start + length - 1}"
+    attempts = _attempts()
+    for attempt in range(attempts):
+        response = _get(loc, etag, Range=wanted)
+        if response is None:
+            return b"", *_head(loc, etag)
+        try:
+            data = response["Body"].read()
+            break
+        except _cut_short() as exc:
+            response["Body"].close()
+            if attempt + 1 == attempts:
+                raise _translate(exc, loc, "read") from None
+    got = response.get("ContentRange")  # "bytes FIRST-LAST/SIZE"; none: the server sent it whole
+    if got:
+        size = int(got.rsplit("/", 1)[1])
+    else:
+        size = len(data)
+        begin = max(0, size + start) if start < 0 else start
+        data = data[begin:begin + length]
+    return data[:length], size, response["ETag"]
+
+
+def _head(loc: Location, etag: str | None) -> tuple[int, str]:
+    """The size and ETag of the object (of version `etag`: another one is Changed)."""
+    head = _call(loc, "read", client().head_object, Bucket=loc.bucket, Key=loc.key)
+    if etag is not None and head["ETag"] != etag:
+        raise _changed(loc)
+    return head["ContentLength"], head["ETag"]
+
+
+#: bytes the stream of `open_stream` reads from its body at a time
+STREAM_BUFFER = 1 << 20
+
+
+def open_stream(loc: Location):
+    """One GET whose body is read as it is consumed (buffered, STREAM_BUFFER bytes at a time)."""
+    _require_key(loc)
+    return io.BufferedReader(_Body(loc), STREAM_BUFFER)
+
+
+class _Body(io.RawIOBase):
+    """An object's body, front to back. A body cut short (a dropped connection, a read past the
+    read timeout) is asked for again from where it stopped, of the same version (Range and
+    If-Match: a rewrite in between is Changed), up to the client's attempts in a row."""
+
+    def __init__(self, loc: Location):
+        super().__init__()
+        self.loc, self._pos, self.etag, self.size, self._body = loc, 0, None, 0, None
+        self._attempts = _attempts()
+        self._body, self.size = self._open()
+
+    def _open(self):
+        if self._pos:
+            response = _get(self.loc, self.etag, Range=f"bytes={self._pos}-")
+        else:
+            response = _get(self.loc, None)
+        if response is None:  # 416 from byte _pos of the version whose size is past it
+            raise PlatformError(f"{self.loc.uri} ended at byte {self._pos} of {self.size} while it was "
+                                "being read")
+        self.etag = response["ETag"]
+        return response["Body"], self._pos + response["ContentLength"]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self._checkClosed()
+        view = memoryview(buffer).cast("B")
+        failures = 0
+        while self._body is not None and self._pos < self.size and len(view):
+            try:
+                data = self._body.read(min(len(view), self.size - self._pos))
+            except _cut_short() as exc:
+                self._body.close()
+                self._body = None
+                failures += 1
+                if failures >= self._attempts:
+                    raise _translate(exc, self.loc, "read") from None
+                self._body, _size = self._open()
+                continue
+            view[:len(data)] = data
+            self._pos += len(data)
+            return len(data)
+        return 0
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+        super().close()
 
 
 def write_bytes_if(loc: Location, data: bytes, etag: str | None) -> bool:

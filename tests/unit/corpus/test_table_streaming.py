@@ -7,12 +7,10 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-import os
 
 import polars as pl
 import pytest
 
-from multiplt import storage
 from multiplt.corpus import parts, pipeline, sources
 from multiplt.corpus.config import CorpusConfig
 from multiplt.errors import MultipltError
@@ -97,26 +95,6 @@ def test_a_corrupt_gzip_table_is_one_clear_error(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(MultipltError, match="bad.jsonl.gz is not valid gzip"):
         list(sources.read_table(str(path)))
-
-
-def test_a_table_in_object_storage_is_read_from_a_temporary_copy_removed_when_reading_stops(
-        tmp_path, monkeypatch, s3_bucket):
-    buffer = tmp_path / "local.parquet"
-    table(30).write_parquet(buffer)
-    uri = f"{s3_bucket}/tables/t.parquet"
-    storage.copy(str(buffer), uri)
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    monkeypatch.setattr("tempfile.tempdir", str(temp))
-    source = sources.resolve(uri)
-    docs = source.read("t.parquet")
-    first = [next(docs) for _ in range(3)]
-    assert [d.origin for d in first] == ["t.parquet#0", "t.parquet#1", "t.parquet#2"]
-    assert len(os.listdir(temp)) == 1  # the copy, while rows are read
-    docs.close()
-    assert os.listdir(temp) == []
-    assert [d.data for d in source.read("t.parquet")] == table(30)["content"].to_list()
-    assert os.listdir(temp) == []
 
 
 def test_each_shard_reads_the_rows_of_its_slice_of_the_files(tmp_path):

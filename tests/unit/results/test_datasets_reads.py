@@ -114,18 +114,27 @@ def test_an_unreadable_s3_file_keeps_its_error_without_being_downloaded_again(s3
 
 
 def test_a_failed_download_is_not_kept(s3_bucket, gets, monkeypatch):
+    """(A parquet object is read in ranges: read_range; a JSON object whole: read_versioned.)"""
     root = f"{s3_bucket}/runs"
     write_chain(root)
-    real = storage.read_versioned
+    real_range, real_versioned = storage.read_range, storage.read_versioned
 
-    def broken(uri):
+    def broken_range(uri, *args):
         if uri.endswith("/racket-00000-of-00001.parquet"):
             raise PlatformError(f"cannot read {uri}: connection reset")
-        return real(uri)
+        return real_range(uri, *args)
 
-    monkeypatch.setattr(storage, "read_versioned", broken)
+    def broken_versioned(uri):
+        if uri.endswith("/translate/published.json"):
+            raise PlatformError(f"cannot read {uri}: connection reset")
+        return real_versioned(uri)
+
+    monkeypatch.setattr(storage, "read_range", broken_range)
+    monkeypatch.setattr(storage, "read_versioned", broken_versioned)
     assert "connection reset" in by_title(datasets.discover(root))["translation racket"].error
-    monkeypatch.setattr(storage, "read_versioned", real)
+    assert "connection reset" in by_title(datasets.discover(root))["translation lua"].error
+    monkeypatch.setattr(storage, "read_range", real_range)
+    monkeypatch.setattr(storage, "read_versioned", real_versioned)
     check_chain(datasets.discover(root), root)
 
 

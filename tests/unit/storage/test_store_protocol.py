@@ -21,7 +21,7 @@ METHODS = [name for name, member in vars(Store).items()
 
 def test_protocol_declares_listing_and_copies():
     assert {"read_bytes", "write_bytes", "put_file", "get_file", "copy", "exists", "ls", "listing",
-            "delete"} <= set(METHODS)
+            "delete", "read_range", "open_stream"} <= set(METHODS)
 
 
 @pytest.mark.parametrize("backend", [local, s3], ids=["local", "s3"])
