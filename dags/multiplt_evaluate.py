@@ -87,7 +87,9 @@ recorded, each with the `reason` (the first stage, or shard, that did not succee
   run with a warning in `plan`'s log (the run fails only when none is left), and fails a manual
   run at once. A Hub that cannot be reached fails `plan` with a retry (with `HF_HUB_OFFLINE`
   set: no retry; pin each Hub model's `revision`). A manual run that names its `model` is not
-  looked up: without `revision` it evaluates the default branch, in the `main` run folder.
+  looked up: without `revision` it evaluates the default branch, in the `main` run folder
+  (once that folder holds samples of another commit, generate refuses to add to it: give the
+  commit as `revision`).
 * `backend=replay` with `replay_source` (use `{lang}` for per-language sources) re-scores
   existing completions without a model; `backend=openai` with `api_base` samples from an
   OpenAI-compatible server (`model` = its served model name).

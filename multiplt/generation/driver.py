@@ -9,6 +9,11 @@ Rerun contract:
   another model/revision/tokenizer/tokenizer revision/backend/seed or benchmark file (its sha256)
   is refused with an error naming the difference, and so is a problem file whose language,
   prompt or tests differ from the benchmark's problem;
+- so is a folder whose model (or replay source) of the same name holds something else now: the
+  record's `model_identity` (folder.MODEL_IDENTITY: a Hub commit, a model folder's content
+  digest, a replay source's sha256), written by the first run that draws samples, differs from
+  what this run loads (a local folder overwritten, a Hub branch moved, a replay file
+  rewritten); a record without one (an older generate's) takes this run's;
 - a problem's file is rewritten (atomically) as each sample finishes, merged with the file as it
   is at that moment (folder.add_samples): samples already there are never replaced, so two
   generates into one folder (a zombie try beside its retry, two evaluations of one model with
@@ -219,9 +224,12 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     `tokenizer_revision`: the revision of a Hub `tokenizer`, part of the folder's run identity
     (the record's `tokenizer_revision`, written only when given: folder.PINNED_IDENTITY). With a
     `tokenizer`, the record also says what it was resolved to, `tokenizer_resolved_commit` (a Hub
-    tokenizer's commit, from the backend that loaded it: hf_backend.TokenizerDescription), which,
-    as the model's `resolved_commit`, is no part of the identity: a run after the tokenizer's
-    default branch moved resumes the folder and records the commit it loaded."""
+    tokenizer's commit, from the backend that loaded it: hf_backend.TokenizerDescription), which
+    is no part of the identity: a run after the tokenizer's default branch moved resumes the
+    folder and records the commit it loaded. The model's is: `model_identity` (a Hub model's
+    `resolved_commit`, a model folder's content digest, a replay source's sha256) must be the
+    folder's (folder.MODEL_IDENTITY); a local model's is checked before its weights load, a Hub
+    model's before (when the Hub says which commit the revision is at) and after."""
     from multiplt.generation.model_source import check_tokenizer_revision
     from multiplt.training.config import check_experiment
 
@@ -240,7 +248,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     run = {"model": model, "revision": revision, "resolved_commit": None, "tokenizer": tokenizer or model,
            **({"tokenizer_revision": tokenizer_revision} if tokenizer_revision is not None else {}),
            # what a --tokenizer was resolved to (describe() fills it; None: a local one, or a
-           # backend that loads none), replaced at each run as resolved_commit is
+           # backend that loads none), replaced at each run
            **({"tokenizer_resolved_commit": None} if tokenizer else {}),
            "benchmark": benchmark, "benchmark_sha256": bench_sha,
            # what `results record` names the benchmark by (merge_run: of every run's problems)
@@ -281,14 +289,18 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         funnel.log(LOG)
         return summary
 
+    identity = _identity_before_load(out, run, select, backend, model, revision)
     if batch_size is not None:  # an optional cap; each backend has its own default
         backend_options["batch_size"] = batch_size
     engine = make_backend(backend, model=model, revision=revision, tokenizer=tokenizer,
                           tokenizer_revision=tokenizer_revision, **backend_options)
     try:
         described = engine.describe().as_record()
+        identity = _loaded_identity(identity, described)
         final_run = folder.merge_run(out, {**run, **described, "model": model, "revision": revision,
-                                           "tokenizer": tokenizer or model}, select)
+                                           "tokenizer": tokenizer or model,
+                                           **({folder.MODEL_IDENTITY: identity} if identity else {})},
+                                     select)
         # `complete: false` goes with the first samples and `true` when this call has them all
         # and so does every file of the folder (finish): score refuses a folder whose last
         # generate did not finish (interrupted, or failed), or that another generate still fills
@@ -334,6 +346,41 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         engine.close()
     funnel.log(LOG)
     return summary
+
+
+def _identity_before_load(out: str, run: dict, select: folder.Selection, backend: str,
+                          model: str | None, revision: str | None) -> str | None:
+    """The model's identity (folder.MODEL_IDENTITY) found before its weights load, checked
+    against the folder's record here, so a folder of other weights is refused before they load:
+    a local folder's or storage URI's content digest (model_source.model_identity; a storage URI
+    is downloaded into the cache here, where the backend then finds it), or, when the folder
+    records an identity, the commit a Hub model's revision is at now (asked of the Hub; the
+    commit the backend loads is checked again after). None for a Hub model otherwise, the openai
+    backend (the server's model) and the replay backend (its source's digest comes with the
+    completions read: _loaded_identity)."""
+    if backend not in ("transformers", "vllm") or not model:
+        return None
+    from multiplt.generation.model_source import model_identity
+
+    recorded = (folder.read_run(out) or {}).get(folder.MODEL_IDENTITY)
+    identity = model_identity(model, revision, ask_hub=bool(recorded))
+    if identity is not None:
+        folder.merge_run(out, {**run, folder.MODEL_IDENTITY: identity}, select)
+    return identity
+
+
+def _loaded_identity(before: str | None, described: dict) -> str | None:
+    """The identity of what the backend loaded (folder.MODEL_IDENTITY), which the run record
+    keeps: the replay source's digest of the completions it read (its description's), the
+    commit a Hub model was loaded at (`resolved_commit`, which may differ from the one asked of
+    the Hub before: a branch can move in between), else the content digest found before the
+    load (`before`); None when nothing says (the openai backend)."""
+    if described.get(folder.MODEL_IDENTITY):
+        return described[folder.MODEL_IDENTITY]
+    if before is not None and not before.startswith("commit:"):
+        return before  # a local folder's or storage URI's content
+    commit = described.get("resolved_commit")
+    return f"commit:{commit}" if commit else before
 
 
 def selection_of(benchmark: str, lang: str, names: list[str], out: str) -> folder.Selection:

@@ -46,6 +46,14 @@ DESCRIBED_IDENTITY = ("stop_token_ids_sent",)
 #: whatever its default branch was then, which is not a given revision): `tokenizer_revision`
 #: (--tokenizer-revision, the revision a Hub --tokenizer was loaded at)
 PINNED_IDENTITY = ("tokenizer_revision",)
+#: what the model (or replay source) held when the folder's first samples were drawn: a Hub
+#: model's commit (`commit:<sha>`), a local folder's or storage URI's content digest
+#: (`sha256:<hex>`, model_source.content_digest), a replay source's (replay.read_replay); none
+#: with the openai backend (the server's model is not ours to see). Written by the first run
+#: that knows it and compared on every later one (_refuse_another_model): samples of two models
+#: in one folder would be scored as one. A record without it (written before generate kept it)
+#: is not refused for it: the next run that draws samples records its own.
+MODEL_IDENTITY = "model_identity"
 #: the run record's `selection` of a list of selected problems (the driver's, from its benchmark
 #: file: run_folder.benchmark_selection)
 Selection = Callable[[list[str]], str]
@@ -269,7 +277,8 @@ def merge_run(out: str, run: dict, select: Selection | None = None) -> dict | No
 def _refuse_another_run(out: str, old: dict, run: dict) -> None:
     """Raise naming every RUN_IDENTITY field the folder's record `old` has and `run` changes (a
     record without one, written before generate kept it, is not refused for it), and every
-    PINNED_IDENTITY field the two differ in."""
+    PINNED_IDENTITY field the two differ in; else, when both have a MODEL_IDENTITY and it
+    differs, _refuse_another_model's error."""
     diffs = [f"{k}: folder has {_shown(old, k)}, this run asks for {_shown(run, k)}"
              for k in RUN_IDENTITY if k in old and old.get(k) != run.get(k)]
     diffs += [f"{k}: folder has {_shown(old, k)}, this run asks for {_shown(run, k)}"
@@ -279,6 +288,24 @@ def _refuse_another_run(out: str, old: dict, run: dict) -> None:
     if diffs:
         raise MultipltError(f"{storage.join(out, RUN_FILE)} records a different run "
                             f"({'; '.join(diffs)}); use another --out folder")
+    _refuse_another_model(out, old, run)
+
+
+def _refuse_another_model(out: str, old: dict, run: dict) -> None:
+    """Raise when the folder's record `old` and `run` both name a MODEL_IDENTITY and they differ:
+    the model (or replay source) of the same name holds something else now (a local folder
+    overwritten, a Hub branch moved, a replay file rewritten), and a resume would add its samples
+    to the old one's. The error names the folder, what its samples were made with and what the
+    model is now."""
+    was, now = old.get(MODEL_IDENTITY), run.get(MODEL_IDENTITY)
+    if not was or not now or was == now:
+        return
+    source = old.get("replay_source") or run.get("replay_source")
+    what = (f"replay source {source}" if old.get("backend") == "replay" and source
+            else f"model {old.get('model')}")
+    raise MultipltError(f"{out} was generated from {what} at {was} ({MODEL_IDENTITY} in {RUN_FILE}), "
+                        f"but it is now {now}: resuming would mix samples of two models in one "
+                        "folder; use another --out folder, or restore what the folder was made with")
 
 
 def _shown(record: dict, key: str) -> str:

@@ -20,6 +20,7 @@ and that is the error, before transformers tries to load it. A Hub repo whose co
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import json
 import logging
@@ -39,6 +40,16 @@ HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
 #: vocab.txt, a sentencepiece *.model, *.tiktoken), never the weights
 TOKENIZER_PATTERNS = ["*.json", "*.txt", "*.model", "*.tiktoken", "*.vocab", "*.bpe",
                       "merges*", "vocab*"]
+#: the files of a model folder its content digest reads (content_digest), at the folder's top
+#: level, where transformers and vLLM load them from: the config, generation config, tokenizer
+#: files and weight index files whole (WHOLE), and each weights file (WEIGHTS) by its size, its
+#: safetensors header and its first and last MiB (EDGE); any other file (a README, training's
+#: _multiplt_train.yaml) is no part of it
+WHOLE = ("*.json", "*.txt", "*.model", "*.tiktoken")
+WEIGHTS = ("*.safetensors", "*.bin")
+EDGE = 1 << 20
+#: a safetensors header longer than this is no header (a corrupt file): its first MiB stands for it
+MAX_HEADER = 100 << 20
 
 
 @dataclasses.dataclass
@@ -104,6 +115,70 @@ def resolve_model(model: str, revision: str | None = None, what: str = "model",
     if what != "tokenizer" and not os.path.isfile(os.path.join(resolved.path, "config.json")):
         raise MultipltError(f"{model} holds no model: no config.json in {resolved.path}")
     return resolved
+
+
+def content_digest(path: str) -> str:
+    """`sha256:<hex>`, a digest of what a local model folder holds, cheap on a large checkpoint:
+    the sha256 of the JSON list [name, size, sha256 of the bytes read] of each top-level file
+    matching WHOLE (read whole: config.json, generation_config.json, the tokenizer files, a
+    weights index) or WEIGHTS (a weights file of at most 2 MiB is read whole; a larger one, its
+    safetensors header (the 8-byte length and the JSON header of every tensor's name, dtype,
+    shape and offsets) and its first and last MiB: a `.bin` file's last MiB holds its zip
+    directory with each tensor's CRC-32), in name order. Two folders of the same files (a copy,
+    a storage URI's downloaded copy) have the same digest; retrained or swapped weights, another
+    config or tokenizer change it. Weights changed only in the middle of a large file whose size,
+    header and edges stay the same are not seen (training changes every tensor)."""
+    entries = []
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        whole = any(fnmatch.fnmatch(name, p) for p in WHOLE)
+        if not (whole or any(fnmatch.fnmatch(name, p) for p in WEIGHTS)) or not os.path.isfile(full):
+            continue
+        digest = hashlib.sha256()
+        with open(full, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if whole or size <= 2 * EDGE:
+                for block in iter(lambda: f.read(EDGE), b""):
+                    digest.update(block)
+            else:
+                head = f.read(8)
+                length = int.from_bytes(head, "little") if len(head) == 8 else 0
+                header_end = 8 + length if name.endswith(".safetensors") and 8 + length <= min(
+                    size, MAX_HEADER) else 0
+                f.seek(0)
+                digest.update(f.read(max(EDGE, header_end)))
+                f.seek(size - EDGE)
+                digest.update(f.read(EDGE))
+        entries.append([name, size, digest.hexdigest()])
+    return "sha256:" + hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+
+
+def hub_commit(name: str, revision: str | None) -> str | None:
+    """The commit `revision` (None: the default branch) of the Hub model `name` is at now, asked
+    of the Hub without downloading anything; None when the Hub cannot say (offline, not found, no
+    access: loading the model says why)."""
+    from huggingface_hub import HfApi
+
+    try:
+        commit = HfApi().model_info(name, revision=revision).sha
+    except Exception as exc:  # noqa: BLE001 - any failure: the download's own error says more
+        LOG.debug("cannot ask the Hub for the commit of %s at %r: %s", name, revision, exc)
+        return None
+    return commit if isinstance(commit, str) and commit else None
+
+
+def model_identity(model: str, revision: str | None = None, ask_hub: bool = False) -> str | None:
+    """What `model` (at `revision`) holds now, as generate's run record keeps it in
+    `model_identity`, found before its weights load: a local folder, a storage URI (downloaded
+    into the cache, as the backend then finds it) or a training checkpoint has its
+    content_digest (`sha256:<hex>`); a Hub model the commit its revision is at (`commit:<sha>`,
+    hub_commit) when `ask_hub`, else None (the backend that loads it says which commit it
+    loaded: `resolved_commit`), as when the Hub cannot say. Bad input is resolve_model's error."""
+    ref = resolve_model(model, revision, hub=False)
+    if ref is not None:
+        return content_digest(ref.path)
+    commit = hub_commit(model, revision) if ask_hub else None
+    return None if commit is None else "commit:" + commit
 
 
 def _revision_flag(what: str) -> str:

@@ -5,10 +5,18 @@ The source is a folder of MultiPL-E completion files (`<name>.json.gz` or `<name
 samples 0, 1, ...; a `completions` list per row also works). Sample i of a problem is the i-th
 completion of that problem in the source, verbatim. Used to re-score published completions,
 and by tests to drive the pipeline with known answers.
+
+What the source holds is named by a digest of the bytes the completions were read from
+(read_replay): a run folder records it as its `model_identity`, so a resume from a source
+rewritten since is refused (driver.generate).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
+import hashlib
+import json
 from typing import Iterator
 
 from multiplt import storage
@@ -27,22 +35,51 @@ def _checked(where: str, name, comps) -> list[str]:
 
 
 def load_replay(source: str) -> dict[str, list[str]]:
+    """The completions of each problem of the replay source `source` (read_replay)."""
+    return read_replay(source)[0]
+
+
+def _jsonl_rows(uri: str, data: bytes) -> list[dict]:
+    """The JSON objects of the JSONL file `uri` whose stored bytes are `data` (gunzipped for a .gz
+    name), with storage.read_jsonl's errors."""
+    if uri.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise MultipltError(f"{uri} is not valid gzip: {exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MultipltError(f"{uri} is not UTF-8 text: {exc}") from None
+    return [storage.jsonl_object(uri, number, line) for number, line in storage.jsonl_lines(text)]
+
+
+def read_replay(source: str) -> tuple[dict[str, list[str]], str]:
+    """(the completions of each problem of `source`, `sha256:<hex>` of what they were read from):
+    of a JSONL file, the sha256 of its bytes as stored; of a folder, the sha256 of the JSON list
+    [file name, sha256 of its bytes] of each completion file, in listing order (its other files,
+    a run record or results files, are no part of it). Each file is read once: the digest is of
+    the bytes the completions came from."""
     if not storage.exists(source):
         raise MultipltError(f"replay source {source} does not exist")
     out: dict[str, list[str]] = {}
     if source.endswith((".jsonl", ".jsonl.gz")):
-        for i, row in enumerate(storage.read_jsonl(source)):
+        data = storage.read_bytes(source)
+        for i, row in enumerate(_jsonl_rows(source, data)):
             where = f"replay source {source} record {i + 1}"
             if "name" not in row or not ("completion" in row or "completions" in row):
                 raise MultipltError(f"{where} needs name and completion")
             comps = row["completions"] if "completions" in row else [row["completion"]]
             comps = _checked(where, row["name"], comps)
             out.setdefault(row["name"], []).extend(comps)
-        return out
+        return out, "sha256:" + hashlib.sha256(data).hexdigest()
+    files = []
     for uri in storage.ls(source):
         if run_folder.completions_name(storage.basename(uri)) is None:
             continue
-        record = storage.read_json(uri)
+        data = storage.read_bytes(uri)
+        files.append([storage.basename(uri), hashlib.sha256(data).hexdigest()])
+        record = storage.decode_json(uri, data)
         if not isinstance(record, dict) or "name" not in record or not isinstance(
                 record.get("completions"), list):
             raise MultipltError(f"replay source {uri} is not a MultiPL-E completion file")
@@ -50,7 +87,15 @@ def load_replay(source: str) -> dict[str, list[str]]:
         out.setdefault(record["name"], []).extend(comps)
     if not out:
         raise MultipltError(f"replay source {source} holds no completion files or rows")
-    return out
+    return out, "sha256:" + hashlib.sha256(json.dumps(files).encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayDescription(Description):
+    """The replay backend's description: also `model_identity`, the digest of the source's
+    completions (read_replay), which a run folder keeps and compares on every later run."""
+
+    model_identity: str | None = None
 
 
 class ReplayBackend(Backend):
@@ -58,7 +103,7 @@ class ReplayBackend(Backend):
 
     def __init__(self, source: str, batch_size: int = 16):
         self.source = source
-        self.completions = load_replay(source)
+        self.completions, self.identity = read_replay(source)
         self.batch_size = max(1, batch_size)
 
     @classmethod
@@ -68,7 +113,7 @@ class ReplayBackend(Backend):
         return cls(replay_source, batch_size)
 
     def describe(self) -> Description:
-        return Description(replay_source=self.source)
+        return ReplayDescription(replay_source=self.source, model_identity=self.identity)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[tuple[Request, str]]]:
         short = sorted({r.problem for r in requests

@@ -5,6 +5,7 @@ multiplt/generation/, each implements the whole interface (from_options, describ
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
 import pathlib
 import subprocess
@@ -60,7 +61,9 @@ def test_describe_is_uniform(tmp_path):
     source.write_text('{"name": "p", "completion": "x"}\n')
     replay = backends.make_backend("replay", replay_source=str(source), model=None)
     openai = backends.make_backend("openai", model="m", api_base="http://127.0.0.1:9/v1")
-    assert replay.describe() == Description(replay_source=str(source))
+    assert replay.describe().as_record() == {
+        "replay_source": str(source),
+        "model_identity": "sha256:" + hashlib.sha256(source.read_bytes()).hexdigest()}
     assert openai.describe().as_record() == {"model": "m", "api_base": "http://127.0.0.1:9/v1"}
 
 

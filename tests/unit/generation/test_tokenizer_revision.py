@@ -201,8 +201,8 @@ def test_evaluate_refuses_a_tokenizer_revision_as_generate_does(test_hub, tiny_m
 def test_the_run_record_names_the_commit_a_hub_tokenizer_was_loaded_at(test_hub, tiny_model, tmp_path):
     """As `resolved_commit` names the model's: without --tokenizer-revision the record said
     `tokenizer: org/tok` and nothing of which commit was loaded. Not part of the folder's
-    identity (as resolved_commit): the run after main moved resumes the folder and records the
-    commit it loaded."""
+    identity (the model's commit is, as model_identity): the run after the tokenizer's main moved
+    resumes the folder and records the commit it loaded."""
     files = {name: open(os.path.join(tiny_model, name), "rb").read() for name in TOKENIZER_FILES}
     first = tokenizer_repo(test_hub, "org/tok", files)
     bench = str(tmp_path / "bench.jsonl")
