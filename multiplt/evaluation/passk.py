@@ -12,11 +12,20 @@ has n >= k).
 
 Side files written into the run folder (run_folder.py names them): the scores CSV under
 MultiPL-E's header (Dataset = the folder's basename), and the per-problem table (problem,
-language, n, c, pass@K per k).
+language, n, c, pass@K per k, then its Timeout count and the least and most timeout limit its
+results ran under).
+
+A sample that timed out counts as failed, like any other failure, so a run whose programs ran
+out of time on a loaded machine scores as low as a wrong model: score logs the statuses of the
+scored samples and the timeout limits their results record (`multiplt execute` writes each
+result's `timeout`), warns when more than half timed out or when they ran under more than one
+limit, and its rows (the JSON output) carry the counts (status_summary), as the results store's
+rows do (run_record).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 
@@ -26,6 +35,7 @@ from multiplt.evaluation import parquet
 from multiplt.evaluation.run_folder import (PER_PROBLEM_FILE, RUN_FILE, SCORES_FILE, completion_counts,
                                             never_generated, read_results, recorded_generation,
                                             scores_csv, unexecuted, ungenerated)
+from multiplt.languages.base import TIMEOUT
 from multiplt.log import Funnel
 
 LOG = logging.getLogger("multiplt.evaluation")
@@ -49,6 +59,47 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 def passed(result: dict) -> bool:
     return result.get("status") == "OK" and result.get("exit_code") == 0
+
+
+def timeout_limit(result: dict) -> float | None:
+    """The wall-clock limit in seconds a result ran under (its `timeout`, as `multiplt execute`
+    writes it), or None where it records none (MultiPL-E's results) or no positive number."""
+    value = result.get("timeout")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
+
+
+def _tally(results: list[dict]) -> tuple[dict[str, int], dict[float, int]]:
+    """({status: results}, {timeout limit: results}) of one problem's results."""
+    statuses = collections.Counter(r["status"] for r in results)
+    limits = collections.Counter(timeout_limit(r) for r in results)
+    limits.pop(None, None)
+    return dict(statuses), dict(limits)
+
+
+def status_summary(counts: list[dict], least: int = 1) -> dict:
+    """The statuses of the samples of the problems with at least `least` results (those that
+    pass@`least` counts), from read_counts' rows: `samples`, `statuses` ({status: count}, most
+    first), `timeouts` (the Timeout count), `timeout_limits` ({limit in seconds: samples},
+    sorted) and `no_limit` (samples whose result records no limit)."""
+    statuses: collections.Counter = collections.Counter()
+    limits: collections.Counter = collections.Counter()
+    samples = 0
+    for r in counts:
+        if r["n"] >= least:
+            samples += r["n"]
+            statuses.update(r.get("statuses", {}))
+            limits.update(r.get("limits", {}))
+    return {"samples": samples,
+            "statuses": dict(sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "timeouts": statuses.get(TIMEOUT, 0),
+            "timeout_limits": dict(sorted(limits.items())),
+            "no_limit": samples - sum(limits.values())}
+
+
+def _seconds(limit: float) -> str:
+    return f"{limit:g} s"
 
 
 def _checked(uri: str, results: list) -> list[dict]:
@@ -104,8 +155,10 @@ def _read_folder(in_uri: str, funnel: Funnel | None = None
             if funnel is not None:
                 funnel.drop("results file without results")
             continue
+        statuses, limits = _tally(_checked(uri, results))
         rows.append({"problem": problem, "language": language, "n": len(results),
-                     "c": sum(1 for r in _checked(uri, results) if passed(r))})
+                     "c": sum(1 for r in results if passed(r)), "statuses": statuses,
+                     "limits": limits})
     counts = completion_counts(in_uri)
     check_not_over(in_uri, executed, counts, files)
     return sorted(rows, key=lambda r: r["problem"]), executed, counts, sorted(unfinished)
@@ -128,17 +181,25 @@ def unfinished_file(doc: dict, results: list) -> tuple[int, int] | None:
 
 
 def judge(in_uri: str, ks) -> tuple[list[dict] | None, list[tuple[str, int, int]]]:
+    """judge_counts without its third item."""
+    rows, unexecuted, _counts = judge_counts(in_uri, ks)
+    return rows, unexecuted
+
+
+def judge_counts(in_uri: str, ks) -> tuple[list[dict] | None, list[tuple[str, int, int]],
+                                           list[dict]]:
     """What `multiplt score --allow-partial -k <ks>` would write into the folder now, writing
     nothing: its CSV rows (none for a k no problem has results enough for), and the problems
     that score without --allow-partial refuses as not fully executed (run_folder.unexecuted and
-    unfinished_file: (problem, results, completions)); (None, []) for a folder without results files, which has
-    nothing to judge by. `results record` checks a folder's scores file against them. A
-    malformed results or completions file is score's error."""
+    unfinished_file: (problem, results, completions)), and read_counts' rows (for
+    status_summary); (None, [], []) for a folder without results files, which has nothing to
+    judge by. `results record` checks a folder's scores file against them. A malformed results
+    or completions file is score's error."""
     counts, executed, completions, unfinished = _read_folder(in_uri)
     if not executed:
-        return None, []
+        return None, [], []
     return (score_rows(counts, sorted(set(ks)), storage.basename(str(in_uri).rstrip("/"))),
-            _not_executed(in_uri, executed, completions, unfinished))
+            _not_executed(in_uri, executed, completions, unfinished), counts)
 
 
 def check_not_over(in_uri: str, executed: dict[str, int], counts: dict[str, int],
@@ -221,10 +282,12 @@ def check_complete(in_uri: str, executed: dict[str, int],
 
 
 def score(in_uri: str, ks=(1,), allow_partial: bool = False) -> list[dict]:
-    """Score a results folder: return the CSV rows (dicts keyed by SCORES_HEADER) and write the
-    scores CSV and the per-problem table into the folder. A folder not fully generated or not
-    fully executed is an error unless `allow_partial` (check_complete). Logs the problems and
-    samples funnels."""
+    """Score a results folder: return the CSV rows (dicts keyed by SCORES_HEADER, plus
+    `Statuses`, `Timeouts` and `TimeoutLimits` of the samples each row counts: status_summary)
+    and write the scores CSV and the per-problem table into the folder. A folder not fully
+    generated or not fully executed is an error unless `allow_partial` (check_complete). Logs
+    the problems and samples funnels and the scored samples' statuses and timeout limits
+    (_log_statuses)."""
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise MultipltError(f"k must be positive integers, got {ks}")
@@ -241,6 +304,7 @@ def score(in_uri: str, ks=(1,), allow_partial: bool = False) -> list[dict]:
         raise MultipltError(f"{in_uri}: no results files (<name>.results.json.gz) with results; "
                             "run `multiplt execute` first")
     _log_funnels(problems, counts, ks[0])
+    _log_statuses(in_uri, status_summary(counts, ks[0]))
     for k in ks:
         short = [r for r in counts if r["n"] < k]
         if short:
@@ -258,6 +322,10 @@ def score(in_uri: str, ks=(1,), allow_partial: bool = False) -> list[dict]:
     # a rescore of unchanged results writes nothing
     storage.write_text(storage.join(in_uri, SCORES_FILE), scores_csv(rows), if_changed=True)
     _write_per_problem(storage.join(in_uri, PER_PROBLEM_FILE), counts, ks)
+    for row in rows:
+        summary = status_summary(counts, row["Pass@k"])
+        row.update(Statuses=summary["statuses"], Timeouts=summary["timeouts"],
+                   TimeoutLimits=list(summary["timeout_limits"]))
     return rows
 
 
@@ -298,6 +366,31 @@ def _log_funnels(problems: Funnel, counts: list[dict], least: int) -> None:
              samples.kept)
 
 
+def _log_statuses(in_uri: str, summary: dict) -> None:
+    """One line of the scored samples' statuses and one of the timeout limits their results
+    record; a WARNING when they ran under more than one limit (a Timeout under the shorter one
+    may have passed under the longer) and when more than half of them timed out (pass@k then
+    measures the machine's load as much as the model)."""
+    samples, limits = summary["samples"], summary["timeout_limits"]
+    LOG.info("score: statuses of the %d scored samples: %s", samples,
+             ", ".join(f"{status} {n}" for status, n in summary["statuses"].items()) or "none")
+    unrecorded = f"{summary['no_limit']} record no timeout" if summary["no_limit"] else ""
+    shown = ", ".join(f"{_seconds(limit)} ({n})" for limit, n in limits.items())
+    LOG.info("score: timeout limits of the scored samples: %s",
+             "; ".join(part for part in (shown, unrecorded) if part) or "none")
+    if len(limits) > 1:
+        LOG.warning("score: the scored samples of %s ran under %d different timeout limits (%s): "
+                    "their Timeouts are not comparable; `multiplt execute --in %s --timeout S` "
+                    "with S >= %s runs those of the shorter limits again under one",
+                    in_uri, len(limits), shown, in_uri, _seconds(max(limits)))
+    if samples and summary["timeouts"] * 2 > samples:
+        LOG.warning("score: %d of the %d scored samples of %s timed out (limit %s): pass@k counts "
+                    "them as failures, and a loaded machine may have caused them; `multiplt "
+                    "execute --in %s --timeout S` with a longer S runs them again",
+                    summary["timeouts"], samples, in_uri,
+                    ", ".join(_seconds(limit) for limit in limits) or "not recorded", in_uri)
+
+
 def _write_per_problem(uri: str, counts: list[dict], ks: list[int]) -> None:
     # Written with our standard-library writer: the sandbox image has no polars.
     columns = [("problem", "string", [r["problem"] for r in counts]),
@@ -305,4 +398,7 @@ def _write_per_problem(uri: str, counts: list[dict], ks: list[int]) -> None:
                ("n", "int64", [r["n"] for r in counts]),
                ("c", "int64", [r["c"] for r in counts])]
     columns += [(f"pass@{k}", "double", [r[f"pass@{k}"] for r in counts]) for k in ks]
+    columns += [("timeouts", "int64", [r["statuses"].get(TIMEOUT, 0) for r in counts]),
+                ("min_timeout_s", "double", [min(r["limits"], default=None) for r in counts]),
+                ("max_timeout_s", "double", [max(r["limits"], default=None) for r in counts])]
     storage.write_if_changed(uri, parquet.write_table(columns))

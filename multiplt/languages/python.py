@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import keyword
 import re
 
@@ -10,6 +11,12 @@ from multiplt.languages.base import (ASSERTION_ERROR, EXCEPTION, OK, SYNTAX_ERRO
 from multiplt.languages.types import PyType
 
 _TYPING = ("List", "Tuple", "Dict", "Optional", "Union", "Any")
+
+#: The string hash seed every Python program runs with (PYTHONHASHSEED): the order of a set or
+#: dict of strings (bytes, datetimes) follows it, so with a random seed per interpreter, as
+#: Python's default, a program such as `list(set(text))` gives another answer from one run to
+#: the next, and so would its verdict. 0 turns hash randomization off (sys.flags.hash_randomization).
+HASH_SEED = 0
 
 
 class PythonLanguage(Language):
@@ -71,8 +78,26 @@ class PythonLanguage(Language):
     def return_body(self, expr: str) -> str:
         return f"    return {expr}\n"
 
+    #: the PYTHONHASHSEED `env` gives (HASH_SEED; `with_hash_seed` makes one of another seed)
+    hash_seed = HASH_SEED
+
     def command(self, path: str) -> list[str]:
-        return ["python3", "-I", "-B", path]
+        # `-I` would be `-E -s -P`, but -E also ignores PYTHONHASHSEED: `-s -P` without -E.
+        # The program's environment is only what the sandbox sets (its own and `env()`), so no
+        # other PYTHON* variable of the host's reaches it.
+        return ["python3", "-s", "-P", "-B", path]
+
+    def env(self) -> dict[str, str]:
+        return {"PYTHONHASHSEED": str(self.hash_seed)}
+
+    def with_hash_seed(self, seed: int) -> "PythonLanguage":
+        """This language, its programs run under PYTHONHASHSEED `seed` (testgen runs asserts
+        under a second seed to find those whose verdict depends on it)."""
+        if not 0 <= seed <= 4294967295:
+            raise ValueError(f"PYTHONHASHSEED must be in [0, 4294967295], got {seed}")
+        other = copy.copy(self)
+        other.hash_seed = seed
+        return other
 
     def classify(self, exit_code: int, stdout: str, stderr: str) -> str:
         if exit_code == 0:

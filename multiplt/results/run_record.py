@@ -2,7 +2,10 @@
 
 A run folder (``multiplt.evaluation.run_folder``) holds what generate wrote (the resolved run
 config) and what score wrote (the scores CSV: one pass@k row per k). Both are required: a row without the
-config that produced it could not be compared with anything.
+config that produced it could not be compared with anything. Each row also carries what its
+samples' results files say of how they ended (STATUS_COLUMNS: the status counts, the Timeout
+count and the timeout limits they ran under), read as `multiplt score` reads them, so a pass@k
+of 0.0 from a run whose programs all timed out is told from a real one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import math
 import os
 
 from multiplt.errors import MultipltError, type_word
-from multiplt.evaluation.passk import judge
+from multiplt.evaluation.passk import judge_counts, status_summary
 from multiplt.evaluation.run_folder import (RUN_FILE, SCORES_FILE, SELECTION_ERROR,
                                             is_recorded_selection, parse_run_yaml, parse_scores)
 from multiplt.results.base_model import checkpoint_base
@@ -28,6 +31,11 @@ STORE_COLUMNS = {"Dataset": "dataset", "Pass@k": "k", "Estimate": "estimate",
                  "NumProblems": "num_problems", "MinCompletions": "min_completions",
                  "MaxCompletions": "max_completions"}
 REQUIRED_CONFIG = ("model", "lang")
+#: the columns of a row's samples' statuses (null where the run folder holds no results files):
+#: `statuses` ({status: samples} as JSON, most first), `timeouts` (samples that timed out),
+#: `min_timeout_s` / `max_timeout_s` (the least and most wall-clock limit their results record;
+#: null where none records one, as MultiPL-E's results)
+STATUS_COLUMNS = ("statuses", "timeouts", "min_timeout_s", "max_timeout_s")
 
 
 def _read_required(uri: str, what: str) -> str:
@@ -253,7 +261,8 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
             LOG.warning("%s: Dataset column %r differs from the folder name %r", run_uri, score["dataset"], folder)
     selected = config.get("problems")
     selected = selected if isinstance(selected, list) and selected else None
-    now, unexecuted = judge(run_uri, [s["k"] for s in scores])  # as `multiplt score` sees it now
+    # as `multiplt score` sees it now
+    now, unexecuted, counts = judge_counts(run_uri, [s["k"] for s in scores])
     partial = incomplete_reason(config, scores, selected, None if now is None else unexecuted)
     if partial and not allow_partial:
         raise MultipltError(f"{run_uri} is not a complete run: {partial}, so its scores cover only "
@@ -276,8 +285,21 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
             selections[score["dataset"]] = recorded_selection(run_uri, config, covered, score["dataset"],
                                                               bool(partial))
         rows.append({"run_id": run_id_for(score["dataset"], {**config, **labels}), **base,
-                     "selection": selections[score["dataset"]], **score})
+                     "selection": selections[score["dataset"]], **score,
+                     **status_columns(counts if now is not None else None, score["k"])})
     return rows
+
+
+def status_columns(counts: list[dict] | None, k: int) -> dict:
+    """STATUS_COLUMNS of a pass@`k` row from passk.read_counts' rows (the samples of the
+    problems with at least k results, those the row counts); all null for None (no results
+    files)."""
+    if counts is None:
+        return dict.fromkeys(STATUS_COLUMNS)
+    summary = status_summary(counts, k)
+    limits = list(summary["timeout_limits"])
+    return {"statuses": json.dumps(summary["statuses"]), "timeouts": summary["timeouts"],
+            "min_timeout_s": min(limits, default=None), "max_timeout_s": max(limits, default=None)}
 
 
 def _model_and_revision(config: dict, uri: str) -> tuple[str, str | None]:

@@ -39,6 +39,10 @@ COLUMNS: dict[str, str] = {
     "num_problems": "Int64",
     "min_completions": "Int64",
     "max_completions": "Int64",
+    "statuses": "String",         # the run's samples by status, as JSON ({"OK": 120, "Timeout": 3})
+    "timeouts": "Int64",          # how many of its samples timed out (load can cause it)
+    "min_timeout_s": "Float64",   # the least and most wall-clock limit its results ran under
+    "max_timeout_s": "Float64",   # (null: results without one, and rows recorded before them)
     "created_at": "String",       # ISO 8601 UTC, when the run was first recorded
 }
 

@@ -26,7 +26,9 @@ def absolute_input(value: str | None) -> str | None:
 # saved under other rules is validated again rather than reused (execute.run_all). 2: only
 # literal arguments and expected values; an exit while an assert runs fails it; coverage counts
 # `# pragma: no cover` lines; a failed shared coverage run falls back to one run per assert.
-VALIDATION = 2
+# 3: Python runs under fixed hash seeds (python.HASH_SEED, validate.SCREEN_HASH_SEED) with
+# `random` seeded per assert, and an assert whose verdict differs between the two seeds is Flaky.
+VALIDATION = 3
 
 # MultiPL-T's coverage threshold: a function whose passing asserts cover less of its statements
 # (in %) is dropped. The one default of `min_coverage`: TestgenConfig's and --min-coverage's.
@@ -93,7 +95,12 @@ class TestgenConfig:
         return f"shard-{self.shard[0]:05d}-of-{self.shard[1]:05d}" if self.shard else "shard-all"
 
     def as_dict(self) -> dict:
+        from multiplt.languages.python import HASH_SEED
+        from multiplt.testgen.validate import SCREEN_HASH_SEED
+
         d = dataclasses.asdict(self)
         d["shard"] = f"{self.shard[0]}/{self.shard[1]}" if self.shard else None
         d["validation"] = VALIDATION
+        # the PYTHONHASHSEEDs the asserts ran under: the screening seed, then the main one
+        d["python_hash_seeds"] = [SCREEN_HASH_SEED, HASH_SEED]
         return d

@@ -6,6 +6,8 @@ dropped with a reason. The filters, in order, each keep or drop a function and a
 - `duplicate_sha1`: a second row with the same sha1 (the first is used);
 - `no_asserts`: no completion held an assert of the required shape;
 - `no_passing_test`: none of its asserts passed alone in the sandbox;
+- `flaky`: some of its asserts passed under the first hash seed, but none of those under the
+  second too (validate.py: their verdict depends on the order of a set or dict of strings);
 - `coverage_error`: the passing asserts could not be run together under coverage.py;
 - `low_coverage`: statement coverage of the function's body under `--min-coverage`.
 """
@@ -15,10 +17,10 @@ from __future__ import annotations
 import ast
 
 from multiplt.testgen import annotate
-from multiplt.testgen.validate import Check, checked_coverage
+from multiplt.testgen.validate import FLAKY, SCREEN_HASH_SEED, Check, checked_coverage
 
-STEPS = ("malformed_row", "duplicate_sha1", "no_asserts", "no_passing_test", "coverage_error",
-         "low_coverage")
+STEPS = ("malformed_row", "duplicate_sha1", "no_asserts", "no_passing_test", "flaky",
+         "coverage_error", "low_coverage")
 
 
 def prefix(context: str | None, content: str) -> str:
@@ -58,8 +60,16 @@ def decide(row: dict, check: Check | None, min_coverage: int) -> dict:
     out["tests_failed"] = [a for a, s in zip(check.asserts, check.statuses) if s != "OK"]
     if not out["tests"]:
         statuses = sorted({s for s in check.statuses})
-        out.update(reason="no_passing_test", detail=f"{len(check.asserts)} assert(s), none passed "
-                   f"({', '.join(statuses)})")
+        flaky = check.statuses.count(FLAKY)
+        if flaky:
+            from multiplt.languages.python import HASH_SEED
+
+            out.update(reason="flaky", detail=f"{len(check.asserts)} assert(s), none passed under "
+                       f"both hash seeds: {flaky} passed under PYTHONHASHSEED={SCREEN_HASH_SEED} "
+                       f"only, not under {HASH_SEED} ({', '.join(statuses)})")
+        else:
+            out.update(reason="no_passing_test", detail=f"{len(check.asserts)} assert(s), none "
+                       f"passed ({', '.join(statuses)})")
         return out
     program = prefix(row.get("context"), row["content"])
     # checked again here: a part saved by an earlier version may hold a malformed (forged) record

@@ -176,7 +176,7 @@ def _check_replay(cfg: TestgenConfig, rows: list[dict]) -> None:
 # validation: the version of the validation rules (config.VALIDATION): a shard of older rules
 # is refused, not mixed with verdicts of the new ones
 IDENTITY = ("backend", "model", "revision", "tokenizer", "n", "temperature", "top_p",
-            "max_new_tokens", "min_coverage", "timeout", "seed", "validation")
+            "max_new_tokens", "min_coverage", "timeout", "seed", "validation", "python_hash_seeds")
 
 
 SHARD_NAME = re.compile(r"shard-all|shard-\d{5,}-of-\d{5,}")

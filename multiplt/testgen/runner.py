@@ -17,6 +17,11 @@ alone. A child that kills or stops this process, or leaves a shared place in a s
 process cannot restore (or changes this program's own file), ends the job early; the host then
 marks that assert failed and reruns the rest in a fresh program.
 
+Determinism: every child inherits this interpreter's string hash seed, the PYTHONHASHSEED the
+host runs the program under (validate.py: the screening seed, then the main one), and `random`
+is seeded from the function's sha1 and the assert's text (`runner_measure._seed`; a coverage
+run's: from its asserts), never from the OS, so a run gives the same verdicts every time.
+
 Coverage and types: after its asserts, a function's passing asserts run together in one more
 child under coverage.py (imported from the path the host gives), with the entry point wrapped to
 record the types of the arguments and results it sees; the child reports the executed statements
@@ -30,7 +35,7 @@ import sys
 
 try:  # in the repository; in the sandbox the joined program already defines these
     from multiplt.testgen.runner_measure import (PROGRAM, _assert_work, _coverage_work,  # noqa: F401
-                                                 _merge_reports, _prepared, _read_report,
+                                                 _merge_reports, _prepared, _read_report, _seed,
                                                  _status, _warm_up)
     from multiplt.testgen.runner_process import (_Channel, _in_child, _kill_descendants,  # noqa: F401
                                                  _libc, _places, _protect_self, _remove_ipc, _wait,
@@ -87,7 +92,8 @@ def main(job_text: str) -> None:
         passing = []
         for ai, text in enumerate(fn["asserts"]):
             token = os.urandom(16).hex()  # reported by the child only once the program finished
-            ran = child(_assert_work(fn["prefix"] + "\n\n" + text + "\n", token), job["timeout"])
+            ran = child(_assert_work(fn["prefix"] + "\n\n" + text + "\n", token,
+                                     _seed(fn.get("key", ""), [text])), job["timeout"])
             if ran is None:
                 return  # no verdict: the host fails this assert (KilledRunner), reruns the rest
             code, timed_out, error, _report = ran
@@ -115,7 +121,9 @@ def _coverage_record(child, fn: dict, passing: list, coverage, template):
     import time
 
     limit = fn["coverage_timeout"]
-    ran = child(_coverage_work(fn["prefix"], passing, fn["entrypoint"], coverage, template), limit)
+    key = fn.get("key", "")
+    ran = child(_coverage_work(fn["prefix"], passing, fn["entrypoint"], coverage, template,
+                               _seed(key, passing)), limit)
     if ran is None:
         return None
     code, timed_out, cause, report = ran
@@ -136,8 +144,8 @@ def _coverage_record(child, fn: dict, passing: list, coverage, template):
         if left <= 0:
             failed += 1
             continue
-        ran = child(_coverage_work(fn["prefix"], [text], fn["entrypoint"], coverage, template),
-                    left)
+        ran = child(_coverage_work(fn["prefix"], [text], fn["entrypoint"], coverage, template,
+                                   _seed(key, [text])), left)
         if ran is None:
             return None
         code, timed_out, _cause, report = ran

@@ -17,24 +17,33 @@ _MAX_SIGNATURES = 64
 _MAX_ITEMS = 64
 
 
-def _fresh_main(path: str):
+def _fresh_main(path: str, seed: str):
+    """A fresh `__main__` module for the program at `path`, with `random` seeded from `seed` (a
+    string: seeded through SHA-512, so the same whatever the hash seed), never from the OS: the
+    same assert draws the same numbers on every run and under both hash seeds."""
     module = types.ModuleType("__main__")
     module.__file__ = path
     module.__builtins__ = __builtins__
     sys.modules["__main__"] = module
     sys.argv = [path]
     if "random" in sys.modules:
-        sys.modules["random"].seed()
+        sys.modules["random"].seed(seed)
     return module
 
 
-def _run_program(text: str, path: str, report, done: str = "") -> int:
+def _seed(key: str, texts: list) -> str:
+    """The `random` seed of a run of `texts` (an assert; a coverage run's passing asserts) of the
+    function `key` (its sha1)."""
+    return key + "\n" + "\n".join(texts)
+
+
+def _run_program(text: str, path: str, report, done: str = "", seed: str = "") -> int:
     """Run `text` as `python3 path` would (here, in the forked child); 0 when it ran to its end.
     A SystemExit raised while it runs (`exit()`, `sys.exit(0)` included) is a failure, reported
     as such: the program did not finish. Only after it finished is `done` (the runner's token
     for this run) reported, so an exit that skips the rest (`os._exit(0)`) reports no token and
     fails too (runner.main passes a run only with exit status 0 and that token)."""
-    module = _fresh_main(path)
+    module = _fresh_main(path, seed)
     try:
         code = compile(text, path, "exec")
     except (SyntaxError, ValueError) as exc:
@@ -90,9 +99,10 @@ def _distinct(trees) -> list:
     return out
 
 
-def _assert_work(program: str, done: str = ""):
+def _assert_work(program: str, done: str = "", seed: str = ""):
     def work(channel, folder):
-        return _run_program(program, os.path.join(folder, PROGRAM), channel.child_report, done)
+        return _run_program(program, os.path.join(folder, PROGRAM), channel.child_report, done,
+                            seed)
     return work
 
 
@@ -106,7 +116,8 @@ def _new_coverage(coverage, include: list):
     return cov
 
 
-def _coverage_work(prefix: str, passing: list, entry: str, coverage, template=None):
+def _coverage_work(prefix: str, passing: list, entry: str, coverage, template=None,
+                   seed: str = ""):
     """The coverage-and-types run of `passing` after `prefix`, writing `report.json`. What the
     asserts change in the builtins (a replaced `len`) is put back before the report is made; a
     failure of the run itself (in `prefix`, or while reporting) is reported on the channel as
@@ -116,7 +127,7 @@ def _coverage_work(prefix: str, passing: list, entry: str, coverage, template=No
     def work(channel, folder):
         saved = dict(vars(builtins))
         try:
-            return _measure(prefix, passing, entry, coverage, template, folder, saved)
+            return _measure(prefix, passing, entry, coverage, template, folder, saved, seed)
         except BaseException as exc:  # noqa: BLE001 (the cause, for the coverage error)
             _restore_builtins(builtins, saved)
             try:
@@ -135,13 +146,13 @@ def _restore_builtins(builtins, saved: dict) -> None:
     names.update(saved)
 
 
-def _measure(prefix, passing, entry, coverage, template, folder, saved) -> int:
+def _measure(prefix, passing, entry, coverage, template, folder, saved, seed="") -> int:
     import builtins
 
     path = os.path.join(folder, PROGRAM)
     with open(path, "w", encoding="utf-8") as f:
         f.write(prefix)
-    module = _fresh_main(path)
+    module = _fresh_main(path, seed)
     signatures: list = []
     errors = 0
     cov = template or _new_coverage(coverage, [path])

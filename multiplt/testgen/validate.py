@@ -5,6 +5,13 @@ batch, run through `multiplt.execution.sandbox.Sandbox` like every untrusted pro
 assert costs a fork of a warm interpreter rather than a fresh interpreter. If a batch's program
 dies early (an assert killed or stopped its runner, or the batch ran past its limit), the assert
 in flight is failed with status `KilledRunner` and the rest run again in a new program.
+
+Two hash seeds: a batch's asserts first run under PYTHONHASHSEED=SCREEN_HASH_SEED (1); those that
+pass run again under the seed every Python program runs with (python.HASH_SEED, 0; so does
+`multiplt execute`), followed by the function's coverage-and-types run of the asserts that
+passed under both. An assert that passed under the first seed and not under the second (whose
+verdict depends on the order of a set or dict of strings, e.g. `list(set(text)) == [...]`) is
+`Flaky`: not a test (it would pass or fail by chance in another interpreter or language).
 """
 
 from __future__ import annotations
@@ -21,6 +28,13 @@ from multiplt.execution.retry import run_with_retries
 from multiplt.execution.sandbox import Sandbox
 
 KILLED_RUNNER = "KilledRunner"
+#: an assert that passed under SCREEN_HASH_SEED and not under python.HASH_SEED
+FLAKY = "Flaky"
+#: the string hash seed asserts are first run under (any other than python.HASH_SEED would do)
+SCREEN_HASH_SEED = 1
+# an assert's status while it waits for its run under the main seed (never saved: a function is
+# saved only when done)
+_SCREENED = "OK under the screening seed"
 _MARGIN_S = 10.0  # start-up and coverage import on top of the per-child limits
 COVERAGE_TIMEOUT_S = 60.0  # at most, for one function's passing asserts together (MultiPL-T's)
 
@@ -42,11 +56,13 @@ class Check:
 
     @property
     def passing(self) -> list[str]:
+        """The asserts that passed under both hash seeds."""
         return [a for a, s in zip(self.asserts, self.statuses) if s == "OK"]
 
     @property
     def done(self) -> bool:
-        return None not in self.statuses and (self.coverage is not None or not self.passing)
+        return (None not in self.statuses and _SCREENED not in self.statuses
+                and (self.coverage is not None or not self.passing))
 
 
 RUNNER_PARTS = ("runner_process.py", "runner_measure.py", "runner.py")
@@ -77,17 +93,27 @@ def coverage_path(unsafe_no_sandbox: bool = False) -> str:
     return folder
 
 
+def _waiting(check: Check, screening: bool) -> list[int]:
+    """The indices of `check`'s asserts that the screening run (not run yet) or the main run
+    (passed the screening) runs."""
+    wanted = None if screening else _SCREENED
+    return [i for i, s in enumerate(check.statuses) if s == wanted]
+
+
 def program(checks: list[Check], timeout: float, coverage_timeout: float, own_namespaces: bool,
-            cov_path: str | None) -> str:
-    """The sandboxed program for the unfinished part of `checks`."""
+            cov_path: str | None, screening: bool = False) -> str:
+    """The sandboxed program for the unfinished part of `checks`: the screening run (asserts
+    not run yet, no coverage) or the main run (asserts that passed the screening, then each
+    function's coverage run)."""
     functions = []
     for c in checks:
-        todo = [a for a, s in zip(c.asserts, c.statuses) if s is None]
-        functions.append({"prefix": c.prefix, "entrypoint": c.entrypoint, "asserts": todo,
-                          "passed": c.passing, "coverage": c.coverage is None,
+        todo = [c.asserts[i] for i in _waiting(c, screening)]
+        functions.append({"key": c.key, "prefix": c.prefix, "entrypoint": c.entrypoint,
+                          "asserts": todo, "passed": [] if screening else c.passing,
+                          "coverage": not screening and c.coverage is None,
                           "coverage_timeout": _coverage_limit(c, timeout, coverage_timeout)})
     job = {"functions": functions, "timeout": timeout, "coverage_timeout": coverage_timeout,
-           "coverage_path": cov_path,
+           "coverage_path": None if screening else cov_path,
            "own_namespaces": own_namespaces}
     return runner_source() + f"\n\nmain({json.dumps(job)!r})\n"
 
@@ -101,31 +127,53 @@ def run_checks(sandbox: Sandbox, checks: list[Check], timeout: float = 5.0,
                coverage_timeout: float = COVERAGE_TIMEOUT_S, cov_path: str | None = None) -> None:
     """Fill every check's statuses and coverage record (coverage.py imported from `cov_path`:
     `coverage_path()`, found in the main thread; worker threads may not read the host's
-    site-packages), rerunning after a killed runner."""
+    site-packages), rerunning after a killed runner: the asserts not run yet under
+    SCREEN_HASH_SEED first, then those that passed there under python.HASH_SEED with the
+    coverage runs (the module's docstring)."""
     py = languages.get("py")
     pending = [c for c in checks if not c.done]
     while pending:
-        text = program(pending, timeout, coverage_timeout, not sandbox.unsafe, cov_path)
-        # a function's coverage run, and where it fails its asserts' runs alone: twice its limit
-        limit = (sum(s is None for c in pending for s in c.statuses) * timeout + _MARGIN_S
-                 + 2 * sum(_coverage_limit(c, timeout, coverage_timeout) for c in pending))
-        finished = run_with_retries(sandbox, py, text, limit)
-        complete = _apply(pending, finished.stdout)
-        if cov_path is None:  # validation only: nothing more to wait for
-            for c in pending:
-                if None not in c.statuses and c.coverage is None:
-                    c.coverage = {"error": "coverage not measured"}
-        if not complete:
-            if not finished.stdout.startswith('{"ready": true}'):
-                raise PlatformError("the testgen runner did not start in the sandbox (exit "
-                                    f"{finished.exit_code}): {finished.stderr.strip()[-500:]}")
-            _blame_first(pending)
+        screening = [c for c in pending if _waiting(c, True)]
+        if screening:
+            _run(sandbox, py.with_hash_seed(SCREEN_HASH_SEED), screening, timeout,
+                 coverage_timeout, None, True)
+        else:
+            _run(sandbox, py, pending, timeout, coverage_timeout, cov_path, False)
         pending = [c for c in pending if not c.done]
 
 
-def _apply(pending: list[Check], stdout: str) -> bool:
+def _run(sandbox: Sandbox, py, pending: list[Check], timeout: float, coverage_timeout: float,
+         cov_path: str | None, screening: bool) -> None:
+    """One runner program over `pending` (its screening run, or its main run) and its results."""
+    text = program(pending, timeout, coverage_timeout, not sandbox.unsafe, cov_path, screening)
+    runs = sum(len(_waiting(c, screening)) for c in pending)
+    # a function's coverage run, and where it fails its asserts' runs alone: twice its limit
+    covering = 0.0 if screening else 2 * sum(_coverage_limit(c, timeout, coverage_timeout)
+                                             for c in pending)
+    finished = run_with_retries(sandbox, py, text, runs * timeout + _MARGIN_S + covering)
+    complete = _apply(pending, finished.stdout, screening)
+    if cov_path is None and not screening:  # validation only: nothing more to wait for
+        for c in pending:
+            if not _waiting(c, False) and c.coverage is None:
+                c.coverage = {"error": "coverage not measured"}
+    if not complete:
+        if not finished.stdout.startswith('{"ready": true}'):
+            raise PlatformError("the testgen runner did not start in the sandbox (exit "
+                                f"{finished.exit_code}): {finished.stderr.strip()[-500:]}")
+        _blame_first(pending, screening)
+
+
+def _verdict(status: str, screening: bool) -> str:
+    """An assert's status from its run's: under the screening seed a pass waits for the main
+    run; under the main seed a pass is OK and anything else differs from the screening's pass."""
+    if screening:
+        return _SCREENED if status == "OK" else status
+    return "OK" if status == "OK" else FLAKY
+
+
+def _apply(pending: list[Check], stdout: str, screening: bool = False) -> bool:
     """Record the runner's result lines; True when it reported the whole job."""
-    slots = [[i for i, s in enumerate(c.statuses) if s is None] for c in pending]
+    slots = [_waiting(c, screening) for c in pending]
     for line in stdout.splitlines():
         try:
             record = json.loads(line)
@@ -139,19 +187,20 @@ def _apply(pending: list[Check], stdout: str) -> bool:
         if "coverage" in record:
             check.coverage = checked_coverage(record["coverage"], check.prefix, check.entrypoint)
         else:
-            check.statuses[slots[record["f"]][record["a"]]] = record["status"]
+            check.statuses[slots[record["f"]][record["a"]]] = _verdict(record["status"], screening)
     return False
 
 
-def _blame_first(pending: list[Check]) -> None:
-    """The runner died: the first assert without a verdict was running; it fails. A function
+def _blame_first(pending: list[Check], screening: bool = False) -> None:
+    """The runner died: the first assert without a verdict of this run was running; it fails
+    (`KilledRunner`; in the main run, after its pass in the screening: `Flaky`). A function
     whose asserts all have verdicts was in its coverage run: that run failed."""
     for check in pending:
-        for i, status in enumerate(check.statuses):
-            if status is None:
-                check.statuses[i] = KILLED_RUNNER
-                return
-        if check.coverage is None and check.passing:
+        waiting = _waiting(check, screening)
+        if waiting:
+            check.statuses[waiting[0]] = _verdict(KILLED_RUNNER, screening)
+            return
+        if not screening and check.coverage is None and check.passing:
             check.coverage = {"error": "the coverage run killed its runner"}
             return
 

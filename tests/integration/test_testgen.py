@@ -67,8 +67,8 @@ EXPECTED_EXCLUDED = {
     "silent": ("no_asserts", [], [], None),
 }
 EXPECTED_STEPS = [("input", 7, 7), ("malformed_row", 7, 7), ("duplicate_sha1", 7, 7),
-                  ("no_asserts", 7, 6), ("no_passing_test", 6, 5), ("coverage_error", 5, 5),
-                  ("low_coverage", 5, 4)]
+                  ("no_asserts", 7, 6), ("no_passing_test", 6, 5), ("flaky", 5, 5),
+                  ("coverage_error", 5, 5), ("low_coverage", 5, 4)]
 
 
 def check_outputs(out):

@@ -91,7 +91,8 @@ def test_score_folder(tmp_path):
     import polars as pl
 
     df = pl.read_parquet(folder / "_per_problem.parquet")
-    assert df.columns == ["problem", "language", "n", "c", "pass@1", "pass@5"]
+    assert df.columns == ["problem", "language", "n", "c", "pass@1", "pass@5", "timeouts",
+                          "min_timeout_s", "max_timeout_s"]
     assert df["problem"].to_list() == ["A", "B", "C", "D"]
     assert df["c"].to_list() == [3, 1, 0, 1]
     assert df.filter(pl.col("problem") == "D")["pass@5"].to_list() == [None]
