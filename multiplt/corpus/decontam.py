@@ -10,12 +10,20 @@ MBPP-format rows — text, code; every row of the file is used, so give all spli
 2. A normalized match: the docstring with whitespace squashed appears in the squashed function,
    or the function equals a benchmark solution after removing docstring, comments, annotations
    and layout and renaming the function and its variables (normalize.canonical).
+
+Rule 1 and rule 2's docstring match look for each of a benchmark's texts in the function.
+Trying every text on every function cost functions x texts substring searches (HumanEval and
+an MBPP-sized file of 974 rows: 3,400 texts, ~0.8 ms of CPU a function, as much as the rest of
+the filter); a TextIndex gives each function only the texts that can be in it (about 40 there)
+and tries those in the same order, so every decision and its detail are the same.
 """
 
 from __future__ import annotations
 
 import ast
 import os
+import re
+from collections import Counter
 
 from multiplt.corpus.blocks import Block
 from multiplt.corpus.normalize import canonical, parse_quietly, squash
@@ -31,6 +39,55 @@ TRIVIAL_SOLUTIONS = {
     "return n**2": "HumanEval/41",
     "return x + y": "HumanEval/53",
 }
+
+
+WORD = re.compile(r"\w+")
+
+
+class TextIndex:
+    """Finds the first text of `texts` (text -> label, in their order) that is a substring of a
+    given string, trying only the candidates a word index gives.
+
+    Why it never misses one: a text's *inner words* are its maximal runs of word characters
+    (WORD's matches) that touch neither of its ends, so a non-word character stands on each
+    side of them inside the text. Wherever the text occurs in a string, those characters stand
+    beside the same run there, so it is a whole word (a WORD match) of that string too. Each
+    text is filed under one inner word; a text with none (`return x`: both its runs touch an
+    end) is a candidate for every string. A string's candidates are the texts filed under its
+    words, plus those. Which inner word a text is filed under changes only how many candidates
+    there are: the one fewest of the texts hold (then the longest), so a word most texts share,
+    such as `return`, is seldom used (HumanEval, on 5,000 standard library functions: 2.3
+    candidates a function of its 323 verbatim texts, 37 when filed under the longest word)."""
+
+    def __init__(self, texts: dict[str, str]):
+        self.texts = list(texts.items())
+        self.anywhere: list[int] = []  # the texts without an inner word, by position
+        self.by_word: dict[str, list[int]] = {}
+        holding = Counter(word for text in texts for word in set(WORD.findall(text)))
+        for position, (text, _) in enumerate(self.texts):
+            inner = [m.group() for m in WORD.finditer(text)
+                     if m.start() > 0 and m.end() < len(text)]
+            if inner:
+                word = min(inner, key=lambda w: (holding[w], -len(w)))
+                self.by_word.setdefault(word, []).append(position)
+            else:
+                self.anywhere.append(position)
+
+    def candidates(self, words: set[str]) -> list[int]:
+        """The positions of the texts that may be in a string whose WORD matches are `words`,
+        in the texts' order."""
+        found = set(self.anywhere)
+        for word in words.intersection(self.by_word):
+            found.update(self.by_word[word])
+        return sorted(found)
+
+    def first_in(self, string: str, positions: list[int]) -> str | None:
+        """The label of the first text at `positions` that is a substring of `string`."""
+        for position in positions:
+            text, label = self.texts[position]
+            if text in string:
+                return label
+        return None
 
 
 class Benchmarks:
@@ -105,16 +162,21 @@ class DecontaminationFilter(Block):
     def __init__(self, benchmarks: Benchmarks):
         super().__init__()
         self.bench = benchmarks
+        self.verbatim = TextIndex(benchmarks.verbatim)
+        self.squashed = TextIndex(benchmarks.squashed)
 
     def check(self, row):
         content = row["content"]
-        for text, label in self.bench.verbatim.items():
-            if text in content:
-                return f"verbatim text of {label}"
-        squashed = squash(content)
-        for text, label in self.bench.squashed.items():
-            if text in squashed:
-                return f"docstring of {label} (whitespace aside)"
+        # squash() only turns whitespace runs into one space and strips the ends: the squashed
+        # content has the same WORD matches, so one word set serves both indexes
+        words = set(WORD.findall(content))
+        label = self.verbatim.first_in(content, self.verbatim.candidates(words))
+        if label is not None:
+            return f"verbatim text of {label}"
+        maybe = self.squashed.candidates(words)
+        label = self.squashed.first_in(squash(content), maybe) if maybe else None
+        if label is not None:
+            return f"docstring of {label} (whitespace aside)"
         label = self.bench.canonical.get(canonical(row["_node"]))
         if label:
             return f"solution of {label} (names, comments or layout aside)"
