@@ -15,7 +15,11 @@ _HELP = {
     "split": "dataset split (default: the language's published split name, e.g. racket)",
     "text_column": "column holding the training text",
     "base": "base model: Hub name, local folder, storage URI, or a training output (with --base-revision TAG)",
-    "base_revision": "revision of the base model (Hub revision, or a tag of a training output)",
+    "base_revision": "revision of the base model (Hub revision, or a tag of a training output); a Hub base "
+                     "loads at the commit the revision is at when the run starts, recorded as base_commit",
+    "dataset_revision": "Hub revision (branch, tag or commit) of a Hub --dataset (default: its default "
+                        "branch); it loads at the commit the revision is at when the run starts, "
+                        "recorded as dataset_commit",
     "tokenizer": "tokenizer (default: the base model's)",
     "experiment": "experiment name, [a-z0-9_]+ (e.g. multiplt)",
     "out": "storage URI for manifest.jsonl, checkpoints/ and state/ (resumes if it has checkpoints)",

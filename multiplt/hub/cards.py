@@ -139,9 +139,13 @@ def dataset_card(repo_id: str, rows: dict[str, int], schema: dict, stages: list[
     return "".join(parts)
 
 
-RECIPE_KEYS = ("base", "base_revision", "dataset", "split", "recipe", "epochs", "lr", "lr_scheduler",
-               "warmup_steps", "batch_size", "micro_batch_size", "seq_len", "weight_decay",
-               "max_grad_norm", "precision", "seed")
+#: the settings of a model card's Recipe: `base_commit` is the commit a Hub base was trained from
+#: (the run's record; `base_revision` the revision as given), and `dataset` names the training
+#: data as `REPO@COMMIT` where it is on the Hub (a Hub dataset at the run's `dataset_commit`, or
+#: a dataset folder published by `publish dataset`: the output config's `dataset_hub`)
+RECIPE_KEYS = ("base", "base_revision", "base_commit", "dataset", "dataset_revision", "split", "recipe",
+               "epochs", "lr", "lr_scheduler", "warmup_steps", "batch_size", "micro_batch_size", "seq_len",
+               "weight_decay", "max_grad_norm", "precision", "seed")
 
 
 def benchmark_label(benchmark: str | None, num_problems: tuple[int, ...] = ()) -> str:
@@ -265,6 +269,12 @@ def _hub_id(value) -> bool:
     return isinstance(value, str) and bool(value) and not is_place(value) and PLACE_MARK not in value
 
 
+def _dataset(config: dict):
+    """The training data as a card names it: `REPO@COMMIT` where it is on the Hub (`dataset_hub`:
+    checkpoints.dataset_on_hub), else the run's `dataset` (a Hub name, or a place)."""
+    return config.get("dataset_hub") or config.get("dataset")
+
+
 def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
                benchmark: str | None = None, num_problems: tuple[int, ...] = (),
                note: str | None = None, not_looked_up: tuple[str, ...] = ()) -> str:
@@ -276,10 +286,12 @@ def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
     table about pass@1 (default: pass1_note; "" none), `not_looked_up`: tags whose pass@1 was
     not looked up, named in a sentence after it (publication without a results store)."""
     bases = sorted({o["config"].get("base", "") for o in outputs if o["config"].get("base")})
-    # Hub dataset names only: a storage URI or a local path (training stores them absolute), or
-    # the public name the card gives one (NAME~HASH, read back from the card's Recipe), is no
-    # `datasets:` entry and would show the machine's folders
-    datasets = sorted({o["config"]["dataset"] for o in outputs if _hub_id(o["config"].get("dataset"))})
+    # Hub dataset names only (a REPO@COMMIT as its repo): a storage URI or a local path (training
+    # stores them absolute) that was not published, or the public name the card gives one
+    # (NAME~HASH, read back from the card's Recipe), is no `datasets:` entry and would show the
+    # machine's folders
+    datasets = sorted({_dataset(o["config"]).partition("@")[0] for o in outputs
+                       if _hub_id(_dataset(o["config"]))})
     langs = sorted({r["lang"] for o in outputs for r in o["rows"]})
     meta = {"license": license, "library_name": "transformers", "tags": ["code", "multipl-t", *langs]}
     if len(bases) == 1 and _hub_id(bases[0]):
@@ -311,7 +323,8 @@ def model_card(repo_id: str, outputs: list[dict], passk: dict, license: str,
         config = o["config"]
         # a base model, dataset or recipe file at a place of the deployment (a local path, a
         # storage URI) is shown by its public name NAME~HASH, as `publish results` names places
-        used = [[k, public_places(config[k])] for k in RECIPE_KEYS if config.get(k) not in (None, "")]
+        shown = {**config, "dataset": _dataset(config)}
+        used = [[k, public_places(shown[k])] for k in RECIPE_KEYS if shown.get(k) not in (None, "")]
         if not used:  # an output without a run config: no settings to show
             continue
         parts.append(f"\n{config.get('lang', '?')} / {config.get('experiment', '?')}:\n\n"

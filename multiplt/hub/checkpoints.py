@@ -62,9 +62,51 @@ def load_output(out: str) -> dict:
     for row in rows:
         check_tag(out, row)
     config = checkpoint.read_run_config(out) or {}
-    return {"out": out, "rows": rows, "config": {**config.get("config", config),
-                                                 "lang": rows[0]["lang"],
-                                                 "experiment": rows[0]["experiment"]}}
+    recipe = {**config.get("config", config), "lang": rows[0]["lang"], "experiment": rows[0]["experiment"]}
+    if isinstance(config.get("base_commit"), str) and config["base_commit"]:
+        recipe["base_commit"] = config["base_commit"]
+    hub = dataset_on_hub(recipe.get("dataset"), config.get("dataset_commit"))
+    if hub:
+        recipe["dataset_hub"] = hub
+    return {"out": out, "rows": rows, "config": recipe}
+
+
+def dataset_on_hub(dataset, commit) -> str | None:
+    """`REPO@COMMIT` of a checkpoint's training data on the Hub, for its card: a Hub dataset at
+    the commit the run recorded (`dataset_commit`), or a dataset folder (a local path or storage
+    URI) that `multiplt publish dataset` published: its `published.json` (that of the folder, or
+    of the folder above a `data/` folder or a data file the run read) names the repo and commit.
+    None when there is neither (an unpublished folder keeps its public name NAME~HASH); a
+    published.json that cannot be read or names no repo and commit is a warning."""
+    from multiplt import storage
+    from multiplt.hub.results import is_place
+    from multiplt.training.data import DATA_SUFFIXES
+
+    if not isinstance(dataset, str) or not dataset:
+        return None
+    if not is_place(dataset):  # a Hub dataset name
+        return f"{dataset}@{commit}" if isinstance(commit, str) and commit else None
+    folder = dataset.rstrip("/")
+    if folder.endswith(DATA_SUFFIXES):
+        folder = folder.rpartition("/")[0]
+    candidates = [folder] + ([folder.rpartition("/")[0]] if folder.rpartition("/")[2] == "data" else [])
+    for place in (c for c in candidates if c):
+        uri = storage.join(place, "published.json")
+        try:
+            if not storage.exists(uri):
+                continue
+            record = storage.read_json(uri)
+        except Exception as exc:  # noqa: BLE001 - the card then names the folder by its public name
+            LOG.warning("cannot read %s (the dataset's publication): %s; the card names the dataset "
+                        "by its public name", uri, exc)
+            return None
+        repo = record.get("repo") if isinstance(record, dict) else None
+        published = record.get("commit") if isinstance(record, dict) else None
+        if isinstance(repo, str) and repo.count("/") == 1 and isinstance(published, str) and published:
+            return f"{repo}@{published}"
+        LOG.warning("%s names no repo and commit; the card names the dataset by its public name", uri)
+        return None
+    return None
 
 
 def check_tag(out: str, row: dict) -> None:

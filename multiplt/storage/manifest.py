@@ -2,7 +2,10 @@
 checkpoint
 
     {"uri", "epoch", "step", "tag", "eval_loss", "lang", "experiment", "base", "base_revision",
-     "tokenizer", "run_start_step", "state_uri"}
+     "base_commit", "dataset_commit", "tokenizer", "run_start_step", "state_uri"}
+
+(`base_commit`, `dataset_commit`: the Hub commits a Hub base and a Hub dataset were loaded at,
+null otherwise and in rows written before they were recorded)
 
 with tag `LANG-EXPERIMENT-epochN`; `tokenizer` is the checkpoint's own URI (every checkpoint
 holds its tokenizer; rows written before base_revision existed name the base's). A row is appended only after its checkpoint is fully written,

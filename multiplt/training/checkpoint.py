@@ -248,7 +248,8 @@ def save_epoch(config, accelerator, model, tokenizer, run_info, packed, workdir,
     # output (whose folder holds no tokenizer) or a Hub revision.
     row = {"uri": uri, "epoch": epoch, "step": step, "tag": tag, "eval_loss": eval_loss,
            "lang": config.lang, "experiment": config.experiment, "base": config.base,
-           "base_revision": config.base_revision or None, "tokenizer": uri,
+           "base_revision": config.base_revision or None, "base_commit": run_info.get("base_commit"),
+           "dataset_commit": run_info.get("dataset_commit"), "tokenizer": uri,
            "run_start_step": run_start_step, "state_uri": state_uri(config.out, tag)}
     if main:
         write_trainer_state(state_dir, {"epoch": epoch, "step": step, "tag": tag,

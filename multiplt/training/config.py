@@ -62,10 +62,15 @@ class Sources:
 class TrainConfig:
     # --- what to train on, from what, and where the checkpoints go (usually from the CLI) ---
     dataset: str = ""  # storage URI (parquet/JSONL file or folder) or a Hub dataset name
+    # Hub revision (branch, tag or commit) of a Hub dataset ("" = its default branch); the commit
+    # it is at is resolved when the run starts and recorded (dataset_commit)
+    dataset_revision: str = ""
     split: str = ""  # "" = the language's published split name (languages.get(lang).split)
     text_column: str = "content"
     base: str = ""  # Hub name, local folder or storage URI of the base model
-    base_revision: str = ""  # Hub revision of the base ("" = default branch)
+    # Hub revision of the base ("" = default branch), or a tag of a training output; a Hub base is
+    # resolved to the commit that revision is at when the run starts (recorded as base_commit)
+    base_revision: str = ""
     tokenizer: str = ""  # "" = the base model's tokenizer
     lang: str = ""
     experiment: str = ""  # goes into tags LANG-EXPERIMENT-epochN, so [a-z0-9_]+
@@ -156,6 +161,8 @@ class TrainConfig:
             raise MultipltError(f"bad lr_scheduler {self.lr_scheduler!r}; choose cosine, linear or constant")
         if self.dataset and self.split:
             check_published_split(self.dataset, self.split, self.lang, sources)
+        if self.dataset_revision:
+            check_dataset_revision(self.dataset, self.dataset_revision, sources)
 
     def tag(self, epoch: int) -> str:
         return f"{self.lang}-{self.experiment}-epoch{epoch}"
@@ -166,6 +173,23 @@ class TrainConfig:
 
 # Fields that may change between a run and its resumption without changing what it computes.
 RESUME_FREE_FIELDS = {"log_every", "recipe", "compile", "fast_forward"}
+# Fields added after run configs were first written, with the value a run config that lacks one
+# ran with (a run written before dataset_revision existed loaded a Hub dataset's default branch).
+ADDED_FIELDS = {"dataset_revision": ""}
+
+
+def check_dataset_revision(dataset: str, revision: str, sources: Sources = Sources()) -> None:
+    """MultipltError unless `revision` (--dataset-revision) can apply to `dataset`: a blank one,
+    or one given with a dataset in storage (a local path or storage URI, which has no Hub
+    revisions), is refused before anything is read."""
+    from multiplt.training.data import is_hub_dataset
+
+    named = f"{sources.lead('dataset_revision', 'dataset')}{sources.name('dataset_revision')} {revision!r}"
+    if not revision.strip():
+        raise MultipltError(f"{named} is blank: give a Hub branch, tag or commit, or leave it out")
+    if dataset and not is_hub_dataset(dataset):
+        raise MultipltError(f"{named} is for a Hub dataset; {sources.name('dataset')} {dataset} is a "
+                            f"local path or storage URI, which has no revisions")
 
 
 def check_published_split(dataset: str, split: str, lang: str = "", sources: Sources = Sources()) -> None:
@@ -374,7 +398,7 @@ def resume_differences(saved: dict, config: TrainConfig) -> list[str]:
     for k in now:
         if k in RESUME_FREE_FIELDS or k == OUTPUT_FIELD:
             continue
-        old, new = saved.get(k), now[k]
+        old, new = saved.get(k, ADDED_FIELDS.get(k)), now[k]
         if k in INPUT_FIELDS:
             old, new = _same_place(old), _same_place(new)
         if old != new:

@@ -39,6 +39,45 @@ def _is_storage_ref(ref: str) -> bool:
     return "://" in ref or ref.endswith(DATA_SUFFIXES) or os.path.exists(ref) or _is_local_path(ref)
 
 
+def is_hub_dataset(ref: str) -> bool:
+    """Whether `multiplt train` reads `ref` from the Hub (a dataset name), not from storage."""
+    return not _is_storage_ref(ref)
+
+
+def hub_dataset_commit(dataset: str, revision: str | None, split: str) -> str:
+    """The commit that `revision` (None: the default branch) of the Hub dataset `dataset` is at
+    now: the run loads the dataset at that commit and records it (`dataset_commit`). Only the
+    repo's README.md is fetched; with HF_HUB_OFFLINE a revision that a load has put in the Hub
+    cache resolves from there. Errors are one line: a Hub that does not answer (network, 408,
+    429, 5xx) a PlatformError (exit 3: the stage runtime retries), anything else (unknown repo or
+    revision, no access, offline and not cached) a MultipltError naming the dataset and split."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    from multiplt.errors import PlatformError
+    from multiplt.hub.retry import describe, passing_cause
+
+    try:
+        path = snapshot_download(dataset, repo_type="dataset", revision=revision,
+                                 allow_patterns=["README.md"])
+    except RevisionNotFoundError:
+        raise MultipltError(f"cannot load Hub dataset {dataset!r} split {split!r}: --dataset-revision "
+                            f"{revision!r} not found on the Hub") from None
+    except RepositoryNotFoundError as exc:  # a gated repo is one too: its message says why
+        why = describe(exc) if isinstance(exc, GatedRepoError) else \
+            "no such dataset on the Hub (nor a file or folder of that name here)"
+        raise MultipltError(f"cannot load Hub dataset {dataset!r} split {split!r}: {why}") from None
+    except Exception as exc:  # noqa: BLE001 - no access, offline and not cached, the network
+        cause = passing_cause(exc)
+        if cause is not None:
+            raise PlatformError(f"cannot load Hub dataset {dataset!r} split {split!r} now (revision "
+                                f"{revision!r}): the Hub did not answer ({describe(cause)}); try again "
+                                f"later") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MultipltError(f"cannot load Hub dataset {dataset!r} split {split!r}: {first}") from None
+    return os.path.basename(os.path.normpath(path))
+
+
 def storage_files(dataset: str, split: str) -> list[str] | None:
     """The data files `multiplt train` reads for `split` of a storage dataset (MultipltError when
     there are none), or None for a Hub dataset name."""
@@ -108,8 +147,9 @@ def _column(rows_or_df, column: str, source: str) -> list:
     return [row.get(column) for row in rows_or_df]
 
 
-def load_texts(dataset: str, split: str, column: str = "content") -> list:
-    """The raw values of `column` (not yet checked) from storage or the Hub."""
+def load_texts(dataset: str, split: str, column: str = "content", revision: str | None = None) -> list:
+    """The raw values of `column` (not yet checked) from storage or the Hub; a Hub dataset at
+    `revision` (training passes the commit hub_dataset_commit resolved) or its default branch."""
     if _is_storage_ref(dataset):
         from multiplt import storage
 
@@ -125,13 +165,14 @@ def load_texts(dataset: str, split: str, column: str = "content") -> list:
         raise MultipltError(f"dataset {dataset!r} is not in storage and the `datasets` package "
                             "(extra `train`) is not installed to load it from the Hub") from None
     try:
-        ds = datasets.load_dataset(dataset, split=split)
+        ds = datasets.load_dataset(dataset, split=split, **({"revision": revision} if revision else {}))
     except Exception as exc:  # offline, unknown name or split: one clear message
         raise MultipltError(f"cannot load Hub dataset {dataset!r} split {split!r}: {exc}") from None
     if column not in ds.column_names:
         raise MultipltError(f"Hub dataset {dataset!r} has no {column!r} column; columns: "
                             f"{', '.join(ds.column_names)}")
-    LOG.info("loaded %d rows of %s split %s from the Hub", len(ds), dataset, split)
+    LOG.info("loaded %d rows of %s split %s from the Hub%s", len(ds), dataset, split,
+             f" at {revision}" if revision else "")
     return ds[column]
 
 

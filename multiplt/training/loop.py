@@ -68,17 +68,58 @@ def resolve_precision(config: TrainConfig, world: int | None = None) -> str:
 
 
 def materialize(ref: str, revision: str, workdir: str, what: str = "base model") -> tuple[str, str | None]:
-    """A name/path from_pretrained can load, resolved and checked as `generate` resolves its
-    model (`model_source.resolve_model`): training outputs resolve through their manifest, storage
-    URIs are downloaded (to the model cache), and a path that is no folder, or a folder without a
-    config.json (for a model), is one clear error before anything loads; Hub names pass through
-    (from_pretrained fetches them at `revision`). `what` is "base model" or "tokenizer"."""
+    """(what from_pretrained loads, the revision it loads it at), resolved and checked as
+    `generate` resolves its model (`model_source.resolve_model`): training outputs resolve
+    through their manifest, storage URIs are downloaded (to the model cache), and a path that is
+    no folder, or a folder without a config.json (for a model), is one clear error before
+    anything loads (revision None). A Hub base model is pinned: its name with the commit that
+    `revision` ("" = the default branch) is at now (hub_base_commit), so that the tokenizer and the
+    weights both load from that commit, and the run records it (`base_commit`) however the
+    branch moves meanwhile. A Hub tokenizer (`what` "tokenizer") passes through by name at
+    `revision`."""
     from multiplt.generation.model_source import resolve_model
 
     resolved = resolve_model(ref, revision or None, what=what, hub=False)
     if resolved is None:  # a Hub name
-        return ref, revision or None
+        if what == "tokenizer":
+            return ref, revision or None
+        return ref, hub_base_commit(ref, revision or None, what)
     return resolved.path, None
+
+
+def hub_base_commit(name: str, revision: str | None, what: str = "base model") -> str:
+    """The commit that `revision` (None: the default branch) of the Hub model `name` is at now.
+    Only its config.json is fetched (the weights load after the data is packed, at this commit);
+    with HF_HUB_OFFLINE a revision in the Hub cache resolves from there. A commit without
+    config.json (an empty repo, an upload under way) is model_source.no_config's error; an
+    unknown repo or revision, no access or offline mode a MultipltError (exit 2); a Hub that
+    does not answer (network, 408, 429, 5xx) a PlatformError (exit 3: the stage runtime retries)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    from multiplt.errors import PlatformError
+    from multiplt.generation.model_source import no_config
+    from multiplt.hub.retry import describe, passing_cause
+
+    try:
+        path = snapshot_download(name, revision=revision, allow_patterns=["config.json"])
+    except RevisionNotFoundError:
+        raise MultipltError(f"{what} {name}: --base-revision {revision!r} not found on the Hub") from None
+    except RepositoryNotFoundError as exc:
+        if isinstance(exc, GatedRepoError):
+            raise MultipltError(f"cannot load the {what} {name!r}: {describe(exc)}") from None
+        raise MultipltError(f"{what} {name!r} not found on the Hub (nor a local folder or URI)") from None
+    except Exception as exc:  # noqa: BLE001 - no access, offline, the network
+        cause = passing_cause(exc)
+        if cause is not None:
+            raise PlatformError(f"cannot load the {what} {name!r} now (revision {revision!r}): the Hub "
+                                f"did not answer ({describe(cause)}); try again later") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MultipltError(f"cannot load the {what} {name!r}: {first}") from None
+    commit = os.path.basename(os.path.normpath(path))
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise MultipltError(no_config(what, name, commit))
+    return commit
 
 
 @contextlib.contextmanager
@@ -145,14 +186,50 @@ def train(config: TrainConfig) -> list[dict]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def settings_differences(saved: dict, config: TrainConfig) -> list[str]:
+#: each revision setting and the commit it resolves to on the Hub, as the run config records it
+PINNED = (("base_revision", "base_commit"), ("dataset_revision", "dataset_commit"))
+
+
+def settings_differences(saved: dict, config: TrainConfig, commits: dict | None = None) -> list[str]:
     """`key: value there, value now` (settings_diff) for each setting resume_differences finds
     between the run config under --out (`saved`) and this run's, as corpus build and testgen name
-    theirs."""
-    return differences(saved, config.as_dict(), resume_differences(saved, config))
+    theirs. `commits`: the recorded run's base_commit and dataset_commit (its run config's top
+    level); a revision given now as exactly the commit the run recorded for it (`--base-revision
+    COMMIT` for a run started on the default branch) is no difference: it names the same input."""
+    now = config.as_dict()
+    keys = [k for k in resume_differences(saved, config)
+            if not any(k == setting and (commits or {}).get(commit) and now[k] == commits[commit]
+                       for setting, commit in PINNED)]
+    return differences(saved, now, keys)
+
+
+def check_commit(out: str, saved: dict, key: str, commit: str | None, what: str, ref: str,
+                 setting: str, revision: str) -> None:
+    """Resuming `out` needs its Hub base model (`key` base_commit) or Hub dataset
+    (dataset_commit) at the commit its run recorded (`saved`, the run config): one that the
+    revision (`setting` base_revision or dataset_revision, `revision` its value) has moved off
+    since is a changed setting, refused naming both commits and how to resume on the recorded
+    one. A run config written before commits were recorded has none to compare (a warning)."""
+    if key not in saved:
+        if commit:
+            LOG.warning("%s records no %s (its run started before runs recorded one): resuming on %s "
+                        "%s at commit %s", out, key, what, ref, commit)
+        return
+    if saved[key] == commit:
+        return
+    flag = "--" + setting.replace("_", "-")
+    old = saved[key]
+    how = "use the same settings to resume it, or a new --out"
+    if isinstance(old, str) and old and commit:
+        how = (f"the {what} {ref} has moved on the Hub since the run started ({flag} "
+               f"{revision or '(none: the default branch)'}): resume it on the commit it started from "
+               f"with {flag} {old}, or use a new --out")
+    raise MultipltError(f"{out} holds a run with different settings "
+                        f"({differences(saved, {key: commit}, [key])[0]}); {how}")
 
 
 def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> list[dict]:
+    from accelerate.utils import broadcast_object_list
     from transformers import AutoModelForCausalLM
 
     from multiplt import storage
@@ -186,7 +263,7 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
         saved_micro = saved.get("config", {}).get("micro_batch_size") or 0
         if not config.micro_batch_size and saved_micro:  # a run started with a fixed micro-batch
             config = dataclasses.replace(config, micro_batch_size=saved_micro)
-        changed = settings_differences(saved.get("config", {}), config)
+        changed = settings_differences(saved.get("config", {}), config, saved)
         if saved.get("precision", precision) != precision:  # e.g. auto resolved differently
             changed += differences(saved, {"precision": precision}, ["precision"])
         if changed:
@@ -198,13 +275,28 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
 
     # --- Model, tokenizer and data. Every process builds the same packed tensors. ---
     torch.manual_seed(config.seed)
+    # A Hub base and a Hub dataset are pinned first: their revisions' commits now, which the run
+    # loads and records (base_commit, dataset_commit), and a resume must find unchanged.
     base_path, base_rev = materialize(config.base, config.base_revision, workdir)
+    base_commit = base_rev  # materialize's revision is the commit of a Hub base, else None
+    dataset_commit = (data.hub_dataset_commit(config.dataset, config.dataset_revision or None, config.split)
+                      if data.is_hub_dataset(config.dataset) else None)
+    # every process loads what the main process resolved, even if a branch moved in between
+    base_commit, dataset_commit = broadcast_object_list([[base_commit, dataset_commit]])[0]
+    base_rev = base_commit or base_rev
+    for (setting, key), commit, what, ref in zip(PINNED, (base_commit, dataset_commit),
+                                                  ("base model", "Hub dataset"), (config.base, config.dataset)):
+        revision = getattr(config, setting)
+        if commit:
+            LOG.info("%s %s%s: commit %s", what, ref, f" at {revision}" if revision else "", commit)
+        if done:
+            check_commit(config.out, saved, key, commit, what, ref, setting, revision)
     tok_path, tok_rev = (materialize(config.tokenizer, "", workdir, "tokenizer") if config.tokenizer
                          else (base_path, base_rev))
     with _loading("tokenizer" if config.tokenizer else "base model", config.tokenizer or config.base,
                   tok_rev):
         tokenizer = load_tokenizer(tok_path, revision=tok_rev, ref=config.tokenizer or config.base)
-    texts = data.load_texts(config.dataset, config.split, config.text_column)
+    texts = data.load_texts(config.dataset, config.split, config.text_column, revision=dataset_commit)
     packed = data.prepare(texts, tokenizer, config.seq_len, config.eval_fraction, config.seed,
                           source=data.describe(config.dataset, config.split))
     del texts
@@ -264,7 +356,8 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
     if config.compile and why_not is not None:  # multiplt's forward compiles its own blocks
         model = compile_blocks(model)
 
-    run_info = {"config": run_config.as_dict(), "data": packed.describe(), "precision": precision,
+    run_info = {"config": run_config.as_dict(), "base_commit": base_commit, "dataset_commit": dataset_commit,
+                "data": packed.describe(), "precision": precision,
                 "speed": {"micro_batch": plan.micro_batch, "grad_accum": accum, "compile": plan.compile},
                 "processes": world, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
                 "versions": _versions()}

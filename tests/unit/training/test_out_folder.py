@@ -49,7 +49,7 @@ def test_an_empty_folder_and_a_runs_own_are_accepted(tmp_path, capsys, loading):
 def test_a_base_that_is_no_model_folder_is_refused_as_generate_refuses_it(tmp_path, capsys, monkeypatch):
     """--base and --tokenizer go through generate's model resolver: a missing path and a folder
     without config.json are its errors (not a Hub repo-id message or a cut-off tokenizer error),
-    before anything is written; a Hub name passes through to from_pretrained."""
+    before anything is written (a Hub name is pinned to its commit: test_hub_pins.py)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "racket.jsonl").write_text('{"content": "(define x 1)"}\n')
     (tmp_path / "somefolder").mkdir()
@@ -65,7 +65,6 @@ def test_a_base_that_is_no_model_folder_is_refused_as_generate_refuses_it(tmp_pa
         err = capsys.readouterr().err
         assert said in err and err.count("error:") == 1 and "Traceback" not in err, err
         assert not out.exists()
-    assert loop.materialize("org/model", "main", str(tmp_path)) == ("org/model", "main")
     with pytest.raises(MultipltError, match="tokenizer '/nope' is not a model folder"):
         loop.materialize("/nope", "", str(tmp_path), "tokenizer")
     (tmp_path / "somefolder" / "config.json").write_text("{}")
