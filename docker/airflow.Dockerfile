@@ -44,3 +44,9 @@ RUN useradd --create-home --uid 50000 airflow \
  && chown -R airflow /opt/airflow
 USER airflow
 WORKDIR /opt/airflow
+
+# The code version multiplt records in each output's provenance (multiplt.provenance): compose
+# passes MULTIPLT_CODE_VERSION from the shell; "unknown" when it gives none. Last, so that a
+# new commit redoes no other step.
+ARG MULTIPLT_CODE_VERSION=unknown
+ENV MULTIPLT_CODE_VERSION=${MULTIPLT_CODE_VERSION}

@@ -66,3 +66,9 @@ RUN cd /src && if [ -n "$EXTRA_CA_CERTS" ]; then \
  && rm -f /tmp/pip-ca.pem \
  && multiplt --version
 
+# The code version multiplt records in each output's provenance (multiplt.provenance), where the
+# package runs from no git checkout: the commit scripts/build_images.sh builds from (`-dirty`
+# with uncommitted changes to tracked files; compose passes MULTIPLT_CODE_VERSION from the
+# shell); "unknown" when the builder gives none. Last, so that a new commit redoes no other step.
+ARG MULTIPLT_CODE_VERSION=unknown
+ENV MULTIPLT_CODE_VERSION=${MULTIPLT_CODE_VERSION}

@@ -38,6 +38,10 @@
 #                              file:// indexes to the offline build (38417)
 #   DEBIAN_MIRROR              the Debian mirror debootstrap makes the offline base from
 #                              (http://deb.debian.org/debian)
+#   MULTIPLT_CODE_VERSION      the code version the images record in every output's provenance
+#                              (multiplt.provenance), given to each build as the build argument
+#                              of that name (this checkout's commit, with -dirty when tracked
+#                              files have uncommitted changes; "unknown" outside a git checkout)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -75,6 +79,20 @@ die() { echo "build_images.sh: $*" >&2; exit 1; }
 
 docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd; see docs/docker.md)"
 mkdir -p "$WORK"
+
+# The code version of this checkout (multiplt.provenance's, for a run from it): its commit,
+# with -dirty when tracked files have uncommitted changes; "unknown" where git says nothing.
+checkout_version() {
+  local commit
+  commit=$(git -C "$ROOT" rev-parse --verify HEAD 2>/dev/null) || { echo unknown; return; }
+  if [ -n "$(GIT_OPTIONAL_LOCKS=0 git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    commit+=-dirty
+  fi
+  echo "$commit"
+}
+# a build argument of every image, so part of its inputs digest: a new commit rebuilds the
+# images' last step (the Dockerfiles declare it last)
+if [ -n "${MULTIPLT_CODE_VERSION:-}" ]; then CODE_VERSION=$MULTIPLT_CODE_VERSION; else CODE_VERSION=$(checkout_version); fi
 
 image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 image_label() { docker image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$1" 2>/dev/null || true; }
@@ -237,8 +255,8 @@ total_start=$SECONDS
 if ((online)); then
   sandbox_base=$(public_base "$(dockerfile_arg docker/sandbox.Dockerfile SANDBOX_BASE)")
   worker_base=$(public_base "$(dockerfile_arg docker/worker.Dockerfile CUDA_BASE)")
-  build "$SANDBOX_IMAGE" docker/sandbox.Dockerfile "$sandbox_base"
-  build "$GPU_WORKER_IMAGE" docker/worker.Dockerfile "$worker_base"
+  build "$SANDBOX_IMAGE" docker/sandbox.Dockerfile "$sandbox_base" "MULTIPLT_CODE_VERSION=$CODE_VERSION"
+  build "$GPU_WORKER_IMAGE" docker/worker.Dockerfile "$worker_base" "MULTIPLT_CODE_VERSION=$CODE_VERSION"
   images=("$SANDBOX_IMAGE" "$GPU_WORKER_IMAGE")
 else
   if ((check)); then
@@ -257,9 +275,11 @@ else
   if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
     ca_args=("EXTRA_CA_CERTS=$(cat /usr/local/share/ca-certificates/*.crt)")
   fi
-  build "$SANDBOX_IMAGE" docker/sandbox.Dockerfile "$base_id" "SANDBOX_BASE=$BASE_IMAGE" "WITH_JULIA=$julia" "${ca_args[@]}"
+  build "$SANDBOX_IMAGE" docker/sandbox.Dockerfile "$base_id" "SANDBOX_BASE=$BASE_IMAGE" "WITH_JULIA=$julia" "${ca_args[@]}" \
+    "MULTIPLT_CODE_VERSION=$CODE_VERSION"
   wheel_sources
-  WANTS_WHEELS=1 build "$CPU_WORKER_IMAGE" docker/worker.Dockerfile "$base_id" "CUDA_BASE=$BASE_IMAGE" "${PIP_ARGS[@]}" "${ca_args[@]}"
+  WANTS_WHEELS=1 build "$CPU_WORKER_IMAGE" docker/worker.Dockerfile "$base_id" "CUDA_BASE=$BASE_IMAGE" "${PIP_ARGS[@]}" "${ca_args[@]}" \
+    "MULTIPLT_CODE_VERSION=$CODE_VERSION"
   images=("$SANDBOX_IMAGE" "$CPU_WORKER_IMAGE")
 fi
 

@@ -57,6 +57,15 @@ class CorpusConfig:
         data["fingerprint"] = self.fingerprint()
         return data
 
+    def provenance(self) -> dict:
+        """What code builds with this config (multiplt.provenance: the code version, Python's and
+        the corpus libraries' versions), with basedpyright's where the type check runs (its
+        type_error drops depend on it and on the Python); corpus_config.json's `provenance`. No
+        part of the fingerprint or of as_dict: a newer version of the code resumes a build."""
+        from multiplt import provenance
+
+        return provenance.describe(provenance.CORPUS + (("basedpyright",) if self.typecheck else ()))
+
     @classmethod
     def from_dict(cls, data: dict) -> "CorpusConfig":
         fields = {f.name for f in dataclasses.fields(cls)}

@@ -167,8 +167,10 @@ def merge(out: str) -> dict:
     funnel = {"steps": steps, "files": files, "shards": len(shards),
               "dedup_buckets": parts.completed(out, "dedup")[0],
               "merge_seconds": round(time.perf_counter() - start, 3)}
-    # all_shards: every shard read one input, so one revision (or none)
-    config = {**cfg.as_dict(), "source_revision": next(iter(revisions), None)}
+    # all_shards: every shard read one input, so one revision (or none); the provenance is the
+    # merge's (the code and libraries this process runs)
+    config = {**cfg.as_dict(), "source_revision": next(iter(revisions), None),
+              "provenance": cfg.provenance()}
     storage.write_json(storage.join(out, "corpus_config.json"), config, indent=2)
     storage.write_json(storage.join(out, "funnel.json"), funnel, indent=2)
     storage.write_json(marker, identity)

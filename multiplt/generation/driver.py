@@ -14,6 +14,9 @@ Rerun contract:
   digest, a replay source's sha256), written by the first run that draws samples, differs from
   what this run loads (a local folder overwritten, a Hub branch moved, a replay file
   rewritten); a record without one (an older generate's) takes this run's;
+- the record's `provenance` (multiplt.provenance: the code version, Python's and the generation
+  libraries' versions) is the last sampling run's, and no part of what is compared: a newer
+  version of the code resumes the folder;
 - a problem's file is rewritten (atomically) as each sample finishes, merged with the file as it
   is at that moment (folder.add_samples): samples already there are never replaced, so two
   generates into one folder (a zombie try beside its retry, two evaluations of one model with
@@ -29,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from multiplt import storage
+from multiplt import provenance, storage
 from multiplt.benchmarks.jsonl import read_records
 from multiplt.errors import MultipltError
 from multiplt.generation import folder
@@ -297,9 +300,12 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     try:
         described = engine.describe().as_record()
         identity = _loaded_identity(identity, described)
+        # `provenance`: the code and libraries of the run that draws samples now (the last one
+        # that drew any: a run with nothing to draw writes no record); no part of the identity
         final_run = folder.merge_run(out, {**run, **described, "model": model, "revision": revision,
                                            "tokenizer": tokenizer or model,
-                                           **({folder.MODEL_IDENTITY: identity} if identity else {})},
+                                           **({folder.MODEL_IDENTITY: identity} if identity else {}),
+                                           "provenance": provenance.describe(provenance.GENERATION)},
                                      select)
         # `complete: false` goes with the first samples and `true` when this call has them all
         # and so does every file of the folder (finish): score refuses a folder whose last

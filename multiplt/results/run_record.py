@@ -74,17 +74,32 @@ def run_id_for(dataset: str, config: dict) -> str:
     record's `problems` (every problem a generate into the folder selected) and `selection` (the
     part of the benchmark they are) are left out: a folder generated again with a wider
     selection is the same run, whose new rows replace the old (and a record that gained
-    `selection` keeps its run's id). So is its state: `complete: false` (a generate cut short)
-    hashes as `complete: true`, so the run finished and recorded again replaces the rows
-    recorded with --allow-partial (and the rows of complete runs keep the ids they had before
-    this rule)."""
-    config = {key: value for key, value in config.items() if key not in ("problems", "selection")}
+    `selection` keeps its run's id). So is its `provenance` (the code and library versions of
+    the last generate that drew samples): a folder resumed by a newer version of the code is the
+    same run (and a record that gained it keeps its run's id). So is its state: `complete:
+    false` (a generate cut short) hashes as `complete: true`, so the run finished and recorded
+    again replaces the rows recorded with --allow-partial (and the rows of complete runs keep
+    the ids they had before this rule)."""
+    config = {key: value for key, value in config.items()
+              if key not in ("problems", "selection", "provenance")}
     if config.get("complete") is False:
         config["complete"] = True
     canonical = json.dumps(config, sort_keys=True, default=str)
     return f"{dataset}@{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
 
 
+
+
+def recorded_code_version(config: dict, uri: str) -> str | None:
+    """The `code_version` of the run record's `provenance` (multiplt.provenance, written by
+    generate), or None for a record without one (an older generate's); a `provenance` that is
+    not a mapping is an error naming the record."""
+    block = config.get("provenance")
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise MultipltError(f"{uri}: provenance must be a mapping (generate writes it), got {block!r}")
+    return _opt(block, "code_version", str, f"{uri}: provenance")
 
 
 def _experiment(config: dict, uri: str) -> str | None:
@@ -196,7 +211,8 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
     own (`..._partial`).
     Each row's
     `selection` says which part of its benchmark the run covered (recorded_selection: the
-    run record's, where generate kept it)."""
+    run record's, where generate kept it), and its `code_version` which code drew the samples
+    (recorded_code_version: the run record's provenance, where generate kept it)."""
     from multiplt import storage
 
     run_uri = run_uri.rstrip("/") or run_uri
@@ -250,6 +266,7 @@ def load_run_rows(run_uri: str, experiment: str | None = None, epoch: int | None
         "temperature": _opt(config, "temperature", float, config_uri),
         "top_p": _opt(config, "top_p", float, config_uri),
         "max_new_tokens": _opt(config, "max_new_tokens", int, config_uri),
+        "code_version": recorded_code_version(config, config_uri),
     }
     scores = [{STORE_COLUMNS[h]: v for h, v in row.items()} for row in scores]
     seen = set()

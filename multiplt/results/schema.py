@@ -43,6 +43,10 @@ COLUMNS: dict[str, str] = {
     "timeouts": "Int64",          # how many of its samples timed out (load can cause it)
     "min_timeout_s": "Float64",   # the least and most wall-clock limit its results ran under
     "max_timeout_s": "Float64",   # (null: results without one, and rows recorded before them)
+    "code_version": "String",     # the code that drew the run's samples: its run record's
+                                  # provenance (a git commit, `-dirty` with uncommitted changes,
+                                  # or an image's MULTIPLT_CODE_VERSION); null: a record without
+                                  # one, and rows recorded before the column
     "created_at": "String",       # ISO 8601 UTC, when the run was first recorded
 }
 

@@ -95,6 +95,11 @@ class TestgenConfig:
         return f"shard-{self.shard[0]:05d}-of-{self.shard[1]:05d}" if self.shard else "shard-all"
 
     def as_dict(self) -> dict:
+        """The shard's config.json: the settings, the validation rules' version and hash seeds,
+        and `provenance` (multiplt.provenance: the code version, Python's and coverage.py's and
+        the generation libraries' versions of the process that writes it), which is no part of
+        the run's identity (pipeline.IDENTITY): a newer version of the code resumes a shard."""
+        from multiplt import provenance
         from multiplt.languages.python import HASH_SEED
         from multiplt.testgen.validate import SCREEN_HASH_SEED
 
@@ -103,4 +108,5 @@ class TestgenConfig:
         d["validation"] = VALIDATION
         # the PYTHONHASHSEEDs the asserts ran under: the screening seed, then the main one
         d["python_hash_seeds"] = [SCREEN_HASH_SEED, HASH_SEED]
+        d["provenance"] = provenance.describe(provenance.TESTGEN)
         return d

@@ -139,6 +139,7 @@ def translate_language(cfg: TranslateConfig, code: str, rows: list[dict],
 
 
 def _collect(cfg, lang, rows, problems, report, work, completions) -> dict:
+    from multiplt import provenance
     from multiplt.generation import folder
     from multiplt.translation import writer
     from multiplt.translation.collect import collect
@@ -160,8 +161,11 @@ def _collect(cfg, lang, rows, problems, report, work, completions) -> dict:
               "counts": counts, "dropped": dropped}
     # the generation's run record without its selection (every prompt's name: thousands a shard)
     run_config = {key: value for key, value in run_record.items() if key != "problems"}
+    # `provenance`: the code and libraries of this collect (the sampling's are in `run`'s own);
+    # no part of what a rerun compares (_finished, _check_threshold)
+    made_by = provenance.describe(provenance.TRANSLATE)
     config = {**dataclasses.asdict(cfg), "language": lang.code, "input_sha256": report["input_sha256"],
-              "run": run_config, "versions": _versions()}
+              "run": run_config, "versions": _versions(made_by), "provenance": made_by}
     writer.write_shard(cfg.out, lang.code, lang.split, cfg.shard, kept, excluded, funnel, config)
     LOG.info("translate %s funnel: %s", lang.code, ", ".join(f"{k}={v}" for k, v in counts.items()))
     return funnel
@@ -200,12 +204,12 @@ def _adds_up(funnel: dict, build: dict) -> bool:
     return counts.get("translations_sampled", 0) - counts.get("after_rouge_l", 0) == samples
 
 
-def _versions() -> dict:
-    from importlib import metadata
+def _versions(made_by: dict) -> dict:
+    """The config's `versions` block, kept as it was, from its `provenance` (`made_by`)."""
+    from multiplt import provenance
 
-    from multiplt import __version__
-
-    return {"multiplt": __version__, "rouge-score": metadata.version("rouge-score")}
+    return {"multiplt": made_by["multiplt"],
+            "rouge-score": made_by["libraries"].get("rouge-score", provenance.UNKNOWN)}
 
 
 def _check_threshold(cfg: TranslateConfig, code: str) -> None:

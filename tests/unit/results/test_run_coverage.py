@@ -248,13 +248,13 @@ def test_recording_a_run_again_with_another_epoch_replaces_its_rows(tmp_path):
 def test_run_ids_of_complete_runs_are_unchanged(tmp_path):
     """Rows recorded before these rules keep their run_id when recorded again: the hash still
     covers the config as it was (complete: true, the config's epoch label; without the
-    `selection` generate now keeps)."""
+    `selection` and `provenance` generate now keeps)."""
     import hashlib
 
     bench = write_benchmark(tmp_path / "weird-lua.jsonl")
     run = scored_run(bench, tmp_path / "run", 0.6, 5)
     config = yaml.safe_load((pathlib.Path(run) / "_multiplt_run.yaml").read_text())
-    config = {k: v for k, v in config.items() if k not in ("problems", "selection")}
+    config = {k: v for k, v in config.items() if k not in ("problems", "selection", "provenance")}
     canonical = json.dumps({**config, "experiment": None, "epoch": 0}, sort_keys=True, default=str)
     store = str(tmp_path / "results.parquet")
     record_runs([run], store)
