@@ -114,10 +114,11 @@ with DAG(
 
     @task
     def plan(data_uri: str, settings: dict) -> list[dict]:
-        """The `train` command line and output URI of each language (no I/O)."""
-        from multiplt_pipelines.plans import training_plan
+        """The `train` command line and output URI of each language (reads only the run config
+        of a plain-named output, to resume a run begun before revisions got folders)."""
+        from multiplt_pipelines.plans import started_revision, training_plan
 
-        return training_plan(settings, data_uri)
+        return training_plan(settings, data_uri, started=started_revision)
 
     @task
     def checkpoints(entries: list[dict], settings: dict, run_id=None) -> list[dict]:

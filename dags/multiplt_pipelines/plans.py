@@ -169,15 +169,42 @@ def training_name(base_model: str, base_revision: str | None, experiment: str, l
     return "-".join([base, experiment, lang])
 
 
-def training_plan(params: dict, data_uri: str) -> list[dict]:
+def started_revision(out: str) -> str | None:
+    """The `base_revision` of the training run under `out` (its `_multiplt_train.yaml`; "" for a
+    run on the default branch), None when no run is there or its config cannot be read."""
+    import yaml
+
+    from multiplt import storage
+    from multiplt.training.checkpoint import RUN_CONFIG
+
+    uri = storage.join(out, RUN_CONFIG)
+    try:
+        if not storage.exists(uri):
+            return None
+        config = yaml.safe_load(storage.read_text(uri))
+    except Exception:  # noqa: BLE001 - unreadable: not resumed here, the new folder is used
+        return None
+    settings = config.get("config") if isinstance(config, dict) else None
+    return (settings.get("base_revision") or "") if isinstance(settings, dict) else None
+
+
+def training_plan(params: dict, data_uri: str, started=None) -> list[dict]:
     """One entry per language of a `multiplt_finetune` run: its `train` command line and output.
-    `params["datasets"]` ({lang: URI}, from the triggering dataset events) overrides `dataset`."""
+    `params["datasets"]` ({lang: URI}, from the triggering dataset events) overrides `dataset`.
+    `started(out)`: the `base_revision` the run already under `out` records (None: no run
+    there); with a `base_revision`, a run begun in the plain `<base>-<experiment>-<lang>` folder
+    (before revisions got folders of their own) at that revision is resumed there, not begun
+    again in the `@<revision>` folder."""
     entries = []
     datasets = params.get("datasets") or {}
     root = params.get("training_root") or _join(data_uri, "training")
+    revision = params.get("base_revision")
     for lang in params["languages"]:
-        out = _join(root, training_name(params["base_model"], params.get("base_revision"),
-                                        params["experiment"], lang))
+        out = _join(root, training_name(params["base_model"], revision, params["experiment"], lang))
+        if revision and started is not None:
+            plain = _join(root, training_name(params["base_model"], None, params["experiment"], lang))
+            if started(plain) == revision:
+                out = plain
         argv = ["train", "--recipe", params["recipe"], "--base", params["base_model"],
                 "--lang", lang, "--experiment", params["experiment"],
                 "--dataset", datasets.get(lang) or params["dataset"].replace("{lang}", lang),

@@ -123,3 +123,27 @@ def test_the_leaderboard_pairs_a_revisions_checkpoints_with_their_base():
              "estimate": 0.2, "benchmark": "humaneval", "base_model": "org/m"}]
     series = epoch_series(rows)
     assert series[f"lua (multiplt) · {out}"] == [(0, 0.1), (1, 0.2)]
+
+
+def test_a_run_begun_in_the_plain_folder_at_this_revision_is_resumed_there(tmp_path):
+    """A fine-tune with a base_revision begun before revisions got folders of their own trained in
+    `<base>-<experiment>-<lang>`: the plan finds its run config there (as `multiplt train` writes
+    it) and resumes it in that folder when it records the same base_revision; another revision,
+    or no run there, gets the `@<revision>` folder."""
+    from multiplt.training import checkpoint
+    from multiplt.training.config import TrainConfig
+    from multiplt_pipelines.plans import started_revision
+
+    root = tmp_path / "training"
+    params = defaults(schemas.FINETUNE, base_model="bigcode/starcoderbase-1b", languages=["lua", "rkt"],
+                      base_revision=COMMIT, training_root=str(root))
+    plain = root / "bigcode_starcoderbase_1b-multiplt-lua"
+    plain.mkdir(parents=True)
+    checkpoint.write_yaml(str(plain / checkpoint.RUN_CONFIG),
+                          {"config": TrainConfig(base=params["base_model"], base_revision=COMMIT).as_dict()})
+    got = [e["out"] for e in training_plan(params, "s3://b/runs", started=started_revision)]
+    assert got == [str(plain), str(root / "bigcode_starcoderbase_1b@0123456789ab-multiplt-rkt")]
+    other = {**params, "base_revision": OTHER}
+    assert [e["out"] for e in training_plan(other, "s3://b/runs", started=started_revision)][0] == str(
+        root / "bigcode_starcoderbase_1b@fedcba987654-multiplt-lua")
+    assert started_revision(str(root / "nothing-here")) is None
