@@ -3,7 +3,7 @@
 A source's canonical solutions and tests are code we did not write (a path, an S3 object or a
 Hugging Face dataset can hold anything), so each problem runs as its own program in the
 execution sandbox (multiplt/execution), exactly as `multiplt execute` runs a Python completion:
-`python3 -s -P -B` (PYTHONHASHSEED=0) as uid 65534, no network, a read-only host, only the sandbox's environment, the
+`python3 -s -B` (PYTHONHASHSEED=0) as uid 65534, no network, a read-only host, only the sandbox's environment, the
 sandbox's limits, killed a little after its time limit. Where no sandbox can start (e.g. the
 worker image, which has no bubblewrap: only the sandbox image does), the programs run as plain
 child processes, as `execute --unsafe-no-sandbox` runs programs (with the sandbox's environment,

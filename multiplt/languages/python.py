@@ -82,10 +82,12 @@ class PythonLanguage(Language):
     hash_seed = HASH_SEED
 
     def command(self, path: str) -> list[str]:
-        # `-I` would be `-E -s -P`, but -E also ignores PYTHONHASHSEED: `-s -P` without -E.
-        # The program's environment is only what the sandbox sets (its own and `env()`), so no
-        # other PYTHON* variable of the host's reaches it.
-        return ["python3", "-s", "-P", "-B", path]
+        # `-I` would be `-E -s -P`, but -E also ignores PYTHONHASHSEED: `-s` without -E. The
+        # program's environment is only what the sandbox sets (its own and `env()`), so no other
+        # PYTHON* variable of the host's reaches it. No `-P` (Python 3.11+): a runtime python3 of
+        # 3.10 must run programs too, and the program's folder on sys.path holds only the
+        # program (as MultiPL-E runs it: `python3 FILE`).
+        return ["python3", "-s", "-B", path]
 
     def env(self) -> dict[str, str]:
         return {"PYTHONHASHSEED": str(self.hash_seed)}
