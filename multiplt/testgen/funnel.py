@@ -40,11 +40,22 @@ def merge(out: str) -> dict | None:
     expected = expected_shards(shards)
     if expected is None or set(expected) != set(shards):
         return None
+    first = None
     for name in shards:
         f = storage.read_json(storage.join(work, name, "funnel.json"))
         if totals is None:
-            totals = json.loads(json.dumps(f))
+            totals, first = json.loads(json.dumps(f)), name
             continue
+        # Steps add up by name; shards finished by versions of testgen with other steps (a
+        # shard validated before the `flaky` step existed) would add one step's counts to
+        # another's: refused, naming both.
+        ours, theirs = [s.get("name") for s in totals["steps"]], [s.get("name") for s in f["steps"]]
+        if ours != theirs:
+            from multiplt.errors import MultipltError
+
+            raise MultipltError(f"{out}: shard {name} was finished by another version of testgen "
+                                f"than shard {first} (funnel steps {theirs} against {ours}), so "
+                                f"its counts cannot be added up; use a fresh --out")
         for step, other in zip(totals["steps"], f["steps"]):
             step["in"] += other["in"]
             step["out"] += other["out"]

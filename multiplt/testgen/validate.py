@@ -163,12 +163,20 @@ def _run(sandbox: Sandbox, py, pending: list[Check], timeout: float, coverage_ti
         _blame_first(pending, screening)
 
 
+#: statuses of the machine, not of the assert's result (a loaded machine, a runner killed for
+#: its memory): in the main run they stay what they are, never `Flaky`
+_NOT_THE_RESULT = ("Timeout", KILLED_RUNNER)
+
+
 def _verdict(status: str, screening: bool) -> str:
     """An assert's status from its run's: under the screening seed a pass waits for the main
-    run; under the main seed a pass is OK and anything else differs from the screening's pass."""
+    run; under the main seed a pass is OK, a timeout or a killed runner stays so, and an
+    assertion error or exception differs from the screening's pass (`Flaky`)."""
     if screening:
         return _SCREENED if status == "OK" else status
-    return "OK" if status == "OK" else FLAKY
+    if status == "OK" or status in _NOT_THE_RESULT:
+        return status
+    return FLAKY
 
 
 def _apply(pending: list[Check], stdout: str, screening: bool = False) -> bool:
@@ -193,7 +201,7 @@ def _apply(pending: list[Check], stdout: str, screening: bool = False) -> bool:
 
 def _blame_first(pending: list[Check], screening: bool = False) -> None:
     """The runner died: the first assert without a verdict of this run was running; it fails
-    (`KilledRunner`; in the main run, after its pass in the screening: `Flaky`). A function
+    (`KilledRunner`, in the screening and the main run alike). A function
     whose asserts all have verdicts was in its coverage run: that run failed."""
     for check in pending:
         waiting = _waiting(check, screening)

@@ -122,3 +122,14 @@ def test_testgen_drops_the_flaky_assert_and_two_runs_give_the_same_outputs(tmp_p
     steps = {s["name"]: (s["in"], s["out"]) for s in funnel["steps"]}
     assert steps["no_passing_test"] == (2, 2) and steps["flaky"] == (2, 1)
     assert funnel["verdicts"] == {"OK": 6, "Flaky": 1, "AssertionError": 5}
+
+
+def test_a_timeout_or_a_killed_runner_in_the_main_run_stays_so_not_flaky():
+    """Flaky is for a result that differs between the seeds (an assertion error or exception
+    after the screening's pass); a timeout (a loaded machine) or a runner killed in the main run
+    is the machine's, and keeps its own status (counted in the verdicts as such)."""
+    from multiplt.testgen.validate import KILLED_RUNNER, _verdict
+
+    assert [_verdict(s, screening=False) for s in ("OK", "Timeout", KILLED_RUNNER, "AssertionError",
+                                                    "KeyError")] == [
+        "OK", "Timeout", KILLED_RUNNER, FLAKY, FLAKY]
