@@ -33,7 +33,8 @@ class CorpusConfig:
     num_perm: int = 128  # at most MAX_NUM_PERM
     # the sha256 of each --benchmarks entry's bytes (with_benchmark_digests), so the shards, the
     # dedup buckets and the merge of one build agree on what was decontaminated against, not only
-    # on the benchmarks' names; () in a config recorded before it was kept
+    # on the benchmarks' names; () in a config recorded before it was kept (such a build is
+    # finished without it: pipeline._records_digests)
     benchmark_sha256: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:

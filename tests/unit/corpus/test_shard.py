@@ -140,3 +140,26 @@ def test_a_benchmark_file_changed_between_shards_is_another_config(tmp_path):
     merge(cfg.out)
     assert json.loads((tmp_path / "out" / "corpus_config.json").read_text())["benchmark_sha256"] == [
         hashlib.sha256(original).hexdigest()]
+
+
+
+def test_a_build_begun_before_benchmark_digests_were_recorded_is_finished(tmp_path, monkeypatch):
+    """A sharded build begun by the version before digests were recorded (its config has no
+    benchmark_sha256) is finished without them, not refused: its done shard is skipped, the
+    other built, merged; its config stays as it was."""
+    from multiplt.corpus.dedup import run_bucket
+    from multiplt.corpus.merge import merge
+
+    cfg = _one_file_config(tmp_path)
+    with monkeypatch.context() as old_version:  # that version recorded no digests
+        old_version.setattr(CorpusConfig, "with_benchmark_digests", lambda self: self)
+        pipeline.build(cfg, (0, 2))
+    uri = tmp_path / "out" / "_work" / "config.json"
+    recorded = json.loads(uri.read_text())
+    recorded.pop("benchmark_sha256")  # the old version's config had no such key
+    uri.write_text(json.dumps(recorded))
+    pipeline.build(cfg, (0, 2))  # done: skipped, not refused
+    pipeline.build(cfg, (1, 2))
+    run_bucket(cfg.out, 0, 1)
+    merge(cfg.out)
+    assert json.loads(uri.read_text()) == recorded
