@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from multiplt import provenance
 from multiplt.errors import MultipltError
 from multiplt.log import progress
 from multiplt.settings_diff import differences
@@ -360,7 +361,11 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
                 "data": packed.describe(), "precision": precision,
                 "speed": {"micro_batch": plan.micro_batch, "grad_accum": accum, "compile": plan.compile},
                 "processes": world, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
-                "versions": _versions()}
+                "versions": _versions(),
+                # the code (commit or image version), Python and libraries that trained: no part
+                # of what a resume compares
+                "provenance": provenance.describe(("torch", "transformers", "accelerate", "datasets",
+                                                   "safetensors", "tokenizers", "huggingface_hub"))}
     start_epoch, step = 1, 0
     if done:
         last = done[-1]

@@ -120,6 +120,11 @@ def test_a_local_base_and_dataset_record_no_commit(tiny_model, tmp_path, one_thr
     run = yaml.safe_load((out / "_multiplt_train.yaml").read_text())
     assert (run["base_commit"], run["dataset_commit"]) == (None, None)
     assert [(r["base_commit"], r["dataset_commit"]) for r in manifest.read(str(out))] == [(None, None)]
+    # the code and libraries that trained (multiplt.provenance), as every stage's record names them
+    from multiplt import provenance
+
+    assert run["provenance"]["code_version"] == provenance.code_version()["code_version"]
+    assert set(run["provenance"]["libraries"]) >= {"torch", "transformers", "accelerate"}
 
 
 def test_materialize_pins_a_hub_base_to_its_commit(test_hub, tiny_model, tmp_path):
