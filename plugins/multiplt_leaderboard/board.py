@@ -1,12 +1,18 @@
 """Shape results-store rows for the leaderboard: one benchmark at a time, one row per model x
 epoch, one column per language. Scores on different benchmarks (the full HumanEval, a
-`--limit`/`--problems` part of it, another source) never share a cell or a line."""
+`--limit`/`--problems` part of it, another source) never share a cell or a line. A cell keeps
+how many of its run's samples timed out (timeout_note), so the page can tell a score lowered by
+a loaded machine from a model that fails the tests."""
 
 from __future__ import annotations
 
+import json
+
+# what the board and /api/results read of each row: the statuses of the run's samples, its
+# timeout limits and the version of the code that drew them included (null in older rows)
 ROW_FIELDS = ("model", "revision", "experiment", "lang", "epoch", "k", "estimate", "num_problems",
               "n", "temperature", "benchmark", "dataset", "selection", "created_at", "run_id",
-              "base_model")
+              "base_model", "statuses", "timeouts", "min_timeout_s", "max_timeout_s", "code_version")
 
 
 def load_rows(store_uri: str) -> list[dict]:
@@ -18,6 +24,38 @@ def load_rows(store_uri: str) -> list[dict]:
         return []
     table = read_store(store_uri).select(list(ROW_FIELDS)).sort("created_at", nulls_last=False)
     return table.to_dicts()
+
+
+def statuses_of(row: dict) -> dict[str, int] | None:
+    """The row's `statuses` ({status: samples}, in the store's order: most first), or None where
+    it has none (rows recorded before the column, runs without results files) or it is not such
+    a JSON object."""
+    text = row.get("statuses")
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value.values()):
+        return None
+    return value
+
+
+def timeout_note(row: dict) -> dict | None:
+    """What a score's reader needs to know of its run's timed-out samples: {"timeouts", "samples"
+    (all the samples the row counts; None when its statuses are unknown), "min_timeout_s",
+    "max_timeout_s" (None when unrecorded), "most" (more than half of the samples timed out)}; None
+    when none timed out or the row does not say (null `timeouts`: recorded before the column)."""
+    timeouts = row.get("timeouts")
+    if not isinstance(timeouts, int) or isinstance(timeouts, bool) or timeouts <= 0:
+        return None
+    statuses = statuses_of(row)
+    samples = sum(statuses.values()) if statuses else None
+    return {"timeouts": timeouts, "samples": samples, "min_timeout_s": row.get("min_timeout_s"),
+            "max_timeout_s": row.get("max_timeout_s"),
+            "most": samples is not None and 2 * timeouts > samples}
 
 
 def k_values(rows: list[dict]) -> list[int]:
@@ -64,7 +102,8 @@ def _entry_key(row: dict) -> tuple:
 def board(rows: list[dict], k: int, benchmark: str | None = None) -> tuple[list[str], list[dict]]:
     """(languages, entries) of one benchmark (None: the default one): an entry per (model,
     revision, experiment, epoch) with a cell per language holding that run's pass@k and run_id
-    (the latest recording wins when a run was repeated, e.g. at another n), ordered by model,
+    (the latest recording wins when a run was repeated, e.g. at another n) and its timed-out
+    samples (timeout_note: None when none or unknown), ordered by model,
     experiment, epoch (as a number), then revision."""
     rows = of_benchmark(rows, benchmark)
     languages = sorted({r["lang"] for r in rows})
@@ -77,7 +116,8 @@ def board(rows: list[dict], k: int, benchmark: str | None = None) -> tuple[list[
                                          "experiment": row["experiment"], "epoch": row["epoch"],
                                          "cells": {}})
         entry["cells"][row["lang"]] = {"estimate": row["estimate"], "num_problems": row["num_problems"],
-                                       "n": row["n"], "run_id": row["run_id"]}
+                                       "n": row["n"], "run_id": row["run_id"],
+                                       "timeouts": timeout_note(row)}
     # a model's epochs in order (2 before 10: the revision tags LANG-EXP-epochN sort as text)
     ordered = sorted(entries.values(), key=lambda e: (e["model"], e["experiment"] or "", e["epoch"],
                                                       e["revision"] or ""))

@@ -1,6 +1,8 @@
 """The leaderboard's HTML: one benchmark at a time (links to the others and to each k), a sortable
 table (a few lines of inline script, no library) whose score cells link to the run's
-per-problem page, and the SVG. `shell` is the frame every page shares."""
+per-problem page, and the SVG. A score whose run had samples time out carries a marker (its
+title: how many of how many samples, under what limit), a prominent one when more than half did:
+a loaded machine's score is not the model's. `shell` is the frame every page shares."""
 
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ td.score a { color: inherit; }
 .error { color: #a00; }
 table.facts th { cursor: default; }
 section.dataset { margin-top: 2em; }
+.timeouts { font-size: 0.8em; color: #a65f00; white-space: nowrap; cursor: help; }
+.timeouts.most { font-size: 0.9em; font-weight: bold; color: #b00000; }
+td.timed-out { background: #fde2e2; }
 """
 
 # Click a header to sort by it; numbers compare as numbers, empty cells last.
@@ -52,6 +57,44 @@ def _cell(value, text=None, cls="") -> str:
     return f'<td{cls_attr} data-value="{escape(str(value))}">{shown}</td>'
 
 
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def timeout_limits(note: dict) -> str:
+    """The wall-clock limit(s) a run's results ran under ("10 s", "5 s to 10 s"), "" when none
+    was recorded."""
+    low, high = note.get("min_timeout_s"), note.get("max_timeout_s")
+    if low is None and high is None:
+        return ""
+    if low is None or high is None or low == high:
+        return _seconds(high if low is None else low)
+    return f"{_seconds(low)} to {_seconds(high)}"
+
+
+def timeout_title(note: dict) -> str:
+    """One sentence on a run's timed-out samples (board.timeout_note), for a title."""
+    count = note["timeouts"]
+    of = f" of {note['samples']}" if note["samples"] is not None else ""
+    limits = timeout_limits(note)
+    under = f" (limit {limits})" if limits else ""
+    return (f"{count}{of} sample{'' if count == 1 and not of else 's'} timed out{under}: a loaded "
+            "machine lowers a score this way, not only the model")
+
+
+def timeout_marker(note: dict | None) -> str:
+    """The marker after a score whose run had samples time out (escaped HTML); "" for none or a
+    row that does not say. More than half of the samples timed out: a prominent one."""
+    if not note:
+        return ""
+    count = note["timeouts"]
+    if note["most"]:
+        cls, text = "timeouts most", f"\u26a0 {count} of {note['samples']} timed out"
+    else:
+        cls, text = "timeouts", f"\u26a0 {count} timeout{'' if count == 1 else 's'}"
+    return f' <span class="{cls}" title="{escape(timeout_title(note))}">{escape(text)}</span>'
+
+
 def shown_name(name: str | None) -> str:
     """How the page names a benchmark; rows recorded without one are "(unnamed)"."""
     return name if name else "(unnamed)"
@@ -66,6 +109,7 @@ def render_page(languages: list[str], entries: list[dict], ks: list[int], k: int
     """`benchmarks`: board.benchmarks of the store; `benchmark`: the one shown (None: no rows)."""
     head = ["model", "revision", "experiment", "epoch", *languages]
     rows = []
+    timed_out = False
     for entry in entries:
         cells = [_cell(entry["model"]), _cell(entry["revision"] or "", entry["revision"] or "-"),
                  _cell(entry["experiment"] or "", entry["experiment"] or "-"), _cell(entry["epoch"])]
@@ -75,8 +119,12 @@ def render_page(languages: list[str], entries: list[dict], ks: list[int], k: int
                 cells.append('<td class="score muted" data-value="">-</td>')
             else:
                 link = "run?" + urlencode({"run_id": cell["run_id"]})
-                cells.append(f'<td class="score" data-value="{cell["estimate"]:.4f}">'
-                             f'<a href="{escape(link)}">{cell["estimate"]:.3f}</a></td>')
+                note = cell.get("timeouts")
+                timed_out = timed_out or bool(note)
+                cls = "score timed-out" if note and note["most"] else "score"
+                cells.append(f'<td class="{cls}" data-value="{cell["estimate"]:.4f}">'
+                             f'<a href="{escape(link)}">{cell["estimate"]:.3f}</a>'
+                             f'{timeout_marker(note)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
 
     def query(**args) -> str:  # a link keeps the other selection
@@ -102,6 +150,10 @@ def render_page(languages: list[str], entries: list[dict], ks: list[int], k: int
                  + (f" ({problems})" if problems else ""))
         plot_title = f" on {escape(shown_name(benchmark))}"
         empty = "" if entries else f'<p class="muted">No pass@{k} results on this benchmark.</p>'
+    legend = ('<p class="muted" id="timeouts-legend"><span class="timeouts">\u26a0</span> samples of '
+              "that run timed out (hover for how many and the limit; a loaded machine can cause "
+              "it): the score may not be the model's. A red cell: more than half did.</p>"
+              if timed_out else "")
     b_nav = f'<nav id="benchmarks">Benchmark: {" ".join(b_links)}</nav>' if benchmarks else ""
     body = f"""<p class="muted">pass@{k} per model, language and epoch{shown}, from {escape(store_label)}.
 One benchmark at a time: a part of one (<code>--limit</code>, <code>--problems</code>) or another
@@ -115,6 +167,7 @@ per-problem results.</p>
 <tbody>
 {chr(10).join(rows)}
 </tbody></table>
+{legend}
 <h2>pass@1 by epoch{plot_title}</h2>
 {svg}
 <script>{SORT_SCRIPT}</script>"""

@@ -38,7 +38,7 @@ def test_board_has_a_cell_per_language_and_the_latest_recording_wins():
     assert languages == ["lua", "rkt"]
     lua = [e for e in entries if e["model"] == "out/lua"]
     assert len(lua) == 1 and lua[0]["cells"] == {"lua": {"estimate": 0.45, "num_problems": 4, "n": 2,
-                                                                 "run_id": "lua1-again"}}
+                                                                 "run_id": "lua1-again", "timeouts": None}}
     assert [(e["model"], e["epoch"]) for e in entries] == [("base", 0), ("out/lua", 1), ("out/rkt", 1),
                                                            ("out/rkt", 2)]
     assert board.k_values(ROWS) == [1, 10]

@@ -35,4 +35,5 @@ def test_the_newest_recording_of_an_entry_is_the_one_shown(tmp_path):
     languages, entries = board.board(loaded, k=1)
     assert languages == ["lua"]
     (entry,) = entries
-    assert entry["cells"]["lua"] == {"estimate": 0.45, "num_problems": 4, "n": 20, "run_id": "again@20"}
+    assert entry["cells"]["lua"] == {"estimate": 0.45, "num_problems": 4, "n": 20, "run_id": "again@20",
+                                     "timeouts": None}
