@@ -38,6 +38,8 @@ from importlib import metadata
 CODE_VERSION_ENV = "MULTIPLT_CODE_VERSION"
 UNKNOWN = "unknown"
 DIRTY = "-dirty"
+#: after the commit when git cannot tell whether the tree has changes (no git program found)
+UNKNOWN_STATE = "-unverified"
 #: seconds each git command may take before the checkout's commit is read from its files
 GIT_TIMEOUT_S = 5.0
 #: a commit's name: SHA-1 (40 hex digits) or, in a SHA-256 repository, 64
@@ -134,6 +136,8 @@ def checkout_version(root: str) -> dict | None:
         found["dirty"] = bool(status.strip())
         if found["dirty"]:
             found["code_version"] = commit + DIRTY
+    else:  # git cannot say whether the tree is the commit's: never a bare (clean-looking) commit
+        found["code_version"] = commit + UNKNOWN_STATE
     return found
 
 
@@ -160,7 +164,10 @@ def _git(root: str, *args: str) -> str | None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
     try:
-        done = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True,
+        # safe.directory: a checkout owned by another user (a container's bind mount, root
+        # running a user's tree) is read, not refused as "dubious ownership"
+        done = subprocess.run(["git", "-c", f"safe.directory={root}", "-C", root, *args],
+                              capture_output=True, text=True,
                               timeout=GIT_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None

@@ -3,6 +3,7 @@ tiny model, embedded Airflow, ...) and are all loaded here."""
 
 import logging
 import pathlib
+import sys
 
 import pytest
 
@@ -12,24 +13,22 @@ pytest_plugins = sorted(
     if p.stem != "__init__"
 )
 
-# huggingface_hub's library logger gets a StreamHandler bound to sys.stderr as it is when the
-# library is first imported: first imported inside a test that captures output (capsys), it keeps
-# that test's stream, closed once the test ends, and every later Hub warning prints "--- Logging
-# error ---" into another test's output. Imported here (its logging module: the package imports
-# lazily), it binds the session's stream.
-import huggingface_hub.utils.logging  # noqa: E402,F401
-
 
 @pytest.fixture(autouse=True)
 def _no_logging_into_closed_streams():
-    """After each test, drop logging handlers whose stream is closed: a library that configures
-    logging inside a test that captures output (Airflow's dictConfig puts a StreamHandler on the
-    root logger) binds that test's stream, closed when it ends, and every later record at the
-    handler's level would print "--- Logging error ---" into another test's stderr."""
+    """After each test, point logging handlers whose stream is closed at the session's stderr: a
+    library that configures logging inside a test that captures output (Airflow's dictConfig
+    puts a StreamHandler on the root logger; huggingface_hub puts one on its own logger when
+    first imported) binds that test's stream, closed when it ends, and every later record at the
+    handler's level would print "--- Logging error ---" into another test's stderr. The handler
+    stays (multiplt's own root handler leaves a record a library's handler prints to it). Not
+    importing huggingface_hub here instead: that would freeze its constants before tests set
+    HF_HUB_OFFLINE or HF_HOME."""
     yield
     loggers = [logging.getLogger()] + [logger for logger in logging.root.manager.loggerDict.values()
                                        if isinstance(logger, logging.Logger)]
     for logger in loggers:
-        for handler in list(logger.handlers):
+        for handler in logger.handlers:
             if getattr(getattr(handler, "stream", None), "closed", False):
-                logger.removeHandler(handler)
+                with handler.lock:  # not setStream: it flushes the closed stream first
+                    handler.stream = sys.stderr

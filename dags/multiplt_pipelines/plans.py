@@ -178,11 +178,13 @@ def started_revision(out: str) -> str | None:
     from multiplt.training.checkpoint import RUN_CONFIG
 
     uri = storage.join(out, RUN_CONFIG)
+    # a storage error (S3 unreachable, 503) propagates, so the task retries rather than plan the
+    # new folder and train again from epoch 1; a config that is no YAML is no run to resume
+    if not storage.exists(uri):
+        return None
     try:
-        if not storage.exists(uri):
-            return None
         config = yaml.safe_load(storage.read_text(uri))
-    except Exception:  # noqa: BLE001 - unreadable: not resumed here, the new folder is used
+    except yaml.YAMLError:
         return None
     settings = config.get("config") if isinstance(config, dict) else None
     return (settings.get("base_revision") or "") if isinstance(settings, dict) else None

@@ -28,7 +28,8 @@ def absolute_input(value: str | None) -> str | None:
 # `# pragma: no cover` lines; a failed shared coverage run falls back to one run per assert.
 # 3: Python runs under fixed hash seeds (python.HASH_SEED, validate.SCREEN_HASH_SEED) with
 # `random` seeded per assert, and an assert whose verdict differs between the two seeds is Flaky.
-VALIDATION = 3
+# 4: a timeout or killed runner in the main run keeps its status (3 called it Flaky).
+VALIDATION = 4
 
 # MultiPL-T's coverage threshold: a function whose passing asserts cover less of its statements
 # (in %) is dropped. The one default of `min_coverage`: TestgenConfig's and --min-coverage's.

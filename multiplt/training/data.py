@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import pathlib
 
 from multiplt.errors import MultipltError
 from multiplt.log import Funnel, progress
@@ -147,6 +148,21 @@ def _column(rows_or_df, column: str, source: str) -> list:
     return [row.get(column) for row in rows_or_df]
 
 
+def _check_loaded_commit(ds, dataset: str, split: str, revision: str | None) -> None:
+    """MultipltError when `datasets` gave rows of another version than `revision` (a commit):
+    offline (HF_HUB_OFFLINE) it ignores the revision and loads the newest version it cached, so
+    a run that records `dataset_commit` would train on other rows. Its cache keeps a Hub
+    dataset's files under a folder named by the commit they came from."""
+    if not revision:
+        return
+    files = [f.get("filename", "") for f in getattr(ds, "cache_files", None) or []]
+    if files and not all(revision in pathlib.PurePath(name).parts for name in files):
+        raise MultipltError(f"cannot load Hub dataset {dataset!r} split {split!r} at {revision}: "
+                            f"the `datasets` cache holds another version of it ({files[0]}), which "
+                            "it loads when the Hub is offline; load it once with the Hub "
+                            "reachable, or unset HF_HUB_OFFLINE")
+
+
 def load_texts(dataset: str, split: str, column: str = "content", revision: str | None = None) -> list:
     """The raw values of `column` (not yet checked) from storage or the Hub; a Hub dataset at
     `revision` (training passes the commit hub_dataset_commit resolved) or its default branch."""
@@ -168,6 +184,7 @@ def load_texts(dataset: str, split: str, column: str = "content", revision: str 
         ds = datasets.load_dataset(dataset, split=split, **({"revision": revision} if revision else {}))
     except Exception as exc:  # offline, unknown name or split: one clear message
         raise MultipltError(f"cannot load Hub dataset {dataset!r} split {split!r}: {exc}") from None
+    _check_loaded_commit(ds, dataset, split, revision)
     if column not in ds.column_names:
         raise MultipltError(f"Hub dataset {dataset!r} has no {column!r} column; columns: "
                             f"{', '.join(ds.column_names)}")

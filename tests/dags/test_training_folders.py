@@ -147,3 +147,24 @@ def test_a_run_begun_in_the_plain_folder_at_this_revision_is_resumed_there(tmp_p
     assert [e["out"] for e in training_plan(other, "s3://b/runs", started=started_revision)][0] == str(
         root / "bigcode_starcoderbase_1b@fedcba987654-multiplt-lua")
     assert started_revision(str(root / "nothing-here")) is None
+
+
+def test_a_storage_error_reading_the_plain_folder_fails_the_plan_not_retrains(tmp_path, monkeypatch):
+    """S3 unreachable while plan reads the plain folder's run config: the plan fails (its task
+    retries) instead of choosing the @<revision> folder and training again from epoch 1."""
+    from multiplt import storage
+    from multiplt.errors import PlatformError
+    from multiplt_pipelines.plans import started_revision
+
+    def unreachable(uri):
+        raise PlatformError(f"cannot reach the object store for {uri}")
+
+    monkeypatch.setattr(storage, "exists", unreachable)
+    params = defaults(schemas.FINETUNE, base_model="bigcode/starcoderbase-1b", languages=["lua"],
+                      base_revision=COMMIT, training_root=str(tmp_path / "training"))
+    with pytest.raises(PlatformError, match="cannot reach"):
+        training_plan(params, "s3://b/runs", started=started_revision)
+    (tmp_path / "bad").mkdir()
+    monkeypatch.undo()
+    (tmp_path / "bad" / "_multiplt_train.yaml").write_text("config: [unclosed\n")
+    assert started_revision(str(tmp_path / "bad")) is None  # no YAML: no run to resume there

@@ -55,10 +55,12 @@ def test_a_checkout_gives_its_commit_and_dirty_only_for_changed_tracked_files(ch
 @needs_git
 def test_without_a_git_program_the_commit_is_read_from_the_git_folder(checkout, tmp_path, monkeypatch):
     """No git on PATH: HEAD's branch from its ref file, then (refs packed) from packed-refs, a
-    detached HEAD as it is; whether files changed is not known, so `dirty` is absent."""
+    detached HEAD as it is; whether files changed is not known, so `dirty` is absent and the code
+    version says so (`-unverified`), never a bare commit that reads as a clean tree."""
     commit = git(checkout, "rev-parse", "HEAD")
     monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))
-    assert provenance.checkout_version(str(checkout)) == {"code_version": commit, "commit": commit}
+    assert provenance.checkout_version(str(checkout)) == {"code_version": commit + "-unverified",
+                                                          "commit": commit}
     monkeypatch.undo()
     git(checkout, "pack-refs", "--all", "--prune")
     assert not (checkout / ".git" / "refs" / "heads" / "main").exists()
@@ -76,7 +78,8 @@ def test_a_worktree_is_a_checkout_too(checkout, tmp_path, monkeypatch):
     assert (tmp_path / "wt" / ".git").is_file()
     assert provenance.checkout_version(str(tmp_path / "wt"))["commit"] == commit
     monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))
-    assert provenance.checkout_version(str(tmp_path / "wt")) == {"code_version": commit, "commit": commit}
+    assert provenance.checkout_version(str(tmp_path / "wt")) == {"code_version": commit + "-unverified",
+                                                                 "commit": commit}
 
 
 def test_a_folder_without_git_is_no_checkout(tmp_path):
@@ -170,3 +173,21 @@ def test_this_checkout_is_found_from_the_package(monkeypatch):
     after = git(root, "rev-parse", "HEAD")  # a commit made meanwhile: either is right
     assert block["commit"] in (before, after) and block["code_version"].startswith(block["commit"])
     assert block["multiplt"] == __import__("multiplt").__version__
+
+
+
+@needs_git
+def test_a_checkout_owned_by_another_user_still_says_dirty(checkout):
+    """git refuses a checkout another user owns ("dubious ownership") unless it is named safe:
+    root reading a user's tree (or a container's bind mount) still learns it has changes."""
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("changing a checkout's owner needs root")
+    tracked = next(p for p in checkout.iterdir() if p.is_file())
+    tracked.write_text(tracked.read_text() + "changed\n")
+    nobody = pwd.getpwnam("nobody")
+    for path in [checkout, *checkout.rglob("*")]:
+        os.lchown(path, nobody.pw_uid, nobody.pw_gid)
+    found = provenance.checkout_version(str(checkout))
+    assert found["dirty"] is True and found["code_version"].endswith("-dirty")

@@ -115,7 +115,7 @@ def test_a_part_saved_under_other_rules_is_validated_again(tmp_path):
 
 def test_the_config_records_the_validation_rules():
     cfg = config.TestgenConfig(functions="fn", out=os.path.join("x", "out"))
-    assert cfg.as_dict()["validation"] == config.VALIDATION == 3
+    assert cfg.as_dict()["validation"] == config.VALIDATION == 4
 
 
 def test_a_shard_of_older_validation_rules_is_refused_not_mixed(tmp_path):
@@ -129,7 +129,7 @@ def test_a_shard_of_older_validation_rules_is_refused_not_mixed(tmp_path):
     work.mkdir()
     old = {k: v for k, v in cfg.as_dict().items() if k != "validation"}
     (work / "config.json").write_text(json.dumps(old))
-    with pytest.raises(MultipltError, match="validation: not recorded there, 3 now"):
+    with pytest.raises(MultipltError, match="validation: not recorded there, 4 now"):
         pipeline._check_same_run(cfg, str(work))
     (work / "config.json").write_text(json.dumps(cfg.as_dict()))
     pipeline._check_same_run(cfg, str(work))

@@ -224,3 +224,27 @@ def test_a_hub_dataset_that_is_not_there_is_one_line(test_hub, tiny_model, tmp_p
     assert ("error: cannot load Hub dataset 'ns/rkt' split 'racket': --dataset-revision 'v9' not found on "
             "the Hub") in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_offline_a_hub_dataset_cached_at_another_commit_is_refused_not_loaded(test_hub, monkeypatch):
+    """With HF_HUB_OFFLINE, `datasets` ignores the revision and loads the newest version it
+    cached: training pinned to v1's commit would record it and train on main's rows. load_texts
+    checks the commit the rows came from (the cache folder is named by it) and refuses."""
+    import sys
+
+    import datasets
+
+    repo, v1, _ = hub_dataset(test_hub)
+    put(test_hub, repo, {"data/racket-00000-of-00001.parquet": parquet("content", documents(90))}, "more")
+    assert len(data.load_texts("ns/rkt", "racket", revision=v1)) == 40  # online: v1's rows
+    datasets.load_dataset("ns/rkt", split="racket")  # main's rows cached last
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if hasattr(sys.modules["datasets.config"], name):
+            monkeypatch.setattr(sys.modules["datasets.config"], name, True)
+    with pytest.raises(MultipltError, match=f"cannot load Hub dataset 'ns/rkt' split 'racket' at {v1}: "
+                                            "the `datasets` cache holds another version of it"):
+        data.load_texts("ns/rkt", "racket", revision=v1)
