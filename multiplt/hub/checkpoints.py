@@ -75,7 +75,8 @@ def dataset_on_hub(dataset, commit) -> str | None:
     """`REPO@COMMIT` of a checkpoint's training data on the Hub, for its card: a Hub dataset at
     the commit the run recorded (`dataset_commit`), or a dataset folder (a local path or storage
     URI) that `multiplt publish dataset` published: its `published.json` (that of the folder, or
-    of the folder above a `data/` folder or a data file the run read) names the repo and commit.
+    of the folder above a `data/` folder or above the `data/` of a data file the run read) names
+    the repo and commit; a data file outside a `data/` folder was not published.
     None when there is neither (an unpublished folder keeps its public name NAME~HASH); a
     published.json that cannot be read or names no repo and commit is a warning."""
     from multiplt import storage
@@ -88,7 +89,11 @@ def dataset_on_hub(dataset, commit) -> str | None:
         return f"{dataset}@{commit}" if isinstance(commit, str) and commit else None
     folder = dataset.rstrip("/")
     if folder.endswith(DATA_SUFFIXES):
+        # `publish dataset` publishes the files of `data/` only: a file elsewhere in a published
+        # folder (or beside its data/) was never published
         folder = folder.rpartition("/")[0]
+        if folder.rpartition("/")[2] != "data":
+            return None
     candidates = [folder] + ([folder.rpartition("/")[0]] if folder.rpartition("/")[2] == "data" else [])
     for place in (c for c in candidates if c):
         uri = storage.join(place, "published.json")

@@ -109,3 +109,15 @@ def test_the_card_of_a_run_on_a_published_dataset_names_it(test_hub, tiny_model,
     assert f"| dataset | me/luads@{published['commit']} |" in card
     assert front(card)["datasets"] == ["me/luads"]
     assert place_name(str(folder)) not in card
+
+
+def test_only_files_of_the_published_data_folder_are_credited(tmp_path):
+    """`publish dataset` publishes `data/<split>-*.parquet` only: a run on a file of data/ is
+    credited with the folder's publication, a run on another file of that folder is not."""
+    folder = tmp_path / "pub"
+    (folder / "data").mkdir(parents=True)
+    (folder / "published.json").write_text('{"repo": "org/ds", "commit": "c0ffee"}')
+    assert dataset_on_hub(str(folder / "data" / "lua-00000-of-00001.parquet"), None) == "org/ds@c0ffee"
+    assert dataset_on_hub(str(folder / "data"), None) == "org/ds@c0ffee"
+    assert dataset_on_hub(str(folder), None) == "org/ds@c0ffee"
+    assert dataset_on_hub(str(folder / "extra.jsonl"), None) is None
