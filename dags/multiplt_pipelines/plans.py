@@ -170,24 +170,21 @@ def training_name(base_model: str, base_revision: str | None, experiment: str, l
 
 
 def started_revision(out: str) -> str | None:
-    """The `base_revision` of the training run under `out` (its `_multiplt_train.yaml`; "" for a
-    run on the default branch), None when no run is there or its config cannot be read."""
-    import yaml
+    """The `base_revision` of the training run under `out` (its `_multiplt_train.yaml`, read as
+    `multiplt train` reads it; "" for a run on the default branch), None when no run is there or
+    its config is no run config."""
+    from multiplt.errors import MultipltError, PlatformError
+    from multiplt.training.checkpoint import read_run_config
 
-    from multiplt import storage
-    from multiplt.training.checkpoint import RUN_CONFIG
-
-    uri = storage.join(out, RUN_CONFIG)
-    # a storage error (S3 unreachable, 503) propagates, so the task retries rather than plan the
-    # new folder and train again from epoch 1; a config that is no YAML is no run to resume
-    if not storage.exists(uri):
-        return None
     try:
-        config = yaml.safe_load(storage.read_text(uri))
-    except yaml.YAMLError:
+        run = read_run_config(out)
+    except PlatformError:
+        # a storage error (S3 unreachable, 503) propagates, so the task retries rather than plan
+        # the new folder and train again from epoch 1
+        raise
+    except MultipltError:  # no YAML, or no `config` mapping: no run to resume there
         return None
-    settings = config.get("config") if isinstance(config, dict) else None
-    return (settings.get("base_revision") or "") if isinstance(settings, dict) else None
+    return None if run is None else (run.get("config", {}).get("base_revision") or "")
 
 
 def training_plan(params: dict, data_uri: str, started=None) -> list[dict]:
