@@ -68,7 +68,8 @@ def resolve_precision(config: TrainConfig, world: int | None = None) -> str:
     return precision
 
 
-def materialize(ref: str, revision: str, workdir: str, what: str = "base model") -> tuple[str, str | None]:
+def materialize(ref: str, revision: str, workdir: str, what: str = "base model",
+                pin: bool = True) -> tuple[str, str | None]:
     """(what from_pretrained loads, the revision it loads it at), resolved and checked as
     `generate` resolves its model (`model_source.resolve_model`): training outputs resolve
     through their manifest, storage URIs are downloaded (to the model cache), and a path that is
@@ -76,15 +77,16 @@ def materialize(ref: str, revision: str, workdir: str, what: str = "base model")
     anything loads (revision None). A Hub base model is pinned: its name with the commit that
     `revision` ("" = the default branch) is at now (hub_base_commit), so that the tokenizer and the
     weights both load from that commit, and the run records it (`base_commit`) however the
-    branch moves meanwhile. A Hub tokenizer (`what` "tokenizer") passes through by name at
-    `revision`."""
+    branch moves meanwhile; with `pin` False (the other processes of a DDP run, which load the
+    commit the main process pinned) it is (name, None) and the Hub is not asked. A Hub tokenizer
+    (`what` "tokenizer") passes through by name at `revision`."""
     from multiplt.generation.model_source import resolve_model
 
     resolved = resolve_model(ref, revision or None, what=what, hub=False)
     if resolved is None:  # a Hub name
         if what == "tokenizer":
             return ref, revision or None
-        return ref, hub_base_commit(ref, revision or None, what)
+        return ref, hub_base_commit(ref, revision or None, what) if pin else None
     return resolved.path, None
 
 
@@ -229,6 +231,37 @@ def check_commit(out: str, saved: dict, key: str, commit: str | None, what: str,
                         f"({differences(saved, {key: commit}, [key])[0]}); {how}")
 
 
+def _pin_sources(config: TrainConfig, workdir: str, main: bool, broadcast) -> tuple[str, str | None, str | None]:
+    """(what the base loads from, the commit of a Hub base, the commit of a Hub dataset), the
+    commits as the main process resolved them (materialize, data.hub_dataset_commit): only it
+    asks the Hub, so N processes make one request, not N (a transient 429 on any of them failed
+    the run), and every process loads the same commits even if a branch moves in between. An
+    error is raised by every process together: the main process's, which the others receive
+    through `broadcast` (a collective every process calls), else a process's own (a local path
+    that is no model: the same input, so the same error everywhere)."""
+    own, answer = None, [None, None, None]
+    try:
+        base_path, base_commit = materialize(config.base, config.base_revision, workdir, pin=main)
+        if main:  # materialize's revision is the commit of a Hub base, else None
+            answer = [base_commit, data_commit(config), None]
+    except MultipltError as exc:  # PlatformError too: the Hub did not answer (exit 3, retried)
+        own = exc
+        answer = [None, None, exc]
+    base_commit, dataset_commit, refusal = broadcast([answer])[0]
+    if refusal is not None or own is not None:
+        raise refusal if refusal is not None else own
+    return base_path, base_commit, dataset_commit
+
+
+def data_commit(config: TrainConfig) -> str | None:
+    """The commit of a Hub dataset's revision now (data.hub_dataset_commit), else None."""
+    from multiplt.training import data
+
+    if not data.is_hub_dataset(config.dataset):
+        return None
+    return data.hub_dataset_commit(config.dataset, config.dataset_revision or None, config.split)
+
+
 def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> list[dict]:
     from accelerate.utils import broadcast_object_list
     from transformers import AutoModelForCausalLM
@@ -278,13 +311,8 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
     torch.manual_seed(config.seed)
     # A Hub base and a Hub dataset are pinned first: their revisions' commits now, which the run
     # loads and records (base_commit, dataset_commit), and a resume must find unchanged.
-    base_path, base_rev = materialize(config.base, config.base_revision, workdir)
-    base_commit = base_rev  # materialize's revision is the commit of a Hub base, else None
-    dataset_commit = (data.hub_dataset_commit(config.dataset, config.dataset_revision or None, config.split)
-                      if data.is_hub_dataset(config.dataset) else None)
-    # every process loads what the main process resolved, even if a branch moved in between
-    base_commit, dataset_commit = broadcast_object_list([[base_commit, dataset_commit]])[0]
-    base_rev = base_commit or base_rev
+    base_path, base_commit, dataset_commit = _pin_sources(config, workdir, main, broadcast_object_list)
+    base_rev = base_commit
     for (setting, key), commit, what, ref in zip(PINNED, (base_commit, dataset_commit),
                                                   ("base model", "Hub dataset"), (config.base, config.dataset)):
         revision = getattr(config, setting)

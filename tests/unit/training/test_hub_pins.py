@@ -248,3 +248,26 @@ def test_offline_a_hub_dataset_cached_at_another_commit_is_refused_not_loaded(te
     with pytest.raises(MultipltError, match=f"cannot load Hub dataset 'ns/rkt' split 'racket' at {v1}: "
                                             "the `datasets` cache holds another version of it"):
         data.load_texts("ns/rkt", "racket", revision=v1)
+
+
+def test_other_processes_take_the_main_process_pins_and_its_error(monkeypatch, tmp_path):
+    """Under DDP only the main process asks the Hub (loop._pin_sources); another process takes the
+    commits, or the error, that the main process broadcast, and raises that same error."""
+    def no_hub(*args, **kwargs):
+        raise AssertionError("a process other than the main one asked the Hub")
+
+    monkeypatch.setattr(loop, "hub_base_commit", no_hub)
+    monkeypatch.setattr(data, "hub_dataset_commit", no_hub)
+    config = resolve("tiny", {"dataset": "ns/rkt", "base": "ns/tiny", "lang": "rkt", "experiment": "x",
+                              "out": str(tmp_path / "out")})
+    sent = []
+
+    def broadcast(objects):
+        sent.append(objects[0])
+        return [["b" * 40, "d" * 40, None]]
+
+    assert loop._pin_sources(config, str(tmp_path), False, broadcast) == ("ns/tiny", "b" * 40, "d" * 40)
+    assert sent == [[None, None, None]]  # it answers nothing of its own
+    refusal = MultipltError("base model 'ns/tiny' not found on the Hub")
+    with pytest.raises(MultipltError, match="^base model 'ns/tiny' not found on the Hub$"):
+        loop._pin_sources(config, str(tmp_path), False, lambda objects: [[None, None, refusal]])
