@@ -241,7 +241,8 @@ def _pin_sources(config: TrainConfig, workdir: str, main: bool, broadcast) -> tu
     that is no model: the same input, so the same error everywhere)."""
     own, answer = None, [None, None, None]
     try:
-        base_path, base_commit = materialize(config.base, config.base_revision, workdir, pin=main)
+        base_path, base_commit = (materialize(config.base, config.base_revision, workdir) if main else
+                                  materialize(config.base, config.base_revision, workdir, pin=False))
         if main:  # materialize's revision is the commit of a Hub base, else None
             answer = [base_commit, data_commit(config), None]
     except MultipltError as exc:  # PlatformError too: the Hub did not answer (exit 3, retried)
