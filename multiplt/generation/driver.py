@@ -14,6 +14,9 @@ Rerun contract:
   digest, a replay source's sha256), written by the first run that draws samples, differs from
   what this run loads (a local folder overwritten, a Hub branch moved, a replay file
   rewritten); a record without one (an older generate's) takes this run's;
+- so is a folder whose separate --tokenizer of the same name holds something else now: the
+  record's `tokenizer_identity` (folder.TOKENIZER_IDENTITY: a Hub tokenizer's commit, a
+  tokenizer folder's digest of its tokenizer files), kept and compared as `model_identity` is;
 - the record's `provenance` (multiplt.provenance: the code version, Python's and the generation
   libraries' versions) is the last sampling run's, and no part of what is compared: a newer
   version of the code resumes the folder;
@@ -227,12 +230,15 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
     `tokenizer_revision`: the revision of a Hub `tokenizer`, part of the folder's run identity
     (the record's `tokenizer_revision`, written only when given: folder.PINNED_IDENTITY). With a
     `tokenizer`, the record also says what it was resolved to, `tokenizer_resolved_commit` (a Hub
-    tokenizer's commit, from the backend that loaded it: hf_backend.TokenizerDescription), which
-    is no part of the identity: a run after the tokenizer's default branch moved resumes the
-    folder and records the commit it loaded. The model's is: `model_identity` (a Hub model's
+    tokenizer's commit, from the backend that loaded it: hf_backend.TokenizerDescription). What
+    the model holds is part of the folder's identity: `model_identity` (a Hub model's
     `resolved_commit`, a model folder's content digest, a replay source's sha256) must be the
     folder's (folder.MODEL_IDENTITY); a local model's is checked before its weights load, a Hub
-    model's before (when the Hub says which commit the revision is at) and after."""
+    model's before (when the Hub says which commit the revision is at) and after. So is what a
+    separate `tokenizer` holds, `tokenizer_identity` (a Hub tokenizer's commit, its
+    tokenizer_resolved_commit; a local or storage one's tokenizer files' digest:
+    folder.TOKENIZER_IDENTITY), checked the same way: a run after a Hub tokenizer's branch moved
+    is refused, as one after the model's moved."""
     from multiplt.generation.model_source import check_tokenizer_revision
     from multiplt.training.config import check_experiment
 
@@ -292,7 +298,8 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         funnel.log(LOG)
         return summary
 
-    identity = _identity_before_load(out, run, select, backend, model, revision)
+    identity = _identity_before_load(out, run, select, backend, model, revision, tokenizer,
+                                     tokenizer_revision)
     if batch_size is not None:  # an optional cap; each backend has its own default
         backend_options["batch_size"] = batch_size
     engine = make_backend(backend, model=model, revision=revision, tokenizer=tokenizer,
@@ -304,7 +311,7 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
         # that drew any: a run with nothing to draw writes no record); no part of the identity
         final_run = folder.merge_run(out, {**run, **described, "model": model, "revision": revision,
                                            "tokenizer": tokenizer or model,
-                                           **({folder.MODEL_IDENTITY: identity} if identity else {}),
+                                           **identity,
                                            "provenance": provenance.describe(provenance.GENERATION)},
                                      select)
         # `complete: false` goes with the first samples and `true` when this call has them all
@@ -355,37 +362,60 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
 
 
 def _identity_before_load(out: str, run: dict, select: folder.Selection, backend: str,
-                          model: str | None, revision: str | None) -> str | None:
-    """The model's identity (folder.MODEL_IDENTITY) found before its weights load, checked
-    against the folder's record here, so a folder of other weights is refused before they load:
-    a local folder's or storage URI's content digest (model_source.model_identity; a storage URI
-    is downloaded into the cache here, where the backend then finds it), or, when the folder
-    records an identity, the commit a Hub model's revision is at now (asked of the Hub; the
-    commit the backend loads is checked again after). None for a Hub model otherwise, the openai
-    backend (the server's model) and the replay backend (its source's digest comes with the
-    completions read: _loaded_identity)."""
-    if backend not in ("transformers", "vllm") or not model:
-        return None
-    from multiplt.generation.model_source import model_identity
+                          model: str | None, revision: str | None, tokenizer: str | None = None,
+                          tokenizer_revision: str | None = None) -> dict[str, str]:
+    """The identities found before anything loads, {folder.MODEL_IDENTITY: ...,
+    folder.TOKENIZER_IDENTITY: ...} (each only when known), checked against the folder's record
+    here, so a folder of other weights or another tokenizer is refused before they load. The
+    model's: a local folder's or storage URI's content digest (model_source.model_identity; a
+    storage URI is downloaded into the cache here, where the backend then finds it), or, when
+    the folder records an identity, the commit a Hub model's revision is at now (asked of the
+    Hub; the commit the backend loads is checked again after); none for a Hub model otherwise,
+    the openai backend (the server's model) and the replay backend (its source's digest comes
+    with the completions read: _loaded_identity). A separate `tokenizer`'s, with the backends
+    that load it (transformers, vllm, openai; not replay), likewise
+    (model_source.tokenizer_identity, at `tokenizer_revision`)."""
+    from multiplt.generation.model_source import model_identity, tokenizer_identity
 
-    recorded = (folder.read_run(out) or {}).get(folder.MODEL_IDENTITY)
-    identity = model_identity(model, revision, ask_hub=bool(recorded))
-    if identity is not None:
-        folder.merge_run(out, {**run, folder.MODEL_IDENTITY: identity}, select)
+    recorded = folder.read_run(out) or {}
+    identity = {}
+    if backend in ("transformers", "vllm") and model:
+        identity[folder.MODEL_IDENTITY] = model_identity(
+            model, revision, ask_hub=bool(recorded.get(folder.MODEL_IDENTITY)))
+    if backend in ("transformers", "vllm", "openai") and tokenizer:
+        identity[folder.TOKENIZER_IDENTITY] = tokenizer_identity(
+            tokenizer, tokenizer_revision, ask_hub=bool(recorded.get(folder.TOKENIZER_IDENTITY)))
+    identity = {key: value for key, value in identity.items() if value is not None}
+    if identity:
+        folder.merge_run(out, {**run, **identity}, select)
     return identity
 
 
-def _loaded_identity(before: str | None, described: dict) -> str | None:
-    """The identity of what the backend loaded (folder.MODEL_IDENTITY), which the run record
-    keeps: the replay source's digest of the completions it read (its description's), the
-    commit a Hub model was loaded at (`resolved_commit`, which may differ from the one asked of
-    the Hub before: a branch can move in between), else the content digest found before the
-    load (`before`); None when nothing says (the openai backend)."""
+def _loaded_identity(before: dict[str, str], described: dict) -> dict[str, str]:
+    """The identities of what the backend loaded, which the run record keeps (each only when
+    known). The model's (folder.MODEL_IDENTITY): the replay source's digest of the completions
+    it read (its description's), the commit a Hub model was loaded at (`resolved_commit`, which
+    may differ from the one asked of the Hub before: a branch can move in between), else the
+    content digest found before the load; none when nothing says (the openai backend). A
+    separate tokenizer's (folder.TOKENIZER_IDENTITY): the commit a Hub tokenizer was loaded at
+    (`tokenizer_resolved_commit`), else the digest found before the load."""
+    identity = {}
     if described.get(folder.MODEL_IDENTITY):
-        return described[folder.MODEL_IDENTITY]
+        identity[folder.MODEL_IDENTITY] = described[folder.MODEL_IDENTITY]
+    else:
+        identity[folder.MODEL_IDENTITY] = _after_load(before.get(folder.MODEL_IDENTITY),
+                                                      described.get("resolved_commit"))
+    identity[folder.TOKENIZER_IDENTITY] = _after_load(before.get(folder.TOKENIZER_IDENTITY),
+                                                      described.get("tokenizer_resolved_commit"))
+    return {key: value for key, value in identity.items() if value is not None}
+
+
+def _after_load(before: str | None, commit: str | None) -> str | None:
+    """A model's or tokenizer's identity once it loaded: a local folder's or storage URI's content
+    digest found before (`before`, `sha256:...`: the storage URI's `commit` is an ETag digest,
+    no Hub commit), else the Hub commit it was loaded at, else `before`."""
     if before is not None and not before.startswith("commit:"):
-        return before  # a local folder's or storage URI's content
-    commit = described.get("resolved_commit")
+        return before
     return f"commit:{commit}" if commit else before
 
 

@@ -54,6 +54,15 @@ PINNED_IDENTITY = ("tokenizer_revision",)
 #: in one folder would be scored as one. A record without it (written before generate kept it)
 #: is not refused for it: the next run that draws samples records its own.
 MODEL_IDENTITY = "model_identity"
+#: what a separate --tokenizer held when the folder's first samples were drawn, kept and compared
+#: as MODEL_IDENTITY is: a Hub tokenizer's commit (`commit:<sha>`, the one it was loaded at:
+#: `tokenizer_resolved_commit`), a local folder's or storage URI's tokenizer files' digest
+#: (`sha256:<hex>`, model_source.tokenizer_digest). Only with --tokenizer and a backend that loads
+#: it (transformers, vllm, openai: not replay); the model's own tokenizer is part of its
+#: MODEL_IDENTITY. Another tokenizer tokenizes the prompts otherwise (and, with the openai
+#: backend, ends completions at other special ids): its samples are another run's. A record
+#: without it is not refused for it: the next run that draws samples records its own.
+TOKENIZER_IDENTITY = "tokenizer_identity"
 #: the run record's `selection` of a list of selected problems (the driver's, from its benchmark
 #: file: run_folder.benchmark_selection)
 Selection = Callable[[list[str]], str]
@@ -277,8 +286,8 @@ def merge_run(out: str, run: dict, select: Selection | None = None) -> dict | No
 def _refuse_another_run(out: str, old: dict, run: dict) -> None:
     """Raise naming every RUN_IDENTITY field the folder's record `old` has and `run` changes (a
     record without one, written before generate kept it, is not refused for it), and every
-    PINNED_IDENTITY field the two differ in; else, when both have a MODEL_IDENTITY and it
-    differs, _refuse_another_model's error."""
+    PINNED_IDENTITY field the two differ in; else, when both have a MODEL_IDENTITY or a
+    TOKENIZER_IDENTITY and it differs, _refuse_another_model's error."""
     diffs = [f"{k}: folder has {_shown(old, k)}, this run asks for {_shown(run, k)}"
              for k in RUN_IDENTITY if k in old and old.get(k) != run.get(k)]
     diffs += [f"{k}: folder has {_shown(old, k)}, this run asks for {_shown(run, k)}"
@@ -295,17 +304,24 @@ def _refuse_another_model(out: str, old: dict, run: dict) -> None:
     """Raise when the folder's record `old` and `run` both name a MODEL_IDENTITY and they differ:
     the model (or replay source) of the same name holds something else now (a local folder
     overwritten, a Hub branch moved, a replay file rewritten), and a resume would add its samples
-    to the old one's. The error names the folder, what its samples were made with and what the
-    model is now."""
+    to the old one's; else likewise for a TOKENIZER_IDENTITY (a separate --tokenizer's files
+    replaced, its Hub branch moved). The error names the folder, what its samples were made with
+    and what the model (or tokenizer) is now."""
     was, now = old.get(MODEL_IDENTITY), run.get(MODEL_IDENTITY)
-    if not was or not now or was == now:
-        return
-    source = old.get("replay_source") or run.get("replay_source")
-    what = (f"replay source {source}" if old.get("backend") == "replay" and source
-            else f"model {old.get('model')}")
-    raise MultipltError(f"{out} was generated from {what} at {was} ({MODEL_IDENTITY} in {RUN_FILE}), "
-                        f"but it is now {now}: resuming would mix samples of two models in one "
-                        "folder; use another --out folder, or restore what the folder was made with")
+    if was and now and was != now:
+        source = old.get("replay_source") or run.get("replay_source")
+        what = (f"replay source {source}" if old.get("backend") == "replay" and source
+                else f"model {old.get('model')}")
+        raise MultipltError(f"{out} was generated from {what} at {was} ({MODEL_IDENTITY} in "
+                            f"{RUN_FILE}), but it is now {now}: resuming would mix samples of two "
+                            "models in one folder; use another --out folder, or restore what the "
+                            "folder was made with")
+    was, now = old.get(TOKENIZER_IDENTITY), run.get(TOKENIZER_IDENTITY)
+    if was and now and was != now:
+        raise MultipltError(f"{out} was generated with tokenizer {old.get('tokenizer')} at {was} "
+                            f"({TOKENIZER_IDENTITY} in {RUN_FILE}), but it is now {now}: resuming "
+                            "would mix samples of two tokenizers in one folder; use another --out "
+                            "folder, or restore what the folder was made with")
 
 
 def _shown(record: dict, key: str) -> str:

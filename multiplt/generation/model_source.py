@@ -117,7 +117,8 @@ def resolve_model(model: str, revision: str | None = None, what: str = "model",
     return resolved
 
 
-def content_digest(path: str) -> str:
+def content_digest(path: str, whole: tuple[str, ...] = WHOLE,
+                   weights: tuple[str, ...] = WEIGHTS) -> str:
     """`sha256:<hex>`, a digest of what a local model folder holds, cheap on a large checkpoint:
     the sha256 of the JSON list [name, size, sha256 of the bytes read] of each top-level file
     matching WHOLE (read whole: config.json, generation_config.json, the tokenizer files, a
@@ -127,17 +128,19 @@ def content_digest(path: str) -> str:
     directory with each tensor's CRC-32), in name order. Two folders of the same files (a copy,
     a storage URI's downloaded copy) have the same digest; retrained or swapped weights, another
     config or tokenizer change it. Weights changed only in the middle of a large file whose size,
-    header and edges stay the same are not seen (training changes every tensor)."""
+    header and edges stay the same are not seen (training changes every tensor). `whole` and
+    `weights`: the name patterns of the files read whole and of the weights files
+    (tokenizer_digest reads a tokenizer's files only)."""
     entries = []
     for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
-        whole = any(fnmatch.fnmatch(name, p) for p in WHOLE)
-        if not (whole or any(fnmatch.fnmatch(name, p) for p in WEIGHTS)) or not os.path.isfile(full):
+        read_whole = any(fnmatch.fnmatch(name, p) for p in whole)
+        if not (read_whole or any(fnmatch.fnmatch(name, p) for p in weights)) or not os.path.isfile(full):
             continue
         digest = hashlib.sha256()
         with open(full, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            if whole or size <= 2 * EDGE:
+            if read_whole or size <= 2 * EDGE:
                 for block in iter(lambda: f.read(EDGE), b""):
                     digest.update(block)
             else:
@@ -154,9 +157,9 @@ def content_digest(path: str) -> str:
 
 
 def hub_commit(name: str, revision: str | None) -> str | None:
-    """The commit `revision` (None: the default branch) of the Hub model `name` is at now, asked
-    of the Hub without downloading anything; None when the Hub cannot say (offline, not found, no
-    access: loading the model says why)."""
+    """The commit `revision` (None: the default branch) of the Hub model (or tokenizer) repo `name`
+    is at now, asked of the Hub without downloading anything; None when the Hub cannot say
+    (offline, not found, no access: loading the model or tokenizer says why)."""
     from huggingface_hub import HfApi
 
     try:
@@ -178,6 +181,31 @@ def model_identity(model: str, revision: str | None = None, ask_hub: bool = Fals
     if ref is not None:
         return content_digest(ref.path)
     commit = hub_commit(model, revision) if ask_hub else None
+    return None if commit is None else "commit:" + commit
+
+
+def tokenizer_digest(path: str) -> str:
+    """`sha256:<hex>`, content_digest of a local tokenizer folder's tokenizer files: its top-level
+    files matching TOKENIZER_PATTERNS (the files a Hub `--tokenizer` is fetched with:
+    tokenizer.json, tokenizer_config.json, special_tokens_map.json, config.json, vocab and merges
+    files, a sentencepiece *.model, *.tiktoken), each read whole; weights and any other file (a
+    README) are no part of it, so a model folder given as `--tokenizer` is not read whole."""
+    return content_digest(path, tuple(TOKENIZER_PATTERNS), ())
+
+
+def tokenizer_identity(tokenizer: str, revision: str | None = None,
+                       ask_hub: bool = False) -> str | None:
+    """What the `--tokenizer` `tokenizer` (at `revision`, --tokenizer-revision) holds now, as
+    generate's run record keeps it in `tokenizer_identity`, found before it loads: a local
+    folder or a storage URI (downloaded into the cache, as the backend then finds it) has its
+    tokenizer_digest (`sha256:<hex>`); a Hub tokenizer the commit its revision is at
+    (`commit:<sha>`, hub_commit) when `ask_hub`, else None (the backend that loads it says which
+    commit it loaded: `tokenizer_resolved_commit`), as when the Hub cannot say. Bad input is
+    resolve_model's error."""
+    ref = resolve_model(tokenizer, revision, what="tokenizer", hub=False)
+    if ref is not None:
+        return tokenizer_digest(ref.path)
+    commit = hub_commit(tokenizer, revision) if ask_hub else None
     return None if commit is None else "commit:" + commit
 
 

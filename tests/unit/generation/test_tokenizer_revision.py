@@ -78,6 +78,8 @@ def test_a_folder_resumes_only_under_its_own_tokenizer_revision(test_hub, bench,
     assert gen(bench, out, "--tokenizer", "org/tok", "--tokenizer-revision", first, n=1) == 0
     record = storage.read_text(str(out / "_multiplt_run.yaml"))
     assert folder.read_run(str(out))["tokenizer_revision"] == first
+    # the replay backend loads no tokenizer: nothing says what it holds
+    assert folder.TOKENIZER_IDENTITY not in folder.read_run(str(out))
     capsys.readouterr()
     where = str(out / "_multiplt_run.yaml")
     for extra, asked in ((["--tokenizer-revision", second], repr(second)), ([], "None")):
@@ -200,9 +202,9 @@ def test_evaluate_refuses_a_tokenizer_revision_as_generate_does(test_hub, tiny_m
 # ---- tokenizer_resolved_commit: the commit a Hub --tokenizer was loaded at -----------------------
 def test_the_run_record_names_the_commit_a_hub_tokenizer_was_loaded_at(test_hub, tiny_model, tmp_path):
     """As `resolved_commit` names the model's: without --tokenizer-revision the record said
-    `tokenizer: org/tok` and nothing of which commit was loaded. Not part of the folder's
-    identity (the model's commit is, as model_identity): the run after the tokenizer's main moved
-    resumes the folder and records the commit it loaded."""
+    `tokenizer: org/tok` and nothing of which commit was loaded. The commit is the folder's
+    `tokenizer_identity`, as the model's is its model_identity: the run after the tokenizer's main
+    moved is refused (test_tokenizer_identity.py), and resumes once main is back at it."""
     files = {name: open(os.path.join(tiny_model, name), "rb").read() for name in TOKENIZER_FILES}
     first = tokenizer_repo(test_hub, "org/tok", files)
     bench = str(tmp_path / "bench.jsonl")
@@ -218,15 +220,19 @@ def test_the_run_record_names_the_commit_a_hub_tokenizer_was_loaded_at(test_hub,
     assert "tokenizer_revision" not in run and run["resolved_commit"] is None  # a local model
     # no weights were asked for: the tokenizer's files only
     assert not [p for m, p in test_hub.requests if "/resolve/" in p and p.endswith((".safetensors", ".bin"))]
-    moved = tokenizer_repo(test_hub, "org/tok", {**files, "extra.txt": b"x"})
+    assert run[folder.TOKENIZER_IDENTITY] == f"commit:{first}"
+    tokenizer_repo(test_hub, "org/tok", {**files, "extra.txt": b"x"})
+    assert cli.main([*common, "--n", "2"]) == 2
+    test_hub.repo("model", "org/tok").branches["main"] = first
     assert cli.main([*common, "--n", "2"]) == 0
     run = folder.read_run(out)
-    assert (run["n"], run["tokenizer_resolved_commit"], run["complete"]) == (2, moved, True)
+    assert (run["n"], run["tokenizer_resolved_commit"], run["complete"]) == (2, first, True)
     # the model's own tokenizer (no --tokenizer): the model's resolved_commit says it; no field
     plain = str(tmp_path / "plain")
     assert cli.main(["generate", "--benchmark", bench, "--model", tiny_model, "--n", "1",
                      "--max-new-tokens", "4", "--out", plain]) == 0
     assert "tokenizer_resolved_commit" not in folder.read_run(plain)
+    assert folder.TOKENIZER_IDENTITY not in folder.read_run(plain)  # model_identity covers it
 
 
 def test_the_openai_backend_records_its_hub_tokenizers_commit(test_hub, tmp_path):
@@ -250,3 +256,5 @@ def test_the_openai_backend_records_its_hub_tokenizers_commit(test_hub, tmp_path
         server.stop()
     run = folder.read_run(out)
     assert (run["tokenizer"], run["tokenizer_resolved_commit"]) == ("org/tok", commit)
+    # its special ids end the completions: the tokenizer is the folder's, as with the other backends
+    assert run[folder.TOKENIZER_IDENTITY] == f"commit:{commit}"
