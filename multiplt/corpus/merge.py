@@ -133,10 +133,13 @@ def merge(out: str) -> dict:
     counts = {"in": 0, "duplicate": 0, "near_duplicate": 0}
     order: list[str] = []
     revisions = set()
+    made_by: list[dict] = []  # the distinct provenance blocks of the shards (stats.json)
     for k, folder in progress(sorted(shards.items()), total=len(shards), desc="merge", unit="shard"):
         stats = storage.read_json(storage.join(folder, "stats.json"))
         if stats.get("source_revision"):
             revisions.add(stats["source_revision"])
+        if stats.get("provenance") not in made_by:  # None: a shard finished before shards recorded it
+            made_by.append(stats.get("provenance"))
         for key in files:
             files[key] += stats["files"][key]
         for step in stats["steps"]:
@@ -168,9 +171,15 @@ def merge(out: str) -> dict:
               "dedup_buckets": parts.completed(out, "dedup")[0],
               "merge_seconds": round(time.perf_counter() - start, 3)}
     # all_shards: every shard read one input, so one revision (or none); the provenance is the
-    # merge's (the code and libraries this process runs)
+    # merge's (the code and libraries this process runs), shard_provenance the shards' own
+    merged_by = cfg.provenance()
     config = {**cfg.as_dict(), "source_revision": next(iter(revisions), None),
-              "provenance": cfg.provenance()}
+              "provenance": merged_by, "shard_provenance": made_by}
+    versions = sorted({(p or {}).get("code_version") or "not recorded" for p in made_by})
+    if len(made_by) > 1 or made_by != [merged_by]:
+        LOG.warning("corpus merge: the shards of %s were made by %s code version(s) (%s) and merged "
+                    "by %s: corpus_config.json's shard_provenance lists them", out, len(versions),
+                    ", ".join(versions), merged_by.get("code_version"))
     storage.write_json(storage.join(out, "corpus_config.json"), config, indent=2)
     storage.write_json(storage.join(out, "funnel.json"), funnel, indent=2)
     storage.write_json(marker, identity)

@@ -319,7 +319,10 @@ def run_shard(cfg: CorpusConfig, k: int, n: int, require_input: bool = False) ->
     stats = {"shard": [k, n], "source_revision": recorded["revision"], "input": recorded["digest"],
              "units": len(recorded["units"]), "files": files, "steps": steps,
              "signature_seconds": round(reader.signature_seconds, 3),
-             "seconds": round(time.perf_counter() - start, 3)}
+             "seconds": round(time.perf_counter() - start, 3),
+             # what code made this shard's rows (the merge gathers every shard's into
+             # corpus_config.json's shard_provenance: shards may run on other machines or images)
+             "provenance": cfg.provenance()}
     if n == 1:
         pin.write(cfg.out, recorded)
     # a build of another config that began beside this one (both found no config) may have

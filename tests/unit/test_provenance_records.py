@@ -56,9 +56,10 @@ def corpus_config(tmp_path, typecheck=False):
                         typecheck=typecheck)
 
 
-def test_a_corpus_build_begun_by_other_code_is_finished_and_its_config_names_the_merges(tmp_path, code):
+def test_a_corpus_build_begun_by_other_code_is_finished_and_its_config_names_the_merges(tmp_path, code, caplog):
     """Shard 0 built by one version, shard 1, dedup and merge by another: accepted (the
-    fingerprint holds no code version), and corpus_config.json's provenance is the merge's;
+    fingerprint holds no code version), and corpus_config.json's provenance is the merge's, its
+    shard_provenance each shard's (in shard order), with a warning naming both versions;
     without the type check, basedpyright's version is not named."""
     from multiplt.corpus import pipeline
     from multiplt.corpus.dedup import run_bucket
@@ -76,6 +77,26 @@ def test_a_corpus_build_begun_by_other_code_is_finished_and_its_config_names_the
     assert {"fingerprint", "source_revision", "benchmark_sha256", "typecheck"} <= set(config)
     claimed = json.loads((tmp_path / "out" / "_work" / "config.json").read_text())
     assert "provenance" not in claimed and claimed["fingerprint"] == config["fingerprint"]
+    assert [block["code_version"] for block in config["shard_provenance"]] == [OLD, NEW]
+    check_block(config["shard_provenance"][0], OLD, provenance.CORPUS)
+    warned = [r.getMessage() for r in caplog.records if "shard_provenance" in r.getMessage()]
+    assert len(warned) == 1 and f"2 code version(s) ({OLD}, {NEW})" in warned[0], warned
+
+
+def test_a_corpus_build_by_one_version_names_it_once_and_does_not_warn(tmp_path, code, caplog):
+    from multiplt.corpus import pipeline
+    from multiplt.corpus.dedup import run_bucket
+    from multiplt.corpus.merge import merge
+
+    cfg = corpus_config(tmp_path)
+    code(NEW)
+    for k in range(2):
+        pipeline.build(cfg, (k, 2))
+    run_bucket(cfg.out, 0, 1)
+    merge(cfg.out)
+    config = json.loads((tmp_path / "out" / "corpus_config.json").read_text())
+    assert config["shard_provenance"] == [config["provenance"]]
+    assert not [r for r in caplog.records if "shard_provenance" in r.getMessage()]
 
 
 def test_a_type_checked_build_names_basedpyrights_version(tmp_path, code):
