@@ -24,11 +24,14 @@ class PackedData:
     n_documents: int
     n_tokens: int
     sha256: str  # of the packed training tokens: a resumed run must see the same data
+    eval_documents: int = 0  # documents held out
+    eval_documents_in_train: int = 0  # of them, those whose exact text is also a training document
 
     def describe(self) -> dict:
         return {"documents": self.n_documents, "tokens": self.n_tokens,
                 "train_sequences": int(self.train.shape[0]), "eval_sequences": int(self.eval.shape[0]),
-                "train_sha256": self.sha256}
+                "train_sha256": self.sha256, "eval_documents": self.eval_documents,
+                "eval_documents_in_train": self.eval_documents_in_train}
 
 
 def _is_local_path(ref: str) -> bool:
@@ -193,21 +196,71 @@ def load_texts(dataset: str, split: str, column: str = "content", revision: str 
     return ds[column]
 
 
-def tokenize(texts: list, tokenizer, funnel: Funnel, batch: int = 1000) -> list[list[int]]:
-    """Token ids per usable document (no special tokens added: packing adds the EOS)."""
+#: what tokenize() asks the tokenizer about its special tokens (any short text would do)
+PROBE = "def f(x):\n    return x\n"
+
+
+def special_layout(tokenizer) -> tuple[list[int], list[int]]:
+    """(the ids the tokenizer appends after a text, what tokenize() keeps of them). As
+    MultiPL-T's training harness (its ConstantLengthDataset calls `tokenizer(text)` with the
+    defaults, then appends EOS), a document is tokenized with the tokenizer's default special
+    tokens: a BOS in front for the tokenizers that add one (Llama, CodeLlama: `<s> doc </s> <s>
+    doc </s>` once packed), nothing for StarCoder's. An EOS the tokenizer would append too
+    (add_eos_token) is dropped, as generation's encode_prompt drops it: packing puts one EOS
+    after each document. The layout is read once from a probe text; a tokenizer that adds
+    nothing gives ([], [])."""
+    ids = tokenizer([PROBE])["input_ids"][0]
+    plain = tokenizer([PROBE], add_special_tokens=False)["input_ids"][0]
+    if len(ids) == len(plain):
+        return [], []
+    eos = tokenizer.eos_token_id
+    head = next((i for i in range(len(ids) - len(plain) + 1) if ids[i: i + len(plain)] == plain), None)
+    if head is None:  # not the text's ids with tokens around them: only a last EOS goes
+        appended = bool(ids) and ids[-1] == eos and plain[-1:] != ids[-1:]
+        return (ids[-1:], []) if appended else ([], [])
+    tail = ids[head + len(plain):]
+    kept = list(tail)
+    while kept and kept[-1] == eos:
+        kept.pop()
+    return tail, kept
+
+
+def usable(texts: list, funnel: Funnel | None = None) -> list[str]:
+    """The documents that are trained on: the non-empty strings, in order (`funnel` counts the
+    others)."""
     docs = []
     for value in texts:
         if not isinstance(value, str):
-            funnel.drop("not a string")
+            if funnel is not None:
+                funnel.drop("not a string")
         elif not value.strip():
-            funnel.drop("empty")
+            if funnel is not None:
+                funnel.drop("empty")
         else:
             docs.append(value)
+    return docs
+
+
+def eval_in_train(docs: list[str], train_idx: list[int], eval_idx: list[int]) -> int:
+    """How many held-out documents have the exact text of a training document (the split is by
+    document, so a text that occurs twice in the data can fall on both sides)."""
+    train = {docs[i] for i in train_idx}
+    return sum(docs[i] in train for i in eval_idx)
+
+
+def tokenize(texts: list, tokenizer, funnel: Funnel, batch: int = 1000) -> list[list[int]]:
+    """Token ids per usable document, with the tokenizer's default special tokens but no EOS it
+    appends (special_layout; packing adds the EOS)."""
+    docs = usable(texts, funnel)
+    tail, kept = special_layout(tokenizer) if docs else ([], [])
     out: list[list[int]] = []
     bar = progress(total=len(docs), desc="tokenize", unit="doc")
     for start in range(0, len(docs), batch):
         chunk = docs[start:start + batch]
-        out.extend(tokenizer(chunk, add_special_tokens=False)["input_ids"])
+        ids = tokenizer(chunk)["input_ids"]
+        if tail != kept:
+            ids = [x[:len(x) - len(tail)] + kept if x[len(x) - len(tail):] == tail else x for x in ids]
+        out.extend(ids)
         bar.update(len(chunk))
     bar.close()
     funnel.keep(len(out))
@@ -237,6 +290,14 @@ def prepare(texts: list, tokenizer, seq_len: int, eval_fraction: float, seed: in
         why = "it has no rows" if not texts else f"none of its {len(texts)} rows is a non-empty string"
         raise MultipltError(f"{source} has no usable documents: {why}")
     train_idx, eval_idx = split_documents(len(ids), eval_fraction, seed)
+    in_train = eval_in_train(usable(texts), train_idx, eval_idx)
+    if in_train:
+        LOG.warning("%d of the %d held-out documents are exact duplicates of training documents: "
+                    "the eval loss is partly measured on text the model trains on", in_train,
+                    len(eval_idx))
+    elif eval_idx:
+        LOG.info("none of the %d held-out documents is a duplicate of a training document",
+                 len(eval_idx))
     train, dropped = pack((ids[i] for i in train_idx), tokenizer.eos_token_id, seq_len)
     evals, eval_dropped = pack((ids[i] for i in eval_idx), tokenizer.eos_token_id, seq_len)
     n_tokens = sum(len(x) + 1 for x in ids)
@@ -250,4 +311,4 @@ def prepare(texts: list, tokenizer, seq_len: int, eval_fraction: float, seed: in
         LOG.warning("eval loss skipped: the held-out %.2f%% (%d documents) is shorter than one "
                     "%d-token sequence", 100 * eval_fraction, len(eval_idx), seq_len)
     digest = hashlib.sha256(train.numpy().tobytes()).hexdigest()
-    return PackedData(train, evals, len(ids), n_tokens, digest)
+    return PackedData(train, evals, len(ids), n_tokens, digest, len(eval_idx), in_train)

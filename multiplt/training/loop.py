@@ -1,7 +1,8 @@
 """The fine-tuning loop, top to bottom: set up accelerate, load model and data, resume if the
-output already has checkpoints, then for each epoch run the optimizer steps, measure eval loss
-and write a tagged checkpoint. The same code runs on a CPU (tests), one GPU, or several GPUs
-launched with `accelerate launch -m multiplt train ...` (DDP, or FSDP with distributed: fsdp).
+output already has checkpoints (else measure the base model's eval loss), then for each epoch
+run the optimizer steps, measure eval loss and write a tagged checkpoint. The same code runs on
+a CPU (tests), one GPU, or several GPUs launched with `accelerate launch -m multiplt train ...`
+(DDP, or FSDP with distributed: fsdp).
 """
 
 from __future__ import annotations
@@ -410,6 +411,7 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
         checkpoint.check_held(lease, accelerator, f"the run config {checkpoint.RUN_CONFIG}")
         if main:
             checkpoint.write_yaml(storage.join(config.out, checkpoint.RUN_CONFIG), run_info)
+        eval_before_training(model, packed, config, accelerator, lease)
     run_start_step = step
 
     # --- The epochs. ---
@@ -470,6 +472,27 @@ def _train(config: TrainConfig, workdir: str, held: contextlib.ExitStack) -> lis
         rows.append(row)
     accelerator.wait_for_everyone()
     return rows
+
+
+def eval_before_training(model, packed, config: TrainConfig, accelerator, lease=None) -> float | None:
+    """The eval loss of the base model, before the first step (the paper's script logged eval at
+    step 0), written to OUT/logs/epoch0.jsonl (`{"step": 0, "eval_loss": L}`) on a new run; nothing
+    without held-out sequences. It draws no random numbers (the model is in eval mode: no
+    dropout), so training goes on exactly as without it. It runs uncompiled (torch.compile's
+    force_eager stance), so the compiled blocks still compile for training first, as before (the
+    eval's smaller last micro-batch could otherwise make them recompile with dynamic shapes).
+    A run killed before epoch 1 starts again from scratch and overwrites the file."""
+    from multiplt import storage
+
+    if packed.eval.shape[0] == 0:
+        return None
+    with torch.compiler.set_stance("force_eager"):
+        loss = evaluate(model, packed.eval, config.micro_batch_size, accelerator)
+    LOG.info("step 0 (before training): eval loss %.4f", loss)
+    checkpoint.check_held(lease, accelerator, "logs/epoch0.jsonl")
+    if accelerator.is_main_process:
+        storage.write_jsonl(storage.join(config.out, "logs", "epoch0.jsonl"), [{"step": 0, "eval_loss": loss}])
+    return loss
 
 
 def _versions() -> dict:

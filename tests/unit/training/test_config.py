@@ -32,7 +32,7 @@ def test_micro_batch_and_compile_overrides():
 
 @pytest.mark.parametrize("recipe,epochs,eval_fraction", [
     ("starcoderbase-15b", 10, 0.0025), ("starcoderbase-15b-jl-r", 6, 0.0),
-    ("codellama-34b", 5, 0.0025), ("codellama-70b", 5, 0.0025)])
+    ("codellama-34b", 5, 0.0025), ("codellama-34b-jl-r", 4, 0.0), ("codellama-70b", 5, 0.0025)])
 def test_large_model_recipes(recipe, epochs, eval_fraction):
     c = resolve(recipe, REQUIRED)
     assert (c.lr, c.batch_size, c.warmup_steps, c.seq_len) == (2e-5, 32, 10, 2048)
