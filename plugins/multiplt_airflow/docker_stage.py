@@ -51,7 +51,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from docker.types import DeviceRequest, Mount
 
 from multiplt_airflow import credentials as creds_mod
-from multiplt_airflow.local_stage import BAD_INPUT_EXIT_CODE, split_lines
+from multiplt_airflow.local_stage import BAD_INPUT_EXIT_CODE, KILL_GRACE_S, split_lines
 from multiplt_airflow.settings import STORAGE_ENV, MultipltSettings
 
 STAGE_ROOT = "/stage"  # where the per-task volume is mounted in all three sandbox steps
@@ -195,6 +195,29 @@ class MultipltDockerOperator(DockerOperator):
         if self.stage_volume and self.remove_volume:
             _remove_volume(self.cli, self.volume_name(context), self.log)
         return result
+
+    def on_kill(self) -> None:
+        """Stop the container with KILL_GRACE_S between the engine's SIGTERM (tini forwards it to
+        multiplt) and its SIGKILL, then remove it: within the 5 s Airflow leaves the task process
+        before it SIGKILLs it (local_stage.KILL_GRACE_S). The provider's on_kill stops with the
+        container's stop timeout (10 s by default), so the task process was killed before it
+        could remove the container. Removed here, not again by execute's `finally`."""
+        from docker.errors import APIError
+
+        if self.container is None:  # not created yet: nothing runs
+            return
+        container = self.container["Id"]
+        self.log.info("Stopping container %s (SIGKILL after %d s)", container[:12], KILL_GRACE_S)
+        try:
+            self.cli.stop(container, timeout=KILL_GRACE_S)
+        except APIError as exc:  # gone already, or the engine refused: the removal kills it
+            self.log.info("Container %s not stopped: %s", container[:12], exc)
+        if self.auto_remove == "force":
+            try:
+                self.cli.remove_container(container, force=True)
+                self.auto_remove = "never"  # execute's `finally` would find it gone
+            except APIError as exc:
+                self.log.info("Container %s not removed: %s", container[:12], exc)
 
 
 def _lines_of(stream):

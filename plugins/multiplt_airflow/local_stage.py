@@ -43,6 +43,15 @@ class StageInputRejected(StageCommandFailed, AirflowFailException):
 
 BAD_INPUT_EXIT_CODE = 2  # multiplt.errors.MultipltError.exit_code, and argparse's usage errors
 
+#: seconds a killed task's command gets between SIGTERM and SIGKILL, in both runtimes (on_kill
+#: here and in docker_stage). A task cleared, marked failed or whose run is marked failed learns
+#: it at its next heartbeat: Airflow 3.3.2's task supervisor then sends SIGTERM to the task's
+#: process group (the local runtime's command is in it) and SIGKILL 5 s later
+#: (airflow.sdk.execution_time.supervisor: ActivitySubprocess.kill's `escalation_delay`, fixed,
+#: no setting; `[core] killed_task_cleanup_time` is not read there). on_kill fits in those 5 s,
+#: so that the command's end is logged and a container removed before the task process is killed.
+KILL_GRACE_S = 3
+
 
 class MultipltStageOperator(BaseOperator):
     """Run ``multiplt <argv...>`` locally. ``argv`` is Jinja-templated, element by element.
@@ -110,13 +119,34 @@ class MultipltStageOperator(BaseOperator):
         return last_stdout[0] if (self.do_xcom_push and last_stdout) else None
 
     def on_kill(self) -> None:
+        """SIGTERM to the command (which ends as on Ctrl-C: a train releases its output's
+        lease), SIGKILL when it has not ended after KILL_GRACE_S."""
+        import time
+
         proc = self._proc
-        if proc and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
+        if proc is None or _ended(proc):
+            return
+        proc.terminate()
+        deadline = time.monotonic() + KILL_GRACE_S
+        while not _ended(proc):
+            if time.monotonic() >= deadline:
                 proc.kill()
+                return
+            time.sleep(0.05)
+
+
+def _ended(proc: subprocess.Popen) -> bool:
+    """Whether the command has ended, without reaping it. on_kill runs in the SIGTERM handler of
+    the thread that execute's `proc.wait()` blocks, which holds the Popen's wait lock: there
+    `proc.poll()` and `proc.wait(timeout)` cannot see the end (they would wait out any timeout),
+    and reaping it here would leave that wait without its exit code. The waiting `proc.wait()`
+    reaps it once on_kill returns."""
+    if proc.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already
+        return True
 
 
 def _keep_last(holder: list[str]):
