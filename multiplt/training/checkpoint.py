@@ -7,6 +7,7 @@
                                       (fp32; bf16 under precision bf16-master or bf16), optimizer, scheduler, RNG
                                       (per process) and trainer_state.json (epoch, step, data hash)
     OUT/logs/epochN.jsonl             per-step train loss, lr, grad norm, tokens/s; eval loss
+    OUT/logs/epoch0.jsonl             a new run's eval loss of the base model, before step 1
     OUT/manifest.jsonl                appended last: the commit record (see storage/manifest.py)
 
 Everything is first written to a local temporary folder and then uploaded, so `OUT` can be any
