@@ -6,13 +6,16 @@ validate` (the sandbox runtime) and `--stage write`; `plan` only turns the Param
 command lines (from the triggering corpus event's `functions_uri`, or the `functions` Param of
 a manual run) and returns them with the settings it used, which `announce` reads (it does not
 resolve the Variable again); it skips the run when those functions hold no row. Scheduled on
-the corpus functions Asset; `announce` emits the tests Asset.
+the corpus functions Asset; `announce` emits the tests Asset. A run processes one functions
+input, its newest event's; `other_inputs` starts a run of this DAG (`run_other_inputs`) for each
+other one announced to it (chain.other_input_runs).
 """
 
 from __future__ import annotations
 
 import datetime
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Param, task
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task_mapped
@@ -50,6 +53,14 @@ tasks (generate, validate, write). Output: `<out>/tests/` (the `multiplt_testgen
 `<data_uri>/testgen/<name>`, `<name>` being the functions URI under `data_uri` as one folder
 name (e.g. `corpus_stdlib_functions`), so each functions input has its own output. Every stage
 resumes: a rerun on the same functions does only the missing work. See docs/testgen.md.
+
+One run, one functions input: the newest triggering event's. Every other corpus announced to the
+run (several events queued while a run worked, or, Airflow 3.3.2 losing them, announced after its
+events but before it started) gets a run of its own: `other_inputs` logs each announced input and
+what becomes of it, and `run_other_inputs` triggers this DAG with conf `{"functions": ...}` and a
+run id made of the input and its event's time (`announced__...`: a retry, or a later run that
+sees the same event, finds that run and skips), queued until this run ends. An input announced
+with 0 rows, or an event naming no `functions_uri` (a WARNING), gets no run.
 
 `announce` updates `multiplt_testgen_tests` with extra `tests_uri` (`<out>/tests`),
 `functions_uri`, `model` and `rows` (the settings `plan` ran with), which starts
@@ -110,6 +121,21 @@ with DAG(
             raise AirflowSkipException(str(reason)) from None
         outlet_events[TESTS].extra = extra
         return extra
+
+    @task(inlets=[FUNCTIONS])
+    def other_inputs(dag_run=None, triggering_asset_events=None, inlet_events=None) -> list[dict]:
+        """A run of this DAG (conf `functions`, a stable run id, a note) for every functions
+        input announced to this run but the one `plan` takes; each input and its fate logged.
+        Beside `plan`, so that its skip or failure on the newest input stops none of them."""
+        from multiplt_pipelines.chain import FUNCTIONS_ASSET, other_input_runs
+
+        return other_input_runs("multiplt_testgen", dag_run, triggering_asset_events,
+                                inlet_events, FUNCTIONS, asset=FUNCTIONS_ASSET, key="functions_uri",
+                                param="functions")
+
+    TriggerDagRunOperator.partial(task_id="run_other_inputs", trigger_dag_id="multiplt_testgen",
+                                  reset_dag_run=False, skip_when_already_exists=True
+                                  ).expand_kwargs(other_inputs())
 
     planned = plan(SETTINGS.data_uri)
     entries = shard_entries(planned)
