@@ -49,6 +49,15 @@ characters; a revision with characters a folder name must not hold, or longer th
 of them and a hash), so the same base at another revision gets a folder of its own instead of
 `multiplt train`'s refusal to resume a folder started at another `base_revision`; a run without
 one uses the folder it always did, and a rerun of the same settings resumes there.
+An output holds one dataset's fine-tune: when one already holds checkpoints (all epochs done or
+not) trained on another dataset than this run's (a second corpus through the chain under the
+same `experiment`), `plan` fails, no retry, before any training, naming the folder, both
+datasets and the fix: another `experiment` (the key of the Variable `multiplt_finetune` for
+runs started by dataset events, of the Variable `multiplt_watch` for the watcher's, else the
+conf), whose output and checkpoint tags are its own, or another `training_root` (the tags then
+repeat: another `checkpoints_repo` for their publication); `multiplt train` itself refuses
+to resume an output on another dataset. An output with no checkpoint yet is trained anew, as
+`multiplt train` does.
 Then every checkpoint listed in the training manifests gets its own `multiplt_evaluate` run,
 whose conf names it explicitly (`model` = the training output, `revision` = the tag,
 `checkpoint_uri`, `languages`, `experiment`, `epoch`), plus one run of the base model as
@@ -114,11 +123,18 @@ with DAG(
 
     @task
     def plan(data_uri: str, settings: dict) -> list[dict]:
-        """The `train` command line and output URI of each language (reads only the run config
-        of a plain-named output, to resume a run begun before revisions got folders)."""
-        from multiplt_pipelines.plans import started_revision, training_plan
+        """The `train` command line and output URI of each language. Reads each output's run
+        config and manifest: a plain-named output begun at this run's base_revision is resumed
+        (before revisions got folders); an output with checkpoints of another dataset fails the
+        task, no retry, before any training (a storage error fails it with a retry)."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from multiplt_pipelines.plans import (TrainingOutputTaken, started_revision, trained_dataset,
+                                              training_plan)
 
-        return training_plan(settings, data_uri, started=started_revision)
+        try:
+            return training_plan(settings, data_uri, started=started_revision, trained=trained_dataset)
+        except TrainingOutputTaken as taken:
+            raise AirflowFailException(str(taken)) from None
 
     @task
     def checkpoints(entries: list[dict], settings: dict, run_id=None) -> list[dict]:

@@ -84,9 +84,13 @@ EVALUATE = {
     "model": _required("Hub name, local folder, storage URI, or a training output (with a "
                        "checkpoint tag as revision); no spaces at either end", type="string", minLength=1,
                        pattern=TRIMMED_PATTERN),
+    # revision, tokenizer: not empty (null is the default's way) and TRIMMED, as `model`: both go
+    # to generate's command line and the run folder's name as given
     "revision": _p(None, "Hub branch/tag/commit, or a checkpoint tag LANG-EXPERIMENT-epochN of a "
-                   "training output (null = the default branch)", type=["null", "string"]),
-    "tokenizer": _p(None, "tokenizer name or URI (null = the model's)", type=["null", "string"]),
+                   "training output (null = the default branch); no spaces at either end",
+                   type=["null", "string"], pattern=TRIMMED_PATTERN),
+    "tokenizer": _p(None, "tokenizer name or URI (null = the model's); no spaces at either end",
+                    type=["null", "string"], pattern=TRIMMED_PATTERN),
     "languages": _p(list(TARGET_LANGUAGES), "language codes to evaluate", **LANGUAGES_SCHEMA),
     **SAMPLING,
     "api_base": _p(None, "openai backend: the server URL (e.g. http://host:8000/v1; model is its "

@@ -18,7 +18,8 @@ them). Storage layout under the ``[multiplt] data_uri`` root:
     training/<base>-<experiment>-<lang>/             train output (manifest.jsonl, checkpoints/;
                                                      the `training_root` Param moves it; with a
                                                      `base_revision`, <base>@<revision>-...:
-                                                     training_name)
+                                                     training_name; one dataset each: the plan
+                                                     refuses another, TrainingOutputTaken)
 """
 
 from __future__ import annotations
@@ -83,12 +84,28 @@ def score_ks(n: int) -> str:
     return ",".join(str(k) for k in (1, 10, 100) if k <= n)
 
 
+#: multiplt_evaluate's settings whose empty string means not set (null). Their Params refuse ""
+#: (TRIMMED_PATTERN, as Airflow checks a run's conf), but a value of the Airflow Variable or of a
+#: `rerun_models` entry reaches the plan unchecked: "" there is null, not a revision "" (which
+#: was hashed into the run folder's `_g` marker, or named the folder `main` while generate got
+#: no --revision).
+UNSET_WHEN_EMPTY = ("revision", "tokenizer")
+
+
+def empty_as_unset(settings: dict) -> dict:
+    """`settings` with each UNSET_WHEN_EMPTY key whose value is "" set to None (others as given;
+    a key that is absent stays absent)."""
+    return {**settings, **{key: None for key in UNSET_WHEN_EMPTY if settings.get(key) == ""}}
+
+
 def evaluation_plan(params: dict, data_uri: str, results_store: str) -> list[dict]:
     """One entry per language of a `multiplt_evaluate` run: the command line of each of its
-    stages (build, generate, score, record; execute: one per shard) and its run folder."""
+    stages (build, generate, score, record; execute: one per shard) and its run folder. A
+    `revision` or `tokenizer` "" is none (empty_as_unset)."""
     from multiplt.benchmarks.sources import benchmark_name  # one naming with `multiplt evaluate`
     from multiplt.evaluation.run_folder import run_folder_name
 
+    params = empty_as_unset(params)
     bench = benchmark_name(params["benchmark_source"], params.get("limit"), params.get("problems"))
     shards = int(params["shards"])
     entries = []
@@ -187,14 +204,81 @@ def started_revision(out: str) -> str | None:
     return None if run is None else (run.get("config", {}).get("base_revision") or "")
 
 
-def training_plan(params: dict, data_uri: str, started=None) -> list[dict]:
+class TrainingOutputTaken(ValueError):
+    """A language's training output holds checkpoints of a fine-tune on another dataset: the plan
+    refuses it (the task fails, no retry) before `train` takes the GPU, which `multiplt train`
+    would refuse with exit 2, suggesting an --out that a DAG run cannot set."""
+
+
+def trained_dataset(out: str) -> dict | None:
+    """What the fine-tune under `out` has checkpointed: {"dataset": the dataset its run config
+    (`_multiplt_train.yaml`, read as `multiplt train` reads it) names, "tags": its manifest's
+    checkpoint tags}; None when the manifest lists no checkpoint (`multiplt train` starts such an
+    output anew, whatever its run config says), or when the manifest or run config cannot be read
+    as one or names no dataset (`train` reports those itself). A storage error (PlatformError)
+    propagates, so the plan task retries rather than let `train` find out on the GPU."""
+    from multiplt.errors import MultipltError, PlatformError
+    from multiplt.storage import manifest
+    from multiplt.training.checkpoint import read_run_config
+
+    try:
+        rows = manifest.read(out)
+        run = read_run_config(out) if rows else None
+    except PlatformError:
+        raise
+    except MultipltError:  # a malformed manifest or run config: train names it
+        return None
+    dataset = ((run or {}).get("config") or {}).get("dataset")
+    if not isinstance(dataset, str) or not dataset:
+        return None
+    return {"dataset": dataset, "tags": [row["tag"] for row in rows]}
+
+
+def dataset_place(dataset: str) -> str:
+    """`dataset` as `multiplt train` compares it with the one a run config records: a local
+    path made absolute as train makes it (absolute_refs), then a place (`/x/d`, `file:///x/d`
+    and `/x/d/` are one); a Hub name as written."""
+    from multiplt.errors import MultipltError
+    from multiplt.training.config import TrainConfig, _same_place, absolute_refs
+
+    config = TrainConfig(dataset=dataset)
+    try:
+        absolute_refs(config)
+    except MultipltError:  # a mistyped URI: train refuses it with its own message
+        pass
+    return _same_place(config.dataset)
+
+
+def taken_message(params: dict, taken: list[tuple[str, str, dict, str]]) -> str:
+    """The plan's refusal of the outputs in `taken` ([(lang, out, trained_dataset(out), this
+    run's dataset)]): each output with both datasets and its checkpoints, then the fix."""
+    outputs = "; ".join(
+        f"{out} holds {lang} checkpoints {', '.join(there['tags'])} trained on {there['dataset']}, "
+        f"not on this run's dataset {dataset}" for lang, out, there, dataset in taken)
+    experiment = params["experiment"]
+    return (f"cannot train {', '.join(lang for lang, *_ in taken)}: {outputs}. A training output "
+            f"belongs to one base, experiment ({experiment!r}) and language, and is resumed only "
+            "on the dataset it started with (`multiplt train` would refuse it); its checkpoints' "
+            f"tags (LANG-{experiment}-epochN) would be this run's too. Set another `experiment` "
+            "(for runs started by dataset events, the key `experiment` of the Airflow Variable "
+            "multiplt_finetune; for multiplt_watch's, that of the Variable multiplt_watch; else "
+            "the run's conf), so this training gets an output and checkpoint tags of its own; or "
+            "another `training_root` (its checkpoints then have the same tags as those above: "
+            "publish them to another checkpoints_repo)")
+
+
+def training_plan(params: dict, data_uri: str, started=None, trained=None) -> list[dict]:
     """One entry per language of a `multiplt_finetune` run: its `train` command line and output.
     `params["datasets"]` ({lang: URI}, from the triggering dataset events) overrides `dataset`.
     `started(out)`: the `base_revision` the run already under `out` records (None: no run
     there); with a `base_revision`, a run begun in the plain `<base>-<experiment>-<lang>` folder
     (before revisions got folders of their own) at that revision is resumed there, not begun
-    again in the `@<revision>` folder."""
-    entries = []
+    again in the `@<revision>` folder.
+    `trained(out)`: what the output already holds (trained_dataset); an output with checkpoints
+    of another dataset (a second corpus under the same experiment, its run finished or not) is
+    refused for every language at once, TrainingOutputTaken naming each output, both datasets
+    and the fix, before any `train` takes the GPU."""
+    entries, taken = [], []
     datasets = params.get("datasets") or {}
     root = params.get("training_root") or _join(data_uri, "training")
     revision = params.get("base_revision")
@@ -204,16 +288,21 @@ def training_plan(params: dict, data_uri: str, started=None) -> list[dict]:
             plain = _join(root, training_name(params["base_model"], None, params["experiment"], lang))
             if started(plain) == revision:
                 out = plain
+        dataset = datasets.get(lang) or params["dataset"].replace("{lang}", lang)
+        if trained is not None:
+            there = trained(out)
+            if there is not None and dataset_place(there["dataset"]) != dataset_place(dataset):
+                taken.append((lang, out, there, dataset))
         argv = ["train", "--recipe", params["recipe"], "--base", params["base_model"],
                 "--lang", lang, "--experiment", params["experiment"],
-                "--dataset", datasets.get(lang) or params["dataset"].replace("{lang}", lang),
-                "--out", out]
+                "--dataset", dataset, "--out", out]
         if params.get("base_revision"):
             argv += ["--base-revision", params["base_revision"]]
         if params.get("epochs"):
             argv += ["--epochs", str(params["epochs"])]
-        entries.append({"lang": lang, "out": out, "dataset": argv[argv.index("--dataset") + 1],
-                        "train": argv})
+        entries.append({"lang": lang, "out": out, "dataset": dataset, "train": argv})
+    if taken:
+        raise TrainingOutputTaken(taken_message(params, taken))
     return entries
 
 
@@ -233,9 +322,11 @@ def checkpoint_confs(params: dict, manifests: list[dict]) -> list[dict]:
     sampling = {key: params[key] for key in SAMPLING_KEYS if key in params}
     confs = []
     if params.get("evaluate_base", True):
-        confs.append({"model": params["base_model"], "revision": params.get("base_revision"),
-                      "tokenizer": None, "languages": [m["lang"] for m in manifests],
-                      "experiment": params["experiment"], "epoch": 0, **sampling})
+        # "" (which the base_revision Param takes) is the default branch, as training_plan
+        # reads it: the evaluation's `revision` Param refuses ""
+        confs.append({"model": params["base_model"],
+                      "revision": params.get("base_revision") or None, "tokenizer": None,
+                      "languages": [m["lang"] for m in manifests], "experiment": params["experiment"], "epoch": 0, **sampling})
     for manifest in manifests:
         if not manifest["rows"]:
             raise ValueError(f"training output {manifest['out']} has no checkpoints in its manifest")

@@ -50,7 +50,8 @@ class MultipltSettings:
     # (/cache/huggingface) in ordinary and GPU stages, so a model is downloaded once per Docker
     # host; empty: none (each container downloads again)
     hf_cache_volume: str = "multiplt-hf-cache"
-    # cron of multiplt_evaluate's periodic reruns of the `rerun_models` list ("" = none)
+    # cron of multiplt_evaluate's periodic reruns of the `rerun_models` list ("" = none): a
+    # schedule Airflow takes for that DAG (load checks it: _schedule_problem)
     evaluate_schedule: str = ""
     # docker runtime: "all" gives GPU stages every GPU of the host (needs the NVIDIA container
     # runtime); "none" runs them without (a CPU worker image, e.g. on a machine without GPUs)
@@ -91,4 +92,29 @@ def load() -> MultipltSettings:
     if settings.runtime not in RUNTIMES:
         raise ValueError(f"[multiplt] runtime must be one of {', '.join(RUNTIMES)}, "
                          f"not {settings.runtime!r}")
+    schedule_problem = _schedule_problem(settings.evaluate_schedule.strip())
+    if schedule_problem:
+        raise ValueError("[multiplt] evaluate_schedule must be a cron expression (0 3 * * 1), a "
+                         "preset (@hourly, @daily, @weekly, @monthly, @quarterly, @yearly), @once "
+                         f"or empty, not {settings.evaluate_schedule!r}: {schedule_problem}")
     return settings
+
+
+def _schedule_problem(schedule: str) -> str | None:
+    """Why multiplt_evaluate's DAG would refuse `schedule` (stripped; "" = no schedule) as its
+    `schedule`, or None: Airflow turns a string into a cron timetable (a preset resolved to its
+    expression, validated by croniter) unless it is @once or @continuous; @continuous allows one
+    active run only, and multiplt_evaluate runs several at once."""
+    if schedule in ("", "@once"):
+        return None
+    if schedule == "@continuous":
+        return ("Airflow runs a @continuous DAG with max_active_runs 1 only, and multiplt_evaluate "
+                "runs several at once")
+    from airflow.sdk import CronTriggerTimetable
+    from airflow.sdk.exceptions import AirflowTimetableInvalid
+
+    try:
+        CronTriggerTimetable(schedule, timezone="UTC").validate()
+    except AirflowTimetableInvalid as exc:  # croniter's reason
+        return str(exc)
+    return None

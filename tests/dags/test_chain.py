@@ -334,8 +334,9 @@ def test_evaluate_announces_the_results_store_and_each_recorded_run():
     lanes = [argv for e in entries for argv in e["execute"]]
     announce = dag.get_task("announce_results").python_callable
     events = collections.defaultdict(SimpleNamespace)
-    extra = announce(entries, lanes, "s3://b/results.parquet", params=params, outlet_events=events,
-                     ti=_EvaluatedTi(entries))
+    # late: execute_late's shards (none; test_evaluate_recovery.py)
+    extra = announce(entries, lanes, None, "s3://b/results.parquet", params=params,
+                     outlet_events=events, ti=_EvaluatedTi(entries))
     [event] = events.values()
     assert event.extra == extra
     assert extra["results_store"] == "s3://b/results.parquet"
@@ -345,8 +346,8 @@ def test_evaluate_announces_the_results_store_and_each_recorded_run():
     assert [r["run"] for r in extra["runs"]] == [e["run"] for e in entries]
     assert extra["failed"] == []
     # r's record failed: lua is announced, r named with the reason
-    extra = announce(entries, lanes, "s3://b/results.parquet", params=params, outlet_events=events,
-                     ti=_EvaluatedTi(entries, {("scoring.record_results", 1)}))
+    extra = announce(entries, lanes, None, "s3://b/results.parquet", params=params,
+                     outlet_events=events, ti=_EvaluatedTi(entries, {("scoring.record_results", 1)}))
     assert [r["lang"] for r in extra["runs"]] == ["lua"]
     assert [(f["lang"], f["run"], f["reason"]) for f in extra["failed"]] == [
         ("r", entries[1]["run"], "record_results: failed")]

@@ -265,6 +265,14 @@ def test_docker_runtime_runs_each_entry_s_own_command_lines(airflow_db, settings
     run = load_dag("multiplt_evaluate").test(run_conf=conf)
 
     assert run.state == "success", _states(run)
+    # recorded in one go: no late shard (execute_late skipped, its join and the scoring not),
+    # nothing for announce_recovered (test_evaluate_recovery.py)
+    states = _states(run)
+    assert [states[(t, -1)] for t in ("late_shard_commands", "execute_late.stage_in",
+                                      "execute_late.run", "execute_late.stage_out",
+                                      "late_executed", "announce_recovered")] == [
+        "success", "skipped", "skipped", "skipped", "success", "skipped"]
+    assert [states[("scoring.record_results", i)] for i in (0, 1)] == ["success", "success"]
     params = {**load_dag("multiplt_evaluate").params.dump(), **conf}
     entries = evaluation_plan(params, "s3://bucket/runs", f"file://{store}")
     ran = [c[1:] for c in containers.commands if c[:2] != ["multiplt", "stage"]]

@@ -69,8 +69,14 @@ def test_a_checkpoint_uri_needs_a_checkpoint_tag_as_revision():
     (a training output, its tag as revision) pass."""
     from airflow.sdk.exceptions import AirflowFailException
 
+    from airflow.sdk.exceptions import ParamValidationError
+
     uri = "s3://bucket/training/m-x-lua/checkpoints/lua-x-epoch1"
-    for revision in (None, "main", "v1", "lua-x-epoch", "lua-x-epoch1\n"):
+    with pytest.raises(ParamValidationError, match="Invalid input for param revision"):
+        # a tag and a newline: Airflow refuses it (no spaces at either end of a revision)
+        validated(load_dag("multiplt_evaluate"), {"model": "m", "checkpoint_uri": uri,
+                                                  "revision": "lua-x-epoch1\n"})
+    for revision in (None, "main", "v1", "lua-x-epoch"):
         conf = {"checkpoint_uri": uri, "revision": revision, "tokenizer": "other/tokenizer"}
         validated(load_dag("multiplt_evaluate"), {"model": "m", **conf})  # Airflow lets it through
         with pytest.raises(AirflowFailException, match=r"^Param checkpoint_uri marks the evaluation "
