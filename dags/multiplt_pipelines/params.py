@@ -112,8 +112,8 @@ FINETUNE = {
     "base_model": _p("bigcode/starcoderbase-1b", "base model: Hub name, local folder or storage "
                      "URI; no spaces at either end", type="string", minLength=1, pattern=TRIMMED_PATTERN),
     "base_revision": _p(None, "revision of the base model (null = the default branch); a run "
-                        "with one trains into a folder of its own, named with it (training_root)",
-                        type=["null", "string"]),
+                        "with one trains into a folder of its own, named with it (training_root); "
+                        "no spaces at either end", type=["null", "string"], pattern=TRIMMED_PATTERN),
     "languages": _p(published_languages(), "languages to fine-tune on, one model each "
                     f"(default: those {MULTIPLT_DATASET} has a split for, {', '.join(MULTIPLT_SPLITS)}"
                     "; any other, py included, needs a dataset of its own, e.g. its translate "

@@ -96,9 +96,10 @@ def test_a_padded_revision_or_tokenizer_from_the_variable_fails_the_plan(key, mo
 
 
 def test_finetune_s_empty_base_revision_evaluates_the_base_at_none():
-    """checkpoint_confs: base_revision "" (which multiplt_finetune's Param takes, and training
-    reads as the default branch) must not reach the evaluation's `revision`, which refuses it:
-    the triggered run would be refused."""
+    """checkpoint_confs: base_revision "" (which multiplt_finetune's Param no longer takes, but
+    a run begun before it refused it may still carry, and training reads as the default branch)
+    must not reach the evaluation's `revision`, which refuses it: the triggered run would be
+    refused."""
     manifests = [{"lang": "lua", "out": "s3://b/t/lua", "rows": [
         {"uri": "s3://b/t/lua/checkpoints/e1", "tag": "lua-multiplt-epoch1", "lang": "lua",
          "epoch": 1, "experiment": "multiplt"}]}]

@@ -51,7 +51,8 @@ def test_benchmark_source_says_every_form_the_check_accepts():
         checks.benchmark_sources("benchmark_source", source)  # accepted
 
 
-@pytest.mark.parametrize("group, name", [("EVALUATE", "model"), ("FINETUNE", "base_model")])
+@pytest.mark.parametrize("group, name", [("EVALUATE", "model"), ("FINETUNE", "base_model"),
+                                         ("FINETUNE", "base_revision")])
 def test_a_trimmed_model_param_says_so(group, name):
     """jsonschema has no custom message: the refusal names the pattern, the description the rule."""
     schema = getattr(schemas, group)[name]
