@@ -236,10 +236,12 @@ def _pin_sources(config: TrainConfig, workdir: str, main: bool, broadcast) -> tu
     """(what the base loads from, the commit of a Hub base, the commit of a Hub dataset), the
     commits as the main process resolved them (materialize, data.hub_dataset_commit): only it
     asks the Hub, so N processes make one request, not N (a transient 429 on any of them failed
-    the run), and every process loads the same commits even if a branch moves in between. An
-    error is raised by every process together: the main process's, which the others receive
-    through `broadcast` (a collective every process calls), else a process's own (a local path
-    that is no model: the same input, so the same error everywhere)."""
+    the run), and every process loads the same commits even if a branch moves in between. The
+    main process's error is raised by every process together: the others receive it through
+    `broadcast` (a collective every process calls, even one that failed itself). An error of
+    another process alone (a storage base that failed to download there) is raised by that
+    process only, after the broadcast; the launcher (torchrun, accelerate launch) then ends the
+    others."""
     own, answer = None, [None, None, None]
     try:
         base_path, base_commit = (materialize(config.base, config.base_revision, workdir) if main else
