@@ -29,7 +29,9 @@
   ``network_mode="none"`` and no credentials. Their inputs come in and their outputs go out in
   two separate networked steps in the worker image, over a Docker volume private to the task
   instance (``multiplt stage in|run|out``, which maps each remote URI in argv to a folder of
-  the volume). The three steps form a ``TaskGroup`` named after the stage. All three run as
+  the volume). The three steps form a ``TaskGroup`` named after the stage; mapped
+  (``stage_task_mapped``), a mapped task group whose instance i runs stage_in[i] >> run[i] >>
+  stage_out[i] over the i-th argv, so one shard's failure stops no other shard. All three run as
   ``SANDBOX_USER`` (not root; the images own /stage by it, so a fresh volume is writable).
   The run step drops every capability and may not gain privileges; its seccomp filter,
   AppArmor profile, SELinux label and /proc masking are lifted (``RUN_HOST_CONFIG``) because
@@ -46,7 +48,7 @@ from typing import Any
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk import TaskGroup
+from airflow.sdk import TaskGroup, task_group
 from airflow.sdk.exceptions import AirflowFailException
 from docker.types import DeviceRequest, Mount
 
@@ -396,19 +398,33 @@ def build(task_id: str, argv: list[str] | None, settings: MultipltSettings, *, g
     # Sandbox: stage in (networked, credentials) -> run (no network, no credentials) -> stage out.
     staged = {"stage_volume": True, "stage_group": task_id, "user": SANDBOX_USER,
               "volume_prefix": settings.stage_volume_prefix}
-    with TaskGroup(group_id=task_id) as group:
-        stage_in = _make("stage_in", ["multiplt", "stage", "in", "--root", STAGE_ROOT, "--"], argv,
-                         mapped_argvs, image=settings.worker_image, mounts=_data_mounts(settings),
-                         **staged, **networked, **_without(common, "device_requests"))
-        run = _make("run", ["multiplt", "stage", "run", "--root", STAGE_ROOT, "--"], argv,
-                    mapped_argvs, image=settings.sandbox_image, network_mode="none",
-                    credentials=False, host_config=RUN_HOST_CONFIG, **staged, **common)
-        stage_out = _make("stage_out", ["multiplt", "stage", "out", "--root", STAGE_ROOT, "--"],
-                          argv, mapped_argvs, image=settings.worker_image,
-                          mounts=_data_mounts(settings), remove_volume=True, **staged,
-                          **networked, **_without(common, "device_requests"))
+
+    def steps(argv) -> None:
+        entry = ["--root", STAGE_ROOT, "--"]
+        stage_in = MultipltDockerOperator(
+            task_id="stage_in", entrypoint=["multiplt", "stage", "in", *entry], command=argv,
+            image=settings.worker_image, mounts=_data_mounts(settings), **staged, **networked,
+            **_without(common, "device_requests"))
+        run = MultipltDockerOperator(
+            task_id="run", entrypoint=["multiplt", "stage", "run", *entry], command=argv,
+            image=settings.sandbox_image, network_mode="none", credentials=False,
+            host_config=RUN_HOST_CONFIG, **staged, **common)
+        stage_out = MultipltDockerOperator(
+            task_id="stage_out", entrypoint=["multiplt", "stage", "out", *entry], command=argv,
+            image=settings.worker_image, mounts=_data_mounts(settings), remove_volume=True,
+            **staged, **networked, **_without(common, "device_requests"))
         stage_in >> run >> stage_out
-    return group
+
+    if mapped_argvs is None:
+        with TaskGroup(group_id=task_id) as group:
+            steps(argv)
+        return group
+    # Mapped: a mapped task group, so that the steps of one map index depend on each other only
+    # (stage_in[i] >> run[i] >> stage_out[i]). Three mapped operators would make every run wait
+    # for every stage_in and every stage_out for every run: one failed shard would stop them all.
+    # Its steps are plain operators whose command is the group instance's argv (a mapped
+    # operator inside an expanded group is refused by Airflow).
+    return task_group(group_id=task_id)(steps).expand(argv=mapped_argvs)
 
 
 def _without(d: dict[str, Any], *keys: str) -> dict[str, Any]:

@@ -12,7 +12,9 @@
   (``local_stage.py``);
 - docker: ``DockerOperator``s running ``multiplt <argv...>`` in the worker image, or, for
   sandbox stages, in the sandbox image with networking off between networked stage-in and
-  stage-out steps over a per-task volume (``docker_stage.py``; a ``TaskGroup`` of three tasks).
+  stage-out steps over a per-task volume (``docker_stage.py``; a ``TaskGroup`` of three tasks,
+  ``<task_id>.stage_in``, ``.run`` and ``.stage_out``; from ``stage_task_mapped``, a mapped task
+  group, one instance of the three per argv list, so a failed instance stops no other).
 
 GPU stages default to the ``gpu`` pool. ``argv`` elements are Jinja templates. ``stage_task``'s
 ``argv`` may also be a value known only when the task runs: an ``XComArg``, or an argument of a
@@ -67,7 +69,9 @@ def stage_task(task_id: str, argv: Sequence[str], *, gpu: bool = False, sandbox:
 def stage_task_mapped(task_id: str, argvs, *, gpu: bool = False, sandbox: bool = False,
                       cpus: float | None = None, memory: str | None = None,
                       pool: str | None = None, **operator_kwargs):
-    """Dynamic task mapping: one task instance per argv list in ``argvs`` (an XComArg or a list)."""
+    """Dynamic task mapping: one task instance per argv list in ``argvs`` (an XComArg or a list);
+    a docker sandbox stage: one instance of its three-step group per argv list (a mapped task
+    group, so not inside another mapped task group)."""
     if isinstance(argvs, (list, tuple)):
         for argv in argvs:
             _check_argv(task_id, argv)

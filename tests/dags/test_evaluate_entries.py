@@ -3,7 +3,8 @@ whose generate fails is neither executed nor scored, and the others are still sc
 and announced; the run then fails, naming the entry that was not recorded.
 
 The entries' build/generate and score/record are mapped task groups (one instance per entry).
-Execute stays one mapped task over the shards of every generated entry, between the two groups:
+Execute stays one mapped task over the shards of every generated entry (on the docker runtime a
+mapped task group of its three sandbox steps), between the two groups:
 Airflow refuses a mapped task inside a mapped task group (the canary test below says when that
 changes, so that execute can move into the per-entry flow).
 """
@@ -32,19 +33,24 @@ def _entry(lang: str, shards: int) -> dict:
 @pytest.mark.parametrize("runtime", ["local", "docker"])
 def test_the_stages_of_one_entry_are_the_instances_of_mapped_task_groups(runtime, monkeypatch):
     """Every stage but execute runs once per entry in a mapped task group, so an entry's score
-    and record wait for that entry only; execute is mapped over the generated entries' shards."""
+    and record wait for that entry only; execute is mapped over the generated entries' shards
+    (docker: a mapped task group of its three sandbox steps, one instance per shard)."""
     monkeypatch.setenv("AIRFLOW__MULTIPLT__RUNTIME", runtime)
     dag = load_dag("multiplt_evaluate")
     groups = {t.task_id: getattr(t.get_closest_mapped_task_group(), "group_id", None)
               for t in dag.tasks}
+    per_shard = {f"{stage}.{step}": stage for stage in ("execute", "execute_late")
+                 for step in ("stage_in", "run", "stage_out")} if runtime == "docker" else {}
     assert {task_id: group for task_id, group in groups.items() if group} == {
         "generation.build_benchmark": "generation", "generation.generate": "generation",
         "scoring.executed": "scoring", "scoring.score": "scoring",
-        "scoring.record_results": "scoring"}
+        "scoring.record_results": "scoring", **per_shard}
     assert dag.get_task("generation.generate").pool == "gpu"
     execute = [t for t in dag.tasks if t.task_id.split(".")[0] == "execute"]
-    assert execute and all(t.upstream_task_ids & {"shard_commands"} for t in execute)
-    assert all(type(t).__name__.endswith("MappedOperator") for t in execute)
+    first = [t for t in execute if not t.upstream_task_ids & {e.task_id for e in execute}]
+    assert len(first) == 1 and "shard_commands" in first[0].upstream_task_ids
+    assert all(type(t).__name__.endswith("MappedOperator") or t.task_id in per_shard
+               for t in execute)
     # the tasks joining the entries wait for every upstream to end, not to succeed
     for task_id in ("shard_commands", "scoring.executed", "announce_results", "all_recorded"):
         assert dag.get_task(task_id).trigger_rule == "all_done_min_one_success", task_id

@@ -181,11 +181,17 @@ def test_docker_stage_out_removes_the_stage_volume(docker_runtime):
 
 
 def test_docker_mapped_sandbox_stage(docker_runtime):
+    """A mapped task group over the argv lists: instance i's three steps run argv i
+    (tests/dags/test_docker_mapped_stage.py: one shard's failure stops no other)."""
+    import types
+
+    argvs = [["execute", "--shard", f"{k}/2"] for k in (1, 2)]
     with _dag("stage_docker_mapped") as dag:
-        stage_task_mapped("execute", [["execute", "--shard", f"{k}/2"] for k in (1, 2)], sandbox=True)
-    run = dag.get_task("execute.run")
-    assert run.expand_input.value == {"command": [["execute", "--shard", "1/2"], ["execute", "--shard", "2/2"]]}
-    assert run.partial_kwargs["network_mode"] == "none"
+        stage_task_mapped("execute", argvs, sandbox=True)
+    for step in ("stage_in", "run", "stage_out"):
+        task = _render(dag.get_task(f"execute.{step}"), ti=types.SimpleNamespace(map_index=1))
+        assert task.command == argvs[1]
+    assert dag.get_task("execute.run").network_mode == "none"
 
 
 class FakeDocker:
