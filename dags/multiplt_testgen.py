@@ -59,8 +59,13 @@ run (several events queued while a run worked, or, Airflow 3.3.2 losing them, an
 events but before it started) gets a run of its own: `other_inputs` logs each announced input and
 what becomes of it, and `run_other_inputs` triggers this DAG with conf `{"functions": ...}` and a
 run id made of the input and its event's time (`announced__...`: a retry, or a later run that
-sees the same event, finds that run and skips), queued until this run ends. An input announced
-with 0 rows, or an event naming no `functions_uri` (a WARNING), gets no run.
+sees the same event, finds that run and skips), queued until this run ends. When the Variable
+`multiplt_testgen` (or a Param) sets `out`, which every run would read, that run's conf also
+sets `out` to `<out>/<name>` (`<name>` as above: the input as one folder name), a folder of its
+own. An input announced with 0 rows, or an event naming no `functions_uri` (a WARNING), gets no
+run. An Asset-triggered run whose newest event's input already has such a run (started for that
+event by a run cleared and started again, or by one in the seconds between its creation and its
+start) skips `plan` with that run's id: each input is processed once.
 
 `announce` updates `multiplt_testgen_tests` with extra `tests_uri` (`<out>/tests`),
 `functions_uri`, `model` and `rows` (the settings `plan` ran with), which starts
@@ -90,18 +95,21 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> dict:
+    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
+             ti=None) -> dict:
         """The run's settings (the Variable read once, here) and the command lines of every
         shard's stages, on the announced or given functions; skipped when those functions hold
-        no row, failed (no retry) on settings a stage would refuse."""
-        from multiplt_pipelines.chain import generation_plan
+        no row, or when a run that other_inputs started processes them (chain.generation_plan);
+        failed (no retry) on settings a stage would refuse."""
+        from multiplt_pipelines.chain import FUNCTIONS_ASSET, generation_plan
         from multiplt_pipelines.testgen import (PARAMS, require_functions, resolved_params,
                                                 testgen_run)
 
         return generation_plan("multiplt_testgen", PARAMS, resolved_params, require_functions,
                                testgen_run, params=params, dag_run=dag_run,
                                triggering_asset_events=triggering_asset_events, data_uri=data_uri,
-                               local=SETTINGS.runtime == "local")
+                               local=SETTINGS.runtime == "local", ti=ti, asset=FUNCTIONS_ASSET,
+                               key="functions_uri")
 
     @task
     def shard_entries(planned: dict) -> list[dict]:
@@ -123,19 +131,22 @@ with DAG(
         return extra
 
     @task(inlets=[FUNCTIONS])
-    def other_inputs(dag_run=None, triggering_asset_events=None, inlet_events=None) -> list[dict]:
-        """A run of this DAG (conf `functions`, a stable run id, a note) for every functions
-        input announced to this run but the one `plan` takes; each input and its fate logged.
-        Beside `plan`, so that its skip or failure on the newest input stops none of them."""
+    def other_inputs(data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
+                     inlet_events=None) -> list[dict]:
+        """A run of this DAG (conf `functions`, and `out` `<out>/<input as a folder name>` when
+        the Variable or a Param sets this run's `out`; a stable run id, a note) for every
+        functions input announced to this run but the one `plan` takes; each input and its fate
+        logged. Beside `plan`, so that its skip or failure on the newest input stops none of
+        them."""
         from multiplt_pipelines.chain import FUNCTIONS_ASSET, other_input_runs
 
         return other_input_runs("multiplt_testgen", dag_run, triggering_asset_events,
                                 inlet_events, FUNCTIONS, asset=FUNCTIONS_ASSET, key="functions_uri",
-                                param="functions")
+                                param="functions", params=params, data_uri=data_uri, nest=True)
 
     TriggerDagRunOperator.partial(task_id="run_other_inputs", trigger_dag_id="multiplt_testgen",
                                   reset_dag_run=False, skip_when_already_exists=True
-                                  ).expand_kwargs(other_inputs())
+                                  ).expand_kwargs(other_inputs(SETTINGS.data_uri))
 
     planned = plan(SETTINGS.data_uri)
     entries = shard_entries(planned)

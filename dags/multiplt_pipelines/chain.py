@@ -9,7 +9,9 @@ the same input from its Params. An announced input with 0 rows stops the run (`E
 DAG skips its plan task with the message, so nothing runs and nothing is announced).
 
 A run of multiplt_testgen or multiplt_translate processes one input, the newest triggering event's;
-every other input announced to it (other_input_runs) gets a run of its own, so none is dropped.
+every other input announced to it (other_input_runs) gets a run of its own, so none is dropped
+(but translate's when the Variable sets `out`: a WARNING then gives the conf to start it by hand),
+and an Asset-triggered run whose input already has such a run skips its plan (generation_plan).
 """
 
 from __future__ import annotations
@@ -148,9 +150,19 @@ def _when(item: dict) -> str:
 
 
 def other_inputs(dag_id: str, mine: list[dict], newer: list[dict] | None, started, *, asset: str,
-                 key: str, param: str) -> tuple[list[dict], list[tuple[str, str]]]:
+                 key: str, param: str, out: str | None = None, nested_out=None,
+                 own_out=None) -> tuple[list[dict], list[tuple[str, str]]]:
     """(the runs of `dag_id` to start, the log lines) for a run started by the `asset` events
     `mine` (_announced_inputs, oldest first; each announces an input as extra[key]).
+
+    `out`: this run's `out` when the Variable or a Param set it (run_out), which the runs
+    started here would read too and so plan into the same folder (refused by the stage: it holds
+    another input's rows); None: each run takes its input's default folder. With `out`, another
+    input's run gets `nested_out(input)` as `out` in its conf (testgen: a folder of its own
+    inside `out`), or, without `nested_out` (translate: `multiplt train` reads a dataset
+    folder's data files recursively, so a dataset inside another would be trained on as part of
+    it), no run: a WARNING names the input and the conf to start the DAG with by hand, its `out`
+    the input's default folder `own_out(input)`.
 
     The run processes the newest event's input (chained_input). Every other input that an event
     of `mine` announces, each once, gets a run: TriggerDagRunOperator kwargs, conf
@@ -212,21 +224,55 @@ def other_inputs(dag_id: str, mine: list[dict], newer: list[dict] | None, starte
         elif item["rows"] == 0:
             lines.append(("info", f"{uri} ({asset} event of {_when(item)}){why}: 0 rows, "
                                   f"nothing to do"))
+        elif out and nested_out is None:
+            import json
+
+            conf = json.dumps({param: uri, "out": own_out(uri)})
+            lines.append(("warning", f"{uri} ({asset} event of {_when(item)}){why}: no run "
+                                     f"started: this run's out {out} (from the Variable {dag_id} "
+                                     f"or a Param) is every run's, and a dataset in a folder "
+                                     f"inside it would be trained on as part of its dataset; "
+                                     f"start {dag_id} by hand with the conf {conf} (or an out of "
+                                     f"its own outside {out})"))
         else:
             run_id = input_run_id(uri, item["timestamp"])
             note = f"{param} {uri}, announced by the {asset} event of {_when(item)}{why}"
-            triggers.append({"trigger_run_id": run_id, "conf": {param: uri}, "note": note})
+            conf = {param: uri}
+            where = ""
+            if out:
+                conf["out"] = nested_out(uri)
+                where = f", out {conf['out']} (this run's out {out} is set)"
+            triggers.append({"trigger_run_id": run_id, "conf": conf, "note": note})
             lines.append(("info", f"{uri} ({asset} event of {_when(item)}){why}: run {run_id} "
-                                  f"of {dag_id} (skipped if it exists already)"))
+                                  f"of {dag_id}{where} (skipped if it exists already)"))
     return triggers, lines
 
 
+def run_out(dag_id: str, params, dag_run) -> str | None:
+    """The run's `out` when its conf, the Variable `dag_id` or a Param sets it (as run_settings
+    resolves it), else None (each input's default folder). Reads the Variable: call it in a
+    task."""
+    conf = dict(getattr(dag_run, "conf", None) or {})
+    if "out" in conf:
+        return conf["out"] or None
+    from airflow.sdk import Variable
+
+    variable = Variable.get(dag_id, default=None, deserialize_json=True)
+    if isinstance(variable, dict) and "out" in variable:
+        return variable["out"] or None
+    return (params or {}).get("out") or None
+
+
 def other_input_runs(dag_id: str, dag_run, triggering_asset_events, inlet_events, inlet, *,
-                     asset: str, key: str, param: str, log=None) -> list[dict]:
+                     asset: str, key: str, param: str, params=None, data_uri: str = "",
+                     default_out=None, nest: bool = True, log=None) -> list[dict]:
     """The `other_inputs` task of multiplt_testgen and multiplt_translate: other_inputs of this
     run, its log lines written to `log` (default: the task log), the newer events read from
     `inlet_events[inlet]` (the task's inlet: the Asset `asset`), keeping those no run of `dag_id`
-    consumed. A run started by hand has none."""
+    consumed. A run started by hand has none. When the Variable or a Param sets `out` (run_out,
+    from `params` and the run's conf), another input's run gets `<out>/<input_name(input)>`
+    (`nest`: testgen), or none and a WARNING with the conf to start it by hand, its `out`
+    `default_out(input, data_uri)` (translate)."""
     import logging
 
     log = log or logging.getLogger("airflow.task")
@@ -244,8 +290,17 @@ def other_input_runs(dag_id: str, dag_run, triggering_asset_events, inlet_events
         log.warning("reading the %s events after %s failed: %s", asset, newest.isoformat(),
                     error)
         newer = None
+    out = run_out(dag_id, params, dag_run)
+
+    def nested_out(uri: str) -> str:
+        from multiplt_pipelines.testgen import input_name
+
+        return f"{out.rstrip('/')}/{input_name(uri, data_uri)}"
+
     triggers, lines = other_inputs(dag_id, mine, newer, getattr(dag_run, "start_date", None),
-                                   asset=asset, key=key, param=param)
+                                   asset=asset, key=key, param=param, out=out,
+                                   nested_out=nested_out if nest else None,
+                                   own_out=lambda uri: default_out(uri, data_uri))
     for level, message in lines:
         getattr(log, level)(message)
     return triggers
@@ -263,20 +318,64 @@ def chained_settings(dag_id: str, params, dag_run, names, triggering_asset_event
     return chained, from_the_event(from_variable, settings, chained, param)
 
 
+def own_input_run(dag_run, triggering_asset_events, *, asset: str, key: str):
+    """(input, its event's time, input_run_id) of a run started by `asset` events: the run that
+    other_inputs of another run of the DAG starts for this run's input as announced by its newest
+    event. None for a run with no `asset` event (started by hand, or by run_other_inputs), whose
+    newest event names no input or announces 0 rows (plan fails or skips on it), or which is
+    that run itself."""
+    mine = _announced_inputs((e for events in (triggering_asset_events or {}).values()
+                              for e in events), asset, key)
+    if not mine or not mine[-1]["input"] or mine[-1]["rows"] == 0:
+        return None
+    newest = mine[-1]
+    run_id = input_run_id(newest["input"], newest["timestamp"])
+    if run_id == getattr(dag_run, "run_id", None):
+        return None
+    return newest["input"], newest["timestamp"], run_id
+
+
+def processed_elsewhere(dag_id: str, dag_run, triggering_asset_events, ti, *, asset: str,
+                        key: str) -> str | None:
+    """Why this Asset-triggered run must not process its input, or None: other_inputs of another
+    run of `dag_id` already started a run for the same input and event (own_input_run). That
+    happens when the event came after that run's own events and before it started (in the
+    seconds between its creation and its start, or before it started again after a Clear, which
+    resets its start date): it took the event for one no run would take, while the event had
+    queued this run. Asks Airflow through the task instance `ti` (its get_dr_count: the
+    Execution API); None without `ti`."""
+    own = own_input_run(dag_run, triggering_asset_events, asset=asset, key=key)
+    if own is None or ti is None:
+        return None
+    uri, when, run_id = own
+    if not ti.get_dr_count(dag_id=dag_id, run_ids=[run_id]):
+        return None
+    return (f"nothing to do here: {uri} (the {asset} event of {when.isoformat()}) is processed by "
+            f"run {run_id} of {dag_id}, which another run's other_inputs started for it")
+
+
 def generation_plan(dag_id: str, schemas: dict, resolve, require, make, *, params, dag_run,
-                    triggering_asset_events, data_uri: str, local: bool) -> dict:
+                    triggering_asset_events, data_uri: str, local: bool, ti=None,
+                    asset: str | None = None, key: str | None = None) -> dict:
     """The `plan` task of multiplt_testgen and multiplt_translate (`dag_id`, its Params
     `schemas`): the run's settings, `resolve(params, dag_run, triggering_asset_events)` ->
     (settings, the keys the Variable set), read once here; checked as a stage would check them
     (checks.generation; `local`: the stages run where this task runs) and by `require(settings,
     data_uri)` (its input named, and holding rows); then `make(settings, data_uri)`, what the
-    task returns. Skipped (AirflowSkipException) when the input holds no row (EmptyInput);
-    failed without retry (AirflowFailException) on settings a stage would refuse, a value taken
-    from the Variable named as such."""
+    task returns. Skipped (AirflowSkipException) when the input holds no row (EmptyInput), and
+    when a run of the DAG started by other_inputs processes this run's input as announced by its
+    newest `asset` event (key: the event's input; processed_elsewhere, asked through the task
+    instance `ti`); failed without retry (AirflowFailException) on settings a stage would
+    refuse, a value taken from the Variable named as such."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from multiplt_pipelines import checks
 
+    if asset and key:
+        reason = processed_elsewhere(dag_id, dag_run, triggering_asset_events, ti, asset=asset,
+                                     key=key)
+        if reason:
+            raise AirflowSkipException(reason)
     try:
         settings, from_variable = resolve(params, dag_run, triggering_asset_events)
         with checks.variable_source(from_variable, dag_id):

@@ -158,7 +158,7 @@ def test_the_dag_tasks_start_a_run_per_other_input_and_that_run_plans_it(monkeyp
     task_log.setLevel(logging.INFO)
     try:
         triggers = dag.get_task("other_inputs").python_callable(
-            dag_run=run(), triggering_asset_events=triggering,
+            "file:///DATA", dag_run=run(), triggering_asset_events=triggering,
             inlet_events=Inlets([stdlib, home, late, taken]))
     finally:
         task_log.removeHandler(handler)
@@ -183,7 +183,8 @@ def test_the_dag_tasks_start_a_run_per_other_input_and_that_run_plans_it(monkeyp
             len("file:///DATA/"):].replace("/", "_")
         # and it starts nothing more
         assert dag.get_task("other_inputs").python_callable(
-            dag_run=run(conf=t["conf"]), triggering_asset_events={}, inlet_events=Inlets()) == []
+            "file:///DATA", dag_run=run(conf=t["conf"]), triggering_asset_events={},
+            inlet_events=Inlets()) == []
 
     # the newest input is empty: plan is skipped, the older input still gets its run
     empty = corpus("file:///DATA/corpus/empty/functions", 5, rows=0)
@@ -191,7 +192,8 @@ def test_the_dag_tasks_start_a_run_per_other_input_and_that_run_plans_it(monkeyp
         plan("file:///DATA", params=params, dag_run=run(),
              triggering_asset_events={"multiplt_corpus_functions": [stdlib, empty]})
     triggers = dag.get_task("other_inputs").python_callable(
-        dag_run=run(), triggering_asset_events={"multiplt_corpus_functions": [stdlib, empty]},
+        "file:///DATA", dag_run=run(),
+        triggering_asset_events={"multiplt_corpus_functions": [stdlib, empty]},
         inlet_events=Inlets(error=RuntimeError("HTTP 500")))
     assert [t["conf"] for t in triggers] == [{"functions": "file:///DATA/corpus/stdlib/functions"}]
 
@@ -207,7 +209,7 @@ def test_translate_starts_a_run_per_other_tests_input(monkeypatch):
 
     a, b, c = (tests(f"s3://b/tg/{x}/tests", minute) for minute, x in enumerate("abc", 1))
     triggers = dag.get_task("other_inputs").python_callable(
-        dag_run=run(), triggering_asset_events={"multiplt_testgen_tests": [a, b]},
+        "file:///DATA", dag_run=run(), triggering_asset_events={"multiplt_testgen_tests": [a, b]},
         inlet_events=Inlets([a, b, c]))
     assert [t["conf"] for t in triggers] == [{"tests": "s3://b/tg/a/tests"},
                                              {"tests": "s3://b/tg/c/tests"}]
@@ -216,6 +218,142 @@ def test_translate_starts_a_run_per_other_tests_input(monkeypatch):
         "file:///DATA", params={**params, **triggers[0]["conf"]},
         dag_run=run(conf=triggers[0]["conf"]), triggering_asset_events={})
     assert got["settings"]["tests"] == "s3://b/tg/a/tests"
+
+
+def test_a_set_out_gives_each_other_testgen_input_a_folder_of_its_own(monkeypatch):
+    """The Variable sets `out` (as the main job does): each triggered run would read it too and
+    plan the triggering run's folder, which `multiplt testgen` refuses (another input's rows)."""
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TESTGEN",
+                       '{"model": "tiny/model", "n": 2, "out": "file:///DATA/job/testgen/"}')
+    dag = load_dag("multiplt_testgen")
+    a = corpus("file:///DATA/corpus/a/functions", 1)
+    b = corpus("s3://elsewhere/b/functions", 2)
+    c = corpus("file:///DATA/corpus/c/functions", 3)
+    triggering = {"multiplt_corpus_functions": [a, b, c]}
+    params = defaults(testgen_plans.PARAMS, shards=1)
+    triggers = dag.get_task("other_inputs").python_callable(
+        "file:///DATA", params=params, dag_run=run(), triggering_asset_events=triggering,
+        inlet_events=Inlets([a, b, c]))
+    assert [t["conf"] for t in triggers] == [
+        {"functions": "file:///DATA/corpus/a/functions",
+         "out": "file:///DATA/job/testgen/corpus_a_functions"},
+        {"functions": "s3://elsewhere/b/functions",
+         "out": "file:///DATA/job/testgen/" + testgen_plans.input_name(
+             "s3://elsewhere/b/functions", "file:///DATA")}]
+    plan = dag.get_task("plan").python_callable
+    mine = plan("file:///DATA", params=params, dag_run=run(), triggering_asset_events=triggering)
+    assert mine["settings"]["out"] == "file:///DATA/job/testgen/"
+    for t in triggers:  # the conf's out wins over the Variable's
+        got = plan("file:///DATA", params={**params, **t["conf"]}, dag_run=run(conf=t["conf"]),
+                   triggering_asset_events={})
+        assert got["settings"]["out"] == t["conf"]["out"]
+        assert got["shards"][0]["generate"][got["shards"][0]["generate"].index("--out") + 1] \
+            == t["conf"]["out"]
+    # the conf of a run sets out (a Param): the same; the Variable without out: no out in the conf
+    triggers = dag.get_task("other_inputs").python_callable(
+        "file:///DATA", params=params, dag_run=run(conf={"out": "s3://b/mine"}),
+        triggering_asset_events={"multiplt_corpus_functions": [a, c]}, inlet_events=Inlets([a, c]))
+    assert triggers[0]["conf"]["out"] == "s3://b/mine/corpus_a_functions"
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TESTGEN", '{"model": "tiny/model", "out": null}')
+    triggers = dag.get_task("other_inputs").python_callable(
+        "file:///DATA", params=params, dag_run=run(),
+        triggering_asset_events={"multiplt_corpus_functions": [a, c]}, inlet_events=Inlets([a, c]))
+    assert [t["conf"] for t in triggers] == [{"functions": "file:///DATA/corpus/a/functions"}]
+
+
+def test_a_set_out_starts_no_other_translate_run_and_says_how_to_start_it(monkeypatch):
+    """translate's out holds the dataset whose folder its events announce and `multiplt train`
+    reads recursively: no folder of another input's run may lie inside it, so no run starts; a
+    WARNING gives the conf that starts one by hand, in the input's default folder."""
+    import json
+
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TRANSLATE",
+                       '{"model": "tiny/translator", "out": "file:///DATA/job/translate"}')
+    dag = load_dag("multiplt_translate")
+    a, b = (event("multiplt_testgen_tests", {"tests_uri": f"file:///DATA/testgen/{x}/tests",
+                                             "rows": 3}, minute)
+            for minute, x in enumerate("ab", 1))
+    logs: list[str] = []
+    log = SimpleNamespace(**{level: (lambda msg, *args, level=level: logs.append(
+        f"{level} {msg % args if args else msg}")) for level in ("info", "warning")})
+    triggers = chain.other_input_runs(
+        "multiplt_translate", run(), {"multiplt_testgen_tests": [a, b]}, Inlets([a, b]), None,
+        asset="multiplt_testgen_tests", key="tests_uri", param="tests",
+        params=defaults(translation.PARAMS), data_uri="file:///DATA",
+        default_out=translation.default_out, nest=False, log=log)
+    assert triggers == []
+    [warning] = [line for line in logs if line.startswith("warning")]
+    conf = {"tests": "file:///DATA/testgen/a/tests",
+            "out": "file:///DATA/translate/testgen_a_tests"}
+    assert f"start multiplt_translate by hand with the conf {json.dumps(conf)}" in warning
+    assert "file:///DATA/job/translate" in warning
+    # the DAG's task does the same
+    assert dag.get_task("other_inputs").python_callable(
+        "file:///DATA", params=defaults(translation.PARAMS), dag_run=run(),
+        triggering_asset_events={"multiplt_testgen_tests": [a, b]},
+        inlet_events=Inlets([a, b])) == []
+    # without out: a run, as before
+    monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TRANSLATE", '{"model": "tiny/translator"}')
+    assert [t["conf"] for t in dag.get_task("other_inputs").python_callable(
+        "file:///DATA", params=defaults(translation.PARAMS), dag_run=run(),
+        triggering_asset_events={"multiplt_testgen_tests": [a, b]},
+        inlet_events=Inlets([a, b]))] == [{"tests": "file:///DATA/testgen/a/tests"}]
+
+
+class _Counts:
+    """A task instance whose get_dr_count answers from `existing` run ids (and records asks)."""
+
+    def __init__(self, *existing):
+        self.existing, self.asked = set(existing), []
+
+    def get_dr_count(self, dag_id, run_ids=None, **kw):
+        self.asked.append((dag_id, list(run_ids or [])))
+        return sum(run_id in self.existing for run_id in run_ids or [])
+
+
+@pytest.mark.parametrize("dag_id", ["multiplt_testgen", "multiplt_translate"])
+def test_an_asset_triggered_run_skips_an_input_a_triggered_run_processes(dag_id, monkeypatch):
+    """A run cleared after it ended (Airflow resets its start date) or between its creation and
+    its start triggers a run for an event that the next Asset-triggered run takes as its newest:
+    that run's plan is skipped, naming the other run, so the input is processed once."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    monkeypatch.delenv(f"AIRFLOW_VAR_{dag_id.upper()}", raising=False)
+    dag = load_dag(dag_id)
+    plan = dag.get_task("plan").python_callable
+    if dag_id == "multiplt_testgen":
+        asset, key, param, schema = ("multiplt_corpus_functions", "functions_uri", "functions",
+                                     testgen_plans.PARAMS)
+    else:
+        asset, key, param, schema = ("multiplt_testgen_tests", "tests_uri", "tests",
+                                     translation.PARAMS)
+    params = defaults(schema, shards=1)
+    e = event(asset, {key: "file:///DATA/in/e", "rows": 4}, 5)
+    d = event(asset, {key: "file:///DATA/in/d", "rows": 4}, 4)
+    taken = chain.input_run_id("file:///DATA/in/e", e.timestamp)
+    asset_run = SimpleNamespace(**vars(run()), run_id="asset_triggered__2026")
+    ti = _Counts(taken)
+    with pytest.raises(AirflowSkipException, match=f"processed by run {taken} of {dag_id}"):
+        plan("file:///DATA", params=params, dag_run=asset_run,
+             triggering_asset_events={asset: [d, e]}, ti=ti)
+    assert ti.asked == [(dag_id, [taken])]
+    # no such run: the input is this run's
+    planned = plan("file:///DATA", params=params, dag_run=asset_run,
+                   triggering_asset_events={asset: [d, e]}, ti=_Counts())
+    assert planned["settings"][param] == "file:///DATA/in/e"
+    # that run itself (conf, no event) and a run started by hand never skip themselves
+    for conf_run in (SimpleNamespace(**vars(run(conf={param: "file:///DATA/in/e"})), run_id=taken),
+                     SimpleNamespace(**vars(run(conf={param: "file:///DATA/in/e"})),
+                                     run_id="manual__1")):
+        ti = _Counts(taken, "manual__1")
+        got = plan("file:///DATA", params={**params, param: "file:///DATA/in/e"},
+                   dag_run=conf_run, triggering_asset_events={}, ti=ti)
+        assert got["settings"][param] == "file:///DATA/in/e" and ti.asked == []
+    # the same input announced again later: a new event, a new run id, processed here
+    again = event(asset, {key: "file:///DATA/in/e", "rows": 4}, 6)
+    planned = plan("file:///DATA", params=params, dag_run=asset_run,
+                   triggering_asset_events={asset: [e, again]}, ti=_Counts(taken))
+    assert planned["settings"][param] == "file:///DATA/in/e"
 
 
 # ---- against Airflow 3.3.2's own scheduler code and database -----------------------------------
@@ -312,13 +450,26 @@ class _DbInlets:
                     for e in events]
 
 
-def _run_tasks(dag, run_id: str) -> tuple[str, list[str]]:
-    """What `plan` and `other_inputs` of the run do: (plan's input, the inputs of the runs
-    triggered, each through Airflow's trigger_dag, skipped when its run id exists, as
-    TriggerDagRunOperator's skip_when_already_exists)."""
+class _DbTi:
+    """The task instance's get_dr_count, answered as the Execution API answers it."""
+
+    @staticmethod
+    def get_dr_count(dag_id: str, run_ids=None, **kw) -> int:
+        from airflow.api_fastapi.execution_api.routes.dag_runs import get_dr_count
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            return get_dr_count(dag_id, session, run_ids=run_ids)
+
+
+def _run_tasks(dag, run_id: str) -> tuple[str | None, list[str]]:
+    """What `plan` and `other_inputs` of the run do: (plan's input, None when plan is skipped;
+    the inputs of the runs triggered, each through Airflow's trigger_dag, skipped when its run id
+    exists, as TriggerDagRunOperator's skip_when_already_exists)."""
     from sqlalchemy import select
 
     from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.sdk.exceptions import AirflowSkipException
     from airflow.exceptions import DagRunAlreadyExists
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -328,15 +479,22 @@ def _run_tasks(dag, run_id: str) -> tuple[str, list[str]]:
         dr = session.scalar(select(DagRun).where(DagRun.dag_id == "multiplt_testgen",
                                                  DagRun.run_id == run_id))
         dag_run = SimpleNamespace(conf=dict(dr.conf or {}), start_date=dr.start_date,
-                                  run_type=dr.run_type)
+                                  run_type=dr.run_type, run_id=run_id)
         triggering: dict = {}
         for e in dr.consumed_asset_events:
             triggering.setdefault(e.asset.name, []).append(SimpleNamespace(
                 asset=SimpleNamespace(name=e.asset.name, uri=e.asset.uri), extra=dict(e.extra),
                 timestamp=e.timestamp))
-    settings, _ = testgen_plans.resolved_params(defaults(testgen_plans.PARAMS), dag_run, triggering)
+    try:  # plan's input, or None when plan is skipped (another run processes it)
+        mine = dag.get_task("plan").python_callable(
+            "file:///DATA", params=defaults(testgen_plans.PARAMS), dag_run=dag_run,
+            triggering_asset_events=triggering, ti=_DbTi())["settings"]["functions"]
+    except AirflowSkipException as skipped:
+        print(f"plan of {run_id} skipped: {skipped}")
+        mine = None
     triggers = dag.get_task("other_inputs").python_callable(
-        dag_run=dag_run, triggering_asset_events=triggering, inlet_events=_DbInlets())
+        "file:///DATA", dag_run=dag_run, triggering_asset_events=triggering,
+        inlet_events=_DbInlets())
     started = []
     for t in triggers:
         try:
@@ -350,10 +508,11 @@ def _run_tasks(dag, run_id: str) -> tuple[str, list[str]]:
         settings_of, _ = testgen_plans.resolved_params(  # Airflow puts the conf in the params
             defaults(testgen_plans.PARAMS, **t["conf"]), conf_run, {})
         assert dag.get_task("other_inputs").python_callable(
-            dag_run=conf_run, triggering_asset_events={}, inlet_events=_DbInlets()) == []
+            "file:///DATA", dag_run=conf_run, triggering_asset_events={},
+            inlet_events=_DbInlets()) == []
         started.append(settings_of["functions"])
         _set_state(t["trigger_run_id"], "success")
-    return settings["functions"], started
+    return mine, started
 
 
 def test_with_airflow_s_scheduler_every_announced_corpus_is_processed_once(airflow_db, tmp_path,
