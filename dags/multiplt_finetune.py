@@ -71,7 +71,10 @@ An evaluation run that fails fails its `evaluate_checkpoints` task, and `announc
 then does not run (upstream_failed): nothing is announced or published until those tasks are
 cleared with their downstream tasks and succeed.
 
-Settings that training or those evaluations would refuse (an unknown recipe name; on the
+Settings that training or those evaluations would refuse (an unknown recipe name; a built-in
+recipe that shards with FSDP over several GPUs, `starcoderbase-15b`, `codellama-34b`,
+`codellama-70b` and their `-jl-r` variants, since `train` runs one process on one GPU: those are
+run by hand with `accelerate launch`, docs/training.md; on the
 published dataset `nuprl/MultiPL-T`, a language it has no split for, such as `py` or a language
 added to the platform; the evaluation settings `multiplt_evaluate` refuses)
 fail `settings` with the command's message, before any training; no retry. A value taken from

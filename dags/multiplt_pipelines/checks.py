@@ -473,8 +473,19 @@ def recipe(name: str) -> None:
     if name.endswith((".yaml", ".yml")) and _relative(name):
         _refuse_relative("recipe", name)
     with _refused("Param recipe", ["recipe"]):
-        recipe_location(name)
+        where = recipe_location(name)
     mounted("recipe", name)
+    if where == name:  # a .yaml path or a URI: train reads it (and says what is wrong with it)
+        return
+    from multiplt.training.config import load_recipe
+
+    with _refused("Param recipe", ["recipe"]):
+        distributed = load_recipe(name).get("distributed")
+    if distributed == "fsdp":  # the train task is one process: FSDP over one GPU holds it all
+        raise BadParams(f"Param recipe: {name} shards the model over several GPUs (distributed: fsdp), "
+                        f"but multiplt_finetune's train task runs `multiplt train` as one process on "
+                        f"one GPU; train it by hand with `accelerate launch --num_processes N -m "
+                        f"multiplt train --recipe {name} ...` (docs/training.md, Multi-GPU)", ["recipe"])
 
 
 def splits(datasets: dict[str, str], param: str = "languages") -> None:

@@ -316,6 +316,18 @@ def test_recipe_is_a_name_in_multiplt_recipes_a_yaml_path_or_uri():
         finetune_settings({"recipe": "recipes/mine.yaml"})
 
 
+@pytest.mark.parametrize("recipe", ["starcoderbase-15b", "starcoderbase-15b-jl-r", "codellama-34b",
+                                    "codellama-34b-jl-r", "codellama-70b"])
+def test_an_fsdp_recipe_is_refused_before_the_one_process_train_task(recipe):
+    """The train task runs one `multiplt train` process on one GPU: a recipe that shards over
+    several GPUs would hold the whole model on that one; refused at plan, naming the way."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match=rf"Param recipe: {recipe} shards the model over "
+                       r"several GPUs \(distributed: fsdp\).*accelerate launch --num_processes N"):
+        finetune_settings({"recipe": recipe})
+
+
 @pytest.mark.parametrize("dag_id, schema", [("multiplt_translate", translation.PARAMS),
                                             ("multiplt_testgen", testgen_plans.PARAMS)])
 def test_translate_and_testgen_refuse_a_backend_without_its_source_or_server(dag_id, schema):
