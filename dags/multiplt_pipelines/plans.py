@@ -322,9 +322,8 @@ def checkpoint_confs(params: dict, manifests: list[dict]) -> list[dict]:
     sampling = {key: params[key] for key in SAMPLING_KEYS if key in params}
     confs = []
     if params.get("evaluate_base", True):
-        # base_revision "" (refused by its Param, and by the finetune plan's schema check when
-        # the Variable sets it; only settings a run resolved before that check may hold it) is
-        # the default branch, as training_plan reads it: the evaluation's `revision` refuses ""
+        # "" (which the base_revision Param takes) is the default branch, as training_plan
+        # reads it: the evaluation's `revision` Param refuses ""
         confs.append({"model": params["base_model"],
                       "revision": params.get("base_revision") or None, "tokenizer": None,
                       "languages": [m["lang"] for m in manifests], "experiment": params["experiment"], "epoch": 0, **sampling})

@@ -59,11 +59,6 @@ def run_inputs(params: dict, data_uri: str) -> dict:
     return {**params, "tests": tests, "out": out}
 
 
-def default_out(tests: str, data_uri: str) -> str:
-    """The folder a run on `tests` writes when no `out` is set (run_inputs)."""
-    return run_inputs({"tests": tests}, data_uri)["out"]
-
-
 PARAMS = {
     "tests": _p(None, "step-1 tests dataset, required in a run started by hand (a "
                 "multiplt_testgen run writes <out>/tests, by default <data_uri>/testgen/"
