@@ -322,8 +322,9 @@ def checkpoint_confs(params: dict, manifests: list[dict]) -> list[dict]:
     sampling = {key: params[key] for key in SAMPLING_KEYS if key in params}
     confs = []
     if params.get("evaluate_base", True):
-        # "" (which the base_revision Param takes) is the default branch, as training_plan
-        # reads it: the evaluation's `revision` Param refuses ""
+        # "" (which the base_revision Param refuses now, but settings resolved before that
+        # check may hold) is the default branch, as training_plan reads it: the evaluation's
+        # `revision` Param refuses ""
         confs.append({"model": params["base_model"],
                       "revision": params.get("base_revision") or None, "tokenizer": None,
                       "languages": [m["lang"] for m in manifests], "experiment": params["experiment"], "epoch": 0, **sampling})
