@@ -6,13 +6,16 @@ validate` (the sandbox runtime) and `--stage write`; `plan` only turns the Param
 command lines (from the triggering corpus event's `functions_uri`, or the `functions` Param of
 a manual run) and returns them with the settings it used, which `announce` reads (it does not
 resolve the Variable again); it skips the run when those functions hold no row. Scheduled on
-the corpus functions Asset; `announce` emits the tests Asset.
+the corpus functions Asset; `announce` emits the tests Asset. A run processes one functions
+input, its newest event's; `other_inputs` starts a run of this DAG (`run_other_inputs`) for each
+other one announced to it (chain.other_input_runs).
 """
 
 from __future__ import annotations
 
 import datetime
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Param, task
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task_mapped
@@ -51,6 +54,22 @@ tasks (generate, validate, write). Output: `<out>/tests/` (the `multiplt_testgen
 name (e.g. `corpus_stdlib_functions`), so each functions input has its own output. Every stage
 resumes: a rerun on the same functions does only the missing work. See docs/testgen.md.
 
+One run, one functions input: the newest triggering event's. Every other corpus announced to the
+run (several events queued while a run worked, or, Airflow 3.3.2 losing them, announced after its
+events but before it started) gets a run of its own: `other_inputs` logs each announced input and
+what becomes of it, and `run_other_inputs` triggers this DAG with conf `{"functions": ...}` and a
+run id made of the input and its event's time (`announced__...`: a retry, or a later run that
+sees the same event, finds that run and skips), queued until this run ends. When the Variable
+`multiplt_testgen` (or a Param) sets `out`, which every run would read, that run's conf also
+sets `out` to `<out>/<name>` (`<name>` as above: the input as one folder name), a folder of its
+own. An input announced with 0 rows, or an event naming no `functions_uri` (a WARNING), gets no
+run. An Asset-triggered run whose newest event's input already has such a run (started for that
+event by a run cleared and started again, or by one in the seconds between its creation and its
+start) skips `plan` with that run's id: each input is processed once. With the Param
+`other_inputs` `log` (the main job sets it in the Variable while it runs: a corpus announced
+before the job began is not its work), no such run starts: a WARNING names each other input and
+the conf to start this DAG with by hand, `{"functions": ..., "out": ...}` with its default folder.
+
 `announce` updates `multiplt_testgen_tests` with extra `tests_uri` (`<out>/tests`),
 `functions_uri`, `model` and `rows` (the settings `plan` ran with), which starts
 `multiplt_translate`. When no function kept a passing test (0 rows), `announce` is skipped with
@@ -79,18 +98,21 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> dict:
+    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
+             ti=None) -> dict:
         """The run's settings (the Variable read once, here) and the command lines of every
         shard's stages, on the announced or given functions; skipped when those functions hold
-        no row, failed (no retry) on settings a stage would refuse."""
-        from multiplt_pipelines.chain import generation_plan
+        no row, or when a run that other_inputs started processes them (chain.generation_plan);
+        failed (no retry) on settings a stage would refuse."""
+        from multiplt_pipelines.chain import FUNCTIONS_ASSET, generation_plan
         from multiplt_pipelines.testgen import (PARAMS, require_functions, resolved_params,
                                                 testgen_run)
 
         return generation_plan("multiplt_testgen", PARAMS, resolved_params, require_functions,
                                testgen_run, params=params, dag_run=dag_run,
                                triggering_asset_events=triggering_asset_events, data_uri=data_uri,
-                               local=SETTINGS.runtime == "local")
+                               local=SETTINGS.runtime == "local", ti=ti, asset=FUNCTIONS_ASSET,
+                               key="functions_uri")
 
     @task
     def shard_entries(planned: dict) -> list[dict]:
@@ -110,6 +132,26 @@ with DAG(
             raise AirflowSkipException(str(reason)) from None
         outlet_events[TESTS].extra = extra
         return extra
+
+    @task(inlets=[FUNCTIONS])
+    def other_inputs(data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
+                     inlet_events=None) -> list[dict]:
+        """A run of this DAG (conf `functions`, and `out` `<out>/<input as a folder name>` when
+        the Variable or a Param sets this run's `out`; a stable run id, a note) for every
+        functions input announced to this run but the one `plan` takes; each input and its fate
+        logged. Beside `plan`, so that its skip or failure on the newest input stops none of
+        them."""
+        from multiplt_pipelines.chain import FUNCTIONS_ASSET, other_input_runs
+        from multiplt_pipelines.testgen import default_out
+
+        return other_input_runs("multiplt_testgen", dag_run, triggering_asset_events,
+                                inlet_events, FUNCTIONS, asset=FUNCTIONS_ASSET, key="functions_uri",
+                                param="functions", params=params, data_uri=data_uri,
+                                default_out=default_out, nest=True)
+
+    TriggerDagRunOperator.partial(task_id="run_other_inputs", trigger_dag_id="multiplt_testgen",
+                                  reset_dag_run=False, skip_when_already_exists=True
+                                  ).expand_kwargs(other_inputs(SETTINGS.data_uri))
 
     planned = plan(SETTINGS.data_uri)
     entries = shard_entries(planned)

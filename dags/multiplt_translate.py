@@ -8,13 +8,16 @@ those command lines (from the triggering tests event's `tests_uri`, or the `test
 manual run) and returns them with the settings it used, which `summary_argvs` and
 `announce_<lang>` read (they do not resolve the Variable again). Scheduled on the tests Asset
 of multiplt_testgen; emits one dataset Asset per language (`multiplt_dataset_<lang>`), which
-multiplt_finetune is scheduled on.
+multiplt_finetune is scheduled on. A run processes one tests input, its newest event's;
+`other_inputs` starts a run of this DAG (`run_other_inputs`) for each other one announced to it
+(chain.other_input_runs).
 """
 
 from __future__ import annotations
 
 import datetime
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Param, task
 from multiplt_airflow import settings as multiplt_settings
 from multiplt_airflow.stage import stage_task_mapped
@@ -55,6 +58,23 @@ language), `<out>/excluded/`, `<out>/funnel.json`; by default `out` is
 (e.g. `testgen_corpus_stdlib_functions_tests`), so each tests input has its own output. Every
 stage resumes: a rerun on the same tests does only the missing work. See docs/translation.md.
 
+One run, one tests input: the newest triggering event's. Every other tests dataset announced to
+the run (several events queued while a run worked, or, Airflow 3.3.2 losing them, announced after
+its events but before it started) gets a run of its own: `other_inputs` logs each announced input
+and what becomes of it, and `run_other_inputs` triggers this DAG with conf `{"tests": ...}` and a
+run id made of the input and its event's time (`announced__...`: a retry, or a later run that
+sees the same event, finds that run and skips), queued until this run ends. An input announced
+with 0 rows, or an event naming no `tests_uri` (a WARNING), gets no run. Nor does any other
+input when the Variable `multiplt_translate` (or a Param) sets `out`, which every run would read:
+a folder inside it would not do either (`multiplt train`, in multiplt_finetune, reads a dataset
+folder's data files recursively, so that dataset would be trained on as part of this one); a
+WARNING names each such input and the conf to start this DAG with by hand, `{"tests": ...,
+"out": ...}` with its default folder. An Asset-triggered run whose newest event's input already has such a run (started for
+that event by a run cleared and started again, or by one in the seconds between its creation
+and its start) skips `plan` with that run's id: each input is processed once. With the Param
+`other_inputs` `log` (the main job sets it in the Variable while it runs), no other input gets a
+run either: the same WARNING names it.
+
 `announce_<lang>` updates `multiplt_dataset_<lang>` with extra `dataset_uri` (`<out>`), `lang`,
 `split`, `model`, `tests_uri` and `rows` (the settings `plan` ran with), which starts
 `multiplt_finetune` for that language.
@@ -84,18 +104,21 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None) -> dict:
+    def plan(data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
+             ti=None) -> dict:
         """The run's settings (the Variable read once, here) and the command lines of every
         (language, shard), on the announced or given tests; skipped when those tests hold no row,
-        failed (no retry) on settings a stage would refuse."""
-        from multiplt_pipelines.chain import generation_plan
+        or when a run that other_inputs started processes them (chain.generation_plan); failed
+        (no retry) on settings a stage would refuse."""
+        from multiplt_pipelines.chain import TESTS_ASSET, generation_plan
         from multiplt_pipelines.translation import (PARAMS, require_tests, resolved_params,
                                                     translation_run)
 
         return generation_plan("multiplt_translate", PARAMS, resolved_params, require_tests,
                                translation_run, params=params, dag_run=dag_run,
                                triggering_asset_events=triggering_asset_events, data_uri=data_uri,
-                               local=SETTINGS.runtime == "local")
+                               local=SETTINGS.runtime == "local", ti=ti, asset=TESTS_ASSET,
+                               key="tests_uri")
 
     @task
     def shard_entries(planned: dict) -> list[dict]:
@@ -107,6 +130,26 @@ with DAG(
         from multiplt_pipelines.translation import summary_command
 
         return [summary_command(planned["settings"], data_uri)]
+
+    @task(inlets=[TESTS])
+    def other_inputs(data_uri: str, params=None, dag_run=None, triggering_asset_events=None,
+                     inlet_events=None) -> list[dict]:
+        """A run of this DAG (conf `tests`, a stable run id, a note) for every tests input
+        announced to this run but the one `plan` takes; each input and its fate logged. None
+        when the Variable or a Param sets this run's `out`: a WARNING gives the conf to start it
+        by hand. Beside `plan`, so that its skip or failure on the newest input stops none of
+        them."""
+        from multiplt_pipelines.chain import TESTS_ASSET, other_input_runs
+        from multiplt_pipelines.translation import default_out
+
+        return other_input_runs("multiplt_translate", dag_run, triggering_asset_events,
+                                inlet_events, TESTS, asset=TESTS_ASSET, key="tests_uri",
+                                param="tests", params=params, data_uri=data_uri,
+                                default_out=default_out, nest=False)
+
+    TriggerDagRunOperator.partial(task_id="run_other_inputs", trigger_dag_id="multiplt_translate",
+                                  reset_dag_run=False, skip_when_already_exists=True
+                                  ).expand_kwargs(other_inputs(SETTINGS.data_uri))
 
     planned = plan(SETTINGS.data_uri)
     entries = shard_entries(planned)

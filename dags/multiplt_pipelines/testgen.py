@@ -56,6 +56,11 @@ def run_inputs(params: dict, data_uri: str) -> dict:
     return {**params, "functions": functions, "out": out}
 
 
+def default_out(functions: str, data_uri: str) -> str:
+    """The folder a run on `functions` writes when no `out` is set (run_inputs)."""
+    return run_inputs({"functions": functions}, data_uri)["out"]
+
+
 PARAMS = {
     "functions": _p(None, "functions dataset URI, required in a run started by hand (a "
                     "multiplt_corpus run writes <out>/functions, by default "
@@ -80,6 +85,11 @@ PARAMS = {
     "shards": _p(4, "shards (parallel tasks per stage)", type="integer", minimum=1, maximum=1024),
     "replay_source": _p(None, "replay backend: JSONL of {name: sha1, completion} or a completion "
                         "folder", type=["null", "string"]),
+    "other_inputs": _p("run", "a corpus announced to this Asset-triggered run besides the one it "
+                       "processes (its newest event's): run = start a run of this DAG for it, "
+                       "log = only name it in the other_inputs task's log with the conf to "
+                       "start one by hand (the main job sets log)", type="string",
+                       enum=["run", "log"]),
 }
 
 

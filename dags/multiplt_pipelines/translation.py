@@ -59,6 +59,11 @@ def run_inputs(params: dict, data_uri: str) -> dict:
     return {**params, "tests": tests, "out": out}
 
 
+def default_out(tests: str, data_uri: str) -> str:
+    """The folder a run on `tests` writes when no `out` is set (run_inputs)."""
+    return run_inputs({"tests": tests}, data_uri)["out"]
+
+
 PARAMS = {
     "tests": _p(None, "step-1 tests dataset, required in a run started by hand (a "
                 "multiplt_testgen run writes <out>/tests, by default <data_uri>/testgen/"
@@ -90,6 +95,11 @@ PARAMS = {
                  type="integer", minimum=1, maximum=256),
     "replay_source": _p(None, "replay backend: completion folder or JSONL (`{lang}` = each "
                         "language code)", type=["null", "string"]),
+    "other_inputs": _p("run", "a tests dataset announced to this Asset-triggered run besides the "
+                       "one it processes (its newest event's): run = start a run of this DAG "
+                       "for it (none while out is set), log = only name it in the other_inputs "
+                       "task's log with the conf to start one by hand (the main job sets log)",
+                       type="string", enum=["run", "log"]),
 }
 
 

@@ -91,7 +91,8 @@ def chain_settings(*, model: str, languages: list[str], targets: list[str], root
     translations; None = `model` itself with the transformers backend. `model` is the base model
     fine-tuned and evaluated. With `publish_repo` the datasets go to that Hub dataset repo and
     the checkpoints to the model repo of the same name; without it, datasets are written as a
-    dry run into `publish_dir`. Fine-tuning evaluates its checkpoints only: the job evaluates
+    dry run into `publish_dir`. testgen and translate start no run for an input queued before the
+    job (`other_inputs` log: their runs name it in the log). Fine-tuning evaluates its checkpoints only: the job evaluates
     the base model itself, beside the chain. No Variable for the DAGs of `paused_dags` (with no
     translation target, translate's Param would refuse its empty `languages`)."""
     out = stage_folders(root)
@@ -104,9 +105,12 @@ def chain_settings(*, model: str, languages: list[str], targets: list[str], root
     publish = ({"dataset_repo": publish_repo, "checkpoints_repo": publish_repo}
                if publish_repo else {"dataset_repo": "local/multiplt-main-job",
                                      "dry_run": publish_dir})
+    # other_inputs log: a corpus (tests dataset) announced before the job began, and handed to
+    # the job's run with its own, is named in that run's log and not run: it is not the job's
+    # work, and its run would read the job's settings
     variables = {
-        "multiplt_testgen": {**generation, "out": out["testgen"]},
-        "multiplt_translate": {**generation, "out": out["translate"],
+        "multiplt_testgen": {**generation, "out": out["testgen"], "other_inputs": "log"},
+        "multiplt_translate": {**generation, "out": out["translate"], "other_inputs": "log",
                                "languages": translation_languages(languages, targets)},
         "multiplt_finetune": {"base_model": model, "experiment": "main_job", "recipe": "tiny",
                               "epochs": 1, "evaluate_base": False,

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.support.airflow import load_launcher, runs_since
+from tests.support.airflow import load_launcher, runs_since, task_log
 from tests.support.chain_folders import stored_rows
 from tests.support.hub import hub_dataset_rows
 
@@ -69,6 +69,16 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
         model="ns/chain-tiny", teacher=teacher.url, teacher_model=None, publish_repo="ns/chain",
         languages="lua", source=fx.write_corpus(tmp_path / "corpus"), corpus_limit=None, n=fx.N,
         max_new_tokens=16, limit=1, timeout=900)
+    # a corpus announced while the chain is paused, before the job: it reaches the job's testgen
+    # run with the job's own corpus, which names it in its log and starts no run for it
+    # (other_inputs log, set by the job): the job's runs are its own corpus's
+    embedded_airflow.client.wait_for_dag("multiplt_testgen")  # its Assets are registered
+    [asset] = [a for a in embedded_airflow.client.request(
+        "GET", "/api/v2/assets?name_pattern=multiplt_corpus_functions")["assets"]
+        if a["name"] == "multiplt_corpus_functions"]
+    stale = (tmp_path / "stale" / "functions").as_uri()
+    embedded_airflow.client.request("POST", "/api/v2/assets/events", {
+        "asset_id": asset["id"], "extra": {"functions_uri": stale, "rows": 5}})
     since = launcher.datetime.datetime.now(launcher.datetime.timezone.utc)
     keys = ("multiplt_testgen", "multiplt_translate", "multiplt_finetune", "multiplt_publish")
     # a Variable of the deployment's own, which the job overrides while it runs
@@ -117,6 +127,13 @@ def test_main_job_runs_the_whole_chain_with_a_hub_model_and_a_served_teacher(
     assert stored_rows(f"{root}/testgen/tests") == len(fx.TESTS)
     extra = event("multiplt_testgen")["extra"]
     assert (extra["rows"], extra["model"]) == (len(fx.TESTS), "teacher")
+
+    # the corpus queued before the job: named with the conf to run it by hand, not run
+    [run] = runs_since(client, "multiplt_testgen", since)
+    logged = task_log(client, "multiplt_testgen", run["dag_run_id"], "other_inputs")
+    assert f'{stale} (multiplt_corpus_functions event of' in logged
+    assert "no run started (other_inputs is log" in logged
+    assert f'"functions": "{stale}"' in logged
 
     # translate into Lua, by the teacher: 4 functions, 8 samples, the 3 right ones kept
     lua = storage.read_json(f"{root}/translate/funnel.json")["lua"]

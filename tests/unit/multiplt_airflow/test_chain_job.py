@@ -41,6 +41,9 @@ def test_chain_settings_target_languages_and_no_base_evaluation_in_finetune():
     assert got["multiplt_translate"]["out"] == "file:///d/main_job/t/translate"
     assert got["multiplt_testgen"]["out"] == "file:///d/main_job/t/testgen"
     assert got["multiplt_testgen"]["model"] == "/m" and got["multiplt_testgen"]["n"] == 2
+    # inputs queued before the job are named in its runs' logs, not run with its settings
+    assert got["multiplt_testgen"]["other_inputs"] == got["multiplt_translate"]["other_inputs"] \
+        == "log"
     finetune = got["multiplt_finetune"]
     assert finetune["base_model"] == "/m" and finetune["epochs"] == 1
     assert finetune["evaluate_base"] is False and "limit" not in finetune
