@@ -47,19 +47,14 @@ def encode_prompt(tokenizer, text: str, eos_token_id: int | None) -> tuple[list[
     that add one (Llama, CodeLlama, DeepSeek-Coder: add_bos_token), nothing for StarCoder's. A
     tokenizer that also appends EOS (add_eos_token) would end the prompt with it; MultiPL-E keeps
     that EOS (its decode then stops at it, giving empty completions), here it is dropped: a
-    causal LM continues the prompt, and EOS would tell it the text has ended."""
+    causal LM continues the prompt, and EOS would tell it the text has ended
+    (models.tokenizer.split_specials, which training's documents share)."""
+    from multiplt.models.tokenizer import split_specials
+
     ids = tokenizer(text)["input_ids"]
     plain = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if len(ids) == len(plain):
-        return ids, 0  # the tokenizer adds nothing (StarCoder)
-    head = next((i for i in range(len(ids) - len(plain) + 1) if ids[i: i + len(plain)] == plain), None)
-    if head is None:  # not the text's ids with tokens around them: only a last EOS goes
-        appended = bool(ids) and ids[-1] == eos_token_id and plain[-1:] != ids[-1:]
-        return (ids[:-1] if appended else ids), 0
-    tail = ids[head + len(plain):]
-    while tail and tail[-1] == eos_token_id:
-        tail.pop()
-    return ids[: head + len(plain)] + tail, head
+    head, tail, kept = split_specials(ids, plain, eos_token_id)
+    return ids[:len(ids) - len(tail)] + kept, head
 
 
 def special_ids(tokenizer, eos_token_id: int | None = None) -> list[int]:

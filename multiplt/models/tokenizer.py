@@ -23,6 +23,31 @@ JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.jso
               "vocab.json")
 
 
+def split_specials(ids: list[int], plain: list[int], eos: int | None
+                   ) -> tuple[int, list[int], list[int]]:
+    """Where a tokenizer's default special tokens lie around a text: (how many ids it put before
+    the text, the ids it put after it, what of those is kept: all but the EOS they end with).
+    `ids`: the text tokenized with the default special tokens, `plain`: without them; `eos`:
+    the EOS id. A tokenizer that adds nothing (StarCoder) gives (0, [], []); one that adds a BOS
+    (Llama, CodeLlama) (1, [], []); one that also appends EOS (add_eos_token) (1, [eos], []).
+    Generation's prompts (hf_backend.encode_prompt) and training's documents
+    (training.data.special_layout) both keep the BOS and drop that EOS: a causal LM continues a
+    prompt, and packing puts one EOS after each document. When `ids` are not the text's ids with
+    tokens around them, only a last EOS that the plain ids lack counts as appended."""
+    if len(ids) == len(plain):
+        return 0, [], []
+    head = next((i for i in range(len(ids) - len(plain) + 1) if ids[i: i + len(plain)] == plain),
+                None)
+    if head is None:
+        appended = bool(ids) and ids[-1] == eos and plain[-1:] != ids[-1:]
+        return 0, (list(ids[-1:]) if appended else []), []
+    tail = list(ids[head + len(plain):])
+    kept = list(tail)
+    while kept and kept[-1] == eos:
+        kept.pop()
+    return head, tail, kept
+
+
 def load_tokenizer(path: str, revision: str | None = None, ref: str | None = None):
     """`AutoTokenizer.from_pretrained(path, revision=revision)`; a corrupt tokenizer file is a
     MultipltError naming `ref` (what the user gave; default `path`), the file and the cause."""

@@ -206,22 +206,14 @@ def special_layout(tokenizer) -> tuple[list[int], list[int]]:
     defaults, then appends EOS), a document is tokenized with the tokenizer's default special
     tokens: a BOS in front for the tokenizers that add one (Llama, CodeLlama: `<s> doc </s> <s>
     doc </s>` once packed), nothing for StarCoder's. An EOS the tokenizer would append too
-    (add_eos_token) is dropped, as generation's encode_prompt drops it: packing puts one EOS
-    after each document. The layout is read once from a probe text; a tokenizer that adds
-    nothing gives ([], [])."""
+    (add_eos_token) is dropped, as generation's encode_prompt drops it (both use
+    models.tokenizer.split_specials): packing puts one EOS after each document. The layout is
+    read once from a probe text; a tokenizer that adds nothing gives ([], [])."""
+    from multiplt.models.tokenizer import split_specials
+
     ids = tokenizer([PROBE])["input_ids"][0]
     plain = tokenizer([PROBE], add_special_tokens=False)["input_ids"][0]
-    if len(ids) == len(plain):
-        return [], []
-    eos = tokenizer.eos_token_id
-    head = next((i for i in range(len(ids) - len(plain) + 1) if ids[i: i + len(plain)] == plain), None)
-    if head is None:  # not the text's ids with tokens around them: only a last EOS goes
-        appended = bool(ids) and ids[-1] == eos and plain[-1:] != ids[-1:]
-        return (ids[-1:], []) if appended else ([], [])
-    tail = ids[head + len(plain):]
-    kept = list(tail)
-    while kept and kept[-1] == eos:
-        kept.pop()
+    _, tail, kept = split_specials(ids, plain, tokenizer.eos_token_id)
     return tail, kept
 
 
@@ -248,10 +240,9 @@ def eval_in_train(docs: list[str], train_idx: list[int], eval_idx: list[int]) ->
     return sum(docs[i] in train for i in eval_idx)
 
 
-def tokenize(texts: list, tokenizer, funnel: Funnel, batch: int = 1000) -> list[list[int]]:
-    """Token ids per usable document, with the tokenizer's default special tokens but no EOS it
-    appends (special_layout; packing adds the EOS)."""
-    docs = usable(texts, funnel)
+def tokenize(docs: list[str], tokenizer, batch: int = 1000) -> list[list[int]]:
+    """Token ids per document (`usable`'s), with the tokenizer's default special tokens but no
+    EOS it appends (special_layout; packing adds the EOS)."""
     tail, kept = special_layout(tokenizer) if docs else ([], [])
     out: list[list[int]] = []
     bar = progress(total=len(docs), desc="tokenize", unit="doc")
@@ -263,7 +254,6 @@ def tokenize(texts: list, tokenizer, funnel: Funnel, batch: int = 1000) -> list[
         out.extend(ids)
         bar.update(len(chunk))
     bar.close()
-    funnel.keep(len(out))
     return out
 
 
@@ -284,13 +274,15 @@ def prepare(texts: list, tokenizer, seq_len: int, eval_fraction: float, seed: in
     if tokenizer.eos_token_id is None:
         raise MultipltError("the tokenizer has no EOS token to separate packed documents")
     funnel = Funnel("train data")
-    ids = tokenize(texts, tokenizer, funnel)
+    docs = usable(texts, funnel)
+    ids = tokenize(docs, tokenizer)
+    funnel.keep(len(ids))
     funnel.log(LOG)
     if not ids:
         why = "it has no rows" if not texts else f"none of its {len(texts)} rows is a non-empty string"
         raise MultipltError(f"{source} has no usable documents: {why}")
     train_idx, eval_idx = split_documents(len(ids), eval_fraction, seed)
-    in_train = eval_in_train(usable(texts), train_idx, eval_idx)
+    in_train = eval_in_train(docs, train_idx, eval_idx)
     if in_train:
         LOG.warning("%d of the %d held-out documents are exact duplicates of training documents: "
                     "the eval loss is partly measured on text the model trains on", in_train,
