@@ -142,12 +142,12 @@ with DAG(
         logged. Beside `plan`, so that its skip or failure on the newest input stops none of
         them."""
         from multiplt_pipelines.chain import FUNCTIONS_ASSET, other_input_runs
-        from multiplt_pipelines.testgen import default_out
+        from multiplt_pipelines.testgen import PARAMS, default_out
 
         return other_input_runs("multiplt_testgen", dag_run, triggering_asset_events,
                                 inlet_events, FUNCTIONS, asset=FUNCTIONS_ASSET, key="functions_uri",
                                 param="functions", params=params, data_uri=data_uri,
-                                default_out=default_out, nest=True)
+                                default_out=default_out, names=PARAMS, nest=True)
 
     TriggerDagRunOperator.partial(task_id="run_other_inputs", trigger_dag_id="multiplt_testgen",
                                   reset_dag_run=False, skip_when_already_exists=True

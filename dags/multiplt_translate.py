@@ -140,12 +140,12 @@ with DAG(
         by hand. Beside `plan`, so that its skip or failure on the newest input stops none of
         them."""
         from multiplt_pipelines.chain import TESTS_ASSET, other_input_runs
-        from multiplt_pipelines.translation import default_out
+        from multiplt_pipelines.translation import PARAMS, default_out
 
         return other_input_runs("multiplt_translate", dag_run, triggering_asset_events,
                                 inlet_events, TESTS, asset=TESTS_ASSET, key="tests_uri",
                                 param="tests", params=params, data_uri=data_uri,
-                                default_out=default_out, nest=False)
+                                default_out=default_out, names=PARAMS, nest=False)
 
     TriggerDagRunOperator.partial(task_id="run_other_inputs", trigger_dag_id="multiplt_translate",
                                   reset_dag_run=False, skip_when_already_exists=True

@@ -10,7 +10,8 @@ DAG skips its plan task with the message, so nothing runs and nothing is announc
 
 A run of multiplt_testgen or multiplt_translate processes one input, the newest triggering event's;
 every other input announced to it (other_input_runs) gets a run of its own, so none is dropped
-(but translate's when the Variable sets `out`: a WARNING then gives the conf to start it by hand),
+(but translate's when the Variable sets `out`, and any when the Param `other_inputs` is `log`, as
+the main job sets it: a WARNING then gives the conf to start it by hand),
 and an Asset-triggered run whose input already has such a run skips its plan (generation_plan).
 """
 
@@ -155,12 +156,12 @@ def other_inputs(dag_id: str, mine: list[dict], newer: list[dict] | None, starte
     """(the runs of `dag_id` to start, the log lines) for a run started by the `asset` events
     `mine` (_announced_inputs, oldest first; each announces an input as extra[key]).
 
-    `mode`: the run's `other_inputs` (other_inputs_mode). "log": no run is started; a WARNING
+    `mode`: the run's `other_inputs` (other_inputs_settings). "log": no run is started; a WARNING
     names each input that would have got one and the conf to start the DAG with by hand, its
     `out` the input's default folder `own_out(input)` (the main job sets it: it processes its
     own corpus, and an input queued before it began is not its work).
 
-    `out`: this run's `out` when the Variable or a Param set it (run_out), which the runs
+    `out`: this run's `out` when the Variable or a Param set it (other_inputs_settings), which the runs
     started here would read too and so plan into the same folder (refused by the stage: it holds
     another input's rows); None: each run takes its input's default folder. With `out`, another
     input's run gets `nested_out(input)` as `out` in its conf (testgen: a folder of its own
@@ -236,7 +237,9 @@ def other_inputs(dag_id: str, mine: list[dict], newer: list[dict] | None, starte
             lines.append(("warning", f"{uri} ({asset} event of {_when(item)}){why}: no run "
                                      f"started (other_inputs is log, set by the run's conf, the "
                                      f"Variable {dag_id} or the Param): start {dag_id} by hand "
-                                     f"with the conf {conf}"))
+                                     f"with the conf {conf} (its other settings are the "
+                                     f"Variable's when it starts: after a main job, which sets "
+                                     f"the Variable while it runs, has ended)"))
         elif out and nested_out is None:
             import json
 
@@ -261,56 +264,56 @@ def other_inputs(dag_id: str, mine: list[dict], newer: list[dict] | None, starte
     return triggers, lines
 
 
-def run_setting(dag_id: str, name: str, params, dag_run):
-    """The run's setting `name` as run_settings resolves it: its conf, else the Variable
-    `dag_id`, else the Param. Reads the Variable: call it in a task."""
-    conf = dict(getattr(dag_run, "conf", None) or {})
-    if name in conf:
-        return conf[name]
-    from airflow.sdk import Variable
-
-    variable = Variable.get(dag_id, default=None, deserialize_json=True)
-    if isinstance(variable, dict) and name in variable:
-        return variable[name]
-    return (params or {}).get(name)
-
-
-def run_out(dag_id: str, params, dag_run) -> str | None:
-    """The run's `out` when its conf, the Variable `dag_id` or a Param sets it (run_setting),
-    else None (each input's default folder). Reads the Variable: call it in a task."""
-    return run_setting(dag_id, "out", params, dag_run) or None
-
-
 #: the values of the Param `other_inputs` of multiplt_testgen and multiplt_translate
 OTHER_INPUTS = ("run", "log")
 
 
-def other_inputs_mode(dag_id: str, params, dag_run) -> str:
-    """The run's `other_inputs` (run_setting; "run" when unset). ValueError, naming where it
-    was set, for a value not in OTHER_INPUTS (plan refuses it too, by the Param's schema)."""
-    mode = run_setting(dag_id, "other_inputs", params, dag_run)
-    if mode is None:
-        return "run"
+def other_inputs_settings(dag_id: str, names, params, dag_run) -> tuple[str | None, str]:
+    """(the run's `out`, None when unset; its `other_inputs`) resolved as `plan` resolves every
+    setting (run_settings: the Params <- the Variable `dag_id` <- the run's conf, a key of the
+    conf or the Variable that is not a Param of `names` refused). checks.BadParams on what plan
+    would refuse too: such a key, a Variable that is not a JSON object, an `other_inputs` not in
+    OTHER_INPUTS (null included). Reads the Variable: call it in a task."""
+    from multiplt_pipelines.checks import BadParams
+
+    # the Params as Airflow gives them (a manual run's conf already in them), over the schemas'
+    # defaults for those not given (a caller outside Airflow may give none)
+    base = ({key: schema["default"] for key, schema in names.items() if "default" in schema}
+            if isinstance(names, dict) else {})
+    settings, from_variable = run_settings(dag_id, {**base, **(params or {})}, dag_run, names)
+    mode = settings.get("other_inputs", "run")
     if mode not in OTHER_INPUTS:
-        raise ValueError(f"other_inputs {mode!r} (the run's conf, the Variable {dag_id} or the "
-                         f"Param): expected one of {', '.join(OTHER_INPUTS)}")
-    return mode
+        where = f"the Variable {dag_id}" if "other_inputs" in from_variable else "the run"
+        raise BadParams(f"Param other_inputs {mode!r} (from {where}): expected one of "
+                        f"{', '.join(OTHER_INPUTS)}", ["other_inputs"])
+    return settings.get("out") or None, mode
 
 
 def other_input_runs(dag_id: str, dag_run, triggering_asset_events, inlet_events, inlet, *,
                      asset: str, key: str, param: str, params=None, data_uri: str = "",
-                     default_out=None, nest: bool = True, log=None) -> list[dict]:
+                     default_out=None, nest: bool = True, log=None, names=None) -> list[dict]:
     """The `other_inputs` task of multiplt_testgen and multiplt_translate: other_inputs of this
     run, its log lines written to `log` (default: the task log), the newer events read from
     `inlet_events[inlet]` (the task's inlet: the Asset `asset`), keeping those no run of `dag_id`
-    consumed. A run started by hand has none. When the Variable or a Param sets `out` (run_out,
-    from `params` and the run's conf), another input's run gets `<out>/<input_name(input)>`
+    consumed. A run started by hand has none. `out` and `other_inputs` are resolved first, as
+    plan resolves them (other_inputs_settings over `names`, the DAG's Params; default: the keys of
+    `params`): what plan refuses fails this task (AirflowFailException). When `out` is set,
+    another input's run gets `<out>/<input_name(input)>`
     (`nest`: testgen), or none and a WARNING with the conf to start it by hand, its `out`
-    `default_out(input, data_uri)` (translate). With `other_inputs` "log" (other_inputs_mode),
-    no input gets a run: each is named with that conf (ValueError on another value)."""
+    `default_out(input, data_uri)` (translate). With `other_inputs` "log", no input gets a run:
+    each is named with that conf."""
     import logging
 
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from multiplt_pipelines.checks import BadParams
+
     log = log or logging.getLogger("airflow.task")
+    try:  # first: a setting plan refuses fails this task too, in a run started by hand as well
+        out, mode = other_inputs_settings(dag_id, names if names is not None else list(params or {}),
+                                          params, dag_run)
+    except BadParams as reason:
+        raise AirflowFailException(str(reason)) from None
     mine = _announced_inputs((e for events in (triggering_asset_events or {}).values()
                               for e in events), asset, key)
     if not mine:
@@ -325,13 +328,6 @@ def other_input_runs(dag_id: str, dag_run, triggering_asset_events, inlet_events
         log.warning("reading the %s events after %s failed: %s", asset, newest.isoformat(),
                     error)
         newer = None
-    out = run_out(dag_id, params, dag_run)
-    try:
-        mode = other_inputs_mode(dag_id, params, dag_run)
-    except ValueError as reason:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(str(reason)) from None
 
     def nested_out(uri: str) -> str:
         from multiplt_pipelines.testgen import input_name

@@ -249,9 +249,11 @@ def test_a_set_out_gives_each_other_testgen_input_a_folder_of_its_own(monkeypatc
         assert got["settings"]["out"] == t["conf"]["out"]
         assert got["shards"][0]["generate"][got["shards"][0]["generate"].index("--out") + 1] \
             == t["conf"]["out"]
-    # the conf of a run sets out (a Param): the same; the Variable without out: no out in the conf
+    # the conf of a run sets out (a Param, which Airflow puts in the run's params): the same;
+    # the Variable without out: no out in the conf
     triggers = dag.get_task("other_inputs").python_callable(
-        "file:///DATA", params=params, dag_run=run(conf={"out": "s3://b/mine"}),
+        "file:///DATA", params={**params, "out": "s3://b/mine"},
+        dag_run=run(conf={"out": "s3://b/mine"}),
         triggering_asset_events={"multiplt_corpus_functions": [a, c]}, inlet_events=Inlets([a, c]))
     assert triggers[0]["conf"]["out"] == "s3://b/mine/corpus_a_functions"
     monkeypatch.setenv("AIRFLOW_VAR_MULTIPLT_TESTGEN", '{"model": "tiny/model", "out": null}')
@@ -352,6 +354,34 @@ def test_other_inputs_log_starts_no_run_and_names_each_input_with_its_conf(dag_i
         dag.get_task("plan").python_callable(
             "file:///DATA", params=defaults(schemas_of, languages=["lua"]) if not testgen
             else defaults(schemas_of), dag_run=run(), triggering_asset_events={asset: [new]})
+
+
+
+@pytest.mark.parametrize("variable", ['{"model": "tiny/m", "other_inputs": null}',
+                                      '["not", "an", "object"]', '"log"',
+                                      '{"model": "tiny/m", "other_inputz": "log"}',
+                                      '{"model": "tiny/m", "other_inputs": "drop"}'])
+@pytest.mark.parametrize("dag_id", ["multiplt_testgen", "multiplt_translate"])
+def test_other_inputs_fails_on_a_variable_plan_refuses_and_starts_nothing(dag_id, variable,
+                                                                          monkeypatch):
+    """other_inputs resolves `out` and `other_inputs` as plan does: a Variable plan refuses (not
+    an object, a key that is no Param, an other_inputs not run or log) fails the task without
+    retry, in a run started by events and in one started by hand, instead of starting runs that
+    would all fail at their plan."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    testgen = dag_id == "multiplt_testgen"
+    asset, key = (("multiplt_corpus_functions", "functions_uri") if testgen
+                  else ("multiplt_testgen_tests", "tests_uri"))
+    schemas_of = testgen_plans.PARAMS if testgen else translation.PARAMS
+    monkeypatch.setenv(f"AIRFLOW_VAR_{dag_id.upper()}", variable)
+    task = load_dag(dag_id).get_task("other_inputs").python_callable
+    old, new = (event(asset, {key: f"file:///DATA/x/{name}", "rows": 3}, minute)
+                for minute, name in ((1, "old"), (2, "new")))
+    for events in ({asset: [old, new]}, {}):
+        with pytest.raises(AirflowFailException):
+            task("file:///DATA", params=defaults(schemas_of), dag_run=run(),
+                 triggering_asset_events=events, inlet_events=Inlets([old, new]))
 
 
 class _Counts:
