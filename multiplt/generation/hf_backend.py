@@ -51,7 +51,7 @@ def encode_prompt(tokenizer, text: str, eos_token_id: int | None) -> tuple[list[
     (models.tokenizer.split_specials, which training's documents share)."""
     from multiplt.models.tokenizer import split_specials
 
-    ids = tokenizer(text)["input_ids"]
+    ids = list(tokenizer(text)["input_ids"])
     plain = tokenizer(text, add_special_tokens=False)["input_ids"]
     head, tail, kept = split_specials(ids, plain, eos_token_id)
     return ids[:len(ids) - len(tail)] + kept, head

@@ -33,7 +33,9 @@ def split_specials(ids: list[int], plain: list[int], eos: int | None
     Generation's prompts (hf_backend.encode_prompt) and training's documents
     (training.data.special_layout) both keep the BOS and drop that EOS: a causal LM continues a
     prompt, and packing puts one EOS after each document. When `ids` are not the text's ids with
-    tokens around them, only a last EOS that the plain ids lack counts as appended."""
+    tokens around them, only a last EOS that the plain ids lack counts as appended. Ids may come
+    as any sequence (a tokenizer may give tuples); the lists returned are new."""
+    ids, plain = list(ids), list(plain)
     if len(ids) == len(plain):
         return 0, [], []
     head = next((i for i in range(len(ids) - len(plain) + 1) if ids[i: i + len(plain)] == plain),

@@ -248,7 +248,8 @@ def tokenize(docs: list[str], tokenizer, batch: int = 1000) -> list[list[int]]:
     bar = progress(total=len(docs), desc="tokenize", unit="doc")
     for start in range(0, len(docs), batch):
         chunk = docs[start:start + batch]
-        ids = tokenizer(chunk)["input_ids"]
+        # lists, as special_layout's tail and kept are (a tokenizer may give tuples)
+        ids = [x if isinstance(x, list) else list(x) for x in tokenizer(chunk)["input_ids"]]
         if tail != kept:
             ids = [x[:len(x) - len(tail)] + kept if x[len(x) - len(tail):] == tail else x for x in ids]
         out.extend(ids)

@@ -25,9 +25,10 @@ def test_split_specials_keeps_what_comes_before_and_drops_an_appended_eos(ids, e
     assert split_specials(ids, TEXT, EOS) == expected
 
 
-def test_encode_prompt_and_special_layout_agree_on_an_eos_appending_tokenizer():
+@pytest.mark.parametrize("as_tuples", [False, True])
+def test_encode_prompt_and_special_layout_agree_on_an_eos_appending_tokenizer(as_tuples):
     """A scripted tokenizer that adds BOS and EOS: the prompt keeps the BOS and loses the EOS,
-    and a training document is laid out the same way."""
+    and a training document is laid out the same way; the same when it gives tuples."""
     from multiplt.generation.hf_backend import encode_prompt
     from multiplt.training.data import special_layout, tokenize
 
@@ -36,7 +37,8 @@ def test_encode_prompt_and_special_layout_agree_on_an_eos_appending_tokenizer():
 
         def _one(self, text, add_special_tokens=True):
             plain = [ord(c) for c in text]
-            return [BOS, *plain, EOS] if add_special_tokens else plain
+            ids = [BOS, *plain, EOS] if add_special_tokens else plain
+            return tuple(ids) if as_tuples else ids
 
         def __call__(self, text, add_special_tokens=True):
             if isinstance(text, list):
