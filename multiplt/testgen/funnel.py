@@ -30,7 +30,9 @@ def shard_names(out: str) -> list[str]:
 
 
 def merge(out: str) -> dict | None:
-    """Write OUT/funnel.json over every shard once all shards of the run are done."""
+    """Write OUT/funnel.json over every shard once all shards of the run are done: the shards'
+    counts added up, and `validate_provenance`, the distinct `provenance` blocks of the
+    processes that validated them (in shard order)."""
     work = storage.join(out, "work")
     shards = shard_names(out)
     totals = None
@@ -40,9 +42,12 @@ def merge(out: str) -> dict | None:
     expected = expected_shards(shards)
     if expected is None or set(expected) != set(shards):
         return None
-    first = None
+    first, validated_by = None, []
     for name in shards:
         f = storage.read_json(storage.join(work, name, "funnel.json"))
+        made_by = f.pop("provenance", None)
+        if made_by is not None and made_by not in validated_by:
+            validated_by.append(made_by)
         if totals is None:
             totals, first = json.loads(json.dumps(f)), name
             continue
@@ -66,6 +71,8 @@ def merge(out: str) -> dict | None:
         return None
     totals.pop("execution", None)
     totals["shards"] = len(shards)
+    if validated_by:  # shards validated before the validate stage recorded it have none
+        totals["validate_provenance"] = validated_by
     # a rerun over finished shards writes nothing
     storage.write_json(storage.join(out, "funnel.json"), totals, indent=1, if_changed=True)
     return totals

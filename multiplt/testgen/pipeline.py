@@ -377,8 +377,12 @@ def validate_stage(cfg: TestgenConfig, work: str) -> dict:
         else:
             excluded.append({**row, **result})
     shard = funnel.shard_funnel(len(records), [e["reason"] for e in excluded])
+    from multiplt import provenance as made_by
+
+    # the code that ran the asserts: this stage may run in another image (the sandbox's) than
+    # generate and write, whose provenance config.json records; merge lists every shard's
     shard.update(asserts=dict(assert_counts), verdicts=dict(statuses), types=dict(typed),
-                  execution=run_summary)
+                  execution=run_summary, provenance=made_by.describe(made_by.TESTGEN))
     # the funnel first, the outcomes last: outcomes.jsonl marks a finished validation, so a run
     # killed between the two validates again instead of writing a shard without its funnel
     storage.write_json(storage.join(work, "funnel.json"), shard, indent=1)

@@ -89,6 +89,13 @@ def check_outputs(out):
                                  "expected_not_literal": 3}
     assert funnel["verdicts"] == {"OK": 10, "AssertionError": 4, "TypeError": 1}
     assert funnel["types"] == {"typed": 3, "untyped": 1}
+    # the code that validated (the sandbox image's in a DAG run): this checkout, its coverage.py
+    from multiplt import provenance
+
+    here = provenance.describe(provenance.TESTGEN)
+    [made_by] = funnel["validate_provenance"]
+    assert (made_by["code_version"], made_by["libraries"]["coverage"]) == (
+        here["code_version"], here["libraries"]["coverage"])
 
 
 @pytest.mark.slow
@@ -287,6 +294,11 @@ def test_validate_stage_runs_with_only_the_sandbox_images_extra(tmp_path):
     assert validate.returncode == 0, validate.stderr[-3000:]
     assert run_testgen(functions, out, "--stage", "write") == 0
     check_outputs(out)
+    # the run's funnel names what validated: the sandbox's environment, without torch, which
+    # config.json's provenance (generate's and write's, this process) has
+    [made_by] = json.loads((out / "funnel.json").read_text())["validate_provenance"]
+    config = json.loads((out / "work" / "shard-all" / "config.json").read_text())
+    assert "torch" not in made_by["libraries"] and "torch" in config["provenance"]["libraries"]
 
 
 def test_malformed_and_duplicate_rows_are_excluded_with_reasons(tmp_path):

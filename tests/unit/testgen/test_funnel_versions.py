@@ -29,3 +29,20 @@ def test_shards_of_two_versions_are_refused_and_of_one_add_up(tmp_path):
     _finish(out, "shard-00001-of-00002", funnel.shard_funnel(4, ["low_coverage"]))
     steps = {s["name"]: (s["in"], s["out"]) for s in funnel.merge(out)["steps"]}
     assert steps["flaky"] == (9, 8) and steps["low_coverage"] == (8, 6) and steps["input"] == (9, 9)
+
+
+def test_the_run_funnel_lists_the_distinct_provenance_of_the_shards_validations(tmp_path):
+    """Each shard's funnel.json carries the provenance of the process that validated it (the
+    sandbox image may run other code than generate and write); the run's funnel lists the
+    distinct ones in shard order, and none for shards validated before it was recorded."""
+    out = str(tmp_path / "tg")
+    a = {"code_version": "a" * 40, "python": "3.12.1", "libraries": {"coverage": "7.6.1"}}
+    b = {**a, "code_version": "b" * 40}
+    for k, made_by in enumerate([a, b, a]):
+        _finish(out, f"shard-0000{k}-of-00003", {**funnel.shard_funnel(2, []), "provenance": made_by})
+    totals = funnel.merge(out)
+    assert totals["validate_provenance"] == [a, b]
+    assert "provenance" not in totals and storage.read_json(storage.join(out, "funnel.json")) == totals
+    old = str(tmp_path / "old")
+    _finish(old, "shard-all", funnel.shard_funnel(2, []))
+    assert "validate_provenance" not in funnel.merge(old)
