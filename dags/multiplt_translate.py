@@ -154,8 +154,13 @@ with DAG(
     planned = plan(SETTINGS.data_uri)
     entries = shard_entries(planned)
     sample = stage_task_mapped("sample", entries.map(sample_command), gpu=True)
-    validate = stage_task_mapped("validate", entries.map(execute_command), sandbox=True)
-    collect = stage_task_mapped("collect", entries.map(collect_command))
+    # each (language, shard)'s validate and collect start once every instance of the stage
+    # before has ended and one succeeded: a failed one stops its own (language, shard) only (its
+    # next stage fails at once, naming the stage to run first); summary needs them all
+    validate = stage_task_mapped("validate", entries.map(execute_command), sandbox=True,
+                                 trigger_rule="all_done_min_one_success")
+    collect = stage_task_mapped("collect", entries.map(collect_command),
+                                trigger_rule="all_done_min_one_success")
     summary = stage_task_mapped("summary", summary_argvs(planned, SETTINGS.data_uri))
     sample >> validate >> collect >> summary
 

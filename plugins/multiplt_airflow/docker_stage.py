@@ -396,6 +396,9 @@ def build(task_id: str, argv: list[str] | None, settings: MultipltSettings, *, g
                      **{"user": SANDBOX_USER, **common})
 
     # Sandbox: stage in (networked, credentials) -> run (no network, no credentials) -> stage out.
+    # A trigger rule is the stage's, so its first step's: the steps after it follow their own
+    # step (a failed stage_in must stop run, whatever the stage's rule).
+    first = {"trigger_rule": common.pop("trigger_rule")} if "trigger_rule" in common else {}
     staged = {"stage_volume": True, "stage_group": task_id, "user": SANDBOX_USER,
               "volume_prefix": settings.stage_volume_prefix}
 
@@ -404,7 +407,7 @@ def build(task_id: str, argv: list[str] | None, settings: MultipltSettings, *, g
         stage_in = MultipltDockerOperator(
             task_id="stage_in", entrypoint=["multiplt", "stage", "in", *entry], command=argv,
             image=settings.worker_image, mounts=_data_mounts(settings), **staged, **networked,
-            **_without(common, "device_requests"))
+            **first, **_without(common, "device_requests"))
         run = MultipltDockerOperator(
             task_id="run", entrypoint=["multiplt", "stage", "run", *entry], command=argv,
             image=settings.sandbox_image, network_mode="none", credentials=False,

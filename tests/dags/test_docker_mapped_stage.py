@@ -136,3 +136,18 @@ def test_a_failed_execute_shard_leaves_the_other_languages_scored(docker_runtime
     assert run.state == "failed"
     logs = capfd.readouterr()
     assert "is not scored: execute shard 0/2: failed" in logs.out + logs.err
+
+
+def test_a_sandbox_stage_s_trigger_rule_is_its_first_step_s(docker_runtime):
+    """testgen's and translate's validate start when every shard of the stage before has ended
+    and one succeeded (a failed shard stops its own shard only): on the docker runtime that is
+    stage_in's rule; run and stage_out still need their own step's success."""
+    with _dag("stage_docker_mapped_rule") as dag:
+        stage_task_mapped("validate", SHARDS, sandbox=True, trigger_rule="all_done_min_one_success")
+    assert [dag.get_task(f"validate.{s}").trigger_rule for s in STEPS] == [
+        "all_done_min_one_success", "all_success", "all_success"]
+    for dag_id, after in (("multiplt_testgen", "write"), ("multiplt_translate", "collect")):
+        chained = load_dag(dag_id)
+        assert [chained.get_task(f"validate.{s}").trigger_rule for s in STEPS] == [
+            "all_done_min_one_success", "all_success", "all_success"], dag_id
+        assert chained.get_task(after).trigger_rule == "all_done_min_one_success"
