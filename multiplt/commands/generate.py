@@ -54,10 +54,10 @@ def generate_kwargs(args) -> dict:
 
 def model_label(args) -> str:
     """The model a run is recorded (and evaluate's run folder named) under: --model, or for the
-    replay backend without one the replay source's file or folder name (`results record` needs
-    a model). Checked here, before any work: --replay-source without the replay backend (the
-    others would ignore it), the replay backend without it, another backend without --model."""
-    from multiplt import storage
+    replay backend without one the replay source's name and a hash of it (replay.replay_label:
+    `results record` needs a model, and two sources of one name are two models). Checked here,
+    before any work: --replay-source without the replay backend (the others would ignore it),
+    the replay backend without it, another backend without --model."""
     from multiplt.errors import MultipltError
 
     from multiplt.generation.driver import check_replay_source
@@ -69,7 +69,9 @@ def model_label(args) -> str:
         return args.model
     if not args.replay_source:
         raise MultipltError("the replay backend needs --replay-source (a completion folder or JSONL)")
-    return args.model or storage.basename(args.replay_source)
+    from multiplt.generation.replay import replay_label
+
+    return args.model or replay_label(args.replay_source)
 
 
 def register(subparsers) -> None:

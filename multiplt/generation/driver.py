@@ -293,6 +293,14 @@ def generate(benchmark: str, out: str, *, backend: str = "transformers", model: 
             funnel.keep()
     summary = {"problems": len(rows), "generated": 0, "written": 0, "folder": out}
     if not todo:
+        # nothing to draw, so nothing loads; but a replay source costs one read to name: one
+        # that holds something else now than the samples were read from is refused, not
+        # reported as if the folder's samples were its own (gone: nothing to compare)
+        source = backend_options.get("replay_source")
+        if backend == "replay" and source and storage.exists(source):
+            from multiplt.generation.replay import read_replay
+
+            folder.merge_run(out, {**run, folder.MODEL_IDENTITY: read_replay(source)[1]}, select)
         LOG.info("generate: all %d problems already have %d completions in %s", len(rows), n, out)
         _mark_complete_if_whole(out, select)
         funnel.log(LOG)

@@ -90,6 +90,29 @@ def read_replay(source: str) -> tuple[dict[str, list[str]], str]:
     return out, "sha256:" + hashlib.sha256(json.dumps(files).encode()).hexdigest()
 
 
+def replay_name(source: str) -> str:
+    """The name of a replay source: its file or folder name, cut at a per-language source's
+    `{lang}` without the separator before it (`replay-{lang}.jsonl`, `replay/{lang}.jsonl`:
+    `replay`), "replay" when nothing is left. What `translate` records as the model of a replay
+    run without --model."""
+    name = storage.basename(source or "replay")
+    if "{" in name:
+        name = name.split("{")[0].rstrip("-_. ")
+    return name or "replay"
+
+
+def replay_label(source: str) -> str:
+    """The model that `generate` and `evaluate` record, and name run folders by, for a replay run
+    without --model: replay_name with `_s<first 8 hex digits of the sha256 of the source>` (a
+    local path made absolute, a URI as given; `{lang}` kept), as benchmark sources are named:
+    two sources of one name (`a/{lang}.jsonl`, `b/{lang}.jsonl`) get their own run folders
+    instead of one scored for the other."""
+    import os
+
+    where = source if "://" in source else os.path.abspath(os.path.expanduser(source))
+    return f"{replay_name(source)}_s{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+
+
 @dataclasses.dataclass(frozen=True)
 class ReplayDescription(Description):
     """The replay backend's description: also `model_identity`, the digest of the source's

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from multiplt import storage
 from multiplt.errors import MultipltError
 
 STAGES = ("all", "sample", "collect", "summary")
@@ -12,7 +11,7 @@ STAGES = ("all", "sample", "collect", "summary")
 
 @dataclasses.dataclass
 class TranslateConfig:
-    tests: str
+    tests: str | None  # not read by --stage summary, which may go without it
     out: str
     langs: tuple[str, ...]
     backend: str = "transformers"
@@ -60,6 +59,10 @@ class TranslateConfig:
             raise MultipltError(f"--limit must be at least 1, got {self.limit}")
         if self.stage not in STAGES:
             raise MultipltError(f"--stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.stage == "summary":  # adds up the shards' funnels: reads no input, no model
+            return
+        if not self.tests:
+            raise MultipltError("--tests is required (except with --stage summary)")
         if self.backend == "replay" and not self.replay_source:
             raise MultipltError("the replay backend needs --replay-source")
         if self.backend != "replay" and not self.model:
@@ -71,7 +74,6 @@ class TranslateConfig:
         """The model the samples are recorded under: --model, or for the replay backend without
         one the replay source's file or folder name; a per-language source's name is cut at its
         `{lang}`, without the separator before it (`replay-{lang}.jsonl`: `replay`)."""
-        name = storage.basename(self.replay_source or "replay")
-        if "{" in name:
-            name = name.split("{")[0].rstrip("-_. ")
-        return self.model or name or "replay"
+        from multiplt.generation.replay import replay_name
+
+        return self.model or replay_name(self.replay_source or "replay")

@@ -215,6 +215,31 @@ def test_a_jsonl_source_and_a_language_name_give_the_names_benchmark_build_gives
         assert scores[2] == "1.0", (code, scores)
 
 
+def test_two_replay_sources_of_one_name_get_their_own_run_folders(tmp_path, capsys):
+    """`right/{lang}.jsonl` and `wrong/{lang}.jsonl` without --model were both named `{lang}.jsonl`:
+    one run folder, so evaluating the second found nothing missing and scored the first's
+    completions as its own. Each source now has its own folder (replay_label) and score."""
+    import json
+
+    source = write_source(tmp_path / "data" / "mini.jsonl")
+    right = write_replay(tmp_path / "right", codes=("lua",))
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "lua.jsonl").write_text("".join(
+        json.dumps({**json.loads(line), "completion": "    return 0\nend\n"}) + "\n"
+        for line in (tmp_path / "right" / "lua.jsonl").read_text().splitlines()))
+    out = tmp_path / "eval"
+    for replay in (right, str(wrong / "{lang}.jsonl")):
+        assert cli.main(["evaluate", "--lang", "lua", "--source", source, "--out", str(out),
+                         "--benchmarks", str(tmp_path / "benchmarks"), "--backend", "replay",
+                         "--replay-source", replay, "--n", "1", "--workers", "2"]) == 0
+    folders = sorted(p.name for p in out.iterdir())
+    assert len(folders) == 2 and all("{" not in f for f in folders), folders
+    scores = sorted((out / f / "_scores.csv").read_text().splitlines()[1].split(",")[2]
+                    for f in folders)
+    assert scores == ["0.0", "1.0"], (folders, scores)
+
+
 def test_two_sources_of_one_file_name_get_their_own_benchmark_files_and_run_folders(tmp_path):
     """`data/v1/mini.jsonl` and `data/v2/mini.jsonl` once shared `<benchmarks>/mini-lua.jsonl`,
     so evaluate refused the second source (the file's report names the first); each now gets

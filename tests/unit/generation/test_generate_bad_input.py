@@ -119,17 +119,41 @@ def test_run_yaml_refuses_keys_twice_at_any_depth_and_keeps_merges():
 
 
 def test_a_replay_run_without_a_model_is_recorded_under_its_source(bench, tmp_path, capsys):
-    """As evaluate names it: `results record` refused the folder ("lacks model")."""
+    """As evaluate names it: `results record` refused the folder ("lacks model"). The name is
+    the source's and a hash of where it is (replay_label): two sources of one name are two."""
+    import hashlib
+
     out = tmp_path / "run"
     assert gen(bench, out) == 0
     record = parse_run_yaml((out / "_multiplt_run.yaml").read_text(), "r")
-    assert record["model"] == record["tokenizer"] == "replay.jsonl"
+    label = "replay.jsonl_s" + hashlib.sha256(bench[1].encode()).hexdigest()[:8]
+    assert record["model"] == record["tokenizer"] == label
     scored(out)
     store = tmp_path / "store.parquet"
     assert cli.main(["results", "record", "--scores", str(out), "--store", str(store)]) == 0
     import polars as pl
 
-    assert pl.read_parquet(store)["model"].to_list() == ["replay.jsonl"]
+    assert pl.read_parquet(store)["model"].to_list() == [label]
+
+
+def test_a_finished_folder_refuses_a_replay_source_rewritten_since(bench, tmp_path, capsys):
+    """Nothing is missing, so nothing is drawn; the replay source is still read (one file) and
+    one holding other completions than the folder's were read from is refused, exit 2, instead
+    of the folder's samples passing for its own. A source gone since is not compared."""
+    import pathlib
+
+    out = tmp_path / "run"
+    assert gen(bench, out) == 0
+    before = (out / "_multiplt_run.yaml").read_text()
+    assert gen(bench, out) == 0  # the same source: a rerun that writes nothing
+    source = pathlib.Path(bench[1])
+    source.write_text(source.read_text().replace("(+ x 0)", "(- x 0)"))
+    capsys.readouterr()
+    assert gen(bench, out) == 2
+    one_error(capsys, "resuming would mix samples of two models in one folder")
+    assert (out / "_multiplt_run.yaml").read_text() == before
+    source.unlink()
+    assert gen(bench, out) == 0
 
 
 @pytest.mark.parametrize("extra, replay, message", [
