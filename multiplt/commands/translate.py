@@ -14,8 +14,8 @@ from multiplt.generation.backends import NAMES, TOKENIZER_HELP
 def register(subparsers) -> None:
     p = subparsers.add_parser("translate", help="translate step-1 functions, validate, dedup (MultiPL-T step 2)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tests", required=True, help="step-1 tests dataset: a parquet file, a folder of "
-                   "them, or the testgen output root (its tests/ folder is read)")
+    p.add_argument("--tests", help="step-1 tests dataset: a parquet file, a folder of them, or the "
+                   "testgen output root (its tests/ folder is read); required but with --stage summary")
     p.add_argument("--lang", required=True, help="comma-separated language codes, e.g. rkt,jl,r,ml,lua")
     p.add_argument("--out", required=True, help="dataset folder URI (file:// path or s3://)")
     p.add_argument("--backend", default="transformers", choices=NAMES)

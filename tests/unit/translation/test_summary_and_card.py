@@ -149,3 +149,17 @@ def test_publish_refuses_a_folder_with_shards_missing(tmp_path, capsys):
     assert not dry.exists()
     pl.DataFrame({"content": ["z"]}).write_parquet(out / "data" / "lua-00001-of-00002.parquet")
     assert cli.main(["publish", "dataset", "--from", str(out), "--repo", "me/half", "--dry-run", str(dry)]) == 0
+
+
+def test_summary_needs_only_the_output_and_the_languages(tmp_path, capsys):
+    """`--stage summary` adds up the shards' funnels: it reads no tests and no model, so it asks
+    for neither; every other stage still requires --tests, and --model but with replay."""
+    out = tmp_path / "tr"
+    collected(out, "lua", (0, 1))
+    assert cli.main(["translate", "--out", str(out), "--lang", "lua", "--stage", "summary"]) == 0
+    assert json.loads((out / "funnel.json").read_text())["lua"]["after_rouge_l"] == 1
+    capsys.readouterr()
+    for stage in ("all", "sample", "collect"):
+        assert cli.main(["translate", "--out", str(out), "--lang", "lua", "--model", "m",
+                         "--stage", stage]) == 2
+        assert "--tests is required (except with --stage summary)" in capsys.readouterr().err
