@@ -134,3 +134,20 @@ def test_derived_language_lists_follow_the_registry():
     assert solutions.RUNNABLE == tuple(c for c in languages.targets() if _installed(c))
     assert set(translate_fixture.TYPED_ONLY) == {c for c in languages.targets()
                                                  if languages.get(c).strict_types}
+
+
+def test_the_adding_a_language_checklist_names_every_table():
+    """docs/languages.md's checklist names each table of TABLES, and its file: a table added
+    here and not there would fail a contributor who followed the page."""
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).parents[3] / "docs" / "languages.md").read_text()
+    section = doc.split("**Fixtures and test tables**", 1)[1].split("\n- **", 1)[0]
+    text = " ".join(section.split())
+    for where, _, _ in TABLES:
+        path, _, name = where.partition(" ")
+        table = re.sub(r"\[.*\]$", "", name)
+        assert f"`{path}`" in text, where
+        if table != "folders":
+            assert f"`{table}`" in text, where
