@@ -399,6 +399,9 @@ def write_stage(cfg: TestgenConfig, work: str) -> dict:
     """OUT/tests/ and OUT/excluded/ parquet of the shard, its config, its marker, the funnel."""
     _need(work, OUTCOMES, "validate")
     _need(work, "funnel.json", "validate")
+    # the shard's rows are still --functions' (the one check of the input before _DONE): the
+    # DAG runs write after a generate that failed, which may have refused rows changed since
+    _check_done_rows(cfg, work)
     records = storage.read_jsonl(storage.join(work, OUTCOMES))
     kept = [{k: v for k, v in r.items() if k != "kept"} for r in records if r["kept"]]
     excluded = [{k: v for k, v in r.items() if k != "kept"} for r in records if not r["kept"]]

@@ -112,6 +112,23 @@ def test_replay_fixture_gives_exact_tests_coverage_and_types(tmp_path, capsys):
     assert [p.name for p in now if now[p] != stamps.get(p)] == ["input.json"]
 
 
+def test_write_refuses_a_shard_whose_rows_changed_since_its_validation(tmp_path, capsys):
+    """The DAG runs a shard's write once every validate ended, also after its generate refused
+    rows changed since an earlier unfinished run (a corpus rebuilt in place): write compares the
+    rows too, exit 2, and writes no parquet and no _DONE (it finished the old rows before)."""
+    functions, out = functions_parquet(tmp_path), tmp_path / "out"
+    for stage in ("generate", "validate"):
+        assert run_testgen(functions, out, "--shard", "1/2", "--stage", stage) == 0
+    part = pathlib.Path(functions) / "functions" / "part-0.parquet"
+    pl.read_parquet(part).head(1).write_parquet(part)  # rebuilt in place, one function kept
+    capsys.readouterr()
+    assert run_testgen(functions, out, "--shard", "1/2", "--stage", "generate") == 2
+    assert run_testgen(functions, out, "--shard", "1/2", "--stage", "write") == 2
+    assert "over other rows" in capsys.readouterr().err
+    assert not (out / "tests").exists()
+    assert not (out / "work" / "shard-00001-of-00002" / "_DONE").exists()
+
+
 @pytest.mark.slow
 def test_shards_and_stages_give_the_same_rows(tmp_path):
     functions, out = functions_parquet(tmp_path), tmp_path / "out"
