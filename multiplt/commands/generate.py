@@ -87,6 +87,11 @@ def run(args) -> int:
     from multiplt.storage.outputs import check_out
 
     check_out(args.out)  # before the benchmark is read and any path is made from it
-    summary = generate(args.benchmark, args.out, **{**generate_kwargs(args), "model": model_label(args)})
+    label = model_label(args)
+    if args.backend == "replay" and not args.model:  # the folder's own label for this source
+        from multiplt.generation.replay import recorded_label
+
+        label = recorded_label(args.out, args.replay_source) or label
+    summary = generate(args.benchmark, args.out, **{**generate_kwargs(args), "model": label})
     print(f"generate: {summary['generated']} samples for {summary['problems']} problems in {args.out}")
     return 0

@@ -106,11 +106,31 @@ def replay_label(source: str) -> str:
     without --model: replay_name with `_s<first 8 hex digits of the sha256 of the source>` (a
     local path made absolute, a URI as given; `{lang}` kept), as benchmark sources are named:
     two sources of one name (`a/{lang}.jsonl`, `b/{lang}.jsonl`) get their own run folders
-    instead of one scored for the other."""
+    instead of one scored for the other. A local path is named by its absolute path however
+    spelled (`file://`, a trailing `/`); `generate` keeps the label of a folder made from the
+    same source content (recorded_label)."""
     import os
 
-    where = source if "://" in source else os.path.abspath(os.path.expanduser(source))
+    where = source.rstrip("/") or source
+    if where.startswith("file://"):  # a local file, however spelled
+        where = where[len("file://"):]
+    if "://" not in where:
+        where = os.path.abspath(os.path.expanduser(where))
     return f"{replay_name(source)}_s{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+
+
+def recorded_label(out: str, source: str) -> str | None:
+    """The model that the run folder `out` records for a replay run whose source held what
+    `source` holds now (the same `model_identity`), else None: a rerun of that folder keeps its
+    label however the source is spelled now (a `file://` URI for a path, the tree moved), and so
+    does a folder labelled before replay_label added its hash."""
+    from multiplt.generation import folder
+
+    record = folder.read_run(out) or {}
+    if (record.get("backend") != "replay" or not record.get(folder.MODEL_IDENTITY)
+            or not record.get("model") or not storage.exists(source)):
+        return None
+    return record["model"] if read_replay(source)[1] == record[folder.MODEL_IDENTITY] else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -136,6 +136,29 @@ def test_a_replay_run_without_a_model_is_recorded_under_its_source(bench, tmp_pa
     assert pl.read_parquet(store)["model"].to_list() == [label]
 
 
+def test_a_rerun_keeps_the_folder_s_label_for_the_same_source_content(bench, tmp_path, capsys):
+    """The label hashes where the source is; a rerun into the folder keeps the folder's label
+    when the source holds what it held: spelled as a file:// URI, moved with the tree, or a
+    folder labelled before the hash (`replay.jsonl`), instead of being refused as another run."""
+    import shutil
+
+    out = tmp_path / "run"
+    assert gen(bench, out, "--n", "1") == 0
+    record = out / "_multiplt_run.yaml"
+    label = parse_run_yaml(record.read_text(), "r")["model"]
+    assert gen((bench[0], "file://" + bench[1]), out) == 0  # and draws sample 1
+    moved = tmp_path / "moved.jsonl"
+    shutil.copy(bench[1], moved)
+    assert gen((bench[0], str(moved)), out, "--n", "3") == 0
+    assert parse_run_yaml(record.read_text(), "r")["model"] == label
+    old = tmp_path / "old"  # labelled as before the hash
+    assert gen(bench, old) == 0
+    text = (old / "_multiplt_run.yaml").read_text().replace(label, "replay.jsonl")
+    (old / "_multiplt_run.yaml").write_text(text)
+    assert gen(bench, old, "--n", "3") == 0
+    assert parse_run_yaml((old / "_multiplt_run.yaml").read_text(), "r")["model"] == "replay.jsonl"
+
+
 def test_a_finished_folder_refuses_a_replay_source_rewritten_since(bench, tmp_path, capsys):
     """Nothing is missing, so nothing is drawn; the replay source is still read (one file) and
     one holding other completions than the folder's were read from is refused, exit 2, instead

@@ -30,7 +30,10 @@ def test_generate_and_evaluate_add_a_hash_of_where_the_source_is(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     assert replay_label("a/{lang}.jsonl") == f"replay_s{digest(str(tmp_path / 'a/{lang}.jsonl'))}"
     assert replay_label("a/{lang}.jsonl") != replay_label("b/{lang}.jsonl")
-    assert replay_label("s3://b/t_{lang}/") == f"t_s{digest('s3://b/t_{lang}/')}"
+    assert replay_label("s3://b/t_{lang}/") == f"t_s{digest('s3://b/t_{lang}')}"
+    # one place, however spelled
+    assert replay_label("s3://b/t_{lang}") == replay_label("s3://b/t_{lang}/")
+    assert replay_label(f"file://{tmp_path}/a/{{lang}}.jsonl") == replay_label("a/{lang}.jsonl")
 
 
 def test_a_model_is_its_own_label():
