@@ -156,9 +156,10 @@ with DAG(
     planned = plan(SETTINGS.data_uri)
     entries = shard_entries(planned)
     generate = stage_task_mapped("generate", entries.map(generate_command), gpu=True)
-    # each shard's validate and write start once every shard of the stage before has ended and
-    # one succeeded: a failed shard stops its own shard only (its next stage fails at once,
-    # naming the stage to run first), and announce, which needs every shard, not the others
+    # each shard's validate and write start once every shard of the stage before has ended,
+    # whatever its outcome (the rule's one success is shard_entries'; a skipped plan skips them):
+    # a failed shard stops its own shard only (its next stage fails at once, naming the stage to
+    # run first), and announce, which needs every shard, not the others
     validate = stage_task_mapped("validate", entries.map(validate_command), sandbox=True,
                                  trigger_rule="all_done_min_one_success")
     write = stage_task_mapped("write", entries.map(write_command),

@@ -155,8 +155,9 @@ with DAG(
     entries = shard_entries(planned)
     sample = stage_task_mapped("sample", entries.map(sample_command), gpu=True)
     # each (language, shard)'s validate and collect start once every instance of the stage
-    # before has ended and one succeeded: a failed one stops its own (language, shard) only (its
-    # next stage fails at once, naming the stage to run first); summary needs them all
+    # before has ended, whatever its outcome (the rule's one success is shard_entries'; a skipped
+    # plan skips them): a failed one stops its own (language, shard) only (its collect fails at
+    # once, naming the stage to run first); summary needs them all
     validate = stage_task_mapped("validate", entries.map(execute_command), sandbox=True,
                                  trigger_rule="all_done_min_one_success")
     collect = stage_task_mapped("collect", entries.map(collect_command),

@@ -17,9 +17,9 @@ from tests.support.airflow import load_dag
 pytestmark = pytest.mark.e2e
 
 
-def _fail_shard(monkeypatch, stage: str, shard: str, lang: str | None = None) -> None:
-    """The first try of one shard's `stage` task fails (exit 2, as a stage refusing its input:
-    failed, not retried); every other task runs its command."""
+def _fail_shard(monkeypatch, stage: str, *shards: str, lang: str | None = None) -> None:
+    """The `stage` task of each of `shards` fails (as a stage refusing its input: failed, not
+    retried); every other task runs its command."""
     from airflow.sdk.exceptions import AirflowFailException
     from multiplt_airflow.local_stage import MultipltStageOperator
 
@@ -27,9 +27,9 @@ def _fail_shard(monkeypatch, stage: str, shard: str, lang: str | None = None) ->
 
     def execute(self, context):
         argv = list(self.argv)
-        if (self.task_id == stage and shard in argv
+        if (self.task_id == stage and any(shard in argv for shard in shards)
                 and (lang is None or any(f"-{lang}" in a or a == lang for a in argv))):
-            raise AirflowFailException(f"{stage} {shard}: failed here")
+            raise AirflowFailException(f"{stage} {argv}: failed here")
         return real(self, context)
 
     monkeypatch.setattr(MultipltStageOperator, "execute", execute)
@@ -59,6 +59,26 @@ def test_a_failed_testgen_generate_shard_stops_only_its_own_shard(airflow_db, tm
     assert not (out / "funnel.json").exists() and asset_events(run) == []
     logs = capfd.readouterr()
     assert "is missing: run the generate stage of this shard first" in logs.out + logs.err
+
+
+
+def test_when_every_testgen_generate_shard_fails_each_next_stage_fails_on_its_own(
+        airflow_db, tmp_path, monkeypatch):
+    """The rule's one success is the run's shard list, not a shard: with every generate shard
+    failed, each validate and write still starts and fails at once (nothing to validate), and
+    nothing is written or announced."""
+    same_data_uri(airflow_db, monkeypatch)
+    _fail_shard(monkeypatch, "generate", "0/2", "1/2")
+    out = tmp_path / "tg"
+    run = load_dag("multiplt_testgen").test(run_conf={
+        "functions": functions_parquet(tmp_path) + "/functions", "out": str(out),
+        "backend": "replay", "replay_source": str(TESTGEN_FIXTURE / "replay.jsonl"), "n": 2,
+        "shards": 2})
+    states = _states(run)
+    assert [states[(task, i)] for task in ("generate", "validate", "write") for i in (0, 1)] == [
+        "failed"] * 6, states
+    assert states[("announce", -1)] == "upstream_failed" and run.state == "failed"
+    assert not (out / "tests").exists() and asset_events(run) == []
 
 
 def test_a_failed_translate_sample_shard_stops_only_its_own_shard(airflow_db, tmp_path,
