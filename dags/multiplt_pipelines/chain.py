@@ -230,26 +230,21 @@ def other_inputs(dag_id: str, mine: list[dict], newer: list[dict] | None, starte
         elif item["rows"] == 0:
             lines.append(("info", f"{uri} ({asset} event of {_when(item)}){why}: 0 rows, "
                                   f"nothing to do"))
-        elif mode == "log":
+        elif mode == "log" or (out and nested_out is None):
             import json
 
             conf = json.dumps({param: uri, "out": own_out(uri)})
+            because, after = (
+                ("other_inputs is log, set by the run's conf, the Variable "
+                 f"{dag_id} or the Param", " (its other settings are the Variable's when it "
+                 "starts: after a main job, which sets the Variable while it runs, has ended)")
+                if mode == "log" else
+                (f"this run's out {out} (from the Variable {dag_id} or a Param) is every run's, "
+                 "and a dataset in a folder inside it would be trained on as part of its "
+                 "dataset", f" (or an out of its own outside {out})"))
             lines.append(("warning", f"{uri} ({asset} event of {_when(item)}){why}: no run "
-                                     f"started (other_inputs is log, set by the run's conf, the "
-                                     f"Variable {dag_id} or the Param): start {dag_id} by hand "
-                                     f"with the conf {conf} (its other settings are the "
-                                     f"Variable's when it starts: after a main job, which sets "
-                                     f"the Variable while it runs, has ended)"))
-        elif out and nested_out is None:
-            import json
-
-            conf = json.dumps({param: uri, "out": own_out(uri)})
-            lines.append(("warning", f"{uri} ({asset} event of {_when(item)}){why}: no run "
-                                     f"started: this run's out {out} (from the Variable {dag_id} "
-                                     f"or a Param) is every run's, and a dataset in a folder "
-                                     f"inside it would be trained on as part of its dataset; "
-                                     f"start {dag_id} by hand with the conf {conf} (or an out of "
-                                     f"its own outside {out})"))
+                                     f"started ({because}): start {dag_id} by hand with the "
+                                     f"conf {conf}{after}"))
         else:
             run_id = input_run_id(uri, item["timestamp"])
             note = f"{param} {uri}, announced by the {asset} event of {_when(item)}{why}"

@@ -35,6 +35,14 @@ def _fail_shard(monkeypatch, stage: str, *shards: str, lang: str | None = None) 
     monkeypatch.setattr(MultipltStageOperator, "execute", execute)
 
 
+def _testgen_run(tmp_path, out):
+    """multiplt_testgen on the testgen fixture in two shards, replayed, into `out`."""
+    return load_dag("multiplt_testgen").test(run_conf={
+        "functions": functions_parquet(tmp_path) + "/functions", "out": str(out),
+        "backend": "replay", "replay_source": str(TESTGEN_FIXTURE / "replay.jsonl"), "n": 2,
+        "shards": 2})
+
+
 def _states(run) -> dict[tuple[str, int], str]:
     return {(ti.task_id, ti.map_index): ti.state for ti in run.get_task_instances()}
 
@@ -44,10 +52,7 @@ def test_a_failed_testgen_generate_shard_stops_only_its_own_shard(airflow_db, tm
     same_data_uri(airflow_db, monkeypatch)
     _fail_shard(monkeypatch, "generate", "0/2")
     out = tmp_path / "tg"
-    run = load_dag("multiplt_testgen").test(run_conf={
-        "functions": functions_parquet(tmp_path) + "/functions", "out": str(out),
-        "backend": "replay", "replay_source": str(TESTGEN_FIXTURE / "replay.jsonl"), "n": 2,
-        "shards": 2})
+    run = _testgen_run(tmp_path, out)
     states = _states(run)
     assert [states[("generate", i)] for i in (0, 1)] == ["failed", "success"]
     # shard 1 validated and wrote its tests; shard 0's next stages failed on their own
@@ -70,10 +75,7 @@ def test_when_every_testgen_generate_shard_fails_each_next_stage_fails_on_its_ow
     same_data_uri(airflow_db, monkeypatch)
     _fail_shard(monkeypatch, "generate", "0/2", "1/2")
     out = tmp_path / "tg"
-    run = load_dag("multiplt_testgen").test(run_conf={
-        "functions": functions_parquet(tmp_path) + "/functions", "out": str(out),
-        "backend": "replay", "replay_source": str(TESTGEN_FIXTURE / "replay.jsonl"), "n": 2,
-        "shards": 2})
+    run = _testgen_run(tmp_path, out)
     states = _states(run)
     assert [states[(task, i)] for task in ("generate", "validate", "write") for i in (0, 1)] == [
         "failed"] * 6, states
