@@ -42,8 +42,8 @@ def split_specials(ids: list[int], plain: list[int], eos: int | None
                 None)
     if head is None:
         appended = bool(ids) and ids[-1] == eos and plain[-1:] != ids[-1:]
-        return 0, (list(ids[-1:]) if appended else []), []
-    tail = list(ids[head + len(plain):])
+        return 0, (ids[-1:] if appended else []), []
+    tail = ids[head + len(plain):]
     kept = list(tail)
     while kept and kept[-1] == eos:
         kept.pop()

@@ -92,8 +92,8 @@ def chain_settings(*, model: str, languages: list[str], targets: list[str], root
     fine-tuned and evaluated. With `publish_repo` the datasets go to that Hub dataset repo and
     the checkpoints to the model repo of the same name; without it, datasets are written as a
     dry run into `publish_dir`. testgen and translate start no run for an input queued before the
-    job (`other_inputs` log: their runs name it in the log). Fine-tuning evaluates its checkpoints only: the job evaluates
-    the base model itself, beside the chain. No Variable for the DAGs of `paused_dags` (with no
+    job (`other_inputs` log: their runs name it in the log). Fine-tuning evaluates its
+    checkpoints only: the job evaluates the base model itself, beside the chain. No Variable for the DAGs of `paused_dags` (with no
     translation target, translate's Param would refuse its empty `languages`)."""
     out = stage_folders(root)
     teacher = teacher or {"backend": "transformers", "model": model, "api_base": None}

@@ -442,6 +442,26 @@ def test_an_asset_triggered_run_skips_an_input_a_triggered_run_processes(dag_id,
 
 # ---- against Airflow 3.3.2's own scheduler code and database -----------------------------------
 
+def _scheduled_testgen(monkeypatch, tmp_path):
+    """(a scheduler runner, the DAG): multiplt_testgen synced to the session's database and
+    unpaused, with its data under tmp_path and no Variable of its own."""
+    from sqlalchemy import update
+
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", f"file://{tmp_path}/runs")
+    monkeypatch.setenv("AIRFLOW__MULTIPLT__RESULTS_STORE", f"file://{tmp_path}/results.parquet")
+    monkeypatch.delenv("AIRFLOW_VAR_MULTIPLT_TESTGEN", raising=False)
+    _sync_dags()
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == "multiplt_testgen")
+                        .values(is_paused=False))
+    return SchedulerJobRunner(job=Job(), num_runs=1), load_dag("multiplt_testgen")
+
+
 def _sync_dags():
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
@@ -604,22 +624,7 @@ def test_with_airflow_s_scheduler_every_announced_corpus_is_processed_once(airfl
     """multiplt_testgen works on corpus A while corpora B and C are announced: Airflow 3.3.2
     starts one run on B alone, and none on C until another corpus, D, is announced (then one on
     C and D). Every corpus must be processed, once."""
-    from sqlalchemy import update
-
-    from airflow.jobs.job import Job
-    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
-    from airflow.models.dag import DagModel
-    from airflow.utils.session import create_session
-
-    monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", f"file://{tmp_path}/runs")
-    monkeypatch.setenv("AIRFLOW__MULTIPLT__RESULTS_STORE", f"file://{tmp_path}/results.parquet")
-    monkeypatch.delenv("AIRFLOW_VAR_MULTIPLT_TESTGEN", raising=False)
-    _sync_dags()
-    with create_session() as session:
-        session.execute(update(DagModel).where(DagModel.dag_id == "multiplt_testgen")
-                        .values(is_paused=False))
-    runner = SchedulerJobRunner(job=Job(), num_runs=1)
-    dag = load_dag("multiplt_testgen")
+    runner, dag = _scheduled_testgen(monkeypatch, tmp_path)
     processed: list[str] = []
 
     def work(run_id: str) -> None:

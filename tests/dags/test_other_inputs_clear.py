@@ -5,8 +5,8 @@ input is processed once. A module of its own: its scheduler scenario needs a fre
 
 from __future__ import annotations
 
-from tests.dags.test_other_inputs import (_announce, _asset_runs, _run_tasks, _scheduler_loop,
-                                          _set_state, _sync_dags, load_dag)
+from tests.dags.test_other_inputs import (_announce, _asset_runs, _run_tasks, _scheduled_testgen,
+                                          _scheduler_loop, _set_state)
 
 
 def test_with_airflow_s_scheduler_a_cleared_run_s_triggered_input_is_not_processed_twice(
@@ -16,26 +16,12 @@ def test_with_airflow_s_scheduler_a_cleared_run_s_triggered_input_is_not_process
     start date, so, started again, its other_inputs takes E (announced before it started, in no
     run yet) for one no run takes and triggers a run for it; the Asset-triggered run created
     afterwards has E as its newest event and skips plan: E is processed once."""
-    from sqlalchemy import update
-
     from airflow import settings as airflow_settings
     from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.jobs.job import Job
-    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
-    from airflow.models.dag import DagModel
     from airflow.models.serialized_dag import SerializedDagModel
-    from airflow.utils.session import create_session
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
-    monkeypatch.setenv("AIRFLOW__MULTIPLT__DATA_URI", f"file://{tmp_path}/runs")
-    monkeypatch.setenv("AIRFLOW__MULTIPLT__RESULTS_STORE", f"file://{tmp_path}/results.parquet")
-    monkeypatch.delenv("AIRFLOW_VAR_MULTIPLT_TESTGEN", raising=False)
-    _sync_dags()
-    with create_session() as session:
-        session.execute(update(DagModel).where(DagModel.dag_id == "multiplt_testgen")
-                        .values(is_paused=False))
-    runner = SchedulerJobRunner(job=Job(), num_runs=1)
-    dag = load_dag("multiplt_testgen")
+    runner, dag = _scheduled_testgen(monkeypatch, tmp_path)
     processed: list[str | None] = []
 
     _announce("file:///c/a/functions")
