@@ -337,6 +337,9 @@ def _end_job(client, job, paused_before: dict[str, bool], saved: dict, job_set: 
             print(f"marked the job's unfinished runs failed (they do not resume when Airflow "
                   f"starts again): {', '.join(f'{d} {r}' for d, r in stopped.ended)}",
                   flush=True)
+        if stopped.finished:
+            print(f"ended on its own as it was marked failed (it succeeded): "
+                  f"{', '.join(f'{d} {r}' for d, r in stopped.finished)}", flush=True)
         for line in stopped.errors:
             print(f"main-job: {line}", file=sys.stderr, flush=True)
         for dag_id, why in stopped.held.items():

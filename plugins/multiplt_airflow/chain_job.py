@@ -623,12 +623,17 @@ class Stopped:
     why} the DAGs it paused and that stay paused (a run would start there on the job's outputs);
     `queued`: a line per other DAG with Asset events queued since the job started, left as they
     are; `errors`: a line per call that failed for good (a run not marked failed, a DAG not
-    paused, the runs not listed)."""
+    paused, the runs not listed); `finished`: those it marked failed that a later scan found
+    succeeded."""
 
     ended: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     held: dict[str, str] = dataclasses.field(default_factory=dict)
     queued: list[str] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
+    #: the (dag_id, run_id) it marked failed that a later scan found succeeded: the run ended
+    #: as the mark came, and the scheduler's write of its success landed last (on SQLite the
+    #: scheduler can read a run before the mark and write it after: no row locks)
+    finished: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 def stop_runs(client, job: ChainJob, settle_s: float = 60, pause_s: float = 2) -> Stopped:
@@ -686,6 +691,16 @@ def stop_runs(client, job: ChainJob, settle_s: float = 60, pause_s: float = 2) -
                 out.ended.append(key)
         return touched
 
+    def succeeded_all_the_same(runs) -> None:
+        """Move a run marked failed that a scan finds succeeded from `ended` to `finished`:
+        the output names it as what it is (its events are followed as any ended run's)."""
+        for dag_id, dag_runs in runs.items():
+            for run in dag_runs:
+                key = (dag_id, run["dag_run_id"])
+                if run["state"] == "success" and key in out.ended:
+                    out.ended.remove(key)
+                    out.finished.append(key)
+
     def foreign_active(dag_id, runs) -> bool:
         mine = {r["dag_run_id"] for r in runs.get(dag_id, [])}
         return any(r["dag_run_id"] not in mine for r in job.active.get(dag_id, []))
@@ -703,6 +718,7 @@ def stop_runs(client, job: ChainJob, settle_s: float = 60, pause_s: float = 2) -
             scan_error, failures = _said(exc), failures + 1
         if scan_error is None:
             runs, unread, missing = scanned
+            succeeded_all_the_same(runs)
             touched = fail_unfinished(runs)
             waiting = unread or [m for m in missing if not foreign_active(m[0], runs)]
             if not touched and not waiting:
@@ -739,7 +755,9 @@ def stop_runs(client, job: ChainJob, settle_s: float = 60, pause_s: float = 2) -
                 out.errors.append(f"could not pause {dag_id} ({_said(exc)})")
         if out.held:  # a run the scheduler created before the DAG was paused
             try:
-                fail_unfinished(job.scan(client)[0])
+                runs = job.scan(client)[0]
+                succeeded_all_the_same(runs)
+                fail_unfinished(runs)
             except Exception as exc:
                 if not transient(exc):
                     raise

@@ -177,6 +177,30 @@ def test_a_failed_call_while_stopping_skips_nothing_else(tmp_path, monkeypatch, 
     assert not any(client.paused.values()) and client.stored == BEFORE
 
 
+def test_a_run_that_succeeds_as_it_is_marked_failed_is_named_so(tmp_path, monkeypatch,
+                                                                  capsys):
+    """CI's failure: the corpus run ended as the job marked it failed, the scheduler's write of
+    its success landed last (SQLite), and the job said it had marked it failed. Now a run that a
+    later scan finds succeeded is named as such, and the run its event created is stopped."""
+    launcher = load_launcher()
+    client = SimulatedAirflow(paused=False, variables=BEFORE, hold=["multiplt_corpus",
+                              "multiplt_evaluate", "multiplt_testgen"],
+                              lost_patch=["multiplt_corpus"], interrupt=(1, KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        run_main_job(tmp_path, monkeypatch, "lua", client, launcher=launcher)
+    out = capsys.readouterr().out
+    [(corpus, state)] = _states(client, "multiplt_corpus")
+    [(testgen, testgen_state)] = _states(client, "multiplt_testgen")
+    [(evaluate, _)] = _states(client, "multiplt_evaluate")
+    assert (state, testgen_state) == ("success", "failed")
+    marked = out.split("marked the job's unfinished runs failed")[1].splitlines()[0]
+    assert f"multiplt_testgen {testgen}" in marked and f"multiplt_evaluate {evaluate}" in marked
+    assert "multiplt_corpus" not in marked
+    assert (f"ended on its own as it was marked failed (it succeeded): multiplt_corpus {corpus}"
+            in out)
+    assert not any(client.paused.values()) and client.stored == BEFORE
+
+
 def test_a_ctrl_c_as_the_trigger_call_returns_leaves_no_run_behind(tmp_path, monkeypatch,
                                                                    capsys):
     """The review's repro: Ctrl-C after Airflow created the base model's evaluation run but
