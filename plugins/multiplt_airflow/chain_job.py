@@ -645,8 +645,9 @@ def stop_runs(client, job: ChainJob, settle_s: float = 60, pause_s: float = 2) -
     `settle_s` seconds at most) until none of them works, the events of each ended one can be
     read (Airflow answers 500 while a run an event created is queued: the scheduler starts it a
     moment later) and each of those events has its runs (an event given while its consumer was
-    at its max_active_runs: the scheduler creates the run once the job's run there is failed).
-    The chain's DAGs are not paused meanwhile (Airflow queues no event for a paused DAG: someone
+    at its max_active_runs: the scheduler creates the run once the job's run there is failed),
+    and once runs were marked, once more (a run that ended as it was marked shows succeeded when
+    the scheduler's write lands: `finished`). The chain's DAGs are not paused meanwhile (Airflow queues no event for a paused DAG: someone
     else's would be lost), but for those where a run could still start on the job's outputs
     once the job is over: a consumer whose run of a job's event Airflow still defers (its
     active run is someone else's), and one with a queued run that may be the job's (an event it
@@ -706,6 +707,7 @@ def stop_runs(client, job: ChainJob, settle_s: float = 60, pause_s: float = 2) -
         return any(r["dag_run_id"] not in mine for r in job.active.get(dag_id, []))
 
     failures = 0
+    quiet = 0  # scans in a row that marked nothing and waited for nothing
     for turn in range(passes + 1):
         if turn:
             time.sleep(pause_s)
@@ -721,7 +723,10 @@ def stop_runs(client, job: ChainJob, settle_s: float = 60, pause_s: float = 2) -
             succeeded_all_the_same(runs)
             touched = fail_unfinished(runs)
             waiting = unread or [m for m in missing if not foreign_active(m[0], runs)]
-            if not touched and not waiting:
+            quiet = 0 if touched or waiting else quiet + 1
+            # once runs were marked, one scan more: a run that ended as it was marked shows
+            # succeeded only once the scheduler's write lands (`finished`)
+            if quiet >= (2 if out.ended else 1):
                 break
         elif failures >= 3:
             break
