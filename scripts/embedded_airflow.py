@@ -190,7 +190,8 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     With no translation target among the languages (`--languages py`) translate and finetune
     stay paused and the chain stops after testgen (chain_job.paused_dags), the report says why.
     A Variable the REST API gives masked (***) is refused up front (exit 2, nothing changed):
-    the job could not set it back. However it ends, the Variables it set are set back to what
+    the job could not set it back; so is a queued run of a DAG whose Variable the job sets (it
+    would read the job's settings when it starts: chain_job.queued_runs). However it ends, the Variables it set are set back to what
     they were before it (deleted where there was none), but one changed since by someone else;
     a job that does not end normally (Ctrl-C, SIGTERM, --timeout, an error of the REST API)
     first stops its own runs (chain_job.stop_runs), so that none resumes when Airflow starts
@@ -236,6 +237,16 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
             print(f"main-job: Airflow Variable {', '.join(masked)} holds a value the REST API "
                   f"gives masked ({chain_job.MASK}), which the job could not set back when it "
                   f"ends: nothing changed (export it, delete it, run the job, import it again)",
+                  file=sys.stderr, flush=True)
+            ended_normally = True
+            return 2
+        queued = chain_job.queued_runs(client, list(variables))
+        if queued:  # they would start with the job's settings: refused, nothing changed
+            runs = ", ".join(f"{dag_id} {run_id}" for dag_id, run_id in queued)
+            print(f"main-job: queued before the job, these runs would read the job's settings "
+                  f"(their DAG's Airflow Variable) when they start: {runs}; nothing changed "
+                  f"(unpause their DAG and let them run first, or mark them failed: PATCH "
+                  f"/api/v2/dags/DAG_ID/dagRuns/RUN_ID {{\"state\": \"failed\"}})",
                   file=sys.stderr, flush=True)
             ended_normally = True
             return 2

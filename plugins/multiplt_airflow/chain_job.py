@@ -226,6 +226,19 @@ def _listing(client, dag_id: str) -> list[dict]:
         "dag_runs"]
 
 
+def queued_runs(client, dag_ids) -> list[tuple[str, str]]:
+    """(dag_id, run_id) of the runs of `dag_ids` that are queued: a queued run reads its DAG's
+    Variable only when it starts, so one queued before a job would read the job's settings (a
+    run triggered while its DAG was paused, or one an earlier job left), and the job refuses to
+    start while there is one."""
+    found = []
+    for dag_id in dag_ids:
+        answer = client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?state=queued&limit=100")
+        found += [(dag_id, r["dag_run_id"]) for r in answer["dag_runs"]
+                  if r.get("state") == "queued"]
+    return found
+
+
 def _since(dag_runs: list[dict], since: datetime.datetime) -> list[dict]:
     return sorted((r for r in dag_runs if (when(r.get("queued_at")) or since) >= since),
                   key=lambda r: r.get("queued_at") or "")

@@ -177,6 +177,7 @@ class SimulatedAirflow:
             found = self.queued.get(segments[4], [])
             return {"queued_events": [dict(q) for q in found], "total_entries": len(found)}
         dag_id = segments[4]
+        query = urllib.parse.parse_qs(parts.query)
         if method == "PATCH" and len(segments) == 7:  # a run's state
             run = self._find(dag_id, segments[6])
             self.patched.append((dag_id, segments[6], body))
@@ -185,6 +186,11 @@ class SimulatedAirflow:
                 run["state"] = "running"
                 self.release(dag_id, run["dag_run_id"])
             return dict(run, state=body["state"])
+        if method == "GET" and parts.path.endswith("/dagRuns") and "state" in query:
+            # a listing by state (the job's check before it starts): no scheduler turn, not
+            # counted in `listings`
+            return {"dag_runs": [dict(r) for r in self.runs[dag_id]
+                                 if r["state"] in query["state"]]}
         if method == "GET" and parts.path.endswith("/dagRuns"):
             self.listings += 1
             if self.interrupt and self.listings >= self.interrupt[0]:

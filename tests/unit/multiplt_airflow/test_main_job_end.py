@@ -372,6 +372,27 @@ def test_a_variable_the_api_masks_is_refused_before_anything_changes(tmp_path, m
         "(***), which the job could not set back when it ends: nothing changed")
 
 
+def test_a_queued_run_that_would_read_the_jobs_settings_is_refused_before_anything_changes(
+        tmp_path, monkeypatch, capsys, installed):
+    """The review's finding: a translate run triggered while the DAG was paused stays queued;
+    the job unpaused the DAG and the run started with the job's Variable, on the job's model.
+    Now the job refuses up front: one line naming the run, exit 2, nothing changed. A queued
+    run of a DAG whose Variable the job does not set (multiplt_evaluate) is no reason."""
+    client = SimulatedAirflow(paused=True, variables=BEFORE,
+                              late=["multiplt_translate", "multiplt_evaluate"])
+    theirs = client._run("multiplt_translate", {"languages": ["rkt"]})
+    client._run("multiplt_evaluate", {"model": "someone/else"})
+    assert run_main_job(tmp_path, monkeypatch, "lua", client) == 2
+    captured = capsys.readouterr()
+    assert client.stored == BEFORE and client.job_set == {}
+    assert all(client.paused.values()) and client.patched == []
+    assert [r["state"] for d in chain_job.CHAIN for r in client.runs[d]] == ["queued", "queued"]
+    err = captured.err.splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"main-job: queued before the job, these runs would read the job's settings (their "
+        f"DAG's Airflow Variable) when they start: multiplt_translate {theirs}; nothing changed")
+
+
 def test_a_variable_the_job_never_changed_keeps_its_text(tmp_path, monkeypatch, capsys,
                                                          installed):
     """The REST API gives a JSON value serialized again (`{"a":1}` as `{"a": 1}`): a Variable
