@@ -191,12 +191,13 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
     stay paused and the chain stops after testgen (chain_job.paused_dags), the report says why.
     A Variable the REST API gives masked (***) is refused up front (exit 2, nothing changed):
     the job could not set it back; so is a queued run of a DAG whose Variable the job sets (it
-    would read the job's settings when it starts: chain_job.queued_runs). However it ends, the Variables it set are set back to what
-    they were before it (deleted where there was none), but one changed since by someone else;
-    a job that does not end normally (Ctrl-C, SIGTERM, --timeout, an error of the REST API)
-    first stops its own runs (chain_job.stop_runs), so that none resumes when Airflow starts
-    again, and sets the chain DAGs' paused flags back (but those where a run would start on
-    the job's outputs: they stay paused, with a line saying why)."""
+    would read the job's settings when it starts: chain_job.queued_runs). However it ends, the
+    Variables it set are set back to what they were before it (deleted where there was none),
+    but one changed since by someone else; a job that does not end normally (Ctrl-C, SIGTERM,
+    --timeout, an error of the REST API) first stops its own runs (chain_job.stop_runs), so
+    that none resumes when Airflow starts again, and sets the chain DAGs' paused flags back
+    (but those where a run would start on the job's outputs: they stay paused, with a line
+    saying why)."""
     from multiplt_airflow import chain_job
 
     missing = [d for d in chain_job.CHAIN if not (REPO / "dags" / f"{d}.py").exists()]
@@ -349,7 +350,7 @@ def _end_job(client, job, paused_before: dict[str, bool], saved: dict, job_set: 
                   f"starts again): {', '.join(f'{d} {r}' for d, r in stopped.ended)}",
                   flush=True)
         if stopped.finished:
-            print(f"ended on its own as it was marked failed (it succeeded): "
+            print(f"ended on their own with success as they were marked failed: "
                   f"{', '.join(f'{d} {r}' for d, r in stopped.finished)}", flush=True)
         for line in stopped.errors:
             print(f"main-job: {line}", file=sys.stderr, flush=True)

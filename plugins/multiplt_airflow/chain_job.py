@@ -660,8 +660,9 @@ def stop_runs(client, job: ChainJob, settle_s: float = 60, pause_s: float = 2) -
     moment later) and each of those events has its runs (an event given while its consumer was
     at its max_active_runs: the scheduler creates the run once the job's run there is failed),
     and once runs were marked, once more (a run that ended as it was marked shows succeeded when
-    the scheduler's write lands: `finished`). The chain's DAGs are not paused meanwhile (Airflow queues no event for a paused DAG: someone
-    else's would be lost), but for those where a run could still start on the job's outputs
+    the scheduler's write lands: `finished`). The chain's DAGs are not paused meanwhile
+    (Airflow queues no event for a paused DAG: someone else's would be lost), but for those
+    where a run could still start on the job's outputs
     once the job is over: a consumer whose run of a job's event Airflow still defers (its
     active run is someone else's), and one with a queued run that may be the job's (an event it
     may come from could not be read in time). Those are paused and stay paused (`held`). Other

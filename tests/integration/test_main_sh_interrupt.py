@@ -116,7 +116,7 @@ def test_ctrl_c_stops_the_jobs_runs_sets_its_variables_back_and_exits_130(tiny_m
     assert all(state["runs"][run] == "failed" for run in ended), (ended, state["runs"])
     # a run marked failed as it ended succeeds where the scheduler's write lands last (SQLite
     # has no row locks): the job names it so
-    finished = re.search(r"ended on its own as it was marked failed \(it succeeded\): (.*)", text)
+    finished = re.search(r"ended on their own with success as they were marked failed: (.*)", text)
     finished = finished[1].strip().split(", ") if finished else []
     assert all(state["runs"][run] == "success" for run in finished), (finished, state["runs"])
     [corpus] = [run for run in state["runs"] if run.startswith("multiplt_corpus ")]

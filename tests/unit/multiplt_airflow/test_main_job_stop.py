@@ -196,7 +196,7 @@ def test_a_run_that_succeeds_as_it_is_marked_failed_is_named_so(tmp_path, monkey
     marked = out.split("marked the job's unfinished runs failed")[1].splitlines()[0]
     assert f"multiplt_testgen {testgen}" in marked and f"multiplt_evaluate {evaluate}" in marked
     assert "multiplt_corpus" not in marked
-    assert (f"ended on its own as it was marked failed (it succeeded): multiplt_corpus {corpus}"
+    assert (f"ended on their own with success as they were marked failed: multiplt_corpus {corpus}"
             in out)
     assert not any(client.paused.values()) and client.stored == BEFORE
 
