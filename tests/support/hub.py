@@ -4,8 +4,8 @@ Fixture `session_hub`: one for the whole session, which the session's embedded A
 (`on_session_hub` points this process at it too).
 
 huggingface_hub reads HF_ENDPOINT once, when its constants module is first used, so the fixture
-also patches the loaded constants (and closes the client's pooled connections, which may point
-at a previous test's server)."""
+also patches the loaded constants and the clients made once with the endpoint of then (and closes
+the client's pooled connections, which may point at a previous test's server)."""
 
 from __future__ import annotations
 
@@ -89,6 +89,16 @@ def _patch_loaded_constants(monkeypatch, url: str, home: str) -> None:
                             ("HF_DATASETS_CACHE", pathlib.Path(home) / "datasets")):
             if hasattr(datasets_config, name):
                 monkeypatch.setattr(datasets_config, name, value)
+    # clients made once and kept, with the endpoint of when they were made: huggingface_hub's
+    # module-level `api` (huggingface_hub.list_repo_tree and the like) and transformers' shared
+    # HfApi (its tokenizer loading lists the chat templates through it); one left pointing at an
+    # earlier test's stopped Hub retried each call for ~23 s before giving up
+    hf_api = sys.modules.get("huggingface_hub.hf_api")
+    if hf_api is not None:
+        monkeypatch.setattr(hf_api.api, "endpoint", url)
+    transformers_hub = sys.modules.get("transformers.utils.hub")
+    if transformers_hub is not None and hasattr(transformers_hub, "_hf_api"):
+        monkeypatch.setattr(transformers_hub, "_hf_api", None)
     _close_sessions()
 
 
