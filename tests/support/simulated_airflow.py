@@ -322,8 +322,9 @@ def results_store(path) -> str:
 
 
 def run_main_job(tmp_path, monkeypatch, languages: str, client: SimulatedAirflow,
-                 launcher=None):
-    """main_job of scripts/embedded_airflow.py on `client`, no waiting between polls."""
+                 launcher=None, timeout: float = 30):
+    """main_job of scripts/embedded_airflow.py on `client`, no waiting between polls (so a job
+    that waits for a run held for ever polls for its whole `timeout`, --timeout's seconds)."""
     from multiplt_airflow import chain_job
     from tests.support.airflow import load_launcher
 
@@ -335,6 +336,6 @@ def run_main_job(tmp_path, monkeypatch, languages: str, client: SimulatedAirflow
                                  data_dir=str(tmp_path / "data"),
                                  config_path=str(tmp_path / "airflow.cfg"))
     args = argparse.Namespace(model="/m", languages=languages, source="stdlib", corpus_limit=None,
-                              n=1, max_new_tokens=8, limit=1, timeout=30, publish_repo=None,
+                              n=1, max_new_tokens=8, limit=1, timeout=timeout, publish_repo=None,
                               teacher_generation=None)
     return launcher.main_job(airflow, args)
