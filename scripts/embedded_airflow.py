@@ -243,11 +243,10 @@ def main_job(airflow: EmbeddedAirflow, args) -> int:
             return 2
         queued = chain_job.queued_runs(client, list(variables))
         if queued:  # they would start with the job's settings: refused, nothing changed
-            runs = ", ".join(f"{dag_id} {run_id}" for dag_id, run_id in queued)
             print(f"main-job: queued before the job, these runs would read the job's settings "
-                  f"(their DAG's Airflow Variable) when they start: {runs}; nothing changed "
-                  f"(unpause their DAG and let them run first, or mark them failed: PATCH "
-                  f"/api/v2/dags/DAG_ID/dagRuns/RUN_ID {{\"state\": \"failed\"}})",
+                  f"(their DAG's Airflow Variable) when they start: {_named(queued)}; nothing "
+                  f"changed (unpause their DAG and let them run first, or mark them failed: "
+                  f"PATCH /api/v2/dags/DAG_ID/dagRuns/RUN_ID {{\"state\": \"failed\"}})",
                   file=sys.stderr, flush=True)
             ended_normally = True
             return 2
@@ -304,6 +303,11 @@ def _signals_deferred():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
+def _named(runs) -> str:
+    """(dag_id, run_id) pairs as the job's lines name them: "dag_id run_id, ..."."""
+    return ", ".join(f"{dag_id} {run_id}" for dag_id, run_id in runs)
+
+
 def _end_job(client, job, paused_before: dict[str, bool], saved: dict, job_set: dict,
              stop: bool) -> None:
     """What main_job does however it ends: with `stop` (it did not end normally) stop the job's
@@ -347,11 +351,11 @@ def _end_job(client, job, paused_before: dict[str, bool], saved: dict, job_set: 
                             f"({'paused' if was_paused else 'unpaused'})", exc)
         if stopped.ended:
             print(f"marked the job's unfinished runs failed (they do not resume when Airflow "
-                  f"starts again): {', '.join(f'{d} {r}' for d, r in stopped.ended)}",
+                  f"starts again): {_named(stopped.ended)}",
                   flush=True)
         if stopped.finished:
             print(f"ended on their own with success as they were marked failed: "
-                  f"{', '.join(f'{d} {r}' for d, r in stopped.finished)}", flush=True)
+                  f"{_named(stopped.finished)}", flush=True)
         for line in stopped.errors:
             print(f"main-job: {line}", file=sys.stderr, flush=True)
         for dag_id, why in stopped.held.items():

@@ -93,8 +93,9 @@ def chain_settings(*, model: str, languages: list[str], targets: list[str], root
     the checkpoints to the model repo of the same name; without it, datasets are written as a
     dry run into `publish_dir`. testgen and translate start no run for an input queued before the
     job (`other_inputs` log: their runs name it in the log). Fine-tuning evaluates its
-    checkpoints only: the job evaluates the base model itself, beside the chain. No Variable for the DAGs of `paused_dags` (with no
-    translation target, translate's Param would refuse its empty `languages`)."""
+    checkpoints only: the job evaluates the base model itself, beside the chain. No Variable for
+    the DAGs of `paused_dags` (with no translation target, translate's Param would refuse its
+    empty `languages`)."""
     out = stage_folders(root)
     teacher = teacher or {"backend": "transformers", "model": model, "api_base": None}
     generation = {"model": teacher["model"], "backend": teacher["backend"], "n": n,
@@ -220,10 +221,10 @@ def when(value: str | None) -> datetime.datetime | None:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _listing(client, dag_id: str) -> list[dict]:
-    """The DAG's latest runs (at most 100), whoever started them."""
-    return client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=-run_after")[
-        "dag_runs"]
+def _listing(client, dag_id: str, state: str | None = None) -> list[dict]:
+    """The DAG's latest runs (at most 100), whoever started them; with `state`, those in it."""
+    query = "limit=100&order_by=-run_after" + (f"&state={state}" if state else "")
+    return client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")["dag_runs"]
 
 
 def queued_runs(client, dag_ids) -> list[tuple[str, str]]:
@@ -231,12 +232,8 @@ def queued_runs(client, dag_ids) -> list[tuple[str, str]]:
     Variable only when it starts, so one queued before a job would read the job's settings (a
     run triggered while its DAG was paused, or one an earlier job left), and the job refuses to
     start while there is one."""
-    found = []
-    for dag_id in dag_ids:
-        answer = client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?state=queued&limit=100")
-        found += [(dag_id, r["dag_run_id"]) for r in answer["dag_runs"]
-                  if r.get("state") == "queued"]
-    return found
+    return [(dag_id, r["dag_run_id"]) for dag_id in dag_ids
+            for r in _listing(client, dag_id, state="queued") if r.get("state") == "queued"]
 
 
 def _since(dag_runs: list[dict], since: datetime.datetime) -> list[dict]:
